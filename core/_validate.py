@@ -1,0 +1,103 @@
+"""Validation helpers shared by the public functions of :mod:`core`.
+
+Each raises :class:`ValueError` or :class:`TypeError` with a message that names
+the argument, its shape and the offending value, so that the CLI and the UI can
+show it to a user as one sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Real
+
+import numpy as np
+
+from .codes import NMC
+
+Spacing = tuple[float, float, float]
+
+
+def normalize_spacing(spacing: float | Sequence[float] | None, ndim: int = 3) -> Spacing:
+    """Return voxel spacing as a tuple of ``ndim`` positive floats (µm).
+
+    Parameters
+    ----------
+    spacing : float or sequence of float or None
+        One value for isotropic voxels or one per axis ``(z, y, x)``.
+        ``None`` means 1 µm.
+    ndim : int
+        Number of axes.
+
+    Raises
+    ------
+    ValueError
+        If the number of values is wrong or a value is not finite and positive.
+    TypeError
+        If ``spacing`` is not a number or a sequence of numbers.
+    """
+    if spacing is None:
+        return (1.0,) * ndim  # type: ignore[return-value]
+    if isinstance(spacing, Real) and not isinstance(spacing, bool):
+        values = [float(spacing)] * ndim
+    else:
+        try:
+            values = [float(v) for v in np.asarray(spacing, dtype=float).ravel()]
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"spacing must be a number or {ndim} numbers (µm), got {spacing!r}") from exc
+        if len(values) != ndim:
+            raise ValueError(f"spacing needs {ndim} values (z, y, x) in µm, got {len(values)}: {spacing!r}")
+    for v in values:
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"spacing values must be finite and > 0 µm, got {tuple(values)}")
+    return tuple(values)  # type: ignore[return-value]
+
+
+def check_volume(volume, name: str = "volume") -> np.ndarray:
+    """Check that ``volume`` is a non-empty 3D numeric array; return it as ndarray (no copy)."""
+    if not isinstance(volume, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(volume).__name__}")
+    if volume.ndim != 3:
+        raise ValueError(f"{name} must be 3D (z, y, x), got shape {volume.shape}")
+    if volume.size == 0:
+        raise ValueError(f"{name} is empty: shape {volume.shape}")
+    if not (np.issubdtype(volume.dtype, np.number) or volume.dtype == bool):
+        raise TypeError(f"{name} must be numeric, got dtype {volume.dtype}")
+    return volume
+
+
+def check_phases(phases, name: str = "phases") -> np.ndarray:
+    """Check a phase volume: 3D integer array holding only codes 0, 1, 2."""
+    phases = check_volume(phases, name)
+    if not np.issubdtype(phases.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer phase codes 0/1/2, got dtype {phases.dtype}")
+    lo, hi = int(phases.min()), int(phases.max())
+    if lo < 0 or hi > 2:
+        bad = np.setdiff1d(np.unique(phases), [0, 1, 2])[:5]
+        raise ValueError(
+            f"{name} must hold only the codes 0 = pore, 1 = CBD, 2 = NMC; found {bad.tolist()}"
+        )
+    return phases
+
+
+def check_labels(labels, shape: tuple[int, ...] | None = None, name: str = "labels") -> np.ndarray:
+    """Check a particle label volume: 3D non-negative integers, optional shape match."""
+    labels = check_volume(labels, name)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer array, got dtype {labels.dtype}")
+    if shape is not None and labels.shape != tuple(shape):
+        raise ValueError(f"{name} shape {labels.shape} does not match phases shape {tuple(shape)}")
+    if labels.min() < 0:
+        raise ValueError(f"{name} must be >= 0 (0 = background), found {int(labels.min())}")
+    return labels
+
+
+def check_has_nmc(phases: np.ndarray) -> None:
+    """Raise if the phase volume holds no NMC voxel."""
+    if not np.any(phases == NMC):
+        raise ValueError("the NMC phase is empty: no particle can be identified (check the thresholds or the phase map)")
+
+
+def check_choice(value, name: str, choices: Sequence) -> None:
+    """Raise ``ValueError`` if ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
