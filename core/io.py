@@ -978,8 +978,8 @@ def _phase_code(value: object, context: str) -> int:
         text = value.strip().lower()
         if text in _PHASE_ALIASES:
             return _PHASE_ALIASES[text]
-        if text in ("0", "1", "2"):
-            return int(text)
+        if re.fullmatch(r"[+-]?\d+", text):
+            return _phase_code(int(text), context)
         raise ValueError(f"{context} names an unknown phase {value.strip()!r}; use {_PHASE_HELP}")
     raise TypeError(f"{context} maps to {value!r} of type {type(value).__name__}; use {_PHASE_HELP}")
 
@@ -1115,7 +1115,7 @@ def apply_phase_map(data: np.ndarray, phase_map: Mapping[int, int | str] | str, 
             if isinstance(k, int) and info.min <= k <= info.max:
                 lut[k % 2**bits] = code  # two's complement: index of the unsigned view
         unsigned = work.view(work.dtype.str.replace("i", "u"))
-        np.take(lut, unsigned, out=out)
+        out = lut[unsigned]
         bad = out == _UNMAPPED
         if bad.any():
             note_unmapped(work[bad])

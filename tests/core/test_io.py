@@ -1,0 +1,589 @@
+"""Tests for core.io: every format round-trips with its spacing, every bad input has a clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from PIL import Image
+
+from core import io
+from core.io import (
+    Volume,
+    apply_phase_map,
+    detect_format,
+    list_datasets,
+    load_phases,
+    load_volume,
+    parse_phase_map,
+    save_tiff,
+)
+
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real"
+REAL_3PHASE = REAL / "nmc_calendered_3phase" / "nmc-1-cal_generatedCBD_bridge.tif"
+REAL_NANOCT = REAL / "nanoct_nmc_slices" / "raw_1.tif"
+
+
+def ramp(shape=(3, 4, 5), dtype=np.uint16) -> np.ndarray:
+    return (np.arange(int(np.prod(shape))) % 251).astype(dtype).reshape(shape)
+
+
+# --------------------------------------------------------------------------- save_tiff / TIFF
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_save_tiff_roundtrip_anisotropic(tmp_path, compress):
+    data = ramp()
+    path = tmp_path / "vol.tif"
+    save_tiff(path, data, (2.0, 0.5, 0.25), compress=compress)
+    vol = load_volume(path)
+    assert isinstance(vol, Volume)
+    assert vol.fmt == "tiff" and vol.source == str(path)
+    assert vol.data.shape == (3, 4, 5) and vol.data.dtype == np.uint16
+    np.testing.assert_array_equal(vol.data, data)
+    assert vol.spacing == pytest.approx((2.0, 0.5, 0.25), rel=1e-6)
+    assert vol.spacing_from_metadata is True
+    assert vol.metadata["spacing_source"] == "imagej"
+    with tifffile.TiffFile(path) as tif:
+        assert tif.is_imagej
+        assert tif.imagej_metadata["unit"] == "um"
+        assert (tif.pages[0].compression == tifffile.COMPRESSION.ADOBE_DEFLATE) == compress
+    # an uncompressed contiguous file is memory-mapped read-only
+    assert isinstance(vol.data, np.memmap) != compress
+    if not compress:
+        assert not vol.data.flags.writeable
+
+
+def test_save_tiff_odd_spacing_precision(tmp_path):
+    spacing = (0.3333333, 0.123456789, 0.987654321)
+    save_tiff(tmp_path / "v.tif", ramp(dtype=np.float32), spacing)
+    assert load_volume(tmp_path / "v.tif").spacing == pytest.approx(spacing, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint32, np.float64, np.int8])
+def test_save_tiff_non_imagej_dtypes(tmp_path, dtype):
+    data = ramp(dtype=dtype)
+    data.flat[0] = 100_000 if np.dtype(dtype).itemsize >= 4 else 100
+    path = tmp_path / "labels.tif"
+    save_tiff(path, data, (2.0, 0.5, 0.25))
+    with tifffile.TiffFile(path) as tif:
+        assert not tif.is_imagej
+        assert json.loads(tif.pages[0].description)["spacing_um"] == [2.0, 0.5, 0.25]
+    vol = load_volume(path)
+    assert vol.data.dtype == dtype
+    np.testing.assert_array_equal(vol.data, data)
+    assert vol.spacing == pytest.approx((2.0, 0.5, 0.25), rel=1e-6)
+    assert vol.spacing_from_metadata and vol.metadata["spacing_source"] == "json"
+
+
+def test_save_tiff_bool_2d_and_last_axis_3(tmp_path):
+    mask = np.zeros((4, 6), dtype=bool)
+    mask[1:3, 2:5] = True
+    save_tiff(tmp_path / "m.tif", mask, 0.5)
+    vol = load_volume(tmp_path / "m.tif")
+    assert vol.data.shape == (1, 4, 6) and vol.data.dtype == np.uint8
+    np.testing.assert_array_equal(vol.data[0], mask)
+    # a last axis of length 3 must not be taken for RGB
+    data = ramp((2, 5, 3), np.uint8)
+    save_tiff(tmp_path / "thin.tif", data, 1.0)
+    np.testing.assert_array_equal(load_volume(tmp_path / "thin.tif").data, data)
+
+
+def test_save_tiff_bad_arguments(tmp_path):
+    with pytest.raises(TypeError, match="numpy array"):
+        save_tiff(tmp_path / "a.tif", [[1, 2]], 1.0)
+    with pytest.raises(ValueError, match="2D .* or 3D"):
+        save_tiff(tmp_path / "a.tif", np.zeros((2, 2, 2, 2)), 1.0)
+    with pytest.raises(ValueError, match="spacing"):
+        save_tiff(tmp_path / "a.tif", ramp(), (1.0, -1.0, 1.0))
+    with pytest.raises(ValueError, match=r"\.tif or \.tiff"):
+        save_tiff(tmp_path / "a.png", ramp(), 1.0)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        save_tiff(tmp_path / "missing" / "a.tif", ramp(), 1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_tiff_atomic_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "vol.tif"
+    original = ramp()
+    save_tiff(path, original, 1.0)
+    before = path.read_bytes()
+
+    def broken_imwrite(file, data, **kwargs):
+        with open(file, "wb") as fh:  # leave a partial temp file behind
+            fh.write(b"II*\x00 partial")
+        raise RuntimeError("disk exploded")
+
+    monkeypatch.setattr(tifffile, "imwrite", broken_imwrite)
+    with pytest.raises(RuntimeError, match="disk exploded"):
+        save_tiff(path, ramp() + 1, 2.0)
+    with pytest.raises(RuntimeError):
+        save_tiff(tmp_path / "new.tif", ramp(), 2.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vol.tif"]  # no temp file, no new file
+    assert path.read_bytes() == before  # not clobbered
+
+
+def test_save_tiff_replaces_existing_file_with_normal_permissions(tmp_path):
+    path = tmp_path / "vol.tif"
+    save_tiff(path, ramp(), 1.0)
+    mode = path.stat().st_mode & 0o777
+    assert mode & 0o600 == 0o600
+    save_tiff(path, ramp() * 2, 3.0)
+    assert load_volume(path).spacing == pytest.approx((3.0, 3.0, 3.0))
+    assert path.stat().st_mode & 0o777 == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["vol.tif"]
+
+
+def test_imagej_tiff_in_nanometres(tmp_path):
+    path = tmp_path / "nm.tif"
+    tifffile.imwrite(
+        path,
+        ramp((3, 4, 5), np.uint8),
+        imagej=True,
+        resolution=(1 / 250.0, 1 / 500.0),  # pixels per nm
+        metadata={"axes": "ZYX", "unit": "nm", "spacing": 1000.0},
+    )
+    vol = load_volume(path)
+    assert vol.spacing == pytest.approx((1.0, 0.5, 0.25), rel=1e-6)
+    assert vol.spacing_from_metadata
+
+
+def test_imagej_micro_sign_unit_and_default_depth(tmp_path):
+    # ImageJ writes µm as the escape "\u00B5m" and omits spacing when the depth is 1 unit
+    path = tmp_path / "mu.tif"
+    tifffile.imwrite(path, ramp((3, 4, 5), np.uint8), imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "ZYX", "unit": "\\u00B5m"})
+    assert load_volume(path).spacing == pytest.approx((1.0, 0.5, 0.5))
+    # a single image without spacing: z assumed equal to x
+    tifffile.imwrite(path, ramp((4, 5), np.uint8), imagej=True, resolution=(4.0, 4.0),
+                     metadata={"unit": "micron"})
+    vol = load_volume(path)
+    assert vol.spacing == pytest.approx((0.25, 0.25, 0.25))
+    assert vol.metadata["spacing_z_assumed"] is True
+
+
+def test_ome_tiff_physical_size(tmp_path):
+    path = tmp_path / "vol.ome.tif"
+    data = ramp()
+    tifffile.imwrite(
+        path,
+        data,
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 250.0,
+            "PhysicalSizeXUnit": "nm",
+            "PhysicalSizeY": 0.5,
+            "PhysicalSizeZ": 0.002,
+            "PhysicalSizeZUnit": "mm",
+        },
+    )
+    assert detect_format(path) == "tiff"
+    vol = load_volume(path)
+    np.testing.assert_array_equal(vol.data, data)
+    assert vol.spacing == pytest.approx((2.0, 0.5, 0.25), rel=1e-6)
+    assert vol.metadata["spacing_source"] == "ome"
+
+
+def test_plain_tiff_default_spacing_and_caller_override(tmp_path):
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, ramp(), photometric="minisblack")  # no physical size in the file
+    vol = load_volume(path)
+    assert vol.spacing == (1.0, 1.0, 1.0) and not vol.spacing_from_metadata
+    assert vol.metadata["spacing_source"] == "default"
+
+    save_tiff(path, ramp(), (2.0, 0.5, 0.25))
+    vol = load_volume(path, spacing=0.7)
+    assert vol.spacing == (0.7, 0.7, 0.7) and not vol.spacing_from_metadata
+    assert vol.metadata["file_spacing"] == pytest.approx((2.0, 0.5, 0.25))
+    with pytest.raises(ValueError, match="spacing"):
+        load_volume(path, spacing=(1.0, 0.0, 1.0))
+
+
+def test_tiff_squeezes_singletons_and_rejects_channels(tmp_path):
+    path = tmp_path / "hyper.tif"
+    data = ramp((1, 3, 1, 4, 5), np.uint8)  # TZCYX with T = C = 1
+    tifffile.imwrite(path, data, imagej=True)
+    assert load_volume(path).data.shape == (3, 4, 5)
+
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, np.zeros((4, 5, 3), np.uint8), photometric="rgb")
+    with pytest.raises(ValueError, match="has 3 channels; convert it to greyscale first"):
+        load_volume(rgb)
+
+    four = tmp_path / "four.tif"
+    tifffile.imwrite(four, ramp((2, 3, 4, 5), np.uint8), imagej=True, metadata={"axes": "TZYX"})
+    with pytest.raises(ValueError, match=r"4 dimensions \(shape \(2, 3, 4, 5\)"):
+        load_volume(four)
+
+
+def test_2d_tiff_has_depth_one(tmp_path):
+    path = tmp_path / "img.tif"
+    tifffile.imwrite(path, ramp((6, 7), np.uint16))
+    vol = load_volume(path)
+    assert vol.data.shape == (1, 6, 7)
+
+
+def test_corrupt_and_missing_tiff(tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_text("this is not an image")
+    with pytest.raises(ValueError, match=r"could not read .*bad\.tif as TIFF: "):
+        load_volume(bad)
+    with pytest.raises(FileNotFoundError, match=r"no such file: .*nothere\.tif"):
+        load_volume(tmp_path / "nothere.tif")
+    assert bad.read_text() == "this is not an image"
+
+
+# --------------------------------------------------------------------------- formats / arguments
+
+
+def test_detect_format(tmp_path):
+    cases = {
+        "a.tif": "tiff", "a.TIFF": "tiff", "a.ome.tif": "tiff", "a.h5": "hdf5", "a.hdf5": "hdf5",
+        "a.hdf": "hdf5", "a.nxs": "hdf5", "a.npy": "npy", "a.raw": "raw", "a.bin": "raw",
+        "a.vol": "raw", "a.zarr": "zarr",
+    }
+    for name, fmt in cases.items():
+        assert detect_format(tmp_path / name) == fmt, name
+    with pytest.raises(ValueError, match=r"unknown file format .*supported are TIFF"):
+        detect_format(tmp_path / "a.jpg")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="holds no .tif/.tiff/.png slices"):
+        detect_format(empty)
+
+
+def test_unknown_format_and_empty_folder(tmp_path):
+    f = tmp_path / "data.xyz"
+    f.write_bytes(b"123")
+    with pytest.raises(ValueError, match="unknown file format"):
+        load_volume(f)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="holds no"):
+        load_volume(empty)
+    with pytest.raises(ValueError, match="holds no"):
+        load_volume(empty, fmt="slices")
+    with pytest.raises(ValueError, match="fmt must be one of"):
+        load_volume(f, fmt="jpeg")
+
+
+def test_raw_only_options_rejected_for_other_formats(tmp_path):
+    save_tiff(tmp_path / "v.tif", ramp(), 1.0)
+    with pytest.raises(ValueError, match="shape, dtype only apply to raw files"):
+        load_volume(tmp_path / "v.tif", shape=(3, 4, 5), dtype="uint16")
+    with pytest.raises(ValueError, match="dataset only applies to HDF5 and zarr"):
+        load_volume(tmp_path / "v.tif", dataset="x")
+    with pytest.raises(ValueError, match="byte_order must be one of"):
+        load_volume(tmp_path / "v.tif", byte_order="big")
+
+
+# --------------------------------------------------------------------------- slices
+
+
+def test_slice_folder_natural_order(tmp_path):
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    for i in range(1, 13):  # unpadded 1..12: lexical order would put 10, 11, 12 after 1
+        tifffile.imwrite(folder / f"slice{i}.tif", np.full((4, 5), i, np.uint16))
+    (folder / "readme.txt").write_text("ignored")
+    tifffile.imwrite(folder / ".hidden.tif", np.zeros((9, 9), np.uint8))  # hidden: ignored
+    assert detect_format(folder) == "slices"
+    vol = load_volume(folder)
+    assert vol.fmt == "slices" and vol.data.shape == (12, 4, 5)
+    assert vol.data[:, 0, 0].tolist() == list(range(1, 13))
+    assert vol.metadata["files"][:3] == ("slice1.tif", "slice2.tif", "slice3.tif")
+    assert vol.spacing == (1.0, 1.0, 1.0) and not vol.spacing_from_metadata
+
+
+def test_natural_key():
+    names = ["img10.tif", "img2.tif", "IMG1.tif", "img1b.tif", "a.png"]
+    assert sorted(names, key=io._natural_key) == ["a.png", "IMG1.tif", "img1b.tif", "img2.tif", "img10.tif"]
+
+
+def test_slice_folder_spacing_from_first_tiff(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    for i in range(3):
+        save_tiff(folder / f"z{i:03d}.tiff", np.full((4, 5), i, np.float32), (9.0, 0.5, 0.5))
+    vol = load_volume(folder)
+    assert vol.data.shape == (3, 4, 5) and vol.data.dtype == np.float32
+    assert vol.spacing_from_metadata
+    assert vol.spacing[1:] == pytest.approx((0.5, 0.5))
+
+
+def test_png_slices(tmp_path):
+    folder = tmp_path / "png"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((4, 5), 10 * i, np.uint8)).save(folder / f"s_{i}.png")
+    vol = load_volume(folder)
+    assert vol.data.shape == (3, 4, 5) and vol.data.dtype == np.uint8
+    assert vol.data[:, 0, 0].tolist() == [0, 10, 20]
+
+    folder16 = tmp_path / "png16"
+    folder16.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((4, 5), 1000 * (i + 1), np.uint16)).save(folder16 / f"s_{i}.png")
+    vol = load_volume(folder16)
+    assert vol.data[:, 0, 0].tolist() == [1000, 2000]
+
+    rgb = tmp_path / "rgb"
+    rgb.mkdir()
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(rgb / "c.png")
+    with pytest.raises(ValueError, match="3 channels"):
+        load_volume(rgb)
+
+
+def test_slice_folder_mixed_shapes(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(1, 4):
+        tifffile.imwrite(folder / f"s{i}.tif", np.zeros((4, 5), np.uint8))
+    tifffile.imwrite(folder / "s10.tif", np.zeros((4, 6), np.uint8))
+    with pytest.raises(ValueError, match=r"slice .*s10\.tif has shape \(4, 6\)"):
+        load_volume(folder)
+
+
+# --------------------------------------------------------------------------- HDF5
+
+
+def _two_dataset_h5(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    a, b = ramp(), ramp((2, 3, 4), np.float32)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("raw", data=a)
+        grp = f.create_group("seg")
+        grp.attrs["element_size_um"] = [2.0, 0.5, 0.25]
+        grp.create_dataset("labels", data=b)
+        f.create_dataset("meta/energy_keV", data=np.array([25.0]))
+    return a, b
+
+
+def test_hdf5_two_datasets(tmp_path):
+    path = tmp_path / "scan.h5"
+    a, b = _two_dataset_h5(path)
+    assert list_datasets(path) == [
+        ("/meta/energy_keV", (1,), "float64"),
+        ("/raw", (3, 4, 5), "uint16"),
+        ("/seg/labels", (2, 3, 4), "float32"),
+    ]
+    with pytest.raises(ValueError, match=r"holds 2 image datasets; choose one with dataset=: /raw, /seg/labels"):
+        load_volume(path)
+    vol = load_volume(path, dataset="seg/labels")
+    assert vol.fmt == "hdf5" and vol.source == f"{path}::/seg/labels"
+    np.testing.assert_array_equal(vol.data, b)
+    assert vol.spacing == (2.0, 0.5, 0.25) and vol.spacing_from_metadata
+    assert vol.metadata["spacing_source"] == "attrs:element_size_um"
+
+    raw = load_volume(path, dataset="/raw")
+    np.testing.assert_array_equal(raw.data, a)
+    assert not raw.spacing_from_metadata
+    # the source string can be passed back as a path
+    again = load_volume(vol.source)
+    np.testing.assert_array_equal(again.data, b)
+    with pytest.raises(ValueError, match=r"has no dataset 'nope'; available: "):
+        load_volume(path, dataset="nope")
+
+
+def test_hdf5_single_image_and_spacing_units(tmp_path):
+    path = tmp_path / "one.hdf5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("entry/data", data=ramp((4, 5), np.uint8))
+        ds.attrs["pixel_size"] = 500.0
+        ds.attrs["unit"] = "nm"
+        f.create_dataset("entry/title", data=3.0)  # scalar metadata is not a candidate
+    vol = load_volume(path)
+    assert vol.data.shape == (1, 4, 5)
+    assert vol.spacing == pytest.approx((0.5, 0.5, 0.5))
+
+
+def test_hdf5_corrupt(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5 at all")
+    with pytest.raises(ValueError, match=r"could not read .*bad\.h5 as HDF5"):
+        load_volume(bad)
+    with pytest.raises(ValueError, match="not an HDF5 file or zarr store"):
+        save_tiff(tmp_path / "x.tif", ramp(), 1.0)
+        list_datasets(tmp_path / "x.tif")
+
+
+# --------------------------------------------------------------------------- zarr
+
+
+def test_zarr_group_and_array(tmp_path):
+    store = tmp_path / "vol.zarr"
+    root = zarr.open_group(str(store), mode="w")
+    root.attrs["voxel_size_um"] = [3.0, 1.5, 1.5]
+    arr = root.create_array("recon/vol", shape=(3, 4, 5), dtype="uint16")
+    arr[:] = ramp()
+    root.create_array("recon/mask", shape=(3, 4, 5), dtype="bool")
+    assert detect_format(store) == "zarr"
+    assert [n for n, _, _ in list_datasets(store)] == ["/recon/mask", "/recon/vol"]
+    with pytest.raises(ValueError, match="choose one with dataset="):
+        load_volume(store)
+    vol = load_volume(store, dataset="recon/vol")
+    assert isinstance(vol.data, np.ndarray) and vol.fmt == "zarr"
+    np.testing.assert_array_equal(vol.data, ramp())
+    assert vol.spacing == (3.0, 1.5, 1.5) and vol.spacing_from_metadata
+    mask = load_volume(store, dataset="/recon/mask")
+    assert mask.data.dtype == np.uint8
+
+    v2 = tmp_path / "plain_dir"  # no .zarr suffix: detected by its .zarray file
+    a2 = zarr.create_array(str(v2), shape=(4, 5), dtype="int32", zarr_format=2)
+    a2[:] = 7
+    a2.attrs["spacing"] = 0.25
+    assert detect_format(v2) == "zarr"
+    assert list_datasets(v2) == [("/", (4, 5), "int32")]
+    vol2 = load_volume(v2)
+    assert vol2.data.shape == (1, 4, 5) and vol2.source == str(v2)
+    assert vol2.spacing == (0.25, 0.25, 0.25)
+
+
+# --------------------------------------------------------------------------- npy / raw
+
+
+def test_npy_mmap(tmp_path):
+    data = ramp((3, 4, 5), np.float32)
+    np.save(tmp_path / "v.npy", data)
+    vol = load_volume(tmp_path / "v.npy", spacing=(2, 1, 1))
+    assert isinstance(vol.data, np.memmap) and not vol.data.flags.writeable
+    assert vol.metadata["mmap"] is True
+    np.testing.assert_array_equal(vol.data, data)
+    assert vol.spacing == (2.0, 1.0, 1.0) and not vol.spacing_from_metadata
+    loaded = load_volume(tmp_path / "v.npy", mmap=False)
+    assert not isinstance(loaded.data, np.memmap)
+
+    np.save(tmp_path / "b.npy", np.ones((2, 2), bool))
+    assert load_volume(tmp_path / "b.npy").data.dtype == np.uint8
+    np.save(tmp_path / "four.npy", np.zeros((2, 2, 2, 2)))
+    with pytest.raises(ValueError, match=r"4 dimensions \(shape \(2, 2, 2, 2\)"):
+        load_volume(tmp_path / "four.npy")
+    np.save(tmp_path / "lead.npy", np.zeros((1, 1, 3, 4, 5)))
+    assert load_volume(tmp_path / "lead.npy").data.shape == (3, 4, 5)
+
+
+@pytest.mark.parametrize("byte_order", ["<", ">"])
+@pytest.mark.parametrize("mmap", [True, False])
+def test_raw_byte_orders_with_offset(tmp_path, byte_order, mmap):
+    data = ramp((3, 4, 5), np.uint16) * 257
+    path = tmp_path / "scan.raw"
+    path.write_bytes(b"HEADER!!" + data.astype(byte_order + "u2").tobytes())
+    vol = load_volume(path, shape=(3, 4, 5), dtype="uint16", byte_order=byte_order, offset=8, mmap=mmap)
+    np.testing.assert_array_equal(vol.data, data)
+    assert vol.data.dtype.isnative and vol.data.dtype == np.uint16
+    assert vol.fmt == "raw"
+    assert isinstance(vol.data, np.memmap) == (mmap and byte_order == "<")
+    assert path.read_bytes()[:8] == b"HEADER!!"
+
+
+def test_raw_errors(tmp_path):
+    path = tmp_path / "scan.raw"
+    path.write_bytes(bytes(100))
+    with pytest.raises(ValueError, match=r"has 90 bytes after the 10-byte header .* needs 120 bytes"):
+        load_volume(path, shape=(3, 4, 5), dtype="uint16", offset=10)
+    with pytest.raises(ValueError, match="needs shape="):
+        load_volume(path)
+    with pytest.raises(TypeError, match="not a numpy data type"):
+        load_volume(path, shape=(10, 10), dtype="pixels")
+
+
+# --------------------------------------------------------------------------- phase maps
+
+
+def test_parse_phase_map():
+    assert parse_phase_map("0=pore,128=nmc,255=cbd") == {0: 0, 128: 2, 255: 1}
+    assert parse_phase_map(" 0 = Pore ; 1=BINDER\n2=Particle, 3=carbon,4=solid,5=AM,6=2, -1=0") == {
+        0: 0, 1: 1, 2: 2, 3: 1, 4: 2, 5: 2, 6: 2, -1: 0,
+    }
+    with pytest.raises(ValueError, match=r"entry '0=foo' names an unknown phase 'foo'"):
+        parse_phase_map("0=foo")
+    with pytest.raises(ValueError, match=r"entry 'abc' is not of the form VALUE=PHASE"):
+        parse_phase_map("abc")
+    with pytest.raises(ValueError, match="not an integer"):
+        parse_phase_map("x=pore")
+    with pytest.raises(ValueError, match="twice"):
+        parse_phase_map("0=pore,0=nmc")
+    with pytest.raises(ValueError, match="maps to the code 3"):
+        parse_phase_map("0=3")
+    with pytest.raises(ValueError, match="empty"):
+        parse_phase_map(" , ")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16, np.int32, np.uint64, np.float32])
+def test_apply_phase_map_dtypes(dtype):
+    data = np.array([[[0, 10, 20], [20, 10, 0]]], dtype=dtype)
+    copy = data.copy()
+    out = apply_phase_map(data, {0: "pore", 10: "cbd", 20: 2})
+    assert out.dtype == np.uint8
+    assert out.tolist() == [[[0, 1, 2], [2, 1, 0]]]
+    np.testing.assert_array_equal(data, copy)  # input untouched
+
+
+def test_apply_phase_map_negative_and_bool():
+    data = np.array([-5, 0, 300], dtype=np.int16)
+    assert apply_phase_map(data, {-5: "nmc", 0: "pore", 300: "cbd"}).tolist() == [2, 0, 1]
+    assert apply_phase_map(np.array([True, False]), {0: "pore", 1: "nmc"}).tolist() == [2, 0]
+
+
+def test_apply_phase_map_unmapped_values():
+    data = np.zeros((2, 3, 4), np.uint8)
+    data[0, 0, :3] = 7
+    data[1, 2, 3] = 9
+    copy = data.copy()
+    with pytest.raises(ValueError, match=r"2 voxel values .* not cover: 7 \(3 voxels\), 9 \(1 voxel\)"):
+        apply_phase_map(data, {0: "pore"})
+    np.testing.assert_array_equal(data, copy)
+    many = np.arange(10, dtype=np.int64)
+    with pytest.raises(ValueError, match="and 1 more"):
+        apply_phase_map(many, {0: 0, 1: 1, 2: 2, 3: 0})
+    floats = np.array([0.0, 1.0, 1.5], np.float32)
+    with pytest.raises(ValueError, match=r"1\.5 \(1 voxel\)"):
+        apply_phase_map(floats, {0: 0, 1: 1})
+
+
+def test_load_phases(tmp_path):
+    seg = np.array([[[0, 128, 255], [255, 128, 0]]], dtype=np.uint8)
+    path = tmp_path / "seg.tif"
+    save_tiff(path, seg, (1.0, 0.5, 0.5))
+    vol = load_phases(path, "0=pore,128=nmc,255=cbd")
+    assert vol.data.dtype == np.uint8 and vol.data.tolist() == [[[0, 2, 1], [1, 2, 0]]]
+    assert vol.spacing == pytest.approx((1.0, 0.5, 0.5)) and vol.spacing_from_metadata
+    assert dict(vol.metadata["phase_map"]) == {0: 0, 128: 2, 255: 1}
+    with pytest.raises(ValueError, match=r"phase volume .*seg\.tif holds 1 voxel value .*255 \(2 voxels\)"):
+        load_phases(path, {0: "pore", 128: "nmc"})
+    with pytest.raises(ValueError, match="unknown phase"):
+        load_phases(path, "0=foo")
+
+
+def test_volume_is_read_only():
+    vol = Volume(np.zeros((1, 2, 2)), (1, 1, 1), "x", "npy", False, {"a": 1})
+    with pytest.raises(TypeError):
+        vol.metadata["b"] = 2  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        vol.spacing = (2.0, 2.0, 2.0)  # type: ignore[misc]
+    assert "shape=(1, 2, 2)" in repr(vol)
+
+
+# --------------------------------------------------------------------------- real data (optional)
+
+
+@pytest.mark.skipif(not REAL_3PHASE.exists(), reason=f"real data not available at {REAL_3PHASE}")
+def test_real_calendered_three_phase_volume():
+    vol = load_phases(REAL_3PHASE, {0: "pore", 1: "nmc", 2: "cbd"})
+    assert vol.data.shape == (251, 301, 301) and vol.data.dtype == np.uint8
+    assert set(np.unique(vol.data).tolist()) == {0, 1, 2}
+    assert not vol.spacing_from_metadata  # the file only carries a 72 dpi default
+
+
+@pytest.mark.skipif(not REAL_NANOCT.exists(), reason=f"real data not available at {REAL_NANOCT}")
+def test_real_nanoct_slice():
+    vol = load_volume(REAL_NANOCT)
+    assert vol.data.shape == (1, 499, 601) and vol.data.dtype == np.float32
+    assert np.isfinite(vol.data).all()
