@@ -238,7 +238,7 @@ def class_means(volume: np.ndarray, phases: np.ndarray) -> tuple[float, float, f
 
 def correct_partial_volume(
     volume: np.ndarray, phases: np.ndarray, low: float, *, sigma: float | None = None,
-    i_nmc: float | None = None,
+    i_nmc: float | None = None, grow_nmc: bool = True,
 ) -> np.ndarray:
     """Reclassify non-NMC voxels after removing the NMC blur spill.
 
@@ -256,29 +256,51 @@ def correct_partial_volume(
     i_nmc : float or None
         Grey value of NMC; default the median of NMC voxels.
 
+    grow_nmc : bool
+        First grow NMC by one voxel into neighbours brighter than the midpoint
+        of pore and NMC, where an NMC-pore edge lies (the multi-Otsu NMC
+        threshold sits higher and leaves the NMC rim as CBD).
+
     Returns
     -------
     phases : (Z, Y, X) uint8
-        New array; NMC voxels are unchanged, the others are pore or CBD by
-        their unmixed intensity.
+        New array; NMC voxels are kept (and grown), the others are pore or CBD
+        by their unmixed intensity.
     """
     volume = check_volume(volume)
     phases = check_phases(phases)
     if volume.shape != phases.shape:
         raise ValueError(f"volume shape {volume.shape} differs from phases shape {phases.shape}")
-    if sigma is None:
-        sigma = estimate_pv_sigma(volume, phases)
+    return _correct_partial_volume(volume, phases, low, sigma=sigma, i_nmc=i_nmc, grow_nmc=grow_nmc)[0]
+
+
+def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
     nmc = phases == NMC
     if i_nmc is None:
         i_nmc = float(np.median(volume[nmc])) if nmc.any() else float(volume.max())
+    if grow_nmc:
+        # The NMC surface lies where the grey value is halfway between NMC and
+        # the material just outside it.  Estimate that outside value locally
+        # from voxels 2-3 voxels away from NMC, and grow NMC by one voxel
+        # wherever its rim is brighter than the local halfway value.
+        rim = ndi.binary_dilation(nmc) & ~nmc
+        ring = ndi.binary_dilation(nmc, iterations=3) & ~ndi.binary_dilation(nmc, iterations=1)
+        w = ndi.gaussian_filter(ring.astype(np.float32), 1.5, mode="nearest")
+        s = ndi.gaussian_filter(np.where(ring, volume, 0).astype(np.float32), 1.5, mode="nearest")
+        outside = np.divide(s, w, out=np.full_like(s, float(low)), where=w > 1e-3)
+        grow = rim & (volume >= 0.5 * (i_nmc + outside))
+        nmc = nmc | grow
+        phases = np.where(nmc, np.uint8(NMC), phases)
+    if sigma is None:
+        sigma = estimate_pv_sigma(volume, phases)
     spill = ndi.gaussian_filter(nmc.astype(np.float32), sigma, mode="nearest")
     out = phases.copy()
     _unmix(volume, nmc, spill, np.float32(i_nmc), np.float32(low), out)
-    return out
+    return out, float(sigma)
 
 
 def estimate_pv_sigma(
-    volume: np.ndarray, phases: np.ndarray, *, candidates=(0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0),
+    volume: np.ndarray, phases: np.ndarray, *, candidates=tuple(np.round(np.arange(0.6, 2.05, 0.1), 2)),
     max_voxels: int = 96**3,
 ) -> float:
     """Blur sigma (voxels) that best unmixes the voxels around NMC.
@@ -398,6 +420,22 @@ def remove_small_islands(phases: np.ndarray, min_size: int) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class SegmentResult:
+    """Phases plus the values :func:`segment_detailed` resolved.
+
+    Attributes
+    ----------
+    phases : (Z, Y, X) uint8
+    params : SegmentParams
+        The parameters with ``low``, ``high`` and ``pv_sigma`` filled in, so
+        that rerunning with them gives the same phases.
+    """
+
+    phases: np.ndarray
+    params: SegmentParams
+
+
 def segment(
     volume: np.ndarray,
     params: SegmentParams | None = None,
@@ -418,6 +456,18 @@ def segment(
     phases : (Z, Y, X) uint8
         0 = pore, 1 = CBD, 2 = NMC.
     """
+    return segment_detailed(volume, params, progress=progress).phases
+
+
+def segment_detailed(
+    volume: np.ndarray,
+    params: SegmentParams | None = None,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+) -> SegmentResult:
+    """As :func:`segment`, also returning the resolved parameters."""
+    from dataclasses import replace
+
     params = params or SegmentParams()
     volume = check_greyscale(volume)
     report = progress or (lambda f, m: None)
@@ -435,12 +485,13 @@ def segment(
             raise ValueError(f"low threshold ({low:g}) must be below high threshold ({high:g})")
     report(0.45, "thresholding")
     phases = threshold(v, low, high)
+    pv_sigma = params.pv_sigma
     if params.partial_volume and (phases == NMC).any():
         report(0.6, "correcting partial-volume CBD shells")
-        phases = correct_partial_volume(v, phases, low, sigma=params.pv_sigma)
+        phases, pv_sigma = _correct_partial_volume(v, phases, low, sigma=pv_sigma)
     del v
     if params.min_island > 1:
         report(0.8, "removing small islands")
         phases = remove_small_islands(phases, params.min_island)
     report(1.0, "phases done")
-    return phases
+    return SegmentResult(phases, replace(params, low=float(low), high=float(high), pv_sigma=pv_sigma))
