@@ -63,7 +63,7 @@ class SeparationParams:
     markers: MarkerMethod = "hmaxima"
     h_um: float = 0.5
     min_distance_um: float = 2.0
-    merge_ratio: float = 0.5
+    merge_ratio: float = 1.2
     min_volume_um3: float = 1.0
 
     def __post_init__(self):

@@ -1,0 +1,249 @@
+"""Command-line interface: ``python -m core {analyze,segment,demo}``.
+
+The contract (other tools rely on it):
+
+``python -m core analyze INPUT --out DIR [--spacing Z Y X] [--phase-map VALUE=PHASE,...] [--params FILE.json]``
+    writes ``DIR/particles.csv``, ``DIR/particles.parquet``, ``DIR/phases.tif``,
+    ``DIR/labels.tif`` and ``DIR/run.json``.  With ``--phase-map`` INPUT is a
+    pre-segmented phase volume and segmentation is skipped.
+``python -m core segment INPUT --out DIR [--method threshold]``
+    writes ``DIR/phases.tif`` (0 = pore, 1 = CBD, 2 = NMC).
+``python -m core demo --out DIR [--seed N]``
+    writes ``DIR/NAME/{greyscale.tif,true_phases.tif,true_labels.tif,true_particles.csv}``
+    for each demo electrode.
+
+Bad input exits with status 2 and one sentence on stderr, and writes nothing:
+every output is first written into a hidden temporary folder inside ``DIR``'s
+parent and moved into place only when all of it succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+EXIT_BAD_INPUT = 2
+
+
+class CLIError(Exception):
+    """A user error reported as one sentence."""
+
+
+def _progress(quiet: bool):
+    last = [-1.0]
+
+    def report(frac: float, msg: str) -> None:
+        if quiet:
+            return
+        pct = int(frac * 100)
+        if pct != last[0]:
+            last[0] = pct
+            print(f"[{pct:3d}%] {msg}", file=sys.stderr, flush=True)
+
+    return report
+
+
+@contextlib.contextmanager
+def _staged_output(out: Path):
+    """Yield a temporary folder; on success move its files into ``out``."""
+    out = Path(out)
+    parent = out.resolve().parent
+    if not parent.exists():
+        raise CLIError(f"the parent folder of --out does not exist: {parent}")
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a folder")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    try:
+        yield tmp
+        out.mkdir(exist_ok=True)
+        for item in sorted(tmp.iterdir()):
+            target = out / item.name
+            if target.is_dir() and item.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_input(args) -> tuple[np.ndarray, tuple[float, float, float], bool, dict]:
+    from .io import load_phases, load_volume
+
+    kw = {}
+    if args.spacing is not None:
+        kw["spacing"] = tuple(args.spacing)
+    if getattr(args, "dataset", None):
+        kw["dataset"] = args.dataset
+    if getattr(args, "raw_shape", None):
+        kw["shape"] = tuple(args.raw_shape)
+    if getattr(args, "raw_dtype", None):
+        kw["dtype"] = args.raw_dtype
+    if getattr(args, "raw_offset", None):
+        kw["offset"] = args.raw_offset
+    if getattr(args, "phase_map", None):
+        vol = load_phases(args.input, args.phase_map, **kw)
+        presegmented = True
+    else:
+        vol = load_volume(args.input, **kw)
+        presegmented = False
+    info = {
+        "source": vol.source, "format": vol.fmt, "spacing_from_metadata": vol.spacing_from_metadata,
+    }
+    return vol.data, vol.spacing, presegmented, info
+
+
+def _write_table(table, folder: Path, stem: str) -> None:
+    table.to_csv(folder / f"{stem}.csv", index=False)
+    table.to_parquet(folder / f"{stem}.parquet", index=False)
+
+
+def _cmd_analyze(args) -> None:
+    from .io import save_tiff
+    from .pipeline import AnalysisParams, run
+
+    params = AnalysisParams()
+    if args.params:
+        try:
+            d = json.loads(Path(args.params).read_text())
+        except FileNotFoundError:
+            raise CLIError(f"no such parameter file: {args.params}") from None
+        except json.JSONDecodeError as exc:
+            raise CLIError(f"{args.params} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        params = AnalysisParams.from_dict(d.get("params", d) if isinstance(d, dict) else d)
+    overrides = {}
+    if args.axis is not None:
+        overrides["axis"] = args.axis
+    if args.separator_side is not None:
+        overrides["separator_side"] = args.separator_side
+    if overrides:
+        params = AnalysisParams.from_dict({**params.to_dict(), **overrides})
+    data, spacing, presegmented, info = _load_input(args)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(data, params, spacing=spacing, presegmented=presegmented, progress=_progress(args.quiet))
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    record = {
+        "command": "analyze",
+        "input": {**info, "path": str(args.input)},
+        "params": result.params.to_dict(),
+        "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
+        "warnings": [str(w.message) for w in caught],
+    }
+    with _staged_output(args.out) as tmp:
+        _write_table(result.table, tmp, "particles")
+        save_tiff(tmp / "phases.tif", result.phases, result.spacing)
+        save_tiff(tmp / "labels.tif", result.labels, result.spacing)
+        (tmp / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
+    if not args.quiet:
+        print(f"{len(result.table)} particles -> {args.out}", file=sys.stderr)
+
+
+def _cmd_segment(args) -> None:
+    from .io import save_tiff
+    from .phases import SegmentParams, segment_detailed
+
+    data, spacing, presegmented, info = _load_input(args)
+    res = segment_detailed(data, SegmentParams(), progress=_progress(args.quiet))
+    with _staged_output(args.out) as tmp:
+        save_tiff(tmp / "phases.tif", res.phases, spacing)
+    if not args.quiet:
+        p = res.params
+        print(f"thresholds low={p.low:g} high={p.high:g}; phases -> {args.out}", file=sys.stderr)
+
+
+def _cmd_demo(args) -> None:
+    from .io import save_tiff
+    from .synth import DEMO_ELECTRODES, demo_electrode
+
+    names = args.names or list(DEMO_ELECTRODES)
+    for n in names:
+        if n not in DEMO_ELECTRODES:
+            raise CLIError(f"unknown demo electrode {n!r}; choose from {', '.join(DEMO_ELECTRODES)}")
+    shape = (args.size,) * 3 if args.size else None
+    report = _progress(args.quiet)
+    with _staged_output(args.out) as tmp:
+        for i, name in enumerate(names):
+            report(i / len(names), f"generating {name} (seed {args.seed})")
+            e = demo_electrode(name, rng=args.seed + i, shape=shape)
+            d = tmp / name
+            d.mkdir()
+            save_tiff(d / "greyscale.tif", e.greyscale, e.spacing)
+            save_tiff(d / "true_phases.tif", e.phases, e.spacing)
+            save_tiff(d / "true_labels.tif", e.labels, e.spacing)
+            e.table.to_csv(d / "true_particles.csv", index=False)
+        report(1.0, f"{len(names)} demo electrodes written")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="Particle detachment analysis of cathode tomography.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add_input(sp):
+        sp.add_argument("input", help="volume: TIFF, slice folder, HDF5, Zarr, .npy or raw")
+        sp.add_argument("--out", required=True, type=Path, help="output folder")
+        sp.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"), help="voxel size in µm")
+        sp.add_argument("--dataset", help="HDF5/Zarr dataset name")
+        sp.add_argument("--raw-shape", nargs=3, type=int, metavar=("Z", "Y", "X"), help="raw files: shape")
+        sp.add_argument("--raw-dtype", help="raw files: dtype such as uint16 or float32")
+        sp.add_argument("--raw-offset", type=int, default=0, help="raw files: header bytes to skip")
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    a = sub.add_parser("analyze", help="segment, identify particles, write the particle table")
+    add_input(a)
+    a.add_argument("--phase-map", help="INPUT is a phase volume: e.g. 0=pore,128=nmc,255=cbd")
+    a.add_argument("--params", help="JSON file of analysis parameters")
+    a.add_argument("--axis", type=int, choices=(0, 1, 2), help="electrode thickness axis (default 0 = z)")
+    a.add_argument("--separator-side", choices=("auto", "start", "end"), help="end of the axis facing the separator")
+    a.set_defaults(func=_cmd_analyze)
+
+    s = sub.add_parser("segment", help="phase segmentation only")
+    add_input(s)
+    s.add_argument("--method", choices=("threshold",), default="threshold")
+    s.set_defaults(func=_cmd_segment)
+
+    d = sub.add_parser("demo", help="write the synthetic demo electrodes with ground truth")
+    d.add_argument("--out", required=True, type=Path)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    d.add_argument("--names", nargs="*", help="subset of demo electrodes")
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (CLIError, ValueError, TypeError, OSError, KeyError, MemoryError) as exc:
+        msg = str(exc) or type(exc).__name__
+        if isinstance(exc, KeyError):
+            msg = f"missing key {msg}"
+        msg = msg.strip().rstrip(".").replace("\n", " ")
+        print(f"error: {msg}.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
