@@ -253,3 +253,11 @@ def label_contacts(labels):
                         ax[i] = d
                         i += 1
     return a, b, ax
+
+
+@numba.njit(cache=True, nogil=True)
+def remap_inplace(labels, lut):
+    """``labels[...] = lut[labels]`` without a temporary volume."""
+    flat = labels.ravel()
+    for i in range(flat.size):
+        flat[i] = lut[flat[i]]

@@ -5,10 +5,13 @@ Steps:
 1. NMC voxels, with internal cracks filled (:func:`scipy.ndimage.binary_fill_holes`)
    so that a crack does not carve a particle into two distance-transform basins;
 2. anisotropic Euclidean distance transform (µm) of the filled NMC;
-3. markers: h-maxima of the distance transform (``h_um``) or local maxima at
-   least ``min_distance_um`` apart;
-4. marker watershed of the negated distance transform, restricted to the
-   filled NMC;
+3. watershed of the distance transform restricted to the filled NMC, either
+   ``"hmaxima"`` (default): a priority flood from every regional maximum in
+   which a basin whose peak rises less than ``h_um`` above the saddle to a
+   neighbour joins it (merging by dynamics, equivalent to seeding from the
+   h-maxima; numba, holds only the flood front besides the labels), or
+   ``"peaks"``: scikit-image's marker watershed from local maxima at least
+   ``min_distance_um`` apart;
 5. merging of over-split fragments: two neighbours whose shared interface is
    large relative to the smaller one's cross-section (``merge_ratio``) are one
    particle (a real contact between two particles is a neck, much smaller
@@ -31,6 +34,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from . import _kernels as K
+from ._watershed import quantise, watershed_dynamics
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
 
@@ -207,7 +211,9 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 0.
     new_id[roots] = np.arange(1, len(roots) + 1, dtype=np.int32)
     lut = new_id[parent].astype(np.int32)
     lut[0] = 0
-    return lut[lab]
+    out = lab.copy() if lab is labels else lab
+    K.remap_inplace(out, lut)
+    return out
 
 
 def separate_particles(
@@ -230,7 +236,8 @@ def separate_particles(
     dt : (Z, Y, X) float32, optional
         Precomputed :func:`distance_transform` of the (filled) NMC.
     markers : (Z, Y, X) int32, optional
-        Precomputed seeds.
+        Precomputed seeds for a marker watershed (scikit-image); when given,
+        ``params.markers`` is ignored.
     progress : callable(fraction, message), optional
 
     Returns
@@ -252,14 +259,21 @@ def separate_particles(
         dt = distance_transform(filled, sp)
     elif dt.shape != phases.shape:
         raise ValueError(f"dt shape {dt.shape} does not match phases shape {phases.shape}")
-    if markers is None:
-        report(0.25, "finding markers")
-        markers = find_markers(dt, params, sp)
-    elif markers.shape != phases.shape:
-        raise ValueError(f"markers shape {markers.shape} does not match phases shape {phases.shape}")
-    report(0.45, f"watershed from {int(markers.max())} markers")
-    ws = watershed(-dt, markers, mask=filled)
-    ws = ws.astype(np.int32, copy=False)
+    del filled
+    if params.markers == "hmaxima" and markers is None:
+        report(0.3, "watershed (flooding by dynamics)")
+        q, step = quantise(dt)
+        del dt
+        ws = watershed_dynamics(q, max(1, int(round(params.h_um / step))))
+        del q
+    else:
+        if markers is None:
+            report(0.25, "finding markers")
+            markers = find_markers(dt, params, sp)
+        elif markers.shape != phases.shape:
+            raise ValueError(f"markers shape {markers.shape} does not match phases shape {phases.shape}")
+        report(0.45, f"watershed from {int(markers.max())} markers")
+        ws = watershed(-dt, markers, mask=dt > 0).astype(np.int32, copy=False)
     ws[~solid] = 0
     report(0.85, "merging over-split fragments")
     labels = merge_fragments(ws, sp, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3)

@@ -1,0 +1,253 @@
+"""Memory-lean marker-free watershed of a distance transform, in numba.
+
+The distance transform is quantised to ``uint8`` levels.  Seeds are the
+regional maxima (connected plateaus of non-strict local maxima); a priority
+flood grows them downhill, and when two basins meet at a saddle the one whose
+peak rises less than ``h`` above that saddle joins the other (merging by
+*dynamics*, which is what h-maxima seeding does).  Only the flood front is
+held in memory besides the label volume.
+"""
+
+from __future__ import annotations
+
+import cc3d
+import numba
+import numpy as np
+
+
+def quantise(dt: np.ndarray, step: float | None = None) -> tuple[np.ndarray, float]:
+    """Quantise a non-negative distance map to uint8 levels (0 = background).
+
+    Parameters
+    ----------
+    dt : (Z, Y, X) float
+    step : float, optional
+        Distance per level; default ``max(dt) / 254`` (at least 1e-6).
+
+    Returns
+    -------
+    q : (Z, Y, X) uint8
+        ``ceil(dt / step)`` clipped to 255; 0 only where ``dt == 0``.
+    step : float
+    """
+    dmax = float(dt.max()) if dt.size else 0.0
+    if step is None:
+        step = max(dmax / 254.0, 1e-6)
+    q = np.empty(dt.shape, np.uint8)
+    _quantise(dt, np.float32(1.0 / step), q)
+    return q, step
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantise(dt, inv, out):
+    flat_in = dt.ravel()
+    flat_out = out.ravel()
+    for i in range(flat_in.size):
+        v = flat_in[i]
+        if v <= 0:
+            flat_out[i] = 0
+        else:
+            q = int(np.ceil(v * inv))
+            flat_out[i] = 255 if q > 255 else (1 if q < 1 else q)
+
+
+@numba.njit(cache=True, nogil=True)
+def _local_maxima(q, out):
+    nz, ny, nx = q.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                v = q[z, y, x]
+                if v == 0:
+                    out[z, y, x] = False
+                    continue
+                m = True
+                if z > 0 and q[z - 1, y, x] > v:
+                    m = False
+                elif z < nz - 1 and q[z + 1, y, x] > v:
+                    m = False
+                elif y > 0 and q[z, y - 1, x] > v:
+                    m = False
+                elif y < ny - 1 and q[z, y + 1, x] > v:
+                    m = False
+                elif x > 0 and q[z, y, x - 1] > v:
+                    m = False
+                elif x < nx - 1 and q[z, y, x + 1] > v:
+                    m = False
+                out[z, y, x] = m
+
+
+@numba.njit(cache=True)
+def _find(parent, a):
+    root = a
+    while parent[root] != root:
+        root = parent[root]
+    while parent[a] != root:
+        nxt = parent[a]
+        parent[a] = root
+        a = nxt
+    return root
+
+
+@numba.njit(cache=True)
+def _heap_push(keys, vals, n, key, val):
+    if n >= keys.size:
+        nk = np.empty(keys.size * 2, keys.dtype)
+        nv = np.empty(vals.size * 2, vals.dtype)
+        nk[:n] = keys[:n]
+        nv[:n] = vals[:n]
+        keys, vals = nk, nv
+    i = n
+    keys[i] = key
+    vals[i] = val
+    while i > 0:
+        p = (i - 1) >> 1
+        if keys[p] >= keys[i]:
+            break
+        keys[p], keys[i] = keys[i], keys[p]
+        vals[p], vals[i] = vals[i], vals[p]
+        i = p
+    return keys, vals, n + 1
+
+
+@numba.njit(cache=True)
+def _heap_pop(keys, vals, n):
+    key, val = keys[0], vals[0]
+    n -= 1
+    keys[0] = keys[n]
+    vals[0] = vals[n]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        c = left
+        if left + 1 < n and keys[left + 1] > keys[left]:
+            c = left + 1
+        if keys[i] >= keys[c]:
+            break
+        keys[c], keys[i] = keys[i], keys[c]
+        vals[c], vals[i] = vals[i], vals[c]
+        i = c
+    return key, val, n
+
+
+@numba.njit(cache=True)
+def _flood(q, labels, n_seeds, h):
+    """Priority flood from seeded labels with merging by dynamics (in place)."""
+    nz, ny, nx = q.shape
+    sxy = ny * nx
+    parent = np.arange(n_seeds + 1)
+    peak = np.zeros(n_seeds + 1, np.int64)
+    flat_l = labels.ravel()
+    flat_q = q.ravel()
+    cap = 1 << 16
+    keys = np.empty(cap, np.int64)
+    vals = np.empty(cap, np.int64)
+    n = 0
+    counter = np.int64(0)
+    big = np.int64(1) << 40
+    for i in range(flat_l.size):
+        lab = flat_l[i]
+        if lab > 0:
+            if flat_q[i] > peak[lab]:
+                peak[lab] = flat_q[i]
+            keys, vals, n = _heap_push(keys, vals, n, np.int64(flat_q[i]) * big + (big - 1 - counter), i)
+            counter += 1
+    while n > 0:
+        key, i, n = _heap_pop(keys, vals, n)
+        level = key // big
+        a = _find(parent, flat_l[i])
+        z = i // sxy
+        r = i - z * sxy
+        y = r // nx
+        x = r - y * nx
+        for d in range(6):
+            if d == 0:
+                if z == 0:
+                    continue
+                j = i - sxy
+            elif d == 1:
+                if z == nz - 1:
+                    continue
+                j = i + sxy
+            elif d == 2:
+                if y == 0:
+                    continue
+                j = i - nx
+            elif d == 3:
+                if y == ny - 1:
+                    continue
+                j = i + nx
+            elif d == 4:
+                if x == 0:
+                    continue
+                j = i - 1
+            else:
+                if x == nx - 1:
+                    continue
+                j = i + 1
+            qj = flat_q[j]
+            if qj == 0:
+                continue
+            lj = flat_l[j]
+            if lj == 0:
+                flat_l[j] = a
+                pr = qj if qj < level else level
+                keys, vals, n = _heap_push(keys, vals, n, np.int64(pr) * big + (big - 1 - counter), j)
+                counter += 1
+            else:
+                b = _find(parent, lj)
+                if b != a:
+                    # basins meet at this level: the lower peak joins if shallow
+                    if peak[a] >= peak[b]:
+                        hi, lo = a, b
+                    else:
+                        hi, lo = b, a
+                    if peak[lo] - level < h:
+                        parent[lo] = hi
+                        a = _find(parent, a)
+    # resolve roots and renumber 1..n
+    new_id = np.zeros(n_seeds + 1, np.int32)
+    k = 0
+    for s in range(1, n_seeds + 1):
+        if _find(parent, s) == s:
+            k += 1
+            new_id[s] = k
+    lut = np.zeros(n_seeds + 1, np.int32)
+    for s in range(1, n_seeds + 1):
+        lut[s] = new_id[_find(parent, s)]
+    for i in range(flat_l.size):
+        if flat_l[i] > 0:
+            flat_l[i] = lut[flat_l[i]]
+    return k
+
+
+def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
+    """Label the basins of a quantised distance map, merging by dynamics.
+
+    Parameters
+    ----------
+    q : (Z, Y, X) uint8
+        Quantised distance map from :func:`quantise`; 0 is background.
+    h_levels : int
+        Minimum dynamics (in levels) for a peak to keep its own basin.
+
+    Returns
+    -------
+    labels : (Z, Y, X) int32
+        1..n on ``q > 0``, 0 elsewhere.
+    """
+    if q.dtype != np.uint8 or q.ndim != 3:
+        raise TypeError(f"q must be a 3D uint8 array, got {q.dtype} with shape {q.shape}")
+    q = np.ascontiguousarray(q)
+    mask = np.empty(q.shape, bool)
+    _local_maxima(q, mask)
+    seeds = cc3d.connected_components(mask, connectivity=6, out_dtype=np.uint32)
+    del mask
+    n_seeds = int(seeds.max())
+    labels = seeds.view(np.int32)
+    if n_seeds == 0:
+        return labels
+    _flood(q, labels, n_seeds, int(h_levels))
+    return labels
