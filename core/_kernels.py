@@ -63,17 +63,15 @@ def crack_owners(comp, n_comp, labels):
 
 
 @numba.njit(cache=True, nogil=True)
-def face_areas(filled, solid_labels, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
+def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
     """Per-label interface areas and voxel moments in one pass.
 
     Parameters
     ----------
     filled : (Z, Y, X) int array
         Particle labels with enclosed cracks assigned to their particle.
-    solid_labels : (Z, Y, X) int array
-        Particle labels on solid voxels only (cracks are 0).
     phases : (Z, Y, X) uint8
-        Phase codes.
+        Phase codes; a labelled voxel that is not NMC is a crack voxel.
     n_lab : int
         Largest label.
     sz, sy, sx : float
@@ -101,7 +99,7 @@ def face_areas(filled, solid_labels, phases, n_lab, sz, sy, sx, nmc_code, cbd_co
                 lab = filled[z, y, x]
                 if lab == 0:
                     continue
-                own_solid = solid_labels[z, y, x] == lab
+                own_solid = phases[z, y, x] == nmc_code
                 counts[lab, 0] += 1
                 if own_solid:
                     counts[lab, 1] += 1
@@ -134,7 +132,7 @@ def face_areas(filled, solid_labels, phases, n_lab, sz, sy, sx, nmc_code, cbd_co
                     other = filled[zz, yy, xx]
                     if other == lab:
                         # solid/crack face inside the filled particle
-                        if own_solid and solid_labels[zz, yy, xx] != lab:
+                        if own_solid and phases[zz, yy, xx] != nmc_code:
                             areas[lab, 4] += a
                         continue
                     if other > 0:
@@ -261,3 +259,239 @@ def remap_inplace(labels, lut):
     flat = labels.ravel()
     for i in range(flat.size):
         flat[i] = lut[flat[i]]
+
+
+@numba.njit(cache=True, nogil=True)
+def flood_outside(blocked, seeds):
+    """Mark every non-blocked voxel 6-connected to a seed.
+
+    Parameters
+    ----------
+    blocked : (Z, Y, X) bool
+        Voxels the flood cannot enter.
+    seeds : (K,) int64
+        Flat indices where the flood starts (blocked ones are skipped).
+
+    Returns
+    -------
+    reached : (Z, Y, X) bool
+    """
+    nz, ny, nx = blocked.shape
+    sxy = ny * nx
+    flat_b = blocked.ravel()
+    reached = np.zeros(flat_b.size, np.bool_)
+    cap = 1 << 16
+    queue = np.empty(cap, np.int64)
+    head = 0
+    size = 0
+    for s in seeds:
+        if flat_b[s] or reached[s]:
+            continue
+        reached[s] = True
+        if size == cap:
+            nq = np.empty(cap * 2, np.int64)
+            for k in range(size):
+                nq[k] = queue[(head + k) % cap]
+            queue = nq
+            head = 0
+            cap *= 2
+        queue[(head + size) % cap] = s
+        size += 1
+    while size > 0:
+        i = queue[head]
+        head = (head + 1) % cap
+        size -= 1
+        z = i // sxy
+        r = i - z * sxy
+        y = r // nx
+        x = r - y * nx
+        for d in range(6):
+            if d == 0:
+                if z == 0:
+                    continue
+                j = i - sxy
+            elif d == 1:
+                if z == nz - 1:
+                    continue
+                j = i + sxy
+            elif d == 2:
+                if y == 0:
+                    continue
+                j = i - nx
+            elif d == 3:
+                if y == ny - 1:
+                    continue
+                j = i + nx
+            elif d == 4:
+                if x == 0:
+                    continue
+                j = i - 1
+            else:
+                if x == nx - 1:
+                    continue
+                j = i + 1
+            if flat_b[j] or reached[j]:
+                continue
+            reached[j] = True
+            if size == cap:
+                nq = np.empty(cap * 2, np.int64)
+                for k in range(size):
+                    nq[k] = queue[(head + k) % cap]
+                queue = nq
+                head = 0
+                cap *= 2
+            queue[(head + size) % cap] = j
+            size += 1
+    return reached.reshape(blocked.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def assign_cracks(labels, reached):
+    """Give each enclosed background region bordered by a single label to that label (in place).
+
+    ``labels`` > 0 are particles; background voxels with ``reached`` False are
+    enclosed.  Enclosed regions are found as 6-connected components over the
+    sparse set of enclosed voxels (union-find on sorted flat indices), so no
+    extra volume is allocated.  Returns the number of voxels assigned.
+    """
+    nz, ny, nx = labels.shape
+    sxy = ny * nx
+    flat_l = labels.ravel()
+    flat_r = reached.ravel()
+    n = 0
+    for i in range(flat_l.size):
+        if flat_l[i] == 0 and not flat_r[i]:
+            n += 1
+    if n == 0:
+        return 0
+    idx = np.empty(n, np.int64)
+    k = 0
+    for i in range(flat_l.size):
+        if flat_l[i] == 0 and not flat_r[i]:
+            idx[k] = i
+            k += 1
+    parent = np.arange(n)
+    for a in range(n):
+        i = idx[a]
+        for off in (1, nx, sxy):
+            j = i + off
+            # same row / plane checks for the +1 and +nx neighbours
+            if off == 1 and (i % nx) == nx - 1:
+                continue
+            if off == nx and ((i // nx) % ny) == ny - 1:
+                continue
+            if j >= flat_l.size:
+                continue
+            b = np.searchsorted(idx, j)
+            if b < n and idx[b] == j:
+                ra = a
+                while parent[ra] != ra:
+                    ra = parent[ra]
+                rb = b
+                while parent[rb] != rb:
+                    rb = parent[rb]
+                if ra != rb:
+                    if ra < rb:
+                        parent[rb] = ra
+                    else:
+                        parent[ra] = rb
+    root = np.empty(n, np.int64)
+    for a in range(n):
+        r = a
+        while parent[r] != r:
+            r = parent[r]
+        root[a] = r
+        parent[a] = r
+    owner = np.zeros(n, np.int64)
+    multi = np.zeros(n, np.bool_)
+    for a in range(n):
+        i = idx[a]
+        z = i // sxy
+        rr = i - z * sxy
+        y = rr // nx
+        x = rr - y * nx
+        ra = root[a]
+        for d in range(6):
+            if d == 0:
+                if z == 0:
+                    continue
+                j = i - sxy
+            elif d == 1:
+                if z == nz - 1:
+                    continue
+                j = i + sxy
+            elif d == 2:
+                if y == 0:
+                    continue
+                j = i - nx
+            elif d == 3:
+                if y == ny - 1:
+                    continue
+                j = i + nx
+            elif d == 4:
+                if x == 0:
+                    continue
+                j = i - 1
+            else:
+                if x == nx - 1:
+                    continue
+                j = i + 1
+            lab = flat_l[j]
+            if lab > 0:
+                if owner[ra] == 0:
+                    owner[ra] = lab
+                elif owner[ra] != lab:
+                    multi[ra] = True
+    assigned = 0
+    for a in range(n):
+        ra = root[a]
+        if not multi[ra] and owner[ra] > 0:
+            flat_l[idx[a]] = owner[ra]
+            assigned += 1
+    return assigned
+
+
+@numba.njit(cache=True, nogil=True)
+def clear_non_solid(labels, phases, solid_code):
+    """Set ``labels`` to 0 wherever ``phases`` is not ``solid_code`` (in place)."""
+    flat_l = labels.ravel()
+    flat_p = phases.ravel()
+    for i in range(flat_l.size):
+        if flat_p[i] != solid_code:
+            flat_l[i] = 0
+
+
+def outside_reach(blocked: np.ndarray) -> np.ndarray:
+    """Voxels connected to the outside of the volume without crossing ``blocked``.
+
+    The volume is treated as surrounded by a layer that copies each face after
+    2D hole filling: a region enclosed within a face's own slice (a crack cut
+    by the volume edge) does not open to the outside, while pore channels
+    that reach a face do.
+
+    Parameters
+    ----------
+    blocked : (Z, Y, X) bool
+
+    Returns
+    -------
+    reached : (Z, Y, X) bool
+    """
+    from scipy import ndimage as ndi
+
+    blocked = np.ascontiguousarray(blocked, dtype=bool)
+    shape = blocked.shape
+    seeds = []
+    for axis in range(3):
+        for side in (0, shape[axis] - 1):
+            face = np.take(blocked, side, axis=axis)
+            open_ = ~ndi.binary_fill_holes(face)
+            a, b = np.nonzero(open_)
+            coords = [None, None, None]
+            others = [ax for ax in range(3) if ax != axis]
+            coords[axis] = np.full(a.size, side, np.int64)
+            coords[others[0]] = a.astype(np.int64)
+            coords[others[1]] = b.astype(np.int64)
+            seeds.append(np.ravel_multi_index(tuple(coords), shape))
+    seeds = np.unique(np.concatenate(seeds)) if seeds else np.zeros(0, np.int64)
+    return flood_outside(blocked, seeds.astype(np.int64))

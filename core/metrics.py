@@ -82,19 +82,21 @@ def fill_cracks(labels: np.ndarray) -> np.ndarray:
     Returns
     -------
     filled : (Z, Y, X) int32 ndarray
-        ``labels`` with enclosed cracks set to their particle's label.  A
-        background region that touches the volume edge, or that borders two or
-        more particles, is left at 0.
+        A copy of ``labels`` with enclosed cracks set to their particle's
+        label.  A background region open to the outside of the volume, or
+        bordering two or more particles, stays 0.  A crack cut by the volume
+        edge still counts as enclosed when it is enclosed within the cut face
+        (see :func:`core._kernels.outside_reach`).
     """
     labels = check_labels(labels)
-    lab32 = labels if labels.dtype == np.int32 else labels.astype(np.int32)
-    comp, n_comp = cc3d.connected_components(labels == 0, connectivity=6, return_N=True)
-    if n_comp == 0:
-        return lab32.copy()
-    owners = K.crack_owners(comp, int(n_comp), lab32).astype(np.int32)
-    filled = owners[comp]
-    np.copyto(filled, lab32, where=lab32 > 0)
+    filled = labels.astype(np.int32, copy=True)
+    _fill_cracks_inplace(filled)
     return filled
+
+
+def _fill_cracks_inplace(lab32: np.ndarray) -> None:
+    reached = K.outside_reach(lab32 > 0)
+    K.assign_cracks(lab32, reached)
 
 
 @lru_cache(maxsize=32)
@@ -170,6 +172,7 @@ def particle_table(
     *,
     axis: int = 0,
     separator_side: Side = "auto",
+    _owned: bool = False,
 ) -> pd.DataFrame:
     """Measure every particle.
 
@@ -196,7 +199,9 @@ def particle_table(
 
     Notes
     -----
-    Inputs are not modified.  Runs in a few passes over the volume whatever
+    Inputs are not modified.  (``_owned=True``, for the pipeline only, lets the
+    function fill cracks into ``labels`` in place and clear them again, to save
+    a volume of memory; ``labels`` must then be int32 and 0 outside NMC.)  Runs in a few passes over the volume whatever
     the number of particles.
     """
     phases = check_phases(phases)
@@ -213,12 +218,15 @@ def particle_table(
                 stacklevel=2,
             )
 
-    lab32 = labels if labels.dtype == np.int32 else labels.astype(np.int32)
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
-    filled = fill_cracks(lab32)
-    n_lab = int(lab32.max())
-    areas, counts, sums = K.face_areas(filled, lab32, ph8, n_lab, sp[0], sp[1], sp[2], NMC, CBD)
+    filled = labels.astype(np.int32, copy=not _owned)
+    _fill_cracks_inplace(filled)
+    n_lab = int(filled.max())
+    areas, counts, sums = K.face_areas(filled, ph8, n_lab, sp[0], sp[1], sp[2], NMC, CBD)
     mc = K.mc_areas(filled, n_lab, _mc_lut(sp))
+    if _owned:
+        K.clear_non_solid(filled, ph8, NMC)  # give the caller back solid-only labels
+    del filled
 
     present = np.flatnonzero(counts[:, 1] > 0)
     present = present[present > 0]

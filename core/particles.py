@@ -81,9 +81,10 @@ def fill_enclosed(solid: np.ndarray) -> np.ndarray:
     """Fill cavities enclosed by ``solid``, including cracks cut by the volume edge.
 
     A crack that reaches a face of the volume is not a closed cavity in 3D.
-    The volume is therefore padded on each face with that face's own slice
-    after 2D hole filling, so a crack enclosed within the particle's cut face
-    is closed too, while pore channels that run into the volume stay open.
+    The volume is therefore treated as surrounded by a copy of each face after
+    2D hole filling (see :func:`core._kernels.outside_reach`), so a crack
+    enclosed within the particle's cut face is closed too, while pore channels
+    that run into the volume stay open.
 
     Parameters
     ----------
@@ -93,16 +94,9 @@ def fill_enclosed(solid: np.ndarray) -> np.ndarray:
     -------
     filled : (Z, Y, X) bool
     """
-    solid = np.asarray(solid, bool)
-    padded = np.pad(solid, 1, mode="constant")
-    for axis in range(3):
-        for side, src in ((0, 1), (-1, -2)):
-            face = np.take(padded, src, axis=axis)
-            idx = [slice(None)] * 3
-            idx[axis] = side
-            padded[tuple(idx)] = ndi.binary_fill_holes(face)
-    filled = ndi.binary_fill_holes(padded)[1:-1, 1:-1, 1:-1]
-    return filled | solid
+    reached = K.outside_reach(np.asarray(solid, bool))
+    np.logical_not(reached, out=reached)
+    return reached
 
 
 def distance_transform(mask: np.ndarray, spacing=None, *, black_border: bool = False) -> np.ndarray:
@@ -154,8 +148,8 @@ def find_markers(dt: np.ndarray, params: SeparationParams, spacing=None) -> np.n
     return markers
 
 
-def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 0.5,
-                    min_volume_um3: float = 0.0) -> np.ndarray:
+def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 1.2,
+                    min_volume_um3: float = 0.0, _inplace: bool = False) -> np.ndarray:
     """Merge over-split fragments (see module docstring); returns new labels 1..n.
 
     Parameters
@@ -211,7 +205,7 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 0.
     new_id[roots] = np.arange(1, len(roots) + 1, dtype=np.int32)
     lut = new_id[parent].astype(np.int32)
     lut[0] = 0
-    out = lab.copy() if lab is labels else lab
+    out = lab if (_inplace or lab is not labels) else lab.copy()
     K.remap_inplace(out, lut)
     return out
 
@@ -276,6 +270,7 @@ def separate_particles(
         ws = watershed(-dt, markers, mask=dt > 0).astype(np.int32, copy=False)
     ws[~solid] = 0
     report(0.85, "merging over-split fragments")
-    labels = merge_fragments(ws, sp, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3)
+    labels = merge_fragments(ws, sp, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3,
+                             _inplace=True)
     report(1.0, f"{int(labels.max())} particles")
     return labels

@@ -274,25 +274,34 @@ def correct_partial_volume(
     return _correct_partial_volume(volume, phases, low, sigma=sigma, i_nmc=i_nmc, grow_nmc=grow_nmc)[0]
 
 
-def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
+def _grow_rim(volume, phases, i_nmc, low):
+    """Grow NMC by one voxel where its rim is brighter than the local halfway value.
+
+    The NMC surface lies where the grey value is halfway between NMC and the
+    material just outside it.  That outside value is estimated locally from
+    voxels 2-3 voxels away from NMC.  Returns new phases.
+    """
     nmc = phases == NMC
+    rim = ndi.binary_dilation(nmc) & ~nmc
+    ring = ndi.binary_dilation(nmc, iterations=3) & ~ndi.binary_dilation(nmc, iterations=1)
+    w = ndi.gaussian_filter(ring.astype(np.float32), 1.5, mode="nearest")
+    s = ndi.gaussian_filter(np.where(ring, volume, 0).astype(np.float32), 1.5, mode="nearest")
+    del ring
+    outside = np.divide(s, w, out=np.full_like(s, float(low)), where=w > 1e-3)
+    del s, w
+    grow = rim & (volume >= 0.5 * (i_nmc + outside))
+    return np.where(grow, np.uint8(NMC), phases)
+
+
+def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
     if i_nmc is None:
+        nmc = phases == NMC
         i_nmc = float(np.median(volume[nmc])) if nmc.any() else float(volume.max())
     if grow_nmc:
-        # The NMC surface lies where the grey value is halfway between NMC and
-        # the material just outside it.  Estimate that outside value locally
-        # from voxels 2-3 voxels away from NMC, and grow NMC by one voxel
-        # wherever its rim is brighter than the local halfway value.
-        rim = ndi.binary_dilation(nmc) & ~nmc
-        ring = ndi.binary_dilation(nmc, iterations=3) & ~ndi.binary_dilation(nmc, iterations=1)
-        w = ndi.gaussian_filter(ring.astype(np.float32), 1.5, mode="nearest")
-        s = ndi.gaussian_filter(np.where(ring, volume, 0).astype(np.float32), 1.5, mode="nearest")
-        outside = np.divide(s, w, out=np.full_like(s, float(low)), where=w > 1e-3)
-        grow = rim & (volume >= 0.5 * (i_nmc + outside))
-        nmc = nmc | grow
-        phases = np.where(nmc, np.uint8(NMC), phases)
+        phases = _grow_rim(volume, phases, i_nmc, low)
     if sigma is None:
         sigma = estimate_pv_sigma(volume, phases)
+    nmc = phases == NMC
     spill = ndi.gaussian_filter(nmc.astype(np.float32), sigma, mode="nearest")
     out = phases.copy()
     _unmix(volume, nmc, spill, np.float32(i_nmc), np.float32(low), out)
@@ -359,15 +368,44 @@ def _unmix(volume, nmc, spill, i_nmc, low, out):
                 out[z, y, x] = 0 if v < low else 1
 
 
+def remove_small_islands(phases: np.ndarray, min_size: int) -> np.ndarray:
+    """Merge connected islands smaller than ``min_size`` voxels into their surroundings.
+
+    Each island (6-connected component of one phase) joins the phase that
+    shares most faces with it.  Returns a new array.
+    """
+    phases = check_phases(phases)
+    out = phases.astype(np.uint8, copy=True)
+    _remove_small_islands_inplace(out, min_size)
+    return out
+
+
+def _remove_small_islands_inplace(out: np.ndarray, min_size: int) -> None:
+    if min_size <= 1:
+        return
+    for code in (CBD, PORE, NMC):
+        comp, n = cc3d.connected_components(out == code, connectivity=6, return_N=True)
+        if n == 0:
+            continue
+        sizes = np.bincount(comp.reshape(-1), minlength=n + 1)
+        small = sizes < min_size
+        small[0] = False
+        if small.any():
+            _absorb_islands(comp, small, out)
+        del comp
+
+
 @numba.njit(cache=True, nogil=True)
-def _neighbour_phase_counts(comp, n_comp, phases):
+def _absorb_islands(comp, small, phases):
+    """Reassign voxels of small components to their most common other neighbour phase."""
     nz, ny, nx = comp.shape
+    n_comp = small.size - 1
     counts = np.zeros((n_comp + 1, 3), np.int64)
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
                 c = comp[z, y, x]
-                if c == 0:
+                if c == 0 or not small[c]:
                     continue
                 for d in range(6):
                     zz, yy, xx = z, y, x
@@ -387,37 +425,20 @@ def _neighbour_phase_counts(comp, n_comp, phases):
                         continue
                     if comp[zz, yy, xx] != c:
                         counts[c, phases[zz, yy, xx]] += 1
-    return counts
-
-
-def remove_small_islands(phases: np.ndarray, min_size: int) -> np.ndarray:
-    """Merge connected islands smaller than ``min_size`` voxels into their surroundings.
-
-    Each island (6-connected component of one phase) joins the phase that
-    shares most faces with it.  Returns a new array.
-    """
-    phases = check_phases(phases)
-    out = phases.astype(np.uint8, copy=True)
-    if min_size <= 1:
-        return out
-    for code in (CBD, PORE, NMC):
-        comp, n = cc3d.connected_components(out == code, connectivity=6, return_N=True)
-        if n == 0:
-            continue
-        sizes = np.bincount(comp.ravel(), minlength=n + 1)
-        small = sizes < min_size
-        small[0] = False
-        if not small.any():
-            continue
-        comp = np.where(small[comp], comp, 0).astype(np.uint32)
-        counts = _neighbour_phase_counts(comp, int(n), out)
-        counts[:, code] = -1
-        target = counts.argmax(axis=1).astype(np.uint8)
-        has_nb = counts.max(axis=1) > 0
-        sel = comp > 0
-        new = np.where(has_nb[comp[sel]], target[comp[sel]], code)
-        out[sel] = new
-    return out
+    target = np.full(n_comp + 1, -1, np.int64)
+    for c in range(1, n_comp + 1):
+        if small[c]:
+            best, best_n = -1, 0
+            for p in range(3):
+                if counts[c, p] > best_n:
+                    best, best_n = p, counts[c, p]
+            target[c] = best
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                c = comp[z, y, x]
+                if c != 0 and target[c] >= 0:
+                    phases[z, y, x] = target[c]
 
 
 @dataclass(frozen=True, eq=False)
@@ -464,34 +485,93 @@ def segment_detailed(
     params: SegmentParams | None = None,
     *,
     progress: Callable[[float, str], None] | None = None,
+    slab: int = 32,
 ) -> SegmentResult:
-    """As :func:`segment`, also returning the resolved parameters."""
+    """As :func:`segment`, also returning the resolved parameters.
+
+    The volume is processed in slabs of ``slab`` z-slices plus a halo deep
+    enough for every filter, so the result equals whole-volume processing
+    while memory stays at the output plus a few slabs.  Global values
+    (thresholds, NMC grey value, blur) come from a strided sample of the
+    denoised volume and from a central block.
+    """
     from dataclasses import replace
 
     params = params or SegmentParams()
     volume = check_greyscale(volume)
     report = progress or (lambda f, m: None)
-    report(0.0, "denoising")
-    v = denoise(volume, params.denoise, size=params.denoise_size)
-    if np.issubdtype(volume.dtype, np.floating) and not np.isfinite(v).all():
-        v = np.nan_to_num(v, nan=float(np.nanmin(v)))
+    nz = volume.shape[0]
+    slab = max(1, int(slab))
+    dn_halo = int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0
+    nan_fill = None
+    if np.issubdtype(volume.dtype, np.floating):
+        nan_fill = float(np.nanmin(_sample(volume)))
+
+    def denoised(a: int, b: int) -> np.ndarray:
+        """Denoised z-range [a, b) computed with its own halo."""
+        lo_, hi_ = max(0, a - dn_halo), min(nz, b + dn_halo)
+        sub = volume[lo_:hi_]
+        if nan_fill is not None and not np.isfinite(sub).all():
+            sub = np.nan_to_num(sub.astype(np.float32), nan=nan_fill, posinf=nan_fill, neginf=nan_fill)
+        return denoise(sub, params.denoise, size=params.denoise_size)[a - lo_ : a - lo_ + (b - a)]
+
+    # pass 1: a strided sample of the denoised volume for the global values
     low, high = params.low, params.high
-    if low is None or high is None:
-        report(0.3, "suggesting thresholds (multi-Otsu)")
-        s_low, s_high = suggest_thresholds(v)
-        low = s_low if low is None else low
-        high = s_high if high is None else high
+    i_nmc = None
+    need_sample = low is None or high is None or params.partial_volume
+    if need_sample:
+        samples = []
+        step = max(1, volume.size // 2_000_000)
+        for k, z0 in enumerate(range(0, nz, slab)):
+            report(0.25 * z0 / nz, "sampling grey values")
+            d = denoised(z0, min(nz, z0 + slab))
+            samples.append(d.reshape(-1)[::step].copy())
+        sample = np.concatenate(samples)
+        del samples
+        if low is None or high is None:
+            from skimage.filters import threshold_multiotsu
+
+            s_low, s_high = threshold_multiotsu(sample.astype(np.float64), classes=3, nbins=256)
+            low = float(s_low) if low is None else low
+            high = float(s_high) if high is None else high
         if not low < high:
             raise ValueError(f"low threshold ({low:g}) must be below high threshold ({high:g})")
-    report(0.45, "thresholding")
-    phases = threshold(v, low, high)
+        above = sample[sample >= high]
+        i_nmc = float(np.median(above)) if above.size else float(sample.max())
+
     pv_sigma = params.pv_sigma
-    if params.partial_volume and (phases == NMC).any():
-        report(0.6, "correcting partial-volume CBD shells")
-        phases, pv_sigma = _correct_partial_volume(v, phases, low, sigma=pv_sigma)
-    del v
+    if params.partial_volume and pv_sigma is None:
+        report(0.3, "estimating the blur")
+        # central block, all axes at most ~96 voxels, with a halo for the rim growth
+        side = [min(n, 96) for n in volume.shape]
+        starts = [(n - s) // 2 for n, s in zip(volume.shape, side)]
+        halo = 12
+        z0, z1 = max(0, starts[0] - halo), min(nz, starts[0] + side[0] + halo)
+        blk = denoised(z0, z1)[:, starts[1] : starts[1] + side[1], starts[2] : starts[2] + side[2]]
+        ph_blk = threshold(blk, low, high)
+        if (ph_blk == NMC).any():
+            ph_blk = _grow_rim(blk, ph_blk, i_nmc, low)
+            pv_sigma = estimate_pv_sigma(blk, ph_blk)
+        else:
+            pv_sigma = 1.0
+
+    # pass 2: phases slab by slab
+    halo = dn_halo
+    if params.partial_volume:
+        halo += 1 + 3 + int(np.ceil(4 * 1.5)) + int(np.ceil(4 * (pv_sigma or 1.0))) + 2
+    phases = np.empty(volume.shape, np.uint8)
+    for z0 in range(0, nz, slab):
+        z1 = min(nz, z0 + slab)
+        report(0.35 + 0.45 * z0 / nz, f"thresholding slices {z0}-{z1 - 1} of {nz}")
+        a, b = max(0, z0 - (halo - dn_halo)), min(nz, z1 + (halo - dn_halo))
+        d = denoised(a, b)
+        ph = threshold(d, low, high)
+        if params.partial_volume and (ph == NMC).any():
+            ph, _ = _correct_partial_volume(d, ph, low, sigma=pv_sigma, i_nmc=i_nmc)
+        phases[z0:z1] = ph[z0 - a : z0 - a + (z1 - z0)]
+        del d, ph
     if params.min_island > 1:
-        report(0.8, "removing small islands")
-        phases = remove_small_islands(phases, params.min_island)
+        report(0.85, "removing small islands")
+        _remove_small_islands_inplace(phases, params.min_island)
     report(1.0, "phases done")
     return SegmentResult(phases, replace(params, low=float(low), high=float(high), pv_sigma=pv_sigma))

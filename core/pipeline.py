@@ -188,7 +188,7 @@ def run(
     contrast = None
     if side == "auto":
         side, contrast = detect_separator_side(phases, params.axis)
-    table = particle_table(labels, phases, sp, axis=params.axis, separator_side=side)
+    table = particle_table(labels, phases, sp, axis=params.axis, separator_side=side, _owned=True)
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
