@@ -495,3 +495,72 @@ def outside_reach(blocked: np.ndarray) -> np.ndarray:
             seeds.append(np.ravel_multi_index(tuple(coords), shape))
     seeds = np.unique(np.concatenate(seeds)) if seeds else np.zeros(0, np.int64)
     return flood_outside(blocked, seeds.astype(np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def contact_areas(labels, sz, sy, sx):
+    """Shared face area (µm²) of every pair of touching labels.
+
+    Returns
+    -------
+    a, b : (P,) int64
+        Label pairs with ``a < b``, one entry per touching pair.
+    area : (P,) float64
+    """
+    nz, ny, nx = labels.shape
+    areas = (sy * sx, sz * sx, sz * sy)
+    d = dict()
+    d[np.int64(0)] = 0.0
+    big = np.int64(labels.max()) + 1
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                l0 = labels[z, y, x]
+                if l0 == 0:
+                    continue
+                for ax in range(3):
+                    zz, yy, xx = z, y, x
+                    if ax == 0:
+                        zz += 1
+                        if zz >= nz:
+                            continue
+                    elif ax == 1:
+                        yy += 1
+                        if yy >= ny:
+                            continue
+                    else:
+                        xx += 1
+                        if xx >= nx:
+                            continue
+                    l1 = labels[zz, yy, xx]
+                    if l1 != 0 and l1 != l0:
+                        lo = min(l0, l1)
+                        hi = max(l0, l1)
+                        key = np.int64(lo) * big + hi
+                        if key in d:
+                            d[key] += areas[ax]
+                        else:
+                            d[key] = areas[ax]
+    n = len(d) - 1
+    a = np.empty(n, np.int64)
+    b = np.empty(n, np.int64)
+    area = np.empty(n, np.float64)
+    i = 0
+    for key, val in d.items():
+        if key == 0:
+            continue
+        a[i] = key // big
+        b[i] = key % big
+        area[i] = val
+        i += 1
+    return a, b, area
+
+
+@numba.njit(cache=True, nogil=True)
+def label_counts(labels, n_lab):
+    """Voxel count of each label 0..n_lab (no int64 copy of the volume, unlike bincount)."""
+    out = np.zeros(n_lab + 1, np.int64)
+    flat = labels.ravel()
+    for i in range(flat.size):
+        out[flat[i]] += 1
+    return out

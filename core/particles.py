@@ -169,17 +169,13 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 1.
     n = int(lab.max())
     if n == 0:
         return lab.copy()
-    a, b, ax = K.label_contacts(lab)
-    face = np.array([sp[1] * sp[2], sp[0] * sp[2], sp[0] * sp[1]])
-    vol = np.bincount(lab.ravel(), minlength=n + 1) * float(np.prod(sp))
+    pa, pb, area = K.contact_areas(lab, sp[0], sp[1], sp[2])
+    counts = K.label_counts(lab, n)
+    vol = counts * float(np.prod(sp))
     parent = np.arange(n + 1)
-    if a.size:
-        key = a * (n + 1) + b
-        uk, inv = np.unique(key, return_inverse=True)
-        area = np.bincount(inv, weights=face[ax])
-        pa, pb = uk // (n + 1), uk % (n + 1)
+    if pa.size:
         r_small = np.cbrt(3 * np.minimum(vol[pa], vol[pb]) / (4 * np.pi))
-        merge = np.zeros(len(uk), bool)
+        merge = np.zeros(len(pa), bool)
         if merge_ratio > 0:
             merge |= area > merge_ratio * np.pi * r_small**2
         if min_volume_um3 > 0:
@@ -197,8 +193,7 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 1.
             _, comp = connected_components(g, directed=False)
             parent = comp
     # new consecutive ids, background stays 0
-    present = np.zeros(n + 1, bool)
-    present[np.unique(lab)] = True
+    present = counts > 0
     present[0] = False
     roots = np.unique(parent[present])
     new_id = np.zeros(parent.max() + 1, np.int32)

@@ -28,6 +28,7 @@ import numba
 import numpy as np
 from scipy import ndimage as ndi
 
+from . import _kernels as K
 from ._validate import check_choice, check_phases, check_volume, normalize_spacing
 from .codes import CBD, NMC, PORE
 
@@ -177,11 +178,11 @@ def denoise(volume: np.ndarray, method: Denoise = "gaussian", *, size: float = 1
     """
     volume = check_volume(volume)
     check_choice(method, "method", DENOISE_METHODS)
-    v = volume.astype(np.float32, copy=method == "none")
     if method == "none" or size == 0:
-        return v
+        return volume.astype(np.float32, copy=True)
+    v = volume if method == "gaussian" else volume.astype(np.float32)
     if method == "gaussian":
-        return ndi.gaussian_filter(v, float(size), mode="nearest")
+        return ndi.gaussian_filter(volume, float(size), mode="nearest", output=np.float32)
     if method == "median":
         k = max(1, int(round(size)))
         k += 1 - k % 2
@@ -278,19 +279,40 @@ def _grow_rim(volume, phases, i_nmc, low):
     """Grow NMC by one voxel where its rim is brighter than the local halfway value.
 
     The NMC surface lies where the grey value is halfway between NMC and the
-    material just outside it.  That outside value is estimated locally from
-    voxels 2-3 voxels away from NMC.  Returns new phases.
+    material just outside it.  That outside value is estimated, for each rim
+    voxel (a non-NMC face neighbour of NMC), as the mean grey value of the
+    "ring" voxels (2 to 3 dilation steps away from NMC) within a 7x7x7 window.
+    Returns new phases.
     """
     nmc = phases == NMC
-    rim = ndi.binary_dilation(nmc) & ~nmc
-    ring = ndi.binary_dilation(nmc, iterations=3) & ~ndi.binary_dilation(nmc, iterations=1)
-    w = ndi.gaussian_filter(ring.astype(np.float32), 1.5, mode="nearest")
-    s = ndi.gaussian_filter(np.where(ring, volume, 0).astype(np.float32), 1.5, mode="nearest")
-    del ring
-    outside = np.divide(s, w, out=np.full_like(s, float(low)), where=w > 1e-3)
-    del s, w
-    grow = rim & (volume >= 0.5 * (i_nmc + outside))
-    return np.where(grow, np.uint8(NMC), phases)
+    d1 = ndi.binary_dilation(nmc)
+    ring = ndi.binary_dilation(d1, iterations=2)
+    ring &= ~d1
+    out = phases.copy()
+    _grow_rim_kernel(volume, nmc, d1, ring, np.float32(i_nmc), np.float32(low), np.uint8(NMC), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow_rim_kernel(volume, nmc, d1, ring, i_nmc, low, nmc_code, out):
+    nz, ny, nx = volume.shape
+    r = 3
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if nmc[z, y, x] or not d1[z, y, x]:
+                    continue
+                total = 0.0
+                count = 0
+                for zz in range(max(0, z - r), min(nz, z + r + 1)):
+                    for yy in range(max(0, y - r), min(ny, y + r + 1)):
+                        for xx in range(max(0, x - r), min(nx, x + r + 1)):
+                            if ring[zz, yy, xx]:
+                                total += volume[zz, yy, xx]
+                                count += 1
+                outside = total / count if count > 0 else low
+                if volume[z, y, x] >= 0.5 * (i_nmc + outside):
+                    out[z, y, x] = nmc_code
 
 
 def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
@@ -387,7 +409,7 @@ def _remove_small_islands_inplace(out: np.ndarray, min_size: int) -> None:
         comp, n = cc3d.connected_components(out == code, connectivity=6, return_N=True)
         if n == 0:
             continue
-        sizes = np.bincount(comp.reshape(-1), minlength=n + 1)
+        sizes = K.label_counts(comp, int(n))
         small = sizes < min_size
         small[0] = False
         if small.any():
@@ -558,7 +580,7 @@ def segment_detailed(
     # pass 2: phases slab by slab
     halo = dn_halo
     if params.partial_volume:
-        halo += 1 + 3 + int(np.ceil(4 * 1.5)) + int(np.ceil(4 * (pv_sigma or 1.0))) + 2
+        halo += 1 + 3 + 3 + int(np.ceil(4 * (pv_sigma or 1.0))) + 2
     phases = np.empty(volume.shape, np.uint8)
     for z0 in range(0, nz, slab):
         z1 = min(nz, z0 + slab)
