@@ -196,64 +196,6 @@ def mc_areas(filled, n_lab, lut):
 
 
 @numba.njit(cache=True, nogil=True)
-def label_contacts(labels):
-    """Face counts between different positive labels.
-
-    Returns
-    -------
-    a, b : (K,) int64
-        Label pairs with ``a < b`` (unsorted, may repeat: one entry per face).
-    axis : (K,) int8
-        Axis (0, 1, 2) the face is normal to.
-    """
-    nz, ny, nx = labels.shape
-    n = 0
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                l0 = labels[z, y, x]
-                if l0 == 0:
-                    continue
-                if z + 1 < nz and labels[z + 1, y, x] != 0 and labels[z + 1, y, x] != l0:
-                    n += 1
-                if y + 1 < ny and labels[z, y + 1, x] != 0 and labels[z, y + 1, x] != l0:
-                    n += 1
-                if x + 1 < nx and labels[z, y, x + 1] != 0 and labels[z, y, x + 1] != l0:
-                    n += 1
-    a = np.empty(n, np.int64)
-    b = np.empty(n, np.int64)
-    ax = np.empty(n, np.int8)
-    i = 0
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                l0 = labels[z, y, x]
-                if l0 == 0:
-                    continue
-                for d in range(3):
-                    zz, yy, xx = z, y, x
-                    if d == 0:
-                        zz += 1
-                        if zz >= nz:
-                            continue
-                    elif d == 1:
-                        yy += 1
-                        if yy >= ny:
-                            continue
-                    else:
-                        xx += 1
-                        if xx >= nx:
-                            continue
-                    l1 = labels[zz, yy, xx]
-                    if l1 != 0 and l1 != l0:
-                        a[i] = min(l0, l1)
-                        b[i] = max(l0, l1)
-                        ax[i] = d
-                        i += 1
-    return a, b, ax
-
-
-@numba.njit(cache=True, nogil=True)
 def remap_inplace(labels, lut):
     """``labels[...] = lut[labels]`` without a temporary volume."""
     flat = labels.ravel()

@@ -110,7 +110,7 @@ def _mc_lut(spacing: tuple[float, float, float]) -> np.ndarray:
         for k in range(8):
             cell[k >> 2, (k >> 1) & 1, k & 1] = (code >> k) & 1
         verts, faces, _, _ = marching_cubes(cell, 0.5, spacing=spacing, method="lewiner")
-        lut[code] = mesh_surface_area(verts, faces)
+        lut[code] = mesh_surface_area(verts.astype(np.float64), faces)
     return lut
 
 

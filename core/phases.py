@@ -145,7 +145,7 @@ def downsample(volume: np.ndarray, factor: int, spacing=None) -> tuple[np.ndarra
 def normalize_intensity(volume: np.ndarray, *, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:
     """Map the ``low_pct``..``high_pct`` percentile range to 0..1 (float32, clipped)."""
     volume = check_greyscale(volume)
-    lo, hi = _percentiles(volume, (low_pct, high_pct))
+    lo, hi = (float(p) for p in _percentiles(volume, (low_pct, high_pct)))
     if hi <= lo:
         hi = lo + 1.0
     out = (volume.astype(np.float32) - lo) / (hi - lo)
@@ -332,7 +332,7 @@ def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow
 
 def estimate_pv_sigma(
     volume: np.ndarray, phases: np.ndarray, *, candidates=tuple(np.round(np.arange(0.6, 2.05, 0.1), 2)),
-    max_voxels: int = 96**3,
+    max_voxels: int = 96**3, fallback: float = 1.0,
 ) -> float:
     """Blur sigma (voxels) that best unmixes the voxels around NMC.
 
@@ -342,11 +342,14 @@ def estimate_pv_sigma(
     from voxels more than 3 voxels away from NMC).  A central block of at most
     ``max_voxels`` is used.
 
+    When CBD (or pore) far from NMC is too rare to take its grey value, the
+    fit uses the other class only.
+
     Returns
     -------
     sigma : float
-        One of ``candidates``; the first candidate when there is too little
-        pore or CBD to judge.
+        One of ``candidates``; ``fallback`` when there is no NMC surface or
+        neither pore nor CBD to judge by.
     """
     import edt as edt_pkg
 
@@ -358,20 +361,28 @@ def estimate_pv_sigma(
     ph = phases[sl]
     nmc = ph == NMC
     if not nmc.any() or nmc.all():
-        return float(candidates[0])
+        return fallback
     d = edt_pkg.edt(~nmc, black_border=False)
-    far = d > 3
-    pore_far, cbd_far = far & (ph == PORE), far & (ph == CBD)
     shell = (d > 0) & (d <= 1.5)
-    if pore_far.sum() < 50 or cbd_far.sum() < 50 or shell.sum() < 50:
-        return float(candidates[0])
-    i_pore, i_cbd, i_nmc = (float(np.median(v[m])) for m in (pore_far, cbd_far, nmc))
-    vs = v[shell]
-    best, best_cost = float(candidates[0]), np.inf
+    # reference grey values of pore and CBD away from NMC (> 3 voxels, or
+    # beyond the shell for thin CBD); a class too rare is left out of the fit
+    refs = []
+    for code in (PORE, CBD):
+        for dmin in (3.0, 1.5):
+            m = (d > dmin) & (ph == code)
+            if m.sum() >= 50:
+                refs.append(float(np.median(v[m])))
+                break
+    if not refs or shell.sum() < 50:
+        return fallback
+    i_nmc = float(np.median(v[nmc]))
+    refs_arr = np.asarray(refs, np.float64)
+    vs = v[shell].astype(np.float64)
+    best, best_cost = fallback, np.inf
     for sigma in candidates:
         s = np.minimum(ndi.gaussian_filter(nmc.astype(np.float32), sigma, mode="nearest")[shell], 0.9)
         u = (vs - s * i_nmc) / (1 - s)
-        cost = float(np.mean(np.minimum((u - i_pore) ** 2, (u - i_cbd) ** 2)))
+        cost = float(np.mean(np.min((u[:, None] - refs_arr[None, :]) ** 2, axis=1)))
         if cost < best_cost:
             best, best_cost = float(sigma), cost
     return best

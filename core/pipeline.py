@@ -169,7 +169,7 @@ def run(
     t0 = time.perf_counter()
     if presegmented:
         phases = check_phases(volume)
-        phases = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
+        phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
         seg_params = params.segment
     else:
         check_greyscale(volume)

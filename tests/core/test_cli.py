@@ -1,0 +1,279 @@
+"""Tests for the command line: ``python -m core {demo,analyze,segment}``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import cli
+from core.io import load_volume, save_tiff
+from core.metrics import COLUMNS
+from core.pipeline import AnalysisParams
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_NAMES = ("pristine", "cycled-1C", "cycled-5C")
+DEMO_FILES = ("greyscale.tif", "true_phases.tif", "true_labels.tif", "true_particles.csv")
+ANALYZE_FILES = ("labels.tif", "particles.csv", "particles.parquet", "phases.tif", "run.json")
+
+
+def main_ok(args, capsys=None):
+    rc = cli.main([str(a) for a in args])
+    if rc != 0:
+        err = capsys.readouterr().err if capsys else ""
+        raise AssertionError(f"exit {rc}: {err}")
+    return rc
+
+
+def subprocess_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo") / "D"
+    assert cli.main(["demo", "--out", str(d), "--seed", "3", "--size", "48", "-q"]) == 0
+    return d
+
+
+@pytest.fixture(scope="module")
+def analyzed(demo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("analyze") / "O"
+    assert cli.main(["analyze", str(demo / "pristine" / "greyscale.tif"), "--out", str(out), "-q"]) == 0
+    return out
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_writes_every_file(demo):
+    assert sorted(p.name for p in demo.iterdir()) == sorted(DEMO_NAMES)
+    for name in DEMO_NAMES:
+        assert sorted(p.name for p in (demo / name).iterdir()) == sorted(DEMO_FILES)
+    # no staging folder left behind
+    assert not [p for p in demo.parent.iterdir() if ".partial-" in p.name]
+
+
+@pytest.mark.parametrize("name", DEMO_NAMES)
+def test_demo_contents(demo, name):
+    grey = load_volume(demo / name / "greyscale.tif")
+    phases = load_volume(demo / name / "true_phases.tif")
+    labels = load_volume(demo / name / "true_labels.tif")
+    for v in (grey, phases, labels):
+        assert v.shape == (48, 48, 48)
+        assert v.spacing == pytest.approx((0.4, 0.4, 0.4))
+    assert grey.data.dtype == np.uint16 and phases.data.dtype == np.uint8
+    assert set(np.unique(phases.data)) == {0, 1, 2}
+    np.testing.assert_array_equal(labels.data > 0, phases.data == 2)
+    table = pd.read_csv(demo / name / "true_particles.csv")
+    assert set(COLUMNS) <= set(table.columns)
+    assert len(table) == len(np.unique(labels.data)) - 1
+    assert set(table["label"]) == set(np.unique(labels.data)) - {0}
+
+
+def test_demo_other_seed_differs(demo, tmp_path):
+    out = tmp_path / "D4"
+    assert cli.main(["demo", "--out", str(out), "--seed", "4", "--size", "48", "--names", "pristine", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["pristine"]
+    a = load_volume(demo / "pristine" / "greyscale.tif").data
+    b = load_volume(out / "pristine" / "greyscale.tif").data
+    assert not np.array_equal(a, b)
+    assert (out / "pristine" / "true_particles.csv").read_bytes() != (demo / "pristine" / "true_particles.csv").read_bytes()
+
+
+def test_demo_subprocess_is_deterministic(demo, tmp_path):
+    out = tmp_path / "D3"
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "demo", "--out", str(out), "--seed", "3", "--size", "48", "--names", "pristine"],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "[100%]" in proc.stderr  # progress goes to stderr without -q
+    for f in ("greyscale.tif", "true_phases.tif", "true_labels.tif"):
+        np.testing.assert_array_equal(load_volume(out / "pristine" / f).data, load_volume(demo / "pristine" / f).data)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "pristine" / "true_particles.csv"), pd.read_csv(demo / "pristine" / "true_particles.csv")
+    )
+
+
+# --------------------------------------------------------------------------- analyze / segment
+
+
+def test_analyze_greyscale_writes_every_file(analyzed, demo):
+    assert sorted(p.name for p in analyzed.iterdir()) == sorted(ANALYZE_FILES)
+    assert not [p for p in analyzed.parent.iterdir() if ".partial-" in p.name]
+    csv = pd.read_csv(analyzed / "particles.csv")
+    assert list(csv.columns) == list(COLUMNS)
+    pq = pd.read_parquet(analyzed / "particles.parquet")
+    assert list(pq.columns) == list(COLUMNS)
+    assert len(csv) == len(pq) > 0
+    np.testing.assert_allclose(csv["detachment"].to_numpy(), pq["detachment"].to_numpy(), rtol=1e-12)
+    phases = load_volume(analyzed / "phases.tif")
+    labels = load_volume(analyzed / "labels.tif")
+    assert phases.data.dtype == np.uint8 and set(np.unique(phases.data)) <= {0, 1, 2}
+    assert phases.spacing == pytest.approx((0.4, 0.4, 0.4)) and labels.spacing == pytest.approx((0.4, 0.4, 0.4))
+    assert int(labels.data.max()) == len(csv)
+    assert not labels.data[phases.data != 2].any()
+
+
+def test_analyze_run_json(analyzed, demo):
+    rec = json.loads((analyzed / "run.json").read_text())
+    assert rec["command"] == "analyze"
+    assert rec["input"]["path"] == str(demo / "pristine" / "greyscale.tif")
+    assert rec["input"]["format"] == "tiff" and rec["input"]["spacing_from_metadata"] is True
+    params = AnalysisParams.from_dict(rec["params"])
+    assert params.segment.low is not None and params.segment.high is not None
+    assert params.separator_side in ("start", "end")
+    prov = rec["provenance"]
+    assert len(prov["input_checksum"]) == 32 and prov["input_shape"] == [48, 48, 48]
+    assert set(prov["timings_s"]) == {"phases_s", "particles_s", "metrics_s"} and prov["total_s"] > 0
+    assert prov["n_particles"] == len(pd.read_csv(analyzed / "particles.csv"))
+    assert isinstance(rec["warnings"], list)
+
+
+def test_analyze_with_params_file_reproduces(analyzed, demo, tmp_path, capsys):
+    out = tmp_path / "again"
+    # run.json itself is a valid --params file ({"params": {...}})
+    main_ok(["analyze", demo / "pristine" / "greyscale.tif", "--out", out, "--params", analyzed / "run.json"], capsys)
+    err = capsys.readouterr().err
+    assert "[100%]" in err and f"particles -> {out}" in err
+    for f in ("phases.tif", "labels.tif"):
+        np.testing.assert_array_equal(load_volume(out / f).data, load_volume(analyzed / f).data)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "particles.csv"), pd.read_csv(analyzed / "particles.csv"))
+
+
+def test_segment_command_matches_analyze(analyzed, demo, tmp_path):
+    out = tmp_path / "S"
+    assert cli.main(["segment", str(demo / "pristine" / "greyscale.tif"), "--out", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["phases.tif"]
+    np.testing.assert_array_equal(load_volume(out / "phases.tif").data, load_volume(analyzed / "phases.tif").data)
+
+
+def test_analyze_phase_volume_with_phase_map(demo, tmp_path):
+    src = demo / "pristine" / "true_phases.tif"
+    o2, o3 = tmp_path / "O2", tmp_path / "O3"
+    assert cli.main(["analyze", str(src), "--phase-map", "0=pore,1=cbd,2=nmc", "--out", str(o2), "-q"]) == 0
+    assert sorted(p.name for p in o2.iterdir()) == sorted(ANALYZE_FILES)
+    np.testing.assert_array_equal(load_volume(o2 / "phases.tif").data, load_volume(src).data)
+    rec = json.loads((o2 / "run.json").read_text())
+    assert rec["provenance"]["presegmented"] is True
+    assert rec["params"]["separator_side"] == "start"  # the demo's free surface is at z = 0
+    t2 = pd.read_csv(o2 / "particles.csv")
+    assert list(t2.columns) == list(COLUMNS)
+    # the separator side given on the command line flips depth_frac
+    assert cli.main(["analyze", str(src), "--phase-map", "0=pore,1=cbd,2=nmc", "--separator-side", "end",
+                     "--axis", "0", "--out", str(o3), "-q"]) == 0
+    t3 = pd.read_csv(o3 / "particles.csv")
+    assert json.loads((o3 / "run.json").read_text())["params"]["separator_side"] == "end"
+    np.testing.assert_allclose(t2["depth_frac"] + t3["depth_frac"], 1.0)
+    # a remapped file (NMC stored as 255, CBD as 128) gives the same result
+    ph = load_volume(src).data
+    remapped = np.choose(ph, [0, 128, 255]).astype(np.uint8)
+    save_tiff(tmp_path / "remapped.tif", remapped, (0.4, 0.4, 0.4))
+    o4 = tmp_path / "O4"
+    assert cli.main(["analyze", str(tmp_path / "remapped.tif"), "--phase-map", "0=pore,128=cbd,255=nmc",
+                     "--out", str(o4), "-q"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(o4 / "particles.csv"), t2)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _bad_cases(d: Path) -> dict[str, list[str]]:
+    """Write the bad inputs into ``d``; return name -> CLI arguments (without --out)."""
+    (d / "x.tif").write_text("this is not a TIFF\n")
+    (d / "short.raw").write_bytes(b"\0" * 100)
+    save_tiff(d / "const.tif", np.full((8, 8, 8), 7, np.uint16), 1.0)
+    save_tiff(d / "nan.tif", np.full((8, 8, 8), np.nan, np.float32), 1.0)
+    seven = np.zeros((8, 8, 8), np.uint8)
+    seven[2:6, 2:6, 2:6] = 2
+    seven[0, 0, 0] = 7
+    save_tiff(d / "seven.tif", seven, 1.0)
+    save_tiff(d / "no_nmc.tif", np.ones((8, 8, 8), np.uint8), 1.0)
+    good = np.zeros((8, 8, 8), np.uint16)
+    good[2:6] = 1000
+    save_tiff(d / "good.tif", good, 1.0)
+    (d / "bad.json").write_text("{not json")
+    (d / "unknown.json").write_text('{"segment": {"nonsense": 1}}')
+    return {
+        "missing file": ["analyze", str(d / "missing.tif")],
+        "text file named .tif": ["analyze", str(d / "x.tif")],
+        "raw file of the wrong size": ["analyze", str(d / "short.raw"), "--raw-shape", "4", "4", "4",
+                                       "--raw-dtype", "uint16"],
+        "constant volume": ["analyze", str(d / "const.tif")],
+        "all-NaN float volume": ["analyze", str(d / "nan.tif")],
+        "unknown phase value": ["analyze", str(d / "seven.tif"), "--phase-map", "0=pore,1=cbd,2=nmc"],
+        "phase volume without NMC": ["analyze", str(d / "no_nmc.tif"), "--phase-map", "0=pore,1=cbd,2=nmc"],
+        "bad params JSON": ["analyze", str(d / "good.tif"), "--params", str(d / "bad.json")],
+        "unknown params key": ["analyze", str(d / "good.tif"), "--params", str(d / "unknown.json")],
+        "missing params file": ["analyze", str(d / "good.tif"), "--params", str(d / "nope.json")],
+        "bad phase map": ["analyze", str(d / "seven.tif"), "--phase-map", "0=pore,1=glue"],
+        "segment constant volume": ["segment", str(d / "const.tif")],
+        "unknown demo name": ["demo", "--names", "pristine", "nope"],
+    }
+
+
+BAD_MATCH = {
+    "missing file": r"no such file: .*missing\.tif",
+    "text file named .tif": r"could not read .*x\.tif as TIFF",
+    "raw file of the wrong size": r"has 100 bytes .* needs 128 bytes",
+    "constant volume": r"constant \(every voxel = 7\)",
+    "all-NaN float volume": r"no finite value",
+    "unknown phase value": r"does not cover: 7 \(1 voxel\)",
+    "phase volume without NMC": r"the NMC phase is empty",
+    "bad params JSON": r"bad\.json is not valid JSON",
+    "unknown params key": r"unknown 'segment' parameter\(s\) \['nonsense'\]",
+    "missing params file": r"no such parameter file",
+    "bad phase map": r"glue",
+    "segment constant volume": r"constant",
+    "unknown demo name": r"unknown demo electrode 'nope'",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MATCH))
+def test_bad_input_exits_2_and_writes_nothing(case, tmp_path, capsys):
+    import re
+
+    args = _bad_cases(tmp_path)[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = tmp_path / "out"
+    rc = cli.main(args + ["--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ") and lines[0].endswith(".")
+    assert re.search(BAD_MATCH[case], lines[0]), lines[0]
+    assert "Traceback" not in captured.err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no '.out.partial-*' left
+
+
+def test_bad_input_in_a_real_process(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "analyze", str(tmp_path / "missing.tif"), "--out", str(out)],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: no such file: {tmp_path / 'missing.tif'}."]
+    assert proc.stdout == ""
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_out_parent_must_exist(demo, tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "O"
+    rc = cli.main(["analyze", str(demo / "pristine" / "true_phases.tif"), "--phase-map", "0=pore,1=cbd,2=nmc",
+                   "--out", str(out), "-q"])
+    assert rc == 2
+    assert "the parent folder of --out does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()

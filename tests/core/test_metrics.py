@@ -1,0 +1,501 @@
+"""Known-answer tests for core.metrics on tiny synthetic volumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage.measure import marching_cubes, mesh_surface_area
+
+from core import metrics
+from core.codes import CBD, NMC, PORE
+from core.metrics import COLUMNS, detect_separator_side, fill_cracks, particle_table, surface_areas
+
+
+def ball(shape, centre, radius) -> np.ndarray:
+    zz, yy, xx = np.indices(shape)
+    return (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
+
+
+def phases_of(mask: np.ndarray) -> np.ndarray:
+    ph = np.zeros(mask.shape, np.uint8)
+    ph[mask] = NMC
+    return ph
+
+
+def table_of(labels, phases, spacing=None, **kw) -> pd.DataFrame:
+    kw.setdefault("separator_side", "start")
+    return particle_table(labels, phases, spacing, **kw)
+
+
+def face_counts(mask: np.ndarray) -> tuple[int, int, int]:
+    """Number of faces of ``mask`` to outside (zero-padded), per normal axis z, y, x."""
+    m = np.pad(mask, 1).astype(np.int8)
+    return tuple(int(np.abs(np.diff(m, axis=a)).sum()) for a in range(3))
+
+
+def shell(mask: np.ndarray, thickness: float) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    d = ndi.distance_transform_edt(~mask)
+    return (d > 0) & (d <= thickness)
+
+
+# --------------------------------------------------------------------------- table layout
+
+
+def test_columns_and_attrs():
+    ph = np.zeros((5, 5, 5), np.uint8)
+    ph[1:3, 1:3, 1:3] = NMC
+    lab = (ph == NMC).astype(np.int32)
+    t = particle_table(lab, ph, (1.0, 2.0, 3.0), axis=1, separator_side="end")
+    assert tuple(t.columns) == COLUMNS
+    assert len(t) == 1
+    assert t.attrs == {"spacing_um": [1.0, 2.0, 3.0], "axis": 1, "separator_side": "end"}
+
+
+def test_non_contiguous_labels_one_row_each():
+    ph = np.zeros((6, 6, 12), np.uint8)
+    lab = np.zeros(ph.shape, np.int64)
+    lab[1:3, 1:3, 1:3] = 3
+    lab[2:5, 2:5, 6:10] = 7
+    ph[lab > 0] = NMC
+    t = table_of(lab, ph)
+    assert t["label"].tolist() == [3, 7]
+    assert t["n_voxels"].tolist() == [8, 36]
+
+
+def test_empty_labels_give_empty_table():
+    ph = np.zeros((4, 4, 4), np.uint8)
+    ph[1, 1, 1] = NMC
+    t = table_of(np.zeros(ph.shape, np.int32), ph)
+    assert len(t) == 0 and tuple(t.columns) == COLUMNS
+
+
+# --------------------------------------------------------------------------- exact face areas
+
+
+def test_single_voxel_anisotropic():
+    dz, dy, dx = 2.0, 1.0, 0.5
+    ph = np.zeros((3, 3, 3), np.uint8)
+    ph[1, 1, 1] = NMC
+    lab = (ph == NMC).astype(np.int32)
+    r = table_of(lab, ph, (dz, dy, dx)).iloc[0]
+    assert r["n_voxels"] == 1
+    assert r["volume_um3"] == dz * dy * dx == r["solid_volume_um3"]
+    assert r["area_pore_um2"] == 2 * (dy * dx + dz * dx + dz * dy)  # 7.0
+    assert r["area_cbd_um2"] == r["area_particle_um2"] == r["area_edge_um2"] == 0
+    assert not r["touches_edge"]
+    assert r["frac_pore"] == 1.0 and r["detachment"] == 1.0 and r["detachment_note"] == ""
+    assert (r["centroid_z_um"], r["centroid_y_um"], r["centroid_x_um"]) == (dz, dy, dx)
+    assert r["crack_fraction"] == 0.0
+    assert r["equiv_diameter_um"] == pytest.approx((6 * dz * dy * dx / np.pi) ** (1 / 3), rel=1e-12)
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 1.0, 0.5), (0.3, 0.7, 1.9)])
+def test_box_face_areas_are_exact(spacing):
+    dz, dy, dx = spacing
+    nz, ny, nx = 2, 3, 4
+    ph = np.zeros((6, 7, 8), np.uint8)
+    ph[2 : 2 + nz, 2 : 2 + ny, 2 : 2 + nx] = NMC
+    lab = (ph == NMC).astype(np.int32)
+    r = table_of(lab, ph, spacing).iloc[0]
+    expected = 2 * (dy * dx * ny * nx + dz * dx * nz * nx + dz * dy * nz * ny)
+    assert r["area_pore_um2"] == pytest.approx(expected, rel=1e-12)
+    assert r["volume_um3"] == pytest.approx(nz * ny * nx * dz * dy * dx, rel=1e-12)
+    assert r["centroid_z_um"] == pytest.approx(2.5 * dz)
+    assert r["centroid_y_um"] == pytest.approx(3.0 * dy)
+    assert r["centroid_x_um"] == pytest.approx(3.5 * dx)
+    assert not r["touches_edge"] and r["area_edge_um2"] == 0
+
+
+def test_box_touching_volume_edge():
+    dz, dy, dx = 2.0, 1.0, 0.5
+    nz, ny, nx = 2, 3, 4
+    ph = np.zeros((6, 7, 8), np.uint8)
+    # on the z = 0 face and the x = last face
+    ph[0:nz, 2 : 2 + ny, 8 - nx :] = NMC
+    lab = (ph == NMC).astype(np.int32)
+    r = table_of(lab, ph, (dz, dy, dx)).iloc[0]
+    edge = ny * nx * dy * dx + nz * ny * dz * dy
+    total = 2 * (dy * dx * ny * nx + dz * dx * nz * nx + dz * dy * nz * ny)
+    assert r["touches_edge"]
+    assert r["area_edge_um2"] == pytest.approx(edge, rel=1e-12)
+    assert r["area_pore_um2"] == pytest.approx(total - edge, rel=1e-12)
+    assert r["frac_edge"] == pytest.approx(edge / total, rel=1e-12)
+    # the edge is not part of the open interface
+    assert r["detachment"] == 1.0
+
+
+def test_face_categories():
+    """One box, each side facing something else: pore, CBD, another particle, unlabelled NMC, edge."""
+    ph = np.zeros((5, 6, 9), np.uint8)
+    lab = np.zeros(ph.shape, np.int32)
+    ph[1:4, 1:4, 3:6] = NMC  # 3x3x3 box, label 1
+    lab[1:4, 1:4, 3:6] = 1
+    ph[1:4, 4, 3:6] = CBD  # +y side: 9 faces to CBD
+    ph[1:4, 1:4, 2] = NMC  # -x side: other particle (label 2)
+    lab[1:4, 1:4, 2] = 2
+    ph[1:4, 1:4, 6] = NMC  # +x side: unlabelled NMC counts as particle
+    ph[0, 1:4, 3:6] = NMC  # -z side: unlabelled NMC touching the edge, also particle
+    sp = (1.0, 2.0, 3.0)  # faces: z-normal 6, y-normal 3, x-normal 2 µm²
+    t = table_of(lab, ph, sp).set_index("label")
+    r = t.loc[1]
+    assert r["area_cbd_um2"] == 9 * 3.0
+    assert r["area_particle_um2"] == 9 * 2.0 + 9 * 2.0 + 9 * 6.0
+    assert r["area_pore_um2"] == 9 * 6.0 + 9 * 3.0  # +z and -y sides
+    assert r["area_edge_um2"] == 0
+    assert r["detachment"] == pytest.approx(81 / (81 + 27), rel=1e-12)
+    assert r["frac_cbd"] + r["frac_pore"] + r["frac_particle"] + r["frac_edge"] == pytest.approx(1.0)
+
+
+def test_anisotropic_ball_volume_and_axis_areas():
+    shape = (20, 20, 20)
+    mask = ball(shape, (10, 10, 10), 6)
+    ph, lab = phases_of(mask), mask.astype(np.int32)
+    iso = table_of(lab, ph, (1.0, 1.0, 1.0)).iloc[0]
+    ani = table_of(lab, ph, (2.0, 1.0, 0.5)).iloc[0]
+    n = int(mask.sum())
+    # 2 * 1 * 0.5 = 1 µm³ per voxel, as for unit voxels
+    assert iso["volume_um3"] == ani["volume_um3"] == n * 1.0
+    assert ani["solid_volume_um3"] == n * 1.0
+    assert ani["equiv_diameter_um"] == iso["equiv_diameter_um"]
+    assert ani["centroid_z_um"] == pytest.approx(2 * iso["centroid_z_um"])
+    assert ani["centroid_x_um"] == pytest.approx(0.5 * iso["centroid_x_um"])
+    fz, fy, fx = face_counts(mask)
+    assert iso["area_pore_um2"] == fz + fy + fx
+    assert ani["area_pore_um2"] == pytest.approx(fz * 1.0 * 0.5 + fy * 2.0 * 0.5 + fx * 2.0 * 1.0, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- CBD coverage / detachment
+
+
+def test_half_coated_sphere():
+    shape = (40, 40, 40)
+    c = (20, 20, 20)
+    mask = ball(shape, c, 8)
+    ph = phases_of(mask)
+    zz = np.indices(shape)[0]
+    ph[shell(mask, 2) & (zz < c[0])] = CBD
+    r = table_of(mask.astype(np.int32), ph).iloc[0]
+    assert r["frac_cbd"] == pytest.approx(0.5, abs=0.05)
+    assert r["detachment"] == pytest.approx(0.5, abs=0.05)
+    assert r["frac_cbd"] + r["frac_pore"] == pytest.approx(1.0)
+    assert r["detachment"] == pytest.approx(r["frac_pore"], rel=1e-12)
+
+
+def test_half_coated_symmetric_sphere_is_exactly_half():
+    """Centre between two voxel rows: the lower half's faces are exactly half the faces."""
+    shape = (40, 40, 40)
+    c = (19.5, 20, 20)
+    mask = ball(shape, c, 8)
+    ph = phases_of(mask)
+    ph[shell(mask, 2) & (np.indices(shape)[0] < c[0])] = CBD
+    r = table_of(mask.astype(np.int32), ph).iloc[0]
+    assert r["frac_cbd"] == 0.5
+    assert r["detachment"] == 0.5
+
+
+def test_fully_coated_and_uncoated_spheres():
+    shape = (24, 24, 48)
+    a = ball(shape, (12, 12, 11), 7)
+    b = ball(shape, (12, 12, 36), 7)
+    ph = phases_of(a | b)
+    ph[shell(a, 2)] = CBD
+    lab = np.zeros(shape, np.int32)
+    lab[a], lab[b] = 1, 2
+    t = table_of(lab, ph).set_index("label")
+    assert t.loc[1, "detachment"] == 0.0 and t.loc[1, "frac_cbd"] == 1.0
+    assert t.loc[2, "detachment"] == 1.0 and t.loc[2, "frac_pore"] == 1.0
+    assert (t["detachment_note"] == "").all()
+
+
+def test_particle_enclosed_by_particle_has_nan_detachment():
+    ph = np.zeros((9, 9, 9), np.uint8)
+    lab = np.zeros(ph.shape, np.int32)
+    ph[1:8, 1:8, 1:8] = NMC
+    lab[1:8, 1:8, 1:8] = 2
+    lab[3:6, 3:6, 3:6] = 1  # inner particle: only particle faces
+    t = table_of(lab, ph).set_index("label")
+    inner, outer = t.loc[1], t.loc[2]
+    assert np.isnan(inner["detachment"])
+    assert inner["detachment_note"] != "" and "no interface" in inner["detachment_note"]
+    assert inner["frac_particle"] == 1.0 and inner["area_particle_um2"] == 54
+    assert outer["detachment"] == 1.0 and outer["detachment_note"] == ""
+    assert outer["area_particle_um2"] == 54 and outer["area_pore_um2"] == 6 * 49
+
+
+def test_particle_filling_the_volume_has_nan_detachment():
+    ph = np.full((3, 4, 5), NMC, np.uint8)
+    t = table_of(np.ones(ph.shape, np.int32), ph)
+    r = t.iloc[0]
+    assert np.isnan(r["detachment"]) and r["detachment_note"]
+    assert r["frac_edge"] == 1.0 and r["touches_edge"]
+    assert r["area_edge_um2"] == 2 * (4 * 5 + 3 * 5 + 3 * 4)
+
+
+# --------------------------------------------------------------------------- cracks
+
+
+def cracked_ball():
+    shape = (30, 30, 30)
+    mask = ball(shape, (15, 15, 15), 10)
+    zz, yy, xx = np.indices(shape)
+    crack = (zz == 15) & ((yy - 15) ** 2 + (xx - 15) ** 2 <= 36)
+    assert crack.sum() > 0 and np.all(mask[crack])
+    return mask, crack
+
+
+def test_internal_crack_fraction_and_areas():
+    mask, crack = cracked_ball()
+    ph = phases_of(mask)
+    ph[crack] = PORE
+    sp = (0.5, 0.4, 0.3)
+    cracked = table_of((ph == NMC).astype(np.int32), ph, sp).iloc[0]
+    whole = table_of(mask.astype(np.int32), phases_of(mask), sp).iloc[0]
+    # (1 - solid / filled in core: equal to crack / filled up to rounding)
+    assert cracked["crack_fraction"] == pytest.approx(crack.sum() / mask.sum(), rel=1e-12, abs=0)
+    assert cracked["n_voxels"] == mask.sum() - crack.sum()
+    assert cracked["solid_volume_um3"] == pytest.approx((mask.sum() - crack.sum()) * 0.5 * 0.4 * 0.3, rel=1e-12)
+    # filled particle: same volume, same faces, same surface
+    for col in ("volume_um3", "area_pore_um2", "area_cbd_um2", "area_particle_um2", "area_edge_um2",
+                "surface_area_um2", "sphericity", "detachment", "centroid_z_um"):
+        assert cracked[col] == pytest.approx(whole[col], rel=1e-12), col
+    assert whole["crack_fraction"] == 0.0
+
+
+def test_crack_cut_by_the_volume_edge_is_a_crack():
+    """A ball cut by the x = 0 face, its crack cut too: enclosed within the cut face, so still a crack."""
+    shape = (30, 30, 20)
+    mask = ball(shape, (15, 15, 2), 10)
+    zz, yy, xx = np.indices(shape)
+    crack = (np.abs(zz - 15) < 2) & ((yy - 15) ** 2 + (xx - 2) ** 2 <= 64)
+    assert np.all(mask[crack]) and crack[:, :, 0].any()
+    ph = phases_of(mask)
+    ph[crack] = PORE
+    cracked = table_of((ph == NMC).astype(np.int32), ph).iloc[0]
+    whole = table_of(mask.astype(np.int32), phases_of(mask)).iloc[0]
+    assert cracked["crack_fraction"] == pytest.approx(crack.sum() / mask.sum(), rel=1e-12, abs=0)
+    for col in ("volume_um3", "area_pore_um2", "area_edge_um2", "surface_area_um2"):
+        assert cracked[col] == pytest.approx(whole[col], rel=1e-12), col
+    assert whole["touches_edge"] and whole["area_edge_um2"] == (mask[:, :, 0]).sum()
+
+
+def test_crack_filled_with_cbd_is_still_a_crack():
+    mask, crack = cracked_ball()
+    ph = phases_of(mask)
+    ph[crack] = CBD
+    r = table_of((ph == NMC).astype(np.int32), ph).iloc[0]
+    assert r["crack_fraction"] == pytest.approx(crack.sum() / mask.sum(), rel=1e-12, abs=0)
+    assert r["area_cbd_um2"] == 0 and r["detachment"] == 1.0
+
+
+def test_fill_cracks_rules():
+    lab = np.zeros((7, 7, 12), np.int32)
+    lab[1:6, 1:6, 1:6] = 1
+    lab[3, 3, 3] = 0  # enclosed cavity -> crack of 1
+    lab[1:6, 1:6, 6:11] = 2
+    lab[3, 3, 6] = 0  # cavity bordering label 1 (x=5) and label 2 (x=7): nobody's crack
+    lab[0:3, 3, 8] = 0  # channel of 2 reaching the volume edge -> not a crack
+    filled = fill_cracks(lab)
+    assert filled.dtype == np.int32
+    assert filled[3, 3, 3] == 1
+    assert filled[3, 3, 6] == 0  # borders label 1 (x=5) and label 2 (x=7)
+    assert np.all(filled[0:3, 3, 8] == 0)
+    np.testing.assert_array_equal(filled[lab > 0], lab[lab > 0])
+
+
+# --------------------------------------------------------------------------- marching-cubes surface
+
+
+def mc_reference(mask, spacing):
+    verts, faces, _, _ = marching_cubes(np.pad(mask, 1).astype(np.float64), 0.5, spacing=spacing)
+    return mesh_surface_area(verts.astype(np.float64), faces)  # float32 verts with unit spacing
+
+
+MC_FLOAT32_BUG = (
+    "core.metrics._mc_lut builds the 256-cell area table from float32 vertices when spacing == (1, 1, 1) "
+    "(skimage only multiplies by spacing, in float64, when it is not all ones), so each cell area is "
+    "rounded to float32 (~2e-8 relative error) and surface_areas misses the float64 marching-cubes "
+    "area by ~1e-8 relative"
+)
+
+
+@pytest.mark.parametrize(
+    "spacing",
+    [
+        (2.0, 1.0, 0.5),
+        (0.4, 0.4, 0.4),
+        (1.0, 1.0, 1.0),
+    ],
+)
+def test_surface_areas_match_marching_cubes(spacing):
+    rng = np.random.default_rng(0)
+    lab = np.zeros((12, 13, 14), np.int32)
+    lab[2:6, 3:9, 1:5] = 1
+    lab[5:11, 6:12, 6:13] = 3
+    lab[0, 0, 0] = 2
+    lab[7:9, 1:3, 1:3] = 2
+    lab[rng.random(lab.shape) < 0.05] = 4
+    lab[12 - 3 :, 10:, 10:] = 5  # touches three volume faces: closed by the padding
+    sa = surface_areas(lab, spacing)
+    assert sa.shape == (6,) and sa[0] == 0
+    for L in range(1, 6):
+        assert sa[L] == pytest.approx(mc_reference(lab == L, spacing), rel=1e-9), L
+
+
+def test_surface_area_of_ball_is_close_to_sphere():
+    r = 12
+    mask = ball((32, 32, 32), (16, 16, 16), r)
+    exact = 4 * np.pi * r**2
+    sa = surface_areas(mask.astype(np.int32))[1]
+    # rel 1e-6 only: see MC_FLOAT32_BUG (exact at other spacings, tested above)
+    assert sa == pytest.approx(mc_reference(mask, (1.0, 1.0, 1.0)), rel=1e-6)
+    assert abs(sa / exact - 1) < 0.10
+    row = table_of(mask.astype(np.int32), phases_of(mask)).iloc[0]
+    assert row["surface_area_um2"] == sa
+    assert row["area_pore_um2"] / exact > 1.30  # voxel faces overestimate
+    assert 0.85 < row["sphericity"] <= 1.0
+
+
+def test_sphericity_of_physical_sphere_with_anisotropic_voxels():
+    # semi-axes 6, 12, 12 voxels at spacing (2, 1, 1) µm: a sphere of radius 12 µm
+    zz, yy, xx = np.indices((18, 30, 30))
+    mask = ((zz - 9) * 2.0) ** 2 + (yy - 15.0) ** 2 + (xx - 15.0) ** 2 <= 144
+    row = table_of(mask.astype(np.int32), phases_of(mask), (2.0, 1.0, 1.0)).iloc[0]
+    assert 0.85 < row["sphericity"] <= 1.0
+    assert abs(row["surface_area_um2"] / (4 * np.pi * 144) - 1) < 0.15  # coarse along z
+    assert row["surface_area_um2"] == pytest.approx(mc_reference(mask, (2.0, 1.0, 1.0)), rel=1e-9)
+
+
+# --------------------------------------------------------------------------- depth / separator side
+
+
+def test_depth_frac_start_and_end():
+    shape = (40, 16, 16)
+    ph = np.zeros(shape, np.uint8)
+    ph[1:4, 5:8, 5:8] = NMC  # centroid z = 2
+    ph[30:35, 5:8, 5:8] = NMC  # centroid z = 32
+    lab = np.zeros(shape, np.int32)
+    lab[1:4], lab[30:35] = 1, 2
+    lab[ph != NMC] = 0
+    start = table_of(lab, ph, separator_side="start").set_index("label")
+    end = table_of(lab, ph, separator_side="end").set_index("label")
+    assert start.loc[1, "depth_frac"] == pytest.approx(2 / 39)
+    assert start.loc[2, "depth_frac"] == pytest.approx(32 / 39)
+    assert end.loc[1, "depth_frac"] == pytest.approx(1 - 2 / 39)
+    assert end.loc[2, "depth_frac"] == pytest.approx(1 - 32 / 39)
+
+
+def test_depth_frac_along_other_axis():
+    ph = np.zeros((8, 8, 21), np.uint8)
+    ph[2:5, 2:5, 18:21] = NMC  # centroid x = 19
+    r = table_of((ph == NMC).astype(np.int32), ph, axis=2, separator_side="start").iloc[0]
+    assert r["depth_frac"] == pytest.approx(19 / 20)
+
+
+def test_detect_separator_side():
+    ph = np.full((30, 10, 10), NMC, np.uint8)
+    ph[::2, ::2, ::2] = PORE
+    ph[:5] = PORE  # empty top slab: the free surface at the start
+    side, contrast = detect_separator_side(ph)
+    assert side == "start" and contrast > 0.5
+    side, contrast = detect_separator_side(ph[::-1].copy())
+    assert side == "end" and contrast > 0.5
+    side, _ = detect_separator_side(np.ascontiguousarray(np.moveaxis(ph, 0, 2)), axis=2)
+    assert side == "start"
+
+
+def test_auto_separator_side_in_table():
+    ph = np.zeros((30, 10, 10), np.uint8)
+    ph[10:29, 2:8, 2:8] = NMC
+    lab = (ph == NMC).astype(np.int32)
+    t = particle_table(lab, ph)  # auto: empty slab at the start
+    assert t.attrs["separator_side"] == "start"
+    assert t["depth_frac"].iloc[0] == pytest.approx(19 / 29)
+    sym = np.zeros((30, 10, 10), np.uint8)
+    sym[10:20, 2:8, 2:8] = NMC
+    with pytest.warns(UserWarning, match="ambiguous"):
+        t = particle_table((sym == NMC).astype(np.int32), sym)
+    assert t.attrs["separator_side"] == "start"
+
+
+# --------------------------------------------------------------------------- inputs and validation
+
+
+def test_inputs_not_modified_and_read_only_ok():
+    mask, crack = cracked_ball()
+    ph = phases_of(mask)
+    ph[crack] = PORE
+    lab = (ph == NMC).astype(np.int32)
+    ph_copy, lab_copy = ph.copy(), lab.copy()
+    t1 = particle_table(lab, ph, (1.0, 0.5, 0.5), separator_side="start")
+    np.testing.assert_array_equal(ph, ph_copy)
+    np.testing.assert_array_equal(lab, lab_copy)
+    ph.flags.writeable = False
+    lab.flags.writeable = False
+    t2 = particle_table(lab, ph, (1.0, 0.5, 0.5), separator_side="start")
+    pd.testing.assert_frame_equal(t1, t2)
+    # other dtypes give the same answer
+    t3 = particle_table(lab.astype(np.uint16), ph.astype(np.int64), (1.0, 0.5, 0.5), separator_side="start")
+    pd.testing.assert_frame_equal(t1, t3)
+    f = fill_cracks(lab)
+    assert f[15, 15, 15] == 1
+
+
+def _ok():
+    ph = np.zeros((4, 4, 4), np.uint8)
+    ph[1:3, 1:3, 1:3] = NMC
+    return (ph == NMC).astype(np.int32), ph
+
+
+@pytest.mark.parametrize(
+    "mutate, exc, match",
+    [
+        (lambda l, p: (l[0], p), ValueError, r"labels must be 3D \(z, y, x\), got shape \(4, 4\)"),
+        (lambda l, p: (l, p[None]), ValueError, r"phases must be 3D"),
+        (lambda l, p: (l[:3], p), ValueError, r"labels shape \(3, 4, 4\) does not match phases shape \(4, 4, 4\)"),
+        (lambda l, p: (l, np.where(p == 0, 3, p).astype(np.uint8)), ValueError, r"only the codes 0 = pore.*found \[3\]"),
+        (lambda l, p: (l - 1, p), ValueError, r"labels must be >= 0"),
+        (lambda l, p: (l.astype(float), p), TypeError, r"labels must be an integer array"),
+        (lambda l, p: (l, p.astype(np.float32)), TypeError, r"phases must hold integer phase codes"),
+        (lambda l, p: (l.tolist(), p), TypeError, r"labels must be a numpy array"),
+        (lambda l, p: (l, np.zeros((0, 4, 4), np.uint8)), ValueError, r"phases is empty"),
+    ],
+)
+def test_particle_table_rejects_bad_arrays(mutate, exc, match):
+    lab, ph = mutate(*_ok())
+    with pytest.raises(exc, match=match):
+        particle_table(lab, ph, separator_side="start")
+
+
+@pytest.mark.parametrize(
+    "spacing, match",
+    [
+        (0, r"finite and > 0"),
+        ((1.0, -1.0, 1.0), r"finite and > 0"),
+        ((1.0, 1.0), r"spacing needs 3 values"),
+        ((1.0, float("nan"), 1.0), r"finite and > 0"),
+        ((1.0, float("inf"), 1.0), r"finite and > 0"),
+    ],
+)
+def test_particle_table_rejects_bad_spacing(spacing, match):
+    lab, ph = _ok()
+    with pytest.raises(ValueError, match=match):
+        particle_table(lab, ph, spacing, separator_side="start")
+    with pytest.raises(ValueError, match=match):
+        surface_areas(lab, spacing)
+
+
+def test_particle_table_rejects_bad_axis_and_side():
+    lab, ph = _ok()
+    with pytest.raises(ValueError, match=r"axis must be one of \[0, 1, 2\], got 3"):
+        particle_table(lab, ph, axis=3, separator_side="start")
+    with pytest.raises(ValueError, match=r"separator_side must be one of .*got 'top'"):
+        particle_table(lab, ph, separator_side="top")
+    with pytest.raises(ValueError, match=r"axis must be one of"):
+        detect_separator_side(ph, axis=-1)
+
+
+def test_module_exports():
+    assert metrics.COLUMNS[0] == "label" and len(set(metrics.COLUMNS)) == len(metrics.COLUMNS)

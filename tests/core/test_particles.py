@@ -1,0 +1,258 @@
+"""Known-answer tests for core.particles (crack-aware watershed separation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core import pipeline
+from core.codes import CBD, NMC, PORE
+from core.evaluate import match_instances
+from core.particles import (
+    SeparationParams,
+    distance_transform,
+    fill_enclosed,
+    find_markers,
+    merge_fragments,
+    separate_particles,
+)
+
+
+def ball(shape, centre, radius) -> np.ndarray:
+    zz, yy, xx = np.indices(shape)
+    return (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
+
+
+def phases_of(mask: np.ndarray) -> np.ndarray:
+    ph = np.zeros(mask.shape, np.uint8)
+    ph[mask] = NMC
+    return ph
+
+
+@pytest.fixture(scope="module")
+def two_spheres():
+    """Two balls of radius 8, centres 14 voxels apart: they overlap into a neck."""
+    shape = (40, 40, 60)
+    a = ball(shape, (20, 20, 23), 8)
+    b = ball(shape, (20, 20, 37), 8)
+    assert (a & b).any()  # touching
+    truth = np.zeros(shape, np.int32)
+    truth[a] = 1
+    truth[b] = 2
+    xx = np.indices(shape)[2]
+    truth[a & b & (xx <= 30)] = 1  # the neck is split on the mid-plane x = 30
+    return phases_of(a | b), truth
+
+
+def assert_two_matched(labels, truth):
+    assert labels.dtype == np.int32
+    assert set(np.unique(labels)) == {0, 1, 2}
+    # labels exactly on NMC voxels
+    np.testing.assert_array_equal(labels > 0, truth > 0)
+    pairs = match_instances(truth, labels)
+    good = pairs[pairs["iou"] > 0.9]
+    assert sorted(good["true"]) == [1, 2]
+    assert sorted(good["pred"]) == [1, 2]  # one-to-one
+
+
+def test_two_touching_spheres_are_two_particles(two_spheres):
+    ph, truth = two_spheres
+    assert_two_matched(separate_particles(ph), truth)
+
+
+def test_two_touching_spheres_through_pipeline(two_spheres):
+    ph, truth = two_spheres
+    res = pipeline.run(ph, pipeline.AnalysisParams(separator_side="start"), presegmented=True)
+    assert_two_matched(res.labels, truth)
+    assert len(res.table) == 2
+    # the neck is a small particle-particle interface
+    assert (res.table["area_particle_um2"] > 0).all()
+    assert (res.table["frac_particle"] < 0.1).all()
+
+
+def test_two_touching_spheres_anisotropic_spacing():
+    """The same two physical spheres sampled at spacing (2, 1, 1): still two particles."""
+    zz, yy, xx = np.indices((20, 40, 60))
+    z_um = zz * 2.0
+    a = (z_um - 20) ** 2 + (yy - 20) ** 2 + (xx - 23) ** 2 <= 64
+    b = (z_um - 20) ** 2 + (yy - 20) ** 2 + (xx - 37) ** 2 <= 64
+    truth = np.zeros(a.shape, np.int32)
+    truth[a], truth[b] = 1, 2
+    truth[a & b & (xx <= 30)] = 1
+    assert_two_matched(separate_particles(phases_of(a | b), (2.0, 1.0, 1.0)), truth)
+
+
+def test_separated_spheres_and_cbd_around():
+    shape = (24, 24, 60)
+    a, b = ball(shape, (12, 12, 12), 7), ball(shape, (12, 12, 45), 9)
+    ph = phases_of(a | b)
+    ph[(ph == PORE) & ball(shape, (12, 12, 12), 9)] = CBD
+    lab = separate_particles(ph)
+    assert lab.max() == 2
+    assert len(np.unique(lab[a])) == 1 and len(np.unique(lab[b])) == 1
+    assert lab[a][0] != lab[b][0]
+    assert np.all(lab[ph != NMC] == 0)
+
+
+# --------------------------------------------------------------------------- cracks
+
+
+def test_internal_crack_gives_one_particle():
+    shape = (30, 30, 30)
+    mask = ball(shape, (15, 15, 15), 10)
+    zz, yy, xx = np.indices(shape)
+    crack = (np.abs(zz - 15) < 2) & ((yy - 15) ** 2 + (xx - 15) ** 2 <= 64)
+    assert np.all(mask[crack])
+    ph = phases_of(mask)
+    ph[crack] = PORE
+    lab = separate_particles(ph)
+    assert lab.max() == 1
+    np.testing.assert_array_equal(lab > 0, ph == NMC)  # crack voxels stay 0
+    # without crack filling the same crack splits the particle: the test is meaningful
+    assert separate_particles(ph, params=SeparationParams(fill_cracks=False)).max() == 2
+
+
+def edge_cut_cracked_ball():
+    """A ball cut by the x = 0 face of the volume, its crack cut by that face too."""
+    shape = (30, 30, 20)
+    mask = ball(shape, (15, 15, 2), 10)
+    zz, yy, xx = np.indices(shape)
+    crack = (np.abs(zz - 15) < 2) & ((yy - 15) ** 2 + (xx - 2) ** 2 <= 64)
+    assert np.all(mask[crack]) and crack[:, :, 0].any()
+    return mask, crack
+
+
+def test_crack_reaching_the_volume_face_gives_one_particle():
+    mask, crack = edge_cut_cracked_ball()
+    ph = phases_of(mask)
+    ph[crack] = PORE
+    lab = separate_particles(ph)
+    assert lab.max() == 1
+    np.testing.assert_array_equal(lab > 0, ph == NMC)
+    assert separate_particles(ph, params=SeparationParams(fill_cracks=False)).max() == 2
+
+
+def test_fill_enclosed():
+    mask, crack = edge_cut_cracked_ball()
+    solid = mask & ~crack
+    filled = fill_enclosed(solid)
+    assert filled.dtype == bool
+    np.testing.assert_array_equal(filled, mask)  # the cut crack is closed
+    # an internal cavity is filled, a groove open to the side is not
+    box = np.zeros((10, 10, 10), bool)
+    box[2:8, 2:8, 2:8] = True
+    box[4:6, 4:6, 4:6] = False  # cavity
+    box[4, 2:8, 2] = False  # groove on the outside
+    f = fill_enclosed(box)
+    assert f[4:6, 4:6, 4:6].all()
+    assert not f[4, 2:8, 2].any()
+    assert not f[0].any() and f.sum() == box.sum() + 8
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def test_distance_transform_anisotropic():
+    mask = np.ones((1, 1, 9), bool)
+    mask[0, 0, 0] = False
+    dt = distance_transform(mask, (1.0, 1.0, 0.5))
+    assert dt.dtype == np.float32
+    np.testing.assert_allclose(dt[0, 0], 0.5 * np.arange(9))  # the volume edge is not background
+    mask = np.zeros((5, 5, 5), bool)
+    mask[2, 2, 2] = True
+    dt = distance_transform(mask, (2.0, 3.0, 0.25))
+    assert dt[2, 2, 2] == pytest.approx(0.25)
+
+
+def test_find_markers_two_balls():
+    shape = (24, 24, 50)
+    mask = ball(shape, (12, 12, 12), 8) | ball(shape, (12, 12, 36), 8)
+    dt = distance_transform(mask)
+    for params in (SeparationParams(markers="hmaxima"), SeparationParams(markers="peaks", min_distance_um=4)):
+        m = find_markers(dt, params)
+        assert m.dtype == np.int32 and m.max() == 2
+        assert m[12, 12, 12] > 0 and m[12, 12, 36] > 0
+
+
+def test_merge_fragments():
+    lab = np.zeros((10, 10, 24), np.int32)
+    lab[1:9, 1:9, 1:5] = 1
+    lab[1:9, 1:9, 5:9] = 2  # big interface with 1 -> merged
+    lab[1:9, 1:9, 14:22] = 3
+    lab[5, 5, 9:14] = 4  # thin rod joining 2 and 3 (one face each side)
+    lab[1:9, 1:9, 22] = 7  # non-contiguous id, 64 faces with 3: 64 > 1.2 * pi r^2 of the slab (r ~ 2.5)
+    out = merge_fragments(lab, merge_ratio=1.2, min_volume_um3=0)
+    assert out.dtype == np.int32
+    assert out[2, 2, 2] == out[2, 2, 6]
+    assert out[2, 2, 15] == out[2, 2, 22]
+    assert out[2, 2, 2] != out[2, 2, 15]
+    assert len(np.unique(out[lab > 0])) == 3 and out.max() == 3  # renumbered 1..n
+    np.testing.assert_array_equal(out > 0, lab > 0)
+    # the 5-voxel rod joins a neighbour when fragments below 6 µm³ are merged
+    out2 = merge_fragments(lab, merge_ratio=0, min_volume_um3=6.0)
+    assert out2.max() == 4
+    assert out2[5, 5, 10] in (out2[2, 2, 6], out2[2, 2, 15])
+    # nothing to merge
+    np.testing.assert_array_equal(merge_fragments(lab, merge_ratio=0, min_volume_um3=0) > 0, lab > 0)
+    assert merge_fragments(lab, merge_ratio=0, min_volume_um3=0).max() == 5
+
+
+def test_separation_params_validation():
+    with pytest.raises(ValueError, match=r"markers must be one of \['hmaxima', 'peaks'\]"):
+        SeparationParams(markers="random")
+    for name in ("h_um", "min_distance_um", "merge_ratio", "min_volume_um3"):
+        with pytest.raises(ValueError, match=rf"{name} must be >= 0"):
+            SeparationParams(**{name: -1.0})
+
+
+# --------------------------------------------------------------------------- inputs and validation
+
+
+def test_inputs_not_modified_and_read_only(two_spheres):
+    ph, truth = two_spheres
+    ph = ph.copy()
+    ph[ph == PORE] = np.where(np.indices(ph.shape)[0] < 5, CBD, PORE)[ph == PORE]
+    ph_copy = ph.copy()
+    lab1 = separate_particles(ph, (1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(ph, ph_copy)
+    ph.flags.writeable = False
+    lab2 = separate_particles(ph, (1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(lab1, lab2)
+    dt = distance_transform(fill_enclosed(ph == NMC))
+    dt.flags.writeable = False
+    dt_copy = dt.copy()
+    lab3 = separate_particles(ph, dt=dt)
+    np.testing.assert_array_equal(dt, dt_copy)
+    np.testing.assert_array_equal(lab1, lab3)
+
+
+def test_progress_is_reported(two_spheres):
+    ph, _ = two_spheres
+    calls = []
+    separate_particles(ph, progress=lambda f, m: calls.append((f, m)))
+    fracs = [f for f, _ in calls]
+    assert fracs == sorted(fracs) and fracs[-1] == 1.0
+    assert calls[-1][1] == "2 particles"
+
+
+@pytest.mark.parametrize(
+    "phases, kw, exc, match",
+    [
+        (np.zeros((6, 6, 6), np.uint8), {}, ValueError, r"the NMC phase is empty"),
+        (np.ones((6, 6, 6), np.uint8), {}, ValueError, r"the NMC phase is empty"),
+        (np.full((6, 6, 6), 3, np.uint8), {}, ValueError, r"only the codes 0 = pore, 1 = CBD, 2 = NMC; found \[3\]"),
+        (np.full((6, 6), 2, np.uint8), {}, ValueError, r"phases must be 3D"),
+        (np.full((6, 6, 6), 2.0), {}, TypeError, r"integer phase codes"),
+        (np.full((6, 6, 6), 2, np.uint8), {"spacing": 0}, ValueError, r"finite and > 0"),
+        (np.full((6, 6, 6), 2, np.uint8), {"spacing": (1, 1)}, ValueError, r"spacing needs 3 values"),
+        (np.full((6, 6, 6), 2, np.uint8), {"spacing": (1, -2, 1)}, ValueError, r"finite and > 0"),
+        (np.full((6, 6, 6), 2, np.uint8), {"spacing": (1, np.nan, 1)}, ValueError, r"finite and > 0"),
+        (np.full((6, 6, 6), 2, np.uint8), {"dt": np.zeros((6, 6, 5), np.float32)}, ValueError,
+         r"dt shape \(6, 6, 5\) does not match phases shape \(6, 6, 6\)"),
+        (np.full((6, 6, 6), 2, np.uint8), {"markers": np.zeros((5, 6, 6), np.int32)}, ValueError,
+         r"markers shape .* does not match"),
+    ],
+)
+def test_separate_particles_rejects_bad_input(phases, kw, exc, match):
+    with pytest.raises(exc, match=match):
+        separate_particles(phases, **kw)

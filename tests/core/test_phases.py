@@ -1,0 +1,303 @@
+"""Known-answer tests for core.phases (greyscale -> phase codes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from core import phases as P
+from core.codes import CBD, NMC, PORE
+from core.phases import (
+    SegmentParams,
+    correct_partial_volume,
+    remove_small_islands,
+    segment,
+    segment_detailed,
+    suggest_thresholds,
+    threshold,
+)
+
+
+def ball(shape, centre, radius) -> np.ndarray:
+    zz, yy, xx = np.indices(shape)
+    return (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= radius**2
+
+
+# --------------------------------------------------------------------------- threshold / Otsu
+
+
+def test_threshold_on_ramp_gives_exact_codes():
+    ramp = np.arange(10, dtype=np.float32).reshape(1, 1, 10)
+    out = threshold(ramp, 3, 7)
+    assert out.dtype == np.uint8 and out.shape == ramp.shape
+    assert out.ravel().tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]  # < low pore, >= high NMC
+    ramp16 = np.arange(24, dtype=np.uint16).reshape(2, 3, 4)
+    np.testing.assert_array_equal(threshold(ramp16, 8, 16), np.repeat([0, 1, 2], 8).reshape(2, 3, 4))
+
+
+def test_threshold_rejects_low_not_below_high():
+    with pytest.raises(ValueError, match=r"low threshold \(5\) must be below high threshold \(5\)"):
+        threshold(np.zeros((2, 2, 2)), 5, 5)
+
+
+def test_suggest_thresholds_three_levels():
+    rng = np.random.default_rng(0)
+    levels = np.array([0.1, 0.45, 0.8], np.float32)
+    codes = rng.integers(0, 3, size=(24, 24, 24))
+    vol = levels[codes] + rng.normal(0, 0.03, codes.shape).astype(np.float32)
+    lo, hi = suggest_thresholds(vol)
+    assert isinstance(lo, float) and isinstance(hi, float)
+    assert 0.2 < lo < 0.35
+    assert 0.55 < hi < 0.7
+    # thresholding with them recovers the levels almost everywhere
+    assert (threshold(vol, lo, hi) == codes).mean() > 0.99
+
+
+# --------------------------------------------------------------------------- islands
+
+
+def test_remove_small_islands():
+    ph = np.zeros((12, 12, 12), np.uint8)
+    ph[2:8, 2:8, 2:8] = CBD  # big block: kept
+    ph[10, 10, 10] = CBD  # single CBD voxel in pore: removed
+    ph[4, 4, 4] = NMC  # single NMC voxel inside CBD: becomes CBD
+    ph[0, 0, 0] = NMC  # single NMC voxel in the corner, in pore
+    out = remove_small_islands(ph, 8)
+    assert out.dtype == np.uint8
+    assert out[10, 10, 10] == PORE
+    assert out[4, 4, 4] == CBD
+    assert out[0, 0, 0] == PORE
+    assert (out[2:8, 2:8, 2:8] == CBD).all()
+    assert (out == CBD).sum() == 216
+    assert (out == NMC).sum() == 0
+    # min_size <= 1 keeps everything (but is a copy)
+    same = remove_small_islands(ph, 1)
+    np.testing.assert_array_equal(same, ph)
+    assert same is not ph
+
+
+def test_remove_small_islands_majority_neighbour():
+    ph = np.zeros((5, 5, 7), np.uint8)
+    ph[:, :, 4:] = NMC
+    ph[2, 2, 3] = CBD  # 1 face to NMC, 5 faces to pore -> pore
+    ph[2, 2, 5] = CBD  # inside NMC -> NMC
+    out = remove_small_islands(ph, 2)
+    assert out[2, 2, 3] == PORE and out[2, 2, 5] == NMC
+
+
+# --------------------------------------------------------------------------- partial volume
+
+
+@pytest.fixture(scope="module")
+def blurred_spheres():
+    """Sphere A bare in pore; sphere B in a 3-voxel CBD shell; Gaussian blur sigma 1."""
+    shape = (36, 36, 72)
+    a = ball(shape, (18, 18, 18), 10)
+    b = ball(shape, (18, 18, 53), 10)
+    d_b = ndi.distance_transform_edt(~b)
+    shell_b = (d_b > 0) & (d_b <= 3)
+    img = np.full(shape, 0.1, np.float32)
+    img[a | b] = 0.85
+    img[shell_b] = 0.42
+    vol = ndi.gaussian_filter(img, 1.0)
+    near_a = ndi.distance_transform_edt(~a) <= 4  # A and the 4 voxels around it
+    lo, hi = suggest_thresholds(vol)
+    ph = threshold(vol, lo, hi)
+    return vol, ph, lo, near_a, shell_b
+
+
+def test_threshold_creates_false_cbd_shell(blurred_spheres):
+    vol, ph, lo, near_a, shell_b = blurred_spheres
+    assert (ph[near_a] == CBD).sum() > 500  # the blur halo of a bare sphere reads as CBD
+    assert (ph[shell_b] == CBD).mean() > 0.9
+
+
+def test_correct_partial_volume_removes_false_shell(blurred_spheres):
+    vol, ph, lo, near_a, shell_b = blurred_spheres
+    before = (ph[near_a] == CBD).sum()
+    out = correct_partial_volume(vol, ph, lo, sigma=1.0)  # the blur of the image
+    assert out.dtype == np.uint8
+    after = (out[near_a] == CBD).sum()
+    assert after < 0.2 * before
+    assert (out[shell_b] == CBD).mean() > 0.7  # genuine thick CBD is kept
+    assert np.all(out[ph == NMC] == NMC)  # NMC is kept (and may grow)
+
+
+def test_correct_partial_volume_estimated_sigma_removes_false_shell(blurred_spheres):
+    vol, ph, lo, near_a, shell_b = blurred_spheres
+    before = (ph[near_a] == CBD).sum()
+    out = correct_partial_volume(vol, ph, lo)
+    assert (out[near_a] == CBD).sum() < 0.2 * before
+    assert (out[shell_b] == CBD).mean() > 0.7
+
+
+def test_estimate_pv_sigma_without_cbd():
+    shape = (32, 32, 32)
+    img = np.full(shape, 0.1, np.float32)
+    img[ball(shape, (16, 16, 16), 8)] = 0.85
+    vol = ndi.gaussian_filter(img, 1.0)
+    # the estimate expects NMC out to its true edge (segment() grows the thresholded rim
+    # for that); with no CBD at all it fits the pore side only
+    ph = np.where(img > 0.5, NMC, PORE).astype(np.uint8)
+    assert P.estimate_pv_sigma(vol, ph) == pytest.approx(1.0, abs=0.25)
+
+
+def test_correct_partial_volume_rejects_shape_mismatch():
+    with pytest.raises(ValueError, match=r"volume shape \(4, 4, 4\) differs from phases shape \(4, 4, 5\)"):
+        correct_partial_volume(np.zeros((4, 4, 4)), np.zeros((4, 4, 5), np.uint8), 0.5)
+
+
+# --------------------------------------------------------------------------- segment
+
+
+def test_segment_two_level_volume_with_explicit_thresholds():
+    shape = (20, 20, 20)
+    truth = np.zeros(shape, np.uint8)
+    truth[ball(shape, (10, 10, 10), 6)] = NMC
+    truth[:, :, :3] = CBD
+    vol = np.array([100, 400, 800], np.uint16)[truth]
+    params = SegmentParams(denoise="none", low=250, high=600, partial_volume=False, min_island=0)
+    np.testing.assert_array_equal(segment(vol, params), truth)
+    res = segment_detailed(vol, params)
+    assert res.params == params
+
+
+def test_segment_resolves_params_and_is_reproducible(blurred_spheres):
+    vol = blurred_spheres[0]
+    res = segment_detailed(vol)
+    p = res.params
+    assert p.low is not None and p.high is not None and p.low < p.high
+    assert p.pv_sigma is not None and p.pv_sigma > 0
+    assert set(np.unique(res.phases)) <= {0, 1, 2}
+    np.testing.assert_array_equal(segment(vol, p), res.phases)
+
+
+@pytest.mark.parametrize("params", [SegmentParams(), SegmentParams(denoise="median", denoise_size=3, pv_sigma=0.9)])
+def test_segment_by_slabs_equals_whole_volume(blurred_spheres, params):
+    vol = blurred_spheres[0]
+    whole = segment_detailed(vol, params, slab=10_000)
+    for slab in (1, 5):
+        part = segment_detailed(vol, params, slab=slab)
+        np.testing.assert_array_equal(part.phases, whole.phases)
+        assert part.params == whole.params
+
+
+@pytest.mark.parametrize(
+    "volume, exc, match",
+    [
+        (np.full((6, 6, 6), 7, np.uint16), ValueError, r"constant \(every voxel = 7\): nothing to segment"),
+        (np.full((6, 6, 6), np.nan, np.float32), ValueError, r"holds no finite value \(all NaN or infinite\)"),
+        (np.full((6, 6, 6), np.inf, np.float64), ValueError, r"holds no finite value"),
+        (np.zeros((6, 6, 6), bool), TypeError, r"is boolean"),
+        (np.zeros((6, 6)), ValueError, r"must be 3D"),
+        (np.zeros((0, 6, 6)), ValueError, r"is empty"),
+        ([[[1, 2]]], TypeError, r"must be a numpy array"),
+    ],
+)
+def test_segment_rejects_bad_volume(volume, exc, match):
+    with pytest.raises(exc, match=match):
+        segment(volume)
+
+
+def test_segment_float_volume_with_some_nan():
+    shape = (16, 16, 16)
+    truth = np.zeros(shape, np.uint8)
+    truth[4:12, 4:12, 4:12] = NMC
+    truth[4:12, 4:12, 12:15] = CBD
+    vol = np.array([0.1, 0.45, 0.85], np.float32)[truth]
+    vol[0, 0, :4] = np.nan
+    params = SegmentParams(denoise="none", partial_volume=False, min_island=0)
+    out = segment(vol, params)
+    assert set(np.unique(out)) == {0, 1, 2}
+    np.testing.assert_array_equal(out[1:], truth[1:])
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"low": 0.5, "high": 0.5}, r"low threshold \(0.5\) must be below high threshold \(0.5\)"),
+        ({"low": 0.7, "high": 0.3}, r"low threshold \(0.7\) must be below high threshold \(0.3\)"),
+        ({"denoise": "wavelet"}, r"denoise must be one of \['none', 'gaussian', 'median', 'nlm'\], got 'wavelet'"),
+        ({"denoise_size": -1}, r"denoise_size must be >= 0"),
+        ({"pv_sigma": 0}, r"pv_sigma must be > 0"),
+        ({"min_island": -1}, r"min_island must be >= 0"),
+    ],
+)
+def test_segment_params_validation(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SegmentParams(**kw)
+
+
+def test_inputs_not_modified(blurred_spheres):
+    vol, ph, lo, _, _ = blurred_spheres
+    vol, ph = vol.copy(), ph.copy()
+    vol_copy, ph_copy = vol.copy(), ph.copy()
+    out1 = correct_partial_volume(vol, ph, lo, sigma=1.0)
+    seg1 = segment(vol, SegmentParams(pv_sigma=1.0))
+    np.testing.assert_array_equal(vol, vol_copy)
+    np.testing.assert_array_equal(ph, ph_copy)
+    vol.flags.writeable = False
+    ph.flags.writeable = False
+    np.testing.assert_array_equal(correct_partial_volume(vol, ph, lo, sigma=1.0), out1)
+    np.testing.assert_array_equal(segment(vol, SegmentParams(pv_sigma=1.0)), seg1)
+    np.testing.assert_array_equal(remove_small_islands(ph, 8), remove_small_islands(ph_copy, 8))
+    np.testing.assert_array_equal(vol, vol_copy)
+    # an integer greyscale is not modified either
+    grey = (vol_copy * 60000).astype(np.uint16)
+    grey_copy = grey.copy()
+    segment(grey, SegmentParams(denoise="median", denoise_size=3, pv_sigma=1.0))
+    np.testing.assert_array_equal(grey, grey_copy)
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def test_crop_and_downsample():
+    vol = np.arange(4 * 6 * 8, dtype=np.uint16).reshape(4, 6, 8)
+    c = P.crop(vol, z=(1, 3), x=(2, 8))
+    assert c.shape == (2, 6, 6) and np.shares_memory(c, vol)
+    np.testing.assert_array_equal(c, vol[1:3, :, 2:8])
+    with pytest.raises(ValueError, match=r"crop range y=\(0, 7\) must satisfy 0 <= start < stop <= 6"):
+        P.crop(vol, y=(0, 7))
+    small, sp = P.downsample(vol, 2, (0.5, 1.0, 2.0))
+    assert small.shape == (2, 3, 4) and small.dtype == np.float32
+    assert sp == (1.0, 2.0, 4.0)
+    assert small[0, 0, 0] == np.mean(vol[:2, :2, :2])
+    np.testing.assert_allclose(small, vol.reshape(2, 2, 3, 2, 4, 2).mean(axis=(1, 3, 5)))
+    with pytest.raises(ValueError, match=r"downsample factor must be >= 1"):
+        P.downsample(vol, 0)
+
+
+def test_normalize_intensity_values():
+    vol = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
+    n = P.normalize_intensity(vol, low_pct=0, high_pct=100)
+    assert n.min() == 0 and n.max() == 1
+    assert n[0, 0, 1] == pytest.approx(1 / 999)
+    clipped = P.normalize_intensity(vol, low_pct=10, high_pct=90)
+    assert clipped[0, 0, 0] == 0 and clipped[-1, -1, -1] == 1
+    assert clipped.ravel()[500] == pytest.approx((500 - 99.9) / (899.1 - 99.9), rel=1e-5)
+
+
+def test_normalize_intensity_returns_float32():
+    vol = np.arange(1000, dtype=np.uint16).reshape(10, 10, 10)
+    assert P.normalize_intensity(vol).dtype == np.float32
+
+
+def test_class_means():
+    vol = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
+    ph = np.zeros(vol.shape, np.uint8)
+    ph[5:] = NMC
+    pore, cbd, nmc = P.class_means(vol, ph)
+    assert pore == 249.5 and nmc == 749.5 and np.isnan(cbd)
+
+
+def test_denoise_none_is_a_float32_copy():
+    vol = np.arange(27, dtype=np.uint16).reshape(3, 3, 3)
+    out = P.denoise(vol, "none")
+    assert out.dtype == np.float32 and not np.shares_memory(out, vol)
+    np.testing.assert_array_equal(out, vol)
+    g = P.denoise(np.full((5, 5, 5), 3.0, np.float32), "gaussian", size=1.0)
+    np.testing.assert_allclose(g, 3.0)
+    with pytest.raises(ValueError, match=r"method must be one of"):
+        P.denoise(vol, "bilateral")

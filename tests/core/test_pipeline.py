@@ -1,0 +1,233 @@
+"""Tests for core.pipeline: parameters, provenance, reproducibility, end-to-end accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import pipeline
+from core.codes import NMC
+from core.evaluate import instance_scores, phase_iou
+from core.metrics import COLUMNS
+from core.particles import SeparationParams
+from core.phases import SegmentParams
+from core.pipeline import AnalysisParams, checksum, run
+from core.synth import ElectrodeParams, make_electrode
+
+
+@pytest.fixture(scope="module")
+def elec():
+    return make_electrode(ElectrodeParams(shape=(48, 48, 48), radius_median_um=3, spacing=(0.5, 0.5, 0.5)), rng=1)
+
+
+@pytest.fixture(scope="module")
+def result(elec):
+    return run(elec.greyscale, spacing=elec.spacing)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+CUSTOM = AnalysisParams(
+    segment=SegmentParams(denoise="median", denoise_size=3, low=0.2, high=0.6, partial_volume=False,
+                          pv_sigma=1.1, min_island=4),
+    separation=SeparationParams(fill_cracks=False, markers="peaks", h_um=0.3, min_distance_um=1.5,
+                                merge_ratio=0.8, min_volume_um3=2.0),
+    axis=2,
+    separator_side="end",
+)
+
+
+@pytest.mark.parametrize("params", [AnalysisParams(), CUSTOM], ids=["default", "custom"])
+def test_params_round_trip_through_json(params):
+    d = params.to_dict()
+    assert set(d) == {"method", "segment", "separation", "axis", "separator_side"}
+    back = AnalysisParams.from_dict(json.loads(json.dumps(d)))
+    assert back == params
+    assert isinstance(back.segment, SegmentParams) and isinstance(back.separation, SeparationParams)
+
+
+def test_params_from_partial_dict_uses_defaults():
+    p = AnalysisParams.from_dict({"axis": 1, "segment": {"low": 0.1, "high": 0.5}})
+    assert p.axis == 1 and p.segment == SegmentParams(low=0.1, high=0.5)
+    assert p.separation == SeparationParams() and p.separator_side == "auto"
+
+
+@pytest.mark.parametrize(
+    "d, exc, match",
+    [
+        ({"foo": 1}, ValueError, r"unknown analysis parameter\(s\) \['foo'\]"),
+        ({"segment": {"threshold": 3}}, ValueError, r"unknown 'segment' parameter\(s\) \['threshold'\]"),
+        ({"separation": {"h": 3}}, ValueError, r"unknown 'separation' parameter\(s\) \['h'\]"),
+        ({"segment": 3}, TypeError, r"'segment' parameters must be a JSON object"),
+        ([1, 2], TypeError, r"must be a JSON object, got list"),
+        ({"axis": 3}, ValueError, r"axis must be one of \[0, 1, 2\], got 3"),
+        ({"separator_side": "top"}, ValueError, r"separator_side must be one of"),
+        ({"method": "unet"}, ValueError, r"method must be one of \['threshold'\]"),
+        ({"segment": {"low": 0.6, "high": 0.2}}, ValueError, r"low threshold \(0.6\) must be below high"),
+        ({"separation": {"markers": "x"}}, ValueError, r"markers must be one of"),
+    ],
+)
+def test_params_from_dict_rejects(d, exc, match):
+    with pytest.raises(exc, match=match):
+        AnalysisParams.from_dict(d)
+
+
+# --------------------------------------------------------------------------- run on a synthetic electrode
+
+
+def test_run_outputs(elec, result):
+    t = result.table
+    assert isinstance(t, pd.DataFrame) and list(t.columns) == list(COLUMNS)
+    assert len(t) == result.labels.max() >= 10
+    assert result.labels.dtype == np.int32 and result.phases.dtype == np.uint8
+    assert result.labels.shape == result.phases.shape == elec.greyscale.shape
+    assert set(np.unique(result.phases)) == {0, 1, 2}
+    assert not (result.labels[result.phases != NMC]).any()
+    assert (result.labels[result.phases == NMC] > 0).mean() > 0.99
+    assert result.spacing == (0.5, 0.5, 0.5)
+    assert t.attrs["spacing_um"] == [0.5, 0.5, 0.5] and t.attrs["separator_side"] == "start"
+
+
+def test_run_provenance(elec, result):
+    prov = result.provenance
+    assert prov["input_checksum"] == checksum(elec.greyscale)
+    assert prov["input_shape"] == [48, 48, 48] and prov["input_dtype"] == "uint16"
+    assert prov["spacing_um"] == [0.5, 0.5, 0.5]
+    assert prov["presegmented"] is False
+    assert prov["n_particles"] == len(result.table)
+    assert set(prov["timings_s"]) == {"phases_s", "particles_s", "metrics_s"}
+    assert all(v >= 0 for v in prov["timings_s"].values())
+    assert prov["separator_side_detected"] == "start" and prov["separator_side_contrast"] > 0.1
+    assert {"core", "numpy", "scipy", "scikit-image", "numba"} <= set(prov["versions"])
+    json.dumps(prov)  # plain JSON
+
+
+def test_run_resolved_params(result):
+    p = result.params
+    assert p.segment.low is not None and p.segment.high is not None
+    assert p.segment.low < p.segment.high
+    assert p.segment.pv_sigma is not None
+    assert p.separator_side == "start"
+    # everything else as given (defaults)
+    assert p.separation == SeparationParams() and p.axis == 0
+    assert p.segment.denoise == SegmentParams().denoise
+
+
+def test_rerun_with_resolved_params_is_identical(elec, result):
+    d = json.loads(json.dumps(result.params.to_dict()))
+    again = run(elec.greyscale, AnalysisParams.from_dict(d), spacing=elec.spacing)
+    np.testing.assert_array_equal(again.phases, result.phases)
+    np.testing.assert_array_equal(again.labels, result.labels)
+    pd.testing.assert_frame_equal(again.table, result.table)
+    assert again.params == result.params
+    assert again.provenance["separator_side_detected"] is None  # side was given this time
+
+
+def test_run_accuracy_on_synthetic_electrode(elec, result):
+    iou = phase_iou(elec.phases, result.phases)
+    assert iou["nmc"] > 0.9 and iou["pore"] > 0.85
+    s = instance_scores(elec.labels, result.labels, thresholds=[0.5]).iloc[0]
+    assert s["f1"] > 0.8
+
+
+def test_run_estimates_the_blur_of_synthetic_electrode(result):
+    # sqrt(0.6**2 + 0.7**2) = 0.92 voxel
+    assert 0.7 <= result.params.segment.pv_sigma <= 1.15
+
+
+def test_run_presegmented_truth_gives_true_phases(elec):
+    res = run(elec.phases, spacing=elec.spacing, presegmented=True)
+    np.testing.assert_array_equal(res.phases, elec.phases)
+    assert res.params.segment == SegmentParams()  # untouched: nothing was segmented
+    assert res.provenance["presegmented"] is True
+    s = instance_scores(elec.labels, res.labels, thresholds=[0.5]).iloc[0]
+    assert s["f1"] > 0.85
+    # other integer dtypes are accepted and converted
+    res16 = run(elec.phases.astype(np.int16), spacing=elec.spacing, presegmented=True)
+    np.testing.assert_array_equal(res16.labels, res.labels)
+    assert res16.phases.dtype == np.uint8
+
+
+def test_run_progress(elec):
+    calls = []
+    run(elec.phases, presegmented=True, spacing=elec.spacing, progress=lambda f, m: calls.append((f, m)))
+    fracs = [f for f, _ in calls]
+    assert fracs == sorted(fracs)
+    assert 0 <= fracs[0] and fracs[-1] == 1.0
+    assert calls[-1][1].startswith("done: ")
+    assert all(isinstance(m, str) and m for _, m in calls)
+
+
+def test_run_does_not_modify_inputs(elec):
+    grey = elec.greyscale.copy()
+    grey_copy = grey.copy()
+    params = AnalysisParams(segment=SegmentParams(pv_sigma=1.0), separator_side="start")
+    res = run(grey, params, spacing=elec.spacing)
+    np.testing.assert_array_equal(grey, grey_copy)
+    grey.flags.writeable = False
+    res_ro = run(grey, params, spacing=elec.spacing)
+    np.testing.assert_array_equal(res_ro.phases, res.phases)
+    np.testing.assert_array_equal(grey, grey_copy)
+    ph = elec.phases.copy()
+    ph_copy = ph.copy()
+    res2 = run(ph, presegmented=True, spacing=elec.spacing)
+    np.testing.assert_array_equal(ph, ph_copy)
+    ph.flags.writeable = False
+    res3 = run(ph, presegmented=True, spacing=elec.spacing)
+    np.testing.assert_array_equal(res3.labels, res2.labels)
+    np.testing.assert_array_equal(ph, ph_copy)
+    assert len(res.table) > 0
+
+
+def test_checksum():
+    a = np.arange(24, dtype=np.uint16).reshape(2, 3, 4)
+    c = checksum(a)
+    assert isinstance(c, str) and len(c) == 32
+    assert checksum(np.asfortranarray(a)) == c  # memory layout does not matter
+    assert checksum(a.astype(np.int32)) != c  # dtype does
+    assert checksum(a.reshape(4, 3, 2)) != c  # shape does
+    b = a.copy()
+    b[1, 2, 3] += 1
+    assert checksum(b) != c
+
+
+@pytest.mark.parametrize(
+    "volume, kw, exc, match",
+    [
+        (np.zeros((6, 6, 6), np.uint8), {"presegmented": True}, ValueError, r"the NMC phase is empty"),
+        (np.full((6, 6, 6), 3, np.uint8), {"presegmented": True}, ValueError, r"found \[3\]"),
+        (np.full((6, 6, 6), 2.0), {"presegmented": True}, TypeError, r"integer phase codes"),
+        (np.full((6, 6), 2, np.uint8), {"presegmented": True}, ValueError, r"must be 3D"),
+        (np.full((6, 6, 6), 9, np.uint16), {}, ValueError, r"constant"),
+        (np.full((6, 6, 6), np.nan, np.float32), {}, ValueError, r"no finite value"),
+        (np.full((6, 6, 6), 2, np.uint8), {"presegmented": True, "spacing": (1, 1)}, ValueError,
+         r"spacing needs 3 values"),
+        (np.full((6, 6, 6), 2, np.uint8), {"presegmented": True, "spacing": -1}, ValueError, r"finite and > 0"),
+        (np.full((6, 6, 6), 2, np.uint8), {"presegmented": True, "spacing": (1, 0, 1)}, ValueError,
+         r"finite and > 0"),
+    ],
+)
+def test_run_rejects_bad_input(volume, kw, exc, match):
+    with pytest.raises(exc, match=match):
+        run(volume, **kw)
+
+
+def test_run_greyscale_without_nmc_is_rejected():
+    # two grey levels, both far below the NMC threshold the user set
+    vol = np.zeros((10, 10, 10), np.uint16)
+    vol[5:] = 1000
+    params = AnalysisParams(segment=SegmentParams(denoise="none", low=500, high=5000, partial_volume=False))
+    with pytest.raises(ValueError, match=r"the NMC phase is empty"):
+        run(vol, params)
+
+
+def test_params_validation_on_construction():
+    with pytest.raises(ValueError, match=r"axis must be one of"):
+        AnalysisParams(axis=-1)
+    with pytest.raises(ValueError, match=r"separator_side must be one of"):
+        AnalysisParams(separator_side="middle")
+    assert pipeline.versions()["core"]

@@ -1,0 +1,130 @@
+"""Tests for core.synth: determinism, consistency of the ground truth, the detachment knob."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import synth
+from core.codes import CBD, NMC, PORE
+from core.metrics import COLUMNS, particle_table
+from core.synth import DEMO_ELECTRODES, ElectrodeParams, ImagingParams, demo_electrode, make_electrode
+
+SMALL = ElectrodeParams(shape=(48, 48, 48), radius_median_um=3, spacing=(0.5, 0.5, 0.5))
+
+
+@pytest.fixture(scope="module")
+def elec():
+    return make_electrode(SMALL, rng=7)
+
+
+def test_same_seed_same_electrode(elec):
+    again = make_electrode(SMALL, rng=7)
+    np.testing.assert_array_equal(again.greyscale, elec.greyscale)
+    np.testing.assert_array_equal(again.phases, elec.phases)
+    np.testing.assert_array_equal(again.labels, elec.labels)
+    pd.testing.assert_frame_equal(again.table, elec.table)
+    # a Generator seeded the same way gives the same electrode too
+    gen = make_electrode(SMALL, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(gen.greyscale, elec.greyscale)
+    assert elec.seed == 7 and gen.seed is None
+
+
+def test_other_seed_other_electrode(elec):
+    other = make_electrode(SMALL, rng=8)
+    assert not np.array_equal(other.phases, elec.phases)
+    assert not np.array_equal(other.greyscale, elec.greyscale)
+
+
+def test_volumes_are_consistent(elec):
+    assert elec.greyscale.shape == elec.phases.shape == elec.labels.shape == (48, 48, 48)
+    assert elec.phases.dtype == np.uint8 and elec.labels.dtype == np.int32
+    assert elec.greyscale.dtype == np.uint16
+    assert set(np.unique(elec.phases)) == {PORE, CBD, NMC}
+    # labels exactly on NMC voxels, numbered 1..n
+    np.testing.assert_array_equal(elec.labels > 0, elec.phases == NMC)
+    ids = np.unique(elec.labels)
+    np.testing.assert_array_equal(ids, np.arange(ids.size))
+    assert 10 <= ids.size - 1 == len(elec.table)
+    assert elec.spacing == (0.5, 0.5, 0.5)
+    assert elec.name == "synthetic" and elec.electrode == SMALL and elec.imaging == ImagingParams()
+
+
+def test_free_surface_at_the_separator_side(elec):
+    gap_vox = int(SMALL.surface_gap_um / SMALL.spacing[0])  # 4 voxels
+    assert not (elec.phases[: gap_vox - 1] == NMC).any()
+    nmc = (elec.phases == NMC).mean(axis=(1, 2))
+    assert nmc[gap_vox + 8 :].mean() > 0.3
+
+
+def test_true_table_is_particle_table_of_the_truth(elec):
+    t = elec.table
+    assert list(t.columns) == list(COLUMNS) + ["target_detached_share"]
+    again = particle_table(elec.labels, elec.phases, elec.spacing, separator_side="start")
+    pd.testing.assert_frame_equal(t[list(COLUMNS)], again)
+    assert t["target_detached_share"].between(0, 1).all()
+    # the truth has real interfaces: CBD coverage and detachment vary between particles
+    assert t["frac_cbd"].max() > 0.2
+    assert t["detachment"].dropna().between(0, 1).all()
+
+
+def test_greyscale_orders_the_phases(elec):
+    g = elec.greyscale.astype(np.float64)
+    m_pore, m_cbd, m_nmc = (g[elec.phases == c].mean() for c in (PORE, CBD, NMC))
+    assert m_nmc > m_cbd > m_pore
+    # the imaging model: intensity * 0.6 * 65535 + 0.1 * 65535 (before blur and noise)
+    im = ImagingParams()
+    assert m_nmc == pytest.approx((im.intensity_nmc * 0.6 + 0.1) * 65535, rel=0.1)
+    assert m_pore == pytest.approx((im.intensity_pore * 0.6 + 0.1) * 65535, rel=0.2)
+
+
+def test_detachment_knob():
+    low = make_electrode(replace(SMALL, detachment_mean=0.0), rng=3)
+    high = make_electrode(replace(SMALL, detachment_mean=0.8), rng=3)
+    d_low = low.table["detachment"].median()
+    d_high = high.table["detachment"].median()
+    assert d_high > d_low + 0.4
+    assert high.table["target_detached_share"].median() > low.table["target_detached_share"].median() + 0.5
+    # the microstructure (NMC) is the same, only CBD is removed
+    np.testing.assert_array_equal(low.phases == NMC, high.phases == NMC)
+    assert (high.phases == CBD).sum() < (low.phases == CBD).sum()
+
+
+def test_no_cracks_when_crack_prob_zero():
+    e = make_electrode(replace(SMALL, crack_prob=0.0, shape=(32, 32, 32)), rng=1)
+    interior = ~e.table["touches_edge"]
+    assert (e.table.loc[interior, "crack_fraction"] == 0).all()
+    cracked = make_electrode(replace(SMALL, crack_prob=1.0, shape=(32, 32, 32)), rng=1)
+    assert (cracked.table["crack_fraction"] > 0).sum() >= 1
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"packing": 1.5}, r"packing must lie in \[0, 1\], got 1.5"),
+        ({"shape": (4, 48, 48)}, r"shape must be 3 sizes >= 8 voxels"),
+        ({"shape": (48, 48)}, r"shape must be 3 sizes >= 8 voxels"),
+        ({"detachment_mean": -0.1}, r"detachment_mean must lie in \[0, 1\]"),
+        ({"radius_median_um": 0}, r"radii must be > 0"),
+        ({"radius_min_um": 5, "radius_max_um": 2}, r"radius_min_um <= radius_max_um"),
+        ({"calendering": 0.2}, r"calendering must lie in \[0.5, 1\]"),
+        ({"spacing": (0.5, 0, 0.5)}, r"finite and > 0"),
+    ],
+)
+def test_bad_params(kw, match):
+    with pytest.raises(ValueError, match=match):
+        make_electrode(replace(SMALL, **kw), rng=0)
+
+
+def test_demo_electrode():
+    assert list(DEMO_ELECTRODES) == ["pristine", "cycled-1C", "cycled-5C"]
+    e = demo_electrode("cycled-5C", rng=2, shape=(32, 32, 32))
+    assert e.name == "cycled-5C" and e.phases.shape == (32, 32, 32) and e.seed == 2
+    assert e.electrode == replace(DEMO_ELECTRODES["cycled-5C"], shape=(32, 32, 32))
+    with pytest.raises(ValueError, match=r"unknown demo electrode 'nope'"):
+        demo_electrode("nope")
+    d = synth.params_dict(e)
+    assert d["seed"] == 2 and d["electrode"]["detachment_mean"] == 0.55 and d["imaging"]["dtype"] == "uint16"
