@@ -13,6 +13,7 @@ from __future__ import annotations
 import cc3d
 import numba
 import numpy as np
+from numba.typed import List
 
 
 def quantise(dt: np.ndarray, step: float | None = None) -> tuple[np.ndarray, float]:
@@ -90,123 +91,96 @@ def _find(parent, a):
 
 
 @numba.njit(cache=True)
-def _heap_push(keys, vals, n, key, val):
-    if n >= keys.size:
-        nk = np.empty(keys.size * 2, keys.dtype)
-        nv = np.empty(vals.size * 2, vals.dtype)
-        nk[:n] = keys[:n]
-        nv[:n] = vals[:n]
-        keys, vals = nk, nv
-    i = n
-    keys[i] = key
-    vals[i] = val
-    while i > 0:
-        p = (i - 1) >> 1
-        if keys[p] >= keys[i]:
-            break
-        keys[p], keys[i] = keys[i], keys[p]
-        vals[p], vals[i] = vals[i], vals[p]
-        i = p
-    return keys, vals, n + 1
-
-
-@numba.njit(cache=True)
-def _heap_pop(keys, vals, n):
-    key, val = keys[0], vals[0]
-    n -= 1
-    keys[0] = keys[n]
-    vals[0] = vals[n]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= n:
-            break
-        c = left
-        if left + 1 < n and keys[left + 1] > keys[left]:
-            c = left + 1
-        if keys[i] >= keys[c]:
-            break
-        keys[c], keys[i] = keys[i], keys[c]
-        vals[c], vals[i] = vals[i], vals[c]
-        i = c
-    return key, val, n
+def _push(qs, tails, level, idx):
+    arr = qs[level]
+    t = tails[level]
+    if t == arr.size:
+        grown = np.empty(max(16, arr.size * 2), np.int64)
+        grown[:t] = arr[:t]
+        qs[level] = grown
+        arr = grown
+    arr[t] = idx
+    tails[level] = t + 1
 
 
 @numba.njit(cache=True)
 def _flood(q, labels, n_seeds, h):
-    """Priority flood from seeded labels with merging by dynamics (in place)."""
+    """Priority flood from seeded labels with merging by dynamics (in place).
+
+    A bucket queue over the 256 levels, first in first out within a level;
+    a voxel is queued at the lower of its own level and the level being
+    flooded, so the flood never climbs.
+    """
     nz, ny, nx = q.shape
     sxy = ny * nx
     parent = np.arange(n_seeds + 1)
     peak = np.zeros(n_seeds + 1, np.int64)
     flat_l = labels.ravel()
     flat_q = q.ravel()
-    cap = 1 << 16
-    keys = np.empty(cap, np.int64)
-    vals = np.empty(cap, np.int64)
-    n = 0
-    counter = np.int64(0)
-    big = np.int64(1) << 40
+    qs = List()
+    for _ in range(256):
+        qs.append(np.empty(16, np.int64))
+    heads = np.zeros(256, np.int64)
+    tails = np.zeros(256, np.int64)
     for i in range(flat_l.size):
         lab = flat_l[i]
         if lab > 0:
             if flat_q[i] > peak[lab]:
                 peak[lab] = flat_q[i]
-            keys, vals, n = _heap_push(keys, vals, n, np.int64(flat_q[i]) * big + (big - 1 - counter), i)
-            counter += 1
-    while n > 0:
-        key, i, n = _heap_pop(keys, vals, n)
-        level = key // big
-        a = _find(parent, flat_l[i])
-        z = i // sxy
-        r = i - z * sxy
-        y = r // nx
-        x = r - y * nx
-        for d in range(6):
-            if d == 0:
-                if z == 0:
+            _push(qs, tails, flat_q[i], i)
+    for level in range(255, 0, -1):
+        while heads[level] < tails[level]:
+            i = qs[level][heads[level]]
+            heads[level] += 1
+            a = _find(parent, flat_l[i])
+            z = i // sxy
+            r = i - z * sxy
+            y = r // nx
+            x = r - y * nx
+            for d in range(6):
+                if d == 0:
+                    if z == 0:
+                        continue
+                    j = i - sxy
+                elif d == 1:
+                    if z == nz - 1:
+                        continue
+                    j = i + sxy
+                elif d == 2:
+                    if y == 0:
+                        continue
+                    j = i - nx
+                elif d == 3:
+                    if y == ny - 1:
+                        continue
+                    j = i + nx
+                elif d == 4:
+                    if x == 0:
+                        continue
+                    j = i - 1
+                else:
+                    if x == nx - 1:
+                        continue
+                    j = i + 1
+                qj = flat_q[j]
+                if qj == 0:
                     continue
-                j = i - sxy
-            elif d == 1:
-                if z == nz - 1:
-                    continue
-                j = i + sxy
-            elif d == 2:
-                if y == 0:
-                    continue
-                j = i - nx
-            elif d == 3:
-                if y == ny - 1:
-                    continue
-                j = i + nx
-            elif d == 4:
-                if x == 0:
-                    continue
-                j = i - 1
-            else:
-                if x == nx - 1:
-                    continue
-                j = i + 1
-            qj = flat_q[j]
-            if qj == 0:
-                continue
-            lj = flat_l[j]
-            if lj == 0:
-                flat_l[j] = a
-                pr = qj if qj < level else level
-                keys, vals, n = _heap_push(keys, vals, n, np.int64(pr) * big + (big - 1 - counter), j)
-                counter += 1
-            else:
-                b = _find(parent, lj)
-                if b != a:
-                    # basins meet at this level: the lower peak joins if shallow
-                    if peak[a] >= peak[b]:
-                        hi, lo = a, b
-                    else:
-                        hi, lo = b, a
-                    if peak[lo] - level < h:
-                        parent[lo] = hi
-                        a = _find(parent, a)
+                lj = flat_l[j]
+                if lj == 0:
+                    flat_l[j] = a
+                    _push(qs, tails, qj if qj < level else level, j)
+                else:
+                    b = _find(parent, lj)
+                    if b != a:
+                        # basins meet at this level: the lower peak joins if shallow
+                        if peak[a] >= peak[b]:
+                            hi, lo = a, b
+                        else:
+                            hi, lo = b, a
+                        if peak[lo] - level < h:
+                            parent[lo] = hi
+                            a = _find(parent, a)
+        qs[level] = np.empty(1, np.int64)  # release the finished level
     # resolve roots and renumber 1..n
     new_id = np.zeros(n_seeds + 1, np.int32)
     k = 0
