@@ -571,6 +571,11 @@ def segment_detailed(
             raise ValueError(f"low threshold ({low:g}) must be below high threshold ({high:g})")
         above = sample[sample >= high]
         i_nmc = float(np.median(above)) if above.size else float(sample.max())
+        # After unmixing, a voxel is pore or CBD: classify it at the midpoint of
+        # their grey values, not at the multi-Otsu threshold, which the blur
+        # halo drags towards CBD.
+        below, mid = sample[sample < low], sample[(sample >= low) & (sample < high)]
+        pv_low = 0.5 * (float(np.median(below)) + float(np.median(mid))) if below.size and mid.size else low
 
     pv_sigma = params.pv_sigma
     if params.partial_volume and pv_sigma is None:
@@ -600,7 +605,7 @@ def segment_detailed(
         d = denoised(a, b)
         ph = threshold(d, low, high)
         if params.partial_volume and (ph == NMC).any():
-            ph, _ = _correct_partial_volume(d, ph, low, sigma=pv_sigma, i_nmc=i_nmc)
+            ph, _ = _correct_partial_volume(d, ph, pv_low, sigma=pv_sigma, i_nmc=i_nmc)
         phases[z0:z1] = ph[z0 - a : z0 - a + (z1 - z0)]
         del d, ph
     if params.min_island > 1:
