@@ -12,6 +12,9 @@ filled particle
     it alone encloses: its internal cracks.
 crack_fraction
     Crack voxels / filled-particle voxels.
+sphericity
+    ``π^(1/3) (6 V)^(2/3) / A`` with the marching-cubes area ``A``; NaN for
+    particles of fewer than :data:`MIN_VOXELS_FOR_SHAPE` voxels.
 area_*_um2
     Area of the filled particle's voxel faces that touch pore, CBD, another
     particle (or unlabelled NMC) and the volume edge.  Faces to the particle's
@@ -42,6 +45,9 @@ from ._validate import check_choice, check_labels, check_phases, normalize_spaci
 from .codes import CBD, NMC
 
 Side = Literal["auto", "start", "end"]
+
+#: Particles with fewer (crack-filled) voxels get NaN sphericity.
+MIN_VOXELS_FOR_SHAPE: int = 27
 
 #: Columns of the particle table, in order.
 COLUMNS: tuple[str, ...] = (
@@ -241,6 +247,8 @@ def particle_table(
     with np.errstate(invalid="ignore", divide="ignore"):
         detachment = np.where(open_iface > 0, a_pore / open_iface, np.nan)
         sphericity = np.pi ** (1 / 3) * (6 * volume) ** (2 / 3) / mc[present]
+    # a digital shape of a few voxels has no meaningful sphericity (it can exceed 1)
+    sphericity[n_filled < MIN_VOXELS_FOR_SHAPE] = np.nan
     note = np.where(open_iface > 0, "", "no interface with pore or CBD (enclosed by particles / volume edge)")
     n_ax = phases.shape[axis]
     pos = centroid_idx[:, axis] / max(n_ax - 1, 1)

@@ -332,7 +332,7 @@ def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow
 
 def estimate_pv_sigma(
     volume: np.ndarray, phases: np.ndarray, *, candidates=tuple(np.round(np.arange(0.6, 2.05, 0.1), 2)),
-    max_voxels: int = 96**3, fallback: float = 1.0,
+    max_voxels: int = 128**3, fallback: float = 1.0,
 ) -> float:
     """Blur sigma (voxels) that best unmixes the voxels around NMC.
 
@@ -580,8 +580,8 @@ def segment_detailed(
     pv_sigma = params.pv_sigma
     if params.partial_volume and pv_sigma is None:
         report(0.3, "estimating the blur")
-        # central block, all axes at most ~96 voxels, with a halo for the rim growth
-        side = [min(n, 96) for n in volume.shape]
+        # central block, all axes at most ~128 voxels, with a halo for the rim growth
+        side = [min(n, 128) for n in volume.shape]
         starts = [(n - s) // 2 for n, s in zip(volume.shape, side)]
         halo = 12
         z0, z1 = max(0, starts[0] - halo), min(nz, starts[0] + side[0] + halo)
