@@ -499,3 +499,14 @@ def test_particle_table_rejects_bad_axis_and_side():
 
 def test_module_exports():
     assert metrics.COLUMNS[0] == "label" and len(set(metrics.COLUMNS)) == len(metrics.COLUMNS)
+
+
+def test_tiny_particles_have_no_sphericity():
+    labels = np.zeros((12, 12, 12), np.int32)
+    labels[2, 2, 2] = 1  # one voxel: its marching-cubes shape is meaningless
+    labels[5:9, 5:9, 5:9] = 2  # 64 voxels: measured
+    phases = np.where(labels > 0, NMC, PORE).astype(np.uint8)
+    t = particle_table(labels, phases, 1.0, separator_side="start").set_index("label")
+    assert np.isnan(t.loc[1, "sphericity"])
+    assert 0.5 < t.loc[2, "sphericity"] <= 1.0
+    assert metrics.MIN_VOXELS_FOR_SHAPE == 27
