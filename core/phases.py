@@ -281,38 +281,36 @@ def _grow_rim(volume, phases, i_nmc, low):
     The NMC surface lies where the grey value is halfway between NMC and the
     material just outside it.  That outside value is estimated, for each rim
     voxel (a non-NMC face neighbour of NMC), as the mean grey value of the
-    "ring" voxels (2 to 3 dilation steps away from NMC) within a 7x7x7 window.
-    Returns new phases.
+    "ring" voxels (2 to 3 dilation steps away from NMC) within a 7x7x7 window
+    (two separable box filters).  Returns new phases.
     """
     nmc = phases == NMC
     d1 = ndi.binary_dilation(nmc)
     ring = ndi.binary_dilation(d1, iterations=2)
     ring &= ~d1
+    rim = d1 & ~nmc
+    del d1
+    count = ndi.uniform_filter(ring.astype(np.float32), 7, mode="constant", cval=0.0)
+    total = ndi.uniform_filter(np.where(ring, volume, 0).astype(np.float32), 7, mode="constant", cval=0.0)
+    del ring
     out = phases.copy()
-    _grow_rim_kernel(volume, nmc, d1, ring, np.float32(i_nmc), np.float32(low), np.uint8(NMC), out)
+    _grow_rim_kernel(volume, rim, count, total, np.float32(i_nmc), np.float32(low), np.uint8(NMC), out)
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_rim_kernel(volume, nmc, d1, ring, i_nmc, low, nmc_code, out):
-    nz, ny, nx = volume.shape
-    r = 3
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                if nmc[z, y, x] or not d1[z, y, x]:
-                    continue
-                total = 0.0
-                count = 0
-                for zz in range(max(0, z - r), min(nz, z + r + 1)):
-                    for yy in range(max(0, y - r), min(ny, y + r + 1)):
-                        for xx in range(max(0, x - r), min(nx, x + r + 1)):
-                            if ring[zz, yy, xx]:
-                                total += volume[zz, yy, xx]
-                                count += 1
-                outside = total / count if count > 0 else low
-                if volume[z, y, x] >= 0.5 * (i_nmc + outside):
-                    out[z, y, x] = nmc_code
+def _grow_rim_kernel(volume, rim, count, total, i_nmc, low, nmc_code, out):
+    flat_v = volume.ravel()
+    flat_r = rim.ravel()
+    flat_c = count.ravel()
+    flat_t = total.ravel()
+    flat_o = out.ravel()
+    for i in range(flat_v.size):
+        if not flat_r[i]:
+            continue
+        outside = flat_t[i] / flat_c[i] if flat_c[i] > 1e-6 else low
+        if flat_v[i] >= 0.5 * (i_nmc + outside):
+            flat_o[i] = nmc_code
 
 
 def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
@@ -518,13 +516,14 @@ def segment_detailed(
     params: SegmentParams | None = None,
     *,
     progress: Callable[[float, str], None] | None = None,
-    slab: int = 32,
+    slab: int | None = None,
 ) -> SegmentResult:
     """As :func:`segment`, also returning the resolved parameters.
 
     The volume is processed in slabs of ``slab`` z-slices plus a halo deep
     enough for every filter, so the result equals whole-volume processing
-    while memory stays at the output plus a few slabs.  Global values
+    while memory stays at the output plus a slab.  By default a slab holds
+    about 16 M voxels or an eighth of the volume, whichever is larger.  Global values
     (thresholds, NMC grey value, blur) come from a strided sample of the
     denoised volume and from a central block.
     """
@@ -534,6 +533,9 @@ def segment_detailed(
     volume = check_greyscale(volume)
     report = progress or (lambda f, m: None)
     nz = volume.shape[0]
+    if slab is None:
+        budget = max(16_000_000, volume.size // 8)
+        slab = budget // (volume.shape[1] * volume.shape[2])
     slab = max(1, int(slab))
     dn_halo = int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0
     nan_fill = None
@@ -552,13 +554,24 @@ def segment_detailed(
     low, high = params.low, params.high
     i_nmc = None
     need_sample = low is None or high is None or params.partial_volume
+    slab_starts = list(range(0, nz, slab))
+    kept = None  # the denoised volume, when it is one block and one slab
     if need_sample:
+        # blocks of slices spread through the depth, independent of ``slab``
+        # so that the result does not depend on it
+        if volume.size <= 16_000_000 or nz <= 128:
+            blocks = [(0, nz)]
+        else:
+            blocks = [(int(z), int(z) + 16) for z in np.linspace(0, nz - 16, 8).round()]
+        n_vox = sum(b - a for a, b in blocks) * volume.shape[1] * volume.shape[2]
+        step = max(1, n_vox // 2_000_000)
         samples = []
-        step = max(1, volume.size // 2_000_000)
-        for k, z0 in enumerate(range(0, nz, slab)):
-            report(0.25 * z0 / nz, "sampling grey values")
-            d = denoised(z0, min(nz, z0 + slab))
+        for i, (a, b) in enumerate(blocks):
+            report(0.25 * i / len(blocks), "sampling grey values")
+            d = denoised(a, b)
             samples.append(d.reshape(-1)[::step].copy())
+            if len(blocks) == 1 and len(slab_starts) == 1:
+                kept = d
         sample = np.concatenate(samples)
         del samples
         if low is None or high is None:
@@ -598,11 +611,12 @@ def segment_detailed(
     if params.partial_volume:
         halo += 1 + 3 + 3 + int(np.ceil(4 * (pv_sigma or 1.0))) + 2
     phases = np.empty(volume.shape, np.uint8)
-    for z0 in range(0, nz, slab):
+    for z0 in slab_starts:
         z1 = min(nz, z0 + slab)
         report(0.35 + 0.45 * z0 / nz, f"thresholding slices {z0}-{z1 - 1} of {nz}")
         a, b = max(0, z0 - (halo - dn_halo)), min(nz, z1 + (halo - dn_halo))
-        d = denoised(a, b)
+        d = kept if kept is not None else denoised(a, b)
+        kept = None
         ph = threshold(d, low, high)
         if params.partial_volume and (ph == NMC).any():
             ph, _ = _correct_partial_volume(d, ph, pv_low, sigma=pv_sigma, i_nmc=i_nmc)

@@ -46,6 +46,7 @@ STATUSES: tuple[str, ...] = ("running", "done", "failed")
 SIDES: tuple[str, ...] = ("auto", "start", "end")
 DEMO_PREFIX = "demo:"
 SCHEMA_VERSION = 1
+UPLOAD_GRACE_S = 24 * 3600.0  # an upload not added as a sample is removed after this
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -391,6 +392,13 @@ class Workspace:
         if folder.is_dir():
             for d in folder.iterdir():
                 if d.is_dir() and d.name.isdigit() and int(d.name) not in known:
+                    shutil.rmtree(d, ignore_errors=True)
+        # uploads never added as a sample, left for over a day
+        uploads = self.root / "uploads"
+        if uploads.is_dir():
+            used = {self._upload_folder_of(s.source) for s in self.list_samples()}
+            for d in uploads.iterdir():
+                if d.is_dir() and d not in used and now - d.stat().st_mtime > UPLOAD_GRACE_S:
                     shutil.rmtree(d, ignore_errors=True)
         return marked
 
