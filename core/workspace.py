@@ -287,6 +287,8 @@ def _json_default(o):
 
 
 def _one_sentence(exc: BaseException) -> str:
+    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit, a UI framework stopping the run
+        return f"The run was interrupted ({type(exc).__name__})."
     msg = str(exc).strip().replace("\n", " ") or type(exc).__name__
     if isinstance(exc, KeyError):
         msg = f"missing key {msg}"

@@ -1,0 +1,35 @@
+"""Dashboard entry: ``streamlit run app.py``.
+
+Page config, the shared sidebar sample picker, the first-start demo analysis
+and the router over ``pages/``.
+"""
+
+import os
+
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+import streamlit as st  # noqa: E402
+
+from ui import cache, startup, widgets  # noqa: E402
+
+st.set_page_config(page_title="Cathode detachment", page_icon=":material/battery_charging_full:", layout="wide")
+
+ws = cache.workspace()
+startup.ensure_demos(ws)
+
+# Explicit lower-case url paths differ from the ones Streamlit derives from the file names in pages/
+# ("Samples", ...).  A run that Streamlit starts in its legacy pages-folder mode (the first run of a
+# process, and every AppTest run) then finds no page of that name and runs this entry script, whose
+# st.navigation picks the page: the shared sidebar and the first-start step always run.
+pages = [
+    st.Page("pages/1_Samples.py", title="Samples", icon=":material/inventory_2:", url_path="samples", default=True),
+    st.Page("pages/2_Segment.py", title="Segment", icon=":material/tune:", url_path="segment"),
+    st.Page("pages/3_Particles.py", title="Particles", icon=":material/bubble_chart:", url_path="particles"),
+    st.Page("pages/4_Compare.py", title="Compare", icon=":material/query_stats:", url_path="compare"),
+    st.Page("pages/5_3D.py", title="3D", icon=":material/view_in_ar:", url_path="3d"),
+]
+nav = st.navigation(pages)
+st.sidebar.markdown("**Cathode particle detachment**")
+widgets.sample_picker(ws)
+st.sidebar.caption(f"Workspace: `{ws.root}`")
+nav.run()

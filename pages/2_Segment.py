@@ -1,0 +1,93 @@
+"""Segment: thresholds on the grey-value histogram, a live one-slice preview, and the full analysis run."""
+
+import streamlit as st
+
+from core.pipeline import AnalysisParams
+from ui import cache, charts, compute, render, state, widgets
+
+ws = cache.workspace()
+sample = widgets.require_sample(ws)
+sid = sample.id
+st.title(f"Segment — {sample.name}")
+widgets.demo_badge(sample)
+widgets.show_flash()
+ref, vol = widgets.require_volume(ws, sample)
+latest = ws.latest_analysis(sid)
+
+widgets.init(state.SEG_METHOD, "threshold")
+method = st.radio(
+    "Method", ("threshold", "model"), key=state.SEG_METHOD, horizontal=True, persist_state=widgets.PERSIST,
+    format_func={"threshold": "Thresholds (+ partial-volume correction)",
+                 "model": "Trained model (not available yet)"}.get,
+)
+if method == "model":
+    st.info("Segmentation by a trained network is planned in a later issue; use thresholds for now.")
+
+hist, vmin, vmax = cache.histogram(ref)
+left, right = st.columns([5, 6], gap="large")
+with left:
+    st.subheader("Grey values")
+    params = widgets.segment_params(sample, ref, vmin, vmax, latest)
+    low = st.session_state[state.k(state.SEG_LOW, sid)]
+    high = st.session_state[state.k(state.SEG_HIGH, sid)]
+    st.altair_chart(charts.grey_histogram(hist, low, high), width="stretch")
+    st.caption("Histogram of a strided sample of about a million voxels of the raw volume; the thresholds apply "
+               "to the denoised volume.")
+
+with right:
+    st.subheader("Preview (one slice)")
+    axis, index = widgets.slice_picker(state.k(state.SEG_INDEX, sid), vol.shape, label="Preview slice")
+    widgets.init(state.SEG_OPACITY, 0.45)
+    opacity = st.slider("Phase colour opacity", 0.0, 1.0, key=state.SEG_OPACITY, step=0.05,
+                        persist_state=widgets.PERSIST)
+    lo, hi = cache.contrast(ref, 0.5, 99.5)
+    grey = render.grey_rgb(cache.grey_slice(ref, axis, index), lo, hi)
+    if params is not None and method == "threshold":
+        try:
+            ph2d = cache.preview_phases(ref, axis, index, params)
+        except (ValueError, MemoryError) as exc:
+            st.error(widgets.one_sentence(exc))
+            st.stop()
+        st.image(render.upscale(render.phase_overlay(grey, ph2d, opacity), 520), width="stretch",
+                 caption=f"slice {render.AXES[axis]} = {index}: grey values with the phases over them")
+        st.html(charts.phase_legend_html())
+        fr = compute.phase_fractions(ph2d)
+        c = st.columns(3)
+        c[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
+        c[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
+        c[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+    else:
+        st.image(render.upscale(grey, 520), width="stretch", caption=f"slice {render.AXES[axis]} = {index}")
+
+st.divider()
+st.subheader("Full analysis")
+sep = widgets.latest_params(latest).separation
+st.caption("Segments the whole volume with these settings, separates the particles "
+           f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}; change them on the Particles page) and measures "
+           "each particle. The result is stored in the workspace.")
+run = st.button("Run the full analysis", key=state.k(state.SEG_RUN, sid), type="primary",
+                disabled=params is None or method != "threshold")
+if run and params is not None:
+    ap = AnalysisParams(method="threshold", segment=params, separation=sep)
+    a = widgets.run_with_progress("Analysis", lambda progress: ws.run_analysis(sid, vol, ap, progress=progress))
+    if a is not None:
+        widgets.flash("success", f"Analysis {a.id} done: {a.n_particles} particles. See the Particles page.")
+        st.rerun()
+
+if latest is not None:
+    fr = cache.phase_fractions(cache.ResultRef.of(ws, latest))
+    seg = latest.resolved_params.get("segment", {})
+    c = st.columns(5)
+    c[0].metric("latest analysis", f"#{latest.id}")
+    c[1].metric("particles", latest.n_particles)
+    c[2].metric("pore (volume)", f"{fr['pore']:.1%}")
+    c[3].metric("CBD (volume)", f"{fr['cbd']:.1%}")
+    c[4].metric("NMC (volume)", f"{fr['nmc']:.1%}")
+    st.caption(f"Thresholds used: {seg.get('low', float('nan')):.0f} / {seg.get('high', float('nan')):.0f} grey; "
+               f"denoise {seg.get('denoise')} ({seg.get('denoise_size')}); partial-volume blur σ = "
+               f"{seg.get('pv_sigma')} voxels.")
+else:
+    st.info("Not analysed yet.")
+failed = ws.latest_analysis(sid, status=None)
+if failed is not None and failed.status == "failed":
+    st.warning(f"The last run (#{failed.id}) failed: {failed.error}")

@@ -1,0 +1,47 @@
+"""3D: particle surfaces coloured by detachment (interactive vtk.js, or a static image)."""
+
+import streamlit as st
+
+from ui import cache, charts, state, widgets
+from ui.view3d import MAX_TRIANGLES
+
+ws = cache.workspace()
+sample = widgets.require_sample(ws)
+st.title(f"3D — {sample.name}")
+widgets.demo_badge(sample)
+latest = widgets.require_analysis(ws, sample, "its particles in 3D")
+params = widgets.latest_params(latest)
+
+widgets.init(state.V3_DEPTH, (0.0, 1.0))
+widgets.init(state.V3_MAX_TRI, 100_000)
+widgets.init(state.V3_MODE, "interactive")
+c1, c2, c3 = st.columns([3, 2, 2])
+depth = c1.slider("Depth range shown (0 = separator side, 1 = current collector)", 0.0, 1.0, key=state.V3_DEPTH,
+                  step=0.05, persist_state=widgets.PERSIST)
+max_tri = c2.select_slider("Triangle budget", (20_000, 40_000, 60_000, 100_000), key=state.V3_MAX_TRI,
+                           persist_state=widgets.PERSIST, format_func=lambda n: f"{n // 1000}k",
+                           help=f"At most {MAX_TRIANGLES // 1000}k: browsers without a GPU redraw big meshes slowly.")
+mode = c3.radio("View", ("interactive", "image"), key=state.V3_MODE, persist_state=widgets.PERSIST,
+                format_func={"interactive": "interactive (rotate, zoom)", "image": "static image"}.get)
+if depth[1] <= depth[0]:
+    st.error("Pick a depth range of non-zero width.")
+    st.stop()
+
+ref = cache.ResultRef.of(ws, latest)
+view = cache.View3DParams(depth_range=(float(depth[0]), float(depth[1])), max_triangles=int(max_tri),
+                          interactive=mode == "interactive")
+out = cache.view3d(ref, view, params.axis, params.separator_side, tuple(sample.spacing))
+
+if out["html"] is not None:
+    # st.iframe is the successor of st.components.v1.html (deprecated in Streamlit 1.5x)
+    st.iframe(out["html"], height=640)
+elif out["png"] is not None:
+    if out["error"] and view.interactive:
+        st.warning(f"The interactive view is not available ({out['error']}); showing a static image instead.")
+    st.image(out["png"], width="stretch")
+else:
+    st.info(f"Nothing to show: {out['error']}.")
+st.altair_chart(charts.colorbar(), width="stretch")
+stride_note = f"; labels sampled every {out['stride']} voxels to fit the budget" if out["stride"] > 1 else ""
+st.caption(f"{out['n_particles']} particles, {out['n_triangles']:,} triangles{stride_note}. Coordinates in µm; "
+           f"the thickness axis is {'zyx'[params.axis]}, separator at its {params.separator_side}.")

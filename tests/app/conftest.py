@@ -1,0 +1,69 @@
+"""Fixtures for the dashboard tests: a temporary workspace (env var), tiny demo electrodes, clean caches."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+for p in (str(ROOT), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from apphelpers import DEMO_SIZE  # noqa: E402
+
+
+def _clear_caches():
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory):
+    """A workspace with the three demo electrodes (48^3) added and analysed, built once per session."""
+    from core.workspace import Workspace
+    from ui import startup
+
+    root = tmp_path_factory.mktemp("template") / "ws"
+    ws = Workspace(root)
+    startup.add_demos(ws, DEMO_SIZE)
+    ws.set_meta(startup.META_KEY, "1")
+    for s in ws.list_samples():
+        ws.run_analysis(s.id, ws.load_volume(s))
+    return root
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Environment of an empty workspace under tmp_path; caches cleared before and after."""
+    monkeypatch.setenv("DETACH_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("DETACH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("DETACH_DEMO_SIZE", str(DEMO_SIZE))
+    (tmp_path / "data").mkdir()
+    _clear_caches()
+    yield tmp_path
+    _clear_caches()
+
+
+@pytest.fixture
+def empty_ws(env):
+    from core.workspace import Workspace
+
+    return Workspace(env / "ws")
+
+
+@pytest.fixture
+def seeded_ws(env, seeded_template):
+    """A copy of the seeded workspace for one test."""
+    from core.workspace import Workspace
+
+    shutil.copytree(seeded_template, env / "ws")
+    return Workspace(env / "ws")
+
+

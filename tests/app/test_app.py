@@ -1,0 +1,44 @@
+"""The entry script: first start adds and analyses the demos; the sidebar picker is shared by every page."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from ui import state
+
+from apphelpers import APP, TIMEOUT, no_exception
+
+
+def test_first_start_analyses_the_demos_once_then_compare(empty_ws, monkeypatch):
+    monkeypatch.setenv("DETACH_DEMO_SIZE", "32")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    samples = empty_ws.list_samples()
+    assert [s.name for s in samples] == ["pristine", "cycled-1C", "cycled-5C"]
+    assert all(s.is_demo and s.source_options["shape"] == [32, 32, 32] for s in samples)
+    assert all(empty_ws.latest_analysis(s.id) is not None for s in samples)
+    picker = at.sidebar.selectbox(key=state.SAMPLE_PICKER)
+    assert all("SYNTHETIC" in o and o.startswith("✓") for o in picker.options)
+    assert at.title[0].value == "Samples"
+    # the Compare view of the three demos
+    at.switch_page("pages/4_Compare.py").run()
+    no_exception(at)
+    assert len(at.dataframe[0].value) == 3
+    assert len(at.image) == 3
+    # a new session on the same workspace does not analyse again
+    at2 = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    no_exception(at2)
+    assert len(empty_ws.list_analyses()) == 3
+
+
+def test_picker_choice_reaches_the_pages(seeded_ws, monkeypatch):
+    monkeypatch.setenv("DETACH_DEMOS", "0")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    third = seeded_ws.list_samples()[2]
+    at.sidebar.selectbox(key=state.SAMPLE_PICKER).select(third.id).run()
+    no_exception(at)
+    assert at.session_state[state.SAMPLE_ID] == third.id
+    at.switch_page("pages/3_Particles.py").run()
+    no_exception(at)
+    assert at.title[0].value == f"Particles — {third.name}"
+    assert at.sidebar.selectbox(key=state.SAMPLE_PICKER).value == third.id

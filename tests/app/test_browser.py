@@ -1,0 +1,182 @@
+"""One end-to-end run in a real browser (Debian's Chromium through Playwright) against `streamlit run app.py`.
+
+A fresh workspace: the app prepares the demo electrodes on first start, then the test picks a demo,
+changes a threshold, reruns the particle separation, and opens Compare and 3D, saving a screenshot of
+each page under the test's tmp folder (copied to /tmp/dashboard_shots/).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from apphelpers import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+SHOTS_COPY = Path("/tmp/dashboard_shots")
+DEMO_SIZE = 64
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM),
+    reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) for the browser test",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(DETACH_WORKSPACE=str(tmp_path / "ws"), DETACH_DATA=str(tmp_path / "data"),
+               DETACH_DEMO_SIZE=str(DEMO_SIZE), VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow")
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("streamlit did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
+        time.sleep(0.3)
+    try:
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group (start_new_session)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_end_to_end_in_chromium(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    errors: list[str] = []
+
+    def settle(page, timeout=120_000):
+        """Wait until Streamlit has finished the current run."""
+        page.wait_for_timeout(400)
+        page.wait_for_function(
+            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+        page.wait_for_timeout(300)
+
+    def no_exception(page):
+        assert page.locator("[data-testid='stException']").count() == 0, page.locator(
+            "[data-testid='stException']").first.inner_text()
+
+    def shot(page, name):
+        path = shots / name
+        page.screenshot(path=str(path))  # tall viewport: Streamlit scrolls inside a div
+        return path
+
+    def goto(page, title):
+        page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+        settle(page)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 2500})
+            page.set_default_timeout(60_000)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server, timeout=60_000)
+            # first start: the demos are generated and analysed, then the Samples page
+            expect(page.locator("h1", has_text="Samples")).to_be_visible(timeout=240_000)
+            settle(page, 240_000)
+            no_exception(page)
+            expect(page.locator("[data-testid='stImage'] img")).to_have_count(3)
+            shot(page, "1_samples.png")
+
+            # pick a demo electrode in the shared sidebar picker
+            page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+            page.locator("[role='option']", has_text="cycled-5C").first.click()
+            settle(page)
+            expect(page.locator("h2", has_text="cycled-5C")).to_be_visible()
+
+            # Segment: move the pore | CBD threshold with the keyboard, the preview follows
+            goto(page, "Segment")
+            expect(page.locator("h1", has_text="Segment — cycled-5C")).to_be_visible()
+            slider = page.locator("[data-testid='stSlider']", has_text="Pore | CBD threshold")
+            value = slider.locator("[data-testid='stSliderThumbValue']")
+            before = float(value.inner_text())
+            pore_before = page.locator("[data-testid='stMetric']", has_text="pore (this slice)").inner_text()
+            slider.locator("input[type='range']").focus()
+            page.keyboard.press("PageUp")  # a tenth of the range
+            settle(page)
+            after = float(value.inner_text())
+            assert after > before
+            pore_after = page.locator("[data-testid='stMetric']", has_text="pore (this slice)").inner_text()
+            assert pore_after != pore_before
+            no_exception(page)
+            expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()
+            shot(page, "2_segment.png")
+
+            # Particles: change h in the form and run the separation
+            goto(page, "Particles")
+            expect(page.locator("h1", has_text="Particles — cycled-5C")).to_be_visible()
+            h = page.locator("[data-testid='stSlider']", has_text="h (µm)").locator("input[type='range']")
+            h.focus()
+            for _ in range(4):
+                page.keyboard.press("ArrowRight")
+            page.get_by_role("button", name="Run particle separation").click()
+            settle(page)
+            expect(page.locator("[data-testid='stAlertContentSuccess']", has_text="particles")).to_be_visible()
+            no_exception(page)
+            shot(page, "3_particles.png")
+
+            # Compare: the three demos, charts and slices drawn
+            goto(page, "Compare")
+            expect(page.locator("h1", has_text="Compare electrodes")).to_be_visible()
+            expect(page.locator("[data-testid='stImage'] img")).to_have_count(3)
+            page.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "
+                "[data-testid=\"stVegaLiteChart\"] svg').length >= 4", timeout=60_000)
+            no_exception(page)
+            shot(page, "4_compare.png")
+
+            # 3D: the vtk.js page inside its iframe draws on a canvas
+            goto(page, "3D")
+            expect(page.locator("h1", has_text="3D — cycled-5C")).to_be_visible()
+            frame = page.frame_locator("iframe").first
+            expect(frame.locator("canvas").first).to_be_visible(timeout=120_000)
+            page.wait_for_timeout(3000)  # let vtk.js draw the first frame
+            no_exception(page)
+            shot(page, "5_3d.png")
+        finally:
+            browser.close()
+
+    assert not [e for e in errors if "Traceback" in e], errors
+    SHOTS_COPY.mkdir(parents=True, exist_ok=True)
+    for f in shots.iterdir():
+        shutil.copy2(f, SHOTS_COPY / f.name)
+    assert len(list(shots.glob("*.png"))) == 5

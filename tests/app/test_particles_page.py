@@ -1,0 +1,92 @@
+"""Particles page: separation form with progress, count, table + CSV, particle selection, coloured outlines."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ui import state
+
+from apphelpers import TIMEOUT, no_exception, page
+
+PAGE = page("3_Particles.py")
+
+
+def _open(ws, name="cycled-5C"):
+    s = next(x for x in ws.list_samples() if x.name == name)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    return s, at.run()
+
+
+def _metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_table_count_and_csv(seeded_ws):
+    s, at = _open(seeded_ws)
+    no_exception(at)
+    a = seeded_ws.latest_analysis(s.id)
+    table = seeded_ws.load_table(a)
+    assert int(_metric(at, "particles")) == len(table) == a.n_particles > 0
+    assert _metric(at, "median detachment") == f"{table['detachment'].median():.2f}"
+    shown = at.dataframe[0].value
+    assert list(shown["label"]) == list(table["label"])
+    assert "detachment" in shown.columns and "equiv_diameter_um" in shown.columns
+    [dl] = at.download_button
+    assert dl.proto.label.startswith("Download the table (CSV)")
+    # the slice image and the detachment colour bar with its unit
+    assert len(at.image) == 1 and "coloured by detachment" in at.image[0].proto.imgs[0].caption
+    import json
+
+    bar = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert "detachment index" in bar["encoding"]["x"]["title"]
+
+
+def test_select_a_particle_shows_its_row_and_jumps_to_it(seeded_ws):
+    s, at = _open(seeded_ws)
+    table = seeded_ws.load_table(seeded_ws.latest_analysis(s.id))
+    row = table.iloc[len(table) // 2]
+    label = int(row["label"])
+    axis_key = state.k(state.PART_AXIS, s.id)
+    at.selectbox(key=state.k(state.PART_SELECT, s.id)).select(label).run()
+    no_exception(at)
+    z = int(round(row["centroid_z_um"] / s.spacing[0]))
+    assert at.slider(key=state.k(axis_key, "index", 0)).value == z
+    assert f"particle {label} highlighted" in at.image[0].proto.imgs[0].caption
+    shown = at.dataframe[1].value  # the selected row, transposed
+    assert shown.loc["label", "value"] == str(label)
+    assert float(shown.loc["detachment", "value"]) == pytest.approx(row["detachment"], nan_ok=True)
+    # the y orientation jumps too
+    at.radio(key=state.k(axis_key, "axis")).set_value(1).run()
+    at.selectbox(key=state.k(state.PART_SELECT, s.id)).select(None).run()
+    at.selectbox(key=state.k(state.PART_SELECT, s.id)).select(label).run()
+    no_exception(at)
+    assert at.slider(key=state.k(axis_key, "index", 1)).value == int(round(row["centroid_y_um"] / s.spacing[1]))
+
+
+def test_run_separation_with_new_parameters(seeded_ws):
+    s, at = _open(seeded_ws, "pristine")
+    before = seeded_ws.latest_analysis(s.id)
+    at.slider(key=state.k(state.PART_H, s.id)).set_value(2.0)
+    at.slider(key=state.k(state.PART_MERGE, s.id)).set_value(0.0)
+    assert at.get("form"), "the separation parameters live in an st.form"
+    submit = next(b for b in at.button if b.proto.label == "Run particle separation")
+    submit.click().run()
+    no_exception(at)
+    after = seeded_ws.latest_analysis(s.id)
+    assert after.id > before.id
+    assert after.params["separation"]["h_um"] == 2.0 and after.params["separation"]["merge_ratio"] == 0.0
+    assert after.provenance["phases_from_analysis"] == before.id and after.provenance["presegmented"]
+    assert after.params["segment"] == before.resolved_params["segment"]
+    assert int(_metric(at, "particles")) == after.n_particles
+    assert _metric(at, "analysis") == f"#{after.id}"
+    assert any(f"Analysis {after.id}: {after.n_particles} particles" in m.value for m in at.success)
+
+
+def test_without_analysis_says_what_to_do(empty_ws):
+    empty_ws.add_sample("raw", "demo:pristine", spacing=0.4, source_options={"shape": [24, 24, 24], "seed": 0})
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert any("no finished analysis" in i.value for i in at.info)
+    assert not at.dataframe

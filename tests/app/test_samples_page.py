@@ -1,0 +1,143 @@
+"""Samples page: add a demo / a server file / an upload, metadata, slice viewer, deletion."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from core.io import save_tiff
+from ui import state, widgets
+
+from apphelpers import TIMEOUT, no_exception, page
+
+PAGE = page("1_Samples.py")
+
+
+def _catalogue(at):
+    frames = [d.value for d in at.dataframe if "status" in d.value.columns]
+    assert frames, "no catalogue table"
+    return frames[0]
+
+
+def test_add_demo_then_view_slices(empty_ws):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert any("workspace is empty" in i.value for i in at.info)
+    at.selectbox(key=state.ADD_DEMO).select("cycled-1C")
+    at.number_input(key=state.ADD_DEMO_SIZE).set_value(32)
+    at.run()
+    at.button(key=state.k(state.ADD_SUBMIT, "demo")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert (s.name, s.source, s.source_options["shape"]) == ("cycled-1C", "demo:cycled-1C", [32, 32, 32])
+    assert s.spacing == (0.4, 0.4, 0.4) and s.separator_side == "start"
+    assert at.session_state[state.PENDING_SAMPLE] == s.id or at.session_state[state.SAMPLE_ID] == s.id
+    table = _catalogue(at)
+    assert list(table["name"]) == ["cycled-1C"]
+    assert table["source"][0].startswith("SYNTHETIC")
+    assert any("SYNTHETIC" in w.value for w in at.warning)
+    assert any("Added sample" in m.value for m in at.success)
+    # three orthogonal slices at the centre; move z
+    zkey = state.k(state.VIEW_INDEX, "z", s.id)
+    assert at.slider(key=zkey).value == 16
+    assert len(at.image) == 3
+    at.slider(key=zkey).set_value(5).run()
+    no_exception(at)
+    assert any("z = 5 (2.0 µm)" in (c or "") for img in at.image for c in [img.proto.imgs[0].caption])
+    before = [c.value for c in at.caption if "display range" in c.value][0]
+    at.slider(key=state.k(state.VIEW_CONTRAST, s.id)).set_value((20.0, 80.0)).run()
+    after = [c.value for c in at.caption if "display range" in c.value][0]
+    assert before != after
+
+
+def test_add_file_from_data_folder_and_bad_file(empty_ws, env):
+    data = env / "data"
+    vol = (np.random.default_rng(0).random((12, 20, 24)) * 1000).astype(np.uint16)
+    save_tiff(data / "scan.tif", vol, (0.5, 0.3, 0.3))
+    (data / "broken.tif").write_bytes(b"this is not a tiff at all")
+    (data / "sub").mkdir()
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    picker = at.selectbox(key=state.k(state.ADD_FILE, "root"))
+    assert picker.options[0] == "sub/  (folder)"
+    picker.select("broken.tif").run()
+    no_exception(at)
+    [err] = [e.value for e in at.error]
+    assert "broken.tif" in err and "Traceback" not in err and err.endswith(".")
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("scan.tif").run()
+    no_exception(at)
+    assert not at.error
+    assert any("12×20×24 voxels" in c.value and "metadata" in c.value for c in at.caption)
+    base = state.k(state.ADD_NAME, "file", widgets.path_token(data / "scan.tif"))
+    assert at.number_input(key=f"{base}_sp_x").value == 0.3  # pre-filled from the file
+    assert at.number_input(key=f"{base}_sp_z").value == 0.5
+    at.text_input(key=f"{base}_group").input("batch 7")
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert (s.name, s.group_label, s.spacing) == ("scan", "batch 7", (0.5, 0.3, 0.3))
+    assert s.source == str(data / "scan.tif")
+
+
+def test_upload_a_small_volume(empty_ws):
+    buf = io.BytesIO()
+    np.save(buf, (np.arange(8 * 9 * 10) % 97).astype(np.uint16).reshape(8, 9, 10))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key=state.ADD_UPLOAD).upload("tiny.npy", buf.getvalue(), "application/octet-stream")
+    at.run()
+    no_exception(at)
+    assert any("8×9×10 voxels" in c.value and "CHECK IT" in c.value for c in at.caption)
+    at.button(key=state.k(state.ADD_SUBMIT, "upload")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.name == "tiny" and "uploads" in s.source
+    assert empty_ws.load_volume(s).shape == (8, 9, 10)
+
+
+def test_edit_details_and_delete_with_confirmation(seeded_ws):
+    victim = seeded_ws.list_samples()[1]
+    analysis_dirs = [seeded_ws.analysis_dir(a.id) for a in seeded_ws.list_analyses(victim.id)]
+    assert analysis_dirs and all(d.is_dir() for d in analysis_dirs)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = victim.id
+    at.run()
+    no_exception(at)
+    assert at.header[0].value == victim.name
+    base = state.k(state.EDIT_NAME, victim.id)
+    at.text_input(key=f"{base}_name").input("renamed")
+    at.number_input(key=f"{base}_sp_z").set_value(0.8)
+    at.button(key=state.k(state.EDIT_SAVE, victim.id)).click()
+    at.run()
+    no_exception(at)
+    s = seeded_ws.get_sample(victim.id)
+    assert s.name == "renamed" and s.spacing[0] == 0.8
+    assert any("voxel size" in w.value and "Rerun" in w.value for w in at.warning)
+    # delete: the button is disabled until confirmed
+    del_btn = at.button(key=state.k(state.DELETE_BUTTON, victim.id))
+    assert del_btn.disabled
+    at.checkbox(key=state.k(state.DELETE_CONFIRM, victim.id)).check().run()
+    at.button(key=state.k(state.DELETE_BUTTON, victim.id)).click()
+    at.run()
+    no_exception(at)
+    assert victim.id not in [x.id for x in seeded_ws.list_samples()]
+    assert not any(d.exists() for d in analysis_dirs)
+    assert "renamed" not in list(_catalogue(at)["name"])
+    assert any("Deleted sample" in m.value for m in at.success)
+
+
+def test_unreadable_sample_shows_one_sentence_and_can_still_be_deleted(empty_ws, env):
+    s = empty_ws.add_sample("moved", str(env / "data" / "gone.tif"))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    [err] = [e.value for e in at.error]
+    assert err.startswith("Cannot read the volume of 'moved'") and "gone.tif" in err and "\n" not in err
+    assert not at.image
+    at.checkbox(key=state.k(state.DELETE_CONFIRM, s.id)).check().run()
+    at.button(key=state.k(state.DELETE_BUTTON, s.id)).click().run()
+    no_exception(at)
+    assert empty_ws.list_samples() == []

@@ -1,0 +1,113 @@
+"""Segment page: histogram with threshold rules, sliders, Suggest, live preview, full run with progress."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.phases import suggest_thresholds
+from ui import state
+
+from apphelpers import TIMEOUT, chart_specs, layer_data, no_exception, page
+
+PAGE = page("2_Segment.py")
+
+
+def _rule_values(at) -> list[float]:
+    return sorted(layer_data(at, "rule")["value"])
+
+
+def _metric(at, label: str) -> float:
+    return float(next(m.value for m in at.metric if m.label == label).rstrip("%")) / 100
+
+
+def _open(seeded_ws, name="cycled-5C"):
+    s = next(x for x in seeded_ws.list_samples() if x.name == name)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    return s, at.run()
+
+
+def test_histogram_thresholds_and_preview_follow_the_sliders(seeded_ws):
+    s, at = _open(seeded_ws)
+    no_exception(at)
+    latest = seeded_ws.latest_analysis(s.id)
+    seg = latest.resolved_params["segment"]
+    k_low, k_high = state.k(state.SEG_LOW, s.id), state.k(state.SEG_HIGH, s.id)
+    # the sliders start at the thresholds of the stored analysis, drawn as rules on the histogram
+    assert at.slider(key=k_low).value == pytest.approx(seg["low"])
+    assert _rule_values(at) == pytest.approx([seg["low"], seg["high"]])
+    spec = chart_specs(at)[0]
+    titles = {str(layer["encoding"]["x"].get("title")) for layer in spec["layer"] if "title" in layer["encoding"]["x"]}
+    assert any("grey value" in t for t in titles)
+    pore_before = _metric(at, "pore (this slice)")
+    fractions = sum(_metric(at, f"{p} (this slice)") for p in ("pore", "CBD", "NMC"))
+    assert fractions == pytest.approx(1.0, abs=0.002)
+    assert len(at.image) == 1
+    # raising the pore | CBD threshold makes more pore in the preview and moves the rule
+    new_low = seg["low"] + 0.5 * (seg["high"] - seg["low"])
+    at.slider(key=k_low).set_value(new_low).run()
+    no_exception(at)
+    assert _rule_values(at)[0] == pytest.approx(new_low, rel=1e-3)
+    assert _metric(at, "pore (this slice)") > pore_before
+    # another slice, and the opacity
+    at.slider(key=state.k(state.k(state.SEG_INDEX, s.id), "index", 0)).set_value(3).run()
+    no_exception(at)
+    assert "slice z = 3" in at.image[0].proto.imgs[0].caption
+
+
+def test_suggest_sets_the_otsu_thresholds(seeded_ws):
+    s, at = _open(seeded_ws, "pristine")
+    k_low, k_high = state.k(state.SEG_LOW, s.id), state.k(state.SEG_HIGH, s.id)
+    lo, hi = at.slider(key=k_low).min, at.slider(key=k_high).max
+    at.slider(key=k_low).set_value(lo + 1).run()
+    at.slider(key=k_high).set_value(hi - 1).run()
+    at.button(key=state.k(state.SEG_SUGGEST, s.id)).click().run()
+    no_exception(at)
+    want = suggest_thresholds(seeded_ws.load_volume(s))
+    assert at.slider(key=k_low).value == pytest.approx(want[0], abs=1.0)
+    assert at.slider(key=k_high).value == pytest.approx(want[1], abs=1.0)
+
+
+def test_inverted_thresholds_are_an_error_and_block_the_run(seeded_ws):
+    s, at = _open(seeded_ws)
+    k_low, k_high = state.k(state.SEG_LOW, s.id), state.k(state.SEG_HIGH, s.id)
+    at.slider(key=k_low).set_value(at.slider(key=k_high).value + 10).run()
+    no_exception(at)
+    assert any("must be below" in e.value for e in at.error)
+    assert at.button(key=state.k(state.SEG_RUN, s.id)).disabled
+
+
+def test_run_full_analysis_stores_it(seeded_ws):
+    s, at = _open(seeded_ws, "cycled-1C")
+    before = seeded_ws.latest_analysis(s.id)
+    k_low = state.k(state.SEG_LOW, s.id)
+    low = at.slider(key=k_low).value + 200
+    at.slider(key=k_low).set_value(low).run()
+    at.selectbox(key=state.k(state.SEG_DENOISE, s.id)).select("median").run()
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    after = seeded_ws.latest_analysis(s.id)
+    assert after.id > before.id and after.status == "done"
+    seg = after.params["segment"]
+    assert seg["low"] == pytest.approx(low) and seg["denoise"] == "median"
+    assert any(f"Analysis {after.id} done: {after.n_particles} particles" in m.value for m in at.success)
+    assert next(m.value for m in at.metric if m.label == "latest analysis") == f"#{after.id}"
+
+
+def test_model_method_is_disabled_with_a_note(seeded_ws):
+    s, at = _open(seeded_ws)
+    at.radio(key=state.SEG_METHOD).set_value("model").run()
+    no_exception(at)
+    assert any("later issue" in i.value for i in at.info)
+    assert at.button(key=state.k(state.SEG_RUN, s.id)).disabled
+
+
+def test_unreadable_volume_is_one_sentence(empty_ws, env):
+    s = empty_ws.add_sample("gone", str(env / "data" / "missing.tif"))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    [err] = [e.value for e in at.error]
+    assert err.startswith("Cannot read the volume of 'gone'") and "missing.tif" in err and "\n" not in err

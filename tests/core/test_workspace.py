@@ -1,0 +1,222 @@
+"""Tests for core.workspace: persistence across restarts, crash safety, deletion."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import workspace as wsmod
+from core.particles import SeparationParams
+from core.pipeline import AnalysisParams
+from core.synth import ElectrodeParams, make_electrode
+from core.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def elec():
+    return make_electrode(ElectrodeParams(shape=(32, 32, 32), radius_median_um=3, spacing=(0.5, 0.5, 0.5)), rng=3)
+
+
+def _files(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def test_add_and_reopen_persists_samples_and_results(tmp_path, elec):
+    ws = Workspace(tmp_path / "ws")
+    s = ws.add_sample("cathode A", "demo:pristine", spacing=(0.5, 0.4, 0.4), group_label="pristine", axis=0,
+                      separator_side="start", source_options={"shape": [32, 32, 32], "seed": 0})
+    a = ws.run_analysis(s.id, elec.greyscale, AnalysisParams())
+    assert a.status == "done" and a.n_particles > 0
+    table = ws.load_table(a)
+    labels = ws.load_labels(a)
+    del ws  # "restart": a new object reads everything back from disk
+
+    ws2 = Workspace(tmp_path / "ws")
+    [s2] = ws2.list_samples()
+    assert (s2.name, s2.group_label, s2.spacing, s2.axis, s2.separator_side) == (
+        "cathode A", "pristine", (0.5, 0.4, 0.4), 0, "start")
+    assert s2.is_demo and s2.demo_name == "pristine"
+    assert s2.source_options == {"shape": [32, 32, 32], "seed": 0}
+    a2 = ws2.latest_analysis(s2.id)
+    assert a2.id == a.id and a2.status == "done"
+    pd.testing.assert_frame_equal(ws2.load_table(a2), table)
+    np.testing.assert_array_equal(ws2.load_labels(a2), labels)
+    ph = ws2.load_phases(a2)
+    assert ph.dtype == np.uint8 and ph.shape == elec.greyscale.shape
+    # the stored parameters round-trip into AnalysisParams, thresholds resolved
+    assert AnalysisParams.from_dict(a2.params).separator_side == "start"
+    resolved = AnalysisParams.from_dict(a2.resolved_params)
+    assert resolved.segment.low is not None and resolved.segment.high > resolved.segment.low
+    assert a2.provenance["n_particles"] == a2.n_particles == len(table)
+
+
+def test_update_sample(tmp_path):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("x", "/data/x.tif", spacing=1.0)
+    t0 = s.updated_at
+    time.sleep(0.01)
+    s2 = ws.update_sample(s.id, name="y", spacing=(2, 1, 1), separator_side="end", group_label="g")
+    assert (s2.name, s2.spacing, s2.separator_side, s2.group_label) == ("y", (2.0, 1.0, 1.0), "end", "g")
+    assert s2.updated_at > t0 and s2.created_at == s.created_at
+    with pytest.raises(ValueError, match="separator_side"):
+        ws.update_sample(s.id, separator_side="left")
+    with pytest.raises(ValueError, match="cannot change"):
+        ws.update_sample(s.id, source="/elsewhere")
+    with pytest.raises(ValueError, match="name"):
+        ws.add_sample("  ", "/x")
+
+
+def test_crash_while_writing_keeps_earlier_result(tmp_path, elec, monkeypatch):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("A", "demo:pristine", spacing=elec.spacing, separator_side="start")
+    first = ws.run_analysis(s.id, elec.greyscale)
+    before = _files(tmp_path / "analyses" / str(first.id))
+    table_before = ws.load_table(first)
+
+    calls = []
+    real = wsmod.write_parquet
+
+    def broken_writer(dest, table):
+        # write part of a file the way a dying process would, then fail
+        calls.append(dest)
+        with open(str(dest) + ".junk", "wb") as fh:
+            fh.write(b"PAR1 half")
+        raise OSError("disk full while writing particles.parquet")
+
+    monkeypatch.setattr(wsmod, "write_parquet", broken_writer)
+    params = AnalysisParams(separation=SeparationParams(h_um=1.0))
+    with pytest.raises(OSError, match="disk full"):
+        ws.run_analysis(s.id, elec.greyscale, params)
+    monkeypatch.setattr(wsmod, "write_parquet", real)
+    assert calls, "the writer was not reached"
+
+    runs = ws.list_analyses(s.id)
+    assert [a.status for a in runs] == ["failed", "done"]
+    failed = runs[0]
+    assert "disk full" in failed.error and failed.table_path is None
+    assert not ws.analysis_dir(failed.id).exists()  # partial files removed
+    # the earlier result is intact and still the latest finished one
+    assert ws.latest_analysis(s.id).id == first.id
+    assert _files(tmp_path / "analyses" / str(first.id)) == before
+    pd.testing.assert_frame_equal(ws.load_table(first), table_before)
+    with pytest.raises(ValueError, match="failed"):
+        ws.load_table(failed)
+
+
+def test_killed_run_is_marked_failed_on_reopen(tmp_path, elec):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("A", "demo:pristine", spacing=elec.spacing)
+    done = ws.run_analysis(s.id, elec.greyscale)
+    # a run that was killed halfway: a 'running' row and half an artefact folder
+    aid = ws.begin_analysis(s.id, AnalysisParams().to_dict())
+    d = ws.analysis_dir(aid)
+    d.mkdir(parents=True)
+    (d / ".phases.npz.x.partial").write_bytes(b"half")
+    # the same process still running it: reopening must not touch it
+    assert Workspace(tmp_path).get_analysis(aid).status == "running"
+    # a restart: this process started after the row was written
+    ws2 = Workspace(tmp_path, own_start=time.time() + 5)
+    a = ws2.get_analysis(aid)
+    assert a.status == "failed" and "interrupted" in a.error
+    assert ws2.latest_analysis(s.id).id == done.id
+    assert ws2.get_analysis(done.id).status == "done"
+
+
+def test_dead_owner_process_is_detected(tmp_path):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("A", "/x.tif")
+    aid = ws.begin_analysis(s.id, {})
+    with sqlite3.connect(ws.db_path) as con:
+        con.execute("UPDATE analyses SET owner_pid = ? WHERE id = ?", (2**22 + 12345, aid))
+    assert Workspace(tmp_path).get_analysis(aid).status == "failed"
+
+
+def test_orphan_artefact_folders_are_removed_on_open(tmp_path):
+    ws = Workspace(tmp_path)
+    orphan = ws.analysis_dir(999)
+    orphan.mkdir(parents=True)
+    (orphan / "labels.npz").write_bytes(b"x")
+    Workspace(tmp_path)
+    assert not orphan.exists()
+
+
+def test_delete_sample_removes_analyses_and_files(tmp_path, elec):
+    ws = Workspace(tmp_path)
+    keep = ws.add_sample("keep", "demo:pristine", spacing=elec.spacing)
+    up = ws.save_upload("../../evil name.tif", b"abc")
+    assert up.name == "evil name.tif" and up.read_bytes() == b"abc"
+    assert up.parent.parent == tmp_path.resolve() / "uploads"
+    gone = ws.add_sample("gone", str(up), spacing=elec.spacing)
+    a_keep = ws.run_analysis(keep.id, elec.greyscale)
+    a1 = ws.run_analysis(gone.id, elec.greyscale)
+    a2 = ws.run_analysis(gone.id, elec.greyscale, AnalysisParams(separation=SeparationParams(h_um=0.8)))
+    assert ws.analysis_dir(a1.id).is_dir() and ws.analysis_dir(a2.id).is_dir()
+    ws.delete_sample(gone.id)
+    assert [s.name for s in ws.list_samples()] == ["keep"]
+    with pytest.raises(KeyError):
+        ws.get_sample(gone.id)
+    for a in (a1, a2):
+        with pytest.raises(KeyError):
+            ws.get_analysis(a.id)
+        assert not ws.analysis_dir(a.id).exists()
+    assert not up.parent.exists()
+    assert ws.list_analyses(gone.id) == []
+    # the other sample is untouched
+    assert ws.latest_analysis(keep.id).id == a_keep.id
+    assert len(ws.load_table(a_keep)) == a_keep.n_particles
+    # and after a restart too
+    assert [s.name for s in Workspace(tmp_path).list_samples()] == ["keep"]
+
+
+def test_load_volume_of_demo_and_file(tmp_path):
+    from core.io import save_tiff
+
+    ws = Workspace(tmp_path)
+    demo = ws.add_sample("d", "demo:cycled-1C", spacing=0.4, source_options={"shape": [24, 24, 24], "seed": 2})
+    v1 = ws.load_volume(demo)
+    assert v1.shape == (24, 24, 24) and v1.dtype == np.uint16
+    assert len(list(ws.cache_dir().glob("demo-cycled-1C-24x24x24-seed2.npy"))) == 1
+    np.testing.assert_array_equal(Workspace(tmp_path).load_volume(demo.id), v1)  # from the cache file
+    f = tmp_path / "v.tif"
+    save_tiff(f, np.arange(4 * 5 * 6, dtype=np.uint16).reshape(4, 5, 6), (1, 2, 3))
+    s = ws.add_sample("f", str(f), spacing=(1, 2, 3))
+    assert ws.load_volume(s).shape == (4, 5, 6)
+    bad = ws.add_sample("b", str(tmp_path / "missing.tif"))
+    with pytest.raises(FileNotFoundError):
+        ws.load_volume(bad)
+
+
+def test_failed_pipeline_marks_failed_with_one_sentence(tmp_path):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("flat", "/x.tif")
+    with pytest.raises(ValueError):
+        ws.run_analysis(s.id, np.zeros((8, 8, 8), np.uint16))
+    [a] = ws.list_analyses(s.id)
+    assert a.status == "failed" and a.error.endswith(".") and "\n" not in a.error
+
+
+def test_meta_roundtrip(tmp_path):
+    ws = Workspace(tmp_path)
+    assert ws.get_meta("demos") is None
+    ws.set_meta("demos", "1")
+    assert Workspace(tmp_path).get_meta("demos") == "1"
+
+
+def test_interrupted_run_is_marked_failed(tmp_path, elec):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("A", "demo:pristine", spacing=elec.spacing)
+
+    def stop(frac, msg):
+        if frac > 0.4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ws.run_analysis(s.id, elec.greyscale, progress=stop)
+    [a] = ws.list_analyses(s.id)
+    assert a.status == "failed" and "interrupted" in a.error
+    assert not ws.analysis_dir(a.id).exists()

@@ -1,0 +1,231 @@
+"""Cached wrappers around core and the workspace.
+
+* ``st.cache_resource`` (shared, must be treated as read-only): the workspace
+  object, volumes and label/phase arrays.  Arrays are returned with
+  ``writeable=False`` so an accidental write raises.
+* ``st.cache_data(max_entries=...)`` (copied per hit): tables, histograms,
+  2D slices, images, 3D pages.
+
+Keys are the workspace root, ids and frozen parameter dataclasses: never big
+arrays.  A volume is keyed by :class:`VolumeRef` (sample id + source +
+reading options), a result by its analysis id (a new run is a new id, so a
+cached result is never stale).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.phases import SegmentParams, suggest_thresholds
+from core.workspace import Analysis, Sample, Workspace
+
+from . import compute, render, settings
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    """What identifies a sample's greyscale volume (hashable, small)."""
+
+    root: str
+    sample_id: int
+    source: str
+    options: str  # JSON, sorted keys
+
+    @classmethod
+    def of(cls, ws: Workspace, sample: Sample) -> "VolumeRef":
+        return cls(str(ws.root), sample.id, sample.source, json.dumps(sample.source_options, sort_keys=True))
+
+
+@dataclass(frozen=True)
+class ResultRef:
+    """A finished analysis in a workspace."""
+
+    root: str
+    analysis_id: int
+
+    @classmethod
+    def of(cls, ws: Workspace, analysis: Analysis) -> "ResultRef":
+        return cls(str(ws.root), analysis.id)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    if a.flags.writeable:
+        a.flags.writeable = False
+    return a
+
+
+# --------------------------------------------------------------------------- resources
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(root: str) -> Workspace:
+    return Workspace(root)
+
+
+def workspace() -> Workspace:
+    """The workspace at ``$DETACH_WORKSPACE`` (default ``./workspace``), opened once per process."""
+    return _workspace(str(settings.workspace_root()))
+
+
+@st.cache_resource(show_spinner=False)
+def startup_lock(root: str) -> threading.Lock:
+    """One lock per workspace so two sessions never prepare the demos at once."""
+    return threading.Lock()
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the volume…")
+def volume(ref: VolumeRef) -> np.ndarray:
+    """The greyscale volume (read-only).  Raises what :meth:`Workspace.load_volume` raises."""
+    return _readonly(_workspace(ref.root).load_volume(ref.sample_id))
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the results…")
+def result_arrays(ref: ResultRef) -> tuple[np.ndarray, np.ndarray]:
+    """(phases, labels) of a finished analysis (read-only)."""
+    ws = _workspace(ref.root)
+    a = ws.get_analysis(ref.analysis_id)
+    return _readonly(ws.load_phases(a)), _readonly(ws.load_labels(a))
+
+
+# --------------------------------------------------------------------------- data
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def table(ref: ResultRef) -> pd.DataFrame:
+    """Per-particle table of a finished analysis."""
+    return _workspace(ref.root).load_table(ref.analysis_id)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def detachment_by_label(ref: ResultRef) -> np.ndarray:
+    """(max label + 1,) detachment per label (NaN where unknown)."""
+    t = table(ref)
+    n = int(t["label"].max()) + 1 if len(t) else 1
+    out = np.full(n, np.nan)
+    out[t["label"].to_numpy(np.int64)] = t["detachment"].to_numpy(float)
+    return out
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def histogram(ref: VolumeRef, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
+    return compute.histogram(volume(ref), bins)
+
+
+@st.cache_data(max_entries=16, show_spinner="Suggesting thresholds…")
+def suggested_thresholds(ref: VolumeRef) -> tuple[float, float]:
+    """Three-class Otsu thresholds (:func:`core.phases.suggest_thresholds`)."""
+    return suggest_thresholds(volume(ref))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def contrast(ref: VolumeRef, lo_pct: float, hi_pct: float) -> tuple[float, float]:
+    """Grey values at two percentiles of the volume (display contrast)."""
+    return compute.percentiles(volume(ref), (lo_pct, hi_pct))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def grey_slice(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
+    return render.take_slice(volume(ref), axis, index)
+
+
+@st.cache_data(max_entries=64, show_spinner="Segmenting the slice…")
+def preview_phases(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> np.ndarray:
+    """Phases of one slice from a thin slab (see :func:`ui.compute.preview_phases`)."""
+    return compute.preview_phases(volume(ref), axis, index, params)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def label_slice(ref: ResultRef, axis: int, index: int) -> np.ndarray:
+    return render.take_slice(result_arrays(ref)[1], axis, index)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def phase_slice(ref: ResultRef, axis: int, index: int) -> np.ndarray:
+    return render.take_slice(result_arrays(ref)[0], axis, index)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def phase_fractions(ref: ResultRef) -> dict[str, float]:
+    return compute.phase_fractions(result_arrays(ref)[0])
+
+
+@dataclass(frozen=True)
+class View3DParams:
+    """Options of the 3D view."""
+
+    depth_range: tuple[float, float] = (0.0, 1.0)
+    max_triangles: int = 100_000
+    interactive: bool = True
+
+
+@st.cache_data(max_entries=6, show_spinner="Building the 3D surfaces…")
+def view3d(ref: ResultRef, params: View3DParams, axis: int, separator_side: str, spacing: tuple) -> dict:
+    """Mesh the particles of a depth range and render it.
+
+    Returns
+    -------
+    dict
+        ``html`` (vtk.js page or None), ``png`` (RGB array), ``error`` (why the
+        interactive export failed, or None), ``n_triangles``, ``n_particles``, ``stride``.
+    """
+    from . import view3d as v3
+
+    labels = result_arrays(ref)[1]
+    n = labels.shape[axis]
+    a = render.depth_index(params.depth_range[0], n, separator_side)
+    b = render.depth_index(params.depth_range[1], n, separator_side)
+    lo, hi = min(a, b), max(a, b) + 1
+    crop = [slice(None)] * 3
+    crop[axis] = slice(lo, hi)
+    mesh, info = v3.particle_mesh(labels, spacing, detachment_by_label(ref), max_triangles=params.max_triangles,
+                                  crop=tuple(crop))
+    out = {"html": None, "png": None, "error": None, "n_triangles": info.n_triangles,
+           "n_particles": info.n_particles, "stride": info.stride}
+    if info.n_triangles == 0:
+        out["error"] = "no particle in this depth range"
+        return out
+    if params.interactive:
+        try:
+            out["html"] = v3.export_html(mesh)
+        except RuntimeError as exc:
+            out["error"] = str(exc)
+    if out["html"] is None:
+        out["png"] = v3.screenshot(mesh)
+    return out
+
+
+def clear_all() -> None:
+    """Drop every cached value (tests; after deleting a sample)."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@st.cache_data(max_entries=32, show_spinner="Reading the file's metadata…")
+def probe(path: str, options_json: str, mtime: float) -> dict:
+    """Shape, dtype and spacing of a volume file (read memory-mapped; ``mtime`` only keys the cache).
+
+    Raises what :func:`core.io.load_volume` raises for a bad file.
+    """
+    from core.io import load_volume
+
+    v = load_volume(path, **json.loads(options_json))
+    meta = dict(v.metadata)
+    return {
+        "shape": [int(n) for n in v.data.shape], "dtype": str(v.data.dtype), "spacing": list(v.spacing),
+        "from_metadata": bool(v.spacing_from_metadata), "fmt": v.fmt,
+        "z_assumed": bool(meta.get("spacing_z_assumed", False)),
+    }
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def datasets(path: str, mtime: float) -> list[tuple[str, tuple, str]]:
+    """Arrays in an HDF5 file or zarr store (:func:`core.io.list_datasets`)."""
+    from core.io import list_datasets
+
+    return [(n, tuple(s), d) for n, s, d in list_datasets(path)]

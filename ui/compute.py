@@ -1,0 +1,130 @@
+"""Non-cached computations behind the dashboard (no streamlit import).
+
+Each function composes public :mod:`core` calls on small pieces of a volume so
+the pages stay thin and :mod:`ui.cache` can wrap them.  Candidates to move into
+core later (``core.phases.preview_slice``, ``core.compare.summary``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core import phases as ph
+from core.codes import NMC
+from core.phases import SegmentParams
+
+from .render import take_slice
+
+
+def grey_sample(volume: np.ndarray, n: int = 1_000_000) -> np.ndarray:
+    """Deterministic strided sample of the finite grey values (float64)."""
+    step = max(1, volume.size // n)
+    flat = np.asarray(volume.reshape(-1)[::step], np.float64)
+    return flat[np.isfinite(flat)]
+
+
+def histogram(volume: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
+    """Histogram of a sample of grey values over the 0.05..99.95 percentile range.
+
+    Returns
+    -------
+    table : DataFrame
+        ``grey_lo``, ``grey_hi`` (bin edges, grey units) and ``count`` (sampled voxels).
+    lo, hi : float
+        Full range of the sampled values (for slider limits).
+    """
+    s = grey_sample(volume)
+    lo, hi = float(s.min()), float(s.max())
+    p_lo, p_hi = np.percentile(s, [0.05, 99.95])
+    if p_hi <= p_lo:
+        p_lo, p_hi = lo, hi + 1
+    counts, edges = np.histogram(s, bins=bins, range=(p_lo, p_hi))
+    table = pd.DataFrame({"grey_lo": edges[:-1], "grey_hi": edges[1:], "count": counts})
+    return table, lo, hi
+
+
+def percentiles(volume: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = np.percentile(grey_sample(volume), q)
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def preview_phases(volume: np.ndarray, axis: int, index: int, params: SegmentParams,
+                   *, pv_sigma_default: float | None = None) -> np.ndarray:
+    """Phases of ONE slice from a thin slab around it.
+
+    The slab is as thick as the denoising and partial-volume halos of
+    :func:`core.phases.segment_detailed`; the slice is denoised, thresholded,
+    partial-volume corrected (NMC grey value and blur from the slab) and small
+    islands removed, each by the public :mod:`core.phases` functions.
+
+    Returns
+    -------
+    phases : (H, W) uint8
+    """
+    if params.low is None or params.high is None:
+        raise ValueError("set both thresholds for the preview")
+    n = volume.shape[axis]
+    index = int(np.clip(index, 0, n - 1))
+    sigma = params.pv_sigma or pv_sigma_default
+    halo = (int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0)
+    if params.partial_volume:
+        halo += 1 + 3 + 3 + int(np.ceil(4 * (sigma or 2.0))) + 2
+    a, b = max(0, index - halo), min(n, index + halo + 1)
+    slab = np.take(volume, np.arange(a, b), axis=axis)
+    d = ph.denoise(slab, params.denoise, size=params.denoise_size)
+    phases = ph.threshold(d, params.low, params.high)
+    if params.partial_volume and (phases == NMC).any():
+        nmc_vals = d[phases == NMC]
+        i_nmc = float(np.median(nmc_vals))
+        if sigma is None:
+            sigma = ph.estimate_pv_sigma(d, phases)
+        phases = ph.correct_partial_volume(d, phases, params.low, sigma=sigma, i_nmc=i_nmc)
+    if params.min_island > 1:
+        phases = ph.remove_small_islands(phases, params.min_island)
+    return take_slice(phases, axis, index - a)
+
+
+def phase_fractions(phases: np.ndarray) -> dict[str, float]:
+    """Share of pore, CBD and NMC voxels."""
+    counts = np.bincount(np.asarray(phases, np.uint8).ravel(), minlength=3)[:3].astype(float)
+    total = max(counts.sum(), 1.0)
+    return {"pore": counts[0] / total, "cbd": counts[1] / total, "nmc": counts[2] / total}
+
+
+def summary(tables: dict[str, pd.DataFrame], groups: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per-electrode summary of the detachment index: n, median, quartiles and IQR.
+
+    Parameters
+    ----------
+    tables : {name: particle table}
+    groups : {name: group label}, optional
+    """
+    rows = []
+    for name, t in tables.items():
+        det = t["detachment"].to_numpy(float)
+        ok = det[np.isfinite(det)]
+        q25, med, q75 = (np.percentile(ok, [25, 50, 75]) if ok.size else (np.nan,) * 3)
+        rows.append({
+            "electrode": name,
+            "group": (groups or {}).get(name, ""),
+            "n particles": int(len(t)),
+            "n with detachment": int(ok.size),
+            "median detachment": float(med),
+            "Q1 detachment": float(q25),
+            "Q3 detachment": float(q75),
+            "IQR detachment": float(q75 - q25),
+            "median equiv. diameter (µm)": float(t["equiv_diameter_um"].median()) if len(t) else np.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def combine(tables: dict[str, pd.DataFrame], groups: dict[str, str] | None = None) -> pd.DataFrame:
+    """One long table of several electrodes with ``electrode`` and ``group`` columns."""
+    parts = []
+    for name, t in tables.items():
+        t = t.copy()
+        t.insert(0, "electrode", name)
+        t.insert(1, "group", (groups or {}).get(name, ""))
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

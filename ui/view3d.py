@@ -1,0 +1,171 @@
+"""3D particle surfaces coloured by detachment (PyVista; no streamlit import).
+
+One merged mesh for all particles: the label volume as point data of a
+``pv.ImageData`` and one ``contour_labels`` pass (SurfaceNets), each triangle
+carrying its particle label.  The triangle budget is met by contouring a
+strided copy of the labels when the mesh is far over budget (fast), then
+decimating.
+
+The interactive view is a standalone vtk.js page from
+``plotter.trame.export_html``, produced in a *spawned* child process (trame
+refuses to run outside the main thread and parses ``sys.argv``), with a
+timeout; the caller falls back to :func:`screenshot` when it fails.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from .render import DETACHMENT_CMAP, DETACHMENT_RANGE, NAN_COLOUR  # noqa: E402
+
+MAX_TRIANGLES = 100_000
+
+
+@dataclass(frozen=True)
+class MeshInfo:
+    n_triangles: int
+    n_particles: int
+    stride: int
+
+
+def particle_mesh(labels: np.ndarray, spacing, values_by_label: np.ndarray, *, max_triangles: int = MAX_TRIANGLES,
+                  crop: tuple[slice, slice, slice] | None = None):
+    """Closed surface of every particle with a per-triangle ``detachment``.
+
+    One SurfaceNets pass (``contour_labels(boundary_style="all")``) gives each
+    particle a closed surface, also where particles touch.  Above four times the
+    triangle budget the labels are strided (every 2nd, 3rd ... voxel, spacing
+    scaled); the rest of the way the mesh is decimated, and each decimated
+    triangle takes the label of the nearest original triangle.
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) int
+    spacing : (3,) float, µm
+    values_by_label : (L + 1,) float
+        Value per label (NaN allowed).
+    max_triangles : int
+    crop : tuple of 3 slices, optional
+        Sub-volume.
+
+    Returns
+    -------
+    mesh : pyvista.PolyData
+        Cell data ``label`` and ``detachment``; coordinates in µm (x, y, z).
+    info : MeshInfo
+    """
+    import pyvista as pv
+
+    lab = labels if crop is None else labels[crop]
+    origin = [0.0, 0.0, 0.0]
+    if crop is not None:
+        origin = [float((crop[a].start or 0) * spacing[a]) for a in (2, 1, 0)]
+    if lab.size == 0 or not np.any(lab):
+        return pv.PolyData(), MeshInfo(0, 0, 1)
+    stride = 1
+    while True:
+        sub = np.ascontiguousarray(lab[::stride, ::stride, ::stride])
+        img = pv.ImageData(dimensions=sub.shape[::-1], spacing=tuple(float(spacing[a]) * stride for a in (2, 1, 0)),
+                           origin=origin)
+        img.point_data["labels"] = sub.astype(np.int32).ravel(order="C")
+        mesh = img.contour_labels("all", smoothing=True, output_mesh_type="triangles")
+        if mesh.n_cells <= 4 * max_triangles or stride >= 8:
+            break
+        # the triangle count falls roughly with the square of the stride
+        stride = max(stride + 1, int(round(stride * np.sqrt(mesh.n_cells / (4 * max_triangles)))))
+    if mesh.n_cells == 0:
+        return mesh, MeshInfo(0, 0, stride)
+    bl = np.asarray(mesh.cell_data["boundary_labels"])
+    cell_labels = (bl if bl.ndim == 1 else bl.max(axis=1)).astype(np.int64)
+    if mesh.n_cells > max_triangles:
+        dec = mesh.decimate(1.0 - max_triangles / mesh.n_cells)
+        nearest = mesh.find_closest_cell(dec.cell_centers().points)
+        cell_labels = cell_labels[np.asarray(nearest, np.int64)]
+        mesh = dec
+    mesh.cell_data.clear()
+    vals = np.asarray(values_by_label, np.float64)
+    ok = (cell_labels >= 0) & (cell_labels < len(vals))
+    det = np.full(len(cell_labels), np.nan)
+    det[ok] = vals[cell_labels[ok]]
+    mesh.cell_data["label"] = cell_labels
+    mesh.cell_data["detachment"] = det
+    return mesh, MeshInfo(int(mesh.n_cells), int(np.unique(cell_labels).size), stride)
+
+
+def _plotter(mesh, *, off_screen: bool = True, window_size=(900, 700)):
+    import pyvista as pv
+
+    p = pv.Plotter(off_screen=off_screen, window_size=list(window_size))
+    p.set_background("white")
+    if mesh.n_cells:
+        p.add_mesh(
+            mesh, scalars="detachment", cmap=DETACHMENT_CMAP, clim=list(DETACHMENT_RANGE),
+            nan_color=[c / 255 for c in NAN_COLOUR], show_edges=False, smooth_shading=True,
+            scalar_bar_args={"title": "detachment index (0-1)", "color": "black", "n_labels": 6, "fmt": "%.1f"},
+        )
+    p.add_axes(color="black", xlabel="x", ylabel="y", zlabel="z")
+    p.camera_position = "iso"
+    return p
+
+
+def screenshot(mesh, *, window_size=(900, 700)) -> np.ndarray:
+    """Off-screen image (H, W, 3) uint8 of the mesh."""
+    p = _plotter(mesh, window_size=window_size)
+    try:
+        return np.asarray(p.screenshot(return_img=True))
+    finally:
+        p.close()
+
+
+def _export_html_child(mesh_path: str) -> str:
+    """Runs in a spawned process: read the mesh and return the vtk.js page."""
+    sys.argv = [sys.argv[0] if sys.argv else "view3d"]
+    import pyvista as pv
+
+    mesh = pv.read(mesh_path)
+    p = _plotter(mesh)
+    try:
+        out = p.trame.export_html(None)
+    finally:
+        p.close()
+    return out.getvalue() if hasattr(out, "getvalue") else str(out)
+
+
+def export_html(mesh, *, timeout: float = 120.0) -> str:
+    """Standalone interactive vtk.js HTML page of the mesh (spawned child process, bounded by ``timeout`` s).
+
+    Raises
+    ------
+    RuntimeError
+        If the export fails or times out (the message says why).
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with tempfile.TemporaryDirectory(prefix="detach3d-") as tmp:
+        path = os.path.join(tmp, "mesh.vtp")
+        mesh.save(path)
+        ex = cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        try:
+            fut = ex.submit(_export_html_child, path)
+            return fut.result(timeout=timeout)
+        except cf.TimeoutError:
+            raise RuntimeError(f"the interactive export took longer than {timeout:.0f} s") from None
+        except Exception as exc:  # the child's error, or a broken pool
+            raise RuntimeError(f"the interactive export failed: {str(exc).strip() or type(exc).__name__}") from exc
+        finally:
+            procs = list(getattr(ex, "_processes", {}).values())
+            ex.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in procs:
+                proc.join(timeout=5)
