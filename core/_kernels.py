@@ -15,51 +15,43 @@ CAT_PORE, CAT_CBD, CAT_PARTICLE, CAT_EDGE, CAT_CRACK = 0, 1, 2, 3, 4
 N_CAT = 5
 
 
-@numba.njit(cache=True, nogil=True)
-def crack_owners(comp, n_comp, labels):
-    """Owner label of each background component, 0 if not a crack.
+@numba.njit(cache=True, inline="always")
+def step(z, y, x, d, nz, ny, nx):
+    """The ``d``-th face neighbour (0..5: -z, +z, -y, +y, -x, +x) of ``(z, y, x)``.
 
-    A background component (``comp`` > 0, 6-connected) is a crack of particle
-    ``L`` when it does not touch the volume edge and every particle face around
-    it belongs to ``L``.
+    Returns ``(inside, zz, yy, xx)``; ``inside`` is False past the volume edge.
     """
-    nz, ny, nx = labels.shape
-    first = np.zeros(n_comp + 1, np.int64)
-    bad = np.zeros(n_comp + 1, np.bool_)
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                c = comp[z, y, x]
-                if c == 0:
-                    continue
-                if z == 0 or y == 0 or x == 0 or z == nz - 1 or y == ny - 1 or x == nx - 1:
-                    bad[c] = True
-                    continue
-                for d in range(6):
-                    zz, yy, xx = z, y, x
-                    if d == 0:
-                        zz -= 1
-                    elif d == 1:
-                        zz += 1
-                    elif d == 2:
-                        yy -= 1
-                    elif d == 3:
-                        yy += 1
-                    elif d == 4:
-                        xx -= 1
-                    else:
-                        xx += 1
-                    lab = labels[zz, yy, xx]
-                    if lab > 0:
-                        if first[c] == 0:
-                            first[c] = lab
-                        elif first[c] != lab:
-                            bad[c] = True
-    out = np.zeros(n_comp + 1, np.int64)
-    for c in range(1, n_comp + 1):
-        if not bad[c]:
-            out[c] = first[c]
-    return out
+    zz, yy, xx = z, y, x
+    if d == 0:
+        zz -= 1
+    elif d == 1:
+        zz += 1
+    elif d == 2:
+        yy -= 1
+    elif d == 3:
+        yy += 1
+    elif d == 4:
+        xx -= 1
+    else:
+        xx += 1
+    inside = 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx
+    return inside, zz, yy, xx
+
+
+@numba.njit(cache=True, inline="always")
+def flat_step(i, z, y, x, d, nz, ny, nx):
+    """Flat index of the ``d``-th face neighbour of flat voxel ``i`` at ``(z, y, x)``; -1 past the edge."""
+    if d == 0:
+        return i - ny * nx if z > 0 else -1
+    if d == 1:
+        return i + ny * nx if z < nz - 1 else -1
+    if d == 2:
+        return i - nx if y > 0 else -1
+    if d == 3:
+        return i + nx if y < ny - 1 else -1
+    if d == 4:
+        return i - 1 if x > 0 else -1
+    return i + 1 if x < nx - 1 else -1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -107,26 +99,9 @@ def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
                 sums[lab, 1] += y
                 sums[lab, 2] += x
                 for d in range(6):
-                    zz, yy, xx = z, y, x
-                    if d == 0:
-                        zz -= 1
-                        a = az
-                    elif d == 1:
-                        zz += 1
-                        a = az
-                    elif d == 2:
-                        yy -= 1
-                        a = ay
-                    elif d == 3:
-                        yy += 1
-                        a = ay
-                    elif d == 4:
-                        xx -= 1
-                        a = ax
-                    else:
-                        xx += 1
-                        a = ax
-                    if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
+                    a = az if d < 2 else (ay if d < 4 else ax)
+                    inside, zz, yy, xx = step(z, y, x, d, nz, ny, nx)
+                    if not inside:
                         areas[lab, 3] += a
                         continue
                     other = filled[zz, yy, xx]
@@ -248,30 +223,9 @@ def flood_outside(blocked, seeds):
         y = r // nx
         x = r - y * nx
         for d in range(6):
-            if d == 0:
-                if z == 0:
-                    continue
-                j = i - sxy
-            elif d == 1:
-                if z == nz - 1:
-                    continue
-                j = i + sxy
-            elif d == 2:
-                if y == 0:
-                    continue
-                j = i - nx
-            elif d == 3:
-                if y == ny - 1:
-                    continue
-                j = i + nx
-            elif d == 4:
-                if x == 0:
-                    continue
-                j = i - 1
-            else:
-                if x == nx - 1:
-                    continue
-                j = i + 1
+            j = flat_step(i, z, y, x, d, nz, ny, nx)
+            if j < 0:
+                continue
             if flat_b[j] or reached[j]:
                 continue
             reached[j] = True
@@ -354,30 +308,9 @@ def assign_cracks(labels, reached):
         x = rr - y * nx
         ra = root[a]
         for d in range(6):
-            if d == 0:
-                if z == 0:
-                    continue
-                j = i - sxy
-            elif d == 1:
-                if z == nz - 1:
-                    continue
-                j = i + sxy
-            elif d == 2:
-                if y == 0:
-                    continue
-                j = i - nx
-            elif d == 3:
-                if y == ny - 1:
-                    continue
-                j = i + nx
-            elif d == 4:
-                if x == 0:
-                    continue
-                j = i - 1
-            else:
-                if x == nx - 1:
-                    continue
-                j = i + 1
+            j = flat_step(i, z, y, x, d, nz, ny, nx)
+            if j < 0:
+                continue
             lab = flat_l[j]
             if lab > 0:
                 if owner[ra] == 0:

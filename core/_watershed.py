@@ -15,6 +15,8 @@ import numba
 import numpy as np
 from numba.typed import List
 
+from ._kernels import flat_step
+
 
 def quantise(dt: np.ndarray, step: float | None = None) -> tuple[np.ndarray, float]:
     """Quantise a non-negative distance map to uint8 levels (0 = background).
@@ -138,30 +140,9 @@ def _flood(q, labels, n_seeds, h):
             y = r // nx
             x = r - y * nx
             for d in range(6):
-                if d == 0:
-                    if z == 0:
-                        continue
-                    j = i - sxy
-                elif d == 1:
-                    if z == nz - 1:
-                        continue
-                    j = i + sxy
-                elif d == 2:
-                    if y == 0:
-                        continue
-                    j = i - nx
-                elif d == 3:
-                    if y == ny - 1:
-                        continue
-                    j = i + nx
-                elif d == 4:
-                    if x == 0:
-                        continue
-                    j = i - 1
-                else:
-                    if x == nx - 1:
-                        continue
-                    j = i + 1
+                j = flat_step(i, z, y, x, d, nz, ny, nx)
+                if j < 0:
+                    continue
                 qj = flat_q[j]
                 if qj == 0:
                     continue

@@ -439,20 +439,8 @@ def _absorb_islands(comp, small, phases):
                 if c == 0 or not small[c]:
                     continue
                 for d in range(6):
-                    zz, yy, xx = z, y, x
-                    if d == 0:
-                        zz -= 1
-                    elif d == 1:
-                        zz += 1
-                    elif d == 2:
-                        yy -= 1
-                    elif d == 3:
-                        yy += 1
-                    elif d == 4:
-                        xx -= 1
-                    else:
-                        xx += 1
-                    if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
+                    inside, zz, yy, xx = K.step(z, y, x, d, nz, ny, nx)
+                    if not inside:
                         continue
                     if comp[zz, yy, xx] != c:
                         counts[c, phases[zz, yy, xx]] += 1
