@@ -178,6 +178,19 @@ def remap_inplace(labels, lut):
         flat[i] = lut[flat[i]]
 
 
+@numba.njit(cache=True, inline="always")
+def _enqueue(queue, head, size, value):
+    """Append to a ring-buffer FIFO, doubling it when full; returns (queue, head, size)."""
+    cap = queue.size
+    if size == cap:
+        grown = np.empty(cap * 2, np.int64)
+        for k in range(size):
+            grown[k] = queue[(head + k) % cap]
+        queue, head, cap = grown, 0, cap * 2
+    queue[(head + size) % cap] = value
+    return queue, head, size + 1
+
+
 @numba.njit(cache=True, nogil=True)
 def flood_outside(blocked, seeds):
     """Mark every non-blocked voxel 6-connected to a seed.
@@ -197,26 +210,17 @@ def flood_outside(blocked, seeds):
     sxy = ny * nx
     flat_b = blocked.ravel()
     reached = np.zeros(flat_b.size, np.bool_)
-    cap = 1 << 16
-    queue = np.empty(cap, np.int64)
+    queue = np.empty(1 << 16, np.int64)
     head = 0
     size = 0
     for s in seeds:
         if flat_b[s] or reached[s]:
             continue
         reached[s] = True
-        if size == cap:
-            nq = np.empty(cap * 2, np.int64)
-            for k in range(size):
-                nq[k] = queue[(head + k) % cap]
-            queue = nq
-            head = 0
-            cap *= 2
-        queue[(head + size) % cap] = s
-        size += 1
+        queue, head, size = _enqueue(queue, head, size, s)
     while size > 0:
         i = queue[head]
-        head = (head + 1) % cap
+        head = (head + 1) % queue.size
         size -= 1
         z = i // sxy
         r = i - z * sxy
@@ -229,15 +233,7 @@ def flood_outside(blocked, seeds):
             if flat_b[j] or reached[j]:
                 continue
             reached[j] = True
-            if size == cap:
-                nq = np.empty(cap * 2, np.int64)
-                for k in range(size):
-                    nq[k] = queue[(head + k) % cap]
-                queue = nq
-                head = 0
-                cap *= 2
-            queue[(head + size) % cap] = j
-            size += 1
+            queue, head, size = _enqueue(queue, head, size, j)
     return reached.reshape(blocked.shape)
 
 
