@@ -157,46 +157,87 @@ def phase_fractions(ref: ResultRef) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class View3DParams:
-    """Options of the 3D view."""
+    """Options of the 3D view.
+
+    ``cbd_opacity`` only matters with ``show_cbd`` (the page leaves it at its
+    default otherwise, so moving the slider while the CBD is hidden renders nothing anew).
+    """
 
     depth_range: tuple[float, float] = (0.0, 1.0)
     max_triangles: int = 100_000
     interactive: bool = True
+    show_cbd: bool = False
+    cbd_opacity: float = 0.2
+
+
+def _depth_crop(shape: tuple, axis: int, depth_range: tuple[float, float],
+                separator_side: str) -> tuple[slice, slice, slice]:
+    n = shape[axis]
+    a = render.depth_index(depth_range[0], n, separator_side)
+    b = render.depth_index(depth_range[1], n, separator_side)
+    lo, hi = min(a, b), max(a, b) + 1
+    crop = [slice(None)] * 3
+    crop[axis] = slice(lo, hi)
+    return tuple(crop)  # type: ignore[return-value]
 
 
 @st.cache_data(max_entries=6, show_spinner="Building the 3D surfaces…")
+def surfaces3d(ref: ResultRef, depth_range: tuple[float, float], max_triangles: int, show_cbd: bool, axis: int,
+               separator_side: str, spacing: tuple) -> dict:
+    """Meshes of a depth range: the particles (coloured by detachment) and, with ``show_cbd``, the CBD.
+
+    Within ``max_triangles`` in all: the CBD takes at most a third
+    (:func:`ui.view3d.split_budget`), the particles the rest.
+
+    Returns
+    -------
+    dict
+        ``particles`` (PolyData), ``info`` (MeshInfo), ``cbd`` (PolyData or None), ``cbd_info`` (MeshInfo or None).
+    """
+    from . import view3d as v3
+
+    phases, labels = result_arrays(ref)
+    crop = _depth_crop(labels.shape, axis, depth_range, separator_side)
+    cbd_budget, _ = v3.split_budget(max_triangles, show_cbd)
+    cbd = cbd_info = None
+    if show_cbd:
+        cbd, cbd_info = v3.phase_mesh(phases, spacing, 1, max_triangles=cbd_budget, crop=crop)
+    left = int(max_triangles) - (cbd_info.n_triangles if cbd_info else 0)
+    mesh, info = v3.particle_mesh(labels, spacing, detachment_by_label(ref), max_triangles=left, crop=crop)
+    return {"particles": mesh, "info": info, "cbd": cbd, "cbd_info": cbd_info}
+
+
+@st.cache_data(max_entries=6, show_spinner="Rendering the 3D view…")
 def view3d(ref: ResultRef, params: View3DParams, axis: int, separator_side: str, spacing: tuple) -> dict:
-    """Mesh the particles of a depth range and render it.
+    """Mesh the particles (and optionally the CBD) of a depth range and render it.
 
     Returns
     -------
     dict
         ``html`` (vtk.js page or None), ``png`` (RGB array), ``error`` (why the
-        interactive export failed, or None), ``n_triangles``, ``n_particles``, ``stride``.
+        interactive export failed, or None), ``n_triangles``, ``n_particles``, ``stride``
+        (particles), ``n_cbd_triangles`` and ``cbd_stride`` (None without the CBD).
     """
     from . import view3d as v3
 
-    labels = result_arrays(ref)[1]
-    n = labels.shape[axis]
-    a = render.depth_index(params.depth_range[0], n, separator_side)
-    b = render.depth_index(params.depth_range[1], n, separator_side)
-    lo, hi = min(a, b), max(a, b) + 1
-    crop = [slice(None)] * 3
-    crop[axis] = slice(lo, hi)
-    mesh, info = v3.particle_mesh(labels, spacing, detachment_by_label(ref), max_triangles=params.max_triangles,
-                                  crop=tuple(crop))
+    s = surfaces3d(ref, tuple(params.depth_range), int(params.max_triangles), bool(params.show_cbd), axis,
+                   separator_side, spacing)
+    mesh, info, cbd, cbd_info = s["particles"], s["info"], s["cbd"], s["cbd_info"]
     out = {"html": None, "png": None, "error": None, "n_triangles": info.n_triangles,
-           "n_particles": info.n_particles, "stride": info.stride}
+           "n_particles": info.n_particles, "stride": info.stride,
+           "n_cbd_triangles": cbd_info.n_triangles if cbd_info else None,
+           "cbd_stride": cbd_info.stride if cbd_info else None}
     if info.n_triangles == 0:
         out["error"] = "no particle in this depth range"
         return out
+    scene = {"cbd": cbd, "cbd_opacity": float(params.cbd_opacity)} if cbd is not None and cbd.n_cells else {}
     if params.interactive:
         try:
-            out["html"] = v3.export_html(mesh)
+            out["html"] = v3.export_html(mesh, **scene)
         except RuntimeError as exc:
             out["error"] = str(exc)
     if out["html"] is None:
-        out["png"] = v3.screenshot(mesh)
+        out["png"] = v3.screenshot(mesh, **scene)
     return out
 
 

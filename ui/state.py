@@ -83,6 +83,8 @@ CMP_DEPTH = "w_cmp_depth"
 V3_DEPTH = "w_v3_depth"
 V3_MAX_TRI = "w_v3_max_tri"
 V3_MODE = "w_v3_mode"
+V3_CBD = "w_v3_cbd"
+V3_CBD_OPACITY = "w_v3_cbd_opacity"
 
 
 def k(base: str, *parts) -> str:

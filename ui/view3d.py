@@ -6,6 +6,10 @@ carrying its particle label.  The triangle budget is met by contouring a
 strided copy of the labels when the mesh is far over budget (fast), then
 decimating.
 
+Optionally the carbon-binder domain (CBD, phase 1) is one more mesh, drawn as a
+translucent neutral-grey surface over the particles (:func:`phase_mesh`); it
+takes at most a third of the triangle budget (:func:`split_budget`).
+
 The interactive view is a standalone vtk.js page from
 ``plotter.trame.export_html``, produced in a *spawned* child process (trame
 refuses to run outside the main thread and parses ``sys.argv``), with a
@@ -27,6 +31,10 @@ import numpy as np  # noqa: E402
 from .render import DETACHMENT_CMAP, DETACHMENT_RANGE, NAN_COLOUR  # noqa: E402
 
 MAX_TRIANGLES = 100_000
+CBD_COLOUR = (0.6, 0.6, 0.6)  # neutral grey: outside the detachment colormap
+CBD_OPACITY = 0.2
+CBD_OPACITY_RANGE = (0.05, 0.6)
+CBD_BUDGET_SHARE = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,42 @@ class MeshInfo:
     n_triangles: int
     n_particles: int
     stride: int
+
+
+def split_budget(max_triangles: int, show_cbd: bool) -> tuple[int, int]:
+    """(CBD budget, budget left for the particles before the CBD mesh is made): CBD gets at most a third."""
+    if not show_cbd:
+        return 0, int(max_triangles)
+    cbd = int(max_triangles * CBD_BUDGET_SHARE)
+    return cbd, int(max_triangles) - cbd
+
+
+def _crop_origin(spacing, crop) -> list[float]:
+    if crop is None:
+        return [0.0, 0.0, 0.0]
+    return [float((crop[a].start or 0) * spacing[a]) for a in (2, 1, 0)]
+
+
+def _contour(vol: np.ndarray, spacing, origin, max_triangles: int, boundary_style: str):
+    """SurfaceNets of the labels in ``vol`` (one pass; strided while far over budget).
+
+    Above four times ``max_triangles`` the labels are strided (every 2nd, 3rd
+    ... voxel, spacing scaled; at most 8), as the triangle count falls roughly
+    with the square of the stride.  Returns (mesh with cell data
+    ``boundary_labels``, stride); not yet decimated.
+    """
+    import pyvista as pv
+
+    stride = 1
+    while True:
+        sub = np.ascontiguousarray(vol[::stride, ::stride, ::stride])
+        img = pv.ImageData(dimensions=sub.shape[::-1], spacing=tuple(float(spacing[a]) * stride for a in (2, 1, 0)),
+                           origin=origin)
+        img.point_data["labels"] = sub.astype(np.int32).ravel(order="C")
+        mesh = img.contour_labels(boundary_style, smoothing=True, output_mesh_type="triangles")
+        if mesh.n_cells <= 4 * max_triangles or stride >= 8:
+            return mesh, stride
+        stride = max(stride + 1, int(round(stride * np.sqrt(mesh.n_cells / (4 * max_triangles)))))
 
 
 def particle_mesh(labels: np.ndarray, spacing, values_by_label: np.ndarray, *, max_triangles: int = MAX_TRIANGLES,
@@ -65,22 +109,9 @@ def particle_mesh(labels: np.ndarray, spacing, values_by_label: np.ndarray, *, m
     import pyvista as pv
 
     lab = labels if crop is None else labels[crop]
-    origin = [0.0, 0.0, 0.0]
-    if crop is not None:
-        origin = [float((crop[a].start or 0) * spacing[a]) for a in (2, 1, 0)]
     if lab.size == 0 or not np.any(lab):
         return pv.PolyData(), MeshInfo(0, 0, 1)
-    stride = 1
-    while True:
-        sub = np.ascontiguousarray(lab[::stride, ::stride, ::stride])
-        img = pv.ImageData(dimensions=sub.shape[::-1], spacing=tuple(float(spacing[a]) * stride for a in (2, 1, 0)),
-                           origin=origin)
-        img.point_data["labels"] = sub.astype(np.int32).ravel(order="C")
-        mesh = img.contour_labels("all", smoothing=True, output_mesh_type="triangles")
-        if mesh.n_cells <= 4 * max_triangles or stride >= 8:
-            break
-        # the triangle count falls roughly with the square of the stride
-        stride = max(stride + 1, int(round(stride * np.sqrt(mesh.n_cells / (4 * max_triangles)))))
+    mesh, stride = _contour(lab, spacing, _crop_origin(spacing, crop), max_triangles, "all")
     if mesh.n_cells == 0:
         return mesh, MeshInfo(0, 0, stride)
     bl = np.asarray(mesh.cell_data["boundary_labels"])
@@ -100,7 +131,38 @@ def particle_mesh(labels: np.ndarray, spacing, values_by_label: np.ndarray, *, m
     return mesh, MeshInfo(int(mesh.n_cells), int(np.unique(cell_labels).size), stride)
 
 
-def _plotter(mesh, *, off_screen: bool = True, window_size=(900, 700)):
+def phase_mesh(phases: np.ndarray, spacing, code: int = 1, *, max_triangles: int = MAX_TRIANGLES // 3,
+               crop: tuple[slice, slice, slice] | None = None):
+    """Surface of one phase (default 1 = CBD) as one mesh of at most ``max_triangles`` triangles.
+
+    The mask ``phases == code`` is contoured like the particles (SurfaceNets,
+    strided while far over budget, then decimated); no cell data.
+
+    Returns
+    -------
+    mesh : pyvista.PolyData
+        Coordinates in µm (x, y, z).
+    info : MeshInfo
+        ``n_particles`` is 0.
+    """
+    import pyvista as pv
+
+    ph = phases if crop is None else phases[crop]
+    mask = ph == code
+    if mask.size == 0 or not mask.any() or max_triangles <= 0:
+        return pv.PolyData(), MeshInfo(0, 0, 1)
+    mesh, stride = _contour(mask.view(np.uint8), spacing, _crop_origin(spacing, crop), max_triangles, "external")
+    if mesh.n_cells > max_triangles:
+        mesh = mesh.decimate(1.0 - max_triangles / mesh.n_cells)
+        if mesh.n_cells > max_triangles:  # decimation stops short of the target on some meshes
+            mesh = mesh.decimate(1.0 - max_triangles / mesh.n_cells)
+    mesh.cell_data.clear()
+    mesh.point_data.clear()
+    return mesh, MeshInfo(int(mesh.n_cells), 0, stride)
+
+
+def _plotter(mesh, cbd=None, cbd_opacity: float = CBD_OPACITY, *, off_screen: bool = True,
+             window_size=(900, 700)):
     import pyvista as pv
 
     p = pv.Plotter(off_screen=off_screen, window_size=list(window_size))
@@ -111,27 +173,33 @@ def _plotter(mesh, *, off_screen: bool = True, window_size=(900, 700)):
             nan_color=[c / 255 for c in NAN_COLOUR], show_edges=False, smooth_shading=True,
             scalar_bar_args={"title": "detachment index (0-1)", "color": "black", "n_labels": 6, "fmt": "%.1f"},
         )
+    if cbd is not None and cbd.n_cells:
+        # translucent neutral grey, no specular highlight: the particles stay readable through it.  No depth
+        # peeling: with the EGL/llvmpipe off-screen window it drops translucent actors from the image altogether.
+        p.add_mesh(cbd, color=CBD_COLOUR, opacity=float(cbd_opacity), show_edges=False, smooth_shading=True,
+                   show_scalar_bar=False, specular=0.0, name="cbd")
     p.add_axes(color="black", xlabel="x", ylabel="y", zlabel="z")
     p.camera_position = "iso"
     return p
 
 
-def screenshot(mesh, *, window_size=(900, 700)) -> np.ndarray:
-    """Off-screen image (H, W, 3) uint8 of the mesh."""
-    p = _plotter(mesh, window_size=window_size)
+def screenshot(mesh, *, cbd=None, cbd_opacity: float = CBD_OPACITY, window_size=(900, 700)) -> np.ndarray:
+    """Off-screen image (H, W, 3) uint8 of the particle mesh (and the translucent CBD mesh, if given)."""
+    p = _plotter(mesh, cbd, cbd_opacity, window_size=window_size)
     try:
         return np.asarray(p.screenshot(return_img=True))
     finally:
         p.close()
 
 
-def _export_html_child(mesh_path: str) -> str:
-    """Runs in a spawned process: read the mesh and return the vtk.js page."""
+def _export_html_child(mesh_path: str, cbd_path: str | None = None, cbd_opacity: float = CBD_OPACITY) -> str:
+    """Runs in a spawned process: read the meshes and return the vtk.js page."""
     sys.argv = [sys.argv[0] if sys.argv else "view3d"]
     import pyvista as pv
 
     mesh = pv.read(mesh_path)
-    p = _plotter(mesh)
+    cbd = pv.read(cbd_path) if cbd_path else None
+    p = _plotter(mesh, cbd, cbd_opacity)
     try:
         out = p.trame.export_html(None)
     finally:
@@ -139,8 +207,10 @@ def _export_html_child(mesh_path: str) -> str:
     return out.getvalue() if hasattr(out, "getvalue") else str(out)
 
 
-def export_html(mesh, *, timeout: float = 120.0) -> str:
-    """Standalone interactive vtk.js HTML page of the mesh (spawned child process, bounded by ``timeout`` s).
+def export_html(mesh, *, cbd=None, cbd_opacity: float = CBD_OPACITY, timeout: float = 120.0) -> str:
+    """Standalone interactive vtk.js HTML page of the particle mesh and, if given, the translucent CBD mesh.
+
+    Made in a spawned child process, bounded by ``timeout`` s.
 
     Raises
     ------
@@ -153,9 +223,13 @@ def export_html(mesh, *, timeout: float = 120.0) -> str:
     with tempfile.TemporaryDirectory(prefix="detach3d-") as tmp:
         path = os.path.join(tmp, "mesh.vtp")
         mesh.save(path)
+        cbd_path = None
+        if cbd is not None and cbd.n_cells:
+            cbd_path = os.path.join(tmp, "cbd.vtp")
+            cbd.save(cbd_path)
         ex = cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
         try:
-            fut = ex.submit(_export_html_child, path)
+            fut = ex.submit(_export_html_child, path, cbd_path, float(cbd_opacity))
             return fut.result(timeout=timeout)
         except cf.TimeoutError:
             raise RuntimeError(f"the interactive export took longer than {timeout:.0f} s") from None

@@ -1,4 +1,5 @@
-"""3D page: one merged mesh coloured by detachment, vtk.js page in an iframe, PNG fallback."""
+"""3D page: one merged mesh coloured by detachment (+ an optional translucent CBD mesh), vtk.js page in an iframe,
+PNG fallback."""
 
 from __future__ import annotations
 
@@ -32,6 +33,87 @@ def test_interactive_vtkjs_page(seeded_ws):
     assert 0 < n_tri <= 100_000
 
 
+def _scene_actors(html: str) -> list[tuple[float, list[float]]]:
+    """(opacity, colour) of every actor property in the vtk.js scene (``index.json``, zipped, in base64)."""
+    import base64
+    import io
+    import json
+    import re
+    import zipfile
+
+    blob = re.search(r'base64Str = "([^"]+)"', html)
+    assert blob, "no vtk.js scene in the page"
+    index = json.loads(zipfile.ZipFile(io.BytesIO(base64.b64decode(blob.group(1)))).read("index.json"))
+    out = []
+
+    def walk(o):
+        if isinstance(o, dict):
+            if "opacity" in o and "color" in o:
+                out.append((float(o["opacity"]), [float(c) for c in o["color"]]))
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(index)
+    return out
+
+
+def _caption(at) -> str:
+    return next(c.value for c in at.caption if "triangles" in c.value)
+
+
+def _counts(cap: str) -> tuple[int, int | None]:
+    """(particle triangles, CBD triangles or None) from the caption."""
+    n_tri = int(cap.split(" particles, ")[1].split(" triangles")[0].replace(",", ""))
+    n_cbd = None
+    if "CBD (carbon-binder)" in cap:
+        n_cbd = int(cap.split("translucent grey surface, ")[1].split(" triangles")[0].replace(",", ""))
+    return n_tri, n_cbd
+
+
+def test_cbd_surface_toggle_changes_both_views(seeded_ws):
+    s, at = _open(seeded_ws, "pristine")
+    at.run()
+    no_exception(at)
+    assert at.checkbox(key=state.V3_CBD).value is False  # off by default
+    assert at.slider(key=state.V3_CBD_OPACITY).disabled
+    html_off = at.get("iframe")[0].proto.srcdoc
+    cap_off = _caption(at)
+    assert "CBD" not in cap_off
+    assert [op for op, _ in _scene_actors(html_off)] == [1.0]  # the particles only
+
+    # interactive: one more, translucent grey actor; the budget is shared (CBD at most a third)
+    at.checkbox(key=state.V3_CBD).check().run()
+    no_exception(at)
+    html_on = at.get("iframe")[0].proto.srcdoc
+    cap_on = _caption(at)
+    assert html_on != html_off
+    assert "CBD" in cap_on and "opacity 0.20" in cap_on
+    n_tri, n_cbd = _counts(cap_on)
+    assert 0 < n_cbd <= 100_000 // 3 and 0 < n_tri and n_tri + n_cbd <= 100_000
+    actors = _scene_actors(html_on)
+    assert sorted(op for op, _ in actors) == [0.2, 1.0]
+    grey = next(col for op, col in actors if op == 0.2)
+    assert grey and max(grey) - min(grey) < 1e-6  # neutral grey
+
+    # static image: the CBD and its opacity change the picture (an image's URL is the hash of its bytes)
+    at.radio(key=state.V3_MODE).set_value("image").run()
+    no_exception(at)
+    [img] = at.image
+    png_on = img.value[0]
+    at.slider(key=state.V3_CBD_OPACITY).set_value(0.6).run()
+    no_exception(at)
+    png_opaque = at.image[0].value[0]
+    assert "opacity 0.60" in _caption(at) and png_opaque != png_on
+    at.checkbox(key=state.V3_CBD).uncheck().run()
+    no_exception(at)
+    png_off = at.image[0].value[0]
+    assert png_off not in (png_on, png_opaque)
+    assert "CBD" not in _caption(at)
+
+
 def test_static_image_and_fallback_when_export_fails(seeded_ws, monkeypatch):
     import ui.view3d as v3
 
@@ -53,6 +135,23 @@ def test_static_image_and_fallback_when_export_fails(seeded_ws, monkeypatch):
     assert not any("not available" in w.value for w in at.warning)  # a static image was asked for
     n_slab = int(next(c.value for c in at.caption if "triangles" in c.value).split(" particles")[0])
     assert 0 < n_slab < n_all
+
+
+def test_cbd_mesh_within_its_budget_and_crop():
+    from core.synth import ElectrodeParams, make_electrode
+    from ui.view3d import phase_mesh, split_budget
+
+    assert split_budget(60_000, False) == (0, 60_000)
+    assert split_budget(60_000, True) == (20_000, 40_000)
+    e = make_electrode(ElectrodeParams(shape=(32, 32, 32), spacing=(0.5, 0.5, 0.5), radius_median_um=3), rng=4)
+    mesh, info = phase_mesh(e.phases, e.spacing, 1, max_triangles=3_000)
+    assert 0 < info.n_triangles == mesh.n_cells <= 3_000
+    # a depth crop (z 10..19) puts the mesh at its place in µm (x, y, z order)
+    crop = (slice(10, 20), slice(None), slice(None))
+    sub, _ = phase_mesh(e.phases, e.spacing, 1, max_triangles=3_000, crop=crop)
+    assert 10 * 0.5 - 1 <= sub.bounds[4] and sub.bounds[5] <= 20 * 0.5 + 1
+    empty, info0 = phase_mesh(e.phases, e.spacing, 7)
+    assert empty.n_cells == 0 and info0.n_triangles == 0
 
 
 def test_mesh_colours_follow_the_table():
