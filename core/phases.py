@@ -460,6 +460,71 @@ def _absorb_islands(comp, small, phases):
                     phases[z, y, x] = target[c]
 
 
+def _pv_references(values: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """NMC grey value and the pore/CBD boundary used after unmixing.
+
+    After unmixing, a voxel is pore or CBD: it is classified at the midpoint
+    of their grey values (medians of the values below ``low`` and between the
+    thresholds), not at the multi-Otsu threshold, which the blur halo drags
+    towards CBD.
+    """
+    above = values[values >= high]
+    i_nmc = float(np.median(above)) if above.size else float(values.max())
+    below, mid = values[values < low], values[(values >= low) & (values < high)]
+    pv_low = 0.5 * (float(np.median(below)) + float(np.median(mid))) if below.size and mid.size else float(low)
+    return i_nmc, pv_low
+
+
+def preview_slice(
+    volume: np.ndarray, axis: int, index: int, params: SegmentParams, *, islands: bool = True,
+) -> np.ndarray:
+    """Phases of one slice, as :func:`segment` would give them, from a slab around it.
+
+    The slab is as thick as the filters reach.  The global values that
+    :func:`segment` takes from the whole volume (NMC grey value, pore/CBD
+    boundary after unmixing, and the blur when ``params.pv_sigma`` is None)
+    come from the slab, so the preview can differ slightly from a full run;
+    pass the resolved parameters of a run to fix the blur.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+    axis : {0, 1, 2}
+    index : int
+        Slice index along ``axis``.
+    params : SegmentParams
+        ``low`` and ``high`` must be set.
+    islands : bool
+        Also remove small islands (slower; they can reach far along ``axis``).
+
+    Returns
+    -------
+    phases : 2D uint8
+        The slice, axes in the order of ``volume`` without ``axis``.
+    """
+    volume = check_volume(volume)
+    check_choice(axis, "axis", (0, 1, 2))
+    if params.low is None or params.high is None:
+        raise ValueError("set both thresholds (low and high) for a preview")
+    n = volume.shape[axis]
+    if not 0 <= index < n:
+        raise ValueError(f"slice index {index} is outside 0..{n - 1} along axis {axis}")
+    sigma = params.pv_sigma
+    halo = int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0
+    if params.partial_volume:
+        halo += 1 + 3 + 3 + int(np.ceil(4 * (sigma or 2.0))) + 2
+    a, b = max(0, index - halo), min(n, index + halo + 1)
+    slab = np.moveaxis(np.take(volume, np.arange(a, b), axis=axis), axis, 0)
+    d = denoise(slab, params.denoise, size=params.denoise_size)
+    phases = threshold(d, params.low, params.high)
+    if params.partial_volume and (phases == NMC).any():
+        i_nmc, pv_low = _pv_references(_sample(d), params.low, params.high)
+        phases, _ = _correct_partial_volume(d, phases, pv_low, sigma=sigma, i_nmc=i_nmc)
+    if islands and params.min_island > 1:
+        _remove_small_islands_inplace(phases, params.min_island)
+    return phases[index - a]
+
+
 @dataclass(frozen=True, eq=False)
 class SegmentResult:
     """Phases plus the values :func:`segment_detailed` resolved.
@@ -570,13 +635,7 @@ def segment_detailed(
             high = float(s_high) if high is None else high
         if not low < high:
             raise ValueError(f"low threshold ({low:g}) must be below high threshold ({high:g})")
-        above = sample[sample >= high]
-        i_nmc = float(np.median(above)) if above.size else float(sample.max())
-        # After unmixing, a voxel is pore or CBD: classify it at the midpoint of
-        # their grey values, not at the multi-Otsu threshold, which the blur
-        # halo drags towards CBD.
-        below, mid = sample[sample < low], sample[(sample >= low) & (sample < high)]
-        pv_low = 0.5 * (float(np.median(below)) + float(np.median(mid))) if below.size and mid.size else low
+        i_nmc, pv_low = _pv_references(sample, low, high)
 
     pv_sigma = params.pv_sigma
     if params.partial_volume and pv_sigma is None:

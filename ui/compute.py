@@ -1,20 +1,20 @@
 """Non-cached computations behind the dashboard (no streamlit import).
 
 Each function composes public :mod:`core` calls on small pieces of a volume so
-the pages stay thin and :mod:`ui.cache` can wrap them.  Candidates to move into
-core later (``core.phases.preview_slice``, ``core.compare.summary``).
+the pages stay thin and :mod:`ui.cache` can wrap them.  Candidate to move into
+core later: ``summary`` (a future ``core.compare``).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from core import phases as ph
-from core.codes import NMC
 from core.phases import SegmentParams
 
-from .render import take_slice
 
 
 def grey_sample(volume: np.ndarray, n: int = 1_000_000) -> np.ndarray:
@@ -51,38 +51,19 @@ def percentiles(volume: np.ndarray, q: tuple[float, float]) -> tuple[float, floa
 
 def preview_phases(volume: np.ndarray, axis: int, index: int, params: SegmentParams,
                    *, pv_sigma_default: float | None = None) -> np.ndarray:
-    """Phases of ONE slice from a thin slab around it.
+    """Phases of ONE slice (see :func:`core.phases.preview_slice`).
 
-    The slab is as thick as the denoising and partial-volume halos of
-    :func:`core.phases.segment_detailed`; the slice is denoised, thresholded,
-    partial-volume corrected (NMC grey value and blur from the slab) and small
-    islands removed, each by the public :mod:`core.phases` functions.
+    ``pv_sigma_default`` fills in the blur when ``params.pv_sigma`` is None
+    (for example the blur resolved by the sample's latest analysis).
 
     Returns
     -------
     phases : (H, W) uint8
     """
-    if params.low is None or params.high is None:
-        raise ValueError("set both thresholds for the preview")
+    if params.pv_sigma is None and pv_sigma_default is not None:
+        params = replace(params, pv_sigma=float(pv_sigma_default))
     n = volume.shape[axis]
-    index = int(np.clip(index, 0, n - 1))
-    sigma = params.pv_sigma or pv_sigma_default
-    halo = (int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0)
-    if params.partial_volume:
-        halo += 1 + 3 + 3 + int(np.ceil(4 * (sigma or 2.0))) + 2
-    a, b = max(0, index - halo), min(n, index + halo + 1)
-    slab = np.take(volume, np.arange(a, b), axis=axis)
-    d = ph.denoise(slab, params.denoise, size=params.denoise_size)
-    phases = ph.threshold(d, params.low, params.high)
-    if params.partial_volume and (phases == NMC).any():
-        nmc_vals = d[phases == NMC]
-        i_nmc = float(np.median(nmc_vals))
-        if sigma is None:
-            sigma = ph.estimate_pv_sigma(d, phases)
-        phases = ph.correct_partial_volume(d, phases, params.low, sigma=sigma, i_nmc=i_nmc)
-    if params.min_island > 1:
-        phases = ph.remove_small_islands(phases, params.min_island)
-    return take_slice(phases, axis, index - a)
+    return ph.preview_slice(volume, axis, int(np.clip(index, 0, n - 1)), params)
 
 
 def phase_fractions(phases: np.ndarray) -> dict[str, float]:

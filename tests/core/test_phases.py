@@ -301,3 +301,28 @@ def test_denoise_none_is_a_float32_copy():
     np.testing.assert_allclose(g, 3.0)
     with pytest.raises(ValueError, match=r"method must be one of"):
         P.denoise(vol, "bilateral")
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_preview_slice_matches_the_full_segmentation(axis):
+    from core.synth import ElectrodeParams, make_electrode
+
+    e = make_electrode(ElectrodeParams(shape=(40, 40, 40)), rng=5)
+    res = P.segment_detailed(e.greyscale)
+    # the slab covers the whole (small) volume: the preview equals the full run's slice
+    # (along axes 1 and 2 the filters sum in another order: a rare voxel may flip)
+    got = P.preview_slice(e.greyscale, axis, 20, res.params)
+    want = np.take(res.phases, 20, axis=axis)
+    assert got.shape == want.shape
+    if axis == 0:
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert (got != want).mean() < 0.005
+
+
+def test_preview_slice_needs_thresholds_and_a_valid_index():
+    vol = np.random.default_rng(0).random((8, 8, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="set both thresholds"):
+        P.preview_slice(vol, 0, 3, SegmentParams())
+    with pytest.raises(ValueError, match="outside 0..7"):
+        P.preview_slice(vol, 0, 8, SegmentParams(low=0.3, high=0.6))
