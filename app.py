@@ -22,12 +22,13 @@ startup.ensure_demos(ws)
 # process, and every AppTest run) then finds no page of that name and runs this entry script, whose
 # st.navigation picks the page: the shared sidebar and the first-start step always run.
 pages = [
-    st.Page("pages/1_Samples.py", title="Samples", icon=":material/inventory_2:", url_path="samples", default=True),
+    st.Page("pages/1_Samples.py", title="Samples", icon=":material/inventory_2:", url_path="samples"),
     st.Page("pages/2_Segment.py", title="Segment", icon=":material/tune:", url_path="segment"),
     st.Page("pages/3_Particles.py", title="Particles", icon=":material/bubble_chart:", url_path="particles"),
-    st.Page("pages/4_Compare.py", title="Compare", icon=":material/query_stats:", url_path="compare"),
+    st.Page("pages/4_Compare.py", title="Compare", icon=":material/query_stats:", url_path="compare", default=True),
     st.Page("pages/5_3D.py", title="3D", icon=":material/view_in_ar:", url_path="3d"),
 ]
+# the landing page is the comparison of the analysed electrodes (the three demos on first start)
 nav = st.navigation(pages)
 st.sidebar.markdown("**Cathode particle detachment**")
 widgets.sample_picker(ws)

@@ -110,10 +110,14 @@ def test_end_to_end_in_chromium(server, tmp_path):
             page.set_default_timeout(60_000)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(server, timeout=60_000)
-            # first start: the demos are generated and analysed, then the Samples page
-            expect(page.locator("h1", has_text="Samples")).to_be_visible(timeout=240_000)
+            # first start: the demos are generated and analysed, then their comparison
+            expect(page.locator("h1", has_text="Compare electrodes")).to_be_visible(timeout=240_000)
             settle(page, 240_000)
             no_exception(page)
+            expect(page.locator("[data-testid='stImage'] img")).to_have_count(3)
+            shot(page, "0_landing_compare.png")
+            goto(page, "Samples")
+            expect(page.locator("h1", has_text="Samples")).to_be_visible()
             expect(page.locator("[data-testid='stImage'] img")).to_have_count(3)
             shot(page, "1_samples.png")
 
@@ -179,4 +183,4 @@ def test_end_to_end_in_chromium(server, tmp_path):
     SHOTS_COPY.mkdir(parents=True, exist_ok=True)
     for f in shots.iterdir():
         shutil.copy2(f, SHOTS_COPY / f.name)
-    assert len(list(shots.glob("*.png"))) == 5
+    assert len(list(shots.glob("*.png"))) == 6
