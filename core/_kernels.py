@@ -39,6 +39,15 @@ def step(z, y, x, d, nz, ny, nx):
 
 
 @numba.njit(cache=True, inline="always")
+def unravel(i, ny, nx):
+    """``(z, y, x)`` of flat index ``i`` in a C-ordered volume with ``ny * nx`` voxels a slice."""
+    z = i // (ny * nx)
+    r = i - z * (ny * nx)
+    y = r // nx
+    return z, y, r - y * nx
+
+
+@numba.njit(cache=True, inline="always")
 def flat_step(i, z, y, x, d, nz, ny, nx):
     """Flat index of the ``d``-th face neighbour of flat voxel ``i`` at ``(z, y, x)``; -1 past the edge."""
     if d == 0:
@@ -207,7 +216,6 @@ def flood_outside(blocked, seeds):
     reached : (Z, Y, X) bool
     """
     nz, ny, nx = blocked.shape
-    sxy = ny * nx
     flat_b = blocked.ravel()
     reached = np.zeros(flat_b.size, np.bool_)
     queue = np.empty(1 << 16, np.int64)
@@ -222,10 +230,7 @@ def flood_outside(blocked, seeds):
         i = queue[head]
         head = (head + 1) % queue.size
         size -= 1
-        z = i // sxy
-        r = i - z * sxy
-        y = r // nx
-        x = r - y * nx
+        z, y, x = unravel(i, ny, nx)
         for d in range(6):
             j = flat_step(i, z, y, x, d, nz, ny, nx)
             if j < 0:
@@ -298,10 +303,7 @@ def assign_cracks(labels, reached):
     multi = np.zeros(n, np.bool_)
     for a in range(n):
         i = idx[a]
-        z = i // sxy
-        rr = i - z * sxy
-        y = rr // nx
-        x = rr - y * nx
+        z, y, x = unravel(i, ny, nx)
         ra = root[a]
         for d in range(6):
             j = flat_step(i, z, y, x, d, nz, ny, nx)

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from numba.typed import List
 
-from ._kernels import flat_step
+from ._kernels import flat_step, unravel
 
 
 def quantise(dt: np.ndarray, step: float | None = None) -> tuple[np.ndarray, float]:
@@ -114,7 +114,6 @@ def _flood(q, labels, n_seeds, h):
     flooded, so the flood never climbs.
     """
     nz, ny, nx = q.shape
-    sxy = ny * nx
     parent = np.arange(n_seeds + 1)
     peak = np.zeros(n_seeds + 1, np.int64)
     flat_l = labels.ravel()
@@ -135,10 +134,7 @@ def _flood(q, labels, n_seeds, h):
             i = qs[level][heads[level]]
             heads[level] += 1
             a = _find(parent, flat_l[i])
-            z = i // sxy
-            r = i - z * sxy
-            y = r // nx
-            x = r - y * nx
+            z, y, x = unravel(i, ny, nx)
             for d in range(6):
                 j = flat_step(i, z, y, x, d, nz, ny, nx)
                 if j < 0:

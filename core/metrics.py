@@ -36,7 +36,6 @@ import warnings
 from functools import lru_cache
 from typing import Literal
 
-import cc3d
 import numpy as np
 import pandas as pd
 

@@ -9,6 +9,7 @@ the sample id.  Values the user is still editing persist for the session
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -338,10 +339,8 @@ def _inside(root, path) -> bool:
         return False
 
 
-def file_browser(root) -> "Path | None":
+def file_browser(root) -> Path | None:
     """Browse folders under ``root`` (never above it); returns the chosen file or folder, or None."""
-    from pathlib import Path
-
     root = Path(root)
     if not root.is_dir():
         st.info(f"The data folder `{root}` does not exist. Put volumes there or set `DETACH_DATA` to a folder "
