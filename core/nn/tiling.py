@@ -499,16 +499,18 @@ def predict_tiled(
     Z, Y, X = shape
     wins = [_axis_windows(plan.starts[a], plan.tile[a], shape[a]) for a in range(3)]
     inv_z = (1.0 / wins[0][1]).astype(np.float32)
-    inv_yx = (1.0 / np.outer(wins[1][1], wins[2][1])).astype(np.float32)
+    inv_yx = torch.from_numpy((1.0 / np.outer(wins[1][1], wins[2][1])).astype(np.float32))
+    win_t = [[torch.from_numpy(w) for w in wins[a][0]] for a in range(3)]
     depth = plan.slab_depth
     acc = np.zeros((channels, depth, Y, X), np.float32)
+    acc_t = torch.from_numpy(acc)   # the same memory, for torch's multithreaded kernels
     yx_tiles = [(iy, ix) for iy in range(len(plan.starts[1])) for ix in range(len(plan.starts[2]))]
     n_done, result = 0, out
 
     def emit(z0: int, z1: int, acc_z0: int) -> None:
         nonlocal result
-        weight = inv_z[z0:z1, None, None] * inv_yx[None]
-        block = acc[:, z0 - acc_z0:z1 - acc_z0] * weight[None]
+        weight = torch.from_numpy(inv_z[z0:z1])[:, None, None] * inv_yx   # torch: multithreaded
+        block = (acc_t[:, z0 - acc_z0:z1 - acc_z0] * weight).numpy()
         if reduce is not None:
             block = np.asarray(reduce(block))
             if block.ndim < 3 or block.shape[-3:] != (z1 - z0, Y, X):
@@ -542,7 +544,7 @@ def predict_tiled(
                 acc[:, :keep] = acc[:, shift:]
                 acc[:, keep:] = 0.0
                 acc_z0 = z0
-            wz = torch.from_numpy(wins[0][0][iz]).to(dev)
+            wz = win_t[0][iz]
             for b0 in range(0, len(yx_tiles), batch_size):
                 batch = yx_tiles[b0:b0 + batch_size]
                 starts = [(z0, plan.starts[1][iy], plan.starts[2][ix]) for iy, ix in batch]
@@ -550,14 +552,14 @@ def predict_tiled(
                 xt = torch.from_numpy(x).to(dev, dtype=in_dtype)
                 with amp():
                     y = _model_output(model, xt, channels, postprocess)
+                y = y.cpu()
                 dz = wz.shape[0]
                 for k, (iy, ix) in enumerate(batch):
-                    wy = torch.from_numpy(wins[1][0][iy]).to(dev)
-                    wx = torch.from_numpy(wins[2][0][ix]).to(dev)
-                    part = y[k, :, :dz, :wy.shape[0], :wx.shape[0]]
-                    part = (part * (wz[:, None, None] * wy[None, :, None] * wx[None, None, :])).cpu().numpy()
+                    wy, wx = win_t[1][iy], win_t[2][ix]
+                    dy, dx = wy.shape[0], wx.shape[0]
                     _, y0, x0 = starts[k]
-                    acc[:, :dz, y0:y0 + part.shape[2], x0:x0 + part.shape[3]] += part
+                    w3 = (wz[:, None, None] * wy[None, :, None]) * wx
+                    acc_t[:, :dz, y0:y0 + dy, x0:x0 + dx].addcmul_(y[k, :, :dz, :dy, :dx], w3)
                 n_done += len(batch)
                 if progress is not None:
                     progress(n_done / plan.n_tiles,
@@ -569,6 +571,20 @@ def predict_tiled(
 
 
 # --------------------------------------------------------------------------- segment_tiled
+
+
+def _argmax_uint8(block: np.ndarray, channels: Sequence[int]) -> np.ndarray:
+    """Position in ``channels`` of the largest of ``block[channels]`` (ties: the first), as uint8.
+
+    Same as ``np.argmax(block[channels], axis=0)`` but about twice as fast, without the int64 array.
+    """
+    best = block[channels[0]].copy()
+    labels = np.zeros(best.shape, np.uint8)
+    for k, c in enumerate(channels[1:], start=1):
+        better = block[c] > best
+        labels[better] = k
+        np.maximum(best, block[c], out=best)
+    return labels
 
 
 @dataclass(frozen=True)
@@ -656,13 +672,11 @@ def segment_tiled(
             raise ValueError(f"{name} has shape {tuple(getattr(arr, 'shape', ()))}; expected the volume's {shape}")
     labels = np.empty(shape, np.uint8) if labels_out is None else labels_out
     extra = None if extra_channel is None else (np.empty(shape, np.float16) if extra_out is None else extra_out)
-    select = None if classes == list(range(channels_out)) else np.asarray(classes)
 
     def write(z0: int, z1: int, block: np.ndarray) -> None:
-        scores = block if select is None else block[select]
-        labels[z0:z1] = np.argmax(scores, axis=0)
+        labels[z0:z1] = _argmax_uint8(block, classes)
         if extra is not None:
-            extra[z0:z1] = block[extra_channel]
+            extra[z0:z1] = torch.from_numpy(block[extra_channel]).to(torch.float16).numpy()
 
     predict_tiled(model, volume, channels_out=channels_out, tile=tile, overlap=overlap, multiple=multiple,
                   intensity_range=intensity_range, postprocess=postprocess, sink=write, out_dtype=np.float32,

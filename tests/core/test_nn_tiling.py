@@ -484,3 +484,11 @@ def test_wrong_volume_and_model_output():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             predict_tiled(Repeat(1), np.zeros((8, 8, 8)), channels_out=1, device="cuda")
+
+
+def test_argmax_helper_matches_numpy_with_ties(rng):
+    from core.nn.tiling import _argmax_uint8
+
+    block = rng.integers(0, 3, size=(4, 6, 7, 8)).astype(np.float32)      # many ties
+    for channels in ([0, 1, 2, 3], [3, 1], [2]):
+        np.testing.assert_array_equal(_argmax_uint8(block, channels), np.argmax(block[channels], axis=0))
