@@ -25,6 +25,7 @@ Usage:  python bench/nn_inference_speed.py [--quick] [--sizes 128 256] [--tiles 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -89,6 +90,13 @@ def _model(which: str):
                            "3 levels, GroupNorm + SiLU, 5 outputs, random weights")
 
 
+def _loadavg() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
 def _n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -129,6 +137,7 @@ def main(argv=None) -> int:
     from core.nn.tiling import _resolve_device, available_cpus, plan_tiles, robust_range, segment_tiled
 
     t_start = time.perf_counter()
+    load_start = _loadavg()
     sizes = args.sizes or ([48] if args.quick else [128, 256])
     tiles = args.tiles or ([32] if args.quick else [64, 96])
     overlap = 8 if args.quick and args.overlap == 16 else args.overlap
@@ -172,10 +181,14 @@ def main(argv=None) -> int:
                   f"({plan.n_tiles} tiles, overhead {row['tile overhead ×']:.2f}×, network alone {net:.3f} Mvoxel/s)",
                   flush=True)
     total = time.perf_counter() - t_start
+    load_end = _loadavg()
 
     lines = [
         f"## Tiled network inference speed (`bench/nn_inference_speed.py`){' — QUICK smoke run' if args.quick else ''}",
-        "", *C.env_lines(), f"- script wall time: {total:.0f} s", "",
+        "", *C.env_lines(), f"- script wall time: {total:.0f} s",
+        f"- 1-minute load average at start / end: {load_start:.1f} / {load_end:.1f} on {os.cpu_count()} cores"
+        + (" — **indicative only**: other work was running" if max(load_start, load_end) > 0.5 + threads else ""),
+        "",
         f"Model: {desc}; {_n_params(model):,} parameters; device {device}; torch threads {threads}. Input: random "
         f"uint16 N³ (seed {SEED}), normalised with `robust_range`. Timed: `segment_tiled` end to end (read, "
         f"normalise, network, blend, argmax to uint8 + one float16 channel), batch size {args.batch}, median of "

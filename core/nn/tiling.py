@@ -444,8 +444,8 @@ def predict_tiled(
         ``torch.set_num_threads`` for the call (restored afterwards); None
         uses :func:`available_cpus`.
     autocast : bool or None
-        Run the network under float16 autocast; None: on CUDA yes, on the CPU
-        no (float32).
+        Run the network under float16 autocast on CUDA (None: yes).  The CPU
+        always runs float32.
     progress : callable or None
         ``progress(frac, message)`` after each batch of tiles, ``frac`` the
         share of tiles done, increasing to 1.0.
