@@ -366,10 +366,14 @@ def weighted_quantile(values, q, weights=None) -> float | np.ndarray:
     """Quantiles of weighted data, linear between data points.
 
     Each sorted value ``x_i`` with weight ``w_i`` sits at the centre of its
-    share of the total weight, ``c_i = S_i - w_i / 2`` (``S_i`` the cumulative
-    weight); the centres are mapped linearly onto ``[0, 1]`` (first value at 0,
-    last at 1) and quantiles are interpolated between them.  With equal weights
-    this is exactly :func:`numpy.quantile` (its default, linear method).
+    share of the total weight ``W``, ``c_i = S_i - w_i / 2`` (``S_i`` the
+    cumulative weight), placed at ``p_i = (c_i - w̄ / 2) / (W - w̄)`` with the
+    mean weight ``w̄ = W / N``; quantiles are interpolated linearly between the
+    ``p_i`` and held at the end values outside ``[p_1, p_N]``.  With equal
+    weights ``p_i = (i - 1) / (N - 1)``: exactly :func:`numpy.quantile` (its
+    default, linear method).  A heavy value holds a long stretch of ``p`` (the
+    median of 0.1, 0.2, 0.9 weighted 1, 1, 100 is 0.89); the result does not
+    change when all weights are scaled.
 
     Parameters
     ----------
@@ -391,8 +395,9 @@ def weighted_quantile(values, q, weights=None) -> float | np.ndarray:
     if x.size == 1:
         out = np.full(qa.shape, x[0])
     else:
-        c = np.cumsum(w) - w / 2
-        p = (c - c[0]) / (c[-1] - c[0])
+        total = w.sum()
+        mean_w = total / w.size
+        p = (np.cumsum(w) - w / 2 - mean_w / 2) / (total - mean_w)
         out = np.interp(qa, p, x)
     return float(out) if np.ndim(out) == 0 else out
 
