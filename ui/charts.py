@@ -68,11 +68,11 @@ def grey_histogram(hist: pd.DataFrame, low: float, high: float, *, log: bool = F
     return (bars + rule).properties(height=260)
 
 
-def _group_colour(df: pd.DataFrame, color: str) -> alt.Color:
-    """One colour per group, legend in the order the groups first appear."""
+def _group_colour(df: pd.DataFrame, color: str, *, legend: bool = True) -> alt.Color:
+    """One colour per group, legend in the order the groups first appear (``legend=False``: same colours, no legend)."""
     order = list(dict.fromkeys(df[color].tolist()))
     return alt.Color(f"{color}:N", title=color, scale=alt.Scale(scheme=GROUP_SCHEME, domain=order),
-                     sort=order)
+                     sort=order, legend=alt.Undefined if legend else None)
 
 
 EDGE_WORDS = {
@@ -107,13 +107,14 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
     if kind not in ("histogram", "ecdf", "box", "violin"):
         raise ValueError(f"kind must be histogram, ecdf, box or violin, got {kind!r}")
     metric, title = dist.metric, metric_title(dist.metric)
-    who = weight_words(dist.weighting, dist.edge_policy)
+    who = "particle volume" if dist.weighting == "volume" else "particles"
+    corr = ", edge-corrected" if dist.edge_policy == "miles" else ""
     order = list(dist.quantiles["electrode"])
     colour = _group_colour(dist.quantiles, "electrode")
     if kind == "ecdf":
         chart = alt.Chart(dist.ecdf).mark_line(interpolate="step-after", strokeWidth=2.5).encode(
             x=alt.X("value:Q", title=title),
-            y=alt.Y("ecdf:Q", title=f"share of {who} ≤ value (ECDF, 0–1)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("ecdf:Q", title=f"share of {who} ≤ value (ECDF, 0–1{corr})", scale=alt.Scale(domain=[0, 1])),
             color=colour,
             tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("value:Q", format=".3g", title=metric),
                      alt.Tooltip("ecdf:Q", format=".2f", title="share ≤ value")],
@@ -122,7 +123,7 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
         chart = alt.Chart(dist.histogram).mark_bar(opacity=0.45 if not facet else 0.8, binSpacing=0).encode(
             x=alt.X("bin_lo:Q", bin="binned", title=title),
             x2="bin_hi:Q",
-            y=alt.Y("share:Q", title=f"share of {who} per bin (0–1)", stack=None),
+            y=alt.Y("share:Q", title=f"share of {who} per bin (0–1{corr})", stack=None),
             color=colour,
             tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("bin_lo:Q", format=".3g", title="from"),
                      alt.Tooltip("bin_hi:Q", format=".3g", title="to"), alt.Tooltip("share:Q", format=".3f"),
@@ -130,28 +131,29 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
         )
     elif kind == "box":
         q = dist.quantiles
-        x = alt.X("electrode:N", sort=order, title="electrode", axis=alt.Axis(labelAngle=0))
+        x = alt.X("electrode:N", sort=order, title="electrode", axis=alt.Axis(labelAngle=0, labelLimit=260))
         tips = [alt.Tooltip("electrode:N"), alt.Tooltip("n_used:Q", title="particles")] + [
             alt.Tooltip(f"{c}:Q", format=".3g") for c in ("q05", "q25", "median", "q75", "q95")]
         base = alt.Chart(q).encode(x=x, color=colour, tooltip=tips)
-        whisker = base.mark_rule(strokeWidth=1.5).encode(
-            y=alt.Y("q05:Q", title=f"{title}; box 25–75 %, whiskers 5–95 % of {who}"), y2="q95:Q")
+        whisker = base.mark_rule(strokeWidth=1.5).encode(y=alt.Y("q05:Q", title=title), y2="q95:Q")
         box = base.mark_bar(size=36, opacity=0.55).encode(y="q25:Q", y2="q75:Q")
         med = base.mark_tick(size=36, thickness=3, color="black").encode(y="median:Q")
         return (whisker + box + med).properties(height=300)
-    else:  # violin: one panel per electrode (the density is drawn about a centre line)
-        d = dist.density.assign(part="density")
+    else:  # violin: one panel per electrode, the density drawn symmetrically about 0
+        d = dist.density.assign(part="density", lo=-dist.density["density"] / 2, hi=dist.density["density"] / 2)
         q = dist.quantiles[["electrode", "q25", "median", "q75"]].assign(part="box")
         data = pd.concat([d, q], ignore_index=True)
         base = alt.Chart(data)
+        no_axis = alt.Axis(labels=False, ticks=False, grid=False, domain=False)
         area = base.transform_filter(alt.datum.part == "density").mark_area(orient="horizontal", opacity=0.6).encode(
-            y=alt.Y("value:Q", title=f"{title} (density of {who})"),
-            x=alt.X("density:Q", stack="center", title=None, axis=alt.Axis(labels=False, ticks=False, grid=False)),
+            y=alt.Y("value:Q", title=title),
+            x=alt.X("lo:Q", title=f"density of {who}{corr}", axis=no_axis), x2="hi:Q",
             color=colour,
         )
         box = base.transform_filter(alt.datum.part == "box").mark_rule(strokeWidth=5, color="black").encode(
             y="q25:Q", y2="q75:Q", x=alt.X(datum=0))
-        med = base.transform_filter(alt.datum.part == "box").mark_point(filled=True, color="white", size=40).encode(
+        med = base.transform_filter(alt.datum.part == "box").mark_point(filled=True, color="white", size=40,
+                                                                        opacity=1).encode(
             y="median:Q", x=alt.X(datum=0),
             tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("q25:Q", format=".3g"),
                      alt.Tooltip("median:Q", format=".3g"), alt.Tooltip("q75:Q", format=".3g")])
@@ -182,7 +184,7 @@ def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None) -> alt.Layer
     base = alt.Chart(t).encode(x=alt.X("x_median:Q", title=f"{xt}; median of each bin"), tooltip=tips)
     line = base.mark_line(strokeWidth=1.5, opacity=0.6).encode(y="median:Q", color=colour)
     bars = base.mark_rule(strokeWidth=2).encode(
-        y=alt.Y("ci_lo:Q", title=f"median {yt} per bin, {pct} % CI"), y2="ci_hi:Q", color=colour_or_grey)
+        y=alt.Y("ci_lo:Q", title=f"median {yt}, {pct} % CI"), y2="ci_hi:Q", color=colour_or_grey)
     dots = base.mark_point(filled=True, size=70).encode(
         y="median:Q", color=colour_or_grey,
         shape=alt.Shape("few:N", title="bin", scale=alt.Scale(domain=["ok", f"n < {tr.low_n}"],
@@ -197,21 +199,21 @@ def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None) -> alt.Layer
 
 
 def trend_spread(tr: compare.Trend) -> alt.LayerChart:
-    """Spread within each bin (IQR of ``tr.y``) against ``tr.x``; low-n bins grey."""
+    """Spread within each bin (IQR of ``tr.y``, its units) against ``tr.x``; low-n bins grey."""
     t = tr.table[np.isfinite(tr.table["iqr"])]
-    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode")
+    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False)
     base = alt.Chart(t).encode(
         x=alt.X("x_median:Q", title=metric_title(tr.x)),
-        y=alt.Y("iqr:Q", title=f"spread in bin: IQR of {metric_title(tr.y)}"),
+        y=alt.Y("iqr:Q", title="IQR of " + metric_title(tr.y)),
         tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("n:Q", title="particles"), alt.Tooltip("iqr:Q", format=".3f")])
     return (base.mark_line(opacity=0.6).encode(color=colour)
             + base.mark_point(filled=True, size=50).encode(
-                color=alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour))).properties(height=200)
+                color=alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour))).properties(height=220)
 
 
 def trend_counts(tr: compare.Trend) -> alt.LayerChart:
     """Particles per bin against ``tr.x``, with the low-n threshold as a dashed rule."""
-    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode")
+    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False)
     t = tr.table.assign(x_plot=tr.table["x_median"].fillna(tr.table["x_mid"]))
     base = alt.Chart(t).encode(
         x=alt.X("x_plot:Q", title=metric_title(tr.x)),
@@ -221,7 +223,7 @@ def trend_counts(tr: compare.Trend) -> alt.LayerChart:
     rule = alt.Chart(pd.DataFrame({"n": [tr.low_n]})).mark_rule(strokeDash=[4, 3], color="#d62728").encode(
         y="n:Q", tooltip=[alt.Tooltip("n:Q", title="few-particle threshold")])
     return (base.mark_line(opacity=0.6).encode(color=colour) + base.mark_point(filled=True, size=50).encode(
-        color=alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour)) + rule).properties(height=200)
+        color=alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour)) + rule).properties(height=220)
 
 
 def colorbar(title: str = DETACHMENT_TITLE, vmin: float = DETACHMENT_RANGE[0], vmax: float = DETACHMENT_RANGE[1],

@@ -152,13 +152,15 @@ def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | 
         return None
     pct = round(res.confidence * 100)
     num = lambda label, fmt="%.3f": st.column_config.NumberColumn(label, format=fmt)  # noqa: E731
-    st.dataframe(res.table, hide_index=True, key="cmp_summary", column_config={
+    st.dataframe(res.table, hide_index=True, key="cmp_summary", column_order=[
+        "electrode", "group", "n_particles", "n_used", "n_valid", "median", "median_ci_lo", "median_ci_hi", "iqr",
+        "share_above", "share_ci_lo", "share_ci_hi", "median_equiv_diameter_um"], column_config={
         "n_particles": num("particles", "%d"), "n_used": num("used", "%d"),
         "n_valid": num("with detachment", "%d"), "median": num("median detachment"),
-        "median_ci_lo": num(f"median {pct} % CI low"), "median_ci_hi": num(f"median {pct} % CI high"),
+        "median_ci_lo": num(f"{pct} % CI low"), "median_ci_hi": num(f"{pct} % CI high"),
         "q1": num("Q1"), "q3": num("Q3"), "iqr": num("IQR"),
-        "share_above": num(f"share > {cut:g}"), "share_ci_lo": num(f"share {pct} % CI low"),
-        "share_ci_hi": num(f"share {pct} % CI high"), "median_equiv_diameter_um": num("median equiv. diameter (µm)"),
+        "share_above": num(f"share > {cut:g}"), "share_ci_lo": num(f"{pct} % CI low "),
+        "share_ci_hi": num(f"{pct} % CI high "), "median_equiv_diameter_um": num("median diameter (µm)"),
     })
     st.caption(
         f"Detachment = area_pore / (area_pore + area_cbd) per particle (0–1). 'used' = particles kept by the edge "
@@ -212,9 +214,11 @@ def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
                                 **{c: st.column_config.NumberColumn(format="%.3g")
                                    for c in ("mean", "q05", "q25", "median", "q75", "q95")}})
     who = charts.weight_words(weighting, edge_policy)
+    shapes = {"box": " Box: 25–75 %, black tick: median, whiskers: 5–95 %.",
+              "violin": " Violin: weighted kernel density; black bar: 25–75 %, white dot: median."}
     st.caption(f"Weighted quantiles of {charts.metric_title(metric)}: share of {who}"
                + (" (each particle weighted by its volume: what share of the active material)"
-                  if weighting == "volume" else "") + ".")
+                  if weighting == "volume" else "") + "." + shapes.get(kind, ""))
     if (q["extent_source"] == "equiv_diameter").any():
         st.caption("Some analyses predate bounding boxes: their Miles–Lantuéjoul weights use the equivalent "
                    "diameter as the particle's extent on every axis (re-run the analysis for exact extents).")

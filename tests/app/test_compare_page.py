@@ -72,7 +72,7 @@ def test_summary_distribution_tests_trends_and_slices(seeded_ws):
     assert titles[2] == titles[3] == "equivalent diameter (µm)"
     assert titles[4].startswith("depth (0 = separator side")
     assert titles[7].startswith("detachment index")
-    assert _y_title(specs[1]).startswith("median detachment index (0–1) per bin, 95 % CI")
+    assert _y_title(specs[1]).startswith("median detachment index (0–1), 95 % CI")
     assert _y_title(specs[3]) == "particles per bin (count)"
     hist = next(iter(chart_data(at, 0).values()))
     assert set(hist["electrode"]) == set(summary["electrode"])
@@ -143,10 +143,13 @@ def test_chart_kinds(seeded_ws, kind):
         assert e.groupby("electrode")["ecdf"].max().tolist() == pytest.approx([1.0] * 3)
     elif kind == "box":
         assert [layer["mark"]["type"] for layer in spec["layer"]] == ["rule", "bar", "tick"]
-        assert "whiskers 5–95 %" in spec["layer"][0]["encoding"]["y"]["title"]
+        assert spec["layer"][0]["encoding"]["y"]["title"].startswith("detachment index")
+        assert [c for c in at.caption if "whiskers: 5–95 %" in c.value]
     else:
         assert spec["facet"]["column"]["field"] == "electrode"
         assert spec["spec"]["layer"][0]["mark"]["type"] == "area"
+        d = data[spec["data"]["name"]].dropna(subset=["density"])
+        assert (d["lo"] == -d["hi"]).all() and (d["hi"] > 0).all()     # symmetric about the centre line
 
 
 def test_small_multiples(seeded_ws):
