@@ -808,7 +808,10 @@ def pairwise_tests(
         Numeric column to compare.
     edge_policy : {"exclude", "include", "miles"}
     rng : numpy Generator or int seed
-        For the bootstrap; pairs draw from it in order.
+        For the bootstrap: ``n_boot`` medians are drawn per electrode, in
+        input order, and each pair's interval uses the differences of its two
+        electrodes' sets (for two electrodes this is exactly
+        :func:`bootstrap_median_diff_ci` with the same seed).
     n_boot : int
         Bootstrap resamples per pair.
     alpha : float
@@ -831,12 +834,14 @@ def pairwise_tests(
         raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
     rng = np.random.default_rng(rng)
     values = {name: _finite_values(t, name, metric, edge_policy, 2) for name, t in tables.items()}
+    # one set of bootstrap medians per electrode (drawn in input order), shared by its pairs
+    boot = {name: _boot_medians(v, n_boot, rng) for name, v in values.items()}
     rows = []
     for a, b in combinations(values, 2):
         xa, xb = values[a], values[b]
         ks = stats.ks_2samp(xa, xb)
         mw = stats.mannwhitneyu(xa, xb, alternative="two-sided")
-        lo, hi = bootstrap_median_diff_ci(xa, xb, n_boot=n_boot, rng=rng, confidence=confidence)
+        lo, hi = _percentile_ci(boot[a] - boot[b], confidence)
         ma, mb = float(np.median(xa)), float(np.median(xb))
         rows.append({
             "electrode_a": a, "electrode_b": b, "n_a": int(xa.size), "n_b": int(xb.size),

@@ -111,6 +111,7 @@ def test_bootstrap_ci_of_median_difference_covers_a_planted_shift_and_is_seeded(
     t2 = C.pairwise_tests(tabs, rng=np.random.default_rng(3), n_boot=300).table
     pd.testing.assert_frame_equal(t1, t2)
     assert t1["diff_ci_lo"].iloc[0] < 0.4 < t1["diff_ci_hi"].iloc[0]
+    assert (t1["diff_ci_lo"].iloc[0], t1["diff_ci_hi"].iloc[0]) == C.bootstrap_median_diff_ci(a, b, n_boot=300, rng=3)
 
 
 def test_bootstrap_median_ci_contains_sample_median_and_narrows_with_n():
