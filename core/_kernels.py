@@ -86,6 +86,9 @@ def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
         Filled voxel count and solid voxel count.
     sums : (n_lab + 1, 3) float64
         Sum of z, y, x voxel indices over the filled particle.
+    lo, hi : (n_lab + 1, 3) int64
+        Smallest and largest z, y, x index of the filled particle (its
+        bounding box; ``lo > hi`` for an absent label).
     """
     nz, ny, nx = filled.shape
     az = sy * sx
@@ -94,6 +97,8 @@ def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
     areas = np.zeros((n_lab + 1, 5), np.float64)
     counts = np.zeros((n_lab + 1, 2), np.int64)
     sums = np.zeros((n_lab + 1, 3), np.float64)
+    lo = np.full((n_lab + 1, 3), max(nz, ny, nx), np.int64)
+    hi = np.full((n_lab + 1, 3), -1, np.int64)
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
@@ -107,6 +112,18 @@ def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
                 sums[lab, 0] += z
                 sums[lab, 1] += y
                 sums[lab, 2] += x
+                if z < lo[lab, 0]:
+                    lo[lab, 0] = z
+                if z > hi[lab, 0]:
+                    hi[lab, 0] = z
+                if y < lo[lab, 1]:
+                    lo[lab, 1] = y
+                if y > hi[lab, 1]:
+                    hi[lab, 1] = y
+                if x < lo[lab, 2]:
+                    lo[lab, 2] = x
+                if x > hi[lab, 2]:
+                    hi[lab, 2] = x
                 for d in range(6):
                     a = az if d < 2 else (ay if d < 4 else ax)
                     inside, zz, yy, xx = step(z, y, x, d, nz, ny, nx)
@@ -129,7 +146,7 @@ def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
                         areas[lab, 1] += a
                     else:
                         areas[lab, 0] += a
-    return areas, counts, sums
+    return areas, counts, sums, lo, hi
 
 
 @numba.njit(cache=True, nogil=True)

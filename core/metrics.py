@@ -25,6 +25,11 @@ detachment
     ``area_pore / (area_pore + area_cbd)``: the share of the particle's interface
     with the electrolyte-filled network (neither particle nor edge) that faces pore
     instead of CBD.  NaN when that denominator is 0; ``detachment_note`` says why.
+extent_{z,y,x}_um
+    Side lengths of the filled particle's axis-aligned bounding box
+    (voxel count along the axis times the spacing); truncated for
+    particles that touch the volume edge.  Used for edge-truncation
+    (Miles–Lantuéjoul) weights in :mod:`core.compare`.
 depth_frac
     Centroid position along the thickness axis, 0 at the separator side and 1
     at the current-collector side of the imaged volume.
@@ -60,6 +65,9 @@ COLUMNS: tuple[str, ...] = (
     "centroid_z_um",
     "centroid_y_um",
     "centroid_x_um",
+    "extent_z_um",
+    "extent_y_um",
+    "extent_x_um",
     "depth_frac",
     "touches_edge",
     "area_cbd_um2",
@@ -227,7 +235,7 @@ def particle_table(
     filled = labels.astype(np.int32, copy=not _owned)
     _fill_cracks_inplace(filled)
     n_lab = int(filled.max())
-    areas, counts, sums = K.face_areas(filled, ph8, n_lab, sp[0], sp[1], sp[2], NMC, CBD)
+    areas, counts, sums, lo, hi = K.face_areas(filled, ph8, n_lab, sp[0], sp[1], sp[2], NMC, CBD)
     mc = K.mc_areas(filled, n_lab, _mc_lut(sp))
     if _owned:
         K.clear_non_solid(filled, ph8, NMC)  # give the caller back solid-only labels
@@ -239,6 +247,7 @@ def particle_table(
     n_filled = counts[present, 0].astype(np.float64)
     volume = n_filled * voxel_vol
     centroid_idx = sums[present] / n_filled[:, None]
+    extent = (hi[present] - lo[present] + 1) * np.asarray(sp)
     a = areas[present]
     a_pore, a_cbd, a_part, a_edge = a[:, K.CAT_PORE], a[:, K.CAT_CBD], a[:, K.CAT_PARTICLE], a[:, K.CAT_EDGE]
     total = a_pore + a_cbd + a_part + a_edge
@@ -265,6 +274,9 @@ def particle_table(
             "centroid_z_um": centroid_idx[:, 0] * sp[0],
             "centroid_y_um": centroid_idx[:, 1] * sp[1],
             "centroid_x_um": centroid_idx[:, 2] * sp[2],
+            "extent_z_um": extent[:, 0],
+            "extent_y_um": extent[:, 1],
+            "extent_x_um": extent[:, 2],
             "depth_frac": depth,
             "touches_edge": a_edge > 0,
             "area_cbd_um2": a_cbd,

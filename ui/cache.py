@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import compare
 from core.phases import SegmentParams, suggest_thresholds
 from core.workspace import Analysis, Sample, Workspace
 
@@ -153,6 +154,46 @@ def phase_slice(ref: ResultRef, axis: int, index: int) -> np.ndarray:
 @st.cache_data(max_entries=32, show_spinner=False)
 def phase_fractions(ref: ResultRef) -> dict[str, float]:
     return compute.phase_fractions(result_arrays(ref)[0])
+
+
+# --------------------------------------------------------------------------- comparison statistics
+# Keyed by ((electrode name, ResultRef), ...) and the options: never by tables.  Seeded bootstrap, so a
+# rerun shows the same intervals.
+
+Electrodes = tuple[tuple[str, ResultRef], ...]
+SEED = 0        # bootstrap seed of the dashboard's statistics
+N_BOOT = 2000   # bootstrap resamples (summary, pairwise); trends use half per bin
+
+
+def _tables(electrodes: Electrodes) -> dict[str, pd.DataFrame]:
+    return {name: table(ref) for name, ref in electrodes}
+
+
+@st.cache_data(max_entries=16, show_spinner="Bootstrapping the summary…")
+def cmp_summary(electrodes: Electrodes, groups: tuple[tuple[str, str], ...], edge_policy: str,
+                cut: float) -> compare.Summary:
+    return compare.summary(_tables(electrodes), dict(groups), cut=cut, edge_policy=edge_policy, n_boot=N_BOOT,
+                           rng=SEED)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def cmp_distributions(electrodes: Electrodes, metric: str, weighting: str, edge_policy: str,
+                      windows_um: tuple[tuple[str, tuple[float, float, float] | None], ...]) -> compare.Distributions:
+    return compare.distributions(_tables(electrodes), metric, weighting=weighting, edge_policy=edge_policy,
+                                 windows_um=dict(windows_um))
+
+
+@st.cache_data(max_entries=16, show_spinner="Testing the pairs…")
+def cmp_pairwise(electrodes: Electrodes, metric: str, edge_policy: str, label: str) -> compare.PairwiseTests:
+    return compare.pairwise_tests(_tables(electrodes), metric, edge_policy=edge_policy, rng=SEED, n_boot=N_BOOT,
+                                  label=label)
+
+
+@st.cache_data(max_entries=16, show_spinner="Binning…")
+def cmp_trend(electrodes: Electrodes, x: str, bins: int, binning: str, range: tuple[float, float] | None,
+              edge_policy: str, low_n: int) -> compare.Trend:
+    return compare.trend(_tables(electrodes), x, bins=bins, binning=binning, range=range, edge_policy=edge_policy,
+                         low_n=low_n, n_boot=N_BOOT // 2, rng=SEED)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from core import compare
+
 from .render import DETACHMENT_CMAP, DETACHMENT_RANGE, PHASE_HEX
 
 DETACHMENT_TITLE = "detachment index (0–1)"
@@ -66,65 +68,162 @@ def grey_histogram(hist: pd.DataFrame, low: float, high: float, *, log: bool = F
     return (bars + rule).properties(height=260)
 
 
-def _group_colour(df: pd.DataFrame, color: str) -> alt.Color:
-    """One colour per group, legend in the order the groups first appear."""
+def _group_colour(df: pd.DataFrame, color: str, *, legend: bool = True) -> alt.Color:
+    """One colour per group, legend in the order the groups first appear (``legend=False``: same colours, no legend)."""
     order = list(dict.fromkeys(df[color].tolist()))
     return alt.Color(f"{color}:N", title=color, scale=alt.Scale(scheme=GROUP_SCHEME, domain=order),
-                     sort=order)
+                     sort=order, legend=alt.Undefined if legend else None)
 
 
-def distribution(df: pd.DataFrame, metric: str, kind: str = "histogram", *, color: str = "electrode",
-                 bins: int = 30) -> alt.Chart:
-    """Overlaid distributions of ``metric`` per ``color`` group: histogram (share per bin) or ECDF."""
-    d = df[[color, metric]].copy()
-    d = d[np.isfinite(d[metric].astype(float))]
-    title = metric_title(metric)
-    colour = _group_colour(d, color)
+EDGE_WORDS = {
+    "exclude": "edge particles left out",
+    "include": "edge particles included",
+    "miles": "Miles–Lantuéjoul edge-corrected",
+}
+LOW_N_GREY = "#b0b0b0"
+
+
+def weight_words(weighting: str, edge_policy: str) -> str:
+    """'particles' or 'particle volume', plus the edge treatment, for axis titles."""
+    what = "particle volume" if weighting == "volume" else "particles"
+    return what + (", edge-corrected" if edge_policy == "miles" else "")
+
+
+def _facet(chart: alt.Chart, order: list[str], columns: int) -> alt.FacetChart:
+    return chart.properties(width=240, height=180).facet(
+        facet=alt.Facet("electrode:N", sort=order, title=None), columns=columns)
+
+
+def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet: bool = False,
+                 columns: int = 3) -> alt.TopLevelMixin:
+    """Distributions of one metric per electrode from :func:`core.compare.distributions`.
+
+    ``kind``: "histogram" (share of the weight per bin, overlaid), "ecdf"
+    (weighted cumulative share), "box" (weighted quartiles, whiskers 5–95 %) or
+    "violin" (weighted density with the quartiles, one panel per electrode).
+    ``facet=True`` draws histogram / ECDF as small multiples (one panel per
+    electrode, shared axes).
+    """
+    if kind not in ("histogram", "ecdf", "box", "violin"):
+        raise ValueError(f"kind must be histogram, ecdf, box or violin, got {kind!r}")
+    metric, title = dist.metric, metric_title(dist.metric)
+    who = "particle volume" if dist.weighting == "volume" else "particles"
+    corr = ", edge-corrected" if dist.edge_policy == "miles" else ""
+    order = list(dist.quantiles["electrode"])
+    colour = _group_colour(dist.quantiles, "electrode")
     if kind == "ecdf":
-        chart = alt.Chart(d).transform_window(
-            ecdf="cume_dist()", sort=[{"field": metric}], groupby=[color]
-        ).mark_line(interpolate="step-after", strokeWidth=2.5).encode(
-            x=alt.X(f"{metric}:Q", title=title),
-            y=alt.Y("ecdf:Q", title="share of particles ≤ value (ECDF, 0–1)", scale=alt.Scale(domain=[0, 1])),
+        chart = alt.Chart(dist.ecdf).mark_line(interpolate="step-after", strokeWidth=2.5).encode(
+            x=alt.X("value:Q", title=title),
+            y=alt.Y("ecdf:Q", title=f"share of {who} ≤ value (ECDF, 0–1{corr})", scale=alt.Scale(domain=[0, 1])),
             color=colour,
-            tooltip=[alt.Tooltip(f"{color}:N"), alt.Tooltip(f"{metric}:Q", format=".3g"),
-                     alt.Tooltip("ecdf:Q", format=".2f")],
+            tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("value:Q", format=".3g", title=metric),
+                     alt.Tooltip("ecdf:Q", format=".2f", title="share ≤ value")],
         )
-    else:
-        lo, hi = (float(d[metric].min()), float(d[metric].max())) if len(d) else (0.0, 1.0)
-        if hi <= lo:
-            hi = lo + 1.0
-        edges = np.linspace(lo, hi, bins + 1)
-        rows = []
-        for name, g in d.groupby(color, sort=False):
-            counts, _ = np.histogram(g[metric].astype(float), bins=edges)
-            share = counts / max(counts.sum(), 1)
-            rows.append(pd.DataFrame({color: name, "bin_lo": edges[:-1], "bin_hi": edges[1:], "share": share,
-                                      "count": counts}))
-        h = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-            columns=[color, "bin_lo", "bin_hi", "share", "count"])
-        chart = alt.Chart(h).mark_bar(opacity=0.45, binSpacing=0).encode(
+    elif kind == "histogram":
+        chart = alt.Chart(dist.histogram).mark_bar(opacity=0.45 if not facet else 0.8, binSpacing=0).encode(
             x=alt.X("bin_lo:Q", bin="binned", title=title),
             x2="bin_hi:Q",
-            y=alt.Y("share:Q", title="share of particles per bin (0–1)", stack=None),
+            y=alt.Y("share:Q", title=f"share of {who} per bin (0–1{corr})", stack=None),
             color=colour,
-            tooltip=[alt.Tooltip(f"{color}:N"), alt.Tooltip("bin_lo:Q", format=".3g", title="from"),
-                     alt.Tooltip("bin_hi:Q", format=".3g", title="to"), alt.Tooltip("count:Q", title="particles")],
+            tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("bin_lo:Q", format=".3g", title="from"),
+                     alt.Tooltip("bin_hi:Q", format=".3g", title="to"), alt.Tooltip("share:Q", format=".3f"),
+                     alt.Tooltip("count:Q", title="particles")],
         )
+    elif kind == "box":
+        q = dist.quantiles
+        x = alt.X("electrode:N", sort=order, title="electrode", axis=alt.Axis(labelAngle=0, labelLimit=260))
+        tips = [alt.Tooltip("electrode:N"), alt.Tooltip("n_used:Q", title="particles")] + [
+            alt.Tooltip(f"{c}:Q", format=".3g") for c in ("q05", "q25", "median", "q75", "q95")]
+        base = alt.Chart(q).encode(x=x, color=colour, tooltip=tips)
+        whisker = base.mark_rule(strokeWidth=1.5).encode(y=alt.Y("q05:Q", title=title), y2="q95:Q")
+        box = base.mark_bar(size=36, opacity=0.55).encode(y="q25:Q", y2="q75:Q")
+        med = base.mark_tick(size=36, thickness=3, color="black").encode(y="median:Q")
+        return (whisker + box + med).properties(height=300)
+    else:  # violin: one panel per electrode, the density drawn symmetrically about 0
+        d = dist.density.assign(part="density", lo=-dist.density["density"] / 2, hi=dist.density["density"] / 2)
+        q = dist.quantiles[["electrode", "q25", "median", "q75"]].assign(part="box")
+        data = pd.concat([d, q], ignore_index=True)
+        base = alt.Chart(data)
+        no_axis = alt.Axis(labels=False, ticks=False, grid=False, domain=False)
+        area = base.transform_filter(alt.datum.part == "density").mark_area(orient="horizontal", opacity=0.6).encode(
+            y=alt.Y("value:Q", title=title),
+            x=alt.X("lo:Q", title=f"density of {who}{corr}", axis=no_axis), x2="hi:Q",
+            color=colour,
+        )
+        box = base.transform_filter(alt.datum.part == "box").mark_rule(strokeWidth=5, color="black").encode(
+            y="q25:Q", y2="q75:Q", x=alt.X(datum=0))
+        med = base.transform_filter(alt.datum.part == "box").mark_point(filled=True, color="white", size=40,
+                                                                        opacity=1).encode(
+            y="median:Q", x=alt.X(datum=0),
+            tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("q25:Q", format=".3g"),
+                     alt.Tooltip("median:Q", format=".3g"), alt.Tooltip("q75:Q", format=".3g")])
+        return (area + box + med).properties(width=150, height=280).facet(
+            column=alt.Column("electrode:N", sort=order, title=None, header=alt.Header(labelOrient="bottom")))
+    if facet:
+        return _facet(chart, order, columns)
     return chart.properties(height=300)
 
 
-def scatter(df: pd.DataFrame, x: str, y: str = "detachment", *, color: str = "electrode") -> alt.Chart:
-    """Scatter of two particle metrics, one colour per group."""
-    d = df[[color, x, y, "label"]].copy()
-    d = d[np.isfinite(d[x].astype(float)) & np.isfinite(d[y].astype(float))]
-    return alt.Chart(d).mark_circle(size=28, opacity=0.55).encode(
-        x=alt.X(f"{x}:Q", title=metric_title(x)),
-        y=alt.Y(f"{y}:Q", title=metric_title(y)),
-        color=_group_colour(d, color),
-        tooltip=[alt.Tooltip(f"{color}:N"), alt.Tooltip("label:Q", title="particle"),
-                 alt.Tooltip(f"{x}:Q", format=".3g"), alt.Tooltip(f"{y}:Q", format=".3g")],
-    ).properties(height=300)
+def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None) -> alt.LayerChart:
+    """Median of ``tr.y`` per bin of ``tr.x`` with bootstrap CI error bars, one colour per electrode.
+
+    Bins with fewer than ``tr.low_n`` particles are drawn grey.  ``points``
+    (``electrode``, ``tr.x``, ``tr.y``) adds every particle as faint dots.
+    """
+    t = tr.table.assign(few=tr.table["low_n"].map({True: f"n < {tr.low_n}", False: "ok"}))
+    t = t[np.isfinite(t["median"])]
+    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode")
+    pct = round(tr.confidence * 100)
+    xt, yt = metric_title(tr.x), metric_title(tr.y)
+    tips = [alt.Tooltip("electrode:N"), alt.Tooltip("x_lo:Q", format=".3g", title="bin from"),
+            alt.Tooltip("x_hi:Q", format=".3g", title="bin to"), alt.Tooltip("n:Q", title="particles"),
+            alt.Tooltip("median:Q", format=".3f"), alt.Tooltip("ci_lo:Q", format=".3f", title=f"{pct} % CI low"),
+            alt.Tooltip("ci_hi:Q", format=".3f", title=f"{pct} % CI high"), alt.Tooltip("iqr:Q", format=".3f"),
+            alt.Tooltip("few:N", title="bin size")]
+    colour_or_grey = alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour)
+    base = alt.Chart(t).encode(x=alt.X("x_median:Q", title=f"{xt}; median of each bin"), tooltip=tips)
+    line = base.mark_line(strokeWidth=1.5, opacity=0.6).encode(y="median:Q", color=colour)
+    bars = base.mark_rule(strokeWidth=2).encode(
+        y=alt.Y("ci_lo:Q", title=f"median {yt}, {pct} % CI"), y2="ci_hi:Q", color=colour_or_grey)
+    dots = base.mark_point(filled=True, size=70).encode(
+        y="median:Q", color=colour_or_grey,
+        shape=alt.Shape("few:N", title="bin", scale=alt.Scale(domain=["ok", f"n < {tr.low_n}"],
+                                                                range=["circle", "triangle-down"])))
+    layers = [line, bars, dots]
+    if points is not None and len(points):
+        p = points[["electrode", tr.x, tr.y]]
+        p = p[np.isfinite(p[tr.x].astype(float)) & np.isfinite(p[tr.y].astype(float))]
+        layers.insert(0, alt.Chart(p).mark_circle(size=12, opacity=0.18).encode(
+            x=f"{tr.x}:Q", y=f"{tr.y}:Q", color=colour))
+    return alt.layer(*layers).properties(height=300)
+
+
+def trend_spread(tr: compare.Trend) -> alt.LayerChart:
+    """Spread within each bin (IQR of ``tr.y``, its units) against ``tr.x``; low-n bins grey."""
+    t = tr.table[np.isfinite(tr.table["iqr"])]
+    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False)
+    base = alt.Chart(t).encode(
+        x=alt.X("x_median:Q", title=metric_title(tr.x)),
+        y=alt.Y("iqr:Q", title="IQR of " + metric_title(tr.y)),
+        tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("n:Q", title="particles"), alt.Tooltip("iqr:Q", format=".3f")])
+    return (base.mark_line(opacity=0.6).encode(color=colour)
+            + base.mark_point(filled=True, size=50).encode(
+                color=alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour))).properties(height=220)
+
+
+def trend_counts(tr: compare.Trend) -> alt.LayerChart:
+    """Particles per bin against ``tr.x``, with the low-n threshold as a dashed rule."""
+    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False)
+    t = tr.table.assign(x_plot=tr.table["x_median"].fillna(tr.table["x_mid"]))
+    base = alt.Chart(t).encode(
+        x=alt.X("x_plot:Q", title=metric_title(tr.x)),
+        y=alt.Y("n:Q", title="particles per bin (count)"),
+        tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("x_lo:Q", format=".3g", title="bin from"),
+                 alt.Tooltip("x_hi:Q", format=".3g", title="bin to"), alt.Tooltip("n:Q", title="particles")])
+    rule = alt.Chart(pd.DataFrame({"n": [tr.low_n]})).mark_rule(strokeDash=[4, 3], color="#d62728").encode(
+        y="n:Q", tooltip=[alt.Tooltip("n:Q", title="few-particle threshold")])
+    return (base.mark_line(opacity=0.6).encode(color=colour) + base.mark_point(filled=True, size=50).encode(
+        color=alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour)) + rule).properties(height=220)
 
 
 def colorbar(title: str = DETACHMENT_TITLE, vmin: float = DETACHMENT_RANGE[0], vmax: float = DETACHMENT_RANGE[1],

@@ -1,8 +1,8 @@
 """Non-cached computations behind the dashboard (no streamlit import).
 
 Each function composes public :mod:`core` calls on small pieces of a volume so
-the pages stay thin and :mod:`ui.cache` can wrap them.  Candidate to move into
-core later: ``summary`` (a future ``core.compare``).
+the pages stay thin and :mod:`ui.cache` can wrap them.  Statistics that compare
+electrodes live in :mod:`core.compare`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import pandas as pd
 
 from core import phases as ph
 from core.phases import SegmentParams
-
 
 
 def grey_sample(volume: np.ndarray, n: int = 1_000_000) -> np.ndarray:
@@ -71,41 +70,3 @@ def phase_fractions(phases: np.ndarray) -> dict[str, float]:
     counts = np.bincount(np.asarray(phases, np.uint8).ravel(), minlength=3)[:3].astype(float)
     total = max(counts.sum(), 1.0)
     return {"pore": counts[0] / total, "cbd": counts[1] / total, "nmc": counts[2] / total}
-
-
-def summary(tables: dict[str, pd.DataFrame], groups: dict[str, str] | None = None) -> pd.DataFrame:
-    """Per-electrode summary of the detachment index: n, median, quartiles and IQR.
-
-    Parameters
-    ----------
-    tables : {name: particle table}
-    groups : {name: group label}, optional
-    """
-    rows = []
-    for name, t in tables.items():
-        det = t["detachment"].to_numpy(float)
-        ok = det[np.isfinite(det)]
-        q25, med, q75 = (np.percentile(ok, [25, 50, 75]) if ok.size else (np.nan,) * 3)
-        rows.append({
-            "electrode": name,
-            "group": (groups or {}).get(name, ""),
-            "n particles": int(len(t)),
-            "n with detachment": int(ok.size),
-            "median detachment": float(med),
-            "Q1 detachment": float(q25),
-            "Q3 detachment": float(q75),
-            "IQR detachment": float(q75 - q25),
-            "median equiv. diameter (µm)": float(t["equiv_diameter_um"].median()) if len(t) else np.nan,
-        })
-    return pd.DataFrame(rows)
-
-
-def combine(tables: dict[str, pd.DataFrame], groups: dict[str, str] | None = None) -> pd.DataFrame:
-    """One long table of several electrodes with ``electrode`` and ``group`` columns."""
-    parts = []
-    for name, t in tables.items():
-        t = t.copy()
-        t.insert(0, "electrode", name)
-        t.insert(1, "group", (groups or {}).get(name, ""))
-        parts.append(t)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -75,8 +75,15 @@ PART_INDEX = "w_part_index"
 
 # ---- Compare page
 CMP_SAMPLES = "w_cmp_samples"
+CMP_EDGE = "w_cmp_edge"                # edge policy: exclude / include / miles
+CMP_CUT = "w_cmp_cut"                  # detachment cut of the "share detached" column
 CMP_METRIC = "w_cmp_metric"
-CMP_KIND = "w_cmp_kind"
+CMP_WEIGHTING = "w_cmp_weighting"      # number / volume
+CMP_KIND = "w_cmp_kind"                # histogram / ecdf / box / violin
+CMP_FACET = "w_cmp_facet"              # small multiples (one panel per electrode)
+CMP_TREND_BINS = "w_cmp_trend_bins"
+CMP_TREND_LOW_N = "w_cmp_trend_low_n"
+CMP_TREND_POINTS = "w_cmp_trend_points"
 CMP_DEPTH = "w_cmp_depth"
 
 # ---- 3D page

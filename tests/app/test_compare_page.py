@@ -1,56 +1,101 @@
-"""Compare page: summary per electrode, overlaid distributions (histogram / ECDF), scatters, slices."""
+"""Compare page: summary with CIs, weighted distributions (histogram / ECDF / box / violin, small multiples),
+pairwise tests, trends with n per bin, edge policy, slices on one colour scale."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import compare
 from ui import state
 
-from apphelpers import TIMEOUT, chart_data, no_exception, page
+from apphelpers import TIMEOUT, chart_data, chart_specs, no_exception, page
 
 PAGE = page("4_Compare.py")
 
 
-def _specs(at):
-    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+def _table(at, column: str):
+    """The shown DataFrame that has this column (summary: share_above, quantiles: q95, tests: mwu_p_holm)."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
 
 
-def _x_titles(at):
-    out = []
-    for spec in _specs(at):
-        enc = spec.get("encoding") or spec.get("layer", [{}])[0].get("encoding", {})
-        out.append(enc.get("x", {}).get("title"))
-    return out
+def _title(spec: dict, channel: str):
+    """The first title of an x / y encoding in a chart, its facet's inner chart or its layers."""
+    spec = spec.get("spec", spec)  # facet
+    for part in [spec, *spec.get("layer", [])]:
+        title = part.get("encoding", {}).get(channel, {}).get("title")
+        if title:
+            return title
+    return None
 
 
-def test_summary_distributions_and_slices(seeded_ws):
+def _x_title(spec: dict):
+    return _title(spec, "x")
+
+
+def _y_title(spec: dict):
+    return _title(spec, "y")
+
+
+def _stored(ws):
+    return {f"{s.name} (SYNTHETIC)": ws.load_table(ws.latest_analysis(s.id)) for s in ws.list_samples()}
+
+
+def test_summary_distribution_tests_trends_and_slices(seeded_ws):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     no_exception(at)
-    samples = seeded_ws.list_samples()
-    summary = at.dataframe[0].value
-    assert list(summary["electrode"]) == [f"{s.name} (SYNTHETIC)" for s in samples]
-    for s, (_, row) in zip(samples, summary.iterrows()):
-        t = seeded_ws.load_table(seeded_ws.latest_analysis(s.id))
+    stored = _stored(seeded_ws)
+    assert at.radio(key=state.CMP_EDGE).value == "include"        # the default, explained in the caption
+    summary = _table(at, "share_above")
+    assert list(summary["electrode"]) == list(stored)
+    for _, row in summary.iterrows():
+        t = stored[row["electrode"]]
         det = t["detachment"].dropna()
-        assert row["n particles"] == len(t)
-        assert row["median detachment"] == pytest.approx(det.median())
-        assert row["IQR detachment"] == pytest.approx(det.quantile(0.75) - det.quantile(0.25))
-    # the more cycled demo detaches more
-    med = dict(zip(summary["electrode"], summary["median detachment"]))
+        assert row["n_particles"] == row["n_used"] == len(t) and row["n_valid"] == len(det)
+        assert row["median"] == pytest.approx(det.median())
+        assert row["iqr"] == pytest.approx(det.quantile(0.75) - det.quantile(0.25))
+        assert row["median_ci_lo"] <= row["median"] <= row["median_ci_hi"]
+        assert row["share_above"] == pytest.approx((det > 0.5).mean())
+        assert row["share_ci_lo"] <= row["share_above"] <= row["share_ci_hi"]
+    med = dict(zip(summary["electrode"], summary["median"]))
     assert med["cycled-5C (SYNTHETIC)"] > med["pristine (SYNTHETIC)"]
-    titles = _x_titles(at)
-    assert titles[0].startswith("detachment index")            # distribution
-    assert titles[1] == "equivalent diameter (µm)"               # scatter 1
-    assert titles[2].startswith("depth (0 = separator side")    # scatter 2
-    assert titles[3].startswith("detachment index")            # colour bar under the slices
+
+    # charts: distribution, then per trend (median + CI, spread, counts) twice, then the colour bar
+    specs = chart_specs(at)
+    assert len(specs) == 8
+    titles = [_x_title(s) for s in specs]
+    assert titles[0].startswith("detachment index")
+    assert titles[1] == "equivalent diameter (µm); median of each bin"
+    assert titles[2] == titles[3] == "equivalent diameter (µm)"
+    assert titles[4].startswith("depth (0 = separator side")
+    assert titles[7].startswith("detachment index")
+    assert _y_title(specs[1]).startswith("median detachment index (0–1), 95 % CI")
+    assert _y_title(specs[3]) == "particles per bin (count)"
     hist = next(iter(chart_data(at, 0).values()))
     assert set(hist["electrode"]) == set(summary["electrode"])
     for _, g in hist.groupby("electrode"):
         assert g["share"].sum() == pytest.approx(1.0)
+
+    # pairwise tests of the chosen measure: three pairs, Holm-adjusted, with a reading per pair
+    tests = _table(at, "mwu_p_holm")
+    assert len(tests) == 3 and (tests["mwu_p_holm"] >= tests["mwu_p"]).all()
+    a, b = stored["pristine (SYNTHETIC)"]["detachment"].dropna(), stored["cycled-5C (SYNTHETIC)"]["detachment"].dropna()
+    row = tests[(tests["electrode_a"] == "pristine (SYNTHETIC)") & (tests["electrode_b"] == "cycled-5C (SYNTHETIC)")]
+    assert row["cliffs_delta"].iloc[0] == pytest.approx(compare.cliffs_delta(a, b))
+    assert row["median_diff"].iloc[0] == pytest.approx(a.median() - b.median())
+    readings = [m.value for m in at.markdown if "vs" in m.value and "Mann–Whitney" in m.value]
+    assert len(readings) == 1 and readings[0].count("\n- ") == 2
+
+    # every trend bin of the tiny (48^3) demos holds fewer than 10 particles: flagged and warned about
+    n_bins = at.slider(key=state.CMP_TREND_BINS).value
+    trend = chart_data(at, 1)
+    assert any(w.value.startswith(f"{3 * n_bins} of {3 * n_bins} bins have fewer than 10 particles")
+               for w in at.warning)
+    assert all(d["low_n"].all() for d in trend.values() if "low_n" in d)
+
     # one slice per electrode at the same depth, on the shared scale
     assert len(at.image) == 3
     assert all("(depth 0.50" in img.proto.imgs[0].caption for img in at.image)
@@ -60,16 +105,136 @@ def test_summary_distributions_and_slices(seeded_ws):
     assert all(" z = 5 " in img.proto.imgs[0].caption for img in at.image)  # round(0.1 * 47)
 
 
-def test_ecdf_toggle_and_metric_choice(seeded_ws):
+def test_metric_and_weighting_change_the_shown_tables(seeded_ws):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    at.radio(key=state.CMP_KIND).set_value("ecdf").run()
-    no_exception(at)
-    spec = _specs(at)[0]
-    assert spec["transform"][0]["window"][0]["op"] == "cume_dist"
-    assert spec["encoding"]["y"]["title"].startswith("share of particles ≤ value")
+    stored = _stored(seeded_ws)
     at.selectbox(key=state.CMP_METRIC).select("equiv_diameter_um").run()
     no_exception(at)
-    assert _x_titles(at)[0] == "equivalent diameter (µm)"
+    assert _x_title(chart_specs(at)[0]) == "equivalent diameter (µm)"
+    q = _table(at, "q95").set_index("electrode")
+    for name, t in stored.items():
+        assert q.loc[name, "median"] == pytest.approx(t["equiv_diameter_um"].median())
+    tests = _table(at, "mwu_p_holm")       # the tests follow the chosen measure
+    assert tests["reading"].str.contains("equivalent diameter").all()
+    assert _table(at, "share_above")["median"].tolist() == pytest.approx(
+        [t["detachment"].median() for t in stored.values()])   # the summary stays on detachment
+
+    at.radio(key=state.CMP_WEIGHTING).set_value("volume").run()
+    no_exception(at)
+    qv = _table(at, "q95").set_index("electrode")
+    for name, t in stored.items():
+        want = compare.weighted_quantile(t["equiv_diameter_um"], 0.5, t["volume_um3"])
+        assert qv.loc[name, "median"] == pytest.approx(want)
+        assert qv.loc[name, "median"] > q.loc[name, "median"]       # big particles carry the volume
+    assert "share of particle volume per bin" in _y_title(chart_specs(at)[0])
+
+
+@pytest.mark.parametrize("kind", ["ecdf", "box", "violin"])
+def test_chart_kinds(seeded_ws, kind):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.radio(key=state.CMP_KIND).set_value(kind).run()
+    no_exception(at)
+    spec = chart_specs(at)[0]
+    data = chart_data(at, 0)
+    if kind == "ecdf":
+        assert spec["mark"]["interpolate"] == "step-after"
+        assert spec["encoding"]["y"]["title"].startswith("share of particles ≤ value")
+        e = next(iter(data.values()))
+        assert e.groupby("electrode")["ecdf"].max().tolist() == pytest.approx([1.0] * 3)
+    elif kind == "box":
+        assert [layer["mark"]["type"] for layer in spec["layer"]] == ["rule", "bar", "tick"]
+        assert spec["layer"][0]["encoding"]["y"]["title"].startswith("detachment index")
+        assert [c for c in at.caption if "whiskers: 5–95 %" in c.value]
+    else:
+        assert spec["facet"]["column"]["field"] == "electrode"
+        assert spec["spec"]["layer"][0]["mark"]["type"] == "area"
+        d = data[spec["data"]["name"]].dropna(subset=["density"])
+        assert (d["lo"] == -d["hi"]).all() and (d["hi"] > 0).all()     # symmetric about the centre line
+
+
+def test_small_multiples(seeded_ws):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.checkbox(key=state.CMP_FACET).check().run()
+    no_exception(at)
+    spec = chart_specs(at)[0]
+    assert spec["facet"]["field"] == "electrode" and spec["columns"] == 3
+    assert spec["spec"]["encoding"]["x"]["title"].startswith("detachment index")
+
+
+def test_edge_policy_changes_the_particles_and_warns_when_too_few_remain(seeded_ws):
+    stored = _stored(seeded_ws)
+    inner = {n: int((~t["touches_edge"]).sum()) for n, t in stored.items()}
+    assert min(inner.values()) < 2       # the 48^3 demos are mostly cut by the edge
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.radio(key=state.CMP_EDGE).set_value("exclude").run()
+    no_exception(at)
+    name = min(inner, key=inner.get)
+    warnings = [w.value for w in at.warning]
+    assert any(f"electrode '{name}' has {inner[name]} particle" in w and "edge particles excluded" in w
+               for w in warnings), warnings
+    assert not [d for d in at.dataframe if "share_above" in d.value.columns]   # no summary: a warning instead
+
+
+@pytest.fixture(scope="module")
+def fine_template(tmp_path_factory):
+    """Two 64^3 synthetic electrodes with small particles (~90 each, ~30 inside the volume), analysed from their
+    true phases: this checks the page, not the segmentation (which, on these small particles, reads much of the
+    thin detachment gap as CBD)."""
+    from core.synth import ElectrodeParams, make_electrode
+    from core.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("fine") / "ws"
+    ws = Workspace(root)
+    for i, mean in enumerate((0.1, 0.4)):
+        e = make_electrode(ElectrodeParams(shape=(64, 64, 64), radius_median_um=2.2, radius_min_um=1.2,
+                                           detachment_mean=mean), rng=20 + i)
+        path = root.parent / f"fine{i}.npy"
+        np.save(path, e.greyscale)
+        s = ws.add_sample(f"fine-{i}", str(path), spacing=e.spacing, axis=0, separator_side="start")
+        ws.run_analysis(s.id, e.phases, presegmented=True)
+    return root
+
+
+@pytest.fixture
+def fine_ws(env, fine_template):
+    import shutil
+
+    from core.workspace import Workspace
+
+    shutil.copytree(fine_template, env / "ws")
+    return Workspace(env / "ws")
+
+
+def test_exclude_and_miles_on_electrodes_with_inner_particles(fine_ws):
+    analyses = {s.name: fine_ws.latest_analysis(s.id) for s in fine_ws.list_samples()}
+    stored = {n: fine_ws.load_table(a) for n, a in analyses.items()}
+    inner = {n: ~t["touches_edge"].to_numpy() for n, t in stored.items()}
+    assert all(m.sum() >= 5 for m in inner.values())
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.radio(key=state.CMP_EDGE).set_value("exclude").run()
+    no_exception(at)
+    s = _table(at, "share_above").set_index("electrode")
+    tests = _table(at, "mwu_p_holm").iloc[0]
+    for n, t in stored.items():
+        assert s.loc[n, "n_used"] == inner[n].sum() < len(t) == s.loc[n, "n_particles"]
+        assert s.loc[n, "median"] == pytest.approx(np.nanmedian(t["detachment"].to_numpy()[inner[n]]))
+    assert (tests["n_a"], tests["n_b"]) == (inner["fine-0"].sum(), inner["fine-1"].sum())
+    assert tests["differs"] and "higher in fine-1" in tests["reading"]   # planted: 0.1 vs 0.4
+
+    at.selectbox(key=state.CMP_METRIC).select("equiv_diameter_um").run()
+    at.radio(key=state.CMP_EDGE).set_value("miles").run()
+    no_exception(at)
+    q = _table(at, "q95").set_index("electrode")
+    for n, t in stored.items():
+        prov = analyses[n].provenance
+        window = np.asarray(prov["input_shape"]) * np.asarray(prov["spacing_um"])
+        w = compare.particle_weights(t, edge_policy="miles", window_um=window)
+        assert w.extent_source == "bbox" and q.loc[n, "n_used"] == inner[n].sum()
+        want = compare.weighted_quantile(t["equiv_diameter_um"], 0.5, w.weights)
+        assert q.loc[n, "median"] == pytest.approx(want)
+        plain = np.median(t["equiv_diameter_um"].to_numpy()[inner[n]])
+        assert q.loc[n, "median"] > plain        # the correction favours the large particles
+    assert "edge-corrected" in _y_title(chart_specs(at)[0])
 
 
 def test_needs_two_electrodes(seeded_ws):

@@ -88,6 +88,7 @@ def test_single_voxel_anisotropic():
     assert not r["touches_edge"]
     assert r["frac_pore"] == 1.0 and r["detachment"] == 1.0 and r["detachment_note"] == ""
     assert (r["centroid_z_um"], r["centroid_y_um"], r["centroid_x_um"]) == (dz, dy, dx)
+    assert (r["extent_z_um"], r["extent_y_um"], r["extent_x_um"]) == (dz, dy, dx)
     assert r["crack_fraction"] == 0.0
     assert r["equiv_diameter_um"] == pytest.approx((6 * dz * dy * dx / np.pi) ** (1 / 3), rel=1e-12)
 
@@ -106,7 +107,25 @@ def test_box_face_areas_are_exact(spacing):
     assert r["centroid_z_um"] == pytest.approx(2.5 * dz)
     assert r["centroid_y_um"] == pytest.approx(3.0 * dy)
     assert r["centroid_x_um"] == pytest.approx(3.5 * dx)
+    assert (r["extent_z_um"], r["extent_y_um"], r["extent_x_um"]) == pytest.approx((nz * dz, ny * dy, nx * dx))
     assert not r["touches_edge"] and r["area_edge_um2"] == 0
+
+
+def test_bounding_box_extents_of_several_shapes():
+    """Extents = (max - min + 1) index along each axis x spacing, per label, shapes that are not boxes."""
+    sp = (0.5, 1.0, 2.0)
+    lab = np.zeros((12, 13, 14), np.int32)
+    lab[ball(lab.shape, (4, 4, 4), 3)] = 1
+    lab[8:11, 2:3, 9:13] = 2          # a plate
+    lab[1, 9:12, 9] = 3               # a rod along y
+    lab[2:4, 9, 9:12] = 3             # ... with an arm along x (an L)
+    ph = phases_of(lab > 0)
+    t = table_of(lab, ph, sp).set_index("label")
+    for L in (1, 2, 3):
+        idx = np.nonzero(lab == L)
+        want = [(i.max() - i.min() + 1) * s for i, s in zip(idx, sp)]
+        got = t.loc[L, ["extent_z_um", "extent_y_um", "extent_x_um"]].to_numpy(float)
+        assert got == pytest.approx(want)
 
 
 def test_box_touching_volume_edge():

@@ -1,0 +1,344 @@
+"""Sections of the Compare page, one function each.
+
+The page picks the electrodes once (:func:`select`, a :class:`CompareContext`),
+reads the page-wide edge policy (:func:`edge_policy_picker`) and then calls one
+function per section.  A new section (from another ``ui`` module) takes the same
+context: ``my_module.section(ctx, edge_policy)``.  Statistics come from
+:mod:`core.compare` through the cached wrappers in :mod:`ui.cache`; charts from
+:mod:`ui.charts`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import compare
+from core.workspace import Analysis, Sample, Workspace
+
+from . import cache, charts, render, state, widgets
+
+EDGE_LABELS = {
+    "exclude": "leave out",
+    "include": "include",
+    "miles": "Miles–Lantuéjoul weights",
+}
+WEIGHTING_LABELS = {"number": "each particle counts once", "volume": "by particle volume"}
+KIND_LABELS = {"histogram": "histogram", "ecdf": "cumulative (ECDF)", "box": "box", "violin": "violin"}
+DEFAULT_EDGE = "include"
+DEFAULT_CUT = 0.5
+DEFAULT_LOW_N = 10
+
+
+@dataclass(frozen=True)
+class CompareContext:
+    """The electrodes being compared (in display order) and what identifies their results.
+
+    Attributes
+    ----------
+    ws : Workspace
+    names : {sample id: display name}
+    samples : {display name: (Sample, Analysis)}
+        The latest analysis of each chosen sample.
+    refs : {display name: ResultRef}
+    tables : {display name: particle table}
+    groups : {display name: group label}
+    windows_um : {display name: (3,) float or None}
+        Size of each analysed volume in µm (z, y, x), for Miles–Lantuéjoul weights.
+    """
+
+    ws: Workspace
+    names: dict[int, str]
+    samples: dict[str, tuple[Sample, Analysis]]
+    refs: dict[str, cache.ResultRef]
+    tables: dict[str, pd.DataFrame]
+    groups: dict[str, str]
+    windows_um: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
+
+    @property
+    def key(self) -> cache.Electrodes:
+        """Hashable cache key: ((name, ResultRef), ...)."""
+        return tuple(self.refs.items())
+
+    @property
+    def combined(self) -> pd.DataFrame:
+        """All particle tables in one, with ``electrode`` and ``group`` columns."""
+        return compare.combine(self.tables, self.groups)
+
+
+def window_um(analysis: Analysis, ref: cache.ResultRef) -> tuple[float, float, float] | None:
+    """Side lengths (µm) of an analysed volume: recorded shape x spacing (else the label volume's shape)."""
+    prov = analysis.provenance or {}
+    spacing = prov.get("spacing_um")
+    shape = prov.get("input_shape")
+    if spacing is None:
+        return None
+    if shape is None or len(shape) != 3:
+        try:
+            shape = cache.result_arrays(ref)[1].shape
+        except (OSError, ValueError, KeyError):
+            return None
+    return tuple(float(n) * float(s) for n, s in zip(shape, spacing))  # type: ignore[return-value]
+
+
+def select(ws: Workspace) -> CompareContext:
+    """Electrode picker with its guards (stops the page with a hint when fewer than two are analysed/chosen)."""
+    analysed = [(s, a) for s in ws.list_samples() if (a := ws.latest_analysis(s.id)) is not None]
+    if len(analysed) < 2:
+        st.info("Comparing needs at least two analysed samples. Analyse more on the **Segment** page.")
+        st.stop()
+    by_id = {s.id: (s, a) for s, a in analysed}
+    plain = [s.name for s, _ in analysed]
+
+    def display_name(sid: int) -> str:
+        s = by_id[sid][0]
+        name = s.name if plain.count(s.name) == 1 else f"{s.name} #{s.id}"
+        return name + (" (SYNTHETIC)" if s.is_demo else "")
+
+    widgets.init(state.CMP_SAMPLES, [s.id for s, _ in analysed[:6]])
+    st.session_state[state.CMP_SAMPLES] = [i for i in st.session_state[state.CMP_SAMPLES] if i in by_id]
+    chosen = st.multiselect("Electrodes (latest analysis of each)", list(by_id), key=state.CMP_SAMPLES,
+                            format_func=display_name, persist_state=widgets.PERSIST)
+    if len(chosen) < 2:
+        st.info("Pick at least two electrodes.")
+        st.stop()
+    if any(by_id[i][0].is_demo for i in chosen):
+        st.caption("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
+    names = {i: display_name(i) for i in chosen}
+    refs = {names[i]: cache.ResultRef.of(ws, by_id[i][1]) for i in chosen}
+    return CompareContext(
+        ws=ws, names=names, samples={names[i]: by_id[i] for i in chosen}, refs=refs,
+        tables={n: cache.table(r) for n, r in refs.items()},
+        groups={names[i]: by_id[i][0].group_label for i in chosen},
+        windows_um={names[i]: window_um(by_id[i][1], refs[names[i]]) for i in chosen},
+    )
+
+
+def edge_policy_picker() -> str:
+    """The page-wide choice for particles cut by the volume edge."""
+    widgets.init(state.CMP_EDGE, DEFAULT_EDGE)
+    policy = st.radio("Particles cut by the volume edge", tuple(EDGE_LABELS), key=state.CMP_EDGE, horizontal=True,
+                      format_func=EDGE_LABELS.get, persist_state=widgets.PERSIST)
+    st.caption(
+        "**Include** (the default) keeps every particle: detachment is a share of the particle's *visible* open "
+        "surface, still a fair estimate for a particle cut by the edge, and leaving edge particles out discards "
+        "many of them in a small volume and under-counts large particles. Their *sizes* are truncated, though: "
+        "for size measures choose **Miles–Lantuéjoul weights**, which leave edge particles out and weight each "
+        "remaining particle by 1 / P(fully inside) from its bounding box, undoing the bias against large "
+        "particles in the distributions. Tests, summary and trends count particles: there Miles–Lantuéjoul "
+        "uses the same particles as **leave out**.")
+    return policy
+
+
+def _one_sentence_warning(exc: Exception) -> None:
+    st.warning(widgets.one_sentence(exc))
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | None:
+    """Per electrode: n, median detachment with bootstrap CI, IQR and the share above a cut (Wilson CI)."""
+    widgets.init(state.CMP_CUT, DEFAULT_CUT)
+    cut = st.slider("Detached cut: count particles with detachment above", 0.05, 0.95, key=state.CMP_CUT,
+                    step=0.05, persist_state=widgets.PERSIST)
+    try:
+        res = cache.cmp_summary(ctx.key, tuple(ctx.groups.items()), edge_policy, float(cut))
+    except ValueError as exc:
+        _one_sentence_warning(exc)
+        return None
+    pct = round(res.confidence * 100)
+    num = lambda label, fmt="%.3f": st.column_config.NumberColumn(label, format=fmt)  # noqa: E731
+    st.dataframe(res.table, hide_index=True, key="cmp_summary", column_order=[
+        "electrode", "group", "n_particles", "n_used", "n_valid", "median", "median_ci_lo", "median_ci_hi", "iqr",
+        "share_above", "share_ci_lo", "share_ci_hi", "median_equiv_diameter_um"], column_config={
+        "n_particles": num("particles", "%d"), "n_used": num("used", "%d"),
+        "n_valid": num("with detachment", "%d"), "median": num("median detachment"),
+        "median_ci_lo": num(f"{pct} % CI low"), "median_ci_hi": num(f"{pct} % CI high"),
+        "q1": num("Q1"), "q3": num("Q3"), "iqr": num("IQR"),
+        "share_above": num(f"share > {cut:g}"), "share_ci_lo": num(f"{pct} % CI low "),
+        "share_ci_hi": num(f"{pct} % CI high "), "median_equiv_diameter_um": num("median diameter (µm)"),
+    })
+    st.caption(
+        f"Detachment = area_pore / (area_pore + area_cbd) per particle (0–1). 'used' = particles kept by the edge "
+        f"choice; particles with no open interface have no detachment and are left out. Median CI: percentile "
+        f"bootstrap ({res.n_boot} resamples, seed {cache.SEED}); IQR = Q3 − Q1; share CI: Wilson score interval.")
+    return res
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+def numeric_metrics(ctx: CompareContext) -> list[str]:
+    """Numeric per-particle columns present in every table (label and booleans left out)."""
+    cols = None
+    for t in ctx.tables.values():
+        c = [k for k in t.columns if t[k].dtype.kind in "fiu" and k != "label"]
+        cols = c if cols is None else [k for k in cols if k in c]
+    return cols or []
+
+
+def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
+    """Histogram / ECDF / box / violin of one metric, number- or volume-weighted; returns the metric."""
+    metrics = numeric_metrics(ctx)
+    widgets.init(state.CMP_METRIC, "detachment")
+    widgets.init(state.CMP_WEIGHTING, "number")
+    widgets.init(state.CMP_KIND, "histogram")
+    widgets.init(state.CMP_FACET, False)
+    if st.session_state[state.CMP_METRIC] not in metrics:
+        st.session_state[state.CMP_METRIC] = "detachment" if "detachment" in metrics else metrics[0]
+    c1, c2, c3 = st.columns([3, 2, 3])
+    metric = c1.selectbox("Per-particle measure", metrics, key=state.CMP_METRIC, format_func=charts.metric_title,
+                          persist_state=widgets.PERSIST)
+    weighting = c2.radio("Weighting", tuple(WEIGHTING_LABELS), key=state.CMP_WEIGHTING,
+                         format_func=WEIGHTING_LABELS.get, persist_state=widgets.PERSIST)
+    kind = c3.radio("Show as", tuple(KIND_LABELS), key=state.CMP_KIND, horizontal=True, format_func=KIND_LABELS.get,
+                    persist_state=widgets.PERSIST)
+    facet = st.checkbox("One panel per electrode (small multiples)", key=state.CMP_FACET,
+                        persist_state=widgets.PERSIST, disabled=kind in ("box", "violin"))
+    try:
+        dist = cache.cmp_distributions(ctx.key, metric, weighting, edge_policy, tuple(ctx.windows_um.items()))
+    except ValueError as exc:
+        _one_sentence_warning(exc)
+        return metric
+    chart = charts.distribution(dist, kind, facet=facet and kind in ("histogram", "ecdf"))
+    compound = kind == "violin" or (facet and kind in ("histogram", "ecdf"))
+    st.altair_chart(chart, width="content" if compound else "stretch")
+    q = dist.quantiles
+    st.dataframe(q, hide_index=True, key="cmp_quantiles",
+                 column_order=["electrode", "n_used", "mean", "q05", "q25", "median", "q75", "q95"],
+                 column_config={"n_used": st.column_config.NumberColumn("particles used", format="%d"),
+                                **{c: st.column_config.NumberColumn(format="%.3g")
+                                   for c in ("mean", "q05", "q25", "median", "q75", "q95")}})
+    who = charts.weight_words(weighting, edge_policy)
+    shapes = {"box": " Box: 25–75 %, black tick: median, whiskers: 5–95 %.",
+              "violin": " Violin: weighted kernel density; black bar: 25–75 %, white dot: median."}
+    st.caption(f"Weighted quantiles of {charts.metric_title(metric)}: share of {who}"
+               + (" (each particle weighted by its volume: what share of the active material)"
+                  if weighting == "volume" else "") + "." + shapes.get(kind, ""))
+    if (q["extent_source"] == "equiv_diameter").any():
+        st.caption("Some analyses predate bounding boxes: their Miles–Lantuéjoul weights use the equivalent "
+                   "diameter as the particle's extent on every axis (re-run the analysis for exact extents).")
+    return metric
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def tests_section(ctx: CompareContext, metric: str, edge_policy: str) -> compare.PairwiseTests | None:
+    """KS and Mann–Whitney per pair (Holm-adjusted), Cliff's delta, bootstrap CI of the median difference."""
+    label = charts.metric_title(metric).split(" (")[0]
+    try:
+        res = cache.cmp_pairwise(ctx.key, metric, edge_policy, label)
+    except ValueError as exc:
+        _one_sentence_warning(exc)
+        return None
+    t = res.table
+    pct = round(res.confidence * 100)
+    st.markdown("\n".join(f"- **{r.electrode_a} vs {r.electrode_b}**: {r.reading}." for r in t.itertuples()))
+    st.dataframe(t, hide_index=True, key="cmp_tests", column_order=[
+        "electrode_a", "electrode_b", "n_a", "n_b", "median_diff", "diff_ci_lo", "diff_ci_hi", "mwu_p_holm",
+        "ks_p_holm", "cliffs_delta", "effect"], column_config={
+        "electrode_a": "A", "electrode_b": "B",
+        "n_a": st.column_config.NumberColumn("n A", format="%d"),
+        "n_b": st.column_config.NumberColumn("n B", format="%d"),
+        "median_diff": st.column_config.NumberColumn("median A − B", format="%.3g"),
+        "diff_ci_lo": st.column_config.NumberColumn(f"{pct} % CI low", format="%.3g"),
+        "diff_ci_hi": st.column_config.NumberColumn(f"{pct} % CI high", format="%.3g"),
+        "mwu_p_holm": st.column_config.NumberColumn("Mann–Whitney p (Holm)", format="%.2g"),
+        "ks_p_holm": st.column_config.NumberColumn("KS p (Holm)", format="%.2g"),
+        "cliffs_delta": st.column_config.NumberColumn("Cliff's δ", format="%+.2f"),
+        "effect": "effect size",
+    })
+    st.caption(
+        f"Particles are the observations ({_edge_words(edge_policy)}). Two-sided Mann–Whitney U (typical value) and "
+        f"two-sample Kolmogorov–Smirnov (any difference in shape); p-values Holm-corrected across the "
+        f"{len(t)} pair{'s' if len(t) != 1 else ''}; 'differs' at p ≤ {res.alpha:g}. Cliff's δ = P(A > B) − "
+        f"P(A < B) (|δ| < 0.15 negligible, < 0.33 small, < 0.47 medium, else large). CI of the median difference: "
+        f"percentile bootstrap ({res.n_boot} resamples, seed {cache.SEED}). Particles of one volume are not fully "
+        "independent (neighbours share CBD), so treat small p-values from one scan per electrode with care.")
+    return res
+
+
+def _edge_words(edge_policy: str) -> str:
+    return "edge particles included" if edge_policy == "include" else "edge particles left out"
+
+
+# --------------------------------------------------------------------------- trends
+
+
+TRENDS = (("equiv_diameter_um", "quantile", None), ("depth_frac", "fixed", (0.0, 1.0)))
+
+
+def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]:
+    """Median detachment per bin of size (equal-count bins) and of depth (equal-width bins), CIs and n."""
+    widgets.init(state.CMP_TREND_BINS, 5)
+    widgets.init(state.CMP_TREND_LOW_N, DEFAULT_LOW_N)
+    widgets.init(state.CMP_TREND_POINTS, False)
+    c1, c2, c3 = st.columns(3)
+    bins = c1.slider("Bins", 2, 12, key=state.CMP_TREND_BINS, persist_state=widgets.PERSIST)
+    low_n = c2.number_input("Flag bins with fewer particles than", 2, 1000, key=state.CMP_TREND_LOW_N, step=1,
+                            persist_state=widgets.PERSIST)
+    points = c3.checkbox("Show every particle", key=state.CMP_TREND_POINTS, persist_state=widgets.PERSIST)
+    combined = ctx.combined if points else None
+    out = []
+    for x, binning, rng in TRENDS:
+        try:
+            tr = cache.cmp_trend(ctx.key, x, int(bins), binning, rng, edge_policy, int(low_n))
+        except ValueError as exc:
+            _one_sentence_warning(exc)
+            continue
+        out.append(tr)
+        st.markdown(f"**Detachment against {charts.metric_title(x).split(' (')[0]}** "
+                    f"({'equal-count' if binning == 'quantile' else 'equal-width'} bins)")
+        st.altair_chart(charts.trend(tr, points=combined), width="stretch")
+        c1, c2 = st.columns(2)
+        with c1:
+            st.altair_chart(charts.trend_spread(tr), width="stretch")
+        with c2:
+            st.altair_chart(charts.trend_counts(tr), width="stretch")
+        if tr.n_low:
+            few = tr.table[tr.table["low_n"]]
+            where = "" if len(few) > 4 else ": " + ", ".join(
+                f"{r.electrode} {r.x_lo:.3g}–{r.x_hi:.3g} (n={r.n})" for r in few.itertuples())
+            st.warning(f"{tr.n_low} of {len(tr.table)} bins have fewer than {tr.low_n} particles (grey "
+                       f"triangles): their medians and intervals are unreliable{where}.")
+    st.caption(f"Points: median detachment of the particles in each bin, bars: its 95 % "
+               f"bootstrap CI ({cache.N_BOOT // 2} resamples); left: spread (IQR) within each bin, where small "
+               f"particles usually scatter more; right: particles per bin, dashed line = the few-particle threshold. "
+               f"Size bins hold about equal numbers of particles of all electrodes together; {_edge_words(edge_policy)}.")
+    return out
+
+
+# --------------------------------------------------------------------------- slices
+
+
+def slices_section(ctx: CompareContext) -> None:
+    """One slice per electrode at the same relative depth, particles coloured on one detachment scale."""
+    widgets.init(state.CMP_DEPTH, 0.5)
+    depth = st.slider("Depth (0 = separator side, 1 = current collector)", 0.0, 1.0, key=state.CMP_DEPTH, step=0.01,
+                      persist_state=widgets.PERSIST)
+    cols = st.columns(len(ctx.samples))
+    for col, (name, (sample, analysis)) in zip(cols, ctx.samples.items()):
+        ref = ctx.refs[name]
+        params = widgets.latest_params(analysis)
+        axis, side = params.axis, params.separator_side
+        _, labels = cache.result_arrays(ref)
+        index = render.depth_index(depth, labels.shape[axis], side)
+        lab2d = cache.label_slice(ref, axis, index)
+        t = ctx.tables[name]
+        colours = render.label_colour_table(t["label"].to_numpy(), t["detachment"].to_numpy(), int(labels.max()))
+        try:
+            vref = cache.VolumeRef.of(ctx.ws, sample)
+            lo, hi = cache.contrast(vref, 0.5, 99.5)
+            base = render.grey_rgb(cache.grey_slice(vref, axis, index), lo, hi)
+        except (OSError, ValueError, TypeError):
+            base = render.grey_rgb(np.zeros_like(lab2d, dtype=np.float32), 0, 1)
+        img = render.particle_overlay(base, lab2d, colours, mode="fill")
+        with col:
+            st.image(render.upscale(img, 420), width="stretch",
+                     caption=f"{name}: {render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")
+    st.altair_chart(charts.colorbar(), width="stretch")
