@@ -35,7 +35,8 @@ Limits
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 import cc3d
@@ -331,6 +332,34 @@ def isolation_by_depth(particles: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
     )
 
 
+def summary_table(graphs: Mapping[str, ContactGraph]) -> pd.DataFrame:
+    """Several electrodes' :class:`IsolationSummary` as one table.
+
+    Parameters
+    ----------
+    graphs : {electrode name: ContactGraph}
+
+    Returns
+    -------
+    DataFrame
+        ``electrode`` then the fields of :class:`IsolationSummary`, one row per electrode.
+    """
+    cols = ["electrode", *(f.name for f in fields(IsolationSummary))]
+    return pd.DataFrame([{"electrode": n, **asdict(g.summary)} for n, g in graphs.items()], columns=cols)
+
+
+def depth_table(graphs: Mapping[str, ContactGraph]) -> pd.DataFrame:
+    """Several electrodes' :attr:`ContactGraph.by_depth` as one long table (``electrode`` first)."""
+    parts = []
+    for name, g in graphs.items():
+        t = g.by_depth.copy()
+        t.insert(0, "electrode", name)
+        parts.append(t)
+    if not parts:
+        return pd.DataFrame(columns=["electrode", *DEPTH_COLUMNS])
+    return pd.concat(parts, ignore_index=True)
+
+
 # --------------------------------------------------------------------------- internals
 
 
@@ -526,5 +555,5 @@ def _scan_kernel(labels, clusters, n_own, n_clusters, axis, z_offset, counts, ax
 
 __all__ = [
     "CONTACT_COLUMNS", "ContactGraph", "DEPTH_COLUMNS", "IsolationSummary", "PARTICLE_COLUMNS", "contact_graph",
-    "isolation_by_depth",
+    "depth_table", "isolation_by_depth", "summary_table",
 ]

@@ -11,7 +11,8 @@ from scipy.sparse.csgraph import connected_components
 
 from core.codes import CBD, NMC, PORE
 from core.connectivity import (
-    CONTACT_COLUMNS, DEPTH_COLUMNS, PARTICLE_COLUMNS, contact_graph, isolation_by_depth,
+    CONTACT_COLUMNS, DEPTH_COLUMNS, PARTICLE_COLUMNS, IsolationSummary, contact_graph, depth_table,
+    isolation_by_depth, summary_table,
 )
 
 SHAPE = (24, 16, 16)  # thickness along z; the collector is at z = 23 with separator_side="start"
@@ -215,6 +216,21 @@ def test_isolation_by_depth_edges_and_weights():
         isolation_by_depth(p.drop(columns="connected"))
     with pytest.raises(ValueError, match="bins must be an integer >= 1"):
         isolation_by_depth(p, 0)
+
+
+def test_tables_of_several_electrodes():
+    g1 = contact_graph(*scene(A, B, FLOAT), depth_bins=3)
+    g2 = contact_graph(*scene(A, B), depth_bins=3)
+    s = summary_table({"one": g1, "two": g2})
+    assert s["electrode"].tolist() == ["one", "two"]
+    assert s["n_isolated"].tolist() == [1, 0] and s["n_particles"].tolist() == [3, 2]
+    row = s.drop(columns="electrode").iloc[0].to_dict()
+    assert row == pytest.approx(dict(vars(g1.summary)), nan_ok=True)
+    assert set(row) == set(IsolationSummary.__dataclass_fields__)
+    d = depth_table({"one": g1, "two": g2})
+    assert tuple(d.columns) == ("electrode", *DEPTH_COLUMNS) and len(d) == 6
+    assert d.groupby("electrode")["n_particles"].sum().to_dict() == {"one": 3, "two": 2}
+    assert len(summary_table({})) == 0 and len(depth_table({})) == 0
 
 
 def test_no_particles_and_no_cbd():
