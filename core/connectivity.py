@@ -503,20 +503,10 @@ def _scan_kernel(labels, clusters, n_own, n_clusters, axis, z_offset, counts, ax
                     axis_sum[l0] += (z + z_offset) if axis == 0 else (y if axis == 1 else x)
                 elif c0 == 0:
                     continue
-                for d in range(3):
-                    zz, yy, xx = z, y, x
-                    if d == 0:
-                        zz += 1
-                        if zz >= nz:
-                            continue
-                    elif d == 1:
-                        yy += 1
-                        if yy >= ny:
-                            continue
-                    else:
-                        xx += 1
-                        if xx >= nx:
-                            continue
+                for d in range(3):  # the +z, +y, +x neighbours
+                    inside, zz, yy, xx = K.step(z, y, x, 2 * d + 1, nz, ny, nx)
+                    if not inside:
+                        continue
                     l1 = np.int64(labels[zz, yy, xx])
                     c1 = np.int64(clusters[zz, yy, xx])
                     if l0 > 0 and l1 > 0 and l1 != l0:
