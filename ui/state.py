@@ -93,6 +93,11 @@ V3_MODE = "w_v3_mode"
 V3_CBD = "w_v3_cbd"
 V3_CBD_OPACITY = "w_v3_cbd_opacity"
 
+# ---- Compare-page sections of ui/sections.py (isolated particles, segmentation uncertainty)
+ISO_TABLE = "w_iso_table"
+UNC_RUN = "w_unc_run"
+UNC_TABLE = "w_unc_table"
+
 
 def k(base: str, *parts) -> str:
     """A key specialised by sample id (or axis, ...): ``k(SEG_LOW, 3) == "w_seg_low_3"``."""

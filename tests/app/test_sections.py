@@ -1,0 +1,124 @@
+"""ui.sections: the isolated-particles and segmentation-uncertainty sections, run from a tiny script."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import connectivity, uncertainty
+from core.pipeline import AnalysisParams
+from core.uncertainty import SweepParams
+from ui import state
+
+from apphelpers import TIMEOUT, chart_data, chart_specs, no_exception
+
+VARIANTS = ("low+", "h-")  # two variants keep the sweep short
+
+
+def script():
+    from core.uncertainty import SweepParams
+    from ui import cache, sections
+
+    ws = cache.workspace()
+    ids = [s.id for s in ws.list_samples()]
+    sections.isolation_section(ws, ids, name_of=lambda i: f"electrode {i}")
+    sections.uncertainty_section(ws, ids, name_of=lambda i: f"electrode {i}",
+                                 options=SweepParams(variants=("low+", "h-")))
+
+
+def run_app():
+    return AppTest.from_function(script, default_timeout=TIMEOUT).run()
+
+
+def test_isolation_section_matches_core(seeded_ws):
+    at = run_app()
+    no_exception(at)
+    assert [h.value for h in at.subheader] == ["Isolated particles", "Segmentation uncertainty"]
+    shown = at.dataframe[0].value
+    samples = seeded_ws.list_samples()
+    assert shown["electrode"].tolist() == [f"electrode {s.id}" for s in samples]
+    for s, (_, row) in zip(samples, shown.iterrows()):
+        a = seeded_ws.latest_analysis(s.id)
+        p = AnalysisParams.from_dict(a.resolved_params)
+        g = connectivity.contact_graph(seeded_ws.load_labels(a), seeded_ws.load_phases(a), s.spacing,
+                                       axis=p.axis, separator_side=p.separator_side)
+        assert row["n particles"] == len(seeded_ws.load_table(a)) == g.summary.n_particles
+        assert row["isolated"] == g.summary.n_isolated
+        assert row["share isolated (volume)"] == pytest.approx(g.summary.share_isolated_volume)
+    specs = chart_specs(at)
+    assert specs[0]["layer"][0]["encoding"]["x"]["title"] == "share of particles isolated (0–1)"
+    assert specs[1]["encoding"]["x"]["title"].startswith("depth (0 = separator side")
+    bars = next(iter(chart_data(at, 0).values()))
+    assert set(bars["weighting"]) == {"by number", "by volume"}
+    numbers = bars[bars["weighting"] == "by number"]
+    assert numbers["label"].tolist() == [f"{k} of {n}" for k, n in zip(shown["isolated"], shown["n particles"])]
+    depth = next(iter(chart_data(at, 1).values()))
+    assert set(depth["electrode"]) == set(shown["electrode"])
+    assert depth.groupby("electrode")["n_particles"].sum().to_dict() == dict(
+        zip(shown["electrode"], shown["n particles"]))
+
+
+def test_sweep_runs_on_click_and_is_kept(seeded_ws):
+    at = run_app()
+    no_exception(at)
+    assert any(i.value.startswith("Not swept yet") for i in at.info)
+    assert len(at.get("vega_lite_chart")) == 2  # no sweep chart yet
+    button = at.button(key=state.UNC_RUN)
+    assert "3 electrodes, 6 runs" in button.label
+    button.click().run()
+    no_exception(at)
+    assert not at.error
+    assert len(at.get("vega_lite_chart")) == 3
+    table = at.dataframe[1].value
+    assert len(table) == 3 and (table["highest median"] >= table["lowest median"]).all()
+    # the section shows what core computes from the stored analysis
+    s = seeded_ws.list_samples()[1]
+    a = seeded_ws.latest_analysis(s.id)
+    direct = uncertainty.sweep(seeded_ws.load_volume(s), AnalysisParams.from_dict(a.resolved_params),
+                               spacing=s.spacing, options=SweepParams(variants=VARIANTS),
+                               baseline_phases=seeded_ws.load_phases(a), baseline_table=seeded_ws.load_table(a))
+    row = table.set_index("electrode").loc[f"electrode {s.id}"]
+    assert row["median detachment"] == pytest.approx(direct.baseline.median_detachment)
+    assert row["lowest median"] == pytest.approx(direct.spread.median_min)
+    assert row["max |Δ median|"] == pytest.approx(direct.spread.max_deviation)
+    # kept in the workspace, next to the analysis
+    stored = list(seeded_ws.analysis_dir(a.id).glob("sweep-*.json"))
+    assert len(stored) == 1
+    assert uncertainty.SweepResult.from_dict(json.loads(stored[0].read_text())) == direct
+    # a new session shows it without running anything
+    again = run_app()
+    no_exception(again)
+    assert not again.button and len(again.get("vega_lite_chart")) == 3
+    runs = chart_data(again, 2)
+    variants = next(d for d in runs.values() if "variant" in d.columns)
+    assert sorted(set(variants["variant"])) == sorted(VARIANTS)
+
+
+def test_electrode_without_analysis(seeded_ws):
+    from core.workspace import DEMO_PREFIX
+
+    sample = seeded_ws.add_sample("fresh", f"{DEMO_PREFIX}pristine", spacing=(0.4, 0.4, 0.4),
+                                  source_options={"shape": [32, 32, 32], "seed": 5})
+    at = run_app()
+    no_exception(at)
+    assert sum(f"Not analysed yet: electrode {sample.id}." in c.value for c in at.caption) == 2
+    assert len(at.dataframe[0].value) == 3
+
+
+def test_no_analysed_electrode(empty_ws):
+    at = run_app()
+    no_exception(at)
+    assert [i.value for i in at.info] == ["No analysed electrode chosen.", "No analysed electrode to sweep."]
+
+
+def test_chart_builders_leave_out_empty_bins():
+    from ui.sections import isolation_depth_chart
+
+    depth = connectivity.depth_table({})
+    depth.loc[0] = ["a", 0.0, 0.5, 0, 0, np.nan, np.nan]
+    depth.loc[1] = ["a", 0.5, 1.0, 2, 1, 0.5, 0.4]
+    chart = isolation_depth_chart(depth)
+    assert chart.data["depth_mid"].tolist() == [0.75]

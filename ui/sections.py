@@ -1,0 +1,369 @@
+"""Two sections of the Compare page: isolated particles, and the segmentation-uncertainty sweep.
+
+Each draws itself for the latest finished analysis of each chosen sample, so
+the page calls it with one line::
+
+    sections.isolation_section(ws, chosen, name_of=display_name)
+    sections.uncertainty_section(ws, chosen, name_of=display_name)
+
+* :func:`isolation_section`: :func:`core.connectivity.contact_graph` of each
+  analysis (cached by analysis id + parameters; a few tenths of a second at
+  160³), the share of isolated particles per electrode (by number and by
+  volume, with n) and the isolated share against depth.
+* :func:`uncertainty_section`: :func:`core.uncertainty.sweep` re-runs each
+  analysis six times (about 10 s per 160³ demo on 2 cores), so it runs on a
+  button, with a progress bar, and its result is kept in the workspace as
+  ``analyses/<id>/sweep-<key>.json`` (``key`` from the sweep parameters): it
+  survives restarts and goes away with its analysis.
+
+The chart builders (:func:`isolation_chart`, :func:`isolation_depth_chart`,
+:func:`uncertainty_chart`) take plain tables and import no streamlit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import connectivity, uncertainty
+from core.connectivity import ContactGraph
+from core.pipeline import AnalysisParams
+from core.uncertainty import SEPARATION_VARIANTS, SweepParams, SweepResult
+from core.workspace import Analysis, Sample, Workspace, write_bytes
+
+from . import cache, charts, state
+from .widgets import one_sentence
+
+NameOf = Callable[[int], str]
+DEPTH_TITLE = "depth (0 = separator side, 1 = current collector)"
+WEIGHTINGS = ("by number", "by volume")
+MOVED = {"low": "pore | CBD threshold", "high": "CBD | NMC threshold", "h_um": "separation h"}
+ERRORS = (OSError, ValueError, TypeError, KeyError, MemoryError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One chosen electrode: its sample, latest finished analysis and the parameters that analysis resolved."""
+
+    sample: Sample
+    analysis: Analysis
+    name: str
+    ref: cache.ResultRef
+    params: AnalysisParams
+    spacing: tuple[float, float, float]
+
+    @property
+    def separator_side(self) -> str:
+        side = self.params.separator_side
+        if side not in ("start", "end"):  # not resolved: take what the table was measured with
+            side = self.analysis.provenance.get("table_attrs", {}).get("separator_side", "start")
+        return side
+
+
+def targets(ws: Workspace, chosen_ids: Sequence[int], name_of: NameOf | None = None) -> tuple[list[Target], list[str]]:
+    """The chosen samples with a finished analysis, and the names of those without one."""
+    found, missing = [], []
+    for sid in chosen_ids:
+        sample = ws.get_sample(sid)
+        name = name_of(sid) if name_of else sample.name
+        a = ws.latest_analysis(sid)
+        if a is None:
+            missing.append(name)
+            continue
+        spacing = tuple(float(v) for v in (a.provenance.get("spacing_um") or sample.spacing))
+        found.append(Target(sample, a, name, cache.ResultRef.of(ws, a), AnalysisParams.from_dict(a.resolved_params),
+                            spacing))  # type: ignore[arg-type]
+    return found, missing
+
+
+# --------------------------------------------------------------------------- isolated particles
+
+
+@st.cache_data(max_entries=32, show_spinner="Building the contact graph…")
+def contact_graph(ref: cache.ResultRef, axis: int, separator_side: str, spacing: tuple, depth_bins: int) -> ContactGraph:
+    """:func:`core.connectivity.contact_graph` of a finished analysis (keyed by its id and the parameters)."""
+    phases, labels = cache.result_arrays(ref)
+    return connectivity.contact_graph(labels, phases, spacing, axis=axis, separator_side=separator_side,
+                                      depth_bins=depth_bins)
+
+
+def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: NameOf | None = None,
+                      depth_bins: int = 5) -> None:
+    """Isolated particles (no conductive path to the current collector) of each chosen electrode.
+
+    Parameters
+    ----------
+    ws : Workspace
+    chosen_ids : sequence of int
+        Sample ids; the latest finished analysis of each is used.
+    name_of : callable(sample id) -> str, optional
+        Display name (default: the sample name).
+    depth_bins : int
+        Bins of the depth chart.
+    """
+    st.subheader("Isolated particles")
+    found, missing = targets(ws, chosen_ids, name_of)
+    if missing:
+        st.caption("Not analysed yet: " + ", ".join(missing) + ".")
+    if not found:
+        st.info("No analysed electrode chosen.")
+        return
+    graphs = {t.name: contact_graph(t.ref, t.params.axis, t.separator_side, t.spacing, int(depth_bins))
+              for t in found}
+    summary = connectivity.summary_table(graphs)
+    c1, c2 = st.columns(2)
+    with c1:
+        st.altair_chart(isolation_chart(summary), width="stretch")
+    with c2:
+        st.altair_chart(isolation_depth_chart(connectivity.depth_table(graphs)), width="stretch")
+    shown = pd.DataFrame({
+        "electrode": summary["electrode"],
+        "n particles": summary["n_particles"],
+        "isolated": summary["n_isolated"],
+        "share isolated (number)": summary["share_isolated"],
+        "share isolated (volume)": summary["share_isolated_volume"],
+        "isolated, cut by a side face": summary["n_isolated_at_edge"],
+        "touching the collector": summary["n_touching_collector"],
+        "CBD clusters": summary["n_cbd_clusters"],
+        "CBD volume connected (share)": summary["share_cbd_connected"],
+    })
+    st.dataframe(shown, hide_index=True, key=state.ISO_TABLE,
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns
+                                if shown[c].dtype.kind == "f"})
+    st.caption(
+        "A particle is isolated when no chain of touching particles and connected carbon-binder (CBD) clusters "
+        "leads from it to the current-collector face of the volume (the end opposite the separator). Contacts "
+        "are shared voxel faces. Particles cut by a side face of the volume may be connected outside the "
+        "imaged window: their isolation is uncertain."
+    )
+
+
+def isolation_chart(summary: pd.DataFrame) -> alt.Chart:
+    """Share of isolated particles per electrode, by number and by volume, labelled with ``k of n``.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        :func:`core.connectivity.summary_table`.
+    """
+    rows = []
+    for _, r in summary.iterrows():
+        for w, col in zip(WEIGHTINGS, ("share_isolated", "share_isolated_volume")):
+            rows.append({"electrode": r["electrode"], "weighting": w, "share": float(r[col]),
+                         "n_isolated": int(r["n_isolated"]), "n_particles": int(r["n_particles"]),
+                         "label": f"{int(r['n_isolated'])} of {int(r['n_particles'])}" if w == WEIGHTINGS[0] else ""})
+    d = pd.DataFrame(rows, columns=["electrode", "weighting", "share", "n_isolated", "n_particles", "label"])
+    order = list(dict.fromkeys(d["electrode"]))
+    base = alt.Chart(d).encode(
+        y=alt.Y("electrode:N", sort=order, title=None),
+        yOffset=alt.YOffset("weighting:N", sort=list(WEIGHTINGS)),
+    )
+    bars = base.mark_bar().encode(
+        x=alt.X("share:Q", title="share of particles isolated (0–1)", scale=alt.Scale(domainMin=0)),
+        color=alt.Color("weighting:N", title="weighted", sort=list(WEIGHTINGS),
+                        scale=alt.Scale(domain=list(WEIGHTINGS), range=["#4477aa", "#aaaaaa"]),
+                        legend=alt.Legend(orient="top")),
+        tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("weighting:N"),
+                 alt.Tooltip("share:Q", format=".3f", title="share isolated"),
+                 alt.Tooltip("n_isolated:Q", title="isolated particles"),
+                 alt.Tooltip("n_particles:Q", title="particles")],
+    )
+    text = base.mark_text(align="left", dx=4, fontSize=11).encode(x="share:Q", text="label:N")
+    return (bars + text).properties(height=max(120, 60 * len(order)), title="Isolated particles per electrode")
+
+
+def isolation_depth_chart(depth: pd.DataFrame) -> alt.Chart:
+    """Isolated share (by number) against depth, one line per electrode; empty bins are left out.
+
+    Parameters
+    ----------
+    depth : DataFrame
+        :func:`core.connectivity.depth_table`.
+    """
+    d = depth.copy()
+    d["depth_mid"] = (d["depth_lo"] + d["depth_hi"]) / 2
+    d = d[np.isfinite(d["share_isolated"].astype(float))]
+    order = list(dict.fromkeys(d["electrode"]))
+    return alt.Chart(d).mark_line(point=True).encode(
+        x=alt.X("depth_mid:Q", title=DEPTH_TITLE, scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("share_isolated:Q", title="share of particles isolated (0–1)", scale=alt.Scale(domainMin=0)),
+        color=alt.Color("electrode:N", scale=alt.Scale(scheme=charts.GROUP_SCHEME, domain=order), sort=order),
+        tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("depth_lo:Q", format=".2f", title="depth from"),
+                 alt.Tooltip("depth_hi:Q", format=".2f", title="depth to"),
+                 alt.Tooltip("n_particles:Q", title="particles in bin"),
+                 alt.Tooltip("n_isolated:Q", title="isolated"),
+                 alt.Tooltip("share_isolated:Q", format=".3f", title="share isolated")],
+    ).properties(height=260, title="Where the isolated particles sit")
+
+
+# --------------------------------------------------------------------------- segmentation uncertainty
+
+
+def sweep_options(target: Target, options: SweepParams) -> SweepParams | None:
+    """The options that apply to an analysis: only the separation variants when its phases were given as input.
+
+    None when nothing of ``options`` applies.
+    """
+    prov = target.analysis.provenance
+    if prov.get("presegmented") and "phases_from_analysis" not in prov:
+        kept = tuple(v for v in options.variants if v in SEPARATION_VARIANTS)
+        return replace(options, variants=kept) if kept else None
+    return options
+
+
+def sweep_path(ws: Workspace, analysis_id: int, options: SweepParams) -> Path:
+    """Where the sweep of an analysis with these options is kept."""
+    d = asdict(options)
+    d["variants"] = list(options.variants)
+    key = hashlib.blake2b(json.dumps(d, sort_keys=True).encode(), digest_size=8).hexdigest()
+    return ws.analysis_dir(analysis_id) / f"sweep-{key}.json"
+
+
+def load_sweep(ws: Workspace, analysis_id: int, options: SweepParams) -> SweepResult | None:
+    """The stored sweep, or None when there is none (or it cannot be read)."""
+    path = sweep_path(ws, analysis_id, options)
+    try:
+        return SweepResult.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def run_sweep(ws: Workspace, target: Target, options: SweepParams,
+              progress: Callable[[float, str], None] | None = None) -> SweepResult:
+    """Sweep one analysis (its stored phases and table are the baseline) and keep the result in the workspace."""
+    volume = cache.volume(cache.VolumeRef.of(ws, target.sample))
+    phases, _ = cache.result_arrays(target.ref)
+    result = uncertainty.sweep(
+        volume, target.params, spacing=target.spacing, options=options, baseline_phases=phases,
+        baseline_table=cache.table(target.ref), progress=progress,
+    )
+    write_bytes(sweep_path(ws, target.analysis.id, options), json.dumps(result.to_dict()).encode())
+    return result
+
+
+def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: NameOf | None = None,
+                        options: SweepParams | None = None) -> None:
+    """Median detachment per electrode with the error bar of the segmentation sweep.
+
+    Parameters
+    ----------
+    ws : Workspace
+    chosen_ids : sequence of int
+        Sample ids; the latest finished analysis of each is used.
+    name_of : callable(sample id) -> str, optional
+        Display name (default: the sample name).
+    options : SweepParams, optional
+        Steps and variants (default :class:`core.uncertainty.SweepParams`).
+    """
+    options = options or SweepParams()
+    st.subheader("Segmentation uncertainty")
+    found, missing = targets(ws, chosen_ids, name_of)
+    if missing:
+        st.caption("Not analysed yet: " + ", ".join(missing) + ".")
+    opts = {t.name: sweep_options(t, options) for t in found}
+    for t in found:
+        if opts[t.name] is None:
+            st.caption(f"{t.name}: its phases were given as input, so there are no thresholds to vary.")
+    found = [t for t in found if opts[t.name] is not None]
+    if not found:
+        st.info("No analysed electrode to sweep.")
+        return
+    st.caption(
+        f"Each analysis is re-run with one parameter moved by one step: the pore | CBD and CBD | NMC thresholds "
+        f"(± {100 * options.threshold_rel_step:g} % of the NMC − pore grey contrast"
+        + (f", or ± {options.threshold_step:g} grey values" if options.threshold_step else "")
+        + f") and the particle separation h (± {100 * options.h_rel_step:g} %"
+        + (f", or ± {options.h_step_um:g} µm" if options.h_step_um else "")
+        + "). The bar spans the medians of all runs: how far the segmentation choices alone move the result."
+    )
+    done = {t.name: load_sweep(ws, t.analysis.id, opts[t.name]) for t in found}
+    todo = [t for t in found if done[t.name] is None]
+    if todo:
+        n_runs = sum(len(opts[t.name].variants) for t in todo)
+        clicked = st.button(f"Run the sweep ({len(todo)} electrode{'s' if len(todo) > 1 else ''}, {n_runs} runs)",
+                            key=state.UNC_RUN, type="primary",
+                            help="Slow: each run is a full analysis (the separation runs reuse the phases). "
+                                 "Results are kept in the workspace.")
+        if clicked:
+            bar = st.progress(0.0, text="Sweep: starting…")
+            for i, t in enumerate(todo):
+                def progress(frac: float, msg: str, _i: int = i, _name: str = t.name) -> None:
+                    bar.progress(float(np.clip((_i + frac) / len(todo), 0, 1)), text=f"{_name} — {msg}")
+
+                try:
+                    done[t.name] = run_sweep(ws, t, opts[t.name], progress)
+                except ERRORS as exc:
+                    st.error(f"The sweep of {t.name} failed: {one_sentence(exc)}")
+            bar.progress(1.0, text="Sweep: done")
+        else:
+            st.info("Not swept yet: " + ", ".join(t.name for t in todo) + ".")
+    ready = {name: s for name, s in done.items() if s is not None}
+    if not ready:
+        return
+    spread = uncertainty.spread_table(ready)
+    st.altair_chart(uncertainty_chart(spread, uncertainty.sweep_table(ready)), width="stretch")
+    shown = pd.DataFrame({
+        "electrode": spread["electrode"],
+        "n particles": spread["n_particles"],
+        "median detachment": spread["median_detachment"],
+        "lowest median": spread["median_min"],
+        "highest median": spread["median_max"],
+        "max |Δ median|": spread["max_deviation"],
+        "max |Δ| thresholds": spread["max_deviation_thresholds"],
+        "max |Δ| separation": spread["max_deviation_separation"],
+        "threshold step (grey)": spread["threshold_step"],
+        "h step (µm)": spread["h_step_um"],
+    })
+    st.dataframe(shown, hide_index=True, key=state.UNC_TABLE,
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns
+                                if shown[c].dtype.kind == "f" and c != "threshold step (grey)"})
+
+
+def uncertainty_chart(spread: pd.DataFrame, runs: pd.DataFrame) -> alt.Chart:
+    """Baseline median detachment per electrode (black dot), each variant's median (open symbols) and the range.
+
+    Parameters
+    ----------
+    spread : DataFrame
+        :func:`core.uncertainty.spread_table`.
+    runs : DataFrame
+        :func:`core.uncertainty.sweep_table`.
+    """
+    order = list(dict.fromkeys(spread["electrode"]))
+    x_title = "median detachment index (0–1)"
+    y = alt.Y("electrode:N", sort=order, title=None)
+    rng = alt.Chart(spread).mark_rule(strokeWidth=3, color="#888888").encode(
+        x=alt.X("median_min:Q", title=x_title), x2="median_max:Q", y=y,
+    )
+    v = runs[runs["variant"] != "baseline"].copy()
+    v["moved"] = v["parameter"].map(MOVED).fillna(v["parameter"])
+    domain = list(MOVED.values())
+    variants = alt.Chart(v).mark_point(size=70, filled=False, strokeWidth=2).encode(
+        x=alt.X("median_detachment:Q", title=x_title), y=y,
+        shape=alt.Shape("moved:N", title="moved", scale=alt.Scale(domain=domain)),
+        color=alt.Color("moved:N", title="moved", scale=alt.Scale(domain=domain, range=["#4477aa", "#ee6677", "#228833"]),
+                        legend=alt.Legend(orient="top")),
+        tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("variant:N"),
+                 alt.Tooltip("median_detachment:Q", format=".3f", title="median detachment"),
+                 alt.Tooltip("deviation:Q", format="+.3f", title="minus baseline"),
+                 alt.Tooltip("n_particles:Q", title="particles"), alt.Tooltip("low:Q", format=".4g"),
+                 alt.Tooltip("high:Q", format=".4g"), alt.Tooltip("h_um:Q", format=".3g", title="h (µm)")],
+    )
+    base = alt.Chart(spread).mark_point(size=140, filled=True, color="black").encode(
+        x=alt.X("median_detachment:Q", title=x_title), y=y,
+        tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("n_particles:Q", title="particles"),
+                 alt.Tooltip("median_detachment:Q", format=".3f", title="median detachment"),
+                 alt.Tooltip("median_min:Q", format=".3f", title="lowest"),
+                 alt.Tooltip("median_max:Q", format=".3f", title="highest")],
+    )
+    return (rng + variants + base).properties(
+        height=max(120, 50 * len(order)), title="Median detachment with its segmentation range (black: as analysed)",
+    )
