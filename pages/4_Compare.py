@@ -91,3 +91,6 @@ for col, sid in zip(cols, chosen):
         st.image(render.upscale(img, 420), width="stretch",
                  caption=f"{name}: {render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")
 st.altair_chart(charts.colorbar(), width="stretch")
+
+from ui import exports  # noqa: E402  (downloads: tables, charts, report, recipe)
+exports.compare_section(ws)
