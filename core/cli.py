@@ -8,6 +8,14 @@ The contract (other tools rely on it):
     pre-segmented phase volume and segmentation is skipped.
 ``python -m core segment INPUT --out DIR [--method threshold]``
     writes ``DIR/phases.tif`` (0 = pore, 1 = CBD, 2 = NMC).
+``python -m core analyze ... --recipe FILE.json [--name NAME]``
+    also writes a recipe (:mod:`core.recipe`) that replays this analysis.
+``python -m core run RECIPE.json --out DIR [--no-verify] [--only NAME ...]``
+    replays every analysis of a recipe headless and writes ``DIR/recipe.json``
+    (input paths absolute) and per analysis ``DIR/NAME/particles.csv``,
+    ``particles.parquet``, ``provenance.json`` and ``recipe.json`` (that
+    analysis alone).  An input whose checksum differs from the recipe's is
+    refused unless ``--no-verify``.
 ``python -m core demo --out DIR [--seed N]``
     writes ``DIR/NAME/{greyscale.tif,true_phases.tif,true_labels.tif,true_particles.csv}``
     for each demo electrode.
@@ -102,8 +110,21 @@ def _load_input(args) -> tuple[np.ndarray, tuple[float, float, float], bool, dic
 
 
 def _write_table(table, folder: Path, stem: str) -> None:
+    """CSV and Parquet; the same table gives the same bytes (Parquet holds no timestamp)."""
     table.to_csv(folder / f"{stem}.csv", index=False)
     table.to_parquet(folder / f"{stem}.parquet", index=False)
+
+
+def _file_input(args):
+    """The :class:`core.recipe.FileInput` that ``_load_input`` read."""
+    from .recipe import FileInput
+
+    return FileInput(
+        path=Path(args.input).expanduser().resolve(), dataset=getattr(args, "dataset", None) or None,
+        shape=tuple(args.raw_shape) if getattr(args, "raw_shape", None) else None,
+        dtype=getattr(args, "raw_dtype", None) or None, offset=int(getattr(args, "raw_offset", 0) or 0),
+        phase_map=getattr(args, "phase_map", None) or None,
+    )
 
 
 def _cmd_analyze(args) -> None:
@@ -126,6 +147,8 @@ def _cmd_analyze(args) -> None:
         overrides["separator_side"] = args.separator_side
     if overrides:
         params = AnalysisParams.from_dict({**params.to_dict(), **overrides})
+    if args.recipe is not None and not Path(args.recipe).expanduser().resolve().parent.is_dir():
+        raise CLIError(f"the folder of --recipe does not exist: {Path(args.recipe).expanduser().resolve().parent}")
     data, spacing, presegmented, info = _load_input(args)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -145,8 +168,77 @@ def _cmd_analyze(args) -> None:
         save_tiff(tmp / "phases.tif", result.phases, result.spacing)
         save_tiff(tmp / "labels.tif", result.labels, result.spacing)
         (tmp / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
+    if args.recipe is not None:
+        from .recipe import Recipe, entry_from_result, write_recipe
+
+        name = args.name or Path(args.input).name.split(".")[0] or "analysis"
+        write_recipe(Recipe((entry_from_result(name, _file_input(args), result),)), args.recipe)
     if not args.quiet:
         print(f"{len(result.table)} particles -> {args.out}", file=sys.stderr)
+        if args.recipe is not None:
+            print(f"recipe -> {args.recipe} (replay: python -m core run {args.recipe} --out DIR)", file=sys.stderr)
+
+
+def _cmd_run(args) -> None:
+    from .recipe import (
+        Recipe, check_inputs, dumps, entry_to_dict, read_recipe, replay, version_differences,
+    )
+
+    recipe = read_recipe(args.recipe)
+    entries = list(recipe.analyses)
+    if args.only:
+        unknown = [n for n in args.only if n not in {e.name for e in entries}]
+        if unknown:
+            raise CLIError(f"--only names {unknown[0]!r}, which is not in the recipe (it has "
+                           f"{', '.join(repr(e.name) for e in entries)})")
+        entries = [e for e in entries if e.name in args.only]
+    check_inputs(recipe)
+    from . import __version__
+
+    if recipe.package_version != __version__:
+        print(f"warning: the recipe was written by core {recipe.package_version}; this is {__version__}",
+              file=sys.stderr)
+    report = _progress(args.quiet)
+    n = len(entries)
+    with _staged_output(args.out) as tmp:
+        (tmp / "recipe.json").write_text(dumps(Recipe(tuple(entries), recipe.package_version)), encoding="utf-8")
+        for i, entry in enumerate(entries):
+            def progress(frac, msg, _i=i, _name=entry.name):
+                report((_i + frac) / n, f"[{_i + 1}/{n}] {_name}: {msg}")
+
+            for pkg, (then, now) in version_differences(entry).items():
+                print(f"warning: {entry.name}: {pkg} {now} here, {then} in the original run", file=sys.stderr)
+            t0 = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = replay(entry, verify=not args.no_verify, progress=progress)
+            for w in caught:
+                print(f"warning: {entry.name}: {w.message}", file=sys.stderr)
+            verified = entry.input_checksum is not None and not args.no_verify
+            if entry.input_checksum is None:
+                print(f"warning: {entry.name}: the recipe has no input checksum; the input was not verified",
+                      file=sys.stderr)
+            if entry.n_particles is not None and entry.n_particles != len(result.table):
+                print(f"warning: {entry.name}: {len(result.table)} particles, the original run found "
+                      f"{entry.n_particles}", file=sys.stderr)
+            d = tmp / entry.folder
+            d.mkdir()
+            _write_table(result.table, d, "particles")
+            (d / "recipe.json").write_text(dumps(Recipe((entry,), recipe.package_version)), encoding="utf-8")
+            record = {
+                "command": "run",
+                "name": entry.name,
+                "recipe": str(Path(args.recipe).expanduser().resolve()),
+                "input": entry_to_dict(entry)["input"],
+                "input_verified": verified,
+                "params": result.params.to_dict(),
+                "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
+                "warnings": [str(w.message) for w in caught],
+            }
+            (d / "provenance.json").write_text(json.dumps(record, indent=2, default=_json_default), encoding="utf-8")
+        report(1.0, f"{n} analyses replayed")
+    if not args.quiet:
+        print(f"{n} analyses -> {args.out}", file=sys.stderr)
 
 
 def _cmd_segment(args) -> None:
@@ -217,7 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--params", help="JSON file of analysis parameters")
     a.add_argument("--axis", type=int, choices=(0, 1, 2), help="electrode thickness axis (default 0 = z)")
     a.add_argument("--separator-side", choices=("auto", "start", "end"), help="end of the axis facing the separator")
+    a.add_argument("--recipe", type=Path, help="also write a recipe (JSON) that replays this analysis")
+    a.add_argument("--name", help="name of the analysis in the recipe (default: the input's file name)")
     a.set_defaults(func=_cmd_analyze)
+
+    r = sub.add_parser("run", help="replay every analysis of a recipe headless")
+    r.add_argument("recipe", help="recipe file (JSON) written by 'analyze --recipe' or the dashboard")
+    r.add_argument("--out", required=True, type=Path, help="output folder")
+    r.add_argument("--no-verify", action="store_true", help="analyse inputs whose checksum differs from the recipe's")
+    r.add_argument("--only", nargs="+", metavar="NAME", help="replay only these analyses")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    r.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("segment", help="phase segmentation only")
     add_input(s)

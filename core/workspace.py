@@ -142,7 +142,10 @@ class Analysis:
     error : str or None
         One sentence for a failed run.
     provenance : dict
-        From :func:`core.pipeline.run` plus ``resolved_params`` (thresholds filled in).
+        From :func:`core.pipeline.run` plus ``resolved_params`` (thresholds filled in)
+        and, for runs through :meth:`Workspace.run_analysis`, ``input``: the
+        sample's ``source`` and ``source_options`` at run time (what
+        :func:`core.recipe.entry_from_workspace` replays; older rows lack it).
     phases_path, labels_path, table_path : str or None
         Artefact paths relative to the workspace folder (set when done).
     """
@@ -697,9 +700,11 @@ class Workspace:
         params = params or AnalysisParams()
         params = replace(params, axis=sample.axis, separator_side=sample.separator_side)
         aid = self.begin_analysis(sample_id, params.to_dict())
+        # what was read, as it was at run time (the sample's options may change later): enough to replay
+        snapshot = {"input": {"source": sample.source, "source_options": sample.source_options}}
         try:
             result = run(volume, params, spacing=sample.spacing, presegmented=presegmented, progress=progress)
-            return self.finish_analysis(aid, result, extra_provenance=extra_provenance)
+            return self.finish_analysis(aid, result, extra_provenance={**snapshot, **(extra_provenance or {})})
         except BaseException as exc:
             self.fail_analysis(aid, _one_sentence(exc))
             raise

@@ -116,3 +116,6 @@ with right:
             st.caption(f"Particle {chosen} is not in this slice; pick it again to jump to its centre.")
         st.dataframe(row.rename("value").to_frame().astype(str), width="stretch", height=300,
                      key=state.k(state.PART_SELECT, "row", sid))
+
+from ui import exports  # noqa: E402  (downloads: tables, charts, report, recipe)
+exports.particles_section(ws, sample, latest)

@@ -6,7 +6,7 @@ the statistics are computed in ``core.compare``.
 
 import streamlit as st
 
-from ui import cache, compare_view, widgets
+from ui import cache, compare_view, exports, sections, widgets
 
 ws = cache.workspace()
 st.title("Compare electrodes")
@@ -34,3 +34,10 @@ compare_view.trends_section(ctx, edge_policy)
 # ---- slices
 st.subheader("Slices at the same depth")
 compare_view.slices_section(ctx)
+
+# ---- isolated particles (contact graph) and segmentation uncertainty
+sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get)
+sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get)
+
+# ---- downloads: tables, charts, report, recipe
+exports.compare_section(ws, list(ctx.names))

@@ -86,6 +86,13 @@ CMP_TREND_LOW_N = "w_cmp_trend_low_n"
 CMP_TREND_POINTS = "w_cmp_trend_points"
 CMP_DEPTH = "w_cmp_depth"
 
+# ---- Export sections (ui/exports.py; specialised by page with k(..., "compare") / k(..., "particles"))
+EXP_TABLE_CSV = "w_exp_table_csv"
+EXP_TABLE_PARQUET = "w_exp_table_parquet"
+EXP_CHART = "w_exp_chart"              # + chart index + "png" / "svg"
+EXP_REPORT = "w_exp_report"
+EXP_RECIPE = "w_exp_recipe"
+
 # ---- 3D page
 V3_DEPTH = "w_v3_depth"
 V3_MAX_TRI = "w_v3_max_tri"

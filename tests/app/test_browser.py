@@ -1,8 +1,8 @@
 """One end-to-end run in a real browser (Debian's Chromium through Playwright) against `streamlit run app.py`.
 
 A fresh workspace: the app prepares the demo electrodes on first start, then the test picks a demo,
-changes a threshold, reruns the particle separation, and opens Compare and 3D, saving a screenshot of
-each page under the test's tmp folder (copied to /tmp/dashboard_shots/).
+changes a threshold, reruns the particle separation, opens Compare (and downloads its report, a chart and the
+recipe) and 3D, saving a screenshot of each page under the test's tmp folder (copied to /tmp/dashboard_shots/).
 """
 
 from __future__ import annotations
@@ -167,6 +167,15 @@ def test_end_to_end_in_chromium(server, tmp_path):
                 "[data-testid=\"stVegaLiteChart\"] svg').length >= 4", timeout=60_000)
             no_exception(page)
             shot(page, "4_compare.png")
+            # Export: files made on click (deferred) arrive as downloads
+            for label, check in (("HTML report", lambda b: b.startswith(b"<!DOCTYPE html>") and b"<script" not in b),
+                                 ("PNG", lambda b: b.startswith(b"\x89PNG\r\n\x1a\n")),
+                                 ("Recipe (JSON)", lambda b: b'"recipe_version": 1' in b)):
+                with page.expect_download(timeout=60_000) as dl:
+                    page.locator("[data-testid='stDownloadButton'] button", has_text=label).first.click()
+                data = Path(dl.value.path()).read_bytes()
+                assert check(data), (label, data[:80])
+            no_exception(page)
 
             # 3D: the vtk.js page inside its iframe draws on a canvas
             goto(page, "3D")

@@ -33,7 +33,7 @@ def test_table_count_and_csv(seeded_ws):
     shown = at.dataframe[0].value
     assert list(shown["label"]) == list(table["label"])
     assert "detachment" in shown.columns and "equiv_diameter_um" in shown.columns
-    [dl] = at.download_button
+    dl = at.download_button[0]  # the export section's buttons follow (tests/app/test_exports.py)
     assert dl.proto.label.startswith("Download the table (CSV)")
     # the slice image and the detachment colour bar with its unit
     assert len(at.image) == 1 and "coloured by detachment" in at.image[0].proto.imgs[0].caption

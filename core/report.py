@@ -1,0 +1,289 @@
+"""A self-contained HTML report of one or more analyses.
+
+:func:`build_report` returns one HTML document holding the summary table, each
+electrode's inputs (source, spacing, checksum), parameters and package
+versions, the charts (SVG or PNG given by the caller, embedded as ``data:``
+images), the per-particle tables (the first rows shown, the whole table
+embedded as a CSV download), and optionally the recipe that replays it all.
+There is no script and no reference to anything outside the file: it opens
+offline.
+
+Nothing here imports streamlit or a plotting library: charts come in already
+rendered.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .recipe import folder_name
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:72em;padding:0 1em;color:#222;line-height:1.4}
+h1{font-size:1.6em;margin-bottom:0.2em}h2{font-size:1.3em;border-bottom:1px solid #ccc;padding-bottom:0.2em;
+margin-top:1.8em}h3{font-size:1.1em;margin-top:1.4em}
+table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}
+th,td{border:1px solid #ddd;padding:0.2em 0.5em;text-align:right;vertical-align:top}
+th{background:#f3f3f3}td.k,th.k{text-align:left}
+.scroll{overflow-x:auto;max-height:32em;overflow-y:auto}
+.note{color:#555;font-size:0.9em}.chart{margin:1em 0}.chart img{max-width:100%;height:auto}
+code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:0.85em}
+pre{background:#f7f7f7;padding:0.8em;overflow-x:auto;max-height:30em}
+a.dl{display:inline-block;margin:0.2em 0.8em 0.2em 0}
+"""
+
+
+@dataclass(frozen=True, eq=False)
+class ReportElectrode:
+    """One analysed electrode in a report.
+
+    Attributes
+    ----------
+    name : str
+    table : DataFrame
+        Its per-particle table (:data:`core.metrics.COLUMNS`).
+    params : dict
+        :meth:`core.pipeline.AnalysisParams.to_dict` as resolved.
+    source : str
+        Where the input came from (a path, ``demo:NAME``...).
+    spacing_um : (3,) float or None
+    input_checksum : str or None
+        :func:`core.pipeline.checksum` of the pipeline's input.
+    versions : dict
+        Package versions of the run.
+    group : str
+    """
+
+    name: str
+    table: pd.DataFrame
+    params: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+    spacing_um: Sequence[float] | None = None
+    input_checksum: str | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)
+    group: str = ""
+
+
+def _esc(x: object) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _flatten(d: Mapping, prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.extend(_flatten(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return "–" if v != v else f"{v:.10g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def _kv_table(rows: Sequence[tuple[str, Any]], header: tuple[str, str] = ("name", "value")) -> str:
+    body = "".join(f'<tr><td class="k">{_esc(k)}</td><td class="k">{_esc(_fmt(v))}</td></tr>' for k, v in rows)
+    return f'<table><tr><th class="k">{_esc(header[0])}</th><th class="k">{_esc(header[1])}</th></tr>{body}</table>'
+
+
+def _frame_html(df: pd.DataFrame, max_rows: int | None = None) -> str:
+    shown = df if max_rows is None else df.head(max_rows)
+    return '<div class="scroll">' + shown.to_html(
+        index=False, border=0, na_rep="–", escape=True, float_format=lambda v: f"{v:.4g}",
+    ) + "</div>"
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _download(data: bytes, mime: str, filename: str, label: str) -> str:
+    return f'<a class="dl" download="{_esc(filename)}" href="{_data_uri(data, mime)}">{_esc(label)}</a>'
+
+
+def _chart_img(chart: str | bytes, title: str) -> str:
+    """An ``<img>`` with the chart inlined as a data URI (each SVG keeps its own ids)."""
+    if isinstance(chart, bytes) and chart.startswith(PNG_SIGNATURE):
+        uri = _data_uri(chart, "image/png")
+    else:
+        text = chart.decode("utf-8") if isinstance(chart, bytes) else str(chart)
+        start = text.find("<svg")
+        if start < 0:
+            raise ValueError(f"chart {title!r} is neither SVG text (no '<svg') nor PNG bytes")
+        uri = _data_uri(text[start:].encode("utf-8"), "image/svg+xml")
+    return f'<figure class="chart"><img alt="{_esc(title)}" src="{uri}"><figcaption>{_esc(title)}</figcaption></figure>'
+
+
+def _validate(electrodes, summary, charts, versions, max_rows) -> None:
+    if not isinstance(electrodes, Sequence) or isinstance(electrodes, (str, bytes)):
+        raise TypeError(f"electrodes must be a list of ReportElectrode, got {type(electrodes).__name__}")
+    for e in electrodes:
+        if not isinstance(e, ReportElectrode):
+            raise TypeError(f"electrodes must be ReportElectrode records, got {type(e).__name__}")
+        if not isinstance(e.table, pd.DataFrame):
+            raise TypeError(f"the table of electrode {e.name!r} must be a DataFrame, got {type(e.table).__name__}")
+    names = [e.name for e in electrodes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"electrode names must be unique in a report, got {names}")
+    if summary is not None and not isinstance(summary, pd.DataFrame):
+        raise TypeError(f"summary must be a DataFrame, got {type(summary).__name__}")
+    if charts is not None and not isinstance(charts, Mapping):
+        raise TypeError(f"charts must map titles to SVG text or PNG bytes, got {type(charts).__name__}")
+    if versions is not None and not isinstance(versions, Mapping):
+        raise TypeError(f"versions must map package names to versions, got {type(versions).__name__}")
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0):
+        raise ValueError(f"max_rows must be an integer >= 0 or None, got {max_rows!r}")
+
+
+def build_report(
+    electrodes: Sequence[ReportElectrode],
+    *,
+    title: str = "Particle detachment report",
+    summary: pd.DataFrame | None = None,
+    charts: Mapping[str, str | bytes] | None = None,
+    versions: Mapping[str, str] | None = None,
+    recipe: Mapping | None = None,
+    notes: Sequence[str] = (),
+    max_rows: int | None = 500,
+    embed_csv: bool = True,
+) -> str:
+    """Build a self-contained HTML report.
+
+    Parameters
+    ----------
+    electrodes : sequence of ReportElectrode
+        The analyses shown (tables, parameters, inputs).
+    title : str
+    summary : DataFrame, optional
+        One row per electrode (e.g. :func:`ui.compute.summary`).
+    charts : {title: SVG text or PNG bytes}, optional
+        Rendered charts, embedded as ``data:`` images.
+    versions : {package: version}, optional
+        Versions of the software that built the report.
+    recipe : dict, optional
+        A recipe (:func:`core.recipe.recipe_to_dict`) shown and embedded for download.
+    notes : sequence of str
+        Paragraphs shown under the title.
+    max_rows : int or None
+        Rows of each per-particle table shown in the page (None: all).  The
+        whole table is always embedded as CSV when ``embed_csv``.
+    embed_csv : bool
+        Embed each whole per-particle table as a CSV download link.
+
+    Returns
+    -------
+    str
+        The HTML document (UTF-8).  It holds no script and no reference to
+        anything outside itself.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Wrong argument types, duplicate electrode names, a chart that is
+        neither SVG nor PNG.
+    """
+    _validate(electrodes, summary, charts, versions, max_rows)
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_esc(title)}</h1>",
+        f'<p class="note">{len(electrodes)} electrode(s). Detachment = area_pore / (area_pore + area_cbd) of '
+        "each particle's open surface (NaN when the particle has no open interface). Units are in the column "
+        "names.</p>",
+    ]
+    parts += [f"<p>{_esc(n)}</p>" for n in notes]
+
+    parts.append("<h2>Inputs</h2>")
+    rows = []
+    for e in electrodes:
+        sp = ", ".join(f"{float(s):g}" for s in e.spacing_um) if e.spacing_um is not None else "–"
+        rows.append(
+            f'<tr><td class="k">{_esc(e.name)}</td><td class="k">{_esc(e.group)}</td>'
+            f'<td class="k">{_esc(e.source)}</td><td>{_esc(sp)}</td><td>{len(e.table)}</td>'
+            f'<td class="k"><code>{_esc(e.input_checksum or "–")}</code></td></tr>'
+        )
+    parts.append(
+        '<table><tr><th class="k">electrode</th><th class="k">group</th><th class="k">source</th>'
+        '<th>voxel size z, y, x (µm)</th><th>particles</th><th class="k">input checksum (BLAKE2b-128)</th></tr>'
+        + "".join(rows) + "</table>"
+    )
+
+    if summary is not None:
+        parts.append("<h2>Summary</h2>")
+        parts.append(_frame_html(summary))
+
+    if charts:
+        parts.append("<h2>Charts</h2>")
+        parts += [_chart_img(c, t) for t, c in charts.items()]
+
+    parts.append("<h2>Parameters</h2>")
+    flat = {e.name: dict(_flatten(e.params)) for e in electrodes}
+    keys = list(dict.fromkeys(k for d in flat.values() for k in d))
+    if keys:
+        head = '<tr><th class="k">parameter</th>' + "".join(f'<th class="k">{_esc(n)}</th>' for n in flat) + "</tr>"
+        body = "".join(
+            f'<tr><td class="k">{_esc(k)}</td>'
+            + "".join(f'<td class="k">{_esc(_fmt(d.get(k)))}</td>' for d in flat.values()) + "</tr>"
+            for k in keys
+        )
+        parts.append(f"<table>{head}{body}</table>")
+    else:
+        parts.append('<p class="note">No parameters recorded.</p>')
+
+    parts.append("<h2>Software versions</h2>")
+    if versions:
+        parts.append("<h3>This report</h3>" + _kv_table(sorted(versions.items()), ("package", "version")))
+    run_versions = {e.name: dict(e.versions) for e in electrodes if e.versions}
+    if run_versions:
+        pkgs = list(dict.fromkeys(k for d in run_versions.values() for k in d))
+        head = '<tr><th class="k">package</th>' + "".join(f'<th class="k">{_esc(n)}</th>' for n in run_versions)
+        body = "".join(
+            f'<tr><td class="k">{_esc(p)}</td>'
+            + "".join(f'<td class="k">{_esc(d.get(p, "–"))}</td>' for d in run_versions.values()) + "</tr>"
+            for p in pkgs
+        )
+        parts.append(f"<h3>Each analysis</h3><table>{head}</tr>{body}</table>")
+
+    parts.append("<h2>Per-particle tables</h2>")
+    for e in electrodes:
+        n = len(e.table)
+        shown = n if max_rows is None else min(n, max_rows)
+        parts.append(f"<h3>{_esc(e.name)}</h3>")
+        if embed_csv:
+            parts.append(_download(e.table.to_csv(index=False).encode("utf-8"), "text/csv",
+                                   f"{folder_name(e.name)}-particles.csv", f"download the whole table (CSV, {n} rows)"))
+        parts.append(f'<p class="note">{shown} of {n} particles shown.</p>' if shown < n else "")
+        parts.append(_frame_html(e.table, max_rows))
+
+    if recipe is not None:
+        text = json.dumps(recipe, indent=2, ensure_ascii=False, default=str)
+        parts.append("<h2>Recipe</h2>")
+        parts.append('<p class="note">Replays these analyses headless: '
+                     "<code>python -m core run recipe.json --out DIR</code>.</p>")
+        parts.append(_download(text.encode("utf-8"), "application/json", "recipe.json", "download recipe.json"))
+        parts.append(f"<pre>{_esc(text)}</pre>")
+
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)
+
+
+__all__ = ["ReportElectrode", "build_report"]

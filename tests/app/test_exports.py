@@ -1,0 +1,157 @@
+"""Exports: chart images, table bytes, and the download sections of the Compare and Particles pages."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
+
+from core.recipe import loads
+from core.report import PNG_SIGNATURE
+from core import compare
+from ui import charts, exports, state
+
+from apphelpers import TIMEOUT, no_exception, page
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == PNG_SIGNATURE and png[12:16] == b"IHDR"
+    return struct.unpack(">II", png[16:24])
+
+
+@pytest.fixture(scope="module")
+def combined():
+    rng = np.random.default_rng(0)
+    parts = []
+    for name, shift in (("A", 0.0), ("B", 0.3)):
+        n = 40
+        parts.append(pd.DataFrame({
+            "label": np.arange(1, n + 1), "detachment": np.clip(rng.normal(0.2 + shift, 0.1, n), 0, 1),
+            "equiv_diameter_um": rng.uniform(2, 9, n), "depth_frac": rng.uniform(0, 1, n),
+        }).assign(electrode=name))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _tables(combined):
+    return {n: g.drop(columns="electrode").reset_index(drop=True) for n, g in combined.groupby("electrode")}
+
+
+def test_chart_png_and_svg_are_valid_images(combined):
+    chart = charts.trend(compare.trend(_tables(combined), "equiv_diameter_um", edge_policy="include", rng=0))
+    svg = exports.chart_svg(chart)
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert "equivalent diameter (µm)" in svg  # the axis title with its unit
+    png = exports.chart_png(chart, scale=2)
+    w, h = _png_size(png)
+    w1, _ = _png_size(exports.chart_png(chart, scale=1))
+    assert w1 > exports.EXPORT_WIDTH // 2 and w == pytest.approx(2 * w1, abs=2)
+    # the same chart gives the same picture
+    assert exports.chart_svg(chart) == svg
+
+
+def test_container_width_and_large_data_are_exportable(combined):
+    bar = charts.colorbar()  # sized "container" in the app
+    assert exports._spec(bar)["width"] == exports.EXPORT_WIDTH
+    assert exports.chart_svg(bar).startswith("<svg")
+    big = pd.concat([combined] * 80, ignore_index=True)  # 6,400 rows: more than Altair's default limit
+    dist = compare.distributions(_tables(big), "detachment", edge_policy="include")
+    assert exports.chart_png(charts.distribution(dist, "ecdf"))[:8] == PNG_SIGNATURE
+    with pytest.raises(TypeError, match="Altair chart or a Vega-Lite dict"):
+        exports.chart_svg("not a chart")
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        exports.chart_png(bar, scale=0)
+
+
+def test_table_bytes_round_trip_and_are_deterministic(combined):
+    pq = exports.table_parquet(combined)
+    assert pq[:4] == b"PAR1" and pq == exports.table_parquet(combined.copy())
+    pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(pq)), combined)
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(exports.table_csv(combined))), combined)
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Every download's data by file name: deferred callables are called, eager bytes kept."""
+    files: dict[str, object] = {}
+    add_deferred, add = MediaFileManager.add_deferred, MediaFileManager.add
+
+    def deferred(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        files[file_name] = data_callable
+        return add_deferred(self, data_callable, mimetype, coordinates, file_name, **kw)
+
+    def eager(self, path_or_data, mimetype, coordinates, file_name=None, **kw):
+        files[file_name] = path_or_data
+        return add(self, path_or_data, mimetype, coordinates, file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", deferred)
+    monkeypatch.setattr(MediaFileManager, "add", eager)
+    return files
+
+
+def _data(files, name):
+    v = files[name]
+    return v() if callable(v) else v
+
+
+def test_compare_page_downloads(seeded_ws, captured):
+    samples = seeded_ws.list_samples()[:2]
+    at = AppTest.from_file(page("4_Compare.py"), default_timeout=TIMEOUT).run()
+    at.multiselect(key=state.CMP_SAMPLES).set_value([s.id for s in samples]).run()
+    no_exception(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels[:4] == ["Particle table (CSV)", "Particle table (Parquet)", "HTML report", "Recipe (JSON)"]
+    assert labels[4:] == ["PNG", "SVG"] * 3  # the distribution and the two binned trends
+    assert not any(b.proto.disabled for b in at.get("download_button"))
+    names = [f"{s.name} (SYNTHETIC)" for s in samples]
+    tables = {n: seeded_ws.load_table(seeded_ws.latest_analysis(s.id)) for n, s in zip(names, samples)}
+
+    csv = pd.read_csv(io.BytesIO(_data(captured, "comparison-particles.csv")))
+    assert list(csv["electrode"].unique()) == names and len(csv) == sum(len(t) for t in tables.values())
+    pq = pd.read_parquet(io.BytesIO(_data(captured, "comparison-particles.parquet")))
+    pd.testing.assert_frame_equal(pq, compare.combine(tables, {n: "SYNTHETIC demo" for n in names}))
+
+    for title in ("distribution_of_detachment_index_0_1", "detachment_vs_equivalent_diameter", "detachment_vs_depth"):
+        assert _data(captured, f"comparison-{title}.png")[:8] == PNG_SIGNATURE
+        assert _data(captured, f"comparison-{title}.svg").lstrip().startswith(b"<svg")
+
+    html = _data(captured, "comparison-report.html").decode()
+    for n, t in tables.items():
+        assert n in html
+        assert seeded_ws.latest_analysis(samples[list(tables).index(n)].id).provenance["input_checksum"] in html
+    assert html.count('src="data:image/svg+xml;base64,') == 3
+    assert "segment.low" in html and "vl-convert-python" in html and "<script" not in html
+
+    recipe = loads(_data(captured, "comparison-recipe.json").decode())
+    assert [e.name for e in recipe.analyses] == names
+    assert [e.input.name for e in recipe.analyses] == [s.name for s in samples]  # demo inputs
+    # the ECDF choice on the page reaches the exported distribution
+    at.radio(key=state.CMP_KIND).set_value("ecdf").run()
+    no_exception(at)
+    spec_svg = _data(captured, "comparison-distribution_of_detachment_index_0_1.svg").decode()
+    assert "ECDF" in spec_svg
+
+
+def test_particles_page_downloads(seeded_ws, captured):
+    s = seeded_ws.list_samples()[0]
+    a = seeded_ws.latest_analysis(s.id)
+    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    labels = [b.label for b in at.get("download_button")]
+    # the page's own CSV button, then the export section (no second CSV)
+    assert labels == ["Download the table (CSV)", "Particle table (Parquet)", "HTML report", "Recipe (JSON)"]
+    stem = f"{s.name}-analysis{a.id}"
+    pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(_data(captured, f"{stem}-particles.parquet"))),
+                                  seeded_ws.load_table(a))
+    html = _data(captured, f"{stem}-report.html").decode()
+    assert a.provenance["input_checksum"] in html and html.count("<img") == 3
+    d = json.loads(_data(captured, f"{stem}-recipe.json"))
+    assert [x["name"] for x in d["analyses"]] == [s.name]
+    assert d["analyses"][0]["input_checksum"] == a.provenance["input_checksum"]

@@ -1,0 +1,383 @@
+"""Tests for core.recipe and ``python -m core run``: schema, validation, replay to identical tables."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import cli
+from core import recipe as rc
+from core.io import save_tiff
+from core.pipeline import AnalysisParams, checksum
+from core.synth import ElectrodeParams, demo_electrode, make_electrode
+from core.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[2]
+SIZE = 64
+
+
+def subprocess_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+@pytest.fixture(scope="module")
+def elec():
+    return make_electrode(ElectrodeParams(shape=(SIZE,) * 3, detachment_mean=0.3), rng=11, name="syn")
+
+
+@pytest.fixture(scope="module")
+def analysed(elec, tmp_path_factory):
+    """A 64^3 synthetic electrode saved as TIFF, analysed with ``analyze --recipe``."""
+    d = tmp_path_factory.mktemp("rt")
+    (d / "data").mkdir()
+    save_tiff(d / "data" / "scan.tif", elec.greyscale, elec.spacing)
+    assert cli.main(["analyze", str(d / "data" / "scan.tif"), "--out", str(d / "A"), "--recipe",
+                     str(d / "data" / "recipe.json"), "--name", "cathode 1", "-q"]) == 0
+    return d
+
+
+def _valid() -> dict:
+    params = AnalysisParams().to_dict()
+    return {
+        "recipe_version": 1,
+        "package_version": "0.1.0",
+        "analyses": [{
+            "name": "a", "input": {"demo": "pristine", "seed": 0, "shape": [16, 16, 16]},
+            "spacing_um": [0.4, 0.4, 0.4], "params": params, "input_checksum": "00ff" * 8,
+        }],
+    }
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_valid_recipe_round_trips_through_json(tmp_path):
+    d = _valid()
+    d["analyses"].append({
+        "name": "b", "group": "cycled", "input": {"path": "sub/x.raw", "shape": [4, 5, 6], "dtype": "uint16",
+                                                  "byte_order": ">", "offset": 12},
+        "spacing_um": [1, 2, 3], "params": AnalysisParams().to_dict(), "n_particles": 3,
+        "versions": {"numpy": "2.0"},
+    })
+    r = rc.recipe_from_dict(d, base_dir=tmp_path)
+    b = r.entry("b")
+    assert b.input.path == tmp_path / "sub" / "x.raw"  # relative to the recipe's folder
+    assert b.input.load_kwargs() == {"shape": (4, 5, 6), "dtype": "uint16", "byte_order": ">", "offset": 12}
+    assert b.spacing == (1.0, 2.0, 3.0) and b.group == "cycled" and b.n_particles == 3
+    assert isinstance(r.entry("a").input, rc.DemoInput) and r.entry("a").input.shape == (16, 16, 16)
+    again = rc.recipe_to_dict(r, relative_to=tmp_path)
+    assert again == d
+    assert rc.loads(rc.dumps(r, relative_to=tmp_path), base_dir=tmp_path) == r
+
+
+def test_write_recipe_paths_relative_inside_absolute_outside(tmp_path):
+    inside = rc.FileInput(path=tmp_path / "rec" / "data" / "v.tif")
+    outside = rc.FileInput(path=tmp_path / "elsewhere" / "v.tif")
+    p = AnalysisParams()
+    r = rc.Recipe((rc.RecipeEntry("in", inside, (1.0, 1.0, 1.0), p), rc.RecipeEntry("out", outside, (1.0, 1.0, 1.0), p)))
+    (tmp_path / "rec").mkdir()
+    rc.write_recipe(r, tmp_path / "rec" / "r.json")
+    d = json.loads((tmp_path / "rec" / "r.json").read_text())
+    assert d["analyses"][0]["input"]["path"] == "data/v.tif"
+    assert d["analyses"][1]["input"]["path"] == str(tmp_path / "elsewhere" / "v.tif")
+    assert rc.read_recipe(tmp_path / "rec" / "r.json") == r
+    assert [p.name for p in (tmp_path / "rec").iterdir()] == ["r.json"]  # no temporary file left
+
+
+def _mut(path, value=None, delete=False):
+    def f(d):
+        obj = d
+        for k in path[:-1]:
+            obj = obj[k]
+        if delete:
+            del obj[path[-1]]
+        else:
+            obj[path[-1]] = value
+    return f
+
+
+BAD = {
+    "unknown top key": (_mut(["colour"], "red"), r"unknown key 'colour' in the recipe"),
+    "unknown entry key": (_mut(["analyses", 0, "sample"], 1), r"unknown key 'sample' in analyses\[0\] \('a'\)"),
+    "unknown input key": (_mut(["analyses", 0, "input", "zoom"], 2), r"unknown key 'zoom' in analyses\[0\].*input"),
+    "unknown param": (_mut(["analyses", 0, "params", "segment", "lowest"], 2), r"params: unknown 'segment'"),
+    "missing version": (_mut(["recipe_version"], delete=True), r"lacks 'recipe_version'"),
+    "future version": (_mut(["recipe_version"], 2), r"unsupported recipe_version 2"),
+    "missing params": (_mut(["analyses", 0, "params"], delete=True), r"lacks the required key 'params'"),
+    "missing spacing": (_mut(["analyses", 0, "spacing_um"], delete=True), r"required key 'spacing_um'"),
+    "bad spacing": (_mut(["analyses", 0, "spacing_um"], [1, 0, 1]), r"spacing_um: .*> 0"),
+    "no analyses": (_mut(["analyses"], []), r"non-empty list"),
+    "both inputs": (_mut(["analyses", 0, "input", "path"], "x.tif"), r"exactly one of 'path'"),
+    "unknown demo": (_mut(["analyses", 0, "input", "demo"], "fresh"), r"unknown demo electrode 'fresh'"),
+    "bad shape": (_mut(["analyses", 0, "input", "shape"], [16, 16]), r"shape must be 3 integers"),
+    "bad checksum": (_mut(["analyses", 0, "input_checksum"], "not-hex"), r"hexadecimal digest"),
+    "bad separator side": (_mut(["analyses", 0, "params", "separator_side"], "top"), r"separator_side"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_schema_errors_name_the_problem(case):
+    mutate, pattern = BAD[case]
+    d = _valid()
+    mutate(d)
+    with pytest.raises(rc.RecipeError, match=pattern):
+        rc.recipe_from_dict(d)
+
+
+def test_file_input_errors():
+    d = _valid()
+    d["analyses"][0]["input"] = {"path": "x.raw", "format": "jpeg"}
+    with pytest.raises(rc.RecipeError, match=r"format must be one of tiff"):
+        rc.recipe_from_dict(d)
+    d["analyses"][0]["input"] = {"path": "x.raw", "dtype": "complex-ish"}
+    with pytest.raises(rc.RecipeError, match=r"not a numpy data type"):
+        rc.recipe_from_dict(d)
+    d["analyses"][0]["input"] = {"path": "x.tif", "phase_map": "0=pore,1=glue"}
+    with pytest.raises(rc.RecipeError, match=r"phase_map: .*unknown phase 'glue'"):
+        rc.recipe_from_dict(d)
+
+
+def test_duplicate_names_and_folders_are_refused():
+    d = _valid()
+    d["analyses"].append(copy.deepcopy(d["analyses"][0]))
+    with pytest.raises(rc.RecipeError, match=r"two analyses of the recipe are named 'a'; names must be unique"):
+        rc.recipe_from_dict(d)
+    d["analyses"][1]["name"] = "a/"  # same folder name after cleaning
+    with pytest.raises(rc.RecipeError, match=r"share the output folder 'a'"):
+        rc.recipe_from_dict(d)
+
+
+def test_read_recipe_errors(tmp_path):
+    with pytest.raises(rc.RecipeError, match=r"no such recipe file"):
+        rc.read_recipe(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text("{ not json")
+    with pytest.raises(rc.RecipeError, match=r"bad.json: the recipe is not valid JSON"):
+        rc.read_recipe(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(rc.RecipeError, match=r"must be a JSON object, got list"):
+        rc.read_recipe(tmp_path / "list.json")
+
+
+# --------------------------------------------------------------------------- inputs and checksums
+
+
+def test_missing_input_file_is_reported(tmp_path):
+    d = _valid()
+    d["analyses"][0]["input"] = {"path": "gone.tif"}
+    r = rc.recipe_from_dict(d, base_dir=tmp_path)
+    with pytest.raises(rc.RecipeError, match=r"the input of analysis 'a' does not exist: .*gone.tif"):
+        rc.check_inputs(r)
+    with pytest.raises(rc.RecipeError, match=r"does not exist"):
+        rc.replay(r.analyses[0])
+
+
+def test_demo_input_regenerates_the_demo_greyscale():
+    entry = rc.RecipeEntry("d", rc.DemoInput("cycled-1C", seed=5, shape=(24, 24, 24)), (0.4,) * 3, AnalysisParams())
+    vol = rc.load_input(entry)
+    np.testing.assert_array_equal(vol, demo_electrode("cycled-1C", rng=5, shape=(24, 24, 24)).greyscale)
+    assert rc.verify_checksum(entry, vol) == checksum(vol)  # no recorded checksum: nothing to refuse
+
+
+def test_checksum_mismatch_refused_unless_not_verifying(tmp_path, elec):
+    save_tiff(tmp_path / "v.tif", elec.greyscale, elec.spacing)
+    good = checksum(elec.greyscale)
+    entry = rc.RecipeEntry("v", rc.FileInput(tmp_path / "v.tif"), elec.spacing, AnalysisParams(),
+                           input_checksum=good)
+    assert rc.verify_checksum(entry, rc.load_input(entry)) == good
+    changed = elec.greyscale.copy()
+    changed[0, 0, 0] += 1
+    save_tiff(tmp_path / "v.tif", changed, elec.spacing)
+    with pytest.raises(rc.ChecksumMismatch, match=rf"recorded {good}: the data changed .*--no-verify"):
+        rc.replay(entry)
+    res = rc.replay(entry, verify=False)
+    assert res.provenance["input_checksum"] == checksum(changed) != good
+
+
+def test_raw_input_with_options_replays_like_the_array(tmp_path, elec):
+    big = elec.greyscale.astype(">u2")
+    (tmp_path / "v.raw").write_bytes(b"HDR!" + big.tobytes())
+    entry = rc.RecipeEntry("raw", rc.FileInput(tmp_path / "v.raw", shape=big.shape, dtype="uint16", byte_order=">",
+                                               offset=4), elec.spacing, AnalysisParams(),
+                           input_checksum=checksum(elec.greyscale))
+    vol = rc.load_input(entry)
+    np.testing.assert_array_equal(vol, elec.greyscale)
+
+
+# --------------------------------------------------------------------------- CLI round trip
+
+
+def test_analyze_writes_a_recipe(analysed, elec):
+    d = json.loads((analysed / "data" / "recipe.json").read_text())
+    assert d["recipe_version"] == 1
+    [a] = d["analyses"]
+    assert a["name"] == "cathode 1"
+    assert a["input"] == {"path": "scan.tif"}  # beside the recipe: relative
+    assert a["spacing_um"] == pytest.approx(list(elec.spacing))
+    run = json.loads((analysed / "A" / "run.json").read_text())
+    assert a["params"] == run["params"]  # thresholds resolved
+    assert a["params"]["segment"]["low"] is not None and a["params"]["separator_side"] in ("start", "end")
+    assert a["input_checksum"] == run["provenance"]["input_checksum"] == checksum(elec.greyscale)
+    assert a["n_particles"] == len(pd.read_csv(analysed / "A" / "particles.csv"))
+    assert a["versions"]["core"] == d["package_version"]
+
+
+def test_run_replays_to_byte_identical_tables(analysed, tmp_path):
+    """The round trip in a fresh process: CSV bytes equal, Parquet bytes equal and read back equal."""
+    out = tmp_path / "R"
+    proc = subprocess.run([sys.executable, "-m", "core", "run", str(analysed / "data" / "recipe.json"), "--out", str(out)],
+                          cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "[100%]" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["cathode_1", "recipe.json"]
+    d = out / "cathode_1"
+    assert sorted(p.name for p in d.iterdir()) == ["particles.csv", "particles.parquet", "provenance.json", "recipe.json"]
+    a = analysed / "A"
+    assert (d / "particles.csv").read_bytes() == (a / "particles.csv").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(d / "particles.parquet"), pd.read_parquet(a / "particles.parquet"))
+    assert (d / "particles.parquet").read_bytes() == (a / "particles.parquet").read_bytes()
+    prov = json.loads((d / "provenance.json").read_text())
+    assert prov["command"] == "run" and prov["input_verified"] is True
+    assert prov["input"]["path"] == str(analysed / "data" / "scan.tif")
+    assert prov["provenance"]["input_checksum"] == json.loads((a / "run.json").read_text())["provenance"]["input_checksum"]
+    # the copies replay too: absolute paths
+    copy_ = rc.read_recipe(out / "recipe.json")
+    assert copy_ == rc.read_recipe(analysed / "data" / "recipe.json")
+    assert rc.read_recipe(d / "recipe.json") == copy_
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_run_refuses_a_changed_input_and_writes_nothing(analysed, elec, tmp_path, capsys):
+    (tmp_path / "recipe.json").write_text((analysed / "data" / "recipe.json").read_text())
+    changed = elec.greyscale.copy()
+    changed[1, 2, 3] ^= 1
+    save_tiff(tmp_path / "scan.tif", changed, elec.spacing)
+    out = tmp_path / "R"
+    assert cli.main(["run", str(tmp_path / "recipe.json"), "--out", str(out), "-q"]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error: the input of analysis 'cathode 1'") and "--no-verify" in err
+    assert err.count("\n") == 1
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+    assert cli.main(["run", str(tmp_path / "recipe.json"), "--out", str(out), "--no-verify", "-q"]) == 0
+    prov = json.loads((out / "cathode_1" / "provenance.json").read_text())
+    assert prov["input_verified"] is False and prov["provenance"]["input_checksum"] == checksum(changed)
+
+
+@pytest.mark.parametrize("case", ["missing file", "unknown key", "unknown --only"])
+def test_run_bad_recipe_exits_2(analysed, tmp_path, capsys, case):
+    d = json.loads((analysed / "data" / "recipe.json").read_text())
+    args = []
+    if case == "missing file":
+        d["analyses"][0]["input"]["path"] = "nowhere.tif"
+        expect = "does not exist"
+    elif case == "unknown key":
+        d["analyses"][0]["colour"] = "red"
+        expect = "unknown key 'colour'"
+    else:
+        args = ["--only", "cathode 2"]
+        expect = "--only names 'cathode 2'"
+    (tmp_path / "r.json").write_text(json.dumps(d))
+    out = tmp_path / "R"
+    assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(out), *args]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expect in err
+    assert not out.exists()
+
+
+def test_presegmented_input_round_trip(elec, tmp_path):
+    ph = np.choose(elec.phases, [0, 128, 255]).astype(np.uint8)
+    save_tiff(tmp_path / "ph.tif", ph, elec.spacing)
+    assert cli.main(["analyze", str(tmp_path / "ph.tif"), "--phase-map", "0=pore,128=cbd,255=nmc", "--out",
+                     str(tmp_path / "A"), "--recipe", str(tmp_path / "r.json"), "-q"]) == 0
+    [a] = json.loads((tmp_path / "r.json").read_text())["analyses"]
+    assert a["name"] == "ph" and a["input"] == {"path": "ph.tif", "phase_map": "0=pore,128=cbd,255=nmc"}
+    assert a["input_checksum"] == checksum(elec.phases)  # of the phase codes the pipeline was given
+    assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(tmp_path / "R"), "-q"]) == 0
+    assert (tmp_path / "R" / "ph" / "particles.csv").read_bytes() == (tmp_path / "A" / "particles.csv").read_bytes()
+
+
+# --------------------------------------------------------------------------- from a workspace
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Two demo samples analysed (40^3), and a separation rerun on the reused phases of the second."""
+    ws = Workspace(tmp_path_factory.mktemp("ws") / "ws")
+    ids = []
+    for i, name in enumerate(("pristine", "cycled-5C")):
+        s = ws.add_sample(name, f"demo:{name}", spacing=(0.4, 0.4, 0.4), group_label="SYNTHETIC demo", axis=0,
+                          separator_side="start", source_options={"shape": [40, 40, 40], "seed": i})
+        ids.append(ws.run_analysis(s.id, ws.load_volume(s)).id)
+    first = ws.get_analysis(ids[1])
+    params = AnalysisParams.from_dict(first.resolved_params)
+    params = replace(params, separation=replace(params.separation, h_um=0.9))
+    again = ws.run_analysis(first.sample_id, ws.load_phases(first), params, presegmented=True,
+                            extra_provenance={"phases_from_analysis": first.id})
+    return ws, ids + [again.id]
+
+
+def test_workspace_stores_the_input_snapshot(workspace):
+    ws, ids = workspace
+    a = ws.get_analysis(ids[0])
+    assert a.provenance["input"] == {"source": "demo:pristine", "source_options": {"shape": [40, 40, 40], "seed": 0}}
+
+
+def test_recipe_from_workspace_replays_identically(workspace, tmp_path):
+    ws, ids = workspace
+    rerun = ws.get_analysis(ids[2])
+    r = rc.recipe_from_workspace(ws, [ids[0], rerun])
+    assert [e.name for e in r.analyses] == ["pristine", "cycled-5C"]
+    e = r.entry("cycled-5C")
+    # the rerun on reused phases replays from the greyscale with the first run's segmentation
+    assert e.input == rc.DemoInput("cycled-5C", seed=1, shape=(40, 40, 40))
+    assert e.params.segment == AnalysisParams.from_dict(ws.get_analysis(ids[1]).resolved_params).segment
+    assert e.params.separation.h_um == 0.9
+    assert e.input_checksum == ws.get_analysis(ids[1]).provenance["input_checksum"]
+    rc.write_recipe(r, tmp_path / "r.json")
+    assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(tmp_path / "R"), "-q"]) == 0
+    for name, aid in (("pristine", ids[0]), ("cycled-5C", ids[2])):
+        stored = ws.load_table(aid)
+        assert (tmp_path / "R" / name / "particles.csv").read_bytes() == stored.to_csv(index=False).encode()
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "R" / name / "particles.parquet"), stored)
+
+
+def test_recipe_from_workspace_falls_back_to_the_sample_and_names_duplicates(workspace):
+    ws, ids = workspace
+    a = ws.get_analysis(ids[0])
+    old = replace(a, provenance={k: v for k, v in a.provenance.items() if k != "input"})  # a row from before snapshots
+    e = rc.entry_from_workspace(ws, old)
+    assert e.input == rc.DemoInput("pristine", seed=0, shape=(40, 40, 40))
+    r = rc.recipe_from_workspace(ws, [ids[0], ids[1]], names=["first", "second"])
+    assert [x.name for x in r.analyses] == ["first", "second"]
+    with pytest.raises(rc.RecipeError, match=r"are named 'pristine #\d+'; names must be unique"):
+        rc.recipe_from_workspace(ws, [ids[0], ids[0]])  # duplicates get the sample id, which is still the same
+
+
+def test_recipe_from_workspace_refuses_unfinished_or_orphaned(workspace, tmp_path):
+    ws, ids = workspace
+    failed = replace(ws.get_analysis(ids[0]), status="failed")
+    with pytest.raises(rc.RecipeError, match=r"is failed; only finished analyses"):
+        rc.entry_from_workspace(ws, failed)
+    orphan = ws.get_analysis(ids[2])
+    orphan = replace(orphan, provenance={**orphan.provenance, "phases_from_analysis": 9999})
+    with pytest.raises(rc.RecipeError, match=r"reused the phases of analysis 9999, which is no longer"):
+        rc.entry_from_workspace(ws, orphan)
+
+
+def test_analyze_recipe_folder_must_exist(analysed, tmp_path, capsys):
+    out = tmp_path / "A"
+    rc_ = cli.main(["analyze", str(analysed / "data" / "scan.tif"), "--out", str(out), "--recipe",
+                    str(tmp_path / "no" / "r.json"), "-q"])
+    assert rc_ == cli.EXIT_BAD_INPUT
+    assert "the folder of --recipe does not exist" in capsys.readouterr().err
+    assert not out.exists()

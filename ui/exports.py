@@ -1,0 +1,315 @@
+"""Downloads: particle tables (CSV, Parquet), charts (PNG, SVG), an HTML report and a recipe.
+
+The pages call one function each, at their end:
+
+* :func:`compare_section` on the Compare page (the electrodes chosen there),
+* :func:`particles_section` on the Particles page (the current analysis).
+
+The byte builders (:func:`chart_svg`, :func:`chart_png`, :func:`table_csv`,
+:func:`table_parquet`, :func:`report_html`, :func:`recipe_json`) do not touch
+streamlit.  Charts are rendered with ``vl-convert-python`` (no browser, no
+network); files that take a moment (images, report) are produced only when
+their button is clicked (``st.download_button(data=callable)``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core import compare
+from core.recipe import RecipeError, dumps, folder_name, recipe_from_workspace, recipe_to_dict
+from core.report import ReportElectrode, build_report
+from core.workspace import Analysis, Sample, Workspace
+
+from . import cache, charts, state
+
+EXPORT_WIDTH = 640  # px: charts sized "container" in the app get this width in files
+
+
+def _altair_lock() -> threading.Lock:
+    try:  # the lock Streamlit holds while it sets Altair's global theme and data transformer
+        from streamlit.elements.vega_charts import _altair_globals_lock
+
+        return _altair_globals_lock
+    except ImportError:
+        return threading.Lock()
+
+
+_ALTAIR_LOCK = _altair_lock()
+
+
+# --------------------------------------------------------------------------- bytes (no streamlit)
+
+
+def _spec(chart: alt.TopLevelMixin | Mapping) -> dict:
+    """A Vega-Lite spec with inline data and a fixed width (files have no container)."""
+    if isinstance(chart, Mapping):
+        spec = dict(chart)
+    elif isinstance(chart, alt.TopLevelMixin):
+        # Altair's data transformer is process-global and Streamlit swaps it (under its lock) while it draws
+        # charts; exports run on another thread when a button is clicked, so they take the same lock
+        with _ALTAIR_LOCK, alt.data_transformers.enable("default", max_rows=None):
+            spec = chart.to_dict()
+    else:
+        raise TypeError(f"chart must be an Altair chart or a Vega-Lite dict, got {type(chart).__name__}")
+    if ("mark" in spec or "layer" in spec) and spec.get("width", "container") == "container":
+        spec["width"] = EXPORT_WIDTH
+    return spec
+
+
+def _vl_version(spec: Mapping) -> str | None:
+    """The Vega-Lite version named in ``$schema`` if vl-convert has it (else its default)."""
+    import vl_convert as vlc
+
+    m = re.search(r"/v(\d+)\.(\d+)", str(spec.get("$schema", "")))
+    if m is None:
+        return None
+    wanted = f"{m.group(1)}.{m.group(2)}"
+    have = vlc.get_vegalite_versions()
+    if wanted in have:
+        return wanted
+    same_major = [v for v in have if v.split(".")[0] == m.group(1)]
+    return same_major[-1] if same_major else None
+
+
+def chart_svg(chart: alt.TopLevelMixin | Mapping) -> str:
+    """The chart as SVG text (``<svg ...>``), rendered offline.
+
+    Parameters
+    ----------
+    chart : altair chart or Vega-Lite spec (dict)
+    """
+    import vl_convert as vlc
+
+    spec = _spec(chart)
+    return vlc.vegalite_to_svg(spec, vl_version=_vl_version(spec))
+
+
+def chart_png(chart: alt.TopLevelMixin | Mapping, *, scale: float = 2.0) -> bytes:
+    """The chart as PNG bytes, rendered offline at ``scale`` times its CSS pixel size."""
+    import vl_convert as vlc
+
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    spec = _spec(chart)
+    return vlc.vegalite_to_png(spec, scale=float(scale), vl_version=_vl_version(spec))
+
+
+def table_csv(table: pd.DataFrame) -> bytes:
+    """UTF-8 CSV without the index."""
+    return table.to_csv(index=False).encode("utf-8")
+
+
+def table_parquet(table: pd.DataFrame) -> bytes:
+    """Parquet without the index (the same table gives the same bytes)."""
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def export_versions() -> dict[str, str]:
+    """Versions of the analysis packages plus those that drew the charts and the page."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from core.pipeline import versions
+
+    out = dict(versions())
+    for pkg in ("altair", "vl-convert-python", "pyarrow", "streamlit"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text`` (as the output folders of ``python -m core run``)."""
+    return folder_name(text)
+
+
+def report_html(items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[str, pd.DataFrame],
+                *, title: str, summary: pd.DataFrame | None = None,
+                chart_map: Mapping[str, Any] | None = None, recipe: Mapping | None = None) -> bytes:
+    """The HTML report (:func:`core.report.build_report`) of workspace analyses, as UTF-8 bytes.
+
+    ``items`` are ``(display name, sample, analysis)``; ``tables`` their
+    particle tables by display name; ``chart_map`` Altair charts by title
+    (rendered to SVG here).
+    """
+    electrodes = []
+    for name, sample, a in items:
+        prov = a.provenance
+        electrodes.append(ReportElectrode(
+            name=name, table=tables[name], params=a.resolved_params, source=sample.source,
+            spacing_um=prov.get("spacing_um") or sample.spacing, input_checksum=prov.get("input_checksum"),
+            versions=prov.get("versions", {}), group=sample.group_label,
+        ))
+    rendered = {t: chart_svg(c) for t, c in (chart_map or {}).items()}
+    notes = []
+    if any(s.is_demo for _, s, _ in items):
+        notes.append("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
+    html = build_report(electrodes, title=title, summary=summary, charts=rendered, versions=export_versions(),
+                        recipe=recipe, notes=notes)
+    return html.encode("utf-8")
+
+
+def recipe_json(ws: Workspace, analyses: Sequence[Analysis], names: Sequence[str] | None = None) -> bytes:
+    """A recipe replaying these finished analyses (:func:`core.recipe.recipe_from_workspace`), as JSON bytes."""
+    return dumps(recipe_from_workspace(ws, analyses, names=names)).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- streamlit
+
+
+def electrode_name(sample: Sample, all_names: Sequence[str]) -> str:
+    """The name the Compare page shows: ``#id`` added to duplicates, ``(SYNTHETIC)`` to demos."""
+    name = sample.name if list(all_names).count(sample.name) == 1 else f"{sample.name} #{sample.id}"
+    return name + (" (SYNTHETIC)" if sample.is_demo else "")
+
+
+def standard_charts(tables: Mapping[str, pd.DataFrame], metric: str = "detachment", kind: str = "histogram",
+                    *, edge_policy: str = "include") -> dict[str, Any]:
+    """The Compare page's charts: a distribution and binned detachment against size and depth.
+
+    Computed with :mod:`core.compare` (number-weighted, the given edge policy); a chart that cannot be
+    computed (too few particles) is left out.
+    """
+    first = next(iter(tables.values()), None)
+    if first is None or metric not in first.columns:
+        metric = "detachment"
+    out: dict[str, Any] = {}
+    try:
+        dist = compare.distributions(tables, metric, edge_policy=edge_policy)
+        out[f"distribution of {charts.metric_title(metric)}"] = charts.distribution(dist, kind)
+    except ValueError:
+        pass
+    for x, title in (("equiv_diameter_um", "detachment vs equivalent diameter"),
+                     ("depth_frac", "detachment vs depth")):
+        try:
+            out[title] = charts.trend(compare.trend(tables, x, edge_policy=edge_policy, rng=0))
+        except ValueError:
+            pass
+    return out
+
+
+def _summary_table(tables: Mapping[str, pd.DataFrame], groups: Mapping[str, str]) -> pd.DataFrame | None:
+    """Per-electrode summary with bootstrap CIs (edge particles included), or None when it cannot be computed."""
+    try:
+        return compare.summary(tables, groups, edge_policy="include", rng=0).table
+    except ValueError:
+        return None
+
+
+def _recipe_or_reason(ws: Workspace, analyses: Sequence[Analysis], names: Sequence[str]):
+    try:
+        recipe = recipe_from_workspace(ws, analyses, names=names)
+    except (RecipeError, ValueError, TypeError, KeyError) as exc:
+        from .widgets import one_sentence
+
+        return None, one_sentence(exc)
+    return recipe, None
+
+
+def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str, Any], report,
+             recipe_bytes: bytes | None, recipe_reason: str | None, *, csv: bool, chart_buttons: bool) -> None:
+    k = lambda base, *p: state.k(base, where, *p)  # noqa: E731
+    cols = st.columns(4)
+    if csv:
+        cols[0].download_button("Particle table (CSV)", lambda: table_csv(table), file_name=f"{stem}-particles.csv",
+                                mime="text/csv", key=k(state.EXP_TABLE_CSV), on_click="ignore",
+                                icon=":material/table:")
+    cols[1].download_button("Particle table (Parquet)", lambda: table_parquet(table),
+                            file_name=f"{stem}-particles.parquet", mime="application/vnd.apache.parquet",
+                            key=k(state.EXP_TABLE_PARQUET), on_click="ignore", icon=":material/table:")
+    cols[2].download_button("HTML report", report, file_name=f"{stem}-report.html", mime="text/html",
+                            key=k(state.EXP_REPORT), on_click="ignore", icon=":material/description:",
+                            help="One self-contained file: charts, tables, parameters, versions, input checksums.")
+    cols[3].download_button("Recipe (JSON)", recipe_bytes or b"", file_name=f"{stem}-recipe.json",
+                            mime="application/json", key=k(state.EXP_RECIPE), on_click="ignore",
+                            icon=":material/replay:", disabled=recipe_bytes is None,
+                            help=recipe_reason or "Replays these analyses headless: python -m core run RECIPE --out DIR")
+    if recipe_reason:
+        st.caption(f"No recipe: {recipe_reason}")
+    if chart_buttons and chart_map:
+        st.caption("Charts as images (rendered offline when clicked):")
+        for i, (title, chart) in enumerate(chart_map.items()):
+            c = st.columns([4, 1, 1], vertical_alignment="center")
+            c[0].write(title)
+            c[1].download_button("PNG", lambda chart=chart: chart_png(chart), file_name=f"{stem}-{slug(title)}.png",
+                                 mime="image/png", key=k(state.EXP_CHART, i, "png"), on_click="ignore")
+            c[2].download_button("SVG", lambda chart=chart: chart_svg(chart).encode("utf-8"),
+                                 file_name=f"{stem}-{slug(title)}.svg", mime="image/svg+xml",
+                                 key=k(state.EXP_CHART, i, "svg"), on_click="ignore")
+
+
+def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
+                    chart_map: Mapping[str, Any] | None = None) -> None:
+    """The Compare page's downloads, for the latest analysis of each chosen sample.
+
+    Parameters
+    ----------
+    ws : Workspace
+    sample_ids : sequence of int, optional
+        Default: the Compare page's selection (``state.CMP_SAMPLES``).
+    chart_map : {title: altair chart}, optional
+        The charts to offer as PNG/SVG and put in the report.  Default: the
+        page's distribution (its current measure and kind) and the two scatters.
+    """
+    ids = list(sample_ids if sample_ids is not None else st.session_state.get(state.CMP_SAMPLES) or [])
+    samples = {s.id: s for s in ws.list_samples()}
+    items_raw = [(samples[i], a) for i in ids if i in samples and (a := ws.latest_analysis(i)) is not None]
+    if not items_raw:
+        return
+    all_names = [s.name for s in samples.values() if ws.latest_analysis(s.id) is not None]
+    items = [(electrode_name(s, all_names), s, a) for s, a in items_raw]
+    tables = {n: cache.table(cache.ResultRef.of(ws, a)) for n, _, a in items}
+    groups = {n: s.group_label for n, s, _ in items}
+    combined = compare.combine(tables, groups)
+    summary = _summary_table(tables, groups)
+    if chart_map is None:
+        chart_map = standard_charts(tables, st.session_state.get(state.CMP_METRIC, "detachment"),
+                                    st.session_state.get(state.CMP_KIND, "histogram"))
+    analyses = [a for _, _, a in items]
+    recipe, reason = _recipe_or_reason(ws, analyses, [n for n, _, _ in items])
+    recipe_bytes = dumps(recipe).encode("utf-8") if recipe is not None else None
+    st.subheader("Export")
+    st.caption(f"{len(items)} electrodes: " + ", ".join(n for n, _, _ in items)
+               + ". The recipe replays them headless with `python -m core run RECIPE --out DIR`.")
+
+    def report() -> bytes:
+        return report_html(items, tables, title="Comparison of electrodes", summary=summary,
+                           chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None)
+
+    _buttons("compare", "comparison", combined, chart_map, report, recipe_bytes, reason, csv=True, chart_buttons=True)
+
+
+def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
+    """The Particles page's downloads for one analysis: table (Parquet; the page has the CSV), report, recipe."""
+    name = electrode_name(sample, [sample.name])
+    table = cache.table(cache.ResultRef.of(ws, analysis))
+    chart_map = standard_charts({name: table})
+    recipe, reason = _recipe_or_reason(ws, [analysis], [sample.name])
+    recipe_bytes = dumps(recipe).encode("utf-8") if recipe is not None else None
+    st.subheader("Export")
+
+    def report() -> bytes:
+        return report_html([(name, sample, analysis)], {name: table}, title=f"{sample.name}: particles",
+                           summary=_summary_table({name: table}, {name: sample.group_label}), chart_map=chart_map,
+                           recipe=recipe_to_dict(recipe) if recipe is not None else None)
+
+    stem = f"{slug(sample.name)}-analysis{analysis.id}"
+    _buttons("particles", stem, table, chart_map, report, recipe_bytes, reason, csv=False, chart_buttons=False)
+
+
+__all__ = [
+    "chart_png", "chart_svg", "compare_section", "electrode_name", "export_versions", "particles_section",
+    "recipe_json", "report_html", "slug", "standard_charts", "table_csv", "table_parquet",
+]
