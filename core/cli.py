@@ -145,6 +145,11 @@ def _cmd_analyze(args) -> None:
         overrides["axis"] = args.axis
     if args.separator_side is not None:
         overrides["separator_side"] = args.separator_side
+    if args.method is not None:
+        overrides["method"] = args.method
+        overrides["particles"] = "model" if args.method == "model" else "watershed"
+    if args.weights is not None:
+        overrides["model"] = {**params.model.to_dict(), "weights": args.weights}
     if overrides:
         params = AnalysisParams.from_dict({**params.to_dict(), **overrides})
     if args.recipe is not None and not Path(args.recipe).expanduser().resolve().parent.is_dir():
@@ -246,12 +251,19 @@ def _cmd_segment(args) -> None:
     from .phases import SegmentParams, segment_detailed
 
     data, spacing, presegmented, info = _load_input(args)
-    res = segment_detailed(data, SegmentParams(), progress=_progress(args.quiet))
+    if args.method == "model":
+        from .nn.infer import segment_volume
+        from .nn.params import ModelParams
+
+        seg = segment_volume(data, ModelParams(weights=args.weights), progress=_progress(args.quiet))
+        phases, what = seg.phases, f"3D U-Net ({args.weights} weights)"
+    else:
+        res = segment_detailed(data, SegmentParams(), progress=_progress(args.quiet))
+        phases, what = res.phases, f"thresholds low={res.params.low:g} high={res.params.high:g}"
     with _staged_output(args.out) as tmp:
-        save_tiff(tmp / "phases.tif", res.phases, spacing)
+        save_tiff(tmp / "phases.tif", phases, spacing)
     if not args.quiet:
-        p = res.params
-        print(f"thresholds low={p.low:g} high={p.high:g}; phases -> {args.out}", file=sys.stderr)
+        print(f"{what}; phases -> {args.out}", file=sys.stderr)
 
 
 def _cmd_demo(args) -> None:
@@ -307,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_input(a)
     a.add_argument("--phase-map", help="INPUT is a phase volume: e.g. 0=pore,128=nmc,255=cbd")
     a.add_argument("--params", help="JSON file of analysis parameters")
+    a.add_argument("--method", choices=("threshold", "model"),
+                   help="phases and particles by thresholds + watershed (default) or by the shipped 3D U-Net")
+    a.add_argument("--weights", help="model weights for --method model (default: shipped)")
     a.add_argument("--axis", type=int, choices=(0, 1, 2), help="electrode thickness axis (default 0 = z)")
     a.add_argument("--separator-side", choices=("auto", "start", "end"), help="end of the axis facing the separator")
     a.add_argument("--recipe", type=Path, help="also write a recipe (JSON) that replays this analysis")
@@ -323,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("segment", help="phase segmentation only")
     add_input(s)
-    s.add_argument("--method", choices=("threshold",), default="threshold")
+    s.add_argument("--method", choices=("threshold", "model"), default="threshold",
+                   help="two thresholds (default) or the shipped 3D U-Net")
+    s.add_argument("--weights", default="default", help="model weights for --method model (default: shipped)")
     s.set_defaults(func=_cmd_segment)
 
     d = sub.add_parser("demo", help="write the synthetic demo electrodes with ground truth")

@@ -21,10 +21,12 @@ from . import __version__
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
 from .metrics import Side, detect_separator_side, particle_table
 from .particles import SeparationParams, separate_particles
+from .nn.params import ModelParams
 from .phases import SegmentParams, check_greyscale, segment_detailed
 
 Progress = Callable[[float, str], None]
-Method = Literal["threshold"]
+Method = Literal["threshold", "model"]
+Particles = Literal["watershed", "model"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,16 @@ class AnalysisParams:
 
     Attributes
     ----------
-    method : {"threshold"}
-        Phase segmentation method.
+    method : {"threshold", "model"}
+        Phases by two thresholds with partial-volume correction, or by the 3D
+        U-Net of :mod:`core.nn` (which also gives a particle cue, see
+        ``particles``).  Ignored for presegmented input.
+    particles : {"watershed", "model"}
+        Particle identification: the crack-aware watershed of the distance
+        transform, or the seeded watershed of the network's instance cue
+        (needs ``method="model"`` and a greyscale input).
+    model : ModelParams
+        Weights, tiling and cue threshold of the model method.
     segment : SegmentParams
     separation : SeparationParams
     axis : {0, 1, 2}
@@ -48,9 +58,14 @@ class AnalysisParams:
     separation: SeparationParams = field(default_factory=SeparationParams)
     axis: int = 0
     separator_side: Side = "auto"
+    model: ModelParams = field(default_factory=ModelParams)
+    particles: Particles = "watershed"
 
     def __post_init__(self):
-        check_choice(self.method, "method", ("threshold",))
+        check_choice(self.method, "method", ("threshold", "model"))
+        check_choice(self.particles, "particles", ("watershed", "model"))
+        if self.particles == "model" and self.method != "model":
+            raise ValueError("particles='model' needs method='model' (the network gives the particle cue)")
         check_choice(self.axis, "axis", (0, 1, 2))
         check_choice(self.separator_side, "separator_side", ("auto", "start", "end"))
 
@@ -64,7 +79,7 @@ class AnalysisParams:
         if not isinstance(d, dict):
             raise TypeError(f"analysis parameters must be a JSON object, got {type(d).__name__}")
         d = dict(d)
-        sub = {"segment": SegmentParams, "separation": SeparationParams}
+        sub = {"segment": SegmentParams, "separation": SeparationParams, "model": ModelParams}
         kwargs = {}
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
@@ -120,17 +135,22 @@ def checksum(array: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def versions() -> dict[str, str]:
-    """Versions of the packages that shape the results."""
+def versions(*, torch: bool = False) -> dict[str, str]:
+    """Versions of the packages that shape the results (torch's too when the model ran)."""
     import numba
     import scipy
     import skimage
 
-    return {
+    out = {
         "core": __version__, "python": platform.python_version(), "numpy": np.__version__,
         "scipy": scipy.__version__, "scikit-image": skimage.__version__, "pandas": pd.__version__,
         "numba": numba.__version__,
     }
+    if torch:
+        import torch as _torch
+
+        out["torch"] = _torch.__version__
+    return out
 
 
 def run(
@@ -167,10 +187,22 @@ def run(
         return lambda f, m: report(lo + (hi - lo) * f, m)
 
     t0 = time.perf_counter()
+    cue = None
+    weights_sha = None
+    if presegmented and params.particles == "model":
+        raise ValueError("particles from the model need the greyscale volume, not presegmented phases")
     if presegmented:
         phases = check_phases(volume)
         phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
         seg_params = params.segment
+    elif params.method == "model":
+        check_greyscale(volume)
+        from .nn.infer import segment_volume
+
+        report(0.0, "3D U-Net: phases and particle cue")
+        seg = segment_volume(volume, params.model, progress=stage(0.0, 0.6))
+        phases, seg_params, weights_sha = seg.phases, params.segment, seg.weights_sha256
+        cue = seg.cue if params.particles == "model" else None
     else:
         check_greyscale(volume)
         res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.35))
@@ -179,7 +211,15 @@ def run(
     check_has_nmc(phases)
 
     t0 = time.perf_counter()
-    labels = separate_particles(phases, sp, params.separation, progress=stage(0.35, 0.85))
+    if cue is not None:
+        from .nn.infer import instances_from_cue
+
+        report(0.6, "particles from the network's cue")
+        labels = instances_from_cue(phases, cue, sp, h=params.model.h, merge_ratio=params.separation.merge_ratio,
+                                    min_volume_um3=params.separation.min_volume_um3)
+        del cue
+    else:
+        labels = separate_particles(phases, sp, params.separation, progress=stage(0.35, 0.85))
     timings["particles_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -194,10 +234,10 @@ def run(
 
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
-        separator_side=side,
+        separator_side=side, model=params.model, particles=params.particles,
     )
     provenance = {
-        "versions": versions(),
+        "versions": versions(torch=weights_sha is not None),
         "input_checksum": checksum(volume),
         "input_shape": list(volume.shape),
         "input_dtype": str(volume.dtype),
@@ -206,6 +246,10 @@ def run(
         "separator_side_detected": side if contrast is not None else None,
         "separator_side_contrast": contrast,
         "n_particles": int(len(table)),
+        "phases_from": "presegmented" if presegmented else params.method,
+        "particles_from": params.particles,
         "timings_s": timings,
     }
+    if weights_sha:
+        provenance["model_weights_sha256"] = weights_sha
     return AnalysisResult(phases, labels, table, resolved, sp, provenance)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
 from ui import cache, charts, compute, render, state, widgets
 
@@ -18,10 +19,11 @@ widgets.init(state.SEG_METHOD, "threshold")
 method = st.radio(
     "Method", ("threshold", "model"), key=state.SEG_METHOD, horizontal=True, persist_state=widgets.PERSIST,
     format_func={"threshold": "Thresholds (+ partial-volume correction)",
-                 "model": "Trained model (not available yet)"}.get,
+                 "model": "Trained 3D U-Net (phases and particles)"}.get,
 )
+mparams = ModelParams()
 if method == "model":
-    st.info("Segmentation by a trained network is planned in a later issue; use thresholds for now.")
+    st.caption(widgets.model_card_line(mparams))
 
 hist, vmin, vmax = cache.histogram(ref)
 left, right = st.columns([5, 6], gap="large")
@@ -42,9 +44,10 @@ with right:
                         persist_state=widgets.PERSIST)
     lo, hi = cache.contrast(ref, 0.5, 99.5)
     grey = render.grey_rgb(cache.grey_slice(ref, axis, index), lo, hi)
-    if params is not None and method == "threshold":
+    if method == "model" or params is not None:
         try:
-            ph2d = cache.preview_phases(ref, axis, index, params)
+            ph2d = (cache.preview_model(ref, axis, index, mparams) if method == "model"
+                    else cache.preview_phases(ref, axis, index, params))
         except (ValueError, MemoryError) as exc:
             st.error(widgets.one_sentence(exc))
             st.stop()
@@ -62,13 +65,21 @@ with right:
 st.divider()
 st.subheader("Full analysis")
 sep = widgets.latest_params(latest).separation
-st.caption("Segments the whole volume with these settings, separates the particles "
-           f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}; change them on the Particles page) and measures "
-           "each particle. The result is stored in the workspace.")
+if method == "model":
+    st.caption("Runs the 3D U-Net over the whole volume tile by tile, identifies the particles from its instance "
+               f"cue (merge ratio {sep.merge_ratio:g}) and measures each particle. The result is stored in the "
+               "workspace.")
+else:
+    st.caption("Segments the whole volume with these settings, separates the particles "
+               f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}; change them on the Particles page) and "
+               "measures each particle. The result is stored in the workspace.")
 run = st.button("Run the full analysis", key=state.k(state.SEG_RUN, sid), type="primary",
-                disabled=params is None or method != "threshold")
-if run and params is not None:
-    ap = AnalysisParams(method="threshold", segment=params, separation=sep)
+                disabled=params is None and method == "threshold")
+if run and (params is not None or method == "model"):
+    if method == "model":
+        ap = AnalysisParams(method="model", particles="model", separation=sep, model=mparams)
+    else:
+        ap = AnalysisParams(method="threshold", segment=params, separation=sep)
     a = widgets.run_with_progress("Analysis", lambda progress: ws.run_analysis(sid, vol, ap, progress=progress))
     if a is not None:
         widgets.flash("success", f"Analysis {a.id} done: {a.n_particles} particles. See the Particles page.")
@@ -83,9 +94,13 @@ if latest is not None:
     c[2].metric("pore (volume)", f"{fr['pore']:.1%}")
     c[3].metric("CBD (volume)", f"{fr['cbd']:.1%}")
     c[4].metric("NMC (volume)", f"{fr['nmc']:.1%}")
-    st.caption(f"Thresholds used: {seg.get('low', float('nan')):.0f} / {seg.get('high', float('nan')):.0f} grey; "
-               f"denoise {seg.get('denoise')} ({seg.get('denoise_size')}); partial-volume blur σ = "
-               f"{seg.get('pv_sigma')} voxels.")
+    if latest.resolved_params.get("method") == "model":
+        st.caption("Phases by the 3D U-Net; particles by "
+                   f"{'its instance cue' if latest.resolved_params.get('particles') == 'model' else 'the watershed'}.")
+    else:
+        st.caption(f"Thresholds used: {seg.get('low', float('nan')):.0f} / {seg.get('high', float('nan')):.0f} "
+                   f"grey; denoise {seg.get('denoise')} ({seg.get('denoise_size')}); partial-volume blur σ = "
+                   f"{seg.get('pv_sigma')} voxels.")
 else:
     st.info("Not analysed yet.")
 failed = ws.latest_analysis(sid, status=None)

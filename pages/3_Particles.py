@@ -15,8 +15,22 @@ widgets.show_flash()
 
 latest = ws.latest_analysis(sid)
 current = widgets.latest_params(latest)
+widgets.init(state.k(state.PART_METHOD, sid), current.particles)
+how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_METHOD, sid), horizontal=True,
+               persist_state=widgets.PERSIST,
+               format_func={"watershed": "Watershed of the distance transform (crack-aware)",
+                            "model": "3D U-Net instance cue (runs the model on the greyscale)"}.get)
 sep, submitted = widgets.separation_form(sample, current.separation)
-if submitted and sep is not None:
+if submitted and sep is not None and how == "model":
+    _, vol = widgets.require_volume(ws, sample)
+    params = replace(current, method="model", particles="model", separation=sep)
+    a = widgets.run_with_progress("Analysis (3D U-Net)", lambda progress: ws.run_analysis(
+        sid, vol, params, progress=progress))
+    if a is not None:
+        widgets.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
+        st.rerun()
+elif submitted and sep is not None:
+    current = replace(current, particles="watershed")
     if latest is not None:
         # reuse the stored phases: only separation and measurement run again
         phases = cache.result_arrays(cache.ResultRef.of(ws, latest))[0]

@@ -23,6 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from core import compare
+from core.nn.params import ModelParams
 from core.phases import SegmentParams, suggest_thresholds
 from core.workspace import Analysis, Sample, Workspace
 
@@ -139,6 +140,12 @@ def grey_slice(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
 def preview_phases(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> np.ndarray:
     """Phases of one slice from a thin slab (see :func:`ui.compute.preview_phases`)."""
     return compute.preview_phases(volume(ref), axis, index, params)
+
+
+@st.cache_data(max_entries=32, show_spinner="Running the 3D U-Net on a slab around the slice…")
+def preview_model(ref: VolumeRef, axis: int, index: int, params: ModelParams) -> np.ndarray:
+    """Phases of one slice by the model (see :func:`ui.compute.preview_model`)."""
+    return compute.preview_model(volume(ref), axis, index, params)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -65,6 +65,22 @@ def preview_phases(volume: np.ndarray, axis: int, index: int, params: SegmentPar
     return ph.preview_slice(volume, axis, int(np.clip(index, 0, n - 1)), params)
 
 
+def preview_model(volume: np.ndarray, axis: int, index: int, params, *, half_depth: int = 16) -> np.ndarray:
+    """Phases of ONE slice by the 3D U-Net, run on a slab of ``2 * half_depth`` slices around it.
+
+    Returns
+    -------
+    phases : (H, W) uint8
+    """
+    from core.nn.infer import segment_volume
+
+    n = volume.shape[axis]
+    index = int(np.clip(index, 0, n - 1))
+    lo, hi = max(0, index - half_depth), min(n, index + half_depth)
+    slab = np.moveaxis(np.take(volume, np.arange(lo, hi), axis=axis), axis, 0)
+    return segment_volume(slab, params).phases[index - lo]
+
+
 def phase_fractions(phases: np.ndarray) -> dict[str, float]:
     """Share of pore, CBD and NMC voxels."""
     counts = np.bincount(np.asarray(phases, np.uint8).ravel(), minlength=3)[:3].astype(float)

@@ -47,6 +47,7 @@ DELETE_BUTTON = "w_delete_button"
 
 # ---- Segment page
 SEG_METHOD = "w_seg_method"
+PART_METHOD = "w_part_method"
 SEG_LOW = "w_seg_low"
 SEG_HIGH = "w_seg_high"
 SEG_SUGGEST = "w_seg_suggest"

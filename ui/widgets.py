@@ -291,6 +291,21 @@ def separation_form(sample: Sample, current: SeparationParams) -> tuple[Separati
     return params, submitted
 
 
+def model_card_line(params) -> str:
+    """One line on the model's weights and their measured scores (from the JSON next to them)."""
+    import json
+
+    meta_path = params.path.with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text())
+        real = meta["holdout"]
+        return (f"Weights `{params.path.name}`: trained on synthetic electrodes and real labelled nano-CT slices; "
+                f"held-out real acquisition {real['acquisition']}: mean phase IoU {real['mean_iou']:.2f}. "
+                "See core/nn/weights/MODEL_CARD.md for what it is good and bad at.")
+    except (OSError, KeyError, ValueError, TypeError):
+        return f"Weights `{params.path}`."
+
+
 # --------------------------------------------------------------------------- running
 
 

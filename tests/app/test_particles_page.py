@@ -90,3 +90,17 @@ def test_without_analysis_says_what_to_do(empty_ws):
     no_exception(at)
     assert any("no finished analysis" in i.value for i in at.info)
     assert not at.dataframe
+
+
+def test_particles_by_the_model_cue_run_the_network_on_the_greyscale(seeded_ws):
+    s, at = _open(seeded_ws, "cycled-1C")
+    before = seeded_ws.latest_analysis(s.id)
+    at.radio(key=state.k(state.PART_METHOD, s.id)).set_value("model").run()
+    submit = next(b for b in at.button if b.proto.label == "Run particle separation")
+    submit.click().run()
+    no_exception(at)
+    after = seeded_ws.latest_analysis(s.id)
+    assert after.id > before.id and after.status == "done"
+    assert after.params["method"] == after.params["particles"] == "model"
+    assert not after.provenance["presegmented"] and after.provenance["particles_from"] == "model"
+    assert int(_metric(at, "particles")) == after.n_particles

@@ -95,12 +95,22 @@ def test_run_full_analysis_stores_it(seeded_ws):
     assert next(m.value for m in at.metric if m.label == "latest analysis") == f"#{after.id}"
 
 
-def test_model_method_is_disabled_with_a_note(seeded_ws):
-    s, at = _open(seeded_ws)
+def test_model_method_previews_and_runs_the_network(seeded_ws):
+    s, at = _open(seeded_ws, "pristine")
+    before = seeded_ws.latest_analysis(s.id)
     at.radio(key=state.SEG_METHOD).set_value("model").run()
     no_exception(at)
-    assert any("later issue" in i.value for i in at.info)
-    assert at.button(key=state.k(state.SEG_RUN, s.id)).disabled
+    assert any("held-out real acquisition" in c.value for c in at.caption)
+    fractions = sum(_metric(at, f"{p} (this slice)") for p in ("pore", "CBD", "NMC"))
+    assert fractions == pytest.approx(1.0, abs=0.002) and _metric(at, "NMC (this slice)") > 0.1
+    run = at.button(key=state.k(state.SEG_RUN, s.id))
+    assert not run.disabled
+    run.click().run()
+    no_exception(at)
+    after = seeded_ws.latest_analysis(s.id)
+    assert after.id > before.id and after.status == "done" and after.n_particles > 0
+    assert after.params["method"] == "model" and after.params["particles"] == "model"
+    assert any("Phases by the 3D U-Net" in c.value for c in at.caption)
 
 
 def test_unreadable_volume_is_one_sentence(empty_ws, env):

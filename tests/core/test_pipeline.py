@@ -44,7 +44,7 @@ CUSTOM = AnalysisParams(
 @pytest.mark.parametrize("params", [AnalysisParams(), CUSTOM], ids=["default", "custom"])
 def test_params_round_trip_through_json(params):
     d = params.to_dict()
-    assert set(d) == {"method", "segment", "separation", "axis", "separator_side"}
+    assert set(d) == {"method", "segment", "separation", "axis", "separator_side", "model", "particles"}
     back = AnalysisParams.from_dict(json.loads(json.dumps(d)))
     assert back == params
     assert isinstance(back.segment, SegmentParams) and isinstance(back.separation, SeparationParams)
@@ -66,7 +66,7 @@ def test_params_from_partial_dict_uses_defaults():
         ([1, 2], TypeError, r"must be a JSON object, got list"),
         ({"axis": 3}, ValueError, r"axis must be one of \[0, 1, 2\], got 3"),
         ({"separator_side": "top"}, ValueError, r"separator_side must be one of"),
-        ({"method": "unet"}, ValueError, r"method must be one of \['threshold'\]"),
+        ({"method": "unet"}, ValueError, r"method must be one of \['threshold', 'model'\]"),
         ({"segment": {"low": 0.6, "high": 0.2}}, ValueError, r"low threshold \(0.6\) must be below high"),
         ({"separation": {"markers": "x"}}, ValueError, r"markers must be one of"),
     ],

@@ -1,0 +1,244 @@
+"""Inference with the shipped 3D U-Net: weights, phases and particle instances.
+
+- :func:`load_model` reads a checkpoint written by :mod:`core.nn.train`
+  with ``torch.load(..., weights_only=True)``;
+- :func:`predict_slice` runs a 2D image as a stack of identical slices
+  (how the real labelled slices were seen in training);
+- :func:`real_slice_scores` scores the model on labelled real slices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..evaluate import phase_iou
+from .params import DEFAULT_WEIGHTS, ModelParams  # noqa: F401  (re-exported)
+from .model import CH_BOUNDARY, CH_CENTRE, N_OUT, N_PHASES, ModelConfig, UNet3D
+
+_FORMAT = "core.nn.unet3d/1"
+
+
+def load_model(path: Path | str = DEFAULT_WEIGHTS, device: str | torch.device = "cpu") -> UNet3D:
+    """Load a checkpoint written by :func:`core.nn.train.save_weights`.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not a checkpoint of this model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model weights not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle / zip errors differ between torch versions
+        raise ValueError(f"{path} is not a readable model checkpoint ({exc})") from None
+    if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+        raise ValueError(f"{path} is not a {_FORMAT} checkpoint")
+    model = UNet3D(ModelConfig(**blob["config"]))
+    model.load_state_dict(blob["state_dict"])
+    model.meta = blob.get("meta", {})
+    return model.to(device).eval()
+
+
+def _pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[slice, ...]]:
+    pads = [(0, (-s) % multiple) for s in x.shape]
+    crop = tuple(slice(0, s) for s in x.shape)
+    return np.pad(x, pads, mode="reflect" if all(s > p[1] for s, p in zip(x.shape, pads)) else "edge"), crop
+
+
+def predict_slice(model: UNet3D, image: np.ndarray, depth: int = 8) -> np.ndarray:
+    """Logits of one normalised 2D image seen as ``depth`` identical slices.
+
+    Parameters
+    ----------
+    image : (H, W) float32, normalised (:func:`core.nn.data.normalise`)
+
+    Returns
+    -------
+    logits : (5, H, W) float32
+        Output channels of the middle slice (see :mod:`core.nn.model`).
+    """
+    image = np.asarray(image, np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2D image, got shape {image.shape}")
+    padded, crop = _pad_to(image, model.multiple)
+    x = torch.from_numpy(np.repeat(padded[None, None, None], depth, axis=2))
+    dev = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model(x.to(dev))[0, :, depth // 2].float().cpu().numpy()
+    return out[(slice(None),) + crop]
+
+
+def real_slice_scores(model: UNet3D, slices) -> dict:
+    """Per-phase IoU of the model on labelled real slices (mean over slices).
+
+    Parameters
+    ----------
+    slices : list of :class:`core.nn.data.RealSlice`
+
+    Returns
+    -------
+    dict
+        ``iou`` {pore, cbd, nmc}, ``mean_iou``, ``per_slice`` {name: {phase: iou}}.
+    """
+    per = {}
+    for s in slices:
+        pred = predict_slice(model, s.image)[:N_PHASES].argmax(0).astype(np.uint8)
+        per[s.name] = {k: round(float(v), 4) for k, v in phase_iou(s.phases[None], pred[None]).items()}
+    iou = {p: round(float(np.nanmean([v[p] for v in per.values()])), 4) for p in ("pore", "cbd", "nmc")}
+    return {"iou": iou, "mean_iou": round(float(np.mean(list(iou.values()))), 4), "per_slice": per}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.asarray(x, np.float32)))).astype(np.float32)
+
+
+def predict_whole(model: UNet3D, volume: np.ndarray) -> np.ndarray:
+    """Logits of a whole normalised volume in one pass (small volumes only).
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) float32, normalised
+
+    Returns
+    -------
+    logits : (5, Z, Y, X) float32
+    """
+    padded, crop = _pad_to(np.asarray(volume, np.float32), model.multiple)
+    dev = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model(torch.from_numpy(padded)[None, None].to(dev))[0].float().cpu().numpy()
+    return out[(slice(None),) + crop]
+
+
+def instances_from_cue(phases: np.ndarray, cue: np.ndarray, spacing=None, *, h: float = 0.3,
+                       merge_ratio: float = 1.2, min_volume_um3: float = 1.0) -> np.ndarray:
+    """Particle labels from the network's instance cue.
+
+    The cue (``sigmoid(centre) * (1 - sigmoid(boundary))``, see
+    :func:`cue_from_logits`) is flooded from its peaks inside the
+    crack-filled NMC, merging basins whose peak rises less than ``h`` above
+    the saddle (:func:`core._watershed.watershed_dynamics`); then over-split
+    fragments are merged as in the classic method
+    (:func:`core.particles.merge_fragments`).
+
+    Parameters
+    ----------
+    phases : (Z, Y, X) uint8
+    cue : (Z, Y, X) float, in [0, 1]
+    spacing : float or (3,) float, µm
+    h : float
+        Minimum dynamics of a peak, in cue units, in (0, 1).
+    merge_ratio, min_volume_um3 : float
+        As in :class:`core.particles.SeparationParams`.
+
+    Returns
+    -------
+    labels : (Z, Y, X) int32, 1..n on NMC voxels
+    """
+    from .._validate import check_has_nmc, check_phases, normalize_spacing
+    from .._watershed import quantise, watershed_dynamics
+    from ..codes import NMC
+    from ..particles import fill_enclosed, merge_fragments
+
+    phases = check_phases(phases)
+    check_has_nmc(phases)
+    sp = normalize_spacing(spacing)
+    if np.shape(cue) != phases.shape:
+        raise ValueError(f"cue shape {np.shape(cue)} does not match phases shape {phases.shape}")
+    if not 0 < h < 1:
+        raise ValueError(f"h must be in (0, 1), got {h}")
+    solid = phases == NMC
+    filled = fill_enclosed(solid)
+    c = np.clip(np.asarray(cue, np.float32), 0, 1)
+    c[~filled] = 0
+    c[filled & (c <= 0)] = 1e-6
+    q, step = quantise(c, 1.0 / 254)
+    del c, filled
+    labels = watershed_dynamics(q, max(1, int(round(h / step))))
+    labels[~solid] = 0
+    return merge_fragments(labels, sp, merge_ratio=merge_ratio, min_volume_um3=min_volume_um3, _inplace=True)
+
+
+def cue_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Phase probabilities and the instance cue from the network's 5 output channels.
+
+    Returns a tensor of the same shape: channels 0..2 softmax of the phase
+    logits, channel 3 ``sigmoid(centre) * (1 - sigmoid(boundary))``, channel 4 zero.
+    """
+    prob = torch.softmax(logits[:, :N_PHASES].float(), 1)
+    cue = torch.sigmoid(logits[:, CH_CENTRE].float()) * (1 - torch.sigmoid(logits[:, CH_BOUNDARY].float()))
+    return torch.cat([prob, cue[:, None], torch.zeros_like(cue[:, None])], 1)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSegmentation:
+    """Output of :func:`segment_volume`: phases (Z, Y, X) uint8 and cue (Z, Y, X) float16 in [0, 1]."""
+
+    phases: np.ndarray
+    cue: np.ndarray
+    weights_sha256: str
+
+
+@lru_cache(maxsize=4)
+def _cached_model(path: str, mtime: float) -> UNet3D:
+    return load_model(path)
+
+
+def weights_digest(path: Path | str) -> str:
+    """SHA-256 of a weights file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, device: str = "auto",
+                   progress=None) -> ModelSegmentation:
+    """Phases and the particle instance cue of a greyscale volume with the 3D U-Net.
+
+    Tiled with overlap and blended (:func:`core.nn.tiling.segment_tiled`);
+    memory is bounded by one z-slab of tiles whatever the volume size.
+    Intensities are normalised with the volume's 0.5 / 99.5 percentiles, as
+    in training.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) real array (ndarray or memmap); not modified
+    params : ModelParams
+    device : "auto", "cpu" or "cuda"
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    ModelSegmentation
+    """
+    from .tiling import robust_range, segment_tiled
+
+    params = params or ModelParams()
+    vol = np.asarray(volume) if not isinstance(volume, np.ndarray) else volume
+    if vol.ndim != 3:
+        raise ValueError(f"expected a 3D greyscale volume (Z, Y, X), got shape {vol.shape}")
+    if vol.dtype.kind not in "uif":
+        raise TypeError(f"expected a real-valued greyscale volume, got dtype {vol.dtype}")
+    path = params.path
+    if not path.is_file():
+        raise FileNotFoundError(f"model weights not found: {path}")
+    model = _cached_model(str(path.resolve()), path.stat().st_mtime)
+    # a depth (or side) shorter than the network's multiple is repeated (edge) rather than reflected
+    short = [(0, max(0, model.multiple - s)) for s in vol.shape]
+    src = np.pad(vol, short, mode="edge") if any(p[1] for p in short) else vol
+    tile = tuple(min(params.tile, -(-s // model.multiple) * model.multiple) for s in src.shape)
+    seg = segment_tiled(model, src, channels_out=N_OUT, class_channels=(0, 1, 2), extra_channel=CH_CENTRE,
+                        tile=tile, overlap=tuple(min(params.overlap, t // 2) for t in tile),
+                        multiple=model.multiple, intensity_range=robust_range(src), postprocess=cue_from_logits,
+                        device=device, progress=progress)
+    crop = tuple(slice(0, s) for s in vol.shape)
+    return ModelSegmentation(np.ascontiguousarray(seg.labels[crop]), np.ascontiguousarray(seg.extra[crop]),
+                             weights_digest(path))

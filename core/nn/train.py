@@ -1,0 +1,193 @@
+"""Train the 3D U-Net of :mod:`core.nn.model` (``python -m core.nn.train``).
+
+Each step draws one batch of synthetic 3D patches (phases + particle
+instance targets, from :class:`core.nn.data.SyntheticPool`) and, when the
+real labelled nano-CT slices are present, one batch of real 2D crops
+(phase supervision only; each crop is a stack of identical slices).  One
+real acquisition (:data:`core.nn.data.HOLDOUT`) is held out and scored at
+the end.  Seeded and reproducible on a given device; uses CUDA when present.
+
+The result is a ``.pt`` file holding only tensors and plain values, loadable
+with ``torch.load(path, weights_only=True)``, plus a ``.json`` with the
+training settings and the held-out scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data
+from .model import CH_BOUNDARY, CH_CENTRE, N_PHASES, ModelConfig, UNet3D, n_parameters
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (defaults: the shipped weights)."""
+
+    steps: int = 4000
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    synth_batch: int = 2
+    synth_patch: int = 48
+    real_batch: int = 4
+    real_patch: int = 96
+    real_depth: int = 8
+    real_every: int = 2
+    pool_size: int = 12
+    pool_shape: tuple[int, int, int] = (64, 96, 96)
+    refresh_every: int = 25
+    w_real: float = 2.0
+    w_centre: float = 1.0
+    w_boundary: float = 0.5
+    seed: int = 0
+    holdout: str = data.HOLDOUT
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def phase_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus soft Dice averaged over the three phases."""
+    ce = F.cross_entropy(logits, target)
+    prob = logits.softmax(1)
+    onehot = F.one_hot(target, N_PHASES).movedim(-1, 1).to(prob.dtype)
+    dims = tuple(d for d in range(prob.ndim) if d != 1)
+    inter = (prob * onehot).sum(dims)
+    denom = prob.sum(dims) + onehot.sum(dims)
+    dice = 1 - ((2 * inter + 1) / (denom + 1)).mean()
+    return ce + dice
+
+
+def train(cfg: TrainConfig, *, real_dir: Path | None, device: str = "auto", threads: int | None = None,
+          log=print) -> tuple[UNet3D, dict]:
+    """Train and return the model and a summary dict."""
+    dev = resolve_device(device)
+    torch.set_num_threads(threads or default_threads())
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.perf_counter()
+    pool = data.SyntheticPool(rng, size=cfg.pool_size, shape=cfg.pool_shape)
+    log(f"synthetic pool of {cfg.pool_size} electrodes in {time.perf_counter() - t0:.0f} s")
+    real = None
+    if real_dir is not None and Path(real_dir).is_dir():
+        train_acq = [a for a in data.ACQUISITIONS if a != cfg.holdout]
+        real = data.RealSlices(data.load_real_slices(real_dir, train_acq), rng)
+        log(f"real slices for training: acquisitions {train_acq} ({len(real.slices)} slices); "
+            f"held out: {cfg.holdout}")
+    else:
+        log("no real slices found: training on synthetic data only")
+
+    model = UNet3D(ModelConfig()).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warm = max(1, cfg.steps // 30)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    pos_w = torch.tensor(10.0, device=dev)
+    lo = cfg.real_depth // 2 - 2
+    hist = []
+    model.train()
+    for step in range(cfg.steps):
+        if step and step % cfg.refresh_every == 0:
+            pool.refresh()
+        x, ph, c, b = (torch.from_numpy(a).to(dev) for a in pool.batch(cfg.synth_batch, cfg.synth_patch))
+        out = model(x)
+        l_phase = phase_loss(out[:, :N_PHASES], ph)
+        l_centre = F.binary_cross_entropy_with_logits(out[:, CH_CENTRE], c)
+        l_bound = F.binary_cross_entropy_with_logits(out[:, CH_BOUNDARY], b, pos_weight=pos_w)
+        loss = l_phase + cfg.w_centre * l_centre + cfg.w_boundary * l_bound
+        l_real = torch.zeros((), device=dev)
+        if real is not None and step % cfg.real_every == 0:
+            xr, pr = (torch.from_numpy(a).to(dev) for a in real.batch(cfg.real_batch, cfg.real_patch,
+                                                                       cfg.real_depth))
+            outr = model(xr)[:, :N_PHASES, lo:lo + 4]
+            l_real = phase_loss(outr, pr[:, None].expand(-1, 4, -1, -1))
+            loss = loss + cfg.w_real * l_real
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        hist.append([float(v.detach()) for v in (loss, l_phase, l_centre, l_bound, l_real)])
+        if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
+            m = np.mean(hist[-50:], axis=0)
+            log(f"step {step + 1}/{cfg.steps}  loss {m[0]:.3f}  phase {m[1]:.3f}  centre {m[2]:.3f}  "
+                f"boundary {m[3]:.3f}  real {m[4]:.3f}  {time.perf_counter() - t0:.0f} s")
+    elapsed = time.perf_counter() - t0
+    model.eval()
+    summary = {"train_seconds": round(elapsed, 1), "device": str(dev), "threads": torch.get_num_threads(),
+               "parameters": n_parameters(model), "final_losses": dict(zip(
+                   ("total", "phase", "centre", "boundary", "real"), np.mean(hist[-100:], axis=0).round(4).tolist()))}
+    if real_dir is not None and Path(real_dir).is_dir():
+        from .infer import real_slice_scores
+        summary["holdout"] = {"acquisition": cfg.holdout,
+                              **real_slice_scores(model, data.load_real_slices(real_dir, [cfg.holdout]))}
+        log(f"held-out acquisition {cfg.holdout}: {summary['holdout']['mean_iou']:.3f} mean IoU "
+            f"(pore/CBD/NMC {summary['holdout']['iou']})")
+    return model, summary
+
+
+def save_weights(model: UNet3D, path: Path, meta: dict) -> None:
+    """Save a ``weights_only``-loadable checkpoint (tensors + plain values), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": "core.nn.unet3d/1", "config": model.config.to_dict(),
+            "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+            "meta": json.loads(json.dumps(meta))}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.nn.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path(__file__).parent / "weights" / "unet3d.pt")
+    p.add_argument("--real", type=Path, default=data.REAL_DIR, help="folder of the labelled nano-CT slices")
+    p.add_argument("--no-real", action="store_true", help="train on synthetic data only")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: cores available)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a TrainConfig field (numbers only), e.g. --set lr=0.001")
+    a = p.parse_args(argv)
+    if a.steps < 1:
+        p.error("--steps must be at least 1")
+    over = {}
+    known = {f.name: f.type for f in fields(TrainConfig)}
+    for item in a.set:
+        key, _, value = item.partition("=")
+        if key not in known or not value:
+            p.error(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(known)}")
+        over[key] = type(getattr(TrainConfig, key))(float(value) if "." in value or "e" in value else int(value))
+    cfg = TrainConfig(steps=a.steps, seed=a.seed, **over)
+    model, summary = train(cfg, real_dir=None if a.no_real else a.real, device=a.device, threads=a.threads,
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
+    meta = {"train_config": asdict(cfg), **summary, "torch": torch.__version__}
+    save_weights(model, a.out, meta)
+    a.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The 3D U-Net: architecture, training targets, shipped weights, inference and wiring."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core import synth
+from core.codes import CBD, NMC, PORE
+from core.evaluate import instance_scores, phase_iou
+from core.nn import data, infer
+from core.nn.model import N_OUT, ModelConfig, UNet3D
+from core.nn.params import DEFAULT_WEIGHTS, ModelParams
+from core.nn.train import TrainConfig, save_weights, train
+from core.pipeline import AnalysisParams, run
+
+META = json.loads(DEFAULT_WEIGHTS.with_suffix(".json").read_text())
+
+
+def test_unet_shapes_and_config_validation():
+    m = UNet3D(ModelConfig(base=4, levels=3, groups=2))
+    assert m.multiple == 4
+    out = m(torch.zeros(2, 1, 8, 12, 16))
+    assert out.shape == (2, N_OUT, 8, 12, 16)
+    with pytest.raises(ValueError, match="invalid model configuration"):
+        ModelConfig(base=6, groups=4)
+
+
+def _two_touching_balls(crack=False):
+    z, y, x = np.ogrid[:20, :20, :36]
+    a = (z - 10) ** 2 + (y - 10) ** 2 + (x - 10) ** 2 <= 64
+    b = (z - 10) ** 2 + (y - 10) ** 2 + (x - 25) ** 2 <= 64
+    labels = np.zeros((20, 20, 36), np.int32)
+    labels[a] = 1
+    labels[b & ~a] = 2
+    if crack:  # a thin internal crack in ball 1, enclosed by it
+        labels[10, 7:14, 8] = 0
+    return labels
+
+
+def test_instance_targets_centre_boundary_and_cracks():
+    labels = _two_touching_balls()
+    centre, boundary = data.instance_targets(labels)
+    assert centre[labels == 0].max() == 0
+    assert centre[10, 10, 10] == pytest.approx(1.0) and centre[labels == 2].max() == pytest.approx(1.0)
+    assert centre[10, 10, 25] > 0.95
+    assert 0 < centre[labels > 0].min() < 0.3
+    # boundary only where the two balls meet (x around 17..18), and only on particle voxels
+    xs = np.nonzero(boundary)[2]
+    assert boundary.any() and xs.min() >= 16 and xs.max() <= 19
+    assert not boundary[labels == 0].any()
+    # a crack enclosed by a particle is not a surface: the centre cue is unchanged around it
+    cracked = _two_touching_balls(crack=True)
+    c2, _ = data.instance_targets(cracked)
+    near = (cracked > 0)
+    assert np.allclose(c2[near], centre[near])
+
+
+def test_normalise_and_robust_range():
+    x = np.arange(1000, dtype=np.float32)
+    lo, hi = data.robust_range(x)
+    y = data.normalise(x, lo, hi)
+    assert y.dtype == np.float32 and np.median(y) == pytest.approx(0.0, abs=0.01)
+    with pytest.raises(ValueError, match="hi > lo"):
+        data.normalise(x, 1.0, 1.0)
+
+
+def test_shipped_weights_load_small_and_weights_only(tmp_path):
+    assert DEFAULT_WEIGHTS.stat().st_size < 20 * 2**20
+    blob = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
+    assert blob["format"] == "core.nn.unet3d/1"
+    m = infer.load_model()
+    assert sum(p.numel() for p in m.parameters()) == META["parameters"]
+    with pytest.raises(FileNotFoundError):
+        infer.load_model(tmp_path / "none.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable model checkpoint"):
+        infer.load_model(bad)
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a core.nn.unet3d/1 checkpoint"):
+        infer.load_model(tmp_path / "other.pt")
+
+
+def test_shipped_weights_give_the_documented_scores():
+    """The model card's fixed check (core/nn/weights/unet3d.json "check") holds on this machine."""
+    check = META["check"]
+    e = synth.demo_electrode("cycled-1C", rng=7, shape=(64, 64, 64))
+    seg = infer.segment_volume(e.greyscale, device="cpu")
+    iou = phase_iou(e.phases, seg.phases)
+    for phase, documented in check["phase_iou"].items():
+        assert iou[phase] == pytest.approx(documented, abs=0.01)
+    labels = infer.instances_from_cue(seg.phases, seg.cue, e.spacing, h=0.3)
+    sc = instance_scores(e.labels, labels)
+    assert sc.loc[sc.threshold == 0.5, "f1"].item() == pytest.approx(check["f1_at_0.5"], abs=0.03)
+    assert seg.weights_sha256 == infer.weights_digest(DEFAULT_WEIGHTS)
+
+
+@pytest.mark.skipif(not data.REAL_DIR.is_dir(), reason="real nano-CT slices (../shared/data/real) not present")
+def test_shipped_weights_held_out_real_acquisition_score():
+    m = infer.load_model()
+    held = META["holdout"]
+    scores = infer.real_slice_scores(m, data.load_real_slices(acquisitions=[held["acquisition"]]))
+    assert scores["mean_iou"] == pytest.approx(held["mean_iou"], abs=0.01)
+
+
+def test_segment_volume_shapes_and_validation():
+    rng = np.random.default_rng(0)
+    seg = infer.segment_volume(rng.random((1, 30, 41)).astype(np.float32))  # thinner than the network's multiple
+    assert seg.phases.shape == seg.cue.shape == (1, 30, 41)
+    assert seg.phases.dtype == np.uint8 and set(np.unique(seg.phases)) <= {PORE, CBD, NMC}
+    assert 0 <= seg.cue.min() and seg.cue.max() <= 1
+    with pytest.raises(ValueError, match="3D greyscale"):
+        infer.segment_volume(np.zeros((4, 4)))
+    with pytest.raises(FileNotFoundError):
+        infer.segment_volume(np.zeros((8, 8, 8)), ModelParams(weights="/no/such/weights.pt"))
+    for bad in (dict(tile=20), dict(overlap=60), dict(h=1.5)):
+        with pytest.raises(ValueError):
+            ModelParams(**bad)
+
+
+def test_instances_from_cue_splits_two_peaks_and_keeps_one():
+    labels = _two_touching_balls()
+    phases = np.where(labels > 0, NMC, PORE).astype(np.uint8)
+    centre, boundary = data.instance_targets(labels)
+    cue = centre * (1 - boundary)
+    found = infer.instances_from_cue(phases, cue, 0.5, h=0.3)
+    assert found.max() == 2
+    one = found == found[10, 10, 10]
+    assert np.count_nonzero(one & (labels == 1)) / np.count_nonzero(one | (labels == 1)) > 0.95
+    # a shallow dip between the peaks (less than h) merges them
+    flat = np.where(labels > 0, np.maximum(cue, 0.9), 0).astype(np.float32)
+    assert infer.instances_from_cue(phases, flat, 0.5, h=0.3, merge_ratio=0).max() == 1
+    with pytest.raises(ValueError, match="h must be"):
+        infer.instances_from_cue(phases, cue, 0.5, h=0)
+    with pytest.raises(ValueError, match="does not match"):
+        infer.instances_from_cue(phases, cue[:-1], 0.5)
+
+
+def test_pipeline_model_method_and_params():
+    e = synth.demo_electrode("pristine", rng=3, shape=(48, 48, 48))
+    p = AnalysisParams(method="model", particles="model")
+    r = run(e.greyscale, p, spacing=e.spacing)
+    assert len(r.table) > 3 and r.labels.max() == len(r.table)
+    assert r.provenance["particles_from"] == "model" and "torch" in r.provenance["versions"]
+    assert r.provenance["model_weights_sha256"] == infer.weights_digest(DEFAULT_WEIGHTS)
+    assert AnalysisParams.from_dict(r.params.to_dict()) == r.params
+    # model phases with the classic watershed
+    r2 = run(e.greyscale, replace(p, particles="watershed"), spacing=e.spacing)
+    assert np.array_equal(r2.phases, r.phases) and r2.provenance["particles_from"] == "watershed"
+    with pytest.raises(ValueError, match="needs method='model'"):
+        AnalysisParams(particles="model")
+    with pytest.raises(ValueError, match="need the greyscale"):
+        run(e.phases, p, spacing=e.spacing, presegmented=True)
+    old = {k: v for k, v in AnalysisParams().to_dict().items() if k not in ("model", "particles")}
+    assert AnalysisParams.from_dict(old) == AnalysisParams()
+
+
+def test_training_is_seeded_and_writes_a_weights_only_checkpoint(tmp_path):
+    cfg = TrainConfig(steps=2, pool_size=1, pool_shape=(32, 40, 40), synth_patch=32, refresh_every=1)
+    m1, s1 = train(cfg, real_dir=None, device="cpu", threads=1, log=lambda m: None)
+    m2, _ = train(cfg, real_dir=None, device="cpu", threads=1, log=lambda m: None)
+    for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert s1["parameters"] == sum(p.numel() for p in m1.parameters())
+    path = tmp_path / "w.pt"
+    save_weights(m1, path, {"note": "test"})
+    again = infer.load_model(path)
+    assert again.meta == {"note": "test"}
+    x = torch.zeros(1, 1, 8, 8, 8)
+    with torch.inference_mode():
+        assert torch.equal(m1.eval()(x), again(x))
+
+
+def test_cli_segment_and_analyze_with_the_model(tmp_path):
+    from core.cli import main
+    from core.io import save_tiff
+
+    e = synth.demo_electrode("pristine", rng=5, shape=(40, 48, 48))
+    src = tmp_path / "grey.tif"
+    save_tiff(src, e.greyscale, e.spacing)
+    assert main(["segment", str(src), "--out", str(tmp_path / "seg"), "--method", "model", "-q"]) == 0
+    assert (tmp_path / "seg" / "phases.tif").is_file()
+    assert main(["analyze", str(src), "--out", str(tmp_path / "an"), "--method", "model", "-q"]) == 0
+    rec = json.loads((tmp_path / "an" / "run.json").read_text())
+    assert rec["params"]["method"] == "model" and rec["params"]["particles"] == "model"
+    assert main(["analyze", str(src), "--out", str(tmp_path / "bad"), "--method", "model",
+                 "--weights", str(tmp_path / "missing.pt"), "-q"]) == 2
+    assert not (tmp_path / "bad").exists()
