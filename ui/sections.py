@@ -119,6 +119,9 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
     graphs = {t.name: contact_graph(t.ref, t.params.axis, t.separator_side, t.spacing, int(depth_bins))
               for t in found}
     summary = connectivity.summary_table(graphs)
+    if int(summary["n_isolated"].sum()) == 0:
+        st.success("No isolated particles: every particle of the chosen electrodes has a path to the current "
+                   "collector through touching particles and connected CBD.")
     c1, c2 = st.columns(2)
     with c1:
         st.altair_chart(isolation_chart(summary), width="stretch")
@@ -135,9 +138,11 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
         "CBD clusters": summary["n_cbd_clusters"],
         "CBD volume connected (share)": summary["share_cbd_connected"],
     })
+    bars = {c: st.column_config.ProgressColumn(c, format="%.3f", min_value=0.0, max_value=1.0)
+            for c in ("share isolated (number)", "share isolated (volume)")}
     st.dataframe(shown, hide_index=True, key=state.ISO_TABLE,
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns
-                                if shown[c].dtype.kind == "f"})
+                 column_config={**{c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns
+                                   if shown[c].dtype.kind == "f"}, **bars})
     st.caption(
         "A particle is isolated when no chain of touching particles and connected carbon-binder (CBD) clusters "
         "leads from it to the current-collector face of the volume (the end opposite the separator). Contacts "
@@ -161,13 +166,14 @@ def isolation_chart(summary: pd.DataFrame) -> alt.Chart:
                          "n_isolated": int(r["n_isolated"]), "n_particles": int(r["n_particles"]),
                          "label": f"{int(r['n_isolated'])} of {int(r['n_particles'])}" if w == WEIGHTINGS[0] else ""})
     d = pd.DataFrame(rows, columns=["electrode", "weighting", "share", "n_isolated", "n_particles", "label"])
-    order = list(dict.fromkeys(d["electrode"]))
-    base = alt.Chart(d).encode(
-        y=alt.Y("electrode:N", sort=order, title=None),
-        yOffset=alt.YOffset("weighting:N", sort=list(WEIGHTINGS)),
-    )
+    # one band per (electrode, weighting): a plain nominal axis renders reliably in every Vega-Lite host
+    d["row"] = d["electrode"] + " · " + d["weighting"]
+    rows_order = list(d["row"])
+    top = max(0.1, float(d["share"].max()) * 1.2 if len(d) else 0.1)  # all-zero data would collapse the axis
+    base = alt.Chart(d).encode(y=alt.Y("row:N", sort=rows_order, title=None, axis=alt.Axis(labelLimit=320)))
     bars = base.mark_bar().encode(
-        x=alt.X("share:Q", title="share of particles isolated (0–1)", scale=alt.Scale(domainMin=0)),
+        x=alt.X("share:Q", title="share of particles isolated (0–1)", scale=alt.Scale(domain=[0, min(1.0, top)]),
+                axis=alt.Axis(format=".2f")),
         color=alt.Color("weighting:N", title="weighted", sort=list(WEIGHTINGS),
                         scale=alt.Scale(domain=list(WEIGHTINGS), range=["#4477aa", "#aaaaaa"]),
                         legend=alt.Legend(orient="top")),
@@ -177,7 +183,7 @@ def isolation_chart(summary: pd.DataFrame) -> alt.Chart:
                  alt.Tooltip("n_particles:Q", title="particles")],
     )
     text = base.mark_text(align="left", dx=4, fontSize=11).encode(x="share:Q", text="label:N")
-    return (bars + text).properties(height=max(120, 60 * len(order)), title="Isolated particles per electrode")
+    return (bars + text).properties(height=alt.Step(26), title="Isolated particles per electrode")
 
 
 def isolation_depth_chart(depth: pd.DataFrame) -> alt.Chart:
@@ -192,9 +198,11 @@ def isolation_depth_chart(depth: pd.DataFrame) -> alt.Chart:
     d["depth_mid"] = (d["depth_lo"] + d["depth_hi"]) / 2
     d = d[np.isfinite(d["share_isolated"].astype(float))]
     order = list(dict.fromkeys(d["electrode"]))
+    top = max(0.1, float(d["share_isolated"].max()) * 1.2 if len(d) else 0.1)
     return alt.Chart(d).mark_line(point=True).encode(
         x=alt.X("depth_mid:Q", title=DEPTH_TITLE, scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("share_isolated:Q", title="share of particles isolated (0–1)", scale=alt.Scale(domainMin=0)),
+        y=alt.Y("share_isolated:Q", title="share of particles isolated (0–1)",
+                scale=alt.Scale(domain=[0, min(1.0, top)]), axis=alt.Axis(format=".2f")),
         color=alt.Color("electrode:N", scale=alt.Scale(scheme=charts.GROUP_SCHEME, domain=order), sort=order),
         tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("depth_lo:Q", format=".2f", title="depth from"),
                  alt.Tooltip("depth_hi:Q", format=".2f", title="depth to"),
