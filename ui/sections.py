@@ -347,7 +347,7 @@ def uncertainty_chart(spread: pd.DataFrame, runs: pd.DataFrame) -> alt.Chart:
     """
     order = list(dict.fromkeys(spread["electrode"]))
     x_title = "median detachment index (0–1)"
-    y = alt.Y("electrode:N", sort=order, title=None)
+    y = alt.Y("electrode:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
     rng = alt.Chart(spread).mark_rule(strokeWidth=3, color="#888888").encode(
         x=alt.X("median_min:Q", title=x_title), x2="median_max:Q", y=y,
     )
@@ -373,5 +373,6 @@ def uncertainty_chart(spread: pd.DataFrame, runs: pd.DataFrame) -> alt.Chart:
                  alt.Tooltip("median_max:Q", format=".3f", title="highest")],
     )
     return (rng + variants + base).properties(
-        height=max(120, 50 * len(order)), title="Median detachment with its segmentation range (black: as analysed)",
+        # a band step, not a fixed height: a fixed height collapsed the bands in the browser
+        height=alt.Step(40), title="Median detachment with its segmentation range (black: as analysed)",
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import connectivity, uncertainty
 from core.pipeline import AnalysisParams
 from core.uncertainty import SweepParams
-from ui import state
+from ui import sections, state
 
 from apphelpers import TIMEOUT, chart_data, chart_specs, no_exception
 
@@ -122,3 +123,18 @@ def test_chart_builders_leave_out_empty_bins():
     depth.loc[1] = ["a", 0.5, 1.0, 2, 1, 0.5, 0.4]
     chart = isolation_depth_chart(depth)
     assert chart.data["depth_mid"].tolist() == [0.75]
+
+
+def test_band_charts_size_by_step_and_keep_an_axis_when_nothing_is_isolated():
+    """A fixed height with one band per electrode collapsed the bands in Chromium: the charts use a step."""
+    summary = pd.DataFrame({"electrode": ["a", "b"], "n_isolated": [0, 0], "n_particles": [10, 12],
+                            "share_isolated": [0.0, 0.0], "share_isolated_volume": [0.0, 0.0]})
+    spec = sections.isolation_chart(summary).to_dict()
+    assert spec["height"] == {"step": 26}
+    x = spec["layer"][0]["encoding"]["x"]
+    assert x["scale"]["domain"][1] > 0  # an all-zero share still has an axis to draw on
+    spread = pd.DataFrame({"electrode": ["a"], "median_detachment": [0.2], "median_min": [0.1],
+                           "median_max": [0.3], "n_particles": [10]})
+    runs = pd.DataFrame({"electrode": ["a"], "variant": ["low-"], "parameter": ["low"], "median_detachment": [0.1],
+                         "deviation": [-0.1], "n_particles": [10], "low": [1.0], "high": [2.0], "h_um": [0.5]})
+    assert sections.uncertainty_chart(spread, runs).to_dict()["height"] == {"step": 40}
