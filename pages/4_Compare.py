@@ -9,6 +9,7 @@ import streamlit as st
 from ui import cache, compare_view, exports, sections, widgets
 
 ws = cache.workspace()
+exports.begin_page()
 st.title("Compare electrodes")
 widgets.show_flash()
 

@@ -19,7 +19,7 @@ import streamlit as st
 from core import compare
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, render, state, widgets
+from . import cache, charts, exports, render, state, widgets
 
 EDGE_LABELS = {
     "exclude": "leave out",
@@ -206,7 +206,7 @@ def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
         return metric
     chart = charts.distribution(dist, kind, facet=facet and kind in ("histogram", "ecdf"))
     compound = kind == "violin" or (facet and kind in ("histogram", "ecdf"))
-    st.altair_chart(chart, width="content" if compound else "stretch")
+    exports.show(chart, f"distribution of {charts.metric_title(metric)}", width="content" if compound else "stretch")
     q = dist.quantiles
     st.dataframe(q, hide_index=True, key="cmp_quantiles",
                  column_order=["electrode", "n_used", "mean", "q05", "q25", "median", "q75", "q95"],
@@ -294,12 +294,13 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
         out.append(tr)
         st.markdown(f"**Detachment against {charts.metric_title(x).split(' (')[0]}** "
                     f"({'equal-count' if binning == 'quantile' else 'equal-width'} bins)")
-        st.altair_chart(charts.trend(tr, points=combined), width="stretch")
+        name = charts.metric_title(x).split(" (")[0]
+        exports.show(charts.trend(tr, points=combined), f"detachment vs {name}")
         c1, c2 = st.columns(2)
         with c1:
-            st.altair_chart(charts.trend_spread(tr), width="stretch")
+            exports.show(charts.trend_spread(tr), f"detachment spread (IQR) vs {name}")
         with c2:
-            st.altair_chart(charts.trend_counts(tr), width="stretch")
+            exports.show(charts.trend_counts(tr), f"particles per bin of {name}")
         if tr.n_low:
             few = tr.table[tr.table["low_n"]]
             where = "" if len(few) > 4 else ": " + ", ".join(
@@ -341,4 +342,4 @@ def slices_section(ctx: CompareContext) -> None:
         with col:
             st.image(render.upscale(img, 420), width="stretch",
                      caption=f"{name}: {render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")
-    st.altair_chart(charts.colorbar(), width="stretch")
+    exports.show(charts.colorbar(), "detachment colour scale")

@@ -200,6 +200,23 @@ def standard_charts(tables: Mapping[str, pd.DataFrame], metric: str = "detachmen
     return out
 
 
+def begin_page() -> None:
+    """Start collecting the charts a page shows (see :func:`show`), so its export offers every one of them."""
+    st.session_state[state.EXP_SHOWN] = {}
+
+
+def show(chart, title: str, *, width: str = "stretch") -> None:
+    """``st.altair_chart`` that also offers the chart in the page's *Export* section under ``title``."""
+    st.altair_chart(chart, width=width)
+    shown = st.session_state.setdefault(state.EXP_SHOWN, {})
+    shown[title] = chart
+
+
+def shown_charts() -> dict[str, Any]:
+    """The charts :func:`show` drew since :func:`begin_page`, in page order."""
+    return dict(st.session_state.get(state.EXP_SHOWN) or {})
+
+
 def _summary_table(tables: Mapping[str, pd.DataFrame], groups: Mapping[str, str]) -> pd.DataFrame | None:
     """Per-electrode summary with bootstrap CIs (edge particles included), or None when it cannot be computed."""
     try:
@@ -260,8 +277,9 @@ def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
     sample_ids : sequence of int, optional
         Default: the Compare page's selection (``state.CMP_SAMPLES``).
     chart_map : {title: altair chart}, optional
-        The charts to offer as PNG/SVG and put in the report.  Default: the
-        page's distribution (its current measure and kind) and the two scatters.
+        The charts to offer as PNG/SVG and put in the report.  Default: every
+        chart the page drew through :func:`show`, else a distribution and the
+        two binned trends.
     """
     ids = list(sample_ids if sample_ids is not None else st.session_state.get(state.CMP_SAMPLES) or [])
     samples = {s.id: s for s in ws.list_samples()}
@@ -275,8 +293,9 @@ def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
     combined = compare.combine(tables, groups)
     summary = _summary_table(tables, groups)
     if chart_map is None:
-        chart_map = standard_charts(tables, st.session_state.get(state.CMP_METRIC, "detachment"),
-                                    st.session_state.get(state.CMP_KIND, "histogram"))
+        chart_map = shown_charts() or standard_charts(
+            tables, st.session_state.get(state.CMP_METRIC, "detachment"),
+            st.session_state.get(state.CMP_KIND, "histogram"))
     analyses = [a for _, _, a in items]
     recipe, reason = _recipe_or_reason(ws, analyses, [n for n, _, _ in items])
     recipe_bytes = dumps(recipe).encode("utf-8") if recipe is not None else None

@@ -39,7 +39,7 @@ from core.pipeline import AnalysisParams
 from core.uncertainty import SEPARATION_VARIANTS, SweepParams, SweepResult
 from core.workspace import Analysis, Sample, Workspace, write_bytes
 
-from . import cache, charts, state
+from . import cache, charts, exports, state
 from .widgets import one_sentence
 
 NameOf = Callable[[int], str]
@@ -124,9 +124,9 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
                    "collector through touching particles and connected CBD.")
     c1, c2 = st.columns(2)
     with c1:
-        st.altair_chart(isolation_chart(summary), width="stretch")
+        exports.show(isolation_chart(summary), "isolated particles per electrode")
     with c2:
-        st.altair_chart(isolation_depth_chart(connectivity.depth_table(graphs)), width="stretch")
+        exports.show(isolation_depth_chart(connectivity.depth_table(graphs)), "isolated particles vs depth")
     shown = pd.DataFrame({
         "electrode": summary["electrode"],
         "n particles": summary["n_particles"],
@@ -317,7 +317,7 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
     if not ready:
         return
     spread = uncertainty.spread_table(ready)
-    st.altair_chart(uncertainty_chart(spread, uncertainty.sweep_table(ready)), width="stretch")
+    exports.show(uncertainty_chart(spread, uncertainty.sweep_table(ready)), "median detachment: segmentation range")
     shown = pd.DataFrame({
         "electrode": spread["electrode"],
         "n particles": spread["n_particles"],

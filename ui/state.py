@@ -110,3 +110,6 @@ UNC_TABLE = "w_unc_table"
 def k(base: str, *parts) -> str:
     """A key specialised by sample id (or axis, ...): ``k(SEG_LOW, 3) == "w_seg_low_3"``."""
     return "_".join([base, *(str(p) for p in parts)])
+
+# charts drawn on the current page run, offered by its Export section (ui.exports.show)
+EXP_SHOWN = "exp_shown_charts"

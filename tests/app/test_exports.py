@@ -17,7 +17,7 @@ from core.report import PNG_SIGNATURE
 from core import compare
 from ui import charts, exports, state
 
-from apphelpers import TIMEOUT, no_exception, page
+from apphelpers import TIMEOUT, chart_specs, no_exception, page
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -106,7 +106,8 @@ def test_compare_page_downloads(seeded_ws, captured):
     no_exception(at)
     labels = [b.label for b in at.get("download_button")]
     assert labels[:4] == ["Particle table (CSV)", "Particle table (Parquet)", "HTML report", "Recipe (JSON)"]
-    assert labels[4:] == ["PNG", "SVG"] * 3  # the distribution and the two binned trends
+    n_charts = len(chart_specs(at))  # every chart the page shows is offered
+    assert n_charts >= 8 and labels[4:] == ["PNG", "SVG"] * n_charts
     assert not any(b.proto.disabled for b in at.get("download_button"))
     names = [f"{s.name} (SYNTHETIC)" for s in samples]
     tables = {n: seeded_ws.load_table(seeded_ws.latest_analysis(s.id)) for n, s in zip(names, samples)}
@@ -116,15 +117,20 @@ def test_compare_page_downloads(seeded_ws, captured):
     pq = pd.read_parquet(io.BytesIO(_data(captured, "comparison-particles.parquet")))
     pd.testing.assert_frame_equal(pq, compare.combine(tables, {n: "SYNTHETIC demo" for n in names}))
 
-    for title in ("distribution_of_detachment_index_0_1", "detachment_vs_equivalent_diameter", "detachment_vs_depth"):
-        assert _data(captured, f"comparison-{title}.png")[:8] == PNG_SIGNATURE
-        assert _data(captured, f"comparison-{title}.svg").lstrip().startswith(b"<svg")
+    pngs = [n for n in captured if n and n.startswith("comparison-") and n.endswith(".png")]
+    svgs = [n for n in captured if n and n.startswith("comparison-") and n.endswith(".svg")]
+    assert len(pngs) == len(svgs) == n_charts
+    assert "comparison-detachment_vs_equivalent_diameter.png" in pngs and "comparison-detachment_vs_depth.svg" in svgs
+    for name in pngs[:3]:
+        assert _data(captured, name)[:8] == PNG_SIGNATURE
+    for name in svgs[:3]:
+        assert _data(captured, name).lstrip().startswith(b"<svg")
 
     html = _data(captured, "comparison-report.html").decode()
     for n, t in tables.items():
         assert n in html
         assert seeded_ws.latest_analysis(samples[list(tables).index(n)].id).provenance["input_checksum"] in html
-    assert html.count('src="data:image/svg+xml;base64,') == 3
+    assert html.count('src="data:image/svg+xml;base64,') == n_charts
     assert "segment.low" in html and "vl-convert-python" in html and "<script" not in html
 
     recipe = loads(_data(captured, "comparison-recipe.json").decode())
