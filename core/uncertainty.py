@@ -357,6 +357,9 @@ def sweep(
     """
     options = options or SweepParams()
     params = params or AnalysisParams()
+    if params.method != "threshold":
+        raise ValueError(f"the sweep varies thresholds and the watershed's h; an analysis segmented by the "
+                         f"{params.method!r} method has neither to vary")
     check_greyscale(volume)
     sp = normalize_spacing(spacing)
     report = progress or (lambda f, m: None)

@@ -221,6 +221,8 @@ def sweep_options(target: Target, options: SweepParams) -> SweepParams | None:
     None when nothing of ``options`` applies.
     """
     prov = target.analysis.provenance
+    if target.params.method != "threshold":
+        return None
     if prov.get("presegmented") and "phases_from_analysis" not in prov:
         kept = tuple(v for v in options.variants if v in SEPARATION_VARIANTS)
         return replace(options, variants=kept) if kept else None
@@ -279,7 +281,9 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
     opts = {t.name: sweep_options(t, options) for t in found}
     for t in found:
         if opts[t.name] is None:
-            st.caption(f"{t.name}: its phases were given as input, so there are no thresholds to vary.")
+            st.caption(f"{t.name}: segmented by the trained model, so there are no thresholds to vary."
+                       if t.params.method != "threshold" else
+                       f"{t.name}: its phases were given as input, so there are no thresholds to vary.")
     found = [t for t in found if opts[t.name] is not None]
     if not found:
         st.info("No analysed electrode to sweep.")

@@ -208,3 +208,11 @@ def test_bad_step_for_these_parameters(plain, elec):
         sweep(elec.greyscale, plain.params, spacing=elec.spacing, baseline_table=plain.table)
     with pytest.raises(ValueError, match="does not match volume"):
         sweep(elec.greyscale, plain.params, spacing=elec.spacing, baseline_phases=plain.phases[1:])
+
+
+def test_a_model_analysis_has_nothing_to_sweep():
+    from core.pipeline import AnalysisParams
+
+    vol = np.zeros((8, 8, 8), np.uint16)
+    with pytest.raises(ValueError, match="'model' method has neither to vary"):
+        uncertainty.sweep(vol, AnalysisParams(method="model"), spacing=1.0)
