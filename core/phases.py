@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-import cc3d
 import numba
 import numpy as np
 from scipy import ndimage as ndi
@@ -275,42 +274,129 @@ def correct_partial_volume(
     return _correct_partial_volume(volume, phases, low, sigma=sigma, i_nmc=i_nmc, grow_nmc=grow_nmc)[0]
 
 
-def _grow_rim(volume, phases, i_nmc, low):
+def _grow_rim(volume, phases, i_nmc, low, rows=None):
     """Grow NMC by one voxel where its rim is brighter than the local halfway value.
 
     The NMC surface lies where the grey value is halfway between NMC and the
     material just outside it.  That outside value is estimated, for each rim
     voxel (a non-NMC face neighbour of NMC), as the mean grey value of the
-    "ring" voxels (2 to 3 dilation steps away from NMC) within a 7x7x7 window
-    (two separable box filters).  Returns new phases.
+    "ring" voxels (2 to 3 face steps away from NMC) within a 7x7x7 window.
+    The window sums run along x and y as running sums over whole rows and
+    along axis 0 as direct sums, so a voxel's value does not depend on where
+    a slab of the volume starts along axis 0 (slabs and one-slice previews
+    agree bit for bit with a whole-volume run).  Returns new phases; with
+    ``rows=(lo, hi)`` only NMC in rows ``lo:hi`` along axis 0 grows (the
+    other rows are left as they are).
     """
-    nmc = phases == NMC
-    d1 = ndi.binary_dilation(nmc)
-    ring = ndi.binary_dilation(d1, iterations=2)
-    ring &= ~d1
-    rim = d1 & ~nmc
-    del d1
-    count = ndi.uniform_filter(ring.astype(np.float32), 7, mode="constant", cval=0.0)
-    total = ndi.uniform_filter(np.where(ring, volume, 0).astype(np.float32), 7, mode="constant", cval=0.0)
-    del ring
     out = phases.copy()
-    _grow_rim_kernel(volume, rim, count, total, np.float32(i_nmc), np.float32(low), np.uint8(NMC), out)
+    lo, hi = rows if rows is not None else (0, phases.shape[0])
+    _grow_rim_kernel(np.ascontiguousarray(volume, dtype=np.float32), np.ascontiguousarray(phases),
+                     np.float64(i_nmc), np.float64(low), np.uint8(NMC), out, int(lo), int(hi))
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_rim_kernel(volume, rim, count, total, i_nmc, low, nmc_code, out):
-    flat_v = volume.ravel()
-    flat_r = rim.ravel()
-    flat_c = count.ravel()
-    flat_t = total.ravel()
-    flat_o = out.ravel()
-    for i in range(flat_v.size):
-        if not flat_r[i]:
-            continue
-        outside = flat_t[i] / flat_c[i] if flat_c[i] > 1e-6 else low
-        if flat_v[i] >= 0.5 * (i_nmc + outside):
-            flat_o[i] = nmc_code
+def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
+    nz, ny, nx = v.shape
+    # face-step (L1) distance to NMC, capped at 4: 1 = rim, 2..3 = ring
+    dist = np.full((nz, ny, nx), 4, np.uint8)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if ph[z, y, x] == nmc_code:
+                    dist[z, y, x] = 0
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                d = dist[z, y, x]
+                if d == 0:
+                    continue
+                if x > 0 and dist[z, y, x - 1] + 1 < d:
+                    d = dist[z, y, x - 1] + 1
+                if y > 0 and dist[z, y - 1, x] + 1 < d:
+                    d = dist[z, y - 1, x] + 1
+                if z > 0 and dist[z - 1, y, x] + 1 < d:
+                    d = dist[z - 1, y, x] + 1
+                dist[z, y, x] = d
+    for z in range(nz - 1, -1, -1):
+        for y in range(ny - 1, -1, -1):
+            for x in range(nx - 1, -1, -1):
+                d = dist[z, y, x]
+                if d == 0:
+                    continue
+                if x < nx - 1 and dist[z, y, x + 1] + 1 < d:
+                    d = dist[z, y, x + 1] + 1
+                if y < ny - 1 and dist[z, y + 1, x] + 1 < d:
+                    d = dist[z, y + 1, x] + 1
+                if z < nz - 1 and dist[z + 1, y, x] + 1 < d:
+                    d = dist[z + 1, y, x] + 1
+                dist[z, y, x] = d
+    # ring counts and grey sums over 7 voxels along x, then along y (running sums over whole rows)
+    cnt = np.zeros((nz, ny, nx), np.uint8)
+    tot = np.zeros((nz, ny, nx), np.float32)
+    rowc = np.zeros(nx + 7, np.int64)
+    rowt = np.zeros(nx + 7, np.float64)
+    zlo, zhi = max(0, out_lo - 3), min(nz, out_hi + 3)
+    for z in range(zlo, zhi):
+        for y in range(ny):
+            for x in range(nx):
+                d = dist[z, y, x]
+                if d == 2 or d == 3:
+                    rowc[x + 3] = 1
+                    rowt[x + 3] = v[z, y, x]
+                else:
+                    rowc[x + 3] = 0
+                    rowt[x + 3] = 0.0
+            c = 0
+            t = 0.0
+            for k in range(7):
+                c += rowc[k]
+                t += rowt[k]
+            for x in range(nx):
+                if x > 0:
+                    c += rowc[x + 6] - rowc[x - 1]
+                    t += rowt[x + 6] - rowt[x - 1]
+                cnt[z, y, x] = c
+                tot[z, y, x] = t
+    # along y: running sums over whole columns, a plane at a time (x innermost)
+    pc = np.zeros((ny + 7, nx), np.int64)
+    pt = np.zeros((ny + 7, nx), np.float64)
+    accc = np.zeros(nx, np.int64)
+    acct = np.zeros(nx, np.float64)
+    for z in range(zlo, zhi):
+        for y in range(ny):
+            for x in range(nx):
+                pc[y + 3, x] = cnt[z, y, x]
+                pt[y + 3, x] = tot[z, y, x]
+        accc[:] = 0
+        acct[:] = 0.0
+        for k in range(7):
+            for x in range(nx):
+                accc[x] += pc[k, x]
+                acct[x] += pt[k, x]
+        for y in range(ny):
+            if y > 0:
+                for x in range(nx):
+                    accc[x] += pc[y + 6, x] - pc[y - 1, x]
+                    acct[x] += pt[y + 6, x] - pt[y - 1, x]
+            for x in range(nx):
+                cnt[z, y, x] = accc[x]
+                tot[z, y, x] = acct[x]
+    # along axis 0: direct sums at the rim voxels only; then the halfway test
+    for z in range(out_lo, out_hi):
+        z0, z1 = max(0, z - 3), min(nz, z + 4)
+        for y in range(ny):
+            for x in range(nx):
+                if dist[z, y, x] != 1:
+                    continue
+                c = 0
+                t = 0.0
+                for zz in range(z0, z1):
+                    c += cnt[zz, y, x]
+                    t += tot[zz, y, x]
+                outside = t / c if c > 0 else low
+                if v[z, y, x] >= 0.5 * (i_nmc + outside):
+                    out[z, y, x] = nmc_code
 
 
 def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
@@ -414,50 +500,71 @@ def remove_small_islands(phases: np.ndarray, min_size: int) -> np.ndarray:
 def _remove_small_islands_inplace(out: np.ndarray, min_size: int) -> None:
     if min_size <= 1:
         return
+    state = np.zeros(out.shape, np.uint8)
+    stack = np.zeros(int(min_size), np.int64)
     for code in (CBD, PORE, NMC):
-        comp, n = cc3d.connected_components(out == code, connectivity=6, return_N=True)
-        if n == 0:
-            continue
-        sizes = K.label_counts(comp, int(n))
-        small = sizes < min_size
-        small[0] = False
-        if small.any():
-            _absorb_islands(comp, small, out)
-        del comp
+        state[...] = 0
+        _islands_pass(out, np.uint8(code), int(min_size), state, stack)
 
 
 @numba.njit(cache=True, nogil=True)
-def _absorb_islands(comp, small, phases):
-    """Reassign voxels of small components to their most common other neighbour phase."""
-    nz, ny, nx = comp.shape
-    n_comp = small.size - 1
-    counts = np.zeros((n_comp + 1, 3), np.int64)
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                c = comp[z, y, x]
-                if c == 0 or not small[c]:
+def _islands_pass(phases, code, min_size, state, stack):
+    """Merge the 6-connected components of ``code`` smaller than ``min_size`` into their surroundings.
+
+    A bounded flood fill from each voxel not yet reached: it stops as soon as
+    it holds ``min_size`` voxels or touches a voxel known to be in a big
+    component.  A small component joins the phase that shares most faces
+    with it (ties to the lower code); one without any neighbour stays.
+    ``state``: 0 unknown, 1 done, 2 in the current fill.
+    """
+    nz, ny, nx = phases.shape
+    flat = phases.ravel()
+    st = state.ravel()
+    counts = np.zeros(3, np.int64)
+    for i in range(flat.size):
+        if flat[i] != code or st[i] != 0:
+            continue
+        n = 1
+        head = 0
+        stack[0] = i
+        st[i] = 2
+        big = False
+        while head < n and not big:
+            j = stack[head]
+            head += 1
+            z, y, x = K.unravel(j, ny, nx)
+            for d in range(6):
+                k = K.flat_step(j, z, y, x, d, nz, ny, nx)
+                if k < 0 or flat[k] != code or st[k] == 2:
                     continue
-                for d in range(6):
-                    inside, zz, yy, xx = K.step(z, y, x, d, nz, ny, nx)
-                    if not inside:
-                        continue
-                    if comp[zz, yy, xx] != c:
-                        counts[c, phases[zz, yy, xx]] += 1
-    target = np.full(n_comp + 1, -1, np.int64)
-    for c in range(1, n_comp + 1):
-        if small[c]:
-            best, best_n = -1, 0
-            for p in range(3):
-                if counts[c, p] > best_n:
-                    best, best_n = p, counts[c, p]
-            target[c] = best
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                c = comp[z, y, x]
-                if c != 0 and target[c] >= 0:
-                    phases[z, y, x] = target[c]
+                if st[k] == 1 or n == min_size:
+                    big = True
+                    break
+                st[k] = 2
+                stack[n] = k
+                n += 1
+            if n == min_size:
+                big = True
+        if big:
+            for m in range(n):
+                st[stack[m]] = 1
+            continue
+        counts[:] = 0
+        for m in range(n):
+            j = stack[m]
+            z, y, x = K.unravel(j, ny, nx)
+            for d in range(6):
+                k = K.flat_step(j, z, y, x, d, nz, ny, nx)
+                if k >= 0 and flat[k] != code:
+                    counts[flat[k]] += 1
+        best, best_n = -1, 0
+        for p in range(3):
+            if counts[p] > best_n:
+                best, best_n = p, counts[p]
+        for m in range(n):
+            st[stack[m]] = 1
+            if best >= 0:
+                flat[stack[m]] = best
 
 
 def _pv_references(values: np.ndarray, low: float, high: float) -> tuple[float, float]:
@@ -475,16 +582,279 @@ def _pv_references(values: np.ndarray, low: float, high: float) -> tuple[float, 
     return i_nmc, pv_low
 
 
+def _median_of_sorted(s: np.ndarray) -> float:
+    """``float(np.median(s))`` of an already sorted 1D array, without the partition."""
+    m = s.size // 2
+    return float(np.median(s[m - 1 : m + 1])) if s.size % 2 == 0 else float(s[m])
+
+
+def _pv_references_sorted(s: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """:func:`_pv_references` of a sorted sample: the same two values, in microseconds."""
+    k_low = int(np.searchsorted(s, s.dtype.type(low), side="left"))
+    k_high = int(np.searchsorted(s, s.dtype.type(high), side="left"))
+    above, below, mid = s[k_high:], s[:k_low], s[k_low:k_high]
+    i_nmc = _median_of_sorted(above) if above.size else float(s[-1])
+    pv_low = 0.5 * (_median_of_sorted(below) + _median_of_sorted(mid)) if below.size and mid.size else float(low)
+    return i_nmc, pv_low
+
+
+def _denoise_halo(params: SegmentParams) -> int:
+    return int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0
+
+
+def _denoiser(volume: np.ndarray, params: SegmentParams, nan_fill: float | None) -> Callable[[int, int], np.ndarray]:
+    """``denoised(a, b)``: the denoised range ``[a, b)`` along axis 0, computed with its own halo."""
+    nz, dn_halo = volume.shape[0], _denoise_halo(params)
+
+    def denoised(a: int, b: int) -> np.ndarray:
+        lo_, hi_ = max(0, a - dn_halo), min(nz, b + dn_halo)
+        sub = volume[lo_:hi_]
+        if nan_fill is not None and not np.isfinite(sub).all():
+            sub = np.nan_to_num(sub.astype(np.float32), nan=nan_fill, posinf=nan_fill, neginf=nan_fill)
+        return denoise(sub, params.denoise, size=params.denoise_size)[a - lo_ : a - lo_ + (b - a)]
+
+    return denoised
+
+
+def _nan_fill(volume: np.ndarray) -> float | None:
+    return float(np.nanmin(_sample(volume))) if np.issubdtype(volume.dtype, np.floating) else None
+
+
+def _sample_blocks(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Ranges along axis 0 whose denoised values give the global sample (independent of the slab size)."""
+    nz = shape[0]
+    if int(np.prod(shape)) <= 16_000_000 or nz <= 128:
+        return [(0, nz)]
+    return [(int(z), int(z) + 16) for z in np.linspace(0, nz - 16, 8).round()]
+
+
+def _global_sample(shape, denoised, report) -> tuple[np.ndarray, np.ndarray | None]:
+    """Strided sample of the denoised volume (and the denoised volume itself when it is one block)."""
+    blocks = _sample_blocks(shape)
+    n_vox = sum(b - a for a, b in blocks) * shape[1] * shape[2]
+    step = max(1, n_vox // 2_000_000)
+    samples, whole = [], None
+    for i, (a, b) in enumerate(blocks):
+        report(0.25 * i / len(blocks), "sampling grey values")
+        d = denoised(a, b)
+        samples.append(d.reshape(-1)[::step].copy())
+        if len(blocks) == 1:
+            whole = d
+    return np.concatenate(samples), whole
+
+
+def _central_sigma(shape, denoised, low: float, high: float, i_nmc: float) -> float:
+    """Blur sigma from a central block of at most ~128 voxels a side (:func:`estimate_pv_sigma`)."""
+    nz = shape[0]
+    side = [min(n, 128) for n in shape]
+    starts = [(n - s) // 2 for n, s in zip(shape, side)]
+    halo = 12
+    z0, z1 = max(0, starts[0] - halo), min(nz, starts[0] + side[0] + halo)
+    blk = denoised(z0, z1)[:, starts[1] : starts[1] + side[1], starts[2] : starts[2] + side[2]]
+    ph_blk = threshold(blk, low, high)
+    if not (ph_blk == NMC).any():
+        return 1.0
+    ph_blk = _grow_rim(blk, ph_blk, i_nmc, low)
+    return estimate_pv_sigma(blk, ph_blk)
+
+
+def _pv_reach(sigma: float) -> int:
+    """Slices along axis 0 that the partial-volume correction of one slice reads on either side.
+
+    The rim growth reads NMC 6 face steps away (rim 1, ring 2..3, window 3);
+    the spill is a Gaussian of the grown NMC, ``int(4 * sigma + 0.5)`` voxels
+    wide (scipy's truncation).
+    """
+    return 6 + int(4.0 * float(sigma) + 0.5)
+
+
+#: Largest island depth a preview looks at (slices on either side of the previewed one).
+MAX_ISLAND_DEPTH = 16
+
+
+@dataclass(frozen=True, eq=False)
+class PreviewContext:
+    """What a one-slice preview needs that does not depend on the two thresholds.
+
+    Build it with :func:`prepare_preview`; :func:`preview_from` then gives the
+    phases of the slice for any pair of thresholds.
+
+    Attributes
+    ----------
+    slab : (D, H, W) float32
+        Denoised slices around the previewed one (read-only), the slice axis
+        first; as many as the partial-volume correction of the island rows reads.
+    centre : int
+        Row of the previewed slice in ``slab``.
+    rows : (int, int)
+        Rows of ``slab`` whose phases are corrected and cleaned of islands.
+    sample : (N,) float32
+        Sorted strided sample of the denoised volume: the sample
+        :func:`segment_detailed` takes its global values from.
+    params : SegmentParams
+        Without thresholds; ``pv_sigma`` resolved when ``partial_volume``.
+    sigma_source : {"given", "suggested", "none"}
+        ``pv_sigma`` came with the parameters; was estimated as
+        :func:`segment_detailed` does, at the suggested (multi-Otsu) thresholds;
+        or is unused (no partial-volume correction).
+    suggested : (float, float)
+        Multi-Otsu thresholds of ``sample`` (what a run without thresholds uses).
+    axis, index : int
+        The slice.
+    """
+
+    slab: np.ndarray
+    centre: int
+    rows: tuple[int, int]
+    sample: np.ndarray
+    params: SegmentParams
+    sigma_source: str
+    suggested: tuple[float, float]
+    axis: int
+    index: int
+
+    @property
+    def island_depth(self) -> int:
+        """Slices on either side of the previewed one that island removal looks at."""
+        return max(self.centre - self.rows[0], self.rows[1] - 1 - self.centre)
+
+
+def prepare_preview(
+    volume: np.ndarray, axis: int, index: int, params: SegmentParams | None = None, *,
+    island_depth: int | None = None,
+) -> PreviewContext:
+    """Threshold-independent work of a one-slice preview (denoising, global sample, blur).
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        Greyscale; not modified.
+    axis : {0, 1, 2}
+    index : int
+        Slice index along ``axis``.
+    params : SegmentParams
+        ``low`` and ``high`` are ignored (they are the arguments of
+        :func:`preview_from`).  With ``pv_sigma`` None and partial-volume
+        correction on, the blur is estimated once, as :func:`segment_detailed`
+        does it, at the suggested (multi-Otsu) thresholds.
+    island_depth : int or None
+        Slices on either side whose islands are looked at; default
+        ``min_island - 1`` (enough for every island that touches the slice; a
+        chain of islands that reaches farther is not followed), at most
+        :data:`MAX_ISLAND_DEPTH`.
+
+    Returns
+    -------
+    PreviewContext
+    """
+    from dataclasses import replace
+
+    from skimage.filters import threshold_multiotsu
+
+    params = replace(params or SegmentParams(), low=None, high=None)
+    volume = check_greyscale(volume)
+    check_choice(axis, "axis", (0, 1, 2))
+    n = volume.shape[axis]
+    index = int(index)
+    if not 0 <= index < n:
+        raise ValueError(f"slice index {index} is outside 0..{n - 1} along axis {axis}")
+    if island_depth is None:
+        island_depth = min(max(params.min_island - 1, 0), MAX_ISLAND_DEPTH)
+    island_depth = int(island_depth)
+    if island_depth < 0:
+        raise ValueError(f"island_depth must be >= 0, got {island_depth}")
+
+    nan_fill = _nan_fill(volume)
+    denoised = _denoiser(volume, params, nan_fill)
+    sample, whole = _global_sample(volume.shape, denoised, lambda f, m: None)
+    sample = np.sort(sample)
+    s_low, s_high = (float(t) for t in threshold_multiotsu(sample.astype(np.float64), classes=3, nbins=256))
+    sigma, source = params.pv_sigma, "given"
+    if not params.partial_volume:
+        source = "none"
+    elif sigma is None:
+        i_nmc, _ = _pv_references_sorted(sample, s_low, s_high)
+        sigma, source = _central_sigma(volume.shape, denoised, s_low, s_high, i_nmc), "suggested"
+        params = replace(params, pv_sigma=float(sigma))
+    reach = _pv_reach(sigma) if params.partial_volume else 0
+    a, b = max(0, index - island_depth - reach), min(n, index + island_depth + reach + 1)
+    if axis == 0 and whole is not None:
+        slab = whole[a:b]
+    else:
+        moved = np.moveaxis(volume, axis, 0)
+        slab = _denoiser(moved, params, nan_fill)(a, b)
+    slab = np.ascontiguousarray(slab, dtype=np.float32)
+    slab.flags.writeable = False
+    sample.flags.writeable = False
+    rows = (max(0, index - island_depth) - a, min(n, index + island_depth + 1) - a)
+    return PreviewContext(slab=slab, centre=index - a, rows=rows, sample=sample, params=params,
+                          sigma_source=source, suggested=(s_low, s_high), axis=axis, index=index)
+
+
+def preview_from(context: PreviewContext, low: float, high: float, *, islands: bool = True) -> np.ndarray:
+    """Phases of the context's slice for the thresholds ``low`` and ``high``.
+
+    The steps of :func:`segment_detailed` on the context's slab, with the
+    same global values (NMC grey value and pore/CBD boundary from the same
+    sample of the denoised volume; the context's blur), so the slice equals
+    the full run's slice along axis 0 bit for bit, except where small
+    islands chain farther than ``context.island_depth`` slices (and, with
+    ``pv_sigma`` None, where the blur the full run estimates at these
+    thresholds differs from the one estimated at the suggested ones).  Along
+    axes 1 and 2 the filters sum in another order: a rare voxel may flip.
+
+    Parameters
+    ----------
+    context : PreviewContext
+        From :func:`prepare_preview`.
+    low, high : float
+        Thresholds in the volume's grey values (``low < high``).
+    islands : bool
+        Also merge small islands (``params.min_island``).
+
+    Returns
+    -------
+    phases : (H, W) uint8
+        The slice, axes in the order of the volume without the slice axis.
+    """
+    if not isinstance(context, PreviewContext):
+        raise TypeError(f"context must be a PreviewContext (from prepare_preview), got {type(context).__name__}")
+    low, high = float(low), float(high)
+    if not low < high:
+        raise ValueError(f"low threshold ({low:g}) must be below high threshold ({high:g})")
+    p, d = context.params, context.slab
+    r0, r1 = context.rows
+    ph = threshold(d, low, high)
+    if p.partial_volume and (ph == NMC).any():
+        i_nmc, pv_low = _pv_references_sorted(context.sample, low, high)
+        sigma = float(p.pv_sigma)
+        rs = int(4.0 * sigma + 0.5)
+        g0, g1 = max(0, r0 - rs), min(d.shape[0], r1 + rs)
+        grown = _grow_rim(d, ph, i_nmc, pv_low, rows=(g0, g1))
+        nmc = grown == NMC
+        # the Gaussian of ndi.gaussian_filter, axis by axis, on the rows it needs only
+        spill = ndi.gaussian_filter1d(nmc[g0:g1].astype(np.float32), sigma, axis=0, mode="nearest",
+                                      output=np.float32)[r0 - g0 : r1 - g0]
+        spill = ndi.gaussian_filter1d(spill, sigma, axis=1, mode="nearest", output=np.float32)
+        spill = ndi.gaussian_filter1d(spill, sigma, axis=2, mode="nearest", output=np.float32)
+        out = grown[r0:r1].copy()
+        _unmix(d[r0:r1], nmc[r0:r1], spill, np.float32(i_nmc), np.float32(pv_low), out)
+    else:
+        out = ph[r0:r1].copy()
+    if islands and p.min_island > 1:
+        _remove_small_islands_inplace(out, p.min_island)
+    return out[context.centre - r0]
+
+
 def preview_slice(
     volume: np.ndarray, axis: int, index: int, params: SegmentParams, *, islands: bool = True,
 ) -> np.ndarray:
-    """Phases of one slice, as :func:`segment` would give them, from a slab around it.
+    """Phases of one slice, as :func:`segment` would give them (one call of the two-step preview).
 
-    The slab is as thick as the filters reach.  The global values that
-    :func:`segment` takes from the whole volume (NMC grey value, pore/CBD
-    boundary after unmixing, and the blur when ``params.pv_sigma`` is None)
-    come from the slab, so the preview can differ slightly from a full run;
-    pass the resolved parameters of a run to fix the blur.
+    ``prepare_preview(volume, axis, index, params)`` then
+    ``preview_from(context, params.low, params.high)``; see :func:`preview_from`
+    for where the result equals the full run's slice.  A page that moves the
+    thresholds keeps the context and calls :func:`preview_from` alone.
 
     Parameters
     ----------
@@ -495,34 +865,16 @@ def preview_slice(
     params : SegmentParams
         ``low`` and ``high`` must be set.
     islands : bool
-        Also remove small islands (slower; they can reach far along ``axis``).
+        Also remove small islands.
 
     Returns
     -------
     phases : 2D uint8
         The slice, axes in the order of ``volume`` without ``axis``.
     """
-    volume = check_volume(volume)
-    check_choice(axis, "axis", (0, 1, 2))
     if params.low is None or params.high is None:
         raise ValueError("set both thresholds (low and high) for a preview")
-    n = volume.shape[axis]
-    if not 0 <= index < n:
-        raise ValueError(f"slice index {index} is outside 0..{n - 1} along axis {axis}")
-    sigma = params.pv_sigma
-    halo = int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0
-    if params.partial_volume:
-        halo += 1 + 3 + 3 + int(np.ceil(4 * (sigma or 2.0))) + 2
-    a, b = max(0, index - halo), min(n, index + halo + 1)
-    slab = np.moveaxis(np.take(volume, np.arange(a, b), axis=axis), axis, 0)
-    d = denoise(slab, params.denoise, size=params.denoise_size)
-    phases = threshold(d, params.low, params.high)
-    if params.partial_volume and (phases == NMC).any():
-        i_nmc, pv_low = _pv_references(_sample(d), params.low, params.high)
-        phases, _ = _correct_partial_volume(d, phases, pv_low, sigma=sigma, i_nmc=i_nmc)
-    if islands and params.min_island > 1:
-        _remove_small_islands_inplace(phases, params.min_island)
-    return phases[index - a]
+    return preview_from(prepare_preview(volume, axis, index, params), params.low, params.high, islands=islands)
 
 
 @dataclass(frozen=True, eq=False)
@@ -590,18 +942,8 @@ def segment_detailed(
         budget = max(16_000_000, volume.size // 8)
         slab = budget // (volume.shape[1] * volume.shape[2])
     slab = max(1, int(slab))
-    dn_halo = int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0
-    nan_fill = None
-    if np.issubdtype(volume.dtype, np.floating):
-        nan_fill = float(np.nanmin(_sample(volume)))
-
-    def denoised(a: int, b: int) -> np.ndarray:
-        """Denoised z-range [a, b) computed with its own halo."""
-        lo_, hi_ = max(0, a - dn_halo), min(nz, b + dn_halo)
-        sub = volume[lo_:hi_]
-        if nan_fill is not None and not np.isfinite(sub).all():
-            sub = np.nan_to_num(sub.astype(np.float32), nan=nan_fill, posinf=nan_fill, neginf=nan_fill)
-        return denoise(sub, params.denoise, size=params.denoise_size)[a - lo_ : a - lo_ + (b - a)]
+    dn_halo = _denoise_halo(params)
+    denoised = _denoiser(volume, params, _nan_fill(volume))
 
     # pass 1: a strided sample of the denoised volume for the global values
     low, high = params.low, params.high
@@ -610,23 +952,10 @@ def segment_detailed(
     slab_starts = list(range(0, nz, slab))
     kept = None  # the denoised volume, when it is one block and one slab
     if need_sample:
-        # blocks of slices spread through the depth, independent of ``slab``
-        # so that the result does not depend on it
-        if volume.size <= 16_000_000 or nz <= 128:
-            blocks = [(0, nz)]
-        else:
-            blocks = [(int(z), int(z) + 16) for z in np.linspace(0, nz - 16, 8).round()]
-        n_vox = sum(b - a for a, b in blocks) * volume.shape[1] * volume.shape[2]
-        step = max(1, n_vox // 2_000_000)
-        samples = []
-        for i, (a, b) in enumerate(blocks):
-            report(0.25 * i / len(blocks), "sampling grey values")
-            d = denoised(a, b)
-            samples.append(d.reshape(-1)[::step].copy())
-            if len(blocks) == 1 and len(slab_starts) == 1:
-                kept = d
-        sample = np.concatenate(samples)
-        del samples
+        sample, whole = _global_sample(volume.shape, denoised, report)
+        if whole is not None and len(slab_starts) == 1:
+            kept = whole
+        del whole
         if low is None or high is None:
             from skimage.filters import threshold_multiotsu
 
@@ -640,18 +969,7 @@ def segment_detailed(
     pv_sigma = params.pv_sigma
     if params.partial_volume and pv_sigma is None:
         report(0.3, "estimating the blur")
-        # central block, all axes at most ~128 voxels, with a halo for the rim growth
-        side = [min(n, 128) for n in volume.shape]
-        starts = [(n - s) // 2 for n, s in zip(volume.shape, side)]
-        halo = 12
-        z0, z1 = max(0, starts[0] - halo), min(nz, starts[0] + side[0] + halo)
-        blk = denoised(z0, z1)[:, starts[1] : starts[1] + side[1], starts[2] : starts[2] + side[2]]
-        ph_blk = threshold(blk, low, high)
-        if (ph_blk == NMC).any():
-            ph_blk = _grow_rim(blk, ph_blk, i_nmc, low)
-            pv_sigma = estimate_pv_sigma(blk, ph_blk)
-        else:
-            pv_sigma = 1.0
+        pv_sigma = _central_sigma(volume.shape, denoised, low, high, i_nmc)
 
     # pass 2: phases slab by slab
     halo = dn_halo
