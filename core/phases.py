@@ -298,90 +298,79 @@ def _grow_rim(volume, phases, i_nmc, low, rows=None):
 @numba.njit(cache=True, nogil=True)
 def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
     nz, ny, nx = v.shape
-    # face-step (L1) distance to NMC, capped at 4: 1 = rim, 2..3 = ring
-    dist = np.full((nz, ny, nx), 4, np.uint8)
+    # face-step (L1) distance to NMC, capped at 4: 1 = rim, 2..3 = ring; two raster passes
+    dist = np.empty((nz, ny, nx), np.uint8)
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
                 if ph[z, y, x] == nmc_code:
                     dist[z, y, x] = 0
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                d = dist[z, y, x]
-                if d == 0:
                     continue
-                if x > 0 and dist[z, y, x - 1] + 1 < d:
-                    d = dist[z, y, x - 1] + 1
-                if y > 0 and dist[z, y - 1, x] + 1 < d:
-                    d = dist[z, y - 1, x] + 1
-                if z > 0 and dist[z - 1, y, x] + 1 < d:
-                    d = dist[z - 1, y, x] + 1
+                d = 4
+                if x > 0:
+                    d = min(d, dist[z, y, x - 1] + 1)
+                if y > 0:
+                    d = min(d, dist[z, y - 1, x] + 1)
+                if z > 0:
+                    d = min(d, dist[z - 1, y, x] + 1)
                 dist[z, y, x] = d
     for z in range(nz - 1, -1, -1):
         for y in range(ny - 1, -1, -1):
             for x in range(nx - 1, -1, -1):
                 d = dist[z, y, x]
-                if d == 0:
+                if d <= 1:
                     continue
-                if x < nx - 1 and dist[z, y, x + 1] + 1 < d:
-                    d = dist[z, y, x + 1] + 1
-                if y < ny - 1 and dist[z, y + 1, x] + 1 < d:
-                    d = dist[z, y + 1, x] + 1
-                if z < nz - 1 and dist[z + 1, y, x] + 1 < d:
-                    d = dist[z + 1, y, x] + 1
+                if x < nx - 1:
+                    d = min(d, dist[z, y, x + 1] + 1)
+                if y < ny - 1:
+                    d = min(d, dist[z, y + 1, x] + 1)
+                if z < nz - 1:
+                    d = min(d, dist[z + 1, y, x] + 1)
                 dist[z, y, x] = d
-    # ring counts and grey sums over 7 voxels along x, then along y (running sums over whole rows)
-    cnt = np.zeros((nz, ny, nx), np.uint8)
-    tot = np.zeros((nz, ny, nx), np.float32)
-    rowc = np.zeros(nx + 7, np.int64)
-    rowt = np.zeros(nx + 7, np.float64)
+    # ring counts and grey sums over 7 voxels along x, then along y: running sums over whole rows,
+    # only in the rows the output rows read
     zlo, zhi = max(0, out_lo - 3), min(nz, out_hi + 3)
-    for z in range(zlo, zhi):
-        for y in range(ny):
-            for x in range(nx):
-                d = dist[z, y, x]
-                if d == 2 or d == 3:
-                    rowc[x + 3] = 1
-                    rowt[x + 3] = v[z, y, x]
-                else:
-                    rowc[x + 3] = 0
-                    rowt[x + 3] = 0.0
-            c = 0
-            t = 0.0
-            for k in range(7):
-                c += rowc[k]
-                t += rowt[k]
-            for x in range(nx):
-                if x > 0:
-                    c += rowc[x + 6] - rowc[x - 1]
-                    t += rowt[x + 6] - rowt[x - 1]
-                cnt[z, y, x] = c
-                tot[z, y, x] = t
-    # along y: running sums over whole columns, a plane at a time (x innermost)
-    pc = np.zeros((ny + 7, nx), np.int64)
+    cnt = np.empty((zhi - zlo, ny, nx), np.int32)
+    tot = np.empty((zhi - zlo, ny, nx), np.float32)
+    rowc = np.zeros(nx + 7, np.int32)
+    rowt = np.zeros(nx + 7, np.float64)
+    pc = np.zeros((ny + 7, nx), np.int32)
     pt = np.zeros((ny + 7, nx), np.float64)
-    accc = np.zeros(nx, np.int64)
+    accc = np.zeros(nx, np.int32)
     acct = np.zeros(nx, np.float64)
     for z in range(zlo, zhi):
         for y in range(ny):
             for x in range(nx):
-                pc[y + 3, x] = cnt[z, y, x]
-                pt[y + 3, x] = tot[z, y, x]
+                d = dist[z, y, x]
+                ring = d == 2 or d == 3
+                rowc[x + 3] = 1 if ring else 0
+                rowt[x + 3] = v[z, y, x] if ring else 0.0
+            c = 0
+            t = 0.0
+            for k in range(6):
+                c += rowc[k]
+                t += rowt[k]
+            for x in range(nx):
+                c += rowc[x + 6]
+                t += rowt[x + 6]
+                pc[y + 3, x] = c
+                pt[y + 3, x] = np.float32(t)
+                c -= rowc[x]
+                t -= rowt[x]
         accc[:] = 0
         acct[:] = 0.0
-        for k in range(7):
+        for k in range(6):
             for x in range(nx):
                 accc[x] += pc[k, x]
                 acct[x] += pt[k, x]
         for y in range(ny):
-            if y > 0:
-                for x in range(nx):
-                    accc[x] += pc[y + 6, x] - pc[y - 1, x]
-                    acct[x] += pt[y + 6, x] - pt[y - 1, x]
             for x in range(nx):
-                cnt[z, y, x] = accc[x]
-                tot[z, y, x] = acct[x]
+                accc[x] += pc[y + 6, x]
+                acct[x] += pt[y + 6, x]
+                cnt[z - zlo, y, x] = accc[x]
+                tot[z - zlo, y, x] = acct[x]
+                accc[x] -= pc[y, x]
+                acct[x] -= pt[y, x]
     # along axis 0: direct sums at the rim voxels only; then the halfway test
     for z in range(out_lo, out_hi):
         z0, z1 = max(0, z - 3), min(nz, z + 4)
@@ -392,8 +381,8 @@ def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
                 c = 0
                 t = 0.0
                 for zz in range(z0, z1):
-                    c += cnt[zz, y, x]
-                    t += tot[zz, y, x]
+                    c += cnt[zz - zlo, y, x]
+                    t += tot[zz - zlo, y, x]
                 outside = t / c if c > 0 else low
                 if v[z, y, x] >= 0.5 * (i_nmc + outside):
                     out[z, y, x] = nmc_code
@@ -668,6 +657,13 @@ def _pv_reach(sigma: float) -> int:
     return 6 + int(4.0 * float(sigma) + 0.5)
 
 
+def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
+    """The weights ``ndi.gaussian_filter1d`` correlates with (order 0)."""
+    from scipy.ndimage import _filters
+
+    return np.asarray(_filters._gaussian_kernel1d(sigma, 0, radius)[::-1], np.float64)
+
+
 #: Largest island depth a preview looks at (slices on either side of the previewed one).
 MAX_ISLAND_DEPTH = 16
 
@@ -791,6 +787,87 @@ def prepare_preview(
                           sigma_source=source, suggested=(s_low, s_high), axis=axis, index=index)
 
 
+@numba.njit(cache=True, nogil=True)
+def _spill_kernel(grown, code, g0, g1, r0, r1, w):
+    """``ndi.gaussian_filter(float32(grown == code), sigma, mode="nearest")[r0:r1]`` bit for bit.
+
+    ``w``: scipy's Gaussian weights (``_gaussian_kernel1d(sigma, 0, radius)``);
+    the same sums as scipy's ``correlate1d`` (symmetric kernel, float64
+    accumulation, float32 between the axes), reading only rows ``g0:g1``
+    (clamped there, as "nearest" clamps at the array's ends).
+    """
+    n, ny, nx = grown.shape
+    size1 = (w.size - 1) // 2
+    fw0 = w[size1]
+    nr = r1 - r0
+    a = np.empty((nr, ny, nx), np.float32)
+    acc = np.empty(nx, np.float64)
+    # axis 0
+    for z in range(r0, r1):
+        for y in range(ny):
+            for x in range(nx):
+                acc[x] = (1.0 if grown[z, y, x] == code else 0.0) * fw0
+            for jj in range(-size1, 0):
+                zl = min(max(z + jj, g0), g1 - 1)
+                zr = min(max(z - jj, g0), g1 - 1)
+                wj = w[size1 + jj]
+                for x in range(nx):
+                    acc[x] += ((1.0 if grown[zl, y, x] == code else 0.0)
+                               + (1.0 if grown[zr, y, x] == code else 0.0)) * wj
+            for x in range(nx):
+                a[z - r0, y, x] = acc[x]
+    # axis 1
+    b = np.empty((nr, ny, nx), np.float32)
+    for z in range(nr):
+        for y in range(ny):
+            for x in range(nx):
+                acc[x] = np.float64(a[z, y, x]) * fw0
+            for jj in range(-size1, 0):
+                yl = min(max(y + jj, 0), ny - 1)
+                yr = min(max(y - jj, 0), ny - 1)
+                wj = w[size1 + jj]
+                for x in range(nx):
+                    acc[x] += (np.float64(a[z, yl, x]) + np.float64(a[z, yr, x])) * wj
+            for x in range(nx):
+                b[z, y, x] = acc[x]
+    # axis 2
+    row = np.empty(nx + 2 * size1, np.float64)
+    for z in range(nr):
+        for y in range(ny):
+            for x in range(nx):
+                row[x + size1] = b[z, y, x]
+            for k in range(size1):
+                row[k] = b[z, y, 0]
+                row[nx + size1 + k] = b[z, y, nx - 1]
+            for x in range(nx):
+                acc[x] = row[x + size1] * fw0
+            for jj in range(-size1, 0):
+                wj = w[size1 + jj]
+                for x in range(nx):
+                    acc[x] += (row[x + size1 + jj] + row[x + size1 - jj]) * wj
+            for x in range(nx):
+                a[z, y, x] = acc[x]
+    return a
+
+
+@numba.njit(cache=True, nogil=True)
+def _threshold_kernel(v, low, high, pore, cbd, nmc, out):
+    """:func:`threshold` of a float32 volume into ``out``; True when some voxel is NMC."""
+    fv = v.ravel()
+    fo = out.ravel()
+    any_nmc = False
+    for i in range(fv.size):
+        x = fv[i]
+        if x < low:
+            fo[i] = pore
+        elif x >= high:
+            fo[i] = nmc
+            any_nmc = True
+        else:
+            fo[i] = cbd
+    return any_nmc
+
+
 def preview_from(context: PreviewContext, low: float, high: float, *, islands: bool = True) -> np.ndarray:
     """Phases of the context's slice for the thresholds ``low`` and ``high``.
 
@@ -824,21 +901,20 @@ def preview_from(context: PreviewContext, low: float, high: float, *, islands: b
         raise ValueError(f"low threshold ({low:g}) must be below high threshold ({high:g})")
     p, d = context.params, context.slab
     r0, r1 = context.rows
-    ph = threshold(d, low, high)
-    if p.partial_volume and (ph == NMC).any():
+    ph = np.empty(d.shape, np.uint8)
+    # float32 comparisons, as numpy compares a float32 volume with a Python float in threshold()
+    any_nmc = _threshold_kernel(d, np.float32(low), np.float32(high), np.uint8(PORE), np.uint8(CBD),
+                                np.uint8(NMC), ph)
+    if p.partial_volume and any_nmc:
         i_nmc, pv_low = _pv_references_sorted(context.sample, low, high)
         sigma = float(p.pv_sigma)
         rs = int(4.0 * sigma + 0.5)
         g0, g1 = max(0, r0 - rs), min(d.shape[0], r1 + rs)
         grown = _grow_rim(d, ph, i_nmc, pv_low, rows=(g0, g1))
-        nmc = grown == NMC
-        # the Gaussian of ndi.gaussian_filter, axis by axis, on the rows it needs only
-        spill = ndi.gaussian_filter1d(nmc[g0:g1].astype(np.float32), sigma, axis=0, mode="nearest",
-                                      output=np.float32)[r0 - g0 : r1 - g0]
-        spill = ndi.gaussian_filter1d(spill, sigma, axis=1, mode="nearest", output=np.float32)
-        spill = ndi.gaussian_filter1d(spill, sigma, axis=2, mode="nearest", output=np.float32)
+        weights = np.ascontiguousarray(_gaussian_weights(sigma, rs))
+        spill = _spill_kernel(grown, np.uint8(NMC), g0, g1, r0, r1, weights)
         out = grown[r0:r1].copy()
-        _unmix(d[r0:r1], nmc[r0:r1], spill, np.float32(i_nmc), np.float32(pv_low), out)
+        _unmix(d[r0:r1], out == NMC, spill, np.float32(i_nmc), np.float32(pv_low), out)
     else:
         out = ph[r0:r1].copy()
     if islands and p.min_island > 1:
