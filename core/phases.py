@@ -297,8 +297,17 @@ def _grow_rim(volume, phases, i_nmc, low, rows=None):
 
 @numba.njit(cache=True, nogil=True)
 def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
-    nz, ny, nx = v.shape
-    # face-step (L1) distance to NMC, capped at 4: 1 = rim, 2..3 = ring; two raster passes
+    nz = v.shape[0]
+    dist = _l1_distance4(ph, nmc_code)
+    zlo, zhi = max(0, out_lo - 3), min(nz, out_hi + 3)
+    cnt, tot = _ring_sums_xy(dist, v, zlo, zhi)
+    _grow_decide(v, dist, cnt, tot, zlo, i_nmc, low, nmc_code, out, out_lo, out_hi)
+
+
+@numba.njit(cache=True, nogil=True)
+def _l1_distance4(ph, nmc_code):
+    """Face-step (L1) distance to ``nmc_code`` voxels, capped at 4 (uint8)."""
+    nz, ny, nx = ph.shape
     dist = np.empty((nz, ny, nx), np.uint8)
     for z in range(nz):
         for y in range(ny):
@@ -327,9 +336,19 @@ def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
                 if z < nz - 1:
                     d = min(d, dist[z + 1, y, x] + 1)
                 dist[z, y, x] = d
+    return dist
+
+
+@numba.njit(cache=True, nogil=True)
+def _ring_sums_xy(dist, v, zlo, zhi):
+    """Count and grey sum of the ring voxels (distance 2..3) in 7x7 windows across axes 1 and 2, rows zlo:zhi.
+
+    Running sums over whole rows and columns (float64, stored as float32), so
+    a row's values do not depend on the other rows.
+    """
+    nz, ny, nx = v.shape
     # ring counts and grey sums over 7 voxels along x, then along y: running sums over whole rows,
     # only in the rows the output rows read
-    zlo, zhi = max(0, out_lo - 3), min(nz, out_hi + 3)
     cnt = np.empty((zhi - zlo, ny, nx), np.int32)
     tot = np.empty((zhi - zlo, ny, nx), np.float32)
     rowc = np.zeros(nx + 7, np.int32)
@@ -371,6 +390,13 @@ def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
                 tot[z - zlo, y, x] = acct[x]
                 accc[x] -= pc[y, x]
                 acct[x] -= pt[y, x]
+    return cnt, tot
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow_decide(v, dist, cnt, tot, zlo, i_nmc, low, nmc_code, out, out_lo, out_hi):
+    """Sum the 7 rows of window sums along axis 0 at each rim voxel of rows out_lo:out_hi; grow NMC there."""
+    nz, ny, nx = v.shape
     # along axis 0: direct sums at the rim voxels only; then the halfway test
     for z in range(out_lo, out_hi):
         z0, z1 = max(0, z - 3), min(nz, z + 4)
