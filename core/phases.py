@@ -695,6 +695,35 @@ MAX_ISLAND_DEPTH = 16
 
 
 @dataclass(frozen=True, eq=False)
+class PreviewGlobals:
+    """The values a full run takes from the whole volume, for previews (threshold-independent).
+
+    Attributes
+    ----------
+    sample : (N,) float32
+        Sorted strided sample of the denoised volume: the sample
+        :func:`segment_detailed` takes the NMC grey value and the pore/CBD
+        boundary from (read-only).
+    suggested : (float, float)
+        Multi-Otsu thresholds of ``sample`` (what a run without thresholds uses).
+    pv_sigma : float or None
+        Blur of the partial-volume correction (None without it).
+    sigma_source : {"given", "suggested", "none"}
+        ``pv_sigma`` came with the parameters; was estimated as
+        :func:`segment_detailed` does, but at the suggested thresholds; or is
+        unused (no partial-volume correction).
+    denoise : (str, float)
+        The denoising (method, size) the sample was taken after.
+    """
+
+    sample: np.ndarray
+    suggested: tuple[float, float]
+    pv_sigma: float | None
+    sigma_source: str
+    denoise: tuple[str, float]
+
+
+@dataclass(frozen=True, eq=False)
 class PreviewContext:
     """What a one-slice preview needs that does not depend on the two thresholds.
 
@@ -705,35 +734,28 @@ class PreviewContext:
     ----------
     slab : (D, H, W) float32
         Denoised slices around the previewed one (read-only), the slice axis
-        first; as many as the partial-volume correction of the island rows reads.
+        first: the island rows and what their partial-volume correction reads.
     centre : int
         Row of the previewed slice in ``slab``.
     rows : (int, int)
         Rows of ``slab`` whose phases are corrected and cleaned of islands.
-    sample : (N,) float32
-        Sorted strided sample of the denoised volume: the sample
-        :func:`segment_detailed` takes its global values from.
     params : SegmentParams
         Without thresholds; ``pv_sigma`` resolved when ``partial_volume``.
-    sigma_source : {"given", "suggested", "none"}
-        ``pv_sigma`` came with the parameters; was estimated as
-        :func:`segment_detailed` does, at the suggested (multi-Otsu) thresholds;
-        or is unused (no partial-volume correction).
-    suggested : (float, float)
-        Multi-Otsu thresholds of ``sample`` (what a run without thresholds uses).
+    globals : PreviewGlobals
     axis, index : int
         The slice.
+    sigma_source : {"given", "suggested", "none"}
+        Where ``params.pv_sigma`` came from (see :class:`PreviewGlobals`).
     """
 
     slab: np.ndarray
     centre: int
     rows: tuple[int, int]
-    sample: np.ndarray
     params: SegmentParams
-    sigma_source: str
-    suggested: tuple[float, float]
+    globals: PreviewGlobals
     axis: int
     index: int
+    sigma_source: str
 
     @property
     def island_depth(self) -> int:
@@ -741,11 +763,49 @@ class PreviewContext:
         return max(self.centre - self.rows[0], self.rows[1] - 1 - self.centre)
 
 
+def preview_globals(volume: np.ndarray, params: SegmentParams | None = None) -> PreviewGlobals:
+    """Global values of a full run that previews reuse (one per volume and denoising).
+
+    Denoises the blocks :func:`segment_detailed` samples (the whole volume up
+    to 16 M voxels) and, with partial-volume correction and ``pv_sigma``
+    None, estimates the blur as :func:`segment_detailed` does, at the
+    suggested (multi-Otsu) thresholds.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        Greyscale; not modified.
+    params : SegmentParams
+        ``low`` and ``high`` are ignored.
+
+    Returns
+    -------
+    PreviewGlobals
+    """
+    from skimage.filters import threshold_multiotsu
+
+    params = params or SegmentParams()
+    volume = check_greyscale(volume)
+    denoised = _denoiser(volume, params, _nan_fill(volume))
+    sample, _ = _global_sample(volume.shape, denoised, lambda f, m: None)
+    sample = np.sort(sample)
+    sample.flags.writeable = False
+    s_low, s_high = (float(t) for t in threshold_multiotsu(sample.astype(np.float64), classes=3, nbins=256))
+    sigma, source = params.pv_sigma, "given"
+    if not params.partial_volume:
+        sigma, source = None, "none"
+    elif sigma is None:
+        i_nmc, _ = _pv_references_sorted(sample, s_low, s_high)
+        sigma, source = float(_central_sigma(volume.shape, denoised, s_low, s_high, i_nmc)), "suggested"
+    return PreviewGlobals(sample=sample, suggested=(s_low, s_high), pv_sigma=sigma, sigma_source=source,
+                          denoise=(params.denoise, float(params.denoise_size)))
+
+
 def prepare_preview(
     volume: np.ndarray, axis: int, index: int, params: SegmentParams | None = None, *,
-    island_depth: int | None = None,
+    island_depth: int | None = None, globals: PreviewGlobals | None = None,
 ) -> PreviewContext:
-    """Threshold-independent work of a one-slice preview (denoising, global sample, blur).
+    """Threshold-independent work of a one-slice preview: the denoised slab (and the global values).
 
     Parameters
     ----------
@@ -756,22 +816,21 @@ def prepare_preview(
         Slice index along ``axis``.
     params : SegmentParams
         ``low`` and ``high`` are ignored (they are the arguments of
-        :func:`preview_from`).  With ``pv_sigma`` None and partial-volume
-        correction on, the blur is estimated once, as :func:`segment_detailed`
-        does it, at the suggested (multi-Otsu) thresholds.
+        :func:`preview_from`).
     island_depth : int or None
         Slices on either side whose islands are looked at; default
         ``min_island - 1`` (enough for every island that touches the slice; a
         chain of islands that reaches farther is not followed), at most
         :data:`MAX_ISLAND_DEPTH`.
+    globals : PreviewGlobals or None
+        From :func:`preview_globals` for this volume and these parameters
+        (reuse it across slices); None computes it.
 
     Returns
     -------
     PreviewContext
     """
     from dataclasses import replace
-
-    from skimage.filters import threshold_multiotsu
 
     params = replace(params or SegmentParams(), low=None, high=None)
     volume = check_greyscale(volume)
@@ -785,32 +844,28 @@ def prepare_preview(
     island_depth = int(island_depth)
     if island_depth < 0:
         raise ValueError(f"island_depth must be >= 0, got {island_depth}")
-
-    nan_fill = _nan_fill(volume)
-    denoised = _denoiser(volume, params, nan_fill)
-    sample, whole = _global_sample(volume.shape, denoised, lambda f, m: None)
-    sample = np.sort(sample)
-    s_low, s_high = (float(t) for t in threshold_multiotsu(sample.astype(np.float64), classes=3, nbins=256))
-    sigma, source = params.pv_sigma, "given"
-    if not params.partial_volume:
-        source = "none"
-    elif sigma is None:
-        i_nmc, _ = _pv_references_sorted(sample, s_low, s_high)
-        sigma, source = _central_sigma(volume.shape, denoised, s_low, s_high, i_nmc), "suggested"
-        params = replace(params, pv_sigma=float(sigma))
-    reach = _pv_reach(sigma) if params.partial_volume else 0
+    if globals is None:
+        globals = preview_globals(volume, params)
+    elif not isinstance(globals, PreviewGlobals):
+        raise TypeError(f"globals must be a PreviewGlobals (from preview_globals), got {type(globals).__name__}")
+    if globals.denoise != (params.denoise, float(params.denoise_size)):
+        raise ValueError(f"the global values were taken after denoising {globals.denoise}, not "
+                         f"{(params.denoise, float(params.denoise_size))}")
+    source = "none"
+    if params.partial_volume:
+        source = "given"
+        if params.pv_sigma is None:
+            if globals.pv_sigma is None:
+                raise ValueError("the global values hold no blur sigma (taken without partial-volume correction)")
+            params, source = replace(params, pv_sigma=float(globals.pv_sigma)), globals.sigma_source
+    reach = _pv_reach(params.pv_sigma) if params.partial_volume else 0
     a, b = max(0, index - island_depth - reach), min(n, index + island_depth + reach + 1)
-    if axis == 0 and whole is not None:
-        slab = whole[a:b]
-    else:
-        moved = np.moveaxis(volume, axis, 0)
-        slab = _denoiser(moved, params, nan_fill)(a, b)
-    slab = np.ascontiguousarray(slab, dtype=np.float32)
+    moved = np.moveaxis(volume, axis, 0)
+    slab = np.ascontiguousarray(_denoiser(moved, params, _nan_fill(volume))(a, b), dtype=np.float32)
     slab.flags.writeable = False
-    sample.flags.writeable = False
     rows = (max(0, index - island_depth) - a, min(n, index + island_depth + 1) - a)
-    return PreviewContext(slab=slab, centre=index - a, rows=rows, sample=sample, params=params,
-                          sigma_source=source, suggested=(s_low, s_high), axis=axis, index=index)
+    return PreviewContext(slab=slab, centre=index - a, rows=rows, params=params, globals=globals, axis=axis,
+                          index=index, sigma_source=source)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -932,7 +987,7 @@ def preview_from(context: PreviewContext, low: float, high: float, *, islands: b
     any_nmc = _threshold_kernel(d, np.float32(low), np.float32(high), np.uint8(PORE), np.uint8(CBD),
                                 np.uint8(NMC), ph)
     if p.partial_volume and any_nmc:
-        i_nmc, pv_low = _pv_references_sorted(context.sample, low, high)
+        i_nmc, pv_low = _pv_references_sorted(context.globals.sample, low, high)
         sigma = float(p.pv_sigma)
         rs = int(4.0 * sigma + 0.5)
         g0, g1 = max(0, r0 - rs), min(d.shape[0], r1 + rs)
