@@ -297,109 +297,19 @@ def _grow_rim(volume, phases, i_nmc, low, rows=None):
 
 @numba.njit(cache=True, nogil=True)
 def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
-    nz = v.shape[0]
+    nz, ny, nx = v.shape
     dist = _l1_distance4(ph, nmc_code)
-    zlo, zhi = max(0, out_lo - 3), min(nz, out_hi + 3)
-    cnt, tot = _ring_sums_xy(dist, v, zlo, zhi)
-    _grow_decide(v, dist, cnt, tot, zlo, i_nmc, low, nmc_code, out, out_lo, out_hi)
-
-
-@numba.njit(cache=True, nogil=True)
-def _l1_distance4(ph, nmc_code):
-    """Face-step (L1) distance to ``nmc_code`` voxels, capped at 4 (uint8)."""
-    nz, ny, nx = ph.shape
-    dist = np.empty((nz, ny, nx), np.uint8)
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                if ph[z, y, x] == nmc_code:
-                    dist[z, y, x] = 0
-                    continue
-                d = 4
-                if x > 0:
-                    d = min(d, dist[z, y, x - 1] + 1)
-                if y > 0:
-                    d = min(d, dist[z, y - 1, x] + 1)
-                if z > 0:
-                    d = min(d, dist[z - 1, y, x] + 1)
-                dist[z, y, x] = d
-    for z in range(nz - 1, -1, -1):
-        for y in range(ny - 1, -1, -1):
-            for x in range(nx - 1, -1, -1):
-                d = dist[z, y, x]
-                if d <= 1:
-                    continue
-                if x < nx - 1:
-                    d = min(d, dist[z, y, x + 1] + 1)
-                if y < ny - 1:
-                    d = min(d, dist[z, y + 1, x] + 1)
-                if z < nz - 1:
-                    d = min(d, dist[z + 1, y, x] + 1)
-                dist[z, y, x] = d
-    return dist
-
-
-@numba.njit(cache=True, nogil=True)
-def _ring_sums_xy(dist, v, zlo, zhi):
-    """Count and grey sum of the ring voxels (distance 2..3) in 7x7 windows across axes 1 and 2, rows zlo:zhi.
-
-    Running sums over whole rows and columns (float64, stored as float32), so
-    a row's values do not depend on the other rows.
-    """
-    nz, ny, nx = v.shape
-    # ring counts and grey sums over 7 voxels along x, then along y: running sums over whole rows,
-    # only in the rows the output rows read
-    cnt = np.empty((zhi - zlo, ny, nx), np.int32)
-    tot = np.empty((zhi - zlo, ny, nx), np.float32)
-    rowc = np.zeros(nx + 7, np.int32)
-    rowt = np.zeros(nx + 7, np.float64)
-    pc = np.zeros((ny + 7, nx), np.int32)
-    pt = np.zeros((ny + 7, nx), np.float64)
-    accc = np.zeros(nx, np.int32)
-    acct = np.zeros(nx, np.float64)
-    for z in range(zlo, zhi):
-        for y in range(ny):
-            for x in range(nx):
-                d = dist[z, y, x]
-                ring = d == 2 or d == 3
-                rowc[x + 3] = 1 if ring else 0
-                rowt[x + 3] = v[z, y, x] if ring else 0.0
-            c = 0
-            t = 0.0
-            for k in range(6):
-                c += rowc[k]
-                t += rowt[k]
-            for x in range(nx):
-                c += rowc[x + 6]
-                t += rowt[x + 6]
-                pc[y + 3, x] = c
-                pt[y + 3, x] = np.float32(t)
-                c -= rowc[x]
-                t -= rowt[x]
-        accc[:] = 0
-        acct[:] = 0.0
-        for k in range(6):
-            for x in range(nx):
-                accc[x] += pc[k, x]
-                acct[x] += pt[k, x]
-        for y in range(ny):
-            for x in range(nx):
-                accc[x] += pc[y + 6, x]
-                acct[x] += pt[y + 6, x]
-                cnt[z - zlo, y, x] = accc[x]
-                tot[z - zlo, y, x] = acct[x]
-                accc[x] -= pc[y, x]
-                acct[x] -= pt[y, x]
-    return cnt, tot
-
-
-@numba.njit(cache=True, nogil=True)
-def _grow_decide(v, dist, cnt, tot, zlo, i_nmc, low, nmc_code, out, out_lo, out_hi):
-    """Sum the 7 rows of window sums along axis 0 at each rim voxel of rows out_lo:out_hi; grow NMC there."""
-    nz, ny, nx = v.shape
-    # along axis 0: direct sums at the rim voxels only; then the halfway test
+    # window sums across axes 1 and 2 of 8 planes at a time (plane p in slot p % 8)
+    cnt = np.empty((8, ny, nx), np.uint16)
+    tot = np.empty((8, ny, nx), np.float32)
+    bufs = _ring_sum_buffers(ny, nx)
+    done = max(0, out_lo - 3)  # next plane to sum
     for z in range(out_lo, out_hi):
         z0, z1 = max(0, z - 3), min(nz, z + 4)
+        while done < z1:
+            _ring_sums_plane(dist, v, done, cnt[done % 8], tot[done % 8], bufs)
+            done += 1
+        # along axis 0: direct sums at the rim voxels; then the halfway test
         for y in range(ny):
             for x in range(nx):
                 if dist[z, y, x] != 1:
@@ -407,11 +317,95 @@ def _grow_decide(v, dist, cnt, tot, zlo, i_nmc, low, nmc_code, out, out_lo, out_
                 c = 0
                 t = 0.0
                 for zz in range(z0, z1):
-                    c += cnt[zz - zlo, y, x]
-                    t += tot[zz - zlo, y, x]
+                    c += cnt[zz % 8, y, x]
+                    t += tot[zz % 8, y, x]
                 outside = t / c if c > 0 else low
                 if v[z, y, x] >= 0.5 * (i_nmc + outside):
                     out[z, y, x] = nmc_code
+
+
+@numba.njit(cache=True, nogil=True)
+def _l1_distance4(ph, nmc_code):
+    """Face-step (L1) distance to ``nmc_code`` voxels, capped at 4 (uint8).
+
+    Separable: the L1 distance is a sum over the axes, so forward and
+    backward sweeps along x, then y, then axis 0 give it exactly.
+    """
+    nz, ny, nx = ph.shape
+    dist = np.empty((nz, ny, nx), np.uint8)
+    one, cap = np.uint8(1), np.uint8(4)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                dist[z, y, x] = 0 if ph[z, y, x] == nmc_code else cap
+            for x in range(1, nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z, y, x - 1] + one)
+            for x in range(nx - 2, -1, -1):
+                dist[z, y, x] = min(dist[z, y, x], dist[z, y, x + 1] + one)
+        for y in range(1, ny):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z, y - 1, x] + one)
+        for y in range(ny - 2, -1, -1):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z, y + 1, x] + one)
+    for z in range(1, nz):
+        for y in range(ny):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z - 1, y, x] + one)
+    for z in range(nz - 2, -1, -1):
+        for y in range(ny):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z + 1, y, x] + one)
+    return dist
+
+
+@numba.njit(cache=True, nogil=True)
+def _ring_sum_buffers(ny, nx):
+    return (np.zeros(nx + 7, np.int32), np.zeros(nx + 7, np.float64), np.zeros(nx + 7, np.int32),
+            np.zeros(nx + 7, np.float64), np.zeros((ny + 7, nx), np.int32), np.zeros((ny + 7, nx), np.float64),
+            np.zeros(nx, np.int32), np.zeros(nx, np.float64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _ring_sums_plane(dist, v, z, cnt, tot, bufs):
+    """Count and grey sum of the ring voxels (distance 2..3) in the 7x7 windows of plane ``z``.
+
+    Prefix sums along each whole row, then running sums along each whole
+    column (float64, stored as float32), so a plane's values do not depend
+    on the other planes.
+    """
+    rowc, rowt, prec, pret, pc, pt, accc, acct = bufs
+    ny, nx = cnt.shape
+    for y in range(ny):
+        for x in range(nx):
+            d = dist[z, y, x]
+            ring = d == 2 or d == 3
+            rowc[x + 3] = 1 if ring else 0
+            rowt[x + 3] = v[z, y, x] if ring else 0.0
+        c = 0
+        t = 0.0
+        for x in range(nx + 7):
+            c += rowc[x]
+            t += rowt[x]
+            prec[x] = c
+            pret[x] = t
+        for x in range(nx):
+            pc[y + 3, x] = prec[x + 6] - (prec[x - 1] if x > 0 else 0)
+            pt[y + 3, x] = np.float32(pret[x + 6] - (pret[x - 1] if x > 0 else 0.0))
+    accc[:] = 0
+    acct[:] = 0.0
+    for k in range(6):
+        for x in range(nx):
+            accc[x] += pc[k, x]
+            acct[x] += pt[k, x]
+    for y in range(ny):
+        for x in range(nx):
+            accc[x] += pc[y + 6, x]
+            acct[x] += pt[y + 6, x]
+            cnt[y, x] = accc[x]
+            tot[y, x] = acct[x]
+            accc[x] -= pc[y, x]
+            acct[x] -= pt[y, x]
 
 
 def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
@@ -538,6 +532,9 @@ def _islands_pass(phases, code, min_size, state, stack):
     counts = np.zeros(3, np.int64)
     for i in range(flat.size):
         if flat[i] != code or st[i] != 0:
+            continue
+        if i % nx != 0 and flat[i - 1] == code and st[i - 1] == 1:
+            st[i] = 1  # its -x neighbour is in a big component, so it is too
             continue
         n = 1
         head = 0
@@ -880,46 +877,43 @@ def _spill_kernel(grown, code, g0, g1, r0, r1, w):
     n, ny, nx = grown.shape
     size1 = (w.size - 1) // 2
     fw0 = w[size1]
-    nr = r1 - r0
-    a = np.empty((nr, ny, nx), np.float32)
+    out = np.empty((r1 - r0, ny, nx), np.float32)
+    a = np.empty((ny, nx), np.float32)
+    b = np.empty((ny, nx), np.float32)
     acc = np.empty(nx, np.float64)
-    # axis 0
+    row = np.empty(nx + 2 * size1, np.float64)
     for z in range(r0, r1):
+        # axis 0
         for y in range(ny):
             for x in range(nx):
-                acc[x] = (1.0 if grown[z, y, x] == code else 0.0) * fw0
+                acc[x] = np.float64(grown[z, y, x] == code) * fw0
             for jj in range(-size1, 0):
                 zl = min(max(z + jj, g0), g1 - 1)
                 zr = min(max(z - jj, g0), g1 - 1)
                 wj = w[size1 + jj]
                 for x in range(nx):
-                    acc[x] += ((1.0 if grown[zl, y, x] == code else 0.0)
-                               + (1.0 if grown[zr, y, x] == code else 0.0)) * wj
+                    acc[x] += (np.float64(grown[zl, y, x] == code) + np.float64(grown[zr, y, x] == code)) * wj
             for x in range(nx):
-                a[z - r0, y, x] = acc[x]
-    # axis 1
-    b = np.empty((nr, ny, nx), np.float32)
-    for z in range(nr):
+                a[y, x] = acc[x]
+        # axis 1
         for y in range(ny):
             for x in range(nx):
-                acc[x] = np.float64(a[z, y, x]) * fw0
+                acc[x] = np.float64(a[y, x]) * fw0
             for jj in range(-size1, 0):
                 yl = min(max(y + jj, 0), ny - 1)
                 yr = min(max(y - jj, 0), ny - 1)
                 wj = w[size1 + jj]
                 for x in range(nx):
-                    acc[x] += (np.float64(a[z, yl, x]) + np.float64(a[z, yr, x])) * wj
+                    acc[x] += (np.float64(a[yl, x]) + np.float64(a[yr, x])) * wj
             for x in range(nx):
-                b[z, y, x] = acc[x]
-    # axis 2
-    row = np.empty(nx + 2 * size1, np.float64)
-    for z in range(nr):
+                b[y, x] = acc[x]
+        # axis 2
         for y in range(ny):
             for x in range(nx):
-                row[x + size1] = b[z, y, x]
+                row[x + size1] = b[y, x]
             for k in range(size1):
-                row[k] = b[z, y, 0]
-                row[nx + size1 + k] = b[z, y, nx - 1]
+                row[k] = b[y, 0]
+                row[nx + size1 + k] = b[y, nx - 1]
             for x in range(nx):
                 acc[x] = row[x + size1] * fw0
             for jj in range(-size1, 0):
@@ -927,26 +921,25 @@ def _spill_kernel(grown, code, g0, g1, r0, r1, w):
                 for x in range(nx):
                     acc[x] += (row[x + size1 + jj] + row[x + size1 - jj]) * wj
             for x in range(nx):
-                a[z, y, x] = acc[x]
-    return a
+                out[z - r0, y, x] = acc[x]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _threshold_kernel(v, low, high, pore, cbd, nmc, out):
-    """:func:`threshold` of a float32 volume into ``out``; True when some voxel is NMC."""
+def _threshold_kernel(v, low, high, out):
+    """:func:`threshold` of a float32 volume into ``out`` (codes 0, 1, 2 = pore, CBD, NMC; ``low < high``).
+
+    Returns the number of NMC voxels.
+    """
     fv = v.ravel()
     fo = out.ravel()
-    any_nmc = False
+    n_nmc = 0
     for i in range(fv.size):
-        x = fv[i]
-        if x < low:
-            fo[i] = pore
-        elif x >= high:
-            fo[i] = nmc
-            any_nmc = True
-        else:
-            fo[i] = cbd
-    return any_nmc
+        a = np.uint8(fv[i] >= low)
+        b = np.uint8(fv[i] >= high)
+        fo[i] = a + b
+        n_nmc += b
+    return n_nmc
 
 
 def preview_from(context: PreviewContext, low: float, high: float, *, islands: bool = True) -> np.ndarray:
@@ -984,9 +977,9 @@ def preview_from(context: PreviewContext, low: float, high: float, *, islands: b
     r0, r1 = context.rows
     ph = np.empty(d.shape, np.uint8)
     # float32 comparisons, as numpy compares a float32 volume with a Python float in threshold()
-    any_nmc = _threshold_kernel(d, np.float32(low), np.float32(high), np.uint8(PORE), np.uint8(CBD),
-                                np.uint8(NMC), ph)
-    if p.partial_volume and any_nmc:
+    assert (PORE, CBD, NMC) == (0, 1, 2)  # _threshold_kernel writes these codes
+    n_nmc = _threshold_kernel(d, np.float32(low), np.float32(high), ph)
+    if p.partial_volume and n_nmc:
         i_nmc, pv_low = _pv_references_sorted(context.globals.sample, low, high)
         sigma = float(p.pv_sigma)
         rs = int(4.0 * sigma + 0.5)
