@@ -148,7 +148,8 @@ def preview_globals(ref: VolumeRef, key: SegmentParams) -> PreviewGlobals:
 def preview_context(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> PreviewContext:
     """Threshold-independent part of a slice preview (read-only; one slab of ~40 slices each)."""
     p = compute.context_key(params)
-    return core_phases.prepare_preview(volume(ref), axis, index, p, globals=preview_globals(ref, compute.globals_key(p)))
+    g = preview_globals(ref, compute.globals_key(p))
+    return core_phases.prepare_preview(volume(ref), axis, index, p, globals=g)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -48,13 +48,6 @@ def percentiles(volume: np.ndarray, q: tuple[float, float]) -> tuple[float, floa
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
-def preview_params(params: SegmentParams, *, pv_sigma_default: float | None = None) -> SegmentParams:
-    """``params`` with ``pv_sigma`` filled in from ``pv_sigma_default`` when it is None."""
-    if params.pv_sigma is None and pv_sigma_default is not None:
-        params = replace(params, pv_sigma=float(pv_sigma_default))
-    return params
-
-
 def globals_key(params: SegmentParams) -> SegmentParams:
     """The part of ``params`` that :func:`core.phases.preview_globals` depends on (a cache key)."""
     return SegmentParams(denoise=params.denoise, denoise_size=params.denoise_size,
@@ -64,24 +57,6 @@ def globals_key(params: SegmentParams) -> SegmentParams:
 def context_key(params: SegmentParams) -> SegmentParams:
     """The part of ``params`` that :func:`core.phases.prepare_preview` depends on: no thresholds."""
     return replace(params, low=None, high=None)
-
-
-def preview_phases(volume: np.ndarray, axis: int, index: int, params: SegmentParams,
-                   *, pv_sigma_default: float | None = None) -> np.ndarray:
-    """Phases of ONE slice (:func:`core.phases.preview_slice`: both preview steps in one call).
-
-    ``pv_sigma_default`` fills in the blur when ``params.pv_sigma`` is None
-    (for example the blur resolved by the sample's latest analysis).  The
-    page keeps the :class:`core.phases.PreviewContext` instead (``ui.cache``)
-    and only redoes :func:`core.phases.preview_from` when a threshold moves.
-
-    Returns
-    -------
-    phases : (H, W) uint8
-    """
-    params = preview_params(params, pv_sigma_default=pv_sigma_default)
-    n = volume.shape[axis]
-    return ph.preview_slice(volume, axis, int(np.clip(index, 0, n - 1)), params)
 
 
 def preview_note(context: ph.PreviewContext) -> str:

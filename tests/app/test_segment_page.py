@@ -160,3 +160,7 @@ def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
     at.slider(key=state.k(state.k(state.SEG_INDEX, s.id), "index", 0)).set_value(5).run()
     no_exception(at)
     assert built[-1] == (0, 5) and len(built) == 2
+    # another denoising: no analysis gave its blur, so the preview says it estimated one
+    at.selectbox(key=state.k(state.SEG_DENOISE, s.id)).select("median").run()
+    no_exception(at)
+    assert any("estimated at the suggested thresholds" in c.value for c in at.caption)
