@@ -6,6 +6,13 @@ Steps, each a public function so the UI can cache and preview them:
 :func:`correct_partial_volume`, :func:`remove_small_islands`, and
 :func:`segment`, which runs them in order from a :class:`SegmentParams`.
 
+One-slice preview in two steps, for a page whose threshold sliders move:
+:func:`preview_globals` (per volume and denoising) and :func:`prepare_preview`
+(per slice) do the threshold-independent work once; :func:`preview_from` then
+gives the slice's phases for any thresholds, equal to the full run's slice
+(see its docstring for the exceptions).  :func:`preview_slice` does both in
+one call.
+
 Partial-volume correction
 -------------------------
 Blur makes an NMC-pore edge pass through grey values between the two, which a

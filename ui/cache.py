@@ -144,9 +144,9 @@ def preview_globals(ref: VolumeRef, key: SegmentParams) -> PreviewGlobals:
     return core_phases.preview_globals(volume(ref), key)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Denoising a slab around the slice…")
+@st.cache_resource(max_entries=2, show_spinner="Denoising a slab around the slice…")
 def preview_context(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> PreviewContext:
-    """Threshold-independent part of a slice preview (read-only; one slab of ~40 slices each)."""
+    """Threshold-independent part of a slice preview (read-only; a slab of ~40 slices each, so few are kept)."""
     p = compute.context_key(params)
     g = preview_globals(ref, compute.globals_key(p))
     return core_phases.prepare_preview(volume(ref), axis, index, p, globals=g)
@@ -154,7 +154,10 @@ def preview_context(ref: VolumeRef, axis: int, index: int, params: SegmentParams
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def preview_phases(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> np.ndarray:
-    """Phases of one slice: :func:`core.phases.preview_from` on the cached context (a threshold move redoes only this)."""
+    """Phases of one slice: :func:`core.phases.preview_from` on the cached context.
+
+    A threshold move redoes only this; the context is built once per slice.
+    """
     ctx = preview_context(ref, axis, index, compute.context_key(params))
     return core_phases.preview_from(ctx, params.low, params.high)
 
