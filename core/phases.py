@@ -343,12 +343,14 @@ def _l1_distance4(ph, nmc_code):
     one, cap = np.uint8(1), np.uint8(4)
     for z in range(nz):
         for y in range(ny):
+            run = cap  # the sweeps along x carry their value in a register
             for x in range(nx):
-                dist[z, y, x] = 0 if ph[z, y, x] == nmc_code else cap
-            for x in range(1, nx):
-                dist[z, y, x] = min(dist[z, y, x], dist[z, y, x - 1] + one)
-            for x in range(nx - 2, -1, -1):
-                dist[z, y, x] = min(dist[z, y, x], dist[z, y, x + 1] + one)
+                run = np.uint8(0) if ph[z, y, x] == nmc_code else min(cap, run + one)
+                dist[z, y, x] = run
+            run = cap
+            for x in range(nx - 1, -1, -1):
+                run = min(dist[z, y, x], run + one)
+                dist[z, y, x] = run
         for y in range(1, ny):
             for x in range(nx):
                 dist[z, y, x] = min(dist[z, y, x], dist[z, y - 1, x] + one)
