@@ -6,6 +6,13 @@ Steps, each a public function so the UI can cache and preview them:
 :func:`correct_partial_volume`, :func:`remove_small_islands`, and
 :func:`segment`, which runs them in order from a :class:`SegmentParams`.
 
+One-slice preview in two steps, for a page whose threshold sliders move:
+:func:`preview_globals` (per volume and denoising) and :func:`prepare_preview`
+(per slice) do the threshold-independent work once; :func:`preview_from` then
+gives the slice's phases for any thresholds, equal to the full run's slice
+(see its docstring for the exceptions).  :func:`preview_slice` does both in
+one call.
+
 Partial-volume correction
 -------------------------
 Blur makes an NMC-pore edge pass through grey values between the two, which a
@@ -23,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-import cc3d
 import numba
 import numpy as np
 from scipy import ndimage as ndi
@@ -275,42 +281,140 @@ def correct_partial_volume(
     return _correct_partial_volume(volume, phases, low, sigma=sigma, i_nmc=i_nmc, grow_nmc=grow_nmc)[0]
 
 
-def _grow_rim(volume, phases, i_nmc, low):
+def _grow_rim(volume, phases, i_nmc, low, rows=None):
     """Grow NMC by one voxel where its rim is brighter than the local halfway value.
 
     The NMC surface lies where the grey value is halfway between NMC and the
     material just outside it.  That outside value is estimated, for each rim
     voxel (a non-NMC face neighbour of NMC), as the mean grey value of the
-    "ring" voxels (2 to 3 dilation steps away from NMC) within a 7x7x7 window
-    (two separable box filters).  Returns new phases.
+    "ring" voxels (2 to 3 face steps away from NMC) within a 7x7x7 window.
+    The window sums run along x and y as running sums over whole rows and
+    along axis 0 as direct sums, so a voxel's value does not depend on where
+    a slab of the volume starts along axis 0 (slabs and one-slice previews
+    agree bit for bit with a whole-volume run).  Returns new phases; with
+    ``rows=(lo, hi)`` only NMC in rows ``lo:hi`` along axis 0 grows (the
+    other rows are left as they are).
     """
-    nmc = phases == NMC
-    d1 = ndi.binary_dilation(nmc)
-    ring = ndi.binary_dilation(d1, iterations=2)
-    ring &= ~d1
-    rim = d1 & ~nmc
-    del d1
-    count = ndi.uniform_filter(ring.astype(np.float32), 7, mode="constant", cval=0.0)
-    total = ndi.uniform_filter(np.where(ring, volume, 0).astype(np.float32), 7, mode="constant", cval=0.0)
-    del ring
     out = phases.copy()
-    _grow_rim_kernel(volume, rim, count, total, np.float32(i_nmc), np.float32(low), np.uint8(NMC), out)
+    lo, hi = rows if rows is not None else (0, phases.shape[0])
+    _grow_rim_kernel(np.ascontiguousarray(volume, dtype=np.float32), np.ascontiguousarray(phases),
+                     np.float64(i_nmc), np.float64(low), np.uint8(NMC), out, int(lo), int(hi))
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_rim_kernel(volume, rim, count, total, i_nmc, low, nmc_code, out):
-    flat_v = volume.ravel()
-    flat_r = rim.ravel()
-    flat_c = count.ravel()
-    flat_t = total.ravel()
-    flat_o = out.ravel()
-    for i in range(flat_v.size):
-        if not flat_r[i]:
-            continue
-        outside = flat_t[i] / flat_c[i] if flat_c[i] > 1e-6 else low
-        if flat_v[i] >= 0.5 * (i_nmc + outside):
-            flat_o[i] = nmc_code
+def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
+    nz, ny, nx = v.shape
+    dist = _l1_distance4(ph, nmc_code)
+    # window sums across axes 1 and 2 of 8 planes at a time (plane p in slot p % 8)
+    cnt = np.empty((8, ny, nx), np.uint16)
+    tot = np.empty((8, ny, nx), np.float32)
+    bufs = _ring_sum_buffers(ny, nx)
+    done = max(0, out_lo - 3)  # next plane to sum
+    for z in range(out_lo, out_hi):
+        z0, z1 = max(0, z - 3), min(nz, z + 4)
+        while done < z1:
+            _ring_sums_plane(dist, v, done, cnt[done % 8], tot[done % 8], bufs)
+            done += 1
+        # along axis 0: direct sums at the rim voxels; then the halfway test
+        for y in range(ny):
+            for x in range(nx):
+                if dist[z, y, x] != 1:
+                    continue
+                c = 0
+                t = 0.0
+                for zz in range(z0, z1):
+                    c += cnt[zz % 8, y, x]
+                    t += tot[zz % 8, y, x]
+                outside = t / c if c > 0 else low
+                if v[z, y, x] >= 0.5 * (i_nmc + outside):
+                    out[z, y, x] = nmc_code
+
+
+@numba.njit(cache=True, nogil=True)
+def _l1_distance4(ph, nmc_code):
+    """Face-step (L1) distance to ``nmc_code`` voxels, capped at 4 (uint8).
+
+    Separable: the L1 distance is a sum over the axes, so forward and
+    backward sweeps along x, then y, then axis 0 give it exactly.
+    """
+    nz, ny, nx = ph.shape
+    dist = np.empty((nz, ny, nx), np.uint8)
+    one, cap = np.uint8(1), np.uint8(4)
+    for z in range(nz):
+        for y in range(ny):
+            run = cap  # the sweeps along x carry their value in a register
+            for x in range(nx):
+                run = np.uint8(0) if ph[z, y, x] == nmc_code else min(cap, run + one)
+                dist[z, y, x] = run
+            run = cap
+            for x in range(nx - 1, -1, -1):
+                run = min(dist[z, y, x], run + one)
+                dist[z, y, x] = run
+        for y in range(1, ny):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z, y - 1, x] + one)
+        for y in range(ny - 2, -1, -1):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z, y + 1, x] + one)
+    for z in range(1, nz):
+        for y in range(ny):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z - 1, y, x] + one)
+    for z in range(nz - 2, -1, -1):
+        for y in range(ny):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z + 1, y, x] + one)
+    return dist
+
+
+@numba.njit(cache=True, nogil=True)
+def _ring_sum_buffers(ny, nx):
+    return (np.zeros(nx + 7, np.int32), np.zeros(nx + 7, np.float64), np.zeros(nx + 7, np.int32),
+            np.zeros(nx + 7, np.float64), np.zeros((ny + 7, nx), np.int32), np.zeros((ny + 7, nx), np.float64),
+            np.zeros(nx, np.int32), np.zeros(nx, np.float64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _ring_sums_plane(dist, v, z, cnt, tot, bufs):
+    """Count and grey sum of the ring voxels (distance 2..3) in the 7x7 windows of plane ``z``.
+
+    Prefix sums along each whole row, then running sums along each whole
+    column (float64, stored as float32), so a plane's values do not depend
+    on the other planes.
+    """
+    rowc, rowt, prec, pret, pc, pt, accc, acct = bufs
+    ny, nx = cnt.shape
+    for y in range(ny):
+        for x in range(nx):
+            d = dist[z, y, x]
+            ring = d == 2 or d == 3
+            rowc[x + 3] = 1 if ring else 0
+            rowt[x + 3] = v[z, y, x] if ring else 0.0
+        c = 0
+        t = 0.0
+        for x in range(nx + 7):
+            c += rowc[x]
+            t += rowt[x]
+            prec[x] = c
+            pret[x] = t
+        for x in range(nx):
+            pc[y + 3, x] = prec[x + 6] - (prec[x - 1] if x > 0 else 0)
+            pt[y + 3, x] = np.float32(pret[x + 6] - (pret[x - 1] if x > 0 else 0.0))
+    accc[:] = 0
+    acct[:] = 0.0
+    for k in range(6):
+        for x in range(nx):
+            accc[x] += pc[k, x]
+            acct[x] += pt[k, x]
+    for y in range(ny):
+        for x in range(nx):
+            accc[x] += pc[y + 6, x]
+            acct[x] += pt[y + 6, x]
+            cnt[y, x] = accc[x]
+            tot[y, x] = acct[x]
+            accc[x] -= pc[y, x]
+            acct[x] -= pt[y, x]
 
 
 def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
@@ -414,50 +518,74 @@ def remove_small_islands(phases: np.ndarray, min_size: int) -> np.ndarray:
 def _remove_small_islands_inplace(out: np.ndarray, min_size: int) -> None:
     if min_size <= 1:
         return
+    state = np.zeros(out.shape, np.uint8)
+    stack = np.zeros(int(min_size), np.int64)
     for code in (CBD, PORE, NMC):
-        comp, n = cc3d.connected_components(out == code, connectivity=6, return_N=True)
-        if n == 0:
-            continue
-        sizes = K.label_counts(comp, int(n))
-        small = sizes < min_size
-        small[0] = False
-        if small.any():
-            _absorb_islands(comp, small, out)
-        del comp
+        state[...] = 0
+        _islands_pass(out, np.uint8(code), int(min_size), state, stack)
 
 
 @numba.njit(cache=True, nogil=True)
-def _absorb_islands(comp, small, phases):
-    """Reassign voxels of small components to their most common other neighbour phase."""
-    nz, ny, nx = comp.shape
-    n_comp = small.size - 1
-    counts = np.zeros((n_comp + 1, 3), np.int64)
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                c = comp[z, y, x]
-                if c == 0 or not small[c]:
+def _islands_pass(phases, code, min_size, state, stack):
+    """Merge the 6-connected components of ``code`` smaller than ``min_size`` into their surroundings.
+
+    A bounded flood fill from each voxel not yet reached: it stops as soon as
+    it holds ``min_size`` voxels or touches a voxel known to be in a big
+    component.  A small component joins the phase that shares most faces
+    with it (ties to the lower code); one without any neighbour stays.
+    ``state``: 0 unknown, 1 done, 2 in the current fill.
+    """
+    nz, ny, nx = phases.shape
+    flat = phases.ravel()
+    st = state.ravel()
+    counts = np.zeros(3, np.int64)
+    for i in range(flat.size):
+        if flat[i] != code or st[i] != 0:
+            continue
+        if i % nx != 0 and flat[i - 1] == code and st[i - 1] == 1:
+            st[i] = 1  # its -x neighbour is in a big component, so it is too
+            continue
+        n = 1
+        head = 0
+        stack[0] = i
+        st[i] = 2
+        big = False
+        while head < n and not big:
+            j = stack[head]
+            head += 1
+            z, y, x = K.unravel(j, ny, nx)
+            for d in range(6):
+                k = K.flat_step(j, z, y, x, d, nz, ny, nx)
+                if k < 0 or flat[k] != code or st[k] == 2:
                     continue
-                for d in range(6):
-                    inside, zz, yy, xx = K.step(z, y, x, d, nz, ny, nx)
-                    if not inside:
-                        continue
-                    if comp[zz, yy, xx] != c:
-                        counts[c, phases[zz, yy, xx]] += 1
-    target = np.full(n_comp + 1, -1, np.int64)
-    for c in range(1, n_comp + 1):
-        if small[c]:
-            best, best_n = -1, 0
-            for p in range(3):
-                if counts[c, p] > best_n:
-                    best, best_n = p, counts[c, p]
-            target[c] = best
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                c = comp[z, y, x]
-                if c != 0 and target[c] >= 0:
-                    phases[z, y, x] = target[c]
+                if st[k] == 1 or n == min_size:
+                    big = True
+                    break
+                st[k] = 2
+                stack[n] = k
+                n += 1
+            if n == min_size:
+                big = True
+        if big:
+            for m in range(n):
+                st[stack[m]] = 1
+            continue
+        counts[:] = 0
+        for m in range(n):
+            j = stack[m]
+            z, y, x = K.unravel(j, ny, nx)
+            for d in range(6):
+                k = K.flat_step(j, z, y, x, d, nz, ny, nx)
+                if k >= 0 and flat[k] != code:
+                    counts[flat[k]] += 1
+        best, best_n = -1, 0
+        for p in range(3):
+            if counts[p] > best_n:
+                best, best_n = p, counts[p]
+        for m in range(n):
+            st[stack[m]] = 1
+            if best >= 0:
+                flat[stack[m]] = best
 
 
 def _pv_references(values: np.ndarray, low: float, high: float) -> tuple[float, float]:
@@ -475,16 +603,417 @@ def _pv_references(values: np.ndarray, low: float, high: float) -> tuple[float, 
     return i_nmc, pv_low
 
 
+def _median_of_sorted(s: np.ndarray) -> float:
+    """``float(np.median(s))`` of an already sorted 1D array, without the partition."""
+    m = s.size // 2
+    return float(np.median(s[m - 1 : m + 1])) if s.size % 2 == 0 else float(s[m])
+
+
+def _pv_references_sorted(s: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """:func:`_pv_references` of a sorted sample: the same two values, in microseconds."""
+    k_low = int(np.searchsorted(s, s.dtype.type(low), side="left"))
+    k_high = int(np.searchsorted(s, s.dtype.type(high), side="left"))
+    above, below, mid = s[k_high:], s[:k_low], s[k_low:k_high]
+    i_nmc = _median_of_sorted(above) if above.size else float(s[-1])
+    pv_low = 0.5 * (_median_of_sorted(below) + _median_of_sorted(mid)) if below.size and mid.size else float(low)
+    return i_nmc, pv_low
+
+
+def _denoise_halo(params: SegmentParams) -> int:
+    return int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0
+
+
+def _denoiser(volume: np.ndarray, params: SegmentParams, nan_fill: float | None) -> Callable[[int, int], np.ndarray]:
+    """``denoised(a, b)``: the denoised range ``[a, b)`` along axis 0, computed with its own halo."""
+    nz, dn_halo = volume.shape[0], _denoise_halo(params)
+
+    def denoised(a: int, b: int) -> np.ndarray:
+        lo_, hi_ = max(0, a - dn_halo), min(nz, b + dn_halo)
+        sub = volume[lo_:hi_]
+        if nan_fill is not None and not np.isfinite(sub).all():
+            sub = np.nan_to_num(sub.astype(np.float32), nan=nan_fill, posinf=nan_fill, neginf=nan_fill)
+        return denoise(sub, params.denoise, size=params.denoise_size)[a - lo_ : a - lo_ + (b - a)]
+
+    return denoised
+
+
+def _nan_fill(volume: np.ndarray) -> float | None:
+    return float(np.nanmin(_sample(volume))) if np.issubdtype(volume.dtype, np.floating) else None
+
+
+def _sample_blocks(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Ranges along axis 0 whose denoised values give the global sample (independent of the slab size)."""
+    nz = shape[0]
+    if int(np.prod(shape)) <= 16_000_000 or nz <= 128:
+        return [(0, nz)]
+    return [(int(z), int(z) + 16) for z in np.linspace(0, nz - 16, 8).round()]
+
+
+def _global_sample(shape, denoised, report) -> tuple[np.ndarray, np.ndarray | None]:
+    """Strided sample of the denoised volume (and the denoised volume itself when it is one block)."""
+    blocks = _sample_blocks(shape)
+    n_vox = sum(b - a for a, b in blocks) * shape[1] * shape[2]
+    step = max(1, n_vox // 2_000_000)
+    samples, whole = [], None
+    for i, (a, b) in enumerate(blocks):
+        report(0.25 * i / len(blocks), "sampling grey values")
+        d = denoised(a, b)
+        samples.append(d.reshape(-1)[::step].copy())
+        if len(blocks) == 1:
+            whole = d
+    return np.concatenate(samples), whole
+
+
+def _central_sigma(shape, denoised, low: float, high: float, i_nmc: float) -> float:
+    """Blur sigma from a central block of at most ~128 voxels a side (:func:`estimate_pv_sigma`)."""
+    nz = shape[0]
+    side = [min(n, 128) for n in shape]
+    starts = [(n - s) // 2 for n, s in zip(shape, side)]
+    halo = 12
+    z0, z1 = max(0, starts[0] - halo), min(nz, starts[0] + side[0] + halo)
+    blk = denoised(z0, z1)[:, starts[1] : starts[1] + side[1], starts[2] : starts[2] + side[2]]
+    ph_blk = threshold(blk, low, high)
+    if not (ph_blk == NMC).any():
+        return 1.0
+    ph_blk = _grow_rim(blk, ph_blk, i_nmc, low)
+    return estimate_pv_sigma(blk, ph_blk)
+
+
+def _pv_reach(sigma: float) -> int:
+    """Slices along axis 0 that the partial-volume correction of one slice reads on either side.
+
+    The rim growth reads NMC 6 face steps away (rim 1, ring 2..3, window 3);
+    the spill is a Gaussian of the grown NMC, ``int(4 * sigma + 0.5)`` voxels
+    wide (scipy's truncation).
+    """
+    return 6 + int(4.0 * float(sigma) + 0.5)
+
+
+def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
+    """The weights ``ndi.gaussian_filter1d`` correlates with (order 0)."""
+    from scipy.ndimage import _filters
+
+    return np.asarray(_filters._gaussian_kernel1d(sigma, 0, radius)[::-1], np.float64)
+
+
+#: Largest island depth a preview looks at (slices on either side of the previewed one).
+MAX_ISLAND_DEPTH = 16
+
+
+@dataclass(frozen=True, eq=False)
+class PreviewGlobals:
+    """The values a full run takes from the whole volume, for previews (threshold-independent).
+
+    Attributes
+    ----------
+    sample : (N,) float32
+        Sorted strided sample of the denoised volume: the sample
+        :func:`segment_detailed` takes the NMC grey value and the pore/CBD
+        boundary from (read-only).
+    suggested : (float, float)
+        Multi-Otsu thresholds of ``sample`` (what a run without thresholds uses).
+    pv_sigma : float or None
+        Blur of the partial-volume correction (None without it).
+    sigma_source : {"given", "suggested", "none"}
+        ``pv_sigma`` came with the parameters; was estimated as
+        :func:`segment_detailed` does, but at the suggested thresholds; or is
+        unused (no partial-volume correction).
+    denoise : (str, float)
+        The denoising (method, size) the sample was taken after.
+    """
+
+    sample: np.ndarray
+    suggested: tuple[float, float]
+    pv_sigma: float | None
+    sigma_source: str
+    denoise: tuple[str, float]
+
+
+@dataclass(frozen=True, eq=False)
+class PreviewContext:
+    """What a one-slice preview needs that does not depend on the two thresholds.
+
+    Build it with :func:`prepare_preview`; :func:`preview_from` then gives the
+    phases of the slice for any pair of thresholds.
+
+    Attributes
+    ----------
+    slab : (D, H, W) float32
+        Denoised slices around the previewed one (read-only), the slice axis
+        first: the island rows and what their partial-volume correction reads.
+    centre : int
+        Row of the previewed slice in ``slab``.
+    rows : (int, int)
+        Rows of ``slab`` whose phases are corrected and cleaned of islands.
+    params : SegmentParams
+        Without thresholds; ``pv_sigma`` resolved when ``partial_volume``.
+    globals : PreviewGlobals
+    axis, index : int
+        The slice.
+    sigma_source : {"given", "suggested", "none"}
+        Where ``params.pv_sigma`` came from (see :class:`PreviewGlobals`).
+    """
+
+    slab: np.ndarray
+    centre: int
+    rows: tuple[int, int]
+    params: SegmentParams
+    globals: PreviewGlobals
+    axis: int
+    index: int
+    sigma_source: str
+
+    @property
+    def island_depth(self) -> int:
+        """Slices on either side of the previewed one that island removal looks at."""
+        return max(self.centre - self.rows[0], self.rows[1] - 1 - self.centre)
+
+
+def preview_globals(volume: np.ndarray, params: SegmentParams | None = None) -> PreviewGlobals:
+    """Global values of a full run that previews reuse (one per volume and denoising).
+
+    Denoises the blocks :func:`segment_detailed` samples (the whole volume up
+    to 16 M voxels) and, with partial-volume correction and ``pv_sigma``
+    None, estimates the blur as :func:`segment_detailed` does, at the
+    suggested (multi-Otsu) thresholds.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        Greyscale; not modified.
+    params : SegmentParams
+        ``low`` and ``high`` are ignored.
+
+    Returns
+    -------
+    PreviewGlobals
+    """
+    from skimage.filters import threshold_multiotsu
+
+    params = params or SegmentParams()
+    volume = check_greyscale(volume)
+    denoised = _denoiser(volume, params, _nan_fill(volume))
+    sample, _ = _global_sample(volume.shape, denoised, lambda f, m: None)
+    sample = np.sort(sample)
+    sample.flags.writeable = False
+    s_low, s_high = (float(t) for t in threshold_multiotsu(sample.astype(np.float64), classes=3, nbins=256))
+    sigma, source = params.pv_sigma, "given"
+    if not params.partial_volume:
+        sigma, source = None, "none"
+    elif sigma is None:
+        i_nmc, _ = _pv_references_sorted(sample, s_low, s_high)
+        sigma, source = float(_central_sigma(volume.shape, denoised, s_low, s_high, i_nmc)), "suggested"
+    return PreviewGlobals(sample=sample, suggested=(s_low, s_high), pv_sigma=sigma, sigma_source=source,
+                          denoise=(params.denoise, float(params.denoise_size)))
+
+
+def prepare_preview(
+    volume: np.ndarray, axis: int, index: int, params: SegmentParams | None = None, *,
+    island_depth: int | None = None, globals: PreviewGlobals | None = None,
+) -> PreviewContext:
+    """Threshold-independent work of a one-slice preview: the denoised slab (and the global values).
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        Greyscale; not modified.
+    axis : {0, 1, 2}
+    index : int
+        Slice index along ``axis``.
+    params : SegmentParams
+        ``low`` and ``high`` are ignored (they are the arguments of
+        :func:`preview_from`).
+    island_depth : int or None
+        Slices on either side whose islands are looked at; default
+        ``min_island - 1`` (enough for every island that touches the slice; a
+        chain of islands that reaches farther is not followed), at most
+        :data:`MAX_ISLAND_DEPTH`.
+    globals : PreviewGlobals or None
+        From :func:`preview_globals` for this volume and these parameters
+        (reuse it across slices); None computes it.
+
+    Returns
+    -------
+    PreviewContext
+    """
+    from dataclasses import replace
+
+    params = replace(params or SegmentParams(), low=None, high=None)
+    volume = check_greyscale(volume)
+    check_choice(axis, "axis", (0, 1, 2))
+    n = volume.shape[axis]
+    index = int(index)
+    if not 0 <= index < n:
+        raise ValueError(f"slice index {index} is outside 0..{n - 1} along axis {axis}")
+    if island_depth is None:
+        island_depth = min(max(params.min_island - 1, 0), MAX_ISLAND_DEPTH)
+    island_depth = int(island_depth)
+    if island_depth < 0:
+        raise ValueError(f"island_depth must be >= 0, got {island_depth}")
+    if globals is None:
+        globals = preview_globals(volume, params)
+    elif not isinstance(globals, PreviewGlobals):
+        raise TypeError(f"globals must be a PreviewGlobals (from preview_globals), got {type(globals).__name__}")
+    if globals.denoise != (params.denoise, float(params.denoise_size)):
+        raise ValueError(f"the global values were taken after denoising {globals.denoise}, not "
+                         f"{(params.denoise, float(params.denoise_size))}")
+    source = "none"
+    if params.partial_volume:
+        source = "given"
+        if params.pv_sigma is None:
+            if globals.pv_sigma is None:
+                raise ValueError("the global values hold no blur sigma (taken without partial-volume correction)")
+            params, source = replace(params, pv_sigma=float(globals.pv_sigma)), globals.sigma_source
+    reach = _pv_reach(params.pv_sigma) if params.partial_volume else 0
+    a, b = max(0, index - island_depth - reach), min(n, index + island_depth + reach + 1)
+    moved = np.moveaxis(volume, axis, 0)
+    slab = np.ascontiguousarray(_denoiser(moved, params, _nan_fill(volume))(a, b), dtype=np.float32)
+    slab.flags.writeable = False
+    rows = (max(0, index - island_depth) - a, min(n, index + island_depth + 1) - a)
+    return PreviewContext(slab=slab, centre=index - a, rows=rows, params=params, globals=globals, axis=axis,
+                          index=index, sigma_source=source)
+
+
+@numba.njit(cache=True, nogil=True)
+def _spill_kernel(grown, code, g0, g1, r0, r1, w):
+    """``ndi.gaussian_filter(float32(grown == code), sigma, mode="nearest")[r0:r1]`` bit for bit.
+
+    ``w``: scipy's Gaussian weights (``_gaussian_kernel1d(sigma, 0, radius)``);
+    the same sums as scipy's ``correlate1d`` (symmetric kernel, float64
+    accumulation, float32 between the axes), reading only rows ``g0:g1``
+    (clamped there, as "nearest" clamps at the array's ends).
+    """
+    n, ny, nx = grown.shape
+    size1 = (w.size - 1) // 2
+    fw0 = w[size1]
+    out = np.empty((r1 - r0, ny, nx), np.float32)
+    a = np.empty((ny, nx), np.float32)
+    b = np.empty((ny, nx), np.float32)
+    acc = np.empty(nx, np.float64)
+    row = np.empty(nx + 2 * size1, np.float64)
+    for z in range(r0, r1):
+        # axis 0
+        for y in range(ny):
+            for x in range(nx):
+                acc[x] = np.float64(grown[z, y, x] == code) * fw0
+            for jj in range(-size1, 0):
+                zl = min(max(z + jj, g0), g1 - 1)
+                zr = min(max(z - jj, g0), g1 - 1)
+                wj = w[size1 + jj]
+                for x in range(nx):
+                    acc[x] += (np.float64(grown[zl, y, x] == code) + np.float64(grown[zr, y, x] == code)) * wj
+            for x in range(nx):
+                a[y, x] = acc[x]
+        # axis 1
+        for y in range(ny):
+            for x in range(nx):
+                acc[x] = np.float64(a[y, x]) * fw0
+            for jj in range(-size1, 0):
+                yl = min(max(y + jj, 0), ny - 1)
+                yr = min(max(y - jj, 0), ny - 1)
+                wj = w[size1 + jj]
+                for x in range(nx):
+                    acc[x] += (np.float64(a[yl, x]) + np.float64(a[yr, x])) * wj
+            for x in range(nx):
+                b[y, x] = acc[x]
+        # axis 2
+        for y in range(ny):
+            for x in range(nx):
+                row[x + size1] = b[y, x]
+            for k in range(size1):
+                row[k] = b[y, 0]
+                row[nx + size1 + k] = b[y, nx - 1]
+            for x in range(nx):
+                acc[x] = row[x + size1] * fw0
+            for jj in range(-size1, 0):
+                wj = w[size1 + jj]
+                for x in range(nx):
+                    acc[x] += (row[x + size1 + jj] + row[x + size1 - jj]) * wj
+            for x in range(nx):
+                out[z - r0, y, x] = acc[x]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _threshold_kernel(v, low, high, out):
+    """:func:`threshold` of a float32 volume into ``out`` (codes 0, 1, 2 = pore, CBD, NMC; ``low < high``).
+
+    Returns the number of NMC voxels.
+    """
+    fv = v.ravel()
+    fo = out.ravel()
+    n_nmc = 0
+    for i in range(fv.size):
+        a = np.uint8(fv[i] >= low)
+        b = np.uint8(fv[i] >= high)
+        fo[i] = a + b
+        n_nmc += b
+    return n_nmc
+
+
+def preview_from(context: PreviewContext, low: float, high: float, *, islands: bool = True) -> np.ndarray:
+    """Phases of the context's slice for the thresholds ``low`` and ``high``.
+
+    The steps of :func:`segment_detailed` on the context's slab, with the
+    same global values (NMC grey value and pore/CBD boundary from the same
+    sample of the denoised volume; the context's blur), so the slice equals
+    the full run's slice along axis 0 bit for bit, except where small
+    islands chain farther than ``context.island_depth`` slices (and, with
+    ``pv_sigma`` None, where the blur the full run estimates at these
+    thresholds differs from the one estimated at the suggested ones).  Along
+    axes 1 and 2 the filters sum in another order: a rare voxel may flip.
+
+    Parameters
+    ----------
+    context : PreviewContext
+        From :func:`prepare_preview`.
+    low, high : float
+        Thresholds in the volume's grey values (``low < high``).
+    islands : bool
+        Also merge small islands (``params.min_island``).
+
+    Returns
+    -------
+    phases : (H, W) uint8
+        The slice, axes in the order of the volume without the slice axis.
+    """
+    if not isinstance(context, PreviewContext):
+        raise TypeError(f"context must be a PreviewContext (from prepare_preview), got {type(context).__name__}")
+    low, high = float(low), float(high)
+    if not low < high:
+        raise ValueError(f"low threshold ({low:g}) must be below high threshold ({high:g})")
+    p, d = context.params, context.slab
+    r0, r1 = context.rows
+    ph = np.empty(d.shape, np.uint8)
+    # float32 comparisons, as numpy compares a float32 volume with a Python float in threshold()
+    assert (PORE, CBD, NMC) == (0, 1, 2)  # _threshold_kernel writes these codes
+    n_nmc = _threshold_kernel(d, np.float32(low), np.float32(high), ph)
+    if p.partial_volume and n_nmc:
+        i_nmc, pv_low = _pv_references_sorted(context.globals.sample, low, high)
+        sigma = float(p.pv_sigma)
+        rs = int(4.0 * sigma + 0.5)
+        g0, g1 = max(0, r0 - rs), min(d.shape[0], r1 + rs)
+        grown = _grow_rim(d, ph, i_nmc, pv_low, rows=(g0, g1))
+        weights = np.ascontiguousarray(_gaussian_weights(sigma, rs))
+        spill = _spill_kernel(grown, np.uint8(NMC), g0, g1, r0, r1, weights)
+        out = grown[r0:r1].copy()
+        _unmix(d[r0:r1], out == NMC, spill, np.float32(i_nmc), np.float32(pv_low), out)
+    else:
+        out = ph[r0:r1].copy()
+    if islands and p.min_island > 1:
+        _remove_small_islands_inplace(out, p.min_island)
+    return out[context.centre - r0]
+
+
 def preview_slice(
     volume: np.ndarray, axis: int, index: int, params: SegmentParams, *, islands: bool = True,
 ) -> np.ndarray:
-    """Phases of one slice, as :func:`segment` would give them, from a slab around it.
+    """Phases of one slice, as :func:`segment` would give them (one call of the two-step preview).
 
-    The slab is as thick as the filters reach.  The global values that
-    :func:`segment` takes from the whole volume (NMC grey value, pore/CBD
-    boundary after unmixing, and the blur when ``params.pv_sigma`` is None)
-    come from the slab, so the preview can differ slightly from a full run;
-    pass the resolved parameters of a run to fix the blur.
+    ``prepare_preview(volume, axis, index, params)`` then
+    ``preview_from(context, params.low, params.high)``; see :func:`preview_from`
+    for where the result equals the full run's slice.  A page that moves the
+    thresholds keeps the context and calls :func:`preview_from` alone.
 
     Parameters
     ----------
@@ -495,34 +1024,16 @@ def preview_slice(
     params : SegmentParams
         ``low`` and ``high`` must be set.
     islands : bool
-        Also remove small islands (slower; they can reach far along ``axis``).
+        Also remove small islands.
 
     Returns
     -------
     phases : 2D uint8
         The slice, axes in the order of ``volume`` without ``axis``.
     """
-    volume = check_volume(volume)
-    check_choice(axis, "axis", (0, 1, 2))
     if params.low is None or params.high is None:
         raise ValueError("set both thresholds (low and high) for a preview")
-    n = volume.shape[axis]
-    if not 0 <= index < n:
-        raise ValueError(f"slice index {index} is outside 0..{n - 1} along axis {axis}")
-    sigma = params.pv_sigma
-    halo = int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0
-    if params.partial_volume:
-        halo += 1 + 3 + 3 + int(np.ceil(4 * (sigma or 2.0))) + 2
-    a, b = max(0, index - halo), min(n, index + halo + 1)
-    slab = np.moveaxis(np.take(volume, np.arange(a, b), axis=axis), axis, 0)
-    d = denoise(slab, params.denoise, size=params.denoise_size)
-    phases = threshold(d, params.low, params.high)
-    if params.partial_volume and (phases == NMC).any():
-        i_nmc, pv_low = _pv_references(_sample(d), params.low, params.high)
-        phases, _ = _correct_partial_volume(d, phases, pv_low, sigma=sigma, i_nmc=i_nmc)
-    if islands and params.min_island > 1:
-        _remove_small_islands_inplace(phases, params.min_island)
-    return phases[index - a]
+    return preview_from(prepare_preview(volume, axis, index, params), params.low, params.high, islands=islands)
 
 
 @dataclass(frozen=True, eq=False)
@@ -590,18 +1101,8 @@ def segment_detailed(
         budget = max(16_000_000, volume.size // 8)
         slab = budget // (volume.shape[1] * volume.shape[2])
     slab = max(1, int(slab))
-    dn_halo = int(np.ceil(4 * params.denoise_size)) + 2 if params.denoise != "none" else 0
-    nan_fill = None
-    if np.issubdtype(volume.dtype, np.floating):
-        nan_fill = float(np.nanmin(_sample(volume)))
-
-    def denoised(a: int, b: int) -> np.ndarray:
-        """Denoised z-range [a, b) computed with its own halo."""
-        lo_, hi_ = max(0, a - dn_halo), min(nz, b + dn_halo)
-        sub = volume[lo_:hi_]
-        if nan_fill is not None and not np.isfinite(sub).all():
-            sub = np.nan_to_num(sub.astype(np.float32), nan=nan_fill, posinf=nan_fill, neginf=nan_fill)
-        return denoise(sub, params.denoise, size=params.denoise_size)[a - lo_ : a - lo_ + (b - a)]
+    dn_halo = _denoise_halo(params)
+    denoised = _denoiser(volume, params, _nan_fill(volume))
 
     # pass 1: a strided sample of the denoised volume for the global values
     low, high = params.low, params.high
@@ -610,23 +1111,10 @@ def segment_detailed(
     slab_starts = list(range(0, nz, slab))
     kept = None  # the denoised volume, when it is one block and one slab
     if need_sample:
-        # blocks of slices spread through the depth, independent of ``slab``
-        # so that the result does not depend on it
-        if volume.size <= 16_000_000 or nz <= 128:
-            blocks = [(0, nz)]
-        else:
-            blocks = [(int(z), int(z) + 16) for z in np.linspace(0, nz - 16, 8).round()]
-        n_vox = sum(b - a for a, b in blocks) * volume.shape[1] * volume.shape[2]
-        step = max(1, n_vox // 2_000_000)
-        samples = []
-        for i, (a, b) in enumerate(blocks):
-            report(0.25 * i / len(blocks), "sampling grey values")
-            d = denoised(a, b)
-            samples.append(d.reshape(-1)[::step].copy())
-            if len(blocks) == 1 and len(slab_starts) == 1:
-                kept = d
-        sample = np.concatenate(samples)
-        del samples
+        sample, whole = _global_sample(volume.shape, denoised, report)
+        if whole is not None and len(slab_starts) == 1:
+            kept = whole
+        del whole
         if low is None or high is None:
             from skimage.filters import threshold_multiotsu
 
@@ -640,18 +1128,7 @@ def segment_detailed(
     pv_sigma = params.pv_sigma
     if params.partial_volume and pv_sigma is None:
         report(0.3, "estimating the blur")
-        # central block, all axes at most ~128 voxels, with a halo for the rim growth
-        side = [min(n, 128) for n in volume.shape]
-        starts = [(n - s) // 2 for n, s in zip(volume.shape, side)]
-        halo = 12
-        z0, z1 = max(0, starts[0] - halo), min(nz, starts[0] + side[0] + halo)
-        blk = denoised(z0, z1)[:, starts[1] : starts[1] + side[1], starts[2] : starts[2] + side[2]]
-        ph_blk = threshold(blk, low, high)
-        if (ph_blk == NMC).any():
-            ph_blk = _grow_rim(blk, ph_blk, i_nmc, low)
-            pv_sigma = estimate_pv_sigma(blk, ph_blk)
-        else:
-            pv_sigma = 1.0
+        pv_sigma = _central_sigma(volume.shape, denoised, low, high, i_nmc)
 
     # pass 2: phases slab by slab
     halo = dn_halo

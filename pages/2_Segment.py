@@ -53,6 +53,8 @@ with right:
             st.stop()
         st.image(render.upscale(render.phase_overlay(grey, ph2d, opacity), 520), width="stretch",
                  caption=f"slice {render.AXES[axis]} = {index}: grey values with the phases over them")
+        if method != "model":
+            st.caption(cache.preview_note(ref, axis, index, params))
         st.html(charts.phase_legend_html())
         fr = compute.phase_fractions(ph2d)
         c = st.columns(3)

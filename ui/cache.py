@@ -1,7 +1,8 @@
 """Cached wrappers around core and the workspace.
 
 * ``st.cache_resource`` (shared, must be treated as read-only): the workspace
-  object, volumes and label/phase arrays.  Arrays are returned with
+  object, volumes, label/phase arrays and the slice preview's threshold-independent
+  context (:class:`core.phases.PreviewContext`, its slab read-only).  Arrays are returned with
   ``writeable=False`` so an accidental write raises.
 * ``st.cache_data(max_entries=...)`` (copied per hit): tables, histograms,
   2D slices, images, 3D pages.
@@ -23,8 +24,9 @@ import pandas as pd
 import streamlit as st
 
 from core import compare
+from core import phases as core_phases
 from core.nn.params import ModelParams
-from core.phases import SegmentParams, suggest_thresholds
+from core.phases import PreviewContext, PreviewGlobals, SegmentParams, suggest_thresholds
 from core.workspace import Analysis, Sample, Workspace
 
 from . import compute, render, settings
@@ -136,10 +138,33 @@ def grey_slice(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
     return render.take_slice(volume(ref), axis, index)
 
 
-@st.cache_data(max_entries=64, show_spinner="Segmenting the slice…")
+@st.cache_resource(max_entries=4, show_spinner="Sampling the denoised volume for the preview…")
+def preview_globals(ref: VolumeRef, key: SegmentParams) -> PreviewGlobals:
+    """Global values a full run would take from this volume (read-only; keyed by :func:`ui.compute.globals_key`)."""
+    return core_phases.preview_globals(volume(ref), key)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Denoising a slab around the slice…")
+def preview_context(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> PreviewContext:
+    """Threshold-independent part of a slice preview (read-only; a slab of ~40 slices each, so few are kept)."""
+    p = compute.context_key(params)
+    g = preview_globals(ref, compute.globals_key(p))
+    return core_phases.prepare_preview(volume(ref), axis, index, p, globals=g)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def preview_phases(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> np.ndarray:
-    """Phases of one slice from a thin slab (see :func:`ui.compute.preview_phases`)."""
-    return compute.preview_phases(volume(ref), axis, index, params)
+    """Phases of one slice: :func:`core.phases.preview_from` on the cached context.
+
+    A threshold move redoes only this; the context is built once per slice.
+    """
+    ctx = preview_context(ref, axis, index, compute.context_key(params))
+    return core_phases.preview_from(ctx, params.low, params.high)
+
+
+def preview_note(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> str:
+    """Caption of the slice preview (:func:`ui.compute.preview_note`)."""
+    return compute.preview_note(preview_context(ref, axis, index, compute.context_key(params)))
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the 3D U-Net on a slab around the slice…")

@@ -48,21 +48,29 @@ def percentiles(volume: np.ndarray, q: tuple[float, float]) -> tuple[float, floa
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
-def preview_phases(volume: np.ndarray, axis: int, index: int, params: SegmentParams,
-                   *, pv_sigma_default: float | None = None) -> np.ndarray:
-    """Phases of ONE slice (see :func:`core.phases.preview_slice`).
+def globals_key(params: SegmentParams) -> SegmentParams:
+    """The part of ``params`` that :func:`core.phases.preview_globals` depends on (a cache key)."""
+    return SegmentParams(denoise=params.denoise, denoise_size=params.denoise_size,
+                         partial_volume=params.partial_volume, pv_sigma=params.pv_sigma)
 
-    ``pv_sigma_default`` fills in the blur when ``params.pv_sigma`` is None
-    (for example the blur resolved by the sample's latest analysis).
 
-    Returns
-    -------
-    phases : (H, W) uint8
-    """
-    if params.pv_sigma is None and pv_sigma_default is not None:
-        params = replace(params, pv_sigma=float(pv_sigma_default))
-    n = volume.shape[axis]
-    return ph.preview_slice(volume, axis, int(np.clip(index, 0, n - 1)), params)
+def context_key(params: SegmentParams) -> SegmentParams:
+    """The part of ``params`` that :func:`core.phases.prepare_preview` depends on: no thresholds."""
+    return replace(params, low=None, high=None)
+
+
+def preview_note(context: ph.PreviewContext) -> str:
+    """One caption line: what the preview of ``context`` shares with the full run and what it approximates."""
+    p = context.params
+    parts = ["Preview: the full run's steps and global values on a slab around the slice"]
+    if p.min_island > 1:
+        parts.append(f"islands followed {context.island_depth} slices either side")
+    if context.sigma_source == "suggested":
+        parts.append(f"blur σ = {p.pv_sigma:g} voxel estimated at the suggested thresholds (the full run estimates "
+                     "it at yours; analyse once to fix it)")
+    elif context.sigma_source == "given":
+        parts.append(f"blur σ = {p.pv_sigma:g} voxel")
+    return "; ".join(parts) + "."
 
 
 def preview_model(volume: np.ndarray, axis: int, index: int, params, *, half_depth: int = 16) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -121,3 +122,45 @@ def test_unreadable_volume_is_one_sentence(empty_ws, env):
     no_exception(at)
     [err] = [e.value for e in at.error]
     assert err.startswith("Cannot read the volume of 'gone'") and "missing.tif" in err and "\n" not in err
+
+
+def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
+    """The slab is denoised once per slice; a threshold move only redoes core.phases.preview_from."""
+    from core import phases as P
+    from ui import compute
+
+    built = []
+    real = P.prepare_preview
+
+    def counting(volume, axis, index, *args, **kwargs):
+        built.append((axis, index))
+        return real(volume, axis, index, *args, **kwargs)
+
+    monkeypatch.setattr(P, "prepare_preview", counting)
+    s, at = _open(seeded_ws)
+    no_exception(at)
+    assert len(built) == 1
+    axis, index = built[0]
+    # at the stored analysis' thresholds and blur the preview shows the stored phases of that slice
+    latest = seeded_ws.latest_analysis(s.id)
+    stored = compute.phase_fractions(np.take(seeded_ws.load_phases(latest), index, axis=axis))
+    for name, key in (("pore", "pore"), ("CBD", "cbd"), ("NMC", "nmc")):
+        assert next(m.value for m in at.metric if m.label == f"{name} (this slice)") == f"{stored[key]:.1%}"
+    assert any("islands followed 7 slices either side" in c.value and
+               f"blur σ = {latest.resolved_params['segment']['pv_sigma']:g} voxel" in c.value for c in at.caption)
+    pore_before = _metric(at, "pore (this slice)")
+    k_low, k_high = state.k(state.SEG_LOW, s.id), state.k(state.SEG_HIGH, s.id)
+    for low in (at.slider(key=k_low).value + 300, at.slider(key=k_low).value + 600):
+        at.slider(key=k_low).set_value(low).run()
+        no_exception(at)
+    at.slider(key=k_high).set_value(at.slider(key=k_high).value - 300).run()
+    no_exception(at)
+    assert _metric(at, "pore (this slice)") > pore_before
+    assert len(built) == 1  # three threshold moves, no new slab
+    at.slider(key=state.k(state.k(state.SEG_INDEX, s.id), "index", 0)).set_value(5).run()
+    no_exception(at)
+    assert built[-1] == (0, 5) and len(built) == 2
+    # another denoising: no analysis gave its blur, so the preview says it estimated one
+    at.selectbox(key=state.k(state.SEG_DENOISE, s.id)).select("median").run()
+    no_exception(at)
+    assert any("estimated at the suggested thresholds" in c.value for c in at.caption)

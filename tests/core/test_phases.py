@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -309,8 +311,8 @@ def test_preview_slice_matches_the_full_segmentation(axis):
 
     e = make_electrode(ElectrodeParams(shape=(40, 40, 40)), rng=5)
     res = P.segment_detailed(e.greyscale)
-    # the slab covers the whole (small) volume: the preview equals the full run's slice
-    # (along axes 1 and 2 the filters sum in another order: a rare voxel may flip)
+    # the preview takes the full run's global values; along axes 1 and 2 the filters sum
+    # in another order, so a rare voxel may flip there
     got = P.preview_slice(e.greyscale, axis, 20, res.params)
     want = np.take(res.phases, 20, axis=axis)
     assert got.shape == want.shape
@@ -326,3 +328,167 @@ def test_preview_slice_needs_thresholds_and_a_valid_index():
         P.preview_slice(vol, 0, 3, SegmentParams())
     with pytest.raises(ValueError, match="outside 0..7"):
         P.preview_slice(vol, 0, 8, SegmentParams(low=0.3, high=0.6))
+
+
+# --------------------------------------------------------------------------- two-step preview
+
+
+@pytest.fixture(scope="module")
+def electrode64():
+    from core.synth import ElectrodeParams, make_electrode
+
+    return make_electrode(ElectrodeParams(shape=(48, 56, 56)), rng=3).greyscale
+
+
+@pytest.mark.parametrize("params", [SegmentParams(pv_sigma=1.2),
+                                    SegmentParams(denoise="median", denoise_size=3, pv_sigma=0.9, min_island=20)])
+def test_one_context_follows_the_thresholds_like_full_runs(electrode64, params):
+    """A threshold move only redoes preview_from; each result is the slice of a full run (in slabs of 7)."""
+    vol = electrode64
+    lo, hi = suggest_thresholds(vol)
+    span = hi - lo
+    ctxs = {i: P.prepare_preview(vol, 0, i, params) for i in (0, 5, 24, 47)}
+    for low, high in [(lo, hi), (lo - 0.1 * span, hi + 0.05 * span), (lo + 0.1 * span, hi - 0.1 * span)]:
+        full = P.segment_detailed(vol, replace(params, low=float(low), high=float(high)), slab=7).phases
+        for i, ctx in ctxs.items():
+            np.testing.assert_array_equal(P.preview_from(ctx, low, high), full[i])
+
+
+def test_preview_with_estimated_blur_equals_the_run_at_the_suggested_thresholds(electrode64):
+    vol = electrode64
+    res = P.segment_detailed(vol, SegmentParams())  # Otsu thresholds, blur estimated at them
+    g = P.preview_globals(vol, SegmentParams())
+    assert g.sigma_source == "suggested" and g.pv_sigma == res.params.pv_sigma
+    assert g.suggested == pytest.approx((res.params.low, res.params.high), abs=0)
+    for axis in (0, 1, 2):
+        ctx = P.prepare_preview(vol, axis, 20, SegmentParams(), globals=g)
+        assert ctx.sigma_source == "suggested" and ctx.params.pv_sigma == res.params.pv_sigma
+        got = P.preview_from(ctx, res.params.low, res.params.high)
+        want = np.take(res.phases, 20, axis=axis)
+        if axis == 0:
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert (got != want).mean() < 0.005
+    # a given blur wins over the estimated one
+    ctx = P.prepare_preview(vol, 0, 20, SegmentParams(pv_sigma=1.7), globals=g)
+    assert ctx.params.pv_sigma == 1.7 and ctx.sigma_source == "given"
+
+
+def test_preview_removes_islands_that_reach_beyond_the_slice():
+    """A CBD rod along axis 0 through the slice is an island in 3D when shorter than min_island, not otherwise."""
+    vol = np.full((30, 12, 12), 100, np.uint16)
+    vol[:, 6:, :] = 800  # NMC half
+    vol[10:17, 2, 2] = 400  # 7-voxel CBD rod through slice 12: an island (< 8)
+    vol[8:20, 2, 8] = 400  # 12-voxel rod: kept
+    params = SegmentParams(denoise="none", partial_volume=False, min_island=8)
+    ctx = P.prepare_preview(vol, 0, 12, params)
+    assert ctx.island_depth == 7 and ctx.sigma_source == "none"
+    out = P.preview_from(ctx, 250, 600)
+    assert out[2, 2] == PORE and out[2, 8] == CBD
+    assert (out[6:] == NMC).all()
+    np.testing.assert_array_equal(out, segment(vol, replace(params, low=250, high=600))[12])
+    # without island removal both rods show
+    assert P.preview_from(ctx, 250, 600, islands=False)[2, 2] == CBD
+
+
+def test_preview_validation(electrode64):
+    vol = electrode64
+    ctx = P.prepare_preview(vol, 1, 3, SegmentParams(pv_sigma=1.0))
+    with pytest.raises(ValueError, match=r"low threshold \(5 ?\) must be below high threshold \(5 ?\)"):
+        P.preview_from(ctx, 5, 5)
+    with pytest.raises(TypeError, match="must be a PreviewContext"):
+        P.preview_from(vol, 1, 2)
+    with pytest.raises(ValueError, match=r"outside 0..55 along axis 2"):
+        P.prepare_preview(vol, 2, 56)
+    with pytest.raises(ValueError, match=r"axis must be one of"):
+        P.prepare_preview(vol, 3, 0)
+    with pytest.raises(ValueError, match=r"island_depth must be >= 0"):
+        P.prepare_preview(vol, 0, 0, island_depth=-1)
+    g = P.preview_globals(vol, SegmentParams(denoise="none", pv_sigma=1.0))
+    with pytest.raises(ValueError, match=r"taken after denoising \('none', 0.7\), not \('gaussian', 0.7\)"):
+        P.prepare_preview(vol, 0, 0, SegmentParams(), globals=g)
+
+
+def test_preview_does_not_modify_the_volume_and_keeps_a_read_only_slab(electrode64):
+    vol = electrode64.copy()
+    ctx = P.prepare_preview(vol, 0, 10, SegmentParams(pv_sigma=1.0))
+    np.testing.assert_array_equal(vol, electrode64)
+    assert not ctx.slab.flags.writeable and not ctx.globals.sample.flags.writeable
+    a = P.preview_from(ctx, *suggest_thresholds(vol))
+    np.testing.assert_array_equal(P.preview_from(ctx, *suggest_thresholds(vol)), a)
+
+
+# --------------------------------------------------------------------------- the kernels behind the preview
+
+
+def test_pv_references_of_a_sorted_sample_are_the_same_values():
+    rng = np.random.default_rng(1)
+    for n in (1001, 1000):
+        values = rng.normal(100, 30, n).astype(np.float32)
+        s = np.sort(values)
+        for low, high in [(80.3, 120.7), (float(s[10]), float(s[500])), (float(s[10]) + 1e-9, 1e9), (-1e9, 90.0)]:
+            assert P._pv_references_sorted(s, low, high) == P._pv_references(values, low, high)
+
+
+@pytest.mark.parametrize("sigma", [0.6, 1.3, 2.0])
+def test_spill_kernel_is_scipys_gaussian_bit_for_bit(sigma):
+    rng = np.random.default_rng(2)
+    grown = (rng.random((30, 17, 23)) < 0.4).astype(np.uint8) * NMC
+    want = ndi.gaussian_filter((grown == NMC).astype(np.float32), sigma, mode="nearest")
+    rs = int(4 * sigma + 0.5)
+    w = P._gaussian_weights(sigma, rs)
+    np.testing.assert_array_equal(P._spill_kernel(grown, np.uint8(NMC), 0, 30, 0, 30, w), want)
+    # rows 12:18 from rows 12 - rs : 18 + rs only
+    got = P._spill_kernel(grown, np.uint8(NMC), 12 - rs, 18 + rs, 12, 18, w)
+    np.testing.assert_array_equal(got, want[12:18])
+
+
+def test_rim_growth_does_not_depend_on_where_the_slab_starts(electrode64):
+    d = P.denoise(electrode64, "gaussian", size=0.7)
+    lo, hi = suggest_thresholds(d)
+    ph = threshold(d, lo, hi)
+    i_nmc = float(np.median(d[ph == NMC]))
+    whole = P._grow_rim(d, ph, i_nmc, lo)
+    assert (whole != ph).any()  # it grows
+    part = P._grow_rim(d[14:40], ph[14:40], i_nmc, lo, rows=(6, 20))  # rows 20:34 of the volume
+    np.testing.assert_array_equal(part[6:20], whole[20:34])
+    np.testing.assert_array_equal(part[:6], ph[14:20])  # rows outside ``rows`` are left as they were
+
+
+def _islands_reference(phases, min_size):
+    """The definition, with scipy's labelling: per phase (CBD, pore, NMC), components < min_size join the
+    phase sharing most faces with them."""
+    out = phases.copy()
+    faces = ndi.generate_binary_structure(3, 1)
+    for code in (CBD, PORE, NMC):
+        lab, n = ndi.label(out == code, faces)
+        new = out.copy()
+        for c in range(1, n + 1):
+            m = lab == c
+            if m.sum() >= min_size:
+                continue
+            ring = ndi.binary_dilation(m, faces) & ~m
+            counts = np.zeros(3, int)
+            for axis in range(3):  # count faces, not voxels
+                for shift in (1, -1):
+                    nb = np.zeros_like(m)
+                    src = [slice(None)] * 3
+                    dst = [slice(None)] * 3
+                    src[axis] = slice(None, -1) if shift == 1 else slice(1, None)
+                    dst[axis] = slice(1, None) if shift == 1 else slice(None, -1)
+                    nb[tuple(dst)] = m[tuple(src)]
+                    sel = nb & ring
+                    counts += np.bincount(out[sel], minlength=3)[:3]
+            if counts.max() > 0:
+                new[m] = int(np.argmax(counts))
+        out = new
+    return out
+
+
+@pytest.mark.parametrize("min_size", [2, 8, 30])
+def test_remove_small_islands_matches_the_definition(min_size):
+    rng = np.random.default_rng(min_size)
+    ph = ndi.median_filter(rng.integers(0, 3, (14, 15, 16)).astype(np.uint8), 2)
+    want = _islands_reference(ph, min_size)
+    assert (want != ph).sum() > 10  # there are islands to merge
+    np.testing.assert_array_equal(remove_small_islands(ph, min_size), want)
