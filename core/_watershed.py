@@ -176,9 +176,10 @@ def _plateaus(q):
     Returns the flat indices of the local-maximum voxels (ascending) and, for
     each, its plateau number 1..n; plateaus are numbered in the raster order
     of their first voxel (as ``cc3d.connected_components`` numbers them).
+    Two planes of provisional ids stand in for a label volume.
     """
     nz, ny, nx = q.shape
-    sxy = ny * nx
+    plane = ny * nx
     n = 0
     for z in range(nz):
         for y in range(ny):
@@ -186,36 +187,32 @@ def _plateaus(q):
                 if _is_max(q, z, y, x):
                     n += 1
     idx = np.empty(n, np.int64)
+    parent = np.arange(n)
+    prev = np.full(plane, -1, np.int64)
+    cur = np.full(plane, -1, np.int64)
     k = 0
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
-                if _is_max(q, z, y, x):
-                    idx[k] = (z * ny + y) * nx + x
-                    k += 1
-    parent = np.arange(n)
-    total = nz * sxy
-    for a in range(n):
-        i = idx[a]
-        # earlier neighbours (-x, -y, -z) are already in the forest: link to them
-        for off in (1, nx, sxy):
-            if off == 1 and (i % nx) == 0:
-                continue
-            if off == nx and ((i // nx) % ny) == 0:
-                continue
-            j = i - off
-            if j < 0:
-                continue
-            b = np.searchsorted(idx[:a], j)
-            if b < a and idx[b] == j:
-                ra = _find(parent, a)
-                rb = _find(parent, b)
-                if ra != rb:
-                    # the root is the plateau's first voxel in raster order
-                    if ra < rb:
-                        parent[rb] = ra
-                    else:
-                        parent[ra] = rb
+                p = y * nx + x
+                if not _is_max(q, z, y, x):
+                    cur[p] = -1
+                    continue
+                idx[k] = z * plane + p
+                cur[p] = k
+                # earlier neighbours (-x, -y, -z) already have ids: link to them
+                for b in (cur[p - 1] if x > 0 else -1, cur[p - nx] if y > 0 else -1, prev[p]):
+                    if b >= 0:
+                        ra = _find(parent, k)
+                        rb = _find(parent, b)
+                        if ra != rb:
+                            # the root is the plateau's first voxel in raster order
+                            if ra < rb:
+                                parent[rb] = ra
+                            else:
+                                parent[ra] = rb
+                k += 1
+        prev, cur = cur, prev
     comp = np.zeros(n, np.int64)
     n_comp = 0
     for a in range(n):
