@@ -120,7 +120,7 @@ def distance_transform(mask: np.ndarray, spacing=None, *, black_border: bool = F
 
 #: Smallest slab (voxels, halo included) of :func:`quantised_distance`; a volume
 #: no bigger is transformed in one piece.
-SLAB_VOXELS: int = 16_000_000
+SLAB_VOXELS: int = 32_000_000
 
 
 def _slab_edt(filled, z0, z1, halo, sp):
