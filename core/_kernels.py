@@ -223,8 +223,8 @@ def flood_outside(blocked, seeds):
 
     Parameters
     ----------
-    blocked : (Z, Y, X) bool
-        Voxels the flood cannot enter.
+    blocked : (Z, Y, X) bool or int
+        Voxels the flood cannot enter (nonzero).
     seeds : (K,) int64
         Flat indices where the flood starts (blocked ones are skipped).
 
@@ -239,7 +239,7 @@ def flood_outside(blocked, seeds):
     head = 0
     size = 0
     for s in seeds:
-        if flat_b[s] or reached[s]:
+        if flat_b[s] != 0 or reached[s]:
             continue
         reached[s] = True
         queue, head, size = _enqueue(queue, head, size, s)
@@ -252,7 +252,7 @@ def flood_outside(blocked, seeds):
             j = flat_step(i, z, y, x, d, nz, ny, nx)
             if j < 0:
                 continue
-            if flat_b[j] or reached[j]:
+            if flat_b[j] != 0 or reached[j]:
                 continue
             reached[j] = True
             queue, head, size = _enqueue(queue, head, size, j)
@@ -361,7 +361,9 @@ def outside_reach(blocked: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    blocked : (Z, Y, X) bool
+    blocked : (Z, Y, X) bool or int
+        Nonzero voxels block the flood (a label volume can be passed as it is,
+        without a boolean copy).
 
     Returns
     -------
@@ -369,12 +371,15 @@ def outside_reach(blocked: np.ndarray) -> np.ndarray:
     """
     from scipy import ndimage as ndi
 
-    blocked = np.ascontiguousarray(blocked, dtype=bool)
+    blocked = np.asarray(blocked)
+    if blocked.dtype != bool and blocked.dtype.kind not in "iu":
+        blocked = blocked != 0
+    blocked = np.ascontiguousarray(blocked)
     shape = blocked.shape
     seeds = []
     for axis in range(3):
         for side in (0, shape[axis] - 1):
-            face = np.take(blocked, side, axis=axis)
+            face = np.take(blocked, side, axis=axis) != 0
             open_ = ~ndi.binary_fill_holes(face)
             a, b = np.nonzero(open_)
             coords = [None, None, None]

@@ -10,7 +10,6 @@ held in memory besides the label volume.
 
 from __future__ import annotations
 
-import cc3d
 import numba
 import numpy as np
 from numba.typed import List
@@ -52,32 +51,6 @@ def _quantise(dt, inv, out):
         else:
             q = int(np.ceil(v * inv))
             flat_out[i] = 255 if q > 255 else (1 if q < 1 else q)
-
-
-@numba.njit(cache=True, nogil=True)
-def _local_maxima(q, out):
-    nz, ny, nx = q.shape
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                v = q[z, y, x]
-                if v == 0:
-                    out[z, y, x] = False
-                    continue
-                m = True
-                if z > 0 and q[z - 1, y, x] > v:
-                    m = False
-                elif z < nz - 1 and q[z + 1, y, x] > v:
-                    m = False
-                elif y > 0 and q[z, y - 1, x] > v:
-                    m = False
-                elif y < ny - 1 and q[z, y + 1, x] > v:
-                    m = False
-                elif x > 0 and q[z, y, x - 1] > v:
-                    m = False
-                elif x < nx - 1 and q[z, y, x + 1] > v:
-                    m = False
-                out[z, y, x] = m
 
 
 @numba.njit(cache=True)
@@ -174,6 +147,95 @@ def _flood(q, labels, n_seeds, h):
     return k
 
 
+@numba.njit(cache=True, nogil=True)
+def _is_max(q, z, y, x):
+    """True where ``q[z, y, x] > 0`` has no strictly higher face neighbour."""
+    nz, ny, nx = q.shape
+    v = q[z, y, x]
+    if v == 0:
+        return False
+    if z > 0 and q[z - 1, y, x] > v:
+        return False
+    if z < nz - 1 and q[z + 1, y, x] > v:
+        return False
+    if y > 0 and q[z, y - 1, x] > v:
+        return False
+    if y < ny - 1 and q[z, y + 1, x] > v:
+        return False
+    if x > 0 and q[z, y, x - 1] > v:
+        return False
+    if x < nx - 1 and q[z, y, x + 1] > v:
+        return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _plateaus(q):
+    """Regional maxima of ``q`` as 6-connected plateaus, without a mask volume.
+
+    Returns the flat indices of the local-maximum voxels (ascending) and, for
+    each, its plateau number 1..n; plateaus are numbered in the raster order
+    of their first voxel (as ``cc3d.connected_components`` numbers them).
+    Two planes of provisional ids stand in for a label volume.
+    """
+    nz, ny, nx = q.shape
+    plane = ny * nx
+    n = 0
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if _is_max(q, z, y, x):
+                    n += 1
+    idx = np.empty(n, np.int64)
+    parent = np.arange(n)
+    prev = np.full(plane, -1, np.int64)
+    cur = np.full(plane, -1, np.int64)
+    k = 0
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                p = y * nx + x
+                if not _is_max(q, z, y, x):
+                    cur[p] = -1
+                    continue
+                idx[k] = z * plane + p
+                cur[p] = k
+                # earlier neighbours (-x, -y, -z) already have ids: link to them
+                for b in (cur[p - 1] if x > 0 else -1, cur[p - nx] if y > 0 else -1, prev[p]):
+                    if b >= 0:
+                        ra = _find(parent, k)
+                        rb = _find(parent, b)
+                        if ra != rb:
+                            # the root is the plateau's first voxel in raster order
+                            if ra < rb:
+                                parent[rb] = ra
+                            else:
+                                parent[ra] = rb
+                k += 1
+        prev, cur = cur, prev
+    comp = np.zeros(n, np.int64)
+    n_comp = 0
+    for a in range(n):
+        r = _find(parent, a)
+        if r == a:
+            n_comp += 1
+            comp[a] = n_comp
+        else:
+            comp[a] = comp[r]
+    return idx, comp, n_comp
+
+
+def label_dtype(n: int) -> np.dtype:
+    """Smallest label dtype used for ``n`` labels: uint16 below 65535, else int32."""
+    return np.dtype(np.uint16) if n < np.iinfo(np.uint16).max else np.dtype(np.int32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter(flat, idx, values):
+    for k in range(idx.size):
+        flat[idx[k]] = values[k]
+
+
 def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
     """Label the basins of a quantised distance map, merging by dynamics.
 
@@ -186,19 +248,18 @@ def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
 
     Returns
     -------
-    labels : (Z, Y, X) int32
-        1..n on ``q > 0``, 0 elsewhere.
+    labels : (Z, Y, X) uint16 or int32
+        1..n on ``q > 0``, 0 elsewhere; uint16 when there are fewer than
+        65535 seeds (regional maxima), int32 otherwise (:func:`label_dtype`).
     """
     if q.dtype != np.uint8 or q.ndim != 3:
         raise TypeError(f"q must be a 3D uint8 array, got {q.dtype} with shape {q.shape}")
     q = np.ascontiguousarray(q)
-    mask = np.empty(q.shape, bool)
-    _local_maxima(q, mask)
-    seeds = cc3d.connected_components(mask, connectivity=6, out_dtype=np.uint32)
-    del mask
-    n_seeds = int(seeds.max())
-    labels = seeds.view(np.int32)
+    idx, comp, n_seeds = _plateaus(q)
+    labels = np.zeros(q.shape, label_dtype(n_seeds))
     if n_seeds == 0:
         return labels
+    _scatter(labels.reshape(-1), idx, comp)
+    del idx, comp
     _flood(q, labels, n_seeds, int(h_levels))
     return labels

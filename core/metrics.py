@@ -107,9 +107,9 @@ def fill_cracks(labels: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _fill_cracks_inplace(lab32: np.ndarray) -> None:
-    reached = K.outside_reach(lab32 > 0)
-    K.assign_cracks(lab32, reached)
+def _fill_cracks_inplace(lab: np.ndarray) -> None:
+    reached = K.outside_reach(lab)  # nonzero labels block the flood; no boolean copy of the labels
+    K.assign_cracks(lab, reached)
 
 
 @lru_cache(maxsize=32)
@@ -214,7 +214,7 @@ def particle_table(
     -----
     Inputs are not modified.  (``_owned=True``, for the pipeline only, lets the
     function fill cracks into ``labels`` in place and clear them again, to save
-    a volume of memory; ``labels`` must then be int32 and 0 outside NMC.)  Runs in a few passes over the volume whatever
+    a volume of memory; ``labels`` must then be uint16 or int32 and 0 outside NMC.)  Runs in a few passes over the volume whatever
     the number of particles.
     """
     phases = check_phases(phases)
@@ -232,7 +232,10 @@ def particle_table(
             )
 
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
-    filled = labels.astype(np.int32, copy=not _owned)
+    if _owned and labels.dtype in (np.uint16, np.int32):
+        filled = labels
+    else:
+        filled = labels.astype(labels.dtype if labels.dtype in (np.uint16, np.int32) else np.int32)
     _fill_cracks_inplace(filled)
     n_lab = int(filled.max())
     areas, counts, sums, lo, hi = K.face_areas(filled, ph8, n_lab, sp[0], sp[1], sp[2], NMC, CBD)

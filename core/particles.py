@@ -34,7 +34,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from . import _kernels as K
-from ._watershed import quantise, watershed_dynamics
+from ._watershed import _quantise, label_dtype, quantise, watershed_dynamics
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
 
@@ -118,6 +118,93 @@ def distance_transform(mask: np.ndarray, spacing=None, *, black_border: bool = F
     )
 
 
+#: Smallest slab (voxels, halo included) of :func:`quantised_distance`; a volume
+#: no bigger is transformed in one piece.
+SLAB_VOXELS: int = 32_000_000
+
+
+def _slab_edt(filled, z0, z1, halo, sp):
+    """Distance transform of z-slices [z0, z1) from the slab [z0 - halo, z1 + halo).
+
+    Returns the slab's values on [z0, z1) and whether they are exact: a voxel's
+    value is that of the whole-volume transform when its nearest background
+    voxel inside the slab is closer than anything outside the slab could be.
+    """
+    nz = filled.shape[0]
+    a, b = max(0, z0 - halo), min(nz, z1 + halo)
+    d = distance_transform(filled[a:b], sp)[z0 - a : z1 - a]
+    m = float(d.max()) if d.size else 0.0
+    # anything outside the slab is at least (halo + 1) slices away; keep one slice of margin
+    reach = min(z0 - a if a > 0 else np.inf, b - z1 if b < nz else np.inf) * sp[0]
+    return d, m, (a == 0 and b == nz) or m < reach  # the whole volume is exact by definition
+
+
+def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | None = None,
+                       halo: int = 8) -> tuple[np.ndarray, float]:
+    """:func:`core._watershed.quantise` of :func:`distance_transform`, computed slab by slab.
+
+    The float32 distance map is never held whole: it is computed in z-slabs of
+    about ``slab_voxels`` voxels with a halo of slices on each side, twice (the
+    first pass finds the maximum distance, which sets the quantisation step;
+    the second quantises).  The halo grows until every value in a slab is
+    provably that of the whole-volume transform (a slab value smaller than the
+    distance to the slab's outside cannot be beaten by a voxel outside), so the
+    result equals ``quantise(distance_transform(filled, spacing))`` bit for bit.
+
+    Parameters
+    ----------
+    filled : (Z, Y, X) bool
+    spacing : float or (3,) float, µm
+    slab_voxels : int, optional
+        Voxels of a slab including its halo; default ``max(SLAB_VOXELS,
+        filled.size // 2)`` (the float32 slab then costs at most 2 bytes per
+        voxel of the volume).  A volume no bigger than a slab is done in one piece.
+    halo : int
+        First halo tried, in slices (grown as needed).
+
+    Returns
+    -------
+    q : (Z, Y, X) uint8
+    step : float, µm per level
+    """
+    sp = normalize_spacing(spacing)
+    filled = np.ascontiguousarray(filled, dtype=bool)
+    nz = filled.shape[0]
+    plane = max(1, filled.shape[1] * filled.shape[2])
+    if slab_voxels is None:
+        slab_voxels = max(SLAB_VOXELS, filled.size // 2)
+    depth = max(1, int(slab_voxels) // plane)  # slab slices, halo included
+    if nz <= depth:
+        return quantise(distance_transform(filled, sp))
+    halo = max(1, int(halo))
+    # pass 1: exact maximum; each slab keeps the halo that made it exact
+    plan = []
+    dmax = 0.0
+    z0 = 0
+    last = None
+    while z0 < nz:
+        z1 = min(nz, z0 + max(1, depth - 2 * halo))
+        while True:
+            d, m, exact = _slab_edt(filled, z0, z1, halo, sp)
+            if exact:
+                break
+            halo = nz if not np.isfinite(m) else max(halo + 1, int(np.ceil(m / sp[0])) + 1)
+        plan.append((z0, z1, halo))
+        dmax = max(dmax, m)
+        last = d
+        z0 = z1
+    step = max(dmax / 254.0, 1e-6)
+    # pass 2: quantise, last slab first (its distances are still at hand)
+    q = np.empty(filled.shape, np.uint8)
+    inv = np.float32(1.0 / step)
+    for k, (z0, z1, h) in enumerate(reversed(plan)):
+        d = last if k == 0 else _slab_edt(filled, z0, z1, h, sp)[0]
+        last = None
+        _quantise(np.ascontiguousarray(d), inv, q[z0:z1])
+        del d
+    return q, step
+
+
 def find_markers(dt: np.ndarray, params: SeparationParams, spacing=None) -> np.ndarray:
     """Seed labels (int32, 1..n) from the distance transform.
 
@@ -161,11 +248,12 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 1.
 
     Returns
     -------
-    labels : (Z, Y, X) int32
+    labels : (Z, Y, X) uint16 or int32
+        uint16 when ``labels`` is uint16, else int32.
     """
     labels = check_labels(labels)
     sp = normalize_spacing(spacing)
-    lab = labels.astype(np.int32, copy=False)
+    lab = labels if labels.dtype in (np.uint16, np.int32) else labels.astype(np.int32)
     n = int(lab.max())
     if n == 0:
         return lab.copy()
@@ -198,7 +286,7 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 1.
     roots = np.unique(parent[present])
     new_id = np.zeros(parent.max() + 1, np.int32)
     new_id[roots] = np.arange(1, len(roots) + 1, dtype=np.int32)
-    lut = new_id[parent].astype(np.int32)
+    lut = new_id[parent].astype(lab.dtype)
     lut[0] = 0
     out = lab if (_inplace or lab is not labels) else lab.copy()
     K.remap_inplace(out, lut)
@@ -231,8 +319,9 @@ def separate_particles(
 
     Returns
     -------
-    labels : (Z, Y, X) int32
-        1..n on NMC voxels, 0 elsewhere.
+    labels : (Z, Y, X) uint16 or int32
+        1..n on NMC voxels, 0 elsewhere; uint16 when the watershed found
+        fewer than 65535 basins (:func:`core._watershed.label_dtype`), else int32.
     """
     from skimage.segmentation import watershed
 
@@ -241,29 +330,42 @@ def separate_particles(
     sp = normalize_spacing(spacing)
     params = params or SeparationParams()
     report = progress or (lambda f, m: None)
-    solid = phases == NMC
-    filled = fill_enclosed(solid) if params.fill_cracks else solid
-    if dt is None:
+    if params.markers == "hmaxima" and markers is None and dt is None:
+        # lean path: no float32 distance volume, no boolean copies kept (see quantised_distance)
         report(0.05, "distance transform")
-        dt = distance_transform(filled, sp)
-    elif dt.shape != phases.shape:
-        raise ValueError(f"dt shape {dt.shape} does not match phases shape {phases.shape}")
-    del filled
-    if params.markers == "hmaxima" and markers is None:
+        filled = K.outside_reach(phases == NMC) if params.fill_cracks else (phases == NMC)
+        if params.fill_cracks:
+            np.logical_not(filled, out=filled)
+        q, step = quantised_distance(filled, sp)
+        del filled
         report(0.3, "watershed (flooding by dynamics)")
-        q, step = quantise(dt)
-        del dt
         ws = watershed_dynamics(q, max(1, int(round(params.h_um / step))))
         del q
     else:
-        if markers is None:
-            report(0.25, "finding markers")
-            markers = find_markers(dt, params, sp)
-        elif markers.shape != phases.shape:
-            raise ValueError(f"markers shape {markers.shape} does not match phases shape {phases.shape}")
-        report(0.45, f"watershed from {int(markers.max())} markers")
-        ws = watershed(-dt, markers, mask=dt > 0).astype(np.int32, copy=False)
-    ws[~solid] = 0
+        solid = phases == NMC
+        filled = fill_enclosed(solid) if params.fill_cracks else solid
+        del solid
+        if dt is None:
+            report(0.05, "distance transform")
+            dt = distance_transform(filled, sp)
+        elif dt.shape != phases.shape:
+            raise ValueError(f"dt shape {dt.shape} does not match phases shape {phases.shape}")
+        del filled
+        if params.markers == "hmaxima" and markers is None:
+            report(0.3, "watershed (flooding by dynamics)")
+            q, step = quantise(dt)
+            del dt
+            ws = watershed_dynamics(q, max(1, int(round(params.h_um / step))))
+            del q
+        else:
+            if markers is None:
+                report(0.25, "finding markers")
+                markers = find_markers(dt, params, sp)
+            elif markers.shape != phases.shape:
+                raise ValueError(f"markers shape {markers.shape} does not match phases shape {phases.shape}")
+            report(0.45, f"watershed from {int(markers.max())} markers")
+            ws = watershed(-dt, markers, mask=dt > 0).astype(np.int32, copy=False)
+    K.clear_non_solid(ws, phases if phases.dtype == np.uint8 else phases.astype(np.uint8), NMC)
     report(0.85, "merging over-split fragments")
     labels = merge_fragments(ws, sp, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3,
                              _inplace=True)

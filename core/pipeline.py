@@ -106,7 +106,8 @@ class AnalysisResult:
     Attributes
     ----------
     phases : (Z, Y, X) uint8
-    labels : (Z, Y, X) int32
+    labels : (Z, Y, X) uint16 or int32
+        uint16 when there are fewer than 65535 particles (and watershed basins).
     table : DataFrame
         :func:`core.metrics.particle_table`.
     params : AnalysisParams

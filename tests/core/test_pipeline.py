@@ -83,7 +83,7 @@ def test_run_outputs(elec, result):
     t = result.table
     assert isinstance(t, pd.DataFrame) and list(t.columns) == list(COLUMNS)
     assert len(t) == result.labels.max() >= 10
-    assert result.labels.dtype == np.int32 and result.phases.dtype == np.uint8
+    assert result.labels.dtype == np.uint16 and result.phases.dtype == np.uint8
     assert result.labels.shape == result.phases.shape == elec.greyscale.shape
     assert set(np.unique(result.phases)) == {0, 1, 2}
     assert not (result.labels[result.phases != NMC]).any()
