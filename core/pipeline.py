@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -190,6 +190,7 @@ def run(
     t0 = time.perf_counter()
     cue = None
     weights_sha = None
+    model_params = params.model
     if presegmented and params.particles == "model":
         raise ValueError("particles from the model need the greyscale volume, not presegmented phases")
     if presegmented:
@@ -203,6 +204,7 @@ def run(
         report(0.0, "3D U-Net: phases and particle cue")
         seg = segment_volume(volume, params.model, progress=stage(0.0, 0.6))
         phases, seg_params, weights_sha = seg.phases, params.segment, seg.weights_sha256
+        model_params = replace(params.model, precision=seg.precision)  # "auto" resolved, for replay
         cue = seg.cue if params.particles == "model" else None
     else:
         check_greyscale(volume)
@@ -235,7 +237,7 @@ def run(
 
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
-        separator_side=side, model=params.model, particles=params.particles,
+        separator_side=side, model=model_params, particles=params.particles,
     )
     provenance = {
         "versions": versions(torch=weights_sha is not None),

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..evaluate import phase_iou
-from .params import DEFAULT_WEIGHTS, ModelParams  # noqa: F401  (re-exported)
+from .params import DEFAULT_WEIGHTS, PRECISIONS, ModelParams  # noqa: F401  (re-exported)
 from .model import CH_BOUNDARY, CH_CENTRE, N_OUT, N_PHASES, ModelConfig, UNet3D
 
 _FORMAT = "core.nn.unet3d/1"
@@ -182,11 +182,53 @@ def cue_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True, eq=False)
 class ModelSegmentation:
-    """Output of :func:`segment_volume`: phases (Z, Y, X) uint8 and cue (Z, Y, X) float16 in [0, 1]."""
+    """Output of :func:`segment_volume`: phases (Z, Y, X) uint8 and cue (Z, Y, X) float16 in [0, 1].
+
+    ``precision`` is the arithmetic actually used ("float32" or "bfloat16").
+    """
 
     phases: np.ndarray
     cue: np.ndarray
     weights_sha256: str
+    precision: str = "float32"
+
+
+def native_bfloat16(device: str | torch.device = "cpu") -> bool:
+    """Whether ``device`` does bfloat16 convolutions natively (CPU: AVX512-BF16 / AMX via oneDNN)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # private probe: absent in some torch builds
+        return False
+
+
+def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str:
+    """``"auto"`` → ``"bfloat16"`` where :func:`native_bfloat16`, else ``"float32"``; others unchanged."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bfloat16" if native_bfloat16(device) else "float32"
+
+
+class _Forward(torch.nn.Module):
+    """The network in the chosen arithmetic; CPU tensors in channels-last-3D (faster oneDNN kernels)."""
+
+    def __init__(self, model: UNet3D, precision: str):
+        super().__init__()
+        self.model = model
+        self.precision = precision
+        self.multiple = model.multiple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dev = x.device.type
+        if dev == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            y = self.model(x)
+        return y.float().contiguous()
 
 
 @lru_cache(maxsize=4)
@@ -231,14 +273,20 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     if not path.is_file():
         raise FileNotFoundError(f"model weights not found: {path}")
     model = _cached_model(str(path.resolve()), path.stat().st_mtime)
+    from .tiling import _resolve_device
+
+    dev = _resolve_device(device)
+    precision = resolve_precision(params.precision, dev)
+    if dev.type == "cpu":  # in place on the cached model: only inference uses it
+        model = model.to(memory_format=torch.channels_last_3d)
     # a depth (or side) shorter than the network's multiple is repeated (edge) rather than reflected
     short = [(0, max(0, model.multiple - s)) for s in vol.shape]
     src = np.pad(vol, short, mode="edge") if any(p[1] for p in short) else vol
     tile = tuple(min(params.tile, -(-s // model.multiple) * model.multiple) for s in src.shape)
-    seg = segment_tiled(model, src, channels_out=N_OUT, class_channels=(0, 1, 2), extra_channel=CH_CENTRE,
+    seg = segment_tiled(_Forward(model, precision).eval(), src, channels_out=N_OUT, class_channels=(0, 1, 2), extra_channel=CH_CENTRE,
                         tile=tile, overlap=tuple(min(params.overlap, t // 2) for t in tile),
                         multiple=model.multiple, intensity_range=robust_range(src), postprocess=cue_from_logits,
                         device=device, progress=progress)
     crop = tuple(slice(0, s) for s in vol.shape)
     return ModelSegmentation(np.ascontiguousarray(seg.labels[crop]), np.ascontiguousarray(seg.extra[crop]),
-                             weights_digest(path))
+                             weights_digest(path), precision)

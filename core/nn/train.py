@@ -80,8 +80,15 @@ def phase_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train(cfg: TrainConfig, *, real_dir: Path | None, device: str = "auto", threads: int | None = None,
-          log=print) -> tuple[UNet3D, dict]:
-    """Train and return the model and a summary dict."""
+          log=print, max_seconds: float | None = None) -> tuple[UNet3D, dict]:
+    """Train and return the model and a summary dict.
+
+    ``max_seconds`` stops the loop early (after the step that crosses it; at
+    least one step is always taken) so
+    that a run on a time-limited machine still returns weights; the summary's
+    ``steps_done`` then says how far it got (the learning-rate schedule is
+    still the one for ``cfg.steps``, so such weights differ from a full run's).
+    """
     dev = resolve_device(device)
     torch.set_num_threads(threads or default_threads())
     torch.manual_seed(cfg.seed)
@@ -107,7 +114,11 @@ def train(cfg: TrainConfig, *, real_dir: Path | None, device: str = "auto", thre
     lo = cfg.real_depth // 2 - 2
     hist = []
     model.train()
+    steps_done = 0
     for step in range(cfg.steps):
+        if step and max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            log(f"stopping at step {step}: time limit of {max_seconds:.0f} s reached")
+            break
         if step and step % cfg.refresh_every == 0:
             pool.refresh()
         x, ph, c, b = (torch.from_numpy(a).to(dev) for a in pool.batch(cfg.synth_batch, cfg.synth_patch))
@@ -128,13 +139,14 @@ def train(cfg: TrainConfig, *, real_dir: Path | None, device: str = "auto", thre
         opt.step()
         sched.step()
         hist.append([float(v.detach()) for v in (loss, l_phase, l_centre, l_bound, l_real)])
+        steps_done = step + 1
         if (step + 1) % 50 == 0 or step + 1 == cfg.steps:
             m = np.mean(hist[-50:], axis=0)
             log(f"step {step + 1}/{cfg.steps}  loss {m[0]:.3f}  phase {m[1]:.3f}  centre {m[2]:.3f}  "
                 f"boundary {m[3]:.3f}  real {m[4]:.3f}  {time.perf_counter() - t0:.0f} s")
     elapsed = time.perf_counter() - t0
     model.eval()
-    summary = {"train_seconds": round(elapsed, 1), "device": str(dev), "threads": torch.get_num_threads(),
+    summary = {"train_seconds": round(elapsed, 1), "steps_done": steps_done, "device": str(dev), "threads": torch.get_num_threads(),
                "parameters": n_parameters(model), "final_losses": dict(zip(
                    ("total", "phase", "centre", "boundary", "real"), np.mean(hist[-100:], axis=0).round(4).tolist()))}
     if real_dir is not None and Path(real_dir).is_dir():
@@ -167,21 +179,27 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: cores available)")
+    p.add_argument("--holdout", choices=sorted(data.ACQUISITIONS), default=TrainConfig.holdout,
+                   help="real acquisition held out for validation")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop early after this many minutes and save what was trained (steps_done in the JSON)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a TrainConfig field (numbers only), e.g. --set lr=0.001")
     a = p.parse_args(argv)
     if a.steps < 1:
         p.error("--steps must be at least 1")
     over = {}
-    known = {f.name: f.type for f in fields(TrainConfig)}
+    known = {f.name: f.type for f in fields(TrainConfig)
+             if isinstance(getattr(TrainConfig, f.name), (int, float))}
     for item in a.set:
         key, _, value = item.partition("=")
         if key not in known or not value:
             p.error(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(known)}")
         over[key] = type(getattr(TrainConfig, key))(float(value) if "." in value or "e" in value else int(value))
-    cfg = TrainConfig(steps=a.steps, seed=a.seed, **over)
+    cfg = TrainConfig(steps=a.steps, seed=a.seed, holdout=a.holdout, **over)
     model, summary = train(cfg, real_dir=None if a.no_real else a.real, device=a.device, threads=a.threads,
-                           log=lambda m: print(m, file=sys.stderr, flush=True))
+                           log=lambda m: print(m, file=sys.stderr, flush=True),
+                           max_seconds=None if a.max_minutes is None else 60 * a.max_minutes)
     meta = {"train_config": asdict(cfg), **summary, "torch": torch.__version__}
     save_weights(model, a.out, meta)
     a.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -190,3 +190,36 @@ def test_cli_segment_and_analyze_with_the_model(tmp_path):
     assert main(["analyze", str(src), "--out", str(tmp_path / "bad"), "--method", "model",
                  "--weights", str(tmp_path / "missing.pt"), "-q"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_precision_is_resolved_recorded_and_close_to_float32():
+    e = synth.demo_electrode("cycled-1C", rng=7, shape=(32, 48, 48))
+    a = infer.segment_volume(e.greyscale, ModelParams(precision="float32"), device="cpu")
+    b = infer.segment_volume(e.greyscale, ModelParams(precision="bfloat16"), device="cpu")
+    assert (a.precision, b.precision) == ("float32", "bfloat16")
+    assert np.mean(a.phases == b.phases) > 0.99
+    assert np.abs(a.cue.astype(np.float32) - b.cue.astype(np.float32)).max() < 0.1
+    assert infer.resolve_precision("auto") == ("bfloat16" if infer.native_bfloat16() else "float32")
+    assert infer.resolve_precision("float32", "cpu") == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        ModelParams(precision="float16")
+    with pytest.raises(ValueError, match="precision"):
+        infer.resolve_precision("half")
+    # the pipeline records the resolved arithmetic, so that a recipe replays with it
+    r = run(e.greyscale, AnalysisParams(method="model"), spacing=e.spacing)
+    assert r.params.model.precision == infer.resolve_precision("auto")
+
+
+def test_training_time_limit_and_holdout_option(tmp_path):
+    from core.nn.train import main as train_main
+
+    out = tmp_path / "w.pt"
+    rc = train_main(["--out", str(out), "--steps", "50", "--no-real", "--device", "cpu", "--threads", "1",
+                     "--holdout", "D", "--max-minutes", "0", "--set", "pool_size=1", "--set", "synth_patch=32",
+                     "--set", "refresh_every=100"])
+    assert rc == 0
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["steps_done"] == 1 and meta["train_config"]["steps"] == 50
+    assert meta["train_config"]["holdout"] == "D"
+    with pytest.raises(SystemExit):
+        train_main(["--set", "holdout=A"])  # not a number: --holdout is the option
