@@ -39,7 +39,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     synth_batch: int = 2
-    synth_patch: int = 48
+    synth_patch: int = 64
     real_batch: int = 4
     real_patch: int = 96
     real_depth: int = 8

@@ -89,7 +89,7 @@ def test_shipped_weights_give_the_documented_scores():
     """The model card's fixed check (core/nn/weights/unet3d.json "check") holds on this machine."""
     check = META["check"]
     e = synth.demo_electrode("cycled-1C", rng=7, shape=(64, 64, 64))
-    seg = infer.segment_volume(e.greyscale, device="cpu")
+    seg = infer.segment_volume(e.greyscale, ModelParams(precision="float32"), device="cpu")
     iou = phase_iou(e.phases, seg.phases)
     for phase, documented in check["phase_iou"].items():
         assert iou[phase] == pytest.approx(documented, abs=0.01)
