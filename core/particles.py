@@ -34,7 +34,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from . import _kernels as K
-from ._watershed import _quantise, label_dtype, quantise, watershed_dynamics
+from ._watershed import _quantise, quantise, watershed_dynamics
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
 
@@ -324,8 +324,11 @@ def separate_particles(
     Returns
     -------
     labels : (Z, Y, X) uint16 or int32
-        1..n on NMC voxels, 0 elsewhere; uint16 when the watershed found
-        fewer than 65535 basins (:func:`core._watershed.label_dtype`), else int32.
+        1..n on NMC voxels, 0 elsewhere.  With ``markers="hmaxima"`` the dtype
+        of :func:`core._watershed.watershed_dynamics`'s labels: uint16 unless
+        more than about 49,000 basins are alive at one time during the flood
+        (as when it ends with 65535 basins or more), int32 then; always int32
+        with ``markers="peaks"`` or given ``markers``.
     """
     from skimage.segmentation import watershed
 
