@@ -5,7 +5,9 @@ regional maxima (connected plateaus of non-strict local maxima); a priority
 flood grows them downhill, and when two basins meet at a saddle the one whose
 peak rises less than ``h`` above that saddle joins the other (merging by
 *dynamics*, which is what h-maxima seeding does).  Only the flood front is
-held in memory besides the label volume.
+held in memory besides the label volume, which is uint16 unless more than
+about 49,000 basins are alive at one time (label values are recycled as
+basins merge, so the number of seeds does not matter).
 """
 
 from __future__ import annotations
@@ -82,9 +84,11 @@ def _push(qs, tails, level, idx):
 def _flood(q, labels, n_seeds, h):
     """Priority flood from seeded labels with merging by dynamics (in place).
 
-    A bucket queue over the 256 levels, first in first out within a level;
-    a voxel is queued at the lower of its own level and the level being
-    flooded, so the flood never climbs.
+    The reference implementation (seed labels 1..n written before the flood,
+    so ``labels`` must hold ``n_seeds``); :func:`watershed_dynamics` runs
+    :func:`_flood_slots`, which gives the same labels.  A bucket queue over the
+    256 levels, first in first out within a level; a voxel is queued at the
+    lower of its own level and the level being flooded, so the flood never climbs.
     """
     nz, ny, nx = q.shape
     parent = np.arange(n_seeds + 1)
@@ -144,6 +148,235 @@ def _flood(q, labels, n_seeds, h):
     for i in range(flat_l.size):
         if flat_l[i] > 0:
             flat_l[i] = lut[flat_l[i]]
+    return k
+
+
+#: Entries of one block of the flood's queue (see :func:`_flood_slots`).
+QUEUE_BLOCK: int = 1 << 15
+
+#: Label values (slots) the uint16 flood of :func:`watershed_dynamics` may use.
+UINT16_SLOTS: int = int(np.iinfo(np.uint16).max) - 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _new_block(blocks, free_blocks, n_free, bnext, proto):
+    """Index of an unused queue block (reused or newly allocated); returns (block, n_free, bnext)."""
+    if n_free > 0:
+        n_free -= 1
+        b = free_blocks[n_free]
+    else:
+        b = len(blocks)
+        blocks.append(np.empty(proto.size, proto.dtype))
+        if b >= bnext.size:
+            grown = np.full(max(64, 2 * bnext.size), -1, np.int64)
+            grown[: bnext.size] = bnext
+            bnext = grown
+    bnext[b] = -1
+    return b, n_free, bnext
+
+
+@numba.njit(cache=True, nogil=True)
+def _compact(flat_l, parent, used, free_slots):
+    """Replace every label by its root slot and free the slots of merged basins; returns the free count."""
+    for i in range(flat_l.size):
+        lab = flat_l[i]
+        if lab > 0:
+            flat_l[i] = _find(parent, lab)
+    n_free = 0
+    for s in range(parent.size - 1, 0, -1):
+        if used[s] and parent[s] != s:
+            used[s] = False
+        if not used[s]:
+            parent[s] = s
+            free_slots[n_free] = s  # popped from the end: lowest slot first
+            n_free += 1
+    return n_free
+
+
+@numba.njit(cache=True, nogil=True)
+def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_start, h, max_slots, proto):
+    """Priority flood with merging by dynamics; labels basins as :func:`_flood` does.
+
+    The flood is :func:`_flood`'s, with two economies.  ``labels`` holds
+    *slots* 1..``max_slots``, not seed numbers, and a seed (a plateau of
+    local maxima at level ``p``) takes a slot only when the flood pops its
+    first voxel: it cannot be reached earlier (no neighbour of a plateau voxel
+    is higher, and other plateaus of the same level do not touch it), and
+    ``_flood`` pops every level's seed voxels first, in ascending flat index,
+    as this does.  When no slot is free, every label is replaced by its basin's
+    root slot, which frees the slots of the basins merged so far; only the
+    basins alive at one time need slots.  The queue holds flat indices of
+    ``proto``'s dtype in blocks of ``proto.size`` entries, reused as they empty.
+
+    Parameters
+    ----------
+    q : (Z, Y, X) uint8
+    labels : (Z, Y, X) uint16 or int32, zero
+        Written in place: 1..k on ``q > 0``.
+    seed_idx : (S,) int64
+        Flat indices of the seed voxels, by level and ascending within a level.
+    seed_comp : (S,) int64
+        Seed number 1..n of each (the raster order of the seed's first voxel).
+    level_start : (257,) int64
+        Seed voxels of level ``L`` are ``seed_idx[level_start[L]:level_start[L + 1]]``.
+    plat_vox : (S,) int64
+        The seed voxels by seed number: those of seed ``c`` are
+        ``plat_vox[plat_start[c - 1]:plat_start[c]]``.
+    plat_start : (n + 1,) int64
+    h : int
+    max_slots : int
+        Largest value ``labels`` may hold.
+    proto : (B,) int32 or int64
+        Queue block prototype (dtype and size).
+
+    Returns
+    -------
+    k : int
+        Number of basins (labels 1..k in the order of their root seed's
+        number, as :func:`_flood` numbers them), or -1 when a compaction
+        freed fewer than ``max_slots // 4`` slots (more than about
+        ``3 / 4 * max_slots`` basins alive at once); ``labels`` is then
+        garbage.  With ``max_slots`` at least the number of seeds no
+        compaction is needed.
+    """
+    nz, ny, nx = q.shape
+    flat_l = labels.ravel()
+    flat_q = q.ravel()
+    nslot = max_slots + 1
+    parent = np.arange(nslot)
+    peak = np.zeros(nslot, np.int64)
+    seed_of = np.zeros(nslot, np.int64)
+    used = np.zeros(nslot, np.bool_)
+    free_slots = np.empty(max_slots, np.int64)
+    for s in range(max_slots):
+        free_slots[s] = max_slots - s  # popped from the end: 1, 2, 3, ...
+    n_free_slots = max_slots
+    min_free = max(1, max_slots // 4)  # a compaction must free this much, else give up
+    active = np.zeros(plat_start.size, np.bool_)
+    # the queue: per level a chain of blocks, read from (head_b, head_p), written at (tail_b, tail_p)
+    bsize = proto.size
+    blocks = List()
+    blocks.append(np.empty(bsize, proto.dtype))
+    free_blocks = np.empty(16, np.int64)
+    n_free = 1
+    free_blocks[0] = 0
+    bnext = np.full(64, -1, np.int64)
+    head_b = np.full(256, -1, np.int64)
+    head_p = np.zeros(256, np.int64)
+    tail_b = np.full(256, -1, np.int64)
+    tail_p = np.zeros(256, np.int64)
+    for level in range(255, 0, -1):
+        t = level_start[level]
+        s1 = level_start[level + 1]
+        while True:
+            if t < s1:
+                # this level's seeds first
+                i = seed_idx[t]
+                c = seed_comp[t]
+                t += 1
+                if not active[c]:
+                    if n_free_slots == 0:
+                        n_free_slots = _compact(flat_l, parent, used, free_slots)
+                        if n_free_slots < min_free:
+                            return -1
+                    n_free_slots -= 1
+                    slot = free_slots[n_free_slots]
+                    used[slot] = True
+                    peak[slot] = level
+                    seed_of[slot] = c
+                    active[c] = True
+                    for v in range(plat_start[c - 1], plat_start[c]):
+                        flat_l[plat_vox[v]] = slot
+            else:
+                hb = head_b[level]
+                if hb < 0:
+                    break
+                if head_p[level] == bsize:
+                    # the head block is used up: recycle it, go on with the next
+                    nxt = bnext[hb]
+                    if n_free == free_blocks.size:
+                        grown = np.empty(2 * n_free, np.int64)
+                        grown[:n_free] = free_blocks
+                        free_blocks = grown
+                    free_blocks[n_free] = hb
+                    n_free += 1
+                    head_b[level] = nxt
+                    head_p[level] = 0
+                    if nxt < 0:
+                        tail_b[level] = -1
+                        break
+                    hb = nxt
+                if hb == tail_b[level] and head_p[level] == tail_p[level]:
+                    break
+                i = np.int64(blocks[hb][head_p[level]])
+                head_p[level] += 1
+            a = _find(parent, flat_l[i])
+            z, y, x = unravel(i, ny, nx)
+            for d in range(6):
+                j = flat_step(i, z, y, x, d, nz, ny, nx)
+                if j < 0:
+                    continue
+                qj = flat_q[j]
+                if qj == 0:
+                    continue
+                lj = flat_l[j]
+                if lj == 0:
+                    flat_l[j] = a
+                    lv = qj if qj < level else level
+                    tb = tail_b[lv]
+                    if tb < 0 or tail_p[lv] == bsize:
+                        nb, n_free, bnext = _new_block(blocks, free_blocks, n_free, bnext, proto)
+                        if tb < 0:
+                            head_b[lv] = nb
+                            head_p[lv] = 0
+                        else:
+                            bnext[tb] = nb
+                        tail_b[lv] = nb
+                        tail_p[lv] = 0
+                        tb = nb
+                    blocks[tb][tail_p[lv]] = j
+                    tail_p[lv] += 1
+                else:
+                    b = _find(parent, lj)
+                    if b != a:
+                        # basins meet at this level: the lower peak joins if shallow
+                        if peak[a] >= peak[b]:
+                            hi, lo = a, b
+                        else:
+                            hi, lo = b, a
+                        if peak[lo] - level < h:
+                            parent[lo] = hi
+                            a = _find(parent, a)
+        # the level is done: recycle its last block
+        hb = head_b[level]
+        if hb >= 0:
+            if n_free == free_blocks.size:
+                grown = np.empty(2 * n_free, np.int64)
+                grown[:n_free] = free_blocks
+                free_blocks = grown
+            free_blocks[n_free] = hb
+            n_free += 1
+            head_b[level] = -1
+            tail_b[level] = -1
+    # roots numbered 1..k in the order of their seed numbers
+    k = 0
+    for s in range(1, nslot):
+        if used[s] and _find(parent, s) == s:
+            k += 1
+    roots = np.empty(k, np.int64)
+    k = 0
+    for s in range(1, nslot):
+        if used[s] and parent[s] == s:
+            roots[k] = s
+            k += 1
+    order = np.argsort(seed_of[roots])
+    lut = np.zeros(nslot, np.int64)
+    for r in range(k):
+        lut[roots[order[r]]] = r + 1
+    for i in range(flat_l.size):
+        lab = flat_l[i]
+        if lab > 0:
+            flat_l[i] = lut[_find(parent, lab)]
     return k
 
 
@@ -230,12 +463,6 @@ def label_dtype(n: int) -> np.dtype:
     return np.dtype(np.uint16) if n < np.iinfo(np.uint16).max else np.dtype(np.int32)
 
 
-@numba.njit(cache=True, nogil=True)
-def _scatter(flat, idx, values):
-    for k in range(idx.size):
-        flat[idx[k]] = values[k]
-
-
 def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
     """Label the basins of a quantised distance map, merging by dynamics.
 
@@ -249,17 +476,46 @@ def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
     Returns
     -------
     labels : (Z, Y, X) uint16 or int32
-        1..n on ``q > 0``, 0 elsewhere; uint16 when there are fewer than
-        65535 seeds (regional maxima), int32 otherwise (:func:`label_dtype`).
+        1..n on ``q > 0``, 0 elsewhere, numbered in the raster order of each
+        basin's first seed (regional maximum).  uint16 when there are at most
+        :data:`UINT16_SLOTS` (65534) seeds, or more seeds but the flood
+        manages with that many recycled label values (it gives up when fewer
+        than a quarter of them can be freed, i.e. with more than about 49,000
+        basins alive at one time; in practice the number alive stays close to
+        the final number of basins); int32 otherwise.
     """
     if q.dtype != np.uint8 or q.ndim != 3:
         raise TypeError(f"q must be a 3D uint8 array, got {q.dtype} with shape {q.shape}")
     q = np.ascontiguousarray(q)
     idx, comp, n_seeds = _plateaus(q)
-    labels = np.zeros(q.shape, label_dtype(n_seeds))
     if n_seeds == 0:
-        return labels
-    _scatter(labels.reshape(-1), idx, comp)
+        return np.zeros(q.shape, np.uint16)
+    args = _seed_order(q, idx, comp, n_seeds)
     del idx, comp
-    _flood(q, labels, n_seeds, int(h_levels))
+    proto = np.empty(QUEUE_BLOCK, np.int32 if q.size < 2**31 else np.int64)
+    h = int(h_levels)
+    if n_seeds > UINT16_SLOTS:
+        # more seeds than uint16 values: flood with recycled slots, int32 only if that fails
+        labels = np.zeros(q.shape, np.uint16)
+        if _flood_slots(q, labels, *args, h, UINT16_SLOTS, proto) >= 0:
+            return labels
+        del labels  # too many basins alive at once for uint16
+    labels = np.zeros(q.shape, label_dtype(n_seeds))
+    _flood_slots(q, labels, *args, h, n_seeds, proto)
     return labels
+
+
+def _seed_order(q, idx, comp, n_seeds):
+    """The seed tables of :func:`_flood_slots` from :func:`_plateaus`'s output.
+
+    Returns ``seed_idx, seed_comp, level_start, plat_vox, plat_start``.
+    """
+    lev = q.reshape(-1)[idx]
+    order = np.argsort(lev, kind="stable")  # by level, ascending flat index within a level
+    level_start = np.searchsorted(lev[order], np.arange(257)).astype(np.int64)
+    seed_idx, seed_comp = idx[order], comp[order]
+    del lev, order
+    order = np.argsort(comp, kind="stable")  # by seed number
+    plat_vox = idx[order]
+    plat_start = np.searchsorted(comp[order], np.arange(1, n_seeds + 2)).astype(np.int64)
+    return seed_idx, seed_comp, level_start, plat_vox, plat_start

@@ -34,7 +34,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from . import _kernels as K
-from ._watershed import _quantise, label_dtype, quantise, watershed_dynamics
+from ._watershed import _quantise, quantise, watershed_dynamics
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
 
@@ -157,8 +157,10 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
     spacing : float or (3,) float, µm
     slab_voxels : int, optional
         Voxels of a slab including its halo; default ``max(SLAB_VOXELS,
-        filled.size // 2)`` (the float32 slab then costs at most 2 bytes per
-        voxel of the volume).  A volume no bigger than a slab is done in one piece.
+        filled.size // 4)`` (the float32 slab then costs at most 1 byte per
+        voxel of the volume).  A volume no bigger than a slab is done in one
+        piece.  A slab is made thicker when its halo would leave it fewer
+        own slices than the halo has.
     halo : int
         First halo tried, in slices (grown as needed).
 
@@ -172,7 +174,7 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
     nz = filled.shape[0]
     plane = max(1, filled.shape[1] * filled.shape[2])
     if slab_voxels is None:
-        slab_voxels = max(SLAB_VOXELS, filled.size // 2)
+        slab_voxels = max(SLAB_VOXELS, filled.size // 4)
     depth = max(1, int(slab_voxels) // plane)  # slab slices, halo included
     if nz <= depth:
         return quantise(distance_transform(filled, sp))
@@ -183,8 +185,9 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
     z0 = 0
     last = None
     while z0 < nz:
-        z1 = min(nz, z0 + max(1, depth - 2 * halo))
+        z1 = min(nz, z0 + max(depth - 2 * halo, halo))
         while True:
+            d = last = None  # one slab at a time: drop the previous one before the next transform
             d, m, exact = _slab_edt(filled, z0, z1, halo, sp)
             if exact:
                 break
@@ -193,6 +196,7 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
         dmax = max(dmax, m)
         last = d
         z0 = z1
+    del d
     step = max(dmax / 254.0, 1e-6)
     # pass 2: quantise, last slab first (its distances are still at hand)
     q = np.empty(filled.shape, np.uint8)
@@ -320,8 +324,11 @@ def separate_particles(
     Returns
     -------
     labels : (Z, Y, X) uint16 or int32
-        1..n on NMC voxels, 0 elsewhere; uint16 when the watershed found
-        fewer than 65535 basins (:func:`core._watershed.label_dtype`), else int32.
+        1..n on NMC voxels, 0 elsewhere.  With ``markers="hmaxima"`` the dtype
+        of :func:`core._watershed.watershed_dynamics`'s labels: uint16 unless
+        more than about 49,000 basins are alive at one time during the flood
+        (as when it ends with 65535 basins or more), int32 then; always int32
+        with ``markers="peaks"`` or given ``markers``.
     """
     from skimage.segmentation import watershed
 

@@ -107,7 +107,10 @@ class AnalysisResult:
     ----------
     phases : (Z, Y, X) uint8
     labels : (Z, Y, X) uint16 or int32
-        uint16 when there are fewer than 65535 particles (and watershed basins).
+        uint16 unless the watershed needed int32 labels (more than about
+        49,000 basins alive at one time during the flood, as when it ends with
+        65535 basins or more; see :func:`core._watershed.watershed_dynamics`);
+        int32 with ``separation.markers="peaks"``.
     table : DataFrame
         :func:`core.metrics.particle_table`.
     params : AnalysisParams

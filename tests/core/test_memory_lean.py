@@ -1,8 +1,9 @@
 """The memory-lean separation path equals the whole-volume one.
 
 ``separate_particles`` (default h-maxima) transforms the distance slab by
-slab and labels seeds without a mask volume; these tests compare each piece,
-and the whole pipeline, with the plain whole-volume computation they replace.
+slab, labels seeds without a mask volume and floods with recycled uint16
+label values; these tests compare each piece, and the whole pipeline, with the
+plain whole-volume computation they replace.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 
 from core import _kernels as K
-from core._watershed import _plateaus, label_dtype, quantise, watershed_dynamics
+import core._watershed as W
+from core._watershed import _flood, _flood_slots, _plateaus, _seed_order, label_dtype, quantise, watershed_dynamics
 from core.codes import NMC
 from core.metrics import particle_table
 from core.particles import (
@@ -33,8 +35,6 @@ def elec():
 
 def reference_labels(phases, spacing, params=SeparationParams()):
     """The whole-volume computation: float32 distance map, boolean mask of maxima, cc3d seeds."""
-    from core._watershed import _flood
-
     solid = phases == NMC
     filled = fill_enclosed(solid)
     q, step = quantise(distance_transform(filled, spacing))
@@ -101,7 +101,8 @@ def test_label_dtype_switches_to_int32():
     # a checkerboard of isolated maxima: 2 * 256 * 256 / 2 = 65536 seeds
     zz, yy, xx = np.indices((2, 256, 256))
     q = np.where((zz + yy + xx) % 2 == 0, 2, 1).astype(np.uint8)
-    labels = watershed_dynamics(q, h_levels=0)  # no merging: every maximum keeps its basin
+    # no merging: every maximum keeps its basin, so recycling uint16 values fails and the flood reruns in int32
+    labels = watershed_dynamics(q, h_levels=0)
     assert labels.dtype == np.int32
     assert labels.max() == 65536 and (labels > 0).all()
 
@@ -129,3 +130,84 @@ def test_table_of_uint16_labels_equals_int32(elec):
 def test_outside_reach_takes_labels_as_they_are(elec):
     labels = separate_particles(elec.phases, elec.spacing)
     np.testing.assert_array_equal(K.outside_reach(labels), K.outside_reach(labels > 0))
+
+
+def reference_flood(q, h):
+    """:func:`core._watershed._flood`: every seed labelled 1..n (int32) before the flood."""
+    idx, comp, n = _plateaus(q)
+    labels = np.zeros(q.shape, np.int32)
+    labels.reshape(-1)[idx] = comp
+    _flood(q, labels, n, h)
+    return labels
+
+
+@pytest.fixture(scope="module")
+def elec_q(elec):
+    q, step = quantise(distance_transform(fill_enclosed(elec.phases == NMC), elec.spacing))
+    return q, max(1, int(round(SeparationParams().h_um / step)))
+
+
+def test_slot_flood_equals_reference_with_few_slots(elec_q):
+    q, h = elec_q
+    ref = reference_flood(q, h)
+    idx, comp, n = _plateaus(q)
+    args = _seed_order(q, idx, comp, n)
+    recycled = 0
+    for slots in (n, n // 4, n // 8, n // 16):
+        for block in (3, 1 << 10):  # tiny queue blocks: chains of many blocks, recycled often
+            labels = np.zeros(q.shape, np.uint16)
+            k = _flood_slots(q, labels, *args, h, slots, np.empty(block, np.int32))
+            if k < 0:
+                assert slots < n  # gave up recycling: too many basins alive at once
+                continue
+            assert k == ref.max()
+            np.testing.assert_array_equal(labels, ref)
+            recycled += slots < n
+    assert recycled >= 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_watershed_equals_reference_on_random_maps(seed):
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(4, 24, 3))
+    f = ndi.gaussian_filter(rng.random(shape), rng.uniform(0.5, 2.0))
+    f = (f - f.min()) / (np.ptp(f) + 1e-12)
+    q = (f * rng.integers(3, 255)).astype(np.uint8)  # zeros are background
+    for h in (0, 1, 3):
+        np.testing.assert_array_equal(watershed_dynamics(q, h), reference_flood(q, h))
+
+
+def test_more_seeds_than_uint16_values_give_uint16_labels():
+    # a checkerboard: 131072 isolated maxima, each merging as soon as it is flooded
+    _, yy, xx = np.indices((1, 512, 512))
+    q = np.where((yy + xx) % 2 == 0, 2, 1).astype(np.uint8)
+    labels = watershed_dynamics(q, h_levels=1)
+    assert labels.dtype == np.uint16
+    np.testing.assert_array_equal(labels, reference_flood(q, 1))
+
+
+def test_pipeline_with_recycled_label_values_equals_reference(elec, elec_q, monkeypatch):
+    """Fewer label values than seeds (as with > 65534 seeds at 512^3): same labels and table as before."""
+    import pandas as pd
+
+    from core.pipeline import AnalysisParams, run
+
+    q, _ = elec_q
+    n_seeds = _plateaus(q)[2]
+    calls = []
+
+    def spy(*args):
+        k = _flood_slots(*args)
+        calls.append((args[-2], k))
+        return k
+
+    monkeypatch.setattr(W, "UINT16_SLOTS", n_seeds // 8)
+    monkeypatch.setattr(W, "_flood_slots", spy)
+    r = run(elec.phases, AnalysisParams(separator_side="start"), spacing=elec.spacing, presegmented=True)
+    assert calls[0][0] == n_seeds // 8 and calls[0][1] > 0  # the recycling flood ran and succeeded
+    assert len(calls) == 1 and r.labels.dtype == np.uint16
+    ref = reference_labels(elec.phases, elec.spacing)
+    np.testing.assert_array_equal(r.labels, ref)
+    pd.testing.assert_frame_equal(r.table, particle_table(ref, elec.phases, elec.spacing, separator_side="start"))
