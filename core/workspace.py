@@ -730,7 +730,7 @@ class Workspace:
             return f["phases"]
 
     def load_labels(self, analysis: Analysis | int) -> np.ndarray:
-        """(Z, Y, X) particle labels: uint16, or int32 (older analyses, or 65535 basins or more)."""
+        """(Z, Y, X) particle labels: uint16, or int32 (older analyses, or a flood that needed more than 65534 labels at once)."""
         with np.load(self._artefact(analysis, "labels_path")) as f:
             return f["labels"]
 

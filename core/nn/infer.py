@@ -143,7 +143,9 @@ def instances_from_cue(phases: np.ndarray, cue: np.ndarray, spacing=None, *, h: 
 
     Returns
     -------
-    labels : (Z, Y, X) int32, 1..n on NMC voxels
+    labels : (Z, Y, X) uint16 or int32, 1..n on NMC voxels
+        The dtype of :func:`core._watershed.watershed_dynamics` (uint16 unless
+        the flood needed more than 65534 labels at once).
     """
     from .._validate import check_has_nmc, check_phases, normalize_spacing
     from .._watershed import quantise, watershed_dynamics
