@@ -8,7 +8,8 @@
   training pool draws its electrodes from its own seeded stream with randomised parameters, never
   these): instance F1 at IoU 0.5, AP over IoU 0.5:0.95, phase IoU, median |detachment error| over
   particles matched at IoU > 0.5; classic = core.pipeline.run default, model =
-  AnalysisParams(method="model", particles="model");
+  AnalysisParams(method="model", particles="model"), hybrid = AnalysisParams(method="threshold",
+  particles="model") (phases by thresholds, particles by the network's cue);
 * speed: Mvoxel/s of the whole analysis of each 160³ electrode (after a warm-up), and of the network's
   tiled inference alone (core.nn.infer.segment_volume), on this machine's CPU cores.
 
@@ -32,6 +33,8 @@ from core.synth import DEMO_ELECTRODES, demo_electrode
 
 PHASES = ("pore", "cbd", "nmc")
 MODEL = AnalysisParams(method="model", particles="model")
+HYBRID = AnalysisParams(method="threshold", particles="model")  # thresholded phases, the network's particles
+METHODS = (("classic", AnalysisParams()), ("model", MODEL), ("hybrid", HYBRID))
 
 
 def real_rows(quick: bool) -> list[dict]:
@@ -67,10 +70,10 @@ def synthetic_rows(seeds, shape) -> list[dict]:
     run(w.greyscale, MODEL, spacing=w.spacing)
     rows = []
     for name in DEMO_ELECTRODES:
-        acc = {"classic": [], "model": []}
+        acc = {m: [] for m, _ in METHODS}
         for seed in seeds:
             e = demo_electrode(name, rng=seed, shape=shape)
-            for method, params in (("classic", AnalysisParams()), ("model", MODEL)):
+            for method, params in METHODS:
                 t0 = time.perf_counter()
                 r = run(e.greyscale, params, spacing=e.spacing)
                 dt = time.perf_counter() - t0

@@ -42,7 +42,9 @@ class AnalysisParams:
     particles : {"watershed", "model"}
         Particle identification: the crack-aware watershed of the distance
         transform, or the seeded watershed of the network's instance cue
-        (needs ``method="model"`` and a greyscale input).
+        inside the NMC of the phases (needs a greyscale input). With
+        ``method="threshold"`` the network runs for its cue only: phases by
+        thresholds, particles by the network.
     model : ModelParams
         Weights, tiling and cue threshold of the model method.
     segment : SegmentParams
@@ -64,8 +66,6 @@ class AnalysisParams:
     def __post_init__(self):
         check_choice(self.method, "method", ("threshold", "model"))
         check_choice(self.particles, "particles", ("watershed", "model"))
-        if self.particles == "model" and self.method != "model":
-            raise ValueError("particles='model' needs method='model' (the network gives the particle cue)")
         check_choice(self.axis, "axis", (0, 1, 2))
         check_choice(self.separator_side, "separator_side", ("auto", "start", "end"))
 
@@ -211,8 +211,17 @@ def run(
         cue = seg.cue if params.particles == "model" else None
     else:
         check_greyscale(volume)
-        res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.35))
+        hybrid = params.particles == "model"
+        res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if hybrid else 0.35))
         phases, seg_params = res.phases, res.params
+        if hybrid:  # thresholded phases, the network's particle cue
+            from .nn.infer import segment_volume
+
+            report(0.3, "3D U-Net: particle cue")
+            seg = segment_volume(volume, params.model, progress=stage(0.3, 0.6))
+            cue, weights_sha = seg.cue, seg.weights_sha256
+            model_params = replace(params.model, precision=seg.precision)
+            del seg
     timings["phases_s"] = time.perf_counter() - t0
     check_has_nmc(phases)
 

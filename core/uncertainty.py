@@ -360,6 +360,9 @@ def sweep(
     if params.method != "threshold":
         raise ValueError(f"the sweep varies thresholds and the watershed's h; an analysis segmented by the "
                          f"{params.method!r} method has neither to vary")
+    if params.particles != "watershed":
+        raise ValueError("the sweep varies the watershed's h; an analysis whose particles come from the "
+                         "network's cue is not swept")
     check_greyscale(volume)
     sp = normalize_spacing(spacing)
     report = progress or (lambda f, m: None)

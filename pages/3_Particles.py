@@ -19,11 +19,12 @@ widgets.init(state.k(state.PART_METHOD, sid), current.particles)
 how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_METHOD, sid), horizontal=True,
                persist_state=widgets.PERSIST,
                format_func={"watershed": "Watershed of the distance transform (crack-aware)",
-                            "model": "3D U-Net instance cue (runs the model on the greyscale)"}.get)
+                            "model": "3D U-Net instance cue (runs the model on the greyscale; "
+                                     "the phases stay those of the Segment page's method)"}.get)
 sep, submitted = widgets.separation_form(sample, current.separation)
 if submitted and sep is not None and how == "model":
     _, vol = widgets.require_volume(ws, sample)
-    params = replace(current, method="model", particles="model", separation=sep)
+    params = replace(current, particles="model", separation=sep)
     a = widgets.run_with_progress("Analysis (3D U-Net)", lambda progress: ws.run_analysis(
         sid, vol, params, progress=progress))
     if a is not None:

@@ -221,7 +221,7 @@ def sweep_options(target: Target, options: SweepParams) -> SweepParams | None:
     None when nothing of ``options`` applies.
     """
     prov = target.analysis.provenance
-    if target.params.method != "threshold":
+    if target.params.method != "threshold" or target.params.particles != "watershed":
         return None
     if prov.get("presegmented") and "phases_from_analysis" not in prov:
         kept = tuple(v for v in options.variants if v in SEPARATION_VARIANTS)
@@ -283,6 +283,8 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
         if opts[t.name] is None:
             st.caption(f"{t.name}: segmented by the trained model, so there are no thresholds to vary."
                        if t.params.method != "threshold" else
+                       f"{t.name}: its particles come from the trained model's cue, which the sweep does not vary."
+                       if t.params.particles != "watershed" else
                        f"{t.name}: its phases were given as input, so there are no thresholds to vary.")
     found = [t for t in found if opts[t.name] is not None]
     if not found:

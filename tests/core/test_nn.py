@@ -151,8 +151,14 @@ def test_pipeline_model_method_and_params():
     # model phases with the classic watershed
     r2 = run(e.greyscale, replace(p, particles="watershed"), spacing=e.spacing)
     assert np.array_equal(r2.phases, r.phases) and r2.provenance["particles_from"] == "watershed"
-    with pytest.raises(ValueError, match="needs method='model'"):
-        AnalysisParams(particles="model")
+    # thresholded phases with the network's particles (hybrid)
+    r3 = run(e.greyscale, AnalysisParams(particles="model"), spacing=e.spacing)
+    r0 = run(e.greyscale, AnalysisParams(), spacing=e.spacing)
+    assert np.array_equal(r3.phases, r0.phases) and r3.provenance["particles_from"] == "model"
+    assert r3.provenance["phases_from"] == "threshold" and len(r3.table) > 3
+    assert r3.provenance["model_weights_sha256"] == infer.weights_digest(DEFAULT_WEIGHTS)
+    assert r3.params.model.precision in ("float32", "bfloat16")
+    assert np.all((r3.labels > 0) <= (r3.phases == NMC))
     with pytest.raises(ValueError, match="need the greyscale"):
         run(e.phases, p, spacing=e.spacing, presegmented=True)
     old = {k: v for k, v in AnalysisParams().to_dict().items() if k not in ("model", "particles")}

@@ -216,3 +216,5 @@ def test_a_model_analysis_has_nothing_to_sweep():
     vol = np.zeros((8, 8, 8), np.uint16)
     with pytest.raises(ValueError, match="'model' method has neither to vary"):
         uncertainty.sweep(vol, AnalysisParams(method="model"), spacing=1.0)
+    with pytest.raises(ValueError, match="network's cue is not swept"):
+        uncertainty.sweep(vol, AnalysisParams(particles="model"), spacing=1.0)
