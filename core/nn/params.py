@@ -24,7 +24,7 @@ class ModelParams:
         Tile size and minimum overlap in voxels (:func:`core.nn.tiling.predict_tiled`).
     h : float
         Minimum dynamics of a particle's peak in the instance cue (0..1).
-        0.3 was chosen for the shipped weights on demo seeds 3 and 4 (mean
+        0.3 was chosen for the v2 weights on demo seeds 3 and 4 (mean
         F1 and AP best of 0.25–0.5 over the three demo electrodes); the
         benchmark uses seeds 100–102.
     precision : {"auto", "float32", "bfloat16"}
