@@ -238,21 +238,25 @@ def _recipe_or_reason(ws: Workspace, analyses: Sequence[Analysis], names: Sequen
 def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str, Any], report,
              recipe_bytes: bytes | None, recipe_reason: str | None, *, csv: bool, chart_buttons: bool) -> None:
     k = lambda base, *p: state.k(base, where, *p)  # noqa: E731
-    cols = st.columns(4)
+    buttons = []  # filled left to right, so that no column is left empty before the others
     if csv:
-        cols[0].download_button("Particle table (CSV)", lambda: table_csv(table), file_name=f"{stem}-particles.csv",
-                                mime="text/csv", key=k(state.EXP_TABLE_CSV), on_click="ignore",
-                                icon=":material/table:")
-    cols[1].download_button("Particle table (Parquet)", lambda: table_parquet(table),
-                            file_name=f"{stem}-particles.parquet", mime="application/vnd.apache.parquet",
-                            key=k(state.EXP_TABLE_PARQUET), on_click="ignore", icon=":material/table:")
-    cols[2].download_button("HTML report", report, file_name=f"{stem}-report.html", mime="text/html",
-                            key=k(state.EXP_REPORT), on_click="ignore", icon=":material/description:",
-                            help="One self-contained file: charts, tables, parameters, versions, input checksums.")
-    cols[3].download_button("Recipe (JSON)", recipe_bytes or b"", file_name=f"{stem}-recipe.json",
-                            mime="application/json", key=k(state.EXP_RECIPE), on_click="ignore",
-                            icon=":material/replay:", disabled=recipe_bytes is None,
-                            help=recipe_reason or "Replays these analyses headless: python -m core run RECIPE --out DIR")
+        buttons.append(lambda c: c.download_button(
+            "Particle table (CSV)", lambda: table_csv(table), file_name=f"{stem}-particles.csv", mime="text/csv",
+            key=k(state.EXP_TABLE_CSV), on_click="ignore", icon=":material/table:"))
+    buttons.append(lambda c: c.download_button(
+        "Particle table (Parquet)", lambda: table_parquet(table), file_name=f"{stem}-particles.parquet",
+        mime="application/vnd.apache.parquet", key=k(state.EXP_TABLE_PARQUET), on_click="ignore",
+        icon=":material/table:"))
+    buttons.append(lambda c: c.download_button(
+        "HTML report", report, file_name=f"{stem}-report.html", mime="text/html", key=k(state.EXP_REPORT),
+        on_click="ignore", icon=":material/description:",
+        help="One self-contained file: charts, tables, parameters, versions, input checksums."))
+    buttons.append(lambda c: c.download_button(
+        "Recipe (JSON)", recipe_bytes or b"", file_name=f"{stem}-recipe.json", mime="application/json",
+        key=k(state.EXP_RECIPE), on_click="ignore", icon=":material/replay:", disabled=recipe_bytes is None,
+        help=recipe_reason or "Replays these analyses headless: python -m core run RECIPE --out DIR"))
+    for col, button in zip(st.columns(4), buttons):
+        button(col)
     if recipe_reason:
         st.caption(f"No recipe: {recipe_reason}")
     if chart_buttons and chart_map:

@@ -88,6 +88,9 @@ def test_end_to_end_in_chromium(server, tmp_path):
         page.wait_for_timeout(400)
         page.wait_for_function(
             "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+        # elements of the previous run linger (marked stale) until the new run has replaced them:
+        # without this wait a screenshot can show the old and the new layout at once
+        page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout)
         page.wait_for_timeout(300)
 
     def no_exception(page):
