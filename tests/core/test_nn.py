@@ -201,10 +201,12 @@ def test_cli_segment_and_analyze_with_the_model(tmp_path):
 def test_precision_is_resolved_recorded_and_close_to_float32():
     e = synth.demo_electrode("cycled-1C", rng=7, shape=(32, 48, 48))
     a = infer.segment_volume(e.greyscale, ModelParams(precision="float32"), device="cpu")
-    b = infer.segment_volume(e.greyscale, ModelParams(precision="bfloat16"), device="cpu")
-    assert (a.precision, b.precision) == ("float32", "bfloat16")
-    assert np.mean(a.phases == b.phases) > 0.99
-    assert np.abs(a.cue.astype(np.float32) - b.cue.astype(np.float32)).max() < 0.1
+    assert a.precision == "float32"
+    if infer.native_bfloat16("cpu"):  # emulated bfloat16 is slow and untested on other CPUs
+        b = infer.segment_volume(e.greyscale, ModelParams(precision="bfloat16"), device="cpu")
+        assert b.precision == "bfloat16"
+        assert np.mean(a.phases == b.phases) > 0.99
+        assert np.abs(a.cue.astype(np.float32) - b.cue.astype(np.float32)).max() < 0.1
     assert infer.resolve_precision("auto") == ("bfloat16" if infer.native_bfloat16() else "float32")
     assert infer.resolve_precision("float32", "cpu") == "float32"
     with pytest.raises(ValueError, match="precision"):
