@@ -200,27 +200,23 @@ def run(
         phases = check_phases(volume)
         phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
         seg_params = params.segment
-    elif params.method == "model":
-        check_greyscale(volume)
-        from .nn.infer import segment_volume
-
-        report(0.0, "3D U-Net: phases and particle cue")
-        seg = segment_volume(volume, params.model, progress=stage(0.0, 0.6))
-        phases, seg_params, weights_sha = seg.phases, params.segment, seg.weights_sha256
-        model_params = replace(params.model, precision=seg.precision)  # "auto" resolved, for replay
-        cue = seg.cue if params.particles == "model" else None
     else:
         check_greyscale(volume)
-        hybrid = params.particles == "model"
-        res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if hybrid else 0.35))
-        phases, seg_params = res.phases, res.params
-        if hybrid:  # thresholded phases, the network's particle cue
+        network = params.method == "model" or params.particles == "model"
+        if params.method == "threshold":
+            res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
+            phases, seg_params = res.phases, res.params
+        if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)
             from .nn.infer import segment_volume
 
-            report(0.3, "3D U-Net: particle cue")
-            seg = segment_volume(volume, params.model, progress=stage(0.3, 0.6))
-            cue, weights_sha = seg.cue, seg.weights_sha256
-            model_params = replace(params.model, precision=seg.precision)
+            lo = 0.0 if params.method == "model" else 0.3
+            report(lo, "3D U-Net: phases and particle cue" if params.method == "model" else "3D U-Net: particle cue")
+            seg = segment_volume(volume, params.model, progress=stage(lo, 0.6))
+            weights_sha = seg.weights_sha256
+            model_params = replace(params.model, precision=seg.precision)  # "auto" resolved, for replay
+            if params.method == "model":
+                phases, seg_params = seg.phases, params.segment
+            cue = seg.cue if params.particles == "model" else None
             del seg
     timings["phases_s"] = time.perf_counter() - t0
     check_has_nmc(phases)
