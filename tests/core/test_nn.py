@@ -231,3 +231,23 @@ def test_training_time_limit_and_holdout_option(tmp_path):
     assert meta["train_config"]["holdout"] == "D"
     with pytest.raises(SystemExit):
         train_main(["--set", "holdout=A"])  # not a number: --holdout is the option
+
+
+def test_interface_weights_mark_pore_and_cbd_within_two_voxels_of_nmc():
+    from core.nn.train import interface_weights, phase_loss
+
+    t = torch.zeros(1, 9, 9, 9, dtype=torch.int64)
+    t[0, 4, 4, 4] = NMC
+    t[0, 4, 4, 6] = 1  # CBD two voxels away (inside the band)
+    w = interface_weights(t, 3.0)
+    assert w.shape == t.shape
+    assert w[0, 4, 4, 4] == 1.0  # NMC itself is not up-weighted
+    assert w[0, 4, 4, 6] == 4.0 and w[0, 2, 2, 2] == 4.0  # Chebyshev distance 2
+    assert w[0, 4, 4, 7] == 1.0 and w[0, 0, 0, 0] == 1.0
+    assert int((w == 4.0).sum()) == 5**3 - 1
+    # the weighted loss is the plain one when all weights are equal, and larger when the band is wrong
+    logits = torch.zeros(1, 3, 9, 9, 9)
+    logits[:, 0] = 5.0  # everything called pore
+    plain = phase_loss(logits, t)
+    assert torch.allclose(phase_loss(logits, t, torch.ones_like(w)), plain)
+    assert phase_loss(logits, t, w) > plain
