@@ -670,7 +670,10 @@ def wilson_ci(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # exact ends at k = 0 and k = n (rounding left 1e-17 there), and the interval always holds p
+    lo = 0.0 if k == 0 else min(p, max(0.0, centre - half))
+    hi = 1.0 if k == n else max(p, min(1.0, centre + half))
+    return (lo, hi)
 
 
 def _boot_medians(x: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 2_000_000) -> np.ndarray:

@@ -123,7 +123,7 @@ def histogram(ref: VolumeRef, bins: int = 128) -> tuple[pd.DataFrame, float, flo
 
 @st.cache_data(max_entries=16, show_spinner="Suggesting thresholds…")
 def suggested_thresholds(ref: VolumeRef) -> tuple[float, float]:
-    """Three-class Otsu thresholds (:func:`core.phases.suggest_thresholds`)."""
+    """Suggested thresholds (:func:`core.phases.suggest_thresholds`)."""
     return suggest_thresholds(volume(ref))
 
 

@@ -65,9 +65,8 @@ def preview_note(context: ph.PreviewContext) -> str:
     parts = ["Preview: the full run's steps and global values on a slab around the slice"]
     if p.min_island > 1:
         parts.append(f"islands followed {context.island_depth} slices either side")
-    if context.sigma_source == "suggested":
-        parts.append(f"blur σ = {p.pv_sigma:g} voxel estimated at the suggested thresholds (the full run estimates "
-                     "it at yours; analyse once to fix it)")
+    if context.sigma_source == "estimated":
+        parts.append(f"blur σ = {p.pv_sigma:g} voxel, estimated from the image as the full run does")
     elif context.sigma_source == "given":
         parts.append(f"blur σ = {p.pv_sigma:g} voxel")
     return "; ".join(parts) + "."

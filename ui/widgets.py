@@ -228,7 +228,7 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
                     persist_state=PERSIST, help="Voxels darker than this are pore.")
     high = st.slider("CBD | NMC threshold (grey value)", float(vmin), float(vmax), key=k_high, step=step, format=fmt,
                      persist_state=PERSIST, help="Voxels at least this bright are NMC; between the two, CBD.")
-    st.button("Suggest thresholds (3-class Otsu)", key=state.k(state.SEG_SUGGEST, sid), on_click=suggest)
+    st.button("Suggest thresholds (midpoints of the pure phases)", key=state.k(state.SEG_SUGGEST, sid), on_click=suggest)
 
     with st.expander("Denoising and clean-up", expanded=False):
         k_dn, k_size = state.k(state.SEG_DENOISE, sid), state.k(state.SEG_DENOISE_SIZE, sid)
@@ -238,7 +238,10 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
         init(k_pv, bool(base.partial_volume))
         init(k_isl, int(base.min_island))
         denoise = st.selectbox("Denoising filter", DENOISE_METHODS, key=k_dn, persist_state=PERSIST,
-                               help="nlm (non-local means) is slow on big volumes.")
+                               help="none is the default: the partial-volume correction reads thin gaps between "
+                                    "NMC and CBD from the grey values, and denoising blurs them (on the demo "
+                                    "electrodes Gaussian denoising doubled the detachment error or worse). "
+                                    "Denoise noisy data. nlm (non-local means) is slow on big volumes.")
         size = st.slider("Filter size (voxels: Gaussian sigma / median window / NLM patch distance)", 0.0, 5.0,
                          key=k_size, step=0.1, persist_state=PERSIST, disabled=denoise == "none")
         pv = st.checkbox("Partial-volume correction (removes the false CBD shell that blur puts around particles)",

@@ -163,4 +163,4 @@ def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
     # another denoising: no analysis gave its blur, so the preview says it estimated one
     at.selectbox(key=state.k(state.SEG_DENOISE, s.id)).select("median").run()
     no_exception(at)
-    assert any("estimated at the suggested thresholds" in c.value for c in at.caption)
+    assert any("estimated from the image as the full run does" in c.value for c in at.caption)

@@ -131,6 +131,11 @@ def test_wilson_interval_matches_scipy():
     ref = stats.binomtest(7, 20).proportion_ci(confidence_level=0.9, method="wilson")
     assert C.wilson_ci(7, 20, confidence=0.9) == pytest.approx((ref.low, ref.high), abs=1e-12)
     assert np.isnan(C.wilson_ci(0, 0)[0])
+    for n in (1, 7, 236, 1000):  # exact ends: an interval for p = 0 must not start above 0 by rounding
+        assert C.wilson_ci(0, n)[0] == 0.0 and C.wilson_ci(n, n)[1] == 1.0
+        for k in range(0, n + 1, max(1, n // 5)):
+            lo, hi = C.wilson_ci(k, n)
+            assert lo <= k / n <= hi
 
 
 def test_reading_in_plain_words():
