@@ -9,7 +9,7 @@ D = raw_1501..1504 (400x400, 16-bit counts).
 
 Each slice is loaded as a (1, Y, X) volume and segmented by
 ``core.phases.segment_detailed`` (threshold method) with default
-``SegmentParams`` (automatic multi-Otsu thresholds, Gaussian denoise,
+``SegmentParams`` (automatic thresholds at the midpoints of the phases' pure grey values, no denoising,
 partial-volume correction, small-island removal) and with
 ``partial_volume=False``.  Reported: per-phase IoU and mean IoU per slice and per
 acquisition (mean over slices).
@@ -17,7 +17,7 @@ acquisition (mean over slices).
 Oracle rows (NOT results of any method): the pair of thresholds that maximises the
 mean IoU on that very slice against its labels, found by an exhaustive search over
 512 quantile levels, applied to the raw slice and to the slice after the default
-Gaussian denoise.  It bounds what any global two-threshold segmentation of that
+Gaussian denoise (sigma 0.7 voxel).  It bounds what any global two-threshold segmentation of that
 image could reach.
 
 Usage:  python bench/accuracy_real.py [--quick] [--data PATH]
@@ -136,10 +136,11 @@ def evaluate_slice(data: Path, n: int) -> list[dict]:
                      "voxel acc": float(np.mean(truth == res.phases)),
                      "found pore/CBD/NMC": "/".join(f"{x:.2f}" for x in pred_frac),
                      "thresholds": f"{res.params.low:.4g}/{res.params.high:.4g}", "s": dt})
-    smooth = denoise(grey, "gaussian", size=SegmentParams().denoise_size)
+    smooth = denoise(grey, "gaussian", size=0.7)
+    oracle_lo_hi = {}
     for label, img in (("ORACLE thresholds, raw", grey), ("ORACLE thresholds, denoised", smooth)):
         miou, iou, lo, hi = oracle_thresholds(img, truth)
-        oracle_lo_hi = (lo, hi)  # the last one (denoised) is reused below
+        oracle_lo_hi[label] = (lo, hi)
         pred = np.full(img.shape, 1, np.uint8)
         pred[img < lo] = 0
         pred[img >= hi] = 2
@@ -147,9 +148,9 @@ def evaluate_slice(data: Path, n: int) -> list[dict]:
                      "voxel acc": float(np.mean(truth == pred)),
                      "found pore/CBD/NMC": "/".join(f"{x:.2f}" for x in np.bincount(pred.ravel(), minlength=3) / truth.size),
                      "thresholds": f"{lo:.4g}/{hi:.4g}", "s": None})
-    # the pipeline (denoise, partial-volume correction, islands) given the oracle's thresholds: separates the
-    # threshold-selection error from what the later steps do
-    lo, hi = oracle_lo_hi
+    # the default pipeline (no denoising, partial-volume correction, islands) given the oracle's thresholds of
+    # the raw slice: separates the threshold-selection error from what the later steps do
+    lo, hi = oracle_lo_hi["ORACLE thresholds, raw"]
     res = segment_detailed(grey, SegmentParams(low=lo, high=hi))
     iou = phase_iou(truth, res.phases)
     rows.append({**base, "method": "pipeline (pv on) at ORACLE thresholds", **{f"IoU {p}": iou[p] for p in PHASES},
@@ -225,12 +226,12 @@ def main(argv=None) -> int:
              f"Data: {data.name} ({len(nums)} labelled slices; acquisitions {shapes}), manual labels remapped "
              f"with `apply_phase_map({LABEL_MAP})` (the number ranges of A and B overlap; a slice's acquisition is "
              f"told by its image shape). Each 2D slice is segmented as a (1, Y, X) volume by "
-             "`core.phases.segment_detailed` with default `SegmentParams` (multi-Otsu thresholds chosen "
-             "automatically per slice, Gaussian denoise σ 0.7 voxel, partial-volume correction with σ estimated from "
-             "the data, islands < 8 voxels removed) and with `partial_volume=False`.",
+             "`core.phases.segment_detailed` with default `SegmentParams` (thresholds chosen automatically per "
+             "slice at the midpoints of the phases' pure grey values, no denoising, partial-volume correction with "
+             "σ fitted to the data, islands < 8 voxels removed) and with `partial_volume=False`.",
              "",
              "Caveat: these are 2D slices pushed through a 3D pipeline. On a depth-1 volume the filters "
-             "(`mode='nearest'`) act in-plane only, so the Gaussian denoise and the partial-volume unmixing "
+             "(`mode='nearest'`) act in-plane only, so the partial-volume unmixing "
              "model a 2D point-spread function, while the real blur of the tomogram is 3D; the partial-volume "
              "step was designed and tuned for 3D volumes. The numbers below are what comes out, not a tuned result. "
              "Voxel size is not stated for this data set (irrelevant here: thresholding does not use it).",
@@ -238,7 +239,7 @@ def main(argv=None) -> int:
              "**ORACLE rows are not results**: the two thresholds that maximise the mean IoU on the same slice, "
              "searched exhaustively over 512 grey-value quantiles using the labels — the upper bound of any global "
              "two-threshold segmentation of the raw (or Gaussian-denoised) image. 'pipeline (pv on) at ORACLE "
-             "thresholds' runs the default pipeline with `low`/`high` set to the denoised-image oracle thresholds: "
+             "thresholds' runs the default pipeline with `low`/`high` set to the raw-image oracle thresholds: "
              "it separates the error of the automatic threshold choice from what partial-volume correction and "
              "island removal do.",
              "",

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     lines += [
         f"Demo electrodes {list(DEMO_ELECTRODES)}, shape {tuple(shape_used)} voxels at {spacing} µm, seeds {seeds} "
         "(held out: parameter tuning used seeds 0-20). Analysis: `core.pipeline.run(e.greyscale, spacing=e.spacing)` "
-        "with default `AnalysisParams` (automatic multi-Otsu thresholds, partial-volume correction, "
+        "with default `AnalysisParams` (no denoising, thresholds at the midpoints of the phases' pure grey values, partial-volume correction with the blur fitted to the image, "
         "h-maxima watershed).",
         "",
         "The generator images the phases with blur and noise ON: `ImagingParams` = `"

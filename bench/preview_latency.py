@@ -14,7 +14,7 @@ This script times those calls directly, without Streamlit and its cache, on a
 * new slice: ``prepare_preview`` (globals reused) + ``preview_from`` (a move
   of the slice slider);
 * threshold move: ``preview_from`` alone, for a few threshold pairs around
-  the three-class Otsu suggestion (the live part; target ≤ 0.2 s).
+  the suggested thresholds (the live part; target ≤ 0.2 s).
 
 Each in the two situations the page meets: ``pv_sigma`` known (the sample was
 analysed: the page passes the analysis' blur) and ``pv_sigma`` None (estimated
@@ -100,11 +100,11 @@ def main(argv=None) -> int:
     axis, index = 0, shape[0] // 2
     lo, hi = P.suggest_thresholds(vol)
     span = hi - lo
-    pairs = [("Otsu", lo, hi), ("Otsu −10 % / +5 %", lo - 0.10 * span, hi + 0.05 * span),
-             ("Otsu +10 % / −10 %", lo + 0.10 * span, hi - 0.10 * span)]
+    pairs = [("suggested", lo, hi), ("suggested −10 % / +5 %", lo - 0.10 * span, hi + 0.05 * span),
+             ("suggested +10 % / −10 %", lo + 0.10 * span, hi - 0.10 * span)]
     # the blur an analysis of this volume resolves (the page passes it once the sample is analysed)
     sigma = P.preview_globals(vol, SegmentParams()).pv_sigma
-    print(f"volume {shape}, slice axis {axis} index {index} ({shape[1]}x{shape[2]}); Otsu thresholds "
+    print(f"volume {shape}, slice axis {axis} index {index} ({shape[1]}x{shape[2]}); suggested thresholds "
           f"{lo:.0f} / {hi:.0f}; pv sigma {sigma:g}", flush=True)
 
     rows, profiles, agree = [], {}, []
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
             print(f"  {sig_name:>22} | {rows[-1]['call']:<40} median {np.median(w):.3f} s, p90 "
                   f"{np.percentile(w, 90):.3f} s (CPU {np.median(c):.3f} s)", flush=True)
         profiles[sig_name] = _profile(lambda: P.preview_from(ctx, lo, hi))
-        # agreement with the full run at the Otsu thresholds (the run estimates the blur itself when None)
+        # agreement with the full run at the suggested thresholds (the run estimates the blur itself when None)
         run_params = SegmentParams(pv_sigma=sig) if sig is None else SegmentParams(low=float(lo), high=float(hi),
                                                                                     pv_sigma=sig)
         t0 = time.perf_counter()
@@ -150,8 +150,8 @@ def main(argv=None) -> int:
         t_full = time.perf_counter() - t0
         prev = P.preview_from(ctx, full.params.low, full.params.high)
         want = full.phases[index]
-        run_desc = ("Otsu thresholds, the same blur" if sig is not None else
-                    "thresholds left None (Otsu) and pv_sigma None (the run estimates the blur)")
+        run_desc = ("suggested thresholds, the same blur" if sig is not None else
+                    "thresholds left None (suggested) and pv_sigma None (the run estimates the blur)")
         agree.append({"pv_sigma": sig_name, "full run": run_desc,
                       "full run s": t_full, "voxels differing": int((prev != want).sum()),
                       "of": int(want.size)})
@@ -178,21 +178,21 @@ def main(argv=None) -> int:
         f"{' — QUICK smoke run' if args.quick else ''}", "",
         *C.env_lines(), f"- script wall time: {total:.0f} s", "",
         f"Input: {vol_desc}. Slice axis {axis}, index {index}, output {shape[1]}×{shape[2]}; default "
-        f"`SegmentParams` (Gaussian denoise σ 0.7 voxel, partial-volume correction, islands < 8 voxels merged, "
+        f"`SegmentParams` (denoise {SegmentParams().denoise!r}, partial-volume correction, islands < 8 voxels merged, "
         f"so islands are followed 7 slices either side). The calls are those the Segment page makes through "
         f"`ui.cache` (timed directly: no Streamlit, no cache): `core.phases.preview_globals` once per volume and "
         f"denoising, `prepare_preview` once per slice, `preview_from(context, low, high)` per threshold move. "
         f"`pv_sigma` known = {sigma:g} voxel (what an analysis of this volume resolves; the page passes it once "
-        f"the sample is analysed); None = estimated once per volume in `preview_globals` at the suggested "
-        f"thresholds. First calls / new slices: {args.first} timed calls each; threshold moves: {args.warmup} "
+        f"the sample is analysed); None = estimated once per volume in `preview_globals` (as a full run does: "
+        f"the blur is a property of the image, not of the thresholds). First calls / new slices: {args.first} timed calls each; threshold moves: {args.warmup} "
         f"untimed, then {args.calls} timed calls per pair. `CPU` = CPU time of the calling thread (the "
         f"kernels are single-threaded); wall time above it is time spent waiting for a core: the machine's "
         f"2 cores were shared with other work during the run, so the wall times are upper bounds.", "",
         table,
-        "Where one threshold move's time goes (one cProfile'd `preview_from`, Otsu thresholds):", "",
+        "Where one threshold move's time goes (one cProfile'd `preview_from`, suggested thresholds):", "",
         prof_table,
-        "Agreement with the full run (slice of `segment_detailed` of the whole volume, Otsu thresholds; with "
-        "`pv_sigma` None the full run estimates the blur at those thresholds, as the preview's globals did):", "",
+        "Agreement with the full run (slice of `segment_detailed` of the whole volume, suggested thresholds; with "
+        "`pv_sigma` None the full run estimates the blur from the image, as the preview's globals did):", "",
         agree_table,
         f"Target: the preview of one 512² slice updates in ≤ {TARGET_S:g} s after a threshold move. Worst median "
         f"{worst:.3f} s, worst p90 {worst_p90:.3f} s: {verdict}."
