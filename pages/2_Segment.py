@@ -34,7 +34,7 @@ with left:
     high = st.session_state[state.k(state.SEG_HIGH, sid)]
     st.altair_chart(charts.grey_histogram(hist, low, high), width="stretch")
     st.caption("Histogram of a strided sample of about a million voxels of the raw volume; the thresholds apply "
-               "to the denoised volume.")
+               "to the volume after the chosen denoising (none by default).")
 
 with right:
     st.subheader("Preview (one slice)")
@@ -101,7 +101,9 @@ if latest is not None:
                    f"{'its instance cue' if latest.resolved_params.get('particles') == 'model' else 'the watershed'}.")
     else:
         st.caption(f"Thresholds used: {seg.get('low', float('nan')):.0f} / {seg.get('high', float('nan')):.0f} "
-                   f"grey; denoise {seg.get('denoise')} ({seg.get('denoise_size')}); partial-volume blur σ = "
+                   f"grey; denoise {seg.get('denoise')}"
+                   f"{'' if seg.get('denoise') == 'none' else ' (' + str(seg.get('denoise_size')) + ')'}; "
+                   "partial-volume blur σ = "
                    f"{seg.get('pv_sigma')} voxels.")
 else:
     st.info("Not analysed yet.")

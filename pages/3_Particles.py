@@ -21,7 +21,7 @@ how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_ME
                format_func={"watershed": "Watershed of the distance transform (crack-aware)",
                             "model": "3D U-Net instance cue (runs the model on the greyscale; "
                                      "the phases stay those of the Segment page's method)"}.get)
-sep, submitted = widgets.separation_form(sample, current.separation)
+sep, submitted = widgets.separation_form(sample, current.separation, cue=how == "model")
 if submitted and sep is not None and how == "model":
     _, vol = widgets.require_volume(ws, sample)
     params = replace(current, particles="model", separation=sep)

@@ -260,8 +260,12 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
 # --------------------------------------------------------------------------- particles
 
 
-def separation_form(sample: Sample, current: SeparationParams) -> tuple[SeparationParams | None, bool]:
-    """SeparationParams in an ``st.form``; returns (params, submitted)."""
+def separation_form(sample: Sample, current: SeparationParams, *, cue: bool = False) -> tuple[SeparationParams | None, bool]:
+    """SeparationParams in an ``st.form``; returns (params, submitted).
+
+    With ``cue`` (particles from the 3D U-Net's instance cue) the watershed's
+    seed settings do not apply: they are shown disabled, and a caption says so.
+    """
     sid = sample.id
     keys = {n: state.k(b, sid) for n, b in (
         ("markers", state.PART_MARKERS), ("h", state.PART_H), ("dist", state.PART_MIN_DIST),
@@ -273,14 +277,18 @@ def separation_form(sample: Sample, current: SeparationParams) -> tuple[Separati
     init(keys["vol"], float(current.min_volume_um3))
     init(keys["fill"], bool(current.fill_cracks))
     with st.form(state.k(state.PART_FORM, sid)):
+        if cue:
+            st.caption("Particles from the U-Net's instance cue: its own seeds and crack handling apply, so only "
+                       "the merge ratio and the minimum volume below are used.")
         c1, c2 = st.columns(2)
-        markers = c1.selectbox("Seeds", ("hmaxima", "peaks"), key=keys["markers"],
+        markers = c1.selectbox("Seeds", ("hmaxima", "peaks"), key=keys["markers"], disabled=cue,
                                format_func={"hmaxima": "h-maxima (flooding by dynamics)",
                                             "peaks": "local peaks (min. distance)"}.get)
-        fill = c2.checkbox("Fill internal cracks before splitting", key=keys["fill"])
+        fill = c2.checkbox("Fill internal cracks before splitting", key=keys["fill"], disabled=cue)
         h = c1.slider("h (µm): a peak must rise this much above its saddle to seed a particle", 0.0, 3.0,
-                      key=keys["h"], step=0.05)
-        dist = c2.slider("Minimum seed distance (µm, 'peaks' only)", 0.2, 10.0, key=keys["dist"], step=0.1)
+                      key=keys["h"], step=0.05, disabled=cue)
+        dist = c2.slider("Minimum seed distance (µm, 'peaks' only)", 0.2, 10.0, key=keys["dist"], step=0.1,
+                         disabled=cue)
         merge = c1.slider("Merge ratio (contact area / π r² of the smaller fragment; 0 = off)", 0.0, 3.0,
                           key=keys["merge"], step=0.05)
         vol = c2.number_input("Minimum particle volume (µm³)", 0.0, 1e6, key=keys["vol"], step=0.5)

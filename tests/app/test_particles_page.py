@@ -95,7 +95,13 @@ def test_without_analysis_says_what_to_do(empty_ws):
 def test_particles_by_the_model_cue_run_the_network_on_the_greyscale(seeded_ws):
     s, at = _open(seeded_ws, "cycled-1C")
     before = seeded_ws.latest_analysis(s.id)
+    assert not at.slider(key=state.k(state.PART_H, s.id)).disabled
     at.radio(key=state.k(state.PART_METHOD, s.id)).set_value("model").run()
+    # the watershed's seed settings do not apply to the cue: disabled, with a caption that says so
+    assert at.slider(key=state.k(state.PART_H, s.id)).disabled
+    assert at.selectbox(key=state.k(state.PART_MARKERS, s.id)).disabled
+    assert not at.slider(key=state.k(state.PART_MERGE, s.id)).disabled
+    assert any("only the merge ratio and the minimum volume" in c.value for c in at.caption)
     submit = next(b for b in at.button if b.proto.label == "Run particle separation")
     submit.click().run()
     no_exception(at)
