@@ -486,6 +486,14 @@ def phase_references(volume: np.ndarray, phases: np.ndarray, *, min_voxels: int 
 
 def _interior_references(v, ph, min_voxels=50):
     face = ndi.generate_binary_structure(3, 1)
+    # a one- or two-slice axis (a 2D image as a volume) is not eroded along: the phases' insides are in-plane
+    for axis, n in enumerate(ph.shape):
+        if n < 3:
+            keep = [slice(None)] * 3
+            keep[axis] = slice(1, 2)
+            flat = np.zeros_like(face)
+            flat[tuple(keep)] = face[tuple(keep)]
+            face = flat
     out = []
     for code in (PORE, CBD, NMC):
         m = ph == code

@@ -507,6 +507,15 @@ def test_phase_references_are_the_interior_grey_values():
     assert nmc == pytest.approx(0.9, abs=0.02)
     no_cbd = np.where(ph == CBD, PORE, ph).astype(np.uint8)
     assert np.isnan(P.phase_references(vol, no_cbd)[1])
+    # a one-slice volume erodes in-plane: the interior of
+    # a 7-pixel CBD stripe is its centre, brighter than the whole stripe's median
+    flat = np.full((1, 40, 40), 0.1, np.float32)
+    flat[:, :, 16:23] = 0.4
+    flat = ndi.gaussian_filter(flat, (0, 1.0, 1.0))
+    ph2 = threshold(flat, 0.25, 0.65)
+    cbd2 = P.phase_references(flat, ph2)[1]
+    assert cbd2 == pytest.approx(0.4, abs=0.005)
+    assert np.median(flat[ph2 == CBD]) < cbd2 - 0.01
     with pytest.raises(ValueError, match="differs from phases shape"):
         P.phase_references(vol, ph[:-1])
 
