@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
+from core.phases import RESOLVABLE_GAP_SIGMAS, resolvable_gap_um
 from ui import cache, charts, compute, render, state, widgets
 
 ws = cache.workspace()
@@ -105,6 +106,11 @@ if latest is not None:
                    f"{'' if seg.get('denoise') == 'none' else ' (' + str(seg.get('denoise_size')) + ')'}; "
                    "partial-volume blur σ = "
                    f"{seg.get('pv_sigma')} voxels.")
+        if seg.get("partial_volume") and seg.get("pv_sigma"):
+            gap = resolvable_gap_um(float(seg["pv_sigma"]), sample.spacing)
+            st.caption(f"At this blur, gaps between a particle and its CBD narrower than about {gap:.2f} µm "
+                       f"({RESOLVABLE_GAP_SIGMAS:g} σ) read increasingly as contact, so detachment comes out too "
+                       "low where the gaps are that thin (measured on synthetic electrodes; see the README).")
 else:
     st.info("Not analysed yet.")
 failed = ws.latest_analysis(sid, status=None)

@@ -35,6 +35,11 @@ def test_histogram_thresholds_and_preview_follow_the_sliders(seeded_ws):
     latest = seeded_ws.latest_analysis(s.id)
     seg = latest.resolved_params["segment"]
     k_low, k_high = state.k(state.SEG_LOW, s.id), state.k(state.SEG_HIGH, s.id)
+    # the stored analysis' blur says which gaps it can resolve, in µm of this sample
+    from core.phases import resolvable_gap_um
+
+    gap = resolvable_gap_um(seg["pv_sigma"], s.spacing)
+    assert any(f"narrower than about {gap:.2f} µm" in c.value for c in at.caption)
     # the sliders start at the thresholds of the stored analysis, drawn as rules on the histogram
     assert at.slider(key=k_low).value == pytest.approx(seg["low"])
     assert _rule_values(at) == pytest.approx([seg["low"], seg["high"]])

@@ -535,3 +535,10 @@ def test_estimate_pv_sigma_finds_the_generator_blur(blur_um, tol):
         assert P.estimate_pv_sigma(vol, ph, iterations=0) < P.estimate_pv_sigma(vol, ph) - 0.03
     with pytest.raises(ValueError, match="iterations must be >= 0"):
         P.estimate_pv_sigma(vol, ph, iterations=-1)
+
+
+def test_resolvable_gap_scales_with_blur_and_the_coarsest_axis():
+    assert P.resolvable_gap_um(1.0, 0.4) == pytest.approx(P.RESOLVABLE_GAP_SIGMAS * 0.4)
+    assert P.resolvable_gap_um(0.75, (0.8, 0.4, 0.4)) == pytest.approx(P.RESOLVABLE_GAP_SIGMAS * 0.75 * 0.8)
+    with pytest.raises(ValueError, match="pv_sigma must be > 0"):
+        P.resolvable_gap_um(0.0, 0.4)
