@@ -509,7 +509,7 @@ def _interior_references(v, ph, min_voxels=50):
 
 
 #: Narrowest NMC-CBD gap, in blur sigmas, that the partial-volume correction reads as a gap.  Measured on
-#: the synthetic electrodes (2-voxel gaps, σ known or estimated): median detachment error 0.028 at 2.7 σ,
+#: the synthetic electrodes (2-voxel gaps, σ known or estimated): median detachment error 0.024-0.029 at 2.7 σ,
 #: 0.05-0.07 at 2.3 σ, 0.12-0.19 at 2.0 σ, 0.24-0.40 at 1.6 σ, always too low (gaps read as contact).
 RESOLVABLE_GAP_SIGMAS = 2.7
 
