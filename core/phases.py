@@ -509,9 +509,28 @@ def _interior_references(v, ph, min_voxels=50):
 
 
 #: Narrowest NMC-CBD gap, in blur sigmas, that the partial-volume correction reads as a gap.  Measured on
-#: the synthetic electrodes (2-voxel gaps, σ known or estimated): median detachment error 0.024-0.029 at 2.7 σ,
-#: 0.05-0.07 at 2.3 σ, 0.12-0.19 at 2.0 σ, 0.24-0.40 at 1.6 σ, always too low (gaps read as contact).
+#: the synthetic electrodes (0.4 µm voxels, 2-voxel gaps, σ known or estimated): median detachment error
+#: 0.024-0.029 at 2.7 σ, 0.05-0.07 at 2.3 σ, 0.12-0.19 at 2.0 σ, 0.24-0.40 at 1.6 σ, always too low (gaps
+#: read as contact).  Valid near the blur it was measured at (see :data:`PV_SIGMA_MAX`).
 RESOLVABLE_GAP_SIGMAS = 2.7
+
+#: Largest blur (voxels) at which the partial-volume correction was seen to work.  It was validated at
+#: 0.75 voxel.  At 1.0 voxel (0.3 µm voxels) the detachment came out 0.06 too low even with gaps of 3.7 σ,
+#: and at 1.3 voxel (0.2 µm voxels) 0.34 too low; the same electrode downsampled by 2 (σ 0.85 voxel) gave
+#: an error of 0.036 (``bench/blur_sweep.py``).  The correction's rim steps are one voxel wide, so a blur
+#: spread over more voxels than that escapes them.
+PV_SIGMA_MAX = 0.9
+
+
+def pv_sigma_warning(pv_sigma: float) -> str | None:
+    """One sentence when the blur is beyond what the partial-volume correction handles, else None."""
+    if pv_sigma is None or not pv_sigma > PV_SIGMA_MAX:
+        return None
+    factor = max(2, int(np.ceil(float(pv_sigma) / 0.75 - 1e-9)))
+    return (f"The blur (σ = {float(pv_sigma):.2f} voxel) is wider than the partial-volume correction handles "
+            f"(validated at 0.75 voxel; on synthetic electrodes at σ ≥ 1 voxel the detachment came out too low "
+            f"by 0.06-0.34), so the detachment will be underestimated: downsample the volume by {factor} "
+            f"(core.phases.downsample) before the analysis.")
 
 
 def resolvable_gap_um(pv_sigma: float, spacing) -> float:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
-from core.phases import RESOLVABLE_GAP_SIGMAS, resolvable_gap_um
+from core.phases import RESOLVABLE_GAP_SIGMAS, pv_sigma_warning, resolvable_gap_um
 from ui import cache, charts, compute, render, state, widgets
 
 ws = cache.workspace()
@@ -111,6 +111,9 @@ if latest is not None:
             st.caption(f"At this blur, gaps between a particle and its CBD narrower than about {gap:.2f} µm "
                        f"({RESOLVABLE_GAP_SIGMAS:g} σ) read increasingly as contact, so detachment comes out too "
                        "low where the gaps are that thin (measured on synthetic electrodes; see the README).")
+            too_blurred = pv_sigma_warning(float(seg["pv_sigma"]))
+            if too_blurred:
+                st.warning(too_blurred)
 else:
     st.info("Not analysed yet.")
 failed = ws.latest_analysis(sid, status=None)

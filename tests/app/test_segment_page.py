@@ -40,6 +40,7 @@ def test_histogram_thresholds_and_preview_follow_the_sliders(seeded_ws):
 
     gap = resolvable_gap_um(seg["pv_sigma"], s.spacing)
     assert any(f"narrower than about {gap:.2f} µm" in c.value for c in at.caption)
+    assert not any("wider than the partial-volume correction handles" in w.value for w in at.warning)  # σ 0.75
     # the sliders start at the thresholds of the stored analysis, drawn as rules on the histogram
     assert at.slider(key=k_low).value == pytest.approx(seg["low"])
     assert _rule_values(at) == pytest.approx([seg["low"], seg["high"]])

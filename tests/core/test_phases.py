@@ -542,3 +542,10 @@ def test_resolvable_gap_scales_with_blur_and_the_coarsest_axis():
     assert P.resolvable_gap_um(0.75, (0.8, 0.4, 0.4)) == pytest.approx(P.RESOLVABLE_GAP_SIGMAS * 0.75 * 0.8)
     with pytest.raises(ValueError, match="pv_sigma must be > 0"):
         P.resolvable_gap_um(0.0, 0.4)
+
+
+def test_pv_sigma_warning_beyond_the_validated_blur():
+    assert P.pv_sigma_warning(0.75) is None and P.pv_sigma_warning(P.PV_SIGMA_MAX) is None
+    msg = P.pv_sigma_warning(1.3)
+    assert "σ = 1.30 voxel" in msg and "downsample the volume by 2" in msg and "\n" not in msg
+    assert "downsample the volume by 3" in P.pv_sigma_warning(2.0)
