@@ -515,9 +515,9 @@ def _interior_references(v, ph, min_voxels=50):
 RESOLVABLE_GAP_SIGMAS = 2.7
 
 #: Largest blur (voxels) at which the partial-volume correction was seen to work.  It was validated at
-#: 0.75 voxel.  At 1.0 voxel (0.3 µm voxels) the detachment came out 0.06 too low even with gaps of 3.7 σ,
-#: and at 1.3 voxel (0.2 µm voxels) 0.34 too low; the same electrode downsampled by 2 (σ 0.85 voxel) gave
-#: an error of 0.036 (``bench/blur_sweep.py``).  The correction's rim steps are one voxel wide, so a blur
+#: 0.75 voxel.  The same electrode (gaps of 2.7 σ) on 0.3 µm voxels (σ 1.0 voxel) gave detachment 0.07 too
+#: low, on 0.2 µm voxels (σ 1.5 voxel) 0.31 too low; the 0.2 µm volume downsampled by 2 gave an error of
+#: 0.031 (``bench/blur_sweep.py``; 3.7 σ gaps at σ 1.0 voxel were still 0.06 too low).  The correction's rim steps are one voxel wide, so a blur
 #: spread over more voxels than that escapes them.
 PV_SIGMA_MAX = 0.9
 
@@ -529,7 +529,7 @@ def pv_sigma_warning(pv_sigma: float) -> str | None:
     factor = max(2, int(np.ceil(float(pv_sigma) / 0.75 - 1e-9)))
     return (f"The blur (σ = {float(pv_sigma):.2f} voxel) is wider than the partial-volume correction handles "
             f"(validated at 0.75 voxel; on synthetic electrodes at σ ≥ 1 voxel the detachment came out too low "
-            f"by 0.06-0.34), so the detachment will be underestimated: downsample the volume by {factor} "
+            f"by 0.07-0.31), so the detachment will be underestimated: downsample the volume by {factor} "
             f"(core.phases.downsample) before the analysis.")
 
 
