@@ -517,8 +517,8 @@ RESOLVABLE_GAP_SIGMAS = 2.7
 #: Largest blur (voxels) at which the partial-volume correction was seen to work.  It was validated at
 #: 0.75 voxel.  The same electrode (gaps of 2.7 σ) on 0.3 µm voxels (σ 1.0 voxel) gave detachment 0.07 too
 #: low, on 0.2 µm voxels (σ 1.5 voxel) 0.31 too low; the 0.2 µm volume downsampled by 2 gave an error of
-#: 0.031 (``bench/blur_sweep.py``; 3.7 σ gaps at σ 1.0 voxel were still 0.06 too low).  The correction's rim steps are one voxel wide, so a blur
-#: spread over more voxels than that escapes them.
+#: 0.031 (``bench/blur_sweep.py``; 3.7 σ gaps at σ 1.0 voxel were still 0.06 too low).  The correction's
+#: rim steps are one voxel wide, so a blur spread over more voxels than that escapes them.
 PV_SIGMA_MAX = 0.9
 
 
