@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Literal
 
@@ -22,7 +23,7 @@ from ._validate import check_choice, check_has_nmc, check_phases, normalize_spac
 from .metrics import Side, detect_separator_side, particle_table
 from .particles import SeparationParams, separate_particles
 from .nn.params import ModelParams
-from .phases import SegmentParams, check_greyscale, segment_detailed
+from .phases import SegmentParams, check_greyscale, pv_sigma_warning, segment_detailed
 
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model"]
@@ -206,6 +207,9 @@ def run(
         if params.method == "threshold":
             res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
             phases, seg_params = res.phases, res.params
+            too_blurred = pv_sigma_warning(seg_params.pv_sigma) if seg_params.partial_volume else None
+            if too_blurred:
+                warnings.warn(too_blurred, stacklevel=2)
         if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)
             from .nn.infer import segment_volume
 

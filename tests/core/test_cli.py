@@ -277,3 +277,18 @@ def test_out_parent_must_exist(demo, tmp_path, capsys):
     assert rc == 2
     assert "the parent folder of --out does not exist" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+
+
+def test_analyze_warns_when_the_blur_is_beyond_the_partial_volume_correction(tmp_path, capsys):
+    from core.synth import ElectrodeParams, ImagingParams, make_electrode
+
+    # 0.5 µm blur on 0.25 µm voxels: σ 2 voxels, beyond what the correction handles
+    e = make_electrode(ElectrodeParams(shape=(40, 48, 48), spacing=(0.25,) * 3), ImagingParams(blur_um=0.5), rng=2)
+    src = tmp_path / "blurred.tif"
+    save_tiff(src, e.greyscale, e.spacing)
+    assert cli.main(["analyze", str(src), "--out", str(tmp_path / "out"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: The blur" in err and "downsample the volume by" in err
+    rec = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert any("wider than the partial-volume correction handles" in w for w in rec["warnings"])
+    assert rec["params"]["segment"]["pv_sigma"] > 0.9
