@@ -68,6 +68,9 @@ class SegmentParams:
     pv_sigma : float or None
         Blur sigma (voxels) assumed by the partial-volume correction; None
         estimates it from the data with :func:`estimate_pv_sigma`.
+    min_island : int
+        Connected islands of a phase smaller than this many voxels join the
+        phase that surrounds them (0 disables).
 
     Notes
     -----
@@ -77,9 +80,6 @@ class SegmentParams:
     (sigma 0.7) roughly doubled to quadrupled the median per-particle
     detachment error (see ``bench/RESULTS.md``).  Denoise noisier data
     anyway when the thresholds alone cannot separate the phases.
-    min_island : int
-        Connected islands of a phase smaller than this many voxels join the
-        phase that surrounds them (0 disables).
     """
 
     denoise: Denoise = "none"
@@ -458,6 +458,11 @@ def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow
     return out, float(sigma)
 
 
+def _central_slices(shape, side: int) -> tuple[slice, slice, slice]:
+    """The central block of at most ``side`` voxels along each axis."""
+    return tuple(slice((n - m) // 2, (n - m) // 2 + m) for n, m in zip(shape, (min(n, side) for n in shape)))
+
+
 def phase_references(volume: np.ndarray, phases: np.ndarray, *, min_voxels: int = 50) -> tuple[float, float, float]:
     """Grey values of pure pore, CBD and NMC.
 
@@ -596,8 +601,7 @@ def estimate_pv_sigma(
         raise ValueError(f"volume shape {volume.shape} differs from phases shape {phases.shape}")
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
-    side = [min(n, max(8, int(round(max_voxels ** (1 / 3))))) for n in volume.shape]
-    sl = tuple(slice((n - s) // 2, (n - s) // 2 + s) for n, s in zip(volume.shape, side))
+    sl = _central_slices(volume.shape, max(8, int(round(max_voxels ** (1 / 3)))))
     v = np.ascontiguousarray(volume[sl], dtype=np.float32)
     ph = np.ascontiguousarray(phases[sl])
     nmc = ph == NMC
@@ -831,17 +835,17 @@ def _image_model(shape, denoised, sample, sigma: float | None, want_sigma: bool)
     sigma : float or None
     """
     otsu = _otsu(sample)
-    side = [min(n, 128) for n in shape]
-    st = [(n - s) // 2 for n, s in zip(shape, side)]
-    blk = np.ascontiguousarray(denoised(st[0], st[0] + side[0])[:, st[1]:st[1] + side[1], st[2]:st[2] + side[2]],
-                               dtype=np.float32)
+    sz, sy, sx = _central_slices(shape, 128)
+    blk = np.ascontiguousarray(denoised(sz.start, sz.stop)[:, sy, sx], dtype=np.float32)
     ph_blk = threshold(blk, *otsu)
     pore, cbd, nmc = refs = _interior_references(blk, ph_blk)
     low = 0.5 * (pore + cbd) if np.isfinite(pore) and np.isfinite(cbd) else otsu[0]
     high = 0.5 * (cbd + nmc) if np.isfinite(cbd) and np.isfinite(nmc) else otsu[1]
     suggested = (float(low), float(high)) if low < high else otsu
-    above = sample[sample >= otsu[1]]
-    i_nmc = float(nmc) if np.isfinite(nmc) else float(np.median(above)) if above.size else float(sample.max())
+    i_nmc = float(nmc)
+    if not np.isfinite(i_nmc):  # no NMC in the block: the sample's
+        above = sample[sample >= otsu[1]]
+        i_nmc = float(np.median(above)) if above.size else float(sample.max())
     if want_sigma and sigma is None:
         sigma = estimate_pv_sigma(blk, ph_blk, references=refs) if (ph_blk == NMC).any() else 1.0
     return suggested, i_nmc, (float(sigma) if sigma is not None else None)
@@ -875,7 +879,7 @@ class PreviewGlobals:
     Attributes
     ----------
     sample : (N,) float32
-        Sorted strided sample of the denoised volume: the sample
+        Strided sample of the denoised volume: the sample
         :func:`segment_detailed` takes the suggested thresholds from (read-only).
     suggested : (float, float)
         What a run without thresholds uses (see :func:`suggest_thresholds`).
@@ -963,7 +967,6 @@ def preview_globals(volume: np.ndarray, params: SegmentParams | None = None) -> 
     volume = check_greyscale(volume)
     denoised = _denoiser(volume, params, _nan_fill(volume))
     sample, _ = _global_sample(volume.shape, denoised, lambda f, m: None)
-    sample = np.sort(sample)
     sample.flags.writeable = False
     suggested, i_nmc, sigma = _image_model(volume.shape, denoised, sample, params.pv_sigma, params.partial_volume)
     source = "none"
