@@ -141,26 +141,60 @@ def crop(volume: np.ndarray, z=None, y=None, x=None) -> np.ndarray:
     return volume[tuple(sl)]
 
 
+#: Largest block-mean downsampling factor offered (the UI and the CLI accept 1..MAX_DOWNSAMPLE).
+MAX_DOWNSAMPLE = 8
+
+
+def check_downsample(factor, name: str = "downsample factor") -> int:
+    """Validate a downsampling factor: an integer from 1 to :data:`MAX_DOWNSAMPLE`; return it as int."""
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) and not (
+            isinstance(factor, (float, np.floating)) and float(factor).is_integer()):
+        raise TypeError(f"{name} must be a whole number, got {factor!r}")
+    factor = int(factor)
+    if not 1 <= factor <= MAX_DOWNSAMPLE:
+        raise ValueError(f"{name} must be between 1 and {MAX_DOWNSAMPLE}, got {factor}")
+    return factor
+
+
 def downsample(volume: np.ndarray, factor: int, spacing=None) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Block-mean downsampling by an integer ``factor`` on every axis.
+
+    The volume is read ``factor`` z-planes at a time, so a memory-mapped input
+    is never loaded whole: besides the output, at most ``factor`` planes are
+    held as float32.  Trailing planes that do not fill a block are dropped.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) array, numeric (may be a memory map)
+    factor : int
+        1 to :data:`MAX_DOWNSAMPLE`; 1 returns the volume as float32.
+    spacing : float or (3,) float, optional
+        Voxel size in µm (default 1 µm).
 
     Returns
     -------
     small : (Z // f, Y // f, X // f) float32
     spacing : (3,) float, µm, multiplied by ``factor``
+
+    Raises
+    ------
+    ValueError
+        A factor outside 1..MAX_DOWNSAMPLE, or larger than an axis of the volume.
+    TypeError
+        A non-integer factor.
     """
     volume = check_volume(volume)
     sp = normalize_spacing(spacing)
-    factor = int(factor)
-    if factor < 1:
-        raise ValueError(f"downsample factor must be >= 1, got {factor}")
+    factor = check_downsample(factor)
     if factor == 1:
         return volume.astype(np.float32, copy=False), sp
     nz, ny, nx = (s // factor for s in volume.shape)
     if min(nz, ny, nx) == 0:
         raise ValueError(f"volume {volume.shape} is smaller than the downsample factor {factor}")
-    v = volume[: nz * factor, : ny * factor, : nx * factor].astype(np.float32)
-    small = v.reshape(nz, factor, ny, factor, nx, factor).mean(axis=(1, 3, 5), dtype=np.float32)
+    small = np.empty((nz, ny, nx), np.float32)
+    for k in range(nz):
+        v = np.asarray(volume[k * factor:(k + 1) * factor, : ny * factor, : nx * factor], dtype=np.float32)
+        small[k] = v.reshape(factor, ny, factor, nx, factor).mean(axis=(0, 2, 4), dtype=np.float32)
     return small, tuple(s * factor for s in sp)  # type: ignore[return-value]
 
 
@@ -535,7 +569,8 @@ def pv_sigma_warning(pv_sigma: float) -> str | None:
     return (f"The blur (σ = {float(pv_sigma):.2f} voxel) is wider than the partial-volume correction handles "
             f"(validated at 0.75 voxel; on synthetic electrodes at σ ≥ 1 voxel the detachment came out too low "
             f"by 0.07-0.31), so the detachment will be underestimated: downsample the volume by {factor} "
-            f"(core.phases.downsample) before the analysis.")
+            f"before the analysis (Samples page: 'Downsample by' when adding it; CLI: --downsample {factor}; "
+            f"core.phases.downsample).")
 
 
 def resolvable_gap_um(pv_sigma: float, spacing) -> float:

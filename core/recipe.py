@@ -57,8 +57,8 @@ RECIPE_VERSION = 1
 
 _TOP_KEYS = ("recipe_version", "package_version", "analyses")
 _ENTRY_KEYS = ("name", "group", "input", "spacing_um", "params", "input_checksum", "n_particles", "versions")
-_FILE_KEYS = ("path", "format", "dataset", "shape", "dtype", "byte_order", "offset", "phase_map")
-_DEMO_KEYS = ("demo", "seed", "shape")
+_FILE_KEYS = ("path", "format", "dataset", "shape", "dtype", "byte_order", "offset", "phase_map", "downsample")
+_DEMO_KEYS = ("demo", "seed", "shape", "downsample")
 _CHECKSUM_RE = re.compile(r"[0-9a-f]{8,128}")
 
 
@@ -96,6 +96,9 @@ class FileInput:
     phase_map : str or dict or None
         Set for a pre-segmented phase volume: voxel value -> phase, as
         accepted by :func:`core.io.load_phases`.
+    downsample : int
+        Block-mean downsampling factor applied after reading
+        (:func:`core.phases.downsample`); 1 = none.  Greyscale only.
     """
 
     path: Path
@@ -106,6 +109,13 @@ class FileInput:
     byte_order: str = "<"
     offset: int = 0
     phase_map: str | dict | None = None
+    downsample: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "downsample", _downsample(self.downsample, "downsample"))
+        if self.downsample > 1 and self.phase_map is not None:
+            raise RecipeError("a pre-segmented phase volume cannot be downsampled (block means of phase codes "
+                              "are not phases)")
 
     @property
     def presegmented(self) -> bool:
@@ -129,7 +139,7 @@ class FileInput:
         return kw
 
     def describe(self) -> str:
-        return os.fspath(self.path)
+        return os.fspath(self.path) + (f" (downsampled by {self.downsample})" if self.downsample > 1 else "")
 
 
 @dataclass(frozen=True)
@@ -143,17 +153,24 @@ class DemoInput:
     seed : int
     shape : (3,) int or None
         None: the generator's default shape.
+    downsample : int
+        Block-mean downsampling factor applied after generating; 1 = none.
     """
 
     name: str
     seed: int = 0
     shape: tuple[int, int, int] | None = None
+    downsample: int = 1
 
     presegmented = False
 
+    def __post_init__(self):
+        object.__setattr__(self, "downsample", _downsample(self.downsample, "downsample"))
+
     def describe(self) -> str:
         shape = "x".join(map(str, self.shape)) if self.shape else "default shape"
-        return f"demo:{self.name} (seed {self.seed}, {shape})"
+        down = f", downsampled by {self.downsample}" if self.downsample > 1 else ""
+        return f"demo:{self.name} (seed {self.seed}, {shape}{down})"
 
 
 InputSpec = FileInput | DemoInput
@@ -272,6 +289,15 @@ def _int(value, what: str, *, minimum: int | None = None) -> int:
     return int(value)
 
 
+def _downsample(value, what: str) -> int:
+    from .phases import check_downsample
+
+    try:
+        return check_downsample(value, what)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(str(exc)) from None
+
+
 def _shape(value, what: str) -> tuple[int, int, int]:
     if not isinstance(value, (list, tuple)) or len(value) != 3:
         raise RecipeError(f"{what} must be 3 integers (z, y, x), got {value!r}")
@@ -319,7 +345,8 @@ def _input_from_dict(d, where: str, base_dir: Path | None) -> InputSpec:
         if name not in DEMO_ELECTRODES:
             raise RecipeError(f"{where} names an unknown demo electrode {name!r}; choose one of {list(DEMO_ELECTRODES)}")
         shape = _shape(d["shape"], f"{where} shape") if d.get("shape") is not None else None
-        return DemoInput(name=name, seed=_int(d.get("seed", 0), f"{where} seed", minimum=0), shape=shape)
+        return DemoInput(name=name, seed=_int(d.get("seed", 0), f"{where} seed", minimum=0), shape=shape,
+                         downsample=_downsample(d.get("downsample", 1), f"{where} downsample"))
     _check_keys(d, _FILE_KEYS, where)
     path = Path(_str(d["path"], f"{where} path")).expanduser()
     if not path.is_absolute():
@@ -341,7 +368,8 @@ def _input_from_dict(d, where: str, base_dir: Path | None) -> InputSpec:
     offset = _int(d.get("offset", 0), f"{where} offset", minimum=0)
     phase_map = _phase_map(d["phase_map"], f"{where} phase_map") if d.get("phase_map") is not None else None
     return FileInput(path=Path(os.path.normpath(path)), format=fmt, dataset=dataset, shape=shape, dtype=dtype,
-                     byte_order=byte_order, offset=offset, phase_map=phase_map)
+                     byte_order=byte_order, offset=offset, phase_map=phase_map,
+                     downsample=_downsample(d.get("downsample", 1), f"{where} downsample"))
 
 
 def _entry_from_dict(d, index: int, base_dir: Path | None) -> RecipeEntry:
@@ -455,6 +483,8 @@ def input_to_dict(inp: InputSpec, *, relative_to: str | os.PathLike | None = Non
         d: dict[str, Any] = {"demo": inp.name, "seed": int(inp.seed)}
         if inp.shape is not None:
             d["shape"] = [int(n) for n in inp.shape]
+        if inp.downsample > 1:
+            d["downsample"] = int(inp.downsample)
         return d
     if not isinstance(inp, FileInput):
         raise TypeError(f"input must be a FileInput or DemoInput, got {type(inp).__name__}")
@@ -474,6 +504,8 @@ def input_to_dict(inp: InputSpec, *, relative_to: str | os.PathLike | None = Non
     if inp.phase_map is not None:
         d["phase_map"] = (inp.phase_map if isinstance(inp.phase_map, str)
                           else {str(k): v for k, v in inp.phase_map.items()})
+    if inp.downsample > 1:
+        d["downsample"] = int(inp.downsample)
     return d
 
 
@@ -588,7 +620,8 @@ def input_from_source(source: str, options: Mapping | None = None) -> InputSpec:
     if source.startswith(DEMO_PREFIX):
         shape = options.get("shape")
         return DemoInput(name=source[len(DEMO_PREFIX):], seed=int(options.get("seed", 0)),
-                         shape=tuple(int(n) for n in shape) if shape else None)
+                         shape=tuple(int(n) for n in shape) if shape else None,
+                         downsample=options.get("downsample", 1))
     read = dict(options.get("read", {}))
     unknown = set(read) - {"fmt", "dataset", "shape", "dtype", "byte_order", "offset"}
     if unknown:
@@ -598,7 +631,7 @@ def input_from_source(source: str, options: Mapping | None = None) -> InputSpec:
         path=Path(source).expanduser().resolve(), format=read.get("fmt"), dataset=read.get("dataset"),
         shape=tuple(int(n) for n in shape) if shape else None, dtype=read.get("dtype"),
         byte_order=read.get("byte_order", "<"), offset=int(read.get("offset", 0)),
-        phase_map=options.get("phase_map"),
+        phase_map=options.get("phase_map"), downsample=options.get("downsample", 1),
     )
 
 
@@ -685,6 +718,8 @@ def check_inputs(recipe: Recipe) -> None:
 def load_input(entry: RecipeEntry) -> np.ndarray:
     """The array the pipeline is given: greyscale, or phase codes when ``input.phase_map`` is set.
 
+    Greyscale is downsampled by ``input.downsample`` (block means) when that is above 1.
+
     Returns
     -------
     volume : (Z, Y, X) ndarray
@@ -694,14 +729,20 @@ def load_input(entry: RecipeEntry) -> np.ndarray:
     if isinstance(inp, DemoInput):
         from .synth import demo_electrode
 
-        return demo_electrode(inp.name, rng=int(inp.seed), shape=inp.shape).greyscale
-    from .io import load_phases, load_volume
+        volume = demo_electrode(inp.name, rng=int(inp.seed), shape=inp.shape).greyscale
+    else:
+        from .io import load_phases, load_volume
 
-    if not inp.path.exists():
-        raise RecipeError(f"the input of analysis {entry.name!r} does not exist: {inp.path}")
-    if inp.phase_map is not None:
-        return load_phases(inp.path, inp.phase_map, **inp.load_kwargs()).data
-    return load_volume(inp.path, **inp.load_kwargs()).data
+        if not inp.path.exists():
+            raise RecipeError(f"the input of analysis {entry.name!r} does not exist: {inp.path}")
+        if inp.phase_map is not None:
+            return load_phases(inp.path, inp.phase_map, **inp.load_kwargs()).data
+        volume = load_volume(inp.path, **inp.load_kwargs()).data
+    if inp.downsample > 1:
+        from .phases import downsample
+
+        volume = downsample(volume, inp.downsample)[0]
+    return volume
 
 
 def verify_checksum(entry: RecipeEntry, volume: np.ndarray) -> str:

@@ -99,9 +99,12 @@ class Sample:
         A file or folder path, or ``"demo:NAME"`` for a synthetic demo electrode.
     source_options : dict
         How to read the source (e.g. ``{"shape": [160, 160, 160], "seed": 0}``
-        for a demo, ``{"dataset": "/data"}`` for HDF5).
+        for a demo, ``{"read": {"dataset": "/data"}}`` for HDF5), and
+        ``"downsample"``: a block-mean factor applied after reading (see
+        :attr:`downsample`).
     spacing : (3,) float, µm
-        Voxel size (z, y, x).
+        Voxel size (z, y, x) of the volume as analysed, i.e. after
+        downsampling (the file's voxel size times :attr:`downsample`).
     axis : {0, 1, 2}
         Electrode thickness axis.
     separator_side : {"auto", "start", "end"}
@@ -128,6 +131,11 @@ class Sample:
     @property
     def demo_name(self) -> str | None:
         return self.source[len(DEMO_PREFIX):] if self.is_demo else None
+
+    @property
+    def downsample(self) -> int:
+        """Block-mean downsampling factor applied when the volume is loaded (1 = none)."""
+        return int(self.source_options.get("downsample", 1))
 
 
 @dataclass(frozen=True)
@@ -430,6 +438,18 @@ class Workspace:
         )
 
     @staticmethod
+    def _check_source_options(options) -> dict:
+        if not isinstance(options, dict):
+            raise TypeError(f"source_options must be a dict, got {type(options).__name__}")
+        if "downsample" in options:
+            from .phases import check_downsample
+
+            options = {**options, "downsample": check_downsample(options["downsample"])}
+            if options["downsample"] > 1 and options.get("phase_map") is not None:
+                raise ValueError("a pre-segmented phase volume cannot be downsampled")
+        return options
+
+    @staticmethod
     def _check_sample_fields(name, axis, separator_side):
         if not isinstance(name, str) or not name.strip():
             raise ValueError("a sample needs a non-empty name")
@@ -453,9 +473,12 @@ class Workspace:
         axis : {0, 1, 2}
         separator_side : {"auto", "start", "end"}
         source_options : dict
-            JSON-ready reading options.
+            JSON-ready reading options; ``"downsample"`` (1 to
+            :data:`core.phases.MAX_DOWNSAMPLE`) block-averages the volume on
+            loading, and ``spacing`` is then the downsampled voxel size.
         """
         self._check_sample_fields(name, axis, separator_side)
+        source_options = self._check_source_options(source_options or {})
         sp = normalize_spacing(spacing)
         now = time.time()
         with self._tx() as con:
@@ -490,6 +513,8 @@ class Workspace:
         axis = changes.get("axis", s.axis)
         side = changes.get("separator_side", s.separator_side)
         self._check_sample_fields(name, axis, side)
+        if "source_options" in changes:
+            changes["source_options"] = self._check_source_options(changes["source_options"])
         sp = normalize_spacing(changes.get("spacing", s.spacing))
         with self._tx() as con:
             con.execute(
@@ -555,7 +580,9 @@ class Workspace:
         :func:`core.synth.demo_electrode` and kept as a memory-mapped ``.npy``
         under ``cache/``; a file is read with :func:`core.io.load_volume`
         (memory-mapped where the format allows) with the keyword arguments in
-        ``source_options["read"]``.  The array must be treated as read-only.
+        ``source_options["read"]``.  With ``source_options["downsample"]`` above 1
+        the volume is then block-averaged by :func:`core.phases.downsample`
+        (an in-memory float32 array).  The array must be treated as read-only.
 
         Raises
         ------
@@ -565,11 +592,17 @@ class Workspace:
         s = sample if isinstance(sample, Sample) else self.get_sample(sample)
         if s.is_demo:
             shape = s.source_options.get("shape")
-            return self.demo_volume(s.demo_name, shape=tuple(shape) if shape else None,
-                                    seed=int(s.source_options.get("seed", 0)))
-        from .io import load_volume
+            volume = self.demo_volume(s.demo_name, shape=tuple(shape) if shape else None,
+                                      seed=int(s.source_options.get("seed", 0)))
+        else:
+            from .io import load_volume
 
-        return load_volume(s.source, **dict(s.source_options.get("read", {}))).data
+            volume = load_volume(s.source, **dict(s.source_options.get("read", {}))).data
+        if s.downsample > 1:
+            from .phases import downsample
+
+            volume = downsample(volume, s.downsample)[0]
+        return volume
 
     def demo_volume(self, name: str, *, shape: tuple[int, int, int] | None = None, seed: int = 0) -> np.ndarray:
         """Greyscale of a demo electrode, generated on first use and cached as ``.npy`` (memory-mapped)."""

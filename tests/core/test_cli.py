@@ -288,7 +288,50 @@ def test_analyze_warns_when_the_blur_is_beyond_the_partial_volume_correction(tmp
     save_tiff(src, e.greyscale, e.spacing)
     assert cli.main(["analyze", str(src), "--out", str(tmp_path / "out"), "-q"]) == 0
     err = capsys.readouterr().err
-    assert "warning: The blur" in err and "downsample the volume by" in err
+    assert "warning: The blur" in err and "downsample the volume by" in err and "--downsample" in err
     rec = json.loads((tmp_path / "out" / "run.json").read_text())
     assert any("wider than the partial-volume correction handles" in w for w in rec["warnings"])
     assert rec["params"]["segment"]["pv_sigma"] > 0.9
+
+
+def test_analyze_downsample_writes_the_coarse_grid_and_replays(tmp_path, capsys):
+    from core.io import load_volume
+    from core.synth import ElectrodeParams, make_electrode
+
+    e = make_electrode(ElectrodeParams(shape=(50, 48, 48), spacing=(0.25,) * 3), rng=3)
+    src = tmp_path / "fine.tif"
+    save_tiff(src, e.greyscale, e.spacing)
+    out, recipe = tmp_path / "out", tmp_path / "r.json"
+    assert cli.main(["analyze", str(src), "--out", str(out), "--downsample", "2", "--recipe", str(recipe), "-q"]) == 0
+    phases = load_volume(out / "phases.tif")
+    assert phases.shape == (25, 24, 24)
+    assert phases.spacing == pytest.approx((0.5, 0.5, 0.5))
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["input"]["downsample"] == 2 and rec["input"]["shape_read"] == [50, 48, 48]
+    assert rec["provenance"]["spacing_um"] == pytest.approx([0.5, 0.5, 0.5])
+    assert json.loads(recipe.read_text())["analyses"][0]["input"]["downsample"] == 2
+    # the recipe replays on the same coarse grid: the checksum of the downsampled input matches
+    assert cli.main(["run", str(recipe), "--out", str(tmp_path / "replay"), "-q"]) == 0
+    a = pd.read_csv(out / "particles.csv")
+    b = pd.read_csv(tmp_path / "replay" / "fine" / "particles.csv")
+    pd.testing.assert_frame_equal(a, b)
+    # segment too
+    assert cli.main(["segment", str(src), "--out", str(tmp_path / "seg"), "--downsample", "2", "-q"]) == 0
+    assert load_volume(tmp_path / "seg" / "phases.tif").shape == (25, 24, 24)
+
+
+@pytest.mark.parametrize("value, message", [("0", "must be between 1 and 8, got 0"), ("9", "between 1 and 8"),
+                                            ("1.5", "not a whole number")])
+def test_downsample_bad_factor_is_a_usage_error(tmp_path, capsys, value, message):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["analyze", str(tmp_path / "x.tif"), "--out", str(tmp_path / "o"), "--downsample", value])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_downsample_refused_for_a_phase_volume(demo, tmp_path, capsys):
+    rc = cli.main(["analyze", str(demo / "pristine" / "true_phases.tif"), "--phase-map", "0=pore,1=cbd,2=nmc",
+                   "--downsample", "2", "--out", str(tmp_path / "o"), "-q"])
+    assert rc == 2
+    assert "--downsample cannot be used with --phase-map" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -267,8 +267,25 @@ def test_crop_and_downsample():
     assert sp == (1.0, 2.0, 4.0)
     assert small[0, 0, 0] == np.mean(vol[:2, :2, :2])
     np.testing.assert_allclose(small, vol.reshape(2, 2, 3, 2, 4, 2).mean(axis=(1, 3, 5)))
-    with pytest.raises(ValueError, match=r"downsample factor must be >= 1"):
+    with pytest.raises(ValueError, match=r"downsample factor must be between 1 and 8, got 0"):
         P.downsample(vol, 0)
+    with pytest.raises(TypeError, match=r"downsample factor must be a whole number, got 1.5"):
+        P.downsample(vol, 1.5)
+    with pytest.raises(ValueError, match=r"smaller than the downsample factor 5"):
+        P.downsample(vol, 5)
+    assert P.downsample(vol, 2.0)[0].shape == (2, 3, 4)
+
+
+def test_downsample_memory_map_drops_trailing_planes(tmp_path):
+    """A memory map is read block by block; planes that do not fill a block are dropped on every axis."""
+    rng = np.random.default_rng(0)
+    vol = rng.integers(0, 60000, (7, 10, 9)).astype(np.uint16)
+    np.save(tmp_path / "v.npy", vol)
+    mm = np.load(tmp_path / "v.npy", mmap_mode="r")
+    small, sp = P.downsample(mm, 3, 0.2)
+    assert small.shape == (2, 3, 3) and sp == pytest.approx((0.6, 0.6, 0.6))
+    want = vol[:6, :9, :9].astype(np.float64).reshape(2, 3, 3, 3, 3, 3).mean(axis=(1, 3, 5))
+    np.testing.assert_allclose(small, want, rtol=1e-6)
 
 
 def test_normalize_intensity_values():

@@ -123,6 +123,8 @@ BAD = {
     "bad shape": (_mut(["analyses", 0, "input", "shape"], [16, 16]), r"shape must be 3 integers"),
     "bad checksum": (_mut(["analyses", 0, "input_checksum"], "not-hex"), r"hexadecimal digest"),
     "bad separator side": (_mut(["analyses", 0, "params", "separator_side"], "top"), r"separator_side"),
+    "bad downsample": (_mut(["analyses", 0, "input", "downsample"], 0), r"downsample must be between 1 and 8"),
+    "fractional downsample": (_mut(["analyses", 0, "input", "downsample"], 1.5), r"downsample must be a whole"),
 }
 
 
@@ -146,6 +148,22 @@ def test_file_input_errors():
     d["analyses"][0]["input"] = {"path": "x.tif", "phase_map": "0=pore,1=glue"}
     with pytest.raises(rc.RecipeError, match=r"phase_map: .*unknown phase 'glue'"):
         rc.recipe_from_dict(d)
+    d["analyses"][0]["input"] = {"path": "x.tif", "phase_map": "0=pore,1=cbd,2=nmc", "downsample": 2}
+    with pytest.raises(rc.RecipeError, match=r"pre-segmented phase volume cannot be downsampled"):
+        rc.recipe_from_dict(d)
+
+
+def test_downsample_round_trips_and_is_applied_on_loading():
+    d = _valid()
+    d["analyses"][0]["input"]["downsample"] = 2
+    e = rc.recipe_from_dict(d).analyses[0]
+    assert e.input == rc.DemoInput("pristine", seed=0, shape=(16, 16, 16), downsample=2)
+    assert "downsampled by 2" in e.input.describe()
+    assert rc.recipe_to_dict(rc.recipe_from_dict(d))["analyses"][0]["input"]["downsample"] == 2
+    assert "downsample" not in rc.input_to_dict(rc.DemoInput("pristine"))  # the default is not written
+    full = demo_electrode("pristine", rng=0, shape=(16, 16, 16)).greyscale
+    np.testing.assert_array_equal(rc.load_input(e), full.reshape(8, 2, 8, 2, 8, 2).mean(axis=(1, 3, 5),
+                                                                                        dtype=np.float32))
 
 
 def test_duplicate_names_and_folders_are_refused():

@@ -191,6 +191,27 @@ def test_load_volume_of_demo_and_file(tmp_path):
         ws.load_volume(bad)
 
 
+def test_downsampled_sample_loads_on_the_coarse_grid_and_replays(tmp_path):
+    from core import recipe as rc
+    from core.io import save_tiff
+
+    ws = Workspace(tmp_path)
+    f = tmp_path / "v.tif"
+    vol = np.arange(8 * 6 * 10, dtype=np.uint16).reshape(8, 6, 10)
+    save_tiff(f, vol, 0.2)
+    s = ws.add_sample("f", str(f), spacing=0.4, source_options={"read": {}, "downsample": 2})
+    assert s.downsample == 2 and ws.add_sample("g", str(f)).downsample == 1
+    small = ws.load_volume(s)
+    assert small.shape == (4, 3, 5) and small.dtype == np.float32
+    assert small[0, 0, 0] == np.mean(vol[:2, :2, :2])
+    e = rc.input_from_source(s.source, s.source_options)
+    assert e.downsample == 2
+    with pytest.raises(ValueError, match="between 1 and 8"):
+        ws.add_sample("h", str(f), source_options={"downsample": 9})
+    with pytest.raises(ValueError, match="phase volume cannot be downsampled"):
+        ws.update_sample(s.id, source_options={"phase_map": "0=pore,1=cbd,2=nmc", "downsample": 2})
+
+
 def test_failed_pipeline_marks_failed_with_one_sentence(tmp_path):
     ws = Workspace(tmp_path)
     s = ws.add_sample("flat", "/x.tif")
