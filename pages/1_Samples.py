@@ -19,9 +19,12 @@ else:
     st.info("The workspace is empty: add a demo electrode, a file from the data folder, or upload a small volume.")
 
 
-def _add(name: str, source: str, meta: dict, options: dict) -> None:
+def _add(name: str, source: str, meta: dict, options: dict, factor: int = 1) -> None:
+    spacing = tuple(v * factor for v in meta["spacing"])  # the voxel size as analysed
+    if factor > 1:
+        options = {**options, "downsample": factor}
     try:
-        s = ws.add_sample(meta["name"] or name, source, spacing=meta["spacing"], group_label=meta["group_label"],
+        s = ws.add_sample(meta["name"] or name, source, spacing=spacing, group_label=meta["group_label"],
                           axis=meta["axis"], separator_side=meta["separator_side"], source_options=options)
     except (ValueError, TypeError) as exc:
         st.error(widgets.one_sentence(exc))
@@ -71,9 +74,11 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                 meta = widgets.sample_metadata(
                     state.k(state.ADD_NAME, "file", widgets.path_token(chosen)), name=chosen.stem, group="",
                     spacing=info["spacing"], axis=0, side="auto",
-                    spacing_help="Pre-filled from the file's metadata where present.")
+                    spacing_help="The file's voxel size; pre-filled from its metadata where present.")
+                factor = widgets.downsample_picker(
+                    state.k(state.ADD_DOWNSAMPLE, "file", widgets.path_token(chosen)), info["shape"])
                 if st.button("Add this file", key=state.k(state.ADD_SUBMIT, "file"), type="primary"):
-                    _add(chosen.stem, str(chosen), meta, {"read": opts, "shape": info["shape"]})
+                    _add(chosen.stem, str(chosen), meta, {"read": opts, "shape": info["shape"]}, factor)
 
     with tab_upload:
         st.caption("For small volumes (the browser sends the whole file). Big volumes: use the server data folder.")
@@ -90,9 +95,12 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
             info = _probe_and_describe(path, opts)
             if info is not None:
                 meta = widgets.sample_metadata(state.k(state.ADD_NAME, "upload", up.file_id), name=path.stem,
-                                               group="", spacing=info["spacing"], axis=0, side="auto")
+                                               group="", spacing=info["spacing"], axis=0, side="auto",
+                                               spacing_help="The file's voxel size.")
+                factor = widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id),
+                                                   info["shape"])
                 if st.button("Add uploaded volume", key=state.k(state.ADD_SUBMIT, "upload"), type="primary"):
-                    _add(path.stem, str(path), meta, {"read": opts, "shape": info["shape"]})
+                    _add(path.stem, str(path), meta, {"read": opts, "shape": info["shape"]}, factor)
 
 sample = widgets.current_sample(ws)
 if sample is None:
@@ -114,6 +122,11 @@ with st.expander("Sample details", expanded=False):
         except (ValueError, TypeError) as exc:
             st.error(widgets.one_sentence(exc))
     st.caption(f"Source: `{sample.source}`")
+    if sample.downsample > 1:
+        st.caption(f"Downsampled by {sample.downsample} when loaded: the voxel size above is the one analysed, "
+                   f"{sample.downsample} × the file's ("
+                   + " × ".join(f"{v / sample.downsample:g}" for v in sample.spacing) + " µm). To change the "
+                   "factor, add the file again.")
 
 latest = ws.latest_analysis(sid)
 if latest is not None:

@@ -32,6 +32,7 @@ ADD_SPACING = "w_add_spacing"          # + "_z" / "_y" / "_x"
 ADD_AXIS = "w_add_axis"
 ADD_SIDE = "w_add_side"
 ADD_SUBMIT = "w_add_submit"
+ADD_DOWNSAMPLE = "w_add_downsample"    # + source kind and token
 BROWSE_OPEN = "w_browse_open"
 BROWSE_UP = "w_browse_up"
 EDIT_NAME = "w_edit_name"

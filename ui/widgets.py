@@ -173,6 +173,24 @@ def sample_metadata(prefix: str, *, name: str, group: str, spacing, axis: int, s
     return out
 
 
+def downsample_picker(key: str, shape) -> int:
+    """'Downsample by' selectbox for a volume of ``shape`` (z, y, x); returns the factor (1 = none)."""
+    from core.phases import MAX_DOWNSAMPLE
+
+    shape = [int(n) for n in shape]
+    factors = [f for f in range(1, MAX_DOWNSAMPLE + 1) if f == 1 or min(shape) // f >= 8]
+
+    def label(f: int) -> str:
+        return "1 (none)" if f == 1 else f"{f} → {'×'.join(str(n // f) for n in shape)} voxels"
+
+    return int(st.selectbox(
+        "Downsample by", factors, key=key, format_func=label,
+        help="Average blocks of F×F×F voxels into one when loading (the file is not changed). Use it when the "
+             "Segment page warns that the blur is wider than the partial-volume correction handles: on 0.2 µm "
+             "voxels with 1.5 voxel blur the detachment came out 0.31 too low, downsampled by 2 it was 0.03 off. "
+             "Enter the FILE's voxel size above; the analysis uses F times it."))
+
+
 # --------------------------------------------------------------------------- slices
 
 
@@ -471,11 +489,14 @@ def catalogue_table(ws: Workspace):
         else:
             status = "not analysed"
         shape = s.source_options.get("shape")
+        size = "×".join(map(str, shape)) if shape else ""
+        if shape and s.downsample > 1:
+            size += f" → {'×'.join(str(int(n) // s.downsample) for n in shape)} (downsampled by {s.downsample})"
         rows.append({
             "id": s.id, "name": s.name, "group": s.group_label,
             "source": ("SYNTHETIC demo " + s.demo_name) if s.is_demo else s.source,
             "voxel z×y×x (µm)": "×".join(f"{v:g}" for v in s.spacing),
-            "size (voxels)": "×".join(map(str, shape)) if shape else "",
+            "size (voxels)": size,
             "thickness axis": AXES[s.axis], "separator": s.separator_side, "status": status,
         })
     return pd.DataFrame(rows)

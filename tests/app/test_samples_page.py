@@ -83,6 +83,30 @@ def test_add_file_from_data_folder_and_bad_file(empty_ws, env):
     assert s.source == str(data / "scan.tif")
 
 
+def test_add_file_downsampled(empty_ws, env):
+    """The file's voxel size is entered; the sample stores the analysed one and loads the coarse grid."""
+    data = env / "data"
+    vol = (np.random.default_rng(1).random((20, 24, 32)) * 1000).astype(np.uint16)
+    save_tiff(data / "fine.tif", vol, (0.2, 0.2, 0.2))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("fine.tif").run()
+    no_exception(at)
+    key = state.k(state.ADD_DOWNSAMPLE, "file", widgets.path_token(data / "fine.tif"))
+    picker = at.selectbox(key=key)
+    assert picker.value == 1
+    assert list(picker.options) == ["1 (none)", "2 → 10×12×16 voxels"]  # 3 would leave fewer than 8 planes
+    picker.select(2).run()
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.downsample == 2 and s.spacing == (0.4, 0.4, 0.4)
+    assert empty_ws.load_volume(s).shape == (10, 12, 16)
+    assert _catalogue(at)["size (voxels)"][0] == "20×24×32 → 10×12×16 (downsampled by 2)"
+    assert any("Downsampled by 2 when loaded" in c.value and "0.2 × 0.2 × 0.2 µm" in c.value for c in at.caption)
+    assert len(at.image) == 3 and "10×12×16 voxels" in [c.value for c in at.caption if "display range" in c.value][0]
+
+
 def test_upload_a_small_volume(empty_ws):
     buf = io.BytesIO()
     np.save(buf, (np.arange(8 * 9 * 10) % 97).astype(np.uint16).reshape(8, 9, 10))
