@@ -191,6 +191,17 @@ def write_section(name: str, body: str, path: Path | None = RESULTS) -> None:
     print(f"\n[wrote section '{name}' of {path}]")
 
 
+def publish(name: str, lines: list[str], args, *, section: str | None = None) -> None:
+    """Print the section and write it to RESULTS.md (see :func:`results_path`).
+
+    The section is ``section`` when given, else ``name`` with ``_quick`` appended for ``--quick`` runs.
+    """
+    body = "\n".join(lines)
+    print()
+    print(body)
+    write_section(section or (name + ("_quick" if getattr(args, "quick", False) else "")), body, results_path(args))
+
+
 def results_path(args) -> Path | None:
     """Where to write: --results PATH, else RESULTS.md for full runs, nothing for --quick runs."""
     if getattr(args, "no_write", False):

@@ -150,10 +150,7 @@ def main(argv=None) -> int:
               f"argmax; {speed_shape} random volume; median of {1 if args.quick else 3} runs, precisions "
               "interleaved), target ≥ 1 Mvoxel/s on 2 cores:", "",
               *[f"- {p}: **{v:.2f} Mvoxel/s**" for p, v in mvox.items()], ""]
-    body = "\n".join(lines)
-    print()
-    print(body)
-    C.write_section("accuracy_model" + ("_quick" if args.quick else ""), body, C.results_path(args))
+    C.publish("accuracy_model", lines, args)
     return 0
 
 

@@ -245,10 +245,7 @@ def main(argv=None) -> int:
              "",
              "### Per acquisition (mean over slices)", "", C.md_table(agg, AGG_COLS),
              "### Per slice", "", C.md_table(rows, COLS)]
-    body = "\n".join(lines)
-    print()
-    print(body)
-    C.write_section("accuracy_real" + ("_quick" if args.quick else ""), body, C.results_path(args))
+    C.publish("accuracy_real", lines, args)
     return 0
 
 

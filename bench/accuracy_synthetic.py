@@ -176,10 +176,7 @@ def main(argv=None) -> int:
     lines += ["", "### Per electrode and seed", "", C.md_table(rows, PER_SEED_COLS),
               "Resolved segmentation per run (low/high threshold in grey values, partial-volume σ in voxels): "
               + "; ".join(f"{r['electrode']} {r['seed']}: {r['thresholds']}" for r in rows) + "."]
-    body = "\n".join(lines)
-    print()
-    print(body)
-    C.write_section("accuracy_synthetic" + ("_quick" if args.quick else ""), body, C.results_path(args))
+    C.publish("accuracy_synthetic", lines, args)
     return 0
 
 

@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         vrows.append(voxel_row(sp_um, down, box_um=19.2 if args.quick else 38.4))
         print(C.md_table([vrows[-1]]).splitlines()[-1], flush=True)
     total = time.perf_counter() - t0
-    body = "\n".join([
+    C.publish("blur_sweep", [
         "## Detachment error against imaging blur (`bench/blur_sweep.py`)", "",
         *C.env_lines(), f"- script wall time: {total:.0f} s", "",
         f"Electrodes {list(ELECTRODES)} (seed {SEED}, {'64³ quick' if args.quick else '160³'}, gaps of "
@@ -128,9 +128,7 @@ def main(argv=None) -> int:
         "truth by centroid, within 1 µm). 'blur (voxel, analysed)' = the generator's blur in the analysed "
         "voxels (before the downsampling's own smoothing).", "",
         C.md_table(vrows),
-    ])
-    print(body)
-    C.write_section("blur_sweep" + ("_quick" if args.quick else ""), body, C.results_path(args))
+    ], args)
     return 0
 
 

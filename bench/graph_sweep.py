@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                        "time (s)": dt, "numpy peak (MB)": peak / 1e6})
     total = time.perf_counter() - t_all
 
-    body = "\n".join([
+    C.publish("graph_sweep", [
         "## Contact graph and segmentation sweep (`bench/graph_sweep.py`)", "",
         *C.env_lines(), f"- script wall time: {total:.0f} s", "",
         f"Demo electrodes at {size}³ (seeds {list(SEEDS.values())}), analysed with default `AnalysisParams` "
@@ -134,9 +134,7 @@ def main(argv=None) -> int:
         "`true median` = median detachment of the generator's true particle table. The sweep's range covers "
         "the segmentation choices only (not the bias of the segmentation model itself).", "",
         C.md_table(sweep_rows),
-    ])
-    print(body)
-    C.write_section("graph_sweep" + ("_quick" if args.quick else ""), body, C.results_path(args))
+    ], args)
     return 0
 
 

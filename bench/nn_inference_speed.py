@@ -196,11 +196,7 @@ def main(argv=None) -> int:
         f"'tile overhead' = voxels run through the network / N³.", "",
         C.md_table(rows, digits=3),
     ]
-    body = "\n".join(lines)
-    print()
-    print(body)
-    section = args.section or ("nn_inference_speed_quick" if args.quick else "nn_inference_speed")
-    C.write_section(section, body, C.results_path(args))
+    C.publish("nn_inference_speed", lines, args, section=args.section)
     return 0
 
 

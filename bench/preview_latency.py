@@ -199,11 +199,7 @@ def main(argv=None) -> int:
         + (" Before the two-step preview (this section as of 2026-11-25 18:33, same machine and volume) every "
            "update took 1.5 s (blur known) / 2.1 s (blur estimated per call)." if shape == SHAPE else ""),
     ]
-    body = "\n".join(lines)
-    print()
-    print(body)
-    section = args.section or ("preview_latency_quick" if args.quick else "preview_latency")
-    C.write_section(section, body, C.results_path(args))
+    C.publish("preview_latency", lines, args, section=args.section)
     return 0
 
 

@@ -269,10 +269,7 @@ def main(argv=None) -> int:
              "pore: no grey-value rule, and no learner trained on those slices, separates them as B's labels do.",
              "", C.md_table(grey_table(slices), ["acq", "slice", "median pore / CBD / NMC",
                                                  "CBD over pore contrast", "pore / CBD / NMC fraction"])]
-    body = "\n".join(lines)
-    print()
-    print(body)
-    C.write_section("real_ceiling" + ("_quick" if args.quick else ""), body, C.results_path(args))
+    C.publish("real_ceiling", lines, args)
     return 0
 
 

@@ -525,11 +525,7 @@ def main(argv=None) -> int:
                                    "B/voxel", "input", "particles", "F1@0.5 vs truth", "steps (s)",
                                    "peak stage (sampled)"], digits=2),
              "Ratios and targets (≤ 8 B/voxel; ≥ 3× faster than PoreSpy):", "", *ratio_lines]
-    body = "\n".join(lines)
-    print()
-    print(body)
-    section = args.section or ("speed_memory" + ("_quick" if args.quick else ""))
-    C.write_section(section, body, C.results_path(args))
+    C.publish("speed_memory", lines, args, section=args.section)
     return 0
 
 
