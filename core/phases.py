@@ -561,16 +561,27 @@ RESOLVABLE_GAP_SIGMAS = 2.7
 PV_SIGMA_MAX = 0.9
 
 
+def suggested_downsample(pv_sigma: float | None) -> int:
+    """Downsampling factor that brings a blur of ``pv_sigma`` voxels back to about 0.75 voxel (1 = none needed).
+
+    1 while ``pv_sigma`` is at most :data:`PV_SIGMA_MAX` (or None), else
+    ``max(2, ceil(pv_sigma / 0.75))``, capped at :data:`MAX_DOWNSAMPLE`.
+    """
+    if pv_sigma is None or not pv_sigma > PV_SIGMA_MAX:
+        return 1
+    return min(MAX_DOWNSAMPLE, max(2, int(np.ceil(float(pv_sigma) / 0.75 - 1e-9))))
+
+
 def pv_sigma_warning(pv_sigma: float) -> str | None:
     """One sentence when the blur is beyond what the partial-volume correction handles, else None."""
-    if pv_sigma is None or not pv_sigma > PV_SIGMA_MAX:
+    factor = suggested_downsample(pv_sigma)
+    if factor == 1:
         return None
-    factor = max(2, int(np.ceil(float(pv_sigma) / 0.75 - 1e-9)))
     return (f"The blur (σ = {float(pv_sigma):.2f} voxel) is wider than the partial-volume correction handles "
             f"(validated at 0.75 voxel; on synthetic electrodes at σ ≥ 1 voxel the detachment came out too low "
             f"by 0.07-0.31), so the detachment will be underestimated: downsample the volume by {factor} "
-            f"before the analysis (Samples page: 'Downsample by' when adding it; CLI: --downsample {factor}; "
-            f"core.phases.downsample).")
+            f"before the analysis (in the app: 'Add a copy downsampled by {factor}' on the Segment page, or "
+            f"'Downsample by' on the Samples page; CLI: --downsample {factor}).")
 
 
 def resolvable_gap_um(pv_sigma: float, spacing) -> float:

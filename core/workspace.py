@@ -491,6 +491,34 @@ class Workspace:
             sid = int(cur.lastrowid)
         return self.get_sample(sid)
 
+    def add_downsampled_copy(self, sample_id: int, factor: int) -> Sample:
+        """A new sample reading the same source ``factor`` times coarser (block means).
+
+        The copy keeps the group, axis and separator side; its voxel size is the
+        original's times ``factor`` and its ``source_options["downsample"]`` the
+        product of both factors.  Its name says the total factor.
+
+        Raises
+        ------
+        ValueError
+            ``factor`` below 2, or a total factor above :data:`core.phases.MAX_DOWNSAMPLE`.
+        """
+        from .phases import MAX_DOWNSAMPLE, check_downsample
+
+        s = self.get_sample(sample_id)
+        factor = check_downsample(factor)
+        if factor < 2:
+            raise ValueError(f"a downsampled copy needs a factor of 2 or more, got {factor}")
+        total = s.downsample * factor
+        if total > MAX_DOWNSAMPLE:
+            raise ValueError(f"'{s.name}' is already downsampled by {s.downsample}; another {factor} would make "
+                             f"{total}, above the largest factor {MAX_DOWNSAMPLE}")
+        base = s.name.split(" (downsampled by ")[0] if s.downsample > 1 else s.name
+        return self.add_sample(f"{base} (downsampled by {total})", s.source,
+                               spacing=tuple(v * factor for v in s.spacing), group_label=s.group_label,
+                               axis=s.axis, separator_side=s.separator_side,
+                               source_options={**s.source_options, "downsample": total})
+
     def get_sample(self, sample_id: int) -> Sample:
         """The sample with this id; ``KeyError`` if there is none."""
         rows = self._query("SELECT * FROM samples WHERE id = ?", (int(sample_id),))

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
-from core.phases import RESOLVABLE_GAP_SIGMAS, pv_sigma_warning, resolvable_gap_um
+from core.phases import RESOLVABLE_GAP_SIGMAS, pv_sigma_warning, resolvable_gap_um, suggested_downsample
 from ui import cache, charts, compute, render, state, widgets
 
 ws = cache.workspace()
@@ -114,6 +114,7 @@ if latest is not None:
             too_blurred = pv_sigma_warning(float(seg["pv_sigma"]))
             if too_blurred:
                 st.warning(too_blurred)
+                widgets.downsampled_copy_button(ws, sample, vol.shape, suggested_downsample(float(seg["pv_sigma"])))
 else:
     st.info("Not analysed yet.")
 failed = ws.latest_analysis(sid, status=None)

@@ -33,6 +33,7 @@ ADD_AXIS = "w_add_axis"
 ADD_SIDE = "w_add_side"
 ADD_SUBMIT = "w_add_submit"
 ADD_DOWNSAMPLE = "w_add_downsample"    # + source kind and token
+DOWNSAMPLED_COPY = "w_downsampled_copy"  # + sample id: the Segment page's "add a downsampled copy" button
 BROWSE_OPEN = "w_browse_open"
 BROWSE_UP = "w_browse_up"
 EDIT_NAME = "w_edit_name"

@@ -191,6 +191,32 @@ def downsample_picker(key: str, shape) -> int:
              "Enter the FILE's voxel size above; the analysis uses F times it."))
 
 
+def downsampled_copy_button(ws: Workspace, sample: Sample, shape, factor: int) -> None:
+    """Button that adds ``sample`` again, ``factor`` times coarser, and switches to the copy.
+
+    Shown only where the copy is possible (total factor within the limit, at
+    least 8 voxels left on every axis).
+    """
+    from core.phases import MAX_DOWNSAMPLE
+
+    if factor < 2 or sample.downsample * factor > MAX_DOWNSAMPLE or min(int(n) for n in shape) // factor < 8:
+        return
+    coarse = "×".join(str(int(n) // factor) for n in shape)
+    if st.button(f"Add a copy downsampled by {factor} ({coarse} voxels)", key=state.k(state.DOWNSAMPLED_COPY, sample.id),
+                 icon=":material/grid_goldenratio:",
+                 help="A new sample reading the same file with blocks of "
+                      f"{factor}×{factor}×{factor} voxels averaged; this one and its analyses stay as they are."):
+        try:
+            copy = ws.add_downsampled_copy(sample.id, factor)
+        except (ValueError, TypeError) as exc:
+            st.error(one_sentence(exc))
+            return
+        st.session_state[state.PENDING_SAMPLE] = copy.id
+        flash("success", f"Added sample '{copy.name}' (voxel {'×'.join(f'{v:g}' for v in copy.spacing)} µm). "
+                         "Analyse it here.")
+        st.rerun()
+
+
 # --------------------------------------------------------------------------- slices
 
 

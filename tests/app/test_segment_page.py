@@ -170,3 +170,35 @@ def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
     at.selectbox(key=state.k(state.SEG_DENOISE, s.id)).select("median").run()
     no_exception(at)
     assert any("estimated from the image as the full run does" in c.value for c in at.caption)
+
+
+def test_blur_warning_offers_a_downsampled_copy(empty_ws):
+    """Beyond the validated blur the page warns and adds the sample again, coarser, in one click."""
+    from core.io import save_tiff
+    from core.phases import suggested_downsample
+    from core.synth import ElectrodeParams, ImagingParams, make_electrode
+
+    # 0.5 µm blur on 0.25 µm voxels: σ 2 voxels
+    e = make_electrode(ElectrodeParams(shape=(40, 48, 48), spacing=(0.25,) * 3), ImagingParams(blur_um=0.5), rng=2)
+    src = empty_ws.root / "blurred.tif"
+    save_tiff(src, e.greyscale, e.spacing)
+    s = empty_ws.add_sample("blurred", str(src), spacing=0.25, group_label="g", source_options={"read": {}})
+    with pytest.warns(UserWarning, match="wider than the partial-volume correction handles"):
+        empty_ws.run_analysis(s.id, empty_ws.load_volume(s))
+    sigma = empty_ws.latest_analysis(s.id).resolved_params["segment"]["pv_sigma"]
+    f = suggested_downsample(sigma)
+    assert f >= 2
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert any("wider than the partial-volume correction handles" in w.value for w in at.warning)
+    button = at.button(key=state.k(state.DOWNSAMPLED_COPY, s.id))
+    assert f"Add a copy downsampled by {f} ({40 // f}×{48 // f}×{48 // f} voxels)" == button.label
+    button.click().run()
+    no_exception(at)
+    copy = empty_ws.list_samples()[-1]
+    assert copy.name == f"blurred (downsampled by {f})" and copy.downsample == f and copy.group_label == "g"
+    assert copy.spacing == pytest.approx((0.25 * f,) * 3)
+    assert empty_ws.load_volume(copy).shape == (40 // f, 48 // f, 48 // f)
+    assert at.session_state[state.SAMPLE_ID] == copy.id or at.session_state[state.PENDING_SAMPLE] == copy.id

@@ -566,3 +566,4 @@ def test_pv_sigma_warning_beyond_the_validated_blur():
     msg = P.pv_sigma_warning(1.3)
     assert "σ = 1.30 voxel" in msg and "downsample the volume by 2" in msg and "\n" not in msg
     assert "downsample the volume by 3" in P.pv_sigma_warning(2.0)
+    assert [P.suggested_downsample(v) for v in (None, 0.75, 0.9, 0.91, 1.5, 1.51, 2.0, 30.0)] == [1, 1, 1, 2, 2, 3, 3, 8]

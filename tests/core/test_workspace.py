@@ -208,6 +208,14 @@ def test_downsampled_sample_loads_on_the_coarse_grid_and_replays(tmp_path):
     assert e.downsample == 2
     with pytest.raises(ValueError, match="between 1 and 8"):
         ws.add_sample("h", str(f), source_options={"downsample": 9})
+    # a further copy multiplies the factors and the voxel size, and keeps the metadata
+    c = ws.add_downsampled_copy(s.id, 2)
+    assert (c.name, c.downsample, c.spacing, c.source) == ("f (downsampled by 4)", 4, (0.8, 0.8, 0.8), s.source)
+    assert ws.load_volume(c).shape == (2, 1, 2)
+    with pytest.raises(ValueError, match=r"already downsampled by 4; another 4 would make 16"):
+        ws.add_downsampled_copy(c.id, 4)
+    with pytest.raises(ValueError, match="factor of 2 or more"):
+        ws.add_downsampled_copy(s.id, 1)
     with pytest.raises(ValueError, match="phase volume cannot be downsampled"):
         ws.update_sample(s.id, source_options={"phase_map": "0=pore,1=cbd,2=nmc", "downsample": 2})
 
