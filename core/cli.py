@@ -169,7 +169,8 @@ def _cmd_analyze(args) -> None:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = run(data, params, spacing=spacing, presegmented=presegmented, progress=_progress(args.quiet))
+        result = run(data, params, spacing=spacing, presegmented=presegmented, progress=_progress(args.quiet),
+                     downsampled=getattr(args, "downsample", 1) or 1)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     record = {

@@ -561,25 +561,61 @@ RESOLVABLE_GAP_SIGMAS = 2.7
 PV_SIGMA_MAX = 0.9
 
 
-def suggested_downsample(pv_sigma: float | None) -> int:
-    """Downsampling factor that brings a blur of ``pv_sigma`` voxels back to about 0.75 voxel (1 = none needed).
+def box_blur_removed(pv_sigma: float, downsampled: int = 1) -> float:
+    """The fitted blur without the share of a block-mean downsampling's box, in voxels of the coarse grid.
 
-    1 while ``pv_sigma`` is at most :data:`PV_SIGMA_MAX` (or None), else
-    ``max(2, ceil(pv_sigma / 0.75))``, capped at :data:`MAX_DOWNSAMPLE`.
+    Block means over ``f`` voxels add a box of variance ``(f² - 1) / 12`` fine
+    voxels², i.e. ``(f² - 1) / (12 f²)`` coarse voxels², to the blur the
+    image already had; the fitted σ contains both.  The box is harmless to the
+    partial-volume correction (``bench/blur_sweep.py``: blur 1.5 voxel
+    downsampled by 2 was fitted at 0.85 voxel and gave a detachment error of
+    0.031, while a 1.0-voxel Gaussian blur without downsampling, fitted at
+    0.97, gave 0.067), so the limit :data:`PV_SIGMA_MAX` applies to the rest.
     """
-    if pv_sigma is None or not pv_sigma > PV_SIGMA_MAX:
+    f = check_downsample(downsampled, "downsampled")
+    return float(np.sqrt(max(float(pv_sigma) ** 2 - (f * f - 1) / (12.0 * f * f), 0.0)))
+
+
+def suggested_downsample(pv_sigma: float | None, downsampled: int = 1) -> int:
+    """Further downsampling factor that brings the blur back near the validated 0.75 voxel (1 = none needed).
+
+    ``pv_sigma`` is the fitted blur of a volume already block-averaged by
+    ``downsampled`` (1: not).  1 while :func:`box_blur_removed` is at most
+    :data:`PV_SIGMA_MAX` (or ``pv_sigma`` is None), else
+    ``max(2, ceil(sigma / 0.75))`` of it, within :data:`MAX_DOWNSAMPLE` in all.
+    A larger factor is not better: on the electrode of ``bench/blur_sweep.py``
+    (0.8 µm gaps, blur 1.5 voxel of 0.2 µm) a factor 2 gave an error of 0.031,
+    a factor 3 0.06, as the gaps shrink to about one voxel.
+    """
+    if pv_sigma is None:
         return 1
-    return min(MAX_DOWNSAMPLE, max(2, int(np.ceil(float(pv_sigma) / 0.75 - 1e-9))))
+    sigma = box_blur_removed(pv_sigma, downsampled)
+    if not sigma > PV_SIGMA_MAX:
+        return 1
+    room = MAX_DOWNSAMPLE // check_downsample(downsampled, "downsampled")
+    return max(1, min(room, max(2, int(np.ceil(sigma / 0.75 - 1e-9)))))
 
 
-def pv_sigma_warning(pv_sigma: float) -> str | None:
-    """One sentence when the blur is beyond what the partial-volume correction handles, else None."""
-    factor = suggested_downsample(pv_sigma)
-    if factor == 1:
+def pv_sigma_warning(pv_sigma: float, downsampled: int = 1) -> str | None:
+    """One sentence when the blur is beyond what the partial-volume correction handles, else None.
+
+    ``downsampled``: the block-mean factor the volume was already reduced by
+    (its box is discounted, see :func:`box_blur_removed`).
+    """
+    if pv_sigma is None:
         return None
-    return (f"The blur (σ = {float(pv_sigma):.2f} voxel) is wider than the partial-volume correction handles "
-            f"(validated at 0.75 voxel; on synthetic electrodes at σ ≥ 1 voxel the detachment came out too low "
-            f"by 0.07-0.31), so the detachment will be underestimated: downsample the volume by {factor} "
+    sigma = box_blur_removed(pv_sigma, downsampled)
+    if not sigma > PV_SIGMA_MAX:
+        return None
+    factor = suggested_downsample(pv_sigma, downsampled)
+    head = (f"The blur (σ = {float(pv_sigma):.2f} voxel"
+            + (f"; {sigma:.2f} without the box of the downsampling by {int(downsampled)}" if downsampled > 1 else "")
+            + ") is wider than the partial-volume correction handles (validated at 0.75 voxel; on synthetic "
+              "electrodes at σ ≥ 1 voxel the detachment came out too low by 0.07-0.31), so the detachment will be "
+              "underestimated")
+    if factor < 2:
+        return head + f", and the volume cannot be downsampled further (at most {MAX_DOWNSAMPLE} in all)."
+    return (head + f": downsample the volume by {factor} "
             f"before the analysis (in the app: 'Add a copy downsampled by {factor}' on the Segment page, or "
             f"'Downsample by' on the Samples page; CLI: --downsample {factor}).")
 

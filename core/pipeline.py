@@ -165,6 +165,7 @@ def run(
     spacing=None,
     presegmented: bool = False,
     progress: Progress | None = None,
+    downsampled: int = 1,
 ) -> AnalysisResult:
     """Analyse one volume end to end.
 
@@ -178,12 +179,19 @@ def run(
         ``volume`` already holds phase codes: skip segmentation.
     progress : callable(fraction, message), optional
         Called with the overall fraction done (0..1) and the current step.
+    downsampled : int
+        The block-mean factor ``volume`` was already reduced by (1: none).
+        Only recorded, and used to judge the fitted blur
+        (:func:`core.phases.pv_sigma_warning`).
 
     Returns
     -------
     AnalysisResult
     """
     params = params or AnalysisParams()
+    from .phases import check_downsample
+
+    downsampled = check_downsample(downsampled, "downsampled")
     sp = normalize_spacing(spacing)
     report = progress or (lambda f, m: None)
     timings: dict[str, float] = {}
@@ -207,7 +215,8 @@ def run(
         if params.method == "threshold":
             res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
             phases, seg_params = res.phases, res.params
-            too_blurred = pv_sigma_warning(seg_params.pv_sigma) if seg_params.partial_volume else None
+            too_blurred = (pv_sigma_warning(seg_params.pv_sigma, downsampled) if seg_params.partial_volume
+                           else None)
             if too_blurred:
                 warnings.warn(too_blurred, stacklevel=2)
         if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)
@@ -257,6 +266,7 @@ def run(
         "input_shape": list(volume.shape),
         "input_dtype": str(volume.dtype),
         "spacing_um": list(sp),
+        "downsampled": downsampled,
         "presegmented": presegmented,
         "separator_side_detected": side if contrast is not None else None,
         "separator_side_contrast": contrast,

@@ -787,7 +787,7 @@ def replay(entry: RecipeEntry, *, verify: bool = True,
     if verify:
         verify_checksum(entry, volume)
     return run(volume, entry.params, spacing=entry.spacing, presegmented=entry.input.presegmented,
-               progress=progress)
+               progress=progress, downsampled=entry.input.downsample)
 
 
 def version_differences(entry: RecipeEntry) -> dict[str, tuple[str, str]]:

@@ -764,7 +764,8 @@ class Workspace:
         # what was read, as it was at run time (the sample's options may change later): enough to replay
         snapshot = {"input": {"source": sample.source, "source_options": sample.source_options}}
         try:
-            result = run(volume, params, spacing=sample.spacing, presegmented=presegmented, progress=progress)
+            result = run(volume, params, spacing=sample.spacing, presegmented=presegmented, progress=progress,
+                         downsampled=sample.downsample)
             return self.finish_analysis(aid, result, extra_provenance={**snapshot, **(extra_provenance or {})})
         except BaseException as exc:
             self.fail_analysis(aid, _one_sentence(exc))

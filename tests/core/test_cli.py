@@ -309,6 +309,7 @@ def test_analyze_downsample_writes_the_coarse_grid_and_replays(tmp_path, capsys)
     rec = json.loads((out / "run.json").read_text())
     assert rec["input"]["downsample"] == 2 and rec["input"]["shape_read"] == [50, 48, 48]
     assert rec["provenance"]["spacing_um"] == pytest.approx([0.5, 0.5, 0.5])
+    assert rec["provenance"]["downsampled"] == 2
     assert json.loads(recipe.read_text())["analyses"][0]["input"]["downsample"] == 2
     # the recipe replays on the same coarse grid: the checksum of the downsampled input matches
     assert cli.main(["run", str(recipe), "--out", str(tmp_path / "replay"), "-q"]) == 0
