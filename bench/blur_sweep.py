@@ -11,7 +11,7 @@ gap in blur sigmas, the estimated σ, median |detachment error| and its median
 
 Second table, the same physics on finer voxels: ``cycled-1C`` (seed 5, a
 38.4 µm cube, blur 0.3 µm, gaps 0.8 µm) at voxel sizes 0.4, 0.3 and 0.2 µm
-(blur 0.75, 1.0 and 1.5 voxel), and the 0.2 µm volume downsampled by 2
+(blur 0.75, 1.0 and 1.5 voxel), and the 0.2 µm volume downsampled by 2 and by 3
 (``core.phases.downsample``; particles matched to the truth by centroid within
 1 µm, since the grids differ).
 
