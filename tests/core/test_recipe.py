@@ -399,3 +399,19 @@ def test_analyze_recipe_folder_must_exist(analysed, tmp_path, capsys):
     assert rc_ == cli.EXIT_BAD_INPUT
     assert "the folder of --recipe does not exist" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_downsampled_workspace_sample_replays_identically(tmp_path):
+    """A sample read downsampled: its recipe carries the factor and replays the same table on the coarse grid."""
+    ws = Workspace(tmp_path / "ws")
+    s = ws.add_sample("coarse", "demo:cycled-1C", spacing=0.8,
+                      source_options={"shape": [64, 64, 64], "seed": 1, "downsample": 2})
+    a = ws.run_analysis(s.id, ws.load_volume(s))
+    assert a.provenance["downsampled"] == 2 and a.provenance["input_shape"] == [32, 32, 32]
+    e = rc.entry_from_workspace(ws, a)
+    assert e.input == rc.DemoInput("cycled-1C", seed=1, shape=(64, 64, 64), downsample=2)
+    assert e.spacing == (0.8, 0.8, 0.8)
+    rc.write_recipe(rc.Recipe((e,)), tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["analyses"][0]["input"]["downsample"] == 2
+    assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(tmp_path / "R"), "-q"]) == 0  # checksum verified
+    assert (tmp_path / "R" / "coarse" / "particles.csv").read_bytes() == ws.load_table(a.id).to_csv(index=False).encode()
