@@ -26,7 +26,7 @@ import streamlit as st
 from core import compare
 from core import phases as core_phases
 from core.nn.params import ModelParams
-from core.phases import PreviewContext, PreviewGlobals, SegmentParams, suggest_thresholds
+from core.phases import PreviewContext, PreviewGlobals, SegmentParams
 from core.workspace import Analysis, Sample, Workspace
 
 from . import compute, render, settings
@@ -119,12 +119,6 @@ def detachment_by_label(ref: ResultRef) -> np.ndarray:
 @st.cache_data(max_entries=16, show_spinner=False)
 def histogram(ref: VolumeRef, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
     return compute.histogram(volume(ref), bins)
-
-
-@st.cache_data(max_entries=16, show_spinner="Suggesting thresholds…")
-def suggested_thresholds(ref: VolumeRef) -> tuple[float, float]:
-    """Suggested thresholds (:func:`core.phases.suggest_thresholds`)."""
-    return suggest_thresholds(volume(ref))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

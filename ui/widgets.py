@@ -19,7 +19,7 @@ from core.particles import SeparationParams
 from core.phases import DENOISE_METHODS, SegmentParams
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, state
+from . import cache, compute, state
 from .render import AXES
 
 SIDE_LABELS = {"auto": "auto-detect (less NMC = separator)", "start": "start of the axis (index 0)",
@@ -240,12 +240,26 @@ def slice_picker(base_key: str, shape: tuple[int, int, int], *, default_axis: in
 # --------------------------------------------------------------------------- segmentation
 
 
-def threshold_defaults(ref: cache.VolumeRef, latest: Analysis | None) -> tuple[float, float]:
+def _globals_key(base: SegmentParams, latest: Analysis | None, denoise: str, size: float,
+                 pv: bool) -> SegmentParams:
+    """The preview-globals key of these denoising settings (the blur of ``latest`` where it applies)."""
+    pv_sigma = base.pv_sigma if (latest is not None and denoise == base.denoise
+                                 and float(size) == float(base.denoise_size)) else None
+    return compute.globals_key(SegmentParams(denoise=denoise, denoise_size=float(size), partial_volume=bool(pv),
+                                             pv_sigma=pv_sigma))
+
+
+def suggested_thresholds(ref: cache.VolumeRef, key: SegmentParams) -> tuple[float, float]:
+    """What a run without thresholds would use after this denoising (:attr:`PreviewGlobals.suggested`)."""
+    return tuple(float(v) for v in cache.preview_globals(ref, key).suggested)  # type: ignore[return-value]
+
+
+def threshold_defaults(ref: cache.VolumeRef, latest: Analysis | None, key: SegmentParams) -> tuple[float, float]:
     if latest is not None:
         seg = latest.resolved_params.get("segment", {})
         if seg.get("low") is not None and seg.get("high") is not None:
             return float(seg["low"]), float(seg["high"])
-    return cache.suggested_thresholds(ref)
+    return suggested_thresholds(ref, key)
 
 
 def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: float,
@@ -255,8 +269,16 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
     base = SegmentParams()
     if latest is not None:
         base = SegmentParams(**latest.resolved_params.get("segment", {}))
-    low0, high0 = threshold_defaults(ref, latest)
     k_low, k_high = state.k(state.SEG_LOW, sid), state.k(state.SEG_HIGH, sid)
+    k_dn, k_size = state.k(state.SEG_DENOISE, sid), state.k(state.SEG_DENOISE_SIZE, sid)
+    k_pv, k_isl = state.k(state.SEG_PV, sid), state.k(state.SEG_MIN_ISLAND, sid)
+
+    def key_now() -> SegmentParams:
+        ss = st.session_state
+        return _globals_key(base, latest, ss.get(k_dn, base.denoise), ss.get(k_size, base.denoise_size),
+                            ss.get(k_pv, base.partial_volume))
+
+    low0, high0 = threshold_defaults(ref, latest, key_now())
     init(k_low, float(np.clip(low0, vmin, vmax)))
     init(k_high, float(np.clip(high0, vmin, vmax)))
     span = max(vmax - vmin, 1e-9)
@@ -264,7 +286,7 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
     fmt = "%.0f" if step >= 1 else "%.3f"
 
     def suggest():
-        lo, hi = cache.suggested_thresholds(ref)
+        lo, hi = suggested_thresholds(ref, key_now())
         st.session_state[k_low] = float(np.clip(lo, vmin, vmax))
         st.session_state[k_high] = float(np.clip(hi, vmin, vmax))
 
@@ -272,11 +294,12 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
                     persist_state=PERSIST, help="Voxels darker than this are pore.")
     high = st.slider("CBD | NMC threshold (grey value)", float(vmin), float(vmax), key=k_high, step=step, format=fmt,
                      persist_state=PERSIST, help="Voxels at least this bright are NMC; between the two, CBD.")
-    st.button("Suggest thresholds (midpoints of the pure phases)", key=state.k(state.SEG_SUGGEST, sid), on_click=suggest)
+    st.button("Suggest thresholds (midpoints of the pure phases)", key=state.k(state.SEG_SUGGEST, sid), on_click=suggest,
+              help="The thresholds a run without thresholds would use, after the chosen denoising: the midpoints of "
+                   "the pure grey values of pore, CBD and NMC, measured two voxels inside each phase of a central "
+                   "block.")
 
     with st.expander("Denoising and clean-up", expanded=False):
-        k_dn, k_size = state.k(state.SEG_DENOISE, sid), state.k(state.SEG_DENOISE_SIZE, sid)
-        k_pv, k_isl = state.k(state.SEG_PV, sid), state.k(state.SEG_MIN_ISLAND, sid)
         init(k_dn, base.denoise)
         init(k_size, float(base.denoise_size))
         init(k_pv, bool(base.partial_volume))
@@ -295,8 +318,7 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
     if not low < high:
         st.error(f"The pore | CBD threshold ({low:g}) must be below the CBD | NMC threshold ({high:g}).")
         return None
-    pv_sigma = base.pv_sigma if (latest is not None and denoise == base.denoise
-                                 and float(size) == float(base.denoise_size)) else None
+    pv_sigma = _globals_key(base, latest, denoise, size, pv).pv_sigma
     return SegmentParams(denoise=denoise, denoise_size=float(size), low=float(low), high=float(high),
                          partial_volume=bool(pv), pv_sigma=pv_sigma, min_island=int(island))
 

@@ -74,6 +74,17 @@ def test_suggest_sets_the_otsu_thresholds(seeded_ws):
     want = suggest_thresholds(seeded_ws.load_volume(s))
     assert at.slider(key=k_low).value == pytest.approx(want[0], abs=1.0)
     assert at.slider(key=k_high).value == pytest.approx(want[1], abs=1.0)
+    # with a denoising chosen, Suggest gives what a run without thresholds would use after that denoising
+    from core.phases import SegmentParams, preview_globals
+
+    at.selectbox(key=state.k(state.SEG_DENOISE, s.id)).select("median").run()
+    at.slider(key=state.k(state.SEG_DENOISE_SIZE, s.id)).set_value(3.0).run()
+    at.button(key=state.k(state.SEG_SUGGEST, s.id)).click().run()
+    no_exception(at)
+    smoothed = preview_globals(seeded_ws.load_volume(s), SegmentParams(denoise="median", denoise_size=3.0)).suggested
+    assert smoothed != pytest.approx(want, abs=1.0)  # the denoising matters: the check below can fail
+    assert at.slider(key=k_low).value == pytest.approx(smoothed[0], abs=1.0)
+    assert at.slider(key=k_high).value == pytest.approx(smoothed[1], abs=1.0)
 
 
 def test_inverted_thresholds_are_an_error_and_block_the_run(seeded_ws):
