@@ -161,6 +161,47 @@ def combine(tables: Mapping[str, pd.DataFrame], groups: Mapping[str, str] | None
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def drop_small(tables: Mapping[str, pd.DataFrame], min_diameter_um: float
+               ) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """Leave out particles smaller than an equivalent diameter (fines, segmentation debris).
+
+    A few-voxel "particle" has a detachment of 0, 1 or a coarse fraction in
+    between, which widens the spread; on the real calendered NMC volume of
+    ``../shared/data/real`` 95 of 1765 particles (5 %) were under 1 µm³.
+
+    Parameters
+    ----------
+    tables : {name: particle table}
+        With an ``equiv_diameter_um`` column.
+    min_diameter_um : float
+        Keep particles with ``equiv_diameter_um >= min_diameter_um``; 0 keeps all.
+
+    Returns
+    -------
+    tables : {name: particle table}
+        Filtered copies (the input tables themselves where nothing is dropped).
+    dropped : {name: int}
+        Particles left out per electrode.
+
+    Raises
+    ------
+    ValueError
+        A negative or non-finite ``min_diameter_um``, or a table without ``equiv_diameter_um``.
+    """
+    tables = _check_tables(tables, min_count=0)
+    d = float(min_diameter_um)
+    if not np.isfinite(d) or d < 0:
+        raise ValueError(f"min_diameter_um must be a finite number >= 0, got {min_diameter_um!r}")
+    out, dropped = {}, {}
+    for name, t in tables.items():
+        if "equiv_diameter_um" not in t.columns:
+            raise ValueError(f"the table of electrode {name!r} has no 'equiv_diameter_um' column to filter by size")
+        keep = t["equiv_diameter_um"].to_numpy() >= d if d > 0 else np.ones(len(t), bool)
+        dropped[name] = int(len(t) - keep.sum())
+        out[name] = t if keep.all() else t[keep].reset_index(drop=True)
+    return out, dropped
+
+
 # --------------------------------------------------------------------------- weights
 
 
@@ -1102,7 +1143,7 @@ def trend(
 __all__ = [
     "BINNINGS", "CLIFF_THRESHOLDS", "EDGE_POLICIES", "EXTENT_COLUMNS", "QUANTILES", "WEIGHTINGS",
     "Binning", "Distributions", "EdgePolicy", "PairwiseTests", "ParticleWeights", "Summary", "Trend", "Weighting",
-    "bootstrap_median_ci", "bootstrap_median_diff_ci", "cliffs_delta", "combine", "distributions",
+    "bootstrap_median_ci", "bootstrap_median_diff_ci", "cliffs_delta", "combine", "distributions", "drop_small",
     "effect_size_label", "holm", "miles_weights", "pairwise_tests", "particle_weights", "reading", "summary",
     "trend", "weighted_density", "weighted_ecdf", "weighted_histogram", "weighted_quantile", "wilson_ci",
 ]

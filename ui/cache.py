@@ -191,34 +191,49 @@ SEED = 0        # bootstrap seed of the dashboard's statistics
 N_BOOT = 2000   # bootstrap resamples (summary, pairwise); trends use half per bin
 
 
-def _tables(electrodes: Electrodes) -> dict[str, pd.DataFrame]:
-    return {name: table(ref) for name, ref in electrodes}
+@dataclass(frozen=True)
+class Selection:
+    """The particles the Compare page's statistics use (a cache key).
+
+    Attributes
+    ----------
+    electrodes : ((display name, ResultRef), ...)
+    min_diameter_um : float
+        Particles with a smaller equivalent diameter are left out (0 keeps all).
+    """
+
+    electrodes: Electrodes
+    min_diameter_um: float = 0.0
+
+
+def _tables(sel: Selection) -> dict[str, pd.DataFrame]:
+    return compare.drop_small({name: table(ref) for name, ref in sel.electrodes}, sel.min_diameter_um)[0]
 
 
 @st.cache_data(max_entries=16, show_spinner="Bootstrapping the summary…")
-def cmp_summary(electrodes: Electrodes, groups: tuple[tuple[str, str], ...], edge_policy: str,
+def cmp_summary(sel: Selection, groups: tuple[tuple[str, str], ...], edge_policy: str,
                 cut: float) -> compare.Summary:
-    return compare.summary(_tables(electrodes), dict(groups), cut=cut, edge_policy=edge_policy, n_boot=N_BOOT,
+    return compare.summary(_tables(sel), dict(groups), cut=cut, edge_policy=edge_policy, n_boot=N_BOOT,
                            rng=SEED)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def cmp_distributions(electrodes: Electrodes, metric: str, weighting: str, edge_policy: str,
+def cmp_distributions(sel: Selection, metric: str, weighting: str, edge_policy: str,
                       windows_um: tuple[tuple[str, tuple[float, float, float] | None], ...]) -> compare.Distributions:
-    return compare.distributions(_tables(electrodes), metric, weighting=weighting, edge_policy=edge_policy,
+    return compare.distributions(_tables(sel), metric, weighting=weighting, edge_policy=edge_policy,
                                  windows_um=dict(windows_um))
 
 
 @st.cache_data(max_entries=16, show_spinner="Testing the pairs…")
-def cmp_pairwise(electrodes: Electrodes, metric: str, edge_policy: str, label: str) -> compare.PairwiseTests:
-    return compare.pairwise_tests(_tables(electrodes), metric, edge_policy=edge_policy, rng=SEED, n_boot=N_BOOT,
+def cmp_pairwise(sel: Selection, metric: str, edge_policy: str, label: str) -> compare.PairwiseTests:
+    return compare.pairwise_tests(_tables(sel), metric, edge_policy=edge_policy, rng=SEED, n_boot=N_BOOT,
                                   label=label)
 
 
 @st.cache_data(max_entries=16, show_spinner="Binning…")
-def cmp_trend(electrodes: Electrodes, x: str, bins: int, binning: str, range: tuple[float, float] | None,
+def cmp_trend(sel: Selection, x: str, bins: int, binning: str, range: tuple[float, float] | None,
               edge_policy: str, low_n: int) -> compare.Trend:
-    return compare.trend(_tables(electrodes), x, bins=bins, binning=binning, range=range, edge_policy=edge_policy,
+    return compare.trend(_tables(sel), x, bins=bins, binning=binning, range=range, edge_policy=edge_policy,
                          low_n=low_n, n_boot=N_BOOT // 2, rng=SEED)
 
 

@@ -137,7 +137,8 @@ def slug(text: str) -> str:
 
 def report_html(items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[str, pd.DataFrame],
                 *, title: str, summary: pd.DataFrame | None = None,
-                chart_map: Mapping[str, Any] | None = None, recipe: Mapping | None = None) -> bytes:
+                chart_map: Mapping[str, Any] | None = None, recipe: Mapping | None = None,
+                notes: Sequence[str] = ()) -> bytes:
     """The HTML report (:func:`core.report.build_report`) of workspace analyses, as UTF-8 bytes.
 
     ``items`` are ``(display name, sample, analysis)``; ``tables`` their
@@ -153,7 +154,7 @@ def report_html(items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[s
             versions=prov.get("versions", {}), group=sample.group_label,
         ))
     rendered = {t: chart_svg(c) for t, c in (chart_map or {}).items()}
-    notes = []
+    notes = list(notes)
     if any(s.is_demo for _, s, _ in items):
         notes.append("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
     html = build_report(electrodes, title=title, summary=summary, charts=rendered, versions=export_versions(),
@@ -292,7 +293,8 @@ def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
         return
     all_names = [s.name for s in samples.values() if ws.latest_analysis(s.id) is not None]
     items = [(electrode_name(s, all_names), s, a) for s, a in items_raw]
-    tables = {n: cache.table(cache.ResultRef.of(ws, a)) for n, _, a in items}
+    min_d = float(st.session_state.get(state.CMP_MIN_DIAMETER) or 0.0)  # the Compare page's size filter
+    tables, dropped = compare.drop_small({n: cache.table(cache.ResultRef.of(ws, a)) for n, _, a in items}, min_d)
     groups = {n: s.group_label for n, s, _ in items}
     combined = compare.combine(tables, groups)
     summary = _summary_table(tables, groups)
@@ -305,11 +307,16 @@ def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
     recipe_bytes = dumps(recipe).encode("utf-8") if recipe is not None else None
     st.subheader("Export")
     st.caption(f"{len(items)} electrodes: " + ", ".join(n for n, _, _ in items)
+               + (f"; particles under {min_d:g} µm left out of the table, charts and report "
+                  f"({sum(dropped.values())} in all)" if min_d > 0 else "")
                + ". The recipe replays them headless with `python -m core run RECIPE --out DIR`.")
 
     def report() -> bytes:
+        notes = ([f"Particles with an equivalent diameter under {min_d:g} µm are left out of the tables, charts "
+                  "and summary (" + ", ".join(f"{n}: {k}" for n, k in dropped.items()) + ")."] if min_d > 0 else [])
         return report_html(items, tables, title="Comparison of electrodes", summary=summary,
-                           chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None)
+                           chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
+                           notes=notes)
 
     _buttons("compare", "comparison", combined, chart_map, report, recipe_bytes, reason, csv=True, chart_buttons=True)
 

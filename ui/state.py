@@ -79,6 +79,7 @@ PART_INDEX = "w_part_index"
 # ---- Compare page
 CMP_SAMPLES = "w_cmp_samples"
 CMP_EDGE = "w_cmp_edge"                # edge policy: exclude / include / miles
+CMP_MIN_DIAMETER = "w_cmp_min_diameter"    # smallest equivalent diameter counted (µm)
 CMP_CUT = "w_cmp_cut"                  # detachment cut of the "share detached" column
 CMP_METRIC = "w_cmp_metric"
 CMP_WEIGHTING = "w_cmp_weighting"      # number / volume

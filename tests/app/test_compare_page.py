@@ -260,3 +260,22 @@ def test_detachment_colours_share_one_scale():
     assert tuple(c[3]) == (200, 200, 200)
     t = label_colour_table(np.array([1, 2]), np.array([0.0, 1.0]), 2)
     assert (t[1] == value_colours(np.array([0.0]))[0]).all() and (t[2] == c[2]).all()
+
+
+def test_size_filter_leaves_small_particles_out_of_the_statistics(seeded_ws):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    stored = _stored(seeded_ws)
+    assert at.number_input(key=state.CMP_MIN_DIAMETER).value == 0.0
+    d = float(np.median(np.concatenate([t["equiv_diameter_um"].to_numpy() for t in stored.values()])))
+    at.number_input(key=state.CMP_MIN_DIAMETER).set_value(round(d, 1)).run()
+    no_exception(at)
+    summary = _table(at, "share_above")
+    for _, row in summary.iterrows():
+        t = stored[row["electrode"]]
+        kept = t[t["equiv_diameter_um"] >= round(d, 1)]
+        assert 0 < row["n_particles"] == len(kept) < len(t)
+        assert row["median"] == pytest.approx(kept["detachment"].dropna().median())
+    note = next(c.value for c in at.caption if c.value.startswith("Left out below"))
+    for name, t in stored.items():
+        assert f"{name} {int((t['equiv_diameter_um'] < round(d, 1)).sum())}" in note

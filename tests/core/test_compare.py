@@ -350,6 +350,20 @@ def test_combine_adds_electrode_and_group():
     assert C.combine({}).empty
 
 
+def test_drop_small_keeps_particles_at_or_above_the_diameter():
+    t = pd.DataFrame({"equiv_diameter_um": [0.5, 1.0, 2.0, 8.0], "detachment": [1.0, 0.0, 0.4, 0.3]})
+    u = pd.DataFrame({"equiv_diameter_um": [3.0, 4.0], "detachment": [0.2, 0.1]})
+    out, dropped = C.drop_small({"a": t, "b": u}, 1.0)
+    assert out["a"]["equiv_diameter_um"].tolist() == [1.0, 2.0, 8.0] and dropped == {"a": 1, "b": 0}
+    assert out["b"] is u and out["a"].index.tolist() == [0, 1, 2]
+    assert len(t) == 4  # the input is not modified
+    assert C.drop_small({"a": t}, 0)[1] == {"a": 0}
+    with pytest.raises(ValueError, match=r"min_diameter_um must be a finite number >= 0, got -1"):
+        C.drop_small({"a": t}, -1)
+    with pytest.raises(ValueError, match=r"'c' has no 'equiv_diameter_um' column"):
+        C.drop_small({"c": pd.DataFrame({"detachment": [0.1]})}, 1.0)
+
+
 # --------------------------------------------------------------------------- degenerate inputs
 
 
