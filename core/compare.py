@@ -166,8 +166,8 @@ def drop_small(tables: Mapping[str, pd.DataFrame], min_diameter_um: float
     """Leave out particles smaller than an equivalent diameter (fines, segmentation debris).
 
     A few-voxel "particle" has a detachment of 0, 1 or a coarse fraction in
-    between, which widens the spread; on the real calendered NMC volume of
-    ``../shared/data/real`` 95 of 1765 particles (5 %) were under 1 µm³.
+    between, which widens the spread; in the real calendered NMC volume of
+    ``../shared/data/real`` 95 of 1765 particles (5 %) had fewer than 16 voxels.
 
     Parameters
     ----------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -231,3 +232,29 @@ def test_params_validation_on_construction():
     with pytest.raises(ValueError, match=r"separator_side must be one of"):
         AnalysisParams(separator_side="middle")
     assert pipeline.versions()["core"]
+
+
+REAL_3PHASE = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "nmc_calendered_3phase"
+               / "nmc-1-cal_generatedCBD_bridge.tif")
+
+
+@pytest.mark.skipif(not REAL_3PHASE.exists(), reason=f"real data not available at {REAL_3PHASE}")
+def test_real_calendered_volume_end_to_end():
+    """Measured particle geometry (X-ray CT, NREL MATBOX; its CBD is generated): the analysis' invariants hold."""
+    from core.compare import drop_small
+    from core.io import load_phases
+
+    ph = load_phases(REAL_3PHASE, {0: "pore", 1: "nmc", 2: "cbd"}).data
+    r = run(ph, AnalysisParams(), spacing=0.4, presegmented=True)  # voxel size not stated: 0.4 µm assumed
+    t = r.table
+    assert np.array_equal(r.labels > 0, ph == NMC)  # every NMC voxel in exactly one particle, nothing else
+    assert len(t) == r.labels.max() and len(t) > 1000
+    fr = t[["frac_cbd", "frac_pore", "frac_particle", "frac_edge"]].sum(axis=1)
+    np.testing.assert_allclose(fr[t["surface_area_um2"] > 0], 1.0, atol=1e-9)
+    det = t["detachment"].dropna()
+    assert det.between(0, 1).all() and len(det) > 0.95 * len(t)
+    # the calendered particles' sizes: median equivalent diameter of several µm, few voxel-sized fragments
+    assert 5 < t["equiv_diameter_um"].median() < 15
+    small = (t["n_voxels"] < 16).sum()
+    assert small < 0.1 * len(t)
+    assert drop_small({"real": t}, 2.0)[1]["real"] >= small  # 16 voxels of 0.4 µm: under 2 µm across
