@@ -202,8 +202,8 @@ def downsampled_copy_button(ws: Workspace, sample: Sample, shape, factor: int) -
     if factor < 2 or sample.downsample * factor > MAX_DOWNSAMPLE or min(int(n) for n in shape) // factor < 8:
         return
     coarse = "×".join(str(int(n) // factor) for n in shape)
-    if st.button(f"Add a copy downsampled by {factor} ({coarse} voxels)", key=state.k(state.DOWNSAMPLED_COPY, sample.id),
-                 icon=":material/grid_goldenratio:",
+    if st.button(f"Add a copy downsampled by {factor} ({coarse} voxels)",
+                 key=state.k(state.DOWNSAMPLED_COPY, sample.id), icon=":material/grid_goldenratio:",
                  help="A new sample reading the same file with blocks of "
                       f"{factor}×{factor}×{factor} voxels averaged; this one and its analyses stay as they are."):
         try:
@@ -294,8 +294,8 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
                     persist_state=PERSIST, help="Voxels darker than this are pore.")
     high = st.slider("CBD | NMC threshold (grey value)", float(vmin), float(vmax), key=k_high, step=step, format=fmt,
                      persist_state=PERSIST, help="Voxels at least this bright are NMC; between the two, CBD.")
-    st.button("Suggest thresholds (midpoints of the pure phases)", key=state.k(state.SEG_SUGGEST, sid), on_click=suggest,
-              help="The thresholds a run without thresholds would use, after the chosen denoising: the midpoints of "
+    st.button("Suggest thresholds (midpoints of the pure phases)", key=state.k(state.SEG_SUGGEST, sid),
+              on_click=suggest, help="The thresholds a run without thresholds would use, after the chosen denoising: the midpoints of "
                    "the pure grey values of pore, CBD and NMC, measured two voxels inside each phase of a central "
                    "block.")
 
