@@ -53,6 +53,7 @@ PART_METHOD = "w_part_method"
 SEG_LOW = "w_seg_low"
 SEG_HIGH = "w_seg_high"
 SEG_SUGGEST = "w_seg_suggest"
+SEG_ALTERNATIVE = "w_seg_alternative"     # + sample id: "Use the NMC-first reading" button
 SEG_DENOISE = "w_seg_denoise"
 SEG_DENOISE_SIZE = "w_seg_denoise_size"
 SEG_PV = "w_seg_pv"

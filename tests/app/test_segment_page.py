@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -213,3 +215,36 @@ def test_blur_warning_offers_a_downsampled_copy(empty_ws):
     assert copy.spacing == pytest.approx((0.25 * f,) * 3)
     assert empty_ws.load_volume(copy).shape == (40 // f, 48 // f, 48 // f)
     assert at.session_state[state.SAMPLE_ID] == copy.id or at.session_state[state.PENDING_SAMPLE] == copy.id
+
+
+REAL_SLICE = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+              / "nanoct_nmc_slices" / "raw_1.tif")
+
+
+@pytest.mark.skipif(not REAL_SLICE.exists(), reason=f"real data not available at {REAL_SLICE}")
+def test_nmc_first_reading_is_offered_where_the_readings_differ(empty_ws):
+    """A real nano-CT slice (NMC 65 %): the page offers the NMC-first thresholds and sets them on request."""
+    from core.phases import preview_globals
+
+    s = empty_ws.add_sample("raw_1", str(REAL_SLICE), spacing=1.0, source_options={"read": {}})
+    g = preview_globals(empty_ws.load_volume(s))
+    assert g.alternative is not None and g.alternative[1] < g.suggested[1]
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    k_low, k_high = state.k(state.SEG_LOW, s.id), state.k(state.SEG_HIGH, s.id)
+    assert at.slider(key=k_high).value == pytest.approx(g.suggested[1], abs=1e-3)  # the default is unchanged
+    assert any("second reading" in i.value for i in at.info)
+    at.button(key=state.k(state.SEG_ALTERNATIVE, s.id)).click().run()
+    no_exception(at)
+    assert at.slider(key=k_low).value == pytest.approx(g.alternative[0], abs=1e-3)
+    assert at.slider(key=k_high).value == pytest.approx(g.alternative[1], abs=1e-3)
+
+
+def test_no_second_reading_on_the_demo(seeded_ws):
+    s, at = _open(seeded_ws)
+    no_exception(at)
+    assert not any("second reading" in i.value for i in at.info)
+    with pytest.raises(KeyError):
+        at.button(key=state.k(state.SEG_ALTERNATIVE, s.id))

@@ -575,3 +575,25 @@ def test_pv_sigma_warning_beyond_the_validated_blur():
     assert "without the box of the downsampling by 2" in msg and "downsample the volume by 2" in msg
     assert P.suggested_downsample(3.0, 4) == 2 and P.suggested_downsample(5.0, 8) == 1
     assert "cannot be downsampled further (at most 8 in all)" in P.pv_sigma_warning(5.0, 8)
+
+
+def test_nmc_first_reading_where_nmc_dominates():
+    """A dominant, broad NMC peak: three-class Otsu cuts it, the NMC-first reading keeps it whole."""
+    rng = np.random.default_rng(0)
+    v = np.empty((40, 40, 40), np.float32)
+    v[:4], v[4:8] = 0.1, 0.35                           # pore and CBD slabs
+    v[8:] = np.linspace(0.6, 1.0, 32)[:, None, None]    # NMC: 80 % of the voxels, grey values 0.6-1.0
+    v += rng.normal(0, 0.02, v.shape).astype(np.float32)
+    g = P.preview_globals(v)
+    assert g.suggested[1] > 0.7                          # inside the NMC ramp: part of NMC read as CBD
+    lo, hi = g.alternative
+    assert lo == pytest.approx(0.225, abs=0.02)          # midway between pore 0.1 and CBD 0.35
+    assert 0.35 < hi < 0.6                               # between CBD and the darkest NMC
+    assert np.mean(v[8:] >= hi) > 0.99
+
+
+def test_no_second_reading_where_the_readings_agree():
+    from core.synth import demo_electrode
+
+    g = P.preview_globals(demo_electrode("cycled-1C", rng=3, shape=(64, 64, 64)).greyscale)
+    assert g.alternative is None
