@@ -576,18 +576,19 @@ def box_blur_removed(pv_sigma: float, downsampled: int = 1) -> float:
     return float(np.sqrt(max(float(pv_sigma) ** 2 - (f * f - 1) / (12.0 * f * f), 0.0)))
 
 
-def suggested_downsample(pv_sigma: float | None, downsampled: int = 1) -> int:
+def suggested_downsample(pv_sigma: float | None, downsampled: int = 1, *, estimated: bool = True) -> int:
     """Further downsampling factor that brings the blur back near the validated 0.75 voxel (1 = none needed).
 
     ``pv_sigma`` is the fitted blur of a volume already block-averaged by
     ``downsampled`` (1: not).  1 while :func:`box_blur_removed` is at most
-    :data:`PV_SIGMA_MAX` (or ``pv_sigma`` is None), else
+    :data:`PV_SIGMA_MAX` (or ``pv_sigma`` is None, or at the fit's upper
+    bound when ``estimated``, where the blur was not measured), else
     ``max(2, ceil(sigma / 0.75))`` of it, within :data:`MAX_DOWNSAMPLE` in all.
     A larger factor is not better: on the electrode of ``bench/blur_sweep.py``
     (0.8 µm gaps, blur 1.5 voxel of 0.2 µm) a factor 2 gave an error of 0.031,
     a factor 3 0.06, as the gaps shrink to about one voxel.
     """
-    if pv_sigma is None:
+    if pv_sigma is None or (estimated and _at_fit_bound(pv_sigma)):  # not measured
         return 1
     sigma = box_blur_removed(pv_sigma, downsampled)
     if not sigma > PV_SIGMA_MAX:
@@ -596,18 +597,30 @@ def suggested_downsample(pv_sigma: float | None, downsampled: int = 1) -> int:
     return max(1, min(room, max(2, int(np.ceil(sigma / 0.75 - 1e-9)))))
 
 
-def pv_sigma_warning(pv_sigma: float, downsampled: int = 1) -> str | None:
+def _at_fit_bound(pv_sigma: float) -> bool:
+    """The fitted blur sits at the upper end of :data:`SIGMA_BOUNDS`: the fit found no minimum."""
+    return float(pv_sigma) >= SIGMA_BOUNDS[1] - 0.01
+
+
+def pv_sigma_warning(pv_sigma: float, downsampled: int = 1, *, estimated: bool = True) -> str | None:
     """One sentence when the blur is beyond what the partial-volume correction handles, else None.
 
     ``downsampled``: the block-mean factor the volume was already reduced by
-    (its box is discounted, see :func:`box_blur_removed`).
+    (its box is discounted, see :func:`box_blur_removed`).  ``estimated``:
+    ``pv_sigma`` was fitted to the image (not given), so a value at the fit's
+    upper bound means the blur was not measured.
     """
     if pv_sigma is None:
         return None
+    if estimated and _at_fit_bound(pv_sigma):
+        return (f"The blur fit reached its upper bound (σ = {float(pv_sigma):.2f} voxel): the image's blur could "
+                "not be measured (a blur model of the phases does not fit these grey values), so the partial-volume "
+                "correction is unreliable here; compare the preview with it switched off (Denoising and clean-up), "
+                "or give pv_sigma yourself.")
     sigma = box_blur_removed(pv_sigma, downsampled)
     if not sigma > PV_SIGMA_MAX:
         return None
-    factor = suggested_downsample(pv_sigma, downsampled)
+    factor = suggested_downsample(pv_sigma, downsampled, estimated=estimated)
     head = (f"The blur (σ = {float(pv_sigma):.2f} voxel"
             + (f"; {sigma:.2f} without the box of the downsampling by {int(downsampled)}" if downsampled > 1 else "")
             + ") is wider than the partial-volume correction handles (validated at 0.75 voxel; on synthetic "

@@ -215,8 +215,9 @@ def run(
         if params.method == "threshold":
             res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
             phases, seg_params = res.phases, res.params
-            too_blurred = (pv_sigma_warning(seg_params.pv_sigma, downsampled) if seg_params.partial_volume
-                           else None)
+            too_blurred = (pv_sigma_warning(seg_params.pv_sigma, downsampled,
+                                            estimated=params.segment.pv_sigma is None)
+                           if seg_params.partial_volume else None)
             if too_blurred:
                 warnings.warn(too_blurred, stacklevel=2)
         if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)

@@ -111,11 +111,12 @@ if latest is not None:
             st.caption(f"At this blur, gaps between a particle and its CBD narrower than about {gap:.2f} µm "
                        f"({RESOLVABLE_GAP_SIGMAS:g} σ) read increasingly as contact, so detachment comes out too "
                        "low where the gaps are that thin (measured on synthetic electrodes; see the README).")
-            too_blurred = pv_sigma_warning(float(seg["pv_sigma"]), sample.downsample)
+            estimated = (latest.params.get("segment") or {}).get("pv_sigma") is None
+            too_blurred = pv_sigma_warning(float(seg["pv_sigma"]), sample.downsample, estimated=estimated)
             if too_blurred:
                 st.warning(too_blurred)
-                widgets.downsampled_copy_button(ws, sample, vol.shape,
-                                                suggested_downsample(float(seg["pv_sigma"]), sample.downsample))
+                widgets.downsampled_copy_button(ws, sample, vol.shape, suggested_downsample(
+                    float(seg["pv_sigma"]), sample.downsample, estimated=estimated))
 else:
     st.info("Not analysed yet.")
 failed = ws.latest_analysis(sid, status=None)

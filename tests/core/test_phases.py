@@ -566,15 +566,22 @@ def test_pv_sigma_warning_beyond_the_validated_blur():
     msg = P.pv_sigma_warning(1.3)
     assert "σ = 1.30 voxel" in msg and "downsample the volume by 2" in msg and "\n" not in msg
     assert "downsample the volume by 3" in P.pv_sigma_warning(2.0)
-    assert [P.suggested_downsample(v) for v in (None, 0.75, 0.9, 0.91, 1.5, 1.51, 2.0, 30.0)] == [1, 1, 1, 2, 2, 3, 3, 8]
+    assert [P.suggested_downsample(v) for v in (None, 0.75, 0.9, 0.91, 1.5, 1.51, 2.0, 2.95)] == [1, 1, 1, 2, 2, 3, 3, 4]
     # a volume already downsampled by 2: the box's variance, 3/48 voxel², is discounted
     assert P.box_blur_removed(0.93, 2) == pytest.approx(np.sqrt(0.93 ** 2 - 3 / 48))
     assert P.box_blur_removed(0.93, 1) == pytest.approx(0.93)
     assert P.pv_sigma_warning(0.93, 2) is None and P.suggested_downsample(0.93, 2) == 1
     msg = P.pv_sigma_warning(1.4, 2)
     assert "without the box of the downsampling by 2" in msg and "downsample the volume by 2" in msg
-    assert P.suggested_downsample(3.0, 4) == 2 and P.suggested_downsample(5.0, 8) == 1
-    assert "cannot be downsampled further (at most 8 in all)" in P.pv_sigma_warning(5.0, 8)
+    assert P.suggested_downsample(2.9, 4) == 2 and P.suggested_downsample(2.9, 8) == 1
+    assert "cannot be downsampled further (at most 8 in all)" in P.pv_sigma_warning(2.9, 8)
+    # at the fit's upper bound the blur was not measured: no downsampling advice
+    msg = P.pv_sigma_warning(P.SIGMA_BOUNDS[1])
+    assert "reached its upper bound" in msg and "downsample" not in msg
+    assert P.suggested_downsample(P.SIGMA_BOUNDS[1]) == 1
+    # a blur given by the user is taken as measured
+    assert "downsample the volume by 4" in P.pv_sigma_warning(3.0, estimated=False)
+    assert P.suggested_downsample(30.0, estimated=False) == 8
 
 
 def test_nmc_first_reading_where_nmc_dominates():
