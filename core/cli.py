@@ -317,9 +317,13 @@ def _factor(text: str) -> int:
     from .phases import check_downsample
 
     try:
-        return check_downsample(int(text), "--downsample")
+        factor = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    try:
+        return check_downsample(factor, "--downsample")
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc) if "between" in str(exc) else f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -147,13 +147,29 @@ MAX_DOWNSAMPLE = 8
 
 def check_downsample(factor, name: str = "downsample factor") -> int:
     """Validate a downsampling factor: an integer from 1 to :data:`MAX_DOWNSAMPLE`; return it as int."""
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) and not (
-            isinstance(factor, (float, np.floating)) and float(factor).is_integer()):
+    whole = isinstance(factor, (int, np.integer)) or (
+        isinstance(factor, (float, np.floating)) and float(factor).is_integer())
+    if isinstance(factor, (bool, np.bool_)) or not whole:
         raise TypeError(f"{name} must be a whole number, got {factor!r}")
     factor = int(factor)
     if not 1 <= factor <= MAX_DOWNSAMPLE:
         raise ValueError(f"{name} must be between 1 and {MAX_DOWNSAMPLE}, got {factor}")
     return factor
+
+
+#: Fewest voxels along any axis that a downsampled volume keeps (:func:`downsample_factors`).
+MIN_DOWNSAMPLED_SIDE = 8
+
+
+def downsample_factors(shape, already: int = 1) -> list[int]:
+    """Further downsampling factors offered for a volume of ``shape`` already reduced by ``already``.
+
+    1, and every factor from 2 that keeps the total within :data:`MAX_DOWNSAMPLE`
+    and at least :data:`MIN_DOWNSAMPLED_SIDE` voxels along every axis.
+    """
+    already = check_downsample(already, "already")
+    side = min(int(n) for n in shape)
+    return [1] + [f for f in range(2, MAX_DOWNSAMPLE // already + 1) if side // f >= MIN_DOWNSAMPLED_SIDE]
 
 
 def downsample(volume: np.ndarray, factor: int, spacing=None) -> tuple[np.ndarray, tuple[float, float, float]]:

@@ -23,7 +23,7 @@ from ._validate import check_choice, check_has_nmc, check_phases, normalize_spac
 from .metrics import Side, detect_separator_side, particle_table
 from .particles import SeparationParams, separate_particles
 from .nn.params import ModelParams
-from .phases import SegmentParams, check_greyscale, pv_sigma_warning, segment_detailed
+from .phases import SegmentParams, check_downsample, check_greyscale, pv_sigma_warning, segment_detailed
 
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model"]
@@ -189,8 +189,6 @@ def run(
     AnalysisResult
     """
     params = params or AnalysisParams()
-    from .phases import check_downsample
-
     downsampled = check_downsample(downsampled, "downsampled")
     sp = normalize_spacing(spacing)
     report = progress or (lambda f, m: None)

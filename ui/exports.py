@@ -273,7 +273,7 @@ def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str,
 
 
 def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
-                    chart_map: Mapping[str, Any] | None = None) -> None:
+                    chart_map: Mapping[str, Any] | None = None, min_diameter_um: float = 0.0) -> None:
     """The Compare page's downloads, for the latest analysis of each chosen sample.
 
     Parameters
@@ -285,6 +285,9 @@ def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
         The charts to offer as PNG/SVG and put in the report.  Default: every
         chart the page drew through :func:`show`, else a distribution and the
         two binned trends.
+    min_diameter_um : float
+        Particles with a smaller equivalent diameter are left out of the
+        table, charts and report (the Compare page's size filter; 0 keeps all).
     """
     ids = list(sample_ids if sample_ids is not None else st.session_state.get(state.CMP_SAMPLES) or [])
     samples = {s.id: s for s in ws.list_samples()}
@@ -293,7 +296,7 @@ def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
         return
     all_names = [s.name for s in samples.values() if ws.latest_analysis(s.id) is not None]
     items = [(electrode_name(s, all_names), s, a) for s, a in items_raw]
-    min_d = float(st.session_state.get(state.CMP_MIN_DIAMETER) or 0.0)  # the Compare page's size filter
+    min_d = float(min_diameter_um)
     tables, dropped = compare.drop_small({n: cache.table(cache.ResultRef.of(ws, a)) for n, _, a in items}, min_d)
     groups = {n: s.group_label for n, s, _ in items}
     combined = compare.combine(tables, groups)

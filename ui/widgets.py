@@ -175,10 +175,10 @@ def sample_metadata(prefix: str, *, name: str, group: str, spacing, axis: int, s
 
 def downsample_picker(key: str, shape) -> int:
     """'Downsample by' selectbox for a volume of ``shape`` (z, y, x); returns the factor (1 = none)."""
-    from core.phases import MAX_DOWNSAMPLE
+    from core.phases import downsample_factors
 
     shape = [int(n) for n in shape]
-    factors = [f for f in range(1, MAX_DOWNSAMPLE + 1) if f == 1 or min(shape) // f >= 8]
+    factors = downsample_factors(shape)
 
     def label(f: int) -> str:
         return "1 (none)" if f == 1 else f"{f} → {'×'.join(str(n // f) for n in shape)} voxels"
@@ -197,9 +197,9 @@ def downsampled_copy_button(ws: Workspace, sample: Sample, shape, factor: int) -
     Shown only where the copy is possible (total factor within the limit, at
     least 8 voxels left on every axis).
     """
-    from core.phases import MAX_DOWNSAMPLE
+    from core.phases import downsample_factors
 
-    if factor < 2 or sample.downsample * factor > MAX_DOWNSAMPLE or min(int(n) for n in shape) // factor < 8:
+    if factor < 2 or factor not in downsample_factors(shape, sample.downsample):
         return
     coarse = "×".join(str(int(n) // factor) for n in shape)
     if st.button(f"Add a copy downsampled by {factor} ({coarse} voxels)",

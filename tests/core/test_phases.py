@@ -276,6 +276,13 @@ def test_crop_and_downsample():
     assert P.downsample(vol, 2.0)[0].shape == (2, 3, 4)
 
 
+def test_downsample_factors_keep_eight_voxels_and_the_total_limit():
+    assert P.downsample_factors((20, 24, 32)) == [1, 2]
+    assert P.downsample_factors((512, 512, 512)) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert P.downsample_factors((512, 512, 512), already=2) == [1, 2, 3, 4]
+    assert P.downsample_factors((1, 500, 600)) == [1]  # a 2D image
+
+
 def test_downsample_memory_map_drops_trailing_planes(tmp_path):
     """A memory map is read block by block; planes that do not fill a block are dropped on every axis."""
     rng = np.random.default_rng(0)
