@@ -51,8 +51,6 @@ class CompareContext:
     min_diameter_um : float
         Particles with a smaller equivalent diameter are left out of ``tables``
         and of every statistic keyed by :attr:`key` (0 keeps all).
-    dropped : {display name: int}
-        Particles left out by ``min_diameter_um``.
     """
 
     ws: Workspace
@@ -63,7 +61,6 @@ class CompareContext:
     groups: dict[str, str]
     windows_um: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
     min_diameter_um: float = 0.0
-    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def key(self) -> cache.Selection:
@@ -126,7 +123,7 @@ def select(ws: Workspace) -> CompareContext:
         ws=ws, names=names, samples={names[i]: by_id[i] for i in chosen}, refs=refs, tables=tables,
         groups={names[i]: by_id[i][0].group_label for i in chosen},
         windows_um={names[i]: window_um(by_id[i][1], refs[names[i]]) for i in chosen},
-        min_diameter_um=min_d, dropped=dropped,
+        min_diameter_um=min_d,
     )
 
 
