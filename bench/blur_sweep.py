@@ -64,7 +64,7 @@ def one(name: str, blur_um: float, known: bool, shape=None) -> dict:
 def voxel_row(spacing_um: float, down: int = 1, box_um: float = 38.4) -> dict:
     from dataclasses import replace
 
-    from core.phases import downsample
+    from core.io.downsampling import downsample
 
     n = int(round(box_um / spacing_um))
     params = replace(DEMO_ELECTRODES["cycled-1C"], shape=(n, n, n), spacing=(spacing_um,) * 3)

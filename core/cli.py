@@ -113,7 +113,7 @@ def _load_input(args) -> tuple[np.ndarray, tuple[float, float, float], bool, dic
     }
     data, spacing = vol.data, vol.spacing
     if factor > 1:
-        from .phases import downsample
+        from .io.downsampling import downsample
 
         data, spacing = downsample(data, factor, spacing)
         info.update(downsample=factor, shape_read=list(vol.data.shape), spacing_read_um=list(vol.spacing))
@@ -314,7 +314,7 @@ def _json_default(o):
 
 
 def _factor(text: str) -> int:
-    from .phases import check_downsample
+    from .io.downsampling import check_downsample
 
     try:
         factor = int(text)

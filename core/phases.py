@@ -1,7 +1,7 @@
 """Greyscale volume -> phase codes (0 = pore, 1 = CBD, 2 = NMC).
 
 Steps, each a public function so the UI can cache and preview them:
-:func:`crop`, :func:`downsample`, :func:`normalize_intensity`, :func:`denoise`,
+:func:`crop`, :func:`normalize_intensity`, :func:`denoise`,
 :func:`suggest_thresholds`, :func:`threshold`,
 :func:`correct_partial_volume`, :func:`remove_small_islands`, and
 :func:`segment`, which runs them in order from a :class:`SegmentParams`.
@@ -44,6 +44,7 @@ from scipy import ndimage as ndi
 from . import _kernels as K
 from ._validate import check_choice, check_phases, check_volume, normalize_spacing
 from .codes import CBD, NMC, PORE
+from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 
 Denoise = Literal["none", "gaussian", "median", "nlm"]
 DENOISE_METHODS: tuple[str, ...] = ("none", "gaussian", "median", "nlm")
@@ -139,79 +140,6 @@ def crop(volume: np.ndarray, z=None, y=None, x=None) -> np.ndarray:
             raise ValueError(f"crop range {name}={rng} must satisfy 0 <= start < stop <= {n}")
         sl.append(slice(a, b))
     return volume[tuple(sl)]
-
-
-#: Largest block-mean downsampling factor offered (the UI and the CLI accept 1..MAX_DOWNSAMPLE).
-MAX_DOWNSAMPLE = 8
-
-
-def check_downsample(factor, name: str = "downsample factor") -> int:
-    """Validate a downsampling factor: an integer from 1 to :data:`MAX_DOWNSAMPLE`; return it as int."""
-    whole = isinstance(factor, (int, np.integer)) or (
-        isinstance(factor, (float, np.floating)) and float(factor).is_integer())
-    if isinstance(factor, (bool, np.bool_)) or not whole:
-        raise TypeError(f"{name} must be a whole number, got {factor!r}")
-    factor = int(factor)
-    if not 1 <= factor <= MAX_DOWNSAMPLE:
-        raise ValueError(f"{name} must be between 1 and {MAX_DOWNSAMPLE}, got {factor}")
-    return factor
-
-
-#: Fewest voxels along any axis that a downsampled volume keeps (:func:`downsample_factors`).
-MIN_DOWNSAMPLED_SIDE = 8
-
-
-def downsample_factors(shape, already: int = 1) -> list[int]:
-    """Further downsampling factors offered for a volume of ``shape`` already reduced by ``already``.
-
-    1, and every factor from 2 that keeps the total within :data:`MAX_DOWNSAMPLE`
-    and at least :data:`MIN_DOWNSAMPLED_SIDE` voxels along every axis.
-    """
-    already = check_downsample(already, "already")
-    side = min(int(n) for n in shape)
-    return [1] + [f for f in range(2, MAX_DOWNSAMPLE // already + 1) if side // f >= MIN_DOWNSAMPLED_SIDE]
-
-
-def downsample(volume: np.ndarray, factor: int, spacing=None) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Block-mean downsampling by an integer ``factor`` on every axis.
-
-    The volume is read ``factor`` z-planes at a time, so a memory-mapped input
-    is never loaded whole: besides the output, at most ``factor`` planes are
-    held as float32.  Trailing planes that do not fill a block are dropped.
-
-    Parameters
-    ----------
-    volume : (Z, Y, X) array, numeric (may be a memory map)
-    factor : int
-        1 to :data:`MAX_DOWNSAMPLE`; 1 returns the volume as float32.
-    spacing : float or (3,) float, optional
-        Voxel size in µm (default 1 µm).
-
-    Returns
-    -------
-    small : (Z // f, Y // f, X // f) float32
-    spacing : (3,) float, µm, multiplied by ``factor``
-
-    Raises
-    ------
-    ValueError
-        A factor outside 1..MAX_DOWNSAMPLE, or larger than an axis of the volume.
-    TypeError
-        A non-integer factor.
-    """
-    volume = check_volume(volume)
-    sp = normalize_spacing(spacing)
-    factor = check_downsample(factor)
-    if factor == 1:
-        return volume.astype(np.float32, copy=False), sp
-    nz, ny, nx = (s // factor for s in volume.shape)
-    if min(nz, ny, nx) == 0:
-        raise ValueError(f"volume {volume.shape} is smaller than the downsample factor {factor}")
-    small = np.empty((nz, ny, nx), np.float32)
-    for k in range(nz):
-        v = np.asarray(volume[k * factor:(k + 1) * factor, : ny * factor, : nx * factor], dtype=np.float32)
-        small[k] = v.reshape(factor, ny, factor, nx, factor).mean(axis=(0, 2, 4), dtype=np.float32)
-    return small, tuple(s * factor for s in sp)  # type: ignore[return-value]
 
 
 def normalize_intensity(volume: np.ndarray, *, low_pct: float = 0.5, high_pct: float = 99.5) -> np.ndarray:

@@ -23,7 +23,8 @@ from ._validate import check_choice, check_has_nmc, check_phases, normalize_spac
 from .metrics import Side, detect_separator_side, particle_table
 from .particles import SeparationParams, separate_particles
 from .nn.params import ModelParams
-from .phases import SegmentParams, check_downsample, check_greyscale, pv_sigma_warning, segment_detailed
+from .io.downsampling import check_downsample
+from .phases import SegmentParams, check_greyscale, pv_sigma_warning, segment_detailed
 
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model"]

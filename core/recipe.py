@@ -290,7 +290,7 @@ def _int(value, what: str, *, minimum: int | None = None) -> int:
 
 
 def _downsample(value, what: str) -> int:
-    from .phases import check_downsample
+    from .io.downsampling import check_downsample
 
     try:
         return check_downsample(value, what)
@@ -739,7 +739,7 @@ def load_input(entry: RecipeEntry) -> np.ndarray:
             return load_phases(inp.path, inp.phase_map, **inp.load_kwargs()).data
         volume = load_volume(inp.path, **inp.load_kwargs()).data
     if inp.downsample > 1:
-        from .phases import downsample
+        from .io.downsampling import downsample
 
         volume = downsample(volume, inp.downsample)[0]
     return volume

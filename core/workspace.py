@@ -442,7 +442,7 @@ class Workspace:
         if not isinstance(options, dict):
             raise TypeError(f"source_options must be a dict, got {type(options).__name__}")
         if "downsample" in options:
-            from .phases import check_downsample
+            from .io.downsampling import check_downsample
 
             options = {**options, "downsample": check_downsample(options["downsample"])}
             if options["downsample"] > 1 and options.get("phase_map") is not None:
@@ -474,7 +474,7 @@ class Workspace:
         separator_side : {"auto", "start", "end"}
         source_options : dict
             JSON-ready reading options; ``"downsample"`` (1 to
-            :data:`core.phases.MAX_DOWNSAMPLE`) block-averages the volume on
+            :data:`core.io.downsampling.MAX_DOWNSAMPLE`) block-averages the volume on
             loading, and ``spacing`` is then the downsampled voxel size.
         """
         self._check_sample_fields(name, axis, separator_side)
@@ -501,9 +501,9 @@ class Workspace:
         Raises
         ------
         ValueError
-            ``factor`` below 2, or a total factor above :data:`core.phases.MAX_DOWNSAMPLE`.
+            ``factor`` below 2, or a total factor above :data:`core.io.downsampling.MAX_DOWNSAMPLE`.
         """
-        from .phases import MAX_DOWNSAMPLE, check_downsample
+        from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 
         s = self.get_sample(sample_id)
         factor = check_downsample(factor)
@@ -627,7 +627,7 @@ class Workspace:
 
             volume = load_volume(s.source, **dict(s.source_options.get("read", {}))).data
         if s.downsample > 1:
-            from .phases import downsample
+            from .io.downsampling import downsample
 
             volume = downsample(volume, s.downsample)[0]
         return volume

@@ -175,7 +175,7 @@ def sample_metadata(prefix: str, *, name: str, group: str, spacing, axis: int, s
 
 def downsample_picker(key: str, shape) -> int:
     """'Downsample by' selectbox for a volume of ``shape`` (z, y, x); returns the factor (1 = none)."""
-    from core.phases import downsample_factors
+    from core.io.downsampling import downsample_factors
 
     shape = [int(n) for n in shape]
     factors = downsample_factors(shape)
@@ -197,7 +197,7 @@ def downsampled_copy_button(ws: Workspace, sample: Sample, shape, factor: int) -
     Shown only where the copy is possible (total factor within the limit, at
     least 8 voxels left on every axis).
     """
-    from core.phases import downsample_factors
+    from core.io.downsampling import downsample_factors
 
     if factor < 2 or factor not in downsample_factors(shape, sample.downsample):
         return

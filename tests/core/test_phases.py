@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from core import phases as P
+from core.io import downsampling as DS
 from core.codes import CBD, NMC, PORE
 from core.phases import (
     SegmentParams,
@@ -262,25 +263,25 @@ def test_crop_and_downsample():
     np.testing.assert_array_equal(c, vol[1:3, :, 2:8])
     with pytest.raises(ValueError, match=r"crop range y=\(0, 7\) must satisfy 0 <= start < stop <= 6"):
         P.crop(vol, y=(0, 7))
-    small, sp = P.downsample(vol, 2, (0.5, 1.0, 2.0))
+    small, sp = DS.downsample(vol, 2, (0.5, 1.0, 2.0))
     assert small.shape == (2, 3, 4) and small.dtype == np.float32
     assert sp == (1.0, 2.0, 4.0)
     assert small[0, 0, 0] == np.mean(vol[:2, :2, :2])
     np.testing.assert_allclose(small, vol.reshape(2, 2, 3, 2, 4, 2).mean(axis=(1, 3, 5)))
     with pytest.raises(ValueError, match=r"downsample factor must be between 1 and 8, got 0"):
-        P.downsample(vol, 0)
+        DS.downsample(vol, 0)
     with pytest.raises(TypeError, match=r"downsample factor must be a whole number, got 1.5"):
-        P.downsample(vol, 1.5)
+        DS.downsample(vol, 1.5)
     with pytest.raises(ValueError, match=r"smaller than the downsample factor 5"):
-        P.downsample(vol, 5)
-    assert P.downsample(vol, 2.0)[0].shape == (2, 3, 4)
+        DS.downsample(vol, 5)
+    assert DS.downsample(vol, 2.0)[0].shape == (2, 3, 4)
 
 
 def test_downsample_factors_keep_eight_voxels_and_the_total_limit():
-    assert P.downsample_factors((20, 24, 32)) == [1, 2]
-    assert P.downsample_factors((512, 512, 512)) == [1, 2, 3, 4, 5, 6, 7, 8]
-    assert P.downsample_factors((512, 512, 512), already=2) == [1, 2, 3, 4]
-    assert P.downsample_factors((1, 500, 600)) == [1]  # a 2D image
+    assert DS.downsample_factors((20, 24, 32)) == [1, 2]
+    assert DS.downsample_factors((512, 512, 512)) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert DS.downsample_factors((512, 512, 512), already=2) == [1, 2, 3, 4]
+    assert DS.downsample_factors((1, 500, 600)) == [1]  # a 2D image
 
 
 def test_downsample_memory_map_drops_trailing_planes(tmp_path):
@@ -289,7 +290,7 @@ def test_downsample_memory_map_drops_trailing_planes(tmp_path):
     vol = rng.integers(0, 60000, (7, 10, 9)).astype(np.uint16)
     np.save(tmp_path / "v.npy", vol)
     mm = np.load(tmp_path / "v.npy", mmap_mode="r")
-    small, sp = P.downsample(mm, 3, 0.2)
+    small, sp = DS.downsample(mm, 3, 0.2)
     assert small.shape == (2, 3, 3) and sp == pytest.approx((0.6, 0.6, 0.6))
     want = vol[:6, :9, :9].astype(np.float64).reshape(2, 3, 3, 3, 3, 3).mean(axis=(1, 3, 5))
     np.testing.assert_allclose(small, want, rtol=1e-6)

@@ -47,8 +47,8 @@ from types import MappingProxyType
 import numpy as np
 import tifffile
 
-from ._validate import check_choice, normalize_spacing
-from .codes import CBD, NMC, PORE
+from .._validate import check_choice, normalize_spacing
+from ..codes import CBD, NMC, PORE
 
 __all__ = [
     "FORMATS",
