@@ -555,9 +555,3 @@ def _scan_kernel(labels, clusters, n_own, n_clusters, axis, z_offset, counts, ax
         pc_c[i] = key % cbig
         i += 1
     return pp_a, pp_b, faces, pc_l, pc_c
-
-
-__all__ = [
-    "CONTACT_COLUMNS", "ContactGraph", "DEPTH_COLUMNS", "IsolationSummary", "PARTICLE_COLUMNS", "contact_graph",
-    "depth_table", "isolation_by_depth", "summary_table",
-]

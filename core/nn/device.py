@@ -8,8 +8,6 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["available_cpus", "resolve_device"]
-
 
 def resolve_device(device="auto") -> torch.device:
     """``"auto"`` → CUDA when available, else the CPU; other values checked and returned as a device.

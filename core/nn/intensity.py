@@ -14,8 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["normalize", "robust_range"]
-
 
 def _check_source(volume, ndim: int | None = 3) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of a numeric array or array-like read by slicing (memmap, h5py, zarr).

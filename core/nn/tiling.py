@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from .device import available_cpus, resolve_device
-from .intensity import _check_source, robust_range
-from .tile_plan import WINDOW_FLOOR, TilePlan, Triple, _axis_windows, plan_tiles
+from .intensity import _check_source, robust_range  # noqa: F401  (robust_range re-exported)
+from .tile_plan import WINDOW_FLOOR, TilePlan, Triple, _axis_windows, plan_tiles  # noqa: F401  (re-exported)
 
 Progress = Callable[[float, str], None]
 Sink = Callable[[int, int, np.ndarray], None]
