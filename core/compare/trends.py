@@ -55,6 +55,29 @@ class Trend:
         return int(self.table["low_n"].sum())
 
 
+def _bin_edges(pooled: np.ndarray, bins, binning: str, value_range) -> tuple[np.ndarray, str]:
+    """Bin edges of :func:`trend` over the pooled ``x`` values, and the binning used ("edges" when given)."""
+    if np.ndim(bins) == 1:
+        edges = np.asarray(bins, dtype=float)
+        if edges.size < 2 or np.any(~np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+            raise ValueError(f"bin edges must be at least 2 finite, increasing values, got {list(bins)}")
+        binning_used = "edges"
+    else:
+        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+            raise ValueError(f"bins must be a positive integer or a sequence of edges, got {bins!r}")
+        if binning not in BINNINGS:
+            raise ValueError(f"binning must be one of {list(BINNINGS)}, got {binning!r}")
+        if binning == "quantile":
+            edges = np.unique(np.quantile(pooled, np.linspace(0, 1, int(bins) + 1)))
+        else:
+            lo, hi = value_range if value_range is not None else (float(pooled.min()), float(pooled.max()))
+            edges = np.linspace(lo, hi, int(bins) + 1)
+        if edges.size < 2 or edges[-1] <= edges[0]:
+            edges = np.array([pooled.min(), pooled.min() + 1.0]) if value_range is None else np.asarray(value_range, float)
+        binning_used = binning
+    return edges, binning_used
+
+
 def trend(
     tables: Mapping[str, pd.DataFrame],
     x: str,
@@ -113,25 +136,7 @@ def trend(
             raise ValueError(f"electrode {name!r} has {int(ok.sum())} particle{'s' if ok.sum() != 1 else ''} with "
                              f"finite {x} and {y} ({_policy_words(edge_policy)}); at least 2 are needed")
         pairs[name] = (xv[ok], yv[ok])
-    pooled = np.concatenate([p[0] for p in pairs.values()])
-    if np.ndim(bins) == 1:
-        edges = np.asarray(bins, dtype=float)
-        if edges.size < 2 or np.any(~np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
-            raise ValueError(f"bin edges must be at least 2 finite, increasing values, got {list(bins)}")
-        binning_used = "edges"
-    else:
-        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-            raise ValueError(f"bins must be a positive integer or a sequence of edges, got {bins!r}")
-        if binning not in BINNINGS:
-            raise ValueError(f"binning must be one of {list(BINNINGS)}, got {binning!r}")
-        if binning == "quantile":
-            edges = np.unique(np.quantile(pooled, np.linspace(0, 1, int(bins) + 1)))
-        else:
-            lo, hi = value_range if value_range is not None else (float(pooled.min()), float(pooled.max()))
-            edges = np.linspace(lo, hi, int(bins) + 1)
-        if edges.size < 2 or edges[-1] <= edges[0]:
-            edges = np.array([pooled.min(), pooled.min() + 1.0]) if value_range is None else np.asarray(value_range, float)
-        binning_used = binning
+    edges, binning_used = _bin_edges(np.concatenate([p[0] for p in pairs.values()]), bins, binning, value_range)
     nb = edges.size - 1
     rows = []
     for name, (xv, yv) in pairs.items():
