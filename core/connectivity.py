@@ -168,7 +168,6 @@ def contact_graph(
     axis: int = 0,
     separator_side: CollectorEnd = "start",
     depth_bins: int = 5,
-    _slab: int | None = None,
 ) -> ContactGraph:
     """Which particles have a conductive path to the current collector.
 
@@ -197,12 +196,19 @@ def contact_graph(
     Notes
     -----
     Inputs are not modified.  The volume is scanned in z-slabs (about
-    8 M voxels each, ``_slab`` z-slices for tests): the CBD clusters of each
+    8 M voxels each): the CBD clusters of each
     slab are labelled on their own and joined across the slab boundaries, so
     memory beyond the inputs is a few slabs' worth plus arrays per particle
     and per cluster, whatever the volume size.  A compiled kernel finds the
     contacts in one pass over each slab.
     """
+    return _contact_graph(labels, phases, spacing, axis=axis, separator_side=separator_side, depth_bins=depth_bins,
+                          slab=None)
+
+
+def _contact_graph(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axis: int, separator_side: str,
+                   depth_bins: int, slab: int | None) -> ContactGraph:
+    """:func:`contact_graph` scanning ``slab`` z-slices at a time (None: about 8 M voxels; tests set it)."""
     phases = check_phases(phases)
     labels = check_labels(labels, phases.shape)
     sp = normalize_spacing(spacing)
@@ -214,7 +220,7 @@ def contact_graph(
     n_lab = int(labels.max())
     n_ax = labels.shape[axis]
     collector_index = n_ax - 1 if separator_side == "start" else 0
-    sc = _scan_slabs(labels, phases, n_lab, axis, collector_index, _slab)
+    sc = _scan_slabs(labels, phases, n_lab, axis, collector_index, slab)
     coll_plane = np.take(labels, collector_index, axis=axis)
     coll_lab = np.unique(coll_plane[coll_plane > 0]).astype(np.int64)
     edge_lab = _labels_on_faces(labels, skip=(axis, collector_index))

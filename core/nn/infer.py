@@ -131,7 +131,7 @@ def instances_from_cue(phases: np.ndarray, cue: np.ndarray, spacing=None, *, h: 
     from .._validate import check_has_nmc, check_phases, normalize_spacing
     from .._watershed import quantise, watershed_dynamics
     from ..codes import NMC
-    from ..particles import fill_enclosed, merge_fragments
+    from ..particles import _merge_fragments, fill_enclosed
 
     phases = check_phases(phases)
     check_has_nmc(phases)
@@ -149,7 +149,7 @@ def instances_from_cue(phases: np.ndarray, cue: np.ndarray, spacing=None, *, h: 
     del c, filled
     labels = watershed_dynamics(q, max(1, int(round(h / step))))
     labels[~solid] = 0
-    return merge_fragments(labels, sp, merge_ratio=merge_ratio, min_volume_um3=min_volume_um3, _inplace=True)
+    return _merge_fragments(labels, sp, merge_ratio=merge_ratio, min_volume_um3=min_volume_um3, inplace=True)
 
 
 def cue_from_logits(logits: torch.Tensor) -> torch.Tensor:
