@@ -54,7 +54,7 @@ def real_rows(quick: bool) -> list[dict]:
             if method == "classic":
                 pred = segment_detailed(grey[None], SegmentParams()).phases[0]
             else:
-                x = nndata.normalise(grey, *nndata.robust_range(grey))
+                x = nndata.normalize(grey, *nndata.robust_range(grey))
                 pred = infer.predict_slice(model, x)[:3].argmax(0).astype(np.uint8)
             per.append(phase_iou(truth[None], pred[None]))
         iou = {p: float(np.nanmean([d[p] for d in per])) for p in PHASES}

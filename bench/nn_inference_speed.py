@@ -134,7 +134,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from core.nn.tiling import _resolve_device, available_cpus, plan_tiles, robust_range, segment_tiled
+    from core.nn.device import resolve_device as _resolve_device
+    from core.nn.tiling import available_cpus, plan_tiles, robust_range, segment_tiled
 
     t_start = time.perf_counter()
     load_start = _loadavg()

@@ -168,7 +168,6 @@ def contact_graph(
     axis: int = 0,
     separator_side: CollectorEnd = "start",
     depth_bins: int = 5,
-    _slab: int | None = None,
 ) -> ContactGraph:
     """Which particles have a conductive path to the current collector.
 
@@ -197,12 +196,19 @@ def contact_graph(
     Notes
     -----
     Inputs are not modified.  The volume is scanned in z-slabs (about
-    8 M voxels each, ``_slab`` z-slices for tests): the CBD clusters of each
+    8 M voxels each): the CBD clusters of each
     slab are labelled on their own and joined across the slab boundaries, so
     memory beyond the inputs is a few slabs' worth plus arrays per particle
     and per cluster, whatever the volume size.  A compiled kernel finds the
     contacts in one pass over each slab.
     """
+    return _contact_graph(labels, phases, spacing, axis=axis, separator_side=separator_side, depth_bins=depth_bins,
+                          slab=None)
+
+
+def _contact_graph(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axis: int, separator_side: str,
+                   depth_bins: int, slab: int | None) -> ContactGraph:
+    """:func:`contact_graph` scanning ``slab`` z-slices at a time (None: about 8 M voxels; tests set it)."""
     phases = check_phases(phases)
     labels = check_labels(labels, phases.shape)
     sp = normalize_spacing(spacing)
@@ -214,31 +220,47 @@ def contact_graph(
     n_lab = int(labels.max())
     n_ax = labels.shape[axis]
     collector_index = n_ax - 1 if separator_side == "start" else 0
-    sc = _scan_slabs(labels, phases, n_lab, axis, collector_index, _slab)
-    n_clusters, cluster_size = sc.n_clusters, sc.cluster_size
-    pp_a, pp_b, pc_l, pc_c = sc.pp_a, sc.pp_b, sc.pc_l, sc.pc_c
-    counts, axis_sum = sc.counts, sc.axis_sum
-    face_area = np.array([sp[1] * sp[2], sp[0] * sp[2], sp[0] * sp[1]])
-    pp_area = sc.pp_faces @ face_area
+    sc = _scan_slabs(labels, phases, n_lab, axis, collector_index, slab)
     coll_plane = np.take(labels, collector_index, axis=axis)
     coll_lab = np.unique(coll_plane[coll_plane > 0]).astype(np.int64)
-    coll_cl = sc.collector_clusters
     edge_lab = _labels_on_faces(labels, skip=(axis, collector_index))
+    reach = _reaches_collector(sc, n_lab, coll_lab)
+    particles = _particle_rows(sc, reach, n_lab, coll_lab, edge_lab, sp, n_ax=n_ax, separator_side=separator_side)
+    face_area = np.array([sp[1] * sp[2], sp[0] * sp[2], sp[0] * sp[1]])
+    contacts = pd.DataFrame({"label_a": sc.pp_a, "label_b": sc.pp_b, "area_um2": sc.pp_faces @ face_area},
+                            columns=list(CONTACT_COLUMNS))
+    return ContactGraph(
+        particles=particles, contacts=contacts, by_depth=isolation_by_depth(particles, depth_bins),
+        summary=_isolation_summary(particles, sc, reach, n_lab), axis=axis, separator_side=separator_side,
+        spacing=sp,
+    )
 
-    # graph: particle l -> node l, cluster c -> node n_lab + c, collector -> last node
-    collector = n_lab + n_clusters + 1
+
+def _reaches_collector(sc: _Scan, n_lab: int, coll_lab: np.ndarray) -> np.ndarray:
+    """Whether each graph node is connected to the collector.
+
+    Nodes: particle ``l`` -> ``l``, CBD cluster ``c`` -> ``n_lab + c``, the
+    collector -> the last node.
+    """
+    collector = n_lab + sc.n_clusters + 1
     n_nodes = collector + 1
-    src = np.concatenate([pp_a, pc_l, coll_lab, n_lab + coll_cl])
-    dst = np.concatenate([pp_b, n_lab + pc_c, np.full(coll_lab.size + coll_cl.size, collector, np.int64)])
+    coll_cl = sc.collector_clusters
+    src = np.concatenate([sc.pp_a, sc.pc_l, coll_lab, n_lab + coll_cl])
+    dst = np.concatenate([sc.pp_b, n_lab + sc.pc_c, np.full(coll_lab.size + coll_cl.size, collector, np.int64)])
     graph = sparse.coo_matrix((np.ones(src.size, np.int8), (src, dst)), shape=(n_nodes, n_nodes)).tocsr()
     _, comp = connected_components(graph, directed=False)
-    reach = comp == comp[collector]
+    return comp == comp[collector]
 
-    present = np.flatnonzero(counts > 0)
+
+def _particle_rows(sc: _Scan, reach: np.ndarray, n_lab: int, coll_lab: np.ndarray, edge_lab: np.ndarray, sp,
+                   *, n_ax: int, separator_side: str) -> pd.DataFrame:
+    """:attr:`ContactGraph.particles`: one row per label present."""
+    pp_a, pp_b, pc_l, pc_c, cluster_size = sc.pp_a, sc.pp_b, sc.pc_l, sc.pc_c, sc.cluster_size
+    present = np.flatnonzero(sc.counts > 0)
     present = present[present > 0]
     voxel_vol = sp[0] * sp[1] * sp[2]
-    n_vox = counts[present]
-    pos = axis_sum[present] / np.maximum(n_vox, 1) / max(n_ax - 1, 1)
+    n_vox = sc.counts[present]
+    pos = sc.axis_sum[present] / np.maximum(n_vox, 1) / max(n_ax - 1, 1)
     depth = pos if separator_side == "start" else 1.0 - pos
 
     n_pp = np.bincount(pp_a, minlength=n_lab + 1) + np.bincount(pp_b, minlength=n_lab + 1)
@@ -252,8 +274,7 @@ def contact_graph(
     touches_coll[coll_lab] = True
     touches_edge = np.zeros(n_lab + 1, bool)
     touches_edge[edge_lab] = True
-
-    particles = pd.DataFrame(
+    return pd.DataFrame(
         {
             "label": present.astype(np.int64),
             "n_voxels": n_vox.astype(np.int64),
@@ -269,14 +290,17 @@ def contact_graph(
         },
         columns=list(PARTICLE_COLUMNS),
     )
-    contacts = pd.DataFrame({"label_a": pp_a, "label_b": pp_b, "area_um2": pp_area}, columns=list(CONTACT_COLUMNS))
 
+
+def _isolation_summary(particles: pd.DataFrame, sc: _Scan, reach: np.ndarray, n_lab: int) -> IsolationSummary:
+    """Counts and shares of isolated particles and of the CBD connected to the collector."""
+    cluster_size, n_clusters = sc.cluster_size, sc.n_clusters
     cbd_total = int(cluster_size.sum())
     cbd_reach = reach[n_lab + 1 : n_lab + 1 + n_clusters]
     iso = ~particles["connected"].to_numpy()
     vol = particles["volume_um3"].to_numpy()
     n = len(particles)
-    summary = IsolationSummary(
+    return IsolationSummary(
         n_particles=n,
         n_isolated=int(iso.sum()),
         share_isolated=float(iso.mean()) if n else float("nan"),
@@ -285,10 +309,6 @@ def contact_graph(
         n_touching_collector=int(particles["touches_collector"].sum()),
         n_cbd_clusters=int(n_clusters),
         share_cbd_connected=float(cluster_size[1:][cbd_reach].sum() / cbd_total) if cbd_total else float("nan"),
-    )
-    return ContactGraph(
-        particles=particles, contacts=contacts, by_depth=isolation_by_depth(particles, depth_bins),
-        summary=summary, axis=axis, separator_side=separator_side, spacing=sp,
     )
 
 
@@ -541,9 +561,3 @@ def _scan_kernel(labels, clusters, n_own, n_clusters, axis, z_offset, counts, ax
         pc_c[i] = key % cbig
         i += 1
     return pp_a, pp_b, faces, pc_l, pc_c
-
-
-__all__ = [
-    "CONTACT_COLUMNS", "ContactGraph", "DEPTH_COLUMNS", "IsolationSummary", "PARTICLE_COLUMNS", "contact_graph",
-    "depth_table", "isolation_by_depth", "summary_table",
-]

@@ -185,7 +185,6 @@ def particle_table(
     *,
     axis: int = 0,
     separator_side: Side = "auto",
-    _owned: bool = False,
 ) -> pd.DataFrame:
     """Measure every particle.
 
@@ -212,10 +211,19 @@ def particle_table(
 
     Notes
     -----
-    Inputs are not modified.  (``_owned=True``, for the pipeline only, lets the
-    function fill cracks into ``labels`` in place and clear them again, to save
-    a volume of memory; ``labels`` must then be uint16 or int32 and 0 outside NMC.)  Runs in a few passes over the volume whatever
+    Inputs are not modified.  Runs in a few passes over the volume whatever
     the number of particles.
+    """
+    return _particle_table(labels, phases, spacing, axis=axis, separator_side=separator_side, owned=False)
+
+
+def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axis: int = 0,
+                    separator_side: Side = "auto", owned: bool) -> pd.DataFrame:
+    """:func:`particle_table`, with ``owned=True`` for a caller that hands over ``labels`` (the pipeline).
+
+    With ``owned=True`` cracks are filled into ``labels`` in place and cleared
+    again afterwards, which saves a volume of memory; ``labels`` must then be
+    uint16 or int32 and 0 outside NMC, and holds the same values on return.
     """
     phases = check_phases(phases)
     labels = check_labels(labels, phases.shape)
@@ -228,11 +236,23 @@ def particle_table(
             warnings.warn(
                 f"the separator side along axis {axis} is ambiguous (NMC fraction differs by {contrast:.3f} "
                 f"between the two ends); assuming '{separator_side}'. Set separator_side to be sure.",
-                stacklevel=2,
+                stacklevel=3,
             )
-
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
-    if _owned and labels.dtype in (np.uint16, np.int32):
+    counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned)
+    table = _table_of(counts, sums, lo, hi, areas, mc, sp, depth_axis_len=phases.shape[axis], axis=axis,
+                      separator_side=separator_side)
+    table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
+    return table
+
+
+def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool):
+    """Per-label voxel counts, coordinate sums, bounding boxes, face areas by category and surface areas.
+
+    Cracks are filled before measuring (a copy, or ``labels`` itself when
+    ``owned``, cleared back to solid-only labels afterwards).
+    """
+    if owned and labels.dtype in (np.uint16, np.int32):
         filled = labels
     else:
         filled = labels.astype(labels.dtype if labels.dtype in (np.uint16, np.int32) else np.int32)
@@ -240,10 +260,14 @@ def particle_table(
     n_lab = int(filled.max())
     areas, counts, sums, lo, hi = K.face_areas(filled, ph8, n_lab, sp[0], sp[1], sp[2], NMC, CBD)
     mc = K.mc_areas(filled, n_lab, _mc_lut(sp))
-    if _owned:
+    if owned:
         K.clear_non_solid(filled, ph8, NMC)  # give the caller back solid-only labels
-    del filled
+    return counts, sums, lo, hi, areas, mc
 
+
+def _table_of(counts, sums, lo, hi, areas, mc, sp, *, depth_axis_len: int, axis: int,
+              separator_side: str) -> pd.DataFrame:
+    """The particle table (columns :data:`COLUMNS`) from the per-label measures of :func:`_face_measures`."""
     present = np.flatnonzero(counts[:, 1] > 0)
     present = present[present > 0]
     voxel_vol = sp[0] * sp[1] * sp[2]
@@ -261,7 +285,7 @@ def particle_table(
     # a digital shape of a few voxels has no meaningful sphericity (it can exceed 1)
     sphericity[n_filled < MIN_VOXELS_FOR_SHAPE] = np.nan
     note = np.where(open_iface > 0, "", "no interface with pore or CBD (enclosed by particles / volume edge)")
-    n_ax = phases.shape[axis]
+    n_ax = depth_axis_len
     pos = centroid_idx[:, axis] / max(n_ax - 1, 1)
     depth = pos if separator_side == "start" else 1.0 - pos
 
@@ -296,5 +320,4 @@ def particle_table(
         },
         columns=list(COLUMNS),
     )
-    table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
     return table

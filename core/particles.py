@@ -240,7 +240,7 @@ def find_markers(dt: np.ndarray, params: SeparationParams, spacing=None) -> np.n
 
 
 def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 1.2,
-                    min_volume_um3: float = 0.0, _inplace: bool = False) -> np.ndarray:
+                    min_volume_um3: float = 0.0) -> np.ndarray:
     """Merge over-split fragments (see module docstring); returns new labels 1..n.
 
     Parameters
@@ -255,6 +255,12 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 1.
     labels : (Z, Y, X) uint16 or int32
         uint16 when ``labels`` is uint16, else int32.
     """
+    return _merge_fragments(labels, spacing, merge_ratio=merge_ratio, min_volume_um3=min_volume_um3, inplace=False)
+
+
+def _merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float, min_volume_um3: float,
+                     inplace: bool) -> np.ndarray:
+    """:func:`merge_fragments`; ``inplace=True`` (labels handed over by the caller) relabels ``labels`` itself."""
     labels = check_labels(labels)
     sp = normalize_spacing(spacing)
     lab = labels if labels.dtype in (np.uint16, np.int32) else labels.astype(np.int32)
@@ -292,7 +298,7 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 1.
     new_id[roots] = np.arange(1, len(roots) + 1, dtype=np.int32)
     lut = new_id[parent].astype(lab.dtype)
     lut[0] = 0
-    out = lab if (_inplace or lab is not labels) else lab.copy()
+    out = lab if (inplace or lab is not labels) else lab.copy()
     K.remap_inplace(out, lut)
     return out
 
@@ -374,7 +380,7 @@ def separate_particles(
             ws = watershed(-dt, markers, mask=dt > 0).astype(np.int32, copy=False)
     K.clear_non_solid(ws, phases if phases.dtype == np.uint8 else phases.astype(np.uint8), NMC)
     report(0.85, "merging over-split fragments")
-    labels = merge_fragments(ws, sp, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3,
-                             _inplace=True)
+    labels = _merge_fragments(ws, sp, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3,
+                              inplace=True)
     report(1.0, f"{int(labels.max())} particles")
     return labels

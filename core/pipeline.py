@@ -20,7 +20,7 @@ import pandas as pd
 
 from . import __version__
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
-from .metrics import Side, detect_separator_side, particle_table
+from .metrics import Side, _particle_table, detect_separator_side
 from .particles import SeparationParams, separate_particles
 from .nn.params import ModelParams
 from .io.downsampling import check_downsample
@@ -252,7 +252,7 @@ def run(
     contrast = None
     if side == "auto":
         side, contrast = detect_separator_side(phases, params.axis)
-    table = particle_table(labels, phases, sp, axis=params.axis, separator_side=side, _owned=True)
+    table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True)
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 

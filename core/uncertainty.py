@@ -485,9 +485,3 @@ def spread_table(sweeps: Mapping[str, SweepResult]) -> pd.DataFrame:
             "threshold_step": s.threshold_step, "h_step_um": s.h_step_um,
         })
     return pd.DataFrame(rows, columns=list(SPREAD_COLUMNS))
-
-
-__all__ = [
-    "ROW_COLUMNS", "SEPARATION_VARIANTS", "SPREAD_COLUMNS", "THRESHOLD_VARIANTS", "VARIANTS", "Spread",
-    "SweepParams", "SweepResult", "SweepRow", "phase_contrast", "spread_table", "sweep", "sweep_table",
-]

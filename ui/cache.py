@@ -231,10 +231,10 @@ def cmp_pairwise(sel: Selection, metric: str, edge_policy: str, label: str) -> c
 
 
 @st.cache_data(max_entries=16, show_spinner="Binning…")
-def cmp_trend(sel: Selection, x: str, bins: int, binning: str, range: tuple[float, float] | None,
+def cmp_trend(sel: Selection, x: str, bins: int, binning: str, value_range: tuple[float, float] | None,
               edge_policy: str, low_n: int) -> compare.Trend:
-    return compare.trend(_tables(sel), x, bins=bins, binning=binning, range=range, edge_policy=edge_policy,
-                         low_n=low_n, n_boot=N_BOOT // 2, rng=SEED)
+    return compare.trend(_tables(sel), x, bins=bins, binning=binning, value_range=value_range,
+                         edge_policy=edge_policy, low_n=low_n, n_boot=N_BOOT // 2, rng=SEED)
 
 
 @dataclass(frozen=True)

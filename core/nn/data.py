@@ -15,7 +15,6 @@ Everything here is seeded by an explicit ``numpy.random.Generator``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from scipy import ndimage as ndi
 from .. import synth
 from ..codes import CBD, NMC, PORE
 from ..metrics import fill_cracks
+from .intensity import normalize, robust_range
 
 #: The real nano-CT slices by acquisition (file ``raw_N.tif`` with ``raw_N_label.tif``).
 ACQUISITIONS: dict[str, tuple[int, ...]] = {
@@ -39,25 +39,6 @@ REAL_PHASE_MAP = np.array([NMC, CBD, PORE], np.uint8)
 HOLDOUT = "B"
 #: Default location of the real slices, relative to the repository root.
 REAL_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "nanoct_nmc_slices"
-
-
-def normalise(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Map grey values so that ``lo -> -1`` and ``hi -> +1`` (float32, not clipped)."""
-    if not hi > lo:
-        raise ValueError(f"intensity range must have hi > lo, got lo={lo}, hi={hi}")
-    return ((np.asarray(image, np.float32) - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - 1.0).astype(
-        np.float32, copy=False)
-
-
-def robust_range(image: np.ndarray, q=(0.5, 99.5), n: int = 1_000_000) -> tuple[float, float]:
-    """Percentiles of a strided sample of the finite values."""
-    flat = np.asarray(image).reshape(-1)
-    s = np.asarray(flat[:: max(1, flat.size // n)], np.float64)
-    s = s[np.isfinite(s)]
-    if s.size == 0:
-        raise ValueError("the image has no finite values")
-    lo, hi = np.percentile(s, q)
-    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
 def random_electrode(rng: np.random.Generator, shape=(64, 96, 96)) -> synth.SyntheticElectrode:
@@ -163,7 +144,7 @@ def load_real_slices(folder: Path | str = REAL_DIR, acquisitions=None) -> list[R
             lab = tifffile.imread(folder / f"raw_{n}_label.tif")
             if lab.shape != img.shape or lab.max() > 2:
                 raise ValueError(f"raw_{n}: label image does not match (shape {lab.shape}, max {lab.max()})")
-            out.append(RealSlice(f"raw_{n}", acq, normalise(img, *robust_range(img)), REAL_PHASE_MAP[lab]))
+            out.append(RealSlice(f"raw_{n}", acq, normalize(img, *robust_range(img)), REAL_PHASE_MAP[lab]))
     return out
 
 
@@ -207,7 +188,7 @@ class SyntheticPool:
     def _make(self):
         e = random_electrode(self.rng, self.shape)
         centre, boundary = instance_targets(e.labels)
-        x = normalise(e.greyscale, *robust_range(e.greyscale))
+        x = normalize(e.greyscale, *robust_range(e.greyscale))
         return x, e.phases, centre, boundary
 
     def refresh(self) -> None:
@@ -262,12 +243,3 @@ class RealSlices:
         x = np.repeat(np.stack(xs)[:, None, None], depth, axis=2)
         return x.astype(np.float32), np.stack(ps).astype(np.int64)
 
-
-def acquisition_of(name: str) -> str:
-    """Acquisition letter of a ``raw_N`` slice name."""
-    m = re.fullmatch(r"raw_(\d+)", name)
-    n = int(m.group(1)) if m else -1
-    for acq, ids in ACQUISITIONS.items():
-        if n in ids:
-            return acq
-    raise ValueError(f"{name!r} is not one of the known real slices")

@@ -19,7 +19,10 @@ import torch
 
 from ..evaluate import phase_iou
 from .params import DEFAULT_WEIGHTS, PRECISIONS, ModelParams  # noqa: F401  (re-exported)
+from .device import resolve_device
+from .intensity import robust_range
 from .model import CH_BOUNDARY, CH_CENTRE, N_OUT, N_PHASES, ModelConfig, UNet3D
+from .tiling import segment_tiled
 
 _FORMAT = "core.nn.unet3d/1"
 
@@ -60,7 +63,7 @@ def predict_slice(model: UNet3D, image: np.ndarray, depth: int = 8) -> np.ndarra
 
     Parameters
     ----------
-    image : (H, W) float32, normalised (:func:`core.nn.data.normalise`)
+    image : (H, W) float32, normalised (:func:`core.nn.intensity.normalize`)
 
     Returns
     -------
@@ -98,28 +101,6 @@ def real_slice_scores(model: UNet3D, slices) -> dict:
     return {"iou": iou, "mean_iou": round(float(np.mean(list(iou.values()))), 4), "per_slice": per}
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-np.asarray(x, np.float32)))).astype(np.float32)
-
-
-def predict_whole(model: UNet3D, volume: np.ndarray) -> np.ndarray:
-    """Logits of a whole normalised volume in one pass (small volumes only).
-
-    Parameters
-    ----------
-    volume : (Z, Y, X) float32, normalised
-
-    Returns
-    -------
-    logits : (5, Z, Y, X) float32
-    """
-    padded, crop = _pad_to(np.asarray(volume, np.float32), model.multiple)
-    dev = next(model.parameters()).device
-    with torch.inference_mode():
-        out = model(torch.from_numpy(padded)[None, None].to(dev))[0].float().cpu().numpy()
-    return out[(slice(None),) + crop]
-
-
 def instances_from_cue(phases: np.ndarray, cue: np.ndarray, spacing=None, *, h: float = 0.3,
                        merge_ratio: float = 1.2, min_volume_um3: float = 1.0) -> np.ndarray:
     """Particle labels from the network's instance cue.
@@ -150,7 +131,7 @@ def instances_from_cue(phases: np.ndarray, cue: np.ndarray, spacing=None, *, h: 
     from .._validate import check_has_nmc, check_phases, normalize_spacing
     from .._watershed import quantise, watershed_dynamics
     from ..codes import NMC
-    from ..particles import fill_enclosed, merge_fragments
+    from ..particles import _merge_fragments, fill_enclosed
 
     phases = check_phases(phases)
     check_has_nmc(phases)
@@ -168,7 +149,7 @@ def instances_from_cue(phases: np.ndarray, cue: np.ndarray, spacing=None, *, h: 
     del c, filled
     labels = watershed_dynamics(q, max(1, int(round(h / step))))
     labels[~solid] = 0
-    return merge_fragments(labels, sp, merge_ratio=merge_ratio, min_volume_um3=min_volume_um3, _inplace=True)
+    return _merge_fragments(labels, sp, merge_ratio=merge_ratio, min_volume_um3=min_volume_um3, inplace=True)
 
 
 def cue_from_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -263,8 +244,6 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     -------
     ModelSegmentation
     """
-    from .tiling import robust_range, segment_tiled
-
     params = params or ModelParams()
     vol = np.asarray(volume) if not isinstance(volume, np.ndarray) else volume
     if vol.ndim != 3:
@@ -275,9 +254,7 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     if not path.is_file():
         raise FileNotFoundError(f"model weights not found: {path}")
     model = _cached_model(str(path.resolve()), path.stat().st_mtime)
-    from .tiling import _resolve_device
-
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     precision = resolve_precision(params.precision, dev)
     if dev.type == "cpu":  # in place on the cached model: only inference uses it
         model = model.to(memory_format=torch.channels_last_3d)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from . import data
 from ..codes import NMC as NMC_CODE
+from .device import available_cpus, resolve_device
 from .model import CH_BOUNDARY, CH_CENTRE, N_PHASES, ModelConfig, UNet3D, n_parameters
 
 
@@ -54,19 +55,6 @@ class TrainConfig:
     w_interface: float = 0.0
     seed: int = 0
     holdout: str = data.HOLDOUT
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def interface_weights(target: torch.Tensor, w_interface: float) -> torch.Tensor:
@@ -115,7 +103,7 @@ def train(cfg: TrainConfig, *, real_dir: Path | None, device: str = "auto", thre
     still the one for ``cfg.steps``, so such weights differ from a full run's).
     """
     dev = resolve_device(device)
-    torch.set_num_threads(threads or default_threads())
+    torch.set_num_threads(threads or available_cpus())
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()

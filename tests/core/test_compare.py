@@ -189,7 +189,7 @@ def test_weighted_ecdf_matches_scipy_and_weights():
 
 
 def test_weighted_histogram_shares():
-    share, count, edges = C.weighted_histogram(B, 4, weights=np.arange(1, B.size + 1), range=(0, 1))
+    share, count, edges = C.weighted_histogram(B, 4, weights=np.arange(1, B.size + 1), value_range=(0, 1))
     ref, _ = np.histogram(B, 4, range=(0, 1), weights=np.arange(1, B.size + 1))
     assert edges.tolist() == [0, 0.25, 0.5, 0.75, 1.0]
     assert share == pytest.approx(ref / ref.sum()) and share.sum() == pytest.approx(1.0)
@@ -327,7 +327,7 @@ def test_trend_bins_medians_spread_and_low_n_flags():
     for r in many.itertuples():                 # medians are those of the particles in the bin
         inb = (d >= r.x_lo) & ((d < r.x_hi) if r.bin < 2 else (d <= r.x_hi))
         assert r.median == pytest.approx(np.median(det[inb]))
-    fixed = C.trend({"many": table(det, diameter=d)}, "depth_frac", bins=4, binning="fixed", range=(0, 1),
+    fixed = C.trend({"many": table(det, diameter=d)}, "depth_frac", bins=4, binning="fixed", value_range=(0, 1),
                     rng=0, n_boot=50)
     assert fixed.edges == (0.0, 0.25, 0.5, 0.75, 1.0) and fixed.table["n"].sum() == 60
 

@@ -11,7 +11,7 @@ from scipy.sparse.csgraph import connected_components
 
 from core.codes import CBD, NMC, PORE
 from core.connectivity import (
-    CONTACT_COLUMNS, DEPTH_COLUMNS, PARTICLE_COLUMNS, IsolationSummary, contact_graph, depth_table,
+    CONTACT_COLUMNS, DEPTH_COLUMNS, PARTICLE_COLUMNS, IsolationSummary, _contact_graph, contact_graph, depth_table,
     isolation_by_depth, summary_table,
 )
 
@@ -296,7 +296,7 @@ def test_matches_a_plain_reference_whatever_the_slab(seed, slab):
     block = (zz // 3) * 100 + (yy // 3) * 10 + xx // 3 + 1
     lab = np.where(ph == NMC, block, 0).astype(np.int32)
     axis, side = int(rng.integers(3)), ["start", "end"][int(rng.integers(2))]
-    g = contact_graph(lab, ph, axis=axis, separator_side=side, _slab=slab)
+    g = _contact_graph(lab, ph, axis=axis, separator_side=side, depth_bins=5, slab=slab)
     labels, connected, n_cl, pairs = reference(lab, ph, axis, side)
     assert g.particles["label"].tolist() == labels.tolist()
     assert g.particles["connected"].tolist() == connected.tolist()

@@ -16,7 +16,7 @@ from core import _kernels as K
 import core._watershed as W
 from core._watershed import _flood, _flood_slots, _plateaus, _seed_order, label_dtype, quantise, watershed_dynamics
 from core.codes import NMC
-from core.metrics import particle_table
+from core.metrics import _particle_table, particle_table
 from core.particles import (
     SeparationParams,
     distance_transform,
@@ -119,7 +119,7 @@ def test_table_of_uint16_labels_equals_int32(elec):
     t16 = particle_table(labels, elec.phases, elec.spacing, separator_side="start")
     t32 = particle_table(labels.astype(np.int32), elec.phases, elec.spacing, separator_side="start")
     owned = labels.copy()
-    t_own = particle_table(owned, elec.phases, elec.spacing, separator_side="start", _owned=True)
+    t_own = _particle_table(owned, elec.phases, elec.spacing, separator_side="start", owned=True)
     np.testing.assert_array_equal(owned, labels)  # cracks cleared again
     import pandas as pd
 

@@ -59,13 +59,35 @@ def test_instance_targets_centre_boundary_and_cracks():
     assert np.allclose(c2[near], centre[near])
 
 
-def test_normalise_and_robust_range():
+def test_normalize_and_robust_range():
     x = np.arange(1000, dtype=np.float32)
     lo, hi = data.robust_range(x)
-    y = data.normalise(x, lo, hi)
+    y = data.normalize(x, lo, hi)
     assert y.dtype == np.float32 and np.median(y) == pytest.approx(0.0, abs=0.01)
     with pytest.raises(ValueError, match="hi > lo"):
-        data.normalise(x, 1.0, 1.0)
+        data.normalize(x, 1.0, 1.0)
+
+
+def test_training_and_inference_normalize_alike_on_a_big_volume():
+    # 1.2 M voxels: above the 1 M sample size, where a flat stride and a per-axis stride used to disagree
+    from core.nn import tiling
+
+    vol = np.random.default_rng(5).gamma(2.0, 1000.0, size=(120, 100, 100)).astype(np.float32)
+    lo, hi = data.robust_range(vol)
+    assert (lo, hi) == tiling.robust_range(vol)
+    sample = vol[::2, ::2, ::2].astype(np.float64).ravel()       # the inference rule: one stride per axis
+    assert (lo, hi) == tuple(float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    flat = vol.reshape(-1)[:: vol.size // 1_000_000].astype(np.float64)   # the old training rule differs
+    assert tuple(np.percentile(flat, [0.5, 99.5])) != (lo, hi)
+    x_train = data.normalize(vol, lo, hi)
+    x_infer = tiling.predict_tiled(lambda t: t, vol, channels_out=1, tile=128, overlap=0, device="cpu",
+                                   intensity_range=(lo, hi), out_dtype=np.float32)[0]
+    np.testing.assert_allclose(x_infer, x_train, atol=1e-5)
+
+
+def test_robust_range_of_a_2d_image_is_the_full_sample_below_n():
+    img = np.random.default_rng(6).random((499, 601)).astype(np.float32)
+    assert data.robust_range(img) == tuple(float(v) for v in np.percentile(img.astype(np.float64), [0.5, 99.5]))
 
 
 def test_shipped_weights_load_small_and_weights_only(tmp_path):

@@ -199,7 +199,7 @@ def test_hard_cut_would_show_a_seam():
 
 def test_window_floor_and_partition_of_unity():
     """Every voxel's weights are > 0; the windows of a band sum to 1 (so blended constants stay constant)."""
-    from core.nn.tiling import _axis_windows
+    from core.nn.tile_plan import _axis_windows
 
     for length, tile, overlap in [(100, 32, 8), (33, 16, 4), (16, 16, 4), (200, 48, 16)]:
         starts = plan_tiles((length, 1, 1), tile=(tile, 8, 8), overlap=(overlap, 0, 0)).starts[0]

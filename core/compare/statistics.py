@@ -1,0 +1,157 @@
+"""Two-sample statistics: Holm correction, Cliff's delta, Wilson interval, bootstrap CIs of medians."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from ._common import Rng, _check_confidence, _check_n_boot
+
+
+#: Thresholds of |Cliff's delta| for negligible / small / medium / large (Romano et al. 2006).
+CLIFF_THRESHOLDS: tuple[float, float, float] = (0.147, 0.33, 0.474)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (step-down, family-wise error rate).
+
+    Parameters
+    ----------
+    pvalues : (M,) float in [0, 1]
+        NaN entries are left NaN and not counted in the family.
+
+    Returns
+    -------
+    adjusted : (M,) float64
+        ``max_{j <= i} min(1, (m - j + 1) p_(j))`` in sorted order, returned in
+        the input order.  Reject at level ``alpha`` where ``adjusted <= alpha``.
+    """
+    p = np.asarray(pvalues, dtype=float).ravel()
+    if np.any(p[np.isfinite(p)] < 0) or np.any(p[np.isfinite(p)] > 1) or np.any(np.isinf(p)):
+        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = idx.size
+    if m == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    scaled = (m - np.arange(m)) * p[order]
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out
+
+
+def _two_samples(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        raise ValueError(f"both samples need at least one finite value, got {a.size} and {b.size}")
+    return a, b
+
+
+def cliffs_delta(a, b) -> float:
+    """Cliff's delta: ``P(A > B) - P(A < B)`` over all pairs, in [-1, 1].
+
+    Computed from the Mann–Whitney U of ``a`` (ties count one half), as
+    ``2 U / (n_a n_b) - 1``; positive when ``a`` tends to be larger.
+    NaN values are ignored.
+    """
+    a, b = _two_samples(a, b)
+    u = stats.mannwhitneyu(a, b, alternative="two-sided").statistic
+    return float(2.0 * u / (a.size * b.size) - 1.0)
+
+
+def effect_size_label(delta: float) -> str:
+    """"negligible", "small", "medium" or "large" for |Cliff's delta| (Romano et al. 2006)."""
+    d = abs(float(delta))
+    if not np.isfinite(d):
+        return "unknown"
+    t1, t2, t3 = CLIFF_THRESHOLDS
+    return "negligible" if d < t1 else "small" if d < t2 else "medium" if d < t3 else "large"
+
+
+def wilson_ci(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``k / n``.
+
+    Returns
+    -------
+    (lo, hi) : float
+        (NaN, NaN) when ``n == 0``.
+    """
+    c = _check_confidence(confidence)
+    k, n = int(k), int(n)
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return (np.nan, np.nan)
+    z = stats.norm.ppf(0.5 + c / 2)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # exact ends at k = 0 and k = n (rounding left 1e-17 there), and the interval always holds p
+    lo = 0.0 if k == 0 else min(p, max(0.0, centre - half))
+    hi = 1.0 if k == n else max(p, min(1.0, centre + half))
+    return (lo, hi)
+
+
+def _boot_medians(x: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 2_000_000) -> np.ndarray:
+    """Medians of ``n_boot`` resamples (with replacement) of ``x``, drawn in memory-bounded chunks."""
+    n = x.size
+    out = np.empty(n_boot)
+    step = max(1, chunk // n)
+    for s in np.arange(0, n_boot, step):
+        m = min(step, n_boot - s)
+        out[s : s + m] = np.median(x[rng.integers(0, n, size=(m, n))], axis=1)
+    return out
+
+
+def _percentile_ci(boot: np.ndarray, confidence: float) -> tuple[float, float]:
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(boot, [a, 1 - a])
+    return float(lo), float(hi)
+
+
+def bootstrap_median_ci(x, *, n_boot: int = 2000, rng: Rng = None,
+                        confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the median.
+
+    Parameters
+    ----------
+    x : (N,) float
+        NaN values are ignored; at least 2 finite values.
+    n_boot : int
+        Resamples.
+    rng : numpy Generator or int seed
+    confidence : float
+
+    Returns
+    -------
+    (lo, hi) : float
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        raise ValueError(f"a bootstrap interval needs at least 2 finite values, got {x.size}")
+    boot = _boot_medians(x, _check_n_boot(n_boot), np.random.default_rng(rng))
+    return _percentile_ci(boot, _check_confidence(confidence))
+
+
+def bootstrap_median_diff_ci(a, b, *, n_boot: int = 2000, rng: Rng = None,
+                             confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``median(a) - median(b)``.
+
+    ``a`` and ``b`` are resampled independently (``n_boot`` times each).
+    NaN values are ignored; each sample needs at least 2 finite values.
+
+    Returns
+    -------
+    (lo, hi) : float
+    """
+    a, b = _two_samples(a, b)
+    if a.size < 2 or b.size < 2:
+        raise ValueError(f"a bootstrap interval needs at least 2 finite values per sample, got {a.size} and {b.size}")
+    n_boot = _check_n_boot(n_boot)
+    rng = np.random.default_rng(rng)
+    boot = _boot_medians(a, n_boot, rng) - _boot_medians(b, n_boot, rng)
+    return _percentile_ci(boot, _check_confidence(confidence))
