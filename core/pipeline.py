@@ -29,6 +29,19 @@ from .phases import SegmentParams, check_greyscale, pv_sigma_warning, segment_de
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model"]
 Particles = Literal["watershed", "model"]
+SigmaOrigin = Literal["given", "fitted", "fitted_at_bound"]
+
+
+def sigma_origin(pv_sigma: float, given: bool) -> SigmaOrigin:
+    """Where a blur σ (voxels) came from: given by the user, fitted, or fitted but stuck at the fit's upper bound.
+
+    TODO(merge): use core.phases.sigma_origin
+    """
+    from .phases import _at_fit_bound
+
+    if given:
+        return "given"
+    return "fitted_at_bound" if _at_fit_bound(pv_sigma) else "fitted"
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,9 @@ class AnalysisResult:
         As resolved (thresholds, blur and separator side filled in).
     spacing : (3,) float, µm
     provenance : dict
-        Versions, input checksum, shape, timings (s) per step.
+        Versions, input checksum, shape, timings (s) per step, and
+        ``pv_sigma_origin``: ``"given"``, ``"fitted"`` or ``"fitted_at_bound"``
+        (None when no blur was used), see :func:`sigma_origin`.
     """
 
     phases: np.ndarray
@@ -256,6 +271,8 @@ def run(
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
+    blur_used = (not presegmented and params.method == "threshold" and seg_params.partial_volume
+                 and seg_params.pv_sigma is not None)
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
         separator_side=side, model=model_params, particles=params.particles,
@@ -271,6 +288,8 @@ def run(
         "separator_side_detected": side if contrast is not None else None,
         "separator_side_contrast": contrast,
         "n_particles": int(len(table)),
+        "pv_sigma_origin": (sigma_origin(seg_params.pv_sigma, params.segment.pv_sigma is not None)
+                            if blur_used else None),
         "phases_from": "presegmented" if presegmented else params.method,
         "particles_from": params.particles,
         "timings_s": timings,

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
+from core.runner import run_analysis
 from core.phases import RESOLVABLE_GAP_SIGMAS, pv_sigma_warning, resolvable_gap_um, suggested_downsample
 from ui import cache, charts, compute, render, state, widgets
 
@@ -83,7 +84,7 @@ if run and (params is not None or method == "model"):
         ap = AnalysisParams(method="model", particles="model", separation=sep, model=mparams)
     else:
         ap = AnalysisParams(method="threshold", segment=params, separation=sep)
-    a = widgets.run_with_progress("Analysis", lambda progress: ws.run_analysis(sid, vol, ap, progress=progress))
+    a = widgets.run_with_progress("Analysis", lambda progress: run_analysis(ws, sid, vol, ap, progress=progress))
     if a is not None:
         widgets.flash("success", f"Analysis {a.id} done: {a.n_particles} particles. See the Particles page.")
         st.rerun()

@@ -189,6 +189,7 @@ def test_blur_warning_offers_a_downsampled_copy(empty_ws):
     """Beyond the validated blur the page warns and adds the sample again, coarser, in one click."""
     from core.io import save_tiff
     from core.phases import suggested_downsample
+    from core.runner import run_analysis
     from core.synth import ElectrodeParams, ImagingParams, make_electrode
 
     # 0.5 µm blur on 0.25 µm voxels: σ 2 voxels
@@ -197,7 +198,7 @@ def test_blur_warning_offers_a_downsampled_copy(empty_ws):
     save_tiff(src, e.greyscale, e.spacing)
     s = empty_ws.add_sample("blurred", str(src), spacing=0.25, group_label="g", source_options={"read": {}})
     with pytest.warns(UserWarning, match="wider than the partial-volume correction handles"):
-        empty_ws.run_analysis(s.id, empty_ws.load_volume(s))
+        run_analysis(empty_ws, s.id, empty_ws.load_volume(s))
     sigma = empty_ws.latest_analysis(s.id).resolved_params["segment"]["pv_sigma"]
     f = suggested_downsample(sigma)
     assert f >= 2
