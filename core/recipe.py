@@ -422,8 +422,6 @@ def entry_from_workspace(ws, analysis, *, name: str | None = None) -> RecipeEntr
     RecipeError
         If the analysis is not finished, or the analysis its phases came from is gone.
     """
-    from .pipeline import AnalysisParams
-
     a = analysis if not isinstance(analysis, (int, np.integer)) else ws.get_analysis(int(analysis))
     if a.status != "done":
         raise RecipeError(f"analysis {a.id} is {a.status}; only finished analyses can be written to a recipe")
@@ -434,9 +432,9 @@ def entry_from_workspace(ws, analysis, *, name: str | None = None) -> RecipeEntr
         inp = input_from_source(snap["source"], snap.get("source_options")) if snap else sample.input
     except InputError as exc:
         raise RecipeError(str(exc)) from None
-    params = AnalysisParams.from_dict(a.resolved_params)
+    params = a.resolved
     if root.id != a.id:
-        params = replace(params, segment=AnalysisParams.from_dict(root.resolved_params).segment)
+        params = replace(params, segment=root.resolved.segment)
     prov = a.provenance
     spacing = prov.get("spacing_um") or sample.spacing
     return RecipeEntry(

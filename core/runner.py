@@ -72,6 +72,8 @@ def run_analysis(
     aid = ws.begin_analysis(s.id, params)
     # what was read, as it was at run time (the sample may change later): enough to replay
     snapshot = {"input": {"source": input_source(s.input), "source_options": source_options(s.input)}}
+    if (extra_provenance or {}).get("phases_from_analysis") is not None:  # phases reused: so is their blur
+        snapshot["pv_sigma_origin"] = ws.get_analysis(int(extra_provenance["phases_from_analysis"])).pv_sigma_origin
     try:
         result = run(volume, params, spacing=s.spacing, presegmented=presegmented, progress=progress,
                      downsampled=s.downsample)

@@ -220,6 +220,15 @@ class Analysis:
 
         return sigma_origin(sigma, self.requested.segment.pv_sigma is not None)
 
+    @property
+    def rerun_params(self) -> "AnalysisParams":
+        """Parameters that run this analysis again: :attr:`resolved`, but the blur σ only where the user
+        gave it (a fitted σ is fitted again, and judged as a fit, not passed back as if measured)."""
+        origin = self.pv_sigma_origin
+        seg = self.resolved.segment
+        sigma = self.requested.segment.pv_sigma if origin is None else (seg.pv_sigma if origin == "given" else None)
+        return replace(self.resolved, segment=replace(seg, pv_sigma=sigma))
+
 
 def _row_options(spec: InputSpec, shape) -> dict:
     """The ``source_options`` column: the input's stored options, plus the probed shape of a file."""

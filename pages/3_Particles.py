@@ -25,7 +25,7 @@ how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_ME
 sep, submitted = widgets.separation_form(sample, current.separation, cue=how == "model")
 if submitted and sep is not None and how == "model":
     _, vol = widgets.require_volume(ws, sample)
-    params = replace(current, particles="model", separation=sep)
+    params = replace(latest.rerun_params if latest is not None else current, particles="model", separation=sep)
     a = widgets.run_with_progress("Analysis (3D U-Net)", lambda progress: run_analysis(
         ws, sid, vol, params, progress=progress))
     if a is not None:

@@ -333,7 +333,9 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
     if not low < high:
         st.error(f"The pore | CBD threshold ({low:g}) must be below the CBD | NMC threshold ({high:g}).")
         return None
-    pv_sigma = _globals_key(base, latest, denoise, size, pv).pv_sigma
+    # the σ the user gave (None when it was fitted), never the last fit's: passed back it would read as given
+    requested = latest.rerun_params.segment if latest is not None else base
+    pv_sigma = _globals_key(requested, latest, denoise, size, pv).pv_sigma
     return SegmentParams(denoise=denoise, denoise_size=float(size), low=float(low), high=float(high),
                          partial_volume=bool(pv), pv_sigma=pv_sigma, min_island=int(island))
 

@@ -249,3 +249,17 @@ def test_no_second_reading_on_the_demo(seeded_ws):
     assert not any("second reading" in i.value for i in at.info)
     with pytest.raises(KeyError):
         at.button(key=state.k(state.SEG_ALTERNATIVE, s.id))
+
+
+def test_rerun_passes_the_requested_blur_not_the_last_fit(seeded_ws):
+    """A rerun fits the blur again: the previous fit's σ is not passed back as if the user had given it
+    (else the "blur fit at its upper bound" warning could never appear on a rerun)."""
+    s, at = _open(seeded_ws, "pristine")
+    before = seeded_ws.latest_analysis(s.id)
+    assert before.requested.segment.pv_sigma is None and before.resolved.segment.pv_sigma is not None
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    after = seeded_ws.latest_analysis(s.id)
+    assert after.id > before.id and after.status == "done"
+    assert after.requested.segment.pv_sigma is None
+    assert after.pv_sigma_origin in ("fitted", "fitted_at_bound")

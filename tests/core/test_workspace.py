@@ -250,3 +250,29 @@ def test_interrupted_run_is_marked_failed(tmp_path, elec):
     [a] = ws.list_analyses(s.id)
     assert a.status == "failed" and "interrupted" in a.error
     assert not ws.analysis_dir(a.id).exists()
+
+
+def test_analysis_params_are_parsed_once_with_the_blur_origin(tmp_path, elec):
+    from dataclasses import replace
+
+    from core.phases import SegmentParams
+
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("e", "demo:pristine", spacing=elec.spacing, source_options={"shape": [32, 32, 32]})
+    fitted = run_analysis(ws, s.id, elec.greyscale)
+    assert isinstance(fitted.requested, AnalysisParams) and isinstance(fitted.resolved, AnalysisParams)
+    assert fitted.params == fitted.requested.to_dict() and fitted.resolved_params == fitted.resolved.to_dict()
+    sigma = fitted.resolved.segment.pv_sigma
+    assert fitted.requested.segment.pv_sigma is None and sigma is not None
+    assert fitted.pv_sigma_origin == fitted.provenance["pv_sigma_origin"] in ("fitted", "fitted_at_bound")
+    assert fitted.rerun_params.segment.pv_sigma is None  # a fit is fitted again
+    assert fitted.rerun_params.segment.low == fitted.resolved.segment.low
+    given = run_analysis(ws, s.id, elec.greyscale, AnalysisParams(segment=SegmentParams(pv_sigma=0.6)))
+    assert given.pv_sigma_origin == "given" and given.rerun_params.segment.pv_sigma == 0.6
+    # phases reused by a separation rerun keep the origin of the analysis they came from
+    reused = run_analysis(ws, s.id, ws.load_phases(fitted), fitted.resolved, presegmented=True,
+                          extra_provenance={"phases_from_analysis": fitted.id})
+    assert reused.pv_sigma_origin == fitted.pv_sigma_origin and reused.rerun_params.segment.pv_sigma is None
+    # rows written before the origin was recorded: inferred from the requested σ
+    old = replace(fitted, provenance={k: v for k, v in fitted.provenance.items() if k != "pv_sigma_origin"})
+    assert old.pv_sigma_origin == fitted.pv_sigma_origin
