@@ -200,7 +200,7 @@ def _str(value, what: str) -> str:
 
 
 def _phase_map(value, what: str):
-    from .io import _normalize_phase_map
+    from .io.phase_map import _normalize_phase_map
 
     if isinstance(value, Mapping):
         out = {}
