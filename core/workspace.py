@@ -6,6 +6,7 @@ Layout of a workspace folder::
     analyses/<id>/phases.npz   phase codes (0 pore, 1 CBD, 2 NMC), compressed
     analyses/<id>/labels.npz   particle labels, compressed
     analyses/<id>/particles.parquet
+    analyses/<id>/sweep-<key>.json   segmentation sweeps (:meth:`Workspace.save_sweep`)
     uploads/<token>/<name>     files uploaded through the dashboard
     cache/demo-*.npy           regenerable files (demo greyscale volumes)
 
@@ -19,7 +20,8 @@ raises is marked ``failed`` with its error; a run whose process died is found
 on the next :class:`Workspace` open (``running`` rows whose owner process is
 gone, or started before it) and marked ``failed`` then.
 
-Nothing here imports streamlit; every method opens its own short-lived SQLite
+The records (:class:`Sample`, :class:`Analysis`) live in :mod:`core.records`;
+running an analysis is :func:`core.runner.run_analysis`.  Nothing here imports streamlit; every method opens its own short-lived SQLite
 connection, so one :class:`Workspace` can be shared between threads.
 """
 
@@ -32,7 +34,7 @@ import os
 import shutil
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Literal
 
@@ -41,12 +43,11 @@ import pandas as pd
 
 from ._atomic import write_bytes, write_npy, write_npz, write_parquet  # noqa: F401  (write_npy re-exported)
 from ._json import json_default
+from ._liveness import own_start as _process_own_start
+from ._liveness import process_start_time, run_is_orphaned
 from ._validate import check_choice, normalize_spacing
-from .inputs import (
-    DEMO_PREFIX, DemoInput, FileInput, InputSpec, input_from_source, input_source, open_input,
-)
-from .inputs import source_options as _stored_options
-
+from .inputs import DEMO_PREFIX, DemoInput, FileInput, InputSpec, input_from_source, input_source, open_input
+from .records import Analysis, Sample, row_options
 
 if TYPE_CHECKING:
     from .pipeline import AnalysisParams
@@ -96,205 +97,6 @@ CREATE INDEX IF NOT EXISTS analyses_sample ON analyses(sample_id, status);
 """
 
 
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One row of ``samples``.
-
-    Attributes
-    ----------
-    input : core.inputs.FileInput or core.inputs.DemoInput
-        What the sample reads (opened by :func:`core.inputs.open_input`),
-        including its block-mean downsampling factor.
-    spacing : (3,) float, µm
-        Voxel size (z, y, x) of the volume as analysed, i.e. after
-        downsampling (the file's voxel size times :attr:`downsample`).
-    axis : {0, 1, 2}
-        Electrode thickness axis.
-    separator_side : {"auto", "start", "end"}
-    created_at, updated_at : float
-        Seconds since the epoch.
-    shape : (3,) int or None
-        Shape of the file as read (before downsampling) when it was probed on
-        adding; a demo's shape.  Informative (the catalogue shows it).
-    """
-
-    id: int
-    name: str
-    group_label: str
-    input: InputSpec
-    spacing: tuple[float, float, float]
-    axis: int
-    separator_side: str
-    created_at: float
-    updated_at: float
-    shape: tuple[int, int, int] | None = None
-
-    @property
-    def source(self) -> str:
-        """A file or folder path, or ``"demo:NAME"`` for a synthetic demo electrode."""
-        return input_source(self.input)
-
-    @property
-    def source_options(self) -> dict:
-        """How the source is read, as stored (:func:`core.inputs.source_options`, with a file's probed ``shape``)."""
-        return _row_options(self.input, self.shape)
-
-    @property
-    def is_demo(self) -> bool:
-        """True for a synthetic demo electrode."""
-        return isinstance(self.input, DemoInput)
-
-    @property
-    def demo_name(self) -> str | None:
-        return self.input.name if isinstance(self.input, DemoInput) else None
-
-    @property
-    def downsample(self) -> int:
-        """Block-mean downsampling factor applied when the volume is loaded (1 = none)."""
-        return self.input.downsample
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """One row of ``analyses``.
-
-    Attributes
-    ----------
-    requested : core.pipeline.AnalysisParams
-        The parameters the run was given.
-    resolved : core.pipeline.AnalysisParams
-        As resolved by the run (thresholds, blur and separator side filled
-        in); the requested ones while the run is not done.
-    status : {"running", "done", "failed"}
-    error : str or None
-        One sentence for a failed run.
-    provenance : dict
-        From :func:`core.pipeline.run` plus ``resolved_params`` (thresholds filled in)
-        and, for runs through :func:`core.runner.run_analysis`, ``input``: the
-        sample's ``source`` and ``source_options`` at run time (what
-        :func:`core.recipe.entry_from_workspace` replays; older rows lack it).
-    phases_path, labels_path, table_path : str or None
-        Artefact paths relative to the workspace folder (set when done).
-    """
-
-    id: int
-    sample_id: int
-    requested: "AnalysisParams"
-    resolved: "AnalysisParams"
-    status: str
-    error: str | None
-    created_at: float
-    updated_at: float
-    owner_pid: int | None
-    provenance: dict
-    phases_path: str | None
-    labels_path: str | None
-    table_path: str | None
-    n_particles: int | None
-
-    @property
-    def params(self) -> dict:
-        """:attr:`requested` as a plain dict."""
-        return self.requested.to_dict()
-
-    @property
-    def resolved_params(self) -> dict:
-        """:attr:`resolved` as a plain dict."""
-        return self.resolved.to_dict()
-
-    @property
-    def pv_sigma_origin(self) -> str | None:
-        """Where the blur σ of the partial-volume correction came from: ``"given"``, ``"fitted"`` or
-        ``"fitted_at_bound"``; None when the run used no blur (no correction, the model's phases,
-        presegmented input) or is not done."""
-        if "pv_sigma_origin" in self.provenance:
-            return self.provenance["pv_sigma_origin"]
-        sigma = self.resolved.segment.pv_sigma  # rows written before the origin was recorded
-        if self.status != "done" or sigma is None or self.provenance.get("presegmented") \
-                or self.resolved.method != "threshold" or not self.resolved.segment.partial_volume:
-            return None
-        from .pipeline import sigma_origin
-
-        return sigma_origin(sigma, self.requested.segment.pv_sigma is not None)
-
-    @property
-    def rerun_params(self) -> "AnalysisParams":
-        """Parameters that run this analysis again: :attr:`resolved`, but the blur σ only where the user
-        gave it (a fitted σ is fitted again, and judged as a fit, not passed back as if measured)."""
-        origin = self.pv_sigma_origin
-        seg = self.resolved.segment
-        sigma = self.requested.segment.pv_sigma if origin is None else (seg.pv_sigma if origin == "given" else None)
-        return replace(self.resolved, segment=replace(seg, pv_sigma=sigma))
-
-
-def _row_options(spec: InputSpec, shape) -> dict:
-    """The ``source_options`` column: the input's stored options, plus the probed shape of a file."""
-    options = _stored_options(spec)
-    if shape is not None and not isinstance(spec, DemoInput):
-        options["shape"] = [int(n) for n in shape]
-    return options
-
-
-# --------------------------------------------------------------------------- process liveness
-
-
-def _boot_time() -> float | None:
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime"):
-                return float(line.split()[1])
-    return None
-
-
-def process_start_time(pid: int) -> float | None:
-    """Start time (seconds since the epoch) of process ``pid``; None if it is gone or unknown."""
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-    except (OSError, ValueError):
-        return None
-    boot = _boot_time()
-    if boot is None:
-        return None
-    with contextlib.suppress(ValueError, IndexError):
-        # field 22 (starttime, clock ticks since boot) counted after the ')' closing the command name
-        fields = stat[stat.rindex(")") + 2:].split()
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
-
-
-_IMPORT_TIME = time.time()
-
-
-def _own_start() -> float:
-    start = process_start_time(os.getpid())
-    return start if start is not None else _IMPORT_TIME
-
-
-def _run_is_orphaned(owner_pid: int | None, created_at: float, own_pid: int, own_start: float) -> bool:
-    """A ``running`` row whose process is gone (or is a later process with the same id)."""
-    if owner_pid is None:
-        return True
-    if owner_pid == own_pid:
-        return created_at < own_start - 1.0
-    if not _pid_alive(owner_pid):
-        return True
-    start = process_start_time(owner_pid)
-    return start is not None and created_at < start - 1.0
-
-
 def _json(obj: Any) -> str:
     return json.dumps(obj, default=json_default, sort_keys=True)
 
@@ -326,7 +128,7 @@ class Workspace:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / self.DB_NAME
-        self._own_start = _own_start() if own_start is None else float(own_start)
+        self._own_start = _process_own_start() if own_start is None else float(own_start)
         con = self._connect()
         try:
             con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
@@ -387,7 +189,7 @@ class Workspace:
         with self._tx() as con:
             rows = con.execute("SELECT id, owner_pid, created_at FROM analyses WHERE status = 'running'").fetchall()
             for r in rows:
-                if _run_is_orphaned(r["owner_pid"], r["created_at"], own_pid, self._own_start):
+                if run_is_orphaned(r["owner_pid"], r["created_at"], own_pid, self._own_start):
                     con.execute(
                         "UPDATE analyses SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
                         ("The run was interrupted (its process stopped before it finished).", now, r["id"]),
@@ -488,7 +290,7 @@ class Workspace:
             cur = con.execute(
                 "INSERT INTO samples(name, group_label, source, source_options, spacing_z_um, spacing_y_um, "
                 "spacing_x_um, axis, separator_side, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (name.strip(), group_label or "", input_source(spec), _json(_row_options(spec, shape)), *sp, int(axis),
+                (name.strip(), group_label or "", input_source(spec), _json(row_options(spec, shape)), *sp, int(axis),
                  separator_side, now, now),
             )
             sid = int(cur.lastrowid)
@@ -556,7 +358,7 @@ class Workspace:
                 "UPDATE samples SET name = ?, group_label = ?, spacing_z_um = ?, spacing_y_um = ?, spacing_x_um = ?, "
                 "axis = ?, separator_side = ?, source = ?, source_options = ?, updated_at = ? WHERE id = ?",
                 (name.strip(), changes.get("group_label", s.group_label) or "", *sp, int(axis), side,
-                 input_source(spec), _json(_row_options(spec, shape)), time.time(), int(sample_id)),
+                 input_source(spec), _json(row_options(spec, shape)), time.time(), int(sample_id)),
             )
         return self.get_sample(sample_id)
 
