@@ -55,6 +55,7 @@ from ._atomic import write_text
 from .inputs import (  # noqa: F401  (re-exported: recipes name their inputs with these)
     DemoInput, FileInput, InputError, InputSpec, input_from_dict, input_from_source, input_to_dict, open_input,
 )
+from .inputs import _check_keys, _int, _str  # the JSON checks of inputs, raising InputError
 
 RECIPE_VERSION = 1
 
@@ -167,30 +168,10 @@ def _where(index: int, name: object = None) -> str:
     return f"analyses[{index}]" + (f" ({name!r})" if isinstance(name, str) and name else "")
 
 
-def _check_keys(d: Mapping, known: Sequence[str], where: str) -> None:
-    unknown = [k for k in d if k not in known]
-    if unknown:
-        raise RecipeError(f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(known)}")
-
-
 def _require(d: Mapping, key: str, where: str):
     if key not in d:
         raise RecipeError(f"{where} lacks the required key {key!r}")
     return d[key]
-
-
-def _int(value, what: str, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise RecipeError(f"{what} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise RecipeError(f"{what} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _str(value, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise RecipeError(f"{what} must be a non-empty string, got {value!r}")
-    return value
 
 
 def _entry_from_dict(d, index: int, base_dir: Path | None) -> RecipeEntry:
@@ -206,10 +187,7 @@ def _entry_from_dict(d, index: int, base_dir: Path | None) -> RecipeEntry:
     group = d.get("group", "") or ""
     if not isinstance(group, str):
         raise RecipeError(f"{where} group must be a string, got {group!r}")
-    try:
-        inp = input_from_dict(_require(d, "input", where), f"{where} input", base_dir)
-    except InputError as exc:
-        raise RecipeError(str(exc)) from None
+    inp = input_from_dict(_require(d, "input", where), f"{where} input", base_dir)
     try:
         spacing = normalize_spacing(_require(d, "spacing_um", where))
     except (TypeError, ValueError) as exc:
@@ -254,6 +232,13 @@ def recipe_from_dict(d: Mapping, *, base_dir: str | os.PathLike | None = None) -
         Unknown or missing key, wrong type or value, unsupported
         ``recipe_version``, duplicate analysis names.
     """
+    try:
+        return _recipe_from_dict(d, base_dir)
+    except InputError as exc:  # the checks shared with core.inputs
+        raise RecipeError(str(exc)) from None
+
+
+def _recipe_from_dict(d: Mapping, base_dir: str | os.PathLike | None) -> Recipe:
     if not isinstance(d, Mapping):
         raise RecipeError(f"a recipe must be a JSON object, got {type(d).__name__}")
     if "recipe_version" not in d:
