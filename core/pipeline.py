@@ -250,15 +250,8 @@ def run(
     check_has_nmc(phases)
 
     t0 = time.perf_counter()
-    if cue is not None:
-        from .nn.infer import instances_from_cue
-
-        report(0.6, "particles from the network's cue")
-        labels = instances_from_cue(phases, cue, sp, h=params.model.h, merge_ratio=params.separation.merge_ratio,
-                                    min_volume_um3=params.separation.min_volume_um3)
-        del cue
-    else:
-        labels = separate_particles(phases, sp, params.separation, progress=stage(0.35, 0.85))
+    labels = _particles(phases, cue, sp, params, report, stage(0.35, 0.85))
+    del cue
     timings["particles_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -271,12 +264,32 @@ def run(
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
-    blur_used = (not presegmented and params.method == "threshold" and seg_params.partial_volume
-                 and seg_params.pv_sigma is not None)
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
         separator_side=side, model=model_params, particles=params.particles,
     )
+    provenance = _provenance(volume, params, resolved, sp, table, presegmented=presegmented,
+                             downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
+                             timings=timings)
+    return AnalysisResult(phases, labels, table, resolved, sp, provenance)
+
+
+def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress) -> np.ndarray:
+    """Particle labels: the seeded watershed of the network's cue when there is one, else the crack-aware watershed."""
+    if cue is None:
+        return separate_particles(phases, sp, params.separation, progress=progress)
+    from .nn.infer import instances_from_cue
+
+    report(0.6, "particles from the network's cue")
+    return instances_from_cue(phases, cue, sp, h=params.model.h, merge_ratio=params.separation.merge_ratio,
+                              min_volume_um3=params.separation.min_volume_um3)
+
+
+def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame, *,
+                presegmented: bool, downsampled: int, side_contrast, weights_sha, timings: dict) -> dict:
+    """What a run records beside its results (see :class:`AnalysisResult`)."""
+    seg = resolved.segment
+    blur_used = not presegmented and params.method == "threshold" and seg.partial_volume and seg.pv_sigma is not None
     provenance = {
         "versions": versions(torch=weights_sha is not None),
         "input_checksum": checksum(volume),
@@ -285,15 +298,14 @@ def run(
         "spacing_um": list(sp),
         "downsampled": downsampled,
         "presegmented": presegmented,
-        "separator_side_detected": side if contrast is not None else None,
-        "separator_side_contrast": contrast,
+        "separator_side_detected": resolved.separator_side if side_contrast is not None else None,
+        "separator_side_contrast": side_contrast,
         "n_particles": int(len(table)),
-        "pv_sigma_origin": (sigma_origin(seg_params.pv_sigma, params.segment.pv_sigma is not None)
-                            if blur_used else None),
+        "pv_sigma_origin": sigma_origin(seg.pv_sigma, params.segment.pv_sigma is not None) if blur_used else None,
         "phases_from": "presegmented" if presegmented else params.method,
         "particles_from": params.particles,
         "timings_s": timings,
     }
     if weights_sha:
         provenance["model_weights_sha256"] = weights_sha
-    return AnalysisResult(phases, labels, table, resolved, sp, provenance)
+    return provenance
