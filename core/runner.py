@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .inputs import input_source, open_input, source_options
+from .inputs import open_input
 from .workspace import Analysis, Sample, Workspace
 
 __all__ = ["one_sentence", "run_analysis"]
@@ -71,7 +71,7 @@ def run_analysis(
     params = replace(params, axis=s.axis, separator_side=s.separator_side)
     aid = ws.begin_analysis(s.id, params)
     # what was read, as it was at run time (the sample may change later): enough to replay
-    snapshot = {"input": {"source": input_source(s.input), "source_options": source_options(s.input)}}
+    snapshot = {"input": {"source": s.source, "source_options": s.source_options}}
     if (extra_provenance or {}).get("phases_from_analysis") is not None:  # phases reused: so is their blur
         snapshot["pv_sigma_origin"] = ws.get_analysis(int(extra_provenance["phases_from_analysis"])).pv_sigma_origin
     try:
