@@ -21,8 +21,9 @@ on the next :class:`Workspace` open (``running`` rows whose owner process is
 gone, or started before it) and marked ``failed`` then.
 
 The records (:class:`Sample`, :class:`Analysis`) live in :mod:`core.records`;
-running an analysis is :func:`core.runner.run_analysis`.  Nothing here imports streamlit; every method opens its own short-lived SQLite
-connection, so one :class:`Workspace` can be shared between threads.
+running an analysis is :func:`core.runner.run_analysis`.  Nothing here imports
+streamlit; every method opens its own short-lived SQLite connection, so one
+:class:`Workspace` can be shared between threads.
 """
 
 from __future__ import annotations
@@ -245,7 +246,8 @@ class Workspace:
         if source_options is not None:
             raise TypeError("source_options only apply to a source given as text, not to an input spec")
         if not isinstance(source, (FileInput, DemoInput)):
-            raise TypeError(f"a sample's input must be a path, 'demo:NAME' or an input spec, got {type(source).__name__}")
+            raise TypeError(f"a sample's input must be a path, 'demo:NAME' or an input spec, "
+                            f"got {type(source).__name__}")
         return source
 
     @staticmethod
