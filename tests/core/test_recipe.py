@@ -462,3 +462,32 @@ def test_recipes_written_before_the_input_spec_replay_byte_identically(tmp_path)
         assert cli.main(["run", str(src), "--out", str(out), "-q"]) == 0
         for name, stem in tables.items():
             assert (out / name / "particles.csv").read_bytes() == (BASE / f"{stem}.csv").read_bytes()
+
+
+# --------------------------------------------------------------------------- core.inputs
+
+
+def test_open_input_reads_files_phase_maps_demos_and_downsamples(tmp_path):
+    from core.inputs import DemoInput, FileInput, input_from_source, input_source, open_input, source_options
+
+    vol = np.arange(4 * 6 * 8, dtype=np.uint16).reshape(4, 6, 8)
+    save_tiff(tmp_path / "v.tif", vol, 0.5)
+    got = open_input(FileInput(tmp_path / "v.tif", downsample=2))
+    assert got.volume.shape == (2, 3, 4) and got.spacing == (1.0, 1.0, 1.0) and not got.presegmented
+    assert got.volume[0, 0, 0] == vol[:2, :2, :2].mean()
+    assert got.info["downsample"] == 2 and got.info["shape_read"] == [4, 6, 8] and got.info["format"] == "tiff"
+    assert open_input(FileInput(tmp_path / "v.tif"), spacing=0.25).spacing == (0.25, 0.25, 0.25)
+    codes = (vol % 3).astype(np.uint8)
+    save_tiff(tmp_path / "p.tif", codes * 100, 0.5)
+    ph = open_input(FileInput(tmp_path / "p.tif", phase_map="0=pore,100=cbd,200=nmc"))
+    assert ph.presegmented and np.array_equal(ph.volume, codes)
+    demo = DemoInput("pristine", seed=2, shape=(16, 16, 16))
+    cached = open_input(demo, cache_dir=tmp_path / "cache")
+    assert isinstance(cached.volume, np.memmap) and len(list((tmp_path / "cache").glob("demo-*.npy"))) == 1
+    np.testing.assert_array_equal(cached.volume, open_input(demo).volume)
+    # the workspace storage form round-trips both kinds
+    for spec in (demo, FileInput((tmp_path / "v.tif").resolve(), dataset=None, downsample=2),
+                 FileInput((tmp_path / "r.raw").resolve(), shape=(2, 3, 4), dtype="uint16", byte_order=">", offset=8)):
+        assert input_from_source(input_source(spec), source_options(spec)) == spec
+    with pytest.raises(ValueError, match="unknown demo electrode"):
+        open_input(DemoInput("nope"))
