@@ -38,9 +38,10 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
+from ._json import json_default
 
 EXIT_BAD_INPUT = 2
 
@@ -85,57 +86,32 @@ def _staged_output(out: Path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load_input(args) -> tuple[np.ndarray, tuple[float, float, float], bool, dict]:
-    from .io import load_phases, load_volume
+def _input_spec(args):
+    """The :class:`core.inputs.FileInput` the arguments name (its path as given)."""
+    from .inputs import FileInput
 
-    kw = {}
-    if args.spacing is not None:
-        kw["spacing"] = tuple(args.spacing)
-    if getattr(args, "dataset", None):
-        kw["dataset"] = args.dataset
-    if getattr(args, "raw_shape", None):
-        kw["shape"] = tuple(args.raw_shape)
-    if getattr(args, "raw_dtype", None):
-        kw["dtype"] = args.raw_dtype
-    if getattr(args, "raw_offset", None):
-        kw["offset"] = args.raw_offset
     factor = getattr(args, "downsample", 1) or 1
-    if getattr(args, "phase_map", None):
-        if factor > 1:
-            raise CLIError("--downsample cannot be used with --phase-map (block means of phase codes are not phases)")
-        vol = load_phases(args.input, args.phase_map, **kw)
-        presegmented = True
-    else:
-        vol = load_volume(args.input, **kw)
-        presegmented = False
-    info = {
-        "source": vol.source, "format": vol.fmt, "spacing_from_metadata": vol.spacing_from_metadata,
-    }
-    data, spacing = vol.data, vol.spacing
-    if factor > 1:
-        from .io.downsampling import downsample
+    if getattr(args, "phase_map", None) and factor > 1:
+        raise CLIError("--downsample cannot be used with --phase-map (block means of phase codes are not phases)")
+    return FileInput(
+        path=Path(args.input), dataset=getattr(args, "dataset", None) or None,
+        shape=tuple(args.raw_shape) if getattr(args, "raw_shape", None) else None,
+        dtype=getattr(args, "raw_dtype", None) or None, offset=int(getattr(args, "raw_offset", 0) or 0),
+        phase_map=getattr(args, "phase_map", None) or None, downsample=factor,
+    )
 
-        data, spacing = downsample(data, factor, spacing)
-        info.update(downsample=factor, shape_read=list(vol.data.shape), spacing_read_um=list(vol.spacing))
-    return data, spacing, presegmented, info
+
+def _load_input(args):
+    """:func:`core.inputs.open_input` of the arguments' input, with ``--spacing`` as the voxel size read."""
+    from .inputs import open_input
+
+    return open_input(_input_spec(args), spacing=tuple(args.spacing) if args.spacing is not None else None)
 
 
 def _write_table(table, folder: Path, stem: str) -> None:
     """CSV and Parquet; the same table gives the same bytes (Parquet holds no timestamp)."""
     table.to_csv(folder / f"{stem}.csv", index=False)
     table.to_parquet(folder / f"{stem}.parquet", index=False)
-
-
-def _file_input(args):
-    """The :class:`core.recipe.FileInput` that ``_load_input`` read."""
-    from .recipe import FileInput
-
-    return FileInput(
-        path=Path(args.input).expanduser().resolve(), dataset=getattr(args, "dataset", None) or None,
-        shape=tuple(args.raw_shape) if getattr(args, "raw_shape", None) else None,
-        dtype=getattr(args, "raw_dtype", None) or None, offset=int(getattr(args, "raw_offset", 0) or 0),
-        phase_map=getattr(args, "phase_map", None) or None, downsample=getattr(args, "downsample", 1) or 1,
-    )
 
 
 def _cmd_analyze(args) -> None:
@@ -165,17 +141,17 @@ def _cmd_analyze(args) -> None:
         params = AnalysisParams.from_dict({**params.to_dict(), **overrides})
     if args.recipe is not None and not Path(args.recipe).expanduser().resolve().parent.is_dir():
         raise CLIError(f"the folder of --recipe does not exist: {Path(args.recipe).expanduser().resolve().parent}")
-    data, spacing, presegmented, info = _load_input(args)
+    opened = _load_input(args)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = run(data, params, spacing=spacing, presegmented=presegmented, progress=_progress(args.quiet),
-                     downsampled=getattr(args, "downsample", 1) or 1)
+        result = run(opened.volume, params, spacing=opened.spacing, presegmented=opened.presegmented,
+                     progress=_progress(args.quiet), downsampled=getattr(args, "downsample", 1) or 1)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     record = {
         "command": "analyze",
-        "input": {**info, "path": str(args.input)},
+        "input": {**opened.info, "path": str(args.input)},
         "params": result.params.to_dict(),
         "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
         "warnings": [str(w.message) for w in caught],
@@ -184,12 +160,14 @@ def _cmd_analyze(args) -> None:
         _write_table(result.table, tmp, "particles")
         save_tiff(tmp / "phases.tif", result.phases, result.spacing)
         save_tiff(tmp / "labels.tif", result.labels, result.spacing)
-        (tmp / "run.json").write_text(json.dumps(record, indent=2, default=_json_default))
+        (tmp / "run.json").write_text(json.dumps(record, indent=2, default=json_default))
     if args.recipe is not None:
         from .recipe import Recipe, entry_from_result, write_recipe
 
         name = args.name or Path(args.input).name.split(".")[0] or "analysis"
-        write_recipe(Recipe((entry_from_result(name, _file_input(args), result),)), args.recipe)
+        spec = _input_spec(args)
+        spec = replace(spec, path=spec.path.expanduser().resolve())
+        write_recipe(Recipe((entry_from_result(name, spec, result),)), args.recipe)
     if not args.quiet:
         print(f"{len(result.table)} particles -> {args.out}", file=sys.stderr)
         if args.recipe is not None:
@@ -252,7 +230,7 @@ def _cmd_run(args) -> None:
                 "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
                 "warnings": [str(w.message) for w in caught],
             }
-            (d / "provenance.json").write_text(json.dumps(record, indent=2, default=_json_default), encoding="utf-8")
+            (d / "provenance.json").write_text(json.dumps(record, indent=2, default=json_default), encoding="utf-8")
         report(1.0, f"{n} analyses replayed")
     if not args.quiet:
         print(f"{n} analyses -> {args.out}", file=sys.stderr)
@@ -262,7 +240,8 @@ def _cmd_segment(args) -> None:
     from .io import save_tiff
     from .phases import SegmentParams, segment_detailed
 
-    data, spacing, presegmented, info = _load_input(args)
+    opened = _load_input(args)
+    data, spacing = opened.volume, opened.spacing
     if args.method == "model":
         from .nn.infer import segment_volume
         from .nn.params import ModelParams
@@ -299,18 +278,6 @@ def _cmd_demo(args) -> None:
             save_tiff(d / "true_labels.tif", e.labels, e.spacing)
             e.table.to_csv(d / "true_particles.csv", index=False)
         report(1.0, f"{len(names)} demo electrodes written")
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _factor(text: str) -> int:

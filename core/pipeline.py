@@ -29,6 +29,19 @@ from .phases import SegmentParams, check_greyscale, pv_sigma_warning, segment_de
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model"]
 Particles = Literal["watershed", "model"]
+SigmaOrigin = Literal["given", "fitted", "fitted_at_bound"]
+
+
+def sigma_origin(pv_sigma: float, given: bool) -> SigmaOrigin:
+    """Where a blur σ (voxels) came from: given by the user, fitted, or fitted but stuck at the fit's upper bound.
+
+    TODO(merge): use core.phases.sigma_origin
+    """
+    from .phases import _at_fit_bound
+
+    if given:
+        return "given"
+    return "fitted_at_bound" if _at_fit_bound(pv_sigma) else "fitted"
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,9 @@ class AnalysisResult:
         As resolved (thresholds, blur and separator side filled in).
     spacing : (3,) float, µm
     provenance : dict
-        Versions, input checksum, shape, timings (s) per step.
+        Versions, input checksum, shape, timings (s) per step, and
+        ``pv_sigma_origin``: ``"given"``, ``"fitted"`` or ``"fitted_at_bound"``
+        (None when no blur was used), see :func:`sigma_origin`.
     """
 
     phases: np.ndarray
@@ -235,15 +250,8 @@ def run(
     check_has_nmc(phases)
 
     t0 = time.perf_counter()
-    if cue is not None:
-        from .nn.infer import instances_from_cue
-
-        report(0.6, "particles from the network's cue")
-        labels = instances_from_cue(phases, cue, sp, h=params.model.h, merge_ratio=params.separation.merge_ratio,
-                                    min_volume_um3=params.separation.min_volume_um3)
-        del cue
-    else:
-        labels = separate_particles(phases, sp, params.separation, progress=stage(0.35, 0.85))
+    labels = _particles(phases, cue, sp, params, report, stage(0.35, 0.85))
+    del cue
     timings["particles_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -260,6 +268,28 @@ def run(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
         separator_side=side, model=model_params, particles=params.particles,
     )
+    provenance = _provenance(volume, params, resolved, sp, table, presegmented=presegmented,
+                             downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
+                             timings=timings)
+    return AnalysisResult(phases, labels, table, resolved, sp, provenance)
+
+
+def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress) -> np.ndarray:
+    """Particle labels: the seeded watershed of the network's cue when there is one, else the crack-aware watershed."""
+    if cue is None:
+        return separate_particles(phases, sp, params.separation, progress=progress)
+    from .nn.infer import instances_from_cue
+
+    report(0.6, "particles from the network's cue")
+    return instances_from_cue(phases, cue, sp, h=params.model.h, merge_ratio=params.separation.merge_ratio,
+                              min_volume_um3=params.separation.min_volume_um3)
+
+
+def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame, *,
+                presegmented: bool, downsampled: int, side_contrast, weights_sha, timings: dict) -> dict:
+    """What a run records beside its results (see :class:`AnalysisResult`)."""
+    seg = resolved.segment
+    blur_used = not presegmented and params.method == "threshold" and seg.partial_volume and seg.pv_sigma is not None
     provenance = {
         "versions": versions(torch=weights_sha is not None),
         "input_checksum": checksum(volume),
@@ -268,13 +298,14 @@ def run(
         "spacing_um": list(sp),
         "downsampled": downsampled,
         "presegmented": presegmented,
-        "separator_side_detected": side if contrast is not None else None,
-        "separator_side_contrast": contrast,
+        "separator_side_detected": resolved.separator_side if side_contrast is not None else None,
+        "separator_side_contrast": side_contrast,
         "n_particles": int(len(table)),
+        "pv_sigma_origin": sigma_origin(seg.pv_sigma, params.segment.pv_sigma is not None) if blur_used else None,
         "phases_from": "presegmented" if presegmented else params.method,
         "particles_from": params.particles,
         "timings_s": timings,
     }
     if weights_sha:
         provenance["model_weights_sha256"] = weights_sha
-    return AnalysisResult(phases, labels, table, resolved, sp, provenance)
+    return provenance

@@ -211,8 +211,23 @@ def build_report(
         "names.</p>",
     ]
     parts += [f"<p>{_esc(n)}</p>" for n in notes]
+    parts += _inputs_html(electrodes)
+    if summary is not None:
+        parts.append("<h2>Summary</h2>")
+        parts.append(_frame_html(summary))
+    if charts:
+        parts.append("<h2>Charts</h2>")
+        parts += [_chart_img(c, t) for t, c in charts.items()]
+    parts += _parameters_html(electrodes)
+    parts += _versions_html(versions, electrodes)
+    parts += _tables_html(electrodes, max_rows, embed_csv)
+    if recipe is not None:
+        parts += _recipe_html(recipe)
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)
 
-    parts.append("<h2>Inputs</h2>")
+
+def _inputs_html(electrodes: Sequence[ReportElectrode]) -> list[str]:
     rows = []
     for e in electrodes:
         sp = ", ".join(f"{float(s):g}" for s in e.spacing_um) if e.spacing_um is not None else "–"
@@ -221,49 +236,43 @@ def build_report(
             f'<td class="k">{_esc(e.source)}</td><td>{_esc(sp)}</td><td>{len(e.table)}</td>'
             f'<td class="k"><code>{_esc(e.input_checksum or "–")}</code></td></tr>'
         )
-    parts.append(
-        '<table><tr><th class="k">electrode</th><th class="k">group</th><th class="k">source</th>'
-        '<th>voxel size z, y, x (µm)</th><th>particles</th><th class="k">input checksum (BLAKE2b-128)</th></tr>'
-        + "".join(rows) + "</table>"
+    return ["<h2>Inputs</h2>",
+            '<table><tr><th class="k">electrode</th><th class="k">group</th><th class="k">source</th>'
+            '<th>voxel size z, y, x (µm)</th><th>particles</th><th class="k">input checksum (BLAKE2b-128)</th></tr>'
+            + "".join(rows) + "</table>"]
+
+
+def _by_electrode(corner: str, columns: Mapping[str, Mapping], cell) -> str:
+    """A table with one row per key found in any column and one column per electrode; ``cell(column, key)``."""
+    keys = list(dict.fromkeys(k for d in columns.values() for k in d))
+    head = f'<tr><th class="k">{corner}</th>' + "".join(f'<th class="k">{_esc(n)}</th>' for n in columns) + "</tr>"
+    body = "".join(
+        f'<tr><td class="k">{_esc(k)}</td>'
+        + "".join(f'<td class="k">{_esc(cell(d, k))}</td>' for d in columns.values()) + "</tr>"
+        for k in keys
     )
+    return f"<table>{head}{body}</table>"
 
-    if summary is not None:
-        parts.append("<h2>Summary</h2>")
-        parts.append(_frame_html(summary))
 
-    if charts:
-        parts.append("<h2>Charts</h2>")
-        parts += [_chart_img(c, t) for t, c in charts.items()]
-
-    parts.append("<h2>Parameters</h2>")
+def _parameters_html(electrodes: Sequence[ReportElectrode]) -> list[str]:
     flat = {e.name: dict(_flatten(e.params)) for e in electrodes}
-    keys = list(dict.fromkeys(k for d in flat.values() for k in d))
-    if keys:
-        head = '<tr><th class="k">parameter</th>' + "".join(f'<th class="k">{_esc(n)}</th>' for n in flat) + "</tr>"
-        body = "".join(
-            f'<tr><td class="k">{_esc(k)}</td>'
-            + "".join(f'<td class="k">{_esc(_fmt(d.get(k)))}</td>' for d in flat.values()) + "</tr>"
-            for k in keys
-        )
-        parts.append(f"<table>{head}{body}</table>")
-    else:
-        parts.append('<p class="note">No parameters recorded.</p>')
+    if not any(flat.values()):
+        return ["<h2>Parameters</h2>", '<p class="note">No parameters recorded.</p>']
+    return ["<h2>Parameters</h2>", _by_electrode("parameter", flat, lambda d, k: _fmt(d.get(k)))]
 
-    parts.append("<h2>Software versions</h2>")
+
+def _versions_html(versions: Mapping[str, str] | None, electrodes: Sequence[ReportElectrode]) -> list[str]:
+    parts = ["<h2>Software versions</h2>"]
     if versions:
         parts.append("<h3>This report</h3>" + _kv_table(sorted(versions.items()), ("package", "version")))
     run_versions = {e.name: dict(e.versions) for e in electrodes if e.versions}
     if run_versions:
-        pkgs = list(dict.fromkeys(k for d in run_versions.values() for k in d))
-        head = '<tr><th class="k">package</th>' + "".join(f'<th class="k">{_esc(n)}</th>' for n in run_versions)
-        body = "".join(
-            f'<tr><td class="k">{_esc(p)}</td>'
-            + "".join(f'<td class="k">{_esc(d.get(p, "–"))}</td>' for d in run_versions.values()) + "</tr>"
-            for p in pkgs
-        )
-        parts.append(f"<h3>Each analysis</h3><table>{head}</tr>{body}</table>")
+        parts.append("<h3>Each analysis</h3>" + _by_electrode("package", run_versions, lambda d, p: d.get(p, "–")))
+    return parts
 
-    parts.append("<h2>Per-particle tables</h2>")
+
+def _tables_html(electrodes: Sequence[ReportElectrode], max_rows: int | None, embed_csv: bool) -> list[str]:
+    parts = ["<h2>Per-particle tables</h2>"]
     for e in electrodes:
         n = len(e.table)
         shown = n if max_rows is None else min(n, max_rows)
@@ -273,17 +282,16 @@ def build_report(
                                    f"{folder_name(e.name)}-particles.csv", f"download the whole table (CSV, {n} rows)"))
         parts.append(f'<p class="note">{shown} of {n} particles shown.</p>' if shown < n else "")
         parts.append(_frame_html(e.table, max_rows))
+    return parts
 
-    if recipe is not None:
-        text = json.dumps(recipe, indent=2, ensure_ascii=False, default=str)
-        parts.append("<h2>Recipe</h2>")
-        parts.append('<p class="note">Replays these analyses headless: '
-                     "<code>python -m core run recipe.json --out DIR</code>.</p>")
-        parts.append(_download(text.encode("utf-8"), "application/json", "recipe.json", "download recipe.json"))
-        parts.append(f"<pre>{_esc(text)}</pre>")
 
-    parts.append("</body></html>")
-    return "\n".join(p for p in parts if p)
+def _recipe_html(recipe: Mapping) -> list[str]:
+    text = json.dumps(recipe, indent=2, ensure_ascii=False, default=str)
+    return ["<h2>Recipe</h2>",
+            '<p class="note">Replays these analyses headless: '
+            "<code>python -m core run recipe.json --out DIR</code>.</p>",
+            _download(text.encode("utf-8"), "application/json", "recipe.json", "download recipe.json"),
+            f"<pre>{_esc(text)}</pre>"]
 
 
 __all__ = ["ReportElectrode", "build_report"]

@@ -6,6 +6,7 @@ Layout of a workspace folder::
     analyses/<id>/phases.npz   phase codes (0 pore, 1 CBD, 2 NMC), compressed
     analyses/<id>/labels.npz   particle labels, compressed
     analyses/<id>/particles.parquet
+    analyses/<id>/sweep-<key>.json   segmentation sweeps (:meth:`Workspace.save_sweep`)
     uploads/<token>/<name>     files uploaded through the dashboard
     cache/demo-*.npy           regenerable files (demo greyscale volumes)
 
@@ -19,32 +20,43 @@ raises is marked ``failed`` with its error; a run whose process died is found
 on the next :class:`Workspace` open (``running`` rows whose owner process is
 gone, or started before it) and marked ``failed`` then.
 
-Nothing here imports streamlit; every method opens its own short-lived SQLite
-connection, so one :class:`Workspace` can be shared between threads.
+The records (:class:`Sample`, :class:`Analysis`) live in :mod:`core.records`;
+running an analysis is :func:`core.runner.run_analysis`.  Nothing here imports
+streamlit; every method opens its own short-lived SQLite connection, so one
+:class:`Workspace` can be shared between threads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 import numpy as np
 import pandas as pd
 
+from ._atomic import write_bytes, write_npy, write_npz, write_parquet  # noqa: F401  (write_npy re-exported)
+from ._json import json_default
+from ._liveness import own_start as _process_own_start
+from ._liveness import process_start_time, run_is_orphaned
 from ._validate import check_choice, normalize_spacing
+from .inputs import DEMO_PREFIX, DemoInput, FileInput, InputSpec, input_from_source, input_source, open_input
+from .records import Analysis, Sample, row_options
+
+if TYPE_CHECKING:
+    from .pipeline import AnalysisParams
+    from .uncertainty import SweepParams, SweepResult
 
 Status = Literal["running", "done", "failed"]
 STATUSES: tuple[str, ...] = ("running", "done", "failed")
 SIDES: tuple[str, ...] = ("auto", "start", "end")
-DEMO_PREFIX = "demo:"
 SCHEMA_VERSION = 1
 UPLOAD_GRACE_S = 24 * 3600.0  # an upload not added as a sample is removed after this
 
@@ -86,224 +98,8 @@ CREATE INDEX IF NOT EXISTS analyses_sample ON analyses(sample_id, status);
 """
 
 
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One row of ``samples``.
-
-    Attributes
-    ----------
-    source : str
-        A file or folder path, or ``"demo:NAME"`` for a synthetic demo electrode.
-    source_options : dict
-        How to read the source (e.g. ``{"shape": [160, 160, 160], "seed": 0}``
-        for a demo, ``{"read": {"dataset": "/data"}}`` for HDF5), and
-        ``"downsample"``: a block-mean factor applied after reading (see
-        :attr:`downsample`).
-    spacing : (3,) float, µm
-        Voxel size (z, y, x) of the volume as analysed, i.e. after
-        downsampling (the file's voxel size times :attr:`downsample`).
-    axis : {0, 1, 2}
-        Electrode thickness axis.
-    separator_side : {"auto", "start", "end"}
-    created_at, updated_at : float
-        Seconds since the epoch.
-    """
-
-    id: int
-    name: str
-    group_label: str
-    source: str
-    source_options: dict
-    spacing: tuple[float, float, float]
-    axis: int
-    separator_side: str
-    created_at: float
-    updated_at: float
-
-    @property
-    def is_demo(self) -> bool:
-        """True for a synthetic demo electrode."""
-        return self.source.startswith(DEMO_PREFIX)
-
-    @property
-    def demo_name(self) -> str | None:
-        return self.source[len(DEMO_PREFIX):] if self.is_demo else None
-
-    @property
-    def downsample(self) -> int:
-        """Block-mean downsampling factor applied when the volume is loaded (1 = none)."""
-        return int(self.source_options.get("downsample", 1))
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """One row of ``analyses``.
-
-    Attributes
-    ----------
-    params : dict
-        :meth:`core.pipeline.AnalysisParams.to_dict` as requested.
-    status : {"running", "done", "failed"}
-    error : str or None
-        One sentence for a failed run.
-    provenance : dict
-        From :func:`core.pipeline.run` plus ``resolved_params`` (thresholds filled in)
-        and, for runs through :meth:`Workspace.run_analysis`, ``input``: the
-        sample's ``source`` and ``source_options`` at run time (what
-        :func:`core.recipe.entry_from_workspace` replays; older rows lack it).
-    phases_path, labels_path, table_path : str or None
-        Artefact paths relative to the workspace folder (set when done).
-    """
-
-    id: int
-    sample_id: int
-    params: dict
-    status: str
-    error: str | None
-    created_at: float
-    updated_at: float
-    owner_pid: int | None
-    provenance: dict
-    phases_path: str | None
-    labels_path: str | None
-    table_path: str | None
-    n_particles: int | None
-
-    @property
-    def resolved_params(self) -> dict:
-        """Parameters as resolved by the run (falls back to the requested ones)."""
-        return self.provenance.get("resolved_params", self.params)
-
-
-# --------------------------------------------------------------------------- process liveness
-
-
-def _boot_time() -> float | None:
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime"):
-                return float(line.split()[1])
-    return None
-
-
-def process_start_time(pid: int) -> float | None:
-    """Start time (seconds since the epoch) of process ``pid``; None if it is gone or unknown."""
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-    except (OSError, ValueError):
-        return None
-    boot = _boot_time()
-    if boot is None:
-        return None
-    with contextlib.suppress(ValueError, IndexError):
-        # field 22 (starttime, clock ticks since boot) counted after the ')' closing the command name
-        fields = stat[stat.rindex(")") + 2:].split()
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
-
-
-_IMPORT_TIME = time.time()
-
-
-def _own_start() -> float:
-    start = process_start_time(os.getpid())
-    return start if start is not None else _IMPORT_TIME
-
-
-def _run_is_orphaned(owner_pid: int | None, created_at: float, own_pid: int, own_start: float) -> bool:
-    """A ``running`` row whose process is gone (or is a later process with the same id)."""
-    if owner_pid is None:
-        return True
-    if owner_pid == own_pid:
-        return created_at < own_start - 1.0
-    if not _pid_alive(owner_pid):
-        return True
-    start = process_start_time(owner_pid)
-    return start is not None and created_at < start - 1.0
-
-
-# --------------------------------------------------------------------------- atomic writers
-
-
-@contextlib.contextmanager
-def _atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; move it onto ``dest`` only if the block succeeds."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-
-
-def write_npz(dest: Path, array: np.ndarray, name: str) -> None:
-    """Write one array as a compressed ``.npz`` atomically."""
-    with _atomic_path(dest) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **{name: array})
-
-
-def write_parquet(dest: Path, table: pd.DataFrame) -> None:
-    """Write a table as Parquet atomically."""
-    with _atomic_path(dest) as tmp:
-        table.to_parquet(tmp, index=False)
-
-
-def write_bytes(dest: Path, data: bytes) -> None:
-    """Write bytes atomically."""
-    with _atomic_path(dest) as tmp:
-        tmp.write_bytes(data)
-
-
-def write_npy(dest: Path, array: np.ndarray) -> None:
-    """Write one array as ``.npy`` atomically (memory-mappable)."""
-    with _atomic_path(dest) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-
-
 def _json(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default, sort_keys=True)
-
-
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return os.fspath(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _one_sentence(exc: BaseException) -> str:
-    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit, a UI framework stopping the run
-        return f"The run was interrupted ({type(exc).__name__})."
-    msg = str(exc).strip().replace("\n", " ") or type(exc).__name__
-    if isinstance(exc, KeyError):
-        msg = f"missing key {msg}"
-    return msg.rstrip(".") + "."
+    return json.dumps(obj, default=json_default, sort_keys=True)
 
 
 # --------------------------------------------------------------------------- the workspace
@@ -333,7 +129,7 @@ class Workspace:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / self.DB_NAME
-        self._own_start = _own_start() if own_start is None else float(own_start)
+        self._own_start = _process_own_start() if own_start is None else float(own_start)
         con = self._connect()
         try:
             con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
@@ -394,7 +190,7 @@ class Workspace:
         with self._tx() as con:
             rows = con.execute("SELECT id, owner_pid, created_at FROM analyses WHERE status = 'running'").fetchall()
             for r in rows:
-                if _run_is_orphaned(r["owner_pid"], r["created_at"], own_pid, self._own_start):
+                if run_is_orphaned(r["owner_pid"], r["created_at"], own_pid, self._own_start):
                     con.execute(
                         "UPDATE analyses SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
                         ("The run was interrupted (its process stopped before it finished).", now, r["id"]),
@@ -429,25 +225,30 @@ class Workspace:
 
     @staticmethod
     def _sample(r: sqlite3.Row) -> Sample:
+        # the storage edge: the row's source and options become the input spec
+        options = json.loads(r["source_options"] or "{}")
+        spec = input_from_source(r["source"], options)
+        shape = spec.shape if isinstance(spec, DemoInput) else options.get("shape")
         return Sample(
-            id=int(r["id"]), name=r["name"], group_label=r["group_label"], source=r["source"],
-            source_options=json.loads(r["source_options"] or "{}"),
+            id=int(r["id"]), name=r["name"], group_label=r["group_label"], input=spec,
             spacing=(float(r["spacing_z_um"]), float(r["spacing_y_um"]), float(r["spacing_x_um"])),
             axis=int(r["axis"]), separator_side=r["separator_side"], created_at=float(r["created_at"]),
-            updated_at=float(r["updated_at"]),
+            updated_at=float(r["updated_at"]), shape=tuple(int(n) for n in shape) if shape else None,
         )
 
     @staticmethod
-    def _check_source_options(options) -> dict:
-        if not isinstance(options, dict):
-            raise TypeError(f"source_options must be a dict, got {type(options).__name__}")
-        if "downsample" in options:
-            from .io.downsampling import check_downsample
-
-            options = {**options, "downsample": check_downsample(options["downsample"])}
-            if options["downsample"] > 1 and options.get("phase_map") is not None:
-                raise ValueError("a pre-segmented phase volume cannot be downsampled")
-        return options
+    def _input(source: str | os.PathLike | InputSpec, source_options: dict | None) -> InputSpec:
+        """An input spec, from a spec or from a ``source`` and its options dict."""
+        if isinstance(source, (str, os.PathLike)):
+            if source_options is not None and not isinstance(source_options, dict):
+                raise TypeError(f"source_options must be a dict, got {type(source_options).__name__}")
+            return input_from_source(os.fspath(source), source_options)
+        if source_options is not None:
+            raise TypeError("source_options only apply to a source given as text, not to an input spec")
+        if not isinstance(source, (FileInput, DemoInput)):
+            raise TypeError(f"a sample's input must be a path, 'demo:NAME' or an input spec, "
+                            f"got {type(source).__name__}")
+        return source
 
     @staticmethod
     def _check_sample_fields(name, axis, separator_side):
@@ -457,35 +258,41 @@ class Workspace:
         check_choice(separator_side, "separator_side", SIDES)
 
     def add_sample(
-        self, name: str, source: str, *, spacing=None, group_label: str = "", axis: int = 0,
-        separator_side: str = "auto", source_options: dict | None = None,
+        self, name: str, source: str | os.PathLike | InputSpec, *, spacing=None, group_label: str = "",
+        axis: int = 0, separator_side: str = "auto", source_options: dict | None = None, shape=None,
     ) -> Sample:
         """Add a sample to the catalogue.
 
         Parameters
         ----------
         name : str
-        source : str
-            File or folder path, or ``"demo:NAME"``.
+        source : FileInput or DemoInput, or str
+            The input spec; or a file or folder path, or ``"demo:NAME"``, with
+            its options in ``source_options``.
         spacing : float or (3,) float, µm
+            Voxel size as analysed (after the input's downsampling).
         group_label : str
             Free text used to group electrodes (e.g. "cycled").
         axis : {0, 1, 2}
         separator_side : {"auto", "start", "end"}
-        source_options : dict
-            JSON-ready reading options; ``"downsample"`` (1 to
-            :data:`core.io.downsampling.MAX_DOWNSAMPLE`) block-averages the volume on
-            loading, and ``spacing`` is then the downsampled voxel size.
+        source_options : dict, optional
+            Only with a text ``source``: how to read it, as
+            :func:`core.inputs.source_options` writes it (a ``"shape"`` beside
+            ``"read"`` is taken as ``shape``).
+        shape : (3,) int, optional
+            A file's shape as read (informative, see :attr:`Sample.shape`).
         """
         self._check_sample_fields(name, axis, separator_side)
-        source_options = self._check_source_options(source_options or {})
+        spec = self._input(source, source_options)
+        if shape is None and not isinstance(spec, DemoInput):
+            shape = (source_options or {}).get("shape")
         sp = normalize_spacing(spacing)
         now = time.time()
         with self._tx() as con:
             cur = con.execute(
                 "INSERT INTO samples(name, group_label, source, source_options, spacing_z_um, spacing_y_um, "
                 "spacing_x_um, axis, separator_side, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (name.strip(), group_label or "", str(source), _json(source_options or {}), *sp, int(axis),
+                (name.strip(), group_label or "", input_source(spec), _json(row_options(spec, shape)), *sp, int(axis),
                  separator_side, now, now),
             )
             sid = int(cur.lastrowid)
@@ -495,8 +302,8 @@ class Workspace:
         """A new sample reading the same source ``factor`` times coarser (block means).
 
         The copy keeps the group, axis and separator side; its voxel size is the
-        original's times ``factor`` and its ``source_options["downsample"]`` the
-        product of both factors.  Its name says the total factor.
+        original's times ``factor`` and its input's ``downsample`` the product of
+        both factors.  Its name says the total factor.
 
         Raises
         ------
@@ -514,10 +321,9 @@ class Workspace:
             raise ValueError(f"'{s.name}' is already downsampled by {s.downsample}; another {factor} would make "
                              f"{total}, above the largest factor {MAX_DOWNSAMPLE}")
         base = s.name.split(" (downsampled by ")[0] if s.downsample > 1 else s.name
-        return self.add_sample(f"{base} (downsampled by {total})", s.source,
+        return self.add_sample(f"{base} (downsampled by {total})", replace(s.input, downsample=total),
                                spacing=tuple(v * factor for v in s.spacing), group_label=s.group_label,
-                               axis=s.axis, separator_side=s.separator_side,
-                               source_options={**s.source_options, "downsample": total})
+                               axis=s.axis, separator_side=s.separator_side, shape=s.shape)
 
     def get_sample(self, sample_id: int) -> Sample:
         """The sample with this id; ``KeyError`` if there is none."""
@@ -531,9 +337,10 @@ class Workspace:
         return [self._sample(r) for r in self._query("SELECT * FROM samples ORDER BY id")]
 
     def update_sample(self, sample_id: int, **changes) -> Sample:
-        """Change ``name``, ``group_label``, ``spacing``, ``axis``, ``separator_side`` or ``source_options``."""
+        """Change ``name``, ``group_label``, ``spacing``, ``axis``, ``separator_side``, ``input``
+        (an input spec) or ``source_options`` (the options dict of the same source)."""
         s = self.get_sample(sample_id)
-        allowed = {"name", "group_label", "spacing", "axis", "separator_side", "source_options"}
+        allowed = {"name", "group_label", "spacing", "axis", "separator_side", "input", "source_options"}
         bad = set(changes) - allowed
         if bad:
             raise ValueError(f"cannot change sample field(s) {sorted(bad)}; changeable: {sorted(allowed)}")
@@ -541,15 +348,19 @@ class Workspace:
         axis = changes.get("axis", s.axis)
         side = changes.get("separator_side", s.separator_side)
         self._check_sample_fields(name, axis, side)
+        spec, shape = s.input, s.shape
+        if "input" in changes:
+            spec = self._input(changes["input"], None)
         if "source_options" in changes:
-            changes["source_options"] = self._check_source_options(changes["source_options"])
+            spec = self._input(s.source, changes["source_options"])
+            shape = changes["source_options"].get("shape", shape)
         sp = normalize_spacing(changes.get("spacing", s.spacing))
         with self._tx() as con:
             con.execute(
                 "UPDATE samples SET name = ?, group_label = ?, spacing_z_um = ?, spacing_y_um = ?, spacing_x_um = ?, "
-                "axis = ?, separator_side = ?, source_options = ?, updated_at = ? WHERE id = ?",
+                "axis = ?, separator_side = ?, source = ?, source_options = ?, updated_at = ? WHERE id = ?",
                 (name.strip(), changes.get("group_label", s.group_label) or "", *sp, int(axis), side,
-                 _json(changes.get("source_options", s.source_options)), time.time(), int(sample_id)),
+                 input_source(spec), _json(row_options(spec, shape)), time.time(), int(sample_id)),
             )
         return self.get_sample(sample_id)
 
@@ -601,57 +412,29 @@ class Workspace:
     # ---------------------------------------------------------------- volumes
 
     def load_volume(self, sample: Sample | int) -> np.ndarray:
-        """The greyscale volume of a sample, (Z, Y, X).
-
-        A demo electrode (``source = "demo:NAME"``, ``source_options`` with
-        ``shape`` and ``seed``) is generated once with
-        :func:`core.synth.demo_electrode` and kept as a memory-mapped ``.npy``
-        under ``cache/``; a file is read with :func:`core.io.load_volume`
-        (memory-mapped where the format allows) with the keyword arguments in
-        ``source_options["read"]``.  With ``source_options["downsample"]`` above 1
-        the volume is then block-averaged by :func:`core.phases.downsample`
-        (an in-memory float32 array).  The array must be treated as read-only.
-
-        Raises
-        ------
-        FileNotFoundError, ValueError, TypeError
-            From :func:`core.io.load_volume` for a missing or unreadable file.
-        """
+        """The volume a sample's analysis reads: :func:`core.inputs.open_input` of its input, a demo
+        kept under ``cache/`` (memory-mapped).  Treat it as read-only."""
         s = sample if isinstance(sample, Sample) else self.get_sample(sample)
-        if s.is_demo:
-            shape = s.source_options.get("shape")
-            volume = self.demo_volume(s.demo_name, shape=tuple(shape) if shape else None,
-                                      seed=int(s.source_options.get("seed", 0)))
-        else:
-            from .io import load_volume
-
-            volume = load_volume(s.source, **dict(s.source_options.get("read", {}))).data
-        if s.downsample > 1:
-            from .io.downsampling import downsample
-
-            volume = downsample(volume, s.downsample)[0]
-        return volume
-
-    def demo_volume(self, name: str, *, shape: tuple[int, int, int] | None = None, seed: int = 0) -> np.ndarray:
-        """Greyscale of a demo electrode, generated on first use and cached as ``.npy`` (memory-mapped)."""
-        from .synth import DEMO_ELECTRODES, demo_electrode
-
-        if name not in DEMO_ELECTRODES:
-            raise ValueError(f"unknown demo electrode {name!r}; choose one of {list(DEMO_ELECTRODES)}")
-        shp = tuple(int(n) for n in (shape or DEMO_ELECTRODES[name].shape))
-        path = self.cache_dir() / f"demo-{name}-{'x'.join(map(str, shp))}-seed{int(seed)}.npy"
-        if not path.exists():
-            write_npy(path, demo_electrode(name, rng=int(seed), shape=shp).greyscale)
-        return np.load(path, mmap_mode="r")
+        return open_input(s.input, cache_dir=self.cache_dir()).volume
 
     # ---------------------------------------------------------------- analyses
 
     @staticmethod
     def _analysis(r: sqlite3.Row) -> Analysis:
+        # the storage edge: parameters are parsed once here (strictly, as AnalysisParams.from_dict does)
+        from .pipeline import AnalysisParams
+
+        provenance = json.loads(r["provenance"] or "{}")
+        try:
+            requested = AnalysisParams.from_dict(json.loads(r["params"]))
+            resolved = (AnalysisParams.from_dict(provenance["resolved_params"]) if "resolved_params" in provenance
+                        else requested)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"analysis {r['id']} holds parameters this version cannot read: {exc}") from None
         return Analysis(
-            id=int(r["id"]), sample_id=int(r["sample_id"]), params=json.loads(r["params"]), status=r["status"],
-            error=r["error"], created_at=float(r["created_at"]), updated_at=float(r["updated_at"]),
-            owner_pid=r["owner_pid"], provenance=json.loads(r["provenance"] or "{}"),
+            id=int(r["id"]), sample_id=int(r["sample_id"]), requested=requested, resolved=resolved,
+            status=r["status"], error=r["error"], created_at=float(r["created_at"]),
+            updated_at=float(r["updated_at"]), owner_pid=r["owner_pid"], provenance=provenance,
             phases_path=r["phases_path"], labels_path=r["labels_path"], table_path=r["table_path"],
             n_particles=r["n_particles"],
         )
@@ -679,8 +462,10 @@ class Workspace:
         found = self.list_analyses(sample_id, status=status)
         return found[0] if found else None
 
-    def begin_analysis(self, sample_id: int, params: dict) -> int:
+    def begin_analysis(self, sample_id: int, params: "AnalysisParams | dict") -> int:
         """Insert a ``running`` analysis row owned by this process; returns its id."""
+        if not isinstance(params, dict):
+            params = params.to_dict()
         self.get_sample(sample_id)
         now = time.time()
         with self._tx() as con:
@@ -704,7 +489,7 @@ class Workspace:
         """Write a :class:`core.pipeline.AnalysisResult`'s artefacts atomically, then mark the row done.
 
         If any write fails the exception propagates; the caller marks the run
-        failed (see :meth:`run_analysis`).
+        failed (see :func:`core.runner.run_analysis`).
         """
         d = self.analysis_dir(analysis_id)
         d.mkdir(parents=True, exist_ok=True)
@@ -725,57 +510,6 @@ class Workspace:
                  int(len(result.table)), int(analysis_id)),
             )
         return self.get_analysis(analysis_id)
-
-    def run_analysis(
-        self, sample_id: int, volume: np.ndarray, params=None, *, presegmented: bool = False,
-        progress: Callable[[float, str], None] | None = None, extra_provenance: dict | None = None,
-    ) -> Analysis:
-        """Run :func:`core.pipeline.run` on a sample's volume and store the result.
-
-        The sample's spacing, thickness axis and separator side override those
-        in ``params``.  On any error the analysis is marked failed (with the
-        error as one sentence), its partial files are removed and the error is
-        re-raised; earlier analyses are untouched.
-
-        Parameters
-        ----------
-        sample_id : int
-        volume : (Z, Y, X) ndarray
-            Greyscale, or phase codes when ``presegmented``.
-        params : core.pipeline.AnalysisParams, optional
-        presegmented : bool
-        progress : callable(fraction, message), optional
-        extra_provenance : dict, optional
-            Merged into the stored provenance (e.g. the analysis the phases came from).
-
-        Returns
-        -------
-        Analysis
-            The finished row.
-        """
-        from dataclasses import replace
-
-        from .pipeline import AnalysisParams, run
-
-        sample = self.get_sample(sample_id)
-        params = params or AnalysisParams()
-        params = replace(params, axis=sample.axis, separator_side=sample.separator_side)
-        aid = self.begin_analysis(sample_id, params.to_dict())
-        # what was read, as it was at run time (the sample's options may change later): enough to replay
-        snapshot = {"input": {"source": sample.source, "source_options": sample.source_options}}
-        try:
-            result = run(volume, params, spacing=sample.spacing, presegmented=presegmented, progress=progress,
-                         downsampled=sample.downsample)
-            return self.finish_analysis(aid, result, extra_provenance={**snapshot, **(extra_provenance or {})})
-        except BaseException as exc:
-            self.fail_analysis(aid, _one_sentence(exc))
-            raise
-
-    def delete_analysis(self, analysis_id: int) -> None:
-        """Remove one analysis row and its files."""
-        with self._tx() as con:
-            con.execute("DELETE FROM analyses WHERE id = ?", (int(analysis_id),))
-        shutil.rmtree(self.analysis_dir(analysis_id), ignore_errors=True)
 
     # ---------------------------------------------------------------- artefacts
 
@@ -800,13 +534,32 @@ class Workspace:
         """The per-particle table of a finished analysis."""
         return pd.read_parquet(self._artefact(analysis, "table_path"))
 
+    # ---------------------------------------------------------------- sweeps
 
-def default_root() -> Path:
-    """``$DETACH_WORKSPACE`` or ``./workspace``."""
-    return Path(os.environ.get("DETACH_WORKSPACE") or "workspace")
+    def sweep_path(self, analysis_id: int, options: "SweepParams") -> Path:
+        """Where the segmentation sweep (:func:`core.uncertainty.sweep`) of an analysis with these options is kept."""
+        d = asdict(options)
+        d["variants"] = list(options.variants)
+        key = hashlib.blake2b(json.dumps(d, sort_keys=True).encode(), digest_size=8).hexdigest()
+        return self.analysis_dir(analysis_id) / f"sweep-{key}.json"
+
+    def save_sweep(self, analysis_id: int, options: "SweepParams", result: "SweepResult") -> Path:
+        """Keep a sweep of an analysis beside its artefacts (atomically); returns the file."""
+        path = self.sweep_path(analysis_id, options)
+        write_bytes(path, json.dumps(result.to_dict()).encode())
+        return path
+
+    def load_sweep(self, analysis_id: int, options: "SweepParams") -> "SweepResult | None":
+        """The kept sweep of an analysis with these options, or None when there is none (or it cannot be read)."""
+        from .uncertainty import SweepResult
+
+        try:
+            return SweepResult.from_dict(json.loads(self.sweep_path(analysis_id, options).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
 
 
 __all__ = [
-    "Analysis", "Sample", "Workspace", "default_root", "process_start_time", "write_npz", "write_parquet",
-    "write_npy", "write_bytes",
+    "Analysis", "DEMO_PREFIX", "Sample", "Workspace", "process_start_time", "write_bytes", "write_npy", "write_npz",
+    "write_parquet",
 ]

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
+from core.runner import run_analysis
 from core.phases import RESOLVABLE_GAP_SIGMAS, pv_sigma_warning, resolvable_gap_um, suggested_downsample
 from ui import cache, charts, compute, render, state, widgets
 
@@ -83,40 +84,41 @@ if run and (params is not None or method == "model"):
         ap = AnalysisParams(method="model", particles="model", separation=sep, model=mparams)
     else:
         ap = AnalysisParams(method="threshold", segment=params, separation=sep)
-    a = widgets.run_with_progress("Analysis", lambda progress: ws.run_analysis(sid, vol, ap, progress=progress))
+    a = widgets.run_with_progress("Analysis", lambda progress: run_analysis(ws, sid, vol, ap, progress=progress))
     if a is not None:
         widgets.flash("success", f"Analysis {a.id} done: {a.n_particles} particles. See the Particles page.")
         st.rerun()
 
 if latest is not None:
     fr = cache.phase_fractions(cache.ResultRef.of(ws, latest))
-    seg = latest.resolved_params.get("segment", {})
+    seg = latest.resolved.segment
     c = st.columns(5)
     c[0].metric("latest analysis", f"#{latest.id}")
     c[1].metric("particles", latest.n_particles)
     c[2].metric("pore (volume)", f"{fr['pore']:.1%}")
     c[3].metric("CBD (volume)", f"{fr['cbd']:.1%}")
     c[4].metric("NMC (volume)", f"{fr['nmc']:.1%}")
-    if latest.resolved_params.get("method") == "model":
+    if latest.resolved.method == "model":
         st.caption("Phases by the 3D U-Net; particles by "
-                   f"{'its instance cue' if latest.resolved_params.get('particles') == 'model' else 'the watershed'}.")
+                   f"{'its instance cue' if latest.resolved.particles == 'model' else 'the watershed'}.")
     else:
-        st.caption(f"Thresholds used: {seg.get('low', float('nan')):.0f} / {seg.get('high', float('nan')):.0f} "
-                   f"grey; denoise {seg.get('denoise')}"
-                   f"{'' if seg.get('denoise') == 'none' else ' (' + str(seg.get('denoise_size')) + ')'}; "
+        nan = float("nan")
+        st.caption(f"Thresholds used: {nan if seg.low is None else seg.low:.0f} / "
+                   f"{nan if seg.high is None else seg.high:.0f} grey; denoise {seg.denoise}"
+                   f"{'' if seg.denoise == 'none' else ' (' + str(seg.denoise_size) + ')'}; "
                    "partial-volume blur σ = "
-                   f"{seg.get('pv_sigma')} voxels.")
-        if seg.get("partial_volume") and seg.get("pv_sigma"):
-            gap = resolvable_gap_um(float(seg["pv_sigma"]), sample.spacing)
+                   f"{seg.pv_sigma} voxels.")
+        if seg.partial_volume and seg.pv_sigma:
+            gap = resolvable_gap_um(float(seg.pv_sigma), sample.spacing)
             st.caption(f"At this blur, gaps between a particle and its CBD narrower than about {gap:.2f} µm "
                        f"({RESOLVABLE_GAP_SIGMAS:g} σ) read increasingly as contact, so detachment comes out too "
                        "low where the gaps are that thin (measured on synthetic electrodes; see the README).")
-            estimated = (latest.params.get("segment") or {}).get("pv_sigma") is None
-            too_blurred = pv_sigma_warning(float(seg["pv_sigma"]), sample.downsample, estimated=estimated)
+            estimated = latest.pv_sigma_origin != "given"
+            too_blurred = pv_sigma_warning(float(seg.pv_sigma), sample.downsample, estimated=estimated)
             if too_blurred:
                 st.warning(too_blurred)
                 widgets.downsampled_copy_button(ws, sample, vol.shape, suggested_downsample(
-                    float(seg["pv_sigma"]), sample.downsample, estimated=estimated))
+                    float(seg.pv_sigma), sample.downsample, estimated=estimated))
 else:
     st.info("Not analysed yet.")
 failed = ws.latest_analysis(sid, status=None)

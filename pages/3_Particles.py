@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from core.runner import run_analysis
 from ui import cache, charts, render, state, widgets
 
 ws = cache.workspace()
@@ -24,9 +25,9 @@ how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_ME
 sep, submitted = widgets.separation_form(sample, current.separation, cue=how == "model")
 if submitted and sep is not None and how == "model":
     _, vol = widgets.require_volume(ws, sample)
-    params = replace(current, particles="model", separation=sep)
-    a = widgets.run_with_progress("Analysis (3D U-Net)", lambda progress: ws.run_analysis(
-        sid, vol, params, progress=progress))
+    params = replace(latest.rerun_params if latest is not None else current, particles="model", separation=sep)
+    a = widgets.run_with_progress("Analysis (3D U-Net)", lambda progress: run_analysis(
+        ws, sid, vol, params, progress=progress))
     if a is not None:
         widgets.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
         st.rerun()
@@ -36,14 +37,14 @@ elif submitted and sep is not None:
         # reuse the stored phases: only separation and measurement run again
         phases = cache.result_arrays(cache.ResultRef.of(ws, latest))[0]
         params = replace(current, separation=sep)
-        a = widgets.run_with_progress("Particle separation", lambda progress: ws.run_analysis(
-            sid, phases, params, presegmented=True, progress=progress,
+        a = widgets.run_with_progress("Particle separation", lambda progress: run_analysis(
+            ws, sid, phases, params, presegmented=True, progress=progress,
             extra_provenance={"phases_from_analysis": latest.id}))
     else:
         _, vol = widgets.require_volume(ws, sample)
         params = replace(current, separation=sep)
-        a = widgets.run_with_progress("Analysis", lambda progress: ws.run_analysis(
-            sid, vol, params, progress=progress))
+        a = widgets.run_with_progress("Analysis", lambda progress: run_analysis(
+            ws, sid, vol, params, progress=progress))
     if a is not None:
         widgets.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
         st.rerun()

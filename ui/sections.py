@@ -22,11 +22,8 @@ The chart builders (:func:`isolation_chart`, :func:`isolation_depth_chart`,
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import altair as alt
 import numpy as np
@@ -37,7 +34,7 @@ from core import connectivity, uncertainty
 from core.connectivity import ContactGraph
 from core.pipeline import AnalysisParams
 from core.uncertainty import SEPARATION_VARIANTS, SweepParams, SweepResult
-from core.workspace import Analysis, Sample, Workspace, write_bytes
+from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, exports, state
 from .widgets import one_sentence
@@ -229,23 +226,6 @@ def sweep_options(target: Target, options: SweepParams) -> SweepParams | None:
     return options
 
 
-def sweep_path(ws: Workspace, analysis_id: int, options: SweepParams) -> Path:
-    """Where the sweep of an analysis with these options is kept."""
-    d = asdict(options)
-    d["variants"] = list(options.variants)
-    key = hashlib.blake2b(json.dumps(d, sort_keys=True).encode(), digest_size=8).hexdigest()
-    return ws.analysis_dir(analysis_id) / f"sweep-{key}.json"
-
-
-def load_sweep(ws: Workspace, analysis_id: int, options: SweepParams) -> SweepResult | None:
-    """The stored sweep, or None when there is none (or it cannot be read)."""
-    path = sweep_path(ws, analysis_id, options)
-    try:
-        return SweepResult.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-
-
 def run_sweep(ws: Workspace, target: Target, options: SweepParams,
               progress: Callable[[float, str], None] | None = None) -> SweepResult:
     """Sweep one analysis (its stored phases and table are the baseline) and keep the result in the workspace."""
@@ -255,7 +235,7 @@ def run_sweep(ws: Workspace, target: Target, options: SweepParams,
         volume, target.params, spacing=target.spacing, options=options, baseline_phases=phases,
         baseline_table=cache.table(target.ref), progress=progress,
     )
-    write_bytes(sweep_path(ws, target.analysis.id, options), json.dumps(result.to_dict()).encode())
+    ws.save_sweep(target.analysis.id, options, result)
     return result
 
 
@@ -298,7 +278,7 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
         + (f", or ± {options.h_step_um:g} µm" if options.h_step_um else "")
         + "). The bar spans the medians of all runs: how far the segmentation choices alone move the result."
     )
-    done = {t.name: load_sweep(ws, t.analysis.id, opts[t.name]) for t in found}
+    done = {t.name: ws.load_sweep(t.analysis.id, opts[t.name]) for t in found}
     todo = [t for t in found if done[t.name] is None]
     if todo:
         n_runs = sum(len(opts[t.name].variants) for t in todo)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.pipeline import AnalysisParams
+from core.runner import run_analysis
 from core.synth import DEMO_ELECTRODES
 from core.workspace import DEMO_PREFIX, Workspace
 
@@ -68,7 +69,7 @@ def ensure_demos(ws: Workspace) -> None:
                 def progress(frac, msg, _bar=bar, _name=s.name):
                     _bar.progress(min(max(frac, 0.0), 1.0), text=f"{_name}: {msg}")
 
-                a = ws.run_analysis(s.id, vol, AnalysisParams(), progress=progress)
+                a = run_analysis(ws, s.id, vol, AnalysisParams(), progress=progress)
                 bar.progress(1.0, text=f"{s.name}: {a.n_particles} particles")
             except Exception as exc:  # keep the app usable; the run is stored as failed
                 flash("error", f"Analysing the demo '{s.name}' failed: {one_sentence(exc)}")

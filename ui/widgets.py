@@ -256,9 +256,9 @@ def suggested_thresholds(ref: cache.VolumeRef, key: SegmentParams) -> tuple[floa
 
 def threshold_defaults(ref: cache.VolumeRef, latest: Analysis | None, key: SegmentParams) -> tuple[float, float]:
     if latest is not None:
-        seg = latest.resolved_params.get("segment", {})
-        if seg.get("low") is not None and seg.get("high") is not None:
-            return float(seg["low"]), float(seg["high"])
+        seg = latest.resolved.segment
+        if seg.low is not None and seg.high is not None:
+            return float(seg.low), float(seg.high)
     return suggested_thresholds(ref, key)
 
 
@@ -268,7 +268,7 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
     sid = sample.id
     base = SegmentParams()
     if latest is not None:
-        base = SegmentParams(**latest.resolved_params.get("segment", {}))
+        base = latest.resolved.segment
     k_low, k_high = state.k(state.SEG_LOW, sid), state.k(state.SEG_HIGH, sid)
     k_dn, k_size = state.k(state.SEG_DENOISE, sid), state.k(state.SEG_DENOISE_SIZE, sid)
     k_pv, k_isl = state.k(state.SEG_PV, sid), state.k(state.SEG_MIN_ISLAND, sid)
@@ -333,7 +333,9 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
     if not low < high:
         st.error(f"The pore | CBD threshold ({low:g}) must be below the CBD | NMC threshold ({high:g}).")
         return None
-    pv_sigma = _globals_key(base, latest, denoise, size, pv).pv_sigma
+    # the σ the user gave (None when it was fitted), never the last fit's: passed back it would read as given
+    requested = latest.rerun_params.segment if latest is not None else base
+    pv_sigma = _globals_key(requested, latest, denoise, size, pv).pv_sigma
     return SegmentParams(denoise=denoise, denoise_size=float(size), low=float(low), high=float(high),
                          partial_volume=bool(pv), pv_sigma=pv_sigma, min_island=int(island))
 
@@ -426,7 +428,7 @@ def latest_params(latest: Analysis | None):
 
     if latest is None:
         return AnalysisParams()
-    return AnalysisParams.from_dict(latest.resolved_params)
+    return latest.resolved
 
 
 def with_separation(params, separation: SeparationParams):

@@ -27,6 +27,7 @@ def _clear_caches():
 @pytest.fixture(scope="session")
 def seeded_template(tmp_path_factory):
     """A workspace with the three demo electrodes (48^3) added and analysed, built once per session."""
+    from core.runner import run_analysis
     from core.workspace import Workspace
     from ui import startup
 
@@ -35,7 +36,7 @@ def seeded_template(tmp_path_factory):
     startup.add_demos(ws, DEMO_SIZE)
     ws.set_meta(startup.META_KEY, "1")
     for s in ws.list_samples():
-        ws.run_analysis(s.id, ws.load_volume(s))
+        run_analysis(ws, s.id, ws.load_volume(s))
     return root
 
 

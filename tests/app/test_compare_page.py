@@ -181,6 +181,7 @@ def fine_template(tmp_path_factory):
     """Two 64^3 synthetic electrodes with small particles (~90 each, ~30 inside the volume), analysed from their
     true phases: this checks the page, not the segmentation (which, on these small particles, reads much of the
     thin detachment gap as CBD)."""
+    from core.runner import run_analysis
     from core.synth import ElectrodeParams, make_electrode
     from core.workspace import Workspace
 
@@ -192,7 +193,7 @@ def fine_template(tmp_path_factory):
         path = root.parent / f"fine{i}.npy"
         np.save(path, e.greyscale)
         s = ws.add_sample(f"fine-{i}", str(path), spacing=e.spacing, axis=0, separator_side="start")
-        ws.run_analysis(s.id, e.phases, presegmented=True)
+        run_analysis(ws, s.id, e.phases, presegmented=True)
     return root
 
 

@@ -189,6 +189,7 @@ def test_blur_warning_offers_a_downsampled_copy(empty_ws):
     """Beyond the validated blur the page warns and adds the sample again, coarser, in one click."""
     from core.io import save_tiff
     from core.phases import suggested_downsample
+    from core.runner import run_analysis
     from core.synth import ElectrodeParams, ImagingParams, make_electrode
 
     # 0.5 µm blur on 0.25 µm voxels: σ 2 voxels
@@ -197,7 +198,7 @@ def test_blur_warning_offers_a_downsampled_copy(empty_ws):
     save_tiff(src, e.greyscale, e.spacing)
     s = empty_ws.add_sample("blurred", str(src), spacing=0.25, group_label="g", source_options={"read": {}})
     with pytest.warns(UserWarning, match="wider than the partial-volume correction handles"):
-        empty_ws.run_analysis(s.id, empty_ws.load_volume(s))
+        run_analysis(empty_ws, s.id, empty_ws.load_volume(s))
     sigma = empty_ws.latest_analysis(s.id).resolved_params["segment"]["pv_sigma"]
     f = suggested_downsample(sigma)
     assert f >= 2
@@ -248,3 +249,17 @@ def test_no_second_reading_on_the_demo(seeded_ws):
     assert not any("second reading" in i.value for i in at.info)
     with pytest.raises(KeyError):
         at.button(key=state.k(state.SEG_ALTERNATIVE, s.id))
+
+
+def test_rerun_passes_the_requested_blur_not_the_last_fit(seeded_ws):
+    """A rerun fits the blur again: the previous fit's σ is not passed back as if the user had given it
+    (else the "blur fit at its upper bound" warning could never appear on a rerun)."""
+    s, at = _open(seeded_ws, "pristine")
+    before = seeded_ws.latest_analysis(s.id)
+    assert before.requested.segment.pv_sigma is None and before.resolved.segment.pv_sigma is not None
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    after = seeded_ws.latest_analysis(s.id)
+    assert after.id > before.id and after.status == "done"
+    assert after.requested.segment.pv_sigma is None
+    assert after.pv_sigma_origin in ("fitted", "fitted_at_bound")

@@ -587,3 +587,26 @@ def test_real_nanoct_slice():
     vol = load_volume(REAL_NANOCT)
     assert vol.data.shape == (1, 499, 601) and vol.data.dtype == np.float32
     assert np.isfinite(vol.data).all()
+
+
+def test_every_format_has_one_registered_reader_returning_loaded(tmp_path):
+    """The registry covers FORMATS, and each reader returns the one result type."""
+    assert set(io.READERS) == set(io.FORMATS)
+    data = ramp((2, 3, 4))
+    save_tiff(tmp_path / "v.tif", data, 0.5)
+    (tmp_path / "slices").mkdir()
+    for i in range(2):
+        save_tiff(tmp_path / "slices" / f"s{i}.tif", data[i], 0.5)
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f["d"] = data
+    zarr.save_array(str(tmp_path / "v.zarr"), data)
+    np.save(tmp_path / "v.npy", data)
+    data.astype("<u2").tofile(tmp_path / "v.raw")
+    paths = {"tiff": "v.tif", "slices": "slices", "hdf5": "v.h5", "zarr": "v.zarr", "npy": "v.npy", "raw": "v.raw"}
+    for fmt, name in paths.items():
+        reader = io.READERS[fmt]
+        opts = io.ReadOptions(shape=data.shape, dtype="uint16") if fmt == "raw" else io.ReadOptions()
+        got = reader.read(tmp_path / name, opts)
+        assert isinstance(got, io.Loaded) and reader.name == fmt
+        np.testing.assert_array_equal(got.data, data)
+        assert got.source.startswith(os.fspath(tmp_path / name))

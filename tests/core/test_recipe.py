@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,6 +19,7 @@ from core import cli
 from core import recipe as rc
 from core.io import save_tiff
 from core.pipeline import AnalysisParams, checksum
+from core.runner import run_analysis
 from core.synth import ElectrodeParams, demo_electrode, make_electrode
 from core.workspace import Workspace
 
@@ -335,11 +337,11 @@ def workspace(tmp_path_factory):
     for i, name in enumerate(("pristine", "cycled-5C")):
         s = ws.add_sample(name, f"demo:{name}", spacing=(0.4, 0.4, 0.4), group_label="SYNTHETIC demo", axis=0,
                           separator_side="start", source_options={"shape": [40, 40, 40], "seed": i})
-        ids.append(ws.run_analysis(s.id, ws.load_volume(s)).id)
+        ids.append(run_analysis(ws, s.id, ws.load_volume(s)).id)
     first = ws.get_analysis(ids[1])
     params = AnalysisParams.from_dict(first.resolved_params)
     params = replace(params, separation=replace(params.separation, h_um=0.9))
-    again = ws.run_analysis(first.sample_id, ws.load_phases(first), params, presegmented=True,
+    again = run_analysis(ws, first.sample_id, ws.load_phases(first), params, presegmented=True,
                             extra_provenance={"phases_from_analysis": first.id})
     return ws, ids + [again.id]
 
@@ -406,7 +408,7 @@ def test_downsampled_workspace_sample_replays_identically(tmp_path):
     ws = Workspace(tmp_path / "ws")
     s = ws.add_sample("coarse", "demo:cycled-1C", spacing=0.8,
                       source_options={"shape": [64, 64, 64], "seed": 1, "downsample": 2})
-    a = ws.run_analysis(s.id, ws.load_volume(s))
+    a = run_analysis(ws, s.id, ws.load_volume(s))
     assert a.provenance["downsampled"] == 2 and a.provenance["input_shape"] == [32, 32, 32]
     e = rc.entry_from_workspace(ws, a)
     assert e.input == rc.DemoInput("cycled-1C", seed=1, shape=(64, 64, 64), downsample=2)
@@ -415,3 +417,77 @@ def test_downsampled_workspace_sample_replays_identically(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["analyses"][0]["input"]["downsample"] == 2
     assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(tmp_path / "R"), "-q"]) == 0  # checksum verified
     assert (tmp_path / "R" / "coarse" / "particles.csv").read_bytes() == ws.load_table(a.id).to_csv(index=False).encode()
+
+
+# --------------------------------------------------------------------------- recipes written before the input spec
+
+BASE = Path(__file__).parent / "data" / "recipes_dc2bcee"  # written by the code at commit dc2bcee
+
+
+def _same_workflow_recipes(folder: Path) -> dict[str, rc.Recipe]:
+    """The workflow that wrote BASE, run with this code: a workspace export and an ``analyze --recipe``."""
+    from core.io import save_tiff
+
+    ws = Workspace(folder / "_ws")
+    s = ws.add_sample("pristine", "demo:pristine", spacing=0.4, source_options={"shape": [32, 32, 32], "seed": 3})
+    c = ws.add_sample("cycled", "demo:cycled-1C", spacing=0.4,
+                      source_options={"shape": [48, 48, 48], "seed": 1, "downsample": 2})
+    ids = [run_analysis(ws, x.id, ws.load_volume(x)).id for x in (s, c)]
+    rc.write_recipe(rc.recipe_from_workspace(ws, ids), folder / "workspace.json")
+    e = demo_electrode("cycled-5C", rng=2, shape=(32, 32, 32))
+    save_tiff(folder / "v.tif", e.greyscale, e.spacing)
+    assert cli.main(["analyze", str(folder / "v.tif"), "--out", str(folder / "_A"), "--recipe",
+                     str(folder / "analyze.json"), "-q"]) == 0
+    return {n: rc.read_recipe(folder / f"{n}.json") for n in ("workspace", "analyze")}
+
+
+def test_recipes_written_before_the_input_spec_replay_byte_identically(tmp_path):
+    """Recipes written at dc2bcee: the same workflow writes the same bytes now (the package versions
+    aside), and replaying them gives the tables the old code stored, byte for byte."""
+    new = _same_workflow_recipes(tmp_path / "new")
+    for name in ("workspace", "analyze"):
+        text = (BASE / f"{name}.json").read_text(encoding="utf-8")
+        old = rc.loads(text, base_dir=BASE)
+        assert rc.dumps(old, relative_to=BASE) == text  # read and written back: the same bytes
+        same_env = rc.Recipe(tuple(replace(e, versions=o.versions) for e, o in zip(new[name].analyses, old.analyses)),
+                             old.package_version)
+        assert rc.dumps(same_env, relative_to=tmp_path / "new") == text
+    # replay: the file input is the same greyscale, regenerated beside a copy of the recipe
+    shutil.copy(BASE / "analyze.json", tmp_path / "analyze.json")
+    shutil.copy(tmp_path / "new" / "v.tif", tmp_path / "v.tif")
+    for recipe, tables in (("workspace", {"pristine": "workspace-pristine", "cycled": "workspace-cycled"}),
+                           ("analyze", {"v": "analyze-v"})):
+        src = BASE / "workspace.json" if recipe == "workspace" else tmp_path / "analyze.json"
+        out = tmp_path / f"R-{recipe}"
+        assert cli.main(["run", str(src), "--out", str(out), "-q"]) == 0
+        for name, stem in tables.items():
+            assert (out / name / "particles.csv").read_bytes() == (BASE / f"{stem}.csv").read_bytes()
+
+
+# --------------------------------------------------------------------------- core.inputs
+
+
+def test_open_input_reads_files_phase_maps_demos_and_downsamples(tmp_path):
+    from core.inputs import DemoInput, FileInput, input_from_source, input_source, open_input, source_options
+
+    vol = np.arange(4 * 6 * 8, dtype=np.uint16).reshape(4, 6, 8)
+    save_tiff(tmp_path / "v.tif", vol, 0.5)
+    got = open_input(FileInput(tmp_path / "v.tif", downsample=2))
+    assert got.volume.shape == (2, 3, 4) and got.spacing == (1.0, 1.0, 1.0) and not got.presegmented
+    assert got.volume[0, 0, 0] == vol[:2, :2, :2].mean()
+    assert got.info["downsample"] == 2 and got.info["shape_read"] == [4, 6, 8] and got.info["format"] == "tiff"
+    assert open_input(FileInput(tmp_path / "v.tif"), spacing=0.25).spacing == (0.25, 0.25, 0.25)
+    codes = (vol % 3).astype(np.uint8)
+    save_tiff(tmp_path / "p.tif", codes * 100, 0.5)
+    ph = open_input(FileInput(tmp_path / "p.tif", phase_map="0=pore,100=cbd,200=nmc"))
+    assert ph.presegmented and np.array_equal(ph.volume, codes)
+    demo = DemoInput("pristine", seed=2, shape=(16, 16, 16))
+    cached = open_input(demo, cache_dir=tmp_path / "cache")
+    assert isinstance(cached.volume, np.memmap) and len(list((tmp_path / "cache").glob("demo-*.npy"))) == 1
+    np.testing.assert_array_equal(cached.volume, open_input(demo).volume)
+    # the workspace storage form round-trips both kinds
+    for spec in (demo, FileInput((tmp_path / "v.tif").resolve(), dataset=None, downsample=2),
+                 FileInput((tmp_path / "r.raw").resolve(), shape=(2, 3, 4), dtype="uint16", byte_order=">", offset=8)):
+        assert input_from_source(input_source(spec), source_options(spec)) == spec
+    with pytest.raises(ValueError, match="unknown demo electrode"):
+        open_input(DemoInput("nope"))

@@ -14,6 +14,7 @@ from core import workspace as wsmod
 from core.particles import SeparationParams
 from core.pipeline import AnalysisParams
 from core.synth import ElectrodeParams, make_electrode
+from core.runner import run_analysis
 from core.workspace import Workspace
 
 
@@ -30,7 +31,7 @@ def test_add_and_reopen_persists_samples_and_results(tmp_path, elec):
     ws = Workspace(tmp_path / "ws")
     s = ws.add_sample("cathode A", "demo:pristine", spacing=(0.5, 0.4, 0.4), group_label="pristine", axis=0,
                       separator_side="start", source_options={"shape": [32, 32, 32], "seed": 0})
-    a = ws.run_analysis(s.id, elec.greyscale, AnalysisParams())
+    a = run_analysis(ws, s.id, elec.greyscale, AnalysisParams())
     assert a.status == "done" and a.n_particles > 0
     table = ws.load_table(a)
     labels = ws.load_labels(a)
@@ -74,7 +75,7 @@ def test_update_sample(tmp_path):
 def test_crash_while_writing_keeps_earlier_result(tmp_path, elec, monkeypatch):
     ws = Workspace(tmp_path)
     s = ws.add_sample("A", "demo:pristine", spacing=elec.spacing, separator_side="start")
-    first = ws.run_analysis(s.id, elec.greyscale)
+    first = run_analysis(ws, s.id, elec.greyscale)
     before = _files(tmp_path / "analyses" / str(first.id))
     table_before = ws.load_table(first)
 
@@ -91,7 +92,7 @@ def test_crash_while_writing_keeps_earlier_result(tmp_path, elec, monkeypatch):
     monkeypatch.setattr(wsmod, "write_parquet", broken_writer)
     params = AnalysisParams(separation=SeparationParams(h_um=1.0))
     with pytest.raises(OSError, match="disk full"):
-        ws.run_analysis(s.id, elec.greyscale, params)
+        run_analysis(ws, s.id, elec.greyscale, params)
     monkeypatch.setattr(wsmod, "write_parquet", real)
     assert calls, "the writer was not reached"
 
@@ -111,7 +112,7 @@ def test_crash_while_writing_keeps_earlier_result(tmp_path, elec, monkeypatch):
 def test_killed_run_is_marked_failed_on_reopen(tmp_path, elec):
     ws = Workspace(tmp_path)
     s = ws.add_sample("A", "demo:pristine", spacing=elec.spacing)
-    done = ws.run_analysis(s.id, elec.greyscale)
+    done = run_analysis(ws, s.id, elec.greyscale)
     # a run that was killed halfway: a 'running' row and half an artefact folder
     aid = ws.begin_analysis(s.id, AnalysisParams().to_dict())
     d = ws.analysis_dir(aid)
@@ -152,9 +153,9 @@ def test_delete_sample_removes_analyses_and_files(tmp_path, elec):
     assert up.name == "evil name.tif" and up.read_bytes() == b"abc"
     assert up.parent.parent == tmp_path.resolve() / "uploads"
     gone = ws.add_sample("gone", str(up), spacing=elec.spacing)
-    a_keep = ws.run_analysis(keep.id, elec.greyscale)
-    a1 = ws.run_analysis(gone.id, elec.greyscale)
-    a2 = ws.run_analysis(gone.id, elec.greyscale, AnalysisParams(separation=SeparationParams(h_um=0.8)))
+    a_keep = run_analysis(ws, keep.id, elec.greyscale)
+    a1 = run_analysis(ws, gone.id, elec.greyscale)
+    a2 = run_analysis(ws, gone.id, elec.greyscale, AnalysisParams(separation=SeparationParams(h_um=0.8)))
     assert ws.analysis_dir(a1.id).is_dir() and ws.analysis_dir(a2.id).is_dir()
     ws.delete_sample(gone.id)
     assert [s.name for s in ws.list_samples()] == ["keep"]
@@ -224,7 +225,7 @@ def test_failed_pipeline_marks_failed_with_one_sentence(tmp_path):
     ws = Workspace(tmp_path)
     s = ws.add_sample("flat", "/x.tif")
     with pytest.raises(ValueError):
-        ws.run_analysis(s.id, np.zeros((8, 8, 8), np.uint16))
+        run_analysis(ws, s.id, np.zeros((8, 8, 8), np.uint16))
     [a] = ws.list_analyses(s.id)
     assert a.status == "failed" and a.error.endswith(".") and "\n" not in a.error
 
@@ -245,7 +246,33 @@ def test_interrupted_run_is_marked_failed(tmp_path, elec):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ws.run_analysis(s.id, elec.greyscale, progress=stop)
+        run_analysis(ws, s.id, elec.greyscale, progress=stop)
     [a] = ws.list_analyses(s.id)
     assert a.status == "failed" and "interrupted" in a.error
     assert not ws.analysis_dir(a.id).exists()
+
+
+def test_analysis_params_are_parsed_once_with_the_blur_origin(tmp_path, elec):
+    from dataclasses import replace
+
+    from core.phases import SegmentParams
+
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("e", "demo:pristine", spacing=elec.spacing, source_options={"shape": [32, 32, 32]})
+    fitted = run_analysis(ws, s.id, elec.greyscale)
+    assert isinstance(fitted.requested, AnalysisParams) and isinstance(fitted.resolved, AnalysisParams)
+    assert fitted.params == fitted.requested.to_dict() and fitted.resolved_params == fitted.resolved.to_dict()
+    sigma = fitted.resolved.segment.pv_sigma
+    assert fitted.requested.segment.pv_sigma is None and sigma is not None
+    assert fitted.pv_sigma_origin == fitted.provenance["pv_sigma_origin"] in ("fitted", "fitted_at_bound")
+    assert fitted.rerun_params.segment.pv_sigma is None  # a fit is fitted again
+    assert fitted.rerun_params.segment.low == fitted.resolved.segment.low
+    given = run_analysis(ws, s.id, elec.greyscale, AnalysisParams(segment=SegmentParams(pv_sigma=0.6)))
+    assert given.pv_sigma_origin == "given" and given.rerun_params.segment.pv_sigma == 0.6
+    # phases reused by a separation rerun keep the origin of the analysis they came from
+    reused = run_analysis(ws, s.id, ws.load_phases(fitted), fitted.resolved, presegmented=True,
+                          extra_provenance={"phases_from_analysis": fitted.id})
+    assert reused.pv_sigma_origin == fitted.pv_sigma_origin and reused.rerun_params.segment.pv_sigma is None
+    # rows written before the origin was recorded: inferred from the requested σ
+    old = replace(fitted, provenance={k: v for k, v in fitted.provenance.items() if k != "pv_sigma_origin"})
+    assert old.pv_sigma_origin == fitted.pv_sigma_origin

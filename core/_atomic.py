@@ -1,0 +1,81 @@
+"""Atomic file writes: a temporary file beside the destination, moved into place only when complete.
+
+Readers never see a half-written file, and a write that fails (or a process that dies) leaves any
+earlier file untouched.  Every writer of the core goes through :func:`atomic_path`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["atomic_path", "write_bytes", "write_npy", "write_npz", "write_parquet", "write_text"]
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike, *, mode: int | None = None, mkdir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; move it onto ``dest`` only if the block succeeds.
+
+    Parameters
+    ----------
+    dest : path
+        Final file.  Its folder must exist unless ``mkdir``.
+    mode : int, optional
+        Permission bits given to the file before it is moved (default: those of
+        :func:`tempfile.mkstemp`, owner read/write).
+    mkdir : bool
+        Create the folder of ``dest`` first.
+    """
+    dest = Path(dest)
+    if mkdir:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp_path, mode)
+        os.replace(tmp_path, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+
+
+def write_bytes(dest: Path, data: bytes) -> None:
+    """Write bytes atomically (the folder is created if missing)."""
+    with atomic_path(dest, mkdir=True) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(dest: Path, text: str) -> None:
+    """Write UTF-8 text atomically (the folder must exist)."""
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_npz(dest: Path, array: np.ndarray, name: str) -> None:
+    """Write one array as a compressed ``.npz`` atomically (the folder is created if missing)."""
+    with atomic_path(dest, mkdir=True) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **{name: array})
+
+
+def write_npy(dest: Path, array: np.ndarray) -> None:
+    """Write one array as ``.npy`` atomically (memory-mappable; the folder is created if missing)."""
+    with atomic_path(dest, mkdir=True) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+
+
+def write_parquet(dest: Path, table) -> None:
+    """Write a :class:`pandas.DataFrame` as Parquet atomically (the folder is created if missing)."""
+    with atomic_path(dest, mkdir=True) as tmp:
+        table.to_parquet(tmp, index=False)

@@ -1,0 +1,269 @@
+"""Shared by the readers of :mod:`core.io`: the :class:`Volume` and :class:`Loaded` records, format
+constants, unit conversion, and the checks that make every reader return numeric ``(Z, Y, X)`` data."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from .._validate import normalize_spacing
+
+#: Format names accepted by ``load_volume(fmt=...)``.
+FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw")
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_SLICE_SUFFIXES = (".tif", ".tiff", ".png")
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
+_RAW_SUFFIXES = (".raw", ".bin", ".vol")
+_ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+
+_SUPPORTED_TEXT = (
+    "TIFF (.tif, .tiff, .ome.tif), a folder of .tif/.tiff/.png slices, "
+    "HDF5 (.h5, .hdf5, .hdf, .nxs), zarr (.zarr), NumPy (.npy) and raw binary (.raw, .bin, .vol)"
+)
+
+# Length units found in ImageJ / OME / attribute metadata -> factor to µm.
+# "inch" is deliberately absent: in practice it is a print DPI setting, not a voxel size.
+_UNIT_TO_UM: dict[str, float] = {
+    "um": 1.0,
+    "µm": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "micrometer": 1.0,
+    "micrometre": 1.0,
+    "micrometers": 1.0,
+    "micrometres": 1.0,
+    "nm": 1e-3,
+    "nanometer": 1e-3,
+    "nanometre": 1e-3,
+    "nanometers": 1e-3,
+    "nanometres": 1e-3,
+    "mm": 1e3,
+    "millimeter": 1e3,
+    "millimetre": 1e3,
+    "millimeters": 1e3,
+    "millimetres": 1e3,
+    "cm": 1e4,
+    "centimeter": 1e4,
+    "centimetre": 1e4,
+    "m": 1e6,
+    "meter": 1e6,
+    "metre": 1e6,
+    "å": 1e-4,
+    "angstrom": 1e-4,
+}
+
+# TIFF ResolutionUnit tag values (CENTIMETER, MILLIMETER, MICROMETER) -> µm per unit.
+# INCH (2) is ignored for the same reason as above; NONE (1) carries no unit.
+_RESUNIT_TO_UM = {3: 1e4, 4: 1e3, 5: 1.0}
+
+# Attribute names holding a spacing in HDF5 / zarr, in order of preference.
+_SPACING_ATTRS = ("element_size_um", "voxel_size_um", "spacing", "pixel_size")
+_UNIT_ATTRS = ("spacing_unit", "pixel_size_unit", "unit", "units")
+
+
+class _FormatError(ValueError):
+    """A ValueError raised on purpose inside a ``try`` that wraps foreign errors."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """A loaded image volume with its voxel spacing.
+
+    Attributes
+    ----------
+    data : numpy.ndarray, shape (Z, Y, X)
+        The voxels.  A 2D image has ``Z == 1``.  May be a read-only
+        :class:`numpy.memmap` when the file was memory-mapped.  Boolean data is
+        returned as ``uint8``.
+    spacing : tuple of 3 float
+        Voxel size in µm along ``(z, y, x)``.
+    source : str
+        The path read; for HDF5 / zarr datasets ``"file.h5::/group/ds"``.
+    fmt : str
+        One of :data:`FORMATS`.
+    spacing_from_metadata : bool
+        ``True`` when ``spacing`` was read from the file, ``False`` when it was
+        passed by the caller or defaulted to 1 µm.
+    metadata : Mapping[str, object]
+        Read-only extra information, e.g. ``"spacing_source"`` (``"imagej"``,
+        ``"ome"``, ``"json"``, ``"resolution"``, ``"attrs:<name>"``,
+        ``"argument"`` or ``"default"``), ``"spacing_z_assumed"`` (z spacing set
+        equal to the x spacing because the file only gave the in-plane pixel
+        size), ``"file_spacing"`` (what the file said when the caller's
+        ``spacing`` overrode it), ``"mmap"``, ``"files"`` (slice folders),
+        ``"dataset"`` (HDF5 / zarr).
+    """
+
+    data: np.ndarray
+    spacing: tuple[float, float, float]
+    source: str
+    fmt: str
+    spacing_from_metadata: bool
+    metadata: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        if not isinstance(self.metadata, MappingProxyType):
+            object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape ``(Z, Y, X)`` of :attr:`data`."""
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return (
+            f"Volume(shape={self.data.shape}, dtype={self.data.dtype}, spacing={self.spacing}, "
+            f"fmt={self.fmt!r}, source={self.source!r}, spacing_from_metadata={self.spacing_from_metadata})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Loaded:
+    """What every reader returns.
+
+    Attributes
+    ----------
+    data : (Z, Y, X) ndarray
+        Numeric, native byte order; may be a read-only memory map.
+    spacing : (3,) float, µm, or None
+        The voxel size the file states; None when it states none.
+    meta : Mapping
+        Notes of the reader (``"spacing_source"``, ``"dataset"``, ``"files"``...).
+    source : str
+        The path read; ``"file.h5::/group/ds"`` for a dataset inside a file.
+    """
+
+    data: np.ndarray
+    spacing: tuple[float, float, float] | None
+    meta: Mapping[str, object]
+    source: str
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options of :func:`core.io.load_volume` that readers use (each reader reads the ones it accepts)."""
+
+    dataset: str | None = None
+    shape: Sequence[int] | None = None
+    dtype: object = None
+    byte_order: str = "<"
+    offset: int = 0
+    mmap: bool = True
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _natural_key(name: str) -> tuple:
+    """Sort key so that ``slice2`` comes before ``slice10`` (case-insensitive)."""
+    parts = re.split(r"(\d+)", name.lower())
+    # re.split with a capture group alternates text (even) and digits (odd), so
+    # the same position always holds the same type.
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
+
+
+def _slice_files(folder: Path) -> list[Path]:
+    """Visible ``.tif``/``.tiff``/``.png`` files of ``folder`` in natural order."""
+    files = [
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and p.suffix.lower() in _SLICE_SUFFIXES and p.is_file()
+    ]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def _is_zarr_dir(path: Path) -> bool:
+    return path.suffix.lower() == ".zarr" or any((path / m).exists() for m in _ZARR_MARKERS)
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _unit_factor(unit: object) -> float | None:
+    """µm per ``unit``, or ``None`` when the unit is missing or not a length we trust."""
+    if isinstance(unit, bytes):
+        unit = unit.decode("utf-8", "replace")
+    if not isinstance(unit, str):
+        return None
+    u = unit.strip().lower()
+    u = u.replace("\\u00b5", "µ").replace("\\u03bc", "µ").replace("μ", "µ").replace("\u212b", "å")
+    return _UNIT_TO_UM.get(u)
+
+
+def _check_numeric(data: np.ndarray, where: str) -> np.ndarray:
+    """Reject non-numeric data; bool -> uint8 (no copy); foreign byte order -> native (copy)."""
+    if data.dtype == bool:
+        return data.view(np.uint8)
+    if data.dtype.kind not in "iuf":
+        raise ValueError(f"{where} holds data of dtype {data.dtype}; expected integer or floating-point voxels")
+    if not data.dtype.isnative:
+        data = np.asarray(data.astype(data.dtype.newbyteorder("=")))  # plain ndarray, not a memmap
+    return data
+
+
+def _zyx_shape(shape: tuple[int, ...], where: str, axes: str | None = None) -> tuple[int, int, int]:
+    """Target ``(Z, Y, X)`` shape for data of ``shape``: reject channels, 4D+ and empty data.
+
+    With tifffile ``axes`` letters, channel axes ``C``/``S`` longer than 1 are
+    rejected and every singleton axis other than Y and X is dropped.  Without
+    axes, leading and trailing singleton axes are dropped while more than 3 remain.
+    """
+    shape = tuple(int(n) for n in shape)
+    kept = shape
+    kept_axes = None
+    if axes is not None and len(axes) == len(shape):
+        for letter, size in zip(axes, shape):
+            if letter in "CS" and size > 1:
+                raise _FormatError(f"{where} has {size} channels; convert it to greyscale first")
+        keep = [i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 or a in "YX"]
+        if len(keep) < 2:  # no Y/X letters (odd file): keep the last two axes
+            keep = sorted(set(keep) | {len(shape) - 2, len(shape) - 1})
+        kept = tuple(shape[i] for i in keep)
+        kept_axes = "".join(axes[i] for i in keep)
+    else:
+        while len(kept) > 3 and kept[0] == 1:
+            kept = kept[1:]
+        while len(kept) > 3 and kept[-1] == 1:
+            kept = kept[:-1]
+    if len(kept) == 2:
+        kept = (1,) + kept
+    if len(kept) != 3:
+        extra = f", axes {axes!r}" if kept_axes else ""
+        raise _FormatError(
+            f"{where} has {len(kept)} dimensions (shape {shape}{extra}); "
+            "expected a 2D image or a 3D (z, y, x) volume"
+        )
+    if 0 in kept:
+        raise _FormatError(f"{where} is empty: shape {shape}")
+    return kept  # type: ignore[return-value]
+
+
+def _to_zyx(data: np.ndarray, where: str, axes: str | None = None) -> np.ndarray:
+    """``data`` reshaped (a view, no copy) to ``(Z, Y, X)``; see :func:`_zyx_shape`."""
+    target = _zyx_shape(data.shape, where, axes)
+    return data if data.shape == target else data.reshape(target)
+
+
+def _require_exists(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+
+
+def _valid_spacing(values: Sequence[float]) -> tuple[float, float, float] | None:
+    """Spacing found in a file, or ``None`` if it is unusable (0, negative, NaN)."""
+    try:
+        return normalize_spacing(tuple(float(v) for v in values))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,123 @@
+"""HDF5 files (``.h5``, ``.hdf5``, ``.hdf``, ``.nxs``): one dataset, its voxel size from attributes.
+
+The dataset picking and the attribute spacing are shared with :mod:`core.io.zarr`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ._common import (
+    _SPACING_ATTRS, _UNIT_ATTRS, Loaded, ReadOptions, _check_numeric, _short, _to_zyx, _unit_factor, _valid_spacing,
+)
+from ._registry import register
+
+
+def _import_h5py():
+    import h5py
+
+    return h5py
+
+
+def _open_h5(path: Path, h5py):
+    try:
+        return h5py.File(path, "r")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {path}") from None
+    except Exception as exc:
+        raise ValueError(f"could not read {path} as HDF5: {_short(exc)}") from exc
+
+
+def _h5_arrays(f, h5py) -> list[tuple[str, tuple[int, ...], str]]:
+    found: list[tuple[str, tuple[int, ...], str]] = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            found.append(("/" + name, tuple(int(n) for n in obj.shape), str(obj.dtype)))
+
+    f.visititems(visit)
+    return sorted(found)
+
+
+def _pick_dataset(path: Path, arrays: list[tuple[str, tuple[int, ...], str]], dataset: str | None) -> str:
+    names = [a[0] for a in arrays]
+    if dataset is not None:
+        wanted = "/" + dataset.strip("/")
+        if wanted not in names:
+            raise ValueError(f"{path} has no dataset {dataset!r}; available: {', '.join(names) or 'none'}")
+        return wanted
+    images = [a[0] for a in arrays if len(a[1]) >= 2]
+    if len(images) == 1:
+        return images[0]
+    if not images:
+        raise ValueError(f"{path} holds no array with 2 or more dimensions; datasets: {', '.join(names) or 'none'}")
+    raise ValueError(f"{path} holds {len(images)} image datasets; choose one with dataset=: {', '.join(images)}")
+
+
+def _as_float_list(value) -> list[float] | None:
+    if isinstance(value, (str, bytes, Mapping)):
+        return None
+    try:
+        arr = np.asarray(value, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return None
+    return [float(v) for v in arr]
+
+
+def _spacing_from_attrs(levels: Iterable[tuple[str, Mapping]]) -> tuple[tuple | None, dict]:
+    """Spacing from attributes of a dataset and its parents, nearest level first."""
+    for _level, attrs in levels:
+        for key in _SPACING_ATTRS:
+            if key not in attrs:
+                continue
+            values = _as_float_list(attrs[key])
+            if values is None:
+                continue
+            if key.endswith("_um"):
+                factor = 1.0
+            else:
+                unit = next((attrs[u] for u in _UNIT_ATTRS if u in attrs), None)
+                factor = 1.0 if unit is None else _unit_factor(unit)
+                if factor is None:
+                    continue
+            values = [v * factor for v in values]
+            notes = {"spacing_source": f"attrs:{key}"}
+            if len(values) == 1:
+                values = values * 3
+            elif len(values) == 2:
+                values = [values[1], values[0], values[1]]
+                notes["spacing_z_assumed"] = True
+            elif len(values) != 3:
+                continue
+            sp = _valid_spacing(values)
+            if sp is not None:
+                return sp, notes
+    return None, {}
+
+
+@register("hdf5", target="file", options=("dataset",))
+def read_hdf5(path: Path, opts: ReadOptions) -> Loaded:
+    dataset = opts.dataset
+    h5py = _import_h5py()
+    with _open_h5(path, h5py) as f:
+        name = _pick_dataset(path, _h5_arrays(f, h5py), dataset)
+        obj = f[name]
+        levels = []
+        node = obj
+        while True:
+            levels.append((node.name, dict(node.attrs)))
+            if node.name == "/":
+                break
+            node = node.parent
+        try:
+            data = np.asarray(obj[()])
+        except Exception as exc:
+            raise ValueError(f"could not read dataset {name} of {path}: {_short(exc)}") from exc
+    where = f"{path}::{name}"
+    data = _check_numeric(data, where)
+    spacing, notes = _spacing_from_attrs(levels)
+    return Loaded(_to_zyx(data, where), spacing, {"dataset": name, **notes}, f"{os.fspath(path)}::{name}")

@@ -1,0 +1,282 @@
+"""Pre-segmented phase volumes: voxel values mapped to the codes 0 = pore, 1 = CBD, 2 = NMC."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
+
+import numpy as np
+
+from ..codes import CBD, NMC, PORE
+from ._common import Volume
+from .load import load_volume
+
+__all__ = ["apply_phase_map", "load_phases", "parse_phase_map"]
+
+_PHASE_ALIASES: dict[str, int] = {
+    "pore": PORE,
+    "cbd": CBD,
+    "binder": CBD,
+    "carbon": CBD,
+    "nmc": NMC,
+    "particle": NMC,
+    "solid": NMC,
+    "am": NMC,
+}
+_PHASE_HELP = "pore, cbd (binder, carbon), nmc (particle, solid, am) or the codes 0, 1, 2"
+_UNMAPPED = 255  # sentinel code in apply_phase_map; real codes are 0..2
+
+
+def _phase_code(value: object, context: str) -> int:
+    """Code 0/1/2 for a phase name, alias or code."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{context} maps to {value!r}; use {_PHASE_HELP}")
+    if isinstance(value, (int, np.integer)):
+        if int(value) in (PORE, CBD, NMC):
+            return int(value)
+        raise ValueError(f"{context} maps to the code {int(value)}; use {_PHASE_HELP}")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _PHASE_ALIASES:
+            return _PHASE_ALIASES[text]
+        if re.fullmatch(r"[+-]?\d+", text):
+            return _phase_code(int(text), context)
+        raise ValueError(f"{context} names an unknown phase {value.strip()!r}; use {_PHASE_HELP}")
+    raise TypeError(f"{context} maps to {value!r} of type {type(value).__name__}; use {_PHASE_HELP}")
+
+
+def parse_phase_map(text: str) -> dict[int, int]:
+    """Parse a phase map such as ``"0=pore,128=nmc,255=cbd"``.
+
+    Parameters
+    ----------
+    text : str
+        Entries ``VALUE=PHASE`` separated by commas, semicolons or new lines.
+        ``VALUE`` is an integer voxel value of the segmented image; ``PHASE`` is
+        a name (case-insensitive): ``pore``, ``cbd`` (aliases ``binder``,
+        ``carbon``), ``nmc`` (aliases ``particle``, ``solid``, ``am``), or a code
+        ``0``, ``1``, ``2``.  ``:`` may be used instead of ``=``.
+
+    Returns
+    -------
+    dict[int, int]
+        Voxel value -> phase code (0 = pore, 1 = CBD, 2 = NMC).
+
+    Raises
+    ------
+    ValueError
+        If the text is empty, an entry is malformed, a value is not an integer,
+        a phase name is unknown, or a voxel value appears twice.
+    TypeError
+        If ``text`` is not a string.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"phase map must be a string like '0=pore,128=nmc,255=cbd', got {type(text).__name__}")
+    entries = [e.strip() for e in re.split(r"[,;\n]", text) if e.strip()]
+    if not entries:
+        raise ValueError("phase map is empty; give entries like '0=pore,128=nmc,255=cbd'")
+    result: dict[int, int] = {}
+    seen: dict[int, str] = {}
+    for entry in entries:
+        parts = re.split(r"[=:]", entry)
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise ValueError(f"phase map entry {entry!r} is not of the form VALUE=PHASE (e.g. '0=pore')")
+        key_text, phase_text = parts[0].strip(), parts[1].strip()
+        if not re.fullmatch(r"[+-]?\d+", key_text):
+            raise ValueError(f"phase map entry {entry!r} has a voxel value {key_text!r} that is not an integer")
+        key = int(key_text)
+        code = _phase_code(phase_text, f"phase map entry {entry!r}")
+        if key in result:
+            raise ValueError(f"phase map gives the voxel value {key} twice ({seen[key]!r} and {entry!r})")
+        result[key] = code
+        seen[key] = entry
+    return result
+
+
+def _normalize_phase_map(phase_map: Mapping | str) -> dict[int | float, int]:
+    if isinstance(phase_map, str):
+        return parse_phase_map(phase_map)
+    if not isinstance(phase_map, Mapping):
+        raise TypeError(f"phase_map must be a mapping {{value: phase}} or a string, got {type(phase_map).__name__}")
+    if not phase_map:
+        raise ValueError("phase map is empty; give at least one {value: phase} entry")
+    out: dict[int | float, int] = {}
+    for key, value in phase_map.items():
+        if isinstance(key, (bool, np.bool_)):
+            key = int(key)
+        if isinstance(key, (int, np.integer)):
+            k: int | float = int(key)
+        elif isinstance(key, (float, np.floating)) and math.isfinite(key):
+            k = int(key) if float(key).is_integer() else float(key)
+        else:
+            raise TypeError(f"phase map keys must be voxel values (numbers), got {key!r}")
+        out[k] = _phase_code(value, f"phase map entry {key!r}")
+    return out
+
+
+def _format_value(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):g}"
+    return str(int(v))
+
+
+def apply_phase_map(data: np.ndarray, phase_map: Mapping[int, int | str] | str, *, name: str = "volume") -> np.ndarray:
+    """Convert a segmented image to the phase codes 0 = pore, 1 = CBD, 2 = NMC.
+
+    Parameters
+    ----------
+    data : numpy.ndarray, any shape, typically (Z, Y, X)
+        Segmented voxel values (integer, boolean or floating point).  Not modified.
+    phase_map : mapping or str
+        Voxel value -> phase, the phase given as a code 0/1/2 or a name accepted
+        by :func:`parse_phase_map`; a string is parsed with :func:`parse_phase_map`.
+    name : str
+        How to call ``data`` in error messages (e.g. the file name).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, same shape as ``data``
+        Phase codes.
+
+    Raises
+    ------
+    ValueError
+        If a voxel value is not in the map (the message names up to 5 such
+        values, most frequent first, with their voxel counts), or the map is
+        empty or invalid.
+    TypeError
+        If ``data`` is not a numeric numpy array or the map has the wrong type.
+
+    Notes
+    -----
+    Vectorised: a lookup table for 8/16-bit integer and boolean data,
+    :func:`numpy.searchsorted` on the sorted map keys in slabs along the first
+    axis otherwise (bounded temporary memory).
+    """
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(data).__name__}")
+    if not (data.dtype == bool or data.dtype.kind in "iuf"):
+        raise TypeError(f"{name} must be numeric, got dtype {data.dtype}")
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(data).__name__}")
+    if not (data.dtype == bool or data.dtype.kind in "iuf"):
+        raise TypeError(f"{name} must be numeric, got dtype {data.dtype}")
+    mapping = _normalize_phase_map(phase_map)
+    work = data.view(np.uint8) if data.dtype == bool else data
+    unmapped: dict = {}
+    if work.dtype.kind in "iu" and work.dtype.itemsize <= 2:
+        out = _codes_by_lookup(work, mapping, unmapped)
+    else:
+        out = _codes_by_search(work, mapping, unmapped)
+    if unmapped:
+        raise ValueError(_unmapped_message(name, unmapped))
+    return out
+
+
+def _note_unmapped(unmapped: dict, values: np.ndarray) -> None:
+    """Count the voxel values no map entry covers (NaN counted as ``"nan"``)."""
+    vals, counts = np.unique(values, return_counts=True)
+    for v, c in zip(vals.tolist(), counts.tolist()):
+        key = "nan" if isinstance(v, float) and math.isnan(v) else v
+        unmapped[key] = unmapped.get(key, 0) + int(c)
+
+
+def _codes_by_lookup(work: np.ndarray, mapping: dict, unmapped: dict) -> np.ndarray:
+    """8/16-bit integers: a lookup table over every possible value."""
+    bits = 8 * work.dtype.itemsize
+    info = np.iinfo(work.dtype)
+    lut = np.full(2**bits, _UNMAPPED, dtype=np.uint8)
+    for k, code in mapping.items():
+        if isinstance(k, int) and info.min <= k <= info.max:
+            lut[k % 2**bits] = code  # two's complement: index of the unsigned view
+    unsigned = work.view(work.dtype.str.replace("i", "u"))
+    out = lut[unsigned]
+    bad = out == _UNMAPPED
+    if bad.any():
+        _note_unmapped(unmapped, work[bad])
+    return out
+
+
+def _codes_by_search(work: np.ndarray, mapping: dict, unmapped: dict) -> np.ndarray:
+    """Wider integers and floats: :func:`numpy.searchsorted` on the sorted keys, in slabs along the first axis."""
+    if work.dtype.kind in "iu":
+        info = np.iinfo(work.dtype)
+        items = [(k, c) for k, c in mapping.items() if isinstance(k, int) and info.min <= k <= info.max]
+    else:
+        items = list(mapping.items())
+    items.sort(key=lambda kc: kc[0])
+    native = work.dtype.newbyteorder("=")
+    keys = np.array([k for k, _ in items], dtype=native)
+    codes = np.array([c for _, c in items], dtype=np.uint8)
+    out = np.empty(work.shape, dtype=np.uint8)
+    if work.ndim == 0:
+        slabs = [(Ellipsis, work)]
+    else:
+        per_row = max(1, int(np.prod(work.shape[1:], dtype=np.int64)))
+        step = max(1, (1 << 22) // per_row)
+        slabs = [(slice(i, i + step), work[i : i + step]) for i in range(0, work.shape[0], step)]
+    for index, slab in slabs:
+        slab = np.asarray(slab)
+        if keys.size == 0:
+            hit = np.zeros(slab.shape, dtype=bool)
+            out[index] = _UNMAPPED
+        else:
+            pos = np.searchsorted(keys, slab)
+            np.minimum(pos, keys.size - 1, out=pos)
+            hit = keys[pos] == slab
+            out[index] = np.where(hit, codes[pos], _UNMAPPED)
+        if not hit.all():
+            _note_unmapped(unmapped, slab[~hit])
+    return out
+
+
+def _unmapped_message(name: str, unmapped: dict) -> str:
+    ranked = sorted(unmapped.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    shown = ", ".join(
+        f"{v if v == 'nan' else _format_value(v)} ({c:,} voxel{'s' if c != 1 else ''})" for v, c in ranked[:5]
+    )
+    more = f" and {len(ranked) - 5} more" if len(ranked) > 5 else ""
+    example = ranked[0][0]
+    return (
+        f"{name} holds {len(ranked)} voxel value{'s' if len(ranked) != 1 else ''} that the phase map "
+        f"does not cover: {shown}{more}; add them to the phase map "
+        f"(e.g. '{example if example == 'nan' else _format_value(example)}=pore')"
+    )
+
+
+def load_phases(path: str | os.PathLike, phase_map: Mapping[int, int | str] | str, **load_kwargs) -> Volume:
+    """Load a pre-segmented volume and convert it to phase codes.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Anything :func:`load_volume` reads.
+    phase_map : mapping or str
+        Voxel value -> phase (code 0/1/2 or name), or text for
+        :func:`parse_phase_map`, e.g. ``"0=pore,128=nmc,255=cbd"``.
+    **load_kwargs
+        Keyword options of :func:`load_volume` (``spacing``, ``fmt``, ``dataset``...).
+
+    Returns
+    -------
+    Volume
+        ``data`` is ``uint8`` of shape (Z, Y, X) holding only 0 = pore, 1 = CBD,
+        2 = NMC; ``metadata["phase_map"]`` holds the map used and
+        ``metadata["source_dtype"]`` the dtype of the file's voxels.
+
+    Raises
+    ------
+    ValueError
+        As :func:`load_volume`, or if a voxel value of the file is not in
+        ``phase_map`` (the message names the file, the values and their counts).
+    """
+    mapping = _normalize_phase_map(phase_map)  # fail fast, before reading a large file
+    vol = load_volume(path, **load_kwargs)
+    codes = apply_phase_map(vol.data, mapping, name=f"phase volume {vol.source}")
+    meta = dict(vol.metadata)
+    meta.update(phase_map=MappingProxyType(dict(mapping)), source_dtype=str(vol.data.dtype), mmap=False)
+    return replace(vol, data=codes, metadata=meta)

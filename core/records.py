@@ -1,0 +1,160 @@
+"""The records of a workspace catalogue: :class:`Sample` (one input to analyse) and :class:`Analysis` (one run).
+
+Both are frozen and hold parsed objects (an input spec, :class:`core.pipeline.AnalysisParams`); the
+dict forms stored in SQLite are parsed once, where :class:`core.workspace.Workspace` reads the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from .inputs import DemoInput, InputSpec, input_source
+from .inputs import source_options as _stored_options
+
+if TYPE_CHECKING:
+    from .pipeline import AnalysisParams
+
+__all__ = ["Analysis", "Sample", "row_options"]
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One row of ``samples``.
+
+    Attributes
+    ----------
+    input : core.inputs.FileInput or core.inputs.DemoInput
+        What the sample reads (opened by :func:`core.inputs.open_input`),
+        including its block-mean downsampling factor.
+    spacing : (3,) float, µm
+        Voxel size (z, y, x) of the volume as analysed, i.e. after
+        downsampling (the file's voxel size times :attr:`downsample`).
+    axis : {0, 1, 2}
+        Electrode thickness axis.
+    separator_side : {"auto", "start", "end"}
+    created_at, updated_at : float
+        Seconds since the epoch.
+    shape : (3,) int or None
+        Shape of the file as read (before downsampling) when it was probed on
+        adding; a demo's shape.  Informative (the catalogue shows it).
+    """
+
+    id: int
+    name: str
+    group_label: str
+    input: InputSpec
+    spacing: tuple[float, float, float]
+    axis: int
+    separator_side: str
+    created_at: float
+    updated_at: float
+    shape: tuple[int, int, int] | None = None
+
+    @property
+    def source(self) -> str:
+        """A file or folder path, or ``"demo:NAME"`` for a synthetic demo electrode."""
+        return input_source(self.input)
+
+    @property
+    def source_options(self) -> dict:
+        """How the source is read, as stored (:func:`core.inputs.source_options`, with a file's probed ``shape``)."""
+        return row_options(self.input, self.shape)
+
+    @property
+    def is_demo(self) -> bool:
+        """True for a synthetic demo electrode."""
+        return isinstance(self.input, DemoInput)
+
+    @property
+    def demo_name(self) -> str | None:
+        return self.input.name if isinstance(self.input, DemoInput) else None
+
+    @property
+    def downsample(self) -> int:
+        """Block-mean downsampling factor applied when the volume is loaded (1 = none)."""
+        return self.input.downsample
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One row of ``analyses``.
+
+    Attributes
+    ----------
+    requested : core.pipeline.AnalysisParams
+        The parameters the run was given.
+    resolved : core.pipeline.AnalysisParams
+        As resolved by the run (thresholds, blur and separator side filled
+        in); the requested ones while the run is not done.
+    status : {"running", "done", "failed"}
+    error : str or None
+        One sentence for a failed run.
+    provenance : dict
+        From :func:`core.pipeline.run` plus ``resolved_params`` (thresholds filled in)
+        and, for runs through :func:`core.runner.run_analysis`, ``input``: the
+        sample's ``source`` and ``source_options`` at run time (what
+        :func:`core.recipe.entry_from_workspace` replays; older rows lack it).
+    phases_path, labels_path, table_path : str or None
+        Artefact paths relative to the workspace folder (set when done).
+    """
+
+    id: int
+    sample_id: int
+    requested: "AnalysisParams"
+    resolved: "AnalysisParams"
+    status: str
+    error: str | None
+    created_at: float
+    updated_at: float
+    owner_pid: int | None
+    provenance: dict
+    phases_path: str | None
+    labels_path: str | None
+    table_path: str | None
+    n_particles: int | None
+
+    @property
+    def params(self) -> dict:
+        """:attr:`requested` as a plain dict."""
+        return self.requested.to_dict()
+
+    @property
+    def resolved_params(self) -> dict:
+        """:attr:`resolved` as a plain dict."""
+        return self.resolved.to_dict()
+
+    @property
+    def pv_sigma_origin(self) -> str | None:
+        """Where the blur σ of the partial-volume correction came from: ``"given"``, ``"fitted"`` or
+        ``"fitted_at_bound"``; None when the run used no blur (no correction, the model's phases,
+        presegmented input) or is not done."""
+        if "pv_sigma_origin" in self.provenance:
+            return self.provenance["pv_sigma_origin"]
+        sigma = self.resolved.segment.pv_sigma  # rows written before the origin was recorded
+        if self.status != "done" or sigma is None or self.provenance.get("presegmented") \
+                or self.resolved.method != "threshold" or not self.resolved.segment.partial_volume:
+            return None
+        from .pipeline import sigma_origin
+
+        return sigma_origin(sigma, self.requested.segment.pv_sigma is not None)
+
+    @property
+    def rerun_params(self) -> "AnalysisParams":
+        """Parameters that run this analysis again: :attr:`resolved`, but the blur σ only where the user
+        gave it (a fitted σ is fitted again, and judged as a fit, not passed back as if measured)."""
+        origin = self.pv_sigma_origin
+        seg = self.resolved.segment
+        sigma = self.requested.segment.pv_sigma if origin is None else (seg.pv_sigma if origin == "given" else None)
+        return replace(self.resolved, segment=replace(seg, pv_sigma=sigma))
+
+
+def row_options(spec: InputSpec, shape) -> dict:
+    """The ``source_options`` column: the input's stored options, plus the probed shape of a file."""
+    options = _stored_options(spec)
+    if shape is not None and not isinstance(spec, DemoInput):
+        options["shape"] = [int(n) for n in shape]
+    return options

@@ -1,0 +1,83 @@
+"""Running an analysis of a workspace sample: begin the row, run the pipeline, store the result or the failure.
+
+:func:`run_analysis` is the only place that ties :mod:`core.workspace` (the
+catalogue and the artefacts) to :func:`core.pipeline.run`.  Nothing here
+imports streamlit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from .inputs import open_input
+from .workspace import Analysis, Sample, Workspace
+
+__all__ = ["one_sentence", "run_analysis"]
+
+
+def one_sentence(exc: BaseException) -> str:
+    """An exception as the one sentence stored with a failed run."""
+    if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit, a UI framework stopping the run
+        return f"The run was interrupted ({type(exc).__name__})."
+    msg = str(exc).strip().replace("\n", " ") or type(exc).__name__
+    if isinstance(exc, KeyError):
+        msg = f"missing key {msg}"
+    return msg.rstrip(".") + "."
+
+
+def run_analysis(
+    ws: Workspace, sample: Sample | int, volume: np.ndarray | None = None, params=None, *,
+    presegmented: bool | None = None, progress: Callable[[float, str], None] | None = None,
+    extra_provenance: dict | None = None,
+) -> Analysis:
+    """Run :func:`core.pipeline.run` on a sample's volume and store the result in the workspace.
+
+    The sample's spacing, thickness axis and separator side override those
+    in ``params``.  On any error the analysis is marked failed (with the
+    error as one sentence), its partial files are removed and the error is
+    re-raised; earlier analyses are untouched.
+
+    Parameters
+    ----------
+    ws : Workspace
+    sample : Sample or int
+    volume : (Z, Y, X) ndarray, optional
+        Greyscale, or phase codes when ``presegmented``; default: the sample's
+        input opened by :func:`core.inputs.open_input` (pass it when it is
+        already in memory).
+    params : core.pipeline.AnalysisParams, optional
+    presegmented : bool, optional
+        ``volume`` holds phase codes; default: what the sample's input says.
+    progress : callable(fraction, message), optional
+    extra_provenance : dict, optional
+        Merged into the stored provenance (e.g. the analysis the phases came from).
+
+    Returns
+    -------
+    Analysis
+        The finished row.
+    """
+    from .pipeline import AnalysisParams, run
+
+    s = sample if isinstance(sample, Sample) else ws.get_sample(sample)
+    if volume is None:
+        volume = open_input(s.input, cache_dir=ws.cache_dir()).volume
+    if presegmented is None:
+        presegmented = s.input.presegmented
+    params = params or AnalysisParams()
+    params = replace(params, axis=s.axis, separator_side=s.separator_side)
+    aid = ws.begin_analysis(s.id, params)
+    # what was read, as it was at run time (the sample may change later): enough to replay
+    snapshot = {"input": {"source": s.source, "source_options": s.source_options}}
+    if (extra_provenance or {}).get("phases_from_analysis") is not None:  # phases reused: so is their blur
+        snapshot["pv_sigma_origin"] = ws.get_analysis(int(extra_provenance["phases_from_analysis"])).pv_sigma_origin
+    try:
+        result = run(volume, params, spacing=s.spacing, presegmented=presegmented, progress=progress,
+                     downsampled=s.downsample)
+        return ws.finish_analysis(aid, result, extra_provenance={**snapshot, **(extra_provenance or {})})
+    except BaseException as exc:
+        ws.fail_analysis(aid, one_sentence(exc))
+        raise
