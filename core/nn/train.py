@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data
+from .._atomic import atomic_path
 from ..codes import NMC as NMC_CODE
 from .device import available_cpus, resolve_device
 from .model import CH_BOUNDARY, CH_CENTRE, N_PHASES, ModelConfig, UNet3D, n_parameters
@@ -178,14 +178,12 @@ def train(cfg: TrainConfig, *, real_dir: Path | None, device: str = "auto", thre
 
 def save_weights(model: UNet3D, path: Path, meta: dict) -> None:
     """Save a ``weights_only``-loadable checkpoint (tensors + plain values), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": "core.nn.unet3d/1", "config": model.config.to_dict(),
             "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
             "meta": json.loads(json.dumps(meta))}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, mkdir=True) as tmp:
+        with open(tmp, "wb") as fh:
+            torch.save(blob, fh)
 
 
 def main(argv=None) -> int:
