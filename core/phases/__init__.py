@@ -41,10 +41,10 @@ import numba
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import _kernels as K
-from ._validate import check_choice, check_phases, check_volume, normalize_spacing
-from .codes import CBD, NMC, PORE
-from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
+from .. import _kernels as K
+from .._validate import check_choice, check_phases, check_volume, normalize_spacing
+from ..codes import CBD, NMC, PORE
+from ..io.downsampling import MAX_DOWNSAMPLE, check_downsample
 
 Denoise = Literal["none", "gaussian", "median", "nlm"]
 DENOISE_METHODS: tuple[str, ...] = ("none", "gaussian", "median", "nlm")
