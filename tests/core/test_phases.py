@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from core import phases as P
+from core.phases import partial_volume as PV
 from core.io import downsampling as DS
 from core.codes import CBD, NMC, PORE
 from core.phases import (
@@ -311,14 +312,6 @@ def test_normalize_intensity_returns_float32():
     assert P.normalize_intensity(vol).dtype == np.float32
 
 
-def test_class_means():
-    vol = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
-    ph = np.zeros(vol.shape, np.uint8)
-    ph[5:] = NMC
-    pore, cbd, nmc = P.class_means(vol, ph)
-    assert pore == 249.5 and nmc == 749.5 and np.isnan(cbd)
-
-
 def test_denoise_none_is_a_float32_copy():
     vol = np.arange(27, dtype=np.uint16).reshape(3, 3, 3)
     out = P.denoise(vol, "none")
@@ -459,10 +452,10 @@ def test_spill_kernel_is_scipys_gaussian_bit_for_bit(sigma):
     grown = (rng.random((30, 17, 23)) < 0.4).astype(np.uint8) * NMC
     want = ndi.gaussian_filter((grown == NMC).astype(np.float32), sigma, mode="nearest")
     rs = int(4 * sigma + 0.5)
-    w = P._gaussian_weights(sigma, rs)
-    np.testing.assert_array_equal(P._spill_kernel(grown, np.uint8(NMC), 0, 30, 0, 30, w), want)
+    w = PV._gaussian_weights(sigma, rs)
+    np.testing.assert_array_equal(PV._spill_kernel(grown, np.uint8(NMC), 0, 30, 0, 30, w), want)
     # rows 12:18 from rows 12 - rs : 18 + rs only
-    got = P._spill_kernel(grown, np.uint8(NMC), 12 - rs, 18 + rs, 12, 18, w)
+    got = PV._spill_kernel(grown, np.uint8(NMC), 12 - rs, 18 + rs, 12, 18, w)
     np.testing.assert_array_equal(got, want[12:18])
 
 
@@ -471,9 +464,9 @@ def test_rim_growth_does_not_depend_on_where_the_slab_starts(electrode64):
     lo, hi = suggest_thresholds(d)
     ph = threshold(d, lo, hi)
     i_nmc = float(np.median(d[ph == NMC]))
-    whole = P._grow_rim(d, ph, i_nmc, lo)
+    whole = PV._grow_rim(d, ph, i_nmc, lo)
     assert (whole != ph).any()  # it grows
-    part = P._grow_rim(d[14:40], ph[14:40], i_nmc, lo, rows=(6, 20))  # rows 20:34 of the volume
+    part = PV._grow_rim(d[14:40], ph[14:40], i_nmc, lo, rows=(6, 20))  # rows 20:34 of the volume
     np.testing.assert_array_equal(part[6:20], whole[20:34])
     np.testing.assert_array_equal(part[:6], ph[14:20])  # rows outside ``rows`` are left as they were
 
