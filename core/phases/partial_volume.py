@@ -68,18 +68,76 @@ def correct_partial_volume(
 
 
 def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
+    """:func:`correct_partial_volume` of the whole volume, unvalidated; returns (phases, sigma used)."""
     if i_nmc is None:
         nmc = phases == NMC
         i_nmc = float(np.median(volume[nmc])) if nmc.any() else float(volume.max())
-    if grow_nmc:
-        phases = _grow_rim(volume, phases, i_nmc, low)
-    if sigma is None:
+    if sigma is None:  # the fit reads the grown phases
+        if grow_nmc:
+            phases, grow_nmc = _grow_rim(volume, phases, i_nmc, low), False
         sigma = estimate_pv_sigma(volume, phases)
-    nmc = phases == NMC
-    spill = ndi.gaussian_filter(nmc.astype(np.float32), sigma, mode="nearest")
-    out = phases.copy()
-    _unmix(volume, nmc, spill, np.float32(i_nmc), np.float32(low), out)
-    return out, float(sigma)
+    return _correct_rows(volume, phases, low, sigma, i_nmc, grow_nmc=grow_nmc), float(sigma)
+
+
+def _correct_rows(volume, phases, low: float, sigma: float, i_nmc: float, rows: tuple[int, int] | None = None, *,
+                  grow_nmc: bool = True) -> np.ndarray:
+    """The partial-volume correction of rows ``r0:r1`` along axis 0: the one implementation.
+
+    Grows the NMC rim (:func:`_grow_rim`) in the rows that the spill of those
+    rows reads, spreads the grown NMC by a Gaussian of ``sigma``
+    (:func:`_spill_kernel`: ``ndi.gaussian_filter`` of the NMC mask, mode
+    "nearest", bit for bit) and unmixes every other voxel of the rows
+    (:func:`_unmix`).  The whole volume of :func:`correct_partial_volume`, a
+    slab of :func:`~core.phases.segment_detailed` and the slab of a one-slice
+    preview (:func:`~core.phases.preview_from`) are all corrected here; rows
+    whose :func:`_reach` lies inside the arrays agree bit for bit whichever
+    of them they came from.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        The (denoised) greyscale ``phases`` were thresholded from.
+    phases : (Z, Y, X) uint8
+        Thresholded phases (:func:`~core.phases.threshold`).
+    low : float
+        Pore/CBD threshold, in grey values.
+    sigma : float
+        Blur (voxels).
+    i_nmc : float
+        Grey value of NMC.
+    rows : (int, int) or None
+        The rows to correct; None: all.
+    grow_nmc : bool
+        Grow the NMC rim first (see :func:`correct_partial_volume`).
+
+    Returns
+    -------
+    phases : (r1 - r0, Y, X) ndarray
+        New array, the dtype of ``phases``.
+    """
+    n = phases.shape[0]
+    r0, r1 = rows if rows is not None else (0, n)
+    radius = _spill_radius(sigma)
+    g0, g1 = max(0, r0 - radius), min(n, r1 + radius)
+    grown = _grow_rim(volume, phases, i_nmc, low, rows=(g0, g1)) if grow_nmc else phases
+    spill = _spill_kernel(grown, np.uint8(NMC), g0, g1, r0, r1, _gaussian_weights(sigma, radius))
+    out = grown[r0:r1].copy()
+    _unmix(volume[r0:r1], out == NMC, spill, np.float32(i_nmc), np.float32(low), out)
+    return out
+
+
+def _spill_radius(sigma: float) -> int:
+    """Half-width (voxels) of the spill's Gaussian: scipy's truncation at 4 sigma, ``int(4 * sigma + 0.5)``."""
+    return int(4.0 * float(sigma) + 0.5)
+
+
+def _reach(sigma: float) -> int:
+    """Slices along axis 0 that the correction of one slice reads on either side.
+
+    The rim growth reads NMC 6 face steps away (rim 1, ring 2..3, window 3);
+    the spill is a Gaussian of the grown NMC, :func:`_spill_radius` wide.
+    """
+    return 6 + _spill_radius(sigma)
 
 
 def _grow_rim(volume, phases, i_nmc, low, rows=None):
@@ -219,17 +277,22 @@ def _ring_sums_plane(dist, v, z, cnt, tot, bufs):
 
 
 def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
-    """The weights ``ndi.gaussian_filter1d`` correlates with (order 0)."""
-    from scipy.ndimage import _filters
+    """Normalised Gaussian weights at ``-radius..radius`` (float64), in the arithmetic of ``ndi.gaussian_filter1d``.
 
-    return np.asarray(_filters._gaussian_kernel1d(sigma, 0, radius)[::-1], np.float64)
+    Written out here rather than taken from scipy's private helper; that the
+    spill equals ``ndi.gaussian_filter`` bit for bit is tested.
+    """
+    sigma = float(sigma)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x ** 2)
+    return phi / phi.sum()
 
 
 @numba.njit(cache=True, nogil=True)
 def _spill_kernel(grown, code, g0, g1, r0, r1, w):
     """``ndi.gaussian_filter(float32(grown == code), sigma, mode="nearest")[r0:r1]`` bit for bit.
 
-    ``w``: scipy's Gaussian weights (``_gaussian_kernel1d(sigma, 0, radius)``);
+    ``w``: the Gaussian weights (:func:`_gaussian_weights`, symmetric);
     the same sums as scipy's ``correlate1d`` (symmetric kernel, float64
     accumulation, float32 between the axes), reading only rows ``g0:g1``
     (clamped there, as "nearest" clamps at the array's ends).

@@ -14,12 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .._validate import check_choice
-from ..codes import CBD, NMC, PORE
 from .denoise import _denoiser, _global_sample, _nan_fill
 from .islands import _remove_small_islands_inplace
 from .params import SegmentParams, check_greyscale
-from .partial_volume import _gaussian_weights, _grow_rim, _image_sigma, _spill_kernel, _unmix
-from .threshold import _image_model, _threshold_kernel
+from .partial_volume import _correct_rows, _image_sigma, _reach
+from .threshold import _image_model, _threshold
 
 __all__ = ["MAX_ISLAND_DEPTH", "PreviewContext", "PreviewGlobals", "prepare_preview", "preview_from",
            "preview_globals", "preview_slice"]
@@ -27,16 +26,6 @@ __all__ = ["MAX_ISLAND_DEPTH", "PreviewContext", "PreviewGlobals", "prepare_prev
 
 #: Largest island depth a preview looks at (slices on either side of the previewed one).
 MAX_ISLAND_DEPTH = 16
-
-
-def _pv_reach(sigma: float) -> int:
-    """Slices along axis 0 that the partial-volume correction of one slice reads on either side.
-
-    The rim growth reads NMC 6 face steps away (rim 1, ring 2..3, window 3);
-    the spill is a Gaussian of the grown NMC, ``int(4 * sigma + 0.5)`` voxels
-    wide (scipy's truncation).
-    """
-    return 6 + int(4.0 * float(sigma) + 0.5)
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,7 +199,7 @@ def prepare_preview(
             if globals.pv_sigma is None:
                 raise ValueError("the global values hold no blur sigma (taken without partial-volume correction)")
             params, source = replace(params, pv_sigma=float(globals.pv_sigma)), globals.sigma_source
-    reach = _pv_reach(params.pv_sigma) if params.partial_volume else 0
+    reach = _reach(params.pv_sigma) if params.partial_volume else 0
     a, b = max(0, index - island_depth - reach), min(n, index + island_depth + reach + 1)
     moved = np.moveaxis(volume, axis, 0)
     slab = np.ascontiguousarray(_denoiser(moved, params, _nan_fill(volume))(a, b), dtype=np.float32)
@@ -253,20 +242,9 @@ def preview_from(context: PreviewContext, low: float, high: float, *, islands: b
         raise ValueError(f"low threshold ({low:g}) must be below high threshold ({high:g})")
     p, d = context.params, context.slab
     r0, r1 = context.rows
-    ph = np.empty(d.shape, np.uint8)
-    # float32 comparisons, as numpy compares a float32 volume with a Python float in threshold()
-    assert (PORE, CBD, NMC) == (0, 1, 2)  # _threshold_kernel writes these codes
-    n_nmc = _threshold_kernel(d, np.float32(low), np.float32(high), ph)
+    ph, n_nmc = _threshold(d, low, high)
     if p.partial_volume and n_nmc:
-        i_nmc, pv_low = context.globals.i_nmc, low
-        sigma = float(p.pv_sigma)
-        rs = int(4.0 * sigma + 0.5)
-        g0, g1 = max(0, r0 - rs), min(d.shape[0], r1 + rs)
-        grown = _grow_rim(d, ph, i_nmc, pv_low, rows=(g0, g1))
-        weights = np.ascontiguousarray(_gaussian_weights(sigma, rs))
-        spill = _spill_kernel(grown, np.uint8(NMC), g0, g1, r0, r1, weights)
-        out = grown[r0:r1].copy()
-        _unmix(d[r0:r1], out == NMC, spill, np.float32(i_nmc), np.float32(pv_low), out)
+        out = _correct_rows(d, ph, low, float(p.pv_sigma), context.globals.i_nmc, context.rows)
     else:
         out = ph[r0:r1].copy()
     if islands and p.min_island > 1:

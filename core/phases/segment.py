@@ -7,12 +7,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..codes import NMC
-from .denoise import _denoise_halo, _denoiser, _global_sample, _nan_fill
+from .denoise import _denoiser, _global_sample, _nan_fill
 from .islands import _remove_small_islands_inplace
 from .params import SegmentParams, check_greyscale
-from .partial_volume import _correct_partial_volume, _image_sigma
-from .threshold import _image_model, threshold
+from .partial_volume import _correct_rows, _image_sigma, _reach
+from .threshold import _image_model, _threshold
 
 __all__ = ["SegmentResult", "segment", "segment_detailed"]
 
@@ -80,7 +79,6 @@ def segment_detailed(
         budget = max(16_000_000, volume.size // 8)
         slab = budget // (volume.shape[1] * volume.shape[2])
     slab = max(1, int(slab))
-    dn_halo = _denoise_halo(params)
     denoised = _denoiser(volume, params, _nan_fill(volume))
 
     # pass 1: a strided sample of the denoised volume for the global values
@@ -105,20 +103,20 @@ def segment_detailed(
     pv_sigma = _image_sigma(params.pv_sigma, model) if params.partial_volume else params.pv_sigma
 
     # pass 2: phases slab by slab
-    halo = dn_halo
-    if params.partial_volume:
-        halo += 1 + 3 + 3 + int(np.ceil(4 * (pv_sigma or 1.0))) + 2
+    reach = _reach(pv_sigma) if params.partial_volume else 0
     phases = np.empty(volume.shape, np.uint8)
     for z0 in slab_starts:
         z1 = min(nz, z0 + slab)
         report(0.35 + 0.45 * z0 / nz, f"thresholding slices {z0}-{z1 - 1} of {nz}")
-        a, b = max(0, z0 - (halo - dn_halo)), min(nz, z1 + (halo - dn_halo))
+        a, b = max(0, z0 - reach), min(nz, z1 + reach)
         d = kept if kept is not None else denoised(a, b)
         kept = None
-        ph = threshold(d, low, high)
-        if params.partial_volume and (ph == NMC).any():
-            ph, _ = _correct_partial_volume(d, ph, low, sigma=pv_sigma, i_nmc=i_nmc)
-        phases[z0:z1] = ph[z0 - a : z0 - a + (z1 - z0)]
+        ph, n_nmc = _threshold(d, low, high)
+        rows = (z0 - a, z1 - a)
+        if params.partial_volume and n_nmc:
+            phases[z0:z1] = _correct_rows(d, ph, low, pv_sigma, i_nmc, rows)
+        else:
+            phases[z0:z1] = ph[rows[0] : rows[1]]
         del d, ph
     if params.min_island > 1:
         report(0.85, "removing small islands")

@@ -27,6 +27,19 @@ __all__ = ["READING_GAP", "phase_references", "suggest_thresholds", "threshold"]
 def threshold(volume: np.ndarray, low: float, high: float) -> np.ndarray:
     """Phase codes by two thresholds: ``< low`` pore, ``>= high`` NMC, CBD between.
 
+    The one place the thresholds are applied: a full run, its central block
+    and a one-slice preview all call it (through :func:`_threshold`).  The
+    comparisons are numpy's (``volume < low`` in the type numpy compares
+    ``volume`` with ``low`` and ``high``: float32 for a float32 volume and
+    Python floats); a NaN voxel is CBD.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        Greyscale (the engine passes the denoised float32 volume).
+    low, high : float
+        Thresholds in the grey values of ``volume``, ``low < high``.
+
     Returns
     -------
     phases : (Z, Y, X) uint8
@@ -34,26 +47,40 @@ def threshold(volume: np.ndarray, low: float, high: float) -> np.ndarray:
     volume = check_volume(volume)
     if not low < high:
         raise ValueError(f"low threshold ({low}) must be below high threshold ({high})")
-    phases = np.full(volume.shape, CBD, np.uint8)
-    phases[volume < low] = PORE
-    phases[volume >= high] = NMC
-    return phases
+    return _threshold(volume, low, high)[0]
+
+
+def _threshold(volume: np.ndarray, low: float, high: float) -> tuple[np.ndarray, int]:
+    """:func:`threshold`, unvalidated, and the number of NMC voxels (one pass)."""
+    kind = np.result_type(volume.dtype, low, high)  # what numpy compares in
+    if kind == np.float32:
+        lo, hi = np.float32(low), np.float32(high)
+    else:  # float64 holds every other comparison exactly (after rounding to float16 where numpy would)
+        lo, hi = (np.float64(kind.type(t)) if kind.kind == "f" else np.float64(t) for t in (low, high))
+    if volume.dtype == np.float16:  # exact in float32; the compiled loop has no float16
+        volume = volume.astype(np.float32)
+    phases = np.empty(volume.shape, np.uint8)
+    return phases, int(_threshold_kernel(volume, lo, hi, phases))
+
+
+assert (PORE, CBD, NMC) == (0, 1, 2)  # _threshold_kernel writes these codes
 
 
 @numba.njit(cache=True, nogil=True)
 def _threshold_kernel(v, low, high, out):
-    """:func:`threshold` of a float32 volume into ``out`` (codes 0, 1, 2 = pore, CBD, NMC; ``low < high``).
+    """``out`` = 0 (pore) where ``v < low``, 2 (NMC) where ``v >= high``, else 1 (CBD); returns the NMC count.
 
-    Returns the number of NMC voxels.
+    Branch-free: ``not v < low`` plus ``v >= high`` (``low < high``), so NaN is CBD as in numpy.
     """
-    fv = v.ravel()
-    fo = out.ravel()
+    nz, ny, nx = v.shape
     n_nmc = 0
-    for i in range(fv.size):
-        a = np.uint8(fv[i] >= low)
-        b = np.uint8(fv[i] >= high)
-        fo[i] = a + b
-        n_nmc += b
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                a = np.uint8(not v[z, y, x] < low)
+                b = np.uint8(v[z, y, x] >= high)
+                out[z, y, x] = a + b
+                n_nmc += b
     return n_nmc
 
 

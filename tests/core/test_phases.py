@@ -45,6 +45,25 @@ def test_threshold_rejects_low_not_below_high():
         threshold(np.zeros((2, 2, 2)), 5, 5)
 
 
+@pytest.mark.parametrize("dtype, low, high", [
+    (np.float32, 0.3, 0.7), (np.float32, np.float64(0.3), np.float64(0.7)), (np.float64, 0.3, 0.7),
+    (np.float16, 0.1, 0.7), (np.uint16, 20000.5, 40000), (np.uint16, 20000, 70000),
+])
+def test_threshold_compares_as_numpy_does(dtype, low, high):
+    """One compiled pass for run and preview, with numpy's comparison types (NaN is CBD)."""
+    v = np.random.default_rng(0).random((6, 7, 9))
+    if np.issubdtype(dtype, np.integer):
+        v = v * 65535
+    v = v.astype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        v[0, 0, :3] = (np.nan, np.inf, -np.inf)
+    want = np.full(v.shape, CBD, np.uint8)
+    want[v < low] = PORE
+    want[v >= high] = NMC
+    np.testing.assert_array_equal(threshold(v, low, high), want)
+    np.testing.assert_array_equal(threshold(v[:, ::2, ::-1], low, high), want[:, ::2, ::-1])
+
+
 def test_suggest_thresholds_three_levels():
     rng = np.random.default_rng(0)
     levels = np.array([0.1, 0.45, 0.8], np.float32)
@@ -457,6 +476,21 @@ def test_spill_kernel_is_scipys_gaussian_bit_for_bit(sigma):
     # rows 12:18 from rows 12 - rs : 18 + rs only
     got = PV._spill_kernel(grown, np.uint8(NMC), 12 - rs, 18 + rs, 12, 18, w)
     np.testing.assert_array_equal(got, want[12:18])
+
+
+@pytest.mark.parametrize("sigma", [0.75, 1.6])
+def test_correct_rows_of_a_slab_equal_the_whole_volume(electrode64, sigma):
+    """The correction a run's slab or a preview's slab makes is the whole volume's, in the rows it corrects."""
+    d = P.denoise(electrode64, "none")
+    lo, hi = suggest_thresholds(d)
+    ph = threshold(d, lo, hi)
+    i_nmc = float(np.median(d[ph == NMC]))
+    whole = correct_partial_volume(d, ph, lo, sigma=sigma, i_nmc=i_nmc)
+    reach = PV._reach(sigma)
+    a, b = 20 - reach, 26 + reach
+    part = PV._correct_rows(d[a:b], ph[a:b], lo, sigma, i_nmc, (20 - a, 26 - a))
+    np.testing.assert_array_equal(part, whole[20:26])
+    np.testing.assert_array_equal(PV._correct_rows(d, ph, lo, sigma, i_nmc), whole)
 
 
 def test_rim_growth_does_not_depend_on_where_the_slab_starts(electrode64):
