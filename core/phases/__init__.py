@@ -38,7 +38,8 @@ Modules
 ``threshold``       :func:`threshold` (where the thresholds are applied), :func:`phase_references`,
                     :func:`suggest_thresholds` and the image model they come from
 ``partial_volume``  :func:`estimate_pv_sigma`, :func:`correct_partial_volume` (one implementation for run and preview)
-``blur``            what a blur means for the analysis: :func:`resolvable_gap_um`, :func:`assess_blur`
+``blur``            what a blur means for the analysis: :func:`resolvable_gap_um`, :func:`assess_blur` (data;
+                    the caller words the advice)
 ``islands``         :func:`remove_small_islands`
 ``preview``         :func:`preview_globals`, :func:`prepare_preview`, :func:`preview_from`, :func:`preview_slice`
 ``segment``         :func:`segment`, :func:`segment_detailed` (the driver)
@@ -47,9 +48,14 @@ Modules
 from .blur import (
     PV_SIGMA_MAX,
     RESOLVABLE_GAP_SIGMAS,
+    SIGMA_ORIGINS,
+    BlurAssessment,
+    BlurKind,
+    SigmaOrigin,
+    assess_blur,
     box_blur_removed,
-    pv_sigma_warning,
     resolvable_gap_um,
+    sigma_origin,
     suggested_downsample,
 )
 from .denoise import crop, denoise, normalize_intensity
@@ -75,8 +81,8 @@ __all__ = [
     "crop", "normalize_intensity", "denoise", "suggest_thresholds", "threshold", "phase_references", "READING_GAP",
     "estimate_pv_sigma", "correct_partial_volume", "SIGMA_BOUNDS", "remove_small_islands",
     # blur
-    "PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "box_blur_removed", "pv_sigma_warning", "resolvable_gap_um",
-    "suggested_downsample",
+    "PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "SIGMA_ORIGINS", "BlurAssessment", "BlurKind", "SigmaOrigin",
+    "assess_blur", "box_blur_removed", "resolvable_gap_um", "sigma_origin", "suggested_downsample",
     # preview
     "MAX_ISLAND_DEPTH", "PreviewContext", "PreviewGlobals", "prepare_preview", "preview_from", "preview_globals",
     "preview_slice",

@@ -8,14 +8,23 @@ caller words the advice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal, get_args
+
 import numpy as np
 
-from .._validate import normalize_spacing
+from .._validate import check_choice, normalize_spacing
 from ..io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .partial_volume import SIGMA_BOUNDS
 
-__all__ = ["PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "box_blur_removed", "pv_sigma_warning", "resolvable_gap_um",
-           "suggested_downsample"]
+__all__ = ["PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "SIGMA_ORIGINS", "BlurAssessment", "BlurKind", "SigmaOrigin",
+           "assess_blur", "box_blur_removed", "resolvable_gap_um", "sigma_origin", "suggested_downsample"]
+
+#: Where a blur σ came from: given by the user, fitted to the image, or fitted but at the fit's upper bound.
+SigmaOrigin = Literal["given", "fitted", "fitted_at_bound"]
+SIGMA_ORIGINS: tuple[str, ...] = get_args(SigmaOrigin)
+#: The verdict of :func:`assess_blur`.
+BlurKind = Literal["ok", "beyond_correction", "not_measured"]
 
 
 #: Narrowest NMC-CBD gap, in blur sigmas, that the partial-volume correction reads as a gap.  Measured on
@@ -86,32 +95,75 @@ def _at_fit_bound(pv_sigma: float) -> bool:
     return float(pv_sigma) >= SIGMA_BOUNDS[1] - 0.01
 
 
-def pv_sigma_warning(pv_sigma: float, downsampled: int = 1, *, estimated: bool = True) -> str | None:
-    """One sentence when the blur is beyond what the partial-volume correction handles, else None.
+def sigma_origin(pv_sigma: float, given: bool) -> SigmaOrigin:
+    """Where a blur σ came from: ``"given"`` by the user, else ``"fitted"``, or ``"fitted_at_bound"`` there.
 
-    ``downsampled``: the block-mean factor the volume was already reduced by
-    (its box is discounted, see :func:`box_blur_removed`).  ``estimated``:
-    ``pv_sigma`` was fitted to the image (not given), so a value at the fit's
-    upper bound means the blur was not measured.
+    A fitted σ at the upper end of :data:`SIGMA_BOUNDS` means the fit found
+    no minimum: the blur was not measured.  A σ the user gave is taken as
+    measured, whatever its value.
     """
-    if pv_sigma is None:
-        return None
-    if estimated and _at_fit_bound(pv_sigma):
-        return (f"The blur fit reached its upper bound (σ = {float(pv_sigma):.2f} voxel): the image's blur could "
-                "not be measured (a blur model of the phases does not fit these grey values), so the partial-volume "
-                "correction is unreliable here; compare the preview with it switched off (Denoising and clean-up), "
-                "or give pv_sigma yourself.")
-    sigma = box_blur_removed(pv_sigma, downsampled)
-    if not sigma > PV_SIGMA_MAX:
-        return None
-    factor = suggested_downsample(pv_sigma, downsampled, estimated=estimated)
-    head = (f"The blur (σ = {float(pv_sigma):.2f} voxel"
-            + (f"; {sigma:.2f} without the box of the downsampling by {int(downsampled)}" if downsampled > 1 else "")
-            + ") is wider than the partial-volume correction handles (validated at 0.75 voxel; on synthetic "
-              "electrodes at σ ≥ 1 voxel the detachment came out too low by 0.07-0.31), so the detachment will be "
-              "underestimated")
-    if factor < 2:
-        return head + f", and the volume cannot be downsampled further (at most {MAX_DOWNSAMPLE} in all)."
-    return (head + f": downsample the volume by {factor} "
-            f"before the analysis (in the app: 'Add a copy downsampled by {factor}' on the Segment page, or "
-            f"'Downsample by' on the Samples page; CLI: --downsample {factor}).")
+    if given:
+        return "given"
+    return "fitted_at_bound" if _at_fit_bound(pv_sigma) else "fitted"
+
+
+@dataclass(frozen=True)
+class BlurAssessment:
+    """What a blur means for the partial-volume correction; the caller words the advice.
+
+    Attributes
+    ----------
+    sigma : float
+        Blur σ (voxels) as used.
+    origin : {"given", "fitted", "fitted_at_bound"}
+        Given by the user; fitted to the image; or fitted but at the fit's
+        upper bound (not measured), see :func:`sigma_origin`.
+    kind : {"ok", "beyond_correction", "not_measured"}
+        Within :data:`PV_SIGMA_MAX` once the box of the downsampling is
+        discounted (:func:`box_blur_removed`); wider, so the detachment will
+        be underestimated; or not measured, so the correction is unreliable
+        (compare with it switched off, or give σ).
+    factor : int
+        Suggested further downsampling factor (:func:`suggested_downsample`):
+        1 for "ok" and "not_measured", and for "beyond_correction" where the
+        volume cannot be downsampled further (:data:`MAX_DOWNSAMPLE` in all).
+    downsampled : int
+        Block-mean factor already applied on loading (1: none).
+    """
+
+    sigma: float
+    origin: SigmaOrigin
+    kind: BlurKind
+    factor: int
+    downsampled: int
+
+
+def assess_blur(pv_sigma: float, downsampled: int = 1, *, origin: SigmaOrigin = "fitted") -> BlurAssessment:
+    """Judge the blur ``pv_sigma`` (voxels) of a volume already downsampled by ``downsampled``.
+
+    Parameters
+    ----------
+    pv_sigma : float
+        Blur σ in voxels of the (downsampled) volume, > 0.
+    downsampled : int
+        Block-mean factor the volume was reduced by on loading (1-8); its box
+        is discounted (:func:`box_blur_removed`).
+    origin : {"given", "fitted", "fitted_at_bound"}
+        Where σ came from (:func:`sigma_origin`).  A fitted σ at the fit's
+        upper bound is "not_measured" whichever of the two fitted origins is
+        passed; a given one is taken as measured.
+
+    Returns
+    -------
+    BlurAssessment
+    """
+    check_choice(origin, "origin", SIGMA_ORIGINS)
+    if pv_sigma is None or not float(pv_sigma) > 0:
+        raise ValueError(f"pv_sigma must be > 0 voxels, got {pv_sigma}")
+    sigma, f = float(pv_sigma), check_downsample(downsampled, "downsampled")
+    if origin != "given" and (origin == "fitted_at_bound" or _at_fit_bound(sigma)):
+        return BlurAssessment(sigma, "fitted_at_bound", "not_measured", 1, f)
+    if not box_blur_removed(sigma, f) > PV_SIGMA_MAX:
+        return BlurAssessment(sigma, origin, "ok", 1, f)
+    factor = suggested_downsample(sigma, f, estimated=origin != "given")
+    return BlurAssessment(sigma, origin, "beyond_correction", factor, f)

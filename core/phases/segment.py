@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from .blur import SigmaOrigin, sigma_origin
 from .denoise import _denoiser, _global_sample, _nan_fill
 from .islands import _remove_small_islands_inplace
 from .params import SegmentParams, check_greyscale
@@ -26,10 +27,17 @@ class SegmentResult:
     params : SegmentParams
         The parameters with ``low``, ``high`` and ``pv_sigma`` filled in, so
         that rerunning with them gives the same phases.
+    pv_sigma_origin : {"given", "fitted", "fitted_at_bound"} or None
+        Where ``params.pv_sigma`` came from (:func:`~core.phases.sigma_origin`):
+        given with the parameters, fitted to the image, or fitted but at the
+        fit's upper bound (not measured).  None where there is no blur (no
+        partial-volume correction and none given).  A rerun with ``params``
+        gives the same phases but would take the blur as given: pass this on.
     """
 
     phases: np.ndarray
     params: SegmentParams
+    pv_sigma_origin: SigmaOrigin | None = None
 
 
 def segment(
@@ -122,4 +130,5 @@ def segment_detailed(
         report(0.85, "removing small islands")
         _remove_small_islands_inplace(phases, params.min_island)
     report(1.0, "phases done")
-    return SegmentResult(phases, replace(params, low=float(low), high=float(high), pv_sigma=pv_sigma))
+    origin = sigma_origin(pv_sigma, given=params.pv_sigma is not None) if pv_sigma is not None else None
+    return SegmentResult(phases, replace(params, low=float(low), high=float(high), pv_sigma=pv_sigma), origin)

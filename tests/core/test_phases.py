@@ -13,6 +13,7 @@ from core.phases import partial_volume as PV
 from core.io import downsampling as DS
 from core.codes import CBD, NMC, PORE
 from core.phases import (
+    BlurAssessment,
     SegmentParams,
     correct_partial_volume,
     remove_small_islands,
@@ -596,27 +597,48 @@ def test_resolvable_gap_scales_with_blur_and_the_coarsest_axis():
         P.resolvable_gap_um(0.0, 0.4)
 
 
-def test_pv_sigma_warning_beyond_the_validated_blur():
-    assert P.pv_sigma_warning(0.75) is None and P.pv_sigma_warning(P.PV_SIGMA_MAX) is None
-    msg = P.pv_sigma_warning(1.3)
-    assert "σ = 1.30 voxel" in msg and "downsample the volume by 2" in msg and "\n" not in msg
-    assert "downsample the volume by 3" in P.pv_sigma_warning(2.0)
+def test_blur_assessment_beyond_the_validated_blur():
+    """The decisions the warnings are worded from (the UI's sentences: tests/app/test_advice.py)."""
+    assert P.assess_blur(0.75) == BlurAssessment(0.75, "fitted", "ok", 1, 1)
+    assert P.assess_blur(P.PV_SIGMA_MAX).kind == "ok"
+    assert P.assess_blur(1.3) == BlurAssessment(1.3, "fitted", "beyond_correction", 2, 1)
+    assert P.assess_blur(2.0).factor == 3
     assert [P.suggested_downsample(v) for v in (None, 0.75, 0.9, 0.91, 1.5, 1.51, 2.0, 2.95)] == [1, 1, 1, 2, 2, 3, 3, 4]
     # a volume already downsampled by 2: the box's variance, 3/48 voxel², is discounted
     assert P.box_blur_removed(0.93, 2) == pytest.approx(np.sqrt(0.93 ** 2 - 3 / 48))
     assert P.box_blur_removed(0.93, 1) == pytest.approx(0.93)
-    assert P.pv_sigma_warning(0.93, 2) is None and P.suggested_downsample(0.93, 2) == 1
-    msg = P.pv_sigma_warning(1.4, 2)
-    assert "without the box of the downsampling by 2" in msg and "downsample the volume by 2" in msg
+    assert P.assess_blur(0.93, 2).kind == "ok" and P.suggested_downsample(0.93, 2) == 1
+    assert P.assess_blur(1.4, 2) == BlurAssessment(1.4, "fitted", "beyond_correction", 2, 2)
     assert P.suggested_downsample(2.9, 4) == 2 and P.suggested_downsample(2.9, 8) == 1
-    assert "cannot be downsampled further (at most 8 in all)" in P.pv_sigma_warning(2.9, 8)
+    assert P.assess_blur(2.9, 8) == BlurAssessment(2.9, "fitted", "beyond_correction", 1, 8)  # no room left
     # at the fit's upper bound the blur was not measured: no downsampling advice
-    msg = P.pv_sigma_warning(P.SIGMA_BOUNDS[1])
-    assert "reached its upper bound" in msg and "downsample" not in msg
-    assert P.suggested_downsample(P.SIGMA_BOUNDS[1]) == 1
-    # a blur given by the user is taken as measured
-    assert "downsample the volume by 4" in P.pv_sigma_warning(3.0, estimated=False)
+    top = P.SIGMA_BOUNDS[1]
+    assert P.sigma_origin(top, given=False) == "fitted_at_bound" and P.sigma_origin(1.3, given=False) == "fitted"
+    assert P.assess_blur(top) == BlurAssessment(top, "fitted_at_bound", "not_measured", 1, 1)
+    assert P.assess_blur(top, origin="fitted_at_bound") == P.assess_blur(top)
+    assert P.assess_blur(1.0, origin="fitted_at_bound").kind == "not_measured"
+    assert P.suggested_downsample(top) == 1
+    # a blur given by the user is taken as measured, at the bound too
+    assert P.sigma_origin(top, given=True) == "given"
+    assert P.assess_blur(top, origin="given") == BlurAssessment(top, "given", "beyond_correction", 4, 1)
+    assert P.assess_blur(3.0, origin=P.sigma_origin(3.0, given=True)).factor == 4
     assert P.suggested_downsample(30.0, estimated=False) == 8
+
+
+def test_assess_blur_validation():
+    with pytest.raises(ValueError, match="origin must be one of"):
+        P.assess_blur(1.0, origin="estimated")
+    with pytest.raises(ValueError, match="pv_sigma must be > 0"):
+        P.assess_blur(0.0)
+    with pytest.raises(ValueError, match="downsampled must be between 1 and 8"):
+        P.assess_blur(1.0, 9)
+
+
+def test_segment_records_where_the_blur_came_from(blurred_spheres):
+    vol = blurred_spheres[0]
+    assert segment_detailed(vol).pv_sigma_origin == "fitted"
+    assert segment_detailed(vol, SegmentParams(pv_sigma=1.0)).pv_sigma_origin == "given"
+    assert segment_detailed(vol, SegmentParams(partial_volume=False)).pv_sigma_origin is None
 
 
 def test_nmc_first_reading_where_nmc_dominates():
