@@ -82,53 +82,81 @@ def segment_detailed(
     params = params or SegmentParams()
     volume = check_greyscale(volume)
     report = progress or (lambda f, m: None)
-    nz = volume.shape[0]
     if slab is None:
         budget = max(16_000_000, volume.size // 8)
         slab = budget // (volume.shape[1] * volume.shape[2])
     slab = max(1, int(slab))
     denoised = _denoiser(volume, params, _nan_fill(volume))
+    g, kept = _global_values(volume.shape, params, denoised, report, one_slab=slab >= volume.shape[0])
+    phases = _phases_by_slabs(volume.shape, params, g, denoised, slab, report, kept)
+    del kept
+    if params.min_island > 1:
+        report(0.85, "removing small islands")
+        _remove_small_islands_inplace(phases, params.min_island)
+    report(1.0, "phases done")
+    origin = sigma_origin(g.pv_sigma, given=params.pv_sigma is not None) if g.pv_sigma is not None else None
+    resolved = replace(params, low=float(g.low), high=float(g.high), pv_sigma=g.pv_sigma)
+    return SegmentResult(phases, resolved, origin)
 
-    # pass 1: a strided sample of the denoised volume for the global values
+
+@dataclass(frozen=True, eq=False)
+class _Globals:
+    """The values of a run taken from the whole volume (pass 1 of :func:`segment_detailed`).
+
+    ``low`` and ``high`` as given (a numpy scalar keeps its type, and numpy
+    compares in it) or suggested; ``i_nmc`` None without partial-volume
+    correction when both thresholds were given.
+    """
+
+    low: float
+    high: float
+    pv_sigma: float | None
+    i_nmc: float | None
+
+
+def _global_values(shape, params: SegmentParams, denoised, report, *, one_slab: bool):
+    """Thresholds, NMC grey value and blur of a run, from a sample of the denoised volume and a central block.
+
+    Returns the :class:`_Globals` and the denoised volume where it was
+    denoised whole for the sample and one slab covers it (else None).
+    """
     low, high = params.low, params.high
-    i_nmc = None
-    need_sample = low is None or high is None or params.partial_volume
-    slab_starts = list(range(0, nz, slab))
-    kept = None  # the denoised volume, when it is one block and one slab
-    if need_sample:
-        sample, whole = _global_sample(volume.shape, denoised, report)
-        if whole is not None and len(slab_starts) == 1:
-            kept = whole
+    i_nmc = kept = model = None
+    if low is None or high is None or params.partial_volume:
+        sample, whole = _global_sample(shape, denoised, report)
+        kept = whole if one_slab else None
         del whole
         report(0.25, "estimating the blur" if params.partial_volume and params.pv_sigma is None
                else "measuring the phase grey values")
-        model = _image_model(volume.shape, denoised, sample)
+        model = _image_model(shape, denoised, sample)
         i_nmc = model.i_nmc
         low = model.suggested[0] if low is None else low
         high = model.suggested[1] if high is None else high
         if not low < high:
             raise ValueError(f"low threshold ({low:g}) must be below high threshold ({high:g})")
     pv_sigma = _image_sigma(params.pv_sigma, model) if params.partial_volume else params.pv_sigma
+    return _Globals(low, high, pv_sigma, i_nmc), kept
 
-    # pass 2: phases slab by slab
-    reach = _reach(pv_sigma) if params.partial_volume else 0
-    phases = np.empty(volume.shape, np.uint8)
-    for z0 in slab_starts:
+
+def _phases_by_slabs(shape, params: SegmentParams, g: _Globals, denoised, slab: int, report, kept) -> np.ndarray:
+    """Pass 2: threshold and correct ``slab`` slices at a time, each read with the correction's reach around it.
+
+    ``kept``: the whole denoised volume, or None to denoise each slab (:func:`_global_values`).
+    """
+    nz = shape[0]
+    reach = _reach(g.pv_sigma) if params.partial_volume else 0
+    phases = np.empty(shape, np.uint8)
+    for z0 in range(0, nz, slab):
         z1 = min(nz, z0 + slab)
         report(0.35 + 0.45 * z0 / nz, f"thresholding slices {z0}-{z1 - 1} of {nz}")
         a, b = max(0, z0 - reach), min(nz, z1 + reach)
         d = kept if kept is not None else denoised(a, b)
         kept = None
-        ph, n_nmc = _threshold(d, low, high)
+        ph, n_nmc = _threshold(d, g.low, g.high)
         rows = (z0 - a, z1 - a)
         if params.partial_volume and n_nmc:
-            phases[z0:z1] = _correct_rows(d, ph, low, pv_sigma, i_nmc, rows)
+            phases[z0:z1] = _correct_rows(d, ph, g.low, g.pv_sigma, g.i_nmc, rows)
         else:
             phases[z0:z1] = ph[rows[0] : rows[1]]
         del d, ph
-    if params.min_island > 1:
-        report(0.85, "removing small islands")
-        _remove_small_islands_inplace(phases, params.min_island)
-    report(1.0, "phases done")
-    origin = sigma_origin(pv_sigma, given=params.pv_sigma is not None) if pv_sigma is not None else None
-    return SegmentResult(phases, replace(params, low=float(low), high=float(high), pv_sigma=pv_sigma), origin)
+    return phases
