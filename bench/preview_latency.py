@@ -76,7 +76,7 @@ def _profile(fn) -> dict[str, float]:
     total = time.perf_counter() - t0
     out = {"whole call (profiled)": total}
     for (path, _line, name), (_cc, _nc, _tt, ct, _callers) in pstats.Stats(pr).stats.items():
-        if path.replace("\\", "/").endswith("core/phases.py") and not name.startswith("<"):
+        if "core/phases/" in path.replace("\\", "/") and not name.startswith("<"):
             out[f"core.phases.{name}"] = out.get(f"core.phases.{name}", 0.0) + ct
     return out
 

@@ -23,27 +23,13 @@ from ._validate import check_choice, check_has_nmc, check_phases, normalize_spac
 from .metrics import Side, _particle_table, detect_separator_side
 from .particles import SeparationParams, separate_particles
 from .nn.params import ModelParams
-from .io.downsampling import check_downsample
-from .phases import SegmentParams, check_greyscale, pv_sigma_warning, segment_detailed
+from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
+from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_removed, check_greyscale, segment_detailed,
+                     sigma_origin)
 
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model"]
 Particles = Literal["watershed", "model"]
-SigmaOrigin = Literal["given", "fitted", "fitted_at_bound"]
-
-
-def sigma_origin(pv_sigma: float, given: bool) -> SigmaOrigin:
-    """Where a blur σ (voxels) came from: given by the user, fitted, or fitted but stuck at the fit's upper bound.
-
-    TODO(merge): use core.phases.sigma_origin
-    """
-    from .phases import _at_fit_bound
-
-    if given:
-        return "given"
-    return "fitted_at_bound" if _at_fit_bound(pv_sigma) else "fitted"
-
-
 @dataclass(frozen=True)
 class AnalysisParams:
     """Every parameter of an analysis.
@@ -174,6 +160,24 @@ def versions(*, torch: bool = False) -> dict[str, str]:
     return out
 
 
+def _blur_warning(blur: BlurAssessment) -> str:
+    """The warning of a run whose blur is not "ok" (:func:`core.phases.assess_blur`), with the CLI's remedy."""
+    sigma = f"σ = {blur.sigma:.2f} voxel"
+    if blur.kind == "not_measured":
+        return (f"The blur fit reached its upper bound ({sigma}): the image's blur could not be measured, so the "
+                "partial-volume correction is unreliable here; compare with it switched off (\"partial_volume\": false "
+                "in the segment parameters) or give the blur (\"pv_sigma\", voxels).")
+    if blur.downsampled > 1:
+        sigma += f"; {box_blur_removed(blur.sigma, blur.downsampled):.2f} without the box of the downsampling by " \
+                 f"{blur.downsampled}"
+    head = (f"The blur ({sigma}) is wider than the partial-volume correction handles (validated at 0.75 voxel), "
+            "so the detachment will be underestimated")
+    if blur.factor < 2:
+        return head + f", and the volume cannot be downsampled further (at most {MAX_DOWNSAMPLE} in all)."
+    return head + (f": downsample the volume by {blur.factor} before the analysis (CLI: --downsample {blur.factor}; "
+                   f"recipe: \"downsample\": {blur.factor} in the input).")
+
+
 def run(
     volume: np.ndarray,
     params: AnalysisParams | None = None,
@@ -198,7 +202,7 @@ def run(
     downsampled : int
         The block-mean factor ``volume`` was already reduced by (1: none).
         Only recorded, and used to judge the fitted blur
-        (:func:`core.phases.pv_sigma_warning`).
+        (:func:`core.phases.assess_blur`).
 
     Returns
     -------
@@ -229,11 +233,10 @@ def run(
         if params.method == "threshold":
             res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
             phases, seg_params = res.phases, res.params
-            too_blurred = (pv_sigma_warning(seg_params.pv_sigma, downsampled,
-                                            estimated=params.segment.pv_sigma is None)
-                           if seg_params.partial_volume else None)
-            if too_blurred:
-                warnings.warn(too_blurred, stacklevel=2)
+            blur = (assess_blur(seg_params.pv_sigma, downsampled, origin=res.pv_sigma_origin)
+                    if seg_params.partial_volume else None)
+            if blur is not None and blur.kind != "ok":
+                warnings.warn(_blur_warning(blur), stacklevel=2)
         if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)
             from .nn.infer import segment_volume
 

@@ -138,7 +138,7 @@ class Analysis:
         if self.status != "done" or sigma is None or self.provenance.get("presegmented") \
                 or self.resolved.method != "threshold" or not self.resolved.segment.partial_volume:
             return None
-        from .pipeline import sigma_origin
+        from .phases import sigma_origin
 
         return sigma_origin(sigma, self.requested.segment.pv_sigma is not None)
 

@@ -4,9 +4,9 @@ import streamlit as st
 
 from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
+from core.phases import RESOLVABLE_GAP_SIGMAS, assess_blur, resolvable_gap_um
 from core.runner import run_analysis
-from core.phases import RESOLVABLE_GAP_SIGMAS, pv_sigma_warning, resolvable_gap_um, suggested_downsample
-from ui import cache, charts, compute, render, state, widgets
+from ui import advice, cache, charts, compute, render, state, widgets
 
 ws = cache.workspace()
 sample = widgets.require_sample(ws)
@@ -113,12 +113,12 @@ if latest is not None:
             st.caption(f"At this blur, gaps between a particle and its CBD narrower than about {gap:.2f} µm "
                        f"({RESOLVABLE_GAP_SIGMAS:g} σ) read increasingly as contact, so detachment comes out too "
                        "low where the gaps are that thin (measured on synthetic electrodes; see the README).")
-            estimated = latest.pv_sigma_origin != "given"
-            too_blurred = pv_sigma_warning(float(seg.pv_sigma), sample.downsample, estimated=estimated)
+            sigma = float(seg.pv_sigma)
+            blur = assess_blur(sigma, sample.downsample, origin=latest.pv_sigma_origin or "fitted")
+            too_blurred = advice.blur_warning(blur)
             if too_blurred:
                 st.warning(too_blurred)
-                widgets.downsampled_copy_button(ws, sample, vol.shape, suggested_downsample(
-                    float(seg.pv_sigma), sample.downsample, estimated=estimated))
+                widgets.downsampled_copy_button(ws, sample, vol.shape, blur.factor)
 else:
     st.info("Not analysed yet.")
 failed = ws.latest_analysis(sid, status=None)

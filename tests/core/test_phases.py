@@ -9,9 +9,11 @@ import pytest
 from scipy import ndimage as ndi
 
 from core import phases as P
+from core.phases import partial_volume as PV
 from core.io import downsampling as DS
 from core.codes import CBD, NMC, PORE
 from core.phases import (
+    BlurAssessment,
     SegmentParams,
     correct_partial_volume,
     remove_small_islands,
@@ -42,6 +44,25 @@ def test_threshold_on_ramp_gives_exact_codes():
 def test_threshold_rejects_low_not_below_high():
     with pytest.raises(ValueError, match=r"low threshold \(5\) must be below high threshold \(5\)"):
         threshold(np.zeros((2, 2, 2)), 5, 5)
+
+
+@pytest.mark.parametrize("dtype, low, high", [
+    (np.float32, 0.3, 0.7), (np.float32, np.float64(0.3), np.float64(0.7)), (np.float64, 0.3, 0.7),
+    (np.float16, 0.1, 0.7), (np.uint16, 20000.5, 40000), (np.uint16, 20000, 70000),
+])
+def test_threshold_compares_as_numpy_does(dtype, low, high):
+    """One compiled pass for run and preview, with numpy's comparison types (NaN is CBD)."""
+    v = np.random.default_rng(0).random((6, 7, 9))
+    if np.issubdtype(dtype, np.integer):
+        v = v * 65535
+    v = v.astype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        v[0, 0, :3] = (np.nan, np.inf, -np.inf)
+    want = np.full(v.shape, CBD, np.uint8)
+    want[v < low] = PORE
+    want[v >= high] = NMC
+    np.testing.assert_array_equal(threshold(v, low, high), want)
+    np.testing.assert_array_equal(threshold(v[:, ::2, ::-1], low, high), want[:, ::2, ::-1])
 
 
 def test_suggest_thresholds_three_levels():
@@ -311,14 +332,6 @@ def test_normalize_intensity_returns_float32():
     assert P.normalize_intensity(vol).dtype == np.float32
 
 
-def test_class_means():
-    vol = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
-    ph = np.zeros(vol.shape, np.uint8)
-    ph[5:] = NMC
-    pore, cbd, nmc = P.class_means(vol, ph)
-    assert pore == 249.5 and nmc == 749.5 and np.isnan(cbd)
-
-
 def test_denoise_none_is_a_float32_copy():
     vol = np.arange(27, dtype=np.uint16).reshape(3, 3, 3)
     out = P.denoise(vol, "none")
@@ -459,11 +472,26 @@ def test_spill_kernel_is_scipys_gaussian_bit_for_bit(sigma):
     grown = (rng.random((30, 17, 23)) < 0.4).astype(np.uint8) * NMC
     want = ndi.gaussian_filter((grown == NMC).astype(np.float32), sigma, mode="nearest")
     rs = int(4 * sigma + 0.5)
-    w = P._gaussian_weights(sigma, rs)
-    np.testing.assert_array_equal(P._spill_kernel(grown, np.uint8(NMC), 0, 30, 0, 30, w), want)
+    w = PV._gaussian_weights(sigma, rs)
+    np.testing.assert_array_equal(PV._spill_kernel(grown, np.uint8(NMC), 0, 30, 0, 30, w), want)
     # rows 12:18 from rows 12 - rs : 18 + rs only
-    got = P._spill_kernel(grown, np.uint8(NMC), 12 - rs, 18 + rs, 12, 18, w)
+    got = PV._spill_kernel(grown, np.uint8(NMC), 12 - rs, 18 + rs, 12, 18, w)
     np.testing.assert_array_equal(got, want[12:18])
+
+
+@pytest.mark.parametrize("sigma", [0.75, 1.6])
+def test_correct_rows_of_a_slab_equal_the_whole_volume(electrode64, sigma):
+    """The correction a run's slab or a preview's slab makes is the whole volume's, in the rows it corrects."""
+    d = P.denoise(electrode64, "none")
+    lo, hi = suggest_thresholds(d)
+    ph = threshold(d, lo, hi)
+    i_nmc = float(np.median(d[ph == NMC]))
+    whole = correct_partial_volume(d, ph, lo, sigma=sigma, i_nmc=i_nmc)
+    reach = PV._reach(sigma)
+    a, b = 20 - reach, 26 + reach
+    part = PV._correct_rows(d[a:b], ph[a:b], lo, sigma, i_nmc, (20 - a, 26 - a))
+    np.testing.assert_array_equal(part, whole[20:26])
+    np.testing.assert_array_equal(PV._correct_rows(d, ph, lo, sigma, i_nmc), whole)
 
 
 def test_rim_growth_does_not_depend_on_where_the_slab_starts(electrode64):
@@ -471,9 +499,9 @@ def test_rim_growth_does_not_depend_on_where_the_slab_starts(electrode64):
     lo, hi = suggest_thresholds(d)
     ph = threshold(d, lo, hi)
     i_nmc = float(np.median(d[ph == NMC]))
-    whole = P._grow_rim(d, ph, i_nmc, lo)
+    whole = PV._grow_rim(d, ph, i_nmc, lo)
     assert (whole != ph).any()  # it grows
-    part = P._grow_rim(d[14:40], ph[14:40], i_nmc, lo, rows=(6, 20))  # rows 20:34 of the volume
+    part = PV._grow_rim(d[14:40], ph[14:40], i_nmc, lo, rows=(6, 20))  # rows 20:34 of the volume
     np.testing.assert_array_equal(part[6:20], whole[20:34])
     np.testing.assert_array_equal(part[:6], ph[14:20])  # rows outside ``rows`` are left as they were
 
@@ -569,27 +597,48 @@ def test_resolvable_gap_scales_with_blur_and_the_coarsest_axis():
         P.resolvable_gap_um(0.0, 0.4)
 
 
-def test_pv_sigma_warning_beyond_the_validated_blur():
-    assert P.pv_sigma_warning(0.75) is None and P.pv_sigma_warning(P.PV_SIGMA_MAX) is None
-    msg = P.pv_sigma_warning(1.3)
-    assert "σ = 1.30 voxel" in msg and "downsample the volume by 2" in msg and "\n" not in msg
-    assert "downsample the volume by 3" in P.pv_sigma_warning(2.0)
+def test_blur_assessment_beyond_the_validated_blur():
+    """The decisions the warnings are worded from (the UI's sentences: tests/app/test_advice.py)."""
+    assert P.assess_blur(0.75) == BlurAssessment(0.75, "fitted", "ok", 1, 1)
+    assert P.assess_blur(P.PV_SIGMA_MAX).kind == "ok"
+    assert P.assess_blur(1.3) == BlurAssessment(1.3, "fitted", "beyond_correction", 2, 1)
+    assert P.assess_blur(2.0).factor == 3
     assert [P.suggested_downsample(v) for v in (None, 0.75, 0.9, 0.91, 1.5, 1.51, 2.0, 2.95)] == [1, 1, 1, 2, 2, 3, 3, 4]
     # a volume already downsampled by 2: the box's variance, 3/48 voxel², is discounted
     assert P.box_blur_removed(0.93, 2) == pytest.approx(np.sqrt(0.93 ** 2 - 3 / 48))
     assert P.box_blur_removed(0.93, 1) == pytest.approx(0.93)
-    assert P.pv_sigma_warning(0.93, 2) is None and P.suggested_downsample(0.93, 2) == 1
-    msg = P.pv_sigma_warning(1.4, 2)
-    assert "without the box of the downsampling by 2" in msg and "downsample the volume by 2" in msg
+    assert P.assess_blur(0.93, 2).kind == "ok" and P.suggested_downsample(0.93, 2) == 1
+    assert P.assess_blur(1.4, 2) == BlurAssessment(1.4, "fitted", "beyond_correction", 2, 2)
     assert P.suggested_downsample(2.9, 4) == 2 and P.suggested_downsample(2.9, 8) == 1
-    assert "cannot be downsampled further (at most 8 in all)" in P.pv_sigma_warning(2.9, 8)
+    assert P.assess_blur(2.9, 8) == BlurAssessment(2.9, "fitted", "beyond_correction", 1, 8)  # no room left
     # at the fit's upper bound the blur was not measured: no downsampling advice
-    msg = P.pv_sigma_warning(P.SIGMA_BOUNDS[1])
-    assert "reached its upper bound" in msg and "downsample" not in msg
-    assert P.suggested_downsample(P.SIGMA_BOUNDS[1]) == 1
-    # a blur given by the user is taken as measured
-    assert "downsample the volume by 4" in P.pv_sigma_warning(3.0, estimated=False)
+    top = P.SIGMA_BOUNDS[1]
+    assert P.sigma_origin(top, given=False) == "fitted_at_bound" and P.sigma_origin(1.3, given=False) == "fitted"
+    assert P.assess_blur(top) == BlurAssessment(top, "fitted_at_bound", "not_measured", 1, 1)
+    assert P.assess_blur(top, origin="fitted_at_bound") == P.assess_blur(top)
+    assert P.assess_blur(1.0, origin="fitted_at_bound").kind == "not_measured"
+    assert P.suggested_downsample(top) == 1
+    # a blur given by the user is taken as measured, at the bound too
+    assert P.sigma_origin(top, given=True) == "given"
+    assert P.assess_blur(top, origin="given") == BlurAssessment(top, "given", "beyond_correction", 4, 1)
+    assert P.assess_blur(3.0, origin=P.sigma_origin(3.0, given=True)).factor == 4
     assert P.suggested_downsample(30.0, estimated=False) == 8
+
+
+def test_assess_blur_validation():
+    with pytest.raises(ValueError, match="origin must be one of"):
+        P.assess_blur(1.0, origin="estimated")
+    with pytest.raises(ValueError, match="pv_sigma must be > 0"):
+        P.assess_blur(0.0)
+    with pytest.raises(ValueError, match="downsampled must be between 1 and 8"):
+        P.assess_blur(1.0, 9)
+
+
+def test_segment_records_where_the_blur_came_from(blurred_spheres):
+    vol = blurred_spheres[0]
+    assert segment_detailed(vol).pv_sigma_origin == "fitted"
+    assert segment_detailed(vol, SegmentParams(pv_sigma=1.0)).pv_sigma_origin == "given"
+    assert segment_detailed(vol, SegmentParams(partial_volume=False)).pv_sigma_origin is None
 
 
 def test_nmc_first_reading_where_nmc_dominates():

@@ -1,0 +1,501 @@
+"""The partial-volume model of the image: fit its blur, and undo the NMC spill.
+
+Blur makes an NMC-pore edge pass through grey values between the two, which a
+plain two-threshold segmentation reads as CBD: a false CBD shell around every
+particle, which hides detachment.  The model: each voxel outside NMC is a
+mixture ``I = s * I_nmc + (1 - s) * I_x`` where ``s`` is the share of the
+point-spread function (Gaussian, ``sigma`` voxels) that falls on NMC.
+:func:`estimate_pv_sigma` fits ``sigma`` to the image; :func:`correct_partial_volume`
+solves for the intensity ``I_x`` of each voxel's own material and classifies
+that as pore or CBD at the pore/CBD threshold.  Thick CBD keeps its
+intensity; a blur halo falls back to pore.
+
+A full run and a one-slice preview correct with one implementation,
+:func:`_correct_rows`, which reads only the slices along axis 0 that the rows
+it corrects depend on, so a slab or a slice equals the whole-volume result bit
+for bit.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from scipy import ndimage as ndi
+
+from .._validate import check_phases, check_volume
+from ..codes import CBD, NMC
+from .threshold import _central_slices, _interior_references
+
+__all__ = ["SIGMA_BOUNDS", "correct_partial_volume", "estimate_pv_sigma"]
+
+
+def correct_partial_volume(
+    volume: np.ndarray, phases: np.ndarray, low: float, *, sigma: float | None = None,
+    i_nmc: float | None = None, grow_nmc: bool = True,
+) -> np.ndarray:
+    """Reclassify non-NMC voxels after removing the NMC blur spill.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        The (denoised) greyscale that ``phases`` was thresholded from.
+    phases : (Z, Y, X) uint8
+        Phases from :func:`threshold`.
+    low : float
+        Pore/CBD threshold.
+    sigma : float or None
+        Gaussian blur (voxels) of the imaging system plus denoising; None
+        estimates it with :func:`estimate_pv_sigma`.
+    i_nmc : float or None
+        Grey value of NMC; default the median of NMC voxels.
+
+    grow_nmc : bool
+        First grow NMC by one voxel into neighbours brighter than the midpoint
+        of pore and NMC, where an NMC-pore edge lies (the multi-Otsu NMC
+        threshold sits higher and leaves the NMC rim as CBD).
+
+    Returns
+    -------
+    phases : (Z, Y, X) uint8
+        New array; NMC voxels are kept (and grown), the others are pore or CBD
+        by their unmixed intensity.
+    """
+    volume = check_volume(volume)
+    phases = check_phases(phases)
+    if volume.shape != phases.shape:
+        raise ValueError(f"volume shape {volume.shape} differs from phases shape {phases.shape}")
+    return _correct_partial_volume(volume, phases, low, sigma=sigma, i_nmc=i_nmc, grow_nmc=grow_nmc)[0]
+
+
+def _correct_partial_volume(volume, phases, low, *, sigma=None, i_nmc=None, grow_nmc=True):
+    """:func:`correct_partial_volume` of the whole volume, unvalidated; returns (phases, sigma used)."""
+    if i_nmc is None:
+        nmc = phases == NMC
+        i_nmc = float(np.median(volume[nmc])) if nmc.any() else float(volume.max())
+    if sigma is None:  # the fit reads the grown phases
+        if grow_nmc:
+            phases, grow_nmc = _grow_rim(volume, phases, i_nmc, low), False
+        sigma = estimate_pv_sigma(volume, phases)
+    return _correct_rows(volume, phases, low, sigma, i_nmc, grow_nmc=grow_nmc), float(sigma)
+
+
+def _correct_rows(volume, phases, low: float, sigma: float, i_nmc: float, rows: tuple[int, int] | None = None, *,
+                  grow_nmc: bool = True) -> np.ndarray:
+    """The partial-volume correction of rows ``r0:r1`` along axis 0: the one implementation.
+
+    Grows the NMC rim (:func:`_grow_rim`) in the rows that the spill of those
+    rows reads, spreads the grown NMC by a Gaussian of ``sigma``
+    (:func:`_spill_kernel`: ``ndi.gaussian_filter`` of the NMC mask, mode
+    "nearest", bit for bit) and unmixes every other voxel of the rows
+    (:func:`_unmix`).  The whole volume of :func:`correct_partial_volume`, a
+    slab of :func:`~core.phases.segment_detailed` and the slab of a one-slice
+    preview (:func:`~core.phases.preview_from`) are all corrected here; rows
+    whose :func:`_reach` lies inside the arrays agree bit for bit whichever
+    of them they came from.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        The (denoised) greyscale ``phases`` were thresholded from.
+    phases : (Z, Y, X) uint8
+        Thresholded phases (:func:`~core.phases.threshold`).
+    low : float
+        Pore/CBD threshold, in grey values.
+    sigma : float
+        Blur (voxels).
+    i_nmc : float
+        Grey value of NMC.
+    rows : (int, int) or None
+        The rows to correct; None: all.
+    grow_nmc : bool
+        Grow the NMC rim first (see :func:`correct_partial_volume`).
+
+    Returns
+    -------
+    phases : (r1 - r0, Y, X) ndarray
+        New array, the dtype of ``phases``.
+    """
+    n = phases.shape[0]
+    r0, r1 = rows if rows is not None else (0, n)
+    radius = _spill_radius(sigma)
+    g0, g1 = max(0, r0 - radius), min(n, r1 + radius)
+    grown = _grow_rim(volume, phases, i_nmc, low, rows=(g0, g1)) if grow_nmc else phases
+    spill = _spill_kernel(grown, np.uint8(NMC), g0, g1, r0, r1, _gaussian_weights(sigma, radius))
+    out = grown[r0:r1].copy()
+    _unmix(volume[r0:r1], out == NMC, spill, np.float32(i_nmc), np.float32(low), out)
+    return out
+
+
+def _spill_radius(sigma: float) -> int:
+    """Half-width (voxels) of the spill's Gaussian: scipy's truncation at 4 sigma, ``int(4 * sigma + 0.5)``."""
+    return int(4.0 * float(sigma) + 0.5)
+
+
+def _reach(sigma: float) -> int:
+    """Slices along axis 0 that the correction of one slice reads on either side.
+
+    The rim growth reads NMC 6 face steps away (rim 1, ring 2..3, window 3);
+    the spill is a Gaussian of the grown NMC, :func:`_spill_radius` wide.
+    """
+    return 6 + _spill_radius(sigma)
+
+
+def _grow_rim(volume, phases, i_nmc, low, rows=None):
+    """Grow NMC by one voxel where its rim is brighter than the local halfway value.
+
+    The NMC surface lies where the grey value is halfway between NMC and the
+    material just outside it.  That outside value is estimated, for each rim
+    voxel (a non-NMC face neighbour of NMC), as the mean grey value of the
+    "ring" voxels (2 to 3 face steps away from NMC) within a 7x7x7 window.
+    The window sums run along x and y as running sums over whole rows and
+    along axis 0 as direct sums, so a voxel's value does not depend on where
+    a slab of the volume starts along axis 0 (slabs and one-slice previews
+    agree bit for bit with a whole-volume run).  Returns new phases; with
+    ``rows=(lo, hi)`` only NMC in rows ``lo:hi`` along axis 0 grows (the
+    other rows are left as they are).
+    """
+    out = phases.copy()
+    lo, hi = rows if rows is not None else (0, phases.shape[0])
+    _grow_rim_kernel(np.ascontiguousarray(volume, dtype=np.float32), np.ascontiguousarray(phases),
+                     np.float64(i_nmc), np.float64(low), np.uint8(NMC), out, int(lo), int(hi))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
+    nz, ny, nx = v.shape
+    dist = _l1_distance4(ph, nmc_code)
+    # window sums across axes 1 and 2 of 8 planes at a time (plane p in slot p % 8)
+    cnt = np.empty((8, ny, nx), np.uint16)
+    tot = np.empty((8, ny, nx), np.float32)
+    bufs = _ring_sum_buffers(ny, nx)
+    done = max(0, out_lo - 3)  # next plane to sum
+    for z in range(out_lo, out_hi):
+        z0, z1 = max(0, z - 3), min(nz, z + 4)
+        while done < z1:
+            _ring_sums_plane(dist, v, done, cnt[done % 8], tot[done % 8], bufs)
+            done += 1
+        # along axis 0: direct sums at the rim voxels; then the halfway test
+        for y in range(ny):
+            for x in range(nx):
+                if dist[z, y, x] != 1:
+                    continue
+                c = 0
+                t = 0.0
+                for zz in range(z0, z1):
+                    c += cnt[zz % 8, y, x]
+                    t += tot[zz % 8, y, x]
+                outside = t / c if c > 0 else low
+                if v[z, y, x] >= 0.5 * (i_nmc + outside):
+                    out[z, y, x] = nmc_code
+
+
+@numba.njit(cache=True, nogil=True)
+def _l1_distance4(ph, nmc_code):
+    """Face-step (L1) distance to ``nmc_code`` voxels, capped at 4 (uint8).
+
+    Separable: the L1 distance is a sum over the axes, so forward and
+    backward sweeps along x, then y, then axis 0 give it exactly.
+    """
+    nz, ny, nx = ph.shape
+    dist = np.empty((nz, ny, nx), np.uint8)
+    one, cap = np.uint8(1), np.uint8(4)
+    for z in range(nz):
+        for y in range(ny):
+            run = cap  # the sweeps along x carry their value in a register
+            for x in range(nx):
+                run = np.uint8(0) if ph[z, y, x] == nmc_code else min(cap, run + one)
+                dist[z, y, x] = run
+            run = cap
+            for x in range(nx - 1, -1, -1):
+                run = min(dist[z, y, x], run + one)
+                dist[z, y, x] = run
+        for y in range(1, ny):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z, y - 1, x] + one)
+        for y in range(ny - 2, -1, -1):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z, y + 1, x] + one)
+    for z in range(1, nz):
+        for y in range(ny):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z - 1, y, x] + one)
+    for z in range(nz - 2, -1, -1):
+        for y in range(ny):
+            for x in range(nx):
+                dist[z, y, x] = min(dist[z, y, x], dist[z + 1, y, x] + one)
+    return dist
+
+
+@numba.njit(cache=True, nogil=True)
+def _ring_sum_buffers(ny, nx):
+    return (np.zeros(nx + 7, np.int32), np.zeros(nx + 7, np.float64), np.zeros(nx + 7, np.int32),
+            np.zeros(nx + 7, np.float64), np.zeros((ny + 7, nx), np.int32), np.zeros((ny + 7, nx), np.float64),
+            np.zeros(nx, np.int32), np.zeros(nx, np.float64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _ring_sums_plane(dist, v, z, cnt, tot, bufs):
+    """Count and grey sum of the ring voxels (distance 2..3) in the 7x7 windows of plane ``z``.
+
+    Prefix sums along each whole row, then running sums along each whole
+    column (float64, stored as float32), so a plane's values do not depend
+    on the other planes.
+    """
+    rowc, rowt, prec, pret, pc, pt, accc, acct = bufs
+    ny, nx = cnt.shape
+    for y in range(ny):
+        for x in range(nx):
+            d = dist[z, y, x]
+            ring = d == 2 or d == 3
+            rowc[x + 3] = 1 if ring else 0
+            rowt[x + 3] = v[z, y, x] if ring else 0.0
+        c = 0
+        t = 0.0
+        for x in range(nx + 7):
+            c += rowc[x]
+            t += rowt[x]
+            prec[x] = c
+            pret[x] = t
+        for x in range(nx):
+            pc[y + 3, x] = prec[x + 6] - (prec[x - 1] if x > 0 else 0)
+            pt[y + 3, x] = np.float32(pret[x + 6] - (pret[x - 1] if x > 0 else 0.0))
+    accc[:] = 0
+    acct[:] = 0.0
+    for k in range(6):
+        for x in range(nx):
+            accc[x] += pc[k, x]
+            acct[x] += pt[k, x]
+    for y in range(ny):
+        for x in range(nx):
+            accc[x] += pc[y + 6, x]
+            acct[x] += pt[y + 6, x]
+            cnt[y, x] = accc[x]
+            tot[y, x] = acct[x]
+            accc[x] -= pc[y, x]
+            acct[x] -= pt[y, x]
+
+
+def _gaussian_weights(sigma: float, radius: int) -> np.ndarray:
+    """Normalised Gaussian weights at ``-radius..radius`` (float64), in the arithmetic of ``ndi.gaussian_filter1d``.
+
+    Written out here rather than taken from scipy's private helper; that the
+    spill equals ``ndi.gaussian_filter`` bit for bit is tested.
+    """
+    sigma = float(sigma)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x ** 2)
+    return phi / phi.sum()
+
+
+@numba.njit(cache=True, nogil=True)
+def _spill_kernel(grown, code, g0, g1, r0, r1, w):
+    """``ndi.gaussian_filter(float32(grown == code), sigma, mode="nearest")[r0:r1]`` bit for bit.
+
+    ``w``: the Gaussian weights (:func:`_gaussian_weights`, symmetric);
+    the same sums as scipy's ``correlate1d`` (symmetric kernel, float64
+    accumulation, float32 between the axes), reading only rows ``g0:g1``
+    (clamped there, as "nearest" clamps at the array's ends).
+    """
+    n, ny, nx = grown.shape
+    size1 = (w.size - 1) // 2
+    fw0 = w[size1]
+    out = np.empty((r1 - r0, ny, nx), np.float32)
+    a = np.empty((ny, nx), np.float32)
+    b = np.empty((ny, nx), np.float32)
+    acc = np.empty(nx, np.float64)
+    row = np.empty(nx + 2 * size1, np.float64)
+    for z in range(r0, r1):
+        # axis 0
+        for y in range(ny):
+            for x in range(nx):
+                acc[x] = np.float64(grown[z, y, x] == code) * fw0
+            for jj in range(-size1, 0):
+                zl = min(max(z + jj, g0), g1 - 1)
+                zr = min(max(z - jj, g0), g1 - 1)
+                wj = w[size1 + jj]
+                for x in range(nx):
+                    acc[x] += (np.float64(grown[zl, y, x] == code) + np.float64(grown[zr, y, x] == code)) * wj
+            for x in range(nx):
+                a[y, x] = acc[x]
+        # axis 1
+        for y in range(ny):
+            for x in range(nx):
+                acc[x] = np.float64(a[y, x]) * fw0
+            for jj in range(-size1, 0):
+                yl = min(max(y + jj, 0), ny - 1)
+                yr = min(max(y - jj, 0), ny - 1)
+                wj = w[size1 + jj]
+                for x in range(nx):
+                    acc[x] += (np.float64(a[yl, x]) + np.float64(a[yr, x])) * wj
+            for x in range(nx):
+                b[y, x] = acc[x]
+        # axis 2
+        for y in range(ny):
+            for x in range(nx):
+                row[x + size1] = b[y, x]
+            for k in range(size1):
+                row[k] = b[y, 0]
+                row[nx + size1 + k] = b[y, nx - 1]
+            for x in range(nx):
+                acc[x] = row[x + size1] * fw0
+            for jj in range(-size1, 0):
+                wj = w[size1 + jj]
+                for x in range(nx):
+                    acc[x] += (row[x + size1 + jj] + row[x + size1 - jj]) * wj
+            for x in range(nx):
+                out[z - r0, y, x] = acc[x]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _unmix(volume, nmc, spill, i_nmc, low, out):
+    nz, ny, nx = volume.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if nmc[z, y, x]:
+                    continue
+                s = min(spill[z, y, x], np.float32(0.9))
+                v = (volume[z, y, x] - s * i_nmc) / (1 - s)
+                out[z, y, x] = 0 if v < low else 1
+
+
+#: Range (voxels) searched by :func:`estimate_pv_sigma`.
+SIGMA_BOUNDS = (0.3, 3.0)
+
+
+def estimate_pv_sigma(
+    volume: np.ndarray, phases: np.ndarray, *, references: tuple[float, float, float] | None = None,
+    iterations: int = 2, max_voxels: int = 128**3, fallback: float = 1.0,
+) -> float:
+    """Blur sigma (voxels) of the image, by fitting a blurred phase model to the voxels around NMC.
+
+    The model image is each phase's pure grey value (``references``) blurred
+    by a Gaussian of ``sigma``; the estimate minimises its squared difference
+    from ``volume`` over the voxels within two face steps of the NMC surface
+    (either side) and not within two of CBD.  Thresholded phases are themselves wrong at a blurred
+    surface (they follow the blur), which pulls the fit low, so the phases
+    are corrected for the partial volume with the fitted sigma
+    (:func:`correct_partial_volume`) and the fit repeated ``iterations``
+    times.  On synthetic electrodes of generator blur 0.75 / 1.0 / 1.25 /
+    1.75 voxel the estimate was 0.755 / 0.981 / 1.166 / 1.413: close at the
+    demo electrodes' blur, increasingly low above one voxel, where the
+    corrected phases still miss small features.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        The greyscale the phases come from (after any denoising, whose blur
+        is then part of the estimate).
+    phases : (Z, Y, X) uint8
+        Thresholded phases of ``volume`` (:func:`threshold`), before
+        partial-volume correction.
+    references : (pore, cbd, nmc) or None
+        Pure grey values; default :func:`phase_references` of ``phases``.
+    iterations : int
+        Correct-and-refit rounds after the first fit (the estimate moved by
+        less than 0.005 voxel after the second in our tests).
+    max_voxels : int
+        A central block of at most this many voxels is used.
+    fallback : float
+        Returned when there is no NMC surface to fit.
+
+    Returns
+    -------
+    sigma : float
+        Within :data:`SIGMA_BOUNDS`, rounded to 0.001 voxel.
+    """
+    volume = check_volume(volume)
+    phases = check_phases(phases)
+    if volume.shape != phases.shape:
+        raise ValueError(f"volume shape {volume.shape} differs from phases shape {phases.shape}")
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    sl = _central_slices(volume.shape, max(8, int(round(max_voxels ** (1 / 3)))))
+    v = np.ascontiguousarray(volume[sl], dtype=np.float32)
+    ph = np.ascontiguousarray(phases[sl])
+    nmc = ph == NMC
+    if not nmc.any() or nmc.all():
+        return fallback
+    refs = _interior_references(v, ph) if references is None else tuple(float(r) for r in references)
+    i_nmc = refs[2] if np.isfinite(refs[2]) else float(v.max())
+    if np.isfinite(refs[0]) and np.isfinite(refs[1]):
+        pv_low = 0.5 * (refs[0] + refs[1])
+    else:  # pore or CBD absent: every unmixed voxel is the phase present
+        pv_low = 0.5 * (refs[0] + i_nmc) if np.isfinite(refs[0]) else -np.inf
+    # a phase absent from the block gets any value: no voxel of the model image uses it
+    lut = np.nan_to_num(np.asarray([refs[0], refs[1], i_nmc], np.float32), nan=0.0)
+    sigma = _fit_blur(v, ph, lut, None)
+    if sigma is None:
+        return fallback
+    for _ in range(iterations):
+        corrected, _ = _correct_partial_volume(v, ph, pv_low, sigma=sigma, i_nmc=i_nmc)
+        s = _fit_blur(v, corrected, lut, (sigma - 0.2, sigma + 0.2))
+        if s is None:
+            break
+        sigma = s
+    return round(float(sigma), 3)
+
+
+def _fit_blur(v, ph, lut, bracket):
+    """Sigma minimising the squared model error in the band around NMC (None without a band).
+
+    The band is the voxels within two face steps of the NMC surface, away
+    from CBD (all of them when fewer than 1000 are away from CBD).
+
+    A coarse scan of :data:`SIGMA_BOUNDS` (or none, inside ``bracket``),
+    then golden-section search to 0.005 voxel.
+    """
+    nmc = ph == NMC
+    face = ndi.generate_binary_structure(3, 1)
+    band = ndi.binary_dilation(nmc, face, iterations=2) & ~ndi.binary_erosion(nmc, face, iterations=2)
+    # NMC-pore edges only, where there are enough: thin CBD is the phase map's worst guess
+    # under blur, and fitting it pulled the estimate low (0.92 for 1.0, 1.07 for 1.25 voxel)
+    clear = band & ~ndi.binary_dilation(ph == CBD, face, iterations=2)
+    if np.count_nonzero(clear) >= 1000:
+        band = clear
+    if not band.any():
+        return None
+    img = lut[ph]
+    target = v[band]
+
+    def cost(sigma):
+        return float(np.mean((ndi.gaussian_filter(img, sigma, mode="nearest")[band] - target) ** 2))
+
+    lo_b, hi_b = SIGMA_BOUNDS
+    if bracket is None:
+        grid = np.geomspace(lo_b, hi_b, 11)
+        costs = [cost(s) for s in grid]
+        k = int(np.argmin(costs))
+        a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    else:
+        a, b = max(lo_b, bracket[0]), min(hi_b, bracket[1])
+    g = (np.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = cost(c), cost(d)
+    while b - a > 0.005:
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = cost(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = cost(d)
+    return 0.5 * (a + b)
+
+
+def _image_sigma(given: float | None, model) -> float:
+    """The blur a run corrects with: ``given``, else fitted to the image model's central block.
+
+    ``model``: the :class:`~core.phases.threshold._ImageModel` of the image;
+    the fit (:func:`estimate_pv_sigma`) starts from its Otsu phases and pure
+    grey values, so it does not depend on the thresholds a user picks (1.0
+    where the block holds no NMC).
+    """
+    if given is not None:
+        return float(given)
+    if not (model.block_phases == NMC).any():
+        return 1.0
+    return float(estimate_pv_sigma(model.block, model.block_phases, references=model.references))

@@ -1,0 +1,41 @@
+"""The dashboard's wording of the blur assessment (ui.advice) and the run's own warning (core.pipeline)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.phases import PV_SIGMA_MAX, SIGMA_BOUNDS, assess_blur
+from ui.advice import blur_warning
+
+
+def warning(sigma, downsampled=1, *, estimated=True):
+    return blur_warning(assess_blur(sigma, downsampled, origin="fitted" if estimated else "given"))
+
+
+def test_blur_warning_beyond_the_validated_blur():
+    assert warning(0.75) is None and warning(PV_SIGMA_MAX) is None
+    msg = warning(1.3)
+    assert "σ = 1.30 voxel" in msg and "downsample the volume by 2" in msg and "\n" not in msg
+    assert "downsample the volume by 3" in warning(2.0)
+    assert warning(0.93, 2) is None
+    msg = warning(1.4, 2)
+    assert "without the box of the downsampling by 2" in msg and "downsample the volume by 2" in msg
+    assert "cannot be downsampled further (at most 8 in all)" in warning(2.9, 8)
+    # at the fit's upper bound the blur was not measured: no downsampling advice
+    msg = warning(SIGMA_BOUNDS[1])
+    assert "reached its upper bound" in msg and "downsample" not in msg
+    # a blur given by the user is taken as measured
+    assert "downsample the volume by 4" in warning(3.0, estimated=False)
+
+
+@pytest.mark.parametrize("sigma, downsampled", [(1.3, 1), (1.4, 2), (2.9, 8), (SIGMA_BOUNDS[1], 1)])
+def test_the_app_names_its_buttons_and_the_run_only_the_cli(sigma, downsampled):
+    from core.pipeline import _blur_warning
+
+    blur = assess_blur(sigma, downsampled)
+    app, run = blur_warning(blur), _blur_warning(blur)
+    assert app.split(" (")[0] == run.split(" (")[0]  # the same verdict, worded for each
+    assert "Segment page" not in run and "\n" not in run
+    if blur.factor > 1:
+        assert f"'Add a copy downsampled by {blur.factor}' on the Segment page" in app
+        assert f"downsample the volume by {blur.factor}" in run and f"--downsample {blur.factor}" in run
