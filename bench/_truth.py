@@ -7,9 +7,8 @@ edge, on the TRUE phases, and derives ``detachment = area_pore / (area_pore + ar
 It does not call ``core.metrics`` (the code whose numbers it checks). The one place where the project's
 definition needs more than a face count is cracks: a particle's faces to its own internal cracks are not
 surface. Here cracks are not inferred: the caller passes the generator's crack mask (``e.extra["cracks"]``
-of :func:`core.synth.make_electrode`), and a crack voxel simply belongs to the particle whose crack it is:
-the particle that owns most of its neighbouring voxels across that crack region (the one particle of the
-crack region except where a crack plane crosses a particle boundary).
+of :func:`core.synth.make_electrode`), and each crack region belongs to the particle that owns most of the
+voxels around it (the one particle around it, except where a crack plane crosses a particle boundary).
 
 Used by ``tests/core/test_headline_accuracy.py`` and ``bench/accuracy_synthetic.py``.
 """
@@ -40,6 +39,29 @@ def fill_generator_cracks(labels: np.ndarray, cracks: np.ndarray | None) -> np.n
         if around.size:  # the particle owning most of the crack's neighbours
             filled[box][region] = np.bincount(around).argmax()
     return filled
+
+
+def ambiguous_crack_particles(labels: np.ndarray, cracks: np.ndarray | None) -> np.ndarray:
+    """Labels of the particles where this reference and ``core.metrics.particle_table`` differ by design.
+
+    Those next to a crack region that the volume edge cuts open, or that borders two particles (a crack
+    plane crossing a particle boundary): the generator knows it is a crack; ``particle_table``, which sees
+    only labels and phases, counts it as pore (unless the cut crack is enclosed within the cut face).
+    """
+    if cracks is None or not np.any(cracks):
+        return np.zeros(0, np.int64)
+    lab = np.asarray(labels)
+    regions, _ = ndi.label(cracks)
+    cut = set(np.unique(np.concatenate([np.take(regions, end, axis=ax).ravel()
+                                        for ax in range(3) for end in (0, regions.shape[ax] - 1)])))
+    out: set[int] = set()
+    for r, box in enumerate(ndi.find_objects(regions), start=1):
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
+        region = regions[box] == r
+        around = set(np.unique(lab[box][ndi.binary_dilation(region) & ~cracks[box]]).tolist()) - {0}
+        if r in cut or len(around) > 1:
+            out |= around
+    return np.array(sorted(out), np.int64)
 
 
 def face_counts(labels: np.ndarray, phases: np.ndarray, spacing=(1.0, 1.0, 1.0),
