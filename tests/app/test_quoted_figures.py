@@ -167,3 +167,22 @@ def test_readme_synthetic_detachment_error():
     assert len(errs) == 3, errs
     q = quoted(readme_text(), rf"median per-particle error is {NUM}–{NUM}", "README.md")
     check(q, [errs[0], errs[-1]])
+
+
+# --- the model card -----------------------------------------------------------------------------------------
+
+def card_text() -> str:
+    return _squash((ROOT / "core" / "nn" / "weights" / "MODEL_CARD.md").read_text())
+
+
+def test_model_card_thresholds_on_acquisition_b():
+    sec = section("accuracy_real")
+    q = quoted(card_text(), rf"automatic thresholds on the same slices \([^)]*\): pore {NUM}, CBD {NUM}, NMC {NUM}, "
+                            rf"mean {NUM}", "the model card")
+    check(q, [cell(sec, col, acq="B", method="default (pv on)", n_slices="6")
+              for col in ("IoU pore", "IoU cbd", "IoU nmc", "mean IoU")])
+
+
+def test_model_card_bfloat16_agreement():
+    q = quoted(card_text(), rf"bfloat16 changes {NUM} % of the phase voxels", "the model card")
+    check(q, [cell(section("nn_inference_speed"), "phase voxels differing %", native_bfloat16="yes")])
