@@ -123,12 +123,7 @@ def _gap_range(gap: str) -> list[float]:
     return [v[0], v[-1]]
 
 
-@pytest.mark.parametrize("gap", [
-    "2.3", "2.0",
-    pytest.param("1.6", marks=pytest.mark.xfail(strict=True, reason=(
-        "README quotes 0.24–0.40 at 1.6 σ; the estimated-σ rows of blur_sweep give 0.27–0.40 (0.24 is the "
-        "cycled-1C row with σ given): README.md is to be corrected, then this mark removed"))),
-])
+@pytest.mark.parametrize("gap", ["2.3", "2.0", "1.6"])
 def test_readme_gap_widths(gap):
     q = quoted(readme_text(), rf"too low by {NUM}–{NUM} at 2\.3 σ, {NUM}–{NUM} at 2\.0 σ and {NUM}–{NUM} at 1\.6 σ",
                "README.md")
@@ -136,9 +131,6 @@ def test_readme_gap_widths(gap):
     check(q[2 * i:2 * i + 2], _gap_range(gap))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "README quotes the σ estimate 1.17 for a 1.25-voxel blur; blur_sweep gives 1.161 / 1.160: README.md is to "
-    "be corrected, then this mark removed"))
 def test_readme_sigma_estimate_runs_low():
     sec = section("blur_sweep")
     q = quoted(readme_text(), rf"σ estimate also runs low \({NUM} for 1\.0, {NUM} for 1\.25\)", "README.md")
