@@ -18,8 +18,15 @@ one T^3 tile, median of 3, i.e. the speed with no overlap and no blending), and 
 call above the RSS before it (VmHWM after resetting the mark via /proc/self/clear_refs).
 Issue #4 target: >= 1 Mvoxel/s on 2 cores.
 
+Second table, bfloat16 against float32 with the SHIPPED weights (``core.nn.infer.segment_volume``, default
+``ModelParams`` but for ``precision``) on ``demo_electrode("cycled-5C", rng=100)`` at ``--agreement-size``
+(default 160, the demo size): share of phase voxels whose class differs, per-phase IoU of the bfloat16
+phases against the float32 ones, the largest difference of the instance cue, and both wall times.
+Skipped (with a line saying so) where ``--agreement-size 0``.
+
 Usage:  python bench/nn_inference_speed.py [--quick] [--sizes 128 256] [--tiles 64 96] [--overlap 16]
         [--batch 1] [--threads N] [--device cpu|auto|cuda] [--model auto|standin] [--repeats 1]
+        [--agreement-size 160]
 """
 
 from __future__ import annotations
@@ -118,6 +125,40 @@ def _network_alone(model, tile: int, device, repeats: int = 3) -> float:
     return tile**3 / float(np.median(ts)) / 1e6
 
 
+def _precision_agreement(size: int) -> tuple[list[str], dict | None]:
+    """bfloat16 against float32 with the shipped weights on one demo electrode (CPU)."""
+    from core.evaluate import phase_iou
+    from core.nn import infer
+    from core.nn.params import ModelParams
+    from core.synth import demo_electrode
+
+    e = demo_electrode("cycled-5C", rng=100, shape=(size, size, size))
+    native = infer.native_bfloat16("cpu")
+    out = {}
+    for p in ("float32", "bfloat16"):
+        infer.segment_volume(e.greyscale[:16, :64, :64], ModelParams(precision=p), device="cpu")  # warm-up
+        t0 = time.perf_counter()
+        out[p] = (infer.segment_volume(e.greyscale, ModelParams(precision=p), device="cpu"),
+                  time.perf_counter() - t0)
+    (f32, t32), (b16, t16) = out["float32"], out["bfloat16"]
+    iou = phase_iou(f32.phases, b16.phases)
+    cue = np.abs(f32.cue.astype(np.float32) - b16.cue.astype(np.float32))
+    row = {"volume": f"cycled-5C seed 100, {size}³", "native bfloat16": native,
+           "phase voxels differing %": 100 * float(np.mean(f32.phases != b16.phases)),
+           "IoU pore": iou["pore"], "IoU CBD": iou["cbd"], "IoU NMC": iou["nmc"],
+           "cue max abs diff": float(cue.max()), "cue mean abs diff": float(cue.mean()),
+           "float32 s": t32, "bfloat16 s": t16}
+    print(f"  bfloat16 vs float32 at {size}³: {row['phase voxels differing %']:.3f} % of phase voxels differ",
+          flush=True)
+    return ["### bfloat16 against float32 (shipped weights)", "",
+            "`core.nn.infer.segment_volume(e.greyscale, ModelParams(precision=p), device=\"cpu\")` for p = float32 "
+            "and bfloat16 (the shipped `unet3d.pt`, tile 96, overlap 16) on `demo_electrode(\"cycled-5C\", "
+            f"rng=100, shape={(size,) * 3})`; IoU = per-phase IoU of the bfloat16 phases against the float32 "
+            "ones; cue = the instance cue (float16 channel). 'native bfloat16' = the CPU has bfloat16 arithmetic "
+            "(what `precision=\"auto\"` needs to pick bfloat16); without it bfloat16 is emulated and slow.", "",
+            C.md_table([row], digits=4)], row
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_args(ap)
@@ -130,6 +171,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", choices=("auto", "standin"), default="auto")
     ap.add_argument("--repeats", type=int, default=1, help="timed calls per row (default 1)")
     ap.add_argument("--section", default=None, help="RESULTS.md section name (default nn_inference_speed[_quick])")
+    ap.add_argument("--agreement-size", type=int, default=None,
+                    help="demo electrode size for bfloat16 vs float32 with the shipped weights (default 160; "
+                         "--quick: 48; 0 skips)")
     args = ap.parse_args(argv)
 
     import torch
@@ -181,6 +225,9 @@ def main(argv=None) -> int:
             print(f"  N={n} tile={t}: {row['wall s']:.1f} s, {row['Mvoxel/s']:.3f} Mvoxel/s "
                   f"({plan.n_tiles} tiles, overhead {row['tile overhead ×']:.2f}×, network alone {net:.3f} Mvoxel/s)",
                   flush=True)
+    agree_size = args.agreement_size if args.agreement_size is not None else (48 if args.quick else 160)
+    agree_lines = (_precision_agreement(agree_size)[0] if agree_size
+                   else ["### bfloat16 against float32 (shipped weights)", "", "Skipped (`--agreement-size 0`)."])
     total = time.perf_counter() - t_start
     load_end = _loadavg()
 
@@ -196,6 +243,7 @@ def main(argv=None) -> int:
         f"{args.repeats} call(s). 'network alone' = one bare forward pass on one tile (no overlap, no blending); "
         f"'tile overhead' = voxels run through the network / N³.", "",
         C.md_table(rows, digits=3),
+        *agree_lines,
     ]
     C.publish("nn_inference_speed", lines, args, section=args.section)
     return 0

@@ -29,7 +29,7 @@ definitions as an analysis.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import edt as edt_pkg
 import numpy as np
@@ -168,6 +168,9 @@ class SyntheticElectrode:
     electrode : ElectrodeParams
     imaging : ImagingParams
     seed : int or None
+    extra : dict
+        ``"cracks"``: (Z, Y, X) bool, the generator's crack voxels (pore inside particles; label 0), so
+        that a reference can leave out a particle's faces to its own cracks without inferring them.
     """
 
     name: str
@@ -456,7 +459,7 @@ def make_electrode(
     table["target_detached_share"] = share[table["label"].to_numpy()]
     return SyntheticElectrode(
         name=name, greyscale=grey, phases=phases, labels=labels, spacing=sp, table=table,
-        electrode=params, imaging=imaging, seed=seed,
+        electrode=params, imaging=imaging, seed=seed, extra={"cracks": cracks},
     )
 
 
@@ -469,7 +472,3 @@ def demo_electrode(name: str, *, rng=0, shape: tuple[int, int, int] | None = Non
         params = replace(params, shape=tuple(shape))
     return make_electrode(params, rng=rng, name=name)
 
-
-def params_dict(e: SyntheticElectrode) -> dict:
-    """Generator parameters as plain JSON-ready dicts."""
-    return {"electrode": asdict(e.electrode), "imaging": asdict(e.imaging), "seed": e.seed}

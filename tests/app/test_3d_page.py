@@ -4,6 +4,7 @@ PNG fallback."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui import state
@@ -27,10 +28,34 @@ def test_interactive_vtkjs_page(seeded_ws):
     [frame] = at.get("iframe")
     html = frame.proto.srcdoc
     assert html.lstrip().lower().startswith("<!doctype html") and "vtk" in html.lower()
-    assert "http://" not in html.split("<body", 1)[0] or "cdn" not in html.lower()  # standalone, no CDN
+    _assert_standalone(html)
     cap = next(c.value for c in at.caption if "triangles" in c.value)
     n_tri = int(cap.split(" particles, ")[1].split(" triangles")[0].replace(",", ""))
     assert 0 < n_tri <= 100_000
+
+
+def _assert_standalone(html: str) -> None:
+    """Nothing loaded from elsewhere: no script with a ``src``, no ``<link>``, no URL in a src/href or CSS."""
+    import re
+
+    tags = re.findall(r"<(?:script|link|img|iframe|embed|object|source|audio|video)\b[^>]*>", html, re.I)
+    # a data: or blob: URI is inline; any other src / href / data attribute loads a file
+    ref = r"""\b(?:src|href|data)\s*=\s*(?!["']?\s*(?:data|blob):)"""
+    external = [t for t in tags if re.search(ref, t, re.I) or t.lower().startswith("<link")]
+    assert not external, f"the 3D page loads from elsewhere: {external[:3]}"
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//[^"'\s>]+""", html, re.I)
+    urls += re.findall(r"(?:@import|url\()\s*[\"']?(?:https?:)?//[^\"')\s]+", html, re.I)
+    assert not urls, f"the 3D page refers to remote resources: {urls[:3]}"
+
+
+def test_standalone_check_catches_remote_resources():
+    doc = "<!doctype html><html><head>{}</head><body></body></html>"
+    _assert_standalone(doc.format('<script>var a = 1;</script><img src="data:image/png;base64,AAAA">'))
+    for bad in ('<script src="https://cdn.example.org/vtk.js"></script>', '<script src="vtk.js"></script>',
+                '<link rel="stylesheet" href="https://fonts.example.org/a.css">',
+                "<style>@import url('//fonts.example.org/a.css');</style>"):
+        with pytest.raises(AssertionError):
+            _assert_standalone(doc.format(bad))
 
 
 def _scene_actors(html: str) -> list[tuple[float, list[float]]]:

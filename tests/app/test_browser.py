@@ -27,6 +27,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 SHOTS_COPY = Path("/tmp/dashboard_shots")
 DEMO_SIZE = 64
 
+#: Browser console errors known to be harmless, each (substring, why). Anything else fails the test.
+BENIGN_CONSOLE_ERRORS: tuple[tuple[str, str], ...] = (
+    ("fonts.gstatic.com/s/i/short-term/release/materialsymbolsrounded/battery_charging_full/",
+     "the favicon: Streamlit fetches the SVG of app.py's page_icon ':material/battery_charging_full:' from "
+     "Google Fonts; offline it fails (a console error plus the failed request) and the tab shows the default "
+     "icon, nothing else (checked 2026-12-02, the only external request of the whole run)"),
+)
+
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
     reason=f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) for the browser test",
@@ -111,7 +119,10 @@ def test_end_to_end_in_chromium(server, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 2500})
             page.set_default_timeout(60_000)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+            page.on("console", lambda m: errors.append(f"console {m.type}: {m.text} (at {m.location.get('url')})")
+                    if m.type == "error" else None)
+            page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} ({r.failure})"))
             page.goto(server, timeout=60_000)
             # first start: the demos are generated and analysed, then their comparison
             expect(page.locator("h1", has_text="Compare electrodes")).to_be_visible(timeout=240_000)
@@ -191,7 +202,8 @@ def test_end_to_end_in_chromium(server, tmp_path):
         finally:
             browser.close()
 
-    assert not [e for e in errors if "Traceback" in e], errors
+    unexpected = [e for e in errors if not any(pat in e for pat, _ in BENIGN_CONSOLE_ERRORS)]
+    assert not unexpected, "\n".join(sorted(set(unexpected)))
     SHOTS_COPY.mkdir(parents=True, exist_ok=True)
     for f in shots.iterdir():
         shutil.copy2(f, SHOTS_COPY / f.name)

@@ -84,6 +84,7 @@ def test_sweep_runs_on_click_and_is_kept(seeded_ws):
     row = table.set_index("electrode").loc[f"electrode {s.id}"]
     assert row["median detachment"] == pytest.approx(direct.baseline.median_detachment)
     assert row["lowest median"] == pytest.approx(direct.spread.median_min)
+    assert row["highest median"] == pytest.approx(direct.spread.median_max)
     assert row["max |Δ median|"] == pytest.approx(direct.spread.max_deviation)
     # kept in the workspace, next to the analysis
     stored = list(seeded_ws.analysis_dir(a.id).glob("sweep-*.json"))

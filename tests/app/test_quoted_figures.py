@@ -1,0 +1,180 @@
+"""Figures quoted in the UI text and the README match the benchmark results they come from.
+
+Each quote is found by its wording in ALL of the UI source (``app.py``, ``ui/**/*.py``, ``pages/*.py``, read
+as one text, so the sentence may move between files) or in README.md, and each number in it is compared,
+at the precision quoted, with the number parsed from the matching section of ``bench/RESULTS.md``. The test
+fails when either side changes alone: a rerun bench that moves a number, or an edited sentence. When a
+sentence is reworded on purpose, update its pattern here.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NUM = r"(\d+\.\d+)"
+
+
+def _squash(text: str) -> str:
+    """Whitespace collapsed; adjacent Python string literals joined (a sentence split over lines)."""
+    text = re.sub(r"\"\s*\n\s*[rf]?\"", "", text)
+    return re.sub(r"\s+", " ", text)
+
+
+def ui_text() -> str:
+    files = [ROOT / "app.py", *sorted((ROOT / "ui").rglob("*.py")), *sorted((ROOT / "pages").glob("*.py"))]
+    return _squash("\n".join(f.read_text() for f in files if f.exists()))
+
+
+def readme_text() -> str:
+    return _squash((ROOT / "README.md").read_text())
+
+
+def section(name: str) -> str:
+    text = (ROOT / "bench" / "RESULTS.md").read_text()
+    m = re.search(rf"<!-- BEGIN {re.escape(name)} -->\n(.*?)<!-- END {re.escape(name)} -->", text, re.S)
+    assert m, f"bench/RESULTS.md has no section {name!r}"
+    return m.group(1)
+
+
+def tables(sec: str) -> list[list[dict[str, str]]]:
+    """Every markdown table of a section, as lists of {header: cell} rows."""
+    out, block = [], []
+    for line in sec.splitlines() + [""]:
+        if line.startswith("|"):
+            block.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif block:
+            head, rows = block[0], block[2:]
+            out.append([dict(zip(head, r)) for r in rows])
+            block = []
+    return out
+
+
+def cell(sec: str, column: str, **where) -> str:
+    """The one cell of ``column`` in the row whose cells equal ``where`` (column names with spaces: use _)."""
+    where = {k.replace("_", " "): v for k, v in where.items()}
+    hits = [row[column] for tab in tables(sec) for row in tab
+            if column in row and all(row.get(k) == v for k, v in where.items())]
+    assert len(hits) == 1, f"{len(hits)} rows with {where} holding {column!r}"
+    return hits[0]
+
+
+def rounded(value: str | float, like: str) -> str:
+    """``value`` rounded half-up to the decimals of the quoted ``like``, without its sign."""
+    places = len(like.split(".")[1])
+    d = abs(Decimal(str(value).replace(",", "")))
+    return str(d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+def quoted(text: str, pattern: str, where: str) -> tuple[str, ...]:
+    m = re.search(pattern, text)
+    assert m, f"no quote matching {pattern!r} in {where}: reworded? update the pattern in this test"
+    return m.groups()
+
+
+def check(quotes: tuple[str, ...], values) -> None:
+    got = [rounded(v, q) for q, v in zip(quotes, values, strict=True)]
+    assert list(quotes) == got, f"quoted {quotes}, bench/RESULTS.md gives {got}"
+
+
+# --- accuracy_real: the NMC-first reading against the default on the real slices --------------------------
+
+def _nmc_first():
+    sec = section("accuracy_real")
+    return (cell(sec, "mean IoU", acq="all", method="NMC-first reading (offered)"),
+            cell(sec, "mean IoU", acq="all", method="default (pv on)"))
+
+
+@pytest.mark.parametrize("source", [ui_text, readme_text], ids=["ui", "readme"])
+def test_nmc_first_reading_iou(source):
+    check(quoted(source(), rf"IoU {NUM} (?:against|vs\.?) {NUM}", source.__name__), _nmc_first())
+
+
+# --- blur_sweep ---------------------------------------------------------------------------------------------
+
+def _finer(voxel: str, down: str, column: str) -> str:
+    return cell(section("blur_sweep"), column, **{"voxel (µm)": voxel, "downsampled": down})
+
+
+def test_ui_downsampling_advice():
+    q = quoted(ui_text(), rf"came out {NUM} too low, downsampled by 2 it was {NUM} off", "the UI")
+    check(q, [_finer("0.200", "1", "bias"), _finer("0.200", "2", "med abs det err")])
+
+
+def test_readme_finer_voxels():
+    text = readme_text()
+    q = quoted(text, rf"gave detachment {NUM} or {NUM} too low", "README.md")
+    check(q, [_finer("0.300", "1", "bias"), _finer("0.200", "1", "bias")])
+    q = quoted(text, rf"came back to an error of {NUM} \(by 3 it was {NUM}, too high by {NUM}", "README.md")
+    check(q, [_finer("0.200", "2", "med abs det err"), _finer("0.200", "3", "med abs det err"),
+              _finer("0.200", "3", "bias")])
+
+
+def _gap_range(gap: str) -> list[float]:
+    """min and max of the median |error| over both electrodes, σ estimated, at one gap / σ."""
+    rows = [r for tab in tables(section("blur_sweep")) for r in tab
+            if r.get("σ") == "estimated" and "gap / σ" in r and rounded(r["gap / σ"], gap) == gap]
+    assert len(rows) == 2, rows
+    v = sorted(float(r["med abs det err"]) for r in rows)
+    return [v[0], v[-1]]
+
+
+@pytest.mark.parametrize("gap", ["2.3", "2.0", "1.6"])
+def test_readme_gap_widths(gap):
+    q = quoted(readme_text(), rf"too low by {NUM}–{NUM} at 2\.3 σ, {NUM}–{NUM} at 2\.0 σ and {NUM}–{NUM} at 1\.6 σ",
+               "README.md")
+    i = ["2.3", "2.0", "1.6"].index(gap)
+    check(q[2 * i:2 * i + 2], _gap_range(gap))
+
+
+def test_readme_sigma_estimate_runs_low():
+    sec = section("blur_sweep")
+    q = quoted(readme_text(), rf"σ estimate also runs low \({NUM} for 1\.0, {NUM} for 1\.25\)", "README.md")
+    est = {b: [float(r["σ used"]) for tab in tables(sec) for r in tab
+               if r.get("σ") == "estimated" and r.get("blur (voxel)") == b] for b in ("1.000", "1.250")}
+    assert all(len(v) == 2 for v in est.values()), est
+    for quote, vals in zip(q, est.values()):
+        assert {rounded(v, quote) for v in vals} == {quote}, (quote, vals)
+
+
+# --- real_volume: the size filter -------------------------------------------------------------------------
+
+def test_ui_size_filter_iqr():
+    m = re.search(rf"the IQR from {NUM} to {NUM}", _squash(section("real_volume")))
+    assert m, "real_volume section lost its IQR sentence"
+    q = quoted(ui_text(), rf"narrowed the IQR of detachment from {NUM} to {NUM}", "the UI")
+    check(q, m.groups())
+
+
+# --- accuracy_synthetic: the headline error --------------------------------------------------------------
+
+def test_readme_synthetic_detachment_error():
+    sec = section("accuracy_synthetic")
+    errs = sorted(float(r["med abs det err"]) for tab in tables(sec) for r in tab
+                  if "AP@.5:.95" in r and "seed" not in r)
+    assert len(errs) == 3, errs
+    q = quoted(readme_text(), rf"median per-particle error is {NUM}–{NUM}", "README.md")
+    check(q, [errs[0], errs[-1]])
+
+
+# --- the model card -----------------------------------------------------------------------------------------
+
+def card_text() -> str:
+    return _squash((ROOT / "core" / "nn" / "weights" / "MODEL_CARD.md").read_text())
+
+
+def test_model_card_thresholds_on_acquisition_b():
+    sec = section("accuracy_real")
+    q = quoted(card_text(), rf"automatic thresholds on the same slices \([^)]*\): pore {NUM}, CBD {NUM}, NMC {NUM}, "
+                            rf"mean {NUM}", "the model card")
+    check(q, [cell(sec, col, acq="B", method="default (pv on)", n_slices="6")
+              for col in ("IoU pore", "IoU cbd", "IoU nmc", "mean IoU")])
+
+
+def test_model_card_bfloat16_agreement():
+    q = quoted(card_text(), rf"bfloat16 changes {NUM} % of the phase voxels", "the model card")
+    check(q, [cell(section("nn_inference_speed"), "phase voxels differing %", native_bfloat16="yes")])
