@@ -14,7 +14,7 @@ widgets.show_flash()
 
 table = widgets.catalogue_table(ws)
 if len(table):
-    st.dataframe(table, hide_index=True, key="samples_table")
+    st.dataframe(table, hide_index=True, key=state.SAMPLES_TABLE)
 else:
     st.info("The workspace is empty: add a demo electrode, a file from the data folder, or upload a small volume.")
 
@@ -59,7 +59,7 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
         size = st.number_input("Size (voxels per edge; generation ~3 s and analysis ~4 s at 160)", 16, 320,
                                key=state.ADD_DEMO_SIZE, step=16)
         st.caption("SYNTHETIC: generated with known ground truth (core.synth), not a measurement.")
-        meta = widgets.sample_metadata(state.k(state.ADD_NAME, "demo", demo), name=f"{demo}", group="SYNTHETIC demo",
+        meta = widgets.sample_metadata(("add", "demo", demo), name=f"{demo}", group="SYNTHETIC demo",
                                        spacing=settings.demo_spacing(demo), axis=0, side="start")
         if st.button("Add demo electrode", key=state.k(state.ADD_SUBMIT, "demo"), type="primary"):
             seed = list(DEMO_ELECTRODES).index(demo)
@@ -68,11 +68,11 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
     with tab_server:
         chosen = widgets.file_browser(settings.data_dir())
         if chosen is not None:
-            opts = widgets.read_options(chosen, state.k(state.ADD_FILE, "opts"))
+            opts = widgets.read_options(chosen, "file")
             info = _probe_and_describe(chosen, opts)
             if info is not None:
                 meta = widgets.sample_metadata(
-                    state.k(state.ADD_NAME, "file", widgets.path_token(chosen)), name=chosen.stem, group="",
+                    ("add", "file", widgets.path_token(chosen)), name=chosen.stem, group="",
                     spacing=info["spacing"], axis=0, side="auto",
                     spacing_help="The file's voxel size; pre-filled from its metadata where present.")
                 factor = widgets.downsample_picker(
@@ -91,10 +91,10 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
             from pathlib import Path
 
             path = Path(saved[up.file_id])
-            opts = widgets.read_options(path, state.k(state.ADD_UPLOAD, "opts"))
+            opts = widgets.read_options(path, "upload")
             info = _probe_and_describe(path, opts)
             if info is not None:
-                meta = widgets.sample_metadata(state.k(state.ADD_NAME, "upload", up.file_id), name=path.stem,
+                meta = widgets.sample_metadata(("add", "upload", up.file_id), name=path.stem,
                                                group="", spacing=info["spacing"], axis=0, side="auto",
                                                spacing_help="The file's voxel size.")
                 factor = widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id),
@@ -112,7 +112,7 @@ widgets.demo_badge(sample)
 sid = sample.id
 
 with st.expander("Sample details", expanded=False):
-    meta = widgets.sample_metadata(state.k(state.EDIT_NAME, sid), name=sample.name, group=sample.group_label,
+    meta = widgets.sample_metadata(("edit", sid), name=sample.name, group=sample.group_label,
                                    spacing=sample.spacing, axis=sample.axis, side=sample.separator_side)
     if st.button("Save details", key=state.k(state.EDIT_SAVE, sid)):
         try:

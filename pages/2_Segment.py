@@ -39,7 +39,8 @@ with left:
 
 with right:
     st.subheader("Preview (one slice)")
-    axis, index = widgets.slice_picker(state.k(state.SEG_INDEX, sid), vol.shape, label="Preview slice")
+    axis, index = widgets.slice_picker(state.k(state.SEG_AXIS, sid), state.k(state.SEG_INDEX, sid), vol.shape,
+                                       label="Preview slice")
     widgets.init(state.SEG_OPACITY, 0.45)
     opacity = st.slider("Phase colour opacity", 0.0, 1.0, key=state.SEG_OPACITY, step=0.05,
                         persist_state=widgets.PERSIST)

@@ -62,6 +62,7 @@ labels_list = [int(v) for v in table["label"]]
 sel_key = state.k(state.PART_SELECT, sid)
 tbl_key = state.k(state.PART_TABLE, sid, latest.id)
 axis_key = state.k(state.PART_AXIS, sid)
+index_key = state.k(state.PART_INDEX, sid)
 spacing = sample.spacing
 
 
@@ -71,9 +72,9 @@ def jump_to_selected():
     if lab is None or lab not in labels_list:
         return
     row = table.loc[table["label"] == lab].iloc[0]
-    axis = st.session_state.get(state.k(axis_key, "axis"), 0)
+    axis = st.session_state.get(axis_key, 0)
     cen = row[f"centroid_{render.AXES[axis]}_um"] / spacing[axis]
-    st.session_state[state.k(axis_key, "index", axis)] = int(round(cen))
+    st.session_state[state.k(index_key, axis)] = int(round(cen))
 
 
 def on_table_select():
@@ -110,7 +111,7 @@ with right:
         format_func=lambda v: f"particle {v} (detachment {det_of[v]:.2f})",
     )
     phases, labels = cache.result_arrays(ref)
-    axis, index = widgets.slice_picker(axis_key, labels.shape)
+    axis, index = widgets.slice_picker(axis_key, index_key, labels.shape)
     lab2d = cache.label_slice(ref, axis, index)
     colours = render.label_colour_table(table["label"].to_numpy(), table["detachment"].to_numpy(),
                                         int(labels.max()))
@@ -130,7 +131,7 @@ with right:
         if lab2d.size and not (lab2d == chosen).any():
             st.caption(f"Particle {chosen} is not in this slice; pick it again to jump to its centre.")
         st.dataframe(row.rename("value").to_frame().astype(str), width="stretch", height=300,
-                     key=state.k(state.PART_SELECT, "row", sid))
+                     key=state.k(state.PART_ROW, sid))
 
 from ui import exports  # noqa: E402  (downloads: tables, charts, report, recipe)
 exports.particles_section(ws, sample, latest)

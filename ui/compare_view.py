@@ -174,7 +174,7 @@ def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | 
         return None
     pct = round(res.confidence * 100)
     num = lambda label, fmt="%.3f": st.column_config.NumberColumn(label, format=fmt)  # noqa: E731
-    st.dataframe(res.table, hide_index=True, key="cmp_summary", column_order=[
+    st.dataframe(res.table, hide_index=True, key=state.CMP_SUMMARY_TABLE, column_order=[
         "electrode", "group", "n_particles", "n_used", "n_valid", "median", "median_ci_lo", "median_ci_hi", "iqr",
         "share_above", "share_ci_lo", "share_ci_hi", "median_equiv_diameter_um"], column_config={
         "n_particles": num("particles", "%d"), "n_used": num("used", "%d"),
@@ -230,7 +230,7 @@ def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
     compound = kind == "violin" or (facet and kind in ("histogram", "ecdf"))
     exports.show(chart, f"distribution of {charts.metric_title(metric)}", width="content" if compound else "stretch")
     q = dist.quantiles
-    st.dataframe(q, hide_index=True, key="cmp_quantiles",
+    st.dataframe(q, hide_index=True, key=state.CMP_QUANTILES_TABLE,
                  column_order=["electrode", "n_used", "mean", "q05", "q25", "median", "q75", "q95"],
                  column_config={"n_used": st.column_config.NumberColumn("particles used", format="%d"),
                                 **{c: st.column_config.NumberColumn(format="%.3g")
@@ -261,7 +261,7 @@ def tests_section(ctx: CompareContext, metric: str, edge_policy: str) -> compare
     t = res.table
     pct = round(res.confidence * 100)
     st.markdown("\n".join(f"- **{r.electrode_a} vs {r.electrode_b}**: {r.reading}." for r in t.itertuples()))
-    st.dataframe(t, hide_index=True, key="cmp_tests", column_order=[
+    st.dataframe(t, hide_index=True, key=state.CMP_TESTS_TABLE, column_order=[
         "electrode_a", "electrode_b", "n_a", "n_b", "median_diff", "diff_ci_lo", "diff_ci_hi", "mwu_p_holm",
         "ks_p_holm", "cliffs_delta", "effect"], column_config={
         "electrode_a": "A", "electrode_b": "B",

@@ -25,13 +25,8 @@ from .render import AXES
 SIDE_LABELS = {"auto": "auto-detect (less NMC = separator)", "start": "start of the axis (index 0)",
                "end": "end of the axis (last index)"}
 AXIS_LABELS = {0: "z (axis 0)", 1: "y (axis 1)", 2: "x (axis 2)"}
-PERSIST = "session"
-
-
-def init(key: str, value) -> None:
-    """Give a widget key its first value (before the widget is created)."""
-    if key not in st.session_state:
-        st.session_state[key] = value
+PERSIST = state.PERSIST
+init = state.init
 
 
 def flash(kind: str, text: str) -> None:
@@ -144,31 +139,37 @@ def demo_badge(sample: Sample) -> None:
 # --------------------------------------------------------------------------- sample metadata
 
 
-def sample_metadata(prefix: str, *, name: str, group: str, spacing, axis: int, side: str,
+def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, side: str,
                     spacing_help: str = "") -> dict:
-    """Name, group, voxel size per axis (µm), thickness axis and separator side; returns the values."""
-    init(f"{prefix}_name", name)
-    init(f"{prefix}_group", group)
-    for a, v in zip(AXES, spacing):
-        init(f"{prefix}_sp_{a}", float(v))
-    init(f"{prefix}_axis", int(axis))
-    init(f"{prefix}_side", side)
+    """Name, group, voxel size per axis (µm), thickness axis and separator side; returns the values.
+
+    ``scope`` specialises the keys (:data:`ui.state.META_NAME` ...): ``("add", kind, token)`` or ``("edit", sample id)``.
+    """
+    keys = {f: state.k(base, *scope) for f, base in (("name", state.META_NAME), ("group", state.META_GROUP),
+                                                      ("axis", state.META_AXIS), ("side", state.META_SIDE))}
+    sp_keys = [state.k(state.META_SPACING, *scope, a) for a in AXES]
+    init(keys["name"], name)
+    init(keys["group"], group)
+    for key, v in zip(sp_keys, spacing):
+        init(key, float(v))
+    init(keys["axis"], int(axis))
+    init(keys["side"], side)
     c1, c2 = st.columns(2)
     out = {
-        "name": c1.text_input("Name", key=f"{prefix}_name"),
-        "group_label": c2.text_input("Group label", key=f"{prefix}_group",
+        "name": c1.text_input("Name", key=keys["name"]),
+        "group_label": c2.text_input("Group label", key=keys["group"],
                                      help="Free text to group electrodes, e.g. 'pristine' or 'cycled 5C'."),
     }
     cols = st.columns(3)
     out["spacing"] = tuple(
         cols[i].number_input(f"voxel size {a} (µm)", min_value=1e-4, max_value=1e4, format="%.4f",
-                             key=f"{prefix}_sp_{a}", help=spacing_help or None)
+                             key=sp_keys[i], help=spacing_help or None)
         for i, a in enumerate(AXES)
     )
     c1, c2 = st.columns(2)
-    out["axis"] = c1.selectbox("Thickness axis", (0, 1, 2), key=f"{prefix}_axis", format_func=AXIS_LABELS.get,
+    out["axis"] = c1.selectbox("Thickness axis", (0, 1, 2), key=keys["axis"], format_func=AXIS_LABELS.get,
                                help="The axis running from separator to current collector.")
-    out["separator_side"] = c2.selectbox("Separator side", tuple(SIDE_LABELS), key=f"{prefix}_side",
+    out["separator_side"] = c2.selectbox("Separator side", tuple(SIDE_LABELS), key=keys["side"],
                                          format_func=SIDE_LABELS.get)
     return out
 
@@ -220,14 +221,13 @@ def downsampled_copy_button(ws: Workspace, sample: Sample, shape, factor: int) -
 # --------------------------------------------------------------------------- slices
 
 
-def slice_picker(base_key: str, shape: tuple[int, int, int], *, default_axis: int = 0,
+def slice_picker(axis_key: str, index_key: str, shape: tuple[int, int, int], *, default_axis: int = 0,
                  default_index: int | None = None, label: str = "Slice") -> tuple[int, int]:
-    """Axis radio + index slider; returns (axis, index)."""
-    akey = state.k(base_key, "axis")
-    init(akey, default_axis)
-    axis = st.radio(f"{label} orientation", (0, 1, 2), key=akey, horizontal=True,
+    """Axis radio (``axis_key``) + index slider (``k(index_key, axis)``); returns (axis, index)."""
+    init(axis_key, default_axis)
+    axis = st.radio(f"{label} orientation", (0, 1, 2), key=axis_key, horizontal=True,
                     format_func=lambda a: f"{AXES[a]} (⊥ axis {a})")
-    ikey = state.k(base_key, "index", axis)
+    ikey = state.k(index_key, axis)
     n = int(shape[axis])
     init(ikey, int(n // 2 if default_index is None else np.clip(default_index, 0, n - 1)))
     if st.session_state[ikey] > n - 1:
@@ -506,8 +506,11 @@ def path_token(path) -> str:
     return hashlib.blake2b(str(path).encode(), digest_size=5).hexdigest()
 
 
-def read_options(path, prefix: str) -> dict:
-    """Extra reading options a file needs: an HDF5/zarr dataset, or raw shape/dtype; returns load_volume kwargs."""
+def read_options(path, kind: str) -> dict:
+    """Extra reading options a file needs: an HDF5/zarr dataset, or raw shape/dtype; returns load_volume kwargs.
+
+    ``kind`` (``"file"`` / ``"upload"``) specialises the widget keys (:data:`ui.state.READ_DATASET` ...).
+    """
     from core.io import detect_format
 
     try:
@@ -524,15 +527,15 @@ def read_options(path, prefix: str) -> dict:
             return {}
         big = [a for a in arrays if len(a[1]) >= 2]
         if len(big) > 1:
-            opts["dataset"] = st.selectbox("Dataset", [a[0] for a in big], key=f"{prefix}_dataset",
+            opts["dataset"] = st.selectbox("Dataset", [a[0] for a in big], key=state.k(state.READ_DATASET, kind),
                                            format_func=lambda n: f"{n} {dict((a[0], a[1]) for a in big)[n]}")
     elif fmt == "raw":
         st.caption("Raw binary: give its layout.")
         c = st.columns(5)
-        shape = [c[i].number_input(f"size {a} (voxels)", 1, 100_000, 64, key=f"{prefix}_raw_{a}")
+        shape = [c[i].number_input(f"size {a} (voxels)", 1, 100_000, 64, key=state.k(state.READ_RAW_SIZE, kind, a))
                  for i, a in enumerate(AXES)]
-        dtype = c[3].selectbox("dtype", ("uint8", "uint16", "int16", "float32"), index=1, key=f"{prefix}_raw_dtype")
-        offset = c[4].number_input("header (bytes)", 0, 10**9, 0, key=f"{prefix}_raw_offset")
+        dtype = c[3].selectbox("dtype", ("uint8", "uint16", "int16", "float32"), index=1, key=state.k(state.READ_RAW_DTYPE, kind))
+        offset = c[4].number_input("header (bytes)", 0, 10**9, 0, key=state.k(state.READ_RAW_OFFSET, kind))
         opts.update(shape=[int(n) for n in shape], dtype=dtype, offset=int(offset))
     return opts
 
