@@ -4,31 +4,27 @@ from dataclasses import replace
 
 import streamlit as st
 
-from ui import cache, charts, render, state, widgets
+from ui import cache, charts, forms, messages, page, render, state, widgets
 
-ws = cache.workspace()
-sample = widgets.require_sample(ws)
+ws, sample = page.sample_page("Particles")
 sid = sample.id
-st.title(f"Particles — {sample.name}")
-widgets.demo_badge(sample)
-widgets.show_flash()
 
 latest = ws.latest_analysis(sid)
-current = widgets.latest_params(latest)
-widgets.init(state.k(state.PART_METHOD, sid), current.particles)
+current = page.latest_params(latest)
+state.init(state.k(state.PART_METHOD, sid), current.particles)
 how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_METHOD, sid), horizontal=True,
-               persist_state=widgets.PERSIST,
+               persist_state=state.PERSIST,
                format_func={"watershed": "Watershed of the distance transform (crack-aware)",
                             "model": "3D U-Net instance cue (runs the model on the greyscale; "
                                      "the phases stay those of the Segment page's method)"}.get)
-sep, submitted = widgets.separation_form(sample, current.separation, cue=how == "model")
+sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 if submitted and sep is not None and how == "model":
-    _, vol = widgets.require_volume(ws, sample)
+    _, vol = page.require_volume(ws, sample)
     params = replace(current, particles="model", separation=sep)
     a = widgets.run_with_progress("Analysis (3D U-Net)", lambda progress: ws.run_analysis(
         sid, vol, params, progress=progress))
     if a is not None:
-        widgets.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
+        messages.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
         st.rerun()
 elif submitted and sep is not None:
     current = replace(current, particles="watershed")
@@ -40,15 +36,15 @@ elif submitted and sep is not None:
             sid, phases, params, presegmented=True, progress=progress,
             extra_provenance={"phases_from_analysis": latest.id}))
     else:
-        _, vol = widgets.require_volume(ws, sample)
+        _, vol = page.require_volume(ws, sample)
         params = replace(current, separation=sep)
         a = widgets.run_with_progress("Analysis", lambda progress: ws.run_analysis(
             sid, vol, params, progress=progress))
     if a is not None:
-        widgets.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
+        messages.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
         st.rerun()
 
-latest = widgets.require_analysis(ws, sample, "its particles")
+latest = page.require_analysis(ws, sample, "its particles")
 ref = cache.ResultRef.of(ws, latest)
 table = cache.table(ref)
 det = table["detachment"]
@@ -101,7 +97,7 @@ with left:
 
 with right:
     st.subheader("Slice")
-    widgets.init(sel_key, None)
+    state.init(sel_key, None)
     if st.session_state[sel_key] not in labels_list:
         st.session_state[sel_key] = None
     det_of = dict(zip(labels_list, table["detachment"].to_numpy(float)))

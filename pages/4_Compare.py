@@ -6,12 +6,12 @@ the statistics are computed in ``core.compare``.
 
 import streamlit as st
 
-from ui import cache, compare_view, exports, sections, widgets
+from ui import cache, compare_view, exports, messages, sections
 
 ws = cache.workspace()
 exports.begin_page()
 st.title("Compare electrodes")
-widgets.show_flash()
+messages.show_flash()
 
 ctx = compare_view.select(ws)
 edge_policy = compare_view.edge_policy_picker()

@@ -3,35 +3,32 @@
 
 import streamlit as st
 
-from ui import cache, charts, state, widgets
+from ui import cache, charts, page, state
 from ui.view3d import CBD_OPACITY, CBD_OPACITY_RANGE, MAX_TRIANGLES
 
-ws = cache.workspace()
-sample = widgets.require_sample(ws)
-st.title(f"3D — {sample.name}")
-widgets.demo_badge(sample)
-latest = widgets.require_analysis(ws, sample, "its particles in 3D")
-params = widgets.latest_params(latest)
+ws, sample = page.sample_page("3D")
+latest = page.require_analysis(ws, sample, "its particles in 3D")
+params = page.latest_params(latest)
 
-widgets.init(state.V3_DEPTH, (0.0, 1.0))
-widgets.init(state.V3_MAX_TRI, 100_000)
-widgets.init(state.V3_MODE, "interactive")
-widgets.init(state.V3_CBD, False)
-widgets.init(state.V3_CBD_OPACITY, CBD_OPACITY)
+state.init(state.V3_DEPTH, (0.0, 1.0))
+state.init(state.V3_MAX_TRI, 100_000)
+state.init(state.V3_MODE, "interactive")
+state.init(state.V3_CBD, False)
+state.init(state.V3_CBD_OPACITY, CBD_OPACITY)
 c1, c2, c3 = st.columns([3, 2, 2])
 depth = c1.slider("Depth range shown (0 = separator side, 1 = current collector)", 0.0, 1.0, key=state.V3_DEPTH,
-                  step=0.05, persist_state=widgets.PERSIST)
+                  step=0.05, persist_state=state.PERSIST)
 max_tri = c2.select_slider("Triangle budget", (20_000, 40_000, 60_000, 100_000), key=state.V3_MAX_TRI,
-                           persist_state=widgets.PERSIST, format_func=lambda n: f"{n // 1000}k",
+                           persist_state=state.PERSIST, format_func=lambda n: f"{n // 1000}k",
                            help=f"At most {MAX_TRIANGLES // 1000}k: browsers without a GPU redraw big meshes slowly.")
-mode = c3.radio("View", ("interactive", "image"), key=state.V3_MODE, persist_state=widgets.PERSIST,
+mode = c3.radio("View", ("interactive", "image"), key=state.V3_MODE, persist_state=state.PERSIST,
                 format_func={"interactive": "interactive (rotate, zoom)", "image": "static image"}.get)
 d1, d2 = st.columns([3, 4])
 show_cbd = d1.checkbox("Show the CBD (carbon-binder) as a translucent grey surface", key=state.V3_CBD,
-                       persist_state=widgets.PERSIST,
+                       persist_state=state.PERSIST,
                        help="The CBD surface takes at most a third of the triangle budget, the particles the rest.")
 cbd_opacity = d2.slider("CBD opacity", *CBD_OPACITY_RANGE, key=state.V3_CBD_OPACITY, step=0.05,
-                        persist_state=widgets.PERSIST, disabled=not show_cbd)
+                        persist_state=state.PERSIST, disabled=not show_cbd)
 if depth[1] <= depth[0]:
     st.error("Pick a depth range of non-zero width.")
     st.stop()

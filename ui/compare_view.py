@@ -19,7 +19,7 @@ import streamlit as st
 from core import compare
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, exports, render, state, widgets
+from . import cache, charts, exports, messages, page, render, state
 
 EDGE_LABELS = {
     "exclude": "leave out",
@@ -102,10 +102,10 @@ def select(ws: Workspace) -> CompareContext:
         name = s.name if plain.count(s.name) == 1 else f"{s.name} #{s.id}"
         return name + (" (SYNTHETIC)" if s.is_demo else "")
 
-    widgets.init(state.CMP_SAMPLES, [s.id for s, _ in analysed[:6]])
+    state.init(state.CMP_SAMPLES, [s.id for s, _ in analysed[:6]])
     st.session_state[state.CMP_SAMPLES] = [i for i in st.session_state[state.CMP_SAMPLES] if i in by_id]
     chosen = st.multiselect("Electrodes (latest analysis of each)", list(by_id), key=state.CMP_SAMPLES,
-                            format_func=display_name, persist_state=widgets.PERSIST)
+                            format_func=display_name, persist_state=state.PERSIST)
     if len(chosen) < 2:
         st.info("Pick at least two electrodes.")
         st.stop()
@@ -129,10 +129,10 @@ def select(ws: Workspace) -> CompareContext:
 
 def size_filter_picker() -> float:
     """The page-wide smallest equivalent diameter counted (µm; 0 keeps every particle)."""
-    widgets.init(state.CMP_MIN_DIAMETER, 0.0)
+    state.init(state.CMP_MIN_DIAMETER, 0.0)
     return float(st.number_input(
         "Smallest particle counted: equivalent diameter (µm)", 0.0, 1000.0, key=state.CMP_MIN_DIAMETER, step=0.5,
-        format="%.1f", persist_state=widgets.PERSIST,
+        format="%.1f", persist_state=state.PERSIST,
         help="Leave out fines and segmentation debris: a particle of a few voxels has a detachment of 0, 1 or a "
              "coarse fraction between. In a real calendered NMC volume 5 % of the particles had fewer than 16 "
              "voxels; leaving them out narrowed the IQR of detachment from 0.129 to 0.122. 0 keeps every "
@@ -141,9 +141,9 @@ def size_filter_picker() -> float:
 
 def edge_policy_picker() -> str:
     """The page-wide choice for particles cut by the volume edge."""
-    widgets.init(state.CMP_EDGE, DEFAULT_EDGE)
+    state.init(state.CMP_EDGE, DEFAULT_EDGE)
     policy = st.radio("Particles cut by the volume edge", tuple(EDGE_LABELS), key=state.CMP_EDGE, horizontal=True,
-                      format_func=EDGE_LABELS.get, persist_state=widgets.PERSIST)
+                      format_func=EDGE_LABELS.get, persist_state=state.PERSIST)
     st.caption(
         "**Include** (the default) keeps every particle: detachment is a share of the particle's *visible* open "
         "surface, still a fair estimate for a particle cut by the edge, and leaving edge particles out discards "
@@ -156,7 +156,7 @@ def edge_policy_picker() -> str:
 
 
 def _one_sentence_warning(exc: Exception) -> None:
-    st.warning(widgets.one_sentence(exc))
+    st.warning(messages.one_sentence(exc))
 
 
 # --------------------------------------------------------------------------- summary
@@ -164,9 +164,9 @@ def _one_sentence_warning(exc: Exception) -> None:
 
 def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | None:
     """Per electrode: n, median detachment with bootstrap CI, IQR and the share above a cut (Wilson CI)."""
-    widgets.init(state.CMP_CUT, DEFAULT_CUT)
+    state.init(state.CMP_CUT, DEFAULT_CUT)
     cut = st.slider("Detached cut: count particles with detachment above", 0.05, 0.95, key=state.CMP_CUT,
-                    step=0.05, persist_state=widgets.PERSIST)
+                    step=0.05, persist_state=state.PERSIST)
     try:
         res = cache.cmp_summary(ctx.key, tuple(ctx.groups.items()), edge_policy, float(cut))
     except ValueError as exc:
@@ -206,21 +206,21 @@ def numeric_metrics(ctx: CompareContext) -> list[str]:
 def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
     """Histogram / ECDF / box / violin of one metric, number- or volume-weighted; returns the metric."""
     metrics = numeric_metrics(ctx)
-    widgets.init(state.CMP_METRIC, "detachment")
-    widgets.init(state.CMP_WEIGHTING, "number")
-    widgets.init(state.CMP_KIND, "histogram")
-    widgets.init(state.CMP_FACET, False)
+    state.init(state.CMP_METRIC, "detachment")
+    state.init(state.CMP_WEIGHTING, "number")
+    state.init(state.CMP_KIND, "histogram")
+    state.init(state.CMP_FACET, False)
     if st.session_state[state.CMP_METRIC] not in metrics:
         st.session_state[state.CMP_METRIC] = "detachment" if "detachment" in metrics else metrics[0]
     c1, c2, c3 = st.columns([3, 2, 3])
     metric = c1.selectbox("Per-particle measure", metrics, key=state.CMP_METRIC, format_func=charts.metric_title,
-                          persist_state=widgets.PERSIST)
+                          persist_state=state.PERSIST)
     weighting = c2.radio("Weighting", tuple(WEIGHTING_LABELS), key=state.CMP_WEIGHTING,
-                         format_func=WEIGHTING_LABELS.get, persist_state=widgets.PERSIST)
+                         format_func=WEIGHTING_LABELS.get, persist_state=state.PERSIST)
     kind = c3.radio("Show as", tuple(KIND_LABELS), key=state.CMP_KIND, horizontal=True, format_func=KIND_LABELS.get,
-                    persist_state=widgets.PERSIST)
+                    persist_state=state.PERSIST)
     facet = st.checkbox("One panel per electrode (small multiples)", key=state.CMP_FACET,
-                        persist_state=widgets.PERSIST, disabled=kind in ("box", "violin"))
+                        persist_state=state.PERSIST, disabled=kind in ("box", "violin"))
     try:
         dist = cache.cmp_distributions(ctx.key, metric, weighting, edge_policy, tuple(ctx.windows_um.items()))
     except ValueError as exc:
@@ -297,14 +297,14 @@ TRENDS = (("equiv_diameter_um", "quantile", None), ("depth_frac", "fixed", (0.0,
 
 def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]:
     """Median detachment per bin of size (equal-count bins) and of depth (equal-width bins), CIs and n."""
-    widgets.init(state.CMP_TREND_BINS, 5)
-    widgets.init(state.CMP_TREND_LOW_N, DEFAULT_LOW_N)
-    widgets.init(state.CMP_TREND_POINTS, False)
+    state.init(state.CMP_TREND_BINS, 5)
+    state.init(state.CMP_TREND_LOW_N, DEFAULT_LOW_N)
+    state.init(state.CMP_TREND_POINTS, False)
     c1, c2, c3 = st.columns(3)
-    bins = c1.slider("Bins", 2, 12, key=state.CMP_TREND_BINS, persist_state=widgets.PERSIST)
+    bins = c1.slider("Bins", 2, 12, key=state.CMP_TREND_BINS, persist_state=state.PERSIST)
     low_n = c2.number_input("Flag bins with fewer particles than", 2, 1000, key=state.CMP_TREND_LOW_N, step=1,
-                            persist_state=widgets.PERSIST)
-    points = c3.checkbox("Show every particle", key=state.CMP_TREND_POINTS, persist_state=widgets.PERSIST)
+                            persist_state=state.PERSIST)
+    points = c3.checkbox("Show every particle", key=state.CMP_TREND_POINTS, persist_state=state.PERSIST)
     combined = ctx.combined if points else None
     out = []
     for x, binning, rng in TRENDS:
@@ -341,13 +341,13 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
 
 def slices_section(ctx: CompareContext) -> None:
     """One slice per electrode at the same relative depth, particles coloured on one detachment scale."""
-    widgets.init(state.CMP_DEPTH, 0.5)
+    state.init(state.CMP_DEPTH, 0.5)
     depth = st.slider("Depth (0 = separator side, 1 = current collector)", 0.0, 1.0, key=state.CMP_DEPTH, step=0.01,
-                      persist_state=widgets.PERSIST)
+                      persist_state=state.PERSIST)
     cols = st.columns(len(ctx.samples))
     for col, (name, (sample, analysis)) in zip(cols, ctx.samples.items()):
         ref = ctx.refs[name]
-        params = widgets.latest_params(analysis)
+        params = page.latest_params(analysis)
         axis, side = params.axis, params.separator_side
         _, labels = cache.result_arrays(ref)
         index = render.depth_index(depth, labels.shape[axis], side)

@@ -230,7 +230,7 @@ def _recipe_or_reason(ws: Workspace, analyses: Sequence[Analysis], names: Sequen
     try:
         recipe = recipe_from_workspace(ws, analyses, names=names)
     except (RecipeError, ValueError, TypeError, KeyError) as exc:
-        from .widgets import one_sentence
+        from .messages import one_sentence
 
         return None, one_sentence(exc)
     return recipe, None

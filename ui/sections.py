@@ -40,7 +40,7 @@ from core.uncertainty import SEPARATION_VARIANTS, SweepParams, SweepResult
 from core.workspace import Analysis, Sample, Workspace, write_bytes
 
 from . import cache, charts, exports, state
-from .widgets import one_sentence
+from .messages import one_sentence
 
 NameOf = Callable[[int], str]
 DEPTH_TITLE = "depth (0 = separator side, 1 = current collector)"

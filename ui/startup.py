@@ -9,7 +9,7 @@ from core.synth import DEMO_ELECTRODES
 from core.workspace import DEMO_PREFIX, Workspace
 
 from . import cache, settings, state
-from .widgets import flash, one_sentence
+from .messages import flash, one_sentence
 
 META_KEY = "demos_added"
 MAX_FAILED = 2
