@@ -41,4 +41,4 @@ sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get)
 sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get)
 
 # ---- downloads: tables, charts, report, recipe
-exports.compare_section(ws, list(ctx.names), min_diameter_um=ctx.min_diameter_um)
+exports.compare_section(ctx, metric=metric)

@@ -51,6 +51,8 @@ class CompareContext:
     min_diameter_um : float
         Particles with a smaller equivalent diameter are left out of ``tables``
         and of every statistic keyed by :attr:`key` (0 keeps all).
+    dropped : {display name: int}
+        How many particles of each electrode that filter left out.
     """
 
     ws: Workspace
@@ -61,6 +63,7 @@ class CompareContext:
     groups: dict[str, str]
     windows_um: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
     min_diameter_um: float = 0.0
+    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def key(self) -> cache.Selection:
@@ -98,9 +101,7 @@ def select(ws: Workspace) -> CompareContext:
     plain = [s.name for s, _ in analysed]
 
     def display_name(sid: int) -> str:
-        s = by_id[sid][0]
-        name = s.name if plain.count(s.name) == 1 else f"{s.name} #{s.id}"
-        return name + (" (SYNTHETIC)" if s.is_demo else "")
+        return exports.electrode_name(by_id[sid][0], plain)
 
     state.init(state.CMP_SAMPLES, [s.id for s, _ in analysed[:6]])
     st.session_state[state.CMP_SAMPLES] = [i for i in st.session_state[state.CMP_SAMPLES] if i in by_id]
@@ -123,7 +124,7 @@ def select(ws: Workspace) -> CompareContext:
         ws=ws, names=names, samples={names[i]: by_id[i] for i in chosen}, refs=refs, tables=tables,
         groups={names[i]: by_id[i][0].group_label for i in chosen},
         windows_um={names[i]: window_um(by_id[i][1], refs[names[i]]) for i in chosen},
-        min_diameter_um=min_d,
+        min_diameter_um=min_d, dropped=dropped,
     )
 
 
