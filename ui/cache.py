@@ -24,7 +24,9 @@ import pandas as pd
 import streamlit as st
 
 from core import compare
+from core import connectivity as core_connectivity
 from core import phases as core_phases
+from core.connectivity import ContactGraph
 from core.nn.params import ModelParams
 from core.phases import PreviewContext, PreviewGlobals, SegmentParams
 from core.workspace import Analysis, Sample, Workspace
@@ -182,6 +184,14 @@ def phase_fractions(ref: ResultRef) -> dict[str, float]:
     return compute.phase_fractions(result_arrays(ref)[0])
 
 
+@st.cache_data(max_entries=32, show_spinner="Building the contact graph…")
+def contact_graph(ref: ResultRef, axis: int, separator_side: str, spacing: tuple, depth_bins: int) -> ContactGraph:
+    """:func:`core.connectivity.contact_graph` of a finished analysis (keyed by its id and the parameters)."""
+    phases, labels = result_arrays(ref)
+    return core_connectivity.contact_graph(labels, phases, spacing, axis=axis, separator_side=separator_side,
+                                           depth_bins=depth_bins)
+
+
 # --------------------------------------------------------------------------- comparison statistics
 # Keyed by ((electrode name, ResultRef), ...) and the options: never by tables.  Seeded bootstrap, so a
 # rerun shows the same intervals.
@@ -321,12 +331,6 @@ def view3d(ref: ResultRef, params: View3DParams, axis: int, separator_side: str,
     if out["html"] is None:
         out["png"] = v3.screenshot(mesh, **scene)
     return out
-
-
-def clear_all() -> None:
-    """Drop every cached value (tests; after deleting a sample)."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 @st.cache_data(max_entries=32, show_spinner="Reading the file's metadata…")
