@@ -121,7 +121,7 @@ with right:
     st.image(render.upscale(img, 520), width="stretch",
              caption=f"slice {render.AXES[axis]} = {index}: particle outlines coloured by detachment"
              + (f"; particle {chosen} highlighted in magenta" if chosen is not None else ""))
-    st.altair_chart(charts.colorbar(), width="stretch")
+    st.altair_chart(charts.colour_bar(), width="stretch")
     if chosen is not None:
         row = table.loc[table["label"] == chosen].iloc[0]
         if lab2d.size and not (lab2d == chosen).any():

@@ -48,7 +48,7 @@ elif out["png"] is not None:
     st.image(out["png"], width="stretch")
 else:
     st.info(f"Nothing to show: {out['error']}.")
-st.altair_chart(charts.colorbar(), width="stretch")
+st.altair_chart(charts.colour_bar(), width="stretch")
 stride_note = f"; labels sampled every {out['stride']} voxels to fit the budget" if out["stride"] > 1 else ""
 cbd_note = ""
 if view.show_cbd:

@@ -365,4 +365,4 @@ def slices_section(ctx: CompareContext) -> None:
         with col:
             st.image(render.upscale(img, 420), width="stretch",
                      caption=f"{name}: {render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")
-    exports.show(charts.colorbar(), "detachment colour scale")
+    exports.show(charts.colour_bar(), "detachment colour scale")
