@@ -5,8 +5,7 @@ import json
 import streamlit as st
 
 from core.synth import DEMO_DESCRIPTIONS, DEMO_ELECTRODES
-from ui import cache, file_browser, forms, messages, page, render, settings, state, tables, widgets
-from ui.render import AXES
+from ui import cache, file_browser, forms, messages, page, samples_view, settings, state, tables, widgets
 
 ws = cache.workspace()
 st.title("Samples")
@@ -60,7 +59,7 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                                key=state.ADD_DEMO_SIZE, step=16)
         st.caption("SYNTHETIC: generated with known ground truth (core.synth), not a measurement.")
         meta = forms.sample_metadata(("add", "demo", demo), name=f"{demo}", group="SYNTHETIC demo",
-                                       spacing=settings.demo_spacing(demo), axis=0, side="start")
+                                     spacing=settings.demo_spacing(demo), axis=0, side="start")
         if st.button("Add demo electrode", key=state.k(state.ADD_SUBMIT, "demo"), type="primary"):
             seed = list(DEMO_ELECTRODES).index(demo)
             _add(demo, f"demo:{demo}", meta, {"shape": [int(size)] * 3, "seed": seed})
@@ -95,8 +94,8 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
             info = _probe_and_describe(path, opts)
             if info is not None:
                 meta = forms.sample_metadata(("add", "upload", up.file_id), name=path.stem,
-                                               group="", spacing=info["spacing"], axis=0, side="auto",
-                                               spacing_help="The file's voxel size.")
+                                             group="", spacing=info["spacing"], axis=0, side="auto",
+                                             spacing_help="The file's voxel size.")
                 factor = widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id),
                                                    info["shape"])
                 if st.button("Add uploaded volume", key=state.k(state.ADD_SUBMIT, "upload"), type="primary"):
@@ -109,76 +108,10 @@ if sample is None:
 st.divider()
 st.header(f"{sample.name}")
 page.demo_badge(sample)
-sid = sample.id
-
-with st.expander("Sample details", expanded=False):
-    meta = forms.sample_metadata(("edit", sid), name=sample.name, group=sample.group_label,
-                                   spacing=sample.spacing, axis=sample.axis, side=sample.separator_side)
-    if st.button("Save details", key=state.k(state.EDIT_SAVE, sid)):
-        try:
-            ws.update_sample(sid, **meta.as_kwargs())
-            messages.flash("success", "Saved. Changed voxel size, axis or separator side apply to the next analysis.")
-            st.rerun()
-        except (ValueError, TypeError) as exc:
-            st.error(messages.one_sentence(exc))
-    st.caption(f"Source: `{sample.source}`")
-    if sample.downsample > 1:
-        st.caption(f"Downsampled by {sample.downsample} when loaded: the voxel size above is the one analysed, "
-                   f"{sample.downsample} × the file's ("
-                   + " × ".join(f"{v / sample.downsample:g}" for v in sample.spacing) + " µm). To change the "
-                   "factor, add the file again.")
-
-latest = ws.latest_analysis(sid)
-if latest is not None:
-    used = latest.provenance.get("spacing_um")
-    if used and any(abs(a - b) > 1e-9 for a, b in zip(used, sample.spacing)):
-        st.warning(f"The latest analysis used voxel size {used} µm; the sample now says {list(sample.spacing)} µm. "
-                   "Rerun the analysis (Segment page) to update the measurements.")
-
-ref = cache.VolumeRef.of(ws, sample)
-try:
-    vol = cache.volume(ref)
-except (OSError, ValueError, TypeError, KeyError, MemoryError) as exc:
-    vol = None
-    st.error(f"Cannot read the volume of '{sample.name}': {messages.one_sentence(exc)}")
-
-
-@st.fragment
-def slice_viewer():
-    st.subheader("Orthogonal slices")
-    state.init(state.k(state.VIEW_CONTRAST, sid), (1.0, 99.0))
-    pct = st.slider("Contrast: grey-value percentiles mapped to black and white (%)", 0.0, 100.0,
-                    key=state.k(state.VIEW_CONTRAST, sid), step=0.5)
-    lo, hi = cache.contrast(ref, pct[0], pct[1])
-    cols = st.columns(3)
-    for axis, col in enumerate(cols):
-        n = vol.shape[axis]
-        key = state.k(state.VIEW_INDEX, AXES[axis], sid)
-        state.init(key, n // 2)
-        with col:
-            idx = st.slider(f"{AXES[axis]} index (voxels, 0–{n - 1})", 0, max(n - 1, 1), key=key, disabled=n <= 1)
-            img = render.grey_rgb(cache.grey_slice(ref, axis, min(idx, n - 1)), lo, hi)
-            st.image(render.upscale(img, 360), caption=f"slice ⊥ {AXES[axis]} at {AXES[axis]} = {idx} "
-                     f"({idx * sample.spacing[axis]:.1f} µm)", width="stretch")
-    st.caption(f"Volume {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; "
-               f"display range {lo:.0f}–{hi:.0f} grey units.")
-
-
+samples_view.details_section(ws, sample)
+ref, vol = page.read_volume(ws, sample)
 if vol is not None:
-    slice_viewer()
-
-analyses = ws.list_analyses(sid)
-if analyses:
-    with st.expander(f"Analyses of this sample ({len(analyses)})"):
-        st.dataframe(tables.analyses_table(analyses), hide_index=True)
-
-with st.expander("Delete this sample", icon=":material/delete:"):
-    st.write(f"Deletes **{sample.name}** from the workspace with its {len(analyses)} analyses and their files"
-             + (" and the uploaded file." if "uploads" in sample.source else ". The source file is not touched."))
-    ok = st.checkbox("Yes, delete it", key=state.k(state.DELETE_CONFIRM, sid))
-    if st.button("Delete sample", key=state.k(state.DELETE_BUTTON, sid), disabled=not ok, type="primary"):
-        ws.delete_sample(sid)
-        st.session_state[state.SAMPLE_ID] = None
-        st.session_state[state.PENDING_SAMPLE] = None
-        messages.flash("success", f"Deleted sample '{sample.name}'.")
-        st.rerun()
+    samples_view.slice_viewer(ref, vol, sample)
+analyses = ws.list_analyses(sample.id)
+samples_view.analyses_section(analyses)
+samples_view.delete_section(ws, sample, analyses)

@@ -109,7 +109,8 @@ def read_options(path, kind: str) -> dict:
         c = st.columns(5)
         shape = [c[i].number_input(f"size {a} (voxels)", 1, 100_000, 64, key=state.k(state.READ_RAW_SIZE, kind, a))
                  for i, a in enumerate(AXES)]
-        dtype = c[3].selectbox("dtype", ("uint8", "uint16", "int16", "float32"), index=1, key=state.k(state.READ_RAW_DTYPE, kind))
+        dtype = c[3].selectbox("dtype", ("uint8", "uint16", "int16", "float32"), index=1,
+                               key=state.k(state.READ_RAW_DTYPE, kind))
         offset = c[4].number_input("header (bytes)", 0, 10**9, 0, key=state.k(state.READ_RAW_OFFSET, kind))
         opts.update(shape=[int(n) for n in shape], dtype=dtype, offset=int(offset))
     return opts

@@ -60,7 +60,8 @@ def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, 
                     spacing_help: str = "") -> SampleMetadata:
     """Name, group, voxel size per axis (µm), thickness axis and separator side.
 
-    ``scope`` specialises the keys (:data:`ui.state.META_NAME` ...): ``("add", kind, token)`` or ``("edit", sample id)``.
+    ``scope`` specialises the keys (:data:`ui.state.META_NAME` ...): ``("add", kind, token)`` while adding,
+    ``("edit", sample id)`` while editing.
     """
     keys = {f: state.k(base, *scope) for f, base in (("name", state.META_NAME), ("group", state.META_GROUP),
                                                       ("axis", state.META_AXIS), ("side", state.META_SIDE))}

@@ -7,6 +7,7 @@ shows does not exist yet.
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from core.workspace import Analysis, Sample, Workspace
@@ -37,14 +38,22 @@ def require_sample(ws: Workspace) -> Sample:
     return s
 
 
-def require_volume(ws: Workspace, sample: Sample):
-    """(VolumeRef, volume) of a sample; a one-sentence error and stop when it cannot be read."""
+def read_volume(ws: Workspace, sample: Sample) -> tuple[cache.VolumeRef, np.ndarray | None]:
+    """(VolumeRef, volume) of a sample; the volume is None after a one-sentence error when it cannot be read."""
     ref = cache.VolumeRef.of(ws, sample)
     try:
         return ref, cache.volume(ref)
     except (OSError, ValueError, TypeError, KeyError, MemoryError) as exc:
         st.error(f"Cannot read the volume of '{sample.name}': {one_sentence(exc)}")
+        return ref, None
+
+
+def require_volume(ws: Workspace, sample: Sample) -> tuple[cache.VolumeRef, np.ndarray]:
+    """(VolumeRef, volume) of a sample; a one-sentence error and stop when it cannot be read."""
+    ref, vol = read_volume(ws, sample)
+    if vol is None:
         st.stop()
+    return ref, vol
 
 
 def require_analysis(ws: Workspace, sample: Sample, what: str) -> Analysis:
