@@ -7,8 +7,9 @@ and guards), ``widgets`` (pickers and the progress bar several pages share),
 ``file_browser`` (server-side files and their reading options), ``messages``
 (flash and one-sentence errors), ``tables`` (display tables), ``charts``
 (Altair builders), ``render`` (slice images, numpy only), ``view3d`` (PyVista
-meshes and vtk.js export, no streamlit), ``compare_view`` and ``sections``
-(the sections of the Compare page), ``exports`` (downloads) and ``startup``
-(first-run demo analysis).  Importing this package imports nothing heavy, so
-``view3d`` can run in a spawned child process.
+meshes and vtk.js export, no streamlit), the sections of each page
+(``samples_view``, ``segment_view``, ``particles_view``, ``compare_view`` and
+``sections``), ``exports`` (downloads) and ``startup`` (first-run demo
+analysis).  Importing this package imports nothing heavy, so ``view3d`` can run
+in a spawned child process.
 """

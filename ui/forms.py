@@ -1,4 +1,5 @@
-"""Widget groups that return frozen parameter dataclasses: sample metadata, segmentation, particle separation.
+"""Widget groups that return frozen parameter dataclasses: sample metadata, segmentation, particle separation,
+the 3D view.
 
 Widgets are initialised through session state (:func:`ui.state.init`) rather
 than ``value=``, so callbacks (e.g. "Suggest") may set them; per-sample keys
@@ -226,7 +227,8 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
 # --------------------------------------------------------------------------- particles
 
 
-def separation_form(sample: Sample, current: SeparationParams, *, cue: bool = False) -> tuple[SeparationParams | None, bool]:
+def separation_form(sample: Sample, current: SeparationParams, *,
+                    cue: bool = False) -> tuple[SeparationParams | None, bool]:
     """SeparationParams in an ``st.form``; returns (params, submitted).
 
     With ``cue`` (particles from the 3D U-Net's instance cue) the watershed's
@@ -281,3 +283,39 @@ def model_card_line(params) -> str:
                 "See core/nn/weights/MODEL_CARD.md for what it is good and bad at.")
     except (OSError, KeyError, ValueError, TypeError):
         return f"Weights `{params.path}`."
+
+
+# --------------------------------------------------------------------------- 3D view
+
+
+def view3d_params() -> cache.View3DParams | None:
+    """Depth range, triangle budget, interactive or image, CBD surface and its opacity (one choice for all
+    samples); None after an error when the depth range is empty."""
+    from .view3d import CBD_OPACITY, CBD_OPACITY_RANGE, MAX_TRIANGLES
+
+    init(state.V3_DEPTH, (0.0, 1.0))
+    init(state.V3_MAX_TRI, 100_000)
+    init(state.V3_MODE, "interactive")
+    init(state.V3_CBD, False)
+    init(state.V3_CBD_OPACITY, CBD_OPACITY)
+    c1, c2, c3 = st.columns([3, 2, 2])
+    depth = c1.slider("Depth range shown (0 = separator side, 1 = current collector)", 0.0, 1.0, key=state.V3_DEPTH,
+                      step=0.05, persist_state=PERSIST)
+    max_tri = c2.select_slider("Triangle budget", (20_000, 40_000, 60_000, 100_000), key=state.V3_MAX_TRI,
+                               persist_state=PERSIST, format_func=lambda n: f"{n // 1000}k",
+                               help=f"At most {MAX_TRIANGLES // 1000}k: browsers without a GPU redraw big meshes "
+                                    "slowly.")
+    mode = c3.radio("View", ("interactive", "image"), key=state.V3_MODE, persist_state=PERSIST,
+                    format_func={"interactive": "interactive (rotate, zoom)", "image": "static image"}.get)
+    d1, d2 = st.columns([3, 4])
+    show_cbd = d1.checkbox("Show the CBD (carbon-binder) as a translucent grey surface", key=state.V3_CBD,
+                           persist_state=PERSIST,
+                           help="The CBD surface takes at most a third of the triangle budget, the particles the rest.")
+    cbd_opacity = d2.slider("CBD opacity", *CBD_OPACITY_RANGE, key=state.V3_CBD_OPACITY, step=0.05,
+                            persist_state=PERSIST, disabled=not show_cbd)
+    if depth[1] <= depth[0]:
+        st.error("Pick a depth range of non-zero width.")
+        return None
+    return cache.View3DParams(depth_range=(float(depth[0]), float(depth[1])), max_triangles=int(max_tri),
+                              interactive=mode == "interactive", show_cbd=bool(show_cbd),
+                              cbd_opacity=round(float(cbd_opacity), 2) if show_cbd else CBD_OPACITY)
