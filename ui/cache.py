@@ -134,6 +134,12 @@ def grey_slice(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
     return render.take_slice(volume(ref), axis, index)
 
 
+def grey_image(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
+    """(H, W, 3) uint8: one slice at the display contrast of the whole volume (its 0.5–99.5 percentiles)."""
+    lo, hi = contrast(ref, 0.5, 99.5)
+    return render.grey_rgb(grey_slice(ref, axis, index), lo, hi)
+
+
 @st.cache_resource(max_entries=4, show_spinner="Sampling the denoised volume for the preview…")
 def preview_globals(ref: VolumeRef, key: SegmentParams) -> PreviewGlobals:
     """Global values a full run would take from this volume (read-only; keyed by :func:`ui.compute.globals_key`)."""

@@ -356,9 +356,7 @@ def slices_section(ctx: CompareContext) -> None:
         t = ctx.tables[name]
         colours = render.label_colour_table(t["label"].to_numpy(), t["detachment"].to_numpy(), int(labels.max()))
         try:
-            vref = cache.VolumeRef.of(ctx.ws, sample)
-            lo, hi = cache.contrast(vref, 0.5, 99.5)
-            base = render.grey_rgb(cache.grey_slice(vref, axis, index), lo, hi)
+            base = cache.grey_image(cache.VolumeRef.of(ctx.ws, sample), axis, index)
         except (OSError, ValueError, TypeError):
             base = render.grey_rgb(np.zeros_like(lab2d, dtype=np.float32), 0, 1)
         img = render.particle_overlay(base, lab2d, colours, mode="fill")

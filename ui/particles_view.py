@@ -108,9 +108,7 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
     colours = render.label_colour_table(table["label"].to_numpy(), table["detachment"].to_numpy(),
                                         int(labels.max()))
     try:
-        vref = cache.VolumeRef.of(ws, sample)
-        lo, hi = cache.contrast(vref, 0.5, 99.5)
-        base = render.grey_rgb(cache.grey_slice(vref, axis, index), lo, hi)
+        base = cache.grey_image(cache.VolumeRef.of(ws, sample), axis, index)
     except (OSError, ValueError, TypeError):  # the source moved: draw on the phases instead
         base = render.phase_overlay(render.grey_rgb(lab2d * 0, 0, 1), cache.phase_slice(ref, axis, index), 0.5)
     img = render.particle_overlay(base, lab2d, colours, mode="outline", highlight=chosen)

@@ -48,8 +48,7 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
     state.init(state.SEG_OPACITY, 0.45)
     opacity = st.slider("Phase colour opacity", 0.0, 1.0, key=state.SEG_OPACITY, step=0.05,
                         persist_state=state.PERSIST)
-    lo, hi = cache.contrast(ref, 0.5, 99.5)
-    grey = render.grey_rgb(cache.grey_slice(ref, axis, index), lo, hi)
+    grey = cache.grey_image(ref, axis, index)
     if method != "model" and params is None:
         st.image(render.upscale(grey, 520), width="stretch", caption=f"slice {render.AXES[axis]} = {index}")
         return
