@@ -12,8 +12,6 @@ from .render import DETACHMENT_CMAP, DETACHMENT_RANGE, PHASE_HEX
 
 DETACHMENT_TITLE = "detachment index (0–1)"
 GROUP_SCHEME = "tableau10"  # categorical colours of electrodes
-DETACHMENT_LONG = "detachment index (pore share of the particle's open interface, 0–1)"
-
 _TITLES = {
     "detachment": DETACHMENT_TITLE,
     "depth_frac": "depth (0 = separator side, 1 = current collector)",
@@ -75,11 +73,6 @@ def _group_colour(df: pd.DataFrame, column: str, *, legend: bool = True) -> alt.
                      sort=order, legend=alt.Undefined if legend else None)
 
 
-EDGE_WORDS = {
-    "exclude": "edge particles left out",
-    "include": "edge particles included",
-    "miles": "Miles–Lantuéjoul edge-corrected",
-}
 LOW_N_GREY = "#b0b0b0"
 
 
