@@ -5,32 +5,31 @@ import json
 import streamlit as st
 
 from core.synth import DEMO_DESCRIPTIONS, DEMO_ELECTRODES
-from ui import cache, render, settings, state, widgets
-from ui.render import AXES
+from ui import cache, file_browser, forms, messages, page, samples_view, settings, state, tables, widgets
 
 ws = cache.workspace()
 st.title("Samples")
-widgets.show_flash()
+messages.show_flash()
 
-table = widgets.catalogue_table(ws)
+table = tables.catalogue_table(ws)
 if len(table):
-    st.dataframe(table, hide_index=True, key="samples_table")
+    st.dataframe(table, hide_index=True, key=state.SAMPLES_TABLE)
 else:
     st.info("The workspace is empty: add a demo electrode, a file from the data folder, or upload a small volume.")
 
 
-def _add(name: str, source: str, meta: dict, options: dict, factor: int = 1) -> None:
-    spacing = tuple(v * factor for v in meta["spacing"])  # the voxel size as analysed
+def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, factor: int = 1) -> None:
+    spacing = tuple(v * factor for v in meta.spacing)  # the voxel size as analysed
     if factor > 1:
         options = {**options, "downsample": factor}
     try:
-        s = ws.add_sample(meta["name"] or name, source, spacing=spacing, group_label=meta["group_label"],
-                          axis=meta["axis"], separator_side=meta["separator_side"], source_options=options)
+        s = ws.add_sample(meta.name or name, source, spacing=spacing, group_label=meta.group_label,
+                          axis=meta.axis, separator_side=meta.separator_side, source_options=options)
     except (ValueError, TypeError) as exc:
-        st.error(widgets.one_sentence(exc))
+        st.error(messages.one_sentence(exc))
         return
     st.session_state[state.PENDING_SAMPLE] = s.id
-    widgets.flash("success", f"Added sample '{s.name}'. Segment it on the Segment page.")
+    messages.flash("success", f"Added sample '{s.name}'. Segment it on the Segment page.")
     st.rerun()
 
 
@@ -38,7 +37,7 @@ def _probe_and_describe(path, options: dict) -> dict | None:
     try:
         info = cache.probe(str(path), json.dumps(options, sort_keys=True), path.stat().st_mtime)
     except (OSError, ValueError, TypeError, KeyError, MemoryError) as exc:
-        st.error(widgets.one_sentence(exc))
+        st.error(messages.one_sentence(exc))
         return None
     if len(info["shape"]) != 3 or min(info["shape"]) < 1:
         st.error(f"{path.name} is not a 3D volume (shape {info['shape']}).")
@@ -55,34 +54,34 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
     with tab_demo:
         demo = st.selectbox("Demo electrode", list(DEMO_ELECTRODES), key=state.ADD_DEMO,
                             format_func=lambda n: f"{n} — {DEMO_DESCRIPTIONS[n]}")
-        widgets.init(state.ADD_DEMO_SIZE, settings.demo_size())
+        state.init(state.ADD_DEMO_SIZE, settings.demo_size())
         size = st.number_input("Size (voxels per edge; generation ~3 s and analysis ~4 s at 160)", 16, 320,
                                key=state.ADD_DEMO_SIZE, step=16)
         st.caption("SYNTHETIC: generated with known ground truth (core.synth), not a measurement.")
-        meta = widgets.sample_metadata(state.k(state.ADD_NAME, "demo", demo), name=f"{demo}", group="SYNTHETIC demo",
-                                       spacing=settings.demo_spacing(demo), axis=0, side="start")
+        meta = forms.sample_metadata(("add", "demo", demo), name=f"{demo}", group="SYNTHETIC demo",
+                                     spacing=settings.demo_spacing(demo), axis=0, side="start")
         if st.button("Add demo electrode", key=state.k(state.ADD_SUBMIT, "demo"), type="primary"):
             seed = list(DEMO_ELECTRODES).index(demo)
             _add(demo, f"demo:{demo}", meta, {"shape": [int(size)] * 3, "seed": seed})
 
     with tab_server:
-        chosen = widgets.file_browser(settings.data_dir())
+        chosen = file_browser.file_browser(settings.data_dir())
         if chosen is not None:
-            opts = widgets.read_options(chosen, state.k(state.ADD_FILE, "opts"))
+            opts = file_browser.read_options(chosen, "file")
             info = _probe_and_describe(chosen, opts)
             if info is not None:
-                meta = widgets.sample_metadata(
-                    state.k(state.ADD_NAME, "file", widgets.path_token(chosen)), name=chosen.stem, group="",
+                meta = forms.sample_metadata(
+                    ("add", "file", file_browser.path_token(chosen)), name=chosen.stem, group="",
                     spacing=info["spacing"], axis=0, side="auto",
                     spacing_help="The file's voxel size; pre-filled from its metadata where present.")
                 factor = widgets.downsample_picker(
-                    state.k(state.ADD_DOWNSAMPLE, "file", widgets.path_token(chosen)), info["shape"])
+                    state.k(state.ADD_DOWNSAMPLE, "file", file_browser.path_token(chosen)), info["shape"])
                 if st.button("Add this file", key=state.k(state.ADD_SUBMIT, "file"), type="primary"):
                     _add(chosen.stem, str(chosen), meta, {"read": opts, "shape": info["shape"]}, factor)
 
     with tab_upload:
         st.caption("For small volumes (the browser sends the whole file). Big volumes: use the server data folder.")
-        up = st.file_uploader("Volume file", type=[s.lstrip(".") for s in widgets.VOLUME_SUFFIXES],
+        up = st.file_uploader("Volume file", type=[s.lstrip(".") for s in file_browser.VOLUME_SUFFIXES],
                               key=state.ADD_UPLOAD)
         if up is not None:
             saved = st.session_state.setdefault(state.UPLOADS_SAVED, {})
@@ -91,12 +90,12 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
             from pathlib import Path
 
             path = Path(saved[up.file_id])
-            opts = widgets.read_options(path, state.k(state.ADD_UPLOAD, "opts"))
+            opts = file_browser.read_options(path, "upload")
             info = _probe_and_describe(path, opts)
             if info is not None:
-                meta = widgets.sample_metadata(state.k(state.ADD_NAME, "upload", up.file_id), name=path.stem,
-                                               group="", spacing=info["spacing"], axis=0, side="auto",
-                                               spacing_help="The file's voxel size.")
+                meta = forms.sample_metadata(("add", "upload", up.file_id), name=path.stem,
+                                             group="", spacing=info["spacing"], axis=0, side="auto",
+                                             spacing_help="The file's voxel size.")
                 factor = widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id),
                                                    info["shape"])
                 if st.button("Add uploaded volume", key=state.k(state.ADD_SUBMIT, "upload"), type="primary"):
@@ -108,77 +107,11 @@ if sample is None:
 
 st.divider()
 st.header(f"{sample.name}")
-widgets.demo_badge(sample)
-sid = sample.id
-
-with st.expander("Sample details", expanded=False):
-    meta = widgets.sample_metadata(state.k(state.EDIT_NAME, sid), name=sample.name, group=sample.group_label,
-                                   spacing=sample.spacing, axis=sample.axis, side=sample.separator_side)
-    if st.button("Save details", key=state.k(state.EDIT_SAVE, sid)):
-        try:
-            ws.update_sample(sid, **meta)
-            widgets.flash("success", "Saved. Changed voxel size, axis or separator side apply to the next analysis.")
-            st.rerun()
-        except (ValueError, TypeError) as exc:
-            st.error(widgets.one_sentence(exc))
-    st.caption(f"Source: `{sample.source}`")
-    if sample.downsample > 1:
-        st.caption(f"Downsampled by {sample.downsample} when loaded: the voxel size above is the one analysed, "
-                   f"{sample.downsample} × the file's ("
-                   + " × ".join(f"{v / sample.downsample:g}" for v in sample.spacing) + " µm). To change the "
-                   "factor, add the file again.")
-
-latest = ws.latest_analysis(sid)
-if latest is not None:
-    used = latest.provenance.get("spacing_um")
-    if used and any(abs(a - b) > 1e-9 for a, b in zip(used, sample.spacing)):
-        st.warning(f"The latest analysis used voxel size {used} µm; the sample now says {list(sample.spacing)} µm. "
-                   "Rerun the analysis (Segment page) to update the measurements.")
-
-ref = cache.VolumeRef.of(ws, sample)
-try:
-    vol = cache.volume(ref)
-except (OSError, ValueError, TypeError, KeyError, MemoryError) as exc:
-    vol = None
-    st.error(f"Cannot read the volume of '{sample.name}': {widgets.one_sentence(exc)}")
-
-
-@st.fragment
-def slice_viewer():
-    st.subheader("Orthogonal slices")
-    widgets.init(state.k(state.VIEW_CONTRAST, sid), (1.0, 99.0))
-    pct = st.slider("Contrast: grey-value percentiles mapped to black and white (%)", 0.0, 100.0,
-                    key=state.k(state.VIEW_CONTRAST, sid), step=0.5)
-    lo, hi = cache.contrast(ref, pct[0], pct[1])
-    cols = st.columns(3)
-    for axis, col in enumerate(cols):
-        n = vol.shape[axis]
-        key = state.k(state.VIEW_INDEX, AXES[axis], sid)
-        widgets.init(key, n // 2)
-        with col:
-            idx = st.slider(f"{AXES[axis]} index (voxels, 0–{n - 1})", 0, max(n - 1, 1), key=key, disabled=n <= 1)
-            img = render.grey_rgb(cache.grey_slice(ref, axis, min(idx, n - 1)), lo, hi)
-            st.image(render.upscale(img, 360), caption=f"slice ⊥ {AXES[axis]} at {AXES[axis]} = {idx} "
-                     f"({idx * sample.spacing[axis]:.1f} µm)", width="stretch")
-    st.caption(f"Volume {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; "
-               f"display range {lo:.0f}–{hi:.0f} grey units.")
-
-
+page.demo_badge(sample)
+samples_view.details_section(ws, sample)
+ref, vol = page.read_volume(ws, sample)
 if vol is not None:
-    slice_viewer()
-
-analyses = ws.list_analyses(sid)
-if analyses:
-    with st.expander(f"Analyses of this sample ({len(analyses)})"):
-        st.dataframe(widgets.analyses_table(analyses), hide_index=True)
-
-with st.expander("Delete this sample", icon=":material/delete:"):
-    st.write(f"Deletes **{sample.name}** from the workspace with its {len(analyses)} analyses and their files"
-             + (" and the uploaded file." if "uploads" in sample.source else ". The source file is not touched."))
-    ok = st.checkbox("Yes, delete it", key=state.k(state.DELETE_CONFIRM, sid))
-    if st.button("Delete sample", key=state.k(state.DELETE_BUTTON, sid), disabled=not ok, type="primary"):
-        ws.delete_sample(sid)
-        st.session_state[state.SAMPLE_ID] = None
-        st.session_state[state.PENDING_SAMPLE] = None
-        widgets.flash("success", f"Deleted sample '{sample.name}'.")
-        st.rerun()
+    samples_view.slice_viewer(ref, vol, sample)
+analyses = ws.list_analyses(sample.id)
+samples_view.analyses_section(analyses)
+samples_view.delete_section(ws, sample, analyses)

@@ -6,69 +6,24 @@ from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
 from core.phases import RESOLVABLE_GAP_SIGMAS, assess_blur, resolvable_gap_um
 from core.runner import run_analysis
-from ui import advice, cache, charts, compute, render, state, widgets
+from ui import advice, cache, messages, page, segment_view, state, widgets
 
-ws = cache.workspace()
-sample = widgets.require_sample(ws)
+ws, sample = page.sample_page("Segment")
 sid = sample.id
-st.title(f"Segment — {sample.name}")
-widgets.demo_badge(sample)
-widgets.show_flash()
-ref, vol = widgets.require_volume(ws, sample)
+ref, vol = page.require_volume(ws, sample)
 latest = ws.latest_analysis(sid)
 
-widgets.init(state.SEG_METHOD, "threshold")
-method = st.radio(
-    "Method", ("threshold", "model"), key=state.SEG_METHOD, horizontal=True, persist_state=widgets.PERSIST,
-    format_func={"threshold": "Thresholds (+ partial-volume correction)",
-                 "model": "Trained 3D U-Net (phases and particles)"}.get,
-)
 mparams = ModelParams()
-if method == "model":
-    st.caption(widgets.model_card_line(mparams))
-
-hist, vmin, vmax = cache.histogram(ref)
+method = segment_view.method_picker(mparams)
 left, right = st.columns([5, 6], gap="large")
 with left:
-    st.subheader("Grey values")
-    params = widgets.segment_params(sample, ref, vmin, vmax, latest)
-    low = st.session_state[state.k(state.SEG_LOW, sid)]
-    high = st.session_state[state.k(state.SEG_HIGH, sid)]
-    st.altair_chart(charts.grey_histogram(hist, low, high), width="stretch")
-    st.caption("Histogram of a strided sample of about a million voxels of the raw volume; the thresholds apply "
-               "to the volume after the chosen denoising (none by default).")
-
+    params = segment_view.grey_values_section(sample, ref, latest).params
 with right:
-    st.subheader("Preview (one slice)")
-    axis, index = widgets.slice_picker(state.k(state.SEG_INDEX, sid), vol.shape, label="Preview slice")
-    widgets.init(state.SEG_OPACITY, 0.45)
-    opacity = st.slider("Phase colour opacity", 0.0, 1.0, key=state.SEG_OPACITY, step=0.05,
-                        persist_state=widgets.PERSIST)
-    lo, hi = cache.contrast(ref, 0.5, 99.5)
-    grey = render.grey_rgb(cache.grey_slice(ref, axis, index), lo, hi)
-    if method == "model" or params is not None:
-        try:
-            ph2d = (cache.preview_model(ref, axis, index, mparams) if method == "model"
-                    else cache.preview_phases(ref, axis, index, params))
-        except (ValueError, MemoryError) as exc:
-            st.error(widgets.one_sentence(exc))
-            st.stop()
-        st.image(render.upscale(render.phase_overlay(grey, ph2d, opacity), 520), width="stretch",
-                 caption=f"slice {render.AXES[axis]} = {index}: grey values with the phases over them")
-        if method != "model":
-            st.caption(cache.preview_note(ref, axis, index, params))
-        st.html(charts.phase_legend_html())
-        fr = compute.phase_fractions(ph2d)
-        c = st.columns(3)
-        c[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
-        c[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
-        c[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
-    else:
-        st.image(render.upscale(grey, 520), width="stretch", caption=f"slice {render.AXES[axis]} = {index}")
+    segment_view.preview_section(sample, ref, vol.shape, method, params, mparams)
 
 st.divider()
 st.subheader("Full analysis")
-sep = widgets.latest_params(latest).separation
+sep = page.latest_params(latest).separation
 if method == "model":
     st.caption("Runs the 3D U-Net over the whole volume tile by tile, identifies the particles from its instance "
                f"cue (merge ratio {sep.merge_ratio:g}) and measures each particle. The result is stored in the "
@@ -86,7 +41,7 @@ if run and (params is not None or method == "model"):
         ap = AnalysisParams(method="threshold", segment=params, separation=sep)
     a = widgets.run_with_progress("Analysis", lambda progress: run_analysis(ws, sid, vol, ap, progress=progress))
     if a is not None:
-        widgets.flash("success", f"Analysis {a.id} done: {a.n_particles} particles. See the Particles page.")
+        messages.flash("success", f"Analysis {a.id} done: {a.n_particles} particles. See the Particles page.")
         st.rerun()
 
 if latest is not None:

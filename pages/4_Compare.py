@@ -6,12 +6,12 @@ the statistics are computed in ``core.compare``.
 
 import streamlit as st
 
-from ui import cache, compare_view, exports, sections, widgets
+from ui import cache, compare_view, exports, messages, sections
 
 ws = cache.workspace()
 exports.begin_page()
 st.title("Compare electrodes")
-widgets.show_flash()
+messages.show_flash()
 
 ctx = compare_view.select(ws)
 edge_policy = compare_view.edge_policy_picker()
@@ -41,4 +41,4 @@ sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get)
 sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get)
 
 # ---- downloads: tables, charts, report, recipe
-exports.compare_section(ws, list(ctx.names), min_diameter_um=ctx.min_diameter_um)
+exports.compare_section(ctx, metric=metric)

@@ -24,7 +24,9 @@ import pandas as pd
 import streamlit as st
 
 from core import compare
+from core import connectivity as core_connectivity
 from core import phases as core_phases
+from core.connectivity import ContactGraph
 from core.nn.params import ModelParams
 from core.phases import PreviewContext, PreviewGlobals, SegmentParams
 from core.workspace import Analysis, Sample, Workspace
@@ -132,6 +134,12 @@ def grey_slice(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
     return render.take_slice(volume(ref), axis, index)
 
 
+def grey_image(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
+    """(H, W, 3) uint8: one slice at the display contrast of the whole volume (its 0.5–99.5 percentiles)."""
+    lo, hi = contrast(ref, 0.5, 99.5)
+    return render.grey_rgb(grey_slice(ref, axis, index), lo, hi)
+
+
 @st.cache_resource(max_entries=4, show_spinner="Sampling the denoised volume for the preview…")
 def preview_globals(ref: VolumeRef, key: SegmentParams) -> PreviewGlobals:
     """Global values a full run would take from this volume (read-only; keyed by :func:`ui.compute.globals_key`)."""
@@ -180,6 +188,14 @@ def phase_slice(ref: ResultRef, axis: int, index: int) -> np.ndarray:
 @st.cache_data(max_entries=32, show_spinner=False)
 def phase_fractions(ref: ResultRef) -> dict[str, float]:
     return compute.phase_fractions(result_arrays(ref)[0])
+
+
+@st.cache_data(max_entries=32, show_spinner="Building the contact graph…")
+def contact_graph(ref: ResultRef, axis: int, separator_side: str, spacing: tuple, depth_bins: int) -> ContactGraph:
+    """:func:`core.connectivity.contact_graph` of a finished analysis (keyed by its id and the parameters)."""
+    phases, labels = result_arrays(ref)
+    return core_connectivity.contact_graph(labels, phases, spacing, axis=axis, separator_side=separator_side,
+                                           depth_bins=depth_bins)
 
 
 # --------------------------------------------------------------------------- comparison statistics
@@ -321,12 +337,6 @@ def view3d(ref: ResultRef, params: View3DParams, axis: int, separator_side: str,
     if out["html"] is None:
         out["png"] = v3.screenshot(mesh, **scene)
     return out
-
-
-def clear_all() -> None:
-    """Drop every cached value (tests; after deleting a sample)."""
-    st.cache_data.clear()
-    st.cache_resource.clear()
 
 
 @st.cache_data(max_entries=32, show_spinner="Reading the file's metadata…")

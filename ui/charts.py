@@ -12,8 +12,6 @@ from .render import DETACHMENT_CMAP, DETACHMENT_RANGE, PHASE_HEX
 
 DETACHMENT_TITLE = "detachment index (0–1)"
 GROUP_SCHEME = "tableau10"  # categorical colours of electrodes
-DETACHMENT_LONG = "detachment index (pore share of the particle's open interface, 0–1)"
-
 _TITLES = {
     "detachment": DETACHMENT_TITLE,
     "depth_frac": "depth (0 = separator side, 1 = current collector)",
@@ -68,18 +66,13 @@ def grey_histogram(hist: pd.DataFrame, low: float, high: float, *, log: bool = F
     return (bars + rule).properties(height=260)
 
 
-def _group_colour(df: pd.DataFrame, color: str, *, legend: bool = True) -> alt.Color:
-    """One colour per group, legend in the order the groups first appear (``legend=False``: same colours, no legend)."""
-    order = list(dict.fromkeys(df[color].tolist()))
-    return alt.Color(f"{color}:N", title=color, scale=alt.Scale(scheme=GROUP_SCHEME, domain=order),
+def _group_colour(df: pd.DataFrame, column: str, *, legend: bool = True) -> alt.Color:
+    """One colour per group of ``column``, legend in the order the groups first appear (``legend=False``: no legend)."""
+    order = list(dict.fromkeys(df[column].tolist()))
+    return alt.Color(f"{column}:N", title=column, scale=alt.Scale(scheme=GROUP_SCHEME, domain=order),
                      sort=order, legend=alt.Undefined if legend else None)
 
 
-EDGE_WORDS = {
-    "exclude": "edge particles left out",
-    "include": "edge particles included",
-    "miles": "Miles–Lantuéjoul edge-corrected",
-}
 LOW_N_GREY = "#b0b0b0"
 
 
@@ -226,7 +219,7 @@ def trend_counts(tr: compare.Trend) -> alt.LayerChart:
         color=alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour)) + rule).properties(height=220)
 
 
-def colorbar(title: str = DETACHMENT_TITLE, vmin: float = DETACHMENT_RANGE[0], vmax: float = DETACHMENT_RANGE[1],
+def colour_bar(title: str = DETACHMENT_TITLE, vmin: float = DETACHMENT_RANGE[0], vmax: float = DETACHMENT_RANGE[1],
              scheme: str = DETACHMENT_CMAP, *, nan_note: bool = True) -> alt.Chart:
     """A horizontal colour bar (the same scale as the slice images)."""
     v = np.linspace(vmin, vmax, 101)

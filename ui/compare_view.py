@@ -19,7 +19,7 @@ import streamlit as st
 from core import compare
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, exports, render, state, widgets
+from . import cache, charts, exports, messages, page, render, state
 
 EDGE_LABELS = {
     "exclude": "leave out",
@@ -51,6 +51,8 @@ class CompareContext:
     min_diameter_um : float
         Particles with a smaller equivalent diameter are left out of ``tables``
         and of every statistic keyed by :attr:`key` (0 keeps all).
+    dropped : {display name: int}
+        How many particles of each electrode that filter left out.
     """
 
     ws: Workspace
@@ -61,6 +63,7 @@ class CompareContext:
     groups: dict[str, str]
     windows_um: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
     min_diameter_um: float = 0.0
+    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def key(self) -> cache.Selection:
@@ -98,14 +101,12 @@ def select(ws: Workspace) -> CompareContext:
     plain = [s.name for s, _ in analysed]
 
     def display_name(sid: int) -> str:
-        s = by_id[sid][0]
-        name = s.name if plain.count(s.name) == 1 else f"{s.name} #{s.id}"
-        return name + (" (SYNTHETIC)" if s.is_demo else "")
+        return exports.electrode_name(by_id[sid][0], plain)
 
-    widgets.init(state.CMP_SAMPLES, [s.id for s, _ in analysed[:6]])
+    state.init(state.CMP_SAMPLES, [s.id for s, _ in analysed[:6]])
     st.session_state[state.CMP_SAMPLES] = [i for i in st.session_state[state.CMP_SAMPLES] if i in by_id]
     chosen = st.multiselect("Electrodes (latest analysis of each)", list(by_id), key=state.CMP_SAMPLES,
-                            format_func=display_name, persist_state=widgets.PERSIST)
+                            format_func=display_name, persist_state=state.PERSIST)
     if len(chosen) < 2:
         st.info("Pick at least two electrodes.")
         st.stop()
@@ -123,16 +124,16 @@ def select(ws: Workspace) -> CompareContext:
         ws=ws, names=names, samples={names[i]: by_id[i] for i in chosen}, refs=refs, tables=tables,
         groups={names[i]: by_id[i][0].group_label for i in chosen},
         windows_um={names[i]: window_um(by_id[i][1], refs[names[i]]) for i in chosen},
-        min_diameter_um=min_d,
+        min_diameter_um=min_d, dropped=dropped,
     )
 
 
 def size_filter_picker() -> float:
     """The page-wide smallest equivalent diameter counted (µm; 0 keeps every particle)."""
-    widgets.init(state.CMP_MIN_DIAMETER, 0.0)
+    state.init(state.CMP_MIN_DIAMETER, 0.0)
     return float(st.number_input(
         "Smallest particle counted: equivalent diameter (µm)", 0.0, 1000.0, key=state.CMP_MIN_DIAMETER, step=0.5,
-        format="%.1f", persist_state=widgets.PERSIST,
+        format="%.1f", persist_state=state.PERSIST,
         help="Leave out fines and segmentation debris: a particle of a few voxels has a detachment of 0, 1 or a "
              "coarse fraction between. In a real calendered NMC volume 5 % of the particles had fewer than 16 "
              "voxels; leaving them out narrowed the IQR of detachment from 0.129 to 0.122. 0 keeps every "
@@ -141,9 +142,9 @@ def size_filter_picker() -> float:
 
 def edge_policy_picker() -> str:
     """The page-wide choice for particles cut by the volume edge."""
-    widgets.init(state.CMP_EDGE, DEFAULT_EDGE)
+    state.init(state.CMP_EDGE, DEFAULT_EDGE)
     policy = st.radio("Particles cut by the volume edge", tuple(EDGE_LABELS), key=state.CMP_EDGE, horizontal=True,
-                      format_func=EDGE_LABELS.get, persist_state=widgets.PERSIST)
+                      format_func=EDGE_LABELS.get, persist_state=state.PERSIST)
     st.caption(
         "**Include** (the default) keeps every particle: detachment is a share of the particle's *visible* open "
         "surface, still a fair estimate for a particle cut by the edge, and leaving edge particles out discards "
@@ -156,7 +157,7 @@ def edge_policy_picker() -> str:
 
 
 def _one_sentence_warning(exc: Exception) -> None:
-    st.warning(widgets.one_sentence(exc))
+    st.warning(messages.one_sentence(exc))
 
 
 # --------------------------------------------------------------------------- summary
@@ -164,9 +165,9 @@ def _one_sentence_warning(exc: Exception) -> None:
 
 def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | None:
     """Per electrode: n, median detachment with bootstrap CI, IQR and the share above a cut (Wilson CI)."""
-    widgets.init(state.CMP_CUT, DEFAULT_CUT)
+    state.init(state.CMP_CUT, DEFAULT_CUT)
     cut = st.slider("Detached cut: count particles with detachment above", 0.05, 0.95, key=state.CMP_CUT,
-                    step=0.05, persist_state=widgets.PERSIST)
+                    step=0.05, persist_state=state.PERSIST)
     try:
         res = cache.cmp_summary(ctx.key, tuple(ctx.groups.items()), edge_policy, float(cut))
     except ValueError as exc:
@@ -174,7 +175,7 @@ def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | 
         return None
     pct = round(res.confidence * 100)
     num = lambda label, fmt="%.3f": st.column_config.NumberColumn(label, format=fmt)  # noqa: E731
-    st.dataframe(res.table, hide_index=True, key="cmp_summary", column_order=[
+    st.dataframe(res.table, hide_index=True, key=state.CMP_SUMMARY_TABLE, column_order=[
         "electrode", "group", "n_particles", "n_used", "n_valid", "median", "median_ci_lo", "median_ci_hi", "iqr",
         "share_above", "share_ci_lo", "share_ci_hi", "median_equiv_diameter_um"], column_config={
         "n_particles": num("particles", "%d"), "n_used": num("used", "%d"),
@@ -206,21 +207,21 @@ def numeric_metrics(ctx: CompareContext) -> list[str]:
 def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
     """Histogram / ECDF / box / violin of one metric, number- or volume-weighted; returns the metric."""
     metrics = numeric_metrics(ctx)
-    widgets.init(state.CMP_METRIC, "detachment")
-    widgets.init(state.CMP_WEIGHTING, "number")
-    widgets.init(state.CMP_KIND, "histogram")
-    widgets.init(state.CMP_FACET, False)
+    state.init(state.CMP_METRIC, "detachment")
+    state.init(state.CMP_WEIGHTING, "number")
+    state.init(state.CMP_KIND, "histogram")
+    state.init(state.CMP_FACET, False)
     if st.session_state[state.CMP_METRIC] not in metrics:
         st.session_state[state.CMP_METRIC] = "detachment" if "detachment" in metrics else metrics[0]
     c1, c2, c3 = st.columns([3, 2, 3])
     metric = c1.selectbox("Per-particle measure", metrics, key=state.CMP_METRIC, format_func=charts.metric_title,
-                          persist_state=widgets.PERSIST)
+                          persist_state=state.PERSIST)
     weighting = c2.radio("Weighting", tuple(WEIGHTING_LABELS), key=state.CMP_WEIGHTING,
-                         format_func=WEIGHTING_LABELS.get, persist_state=widgets.PERSIST)
+                         format_func=WEIGHTING_LABELS.get, persist_state=state.PERSIST)
     kind = c3.radio("Show as", tuple(KIND_LABELS), key=state.CMP_KIND, horizontal=True, format_func=KIND_LABELS.get,
-                    persist_state=widgets.PERSIST)
+                    persist_state=state.PERSIST)
     facet = st.checkbox("One panel per electrode (small multiples)", key=state.CMP_FACET,
-                        persist_state=widgets.PERSIST, disabled=kind in ("box", "violin"))
+                        persist_state=state.PERSIST, disabled=kind in ("box", "violin"))
     try:
         dist = cache.cmp_distributions(ctx.key, metric, weighting, edge_policy, tuple(ctx.windows_um.items()))
     except ValueError as exc:
@@ -230,7 +231,7 @@ def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
     compound = kind == "violin" or (facet and kind in ("histogram", "ecdf"))
     exports.show(chart, f"distribution of {charts.metric_title(metric)}", width="content" if compound else "stretch")
     q = dist.quantiles
-    st.dataframe(q, hide_index=True, key="cmp_quantiles",
+    st.dataframe(q, hide_index=True, key=state.CMP_QUANTILES_TABLE,
                  column_order=["electrode", "n_used", "mean", "q05", "q25", "median", "q75", "q95"],
                  column_config={"n_used": st.column_config.NumberColumn("particles used", format="%d"),
                                 **{c: st.column_config.NumberColumn(format="%.3g")
@@ -261,7 +262,7 @@ def tests_section(ctx: CompareContext, metric: str, edge_policy: str) -> compare
     t = res.table
     pct = round(res.confidence * 100)
     st.markdown("\n".join(f"- **{r.electrode_a} vs {r.electrode_b}**: {r.reading}." for r in t.itertuples()))
-    st.dataframe(t, hide_index=True, key="cmp_tests", column_order=[
+    st.dataframe(t, hide_index=True, key=state.CMP_TESTS_TABLE, column_order=[
         "electrode_a", "electrode_b", "n_a", "n_b", "median_diff", "diff_ci_lo", "diff_ci_hi", "mwu_p_holm",
         "ks_p_holm", "cliffs_delta", "effect"], column_config={
         "electrode_a": "A", "electrode_b": "B",
@@ -297,14 +298,14 @@ TRENDS = (("equiv_diameter_um", "quantile", None), ("depth_frac", "fixed", (0.0,
 
 def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]:
     """Median detachment per bin of size (equal-count bins) and of depth (equal-width bins), CIs and n."""
-    widgets.init(state.CMP_TREND_BINS, 5)
-    widgets.init(state.CMP_TREND_LOW_N, DEFAULT_LOW_N)
-    widgets.init(state.CMP_TREND_POINTS, False)
+    state.init(state.CMP_TREND_BINS, 5)
+    state.init(state.CMP_TREND_LOW_N, DEFAULT_LOW_N)
+    state.init(state.CMP_TREND_POINTS, False)
     c1, c2, c3 = st.columns(3)
-    bins = c1.slider("Bins", 2, 12, key=state.CMP_TREND_BINS, persist_state=widgets.PERSIST)
+    bins = c1.slider("Bins", 2, 12, key=state.CMP_TREND_BINS, persist_state=state.PERSIST)
     low_n = c2.number_input("Flag bins with fewer particles than", 2, 1000, key=state.CMP_TREND_LOW_N, step=1,
-                            persist_state=widgets.PERSIST)
-    points = c3.checkbox("Show every particle", key=state.CMP_TREND_POINTS, persist_state=widgets.PERSIST)
+                            persist_state=state.PERSIST)
+    points = c3.checkbox("Show every particle", key=state.CMP_TREND_POINTS, persist_state=state.PERSIST)
     combined = ctx.combined if points else None
     out = []
     for x, binning, rng in TRENDS:
@@ -341,13 +342,13 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
 
 def slices_section(ctx: CompareContext) -> None:
     """One slice per electrode at the same relative depth, particles coloured on one detachment scale."""
-    widgets.init(state.CMP_DEPTH, 0.5)
+    state.init(state.CMP_DEPTH, 0.5)
     depth = st.slider("Depth (0 = separator side, 1 = current collector)", 0.0, 1.0, key=state.CMP_DEPTH, step=0.01,
-                      persist_state=widgets.PERSIST)
+                      persist_state=state.PERSIST)
     cols = st.columns(len(ctx.samples))
     for col, (name, (sample, analysis)) in zip(cols, ctx.samples.items()):
         ref = ctx.refs[name]
-        params = widgets.latest_params(analysis)
+        params = page.latest_params(analysis)
         axis, side = params.axis, params.separator_side
         _, labels = cache.result_arrays(ref)
         index = render.depth_index(depth, labels.shape[axis], side)
@@ -355,13 +356,11 @@ def slices_section(ctx: CompareContext) -> None:
         t = ctx.tables[name]
         colours = render.label_colour_table(t["label"].to_numpy(), t["detachment"].to_numpy(), int(labels.max()))
         try:
-            vref = cache.VolumeRef.of(ctx.ws, sample)
-            lo, hi = cache.contrast(vref, 0.5, 99.5)
-            base = render.grey_rgb(cache.grey_slice(vref, axis, index), lo, hi)
+            base = cache.grey_image(cache.VolumeRef.of(ctx.ws, sample), axis, index)
         except (OSError, ValueError, TypeError):
             base = render.grey_rgb(np.zeros_like(lab2d, dtype=np.float32), 0, 1)
         img = render.particle_overlay(base, lab2d, colours, mode="fill")
         with col:
             st.image(render.upscale(img, 420), width="stretch",
                      caption=f"{name}: {render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")
-    exports.show(charts.colorbar(), "detachment colour scale")
+    exports.show(charts.colour_bar(), "detachment colour scale")

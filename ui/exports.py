@@ -2,7 +2,7 @@
 
 The pages call one function each, at their end:
 
-* :func:`compare_section` on the Compare page (the electrodes chosen there),
+* :func:`compare_section` on the Compare page (its :class:`~ui.compare_view.CompareContext`),
 * :func:`particles_section` on the Particles page (the current analysis).
 
 The byte builders (:func:`chart_svg`, :func:`chart_png`, :func:`table_csv`,
@@ -18,7 +18,7 @@ import io
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import altair as alt
 import pandas as pd
@@ -30,6 +30,9 @@ from core.report import ReportElectrode, build_report
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, state
+
+if TYPE_CHECKING:  # compare_view imports this module (for show)
+    from .compare_view import CompareContext
 
 EXPORT_WIDTH = 640  # px: charts sized "container" in the app get this width in files
 
@@ -230,7 +233,7 @@ def _recipe_or_reason(ws: Workspace, analyses: Sequence[Analysis], names: Sequen
     try:
         recipe = recipe_from_workspace(ws, analyses, names=names)
     except (RecipeError, ValueError, TypeError, KeyError) as exc:
-        from .widgets import one_sentence
+        from .messages import one_sentence
 
         return None, one_sentence(exc)
     return recipe, None
@@ -272,41 +275,29 @@ def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str,
                                  key=k(state.EXP_CHART, i, "svg"), on_click="ignore")
 
 
-def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
-                    chart_map: Mapping[str, Any] | None = None, min_diameter_um: float = 0.0) -> None:
-    """The Compare page's downloads, for the latest analysis of each chosen sample.
+def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None = None,
+                    metric: str = "detachment", kind: str = "histogram") -> None:
+    """The Compare page's downloads, for the electrodes of ``ctx`` (their latest analyses).
 
     Parameters
     ----------
-    ws : Workspace
-    sample_ids : sequence of int, optional
-        Default: the Compare page's selection (``state.CMP_SAMPLES``).
+    ctx : CompareContext
+        The page's selection (:func:`ui.compare_view.select`): names, analyses, particle tables after its size
+        filter (the table, charts and report leave out the same particles).
     chart_map : {title: altair chart}, optional
         The charts to offer as PNG/SVG and put in the report.  Default: every
-        chart the page drew through :func:`show`, else a distribution and the
-        two binned trends.
-    min_diameter_um : float
-        Particles with a smaller equivalent diameter are left out of the
-        table, charts and report (the Compare page's size filter; 0 keeps all).
+        chart the page drew through :func:`show`, else a ``kind`` distribution
+        of ``metric`` and the two binned trends.
     """
-    ids = list(sample_ids if sample_ids is not None else st.session_state.get(state.CMP_SAMPLES) or [])
-    samples = {s.id: s for s in ws.list_samples()}
-    items_raw = [(samples[i], a) for i in ids if i in samples and (a := ws.latest_analysis(i)) is not None]
-    if not items_raw:
+    items = [(name, s, a) for name, (s, a) in ctx.samples.items()]
+    if not items:
         return
-    all_names = [s.name for s in samples.values() if ws.latest_analysis(s.id) is not None]
-    items = [(electrode_name(s, all_names), s, a) for s, a in items_raw]
-    min_d = float(min_diameter_um)
-    tables, dropped = compare.drop_small({n: cache.table(cache.ResultRef.of(ws, a)) for n, _, a in items}, min_d)
-    groups = {n: s.group_label for n, s, _ in items}
-    combined = compare.combine(tables, groups)
-    summary = _summary_table(tables, groups)
+    min_d = float(ctx.min_diameter_um)
+    tables, dropped = ctx.tables, ctx.dropped
+    summary = _summary_table(tables, ctx.groups)
     if chart_map is None:
-        chart_map = shown_charts() or standard_charts(
-            tables, st.session_state.get(state.CMP_METRIC, "detachment"),
-            st.session_state.get(state.CMP_KIND, "histogram"))
-    analyses = [a for _, _, a in items]
-    recipe, reason = _recipe_or_reason(ws, analyses, [n for n, _, _ in items])
+        chart_map = shown_charts() or standard_charts(tables, metric, kind)
+    recipe, reason = _recipe_or_reason(ctx.ws, [a for _, _, a in items], [n for n, _, _ in items])
     recipe_bytes = dumps(recipe).encode("utf-8") if recipe is not None else None
     st.subheader("Export")
     st.caption(f"{len(items)} electrodes: " + ", ".join(n for n, _, _ in items)
@@ -321,7 +312,8 @@ def compare_section(ws: Workspace, sample_ids: Sequence[int] | None = None, *,
                            chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
                            notes=notes)
 
-    _buttons("compare", "comparison", combined, chart_map, report, recipe_bytes, reason, csv=True, chart_buttons=True)
+    _buttons("compare", "comparison", ctx.combined, chart_map, report, recipe_bytes, reason, csv=True,
+             chart_buttons=True)
 
 
 def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None:

@@ -31,13 +31,13 @@ import pandas as pd
 import streamlit as st
 
 from core import connectivity, uncertainty
-from core.connectivity import ContactGraph
 from core.pipeline import AnalysisParams
 from core.uncertainty import SEPARATION_VARIANTS, SweepParams, SweepResult
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, exports, state
-from .widgets import one_sentence
+from .messages import one_sentence
+from .widgets import progress_callback
 
 NameOf = Callable[[int], str]
 DEPTH_TITLE = "depth (0 = separator side, 1 = current collector)"
@@ -76,20 +76,21 @@ def targets(ws: Workspace, chosen_ids: Sequence[int], name_of: NameOf | None = N
             missing.append(name)
             continue
         spacing = tuple(float(v) for v in (a.provenance.get("spacing_um") or sample.spacing))
-        found.append(Target(sample, a, name, cache.ResultRef.of(ws, a), AnalysisParams.from_dict(a.resolved_params),
+        found.append(Target(sample, a, name, cache.ResultRef.of(ws, a), a.resolved,
                             spacing))  # type: ignore[arg-type]
     return found, missing
 
 
+def _section_targets(title: str, ws: Workspace, chosen_ids: Sequence[int], name_of: NameOf | None) -> list[Target]:
+    """A section's subheader, a caption naming the chosen samples not analysed yet, and the analysed ones."""
+    st.subheader(title)
+    found, missing = targets(ws, chosen_ids, name_of)
+    if missing:
+        st.caption("Not analysed yet: " + ", ".join(missing) + ".")
+    return found
+
+
 # --------------------------------------------------------------------------- isolated particles
-
-
-@st.cache_data(max_entries=32, show_spinner="Building the contact graph…")
-def contact_graph(ref: cache.ResultRef, axis: int, separator_side: str, spacing: tuple, depth_bins: int) -> ContactGraph:
-    """:func:`core.connectivity.contact_graph` of a finished analysis (keyed by its id and the parameters)."""
-    phases, labels = cache.result_arrays(ref)
-    return connectivity.contact_graph(labels, phases, spacing, axis=axis, separator_side=separator_side,
-                                      depth_bins=depth_bins)
 
 
 def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: NameOf | None = None,
@@ -106,14 +107,11 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
     depth_bins : int
         Bins of the depth chart.
     """
-    st.subheader("Isolated particles")
-    found, missing = targets(ws, chosen_ids, name_of)
-    if missing:
-        st.caption("Not analysed yet: " + ", ".join(missing) + ".")
+    found = _section_targets("Isolated particles", ws, chosen_ids, name_of)
     if not found:
         st.info("No analysed electrode chosen.")
         return
-    graphs = {t.name: contact_graph(t.ref, t.params.axis, t.separator_side, t.spacing, int(depth_bins))
+    graphs = {t.name: cache.contact_graph(t.ref, t.params.axis, t.separator_side, t.spacing, int(depth_bins))
               for t in found}
     summary = connectivity.summary_table(graphs)
     if int(summary["n_isolated"].sum()) == 0:
@@ -254,10 +252,7 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
         Steps and variants (default :class:`core.uncertainty.SweepParams`).
     """
     options = options or SweepParams()
-    st.subheader("Segmentation uncertainty")
-    found, missing = targets(ws, chosen_ids, name_of)
-    if missing:
-        st.caption("Not analysed yet: " + ", ".join(missing) + ".")
+    found = _section_targets("Segmentation uncertainty", ws, chosen_ids, name_of)
     opts = {t.name: sweep_options(t, options) for t in found}
     for t in found:
         if opts[t.name] is None:
@@ -289,9 +284,7 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
         if clicked:
             bar = st.progress(0.0, text="Sweep: starting…")
             for i, t in enumerate(todo):
-                def progress(frac: float, msg: str, _i: int = i, _name: str = t.name) -> None:
-                    bar.progress(float(np.clip((_i + frac) / len(todo), 0, 1)), text=f"{_name} — {msg}")
-
+                progress = progress_callback(bar, t.name, start=i / len(todo), span=1 / len(todo))
                 try:
                     done[t.name] = run_sweep(ws, t, opts[t.name], progress)
                 except ERRORS as exc:

@@ -10,7 +10,8 @@ from core.synth import DEMO_ELECTRODES
 from core.workspace import DEMO_PREFIX, Workspace
 
 from . import cache, settings, state
-from .widgets import flash, one_sentence
+from .messages import flash, one_sentence
+from .widgets import progress_callback
 
 META_KEY = "demos_added"
 MAX_FAILED = 2
@@ -65,10 +66,7 @@ def ensure_demos(ws: Workspace) -> None:
             bar = box.progress(0.0, text=f"{s.name}: generating the synthetic volume…")
             try:
                 vol = cache.volume(cache.VolumeRef.of(ws, s))
-
-                def progress(frac, msg, _bar=bar, _name=s.name):
-                    _bar.progress(min(max(frac, 0.0), 1.0), text=f"{_name}: {msg}")
-
+                progress = progress_callback(bar, s.name)
                 a = run_analysis(ws, s.id, vol, AnalysisParams(), progress=progress)
                 bar.progress(1.0, text=f"{s.name}: {a.n_particles} particles")
             except Exception as exc:  # keep the app usable; the run is stored as failed

@@ -56,7 +56,7 @@ def test_chart_png_and_svg_are_valid_images(combined):
 
 
 def test_container_width_and_large_data_are_exportable(combined):
-    bar = charts.colorbar()  # sized "container" in the app
+    bar = charts.colour_bar()  # sized "container" in the app
     assert exports._spec(bar)["width"] == exports.EXPORT_WIDTH
     assert exports.chart_svg(bar).startswith("<svg")
     big = pd.concat([combined] * 80, ignore_index=True)  # 6,400 rows: more than Altair's default limit

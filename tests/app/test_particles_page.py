@@ -48,21 +48,21 @@ def test_select_a_particle_shows_its_row_and_jumps_to_it(seeded_ws):
     table = seeded_ws.load_table(seeded_ws.latest_analysis(s.id))
     row = table.iloc[len(table) // 2]
     label = int(row["label"])
-    axis_key = state.k(state.PART_AXIS, s.id)
+    axis_key, index_key = state.k(state.PART_AXIS, s.id), state.k(state.PART_INDEX, s.id)
     at.selectbox(key=state.k(state.PART_SELECT, s.id)).select(label).run()
     no_exception(at)
     z = int(round(row["centroid_z_um"] / s.spacing[0]))
-    assert at.slider(key=state.k(axis_key, "index", 0)).value == z
+    assert at.slider(key=state.k(index_key, 0)).value == z
     assert f"particle {label} highlighted" in at.image[0].proto.imgs[0].caption
     shown = at.dataframe[1].value  # the selected row, transposed
     assert shown.loc["label", "value"] == str(label)
     assert float(shown.loc["detachment", "value"]) == pytest.approx(row["detachment"], nan_ok=True)
     # the y orientation jumps too
-    at.radio(key=state.k(axis_key, "axis")).set_value(1).run()
+    at.radio(key=axis_key).set_value(1).run()
     at.selectbox(key=state.k(state.PART_SELECT, s.id)).select(None).run()
     at.selectbox(key=state.k(state.PART_SELECT, s.id)).select(label).run()
     no_exception(at)
-    assert at.slider(key=state.k(axis_key, "index", 1)).value == int(round(row["centroid_y_um"] / s.spacing[1]))
+    assert at.slider(key=state.k(index_key, 1)).value == int(round(row["centroid_y_um"] / s.spacing[1]))
 
 
 def test_run_separation_with_new_parameters(seeded_ws):

@@ -8,7 +8,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from core.io import save_tiff
-from ui import state, widgets
+from ui import file_browser, state
 
 from apphelpers import TIMEOUT, no_exception, page
 
@@ -71,10 +71,10 @@ def test_add_file_from_data_folder_and_bad_file(empty_ws, env):
     no_exception(at)
     assert not at.error
     assert any("12×20×24 voxels" in c.value and "metadata" in c.value for c in at.caption)
-    base = state.k(state.ADD_NAME, "file", widgets.path_token(data / "scan.tif"))
-    assert at.number_input(key=f"{base}_sp_x").value == 0.3  # pre-filled from the file
-    assert at.number_input(key=f"{base}_sp_z").value == 0.5
-    at.text_input(key=f"{base}_group").input("batch 7")
+    scope = ("add", "file", file_browser.path_token(data / "scan.tif"))
+    assert at.number_input(key=state.k(state.META_SPACING, *scope, "x")).value == 0.3  # pre-filled from the file
+    assert at.number_input(key=state.k(state.META_SPACING, *scope, "z")).value == 0.5
+    at.text_input(key=state.k(state.META_GROUP, *scope)).input("batch 7")
     at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
     at.run()
     no_exception(at)
@@ -91,7 +91,7 @@ def test_add_file_downsampled(empty_ws, env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.selectbox(key=state.k(state.ADD_FILE, "root")).select("fine.tif").run()
     no_exception(at)
-    key = state.k(state.ADD_DOWNSAMPLE, "file", widgets.path_token(data / "fine.tif"))
+    key = state.k(state.ADD_DOWNSAMPLE, "file", file_browser.path_token(data / "fine.tif"))
     picker = at.selectbox(key=key)
     assert picker.value == 1
     assert list(picker.options) == ["1 (none)", "2 → 10×12×16 voxels"]  # 3 would leave fewer than 8 planes
@@ -132,9 +132,9 @@ def test_edit_details_and_delete_with_confirmation(seeded_ws):
     at.run()
     no_exception(at)
     assert at.header[0].value == victim.name
-    base = state.k(state.EDIT_NAME, victim.id)
-    at.text_input(key=f"{base}_name").input("renamed")
-    at.number_input(key=f"{base}_sp_z").set_value(0.8)
+    scope = ("edit", victim.id)
+    at.text_input(key=state.k(state.META_NAME, *scope)).input("renamed")
+    at.number_input(key=state.k(state.META_SPACING, *scope, "z")).set_value(0.8)
     at.button(key=state.k(state.EDIT_SAVE, victim.id)).click()
     at.run()
     no_exception(at)

@@ -60,7 +60,7 @@ def test_histogram_thresholds_and_preview_follow_the_sliders(seeded_ws):
     assert _rule_values(at)[0] == pytest.approx(new_low, rel=1e-3)
     assert _metric(at, "pore (this slice)") > pore_before
     # another slice, and the opacity
-    at.slider(key=state.k(state.k(state.SEG_INDEX, s.id), "index", 0)).set_value(3).run()
+    at.slider(key=state.k(state.SEG_INDEX, s.id, 0)).set_value(3).run()
     no_exception(at)
     assert "slice z = 3" in at.image[0].proto.imgs[0].caption
 
@@ -176,7 +176,7 @@ def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
     no_exception(at)
     assert _metric(at, "pore (this slice)") > pore_before
     assert len(built) == 1  # three threshold moves, no new slab
-    at.slider(key=state.k(state.k(state.SEG_INDEX, s.id), "index", 0)).set_value(5).run()
+    at.slider(key=state.k(state.SEG_INDEX, s.id, 0)).set_value(5).run()
     no_exception(at)
     assert built[-1] == (0, 5) and len(built) == 2
     # another denoising: no analysis gave its blur, so the preview says it estimated one

@@ -1,0 +1,83 @@
+"""The start of a page about one sample: its header, and guards that stop the page with a hint.
+
+A page calls :func:`sample_page` first; :func:`require_volume` and
+:func:`require_analysis` stop it (``st.stop``) with one sentence where what it
+shows does not exist yet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.workspace import Analysis, Sample, Workspace
+
+from . import cache
+from .messages import one_sentence, show_flash
+from .widgets import current_sample
+
+
+def sample_page(title: str) -> tuple[Workspace, Sample]:
+    """Title ``"{title} — {sample name}"``, the SYNTHETIC badge and the flashed message of the current sample.
+
+    Stops the page with a hint when the workspace has no sample.
+    """
+    ws = cache.workspace()
+    sample = require_sample(ws)
+    st.title(f"{title} — {sample.name}")
+    demo_badge(sample)
+    show_flash()
+    return ws, sample
+
+
+def require_sample(ws: Workspace) -> Sample:
+    s = current_sample(ws)
+    if s is None:
+        st.info("No sample in the workspace yet. Add one on the **Samples** page.")
+        st.stop()
+    return s
+
+
+def read_volume(ws: Workspace, sample: Sample) -> tuple[cache.VolumeRef, np.ndarray | None]:
+    """(VolumeRef, volume) of a sample; the volume is None after a one-sentence error when it cannot be read."""
+    ref = cache.VolumeRef.of(ws, sample)
+    try:
+        return ref, cache.volume(ref)
+    except (OSError, ValueError, TypeError, KeyError, MemoryError) as exc:
+        st.error(f"Cannot read the volume of '{sample.name}': {one_sentence(exc)}")
+        return ref, None
+
+
+def require_volume(ws: Workspace, sample: Sample) -> tuple[cache.VolumeRef, np.ndarray]:
+    """(VolumeRef, volume) of a sample; a one-sentence error and stop when it cannot be read."""
+    ref, vol = read_volume(ws, sample)
+    if vol is None:
+        st.stop()
+    return ref, vol
+
+
+def require_analysis(ws: Workspace, sample: Sample, what: str) -> Analysis:
+    a = ws.latest_analysis(sample.id)
+    if a is None:
+        st.info(f"'{sample.name}' has no finished analysis yet: run it on the **Segment** page to see {what}.")
+        st.stop()
+    return a
+
+
+def demo_badge(sample: Sample) -> None:
+    if sample.is_demo:
+        from core.synth import DEMO_DESCRIPTIONS
+
+        shape = sample.source_options.get("shape")
+        size = f" Generated at {'×'.join(map(str, shape))} voxels." if shape else ""
+        st.warning(f"**SYNTHETIC** — {DEMO_DESCRIPTIONS.get(sample.demo_name, 'synthetic demo electrode')}{size}",
+                   icon=":material/science:")
+
+
+def latest_params(latest: Analysis | None):
+    """The resolved parameters of ``latest`` (the defaults when there is none)."""
+    from core.pipeline import AnalysisParams
+
+    if latest is None:
+        return AnalysisParams()
+    return latest.resolved

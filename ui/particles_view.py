@@ -1,0 +1,123 @@
+"""Sections of the Particles page: the headline numbers, the per-particle table and a slice with outlines.
+
+The table and the slice share the selected particle: clicking a table row or
+picking it in the "Particle" box selects it, and the slice jumps to its centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from core.workspace import Analysis, Sample, Workspace
+
+from . import cache, charts, render, state, widgets
+
+FIRST_COLUMNS = ["label", "detachment", "equiv_diameter_um", "depth_frac", "frac_pore", "frac_cbd", "touches_edge"]
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """Widget keys of one sample's table and slice (:mod:`ui.state`)."""
+
+    select: str
+    table: str
+    axis: str
+    index: str
+    row: str
+
+    @classmethod
+    def of(cls, sample: Sample, analysis: Analysis) -> "_Keys":
+        sid = sample.id
+        return cls(state.k(state.PART_SELECT, sid), state.k(state.PART_TABLE, sid, analysis.id),
+                   state.k(state.PART_AXIS, sid), state.k(state.PART_INDEX, sid), state.k(state.PART_ROW, sid))
+
+
+def headline(table: pd.DataFrame, analysis: Analysis) -> None:
+    """Particle count, median detachment, particles touching the volume edge, analysis id."""
+    det = table["detachment"]
+    c = st.columns(4)
+    c[0].metric("particles", len(table))
+    c[1].metric("median detachment", f"{det.median():.2f}" if det.notna().any() else "–")
+    c[2].metric("touching the volume edge", int(table["touches_edge"].sum()))
+    c[3].metric("analysis", f"#{analysis.id}")
+
+
+def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
+    """The headline, the per-particle table (left) and a slice with the particles' outlines (right)."""
+    ref = cache.ResultRef.of(ws, analysis)
+    table = cache.table(ref)
+    headline(table, analysis)
+    keys = _Keys.of(sample, analysis)
+    labels_list = [int(v) for v in table["label"]]
+
+    def jump_to_selected():
+        """Move the slice to the selected particle's centroid."""
+        lab = st.session_state.get(keys.select)
+        if lab is None or lab not in labels_list:
+            return
+        row = table.loc[table["label"] == lab].iloc[0]
+        axis = st.session_state.get(keys.axis, 0)
+        cen = row[f"centroid_{render.AXES[axis]}_um"] / sample.spacing[axis]
+        st.session_state[state.k(keys.index, axis)] = int(round(cen))
+
+    def on_table_select():
+        rows = st.session_state[keys.table].selection.rows
+        if rows:
+            st.session_state[keys.select] = int(table.iloc[rows[0]]["label"])
+            jump_to_selected()
+
+    left, right = st.columns([6, 5], gap="large")
+    with left:
+        _table(table, keys, on_table_select, f"{sample.name}-analysis{analysis.id}-particles.csv")
+    with right:
+        _slice(ws, sample, ref, table, keys, labels_list, jump_to_selected)
+
+
+def _table(table: pd.DataFrame, keys: _Keys, on_select, csv_name: str) -> None:
+    st.subheader("Per-particle table")
+    st.dataframe(
+        table, key=keys.table, hide_index=True, on_select=on_select, selection_mode="single-row", height=420,
+        column_order=FIRST_COLUMNS + [c for c in table.columns if c not in FIRST_COLUMNS],
+        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+                       if table[c].dtype.kind == "f"},
+    )
+    st.download_button("Download the table (CSV)", table.to_csv(index=False).encode(), file_name=csv_name,
+                       mime="text/csv")
+    st.caption("Click a row to show that particle; sort by clicking a column header. Units are in the column "
+               "names; detachment = area_pore / (area_pore + area_cbd).")
+
+
+def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFrame, keys: _Keys,
+           labels_list: list[int], jump_to_selected) -> None:
+    st.subheader("Slice")
+    state.init(keys.select, None)
+    if st.session_state[keys.select] not in labels_list:
+        st.session_state[keys.select] = None
+    det_of = dict(zip(labels_list, table["detachment"].to_numpy(float)))
+    chosen = st.selectbox(
+        "Particle", labels_list, key=keys.select, on_change=jump_to_selected,
+        placeholder="none: pick one here or click a table row",
+        format_func=lambda v: f"particle {v} (detachment {det_of[v]:.2f})",
+    )
+    _, labels = cache.result_arrays(ref)
+    axis, index = widgets.slice_picker(keys.axis, keys.index, labels.shape)
+    lab2d = cache.label_slice(ref, axis, index)
+    colours = render.label_colour_table(table["label"].to_numpy(), table["detachment"].to_numpy(),
+                                        int(labels.max()))
+    try:
+        base = cache.grey_image(cache.VolumeRef.of(ws, sample), axis, index)
+    except (OSError, ValueError, TypeError):  # the source moved: draw on the phases instead
+        base = render.phase_overlay(render.grey_rgb(lab2d * 0, 0, 1), cache.phase_slice(ref, axis, index), 0.5)
+    img = render.particle_overlay(base, lab2d, colours, mode="outline", highlight=chosen)
+    st.image(render.upscale(img, 520), width="stretch",
+             caption=f"slice {render.AXES[axis]} = {index}: particle outlines coloured by detachment"
+             + (f"; particle {chosen} highlighted in magenta" if chosen is not None else ""))
+    st.altair_chart(charts.colour_bar(), width="stretch")
+    if chosen is not None:
+        row = table.loc[table["label"] == chosen].iloc[0]
+        if lab2d.size and not (lab2d == chosen).any():
+            st.caption(f"Particle {chosen} is not in this slice; pick it again to jump to its centre.")
+        st.dataframe(row.rename("value").to_frame().astype(str), width="stretch", height=300, key=keys.row)

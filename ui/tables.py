@@ -1,0 +1,56 @@
+"""Display tables of the Samples page: the catalogue of samples and the analyses of one sample (no streamlit)."""
+
+from __future__ import annotations
+
+from core.workspace import Workspace
+
+from .render import AXES
+
+
+def catalogue_table(ws: Workspace):
+    """The samples of the workspace as a display table."""
+    import pandas as pd
+
+    rows = []
+    for s in ws.list_samples():
+        done = ws.latest_analysis(s.id)
+        last = ws.latest_analysis(s.id, status=None)
+        if done is not None:
+            status = f"analysed ({done.n_particles} particles)"
+        elif last is not None:
+            status = f"{last.status}" + (f": {last.error}" if last.error else "")
+        else:
+            status = "not analysed"
+        shape = s.source_options.get("shape")
+        size = "×".join(map(str, shape)) if shape else ""
+        if shape and s.downsample > 1:
+            size += f" → {'×'.join(str(int(n) // s.downsample) for n in shape)} (downsampled by {s.downsample})"
+        rows.append({
+            "id": s.id, "name": s.name, "group": s.group_label,
+            "source": ("SYNTHETIC demo " + s.demo_name) if s.is_demo else s.source,
+            "voxel z×y×x (µm)": "×".join(f"{v:g}" for v in s.spacing),
+            "size (voxels)": size,
+            "thickness axis": AXES[s.axis], "separator": s.separator_side, "status": status,
+        })
+    return pd.DataFrame(rows)
+
+
+def analyses_table(analyses):
+    """Analyses as a display table."""
+    import datetime as dt
+
+    import pandas as pd
+
+    rows = []
+    for a in analyses:
+        seg = a.resolved.segment
+        rows.append({
+            "analysis": a.id, "status": a.status,
+            "finished": dt.datetime.fromtimestamp(a.updated_at).strftime("%Y-%m-%d %H:%M:%S"),
+            "particles": a.n_particles,
+            "thresholds (grey)": (f"{seg.low:.0f} / {seg.high:.0f}"
+                                  if seg.low is not None and seg.high is not None else ""),
+            "h (µm)": a.requested.separation.h_um,
+            "error": a.error or "",
+        })
+    return pd.DataFrame(rows)
