@@ -52,6 +52,7 @@ import numpy as np
 
 from . import __version__
 from ._atomic import write_text
+from .records import display_name
 from .inputs import (  # noqa: F401  (re-exported: recipes name their inputs with these)
     DemoInput, FileInput, InputError, InputSpec, input_from_dict, input_from_source, input_to_dict, open_input,
 )
@@ -438,7 +439,7 @@ def recipe_from_workspace(ws, analyses: Sequence, *, names: Sequence[str] | None
     if names is None:
         samples = [ws.get_sample(a.sample_id) for a in rows]
         plain = [s.name for s in samples]
-        names = [s.name if plain.count(s.name) == 1 else f"{s.name} #{s.id}" for s in samples]
+        names = [display_name(s, plain) for s in samples]
     elif len(names) != len(rows):
         raise ValueError(f"names has {len(names)} entries for {len(rows)} analyses")
     return Recipe(analyses=tuple(entry_from_workspace(ws, a, name=n) for a, n in zip(rows, names)))

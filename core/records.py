@@ -6,6 +6,7 @@ dict forms stored in SQLite are parsed once, where :class:`core.workspace.Worksp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -77,6 +78,11 @@ class Sample:
     def downsample(self) -> int:
         """Block-mean downsampling factor applied when the volume is loaded (1 = none)."""
         return self.input.downsample
+
+
+def display_name(sample: Sample, all_names: Sequence[str]) -> str:
+    """A sample's name where several are listed together: `` #<id>`` added when the name is not unique."""
+    return sample.name if list(all_names).count(sample.name) == 1 else f"{sample.name} #{sample.id}"
 
 
 @dataclass(frozen=True)

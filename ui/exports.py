@@ -26,6 +26,7 @@ import streamlit as st
 
 from core import compare
 from core.recipe import RecipeError, dumps, folder_name, recipe_from_workspace, recipe_to_dict
+from core.records import display_name
 from core.report import ReportElectrode, build_report
 from core.workspace import Analysis, Sample, Workspace
 
@@ -175,8 +176,7 @@ def recipe_json(ws: Workspace, analyses: Sequence[Analysis], names: Sequence[str
 
 def electrode_name(sample: Sample, all_names: Sequence[str]) -> str:
     """The name the Compare page shows: ``#id`` added to duplicates, ``(SYNTHETIC)`` to demos."""
-    name = sample.name if list(all_names).count(sample.name) == 1 else f"{sample.name} #{sample.id}"
-    return name + (" (SYNTHETIC)" if sample.is_demo else "")
+    return display_name(sample, all_names) + (" (SYNTHETIC)" if sample.is_demo else "")
 
 
 def standard_charts(tables: Mapping[str, pd.DataFrame], metric: str = "detachment", kind: str = "histogram",
