@@ -8,11 +8,15 @@ import os
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
+from pathlib import Path  # noqa: E402
+
 import streamlit as st  # noqa: E402
 
 from ui import cache, startup, widgets  # noqa: E402
 
-st.set_page_config(page_title="Cathode detachment", page_icon=":material/battery_charging_full:", layout="wide")
+# the tab icon is a file of the project: a ":material/…:" icon would be fetched from Google Fonts (fails offline)
+st.set_page_config(page_title="Cathode detachment", page_icon=str(Path(__file__).parent / "assets" / "icon.png"),
+                   layout="wide")
 
 ws = cache.workspace()
 startup.ensure_demos(ws)

@@ -28,12 +28,7 @@ SHOTS_COPY = Path("/tmp/dashboard_shots")
 DEMO_SIZE = 64
 
 #: Browser console errors known to be harmless, each (substring, why). Anything else fails the test.
-BENIGN_CONSOLE_ERRORS: tuple[tuple[str, str], ...] = (
-    ("fonts.gstatic.com/s/i/short-term/release/materialsymbolsrounded/battery_charging_full/",
-     "the favicon: Streamlit fetches the SVG of app.py's page_icon ':material/battery_charging_full:' from "
-     "Google Fonts; offline it fails (a console error plus the failed request) and the tab shows the default "
-     "icon, nothing else (checked 2026-12-02, the only external request of the whole run)"),
-)
+BENIGN_CONSOLE_ERRORS: tuple[tuple[str, str], ...] = ()
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
