@@ -81,26 +81,31 @@ def _git(*args) -> str:
                           check=True).stdout.decode()
 
 
+def _core_files(root: Path) -> list[Path]:
+    """Every ``.py`` source of the ``core`` package under ``root``, its subpackages included, in a fixed order."""
+    return sorted(f for f in (root / "core").rglob("*.py") if "__pycache__" not in f.parts)
+
+
 def core_hash(root: Path = CORE_ROOT) -> str:
-    """Short digest of the ``core/*.py`` sources under ``root``."""
+    """Short digest of the ``core/**/*.py`` sources under ``root`` (named by their path inside ``core``)."""
     h = hashlib.blake2b(digest_size=6)
-    for f in sorted((root / "core").glob("*.py")):
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    for f in _core_files(root):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
 
 def _matching_commit(root: Path = CORE_ROOT, depth: int = 50) -> str | None:
-    """The most recent of the last ``depth`` commits whose ``core/*.py`` equal the sources under ``root``."""
+    """The most recent of the last ``depth`` commits whose ``core/**/*.py`` equal the sources under ``root``."""
     try:
-        files = sorted((root / "core").glob("*.py"))
+        files = _core_files(root)
         blobs = _git("hash-object", *[str(f) for f in files]).split()
-        mine = {f.name: b for f, b in zip(files, blobs)}
+        mine = {f.relative_to(root).as_posix(): b for f, b in zip(files, blobs)}
         for rev in _git("rev-list", "-n", str(depth), "HEAD").split():
             tree = {}
-            for line in _git("ls-tree", rev, "core/").splitlines():
+            for line in _git("ls-tree", "-r", rev, "core/").splitlines():
                 meta, path = line.split("\t", 1)
                 if path.endswith(".py"):
-                    tree[Path(path).name] = meta.split()[2]
+                    tree[path] = meta.split()[2]
             if tree == mine:
                 return rev[:7]
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
@@ -122,7 +127,7 @@ def core_source() -> str:
         state = f"identical to commit {match} (HEAD is {head})"
     else:
         state = f"uncommitted edits on top of HEAD {head}"
-    return f"core/ from {where}, sources {state} (core/*.py digest {core_hash()})"
+    return f"core/ from {where}, sources {state} (core/**/*.py digest {core_hash()})"
 
 
 def env_lines() -> list[str]:
