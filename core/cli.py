@@ -2,23 +2,23 @@
 
 The contract (other tools rely on it):
 
-``python -m core analyze INPUT --out DIR [--spacing Z Y X] [--phase-map VALUE=PHASE,...] [--params FILE.json]``
+``python -m core analyze INPUT --out DIR [--overwrite] [--spacing Z Y X] [--phase-map VALUE=PHASE,...] [--params FILE.json]``
     writes ``DIR/particles.csv``, ``DIR/particles.parquet``, ``DIR/phases.tif``,
     ``DIR/labels.tif`` and ``DIR/run.json``.  With ``--phase-map`` INPUT is a
     pre-segmented phase volume and segmentation is skipped.  ``--downsample F``
     block-averages the greyscale by F first (outputs on the coarser grid, voxel
     size times F; recorded in ``run.json`` and in a recipe).
-``python -m core segment INPUT --out DIR [--method threshold] [--downsample F]``
+``python -m core segment INPUT --out DIR [--overwrite] [--method threshold] [--downsample F]``
     writes ``DIR/phases.tif`` (0 = pore, 1 = CBD, 2 = NMC).
 ``python -m core analyze ... --recipe FILE.json [--name NAME]``
     also writes a recipe (:mod:`core.recipe`) that replays this analysis.
-``python -m core run RECIPE.json --out DIR [--no-verify] [--only NAME ...]``
+``python -m core run RECIPE.json --out DIR [--overwrite] [--no-verify] [--only NAME ...]``
     replays every analysis of a recipe headless and writes ``DIR/recipe.json``
     (input paths absolute) and per analysis ``DIR/NAME/particles.csv``,
     ``particles.parquet``, ``provenance.json`` and ``recipe.json`` (that
     analysis alone).  An input whose checksum differs from the recipe's is
     refused unless ``--no-verify``.
-``python -m core demo --out DIR [--seed N]``
+``python -m core demo --out DIR [--overwrite] [--seed N]``
     writes ``DIR/NAME/{greyscale.tif,true_phases.tif,true_labels.tif,true_particles.csv}``
     for each demo electrode.
 
@@ -196,8 +196,13 @@ def _check_out(out, *, overwrite: bool, reads=()) -> Path:
             raise CLIError(f"--out {given} holds {foreign!r}, which this tool did not write; --overwrite only replaces "
                            "a folder of its own results")
         real = os.path.realpath(target)
+        cwd = os.getcwd()
+        if cwd == real or cwd.startswith(real + os.sep):
+            raise CLIError(f"--out {given} is the current folder (or holds it); --overwrite replaces only another "
+                           "folder")
         for f in reads:
-            if f is not None and os.path.realpath(Path(f).expanduser()).startswith(real + os.sep):
+            found = os.path.realpath(Path(f).expanduser()) if f is not None else ""
+            if found == real or found.startswith(real + os.sep):
                 raise CLIError(f"--out {given} holds {Path(f).name}, which this command reads; write the results to "
                                "another folder")
     return target

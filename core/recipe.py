@@ -354,6 +354,8 @@ def write_recipe(recipe: Recipe, path: str | os.PathLike, *, relative: bool = Tr
         folder can then be moved as a whole); others stay absolute.
     """
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise RecipeError(f"the recipe path {p} is a folder; give a file name such as {p / 'recipe.json'}")
     if not p.parent.is_dir():
         raise RecipeError(f"the folder of the recipe file does not exist: {p.parent}")
     text = dumps(recipe, relative_to=p.resolve().parent if relative else None)

@@ -496,3 +496,13 @@ def test_commit_without_renameat2_replaces_the_folder(data, tmp_path, monkeypatc
     assert cli.main(["analyze", _grey(data), "--out", str(out), "--overwrite", "-q"]) == 0
     assert _files(out) == ANALYZE_FILES
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_overwrite_never_replaces_the_current_folder(data, tmp_path, capsys, monkeypatch):
+    out = Path(_earlier(tmp_path))
+    before = _snapshot(tmp_path)
+    monkeypatch.chdir(out)
+    assert cli.main(["analyze", _grey(data), "--out", ".", "--overwrite", "-q"]) == 2
+    assert capsys.readouterr().err == "error: --out . is the current folder (or holds it); --overwrite replaces " \
+                                      "only another folder.\n"
+    assert _snapshot(tmp_path) == before
