@@ -364,6 +364,8 @@ def _cmd_analyze(args) -> None:
     from .io import save_tiff
     from .pipeline import AnalysisParams, run
 
+    reads = (args.input, args.params, args.recipe, args.weights)
+    _check_out(args.out, overwrite=args.overwrite, reads=reads)  # first: before any file is read
     params = _read_params(args.params) if args.params else AnalysisParams()
     overrides = {}
     if args.axis is not None:
@@ -385,8 +387,7 @@ def _cmd_analyze(args) -> None:
         _check_recipe_path(args.recipe, args.out)
     if network:
         _check_weights(params.model.weights, "--weights" if args.weights is not None else "model.weights")
-    with _staged_output(args.out, overwrite=args.overwrite,
-                        reads=(args.input, args.params, args.recipe, args.weights)) as tmp:
+    with _staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
         opened = _load_input(args)
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
@@ -406,12 +407,15 @@ def _cmd_analyze(args) -> None:
         save_tiff(tmp / "phases.tif", result.phases, result.spacing)
         save_tiff(tmp / "labels.tif", result.labels, result.spacing)
         (tmp / "run.json").write_text(json.dumps(record, indent=2, default=json_default))
-    if args.recipe is not None:
-        from .recipe import Recipe, entry_from_result, write_recipe
+        if args.recipe is not None:  # built (and so checked) before the output is put in place
+            from .recipe import Recipe, dumps, entry_from_result, write_recipe
 
-        name = args.name or Path(args.input).name.split(".")[0] or "analysis"
-        spec = replace(spec, path=spec.path.expanduser().resolve())
-        write_recipe(Recipe((entry_from_result(name, spec, result),)), args.recipe)
+            name = args.name or Path(args.input).name.split(".")[0] or "analysis"
+            spec = replace(spec, path=spec.path.expanduser().resolve())
+            recipe = Recipe((entry_from_result(name, spec, result),))
+            dumps(recipe)
+    if args.recipe is not None:
+        write_recipe(recipe, args.recipe)
     if not args.quiet:
         print(f"{len(result.table)} particles -> {args.out}", file=sys.stderr)
         if args.recipe is not None:
@@ -489,6 +493,7 @@ def _cmd_segment(args) -> None:
     from .io import save_tiff
     from .phases import SegmentParams, segment_detailed
 
+    _check_out(args.out, overwrite=args.overwrite, reads=(args.input, args.weights))  # first: before any reading
     if args.weights is not None and args.method != "model":
         raise CLIError("--weights is only used with --method model")
     weights = args.weights or "default"
