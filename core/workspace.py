@@ -60,7 +60,7 @@ STATUSES: tuple[str, ...] = ("running", "done", "failed")
 SIDES: tuple[str, ...] = ("auto", "start", "end")
 SCHEMA_VERSION = 1
 UPLOAD_GRACE_S = 24 * 3600.0  # an upload not added as a sample is removed after this
-PARTIAL_GRACE_S = 600.0  # a temporary file of an atomic write in cache/ or uploads/ untouched this long is stale
+PARTIAL_GRACE_S = 600.0  # a temporary file of an atomic write (not of a failed run) untouched this long is stale
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -210,8 +210,8 @@ class Workspace:
                 state = status.get(int(d.name))
                 if state is None or state == "failed":  # no row, or a run that failed or was killed: no results
                     shutil.rmtree(d, ignore_errors=True)
-                elif state == "done":  # a killed sweep write; a running analysis's files are its own
-                    remove_stale_partials(d)
+                elif state == "done":  # a killed sweep write (a running analysis's files are its own)
+                    remove_stale_partials(d, min_age_s=PARTIAL_GRACE_S)
         # temporary files of atomic writes killed midway (younger ones may be a write in progress elsewhere)
         for d in (self.root / "cache", *((self.root / "uploads").glob("*/"))):
             remove_stale_partials(d, min_age_s=PARTIAL_GRACE_S)

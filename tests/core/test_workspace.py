@@ -138,8 +138,12 @@ def test_reopen_removes_only_the_temporary_files_of_killed_writes(tmp_path, elec
     keep = [d / "notes.partial", d / ".x.partial", ws.cache_dir() / "demo-x.npy"]
     for p in stale + keep:
         p.write_bytes(b"x")
+    young = d / ".sweep-fedcba9876543210.json.yy12cd34.partial"  # a write in progress in another process
+    young.write_bytes(b"x")
+    keep.append(young)
     old = time.time() - 3600
-    os.utime(stale[1], (old, old))
+    for p in stale:
+        os.utime(p, (old, old))
     before = _files(d)
     Workspace(tmp_path)
     assert [p.exists() for p in stale] == [False, False]
