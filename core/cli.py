@@ -53,6 +53,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ._atomic import remove_stale_partials
+from ._checks import VOXEL_SIZE_RANGE_UM
 from ._json import json_default
 
 EXIT_BAD_INPUT = 2
@@ -394,14 +395,14 @@ def _cmd_analyze(args) -> None:
             warnings.simplefilter("always")
             result = run(opened.volume, params, spacing=opened.spacing, presegmented=opened.presegmented,
                          progress=_progress(args.quiet), downsampled=getattr(args, "downsample", 1) or 1)
-        for w in caught:
-            print(f"warning: {w.message}", file=sys.stderr)
+        for w in _distinct(caught):
+            print(f"warning: {w}", file=sys.stderr)
         record = {
             "command": "analyze",
             "input": {**opened.info, "path": str(args.input)},
             "params": result.params.to_dict(),
             "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
-            "warnings": [str(w.message) for w in caught],
+            "warnings": _distinct(caught),
         }
         _write_table(result.table, tmp, "particles")
         save_tiff(tmp / "phases.tif", result.phases, result.spacing)
@@ -460,8 +461,8 @@ def _cmd_run(args) -> None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = replay(entry, verify=not args.no_verify, progress=progress)
-            for w in caught:
-                print(f"warning: {entry.name}: {w.message}", file=sys.stderr)
+            for w in _distinct(caught):
+                print(f"warning: {entry.name}: {w}", file=sys.stderr)
             verified = entry.input_checksum is not None and not args.no_verify
             if entry.input_checksum is None:
                 print(f"warning: {entry.name}: the recipe has no input checksum; the input was not verified",
@@ -481,7 +482,7 @@ def _cmd_run(args) -> None:
                 "input_verified": verified,
                 "params": result.params.to_dict(),
                 "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
-                "warnings": [str(w.message) for w in caught],
+                "warnings": _distinct(caught),
             }
             (d / "provenance.json").write_text(json.dumps(record, indent=2, default=json_default), encoding="utf-8")
         report(1.0, f"{n} analyses replayed")
@@ -585,7 +586,15 @@ def _voxel_size(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (math.isfinite(value) and 0 < value):
         raise argparse.ArgumentTypeError(f"a voxel size must be a finite number > 0 µm, got {text}")
+    lo, hi = VOXEL_SIZE_RANGE_UM
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"a voxel size must be between {lo:g} and {hi:g} µm, got {text}")
     return value
+
+
+def _distinct(caught) -> list[str]:
+    """The messages of caught warnings, each once, in order."""
+    return list(dict.fromkeys(str(w.message) for w in caught))
 
 
 def _dtype(text: str) -> str:
