@@ -300,3 +300,10 @@ def test_analysis_params_are_parsed_once_with_the_blur_origin(tmp_path, elec):
     # rows written before the origin was recorded: inferred from the requested σ
     old = replace(fitted, provenance={k: v for k, v in fitted.provenance.items() if k != "pv_sigma_origin"})
     assert old.pv_sigma_origin == fitted.pv_sigma_origin
+
+
+def test_add_sample_refuses_an_implausible_voxel_size(tmp_path):
+    ws = Workspace(tmp_path)
+    with pytest.raises(ValueError, match="spacing values must be between 0.0001 and 10000 µm, got 1e\\+300"):
+        ws.add_sample("A", "demo:pristine", spacing=1e300)
+    assert ws.list_samples() == []
