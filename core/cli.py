@@ -365,7 +365,7 @@ def _cmd_analyze(args) -> None:
     from .io import save_tiff
     from .pipeline import AnalysisParams, run
 
-    reads = (args.input, args.params, args.recipe, args.weights)
+    reads = (args.input, args.params, args.weights)  # (--recipe is written after the output, so it may lie inside)
     _check_out(args.out, overwrite=args.overwrite, reads=reads)  # first: before any file is read
     params = _read_params(args.params) if args.params else AnalysisParams()
     overrides = {}
@@ -428,7 +428,10 @@ def _cmd_run(args) -> None:
         Recipe, check_inputs, dumps, entry_to_dict, read_recipe, replay, version_differences,
     )
 
-    _check_out(args.out, overwrite=args.overwrite, reads=(args.recipe,))
+    # the recipe of an earlier run into --out (DIR/recipe.json, inputs absolute) may be replayed into it again
+    own = os.path.realpath(Path(args.out).expanduser() / "recipe.json") == os.path.realpath(Path(args.recipe).expanduser())
+    recipe_read = () if own else (args.recipe,)
+    _check_out(args.out, overwrite=args.overwrite, reads=recipe_read)
     recipe = read_recipe(args.recipe)
     entries = list(recipe.analyses)
     if args.only:
@@ -448,7 +451,7 @@ def _cmd_run(args) -> None:
               file=sys.stderr)
     report = _progress(args.quiet)
     n = len(entries)
-    reads = [args.recipe] + [getattr(e.input, "path", None) for e in entries]
+    reads = [*recipe_read, *(getattr(e.input, "path", None) for e in entries)]
     with _staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
         (tmp / "recipe.json").write_text(dumps(Recipe(tuple(entries), recipe.package_version)), encoding="utf-8")
         for i, entry in enumerate(entries):

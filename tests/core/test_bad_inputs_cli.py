@@ -451,6 +451,22 @@ def test_overwrite_replaces_the_whole_folder(data, tmp_path, capsys):
     assert (out.stat().st_mode & 0o777) == (0o777 & ~_umask())
 
 
+def test_overwrite_keeps_working_with_the_recipe_inside_the_folder(data, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["analyze", _grey(data), "--out", str(out), "--recipe", str(out / "r.json"), "-q"]
+    (out).mkdir()
+    assert cli.main(args) == 0
+    assert cli.main(args + ["--overwrite"]) == 0  # the recipe is written after the output: it may lie inside
+    assert _files(out) == sorted(ANALYZE_FILES + ["r.json"])
+    # a run folder's own recipe replays into the same folder
+    assert cli.main(["run", str(out / "r.json"), "--out", str(tmp_path / "run"), "-q"]) == 0
+    assert cli.main(["run", str(tmp_path / "run" / "recipe.json"), "--out", str(tmp_path / "run"), "--overwrite",
+                     "-q"]) == 0
+    # another recipe inside the folder would be lost: refused
+    assert cli.main(["run", str(out / "r.json"), "--out", str(out), "--overwrite", "-q"]) == 2
+    assert "holds r.json, which this command reads" in capsys.readouterr().err
+
+
 def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
