@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_bytes", "write_npy", "write_npz", "write_parquet", "write_text"]
+__all__ = ["PARTIAL_RE", "atomic_path", "remove_stale_partials", "write_bytes", "write_npy", "write_npz",
+           "write_parquet", "write_text"]
+
+#: Names of the temporary files :func:`atomic_path` makes: ``.<name>.<8 random characters>.partial``
+#: (the random part is :func:`tempfile.mkstemp`'s).  Group 1 is the destination's name.
+PARTIAL_RE = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.partial")
 
 
 @contextlib.contextmanager
@@ -79,3 +86,42 @@ def write_parquet(dest: Path, table) -> None:
     """Write a :class:`pandas.DataFrame` as Parquet atomically (the folder is created if missing)."""
     with atomic_path(dest, mkdir=True) as tmp:
         table.to_parquet(tmp, index=False)
+
+
+def remove_stale_partials(folder: str | os.PathLike, *, dest: str | None = None,
+                          min_age_s: float = 0.0) -> list[Path]:
+    """Remove the temporary files :func:`atomic_path` left in ``folder`` (a process killed mid-write).
+
+    Only plain files whose names match :data:`PARTIAL_RE` are removed; nothing
+    else is touched.
+
+    Parameters
+    ----------
+    folder : path
+    dest : str, optional
+        Only the temporary files of this destination name.
+    min_age_s : float
+        Only files not modified for this many seconds (a write in progress in
+        another process is younger).
+
+    Returns
+    -------
+    removed : list of Path
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for p in entries:
+        m = PARTIAL_RE.fullmatch(p.name)
+        if m is None or (dest is not None and m.group(1) != dest):
+            continue
+        with contextlib.suppress(OSError):
+            if p.is_symlink() or not p.is_file() or now - p.stat().st_mtime < min_age_s:
+                continue
+            p.unlink()
+            removed.append(p)
+    return removed

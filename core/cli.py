@@ -2,37 +2,48 @@
 
 The contract (other tools rely on it):
 
-``python -m core analyze INPUT --out DIR [--spacing Z Y X] [--phase-map VALUE=PHASE,...] [--params FILE.json]``
+``python -m core analyze INPUT --out DIR [--overwrite] [--spacing Z Y X] [--phase-map VALUE=PHASE,...] [--params FILE.json]``
     writes ``DIR/particles.csv``, ``DIR/particles.parquet``, ``DIR/phases.tif``,
     ``DIR/labels.tif`` and ``DIR/run.json``.  With ``--phase-map`` INPUT is a
     pre-segmented phase volume and segmentation is skipped.  ``--downsample F``
     block-averages the greyscale by F first (outputs on the coarser grid, voxel
     size times F; recorded in ``run.json`` and in a recipe).
-``python -m core segment INPUT --out DIR [--method threshold] [--downsample F]``
+``python -m core segment INPUT --out DIR [--overwrite] [--method threshold] [--downsample F]``
     writes ``DIR/phases.tif`` (0 = pore, 1 = CBD, 2 = NMC).
 ``python -m core analyze ... --recipe FILE.json [--name NAME]``
     also writes a recipe (:mod:`core.recipe`) that replays this analysis.
-``python -m core run RECIPE.json --out DIR [--no-verify] [--only NAME ...]``
+``python -m core run RECIPE.json --out DIR [--overwrite] [--no-verify] [--only NAME ...]``
     replays every analysis of a recipe headless and writes ``DIR/recipe.json``
     (input paths absolute) and per analysis ``DIR/NAME/particles.csv``,
     ``particles.parquet``, ``provenance.json`` and ``recipe.json`` (that
     analysis alone).  An input whose checksum differs from the recipe's is
     refused unless ``--no-verify``.
-``python -m core demo --out DIR [--seed N]``
+``python -m core demo --out DIR [--overwrite] [--seed N]``
     writes ``DIR/NAME/{greyscale.tif,true_phases.tif,true_labels.tif,true_particles.csv}``
     for each demo electrode.
 
-Bad input exits with status 2 and one sentence on stderr, and writes nothing:
-every output is first written into a hidden temporary folder inside ``DIR``'s
-parent and moved into place only when all of it succeeded.
+Bad input exits with status 2 and one sentence on stderr (``error: ...``, no
+usage block), and writes nothing.  ``--out`` and ``--recipe`` are checked before
+any input is read: ``DIR`` must be a folder that can be written (its parent
+must exist), and a ``DIR`` that already holds files is refused unless
+``--overwrite``, which replaces the whole folder (never a mix of two runs).
+``--overwrite`` only replaces a folder of this tool's results and never one
+that holds an input of the command.  Every output is first written into a
+hidden folder ``.DIR.partial-<pid>-XXXXXXXX`` beside ``DIR`` and swapped into
+place in one step when all of it succeeded, so a killed run leaves either the
+earlier folder or the new one, never part of one; such hidden folders left by a
+killed run are removed by the next run into ``DIR``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -41,6 +52,8 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+from ._atomic import remove_stale_partials
+from ._checks import VOXEL_SIZE_RANGE_UM
 from ._json import json_default
 
 EXIT_BAD_INPUT = 2
@@ -64,26 +77,260 @@ def _progress(quiet: bool):
     return report
 
 
-@contextlib.contextmanager
-def _staged_output(out: Path):
-    """Yield a temporary folder; on success move its files into ``out``."""
-    out = Path(out)
-    parent = out.resolve().parent
-    if not parent.exists():
+#: Folders no result belongs in (pseudo file systems).
+_SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
+#: Names this tool writes into an output folder (``--overwrite`` replaces only folders made of these).
+_OWN_FILES = frozenset({
+    "particles.csv", "particles.parquet", "phases.tif", "labels.tif", "run.json", "recipe.json", "provenance.json",
+    "greyscale.tif", "true_phases.tif", "true_labels.tif", "true_particles.csv",
+})
+
+
+def _under_system_root(path: Path) -> str | None:
+    real = os.path.realpath(path)
+    for root in _SYSTEM_ROOTS:
+        if real == root or real.startswith(root + os.sep):
+            return root
+    return None
+
+
+def _staging_re(name: str) -> re.Pattern:
+    """Names of the hidden folders :func:`_prepare_out` makes beside ``name`` (``.old``: the earlier folder set aside)."""
+    return re.compile(rf"\.{re.escape(name)}\.partial-(?:(\d+)-)?[a-z0-9_]{{8}}(\.old)?")
+
+
+def _in_use(pid: str | None, folder: Path) -> bool:
+    """The staging folder belongs to a live run (its process is alive and older than the folder)."""
+    from ._liveness import _pid_alive, process_start_time
+
+    if pid is None or int(pid) == os.getpid() or not _pid_alive(int(pid)):
+        return False
+    start = process_start_time(int(pid))
+    with contextlib.suppress(OSError):
+        if start is not None and start > folder.lstat().st_mtime + 1.0:
+            return False  # a later process that reuses the id
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the hidden ``.NAME.partial-*`` folders killed runs left beside ``out``; returns them.
+
+    A folder of a run still alive is kept.  An earlier ``out`` set aside
+    (``.old``) by a run killed between its two renames is put back when
+    ``out`` is missing.  Nothing else is touched.
+    """
+    out = Path(os.path.abspath(out))
+    pattern = _staging_re(out.name)
+    removed = []
+    try:
+        entries = sorted(out.parent.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = pattern.fullmatch(p.name)
+        if m is None or p.is_symlink() or not p.is_dir() or _in_use(m.group(1), p):
+            continue
+        if m.group(2) and not os.path.lexists(out):
+            with contextlib.suppress(OSError):
+                os.rename(p, out)
+                continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _foreign_entry(folder: Path) -> str | None:
+    """The first entry of ``folder`` (two levels deep) that this tool does not write, or None."""
+    for p in sorted(folder.iterdir()):
+        if p.is_symlink():
+            return p.name
+        if p.is_dir():
+            for q in sorted(p.iterdir()):
+                if q.is_symlink() or not q.is_file() or q.name not in _OWN_FILES:
+                    return f"{p.name}/{q.name}"
+        elif not (p.is_file() and (p.name in _OWN_FILES or p.suffix == ".json")):
+            return p.name
+    return None
+
+
+def _check_out(out, *, overwrite: bool, reads=()) -> Path:
+    """Check ``--out`` before any work and remove stale staging folders beside it; returns it absolute.
+
+    Parameters
+    ----------
+    out : path
+        The ``--out`` folder.
+    overwrite : bool
+        Replace a folder that already holds files.
+    reads : iterable of path
+        Files the command reads; ``out`` may not hold any of them when it is replaced.
+
+    Raises
+    ------
+    CLIError
+        ``out`` is a file, a link, a system folder, not writable, or holds
+        earlier results without ``overwrite``.
+    """
+    given = Path(out).expanduser()
+    target = Path(os.path.abspath(given))
+    root = _under_system_root(target)
+    if root is not None:
+        raise CLIError(f"--out {given} is inside {root}, a system folder; write the results to an ordinary folder")
+    if not target.name or target == target.parent:
+        raise CLIError(f"--out {given} is not a folder this tool can write into; name a new folder")
+    if target.is_symlink():
+        raise CLIError(f"--out {given} is a symbolic link; name the folder itself")
+    parent = target.parent
+    if not parent.is_dir():
+        if parent.exists():
+            raise CLIError(f"the parent of --out {given} is a file, not a folder")
         raise CLIError(f"the parent folder of --out does not exist: {parent}")
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} exists and is not a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    if target.exists() and not target.is_dir():
+        raise CLIError(f"--out {given} exists and is not a folder")
+    remove_stale_staging(target)
+    if target.is_dir() and any(target.iterdir()):
+        if not overwrite:
+            raise CLIError(f"--out {given} already holds files (earlier results); choose another folder, or pass "
+                           "--overwrite to replace the whole folder")
+        foreign = _foreign_entry(target)
+        if foreign is not None:
+            raise CLIError(f"--out {given} holds {foreign!r}, which this tool did not write; --overwrite only replaces "
+                           "a folder of its own results")
+        real = os.path.realpath(target)
+        cwd = os.getcwd()
+        if cwd == real or cwd.startswith(real + os.sep):
+            raise CLIError(f"--out {given} is the current folder (or holds it); --overwrite replaces only another "
+                           "folder")
+        for f in reads:
+            found = os.path.realpath(Path(f).expanduser()) if f is not None else ""
+            if found == real or found.startswith(real + os.sep):
+                raise CLIError(f"--out {given} holds {Path(f).name}, which this command reads; write the results to "
+                               "another folder")
+    return target
+
+
+def _prepare_out(out, *, overwrite: bool, reads=()) -> Path:
+    """:func:`_check_out`, then make the empty staging folder ``.NAME.partial-<pid>-XXXXXXXX`` beside ``out``."""
+    target = _check_out(out, overwrite=overwrite, reads=reads)
+    given = Path(out).expanduser()
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent))
+    except OSError as exc:
+        raise CLIError(f"--out {given} cannot be written: {exc.strerror or exc}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the results private
+    return tmp
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(b))
+
+
+def _commit(tmp: Path, out: Path) -> None:
+    """Put the staging folder ``tmp`` in the place of ``out``, replacing an earlier ``out`` whole."""
+    out = Path(os.path.abspath(Path(out).expanduser()))
+    if not os.path.lexists(out):
+        os.rename(tmp, out)
+        return
+    if _exchange(tmp, out):  # one step: a reader (or a kill) sees the old folder or the new one
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    aside = tmp.with_name(tmp.name + ".old")  # put back by remove_stale_staging if killed in between
+    os.rename(out, aside)
+    os.rename(tmp, out)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _staged_output(out: Path, *, overwrite: bool = False, reads=()):
+    """Yield an empty staging folder; on success it replaces ``out`` whole, on failure it is removed.
+
+    ``out`` is checked first (:func:`_prepare_out`), before the caller reads
+    or analyses anything inside the block.
+    """
+    tmp = _prepare_out(out, overwrite=overwrite, reads=reads)
     try:
         yield tmp
-        out.mkdir(exist_ok=True)
-        for item in sorted(tmp.iterdir()):
-            target = out / item.name
-            if target.is_dir() and item.is_dir():
-                shutil.rmtree(target)
-            os.replace(item, target)
+        _commit(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_recipe_path(recipe, out) -> None:
+    """``--recipe`` names a file that can be written: not a folder, its folder exists and is writable."""
+    given = Path(recipe).expanduser()
+    target = Path(os.path.abspath(given))
+    root = _under_system_root(target)
+    if root is not None:
+        raise CLIError(f"--recipe {given} is inside {root}, a system folder; write the recipe to an ordinary folder")
+    if target.is_dir():
+        raise CLIError(f"--recipe {given} is a folder; give a file name such as {given / 'recipe.json'}")
+    if target == Path(os.path.abspath(Path(out).expanduser())):
+        raise CLIError("--recipe and --out name the same path; the recipe is a file beside the output folder")
+    if not target.parent.is_dir():
+        raise CLIError(f"the folder of --recipe does not exist: {target.parent}")
+    remove_stale_partials(target.parent, dest=target.name)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    except OSError as exc:
+        raise CLIError(f"--recipe {given} cannot be written: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _check_weights(weights, where: str = "--weights") -> None:
+    """The model weights can be loaded (before any work); a bad file is one sentence, not torch's text."""
+    if weights is None or weights == "default":
+        return
+    path = Path(weights).expanduser()
+    if not path.exists():
+        raise CLIError(f"{where} {weights}: no such file")
+    if not path.is_file():
+        raise CLIError(f"{where} {weights} is not a file")
+    from .nn.infer import load_model
+
+    try:
+        load_model(path)
+    except Exception:  # torch's errors (zip, pickle, state-dict mismatch) are many and long
+        raise CLIError(f"{where} {weights} is not a model checkpoint of this tool (written by core.nn.train)") from None
+
+
+def _read_params(path):
+    """The :class:`~core.pipeline.AnalysisParams` of a ``--params`` JSON file (one sentence on any error)."""
+    from .pipeline import AnalysisParams
+
+    p = Path(path).expanduser()
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CLIError(f"no such parameter file (--params): {path}") from None
+    except IsADirectoryError:
+        raise CLIError(f"--params {path} is a folder, not a JSON file") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"--params {path} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"--params {path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    try:
+        return AnalysisParams.from_dict(d.get("params", d) if isinstance(d, dict) else d)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"--params {path}: {exc}") from None
 
 
 def _input_spec(args):
@@ -118,15 +365,9 @@ def _cmd_analyze(args) -> None:
     from .io import save_tiff
     from .pipeline import AnalysisParams, run
 
-    params = AnalysisParams()
-    if args.params:
-        try:
-            d = json.loads(Path(args.params).read_text())
-        except FileNotFoundError:
-            raise CLIError(f"no such parameter file: {args.params}") from None
-        except json.JSONDecodeError as exc:
-            raise CLIError(f"{args.params} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
-        params = AnalysisParams.from_dict(d.get("params", d) if isinstance(d, dict) else d)
+    reads = (args.input, args.params, args.weights)  # (--recipe is written after the output, so it may lie inside)
+    _check_out(args.out, overwrite=args.overwrite, reads=reads)  # first: before any file is read
+    params = _read_params(args.params) if args.params else AnalysisParams()
     overrides = {}
     if args.axis is not None:
         overrides["axis"] = args.axis
@@ -139,35 +380,43 @@ def _cmd_analyze(args) -> None:
         overrides["model"] = {**params.model.to_dict(), "weights": args.weights}
     if overrides:
         params = AnalysisParams.from_dict({**params.to_dict(), **overrides})
-    if args.recipe is not None and not Path(args.recipe).expanduser().resolve().parent.is_dir():
-        raise CLIError(f"the folder of --recipe does not exist: {Path(args.recipe).expanduser().resolve().parent}")
-    opened = _load_input(args)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = run(opened.volume, params, spacing=opened.spacing, presegmented=opened.presegmented,
-                     progress=_progress(args.quiet), downsampled=getattr(args, "downsample", 1) or 1)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    record = {
-        "command": "analyze",
-        "input": {**opened.info, "path": str(args.input)},
-        "params": result.params.to_dict(),
-        "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
-        "warnings": [str(w.message) for w in caught],
-    }
-    with _staged_output(args.out) as tmp:
+    network = params.method == "model" or params.particles == "model"
+    if args.weights is not None and not network:
+        raise CLIError("--weights is only used with --method model")
+    spec = _input_spec(args)
+    if args.recipe is not None:
+        _check_recipe_path(args.recipe, args.out)
+    if network:
+        _check_weights(params.model.weights, "--weights" if args.weights is not None else "model.weights")
+    with _staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
+        opened = _load_input(args)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run(opened.volume, params, spacing=opened.spacing, presegmented=opened.presegmented,
+                         progress=_progress(args.quiet), downsampled=getattr(args, "downsample", 1) or 1)
+        for w in _distinct(caught):
+            print(f"warning: {w}", file=sys.stderr)
+        record = {
+            "command": "analyze",
+            "input": {**opened.info, "path": str(args.input)},
+            "params": result.params.to_dict(),
+            "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
+            "warnings": _distinct(caught),
+        }
         _write_table(result.table, tmp, "particles")
         save_tiff(tmp / "phases.tif", result.phases, result.spacing)
         save_tiff(tmp / "labels.tif", result.labels, result.spacing)
         (tmp / "run.json").write_text(json.dumps(record, indent=2, default=json_default))
-    if args.recipe is not None:
-        from .recipe import Recipe, entry_from_result, write_recipe
+        if args.recipe is not None:  # built (and so checked) before the output is put in place
+            from .recipe import Recipe, dumps, entry_from_result, write_recipe
 
-        name = args.name or Path(args.input).name.split(".")[0] or "analysis"
-        spec = _input_spec(args)
-        spec = replace(spec, path=spec.path.expanduser().resolve())
-        write_recipe(Recipe((entry_from_result(name, spec, result),)), args.recipe)
+            name = args.name or Path(args.input).name.split(".")[0] or "analysis"
+            spec = replace(spec, path=spec.path.expanduser().resolve())
+            recipe = Recipe((entry_from_result(name, spec, result),))
+            dumps(recipe)
+    if args.recipe is not None:
+        write_recipe(recipe, args.recipe)
     if not args.quiet:
         print(f"{len(result.table)} particles -> {args.out}", file=sys.stderr)
         if args.recipe is not None:
@@ -179,6 +428,10 @@ def _cmd_run(args) -> None:
         Recipe, check_inputs, dumps, entry_to_dict, read_recipe, replay, version_differences,
     )
 
+    # the recipe of an earlier run into --out (DIR/recipe.json, inputs absolute) may be replayed into it again
+    own = os.path.realpath(Path(args.out).expanduser() / "recipe.json") == os.path.realpath(Path(args.recipe).expanduser())
+    recipe_read = () if own else (args.recipe,)
+    _check_out(args.out, overwrite=args.overwrite, reads=recipe_read)
     recipe = read_recipe(args.recipe)
     entries = list(recipe.analyses)
     if args.only:
@@ -188,6 +441,9 @@ def _cmd_run(args) -> None:
                            f"{', '.join(repr(e.name) for e in entries)})")
         entries = [e for e in entries if e.name in args.only]
     check_inputs(recipe)
+    for e in entries:
+        if e.params.method == "model" or e.params.particles == "model":
+            _check_weights(e.params.model.weights, f"analysis {e.name!r} model.weights")
     from . import __version__
 
     if recipe.package_version != __version__:
@@ -195,7 +451,8 @@ def _cmd_run(args) -> None:
               file=sys.stderr)
     report = _progress(args.quiet)
     n = len(entries)
-    with _staged_output(args.out) as tmp:
+    reads = [*recipe_read, *(getattr(e.input, "path", None) for e in entries)]
+    with _staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
         (tmp / "recipe.json").write_text(dumps(Recipe(tuple(entries), recipe.package_version)), encoding="utf-8")
         for i, entry in enumerate(entries):
             def progress(frac, msg, _i=i, _name=entry.name):
@@ -207,8 +464,8 @@ def _cmd_run(args) -> None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = replay(entry, verify=not args.no_verify, progress=progress)
-            for w in caught:
-                print(f"warning: {entry.name}: {w.message}", file=sys.stderr)
+            for w in _distinct(caught):
+                print(f"warning: {entry.name}: {w}", file=sys.stderr)
             verified = entry.input_checksum is not None and not args.no_verify
             if entry.input_checksum is None:
                 print(f"warning: {entry.name}: the recipe has no input checksum; the input was not verified",
@@ -228,7 +485,7 @@ def _cmd_run(args) -> None:
                 "input_verified": verified,
                 "params": result.params.to_dict(),
                 "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
-                "warnings": [str(w.message) for w in caught],
+                "warnings": _distinct(caught),
             }
             (d / "provenance.json").write_text(json.dumps(record, indent=2, default=json_default), encoding="utf-8")
         report(1.0, f"{n} analyses replayed")
@@ -240,18 +497,25 @@ def _cmd_segment(args) -> None:
     from .io import save_tiff
     from .phases import SegmentParams, segment_detailed
 
-    opened = _load_input(args)
-    data, spacing = opened.volume, opened.spacing
+    _check_out(args.out, overwrite=args.overwrite, reads=(args.input, args.weights))  # first: before any reading
+    if args.weights is not None and args.method != "model":
+        raise CLIError("--weights is only used with --method model")
+    weights = args.weights or "default"
+    _input_spec(args)
     if args.method == "model":
-        from .nn.infer import segment_volume
-        from .nn.params import ModelParams
+        _check_weights(weights)
+    with _staged_output(args.out, overwrite=args.overwrite, reads=(args.input, args.weights)) as tmp:
+        opened = _load_input(args)
+        data, spacing = opened.volume, opened.spacing
+        if args.method == "model":
+            from .nn.infer import segment_volume
+            from .nn.params import ModelParams
 
-        seg = segment_volume(data, ModelParams(weights=args.weights), progress=_progress(args.quiet))
-        phases, what = seg.phases, f"3D U-Net ({args.weights} weights)"
-    else:
-        res = segment_detailed(data, SegmentParams(), progress=_progress(args.quiet))
-        phases, what = res.phases, f"thresholds low={res.params.low:g} high={res.params.high:g}"
-    with _staged_output(args.out) as tmp:
+            seg = segment_volume(data, ModelParams(weights=weights), progress=_progress(args.quiet))
+            phases, what = seg.phases, f"3D U-Net ({weights} weights)"
+        else:
+            res = segment_detailed(data, SegmentParams(), progress=_progress(args.quiet))
+            phases, what = res.phases, f"thresholds low={res.params.low:g} high={res.params.high:g}"
         save_tiff(tmp / "phases.tif", phases, spacing)
     if not args.quiet:
         print(f"{what}; phases -> {args.out}", file=sys.stderr)
@@ -267,7 +531,7 @@ def _cmd_demo(args) -> None:
             raise CLIError(f"unknown demo electrode {n!r}; choose from {', '.join(DEMO_ELECTRODES)}")
     shape = (args.size,) * 3 if args.size else None
     report = _progress(args.quiet)
-    with _staged_output(args.out) as tmp:
+    with _staged_output(args.out, overwrite=args.overwrite) as tmp:
         for i, name in enumerate(names):
             report(i / len(names), f"generating {name} (seed {args.seed})")
             e = demo_electrode(name, rng=args.seed + i, shape=shape)
@@ -280,6 +544,17 @@ def _cmd_demo(args) -> None:
         report(1.0, f"{len(names)} demo electrodes written")
 
 
+class _UsageError(Exception):
+    """A command-line syntax error (argparse's), reported as one sentence without the usage block."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse without the usage block on errors: ``error: <sentence>.`` and exit status 2 (see :func:`main`)."""
+
+    def error(self, message):  # noqa: D401  (argparse's hook)
+        raise _UsageError(message)
+
+
 def _factor(text: str) -> int:
     from .io.downsampling import check_downsample
 
@@ -288,23 +563,87 @@ def _factor(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     try:
-        return check_downsample(factor, "--downsample")
+        return check_downsample(factor, "the factor")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _whole(minimum: int, maximum: int | None = None):
+    """argparse type: a whole number from ``minimum`` (to ``maximum``)."""
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            span = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {span}, got {value}")
+        return value
+    return convert
+
+
+def _voxel_size(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0 < value):
+        raise argparse.ArgumentTypeError(f"a voxel size must be a finite number > 0 µm, got {text}")
+    lo, hi = VOXEL_SIZE_RANGE_UM
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"a voxel size must be between {lo:g} and {hi:g} µm, got {text}")
+    return value
+
+
+def _distinct(caught) -> list[str]:
+    """The messages of caught warnings, each once, in order."""
+    return list(dict.fromkeys(str(w.message) for w in caught))
+
+
+def _dtype(text: str) -> str:
+    import numpy as np
+
+    try:
+        dt = np.dtype(text)
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind not in "uif":
+        raise argparse.ArgumentTypeError(f"not a numeric data type: {text!r} (e.g. uint8, uint16, float32)")
+    return text
+
+
+def _phase_map(text: str) -> str:
+    from .io.phase_map import parse_phase_map
+
+    try:
+        parse_phase_map(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+_OVERWRITE_HELP = ("replace --out if it already holds earlier results: the whole folder is replaced in one step "
+                   "(nothing of the earlier run is kept, and a failed run keeps it untouched); only a folder of "
+                   "this tool's results is replaced")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core", description="Particle detachment analysis of cathode tomography.")
+    p = _Parser(prog="python -m core", description="Particle detachment analysis of cathode tomography.")
     sub = p.add_subparsers(dest="command", required=True)
+
+    def add_out(sp):
+        sp.add_argument("--out", required=True, type=Path,
+                        help="output folder (new or empty; its parent must exist); see --overwrite")
+        sp.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
 
     def add_input(sp):
         sp.add_argument("input", help="volume: TIFF, slice folder, HDF5, Zarr, .npy or raw")
-        sp.add_argument("--out", required=True, type=Path, help="output folder")
-        sp.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"), help="voxel size in µm")
+        add_out(sp)
+        sp.add_argument("--spacing", nargs=3, type=_voxel_size, metavar=("Z", "Y", "X"), help="voxel size in µm")
         sp.add_argument("--dataset", help="HDF5/Zarr dataset name")
-        sp.add_argument("--raw-shape", nargs=3, type=int, metavar=("Z", "Y", "X"), help="raw files: shape")
-        sp.add_argument("--raw-dtype", help="raw files: dtype such as uint16 or float32")
-        sp.add_argument("--raw-offset", type=int, default=0, help="raw files: header bytes to skip")
+        sp.add_argument("--raw-shape", nargs=3, type=_whole(1), metavar=("Z", "Y", "X"), help="raw files: shape")
+        sp.add_argument("--raw-dtype", type=_dtype, help="raw files: dtype such as uint16 or float32")
+        sp.add_argument("--raw-offset", type=_whole(0), default=0, help="raw files: header bytes to skip")
         sp.add_argument("--downsample", type=_factor, default=1, metavar="F",
                         help="block-average F×F×F voxels into one before the analysis (1-8; default 1 = none); the "
                              "outputs are on the coarser grid and the voxel size is multiplied by F. Use it when the "
@@ -313,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("analyze", help="segment, identify particles, write the particle table")
     add_input(a)
-    a.add_argument("--phase-map", help="INPUT is a phase volume: e.g. 0=pore,128=nmc,255=cbd")
+    a.add_argument("--phase-map", type=_phase_map, help="INPUT is a phase volume: e.g. 0=pore,128=nmc,255=cbd")
     a.add_argument("--params", help="JSON file of analysis parameters")
     a.add_argument("--method", choices=("threshold", "model"),
                    help="phases and particles by thresholds + watershed (default) or by the shipped 3D U-Net")
@@ -326,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="replay every analysis of a recipe headless")
     r.add_argument("recipe", help="recipe file (JSON) written by 'analyze --recipe' or the dashboard")
-    r.add_argument("--out", required=True, type=Path, help="output folder")
+    add_out(r)
     r.add_argument("--no-verify", action="store_true", help="analyse inputs whose checksum differs from the recipe's")
     r.add_argument("--only", nargs="+", metavar="NAME", help="replay only these analyses")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -336,29 +675,41 @@ def build_parser() -> argparse.ArgumentParser:
     add_input(s)
     s.add_argument("--method", choices=("threshold", "model"), default="threshold",
                    help="two thresholds (default) or the shipped 3D U-Net")
-    s.add_argument("--weights", default="default", help="model weights for --method model (default: shipped)")
+    s.add_argument("--weights", help="model weights for --method model (default: shipped)")
     s.set_defaults(func=_cmd_segment)
 
     d = sub.add_parser("demo", help="write the synthetic demo electrodes with ground truth")
-    d.add_argument("--out", required=True, type=Path)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    add_out(d)
+    d.add_argument("--seed", type=_whole(0), default=0)
+    d.add_argument("--size", type=_whole(16, 512), help=argparse.SUPPRESS)
     d.add_argument("--names", nargs="*", help="subset of demo electrodes")
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=_cmd_demo)
     return p
 
 
+def _sentence(msg: str) -> str:
+    return "error: " + msg.strip().replace("\n", " ").rstrip(".") + "."
+
+
 def main(argv=None) -> int:
+    """Run the command line; returns the exit status (0, or 2 after one ``error: ...`` line on stderr)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        msg = str(exc)
+        msg = msg[len("argument "):] if msg.startswith("argument ") else msg
+        print(_sentence(msg), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         args.func(args)
     except (CLIError, ValueError, TypeError, OSError, KeyError, MemoryError) as exc:
         msg = str(exc) or type(exc).__name__
         if isinstance(exc, KeyError):
             msg = f"missing key {msg}"
-        msg = msg.strip().rstrip(".").replace("\n", " ")
-        print(f"error: {msg}.", file=sys.stderr)
+        print(_sentence(msg), file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0

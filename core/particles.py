@@ -34,6 +34,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from . import _kernels as K
+from ._checks import check_bool, check_number
 from ._watershed import _quantise, quantise, watershed_dynamics
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
@@ -71,8 +72,10 @@ class SeparationParams:
     min_volume_um3: float = 1.0
 
     def __post_init__(self):
+        check_bool(self.fill_cracks, "fill_cracks")
         check_choice(self.markers, "markers", ("hmaxima", "peaks"))
         for name in ("h_um", "min_distance_um", "merge_ratio", "min_volume_um3"):
+            check_number(getattr(self, name), name)
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 

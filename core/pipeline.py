@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from ._checks import check_int
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
 from .metrics import Side, _particle_table, detect_separator_side
 from .particles import SeparationParams, separate_particles
@@ -30,6 +31,9 @@ from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_remove
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model"]
 Particles = Literal["watershed", "model"]
+#: The parameter groups of :class:`AnalysisParams` (each a dataclass that checks its fields).
+_GROUPS = {"segment": SegmentParams, "separation": SeparationParams, "model": ModelParams}
+
 @dataclass(frozen=True)
 class AnalysisParams:
     """Every parameter of an analysis.
@@ -65,8 +69,12 @@ class AnalysisParams:
     particles: Particles = "watershed"
 
     def __post_init__(self):
+        for key, cls in _GROUPS.items():
+            if not isinstance(getattr(self, key), cls):
+                raise TypeError(f"{key} must be {cls.__name__}, got {type(getattr(self, key)).__name__}")
         check_choice(self.method, "method", ("threshold", "model"))
         check_choice(self.particles, "particles", ("watershed", "model"))
+        check_int(self.axis, "axis")
         check_choice(self.axis, "axis", (0, 1, 2))
         check_choice(self.separator_side, "separator_side", ("auto", "start", "end"))
 
@@ -80,7 +88,7 @@ class AnalysisParams:
         if not isinstance(d, dict):
             raise TypeError(f"analysis parameters must be a JSON object, got {type(d).__name__}")
         d = dict(d)
-        sub = {"segment": SegmentParams, "separation": SeparationParams, "model": ModelParams}
+        sub = _GROUPS
         kwargs = {}
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
@@ -89,12 +97,15 @@ class AnalysisParams:
         for key, value in d.items():
             if key in sub:
                 if not isinstance(value, dict):
-                    raise TypeError(f"'{key}' parameters must be a JSON object")
+                    raise TypeError(f"'{key}' parameters must be a JSON object, got {value!r}")
                 names = {f.name for f in fields(sub[key])}
                 bad = set(value) - names
                 if bad:
                     raise ValueError(f"unknown '{key}' parameter(s) {sorted(bad)}; known: {sorted(names)}")
-                kwargs[key] = sub[key](**value)
+                try:
+                    kwargs[key] = sub[key](**value)
+                except (TypeError, ValueError) as exc:  # name the group: "separation.h_um must be a number"
+                    raise type(exc)(f"{key}.{exc}") from None
             else:
                 kwargs[key] = value
         return cls(**kwargs)

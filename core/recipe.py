@@ -52,6 +52,7 @@ import numpy as np
 
 from . import __version__
 from ._atomic import write_text
+from ._checks import check_voxel_size
 from .records import display_name
 from .inputs import (  # noqa: F401  (re-exported: recipes name their inputs with these)
     DemoInput, FileInput, InputError, InputSpec, input_from_dict, input_from_source, input_to_dict, open_input,
@@ -191,6 +192,7 @@ def _entry_from_dict(d, index: int, base_dir: Path | None) -> RecipeEntry:
     inp = input_from_dict(_require(d, "input", where), f"{where} input", base_dir)
     try:
         spacing = normalize_spacing(_require(d, "spacing_um", where))
+        check_voxel_size(spacing, "values")
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"{where} spacing_um: {exc}") from None
     try:
@@ -354,6 +356,8 @@ def write_recipe(recipe: Recipe, path: str | os.PathLike, *, relative: bool = Tr
         folder can then be moved as a whole); others stay absolute.
     """
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise RecipeError(f"the recipe path {p} is a folder; give a file name such as {p / 'recipe.json'}")
     if not p.parent.is_dir():
         raise RecipeError(f"the folder of the recipe file does not exist: {p.parent}")
     text = dumps(recipe, relative_to=p.resolve().parent if relative else None)

@@ -18,7 +18,8 @@ transaction.  An analysis is a new row (status ``running``) and a new folder:
 a run that fails or is killed never touches earlier results.  A run that
 raises is marked ``failed`` with its error; a run whose process died is found
 on the next :class:`Workspace` open (``running`` rows whose owner process is
-gone, or started before it) and marked ``failed`` then.
+gone, or started before it) and marked ``failed`` then; its folder and the
+temporary ``.NAME.XXXXXXXX.partial`` files of killed writes are removed.
 
 The records (:class:`Sample`, :class:`Analysis`) live in :mod:`core.records`;
 running an analysis is :func:`core.runner.run_analysis`.  Nothing here imports
@@ -42,7 +43,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal
 import numpy as np
 import pandas as pd
 
-from ._atomic import write_bytes, write_npy, write_npz, write_parquet  # noqa: F401  (write_npy re-exported)
+from ._atomic import remove_stale_partials, write_bytes, write_npy, write_npz, write_parquet  # noqa: F401  (write_npy re-exported)
+from ._checks import check_voxel_size
 from ._json import json_default
 from ._liveness import own_start as _process_own_start
 from ._liveness import process_start_time, run_is_orphaned
@@ -59,6 +61,7 @@ STATUSES: tuple[str, ...] = ("running", "done", "failed")
 SIDES: tuple[str, ...] = ("auto", "start", "end")
 SCHEMA_VERSION = 1
 UPLOAD_GRACE_S = 24 * 3600.0  # an upload not added as a sample is removed after this
+PARTIAL_GRACE_S = 600.0  # a temporary file of an atomic write (not of a failed run) untouched this long is stale
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -120,7 +123,9 @@ class Workspace:
     Notes
     -----
     Opening marks orphaned ``running`` analyses as ``failed`` and removes
-    artefact folders that no catalogue row refers to.
+    artefact folders that no catalogue row refers to or whose analysis
+    failed, and the temporary files (``.NAME.XXXXXXXX.partial``) of writes
+    killed midway.
     """
 
     DB_NAME = "catalogue.sqlite"
@@ -177,7 +182,8 @@ class Workspace:
     # ---------------------------------------------------------------- recovery
 
     def recover(self) -> list[int]:
-        """Mark orphaned ``running`` analyses failed and drop unreferenced artefact folders.
+        """Mark orphaned ``running`` analyses failed; drop the artefact folders of failed or unknown analyses
+        and the temporary files of killed writes (only names :func:`core._atomic.atomic_path` makes).
 
         Returns
         -------
@@ -196,12 +202,20 @@ class Workspace:
                         ("The run was interrupted (its process stopped before it finished).", now, r["id"]),
                     )
                     marked.append(int(r["id"]))
-            known = {int(r["id"]) for r in con.execute("SELECT id FROM analyses").fetchall()}
+            status = {int(r["id"]): r["status"] for r in con.execute("SELECT id, status FROM analyses").fetchall()}
         folder = self.root / "analyses"
         if folder.is_dir():
             for d in folder.iterdir():
-                if d.is_dir() and d.name.isdigit() and int(d.name) not in known:
+                if not (d.is_dir() and d.name.isdigit()):
+                    continue
+                state = status.get(int(d.name))
+                if state is None or state == "failed":  # no row, or a run that failed or was killed: no results
                     shutil.rmtree(d, ignore_errors=True)
+                elif state == "done":  # a killed sweep write (a running analysis's files are its own)
+                    remove_stale_partials(d, min_age_s=PARTIAL_GRACE_S)
+        # temporary files of atomic writes killed midway (younger ones may be a write in progress elsewhere)
+        for d in (self.root / "cache", *((self.root / "uploads").glob("*/"))):
+            remove_stale_partials(d, min_age_s=PARTIAL_GRACE_S)
         # uploads never added as a sample, left for over a day
         uploads = self.root / "uploads"
         if uploads.is_dir():
@@ -287,6 +301,7 @@ class Workspace:
         if shape is None and not isinstance(spec, DemoInput):
             shape = (source_options or {}).get("shape")
         sp = normalize_spacing(spacing)
+        check_voxel_size(sp)
         now = time.time()
         with self._tx() as con:
             cur = con.execute(
@@ -355,6 +370,7 @@ class Workspace:
             spec = self._input(s.source, changes["source_options"])
             shape = changes["source_options"].get("shape", shape)
         sp = normalize_spacing(changes.get("spacing", s.spacing))
+        check_voxel_size(sp)
         with self._tx() as con:
             con.execute(
                 "UPDATE samples SET name = ?, group_label = ?, spacing_z_um = ?, spacing_y_um = ?, spacing_x_um = ?, "

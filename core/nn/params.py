@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .._checks import check_int, check_number
+
 #: The weights shipped in the repository.
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "unet3d.pt"
 #: Accepted values of :attr:`ModelParams.precision`.
@@ -43,10 +45,13 @@ class ModelParams:
     def __post_init__(self):
         if not isinstance(self.weights, str) or not self.weights:
             raise TypeError(f"weights must be 'default' or a path, got {self.weights!r}")
+        check_int(self.tile, "tile")
+        check_int(self.overlap, "overlap")
         if not (isinstance(self.tile, int) and self.tile >= 16 and self.tile % 8 == 0):
             raise ValueError(f"tile must be a multiple of 8, at least 16, got {self.tile!r}")
         if not (isinstance(self.overlap, int) and 0 <= 2 * self.overlap <= self.tile):
             raise ValueError(f"overlap must be between 0 and tile / 2, got {self.overlap!r}")
+        check_number(self.h, "h")
         if not 0 < self.h < 1:
             raise ValueError(f"h must be in (0, 1), got {self.h!r}")
         if self.precision not in PRECISIONS:

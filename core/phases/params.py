@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._checks import check_bool, check_int, check_number
 from .._validate import check_choice, check_volume
 
 __all__ = ["DENOISE_METHODS", "Denoise", "SegmentParams", "check_greyscale"]
@@ -61,6 +62,12 @@ class SegmentParams:
 
     def __post_init__(self):
         check_choice(self.denoise, "denoise", DENOISE_METHODS)
+        check_number(self.denoise_size, "denoise_size")
+        check_number(self.low, "low", optional=True)
+        check_number(self.high, "high", optional=True)
+        check_bool(self.partial_volume, "partial_volume")
+        check_number(self.pv_sigma, "pv_sigma", optional=True)
+        check_int(self.min_island, "min_island")
         if self.denoise_size < 0:
             raise ValueError(f"denoise_size must be >= 0, got {self.denoise_size}")
         if self.low is not None and self.high is not None and not self.low < self.high:

@@ -324,10 +324,19 @@ def test_analyze_downsample_writes_the_coarse_grid_and_replays(tmp_path, capsys)
 @pytest.mark.parametrize("value, message", [("0", "must be between 1 and 8, got 0"), ("9", "between 1 and 8"),
                                             ("1.5", "not a whole number")])
 def test_downsample_bad_factor_is_a_usage_error(tmp_path, capsys, value, message):
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["analyze", str(tmp_path / "x.tif"), "--out", str(tmp_path / "o"), "--downsample", value])
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
+    rc = cli.main(["analyze", str(tmp_path / "x.tif"), "--out", str(tmp_path / "o"), "--downsample", value])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --downsample: ") and err.count("\n") == 1 and "usage" not in err
+    assert message in err
+
+
+def test_usage_errors_are_one_line_and_help_still_works(capsys):
+    assert cli.main(["analyze", "x.tif"]) == 2
+    assert capsys.readouterr().err == "error: the following arguments are required: --out.\n"
+    assert cli.main(["analyze", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m core analyze") and "--overwrite" in out
 
 
 def test_downsample_refused_for_a_phase_volume(demo, tmp_path, capsys):

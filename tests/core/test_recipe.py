@@ -97,6 +97,13 @@ def test_write_recipe_paths_relative_inside_absolute_outside(tmp_path):
     assert [p.name for p in (tmp_path / "rec").iterdir()] == ["r.json"]  # no temporary file left
 
 
+def test_write_recipe_refuses_a_folder(tmp_path):
+    r = rc.Recipe((rc.RecipeEntry("a", rc.DemoInput("pristine", 0, (16, 16, 16)), (1.0, 1.0, 1.0), AnalysisParams()),))
+    with pytest.raises(rc.RecipeError, match="is a folder; give a file name"):
+        rc.write_recipe(r, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def _mut(path, value=None, delete=False):
     def f(d):
         obj = d

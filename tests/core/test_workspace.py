@@ -126,6 +126,30 @@ def test_killed_run_is_marked_failed_on_reopen(tmp_path, elec):
     assert a.status == "failed" and "interrupted" in a.error
     assert ws2.latest_analysis(s.id).id == done.id
     assert ws2.get_analysis(done.id).status == "done"
+    assert not d.exists()  # the killed run's folder and its partial file are gone on reopen
+
+
+def test_reopen_removes_only_the_temporary_files_of_killed_writes(tmp_path, elec):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("A", "demo:pristine", spacing=elec.spacing)
+    done = run_analysis(ws, s.id, elec.greyscale)
+    d = ws.analysis_dir(done.id)
+    stale = [d / ".sweep-0123456789abcdef.json.ab12cd34.partial", ws.cache_dir() / ".demo-x.npy.zz99_x1y.partial"]
+    keep = [d / "notes.partial", d / ".x.partial", ws.cache_dir() / "demo-x.npy"]
+    for p in stale + keep:
+        p.write_bytes(b"x")
+    young = d / ".sweep-fedcba9876543210.json.yy12cd34.partial"  # a write in progress in another process
+    young.write_bytes(b"x")
+    keep.append(young)
+    old = time.time() - 3600
+    for p in stale:
+        os.utime(p, (old, old))
+    before = _files(d)
+    Workspace(tmp_path)
+    assert [p.exists() for p in stale] == [False, False]
+    assert all(p.exists() for p in keep)
+    assert _files(d) == [f for f in before if f != stale[0].name]
+    pd.testing.assert_frame_equal(ws.load_table(done), ws.load_table(done.id))
 
 
 def test_dead_owner_process_is_detected(tmp_path):
@@ -276,3 +300,10 @@ def test_analysis_params_are_parsed_once_with_the_blur_origin(tmp_path, elec):
     # rows written before the origin was recorded: inferred from the requested σ
     old = replace(fitted, provenance={k: v for k, v in fitted.provenance.items() if k != "pv_sigma_origin"})
     assert old.pv_sigma_origin == fitted.pv_sigma_origin
+
+
+def test_add_sample_refuses_an_implausible_voxel_size(tmp_path):
+    ws = Workspace(tmp_path)
+    with pytest.raises(ValueError, match="spacing values must be between 0.0001 and 10000 µm, got 1e\\+300"):
+        ws.add_sample("A", "demo:pristine", spacing=1e300)
+    assert ws.list_samples() == []
