@@ -75,14 +75,15 @@ def _check_tree(root_real: Path, top: Path, shown: str) -> None:
                 raise ValueError(f"{shown} holds more than {MAX_FOLDER_ENTRIES:,} files and folders, too many to "
                                  "check before reading it.")
             inner = _shown(root_real, folder / name)
-            real = _real(root_real, folder / name, f"{inner} (in {shown})")
+            where = inner if inner.startswith(shown + "/") else f"{inner} (in {shown})"
+            real = _real(root_real, folder / name, where)
             mode = real.stat().st_mode
             if stat.S_ISDIR(mode):
                 if real not in seen:
                     seen.add(real)
                     todo.append(real)
             elif not stat.S_ISREG(mode):
-                raise ValueError(f"{inner} (in {shown}) is not a regular file (a FIFO, socket or device), so the "
+                raise ValueError(f"{where} is not a regular file (a FIFO, socket or device), so the "
                                  "dashboard does not read it.")
 
 

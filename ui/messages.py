@@ -16,6 +16,12 @@ from . import settings, state
 _ABS_PATH = re.compile(r"(?<![\w.~/])/(?:[^\s'\"`,;()\[\]{}<>]+)")
 
 
+# a bytes literal, with the "header=" before it: b'root:x:0:0'
+_BYTES = re.compile(r"""[:,]?\s*(?:header\s*=\s*)?\bb(['"]).*?(?<!\\)\1""")
+# the end of a sentence followed by another one ("... data. If you trust ..."); "e.g. 'x'" or "scan.tif" are no end
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]'\"])[.!?]\s+(?=[A-Z])")
+
+
 def flash(kind: str, text: str) -> None:
     """Queue a message for the next run (survives ``st.rerun``)."""
     st.session_state[state.FLASH] = (kind, text)
@@ -77,7 +83,9 @@ def _last_part(m: re.Match) -> str:
 
 def one_sentence(exc: BaseException) -> str:
     """An exception as the one sentence shown to users (server paths relative, see :func:`relative_paths`)."""
-    msg = str(exc).strip().replace("\n", " ") or type(exc).__name__
+    msg = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, KeyError):
         msg = f"missing key {msg}"
-    return relative_paths(msg).rstrip(".") + "."
+    msg = _BYTES.sub("", msg)  # a file's first bytes (a reader quoting its header) are never shown
+    msg = _SENTENCE_END.split(relative_paths(msg), maxsplit=1)[0]  # a library's advice after it is dropped
+    return msg.rstrip(" .") + "."
