@@ -1,5 +1,8 @@
 """Confinement of the dashboard's file access to the data folder (no streamlit import).
 
+Paths shown to users (:func:`display_path`, :func:`relative_paths`) are relative to the data folder or the
+workspace, never absolute server paths.
+
 Every path is resolved (symlinks included) before it is listed or read.  Links that stay inside the data folder
 work; a link pointing outside it, a broken link and a link loop are refused without being opened; FIFOs,
 sockets and devices are refused (opening a FIFO would hang the server).  A folder read as one volume (slices,
@@ -10,11 +13,15 @@ the data folder.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import settings
+
 VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".h5", ".hdf5", ".hdf", ".nxs", ".raw", ".bin", ".vol", ".png")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 MAX_FOLDER_ENTRIES = 200_000  # a folder read as one volume is walked entry by entry before it is read
 
 # kinds of a listed entry
@@ -85,9 +92,76 @@ def _check_tree(root_real: Path, top: Path, shown: str) -> None:
             elif not stat.S_ISREG(mode):
                 raise ValueError(f"{where} is not a regular file (a FIFO, socket or device), so the "
                                  "dashboard does not read it.")
+            elif real.suffix.lower() in (".tif", ".tiff"):
+                _check_ome_tiff(root_real, real, where, "the data folder")
 
 
-def confine(root, path, *, tree: bool = True) -> Path:
+def _check_reference(root_real: Path, real: Path, shown: str, target, what: str, area: str) -> None:
+    """Refuse ``real`` when a file it names (``target``, relative to its folder) lies outside ``root_real``."""
+    if target in ("", ".", b"", b"."):
+        return  # the same file
+    p = Path(os.fsdecode(target))
+    p = (p if p.is_absolute() else real.parent / p).resolve()
+    if not inside(root_real, p):
+        raise ValueError(f"{shown} holds {what} pointing to a file outside {area}, so the dashboard does not read "
+                         "it.")
+
+
+def _check_ome_tiff(root_real: Path, real: Path, shown: str, area: str) -> None:
+    """Refuse an OME-TIFF whose metadata makes the reader open other files (``UUID FileName=``) outside
+    ``root_real``; only its first page's description is read."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(real) as tif:
+            desc = tif.pages.first.description if tif.is_ome else ""
+    except Exception:  # noqa: BLE001 - not a readable TIFF: the reader refuses it with its own sentence
+        return
+    for target in re.findall(r"""FileName\s*=\s*["']([^"']*)["']""", desc or ""):
+        _check_reference(root_real, real, shown, target, "OME metadata", area)
+
+
+def _check_hdf5(root_real: Path, real: Path, shown: str, area: str) -> None:
+    """Refuse an HDF5 file (inside the data folder) that makes the reader open files outside it: external links,
+    virtual datasets and external raw storage naming such files.  A file h5py cannot open is left to the reader."""
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - the readers need it anyway
+        return
+
+    def check(target: str, what: str) -> None:
+        _check_reference(root_real, real, shown, target, what, area)
+
+    try:
+        f = h5py.File(real, "r")
+    except (OSError, ValueError):
+        return
+    with f:
+        seen, todo = set(), [f]
+        while todo:
+            group = todo.pop()
+            for name in group:
+                link = group.get(name, getlink=True)
+                if isinstance(link, h5py.ExternalLink):
+                    check(link.filename, "an external link")
+                    continue
+                if isinstance(link, h5py.SoftLink):
+                    continue
+                obj = group.get(name)
+                if obj is None or hash(obj.id) in seen:
+                    continue
+                seen.add(hash(obj.id))
+                if isinstance(obj, h5py.Group):
+                    todo.append(obj)
+                elif isinstance(obj, h5py.Dataset):
+                    if obj.is_virtual:
+                        for vs in obj.virtual_sources():
+                            check(vs.file_name, "a virtual dataset")
+                    for ext in obj.external or ():
+                        check(ext[0], "external storage")
+
+
+def confine(root, path, *, tree: bool = True, area: str = "the data folder") -> Path:
     """The resolved path of ``path``, checked to lie inside the resolved ``root`` (the data folder).
 
     Parameters
@@ -98,13 +172,16 @@ def confine(root, path, *, tree: bool = True) -> Path:
         A file or folder under ``root`` (possibly a link).
     tree : bool
         For a folder, also walk everything in it (:func:`_check_tree`): do it before reading the folder.
+    area : str
+        How ``root`` is named in the refusal of an HDF5 or OME-TIFF file naming files outside it.
 
     Raises
     ------
     ValueError
         One sentence naming ``path`` relative to the data folder: it points outside, is a broken link, is not
-        a regular file or folder, or (with ``tree``) something inside the folder is one of these.  Nothing is
-        opened for reading.
+        a regular file or folder, or (with ``tree``) something inside the folder is one of these; or an HDF5
+        file or OME-TIFF names a file outside.  Nothing outside ``root`` is opened; of a file inside, only the
+        links and metadata that name other files are read.
     """
     root_real = Path(root).resolve(strict=True)
     path = Path(path)
@@ -117,6 +194,10 @@ def confine(root, path, *, tree: bool = True) -> Path:
     elif not stat.S_ISREG(mode):
         raise ValueError(f"{shown} is not a regular file (a FIFO, socket or device), so the dashboard does not "
                          "read it.")
+    elif real.suffix.lower() in HDF5_SUFFIXES:
+        _check_hdf5(root_real, real, shown, area)
+    elif real.suffix.lower() in (".tif", ".tiff"):
+        _check_ome_tiff(root_real, real, shown, area)
     return real
 
 
@@ -165,3 +246,58 @@ def entries(root_real: Path, here: Path) -> list[Entry]:
         elif stat.S_ISREG(st_.st_mode) and _is_volume_name(p.name):
             out.append(Entry(p.name, FILE, st_.st_size))
     return sorted(out, key=lambda e: (e.kind != DIR, e.name.lower()))
+
+
+# --------------------------------------------------------------------------- paths shown to users
+
+# an absolute path in a message: starts with "/" after a non-word character, runs until a quote, space or
+# bracket (paths with spaces are cut at the space: the tail is still no server path)
+_ABS_PATH = re.compile(r"(?<![\w.~/])/(?:[^\s'\"`,;()\[\]{}<>]+)")
+
+
+def _forms(root: Path) -> list[str]:
+    """The spellings of a folder a message may hold (as given and resolved), without a trailing slash."""
+    out = {os.fspath(root).rstrip("/")}
+    try:
+        out.add(os.fspath(root.resolve()).rstrip("/"))
+    except (OSError, RuntimeError):
+        pass
+    return [s for s in out if s]
+
+
+def _uploaded_name(rel: str) -> str:
+    """``uploads/<token>/<name>`` -> ``<name>`` (the token is the workspace's business)."""
+    parts = rel.split("/")
+    return "/".join(parts[2:]) if len(parts) >= 3 and parts[0] == "uploads" else rel
+
+
+def display_path(path) -> str:
+    """How a server path is shown: relative to the data folder or the workspace, otherwise its name only.
+
+    >>> display_path(settings.data_dir() / "sub" / "scan.tif")
+    'sub/scan.tif'
+    """
+    return relative_paths(os.fspath(path))
+
+
+def relative_paths(text: str) -> str:
+    """``text`` with every absolute server path made relative: to the data folder (``sub/scan.tif``), to the
+    workspace (``analyses/3/run.json``; an uploaded file by its name), anything else by its last part."""
+    roots = [(f, "data") for f in _forms(settings.data_dir())]
+    roots += [(f, "ws") for f in _forms(settings.workspace_root())]
+    # longest first: a workspace inside the data folder (or the reverse) wins by its longer prefix
+    for prefix, kind in sorted(roots, key=lambda r: -len(r[0])):
+        def sub(m: re.Match, kind=kind) -> str:
+            rel = m.group(1).lstrip("/")
+            if not rel:
+                return "the data folder" if kind == "data" else "the workspace"
+            return _uploaded_name(rel) if kind == "ws" else rel
+
+        text = re.sub(re.escape(prefix) + r"((?:/[^\s'\"`,;()\[\]{}<>]*)?)(?![^\s'\"`,;()\[\]{}<>])", sub, text)
+    return _ABS_PATH.sub(_last_part, text)
+
+
+def _last_part(m: re.Match) -> str:
+    whole = m.group(0)
+    path = whole.rstrip(".:")  # a sentence's full stop or a colon after the path is not part of it
+    return (Path(path).name or path) + whole[len(path):]

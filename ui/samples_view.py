@@ -13,6 +13,7 @@ import streamlit as st
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, forms, render, state, tables
+from .confine import confine
 from .messages import display_path, flash, one_sentence
 from .render import AXES
 
@@ -79,12 +80,17 @@ def saved_upload(ws: Workspace, up) -> Path | None:
         st.error(rejected[current])
         return None
     if current not in saved:
+        path = None
         try:
             _check_upload(up.name, up.size)
-            saved[current] = str(ws.save_upload(up.name, up.getvalue()))
+            path = ws.save_upload(up.name, up.getvalue())
+            # confined to its own uploads/<token> folder: an HDF5 external link or an OME-TIFF naming other
+            # files would make the reader open server files
+            confine(path.parent, path, area="the uploaded file")
         except (ValueError, OSError) as exc:
-            reject_upload(ws, up, None, one_sentence(exc))
+            reject_upload(ws, up, path, one_sentence(exc))
             return None
+        saved[current] = str(path)
     return Path(saved[current])
 
 

@@ -338,3 +338,64 @@ def test_implausible_voxel_size_in_a_file_is_not_prefilled(empty_ws, env):
     assert any("not plausible" in w.value and "1 µm put in" in w.value for w in at.warning)
     scope = upload_scope(at)
     assert [at.number_input(key=spacing_key(scope, a)).value for a in "zyx"] == [1.0, 1.0, 1.0]
+
+
+# --------------------------------------------------------------------------- files that name other files
+
+
+OME_OUT = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
+           'UUID="urn:uuid:1"><Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint16" '
+           'SizeX="10" SizeY="9" SizeZ="2" SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
+           '<TiffData IFD="0" PlaneCount="1"><UUID FileName="{self}">urn:uuid:1</UUID></TiffData>'
+           '<TiffData IFD="0" FirstZ="1" PlaneCount="1"><UUID FileName="{other}">urn:uuid:2</UUID></TiffData>'
+           '</Pixels></Image></OME>')
+
+
+def _naming_files(folder, outside):
+    """HDF5 files and an OME-TIFF in ``folder`` that make a reader open files in ``outside``."""
+    import h5py
+
+    tifffile.imwrite(outside / "other.tif", GOOD[:2])
+    with h5py.File(outside / "other.h5", "w") as f:
+        f["v"] = GOOD
+    with h5py.File(folder / "ext_link.h5", "w") as f:
+        f["v"] = h5py.ExternalLink(str(outside / "other.h5"), "/v")
+    layout = h5py.VirtualLayout(shape=GOOD.shape, dtype=GOOD.dtype)
+    layout[:] = h5py.VirtualSource(str(outside / "other.h5"), "v", shape=GOOD.shape)
+    with h5py.File(folder / "virtual.h5", "w") as f:
+        f.create_virtual_dataset("v", layout)
+    tifffile.imwrite(folder / "evil.ome.tif", GOOD[0],
+                     description=OME_OUT.format(self="evil.ome.tif", other=str(outside / "other.tif")), metadata=None)
+    return ["ext_link.h5", "virtual.h5", "evil.ome.tif"]
+
+
+def test_uploads_naming_server_files_are_refused(empty_ws, env, tmp_path_factory):
+    made, outside = tmp_path_factory.mktemp("made"), env / "data"  # they would read the data folder's files
+    names = _naming_files(made, outside)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    for name in names:
+        upload(at, name, (made / name).read_bytes())
+        err = one_error(at, name)
+        assert "outside the uploaded file" in err
+        assert empty_ws.list_samples() == [] and uploads_left(env) == []
+
+
+def test_server_files_naming_files_outside_are_refused_and_a_plain_hdf5_is_added(empty_ws, env, data):
+    import h5py
+
+    names = _naming_files(data, env / "outside")
+    with h5py.File(data / "plain.h5", "w") as f:
+        f["volume"] = GOOD
+        f["again"] = h5py.SoftLink("/volume")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    for name in names:
+        _pick(at, name)
+        err = _refused_pick(at, name, empty_ws, env)
+        assert "outside the data folder" in err
+    _pick(at, "plain.h5")
+    no_exception(at)
+    assert not at.error
+    at.button(key=ADD_FILE).click().run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.name == "plain" and empty_ws.load_volume(s).shape == GOOD.shape
