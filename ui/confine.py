@@ -250,9 +250,9 @@ def entries(root_real: Path, here: Path) -> list[Entry]:
 
 # --------------------------------------------------------------------------- paths shown to users
 
-# an absolute path in a message: starts with "/" after a non-word character, runs until a quote, space or
+# an absolute path in a message: starts with "/" after a non-word character (not "://" of a URL), runs until a quote, space or
 # bracket (paths with spaces are cut at the space: the tail is still no server path)
-_ABS_PATH = re.compile(r"(?<![\w.~/])/(?:[^\s'\"`,;()\[\]{}<>]+)")
+_ABS_PATH = re.compile(r"(?<![\w.~/:])/(?:[^\s'\"`,;()\[\]{}<>]+)")
 
 
 def _forms(root: Path) -> list[str]:

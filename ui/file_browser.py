@@ -94,7 +94,7 @@ def file_browser(root) -> Pick | None:
     except (ValueError, OSError) as exc:
         st.error(one_sentence(exc))
         return None
-    return Pick(real, Path(choice).stem if not is_dir else Path(choice).name.removesuffix(".zarr"))
+    return Pick(real, Path(choice).stem)
 
 
 def path_token(path) -> str:

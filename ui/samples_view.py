@@ -13,7 +13,7 @@ import streamlit as st
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, forms, render, state, tables
-from .confine import confine
+from .confine import VOLUME_SUFFIXES, confine
 from .messages import display_path, flash, one_sentence
 from .render import AXES
 
@@ -49,8 +49,6 @@ def discard_upload(ws: Workspace, path) -> None:
 
 def _check_upload(name: str, size: int) -> None:
     """Checks before an upload is saved: a volume suffix and some content; ValueError (one sentence) if not."""
-    from .file_browser import VOLUME_SUFFIXES
-
     low = name.lower()
     if not low.endswith(VOLUME_SUFFIXES):
         suffix = Path(name).suffix or "none"

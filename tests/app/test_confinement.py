@@ -172,3 +172,23 @@ def test_confine_unit(env, outside):
         assert str(exc.value).startswith(name) and str(data) not in str(exc.value)
     listed = {e.name: e.kind for e in confine.entries(data.resolve(), data)}
     assert listed == {"in.tif": "file", "ok.tif": "file", "out.tif": "outside", "loop.tif": "broken"}
+
+
+def test_messages_show_paths_relative_never_absolute(env):
+    from ui.messages import display_path, one_sentence
+
+    data, ws = env / "data", env / "ws"
+    cases = {
+        f"could not read {data}/sub/scan.tif as TIFF: bad": "could not read sub/scan.tif as TIFF: bad.",
+        f"'{ws}/uploads/0123abcd/tiny.npy' is broken": "'tiny.npy' is broken.",
+        f"cannot write {ws}/analyses/3/run.json": "cannot write analyses/3/run.json.",
+        "cannot open /etc/passwd.": "cannot open passwd.",
+        "see https://example.org/a/b": "see https://example.org/a/b.",
+        "not a TIFF file: header=b'root:x:0:0'": "not a TIFF file.",
+        "This file contains pickled data. If you trust the file, load it unsafely.": "This file contains pickled data.",
+        "line one\nline two": "line one line two.",
+    }
+    for text, shown in cases.items():
+        assert one_sentence(ValueError(text)) == shown
+    assert display_path(data) == "the data folder" and display_path(data / "a" / "b.tif") == "a/b.tif"
+    assert display_path("/srv/elsewhere/scan.tif") == "scan.tif"
