@@ -33,14 +33,6 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
     st.rerun()
 
 
-def _describe(path, kind: str, name: str) -> tuple[dict, dict]:
-    """(reading options, probe info) of a file to add; ValueError (one sentence) when it cannot be added."""
-    opts = file_browser.read_options(path, kind)
-    info = samples_view.describe_volume(path, opts, name)
-    st.caption(info["caption"])
-    return opts, info
-
-
 with st.expander("Add a sample", expanded=not len(table), icon=":material/add:"):
     tab_demo, tab_server, tab_upload = st.tabs(["Demo electrode (SYNTHETIC)", "Server data folder", "Upload"])
 
@@ -63,7 +55,7 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
         if pick is not None:
             token = file_browser.path_token(pick.path)
             try:
-                opts, info = _describe(pick.path, "file", messages.display_path(pick.path))
+                opts, info = samples_view.describe_new_file(pick.path, "file", messages.display_path(pick.path))
             except ValueError as exc:
                 st.error(str(exc))
             else:
@@ -84,7 +76,7 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
         path = samples_view.saved_upload(ws, up)
         if path is not None:
             try:
-                opts, info = _describe(path, "upload", up.name)
+                opts, info = samples_view.describe_new_file(path, "upload", up.name)
             except ValueError as exc:
                 samples_view.reject_upload(ws, up, path, str(exc))
             else:

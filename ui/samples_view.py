@@ -106,29 +106,51 @@ def reject_upload(ws: Workspace, up, path, message: str, *, show: bool = True) -
 # --------------------------------------------------------------------------- reading a new file
 
 
-def describe_volume(path: Path, options: dict, name: str) -> dict:
-    """Shape, dtype and voxel size of a file about to be added (:func:`ui.cache.probe`), and a caption of them.
+def _naming(name: str, msg: str) -> str:
+    """``msg``, prefixed with the file's name where the reader did not name it."""
+    if name in msg:
+        return msg
+    return f"{name} cannot be read: {msg[0].lower() + msg[1:] if msg[1:2].islower() else msg}"
+
+
+def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
+    """Reading options (:func:`ui.file_browser.read_options`, widgets included) and shape, dtype and voxel size
+    (:func:`ui.cache.probe`) of a file about to be added; shows a caption of them.
+
+    Parameters
+    ----------
+    path : Path
+        The file or folder, already confined.
+    kind : {"file", "upload"}
+    name : str
+        How the file is named to the user (relative to the data folder, or the uploaded file's name).
+
+    Returns
+    -------
+    (dict, dict)
+        ``load_volume`` keyword arguments, and the probe (``shape``, ``dtype``, ``spacing``, ...).
 
     Raises
     ------
     ValueError
-        One sentence naming the file (``name``, never an absolute server path): it cannot be read, or it is
-        not a 3D volume.
+        One sentence naming the file (never an absolute server path): it cannot be read, or it is not a 3D
+        volume.
     """
+    from .file_browser import read_options
+
     try:
+        options = read_options(path, kind)
         info = cache.probe(str(path), json.dumps(options, sort_keys=True), path.stat().st_mtime)
     except (OSError, ValueError, TypeError, KeyError, IndexError, MemoryError, EOFError, RuntimeError) as exc:
-        msg = one_sentence(exc)
-        raise ValueError(msg if name in msg else f"{name} cannot be read: {msg}") from None
+        raise ValueError(_naming(name, one_sentence(exc))) from None
     except Exception as exc:  # noqa: BLE001 - an untrusted file: any other reader failure is a refusal too
         raise ValueError(f"{name} cannot be read as a volume ({type(exc).__name__}).") from None
     if len(info["shape"]) != 3 or min(info["shape"]) < 1:
         raise ValueError(f"{name} is not a 3D volume (shape {info['shape']}).")
     sp_note = ("voxel size read from the file's metadata" + (" (z assumed equal to x)" if info["z_assumed"] else "")
                if info["from_metadata"] else "no voxel size in the file: 1 µm assumed, CHECK IT below")
-    info["caption"] = (f"{info['fmt']} · {'×'.join(map(str, info['shape']))} voxels (z×y×x) · {info['dtype']} · "
-                       f"{sp_note}")
-    return info
+    st.caption(f"{info['fmt']} · {'×'.join(map(str, info['shape']))} voxels (z×y×x) · {info['dtype']} · {sp_note}")
+    return options, info
 
 
 # --------------------------------------------------------------------------- the current sample
