@@ -70,30 +70,42 @@ def _check_tree(root_real: Path, top: Path, shown: str) -> None:
     file or folder, or when the folder holds more than :data:`MAX_FOLDER_ENTRIES` entries.
     """
     seen, todo, n = {top}, [top], 0
+
+    def where(path: Path) -> str:
+        inner = _shown(root_real, path)
+        return inner if inner.startswith(shown + "/") else f"{inner} (in {shown})"
+
+    def not_regular(path: Path) -> ValueError:
+        return ValueError(f"{where(path)} is not a regular file (a FIFO, socket or device), so the dashboard does "
+                          "not read it.")
+
     while todo:
-        folder = todo.pop()
+        folder = todo.pop()  # a resolved folder: an entry in it that is no link is resolved too
         try:
-            names = sorted(os.listdir(folder))
+            with os.scandir(folder) as it:
+                listed = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             raise ValueError(f"Cannot list {_shown(root_real, folder)}: {exc.strerror or type(exc).__name__}.") from None
-        for name in names:
+        for e in listed:
             n += 1
             if n > MAX_FOLDER_ENTRIES:
                 raise ValueError(f"{shown} holds more than {MAX_FOLDER_ENTRIES:,} files and folders, too many to "
                                  "check before reading it.")
-            inner = _shown(root_real, folder / name)
-            where = inner if inner.startswith(shown + "/") else f"{inner} (in {shown})"
-            real = _real(root_real, folder / name, where)
-            mode = real.stat().st_mode
-            if stat.S_ISDIR(mode):
+            path = folder / e.name
+            if e.is_symlink():
+                real = _real(root_real, path, where(path))
+                mode = real.stat().st_mode
+                is_dir, is_file = stat.S_ISDIR(mode), stat.S_ISREG(mode)
+            else:  # the type from the folder listing: no stat per file
+                real, is_dir, is_file = path, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)
+            if is_dir:
                 if real not in seen:
                     seen.add(real)
                     todo.append(real)
-            elif not stat.S_ISREG(mode):
-                raise ValueError(f"{where} is not a regular file (a FIFO, socket or device), so the "
-                                 "dashboard does not read it.")
+            elif not is_file:
+                raise not_regular(path)
             elif real.suffix.lower() in (".tif", ".tiff"):
-                _check_ome_tiff(root_real, real, where, "the data folder")
+                _check_ome_tiff(root_real, real, where(path), "the data folder")
 
 
 def _check_reference(root_real: Path, real: Path, shown: str, target, what: str, area: str) -> None:
