@@ -1,7 +1,5 @@
 """Samples: the catalogue, adding a sample (demo / server file / upload), its metadata, slices, deletion."""
 
-import json
-
 import streamlit as st
 
 from core.synth import DEMO_DESCRIPTIONS, DEMO_ELECTRODES
@@ -18,7 +16,8 @@ else:
     st.info("The workspace is empty: add a demo electrode, a file from the data folder, or upload a small volume.")
 
 
-def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, factor: int = 1) -> None:
+def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, factor: int = 1) -> str:
+    """Add the sample and switch to it (reruns the page); returns the one-sentence error it showed otherwise."""
     spacing = tuple(v * factor for v in meta.spacing)  # the voxel size as analysed
     if factor > 1:
         options = {**options, "downsample": factor}
@@ -26,26 +25,12 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
         s = ws.add_sample(meta.name or name, source, spacing=spacing, group_label=meta.group_label,
                           axis=meta.axis, separator_side=meta.separator_side, source_options=options)
     except (ValueError, TypeError) as exc:
-        st.error(messages.one_sentence(exc))
-        return
+        msg = messages.one_sentence(exc)
+        st.error(msg)
+        return msg
     st.session_state[state.PENDING_SAMPLE] = s.id
     messages.flash("success", f"Added sample '{s.name}'. Segment it on the Segment page.")
     st.rerun()
-
-
-def _probe_and_describe(path, options: dict) -> dict | None:
-    try:
-        info = cache.probe(str(path), json.dumps(options, sort_keys=True), path.stat().st_mtime)
-    except (OSError, ValueError, TypeError, KeyError, MemoryError) as exc:
-        st.error(messages.one_sentence(exc))
-        return None
-    if len(info["shape"]) != 3 or min(info["shape"]) < 1:
-        st.error(f"{path.name} is not a 3D volume (shape {info['shape']}).")
-        return None
-    sp_note = ("voxel size read from the file's metadata" + (" (z assumed equal to x)" if info["z_assumed"] else "")
-               if info["from_metadata"] else "no voxel size in the file: 1 µm assumed, CHECK IT below")
-    st.caption(f"{info['fmt']} · {'×'.join(map(str, info['shape']))} voxels (z×y×x) · {info['dtype']} · {sp_note}")
-    return info
 
 
 with st.expander("Add a sample", expanded=not len(table), icon=":material/add:"):
@@ -60,46 +45,50 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
         st.caption("SYNTHETIC: generated with known ground truth (core.synth), not a measurement.")
         meta = forms.sample_metadata(("add", "demo", demo), name=f"{demo}", group="SYNTHETIC demo",
                                      spacing=settings.demo_spacing(demo), axis=0, side="start")
-        if st.button("Add demo electrode", key=state.k(state.ADD_SUBMIT, "demo"), type="primary"):
+        if st.button("Add demo electrode", key=state.k(state.ADD_SUBMIT, "demo"), type="primary",
+                     disabled=meta is None) and meta is not None:
             seed = list(DEMO_ELECTRODES).index(demo)
             _add(demo, f"demo:{demo}", meta, {"shape": [int(size)] * 3, "seed": seed})
 
     with tab_server:
-        chosen = file_browser.file_browser(settings.data_dir())
-        if chosen is not None:
-            opts = file_browser.read_options(chosen, "file")
-            info = _probe_and_describe(chosen, opts)
-            if info is not None:
+        pick = file_browser.file_browser(settings.data_dir())
+        if pick is not None:
+            token = file_browser.path_token(pick.path)
+            try:
+                opts, info = samples_view.describe_new_file(pick.path, "file", messages.display_path(pick.path))
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
                 meta = forms.sample_metadata(
-                    ("add", "file", file_browser.path_token(chosen)), name=chosen.stem, group="",
-                    spacing=info["spacing"], axis=0, side="auto",
-                    spacing_help="The file's voxel size; pre-filled from its metadata where present.")
-                factor = widgets.downsample_picker(
-                    state.k(state.ADD_DOWNSAMPLE, "file", file_browser.path_token(chosen)), info["shape"])
-                if st.button("Add this file", key=state.k(state.ADD_SUBMIT, "file"), type="primary"):
-                    _add(chosen.stem, str(chosen), meta, {"read": opts, "shape": info["shape"]}, factor)
+                    ("add", "file", token), name=pick.name, group="", spacing=info["spacing"], axis=0,
+                    side="auto", spacing_help="The file's voxel size; pre-filled from its metadata where present.")
+                factor = widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "file", token), info["shape"])
+                if st.button("Add this file", key=state.k(state.ADD_SUBMIT, "file"), type="primary",
+                             disabled=meta is None) and meta is not None:
+                    _add(pick.name, str(pick.path), meta, {"read": opts, "shape": info["shape"]}, factor)
 
     with tab_upload:
-        st.caption("For small volumes (the browser sends the whole file). Big volumes: use the server data folder.")
-        up = st.file_uploader("Volume file", type=[s.lstrip(".") for s in file_browser.VOLUME_SUFFIXES],
-                              key=state.ADD_UPLOAD)
-        if up is not None:
-            saved = st.session_state.setdefault(state.UPLOADS_SAVED, {})
-            if up.file_id not in saved:
-                saved[up.file_id] = str(ws.save_upload(up.name, up.getvalue()))
-            from pathlib import Path
-
-            path = Path(saved[up.file_id])
-            opts = file_browser.read_options(path, "upload")
-            info = _probe_and_describe(path, opts)
-            if info is not None:
+        st.caption("For small volumes (the browser sends the whole file). Big volumes: use the server data folder. "
+                   "A file that cannot be added is deleted at once.")
+        # no type=: Streamlit would raise on a wrong suffix; samples_view.saved_upload refuses it in one sentence
+        up = st.file_uploader("Volume file", key=state.ADD_UPLOAD,
+                              help="One of " + ", ".join(file_browser.VOLUME_SUFFIXES) + ".")
+        path = samples_view.saved_upload(ws, up)
+        if path is not None:
+            try:
+                opts, info = samples_view.describe_new_file(path, "upload", up.name)
+            except ValueError as exc:
+                samples_view.reject_upload(ws, up, path, str(exc))
+            else:
                 meta = forms.sample_metadata(("add", "upload", up.file_id), name=path.stem,
                                              group="", spacing=info["spacing"], axis=0, side="auto",
                                              spacing_help="The file's voxel size.")
                 factor = widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id),
                                                    info["shape"])
-                if st.button("Add uploaded volume", key=state.k(state.ADD_SUBMIT, "upload"), type="primary"):
-                    _add(path.stem, str(path), meta, {"read": opts, "shape": info["shape"]}, factor)
+                if st.button("Add uploaded volume", key=state.k(state.ADD_SUBMIT, "upload"), type="primary",
+                             disabled=meta is None) and meta is not None:
+                    error = _add(path.stem, str(path), meta, {"read": opts, "shape": info["shape"]}, factor)
+                    samples_view.reject_upload(ws, up, path, error, show=False)
 
 sample = widgets.current_sample(ws)
 if sample is None:

@@ -4,7 +4,8 @@
 ``cache`` (every cached wrapper around core), ``page`` (a sample page's header
 and guards), ``widgets`` (pickers and the progress bar several pages share),
 ``forms`` (widget groups returning frozen parameter dataclasses),
-``file_browser`` (server-side files and their reading options), ``messages``
+``file_browser`` (server-side files and their reading options), ``confine`` (every
+chosen path kept inside the data folder; paths shown relative to it), ``messages``
 (flash and one-sentence errors), ``tables`` (display tables), ``charts``
 (Altair builders), ``render`` (slice images, numpy only), ``view3d`` (PyVista
 meshes and vtk.js export, no streamlit), the sections of each page

@@ -85,9 +85,27 @@ def startup_lock(root: str) -> threading.Lock:
     return threading.Lock()
 
 
+def _confine_source(source: str) -> None:
+    """Confine a sample read from the data folder to it again before reading (a link or a slice in it may have
+    changed since it was added): ValueError (one sentence, :func:`ui.confine.confine`) where it now points out."""
+    from pathlib import Path
+
+    from .confine import confine
+
+    if source.startswith("demo:") or not Path(source).is_absolute():
+        return
+    root, path = settings.data_dir(), Path(source)
+    for r in {root, root.resolve()}:
+        if path == r or r in path.parents:
+            confine(root, path)
+            return
+
+
 @st.cache_resource(max_entries=6, show_spinner="Loading the volume…")
 def volume(ref: VolumeRef) -> np.ndarray:
-    """The greyscale volume (read-only).  Raises what :meth:`Workspace.load_volume` raises."""
+    """The greyscale volume (read-only).  Raises what :meth:`Workspace.load_volume` raises, and ValueError for a
+    sample in the data folder that now points outside it."""
+    _confine_source(ref.source)
     return _readonly(_workspace(ref.root).load_volume(ref.sample_id))
 
 

@@ -1,54 +1,62 @@
-"""Picking a volume on the server: a folder browser that never leaves its root, and the reading options a file needs."""
+"""Picking a volume on the server: a folder browser that never leaves its root, and the reading options a file needs.
+
+Confinement (:mod:`ui.confine`): links pointing outside the data folder and broken links are listed marked and
+refused without being opened; FIFOs, sockets and devices are not listed; a folder read as one volume is walked
+first.  The chosen volume is returned by its resolved path, so a link changed later cannot redirect a sample.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from . import cache, state
+from .confine import BROKEN, DIR, OUTSIDE, VOLUME_SUFFIXES, confine, entries, inside, refuse_outside
 from .messages import one_sentence
 from .render import AXES
 
-VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".h5", ".hdf5", ".hdf", ".nxs", ".raw", ".bin", ".vol", ".png")
+__all__ = ["VOLUME_SUFFIXES", "Pick", "confine", "file_browser", "path_token", "read_options"]
+
+@dataclass(frozen=True)
+class Pick:
+    """A file or folder chosen in the browser.
+
+    Attributes
+    ----------
+    path : Path
+        Its resolved path, inside the resolved data folder (read this, store this).
+    name : str
+        The stem of the entry the user picked (a link's own name), the default sample name.
+    """
+
+    path: Path
+    name: str
 
 
-def _inside(root, path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
+def file_browser(root) -> Pick | None:
+    """Browse folders under ``root`` (never above it); returns the chosen file or folder, or None.
 
-
-def file_browser(root) -> Path | None:
-    """Browse folders under ``root`` (never above it); returns the chosen file or folder, or None."""
+    The choice is confined (:func:`confine`): a link pointing outside ``root`` is refused with one sentence.
+    """
     root = Path(root)
     if not root.is_dir():
-        st.info(f"The data folder `{root}` does not exist. Put volumes there or set `DETACH_DATA` to a folder "
+        st.info("The server data folder does not exist. Put volumes there or set `DETACH_DATA` to a folder "
                 "on the server.")
         return None
+    root_real = root.resolve()
     rel = st.session_state.get(state.BROWSE_DIR, "")
     here = (root / rel).resolve()
-    if not here.is_dir() or not _inside(root, here):
-        here, rel = root.resolve(), ""
+    if not here.is_dir() or not inside(root_real, here):
+        here, rel = root_real, ""
         st.session_state[state.BROWSE_DIR] = ""
-    st.caption(f"Folder: `{here}`")
-    entries = []
+    st.caption(f"Folder: `{rel}` in the data folder" if rel else "Folder: the top of the data folder")
     try:
-        for p in sorted(here.iterdir(), key=lambda p: (not p.is_dir(), p.name.lower())):
-            if p.name.startswith("."):
-                continue
-            if p.is_dir() or p.suffix.lower() in VOLUME_SUFFIXES or p.name.lower().endswith(".ome.tif"):
-                entries.append(p)
+        listed = entries(root_real, here)
     except OSError as exc:
-        st.error(f"Cannot list `{here}`: {one_sentence(exc)}")
+        st.error(f"Cannot list {rel or 'the data folder'}: {exc.strerror or type(exc).__name__}.")
         return None
-
-    def label(p):
-        if p.is_dir():
-            return f"{p.name}/  (folder)"
-        return f"{p.name}  ({p.stat().st_size / 1e6:.1f} MB)"
 
     def go_up():
         parent = Path(st.session_state.get(state.BROWSE_DIR, "")).parent
@@ -56,22 +64,37 @@ def file_browser(root) -> Path | None:
 
     if rel:
         st.button("Parent folder", key=state.BROWSE_UP, on_click=go_up, icon=":material/arrow_upward:")
-    if not entries:
+    if not listed:
         st.info("No volume file or folder here.")
         return None
-    names = [p.name for p in entries]
-    choice = st.selectbox("File or folder", names, key=state.k(state.ADD_FILE, rel or "root"),
-                          format_func=lambda n: label(here / n))
-    chosen = here / choice
-    if chosen.is_dir():
+    by_name = {e.name: e for e in listed}
+    choice = st.selectbox("File or folder", list(by_name), key=state.k(state.ADD_FILE, rel or "root"),
+                          format_func=lambda n: by_name[n].label if n in by_name else n)
+    entry = by_name.get(choice)
+    if entry is None:
+        return None
+    shown = str(Path(rel) / choice) if rel else choice
+    if entry.kind == OUTSIDE:
+        st.error(str(refuse_outside(shown)))
+        return None
+    if entry.kind == BROKEN:
+        st.error(f"{shown} is a broken link or no longer exists.")
+        return None
+    is_dir = entry.kind == DIR
+    if is_dir:
         def open_dir():
-            st.session_state[state.BROWSE_DIR] = str(Path(rel) / choice) if rel else choice
+            st.session_state[state.BROWSE_DIR] = shown
 
         c1, c2 = st.columns(2)
         c1.button("Open folder", key=state.BROWSE_OPEN, on_click=open_dir)
         if not c2.toggle("Read this folder as one volume (slices / zarr)", key=state.k(state.ADD_FILE, "dir", rel)):
             return None
-    return chosen
+    try:
+        real = confine(root_real, here / choice)
+    except (ValueError, OSError) as exc:
+        st.error(one_sentence(exc))
+        return None
+    return Pick(real, Path(choice).stem)
 
 
 def path_token(path) -> str:
@@ -85,21 +108,24 @@ def read_options(path, kind: str) -> dict:
     """Extra reading options a file needs: an HDF5/zarr dataset, or raw shape/dtype; returns load_volume kwargs.
 
     ``kind`` (``"file"`` / ``"upload"``) specialises the widget keys (:data:`ui.state.READ_DATASET` ...).
+
+    Raises
+    ------
+    ValueError
+        One sentence (server paths relative) when the file's format or datasets cannot be told.
     """
     from core.io import detect_format
 
     try:
         fmt = detect_format(path)
     except (ValueError, OSError) as exc:
-        st.error(one_sentence(exc))
-        return {}
+        raise ValueError(one_sentence(exc)) from None
     opts: dict = {}
     if fmt in ("hdf5", "zarr"):
         try:
             arrays = cache.datasets(str(path), path.stat().st_mtime)
-        except (OSError, ValueError, TypeError) as exc:
-            st.error(one_sentence(exc))
-            return {}
+        except Exception as exc:  # noqa: BLE001 - an untrusted file: any reader failure is a refusal
+            raise ValueError(one_sentence(exc)) from None
         big = [a for a in arrays if len(a[1]) >= 2]
         if len(big) > 1:
             opts["dataset"] = st.selectbox("Dataset", [a[0] for a in big], key=state.k(state.READ_DATASET, kind),

@@ -52,23 +52,63 @@ class SampleMetadata:
     axis: int
     separator_side: str
 
+    def __post_init__(self):
+        _validate_spacing(self.spacing)
+
     def as_kwargs(self) -> dict:
         return {"name": self.name, "group_label": self.group_label, "spacing": self.spacing, "axis": self.axis,
                 "separator_side": self.separator_side}
 
 
+SPACING_RANGE_UM = (1e-4, 1e4)  # a voxel size outside this is a typing or metadata error, not a measurement
+
+
+def _validate_spacing(spacing) -> None:
+    if len(spacing) != 3:
+        raise ValueError(f"The voxel size needs 3 values (z, y, x), got {len(spacing)}.")
+    lo, hi = SPACING_RANGE_UM
+    for a, v in zip(AXES, spacing):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+            raise TypeError(f"The voxel size {a} must be a number, got {type(v).__name__}.")
+        if not np.isfinite(v) or not lo <= v <= hi:
+            raise ValueError(f"The voxel size {a} must be between {lo:g} and {hi:g} µm, got {v:g}.")
+
+
+def _prefill_spacing(spacing) -> tuple[tuple[float, ...], str]:
+    """The voxel size to pre-fill (a file's may be absurd): 1 µm for an implausible value, and a note saying so."""
+    lo, hi = SPACING_RANGE_UM
+    out, bad = [], []
+    for a, v in zip(AXES, spacing):
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if np.isfinite(v) and lo <= v <= hi:
+            out.append(v)
+        else:
+            out.append(1.0)
+            bad.append(f"{a} = {v:g}")
+    note = (f"The file's voxel size ({', '.join(bad)} µm) is not plausible: 1 µm put in instead, enter the right "
+            "one." if bad else "")
+    return tuple(out), note
+
+
 def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, side: str,
-                    spacing_help: str = "") -> SampleMetadata:
+                    spacing_help: str = "") -> SampleMetadata | None:
     """Name, group, voxel size per axis (µm), thickness axis and separator side.
 
     ``scope`` specialises the keys (:data:`ui.state.META_NAME` ...): ``("add", kind, token)`` while adding,
-    ``("edit", sample id)`` while editing.
+    ``("edit", sample id)`` while editing.  Returns None after a one-sentence error when the voxel size is not
+    a number between :data:`SPACING_RANGE_UM` (zero, negative, NaN, absurd).
     """
     keys = {f: state.k(base, *scope) for f, base in (("name", state.META_NAME), ("group", state.META_GROUP),
                                                       ("axis", state.META_AXIS), ("side", state.META_SIDE))}
     sp_keys = [state.k(state.META_SPACING, *scope, a) for a in AXES]
     init(keys["name"], name)
     init(keys["group"], group)
+    spacing, note = _prefill_spacing(spacing)
+    if note and sp_keys[0] not in st.session_state:
+        st.warning(note)
     for key, v in zip(sp_keys, spacing):
         init(key, float(v))
     init(keys["axis"], int(axis))
@@ -79,16 +119,21 @@ def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, 
                           help="Free text to group electrodes, e.g. 'pristine' or 'cycled 5C'.")
     cols = st.columns(3)
     spacing = tuple(
-        float(cols[i].number_input(f"voxel size {a} (µm)", min_value=1e-4, max_value=1e4, format="%.4f",
-                                   key=sp_keys[i], help=spacing_help or None))
+        # no min_value / max_value: the widget would clamp a typed 0 or 1e-5 silently; _validate_spacing says why
+        float(cols[i].number_input(f"voxel size {a} (µm)", format="%.4f", key=sp_keys[i],
+                                   help=spacing_help or None))
         for i, a in enumerate(AXES)
     )
     c1, c2 = st.columns(2)
     axis = c1.selectbox("Thickness axis", (0, 1, 2), key=keys["axis"], format_func=AXIS_LABELS.get,
                         help="The axis running from separator to current collector.")
     side = c2.selectbox("Separator side", tuple(SIDE_LABELS), key=keys["side"], format_func=SIDE_LABELS.get)
-    return SampleMetadata(name=name, group_label=group, spacing=spacing, axis=int(axis),  # type: ignore[arg-type]
-                          separator_side=side)
+    try:
+        return SampleMetadata(name=name, group_label=group, spacing=spacing, axis=int(axis),  # type: ignore[arg-type]
+                              separator_side=side)
+    except (ValueError, TypeError) as exc:
+        st.error(one_sentence(exc))
+        return None
 
 
 # --------------------------------------------------------------------------- segmentation

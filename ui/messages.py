@@ -1,10 +1,21 @@
-"""Messages to the user: a one-shot flash that survives ``st.rerun``, and an exception as one sentence."""
+"""Messages to the user: a one-shot flash that survives ``st.rerun``, an exception as one sentence, and
+server paths shown relative to the data folder and the workspace (never as absolute server paths)."""
 
 from __future__ import annotations
+
+import re
 
 import streamlit as st
 
 from . import state
+from .confine import display_path, relative_paths
+
+__all__ = ["display_path", "flash", "one_sentence", "relative_paths", "show_flash"]
+
+# a bytes literal, with the "header=" before it: b'root:x:0:0'
+_BYTES = re.compile(r"""[:,]?\s*(?:header\s*=\s*)?\bb(['"]).*?(?<!\\)\1""")
+# the end of a sentence followed by another one ("... data. If you trust ..."); "e.g. 'x'" or "scan.tif" are no end
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]'\"])[.!?]\s+(?=[A-Z])")
 
 
 def flash(kind: str, text: str) -> None:
@@ -19,8 +30,10 @@ def show_flash() -> None:
 
 
 def one_sentence(exc: BaseException) -> str:
-    """An exception as the one sentence shown to users."""
-    msg = str(exc).strip().replace("\n", " ") or type(exc).__name__
+    """An exception as the one sentence shown to users (server paths relative, see :func:`relative_paths`)."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, KeyError):
         msg = f"missing key {msg}"
-    return msg.rstrip(".") + "."
+    msg = _BYTES.sub("", msg)  # a file's first bytes (a reader quoting its header) are never shown
+    msg = _SENTENCE_END.split(relative_paths(msg), maxsplit=1)[0]  # a library's advice after it is dropped
+    return msg.rstrip(" .") + "."

@@ -1,6 +1,11 @@
-"""Sections of the Samples page about the current sample: details, orthogonal slices, analyses, deletion."""
+"""Sections of the Samples page: uploads (saved, checked, deleted at once when rejected), and about the current
+sample: details, orthogonal slices, analyses, deletion."""
 
 from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -8,8 +13,147 @@ import streamlit as st
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, forms, render, state, tables
-from .messages import flash, one_sentence
+from .confine import VOLUME_SUFFIXES, confine
+from .messages import display_path, flash, one_sentence
 from .render import AXES
+
+REJECTED_UPLOADS = state.UPLOADS_REJECTED
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+def _used_by_a_sample(ws: Workspace, path: Path) -> bool:
+    folder = path.parent
+    for s in ws.list_samples():
+        try:
+            if Path(s.source).resolve().parent == folder.resolve():
+                return True
+        except (OSError, RuntimeError):
+            continue
+    return False
+
+
+def discard_upload(ws: Workspace, path) -> None:
+    """Delete the ``uploads/<token>`` folder holding ``path`` now (only a folder right inside the workspace's
+    uploads folder, and never one a sample reads)."""
+    uploads = (ws.root / "uploads").resolve()
+    folder = Path(path).parent
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    real = folder.resolve()
+    if real.parent != uploads or _used_by_a_sample(ws, Path(path)):
+        return
+    shutil.rmtree(real, ignore_errors=True)
+
+
+def _check_upload(name: str, size: int) -> None:
+    """Checks before an upload is saved: a volume suffix and some content; ValueError (one sentence) if not."""
+    low = name.lower()
+    if not low.endswith(VOLUME_SUFFIXES):
+        suffix = Path(name).suffix or "none"
+        raise ValueError(f"{name} is not a volume file: its suffix ({suffix}) is not one of "
+                         f"{', '.join(VOLUME_SUFFIXES)}.")
+    if size == 0:
+        raise ValueError(f"{name} is empty (0 bytes).")
+
+
+def saved_upload(ws: Workspace, up) -> Path | None:
+    """The workspace path of the file in the uploader ``up`` (saved once per file), or None.
+
+    Uploads saved earlier in this session that are no longer in the uploader and were not added as a sample
+    are deleted now.  An upload refused before (here or by :func:`reject_upload`) shows its refusal again and
+    gives None; a file with a wrong suffix or no content is refused without being saved.
+    """
+    saved: dict = st.session_state.setdefault(state.UPLOADS_SAVED, {})
+    rejected: dict = st.session_state.setdefault(REJECTED_UPLOADS, {})
+    current = up.file_id if up is not None else None
+    for fid in [f for f in saved if f != current]:
+        discard_upload(ws, saved.pop(fid))
+    for fid in [f for f in rejected if f != current]:
+        rejected.pop(fid)
+    if up is None:
+        return None
+    if current in rejected:
+        st.error(rejected[current])
+        return None
+    if current not in saved:
+        path = None
+        try:
+            _check_upload(up.name, up.size)
+            path = ws.save_upload(up.name, up.getvalue())
+            # confined to its own uploads/<token> folder: an HDF5 external link or an OME-TIFF naming other
+            # files would make the reader open server files
+            confine(path.parent, path, area="the uploaded file")
+        except (ValueError, OSError) as exc:
+            reject_upload(ws, up, path, one_sentence(exc))
+            return None
+        saved[current] = str(path)
+    return Path(saved[current])
+
+
+def reject_upload(ws: Workspace, up, path, message: str, *, show: bool = True) -> None:
+    """Delete a refused upload at once; ``message`` (shown now unless ``show`` is False) is shown again on every
+    run while the file stays in the uploader."""
+    if path is not None:
+        discard_upload(ws, path)
+    st.session_state.setdefault(state.UPLOADS_SAVED, {}).pop(up.file_id, None)
+    if show:
+        st.error(message)
+    st.session_state.setdefault(REJECTED_UPLOADS, {})[up.file_id] = message
+
+
+# --------------------------------------------------------------------------- reading a new file
+
+
+def _naming(name: str, msg: str) -> str:
+    """``msg``, prefixed with the file's name where the reader did not name it."""
+    if name in msg:
+        return msg
+    return f"{name} cannot be read: {msg[0].lower() + msg[1:] if msg[1:2].islower() else msg}"
+
+
+def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
+    """Reading options (:func:`ui.file_browser.read_options`, widgets included) and shape, dtype and voxel size
+    (:func:`ui.cache.probe`) of a file about to be added; shows a caption of them.
+
+    Parameters
+    ----------
+    path : Path
+        The file or folder, already confined.
+    kind : {"file", "upload"}
+    name : str
+        How the file is named to the user (relative to the data folder, or the uploaded file's name).
+
+    Returns
+    -------
+    (dict, dict)
+        ``load_volume`` keyword arguments, and the probe (``shape``, ``dtype``, ``spacing``, ...).
+
+    Raises
+    ------
+    ValueError
+        One sentence naming the file (never an absolute server path): it cannot be read, or it is not a 3D
+        volume.
+    """
+    from .file_browser import read_options
+
+    try:
+        options = read_options(path, kind)
+        info = cache.probe(str(path), json.dumps(options, sort_keys=True), path.stat().st_mtime)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, MemoryError, EOFError, RuntimeError) as exc:
+        raise ValueError(_naming(name, one_sentence(exc))) from None
+    except Exception as exc:  # noqa: BLE001 - an untrusted file: any other reader failure is a refusal too
+        raise ValueError(f"{name} cannot be read as a volume ({type(exc).__name__}).") from None
+    if len(info["shape"]) != 3 or min(info["shape"]) < 1:
+        raise ValueError(f"{name} is not a 3D volume (shape {info['shape']}).")
+    sp_note = ("voxel size read from the file's metadata" + (" (z assumed equal to x)" if info["z_assumed"] else "")
+               if info["from_metadata"] else "no voxel size in the file: 1 µm assumed, CHECK IT below")
+    st.caption(f"{info['fmt']} · {'×'.join(map(str, info['shape']))} voxels (z×y×x) · {info['dtype']} · {sp_note}")
+    return options, info
+
+
+# --------------------------------------------------------------------------- the current sample
 
 
 def details_section(ws: Workspace, sample: Sample) -> None:
@@ -18,14 +162,14 @@ def details_section(ws: Workspace, sample: Sample) -> None:
     with st.expander("Sample details", expanded=False):
         meta = forms.sample_metadata(("edit", sid), name=sample.name, group=sample.group_label,
                                      spacing=sample.spacing, axis=sample.axis, side=sample.separator_side)
-        if st.button("Save details", key=state.k(state.EDIT_SAVE, sid)):
+        if st.button("Save details", key=state.k(state.EDIT_SAVE, sid), disabled=meta is None) and meta is not None:
             try:
                 ws.update_sample(sid, **meta.as_kwargs())
                 flash("success", "Saved. Changed voxel size, axis or separator side apply to the next analysis.")
                 st.rerun()
             except (ValueError, TypeError) as exc:
                 st.error(one_sentence(exc))
-        st.caption(f"Source: `{sample.source}`")
+        st.caption(f"Source: `{display_path(sample.source)}`" if not sample.is_demo else f"Source: `{sample.source}`")
         if sample.downsample > 1:
             st.caption(f"Downsampled by {sample.downsample} when loaded: the voxel size above is the one analysed, "
                        f"{sample.downsample} × the file's ("

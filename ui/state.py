@@ -22,6 +22,7 @@ PENDING_SAMPLE = "pending_sample"      # id the picker should switch to on the n
 STARTUP_DONE = "startup_done"          # the first-run demo check ran in this session
 FLASH = "flash"                        # one-shot message shown after a rerun: (kind, text)
 BROWSE_DIR = "browse_dir"              # current folder of the server-side file browser
+UPLOADS_REJECTED = "uploads_rejected"  # {uploaded file id: the one-sentence refusal}, shown while it stays in the uploader
 UPLOADS_SAVED = "uploads_saved"        # {uploaded file id: path in the workspace}, so a rerun does not save twice
 EXP_SHOWN = "exp_shown_charts"         # charts drawn on the current page run, offered by its Export section
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.workspace import Workspace
 
+from .confine import display_path
 from .render import AXES
 
 
@@ -27,7 +28,7 @@ def catalogue_table(ws: Workspace):
             size += f" → {'×'.join(str(int(n) // s.downsample) for n in shape)} (downsampled by {s.downsample})"
         rows.append({
             "id": s.id, "name": s.name, "group": s.group_label,
-            "source": ("SYNTHETIC demo " + s.demo_name) if s.is_demo else s.source,
+            "source": ("SYNTHETIC demo " + s.demo_name) if s.is_demo else display_path(s.source),
             "voxel z×y×x (µm)": "×".join(f"{v:g}" for v in s.spacing),
             "size (voxels)": size,
             "thickness axis": AXES[s.axis], "separator": s.separator_side, "status": status,

@@ -165,3 +165,19 @@ def test_unreadable_sample_shows_one_sentence_and_can_still_be_deleted(empty_ws,
     at.button(key=state.k(state.DELETE_BUTTON, s.id)).click().run()
     no_exception(at)
     assert empty_ws.list_samples() == []
+
+
+def test_browser_shows_folders_relative_to_the_data_folder(empty_ws, env):
+    data = env / "data"
+    (data / "batch" / "day1").mkdir(parents=True)
+    save_tiff(data / "batch" / "day1" / "scan.tif", np.ones((4, 6, 8), np.uint16), (1.0, 1.0, 1.0))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert any(c.value == "Folder: the top of the data folder" for c in at.caption)
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("batch").run()
+    at.button(key=state.BROWSE_OPEN).click().run()
+    at.button(key=state.BROWSE_OPEN).click().run()  # into batch/day1 (its only entry is preselected)
+    no_exception(at)
+    assert any(c.value == "Folder: `batch/day1` in the data folder" for c in at.caption)
+    assert not any(str(env) in c.value for c in at.caption)
+    at.button(key=state.BROWSE_UP).click().run()
+    assert any(c.value == "Folder: `batch` in the data folder" for c in at.caption)
