@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,21 +36,48 @@ def load_model(path: Path | str = DEFAULT_WEIGHTS, device: str | torch.device = 
     FileNotFoundError
         No file at ``path``.
     ValueError
-        The file is not a checkpoint of this model.
+        The file is not a checkpoint of this model, as one sentence naming the
+        file and a short reason (empty, truncated, not a PyTorch file, another
+        model's checkpoint, layers that do not match); never torch's own text.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model weights not found: {path}")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle / zip errors differ between torch versions
-        raise ValueError(f"{path} is not a readable model checkpoint ({exc})") from None
+        with warnings.catch_warnings():  # torch warns about pickle protocols before failing
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # pickle / zip errors differ between torch versions: classified from the file itself
+        raise _not_weights(path, _unreadable_reason(path)) from None
     if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a {_FORMAT} checkpoint")
-    model = UNet3D(ModelConfig(**blob["config"]))
-    model.load_state_dict(blob["state_dict"])
+        raise _not_weights(path, f"a PyTorch file, but not a {_FORMAT} checkpoint")
+    try:
+        model = UNet3D(ModelConfig(**blob["config"]))
+        model.load_state_dict(blob["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        raise _not_weights(path, "its configuration or layers do not match the network") from None
     model.meta = blob.get("meta", {})
     return model.to(device).eval()
+
+
+def _not_weights(path: Path, reason: str) -> ValueError:
+    return ValueError(f"{path.name} is not a weights file of this model ({reason})")
+
+
+def _unreadable_reason(path: Path) -> str:
+    """Why ``torch.load`` could not read ``path``, in a few words, from the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return "the file cannot be read"
+    if not head:
+        return "the file is empty"
+    if head == b"PK\x03\x04":  # torch.save's zip archive
+        return "a truncated or damaged PyTorch file"
+    if head[:1] == b"\x80":  # a pickle: an old-style torch file or arbitrary Python objects
+        return "a plain pickle, not a PyTorch file"
+    return "not a PyTorch file"
 
 
 def _pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[slice, ...]]:
