@@ -259,7 +259,10 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     Tiled with overlap and blended (:func:`core.nn.tiling.segment_tiled`);
     memory is bounded by one z-slab of tiles whatever the volume size.
     Intensities are normalised with the volume's 0.5 / 99.5 percentiles, as
-    in training.
+    in training.  Non-finite voxels (at most
+    :data:`core.phases.NONFINITE_MAX_SHARE` of them, else the volume is
+    refused) are given the median of the finite values as each tile is read
+    (:func:`core.phases.nonfinite_fill`): the network never sees a NaN.
 
     Parameters
     ----------
@@ -278,6 +281,11 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
         raise ValueError(f"expected a 3D greyscale volume (Z, Y, X), got shape {vol.shape}")
     if vol.dtype.kind not in "uif":
         raise TypeError(f"expected a real-valued greyscale volume, got dtype {vol.dtype}")
+    fill = None
+    if vol.dtype.kind == "f":
+        from ..phases.params import _check_counting_nonfinite, nonfinite_fill
+
+        fill = nonfinite_fill(vol) if _check_counting_nonfinite(vol) else None
     path = params.path
     if not path.is_file():
         raise FileNotFoundError(f"model weights not found: {path}")
@@ -293,7 +301,7 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     seg = segment_tiled(_Forward(model, precision).eval(), src, channels_out=N_OUT, class_channels=(0, 1, 2),
                         extra_channel=CH_CENTRE, tile=tile, overlap=tuple(min(params.overlap, t // 2) for t in tile),
                         multiple=model.multiple, intensity_range=robust_range(src), postprocess=cue_from_logits,
-                        device=dev, progress=progress)
+                        device=dev, progress=progress, fill=fill)
     crop = tuple(slice(0, s) for s in vol.shape)
     return ModelSegmentation(np.ascontiguousarray(seg.labels[crop]), np.ascontiguousarray(seg.extra[crop]),
                              weights_digest(path), precision)
