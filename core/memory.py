@@ -32,7 +32,7 @@ block of at most 128³ voxels the thresholds and blur are read from:
   tile side, ``T_z`` the tile's depth: the network's activations and the
   float32 accumulator of one z-row of tiles); its particles from the cue
   ``14 N``; hybrid adds ``6 N`` for the thresholded phases;
-- 32 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
+- 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
 
 The run's peak is the input plus the largest step.  Measured error: see the
 table in ``bench/RESULTS.md`` (section ``memory_estimate``); the estimate is
@@ -70,7 +70,7 @@ __all__ = [
 BUDGET_ENV = "DETACH_MEMORY_BUDGET"
 
 _GIB = 2**30
-_FIXED = 32 * 2**20
+_FIXED = 8 * 2**20
 _TORCH_IMPORT = int(0.55 * _GIB)
 #: Address space a first run in a process maps besides its data (threshold / with the network), see the module doc.
 _COLD_ADDRESS_SPACE = {"threshold": int(1.3 * _GIB), "network": int(1.7 * _GIB)}
@@ -261,8 +261,10 @@ def memory_fit(shape, dtype, params=None, *, downsample: int = 1, presegmented: 
                resident_input: bool = False) -> MemoryFit:
     """The estimate of a run and what is available, as data (the dashboard words it).
 
-    ``resident_input``: the volume is already in this process's memory (not
-    memory-mapped), so its bytes are not needed again.
+    ``resident_input``: the volume is already in this process's memory or
+    memory-mapped into it, so its bytes are not needed again (a mapped file's
+    pages are in the address space already, and page cache the kernel can
+    reclaim counts as available).
     """
     from .pipeline import AnalysisParams
 
@@ -279,7 +281,7 @@ def memory_fit(shape, dtype, params=None, *, downsample: int = 1, presegmented: 
 
 def _gb(n: int) -> str:
     g = n / 1e9
-    return f"{g:.1f}" if g >= 0.95 else f"{g:.2f}"
+    return f"{g:.1f}" if g >= 0.95 else f"{g:.2f}" if g >= 0.005 else "0"
 
 
 def _fitting_factor(shape, dtype, params, presegmented: bool, available: int, resident_input: bool) -> int | None:

@@ -320,25 +320,15 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
     """:func:`core.memory.check_memory` for this run (before any other check); the estimate in bytes, or None.
 
     Only a 3D non-empty array is checked (anything else is refused by the
-    validation that follows); a volume already in memory (not memory-mapped)
-    is not counted again.
+    validation that follows).  The input is not counted: it is in memory
+    already, or memory-mapped (its pages are in the address space already,
+    and page cache counts as available memory).
     """
     if not (isinstance(volume, np.ndarray) and volume.ndim == 3 and volume.size):
         return None
-    fit = check_memory(volume.shape, volume.dtype, params, presegmented=presegmented,
-                       resident_input=not _memory_mapped(volume), downsampled=downsampled)
+    fit = check_memory(volume.shape, volume.dtype, params, presegmented=presegmented, resident_input=True,
+                       downsampled=downsampled)
     return fit.needed
-
-
-def _memory_mapped(a: np.ndarray) -> bool:
-    """Whether ``a`` (or an array it is a view of) is backed by a memory-mapped file."""
-    import mmap
-
-    while a is not None:
-        if isinstance(a, (np.memmap, mmap.mmap)):
-            return True
-        a = getattr(a, "base", None)
-    return False
 
 
 def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress) -> np.ndarray:
