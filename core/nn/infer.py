@@ -281,14 +281,14 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
         raise ValueError(f"expected a 3D greyscale volume (Z, Y, X), got shape {vol.shape}")
     if vol.dtype.kind not in "uif":
         raise TypeError(f"expected a real-valued greyscale volume, got dtype {vol.dtype}")
+    path = params.path
+    if not path.is_file():
+        raise FileNotFoundError(f"model weights not found: {path}")
     fill = None
     if vol.dtype.kind == "f":
         from ..phases.params import _check_counting_nonfinite, nonfinite_fill
 
         fill = nonfinite_fill(vol) if _check_counting_nonfinite(vol) else None
-    path = params.path
-    if not path.is_file():
-        raise FileNotFoundError(f"model weights not found: {path}")
     model = _cached_model(str(path.resolve()), path.stat().st_mtime)
     dev = resolve_device(device)
     precision = resolve_precision(params.precision, dev)
