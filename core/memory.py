@@ -31,12 +31,14 @@ block of at most 128³ voxels the thresholds and blur are read from:
 - 3D U-Net (model and hybrid): ``5 N + 115 T³ + 48 T_z Y X`` (``T`` the
   tile side, ``T_z`` the tile's depth: the network's activations and the
   float32 accumulator of one z-row of tiles); its particles from the cue
-  ``14 N``; hybrid adds ``6 N`` for the thresholded phases;
+  ``15 N`` (measured with 32-voxel tiles, where this step sets the peak);
+  hybrid adds ``4 N`` for the thresholded phases;
 - 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
 
 The run's peak is the input plus the largest step.  Measured error: see the
-table in ``bench/RESULTS.md`` (section ``memory_estimate``); the estimate is
-above the measured peak in every measured case, by 0-30 % from 128³ up.
+table in ``bench/RESULTS.md`` (section ``memory_estimate``): from 128³ up
+the estimate was 0-40 % above the measured peak (a 128³ run and every 64³
+run, where fixed costs dominate, further above), never below it.
 
 Available memory
 ----------------
@@ -177,8 +179,8 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
             steps.append(phase)
         if network:
             net = _network_bytes(grid, params.model.tile)
-            steps.append(net + (6 * n if params.method == "threshold" else 0))
-            steps.append(14.0 * n if params.particles == "model" else particles)
+            steps.append(net + (4 * n if params.method == "threshold" else 0))
+            steps.append(15.0 * n if params.particles == "model" else particles)
         else:
             steps.append(particles)
     total = itemsize * n + max(steps) + _FIXED
