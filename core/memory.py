@@ -25,7 +25,7 @@ block of at most 128³ voxels the thresholds and blur are read from:
 - threshold phases: ``max(1 N + 11.9 S1, 4 N + 25 B)`` (+ 8 S1 with a
   denoising filter, not measured);
 - particles, crack-aware watershed by dynamics (the default):
-  ``3.5 N + 5 S2``, phases included; with ``markers="peaks"`` or given
+  ``3.5 N + 5.5 S2``, phases included; with ``markers="peaks"`` or given
   markers the whole-volume scikit-image path, 45 N (not measured: from the
   scikit-image baseline of ``bench/speed_memory.py``);
 - 3D U-Net (model and hybrid): ``5 N + 115 T³ + 48 T_z Y X`` (``T`` the
@@ -164,7 +164,7 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
     s2 = min(n, max(32_000_000, n // 4))
     block = math.prod(min(s, 128) for s in grid)
     if params.separation.markers == "hmaxima":
-        particles = 3.5 * n + 5 * s2
+        particles = 3.5 * n + 5.5 * s2
     else:
         particles = 45.0 * n
     network = not presegmented and (params.method == "model" or params.particles == "model")

@@ -263,7 +263,8 @@ def run(
     else:
         nonfinite = _check_counting_nonfinite(volume)
         if nonfinite:
-            warnings.warn(f"{nonfinite} of {volume.size} voxels ({nonfinite / volume.size:.3%}) are not finite (NaN or "
+            share = 100 * nonfinite / volume.size
+            warnings.warn(f"{nonfinite} of {volume.size} voxels ({share:.2g} %) are not finite (NaN or "
                           f"infinite); they were given the median grey value of the finite voxels "
                           f"({nonfinite_fill(volume):g}) for the analysis.", stacklevel=2)
         network = params.method == "model" or params.particles == "model"

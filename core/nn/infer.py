@@ -300,8 +300,8 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     tile = tuple(min(params.tile, -(-s // model.multiple) * model.multiple) for s in src.shape)
     seg = segment_tiled(_Forward(model, precision).eval(), src, channels_out=N_OUT, class_channels=(0, 1, 2),
                         extra_channel=CH_CENTRE, tile=tile, overlap=tuple(min(params.overlap, t // 2) for t in tile),
-                        multiple=model.multiple, intensity_range=robust_range(src, fill=fill), postprocess=cue_from_logits,
-                        device=dev, progress=progress, fill=fill)
+                        multiple=model.multiple, intensity_range=robust_range(src, fill=fill),
+                        postprocess=cue_from_logits, device=dev, progress=progress, fill=fill)
     crop = tuple(slice(0, s) for s in vol.shape)
     return ModelSegmentation(np.ascontiguousarray(seg.labels[crop]), np.ascontiguousarray(seg.extra[crop]),
                              weights_digest(path), precision)

@@ -111,7 +111,7 @@ def _input_dtype(model) -> torch.dtype:
 
 def _read_tile(volume, start: Triple, plan: TilePlan, scale: float | None, offset: float,
                fill: float | None = None) -> np.ndarray:
-    """One input tile as a new float32 array, non-finite values filled, normalised and reflect-padded to the tile size."""
+    """One input tile as a new float32 array: non-finite values filled, normalised, reflect-padded to the tile size."""
     sl = tuple(slice(s, min(s + t, n)) for s, t, n in zip(start, plan.tile, plan.shape))
     a = np.array(volume[sl], dtype=np.float32, copy=True)  # never a view: normalised in place below
     if fill is not None:

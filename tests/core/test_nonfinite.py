@@ -1,4 +1,4 @@
-"""Non-finite voxels: more than 0.1 % refused with the share; fewer filled, warned, recorded; the network never sees NaN."""
+"""Non-finite voxels: over 0.1 % refused with the share; fewer filled, warned, recorded; the model never sees NaN."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_a_few_nan_voxels_are_filled_warned_and_recorded(elec, method):
     vol[40, 5, 7] = np.inf
     before = vol.copy()
     params = AnalysisParams(method=method, particles="model" if method == "model" else "watershed")
-    with pytest.warns(UserWarning, match=r"^2 of 110592 voxels \(0\.002%\) are not finite \(NaN or infinite\); they "
+    with pytest.warns(UserWarning, match=r"^2 of 110592 voxels \(0\.0018 %\) are not finite \(NaN or infinite\); they "
                                          r"were given the median grey value of the finite voxels"):
         res = run(vol, params, spacing=elec.spacing)
     np.testing.assert_array_equal(vol, before)  # not modified
