@@ -55,6 +55,10 @@ if latest is not None:
     c[2].metric("pore (volume)", f"{fr['pore']:.1%}")
     c[3].metric("CBD (volume)", f"{fr['cbd']:.1%}")
     c[4].metric("NMC (volume)", f"{fr['nmc']:.1%}")
+    filled = int((latest.provenance or {}).get("nonfinite_filled") or 0)
+    if filled:
+        st.warning(f"Voxels without a finite grey value (NaN or infinite): {filled}; the analysis gave them the "
+                   "median grey value of the finite voxels.")
     if latest.resolved.method == "model":
         st.caption("Phases by the 3D U-Net; particles by "
                    f"{'its instance cue' if latest.resolved.particles == 'model' else 'the watershed'}.")

@@ -53,3 +53,23 @@ def test_memory_line_words():
                                "20.0 GB available on this machine.")
     bad = MemoryFit(int(7.3e9), int(2e9), "address space", (1024, 1024, 1024), "threshold")
     assert "left under this server's address-space limit: the run would not fit" in memory_line(bad)
+
+
+def test_filled_nonfinite_voxels_are_reported_on_the_page(seeded_ws):
+    """A run that filled a few NaN voxels says so under its metrics (the count is in the provenance)."""
+    import warnings
+
+    import numpy as np
+
+    from core.runner import run_analysis
+
+    s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
+    vol = seeded_ws.load_volume(s).astype(np.float32)
+    vol[1, 2, 3] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = run_analysis(seeded_ws, s.id, vol)
+    assert a.provenance["nonfinite_filled"] == 1
+    _, at = _open(seeded_ws)
+    no_exception(at)
+    assert any(w.value.startswith("Voxels without a finite grey value (NaN or infinite): 1;") for w in at.warning)
