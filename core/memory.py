@@ -45,8 +45,9 @@ Available memory
 The smallest of: ``MemAvailable`` of ``/proc/meminfo``; the address-space
 limit (``RLIMIT_AS``, ``ulimit -v``) minus the process's current size
 (``VmSize``) minus the address space a first run maps besides its data
-(numba's compiled kernels, thread stacks and allocator arenas: about 1.3 GiB,
-1.7 GiB with the network; measured on a cold 64³ run); and the budget in the
+(numba's compiled kernels, thread stacks and allocator arenas: about 1.3 GiB;
+measured on cold 64³ runs, 1.2 GB for the threshold method and 1.6 GB with the
+network, of which 0.55 GB is torch's import, counted in the estimate); and the budget in the
 environment variable ``DETACH_MEMORY_BUDGET``: bytes, or a number with a unit
 ``K``, ``M``, ``G``, ``T`` (powers of 1024; ``"6G"``, ``"6 GB"``, ``"0.5T"``),
 for a machine shared by several users or a server that must keep headroom.
@@ -74,8 +75,9 @@ BUDGET_ENV = "DETACH_MEMORY_BUDGET"
 _GIB = 2**30
 _FIXED = 8 * 2**20
 _TORCH_IMPORT = int(0.55 * _GIB)
-#: Address space a first run in a process maps besides its data (threshold / with the network), see the module doc.
-_COLD_ADDRESS_SPACE = {"threshold": int(1.3 * _GIB), "network": int(1.7 * _GIB)}
+#: Address space a first run in a process maps besides its data and torch (threshold / with the network), see the
+#: module docstring.
+_COLD_ADDRESS_SPACE = {"threshold": int(1.3 * _GIB), "network": int(1.3 * _GIB)}
 #: Kinds of run this process has completed (their cold address space is mapped already).
 _WARM: set[str] = set()
 
