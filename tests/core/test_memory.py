@@ -158,3 +158,24 @@ def test_cli_normal_run_is_not_refused_under_the_limit(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     rec = json.loads((tmp_path / "o" / "run.json").read_text())
     assert rec["provenance"]["memory_estimate_bytes"] > 0
+
+
+def test_address_space_headroom_leaves_room_for_a_first_run(monkeypatch):
+    vm = M._vm_size()
+    monkeypatch.setattr(M.resource, "getrlimit", lambda what: (vm + 2 * 2**30, M.resource.RLIM_INFINITY))
+    monkeypatch.setattr(M, "_WARM", set())
+    monkeypatch.setattr(M, "_meminfo_available", lambda: 1 << 50)
+    cold = M._COLD_ADDRESS_SPACE["threshold"]
+    got = M.available_bytes()
+    assert abs(got - (2 * 2**30 - cold)) < 64 * 2**20  # VmSize moves a little between the two reads
+    assert M.memory_fit((64,) * 3, np.uint16, None).limited_by == "address space"
+    M.mark_warm(None)
+    assert abs(M.available_bytes() - 2 * 2**30) < 64 * 2**20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="address-space limit (ulimit -v) of Linux")
+def test_cli_model_run_is_not_refused_under_the_limit(tmp_path):
+    e = demo_electrode("pristine", rng=0, shape=(64, 64, 64))
+    np.save(tmp_path / "g.npy", e.greyscale)
+    p = _cli(["analyze", "g.npy", "--out", "o", "-q", "--method", "model"], 3_000_000, tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
