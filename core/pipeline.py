@@ -4,6 +4,28 @@
 and an :class:`AnalysisParams`, reports progress through a callback, and
 returns an :class:`AnalysisResult` with the phases, labels, table, the
 parameters as resolved (thresholds filled in) and provenance.
+
+Before any heavy work, :func:`run` checks that the analysis fits in memory
+(:func:`core.memory.check_memory`: the estimated peak against the available
+memory, the address-space limit and ``DETACH_MEMORY_BUDGET``) and refuses it
+with :class:`core.memory.MemoryBudgetError` otherwise.
+
+Non-finite voxels
+-----------------
+A greyscale volume may hold NaN or infinite voxels (a floating-point
+reconstruction's dead or masked voxels).  Up to
+:data:`core.phases.NONFINITE_MAX_SHARE` (0.1 %) of the voxels they are
+filled with the median of the finite grey values
+(:func:`core.phases.nonfinite_fill`): the threshold segmentation fills each
+slab as it reads it, the 3D U-Net each tile, so neither sees a NaN (one NaN
+voxel used to turn every voxel of a model run into pore), and the run warns
+(``warnings.warn``: the CLI writes it into ``run.json``'s ``warnings``) and
+records the count as ``nonfinite_filled`` in the provenance.  Above that share
+the volume is refused (:func:`core.phases.check_greyscale`) with the share in
+the message: that many voxels without a grey value are a region outside the
+field of view or a broken reconstruction, which would otherwise be read as
+some phase (half a volume of NaN used to be analysed as pore); crop the
+volume to the region with data.
 """
 
 from __future__ import annotations
@@ -25,8 +47,10 @@ from .metrics import Side, _particle_table, detect_separator_side
 from .particles import SeparationParams, separate_particles
 from .nn.params import ModelParams
 from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
-from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_removed, check_greyscale, segment_detailed,
+from .memory import check_memory, mark_warm
+from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_removed, nonfinite_fill, segment_detailed,
                      sigma_origin)
+from .phases.params import _check_counting_nonfinite
 
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model"]
@@ -218,9 +242,17 @@ def run(
     Returns
     -------
     AnalysisResult
+
+    Raises
+    ------
+    core.memory.MemoryBudgetError
+        The estimated peak does not fit the available memory (checked first).
+    ValueError, TypeError
+        Bad volume or parameters; more than 0.1 % non-finite voxels.
     """
     params = params or AnalysisParams()
     downsampled = check_downsample(downsampled, "downsampled")
+    estimate = _check_memory(volume, params, presegmented, downsampled)
     sp = normalize_spacing(spacing)
     report = progress or (lambda f, m: None)
     timings: dict[str, float] = {}
@@ -229,6 +261,7 @@ def run(
         return lambda f, m: report(lo + (hi - lo) * f, m)
 
     t0 = time.perf_counter()
+    nonfinite = 0
     cue = None
     weights_sha = None
     model_params = params.model
@@ -239,7 +272,12 @@ def run(
         phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
         seg_params = params.segment
     else:
-        check_greyscale(volume)
+        nonfinite = _check_counting_nonfinite(volume)
+        if nonfinite:
+            share = 100 * nonfinite / volume.size
+            warnings.warn(f"{nonfinite} of {volume.size} voxels ({share:.2g} %) are not finite (NaN or "
+                          f"infinite); they were given the median grey value of the finite voxels "
+                          f"({nonfinite_fill(volume):g}) for the analysis.", stacklevel=2)
         network = params.method == "model" or params.particles == "model"
         if params.method == "threshold":
             res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
@@ -285,7 +323,24 @@ def run(
     provenance = _provenance(volume, params, resolved, sp, table, presegmented=presegmented,
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
                              timings=timings)
+    provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
+    mark_warm(params, presegmented=presegmented)
     return AnalysisResult(phases, labels, table, resolved, sp, provenance)
+
+
+def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsampled: int) -> int | None:
+    """:func:`core.memory.check_memory` for this run (before any other check); the estimate in bytes, or None.
+
+    Only a 3D non-empty array is checked (anything else is refused by the
+    validation that follows).  The input is not counted: it is in memory
+    already, or memory-mapped (its pages are in the address space already,
+    and page cache counts as available memory).
+    """
+    if not (isinstance(volume, np.ndarray) and volume.ndim == 3 and volume.size):
+        return None
+    fit = check_memory(volume.shape, volume.dtype, params, presegmented=presegmented, resident_input=True,
+                       downsampled=downsampled)
+    return fit.needed
 
 
 def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress) -> np.ndarray:

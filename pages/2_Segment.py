@@ -6,7 +6,7 @@ from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
 from core.phases import RESOLVABLE_GAP_SIGMAS, assess_blur, resolvable_gap_um
 from core.runner import run_analysis
-from ui import advice, cache, messages, page, segment_view, state, widgets
+from ui import advice, cache, memory_view, messages, page, segment_view, state, widgets
 
 ws, sample = page.sample_page("Segment")
 sid = sample.id
@@ -32,13 +32,15 @@ else:
     st.caption("Segments the whole volume with these settings, separates the particles "
                f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}; change them on the Particles page) and "
                "measures each particle. The result is stored in the workspace.")
+ap = None
+if method == "model":
+    ap = AnalysisParams(method="model", particles="model", separation=sep, model=mparams)
+elif params is not None:
+    ap = AnalysisParams(method="threshold", segment=params, separation=sep)
+fits = ap is None or memory_view.memory_note(vol.shape, vol.dtype, ap, presegmented=sample.input.presegmented)
 run = st.button("Run the full analysis", key=state.k(state.SEG_RUN, sid), type="primary",
-                disabled=params is None and method == "threshold")
-if run and (params is not None or method == "model"):
-    if method == "model":
-        ap = AnalysisParams(method="model", particles="model", separation=sep, model=mparams)
-    else:
-        ap = AnalysisParams(method="threshold", segment=params, separation=sep)
+                disabled=ap is None or not fits)
+if run and ap is not None and fits:
     a = widgets.run_with_progress("Analysis", lambda progress: run_analysis(ws, sid, vol, ap, progress=progress))
     if a is not None:
         messages.flash("success", f"Analysis {a.id} done: {a.n_particles} particles. See the Particles page.")
@@ -53,6 +55,10 @@ if latest is not None:
     c[2].metric("pore (volume)", f"{fr['pore']:.1%}")
     c[3].metric("CBD (volume)", f"{fr['cbd']:.1%}")
     c[4].metric("NMC (volume)", f"{fr['nmc']:.1%}")
+    filled = int((latest.provenance or {}).get("nonfinite_filled") or 0)
+    if filled:
+        st.warning(f"Voxels without a finite grey value (NaN or infinite): {filled}; the analysis gave them the "
+                   "median grey value of the finite voxels.")
     if latest.resolved.method == "model":
         st.caption("Phases by the 3D U-Net; particles by "
                    f"{'its instance cue' if latest.resolved.particles == 'model' else 'the watershed'}.")

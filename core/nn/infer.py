@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,21 +36,48 @@ def load_model(path: Path | str = DEFAULT_WEIGHTS, device: str | torch.device = 
     FileNotFoundError
         No file at ``path``.
     ValueError
-        The file is not a checkpoint of this model.
+        The file is not a checkpoint of this model, as one sentence naming the
+        file and a short reason (empty, truncated, not a PyTorch file, another
+        model's checkpoint, layers that do not match); never torch's own text.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model weights not found: {path}")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle / zip errors differ between torch versions
-        raise ValueError(f"{path} is not a readable model checkpoint ({exc})") from None
+        with warnings.catch_warnings():  # torch warns about pickle protocols before failing
+            warnings.simplefilter("ignore")
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # pickle / zip errors differ between torch versions: classified from the file itself
+        raise _not_weights(path, _unreadable_reason(path)) from None
     if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a {_FORMAT} checkpoint")
-    model = UNet3D(ModelConfig(**blob["config"]))
-    model.load_state_dict(blob["state_dict"])
+        raise _not_weights(path, f"a PyTorch file, but not a {_FORMAT} checkpoint")
+    try:
+        model = UNet3D(ModelConfig(**blob["config"]))
+        model.load_state_dict(blob["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        raise _not_weights(path, "its configuration or layers do not match the network") from None
     model.meta = blob.get("meta", {})
     return model.to(device).eval()
+
+
+def _not_weights(path: Path, reason: str) -> ValueError:
+    return ValueError(f"{path.name} is not a weights file of this model ({reason})")
+
+
+def _unreadable_reason(path: Path) -> str:
+    """Why ``torch.load`` could not read ``path``, in a few words, from the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return "the file cannot be read"
+    if not head:
+        return "the file is empty"
+    if head == b"PK\x03\x04":  # torch.save's zip archive
+        return "a truncated or damaged PyTorch file"
+    if head[:1] == b"\x80":  # a pickle: an old-style torch file or arbitrary Python objects
+        return "a plain pickle, not a PyTorch file"
+    return "not a PyTorch file"
 
 
 def _pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[slice, ...]]:
@@ -231,7 +259,10 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     Tiled with overlap and blended (:func:`core.nn.tiling.segment_tiled`);
     memory is bounded by one z-slab of tiles whatever the volume size.
     Intensities are normalised with the volume's 0.5 / 99.5 percentiles, as
-    in training.
+    in training.  Non-finite voxels (at most
+    :data:`core.phases.NONFINITE_MAX_SHARE` of them, else the volume is
+    refused) are given the median of the finite values as each tile is read
+    (:func:`core.phases.nonfinite_fill`): the network never sees a NaN.
 
     Parameters
     ----------
@@ -253,6 +284,11 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     path = params.path
     if not path.is_file():
         raise FileNotFoundError(f"model weights not found: {path}")
+    fill = None
+    if vol.dtype.kind == "f":
+        from ..phases.params import _check_counting_nonfinite, nonfinite_fill
+
+        fill = nonfinite_fill(vol) if _check_counting_nonfinite(vol) else None
     model = _cached_model(str(path.resolve()), path.stat().st_mtime)
     dev = resolve_device(device)
     precision = resolve_precision(params.precision, dev)
@@ -264,8 +300,8 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     tile = tuple(min(params.tile, -(-s // model.multiple) * model.multiple) for s in src.shape)
     seg = segment_tiled(_Forward(model, precision).eval(), src, channels_out=N_OUT, class_channels=(0, 1, 2),
                         extra_channel=CH_CENTRE, tile=tile, overlap=tuple(min(params.overlap, t // 2) for t in tile),
-                        multiple=model.multiple, intensity_range=robust_range(src), postprocess=cue_from_logits,
-                        device=dev, progress=progress)
+                        multiple=model.multiple, intensity_range=robust_range(src, fill=fill),
+                        postprocess=cue_from_logits, device=dev, progress=progress, fill=fill)
     crop = tuple(slice(0, s) for s in vol.shape)
     return ModelSegmentation(np.ascontiguousarray(seg.labels[crop]), np.ascontiguousarray(seg.extra[crop]),
                              weights_digest(path), precision)

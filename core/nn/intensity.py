@@ -44,7 +44,8 @@ def _sample_stride(shape: Sequence[int], n: float) -> int:
     return s
 
 
-def robust_range(volume, q: Sequence[float] = (0.5, 99.5), n: float = 1e6) -> tuple[float, float]:
+def robust_range(volume, q: Sequence[float] = (0.5, 99.5), n: float = 1e6, *,
+                 fill: float | None = None) -> tuple[float, float]:
     """Grey-value percentiles of a strided sample of at most ``n`` voxels.
 
     Reads ``volume[::s, ::s, ::s]`` (the same stride along every axis, for
@@ -61,6 +62,9 @@ def robust_range(volume, q: Sequence[float] = (0.5, 99.5), n: float = 1e6) -> tu
         Lower and upper percentiles, ``0 <= q[0] < q[1] <= 100``.
     n : float
         Maximum sample size (>= 1).
+    fill : float or None
+        Non-finite values count as this grey value (how the tiler feeds them to
+        the network, :func:`core.nn.tiling.predict_tiled`); None ignores them.
 
     Returns
     -------
@@ -84,6 +88,8 @@ def robust_range(volume, q: Sequence[float] = (0.5, 99.5), n: float = 1e6) -> tu
         raise ValueError(f"n must be a number >= 1, got {n!r}")
     s = _sample_stride(shape, n)
     sample = np.asarray(volume[(slice(None, None, s),) * len(shape)], dtype=np.float64).ravel()
+    if fill is not None:
+        sample = np.nan_to_num(sample, nan=fill, posinf=fill, neginf=fill)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         raise ValueError("the volume sample holds no finite value")

@@ -109,10 +109,13 @@ def _input_dtype(model) -> torch.dtype:
 # --------------------------------------------------------------------------- predict_tiled
 
 
-def _read_tile(volume, start: Triple, plan: TilePlan, scale: float | None, offset: float) -> np.ndarray:
-    """One input tile as a new float32 array, normalised and reflect-padded to the tile size."""
+def _read_tile(volume, start: Triple, plan: TilePlan, scale: float | None, offset: float,
+               fill: float | None = None) -> np.ndarray:
+    """One input tile as a new float32 array: non-finite values filled, normalised, reflect-padded to the tile size."""
     sl = tuple(slice(s, min(s + t, n)) for s, t, n in zip(start, plan.tile, plan.shape))
     a = np.array(volume[sl], dtype=np.float32, copy=True)  # never a view: normalised in place below
+    if fill is not None:
+        np.nan_to_num(a, copy=False, nan=fill, posinf=fill, neginf=fill)
     if scale is not None:
         a *= np.float32(scale)
         a += np.float32(offset)
@@ -265,6 +268,7 @@ def predict_tiled(
     num_threads: int | None = None,
     autocast: bool | None = None,
     progress: Progress | None = None,
+    fill: float | None = None,
 ) -> np.ndarray | None:
     """Run ``model`` over ``volume`` tile by tile and blend the outputs.
 
@@ -326,6 +330,10 @@ def predict_tiled(
     progress : callable or None
         ``progress(frac, message)`` after each batch of tiles, ``frac`` the
         share of tiles done, increasing to 1.0.
+    fill : float or None
+        Grey value given to non-finite input voxels (NaN, ±inf) as each tile
+        is read, before the intensity map, so the network never sees one
+        (e.g. :func:`core.phases.nonfinite_fill`); None leaves them as they are.
 
     Returns
     -------
@@ -348,6 +356,8 @@ def predict_tiled(
                                               callables=dict(postprocess=postprocess, reduce=reduce, sink=sink,
                                                              progress=progress))
     rng = _check_range(intensity_range)
+    if fill is not None and not (isinstance(fill, (int, float, np.integer, np.floating)) and math.isfinite(fill)):
+        raise ValueError(f"fill must be a finite grey value or None, got {fill!r}")
     scale, offset = (None, 0.0) if rng is None else (2.0 / (rng[1] - rng[0]), -rng[0] * 2.0 / (rng[1] - rng[0]) - 1.0)
     plan = plan_tiles(shape, tile=tile, overlap=overlap, multiple=multiple)
     dev = resolve_device(device)
@@ -364,7 +374,7 @@ def predict_tiled(
             for b0 in range(0, len(yx_tiles), batch_size):
                 batch = yx_tiles[b0:b0 + batch_size]
                 starts = [(z0, plan.starts[1][iy], plan.starts[2][ix]) for iy, ix in batch]
-                x = np.stack([_read_tile(volume, st, plan, scale, offset) for st in starts])[:, None]
+                x = np.stack([_read_tile(volume, st, plan, scale, offset, fill) for st in starts])[:, None]
                 xt = torch.from_numpy(x).to(dev, dtype=in_dtype)
                 with _autocast(dev, use_amp):
                     y = _model_output(model, xt, channels, postprocess)
@@ -453,6 +463,7 @@ def segment_tiled(
     num_threads: int | None = None,
     autocast: bool | None = None,
     progress: Progress | None = None,
+    fill: float | None = None,
 ) -> TiledSegmentation:
     """Argmax class labels (uint8) and optionally one float16 channel, with memory O(slab).
 
@@ -471,7 +482,7 @@ def segment_tiled(
         One channel also returned, blended, as float16 (e.g. a distance cue).
     labels_out, extra_out : (Z, Y, X) arrays or None
         Preallocated outputs (e.g. :class:`numpy.memmap`), filled slab by slab.
-    tile, overlap, multiple, intensity_range, postprocess, device, batch_size, num_threads, autocast, progress
+    tile, overlap, multiple, intensity_range, postprocess, device, batch_size, num_threads, autocast, progress, fill
         As in :func:`predict_tiled`; blending happens after ``postprocess``.
 
     Returns
@@ -497,5 +508,5 @@ def segment_tiled(
     predict_tiled(model, volume, channels_out=channels_out, tile=tile, overlap=overlap, multiple=multiple,
                   intensity_range=intensity_range, postprocess=postprocess, sink=write, out_dtype=np.float32,
                   device=device, batch_size=batch_size, num_threads=num_threads, autocast=autocast,
-                  progress=progress)
+                  progress=progress, fill=fill)
     return TiledSegmentation(labels=labels, extra=extra)

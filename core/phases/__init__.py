@@ -33,7 +33,8 @@ thresholds leaves them alone, so a preview and a full run share them.
 
 Modules
 -------
-``params``          :class:`SegmentParams`, :func:`check_greyscale`
+``params``          :class:`SegmentParams`, :func:`check_greyscale` and the non-finite voxels' policy
+                    (:func:`count_nonfinite`, :func:`nonfinite_fill`)
 ``denoise``         :func:`crop`, :func:`normalize_intensity`, :func:`denoise`; the denoised volume slab by slab
 ``threshold``       :func:`threshold` (where the thresholds are applied), :func:`phase_references`,
                     :func:`suggest_thresholds` and the image model they come from
@@ -60,7 +61,8 @@ from .blur import (
 )
 from .denoise import crop, denoise, normalize_intensity
 from .islands import remove_small_islands
-from .params import DENOISE_METHODS, Denoise, SegmentParams, check_greyscale
+from .params import (DENOISE_METHODS, NONFINITE_MAX_SHARE, Denoise, SegmentParams, check_greyscale, count_nonfinite,
+                     nonfinite_fill)
 from .partial_volume import SIGMA_BOUNDS, correct_partial_volume, estimate_pv_sigma
 from .preview import (
     MAX_ISLAND_DEPTH,
@@ -76,7 +78,8 @@ from .threshold import READING_GAP, phase_references, suggest_thresholds, thresh
 
 __all__ = [
     # parameters
-    "DENOISE_METHODS", "Denoise", "SegmentParams", "check_greyscale",
+    "DENOISE_METHODS", "Denoise", "SegmentParams", "check_greyscale", "NONFINITE_MAX_SHARE", "count_nonfinite",
+    "nonfinite_fill",
     # steps
     "crop", "normalize_intensity", "denoise", "suggest_thresholds", "threshold", "phase_references", "READING_GAP",
     "estimate_pv_sigma", "correct_partial_volume", "SIGMA_BOUNDS", "remove_small_islands",

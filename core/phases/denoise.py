@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .._validate import check_choice, check_volume
-from .params import DENOISE_METHODS, Denoise, SegmentParams, check_greyscale
+from .params import DENOISE_METHODS, Denoise, SegmentParams, check_greyscale, nonfinite_fill
 
 __all__ = ["crop", "denoise", "normalize_intensity"]
 
@@ -116,7 +116,8 @@ def _denoiser(volume: np.ndarray, params: SegmentParams, nan_fill: float | None)
 
 
 def _nan_fill(volume: np.ndarray) -> float | None:
-    return float(np.nanmin(_sample(volume))) if np.issubdtype(volume.dtype, np.floating) else None
+    """The value non-finite voxels are denoised and thresholded as (:func:`~core.phases.params.nonfinite_fill`)."""
+    return nonfinite_fill(volume)
 
 
 def _sample_blocks(shape: tuple[int, ...]) -> list[tuple[int, int]]:

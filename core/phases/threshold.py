@@ -84,10 +84,48 @@ def _threshold_kernel(v, low, high, out):
     return n_nmc
 
 
+#: Share of the sample below / above which grey values count as outliers for the histogram of Otsu's method
+#: (percent, each side), and how few of its 256 bins the rest may fill before the outliers are clipped.
+_OUTLIER_PCT, _OUTLIER_BINS = 0.1, 32
+
+
+def _histogram_values(sample: np.ndarray) -> np.ndarray:
+    """``sample`` as float64 for Otsu's 256-bin histogram, outliers clipped where they would squeeze it.
+
+    A few extreme voxels (a hot pixel of 1e15 in an int64 volume) stretch the
+    histogram so that all the real grey values fall into one or two bins.
+    Where the central 99.8 % of the sample would fill fewer than
+    ``_OUTLIER_BINS`` of the 256 bins, the values are clipped to its 0.1 and
+    99.9 percentiles; otherwise they are used unchanged (so ordinary volumes
+    keep their thresholds bit for bit).
+    """
+    v = np.asarray(sample, np.float64)
+    if v.size == 0:
+        return v
+    lo, hi = float(v.min()), float(v.max())
+    p_lo, p_hi = (float(p) for p in np.percentile(v, [_OUTLIER_PCT, 100 - _OUTLIER_PCT]))
+    if hi > lo and (p_hi - p_lo) * 256 < _OUTLIER_BINS * (hi - lo) and p_hi > p_lo:
+        v = np.clip(v, p_lo, p_hi)
+    return v
+
+
+def _too_few_levels(v: np.ndarray, clipped: bool) -> ValueError:
+    levels = np.unique(v[: 1_000_000])[:3]
+    what = (f"only two grey values ({levels[0]:g} and {levels[1]:g})" if len(levels) == 2 else
+            f"only the value {levels[0]:g}" if len(levels) == 1 else "fewer than three distinct grey levels")
+    return ValueError(f"the volume holds {what}{' besides a few outliers' if clipped else ''}, so pore, CBD and "
+                      "NMC cannot be told apart: load a mask or a segmented volume as phases (--phase-map "
+                      "VALUE=PHASE,... on the command line), or give both thresholds")
+
+
 def _otsu(sample: np.ndarray) -> tuple[float, float]:
     from skimage.filters import threshold_multiotsu
 
-    lo, hi = threshold_multiotsu(sample.astype(np.float64), classes=3, nbins=256)
+    v = _histogram_values(sample)
+    try:
+        lo, hi = threshold_multiotsu(v, classes=3, nbins=256)
+    except ValueError:  # skimage: "After discretization into bins, the input image has only 2 different values"
+        raise _too_few_levels(v, v is not sample and not np.array_equal(v, sample)) from None
     return float(lo), float(hi)
 
 
@@ -99,7 +137,7 @@ def _otsu_nmc_first(sample: np.ndarray) -> tuple[float, float] | None:
     """
     from skimage.filters import threshold_otsu
 
-    v = np.asarray(sample, np.float64)
+    v = _histogram_values(sample)
     hi = float(threshold_otsu(v, nbins=256))
     rest = v[v < hi]
     if rest.size < 2 or rest.min() == rest.max():

@@ -100,11 +100,58 @@ def test_shipped_weights_load_small_and_weights_only(tmp_path):
         infer.load_model(tmp_path / "none.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable model checkpoint"):
+    with pytest.raises(ValueError, match=r"^bad.pt is not a weights file of this model \(not a PyTorch file\)$"):
         infer.load_model(bad)
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a core.nn.unet3d/1 checkpoint"):
         infer.load_model(tmp_path / "other.pt")
+
+
+def _bad_weights(tmp_path, kind: str):
+    import pickle
+
+    path = tmp_path / f"{kind}.pt"
+    good = DEFAULT_WEIGHTS.read_bytes()
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("hello\n")
+    elif kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"x": 1}, protocol=4))
+    elif kind == "list":
+        torch.save([1, 2], path)
+    elif kind == "layers":
+        blob = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
+        sd = dict(blob["state_dict"])
+        sd[next(iter(sd))] = torch.zeros(3)
+        torch.save({**blob, "state_dict": sd}, path)
+    elif kind == "config":
+        blob = torch.load(DEFAULT_WEIGHTS, map_location="cpu", weights_only=True)
+        torch.save({**blob, "config": {"nope": 1}}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("empty", "the file is empty"), ("text", "not a PyTorch file"),
+    ("truncated", "a truncated or damaged PyTorch file"), ("pickle", "a plain pickle, not a PyTorch file"),
+    ("list", "a PyTorch file, but not a core.nn.unet3d/1 checkpoint"),
+    ("layers", "its configuration or layers do not match the network"),
+    ("config", "its configuration or layers do not match the network"),
+])
+def test_bad_weights_file_is_one_sentence(tmp_path, kind, reason, recwarn):
+    path = _bad_weights(tmp_path, kind)
+    with pytest.raises(ValueError) as info:
+        infer.load_model(path)
+    msg = str(info.value)
+    assert msg == f"{kind}.pt is not a weights file of this model ({reason})"
+    assert "\n" not in msg and len(msg) < 120
+    assert not [w for w in recwarn if "pickle" in str(w.message)]  # torch's own warning is not shown either
+    # the model method names the same sentence
+    vol = np.random.default_rng(0).random((16, 16, 16)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"is not a weights file of this model"):
+        infer.segment_volume(vol, ModelParams(weights=str(path)), device="cpu")
 
 
 def test_shipped_weights_give_the_documented_scores():

@@ -661,3 +661,43 @@ def test_no_second_reading_where_the_readings_agree():
 
     g = P.preview_globals(demo_electrode("cycled-1C", rng=3, shape=(64, 64, 64)).greyscale)
     assert g.alternative is None
+
+
+def test_mask_volume_is_refused_in_a_sentence():
+    """A boolean mask (loaded as uint8 0/1 by the readers) is not a greyscale: one sentence, not skimage's text."""
+    rng = np.random.default_rng(0)
+    mask = rng.random((24, 24, 24)) > 0.5
+    with pytest.raises(TypeError, match=r"^volume is boolean, a mask rather than a greyscale image: load a segmented "
+                                        r"volume as phases \(--phase-map"):
+        segment(mask)
+    with pytest.raises(ValueError, match=r"^the volume holds only two grey values \(0 and 1\), so pore, CBD and NMC "
+                                         r"cannot be told apart: load a mask or a segmented volume as phases "
+                                         r"\(--phase-map VALUE=PHASE,\.\.\. on the command line\), or give both "
+                                         r"thresholds$"):
+        segment(mask.astype(np.uint8))
+
+
+def test_outlier_does_not_squeeze_the_suggested_thresholds():
+    """One hot voxel of 1e15 in an int64 volume: the thresholds of the volume without it, not skimage's error."""
+    from core.synth import demo_electrode
+
+    e = demo_electrode("pristine", rng=2, shape=(48, 48, 48))
+    clean = e.greyscale.astype(np.int64)
+    hot = clean.copy()
+    hot[20, 20, 20] = 10**15
+    want = P.suggest_thresholds(clean)
+    got = P.suggest_thresholds(hot)
+    assert got == pytest.approx(want, rel=0.01)
+    a, b = segment(clean), segment(hot)
+    assert np.count_nonzero(a != b) < 0.005 * a.size
+    # ordinary volumes keep their Otsu input untouched (bit for bit)
+    from core.phases.threshold import _histogram_values
+
+    sample = clean.ravel().astype(np.float64)
+    assert _histogram_values(sample) is not None and np.array_equal(_histogram_values(sample), sample)
+    # two values besides outliers: still the plain sentence
+    two = np.zeros((24, 24, 24), np.int64)
+    two[12:] = 1
+    two[0, 0, 0] = 10**15
+    with pytest.raises(ValueError, match=r"only two grey values \(0 and 1\) besides a few outliers"):
+        segment(two)

@@ -1,0 +1,342 @@
+"""Memory known before a run: the estimated peak of an analysis, what the machine allows, and the refusal.
+
+:func:`estimate_peak_bytes` predicts, from the volume's shape and dtype and
+the analysis parameters only, how much memory :func:`core.pipeline.run` adds
+to the process that calls it.  :func:`available_bytes` says how much the
+process may still take, and :func:`check_memory` refuses a run that would
+not fit with :class:`MemoryBudgetError` (a :class:`MemoryError`), whose
+message is one sentence with both figures and the remedies, instead of the
+process aborting half-way (``std::bad_alloc`` in a distance transform kills a
+CLI run, or the dashboard's server with every user's session).
+:func:`core.pipeline.run` calls it first, before any heavy work.
+
+The estimate
+------------
+Per step of the pipeline, in bytes per voxel of the analysed grid, fitted to
+the peak RSS measured by ``bench/memory_estimate.py`` (64³ to 256³, each
+method; one checking run at 512³); ``N`` voxels, ``S1`` the phase
+segmentation's slab (``min(N, max(16 M, N / 8))`` voxels), ``S2`` the
+distance transform's slab (``min(N, max(32 M, N / 4))``), ``B`` the central
+block of at most 128³ voxels the thresholds and blur are read from:
+
+- input: its dtype's size per voxel (pages of a memory-mapped file count
+  once read; a volume already in memory is counted again, a small
+  over-estimate);
+- threshold phases: ``max(1 N + 11.9 S1, 4 N + 25 B)`` (+ 8 S1 with a
+  denoising filter, not measured);
+- particles, crack-aware watershed by dynamics (the default):
+  ``3.5 N + 5.5 S2``, phases included; with ``markers="peaks"`` or given
+  markers the whole-volume scikit-image path, 45 N (not measured: from the
+  scikit-image baseline of ``bench/speed_memory.py``);
+- 3D U-Net (model and hybrid): ``5 N + 115 T³ + 48 T_z Y X`` (``T`` the
+  tile side, ``T_z`` the tile's depth: the network's activations and the
+  float32 accumulator of one z-row of tiles); its particles from the cue
+  ``15 N`` (measured with 32-voxel tiles, where this step sets the peak);
+  hybrid adds ``4 N`` for the thresholded phases;
+- 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
+
+The run's peak is the input plus the largest step.  Measured error: see the
+table in ``bench/RESULTS.md`` (section ``memory_estimate``): from 128³ up
+the estimate was 0-40 % above the measured peak (a 128³ run and every 64³
+run, where fixed costs dominate, further above), never below it.
+
+Available memory
+----------------
+The smallest of: ``MemAvailable`` of ``/proc/meminfo``; the address-space
+limit (``RLIMIT_AS``, ``ulimit -v``) minus the process's current size
+(``VmSize``) minus the address space a first run maps besides its data
+(numba's compiled kernels, thread stacks and allocator arenas: about 1.3 GiB;
+measured on cold 64³ runs, 1.2 GB for the threshold method and 1.6 GB with the
+network, of which 0.55 GB is torch's import, counted in the estimate); and the budget in the
+environment variable ``DETACH_MEMORY_BUDGET``: bytes, or a number with a unit
+``K``, ``M``, ``G``, ``T`` (powers of 1024; ``"6G"``, ``"6 GB"``, ``"0.5T"``),
+for a machine shared by several users or a server that must keep headroom.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import resource
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "BUDGET_ENV", "MemoryBudgetError", "MemoryFit", "available_bytes", "check_memory", "estimate_peak_bytes",
+    "memory_fit", "method_label",
+]
+
+#: Environment variable holding a memory budget for an analysis (bytes, or e.g. "6G").
+BUDGET_ENV = "DETACH_MEMORY_BUDGET"
+
+_GIB = 2**30
+_FIXED = 8 * 2**20
+_TORCH_IMPORT = int(0.55 * _GIB)
+#: Address space a first run in a process maps besides its data and torch (threshold / with the network), see the
+#: module docstring.
+_COLD_ADDRESS_SPACE = {"threshold": int(1.3 * _GIB), "network": int(1.3 * _GIB)}
+#: Kinds of run this process has completed (their cold address space is mapped already).
+_WARM: set[str] = set()
+
+
+class MemoryBudgetError(MemoryError):
+    """An analysis would need more memory than is available; the message is one sentence with both figures."""
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """What :func:`memory_fit` found: bytes needed, bytes available, and whether the one fits in the other.
+
+    ``limited_by`` names what set ``available``: ``"memory"`` (MemAvailable),
+    ``"address space"`` (``ulimit -v``) or ``"budget"`` (:data:`BUDGET_ENV`).
+    ``shape`` is the analysed grid (after downsampling).
+    """
+
+    needed: int
+    available: int
+    limited_by: str
+    shape: tuple[int, int, int]
+    method: str
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available
+
+
+def method_label(params=None, *, presegmented: bool = False) -> str:
+    """The run's kind in words: "threshold", "3D U-Net", "threshold + U-Net particles" or "presegmented phases"."""
+    if presegmented:
+        return "presegmented phases"
+    method = getattr(params, "method", "threshold")
+    particles = getattr(params, "particles", "watershed")
+    if method == "model":
+        return "3D U-Net"
+    return "threshold + U-Net particles" if particles == "model" else "threshold"
+
+
+def _grid(shape, downsample: int) -> tuple[int, int, int]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"shape must be three positive sizes (z, y, x), got {shape}")
+    f = int(downsample)
+    if f < 1:
+        raise ValueError(f"downsample must be >= 1, got {downsample!r}")
+    return tuple(max(1, s // f) for s in shape)  # type: ignore[return-value]
+
+
+def _network_bytes(shape, tile: int) -> float:
+    """The network step: phases and cue out, activations of one tile, the float32 accumulator of one z-row."""
+    n = math.prod(shape)
+    t = [min(tile, -(-s // 8) * 8) for s in shape]
+    plane = (-(-shape[1] // 8) * 8) * (-(-shape[2] // 8) * 8)
+    return 5 * n + 115 * math.prod(t) + 48 * t[0] * plane
+
+
+def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, presegmented: bool = False) -> int:
+    """Memory :func:`core.pipeline.run` adds to its process at its peak, in bytes (see the module docstring).
+
+    Parameters
+    ----------
+    shape : (3,) int
+        The volume's shape (z, y, x) as stored.
+    dtype : numpy dtype
+        Its voxel type (the analysed volume is float32 when downsampled).
+    params : core.pipeline.AnalysisParams, optional
+        Method (threshold / model / hybrid), denoising, separation markers and tile size.
+    downsample : int
+        Block-mean factor applied at loading (1: none); the analysis runs on ``shape // downsample``.
+    presegmented : bool
+        The volume holds phase codes: no segmentation.
+
+    Returns
+    -------
+    int
+        Bytes, the input's pages included, torch's import where it is needed and not done yet.
+    """
+    from .pipeline import AnalysisParams
+
+    params = params or AnalysisParams()
+    grid = _grid(shape, downsample)
+    n = math.prod(grid)
+    itemsize = 4 if int(downsample) > 1 else np.dtype(dtype).itemsize
+    s1 = min(n, max(16_000_000, n // 8))
+    s2 = min(n, max(32_000_000, n // 4))
+    block = math.prod(min(s, 128) for s in grid)
+    if params.separation.markers == "hmaxima":
+        particles = 3.5 * n + 5.5 * s2
+    else:
+        particles = 45.0 * n
+    network = not presegmented and (params.method == "model" or params.particles == "model")
+    if presegmented:
+        steps = [particles]
+    else:
+        steps = []
+        if params.method == "threshold":
+            phase = max(1 * n + 11.9 * s1, 4 * n + 25 * block)
+            if params.segment.denoise != "none":
+                phase += 8 * s1
+            steps.append(phase)
+        if network:
+            net = _network_bytes(grid, params.model.tile)
+            steps.append(net + (4 * n if params.method == "threshold" else 0))
+            steps.append(15.0 * n if params.particles == "model" else particles)
+        else:
+            steps.append(particles)
+    total = itemsize * n + max(steps) + _FIXED
+    if network and "torch" not in sys.modules:
+        total += _TORCH_IMPORT
+    return int(math.ceil(total))
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _vm_size() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _budget() -> int | None:
+    """:data:`BUDGET_ENV` in bytes, None when unset or empty; ``ValueError`` naming it when unreadable."""
+    text = os.environ.get(BUDGET_ENV, "").strip()
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:i?B)?", text, re.I)
+    if not m or not float(m.group(1)) > 0:
+        raise ValueError(f"{BUDGET_ENV}={text!r} is not a memory size: give bytes or a number with K, M, G or T "
+                         "(e.g. 6G)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def _cold_kind(network: bool) -> str:
+    return "network" if network else "threshold"
+
+
+def _limits(network: bool = False) -> list[tuple[int, str]]:
+    out = []
+    mem = _meminfo_available()
+    if mem is not None:
+        out.append((mem, "memory"))
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    vm = _vm_size()
+    if soft != resource.RLIM_INFINITY and vm is not None:
+        kind = _cold_kind(network)
+        cold = 0 if kind in _WARM else _COLD_ADDRESS_SPACE[kind]
+        out.append((max(0, soft - vm - cold), "address space"))
+    budget = _budget()
+    if budget is not None:
+        out.append((budget, "budget"))
+    return out
+
+
+def available_bytes(*, network: bool = False) -> int:
+    """Bytes an analysis may still take: the smallest of MemAvailable, the address-space headroom and the budget.
+
+    The address-space headroom is ``RLIMIT_AS`` minus the process's ``VmSize``
+    minus what a first run maps besides its data (with the network:
+    ``network=True``); see the module docstring.  With none of the three known
+    (not Linux, no budget) the answer is unbounded (``sys.maxsize``).
+    """
+    limits = _limits(network)
+    return min(v for v, _ in limits) if limits else sys.maxsize
+
+
+def memory_fit(shape, dtype, params=None, *, downsample: int = 1, presegmented: bool = False,
+               resident_input: bool = False) -> MemoryFit:
+    """The estimate of a run and what is available, as data (the dashboard words it).
+
+    ``resident_input``: the volume is already in this process's memory or
+    memory-mapped into it, so its bytes are not needed again (a mapped file's
+    pages are in the address space already, and page cache the kernel can
+    reclaim counts as available).
+    """
+    from .pipeline import AnalysisParams
+
+    params = params or AnalysisParams()
+    needed = estimate_peak_bytes(shape, dtype, params, downsample=downsample, presegmented=presegmented)
+    grid = _grid(shape, downsample)
+    if resident_input and int(downsample) == 1:
+        needed -= np.dtype(dtype).itemsize * math.prod(grid)
+    network = not presegmented and (params.method == "model" or params.particles == "model")
+    limits = _limits(network)
+    available, limited_by = min(limits) if limits else (sys.maxsize, "memory")
+    return MemoryFit(int(needed), int(available), limited_by, grid, method_label(params, presegmented=presegmented))
+
+
+def _gb(n: int) -> str:
+    g = n / 1e9
+    return f"{g:.1f}" if g >= 0.95 else f"{g:.2f}" if g >= 0.005 else "0"
+
+
+def _fitting_factor(shape, dtype, params, presegmented: bool, available: int, resident_input: bool) -> int | None:
+    if presegmented:
+        return None
+    for f in range(2, 9):
+        if min(int(s) for s in shape) // f < 1:
+            break
+        if estimate_peak_bytes(shape, dtype, params, downsample=f) <= available:
+            return f
+    return None
+
+
+def check_memory(shape, dtype, params=None, *, downsample: int = 1, presegmented: bool = False,
+                 resident_input: bool = False, downsampled: int = 1) -> MemoryFit:
+    """Refuse a run whose estimated peak exceeds the available memory; return the :class:`MemoryFit` otherwise.
+
+    ``downsampled``: the factor the volume of ``shape`` was already reduced by
+    (only for the downsampling the message suggests, which counts from the
+    stored volume).
+
+    Raises
+    ------
+    MemoryBudgetError
+        One sentence: the estimate, the grid and method, what is available, and
+        the remedies (a downsampling factor that would fit, or cropping).
+    ValueError
+        :data:`BUDGET_ENV` is set but not a memory size.
+    """
+    fit = memory_fit(shape, dtype, params, downsample=downsample, presegmented=presegmented,
+                     resident_input=resident_input)
+    if fit.fits:
+        return fit
+    z, y, x = fit.shape
+    what = {"memory": "is available", "address space": "is left under the address-space limit (ulimit -v)",
+            "budget": f"is allowed by {BUDGET_ENV}"}[fit.limited_by]
+    factor = _fitting_factor(shape, dtype, params, presegmented, fit.available, resident_input)
+    if presegmented:
+        remedy = "crop the volume"
+    elif factor is not None and factor * max(int(downsample), 1) * int(downsampled) <= 8:
+        remedy = f"downsample (--downsample {factor * max(int(downsample), 1) * int(downsampled)}) or crop the volume"
+    else:
+        remedy = "downsample (--downsample F) or crop the volume"
+    raise MemoryBudgetError(
+        f"This analysis needs about {_gb(fit.needed)} GB of memory (estimated for {z}×{y}×{x} voxels, {fit.method}) "
+        f"but about {_gb(fit.available)} GB {what}; {remedy}.")
+
+
+def mark_warm(params=None, *, presegmented: bool = False) -> None:
+    """Record that a run of this kind completed in this process (its first-run address space is mapped)."""
+    network = not presegmented and params is not None and (params.method == "model" or params.particles == "model")
+    _WARM.add(_cold_kind(network))
+    if network:
+        _WARM.add("threshold")
