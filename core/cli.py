@@ -495,7 +495,9 @@ def _cmd_run(args) -> None:
 
 def _cmd_segment(args) -> None:
     from .io import save_tiff
+    from .memory import check_memory
     from .phases import SegmentParams, segment_detailed
+    from .pipeline import AnalysisParams, check_nonfinite
 
     _check_out(args.out, overwrite=args.overwrite, reads=(args.input, args.weights))  # first: before any reading
     if args.weights is not None and args.method != "model":
@@ -507,15 +509,22 @@ def _cmd_segment(args) -> None:
     with _staged_output(args.out, overwrite=args.overwrite, reads=(args.input, args.weights)) as tmp:
         opened = _load_input(args)
         data, spacing = opened.volume, opened.spacing
-        if args.method == "model":
-            from .nn.infer import segment_volume
-            from .nn.params import ModelParams
+        # the whole analysis's estimate: a little more than segmenting alone needs
+        check_memory(data.shape, data.dtype, AnalysisParams(method=args.method), resident_input=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_nonfinite(data)
+            if args.method == "model":
+                from .nn.infer import segment_volume
+                from .nn.params import ModelParams
 
-            seg = segment_volume(data, ModelParams(weights=weights), progress=_progress(args.quiet))
-            phases, what = seg.phases, f"3D U-Net ({weights} weights)"
-        else:
-            res = segment_detailed(data, SegmentParams(), progress=_progress(args.quiet))
-            phases, what = res.phases, f"thresholds low={res.params.low:g} high={res.params.high:g}"
+                seg = segment_volume(data, ModelParams(weights=weights), progress=_progress(args.quiet))
+                phases, what = seg.phases, f"3D U-Net ({weights} weights)"
+            else:
+                res = segment_detailed(data, SegmentParams(), progress=_progress(args.quiet))
+                phases, what = res.phases, f"thresholds low={res.params.low:g} high={res.params.high:g}"
+        for w in _distinct(caught):
+            print(f"warning: {w}", file=sys.stderr)
         save_tiff(tmp / "phases.tif", phases, spacing)
     if not args.quiet:
         print(f"{what}; phases -> {args.out}", file=sys.stderr)

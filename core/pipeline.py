@@ -213,6 +213,21 @@ def _blur_warning(blur: BlurAssessment) -> str:
                    f"recipe: \"downsample\": {blur.factor} in the input).")
 
 
+def check_nonfinite(volume: np.ndarray) -> int:
+    """Check a greyscale volume (:func:`core.phases.check_greyscale`) and warn when it holds non-finite voxels.
+
+    Up to 0.1 % NaN / ±inf voxels are allowed: the segmentation gives them the median grey value of the
+    finite voxels (:func:`core.phases.nonfinite_fill`); this warns with their count.  Returns that count.
+    """
+    nonfinite = _check_counting_nonfinite(volume)
+    if nonfinite:
+        share = 100 * nonfinite / volume.size
+        warnings.warn(f"{nonfinite} of {volume.size} voxels ({share:.2g} %) are not finite (NaN or "
+                      f"infinite); they were given the median grey value of the finite voxels "
+                      f"({nonfinite_fill(volume):g}) for the analysis.", stacklevel=3)
+    return nonfinite
+
+
 def run(
     volume: np.ndarray,
     params: AnalysisParams | None = None,
@@ -272,12 +287,7 @@ def run(
         phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
         seg_params = params.segment
     else:
-        nonfinite = _check_counting_nonfinite(volume)
-        if nonfinite:
-            share = 100 * nonfinite / volume.size
-            warnings.warn(f"{nonfinite} of {volume.size} voxels ({share:.2g} %) are not finite (NaN or "
-                          f"infinite); they were given the median grey value of the finite voxels "
-                          f"({nonfinite_fill(volume):g}) for the analysis.", stacklevel=2)
+        nonfinite = check_nonfinite(volume)
         network = params.method == "model" or params.particles == "model"
         if params.method == "threshold":
             res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))

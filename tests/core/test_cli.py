@@ -345,3 +345,24 @@ def test_downsample_refused_for_a_phase_volume(demo, tmp_path, capsys):
     assert rc == 2
     assert "--downsample cannot be used with --phase-map" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_segment_warns_of_filled_nonfinite_voxels_and_checks_memory(tmp_path, capsys, monkeypatch):
+    """`segment` follows the analysis's rules: a few NaN voxels are filled with a warning, and a volume whose
+    estimated peak exceeds the memory budget is refused before any work (nothing written)."""
+    from core.synth import demo_electrode
+
+    vol = demo_electrode("pristine", shape=(40, 40, 40), rng=0).greyscale.astype(np.float32)
+    vol[0, 0, :3] = np.nan
+    np.save(tmp_path / "v.npy", vol)
+    assert cli.main(["segment", str(tmp_path / "v.npy"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "3 of 64000 voxels" in err and "median grey value" in err
+    phases = np.asarray(load_volume(tmp_path / "o" / "phases.tif").data)
+    assert phases.shape == (40, 40, 40) and set(np.unique(phases)) <= {0, 1, 2}
+
+    monkeypatch.setenv("DETACH_MEMORY_BUDGET", "1M")
+    assert cli.main(["segment", str(tmp_path / "v.npy"), "--out", str(tmp_path / "o2"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: This analysis needs about") and "DETACH_MEMORY_BUDGET" in err and "\n" not in err
+    assert not (tmp_path / "o2").exists()
