@@ -135,7 +135,8 @@ class DemoInput:
         A key of :data:`core.synth.DEMO_ELECTRODES`.
     seed : int
     shape : (3,) int or None
-        None: the generator's default shape.
+        None: the generator's default shape.  Each side 8..1024 voxels and at most 512³ voxels in
+        all (:func:`core.synth.check_demo_shape`): the demo is for demonstration.
     downsample : int
         Block-mean downsampling factor applied after generating; 1 = none.
     """
@@ -148,8 +149,13 @@ class DemoInput:
     presegmented = False
 
     def __post_init__(self):
+        from .synth import check_demo_shape
+
         if self.shape is not None:
-            object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+            try:
+                object.__setattr__(self, "shape", check_demo_shape(self.shape, f"shape of demo {self.name!r}"))
+            except (TypeError, ValueError) as exc:
+                raise InputError(str(exc)) from None
         object.__setattr__(self, "downsample", _downsample(self.downsample, "downsample"))
 
     def describe(self) -> str:

@@ -3,7 +3,9 @@ constants, unit conversion, and the checks that make every reader return numeric
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +69,15 @@ _SPACING_ATTRS = ("element_size_um", "voxel_size_um", "spacing", "pixel_size")
 _UNIT_ATTRS = ("spacing_unit", "pixel_size_unit", "unit", "units")
 
 
-class _FormatError(ValueError):
-    """A ValueError raised on purpose inside a ``try`` that wraps foreign errors."""
+class InputFileError(ValueError):
+    """An input file or folder that cannot be read as what it claims to be.
+
+    The message is one sentence naming the file (by its name) and what is wrong;
+    readers raise it for corrupt, truncated or inconsistent files and for paths
+    that are not regular files (FIFOs, devices, sockets).
+    """
+
+
 
 
 # --------------------------------------------------------------------------- records
@@ -207,7 +216,7 @@ def _check_numeric(data: np.ndarray, where: str) -> np.ndarray:
     if data.dtype == bool:
         return data.view(np.uint8)
     if data.dtype.kind not in "iuf":
-        raise ValueError(f"{where} holds data of dtype {data.dtype}; expected integer or floating-point voxels")
+        raise InputFileError(f"{where} holds data of dtype {data.dtype}; expected integer or floating-point voxels")
     if not data.dtype.isnative:
         data = np.asarray(data.astype(data.dtype.newbyteorder("=")))  # plain ndarray, not a memmap
     return data
@@ -226,7 +235,7 @@ def _zyx_shape(shape: tuple[int, ...], where: str, axes: str | None = None) -> t
     if axes is not None and len(axes) == len(shape):
         for letter, size in zip(axes, shape):
             if letter in "CS" and size > 1:
-                raise _FormatError(f"{where} has {size} channels; convert it to greyscale first")
+                raise InputFileError(f"{where} has {size} channels; convert it to greyscale first")
         keep = [i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 or a in "YX"]
         if len(keep) < 2:  # no Y/X letters (odd file): keep the last two axes
             keep = sorted(set(keep) | {len(shape) - 2, len(shape) - 1})
@@ -241,12 +250,12 @@ def _zyx_shape(shape: tuple[int, ...], where: str, axes: str | None = None) -> t
         kept = (1,) + kept
     if len(kept) != 3:
         extra = f", axes {axes!r}" if kept_axes else ""
-        raise _FormatError(
+        raise InputFileError(
             f"{where} has {len(kept)} dimensions (shape {shape}{extra}); "
             "expected a 2D image or a 3D (z, y, x) volume"
         )
     if 0 in kept:
-        raise _FormatError(f"{where} is empty: shape {shape}")
+        raise InputFileError(f"{where} is empty: shape {shape}")
     return kept  # type: ignore[return-value]
 
 
@@ -259,6 +268,49 @@ def _to_zyx(data: np.ndarray, where: str, axes: str | None = None) -> np.ndarray
 def _require_exists(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+
+
+def _name(path: str | os.PathLike) -> str:
+    """How messages name a file: its name, not its (possibly long, server-side) absolute path.
+
+    ``"/data/scan.h5::/entry/data"`` (a dataset inside a file, :attr:`Volume.source`) -> ``"scan.h5::/entry/data"``.
+    """
+    text = os.fspath(path)
+    file_part, sep, inner = text.partition("::")
+    p = Path(file_part)
+    return (p.name or file_part) + (sep + inner if sep else "")
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _require_regular(path: Path, *, allow_dir: bool = True) -> None:
+    """Refuse anything but a regular file (or a folder when ``allow_dir``) before it is opened.
+
+    Opening a FIFO blocks until a writer appears and a device can stream forever, so both are
+    refused from :func:`os.stat` alone (symbolic links are followed); an unreadable file is refused too.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot access {_name(path)}: {exc.strerror or type(exc).__name__}") from None
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        if not allow_dir:
+            raise InputFileError(f"{_name(path)} is a folder, not a file")
+        return
+    if not stat.S_ISREG(mode):
+        kind = next((text for test, text in _SPECIAL_KINDS if test(mode)), "not a regular file")
+        raise InputFileError(f"{_name(path)} is {kind}, not a regular file; give a volume file or folder")
+    if not os.access(path, os.R_OK):
+        raise InputFileError(f"cannot read {_name(path)}: permission denied")
 
 
 def _valid_spacing(values: Sequence[float]) -> tuple[float, float, float] | None:
