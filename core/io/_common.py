@@ -195,8 +195,18 @@ def _is_zarr_dir(path: Path) -> bool:
     return path.suffix.lower() == ".zarr" or any((path / m).exists() for m in _ZARR_MARKERS)
 
 
-def _short(exc: BaseException, limit: int = 160) -> str:
+def _short(exc: BaseException, limit: int = 160, path: str | os.PathLike | None = None) -> str:
+    """First line of a library's message, shortened; the folders of ``path`` are cut from it.
+
+    Libraries quote the full path they were given (``cannot identify image file '/srv/data/x/s2.png'``);
+    the message keeps only the file name, as ours do.
+    """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if path is not None:
+        p = Path(path)
+        for folder in {os.fspath(p.parent), os.fspath(p.resolve().parent)}:
+            if folder not in ("", ".", os.sep):
+                text = text.replace(folder.rstrip(os.sep) + os.sep, "")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -251,7 +261,7 @@ def _zyx_shape(shape: tuple[int, ...], where: str, axes: str | None = None) -> t
     if len(kept) != 3:
         extra = f", axes {axes!r}" if kept_axes else ""
         raise InputFileError(
-            f"{where} has {len(kept)} dimensions (shape {shape}{extra}); "
+            f"{where} has {len(kept)} dimension{'' if len(kept) == 1 else 's'} (shape {shape}{extra}); "
             "expected a 2D image or a 3D (z, y, x) volume"
         )
     if 0 in kept:

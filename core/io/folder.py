@@ -28,10 +28,10 @@ def _read_png(path: Path, where: str) -> np.ndarray:
     except InputFileError:
         raise
     except MemoryError as exc:
-        raise MemoryError(f"not enough memory to read {where}: {_short(exc)}") from None
+        raise MemoryError(f"not enough memory to read {where}: {_short(exc, path=path)}") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError,
             EOFError) as exc:
-        raise InputFileError(f"could not read {where} as PNG: {_short(exc)}") from None
+        raise InputFileError(f"could not read {where} as PNG: {_short(exc, path=path)}") from None
     return arr
 
 

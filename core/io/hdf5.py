@@ -35,7 +35,7 @@ def _open_h5(path: Path, h5py):
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except _H5_ERRORS as exc:
-        raise InputFileError(f"could not read {_name(path)} as HDF5: {_short(exc)}") from None
+        raise InputFileError(f"could not read {_name(path)} as HDF5: {_short(exc, path=path)}") from None
 
 
 def _h5_arrays(f, h5py) -> list[tuple[str, tuple[int, ...], str]]:
@@ -158,9 +158,9 @@ def read_hdf5(path: Path, opts: ReadOptions) -> Loaded:
         except InputFileError:
             raise
         except MemoryError as exc:
-            raise MemoryError(f"not enough memory to read {fname}: {_short(exc)}") from None
+            raise MemoryError(f"not enough memory to read {fname}: {_short(exc, path=path)}") from None
         except _H5_ERRORS as exc:
-            raise InputFileError(f"could not read {fname} as HDF5: {_short(exc)}") from None
+            raise InputFileError(f"could not read {fname} as HDF5: {_short(exc, path=path)}") from None
     data = _check_numeric(data, where)
     spacing, notes = _spacing_from_attrs(levels)
     return Loaded(_to_zyx(data, where), spacing, {"dataset": name, **notes}, f"{os.fspath(path)}::{name}")

@@ -112,13 +112,13 @@ def list_datasets(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], s
             try:
                 return hdf5._h5_arrays(f, h5py)
             except hdf5._H5_ERRORS as exc:
-                raise InputFileError(f"could not list the datasets of {_name(p)}: {_short(exc)}") from None
+                raise InputFileError(f"could not list the datasets of {_name(p)}: {_short(exc, path=path)}") from None
     if fmt == "zarr":
         root = zarr._open_zarr(p)
         try:
             return zarr._zarr_arrays(root)
         except zarr._ZARR_ERRORS as exc:
-            raise InputFileError(f"could not list the arrays of {_name(p)}: {_short(exc)}") from None
+            raise InputFileError(f"could not list the arrays of {_name(p)}: {_short(exc, path=path)}") from None
     raise InputFileError(f"cannot list datasets of {_name(p)}: it is a {fmt} file, not an HDF5 file or zarr store")
 
 
@@ -227,9 +227,10 @@ def _check_applies(reader, opts: ReadOptions, p: Path) -> None:
     unused = [name for name in _RAW_ONLY
               if name not in reader.options and getattr(opts, name) != getattr(defaults, name)]
     if unused:
-        raise ValueError(f"{', '.join(unused)} only apply to raw files, but {p} is read as {reader.name}")
+        verb = "applies" if len(unused) == 1 else "apply"
+        raise ValueError(f"{', '.join(unused)} only {verb} to raw files, but {_name(p)} is read as {reader.name}")
     if opts.dataset is not None and "dataset" not in reader.options:
-        raise ValueError(f"dataset only applies to HDF5 and zarr files, but {p} is read as {reader.name}")
+        raise ValueError(f"dataset only applies to HDF5 and zarr files, but {_name(p)} is read as {reader.name}")
     if reader.target == "file" and p.is_dir():
         raise InputFileError(f"{_name(p)} is a folder, but format {reader.name!r} needs a file")
     if reader.target == "folder" and not p.is_dir():

@@ -53,9 +53,9 @@ def read_npy(path: Path, opts: ReadOptions) -> Loaded:
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except MemoryError as exc:
-        raise MemoryError(f"not enough memory to read {name}: {_short(exc)}") from None
+        raise MemoryError(f"not enough memory to read {name}: {_short(exc, path=path)}") from None
     except (OSError, ValueError, EOFError) as exc:
-        raise InputFileError(f"could not read {name} as NPY: {_short(exc)}") from None
+        raise InputFileError(f"could not read {name} as NPY: {_short(exc, path=path)}") from None
     if not isinstance(data, np.ndarray):
         raise InputFileError(f"could not read {name} as NPY: it does not hold a single array")
     data = _check_numeric(data, name)
@@ -73,17 +73,16 @@ def read_raw(path: Path, opts: ReadOptions) -> Loaded:
         if any(not float(s).is_integer() for s in shape):
             raise ValueError
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"shape must be 2 or 3 integers (z, y, x), got {shape!r}") from exc
+        raise TypeError(f"the raw shape of {name} must be 2 or 3 integers (z, y, x), got {shape!r}") from exc
     if len(dims) not in (2, 3) or any(n <= 0 for n in dims):
-        raise ValueError(f"shape must be 2 or 3 positive integers (z, y, x), got {tuple(shape)}")
+        raise ValueError(f"the raw shape of {name} must be 2 or 3 positive integers (z, y, x), got {tuple(shape)}")
     try:
         dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype {dtype!r} is not a numpy data type") from exc
-    except ValueError as exc:
-        raise ValueError(f"dtype {dtype!r} is not a numpy data type") from exc
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the raw dtype {dtype!r} of {name} is not a numpy data type (e.g. uint8, uint16, "
+                        "float32)") from exc
     if dt.kind not in "biuf":
-        raise ValueError(f"dtype must be a boolean, integer or floating-point type, got {dt}")
+        raise ValueError(f"the raw dtype of {name} must be a boolean, integer or floating-point type, got {dt}")
     dt = dt.newbyteorder(byte_order) if dt.itemsize > 1 else dt
     expected = math.prod(dims) * dt.itemsize  # Python ints: no overflow for absurd shapes
     size = path.stat().st_size

@@ -259,8 +259,8 @@ def read_tiff(path: Path, opts: ReadOptions) -> Loaded:
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except MemoryError as exc:
-        raise MemoryError(f"not enough memory to read {name}: {_short(exc)}") from None
+        raise MemoryError(f"not enough memory to read {name}: {_short(exc, path=path)}") from None
     except _TIFF_ERRORS as exc:
-        raise InputFileError(f"could not read {name} as TIFF: {_short(exc)}") from None
+        raise InputFileError(f"could not read {name} as TIFF: {_short(exc, path=path)}") from None
     data = _check_numeric(data, name)
     return Loaded(_to_zyx(data, name, axes), spacing, meta, os.fspath(path))

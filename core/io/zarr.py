@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx, _zyx_shape
+from ._common import _ZARR_MARKERS, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx, _zyx_shape
 from ._registry import register
 from .hdf5 import _pick_dataset, _spacing_from_attrs
 
@@ -21,10 +21,13 @@ _ZARR_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
 def _open_zarr(path: Path):
     import zarr
 
+    if path.is_dir() and not any((path / m).exists() for m in _ZARR_MARKERS):
+        raise InputFileError(f"{_name(path)} holds no zarr metadata ({', '.join(_ZARR_MARKERS)}); it is not a zarr "
+                             "store")
     try:
         return zarr.open(os.fspath(path), mode="r")
     except _ZARR_ERRORS as exc:
-        raise InputFileError(f"could not read {_name(path)} as a zarr store: {_short(exc)}") from None
+        raise InputFileError(f"could not read {_name(path)} as a zarr store: {_short(exc, path=path)}") from None
 
 
 def _zarr_arrays(root) -> list[tuple[str, tuple[int, ...], str]]:
@@ -57,7 +60,7 @@ def read_zarr(path: Path, opts: ReadOptions) -> Loaded:
             groups = ("/",) + tuple("/" + n.strip("/") for n, obj in root.members(max_depth=None)
                                     if isinstance(obj, zarr.Group))
         except _ZARR_ERRORS as exc:
-            raise InputFileError(f"could not read {fname} as a zarr store: {_short(exc)}") from None
+            raise InputFileError(f"could not read {fname} as a zarr store: {_short(exc, path=path)}") from None
         name = _pick_dataset(path, arrays, dataset, groups)
     where = fname if name == "/" else f"array {name} of {fname}"
     try:
@@ -78,9 +81,9 @@ def read_zarr(path: Path, opts: ReadOptions) -> Loaded:
     except InputFileError:
         raise
     except MemoryError as exc:
-        raise MemoryError(f"not enough memory to read {fname}: {_short(exc)}") from None
+        raise MemoryError(f"not enough memory to read {fname}: {_short(exc, path=path)}") from None
     except _ZARR_ERRORS as exc:
-        raise InputFileError(f"could not read {where} as zarr: {_short(exc)}") from None
+        raise InputFileError(f"could not read {where} as zarr: {_short(exc, path=path)}") from None
     data = _check_numeric(data, where)
     spacing, notes = _spacing_from_attrs(levels)
     meta = {"dataset": name, **notes}
