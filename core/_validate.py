@@ -62,7 +62,7 @@ def normalize_spacing(spacing: float | Sequence[float] | None, ndim: int = 3) ->
     for v in values:
         if not (np.isfinite(v) and SPACING_MIN_UM <= v <= SPACING_MAX_UM):
             raise ValueError(
-                f"spacing must be between {SPACING_MIN_UM:g} and {SPACING_MAX_UM:g} µm per voxel, "
+                f"spacing must be finite and > 0, between {SPACING_MIN_UM:g} and {SPACING_MAX_UM:g} µm per voxel, "
                 f"got {', '.join(f'{x:g}' for x in values)}"
             )
     return tuple(values)  # type: ignore[return-value]
