@@ -208,6 +208,20 @@ def _declared_planes(tif: tifffile.TiffFile) -> int | None:
     return n if n > 0 else None
 
 
+def _data_end(series) -> int:
+    """Largest byte offset the series' pixel data reaches (strips or tiles of every page it can reach)."""
+    if series.dataoffset is not None:  # contiguous, uncompressed
+        return int(series.dataoffset) + int(series.nbytes)
+    end = 0
+    for page in series.pages:
+        if page is None:
+            continue
+        for off, count in zip(getattr(page, "dataoffsets", ()), getattr(page, "databytecounts", ())):
+            if count:
+                end = max(end, int(off) + int(count))
+    return end
+
+
 def _check_complete(tif: tifffile.TiffFile, series, log: list[str], name: str) -> None:
     """Refuse a stack whose file holds fewer planes than its header declares (a truncated file).
 
@@ -220,6 +234,10 @@ def _check_complete(tif: tifffile.TiffFile, series, log: list[str], name: str) -
         n_pages = len(tif.pages)
         raise InputFileError(f"{name}: the TIFF stack declares {declared} slices but the file ends after "
                              f"{n_pages} (truncated or corrupt file)")
+    end, size = _data_end(series), int(tif.filehandle.size)
+    if end > size:
+        raise InputFileError(f"{name} is truncated: its image data runs to byte {end:,}, but the file has {size:,} "
+                             "bytes")
     broken = [m for m in log if any(k in m.lower() for k in _BROKEN_LOG)]
     if broken:
         detail = broken[0].split("> ", 1)[-1].strip()
