@@ -42,6 +42,8 @@ def _check_entries(folder: Path) -> None:
             continue
         try:
             _require_regular(p, allow_dir=False)
+        except FileNotFoundError:
+            raise InputFileError(f"slice folder {_name(folder)}: {p.name} is a link to a missing file") from None
         except InputFileError as exc:
             raise InputFileError(f"slice folder {_name(folder)}: {exc}") from None
 

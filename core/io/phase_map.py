@@ -230,8 +230,21 @@ def _codes_by_search(work: np.ndarray, mapping: dict, unmapped: dict) -> np.ndar
     return out
 
 
+def _is_whole(v) -> bool:
+    return v != "nan" and float(v).is_integer()
+
+
 def _unmapped_message(name: str, unmapped: dict) -> str:
     ranked = sorted(unmapped.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    fractional = [(v, c) for v, c in ranked if not _is_whole(v)]
+    if fractional:
+        n = sum(c for _, c in fractional)
+        shown = ", ".join(v if v == "nan" else _format_value(v) for v, _ in fractional[:3])
+        return (
+            f"{name} holds {n:,} voxel{'s that are' if n != 1 else ' that is'} not a whole number (e.g. {shown}) "
+            "and not covered by the phase map, so it is not a segmented volume of labels; analyse a greyscale "
+            "volume without a phase map"
+        )
     shown = ", ".join(
         f"{v if v == 'nan' else _format_value(v)} ({c:,} voxel{'s' if c != 1 else ''})" for v, c in ranked[:5]
     )

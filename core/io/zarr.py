@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import _ZARR_MARKERS, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx, _zyx_shape
+from ._common import (
+    _ZARR_MARKERS, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _require_regular, _short, _to_zyx,
+    _zyx_shape,
+)
 from ._registry import register
 from .hdf5 import _pick_dataset, _spacing_from_attrs
 
@@ -18,12 +21,33 @@ from .hdf5 import _pick_dataset, _spacing_from_attrs
 _ZARR_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
 
 
+def _check_store_entries(path: Path) -> None:
+    """Refuse a store holding anything but files and folders (a FIFO chunk would block the read)."""
+    stack = [path]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir():
+                    stack.append(Path(entry.path))
+                elif not entry.is_file():
+                    try:
+                        _require_regular(Path(entry.path))
+                    except FileNotFoundError:
+                        raise InputFileError(f"zarr store {_name(path)} holds {entry.name}, a link to a missing "
+                                             "file") from None
+                    except InputFileError as exc:
+                        raise InputFileError(f"zarr store {_name(path)}: {exc}") from None
+                    raise InputFileError(f"zarr store {_name(path)} holds {entry.name}, which is not a regular file")
+
+
 def _open_zarr(path: Path):
     import zarr
 
     if path.is_dir() and not any((path / m).exists() for m in _ZARR_MARKERS):
         raise InputFileError(f"{_name(path)} holds no zarr metadata ({', '.join(_ZARR_MARKERS)}); it is not a zarr "
                              "store")
+    if path.is_dir():
+        _check_store_entries(path)
     try:
         return zarr.open(os.fspath(path), mode="r")
     except _ZARR_ERRORS as exc:

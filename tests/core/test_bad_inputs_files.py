@@ -360,6 +360,20 @@ def c_zarr_corrupt_chunk(d):
     return ["analyze", d / "chunk.zarr"]
 
 
+def c_zarr_fifo_chunk(d):
+    _zarr_array(d / "pipe.zarr", _volume(), chunks=(4, 16, 16))
+    chunk = next(p for p in (d / "pipe.zarr").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.unlink()
+    _fifo(chunk)
+    return ["analyze", d / "pipe.zarr"]
+
+
+def c_slices_dangling_link(d):
+    _slices(d / "slices", {"s1.tif": np.zeros((8, 8), np.uint8)})
+    (d / "slices" / "s2.tif").symlink_to(d / "gone.tif")
+    return ["analyze", d / "slices"]
+
+
 def c_slices_empty(d):
     (d / "slices").mkdir()
     return ["analyze", d / "slices"]
@@ -532,6 +546,8 @@ CASES: dict[str, tuple] = {
     "zarr: empty .zarr folder": (c_zarr_empty_folder, r"blank\.zarr holds no zarr metadata"),
     "zarr: bad metadata": (c_zarr_bad_metadata, r"could not read broken\.zarr as a zarr store"),
     "zarr: corrupt chunk": (c_zarr_corrupt_chunk, r"could not read chunk\.zarr as zarr"),
+    "zarr: FIFO as a chunk": (c_zarr_fifo_chunk, r"zarr store pipe\.zarr: .* is a named pipe"),
+    "slices: dangling link": (c_slices_dangling_link, r"slice folder slices: s2\.tif is a link to a missing file"),
     "slices: empty folder": (c_slices_empty, r"folder slices holds no \.tif/\.tiff/\.png slices"),
     "slices: mixed shapes": (c_slices_mixed_shapes, r"slice folder slices: slice s2\.tif has shape \(8, 9\)"),
     "slices: mixed dtypes": (c_slices_mixed_dtypes, r"slice folder slices: slice s2\.tif .* dtype uint16"),
@@ -543,8 +559,10 @@ CASES: dict[str, tuple] = {
     "phase map: value given twice": (c_phase_duplicate_value, r"phase map gives the voxel value 0 twice"),
     "phase map: unknown phase name": (c_phase_unknown_name, r"unknown phase 'glue'"),
     "phase map: malformed entry": (c_phase_malformed, r"'0pore' is not of the form VALUE=PHASE"),
-    "phase map: non-integer float volume": (c_phase_float_volume, r"float\.tif holds 1 voxel value .* cover: 0\.5"),
-    "phase map: NaN in the volume": (c_phase_nan_volume, r"nan\.tif holds 1 voxel value .* cover: nan"),
+    "phase map: non-integer float volume": (
+        c_phase_float_volume, r"float\.tif holds 3 voxels that are not a whole number \(e\.g\. 0\.5\) .* not a "
+                              r"segmented volume"),
+    "phase map: NaN in the volume": (c_phase_nan_volume, r"nan\.tif holds 1 voxel that is not a whole number \(e\.g\. nan\)"),
     "spacing 1e-300": (_spacing_case(1e-300, 1, 1), r"spacing must be finite and > 0, between 0\.0001 and 10000 µm"),
     "spacing 1e300": (_spacing_case(1e300, 1, 1), r"spacing must be finite and > 0, between 0\.0001 and 10000 µm"),
     "spacing NaN": (_spacing_case("nan", 1, 1), r"spacing must be finite and > 0, between .* got nan"),

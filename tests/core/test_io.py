@@ -544,8 +544,9 @@ def test_apply_phase_map_unmapped_values():
     with pytest.raises(ValueError, match="and 1 more"):
         apply_phase_map(many, {0: 0, 1: 1, 2: 2, 3: 0})
     floats = np.array([0.0, 1.0, 1.5], np.float32)
-    with pytest.raises(ValueError, match=r"1\.5 \(1 voxel\)"):
+    with pytest.raises(ValueError, match=r"1 voxel that is not a whole number \(e\.g\. 1\.5\) and not covered"):
         apply_phase_map(floats, {0: 0, 1: 1})
+    np.testing.assert_array_equal(apply_phase_map(floats, {0: 0, 1: 1, 1.5: 2}), [0, 1, 2])  # a float key maps it
 
 
 def test_load_phases(tmp_path):
