@@ -483,6 +483,14 @@ def c_recipe_input_fifo(d):
     return ["run", _recipe(d / "fifo.json", {"path": "pipe.npy"})]
 
 
+def c_demo_size_huge(d):
+    return ["demo", "--size", "100000", "--names", "pristine"]
+
+
+def c_demo_size_tiny(d):
+    return ["demo", "--size", "2", "--names", "pristine"]
+
+
 def c_unknown_suffix(d):
     (d / "scan.xyz").write_bytes(b"\0" * 64)
     return ["analyze", d / "scan.xyz"]
@@ -575,6 +583,8 @@ CASES: dict[str, tuple] = {
     "recipe: spacing 1e-300": (c_recipe_spacing_tiny, r"spacing must be finite and > 0, between 0\.0001 and 10000 µm"),
     "recipe: two spacing values": (c_recipe_spacing_count, r"spacing needs 3 values"),
     "recipe: input is a FIFO": (c_recipe_input_fifo, r"pipe\.npy is a named pipe"),
+    "demo --size 100000": (c_demo_size_huge, r"demo shape \(100000, 100000, 100000\) is outside the demo limits"),
+    "demo --size 2": (c_demo_size_tiny, r"demo shape \(2, 2, 2\) is outside the demo limits"),
     "unknown suffix": (c_unknown_suffix, r"unknown file format for scan\.xyz"),
     "segment: truncated .npy": (c_segment_truncated_npy, r"seg\.npy: the \.npy header declares"),
 }

@@ -611,3 +611,37 @@ def test_every_format_has_one_registered_reader_returning_loaded(tmp_path):
         assert isinstance(got, io.Loaded) and reader.name == fmt
         np.testing.assert_array_equal(got.data, data)
         assert got.source.startswith(os.fspath(tmp_path / name))
+
+
+def test_messages_name_the_file_not_its_folder():
+    from core.io._common import _name, _short
+
+    assert _name("/srv/data/scan.h5::/entry/data") == "scan.h5::/entry/data"
+    assert _name("/srv/data/stack.tif") == "stack.tif"
+    exc = OSError("cannot identify image file '/srv/data/run 1/s2.png'")
+    assert _short(exc, path="/srv/data/run 1/s2.png") == "cannot identify image file 's2.png'"
+
+
+def test_list_datasets_refuses_fifos_and_broken_files(tmp_path):
+    os.mkfifo(tmp_path / "pipe.h5")
+    with pytest.raises(ValueError, match=r"pipe\.h5 is a named pipe \(FIFO\), not a regular file"):
+        list_datasets(tmp_path / "pipe.h5")
+    (tmp_path / "text.h5").write_text("not HDF5")
+    with pytest.raises(io.InputFileError, match=r"could not read text\.h5 as HDF5"):
+        list_datasets(tmp_path / "text.h5")
+    (tmp_path / "blank.zarr").mkdir()
+    with pytest.raises(io.InputFileError, match=r"blank\.zarr holds no zarr metadata"):
+        list_datasets(tmp_path / "blank.zarr")
+
+
+def test_npy_size_must_match_its_header_with_and_without_mmap(tmp_path):
+    data = ramp((4, 4, 4))
+    np.save(tmp_path / "v.npy", data)
+    whole = (tmp_path / "v.npy").read_bytes()
+    (tmp_path / "long.npy").write_bytes(whole + b"\0" * 32)
+    (tmp_path / "cut.npy").write_bytes(whole[:-32])
+    for mmap in (True, False):
+        np.testing.assert_array_equal(load_volume(tmp_path / "v.npy", mmap=mmap).data, data)
+        for name in ("long.npy", "cut.npy"):
+            with pytest.raises(io.InputFileError, match=rf"{name}: the \.npy header declares shape \(4, 4, 4\)"):
+                load_volume(tmp_path / name, mmap=mmap)
