@@ -222,12 +222,16 @@ def _data_end(series) -> int:
     return end
 
 
-def _check_complete(tif: tifffile.TiffFile, series, log: list[str], name: str) -> None:
-    """Refuse a stack whose file holds fewer planes than its header declares (a truncated file).
+def _check_complete(tif: tifffile.TiffFile, series, log: list[str], name: str, *, log_only: bool = False) -> None:
+    """Refuse a stack whose file holds fewer planes or bytes than its header declares (a truncated file).
 
     tifffile falls back to the pages it can reach and only logs the problem, which would
-    silently read a truncated ImageJ stack as its first slice.
+    silently read a truncated ImageJ stack as its first slice.  ``log_only``: check only what
+    tifffile logged (after the pixels were read).
     """
+    if log_only:
+        _check_log(log, name)
+        return
     declared = _declared_planes(tif)
     got = _planes(series.axes, tuple(series.shape))
     if declared is not None and got < declared:
@@ -238,6 +242,10 @@ def _check_complete(tif: tifffile.TiffFile, series, log: list[str], name: str) -
     if end > size:
         raise InputFileError(f"{name} is truncated: its image data runs to byte {end:,}, but the file has {size:,} "
                              "bytes")
+    _check_log(log, name)
+
+
+def _check_log(log: list[str], name: str) -> None:
     broken = [m for m in log if any(k in m.lower() for k in _BROKEN_LOG)]
     if broken:
         detail = broken[0].split("> ", 1)[-1].strip()
@@ -271,7 +279,7 @@ def read_tiff(path: Path, opts: ReadOptions) -> Loaded:
                 data = series.asarray()
                 if data.shape != shape:
                     data = data.reshape(shape)
-            _check_complete(tif, series, log, name)  # problems logged while reading the pixels
+            _check_complete(tif, series, log, name, log_only=True)  # problems logged while reading the pixels
     except InputFileError:
         raise
     except FileNotFoundError:
