@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ def _npy_header(path: Path, name: str) -> tuple[tuple[int, ...], np.dtype, bool,
             else:
                 raise ValueError(f"unsupported .npy version {version}")
             offset = f.tell()
-    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+    except (ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError) as exc:
         raise InputFileError(f"{name} is not a NumPy .npy file ({_short(exc, 100)})") from None
     if dtype.hasobject or dtype.kind not in "biuf":
         raise InputFileError(f"{name} holds data of dtype {dtype}; expected integer or floating-point voxels")

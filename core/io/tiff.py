@@ -144,10 +144,12 @@ def _ome_spacing(xml: str) -> tuple[tuple[float, float, float] | None, dict]:
 
 
 # What tifffile (and the codecs it calls) raise for a broken file: its own TiffFileError (a ValueError), short
-# reads, bad offsets and tags, failed decompression (imagecodecs errors are RuntimeErrors).  Programming errors
-# such as AttributeError or NameError are not caught.
+# reads, bad offsets and tags, failed decompression (imagecodecs errors are RuntimeErrors).  Fuzzed files also
+# reach its internal ``assert dtype is not None`` and ``divmod(size, product(keyframe.shape))`` with a zero
+# shape, hence AssertionError and ArithmeticError.  Programming errors such as AttributeError or NameError are
+# not caught.
 _TIFF_ERRORS = (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError, KeyError, EOFError,
-                RuntimeError, OverflowError, TypeError, zlib.error)
+                RuntimeError, ArithmeticError, AssertionError, TypeError, zlib.error)
 
 # tifffile log messages that mean the page chain or the declared shape does not match the bytes on disk.
 _BROKEN_LOG = ("invalid page offset", "corrupted", "failed to reshape", "truncated", "incomplete")
