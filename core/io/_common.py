@@ -210,6 +210,22 @@ def _short(exc: BaseException, limit: int = 160, path: str | os.PathLike | None 
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: Below this many declared bytes a MemoryError while reading means a corrupt block, not a big image.
+_SMALL_IMAGE_BYTES = 1 << 26  # 64 MiB
+
+
+def _memory_error(name: str, fmt: str, exc: MemoryError, declared_bytes: int | None) -> Exception:
+    """The error to raise for a MemoryError while reading ``name``.
+
+    A decoder handed a corrupt block size asks for absurd memory (imagecodecs, numcodecs): when the image
+    itself is small that is a corrupt file (:class:`InputFileError`); otherwise a real shortage of memory.
+    """
+    if declared_bytes is not None and declared_bytes < _SMALL_IMAGE_BYTES:
+        return InputFileError(f"could not read {name} as {fmt}: a compressed block is corrupt")
+    size = f" ({declared_bytes / 2**30:.1f} GiB)" if declared_bytes else ""
+    return MemoryError(f"not enough memory to read {name}{size}")
+
+
 def _unit_factor(unit: object) -> float | None:
     """µm per ``unit``, or ``None`` when the unit is missing or not a length we trust."""
     if isinstance(unit, bytes):

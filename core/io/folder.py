@@ -86,8 +86,8 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
         img = read(p)
         if img.shape != first.shape or img.dtype != first.dtype:
             raise InputFileError(
-                f"slice folder {fname}: slice {p.name} has shape {img.shape} and dtype {img.dtype}, but the first slice "
-                f"{files[0].name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
+                f"slice folder {fname}: slice {p.name} has shape {img.shape} and dtype {img.dtype}, but the first "
+                f"slice {files[0].name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
             )
         out[i] = img
     meta = {"files": tuple(p.name for p in files), "n_slices": len(files), **found.get("notes", {})}

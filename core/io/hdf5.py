@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ._common import (
-    _SPACING_ATTRS, _UNIT_ATTRS, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx,
-    _unit_factor, _valid_spacing, _zyx_shape,
+    _SPACING_ATTRS, _UNIT_ATTRS, InputFileError, Loaded, ReadOptions, _check_numeric, _memory_error, _name,
+    _short, _to_zyx, _unit_factor, _valid_spacing, _zyx_shape,
 )
 from ._registry import register
 
@@ -137,6 +137,7 @@ def read_hdf5(path: Path, opts: ReadOptions) -> Loaded:
     dataset = opts.dataset
     h5py = _import_h5py()
     fname = _name(path)
+    declared = None
     with _open_h5(path, h5py) as f:
         try:
             name = _pick_dataset(path, _h5_arrays(f, h5py), dataset, _h5_groups(f, h5py))
@@ -147,6 +148,7 @@ def read_hdf5(path: Path, opts: ReadOptions) -> Loaded:
             if obj.dtype.kind not in "biuf":
                 raise InputFileError(f"{where} holds data of dtype {obj.dtype}; expected integer or floating-point "
                                      "voxels")
+            declared = int(obj.size) * obj.dtype.itemsize
             levels = []
             node = obj
             while True:
@@ -158,7 +160,7 @@ def read_hdf5(path: Path, opts: ReadOptions) -> Loaded:
         except InputFileError:
             raise
         except MemoryError as exc:
-            raise MemoryError(f"not enough memory to read {fname}: {_short(exc, path=path)}") from None
+            raise _memory_error(fname, "HDF5", exc, declared) from None
         except _H5_ERRORS as exc:
             raise InputFileError(f"could not read {fname} as HDF5: {_short(exc, path=path)}") from None
     data = _check_numeric(data, where)

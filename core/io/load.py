@@ -62,7 +62,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "npy"
     if suffix in _RAW_SUFFIXES:
         return "raw"
-    raise InputFileError(f"unknown file format for {_name(p)} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")
+    raise InputFileError(
+        f"unknown file format for {_name(p)} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")
 
 
 def _split_dataset(path: str | os.PathLike, dataset: str | None) -> tuple[Path, str | None]:

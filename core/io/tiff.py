@@ -16,8 +16,8 @@ import numpy as np
 import tifffile
 
 from ._common import (
-    _RESUNIT_TO_UM, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx, _unit_factor,
-    _valid_spacing, _zyx_shape,
+    _RESUNIT_TO_UM, _SMALL_IMAGE_BYTES, InputFileError, Loaded, ReadOptions, _check_numeric, _memory_error, _name,
+    _short, _to_zyx, _unit_factor, _valid_spacing, _zyx_shape,
 )
 from ._registry import register
 
@@ -154,6 +154,10 @@ _TIFF_ERRORS = (tifffile.TiffFileError, OSError, ValueError, struct.error, Index
 # tifffile log messages that mean the page chain or the declared shape does not match the bytes on disk.
 _BROKEN_LOG = ("invalid page offset", "corrupted", "failed to reshape", "truncated", "incomplete")
 
+# A header declaring more than this many times the file's size in voxels is corrupt, not compressed: real
+# tomograms compress a few times, label volumes a few hundred times at most.  Checked before any allocation.
+_MAX_COMPRESSION = 10_000
+
 _LOG_LOCK = threading.Lock()
 _LOG_STATE = {"depth": 0, "propagate": True}
 
@@ -244,6 +248,10 @@ def _check_complete(tif: tifffile.TiffFile, series, log: list[str], name: str, *
     if end > size:
         raise InputFileError(f"{name} is truncated: its image data runs to byte {end:,}, but the file has {size:,} "
                              "bytes")
+    declared_bytes = int(series.nbytes)
+    if declared_bytes > max(_SMALL_IMAGE_BYTES, _MAX_COMPRESSION * size):
+        raise InputFileError(f"{name} has a corrupt header: it declares {declared_bytes / 2**30:.1f} GiB of voxels "
+                             f"(shape {tuple(series.shape)}) in a file of {size:,} bytes")
     _check_log(log, name)
 
 
@@ -262,6 +270,7 @@ def read_tiff(path: Path, opts: ReadOptions) -> Loaded:
     than its header declares) or corrupt; tifffile's own log lines are not printed.
     """
     name = _name(path)
+    declared_bytes = None
     try:
         with _tifffile_log() as log, tifffile.TiffFile(path) as tif:
             if not tif.series:
@@ -269,6 +278,7 @@ def read_tiff(path: Path, opts: ReadOptions) -> Loaded:
             series = tif.series[0]
             axes, shape = series.axes, tuple(series.shape)
             _check_complete(tif, series, log, name)
+            declared_bytes = int(series.nbytes)
             _zyx_shape(shape, name, axes)  # reject channels / 4D+ before reading pixels
             depth = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXCS"], dtype=np.int64))
             spacing, notes = _tiff_spacing(tif, depth)
@@ -287,7 +297,7 @@ def read_tiff(path: Path, opts: ReadOptions) -> Loaded:
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     except MemoryError as exc:
-        raise MemoryError(f"not enough memory to read {name}: {_short(exc, path=path)}") from None
+        raise _memory_error(name, "TIFF", exc, declared_bytes) from None
     except _TIFF_ERRORS as exc:
         raise InputFileError(f"could not read {name} as TIFF: {_short(exc, path=path)}") from None
     data = _check_numeric(data, name)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ._common import (
-    _ZARR_MARKERS, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _require_regular, _short, _to_zyx,
-    _zyx_shape,
+    _ZARR_MARKERS, InputFileError, Loaded, ReadOptions, _check_numeric, _memory_error, _name, _require_regular,
+    _short, _to_zyx, _zyx_shape,
 )
 from ._registry import register
 from .hdf5 import _pick_dataset, _spacing_from_attrs
@@ -87,6 +87,7 @@ def read_zarr(path: Path, opts: ReadOptions) -> Loaded:
             raise InputFileError(f"could not read {fname} as a zarr store: {_short(exc, path=path)}") from None
         name = _pick_dataset(path, arrays, dataset, groups)
     where = fname if name == "/" else f"array {name} of {fname}"
+    declared = None
     try:
         if name == "/":
             arr, levels = root, [("/", dict(root.attrs))]
@@ -99,13 +100,14 @@ def read_zarr(path: Path, opts: ReadOptions) -> Loaded:
                 levels.append(("/" + group_path, dict(root[group_path].attrs)))
             levels.append(("/", dict(root.attrs)))
         _zyx_shape(tuple(arr.shape), where)  # 1D, 4D+ and empty refused before reading
+        declared = int(np.prod(arr.shape, dtype=np.int64)) * np.dtype(arr.dtype).itemsize
         if np.dtype(arr.dtype).kind not in "biuf":
             raise InputFileError(f"{where} holds data of dtype {arr.dtype}; expected integer or floating-point voxels")
         data = np.asarray(arr[...])
     except InputFileError:
         raise
     except MemoryError as exc:
-        raise MemoryError(f"not enough memory to read {fname}: {_short(exc, path=path)}") from None
+        raise _memory_error(fname, "zarr", exc, declared) from None
     except _ZARR_ERRORS as exc:
         raise InputFileError(f"could not read {where} as zarr: {_short(exc, path=path)}") from None
     data = _check_numeric(data, where)

@@ -570,7 +570,8 @@ CASES: dict[str, tuple] = {
     "phase map: non-integer float volume": (
         c_phase_float_volume, r"float\.tif holds 3 voxels that are not a whole number \(e\.g\. 0\.5\) .* not a "
                               r"segmented volume"),
-    "phase map: NaN in the volume": (c_phase_nan_volume, r"nan\.tif holds 1 voxel that is not a whole number \(e\.g\. nan\)"),
+    "phase map: NaN in the volume": (
+        c_phase_nan_volume, r"nan\.tif holds 1 voxel that is not a whole number \(e\.g\. nan\)"),
     "spacing 1e-300": (_spacing_case(1e-300, 1, 1), r"spacing must be finite and > 0, between 0\.0001 and 10000 µm"),
     "spacing 1e300": (_spacing_case(1e300, 1, 1), r"spacing must be finite and > 0, between 0\.0001 and 10000 µm"),
     "spacing NaN": (_spacing_case("nan", 1, 1), r"spacing must be finite and > 0, between .* got nan"),
@@ -811,3 +812,59 @@ def test_demo_generator_refuses_a_huge_shape_at_once():
 
     with pytest.raises(ValueError, match="demo limits"):
         demo_electrode("pristine", shape=(100000, 100000, 100000))
+
+
+# --------------------------------------------------------------------------- fuzz
+
+
+def _fuzz_sources(d: Path) -> dict[str, tuple[Path, Path]]:
+    """name -> (file to mutate, path to load)."""
+    a = _volume((6, 32, 32))
+    tifffile.imwrite(d / "ij.tif", a, imagej=True, metadata={"axes": "ZYX", "spacing": 0.5, "unit": "um"},
+                     resolution=(2, 2))
+    tifffile.imwrite(d / "tiles.tif", a, compression="zlib", tile=(16, 16))
+    save_tiff(d / "saved.tif", a, 0.4)
+    np.save(d / "v.npy", a)
+    with h5py.File(d / "v.h5", "w") as f:
+        f.create_dataset("x", data=a, compression="gzip", chunks=(2, 16, 16))
+    _slices(d / "png", {"s1.png": a[0].astype(np.uint8), "s2.png": a[1].astype(np.uint8)})
+    _zarr_array(d / "v.zarr", a, chunks=(3, 32, 32))
+    return {"ImageJ TIFF": (d / "ij.tif", d / "ij.tif"), "tiled zlib TIFF": (d / "tiles.tif", d / "tiles.tif"),
+            "save_tiff TIFF": (d / "saved.tif", d / "saved.tif"), "NPY": (d / "v.npy", d / "v.npy"),
+            "HDF5": (d / "v.h5", d / "v.h5"), "PNG slice": (d / "png" / "s2.png", d / "png"),
+            "zarr metadata": (d / "v.zarr" / "zarr.json", d / "v.zarr")}
+
+
+@pytest.mark.parametrize("kind", ["ImageJ TIFF", "tiled zlib TIFF", "save_tiff TIFF", "NPY", "HDF5", "PNG slice",
+                                  "zarr metadata"])
+def test_fuzzed_files_load_or_fail_with_one_sentence(kind, tmp_path, capsys, caplog, recwarn, alarm):
+    """Flipped bytes, truncations and overwritten runs: the readers either load or raise the CLI's types."""
+    import random
+
+    from core.io import load_volume
+
+    caplog.set_level(logging.WARNING)
+    target, load_path = _fuzz_sources(tmp_path)[kind]
+    base = target.read_bytes()
+    rng = random.Random(16)
+    for _ in range(150):
+        b = bytearray(base)
+        mode = rng.random()
+        if mode < 0.5:
+            for _ in range(rng.randint(1, 8)):
+                b[rng.randrange(min(len(b), 600)) if rng.random() < 0.6 else rng.randrange(len(b))] = rng.randrange(256)
+        elif mode < 0.8:
+            b = b[: rng.randrange(len(b))]
+        else:
+            pos, n = rng.randrange(len(b)), rng.randint(1, 200)
+            b[pos: pos + n] = bytes(rng.randrange(256) for _ in range(n))
+        target.write_bytes(bytes(b))
+        try:
+            load_volume(load_path)
+        except (ValueError, TypeError, OSError, KeyError) as exc:
+            text = str(exc)
+            assert text and "\n" not in text and len(text) <= 300, text
+            assert os.fspath(tmp_path) not in text, text
+    assert capsys.readouterr().err == ""
+    logged = [r for r in caplog.records if r.name.split(".")[0] in ("tifffile", "h5py", "zarr", "PIL", "imagecodecs")]
+    assert not logged, [r.getMessage() for r in logged]

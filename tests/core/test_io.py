@@ -374,7 +374,7 @@ def test_hdf5_two_datasets(tmp_path):
         ("/raw", (3, 4, 5), "uint16"),
         ("/seg/labels", (2, 3, 4), "float32"),
     ]
-    with pytest.raises(ValueError, match=r"holds 2 image datasets; choose one with the dataset option: /raw, /seg/labels"):
+    with pytest.raises(ValueError, match=r"holds 2 image datasets; choose one with the dataset option: /raw, /seg/lab"):
         load_volume(path)
     vol = load_volume(path, dataset="seg/labels")
     assert vol.fmt == "hdf5" and vol.source == f"{path}::/seg/labels"
