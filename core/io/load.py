@@ -12,8 +12,7 @@ from .._validate import check_choice, normalize_spacing
 from . import folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
     _HDF5_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError, Loaded, ReadOptions,
-    Volume,
-    _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
+    Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
 )
 from ._registry import READERS
 
@@ -174,10 +173,17 @@ def load_volume(
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    InputFileError
+        (a ValueError) If the path is not a regular file or folder (FIFO,
+        device, socket), the format is unknown, the file is truncated or
+        corrupt (fewer pages or bytes than its header declares; a ``.npy`` or
+        raw file whose size does not match its shape and dtype), the data is
+        not 2D/3D greyscale numbers, or the dataset is missing or ambiguous.
+        The message names the file by its name, not its folder.
     ValueError
-        If the format is unknown, the file cannot be read, the data is not 2D/3D
-        greyscale, a raw file's size does not match ``shape``/``dtype``, the
-        dataset is ambiguous or missing, or an argument is invalid.
+        If an argument is invalid.
+    MemoryError
+        If the declared image does not fit in memory.
     TypeError
         If ``spacing``, ``shape``, ``dtype`` or ``offset`` has the wrong type.
 
