@@ -43,11 +43,12 @@ def _check_store_entries(path: Path) -> None:
 def _open_zarr(path: Path):
     import zarr
 
-    if path.is_dir() and not any((path / m).exists() for m in _ZARR_MARKERS):
+    if not path.is_dir():
+        raise InputFileError(f"{_name(path)} is a file, but a zarr store is a folder (zipped stores are not read)")
+    if not any((path / m).exists() for m in _ZARR_MARKERS):
         raise InputFileError(f"{_name(path)} holds no zarr metadata ({', '.join(_ZARR_MARKERS)}); it is not a zarr "
                              "store")
-    if path.is_dir():
-        _check_store_entries(path)
+    _check_store_entries(path)
     try:
         return zarr.open(os.fspath(path), mode="r")
     except _ZARR_ERRORS as exc:

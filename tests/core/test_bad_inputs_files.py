@@ -347,6 +347,11 @@ def c_zarr_empty_folder(d):
     return ["analyze", d / "blank.zarr"]
 
 
+def c_zarr_file(d):
+    (d / "flat.zarr").write_text("not a folder\n")
+    return ["analyze", d / "flat.zarr"]
+
+
 def c_zarr_bad_metadata(d):
     (d / "broken.zarr").mkdir()
     (d / "broken.zarr" / "zarr.json").write_text("{not json")
@@ -552,6 +557,7 @@ CASES: dict[str, tuple] = {
     "zarr: missing array": (c_zarr_missing_array, r"dataset 'mask' of store\.zarr does not exist"),
     "zarr: 1D array": (c_zarr_1d, r"line\.zarr has 1 dimension \(shape"),
     "zarr: empty .zarr folder": (c_zarr_empty_folder, r"blank\.zarr holds no zarr metadata"),
+    "zarr: a file named .zarr": (c_zarr_file, r"flat\.zarr is a file, but a zarr store is a folder"),
     "zarr: bad metadata": (c_zarr_bad_metadata, r"could not read broken\.zarr as a zarr store"),
     "zarr: corrupt chunk": (c_zarr_corrupt_chunk, r"could not read chunk\.zarr as zarr"),
     "zarr: FIFO as a chunk": (c_zarr_fifo_chunk, r"zarr store pipe\.zarr: .* is a named pipe"),
