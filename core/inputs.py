@@ -94,7 +94,11 @@ class FileInput:
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
         if self.shape is not None:
-            object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+            try:
+                object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+            except (TypeError, ValueError):
+                raise InputError(f"the raw shape of {self.path.name} must be 3 whole numbers (z, y, x), got "
+                                 f"{self.shape!r}") from None
         object.__setattr__(self, "downsample", _downsample(self.downsample, "downsample"))
         if self.downsample > 1 and self.phase_map is not None:
             raise InputError("a pre-segmented phase volume cannot be downsampled (block means of phase codes "
