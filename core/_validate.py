@@ -7,7 +7,7 @@ show it to a user as one sentence.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
 
 import numpy as np
@@ -17,39 +17,64 @@ from .codes import NMC
 Spacing = tuple[float, float, float]
 
 
+#: Smallest and largest voxel size accepted, in µm (0.1 nm to 1 cm): far beyond any X-ray or FIB-SEM
+#: tomography of electrodes, yet tight enough that areas and volumes stay finite and exact in float64.
+SPACING_MIN_UM = 1e-4
+SPACING_MAX_UM = 1e4
+
+
 def normalize_spacing(spacing: float | Sequence[float] | None, ndim: int = 3) -> Spacing:
     """Return voxel spacing as a tuple of ``ndim`` positive floats (µm).
 
     Parameters
     ----------
     spacing : float or sequence of float or None
-        One value for isotropic voxels or one per axis ``(z, y, x)``.
-        ``None`` means 1 µm.
+        One value for isotropic voxels or one per axis ``(z, y, x)``, each from
+        :data:`SPACING_MIN_UM` to :data:`SPACING_MAX_UM` µm.  ``None`` means 1 µm.
     ndim : int
         Number of axes.
 
     Raises
     ------
     ValueError
-        If the number of values is wrong or a value is not finite and positive.
+        If the number of values is wrong or a value is not finite or outside
+        ``SPACING_MIN_UM..SPACING_MAX_UM``.
     TypeError
-        If ``spacing`` is not a number or a sequence of numbers.
+        If ``spacing`` is not a number or a sequence of numbers (text and
+        booleans are refused, even ``"0.4"``).
     """
     if spacing is None:
         return (1.0,) * ndim  # type: ignore[return-value]
-    if isinstance(spacing, Real) and not isinstance(spacing, bool):
+    expected = f"a number or {ndim} numbers (z, y, x) in µm"
+    if isinstance(spacing, np.ndarray) and spacing.ndim == 0:
+        spacing = spacing.item()
+    if _is_number(spacing):
         values = [float(spacing)] * ndim
     else:
-        try:
-            values = [float(v) for v in np.asarray(spacing, dtype=float).ravel()]
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"spacing must be a number or {ndim} numbers (µm), got {spacing!r}") from exc
+        if isinstance(spacing, (str, bytes, Mapping)) or not isinstance(spacing, Iterable):
+            raise TypeError(f"spacing must be {expected}, got {_shown(spacing)}")
+        items = list(np.asarray(spacing, dtype=object).ravel()) if isinstance(spacing, np.ndarray) else list(spacing)
+        if not all(_is_number(v) for v in items):
+            raise TypeError(f"spacing must be {expected}, got {_shown(spacing)}")
+        values = [float(v) for v in items]
         if len(values) != ndim:
-            raise ValueError(f"spacing needs {ndim} values (z, y, x) in µm, got {len(values)}: {spacing!r}")
+            raise ValueError(f"spacing needs {ndim} values (z, y, x) in µm, got {len(values)}: {_shown(spacing)}")
     for v in values:
-        if not np.isfinite(v) or v <= 0:
-            raise ValueError(f"spacing values must be finite and > 0 µm, got {tuple(values)}")
+        if not (np.isfinite(v) and SPACING_MIN_UM <= v <= SPACING_MAX_UM):
+            raise ValueError(
+                f"spacing must be finite and > 0, between {SPACING_MIN_UM:g} and {SPACING_MAX_UM:g} µm per voxel, "
+                f"got {', '.join(f'{x:g}' for x in values)}"
+            )
     return tuple(values)  # type: ignore[return-value]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (Real, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _shown(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_volume(volume, name: str = "volume") -> np.ndarray:

@@ -94,7 +94,11 @@ class FileInput:
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
         if self.shape is not None:
-            object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+            try:
+                object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+            except (TypeError, ValueError):
+                raise InputError(f"the raw shape of {self.path.name} must be 3 whole numbers (z, y, x), got "
+                                 f"{self.shape!r}") from None
         object.__setattr__(self, "downsample", _downsample(self.downsample, "downsample"))
         if self.downsample > 1 and self.phase_map is not None:
             raise InputError("a pre-segmented phase volume cannot be downsampled (block means of phase codes "
@@ -135,7 +139,8 @@ class DemoInput:
         A key of :data:`core.synth.DEMO_ELECTRODES`.
     seed : int
     shape : (3,) int or None
-        None: the generator's default shape.
+        None: the generator's default shape.  Each side 8..1024 voxels and at most 512³ voxels in
+        all (:func:`core.synth.check_demo_shape`): the demo is for demonstration.
     downsample : int
         Block-mean downsampling factor applied after generating; 1 = none.
     """
@@ -148,8 +153,13 @@ class DemoInput:
     presegmented = False
 
     def __post_init__(self):
+        from .synth import check_demo_shape
+
         if self.shape is not None:
-            object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+            try:
+                object.__setattr__(self, "shape", check_demo_shape(self.shape, f"shape of demo {self.name!r}"))
+            except (TypeError, ValueError) as exc:
+                raise InputError(str(exc)) from None
         object.__setattr__(self, "downsample", _downsample(self.downsample, "downsample"))
 
     def describe(self) -> str:

@@ -463,12 +463,40 @@ def make_electrode(
     )
 
 
+#: Demo electrodes are for demonstration: each side from DEMO_MIN_SIDE to DEMO_MAX_SIDE voxels and at most
+#: DEMO_MAX_VOXELS voxels in all (512³, about 1 minute and a few GB to generate), so a typo cannot start hours
+#: of generation.  Real volumes of any size are read from files.
+DEMO_MIN_SIDE = 8
+DEMO_MAX_SIDE = 1024
+DEMO_MAX_VOXELS = 512**3
+
+
+def check_demo_shape(shape, what: str = "demo shape") -> tuple[int, int, int]:
+    """Validate the shape of a demo electrode (see :data:`DEMO_MAX_VOXELS`); return it as 3 ints."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3:
+        raise ValueError(f"{what} must be 3 whole numbers (z, y, x), got {shape!r}")
+    if any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) for n in shape):
+        raise TypeError(f"{what} must be 3 whole numbers (z, y, x), got {tuple(shape)!r}")
+    dims = tuple(int(n) for n in shape)
+    if any(not DEMO_MIN_SIDE <= n <= DEMO_MAX_SIDE for n in dims):
+        raise ValueError(f"{what} {dims} is outside the demo limits: each side from {DEMO_MIN_SIDE} to "
+                         f"{DEMO_MAX_SIDE} voxels")
+    total = dims[0] * dims[1] * dims[2]
+    if total > DEMO_MAX_VOXELS:
+        raise ValueError(f"{what} {dims} has {total:,} voxels, more than the demo limit of {DEMO_MAX_VOXELS:,} "
+                         f"(512³)")
+    return dims  # type: ignore[return-value]
+
+
 def demo_electrode(name: str, *, rng=0, shape: tuple[int, int, int] | None = None) -> SyntheticElectrode:
-    """One of the built-in demo electrodes (see :data:`DEMO_ELECTRODES`)."""
+    """One of the built-in demo electrodes (see :data:`DEMO_ELECTRODES`).
+
+    ``shape`` must respect :func:`check_demo_shape` (each side 8..1024, at most 512³ voxels).
+    """
     if name not in DEMO_ELECTRODES:
         raise ValueError(f"unknown demo electrode {name!r}; choose one of {list(DEMO_ELECTRODES)}")
     params = DEMO_ELECTRODES[name]
     if shape is not None:
-        params = replace(params, shape=tuple(shape))
+        params = replace(params, shape=check_demo_shape(shape))
     return make_electrode(params, rng=rng, name=name)
 

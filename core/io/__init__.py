@@ -22,7 +22,12 @@ Supported inputs (see :func:`detect_format`):
 ``"raw"``
     Headerless binary (``.raw``, ``.bin``, ``.vol``); needs ``shape`` and ``dtype``.
 
-Loaders never write to or modify their input.  :func:`save_tiff` writes an
+Loaders never write to or modify their input, and refuse a bad one with one sentence naming the file by
+its name (:class:`InputFileError`, a ``ValueError``): a path that is not a regular file or folder (a FIFO, a
+device, a socket: refused from :func:`os.stat` before anything opens it), a truncated or corrupt file (a TIFF
+stack or ``.npy`` holding fewer or more bytes than its header declares, a raw file whose size is not
+``offset + shape x dtype``), data that is not 2D/3D greyscale numbers.  Errors of tifffile, h5py, zarr and
+PIL on a broken file become that one sentence; tifffile's own log lines are not printed.  :func:`save_tiff` writes an
 ImageJ-compatible TIFF atomically (temporary file + :func:`os.replace`).
 
 Phase volumes that are already segmented are turned into the fixed codes
@@ -39,7 +44,7 @@ format module registers one reader returning a :class:`Loaded`: :mod:`.tiff`,
 
 from __future__ import annotations
 
-from ._common import FORMATS, Loaded, ReadOptions, Volume, _natural_key  # noqa: F401  (_natural_key: tests)
+from ._common import FORMATS, InputFileError, Loaded, ReadOptions, Volume, _natural_key  # noqa: F401  (_natural_key: tests)
 from ._registry import READERS, Reader, register
 from .load import detect_format, list_datasets, load_volume
 from .phase_map import _normalize_phase_map, apply_phase_map, load_phases, parse_phase_map  # noqa: F401
@@ -48,6 +53,7 @@ from .save import save_tiff
 __all__ = [
     "FORMATS",
     "READERS",
+    "InputFileError",
     "Loaded",
     "ReadOptions",
     "Reader",

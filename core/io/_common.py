@@ -3,7 +3,9 @@ constants, unit conversion, and the checks that make every reader return numeric
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +69,15 @@ _SPACING_ATTRS = ("element_size_um", "voxel_size_um", "spacing", "pixel_size")
 _UNIT_ATTRS = ("spacing_unit", "pixel_size_unit", "unit", "units")
 
 
-class _FormatError(ValueError):
-    """A ValueError raised on purpose inside a ``try`` that wraps foreign errors."""
+class InputFileError(ValueError):
+    """An input file or folder that cannot be read as what it claims to be.
+
+    The message is one sentence naming the file (by its name) and what is wrong;
+    readers raise it for corrupt, truncated or inconsistent files and for paths
+    that are not regular files (FIFOs, devices, sockets).
+    """
+
+
 
 
 # --------------------------------------------------------------------------- records
@@ -186,9 +195,35 @@ def _is_zarr_dir(path: Path) -> bool:
     return path.suffix.lower() == ".zarr" or any((path / m).exists() for m in _ZARR_MARKERS)
 
 
-def _short(exc: BaseException, limit: int = 160) -> str:
+def _short(exc: BaseException, limit: int = 160, path: str | os.PathLike | None = None) -> str:
+    """First line of a library's message, shortened; the folders of ``path`` are cut from it.
+
+    Libraries quote the full path they were given (``cannot identify image file '/srv/data/x/s2.png'``);
+    the message keeps only the file name, as ours do.
+    """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if path is not None:
+        p = Path(path)
+        for folder in {os.fspath(p.parent), os.fspath(p.resolve().parent)}:
+            if folder not in ("", ".", os.sep):
+                text = text.replace(folder.rstrip(os.sep) + os.sep, "")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: Below this many declared bytes a MemoryError while reading means a corrupt block, not a big image.
+_SMALL_IMAGE_BYTES = 1 << 26  # 64 MiB
+
+
+def _memory_error(name: str, fmt: str, exc: MemoryError, declared_bytes: int | None) -> Exception:
+    """The error to raise for a MemoryError while reading ``name``.
+
+    A decoder handed a corrupt block size asks for absurd memory (imagecodecs, numcodecs): when the image
+    itself is small that is a corrupt file (:class:`InputFileError`); otherwise a real shortage of memory.
+    """
+    if declared_bytes is not None and declared_bytes < _SMALL_IMAGE_BYTES:
+        return InputFileError(f"could not read {name} as {fmt}: a compressed block is corrupt")
+    size = f" ({declared_bytes / 2**30:.1f} GiB)" if declared_bytes else ""
+    return MemoryError(f"not enough memory to read {name}{size}")
 
 
 def _unit_factor(unit: object) -> float | None:
@@ -207,7 +242,7 @@ def _check_numeric(data: np.ndarray, where: str) -> np.ndarray:
     if data.dtype == bool:
         return data.view(np.uint8)
     if data.dtype.kind not in "iuf":
-        raise ValueError(f"{where} holds data of dtype {data.dtype}; expected integer or floating-point voxels")
+        raise InputFileError(f"{where} holds data of dtype {data.dtype}; expected integer or floating-point voxels")
     if not data.dtype.isnative:
         data = np.asarray(data.astype(data.dtype.newbyteorder("=")))  # plain ndarray, not a memmap
     return data
@@ -226,7 +261,7 @@ def _zyx_shape(shape: tuple[int, ...], where: str, axes: str | None = None) -> t
     if axes is not None and len(axes) == len(shape):
         for letter, size in zip(axes, shape):
             if letter in "CS" and size > 1:
-                raise _FormatError(f"{where} has {size} channels; convert it to greyscale first")
+                raise InputFileError(f"{where} has {size} channels; convert it to greyscale first")
         keep = [i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 or a in "YX"]
         if len(keep) < 2:  # no Y/X letters (odd file): keep the last two axes
             keep = sorted(set(keep) | {len(shape) - 2, len(shape) - 1})
@@ -241,12 +276,12 @@ def _zyx_shape(shape: tuple[int, ...], where: str, axes: str | None = None) -> t
         kept = (1,) + kept
     if len(kept) != 3:
         extra = f", axes {axes!r}" if kept_axes else ""
-        raise _FormatError(
-            f"{where} has {len(kept)} dimensions (shape {shape}{extra}); "
+        raise InputFileError(
+            f"{where} has {len(kept)} dimension{'' if len(kept) == 1 else 's'} (shape {shape}{extra}); "
             "expected a 2D image or a 3D (z, y, x) volume"
         )
     if 0 in kept:
-        raise _FormatError(f"{where} is empty: shape {shape}")
+        raise InputFileError(f"{where} is empty: shape {shape}")
     return kept  # type: ignore[return-value]
 
 
@@ -259,6 +294,49 @@ def _to_zyx(data: np.ndarray, where: str, axes: str | None = None) -> np.ndarray
 def _require_exists(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+
+
+def _name(path: str | os.PathLike) -> str:
+    """How messages name a file: its name, not its (possibly long, server-side) absolute path.
+
+    ``"/data/scan.h5::/entry/data"`` (a dataset inside a file, :attr:`Volume.source`) -> ``"scan.h5::/entry/data"``.
+    """
+    text = os.fspath(path)
+    file_part, sep, inner = text.partition("::")
+    p = Path(file_part)
+    return (p.name or file_part) + (sep + inner if sep else "")
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _require_regular(path: Path, *, allow_dir: bool = True) -> None:
+    """Refuse anything but a regular file (or a folder when ``allow_dir``) before it is opened.
+
+    Opening a FIFO blocks until a writer appears and a device can stream forever, so both are
+    refused from :func:`os.stat` alone (symbolic links are followed); an unreadable file is refused too.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot access {_name(path)}: {exc.strerror or type(exc).__name__}") from None
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        if not allow_dir:
+            raise InputFileError(f"{_name(path)} is a folder, not a file")
+        return
+    if not stat.S_ISREG(mode):
+        kind = next((text for test, text in _SPECIAL_KINDS if test(mode)), "not a regular file")
+        raise InputFileError(f"{_name(path)} is {kind}, not a regular file; give a volume file or folder")
+    if not os.access(path, os.R_OK):
+        raise InputFileError(f"cannot read {_name(path)}: permission denied")
 
 
 def _valid_spacing(values: Sequence[float]) -> tuple[float, float, float] | None:

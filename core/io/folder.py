@@ -7,12 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import Loaded, ReadOptions, _check_numeric, _FormatError, _short, _slice_files
+from ._common import (
+    _SLICE_SUFFIXES, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _require_regular, _short,
+    _slice_files,
+)
 from ._registry import register
 from .tiff import read_tiff
 
 
-def _read_png(path: Path) -> np.ndarray:
+def _read_png(path: Path, where: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -20,33 +23,55 @@ def _read_png(path: Path) -> np.ndarray:
             im.load()
             bands = len(im.getbands())
             if bands > 1 and im.mode != "P":
-                raise _FormatError(f"{path} has {bands} channels ({im.mode}); convert it to greyscale first")
+                raise InputFileError(f"{where} has {bands} channels ({im.mode}); convert it to greyscale first")
             arr = np.asarray(im)
-    except _FormatError:
+    except InputFileError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"could not read {path} as PNG: {_short(exc)}") from exc
+    except MemoryError as exc:
+        raise MemoryError(f"not enough memory to read {where}: {_short(exc, path=path)}") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError,
+            EOFError) as exc:
+        raise InputFileError(f"could not read {where} as PNG: {_short(exc, path=path)}") from None
     return arr
+
+
+def _check_entries(folder: Path) -> None:
+    """Refuse slice-named entries that are not regular files (a FIFO would block, a folder is no slice)."""
+    for p in folder.iterdir():
+        if p.name.startswith(".") or p.suffix.lower() not in _SLICE_SUFFIXES:
+            continue
+        try:
+            _require_regular(p, allow_dir=False)
+        except FileNotFoundError:
+            raise InputFileError(f"slice folder {_name(folder)}: {p.name} is a link to a missing file") from None
+        except InputFileError as exc:
+            raise InputFileError(f"slice folder {_name(folder)}: {exc}") from None
 
 
 @register("slices", target="folder")
 def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
+    _check_entries(folder)
     files = _slice_files(folder)
+    fname = _name(folder)
     if not files:
-        raise ValueError(f"folder {folder} holds no .tif/.tiff/.png slices")
+        raise InputFileError(f"folder {fname} holds no .tif/.tiff/.png slices")
 
     found: dict = {}  # spacing of the first TIFF slice, if it has any
 
     def read(p: Path) -> np.ndarray:
+        where = f"slice {p.name} in folder {fname}"
         if p.suffix.lower() == ".png":
-            img = _check_numeric(_read_png(p), str(p))
+            img = _check_numeric(_read_png(p, where), where)
             if img.ndim != 2:
-                raise ValueError(f"slice {p} is not a 2D image: shape {img.shape}")
+                raise InputFileError(f"{where} is not a 2D image: shape {img.shape}")
             return img
-        one = read_tiff(p, ReadOptions(mmap=False))
+        try:
+            one = read_tiff(p, ReadOptions(mmap=False))
+        except InputFileError as exc:
+            raise InputFileError(f"slice folder {fname}: {exc}") from None
         vol, sp, meta = one.data, one.spacing, one.meta
         if vol.shape[0] != 1:
-            raise ValueError(f"slice {p} is not a 2D image: shape {vol.shape} (a 3D stack inside a slice folder)")
+            raise InputFileError(f"{where} is not a 2D image: shape {vol.shape} (a 3D stack inside a slice folder)")
         if "tiff_seen" not in found:
             found["tiff_seen"] = True
             if sp is not None:
@@ -60,9 +85,9 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
     for i, p in enumerate(files[1:], start=1):
         img = read(p)
         if img.shape != first.shape or img.dtype != first.dtype:
-            raise ValueError(
-                f"slice {p} has shape {img.shape} and dtype {img.dtype}, but the first slice "
-                f"{files[0].name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
+            raise InputFileError(
+                f"slice folder {fname}: slice {p.name} has shape {img.shape} and dtype {img.dtype}, but the first "
+                f"slice {files[0].name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
             )
         out[i] = img
     meta = {"files": tuple(p.name for p in files), "n_slices": len(files), **found.get("notes", {})}

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ._common import (
-    _SPACING_ATTRS, _UNIT_ATTRS, Loaded, ReadOptions, _check_numeric, _short, _to_zyx, _unit_factor, _valid_spacing,
+    _SPACING_ATTRS, _UNIT_ATTRS, InputFileError, Loaded, ReadOptions, _check_numeric, _memory_error, _name,
+    _short, _to_zyx, _unit_factor, _valid_spacing, _zyx_shape,
 )
 from ._registry import register
 
@@ -23,13 +24,18 @@ def _import_h5py():
     return h5py
 
 
+# What h5py raises for a broken file or dataset (its errors are OSError, KeyError, ValueError, RuntimeError
+# or TypeError subclasses mapped from the HDF5 error stack).
+_H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+
+
 def _open_h5(path: Path, h5py):
     try:
         return h5py.File(path, "r")
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
-    except Exception as exc:
-        raise ValueError(f"could not read {path} as HDF5: {_short(exc)}") from exc
+    except _H5_ERRORS as exc:
+        raise InputFileError(f"could not read {_name(path)} as HDF5: {_short(exc, path=path)}") from None
 
 
 def _h5_arrays(f, h5py) -> list[tuple[str, tuple[int, ...], str]]:
@@ -43,19 +49,39 @@ def _h5_arrays(f, h5py) -> list[tuple[str, tuple[int, ...], str]]:
     return sorted(found)
 
 
-def _pick_dataset(path: Path, arrays: list[tuple[str, tuple[int, ...], str]], dataset: str | None) -> str:
+def _listing(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit]) or "none"
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _pick_dataset(path: Path, arrays: list[tuple[str, tuple[int, ...], str]], dataset: str | None,
+                  groups: tuple[str, ...] = ()) -> str:
     names = [a[0] for a in arrays]
+    name = _name(path)
     if dataset is not None:
         wanted = "/" + dataset.strip("/")
         if wanted not in names:
-            raise ValueError(f"{path} has no dataset {dataset!r}; available: {', '.join(names) or 'none'}")
+            what = "is a group, not a dataset" if wanted in groups else "does not exist"
+            raise InputFileError(f"dataset {dataset!r} of {name} {what}; datasets: {_listing(names)}")
         return wanted
     images = [a[0] for a in arrays if len(a[1]) >= 2]
     if len(images) == 1:
         return images[0]
     if not images:
-        raise ValueError(f"{path} holds no array with 2 or more dimensions; datasets: {', '.join(names) or 'none'}")
-    raise ValueError(f"{path} holds {len(images)} image datasets; choose one with dataset=: {', '.join(images)}")
+        raise InputFileError(f"{name} holds no array with 2 or more dimensions; datasets: {_listing(names)}")
+    raise InputFileError(f"{name} holds {len(images)} image datasets; choose one with the dataset option: "
+                         f"{_listing(images)}")
+
+
+def _h5_groups(f, h5py) -> tuple[str, ...]:
+    found = ["/"]
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group):
+            found.append("/" + name)
+
+    f.visititems(visit)
+    return tuple(found)
 
 
 def _as_float_list(value) -> list[float] | None:
@@ -99,25 +125,44 @@ def _spacing_from_attrs(levels: Iterable[tuple[str, Mapping]]) -> tuple[tuple | 
     return None, {}
 
 
+def _check_stored_here(obj, where: str) -> None:
+    """Refuse a dataset whose voxels live in other files (external storage, virtual dataset)."""
+    if getattr(obj, "external", None) or getattr(obj, "is_virtual", False):
+        raise InputFileError(f"{where} keeps its voxels in other files (external or virtual dataset); "
+                             "copy them into the file first")
+
+
 @register("hdf5", target="file", options=("dataset",))
 def read_hdf5(path: Path, opts: ReadOptions) -> Loaded:
     dataset = opts.dataset
     h5py = _import_h5py()
+    fname = _name(path)
+    declared = None
     with _open_h5(path, h5py) as f:
-        name = _pick_dataset(path, _h5_arrays(f, h5py), dataset)
-        obj = f[name]
-        levels = []
-        node = obj
-        while True:
-            levels.append((node.name, dict(node.attrs)))
-            if node.name == "/":
-                break
-            node = node.parent
         try:
+            name = _pick_dataset(path, _h5_arrays(f, h5py), dataset, _h5_groups(f, h5py))
+            obj = f[name]
+            where = f"dataset {name} of {fname}"
+            _check_stored_here(obj, where)
+            _zyx_shape(tuple(obj.shape), where)  # 1D, 4D+, scalar and empty refused before reading
+            if obj.dtype.kind not in "biuf":
+                raise InputFileError(f"{where} holds data of dtype {obj.dtype}; expected integer or floating-point "
+                                     "voxels")
+            declared = int(obj.size) * obj.dtype.itemsize
+            levels = []
+            node = obj
+            while True:
+                levels.append((node.name, dict(node.attrs)))
+                if node.name == "/":
+                    break
+                node = node.parent
             data = np.asarray(obj[()])
-        except Exception as exc:
-            raise ValueError(f"could not read dataset {name} of {path}: {_short(exc)}") from exc
-    where = f"{path}::{name}"
+        except InputFileError:
+            raise
+        except MemoryError as exc:
+            raise _memory_error(fname, "HDF5", exc, declared) from None
+        except _H5_ERRORS as exc:
+            raise InputFileError(f"could not read {fname} as HDF5: {_short(exc, path=path)}") from None
     data = _check_numeric(data, where)
     spacing, notes = _spacing_from_attrs(levels)
     return Loaded(_to_zyx(data, where), spacing, {"dataset": name, **notes}, f"{os.fspath(path)}::{name}")

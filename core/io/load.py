@@ -11,8 +11,8 @@ import numpy as np
 from .._validate import check_choice, normalize_spacing
 from . import folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
-    _HDF5_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, Loaded, ReadOptions, Volume,
-    _is_zarr_dir, _require_exists, _slice_files,
+    _HDF5_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError, Loaded, ReadOptions,
+    Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
 )
 from ._registry import READERS
 
@@ -49,7 +49,7 @@ def detect_format(path: str | os.PathLike) -> str:
             return "zarr"
         if _slice_files(p):
             return "slices"
-        raise ValueError(f"folder {p} holds no .tif/.tiff/.png slices and is not a zarr store")
+        raise InputFileError(f"folder {_name(p)} holds no .tif/.tiff/.png slices and is not a zarr store")
     suffix = p.suffix.lower()
     if suffix in _TIFF_SUFFIXES:
         return "tiff"
@@ -61,7 +61,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "npy"
     if suffix in _RAW_SUFFIXES:
         return "raw"
-    raise ValueError(f"unknown file format for {p} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")
+    raise InputFileError(
+        f"unknown file format for {_name(p)} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")
 
 
 def _split_dataset(path: str | os.PathLike, dataset: str | None) -> tuple[Path, str | None]:
@@ -103,15 +104,22 @@ def list_datasets(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], s
     """
     p = Path(os.path.expanduser(os.fspath(path)))
     _require_exists(p)
+    _require_regular(p)
     fmt = detect_format(p)
     if fmt == "hdf5":
         h5py = hdf5._import_h5py()
         with hdf5._open_h5(p, h5py) as f:
-            return hdf5._h5_arrays(f, h5py)
+            try:
+                return hdf5._h5_arrays(f, h5py)
+            except hdf5._H5_ERRORS as exc:
+                raise InputFileError(f"could not list the datasets of {_name(p)}: {_short(exc, path=path)}") from None
     if fmt == "zarr":
         root = zarr._open_zarr(p)
-        return zarr._zarr_arrays(root)
-    raise ValueError(f"cannot list datasets of {p}: it is a {fmt} file, not an HDF5 file or zarr store")
+        try:
+            return zarr._zarr_arrays(root)
+        except zarr._ZARR_ERRORS as exc:
+            raise InputFileError(f"could not list the arrays of {_name(p)}: {_short(exc, path=path)}") from None
+    raise InputFileError(f"cannot list datasets of {_name(p)}: it is a {fmt} file, not an HDF5 file or zarr store")
 
 
 def load_volume(
@@ -165,10 +173,17 @@ def load_volume(
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    InputFileError
+        (a ValueError) If the path is not a regular file or folder (FIFO,
+        device, socket), the format is unknown, the file is truncated or
+        corrupt (fewer pages or bytes than its header declares; a ``.npy`` or
+        raw file whose size does not match its shape and dtype), the data is
+        not 2D/3D greyscale numbers, or the dataset is missing or ambiguous.
+        The message names the file by its name, not its folder.
     ValueError
-        If the format is unknown, the file cannot be read, the data is not 2D/3D
-        greyscale, a raw file's size does not match ``shape``/``dtype``, the
-        dataset is ambiguous or missing, or an argument is invalid.
+        If an argument is invalid.
+    MemoryError
+        If the declared image does not fit in memory.
     TypeError
         If ``spacing``, ``shape``, ``dtype`` or ``offset`` has the wrong type.
 
@@ -192,6 +207,7 @@ def load_volume(
     user_spacing = normalize_spacing(spacing) if spacing is not None else None
     opts = _read_options(dataset, shape, dtype, byte_order, offset, mmap)
     _require_exists(p)
+    _require_regular(p)  # a FIFO or device would block the reader
     if fmt is None:
         fmt = detect_format(p)
     reader = READERS[fmt]
@@ -218,13 +234,14 @@ def _check_applies(reader, opts: ReadOptions, p: Path) -> None:
     unused = [name for name in _RAW_ONLY
               if name not in reader.options and getattr(opts, name) != getattr(defaults, name)]
     if unused:
-        raise ValueError(f"{', '.join(unused)} only apply to raw files, but {p} is read as {reader.name}")
+        verb = "applies" if len(unused) == 1 else "apply"
+        raise ValueError(f"{', '.join(unused)} only {verb} to raw files, but {_name(p)} is read as {reader.name}")
     if opts.dataset is not None and "dataset" not in reader.options:
-        raise ValueError(f"dataset only applies to HDF5 and zarr files, but {p} is read as {reader.name}")
+        raise ValueError(f"dataset only applies to HDF5 and zarr files, but {_name(p)} is read as {reader.name}")
     if reader.target == "file" and p.is_dir():
-        raise ValueError(f"{p} is a folder, but format {reader.name!r} needs a file")
+        raise InputFileError(f"{_name(p)} is a folder, but format {reader.name!r} needs a file")
     if reader.target == "folder" and not p.is_dir():
-        raise ValueError(f"{p} is a file, but format {reader.name!r} needs a folder of 2D images")
+        raise InputFileError(f"{_name(p)} is a file, but format {reader.name!r} needs a folder of 2D images")
 
 
 def _volume(loaded: Loaded, fmt: str, user_spacing) -> Volume:

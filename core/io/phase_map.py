@@ -12,7 +12,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..codes import CBD, NMC, PORE
-from ._common import Volume
+from ._common import Volume, _name
 from .load import load_volume
 
 __all__ = ["apply_phase_map", "load_phases", "parse_phase_map"]
@@ -161,10 +161,6 @@ def apply_phase_map(data: np.ndarray, phase_map: Mapping[int, int | str] | str, 
         raise TypeError(f"{name} must be a numpy array, got {type(data).__name__}")
     if not (data.dtype == bool or data.dtype.kind in "iuf"):
         raise TypeError(f"{name} must be numeric, got dtype {data.dtype}")
-    if not isinstance(data, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(data).__name__}")
-    if not (data.dtype == bool or data.dtype.kind in "iuf"):
-        raise TypeError(f"{name} must be numeric, got dtype {data.dtype}")
     mapping = _normalize_phase_map(phase_map)
     work = data.view(np.uint8) if data.dtype == bool else data
     unmapped: dict = {}
@@ -234,8 +230,21 @@ def _codes_by_search(work: np.ndarray, mapping: dict, unmapped: dict) -> np.ndar
     return out
 
 
+def _is_whole(v) -> bool:
+    return v != "nan" and float(v).is_integer()
+
+
 def _unmapped_message(name: str, unmapped: dict) -> str:
     ranked = sorted(unmapped.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    fractional = [(v, c) for v, c in ranked if not _is_whole(v)]
+    if fractional:
+        n = sum(c for _, c in fractional)
+        shown = ", ".join(v if v == "nan" else _format_value(v) for v, _ in fractional[:3])
+        return (
+            f"{name} holds {n:,} voxel{'s that are' if n != 1 else ' that is'} not a whole number (e.g. {shown}) "
+            "and not covered by the phase map, so it is not a segmented volume of labels; analyse a greyscale "
+            "volume without a phase map"
+        )
     shown = ", ".join(
         f"{v if v == 'nan' else _format_value(v)} ({c:,} voxel{'s' if c != 1 else ''})" for v, c in ranked[:5]
     )
@@ -276,7 +285,7 @@ def load_phases(path: str | os.PathLike, phase_map: Mapping[int, int | str] | st
     """
     mapping = _normalize_phase_map(phase_map)  # fail fast, before reading a large file
     vol = load_volume(path, **load_kwargs)
-    codes = apply_phase_map(vol.data, mapping, name=f"phase volume {vol.source}")
+    codes = apply_phase_map(vol.data, mapping, name=f"phase volume {_name(vol.source)}")
     meta = dict(vol.metadata)
     meta.update(phase_map=MappingProxyType(dict(mapping)), source_dtype=str(vol.data.dtype), mmap=False)
     return replace(vol, data=codes, metadata=meta)

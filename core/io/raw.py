@@ -2,60 +2,102 @@
 
 from __future__ import annotations
 
+import math
 import os
+import tokenize
 from pathlib import Path
 
 import numpy as np
 
-from ._common import Loaded, ReadOptions, _check_numeric, _short, _to_zyx
+from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx, _zyx_shape
 from ._registry import register
+
+
+def _npy_header(path: Path, name: str) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """Shape, dtype, Fortran order and data offset of an ``.npy`` file; refuse anything else.
+
+    The file size must equal the header's offset plus shape x itemsize: ``np.load`` with a memory map
+    would otherwise read a file that is longer than its header declares as its first part.
+    """
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            offset = f.tell()
+    except (ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError) as exc:
+        raise InputFileError(f"{name} is not a NumPy .npy file ({_short(exc, 100)})") from None
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise InputFileError(f"{name} holds data of dtype {dtype}; expected integer or floating-point voxels")
+    return tuple(int(n) for n in shape), dtype, bool(fortran), offset
 
 
 @register("npy", target="file")
 def read_npy(path: Path, opts: ReadOptions) -> Loaded:
+    """Read a ``.npy`` (never pickled objects), checking that the file holds exactly the data its header declares."""
+    name = _name(path)
+    shape, dtype, fortran, offset = _npy_header(path, name)
+    expected = offset + math.prod(shape) * dtype.itemsize
+    size = path.stat().st_size
+    if size != expected:
+        raise InputFileError(
+            f"{name}: the .npy header declares shape {shape} of {dtype.name} ({expected:,} bytes with the header), "
+            f"but the file has {size:,} bytes (truncated or corrupt file)"
+        )
+    _zyx_shape(shape, name)  # reject 1D, 4D+ and empty arrays before reading
     try:
         data = np.load(path, mmap_mode="r" if opts.mmap else None, allow_pickle=False)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
-    except Exception as exc:
-        raise ValueError(f"could not read {path} as NPY: {_short(exc)}") from exc
+    except MemoryError as exc:
+        raise MemoryError(f"not enough memory to read {name}: {_short(exc, path=path)}") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputFileError(f"could not read {name} as NPY: {_short(exc, path=path)}") from None
     if not isinstance(data, np.ndarray):
-        raise ValueError(f"could not read {path} as NPY: it does not hold a single array")
-    data = _check_numeric(data, str(path))
-    return Loaded(_to_zyx(data, str(path)), None, {}, os.fspath(path))
+        raise InputFileError(f"could not read {name} as NPY: it does not hold a single array")
+    data = _check_numeric(data, name)
+    return Loaded(_to_zyx(data, name), None, {}, os.fspath(path))
 
 
 @register("raw", target="file", options=("shape", "dtype", "byte_order", "offset"))
 def read_raw(path: Path, opts: ReadOptions) -> Loaded:
     shape, dtype, byte_order, offset = opts.shape, opts.dtype, opts.byte_order, int(opts.offset)
+    name = _name(path)
     if shape is None or dtype is None:
-        raise ValueError(f"reading raw file {path} needs shape=(z, y, x) and dtype= (e.g. 'uint16')")
+        raise ValueError(f"reading the raw file {name} needs its shape (z, y, x) and dtype (e.g. uint16)")
     try:
         dims = tuple(int(n) for n in shape)
         if any(not float(s).is_integer() for s in shape):
             raise ValueError
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"shape must be 2 or 3 integers (z, y, x), got {shape!r}") from exc
+        raise TypeError(f"the raw shape of {name} must be 2 or 3 integers (z, y, x), got {shape!r}") from exc
     if len(dims) not in (2, 3) or any(n <= 0 for n in dims):
-        raise ValueError(f"shape must be 2 or 3 positive integers (z, y, x), got {tuple(shape)}")
+        raise ValueError(f"the raw shape of {name} must be 2 or 3 positive integers (z, y, x), got {tuple(shape)}")
     try:
         dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype {dtype!r} is not a numpy data type") from exc
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the raw dtype {dtype!r} of {name} is not a numpy data type (e.g. uint8, uint16, "
+                        "float32)") from exc
     if dt.kind not in "biuf":
-        raise ValueError(f"dtype must be a boolean, integer or floating-point type, got {dt}")
+        raise ValueError(f"the raw dtype of {name} must be a boolean, integer or floating-point type, got {dt}")
     dt = dt.newbyteorder(byte_order) if dt.itemsize > 1 else dt
-    expected = int(np.prod(dims, dtype=np.int64)) * dt.itemsize
+    expected = math.prod(dims) * dt.itemsize  # Python ints: no overflow for absurd shapes
     size = path.stat().st_size
+    if offset > size:
+        raise InputFileError(f"raw file {name} has {size:,} bytes, fewer than the {offset:,}-byte header offset")
     actual = size - offset
     if actual != expected:
-        raise ValueError(
-            f"raw file {path} has {actual} bytes after the {offset}-byte header ({size} in total), "
+        raise InputFileError(
+            f"raw file {name} has {actual} bytes after the {offset}-byte header ({size} in total), "
             f"but shape {dims} of {dt.name} needs {expected} bytes"
         )
     if opts.mmap and dt.isnative:
         data = np.memmap(path, dtype=dt, mode="r", offset=offset, shape=dims)
     else:
         data = np.fromfile(path, dtype=dt, count=int(np.prod(dims)), offset=offset).reshape(dims)
-    data = _check_numeric(data, str(path))
-    return Loaded(_to_zyx(data, str(path)), None, {"byte_order": byte_order, "offset": offset}, os.fspath(path))
+    data = _check_numeric(data, name)
+    return Loaded(_to_zyx(data, name), None, {"byte_order": byte_order, "offset": offset}, os.fspath(path))

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import struct
+import threading
 import xml.etree.ElementTree as ET
+import zlib
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from ._common import (
-    _RESUNIT_TO_UM, Loaded, ReadOptions, _check_numeric, _FormatError, _short, _to_zyx, _unit_factor,
-    _valid_spacing, _zyx_shape,
+    _RESUNIT_TO_UM, _SMALL_IMAGE_BYTES, InputFileError, Loaded, ReadOptions, _check_numeric, _memory_error, _name,
+    _short, _to_zyx, _unit_factor, _valid_spacing, _zyx_shape,
 )
 from ._registry import register
 
@@ -139,32 +143,162 @@ def _ome_spacing(xml: str) -> tuple[tuple[float, float, float] | None, dict]:
     return (sp, notes) if sp is not None else (None, {})
 
 
+# What tifffile (and the codecs it calls) raise for a broken file: its own TiffFileError (a ValueError), short
+# reads, bad offsets and tags, failed decompression (imagecodecs errors are RuntimeErrors).  Fuzzed files also
+# reach its internal ``assert dtype is not None`` and ``divmod(size, product(keyframe.shape))`` with a zero
+# shape, hence AssertionError and ArithmeticError.  Programming errors such as AttributeError or NameError are
+# not caught.
+_TIFF_ERRORS = (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError, KeyError, EOFError,
+                RuntimeError, ArithmeticError, AssertionError, TypeError, zlib.error)
+
+# tifffile log messages that mean the page chain or the declared shape does not match the bytes on disk.
+_BROKEN_LOG = ("invalid page offset", "corrupted", "failed to reshape", "truncated", "incomplete")
+
+# A header declaring more than this many times the file's size in voxels is corrupt, not compressed: real
+# tomograms compress a few times, label volumes a few hundred times at most.  Checked before any allocation.
+_MAX_COMPRESSION = 10_000
+
+_LOG_LOCK = threading.Lock()
+_LOG_STATE = {"depth": 0, "propagate": True}
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _tifffile_log():
+    """Collect tifffile's log records instead of printing them (the caller turns them into one sentence).
+
+    While any read is in progress the ``tifffile`` logger does not propagate, so Python's last-resort
+    handler prints nothing; the previous setting is restored when the last read ends.
+    """
+    logger = logging.getLogger("tifffile")
+    handler = _Collect()
+    with _LOG_LOCK:
+        if _LOG_STATE["depth"] == 0:
+            _LOG_STATE["propagate"] = logger.propagate
+            logger.propagate = False
+        _LOG_STATE["depth"] += 1
+        logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        with _LOG_LOCK:
+            logger.removeHandler(handler)
+            _LOG_STATE["depth"] -= 1
+            if _LOG_STATE["depth"] == 0:
+                logger.propagate = _LOG_STATE["propagate"]
+
+
+def _planes(axes: str, shape: tuple[int, ...]) -> int:
+    """Number of 2D planes in a series (every axis but Y, X and samples)."""
+    return int(np.prod([n for a, n in zip(axes, shape) if a not in "YXS"], dtype=np.int64))
+
+
+def _declared_planes(tif: tifffile.TiffFile) -> int | None:
+    """Planes the ImageJ metadata declares (``images=N``), or None."""
+    ij = tif.imagej_metadata if tif.is_imagej else None
+    if not ij:
+        return None
+    try:
+        n = int(ij.get("images", 0))
+    except (TypeError, ValueError):
+        return None
+    return n if n > 0 else None
+
+
+def _data_end(series) -> int:
+    """Largest byte offset the series' pixel data reaches (strips or tiles of every page it can reach)."""
+    if series.dataoffset is not None:  # contiguous, uncompressed
+        return int(series.dataoffset) + int(series.nbytes)
+    end = 0
+    for page in series.pages:
+        if page is None:
+            continue
+        for off, count in zip(getattr(page, "dataoffsets", ()), getattr(page, "databytecounts", ())):
+            if count:
+                end = max(end, int(off) + int(count))
+    return end
+
+
+def _check_complete(tif: tifffile.TiffFile, series, log: list[str], name: str, *, log_only: bool = False) -> None:
+    """Refuse a stack whose file holds fewer planes or bytes than its header declares (a truncated file).
+
+    tifffile falls back to the pages it can reach and only logs the problem, which would
+    silently read a truncated ImageJ stack as its first slice.  ``log_only``: check only what
+    tifffile logged (after the pixels were read).
+    """
+    if log_only:
+        _check_log(log, name)
+        return
+    declared = _declared_planes(tif)
+    got = _planes(series.axes, tuple(series.shape))
+    if declared is not None and got < declared:
+        n_pages = len(tif.pages)
+        raise InputFileError(f"{name}: the TIFF stack declares {declared} slices but the file ends after "
+                             f"{n_pages} (truncated or corrupt file)")
+    end, size = _data_end(series), int(tif.filehandle.size)
+    if end > size:
+        raise InputFileError(f"{name} is truncated: its image data runs to byte {end:,}, but the file has {size:,} "
+                             "bytes")
+    declared_bytes = int(series.nbytes)
+    if declared_bytes > max(_SMALL_IMAGE_BYTES, _MAX_COMPRESSION * size):
+        raise InputFileError(f"{name} has a corrupt header: it declares {declared_bytes / 2**30:.1f} GiB of voxels "
+                             f"(shape {tuple(series.shape)}) in a file of {size:,} bytes")
+    _check_log(log, name)
+
+
+def _check_log(log: list[str], name: str) -> None:
+    broken = [m for m in log if any(k in m.lower() for k in _BROKEN_LOG)]
+    if broken:
+        detail = broken[0].split("> ", 1)[-1].strip()
+        raise InputFileError(f"{name} is a truncated or corrupt TIFF file ({_short(ValueError(detail), 100)})")
+
+
 @register("tiff", target="file")
 def read_tiff(path: Path, opts: ReadOptions) -> Loaded:
-    """Read series 0 of a TIFF as (Z, Y, X); memory-map it if possible and asked."""
+    """Read series 0 of a TIFF as (Z, Y, X); memory-map it if possible and asked.
+
+    Raises :class:`InputFileError` for a file that is not a TIFF, is truncated (fewer pages or bytes
+    than its header declares) or corrupt; tifffile's own log lines are not printed.
+    """
+    name = _name(path)
+    declared_bytes = None
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _tifffile_log() as log, tifffile.TiffFile(path) as tif:
             if not tif.series:
-                raise _FormatError(f"{path} holds no image data")
+                raise InputFileError(f"{name} holds no image data")
             series = tif.series[0]
             axes, shape = series.axes, tuple(series.shape)
-            _zyx_shape(shape, str(path), axes)  # reject channels / 4D+ before reading pixels
+            _check_complete(tif, series, log, name)
+            declared_bytes = int(series.nbytes)
+            _zyx_shape(shape, name, axes)  # reject channels / 4D+ before reading pixels
             depth = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXCS"], dtype=np.int64))
             spacing, notes = _tiff_spacing(tif, depth)
             meta = {"axes": axes, "imagej": bool(tif.is_imagej), "ome": bool(tif.is_ome), **notes}
             data = None
             if opts.mmap and series.dataoffset is not None and np.dtype(tif.byteorder + series.dtype.char).isnative:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*_TIFF_ERRORS):
                     data = tifffile.memmap(path, series=0, mode="r").reshape(shape)
             if data is None:
                 data = series.asarray()
                 if data.shape != shape:
                     data = data.reshape(shape)
-    except _FormatError:
+            _check_complete(tif, series, log, name, log_only=True)  # problems logged while reading the pixels
+    except InputFileError:
         raise
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
-    except Exception as exc:  # tifffile raises many types for broken files
-        raise ValueError(f"could not read {path} as TIFF: {_short(exc)}") from exc
-    data = _check_numeric(data, str(path))
-    return Loaded(_to_zyx(data, str(path), axes), spacing, meta, os.fspath(path))
+    except MemoryError as exc:
+        raise _memory_error(name, "TIFF", exc, declared_bytes) from None
+    except _TIFF_ERRORS as exc:
+        raise InputFileError(f"could not read {name} as TIFF: {_short(exc, path=path)}") from None
+    data = _check_numeric(data, name)
+    return Loaded(_to_zyx(data, name, axes), spacing, meta, os.fspath(path))

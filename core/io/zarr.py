@@ -7,18 +7,52 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import Loaded, ReadOptions, _check_numeric, _short, _to_zyx
+from ._common import (
+    _ZARR_MARKERS, InputFileError, Loaded, ReadOptions, _check_numeric, _memory_error, _name, _require_regular,
+    _short, _to_zyx, _zyx_shape,
+)
 from ._registry import register
 from .hdf5 import _pick_dataset, _spacing_from_attrs
+
+
+# What zarr raises for a store that is not one or is broken: missing metadata (FileNotFoundError, an OSError,
+# or its own errors, which derive from ValueError/KeyError/TypeError), bad JSON (ValueError), codec errors
+# (RuntimeError from numcodecs / imagecodecs).
+_ZARR_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
+
+
+def _check_store_entries(path: Path) -> None:
+    """Refuse a store holding anything but files and folders (a FIFO chunk would block the read)."""
+    stack = [path]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir():
+                    stack.append(Path(entry.path))
+                elif not entry.is_file():
+                    try:
+                        _require_regular(Path(entry.path))
+                    except FileNotFoundError:
+                        raise InputFileError(f"zarr store {_name(path)} holds {entry.name}, a link to a missing "
+                                             "file") from None
+                    except InputFileError as exc:
+                        raise InputFileError(f"zarr store {_name(path)}: {exc}") from None
+                    raise InputFileError(f"zarr store {_name(path)} holds {entry.name}, which is not a regular file")
 
 
 def _open_zarr(path: Path):
     import zarr
 
+    if not path.is_dir():
+        raise InputFileError(f"{_name(path)} is a file, but a zarr store is a folder (zipped stores are not read)")
+    if not any((path / m).exists() for m in _ZARR_MARKERS):
+        raise InputFileError(f"{_name(path)} holds no zarr metadata ({', '.join(_ZARR_MARKERS)}); it is not a zarr "
+                             "store")
+    _check_store_entries(path)
     try:
         return zarr.open(os.fspath(path), mode="r")
-    except Exception as exc:
-        raise ValueError(f"could not read {path} as zarr: {_short(exc)}") from exc
+    except _ZARR_ERRORS as exc:
+        raise InputFileError(f"could not read {_name(path)} as a zarr store: {_short(exc, path=path)}") from None
 
 
 def _zarr_arrays(root) -> list[tuple[str, tuple[int, ...], str]]:
@@ -39,13 +73,22 @@ def read_zarr(path: Path, opts: ReadOptions) -> Loaded:
     dataset = opts.dataset
     import zarr
 
+    fname = _name(path)
     root = _open_zarr(path)
     if isinstance(root, zarr.Array):
         if dataset is not None and dataset.strip("/"):
-            raise ValueError(f"{path} is a single zarr array and has no dataset {dataset!r}")
+            raise InputFileError(f"{fname} is a single zarr array and has no dataset {dataset!r}")
         name = "/"
     else:
-        name = _pick_dataset(path, _zarr_arrays(root), dataset)
+        try:
+            arrays = _zarr_arrays(root)
+            groups = ("/",) + tuple("/" + n.strip("/") for n, obj in root.members(max_depth=None)
+                                    if isinstance(obj, zarr.Group))
+        except _ZARR_ERRORS as exc:
+            raise InputFileError(f"could not read {fname} as a zarr store: {_short(exc, path=path)}") from None
+        name = _pick_dataset(path, arrays, dataset, groups)
+    where = fname if name == "/" else f"array {name} of {fname}"
+    declared = None
     try:
         if name == "/":
             arr, levels = root, [("/", dict(root.attrs))]
@@ -57,11 +100,19 @@ def read_zarr(path: Path, opts: ReadOptions) -> Loaded:
                 group_path = "/".join(parts[:i])
                 levels.append(("/" + group_path, dict(root[group_path].attrs)))
             levels.append(("/", dict(root.attrs)))
+        _zyx_shape(tuple(arr.shape), where)  # 1D, 4D+ and empty refused before reading
+        declared = int(np.prod(arr.shape, dtype=np.int64)) * np.dtype(arr.dtype).itemsize
+        if np.dtype(arr.dtype).kind not in "biuf":
+            raise InputFileError(f"{where} holds data of dtype {arr.dtype}; expected integer or floating-point voxels")
         data = np.asarray(arr[...])
-    except Exception as exc:
-        raise ValueError(f"could not read dataset {name} of {path} as zarr: {_short(exc)}") from exc
-    where = os.fspath(path) if name == "/" else f"{path}::{name}"
+    except InputFileError:
+        raise
+    except MemoryError as exc:
+        raise _memory_error(fname, "zarr", exc, declared) from None
+    except _ZARR_ERRORS as exc:
+        raise InputFileError(f"could not read {where} as zarr: {_short(exc, path=path)}") from None
     data = _check_numeric(data, where)
     spacing, notes = _spacing_from_attrs(levels)
     meta = {"dataset": name, **notes}
-    return Loaded(_to_zyx(data, where), spacing, meta, where)
+    source = os.fspath(path) if name == "/" else f"{path}::{name}"
+    return Loaded(_to_zyx(data, where), spacing, meta, source)

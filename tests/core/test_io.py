@@ -374,7 +374,7 @@ def test_hdf5_two_datasets(tmp_path):
         ("/raw", (3, 4, 5), "uint16"),
         ("/seg/labels", (2, 3, 4), "float32"),
     ]
-    with pytest.raises(ValueError, match=r"holds 2 image datasets; choose one with dataset=: /raw, /seg/labels"):
+    with pytest.raises(ValueError, match=r"holds 2 image datasets; choose one with the dataset option: /raw, /seg/lab"):
         load_volume(path)
     vol = load_volume(path, dataset="seg/labels")
     assert vol.fmt == "hdf5" and vol.source == f"{path}::/seg/labels"
@@ -388,7 +388,7 @@ def test_hdf5_two_datasets(tmp_path):
     # the source string can be passed back as a path
     again = load_volume(vol.source)
     np.testing.assert_array_equal(again.data, b)
-    with pytest.raises(ValueError, match=r"has no dataset 'nope'; available: "):
+    with pytest.raises(ValueError, match=r"dataset 'nope' of scan\.h5 does not exist; datasets: "):
         load_volume(path, dataset="nope")
 
 
@@ -426,7 +426,7 @@ def test_zarr_group_and_array(tmp_path):
     root.create_array("recon/mask", shape=(3, 4, 5), dtype="bool")
     assert detect_format(store) == "zarr"
     assert [n for n, _, _ in list_datasets(store)] == ["/recon/mask", "/recon/vol"]
-    with pytest.raises(ValueError, match="choose one with dataset="):
+    with pytest.raises(ValueError, match="choose one with the dataset option"):
         load_volume(store)
     vol = load_volume(store, dataset="recon/vol")
     assert isinstance(vol.data, np.ndarray) and vol.fmt == "zarr"
@@ -488,7 +488,7 @@ def test_raw_errors(tmp_path):
     path.write_bytes(bytes(100))
     with pytest.raises(ValueError, match=r"has 90 bytes after the 10-byte header .* needs 120 bytes"):
         load_volume(path, shape=(3, 4, 5), dtype="uint16", offset=10)
-    with pytest.raises(ValueError, match="needs shape="):
+    with pytest.raises(ValueError, match="needs its shape"):
         load_volume(path)
     with pytest.raises(TypeError, match="not a numpy data type"):
         load_volume(path, shape=(10, 10), dtype="pixels")
@@ -544,8 +544,9 @@ def test_apply_phase_map_unmapped_values():
     with pytest.raises(ValueError, match="and 1 more"):
         apply_phase_map(many, {0: 0, 1: 1, 2: 2, 3: 0})
     floats = np.array([0.0, 1.0, 1.5], np.float32)
-    with pytest.raises(ValueError, match=r"1\.5 \(1 voxel\)"):
+    with pytest.raises(ValueError, match=r"1 voxel that is not a whole number \(e\.g\. 1\.5\) and not covered"):
         apply_phase_map(floats, {0: 0, 1: 1})
+    np.testing.assert_array_equal(apply_phase_map(floats, {0: 0, 1: 1, 1.5: 2}), [0, 1, 2])  # a float key maps it
 
 
 def test_load_phases(tmp_path):
@@ -610,3 +611,37 @@ def test_every_format_has_one_registered_reader_returning_loaded(tmp_path):
         assert isinstance(got, io.Loaded) and reader.name == fmt
         np.testing.assert_array_equal(got.data, data)
         assert got.source.startswith(os.fspath(tmp_path / name))
+
+
+def test_messages_name_the_file_not_its_folder():
+    from core.io._common import _name, _short
+
+    assert _name("/srv/data/scan.h5::/entry/data") == "scan.h5::/entry/data"
+    assert _name("/srv/data/stack.tif") == "stack.tif"
+    exc = OSError("cannot identify image file '/srv/data/run 1/s2.png'")
+    assert _short(exc, path="/srv/data/run 1/s2.png") == "cannot identify image file 's2.png'"
+
+
+def test_list_datasets_refuses_fifos_and_broken_files(tmp_path):
+    os.mkfifo(tmp_path / "pipe.h5")
+    with pytest.raises(ValueError, match=r"pipe\.h5 is a named pipe \(FIFO\), not a regular file"):
+        list_datasets(tmp_path / "pipe.h5")
+    (tmp_path / "text.h5").write_text("not HDF5")
+    with pytest.raises(io.InputFileError, match=r"could not read text\.h5 as HDF5"):
+        list_datasets(tmp_path / "text.h5")
+    (tmp_path / "blank.zarr").mkdir()
+    with pytest.raises(io.InputFileError, match=r"blank\.zarr holds no zarr metadata"):
+        list_datasets(tmp_path / "blank.zarr")
+
+
+def test_npy_size_must_match_its_header_with_and_without_mmap(tmp_path):
+    data = ramp((4, 4, 4))
+    np.save(tmp_path / "v.npy", data)
+    whole = (tmp_path / "v.npy").read_bytes()
+    (tmp_path / "long.npy").write_bytes(whole + b"\0" * 32)
+    (tmp_path / "cut.npy").write_bytes(whole[:-32])
+    for mmap in (True, False):
+        np.testing.assert_array_equal(load_volume(tmp_path / "v.npy", mmap=mmap).data, data)
+        for name in ("long.npy", "cut.npy"):
+            with pytest.raises(io.InputFileError, match=rf"{name}: the \.npy header declares shape \(4, 4, 4\)"):
+                load_volume(tmp_path / name, mmap=mmap)
