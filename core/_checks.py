@@ -14,11 +14,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-__all__ = ["VOXEL_SIZE_RANGE_UM", "check_bool", "check_int", "check_number", "check_voxel_size"]
-
-#: Voxel sizes accepted from a user (µm, 0.1 nm to 1 cm): beyond them the measures overflow or underflow.
-VOXEL_SIZE_RANGE_UM = (1e-4, 1e4)
-
+__all__ = ["check_bool", "check_int", "check_number"]
 
 def check_number(value, name: str, *, optional: bool = False) -> None:
     """Raise ``TypeError`` unless ``value`` is a finite real number (not a boolean); None allowed if ``optional``."""
@@ -42,10 +38,3 @@ def check_bool(value, name: str) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be true or false, got {value!r}")
 
-
-def check_voxel_size(spacing, name: str = "spacing values") -> None:
-    """Raise ``ValueError`` unless every value of a normalised spacing lies in :data:`VOXEL_SIZE_RANGE_UM`."""
-    lo, hi = VOXEL_SIZE_RANGE_UM
-    for v in spacing:
-        if not lo <= v <= hi:
-            raise ValueError(f"{name} must be between {lo:g} and {hi:g} µm, got {v:g}")

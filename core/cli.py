@@ -53,7 +53,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ._atomic import remove_stale_partials
-from ._checks import VOXEL_SIZE_RANGE_UM
+from ._validate import SPACING_MAX_UM, SPACING_MIN_UM
 from ._json import json_default
 
 EXIT_BAD_INPUT = 2
@@ -598,7 +598,7 @@ def _voxel_size(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (math.isfinite(value) and 0 < value):
         raise argparse.ArgumentTypeError(f"a voxel size must be a finite number > 0 µm, got {text}")
-    lo, hi = VOXEL_SIZE_RANGE_UM
+    lo, hi = SPACING_MIN_UM, SPACING_MAX_UM
     if not lo <= value <= hi:
         raise argparse.ArgumentTypeError(f"a voxel size must be between {lo:g} and {hi:g} µm, got {text}")
     return value

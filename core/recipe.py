@@ -52,7 +52,6 @@ import numpy as np
 
 from . import __version__
 from ._atomic import write_text
-from ._checks import check_voxel_size
 from .records import display_name
 from .inputs import (  # noqa: F401  (re-exported: recipes name their inputs with these)
     DemoInput, FileInput, InputError, InputSpec, input_from_dict, input_from_source, input_to_dict, open_input,
@@ -192,7 +191,6 @@ def _entry_from_dict(d, index: int, base_dir: Path | None) -> RecipeEntry:
     inp = input_from_dict(_require(d, "input", where), f"{where} input", base_dir)
     try:
         spacing = normalize_spacing(_require(d, "spacing_um", where))
-        check_voxel_size(spacing, "values")
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"{where} spacing_um: {exc}") from None
     try:

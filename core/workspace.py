@@ -44,7 +44,6 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import remove_stale_partials, write_bytes, write_npy, write_npz, write_parquet  # noqa: F401  (write_npy re-exported)
-from ._checks import check_voxel_size
 from ._json import json_default
 from ._liveness import own_start as _process_own_start
 from ._liveness import process_start_time, run_is_orphaned
@@ -301,7 +300,6 @@ class Workspace:
         if shape is None and not isinstance(spec, DemoInput):
             shape = (source_options or {}).get("shape")
         sp = normalize_spacing(spacing)
-        check_voxel_size(sp)
         now = time.time()
         with self._tx() as con:
             cur = con.execute(
@@ -370,7 +368,6 @@ class Workspace:
             spec = self._input(s.source, changes["source_options"])
             shape = changes["source_options"].get("shape", shape)
         sp = normalize_spacing(changes.get("spacing", s.spacing))
-        check_voxel_size(sp)
         with self._tx() as con:
             con.execute(
                 "UPDATE samples SET name = ?, group_label = ?, spacing_z_um = ?, spacing_y_um = ?, spacing_x_um = ?, "

@@ -275,7 +275,7 @@ CASES = {
     "run spacing negative": (lambda d, t: ["run", _recipe_with(d, t, _set("spacing_um", [1, -1, 1]))] + _out(t),
                              r"analyses\[0\].* spacing_um: .*> 0"),
     "run spacing huge": (lambda d, t: ["run", _recipe_with(d, t, _set("spacing_um", [1, 1e300, 1]))] + _out(t),
-                         r"analyses\[0\].* spacing_um: values must be between 0\.0001 and 10000 µm, got 1e\+300"),
+                         r"analyses\[0\].* spacing_um: spacing must be finite and > 0, between 0\.0001 and 10000 µm per voxel, got 1, 1e\+300"),
     "run params h_um text": (lambda d, t: ["run", _recipe_with(d, t, _set("params.separation.h_um", "abc"))]
                              + _out(t), r"analyses\[0\].* params: separation\.h_um must be a number, got 'abc'"),
     "run params unknown key": (lambda d, t: ["run", _recipe_with(d, t, _set("params.speed", 1))] + _out(t),

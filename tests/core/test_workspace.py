@@ -304,6 +304,6 @@ def test_analysis_params_are_parsed_once_with_the_blur_origin(tmp_path, elec):
 
 def test_add_sample_refuses_an_implausible_voxel_size(tmp_path):
     ws = Workspace(tmp_path)
-    with pytest.raises(ValueError, match="spacing values must be between 0.0001 and 10000 µm, got 1e\\+300"):
+    with pytest.raises(ValueError, match=r"spacing must be finite and > 0, between 0.0001 and 10000 µm per voxel, got 1e\+300"):
         ws.add_sample("A", "demo:pristine", spacing=1e300)
     assert ws.list_samples() == []
