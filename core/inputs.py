@@ -369,7 +369,8 @@ def input_from_source(source: str, options: Mapping | None = None) -> InputSpec:
         raise InputError(f"the reading options {sorted(unknown)} of {source} are not options of an input")
     shape = read.get("shape")
     return FileInput(
-        path=Path(source).expanduser().resolve(), format=read.get("fmt"), dataset=read.get("dataset"),
+        # absolute but links kept: the dashboard confines the stored path again before reading (ui.confine)
+        path=Path(os.path.abspath(Path(source).expanduser())), format=read.get("fmt"), dataset=read.get("dataset"),
         shape=tuple(int(n) for n in shape) if shape else None, dtype=read.get("dtype"),
         byte_order=read.get("byte_order", "<"), offset=int(read.get("offset", 0)),
         phase_map=options.get("phase_map"), downsample=options.get("downsample", 1),

@@ -157,6 +157,22 @@ def test_a_slice_folder_sample_whose_slice_later_points_outside_is_not_read(empt
     assert not at.image, errors
 
 
+def test_a_file_sample_later_replaced_by_a_link_out_is_not_read(empty_ws, env, outside):
+    """The stored path keeps its links (it is not resolved when the row is read back), so the check before
+    reading sees that the file became a link pointing outside."""
+    data = env / "data"
+    save_tiff(data / "scan.tif", np.full((4, 8, 8), 3, np.uint16), (1.0, 1.0, 1.0))
+    empty_ws.add_sample("later", str(data / "scan.tif"))
+    (data / "scan.tif").unlink()
+    (data / "scan.tif").symlink_to(outside / "secret.tif")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("Cannot read the volume of 'later'") and "scan.tif" in e
+               and "outside the data folder" in e for e in errors), errors
+    assert not at.image, errors
+
+
 def test_confine_unit(env, outside):
     data = env / "data"
     (data / "in.tif").write_bytes(b"x")
