@@ -118,16 +118,24 @@ def phases_section(sample, ref, shape) -> None:
 
     sid = sample.id
     st.subheader("Phases (already segmented)")
-    st.caption(f"Read from the file with the phase map `{sample.input.phase_map}`: no thresholds. To change the "
-               "map, add the file again.")
-    axis, index = widgets.slice_picker(state.k(state.SEG_AXIS, sid), state.k(state.SEG_INDEX, sid), shape,
-                                       label="Slice")
-    ph2d = np.asarray(cache.grey_slice(ref, axis, index)).astype(np.uint8)
-    st.image(render.upscale(phase_slice_rgb(ph2d, {0: "pore", 1: "cbd", 2: "nmc"}), 520), width="stretch",
-             caption=f"slice {render.AXES[axis]} = {index}: phases")
-    st.html(phase_legend_html())
-    fr = compute.phase_fractions(ph2d)
-    c = st.columns(3)
-    c[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
-    c[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
-    c[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+    left, right = st.columns([5, 6], gap="large")
+    with left:
+        st.caption(f"Read from the file with the phase map `{sample.input.phase_map}`: no thresholds. To change "
+                   "the map, add the file again.")
+        axis, index = widgets.slice_picker(state.k(state.SEG_AXIS, sid), state.k(state.SEG_INDEX, sid), shape,
+                                           label="Slice")
+        ph2d = np.asarray(cache.grey_slice(ref, axis, index)).astype(np.uint8)
+        st.html(phase_legend_html())
+        fr = compute.phase_fractions(ph2d)
+        c = st.columns(3)
+        c[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
+        c[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
+        c[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+    with right:
+        st.image(render.upscale(phase_codes_rgb(ph2d), 520), width="stretch",
+                 caption=f"slice {render.AXES[axis]} = {index}: phases")
+
+
+def phase_codes_rgb(codes2d: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: the phase colours of a slice of phase codes 0 pore / 1 CBD / 2 NMC."""
+    return phase_slice_rgb(codes2d, {PORE: "pore", CBD: "cbd", NMC: "nmc"})

@@ -94,6 +94,9 @@ def test_real_calendered_volume_matches_the_cli(empty_ws, env, real_crop, tmp_pa
     _confirm_and_add(at, token, TRUTH)
     [s] = empty_ws.list_samples()
     assert s.input.phase_map == "0=pore,1=nmc,2=cbd" and s.spacing == (REAL_SPACING,) * 3
+    # the sample's own slices are drawn in the phase colours, without a grey-value contrast slider
+    assert any("Already segmented (phase map `0=pore,1=nmc,2=cbd`)" in c.value for c in at.caption)
+    assert not [x for x in at.slider if x.key and x.key.startswith(state.VIEW_CONTRAST)]
 
     _run_segment_page(s.id)
     a = empty_ws.latest_analysis(s.id)
