@@ -211,8 +211,9 @@ def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
             img = phase_codes_rgb(np.asarray(sl)) if presegmented else render.grey_rgb(sl, lo, hi)
             st.image(render.upscale(img, 360), caption=f"slice ⊥ {AXES[axis]} at {AXES[axis]} = {idx} "
                      f"({idx * sample.spacing[axis]:.1f} µm)", width="stretch")
-    st.caption(f"Volume {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; "
-               f"display range {lo:.0f}–{hi:.0f} grey units.")
+    shown = ("phase codes 0 pore / 1 CBD / 2 NMC." if presegmented
+             else f"display range {lo:.0f}–{hi:.0f} grey units.")
+    st.caption(f"Volume {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; {shown}")
 
 
 def analyses_section(analyses: list[Analysis]) -> None:
