@@ -184,3 +184,27 @@ def test_greyscale_file_is_not_proposed(empty_ws, env):
     box.check().run()
     [err] = [e.value for e in at.error]
     assert "more than 8 distinct values" in err and _add_button(at).disabled
+
+
+def test_upload_of_a_signed_segmented_volume(empty_ws):
+    """The upload tab offers the same table; negative values of any signed width are phases too."""
+    import io
+
+    vol = np.full((4, 10, 12), -1, np.int16)
+    vol[:, 2:8, 2:10] = 5
+    buf = io.BytesIO()
+    np.save(buf, vol)
+    at = AppTest.from_file(SAMPLES, default_timeout=TIMEOUT).run()
+    up = at.file_uploader(key=state.ADD_UPLOAD)
+    up.upload("seg.npy", buf.getvalue(), "application/octet-stream")
+    at.run()
+    no_exception(at)
+    fid = at.file_uploader(key=state.ADD_UPLOAD).value.file_id
+    boxes = {v: at.selectbox(key=state.k(state.ADD_PHASE, "upload", fid, v)).value for v in (-1, 5)}
+    assert boxes == {-1: "pore", 5: "nmc"}  # two values: pore, NMC
+    at.button(key=state.k(state.ADD_SUBMIT, "upload")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.input.phase_map == "-1=pore,5=nmc"
+    np.testing.assert_array_equal(np.unique(empty_ws.load_volume(s)), [0, 2])
