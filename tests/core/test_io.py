@@ -695,3 +695,22 @@ def test_proposed_map_applies():
     vol = np.array([[[10, 20, 30, 20]]], dtype=np.uint32)
     codes = apply_phase_map(vol, propose_phase_map(vol)[2])
     np.testing.assert_array_equal(codes, [[[0, 1, 2, 1]]])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, ">i2", np.int16, np.uint16, bool])
+def test_propose_phase_map_extreme_values_of_narrow_dtypes(dtype):
+    """The histogram path of 8/16-bit data reads the sign and byte order right."""
+    from core.io.phase_map import propose_phase_map
+
+    dt = np.dtype(dtype)
+    if dt == bool:
+        vals = [False, True]
+    else:
+        info = np.iinfo(dt)
+        vals = [info.min, 0, info.max] if info.min < 0 else [0, 1, info.max]
+    vol = np.array(vals * 2, dtype=dt).reshape(1, 2, len(vals))
+    values, shares, proposed = propose_phase_map(vol)
+    np.testing.assert_array_equal(values, [int(v) for v in vals])
+    np.testing.assert_allclose(shares, [1 / len(vals)] * len(vals))
+    np.testing.assert_array_equal(apply_phase_map(vol, proposed).ravel()[: len(vals)],
+                                  [0, 2] if dt == bool else [0, 1, 2])
