@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.synth import DEMO_DESCRIPTIONS, DEMO_ELECTRODES
-from ui import cache, file_browser, forms, messages, page, samples_view, settings, state, tables, widgets
+from ui import cache, file_browser, forms, messages, page, phase_map_view, samples_view, settings, state, tables, widgets
 
 ws = cache.workspace()
 st.title("Samples")
@@ -31,6 +31,14 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
     st.session_state[state.PENDING_SAMPLE] = s.id
     messages.flash("success", f"Added sample '{s.name}'. Segment it on the Segment page.")
     st.rerun()
+
+
+def _options(opts: dict, info: dict, phase_map: str | None) -> dict:
+    """The stored source options of a file: how to read it, its shape and, already segmented, its phase map."""
+    out = {"read": opts, "shape": info["shape"]}
+    if phase_map:
+        out["phase_map"] = phase_map
+    return out
 
 
 with st.expander("Add a sample", expanded=not len(table), icon=":material/add:"):
@@ -62,10 +70,12 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                 meta = forms.sample_metadata(
                     ("add", "file", token), name=pick.name, group="", spacing=info["spacing"], axis=0,
                     side="auto", spacing_help="The file's voxel size; pre-filled from its metadata where present.")
-                factor = widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "file", token), info["shape"])
+                usable, pmap = phase_map_view.already_segmented(pick.path, opts, "file", token)
+                factor = 1 if pmap else widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "file", token),
+                                                                  info["shape"])
                 if st.button("Add this file", key=state.k(state.ADD_SUBMIT, "file"), type="primary",
-                             disabled=meta is None) and meta is not None:
-                    _add(pick.name, str(pick.path), meta, {"read": opts, "shape": info["shape"]}, factor)
+                             disabled=meta is None or not usable) and meta is not None and usable:
+                    _add(pick.name, str(pick.path), meta, _options(opts, info, pmap), factor)
 
     with tab_upload:
         st.caption("For small volumes (the browser sends the whole file). Big volumes: use the server data folder. "
@@ -83,11 +93,12 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                 meta = forms.sample_metadata(("add", "upload", up.file_id), name=path.stem,
                                              group="", spacing=info["spacing"], axis=0, side="auto",
                                              spacing_help="The file's voxel size.")
-                factor = widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id),
-                                                   info["shape"])
+                usable, pmap = phase_map_view.already_segmented(path, opts, "upload", up.file_id)
+                factor = 1 if pmap else widgets.downsample_picker(
+                    state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id), info["shape"])
                 if st.button("Add uploaded volume", key=state.k(state.ADD_SUBMIT, "upload"), type="primary",
-                             disabled=meta is None) and meta is not None:
-                    error = _add(path.stem, str(path), meta, {"read": opts, "shape": info["shape"]}, factor)
+                             disabled=meta is None or not usable) and meta is not None and usable:
+                    error = _add(path.stem, str(path), meta, _options(opts, info, pmap), factor)
                     samples_view.reject_upload(ws, up, path, error, show=False)
 
 sample = widgets.current_sample(ws)

@@ -6,7 +6,7 @@ from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
 from core.phases import RESOLVABLE_GAP_SIGMAS, assess_blur, resolvable_gap_um
 from core.runner import run_analysis
-from ui import advice, cache, memory_view, messages, page, segment_view, state, widgets
+from ui import advice, cache, memory_view, messages, page, phase_map_view, segment_view, state, widgets
 
 ws, sample = page.sample_page("Segment")
 sid = sample.id
@@ -14,17 +14,26 @@ ref, vol = page.require_volume(ws, sample)
 latest = ws.latest_analysis(sid)
 
 mparams = ModelParams()
-method = segment_view.method_picker(mparams)
-left, right = st.columns([5, 6], gap="large")
-with left:
-    params = segment_view.grey_values_section(sample, ref, latest).params
-with right:
-    segment_view.preview_section(sample, ref, vol.shape, method, params, mparams)
+presegmented = sample.input.presegmented
+if presegmented:  # phases read from the file: no method, no thresholds
+    method, params = "threshold", None
+    phase_map_view.phases_section(sample, ref, vol.shape)
+else:
+    method = segment_view.method_picker(mparams)
+    left, right = st.columns([5, 6], gap="large")
+    with left:
+        params = segment_view.grey_values_section(sample, ref, latest).params
+    with right:
+        segment_view.preview_section(sample, ref, vol.shape, method, params, mparams)
 
 st.divider()
 st.subheader("Full analysis")
 sep = page.latest_params(latest).separation
-if method == "model":
+if presegmented:
+    st.caption("Takes the phases as read, separates the particles "
+               f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}; change them on the Particles page) and "
+               "measures each particle. The result is stored in the workspace.")
+elif method == "model":
     st.caption("Runs the 3D U-Net over the whole volume tile by tile, identifies the particles from its instance "
                f"cue (merge ratio {sep.merge_ratio:g}) and measures each particle. The result is stored in the "
                "workspace.")
@@ -33,7 +42,9 @@ else:
                f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}; change them on the Particles page) and "
                "measures each particle. The result is stored in the workspace.")
 ap = None
-if method == "model":
+if presegmented:
+    ap = AnalysisParams(separation=sep)
+elif method == "model":
     ap = AnalysisParams(method="model", particles="model", separation=sep, model=mparams)
 elif params is not None:
     ap = AnalysisParams(method="threshold", segment=params, separation=sep)
@@ -59,7 +70,9 @@ if latest is not None:
     if filled:
         st.warning(f"Voxels without a finite grey value (NaN or infinite): {filled}; the analysis gave them the "
                    "median grey value of the finite voxels.")
-    if latest.resolved.method == "model":
+    if presegmented:
+        st.caption(f"Phases read from the file (phase map `{sample.input.phase_map}`).")
+    elif latest.resolved.method == "model":
         st.caption("Phases by the 3D U-Net; particles by "
                    f"{'its instance cue' if latest.resolved.particles == 'model' else 'the watershed'}.")
     else:

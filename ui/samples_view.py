@@ -187,12 +187,19 @@ def details_section(ws: Workspace, sample: Sample) -> None:
 @st.fragment
 def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
     """Three orthogonal slices with a shared contrast slider (a fragment: moving a slider reruns only this)."""
+    from .phase_map_view import phase_codes_rgb
+
     sid = sample.id
     st.subheader("Orthogonal slices")
-    state.init(state.k(state.VIEW_CONTRAST, sid), (1.0, 99.0))
-    pct = st.slider("Contrast: grey-value percentiles mapped to black and white (%)", 0.0, 100.0,
-                    key=state.k(state.VIEW_CONTRAST, sid), step=0.5)
-    lo, hi = cache.contrast(ref, pct[0], pct[1])
+    presegmented = sample.input.presegmented
+    if presegmented:
+        st.caption(f"Already segmented (phase map `{sample.input.phase_map}`): the phases in their colours.")
+        lo, hi = 0.0, 1.0
+    else:
+        state.init(state.k(state.VIEW_CONTRAST, sid), (1.0, 99.0))
+        pct = st.slider("Contrast: grey-value percentiles mapped to black and white (%)", 0.0, 100.0,
+                        key=state.k(state.VIEW_CONTRAST, sid), step=0.5)
+        lo, hi = cache.contrast(ref, pct[0], pct[1])
     cols = st.columns(3)
     for axis, col in enumerate(cols):
         n = vol.shape[axis]
@@ -200,11 +207,13 @@ def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
         state.init(key, n // 2)
         with col:
             idx = st.slider(f"{AXES[axis]} index (voxels, 0–{n - 1})", 0, max(n - 1, 1), key=key, disabled=n <= 1)
-            img = render.grey_rgb(cache.grey_slice(ref, axis, min(idx, n - 1)), lo, hi)
+            sl = cache.grey_slice(ref, axis, min(idx, n - 1))
+            img = phase_codes_rgb(np.asarray(sl)) if presegmented else render.grey_rgb(sl, lo, hi)
             st.image(render.upscale(img, 360), caption=f"slice ⊥ {AXES[axis]} at {AXES[axis]} = {idx} "
                      f"({idx * sample.spacing[axis]:.1f} µm)", width="stretch")
-    st.caption(f"Volume {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; "
-               f"display range {lo:.0f}–{hi:.0f} grey units.")
+    shown = ("phase codes 0 pore / 1 CBD / 2 NMC." if presegmented
+             else f"display range {lo:.0f}–{hi:.0f} grey units.")
+    st.caption(f"Volume {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; {shown}")
 
 
 def analyses_section(analyses: list[Analysis]) -> None:

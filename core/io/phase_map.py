@@ -15,7 +15,9 @@ from ..codes import CBD, NMC, PORE
 from ._common import Volume, _name
 from .load import load_volume
 
-__all__ = ["apply_phase_map", "load_phases", "parse_phase_map"]
+__all__ = ["apply_phase_map", "load_phases", "parse_phase_map", "propose_phase_map", "MAX_PROPOSED_VALUES"]
+
+MAX_PROPOSED_VALUES = 8  # a volume with more distinct values is taken as greyscale
 
 _PHASE_ALIASES: dict[str, int] = {
     "pore": PORE,
@@ -289,3 +291,91 @@ def load_phases(path: str | os.PathLike, phase_map: Mapping[int, int | str] | st
     meta = dict(vol.metadata)
     meta.update(phase_map=MappingProxyType(dict(mapping)), source_dtype=str(vol.data.dtype), mmap=False)
     return replace(vol, data=codes, metadata=meta)
+
+
+def _distinct_values(data: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sorted distinct values of ``data`` and their voxel counts; None as soon as there are more than ``limit``
+    or a value is not a whole number (slabs along the first axis: bounded memory, early exit)."""
+    counts: dict = {}
+    flat_rows = data.reshape(data.shape[0], -1) if data.ndim > 1 else data.reshape(1, -1)
+    per_row = max(1, flat_rows.shape[1])
+    step = max(1, (1 << 22) // per_row)
+    for i in range(0, flat_rows.shape[0], step):
+        slab = np.asarray(flat_rows[i : i + step])
+        if data.dtype == bool:
+            slab = slab.view(np.uint8)
+        if slab.dtype.kind in "iu" and slab.dtype.itemsize <= 2:  # a histogram: no sort
+            bits = 8 * slab.dtype.itemsize
+            hist = np.bincount(slab.view(slab.dtype.str.replace("i", "u")).ravel(), minlength=2**bits)
+            idx = np.flatnonzero(hist)
+            vals = idx - 2**bits * (idx >= 2 ** (bits - 1)) if slab.dtype.kind == "i" else idx
+            for v, c in zip(vals.tolist(), hist[idx].tolist()):
+                counts[v] = counts.get(v, 0) + int(c)
+            if len(counts) > limit:
+                return None
+            continue
+        if slab.dtype.kind == "f" and not np.all(np.isfinite(slab)):
+            return None
+        vals, cnt = np.unique(slab, return_counts=True)
+        if slab.dtype.kind == "f" and not np.all(vals == np.round(vals)):
+            return None
+        for v, c in zip(vals.tolist(), cnt.tolist()):
+            counts[v] = counts.get(v, 0) + int(c)
+        if len(counts) > limit:
+            return None
+    keys = sorted(counts)
+    return np.array([int(k) for k in keys], dtype=np.int64), np.array([counts[k] for k in keys], dtype=np.int64)
+
+
+def propose_phase_map(data: np.ndarray, *, max_values: int = MAX_PROPOSED_VALUES
+                      ) -> tuple[np.ndarray, np.ndarray, dict[int, int]] | None:
+    """Whether ``data`` looks already segmented, and a first guess of which value is which phase.
+
+    Parameters
+    ----------
+    data : (Z, Y, X) ndarray
+        Voxel values: integers of any sign and width, booleans, or floats.  Not modified.
+    max_values : int
+        A volume with more distinct values than this is taken as greyscale.
+
+    Returns
+    -------
+    (values, shares, proposal) or None
+        ``values`` : (N,) int64, the distinct voxel values in increasing order;
+        ``shares`` : (N,) float, the fraction of voxels holding each;
+        ``proposal`` : {value: phase code 0 pore / 1 CBD / 2 NMC}.  None when
+        the volume holds more than ``max_values`` distinct values, a value that
+        is not a whole number, or a non-finite value.
+
+    Notes
+    -----
+    The proposal follows the value order, never the shares (NMC is not always
+    the majority phase): two values -> pore, NMC; three -> pore, CBD, NMC (the
+    codes of this package, 0/1/2, where the values are exactly 0, 1, 2); more ->
+    the lowest pore, the highest NMC, those between CBD.  One value -> NMC.  It
+    is a guess for the user to confirm: other tools order the phases otherwise
+    (the calendered NREL volume is 0 pore, 1 NMC, 2 CBD).
+    """
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"data must be a numpy array, got {type(data).__name__}")
+    if not (data.dtype == bool or data.dtype.kind in "iuf"):
+        raise TypeError(f"data must be numeric, got dtype {data.dtype}")
+    if data.size == 0:
+        raise ValueError(f"data is empty (shape {data.shape})")
+    if int(max_values) < 1:
+        raise ValueError(f"max_values must be at least 1, got {max_values}")
+    found = _distinct_values(data, int(max_values))
+    if found is None:
+        return None
+    values, counts = found
+    n = len(values)
+    if n == 1:
+        codes = [NMC]
+    elif n == 2:
+        codes = [PORE, NMC]
+    elif n == 3:
+        codes = [PORE, CBD, NMC]
+    else:
+        codes = [PORE] + [CBD] * (n - 2) + [NMC]
+    proposal = {int(v): int(c) for v, c in zip(values.tolist(), codes)}
+    return values, counts / float(data.size), proposal

@@ -645,3 +645,72 @@ def test_npy_size_must_match_its_header_with_and_without_mmap(tmp_path):
         for name in ("long.npy", "cut.npy"):
             with pytest.raises(io.InputFileError, match=rf"{name}: the \.npy header declares shape \(4, 4, 4\)"):
                 load_volume(tmp_path / name, mmap=mmap)
+
+
+# --------------------------------------------------------------------------- propose_phase_map
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64,
+                                   np.float32, np.float64, ">u2"])
+def test_propose_phase_map_value_order_any_integer_dtype(dtype):
+    from core.io.phase_map import propose_phase_map
+
+    vol = np.zeros((3, 4, 5), dtype=dtype)
+    vol[1] = 7
+    vol[2, :2] = 3
+    before = vol.copy()
+    values, shares, proposed = propose_phase_map(vol)
+    np.testing.assert_array_equal(values, [0, 3, 7])
+    np.testing.assert_allclose(shares, [30 / 60, 10 / 60, 20 / 60])
+    assert proposed == {0: 0, 3: 1, 7: 2}  # low -> high: pore, CBD, NMC, whatever the shares
+    np.testing.assert_array_equal(vol, before)  # not modified
+
+
+def test_propose_phase_map_negative_two_and_many_values():
+    from core.io.phase_map import propose_phase_map
+
+    two = np.array([[[-5, 4], [4, 4]]], dtype=np.int8)
+    assert propose_phase_map(two)[2] == {-5: 0, 4: 2}
+    five = np.arange(5, dtype=np.uint8).reshape(1, 1, 5)
+    assert propose_phase_map(five)[2] == {0: 0, 1: 1, 2: 1, 3: 1, 4: 2}
+    assert propose_phase_map(np.arange(9, dtype=np.uint8).reshape(1, 3, 3)) is None  # > 8 values: greyscale
+    assert propose_phase_map(np.arange(9, dtype=np.uint8).reshape(1, 3, 3), max_values=9) is not None
+
+
+def test_propose_phase_map_greyscale_floats_are_not_proposed():
+    from core.io.phase_map import propose_phase_map
+
+    assert propose_phase_map(np.array([[[0.0, 0.5, 1.0]]])) is None
+    assert propose_phase_map(np.array([[[0.0, np.nan, 1.0]]])) is None
+    with pytest.raises(TypeError, match="numeric"):
+        propose_phase_map(np.array([["a"]]))
+    with pytest.raises(ValueError, match="empty"):
+        propose_phase_map(np.zeros((0, 2, 2), np.uint8))
+
+
+def test_proposed_map_applies():
+    """The proposal covers every value, so apply_phase_map takes it as is."""
+    from core.io.phase_map import propose_phase_map
+
+    vol = np.array([[[10, 20, 30, 20]]], dtype=np.uint32)
+    codes = apply_phase_map(vol, propose_phase_map(vol)[2])
+    np.testing.assert_array_equal(codes, [[[0, 1, 2, 1]]])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, ">i2", np.int16, np.uint16, bool])
+def test_propose_phase_map_extreme_values_of_narrow_dtypes(dtype):
+    """The histogram path of 8/16-bit data reads the sign and byte order right."""
+    from core.io.phase_map import propose_phase_map
+
+    dt = np.dtype(dtype)
+    if dt == bool:
+        vals = [False, True]
+    else:
+        info = np.iinfo(dt)
+        vals = [info.min, 0, info.max] if info.min < 0 else [0, 1, info.max]
+    vol = np.array(vals * 2, dtype=dt).reshape(1, 2, len(vals))
+    values, shares, proposed = propose_phase_map(vol)
+    np.testing.assert_array_equal(values, [int(v) for v in vals])
+    np.testing.assert_allclose(shares, [1 / len(vals)] * len(vals))
+    np.testing.assert_array_equal(apply_phase_map(vol, proposed).ravel()[: len(vals)],
+                                  [0, 2] if dt == bool else [0, 1, 2])

@@ -1,0 +1,210 @@
+"""An already-segmented volume added in the dashboard: the proposed value -> phase table, the user's
+confirmation, bad tables refused, the Segment page without sliders, and the same particles as the CLI's
+``--phase-map`` run (acceptance of issue 13, item 1, on the real calendered NMC volume)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.io import save_tiff
+from ui import file_browser, state
+
+from apphelpers import TIMEOUT, no_exception, page
+
+SAMPLES, SEGMENT = page("1_Samples.py"), page("2_Segment.py")
+REAL = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real" / "nmc_calendered_3phase"
+        / "nmc-1-cal_generatedCBD_bridge.tif")
+# the data README states no voxel size; the CT of Usseglio-Viretta et al. 2018 is about 0.4 µm. Both paths use it.
+REAL_SPACING = 0.398
+CROP = 96  # voxels per edge, from the corner: both paths analyse ~90 particles in a few seconds
+TRUTH = {0: "pore", 1: "nmc", 2: "cbd"}  # the calendered volume's values (data README)
+
+
+def _open_add_form(data: Path, name: str):
+    at = AppTest.from_file(SAMPLES, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select(name).run()
+    no_exception(at)
+    return at, file_browser.path_token(data / name)
+
+
+def _phase_box(at, token, value):
+    return at.selectbox(key=state.k(state.ADD_PHASE, "file", token, value))
+
+
+def _add_button(at):
+    return at.button(key=state.k(state.ADD_SUBMIT, "file"))
+
+
+def _confirm_and_add(at, token, table: dict[int, str]):
+    for v, phase in table.items():
+        _phase_box(at, token, v).set_value(phase)
+    at.run()
+    no_exception(at)
+    assert not at.error
+    _add_button(at).click()
+    at.run()
+    no_exception(at)
+
+
+def _run_segment_page(sample_id: int):
+    at = AppTest.from_file(SEGMENT, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = sample_id
+    at.run()
+    no_exception(at)
+    # phases read from the file: no threshold sliders, no method
+    assert not [s for s in at.slider if s.key and s.key.startswith(state.SEG_LOW)]
+    assert not [r for r in at.radio if r.key == state.SEG_METHOD]
+    assert any(s.value == "Phases (already segmented)" for s in at.subheader)
+    assert at.image  # the phase slice
+    at.button(key=state.k(state.SEG_RUN, sample_id)).click()
+    at.run()
+    no_exception(at)
+    return at
+
+
+@pytest.fixture
+def real_crop(env):
+    if not REAL.is_file():
+        pytest.skip(f"the real calendered volume is absent ({REAL.name} not in ../shared/data/real)")
+    import tifffile
+
+    vol = np.ascontiguousarray(tifffile.imread(REAL)[:CROP, :CROP, :CROP])
+    path = env / "data" / "calendered.tif"  # a copy: a link out of the data folder is refused
+    save_tiff(path, vol, (REAL_SPACING,) * 3)
+    return path
+
+
+def test_real_calendered_volume_matches_the_cli(empty_ws, env, real_crop, tmp_path):
+    at, token = _open_add_form(env / "data", real_crop.name)
+    # proposed: ticked, one row per value with its share, the coloured slice; by value order (0 pore, 1 CBD, 2 NMC)
+    assert at.checkbox(key=state.k(state.ADD_PRESEG, "file", token)).value is True
+    proposed = {v: _phase_box(at, token, v).value for v in (0, 1, 2)}
+    assert proposed == {0: "pore", 1: "cbd", 2: "nmc"}
+    assert all("% of the voxels" in _phase_box(at, token, v).label for v in (0, 1, 2))
+    assert len(at.image) == 1  # the middle z slice in the phases of the table
+    # no downsampling offered for phases (block means of labels are not labels)
+    assert not [n for n in at.selectbox if n.key and n.key.startswith(state.ADD_DOWNSAMPLE)]
+    # the user confirms the file's own meaning
+    _confirm_and_add(at, token, TRUTH)
+    [s] = empty_ws.list_samples()
+    assert s.input.phase_map == "0=pore,1=nmc,2=cbd" and s.spacing == (REAL_SPACING,) * 3
+    # the sample's own slices are drawn in the phase colours, without a grey-value contrast slider
+    assert any("Already segmented (phase map `0=pore,1=nmc,2=cbd`)" in c.value for c in at.caption)
+    assert not [x for x in at.slider if x.key and x.key.startswith(state.VIEW_CONTRAST)]
+
+    _run_segment_page(s.id)
+    a = empty_ws.latest_analysis(s.id)
+    assert a is not None and a.provenance.get("presegmented")
+    ui_table = empty_ws.load_table(a)
+
+    from core.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["analyze", str(real_crop), "--out", str(out), "--phase-map", "0=pore,1=nmc,2=cbd",
+                 "--spacing", *[str(REAL_SPACING)] * 3, "--quiet"]) == 0
+    cli_table = pd.read_csv(out / "particles.csv")
+    print(f"dashboard: {len(ui_table)} particles, median detachment {ui_table['detachment'].median():.4f}; "
+          f"CLI: {len(cli_table)} particles, median detachment {cli_table['detachment'].median():.4f}")
+    assert len(ui_table) == len(cli_table) > 20
+    assert ui_table["detachment"].median() == pytest.approx(cli_table["detachment"].median(), abs=1e-12)
+
+    # recorded in the recipe (through the input spec): it replays to the same table
+    from core.recipe import loads, replay
+    from ui.exports import recipe_json
+
+    recipe = loads(recipe_json(empty_ws, [a]).decode("utf-8"))
+    [entry] = recipe.analyses
+    assert entry.input.phase_map == "0=pore,1=nmc,2=cbd"
+    replayed = replay(entry).table
+    assert len(replayed) == len(ui_table)
+    np.testing.assert_array_equal(replayed["detachment"].to_numpy(), ui_table["detachment"].to_numpy())
+
+
+def test_int8_three_phase_slice(empty_ws, env):
+    """A signed 8-bit slice holding 0/1/2 (the demo convention): proposed as pore / CBD / NMC, no sliders."""
+    rng = np.random.default_rng(3)
+    vol = np.zeros((1, 40, 48), np.int8)
+    vol[0, 5:35, 5:20] = 2
+    vol[0, 5:35, 26:44] = 2
+    vol[0, 10:30, 20:26] = 1
+    vol[0, rng.random((40, 48)) < 0.02] = 0
+    save_tiff(env / "data" / "slice8.tif", vol, (1.0, 0.5, 0.5))
+    at, token = _open_add_form(env / "data", "slice8.tif")
+    assert {v: _phase_box(at, token, v).value for v in (0, 1, 2)} == {0: "pore", 1: "cbd", 2: "nmc"}
+    assert not _add_button(at).disabled
+    _confirm_and_add(at, token, {})
+    [s] = empty_ws.list_samples()
+    assert s.input.phase_map == "0=pore,1=cbd,2=nmc"
+    _run_segment_page(s.id)
+    a = empty_ws.latest_analysis(s.id)
+    assert a is not None and a.n_particles >= 1
+
+
+def test_bad_maps_one_sentence_and_add_disabled(empty_ws, env):
+    vol = np.zeros((6, 20, 20), np.uint16)
+    vol[:, 4:16, 4:16] = 1000
+    vol[:, 8:12, 8:12] = 2000
+    save_tiff(env / "data" / "labels.tif", vol, (1.0, 1.0, 1.0))
+    at, token = _open_add_form(env / "data", "labels.tif")
+    assert {v: _phase_box(at, token, v).value for v in (0, 1000, 2000)} == {0: "pore", 1000: "cbd", 2000: "nmc"}
+    # no NMC
+    _phase_box(at, token, 2000).set_value("cbd").run()
+    no_exception(at)
+    [err] = [e.value for e in at.error]
+    assert err.startswith("No value is mapped to NMC") and err.count(". ") == 0 and err.endswith(".")
+    assert _add_button(at).disabled
+    # every value ignored
+    for v in (0, 1000, 2000):
+        _phase_box(at, token, v).set_value("ignore")
+    at.run()
+    [err] = [e.value for e in at.error]
+    assert err.startswith("Every value is ignored") and _add_button(at).disabled
+    # fixed: addable again, ignore stored as pore
+    _phase_box(at, token, 2000).set_value("nmc").run()
+    assert not at.error and not _add_button(at).disabled
+    _add_button(at).click()
+    at.run()
+    [s] = empty_ws.list_samples()
+    assert s.input.phase_map == "0=pore,1000=pore,2000=nmc"
+    assert not empty_ws.list_analyses(s.id)
+
+
+def test_greyscale_file_is_not_proposed(empty_ws, env):
+    vol = (np.random.default_rng(0).random((8, 16, 16)) * 1000).astype(np.uint16)
+    save_tiff(env / "data" / "grey.tif", vol, (1.0, 1.0, 1.0))
+    at, token = _open_add_form(env / "data", "grey.tif")
+    box = at.checkbox(key=state.k(state.ADD_PRESEG, "file", token))
+    assert box.value is False and not at.error
+    box.check().run()
+    [err] = [e.value for e in at.error]
+    assert "more than 8 distinct values" in err and _add_button(at).disabled
+
+
+def test_upload_of_a_signed_segmented_volume(empty_ws):
+    """The upload tab offers the same table; negative values of any signed width are phases too."""
+    import io
+
+    vol = np.full((4, 10, 12), -1, np.int16)
+    vol[:, 2:8, 2:10] = 5
+    buf = io.BytesIO()
+    np.save(buf, vol)
+    at = AppTest.from_file(SAMPLES, default_timeout=TIMEOUT).run()
+    up = at.file_uploader(key=state.ADD_UPLOAD)
+    up.upload("seg.npy", buf.getvalue(), "application/octet-stream")
+    at.run()
+    no_exception(at)
+    fid = at.file_uploader(key=state.ADD_UPLOAD).value.file_id
+    boxes = {v: at.selectbox(key=state.k(state.ADD_PHASE, "upload", fid, v)).value for v in (-1, 5)}
+    assert boxes == {-1: "pore", 5: "nmc"}  # two values: pore, NMC
+    at.button(key=state.k(state.ADD_SUBMIT, "upload")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.input.phase_map == "-1=pore,5=nmc"
+    np.testing.assert_array_equal(np.unique(empty_ws.load_volume(s)), [0, 2])

@@ -1,0 +1,141 @@
+"""An already-segmented volume: the "Already segmented" option of the add form (a value -> phase table, proposed
+from the file, with a coloured slice to confirm it) and the phase slice the Segment page shows instead of sliders.
+
+The map is stored once, as the input's ``phase_map`` text (``"0=pore,1=nmc,2=cbd"``, as the CLI's
+``--phase-map``); "ignore" is stored as pore (a value outside the sample or unlabelled: void, touching nothing).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from core.codes import CBD, NMC, PORE
+from core.io.phase_map import MAX_PROPOSED_VALUES, propose_phase_map
+
+from . import render, state
+
+CHOICES = ("pore", "cbd", "nmc", "ignore")
+CHOICE_LABELS = {"pore": "pore", "cbd": "CBD (carbon-binder)", "nmc": "NMC (particles)",
+                 "ignore": "ignore (counted as pore)"}
+_CODE_OF = {"pore": PORE, "cbd": CBD, "nmc": NMC, "ignore": PORE}
+_CHOICE_OF_CODE = {PORE: "pore", CBD: "cbd", NMC: "nmc"}
+
+
+@st.cache_data(max_entries=16, show_spinner="Counting the voxel values…")
+def proposal(path: str, options_json: str, mtime: float) -> dict | None:
+    """The file's distinct values, their voxel shares, the proposed map and its middle z slice of raw values
+    (:func:`core.io.phase_map.propose_phase_map`); None when it looks greyscale.  ``mtime`` only keys the cache."""
+    from core.io import load_volume
+
+    data = load_volume(path, **json.loads(options_json)).data
+    found = propose_phase_map(data)
+    if found is None:
+        return None
+    values, shares, proposed = found
+    mid = np.array(data[data.shape[0] // 2])
+    return {"values": values.tolist(), "shares": shares.tolist(), "proposed": proposed, "slice": mid}
+
+
+def map_text(choices: dict[int, str]) -> str:
+    """The stored ``phase_map`` text of a table ``{value: choice}``."""
+    return ",".join(f"{v}={'pore' if c == 'ignore' else c}" for v, c in sorted(choices.items()))
+
+
+def check_choices(choices: dict[int, str]) -> str | None:
+    """One sentence on what makes this table unusable (None when it is usable)."""
+    if all(c == "ignore" for c in choices.values()):
+        return "Every value is ignored: map at least one value to NMC (the particles) to analyse this volume."
+    if "nmc" not in choices.values():
+        return "No value is mapped to NMC: the particles are the NMC phase, so map at least one value to NMC."
+    return None
+
+
+def phase_slice_rgb(raw2d: np.ndarray, choices: dict[int, str]) -> np.ndarray:
+    """(H, W, 3) uint8: the phase colours of a slice of raw values under the table (ignored values black)."""
+    out = np.zeros(raw2d.shape + (3,), np.uint8)
+    for v, c in choices.items():
+        if c != "ignore":
+            out[raw2d == v] = render.PHASE_COLOURS[_CODE_OF[c]]
+    return out
+
+
+def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool, str | None]:
+    """The "Already segmented" checkbox and, when ticked, the value -> phase table with a coloured slice.
+
+    Returns
+    -------
+    (bool, str or None)
+        Whether the Add button may be used, and the ``phase_map`` text to store (None: greyscale).
+    """
+    options_json = json.dumps(options, sort_keys=True)
+    try:
+        prop = proposal(str(path), options_json, path.stat().st_mtime)
+    except (OSError, ValueError, TypeError, MemoryError) as exc:  # the caption above already read it
+        st.error(str(exc))
+        return False, None
+    key = state.k(state.ADD_PRESEG, kind, token)
+    state.init(key, prop is not None)
+    ticked = st.checkbox("Already segmented (each voxel value is a phase)", key=key,
+                         help="For volumes segmented elsewhere (Avizo, Dragonfly, ilastik, GeoDict): the values "
+                              "are read as phases, not thresholded as grey values.")
+    if not ticked:
+        return True, None
+    if prop is None:
+        st.error(f"This volume holds more than {MAX_PROPOSED_VALUES} distinct values or values that are not whole "
+                 "numbers, so it is a greyscale volume: untick 'Already segmented'.")
+        return False, None
+    st.caption("Proposed from the value order (low to high: pore, CBD, NMC; with two values pore, NMC), not from "
+               "the shares. CHECK IT against the coloured slice and fix it below.")
+    choices: dict[int, str] = {}
+    cols = st.columns([3, 4])
+    with cols[0]:
+        for v, share in zip(prop["values"], prop["shares"]):
+            k = state.k(state.ADD_PHASE, kind, token, v)
+            state.init(k, _CHOICE_OF_CODE[prop["proposed"][v]])
+            choices[int(v)] = st.selectbox(f"value {v} — {share:.1%} of the voxels", CHOICES, key=k,
+                                           format_func=CHOICE_LABELS.get)
+    with cols[1]:
+        st.image(render.upscale(phase_slice_rgb(prop["slice"], choices), 360), width="stretch",
+                 caption=f"middle z slice ({len(prop['slice'])} × {prop['slice'].shape[1]} voxels) in the phases "
+                         "of the table")
+        from .charts import phase_legend_html
+
+        st.html(phase_legend_html())
+    problem = check_choices(choices)
+    if problem:
+        st.error(problem)
+        return False, None
+    return True, map_text(choices)
+
+
+def phases_section(sample, ref, shape) -> None:
+    """The Segment page of an already-segmented sample: its phases on one slice and their fractions."""
+    from . import cache, compute, widgets
+    from .charts import phase_legend_html
+
+    sid = sample.id
+    st.subheader("Phases (already segmented)")
+    left, right = st.columns([5, 6], gap="large")
+    with left:
+        st.caption(f"Read from the file with the phase map `{sample.input.phase_map}`: no thresholds. To change "
+                   "the map, add the file again.")
+        axis, index = widgets.slice_picker(state.k(state.SEG_AXIS, sid), state.k(state.SEG_INDEX, sid), shape,
+                                           label="Slice")
+        ph2d = np.asarray(cache.grey_slice(ref, axis, index)).astype(np.uint8)
+        st.html(phase_legend_html())
+        fr = compute.phase_fractions(ph2d)
+        c = st.columns(3)
+        c[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
+        c[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
+        c[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+    with right:
+        st.image(render.upscale(phase_codes_rgb(ph2d), 520), width="stretch",
+                 caption=f"slice {render.AXES[axis]} = {index}: phases")
+
+
+def phase_codes_rgb(codes2d: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: the phase colours of a slice of phase codes 0 pore / 1 CBD / 2 NMC."""
+    return phase_slice_rgb(codes2d, {PORE: "pore", CBD: "cbd", NMC: "nmc"})
