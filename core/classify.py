@@ -240,20 +240,25 @@ def _n_features(params: ClassifierParams, spacing, ndim: int) -> int:
     return n_sig * per
 
 
-def _slabs(img: np.ndarray, spacing, params: ClassifierParams, slab: int | None):
-    """Yield ``(z0, z1, features of img[z0:z1])``, each computed on the slab plus a halo along z."""
-    nz = img.shape[0]
+def _slabs(volume: np.ndarray, spacing, params: ClassifierParams, slab: int | None):
+    """Yield ``(z0, z1, features of volume[z0:z1])``, each computed on the slab plus a halo along z.
+
+    The intensities are normalised with the range of the whole volume
+    (:func:`intensity_range`), one slab at a time: no whole-volume float copy.
+    """
+    value_range = intensity_range(volume)
+    nz = volume.shape[0]
     if nz == 1:
-        yield 0, 1, _features(img, spacing, params)
+        yield 0, 1, _features(normalize_intensity(volume, value_range), spacing, params)
         return
     h = halo(params, spacing)
     if slab is None:
-        per_slice = img.shape[1] * img.shape[2] * 4 * (_n_features(params, spacing, 3) + 4)
+        per_slice = volume.shape[1] * volume.shape[2] * 4 * (_n_features(params, spacing, 3) + 4)
         slab = max(1, _SLAB_BYTES // per_slice - 2 * h)
     for z0 in range(0, nz, slab):
         z1 = min(nz, z0 + slab)
         a, b = max(0, z0 - h), min(nz, z1 + h)
-        f = _features(img[a:b], spacing, params)
+        f = _features(normalize_intensity(volume[a:b], value_range), spacing, params)
         yield z0, z1, f[z0 - a:z1 - a]
 
 
@@ -323,8 +328,7 @@ def _pairs(images, scribbles, spacing) -> list[TrainingPair]:
 def _training_rows(pairs: Sequence[TrainingPair], params: ClassifierParams):
     xs, ys = [], []
     for pair in pairs:
-        img = normalize_intensity(pair.image)
-        for z0, z1, f in _slabs(img, pair.spacing, params, None):
+        for z0, z1, f in _slabs(pair.image, pair.spacing, params, None):
             s = pair.scribbles[z0:z1]
             m = s != UNPAINTED
             if m.any():
@@ -441,7 +445,10 @@ class PhaseClassifier:
         slab : int, optional
             z-slices per slab (default: about 256 MiB of features per slab).
             Each slab's features are computed with a halo of :func:`halo`
-            slices, so the result does not depend on ``slab``.
+            slices, so the result does not depend on ``slab``.  Memory: the
+            slab's features (4 B x F per voxel of slab + halo) besides the
+            outputs (5 B per voxel); the input is read slab by slab (a memory
+            map stays on disk).
 
         Returns
         -------
@@ -457,12 +464,11 @@ class PhaseClassifier:
         if (2 if a.shape[0] == 1 else 3) != self.ndim:
             kind = "single slices" if self.ndim == 2 else "volumes"
             raise ValueError(f"the classifier was trained on {kind}; the input has shape {a.shape}")
-        img = normalize_intensity(a)
         phases = np.empty(a.shape, np.uint8)
         confidence = np.empty(a.shape, np.float32)
         classes = self.classes
         nz = a.shape[0]
-        for z0, z1, f in _slabs(img, sp, self.params, slab):
+        for z0, z1, f in _slabs(a, sp, self.params, slab):
             p = self._proba(f.reshape(-1, f.shape[-1]))
             k = np.argmax(p, axis=1)
             phases[z0:z1] = classes[k].reshape(f.shape[:-1])

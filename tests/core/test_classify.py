@@ -235,3 +235,13 @@ def test_other_folders_refused(tmp_path, trained):
     (d / "classifier.json").write_text("{not json")
     with pytest.raises(ValueError, match="not readable JSON"):
         load_classifier(d)
+
+
+def test_memory_mapped_input_predicted_slab_by_slab(tmp_path, electrodes, trained):
+    e = electrodes[1]
+    np.save(tmp_path / "v.npy", e.greyscale)
+    mm = np.load(tmp_path / "v.npy", mmap_mode="r")
+    a = trained.predict(mm, e.spacing, slab=7)
+    b = trained.predict(e.greyscale, e.spacing)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
