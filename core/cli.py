@@ -9,7 +9,13 @@ The contract (other tools rely on it):
     block-averages the greyscale by F first (outputs on the coarser grid, voxel
     size times F; recorded in ``run.json`` and in a recipe).
 ``python -m core segment INPUT --out DIR [--overwrite] [--method threshold] [--downsample F]``
-    writes ``DIR/phases.tif`` (0 = pore, 1 = CBD, 2 = NMC).
+    writes ``DIR/phases.tif`` (0 = pore, 1 = CBD, 2 = NMC).  ``--method classifier
+    --classifier CLF`` uses a classifier trained on brush strokes (:mod:`core.classify`).
+``python -m core train-classifier --image IMG --scribbles S [--image IMG2 --scribbles S2 ...] --out CLF [--spacing Z Y X]``
+    trains a phase classifier on painted voxels (each ``S`` of its ``IMG``'s shape,
+    uint8: 0 pore, 1 CBD, 2 NMC, 255 not painted) and writes the folder ``CLF``
+    (``classifier.json`` + ``pairs.npz``: the training pairs, no pickle); reading
+    it retrains the same classifier.
 ``python -m core analyze ... --recipe FILE.json [--name NAME]``
     also writes a recipe (:mod:`core.recipe`) that replays this analysis.
 ``python -m core run RECIPE.json --out DIR [--overwrite] [--no-verify] [--only NAME ...]``
@@ -83,6 +89,7 @@ _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 _OWN_FILES = frozenset({
     "particles.csv", "particles.parquet", "phases.tif", "labels.tif", "run.json", "recipe.json", "provenance.json",
     "greyscale.tif", "true_phases.tif", "true_labels.tif", "true_particles.csv",
+    "classifier.json", "pairs.npz",
 })
 
 
@@ -493,28 +500,51 @@ def _cmd_run(args) -> None:
         print(f"{n} analyses -> {args.out}", file=sys.stderr)
 
 
+def _load_classifier(path):
+    """The classifier of a ``--classifier`` folder, retrained from its pairs (one sentence on any error)."""
+    from .classify import load_classifier
+
+    try:
+        return load_classifier(Path(path).expanduser())
+    except FileNotFoundError:
+        raise CLIError(f"--classifier {path}: no such folder") from None
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"--classifier {exc}") from None
+
+
 def _cmd_segment(args) -> None:
     from .io import save_tiff
     from .memory import check_memory
     from .phases import SegmentParams, segment_detailed
     from .pipeline import AnalysisParams, check_nonfinite
 
-    _check_out(args.out, overwrite=args.overwrite, reads=(args.input, args.weights))  # first: before any reading
+    reads = (args.input, args.weights, args.classifier)
+    _check_out(args.out, overwrite=args.overwrite, reads=reads)  # first: before any reading
     if args.weights is not None and args.method != "model":
         raise CLIError("--weights is only used with --method model")
+    if args.classifier is not None and args.method != "classifier":
+        raise CLIError("--classifier is only used with --method classifier")
+    if args.method == "classifier" and args.classifier is None:
+        raise CLIError("--method classifier needs --classifier CLF (a folder written by train-classifier)")
     weights = args.weights or "default"
     _input_spec(args)
     if args.method == "model":
         _check_weights(weights)
-    with _staged_output(args.out, overwrite=args.overwrite, reads=(args.input, args.weights)) as tmp:
+    classifier = _load_classifier(args.classifier) if args.method == "classifier" else None
+    with _staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
         opened = _load_input(args)
         data, spacing = opened.volume, opened.spacing
-        # the whole analysis's estimate: a little more than segmenting alone needs
-        check_memory(data.shape, data.dtype, AnalysisParams(method=args.method), resident_input=True)
+        # the whole analysis's estimate: a little more than segmenting alone needs (the classifier predicts slab
+        # by slab; its whole-volume arrays are about those of the threshold method)
+        method = "threshold" if args.method == "classifier" else args.method
+        check_memory(data.shape, data.dtype, AnalysisParams(method=method), resident_input=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             check_nonfinite(data)
-            if args.method == "model":
+            if classifier is not None:
+                phases, _ = classifier.predict(data, spacing, progress=_progress(args.quiet))
+                what = f"classifier trained on {sum(classifier.painted)} painted voxels"
+            elif args.method == "model":
                 from .nn.infer import segment_volume
                 from .nn.params import ModelParams
 
@@ -528,6 +558,44 @@ def _cmd_segment(args) -> None:
         save_tiff(tmp / "phases.tif", phases, spacing)
     if not args.quiet:
         print(f"{what}; phases -> {args.out}", file=sys.stderr)
+
+
+def _cmd_train_classifier(args) -> None:
+    from .classify import ClassifierParams, save_classifier, train
+    from .inputs import FileInput, open_input
+    from .io import load_volume
+
+    reads = (*args.image, *args.scribbles)
+    _check_out(args.out, overwrite=args.overwrite, reads=reads)  # first: before any reading
+    if len(args.image) != len(args.scribbles):
+        raise CLIError(f"{len(args.image)} --image but {len(args.scribbles)} --scribbles; give one --scribbles "
+                       "after each --image")
+    spacing = tuple(args.spacing) if args.spacing is not None else None
+    params = ClassifierParams(seed=args.seed)
+    report = _progress(args.quiet)
+    with _staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
+        images, scribbles, spacings = [], [], []
+        for k, (img, scr) in enumerate(zip(args.image, args.scribbles)):
+            report(k / (len(args.image) + 1), f"reading {Path(img).name}")
+            opened = open_input(FileInput(path=Path(img)), spacing=spacing)
+            s = load_volume(Path(scr).expanduser(), mmap=False).data
+            if s.shape != opened.volume.shape:
+                raise CLIError(f"--scribbles {scr} has shape {s.shape}, its --image {img} {opened.volume.shape}; "
+                               "they must match")
+            if s.dtype != "uint8":
+                raise CLIError(f"--scribbles {scr} must be uint8 (0 pore, 1 CBD, 2 NMC, 255 not painted), got "
+                               f"{s.dtype}")
+            images.append(opened.volume)
+            scribbles.append(s)
+            spacings.append(opened.spacing)
+        report(len(args.image) / (len(args.image) + 1), "training")
+        clf = train(images, scribbles, spacings, params)
+        save_classifier(tmp, clf)
+        report(1.0, "classifier written")
+    if not args.quiet:
+        painted = ", ".join(f"{n} {c}" for n, c in zip(("pore", "CBD", "NMC"), clf.painted))
+        print(f"classifier trained on {len(images)} image(s) ({painted} painted voxels) -> {args.out}",
+              file=sys.stderr)
 
 
 def _cmd_demo(args) -> None:
@@ -682,10 +750,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("segment", help="phase segmentation only")
     add_input(s)
-    s.add_argument("--method", choices=("threshold", "model"), default="threshold",
-                   help="two thresholds (default) or the shipped 3D U-Net")
+    s.add_argument("--method", choices=("threshold", "model", "classifier"), default="threshold",
+                   help="two thresholds (default), the shipped 3D U-Net, or a classifier trained on brush strokes")
     s.add_argument("--weights", help="model weights for --method model (default: shipped)")
+    s.add_argument("--classifier", metavar="CLF", help="for --method classifier: a folder written by train-classifier")
     s.set_defaults(func=_cmd_segment)
+
+    t = sub.add_parser("train-classifier", help="train a phase classifier on brush strokes (scribbles)")
+    t.add_argument("--image", action="append", required=True, metavar="IMG",
+                   help="greyscale image or volume (any reader's format); repeat for several")
+    t.add_argument("--scribbles", action="append", required=True, metavar="S",
+                   help="uint8 of IMG's shape: 0 pore, 1 CBD, 2 NMC, 255 not painted; one after each --image")
+    add_out(t)
+    t.add_argument("--spacing", nargs=3, type=_voxel_size, metavar=("Z", "Y", "X"),
+                   help="voxel size in µm of every image (default: the files' metadata, else 1 µm)")
+    t.add_argument("--seed", type=_whole(0, 2**32 - 1), default=0, help="random forest seed (default 0)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    t.set_defaults(func=_cmd_train_classifier)
 
     d = sub.add_parser("demo", help="write the synthetic demo electrodes with ground truth")
     add_out(d)

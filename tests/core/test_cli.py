@@ -366,3 +366,109 @@ def test_segment_warns_of_filled_nonfinite_voxels_and_checks_memory(tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: This analysis needs about") and "DETACH_MEMORY_BUDGET" in err and "\n" not in err
     assert not (tmp_path / "o2").exists()
+
+
+# --------------------------------------------------------------------------- train-classifier / segment --method classifier
+
+
+@pytest.fixture(scope="module")
+def painted(tmp_path_factory):
+    """A 32³ demo greyscale and scribbles taken from its true phases (2 % of the voxels), as TIFFs."""
+    from core.synth import demo_electrode
+
+    d = tmp_path_factory.mktemp("painted")
+    e = demo_electrode("pristine", rng=1, shape=(32, 32, 32))
+    s = np.full(e.phases.shape, 255, np.uint8)
+    pick = np.random.default_rng(0).random(e.phases.shape) < 0.02
+    s[pick] = e.phases[pick]
+    save_tiff(d / "img.tif", e.greyscale, e.spacing)
+    save_tiff(d / "scr.tif", s, e.spacing)
+    save_tiff(d / "slice.tif", e.greyscale[10], e.spacing)
+    save_tiff(d / "slice_scr.tif", s[10], e.spacing)
+    np.save(d / "scr16.npy", s.astype(np.uint16))
+    np.save(d / "scr_short.npy", s[:, :, :31])
+    return d, e
+
+
+def test_train_classifier_then_segment(painted, tmp_path, capsys):
+    d, e = painted
+    clf = tmp_path / "CLF"
+    main_ok(["train-classifier", "--image", d / "img.tif", "--scribbles", d / "scr.tif", "--out", clf, "-q"], capsys)
+    assert sorted(p.name for p in clf.iterdir()) == ["classifier.json", "pairs.npz"]
+    main_ok(["segment", d / "img.tif", "--out", tmp_path / "S", "--method", "classifier", "--classifier", clf, "-q"],
+            capsys)
+    phases = np.asarray(load_volume(tmp_path / "S" / "phases.tif").data)
+    assert phases.shape == (32, 32, 32) and phases.dtype == np.uint8
+    assert np.mean(phases == e.phases) > 0.8
+    # trained again into another folder: the same phases (deterministic)
+    main_ok(["train-classifier", "--image", d / "img.tif", "--scribbles", d / "scr.tif", "--out", tmp_path / "C2",
+             "-q"], capsys)
+    main_ok(["segment", d / "img.tif", "--out", tmp_path / "S2", "--method", "classifier", "--classifier",
+             tmp_path / "C2", "-q"], capsys)
+    np.testing.assert_array_equal(np.asarray(load_volume(tmp_path / "S2" / "phases.tif").data), phases)
+    # --overwrite replaces a classifier folder
+    main_ok(["train-classifier", "--image", d / "img.tif", "--scribbles", d / "scr.tif", "--out", clf, "-q",
+             "--overwrite", "--seed", "4"], capsys)
+    assert '"seed": 4' in (clf / "classifier.json").read_text()
+
+
+def test_train_classifier_on_two_images_and_a_slice(painted, tmp_path, capsys):
+    d, _ = painted
+    main_ok(["train-classifier", "--image", d / "slice.tif", "--scribbles", d / "slice_scr.tif", "--out",
+             tmp_path / "C", "--spacing", "1", "0.4", "0.4"], capsys)
+    assert "-> " in capsys.readouterr().err
+    main_ok(["segment", d / "slice.tif", "--out", tmp_path / "S", "--method", "classifier", "--classifier",
+             tmp_path / "C", "-q"], capsys)
+    assert np.asarray(load_volume(tmp_path / "S" / "phases.tif").data).shape == (1, 32, 32)
+    main_ok(["train-classifier", "--image", d / "img.tif", "--scribbles", d / "scr.tif", "--image", d / "img.tif",
+             "--scribbles", d / "scr.tif", "--out", tmp_path / "C2", "-q"], capsys)
+
+
+CLASSIFIER_BAD = [
+    (["segment", "{d}/img.tif", "--classifier", "{d}"], "--classifier is only used with --method classifier"),
+    (["segment", "{d}/img.tif", "--method", "classifier"], "--method classifier needs --classifier CLF"),
+    (["segment", "{d}/img.tif", "--method", "classifier", "--classifier", "{d}/img.tif"],
+     "is not a classifier folder written by"),
+    (["segment", "{d}/img.tif", "--method", "classifier", "--classifier", "{d}/missing"], "no such folder"),
+    (["segment", "{d}/img.tif", "--method", "classifier", "--classifier", "{d}/model.pkl"],
+     "is not a classifier folder written by"),
+    (["segment", "{d}/img.tif", "--method", "classifier", "--classifier", "{d}", "--weights", "x.pt"],
+     "--weights is only used with --method model"),
+    (["train-classifier", "--image", "{d}/img.tif", "--scribbles", "{d}/scr16.npy"], "must be uint8"),
+    (["train-classifier", "--image", "{d}/img.tif", "--scribbles", "{d}/scr_short.npy"],
+     "has shape (32, 32, 31), its --image"),
+    (["train-classifier", "--image", "{d}/img.tif"], "the following arguments are required: --scribbles"),
+    (["train-classifier", "--image", "{d}/img.tif", "--scribbles", "{d}/scr.tif", "--image", "{d}/img.tif"],
+     "2 --image but 1 --scribbles"),
+    (["train-classifier", "--image", "{d}/img.tif", "--scribbles", "{d}/img.tif"], "must be uint8"),
+    (["train-classifier", "--image", "{d}/nope.tif", "--scribbles", "{d}/scr.tif"], "nope.tif"),
+    (["train-classifier", "--image", "{d}/img.tif", "--scribbles", "{d}/scr.tif", "--image", "{d}/slice.tif",
+      "--scribbles", "{d}/slice_scr.tif"], "mix single slices"),
+    (["train-classifier", "--image", "{d}/img.tif", "--scribbles", "{d}/scr.tif", "--seed", "-1"],
+     "--seed: must be a whole number from 0"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CLASSIFIER_BAD, ids=[" ".join(a[:3]) + f" #{i}" for i, (a, _) in
+                                                                 enumerate(CLASSIFIER_BAD)])
+def test_classifier_bad_inputs_exit_2_and_write_nothing(painted, tmp_path, capsys, argv, message):
+    import pickle
+
+    d, _ = painted
+    (d / "model.pkl").write_bytes(pickle.dumps({"a": 1}))
+    out = tmp_path / "o"
+    rc = cli.main([a.format(d=d) for a in argv] + ["--out", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_train_classifier_out_checked_before_reading(painted, tmp_path, capsys):
+    d, _ = painted
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    rc = cli.main(["train-classifier", "--image", str(d / "nope.tif"), "--scribbles", str(d / "scr.tif"), "--out",
+                   str(tmp_path / "full"), "-q"])
+    assert rc == 2 and "already holds files" in capsys.readouterr().err

@@ -1,0 +1,247 @@
+"""Tests for the trainable phase classifier (:mod:`core.classify`)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from core.classify import (
+    UNPAINTED, ClassifierParams, features, halo, load_classifier, normalize_intensity, save_classifier, train,
+)
+from core.evaluate import phase_iou
+from core.synth import demo_electrode
+
+# small scales so that the halo (ceil(4 * 4) + 3 = 19 slices) is below the tiny volumes' depth
+SMALL = ClassifierParams(sigma_min_um=0.4, sigma_max_um=1.6, n_estimators=20, max_depth=8, seed=3, n_jobs=2)
+
+
+def scribbles_from(phases: np.ndarray, fraction: float = 0.02, seed: int = 0) -> np.ndarray:
+    """Scattered painted voxels taken from the true phases (255 elsewhere)."""
+    rng = np.random.default_rng(seed)
+    s = np.full(phases.shape, UNPAINTED, np.uint8)
+    pick = rng.random(phases.shape) < fraction
+    s[pick] = phases[pick]
+    return s
+
+
+@pytest.fixture(scope="module")
+def electrodes():
+    return (demo_electrode("pristine", rng=1, shape=(32, 32, 32)),
+            demo_electrode("pristine", rng=2, shape=(32, 32, 32)))
+
+
+@pytest.fixture(scope="module")
+def trained(electrodes):
+    e = electrodes[0]
+    return train(e.greyscale, scribbles_from(e.phases), e.spacing, SMALL)
+
+
+def mean_iou(truth, pred) -> float:
+    return float(np.mean(list(phase_iou(truth, pred).values())))
+
+
+def test_recovers_phases_of_another_volume(electrodes, trained):
+    other = electrodes[1]
+    phases, conf = trained.predict(other.greyscale, other.spacing)
+    assert phases.shape == other.greyscale.shape and phases.dtype == np.uint8
+    assert conf.dtype == np.float32 and conf.shape == phases.shape
+    assert set(np.unique(phases)) <= {0, 1, 2}
+    assert mean_iou(other.phases, phases) > 0.75
+    assert float(conf.min()) >= 1 / 3 - 1e-6 and float(conf.max()) <= 1.0 + 1e-6
+    # confident voxels are right more often than the others
+    right = phases == other.phases
+    assert right[conf > 0.9].mean() > right[conf < 0.6].mean()
+
+
+@pytest.mark.parametrize("slab", [1, 5, 13, 40])
+def test_slab_wise_equals_whole_volume(electrodes, trained, slab):
+    e = electrodes[1]
+    whole = trained.predict(e.greyscale, e.spacing, slab=64)
+    assert halo(SMALL, e.spacing) < 32
+    part = trained.predict(e.greyscale, e.spacing, slab=slab)
+    np.testing.assert_array_equal(part[0], whole[0])
+    np.testing.assert_array_equal(part[1], whole[1])
+
+
+def test_progress_is_reported(electrodes, trained):
+    seen = []
+    trained.predict(electrodes[1].greyscale, electrodes[1].spacing, slab=10, progress=lambda f, m: seen.append(f))
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_features_shape_and_scales(electrodes):
+    e = electrodes[0]
+    f = features(e.greyscale, e.spacing, SMALL)
+    # sigmas 1, 2, 4 voxels: intensity + edges + 3 Hessian eigenvalues each
+    assert f.shape == (32, 32, 32, 15) and f.dtype == np.float32
+    f2 = features(e.greyscale[5], e.spacing, SMALL)
+    assert f2.shape == (1, 32, 32, 12)
+
+
+def test_input_not_modified(electrodes):
+    e = electrodes[0]
+    grey, s = e.greyscale.copy(), scribbles_from(e.phases)
+    s0 = s.copy()
+    clf = train(grey, s, e.spacing, SMALL)
+    clf.predict(grey, e.spacing)
+    np.testing.assert_array_equal(grey, e.greyscale)
+    np.testing.assert_array_equal(s, s0)
+
+
+def test_retrained_from_saved_folder_is_identical(tmp_path, electrodes, trained):
+    folder = save_classifier(tmp_path / "clf", trained)
+    assert sorted(p.name for p in folder.iterdir()) == ["classifier.json", "pairs.npz"]
+    again = load_classifier(folder)
+    assert again.params == trained.params and again.painted == trained.painted
+    e = electrodes[1]
+    a, b = trained.predict(e.greyscale, e.spacing), again.predict(e.greyscale, e.spacing)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_thread_count_does_not_change_the_result(electrodes):
+    e, other = electrodes
+    s = scribbles_from(e.phases)
+    one = train(e.greyscale, s, e.spacing, ClassifierParams(**{**SMALL.to_dict(), "n_jobs": 1}))
+    two = train(e.greyscale, s, e.spacing, SMALL)
+    np.testing.assert_array_equal(one.predict(other.greyscale, other.spacing)[1],
+                                  two.predict(other.greyscale, other.spacing)[1])
+
+
+def test_2d_image(electrodes):
+    e, other = electrodes
+    img, truth = e.greyscale[16], e.phases[16]
+    clf = train(img, scribbles_from(truth, 0.1), e.spacing, SMALL)
+    assert clf.ndim == 2
+    phases, conf = clf.predict(other.greyscale[10], other.spacing)
+    assert phases.shape == (1, 32, 32) and conf.shape == (1, 32, 32)
+    assert mean_iou(other.phases[10:11], phases) > 0.6
+    with pytest.raises(ValueError, match="trained on single slices"):
+        clf.predict(other.greyscale, other.spacing)
+
+
+def test_several_images_train_one_classifier(electrodes):
+    e, other = electrodes
+    # the second image in other grey units: normalisation per image puts both on one scale
+    img2 = other.greyscale.astype(np.float32) * 0.01 + 7
+    clf = train([e.greyscale, img2], [scribbles_from(e.phases), scribbles_from(other.phases, seed=1)],
+                [e.spacing, other.spacing], SMALL)
+    assert len(clf.pairs) == 2
+    phases, _ = clf.predict(other.greyscale, other.spacing)
+    assert mean_iou(other.phases, phases) > 0.75
+
+
+def test_normalize_intensity_maps_percentiles():
+    v = np.arange(1000, dtype=np.uint16).reshape(10, 10, 10)
+    n = normalize_intensity(v)
+    assert n.dtype == np.float32
+    assert abs(np.percentile(n, 0.5)) < 1e-5 and abs(np.percentile(n, 99.5) - 1) < 1e-5
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_wrong_shape_refused(electrodes):
+    e = electrodes[0]
+    with pytest.raises(ValueError, match=r"scribbles have shape \(32, 32, 31\), the image \(32, 32, 32\)"):
+        train(e.greyscale, scribbles_from(e.phases)[..., :31], e.spacing, SMALL)
+
+
+def test_wrong_values_refused(electrodes):
+    e = electrodes[0]
+    s = scribbles_from(e.phases)
+    s[0, 0, 0] = 7
+    with pytest.raises(ValueError, match="hold the value 7"):
+        train(e.greyscale, s, e.spacing, SMALL)
+    with pytest.raises(TypeError, match="must be integers"):
+        train(e.greyscale, scribbles_from(e.phases).astype(np.float32), e.spacing, SMALL)
+
+
+def test_fewer_than_two_phases_refused(electrodes):
+    e = electrodes[0]
+    s = np.full(e.phases.shape, UNPAINTED, np.uint8)
+    s[0, :4, :4] = 2
+    with pytest.raises(ValueError, match=r"fewer than 2 phases \(painted: NMC\)"):
+        train(e.greyscale, s, e.spacing, SMALL)
+    with pytest.raises(ValueError, match=r"painted: none"):
+        train(e.greyscale, np.full(e.phases.shape, UNPAINTED, np.uint8), e.spacing, SMALL)
+
+
+def test_mismatched_counts_refused(electrodes):
+    e = electrodes[0]
+    with pytest.raises(ValueError, match="2 images but 1 scribble arrays"):
+        train([e.greyscale, e.greyscale], [scribbles_from(e.phases)], e.spacing, SMALL)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"sigma_min_um": 0}, "sigma_min_um must be a finite number > 0"),
+    ({"sigma_min_um": 2, "sigma_max_um": 1}, "must be at least sigma_min_um"),
+    ({"intensity": False, "edges": False, "texture": False}, "at least one feature family"),
+    ({"n_estimators": 0}, "n_estimators must be from 1"),
+    ({"max_depth": 2.5}, "max_depth must be a whole number"),
+    ({"seed": -1}, "seed must be from 0"),
+])
+def test_params_validated(kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        ClassifierParams(**kw)
+
+
+def test_params_round_trip_strictly():
+    p = ClassifierParams(sigma_max_um=4.0, seed=9)
+    assert ClassifierParams.from_dict(p.to_dict()) == p
+    with pytest.raises(ValueError, match="unknown classifier parameter 'colour'"):
+        ClassifierParams.from_dict({**p.to_dict(), "colour": 1})
+
+
+# --------------------------------------------------------------------------- loading is safe
+
+
+class _Boom:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('unpickled!')",))
+
+
+def test_pickle_file_refused_without_unpickling(tmp_path):
+    f = tmp_path / "model.pkl"
+    f.write_bytes(pickle.dumps(_Boom()))
+    with pytest.raises(ValueError, match="is not a classifier folder"):
+        load_classifier(f)
+    # a folder of the right names whose pairs.npz is a pickle
+    d = tmp_path / "clf"
+    d.mkdir()
+    (d / "classifier.json").write_text('{"format": "core-phase-classifier", "version": 1, "params": {}, '
+                                       '"pairs": [{"spacing_um": [1, 1, 1]}]}')
+    (d / "pairs.npz").write_bytes(pickle.dumps(_Boom()))
+    with pytest.raises(ValueError, match="damaged classifier folder"):
+        load_classifier(d)
+    # an npz holding an object array (needs pickle to read)
+    np.savez(d / "pairs.npz", image_0=np.array([_Boom()], dtype=object), scribbles_0=np.zeros(1, np.uint8))
+    with pytest.raises(ValueError, match="damaged classifier folder"):
+        load_classifier(d)
+
+
+def test_other_folders_refused(tmp_path, trained):
+    with pytest.raises(FileNotFoundError, match="no such classifier folder"):
+        load_classifier(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is not a classifier folder"):
+        load_classifier(tmp_path / "empty")
+    d = save_classifier(tmp_path / "clf", trained)
+    (d / "classifier.json").write_text('{"format": "core-phase-classifier", "version": 99}')
+    with pytest.raises(ValueError, match="format version 99 is not known"):
+        load_classifier(d)
+    (d / "classifier.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not readable JSON"):
+        load_classifier(d)
+
+
+def test_memory_mapped_input_predicted_slab_by_slab(tmp_path, electrodes, trained):
+    e = electrodes[1]
+    np.save(tmp_path / "v.npy", e.greyscale)
+    mm = np.load(tmp_path / "v.npy", mmap_mode="r")
+    a = trained.predict(mm, e.spacing, slab=7)
+    b = trained.predict(e.greyscale, e.spacing)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
