@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import cli
+from core import cli, outputs
 from core.io import save_tiff
 from core.pipeline import AnalysisParams
 
@@ -387,7 +387,7 @@ def test_unwritable_out_is_refused_before_reading_the_input(data, tmp_path, caps
     def never(*a, **k):
         raise AssertionError("the input was read before --out was checked")
 
-    monkeypatch.setattr(cli.tempfile, "mkdtemp", refuse)  # as root a chmod'ed folder is writable: simulate it
+    monkeypatch.setattr(outputs.tempfile, "mkdtemp", refuse)  # as root a chmod'ed folder is writable: simulate it
     monkeypatch.setattr(core.inputs, "open_input", never)
     assert cli.main(["analyze", _grey(data), "--out", str(tmp_path / "out"), "-q"]) == 2
     assert capsys.readouterr().err == f"error: --out {tmp_path / 'out'} cannot be written: Permission denied.\n"
@@ -512,7 +512,7 @@ def test_a_set_aside_earlier_folder_is_put_back(data, tmp_path, capsys):
 
 
 def test_commit_without_renameat2_replaces_the_folder(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(outputs, "_exchange", lambda a, b: False)
     out = tmp_path / "out"
     assert cli.main(["segment", _grey(data), "--out", str(out), "-q"]) == 0
     assert cli.main(["analyze", _grey(data), "--out", str(out), "--overwrite", "-q"]) == 0

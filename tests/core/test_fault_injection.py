@@ -186,7 +186,8 @@ def test_killed_workspace_analyses_are_marked_failed_and_leave_nothing(inputs, t
 # Deterministic kills at the commit's own steps (a random delay rarely lands in them).
 _KILL_AT = """
 import os, signal, sys
-import core.cli as c
+import core.cli
+import core.outputs as c
 
 def die(*a, **k):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -206,7 +207,7 @@ elif point == "between-renames":  # no renameat2: the earlier folder set aside, 
             die()
         real_rename(a, b)
     c.os.rename = rename
-sys.exit(c.main(sys.argv[2:]))
+sys.exit(core.cli.main(sys.argv[2:]))
 """
 
 
