@@ -33,6 +33,13 @@ block of at most 128³ voxels the thresholds and blur are read from:
   float32 accumulator of one z-row of tiles); its particles from the cue
   ``15 N`` (measured with 32-voxel tiles, where this step sets the peak);
   hybrid adds ``4 N`` for the thresholded phases;
+- classifier trained on brush strokes (:mod:`core.classify`), the phases:
+  ``5 N + 2.5 min(116 N, 256 MiB)`` (+ the input's item size per voxel for a
+  floating-point input: the filled copy made when it holds NaN); the phases
+  and the per-voxel confidence, and the feature bank of one slab (about
+  256 MiB by design, 116 B per voxel with the default 25 features, 2.5 times
+  for scikit-image's intermediate arrays).  A rough term, not measured: the
+  particles then cost what they cost after the threshold method;
 - 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
 
 The run's peak is the input plus the largest step.  Measured error: see the
@@ -75,6 +82,10 @@ BUDGET_ENV = "DETACH_MEMORY_BUDGET"
 _GIB = 2**30
 _FIXED = 8 * 2**20
 _TORCH_IMPORT = int(0.55 * _GIB)
+#: The classifier's feature bank: bytes per voxel (default 25 features + 4, float32), slab target, intermediates.
+_CLF_FEATURE_BYTES = 116
+_CLF_SLAB_BYTES = 256 * 2**20
+_CLF_INTERMEDIATE = 2.5
 #: Address space a first run in a process maps besides its data and torch (threshold / with the network), see the
 #: module docstring.
 _COLD_ADDRESS_SPACE = {"threshold": int(1.3 * _GIB), "network": int(1.3 * _GIB)}
@@ -107,13 +118,16 @@ class MemoryFit:
 
 
 def method_label(params=None, *, presegmented: bool = False) -> str:
-    """The run's kind in words: "threshold", "3D U-Net", "threshold + U-Net particles" or "presegmented phases"."""
+    """The run's kind in words: "threshold", "3D U-Net", "trained classifier", "threshold + U-Net particles" or
+    "presegmented phases"."""
     if presegmented:
         return "presegmented phases"
     method = getattr(params, "method", "threshold")
     particles = getattr(params, "particles", "watershed")
     if method == "model":
         return "3D U-Net"
+    if method == "classifier":
+        return "trained classifier"
     return "threshold + U-Net particles" if particles == "model" else "threshold"
 
 
@@ -145,7 +159,7 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
     dtype : numpy dtype
         Its voxel type (the analysed volume is float32 when downsampled).
     params : core.pipeline.AnalysisParams, optional
-        Method (threshold / model / hybrid), denoising, separation markers and tile size.
+        Method (threshold / model / hybrid / classifier), denoising, separation markers and tile size.
     downsample : int
         Block-mean factor applied at loading (1: none); the analysis runs on ``shape // downsample``.
     presegmented : bool
@@ -178,6 +192,11 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
             phase = max(1 * n + 11.9 * s1, 4 * n + 25 * block)
             if params.segment.denoise != "none":
                 phase += 8 * s1
+            steps.append(phase)
+        elif params.method == "classifier":
+            phase = 5 * n + _CLF_INTERMEDIATE * min(_CLF_FEATURE_BYTES * n, _CLF_SLAB_BYTES)
+            if np.dtype(dtype).kind == "f" or int(downsample) > 1:
+                phase += itemsize * n
             steps.append(phase)
         if network:
             net = _network_bytes(grid, params.model.tile)

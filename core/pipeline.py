@@ -53,7 +53,7 @@ from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_remove
 from .phases.params import _check_counting_nonfinite
 
 Progress = Callable[[float, str], None]
-Method = Literal["threshold", "model"]
+Method = Literal["threshold", "model", "classifier"]
 Particles = Literal["watershed", "model"]
 #: The parameter groups of :class:`AnalysisParams` (each a dataclass that checks its fields).
 _GROUPS = {"segment": SegmentParams, "separation": SeparationParams, "model": ModelParams}
@@ -64,10 +64,12 @@ class AnalysisParams:
 
     Attributes
     ----------
-    method : {"threshold", "model"}
-        Phases by two thresholds with partial-volume correction, or by the 3D
+    method : {"threshold", "model", "classifier"}
+        Phases by two thresholds with partial-volume correction, by the 3D
         U-Net of :mod:`core.nn` (which also gives a particle cue, see
-        ``particles``).  Ignored for presegmented input.
+        ``particles``), or by a classifier trained on brush strokes
+        (:mod:`core.classify`, the folder ``classifier``).  Ignored for
+        presegmented input.
     particles : {"watershed", "model"}
         Particle identification: the crack-aware watershed of the distance
         transform, or the seeded watershed of the network's instance cue
@@ -82,6 +84,12 @@ class AnalysisParams:
         Electrode thickness axis.
     separator_side : {"auto", "start", "end"}
         End of ``axis`` facing the separator.
+    classifier : str or None
+        With ``method="classifier"`` (and only then): the folder written by
+        :func:`core.classify.save_classifier` (``python -m core
+        train-classifier``); :func:`run` retrains from its pairs.  Left out of
+        :meth:`to_dict` when None, so the parameters of the other methods read
+        as before.
     """
 
     method: Method = "threshold"
@@ -91,20 +99,33 @@ class AnalysisParams:
     separator_side: Side = "auto"
     model: ModelParams = field(default_factory=ModelParams)
     particles: Particles = "watershed"
+    classifier: str | None = None
 
     def __post_init__(self):
         for key, cls in _GROUPS.items():
             if not isinstance(getattr(self, key), cls):
                 raise TypeError(f"{key} must be {cls.__name__}, got {type(getattr(self, key)).__name__}")
-        check_choice(self.method, "method", ("threshold", "model"))
+        check_choice(self.method, "method", ("threshold", "model", "classifier"))
+        if self.classifier is not None and not isinstance(self.classifier, str):
+            raise TypeError(f"classifier must be the path of a classifier folder (a string), got {self.classifier!r}")
+        if self.method == "classifier" and not self.classifier:
+            raise ValueError("method 'classifier' needs classifier: the folder written by "
+                             "'python -m core train-classifier'")
+        if self.classifier is not None and self.method != "classifier":
+            raise ValueError(f"a classifier is only used with method 'classifier', not {self.method!r}")
+        if self.method == "classifier" and self.particles == "model":
+            raise ValueError("particles from the model need method 'threshold' or 'model', not 'classifier'")
         check_choice(self.particles, "particles", ("watershed", "model"))
         check_int(self.axis, "axis")
         check_choice(self.axis, "axis", (0, 1, 2))
         check_choice(self.separator_side, "separator_side", ("auto", "start", "end"))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return asdict(self)
+        """Plain JSON-ready dict (``classifier`` only when set)."""
+        d = asdict(self)
+        if d["classifier"] is None:
+            del d["classifier"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AnalysisParams":
@@ -279,6 +300,7 @@ def run(
     nonfinite = 0
     cue = None
     weights_sha = None
+    classifier_sha = None
     model_params = params.model
     if presegmented and params.particles == "model":
         raise ValueError("particles from the model need the greyscale volume, not presegmented phases")
@@ -296,6 +318,9 @@ def run(
                     if seg_params.partial_volume else None)
             if blur is not None and blur.kind != "ok":
                 warnings.warn(_blur_warning(blur), stacklevel=2)
+        elif params.method == "classifier":
+            phases, classifier_sha = _classify(volume, params.classifier, sp, nonfinite, stage(0.0, 0.35))
+            seg_params = params.segment
         if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)
             from .nn.infer import segment_volume
 
@@ -328,14 +353,51 @@ def run(
 
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
-        separator_side=side, model=model_params, particles=params.particles,
+        separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
     )
     provenance = _provenance(volume, params, resolved, sp, table, presegmented=presegmented,
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
-                             timings=timings)
+                             classifier_sha=classifier_sha, timings=timings)
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
     mark_warm(params, presegmented=presegmented)
     return AnalysisResult(phases, labels, table, resolved, sp, provenance)
+
+
+def classifier_checksum(folder) -> str:
+    """SHA-256 of a classifier folder's training pairs (``pairs.npz``): what a replay compares to tell it changed."""
+    from pathlib import Path
+
+    from .classify import PAIRS_FILE
+
+    h = hashlib.sha256()
+    with open(Path(folder).expanduser() / PAIRS_FILE, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _classify(volume: np.ndarray, folder: str, sp, nonfinite: int, progress: Progress) -> tuple[np.ndarray, str]:
+    """Phases of ``volume`` by the classifier of ``folder`` (retrained from its pairs), slab by slab; and the pairs' SHA-256.
+
+    Non-finite voxels
+    (at most 0.1 %, counted and warned about by :func:`check_nonfinite`) are
+    given the same median grey value as for the threshold method, in a
+    filled copy of the volume (only when there are any).
+    """
+    from pathlib import Path
+
+    from .classify import load_classifier
+
+    progress(0.0, "training the classifier from its brush strokes")
+    path = Path(folder).expanduser()
+    classifier = load_classifier(path)  # refuses anything but a classifier folder, in one sentence
+    sha = classifier_checksum(path)
+    if nonfinite:
+        fill = nonfinite_fill(volume)
+        volume = np.where(np.isfinite(volume), volume, volume.dtype.type(fill))
+    phases, confidence = classifier.predict(volume, sp, progress=lambda f, m: progress(0.05 + 0.95 * f, m))
+    del confidence
+    return phases, sha
 
 
 def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsampled: int) -> int | None:
@@ -365,7 +427,8 @@ def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Prog
 
 
 def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame, *,
-                presegmented: bool, downsampled: int, side_contrast, weights_sha, timings: dict) -> dict:
+                presegmented: bool, downsampled: int, side_contrast, weights_sha, timings: dict,
+                classifier_sha: str | None = None) -> dict:
     """What a run records beside its results (see :class:`AnalysisResult`)."""
     seg = resolved.segment
     blur_used = not presegmented and params.method == "threshold" and seg.partial_volume and seg.pv_sigma is not None
@@ -387,4 +450,7 @@ def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisPa
     }
     if weights_sha:
         provenance["model_weights_sha256"] = weights_sha
+    if classifier_sha:
+        provenance["classifier"] = resolved.classifier
+        provenance["classifier_pairs_sha256"] = classifier_sha
     return provenance

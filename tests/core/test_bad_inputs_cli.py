@@ -201,7 +201,7 @@ CASES = {
         r"--params .*: axis must be a whole number, got '0'"),
     "params method unknown": (
         lambda d, t: ["analyze", _grey(d), "--params", _write_params(t, {"method": "magic"})] + _out(t),
-        r"method must be one of \['threshold', 'model'\], got 'magic'"),
+        r"method must be one of \['threshold', 'model', 'classifier'\], got 'magic'"),
     "params group not an object": (
         lambda d, t: ["analyze", _grey(d), "--params", _write_params(t, {"segment": 5})] + _out(t),
         r"'segment' parameters must be a JSON object, got 5"),
