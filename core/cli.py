@@ -16,6 +16,10 @@ The contract (other tools rely on it):
     uint8: 0 pore, 1 CBD, 2 NMC, 255 not painted) and writes the folder ``CLF``
     (``classifier.json`` + ``pairs.npz``: the training pairs, no pickle); reading
     it retrains the same classifier.
+``python -m core analyze INPUT --out DIR --method classifier --classifier CLF``
+    the same outputs, the phases by a classifier trained on brush strokes
+    (retrained from ``CLF``'s pairs); ``run.json`` records the folder (absolute)
+    and the SHA-256 of its ``pairs.npz`` (``provenance.classifier_pairs_sha256``).
 ``python -m core analyze ... --recipe FILE.json [--name NAME]``
     also writes a recipe (:mod:`core.recipe`) that replays this analysis.
 ``python -m core run RECIPE.json --out DIR [--overwrite] [--no-verify] [--only NAME ...]``
@@ -148,8 +152,11 @@ def _cmd_analyze(args) -> None:
     from .io import save_tiff
     from .pipeline import AnalysisParams, run
 
-    reads = (args.input, args.params, args.weights)  # (--recipe is written after the output, so it may lie inside)
+    # (--recipe is written after the output, so it may lie inside)
+    reads = (args.input, args.params, args.weights, args.classifier)
     check_out(args.out, overwrite=args.overwrite, reads=reads)  # first: before any file is read
+    if args.method is not None or args.classifier is not None:
+        _check_method_args(args)
     params = _read_params(args.params) if args.params else AnalysisParams()
     overrides = {}
     if args.axis is not None:
@@ -161,8 +168,13 @@ def _cmd_analyze(args) -> None:
         overrides["particles"] = "model" if args.method == "model" else "watershed"
     if args.weights is not None:
         overrides["model"] = {**params.model.to_dict(), "weights": args.weights}
+    if args.classifier is not None:  # absolute, so that a recipe of this run replays from anywhere
+        overrides["classifier"] = str(Path(args.classifier).expanduser().resolve())
     if overrides:
-        params = AnalysisParams.from_dict({**params.to_dict(), **overrides})
+        d = {**params.to_dict(), **overrides}
+        if d["method"] != "classifier":  # --method threshold/model replaces a --params file's classifier
+            d.pop("classifier", None)
+        params = AnalysisParams.from_dict(d)
     network = params.method == "model" or params.particles == "model"
     if args.weights is not None and not network:
         raise CLIError("--weights is only used with --method model")
@@ -171,6 +183,8 @@ def _cmd_analyze(args) -> None:
         check_recipe_path(args.recipe, args.out)
     if network:
         _check_weights(params.model.weights, "--weights" if args.weights is not None else "model.weights")
+    if params.method == "classifier":
+        _check_classifier_folder(params.classifier, "--classifier" if args.classifier is not None else "classifier")
     with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
         opened = _load_input(args)
         t0 = time.perf_counter()
@@ -288,6 +302,28 @@ def _load_classifier(path):
         raise CLIError(f"--classifier {exc}") from None
 
 
+def _check_method_args(args) -> None:
+    """``--weights`` / ``--classifier`` only with their ``--method``, and ``--method classifier`` only with a classifier."""
+    if args.weights is not None and args.method != "model":
+        raise CLIError("--weights is only used with --method model")
+    if args.classifier is not None and args.method != "classifier":
+        raise CLIError("--classifier is only used with --method classifier")
+    if args.method == "classifier" and args.classifier is None:
+        raise CLIError("--method classifier needs --classifier CLF (a folder written by train-classifier)")
+
+
+def _check_classifier_folder(path, where: str = "--classifier") -> None:
+    """A classifier folder is there (before any work; its content is read, and checked, by the run)."""
+    from .classify import META_FILE, PAIRS_FILE
+
+    folder = Path(path).expanduser()
+    if not os.path.lexists(folder):
+        raise CLIError(f"{where} {path}: no such folder")
+    if not folder.is_dir() or not (folder / META_FILE).is_file() or not (folder / PAIRS_FILE).is_file():
+        raise CLIError(f"{where} {path} is not a classifier folder written by 'python -m core train-classifier' "
+                       f"({META_FILE} + {PAIRS_FILE})")
+
+
 def _cmd_segment(args) -> None:
     from .io import save_tiff
     from .memory import check_memory
@@ -296,12 +332,7 @@ def _cmd_segment(args) -> None:
 
     reads = (args.input, args.weights, args.classifier)
     check_out(args.out, overwrite=args.overwrite, reads=reads)  # first: before any reading
-    if args.weights is not None and args.method != "model":
-        raise CLIError("--weights is only used with --method model")
-    if args.classifier is not None and args.method != "classifier":
-        raise CLIError("--classifier is only used with --method classifier")
-    if args.method == "classifier" and args.classifier is None:
-        raise CLIError("--method classifier needs --classifier CLF (a folder written by train-classifier)")
+    _check_method_args(args)
     weights = args.weights or "default"
     _input_spec(args)
     if args.method == "model":
@@ -310,10 +341,9 @@ def _cmd_segment(args) -> None:
     with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
         opened = _load_input(args)
         data, spacing = opened.volume, opened.spacing
-        # the whole analysis's estimate: a little more than segmenting alone needs (the classifier predicts slab
-        # by slab; its whole-volume arrays are about those of the threshold method)
-        method = "threshold" if args.method == "classifier" else args.method
-        check_memory(data.shape, data.dtype, AnalysisParams(method=method), resident_input=True)
+        # the whole analysis's estimate: a little more than segmenting alone needs
+        check_memory(data.shape, data.dtype, AnalysisParams(method=args.method, classifier=args.classifier),
+                     resident_input=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             check_nonfinite(data)
@@ -507,9 +537,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_input(a)
     a.add_argument("--phase-map", type=_phase_map, help="INPUT is a phase volume: e.g. 0=pore,128=nmc,255=cbd")
     a.add_argument("--params", help="JSON file of analysis parameters")
-    a.add_argument("--method", choices=("threshold", "model"),
-                   help="phases and particles by thresholds + watershed (default) or by the shipped 3D U-Net")
+    a.add_argument("--method", choices=("threshold", "model", "classifier"),
+                   help="phases and particles by thresholds + watershed (default), by the shipped 3D U-Net, or "
+                        "phases by a classifier trained on brush strokes + watershed")
     a.add_argument("--weights", help="model weights for --method model (default: shipped)")
+    a.add_argument("--classifier", metavar="CLF", help="for --method classifier: a folder written by train-classifier")
     a.add_argument("--axis", type=int, choices=(0, 1, 2), help="electrode thickness axis (default 0 = z)")
     a.add_argument("--separator-side", choices=("auto", "start", "end"), help="end of the axis facing the separator")
     a.add_argument("--recipe", type=Path, help="also write a recipe (JSON) that replays this analysis")

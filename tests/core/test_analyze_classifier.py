@@ -1,0 +1,142 @@
+"""``python -m core analyze INPUT --method classifier --classifier CLF`` and ``run()`` with a trained classifier."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import cli
+from core.io import save_tiff
+from core.memory import estimate_peak_bytes, method_label
+from core.pipeline import AnalysisParams, run
+from core.synth import demo_electrode
+
+N = 64
+
+
+def main_ok(args, capsys):
+    rc = cli.main([str(a) for a in args])
+    assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()
+
+
+@pytest.fixture(scope="module")
+def painted(tmp_path_factory):
+    """A 64³ demo electrode, scribbles = its true phases on three z-slices, and a classifier trained on them."""
+    d = tmp_path_factory.mktemp("painted")
+    e = demo_electrode("pristine", rng=1, shape=(N, N, N))
+    s = np.full(e.phases.shape, 255, np.uint8)
+    for z in (N // 6, N // 2, 5 * N // 6):
+        s[z] = e.phases[z]
+    save_tiff(d / "img.tif", e.greyscale, e.spacing)
+    save_tiff(d / "scr.tif", s, e.spacing)
+    assert cli.main(["train-classifier", "--image", str(d / "img.tif"), "--scribbles", str(d / "scr.tif"),
+                     "--out", str(d / "CLF"), "-q"]) == 0
+    return d, e
+
+
+def test_default_params_dict_unchanged():
+    """A new field must not change the parameters of the existing methods (stored recipes replay byte for byte)."""
+    assert list(AnalysisParams().to_dict()) == ["method", "segment", "separation", "axis", "separator_side", "model",
+                                                "particles"]
+    assert list(AnalysisParams(method="model").to_dict()) == list(AnalysisParams().to_dict())
+    p = AnalysisParams(method="classifier", classifier="/x/CLF")
+    assert p.to_dict()["classifier"] == "/x/CLF"
+    assert AnalysisParams.from_dict(p.to_dict()) == p
+    assert AnalysisParams.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+
+
+def test_analyze_classifier_table_close_to_thresholds_and_deterministic(painted, tmp_path, capsys):
+    d, e = painted
+    clf = d / "CLF"
+    main_ok(["analyze", d / "img.tif", "--out", tmp_path / "A", "--method", "classifier", "--classifier", clf, "-q"],
+            capsys)
+    main_ok(["analyze", d / "img.tif", "--out", tmp_path / "B", "--method", "classifier", "--classifier", clf, "-q"],
+            capsys)
+    main_ok(["analyze", d / "img.tif", "--out", tmp_path / "T", "-q"], capsys)
+    assert sorted(p.name for p in (tmp_path / "A").iterdir()) == sorted(p.name for p in (tmp_path / "T").iterdir())
+    a = pd.read_csv(tmp_path / "A" / "particles.csv")
+    t = pd.read_csv(tmp_path / "T" / "particles.csv")
+    assert list(a.columns) == list(t.columns)
+    assert abs(len(a) - len(t)) <= max(3, 0.2 * len(t)), (len(a), len(t), len(e.table))
+    # two runs: the same table, byte for byte
+    for name in ("particles.csv", "particles.parquet"):
+        assert (tmp_path / "A" / name).read_bytes() == (tmp_path / "B" / name).read_bytes()
+    record = json.loads((tmp_path / "A" / "run.json").read_text())
+    assert record["params"]["method"] == "classifier"
+    assert record["params"]["classifier"] == str(clf.resolve())
+    prov = record["provenance"]
+    assert prov["phases_from"] == "classifier" and prov["classifier"] == str(clf.resolve())
+    assert prov["classifier_pairs_sha256"] == hashlib.sha256((clf / "pairs.npz").read_bytes()).hexdigest()
+    assert "classifier" not in json.loads((tmp_path / "T" / "run.json").read_text())["params"]
+
+
+def test_run_with_classifier_params(painted):
+    d, e = painted
+    params = AnalysisParams(method="classifier", classifier=str(d / "CLF"))
+    seen = []
+    res = run(e.greyscale, params, spacing=e.spacing, progress=lambda f, m: seen.append((f, m)))
+    assert res.params.classifier == params.classifier and res.provenance["phases_from"] == "classifier"
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(m.startswith("classifying slices") for _, m in seen)
+    assert np.mean(res.phases == e.phases) > 0.8
+    assert len(res.table) == res.provenance["n_particles"] > 0
+
+
+def test_nonfinite_voxels_filled_and_warned(painted):
+    d, e = painted
+    grey = e.greyscale.astype(np.float32)
+    grey[3, 5, 7] = np.nan
+    params = AnalysisParams(method="classifier", classifier=str(d / "CLF"))
+    with pytest.warns(UserWarning, match="not finite"):
+        res = run(grey, params, spacing=e.spacing)
+    assert res.provenance["nonfinite_filled"] == 1
+    assert np.isnan(grey[3, 5, 7])  # the input is not modified
+
+
+def test_memory_estimate_counts_the_feature_bank():
+    shape = (256, 256, 256)
+    clf = AnalysisParams(method="classifier", classifier="c")
+    assert method_label(clf) == "trained classifier"
+    assert estimate_peak_bytes(shape, "uint16", clf) > estimate_peak_bytes(shape, "uint16")
+    assert estimate_peak_bytes(shape, "float32", clf) > estimate_peak_bytes(shape, "uint16", clf)
+
+
+BAD = [
+    (["--classifier", "{d}/CLF"], "--classifier is only used with --method classifier"),
+    (["--method", "threshold", "--classifier", "{d}/CLF"], "--classifier is only used with --method classifier"),
+    (["--method", "classifier"], "--method classifier needs --classifier CLF"),
+    (["--method", "classifier", "--classifier", "{d}/missing"], "no such folder"),
+    (["--method", "classifier", "--classifier", "{d}/img.tif"], "is not a classifier folder written by"),
+    (["--method", "classifier", "--classifier", "{d}/CLF", "--weights", "x.pt"],
+     "--weights is only used with --method model"),
+]
+
+
+@pytest.mark.parametrize("extra, message", BAD)
+def test_bad_combinations_exit_2_with_one_line(painted, tmp_path, capsys, extra, message):
+    d, _ = painted
+    capsys.readouterr()
+    rc = cli.main(["analyze", str(d / "img.tif"), "--out", str(tmp_path / "O"), "-q",
+                   *[a.format(d=d) for a in extra]])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "O").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_params_file_with_classifier(painted, tmp_path, capsys):
+    d, _ = painted
+    (tmp_path / "p.json").write_text(json.dumps(AnalysisParams(method="classifier",
+                                                               classifier=str(d / "CLF")).to_dict()))
+    main_ok(["analyze", d / "img.tif", "--out", tmp_path / "A", "--params", tmp_path / "p.json", "-q"], capsys)
+    assert json.loads((tmp_path / "A" / "run.json").read_text())["provenance"]["phases_from"] == "classifier"
+    # --method threshold replaces the file's classifier
+    main_ok(["analyze", d / "img.tif", "--out", tmp_path / "T", "--params", tmp_path / "p.json", "--method",
+             "threshold", "-q"], capsys)
+    assert json.loads((tmp_path / "T" / "run.json").read_text())["provenance"]["phases_from"] == "threshold"
