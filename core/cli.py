@@ -241,6 +241,8 @@ def _cmd_run(args) -> None:
     for e in entries:
         if e.params.method == "model" or e.params.particles == "model":
             _check_weights(e.params.model.weights, f"analysis {e.name!r} model.weights")
+        if e.params.method == "classifier":
+            _check_classifier_folder(e.params.classifier, f"analysis {e.name!r} classifier")
     from . import __version__
 
     if recipe.package_version != __version__:

@@ -140,3 +140,19 @@ def test_params_file_with_classifier(painted, tmp_path, capsys):
     main_ok(["analyze", d / "img.tif", "--out", tmp_path / "T", "--params", tmp_path / "p.json", "--method",
              "threshold", "-q"], capsys)
     assert json.loads((tmp_path / "T" / "run.json").read_text())["provenance"]["phases_from"] == "threshold"
+
+
+def test_recipe_of_a_classifier_run_replays_to_the_same_table(painted, tmp_path, capsys):
+    d, _ = painted
+    main_ok(["analyze", d / "img.tif", "--out", tmp_path / "A", "--method", "classifier", "--classifier", d / "CLF",
+             "--recipe", tmp_path / "r.json", "--name", "a", "-q"], capsys)
+    main_ok(["run", tmp_path / "r.json", "--out", tmp_path / "R", "-q"], capsys)
+    assert (tmp_path / "A" / "particles.csv").read_bytes() == (tmp_path / "R" / "a" / "particles.csv").read_bytes()
+    # a recipe whose classifier folder is gone: one sentence before any work, nothing written
+    recipe = json.loads((tmp_path / "r.json").read_text())
+    recipe["analyses"][0]["params"]["classifier"] = str(tmp_path / "gone")
+    (tmp_path / "r2.json").write_text(json.dumps(recipe))
+    assert cli.main(["run", str(tmp_path / "r2.json"), "--out", str(tmp_path / "X"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "analysis 'a' classifier" in err and "no such folder" in err
+    assert not (tmp_path / "X").exists()
