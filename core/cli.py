@@ -305,7 +305,7 @@ def _load_classifier(path):
 
 
 def _check_method_args(args) -> None:
-    """``--weights`` / ``--classifier`` only with their ``--method``, and ``--method classifier`` only with a classifier."""
+    """``--weights`` / ``--classifier`` only with their ``--method``; ``--method classifier`` only with a classifier."""
     if args.weights is not None and args.method != "model":
         raise CLIError("--weights is only used with --method model")
     if args.classifier is not None and args.method != "classifier":

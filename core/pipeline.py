@@ -377,12 +377,12 @@ def classifier_checksum(folder) -> str:
 
 
 def _classify(volume: np.ndarray, folder: str, sp, nonfinite: int, progress: Progress) -> tuple[np.ndarray, str]:
-    """Phases of ``volume`` by the classifier of ``folder`` (retrained from its pairs), slab by slab; and the pairs' SHA-256.
+    """Phases of ``volume`` by the classifier of ``folder`` (retrained from its pairs), and the pairs' SHA-256.
 
-    Non-finite voxels
-    (at most 0.1 %, counted and warned about by :func:`check_nonfinite`) are
-    given the same median grey value as for the threshold method, in a
-    filled copy of the volume (only when there are any).
+    The classifier predicts slab by slab (:meth:`core.classify.PhaseClassifier.predict`).
+    Non-finite voxels (at most 0.1 %, counted and warned about by
+    :func:`check_nonfinite`) are given the same median grey value as for the
+    threshold method, in a filled copy of the volume (only when there are any).
     """
     from pathlib import Path
 
