@@ -48,9 +48,8 @@ from .particles import SeparationParams, separate_particles
 from .nn.params import ModelParams
 from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .memory import check_memory, mark_warm
-from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_removed, nonfinite_fill, segment_detailed,
-                     sigma_origin)
-from .phases.params import _check_counting_nonfinite
+from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_removed, check_greyscale_nonfinite,
+                     nonfinite_fill, segment_detailed, sigma_origin)
 
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model", "classifier"]
@@ -240,7 +239,7 @@ def check_nonfinite(volume: np.ndarray) -> int:
     Up to 0.1 % NaN / ±inf voxels are allowed: the segmentation gives them the median grey value of the
     finite voxels (:func:`core.phases.nonfinite_fill`); this warns with their count.  Returns that count.
     """
-    nonfinite = _check_counting_nonfinite(volume)
+    nonfinite = check_greyscale_nonfinite(volume)
     if nonfinite:
         share = 100 * nonfinite / volume.size
         warnings.warn(f"{nonfinite} of {volume.size} voxels ({share:.2g} %) are not finite (NaN or "

@@ -286,9 +286,9 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
         raise FileNotFoundError(f"model weights not found: {path}")
     fill = None
     if vol.dtype.kind == "f":
-        from ..phases.params import _check_counting_nonfinite, nonfinite_fill
+        from ..phases import check_greyscale_nonfinite, nonfinite_fill
 
-        fill = nonfinite_fill(vol) if _check_counting_nonfinite(vol) else None
+        fill = nonfinite_fill(vol) if check_greyscale_nonfinite(vol) else None
     model = _cached_model(str(path.resolve()), path.stat().st_mtime)
     dev = resolve_device(device)
     precision = resolve_precision(params.precision, dev)

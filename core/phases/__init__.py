@@ -34,7 +34,7 @@ thresholds leaves them alone, so a preview and a full run share them.
 Modules
 -------
 ``params``          :class:`SegmentParams`, :func:`check_greyscale` and the non-finite voxels' policy
-                    (:func:`count_nonfinite`, :func:`nonfinite_fill`)
+                    (:func:`check_greyscale_nonfinite`, :func:`nonfinite_fill`)
 ``denoise``         :func:`crop`, :func:`normalize_intensity`, :func:`denoise`; the denoised volume slab by slab
 ``threshold``       :func:`threshold` (where the thresholds are applied), :func:`phase_references`,
                     :func:`suggest_thresholds` and the image model they come from
@@ -61,8 +61,8 @@ from .blur import (
 )
 from .denoise import crop, denoise, normalize_intensity
 from .islands import remove_small_islands
-from .params import (DENOISE_METHODS, NONFINITE_MAX_SHARE, Denoise, SegmentParams, check_greyscale, count_nonfinite,
-                     nonfinite_fill)
+from .params import (DENOISE_METHODS, NONFINITE_MAX_SHARE, Denoise, SegmentParams, check_greyscale,
+                     check_greyscale_nonfinite, nonfinite_fill)
 from .partial_volume import SIGMA_BOUNDS, correct_partial_volume, estimate_pv_sigma
 from .preview import (
     MAX_ISLAND_DEPTH,
@@ -78,7 +78,7 @@ from .threshold import READING_GAP, phase_references, suggest_thresholds, thresh
 
 __all__ = [
     # parameters
-    "DENOISE_METHODS", "Denoise", "SegmentParams", "check_greyscale", "NONFINITE_MAX_SHARE", "count_nonfinite",
+    "DENOISE_METHODS", "Denoise", "SegmentParams", "check_greyscale", "NONFINITE_MAX_SHARE", "check_greyscale_nonfinite",
     "nonfinite_fill",
     # steps
     "crop", "normalize_intensity", "denoise", "suggest_thresholds", "threshold", "phase_references", "READING_GAP",

@@ -10,7 +10,7 @@ import numpy as np
 from .._checks import check_bool, check_int, check_number
 from .._validate import check_choice, check_volume
 
-__all__ = ["DENOISE_METHODS", "NONFINITE_MAX_SHARE", "Denoise", "SegmentParams", "check_greyscale", "count_nonfinite",
+__all__ = ["DENOISE_METHODS", "NONFINITE_MAX_SHARE", "Denoise", "SegmentParams", "check_greyscale", "check_greyscale_nonfinite",
            "nonfinite_fill"]
 
 
@@ -105,12 +105,12 @@ def check_greyscale(volume, name: str = "volume") -> np.ndarray:
         Not 3D, empty, no finite value, more than :data:`NONFINITE_MAX_SHARE`
         non-finite voxels, or constant.
     """
-    _check_counting_nonfinite(volume, name)
+    check_greyscale_nonfinite(volume, name)
     return volume
 
 
-def _check_counting_nonfinite(volume, name: str = "volume") -> int:
-    """:func:`check_greyscale` (one scan), returning the number of non-finite voxels, which it allows."""
+def check_greyscale_nonfinite(volume, name: str = "volume") -> int:
+    """:func:`check_greyscale` (one scan), returning the number of non-finite voxels (0 for an integer volume)."""
     volume = check_volume(volume, name)
     if volume.dtype == bool:
         raise TypeError(f"{name} is boolean, a mask rather than a greyscale image: load a segmented volume as "
@@ -125,11 +125,6 @@ def _check_counting_nonfinite(volume, name: str = "volume") -> int:
     if lo == hi:
         raise ValueError(f"{name} is constant (every voxel = {lo:g}): nothing to segment")
     return bad
-
-
-def count_nonfinite(volume: np.ndarray) -> int:
-    """Number of NaN or infinite voxels (0 for an integer volume), counted chunk by chunk."""
-    return _scan(volume)[2] if np.issubdtype(volume.dtype, np.floating) else 0
 
 
 def nonfinite_fill(volume: np.ndarray) -> float | None:

@@ -117,7 +117,7 @@ def test_run_refuses_before_any_work(monkeypatch):
         raise AssertionError("segmentation started")
 
     monkeypatch.setattr(pipeline, "segment_detailed", boom)
-    monkeypatch.setattr(pipeline, "_check_counting_nonfinite", boom)
+    monkeypatch.setattr(pipeline, "check_greyscale_nonfinite", boom)
     monkeypatch.setenv(M.BUDGET_ENV, "1M")
     with pytest.raises(M.MemoryBudgetError, match=SENTENCE + r"is allowed by DETACH_MEMORY_BUDGET"):
         run(e.greyscale, spacing=e.spacing)

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from core.phases import NONFINITE_MAX_SHARE, check_greyscale, count_nonfinite, nonfinite_fill, segment
+from core.phases import NONFINITE_MAX_SHARE, check_greyscale, check_greyscale_nonfinite, nonfinite_fill, segment
 from core.pipeline import AnalysisParams, run
 from core.synth import demo_electrode
 
@@ -43,7 +43,7 @@ def test_the_limit_is_inclusive(elec):
     n = int(NONFINITE_MAX_SHARE * vol.size)
     vol[np.linspace(0, vol.size - 1, n).astype(int)] = np.nan
     vol = vol.reshape(elec.greyscale.shape)
-    assert check_greyscale(vol) is vol and count_nonfinite(vol) == n
+    assert check_greyscale(vol) is vol and check_greyscale_nonfinite(vol) == n
     vol.ravel()[1] = np.nan
     with pytest.raises(ValueError, match="non-finite voxels"):
         check_greyscale(vol)
@@ -52,7 +52,7 @@ def test_the_limit_is_inclusive(elec):
 def test_fill_value_is_the_median_of_the_finite_values(elec):
     vol = _float(elec)
     assert nonfinite_fill(vol) == float(np.median(vol.astype(np.float64)))
-    assert nonfinite_fill(elec.greyscale) is None and count_nonfinite(elec.greyscale) == 0
+    assert nonfinite_fill(elec.greyscale) is None and check_greyscale_nonfinite(elec.greyscale) == 0
 
 
 @pytest.mark.parametrize("method", ["threshold", "model"])
