@@ -235,8 +235,11 @@ def _clean_up_options(sample: Sample, base: SegmentParams) -> tuple[str, float, 
                                     "NMC and CBD from the grey values, and denoising blurs them (on the demo "
                                     "electrodes Gaussian denoising doubled the detachment error or worse). "
                                     "Denoise noisy data. nlm (non-local means) is slow on big volumes.")
-        size = st.slider("Filter size (voxels: Gaussian sigma / median window / NLM patch distance)", 0.0, 5.0,
-                         key=k_size, step=0.1, persist_state=PERSIST, disabled=denoise == "none")
+        if denoise != "none":  # the size means nothing without a filter: not shown then (its value is kept)
+            size = st.slider("Filter size (voxels: Gaussian sigma / median window / NLM patch distance)", 0.0, 5.0,
+                             key=k_size, step=0.1, persist_state=PERSIST)
+        else:
+            size = st.session_state[k_size]
         pv = st.checkbox("Partial-volume correction (removes the false CBD shell that blur puts around particles)",
                          key=k_pv, persist_state=PERSIST)
         island = st.number_input("Merge islands smaller than (voxels)", 0, 10_000, key=k_isl, step=1,
@@ -291,19 +294,24 @@ def separation_form(sample: Sample, current: SeparationParams, *,
     init(keys["merge"], float(current.merge_ratio))
     init(keys["vol"], float(current.min_volume_um3))
     init(keys["fill"], bool(current.fill_cracks))
+    if cue:
+        st.caption("Particles from the U-Net's instance cue: its own seeds and crack handling apply, so only "
+                   "the merge ratio and the minimum volume below are used.")
+    # outside the form, so that only the setting of the chosen kind of seeds is shown below
+    markers = st.selectbox("Seeds", ("hmaxima", "peaks"), key=keys["markers"], disabled=cue, persist_state=PERSIST,
+                           format_func={"hmaxima": "h-maxima (flooding by dynamics)",
+                                        "peaks": "local peaks (min. distance)"}.get)
     with st.form(state.k(state.PART_FORM, sid)):
-        if cue:
-            st.caption("Particles from the U-Net's instance cue: its own seeds and crack handling apply, so only "
-                       "the merge ratio and the minimum volume below are used.")
         c1, c2 = st.columns(2)
-        markers = c1.selectbox("Seeds", ("hmaxima", "peaks"), key=keys["markers"], disabled=cue,
-                               format_func={"hmaxima": "h-maxima (flooding by dynamics)",
-                                            "peaks": "local peaks (min. distance)"}.get)
+        if markers == "hmaxima":
+            h = c1.slider("h (µm): a peak must rise this much above its saddle to seed a particle", 0.0, 3.0,
+                          key=keys["h"], step=0.05, disabled=cue, persist_state=PERSIST)
+            dist = st.session_state[keys["dist"]]
+        else:
+            dist = c1.slider("Minimum seed distance (µm)", 0.2, 10.0, key=keys["dist"], step=0.1, disabled=cue,
+                             persist_state=PERSIST)
+            h = st.session_state[keys["h"]]
         fill = c2.checkbox("Fill internal cracks before splitting", key=keys["fill"], disabled=cue)
-        h = c1.slider("h (µm): a peak must rise this much above its saddle to seed a particle", 0.0, 3.0,
-                      key=keys["h"], step=0.05, disabled=cue)
-        dist = c2.slider("Minimum seed distance (µm, 'peaks' only)", 0.2, 10.0, key=keys["dist"], step=0.1,
-                         disabled=cue)
         merge = c1.slider("Merge ratio (contact area / π r² of the smaller fragment; 0 = off)", 0.0, 3.0,
                           key=keys["merge"], step=0.05)
         vol = c2.number_input("Minimum particle volume (µm³)", 0.0, 1e6, key=keys["vol"], step=0.5)

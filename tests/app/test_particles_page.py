@@ -84,6 +84,26 @@ def test_run_separation_with_new_parameters(seeded_ws):
     assert any(f"Analysis {after.id}: {after.n_particles} particles" in m.value for m in at.success)
 
 
+def test_only_the_setting_of_the_chosen_seeds_is_shown_and_the_other_is_kept(seeded_ws):
+    s, at = _open(seeded_ws, "pristine")
+    k_h, k_dist, k_markers = (state.k(b, s.id) for b in (state.PART_H, state.PART_MIN_DIST, state.PART_MARKERS))
+    labels = [w.proto.label for w in at.slider]
+    assert any(lab.startswith("h (µm)") for lab in labels)
+    assert not any(lab.startswith("Minimum seed distance") for lab in labels)
+    at.session_state[k_h] = 1.25  # as a submitted form leaves it
+    at.selectbox(key=k_markers).select("peaks").run()
+    no_exception(at)
+    labels = [w.proto.label for w in at.slider]
+    assert any(lab.startswith("Minimum seed distance") for lab in labels)
+    assert not any(lab.startswith("h (µm)") for lab in labels)
+    at.session_state[k_dist] = 4.0
+    at.selectbox(key=k_markers).select("hmaxima").run()
+    no_exception(at)
+    assert at.slider(key=k_h).value == 1.25  # kept while hidden
+    at.selectbox(key=k_markers).select("peaks").run()
+    assert at.slider(key=k_dist).value == 4.0
+
+
 def test_without_analysis_says_what_to_do(empty_ws):
     empty_ws.add_sample("raw", "demo:pristine", spacing=0.4, source_options={"shape": [24, 24, 24], "seed": 0})
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()

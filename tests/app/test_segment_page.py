@@ -79,6 +79,7 @@ def test_suggest_sets_the_otsu_thresholds(seeded_ws):
     # with a denoising chosen, Suggest gives what a run without thresholds would use after that denoising
     from core.phases import SegmentParams, preview_globals
 
+    assert not [w for w in at.slider if w.key == state.k(state.SEG_DENOISE_SIZE, s.id)]  # no size without a filter
     at.selectbox(key=state.k(state.SEG_DENOISE, s.id)).select("median").run()
     at.slider(key=state.k(state.SEG_DENOISE_SIZE, s.id)).set_value(3.0).run()
     at.button(key=state.k(state.SEG_SUGGEST, s.id)).click().run()
