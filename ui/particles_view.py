@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, render, state, widgets
+from . import cache, charts, render, state, tables, widgets
 
 FIRST_COLUMNS = ["label", "detachment", "equiv_diameter_um", "depth_frac", "frac_pore", "frac_cbd", "touches_edge"]
 
@@ -120,4 +120,4 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
         row = table.loc[table["label"] == chosen].iloc[0]
         if lab2d.size and not (lab2d == chosen).any():
             st.caption(f"Particle {chosen} is not in this slice; pick it again to jump to its centre.")
-        st.dataframe(row.rename("value").to_frame().astype(str), width="stretch", height=300, key=keys.row)
+        st.dataframe(tables.detail_values(row), width="stretch", height=300, key=keys.row)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from core.workspace import Workspace
 
 from .confine import display_path
@@ -55,3 +57,22 @@ def analyses_table(analyses):
             "error": a.error or "",
         })
     return pd.DataFrame(rows)
+
+
+def detail_values(row):
+    """One particle's row as a one-column table of text, floats to 10 significant digits.
+
+    ``astype(str)`` would print binary-rounding artefacts such as ``354.6880000000001``.
+    """
+    import numbers
+
+    import pandas as pd
+
+    def text(v) -> str:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            return str(v)
+        if isinstance(v, numbers.Integral):
+            return str(int(v))
+        return "NaN" if v != v else f"{float(v):.10g}"
+
+    return pd.DataFrame({"value": [text(v) for v in row.to_numpy()]}, index=row.index)

@@ -131,3 +131,16 @@ def test_particles_by_the_model_cue_run_the_network_on_the_greyscale(seeded_ws):
     assert after.params["particles"] == "model" and after.params["method"] == before.params["method"]
     assert not after.provenance["presegmented"] and after.provenance["particles_from"] == "model"
     assert int(_metric(at, "particles")) == after.n_particles
+
+
+def test_particle_details_print_numbers_without_binary_rounding_artefacts():
+    import numpy as np
+    import pandas as pd
+
+    from ui.tables import detail_values
+
+    row = pd.Series({"label": np.int64(7), "volume_um3": 354.6880000000001, "touches_edge": np.bool_(True),
+                     "crack_fraction": np.nan, "detachment": 0.1 + 0.2}, dtype=object)
+    shown = detail_values(row)["value"]
+    assert shown.to_dict() == {"label": "7", "volume_um3": "354.688", "touches_edge": "True",
+                               "crack_fraction": "NaN", "detachment": "0.3"}
