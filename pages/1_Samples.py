@@ -48,8 +48,8 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
         demo = st.selectbox("Demo electrode", list(DEMO_ELECTRODES), key=state.ADD_DEMO,
                             format_func=lambda n: f"{n} — {DEMO_DESCRIPTIONS[n]}")
         state.init(state.ADD_DEMO_SIZE, settings.demo_size())
-        size = st.number_input("Size (voxels per edge; generation ~3 s and analysis ~4 s at 160)", 16, 320,
-                               key=state.ADD_DEMO_SIZE, step=16)
+        size = st.number_input("Size (voxels per edge)", 16, 320, key=state.ADD_DEMO_SIZE, step=16)
+        st.caption(f"At {int(size)}³ voxels: {settings.demo_time_text(int(size))}.")
         st.caption("SYNTHETIC: generated with known ground truth (core.synth), not a measurement.")
         meta = forms.sample_metadata(("add", "demo", demo), name=f"{demo}", group="SYNTHETIC demo",
                                      spacing=settings.demo_spacing(demo), axis=0, side="start")

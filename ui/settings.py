@@ -38,3 +38,16 @@ def demos_enabled() -> bool:
 
 def demo_spacing(name: str) -> tuple[float, float, float]:
     return tuple(float(s) for s in DEMO_ELECTRODES[name].spacing)  # type: ignore[return-value]
+
+
+#: Seconds to generate and to analyse one 160³ demo electrode on this project's 2-core machine (measured
+#: 2026-12-02 with core.synth.demo_electrode + core.pipeline.run: generation 3.2-4.6 s, analysis 4.3-4.6 s,
+#: with other work running); both grow about with the number of voxels.
+DEMO_SECONDS_160 = (4.0, 4.5)
+
+
+def demo_time_text(size: int) -> str:
+    """How long one demo electrode of ``size``³ voxels takes, in the words both the first start and the add form use."""
+    scale = (int(size) / 160) ** 3
+    gen, ana = (max(1, round(t * scale)) for t in DEMO_SECONDS_160)
+    return f"about {gen} s to generate and {ana} s to analyse on 2 cores"

@@ -60,7 +60,7 @@ def ensure_demos(ws: Workspace) -> None:
             box.subheader("Preparing the demo electrodes (first start only)")
             box.caption(
                 f"Three SYNTHETIC electrodes at {size}³ voxels are generated and analysed once, then kept in the "
-                f"workspace ({ws.root}). This takes about 10 s per electrode on 2 cores."
+                f"workspace ({ws.root}). Each takes {settings.demo_time_text(size)}."
             )
         for s in todo:
             bar = box.progress(0.0, text=f"{s.name}: generating the synthetic volume…")

@@ -28,6 +28,10 @@ def test_add_demo_then_view_slices(empty_ws):
     at.selectbox(key=state.ADD_DEMO).select("cycled-1C")
     at.number_input(key=state.ADD_DEMO_SIZE).set_value(32)
     at.run()
+    from ui.settings import demo_time_text  # the one wording of the time, also on the first-start page
+
+    assert any(c.value == f"At 32³ voxels: {demo_time_text(32)}." for c in at.caption)
+    assert demo_time_text(320) != demo_time_text(160) != demo_time_text(32)
     at.button(key=state.k(state.ADD_SUBMIT, "demo")).click()
     at.run()
     no_exception(at)
