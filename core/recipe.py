@@ -376,8 +376,14 @@ def entry_from_result(name: str, input: InputSpec, result, *, group: str = "") -
     )
 
 
-def _root_analysis(ws, analysis):
-    """Follow ``phases_from_analysis`` back to the analysis that segmented the greyscale."""
+def root_analysis(ws, analysis):
+    """Follow ``phases_from_analysis`` back to the analysis that segmented the greyscale.
+
+    A re-separation runs the pipeline on the phases of an earlier analysis, so
+    its own ``input_checksum`` is that of the phases; the root's is that of the
+    greyscale the recipe records.  Raises :class:`RecipeError` on a cycle or a
+    deleted source analysis.
+    """
     seen = {analysis.id}
     a = analysis
     while a.provenance.get("presegmented") and a.provenance.get("phases_from_analysis") is not None:
@@ -414,7 +420,7 @@ def entry_from_workspace(ws, analysis, *, name: str | None = None) -> RecipeEntr
     if a.status != "done":
         raise RecipeError(f"analysis {a.id} is {a.status}; only finished analyses can be written to a recipe")
     sample = ws.get_sample(a.sample_id)
-    root = _root_analysis(ws, a)
+    root = root_analysis(ws, a)
     snap = root.provenance.get("input")
     try:
         inp = input_from_source(snap["source"], snap.get("source_options")) if snap else sample.input

@@ -25,7 +25,7 @@ import pandas as pd
 import streamlit as st
 
 from core import compare
-from core.recipe import RecipeError, dumps, folder_name, recipe_from_workspace, recipe_to_dict
+from core.recipe import RecipeError, dumps, folder_name, recipe_from_workspace, recipe_to_dict, root_analysis
 from core.records import display_name
 from core.report import ReportElectrode, build_report
 from core.workspace import Analysis, Sample, Workspace
@@ -139,7 +139,7 @@ def slug(text: str) -> str:
     return folder_name(text)
 
 
-def report_html(items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[str, pd.DataFrame],
+def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[str, pd.DataFrame],
                 *, title: str, summary: pd.DataFrame | None = None,
                 chart_map: Mapping[str, Any] | None = None, recipe: Mapping | None = None,
                 notes: Sequence[str] = ()) -> bytes:
@@ -147,14 +147,15 @@ def report_html(items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[s
 
     ``items`` are ``(display name, sample, analysis)``; ``tables`` their
     particle tables by display name; ``chart_map`` Altair charts by title
-    (rendered to SVG here).
+    (rendered to SVG here).  The input checksum of each is that of the
+    greyscale (of the analysis that segmented it, for a re-separation).
     """
     electrodes = []
     for name, sample, a in items:
         prov = a.provenance
         electrodes.append(ReportElectrode(
             name=name, table=tables[name], params=a.resolved_params, source=sample.source,
-            spacing_um=prov.get("spacing_um") or sample.spacing, input_checksum=prov.get("input_checksum"),
+            spacing_um=prov.get("spacing_um") or sample.spacing, input_checksum=_greyscale_checksum(ws, a),
             versions=prov.get("versions", {}), group=sample.group_label,
         ))
     rendered = {t: chart_svg(c) for t, c in (chart_map or {}).items()}
@@ -164,6 +165,14 @@ def report_html(items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[s
     html = build_report(electrodes, title=title, summary=summary, charts=rendered, versions=export_versions(),
                         recipe=recipe, notes=notes)
     return html.encode("utf-8")
+
+
+def _greyscale_checksum(ws: Workspace, analysis: Analysis) -> str | None:
+    """The checksum the recipe records: of the greyscale, not of the phases a re-separation ran on."""
+    try:
+        return root_analysis(ws, analysis).provenance.get("input_checksum")
+    except RecipeError:  # its source analysis is gone: the phases' checksum is all there is, and it is not the greyscale's
+        return None
 
 
 def recipe_json(ws: Workspace, analyses: Sequence[Analysis], names: Sequence[str] | None = None) -> bytes:
@@ -308,7 +317,7 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
     def report() -> bytes:
         notes = ([f"Particles with an equivalent diameter under {min_d:g} µm are left out of the tables, charts "
                   "and summary (" + ", ".join(f"{n}: {k}" for n, k in dropped.items()) + ")."] if min_d > 0 else [])
-        return report_html(items, tables, title="Comparison of electrodes", summary=summary,
+        return report_html(ctx.ws, items, tables, title="Comparison of electrodes", summary=summary,
                            chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
                            notes=notes)
 
@@ -326,7 +335,7 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
     st.subheader("Export")
 
     def report() -> bytes:
-        return report_html([(name, sample, analysis)], {name: table}, title=f"{sample.name}: particles",
+        return report_html(ws, [(name, sample, analysis)], {name: table}, title=f"{sample.name}: particles",
                            summary=_summary_table({name: table}, {name: sample.group_label}), chart_map=chart_map,
                            recipe=recipe_to_dict(recipe) if recipe is not None else None)
 

@@ -161,3 +161,25 @@ def test_particles_page_downloads(seeded_ws, captured):
     d = json.loads(_data(captured, f"{stem}-recipe.json"))
     assert [x["name"] for x in d["analyses"]] == [s.name]
     assert d["analyses"][0]["input_checksum"] == a.provenance["input_checksum"]
+
+
+def test_report_after_a_re_separation_names_the_greyscale_checksum_like_the_recipe(seeded_ws, captured):
+    s = seeded_ws.list_samples()[0]
+    root = seeded_ws.latest_analysis(s.id)
+    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.slider(key=state.k(state.PART_MERGE, s.id)).set_value(0.0)
+    next(b for b in at.button if b.proto.label == "Run particle separation").click().run()
+    no_exception(at)
+    again = seeded_ws.latest_analysis(s.id)
+    assert again.id > root.id and again.provenance["phases_from_analysis"] == root.id
+    phases_sum = again.provenance["input_checksum"]
+    assert phases_sum != root.provenance["input_checksum"]  # the pipeline's own input was the phases
+    captured.clear()
+    at.run()
+    stem = f"{s.name}-analysis{again.id}"
+    html = _data(captured, f"{stem}-report.html").decode()
+    d = json.loads(_data(captured, f"{stem}-recipe.json"))
+    assert d["analyses"][0]["input_checksum"] == root.provenance["input_checksum"]
+    assert root.provenance["input_checksum"] in html and phases_sum not in html
