@@ -529,3 +529,18 @@ def test_tiny_particles_have_no_sphericity():
     assert np.isnan(t.loc[1, "sphericity"])
     assert 0.5 < t.loc[2, "sphericity"] <= 1.0
     assert metrics.MIN_VOXELS_FOR_SHAPE == 27
+
+
+def test_cube_root_is_correctly_rounded_so_tables_replay_on_any_cpu():
+    import decimal
+
+    from core.metrics import cbrt_rounded
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([[0.0, 1.0, 27.0, 6 * 6.784000000000002 / np.pi], rng.uniform(0, 1e4, 3000),
+                        rng.uniform(0, 1e-3, 500), rng.uniform(1e6, 1e9, 500)])
+    decimal.getcontext().prec = 60
+    exact = [float(decimal.Decimal(float(v)) ** (decimal.Decimal(1) / 3)) if v > 0 else 0.0 for v in x]
+    got = cbrt_rounded(x)
+    assert got.dtype == np.float64 and [float(g) for g in got] == exact
+    assert got[3] == 2.3487082447881824  # the value stored by the recipes of dc2bcee (tests/core/data)
