@@ -28,6 +28,19 @@ def sample_label(ws: Workspace, s: Sample) -> str:
     return f"{mark}{s.name}{tag}"
 
 
+#: The URL's query parameter naming the chosen sample (``?sample=3``).
+URL_SAMPLE = "sample"
+
+
+def url_sample() -> int | None:
+    """The sample id the URL names (``?sample=ID``), or None when it names none or not a number."""
+    raw = st.query_params.get(URL_SAMPLE)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def sample_picker(ws: Workspace) -> Sample | None:
     """The shared sidebar sample picker (rendered by ``app.py`` on every page)."""
     samples = ws.list_samples()
@@ -38,6 +51,8 @@ def sample_picker(ws: Workspace) -> Sample | None:
         st.session_state[state.SAMPLE_PICKER] = pending
     elif st.session_state.get(state.SAMPLE_PICKER) not in by_id:
         current = st.session_state.get(state.SAMPLE_ID)
+        if current not in by_id:  # a reload or a shared link: the sample named in the URL
+            current = url_sample()
         st.session_state[state.SAMPLE_PICKER] = current if current in by_id else (ids[0] if ids else None)
     if not ids:
         st.sidebar.info("No sample yet: add one on the Samples page.")
@@ -48,6 +63,8 @@ def sample_picker(ws: Workspace) -> Sample | None:
         help="✓ analysed, ○ not analysed yet. SYNTHETIC = built-in demo electrode with known ground truth.",
     )
     st.session_state[state.SAMPLE_ID] = sid
+    if st.query_params.get(URL_SAMPLE) != str(sid):  # so that a reload or a shared link opens the same sample
+        st.query_params[URL_SAMPLE] = str(sid)
     s = by_id[sid]
     st.sidebar.caption(
         f"group: {s.group_label or '–'} · voxel {s.spacing[0]:g}×{s.spacing[1]:g}×{s.spacing[2]:g} µm (z×y×x)"
@@ -58,6 +75,8 @@ def sample_picker(ws: Workspace) -> Sample | None:
 def current_sample(ws: Workspace) -> Sample | None:
     """The sample chosen in the sidebar (or the first one when a page runs on its own)."""
     sid = st.session_state.get(state.SAMPLE_ID)
+    if sid is None:
+        sid = url_sample()
     if sid is not None:
         try:
             return ws.get_sample(sid)

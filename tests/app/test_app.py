@@ -40,3 +40,24 @@ def test_picker_choice_reaches_the_pages(seeded_ws, monkeypatch):
     no_exception(at)
     assert at.title[0].value == f"Particles — {third.name}"
     assert at.sidebar.selectbox(key=state.SAMPLE_PICKER).value == third.id
+
+
+def test_the_chosen_sample_lives_in_the_url_so_a_reload_keeps_it(seeded_ws, monkeypatch):
+    monkeypatch.setenv("DETACH_DEMOS", "0")
+    first, _, third = seeded_ws.list_samples()[:3]
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert at.query_params["sample"] == str(first.id)
+    at.sidebar.selectbox(key=state.SAMPLE_PICKER).select(third.id).run()
+    assert at.query_params["sample"] == str(third.id)
+    # a reload is a new session that has only the URL
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.query_params["sample"] = str(third.id)
+    again.run()
+    no_exception(again)
+    assert again.sidebar.selectbox(key=state.SAMPLE_PICKER).value == third.id
+    # a URL naming no sample of this workspace falls back to the first, without an error
+    stale = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    stale.query_params["sample"] = "9999"
+    stale.run()
+    no_exception(stale)
+    assert stale.sidebar.selectbox(key=state.SAMPLE_PICKER).value == first.id
