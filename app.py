@@ -12,14 +12,9 @@ from pathlib import Path  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from ui import cache, startup, widgets  # noqa: E402
-
 # the tab icon is a file of the project: a ":material/…:" icon would be fetched from Google Fonts (fails offline)
 st.set_page_config(page_title="Cathode detachment", page_icon=str(Path(__file__).parent / "assets" / "icon.png"),
                    layout="wide")
-
-ws = cache.workspace()
-startup.ensure_demos(ws)
 
 # Explicit lower-case url paths differ from the ones Streamlit derives from the file names in pages/
 # ("Samples", ...).  A run that Streamlit starts in its legacy pages-folder mode (the first run of a
@@ -32,8 +27,15 @@ pages = [
     st.Page("pages/4_Compare.py", title="Compare", icon=":material/query_stats:", url_path="compare", default=True),
     st.Page("pages/5_3D.py", title="3D", icon=":material/view_in_ar:", url_path="3d"),
 ]
-# the landing page is the comparison of the analysed electrodes (the three demos on first start)
+# the landing page is the comparison of the analysed electrodes (the three demos on first start).
+# st.navigation comes before the first-start step: until it is called the sidebar shows Streamlit's own
+# page list (with an "app" entry), which the first start would leave on screen for a minute.
 nav = st.navigation(pages)
+
+from ui import cache, startup, widgets  # noqa: E402  (after st.navigation: these imports take seconds)
+
+ws = cache.workspace()
+startup.ensure_demos(ws)
 st.sidebar.markdown("**Cathode particle detachment**")
 widgets.sample_picker(ws)
 st.sidebar.caption(f"Workspace: `{ws.root}`")

@@ -35,6 +35,9 @@ if view.show_cbd:
                     f"opacity {view.cbd_opacity:.2f}{cbd_stride}.")
     else:
         cbd_note = " No CBD in this depth range."
-st.caption(f"{out['n_particles']} particles, {out['n_triangles']:,} triangles{stride_note}.{cbd_note} "
+drawn = out.get("n_drawn")
+drawn_note = (f" ({drawn} drawn: the others, a few voxels each, lost their triangles to the sampling or the "
+              "triangle budget)" if drawn is not None and drawn < out["n_particles"] else "")
+st.caption(f"{out['n_particles']} particles{drawn_note}, {out['n_triangles']:,} triangles{stride_note}.{cbd_note} "
            f"Coordinates in µm; the thickness axis is {'zyx'[params.axis]}, separator at its "
            f"{params.separator_side}.")

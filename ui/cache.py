@@ -340,7 +340,7 @@ def view3d(ref: ResultRef, params: View3DParams, axis: int, separator_side: str,
                    separator_side, spacing)
     mesh, info, cbd, cbd_info = s["particles"], s["info"], s["cbd"], s["cbd_info"]
     out = {"html": None, "png": None, "error": None, "n_triangles": info.n_triangles,
-           "n_particles": info.n_particles, "stride": info.stride,
+           "n_particles": info.n_particles, "n_drawn": info.n_drawn, "stride": info.stride,
            "n_cbd_triangles": cbd_info.n_triangles if cbd_info else None,
            "cbd_stride": cbd_info.stride if cbd_info else None}
     if info.n_triangles == 0:

@@ -11,7 +11,7 @@ translucent neutral-grey surface over the particles (:func:`phase_mesh`); it
 takes at most a third of the triangle budget (:func:`split_budget`).
 
 The interactive view is a standalone vtk.js page from
-``plotter.trame.export_html``, produced in a *spawned* child process (trame
+``plotter.trame.export_html``, produced by a child Python process, ``python -m ui.view3d`` (trame
 refuses to run outside the main thread and parses ``sys.argv``), with a
 timeout; the caller falls back to :func:`screenshot` when it fails.
 """
@@ -39,9 +39,13 @@ CBD_BUDGET_SHARE = 1 / 3
 
 @dataclass(frozen=True)
 class MeshInfo:
+    """``n_particles``: particles in the (cropped) labels; ``n_drawn``: those with at least one triangle left
+    (a particle of a few voxels can lose all its triangles to the sampling or the decimation)."""
+
     n_triangles: int
     n_particles: int
     stride: int
+    n_drawn: int | None = None
 
 
 def split_budget(max_triangles: int, show_cbd: bool) -> tuple[int, int]:
@@ -128,7 +132,9 @@ def particle_mesh(labels: np.ndarray, spacing, values_by_label: np.ndarray, *, m
     det[ok] = vals[cell_labels[ok]]
     mesh.cell_data["label"] = cell_labels
     mesh.cell_data["detachment"] = det
-    return mesh, MeshInfo(int(mesh.n_cells), int(np.unique(cell_labels).size), stride)
+    n_in = int(np.count_nonzero(np.unique(lab)))
+    drawn = np.unique(cell_labels)
+    return mesh, MeshInfo(int(mesh.n_cells), n_in, stride, int(np.count_nonzero(drawn)))
 
 
 def phase_mesh(phases: np.ndarray, spacing, code: int = 1, *, max_triangles: int = MAX_TRIANGLES // 3,
@@ -171,7 +177,7 @@ def _plotter(mesh, cbd=None, cbd_opacity: float = CBD_OPACITY, *, off_screen: bo
         p.add_mesh(
             mesh, scalars="detachment", cmap=DETACHMENT_CMAP, clim=list(DETACHMENT_RANGE),
             nan_color=[c / 255 for c in NAN_COLOUR], show_edges=False, smooth_shading=True,
-            scalar_bar_args={"title": "detachment index (0-1)", "color": "black", "n_labels": 6, "fmt": "%.1f"},
+            show_scalar_bar=False,  # the page draws the one colour bar of every view (charts.colour_bar)
         )
     if cbd is not None and cbd.n_cells:
         # translucent neutral grey, no specular highlight: the particles stay readable through it.  No depth
@@ -192,9 +198,8 @@ def screenshot(mesh, *, cbd=None, cbd_opacity: float = CBD_OPACITY, window_size=
         p.close()
 
 
-def _export_html_child(mesh_path: str, cbd_path: str | None = None, cbd_opacity: float = CBD_OPACITY) -> str:
-    """Runs in a spawned process: read the meshes and return the vtk.js page."""
-    sys.argv = [sys.argv[0] if sys.argv else "view3d"]
+def _export_html_file(mesh_path: str, cbd_path: str | None, cbd_opacity: float, out_path: str) -> None:
+    """Runs in the child process (``python -m ui.view3d``): read the meshes, write the vtk.js page."""
     import pyvista as pv
 
     mesh = pv.read(mesh_path)
@@ -204,42 +209,50 @@ def _export_html_child(mesh_path: str, cbd_path: str | None = None, cbd_opacity:
         out = p.trame.export_html(None)
     finally:
         p.close()
-    return out.getvalue() if hasattr(out, "getvalue") else str(out)
+    text = out.getvalue() if hasattr(out, "getvalue") else str(out)
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def export_html(mesh, *, cbd=None, cbd_opacity: float = CBD_OPACITY, timeout: float = 120.0) -> str:
     """Standalone interactive vtk.js HTML page of the particle mesh and, if given, the translucent CBD mesh.
 
-    Made in a spawned child process, bounded by ``timeout`` s.
+    Made by a child Python process (``python -m ui.view3d``), bounded by ``timeout`` s.  Not a
+    multiprocessing child: under ``streamlit run`` the ``__main__`` module is the app script, which a
+    spawned multiprocessing child would run again (with dozens of "missing ScriptRunContext" warnings).
 
     Raises
     ------
     RuntimeError
         If the export fails or times out (the message says why).
     """
-    import concurrent.futures as cf
-    import multiprocessing as mp
+    import subprocess
+    from pathlib import Path
 
+    root = str(Path(__file__).resolve().parents[1])
     with tempfile.TemporaryDirectory(prefix="detach3d-") as tmp:
         path = os.path.join(tmp, "mesh.vtp")
         mesh.save(path)
-        cbd_path = None
+        cbd_path = ""
         if cbd is not None and cbd.n_cells:
             cbd_path = os.path.join(tmp, "cbd.vtp")
             cbd.save(cbd_path)
-        ex = cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        out_path = os.path.join(tmp, "view.html")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         try:
-            fut = ex.submit(_export_html_child, path, cbd_path, float(cbd_opacity))
-            return fut.result(timeout=timeout)
-        except cf.TimeoutError:
+            proc = subprocess.run([sys.executable, "-m", "ui.view3d", path, cbd_path, repr(float(cbd_opacity)),
+                                   out_path], cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
             raise RuntimeError(f"the interactive export took longer than {timeout:.0f} s") from None
-        except Exception as exc:  # the child's error, or a broken pool
-            raise RuntimeError(f"the interactive export failed: {str(exc).strip() or type(exc).__name__}") from exc
-        finally:
-            procs = list(getattr(ex, "_processes", {}).values())
-            ex.shutdown(wait=False, cancel_futures=True)
-            for proc in procs:
-                if proc.is_alive():
-                    proc.terminate()
-            for proc in procs:
-                proc.join(timeout=5)
+        if proc.returncode != 0 or not os.path.exists(out_path):
+            lines = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()]
+            why = lines[-1].strip() if lines else f"exit status {proc.returncode}"
+            raise RuntimeError(f"the interactive export failed: {why}")
+        with open(out_path, encoding="utf-8") as f:
+            return f.read()
+
+
+if __name__ == "__main__":  # the child process of export_html
+    args, sys.argv = sys.argv[1:], sys.argv[:1]  # trame parses sys.argv: leave it nothing to parse
+    _export_html_file(args[0], args[1] or None, float(args[2]), args[3])

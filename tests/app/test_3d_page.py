@@ -192,3 +192,17 @@ def test_mesh_colours_follow_the_table():
     np.testing.assert_array_equal(np.asarray(mesh.cell_data["detachment"]), vals[lab])
     # coordinates in µm: the mesh spans the volume
     assert mesh.bounds[1] <= 32 * 0.5 + 1e-6 and mesh.bounds[1] > 10
+
+
+def test_particle_count_is_of_the_labels_and_the_drawn_ones_are_counted_apart():
+    from ui.view3d import particle_mesh
+
+    lab = np.zeros((40, 40, 40), np.int32)
+    zz, yy, xx = np.mgrid[:40, :40, :40]
+    lab[(zz - 20) ** 2 + (yy - 20) ** 2 + (xx - 20) ** 2 < 15 ** 2] = 1
+    lab[2, 2, 2], lab[37, 37, 2] = 2, 3  # one voxel each: the strided contour of a tight budget misses them
+    vals = np.array([np.nan, 0.1, 0.5, 0.9])
+    _, full = particle_mesh(lab, (1.0, 1.0, 1.0), vals, max_triangles=200_000)
+    assert (full.n_particles, full.n_drawn) == (3, 3)
+    _, tight = particle_mesh(lab, (1.0, 1.0, 1.0), vals, max_triangles=300)
+    assert tight.n_particles == 3 and tight.n_drawn < 3
