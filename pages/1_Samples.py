@@ -11,7 +11,11 @@ messages.show_flash()
 
 table = tables.catalogue_table(ws)
 if len(table):
-    st.dataframe(table, hide_index=True, key=state.SAMPLES_TABLE)
+    st.dataframe(table, hide_index=True, key=state.SAMPLES_TABLE, width="stretch", column_config={
+        "status": st.column_config.TextColumn("status", width="medium"),
+        "source": st.column_config.TextColumn("source", width="medium",
+                                              help="Relative to the data folder; hover a cell for the whole path."),
+    })
 else:
     st.info("The workspace is empty: add a demo electrode, a file from the data folder, or upload a small volume.")
 

@@ -28,12 +28,12 @@ def catalogue_table(ws: Workspace):
         size = "×".join(map(str, shape)) if shape else ""
         if shape and s.downsample > 1:
             size += f" → {'×'.join(str(int(n) // s.downsample) for n in shape)} (downsampled by {s.downsample})"
-        rows.append({
-            "id": s.id, "name": s.name, "group": s.group_label,
+        rows.append({  # the status right after the name: a long source path must not push it off-screen
+            "id": s.id, "name": s.name, "status": status, "group": s.group_label,
             "source": ("SYNTHETIC demo " + s.demo_name) if s.is_demo else display_path(s.source),
             "voxel z×y×x (µm)": "×".join(f"{v:g}" for v in s.spacing),
             "size (voxels)": size,
-            "thickness axis": AXES[s.axis], "separator": s.separator_side, "status": status,
+            "thickness axis": AXES[s.axis], "separator": s.separator_side,
         })
     return pd.DataFrame(rows)
 

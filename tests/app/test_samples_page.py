@@ -185,3 +185,14 @@ def test_browser_shows_folders_relative_to_the_data_folder(empty_ws, env):
     assert not any(str(env) in c.value for c in at.caption)
     at.button(key=state.BROWSE_UP).click().run()
     assert any(c.value == "Folder: `batch` in the data folder" for c in at.caption)
+
+
+def test_catalogue_status_comes_right_after_the_name_whatever_the_path_length(empty_ws, env):
+    from ui.tables import catalogue_table
+
+    deep = env / "data" / ("a-very-long-folder-name-from-the-beamline-" * 4) / "run_0001"
+    deep.mkdir(parents=True)
+    save_tiff(deep / "scan.tif", np.zeros((8, 8, 8), np.uint16), 0.5)
+    empty_ws.add_sample("scan", str(deep / "scan.tif"), spacing=0.5)
+    table = catalogue_table(empty_ws)
+    assert list(table.columns[:3]) == ["id", "name", "status"] and table["status"][0] == "not analysed"
