@@ -32,11 +32,15 @@ pages = [
 # page list (with an "app" entry), which the first start would leave on screen for a minute.
 nav = st.navigation(pages)
 
-from ui import cache, startup, widgets  # noqa: E402  (after st.navigation: these imports take seconds)
+from ui import cache, jobs, startup, state, widgets  # noqa: E402  (after st.navigation: these imports take seconds)
 
 ws = cache.workspace()
 startup.ensure_demos(ws)
 st.sidebar.markdown("**Cathode particle detachment**")
 widgets.sample_picker(ws)
 st.sidebar.caption(f"Workspace: `{ws.root}`")
+with st.sidebar:
+    st.divider()
+    st.text_input("Your name (shown on the jobs you start)", key=state.JOBS_OWNER, max_chars=40)
+    jobs.panel(ws)
 nav.run()

@@ -5,8 +5,7 @@ import streamlit as st
 from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
 from core.phases import RESOLVABLE_GAP_SIGMAS, assess_blur, resolvable_gap_um
-from core.runner import run_analysis
-from ui import advice, cache, memory_view, messages, page, phase_map_view, segment_view, state, widgets
+from ui import advice, cache, jobs, memory_view, page, phase_map_view, segment_view, state, widgets
 
 ws, sample = page.sample_page("Segment")
 sid = sample.id
@@ -52,10 +51,7 @@ fits = ap is None or memory_view.memory_note(vol.shape, vol.dtype, ap, presegmen
 run = st.button("Run the full analysis", key=state.k(state.SEG_RUN, sid), type="primary",
                 disabled=ap is None or not fits)
 if run and ap is not None and fits:
-    a = widgets.run_with_progress("Analysis", lambda progress: run_analysis(ws, sid, vol, ap, progress=progress))
-    if a is not None:
-        messages.flash("success", f"Analysis {a.id} done: {a.n_particles} particles. See the Particles page.")
-        st.rerun()
+    jobs.announce(jobs.submit(ws, sample, ap))  # a background job: the page may rerun, the browser may close
 
 if latest is not None:
     fr = cache.phase_fractions(cache.ResultRef.of(ws, latest))

@@ -4,8 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.runner import run_analysis
-from ui import cache, exports, forms, messages, page, particles_view, state, widgets
+from ui import exports, forms, jobs, page, particles_view, state
 
 ws, sample = page.sample_page("Particles")
 sid = sample.id
@@ -19,31 +18,16 @@ how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_ME
                             "model": "3D U-Net instance cue (runs the model on the greyscale; "
                                      "the phases stay those of the Segment page's method)"}.get)
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
+# background jobs (ui/jobs.py): the page may rerun or the browser close while they run
 if submitted and sep is not None and how == "model":
-    _, vol = page.require_volume(ws, sample)
     params = replace(latest.rerun_params if latest is not None else current, particles="model", separation=sep)
-    a = widgets.run_with_progress("Analysis (3D U-Net)", lambda progress: run_analysis(
-        ws, sid, vol, params, progress=progress))
-    if a is not None:
-        messages.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
-        st.rerun()
+    jobs.announce(jobs.submit(ws, sample, params, what="Analysis (3D U-Net)"))
 elif submitted and sep is not None:
-    current = replace(current, particles="watershed")
-    if latest is not None:
-        # reuse the stored phases: only separation and measurement run again
-        phases = cache.result_arrays(cache.ResultRef.of(ws, latest))[0]
-        params = replace(current, separation=sep)
-        a = widgets.run_with_progress("Particle separation", lambda progress: run_analysis(
-            ws, sid, phases, params, presegmented=True, progress=progress,
-            extra_provenance={"phases_from_analysis": latest.id}))
+    params = replace(current, particles="watershed", separation=sep)
+    if latest is not None:  # reuse the stored phases: only separation and measurement run again
+        jobs.announce(jobs.submit(ws, sample, params, phases_from=latest.id, what="Particle separation"))
     else:
-        _, vol = page.require_volume(ws, sample)
-        params = replace(current, separation=sep)
-        a = widgets.run_with_progress("Analysis", lambda progress: run_analysis(
-            ws, sid, vol, params, progress=progress))
-    if a is not None:
-        messages.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
-        st.rerun()
+        jobs.announce(jobs.submit(ws, sample, params))
 
 latest = page.require_analysis(ws, sample, "its particles")
 particles_view.table_and_slice(ws, sample, latest)

@@ -4,6 +4,10 @@
 ``DETACH_DATA``       server-side data folder for the file browser (default ``./data``)
 ``DETACH_DEMO_SIZE``  edge length in voxels of the demo electrodes added on first start (default 160)
 ``DETACH_DEMOS``      ``0`` skips adding and analysing the demo electrodes on first start
+``DETACH_SCHEDULER``  address of a running Dask scheduler for the background jobs (its workers must see the
+                      workspace at the same path); default: a local cluster started with the server
+``DETACH_WORKERS``    worker processes of that local cluster (default: the CPU cores, at most 4)
+``DETACH_JOBS``       ``inline`` runs jobs inside the page's own script run instead (tests; no cluster)
 """
 
 from __future__ import annotations
@@ -34,6 +38,22 @@ def demo_size() -> int:
 
 def demos_enabled() -> bool:
     return (os.environ.get("DETACH_DEMOS") or "1").strip() not in ("0", "false", "no")
+
+
+def scheduler_address() -> str | None:
+    return (os.environ.get("DETACH_SCHEDULER") or "").strip() or None
+
+
+def local_workers() -> int:
+    try:
+        n = int(os.environ.get("DETACH_WORKERS") or 0)
+    except ValueError:
+        n = 0
+    return n if n >= 1 else max(1, min(os.cpu_count() or 1, 4))
+
+
+def jobs_inline() -> bool:
+    return (os.environ.get("DETACH_JOBS") or "").strip().lower() == "inline"
 
 
 def demo_spacing(name: str) -> tuple[float, float, float]:

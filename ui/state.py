@@ -141,3 +141,10 @@ def init(key: str, value) -> None:
     """Give a widget key its first value (before the widget is created), so callbacks may set it later."""
     if key not in st.session_state:
         st.session_state[key] = value
+
+# background jobs (ui/jobs.py)
+JOBS_OWNER = "w_jobs_owner"            # the name shown on the jobs this browser session starts
+JOBS_MINE = "jobs_mine"                # ids of the jobs this session started and has not yet seen finish
+JOBS_CANCEL = "w_jobs_cancel"          # + job id
+JOBS_RERUN = "w_jobs_rerun"            # + job id
+JOBS_ANALYSE_ALL = "w_jobs_analyse_all"

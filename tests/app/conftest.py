@@ -46,6 +46,9 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("DETACH_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.setenv("DETACH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("DETACH_DEMO_SIZE", str(DEMO_SIZE))
+    # jobs run inside the AppTest script run, so a click's result is there when run() returns; the cluster
+    # path has its own tests (tests/core/test_jobs.py, the browser test)
+    monkeypatch.setenv("DETACH_JOBS", "inline")
     (tmp_path / "data").mkdir()
     _clear_caches()
     yield tmp_path

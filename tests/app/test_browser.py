@@ -163,7 +163,11 @@ def test_end_to_end_in_chromium(server, tmp_path):
                 page.keyboard.press("ArrowRight")
             page.get_by_role("button", name="Run particle separation").click()
             settle(page)
-            expect(page.locator("[data-testid='stAlertContentSuccess']", has_text="particles")).to_be_visible()
+            # a background job on the local Dask cluster: queued, then its result when it is done
+            expect(page.locator("[data-testid='stAlertContentInfo']", has_text="queued")).to_be_visible()
+            expect(page.locator("[data-testid='stAlertContentSuccess']", has_text="particles")).to_be_visible(
+                timeout=180_000)
+            settle(page)
             no_exception(page)
             shot(page, "3_particles.png")
 

@@ -81,7 +81,7 @@ def test_run_separation_with_new_parameters(seeded_ws):
     assert after.params["segment"] == before.resolved_params["segment"]
     assert int(_metric(at, "particles")) == after.n_particles
     assert _metric(at, "analysis") == f"#{after.id}"
-    assert any(f"Analysis {after.id}: {after.n_particles} particles" in m.value for m in at.success)
+    assert any(f"Analysis {after.id} done: {after.n_particles} particles" in m.value for m in at.success)
 
 
 def test_only_the_setting_of_the_chosen_seeds_is_shown_and_the_other_is_kept(seeded_ws):

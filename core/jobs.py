@@ -1,0 +1,402 @@
+"""Background jobs: long work (analyses, re-separations) run on a Dask cluster, their state durable in the workspace.
+
+A job is a row of ``jobs.sqlite`` in the workspace folder: what to run (``kind``
+and a JSON ``spec``), who started it, its state, progress and result.  The
+dashboard writes the row and hands :func:`execute` to an executor; whatever
+runs :func:`execute` (a Dask worker process, or the calling process with
+:class:`InlineExecutor`) reads the row, does the work through
+:func:`core.runner.run_analysis` and writes progress and the outcome back.  So
+a page that reruns, a closed browser tab or a second user never stops a job,
+and every session sees the same list.
+
+States: ``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``; a job
+whose worker process (or, while queued, whose local cluster) is gone becomes
+``interrupted`` (:meth:`JobStore.reconcile`), and :meth:`JobStore.rerun` queues
+a copy.  Cancelling is cooperative: a queued job never starts; a running one
+stops at its next progress report (the steps of an analysis report every few
+seconds; one long step, such as the watershed of a big volume, finishes first).
+
+Kinds
+-----
+``analysis``
+    ``spec = {"sample_id": int, "params": AnalysisParams.to_dict()}``: the
+    sample's input is read by the worker.
+``separation``
+    ``spec = {"sample_id", "params", "phases_from": analysis id}``: the phases
+    of that analysis are separated and measured again (``presegmented``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ._liveness import _pid_alive, own_start, run_is_orphaned
+
+__all__ = [
+    "ACTIVE", "FINISHED", "JOB_KINDS", "JOB_STATES", "ClusterExecutor", "InlineExecutor", "Job", "JobCancelled",
+    "JobStore", "execute",
+]
+
+JOB_KINDS = ("analysis", "separation")
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled", "interrupted")
+#: Seconds between two progress writes of one job (the last one always goes through).
+PROGRESS_EVERY_S = 0.5
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    sample_id INTEGER,
+    spec TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT '',
+    result TEXT,
+    error TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    executor TEXT NOT NULL DEFAULT '',
+    cluster_pid INTEGER,
+    worker_pid INTEGER,
+    worker_host TEXT,
+    rerun_of INTEGER,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+"""
+
+
+class JobCancelled(BaseException):
+    """Raised inside a running job when its cancellation was asked for (a BaseException, like KeyboardInterrupt,
+    so that no ``except Exception`` in the work swallows it)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the job table (times in seconds since the epoch)."""
+
+    id: int
+    kind: str
+    title: str
+    sample_id: int | None
+    spec: dict
+    owner: str
+    state: str
+    progress: float
+    message: str
+    result: dict | None
+    error: str | None
+    cancel_requested: bool
+    executor: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    rerun_of: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def analysis_id(self) -> int | None:
+        """The analysis the job stored (done jobs of kind analysis / separation)."""
+        return None if not self.result else self.result.get("analysis_id")
+
+
+def _check_spec(kind: str, spec: dict) -> dict:
+    if kind not in JOB_KINDS:
+        raise ValueError(f"job kind must be one of {', '.join(JOB_KINDS)}, got {kind!r}")
+    if not isinstance(spec, dict) or not isinstance(spec.get("sample_id"), int) or isinstance(spec["sample_id"], bool):
+        raise ValueError("a job spec needs the sample id as a whole number ('sample_id')")
+    if not isinstance(spec.get("params"), dict):
+        raise ValueError("a job spec needs the analysis parameters as a dict ('params')")
+    if kind == "separation" and not isinstance(spec.get("phases_from"), int):
+        raise ValueError("a separation job needs the analysis whose phases it separates ('phases_from')")
+    try:
+        return json.loads(json.dumps(spec, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"a job spec must be plain JSON: {exc}") from None
+
+
+class JobStore:
+    """The job table of one workspace folder (``ROOT/jobs.sqlite``; several processes may use it at once)."""
+
+    DB_NAME = "jobs.sqlite"
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / self.DB_NAME
+        con = self._connect()
+        try:
+            con.executescript(_SCHEMA)
+        finally:
+            con.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = NORMAL")
+        return con
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    @staticmethod
+    def _job(r: sqlite3.Row) -> Job:
+        return Job(id=int(r["id"]), kind=r["kind"], title=r["title"], sample_id=r["sample_id"],
+                   spec=json.loads(r["spec"]), owner=r["owner"], state=r["state"], progress=float(r["progress"]),
+                   message=r["message"], result=json.loads(r["result"]) if r["result"] else None, error=r["error"],
+                   cancel_requested=bool(r["cancel_requested"]), executor=r["executor"],
+                   created_at=float(r["created_at"]), started_at=r["started_at"], finished_at=r["finished_at"],
+                   rerun_of=r["rerun_of"])
+
+    # ---------------------------------------------------------------- reading
+
+    def get(self, job_id: int) -> Job:
+        con = self._connect()
+        try:
+            r = con.execute("SELECT * FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
+        finally:
+            con.close()
+        if r is None:
+            raise KeyError(f"no job {job_id} in {self.root}")
+        return self._job(r)
+
+    def list(self, *, states: tuple[str, ...] | None = None, limit: int = 50) -> list[Job]:
+        """Jobs, newest first (``states`` keeps only those)."""
+        sql, args = "SELECT * FROM jobs", []
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            args += list(states)
+        sql += " ORDER BY id DESC LIMIT ?"
+        con = self._connect()
+        try:
+            rows = con.execute(sql, (*args, int(limit))).fetchall()
+        finally:
+            con.close()
+        return [self._job(r) for r in rows]
+
+    # ---------------------------------------------------------------- writing
+
+    def create(self, kind: str, spec: dict, *, title: str, owner: str = "", executor: str = "",
+               cluster_pid: int | None = None, rerun_of: int | None = None) -> Job:
+        """A new ``queued`` job (validated spec)."""
+        spec = _check_spec(kind, spec)
+        with self._tx() as con:
+            cur = con.execute(
+                "INSERT INTO jobs(kind, title, sample_id, spec, owner, state, message, executor, cluster_pid, "
+                "rerun_of, created_at) VALUES (?, ?, ?, ?, ?, 'queued', 'waiting for a worker', ?, ?, ?, ?)",
+                (kind, str(title), spec["sample_id"], json.dumps(spec), str(owner), str(executor), cluster_pid,
+                 rerun_of, time.time()))
+            job_id = int(cur.lastrowid)
+        return self.get(job_id)
+
+    def start(self, job_id: int, *, pid: int, host: str) -> bool:
+        """Mark a queued job running on this worker; False when it is no longer queued (cancelled meanwhile)."""
+        with self._tx() as con:
+            cur = con.execute(
+                "UPDATE jobs SET state = 'running', started_at = ?, worker_pid = ?, worker_host = ?, "
+                "message = 'starting' WHERE id = ? AND state = 'queued' AND cancel_requested = 0",
+                (time.time(), int(pid), str(host), int(job_id)))
+            return cur.rowcount == 1
+
+    def report(self, job_id: int, fraction: float, message: str) -> bool:
+        """Write progress; returns whether cancelling was asked for."""
+        with self._tx() as con:
+            con.execute("UPDATE jobs SET progress = ?, message = ? WHERE id = ? AND state = 'running'",
+                        (float(min(max(fraction, 0.0), 1.0)), str(message)[:500], int(job_id)))
+            r = con.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
+        return bool(r and r["cancel_requested"])
+
+    def _end(self, job_id: int, state: str, *, result: dict | None = None, error: str | None = None,
+             message: str = "") -> None:
+        with self._tx() as con:
+            con.execute(
+                "UPDATE jobs SET state = ?, result = ?, error = ?, message = ?, finished_at = ?, "
+                "progress = CASE WHEN ? = 'done' THEN 1.0 ELSE progress END WHERE id = ?",
+                (state, json.dumps(result) if result is not None else None, error, message, time.time(), state,
+                 int(job_id)))
+
+    def finish(self, job_id: int, result: dict, message: str = "done") -> None:
+        self._end(job_id, "done", result=result, message=message)
+
+    def fail(self, job_id: int, error: str) -> None:
+        self._end(job_id, "failed", error=error, message="failed")
+
+    def mark_cancelled(self, job_id: int) -> None:
+        self._end(job_id, "cancelled", message="cancelled")
+
+    def cancel(self, job_id: int) -> Job:
+        """Ask a job to stop: a queued one is cancelled at once, a running one at its next progress report."""
+        with self._tx() as con:
+            con.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state IN ('queued', 'running')",
+                        (int(job_id),))
+            con.execute("UPDATE jobs SET state = 'cancelled', message = 'cancelled before it started', "
+                        "finished_at = ? WHERE id = ? AND state = 'queued'", (time.time(), int(job_id)))
+        return self.get(job_id)
+
+    def rerun(self, job_id: int, *, owner: str = "", executor: str = "", cluster_pid: int | None = None) -> Job:
+        """A new queued copy of a finished job (the caller submits it)."""
+        old = self.get(job_id)
+        if old.active:
+            raise ValueError(f"job {job_id} is still {old.state}: cancel it first")
+        return self.create(old.kind, old.spec, title=old.title, owner=owner or old.owner, executor=executor,
+                           cluster_pid=cluster_pid, rerun_of=old.id)
+
+    def reconcile(self) -> list[int]:
+        """Mark ``interrupted`` the running jobs whose worker process on this host is gone, and the queued ones
+        whose local cluster process is gone; returns their ids.
+
+        A job on another host (a remote cluster) is left as it is: its process cannot be checked from here.
+        """
+        here, me, start = socket.gethostname(), os.getpid(), own_start()
+        gone = []
+        with self._tx() as con:
+            for r in con.execute("SELECT id, state, worker_pid, worker_host, cluster_pid, started_at, created_at "
+                                 "FROM jobs WHERE state IN ('queued', 'running')").fetchall():
+                if r["state"] == "running":
+                    dead = r["worker_host"] == here and run_is_orphaned(r["worker_pid"], r["started_at"] or 0.0,
+                                                                        me, start)
+                else:
+                    dead = r["cluster_pid"] is not None and not _pid_alive(r["cluster_pid"])
+                if dead:
+                    con.execute("UPDATE jobs SET state = 'interrupted', finished_at = ?, message = ? WHERE id = ?",
+                                (time.time(), "interrupted: the process running it stopped (server restart?)",
+                                 r["id"]))
+                    gone.append(int(r["id"]))
+        return gone
+
+
+# --------------------------------------------------------------------------- running a job
+
+
+def _progress(store: JobStore, job_id: int) -> Callable[[float, str], None]:
+    last = [0.0]
+
+    def progress(fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY_S and fraction < 1.0:
+            return
+        last[0] = now
+        if store.report(job_id, fraction, message):
+            raise JobCancelled(f"job {job_id} was cancelled")
+
+    return progress
+
+
+def _run(root: Path, job: Job, progress: Callable[[float, str], None]) -> dict:
+    from .pipeline import AnalysisParams
+    from .runner import run_analysis
+    from .workspace import Workspace
+
+    ws = Workspace(root)
+    params = AnalysisParams.from_dict(job.spec["params"])
+    if job.kind == "separation":
+        src = int(job.spec["phases_from"])
+        progress(0.0, f"reading the phases of analysis {src}")
+        phases = ws.load_phases(src)
+        a = run_analysis(ws, job.spec["sample_id"], phases, params, presegmented=True, progress=progress,
+                         extra_provenance={"phases_from_analysis": src})
+    else:
+        progress(0.0, "reading the volume")
+        a = run_analysis(ws, job.spec["sample_id"], None, params, progress=progress)
+    return {"analysis_id": a.id, "n_particles": a.n_particles}
+
+
+def execute(root: str | os.PathLike, job_id: int) -> str:
+    """Run one queued job to its end and record the outcome; returns the final state.
+
+    This is what a Dask worker runs (a plain top-level function: it pickles by
+    reference).  Never raises for a failure of the work itself: that is stored
+    in the row as one sentence.
+    """
+    from .runner import one_sentence
+
+    store = JobStore(root)
+    job = store.get(job_id)
+    if not store.start(job_id, pid=os.getpid(), host=socket.gethostname()):
+        return store.get(job_id).state
+    try:
+        result = _run(store.root, job, _progress(store, job_id))
+    except JobCancelled:
+        store.mark_cancelled(job_id)
+        return "cancelled"
+    except Exception as exc:  # the work failed: keep the reason, the worker goes on
+        store.fail(job_id, one_sentence(exc))
+        return "failed"
+    store.finish(job_id, result, message=f"analysis {result['analysis_id']}: {result['n_particles']} particles")
+    return "done"
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class InlineExecutor:
+    """Runs a job in the calling process before returning (tests; a machine without a cluster)."""
+
+    name = "inline"
+    cluster_pid = None
+
+    def submit(self, root, job_id: int) -> None:
+        execute(root, job_id)
+
+
+class ClusterExecutor:
+    """Submits jobs to a Dask cluster through a ``distributed.Client`` (the scheduler's address).
+
+    Workers must see the workspace folder at the same path (a shared file
+    system for a real cluster).  ``cluster_pid`` is the pid of a local
+    cluster process (:mod:`core.cluster`), so that a queued job whose cluster
+    died can be marked interrupted; None for a remote scheduler.
+    """
+
+    name = "dask"
+
+    def __init__(self, address: str, *, cluster_pid: int | None = None, timeout: float = 20.0):
+        from distributed import Client
+
+        self.address = str(address)
+        self.cluster_pid = cluster_pid
+        self.client = Client(self.address, timeout=timeout, set_as_default=False)
+        self._futures: dict[int, Any] = {}
+
+    def submit(self, root, job_id: int) -> None:
+        fut = self.client.submit(execute, os.fspath(root), int(job_id), pure=False, key=f"detach-job-{job_id}",
+                                 retries=0)
+        self._futures[int(job_id)] = fut  # kept so that the scheduler does not forget the task
+        fut.add_done_callback(lambda f, j=int(job_id): self._futures.pop(j, None))
+
+    def cancel(self, job_id: int) -> None:
+        fut = self._futures.get(int(job_id))
+        if fut is not None:
+            fut.cancel()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()

@@ -1,0 +1,150 @@
+"""Background jobs (core.jobs): durable states, progress, cancelling, interruption, and a real local Dask cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from core.jobs import ClusterExecutor, InlineExecutor, JobCancelled, JobStore, execute
+from core.pipeline import AnalysisParams
+from core.workspace import Workspace
+
+
+def _ws(tmp_path, n=1):
+    ws = Workspace(tmp_path / "ws")
+    ids = [ws.add_sample(f"d{i}", "demo:pristine", spacing=0.4,
+                         source_options={"shape": [24, 24, 24], "seed": i}).id for i in range(n)]
+    return ws, ids
+
+
+def test_an_analysis_job_runs_records_progress_and_its_result(tmp_path):
+    ws, [sid] = _ws(tmp_path)
+    store = JobStore(ws.root)
+    job = store.create("analysis", {"sample_id": sid, "params": AnalysisParams().to_dict()}, title="d0",
+                       owner="ana", executor="inline")
+    assert (job.state, job.progress, job.owner) == ("queued", 0.0, "ana")
+    InlineExecutor().submit(ws.root, job.id)
+    done = store.get(job.id)
+    assert done.state == "done" and done.progress == 1.0 and done.finished_at >= done.started_at
+    a = ws.get_analysis(done.analysis_id)
+    assert a.status == "done" and a.n_particles == done.result["n_particles"] > 0
+    assert f"{a.n_particles} particles" in done.message
+    # a second store on the same folder (another user's server) sees the same job
+    assert JobStore(ws.root).list()[0].id == job.id
+
+
+def test_a_separation_job_reuses_the_phases_of_an_analysis(tmp_path):
+    ws, [sid] = _ws(tmp_path)
+    store = JobStore(ws.root)
+    first = store.create("analysis", {"sample_id": sid, "params": AnalysisParams().to_dict()}, title="d0")
+    execute(ws.root, first.id)
+    src = store.get(first.id).analysis_id
+    params = AnalysisParams().to_dict()
+    params["separation"]["merge_ratio"] = 0.0
+    sep = store.create("separation", {"sample_id": sid, "params": params, "phases_from": src}, title="d0")
+    assert execute(ws.root, sep.id) == "done"
+    a = ws.get_analysis(store.get(sep.id).analysis_id)
+    assert a.provenance["phases_from_analysis"] == src and a.provenance["presegmented"]
+    assert a.params["separation"]["merge_ratio"] == 0.0
+
+
+def test_a_failing_job_keeps_one_sentence_and_a_bad_spec_is_refused(tmp_path):
+    ws, [sid] = _ws(tmp_path)
+    store = JobStore(ws.root)
+    job = store.create("analysis", {"sample_id": sid + 99, "params": AnalysisParams().to_dict()}, title="gone")
+    assert execute(ws.root, job.id) == "failed"
+    failed = store.get(job.id)
+    assert failed.error and "\n" not in failed.error
+    with pytest.raises(ValueError, match="kind"):
+        store.create("train", {"sample_id": sid, "params": {}}, title="x")
+    with pytest.raises(ValueError, match="sample id"):
+        store.create("analysis", {"sample_id": "1", "params": {}}, title="x")
+    with pytest.raises(ValueError, match="phases_from"):
+        store.create("separation", {"sample_id": sid, "params": {}}, title="x")
+
+
+def test_cancel_a_queued_job_and_a_running_one_at_its_next_report(tmp_path, monkeypatch):
+    ws, [sid] = _ws(tmp_path)
+    store = JobStore(ws.root)
+    spec = {"sample_id": sid, "params": AnalysisParams().to_dict()}
+    queued = store.create("analysis", spec, title="q")
+    assert store.cancel(queued.id).state == "cancelled"
+    assert execute(ws.root, queued.id) == "cancelled"  # never starts
+    assert ws.list_analyses() == []
+    # running: the cancel is seen at the next progress report, the analysis row is marked failed
+    import core.jobs as jobs
+
+    monkeypatch.setattr(jobs, "PROGRESS_EVERY_S", 0.0)
+    running = store.create("analysis", spec, title="r")
+    real_report = JobStore.report
+
+    def report_then_cancel(self, job_id, fraction, message):
+        if fraction > 0.2:
+            JobStore(self.root).cancel(job_id)
+        return real_report(self, job_id, fraction, message)
+
+    monkeypatch.setattr(JobStore, "report", report_then_cancel)
+    assert execute(ws.root, running.id) == "cancelled"
+    assert store.get(running.id).state == "cancelled"
+    [a] = Workspace(ws.root).list_analyses(status=None)
+    assert a.status == "failed"
+    assert issubclass(JobCancelled, BaseException) and not issubclass(JobCancelled, Exception)
+
+
+def test_jobs_of_dead_processes_become_interrupted_and_can_be_rerun(tmp_path):
+    ws, [sid] = _ws(tmp_path)
+    store = JobStore(ws.root)
+    spec = {"sample_id": sid, "params": AnalysisParams().to_dict()}
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    running = store.create("analysis", spec, title="r")
+    assert store.start(running.id, pid=dead_pid, host=os.uname().nodename)
+    queued = store.create("analysis", spec, title="q", cluster_pid=dead_pid)
+    alive = store.create("analysis", spec, title="alive", cluster_pid=os.getpid())
+    remote = store.create("analysis", spec, title="remote")
+    assert store.start(remote.id, pid=dead_pid, host="another-host")
+    assert sorted(store.reconcile()) == sorted([running.id, queued.id])
+    assert [store.get(j).state for j in (running.id, queued.id, alive.id, remote.id)] == [
+        "interrupted", "interrupted", "queued", "running"]
+    with pytest.raises(ValueError, match="still queued"):
+        store.rerun(alive.id)
+    again = store.rerun(running.id, owner="bo")
+    assert (again.state, again.rerun_of, again.owner, again.spec) == ("queued", running.id, "bo", spec)
+    assert execute(ws.root, again.id) == "done"
+
+
+def test_jobs_run_on_a_local_dask_cluster_in_its_own_process(tmp_path):
+    from core.cluster import ensure_local_cluster
+
+    ws, ids = _ws(tmp_path, n=2)
+    info = ensure_local_cluster(tmp_path / "cluster.json", workers=2)
+    try:
+        assert ensure_local_cluster(tmp_path / "cluster.json", workers=2).pid == info.pid  # reused
+        ex = ClusterExecutor(info.address, cluster_pid=info.pid)
+        store = JobStore(ws.root)
+        jobs = [store.create("analysis", {"sample_id": s, "params": AnalysisParams().to_dict()}, title=str(s),
+                             executor=ex.name, cluster_pid=info.pid) for s in ids]
+        for j in jobs:
+            ex.submit(ws.root, j.id)
+        t0 = time.monotonic()
+        while any(store.get(j.id).active for j in jobs) and time.monotonic() - t0 < 120:
+            time.sleep(0.5)
+        got = [store.get(j.id) for j in jobs]
+        assert [j.state for j in got] == ["done", "done"], [j.error for j in got]
+        pids = {int(store._connect().execute("SELECT worker_pid FROM jobs WHERE id = ?", (j.id,)).fetchone()[0])
+                for j in got}
+        assert os.getpid() not in pids  # ran in the workers, not here
+        ex.close()
+    finally:
+        os.kill(info.pid, 15)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 30:
+        try:
+            os.kill(info.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)

@@ -1,0 +1,167 @@
+"""Background jobs in the dashboard: submitting analyses to the Dask cluster, and the jobs panel of every page.
+
+The work and its durable state live in :mod:`core.jobs`; the local cluster in
+:mod:`core.cluster`.  The panel is a fragment that refreshes itself every
+couple of seconds, so a job's progress shows without any click, on every page
+and in every browser that opens the workspace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import streamlit as st
+
+from core.jobs import FINISHED, InlineExecutor, Job, JobStore, ClusterExecutor
+from core.pipeline import AnalysisParams
+from core.workspace import Sample, Workspace
+
+from . import settings, state
+from .messages import flash, one_sentence
+
+#: Seconds between two refreshes of the jobs panel.
+REFRESH_S = 2.0
+#: Finished jobs listed in the panel.
+RECENT = 5
+
+
+class _Holder:
+    """``st.cache_resource`` refuses a ``distributed.Client`` (it is awaitable): keep it in a plain object."""
+
+    def __init__(self, executor):
+        self.executor = executor
+
+
+@st.cache_resource(show_spinner=False)
+def _executor_holder(root: str, address: str | None, workers: int) -> _Holder:
+    if address:
+        return _Holder(ClusterExecutor(address))
+    from core.cluster import ensure_local_cluster
+
+    info = ensure_local_cluster(f"{root}/cluster/local.json", workers=workers)
+    return _Holder(ClusterExecutor(info.address, cluster_pid=info.pid))
+
+
+def executor(ws: Workspace):
+    """Where jobs run: inline (``DETACH_JOBS=inline``), the scheduler at ``DETACH_SCHEDULER``, or a local cluster."""
+    if settings.jobs_inline():
+        return InlineExecutor()
+    return _executor_holder(str(ws.root), settings.scheduler_address(), settings.local_workers()).executor
+
+
+def store(ws: Workspace) -> JobStore:
+    return JobStore(ws.root)
+
+
+def owner() -> str:
+    name = (st.session_state.get(state.JOBS_OWNER) or "").strip()
+    if name:
+        return name
+    tag = st.session_state.setdefault("jobs_session_tag", uuid.uuid4().hex[:4])
+    return f"session {tag}"
+
+
+def submit(ws: Workspace, sample: Sample, params: AnalysisParams, *, phases_from: int | None = None,
+           what: str = "Analysis") -> Job | None:
+    """Queue an analysis (or, with ``phases_from``, a re-separation) of ``sample``; returns the job (finished
+    already with the inline executor), or None after showing why it could not be queued."""
+    spec = {"sample_id": sample.id, "params": params.to_dict()}
+    kind = "analysis"
+    if phases_from is not None:
+        spec["phases_from"], kind = int(phases_from), "separation"
+    try:
+        ex = executor(ws)
+        job = store(ws).create(kind, spec, title=f"{what}: {sample.name}", owner=owner(), executor=ex.name,
+                               cluster_pid=ex.cluster_pid)
+        ex.submit(ws.root, job.id)
+    except (OSError, RuntimeError, ValueError) as exc:
+        st.error(f"{what} could not be started: {one_sentence(exc)}")
+        return None
+    st.session_state.setdefault(state.JOBS_MINE, set()).add(job.id)
+    return store(ws).get(job.id)
+
+
+def announce(job: Job | None) -> None:
+    """After :func:`submit`: the page's message for the job, then a rerun (the panel shows the rest)."""
+    if job is None:
+        return
+    if job.state == "done":
+        flash("success", f"Analysis {job.analysis_id} done: {job.result['n_particles']} particles (job #{job.id}). "
+                         "See the Particles page.")
+    elif job.state == "failed":
+        flash("error", f"Job #{job.id} failed: {job.error}")
+    else:
+        flash("info", f"Job #{job.id} queued: {job.title}. It runs in the background; follow it in the sidebar "
+                      "(you may change pages, or close the browser).")
+    st.rerun()
+
+
+def _when(t: float | None) -> str:
+    return dt.datetime.fromtimestamp(t).strftime("%H:%M:%S") if t else "–"
+
+
+def _line(job: Job) -> str:
+    who = f" · {job.owner}" if job.owner else ""
+    return f"**#{job.id}** {job.title}{who}"
+
+
+@st.fragment(run_every=REFRESH_S)
+def panel(ws: Workspace) -> None:
+    """The jobs panel (sidebar of every page): running and queued jobs with progress and Cancel, the last few
+    finished ones with Re-run where they did not complete, and *Analyse all*."""
+    js = store(ws)
+    js.reconcile()
+    jobs = js.list(limit=RECENT + 20)
+    active = [j for j in jobs if j.active]
+    recent = [j for j in jobs if j.state in FINISHED][:RECENT]
+    st.markdown(f"**Jobs** ({len(active)} running or queued)" if active else "**Jobs**")
+    for j in active:
+        st.progress(float(j.progress), text=f"#{j.id} {j.title} · {j.state}: {j.message}")
+        c1, c2 = st.columns([3, 2], vertical_alignment="center")
+        c1.caption(f"{j.owner} · since {_when(j.started_at or j.created_at)}")
+        if c2.button("Cancel", key=state.k(state.JOBS_CANCEL, j.id), disabled=j.cancel_requested,
+                     help="A queued job never starts; a running one stops at its next step."):
+            js.cancel(j.id)
+            cancel = getattr(executor(ws), "cancel", None)
+            if cancel is not None:
+                cancel(j.id)
+            st.rerun(scope="fragment")
+    for j in recent:
+        icon = {"done": "✓", "failed": "✗", "cancelled": "⊘", "interrupted": "↯"}[j.state]
+        text = f"{icon} {_line(j)} · {j.state} {_when(j.finished_at)}"
+        if j.state == "done":
+            text += f" · {j.message}"
+        elif j.error:
+            text += f": {j.error}"
+        if j.state in ("interrupted", "failed", "cancelled"):
+            c1, c2 = st.columns([3, 2], vertical_alignment="center")
+            c1.caption(text)
+            if c2.button("Re-run", key=state.k(state.JOBS_RERUN, j.id)):
+                ex = executor(ws)
+                new = js.rerun(j.id, owner=owner(), executor=ex.name, cluster_pid=ex.cluster_pid)
+                ex.submit(ws.root, new.id)
+                st.session_state.setdefault(state.JOBS_MINE, set()).add(new.id)
+                st.rerun(scope="fragment")
+        else:
+            st.caption(text)
+    todo = [s for s in ws.list_samples() if ws.latest_analysis(s.id) is None
+            and not any(j.sample_id == s.id for j in active)]
+    if st.button(f"Analyse all ({len(todo)} not analysed)", key=state.JOBS_ANALYSE_ALL, disabled=not todo,
+                 help="Queues a full analysis with the default settings for every sample without one."):
+        for s in todo:
+            submit(ws, s, AnalysisParams())
+        st.rerun(scope="fragment")
+    # a job this session started finished: rerun the page so that it shows the new analysis
+    mine = st.session_state.get(state.JOBS_MINE) or set()
+    ended = [j for j in jobs if j.id in mine and not j.active]
+    if ended:
+        st.session_state[state.JOBS_MINE] = mine - {j.id for j in ended}
+        last = ended[0]
+        if last.state == "done":
+            flash("success", f"Analysis {last.analysis_id} done: {last.result['n_particles']} particles "
+                             f"(job #{last.id}, {last.title}).")
+        else:
+            flash("warning" if last.state == "cancelled" else "error",
+                  f"Job #{last.id} ({last.title}) {last.state}" + (f": {last.error}" if last.error else "."))
+        st.rerun(scope="app")
