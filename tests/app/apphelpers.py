@@ -43,3 +43,67 @@ def layer_data(at, mark: str, index: int = 0):
         if (m.get("type") if isinstance(m, dict) else m) == mark:
             return data[layer["data"]["name"]]
     raise AssertionError(f"no {mark} layer in chart {index}")
+
+
+# --------------------------------------------------------------------------- a real server for browser tests
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(log_path: Path, env_extra: dict, port: int | None = None):
+    """``streamlit run app.py`` in its own process group; returns (process, url) once it answers its health check."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import pytest
+
+    port = port or free_port()
+    env = dict(os.environ, VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow")
+    env.pop("DETACH_JOBS", None)
+    env.update(env_extra)
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("streamlit did not start:\n" + Path(log_path).read_text()[-3000:])
+        time.sleep(0.3)
+
+
+def stop_server(proc, sig=None) -> None:
+    """Stop the server's whole process group (its local Dask cluster included): SIGTERM, or ``sig``."""
+    import os
+    import signal
+    import subprocess
+
+    try:
+        os.killpg(proc.pid, sig or signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from apphelpers import ROOT
+from apphelpers import start_server, stop_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -36,47 +30,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(DETACH_WORKSPACE=str(tmp_path / "ws"), DETACH_DATA=str(tmp_path / "data"),
-               DETACH_DEMO_SIZE=str(DEMO_SIZE), VTK_DEFAULT_OPENGL_WINDOW="vtkEGLRenderWindow")
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("streamlit did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
-        time.sleep(0.3)
+    proc, url = start_server(tmp_path / "server.log", {
+        "DETACH_WORKSPACE": str(tmp_path / "ws"), "DETACH_DATA": str(tmp_path / "data"),
+        "DETACH_DEMO_SIZE": str(DEMO_SIZE)})
     try:
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group (start_new_session)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+        stop_server(proc)
 
 
 def test_end_to_end_in_chromium(server, tmp_path):
