@@ -115,5 +115,6 @@ def test_jobs_survive_the_page_and_a_server_restart(tmp_path):
     assert (store.get(3).rerun_of, store.get(2).rerun_of) == (2, 1)
     from core.workspace import Workspace
 
-    done = Workspace(ws.root).list_analyses()
-    assert [a.id for a in done] == [store.get(3).analysis_id]  # nothing else stored, nothing lost
+    done = Workspace(ws.root).list_analyses(status="done")
+    assert [a.id for a in done] == [store.get(3).analysis_id]  # the cancelled and the killed runs stored nothing
+    assert all(a.status == "failed" for a in Workspace(ws.root).list_analyses(status=None) if a.id != done[0].id)
