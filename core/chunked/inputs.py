@@ -169,6 +169,9 @@ def _check_chunks(chunks) -> tuple[int, int, int]:
         c = (int(chunks),) * 3
     else:
         try:
+            if isinstance(chunks, (str, bytes)) or any(isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                                                       for n in chunks):
+                raise TypeError
             c = tuple(int(n) for n in chunks)
         except TypeError:
             raise TypeError(f"chunks must be an int or 3 ints (z, y, x), got {chunks!r}") from None
