@@ -11,6 +11,8 @@ Modules
              :class:`LazyVolume` (same checks, same spacing); :func:`as_dask`
 ``phases``   :func:`segment_chunked`: the phases, identical to :func:`core.phases.segment`; the halo rule
              (:func:`phase_halo`, :func:`island_halo`) and the memory budget are in its docstring
+``particles`` :func:`separate_chunked`: particles per chunk with a halo, one global labelling across chunk
+             faces (the halo rule, :func:`particle_halo`, and what is not exact are in its docstring)
 ``store``    :func:`write_zarr`: a Zarr v3 OME-Zarr store written chunk by chunk
 ``cluster``  :func:`cluster`: a ``distributed`` local cluster (one single-threaded process per core) or
              an existing one by address
@@ -27,12 +29,14 @@ Example
 
 from .cluster import cluster, default_workers
 from .inputs import DEFAULT_CHUNK, LazyVolume, as_dask, open_lazy
+from .particles import ChunkedLabels, particle_halo, separate_chunked
 from .phases import ChunkedSegmentation, island_halo, phase_halo, segment_chunked
 from .store import OME_ZARR_VERSION, ome_multiscales, write_zarr
 
 __all__ = [
     "DEFAULT_CHUNK", "LazyVolume", "as_dask", "open_lazy",
     "ChunkedSegmentation", "island_halo", "phase_halo", "segment_chunked",
+    "ChunkedLabels", "particle_halo", "separate_chunked",
     "OME_ZARR_VERSION", "ome_multiscales", "write_zarr",
     "cluster", "default_workers",
 ]
