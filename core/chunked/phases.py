@@ -47,12 +47,19 @@ What is exact, and what is not
 Memory budget (the aim, per worker)
 -----------------------------------
 A task holds one window of ``(c + 2 h)³`` voxels, ``c`` the chunk edge and
-``h`` the halo, at about 20 bytes a voxel (input, float32 denoised grey
-values, phases, grown phases, capped distance, float32 spill) plus the uint8
-output chunk: ``workers * 20 B * (c + 2 h)³`` for the cluster, plus the
-client's global values (the sample, at most about 2 M float32 voxels, and the
-128³ central block with its fit, a few hundred MB at most) and dask's own
-overhead.  With ``c = 128`` and ``h = 24``: about 100 MB per worker.
+``h`` the halo: its input voxels plus the working arrays of the steps
+(float32 denoised grey values, phases, grown phases, capped distance,
+float32 spill).  Measured: one window's phase and island steps added 11.6 to
+11.9 bytes a voxel of the window to the peak resident memory (the 256³
+demo electrode, ``c`` = 64 and 128, ``h`` = 33, one task in a fresh process
+after warm-up).  So the aim is::
+
+    workers * (12 B + itemsize) * (c + 2 h)³  +  the client's global values  +  each process's base
+
+where the global values are the sample (at most about 2 M float32 voxels)
+and the 128³ central block with its blur fit, and the base is Python, numpy,
+numba and dask in each worker process.  With ``c = 128``, ``h = 33`` and
+uint16 input: about 100 MiB per worker for the window.
 """
 
 from __future__ import annotations

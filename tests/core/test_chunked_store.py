@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import zarr
 
-from core.chunked import OME_ZARR_VERSION, cluster, open_lazy, segment_chunked, write_zarr
+from core.chunked import OME_ZARR_VERSION, cluster, open_lazy, segment_chunked, separate_chunked, write_zarr
+from core.evaluate import instance_scores
 from core.io import load_volume
+from core.particles import separate_particles
 from core.phases import segment
 from core.synth import demo_electrode
 
@@ -78,7 +80,7 @@ def test_cluster_arguments_are_checked_before_anything_starts():
 
 
 def test_chunked_run_on_two_local_workers_equals_whole_volume(tmp_path):
-    """A lazily read .npy, phases on 2 worker processes, written to Zarr chunk by chunk: the whole-volume phases."""
+    """A lazily read .npy, phases and particles on 2 worker processes, through Zarr: the whole-volume results."""
     e = demo_electrode("pristine", rng=2, shape=(40, 48, 48))
     np.save(tmp_path / "g.npy", e.greyscale)
     whole = segment(e.greyscale)
@@ -87,6 +89,13 @@ def test_chunked_run_on_two_local_workers_equals_whole_volume(tmp_path):
         assert len(client.scheduler_info()["workers"]) == 2
         seg = segment_chunked(vol)
         write_zarr(seg.phases, tmp_path / "phases.zarr", spacing=vol.spacing, name="phases")
+        # particles from the stored phases; a halo that makes every window the whole volume: the same labels
+        res = separate_chunked(open_lazy(tmp_path / "phases.zarr", chunks=24).data, e.spacing, halo=48,
+                               scratch=tmp_path / "scratch")
+        labels = res.labels.compute()
     got = load_volume(tmp_path / "phases.zarr")
     assert got.spacing == pytest.approx(e.spacing)
     np.testing.assert_array_equal(got.data, whole)
+    whole_labels = separate_particles(whole, e.spacing)
+    assert res.n_particles == int(whole_labels.max())
+    assert float(instance_scores(whole_labels, labels, thresholds=[0.5])["f1"].iloc[0]) == 1.0
