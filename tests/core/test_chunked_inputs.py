@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from pathlib import Path
 
 import dask
 import h5py
@@ -199,3 +200,18 @@ def test_as_dask_numpy_and_input_untouched():
     np.testing.assert_array_equal(data, before)
     with pytest.raises(ValueError, match="3D"):
         as_dask(np.zeros((4, 4)), 2)
+
+
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real"
+
+
+@pytest.mark.parametrize("rel", ["nmc_calendered_3phase/nmc-1-cal_generatedCBD_bridge.tif",
+                                 "nanoct_nmc_slices/raw_1.tif"])
+def test_open_lazy_real_files(rel):
+    path = REAL / rel
+    if not path.exists():
+        pytest.skip(f"real data not available: {rel}")
+    eager = load_volume(path)
+    lazy = open_lazy(path, chunks=64)
+    assert lazy.spacing == eager.spacing
+    np.testing.assert_array_equal(lazy.data.compute(scheduler="sync"), eager.data)
