@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -252,20 +253,48 @@ class _MemmapSource(_Source):
 
 
 class _TiffSource(_Source):
-    """Series 0 of a TIFF through tifffile's zarr store: only the strips / tiles a chunk covers are decoded."""
+    """Series 0 of a TIFF through tifffile's zarr store: only the strips / tiles a chunk covers are decoded.
+
+    Opening a TIFF walks its page chain (about 0.1 s for 512 compressed pages
+    here), so each process keeps the last few files it read open
+    (:func:`_tiff_array`), keyed by the file's path, size and modification time.
+    """
 
     def __init__(self, path, series_shape, axes, dtype, zyx_shape):
         super().__init__(zyx_shape, dtype, _file_token(path, "tiff"))
         self.path, self.series_shape, self.axes = os.fspath(path), tuple(series_shape), axes
 
     def _read(self, key):
-        import tifffile
-        import zarr
+        arr, lock = _tiff_array(self.path, self.token)
+        with lock:
+            out = np.asarray(arr[_series_key(key, self.series_shape, self.axes, self.shape)])
+        return out.reshape(tuple(s.stop - s.start for s in key))
 
-        with tifffile.TiffFile(self.path) as tif, tif.series[0].aszarr() as store:
-            z = zarr.open(store, mode="r")
-            return np.asarray(z[_series_key(key, self.series_shape, self.axes, self.shape)]).reshape(
-                tuple(s.stop - s.start for s in key))
+
+_TIFF_OPEN: dict = {}  # token -> (TiffFile, store, zarr array, lock), oldest first
+_TIFF_OPEN_MAX = 4
+_TIFF_OPEN_LOCK = threading.Lock()
+
+
+def _tiff_array(path: str, token: str):
+    """Series 0 of ``path`` as a zarr array and the lock its reads take, opened once per process."""
+    import tifffile
+    import zarr
+
+    with _TIFF_OPEN_LOCK:
+        hit = _TIFF_OPEN.pop(token, None)
+        if hit is None:
+            tif = tifffile.TiffFile(path)
+            try:
+                store = tif.series[0].aszarr()
+                hit = (tif, store, zarr.open(store, mode="r"), threading.Lock())
+            except BaseException:
+                tif.close()
+                raise
+        _TIFF_OPEN[token] = hit  # most recent last
+        while len(_TIFF_OPEN) > _TIFF_OPEN_MAX:  # dropped, not closed: a read in another thread may hold it;
+            del _TIFF_OPEN[next(iter(_TIFF_OPEN))]  # its file closes when the last reference goes
+        return hit[2], hit[3]
 
 
 def _series_key(key, series_shape, axes, zyx_shape):

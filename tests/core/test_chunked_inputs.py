@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 from pathlib import Path
 
@@ -215,3 +216,17 @@ def test_open_lazy_real_files(rel):
     lazy = open_lazy(path, chunks=64)
     assert lazy.spacing == eager.spacing
     np.testing.assert_array_equal(lazy.data.compute(scheduler="sync"), eager.data)
+
+
+def test_tiff_is_opened_once_per_process_and_again_when_it_changes(tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs, "_TIFF_OPEN", {})
+    data = volume()
+    path, _ = _write("tiff-tiled-zlib", tmp_path, data)
+    lazy = open_lazy(path, chunks=CHUNKS)
+    np.testing.assert_array_equal(lazy.data.compute(scheduler="sync"), data)
+    assert len(inputs._TIFF_OPEN) == 1  # 36 chunks, one open file
+    tifffile.imwrite(path, data[::-1].copy(), compression="zlib", tile=(16, 16))
+    os.utime(path, ns=(1, 1))  # a new modification time: a new token
+    again = open_lazy(path, chunks=CHUNKS)
+    np.testing.assert_array_equal(again.data.compute(scheduler="sync"), data[::-1])
+    assert len(inputs._TIFF_OPEN) == 2
