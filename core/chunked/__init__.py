@@ -10,7 +10,8 @@ Modules
 ``inputs``   :func:`open_lazy`: every input :func:`core.io.load_volume` reads, as a lazily chunked
              :class:`LazyVolume` (same checks, same spacing); :func:`as_dask`
 ``phases``   :func:`segment_chunked`: the phases, identical to :func:`core.phases.segment`; the halo rule
-             (:func:`phase_halo`, :func:`island_halo`) and the memory budget are in its docstring
+             (:func:`phase_halo`, :func:`island_halo`) and the memory budget are in its docstring;
+             :func:`phases_from_map` for a volume already segmented
 ``particles`` :func:`separate_chunked`: particles per chunk with a halo, one global labelling across chunk
              faces (the halo rule, :func:`particle_halo`, and what is not exact are in its docstring)
 ``store``    :func:`write_zarr`: a Zarr v3 OME-Zarr store written chunk by chunk
@@ -30,12 +31,12 @@ Example
 from .cluster import cluster, default_workers
 from .inputs import DEFAULT_CHUNK, LazyVolume, as_dask, open_lazy
 from .particles import ChunkedLabels, particle_halo, separate_chunked
-from .phases import ChunkedSegmentation, island_halo, phase_halo, segment_chunked
+from .phases import ChunkedSegmentation, island_halo, phase_halo, phases_from_map, segment_chunked
 from .store import OME_ZARR_VERSION, ome_multiscales, write_zarr
 
 __all__ = [
     "DEFAULT_CHUNK", "LazyVolume", "as_dask", "open_lazy",
-    "ChunkedSegmentation", "island_halo", "phase_halo", "segment_chunked",
+    "ChunkedSegmentation", "island_halo", "phase_halo", "phases_from_map", "segment_chunked",
     "ChunkedLabels", "particle_halo", "separate_chunked",
     "OME_ZARR_VERSION", "ome_multiscales", "write_zarr",
     "cluster", "default_workers",

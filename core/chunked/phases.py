@@ -64,6 +64,7 @@ uint16 input: about 100 MiB per worker for the window.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -78,7 +79,7 @@ from ..phases.segment import _Globals
 from ..phases.threshold import _image_model, _threshold
 from .inputs import DEFAULT_CHUNK, LazyVolume, as_dask
 
-__all__ = ["ChunkedSegmentation", "island_halo", "phase_halo", "segment_chunked"]
+__all__ = ["ChunkedSegmentation", "island_halo", "phase_halo", "phases_from_map", "segment_chunked"]
 
 
 def phase_halo(params: SegmentParams, pv_sigma: float | None) -> int:
@@ -170,6 +171,36 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
     origin = sigma_origin(g.pv_sigma, given=params.pv_sigma is not None) if g.pv_sigma is not None else None
     resolved = replace(params, low=float(g.low), high=float(g.high), pv_sigma=g.pv_sigma)
     return ChunkedSegmentation(phases, resolved, origin, h, ih)
+
+
+def phases_from_map(volume, phase_map, *, name: str = "volume", chunks: int | tuple[int, int, int] = DEFAULT_CHUNK):
+    """An already-segmented volume as lazy phase codes, chunk by chunk (:func:`core.io.apply_phase_map`).
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) dask.array.Array, LazyVolume or ndarray
+        Segmented voxel values.
+    phase_map : mapping or str
+        As for :func:`core.io.apply_phase_map` (``"0=pore,128=nmc,255=cbd"``); checked now.
+    name : str
+        How error messages call the volume.
+
+    Returns
+    -------
+    (Z, Y, X) dask.array.Array of uint8
+        Equal to ``apply_phase_map(volume, phase_map)``.  A voxel value the map
+        lacks raises the ValueError of :func:`~core.io.apply_phase_map` when
+        its chunk is computed; its counts are that chunk's.
+    """
+    from ..io import apply_phase_map
+    from ..io.phase_map import _normalize_phase_map
+
+    mapping = _normalize_phase_map(phase_map)  # a bad map is refused before any voxel is read
+    vol = _as_volume(volume, chunks)
+    if not (vol.dtype == bool or vol.dtype.kind in "iuf"):
+        raise TypeError(f"{name} must be numeric, got dtype {vol.dtype}")
+    # (map_blocks keeps ``name`` for itself: the volume's name goes in with partial)
+    return vol.map_blocks(functools.partial(apply_phase_map, phase_map=mapping, name=name), dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------- the chunk functions

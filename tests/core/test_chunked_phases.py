@@ -127,3 +127,18 @@ def test_refusals(grey):
         segment_chunked(grey, {"low": 1})
     with pytest.raises(TypeError, match="dask array"):
         segment_chunked([[[1, 2]]])
+
+
+def test_phases_from_map_equals_apply_phase_map():
+    from core.chunked import phases_from_map
+    from core.io import apply_phase_map
+
+    seg = np.random.default_rng(2).choice(np.array([0, 128, 255], np.uint8), size=(20, 30, 40))
+    got = phases_from_map(seg, "0=pore,128=nmc,255=cbd", chunks=16)
+    assert got.dtype == np.uint8 and got.chunksize == (16, 16, 16)
+    np.testing.assert_array_equal(got.compute(), apply_phase_map(seg, "0=pore,128=nmc,255=cbd"))
+    with pytest.raises(ValueError):
+        phases_from_map(seg, "0=pore,128=metal")  # a bad map: refused at once
+    lazy = phases_from_map(seg, "0=pore,128=nmc", name="seg.tif")  # 255 unmapped: found when read
+    with pytest.raises(ValueError, match="seg.tif"):
+        lazy.compute()
