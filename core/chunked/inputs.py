@@ -17,7 +17,9 @@ needs to see the input path:
     layout for ``.npy``, Fortran order included).
 other TIFF (compressed, tiled, multi-file OME)
     tifffile's zarr store of series 0 (``series.aszarr()``): only the strips
-    or tiles a chunk covers are decoded.
+    or tiles a chunk covers are decoded (a page stored as one strip is
+    decoded whole for every chunk that covers part of it: give such files
+    chunks of whole planes, ``chunks=(c, Y, X)``).
 ``slices``
     one file per z plane, read when a chunk covers it.
 ``hdf5``

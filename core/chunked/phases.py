@@ -35,12 +35,16 @@ denoising): 10 voxels for the phases, 24 for the islands.
 What is exact, and what is not
 ------------------------------
 * Every step is exact (``np.array_equal`` with :func:`~core.phases.segment`)
-  for every integer volume and for floating-point ones whose 7-voxel window
-  sums of the rim growth are exact in float64 (the sums run along whole rows
-  of the window, so their rounding could depend on where a chunk starts;
-  they cannot round when the ring values of one row span fewer than 2**53 of
-  their smallest unit, which holds for grey values from any detector, raw or
-  Gaussian-denoised).  Tested on uint16 and float32 volumes.
+  when the NMC rim growth's window sums are: they are running sums in
+  float64 along whole rows and columns of the array it is given (a window
+  here, the whole cross-section there), so they agree wherever float64 adds
+  their float32 terms without rounding, i.e. wherever a running sum stays
+  below 2**29 times the smallest non-zero term added to it.  That always
+  holds for integer grey values without denoising (whole numbers below
+  2**53); for floating-point or denoised grey values it holds unless values
+  near 0 sit in rows whose sums are 5e8 times larger, where a rare voxel of
+  the grown NMC rim could differ.  Tested equal on uint16 and float32
+  volumes, raw and Gaussian- or median-denoised, with non-finite voxels.
 * ``denoise="nlm"`` is refused: its noise level is estimated from one slice of
   the volume it is given, so no chunking equals the whole volume.
 
