@@ -38,7 +38,8 @@ one window added 7.6 to 7.8 bytes a voxel of the window to the peak resident
 memory (phases of the 256³ demo electrode, ``c`` = 64 and 96, ``halo`` = 36,
 one task in a fresh process after warm-up).  The halo, not the volume, sets
 the budget: ``workers * (8 B + 1 B) * (c + 2 halo)³`` plus each process's base.
-The client holds the face planes (4 bytes a face voxel of every chunk) and
+The face planes stay on the workers (a task per pair of chunks turns them
+into the few label pairs its face joins); the client holds those pairs and
 one lookup table entry per chunk label.
 """
 
@@ -141,11 +142,15 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
         win = tuple(slice(max(0, s.start - halo), min(n, s.stop + halo)) for s, n in zip(core, phases.shape))
         inner = tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(core, win))
         tasks.append(dask.delayed(_label_window, pure=False)(phases[win], inner, core, sp, params, os.fspath(store)))
-    results = dict(zip(np.ndindex(*nblocks), dask.compute(*tasks)))
-    counts = np.array([results[idx][0] for idx in np.ndindex(*nblocks)], np.int64)
+    # the face planes stay on the workers: one task per pair of chunks returns the pairs its votes join
+    by_index = dict(zip(np.ndindex(*nblocks), tasks))
+    pairs = [(idx, nxt, dask.delayed(_face_votes)(by_index[idx], by_index[nxt], axis))
+             for idx, nxt, axis in _neighbours(nblocks)]
+    counts, votes = dask.compute([dask.delayed(_count)(t) for t in tasks], [v for _, _, v in pairs])
+    counts = np.asarray(counts, np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).reshape(nblocks)
     total = int(counts.sum())
-    lut, joined = _join(results, offsets, nblocks, total)
+    lut, joined = _join([(idx, nxt, ab) for (idx, nxt, _), ab in zip(pairs, votes)], offsets, total)
     n = int(lut.max()) if lut.size else 0
     stored = da.from_zarr(os.fspath(store))
     labels = stored.map_blocks(_relabel, offsets=offsets, lut=lut, dtype=np.int32)
@@ -192,35 +197,54 @@ def _label_window(window, inner, core, sp, params, store):
     return n, faces
 
 
-def _join(results, offsets, nblocks, total):
-    """Union the chunk labels that the face votes join; returns (lookup table global id -> final label, unions)."""
+def _count(result) -> int:
+    return int(result[0])
+
+
+def _neighbours(nblocks):
+    """``(index, next index, axis)`` of every pair of chunks sharing a face."""
+    for idx in np.ndindex(*nblocks):
+        for axis in range(3):
+            if idx[axis] + 1 < nblocks[axis]:
+                yield idx, tuple(i + (k == axis) for k, i in enumerate(idx)), axis
+
+
+def _face_votes(lower, upper, axis: int):
+    """Local label pairs ``(a, b)`` of two face-sharing chunks that the votes across their face join.
+
+    ``lower``, ``upper``: the results of :func:`_label_window` of the chunks
+    below and above the face along ``axis``.  Mutual majority: the votes for
+    ``(a, b)`` are at least half of the face voxels of ``a`` and of ``b``.
+    """
+    a = lower[1].get((axis, 1))
+    b = upper[1].get((axis, -1))
+    none = (np.empty(0, np.int64), np.empty(0, np.int64))
+    if a is None or b is None:
+        return none
+    both = (a > 0) & (b > 0)
+    if not both.any():
+        return none
+    pa, pb = a[both].astype(np.int64), b[both].astype(np.int64)
+    nb = int(pb.max()) + 1
+    keys, votes = np.unique(pa * nb + pb, return_counts=True)
+    ka, kb = keys // nb, keys % nb
+    area_a = np.bincount(a[a > 0], minlength=int(ka.max()) + 1)
+    area_b = np.bincount(b[b > 0], minlength=nb)
+    ok = (2 * votes >= area_a[ka]) & (2 * votes >= area_b[kb])
+    return ka[ok], kb[ok]
+
+
+def _join(pairs, offsets, total):
+    """Union the chunk labels the face votes join; returns (lookup table global id -> final label, unions).
+
+    ``pairs``: ``(index, next index, (a, b))`` with the local labels joined
+    across the face between the chunks at ``index`` and ``next index``.
+    """
     from scipy import sparse
     from scipy.sparse.csgraph import connected_components
 
-    rows, cols = [], []
-    for idx in np.ndindex(*nblocks):
-        for axis in range(3):
-            nxt = list(idx)
-            nxt[axis] += 1
-            if nxt[axis] >= nblocks[axis]:
-                continue
-            nxt = tuple(nxt)
-            a = results[idx][1].get((axis, 1))
-            b = results[nxt][1].get((axis, -1))
-            if a is None or b is None:
-                continue
-            both = (a > 0) & (b > 0)
-            if not both.any():
-                continue
-            pa, pb = a[both].astype(np.int64), b[both].astype(np.int64)
-            nb = int(pb.max()) + 1
-            keys, votes = np.unique(pa * nb + pb, return_counts=True)
-            ka, kb = keys // nb, keys % nb
-            area_a = np.bincount(a[a > 0], minlength=int(ka.max()) + 1)
-            area_b = np.bincount(b[b > 0], minlength=nb)
-            ok = (2 * votes >= area_a[ka]) & (2 * votes >= area_b[kb])
-            rows.append(ka[ok] + offsets[idx] - 1)
-            cols.append(kb[ok] + offsets[nxt] - 1)
+    rows = [a + offsets[idx] - 1 for idx, _, (a, _) in pairs]
+    cols = [b + offsets[nxt] - 1 for _, nxt, (_, b) in pairs]
     r = np.concatenate(rows) if rows else np.empty(0, np.int64)
     c = np.concatenate(cols) if cols else np.empty(0, np.int64)
     graph = sparse.coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(total, total))
