@@ -82,7 +82,8 @@ class ChunkedLabels:
     joined : int
         Chunk labels joined across faces (the number of unions made).
     scratch : Path
-        The intermediate Zarr store of the per-chunk labels.
+        The folder of the intermediate per-chunk labels (``chunk_labels.zarr``)
+        and the lookup table (``lut.npy``) that :attr:`labels` reads.
     """
 
     labels: object
@@ -122,6 +123,8 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
         raise TypeError("phases must be a 3D dask array of phase codes (z, y, x)")
     sp = normalize_spacing(spacing)
     params = params or SeparationParams()
+    if not isinstance(params, SeparationParams):
+        raise TypeError(f"params must be a SeparationParams, got {type(params).__name__}")
     if isinstance(halo, bool) or not isinstance(halo, (int, np.integer)) or halo < 1:
         raise ValueError(f"halo must be a whole number of voxels >= 1, got {halo!r}")
     chunk = tuple(int(c) for c in phases.chunksize)
@@ -152,8 +155,9 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
     total = int(counts.sum())
     lut, joined = _join([(idx, nxt, ab) for (idx, nxt, _), ab in zip(pairs, votes)], offsets, total)
     n = int(lut.max()) if lut.size else 0
+    np.save(root / "lut.npy", lut)  # read (memory-mapped) by each relabelling task rather than sent with it
     stored = da.from_zarr(os.fspath(store))
-    labels = stored.map_blocks(_relabel, offsets=offsets, lut=lut, dtype=np.int32)
+    labels = stored.map_blocks(_relabel, offsets=offsets, lut_path=os.fspath(root / "lut.npy"), dtype=np.int32)
     return ChunkedLabels(labels, n, int(halo), joined, root)
 
 
@@ -257,8 +261,10 @@ def _join(pairs, offsets, total):
     return lut, int(r.size)
 
 
-def _relabel(block, *, offsets, lut, block_info=None):
+def _relabel(block, *, offsets, lut_path, block_info=None):
+    """Final labels of one chunk: its local labels plus the chunk's offset, through the lookup table."""
     idx = tuple(block_info[0]["chunk-location"])
+    lut = np.load(lut_path, mmap_mode="r")
     out = np.zeros(block.shape, np.int32)
     on = block > 0
     out[on] = lut[block[on].astype(np.int64) + int(offsets[idx])]

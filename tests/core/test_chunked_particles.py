@@ -76,6 +76,8 @@ def test_halo_rule_and_refusals(tmp_path):
         separate_chunked(ph, 1.0, halo=0)
     with pytest.raises(TypeError, match="dask array"):
         separate_chunked(np.zeros((8, 8, 8), np.uint8), 1.0, halo=2)
+    with pytest.raises(TypeError, match="SeparationParams"):
+        separate_chunked(ph, 1.0, {"h_um": 1.0}, halo=2)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(ValueError, match="not empty"):
