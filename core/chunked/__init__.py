@@ -1,0 +1,43 @@
+"""The chunked, out-of-core, parallel engine (Dask): volumes far bigger than memory, on one machine or a cluster.
+
+Volumes are :mod:`dask.array` arrays cut into chunks; every step reads a
+chunk with a halo of its neighbours wide enough that the result equals the
+whole-volume engine's, and the results are written chunk by chunk to Zarr.
+Nothing volume-sized is held by the client or a worker.
+
+Modules
+-------
+``inputs``   :func:`open_lazy`: every input :func:`core.io.load_volume` reads, as a lazily chunked
+             :class:`LazyVolume` (same checks, same spacing); :func:`as_dask`
+``phases``   :func:`segment_chunked`: the phases, identical to :func:`core.phases.segment`; the halo rule
+             (:func:`phase_halo`, :func:`island_halo`) and the memory budget are in its docstring;
+             :func:`phases_from_map` for a volume already segmented
+``particles`` :func:`separate_chunked`: particles per chunk with a halo, one global labelling across chunk
+             faces (the halo rule, :func:`particle_halo`, and what is not exact are in its docstring)
+``store``    :func:`write_zarr`: a Zarr v3 OME-Zarr store written chunk by chunk
+``cluster``  :func:`cluster`: a ``distributed`` local cluster (one single-threaded process per core) or
+             an existing one by address
+
+Example
+-------
+>>> from core.chunked import cluster, open_lazy, segment_chunked, write_zarr
+>>> if __name__ == "__main__":                       # doctest: +SKIP
+...     vol = open_lazy("scan.tif", chunks=128)
+...     with cluster(workers=2):
+...         seg = segment_chunked(vol)
+...         write_zarr(seg.phases, "phases.zarr", spacing=vol.spacing, name="phases")
+"""
+
+from .cluster import cluster, default_workers
+from .inputs import DEFAULT_CHUNK, LazyVolume, as_dask, open_lazy
+from .particles import ChunkedLabels, particle_halo, separate_chunked
+from .phases import ChunkedSegmentation, island_halo, phase_halo, phases_from_map, segment_chunked
+from .store import OME_ZARR_VERSION, ome_multiscales, write_zarr
+
+__all__ = [
+    "DEFAULT_CHUNK", "LazyVolume", "as_dask", "open_lazy",
+    "ChunkedSegmentation", "island_halo", "phase_halo", "phases_from_map", "segment_chunked",
+    "ChunkedLabels", "particle_halo", "separate_chunked",
+    "OME_ZARR_VERSION", "ome_multiscales", "write_zarr",
+    "cluster", "default_workers",
+]

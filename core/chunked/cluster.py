@@ -1,0 +1,73 @@
+"""Where the chunk tasks run: a local ``dask.distributed`` cluster, or an existing one by address.
+
+A :class:`distributed.LocalCluster` runs one single-threaded worker process
+per core (or ``workers``): the phase kernels are numba / scipy code that holds
+the GIL in parts, and one thread per process keeps a worker's memory to one
+chunk task at a time.  An existing cluster (``address="tcp://host:8786"``)
+is used as it is; its workers must see the input and output paths.
+
+A script that starts a local cluster needs the ``if __name__ == "__main__":``
+guard (the worker processes are spawned and re-import the main module), and
+a Streamlit page cannot start one (see ``shared/docs/stack-notes.md``): start
+it in its own process and pass its address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+from .._checks import check_int
+
+__all__ = ["cluster", "default_workers"]
+
+
+def default_workers() -> int:
+    """Worker processes of a local cluster by default: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def cluster(workers: int | None = None, address: str | None = None, *,
+            memory_limit: str | int | None = "auto") -> Iterator[object]:
+    """A ``distributed.Client`` for the chunk tasks, closed (with its local cluster) on exit.
+
+    Parameters
+    ----------
+    workers : int or None
+        Worker processes of the local cluster (1 thread each); None: one per
+        core (:func:`default_workers`).  Not allowed with ``address``.
+    address : str or None
+        Scheduler address of an existing cluster (``"tcp://host:8786"``);
+        None starts a local one.
+    memory_limit : str, int or None
+        Memory limit of each local worker (dask's syntax, ``"2GiB"``;
+        ``"auto"``: the machine's memory shared among the workers).
+
+    Yields
+    ------
+    distributed.Client
+        Also the default scheduler of dask computations inside the block.
+    """
+    from distributed import Client, LocalCluster
+
+    if address is not None:
+        if workers is not None:
+            raise ValueError("workers applies to a local cluster; an existing cluster (address) has its own")
+        if not isinstance(address, str) or not address.strip():
+            raise TypeError(f"address must be a scheduler address such as 'tcp://host:8786', got {address!r}")
+        with Client(address) as client:
+            yield client
+        return
+    if workers is not None:
+        check_int(workers, "workers")
+    n = default_workers() if workers is None else int(workers)
+    if n < 1:
+        raise ValueError(f"workers must be >= 1, got {n}")
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit=memory_limit) as local, Client(local) as client:
+        yield client

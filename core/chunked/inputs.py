@@ -1,0 +1,565 @@
+"""Every input the project reads, opened as a lazily chunked :class:`dask.array.Array`.
+
+:func:`open_lazy` takes the arguments of :func:`core.io.load_volume` and runs
+the same checks before any voxel is read (the format, the path kind, a
+truncated TIFF / ``.npy`` / raw file, the dataset choice, the shape and dtype,
+the voxel size from the metadata), but returns a :class:`LazyVolume` whose
+``data`` is a dask array: each chunk is read from the file when a task needs
+it, and nothing volume-sized is ever held.
+
+Each format is read by a small picklable *source* (the path and how to
+read it, a few hundred bytes) that opens the file on every chunk read, so a
+task graph sent to the workers of a cluster carries no voxels, and a worker
+needs to see the input path:
+
+``npy``, ``raw`` and uncompressed contiguous TIFF
+    :class:`numpy.memmap` of the chunk's bytes (``np.load(mmap_mode="r")``
+    layout for ``.npy``, Fortran order included).
+other TIFF (compressed, tiled, multi-file OME)
+    tifffile's zarr store of series 0 (``series.aszarr()``): only the strips
+    or tiles a chunk covers are decoded (a page stored as one strip is
+    decoded whole for every chunk that covers part of it: give such files
+    chunks of whole planes, ``chunks=(c, Y, X)``).
+``slices``
+    one file per z plane, read when a chunk covers it.
+``hdf5``
+    the h5py dataset, sliced.
+``zarr``
+    the zarr array, sliced.
+
+Boolean voxels come as uint8 and a foreign byte order as native, chunk by
+chunk, as :func:`core.io.load_volume` gives them whole.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from .._validate import check_choice, normalize_spacing
+from ..io import _common as C
+from ..io import hdf5 as _h5
+from ..io import load as _load
+from ..io import raw as _raw
+from ..io import tiff as _tiff
+from ..io import zarr as _zarr
+from ..io._registry import READERS
+
+__all__ = ["DEFAULT_CHUNK", "LazyVolume", "as_dask", "open_lazy"]
+
+#: Edge length (voxels) of the cubic chunks :func:`open_lazy` cuts a volume into by default.
+DEFAULT_CHUNK = 128
+
+
+@dataclass(frozen=True, eq=False)
+class LazyVolume:
+    """A volume on disk as a lazily chunked dask array, with its voxel size.
+
+    The lazy counterpart of :class:`core.io.Volume` (same attributes).
+
+    Attributes
+    ----------
+    data : (Z, Y, X) dask.array.Array
+        Chunks read from the file on demand; numeric, native byte order.
+    spacing : (3,) float, µm
+    source : str
+    fmt : str
+    spacing_from_metadata : bool
+    metadata : Mapping[str, object]
+    """
+
+    data: object
+    spacing: tuple[float, float, float]
+    source: str
+    fmt: str
+    spacing_from_metadata: bool
+    metadata: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        if not isinstance(self.metadata, MappingProxyType):
+            object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Shape ``(Z, Y, X)`` of :attr:`data`."""
+        return tuple(int(n) for n in self.data.shape)  # type: ignore[return-value]
+
+
+def open_lazy(
+    path: str | os.PathLike,
+    *,
+    chunks: int | Sequence[int] = DEFAULT_CHUNK,
+    fmt: str | None = None,
+    spacing: float | Sequence[float] | None = None,
+    dataset: str | None = None,
+    shape: Sequence[int] | None = None,
+    dtype: object = None,
+    byte_order: str = "<",
+    offset: int = 0,
+) -> LazyVolume:
+    """Open a volume as a lazily chunked dask array, never reading it whole.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File or folder, as for :func:`core.io.load_volume` (``"file.h5::/ds"`` too).
+    chunks : int or (3,) int
+        Chunk edge (voxels) along (z, y, x); one int for cubes.
+    fmt, spacing, dataset, shape, dtype, byte_order, offset
+        As for :func:`core.io.load_volume`.
+
+    Returns
+    -------
+    LazyVolume
+        ``data`` has shape ``(Z, Y, X)`` and the chunks asked for (clipped to the shape).
+
+    Raises
+    ------
+    FileNotFoundError, InputFileError (a ValueError), ValueError, TypeError
+        As :func:`core.io.load_volume`, for the same inputs, before any voxel is read.
+    """
+    chunk3 = _check_chunks(chunks)
+    p, dataset = _load._split_dataset(path, dataset)
+    if fmt is not None:
+        check_choice(fmt, "fmt", C.FORMATS)
+    user_spacing = normalize_spacing(spacing) if spacing is not None else None
+    opts = _load._read_options(dataset, shape, dtype, byte_order, offset, True)
+    _load._require_exists(p)
+    _load._require_regular(p)
+    if fmt is None:
+        fmt = _load.detect_format(p)
+    _load._check_applies(READERS[fmt], opts, p)
+    source, found, meta, where = _OPENERS[fmt](p, opts)
+    data = as_dask(source, chunk3)
+    loaded = C.Loaded(data, found, {**meta, "mmap": False, "lazy": True}, where)
+    v = _load._volume(loaded, fmt, user_spacing)
+    return LazyVolume(data, v.spacing, v.source, fmt, v.spacing_from_metadata, v.metadata)
+
+
+def as_dask(array, chunks: int | Sequence[int] = DEFAULT_CHUNK):
+    """A (Z, Y, X) array-like (numpy, memmap, zarr, a source of this module) as a dask array of ``chunks``.
+
+    A numpy array is embedded in the graph chunk by chunk (use it for small
+    volumes and tests); a source object is read on demand.
+    """
+    import dask.array as da
+
+    chunk3 = _check_chunks(chunks)
+    if isinstance(array, da.Array):
+        return array.rechunk(tuple(min(c, n) for c, n in zip(chunk3, array.shape)))
+    if getattr(array, "ndim", None) != 3:
+        raise ValueError(f"volume must be 3D (z, y, x), got shape {getattr(array, 'shape', None)}")
+    chunk3 = tuple(min(c, int(n)) for c, n in zip(chunk3, array.shape))
+    return da.from_array(array, chunks=chunk3, asarray=True, lock=False, fancy=False, name=_name_of(array))
+
+
+def _name_of(array) -> str | bool:
+    token = getattr(array, "token", None)
+    return f"volume-{token}" if token is not None else False
+
+
+def _check_chunks(chunks) -> tuple[int, int, int]:
+    if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        c = (int(chunks),) * 3
+    else:
+        try:
+            if isinstance(chunks, (str, bytes)) or any(isinstance(n, bool) or not isinstance(n, (int, np.integer))
+                                                       for n in chunks):
+                raise TypeError
+            c = tuple(int(n) for n in chunks)
+        except TypeError:
+            raise TypeError(f"chunks must be an int or 3 ints (z, y, x), got {chunks!r}") from None
+    if len(c) != 3 or min(c) < 1:
+        raise ValueError(f"chunks must be one or three positive ints (z, y, x), got {chunks!r}")
+    return c
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class _Source:
+    """A picklable (Z, Y, X) array-like read from a file on each ``[key]`` (a tuple of 3 slices)."""
+
+    def __init__(self, shape, dtype, token):
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = _native(np.dtype(dtype))
+        self.ndim = 3
+        self.token = token
+
+    def __getitem__(self, key):
+        key = _full_key(key, self.shape)
+        return _native_array(self._read(key))
+
+    def _read(self, key):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _native(dt: np.dtype) -> np.dtype:
+    if dt == bool:
+        return np.dtype(np.uint8)
+    return dt.newbyteorder("=") if not dt.isnative else dt
+
+
+def _native_array(a) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype == bool:
+        return a.view(np.uint8)
+    if not a.dtype.isnative:
+        return a.astype(a.dtype.newbyteorder("="))
+    return np.array(a, copy=True) if isinstance(a, np.memmap) else a
+
+
+def _full_key(key, shape) -> tuple[slice, slice, slice]:
+    if not isinstance(key, tuple):
+        key = (key,)
+    key = key + (slice(None),) * (3 - len(key))
+    out = []
+    for k, n in zip(key, shape):
+        if not isinstance(k, slice):
+            raise TypeError(f"a lazy volume is read by slices, got {k!r}")
+        a, b, step = k.indices(n)
+        if step != 1:
+            raise TypeError("a lazy volume is read by contiguous slices")
+        out.append(slice(a, max(a, b)))
+    return tuple(out)
+
+
+def _file_token(path: Path, *extra) -> str:
+    st = os.stat(path)
+    from dask.base import tokenize
+
+    return tokenize(os.fspath(Path(path).resolve()), st.st_size, st.st_mtime_ns, *extra)
+
+
+class _MemmapSource(_Source):
+    """Bytes at ``offset`` of a file, laid out as ``shape`` of ``dtype`` (C or Fortran order)."""
+
+    def __init__(self, path, file_dtype, file_shape, offset, fortran, zyx_shape):
+        super().__init__(zyx_shape, file_dtype, _file_token(path, offset, str(file_dtype), file_shape))
+        self.path, self.file_dtype, self.file_shape = os.fspath(path), np.dtype(file_dtype), tuple(file_shape)
+        self.offset, self.order = int(offset), "F" if fortran else "C"
+
+    def _read(self, key):
+        mm = np.memmap(self.path, dtype=self.file_dtype, mode="r", offset=self.offset, shape=self.file_shape,
+                       order=self.order)
+        return np.array(mm.reshape(self.shape, order=self.order)[key])
+
+
+class _TiffSource(_Source):
+    """Series 0 of a TIFF through tifffile's zarr store: only the strips / tiles a chunk covers are decoded.
+
+    Opening a TIFF walks its page chain (about 0.1 s for 512 compressed pages
+    here), so each process keeps the last few files it read open
+    (:func:`_tiff_array`), keyed by the file's path, size and modification time.
+    """
+
+    def __init__(self, path, series_shape, axes, dtype, zyx_shape):
+        super().__init__(zyx_shape, dtype, _file_token(path, "tiff"))
+        self.path, self.series_shape, self.axes = os.fspath(path), tuple(series_shape), axes
+
+    def _read(self, key):
+        arr, lock = _tiff_array(self.path, self.token)
+        with lock:
+            out = np.asarray(arr[_series_key(key, self.series_shape, self.axes, self.shape)])
+        return out.reshape(tuple(s.stop - s.start for s in key))
+
+
+_TIFF_OPEN: dict = {}  # token -> (TiffFile, store, zarr array, lock), oldest first
+_TIFF_OPEN_MAX = 4
+_TIFF_OPEN_LOCK = threading.Lock()
+
+
+def _tiff_array(path: str, token: str):
+    """Series 0 of ``path`` as a zarr array and the lock its reads take, opened once per process."""
+    import tifffile
+    import zarr
+
+    with _TIFF_OPEN_LOCK:
+        hit = _TIFF_OPEN.pop(token, None)
+        if hit is None:
+            tif = tifffile.TiffFile(path)
+            try:
+                store = tif.series[0].aszarr()
+                hit = (tif, store, zarr.open(store, mode="r"), threading.Lock())
+            except BaseException:
+                tif.close()
+                raise
+        _TIFF_OPEN[token] = hit  # most recent last
+        while len(_TIFF_OPEN) > _TIFF_OPEN_MAX:  # dropped, not closed: a read in another thread may hold it;
+            del _TIFF_OPEN[next(iter(_TIFF_OPEN))]  # its file closes when the last reference goes
+        return hit[2], hit[3]
+
+
+def _series_key(key, series_shape, axes, zyx_shape):
+    """The key into the series' own axes of a (z, y, x) key (the axes :func:`C._zyx_shape` kept or dropped)."""
+    if tuple(series_shape) == tuple(zyx_shape):
+        return key
+    keep = [i for i, (a, n) in enumerate(zip(axes, series_shape)) if n > 1 or a in "YX"]
+    if len(keep) < 2:
+        keep = sorted(set(keep) | {len(series_shape) - 2, len(series_shape) - 1})
+    if len(keep) == 2:  # a 2D image: depth 1
+        sub = key[1:]
+    else:
+        sub = key
+    out = [slice(0, 1)] * len(series_shape)
+    for i, k in zip(keep, sub):
+        out[i] = k
+    return tuple(out)
+
+
+class _SliceSource(_Source):
+    """A folder of 2D slices, one file per z plane."""
+
+    def __init__(self, folder, files, yx, dtype):
+        super().__init__((len(files),) + tuple(yx), dtype, _file_token(folder, tuple(files)))
+        self.folder, self.files = os.fspath(folder), tuple(files)
+
+    def _read(self, key):
+        kz, ky, kx = key
+        out = np.empty((kz.stop - kz.start, ky.stop - ky.start, kx.stop - kx.start), self.dtype)
+        for i, z in enumerate(range(kz.start, kz.stop)):
+            out[i] = _native_array(_read_plane(Path(self.folder) / self.files[z], self.shape[1:], self.dtype))[ky, kx]
+        return out
+
+
+def _read_plane(p: Path, yx, dtype) -> np.ndarray:
+    where = f"slice {p.name} in folder {C._name(p.parent)}"
+    if p.suffix.lower() == ".png":
+        from ..io.folder import _read_png
+
+        img = C._check_numeric(_read_png(p, where), where)
+    else:
+        import tifffile
+
+        img = C._check_numeric(np.asarray(tifffile.imread(p)), where)
+        img = img.reshape(img.shape[-2:]) if img.ndim > 2 and int(np.prod(img.shape[:-2])) == 1 else img
+    if img.shape != tuple(yx) or img.dtype != dtype:
+        raise C.InputFileError(f"{where} has shape {img.shape} and dtype {img.dtype}, but the first slice has "
+                               f"shape {tuple(yx)} and dtype {dtype}; all slices must match")
+    return img
+
+
+class _H5Source(_Source):
+    def __init__(self, path, name, series_shape, dtype, zyx_shape):
+        super().__init__(zyx_shape, dtype, _file_token(path, name))
+        self.path, self.name, self.series_shape = os.fspath(path), name, tuple(series_shape)
+
+    def _read(self, key):
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            return np.asarray(f[self.name][_plain_key(key, self.series_shape, self.shape)]).reshape(
+                tuple(s.stop - s.start for s in key))
+
+
+class _ZarrSource(_Source):
+    def __init__(self, path, name, series_shape, dtype, zyx_shape):
+        super().__init__(zyx_shape, dtype, _file_token(path, name))
+        self.path, self.name, self.series_shape = os.fspath(path), name, tuple(series_shape)
+
+    def _read(self, key):
+        import zarr
+
+        root = zarr.open(self.path, mode="r")
+        arr = root if self.name == "/" else root[self.name.strip("/")]
+        return np.asarray(arr[_plain_key(key, self.series_shape, self.shape)]).reshape(
+            tuple(s.stop - s.start for s in key))
+
+
+def _plain_key(key, series_shape, zyx_shape):
+    """Key into an array whose singleton axes :func:`C._zyx_shape` dropped (no axis letters)."""
+    if tuple(series_shape) == tuple(zyx_shape):
+        return key
+    if len(series_shape) == 2:
+        return key[1:]
+    lead = 0
+    s = list(series_shape)
+    while len(s) > 3 and s[0] == 1:
+        s, lead = s[1:], lead + 1
+    trail = len(s) - 3
+    return (slice(0, 1),) * lead + tuple(key) + (slice(0, 1),) * trail
+
+
+# --------------------------------------------------------------------------- openers
+
+
+def _open_npy(p: Path, opts):
+    name = C._name(p)
+    shape, dtype, fortran, offset = _raw._npy_header(p, name)
+    expected = offset + math.prod(shape) * dtype.itemsize
+    size = p.stat().st_size
+    if size != expected:  # the message of core.io.raw.read_npy
+        raise C.InputFileError(
+            f"{name}: the .npy header declares shape {shape} of {dtype.name} ({expected:,} bytes with the header), "
+            f"but the file has {size:,} bytes (truncated or corrupt file)")
+    zyx = C._zyx_shape(shape, name)
+    return _MemmapSource(p, dtype, shape, offset, fortran, zyx), None, {}, os.fspath(p)
+
+
+def _open_raw(p: Path, opts):
+    # read_raw checks shape, dtype and file size; asked in the native byte order (the same sizes) it only maps
+    # the file, and the map is not kept
+    native = "<" if np.little_endian else ">"
+    probe = _raw.read_raw(p, replace(opts, byte_order=native, mmap=True))
+    dt = np.dtype(opts.dtype)
+    dt = dt.newbyteorder(opts.byte_order) if dt.itemsize > 1 else dt
+    file_shape = tuple(int(n) for n in opts.shape)
+    zyx = tuple(int(n) for n in probe.data.shape)
+    del probe
+    return (_MemmapSource(p, dt, file_shape, opts.offset, False, zyx), None,
+            {"byte_order": opts.byte_order, "offset": int(opts.offset)}, os.fspath(p))
+
+
+def _open_tiff(p: Path, opts):
+    import tifffile
+
+    name = C._name(p)
+    try:
+        with _tiff._tifffile_log() as log, tifffile.TiffFile(p) as tif:
+            if not tif.series:
+                raise C.InputFileError(f"{name} holds no image data")
+            series = tif.series[0]
+            axes, shape = series.axes, tuple(int(n) for n in series.shape)
+            _tiff._check_complete(tif, series, log, name)
+            zyx = C._zyx_shape(shape, name, axes)
+            depth = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXCS"], dtype=np.int64))
+            spacing, notes = _tiff._tiff_spacing(tif, depth)
+            meta = {"axes": axes, "imagej": bool(tif.is_imagej), "ome": bool(tif.is_ome), **notes}
+            dtype = np.dtype(series.dtype)
+            if dtype.kind not in "biuf":
+                raise C.InputFileError(f"{name} holds data of dtype {dtype}; expected integer or floating-point voxels")
+            if series.dataoffset is not None:  # uncompressed and contiguous in this one file
+                src = _MemmapSource(p, np.dtype(tif.byteorder + dtype.char), shape, int(series.dataoffset), False,
+                                    zyx)
+            else:
+                src = _TiffSource(p, shape, axes, dtype, zyx)
+    except C.InputFileError:
+        raise
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {p}") from None
+    except _tiff._TIFF_ERRORS as exc:
+        raise C.InputFileError(f"could not read {name} as TIFF: {C._short(exc, path=p)}") from None
+    return src, spacing, meta, os.fspath(p)
+
+
+def _open_slices(folder: Path, opts):
+    from ..io.folder import _check_entries
+
+    _check_entries(folder)
+    files = C._slice_files(folder)
+    fname = C._name(folder)
+    if not files:
+        raise C.InputFileError(f"folder {fname} holds no .tif/.tiff/.png slices")
+    first = files[0]
+    spacing, notes = None, {}
+    if first.suffix.lower() == ".png":
+        img = _read_plane_any(first, fname)
+    else:
+        try:
+            one = _tiff.read_tiff(first, C.ReadOptions(mmap=True))
+        except C.InputFileError as exc:
+            raise C.InputFileError(f"slice folder {fname}: {exc}") from None
+        if one.data.shape[0] != 1:
+            raise C.InputFileError(f"slice {first.name} in folder {fname} is not a 2D image: shape {one.data.shape} "
+                                   "(a 3D stack inside a slice folder)")
+        img, spacing = one.data[0], one.spacing
+        notes = {k: v for k, v in one.meta.items() if k.startswith("spacing")}
+    src = _SliceSource(folder, [f.name for f in files], img.shape, img.dtype)
+    meta = {"files": tuple(f.name for f in files), "n_slices": len(files), **notes}
+    return src, spacing, meta, os.fspath(folder)
+
+
+def _read_plane_any(p: Path, fname: str) -> np.ndarray:
+    from ..io.folder import _read_png
+
+    where = f"slice {p.name} in folder {fname}"
+    img = C._check_numeric(_read_png(p, where), where)
+    if img.ndim != 2:
+        raise C.InputFileError(f"{where} is not a 2D image: shape {img.shape}")
+    return img
+
+
+def _open_hdf5(p: Path, opts):
+    h5py = _h5._import_h5py()
+    fname = C._name(p)
+    with _h5._open_h5(p, h5py) as f:
+        try:
+            name = _h5._pick_dataset(p, _h5._h5_arrays(f, h5py), opts.dataset, _h5._h5_groups(f, h5py))
+            obj = f[name]
+            where = f"dataset {name} of {fname}"
+            _h5._check_stored_here(obj, where)
+            shape = tuple(int(n) for n in obj.shape)
+            zyx = C._zyx_shape(shape, where)
+            if obj.dtype.kind not in "biuf":
+                raise C.InputFileError(f"{where} holds data of dtype {obj.dtype}; expected integer or floating-point "
+                                       "voxels")
+            levels, node = [], obj
+            while True:
+                levels.append((node.name, dict(node.attrs)))
+                if node.name == "/":
+                    break
+                node = node.parent
+            dtype = obj.dtype
+        except C.InputFileError:
+            raise
+        except _h5._H5_ERRORS as exc:
+            raise C.InputFileError(f"could not read {fname} as HDF5: {C._short(exc, path=p)}") from None
+    spacing, notes = _h5._spacing_from_attrs(levels)
+    return _H5Source(p, name, shape, dtype, zyx), spacing, {"dataset": name, **notes}, f"{os.fspath(p)}::{name}"
+
+
+def _open_zarr_lazy(p: Path, opts):
+    import zarr
+
+    fname = C._name(p)
+    root = _zarr._open_zarr(p)
+    dataset = opts.dataset
+    if isinstance(root, zarr.Array):
+        if dataset is not None and dataset.strip("/"):
+            raise C.InputFileError(f"{fname} is a single zarr array and has no dataset {dataset!r}")
+        name = "/"
+    else:
+        try:
+            arrays = _zarr._zarr_arrays(root)
+            groups = ("/",) + tuple("/" + n.strip("/") for n, obj in root.members(max_depth=None)
+                                    if isinstance(obj, zarr.Group))
+        except _zarr._ZARR_ERRORS as exc:
+            raise C.InputFileError(f"could not read {fname} as a zarr store: {C._short(exc, path=p)}") from None
+        name = _h5._pick_dataset(p, arrays, dataset, groups)
+    where = fname if name == "/" else f"array {name} of {fname}"
+    try:
+        if name == "/":
+            arr, levels = root, [("/", dict(root.attrs))]
+        else:
+            arr = root[name.strip("/")]
+            parts = name.strip("/").split("/")
+            levels = [(name, dict(arr.attrs))]
+            for i in range(len(parts) - 1, 0, -1):
+                group_path = "/".join(parts[:i])
+                levels.append(("/" + group_path, dict(root[group_path].attrs)))
+            levels.append(("/", dict(root.attrs)))
+        shape = tuple(int(n) for n in arr.shape)
+        zyx = C._zyx_shape(shape, where)
+        dtype = np.dtype(arr.dtype)
+        if dtype.kind not in "biuf":
+            raise C.InputFileError(f"{where} holds data of dtype {arr.dtype}; expected integer or floating-point voxels")
+    except C.InputFileError:
+        raise
+    except _zarr._ZARR_ERRORS as exc:
+        raise C.InputFileError(f"could not read {where} as zarr: {C._short(exc, path=p)}") from None
+    spacing, notes = _h5._spacing_from_attrs(levels)
+    source = os.fspath(p) if name == "/" else f"{p}::{name}"
+    return _ZarrSource(p, name, shape, dtype, zyx), spacing, {"dataset": name, **notes}, source
+
+
+_OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,
+            "zarr": _open_zarr_lazy}

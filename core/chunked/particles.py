@@ -1,0 +1,271 @@
+"""Particles chunk by chunk with seamless labels: a particle cut by a chunk face gets one label.
+
+1. **Per chunk, with a halo.**  Each chunk is read with ``halo`` voxels of
+   its neighbours (clipped at the volume's faces) and separated by
+   :func:`core.particles.separate_particles` as a volume of its own; the
+   labels of the chunk's core are kept (numbered 1..n within the chunk) and
+   written to an intermediate Zarr array, so no task holds more than its
+   window and nothing volume-sized reaches the client.
+2. **One global labelling.**  Across every face between two chunks, a pair
+   of face-adjacent voxels ``(x, y)`` (``x`` in the lower chunk, ``y`` in the
+   upper one) is a *vote* when the lower chunk's window labels both with its
+   label ``a`` and the upper chunk's window labels both with its label ``b``
+   (each chunk's window reaches across the face, so each says which particle
+   continues there).  ``a`` and ``b`` are one particle when their votes are
+   at least half of the face voxels of each (mutual majority, so a particle
+   one chunk splits and the other does not is not glued to two).  The pairs
+   are joined by connected components (union-find) of the graph of all
+   chunk labels, and renumbered 1..n.
+
+The halo rule
+-------------
+``halo >= the largest particle's diameter in voxels`` (:func:`particle_halo`):
+then every particle that reaches a chunk's core lies whole inside the
+chunk's window, so the window's distance transform, seeds and over-split
+merge see all of it.  The labels are *not* bit-identical to the whole-volume
+ones: the quantisation of the distance transform (its step is set by the
+largest distance in the volume, here in the window) and the crack filling
+near the window's faces differ, so a few particles near a chunk face may be
+split or merged differently; the acceptance is F1@0.5 >= 0.995 and counts
+within 0.5 % against the whole-volume labels (tested).  A particle bigger
+than the halo allows (wider than ``halo``) is seen cut by the window's face:
+its distance transform there is too high (the face is not background), so it
+may be split into pieces that the face votes then join only where both
+chunks agree; it keeps one label when each window holds it as one particle.
+
+Memory: a task holds a window of ``(c + 2 halo)³`` voxels; the separation of
+one window added 7.6 to 7.8 bytes a voxel of the window to the peak resident
+memory (phases of the 256³ demo electrode, ``c`` = 64 and 96, ``halo`` = 36,
+one task in a fresh process after warm-up).  The halo, not the volume, sets
+the budget: ``workers * (8 B + 1 B) * (c + 2 halo)³`` plus each process's base.
+The face planes stay on the workers (a task per pair of chunks turns them
+into the few label pairs its face joins); the client holds those pairs and
+one lookup table entry per chunk label.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._validate import normalize_spacing
+from ..codes import NMC
+from ..particles import SeparationParams, separate_particles
+
+__all__ = ["ChunkedLabels", "particle_halo", "separate_chunked"]
+
+
+def particle_halo(max_diameter_um: float, spacing) -> int:
+    """The halo (voxels) of the rule: the largest particle diameter over the finest voxel edge, rounded up, + 1."""
+    sp = normalize_spacing(spacing)
+    if not max_diameter_um > 0:
+        raise ValueError(f"max_diameter_um must be > 0 µm, got {max_diameter_um}")
+    return int(math.ceil(float(max_diameter_um) / min(sp))) + 1
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkedLabels:
+    """The labels of :func:`separate_chunked`.
+
+    Attributes
+    ----------
+    labels : (Z, Y, X) dask.array.Array of int32
+        1..n on NMC voxels, 0 elsewhere; read from ``scratch`` (keep it until
+        they are computed or written).
+    n_particles : int
+    halo : int
+    joined : int
+        Chunk labels joined across faces (the number of unions made).
+    scratch : Path
+        The folder of the intermediate per-chunk labels (``chunk_labels.zarr``)
+        and the lookup table (``lut.npy``) that :attr:`labels` reads.
+    """
+
+    labels: object
+    n_particles: int
+    halo: int
+    joined: int
+    scratch: Path
+
+
+def separate_chunked(phases, spacing=None, params: SeparationParams | None = None, *, halo: int,
+                     scratch: str | os.PathLike | None = None) -> ChunkedLabels:
+    """Label the NMC particles of a phase volume chunk by chunk; a particle cut by chunk faces gets one label.
+
+    Parameters
+    ----------
+    phases : (Z, Y, X) dask.array.Array of uint8
+        Phase codes (0 pore, 1 CBD, 2 NMC), e.g. :attr:`ChunkedSegmentation.phases`;
+        its chunks are the chunks of the work.
+    spacing : float or (3,) float, µm
+    params : SeparationParams or None
+    halo : int
+        Voxels of the neighbours read around each chunk (see the halo rule,
+        :func:`particle_halo`).
+    scratch : path or None
+        A new or empty folder for the intermediate per-chunk labels (the
+        workers must see it); None: a new temporary folder.
+
+    Returns
+    -------
+    ChunkedLabels
+    """
+    import dask
+    import dask.array as da
+    import zarr
+
+    if not isinstance(phases, da.Array) or phases.ndim != 3:
+        raise TypeError("phases must be a 3D dask array of phase codes (z, y, x)")
+    sp = normalize_spacing(spacing)
+    params = params or SeparationParams()
+    if not isinstance(params, SeparationParams):
+        raise TypeError(f"params must be a SeparationParams, got {type(params).__name__}")
+    if isinstance(halo, bool) or not isinstance(halo, (int, np.integer)) or halo < 1:
+        raise ValueError(f"halo must be a whole number of voxels >= 1, got {halo!r}")
+    chunk = tuple(int(c) for c in phases.chunksize)
+    if any(len(set(c[:-1])) > 1 or c[-1] > c[0] for c in phases.chunks):
+        phases = phases.rechunk(chunk)
+    root = Path(tempfile.mkdtemp(prefix="chunked-labels-")) if scratch is None else Path(scratch)
+    root.mkdir(exist_ok=True)
+    if any(root.iterdir()):
+        raise ValueError(f"scratch folder {root.name} is not empty")
+    store = root / "chunk_labels.zarr"
+    zarr.create_array(os.fspath(store), shape=phases.shape, dtype=np.int32, chunks=chunk, zarr_format=3,
+                      fill_value=0)
+    grid = [np.cumsum((0,) + c) for c in phases.chunks]
+    nblocks = tuple(len(c) for c in phases.chunks)
+    tasks = []
+    for idx in np.ndindex(*nblocks):
+        core = tuple(slice(int(g[i]), int(g[i + 1])) for g, i in zip(grid, idx))
+        win = tuple(slice(max(0, s.start - halo), min(n, s.stop + halo)) for s, n in zip(core, phases.shape))
+        inner = tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(core, win))
+        tasks.append(dask.delayed(_label_window, pure=False)(phases[win], inner, core, sp, params, os.fspath(store)))
+    # the face planes stay on the workers: one task per pair of chunks returns the pairs its votes join
+    by_index = dict(zip(np.ndindex(*nblocks), tasks))
+    pairs = [(idx, nxt, dask.delayed(_face_votes)(by_index[idx], by_index[nxt], axis))
+             for idx, nxt, axis in _neighbours(nblocks)]
+    counts, votes = dask.compute([dask.delayed(_count)(t) for t in tasks], [v for _, _, v in pairs])
+    counts = np.asarray(counts, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).reshape(nblocks)
+    total = int(counts.sum())
+    lut, joined = _join([(idx, nxt, ab) for (idx, nxt, _), ab in zip(pairs, votes)], offsets, total)
+    n = int(lut.max()) if lut.size else 0
+    np.save(root / "lut.npy", lut)  # read (memory-mapped) by each relabelling task rather than sent with it
+    stored = da.from_zarr(os.fspath(store))
+    labels = stored.map_blocks(_relabel, offsets=offsets, lut_path=os.fspath(root / "lut.npy"), dtype=np.int32)
+    return ChunkedLabels(labels, n, int(halo), joined, root)
+
+
+def _label_window(window, inner, core, sp, params, store):
+    """Separate one window; write its core's labels (1..n) to ``store``; return n and the face planes.
+
+    The face planes, for each axis and side where the core has a face inside
+    the window: the core's label at the face layer where the window labels
+    the voxel across the face the same (0 elsewhere).
+    """
+    import zarr
+
+    window = np.asarray(window, np.uint8)
+    if (window == NMC).any():
+        lab = separate_particles(window, sp, params).astype(np.int64, copy=False)
+    else:
+        lab = np.zeros(window.shape, np.int64)
+    core_lab = lab[inner]
+    ids, inverse = np.unique(core_lab, return_inverse=True)
+    has_zero = ids.size > 0 and ids[0] == 0
+    local = inverse.reshape(core_lab.shape).astype(np.int32) + (0 if has_zero else 1)
+    n = int(ids.size - (1 if has_zero else 0))
+    zarr.open_array(store, mode="r+")[core] = local
+    faces = {}
+    for axis in range(3):
+        for side in (-1, 1):
+            s = inner[axis]
+            here = s.start if side < 0 else s.stop - 1
+            there = here + side
+            if there < 0 or there >= window.shape[axis]:
+                continue  # the volume's face: no neighbour chunk
+            a = np.take(lab, here, axis=axis)
+            b = np.take(lab, there, axis=axis)
+            keep = (a == b) & (a > 0)
+            rest = [inner[k] for k in range(3) if k != axis]
+            a, keep = a[tuple(rest)], keep[tuple(rest)]
+            plane = np.zeros(a.shape, np.int32)
+            if keep.any():
+                plane[keep] = np.searchsorted(ids, a[keep]) + (0 if has_zero else 1)  # the core's local label
+            faces[(axis, side)] = plane
+    return n, faces
+
+
+def _count(result) -> int:
+    return int(result[0])
+
+
+def _neighbours(nblocks):
+    """``(index, next index, axis)`` of every pair of chunks sharing a face."""
+    for idx in np.ndindex(*nblocks):
+        for axis in range(3):
+            if idx[axis] + 1 < nblocks[axis]:
+                yield idx, tuple(i + (k == axis) for k, i in enumerate(idx)), axis
+
+
+def _face_votes(lower, upper, axis: int):
+    """Local label pairs ``(a, b)`` of two face-sharing chunks that the votes across their face join.
+
+    ``lower``, ``upper``: the results of :func:`_label_window` of the chunks
+    below and above the face along ``axis``.  Mutual majority: the votes for
+    ``(a, b)`` are at least half of the face voxels of ``a`` and of ``b``.
+    """
+    a = lower[1].get((axis, 1))
+    b = upper[1].get((axis, -1))
+    none = (np.empty(0, np.int64), np.empty(0, np.int64))
+    if a is None or b is None:
+        return none
+    both = (a > 0) & (b > 0)
+    if not both.any():
+        return none
+    pa, pb = a[both].astype(np.int64), b[both].astype(np.int64)
+    nb = int(pb.max()) + 1
+    keys, votes = np.unique(pa * nb + pb, return_counts=True)
+    ka, kb = keys // nb, keys % nb
+    area_a = np.bincount(a[a > 0], minlength=int(ka.max()) + 1)
+    area_b = np.bincount(b[b > 0], minlength=nb)
+    ok = (2 * votes >= area_a[ka]) & (2 * votes >= area_b[kb])
+    return ka[ok], kb[ok]
+
+
+def _join(pairs, offsets, total):
+    """Union the chunk labels the face votes join; returns (lookup table global id -> final label, unions).
+
+    ``pairs``: ``(index, next index, (a, b))`` with the local labels joined
+    across the face between the chunks at ``index`` and ``next index``.
+    """
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    rows = [a + offsets[idx] - 1 for idx, _, (a, _) in pairs]
+    cols = [b + offsets[nxt] - 1 for _, nxt, (_, b) in pairs]
+    r = np.concatenate(rows) if rows else np.empty(0, np.int64)
+    c = np.concatenate(cols) if cols else np.empty(0, np.int64)
+    graph = sparse.coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(total, total))
+    _, comp = connected_components(graph, directed=False)
+    # final labels 1..n, numbered in the order of each component's first chunk label
+    _, first = np.unique(comp, return_index=True)
+    order = np.empty(first.size, np.int64)
+    order[np.argsort(first)] = np.arange(first.size)
+    lut = np.concatenate([[0], order[comp] + 1]).astype(np.int32)
+    return lut, int(r.size)
+
+
+def _relabel(block, *, offsets, lut_path, block_info=None):
+    """Final labels of one chunk: its local labels plus the chunk's offset, through the lookup table."""
+    idx = tuple(block_info[0]["chunk-location"])
+    lut = np.load(lut_path, mmap_mode="r")
+    out = np.zeros(block.shape, np.int32)
+    on = block > 0
+    out[on] = lut[block[on].astype(np.int64) + int(offsets[idx])]
+    return out

@@ -1,0 +1,86 @@
+"""core.chunked.separate_chunked: particles chunk by chunk with seamless labels, against the whole-volume labels."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+
+from core.chunked import particle_halo, separate_chunked
+from core.codes import NMC
+from core.evaluate import instance_scores
+from core.particles import separate_particles
+from core.synth import ElectrodeParams, make_electrode
+
+SHAPE = (80, 80, 80)
+SPACING = (0.8, 0.8, 0.8)
+
+
+@pytest.fixture(scope="module")
+def electrode():
+    """~440 particles about 8 voxels across, chunks of 32 cut through many; a sphere 41 voxels across in the middle."""
+    e = make_electrode(ElectrodeParams(shape=SHAPE, spacing=SPACING, radius_median_um=3.0, radius_max_um=5.0),
+                       rng=4)
+    phases = e.phases.copy()
+    zz, yy, xx = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
+    big = (zz - 40) ** 2 + (yy - 40) ** 2 + (xx - 40) ** 2 <= 20**2
+    phases[big] = NMC
+    whole = separate_particles(phases, SPACING)
+    return phases, big, whole, float(e.table["equiv_diameter_um"].max())
+
+
+@pytest.fixture(autouse=True)
+def _sync():
+    with dask.config.set(scheduler="sync"):
+        yield
+
+
+def test_chunked_labels_match_whole_volume(electrode, tmp_path):
+    phases, big, whole, diameter = electrode
+    halo = particle_halo(diameter, SPACING)
+    assert halo < 32  # the rule's halo for these particles; the big sphere is wider than a chunk and the halo
+    res = separate_chunked(da.from_array(phases, chunks=32), SPACING, halo=halo, scratch=tmp_path / "s")
+    labels = res.labels.compute()
+    n_whole = int(whole.max())
+    assert n_whole > 300
+    assert res.n_particles == len(np.unique(labels)) - 1 == int(labels.max())
+    assert abs(res.n_particles - n_whole) <= 0.005 * n_whole
+    f1 = float(instance_scores(whole, labels, thresholds=[0.5])["f1"].iloc[0])
+    assert f1 >= 0.995
+    assert res.joined > 100  # many particles were cut by chunk faces and joined
+    assert np.array_equal(labels > 0, phases == NMC)
+    # the sphere bigger than a chunk: one label covers nearly all of it, as in the whole-volume labels
+    ids, counts = np.unique(labels[big], return_counts=True)
+    assert counts.max() >= 0.95 * big.sum()
+    assert (whole[big] == np.bincount(whole[big]).argmax()).mean() >= 0.95
+
+
+def test_without_the_face_join_particles_are_cut(electrode, tmp_path, monkeypatch):
+    """The join is what makes labels seamless: without it, every particle cut by a face counts twice or more."""
+    from core.chunked import particles as cp
+
+    phases, _, whole, diameter = electrode
+    monkeypatch.setattr(cp, "_face_votes", lambda lower, upper, axis: (np.empty(0, np.int64), np.empty(0, np.int64)))
+    res = separate_chunked(da.from_array(phases, chunks=32), SPACING, halo=particle_halo(diameter, SPACING),
+                           scratch=tmp_path / "s")
+    assert res.n_particles > 1.2 * int(whole.max())
+
+
+def test_halo_rule_and_refusals(tmp_path):
+    assert particle_halo(8.0, (0.8, 0.4, 0.4)) == 21
+    with pytest.raises(ValueError, match="max_diameter_um"):
+        particle_halo(0, 1.0)
+    ph = da.zeros((8, 8, 8), dtype=np.uint8, chunks=4)
+    with pytest.raises(ValueError, match="halo"):
+        separate_chunked(ph, 1.0, halo=0)
+    with pytest.raises(TypeError, match="dask array"):
+        separate_chunked(np.zeros((8, 8, 8), np.uint8), 1.0, halo=2)
+    with pytest.raises(TypeError, match="SeparationParams"):
+        separate_chunked(ph, 1.0, {"h_um": 1.0}, halo=2)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ValueError, match="not empty"):
+        separate_chunked(ph, 1.0, halo=2, scratch=tmp_path / "full")
+    empty = separate_chunked(ph, 1.0, halo=2, scratch=tmp_path / "e")  # no NMC: no particle
+    assert empty.n_particles == 0 and not empty.labels.compute().any()
