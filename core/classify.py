@@ -402,7 +402,7 @@ class PhaseClassifier:
     params : ClassifierParams
     pairs : tuple of TrainingPair
     ndim : {2, 3}
-        2: trained on single slices (predicts slices, 2D features); 3: on volumes.
+        2: trained on single slices (2D features; a volume is classified slice by slice along z); 3: on volumes.
     painted : (3,) int
         Painted voxels per phase (pore, CBD, NMC).
     """
@@ -453,7 +453,11 @@ class PhaseClassifier:
         Returns
         -------
         phases : (Z, Y, X) uint8
-            0 pore, 1 CBD, 2 NMC.
+            0 pore, 1 CBD, 2 NMC.  A classifier trained on single slices
+            (``ndim == 2``) classifies a volume slice by slice along z, each
+            z-slice normalised on its own and with 2D features: slice ``z`` is
+            exactly ``predict(volume[z])`` (what the dashboard's preview of
+            that slice shows).
         confidence : (Z, Y, X) float32
             The largest class probability of each voxel (1 / (classes painted) to 1).
         """
@@ -461,13 +465,18 @@ class PhaseClassifier:
         if slab is not None:
             _whole(slab, "slab", 1)
         sp = normalize_spacing(1.0 if spacing is None else spacing)
-        if (2 if a.shape[0] == 1 else 3) != self.ndim:
-            kind = "single slices" if self.ndim == 2 else "volumes"
-            raise ValueError(f"the classifier was trained on {kind}; the input has shape {a.shape}")
+        if self.ndim == 3 and a.shape[0] == 1:
+            raise ValueError(f"the classifier was trained on volumes; the input has shape {a.shape}")
         phases = np.empty(a.shape, np.uint8)
         confidence = np.empty(a.shape, np.float32)
         classes = self.classes
         nz = a.shape[0]
+        if self.ndim == 2 and nz > 1:  # slice by slice, each exactly as predict(volume[z]) would
+            for z in range(nz):
+                phases[z:z + 1], confidence[z:z + 1] = self.predict(a[z], sp)
+                if progress is not None:
+                    progress((z + 1) / nz, f"classifying slice {z} of {nz}")
+            return phases, confidence
         for z0, z1, f in _slabs(a, sp, self.params, slab):
             p = self._proba(f.reshape(-1, f.shape[-1]))
             k = np.argmax(p, axis=1)

@@ -118,8 +118,14 @@ def test_2d_image(electrodes):
     phases, conf = clf.predict(other.greyscale[10], other.spacing)
     assert phases.shape == (1, 32, 32) and conf.shape == (1, 32, 32)
     assert mean_iou(other.phases[10:11], phases) > 0.6
-    with pytest.raises(ValueError, match="trained on single slices"):
-        clf.predict(other.greyscale, other.spacing)
+    # a volume: slice by slice along z, each slice exactly as on its own (the dashboard preview's contract)
+    vol, conf3 = clf.predict(other.greyscale[8:12], other.spacing)
+    assert vol.shape == (4, 32, 32) and conf3.shape == (4, 32, 32)
+    np.testing.assert_array_equal(vol[2:3], phases)
+    np.testing.assert_array_equal(conf3[2:3], conf)
+    vol3d = train(e.greyscale, scribbles_from(e.phases), e.spacing, SMALL)
+    with pytest.raises(ValueError, match="trained on volumes"):
+        vol3d.predict(other.greyscale[10], other.spacing)
 
 
 def test_several_images_train_one_classifier(electrodes):
