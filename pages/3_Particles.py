@@ -21,9 +21,9 @@ how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_ME
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 if submitted and sep is not None and how == "model":
     _, vol = page.require_volume(ws, sample)
-    params = replace(latest.rerun_params if latest is not None else current, particles="model", separation=sep)
-    a = widgets.run_with_progress("Analysis (3D U-Net)", lambda progress: run_analysis(
-        ws, sid, vol, params, progress=progress))
+    # built inside the run: parameters the cue cannot take (phases of a brush-stroke classifier) are one sentence
+    a = widgets.run_with_progress("Analysis (3D U-Net)", lambda progress: run_analysis(ws, sid, vol, replace(
+        latest.rerun_params if latest is not None else current, particles="model", separation=sep), progress=progress))
     if a is not None:
         messages.flash("success", f"Analysis {a.id}: {a.n_particles} particles.")
         st.rerun()

@@ -181,3 +181,22 @@ def test_clear_this_slice_removes_its_strokes_from_the_workspace(seeded_ws):
     assert at.session_state[state.k(state.SCRIBBLES, s.id)].digest() == kept.digest()
     assert any("0 voxels painted on this slice" in x.value for x in at.caption)
     assert at.button(key=state.k(state.PAINT_CLEAR, s.id, 0, 20)).disabled
+
+
+def test_particles_page_refuses_the_network_cue_on_classifier_phases_in_one_sentence(seeded_ws):
+    from core.pipeline import AnalysisParams
+    from core.runner import run_analysis
+
+    s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
+    vol = seeded_ws.load_volume(s)
+    folder = seeded_ws.save_training(s.id, vol, _painted(seeded_ws, s))
+    a = run_analysis(seeded_ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))
+    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.radio(key=state.k(state.PART_METHOD, s.id)).set_value("model").run()
+    at.button[0].click().run()
+    no_exception(at)
+    assert any("particles from the model need method 'threshold' or 'model', not 'classifier'" in e.value
+               for e in at.error)
+    assert seeded_ws.latest_analysis(s.id).id == a.id
