@@ -439,16 +439,32 @@ class Workspace:
 
     # ---------------------------------------------------------------- analyses
 
-    @staticmethod
-    def _analysis(r: sqlite3.Row) -> Analysis:
+    def _classifier_in(self, d: dict, *, stored: bool) -> dict:
+        """Parameters with their classifier folder relative to the workspace (``stored``, for the catalogue) or
+        absolute again (read back): a workspace moved as a whole keeps its classifier analyses replayable."""
+        if not isinstance(d, dict) or not isinstance(d.get("classifier"), str):
+            return d
+        folder = Path(d["classifier"])
+        if stored:
+            try:
+                folder = folder.resolve().relative_to(self.root)
+            except (ValueError, OSError):
+                return d
+        elif folder.is_absolute():
+            return d
+        else:
+            folder = self.root / folder
+        return {**d, "classifier": os.fspath(folder)}
+
+    def _analysis(self, r: sqlite3.Row) -> Analysis:
         # the storage edge: parameters are parsed once here (strictly, as AnalysisParams.from_dict does)
         from .pipeline import AnalysisParams
 
-        provenance = json.loads(r["provenance"] or "{}")
+        provenance = self._classifier_in(json.loads(r["provenance"] or "{}"), stored=False)
         try:
-            requested = AnalysisParams.from_dict(json.loads(r["params"]))
-            resolved = (AnalysisParams.from_dict(provenance["resolved_params"]) if "resolved_params" in provenance
-                        else requested)
+            requested = AnalysisParams.from_dict(self._classifier_in(json.loads(r["params"]), stored=False))
+            resolved = (AnalysisParams.from_dict(self._classifier_in(provenance["resolved_params"], stored=False))
+                        if "resolved_params" in provenance else requested)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"analysis {r['id']} holds parameters this version cannot read: {exc}") from None
         return Analysis(
@@ -486,6 +502,7 @@ class Workspace:
         """Insert a ``running`` analysis row owned by this process; returns its id."""
         if not isinstance(params, dict):
             params = params.to_dict()
+        params = self._classifier_in(params, stored=True)
         self.get_sample(sample_id)
         now = time.time()
         with self._tx() as con:
@@ -517,10 +534,11 @@ class Workspace:
         write_npz(d / "labels.npz", result.labels, "labels")
         write_parquet(d / "particles.parquet", result.table)
         prov = dict(result.provenance)
-        prov["resolved_params"] = result.params.to_dict()
+        prov["resolved_params"] = self._classifier_in(result.params.to_dict(), stored=True)
         prov["table_attrs"] = dict(result.table.attrs)
         if extra_provenance:
             prov.update(extra_provenance)
+        prov = self._classifier_in(prov, stored=True)  # the classifier folder the run recorded
         rel = lambda name: os.fspath((d / name).relative_to(self.root))  # noqa: E731
         with self._tx() as con:
             con.execute(
@@ -590,7 +608,9 @@ class Workspace:
         ``samples/<id>/training/<digest>``, named by its content: the same
         scribbles give the same folder, written once and never changed, so
         every analysis that used it (``AnalysisParams.classifier``) and every
-        recipe of one replays from the same bytes.
+        recipe of one replays from the same bytes.  The catalogue records a
+        classifier folder inside the workspace relative to it (read back
+        absolute), so a workspace moved as a whole still replays.
 
         Parameters
         ----------

@@ -203,3 +203,23 @@ def test_recipe_refuses_a_classifier_folder_changed_after_the_run(tmp_path, work
     d["analyses"][0]["params"] = AnalysisParams().to_dict()
     with pytest.raises(rc.RecipeError, match="classifier_checksum but its method is 'threshold'"):
         rc.recipe_from_dict(d)
+
+
+def test_a_moved_workspace_still_finds_its_training_pairs(tmp_path, workspace_run, capsys):
+    ws, sample, vol, scr, folder, a = workspace_run
+    import sqlite3
+
+    with sqlite3.connect(ws.db_path) as con:  # the catalogue holds the folder relative to the workspace
+        stored = json.loads(con.execute("SELECT params FROM analyses WHERE id = ?", (a.id,)).fetchone()[0])
+    assert stored["classifier"] == folder.relative_to(ws.root).as_posix()
+    shutil.move(ws.root, tmp_path / "moved-ws")
+    moved = Workspace(tmp_path / "moved-ws")
+    b = moved.get_analysis(a.id)
+    assert b.resolved.classifier == str(moved.root / folder.relative_to(tmp_path / "ws"))
+    assert b.requested.classifier == b.resolved.classifier == b.provenance["classifier"]
+    rc.write_recipe(rc.recipe_from_workspace(moved, [a.id]), tmp_path / "r.json")
+    capsys.readouterr()
+    # (the sample's TIFF did not move: the input is found where it was)
+    assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(tmp_path / "R"), "-q"]) == 0
+    assert (tmp_path / "R" / "painted" / "particles.csv").read_bytes() == \
+        moved.load_table(a.id).to_csv(index=False).encode()
