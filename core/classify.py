@@ -33,7 +33,7 @@ from ._validate import normalize_spacing
 
 __all__ = [
     "UNPAINTED", "ClassifierParams", "PhaseClassifier", "features", "halo", "load_classifier",
-    "normalize_intensity", "save_classifier", "train",
+    "normalize_intensity", "save_classifier", "save_training", "train",
 ]
 
 #: Scribble value of a voxel that is not painted.
@@ -325,10 +325,11 @@ def _pairs(images, scribbles, spacing) -> list[TrainingPair]:
     return out
 
 
-def _training_rows(pairs: Sequence[TrainingPair], params: ClassifierParams):
+def _training_rows(pairs: Sequence[TrainingPair], params: ClassifierParams, feats=None):
     xs, ys = [], []
-    for pair in pairs:
-        for z0, z1, f in _slabs(pair.image, pair.spacing, params, None):
+    for k, pair in enumerate(pairs):
+        slabs = _slabs(pair.image, pair.spacing, params, None) if feats is None else [(0, pair.image.shape[0], feats[k])]
+        for z0, z1, f in slabs:
             s = pair.scribbles[z0:z1]
             m = s != UNPAINTED
             if m.any():
@@ -344,7 +345,8 @@ def _training_rows(pairs: Sequence[TrainingPair], params: ClassifierParams):
     return x, y
 
 
-def train(images, scribbles, spacing=None, params: ClassifierParams | None = None) -> PhaseClassifier:
+def train(images, scribbles, spacing=None, params: ClassifierParams | None = None, *,
+          features=None) -> PhaseClassifier:
     """Train a phase classifier on painted voxels.
 
     Parameters
@@ -356,6 +358,10 @@ def train(images, scribbles, spacing=None, params: ClassifierParams | None = Non
     spacing : float or (3,) float, µm, or a sequence of them (one per image), optional
         Voxel sizes (default 1 µm).
     params : ClassifierParams, optional
+    features : (Z, Y, X, F) float32 ndarray, or a sequence of them (one per image), optional
+        The images' :func:`features` with these ``params`` and voxel sizes, when
+        already computed (the dashboard keeps those of the painted slices);
+        the classifier is then the same as without them.
 
     Returns
     -------
@@ -371,17 +377,34 @@ def train(images, scribbles, spacing=None, params: ClassifierParams | None = Non
     if not isinstance(params, ClassifierParams):
         raise TypeError(f"params must be ClassifierParams, got {type(params).__name__}")
     pairs = _pairs(images, scribbles, spacing)
-    return _fit(tuple(pairs), params)
+    feats = None if features is None else _check_features(features, pairs)
+    return _fit(tuple(pairs), params, feats)
 
 
-def _fit(pairs: tuple[TrainingPair, ...], params: ClassifierParams) -> PhaseClassifier:
+def _check_features(features, pairs: Sequence[TrainingPair]) -> list[np.ndarray]:
+    feats = [features] if isinstance(features, np.ndarray) else list(features)
+    if len(feats) != len(pairs):
+        raise ValueError(f"{len(pairs)} images but {len(feats)} feature arrays; give one per image")
+    out = []
+    for i, (f, pair) in enumerate(zip(feats, pairs)):
+        f = np.asarray(f)
+        if f.ndim == 3 and pair.image.shape[0] == 1:
+            f = f[None]
+        if f.ndim != 4 or f.shape[:3] != pair.image.shape:
+            raise ValueError(f"training image {i + 1}: the features have shape {f.shape}, the image "
+                             f"{pair.image.shape}; they must be (Z, Y, X, F) of the image's shape")
+        out.append(f)
+    return out
+
+
+def _fit(pairs: tuple[TrainingPair, ...], params: ClassifierParams, feats=None) -> PhaseClassifier:
     from sklearn.ensemble import RandomForestClassifier
 
     ndims = {2 if p.image.shape[0] == 1 else 3 for p in pairs}
     if len(ndims) > 1:
         raise ValueError("the training images mix single slices (2D features) and volumes (3D features); train "
                          "on one kind")
-    x, y = _training_rows(pairs, params)
+    x, y = _training_rows(pairs, params, feats)
     forest = RandomForestClassifier(n_estimators=params.n_estimators, max_depth=params.max_depth,
                                     class_weight="balanced", random_state=params.seed, n_jobs=params.n_jobs)
     forest.fit(x, y)
@@ -402,7 +425,7 @@ class PhaseClassifier:
     params : ClassifierParams
     pairs : tuple of TrainingPair
     ndim : {2, 3}
-        2: trained on single slices (predicts slices, 2D features); 3: on volumes.
+        2: trained on single slices (2D features; a volume is classified slice by slice along z); 3: on volumes.
     painted : (3,) int
         Painted voxels per phase (pore, CBD, NMC).
     """
@@ -432,7 +455,7 @@ class PhaseClassifier:
         return np.concatenate(parts)
 
     def predict(self, volume, spacing=None, *, progress: Callable[[float, str], None] | None = None,
-                slab: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                slab: int | None = None, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Phases and confidence of every voxel of ``volume``.
 
         Parameters
@@ -449,11 +472,19 @@ class PhaseClassifier:
             slab's features (4 B x F per voxel of slab + halo) besides the
             outputs (5 B per voxel); the input is read slab by slab (a memory
             map stays on disk).
+        features : (Z, Y, X, F) float32 ndarray, optional
+            :func:`features` of ``volume`` with this classifier's parameters
+            (of each z-slice on its own for a classifier trained on single
+            slices), when already computed: the result is the same.
 
         Returns
         -------
         phases : (Z, Y, X) uint8
-            0 pore, 1 CBD, 2 NMC.
+            0 pore, 1 CBD, 2 NMC.  A classifier trained on single slices
+            (``ndim == 2``) classifies a volume slice by slice along z, each
+            z-slice normalised on its own and with 2D features: slice ``z`` is
+            exactly ``predict(volume[z])`` (what the dashboard's preview of
+            that slice shows).
         confidence : (Z, Y, X) float32
             The largest class probability of each voxel (1 / (classes painted) to 1).
         """
@@ -461,14 +492,26 @@ class PhaseClassifier:
         if slab is not None:
             _whole(slab, "slab", 1)
         sp = normalize_spacing(1.0 if spacing is None else spacing)
-        if (2 if a.shape[0] == 1 else 3) != self.ndim:
-            kind = "single slices" if self.ndim == 2 else "volumes"
-            raise ValueError(f"the classifier was trained on {kind}; the input has shape {a.shape}")
+        if self.ndim == 3 and a.shape[0] == 1:
+            raise ValueError(f"the classifier was trained on volumes; the input has shape {a.shape}")
         phases = np.empty(a.shape, np.uint8)
         confidence = np.empty(a.shape, np.float32)
         classes = self.classes
         nz = a.shape[0]
-        for z0, z1, f in _slabs(a, sp, self.params, slab):
+        if features is not None:
+            features = np.asarray(features)
+            if features.ndim != 4 or features.shape[:3] != a.shape:
+                raise ValueError(f"the features have shape {features.shape}; they must be (Z, Y, X, F) of the "
+                                 f"input's shape {a.shape}")
+        if self.ndim == 2 and nz > 1:  # slice by slice, each exactly as predict(volume[z]) would
+            for z in range(nz):
+                phases[z:z + 1], confidence[z:z + 1] = self.predict(
+                    a[z], sp, features=None if features is None else features[z:z + 1])
+                if progress is not None:
+                    progress((z + 1) / nz, f"classifying slice {z} of {nz}")
+            return phases, confidence
+        slabs = _slabs(a, sp, self.params, slab) if features is None else [(0, nz, features)]
+        for z0, z1, f in slabs:
             p = self._proba(f.reshape(-1, f.shape[-1]))
             k = np.argmax(p, axis=1)
             phases[z0:z1] = classes[k].reshape(f.shape[:-1])
@@ -488,19 +531,39 @@ def save_classifier(path, classifier: PhaseClassifier) -> Path:
     pair K (no Python objects: it loads with ``allow_pickle=False``).  The
     folder is made if needed; the two files are replaced.  Returns the folder.
     """
-    folder = Path(path)
+    return _save(Path(path), classifier.pairs, classifier.params)
+
+
+def save_training(path, images, scribbles, spacing=None, params: ClassifierParams | None = None) -> Path:
+    """Write training pairs as a classifier folder (as :func:`save_classifier` would) without training.
+
+    The arguments are :func:`train`'s, checked the same way (except that
+    fewer than two painted phases are refused when the folder is read);
+    :func:`load_classifier` of the folder trains the classifier.  Returns the folder.
+    """
+    params = params or ClassifierParams()
+    if not isinstance(params, ClassifierParams):
+        raise TypeError(f"params must be ClassifierParams, got {type(params).__name__}")
+    pairs = _pairs(images, scribbles, spacing)
+    if len({2 if p.image.shape[0] == 1 else 3 for p in pairs}) > 1:
+        raise ValueError("the training images mix single slices (2D features) and volumes (3D features); train "
+                         "on one kind")
+    return _save(Path(path), tuple(pairs), params)
+
+
+def _save(folder: Path, pairs: Sequence[TrainingPair], params: ClassifierParams) -> Path:
     folder.mkdir(exist_ok=True)
     arrays = {}
-    for k, pair in enumerate(classifier.pairs):
+    for k, pair in enumerate(pairs):
         arrays[f"image_{k}"] = np.ascontiguousarray(pair.image)
         arrays[f"scribbles_{k}"] = np.ascontiguousarray(pair.scribbles)
     with open(folder / PAIRS_FILE, "wb") as fh:
         np.savez_compressed(fh, **arrays)
-    meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "params": classifier.params.to_dict(),
+    meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "params": params.to_dict(),
             "pairs": [{"spacing_um": list(p.spacing), "shape": list(p.image.shape), "dtype": str(p.image.dtype),
                        "painted": [int(c) for c in np.bincount(p.scribbles[p.scribbles != UNPAINTED],
                                                                minlength=_N_PHASES)]}
-                      for p in classifier.pairs]}
+                      for p in pairs]}
     (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return folder
 

@@ -21,13 +21,16 @@ The contract (other tools rely on it):
     (retrained from ``CLF``'s pairs); ``run.json`` records the folder (absolute)
     and the SHA-256 of its ``pairs.npz`` (``provenance.classifier_pairs_sha256``).
 ``python -m core analyze ... --recipe FILE.json [--name NAME]``
-    also writes a recipe (:mod:`core.recipe`) that replays this analysis.
+    also writes a recipe (:mod:`core.recipe`) that replays this analysis; with
+    ``--method classifier`` the classifier folder (its training pairs) is copied
+    beside it, to ``FILE-training/NAME/``, and recorded with its SHA-256.
 ``python -m core run RECIPE.json --out DIR [--overwrite] [--no-verify] [--only NAME ...]``
     replays every analysis of a recipe headless and writes ``DIR/recipe.json``
     (input paths absolute) and per analysis ``DIR/NAME/particles.csv``,
     ``particles.parquet``, ``provenance.json`` and ``recipe.json`` (that
     analysis alone).  An input whose checksum differs from the recipe's is
-    refused unless ``--no-verify``.
+    refused unless ``--no-verify``, and so are a classifier's training pairs
+    (retrained from, seeded: the same table) whose SHA-256 differs.
 ``python -m core demo --out DIR [--overwrite] [--seed N]``
     writes ``DIR/NAME/{greyscale.tif,true_phases.tif,true_labels.tif,true_particles.csv}``
     for each demo electrode.
@@ -222,7 +225,7 @@ def _cmd_analyze(args) -> None:
 
 def _cmd_run(args) -> None:
     from .recipe import (
-        Recipe, check_inputs, dumps, entry_to_dict, read_recipe, replay, version_differences,
+        Recipe, check_inputs, dumps, entry_to_dict, read_recipe, replay, verify_classifier, version_differences,
     )
 
     # the recipe of an earlier run into --out (DIR/recipe.json, inputs absolute) may be replayed into it again
@@ -243,6 +246,8 @@ def _cmd_run(args) -> None:
             _check_weights(e.params.model.weights, f"analysis {e.name!r} model.weights")
         if e.params.method == "classifier":
             _check_classifier_folder(e.params.classifier, f"analysis {e.name!r} classifier")
+            if not args.no_verify:  # training pairs other than the recorded ones: refused before any work
+                verify_classifier(e)
     from . import __version__
 
     if recipe.package_version != __version__:
@@ -269,6 +274,11 @@ def _cmd_run(args) -> None:
             if entry.input_checksum is None:
                 print(f"warning: {entry.name}: the recipe has no input checksum; the input was not verified",
                       file=sys.stderr)
+            used = result.provenance.get("classifier_pairs_sha256")
+            if entry.classifier_checksum is not None and used != entry.classifier_checksum:
+                print(f"warning: {entry.name}: the classifier's training pairs (SHA-256 {used}) differ from the "
+                      f"recipe's ({entry.classifier_checksum}); the phases may differ from the original run",
+                      file=sys.stderr)
             if entry.n_particles is not None and entry.n_particles != len(result.table):
                 print(f"warning: {entry.name}: {len(result.table)} particles, the original run found "
                       f"{entry.n_particles}", file=sys.stderr)
@@ -282,6 +292,8 @@ def _cmd_run(args) -> None:
                 "recipe": str(Path(args.recipe).expanduser().resolve()),
                 "input": entry_to_dict(entry)["input"],
                 "input_verified": verified,
+                **({"classifier_verified": entry.classifier_checksum is not None and not args.no_verify}
+                   if entry.params.classifier is not None else {}),
                 "params": result.params.to_dict(),
                 "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
                 "warnings": _distinct(caught),

@@ -31,6 +31,16 @@ folder of the recipe file.
 ``input_checksum`` is :func:`core.pipeline.checksum` of the array the pipeline
 was given (the greyscale as read, or the phase codes after ``phase_map``);
 :func:`replay` refuses an input whose checksum differs unless ``verify=False``.
+
+An analysis whose phases come from a classifier trained on brush strokes
+(``params.method == "classifier"``) records its training pairs:
+``params.classifier`` is the classifier folder (:mod:`core.classify`: the
+painted slices and their scribbles, never a model), relative to the recipe's
+folder when it lies inside it (:func:`write_recipe` copies it there), and
+``classifier_checksum`` the SHA-256 of its ``pairs.npz``
+(:func:`core.pipeline.classifier_checksum`).  A replay retrains the classifier
+from the pairs (seeded: the same table) and, like the input, refuses pairs
+whose checksum differs unless ``verify=False``.
 ``n_particles`` and ``versions`` record what the original run gave; they are
 informative and never block a replay.
 
@@ -61,7 +71,8 @@ from .inputs import _check_keys, _int, _str  # the JSON checks of inputs, raisin
 RECIPE_VERSION = 1
 
 _TOP_KEYS = ("recipe_version", "package_version", "analyses")
-_ENTRY_KEYS = ("name", "group", "input", "spacing_um", "params", "input_checksum", "n_particles", "versions")
+_ENTRY_KEYS = ("name", "group", "input", "spacing_um", "params", "input_checksum", "classifier_checksum",
+               "n_particles", "versions")
 _CHECKSUM_RE = re.compile(r"[0-9a-f]{8,128}")
 
 
@@ -71,6 +82,10 @@ class RecipeError(ValueError):
 
 class ChecksumMismatch(RecipeError):
     """An input's checksum differs from the one the recipe recorded."""
+
+
+class ClassifierChanged(ChecksumMismatch):
+    """The training pairs of an analysis's classifier differ from the ones the recipe recorded."""
 
 
 # --------------------------------------------------------------------------- records
@@ -96,6 +111,10 @@ class RecipeEntry:
         Particles the original run found (informative).
     versions : dict
         Package versions of the original run (informative).
+    classifier_checksum : str or None
+        With ``params.method == "classifier"``: SHA-256 of the classifier
+        folder's ``pairs.npz`` (:func:`core.pipeline.classifier_checksum`);
+        None skips the check.
     """
 
     name: str
@@ -106,6 +125,7 @@ class RecipeEntry:
     group: str = ""
     n_particles: int | None = None
     versions: Mapping[str, str] = field(default_factory=dict)
+    classifier_checksum: str | None = None
 
     @property
     def folder(self) -> str:
@@ -202,13 +222,22 @@ def _entry_from_dict(d, index: int, base_dir: Path | None) -> RecipeEntry:
     checksum = d.get("input_checksum")
     if checksum is not None and (not isinstance(checksum, str) or not _CHECKSUM_RE.fullmatch(checksum)):
         raise RecipeError(f"{where} input_checksum must be a hexadecimal digest, got {checksum!r}")
+    clf_checksum = d.get("classifier_checksum")
+    if clf_checksum is not None and (not isinstance(clf_checksum, str) or not _CHECKSUM_RE.fullmatch(clf_checksum)):
+        raise RecipeError(f"{where} classifier_checksum must be a hexadecimal digest, got {clf_checksum!r}")
+    if clf_checksum is not None and params.method != "classifier":
+        raise RecipeError(f"{where} has a classifier_checksum but its method is {params.method!r}, not 'classifier'")
+    if params.classifier is not None:  # a relative classifier folder is relative to the recipe's folder
+        folder = Path(params.classifier).expanduser()
+        if not folder.is_absolute() and base_dir is not None:
+            params = replace(params, classifier=os.fspath(base_dir / folder))
     n = d.get("n_particles")
     n = _int(n, f"{where} n_particles", minimum=0) if n is not None else None
     versions = d.get("versions", {}) or {}
     if not isinstance(versions, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in versions.items()):
         raise RecipeError(f"{where} versions must map package names to version strings")
     return RecipeEntry(name=name, input=inp, spacing=spacing, params=params, input_checksum=checksum, group=group,
-                       n_particles=n, versions=dict(versions))
+                       n_particles=n, versions=dict(versions), classifier_checksum=clf_checksum)
 
 
 def recipe_from_dict(d: Mapping, *, base_dir: str | os.PathLike | None = None) -> Recipe:
@@ -285,13 +314,27 @@ def entry_to_dict(e: RecipeEntry, *, relative_to: str | os.PathLike | None = Non
     d["input"] = input_to_dict(e.input, relative_to=relative_to)
     d["spacing_um"] = [float(s) for s in e.spacing]
     d["params"] = e.params.to_dict()
+    if e.params.classifier is not None:
+        d["params"]["classifier"] = _folder_text(e.params.classifier, relative_to)
     if e.input_checksum is not None:
         d["input_checksum"] = e.input_checksum
+    if e.classifier_checksum is not None:
+        d["classifier_checksum"] = e.classifier_checksum
     if e.n_particles is not None:
         d["n_particles"] = int(e.n_particles)
     if e.versions:
         d["versions"] = dict(e.versions)
     return _plain(d)
+
+
+def _folder_text(folder: str, relative_to) -> str:
+    """A folder's path, relative to ``relative_to`` when it lies inside it."""
+    if relative_to is not None:
+        try:
+            return Path(folder).expanduser().resolve().relative_to(Path(relative_to).resolve()).as_posix()
+        except ValueError:
+            pass
+    return folder
 
 
 def recipe_to_dict(recipe: Recipe, *, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -351,16 +394,73 @@ def write_recipe(recipe: Recipe, path: str | os.PathLike, *, relative: bool = Tr
         Destination ``.json`` file; its folder must exist.
     relative : bool
         Write input paths inside the recipe's folder relative to it (the
-        folder can then be moved as a whole); others stay absolute.
+        folder can then be moved as a whole); others stay absolute.  The
+        classifier folder of a ``"classifier"`` analysis (its training pairs,
+        small) is copied beside the recipe, into ``<recipe stem>-training/<analysis
+        folder>/``, unless it already lies in the recipe's folder, and written
+        relative to it.
+
+    Raises
+    ------
+    RecipeError
+        A bad path; a classifier folder whose pairs differ from the recorded
+        ``classifier_checksum`` (they changed after the analysis ran).
     """
     p = Path(path).expanduser()
     if p.is_dir():
         raise RecipeError(f"the recipe path {p} is a folder; give a file name such as {p / 'recipe.json'}")
     if not p.parent.is_dir():
         raise RecipeError(f"the folder of the recipe file does not exist: {p.parent}")
+    if relative:
+        recipe = _with_training_beside(recipe, p.resolve())
     text = dumps(recipe, relative_to=p.resolve().parent if relative else None)
     write_text(p, text)
     return p
+
+
+def _with_training_beside(recipe: Recipe, path: Path) -> Recipe:
+    """``recipe`` with each classifier folder outside ``path``'s folder copied to ``<stem>-training/<folder>``."""
+    import shutil
+
+    from .classify import META_FILE, PAIRS_FILE
+
+    entries = []
+    for e in recipe.analyses:
+        if e.params.classifier is None:
+            entries.append(e)
+            continue
+        src = Path(e.params.classifier).expanduser().resolve()
+        found = _classifier_checksum(e)
+        if e.classifier_checksum is not None and found != e.classifier_checksum:
+            raise RecipeError(f"the classifier folder of analysis {e.name!r} ({src}) holds training pairs with "
+                              f"SHA-256 {found}, not the {e.classifier_checksum} its analysis used: they changed "
+                              "after the run")
+        if src.is_relative_to(path.parent):
+            entries.append(replace(e, classifier_checksum=found))
+            continue
+        dest = path.parent / f"{path.stem}-training" / e.folder
+        if dest.resolve() != src:
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            for name in (META_FILE, PAIRS_FILE):
+                shutil.copyfile(src / name, tmp / name)
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(tmp, dest)
+        entries.append(replace(e, params=replace(e.params, classifier=os.fspath(dest)), classifier_checksum=found))
+    return Recipe(tuple(entries), recipe.package_version)
+
+
+def _classifier_checksum(entry: RecipeEntry) -> str:
+    """SHA-256 of the training pairs of an entry's classifier folder; :class:`RecipeError` when it is missing."""
+    from .classify import PAIRS_FILE
+    from .pipeline import classifier_checksum
+
+    folder = Path(entry.params.classifier).expanduser()
+    if not (folder / PAIRS_FILE).is_file():
+        raise RecipeError(f"the classifier folder of analysis {entry.name!r} is missing or holds no {PAIRS_FILE}: "
+                          f"{folder}")
+    return classifier_checksum(folder)
 
 
 # --------------------------------------------------------------------------- building
@@ -372,7 +472,7 @@ def entry_from_result(name: str, input: InputSpec, result, *, group: str = "") -
     return RecipeEntry(
         name=name, input=input, spacing=tuple(float(s) for s in result.spacing), params=result.params,
         input_checksum=prov.get("input_checksum"), group=group, n_particles=int(len(result.table)),
-        versions=dict(prov.get("versions", {})),
+        versions=dict(prov.get("versions", {})), classifier_checksum=prov.get("classifier_pairs_sha256"),
     )
 
 
@@ -429,12 +529,15 @@ def entry_from_workspace(ws, analysis, *, name: str | None = None) -> RecipeEntr
     params = a.resolved
     if root.id != a.id:
         params = replace(params, segment=root.resolved.segment)
+        if root.resolved.method == "classifier":  # the phases came from the root's classifier
+            params = replace(params, method="classifier", classifier=root.resolved.classifier, particles="watershed")
     prov = a.provenance
     spacing = prov.get("spacing_um") or sample.spacing
     return RecipeEntry(
         name=name or sample.name, input=inp, spacing=tuple(float(s) for s in spacing), params=params,
         input_checksum=root.provenance.get("input_checksum"), group=sample.group_label,
         n_particles=a.n_particles, versions=dict(prov.get("versions", {})),
+        classifier_checksum=root.provenance.get("classifier_pairs_sha256") if params.classifier else None,
     )
 
 
@@ -492,6 +595,21 @@ def verify_checksum(entry: RecipeEntry, volume: np.ndarray) -> str:
     return found
 
 
+def verify_classifier(entry: RecipeEntry) -> str | None:
+    """SHA-256 of an entry's classifier pairs (None without a classifier); :class:`ClassifierChanged` if it
+    differs from the recipe's ``classifier_checksum``."""
+    if entry.params.classifier is None:
+        return None
+    found = _classifier_checksum(entry)
+    if entry.classifier_checksum is not None and found != entry.classifier_checksum:
+        raise ClassifierChanged(
+            f"the classifier of analysis {entry.name!r} ({entry.params.classifier}) has training pairs with SHA-256 "
+            f"{found}, but the recipe recorded {entry.classifier_checksum}: the scribbles changed, so the phases "
+            "would differ (replay with --no-verify to analyse it anyway)"
+        )
+    return found
+
+
 def replay(entry: RecipeEntry, *, verify: bool = True,
            progress: Callable[[float, str], None] | None = None):
     """Run one analysis of a recipe.
@@ -500,7 +618,8 @@ def replay(entry: RecipeEntry, *, verify: bool = True,
     ----------
     entry : RecipeEntry
     verify : bool
-        Refuse an input whose checksum differs from ``entry.input_checksum``.
+        Refuse an input whose checksum differs from ``entry.input_checksum``,
+        and a classifier whose training pairs differ from ``entry.classifier_checksum``.
     progress : callable(fraction, message), optional
 
     Returns
@@ -511,10 +630,13 @@ def replay(entry: RecipeEntry, *, verify: bool = True,
     ------
     RecipeError
         Missing input file; :class:`ChecksumMismatch` when ``verify`` and the
-        input changed.
+        input changed; :class:`ClassifierChanged` when ``verify`` and the
+        classifier's training pairs changed.
     """
     from .pipeline import run
 
+    if verify:
+        verify_classifier(entry)
     report = progress or (lambda f, m: None)
     report(0.0, f"reading {entry.input.describe()}")
     volume = load_input(entry)
@@ -533,8 +655,8 @@ def version_differences(entry: RecipeEntry) -> dict[str, tuple[str, str]]:
 
 
 __all__ = [
-    "RECIPE_VERSION", "ChecksumMismatch", "DemoInput", "FileInput", "Recipe", "RecipeEntry", "RecipeError",
+    "RECIPE_VERSION", "ChecksumMismatch", "ClassifierChanged", "DemoInput", "FileInput", "Recipe", "RecipeEntry", "RecipeError",
     "check_inputs", "dumps", "entry_from_result", "entry_from_workspace", "folder_name", "input_from_source",
     "input_to_dict", "load_input", "loads", "read_recipe", "recipe_from_dict", "recipe_from_workspace",
-    "recipe_to_dict", "replay", "verify_checksum", "version_differences", "write_recipe",
+    "recipe_to_dict", "replay", "verify_checksum", "verify_classifier", "version_differences", "write_recipe",
 ]

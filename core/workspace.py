@@ -7,6 +7,8 @@ Layout of a workspace folder::
     analyses/<id>/labels.npz   particle labels, compressed
     analyses/<id>/particles.parquet
     analyses/<id>/sweep-<key>.json   segmentation sweeps (:meth:`Workspace.save_sweep`)
+    samples/<id>/scribbles.npz       the phases painted on the sample's slices (:meth:`Workspace.save_scribbles`)
+    samples/<id>/training/<digest>/  training pairs of a classifier analysis (:meth:`Workspace.save_training`)
     uploads/<token>/<name>     files uploaded through the dashboard
     cache/demo-*.npy           regenerable files (demo greyscale volumes)
 
@@ -387,6 +389,7 @@ class Workspace:
         # files after the commit: a crash in between leaves orphans that recover() removes
         for aid in ids:
             shutil.rmtree(self.analysis_dir(aid), ignore_errors=True)
+        shutil.rmtree(self.sample_dir(sample_id), ignore_errors=True)
         upload = self._upload_folder_of(sample.source)
         if upload is not None:
             shutil.rmtree(upload, ignore_errors=True)
@@ -395,6 +398,10 @@ class Workspace:
 
     def analysis_dir(self, analysis_id: int) -> Path:
         return self.root / "analyses" / str(int(analysis_id))
+
+    def sample_dir(self, sample_id: int) -> Path:
+        """``samples/<id>``: what the workspace keeps for one sample (its scribbles and training pairs)."""
+        return self.root / "samples" / str(int(sample_id))
 
     def cache_dir(self) -> Path:
         d = self.root / "cache"
@@ -432,16 +439,32 @@ class Workspace:
 
     # ---------------------------------------------------------------- analyses
 
-    @staticmethod
-    def _analysis(r: sqlite3.Row) -> Analysis:
+    def _classifier_in(self, d: dict, *, stored: bool) -> dict:
+        """Parameters with their classifier folder relative to the workspace (``stored``, for the catalogue) or
+        absolute again (read back): a workspace moved as a whole keeps its classifier analyses replayable."""
+        if not isinstance(d, dict) or not isinstance(d.get("classifier"), str):
+            return d
+        folder = Path(d["classifier"])
+        if stored:
+            try:
+                folder = folder.resolve().relative_to(self.root)
+            except (ValueError, OSError):
+                return d
+        elif folder.is_absolute():
+            return d
+        else:
+            folder = self.root / folder
+        return {**d, "classifier": os.fspath(folder)}
+
+    def _analysis(self, r: sqlite3.Row) -> Analysis:
         # the storage edge: parameters are parsed once here (strictly, as AnalysisParams.from_dict does)
         from .pipeline import AnalysisParams
 
-        provenance = json.loads(r["provenance"] or "{}")
+        provenance = self._classifier_in(json.loads(r["provenance"] or "{}"), stored=False)
         try:
-            requested = AnalysisParams.from_dict(json.loads(r["params"]))
-            resolved = (AnalysisParams.from_dict(provenance["resolved_params"]) if "resolved_params" in provenance
-                        else requested)
+            requested = AnalysisParams.from_dict(self._classifier_in(json.loads(r["params"]), stored=False))
+            resolved = (AnalysisParams.from_dict(self._classifier_in(provenance["resolved_params"], stored=False))
+                        if "resolved_params" in provenance else requested)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"analysis {r['id']} holds parameters this version cannot read: {exc}") from None
         return Analysis(
@@ -479,6 +502,7 @@ class Workspace:
         """Insert a ``running`` analysis row owned by this process; returns its id."""
         if not isinstance(params, dict):
             params = params.to_dict()
+        params = self._classifier_in(params, stored=True)
         self.get_sample(sample_id)
         now = time.time()
         with self._tx() as con:
@@ -510,10 +534,11 @@ class Workspace:
         write_npz(d / "labels.npz", result.labels, "labels")
         write_parquet(d / "particles.parquet", result.table)
         prov = dict(result.provenance)
-        prov["resolved_params"] = result.params.to_dict()
+        prov["resolved_params"] = self._classifier_in(result.params.to_dict(), stored=True)
         prov["table_attrs"] = dict(result.table.attrs)
         if extra_provenance:
             prov.update(extra_provenance)
+        prov = self._classifier_in(prov, stored=True)  # the classifier folder the run recorded
         rel = lambda name: os.fspath((d / name).relative_to(self.root))  # noqa: E731
         with self._tx() as con:
             con.execute(
@@ -546,6 +571,86 @@ class Workspace:
     def load_table(self, analysis: Analysis | int) -> pd.DataFrame:
         """The per-particle table of a finished analysis."""
         return pd.read_parquet(self._artefact(analysis, "table_path"))
+
+    # ---------------------------------------------------------------- scribbles
+
+    def save_scribbles(self, sample_id: int, scribbles) -> Path:
+        """Keep the phases painted on a sample (a :class:`core.scribbles.Scribbles`), atomically; returns the file.
+
+        Nothing painted removes the file.
+        """
+        from .scribbles import Scribbles, save_scribbles
+
+        if not isinstance(scribbles, Scribbles):
+            raise TypeError(f"scribbles must be Scribbles, got {type(scribbles).__name__}")
+        self.get_sample(sample_id)
+        path = self.sample_dir(sample_id) / "scribbles.npz"
+        if not scribbles.slices:
+            path.unlink(missing_ok=True)
+            return path
+        return save_scribbles(path, scribbles)
+
+    def load_scribbles(self, sample_id: int):
+        """The :class:`core.scribbles.Scribbles` kept for a sample, or None when nothing is painted.
+
+        Raises ``ValueError`` when the file cannot be read.
+        """
+        from .scribbles import load_scribbles
+
+        path = self.sample_dir(sample_id) / "scribbles.npz"
+        return load_scribbles(path) if path.is_file() else None
+
+    def save_training(self, sample_id: int, volume: np.ndarray, scribbles, params=None) -> Path:
+        """The training pairs of ``scribbles`` on a sample's ``volume``, kept as a classifier folder.
+
+        The folder (:func:`core.classify.save_training`: the painted slices,
+        their scribbles, the voxel sizes and the classifier parameters) is
+        ``samples/<id>/training/<digest>``, named by its content: the same
+        scribbles give the same folder, written once and never changed, so
+        every analysis that used it (``AnalysisParams.classifier``) and every
+        recipe of one replays from the same bytes.  The catalogue records a
+        classifier folder inside the workspace relative to it (read back
+        absolute), so a workspace moved as a whole still replays.
+
+        Parameters
+        ----------
+        sample_id : int
+        volume : (Z, Y, X) ndarray
+            The sample's volume as analysed (only the painted slices are read).
+        scribbles : core.scribbles.Scribbles
+        params : core.classify.ClassifierParams, optional
+
+        Returns
+        -------
+        Path
+            The folder, for ``AnalysisParams(method="classifier", classifier=str(folder))``.
+        """
+        from .classify import ClassifierParams, META_FILE, PAIRS_FILE, save_training
+        from .scribbles import classifier_pairs
+
+        s = self.get_sample(sample_id)
+        params = params or ClassifierParams()
+        images, labels, spacings = classifier_pairs(volume, scribbles, s.spacing)
+        h = hashlib.blake2b(digest_size=12)
+        h.update(json.dumps(params.to_dict(), sort_keys=True).encode())
+        for im, lab, sp in zip(images, labels, spacings):
+            h.update(f"{im.dtype}{im.shape}{tuple(float(v) for v in sp)}".encode())
+            h.update(np.ascontiguousarray(im).tobytes())
+            h.update(np.ascontiguousarray(lab).tobytes())
+        folder = self.sample_dir(sample_id) / "training" / h.hexdigest()
+        if (folder / META_FILE).is_file() and (folder / PAIRS_FILE).is_file():
+            return folder
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        save_training(tmp, images, labels, spacings, params)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # written meanwhile by another run: the same content
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (folder / PAIRS_FILE).is_file():
+                raise
+        return folder
 
     # ---------------------------------------------------------------- sweeps
 

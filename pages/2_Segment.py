@@ -1,4 +1,7 @@
-"""Segment: thresholds on the grey-value histogram, a live one-slice preview, and the full analysis run."""
+"""Segment: thresholds on the grey-value histogram (or brush strokes to train a classifier), a live one-slice
+preview, and the full analysis run."""
+
+from dataclasses import replace
 
 import streamlit as st
 
@@ -14,11 +17,16 @@ latest = ws.latest_analysis(sid)
 
 mparams = ModelParams()
 presegmented = sample.input.presegmented
+scribbles = None
 if presegmented:  # phases read from the file: no method, no thresholds
     method, params = "threshold", None
     phase_map_view.phases_section(sample, ref, vol.shape)
 else:
     method = segment_view.method_picker(mparams)
+if not presegmented and method == "classifier":
+    params = None
+    scribbles = segment_view.paint_section(ws, sample, ref, vol.shape)
+elif not presegmented:
     left, right = st.columns([5, 6], gap="large")
     with left:
         params = segment_view.grey_values_section(sample, ref, latest).params
@@ -32,6 +40,11 @@ if presegmented:
     st.caption("Takes the phases as read, separates the particles "
                f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}; change them on the Particles page) and "
                "measures each particle. The result is stored in the workspace.")
+elif method == "classifier":
+    st.caption(f"Trains the classifier on the painted voxels ({segment_view.painted_summary(scribbles)}), "
+               "classifies every z-slice as the preview does, separates the particles "
+               f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}) and measures each particle. The result and "
+               "the training pairs (the painted slices) are stored in the workspace.")
 elif method == "model":
     st.caption("Runs the 3D U-Net over the whole volume tile by tile, identifies the particles from its instance "
                f"cue (merge ratio {sep.merge_ratio:g}) and measures each particle. The result is stored in the "
@@ -45,12 +58,16 @@ if presegmented:
     ap = AnalysisParams(separation=sep)
 elif method == "model":
     ap = AnalysisParams(method="model", particles="model", separation=sep, model=mparams)
+elif method == "classifier" and segment_view.enough_painted(scribbles):  # the folder is written on Run
+    ap = AnalysisParams(method="classifier", classifier="(the painted slices)", separation=sep)
 elif params is not None:
     ap = AnalysisParams(method="threshold", segment=params, separation=sep)
 fits = ap is None or memory_view.memory_note(vol.shape, vol.dtype, ap, presegmented=sample.input.presegmented)
 run = st.button("Run the full analysis", key=state.k(state.SEG_RUN, sid), type="primary",
                 disabled=ap is None or not fits)
 if run and ap is not None and fits:
+    if method == "classifier":  # the training pairs are stored first: the job retrains from them
+        ap = replace(ap, classifier=str(ws.save_training(sid, vol, scribbles, segment_view.CLASSIFIER_PARAMS)))
     jobs.announce(jobs.submit(ws, sample, ap))  # a background job: the page may rerun, the browser may close
 
 if latest is not None:
@@ -68,6 +85,9 @@ if latest is not None:
                    "median grey value of the finite voxels.")
     if presegmented:
         st.caption(f"Phases read from the file (phase map `{sample.input.phase_map}`).")
+    elif latest.resolved.method == "classifier":
+        st.caption("Phases by a classifier trained on brush strokes (training pairs SHA-256 "
+                   f"{str(latest.provenance.get('classifier_pairs_sha256'))[:12]}…).")
     elif latest.resolved.method == "model":
         st.caption("Phases by the 3D U-Net; particles by "
                    f"{'its instance cue' if latest.resolved.particles == 'model' else 'the watershed'}.")

@@ -5,6 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from ui import exports, forms, jobs, page, particles_view, state
+from ui.messages import one_sentence
 
 ws, sample = page.sample_page("Particles")
 sid = sample.id
@@ -20,8 +21,12 @@ how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_ME
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 # background jobs (ui/jobs.py): the page may rerun or the browser close while they run
 if submitted and sep is not None and how == "model":
-    params = replace(latest.rerun_params if latest is not None else current, particles="model", separation=sep)
-    jobs.announce(jobs.submit(ws, sample, params, what="Analysis (3D U-Net)"))
+    try:  # the cue cannot take every method's phases (a brush-stroke classifier's): one sentence then
+        params = replace(latest.rerun_params if latest is not None else current, particles="model", separation=sep)
+    except ValueError as exc:
+        st.error(f"Analysis (3D U-Net) failed: {one_sentence(exc)}")
+    else:
+        jobs.announce(jobs.submit(ws, sample, params, what="Analysis (3D U-Net)"))
 elif submitted and sep is not None:
     params = replace(current, particles="watershed", separation=sep)
     if latest is not None:  # reuse the stored phases: only separation and measurement run again

@@ -1,23 +1,30 @@
-"""Sections of the Segment page: the method, the grey-value histogram with the threshold widgets, the slice preview."""
+"""Sections of the Segment page: the method, the grey-value histogram with the threshold widgets, the slice preview,
+and the brush canvas of the classifier trained on painted voxels."""
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
+from core.classify import UNPAINTED, ClassifierParams
 from core.nn.params import ModelParams
 from core.phases import SegmentParams
-from core.workspace import Analysis, Sample
+from core.scribbles import Scribbles
+from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, compute, forms, render, state, widgets
+from . import cache, charts, compute, forms, paint, render, state, widgets
 from .messages import one_sentence
 
 METHOD_LABELS = {"threshold": "Thresholds (+ partial-volume correction)",
-                 "model": "Trained 3D U-Net (phases and particles)"}
+                 "model": "Trained 3D U-Net (phases and particles)",
+                 "classifier": "Train from brush strokes"}
+#: The classifier of the "Train from brush strokes" method (preview and full analysis alike).
+CLASSIFIER_PARAMS = ClassifierParams()
 
 
 def method_picker(mparams: ModelParams) -> str:
-    """The segmentation method, ``"threshold"`` or ``"model"`` (one choice for all samples); with the model, a
-    line on its weights."""
+    """The segmentation method, ``"threshold"``, ``"model"`` or ``"classifier"`` (one choice for all samples);
+    with the model, a line on its weights."""
     state.init(state.SEG_METHOD, "threshold")
     method = st.radio("Method", tuple(METHOD_LABELS), key=state.SEG_METHOD, horizontal=True,
                       persist_state=state.PERSIST, format_func=METHOD_LABELS.get)
@@ -68,3 +75,123 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
     c[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
     c[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
     c[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+
+
+# --------------------------------------------------------------------------- train from brush strokes
+
+
+def scribbles_of(ws: Workspace, sample: Sample, shape) -> Scribbles:
+    """The sample's scribbles: this session's, else those kept in the workspace, else none."""
+    key = state.k(state.SCRIBBLES, sample.id)
+    s = st.session_state.get(key)
+    if s is None or s.shape != tuple(shape):
+        try:
+            s = ws.load_scribbles(sample.id)
+        except ValueError as exc:
+            st.warning(f"The saved brush strokes of this sample cannot be read ({one_sentence(exc)}); starting "
+                       "without them.")
+            s = None
+        if s is None or s.shape != tuple(int(n) for n in shape):
+            s = Scribbles.empty(shape)
+        st.session_state[key] = s
+    return s
+
+
+def _keep(ws: Workspace, sample: Sample, scribbles: Scribbles) -> None:
+    """Scribbles into this session and into the workspace (they survive a reload)."""
+    st.session_state[state.k(state.SCRIBBLES, sample.id)] = scribbles
+    ws.save_scribbles(sample.id, scribbles)
+
+
+def _enlarge(img: np.ndarray, f: int) -> np.ndarray:
+    return img if f == 1 else np.repeat(np.repeat(img, f, axis=0), f, axis=1)
+
+
+def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) -> Scribbles:
+    """The brush canvas on a slice of any orientation, and the classifier's phases on it after each stroke.
+
+    Returns the sample's scribbles (after this run's strokes).
+    """
+    sid = sample.id
+    scribbles = scribbles_of(ws, sample, shape)
+    st.subheader("Paint the phases")
+    state.init(state.PAINT_BRUSH, "NMC")
+    state.init(state.PAINT_WIDTH, 3)
+    state.init(state.PAINT_CONFIDENCE, 0.6)
+    state.init(state.SEG_OPACITY, 0.45)
+    c = st.columns([3, 2, 2, 2])
+    brush = c[0].radio("Brush", tuple(paint.BRUSHES), key=state.PAINT_BRUSH, horizontal=True,
+                       persist_state=state.PERSIST)
+    width = c[1].slider("Brush width (voxels)", 1, 15, key=state.PAINT_WIDTH, persist_state=state.PERSIST)
+    threshold = c[2].slider("Mark confidence below", 0.35, 1.0, key=state.PAINT_CONFIDENCE, step=0.05,
+                            persist_state=state.PERSIST,
+                            help="Pixels where the classifier's largest class probability is lower are shown in "
+                                 "magenta: paint there next.")
+    opacity = c[3].slider("Phase colour opacity", 0.0, 1.0, key=state.SEG_OPACITY, step=0.05,
+                          persist_state=state.PERSIST)
+    axis, index = widgets.slice_picker(state.k(state.SEG_AXIS, sid), state.k(state.SEG_INDEX, sid), shape,
+                                       label="Slice")
+    grey = cache.grey_image(ref, axis, index)
+    stored = scribbles.slice(axis, index)
+    f = paint.scale_factor(grey.shape[:2])
+    where = f"slice {render.AXES[axis]} = {index}"
+    left, right = st.columns(2, gap="medium")
+    with left:
+        gen_key = state.k(state.PAINT_CANVAS_GEN, sid, axis, index)
+        rgba = paint.canvas(state.k(state.PAINT_CANVAS, sid, axis, index, st.session_state.get(gen_key, 0)),
+                            _enlarge(paint.scribble_rgb(grey, stored), f), brush, width * f)
+        if rgba is not None:
+            new = paint.apply_strokes(stored, paint.strokes_from_rgba(rgba, stored.shape))
+            if not np.array_equal(new, stored):
+                scribbles = scribbles.with_slice(axis, index, new)
+                stored = scribbles.slice(axis, index)
+                _keep(ws, sample, scribbles)
+        n_here = int((stored != UNPAINTED).sum())
+        st.caption(f"{where}: paint with the brush of each phase, inside it; the eraser unpaints. "
+                   f"{n_here} voxels painted on this slice. Strokes are kept for this sample in the workspace.")
+        if st.button("Clear this slice", key=state.k(state.PAINT_CLEAR, sid, axis, index), disabled=n_here == 0):
+            _keep(ws, sample, scribbles.with_slice(axis, index, np.full(stored.shape, UNPAINTED, np.uint8)))
+            st.session_state[gen_key] = st.session_state.get(gen_key, 0) + 1  # a fresh, empty canvas
+            st.rerun()
+    with right:
+        _classifier_preview(sample, ref, scribbles, axis, index, grey, f, opacity, threshold)
+    return scribbles
+
+
+def painted_summary(scribbles: Scribbles) -> str:
+    """"120 pore, 0 CBD, 300 NMC voxels painted on 2 slices"."""
+    p, c, n = scribbles.counts()
+    k = len(scribbles.slices)
+    return f"{p} pore, {c} CBD, {n} NMC voxels painted on {k} slice{'' if k == 1 else 's'}"
+
+
+def enough_painted(scribbles: Scribbles) -> bool:
+    """At least two phases painted (what a classifier needs)."""
+    return sum(c > 0 for c in scribbles.counts()) >= 2
+
+
+def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbles, axis: int, index: int,
+                        grey: np.ndarray, f: int, opacity: float, threshold: float) -> None:
+    where = f"slice {render.AXES[axis]} = {index}"
+    st.caption(painted_summary(scribbles) + ".")
+    if not enough_painted(scribbles):
+        st.info("Paint at least two of pore, CBD and NMC (a few strokes inside each) to see the phases the "
+                "classifier learns from them.")
+        return
+    try:
+        pv = paint.preview(ref, tuple(float(s) for s in sample.spacing), scribbles, axis, index, CLASSIFIER_PARAMS)
+    except (ValueError, MemoryError) as exc:
+        st.error(one_sentence(exc))
+        return
+    img = paint.low_confidence_rgb(render.phase_overlay(grey, pv.phases, opacity), pv.confidence, threshold)
+    st.image(_enlarge(img, f), caption=f"{where}: the classifier's phases; magenta where its confidence is below "
+                                       f"{threshold:.2f}", width="content")
+    low = float(np.mean(pv.confidence < threshold))
+    st.caption(f"Trained in {pv.train_s:.2f} s, this slice classified in {pv.predict_s:.2f} s. {low:.1%} of the "
+               "slice is below the confidence mark: paint there next.")
+    st.html(charts.phase_legend_html())
+    fr = compute.phase_fractions(pv.phases)
+    cols = st.columns(3)
+    cols[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
+    cols[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
+    cols[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")

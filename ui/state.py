@@ -75,6 +75,14 @@ SEG_INDEX = "w_seg_index"              # + sample id + axis: preview slice index
 SEG_OPACITY = "w_seg_opacity"          # shared by all samples
 SEG_RUN = "w_seg_run"
 DOWNSAMPLED_COPY = "w_downsampled_copy"  # the "add a downsampled copy" button
+# "Train from brush strokes" (ui/paint.py, ui/segment_view.paint_section), + sample id unless said otherwise
+SCRIBBLES = "scribbles"                # plain: the sample's core.scribbles.Scribbles (also kept in the workspace)
+PAINT_CANVAS_GEN = "paint_canvas_gen"  # plain, + sample id + axis + index: bumped to give that slice a fresh canvas
+PAINT_BRUSH = "w_paint_brush"          # shared by all samples: pore / CBD / NMC / eraser
+PAINT_WIDTH = "w_paint_width"          # shared by all samples: brush width, voxels of the slice
+PAINT_CONFIDENCE = "w_paint_confidence"  # shared by all samples: below it a pixel is marked "paint here next"
+PAINT_CANVAS = "w_paint_canvas"        # + sample id + axis + index + generation
+PAINT_CLEAR = "w_paint_clear"          # + sample id + axis + index: "Clear this slice"
 
 # ---- Particles page (+ sample id)
 PART_METHOD = "w_part_method"

@@ -118,8 +118,14 @@ def test_2d_image(electrodes):
     phases, conf = clf.predict(other.greyscale[10], other.spacing)
     assert phases.shape == (1, 32, 32) and conf.shape == (1, 32, 32)
     assert mean_iou(other.phases[10:11], phases) > 0.6
-    with pytest.raises(ValueError, match="trained on single slices"):
-        clf.predict(other.greyscale, other.spacing)
+    # a volume: slice by slice along z, each slice exactly as on its own (the dashboard preview's contract)
+    vol, conf3 = clf.predict(other.greyscale[8:12], other.spacing)
+    assert vol.shape == (4, 32, 32) and conf3.shape == (4, 32, 32)
+    np.testing.assert_array_equal(vol[2:3], phases)
+    np.testing.assert_array_equal(conf3[2:3], conf)
+    vol3d = train(e.greyscale, scribbles_from(e.phases), e.spacing, SMALL)
+    with pytest.raises(ValueError, match="trained on volumes"):
+        vol3d.predict(other.greyscale[10], other.spacing)
 
 
 def test_several_images_train_one_classifier(electrodes):
@@ -245,3 +251,21 @@ def test_memory_mapped_input_predicted_slab_by_slab(tmp_path, electrodes, traine
     b = trained.predict(e.greyscale, e.spacing)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_precomputed_features_give_the_same_classifier(electrodes):
+    """``features=`` (the dashboard keeps those of the painted slices) changes nothing but the time."""
+    e, other = electrodes
+    imgs = [e.greyscale[5], e.greyscale[:, 9]]
+    scr = [scribbles_from(e.phases[5], 0.1), scribbles_from(e.phases[:, 9], 0.1, seed=1)]
+    feats = [features(im, e.spacing, SMALL) for im in imgs]
+    a, b = train(imgs, scr, e.spacing, SMALL), train(imgs, scr, e.spacing, SMALL, features=feats)
+    f_other = features(other.greyscale[12], other.spacing, SMALL)
+    pa, ca = a.predict(other.greyscale[12], other.spacing)
+    pb, cb = b.predict(other.greyscale[12], other.spacing, features=f_other)
+    np.testing.assert_array_equal(pa, pb)
+    np.testing.assert_array_equal(ca, cb)
+    with pytest.raises(ValueError, match="features have shape"):
+        train(imgs, scr, e.spacing, SMALL, features=[feats[0], feats[0][:, :5]])
+    with pytest.raises(ValueError, match="features have shape"):
+        a.predict(other.greyscale[12], other.spacing, features=f_other[:, :5])

@@ -1,0 +1,129 @@
+"""Latency of the Segment page's "Train from brush strokes" preview, per stroke, on a real 512 x 512 slice.
+
+What the page does (``ui.paint``): the 2D features of each painted slice and of
+the shown slice are computed once and kept (``slice_features``); a stroke
+retrains the classifier on the painted pixels with those kept features
+(``core.classify.train(..., features=)``) and classifies the shown slice
+(``PhaseClassifier.predict(..., features=)``).  This script times those calls
+directly, without Streamlit and its cache:
+
+* new slice: ``core.classify.features`` of one 512² slice (the first stroke on
+  a slice, or a new shown slice);
+* per stroke: ``train`` on the kept features + ``predict`` of the shown slice
+  on its kept features (what the user waits for after each stroke);
+* without kept features: ``train`` + ``predict`` computing the features each time.
+
+Input: ``nanoct_nmc_slices/raw_100.tif`` of the shared real data (499 x 601),
+its top-left 499 x 512 reflected to 512 x 512, voxel size 1 µm as in
+``bench/accuracy_real`` (feature scales 0.5-8 voxels); strokes from
+``accuracy_real.simulate_strokes`` on its labels (seed 100: 3-px strokes, at
+least 1,000 pixels per phase), the shown slice the same slice.
+
+Usage:  python bench/paint_preview_latency.py [--quick] [--calls 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import _common as C  # noqa: E402  (sets sys.path)
+
+DATA = Path("/work/shared/data/real/nanoct_nmc_slices")
+SLICE = "raw_100"
+SEED = 100
+TARGET_S = 1.0
+
+
+def _slice(size: int, per_phase: int):
+    import tifffile
+
+    from accuracy_real import LABEL_MAP, simulate_strokes
+    from core.io import apply_phase_map
+
+    grey = tifffile.imread(DATA / f"{SLICE}.tif").astype(np.float32)
+    lab = tifffile.imread(DATA / f"{SLICE}_label.tif")
+    pad = ((0, max(0, size - grey.shape[0])), (0, max(0, size - grey.shape[1])))
+    grey = np.pad(grey, pad, mode="reflect")[:size, :size]
+    lab = np.pad(lab, pad, mode="reflect")[:size, :size]
+    truth = apply_phase_map(lab, LABEL_MAP, name=f"{SLICE}_label.tif")
+    return grey, simulate_strokes(truth, seed=SEED, per_phase=per_phase)
+
+
+def _time(fn, n: int) -> tuple[np.ndarray, np.ndarray]:
+    wall, cpu = np.empty(n), np.empty(n)
+    for i in range(n):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall[i], cpu[i] = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu
+
+
+def main(argv=None) -> int:
+    from core.classify import ClassifierParams, features, train
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=5, help="timed calls per row")
+    ap.add_argument("--section", default=None, help="RESULTS.md section name (default paint_preview_latency)")
+    C.add_common_args(ap)
+    args = ap.parse_args(argv)
+    size = 128 if args.quick else 512
+    t_start = time.perf_counter()
+    load0 = os.getloadavg()
+    grey, scr = _slice(size, 100 if args.quick else 1000)
+    params = ClassifierParams()
+    painted = np.bincount(scr[scr != 255], minlength=3)
+    f = features(grey, 1.0, params)  # warm-up (imports, thread pools)
+    rows = []
+
+    def row(name, fn):
+        fn()  # one untimed call
+        wall, cpu = _time(fn, args.calls)
+        rows.append({"step": name, "median wall s": float(np.median(wall)), "max wall s": float(wall.max()),
+                     "median CPU s (process)": float(np.median(cpu))})
+        print(rows[-1], flush=True)
+
+    row("features of one slice (new painted or shown slice)", lambda: features(grey, 1.0, params))
+    clf = train(grey, scr, 1.0, params, features=f)
+    row("train on kept features", lambda: train(grey, scr, 1.0, params, features=f))
+    row("classify the shown slice on kept features", lambda: clf.predict(grey, 1.0, features=f))
+    row("per stroke: train + classify, kept features",
+        lambda: train(grey, scr, 1.0, params, features=f).predict(grey, 1.0, features=f))
+    row("per stroke without kept features", lambda: train(grey, scr, 1.0, params).predict(grey, 1.0))
+    light = ClassifierParams(n_estimators=30)  # not what the page uses: what a lighter forest would cost
+    f_light = features(grey, 1.0, light)
+    row("(for comparison) per stroke, kept features, 30 trees",
+        lambda: train(grey, scr, 1.0, light, features=f_light).predict(grey, 1.0, features=f_light))
+    per = next(r for r in rows if r["step"].startswith("per stroke: train"))
+    stroke, stroke_cpu = per["median wall s"], per["median CPU s (process)"]
+    verdict = "met" if stroke <= TARGET_S else "NOT met"
+    total = time.perf_counter() - t_start
+    load = os.getloadavg()
+    lines = [
+        f"## Brush-stroke classifier preview latency (Segment page, 'Train from brush strokes')"
+        f"{' — QUICK smoke run' if args.quick else ''}", "",
+        *C.env_lines(), f"- script wall time: {total:.0f} s",
+        f"- load average at the start / end: {load0[0]:.1f} / {load[0]:.1f} (1 min) on {os.cpu_count()} cores", "",
+        f"Input: `{SLICE}.tif` of the shared real nano-CT slices, {size}×{size} (reflected at the edge), voxel "
+        f"size 1 µm; default `ClassifierParams` ({params.n_estimators} trees, depth {params.max_depth}, "
+        f"{params.n_jobs} threads, {f.shape[-1]} features at σ {params.sigma_min_um:g}-{params.sigma_max_um:g} "
+        f"voxels); strokes `accuracy_real.simulate_strokes(labels, seed={SEED})`: {int(painted[0])} pore / "
+        f"{int(painted[1])} CBD / {int(painted[2])} NMC painted pixels on that slice, which is also the slice "
+        f"shown. One untimed call, then {args.calls} timed calls per row. CPU = process CPU time (both threads); "
+        "the machine's 2 cores were shared with other work during the run, so the wall times are upper bounds.",
+        "",
+        C.md_table(rows, digits=3),
+        f"Target: the preview follows a stroke within about {TARGET_S:g} s on a 512² slice. Median per stroke "
+        f"with kept features {stroke:.2f} s wall ({stroke_cpu:.2f} s of CPU time over the two threads): "
+        f"{verdict} on this loaded machine.",
+    ]
+    C.publish("paint_preview_latency", lines, args, section=args.section)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""Segment page, "Train from brush strokes": canvas pixels -> scribbles, the page's states, the full run.
+
+AppTest cannot drive the canvas (a component): the strokes it would return are tested through
+:func:`ui.paint.strokes_from_rgba`, and the page is given scribbles through the workspace (as a reload finds
+them).  Painting in a real browser: ``test_browser_paint.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.classify import UNPAINTED, load_classifier
+from core.scribbles import Scribbles, slice_of
+from ui import paint, render, state
+
+from apphelpers import TIMEOUT, no_exception, page
+
+PAGE = page("2_Segment.py")
+
+
+# --------------------------------------------------------------------------- canvas pixels -> scribbles
+
+
+def _rgba(shape, strokes) -> np.ndarray:
+    """A transparent canvas with rectangles ``(rows, cols, hex colour, alpha)`` drawn on it."""
+    a = np.zeros((*shape, 4), np.uint8)
+    for rows, cols, hx, alpha in strokes:
+        a[rows, cols, :3] = [int(hx[i:i + 2], 16) for i in (1, 3, 5)]
+        a[rows, cols, 3] = alpha
+    return a
+
+
+def test_canvas_pixels_become_phase_codes_at_each_voxel_centre():
+    # a 4 x 6 slice shown 3 times larger: the canvas is 12 x 18
+    rgba = _rgba((12, 18), [
+        (slice(0, 3), slice(0, 18), render.PHASE_HEX[0], 255),   # voxel row 0: pore
+        (slice(3, 6), slice(0, 9), render.PHASE_HEX[2], 255),    # voxel row 1, cols 0-2: NMC
+        (slice(3, 6), slice(9, 18), render.PHASE_HEX[1], 60),    # voxel row 1, cols 3-5: CBD, too transparent
+        (slice(6, 9), slice(0, 6), "#ffffff", 255),              # voxel row 2, cols 0-1: eraser
+        (slice(6, 9), slice(6, 12), "#00ff00", 255),             # voxel row 2, cols 2-3: no brush's colour
+        (slice(9, 12), slice(0, 3), "#cdbc46", 230),             # voxel row 3, col 0: CBD, antialiased shade
+    ])
+    got = paint.strokes_from_rgba(rgba, (4, 6))
+    n = paint.NO_STROKE
+    want = np.array([[0, 0, 0, 0, 0, 0],
+                     [2, 2, 2, n, n, n],
+                     [UNPAINTED, UNPAINTED, n, n, n, n],
+                     [1, n, n, n, n, n]])
+    np.testing.assert_array_equal(got, want)
+    # laid over the stored scribbles: strokes win, the rest is kept, erased voxels are unpainted
+    stored = np.full((4, 6), UNPAINTED, np.uint8)
+    stored[2, :] = 1
+    stored[3, 5] = 2
+    out = paint.apply_strokes(stored, got)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out[0], 0)
+    np.testing.assert_array_equal(out[2], [UNPAINTED, UNPAINTED, 1, 1, 1, 1])
+    assert out[3, 5] == 2 and out[3, 0] == 1 and stored[0, 0] == UNPAINTED  # the input is not modified
+    # applying the same canvas again changes nothing (the canvas keeps its strokes between reruns)
+    np.testing.assert_array_equal(paint.apply_strokes(out, got), out)
+    with pytest.raises(ValueError, match="RGBA"):
+        paint.strokes_from_rgba(rgba[..., :3], (4, 6))
+
+
+def test_scale_and_colouring_helpers():
+    assert paint.scale_factor((48, 48)) == 10 and paint.scale_factor((512, 512)) == 1
+    assert paint.scale_factor((1000, 300)) == 1 and paint.scale_factor((64, 128)) == 4
+    rgb = np.zeros((2, 3, 3), np.uint8)
+    lab = np.array([[0, 255, 2], [1, 255, 255]], np.uint8)
+    out = paint.scribble_rgb(rgb, lab)
+    assert tuple(out[0, 0]) == render.PHASE_COLOURS[0] and tuple(out[0, 2]) == render.PHASE_COLOURS[2]
+    assert tuple(out[0, 1]) == (0, 0, 0) and rgb.sum() == 0
+    low = paint.low_confidence_rgb(rgb, np.array([[0.9, 0.5, 0.7], [0.2, 1.0, 0.6]]), 0.6)
+    assert [tuple(low[i, j]) == paint.LOW_CONFIDENCE_RGB for i, j in ((0, 0), (0, 1), (1, 0), (1, 2))] == \
+        [False, True, True, False]
+    assert paint.pair_spacing((0.5, 0.2, 0.3), 2) == (0.3, 0.5, 0.2)
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def _open(ws, name="pristine"):
+    s = next(x for x in ws.list_samples() if x.name == name)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.radio(key=state.SEG_METHOD).set_value("classifier").run()
+    no_exception(at)
+    return s, at
+
+
+def _metric(at, label: str) -> float:
+    return float(next(m.value for m in at.metric if m.label == label).rstrip("%")) / 100
+
+
+def _painted(ws, s) -> Scribbles:
+    """Every 4th voxel of z-slice 20 and y-slice 10 painted with the phase of the sample's stored analysis."""
+    phases = ws.load_phases(ws.latest_analysis(s.id))
+    out = Scribbles.empty(phases.shape)
+    for axis, index in ((0, 20), (1, 10)):
+        lab = np.full(slice_of(phases, axis, index).shape, UNPAINTED, np.uint8)
+        lab[::4, ::4] = slice_of(phases, axis, index)[::4, ::4]
+        out = out.with_slice(axis, index, lab)
+    return out
+
+
+def test_nothing_painted_asks_for_strokes_and_cannot_run(seeded_ws):
+    s, at = _open(seeded_ws)
+    assert any("Paint at least two of pore, CBD and NMC" in i.value for i in at.info)
+    assert at.button(key=state.k(state.SEG_RUN, s.id)).disabled
+    assert at.radio(key=state.PAINT_BRUSH).options == ["pore", "CBD", "NMC", "eraser"]
+    assert any("0 voxels painted on this slice" in c.value for c in at.caption)
+    assert not at.image  # no preview yet (the canvas is a component, not an image)
+    # one phase only is not enough either
+    one = Scribbles.empty(seeded_ws.load_volume(s).shape).with_slice(0, 3, np.zeros((48, 48), np.uint8))
+    seeded_ws.save_scribbles(s.id, one)
+    s, at = _open(seeded_ws)
+    assert any("Paint at least two" in i.value for i in at.info)
+    assert any("2304 pore, 0 CBD, 0 NMC voxels painted on 1 slice." == c.value for c in at.caption)
+
+
+def test_saved_strokes_preview_then_full_run_with_the_same_phases(seeded_ws):
+    s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
+    scr = _painted(seeded_ws, s)
+    seeded_ws.save_scribbles(s.id, scr)  # as a reload of the page finds them
+    s, at = _open(seeded_ws)
+    p, c, n = scr.counts()
+    assert any(f"{p} pore, {c} CBD, {n} NMC voxels painted on 2 slices." == x.value for x in at.caption)
+    # the preview of z = 20 (a painted slice): the classifier's phases, the low-confidence share, timings
+    at.slider(key=state.k(state.SEG_INDEX, s.id, 0)).set_value(20).run()
+    no_exception(at)
+    assert any("the classifier's phases; magenta where its confidence is below 0.60" in i.proto.imgs[0].caption
+               for i in at.image)
+    assert any("of the slice is below the confidence mark" in x.value and x.value.startswith("Trained in")
+               for x in at.caption)
+    assert any(f"{int((scr.slice(0, 20) != UNPAINTED).sum())} voxels painted on this slice" in x.value
+               for x in at.caption)
+    fr = {ph: _metric(at, f"{ph} (this slice)") for ph in ("pore", "CBD", "NMC")}
+    assert sum(fr.values()) == pytest.approx(1.0, abs=0.002) and fr["NMC"] > 0.1
+    # the y orientation shows its own painted slice
+    at.radio(key=state.k(state.SEG_AXIS, s.id)).set_value(1).run()
+    at.slider(key=state.k(state.SEG_INDEX, s.id, 1)).set_value(10).run()
+    no_exception(at)
+    assert any(f"{int((scr.slice(1, 10) != UNPAINTED).sum())} voxels painted on this slice" in x.value
+               for x in at.caption)
+    # the full analysis: method classifier, trained on the painted slices kept in the workspace
+    before = seeded_ws.latest_analysis(s.id)
+    run = at.button(key=state.k(state.SEG_RUN, s.id))
+    assert not run.disabled
+    run.click().run()
+    no_exception(at)
+    a = seeded_ws.latest_analysis(s.id)
+    assert a.id > before.id and a.status == "done" and a.n_particles > 0
+    assert a.resolved.method == "classifier"
+    folder = seeded_ws.sample_dir(s.id) / "training"
+    assert a.resolved.classifier.startswith(str(folder))
+    clf = load_classifier(a.resolved.classifier)
+    assert clf.painted == scr.counts() and len(clf.pairs) == 2
+    assert any("Phases by a classifier trained on brush strokes" in x.value for x in at.caption)
+    # the preview of a z-slice is that slice of the full run
+    full = seeded_ws.load_phases(a)[20]
+    at.radio(key=state.k(state.SEG_AXIS, s.id)).set_value(0).run()
+    at.slider(key=state.k(state.SEG_INDEX, s.id, 0)).set_value(20).run()
+    no_exception(at)
+    assert any("slice z = 20: the classifier's phases" in i.proto.imgs[0].caption for i in at.image)
+    for code, ph in enumerate(("pore", "CBD", "NMC")):
+        assert _metric(at, f"{ph} (this slice)") == pytest.approx(np.mean(full == code), abs=0.0006)
+
+
+def test_clear_this_slice_removes_its_strokes_from_the_workspace(seeded_ws):
+    s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
+    seeded_ws.save_scribbles(s.id, _painted(seeded_ws, s))
+    s, at = _open(seeded_ws)
+    at.slider(key=state.k(state.SEG_INDEX, s.id, 0)).set_value(20).run()
+    at.button(key=state.k(state.PAINT_CLEAR, s.id, 0, 20)).click().run()
+    no_exception(at)
+    kept = seeded_ws.load_scribbles(s.id)
+    assert list(kept.slices) == [(1, 10)]
+    assert at.session_state[state.k(state.SCRIBBLES, s.id)].digest() == kept.digest()
+    assert any("0 voxels painted on this slice" in x.value for x in at.caption)
+    assert at.button(key=state.k(state.PAINT_CLEAR, s.id, 0, 20)).disabled
+
+
+def test_particles_page_refuses_the_network_cue_on_classifier_phases_in_one_sentence(seeded_ws):
+    from core.pipeline import AnalysisParams
+    from core.runner import run_analysis
+
+    s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
+    vol = seeded_ws.load_volume(s)
+    folder = seeded_ws.save_training(s.id, vol, _painted(seeded_ws, s))
+    a = run_analysis(seeded_ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))
+    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.radio(key=state.k(state.PART_METHOD, s.id)).set_value("model").run()
+    at.button[0].click().run()
+    no_exception(at)
+    assert any("particles from the model need method 'threshold' or 'model', not 'classifier'" in e.value
+               for e in at.error)
+    assert seeded_ws.latest_analysis(s.id).id == a.id
