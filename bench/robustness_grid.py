@@ -135,7 +135,8 @@ def main(argv=None) -> int:
         c for c in ("grey − true", "grey-reg − true", "grey − PoreSpy", "grey-reg − PoreSpy") if c in cells[0]]
     cols_ap = ["radius (vox)", "blur (vox)", "noise"] + [f"{p} AP" for p in pipelines] + [
         f"{p} det" for p in pipelines if p != "porespy"]
-    cols_seed = ["radius", "blur", "noise", "seed", "n true"] + [f"{p} {k}" for p in pipelines for k in ("f1", "n", "s")]
+    cols_seed = ["radius", "blur", "noise", "seed", "n true"] + [f"{p} {k}" for p in pipelines
+                                                                 for k in ("f1", "n", "s")]
     ok = [c for c in cells if "grey-reg − true" in c and c["grey-reg − true"] >= -0.03
           and ("grey-reg − PoreSpy" not in c or c["grey-reg − PoreSpy"] >= 0.02)]
     lines = [f"## Robustness grid: noise x blur x particle radius (`bench/robustness_grid.py`)"
