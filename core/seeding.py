@@ -18,7 +18,9 @@ NMC mask used for seeding and flooding only:
    :data:`MAX_SIGMA` voxels);
 3. the seeding mask is the NMC of the phases where the smoothed grey value is
    at least :data:`LEVEL` of the way from pure CBD to pure NMC: a level above
-   the phases' own threshold, so the blurred necks thin out;
+   the phases' own threshold, so the blurred necks thin out; NMC voxels within
+   two face steps of a cavity enclosed by the NMC (a crack) stay in the mask,
+   since there the grey values drop because of the crack, not of a neck;
 4. the particles of that mask are extended to exactly the NMC voxels of the
    phases by a marker watershed of the distance transform restricted to the
    NMC; NMC components that the mask missed keep labels of their own.
@@ -40,7 +42,7 @@ from scipy import ndimage as ndi
 
 from ._validate import check_has_nmc, check_phases, check_volume, normalize_spacing
 from .codes import NMC
-from .particles import SeparationParams, separate_particles
+from .particles import SeparationParams, fill_enclosed, separate_particles
 from .phases import phase_references
 
 __all__ = ["LEVEL", "MAX_SIGMA", "MIN_SIGMA", "denoise_sigma", "estimate_noise", "regularised_particles",
@@ -50,6 +52,8 @@ __all__ = ["LEVEL", "MAX_SIGMA", "MIN_SIGMA", "denoise_sigma", "estimate_noise",
 LEVEL = 0.8
 #: Bounds of the Gaussian smoothing of the seeding mask (voxels).
 MIN_SIGMA, MAX_SIGMA = 0.5, 1.5
+#: NMC voxels within this many face steps of an enclosed cavity (a crack) stay in the seeding mask.
+_CRACK_REACH = 2
 #: Central block (voxels a side, at most) in which the noise is measured.
 _NOISE_BLOCK = 128
 
@@ -140,7 +144,14 @@ def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL
                                                                                                        np.float32)
     mask = smooth >= cut
     del smooth
-    mask &= phases == NMC
+    nmc = phases == NMC
+    # next to a cavity enclosed by the NMC (a crack) the grey values drop because of the crack, not of a
+    # neck: those NMC voxels stay in the mask, so that the raised level does not open cracks into cuts
+    cavity = fill_enclosed(nmc)
+    cavity &= ~nmc
+    if cavity.any():
+        mask |= ndi.binary_dilation(cavity, iterations=_CRACK_REACH)
+    mask &= nmc
     return mask, {"noise": noise, "sigma": float(sigma), "cut": cut, "i_cbd": float(i_cbd), "i_nmc": float(i_nmc)}
 
 

@@ -102,3 +102,17 @@ def test_seeding_switch_round_trips_and_is_left_out_by_default():
         AnalysisParams(seeding="regularised", particles="model")
     with pytest.raises(ValueError, match="needs the greyscale volume"):
         run(np.full((8, 8, 8), NMC, np.uint8), p, presegmented=True)
+
+
+def test_a_crack_does_not_become_a_cut():
+    # one sphere of radius 9 with an internal planar crack (pore, 1 voxel wide, radius 7) that does not reach
+    # the surface; without the crack clause the raised level opens it and the sphere comes out in 2 pieces
+    shape = (28, 28, 28)
+    z, y, x = np.ogrid[:28, :28, :28]
+    r2 = (z - 14) ** 2 + (y - 14) ** 2 + (x - 14) ** 2
+    phases = np.where(r2 <= 81, NMC, 0).astype(np.uint8)
+    phases[(x == 14) & (r2 <= 49)] = 0
+    grey = _image(phases, SP, ImagingParams(blur_um=0.8, noise=0.02), np.random.default_rng(0))
+    labels = regularised_particles(grey, phases, SP)
+    assert labels.max() == 1
+    np.testing.assert_array_equal(labels > 0, phases == NMC)
