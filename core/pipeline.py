@@ -54,6 +54,7 @@ from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_remove
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model", "classifier"]
 Particles = Literal["watershed", "model"]
+Seeding = Literal["phases", "regularised"]
 #: The parameter groups of :class:`AnalysisParams` (each a dataclass that checks its fields).
 _GROUPS = {"segment": SegmentParams, "separation": SeparationParams, "model": ModelParams}
 
@@ -89,6 +90,15 @@ class AnalysisParams:
         train-classifier``); :func:`run` retrains from its pairs.  Left out of
         :meth:`to_dict` when None, so the parameters of the other methods read
         as before.
+    seeding : {"phases", "regularised"}
+        What the watershed separation seeds and floods on: the NMC of the
+        phases (default), or a regularised NMC mask of the greyscale
+        (:func:`core.seeding.regularised_particles`: smoothed by the measured
+        noise, cut above the phases' threshold so that blurred necks thin out;
+        the labels still cover exactly the NMC of the phases).  Needs a
+        greyscale input and ``particles="watershed"``.  Left out of
+        :meth:`to_dict` when "phases", so existing parameters and recipes read
+        and replay as before.
     """
 
     method: Method = "threshold"
@@ -99,6 +109,7 @@ class AnalysisParams:
     model: ModelParams = field(default_factory=ModelParams)
     particles: Particles = "watershed"
     classifier: str | None = None
+    seeding: Seeding = "phases"
 
     def __post_init__(self):
         for key, cls in _GROUPS.items():
@@ -115,15 +126,20 @@ class AnalysisParams:
         if self.method == "classifier" and self.particles == "model":
             raise ValueError("particles from the model need method 'threshold' or 'model', not 'classifier'")
         check_choice(self.particles, "particles", ("watershed", "model"))
+        check_choice(self.seeding, "seeding", ("phases", "regularised"))
+        if self.seeding == "regularised" and self.particles != "watershed":
+            raise ValueError("seeding 'regularised' is for particles 'watershed', not 'model'")
         check_int(self.axis, "axis")
         check_choice(self.axis, "axis", (0, 1, 2))
         check_choice(self.separator_side, "separator_side", ("auto", "start", "end"))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (``classifier`` only when set)."""
+        """Plain JSON-ready dict (``classifier`` only when set, ``seeding`` only when not "phases")."""
         d = asdict(self)
         if d["classifier"] is None:
             del d["classifier"]
+        if d["seeding"] == "phases":
+            del d["seeding"]
         return d
 
     @classmethod
@@ -303,6 +319,8 @@ def run(
     model_params = params.model
     if presegmented and params.particles == "model":
         raise ValueError("particles from the model need the greyscale volume, not presegmented phases")
+    if presegmented and params.seeding == "regularised":
+        raise ValueError("seeding 'regularised' needs the greyscale volume, not presegmented phases")
     if presegmented:
         phases = check_phases(volume)
         phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
@@ -336,7 +354,8 @@ def run(
     check_has_nmc(phases)
 
     t0 = time.perf_counter()
-    labels = _particles(phases, cue, sp, params, report, stage(0.35, 0.85))
+    labels = _particles(phases, cue, sp, params, report, stage(0.35, 0.85),
+                        volume=None if presegmented else volume, nonfinite=nonfinite)
     del cue
     timings["particles_s"] = time.perf_counter() - t0
 
@@ -353,6 +372,7 @@ def run(
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
         separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
+        seeding=params.seeding,
     )
     provenance = _provenance(volume, params, resolved, sp, table, presegmented=presegmented,
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
@@ -414,8 +434,20 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
     return fit.needed
 
 
-def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress) -> np.ndarray:
-    """Particle labels: the seeded watershed of the network's cue when there is one, else the crack-aware watershed."""
+def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress, *,
+               volume: np.ndarray | None = None, nonfinite: int = 0) -> np.ndarray:
+    """Particle labels: the seeded watershed of the network's cue when there is one, else the crack-aware watershed.
+
+    With ``params.seeding == "regularised"`` the watershed seeds and floods on the regularised NMC mask of
+    the greyscale ``volume`` (:func:`core.seeding.regularised_particles`; non-finite voxels, counted in
+    ``nonfinite``, given the median grey value in a filled copy).
+    """
+    if cue is None and params.seeding == "regularised":
+        from .seeding import regularised_particles
+
+        if nonfinite:
+            volume = np.where(np.isfinite(volume), volume, volume.dtype.type(nonfinite_fill(volume)))
+        return regularised_particles(volume, phases, sp, params.separation, progress=progress)
     if cue is None:
         return separate_particles(phases, sp, params.separation, progress=progress)
     from .nn.infer import instances_from_cue

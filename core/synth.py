@@ -500,3 +500,243 @@ def demo_electrode(name: str, *, rng=0, shape: tuple[int, int, int] | None = Non
         params = replace(params, shape=check_demo_shape(shape))
     return make_electrode(params, rng=rng, name=name)
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sphere packings: a second, simpler generator with imaging and shape knobs (robustness grids)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PackingParams:
+    """A packing of polydisperse spheres with necks, CBD in the necks, blur and noise (lengths in µm).
+
+    Unlike :class:`ElectrodeParams` (rough ellipsoids, cracks, coatings, detachment caps), the particles are
+    plain spheres and the knobs are the ones that decide whether touching particles can be told apart on a
+    greyscale image: size in voxels, neck overlap, CBD in the necks, blur and noise.
+
+    Attributes
+    ----------
+    shape : (3,) int
+        Volume shape (z, y, x).
+    spacing : (3,) float, µm
+        Voxel size.
+    radius_median_um, radius_sigma : float
+        Log-normal radius distribution (median, sigma of ln r) of the spheres as placed, before the
+        neck growth.
+    radius_min_um, radius_max_um : float
+        Clip of those radii.
+    packing : float
+        Target volume fraction of the placed (non-overlapping) spheres; random sequential addition
+        stops earlier when no free place is found.
+    neck_overlap : float
+        The spheres are grown by ``1 / (1 - neck_overlap)`` after placement, so two that touched
+        overlap by up to ``neck_overlap`` of the sum of their radii (``r1 + r2 - d``); 0 gives point
+        contacts.  The overlap of two spheres is split by the plane of their power diagram (each voxel
+        goes to the sphere of smallest ``|x - c|² - r²``): a planar interface.
+    cbd_fraction : float
+        Volume fraction of the whole volume filled with CBD, in the necks: the pore voxels of the
+        morphological closing of the NMC whose radius gives that fraction (bisection; less where even a
+        closing of ``4 * radius_median_um`` gives less).
+    blur_voxels : float
+        Gaussian blur sigma of the image, in voxels of the finest axis.
+    noise_contrast : float
+        Standard deviation of the additive Gaussian noise as a share of the pore-NMC contrast.
+    """
+
+    shape: tuple[int, int, int] = (128, 128, 128)
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    radius_median_um: float = 7.0
+    radius_sigma: float = 0.35
+    radius_min_um: float = 4.0
+    radius_max_um: float = 15.0
+    packing: float = 0.5
+    neck_overlap: float = 0.10
+    cbd_fraction: float = 0.12
+    blur_voxels: float = 1.0
+    noise_contrast: float = 0.09
+
+    def __post_init__(self):
+        shape = tuple(self.shape) if hasattr(self.shape, "__len__") else ()
+        if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 8
+                                  for s in shape):
+            raise ValueError(f"shape must be 3 whole numbers >= 8, got {self.shape!r}")
+        normalize_spacing(self.spacing)
+        for name in ("radius_median_um", "radius_sigma", "radius_min_um", "radius_max_um", "packing",
+                     "neck_overlap", "cbd_fraction", "blur_voxels", "noise_contrast"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                raise TypeError(f"{name} must be a finite number, got {v!r}")
+            if v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v}")
+        if not 0 < self.radius_min_um <= self.radius_max_um:
+            raise ValueError(f"radii must satisfy 0 < radius_min_um <= radius_max_um, got {self.radius_min_um} "
+                             f"and {self.radius_max_um}")
+        if self.radius_median_um <= 0:
+            raise ValueError(f"radius_median_um must be > 0, got {self.radius_median_um}")
+        for name in ("packing", "cbd_fraction"):
+            if not getattr(self, name) <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if not self.neck_overlap < 0.5:
+            raise ValueError(f"neck_overlap must lie in [0, 0.5), got {self.neck_overlap}")
+
+    def imaging(self) -> ImagingParams:
+        """The :class:`ImagingParams` of these blur and noise knobs (default phase grey values)."""
+        im = ImagingParams()
+        contrast = im.intensity_nmc - im.intensity_pore
+        sp = normalize_spacing(self.spacing)
+        return replace(im, blur_um=float(self.blur_voxels * min(sp)), noise=float(self.noise_contrast * contrast))
+
+
+def _draw_radii(p: PackingParams, box_vol: float, rng: np.random.Generator) -> np.ndarray:
+    """Log-normal radii (µm), clipped, enough to fill ``packing`` of ``box_vol``, largest first."""
+    radii: list[float] = []
+    vol, target = 0.0, p.packing * box_vol
+    while vol < target:
+        r = float(np.clip(p.radius_median_um * np.exp(rng.normal(0, p.radius_sigma)), p.radius_min_um,
+                          p.radius_max_um))
+        radii.append(r)
+        vol += 4 / 3 * np.pi * r**3
+    return np.sort(np.array(radii))[::-1]
+
+
+def _place_spheres(p: PackingParams, shape, sp, rng: np.random.Generator):
+    """Random sequential addition on a grid that holds each point's clearance to the spheres placed so far.
+
+    The domain is the volume plus a margin (spheres may be cut by the volume edge).  Each sphere tries
+    random grid points and takes, among those with clearance >= its radius, the one of least clearance
+    (the closest to touching a sphere already placed), which makes a dense packing rich in contacts.
+    Returns centres (µm, in the volume's frame) and radii (µm) before the neck growth.
+    """
+    sp_arr = np.asarray(sp)
+    grow = 1.0 / (1.0 - p.neck_overlap)
+    margin = np.ceil(p.radius_max_um * grow / sp_arr).astype(int) + 1
+    dom = np.asarray(shape) + 2 * margin
+    origin = -margin * sp_arr  # µm position of domain voxel 0
+    radii = _draw_radii(p, float(np.prod(dom * sp_arr)), rng)
+    clear = np.full(tuple(dom), np.inf, np.float32)
+    centres, kept = [], []
+    tries = 128
+    for r in radii:
+        idx = rng.integers(0, dom, size=(tries, 3))
+        c = clear[idx[:, 0], idx[:, 1], idx[:, 2]]
+        ok = np.flatnonzero(c >= r)
+        if ok.size == 0:
+            continue
+        j = ok[np.argmin(c[ok])]
+        centre = origin + idx[j] * sp_arr
+        centres.append(centre)
+        kept.append(r)
+        # clearance update in the window that a later sphere could still need
+        reach = r + p.radius_max_um
+        lo = np.maximum(idx[j] - np.ceil(reach / sp_arr).astype(int), 0)
+        hi = np.minimum(idx[j] + np.ceil(reach / sp_arr).astype(int) + 1, dom)
+        zz, yy, xx = (np.arange(lo[a], hi[a]) * sp_arr[a] + origin[a] - centre[a] for a in range(3))
+        d = np.sqrt(zz[:, None, None] ** 2 + yy[None, :, None] ** 2 + xx[None, None, :] ** 2) - r
+        sl = tuple(slice(lo[a], hi[a]) for a in range(3))
+        np.minimum(clear[sl], d.astype(np.float32), out=clear[sl])
+    return np.array(centres).reshape(-1, 3), np.array(kept) * grow
+
+
+def _rasterise_power(shape, sp, centres, radii) -> np.ndarray:
+    """Labels 1..n of the spheres, overlaps split by the power diagram (planar interfaces)."""
+    sp_arr = np.asarray(sp)
+    labels = np.zeros(shape, np.int32)
+    best = np.zeros(shape, np.float32)  # power |x - c|² - r² of the owner (< 0 inside a sphere)
+    for i, (c, r) in enumerate(zip(centres, radii), start=1):
+        lo = np.maximum(np.floor((c - r) / sp_arr).astype(int), 0)
+        hi = np.minimum(np.ceil((c + r) / sp_arr).astype(int) + 1, shape)
+        if np.any(hi <= lo):
+            continue
+        zz, yy, xx = (np.arange(lo[a], hi[a]) * sp_arr[a] - c[a] for a in range(3))
+        power = (zz[:, None, None] ** 2 + yy[None, :, None] ** 2 + xx[None, None, :] ** 2 - r * r).astype(np.float32)
+        sl = tuple(slice(lo[a], hi[a]) for a in range(3))
+        win = power < best[sl]
+        labels[sl][win] = i
+        best[sl][win] = power[win]
+    present = np.unique(labels)
+    present = present[present > 0]
+    remap = np.zeros(len(radii) + 1, np.int32)
+    remap[present] = np.arange(1, len(present) + 1, dtype=np.int32)
+    return remap[labels]
+
+
+def _neck_cbd(nmc: np.ndarray, sp, fraction: float, r_max: float) -> np.ndarray:
+    """Pore voxels of the closing of ``nmc`` whose radius (bisection, at most ``r_max`` µm) fills ``fraction``."""
+    if fraction <= 0:
+        return np.zeros(nmc.shape, bool)
+    d_out = _dist_outside(nmc, sp)
+    target = fraction * nmc.size
+
+    def closing_pore(radius: float) -> np.ndarray:
+        d_back = edt_pkg.edt(d_out <= radius, anisotropy=sp, black_border=False, parallel=2)
+        return (d_back > radius) & ~nmc
+
+    lo, hi = 0.0, float(r_max)
+    best = closing_pore(hi)
+    if np.count_nonzero(best) <= target:
+        return best
+    for _ in range(10):
+        mid = 0.5 * (lo + hi)
+        cand = closing_pore(mid)
+        if np.count_nonzero(cand) > target:
+            hi, best = mid, cand
+        else:
+            lo = mid
+    # the closing at ``hi`` holds slightly more than the target: keep its voxels nearest the NMC
+    n_extra = int(np.count_nonzero(best) - round(target))
+    if n_extra > 0:
+        idx = np.flatnonzero(best)
+        drop = idx[np.argsort(d_out.ravel()[idx], kind="stable")[len(idx) - n_extra:]]
+        best.ravel()[drop] = False
+    return best
+
+
+def make_sphere_packing(
+    params: PackingParams | None = None,
+    *,
+    rng: np.random.Generator | int | None = None,
+    name: str = "packing",
+) -> SyntheticElectrode:
+    """A packing of polydisperse spheres with necks, CBD bridging them, blurred and noisy, with its truth.
+
+    Parameters
+    ----------
+    params : PackingParams
+        Shape and imaging knobs (default: :class:`PackingParams()`, the conditions of issue 15 at 128³).
+    rng : numpy Generator or int or None
+        Source of randomness; an int seeds ``np.random.default_rng``.
+    name : str
+
+    Returns
+    -------
+    SyntheticElectrode
+        ``greyscale`` (Z, Y, X) uint16, ``phases`` (Z, Y, X) uint8, ``labels`` (Z, Y, X) int32 (exactly
+        on the NMC voxels, 1..n), the true per-particle ``table`` (:func:`core.metrics.particle_table`,
+        separator side at the start of axis 0), ``electrode`` = ``params``, ``imaging`` =
+        ``params.imaging()``; ``extra["cracks"]`` is all False (spheres have no cracks) and
+        ``extra["centres_um"]`` / ``extra["radii_um"]`` hold the spheres (after the neck growth; some
+        may lie outside the volume).
+    """
+    params = params if params is not None else PackingParams()
+    if not isinstance(params, PackingParams):
+        raise TypeError(f"params must be PackingParams, got {type(params).__name__}")
+    seed = rng if isinstance(rng, (int, np.integer)) else None
+    rng = np.random.default_rng(rng)
+    shape = tuple(int(s) for s in params.shape)
+    sp = normalize_spacing(params.spacing)
+    centres, radii = _place_spheres(params, shape, sp, rng)
+    labels = _rasterise_power(shape, sp, centres, radii)
+    nmc = labels > 0
+    cbd = _neck_cbd(nmc, sp, params.cbd_fraction, 4 * params.radius_median_um)
+    phases = np.full(shape, PORE, np.uint8)
+    phases[cbd] = CBD
+    phases[nmc] = NMC
+    imaging = params.imaging()
+    grey = _image(phases, sp, imaging, rng)
+    table = particle_table(labels, phases, sp, axis=0, separator_side="start")
+    return SyntheticElectrode(
+        name=name, greyscale=grey, phases=phases, labels=labels, spacing=sp, table=table,
+        electrode=params, imaging=imaging, seed=seed,
+        extra={"cracks": np.zeros(shape, bool), "centres_um": centres, "radii_um": radii},
+    )
