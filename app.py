@@ -36,6 +36,7 @@ from ui import cache, jobs, startup, state, widgets  # noqa: E402  (after st.nav
 
 ws = cache.workspace()
 startup.ensure_demos(ws)
+jobs.start(ws)  # the background jobs' cluster: started once per server, before any click needs it
 st.sidebar.markdown("**Cathode particle detachment**")
 widgets.sample_picker(ws)
 st.sidebar.caption(f"Workspace: `{ws.root}`")

@@ -106,6 +106,45 @@ def _line(job: Job) -> str:
     return f"**#{job.id}** {job.title}{who}"
 
 
+def _cancel(ws: Workspace, job_id: int) -> None:
+    store(ws).cancel(job_id)
+    cancel = getattr(executor(ws), "cancel", None)
+    if cancel is not None:
+        cancel(job_id)
+
+
+def _rerun(ws: Workspace, job_id: int) -> None:
+    try:
+        ex = executor(ws)
+        new = store(ws).rerun(job_id, owner=owner(), executor=ex.name, cluster_pid=ex.cluster_pid)
+        ex.submit(ws.root, new.id)
+    except (OSError, RuntimeError, ValueError) as exc:
+        flash("error", f"Job #{job_id} could not be run again: {one_sentence(exc)}")
+        return
+    st.session_state.setdefault(state.JOBS_MINE, set()).add(new.id)
+
+
+def _analyse_all(ws: Workspace, sample_ids: list[int]) -> None:
+    for sid in sample_ids:
+        try:
+            sample = ws.get_sample(sid)
+        except KeyError:  # deleted meanwhile
+            continue
+        submit(ws, sample, AnalysisParams())
+
+
+def start(ws: Workspace) -> None:
+    """Start (or reach) the cluster now, so that no click waits for it; a failure is one warning, not an error:
+    the pages still work and the jobs say why they cannot run."""
+    if settings.jobs_inline():
+        return
+    try:
+        with st.spinner("Starting the Dask cluster for the background jobs…"):
+            executor(ws)
+    except (OSError, RuntimeError, ValueError) as exc:
+        st.sidebar.warning(f"Background jobs are not available: {one_sentence(exc)}")
+
+
 @st.fragment(run_every=REFRESH_S)
 def panel(ws: Workspace) -> None:
     """The jobs panel (sidebar of every page): running and queued jobs with progress and Cancel, the last few
@@ -116,17 +155,15 @@ def panel(ws: Workspace) -> None:
     active = [j for j in jobs if j.active]
     recent = [j for j in jobs if j.state in FINISHED][:RECENT]
     st.markdown(f"**Jobs** ({len(active)} running or queued)" if active else "**Jobs**")
+    # the buttons act in on_click callbacks: they run whole before the fragment's next refresh, which would
+    # otherwise stop a click's work midway (the fragment reruns itself every REFRESH_S seconds)
     for j in active:
         st.progress(float(j.progress), text=f"#{j.id} {j.title} · {j.state}: {j.message}")
         c1, c2 = st.columns([3, 2], vertical_alignment="center")
         c1.caption(f"{j.owner} · since {_when(j.started_at or j.created_at)}")
-        if c2.button("Cancel", key=state.k(state.JOBS_CANCEL, j.id), disabled=j.cancel_requested,
-                     help="A queued job never starts; a running one stops at its next step."):
-            js.cancel(j.id)
-            cancel = getattr(executor(ws), "cancel", None)
-            if cancel is not None:
-                cancel(j.id)
-            st.rerun(scope="fragment")
+        c2.button("Cancel", key=state.k(state.JOBS_CANCEL, j.id), disabled=j.cancel_requested,
+                  help="A queued job never starts; a running one stops at its next step.",
+                  on_click=_cancel, args=(ws, j.id))
     for j in recent:
         icon = {"done": "✓", "failed": "✗", "cancelled": "⊘", "interrupted": "↯"}[j.state]
         text = f"{icon} {_line(j)} · {j.state} {_when(j.finished_at)}"
@@ -137,21 +174,14 @@ def panel(ws: Workspace) -> None:
         if j.state in ("interrupted", "failed", "cancelled"):
             c1, c2 = st.columns([3, 2], vertical_alignment="center")
             c1.caption(text)
-            if c2.button("Re-run", key=state.k(state.JOBS_RERUN, j.id)):
-                ex = executor(ws)
-                new = js.rerun(j.id, owner=owner(), executor=ex.name, cluster_pid=ex.cluster_pid)
-                ex.submit(ws.root, new.id)
-                st.session_state.setdefault(state.JOBS_MINE, set()).add(new.id)
-                st.rerun(scope="fragment")
+            c2.button("Re-run", key=state.k(state.JOBS_RERUN, j.id), on_click=_rerun, args=(ws, j.id))
         else:
             st.caption(text)
     todo = [s for s in ws.list_samples() if ws.latest_analysis(s.id) is None
             and not any(j.sample_id == s.id for j in active)]
-    if st.button(f"Analyse all ({len(todo)} not analysed)", key=state.JOBS_ANALYSE_ALL, disabled=not todo,
-                 help="Queues a full analysis with the default settings for every sample without one."):
-        for s in todo:
-            submit(ws, s, AnalysisParams())
-        st.rerun(scope="fragment")
+    st.button(f"Analyse all ({len(todo)} not analysed)", key=state.JOBS_ANALYSE_ALL, disabled=not todo,
+              help="Queues a full analysis with the default settings for every sample without one.",
+              on_click=_analyse_all, args=(ws, [s.id for s in todo]))
     # a job this session started finished: rerun the page so that it shows the new analysis
     mine = st.session_state.get(state.JOBS_MINE) or set()
     ended = [j for j in jobs if j.id in mine and not j.active]
