@@ -387,7 +387,7 @@ def electrode_trend(
 def _fmt_p(p: float) -> str:
     if not np.isfinite(p):
         return "p = nan"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+    return "p < 0.001" if p < 0.001 else f"p = {p:#.2g}".rstrip(".")
 
 
 def slope_unit(res: ElectrodeTrend) -> str:
