@@ -1,4 +1,5 @@
-"""The records of a workspace catalogue: :class:`Sample` (one input to analyse) and :class:`Analysis` (one run).
+"""The records of a workspace catalogue: :class:`Sample` (one input to analyse) and :class:`Analysis` (one run),
+and :class:`Attribute`, a numeric property of a sample with its unit (C-rate, cycles, SOC...).
 
 Both are frozen and hold parsed objects (an input spec, :class:`core.pipeline.AnalysisParams`); the
 dict forms stored in SQLite are parsed once, where :class:`core.workspace.Workspace` reads the rows.
@@ -6,8 +7,10 @@ dict forms stored in SQLite are parsed once, where :class:`core.workspace.Worksp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from numbers import Real
 from typing import TYPE_CHECKING
 
 from .inputs import DemoInput, InputSpec, input_source
@@ -16,7 +19,106 @@ from .inputs import source_options as _stored_options
 if TYPE_CHECKING:
     from .pipeline import AnalysisParams
 
-__all__ = ["Analysis", "Sample", "row_options"]
+__all__ = ["ATTRIBUTE_PRESETS", "Analysis", "Attribute", "Sample", "attributes_from_list", "attributes_to_list",
+           "check_attributes", "row_options"]
+
+
+# --------------------------------------------------------------------------- attributes
+
+#: Common sample attributes and their units (the Samples page offers them first).
+ATTRIBUTE_PRESETS: dict[str, str] = {"C-rate": "C", "cycles": "-", "SOC": "%"}
+
+ATTRIBUTE_NAME_MAX = 60
+ATTRIBUTE_UNIT_MAX = 20
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A numeric property of a sample, with its unit: the axis electrodes are put on to test a trend.
+
+    Attributes
+    ----------
+    name : str
+        Non-empty, at most 60 characters, stripped (e.g. ``"C-rate"``); unique within a sample.
+    value : float
+        Finite.
+    unit : str
+        At most 20 characters, stripped; ``"-"`` for a count or a ratio, ``""`` when not given.
+    """
+
+    name: str
+    value: float
+    unit: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"an attribute needs a non-empty name, got {self.name!r}")
+        if len(self.name.strip()) > ATTRIBUTE_NAME_MAX:
+            raise ValueError(f"attribute name {self.name.strip()[:20]!r}... is longer than {ATTRIBUTE_NAME_MAX} "
+                             "characters")
+        if isinstance(self.value, bool) or not isinstance(self.value, Real):
+            raise TypeError(f"the value of attribute {self.name.strip()!r} must be a number, got {self.value!r}")
+        if not math.isfinite(float(self.value)):
+            raise ValueError(f"the value of attribute {self.name.strip()!r} must be finite, got {self.value!r}")
+        if not isinstance(self.unit, str):
+            raise TypeError(f"the unit of attribute {self.name.strip()!r} must be text, got {self.unit!r}")
+        if len(self.unit.strip()) > ATTRIBUTE_UNIT_MAX:
+            raise ValueError(f"the unit of attribute {self.name.strip()!r} is longer than {ATTRIBUTE_UNIT_MAX} "
+                             "characters")
+        object.__setattr__(self, "name", self.name.strip())
+        object.__setattr__(self, "value", float(self.value))
+        object.__setattr__(self, "unit", self.unit.strip())
+
+    @property
+    def label(self) -> str:
+        """``"C-rate (C)"``: the name with its unit, for an axis title (the name alone when there is no unit)."""
+        return f"{self.name} ({self.unit})" if self.unit else self.name
+
+
+def check_attributes(attributes: Iterable[Attribute] | None) -> tuple[Attribute, ...]:
+    """The attributes as a tuple; ``TypeError`` for a non-:class:`Attribute`, ``ValueError`` for a repeated name."""
+    if attributes is None:
+        return ()
+    if isinstance(attributes, (str, bytes, Mapping)) or not isinstance(attributes, Iterable):
+        raise TypeError(f"attributes must be a sequence of Attribute records, got {type(attributes).__name__}")
+    out = tuple(attributes)
+    seen: set[str] = set()
+    for a in out:
+        if not isinstance(a, Attribute):
+            raise TypeError(f"attributes must be Attribute records, got {type(a).__name__}")
+        if a.name.casefold() in seen:
+            raise ValueError(f"attribute {a.name!r} is given twice; each name once per sample")
+        seen.add(a.name.casefold())
+    return out
+
+
+def attributes_to_list(attributes: Iterable[Attribute]) -> list[dict]:
+    """The stored (JSON) form: ``[{"name": ..., "value": ..., "unit": ...}, ...]`` (``unit`` left out when empty)."""
+    return [{"name": a.name, "value": a.value, **({"unit": a.unit} if a.unit else {})}
+            for a in check_attributes(attributes)]
+
+
+def attributes_from_list(items, where: str = "attributes") -> tuple[Attribute, ...]:
+    """Parse :func:`attributes_to_list`'s form (None or ``[]``: no attributes); ``ValueError``/``TypeError`` naming
+    ``where`` otherwise."""
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise TypeError(f"{where} must be a list of {{name, value, unit}} objects, got {type(items).__name__}")
+    out = []
+    for i, d in enumerate(items):
+        if not isinstance(d, Mapping):
+            raise TypeError(f"{where}[{i}] must be an object with name, value and unit, got {type(d).__name__}")
+        unknown = set(d) - {"name", "value", "unit"}
+        if unknown:
+            raise ValueError(f"{where}[{i}] has unknown key(s) {sorted(unknown)}; allowed: name, value, unit")
+        if "name" not in d or "value" not in d:
+            raise ValueError(f"{where}[{i}] needs a name and a value")
+        try:
+            out.append(Attribute(d["name"], d["value"], d.get("unit", "")))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}[{i}]: {exc}") from None
+    return check_attributes(out)
 
 
 # --------------------------------------------------------------------------- records
@@ -42,6 +144,9 @@ class Sample:
     shape : (3,) int or None
         Shape of the file as read (before downsampling) when it was probed on
         adding; a demo's shape.  Informative (the catalogue shows it).
+    attributes : tuple of Attribute
+        Numeric properties with units (C-rate, cycles, SOC, ...), in the order
+        they were set; empty for samples stored before attributes existed.
     """
 
     id: int
@@ -54,6 +159,12 @@ class Sample:
     created_at: float
     updated_at: float
     shape: tuple[int, int, int] | None = None
+    attributes: tuple[Attribute, ...] = ()
+
+    def attribute(self, name: str) -> Attribute | None:
+        """The attribute called ``name`` (case-insensitive), or None."""
+        key = str(name).strip().casefold()
+        return next((a for a in self.attributes if a.name.casefold() == key), None)
 
     @property
     def source(self) -> str:

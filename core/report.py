@@ -19,11 +19,14 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .recipe import folder_name
+
+if TYPE_CHECKING:
+    from .compare import ElectrodeTrend
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -164,6 +167,7 @@ def build_report(
     notes: Sequence[str] = (),
     max_rows: int | None = 500,
     embed_csv: bool = True,
+    axis_trend: "ElectrodeTrend | None" = None,
 ) -> str:
     """Build a self-contained HTML report.
 
@@ -187,6 +191,9 @@ def build_report(
         whole table is always embedded as CSV when ``embed_csv``.
     embed_csv : bool
         Embed each whole per-particle table as a CSV download link.
+    axis_trend : core.compare.ElectrodeTrend, optional
+        Electrodes on an attribute axis: a section with the readings, the
+        per-electrode table (also as CSV), both tests and how they were done.
 
     Returns
     -------
@@ -215,6 +222,8 @@ def build_report(
     if summary is not None:
         parts.append("<h2>Summary</h2>")
         parts.append(_frame_html(summary))
+    if axis_trend is not None:
+        parts += _axis_trend_html(axis_trend)
     if charts:
         parts.append("<h2>Charts</h2>")
         parts += [_chart_img(c, t) for t, c in charts.items()]
@@ -225,6 +234,37 @@ def build_report(
         parts += _recipe_html(recipe)
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
+
+
+def _axis_trend_html(res: "ElectrodeTrend") -> list[str]:
+    """The electrodes-on-an-axis section: readings, per-electrode table, tests, method."""
+    from .compare import ElectrodeTrend, trend_reading
+
+    if not isinstance(res, ElectrodeTrend):
+        raise TypeError(f"axis_trend must be an ElectrodeTrend (core.compare.electrode_trend), got "
+                        f"{type(res).__name__}")
+    unit = f" ({res.unit})" if res.unit else ""
+    m = res.median_test
+    table = res.table.rename(columns={"value": f"{res.attribute}{unit}"})
+    csv = table.to_csv(index=False).encode("utf-8")
+    k = res.n_electrodes
+    return [
+        f"<h2>Electrodes on an axis: {_esc(res.metric)} against {_esc(res.attribute)}{_esc(unit)}</h2>",
+        f"<p><strong>{_esc(trend_reading(res))}.</strong></p>",
+        f"<p>{_esc(trend_reading(res, measure='share_above'))}.</p>",
+        _frame_html(table),
+        _download(csv, "text/csv", f"trend-{folder_name(res.attribute)}.csv", "download this table (CSV)"),
+        "<h3>Tests</h3>", _frame_html(res.tests),
+        f'<p class="note">The unit of the test is the electrode, not the particle (particles of one scan share '
+        f"its history, structure and segmentation). Random-effects regression of the {k} electrode medians on "
+        f"{_esc(res.attribute)} ({_esc(res.x_scale)} scale), each weighted by 1 / (its bootstrap variance + the "
+        f"between-electrode variance tau², DerSimonian–Laird), Knapp–Hartung t-test on {m.df} df "
+        f"({_esc(res.alternative)}); it assumes the medians scatter normally about a straight line. "
+        f"Distribution-free check: exact permutation of the electrode labels with Kendall's tau, p = "
+        f"{m.p_perm:.3g} (smallest possible with {k} electrodes: {m.p_perm_min:.3g}). Edge policy "
+        f"{_esc(res.edge_policy)}; medians' CIs: percentile bootstrap ({res.n_boot} resamples); shares: Wilson; "
+        f"share cut {res.cut:g}.</p>",
+    ]
 
 
 def _inputs_html(electrodes: Sequence[ReportElectrode]) -> list[str]:

@@ -2,7 +2,7 @@
 
 Layout of a workspace folder::
 
-    catalogue.sqlite           tables ``samples``, ``analyses``, ``meta``
+    catalogue.sqlite           tables ``samples``, ``sample_attributes``, ``analyses``, ``meta``
     analyses/<id>/phases.npz   phase codes (0 pore, 1 CBD, 2 NMC), compressed
     analyses/<id>/labels.npz   particle labels, compressed
     analyses/<id>/particles.parquet
@@ -51,7 +51,7 @@ from ._liveness import own_start as _process_own_start
 from ._liveness import process_start_time, run_is_orphaned
 from ._validate import check_choice, normalize_spacing
 from .inputs import DEMO_PREFIX, DemoInput, FileInput, InputSpec, input_from_source, input_source, open_input
-from .records import Analysis, Sample, row_options
+from .records import Analysis, Attribute, Sample, check_attributes, row_options
 
 if TYPE_CHECKING:
     from .pipeline import AnalysisParams
@@ -82,6 +82,14 @@ CREATE TABLE IF NOT EXISTS samples (
     separator_side TEXT NOT NULL DEFAULT 'auto' CHECK (separator_side IN ('auto', 'start', 'end')),
     created_at     REAL NOT NULL,
     updated_at     REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sample_attributes (
+    sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
+    position  INTEGER NOT NULL,
+    name      TEXT NOT NULL,
+    value     REAL NOT NULL,
+    unit      TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (sample_id, name)
 );
 CREATE TABLE IF NOT EXISTS analyses (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -239,7 +247,7 @@ class Workspace:
     # ---------------------------------------------------------------- samples
 
     @staticmethod
-    def _sample(r: sqlite3.Row) -> Sample:
+    def _sample(r: sqlite3.Row, attributes: tuple[Attribute, ...] = ()) -> Sample:
         # the storage edge: the row's source and options become the input spec
         options = json.loads(r["source_options"] or "{}")
         spec = input_from_source(r["source"], options)
@@ -249,7 +257,47 @@ class Workspace:
             spacing=(float(r["spacing_z_um"]), float(r["spacing_y_um"]), float(r["spacing_x_um"])),
             axis=int(r["axis"]), separator_side=r["separator_side"], created_at=float(r["created_at"]),
             updated_at=float(r["updated_at"]), shape=tuple(int(n) for n in shape) if shape else None,
+            attributes=attributes,
         )
+
+    def _attributes(self, sample_id: int | None = None) -> dict[int, tuple[Attribute, ...]]:
+        """``{sample id: its attributes in order}`` (of one sample, or of all)."""
+        sql, args = "SELECT * FROM sample_attributes", ()
+        if sample_id is not None:
+            sql, args = sql + " WHERE sample_id = ?", (int(sample_id),)
+        out: dict[int, list[Attribute]] = {}
+        for r in self._query(sql + " ORDER BY sample_id, position", args):
+            out.setdefault(int(r["sample_id"]), []).append(Attribute(r["name"], float(r["value"]), r["unit"]))
+        return {k: tuple(v) for k, v in out.items()}
+
+    def set_attributes(self, sample_id: int, attributes) -> Sample:
+        """Replace a sample's attributes (a sequence of :class:`~core.records.Attribute`; empty removes all).
+
+        Raises
+        ------
+        KeyError
+            No such sample.
+        TypeError, ValueError
+            Not Attribute records, or a name given twice.
+        """
+        attrs = check_attributes(attributes)
+        self.get_sample(sample_id)
+        with self._tx() as con:
+            con.execute("DELETE FROM sample_attributes WHERE sample_id = ?", (int(sample_id),))
+            con.executemany(
+                "INSERT INTO sample_attributes(sample_id, position, name, value, unit) VALUES (?,?,?,?,?)",
+                [(int(sample_id), i, a.name, a.value, a.unit) for i, a in enumerate(attrs)])
+            con.execute("UPDATE samples SET updated_at = ? WHERE id = ?", (time.time(), int(sample_id)))
+        return self.get_sample(sample_id)
+
+    def attribute_units(self) -> dict[str, tuple[str, ...]]:
+        """Every attribute name used in the workspace with the units it is given in (more than one: a mix-up)."""
+        out: dict[str, list[str]] = {}
+        for r in self._query("SELECT name, unit FROM sample_attributes ORDER BY sample_id, position"):
+            units = out.setdefault(r["name"], [])
+            if r["unit"] not in units:
+                units.append(r["unit"])
+        return {k: tuple(v) for k, v in out.items()}
 
     @staticmethod
     def _input(source: str | os.PathLike | InputSpec, source_options: dict | None) -> InputSpec:
@@ -275,6 +323,7 @@ class Workspace:
     def add_sample(
         self, name: str, source: str | os.PathLike | InputSpec, *, spacing=None, group_label: str = "",
         axis: int = 0, separator_side: str = "auto", source_options: dict | None = None, shape=None,
+        attributes=(),
     ) -> Sample:
         """Add a sample to the catalogue.
 
@@ -296,8 +345,11 @@ class Workspace:
             ``"read"`` is taken as ``shape``).
         shape : (3,) int, optional
             A file's shape as read (informative, see :attr:`Sample.shape`).
+        attributes : sequence of Attribute, optional
+            Numeric properties with units (see :meth:`set_attributes`).
         """
         self._check_sample_fields(name, axis, separator_side)
+        attributes = check_attributes(attributes)
         spec = self._input(source, source_options)
         if shape is None and not isinstance(spec, DemoInput):
             shape = (source_options or {}).get("shape")
@@ -311,6 +363,9 @@ class Workspace:
                  separator_side, now, now),
             )
             sid = int(cur.lastrowid)
+            con.executemany(
+                "INSERT INTO sample_attributes(sample_id, position, name, value, unit) VALUES (?,?,?,?,?)",
+                [(sid, i, a.name, a.value, a.unit) for i, a in enumerate(attributes)])
         return self.get_sample(sid)
 
     def add_downsampled_copy(self, sample_id: int, factor: int) -> Sample:
@@ -338,18 +393,20 @@ class Workspace:
         base = s.name.split(" (downsampled by ")[0] if s.downsample > 1 else s.name
         return self.add_sample(f"{base} (downsampled by {total})", replace(s.input, downsample=total),
                                spacing=tuple(v * factor for v in s.spacing), group_label=s.group_label,
-                               axis=s.axis, separator_side=s.separator_side, shape=s.shape)
+                               axis=s.axis, separator_side=s.separator_side, shape=s.shape,
+                               attributes=s.attributes)
 
     def get_sample(self, sample_id: int) -> Sample:
         """The sample with this id; ``KeyError`` if there is none."""
         rows = self._query("SELECT * FROM samples WHERE id = ?", (int(sample_id),))
         if not rows:
             raise KeyError(f"no sample with id {sample_id}")
-        return self._sample(rows[0])
+        return self._sample(rows[0], self._attributes(sample_id).get(int(sample_id), ()))
 
     def list_samples(self) -> list[Sample]:
         """All samples, oldest first."""
-        return [self._sample(r) for r in self._query("SELECT * FROM samples ORDER BY id")]
+        attrs = self._attributes()
+        return [self._sample(r, attrs.get(int(r["id"]), ())) for r in self._query("SELECT * FROM samples ORDER BY id")]
 
     def update_sample(self, sample_id: int, **changes) -> Sample:
         """Change ``name``, ``group_label``, ``spacing``, ``axis``, ``separator_side``, ``input``
@@ -385,6 +442,7 @@ class Workspace:
         with self._tx() as con:
             ids = [int(r["id"]) for r in con.execute("SELECT id FROM analyses WHERE sample_id = ?", (int(sample_id),))]
             con.execute("DELETE FROM analyses WHERE sample_id = ?", (int(sample_id),))
+            con.execute("DELETE FROM sample_attributes WHERE sample_id = ?", (int(sample_id),))
             con.execute("DELETE FROM samples WHERE id = ?", (int(sample_id),))
         # files after the commit: a crash in between leaves orphans that recover() removes
         for aid in ids:

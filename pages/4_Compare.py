@@ -1,4 +1,5 @@
-"""Compare electrodes: summary with CIs, weighted distributions, tests between electrodes, trends, slices.
+"""Compare electrodes: summary with CIs, weighted distributions, tests between electrodes, trends, electrodes on
+an attribute axis (C-rate, cycles...), slices.
 
 Each section is one function of ``ui.compare_view`` (or of another ``ui`` module) taking the same context;
 the statistics are computed in ``core.compare``.
@@ -32,6 +33,10 @@ compare_view.tests_section(ctx, metric, edge_policy)
 st.subheader("Detachment against size and depth")
 compare_view.trends_section(ctx, edge_policy)
 
+# ---- electrodes on an axis (a sample attribute: C-rate, cycles, SOC...)
+st.subheader("Electrodes on an axis")
+axis_trend = compare_view.axis_section(ctx, edge_policy)
+
 # ---- slices
 st.subheader("Slices at the same depth")
 compare_view.slices_section(ctx)
@@ -41,4 +46,4 @@ sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get)
 sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get)
 
 # ---- downloads: tables, charts, report, recipe
-exports.compare_section(ctx, metric=metric)
+exports.compare_section(ctx, metric=metric, axis_trend=axis_trend)

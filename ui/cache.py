@@ -271,6 +271,15 @@ def cmp_trend(sel: Selection, x: str, bins: int, binning: str, value_range: tupl
                          edge_policy=edge_policy, low_n=low_n, n_boot=N_BOOT // 2, rng=SEED)
 
 
+@st.cache_data(max_entries=16, show_spinner="Testing the trend across electrodes…")
+def cmp_electrode_trend(sel: Selection, values: tuple[tuple[str, float], ...], attribute: str, unit: str,
+                        x_scale: str, edge_policy: str, cut: float) -> compare.ElectrodeTrend:
+    """Electrodes on an axis: the electrodes named in ``values`` (with their attribute values)."""
+    tables = {n: t for n, t in _tables(sel).items() if n in dict(values)}
+    return compare.electrode_trend(tables, dict(values), cut=cut, attribute=attribute, unit=unit, x_scale=x_scale,
+                                   edge_policy=edge_policy, n_boot=N_BOOT, rng=SEED)
+
+
 @dataclass(frozen=True)
 class View3DParams:
     """Options of the 3D view.

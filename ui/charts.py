@@ -219,6 +219,34 @@ def trend_counts(tr: compare.Trend) -> alt.LayerChart:
         color=alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour)) + rule).properties(height=220)
 
 
+def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, legend: bool = True) -> alt.LayerChart:
+    """Each electrode's median (``measure="median"``) or share above the cut (``"share_above"``) with its CI
+    (bars) against the attribute, and the fitted trend as a dashed line; units on both axes."""
+    if measure not in ("median", "share_above"):
+        raise ValueError(f"measure must be 'median' or 'share_above', got {measure!r}")
+    pct = round(res.confidence * 100)
+    t = res.table
+    unit = f" ({res.unit})" if res.unit else ""
+    x_title = f"{res.attribute}{unit}" + (", log scale" if res.x_scale == "log" else "")
+    if measure == "median":
+        y, lo, hi, fit = "median", "median_ci_lo", "median_ci_hi", "median_fit"
+        y_title = f"median {metric_title(res.metric)}"
+    else:
+        y, lo, hi, fit = "share_above", "share_ci_lo", "share_ci_hi", "share_fit"
+        y_title = f"share with {metric_title(res.metric).split(' (')[0]} > {res.cut:g} (0–1)"
+    colour = _group_colour(t, "electrode", legend=legend)
+    tips = [alt.Tooltip("electrode:N"), alt.Tooltip("value:Q", title=f"{res.attribute}{unit}", format=".4g"),
+            alt.Tooltip("n_valid:Q", title="particles"), alt.Tooltip(f"{y}:Q", format=".3f"),
+            alt.Tooltip(f"{lo}:Q", format=".3f", title=f"{pct} % CI low"),
+            alt.Tooltip(f"{hi}:Q", format=".3f", title=f"{pct} % CI high")]
+    scale = alt.Scale(type="log") if res.x_scale == "log" else alt.Scale(zero=False, nice=True)
+    base = alt.Chart(t).encode(x=alt.X("value:Q", title=x_title, scale=scale), tooltip=tips)
+    line = base.mark_line(strokeDash=[6, 4], color="#555555", strokeWidth=1.5).encode(y=f"{fit}:Q")
+    bars = base.mark_rule(strokeWidth=2.5).encode(y=alt.Y(f"{lo}:Q", title=y_title), y2=f"{hi}:Q", color=colour)
+    dots = base.mark_point(filled=True, size=90).encode(y=f"{y}:Q", color=colour)
+    return alt.layer(line, bars, dots).properties(height=300)
+
+
 def colour_bar(title: str = DETACHMENT_TITLE, vmin: float = DETACHMENT_RANGE[0], vmax: float = DETACHMENT_RANGE[1],
              scheme: str = DETACHMENT_CMAP, *, nan_note: bool = True) -> alt.Chart:
     """A horizontal colour bar (the same scale as the slice images)."""

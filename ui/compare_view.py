@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from core import compare
+from core.records import Attribute
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, exports, messages, page, render, state
@@ -364,3 +365,102 @@ def slices_section(ctx: CompareContext) -> None:
             st.image(render.upscale(img, 420), width="stretch",
                      caption=f"{name}: {render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")
     exports.show(charts.colour_bar(), "detachment colour scale")
+
+
+# --------------------------------------------------------------------------- electrodes on an axis
+
+
+SCALE_LABELS = {"linear": "the value", "log": "its logarithm", "rank": "its rank (order only)"}
+
+
+def axis_attributes(ctx: CompareContext) -> dict[str, dict[str, Attribute]]:
+    """``{attribute name: {display name: Attribute}}`` over the chosen electrodes, most widely given first."""
+    found: dict[str, dict[str, Attribute]] = {}
+    for name, (sample, _) in ctx.samples.items():
+        for a in sample.attributes:
+            found.setdefault(a.name, {})[name] = a
+    return dict(sorted(found.items(), key=lambda kv: -len(kv[1])))
+
+
+def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTrend | None:
+    """Each electrode's median detachment and share above the cut against a sample attribute, with CIs, the
+    nested trend test and its reading in one sentence; the per-electrode table as CSV."""
+    attrs = axis_attributes(ctx)
+    if not attrs:
+        st.info("None of these electrodes has a numeric attribute yet. Give each one (C-rate, cycles, SOC or "
+                "your own, with its unit) on the **Samples** page under *Attributes*.")
+        return None
+    names = list(attrs)
+    state.init(state.CMP_AXIS_ATTR, names[0])
+    state.init(state.CMP_AXIS_SCALE, "linear")
+    if st.session_state[state.CMP_AXIS_ATTR] not in attrs:
+        st.session_state[state.CMP_AXIS_ATTR] = names[0]
+
+    def label(n: str) -> str:
+        units = sorted({a.unit for a in attrs[n].values()})
+        return f"{n} ({', '.join(units)})" if any(units) else n
+
+    c1, c2 = st.columns([2, 3])
+    attr = c1.selectbox("Attribute on the x axis", names, key=state.CMP_AXIS_ATTR, format_func=label,
+                        persist_state=state.PERSIST)
+    x_scale = c2.radio("The trend is a straight line in", compare.X_SCALES, key=state.CMP_AXIS_SCALE,
+                       horizontal=True, format_func=SCALE_LABELS.get, persist_state=state.PERSIST,
+                       help="Straight in the value (e.g. cycles 0, 100, 200), in its logarithm (C-rates 0.5, 1, "
+                            "2, 5: each doubling does the same) or in its rank (only the order counts).")
+    have = attrs[attr]
+    missing = [n for n in ctx.samples if n not in have]
+    if missing:
+        st.caption(f"Left out (no {attr} given): " + ", ".join(missing) + ".")
+    units = sorted({a.unit for a in have.values()})
+    if len(units) > 1:
+        st.warning(f"{attr} is given in different units ({', '.join(repr(u) for u in units)}): make them the same "
+                   "on the Samples page before putting the electrodes on one axis.")
+        return None
+    if len(have) < compare.MIN_ELECTRODES:
+        st.info(f"A trend needs at least {compare.MIN_ELECTRODES} electrodes with a {attr}; "
+                f"{len(have)} of the chosen electrodes have one.")
+        return None
+    cut = float(st.session_state.get(state.CMP_CUT, DEFAULT_CUT))
+    try:
+        res = cache.cmp_electrode_trend(ctx.key, tuple((n, a.value) for n, a in have.items()), attr, units[0],
+                                        x_scale, edge_policy, cut)
+    except ValueError as exc:
+        _one_sentence_warning(exc)
+        return None
+    words = charts.metric_title(res.metric).split(" (")[0]
+    m = res.median_test
+    st.markdown(f"**{compare.trend_reading(res, label=words)}.**")
+    c1, c2 = st.columns(2)
+    with c1:
+        exports.show(charts.electrode_trend(res, "median"), f"median detachment vs {attr}")
+    with c2:
+        exports.show(charts.electrode_trend(res, "share_above", legend=False), f"share detached vs {attr}")
+    st.markdown(f"{compare.trend_reading(res, label=words, measure='share_above')}.")
+    pct = round(res.confidence * 100)
+    unit = f" ({res.unit})" if res.unit else ""
+    num = lambda label, fmt="%.3f": st.column_config.NumberColumn(label, format=fmt)  # noqa: E731
+    st.dataframe(res.table, hide_index=True, key=state.CMP_AXIS_TABLE, column_order=[
+        "electrode", "value", "n_valid", "median", "median_ci_lo", "median_ci_hi", "share_above", "share_ci_lo",
+        "share_ci_hi"], column_config={
+        "value": num(f"{attr}{unit}", "%g"), "n_valid": num("particles", "%d"), "median": num(f"median {words}"),
+        "median_ci_lo": num(f"{pct} % CI low"), "median_ci_hi": num(f"{pct} % CI high"),
+        "share_above": num(f"share > {res.cut:g}"), "share_ci_lo": num(f"{pct} % CI low "),
+        "share_ci_hi": num(f"{pct} % CI high ")})
+    st.download_button("Trend table (CSV)", exports.electrode_trend_csv(res),
+                       file_name=f"trend-{exports.slug(attr)}.csv", mime="text/csv", key=state.CMP_AXIS_CSV,
+                       on_click="ignore", icon=":material/table:")
+    k = res.n_electrodes
+    st.caption(
+        f"Bars: {pct} % CIs (median: percentile bootstrap over the electrode's particles, {res.n_boot} resamples, "
+        f"seed {cache.SEED}; share: Wilson); dashed: the fitted trend. **The test counts electrodes, not "
+        f"particles**: particles of one scan share its history, structure and segmentation, so a particle-level "
+        f"test, which counts 1,000 particles of one scan as 1,000 electrodes, takes electrode-to-electrode "
+        f"scatter for a trend. Test: random-effects regression of the {k} "
+        f"electrode medians on {attr} ({SCALE_LABELS[x_scale]}), each weighted by its bootstrap variance plus the "
+        f"between-electrode variance, Knapp–Hartung t-test on {m.df} df (two-sided). It assumes the medians "
+        f"scatter normally about a straight line; with few electrodes only a trend large against the "
+        f"electrode-to-electrode scatter reaches a small p. Distribution-free check, a permutation of the "
+        f"electrode labels (Kendall τ = {m.kendall_tau:+.2f}): p = {m.p_perm:.2g}"
+        + (f", the smallest it can give with {k} electrodes" if m.p_perm <= m.p_perm_min + 1e-12
+           else f" (its floor with {k} electrodes: {m.p_perm_min:.2g})") + f"; {_edge_words(edge_policy)}.")
+    return res

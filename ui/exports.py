@@ -139,10 +139,20 @@ def slug(text: str) -> str:
     return folder_name(text)
 
 
+def electrode_trend_csv(res: compare.ElectrodeTrend) -> bytes:
+    """The per-electrode trend table as CSV: what was measured against which attribute, one row per electrode."""
+    t = res.table.copy()
+    lead = {"metric": res.metric, "attribute": res.attribute, "unit": res.unit, "x_scale": res.x_scale,
+            "edge_policy": res.edge_policy, "cut": res.cut, "confidence": res.confidence}
+    for i, (k, v) in enumerate(lead.items()):
+        t.insert(1 + i, k, v)
+    return t.to_csv(index=False).encode("utf-8")
+
+
 def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[str, pd.DataFrame],
                 *, title: str, summary: pd.DataFrame | None = None,
                 chart_map: Mapping[str, Any] | None = None, recipe: Mapping | None = None,
-                notes: Sequence[str] = ()) -> bytes:
+                notes: Sequence[str] = (), axis_trend: compare.ElectrodeTrend | None = None) -> bytes:
     """The HTML report (:func:`core.report.build_report`) of workspace analyses, as UTF-8 bytes.
 
     ``items`` are ``(display name, sample, analysis)``; ``tables`` their
@@ -163,7 +173,7 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
     if any(s.is_demo for _, s, _ in items):
         notes.append("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
     html = build_report(electrodes, title=title, summary=summary, charts=rendered, versions=export_versions(),
-                        recipe=recipe, notes=notes)
+                        recipe=recipe, notes=notes, axis_trend=axis_trend)
     return html.encode("utf-8")
 
 
@@ -285,7 +295,8 @@ def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str,
 
 
 def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None = None,
-                    metric: str = "detachment", kind: str = "histogram") -> None:
+                    metric: str = "detachment", kind: str = "histogram",
+                    axis_trend: compare.ElectrodeTrend | None = None) -> None:
     """The Compare page's downloads, for the electrodes of ``ctx`` (their latest analyses).
 
     Parameters
@@ -297,6 +308,8 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
         The charts to offer as PNG/SVG and put in the report.  Default: every
         chart the page drew through :func:`show`, else a ``kind`` distribution
         of ``metric`` and the two binned trends.
+    axis_trend : ElectrodeTrend, optional
+        The page's electrodes-on-an-axis result, reported in its own section.
     """
     items = [(name, s, a) for name, (s, a) in ctx.samples.items()]
     if not items:
@@ -319,7 +332,7 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
                   "and summary (" + ", ".join(f"{n}: {k}" for n, k in dropped.items()) + ")."] if min_d > 0 else [])
         return report_html(ctx.ws, items, tables, title="Comparison of electrodes", summary=summary,
                            chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
-                           notes=notes)
+                           notes=notes, axis_trend=axis_trend)
 
     _buttons("compare", "comparison", ctx.combined, chart_map, report, recipe_bytes, reason, csv=True,
              chart_buttons=True)
@@ -344,6 +357,6 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
 
 
 __all__ = [
-    "chart_png", "chart_svg", "compare_section", "electrode_name", "export_versions", "particles_section",
+    "chart_png", "chart_svg", "compare_section", "electrode_name", "electrode_trend_csv", "export_versions", "particles_section",
     "recipe_json", "report_html", "slug", "standard_charts", "table_csv", "table_parquet",
 ]

@@ -1,5 +1,5 @@
 """Sections of the Samples page: uploads (saved, checked, deleted at once when rejected), and about the current
-sample: details, orthogonal slices, analyses, deletion."""
+sample: details, attributes (numbers with units: C-rate, cycles, SOC...), orthogonal slices, analyses, deletion."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
+from core.records import ATTRIBUTE_PRESETS, Attribute
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, forms, render, state, tables
@@ -235,3 +237,77 @@ def delete_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) -> N
             st.session_state[state.PENDING_SAMPLE] = None
             flash("success", f"Deleted sample '{sample.name}'.")
             st.rerun()
+
+
+# --------------------------------------------------------------------------- attributes
+
+OTHER_ATTRIBUTE = "other…"
+
+
+def attributes_section(ws: Workspace, sample: Sample) -> None:
+    """The sample's numeric attributes with units (C-rate, cycles, SOC or any named one): listed, set, removed.
+
+    They put electrodes on an axis on the Compare page and travel with recipes.
+    """
+    sid = sample.id
+    attrs = sample.attributes
+    with st.expander(f"Attributes ({len(attrs)})" if attrs else "Attributes", expanded=False,
+                     icon=":material/straighten:"):
+        if attrs:
+            st.dataframe(pd.DataFrame([{"attribute": a.name, "value": a.value, "unit": a.unit} for a in attrs]),
+                         hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%g")})
+        else:
+            st.caption("No attributes yet. Numbers such as the C-rate, cycle count or state of charge put "
+                       "electrodes on an axis on the Compare page (a trend test across electrodes).")
+        used = ws.attribute_units()
+        choices = list(dict.fromkeys([*ATTRIBUTE_PRESETS, *used, OTHER_ATTRIBUTE]))
+
+        def unit_of(n: str) -> str:
+            return (used.get(n) or (ATTRIBUTE_PRESETS.get(n, ""),))[0]
+
+        pick = st.selectbox("Attribute to set", choices, key=state.k(state.ATTR_NAME, sid),
+                            format_func=lambda n: n if n == OTHER_ATTRIBUTE else f"{n} ({unit_of(n) or 'no unit'})")
+        if pick == OTHER_ATTRIBUTE:
+            c1, c2 = st.columns(2)
+            name = c1.text_input("Name", key=state.k(state.ATTR_CUSTOM, sid), placeholder="e.g. temperature")
+            unit = c2.text_input("Unit", key=state.k(state.ATTR_UNIT, sid), placeholder="e.g. °C")
+        else:
+            name, unit = pick, unit_of(pick)
+        current = sample.attribute(name) if str(name).strip() else None
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        value = c1.number_input(f"Value ({unit})" if unit else "Value", key=state.k(state.ATTR_VALUE, sid, pick),
+                                value=current.value if current is not None else None, format="%g",
+                                placeholder="a number")
+        if c2.button("Set", key=state.k(state.ATTR_SET, sid), disabled=value is None or not str(name).strip()) \
+                and value is not None:
+            set_attribute(ws, sample, str(name), float(value), str(unit))
+        if attrs:
+            c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+            gone = c1.selectbox("Remove an attribute", [a.name for a in attrs], key=state.k(state.ATTR_REMOVE, sid))
+            if c2.button("Remove", key=state.k(state.ATTR_REMOVE_BUTTON, sid)):
+                ws.set_attributes(sid, [a for a in attrs if a.name != gone])
+                flash("success", f"Removed {gone} from '{sample.name}'.")
+                st.rerun()
+
+
+def set_attribute(ws: Workspace, sample: Sample, name: str, value: float, unit: str) -> None:
+    """Add or replace one attribute of ``sample`` and rerun; shows the refusal in one sentence instead.
+
+    A name already used in the workspace with another unit is refused (the Compare page puts samples with the
+    same attribute on one axis)."""
+    name, unit = name.strip(), unit.strip()
+    try:
+        new = Attribute(name, value, unit)
+        known = {n.casefold(): (n, u) for n, u in ws.attribute_units().items()}
+        if name.casefold() in known and unit not in known[name.casefold()][1]:
+            n, units = known[name.casefold()]
+            raise ValueError(f"{n} is already given in {' / '.join(repr(u) for u in units)} in this workspace; "
+                             f"use that unit, not {unit!r}")
+        kept = [a for a in sample.attributes if a.name.casefold() != name.casefold()]
+        at = next((i for i, a in enumerate(sample.attributes) if a.name.casefold() == name.casefold()), len(kept))
+        ws.set_attributes(sample.id, kept[:at] + [new] + kept[at:])
+    except (ValueError, TypeError) as exc:
+        st.error(one_sentence(exc))
+        return
+    flash("success", f"Set {new.label} = {new.value:g} for '{sample.name}'.")
+    st.rerun()

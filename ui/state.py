@@ -46,6 +46,13 @@ VIEW_INDEX = "w_view_index"            # + axis name + sample id
 VIEW_CONTRAST = "w_view_contrast"      # + sample id
 DELETE_CONFIRM = "w_delete_confirm"    # + sample id
 DELETE_BUTTON = "w_delete_button"      # + sample id
+ATTR_NAME = "w_attr_name"              # + sample id: which attribute to set (a preset or "other")
+ATTR_CUSTOM = "w_attr_custom"          # + sample id: the name of an "other" attribute
+ATTR_UNIT = "w_attr_unit"              # + sample id: its unit
+ATTR_VALUE = "w_attr_value"            # + sample id + the ATTR_NAME choice: its value
+ATTR_SET = "w_attr_set"                # + sample id: the "Set" button
+ATTR_REMOVE = "w_attr_remove"          # + sample id: the attribute to remove
+ATTR_REMOVE_BUTTON = "w_attr_remove_button"  # + sample id
 
 # sample metadata (ui.forms.sample_metadata), + scope: ("add", kind, token) while adding, ("edit", sample id)
 META_NAME = "w_meta_name"
@@ -115,6 +122,10 @@ CMP_TREND_BINS = "w_cmp_trend_bins"
 CMP_TREND_LOW_N = "w_cmp_trend_low_n"
 CMP_TREND_POINTS = "w_cmp_trend_points"
 CMP_DEPTH = "w_cmp_depth"
+CMP_AXIS_ATTR = "w_cmp_axis_attr"      # electrodes on an axis: the sample attribute
+CMP_AXIS_SCALE = "w_cmp_axis_scale"    # ... the scale on which the trend is a line (linear / log / rank)
+CMP_AXIS_TABLE = "w_cmp_axis_table"
+CMP_AXIS_CSV = "w_cmp_axis_csv"        # download of the per-electrode trend table
 
 # ---- Compare-page sections of ui/sections.py (isolated particles, segmentation uncertainty)
 ISO_TABLE = "w_iso_table"

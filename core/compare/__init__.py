@@ -9,7 +9,9 @@ compare`` then ``compare.trend(...)``):
 - :mod:`~core.compare.statistics`: Holm, Cliff's delta, Wilson interval, bootstrap CIs;
 - :mod:`~core.compare.pairwise`: Mann–Whitney and KS tests between electrodes;
 - :mod:`~core.compare.summaries`: :func:`summary`, one row per electrode;
-- :mod:`~core.compare.trends`: :func:`trend`, binned medians.
+- :mod:`~core.compare.trends`: :func:`trend`, binned medians;
+- :mod:`~core.compare.electrode_trend`: :func:`electrode_trend`, electrodes on an axis (C-rate, cycles...):
+  per-electrode medians against a sample attribute, tested with the electrode as the unit.
 
 Input everywhere is a mapping ``{electrode name: particle table}`` (tables from
 :func:`core.metrics.particle_table`, one row per particle); the order of the
@@ -42,6 +44,10 @@ numbers.
 from __future__ import annotations
 
 from ._common import BINNINGS, EDGE_POLICIES, EXTENT_COLUMNS, WEIGHTINGS, Binning, EdgePolicy, Rng, Weighting
+from .electrode_trend import (
+    ALTERNATIVES, EXACT_MAX_ELECTRODES, MIN_ELECTRODES, X_SCALES, ElectrodeTrend, TrendTest, electrode_trend,
+    slope_unit, trend_reading,
+)
 from .pairwise import PairwiseTests, pairwise_tests, reading
 from .statistics import (
     CLIFF_THRESHOLDS, bootstrap_median_ci, bootstrap_median_diff_ci, cliffs_delta, effect_size_label, holm, wilson_ci,
@@ -55,6 +61,8 @@ from .weighted import (
 from .weights import MILES_MIN_FREE_SHARE, ParticleWeights, miles_weights, particle_weights
 
 __all__ = [
+    "ALTERNATIVES", "EXACT_MAX_ELECTRODES", "ElectrodeTrend", "MIN_ELECTRODES", "TrendTest", "X_SCALES",
+    "electrode_trend", "slope_unit", "trend_reading",
     "BINNINGS", "CLIFF_THRESHOLDS", "EDGE_POLICIES", "EXTENT_COLUMNS", "MILES_MIN_FREE_SHARE", "QUANTILES",
     "WEIGHTINGS", "Binning", "Distributions", "EdgePolicy", "PairwiseTests", "ParticleWeights", "Rng", "Summary",
     "Trend", "Weighting", "bootstrap_median_ci", "bootstrap_median_diff_ci", "cliffs_delta", "combine",

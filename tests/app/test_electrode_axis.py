@@ -1,0 +1,150 @@
+"""Electrodes on an axis: sample attributes set on the Samples page, the trend across electrodes on the Compare
+page (chart with units, the nested test and its reading, the table as CSV, the report section)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import compare
+from core.records import Attribute
+from ui import cache, state
+
+from apphelpers import TIMEOUT, no_exception, page
+
+SAMPLES = page("1_Samples.py")
+COMPARE = page("4_Compare.py")
+RATES = {"pristine": 0.0, "cycled-1C": 1.0, "cycled-5C": 5.0}
+
+
+def _select(at, ws, name):
+    sid = next(s.id for s in ws.list_samples() if s.name == name)
+    at.session_state[state.SAMPLE_ID] = sid
+    return sid
+
+
+def test_samples_page_sets_replaces_and_removes_attributes(seeded_ws):
+    at = AppTest.from_file(SAMPLES, default_timeout=TIMEOUT)
+    sid = _select(at, seeded_ws, "cycled-1C")
+    at.run()
+    no_exception(at)
+    assert at.selectbox(key=state.k(state.ATTR_NAME, sid)).options[:3] == ["C-rate (C)", "cycles (-)", "SOC (%)"]
+    assert at.button(key=state.k(state.ATTR_SET, sid)).disabled  # no value yet
+    at.number_input(key=state.k(state.ATTR_VALUE, sid, "C-rate")).set_value(1.0).run()
+    at.button(key=state.k(state.ATTR_SET, sid)).click().run()
+    no_exception(at)
+    assert seeded_ws.get_sample(sid).attributes == (Attribute("C-rate", 1.0, "C"),)
+    assert any("Set C-rate (C) = 1" in m.value for m in at.success)
+    # the value shown is the stored one; a new value replaces it in place
+    assert at.number_input(key=state.k(state.ATTR_VALUE, sid, "C-rate")).value == 1.0
+    at.number_input(key=state.k(state.ATTR_VALUE, sid, "C-rate")).set_value(2.0).run()
+    at.button(key=state.k(state.ATTR_SET, sid)).click().run()
+    assert seeded_ws.get_sample(sid).attributes == (Attribute("C-rate", 2.0, "C"),)
+    # a named attribute with its own unit
+    at.selectbox(key=state.k(state.ATTR_NAME, sid)).select("other…").run()
+    at.text_input(key=state.k(state.ATTR_CUSTOM, sid)).input("temperature").run()
+    at.text_input(key=state.k(state.ATTR_UNIT, sid)).input("°C").run()
+    at.number_input(key=state.k(state.ATTR_VALUE, sid, "other…")).set_value(25.0).run()
+    at.button(key=state.k(state.ATTR_SET, sid)).click().run()
+    no_exception(at)
+    assert seeded_ws.get_sample(sid).attribute("temperature") == Attribute("temperature", 25.0, "°C")
+    shown = [d.value for d in at.dataframe if "attribute" in d.value.columns][0]
+    assert list(shown["attribute"]) == ["C-rate", "temperature"] and list(shown["unit"]) == ["C", "°C"]
+    # the same name in another unit is refused in one sentence
+    at.selectbox(key=state.k(state.ATTR_NAME, sid)).select("other…").run()
+    at.text_input(key=state.k(state.ATTR_CUSTOM, sid)).input("C-rate").run()
+    at.text_input(key=state.k(state.ATTR_UNIT, sid)).input("mA/cm²").run()
+    at.button(key=state.k(state.ATTR_SET, sid)).click().run()
+    assert any("already given in 'C'" in e.value for e in at.error)
+    assert seeded_ws.get_sample(sid).attribute("C-rate").unit == "C"
+    # remove one
+    at.selectbox(key=state.k(state.ATTR_REMOVE, sid)).select("temperature").run()
+    at.button(key=state.k(state.ATTR_REMOVE_BUTTON, sid)).click().run()
+    no_exception(at)
+    assert seeded_ws.get_sample(sid).attributes == (Attribute("C-rate", 2.0, "C"),)
+
+
+def test_compare_page_without_attributes_says_where_to_set_them(seeded_ws):
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert any("Samples** page under *Attributes*" in i.value for i in at.info)
+
+
+def _set_rates(ws, rates=RATES, unit="C"):
+    for s in ws.list_samples():
+        if s.name in rates:
+            ws.set_attributes(s.id, [Attribute("C-rate", rates[s.name], unit)])
+
+
+def test_compare_page_puts_electrodes_on_the_attribute_axis(seeded_ws):
+    _set_rates(seeded_ws)
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert at.selectbox(key=state.CMP_AXIS_ATTR).value == "C-rate"
+    # the numbers are core.compare.electrode_trend's on the page's particles (edge particles included)
+    tables = {f"{s.name} (SYNTHETIC)": seeded_ws.load_table(seeded_ws.latest_analysis(s.id))
+              for s in seeded_ws.list_samples()}
+    ref = compare.electrode_trend(tables, {f"{n} (SYNTHETIC)": v for n, v in RATES.items()}, attribute="C-rate",
+                                  unit="C", edge_policy="include", n_boot=cache.N_BOOT, rng=cache.SEED)
+    shown = [d.value for d in at.dataframe if "median_fit" in d.value.columns]
+    assert len(shown) == 1
+    pd.testing.assert_frame_equal(shown[0].reset_index(drop=True), ref.table)
+    reading = compare.trend_reading(ref, label="detachment index")
+    assert any(reading in m.value for m in at.markdown)
+    assert "across 3 electrodes" in reading
+    # both charts: x in the attribute's unit, y with the measure's unit and CI
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    titles = [(layer["encoding"]["x"].get("title"), layer["encoding"].get("y", {}).get("title"))
+              for sp in specs for layer in sp.get("layer", []) if "x" in layer.get("encoding", {})]
+    assert ("C-rate (C)", "median detachment index (0–1)") in titles
+    assert ("C-rate (C)", "share with detachment index > 0.5 (0–1)") in titles
+    assert any("counts electrodes, not particles" in c.value and "Knapp–Hartung" in c.value for c in at.caption)
+    # the per-electrode table as CSV
+    csv = at.get("download_button")
+    assert any(b.proto.label == "Trend table (CSV)" for b in csv)
+    from ui.exports import electrode_trend_csv
+
+    back = pd.read_csv(io.BytesIO(electrode_trend_csv(ref)))
+    assert list(back["value"]) == [0.0, 1.0, 5.0] and set(back["unit"]) == {"C"}
+    # log scale is refused for a zero C-rate, in one sentence
+    at.radio(key=state.CMP_AXIS_SCALE).set_value("log").run()
+    no_exception(at)
+    assert any("log scale needs attribute values > 0" in w.value for w in at.warning)
+    at.radio(key=state.CMP_AXIS_SCALE).set_value("rank").run()
+    no_exception(at)
+    assert any("per step up the C-rate order" in m.value for m in at.markdown)
+
+
+def test_mixed_units_and_too_few_electrodes_are_explained(seeded_ws):
+    _set_rates(seeded_ws, {"pristine": 0.0, "cycled-1C": 1.0})
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert any("needs at least 3 electrodes with a C-rate; 2 of the chosen" in i.value for i in at.info)
+    assert any("Left out (no C-rate given): cycled-5C (SYNTHETIC)" in c.value for c in at.caption)
+    s5 = next(s for s in seeded_ws.list_samples() if s.name == "cycled-5C")
+    seeded_ws.set_attributes(s5.id, [Attribute("C-rate", 5.0, "1/h")])
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert any("different units" in w.value for w in at.warning)
+
+
+def test_report_has_the_axis_section():
+    from core.report import ReportElectrode, build_report
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    tables = {f"e{i}": pd.DataFrame({"detachment": rng.normal(0.1 * i, 0.1, 60), "touches_edge": False})
+              for i in range(4)}
+    res = compare.electrode_trend(tables, {f"e{i}": float(i) for i in range(4)}, attribute="SOC", unit="%",
+                                  rng=0, n_boot=200)
+    html = build_report([ReportElectrode(n, t) for n, t in tables.items()], axis_trend=res)
+    assert "Electrodes on an axis: detachment against SOC (%)" in html
+    assert compare.trend_reading(res).replace("'", "&#x27;") in html
+    assert 'download="trend-SOC.csv"' in html and "Knapp–Hartung" in html
+    with pytest.raises(TypeError, match="axis_trend must be an ElectrodeTrend"):
+        build_report([], axis_trend=res.table)
