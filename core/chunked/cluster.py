@@ -68,6 +68,30 @@ def cluster(workers: int | None = None, address: str | None = None, *,
     n = default_workers() if workers is None else int(workers)
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {n}")
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit=memory_limit) as local, Client(local) as client:
+    with _plain_main():
+        local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                             memory_limit=memory_limit)
+    with local, Client(local) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _plain_main():
+    """Start worker processes without re-running this process's ``__main__`` in them.
+
+    A spawned worker imports the parent's ``__main__`` module again.  When that
+    is a script run by Streamlit (a page, or an AppTest earlier in the same
+    test process) the worker runs the whole script and the nanny fails to
+    start ("Nanny failed to start").  While the workers start, ``__main__`` is
+    a bare module: the workers import only what the tasks need.
+    """
+    import sys
+    import types
+
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved

@@ -99,3 +99,20 @@ def test_chunked_run_on_two_local_workers_equals_whole_volume(tmp_path):
     whole_labels = separate_particles(whole, e.spacing)
     assert res.n_particles == int(whole_labels.max())
     assert float(instance_scores(whole_labels, labels, thresholds=[0.5])["f1"].iloc[0]) == 1.0
+
+
+def test_local_cluster_starts_when_main_is_a_script_that_must_not_run_again(tmp_path, monkeypatch):
+    """After an AppTest (or inside a Streamlit page) ``__main__`` is a page script: spawned workers must not run it."""
+    import sys
+    import types
+
+    from core.chunked import cluster
+
+    script = tmp_path / "page.py"
+    script.write_text("raise SystemExit('a page script ran in a worker')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    with cluster(workers=1) as client:
+        assert client.submit(sum, [1, 2], pure=False).result(timeout=60) == 3
+    assert sys.modules["__main__"] is fake
