@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 # interface categories returned by ``face_areas``
 CAT_PORE, CAT_CBD, CAT_PARTICLE, CAT_EDGE, CAT_CRACK = 0, 1, 2, 3, 4
@@ -36,6 +39,30 @@ def step(z, y, x, d, nz, ny, nx):
         xx += 1
     inside = 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx
     return inside, zz, yy, xx
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """``prefetch(arr, i)`` in a jitted function: ask the CPU to bring ``arr.ravel()[i]``'s cache line in.
+
+    LLVM's ``llvm.prefetch`` (read, high locality): a hint that never faults
+    and changes no value, for loops that know which random address they will
+    read a few iterations ahead.  ``arr`` must be 1D and ``i`` inside it.
+    """
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aty = signature.args[0]
+        ary = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [args[1]], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @numba.njit(cache=True, inline="always")
