@@ -438,43 +438,51 @@ def _plateaus(q):
     Returns the flat indices of the local-maximum voxels (ascending) and, for
     each, its plateau number 1..n; plateaus are numbered in the raster order
     of their first voxel (as ``cc3d.connected_components`` numbers them).
-    Two planes of provisional ids stand in for a label volume.
+    One pass finds the maxima; a second, over the maxima only, links each to
+    its -x, -y and -z neighbours that are maxima, found through one plane of
+    ids stamped with their slice (no label volume).
     """
     nz, ny, nx = q.shape
     plane = ny * nx
+    idx = np.empty(1 << 12, np.int64)
     n = 0
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
                 if _is_max(q, z, y, x):
+                    if n == idx.size:
+                        grown = np.empty(2 * n, np.int64)
+                        grown[:n] = idx
+                        idx = grown
+                    idx[n] = z * plane + y * nx + x
                     n += 1
-    idx = np.empty(n, np.int64)
+    idx = idx[:n].copy()
     parent = np.arange(n)
-    prev = np.full(plane, -1, np.int64)
-    cur = np.full(plane, -1, np.int64)
-    k = 0
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                p = y * nx + x
-                if not _is_max(q, z, y, x):
-                    cur[p] = -1
-                    continue
-                idx[k] = z * plane + p
-                cur[p] = k
-                # earlier neighbours (-x, -y, -z) already have ids: link to them
-                for b in (cur[p - 1] if x > 0 else -1, cur[p - nx] if y > 0 else -1, prev[p]):
-                    if b >= 0:
-                        ra = _find(parent, k)
-                        rb = _find(parent, b)
-                        if ra != rb:
-                            # the root is the plateau's first voxel in raster order
-                            if ra < rb:
-                                parent[rb] = ra
-                            else:
-                                parent[ra] = rb
-                k += 1
-        prev, cur = cur, prev
+    own = np.full(plane, -1, np.int64)  # id of the last maximum seen at each (y, x) ...
+    own_z = np.full(plane, -1, np.int64)  # ... and its slice
+    for k in range(n):
+        i = idx[k]
+        z = i // plane
+        p = i - z * plane
+        x = p % nx
+        below = own[p] if own_z[p] == z - 1 else -1  # the maximum at -z, if any
+        left = k - 1 if x > 0 and k > 0 and idx[k - 1] == i - 1 else -1
+        up = -1
+        if p >= nx and own_z[p - nx] == z:
+            up = own[p - nx]
+        own[p] = k
+        own_z[p] = z
+        # earlier neighbours (-x, -y, -z) already have ids: link to them
+        for b in (left, up, below):
+            if b >= 0:
+                ra = _find(parent, k)
+                rb = _find(parent, b)
+                if ra != rb:
+                    # the root is the plateau's first voxel in raster order
+                    if ra < rb:
+                        parent[rb] = ra
+                    else:
+                        parent[ra] = rb
     comp = np.zeros(n, np.int64)
     n_comp = 0
     for a in range(n):

@@ -101,3 +101,19 @@ def test_slab_distance_exact_whatever_the_slab_order(misleading, monkeypatch):
     assert len(ranges) >= 3  # several slabs
     if misleading:
         assert len(calls) > len(ranges)  # some slab transformed again (halo grown or quantised again)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plateaus_equal_connected_local_maxima(seed):
+    """The maxima and their numbering equal scipy's labelling of the local-maximum mask (raster order)."""
+    from core._watershed import _is_max, _plateaus
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(1, 16, 3))
+    q = rng.integers(0, int(rng.integers(2, 6)), size=shape).astype(np.uint8)
+    is_max = np.array([_is_max(q, z, y, x) for z, y, x in np.ndindex(shape)]).reshape(shape)
+    idx, comp, n = _plateaus(q)
+    np.testing.assert_array_equal(idx, np.flatnonzero(is_max))
+    lab, n_ref = ndi.label(is_max)  # 6-connected, numbered in raster order of the first voxel
+    assert n == n_ref
+    np.testing.assert_array_equal(comp, lab.reshape(-1)[idx])
