@@ -183,26 +183,44 @@ def mc_areas(filled, n_lab, lut):
     The volume is treated as padded by one background voxel on every side, so
     each particle's surface is closed.  ``lut[c]`` is the area of the
     marching-cubes triangles in a 2x2x2 cell whose corner occupancy bits are
-    ``c`` (bit order: z*4 + y*2 + x).
+    ``c`` (bit order: z*4 + y*2 + x).  The cells of a row are visited with a
+    sliding window (each step reads the 4 corners of the next x), and a cell
+    whose 8 corners hold one value (background, or inside a particle, where
+    ``lut[255]`` is 0) is skipped.
     """
     nz, ny, nx = filled.shape
     out = np.zeros(n_lab + 1, np.float64)
     labs = np.zeros(8, filled.dtype)
+    zero = filled.dtype.type(0)
     for z in range(-1, nz):
         for y in range(-1, ny):
+            # corners at x = -1 (padding): bits 0, 2, 4, 6 of the first cell
+            nxt = np.zeros(4, filled.dtype)  # the next x: (dz, dy) = (0,0), (0,1), (1,0), (1,1)
             for x in range(-1, nx):
-                any_lab = False
-                for k in range(8):
-                    zz = z + (k >> 2)
-                    yy = y + ((k >> 1) & 1)
-                    xx = x + (k & 1)
-                    if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
-                        labs[k] = 0
+                # the cell's low-x corners are the previous high-x corners
+                labs[0] = nxt[0]
+                labs[2] = nxt[1]
+                labs[4] = nxt[2]
+                labs[6] = nxt[3]
+                xx = x + 1
+                for c in range(4):
+                    zz = z + (c >> 1)
+                    yy = y + (c & 1)
+                    if zz < 0 or yy < 0 or xx >= nx or zz >= nz or yy >= ny:
+                        nxt[c] = zero
                     else:
-                        labs[k] = filled[zz, yy, xx]
-                        if labs[k] != 0:
-                            any_lab = True
-                if not any_lab:
+                        nxt[c] = filled[zz, yy, xx]
+                labs[1] = nxt[0]
+                labs[3] = nxt[1]
+                labs[5] = nxt[2]
+                labs[7] = nxt[3]
+                first = labs[0]
+                uniform = True
+                for k in range(1, 8):
+                    if labs[k] != first:
+                        uniform = False
+                        break
+                if uniform:
                     continue
                 for k in range(8):
                     lab = labs[k]

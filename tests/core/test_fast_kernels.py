@@ -117,3 +117,24 @@ def test_plateaus_equal_connected_local_maxima(seed):
     lab, n_ref = ndi.label(is_max)  # 6-connected, numbered in raster order of the first voxel
     assert n == n_ref
     np.testing.assert_array_equal(comp, lab.reshape(-1)[idx])
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.5, 0.3, 0.2)])
+def test_mc_areas_equal_skimage_per_label(spacing):
+    """The sliding-window cell walk gives each label scikit-image's marching-cubes area of its padded mask."""
+    from skimage.measure import marching_cubes, mesh_surface_area
+
+    from core.metrics import _mc_lut
+
+    rng = np.random.default_rng(4)
+    lab = np.zeros((9, 10, 11), np.uint16)
+    lab[1:5, 2:8, 1:6] = 1
+    lab[5:9, 0:4, 5:11] = 2  # touches the volume edge
+    lab[rng.random(lab.shape) < 0.1] = 3  # scattered voxels
+    lab[2:4, 3:5, 2:4] = 0  # a cavity in label 1
+    areas = K.mc_areas(lab, 3, _mc_lut(spacing))
+    for k in (1, 2, 3):
+        m = np.pad((lab == k).astype(np.float32), 1)
+        verts, faces, _, _ = marching_cubes(m, 0.5, spacing=spacing, method="lewiner")
+        assert areas[k] == pytest.approx(mesh_surface_area(verts, faces), rel=1e-6)  # skimage: float32 vertices
+    assert areas[0] == 0
