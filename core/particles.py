@@ -2,7 +2,7 @@
 
 Steps:
 
-1. NMC voxels, with internal cracks filled (:func:`scipy.ndimage.binary_fill_holes`)
+1. NMC voxels, with internal cracks filled (:func:`fill_enclosed`)
    so that a crack does not carve a particle into two distance-transform basins;
 2. anisotropic Euclidean distance transform (µm) of the filled NMC;
 3. watershed of the distance transform restricted to the filled NMC, either
@@ -191,10 +191,11 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
     spacing : float or (3,) float, µm
     slab_voxels : int, optional
         Voxels of a slab including its halo; default ``max(SLAB_VOXELS,
-        filled.size // 3)`` (the float32 slab and the transform's copy of its
-        mask then cost at most 5/3 bytes per voxel of the volume).  A volume no bigger than a slab is done in one
-        piece.  A slab is made thicker when its halo would leave it fewer
-        own slices than the halo has.
+        filled.size // 4)`` (the float32 slab then costs at most 1 byte per
+        voxel of the volume; the slab ``S2`` of :mod:`core.memory`'s
+        estimate).  A volume no bigger than a slab is done in one piece.  A
+        slab is made thicker when its halo would leave it fewer own slices
+        than the halo has.
     halo : int
         Smallest first halo, in slices (grown as needed).
 
@@ -208,7 +209,7 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
     nz = filled.shape[0]
     plane = max(1, filled.shape[1] * filled.shape[2])
     if slab_voxels is None:
-        slab_voxels = max(SLAB_VOXELS, filled.size // 3)
+        slab_voxels = max(SLAB_VOXELS, filled.size // 4)
     depth = max(1, int(slab_voxels) // plane)  # slab slices, halo included
     if nz <= depth:
         return quantise(distance_transform(filled, sp))
