@@ -34,7 +34,7 @@ carries the spawning parent's RSS across exec), RSS right after memory-mapping t
 input (baseline), and bytes/voxel = (peak - baseline) / N^3.  Input pages the tool reads through the memory
 map count in its RSS (2 B/voxel for the uint16 greyscale, 1 B/voxel for the phases).
 
-Usage:  python bench/speed_memory.py [--quick] [--sizes 256 512] [--tools ...] [--timeout 1500]
+Usage:  python bench/speed_memory.py [--quick] [--sizes 256 512] [--tools ...] [--baseline-sizes 256] [--timeout 1500]
 """
 
 from __future__ import annotations
@@ -346,6 +346,8 @@ def main(argv=None) -> int:
     C.add_common_args(ap)
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="cube sizes N (default 256 512; --quick: 96)")
     ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    ap.add_argument("--baseline-sizes", type=int, nargs="+", default=None,
+                    help="run skimage/porespy only at these sizes (default: every size)")
     ap.add_argument("--timeout", type=float, default=1500.0, help="seconds per tool run (default 1500)")
     ap.add_argument("--gen", choices=("auto", "direct", "mirror"), default="auto",
                     help="input generation: direct N^3, or mirror-tiling of an (N/2)^3 electrode "
@@ -385,6 +387,8 @@ def main(argv=None) -> int:
             gens[n] = json.loads((work / f"gen_{n}.json").read_text())
             print(f"N={n}: input {gens[n]['gen']} in {gens[n]['gen_s']:.0f} s", flush=True)
             for tool in tools:
+                if tool in ("skimage", "porespy") and args.baseline_sizes and n not in args.baseline_sizes:
+                    continue
                 if tool != "ours" and not (work / f"phases_{n}.npy").exists():
                     results.append({"n": n, "tool": tool, "status": "skipped (no phases from ours)"})
                     continue

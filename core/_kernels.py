@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 # interface categories returned by ``face_areas``
 CAT_PORE, CAT_CBD, CAT_PARTICLE, CAT_EDGE, CAT_CRACK = 0, 1, 2, 3, 4
@@ -36,6 +39,30 @@ def step(z, y, x, d, nz, ny, nx):
         xx += 1
     inside = 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx
     return inside, zz, yy, xx
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """``prefetch(arr, i)`` in a jitted function: ask the CPU to bring ``arr.ravel()[i]``'s cache line in.
+
+    LLVM's ``llvm.prefetch`` (read, high locality): a hint that never faults
+    and changes no value, for loops that know which random address they will
+    read a few iterations ahead.  ``arr`` must be 1D and ``i`` inside it.
+    """
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aty = signature.args[0]
+        ary = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [args[1]], wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @numba.njit(cache=True, inline="always")
@@ -156,26 +183,44 @@ def mc_areas(filled, n_lab, lut):
     The volume is treated as padded by one background voxel on every side, so
     each particle's surface is closed.  ``lut[c]`` is the area of the
     marching-cubes triangles in a 2x2x2 cell whose corner occupancy bits are
-    ``c`` (bit order: z*4 + y*2 + x).
+    ``c`` (bit order: z*4 + y*2 + x).  The cells of a row are visited with a
+    sliding window (each step reads the 4 corners of the next x), and a cell
+    whose 8 corners hold one value (background, or inside a particle, where
+    ``lut[255]`` is 0) is skipped.
     """
     nz, ny, nx = filled.shape
     out = np.zeros(n_lab + 1, np.float64)
     labs = np.zeros(8, filled.dtype)
+    zero = filled.dtype.type(0)
     for z in range(-1, nz):
         for y in range(-1, ny):
+            # corners at x = -1 (padding): bits 0, 2, 4, 6 of the first cell
+            nxt = np.zeros(4, filled.dtype)  # the next x: (dz, dy) = (0,0), (0,1), (1,0), (1,1)
             for x in range(-1, nx):
-                any_lab = False
-                for k in range(8):
-                    zz = z + (k >> 2)
-                    yy = y + ((k >> 1) & 1)
-                    xx = x + (k & 1)
-                    if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
-                        labs[k] = 0
+                # the cell's low-x corners are the previous high-x corners
+                labs[0] = nxt[0]
+                labs[2] = nxt[1]
+                labs[4] = nxt[2]
+                labs[6] = nxt[3]
+                xx = x + 1
+                for c in range(4):
+                    zz = z + (c >> 1)
+                    yy = y + (c & 1)
+                    if zz < 0 or yy < 0 or xx >= nx or zz >= nz or yy >= ny:
+                        nxt[c] = zero
                     else:
-                        labs[k] = filled[zz, yy, xx]
-                        if labs[k] != 0:
-                            any_lab = True
-                if not any_lab:
+                        nxt[c] = filled[zz, yy, xx]
+                labs[1] = nxt[0]
+                labs[3] = nxt[1]
+                labs[5] = nxt[2]
+                labs[7] = nxt[3]
+                first = labs[0]
+                uniform = True
+                for k in range(1, 8):
+                    if labs[k] != first:
+                        uniform = False
+                        break
+                if uniform:
                     continue
                 for k in range(8):
                     lab = labs[k]
@@ -204,22 +249,16 @@ def remap_inplace(labels, lut):
         flat[i] = lut[flat[i]]
 
 
-@numba.njit(cache=True, inline="always")
-def _enqueue(queue, head, size, value):
-    """Append to a ring-buffer FIFO, doubling it when full; returns (queue, head, size)."""
-    cap = queue.size
-    if size == cap:
-        grown = np.empty(cap * 2, np.int64)
-        for k in range(size):
-            grown[k] = queue[(head + k) % cap]
-        queue, head, cap = grown, 0, cap * 2
-    queue[(head + size) % cap] = value
-    return queue, head, size + 1
-
-
 @numba.njit(cache=True, nogil=True)
 def flood_outside(blocked, seeds):
     """Mark every non-blocked voxel 6-connected to a seed.
+
+    A scanline (span) flood: a popped voxel grows to the whole run of open,
+    unreached voxels along x that holds it, and the four rows beside that
+    run (±y, ±z) are scanned over its x range, one entry pushed per run of
+    open voxels found there.  Memory is read row by row, and the stack holds
+    runs, not voxels.  The result is the set of voxels connected to a seed,
+    which does not depend on the order of the flood.
 
     Parameters
     ----------
@@ -233,29 +272,61 @@ def flood_outside(blocked, seeds):
     reached : (Z, Y, X) bool
     """
     nz, ny, nx = blocked.shape
+    plane = ny * nx
     flat_b = blocked.ravel()
     reached = np.zeros(flat_b.size, np.bool_)
-    queue = np.empty(1 << 16, np.int64)
-    head = 0
-    size = 0
+    stack = np.empty(max(1 << 12, seeds.size), np.int64)
+    top = 0
     for s in seeds:
-        if flat_b[s] != 0 or reached[s]:
+        if flat_b[s] == 0 and not reached[s]:
+            stack[top] = s
+            top += 1
+    while top > 0:
+        top -= 1
+        i = stack[top]
+        if reached[i]:
             continue
-        reached[s] = True
-        queue, head, size = _enqueue(queue, head, size, s)
-    while size > 0:
-        i = queue[head]
-        head = (head + 1) % queue.size
-        size -= 1
-        z, y, x = unravel(i, ny, nx)
-        for d in range(6):
-            j = flat_step(i, z, y, x, d, nz, ny, nx)
-            if j < 0:
-                continue
-            if flat_b[j] != 0 or reached[j]:
-                continue
-            reached[j] = True
-            queue, head, size = _enqueue(queue, head, size, j)
+        row = i - i % nx  # flat index of x = 0 in this row
+        a = i
+        while a > row and flat_b[a - 1] == 0 and not reached[a - 1]:
+            a -= 1
+        b = i
+        while b < row + nx - 1 and flat_b[b + 1] == 0 and not reached[b + 1]:
+            b += 1
+        for k in range(a, b + 1):
+            reached[k] = True
+        z = i // plane
+        y = (i - z * plane) // nx
+        for d in range(4):
+            if d == 0:
+                if y == 0:
+                    continue
+                off = -nx
+            elif d == 1:
+                if y == ny - 1:
+                    continue
+                off = nx
+            elif d == 2:
+                if z == 0:
+                    continue
+                off = -plane
+            else:
+                if z == nz - 1:
+                    continue
+                off = plane
+            open_run = False
+            for k in range(a + off, b + off + 1):
+                if flat_b[k] == 0 and not reached[k]:
+                    if not open_run:
+                        if top == stack.size:
+                            grown = np.empty(2 * stack.size, np.int64)
+                            grown[:top] = stack[:top]
+                            stack = grown
+                        stack[top] = k
+                        top += 1
+                        open_run = True
+                else:
+                    open_run = False
     return reached.reshape(blocked.shape)
 
 
@@ -351,6 +422,23 @@ def clear_non_solid(labels, phases, solid_code):
             flat_l[i] = 0
 
 
+def _open_face(face: np.ndarray) -> np.ndarray:
+    """``~scipy.ndimage.binary_fill_holes(face)``: the open pixels of a 2D face connected to its border.
+
+    The same 4-connected flood as scipy's (which dilates from the border until
+    nothing changes, many passes over a face with long winding channels), in
+    one :func:`flood_outside` run on the face as a one-slice volume.
+    """
+    h, w = face.shape
+    if face.size == 0:
+        return np.zeros(face.shape, bool)
+    border = np.zeros(face.shape, bool)
+    border[0, :] = border[-1, :] = True
+    border[:, 0] = border[:, -1] = True
+    seeds = np.flatnonzero(border & ~face).astype(np.int64)
+    return flood_outside(np.ascontiguousarray(face).reshape(1, h, w), seeds)[0]
+
+
 def outside_reach(blocked: np.ndarray) -> np.ndarray:
     """Voxels connected to the outside of the volume without crossing ``blocked``.
 
@@ -369,8 +457,6 @@ def outside_reach(blocked: np.ndarray) -> np.ndarray:
     -------
     reached : (Z, Y, X) bool
     """
-    from scipy import ndimage as ndi
-
     blocked = np.asarray(blocked)
     if blocked.dtype != bool and blocked.dtype.kind not in "iu":
         blocked = blocked != 0
@@ -379,8 +465,7 @@ def outside_reach(blocked: np.ndarray) -> np.ndarray:
     seeds = []
     for axis in range(3):
         for side in (0, shape[axis] - 1):
-            face = np.take(blocked, side, axis=axis) != 0
-            open_ = ~ndi.binary_fill_holes(face)
+            open_ = _open_face(np.take(blocked, side, axis=axis) != 0)
             a, b = np.nonzero(open_)
             coords = [None, None, None]
             others = [ax for ax in range(3) if ax != axis]
@@ -388,8 +473,8 @@ def outside_reach(blocked: np.ndarray) -> np.ndarray:
             coords[others[0]] = a.astype(np.int64)
             coords[others[1]] = b.astype(np.int64)
             seeds.append(np.ravel_multi_index(tuple(coords), shape))
-    seeds = np.unique(np.concatenate(seeds)) if seeds else np.zeros(0, np.int64)
-    return flood_outside(blocked, seeds.astype(np.int64))
+    seeds = np.concatenate(seeds).astype(np.int64, copy=False)  # repeats (edges, corners) are skipped by the flood
+    return flood_outside(blocked, seeds)
 
 
 @numba.njit(cache=True, nogil=True)

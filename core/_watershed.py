@@ -16,7 +16,7 @@ import numba
 import numpy as np
 from numba.typed import List
 
-from ._kernels import flat_step, unravel
+from ._kernels import flat_step, prefetch, unravel
 
 
 def quantise(dt: np.ndarray, step: float | None = None) -> tuple[np.ndarray, float]:
@@ -151,6 +151,28 @@ def _flood(q, labels, n_seeds, h):
     return k
 
 
+#: Queue entries between the voxel the flood pops and the one whose memory it prefetches.
+PREFETCH_AHEAD: int = 12
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _prefetch_around(flat_l, flat_q, i, nx, plane):
+    """Prefetch the labels and levels of flat voxel ``i`` and of its ±y, ±z neighbours (±x share their lines)."""
+    n = flat_l.size
+    prefetch(flat_l, i)
+    prefetch(flat_q, i)
+    if i >= plane:
+        prefetch(flat_l, i - plane)
+        prefetch(flat_q, i - plane)
+    if i + plane < n:
+        prefetch(flat_l, i + plane)
+        prefetch(flat_q, i + plane)
+    if i >= nx:
+        prefetch(flat_l, i - nx)
+    if i + nx < n:
+        prefetch(flat_l, i + nx)
+
+
 #: Entries of one block of the flood's queue (see :func:`_flood_slots`).
 QUEUE_BLOCK: int = 1 << 15
 
@@ -159,20 +181,29 @@ UINT16_SLOTS: int = int(np.iinfo(np.uint16).max) - 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _new_block(blocks, free_blocks, n_free, bnext, proto):
-    """Index of an unused queue block (reused or newly allocated); returns (block, n_free, bnext)."""
-    if n_free > 0:
-        n_free -= 1
-        b = free_blocks[n_free]
-    else:
-        b = len(blocks)
-        blocks.append(np.empty(proto.size, proto.dtype))
-        if b >= bnext.size:
-            grown = np.full(max(64, 2 * bnext.size), -1, np.int64)
-            grown[: bnext.size] = bnext
-            bnext = grown
+def _new_block(blocks, free_blocks, n_free, bnext):
+    """An unused queue block, reused or from a doubled block table.
+
+    ``blocks`` is the (n, B) table of queue blocks, ``free_blocks[:n_free]``
+    the unused ones, ``bnext`` each block's successor in its level's chain.
+    Returns ``(block, blocks, free_blocks, n_free, bnext)``.
+    """
+    if n_free == 0:
+        n = blocks.shape[0]
+        grown = np.empty((2 * n, blocks.shape[1]), blocks.dtype)
+        grown[:n] = blocks
+        blocks = grown
+        g_next = np.full(2 * n, -1, np.int64)
+        g_next[:n] = bnext
+        bnext = g_next
+        free_blocks = np.empty(2 * n, np.int64)  # every block can be free at once
+        for k in range(n):
+            free_blocks[k] = 2 * n - 1 - k
+        n_free = n
+    n_free -= 1
+    b = free_blocks[n_free]
     bnext[b] = -1
-    return b, n_free, bnext
+    return b, blocks, free_blocks, n_free, bnext
 
 
 @numba.njit(cache=True, nogil=True)
@@ -253,14 +284,16 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
     n_free_slots = max_slots
     min_free = max(1, max_slots // 4)  # a compaction must free this much, else give up
     active = np.zeros(plat_start.size, np.bool_)
+    plane = ny * nx
     # the queue: per level a chain of blocks, read from (head_b, head_p), written at (tail_b, tail_p)
     bsize = proto.size
-    blocks = List()
-    blocks.append(np.empty(bsize, proto.dtype))
-    free_blocks = np.empty(16, np.int64)
-    n_free = 1
-    free_blocks[0] = 0
-    bnext = np.full(64, -1, np.int64)
+    n_blocks = 16
+    blocks = np.empty((n_blocks, bsize), proto.dtype)
+    free_blocks = np.empty(n_blocks, np.int64)
+    for k in range(n_blocks):
+        free_blocks[k] = n_blocks - 1 - k
+    n_free = n_blocks
+    bnext = np.full(n_blocks, -1, np.int64)
     head_b = np.full(256, -1, np.int64)
     head_p = np.zeros(256, np.int64)
     tail_b = np.full(256, -1, np.int64)
@@ -294,10 +327,6 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
                 if head_p[level] == bsize:
                     # the head block is used up: recycle it, go on with the next
                     nxt = bnext[hb]
-                    if n_free == free_blocks.size:
-                        grown = np.empty(2 * n_free, np.int64)
-                        grown[:n_free] = free_blocks
-                        free_blocks = grown
                     free_blocks[n_free] = hb
                     n_free += 1
                     head_b[level] = nxt
@@ -308,8 +337,12 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
                     hb = nxt
                 if hb == tail_b[level] and head_p[level] == tail_p[level]:
                     break
-                i = np.int64(blocks[hb][head_p[level]])
+                i = np.int64(blocks[hb, head_p[level]])
                 head_p[level] += 1
+                ahead = head_p[level] + PREFETCH_AHEAD
+                if ahead < bsize and (hb != tail_b[level] or ahead < tail_p[level]):
+                    # the memory of a voxel popped soon: the flood waits on memory, not arithmetic
+                    _prefetch_around(flat_l, flat_q, np.int64(blocks[hb, ahead]), nx, plane)
             a = _find(parent, flat_l[i])
             z, y, x = unravel(i, ny, nx)
             for d in range(6):
@@ -325,7 +358,7 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
                     lv = qj if qj < level else level
                     tb = tail_b[lv]
                     if tb < 0 or tail_p[lv] == bsize:
-                        nb, n_free, bnext = _new_block(blocks, free_blocks, n_free, bnext, proto)
+                        nb, blocks, free_blocks, n_free, bnext = _new_block(blocks, free_blocks, n_free, bnext)
                         if tb < 0:
                             head_b[lv] = nb
                             head_p[lv] = 0
@@ -334,7 +367,7 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
                         tail_b[lv] = nb
                         tail_p[lv] = 0
                         tb = nb
-                    blocks[tb][tail_p[lv]] = j
+                    blocks[tb, tail_p[lv]] = j
                     tail_p[lv] += 1
                 else:
                     b = _find(parent, lj)
@@ -350,10 +383,6 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
         # the level is done: recycle its last block
         hb = head_b[level]
         if hb >= 0:
-            if n_free == free_blocks.size:
-                grown = np.empty(2 * n_free, np.int64)
-                grown[:n_free] = free_blocks
-                free_blocks = grown
             free_blocks[n_free] = hb
             n_free += 1
             head_b[level] = -1
@@ -409,43 +438,51 @@ def _plateaus(q):
     Returns the flat indices of the local-maximum voxels (ascending) and, for
     each, its plateau number 1..n; plateaus are numbered in the raster order
     of their first voxel (as ``cc3d.connected_components`` numbers them).
-    Two planes of provisional ids stand in for a label volume.
+    One pass finds the maxima; a second, over the maxima only, links each to
+    its -x, -y and -z neighbours that are maxima, found through one plane of
+    ids stamped with their slice (no label volume).
     """
     nz, ny, nx = q.shape
     plane = ny * nx
+    idx = np.empty(1 << 12, np.int64)
     n = 0
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):
                 if _is_max(q, z, y, x):
+                    if n == idx.size:
+                        grown = np.empty(2 * n, np.int64)
+                        grown[:n] = idx
+                        idx = grown
+                    idx[n] = z * plane + y * nx + x
                     n += 1
-    idx = np.empty(n, np.int64)
+    idx = idx[:n].copy()
     parent = np.arange(n)
-    prev = np.full(plane, -1, np.int64)
-    cur = np.full(plane, -1, np.int64)
-    k = 0
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                p = y * nx + x
-                if not _is_max(q, z, y, x):
-                    cur[p] = -1
-                    continue
-                idx[k] = z * plane + p
-                cur[p] = k
-                # earlier neighbours (-x, -y, -z) already have ids: link to them
-                for b in (cur[p - 1] if x > 0 else -1, cur[p - nx] if y > 0 else -1, prev[p]):
-                    if b >= 0:
-                        ra = _find(parent, k)
-                        rb = _find(parent, b)
-                        if ra != rb:
-                            # the root is the plateau's first voxel in raster order
-                            if ra < rb:
-                                parent[rb] = ra
-                            else:
-                                parent[ra] = rb
-                k += 1
-        prev, cur = cur, prev
+    own = np.full(plane, -1, np.int64)  # id of the last maximum seen at each (y, x) ...
+    own_z = np.full(plane, -1, np.int64)  # ... and its slice
+    for k in range(n):
+        i = idx[k]
+        z = i // plane
+        p = i - z * plane
+        x = p % nx
+        below = own[p] if own_z[p] == z - 1 else -1  # the maximum at -z, if any
+        left = k - 1 if x > 0 and k > 0 and idx[k - 1] == i - 1 else -1
+        up = -1
+        if p >= nx and own_z[p - nx] == z:
+            up = own[p - nx]
+        own[p] = k
+        own_z[p] = z
+        # earlier neighbours (-x, -y, -z) already have ids: link to them
+        for b in (left, up, below):
+            if b >= 0:
+                ra = _find(parent, k)
+                rb = _find(parent, b)
+                if ra != rb:
+                    # the root is the plateau's first voxel in raster order
+                    if ra < rb:
+                        parent[rb] = ra
+                    else:
+                        parent[ra] = rb
     comp = np.zeros(n, np.int64)
     n_comp = 0
     for a in range(n):

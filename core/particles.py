@@ -2,7 +2,7 @@
 
 Steps:
 
-1. NMC voxels, with internal cracks filled (:func:`scipy.ndimage.binary_fill_holes`)
+1. NMC voxels, with internal cracks filled (:func:`fill_enclosed`)
    so that a crack does not carve a particle into two distance-transform basins;
 2. anisotropic Euclidean distance transform (µm) of the filled NMC;
 3. watershed of the distance transform restricted to the filled NMC, either
@@ -142,17 +142,48 @@ def _slab_edt(filled, z0, z1, halo, sp):
     return d, m, (a == 0 and b == nz) or m < reach  # the whole volume is exact by definition
 
 
+def _slice_bounds(filled: np.ndarray, sp, stride: int = 2) -> np.ndarray:
+    """Rough upper bound (µm) of the distance transform on each z-slice, from a subsampled volume.
+
+    The distance to the background sampled every ``stride`` voxels is at
+    least the distance to the whole background, and a voxel is within one
+    sampling cell of a sampled one, so (up to rounding) the sampled maximum
+    of the slices around ``z`` plus the cell diagonal bounds slice ``z``.  It
+    only orders the slabs and sizes the first halo of
+    :func:`quantised_distance`, whose results are exact whatever it says.
+    """
+    nz = filled.shape[0]
+    sub = np.ascontiguousarray(filled[::stride, ::stride, ::stride])
+    dsub = distance_transform(sub, tuple(stride * s for s in sp))
+    del sub
+    per = dsub.reshape(dsub.shape[0], -1).max(axis=1) if dsub.size else np.zeros(0, np.float32)
+    del dsub
+    diag = float(np.sqrt(sum(((stride - 1) * s) ** 2 for s in sp)))
+    bound = np.zeros(nz, np.float64)
+    for k, v in enumerate(per):
+        lo, hi = max(0, k * stride - (stride - 1)), min(nz, k * stride + stride)
+        bound[lo:hi] = np.maximum(bound[lo:hi], float(v) + diag)
+    return bound
+
+
 def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | None = None,
                        halo: int = 8) -> tuple[np.ndarray, float]:
     """:func:`core._watershed.quantise` of :func:`distance_transform`, computed slab by slab.
 
     The float32 distance map is never held whole: it is computed in z-slabs of
-    about ``slab_voxels`` voxels with a halo of slices on each side, twice (the
-    first pass finds the maximum distance, which sets the quantisation step;
-    the second quantises).  The halo grows until every value in a slab is
-    provably that of the whole-volume transform (a slab value smaller than the
-    distance to the slab's outside cannot be beaten by a voxel outside), so the
-    result equals ``quantise(distance_transform(filled, spacing))`` bit for bit.
+    about ``slab_voxels`` voxels with a halo of slices on each side.  The halo
+    grows until every value in a slab is provably that of the whole-volume
+    transform (a slab value smaller than the distance to the slab's outside
+    cannot be beaten by a voxel outside), so the result equals
+    ``quantise(distance_transform(filled, spacing))`` bit for bit.
+
+    The quantisation step is set by the maximum distance of the whole volume.
+    A transform of a subsampled volume (:func:`_slice_bounds`, an eighth of the
+    work) tells roughly where that maximum is and how deep the halo must be,
+    so the slabs are transformed most likely maximum first, each quantised at
+    once with the largest maximum seen so far; a slab quantised before a larger
+    maximum turned up is transformed again (rarely: the whole volume is then
+    transformed about once, not twice).
 
     Parameters
     ----------
@@ -161,11 +192,12 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
     slab_voxels : int, optional
         Voxels of a slab including its halo; default ``max(SLAB_VOXELS,
         filled.size // 4)`` (the float32 slab then costs at most 1 byte per
-        voxel of the volume).  A volume no bigger than a slab is done in one
-        piece.  A slab is made thicker when its halo would leave it fewer
-        own slices than the halo has.
+        voxel of the volume; the slab ``S2`` of :mod:`core.memory`'s
+        estimate).  A volume no bigger than a slab is done in one piece.  A
+        slab is made thicker when its halo would leave it fewer own slices
+        than the halo has.
     halo : int
-        First halo tried, in slices (grown as needed).
+        Smallest first halo, in slices (grown as needed).
 
     Returns
     -------
@@ -181,34 +213,39 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
     depth = max(1, int(slab_voxels) // plane)  # slab slices, halo included
     if nz <= depth:
         return quantise(distance_transform(filled, sp))
-    halo = max(1, int(halo))
-    # pass 1: exact maximum; each slab keeps the halo that made it exact
-    plan = []
+    bound = _slice_bounds(filled, sp)
+    top = float(bound.max()) if bound.size else 0.0
+    if not np.isfinite(top):  # no background in the sample: one piece, as the halo would grow to the volume
+        return quantise(distance_transform(filled, sp))
+    halo = max(1, int(halo), int(np.ceil(top / sp[0])) + 1)
+    own = max(depth - 2 * halo, halo)
+    own = -(-nz // -(-nz // own))  # as many slabs as needed, of even thickness
+    slabs = [(z0, min(nz, z0 + own)) for z0 in range(0, nz, own)]
+    # most likely maximum first (ties: in z order)
+    slabs.sort(key=lambda r: (-float(bound[r[0]:r[1]].max()), r[0]))
+    q = np.empty(filled.shape, np.uint8)
+    done = []  # (z0, z1, halo that made it exact, step it was quantised with)
     dmax = 0.0
-    z0 = 0
-    last = None
-    while z0 < nz:
-        z1 = min(nz, z0 + max(depth - 2 * halo, halo))
+    for z0, z1 in slabs:
+        h = halo
         while True:
-            d = last = None  # one slab at a time: drop the previous one before the next transform
-            d, m, exact = _slab_edt(filled, z0, z1, halo, sp)
+            d, m, exact = _slab_edt(filled, z0, z1, h, sp)
             if exact:
                 break
-            halo = nz if not np.isfinite(m) else max(halo + 1, int(np.ceil(m / sp[0])) + 1)
-        plan.append((z0, z1, halo))
+            d = None
+            h = nz if not np.isfinite(m) else max(h + 1, int(np.ceil(m / sp[0])) + 1)
         dmax = max(dmax, m)
-        last = d
-        z0 = z1
-    del d
-    step = max(dmax / 254.0, 1e-6)
-    # pass 2: quantise, last slab first (its distances are still at hand)
-    q = np.empty(filled.shape, np.uint8)
-    inv = np.float32(1.0 / step)
-    for k, (z0, z1, h) in enumerate(reversed(plan)):
-        d = last if k == 0 else _slab_edt(filled, z0, z1, h, sp)[0]
-        last = None
-        _quantise(np.ascontiguousarray(d), inv, q[z0:z1])
+        step = max(dmax / 254.0, 1e-6)
+        _quantise(np.ascontiguousarray(d), np.float32(1.0 / step), q[z0:z1])
         del d
+        done.append((z0, z1, h, step))
+    step = max(dmax / 254.0, 1e-6)
+    inv = np.float32(1.0 / step)
+    for z0, z1, h, used in done:
+        if used != step:  # quantised before the maximum was known: again, with the final step
+            d = _slab_edt(filled, z0, z1, h, sp)[0]
+            _quantise(np.ascontiguousarray(d), inv, q[z0:z1])
+            del d
     return q, step
 
 

@@ -1,0 +1,140 @@
+"""The faster kernels of the separation and measuring path against library references.
+
+Each kernel here replaced a slower one with the same output; the references
+are scipy's (connected components, hole filling) on small random volumes
+whose answer is not known in advance but is computed independently.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from core import _kernels as K
+
+
+def reference_flood(blocked, seeds):
+    """Open voxels 6-connected to a seed: scipy's connected components of the open voxels."""
+    lab, _ = ndi.label(blocked == 0)
+    keep = np.unique(lab.reshape(-1)[seeds])
+    return np.isin(lab, keep[keep > 0])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_flood_outside_equals_connected_components(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        shape = tuple(int(v) for v in rng.integers(1, 14, 3))
+        blocked = rng.random(shape) < rng.uniform(0.2, 0.8)
+        if seed % 2:
+            blocked = blocked.astype(np.uint16) * rng.integers(1, 9, shape).astype(np.uint16)  # labels block too
+        seeds = rng.integers(0, blocked.size, int(rng.integers(0, 12))).astype(np.int64)  # repeats allowed
+        reached = K.flood_outside(blocked, seeds)
+        assert reached.dtype == bool and reached.shape == blocked.shape
+        np.testing.assert_array_equal(reached, reference_flood(blocked, seeds))
+
+
+def test_flood_outside_winding_channel():
+    # a serpentine channel through a solid block: every voxel of it is reached from one end
+    blocked = np.ones((3, 21, 21), bool)
+    for y in range(1, 20, 2):
+        blocked[1, y, 1:20] = False
+    for k, y in enumerate(range(2, 19, 2)):
+        blocked[1, y, 19 if k % 2 == 0 else 1] = False
+    reached = K.flood_outside(blocked, np.array([np.ravel_multi_index((1, 1, 1), blocked.shape)], np.int64))
+    np.testing.assert_array_equal(reached, ~blocked)
+    assert reached.sum() == (~blocked).sum() > 100
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_open_face_equals_not_fill_holes(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        shape = tuple(int(v) for v in rng.integers(1, 20, 2))
+        face = rng.random(shape) < rng.uniform(0.2, 0.9)
+        np.testing.assert_array_equal(K._open_face(face), ~ndi.binary_fill_holes(face))
+
+
+def test_outside_reach_on_random_volumes_equals_reference():
+    # the reference: open voxels connected to those open in a face after 2D hole filling
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        shape = tuple(int(v) for v in rng.integers(2, 12, 3))
+        blocked = rng.random(shape) < rng.uniform(0.3, 0.8)
+        seeds = []
+        for axis in range(3):
+            for side in (0, shape[axis] - 1):
+                open_ = ~ndi.binary_fill_holes(np.take(blocked, side, axis=axis))
+                idx = np.zeros(shape, bool)
+                sl = [slice(None)] * 3
+                sl[axis] = side
+                idx[tuple(sl)] = open_
+                seeds.append(np.flatnonzero(idx))
+        seeds = np.concatenate(seeds).astype(np.int64)
+        np.testing.assert_array_equal(K.outside_reach(blocked), reference_flood(blocked, seeds))
+
+
+@pytest.mark.parametrize("misleading", [False, True])
+def test_slab_distance_exact_whatever_the_slab_order(misleading, monkeypatch):
+    """Slabs transformed in the order of a wrong guess of where the maximum is are quantised again: same result."""
+    import core.particles as P
+    from core._watershed import quantise
+
+    rng = np.random.default_rng(2)
+    shape = (48, 20, 20)
+    zz, yy, xx = np.indices(shape)
+    mask = np.zeros(shape, bool)
+    for cz, r in ((8, 4), (24, 9), (40, 6)):  # the thickest ball in the middle
+        mask |= (zz - cz) ** 2 + (yy - 10) ** 2 + (xx - 10) ** 2 <= r**2
+    mask |= rng.random(shape) < 0.05
+    if misleading:  # claims the maximum is at the top, the thinnest part, and no halo is needed
+        monkeypatch.setattr(P, "_slice_bounds", lambda f, sp: np.linspace(1.0, 0.0, f.shape[0]))
+    calls = []
+    orig = P._slab_edt
+    monkeypatch.setattr(P, "_slab_edt", lambda *a: calls.append(a[1:3]) or orig(*a))
+    q0, s0 = quantise(P.distance_transform(mask, 0.5))
+    q1, s1 = P.quantised_distance(mask, 0.5, slab_voxels=14 * 400, halo=1)
+    assert s1 == s0
+    np.testing.assert_array_equal(q1, q0)
+    ranges = sorted(set(calls))
+    assert len(ranges) >= 3  # several slabs
+    if misleading:
+        assert len(calls) > len(ranges)  # some slab transformed again (halo grown or quantised again)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plateaus_equal_connected_local_maxima(seed):
+    """The maxima and their numbering equal scipy's labelling of the local-maximum mask (raster order)."""
+    from core._watershed import _is_max, _plateaus
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(1, 16, 3))
+    q = rng.integers(0, int(rng.integers(2, 6)), size=shape).astype(np.uint8)
+    is_max = np.array([_is_max(q, z, y, x) for z, y, x in np.ndindex(shape)]).reshape(shape)
+    idx, comp, n = _plateaus(q)
+    np.testing.assert_array_equal(idx, np.flatnonzero(is_max))
+    lab, n_ref = ndi.label(is_max)  # 6-connected, numbered in raster order of the first voxel
+    assert n == n_ref
+    np.testing.assert_array_equal(comp, lab.reshape(-1)[idx])
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.5, 0.3, 0.2)])
+def test_mc_areas_equal_skimage_per_label(spacing):
+    """The sliding-window cell walk gives each label scikit-image's marching-cubes area of its padded mask."""
+    from skimage.measure import marching_cubes, mesh_surface_area
+
+    from core.metrics import _mc_lut
+
+    rng = np.random.default_rng(4)
+    lab = np.zeros((9, 10, 11), np.uint16)
+    lab[1:5, 2:8, 1:6] = 1
+    lab[5:9, 0:4, 5:11] = 2  # touches the volume edge
+    lab[rng.random(lab.shape) < 0.1] = 3  # scattered voxels
+    lab[2:4, 3:5, 2:4] = 0  # a cavity in label 1
+    areas = K.mc_areas(lab, 3, _mc_lut(spacing))
+    for k in (1, 2, 3):
+        m = np.pad((lab == k).astype(np.float32), 1)
+        verts, faces, _, _ = marching_cubes(m, 0.5, spacing=spacing, method="lewiner")
+        assert areas[k] == pytest.approx(mesh_surface_area(verts, faces), rel=1e-6)  # skimage: float32 vertices
+    assert areas[0] == 0
