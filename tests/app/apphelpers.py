@@ -107,3 +107,20 @@ def stop_server(proc, sig=None) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def settle(page, timeout=120_000) -> None:
+    """Wait until Streamlit has finished the current run of a Playwright ``page``."""
+    page.wait_for_timeout(400)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    # elements of the previous run linger (marked stale) until the new run has replaced them:
+    # without this wait a screenshot can show the old and the new layout at once
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout)
+    page.wait_for_timeout(300)
+
+
+def no_page_exception(page) -> None:
+    """No Streamlit exception box on a Playwright ``page``."""
+    assert page.locator("[data-testid='stException']").count() == 0, page.locator(
+        "[data-testid='stException']").first.inner_text()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from apphelpers import start_server, stop_server
+from apphelpers import no_page_exception, settle, start_server, stop_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -48,20 +48,6 @@ def test_end_to_end_in_chromium(server, tmp_path):
     shots.mkdir()
     errors: list[str] = []
 
-    def settle(page, timeout=120_000):
-        """Wait until Streamlit has finished the current run."""
-        page.wait_for_timeout(400)
-        page.wait_for_function(
-            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
-        # elements of the previous run linger (marked stale) until the new run has replaced them:
-        # without this wait a screenshot can show the old and the new layout at once
-        page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout)
-        page.wait_for_timeout(300)
-
-    def no_exception(page):
-        assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-            "[data-testid='stException']").first.inner_text()
-
     def shot(page, name):
         path = shots / name
         page.screenshot(path=str(path))  # tall viewport: Streamlit scrolls inside a div
@@ -84,7 +70,7 @@ def test_end_to_end_in_chromium(server, tmp_path):
             # first start: the demos are generated and analysed, then their comparison
             expect(page.locator("h1", has_text="Compare electrodes")).to_be_visible(timeout=240_000)
             settle(page, 240_000)
-            no_exception(page)
+            no_page_exception(page)
             expect(page.locator("[data-testid='stImage'] img")).to_have_count(3)
             shot(page, "0_landing_compare.png")
             goto(page, "Samples")
@@ -112,7 +98,7 @@ def test_end_to_end_in_chromium(server, tmp_path):
             assert after > before
             pore_after = page.locator("[data-testid='stMetric']", has_text="pore (this slice)").inner_text()
             assert pore_after != pore_before
-            no_exception(page)
+            no_page_exception(page)
             expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()
             shot(page, "2_segment.png")
 
@@ -130,7 +116,7 @@ def test_end_to_end_in_chromium(server, tmp_path):
             expect(page.locator("[data-testid='stAlertContentSuccess']", has_text="particles")).to_be_visible(
                 timeout=180_000)
             settle(page)
-            no_exception(page)
+            no_page_exception(page)
             shot(page, "3_particles.png")
 
             # Compare: the three demos, charts and slices drawn
@@ -140,7 +126,7 @@ def test_end_to_end_in_chromium(server, tmp_path):
             page.wait_for_function(
                 "() => document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] canvas, "
                 "[data-testid=\"stVegaLiteChart\"] svg').length >= 4", timeout=60_000)
-            no_exception(page)
+            no_page_exception(page)
             shot(page, "4_compare.png")
             # Export: files made on click (deferred) arrive as downloads
             for label, check in (("HTML report", lambda b: b.startswith(b"<!DOCTYPE html>") and b"<script" not in b),
@@ -150,7 +136,7 @@ def test_end_to_end_in_chromium(server, tmp_path):
                     page.locator("[data-testid='stDownloadButton'] button", has_text=label).first.click()
                 data = Path(dl.value.path()).read_bytes()
                 assert check(data), (label, data[:80])
-            no_exception(page)
+            no_page_exception(page)
 
             # 3D: the vtk.js page inside its iframe draws on a canvas
             goto(page, "3D")
@@ -158,7 +144,7 @@ def test_end_to_end_in_chromium(server, tmp_path):
             frame = page.frame_locator("iframe").first
             expect(frame.locator("canvas").first).to_be_visible(timeout=120_000)
             page.wait_for_timeout(3000)  # let vtk.js draw the first frame
-            no_exception(page)
+            no_page_exception(page)
             shot(page, "5_3d.png")
         finally:
             browser.close()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from apphelpers import no_page_exception, settle
 from test_browser import CHROMIUM, CHROMIUM_ARGS, DEMO_SIZE, SHOTS_COPY, pytestmark, server  # noqa: F401
 
 Z = DEMO_SIZE // 2  # the preview's default slice
@@ -44,17 +45,6 @@ def test_paint_strokes_in_chromium(server, tmp_path):
     shots = tmp_path / "shots"
     shots.mkdir()
     errors: list[str] = []
-
-    def settle(page, timeout=120_000):
-        page.wait_for_timeout(400)
-        page.wait_for_function(
-            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
-        page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=timeout)
-        page.wait_for_timeout(300)
-
-    def no_exception(page):
-        assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-            "[data-testid='stException']").first.inner_text()
 
     def open_painting(page):
         page.locator("[data-testid='stSidebarNav'] a", has_text="Segment").first.click()
@@ -98,7 +88,7 @@ def test_paint_strokes_in_chromium(server, tmp_path):
             page.locator("[role='option']", has_text="pristine").first.click()
             settle(page)
             open_painting(page)
-            no_exception(page)
+            no_page_exception(page)
             expect(page.locator("[data-testid='stAlertContentInfo']", has_text="Paint at least two")).to_be_visible()
 
             # NMC (the default brush), then pore: each stroke is kept in the workspace at once
@@ -109,7 +99,7 @@ def test_paint_strokes_in_chromium(server, tmp_path):
             brush(page, "pore")
             pore_row, p0, p1 = _longest_run(phases == 0)
             stroke(page, pore_row, p0, p1)
-            no_exception(page)
+            no_page_exception(page)
             counts = ws.load_scribbles(sample.id).counts()
             assert counts[0] >= 3 and counts[2] >= 3, counts
             # the classifier's phases after two painted phases, with its confidence mark
@@ -129,7 +119,7 @@ def test_paint_strokes_in_chromium(server, tmp_path):
             page.reload()
             settle(page, 120_000)
             open_painting(page)
-            no_exception(page)
+            no_page_exception(page)
             expect(page.locator("[data-testid='stCaptionContainer']",
                                 has_text=f"{after[0]} pore, {after[1]} CBD, {after[2]} NMC voxels painted on 1 slice"
                                 ).first).to_be_visible()
@@ -144,7 +134,7 @@ def test_paint_strokes_in_chromium(server, tmp_path):
             a = ws.latest_analysis(sample.id)
             assert a.resolved.method == "classifier" and a.n_particles > 0
             expect(page.locator("[data-testid='stMetric']", has_text="latest analysis")).to_contain_text(f"#{a.id}")
-            no_exception(page)
+            no_page_exception(page)
             page.screenshot(path=str(shots / "paint_2_after_run.png"))
         finally:
             browser.close()
