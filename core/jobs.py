@@ -36,8 +36,9 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
+from . import _sqlite
 from ._liveness import _pid_alive, own_start, run_is_orphaned
 
 __all__ = [
@@ -147,25 +148,10 @@ class JobStore:
             con.close()
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("PRAGMA synchronous = NORMAL")
-        return con
+        return _sqlite.connect(self.db_path)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        finally:
-            con.close()
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return _sqlite.transaction(self.db_path)
 
     @staticmethod
     def _job(r: sqlite3.Row) -> Job:

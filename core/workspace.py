@@ -40,13 +40,14 @@ import sqlite3
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from ._atomic import remove_stale_partials, write_bytes, write_npy, write_npz, write_parquet  # noqa: F401  (write_npy re-exported)
 from ._json import json_default
+from . import _sqlite
 from ._liveness import own_start as _process_own_start
 from ._liveness import process_start_time, run_is_orphaned
 from ._validate import check_choice, normalize_spacing
@@ -159,27 +160,11 @@ class Workspace:
     # ---------------------------------------------------------------- connections
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA foreign_keys = ON")
-        con.execute("PRAGMA journal_mode = WAL")
-        con.execute("PRAGMA synchronous = NORMAL")
-        return con
+        return _sqlite.connect(self.db_path, foreign_keys=True)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One transaction: committed if the block succeeds, rolled back otherwise."""
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        finally:
-            con.close()
+        return _sqlite.transaction(self.db_path, foreign_keys=True)
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         con = self._connect()
