@@ -1,4 +1,4 @@
-"""Background jobs: long work (analyses, re-separations) run on a Dask cluster, their state durable in the workspace.
+"""Background jobs: long work (analyses, re-separations, sweeps) run on a Dask cluster, their state durable in the workspace.
 
 A job is a row of ``jobs.sqlite`` in the workspace folder: what to run (``kind``
 and a JSON ``spec``), who started it, its state, progress and result.  The
@@ -24,6 +24,10 @@ Kinds
 ``separation``
     ``spec = {"sample_id", "params", "phases_from": analysis id}``: the phases
     of that analysis are separated and measured again (``presegmented``).
+``sweep``
+    ``spec = {"sample_id", "analysis_id", "options": SweepParams fields}``: the
+    segmentation sweep of that finished analysis (:func:`core.runner.run_sweep`),
+    kept beside its artefacts.
 """
 
 from __future__ import annotations
@@ -43,10 +47,10 @@ from ._liveness import _pid_alive, own_start, run_is_orphaned
 
 __all__ = [
     "ACTIVE", "FINISHED", "JOB_KINDS", "JOB_STATES", "ClusterExecutor", "InlineExecutor", "Job", "JobCancelled",
-    "JobStore", "execute",
+    "JobStore", "execute", "sweep_options", "sweep_spec",
 ]
 
-JOB_KINDS = ("analysis", "separation")
+JOB_KINDS = ("analysis", "separation", "sweep")
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled", "interrupted")
@@ -113,7 +117,7 @@ class Job:
 
     @property
     def analysis_id(self) -> int | None:
-        """The analysis the job stored (done jobs of kind analysis / separation)."""
+        """The analysis the job stored (done jobs of kind analysis / separation) or swept (kind sweep)."""
         return None if not self.result else self.result.get("analysis_id")
 
 
@@ -122,7 +126,10 @@ def _check_spec(kind: str, spec: dict) -> dict:
         raise ValueError(f"job kind must be one of {', '.join(JOB_KINDS)}, got {kind!r}")
     if not isinstance(spec, dict) or not isinstance(spec.get("sample_id"), int) or isinstance(spec["sample_id"], bool):
         raise ValueError("a job spec needs the sample id as a whole number ('sample_id')")
-    if not isinstance(spec.get("params"), dict):
+    if kind == "sweep":
+        if not isinstance(spec.get("analysis_id"), int) or not isinstance(spec.get("options"), dict):
+            raise ValueError("a sweep job needs the analysis it sweeps ('analysis_id') and its options ('options')")
+    elif not isinstance(spec.get("params"), dict):
         raise ValueError("a job spec needs the analysis parameters as a dict ('params')")
     if kind == "separation" and not isinstance(spec.get("phases_from"), int):
         raise ValueError("a separation job needs the analysis whose phases it separates ('phases_from')")
@@ -296,12 +303,36 @@ def _progress(store: JobStore, job_id: int) -> Callable[[float, str], None]:
     return progress
 
 
+def sweep_options(d: dict):
+    """:class:`core.uncertainty.SweepParams` from a sweep job's ``options`` (the inverse of :func:`sweep_spec`)."""
+    from .uncertainty import SweepParams
+
+    try:
+        return SweepParams(**{**d, "variants": tuple(d.get("variants", ()))})
+    except TypeError as exc:
+        raise ValueError(f"not sweep options: {exc}") from None
+
+
+def sweep_spec(sample_id: int, analysis_id: int, options) -> dict:
+    """The spec of a ``sweep`` job of an analysis with these :class:`core.uncertainty.SweepParams`."""
+    from dataclasses import asdict
+
+    return {"sample_id": int(sample_id), "analysis_id": int(analysis_id),
+            "options": {**asdict(options), "variants": list(options.variants)}}
+
+
 def _run(root: Path, job: Job, progress: Callable[[float, str], None]) -> dict:
     from .pipeline import AnalysisParams
-    from .runner import run_analysis
+    from .runner import run_analysis, run_sweep
     from .workspace import Workspace
 
     ws = Workspace(root)
+    if job.kind == "sweep":
+        aid = int(job.spec["analysis_id"])
+        progress(0.0, f"reading analysis {aid}")
+        result = run_sweep(ws, aid, sweep_options(job.spec["options"]), progress=progress)
+        dev = float(result.spread.max_deviation)
+        return {"analysis_id": aid, "n_runs": len(result.rows) - 1, "max_deviation": dev if dev == dev else None}
     params = AnalysisParams.from_dict(job.spec["params"])
     if job.kind == "separation":
         src = int(job.spec["phases_from"])
@@ -336,8 +367,16 @@ def execute(root: str | os.PathLike, job_id: int) -> str:
     except Exception as exc:  # the work failed: keep the reason, the worker goes on
         store.fail(job_id, one_sentence(exc))
         return "failed"
-    store.finish(job_id, result, message=f"analysis {result['analysis_id']}: {result['n_particles']} particles")
+    store.finish(job_id, result, message=_done_message(job.kind, result))
     return "done"
+
+
+def _done_message(kind: str, result: dict) -> str:
+    if kind == "sweep":
+        dev = result["max_deviation"]
+        return (f"analysis {result['analysis_id']} swept: {result['n_runs']} runs"
+                + (f", the median moved by at most {dev:.3f}" if dev is not None else ""))
+    return f"analysis {result['analysis_id']}: {result['n_particles']} particles"
 
 
 # --------------------------------------------------------------------------- executors

@@ -15,7 +15,7 @@ import numpy as np
 from .inputs import open_input
 from .workspace import Analysis, Sample, Workspace
 
-__all__ = ["one_sentence", "run_analysis"]
+__all__ = ["one_sentence", "run_analysis", "run_sweep"]
 
 
 def one_sentence(exc: BaseException) -> str:
@@ -81,3 +81,37 @@ def run_analysis(
     except BaseException as exc:
         ws.fail_analysis(aid, one_sentence(exc))
         raise
+
+
+def run_sweep(ws: Workspace, analysis_id: int, options=None, *,
+              progress: Callable[[float, str], None] | None = None):
+    """Run the segmentation sweep (:func:`core.uncertainty.sweep`) of a finished analysis and keep it in the workspace.
+
+    The analysis's stored phases and table are the baseline; the volume is its
+    sample's input as :meth:`Workspace.load_volume` reads it.
+
+    Parameters
+    ----------
+    ws : Workspace
+    analysis_id : int
+        A finished analysis.
+    options : core.uncertainty.SweepParams, optional
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    core.uncertainty.SweepResult
+        Also saved with :meth:`Workspace.save_sweep`.
+    """
+    from .uncertainty import SweepParams, sweep
+
+    a = ws.get_analysis(int(analysis_id))
+    if a.status != "done":
+        raise ValueError(f"analysis {a.id} is {a.status}, not finished: there is nothing to sweep")
+    options = options or SweepParams()
+    sample = ws.get_sample(a.sample_id)
+    spacing = tuple(float(v) for v in (a.provenance.get("spacing_um") or sample.spacing))
+    result = sweep(ws.load_volume(sample), a.resolved, spacing=spacing, options=options,
+                   baseline_phases=ws.load_phases(a), baseline_table=ws.load_table(a.id), progress=progress)
+    ws.save_sweep(a.id, options, result)
+    return result

@@ -13,7 +13,7 @@ import uuid
 
 import streamlit as st
 
-from core.jobs import FINISHED, InlineExecutor, Job, JobStore, ClusterExecutor
+from core.jobs import ACTIVE, FINISHED, InlineExecutor, Job, JobStore, ClusterExecutor, sweep_spec
 from core.pipeline import AnalysisParams
 from core.workspace import Sample, Workspace
 
@@ -70,10 +70,19 @@ def submit(ws: Workspace, sample: Sample, params: AnalysisParams, *, phases_from
     kind = "analysis"
     if phases_from is not None:
         spec["phases_from"], kind = int(phases_from), "separation"
+    return _submit(ws, kind, spec, title=f"{what}: {sample.name}", what=what)
+
+
+def submit_sweep(ws: Workspace, sample: Sample, analysis_id: int, options) -> Job | None:
+    """Queue the segmentation sweep (:class:`core.uncertainty.SweepParams` ``options``) of a finished analysis."""
+    return _submit(ws, "sweep", sweep_spec(sample.id, analysis_id, options),
+                   title=f"Sweep: {sample.name} (analysis {analysis_id})", what="The sweep")
+
+
+def _submit(ws: Workspace, kind: str, spec: dict, *, title: str, what: str) -> Job | None:
     try:
         ex = executor(ws)
-        job = store(ws).create(kind, spec, title=f"{what}: {sample.name}", owner=owner(), executor=ex.name,
-                               cluster_pid=ex.cluster_pid)
+        job = store(ws).create(kind, spec, title=title, owner=owner(), executor=ex.name, cluster_pid=ex.cluster_pid)
         ex.submit(ws.root, job.id)
     except (OSError, RuntimeError, ValueError) as exc:
         st.error(f"{what} could not be started: {one_sentence(exc)}")
@@ -82,13 +91,31 @@ def submit(ws: Workspace, sample: Sample, params: AnalysisParams, *, phases_from
     return store(ws).get(job.id)
 
 
+def active_sweep(ws: Workspace, analysis_id: int, options) -> Job | None:
+    """The queued or running sweep job of this analysis with these options, if any."""
+    spec = sweep_spec(0, analysis_id, options)
+    for j in store(ws).list(states=ACTIVE):
+        if j.kind == "sweep" and j.spec.get("analysis_id") == spec["analysis_id"] \
+                and j.spec.get("options") == spec["options"]:
+            return j
+    return None
+
+
+def _done_text(job: Job, *, with_title: bool = False) -> str:
+    """The sentence shown when a job of this session is done."""
+    if job.kind == "sweep":
+        return f"Sweep of analysis {job.analysis_id} done (job #{job.id}): {job.message.split(': ', 1)[-1]}."
+    which = f"job #{job.id}, {job.title}" if with_title else f"job #{job.id}"
+    return (f"Analysis {job.analysis_id} done: {job.result['n_particles']} particles ({which})."
+            + ("" if with_title else " See the Particles page."))
+
+
 def announce(job: Job | None) -> None:
     """After :func:`submit`: the page's message for the job, then a rerun (the panel shows the rest)."""
     if job is None:
         return
     if job.state == "done":
-        flash("success", f"Analysis {job.analysis_id} done: {job.result['n_particles']} particles (job #{job.id}). "
-                         "See the Particles page.")
+        flash("success", _done_text(job))
     elif job.state == "failed":
         flash("error", f"Job #{job.id} failed: {job.error}")
     else:
@@ -189,8 +216,7 @@ def panel(ws: Workspace) -> None:
         st.session_state[state.JOBS_MINE] = mine - {j.id for j in ended}
         last = ended[0]
         if last.state == "done":
-            flash("success", f"Analysis {last.analysis_id} done: {last.result['n_particles']} particles "
-                             f"(job #{last.id}, {last.title}).")
+            flash("success", _done_text(last, with_title=True))
         else:
             flash("warning" if last.state == "cancelled" else "error",
                   f"Job #{last.id} ({last.title}) {last.state}" + (f": {last.error}" if last.error else "."))

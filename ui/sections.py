@@ -32,18 +32,15 @@ import streamlit as st
 
 from core import connectivity, uncertainty
 from core.pipeline import AnalysisParams
-from core.uncertainty import SEPARATION_VARIANTS, SweepParams, SweepResult
+from core.uncertainty import SEPARATION_VARIANTS, SweepParams
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, exports, state
-from .messages import one_sentence
-from .widgets import progress_callback
+from . import cache, charts, exports, jobs, state
 
 NameOf = Callable[[int], str]
 DEPTH_TITLE = "depth (0 = separator side, 1 = current collector)"
 WEIGHTINGS = ("by number", "by volume")
 MOVED = {"low": "pore | CBD threshold", "high": "CBD | NMC threshold", "h_um": "separation h"}
-ERRORS = (OSError, ValueError, TypeError, KeyError, MemoryError, RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -224,19 +221,6 @@ def sweep_options(target: Target, options: SweepParams) -> SweepParams | None:
     return options
 
 
-def run_sweep(ws: Workspace, target: Target, options: SweepParams,
-              progress: Callable[[float, str], None] | None = None) -> SweepResult:
-    """Sweep one analysis (its stored phases and table are the baseline) and keep the result in the workspace."""
-    volume = cache.volume(cache.VolumeRef.of(ws, target.sample))
-    phases, _ = cache.result_arrays(target.ref)
-    result = uncertainty.sweep(
-        volume, target.params, spacing=target.spacing, options=options, baseline_phases=phases,
-        baseline_table=cache.table(target.ref), progress=progress,
-    )
-    ws.save_sweep(target.analysis.id, options, result)
-    return result
-
-
 def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: NameOf | None = None,
                         options: SweepParams | None = None) -> None:
     """Median detachment per electrode with the error bar of the segmentation sweep.
@@ -275,21 +259,23 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
     )
     done = {t.name: ws.load_sweep(t.analysis.id, opts[t.name]) for t in found}
     todo = [t for t in found if done[t.name] is None]
+    running = {t.name: jobs.active_sweep(ws, t.analysis.id, opts[t.name]) for t in todo}
+    for t in todo:
+        if running[t.name] is not None:
+            j = running[t.name]
+            st.info(f"The sweep of {t.name} is {j.state} (job #{j.id}, see the sidebar); it shows here when done.")
+    todo = [t for t in todo if running[t.name] is None]
     if todo:
         n_runs = sum(len(opts[t.name].variants) for t in todo)
         clicked = st.button(f"Run the sweep ({len(todo)} electrode{'s' if len(todo) > 1 else ''}, {n_runs} runs)",
                             key=state.UNC_RUN, type="primary",
                             help="Slow: each run is a full analysis (the separation runs reuse the phases). "
-                                 "Results are kept in the workspace.")
+                                 "It runs as background jobs, one per electrode; results are kept in the workspace.")
         if clicked:
-            bar = st.progress(0.0, text="Sweep: starting…")
-            for i, t in enumerate(todo):
-                progress = progress_callback(bar, t.name, start=i / len(todo), span=1 / len(todo))
-                try:
-                    done[t.name] = run_sweep(ws, t, opts[t.name], progress)
-                except ERRORS as exc:
-                    st.error(f"The sweep of {t.name} failed: {one_sentence(exc)}")
-            bar.progress(1.0, text="Sweep: done")
+            last = None
+            for t in todo:
+                last = jobs.submit_sweep(ws, t.sample, t.analysis.id, opts[t.name]) or last
+            jobs.announce(last)
         else:
             st.info("Not swept yet: " + ", ".join(t.name for t in todo) + ".")
     ready = {name: s for name, s in done.items() if s is not None}

@@ -52,6 +52,33 @@ def test_a_separation_job_reuses_the_phases_of_an_analysis(tmp_path):
     assert a.params["separation"]["merge_ratio"] == 0.0
 
 
+def test_a_sweep_job_keeps_the_sweep_of_an_analysis(tmp_path):
+    from core.jobs import sweep_options, sweep_spec
+    from core.uncertainty import SweepParams, sweep
+
+    ws, [sid] = _ws(tmp_path)
+    store = JobStore(ws.root)
+    first = store.create("analysis", {"sample_id": sid, "params": AnalysisParams().to_dict()}, title="d0")
+    execute(ws.root, first.id)
+    aid = store.get(first.id).analysis_id
+    options = SweepParams(variants=("low+", "h-"))
+    assert sweep_options(sweep_spec(sid, aid, options)["options"]) == options
+    job = store.create("sweep", sweep_spec(sid, aid, options), title="sweep d0")
+    assert execute(ws.root, job.id) == "done"
+    done = store.get(job.id)
+    assert done.analysis_id == aid and done.result["n_runs"] == 2 and "2 runs" in done.message
+    kept = ws.load_sweep(aid, options)
+    a = ws.get_analysis(aid)
+    direct = sweep(ws.load_volume(sid), a.resolved, spacing=ws.get_sample(sid).spacing, options=options,
+                   baseline_phases=ws.load_phases(a), baseline_table=ws.load_table(aid))
+    assert kept == direct
+    # a sweep of an analysis that is not there fails with one sentence; a spec without options is refused
+    gone = store.create("sweep", sweep_spec(sid, aid + 99, options), title="gone")
+    assert execute(ws.root, gone.id) == "failed" and "\n" not in store.get(gone.id).error
+    with pytest.raises(ValueError, match="options"):
+        store.create("sweep", {"sample_id": sid, "analysis_id": aid}, title="x")
+
+
 def test_a_failing_job_keeps_one_sentence_and_a_bad_spec_is_refused(tmp_path):
     ws, [sid] = _ws(tmp_path)
     store = JobStore(ws.root)
