@@ -1,6 +1,6 @@
 """Dashboard entry: ``streamlit run app.py``.
 
-Page config, the shared sidebar sample picker, the first-start demo analysis
+Page config, the shared sidebar sample picker, the first-start demo analyses (background jobs)
 and the router over ``pages/``.
 """
 
@@ -35,8 +35,8 @@ nav = st.navigation(pages)
 from ui import cache, jobs, startup, state, widgets  # noqa: E402  (after st.navigation: these imports take seconds)
 
 ws = cache.workspace()
-startup.ensure_demos(ws)
 jobs.start(ws)  # the background jobs' cluster: started once per server, before any click needs it
+startup.ensure_demos(ws)  # first start: the demo electrodes' analyses are queued as jobs
 st.sidebar.markdown("**Cathode particle detachment**")
 widgets.sample_picker(ws)
 st.sidebar.caption(f"Workspace: `{ws.root}`")

@@ -1,19 +1,18 @@
-"""First start: add the three synthetic demo electrodes and analyse each once."""
+"""First start: add the three synthetic demo electrodes and analyse each once, as background jobs."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from core.jobs import ACTIVE
 from core.pipeline import AnalysisParams
-from core.runner import run_analysis
 from core.synth import DEMO_ELECTRODES
 from core.workspace import DEMO_PREFIX, Workspace
 
-from . import cache, settings, state
-from .messages import flash, one_sentence
-from .widgets import progress_callback
+from . import cache, jobs, settings, state
 
 META_KEY = "demos_added"
+DEMO_JOB = "Demo analysis"  # the title of the first-start jobs ("Demo analysis: pristine")
 MAX_FAILED = 2
 
 
@@ -41,35 +40,34 @@ def add_demos(ws: Workspace, size: int) -> list:
 
 
 def ensure_demos(ws: Workspace) -> None:
-    """Once per session: on a fresh workspace add the demos; analyse the ones not analysed yet (with progress)."""
-    if st.session_state.get(state.STARTUP_DONE) or not settings.demos_enabled():
+    """On a fresh workspace add the demos; queue an analysis job for each demo not analysed yet (once per
+    session), and while those jobs run say so at the top of the page (the comparison fills in as they finish)."""
+    if not settings.demos_enabled():
         return
-    if ws.get_meta(META_KEY) is not None and not _todo(ws):
+    if not st.session_state.get(state.STARTUP_DONE):
+        if ws.get_meta(META_KEY) is None or _todo(ws):
+            size = settings.demo_size()
+            with cache.startup_lock(str(ws.root)):
+                if ws.get_meta(META_KEY) is None:
+                    if not any(s.is_demo for s in ws.list_samples()):
+                        add_demos(ws, size)
+                    ws.set_meta(META_KEY, "1")
+                queued = {j.sample_id for j in jobs.store(ws).list(states=ACTIVE)}
+                for s in _todo(ws):
+                    if s.id not in queued:
+                        jobs.submit(ws, s, AnalysisParams(), what=DEMO_JOB)
         st.session_state[state.STARTUP_DONE] = True
+    running = [j for j in jobs.store(ws).list(states=ACTIVE) if j.title.startswith(DEMO_JOB + ":")]
+    if not running:
+        if st.session_state.pop(state.DEMOS_WAITING, False):
+            # the Compare page chose its electrodes while only some demos were analysed: choose again, all of them
+            st.session_state.pop(state.CMP_SAMPLES, None)
         return
-    size = settings.demo_size()
-    slot = st.empty()
-    box = slot.container()
-    with cache.startup_lock(str(ws.root)):
-        if ws.get_meta(META_KEY) is None:
-            if not any(s.is_demo for s in ws.list_samples()):
-                add_demos(ws, size)
-            ws.set_meta(META_KEY, "1")
-        todo = _todo(ws)
-        if todo:
-            box.subheader("Preparing the demo electrodes (first start only)")
-            box.caption(
-                f"Three SYNTHETIC electrodes at {size}³ voxels are generated and analysed once, then kept in the "
-                f"workspace ({ws.root}). Each takes {settings.demo_time_text(size)}."
-            )
-        for s in todo:
-            bar = box.progress(0.0, text=f"{s.name}: generating the synthetic volume…")
-            try:
-                vol = cache.volume(cache.VolumeRef.of(ws, s))
-                progress = progress_callback(bar, s.name)
-                a = run_analysis(ws, s.id, vol, AnalysisParams(), progress=progress)
-                bar.progress(1.0, text=f"{s.name}: {a.n_particles} particles")
-            except Exception as exc:  # keep the app usable; the run is stored as failed
-                flash("error", f"Analysing the demo '{s.name}' failed: {one_sentence(exc)}")
-    slot.empty()
-    st.session_state[state.STARTUP_DONE] = True
+    st.session_state[state.DEMOS_WAITING] = True
+    st.info(
+        f"**Preparing the demo electrodes (first start only).** Three SYNTHETIC electrodes at "
+        f"{settings.demo_size()}³ voxels are generated and analysed once as background jobs "
+        f"({', '.join(f'#{j.id}' for j in sorted(running, key=lambda j: j.id))}; progress in the sidebar), "
+        f"then kept in the workspace ({ws.root}). Each takes {settings.demo_time_text(settings.demo_size())}; "
+        "this page fills in as they finish."
+    )

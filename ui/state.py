@@ -20,6 +20,7 @@ PERSIST = "session"  # ``persist_state=`` of widgets whose values the user is st
 SAMPLE_ID = "sample_id"                # id of the current sample (copied from the sidebar picker)
 PENDING_SAMPLE = "pending_sample"      # id the picker should switch to on the next run
 STARTUP_DONE = "startup_done"          # the first-run demo check ran in this session
+DEMOS_WAITING = "demos_waiting"        # this session saw the first-start demo jobs running
 FLASH = "flash"                        # one-shot message shown after a rerun: (kind, text)
 BROWSE_DIR = "browse_dir"              # current folder of the server-side file browser
 UPLOADS_REJECTED = "uploads_rejected"  # {uploaded file id: the one-sentence refusal}, shown while it stays in the uploader

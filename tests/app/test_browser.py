@@ -67,11 +67,14 @@ def test_end_to_end_in_chromium(server, tmp_path):
                     if m.type == "error" else None)
             page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} ({r.failure})"))
             page.goto(server, timeout=60_000)
-            # first start: the demos are generated and analysed, then their comparison
+            # first start: the demos are generated and analysed as background jobs, the comparison fills in
             expect(page.locator("h1", has_text="Compare electrodes")).to_be_visible(timeout=240_000)
+            expect(page.get_by_text("Preparing the demo electrodes")).to_be_visible(timeout=120_000)
+            shot(page, "0_first_start_jobs.png")
+            expect(page.locator("[data-testid='stImage'] img")).to_have_count(3, timeout=300_000)
+            expect(page.get_by_text("Preparing the demo electrodes")).to_have_count(0, timeout=60_000)
             settle(page, 240_000)
             no_page_exception(page)
-            expect(page.locator("[data-testid='stImage'] img")).to_have_count(3)
             shot(page, "0_landing_compare.png")
             goto(page, "Samples")
             expect(page.locator("h1", has_text="Samples")).to_be_visible()
@@ -114,7 +117,9 @@ def test_end_to_end_in_chromium(server, tmp_path):
             page.get_by_role("button", name="Run particle separation").click()
             settle(page)
             # a background job on the local Dask cluster: queued, then its result when it is done
-            expect(page.locator("[data-testid='stAlertContentInfo']", has_text="queued")).to_be_visible()
+            # (a warm cluster can finish a small job before the "queued" message is seen: either will do)
+            expect(page.locator("[data-testid='stAlertContentInfo']", has_text="queued").or_(
+                page.locator("[data-testid='stAlertContentSuccess']", has_text="particles"))).to_be_visible()
             expect(page.locator("[data-testid='stAlertContentSuccess']", has_text="particles")).to_be_visible(
                 timeout=180_000)
             settle(page)
@@ -156,4 +161,4 @@ def test_end_to_end_in_chromium(server, tmp_path):
     SHOTS_COPY.mkdir(parents=True, exist_ok=True)
     for f in shots.iterdir():
         shutil.copy2(f, SHOTS_COPY / f.name)
-    assert len(list(shots.glob("*.png"))) == 6
+    assert len(list(shots.glob("*.png"))) == 7
