@@ -438,6 +438,42 @@ def write_recipe(recipe: Recipe, path: str | os.PathLike, *, relative: bool = Tr
     return p
 
 
+def has_classifier(recipe: Recipe) -> bool:
+    """Whether an analysis of ``recipe`` has its phases from a classifier (its training pairs must travel with it)."""
+    return any(e.params.classifier is not None for e in recipe.analyses)
+
+
+#: The recipe's file name inside :func:`recipe_archive`.
+ARCHIVE_RECIPE = "recipe.json"
+
+
+def recipe_archive(recipe: Recipe) -> bytes:
+    """A ZIP archive of ``recipe`` with the training pairs of its classifier analyses, ready to move elsewhere.
+
+    Holds ``recipe.json`` and, for each ``"classifier"`` analysis, its training
+    pairs under ``recipe-training/<analysis folder>/`` (what :func:`write_recipe`
+    writes beside a recipe), referenced relative to the recipe: unpack it and run
+    ``python -m core run recipe.json --out DIR``.  Input paths stay as they are.
+
+    Raises
+    ------
+    RecipeError
+        As :func:`write_recipe` (training pairs missing or changed since the analysis).
+    """
+    import io
+    import tempfile
+    import zipfile
+
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="recipe-") as tmp:
+        root = Path(tmp)
+        write_recipe(recipe, root / ARCHIVE_RECIPE)
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(p for p in root.rglob("*") if p.is_file()):
+                zf.write(f, f.relative_to(root).as_posix())
+    return buf.getvalue()
+
+
 def _with_training_beside(recipe: Recipe, path: Path) -> Recipe:
     """``recipe`` with each classifier folder outside ``path``'s folder copied to ``<stem>-training/<folder>``."""
     import shutil
@@ -678,8 +714,8 @@ def version_differences(entry: RecipeEntry) -> dict[str, tuple[str, str]]:
 
 
 __all__ = [
-    "RECIPE_VERSION", "ChecksumMismatch", "ClassifierChanged", "DemoInput", "FileInput", "Recipe", "RecipeEntry", "RecipeError",
-    "check_inputs", "dumps", "entry_from_result", "entry_from_workspace", "folder_name", "input_from_source",
+    "ARCHIVE_RECIPE", "RECIPE_VERSION", "ChecksumMismatch", "ClassifierChanged", "DemoInput", "FileInput", "Recipe", "RecipeEntry", "RecipeError",
+    "check_inputs", "dumps", "entry_from_result", "has_classifier", "entry_from_workspace", "folder_name", "input_from_source",
     "input_to_dict", "load_input", "loads", "read_recipe", "recipe_from_dict", "recipe_from_workspace",
-    "recipe_to_dict", "replay", "verify_checksum", "verify_classifier", "version_differences", "write_recipe",
+    "recipe_archive", "recipe_to_dict", "replay", "verify_checksum", "verify_classifier", "version_differences", "write_recipe",
 ]

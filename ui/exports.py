@@ -25,7 +25,8 @@ import pandas as pd
 import streamlit as st
 
 from core import compare
-from core.recipe import RecipeError, dumps, folder_name, recipe_from_workspace, recipe_to_dict, root_analysis
+from core.recipe import (RecipeError, dumps, folder_name, has_classifier, recipe_archive, recipe_from_workspace,
+                         recipe_to_dict, root_analysis)
 from core.records import display_name
 from core.report import ReportElectrode, build_report
 from core.workspace import Analysis, Sample, Workspace
@@ -258,8 +259,24 @@ def _recipe_or_reason(ws: Workspace, analyses: Sequence[Analysis], names: Sequen
     return recipe, None
 
 
+def _recipe_button(c, recipe, reason: str | None, *, stem: str, key: str) -> None:
+    """The recipe download: JSON, or a ZIP with the training strokes when a classifier analysis is in it (a JSON
+    alone would point at this server's workspace folder)."""
+    if recipe is not None and has_classifier(recipe):
+        c.download_button(
+            "Recipe (ZIP)", lambda: recipe_archive(recipe), file_name=f"{stem}-recipe.zip", mime="application/zip",
+            key=key, on_click="ignore", icon=":material/replay:",
+            help="The recipe with the brush-stroke training pairs of its classifier analyses: unzip, then "
+                 "python -m core run recipe.json --out DIR")
+        return
+    c.download_button(
+        "Recipe (JSON)", dumps(recipe).encode("utf-8") if recipe is not None else b"", file_name=f"{stem}-recipe.json",
+        mime="application/json", key=key, on_click="ignore", icon=":material/replay:", disabled=recipe is None,
+        help=reason or "Replays these analyses headless: python -m core run RECIPE --out DIR")
+
+
 def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str, Any], report,
-             recipe_bytes: bytes | None, recipe_reason: str | None, *, csv: bool, chart_buttons: bool) -> None:
+             recipe, recipe_reason: str | None, *, csv: bool, chart_buttons: bool) -> None:
     k = lambda base, *p: state.k(base, where, *p)  # noqa: E731
     buttons = []  # filled left to right, so that no column is left empty before the others
     if csv:
@@ -274,10 +291,7 @@ def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str,
         "HTML report", report, file_name=f"{stem}-report.html", mime="text/html", key=k(state.EXP_REPORT),
         on_click="ignore", icon=":material/description:",
         help="One self-contained file: charts, tables, parameters, versions, input checksums."))
-    buttons.append(lambda c: c.download_button(
-        "Recipe (JSON)", recipe_bytes or b"", file_name=f"{stem}-recipe.json", mime="application/json",
-        key=k(state.EXP_RECIPE), on_click="ignore", icon=":material/replay:", disabled=recipe_bytes is None,
-        help=recipe_reason or "Replays these analyses headless: python -m core run RECIPE --out DIR"))
+    buttons.append(lambda c: _recipe_button(c, recipe, recipe_reason, stem=stem, key=k(state.EXP_RECIPE)))
     for col, button in zip(st.columns(4), buttons):
         button(col)
     if recipe_reason:
@@ -320,7 +334,6 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
     if chart_map is None:
         chart_map = shown_charts() or standard_charts(tables, metric, kind)
     recipe, reason = _recipe_or_reason(ctx.ws, [a for _, _, a in items], [n for n, _, _ in items])
-    recipe_bytes = dumps(recipe).encode("utf-8") if recipe is not None else None
     st.subheader("Export")
     st.caption(f"{len(items)} electrodes: " + ", ".join(n for n, _, _ in items)
                + (f"; particles under {min_d:g} µm left out of the table, charts and report "
@@ -334,7 +347,7 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
                            chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
                            notes=notes, axis_trend=axis_trend)
 
-    _buttons("compare", "comparison", ctx.combined, chart_map, report, recipe_bytes, reason, csv=True,
+    _buttons("compare", "comparison", ctx.combined, chart_map, report, recipe, reason, csv=True,
              chart_buttons=True)
 
 
@@ -344,7 +357,6 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
     table = cache.table(cache.ResultRef.of(ws, analysis))
     chart_map = standard_charts({name: table})
     recipe, reason = _recipe_or_reason(ws, [analysis], [sample.name])
-    recipe_bytes = dumps(recipe).encode("utf-8") if recipe is not None else None
     st.subheader("Export")
 
     def report() -> bytes:
@@ -353,7 +365,7 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
                            recipe=recipe_to_dict(recipe) if recipe is not None else None)
 
     stem = f"{slug(sample.name)}-analysis{analysis.id}"
-    _buttons("particles", stem, table, chart_map, report, recipe_bytes, reason, csv=False, chart_buttons=False)
+    _buttons("particles", stem, table, chart_map, report, recipe, reason, csv=False, chart_buttons=False)
 
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -183,3 +184,32 @@ def test_report_after_a_re_separation_names_the_greyscale_checksum_like_the_reci
     d = json.loads(_data(captured, f"{stem}-recipe.json"))
     assert d["analyses"][0]["input_checksum"] == root.provenance["input_checksum"]
     assert root.provenance["input_checksum"] in html and phases_sum not in html
+
+
+def test_a_classifier_analysis_offers_its_recipe_as_a_zip_with_the_training_pairs(seeded_ws, captured):
+    import zipfile
+
+    from core.pipeline import AnalysisParams
+    from core.recipe import ARCHIVE_RECIPE
+    from core.runner import run_analysis
+    from core.scribbles import Scribbles
+
+    s = seeded_ws.list_samples()[0]
+    vol = seeded_ws.load_volume(s)
+    phases = seeded_ws.load_phases(seeded_ws.latest_analysis(s.id))
+    z = phases.shape[0] // 2
+    lab = np.full(phases.shape[1:], 255, np.uint8)
+    lab[::4, ::4] = phases[z, ::4, ::4]
+    folder = seeded_ws.save_training(s.id, vol, Scribbles.empty(phases.shape).with_slice(0, z, lab))
+    a = run_analysis(seeded_ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))
+    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert [b.label for b in at.get("download_button")][-1] == "Recipe (ZIP)"
+    with zipfile.ZipFile(io.BytesIO(_data(captured, f"{s.name}-analysis{a.id}-recipe.zip"))) as zf:
+        names = zf.namelist()
+        d = json.loads(zf.read(ARCHIVE_RECIPE))
+    entry = d["analyses"][0]
+    assert not Path(entry["params"]["classifier"]).is_absolute()  # not this server's workspace folder
+    assert {f"{entry['params']['classifier']}/{n}" for n in ("pairs.npz",)} <= set(names)

@@ -156,3 +156,30 @@ def test_recipe_of_a_classifier_run_replays_to_the_same_table(painted, tmp_path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "analysis 'a' classifier" in err and "no such folder" in err
     assert not (tmp_path / "X").exists()
+
+
+def test_recipe_archive_carries_the_training_pairs_and_replays_elsewhere(painted, tmp_path, capsys):
+    import io
+    import shutil
+    import zipfile
+
+    from core.recipe import ARCHIVE_RECIPE, has_classifier, read_recipe, recipe_archive
+
+    d, _ = painted
+    clf = tmp_path / "server" / "CLF"
+    shutil.copytree(d / "CLF", clf)
+    main_ok(["analyze", d / "img.tif", "--out", tmp_path / "A", "--method", "classifier", "--classifier", clf,
+             "--recipe", tmp_path / "r.json", "--name", "a", "-q"], capsys)
+    recipe = read_recipe(tmp_path / "r.json")
+    assert has_classifier(recipe)
+    data = recipe_archive(recipe)
+    shutil.rmtree(tmp_path / "server")  # the archive does not need the server's classifier folder
+    shutil.rmtree(tmp_path / "r-training", ignore_errors=True)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = zf.namelist()
+        assert ARCHIVE_RECIPE in names and any(n.startswith("recipe-training/a/") for n in names)
+        zf.extractall(tmp_path / "moved")
+    text = (tmp_path / "moved" / ARCHIVE_RECIPE).read_text()
+    assert json.loads(text)["analyses"][0]["params"]["classifier"] == "recipe-training/a"
+    main_ok(["run", tmp_path / "moved" / ARCHIVE_RECIPE, "--out", tmp_path / "R", "-q"], capsys)
+    assert (tmp_path / "A" / "particles.csv").read_bytes() == (tmp_path / "R" / "a" / "particles.csv").read_bytes()
