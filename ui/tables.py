@@ -6,6 +6,7 @@ import numpy as np
 
 from core.workspace import Workspace
 
+from . import pins
 from .confine import display_path
 from .render import AXES
 
@@ -54,6 +55,8 @@ def analyses_table(analyses):
             "thresholds (grey)": (f"{seg.low:.0f} / {seg.high:.0f}"
                                   if seg.low is not None and seg.high is not None else ""),
             "h (µm)": a.requested.separation.h_um,
+            "method": pins.method_words(a),
+            "note": a.note,
             "error": a.error or "",
         })
     return pd.DataFrame(rows)
