@@ -115,7 +115,8 @@ def select(ws: Workspace) -> CompareContext:
         return exports.electrode_name(by_id[sid], plain)
 
     notices = _pins_from_url(ws, by_id)
-    state.init(state.CMP_SAMPLES, [s.id for s in analysed[:6]])
+    first = [s.id for s in analysed[:6]]  # and any sample pinned from the Samples page before this page ran
+    state.init(state.CMP_SAMPLES, first + [i for i in _pins()[0] if i in by_id and i not in first])
     st.session_state[state.CMP_SAMPLES] = [i for i in st.session_state[state.CMP_SAMPLES] if i in by_id]
     chosen = st.multiselect("Electrodes", list(by_id), key=state.CMP_SAMPLES, format_func=display_name,
                             persist_state=state.PERSIST)
@@ -152,8 +153,8 @@ def _pins() -> tuple[dict[int, int], dict[int, int]]:
 def pin_for_compare(sample_id: int, analysis_id: int, latest_id: int) -> None:
     """Make the Compare page show ``analysis_id`` for this sample (and compare the sample), from another page."""
     _pin(sample_id, analysis_id, latest_id)
-    chosen = list(st.session_state.get(state.CMP_SAMPLES) or [])
-    if sample_id not in chosen:
+    chosen = st.session_state.get(state.CMP_SAMPLES)
+    if chosen is not None and sample_id not in chosen:  # (before the page's first run its default adds it)
         st.session_state[state.CMP_SAMPLES] = [*chosen, int(sample_id)]
 
 

@@ -66,10 +66,8 @@ def finished_text(a: Analysis) -> str:
 
 
 def analysis_label(a: Analysis, *, latest_id: int | None = None) -> str:
-    """``"#7 · 2026-12-02 14:03 · thresholds · 351 particles"``, ``" · latest"`` when it is, and its note."""
+    """``"#7 · 2026-12-02 14:03 · thresholds"``, ``" · latest"`` when it is, and its note."""
     text = f"#{a.id} · {finished_text(a)} · {method_words(a)}"
-    if a.n_particles is not None:
-        text += f" · {a.n_particles} particles"
     if latest_id is not None and a.id == latest_id:
         text += " · latest"
     if a.note:
