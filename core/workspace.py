@@ -794,6 +794,6 @@ class Workspace:
 
 
 __all__ = [
-    "Analysis", "DEMO_PREFIX", "NOTE_MAX", "Sample", "Workspace", "process_start_time", "write_bytes", "write_npy", "write_npz",
-    "write_parquet",
+    "Analysis", "DEMO_PREFIX", "NOTE_MAX", "Sample", "Workspace", "process_start_time", "write_bytes", "write_npy",
+    "write_npz", "write_parquet",
 ]

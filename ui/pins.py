@@ -98,6 +98,13 @@ def _thresholds(seg) -> str:
     return f"thresholds {_num(seg.low)} / {_num(seg.high)} (grey)"
 
 
+#: The settings :func:`_settings` words, in the order they are listed.
+SETTINGS_ORDER: tuple[str, ...] = (
+    "method", "particles", "thresholds", "denoise", "denoise_size", "partial_volume", "pv_sigma", "min_island",
+    "seeding", "fill_cracks", "markers", "h_um", "min_distance_um", "merge_ratio", "min_volume_um3", "weights",
+    "model_h", "tile", "precision")
+
+
 def _settings(p: AnalysisParams) -> dict[str, str]:
     """``{setting: its value in words}`` of the settings that act on these parameters' results.
 
@@ -185,9 +192,7 @@ def param_differences(analyses: dict[str, Analysis]) -> list[ParamDifference]:
     """
     settings = {name: _settings(a.requested) for name, a in analyses.items()}
     defaults = {name: _defaults(a.requested) for name, a in analyses.items()}
-    keys: list[str] = []
-    for s in settings.values():
-        keys += [k for k in s if k not in keys]
+    keys = [k for k in SETTINGS_ORDER if any(k in s for s in settings.values())]
     out = []
     for key in keys:
         values = tuple((name, s.get(key)) for name, s in settings.items())

@@ -241,7 +241,7 @@ def analyses_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) ->
 
         aid = st.selectbox("Analysis", list(by_id), key=state.k(state.AN_PICK, sid), format_func=label)
         a = by_id[aid]
-        c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         note = c1.text_input(f"Note on analysis #{aid}", value=a.note, key=state.k(state.AN_NOTE, sid, aid),
                              max_chars=NOTE_MAX, placeholder="e.g. h raised for the cracked particles")
         if c2.button("Save note", key=state.k(state.AN_NOTE_SAVE, sid, aid), disabled=note.strip() == a.note):
@@ -259,9 +259,8 @@ def analyses_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) ->
         st.caption(f"Deleting analysis #{aid} removes it and its files (phases, labels, table, sweeps)"
                    + (f"; #{', #'.join(map(str, reused))} reused its phases and stay, but their recipes can no "
                       "longer be exported" if reused else "") + ". The sample and its other analyses stay.")
-        c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-        ok = c1.checkbox(f"Yes, delete analysis #{aid}", key=state.k(state.AN_DELETE_CONFIRM, sid, aid))
-        if c2.button("Delete analysis", key=state.k(state.AN_DELETE, sid, aid), disabled=not ok,
+        ok = st.checkbox(f"Yes, delete analysis #{aid}", key=state.k(state.AN_DELETE_CONFIRM, sid, aid))
+        if st.button("Delete analysis", key=state.k(state.AN_DELETE, sid, aid), disabled=not ok,
                      icon=":material/delete:"):
             _act(lambda: ws.delete_analysis(aid), f"Deleted analysis #{aid} of '{sample.name}' and its files.")
 

@@ -51,12 +51,12 @@ def analyses_table(analyses):
         rows.append({
             "analysis": a.id, "status": a.status,
             "finished": dt.datetime.fromtimestamp(a.updated_at).strftime("%Y-%m-%d %H:%M:%S"),
+            "method": pins.method_words(a),
+            "note": a.note,
             "particles": a.n_particles,
             "thresholds (grey)": (f"{seg.low:.0f} / {seg.high:.0f}"
                                   if seg.low is not None and seg.high is not None else ""),
             "h (µm)": a.requested.separation.h_um,
-            "method": pins.method_words(a),
-            "note": a.note,
             "error": a.error or "",
         })
     return pd.DataFrame(rows)

@@ -17,7 +17,8 @@ import pytest
 from apphelpers import no_page_exception, settle, start_server, stop_server
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 
 SHOTS_COPY = Path("/tmp/shots-pin")
 
@@ -47,7 +48,8 @@ def test_a_new_analysis_in_another_browser_is_offered_not_switched_to(seeded_tem
 
     def rerun(sample, h_um):
         params = ws.latest_analysis(sample.id).requested
-        return run_analysis(ws, sample.id, ws.load_volume(sample), replace(params, separation=SeparationParams(h_um=h_um)))
+        return run_analysis(ws, sample.id, ws.load_volume(sample),
+                            replace(params, separation=SeparationParams(h_um=h_um)))
 
     moved = rerun(c1, 0.75)  # cycled-1C analysed with another h: the page flags it
     shown_5c = ws.latest_analysis(c5.id)
@@ -62,14 +64,17 @@ def test_a_new_analysis_in_another_browser_is_offered_not_switched_to(seeded_tem
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
             try:
                 one = browser.new_context(viewport={"width": 1440, "height": 1100}).new_page()
-                one.goto(url)
+                # a link naming two analyses (the URL routing a real browser does; two electrodes: a lighter page)
+                one.goto(f"{url}/compare?a={moved.id},{shown_5c.id}")
                 expect(one.locator("h1", has_text="Compare electrodes")).to_be_visible()
                 settle(one)
                 pick_5c = one.locator("[data-testid='stSelectbox']", has_text="Analysis of cycled-5C")
                 _expect_shows(pick_5c, shown_5c.id)
                 _expect_shows(one.locator("[data-testid='stSelectbox']", has_text="Analysis of cycled-1C"), moved.id)
-                expect(one.get_by_text("cycled-1C (SYNTHETIC) used h = 0.75 µm")).to_be_visible()
-                assert _url_pins(one)[-1] == str(shown_5c.id)
+                expect(one.get_by_text("cycled-1C (SYNTHETIC) used h = 0.75 µm; cycled-5C (SYNTHETIC) used the "
+                                       "defaults")).to_be_visible()
+                expect(one.locator("[data-testid='stSelectbox']", has_text="Analysis of pristine")).to_have_count(0)
+                assert _url_pins(one) == [str(moved.id), str(shown_5c.id)]
 
                 # another user makes a new analysis of cycled-5C; browser 2 sees it in the sample's analyses
                 newer = rerun(c5, 0.9)

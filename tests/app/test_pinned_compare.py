@@ -37,6 +37,37 @@ def _diff_flags(at) -> list[str]:
     return [w.value for w in at.warning if "used different parameters" in w.value]
 
 
+def _analysis(aid: int, params=None, **provenance):
+    from core.pipeline import AnalysisParams
+    from core.records import Analysis
+
+    p = params or AnalysisParams()
+    return Analysis(id=aid, sample_id=aid, requested=p, resolved=p, status="done", error=None, created_at=0.0,
+                    updated_at=0.0, owner_pid=None, provenance=provenance, phases_path=None, labels_path=None,
+                    table_path=None, n_particles=1)
+
+
+def test_url_form_and_parameter_differences_in_words():
+    from core.pipeline import AnalysisParams
+    from core.phases import SegmentParams
+
+    assert pins.parse_url_ids(" 3, 7,x,3,,-1,9") == [3, 7, 9]
+    assert pins.parse_url_ids(None) == [] and pins.url_value([3, 7, 9]) == "3,7,9"
+    same = {"a": _analysis(1), "b": _analysis(2)}
+    assert pins.param_differences(same) == [] and pins.differences_sentence([]) == ""
+    # settings that do not act on a method are not differences; the U-Net's own defaults are not listed
+    unet = AnalysisParams(method="model", segment=SegmentParams(denoise="gaussian"))
+    diffs = pins.param_differences({"a": _analysis(1), "b": _analysis(2, unet)})
+    assert pins.differences_sentence(diffs) == "b used phases by the 3D U-Net; a used the defaults."
+    assert pins.method_words(_analysis(3, unet)) == "3D U-Net"
+    assert pins.method_words(_analysis(4, presegmented=True, phases_from_analysis=1)) == "phases of #1"
+    denoised = AnalysisParams(segment=SegmentParams(denoise="gaussian", denoise_size=1.5, pv_sigma=0.8))
+    diffs = pins.param_differences({"a": _analysis(1), "b": _analysis(2, denoised), "c": _analysis(3)})
+    assert [d.key for d in diffs] == ["denoise", "denoise_size", "pv_sigma"]
+    assert pins.differences_sentence(diffs) == ("b used gaussian denoising, denoising size 1.5 voxels and blur "
+                                                "σ 0.8 voxels; the others used the defaults.")
+
+
 def test_names_picks_flags_differences_and_offers_newer_analyses(seeded_ws):
     pristine, c1, c5 = seeded_ws.list_samples()
     first = {s.id: seeded_ws.latest_analysis(s.id) for s in (pristine, c1, c5)}
