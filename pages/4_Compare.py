@@ -1,5 +1,6 @@
-"""Compare electrodes (each through its pinned analysis, named, changeable, in the URL): summary with CIs, weighted distributions, tests between electrodes, trends, electrodes on
-an attribute axis (C-rate, cycles...), slices.
+"""Compare electrodes, each through its pinned analysis (named, changeable, kept in the URL): summary with CIs,
+weighted distributions, tests between electrodes, trends, electrodes on an attribute axis (C-rate, cycles...),
+slices.
 
 Each section is one function of ``ui.compare_view`` (or of another ``ui`` module) taking the same context;
 the statistics are computed in ``core.compare``.
