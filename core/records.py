@@ -217,6 +217,8 @@ class Analysis:
         :func:`core.recipe.entry_from_workspace` replays; older rows lack it).
     phases_path, labels_path, table_path : str or None
         Artefact paths relative to the workspace folder (set when done).
+    note : str
+        The user's note on the analysis (:meth:`core.workspace.Workspace.set_analysis_note`); ``""`` when none.
     """
 
     id: int
@@ -233,6 +235,7 @@ class Analysis:
     labels_path: str | None
     table_path: str | None
     n_particles: int | None
+    note: str = ""
 
     @property
     def params(self) -> dict:

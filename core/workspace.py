@@ -62,6 +62,9 @@ Status = Literal["running", "done", "failed"]
 STATUSES: tuple[str, ...] = ("running", "done", "failed")
 SIDES: tuple[str, ...] = ("auto", "start", "end")
 SCHEMA_VERSION = 1
+NOTE_MAX = 500  # characters of an analysis's note
+#: Columns added after a workspace's tables were first created: ``(table, column, definition)``, added on open.
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("analyses", "note", "TEXT NOT NULL DEFAULT ''"),)
 UPLOAD_GRACE_S = 24 * 3600.0  # an upload not added as a sample is removed after this
 PARTIAL_GRACE_S = 600.0  # a temporary file of an atomic write (not of a failed run) untouched this long is stale
 
@@ -105,7 +108,8 @@ CREATE TABLE IF NOT EXISTS analyses (
     phases_path   TEXT,
     labels_path   TEXT,
     table_path    TEXT,
-    n_particles   INTEGER
+    n_particles   INTEGER,
+    note          TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS analyses_sample ON analyses(sample_id, status);
 """
@@ -150,6 +154,7 @@ class Workspace:
             con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
         finally:
             con.close()
+        self._add_missing_columns()
         with self._tx() as con:
             con.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.recover()
@@ -172,6 +177,19 @@ class Workspace:
             return con.execute(sql, args).fetchall()
         finally:
             con.close()
+
+    def _add_missing_columns(self) -> None:
+        """Add the columns of :data:`_ADDED_COLUMNS` a workspace made by an older version lacks (``ALTER TABLE``;
+        the rows it holds get the column's default), so that older workspaces open and keep working."""
+        for table, column, definition in _ADDED_COLUMNS:
+            if column in {r["name"] for r in self._query(f"PRAGMA table_info({table})")}:
+                continue
+            try:
+                with self._tx() as con:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            except sqlite3.OperationalError:  # another process added it meanwhile
+                if column not in {r["name"] for r in self._query(f"PRAGMA table_info({table})")}:
+                    raise
 
     # ---------------------------------------------------------------- recovery
 
@@ -515,7 +533,7 @@ class Workspace:
             status=r["status"], error=r["error"], created_at=float(r["created_at"]),
             updated_at=float(r["updated_at"]), owner_pid=r["owner_pid"], provenance=provenance,
             phases_path=r["phases_path"], labels_path=r["labels_path"], table_path=r["table_path"],
-            n_particles=r["n_particles"],
+            n_particles=r["n_particles"], note=r["note"] or "",
         )
 
     def get_analysis(self, analysis_id: int) -> Analysis:
@@ -540,6 +558,61 @@ class Workspace:
         """The newest analysis of a sample (by default the newest finished one), or None."""
         found = self.list_analyses(sample_id, status=status)
         return found[0] if found else None
+
+    def set_analysis_note(self, analysis_id: int, note: str) -> Analysis:
+        """Give an analysis a note (free text, at most :data:`NOTE_MAX` characters, stripped; ``""`` removes it).
+
+        The note does not change the analysis's ``updated_at`` (the time its run finished).
+
+        Raises
+        ------
+        KeyError
+            No analysis with this id.
+        TypeError
+            ``note`` is not text.
+        ValueError
+            ``note`` is longer than :data:`NOTE_MAX` characters.
+        """
+        if not isinstance(note, str):
+            raise TypeError(f"an analysis note must be text, got {type(note).__name__}")
+        note = note.strip()
+        if len(note) > NOTE_MAX:
+            raise ValueError(f"an analysis note holds at most {NOTE_MAX} characters, got {len(note)}")
+        with self._tx() as con:
+            if con.execute("UPDATE analyses SET note = ? WHERE id = ?", (note, int(analysis_id))).rowcount == 0:
+                raise KeyError(f"no analysis with id {analysis_id}")
+        return self.get_analysis(analysis_id)
+
+    def delete_analysis(self, analysis_id: int) -> Analysis:
+        """Remove one finished or failed analysis: its catalogue row and its folder (phases, labels, table, sweeps).
+
+        Returns
+        -------
+        Analysis
+            The record as it was before the deletion.
+
+        Raises
+        ------
+        KeyError
+            No analysis with this id.
+        ValueError
+            The analysis is still running (its run writes into its folder).
+
+        Notes
+        -----
+        An analysis that reused this one's phases (a re-separation) keeps its own results; only its recipe,
+        which replays from the greyscale of this one, can no longer be exported
+        (:func:`core.recipe.root_analysis` says so).
+        """
+        a = self.get_analysis(analysis_id)
+        if a.status == "running":
+            raise ValueError(f"analysis {a.id} is still running; delete it once it has finished or failed")
+        with self._tx() as con:
+            if con.execute("DELETE FROM analyses WHERE id = ? AND status != 'running'", (a.id,)).rowcount == 0:
+                raise KeyError(f"no analysis with id {analysis_id}")  # deleted meanwhile by another session
+        # files after the commit: a crash in between leaves an orphan folder that recover() removes
+        shutil.rmtree(self.analysis_dir(a.id), ignore_errors=True)
+        return a
 
     def begin_analysis(self, sample_id: int, params: "AnalysisParams | dict") -> int:
         """Insert a ``running`` analysis row owned by this process; returns its id."""
@@ -721,6 +794,6 @@ class Workspace:
 
 
 __all__ = [
-    "Analysis", "DEMO_PREFIX", "Sample", "Workspace", "process_start_time", "write_bytes", "write_npy", "write_npz",
-    "write_parquet",
+    "Analysis", "DEMO_PREFIX", "NOTE_MAX", "Sample", "Workspace", "process_start_time", "write_bytes", "write_npy",
+    "write_npz", "write_parquet",
 ]

@@ -118,5 +118,5 @@ ref, vol = page.read_volume(ws, sample)
 if vol is not None:
     samples_view.slice_viewer(ref, vol, sample)
 analyses = ws.list_analyses(sample.id)
-samples_view.analyses_section(analyses)
+samples_view.analyses_section(ws, sample, analyses)
 samples_view.delete_section(ws, sample, analyses)

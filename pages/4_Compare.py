@@ -1,5 +1,6 @@
-"""Compare electrodes: summary with CIs, weighted distributions, tests between electrodes, trends, electrodes on
-an attribute axis (C-rate, cycles...), slices.
+"""Compare electrodes, each through its pinned analysis (named, changeable, kept in the URL): summary with CIs,
+weighted distributions, tests between electrodes, trends, electrodes on an attribute axis (C-rate, cycles...),
+slices.
 
 Each section is one function of ``ui.compare_view`` (or of another ``ui`` module) taking the same context;
 the statistics are computed in ``core.compare``.
@@ -42,8 +43,8 @@ st.subheader("Slices at the same depth")
 compare_view.slices_section(ctx)
 
 # ---- isolated particles (contact graph) and segmentation uncertainty
-sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get)
-sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get)
+sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_of=ctx.analysis_of)
+sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_of=ctx.analysis_of)
 
 # ---- downloads: tables, charts, report, recipe
 exports.compare_section(ctx, metric=metric, axis_trend=axis_trend)

@@ -21,6 +21,7 @@ from core.records import Attribute
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, exports, messages, page, render, state
+from . import pins as pins_words
 
 EDGE_LABELS = {
     "exclude": "leave out",
@@ -43,7 +44,7 @@ class CompareContext:
     ws : Workspace
     names : {sample id: display name}
     samples : {display name: (Sample, Analysis)}
-        The latest analysis of each chosen sample.
+        The analysis compared for each chosen sample (pinned: see :func:`analysis_pickers`).
     refs : {display name: ResultRef}
     tables : {display name: particle table}
     groups : {display name: group label}
@@ -71,6 +72,11 @@ class CompareContext:
         """Hashable cache key: the (name, ResultRef) pairs and the size filter."""
         return cache.Selection(tuple(self.refs.items()), float(self.min_diameter_um))
 
+    def analysis_of(self, sample_id: int) -> Analysis | None:
+        """The analysis compared for a chosen sample (None for a sample not chosen)."""
+        name = self.names.get(sample_id)
+        return self.samples[name][1] if name is not None else None
+
     @property
     def combined(self) -> pd.DataFrame:
         """All particle tables in one, with ``electrode`` and ``group`` columns."""
@@ -93,28 +99,35 @@ def window_um(analysis: Analysis, ref: cache.ResultRef) -> tuple[float, float, f
 
 
 def select(ws: Workspace) -> CompareContext:
-    """Electrode picker with its guards (stops the page with a hint when fewer than two are analysed/chosen)."""
-    analysed = [(s, a) for s in ws.list_samples() if (a := ws.latest_analysis(s.id)) is not None]
+    """Electrode picker with its guards (stops the page with a hint when fewer than two are analysed/chosen), then
+    the analysis of each electrode (:func:`analysis_pickers`: pinned, named, changeable; newer ones offered, never
+    switched to silently) and the parameters in which they differ."""
+    samples = ws.list_samples()
+    done = {s.id: ws.list_analyses(s.id, status="done") for s in samples}  # newest first
+    analysed = [s for s in samples if done[s.id]]
     if len(analysed) < 2:
         st.info("Comparing needs at least two analysed samples. Analyse more on the **Segment** page.")
         st.stop()
-    by_id = {s.id: (s, a) for s, a in analysed}
-    plain = [s.name for s, _ in analysed]
+    by_id = {s.id: s for s in analysed}
+    plain = [s.name for s in analysed]
 
     def display_name(sid: int) -> str:
-        return exports.electrode_name(by_id[sid][0], plain)
+        return exports.electrode_name(by_id[sid], plain)
 
-    state.init(state.CMP_SAMPLES, [s.id for s, _ in analysed[:6]])
+    notices = _pins_from_url(ws, by_id)
+    first = [s.id for s in analysed[:6]]  # and any sample pinned from the Samples page before this page ran
+    state.init(state.CMP_SAMPLES, first + [i for i in _pins()[0] if i in by_id and i not in first])
     st.session_state[state.CMP_SAMPLES] = [i for i in st.session_state[state.CMP_SAMPLES] if i in by_id]
-    chosen = st.multiselect("Electrodes (latest analysis of each)", list(by_id), key=state.CMP_SAMPLES,
-                            format_func=display_name, persist_state=state.PERSIST)
+    chosen = st.multiselect("Electrodes", list(by_id), key=state.CMP_SAMPLES, format_func=display_name,
+                            persist_state=state.PERSIST)
     if len(chosen) < 2:
         st.info("Pick at least two electrodes.")
         st.stop()
-    if any(by_id[i][0].is_demo for i in chosen):
+    if any(by_id[i].is_demo for i in chosen):
         st.caption("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
     names = {i: display_name(i) for i in chosen}
-    refs = {names[i]: cache.ResultRef.of(ws, by_id[i][1]) for i in chosen}
+    picked = analysis_pickers(ws, {i: (names[i], done[i]) for i in chosen}, notices)
+    refs = {names[i]: cache.ResultRef.of(ws, picked[i]) for i in chosen}
     min_d = size_filter_picker()
     tables, dropped = compare.drop_small({n: cache.table(r) for n, r in refs.items()}, min_d)
     if min_d > 0:
@@ -122,11 +135,122 @@ def select(ws: Workspace) -> CompareContext:
                    + " particles. Summary, distributions, tests, trends and slices use the rest; the isolation "
                      "and uncertainty sections below use every particle.")
     return CompareContext(
-        ws=ws, names=names, samples={names[i]: by_id[i] for i in chosen}, refs=refs, tables=tables,
-        groups={names[i]: by_id[i][0].group_label for i in chosen},
-        windows_um={names[i]: window_um(by_id[i][1], refs[names[i]]) for i in chosen},
+        ws=ws, names=names, samples={names[i]: (by_id[i], picked[i]) for i in chosen}, refs=refs, tables=tables,
+        groups={names[i]: by_id[i].group_label for i in chosen},
+        windows_um={names[i]: window_um(picked[i], refs[names[i]]) for i in chosen},
         min_diameter_um=min_d, dropped=dropped,
     )
+
+
+# --------------------------------------------------------------------------- pinned analyses
+
+
+def _pins() -> tuple[dict[int, int], dict[int, int]]:
+    """This session's pins ``{sample id: analysis id}`` and the newest analysis known when each was set."""
+    return st.session_state.setdefault(state.CMP_PINS, {}), st.session_state.setdefault(state.CMP_SEEN, {})
+
+
+def pin_for_compare(sample_id: int, analysis_id: int, latest_id: int) -> None:
+    """Make the Compare page show ``analysis_id`` for this sample (and compare the sample), from another page."""
+    _pin(sample_id, analysis_id, latest_id)
+    chosen = st.session_state.get(state.CMP_SAMPLES)
+    if chosen is not None and sample_id not in chosen:  # (before the page's first run its default adds it)
+        st.session_state[state.CMP_SAMPLES] = [*chosen, int(sample_id)]
+
+
+def _pins_from_url(ws: Workspace, by_id: dict[int, Sample]) -> list[str]:
+    """On a session's first Compare run, the electrodes and pins named by ``?a=ID,...`` (a reload or a shared
+    link); returns one sentence for each id the workspace no longer has as a finished analysis."""
+    if state.CMP_PINS in st.session_state:
+        return []
+    pins, seen = _pins()
+    notices, chosen = [], []
+    for aid in pins_words.parse_url_ids(st.query_params.get(pins_words.URL_ANALYSES)):
+        try:
+            a = ws.get_analysis(aid)
+        except (KeyError, ValueError):
+            a = None
+        if a is None or a.status != "done" or a.sample_id not in by_id:
+            notices.append(f"Analysis #{aid} named in the link is no longer in the workspace: it is left out.")
+            continue
+        if a.sample_id not in pins:
+            pins[a.sample_id] = seen[a.sample_id] = a.id
+            chosen.append(a.sample_id)
+    if len(chosen) >= 2 or (chosen and state.CMP_SAMPLES not in st.session_state):
+        st.session_state[state.CMP_SAMPLES] = chosen
+    return notices
+
+
+def _pin(sid: int, aid: int, latest: int) -> None:
+    pins, seen = _pins()
+    pins[sid], seen[sid] = int(aid), int(latest)
+
+
+def _picked(sid: int, key: str, latest: int) -> None:
+    _pin(sid, st.session_state[key], latest)
+
+
+def analysis_pickers(ws: Workspace, electrodes: dict[int, tuple[str, list[Analysis]]],
+                     notices: list[str] = ()) -> dict[int, Analysis]:
+    """The analysis of each electrode: named in a selectbox (id, date, method), pinned in the session and in the
+    URL, a notice with *Use it* where a newer one appeared, and the parameters in which they differ.
+
+    Parameters
+    ----------
+    electrodes : {sample id: (display name, its finished analyses, newest first)}
+    notices : list of str
+        Sentences to show first (pins of a link that could not be kept).
+
+    Returns
+    -------
+    {sample id: Analysis}
+    """
+    pins, seen = _pins()
+    notices = list(notices)
+    for sid, (name, found) in electrodes.items():
+        have = {a.id for a in found}
+        if pins.get(sid) not in have:
+            if sid in pins:  # deleted meanwhile (here or in another browser)
+                notices.append(f"Analysis #{pins[sid]} of {name} is no longer in the workspace; showing its "
+                               f"latest, {pins_words.naming_sentence(name, found[0]).split(': ', 1)[1]}.")
+            _pin(sid, found[0].id, found[0].id)
+    for text in notices:
+        st.warning(text, icon=":material/history:")
+    picked: dict[int, Analysis] = {}
+    per_row = min(len(electrodes), 3)
+    cols = st.columns(per_row)
+    for i, (sid, (name, found)) in enumerate(electrodes.items()):
+        by_aid = {a.id: a for a in found}
+        key = state.k(state.CMP_PICK, sid)
+        st.session_state[key] = pins[sid]
+        latest = found[0].id
+        cols[i % per_row].selectbox(
+            f"Analysis of {name}", list(by_aid), key=key, on_change=_picked, args=(sid, key, latest),
+            format_func=lambda aid, by_aid=by_aid, latest=latest: pins_words.analysis_label(by_aid[aid],
+                                                                                            latest_id=latest))
+        picked[sid] = by_aid[pins[sid]]
+    st.caption("The analysis shown for each electrode stays the same (also in the page's link) until you pick "
+               "another; a newer one is offered, never switched to on its own. Notes and deleting: the Samples page.")
+    for sid, (name, found) in electrodes.items():
+        newest = found[0]
+        if newest.id != pins[sid] and newest.id > seen.get(sid, pins[sid]):
+            c1, c2, c3 = st.columns([8, 1, 1], vertical_alignment="center")
+            c1.info(f"{name} has a newer analysis #{newest.id} ({pins_words.finished_text(newest)}, "
+                    f"{pins_words.method_words(newest)}); this page still shows #{pins[sid]}.",
+                    icon=":material/fiber_new:")
+            c2.button("Use it", key=state.k(state.CMP_USE_NEWER, sid), on_click=_pin,
+                      args=(sid, newest.id, newest.id), type="primary")
+            c3.button(f"Keep #{pins[sid]}", key=state.k(state.CMP_KEEP, sid), on_click=_pin,
+                      args=(sid, pins[sid], newest.id))
+    diffs = pins_words.param_differences({electrodes[sid][0]: a for sid, a in picked.items()})
+    if diffs:
+        st.warning("**The compared analyses used different parameters:** "
+                   + pins_words.differences_sentence(diffs) + " Differences may come from these, not only from "
+                   "the electrodes.", icon=":material/rule:")
+    value = pins_words.url_value(picked[sid].id for sid in electrodes)
+    if st.query_params.get(pins_words.URL_ANALYSES) != value:  # a reload or a shared link shows the same
+        st.query_params[pins_words.URL_ANALYSES] = value
+    return picked
 
 
 def size_filter_picker() -> float:

@@ -12,9 +12,9 @@ import pandas as pd
 import streamlit as st
 
 from core.records import ATTRIBUTE_PRESETS, Attribute
-from core.workspace import Analysis, Sample, Workspace
+from core.workspace import NOTE_MAX, Analysis, Sample, Workspace
 
-from . import cache, forms, render, state, tables
+from . import cache, forms, pins, render, state, tables
 from .confine import VOLUME_SUFFIXES, confine
 from .messages import display_path, flash, one_sentence
 from .render import AXES
@@ -218,10 +218,62 @@ def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
     st.caption(f"Volume {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; {shown}")
 
 
-def analyses_section(analyses: list[Analysis]) -> None:
-    if analyses:
-        with st.expander(f"Analyses of this sample ({len(analyses)})"):
-            st.dataframe(tables.analyses_table(analyses), hide_index=True)
+def analyses_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) -> None:
+    """The sample's analyses (newest first) with, for one picked from them, its note, *Compare with this one* (the
+    Compare page then shows it for this sample) and deletion with its files, after a confirmation tick."""
+    if not analyses:
+        return
+    sid = sample.id
+    with st.expander(f"Analyses of this sample ({len(analyses)})", icon=":material/history:"):
+        st.dataframe(tables.analyses_table(analyses), hide_index=True, width="stretch",
+                     column_config={"note": st.column_config.TextColumn("note", width="medium")})
+        by_id = {a.id: a for a in analyses}
+        done = [a for a in analyses if a.status == "done"]
+        latest = done[0].id if done else None
+        pinned = (st.session_state.get(state.CMP_PINS) or {}).get(sid)
+        if st.session_state.get(state.k(state.AN_PICK, sid)) not in by_id:
+            st.session_state[state.k(state.AN_PICK, sid)] = pinned if pinned in by_id else analyses[0].id
+
+        def label(aid: int) -> str:
+            a = by_id[aid]
+            text = pins.analysis_label(a, latest_id=latest) if a.status == "done" else f"#{a.id} · {a.status}"
+            return text + (" · on the Compare page" if aid == pinned else "")
+
+        aid = st.selectbox("Analysis", list(by_id), key=state.k(state.AN_PICK, sid), format_func=label)
+        a = by_id[aid]
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        note = c1.text_input(f"Note on analysis #{aid}", value=a.note, key=state.k(state.AN_NOTE, sid, aid),
+                             max_chars=NOTE_MAX, placeholder="e.g. h raised for the cracked particles")
+        if c2.button("Save note", key=state.k(state.AN_NOTE_SAVE, sid, aid), disabled=note.strip() == a.note):
+            _act(lambda: ws.set_analysis_note(aid, note), f"Saved the note on analysis #{aid}.")
+        if a.status == "done":
+            if st.button("Compare with this one", key=state.k(state.AN_COMPARE, sid, aid),
+                         icon=":material/query_stats:", disabled=aid == pinned,
+                         help="The Compare page shows this analysis for this sample until you pick another there."):
+                from .compare_view import pin_for_compare
+
+                pin_for_compare(sid, aid, latest)
+                flash("success", f"The Compare page now shows analysis #{aid} for '{sample.name}'.")
+                st.rerun()
+        reused = [b.id for b in analyses if b.provenance.get("phases_from_analysis") == aid]
+        st.caption(f"Deleting analysis #{aid} removes it and its files (phases, labels, table, sweeps)"
+                   + (f"; #{', #'.join(map(str, reused))} reused its phases and stay, but their recipes can no "
+                      "longer be exported" if reused else "") + ". The sample and its other analyses stay.")
+        ok = st.checkbox(f"Yes, delete analysis #{aid}", key=state.k(state.AN_DELETE_CONFIRM, sid, aid))
+        if st.button("Delete analysis", key=state.k(state.AN_DELETE, sid, aid), disabled=not ok,
+                     icon=":material/delete:"):
+            _act(lambda: ws.delete_analysis(aid), f"Deleted analysis #{aid} of '{sample.name}' and its files.")
+
+
+def _act(work, done: str) -> None:
+    """Run a change of the catalogue, then flash ``done`` and rerun; its refusal in one sentence otherwise."""
+    try:
+        work()
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        st.error(one_sentence(exc))
+        return
+    flash("success", done)
+    st.rerun()
 
 
 def delete_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) -> None:

@@ -38,6 +38,7 @@ from core.workspace import Analysis, Sample, Workspace
 from . import cache, charts, exports, jobs, state
 
 NameOf = Callable[[int], str]
+AnalysisOf = Callable[[int], "Analysis | None"]  # sample id -> the analysis a section shows (default: the latest)
 DEPTH_TITLE = "depth (0 = separator side, 1 = current collector)"
 WEIGHTINGS = ("by number", "by volume")
 MOVED = {"low": "pore | CBD threshold", "high": "CBD | NMC threshold", "h_um": "separation h"}
@@ -62,13 +63,15 @@ class Target:
         return side
 
 
-def targets(ws: Workspace, chosen_ids: Sequence[int], name_of: NameOf | None = None) -> tuple[list[Target], list[str]]:
-    """The chosen samples with a finished analysis, and the names of those without one."""
+def targets(ws: Workspace, chosen_ids: Sequence[int], name_of: NameOf | None = None,
+            analysis_of: AnalysisOf | None = None) -> tuple[list[Target], list[str]]:
+    """The chosen samples with a finished analysis (``analysis_of(sample id)``, default the latest), and the names
+    of those without one."""
     found, missing = [], []
     for sid in chosen_ids:
         sample = ws.get_sample(sid)
         name = name_of(sid) if name_of else sample.name
-        a = ws.latest_analysis(sid)
+        a = analysis_of(sid) if analysis_of else ws.latest_analysis(sid)
         if a is None:
             missing.append(name)
             continue
@@ -78,10 +81,11 @@ def targets(ws: Workspace, chosen_ids: Sequence[int], name_of: NameOf | None = N
     return found, missing
 
 
-def _section_targets(title: str, ws: Workspace, chosen_ids: Sequence[int], name_of: NameOf | None) -> list[Target]:
+def _section_targets(title: str, ws: Workspace, chosen_ids: Sequence[int], name_of: NameOf | None,
+                     analysis_of: AnalysisOf | None = None) -> list[Target]:
     """A section's subheader, a caption naming the chosen samples not analysed yet, and the analysed ones."""
     st.subheader(title)
-    found, missing = targets(ws, chosen_ids, name_of)
+    found, missing = targets(ws, chosen_ids, name_of, analysis_of)
     if missing:
         st.caption("Not analysed yet: " + ", ".join(missing) + ".")
     return found
@@ -91,20 +95,20 @@ def _section_targets(title: str, ws: Workspace, chosen_ids: Sequence[int], name_
 
 
 def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: NameOf | None = None,
-                      depth_bins: int = 5) -> None:
+                      depth_bins: int = 5, analysis_of: AnalysisOf | None = None) -> None:
     """Isolated particles (no conductive path to the current collector) of each chosen electrode.
 
     Parameters
     ----------
     ws : Workspace
     chosen_ids : sequence of int
-        Sample ids; the latest finished analysis of each is used.
+        Sample ids; the latest finished analysis of each is used, or ``analysis_of(sample id)``'s.
     name_of : callable(sample id) -> str, optional
         Display name (default: the sample name).
     depth_bins : int
         Bins of the depth chart.
     """
-    found = _section_targets("Isolated particles", ws, chosen_ids, name_of)
+    found = _section_targets("Isolated particles", ws, chosen_ids, name_of, analysis_of)
     if not found:
         st.info("No analysed electrode chosen.")
         return
@@ -222,21 +226,21 @@ def sweep_options(target: Target, options: SweepParams) -> SweepParams | None:
 
 
 def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: NameOf | None = None,
-                        options: SweepParams | None = None) -> None:
+                        options: SweepParams | None = None, analysis_of: AnalysisOf | None = None) -> None:
     """Median detachment per electrode with the error bar of the segmentation sweep.
 
     Parameters
     ----------
     ws : Workspace
     chosen_ids : sequence of int
-        Sample ids; the latest finished analysis of each is used.
+        Sample ids; the latest finished analysis of each is used, or ``analysis_of(sample id)``'s.
     name_of : callable(sample id) -> str, optional
         Display name (default: the sample name).
     options : SweepParams, optional
         Steps and variants (default :class:`core.uncertainty.SweepParams`).
     """
     options = options or SweepParams()
-    found = _section_targets("Segmentation uncertainty", ws, chosen_ids, name_of)
+    found = _section_targets("Segmentation uncertainty", ws, chosen_ids, name_of, analysis_of)
     opts = {t.name: sweep_options(t, options) for t in found}
     for t in found:
         if opts[t.name] is None:

@@ -92,6 +92,14 @@ PAINT_CONFIDENCE = "w_paint_confidence"  # shared by all samples: below it a pix
 PAINT_CANVAS = "w_paint_canvas"        # + sample id + axis + index + generation
 PAINT_CLEAR = "w_paint_clear"          # + sample id + axis + index: "Clear this slice"
 
+# ---- the analyses of a sample (Samples page), + sample id
+AN_PICK = "w_an_pick"                  # which analysis the actions below the list act on
+AN_NOTE = "w_an_note"                  # + sample id + analysis id: its note
+AN_NOTE_SAVE = "w_an_note_save"        # + sample id + analysis id
+AN_COMPARE = "w_an_compare"            # + sample id + analysis id: "Compare with this one"
+AN_DELETE_CONFIRM = "w_an_delete_confirm"  # + sample id + analysis id
+AN_DELETE = "w_an_delete"              # + sample id + analysis id
+
 # ---- Particles page (+ sample id)
 PART_METHOD = "w_part_method"
 PART_FORM = "w_part_form"
@@ -109,6 +117,11 @@ PART_INDEX = "w_part_index"            # + sample id + axis
 
 # ---- Compare page
 CMP_SAMPLES = "w_cmp_samples"
+CMP_PINS = "cmp_pins"                  # plain: {sample id: id of the analysis the Compare page shows for it}
+CMP_SEEN = "cmp_seen"                  # plain: {sample id: newest analysis id known when its pin was set}
+CMP_PICK = "w_cmp_pick"                # + sample id: which analysis of it to compare
+CMP_USE_NEWER = "w_cmp_use_newer"      # + sample id: "Use it" button of the newer-analysis notice
+CMP_KEEP = "w_cmp_keep"                # + sample id: "Keep #N" button of that notice
 CMP_EDGE = "w_cmp_edge"                # edge policy: exclude / include / miles
 CMP_MIN_DIAMETER = "w_cmp_min_diameter"    # smallest equivalent diameter counted (µm)
 CMP_CUT = "w_cmp_cut"                  # detachment cut of the "share detached" column

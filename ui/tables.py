@@ -6,6 +6,7 @@ import numpy as np
 
 from core.workspace import Workspace
 
+from . import pins
 from .confine import display_path
 from .render import AXES
 
@@ -50,6 +51,8 @@ def analyses_table(analyses):
         rows.append({
             "analysis": a.id, "status": a.status,
             "finished": dt.datetime.fromtimestamp(a.updated_at).strftime("%Y-%m-%d %H:%M:%S"),
+            "method": pins.method_words(a),
+            "note": a.note,
             "particles": a.n_particles,
             "thresholds (grey)": (f"{seg.low:.0f} / {seg.high:.0f}"
                                   if seg.low is not None and seg.high is not None else ""),

@@ -307,3 +307,60 @@ def test_add_sample_refuses_an_implausible_voxel_size(tmp_path):
     with pytest.raises(ValueError, match=r"spacing must be finite and > 0, between 0.0001 and 10000 µm per voxel, got 1e\+300"):
         ws.add_sample("A", "demo:pristine", spacing=1e300)
     assert ws.list_samples() == []
+
+
+def test_analysis_note_is_set_kept_and_removed(tmp_path, elec):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("a", "demo:pristine", spacing=elec.spacing)
+    a = run_analysis(ws, s.id, elec.greyscale)
+    assert a.note == ""
+    noted = ws.set_analysis_note(a.id, "  h too low, see #2  ")
+    assert noted.note == "h too low, see #2"
+    assert noted.updated_at == a.updated_at  # the note is not a new finish time
+    assert Workspace(tmp_path).get_analysis(a.id).note == "h too low, see #2"
+    assert ws.set_analysis_note(a.id, "").note == ""
+    with pytest.raises(KeyError, match="no analysis with id 999"):
+        ws.set_analysis_note(999, "x")
+    with pytest.raises(TypeError, match="must be text"):
+        ws.set_analysis_note(a.id, 3)
+    with pytest.raises(ValueError, match=f"at most {wsmod.NOTE_MAX} characters"):
+        ws.set_analysis_note(a.id, "x" * (wsmod.NOTE_MAX + 1))
+
+
+def test_delete_analysis_removes_its_row_and_files_only(tmp_path, elec):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("a", "demo:pristine", spacing=elec.spacing)
+    keep = run_analysis(ws, s.id, elec.greyscale)
+    gone = run_analysis(ws, s.id, elec.greyscale, AnalysisParams(separation=SeparationParams(h_um=0.8)))
+    folder = ws.analysis_dir(gone.id)
+    assert (folder / "labels.npz").is_file() and (folder / "particles.parquet").is_file()
+    before = ws.delete_analysis(gone.id)
+    assert before.id == gone.id and before.note == ""
+    assert not folder.exists()
+    with pytest.raises(KeyError, match=f"no analysis with id {gone.id}"):
+        ws.get_analysis(gone.id)
+    assert [a.id for a in ws.list_analyses(s.id)] == [keep.id]
+    assert ws.latest_analysis(s.id).id == keep.id
+    assert len(ws.load_table(keep)) == keep.n_particles  # the other analysis is untouched
+    with pytest.raises(KeyError, match=f"no analysis with id {gone.id}"):
+        ws.delete_analysis(gone.id)
+    running = ws.begin_analysis(s.id, AnalysisParams())
+    with pytest.raises(ValueError, match="still running"):
+        ws.delete_analysis(running)
+    assert ws.get_analysis(running).status == "running"
+    # after a restart too
+    assert [a.id for a in Workspace(tmp_path).list_analyses(s.id, status="done")] == [keep.id]
+
+
+def test_workspace_made_before_notes_opens_and_gets_the_column(tmp_path, elec):
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("a", "demo:pristine", spacing=elec.spacing)
+    a = run_analysis(ws, s.id, elec.greyscale)
+    con = sqlite3.connect(ws.db_path)
+    con.execute("ALTER TABLE analyses DROP COLUMN note")  # the catalogue as an older version wrote it
+    con.commit()
+    con.close()
+    old = Workspace(tmp_path)
+    assert old.get_analysis(a.id).note == ""
+    assert old.set_analysis_note(a.id, "kept").note == "kept"
+    assert Workspace(tmp_path).get_analysis(a.id).note == "kept"
