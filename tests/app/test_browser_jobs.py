@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from apphelpers import start_server, stop_server
+from apphelpers import settle, start_server, stop_server
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
@@ -82,6 +82,7 @@ def test_jobs_survive_the_page_and_a_server_restart(tmp_path):
                 two = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()
                 two.goto(url, timeout=60_000)
                 _wait_sidebar(two, lambda t: "#1 Analysis: big · running" in t, 60, "job #1 in browser 2")
+                settle(two)
                 two.screenshot(path=str(shots / "1_second_browser_sees_the_job.png"))
                 two.locator("[data-testid='stSidebar']").get_by_role("button", name="Cancel").click()
                 _wait_sidebar(two, lambda t: "⊘ #1 Analysis: big" in t, 120, "job #1 cancelled")
@@ -102,6 +103,7 @@ def test_jobs_survive_the_page_and_a_server_restart(tmp_path):
                 three.goto(url, timeout=60_000)
                 _wait_sidebar(three, lambda t: "Jobs" in t, 120, "the jobs panel")
                 _wait_sidebar(three, lambda t: "↯ #2 Analysis: big" in t, 60, "job #2 interrupted")
+                settle(three)  # a click in the panel while the page's first run (cluster start) goes on can be lost
                 three.screenshot(path=str(shots / "2_interrupted_after_restart.png"))
                 three.locator("[data-testid='stSidebar']").get_by_role("button", name="Re-run").first.click()
                 _wait_sidebar(three, lambda t: "✓ #3 Analysis: big" in t, 240, "job #3 done")
