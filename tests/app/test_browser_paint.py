@@ -80,6 +80,8 @@ def test_paint_strokes_in_chromium(server, tmp_path):
             page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
             page.goto(server, timeout=60_000)
             expect(page.locator("h1", has_text="Compare electrodes")).to_be_visible(timeout=240_000)
+            # the first start analyses the demos as background jobs: the comparison fills in when they are done
+            expect(page.locator("[data-testid='stImage'] img")).to_have_count(3, timeout=300_000)
             settle(page, 240_000)
             ws = Workspace(tmp_path / "ws")
             sample = next(s for s in ws.list_samples() if s.name == "pristine")
