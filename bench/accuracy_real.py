@@ -236,7 +236,8 @@ TRIED = [{"check": c, "variant": v, "A": a, "B": b, "D": d} for c, v, a, b, d in
      "0.521 (0.34/0.40/0.82)", "0.542 (0.43/0.37/0.83)", "0.577 (0.39/0.41/0.93)"),
     ("1", "σ 0.3-8", "0.521 (0.34/0.40/0.82)", "0.541 (0.42/0.37/0.83)", "0.577 (0.38/0.42/0.93)"),
     ("1", "intensity features only", "0.513 (0.33/0.40/0.81)", "0.523 (0.40/0.35/0.82)", "0.576 (0.36/0.44/0.93)"),
-    ("1", "intensity + Hessian (no edges)", "0.519 (0.34/0.40/0.82)", "0.539 (0.43/0.37/0.82)", "0.588 (0.40/0.43/0.93)"),
+    ("1", "intensity + Hessian (no edges)", "0.519 (0.34/0.40/0.82)", "0.539 (0.43/0.37/0.82)",
+     "0.588 (0.40/0.43/0.93)"),
     ("1", "intensity + edges (no Hessian)", "0.500 (0.31/0.39/0.80)", "0.504 (0.39/0.33/0.80)",
      "0.551 (0.33/0.40/0.93)"),
     ("1", "normalisation: mean / standard deviation per image", "0.525 (0.33/0.41/0.83)", "0.522 (0.41/0.34/0.81)",
@@ -290,10 +291,11 @@ def classifier_lines(rows, per_train, oracle, seconds: float) -> list[str]:
         "Where the errors are (check script 2, pairs raw_1→raw_100, raw_200→raw_300, raw_360→raw_738, "
         "raw_1501→raw_1502): 86-96 % of the misclassified pixels lie within 3 px of a boundary of the manual "
         "labels, and pixels 5 px or more from a boundary are 95-100 % right. The strokes (inside the phases, "
-        f"centres {STROKE_ERODE} px inside) never sample that band, and no variant below raises an acquisition's mean by more than 0.01 (several "
-        "lower it).", "",
+        f"centres {STROKE_ERODE} px inside) never sample that band, and no variant below raises an acquisition's "
+        "mean by more than 0.01 (several lower it).", "",
         "Measured with the same strokes, pairs and scoring as the rows above (a separate check script on the "
-        "same 15 slices, not rerun here; 'check' 1 or 2: which of the two); mean IoU per acquisition, pore/CBD/NMC IoU in brackets. No variant gains "
+        "same 15 slices, not rerun here; 'check' 1 or 2: which of the two); mean IoU per acquisition, "
+        "pore/CBD/NMC IoU in brackets. No variant gains "
         "more than 0.007 on any acquisition (the seeded watershed, the only one that gains on all three, gains "
         "0.001-0.003, far inside the spread over the choice of the training slice, for an extra segmentation "
         "of every slice), so the default is unchanged and the target is still missed.", "",
