@@ -147,6 +147,33 @@ def env_lines() -> list[str]:
     ]
 
 
+def time_calls(fn, calls: int, warmup: int = 0, *, cpu: str = "thread"):
+    """Wall and CPU seconds of ``calls`` calls of ``fn`` after ``warmup`` untimed ones: two (calls,) arrays.
+
+    ``cpu``: ``"thread"`` (``time.thread_time``, the calling thread: single-threaded kernels) or
+    ``"process"`` (``time.process_time``, every thread of the process: multi-threaded learners).
+    """
+    import numpy as np
+    import time
+
+    clock = {"thread": time.thread_time, "process": time.process_time}[cpu]
+    for _ in range(warmup):
+        fn()
+    wall, used = np.empty(calls), np.empty(calls)
+    for i in range(calls):
+        t0, c0 = time.perf_counter(), clock()
+        fn()
+        wall[i], used[i] = time.perf_counter() - t0, clock() - c0
+    return wall, used
+
+
+def load_line(load_start: tuple[float, float, float]) -> str:
+    """A bullet line with the 1-minute load average at the start (``os.getloadavg()`` then) and now."""
+    now = os.getloadavg()
+    return (f"- load average at the start / end: {load_start[0]:.1f} / {now[0]:.1f} (1 min) on {os.cpu_count()} "
+            "cores")
+
+
 def fmt(v, digits: int = 3) -> str:
     """Format one table cell."""
     if v is None:

@@ -53,18 +53,6 @@ def _volume(shape) -> tuple[np.ndarray, str]:
                         f"({e.greyscale.dtype}), generated in {time.perf_counter() - t0:.0f} s"
 
 
-def _time(fn, n_warm: int, n_calls: int) -> tuple[np.ndarray, np.ndarray]:
-    """Wall and thread-CPU seconds of ``n_calls`` calls after ``n_warm`` untimed ones."""
-    for _ in range(n_warm):
-        fn()
-    wall, cpu = np.empty(n_calls), np.empty(n_calls)
-    for i in range(n_calls):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        fn()
-        wall[i], cpu[i] = time.perf_counter() - t0, time.thread_time() - c0
-    return wall, cpu
-
-
 def _profile(fn) -> dict[str, float]:
     """Cumulative seconds of each ``core.phases`` function (and the whole call) in one profiled call."""
     import cProfile
@@ -124,7 +112,7 @@ def main(argv=None) -> int:
 
         for what, fn in (("first preview: globals + slab + phases", first),
                          ("new slice: slab + phases", new_slice)):
-            w, c = _time(fn, 0, args.first)
+            w, c = C.time_calls(fn, args.first)
             rows.append({"pv_sigma": sig_name, "call": what, "calls": len(w), "median s": float(np.median(w)),
                          "max s": float(w.max()), "CPU median s": float(np.median(c)), "CBD %": None,
                          f"≤ {TARGET_S:g} s": None})
@@ -132,7 +120,7 @@ def main(argv=None) -> int:
                   flush=True)
         ctx = P.prepare_preview(vol, axis, index, p0, globals=g)
         for name, low, high in pairs:
-            w, c = _time(lambda: P.preview_from(ctx, low, high), args.warmup, args.calls)
+            w, c = C.time_calls(lambda: P.preview_from(ctx, low, high), args.calls, args.warmup)
             out = P.preview_from(ctx, low, high)
             rows.append({"pv_sigma": sig_name, "call": f"threshold move, {name}: {low:.0f} / {high:.0f}",
                          "calls": len(w), "median s": float(np.median(w)), "max s": float(w.max()),

@@ -24,7 +24,7 @@ import math
 import os
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ import numpy as np
 from ._validate import normalize_spacing
 
 __all__ = [
-    "UNPAINTED", "ClassifierParams", "PhaseClassifier", "features", "halo", "load_classifier",
+    "PREVIEW_TREES", "UNPAINTED", "ClassifierParams", "PhaseClassifier", "features", "halo", "load_classifier",
     "normalize_intensity", "save_classifier", "save_training", "train",
 ]
 
@@ -53,6 +53,8 @@ _PCT_SAMPLE = 4_000_000
 _SLAB_BYTES = 256 * 2**20
 #: Rows given to the forest at a time.
 _ROWS = 65_536
+#: Trees of :meth:`ClassifierParams.preview` (the dashboard's per-stroke preview; bench/paint_preview_latency.py).
+PREVIEW_TREES = 30
 
 
 # --------------------------------------------------------------------------- parameters
@@ -104,6 +106,18 @@ class ClassifierParams:
         sp = normalize_spacing(spacing)
         inplane = (sp[1] + sp[2]) / 2
         return self.sigma_min_um / inplane, self.sigma_max_um / inplane
+
+    def preview(self, trees: int = PREVIEW_TREES) -> ClassifierParams:
+        """These parameters with at most ``trees`` trees: the light learner of the dashboard's preview.
+
+        The features are the same, and so are the trees kept: scikit-learn draws
+        each tree's seed in turn from ``seed``, so a forest of ``trees`` trees is
+        the first ``trees`` trees of the full forest (the preview averages fewer
+        of the full classifier's trees; it trains and predicts in about
+        ``trees / n_estimators`` of the time).
+        """
+        _whole(trees, "trees", 1, 2000)
+        return replace(self, n_estimators=min(self.n_estimators, int(trees)))
 
     def to_dict(self) -> dict:
         return asdict(self)

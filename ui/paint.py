@@ -8,9 +8,14 @@ over the slice's stored scribbles.  The canvas keeps its strokes between
 reruns, so applying them again changes nothing.
 
 The preview trains :func:`core.classify.train` on the painted slices only
-(2D features, kept per slice by :func:`slice_features`) and classifies the
-shown slice; a full analysis classifies every z-slice the same way, so the
-preview of a z-slice is that slice of the full run.
+(2D features, computed once per slice and kept by :func:`slice_features`:
+they do not depend on the strokes, so a stroke only retrains the learner) and
+classifies the shown slice on its kept features.  Its learner is the light
+one of :meth:`core.classify.ClassifierParams.preview` (the first
+:data:`core.classify.PREVIEW_TREES` trees of the full forest), so that it
+follows a stroke within about a second on a 512² slice; a full analysis
+classifies every z-slice the same way with the full forest, so the preview of
+a z-slice is that slice of the full run up to the trees left out.
 
 Numpy-only helpers (:func:`strokes_from_rgba`, :func:`apply_strokes`,
 :func:`scribble_rgb`, :func:`low_confidence_rgb`) are tested without Streamlit.
@@ -157,19 +162,21 @@ def _digest(s: Scribbles) -> str:
 @st.cache_resource(max_entries=4, show_spinner=False, hash_funcs={Scribbles: _digest})
 def classifier(ref: cache.VolumeRef, spacing: tuple, scribbles: Scribbles,
                params: ClassifierParams) -> tuple[PhaseClassifier, float]:
-    """The classifier of these scribbles (trained on the painted slices' kept features) and its training seconds."""
+    """The preview's classifier of these scribbles (``params.preview()``: the full forest's first trees, trained
+    on the painted slices' kept features) and its training seconds."""
     t0 = time.perf_counter()
     images, labels, spacings = classifier_pairs(cache.volume(ref), scribbles, spacing)
     feats = [slice_features(ref, spacing, a, i, params) for a, i in scribbles.slices]
-    clf = train(images, labels, spacings, params, features=feats)
+    clf = train(images, labels, spacings, params.preview(), features=feats)
     return clf, time.perf_counter() - t0
 
 
 @st.cache_data(max_entries=16, show_spinner=False, hash_funcs={Scribbles: _digest})
 def preview(ref: cache.VolumeRef, spacing: tuple, scribbles: Scribbles, axis: int, index: int,
             params: ClassifierParams) -> Preview:
-    """The classifier's phases and confidence on slice ``(axis, index)``; ValueError (one sentence) when
-    fewer than two phases are painted."""
+    """The preview classifier's phases and confidence on slice ``(axis, index)`` (``params`` are the full
+    analysis' ones; the preview uses ``params.preview()``); ValueError (one sentence) when fewer than two phases
+    are painted."""
     clf, train_s = classifier(ref, spacing, scribbles, params)
     t0 = time.perf_counter()
     f = slice_features(ref, spacing, axis, index, params)

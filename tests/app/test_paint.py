@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.classify import UNPAINTED, load_classifier
+from core.classify import PREVIEW_TREES, UNPAINTED, load_classifier, train
 from core.scribbles import Scribbles, slice_of
 from ui import paint, render, state
 
@@ -159,14 +159,20 @@ def test_saved_strokes_preview_then_full_run_with_the_same_phases(seeded_ws):
     clf = load_classifier(a.resolved.classifier)
     assert clf.painted == scr.counts() and len(clf.pairs) == 2
     assert any("Phases by a classifier trained on brush strokes" in x.value for x in at.caption)
-    # the preview of a z-slice is that slice of the full run
+    # the preview of a z-slice is that slice of a run by the full classifier's first PREVIEW_TREES trees, and
+    # close to that slice of the full run
     full = seeded_ws.load_phases(a)[20]
+    light = train([p.image for p in clf.pairs], [p.scribbles for p in clf.pairs], [p.spacing for p in clf.pairs],
+                  clf.params.preview())
+    assert light.params.n_estimators == min(PREVIEW_TREES, clf.params.n_estimators)
+    shown = light.predict(seeded_ws.load_volume(s)[20], s.spacing)[0][0]
     at.radio(key=state.k(state.SEG_AXIS, s.id)).set_value(0).run()
     at.slider(key=state.k(state.SEG_INDEX, s.id, 0)).set_value(20).run()
     no_exception(at)
     assert any("slice z = 20: the classifier's phases" in i.proto.imgs[0].caption for i in at.image)
+    assert np.mean(shown == full) > 0.97
     for code, ph in enumerate(("pore", "CBD", "NMC")):
-        assert _metric(at, f"{ph} (this slice)") == pytest.approx(np.mean(full == code), abs=0.0006)
+        assert _metric(at, f"{ph} (this slice)") == pytest.approx(np.mean(shown == code), abs=0.0006)
 
 
 def test_clear_this_slice_removes_its_strokes_from_the_workspace(seeded_ws):

@@ -269,3 +269,18 @@ def test_precomputed_features_give_the_same_classifier(electrodes):
         train(imgs, scr, e.spacing, SMALL, features=[feats[0], feats[0][:, :5]])
     with pytest.raises(ValueError, match="features have shape"):
         a.predict(other.greyscale[12], other.spacing, features=f_other[:, :5])
+
+
+def test_preview_forest_is_the_first_trees_of_the_full_forest(electrodes):
+    """``params.preview(k)``: same features, and its k trees are the full forest's first k (only fewer averaged)."""
+    e, other = electrodes
+    img, scr = e.greyscale[5], scribbles_from(e.phases[5], 0.1)
+    light = SMALL.preview(5)
+    assert light.n_estimators == 5 and light.to_dict() | {"n_estimators": SMALL.n_estimators} == SMALL.to_dict()
+    assert SMALL.preview(100) == SMALL  # never more trees than the full classifier
+    full, prev = train(img, scr, e.spacing, SMALL), train(img, scr, e.spacing, light)
+    x = features(other.greyscale[12], other.spacing, SMALL).reshape(-1, full._forest.n_features_in_)
+    first = np.mean([t.predict_proba(x) for t in full._forest.estimators_[:5]], axis=0)
+    np.testing.assert_allclose(prev._forest.predict_proba(x), first, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="trees must be from 1"):
+        SMALL.preview(0)
