@@ -17,10 +17,11 @@ import pandas as pd
 import streamlit as st
 
 from core import compare
+from core.jobs import ACTIVE
 from core.records import Attribute
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, exports, messages, page, render, state
+from . import cache, charts, exports, jobs, messages, page, render, state
 from . import pins as pins_words
 
 EDGE_LABELS = {
@@ -106,7 +107,11 @@ def select(ws: Workspace) -> CompareContext:
     done = {s.id: ws.list_analyses(s.id, status="done") for s in samples}  # newest first
     analysed = [s for s in samples if done[s.id]]
     if len(analysed) < 2:
-        st.info("Comparing needs at least two analysed samples. Analyse more on the **Segment** page.")
+        running = [j for j in jobs.store(ws).list(states=ACTIVE) if j.kind == "analysis"]
+        st.info("Comparing needs at least two analysed samples. "
+                + (f"{len(running)} analys{'es are' if len(running) > 1 else 'is is'} running as background jobs "
+                   "(progress in the sidebar)." if running else
+                   "Analyse more on the **Segment** page."))
         st.stop()
     by_id = {s.id: s for s in analysed}
     plain = [s.name for s in analysed]
