@@ -156,28 +156,41 @@ PREFETCH_AHEAD: int = 12
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _prefetch_around(flat_l, flat_q, i, nx, plane):
-    """Prefetch the labels and levels of flat voxel ``i`` and of its ±y, ±z neighbours (±x share their lines)."""
-    n = flat_l.size
-    prefetch(flat_l, i)
-    prefetch(flat_q, i)
+def _prefetch_around(flat_e, i, nx, plane):
+    """Prefetch the codes of flat voxel ``i`` and of its ±y, ±z neighbours (±x share their lines)."""
+    n = flat_e.size
+    prefetch(flat_e, i)
     if i >= plane:
-        prefetch(flat_l, i - plane)
-        prefetch(flat_q, i - plane)
+        prefetch(flat_e, i - plane)
     if i + plane < n:
-        prefetch(flat_l, i + plane)
-        prefetch(flat_q, i + plane)
+        prefetch(flat_e, i + plane)
     if i >= nx:
-        prefetch(flat_l, i - nx)
+        prefetch(flat_e, i - nx)
     if i + nx < n:
-        prefetch(flat_l, i + nx)
+        prefetch(flat_e, i + nx)
 
 
 #: Entries of one block of the flood's queue (see :func:`_flood_slots`).
 QUEUE_BLOCK: int = 1 << 15
 
-#: Label values (slots) the uint16 flood of :func:`watershed_dynamics` may use.
-UINT16_SLOTS: int = int(np.iinfo(np.uint16).max) - 1
+#: Label values (slots) the uint16 flood of :func:`watershed_dynamics` may use: the values above
+#: them code the unlabelled voxels' levels during the flood (see :func:`_flood_slots`).
+UINT16_SLOTS: int = int(np.iinfo(np.uint16).max) - 255
+
+
+def _unlabelled_base(dtype) -> int:
+    """During the flood an unlabelled voxel of level ``q`` holds ``base + q``: the largest value of ``dtype`` - 255."""
+    return int(np.iinfo(dtype).max) - 255
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode(q, labels, base):
+    """``labels = where(q > 0, base + q, 0)`` (the flood's start), flat, in place."""
+    flat_q = q.ravel()
+    flat_e = labels.ravel()
+    for i in range(flat_q.size):
+        v = flat_q[i]
+        flat_e[i] = 0 if v == 0 else base + v
 
 
 @numba.njit(cache=True, nogil=True)
@@ -207,12 +220,12 @@ def _new_block(blocks, free_blocks, n_free, bnext):
 
 
 @numba.njit(cache=True, nogil=True)
-def _compact(flat_l, parent, used, free_slots):
+def _compact(flat_e, base, parent, used, free_slots):
     """Replace every label by its root slot and free the slots of merged basins; returns the free count."""
-    for i in range(flat_l.size):
-        lab = flat_l[i]
-        if lab > 0:
-            flat_l[i] = _find(parent, lab)
+    for i in range(flat_e.size):
+        lab = flat_e[i]
+        if lab > 0 and lab <= base:
+            flat_e[i] = _find(parent, lab)
     n_free = 0
     for s in range(parent.size - 1, 0, -1):
         if used[s] and parent[s] != s:
@@ -224,11 +237,10 @@ def _compact(flat_l, parent, used, free_slots):
     return n_free
 
 
-@numba.njit(cache=True, nogil=True)
 def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_start, h, max_slots, proto):
     """Priority flood with merging by dynamics; labels basins as :func:`_flood` does.
 
-    The flood is :func:`_flood`'s, with two economies.  ``labels`` holds
+    The flood is :func:`_flood`'s, with three economies.  ``labels`` holds
     *slots* 1..``max_slots``, not seed numbers, and a seed (a plateau of
     local maxima at level ``p``) takes a slot only when the flood pops its
     first voxel: it cannot be reached earlier (no neighbour of a plateau voxel
@@ -238,12 +250,16 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
     root slot, which frees the slots of the basins merged so far; only the
     basins alive at one time need slots.  The queue holds flat indices of
     ``proto``'s dtype in blocks of ``proto.size`` entries, reused as they empty.
+    And the flood reads one volume, not two: before it, ``labels`` is set to
+    ``base + q`` on the voxels of ``q > 0`` (``base`` = the dtype's largest
+    value - 255, above every slot), so a neighbour's level and its label are
+    one memory access (the flood waits on memory, not arithmetic).
 
     Parameters
     ----------
     q : (Z, Y, X) uint8
-    labels : (Z, Y, X) uint16 or int32, zero
-        Written in place: 1..k on ``q > 0``.
+    labels : (Z, Y, X) uint16 or int32
+        Written in place: 1..k on ``q > 0``, 0 elsewhere.
     seed_idx : (S,) int64
         Flat indices of the seed voxels, by level and ascending within a level.
     seed_comp : (S,) int64
@@ -256,7 +272,7 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
     plat_start : (n + 1,) int64
     h : int
     max_slots : int
-        Largest value ``labels`` may hold.
+        Largest value ``labels`` may hold, at most the dtype's largest value - 255.
     proto : (B,) int32 or int64
         Queue block prototype (dtype and size).
 
@@ -270,9 +286,19 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
         garbage.  With ``max_slots`` at least the number of seeds no
         compaction is needed.
     """
-    nz, ny, nx = q.shape
-    flat_l = labels.ravel()
-    flat_q = q.ravel()
+    base = _unlabelled_base(labels.dtype)
+    if not 0 < max_slots <= base:
+        raise ValueError(f"max_slots must be in 1..{base} for {labels.dtype} labels, got {max_slots}")
+    _encode(q, labels, labels.dtype.type(base))
+    return _flood_coded(labels, labels.dtype.type(base), seed_idx, seed_comp, level_start, plat_vox, plat_start,
+                        h, max_slots, proto)
+
+
+@numba.njit(cache=True, nogil=True)
+def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_start, h, max_slots, proto):
+    """The flood of :func:`_flood_slots` on ``labels`` coded by :func:`_encode` (0, slot, or ``base`` + level)."""
+    nz, ny, nx = labels.shape
+    flat_e = labels.ravel()
     nslot = max_slots + 1
     parent = np.arange(nslot)
     peak = np.zeros(nslot, np.int64)
@@ -285,6 +311,7 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
     min_free = max(1, max_slots // 4)  # a compaction must free this much, else give up
     active = np.zeros(plat_start.size, np.bool_)
     plane = ny * nx
+    ibase = np.int64(base)
     # the queue: per level a chain of blocks, read from (head_b, head_p), written at (tail_b, tail_p)
     bsize = proto.size
     n_blocks = 16
@@ -309,7 +336,7 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
                 t += 1
                 if not active[c]:
                     if n_free_slots == 0:
-                        n_free_slots = _compact(flat_l, parent, used, free_slots)
+                        n_free_slots = _compact(flat_e, base, parent, used, free_slots)
                         if n_free_slots < min_free:
                             return -1
                     n_free_slots -= 1
@@ -319,7 +346,7 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
                     seed_of[slot] = c
                     active[c] = True
                     for v in range(plat_start[c - 1], plat_start[c]):
-                        flat_l[plat_vox[v]] = slot
+                        flat_e[plat_vox[v]] = slot
             else:
                 hb = head_b[level]
                 if hb < 0:
@@ -342,19 +369,19 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
                 ahead = head_p[level] + PREFETCH_AHEAD
                 if ahead < bsize and (hb != tail_b[level] or ahead < tail_p[level]):
                     # the memory of a voxel popped soon: the flood waits on memory, not arithmetic
-                    _prefetch_around(flat_l, flat_q, np.int64(blocks[hb, ahead]), nx, plane)
-            a = _find(parent, flat_l[i])
+                    _prefetch_around(flat_e, np.int64(blocks[hb, ahead]), nx, plane)
+            a = _find(parent, flat_e[i])
             z, y, x = unravel(i, ny, nx)
             for d in range(6):
                 j = flat_step(i, z, y, x, d, nz, ny, nx)
                 if j < 0:
                     continue
-                qj = flat_q[j]
-                if qj == 0:
-                    continue
-                lj = flat_l[j]
-                if lj == 0:
-                    flat_l[j] = a
+                ej = np.int64(flat_e[j])
+                if ej == 0:
+                    continue  # background
+                if ej > ibase:  # not labelled yet: ej codes its level
+                    flat_e[j] = a
+                    qj = ej - ibase
                     lv = qj if qj < level else level
                     tb = tail_b[lv]
                     if tb < 0 or tail_p[lv] == bsize:
@@ -370,7 +397,7 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
                     blocks[tb, tail_p[lv]] = j
                     tail_p[lv] += 1
                 else:
-                    b = _find(parent, lj)
+                    b = _find(parent, ej)
                     if b != a:
                         # basins meet at this level: the lower peak joins if shallow
                         if peak[a] >= peak[b]:
@@ -402,10 +429,12 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
     lut = np.zeros(nslot, np.int64)
     for r in range(k):
         lut[roots[order[r]]] = r + 1
-    for i in range(flat_l.size):
-        lab = flat_l[i]
-        if lab > 0:
-            flat_l[i] = lut[_find(parent, lab)]
+    for i in range(flat_e.size):
+        lab = np.int64(flat_e[i])
+        if lab > ibase:
+            flat_e[i] = 0  # never reached (every component of q > 0 holds a seed)
+        elif lab > 0:
+            flat_e[i] = lut[_find(parent, lab)]
     return k
 
 
@@ -444,18 +473,36 @@ def _plateaus(q):
     """
     nz, ny, nx = q.shape
     plane = ny * nx
+    flat = q.ravel()
     idx = np.empty(1 << 12, np.int64)
     n = 0
     for z in range(nz):
         for y in range(ny):
+            row = z * plane + y * nx
             for x in range(nx):
-                if _is_max(q, z, y, x):
-                    if n == idx.size:
-                        grown = np.empty(2 * n, np.int64)
-                        grown[:n] = idx
-                        idx = grown
-                    idx[n] = z * plane + y * nx + x
-                    n += 1
+                # :func:`_is_max`, nearest memory first (most voxels have a higher neighbour along x or y)
+                i = row + x
+                v = flat[i]
+                if v == 0:
+                    continue
+                if x > 0 and flat[i - 1] > v:
+                    continue
+                if x < nx - 1 and flat[i + 1] > v:
+                    continue
+                if y > 0 and flat[i - nx] > v:
+                    continue
+                if y < ny - 1 and flat[i + nx] > v:
+                    continue
+                if z > 0 and flat[i - plane] > v:
+                    continue
+                if z < nz - 1 and flat[i + plane] > v:
+                    continue
+                if n == idx.size:
+                    grown = np.empty(2 * n, np.int64)
+                    grown[:n] = idx
+                    idx = grown
+                idx[n] = i
+                n += 1
     idx = idx[:n].copy()
     parent = np.arange(n)
     own = np.full(plane, -1, np.int64)  # id of the last maximum seen at each (y, x) ...
@@ -515,7 +562,7 @@ def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
     labels : (Z, Y, X) uint16 or int32
         1..n on ``q > 0``, 0 elsewhere, numbered in the raster order of each
         basin's first seed (regional maximum).  uint16 when there are at most
-        :data:`UINT16_SLOTS` (65534) seeds, or more seeds but the flood
+        :data:`UINT16_SLOTS` (65280) seeds, or more seeds but the flood
         manages with that many recycled label values (it gives up when fewer
         than a quarter of them can be freed, i.e. with more than about 49,000
         basins alive at one time; in practice the number alive stays close to
@@ -537,7 +584,7 @@ def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
         if _flood_slots(q, labels, *args, h, UINT16_SLOTS, proto) >= 0:
             return labels
         del labels  # too many basins alive at once for uint16
-    labels = np.zeros(q.shape, label_dtype(n_seeds))
+    labels = np.zeros(q.shape, np.uint16 if n_seeds <= UINT16_SLOTS else np.int32)
     _flood_slots(q, labels, *args, h, n_seeds, proto)
     return labels
 

@@ -107,8 +107,9 @@ def fill_cracks(labels: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _fill_cracks_inplace(lab: np.ndarray) -> None:
-    reached = K.outside_reach(lab)  # nonzero labels block the flood; no boolean copy of the labels
+def _fill_cracks_inplace(lab: np.ndarray, outside: np.ndarray | None = None) -> None:
+    """Fill cracks into ``lab`` in place; ``outside``: ``K.outside_reach(lab)`` when the caller has it."""
+    reached = K.outside_reach(lab) if outside is None else outside  # nonzero labels block the flood
     K.assign_cracks(lab, reached)
 
 
@@ -258,12 +259,16 @@ def particle_table(
 
 
 def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axis: int = 0,
-                    separator_side: Side = "auto", owned: bool) -> pd.DataFrame:
+                    separator_side: Side = "auto", owned: bool, outside: np.ndarray | None = None) -> pd.DataFrame:
     """:func:`particle_table`, with ``owned=True`` for a caller that hands over ``labels`` (the pipeline).
 
     With ``owned=True`` cracks are filled into ``labels`` in place and cleared
     again afterwards, which saves a volume of memory; ``labels`` must then be
     uint16 or int32 and 0 outside NMC, and holds the same values on return.
+    ``outside`` : (Z, Y, X) bool, optional: ``core._kernels.outside_reach(labels)``
+    where the caller already has it (the pipeline: that of the NMC, computed
+    by the particle separation, whose labels cover exactly the NMC), so that
+    it is not computed twice.
     """
     phases = check_phases(phases)
     labels = check_labels(labels, phases.shape)
@@ -279,14 +284,16 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
                 stacklevel=3,
             )
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
-    counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned)
+    if outside is not None and outside.shape != labels.shape:
+        raise ValueError(f"outside shape {outside.shape} does not match labels shape {labels.shape}")
+    counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside)
     table = _table_of(counts, sums, lo, hi, areas, mc, sp, depth_axis_len=phases.shape[axis], axis=axis,
                       separator_side=separator_side)
     table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
     return table
 
 
-def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool):
+def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool, outside: np.ndarray | None = None):
     """Per-label voxel counts, coordinate sums, bounding boxes, face areas by category and surface areas.
 
     Cracks are filled before measuring (a copy, or ``labels`` itself when
@@ -296,7 +303,8 @@ def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool):
         filled = labels
     else:
         filled = labels.astype(labels.dtype if labels.dtype in (np.uint16, np.int32) else np.int32)
-    _fill_cracks_inplace(filled)
+    _fill_cracks_inplace(filled, outside)
+    del outside
     n_lab = int(filled.max())
     areas, counts, sums, lo, hi = K.face_areas(filled, ph8, n_lab, sp[0], sp[1], sp[2], NMC, CBD)
     mc = K.mc_areas(filled, n_lab, _mc_lut(sp))

@@ -126,16 +126,16 @@ def distance_transform(mask: np.ndarray, spacing=None, *, black_border: bool = F
 SLAB_VOXELS: int = 32_000_000
 
 
-def _slab_edt(filled, z0, z1, halo, sp):
-    """Distance transform of z-slices [z0, z1) from the slab [z0 - halo, z1 + halo).
+def _slab_edt(buf, z0, z1, halo, sp):
+    """Distance transform of z-slices [z0, z1) from the slab [z0 - halo, z1 + halo) of ``buf != 0``.
 
     Returns the slab's values on [z0, z1) and whether they are exact: a voxel's
     value is that of the whole-volume transform when its nearest background
     voxel inside the slab is closer than anything outside the slab could be.
     """
-    nz = filled.shape[0]
+    nz = buf.shape[0]
     a, b = max(0, z0 - halo), min(nz, z1 + halo)
-    d = distance_transform(filled[a:b], sp)[z0 - a : z1 - a]
+    d = distance_transform(np.not_equal(buf[a:b], 0), sp)[z0 - a : z1 - a]
     m = float(d.max()) if d.size else 0.0
     # anything outside the slab is at least (halo + 1) slices away; keep one slice of margin
     reach = min(z0 - a if a > 0 else np.inf, b - z1 if b < nz else np.inf) * sp[0]
@@ -151,9 +151,10 @@ def _slice_bounds(filled: np.ndarray, sp, stride: int = 2) -> np.ndarray:
     of the slices around ``z`` plus the cell diagonal bounds slice ``z``.  It
     only orders the slabs and sizes the first halo of
     :func:`quantised_distance`, whose results are exact whatever it says.
+    ``filled``: the mask, nonzero inside.
     """
     nz = filled.shape[0]
-    sub = np.ascontiguousarray(filled[::stride, ::stride, ::stride])
+    sub = np.not_equal(filled[::stride, ::stride, ::stride], 0)
     dsub = distance_transform(sub, tuple(stride * s for s in sp))
     del sub
     per = dsub.reshape(dsub.shape[0], -1).max(axis=1) if dsub.size else np.zeros(0, np.float32)
@@ -205,48 +206,66 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
     step : float, µm per level
     """
     sp = normalize_spacing(spacing)
-    filled = np.ascontiguousarray(filled, dtype=bool)
-    nz = filled.shape[0]
-    plane = max(1, filled.shape[1] * filled.shape[2])
+    q = np.array(filled, dtype=np.uint8, order="C")  # the mask (0 / 1), quantised in place
     if slab_voxels is None:
-        slab_voxels = max(SLAB_VOXELS, filled.size // 4)
+        slab_voxels = max(SLAB_VOXELS, q.size // 4)
+    return q, _quantise_in_place(q, sp, slab_voxels, halo)
+
+
+def _quantise_in_place(buf: np.ndarray, sp, slab_voxels: int, halo: int) -> float:
+    """:func:`quantised_distance` of the mask ``buf != 0`` (C-contiguous uint8), written into ``buf``; the step.
+
+    The mask needs no volume of its own: a slab's transform reads ``buf != 0``,
+    which a slice already quantised still gives (a level is 0 exactly on the
+    background), so a caller that owns the mask's memory lends it as the output.
+    """
+    nz = buf.shape[0]
+    plane = max(1, buf.shape[1] * buf.shape[2])
     depth = max(1, int(slab_voxels) // plane)  # slab slices, halo included
     if nz <= depth:
-        return quantise(distance_transform(filled, sp))
-    bound = _slice_bounds(filled, sp)
+        return _quantise_whole(buf, sp)
+    bound = _slice_bounds(buf, sp)
     top = float(bound.max()) if bound.size else 0.0
     if not np.isfinite(top):  # no background in the sample: one piece, as the halo would grow to the volume
-        return quantise(distance_transform(filled, sp))
+        return _quantise_whole(buf, sp)
     halo = max(1, int(halo), int(np.ceil(top / sp[0])) + 1)
     own = max(depth - 2 * halo, halo)
     own = -(-nz // -(-nz // own))  # as many slabs as needed, of even thickness
     slabs = [(z0, min(nz, z0 + own)) for z0 in range(0, nz, own)]
     # most likely maximum first (ties: in z order)
     slabs.sort(key=lambda r: (-float(bound[r[0]:r[1]].max()), r[0]))
-    q = np.empty(filled.shape, np.uint8)
     done = []  # (z0, z1, halo that made it exact, step it was quantised with)
     dmax = 0.0
     for z0, z1 in slabs:
         h = halo
         while True:
-            d, m, exact = _slab_edt(filled, z0, z1, h, sp)
+            d, m, exact = _slab_edt(buf, z0, z1, h, sp)
             if exact:
                 break
             d = None
             h = nz if not np.isfinite(m) else max(h + 1, int(np.ceil(m / sp[0])) + 1)
         dmax = max(dmax, m)
         step = max(dmax / 254.0, 1e-6)
-        _quantise(np.ascontiguousarray(d), np.float32(1.0 / step), q[z0:z1])
+        _quantise(np.ascontiguousarray(d), np.float32(1.0 / step), buf[z0:z1])
         del d
         done.append((z0, z1, h, step))
     step = max(dmax / 254.0, 1e-6)
     inv = np.float32(1.0 / step)
     for z0, z1, h, used in done:
         if used != step:  # quantised before the maximum was known: again, with the final step
-            d = _slab_edt(filled, z0, z1, h, sp)[0]
-            _quantise(np.ascontiguousarray(d), inv, q[z0:z1])
+            d = _slab_edt(buf, z0, z1, h, sp)[0]
+            _quantise(np.ascontiguousarray(d), inv, buf[z0:z1])
             del d
-    return q, step
+    return step
+
+
+def _quantise_whole(buf: np.ndarray, sp) -> float:
+    """:func:`_quantise_in_place` in one piece."""
+    d = distance_transform(buf.view(np.bool_), sp)  # buf holds 0 / 1 here
+    dmax = float(d.max()) if d.size else 0.0
+    step = max(dmax / 254.0, 1e-6)
+    _quantise(d, np.float32(1.0 / step), buf)
+    return step
 
 
 def find_markers(dt: np.ndarray, params: SeparationParams, spacing=None) -> np.ndarray:
@@ -376,6 +395,19 @@ def separate_particles(
         (as when it ends with 65535 basins or more), int32 then; always int32
         with ``markers="peaks"`` or given ``markers``.
     """
+    return _separate_particles(phases, spacing, params, dt=dt, markers=markers, progress=progress)[0]
+
+
+def _separate_particles(phases, spacing=None, params: SeparationParams | None = None, *, dt=None, markers=None,
+                        progress=None, keep_outside: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`separate_particles`, and with ``keep_outside`` what the crack filling found outside the NMC.
+
+    The second value is ``np.packbits`` of ``core._kernels.outside_reach(phases == NMC)`` (an eighth of a
+    byte per voxel) where the default path computed it (``markers="hmaxima"``, no ``dt`` or ``markers``
+    given, ``fill_cracks``), else None.  The labels then cover exactly the NMC, so it is also
+    ``outside_reach(labels)``, which the particle table needs again (:func:`core.metrics._particle_table`'s
+    ``outside``).
+    """
     from skimage.segmentation import watershed
 
     phases = check_phases(phases)
@@ -383,14 +415,18 @@ def separate_particles(
     sp = normalize_spacing(spacing)
     params = params or SeparationParams()
     report = progress or (lambda f, m: None)
+    outside = None
     if params.markers == "hmaxima" and markers is None and dt is None:
         # lean path: no float32 distance volume, no boolean copies kept (see quantised_distance)
         report(0.05, "distance transform")
         filled = K.outside_reach(phases == NMC) if params.fill_cracks else (phases == NMC)
         if params.fill_cracks:
+            outside = np.packbits(filled) if keep_outside else None
             np.logical_not(filled, out=filled)
-        q, step = quantised_distance(filled, sp)
+        q = filled.view(np.uint8)  # the mask's memory becomes the quantised distance (no second volume) ...
         del filled
+        # ... so a slab twice as thick as the public default fits in the same memory
+        step = _quantise_in_place(q, sp, max(SLAB_VOXELS, q.size // 2), 8)
         report(0.3, "watershed (flooding by dynamics)")
         ws = watershed_dynamics(q, max(1, int(round(params.h_um / step))))
         del q
@@ -423,4 +459,4 @@ def separate_particles(
     labels = _merge_fragments(ws, sp, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3,
                               inplace=True)
     report(1.0, f"{int(labels.max())} particles")
-    return labels
+    return labels, outside

@@ -44,7 +44,7 @@ from . import __version__
 from ._checks import check_int
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
 from .metrics import Side, _particle_table, detect_separator_side
-from .particles import SeparationParams, separate_particles
+from .particles import SeparationParams, _separate_particles
 from .nn.params import ModelParams
 from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .memory import check_memory, mark_warm
@@ -354,8 +354,8 @@ def run(
     check_has_nmc(phases)
 
     t0 = time.perf_counter()
-    labels = _particles(phases, cue, sp, params, report, stage(0.35, 0.85),
-                        volume=None if presegmented else volume, nonfinite=nonfinite)
+    labels, outside = _particles(phases, cue, sp, params, report, stage(0.35, 0.85),
+                                 volume=None if presegmented else volume, nonfinite=nonfinite)
     del cue
     timings["particles_s"] = time.perf_counter() - t0
 
@@ -365,7 +365,10 @@ def run(
     contrast = None
     if side == "auto":
         side, contrast = detect_separator_side(phases, params.axis)
-    table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True)
+    if outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
+        outside = np.unpackbits(outside, count=labels.size).view(bool).reshape(labels.shape)
+    table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside)
+    del outside
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
@@ -435,8 +438,11 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
 
 
 def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress, *,
-               volume: np.ndarray | None = None, nonfinite: int = 0) -> np.ndarray:
+               volume: np.ndarray | None = None, nonfinite: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """Particle labels: the seeded watershed of the network's cue when there is one, else the crack-aware watershed.
+
+    Also the packed ``outside_reach`` of the NMC where the crack-aware watershed computed it (else None),
+    see :func:`core.particles._separate_particles`.
 
     With ``params.seeding == "regularised"`` the watershed seeds and floods on the regularised NMC mask of
     the greyscale ``volume`` (:func:`core.seeding.regularised_particles`; non-finite voxels, counted in
@@ -447,14 +453,14 @@ def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Prog
 
         if nonfinite:
             volume = np.where(np.isfinite(volume), volume, volume.dtype.type(nonfinite_fill(volume)))
-        return regularised_particles(volume, phases, sp, params.separation, progress=progress)
+        return regularised_particles(volume, phases, sp, params.separation, progress=progress), None
     if cue is None:
-        return separate_particles(phases, sp, params.separation, progress=progress)
+        return _separate_particles(phases, sp, params.separation, progress=progress, keep_outside=True)
     from .nn.infer import instances_from_cue
 
     report(0.6, "particles from the network's cue")
     return instances_from_cue(phases, cue, sp, h=params.model.h, merge_ratio=params.separation.merge_ratio,
-                              min_volume_um3=params.separation.min_volume_um3)
+                              min_volume_um3=params.separation.min_volume_um3), None
 
 
 def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame, *,

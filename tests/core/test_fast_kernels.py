@@ -138,3 +138,28 @@ def test_mc_areas_equal_skimage_per_label(spacing):
         verts, faces, _, _ = marching_cubes(m, 0.5, spacing=spacing, method="lewiner")
         assert areas[k] == pytest.approx(mesh_surface_area(verts, faces), rel=1e-6)  # skimage: float32 vertices
     assert areas[0] == 0
+
+
+@pytest.mark.parametrize("slab", [None, 5, 9])
+def test_quantise_in_place_equals_whole_volume_transform(slab):
+    """The pipeline lends the mask's memory as the output (slabs read ``buf != 0``): same as quantise(edt)."""
+    import core.particles as P
+    from core._watershed import quantise
+
+    rng = np.random.default_rng(5)
+    shape = (40, 18, 22)
+    mask = ndi.gaussian_filter(rng.random(shape), 1.5) > 0.5
+    q0, s0 = quantise(P.distance_transform(mask, (0.5, 0.4, 0.3)))
+    buf = mask.copy().view(np.uint8)
+    step = P._quantise_in_place(buf, (0.5, 0.4, 0.3), (slab or 40) * 18 * 22, 1)
+    assert step == s0
+    np.testing.assert_array_equal(buf, q0)
+
+
+def test_flood_refuses_slots_that_collide_with_the_level_codes():
+    from core._watershed import UINT16_SLOTS, _flood_slots
+
+    q = np.ones((2, 2, 2), np.uint8)
+    args = (np.zeros(1, np.int64),) * 5
+    with pytest.raises(ValueError, match=r"max_slots must be in 1..65280 for uint16 labels, got 65281"):
+        _flood_slots(q, np.zeros(q.shape, np.uint16), *args, 1, UINT16_SLOTS + 1, np.empty(4, np.int32))

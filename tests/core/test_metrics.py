@@ -544,3 +544,22 @@ def test_cube_root_is_correctly_rounded_so_tables_replay_on_any_cpu():
     got = cbrt_rounded(x)
     assert got.dtype == np.float64 and [float(g) for g in got] == exact
     assert got[3] == 2.3487082447881824  # the value stored by the recipes of dc2bcee (tests/core/data)
+
+
+def test_given_outside_reach_gives_the_same_table():
+    """The pipeline passes the separation's outside_reach: same table as computing it here; checked shape."""
+    from core import _kernels as K
+
+    mask, crack = cracked_ball()
+    ph = phases_of(mask)
+    ph[crack] = PORE
+    labels = (ph == NMC).astype(np.uint16)
+    labels[:, :, 20:] *= 2  # two particles, one with the crack
+    ref = table_of(labels, ph, (0.5, 0.4, 0.3))
+    own = labels.copy()
+    got = metrics._particle_table(own, ph, (0.5, 0.4, 0.3), separator_side="start", owned=True,
+                                  outside=K.outside_reach(labels))
+    pd.testing.assert_frame_equal(got, ref)
+    np.testing.assert_array_equal(own, labels)  # handed back solid-only
+    with pytest.raises(ValueError, match=r"outside shape \(30, 30, 29\) does not match labels shape"):
+        metrics._particle_table(labels, ph, owned=False, outside=np.zeros((30, 30, 29), bool))

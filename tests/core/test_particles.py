@@ -256,3 +256,28 @@ def test_progress_is_reported(two_spheres):
 def test_separate_particles_rejects_bad_input(phases, kw, exc, match):
     with pytest.raises(exc, match=match):
         separate_particles(phases, **kw)
+
+
+def test_kept_outside_reach_is_that_of_the_labels():
+    """The pipeline shares the separation's outside_reach with the table: it must be the labels' own."""
+    from core import _kernels as K
+    from core.particles import _separate_particles
+
+    shape = (30, 34, 40)
+    mask = ball(shape, (15, 15, 12), 8) | ball(shape, (15, 18, 25), 8) | ball(shape, (4, 30, 36), 5)
+    zz, yy, xx = np.indices(shape)
+    ph = phases_of(mask)
+    ph[(zz == 15) & ((yy - 15) ** 2 + (xx - 12) ** 2 <= 16)] = PORE  # a crack, filled for the transform
+    ph[~mask & ((xx + yy) % 7 == 0)] = CBD
+    for fill in (True, False):
+        params = SeparationParams(fill_cracks=fill)
+        labels, bits = _separate_particles(ph, (0.5, 0.4, 0.4), params, keep_outside=True)
+        np.testing.assert_array_equal(labels, separate_particles(ph, (0.5, 0.4, 0.4), params))
+        if not fill:
+            assert bits is None  # nothing computed to share
+            continue
+        outside = np.unpackbits(bits, count=labels.size).view(bool).reshape(shape)
+        np.testing.assert_array_equal(outside, K.outside_reach(labels))
+        assert not outside[15, 15, 12]  # the crack is enclosed
+    assert _separate_particles(ph, 0.4, keep_outside=False)[1] is None
+    assert _separate_particles(ph, 0.4, SeparationParams(markers="peaks"), keep_outside=True)[1] is None
