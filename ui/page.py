@@ -70,7 +70,8 @@ def demo_badge(sample: Sample) -> None:
 
         shape = sample.source_options.get("shape")
         size = f" Generated at {'×'.join(map(str, shape))} voxels." if shape else ""
-        st.warning(f"**SYNTHETIC** — {DEMO_DESCRIPTIONS.get(sample.demo_name, 'synthetic demo electrode')}{size}",
+        text = DEMO_DESCRIPTIONS.get(sample.demo_name, "SYNTHETIC demo electrode.").removeprefix("SYNTHETIC demo: ")
+        st.warning(f"**SYNTHETIC demo electrode:** {text}{size}",
                    icon=":material/science:")
 
 
