@@ -17,6 +17,8 @@ Modules
 ``measures`` :func:`measure_chunked`: the per-particle table of :func:`core.metrics.particle_table`, from
              reductions over chunks and per-particle crops (equal to the whole-volume table)
 ``store``    :func:`write_zarr`: a Zarr v3 OME-Zarr store written chunk by chunk
+``analysis`` :func:`~core.chunked.analysis.analyze_chunked`: the whole analysis of a file on this engine
+             (``python -m core analyze --chunk-size N``)
 ``cluster``  :func:`cluster`: a ``distributed`` local cluster (one single-threaded process per core) or
              an existing one by address
 
