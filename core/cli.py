@@ -188,6 +188,9 @@ def _cmd_analyze(args) -> None:
         _check_weights(params.model.weights, "--weights" if args.weights is not None else "model.weights")
     if params.method == "classifier":
         _check_classifier_folder(params.classifier, "--classifier" if args.classifier is not None else "classifier")
+    chunk_size = _chunked_engine(args, spec, params)
+    if chunk_size is not None:
+        return _analyze_chunked(args, spec, params, chunk_size, reads)
     with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
         opened = _load_input(args)
         t0 = time.perf_counter()
@@ -219,6 +222,109 @@ def _cmd_analyze(args) -> None:
         write_recipe(recipe, args.recipe)
     if not args.quiet:
         print(f"{len(result.table)} particles -> {args.out}", file=sys.stderr)
+        if args.recipe is not None:
+            print(f"recipe -> {args.recipe} (replay: python -m core run {args.recipe} --out DIR)", file=sys.stderr)
+
+
+def _chunked_engine(args, spec, params) -> int | None:
+    """The chunk edge when the chunked engine runs, else None (see ``--chunk-size`` and the memory-budget rule).
+
+    ``--chunk-size``, ``--workers`` or ``--scheduler`` ask for it; otherwise it
+    is chosen when the whole-volume engine's estimated peak would not fit
+    (:func:`core.memory.needs_chunked_engine`) and the chunked engine runs
+    this analysis, with chunks of :data:`core.chunked.DEFAULT_CHUNK`.
+    """
+    from .chunked import DEFAULT_CHUNK
+    from .chunked.analysis import check_supported
+
+    asked = args.chunk_size is not None or args.workers is not None or args.scheduler is not None
+    if args.workers is not None and args.scheduler is not None:
+        raise CLIError("--workers sets the size of a local cluster; an existing one (--scheduler) has its own")
+    if args.max_diameter is not None and not asked:
+        raise CLIError("--max-diameter sets the halo of the chunked engine: use it with --chunk-size")
+    if asked:
+        try:
+            check_supported(params, downsample=spec.downsample, presegmented=spec.presegmented)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        return args.chunk_size or DEFAULT_CHUNK
+    try:
+        check_supported(params, downsample=spec.downsample, presegmented=spec.presegmented)
+        from .chunked import open_lazy
+        from .memory import needs_chunked_engine
+
+        kw = spec.load_kwargs()
+        if args.spacing is not None:
+            kw["spacing"] = tuple(args.spacing)
+        lazy = open_lazy(spec.path, **kw)  # the header only
+        if not needs_chunked_engine(lazy.shape, lazy.data.dtype, params, presegmented=spec.presegmented):
+            return None
+    except (ValueError, TypeError, OSError):  # the whole-volume path reads it, and words any error, as before
+        return None
+    if not args.quiet:
+        print(f"note: the whole-volume analysis of {'×'.join(map(str, lazy.shape))} voxels would not fit in memory; "
+              f"running the chunked engine (chunks of {DEFAULT_CHUNK}³)", file=sys.stderr)
+    return DEFAULT_CHUNK
+
+
+def _halo_of(args, chunk_size: int, spacing) -> int:
+    from .chunked import particle_halo
+    from .chunked.analysis import default_halo
+
+    if args.max_diameter is None:
+        return default_halo(chunk_size)
+    return particle_halo(args.max_diameter, spacing)
+
+
+def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
+    """``analyze`` on the chunked engine: the same files, with ``phases.zarr`` / ``labels.zarr`` for the TIFFs."""
+    from .chunked import cluster, open_lazy
+    from .chunked.analysis import analyze_chunked
+
+    kw = spec.load_kwargs()
+    spacing = tuple(args.spacing) if args.spacing is not None else None
+    if spacing is not None:
+        kw["spacing"] = spacing
+    lazy = open_lazy(spec.path, chunks=chunk_size, **kw)  # the header: bad input is refused before the cluster
+    halo = _halo_of(args, chunk_size, lazy.spacing)
+    report = _progress(args.quiet)
+    with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
+        t0 = time.perf_counter()
+        where = args.scheduler or f"{args.workers or 'one per core'} local workers"
+        report(0.0, f"starting the cluster ({where})")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with cluster(workers=args.workers, address=args.scheduler):
+                res = analyze_chunked(spec, params, out=tmp, chunk_size=chunk_size, halo=halo, spacing=spacing,
+                                      progress=report)
+        for w in _distinct(caught):
+            print(f"warning: {w}", file=sys.stderr)
+        info = {"source": lazy.source, "format": lazy.fmt, "spacing_from_metadata": lazy.spacing_from_metadata}
+        record = {
+            "command": "analyze",
+            "input": {**info, "path": str(args.input)},
+            "params": res.params.to_dict(),
+            "provenance": {**res.provenance, "workers": args.workers, "scheduler": args.scheduler,
+                           "total_s": time.perf_counter() - t0},
+            "warnings": _distinct(caught),
+        }
+        _write_table(res.table, tmp, "particles")
+        (tmp / "run.json").write_text(json.dumps(record, indent=2, default=json_default))
+        if args.recipe is not None:
+            from .recipe import Recipe, RecipeEntry, dumps, write_recipe
+
+            name = args.name or Path(args.input).name.split(".")[0] or "analysis"
+            prov = res.provenance
+            entry = RecipeEntry(name=name, input=replace(spec, path=spec.path.expanduser().resolve()),
+                                spacing=res.spacing, params=res.params, input_checksum=prov["input_checksum"],
+                                n_particles=int(len(res.table)), versions=dict(prov["versions"]),
+                                chunking=res.chunking)
+            recipe = Recipe((entry,))
+            dumps(recipe)
+    if args.recipe is not None:
+        write_recipe(recipe, args.recipe)
+    if not args.quiet:
+        print(f"{len(res.table)} particles -> {args.out}", file=sys.stderr)
         if args.recipe is not None:
             print(f"recipe -> {args.recipe} (replay: python -m core run {args.recipe} --out DIR)", file=sys.stderr)
 
@@ -256,8 +362,13 @@ def _cmd_run(args) -> None:
     report = _progress(args.quiet)
     n = len(entries)
     reads = [*recipe_read, *(getattr(e.input, "path", None) for e in entries)]
-    with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
+    if args.workers is not None and args.scheduler is not None:
+        raise CLIError("--workers sets the size of a local cluster; an existing one (--scheduler) has its own")
+    parallel = args.workers is not None or args.scheduler is not None
+    with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp, \
+            _maybe_cluster(parallel, args) as client:
         (tmp / "recipe.json").write_text(dumps(Recipe(tuple(entries), recipe.package_version)), encoding="utf-8")
+        done = _replay_parallel(client, entries, not args.no_verify, report) if client is not None else {}
         for i, entry in enumerate(entries):
             def progress(frac, msg, _i=i, _name=entry.name):
                 report((_i + frac) / n, f"[{_i + 1}/{n}] {_name}: {msg}")
@@ -265,10 +376,17 @@ def _cmd_run(args) -> None:
             for pkg, (then, now) in version_differences(entry).items():
                 print(f"warning: {entry.name}: {pkg} {now} here, {then} in the original run", file=sys.stderr)
             t0 = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                result = replay(entry, verify=not args.no_verify, progress=progress)
-            for w in _distinct(caught):
+            if entry.name in done:  # replayed in parallel on the cluster
+                result, caught_msgs = done[entry.name]
+            else:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    if entry.chunking is not None:
+                        result = _replay_chunked(entry, not args.no_verify, progress, tmp, args)
+                    else:
+                        result = replay(entry, verify=not args.no_verify, progress=progress)
+                caught_msgs = _distinct(caught)
+            for w in caught_msgs:
                 print(f"warning: {entry.name}: {w}", file=sys.stderr)
             verified = entry.input_checksum is not None and not args.no_verify
             if entry.input_checksum is None:
@@ -296,12 +414,81 @@ def _cmd_run(args) -> None:
                    if entry.params.classifier is not None else {}),
                 "params": result.params.to_dict(),
                 "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
-                "warnings": _distinct(caught),
+                "warnings": caught_msgs,
             }
             (d / "provenance.json").write_text(json.dumps(record, indent=2, default=json_default), encoding="utf-8")
         report(1.0, f"{n} analyses replayed")
     if not args.quiet:
         print(f"{n} analyses -> {args.out}", file=sys.stderr)
+
+
+class _Replayed:
+    """What ``run`` writes of a replayed analysis (an :class:`~core.pipeline.AnalysisResult`'s table, params and
+    provenance), from the chunked engine or from a cluster worker."""
+
+    def __init__(self, table, params, provenance):
+        self.table, self.params, self.provenance = table, params, provenance
+
+
+def _maybe_cluster(parallel: bool, args):
+    import contextlib
+
+    if not parallel:
+        return contextlib.nullcontext(None)
+    from .chunked import cluster
+
+    return cluster(workers=args.workers, address=args.scheduler)
+
+
+def _replay_task(entry, verify: bool):
+    """One whole-volume analysis of a recipe, on a cluster worker: ``(_Replayed, warnings)``."""
+    from .recipe import replay
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = replay(entry, verify=verify)
+    return _Replayed(result.table, result.params, result.provenance), _distinct(caught)
+
+
+def _replay_parallel(client, entries, verify: bool, report) -> dict:
+    """Replay the whole-volume analyses of ``entries`` as tasks of the cluster at once; ``{name: (result, warnings)}``.
+
+    The chunked ones are left to the caller (they use the cluster's workers for their chunks).
+    """
+    from distributed import as_completed
+
+    whole = [e for e in entries if e.chunking is None]
+    if not whole:
+        return {}
+    futures = {client.submit(_replay_task, e, verify, pure=False): e.name for e in whole}
+    report(0.0, f"{len(whole)} analyses submitted to the cluster")
+    out = {}
+    for k, fut in enumerate(as_completed(futures), 1):
+        out[futures[fut]] = fut.result()
+        report(k / (len(whole) + 1), f"{futures[fut]}: done ({k}/{len(whole)})")
+    return out
+
+
+def _replay_chunked(entry, verify: bool, progress, tmp: Path, args):
+    """One analysis of a recipe recorded with ``chunking``: the chunked engine, with the recorded chunks and halo."""
+    import contextlib
+    import shutil
+    import tempfile
+
+    from .chunked import cluster
+    from .chunked.analysis import analyze_chunked
+
+    work = Path(tempfile.mkdtemp(prefix=".chunked-", dir=tmp))
+    own = (contextlib.nullcontext() if args.workers is not None or args.scheduler is not None
+           else cluster())  # inside a parallel run the cluster is already the default scheduler
+    try:
+        with own:
+            res = analyze_chunked(entry.input, entry.params, out=work, chunk_size=entry.chunking["chunk_size"],
+                                  halo=entry.chunking["halo"], spacing=entry.spacing,
+                                  verify_checksum=entry.input_checksum if verify else None, progress=progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return _Replayed(res.table, res.params, res.provenance)
 
 
 def _load_classifier(path):
@@ -560,6 +747,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--separator-side", choices=("auto", "start", "end"), help="end of the axis facing the separator")
     a.add_argument("--recipe", type=Path, help="also write a recipe (JSON) that replays this analysis")
     a.add_argument("--name", help="name of the analysis in the recipe (default: the input's file name)")
+    a.add_argument("--chunk-size", type=_whole(8, 4096), metavar="N",
+                   help="run the chunked engine (core.chunked, on a Dask cluster): chunks of N³ voxels, never the "
+                        "whole volume in memory; phases and labels are written as phases.zarr / labels.zarr "
+                        "(OME-Zarr) instead of TIFF. Without it the chunked engine (N = 128) still runs when the "
+                        "whole-volume analysis's estimated peak memory exceeds the memory available (free memory, "
+                        "ulimit -v, DETACH_MEMORY_BUDGET): the rule by which a whole-volume run is otherwise refused")
+    a.add_argument("--workers", type=_whole(1), metavar="K",
+                   help="chunked engine: worker processes of the local cluster (default: one per core)")
+    a.add_argument("--scheduler", metavar="ADDRESS",
+                   help="chunked engine: an existing Dask scheduler (tcp://host:8786); its workers must see the "
+                        "input and the --out folder at the same paths")
+    a.add_argument("--max-diameter", type=_voxel_size, metavar="UM",
+                   help="chunked engine: the largest particle's diameter in µm, which sets the particle halo "
+                        "(default: half a chunk)")
     a.set_defaults(func=_cmd_analyze)
 
     r = sub.add_parser("run", help="replay every analysis of a recipe headless")
@@ -567,6 +768,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_out(r)
     r.add_argument("--no-verify", action="store_true", help="analyse inputs whose checksum differs from the recipe's")
     r.add_argument("--only", nargs="+", metavar="NAME", help="replay only these analyses")
+    r.add_argument("--workers", type=_whole(1), metavar="K",
+                   help="replay the analyses in parallel on a local Dask cluster of K workers (chunked analyses "
+                        "use its workers for their chunks); the outputs are the same")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="the same on an existing Dask scheduler (its workers must see the inputs and --out)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     r.set_defaults(func=_cmd_run)
 

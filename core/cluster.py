@@ -102,10 +102,9 @@ def ensure_local_cluster(info_file: str | os.PathLike, *, workers: int, parent_p
 
 
 def _serve(info_file: Path, workers: int, parent_pid: int) -> None:
-    from distributed import LocalCluster
+    from .chunked.cluster import local_cluster
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           host="127.0.0.1")
+    cluster = local_cluster(workers, host="127.0.0.1")  # the same workers as the chunked engine's
     try:
         write_text(info_file, json.dumps({"address": cluster.scheduler_address, "pid": os.getpid(),
                                                  "parent_pid": parent_pid, "workers": workers}))

@@ -72,7 +72,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "BUDGET_ENV", "MemoryBudgetError", "MemoryFit", "available_bytes", "check_memory", "estimate_peak_bytes",
+    "BUDGET_ENV", "chunked_peak_bytes", "needs_chunked_engine", "MemoryBudgetError", "MemoryFit", "available_bytes", "check_memory", "estimate_peak_bytes",
     "memory_fit", "method_label",
 ]
 
@@ -359,3 +359,45 @@ def mark_warm(params=None, *, presegmented: bool = False) -> None:
     _WARM.add(_cold_kind(network))
     if network:
         _WARM.add("threshold")
+
+
+#: Bytes a voxel of a task's window adds on a worker of the chunked engine (phase pass: 12 + the input's
+#: item size, ``core.chunked.phases``; particles: 7.6-7.8, ``core.chunked.particles``; rounded up), and the
+#: resident base of each Python process of a local cluster (numpy, numba, dask and distributed imported).
+_CHUNK_WINDOW_BYTES = 12
+_CHUNK_PROCESS_BASE = 300 * 2**20
+_CHUNK_PHASE_HALO = 34
+
+
+def chunked_peak_bytes(chunk: int, halo: int, workers: int, itemsize: int = 2) -> int:
+    """Rough peak of the chunked engine on a local cluster: ``(workers + 2) * base + workers * window``.
+
+    ``window = max((12 + itemsize) (c + 68)³, 12 (c + 2 halo)³)`` bytes: the
+    phase pass's window (its halo about 34 voxels with the default parameters)
+    or the particle pass's (``halo``, the particle halo); ``base`` is 300 MiB
+    for each worker, the scheduler and the client.  Independent of the volume.
+    """
+    c, h = int(chunk), int(halo)
+    window = max((_CHUNK_WINDOW_BYTES + int(itemsize)) * (c + 2 * _CHUNK_PHASE_HALO) ** 3,
+                 _CHUNK_WINDOW_BYTES * (c + 2 * h) ** 3)
+    return (int(workers) + 2) * _CHUNK_PROCESS_BASE + int(workers) * window
+
+
+def needs_chunked_engine(shape, dtype, params=None, *, presegmented: bool = False, chunk: int = 128,
+                         workers: int | None = None) -> bool:
+    """The memory-budget rule of the CLI: the chunked engine runs when the whole-volume engine would not fit.
+
+    True when :func:`estimate_peak_bytes` exceeds :func:`available_bytes`
+    (the comparison on which :func:`check_memory` refuses a whole-volume run,
+    the input counted as already mapped) and :func:`chunked_peak_bytes` of
+    ``chunk``-voxel chunks, a halo of half a chunk and ``workers`` (default:
+    the cores) fits it.  A volume that fits runs exactly as before, and one
+    that fits neither way is refused as before.
+    """
+    fit = memory_fit(shape, dtype, params, presegmented=presegmented, resident_input=True)
+    if fit.fits:
+        return False
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    need = chunked_peak_bytes(chunk, max(4, chunk // 2), workers, np.dtype(dtype).itemsize)
+    return need <= fit.available

@@ -78,7 +78,7 @@ RECIPE_VERSION = 1
 
 _TOP_KEYS = ("recipe_version", "package_version", "analyses")
 _ENTRY_KEYS = ("name", "group", "attributes", "input", "spacing_um", "params", "input_checksum",
-               "classifier_checksum", "n_particles", "versions")
+               "classifier_checksum", "n_particles", "versions", "chunking")
 _CHECKSUM_RE = re.compile(r"[0-9a-f]{8,128}")
 
 
@@ -124,6 +124,9 @@ class RecipeEntry:
     attributes : tuple of core.records.Attribute
         The sample's numeric properties with units (informative; empty for
         recipes written before attributes existed).
+    chunking : dict or None
+        ``{"chunk_size": int, "halo": int}`` of an analysis run by the chunked
+        engine (:mod:`core.chunked`; replayed by it); None: the whole-volume engine.
     """
 
     name: str
@@ -136,9 +139,16 @@ class RecipeEntry:
     versions: Mapping[str, str] = field(default_factory=dict)
     classifier_checksum: str | None = None
     attributes: tuple[Attribute, ...] = ()
+    chunking: Mapping[str, int] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "attributes", check_attributes(self.attributes))
+        if self.chunking is not None:
+            ch = self.chunking
+            if not isinstance(ch, Mapping) or set(ch) != {"chunk_size", "halo"} or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in ch.values()):
+                raise RecipeError(f"chunking must be {{'chunk_size': N, 'halo': H}} with whole numbers >= 1, got {ch!r}")
+            object.__setattr__(self, "chunking", {"chunk_size": int(ch["chunk_size"]), "halo": int(ch["halo"])})
 
     @property
     def folder(self) -> str:
@@ -255,7 +265,7 @@ def _entry_from_dict(d, index: int, base_dir: Path | None) -> RecipeEntry:
         raise RecipeError(f"{where} versions must map package names to version strings")
     return RecipeEntry(name=name, input=inp, spacing=spacing, params=params, input_checksum=checksum, group=group,
                        n_particles=n, versions=dict(versions), classifier_checksum=clf_checksum,
-                       attributes=attributes)
+                       attributes=attributes, chunking=d.get("chunking"))
 
 
 def recipe_from_dict(d: Mapping, *, base_dir: str | os.PathLike | None = None) -> Recipe:
@@ -344,6 +354,8 @@ def entry_to_dict(e: RecipeEntry, *, relative_to: str | os.PathLike | None = Non
         d["n_particles"] = int(e.n_particles)
     if e.versions:
         d["versions"] = dict(e.versions)
+    if e.chunking is not None:
+        d["chunking"] = dict(e.chunking)
     return _plain(d)
 
 

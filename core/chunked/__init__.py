@@ -14,7 +14,11 @@ Modules
              :func:`phases_from_map` for a volume already segmented
 ``particles`` :func:`separate_chunked`: particles per chunk with a halo, one global labelling across chunk
              faces (the halo rule, :func:`particle_halo`, and what is not exact are in its docstring)
+``measures`` :func:`measure_chunked`: the per-particle table of :func:`core.metrics.particle_table`, from
+             reductions over chunks and per-particle crops (equal to the whole-volume table)
 ``store``    :func:`write_zarr`: a Zarr v3 OME-Zarr store written chunk by chunk
+``analysis`` :func:`~core.chunked.analysis.analyze_chunked`: the whole analysis of a file on this engine
+             (``python -m core analyze --chunk-size N``)
 ``cluster``  :func:`cluster`: a ``distributed`` local cluster (one single-threaded process per core) or
              an existing one by address
 
@@ -30,6 +34,7 @@ Example
 
 from .cluster import cluster, default_workers
 from .inputs import DEFAULT_CHUNK, LazyVolume, as_dask, open_lazy
+from .measures import measure_chunked, separator_side_chunked
 from .particles import ChunkedLabels, particle_halo, separate_chunked
 from .phases import ChunkedSegmentation, island_halo, phase_halo, phases_from_map, segment_chunked
 from .store import OME_ZARR_VERSION, ome_multiscales, write_zarr
@@ -38,6 +43,7 @@ __all__ = [
     "DEFAULT_CHUNK", "LazyVolume", "as_dask", "open_lazy",
     "ChunkedSegmentation", "island_halo", "phase_halo", "phases_from_map", "segment_chunked",
     "ChunkedLabels", "particle_halo", "separate_chunked",
+    "measure_chunked", "separator_side_chunked",
     "OME_ZARR_VERSION", "ome_multiscales", "write_zarr",
     "cluster", "default_workers",
 ]

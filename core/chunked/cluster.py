@@ -20,7 +20,7 @@ from typing import Iterator
 
 from .._checks import check_int
 
-__all__ = ["cluster", "default_workers"]
+__all__ = ["cluster", "default_workers", "local_cluster"]
 
 
 def default_workers() -> int:
@@ -53,7 +53,7 @@ def cluster(workers: int | None = None, address: str | None = None, *,
     distributed.Client
         Also the default scheduler of dask computations inside the block.
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if address is not None:
         if workers is not None:
@@ -68,11 +68,24 @@ def cluster(workers: int | None = None, address: str | None = None, *,
     n = default_workers() if workers is None else int(workers)
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {n}")
-    with _plain_main():
-        local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                             memory_limit=memory_limit)
+    local = local_cluster(n, memory_limit=memory_limit)
     with local, Client(local) as client:
         yield client
+
+
+def local_cluster(workers: int, **kwargs):
+    """The project's :class:`distributed.LocalCluster`: ``workers`` single-threaded processes, no dashboard.
+
+    The one construction behind :func:`cluster` and the dashboard's cluster
+    process (:mod:`core.cluster`); the workers start with a bare
+    ``__main__`` (:func:`_plain_main`).  ``kwargs`` go to ``LocalCluster``
+    (``memory_limit``, ``host``).
+    """
+    from distributed import LocalCluster
+
+    with _plain_main():
+        return LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None,
+                            **kwargs)
 
 
 @contextlib.contextmanager

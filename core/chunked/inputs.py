@@ -37,10 +37,8 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -60,10 +58,10 @@ DEFAULT_CHUNK = 128
 
 
 @dataclass(frozen=True, eq=False)
-class LazyVolume:
+class LazyVolume(C.Volume):
     """A volume on disk as a lazily chunked dask array, with its voxel size.
 
-    The lazy counterpart of :class:`core.io.Volume` (same attributes).
+    The lazy counterpart of :class:`core.io.Volume`: the same record (a subclass), with a dask array.
 
     Attributes
     ----------
@@ -75,18 +73,6 @@ class LazyVolume:
     spacing_from_metadata : bool
     metadata : Mapping[str, object]
     """
-
-    data: object
-    spacing: tuple[float, float, float]
-    source: str
-    fmt: str
-    spacing_from_metadata: bool
-    metadata: Mapping[str, object] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
-        if not isinstance(self.metadata, MappingProxyType):
-            object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 
     @property
     def shape(self) -> tuple[int, int, int]:

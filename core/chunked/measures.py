@@ -1,0 +1,217 @@
+"""The per-particle table of a chunked label volume, equal to :func:`core.metrics.particle_table`'s.
+
+Every column of :data:`core.metrics.COLUMNS` is computed by the code of
+:mod:`core.metrics` (its kernels and :func:`core.metrics._table_of`), run on
+small pieces instead of the whole volume:
+
+1. **Reductions over chunks.**  Each chunk gives the bounding box and the
+   solid voxel count of every label it holds (reduced by min / max / sum on
+   the client), and the NMC voxels of each slice along the thickness axis
+   (summed: the profile of :func:`core.metrics.detect_separator_side`, as
+   exact integers).
+2. **Per-particle crops.**  The measures that need the whole filled particle
+   (its cracks, so its volume, surface area, sphericity, crack fraction,
+   centroid, extents and the face areas per neighbour kind) are computed on
+   the particle's bounding box grown by one voxel (clipped at the volume's
+   faces): the particles are grouped by the chunk holding their first corner
+   and one task reads the union of its group's crops.
+
+Why a crop gives the whole-volume answer exactly
+------------------------------------------------
+A crack of particle ``L`` (a background region enclosed by ``L`` alone,
+:func:`core.metrics.fill_cracks`) lies inside ``L``'s bounding box: every
+non-crack 6-neighbour of it is an ``L`` voxel, or outside the volume where
+``L`` encloses it within the volume's face.  So in the crop the crack is the
+same region with the same neighbours.  The one-voxel layer of the crop that
+is not a face of the volume is cleared before the cracks are filled, so a
+region reaching it opens to the outside (as it does in the volume: it is not
+enclosed by ``L`` alone), and a region reaching a volume edge opens there as
+in the volume.  Face areas count each face of the filled particle against
+its neighbour (all inside the crop), and the marching-cubes area sums the
+cells around the particle; both visit the particle's voxels and cells in the
+same order as the whole-volume pass, so the sums are the same numbers.
+
+Memory: a group task holds the union of its group's crops, about
+``(c + d + 2)³`` voxels (``c`` the chunk edge, ``d`` the largest particle's
+extent in voxels) of labels (4 B) and phases (1 B), plus one crop's working
+copies.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .. import _kernels as K
+from .._validate import check_choice, normalize_spacing
+from ..codes import CBD, NMC
+from ..metrics import _fill_cracks_inplace, _mc_lut, _table_of
+
+__all__ = ["measure_chunked", "separator_side_chunked"]
+
+
+def separator_side_chunked(phases, axis: int = 0, *, slab_frac: float = 0.1) -> tuple[str, float]:
+    """:func:`core.metrics.detect_separator_side` of a dask phase volume, from per-slice NMC counts.
+
+    Returns the same side and contrast: the profile is the same numbers
+    (whole counts over the slice size, as ``mean`` of a boolean slice gives).
+    """
+    check_choice(axis, "axis", (0, 1, 2))
+    others = tuple(a for a in range(3) if a != axis)
+    counts = np.asarray((phases == NMC).sum(axis=others, dtype=np.int64).compute(), np.int64)
+    n = phases.shape[axis]
+    per_slice = int(np.prod([phases.shape[a] for a in others]))
+    profile = counts.astype(np.float64) / per_slice
+    k = max(1, int(round(n * slab_frac)))
+    first, last = float(profile[:k].mean()), float(profile[-k:].mean())
+    return ("start" if first <= last else "end"), abs(last - first)
+
+
+def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_side: str = "auto") -> pd.DataFrame:
+    """The per-particle table of a chunked label volume.
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) dask.array.Array of int
+        Particle labels on NMC voxels, 0 elsewhere (e.g.
+        :attr:`~core.chunked.ChunkedLabels.labels`).
+    phases : (Z, Y, X) dask.array.Array of uint8
+        Phase codes, same shape.
+    spacing : float or (3,) float, µm
+    axis : {0, 1, 2}
+        Thickness axis (for ``depth_frac``).
+    separator_side : {"auto", "start", "end"}
+        As :func:`core.metrics.particle_table` (``"auto"`` warns when ambiguous).
+
+    Returns
+    -------
+    table : DataFrame
+        Columns :data:`core.metrics.COLUMNS`, one row per label, equal to
+        ``particle_table(labels, phases, spacing, ...)`` of the same volumes;
+        ``attrs`` as there.
+    """
+    import dask
+    import dask.array as da
+
+    for name, arr in (("labels", labels), ("phases", phases)):
+        if not isinstance(arr, da.Array) or arr.ndim != 3:
+            raise TypeError(f"{name} must be a 3D dask array (z, y, x)")
+    if labels.shape != phases.shape:
+        raise ValueError(f"labels {labels.shape} and phases {phases.shape} must have the same shape")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must hold whole numbers, got {labels.dtype}")
+    sp = normalize_spacing(spacing)
+    check_choice(axis, "axis", (0, 1, 2))
+    check_choice(separator_side, "separator_side", ("auto", "start", "end"))
+    if separator_side == "auto":
+        separator_side, contrast = separator_side_chunked(phases, axis)
+        if contrast < 0.02:
+            warnings.warn(
+                f"the separator side along axis {axis} is ambiguous (NMC fraction differs by {contrast:.3f} "
+                f"between the two ends); assuming '{separator_side}'. Set separator_side to be sure.",
+                stacklevel=2,
+            )
+    phases = phases.rechunk(labels.chunks) if phases.chunks != labels.chunks else phases
+    shape = tuple(int(n) for n in labels.shape)
+
+    # 1. bounding boxes and solid counts, reduced over chunks
+    grid = [np.cumsum((0,) + tuple(c)) for c in labels.chunks]
+    blocks = labels.to_delayed().ravel()
+    origins = [tuple(int(g[i]) for g, i in zip(grid, idx)) for idx in np.ndindex(*labels.numblocks)]
+    parts = dask.compute(*[dask.delayed(_boxes)(b, o) for b, o in zip(blocks, origins)])
+    n_lab = max((int(p[0][-1]) for p in parts if p[0].size), default=0)
+    lo = np.full((n_lab + 1, 3), max(shape), np.int64)
+    hi = np.full((n_lab + 1, 3), -1, np.int64)
+    for ids, plo, phi in parts:
+        np.minimum.at(lo, ids, plo)
+        np.maximum.at(hi, ids, phi)
+
+    # 2. per-particle crops, grouped by the chunk that holds each particle's first corner
+    present = np.flatnonzero(hi[:, 0] >= 0)
+    present = present[present > 0]
+    home = np.stack([np.searchsorted(g, lo[present, a], side="right") - 1 for a, g in enumerate(grid)], axis=1)
+    order = np.lexsort(home.T[::-1])
+    present, home = present[order], home[order]
+    tasks = []
+    cuts = np.flatnonzero(np.any(np.diff(home, axis=0) != 0, axis=1)) + 1 if present.size else []
+    for ids in np.split(present, cuts) if present.size else []:
+        glo = np.maximum(lo[ids].min(axis=0) - 1, 0)
+        ghi = np.minimum(hi[ids].max(axis=0) + 2, shape)
+        win = tuple(slice(int(a), int(b)) for a, b in zip(glo, ghi))
+        tasks.append(dask.delayed(_measure_group)(labels[win], phases[win], tuple(int(a) for a in glo), shape,
+                                                  ids, lo[ids], hi[ids], sp))
+    results = dask.compute(*tasks)
+
+    counts = np.zeros((n_lab + 1, 2), np.int64)
+    sums = np.zeros((n_lab + 1, 3), np.float64)
+    areas = np.zeros((n_lab + 1, 5), np.float64)
+    mc = np.zeros(n_lab + 1, np.float64)
+    flo = np.full((n_lab + 1, 3), max(shape), np.int64)
+    fhi = np.full((n_lab + 1, 3), -1, np.int64)
+    for ids, r_counts, r_sums, r_lo, r_hi, r_areas, r_mc in results:
+        counts[ids], sums[ids], flo[ids], fhi[ids], areas[ids], mc[ids] = r_counts, r_sums, r_lo, r_hi, r_areas, r_mc
+    table = _table_of(counts, sums, flo, fhi, areas, mc, sp, depth_axis_len=shape[axis], axis=axis,
+                      separator_side=separator_side)
+    table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
+    return table
+
+
+def _boxes(block, origin):
+    """Labels of one chunk with their bounding boxes (global indices): ``(ids, lo, hi)``, ids sorted, no 0."""
+    block = np.asarray(block)
+    ids, inverse = np.unique(block, return_inverse=True)
+    compact = inverse.reshape(block.shape).astype(np.int32)
+    start = 1 if ids.size and ids[0] == 0 else 0
+    if start == 0:
+        compact += 1  # no background in this chunk: keep 0 free
+    zero = np.zeros(block.shape, np.uint8)
+    _, _, _, lo, hi = K.face_areas(compact, zero, int(compact.max(initial=0)), 1.0, 1.0, 1.0, NMC, CBD)
+    off = np.asarray(origin, np.int64)
+    return ids[start:].astype(np.int64), lo[1:] + off, hi[1:] + off
+
+
+def _measure_group(lab_win, ph_win, origin, shape, ids, lo, hi, sp):
+    """The whole-particle measures of the labels ``ids`` (bounding boxes ``lo``..``hi``, global) in one window.
+
+    Returns ``(ids, counts, sums, lo, hi, areas, mc)`` in the layout of
+    :func:`core._kernels.face_areas` (global indices), one row per id.
+    """
+    lab_win = np.asarray(lab_win)
+    ph_win = np.asarray(ph_win, np.uint8)
+    org = np.asarray(origin, np.int64)
+    n = len(ids)
+    counts = np.zeros((n, 2), np.int64)
+    sums = np.zeros((n, 3), np.float64)
+    flo = np.zeros((n, 3), np.int64)
+    fhi = np.zeros((n, 3), np.int64)
+    areas = np.zeros((n, 5), np.float64)
+    mc = np.zeros(n, np.float64)
+    lut = _mc_lut(sp)
+    for k, lab in enumerate(ids):
+        c0 = np.maximum(lo[k] - 1, 0)
+        c1 = np.minimum(hi[k] + 2, shape)
+        crop = tuple(slice(int(a - o), int(b - o)) for a, b, o in zip(c0, c1, org))
+        sub = lab_win[crop]
+        work = np.where(sub == lab, np.int32(1), np.where(sub != 0, np.int32(2), np.int32(0)))
+        fill = work.copy()
+        _clear_margin(fill, c0, c1, shape)
+        _fill_cracks_inplace(fill)
+        mine = fill == 1
+        work[mine] = 1
+        a_, c_, s_, l_, h_ = K.face_areas(work, np.ascontiguousarray(ph_win[crop]), 2, sp[0], sp[1], sp[2], NMC, CBD)
+        areas[k], counts[k] = a_[1], c_[1]
+        sums[k] = s_[1] + c_[1, 0] * c0
+        flo[k], fhi[k] = l_[1] + c0, h_[1] + c0
+        mc[k] = K.mc_areas(mine.astype(np.int32), 1, lut)[1]
+    return ids, counts, sums, flo, fhi, areas, mc
+
+
+def _clear_margin(crop, c0, c1, shape) -> None:
+    """Set to 0 (in place) the layers of a crop (``c0``..``c1`` in a volume of ``shape``) that are not volume faces."""
+    for a in range(3):
+        if c0[a] > 0:
+            crop[(slice(None),) * a + (0,)] = 0
+        if c1[a] < shape[a]:
+            crop[(slice(None),) * a + (-1,)] = 0

@@ -1,0 +1,128 @@
+"""``python -m core analyze --chunk-size N`` and ``run --workers K``: the chunked engine from the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+
+from core import cli
+from core.io import load_volume
+from core.metrics import COLUMNS, particle_table
+from core.recipe import read_recipe
+
+CHUNKED_FILES = ("labels.zarr", "particles.csv", "particles.parquet", "phases.zarr", "run.json")
+
+
+@pytest.fixture
+def sync_cluster(monkeypatch):
+    """The chunked engine's tasks in this process (no worker processes to start): dask's synchronous scheduler."""
+    import core.chunked as chunked
+
+    @contextlib.contextmanager
+    def inline(workers=None, address=None, **kw):
+        with dask.config.set(scheduler="sync"):
+            yield None
+
+    monkeypatch.setattr(chunked, "cluster", inline)
+
+
+@pytest.fixture(scope="module")
+def grey(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo") / "D"
+    assert cli.main(["demo", "--out", str(d), "--seed", "5", "--size", "40", "--names", "pristine", "-q"]) == 0
+    return d / "pristine" / "greyscale.tif"
+
+
+def _zarr(path):
+    return np.asarray(da.from_zarr(str(path / "0")).compute())
+
+
+def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(grey, tmp_path, sync_cluster, capsys):
+    out, recipe = tmp_path / "o", tmp_path / "r.json"
+    assert cli.main(["analyze", str(grey), "--out", str(out), "--chunk-size", "20", "--workers", "2",
+                     "--recipe", str(recipe)]) == 0
+    err = capsys.readouterr().err
+    assert "chunked engine" in err and "particles ->" in err  # progress lines
+    assert sorted(p.name for p in out.iterdir()) == sorted(CHUNKED_FILES)
+    # the phases equal the whole-volume engine's
+    whole = tmp_path / "w"
+    assert cli.main(["analyze", str(grey), "--out", str(whole), "-q"]) == 0
+    phases, labels = _zarr(out / "phases.zarr"), _zarr(out / "labels.zarr")
+    assert np.array_equal(phases, load_volume(whole / "phases.tif").data)
+    # the table is the particle table of the labels written
+    run = json.loads((out / "run.json").read_text())
+    assert run["provenance"]["engine"] == "chunked" and run["provenance"]["chunking"] == {"chunk_size": 20, "halo": 10}
+    table = __import__("pandas").read_parquet(out / "particles.parquet")
+    ref = particle_table(labels, phases, run["provenance"]["spacing_um"], separator_side=run["params"]["separator_side"])
+    assert list(table.columns) == list(COLUMNS) and len(table) == len(ref) > 5
+    for col in ("n_voxels", "volume_um3", "area_cbd_um2", "area_pore_um2", "detachment", "sphericity"):
+        np.testing.assert_allclose(table[col].to_numpy(float), ref[col].to_numpy(float), rtol=1e-9, equal_nan=True)
+    # the recipe records the chunking and replays to the same table
+    entry = read_recipe(recipe).analyses[0]
+    assert entry.chunking == {"chunk_size": 20, "halo": 10}
+    assert cli.main(["run", str(recipe), "--out", str(tmp_path / "replay"), "-q"]) == 0
+    replayed = tmp_path / "replay" / entry.folder
+    assert (replayed / "particles.csv").read_bytes() == (out / "particles.csv").read_bytes()
+    assert json.loads((replayed / "provenance.json").read_text())["provenance"]["engine"] == "chunked"
+
+
+def test_the_memory_rule_picks_the_chunked_engine(grey, tmp_path, sync_cluster, monkeypatch, capsys):
+    import core.memory as M
+
+    real = M.estimate_peak_bytes
+    monkeypatch.setattr(M, "estimate_peak_bytes", lambda *a, **k: 1 << 50)  # the whole volume would not fit
+    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "o")]) == 0
+    assert "would not fit in memory; running the chunked engine" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == sorted(CHUNKED_FILES)
+    monkeypatch.setattr(M, "estimate_peak_bytes", real)
+    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "w"), "-q"]) == 0  # fits: as before
+    assert (tmp_path / "w" / "phases.tif").is_file() and not (tmp_path / "w" / "phases.zarr").exists()
+
+
+def test_the_memory_rule(monkeypatch):
+    import core.memory as M
+
+    monkeypatch.setattr(M, "_limits", lambda network=False: [(4 * 2**30, "budget")])
+    chunked = M.chunked_peak_bytes(128, 64, 2, 2)
+    assert chunked < 4 * 2**30 < M.estimate_peak_bytes((1024,) * 3, np.uint16)
+    assert M.needs_chunked_engine((1024,) * 3, np.uint16, workers=2)
+    assert not M.needs_chunked_engine((128,) * 3, np.uint16, workers=2)  # fits whole: the whole-volume engine
+    monkeypatch.setattr(M, "_limits", lambda network=False: [(chunked - 1, "budget")])
+    assert not M.needs_chunked_engine((1024,) * 3, np.uint16, workers=2)  # fits neither: refused as before
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--chunk-size", "16", "--downsample", "2"], "does not downsample"),
+    (["--chunk-size", "16", "--method", "model"], "runs the threshold method"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "existing one"),
+    (["--max-diameter", "5"], "use it with --chunk-size"),
+    (["--chunk-size", "4"], "chunk-size"),
+])
+def test_chunked_refusals_are_one_sentence(grey, tmp_path, extra, words, capsys):
+    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and words in err and "\n" not in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_run_with_workers_replays_the_analyses_in_parallel(grey, tmp_path):
+    """Two analyses of a recipe as tasks of a real 2-worker local cluster: the same files as one after the other."""
+    recipe = tmp_path / "r.json"
+    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "a"), "--recipe", str(recipe), "-q"]) == 0
+    d = json.loads(recipe.read_text())
+    second = json.loads(json.dumps(d["analyses"][0]))
+    second["name"] = "other"
+    second["params"]["separator_side"] = "start" if d["analyses"][0]["params"]["separator_side"] == "end" else "end"
+    d["analyses"].append(second)
+    recipe.write_text(json.dumps(d))
+    assert cli.main(["run", str(recipe), "--out", str(tmp_path / "seq"), "-q"]) == 0
+    assert cli.main(["run", str(recipe), "--out", str(tmp_path / "par"), "--workers", "2", "-q"]) == 0
+    for name in [a["name"] for a in d["analyses"]]:
+        for f in ("particles.csv", "particles.parquet", "recipe.json"):
+            assert (tmp_path / "par" / name / f).read_bytes() == (tmp_path / "seq" / name / f).read_bytes()
+    assert (tmp_path / "par" / "recipe.json").read_bytes() == (tmp_path / "seq" / "recipe.json").read_bytes()
