@@ -112,13 +112,13 @@ def main(argv=None) -> int:
         f"which is also the slice shown. The slice's features are computed once per slice and kept (they do not "
         f"depend on the strokes); a stroke retrains the learner on the kept features of the painted pixels and "
         f"classifies the shown slice on its kept features. One untimed call, then {args.calls} timed calls per "
-        "row (`_common.time_calls`). CPU = process CPU time (both threads); the machine's 2 cores were shared "
-        "with other work during the run, so the wall times are upper bounds.",
+        "row (`_common.time_calls`). CPU = process CPU time (both threads); when other work shares the "
+        "machine's 2 cores (see the load average) the wall times are upper bounds.",
         "",
         C.md_table(rows, digits=3),
         f"Target: the preview follows a stroke within about {TARGET_S:g} s on a 512² slice. Median per stroke "
         f"(the page's preview learner, kept features) {stroke:.2f} s wall ({stroke_cpu:.2f} s of CPU time over "
-        f"the two threads): {verdict} on this loaded machine. The preview's phases agree with the full "
+        f"the two threads): {verdict} at the load average above (the machine is shared). The preview's phases agree with the full "
         f"forest's on {agree:.1%} of the pixels of the shown slice (the full analysis uses the full forest).",
     ]
     C.publish("paint_preview_latency", lines, args, section=args.section)
