@@ -74,7 +74,13 @@ def test_jobs_survive_the_page_and_a_server_restart(tmp_path):
                 run.click()
                 expect(one.locator("[data-testid='stAlertContentInfo']", has_text="queued")).to_be_visible()
                 _wait_sidebar(one, lambda t: "running" in t, 90, "the job running")
-                # move a widget and switch pages while it runs; then close the tab
+                # move a widget (the page reruns) and switch pages while it runs; then close the tab
+                slider = one.locator("[data-testid='stSlider']", has_text="Pore | CBD threshold")
+                before = slider.locator("[data-testid='stSliderThumbValue']").inner_text()
+                slider.locator("input[type='range']").focus()
+                one.keyboard.press("PageUp")
+                expect(slider.locator("[data-testid='stSliderThumbValue']")).not_to_have_text(before)
+                settle(one)
                 one.locator("[data-testid='stSidebarNav'] a", has_text="Samples").first.click()
                 one.locator("[data-testid='stSidebarNav'] a", has_text="Particles").first.click()
                 one.close()
