@@ -523,16 +523,7 @@ def _open_zarr_lazy(p: Path, opts):
         name = _h5._pick_dataset(p, arrays, dataset, groups)
     where = fname if name == "/" else f"array {name} of {fname}"
     try:
-        if name == "/":
-            arr, levels = root, [("/", dict(root.attrs))]
-        else:
-            arr = root[name.strip("/")]
-            parts = name.strip("/").split("/")
-            levels = [(name, dict(arr.attrs))]
-            for i in range(len(parts) - 1, 0, -1):
-                group_path = "/".join(parts[:i])
-                levels.append(("/" + group_path, dict(root[group_path].attrs)))
-            levels.append(("/", dict(root.attrs)))
+        arr, levels = _zarr._array_and_attrs(root, name)
         shape = tuple(int(n) for n in arr.shape)
         zyx = C._zyx_shape(shape, where)
         dtype = np.dtype(arr.dtype)

@@ -21,6 +21,20 @@ from .hdf5 import _pick_dataset, _spacing_from_attrs
 _ZARR_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError)
 
 
+def _array_and_attrs(root, name: str):
+    """The array ``name`` of an open zarr ``root`` ("/" = the root itself) and the attributes of it and of each
+    group above it, innermost first, as ``[(path, attrs), ...]`` (where the voxel size may be declared)."""
+    if name == "/":
+        return root, [("/", dict(root.attrs))]
+    arr = root[name.strip("/")]
+    parts = name.strip("/").split("/")
+    levels = [(name, dict(arr.attrs))]
+    for i in range(len(parts) - 1, 0, -1):
+        group_path = "/".join(parts[:i])
+        levels.append(("/" + group_path, dict(root[group_path].attrs)))
+    levels.append(("/", dict(root.attrs)))
+    return arr, levels
+
 def _check_store_entries(path: Path) -> None:
     """Refuse a store holding anything but files and folders (a FIFO chunk would block the read)."""
     stack = [path]
@@ -90,16 +104,7 @@ def read_zarr(path: Path, opts: ReadOptions) -> Loaded:
     where = fname if name == "/" else f"array {name} of {fname}"
     declared = None
     try:
-        if name == "/":
-            arr, levels = root, [("/", dict(root.attrs))]
-        else:
-            arr = root[name.strip("/")]
-            parts = name.strip("/").split("/")
-            levels = [(name, dict(arr.attrs))]
-            for i in range(len(parts) - 1, 0, -1):
-                group_path = "/".join(parts[:i])
-                levels.append(("/" + group_path, dict(root[group_path].attrs)))
-            levels.append(("/", dict(root.attrs)))
+        arr, levels = _array_and_attrs(root, name)
         _zyx_shape(tuple(arr.shape), where)  # 1D, 4D+ and empty refused before reading
         declared = int(np.prod(arr.shape, dtype=np.int64)) * np.dtype(arr.dtype).itemsize
         if np.dtype(arr.dtype).kind not in "biuf":
