@@ -68,6 +68,7 @@ def ensure_demos(ws: Workspace) -> None:
         f"**Preparing the demo electrodes (first start only).** Three SYNTHETIC electrodes at "
         f"{settings.demo_size()}³ voxels are generated and analysed once as background jobs "
         f"({', '.join(f'#{j.id}' for j in sorted(running, key=lambda j: j.id))}; progress in the sidebar), "
-        f"then kept in the workspace ({ws.root}). Each takes {settings.demo_time_text(settings.demo_size())}; "
-        "this page fills in as they finish."
+        f"then kept in the workspace ({ws.root}). Each takes {settings.demo_time_text(settings.demo_size())} once "
+        "the workers are warm; the first start also starts the workers and compiles their kernels (2 minutes in "
+        "all from a fresh clone here). This page fills in as they finish."
     )
