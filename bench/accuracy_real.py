@@ -25,7 +25,10 @@ slices in turn, brush strokes are simulated on that ONE slice (:func:`simulate_s
 seeded by the slice number), a classifier is trained on them with default
 ``ClassifierParams`` and scored on the OTHER slices of the acquisition.  The row is
 the mean over every (training slice, scored slice) pair; the spread over the choice
-of the training slice is given too.  ``--classifier-only`` runs only these rows and
+of the training slice is given too.  One row per stroke mode (:data:`STROKE_MODES`,
+:func:`paint_slice`): inside the phases only (the acceptance protocol), also along
+the phase edges, also where the first strokes' classifier is unsure (the Segment
+page's magenta overlay), and both; each with the same painted-pixel budget.  ``--classifier-only`` runs only these rows and
 prints them (RESULTS.md untouched unless ``--results`` is given).
 
 Usage:  python bench/accuracy_real.py [--quick] [--classifier-only] [--data PATH]
@@ -111,45 +114,144 @@ STROKE_LENGTH = (8, 30)  # px: length of one stroke, drawn uniformly
 STROKE_PER_PHASE = 1000  # painted pixels per phase, at least
 
 
+EDGE_INSET = 2  # px: edge strokes run along the pixels this far inside a phase (the brush reaches its boundary)
+EDGE_SHARE = 0.5  # of each phase's painted pixels, the share painted along its edges in the "paint the edges" row
+OVERLAY_FIRST = 0.5  # of each phase's pixels, the share painted (inside) before the overlay guides the rest
+OVERLAY_MARK = 0.6  # the Segment page's default "Mark confidence below"
+
+
+def _line_stroke(rng, ys, xs, allowed, length, shape):
+    """Centre line of one straight stroke from a random allowed pixel, stopping where it would leave ``allowed``."""
+    from skimage.draw import line
+
+    i = rng.integers(ys.size)
+    angle, n = rng.uniform(0, np.pi), rng.integers(length[0], length[1] + 1)
+    y1 = int(np.clip(round(ys[i] + n * np.sin(angle)), 0, shape[0] - 1))
+    x1 = int(np.clip(round(xs[i] + n * np.cos(angle)), 0, shape[1] - 1))
+    rr, cc = line(int(ys[i]), int(xs[i]), y1, x1)
+    ok = allowed[rr, cc]
+    stop = ok.size if ok.all() else int(np.argmin(ok))
+    return rr[:stop], cc[:stop]
+
+
+def _edge_stroke(rng, ys, xs, ring, length, shape):
+    """Centre line of one stroke that follows a phase edge: the ring pixels reached from a random ring pixel in
+    at most half a stroke length of 8-connected steps along the ring (both ways along the edge)."""
+    i = rng.integers(ys.size)
+    depth = int(rng.integers(length[0], length[1] + 1)) // 2
+    seen = {(int(ys[i]), int(xs[i]))}
+    front = list(seen)
+    for _ in range(depth):
+        nxt = []
+        for y, x in front:
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    q = (y + dy, x + dx)
+                    if q not in seen and 0 <= q[0] < shape[0] and 0 <= q[1] < shape[1] and ring[q]:
+                        seen.add(q)
+                        nxt.append(q)
+        front = nxt
+        if not front:
+            break
+    pts = np.array(sorted(seen))
+    return pts[:, 0], pts[:, 1]
+
+
 def simulate_strokes(truth: np.ndarray, seed: int, *, per_phase: int = STROKE_PER_PHASE, width: int = STROKE_WIDTH,
-                     erode: int = STROKE_ERODE, length=STROKE_LENGTH) -> np.ndarray:
-    """Scribbles a person could paint on a labelled 2D slice: short straight brush strokes inside each phase.
+                     erode: int = STROKE_ERODE, length=STROKE_LENGTH, edge_share: float = 0.0,
+                     confidence: np.ndarray | None = None, start: np.ndarray | None = None) -> np.ndarray:
+    """Scribbles a person could paint on a labelled 2D slice: short brush strokes in each phase.
 
     For each phase in turn: the phase mask eroded by ``erode`` px (3 x 3 square structuring element) holds the
     allowed stroke centres; a stroke starts at a random allowed pixel, runs in a random direction for a random
     length in ``length`` and stops where it would leave the allowed pixels; the centre line is widened to
     ``width`` px with a square brush (kept inside the phase).  Strokes are added until at least ``per_phase``
-    pixels of the phase are painted.  Returns (Y, X) uint8: the phase code on painted pixels, 255 elsewhere.
+    pixels of the phase are painted.
+
+    ``edge_share`` > 0 ("paint the edges", what ilastik's users are told): once ``(1 - edge_share) *
+    per_phase`` pixels are painted that way, the rest are painted by strokes that follow the phase's edges
+    just inside it: their centre line runs along the ring of pixels :data:`EDGE_INSET` px inside the phase
+    (Euclidean distance to the nearest other-phase pixel in [EDGE_INSET, EDGE_INSET + 1)), from a random ring
+    pixel for half a stroke length each way, so the brush reaches the pixels next to the boundary.  A phase
+    with no such ring (thinner than that everywhere) gets only the inside strokes.
+
+    ``confidence`` ((Y, X), a classifier's largest class probability on this slice: "paint where the overlay
+    shows low confidence"): strokes start only at pixels whose confidence is below :data:`OVERLAY_MARK` (and
+    that lie 1 px inside the phase: ``erode`` 1), run straight and stay 1 px inside the phase; they are added
+    to ``start`` (earlier scribbles, kept) until ``per_phase`` more pixels of each phase are painted.  A phase
+    with no low-confidence pixel gets no more strokes.
+
+    Returns (Y, X) uint8: the phase code on painted pixels, 255 elsewhere.  The same arguments and ``seed``
+    give the same strokes.
     """
     from scipy import ndimage as ndi
-    from skimage.draw import line
 
+    if not 0.0 <= edge_share <= 1.0:
+        raise ValueError(f"edge_share must be in [0, 1], got {edge_share}")
     rng = np.random.default_rng(seed)
-    out = np.full(truth.shape, UNPAINTED, np.uint8)
+    out = np.full(truth.shape, UNPAINTED, np.uint8) if start is None else np.array(start, np.uint8, copy=True)
     brush = np.ones((width, width), bool)
     for code in range(3):
         phase = truth == code
-        inside = ndi.binary_erosion(phase, np.ones((3, 3), bool), iterations=erode)
-        ys, xs = np.nonzero(inside)
-        if ys.size == 0:
-            continue
         painted = np.zeros(truth.shape, bool)
-        while painted.sum() < per_phase:
-            i = rng.integers(ys.size)
-            angle, n = rng.uniform(0, np.pi), rng.integers(length[0], length[1] + 1)
-            y1 = int(np.clip(round(ys[i] + n * np.sin(angle)), 0, truth.shape[0] - 1))
-            x1 = int(np.clip(round(xs[i] + n * np.cos(angle)), 0, truth.shape[1] - 1))
-            rr, cc = line(int(ys[i]), int(xs[i]), y1, x1)
-            ok = inside[rr, cc]
-            stop = ok.size if ok.all() else int(np.argmin(ok))
-            centre = np.zeros(truth.shape, bool)
-            centre[rr[:stop], cc[:stop]] = True
-            painted |= ndi.binary_dilation(centre, brush) & phase
+        if confidence is None:
+            inside = ndi.binary_erosion(phase, np.ones((3, 3), bool), iterations=erode)
+            goal_inside = per_phase - int(round(edge_share * per_phase))
+            plans = [(inside, goal_inside, _line_stroke)]
+            if edge_share > 0:
+                d = ndi.distance_transform_edt(phase)
+                ring = phase & (d >= EDGE_INSET) & (d < EDGE_INSET + 1)
+                plans.append((ring, per_phase, _edge_stroke) if ring.any() else (inside, per_phase, _line_stroke))
+        else:
+            allowed = ndi.binary_erosion(phase, np.ones((3, 3), bool), iterations=1)
+            plans = [(allowed & (np.asarray(confidence) < OVERLAY_MARK), per_phase, None)]
+        for centres, goal, stroke in plans:
+            ys, xs = np.nonzero(centres)
+            if ys.size == 0:
+                continue
+            while painted.sum() < goal:
+                if stroke is None:  # overlay: start at a low-confidence pixel, run straight inside the phase
+                    rr, cc = _line_stroke(rng, ys, xs, allowed, length, truth.shape)
+                else:
+                    rr, cc = stroke(rng, ys, xs, centres, length, truth.shape)
+                centre = np.zeros(truth.shape, bool)
+                centre[rr, cc] = True
+                painted |= ndi.binary_dilation(centre, brush) & phase
         out[painted] = code
     return out
 
 
-def classifier_rows(data: Path, nums: list[int], params: ClassifierParams | None = None):
+#: The stroke simulations of the classifier rows (:func:`paint_slice`), each with the same painted-pixel budget.
+STROKE_MODES = {
+    "inside": "strokes inside each phase (the acceptance protocol of issue 13)",
+    "edges": f"{1 - EDGE_SHARE:.0%} of each phase's pixels inside it, {EDGE_SHARE:.0%} along its edges just inside "
+             "it ('paint the edges')",
+    "overlay": f"{OVERLAY_FIRST:.0%} inside, then the rest started where the classifier of those strokes is below "
+               f"confidence {OVERLAY_MARK:g} on the painted slice ('paint where the overlay is magenta')",
+    "edges+overlay": f"{OVERLAY_FIRST:.0%} as 'edges', then the rest as in 'overlay' (both hints followed)",
+}
+
+
+def paint_slice(mode: str, truth2d: np.ndarray, seed: int, grey: np.ndarray, params: ClassifierParams,
+                feats: np.ndarray | None = None) -> np.ndarray:
+    """Simulated scribbles ((Y, X) uint8) of one slice for a stroke mode of :data:`STROKE_MODES`.
+
+    ``grey`` ((1, Y, X)), ``params`` and ``feats`` (its features, optional) serve the overlay modes, which
+    train a first classifier on the first strokes and classify the painted slice with it (what the Segment
+    page's preview shows) before painting the rest.
+    """
+    if mode not in STROKE_MODES:
+        raise ValueError(f"unknown stroke mode {mode!r}; one of {', '.join(STROKE_MODES)}")
+    if mode in ("inside", "edges"):
+        return simulate_strokes(truth2d, seed, edge_share=EDGE_SHARE if mode == "edges" else 0.0)
+    half = int(round(STROKE_PER_PHASE * OVERLAY_FIRST))
+    first = simulate_strokes(truth2d, seed, per_phase=half, edge_share=EDGE_SHARE if mode == "edges+overlay" else 0.0)
+    clf = train(grey, first[None], 1.0, params, features=feats)
+    _, conf = clf.predict(grey, 1.0, features=feats)
+    return simulate_strokes(truth2d, seed, per_phase=STROKE_PER_PHASE - half, confidence=conf[0], start=first)
+
+
+def classifier_rows(data: Path, nums: list[int], params: ClassifierParams | None = None, mode: str = "inside"):
     """Train on the strokes of one slice, score the other slices of its acquisition; every slice in turn.
 
     Returns (per-pair rows, per-training-slice rows).
@@ -166,7 +268,7 @@ def classifier_rows(data: Path, nums: list[int], params: ClassifierParams | None
         others = [m for m in nums if m != n_train and loaded[m][0] == acq]
         if not others:
             continue
-        scribbles = simulate_strokes(truth[0], seed=n_train)[None]
+        scribbles = paint_slice(mode, truth[0], n_train, grey, params)[None]
         painted = np.bincount(scribbles[scribbles != UNPAINTED], minlength=3)
         t0 = time.perf_counter()
         clf = train(grey, scribbles, 1.0, params)
@@ -179,7 +281,7 @@ def classifier_rows(data: Path, nums: list[int], params: ClassifierParams | None
             dt = time.perf_counter() - t0
             iou = phase_iou(t, phases)
             means.append(float(np.mean([iou[p] for p in PHASES])))
-            rows.append({"acq": acq, "slice": f"raw_{m}", "trained on": f"raw_{n_train}",
+            rows.append({"strokes": mode, "acq": acq, "slice": f"raw_{m}", "trained on": f"raw_{n_train}",
                          "method": "CLASSIFIER (strokes on 1 other slice)", **{f"IoU {p}": iou[p] for p in PHASES},
                          "mean IoU": means[-1], "voxel acc": float(np.mean(t == phases)),
                          "true pore/CBD/NMC": "/".join(f"{x:.2f}" for x in np.bincount(t.ravel(), minlength=3)
@@ -187,37 +289,49 @@ def classifier_rows(data: Path, nums: list[int], params: ClassifierParams | None
                          "found pore/CBD/NMC": "/".join(f"{x:.2f}" for x in np.bincount(phases.ravel(), minlength=3)
                                                         / t.size),
                          "mean confidence": float(conf.mean()), "s": dt})
-        per_train.append({"acq": acq, "trained on": f"raw_{n_train}",
+        per_train.append({"strokes": mode, "acq": acq, "trained on": f"raw_{n_train}",
                           "painted pore/CBD/NMC": "/".join(str(int(c)) for c in painted),
                           "n scored": len(others), "mean IoU": float(np.mean(means)), "min": min(means),
                           "max": max(means), "train s": t_train})
-        print(f"  classifier trained on raw_{n_train} ({acq}): mean IoU {np.mean(means):.3f} on {len(others)} "
-              f"other slices", flush=True)
+        print(f"  classifier ({mode} strokes) trained on raw_{n_train} ({acq}): mean IoU {np.mean(means):.3f} on "
+              f"{len(others)} other slices", flush=True)
     return rows, per_train
 
 
 def classifier_summary(rows: list[dict], per_train: list[dict], oracle: dict[str, float]) -> list[dict]:
     out = []
-    for acq in ACQ:
-        sub = [r for r in rows if r["acq"] == acq]
-        if not sub:
-            continue
-        tr = [r["mean IoU"] for r in per_train if r["acq"] == acq]
-        m = float(np.mean([r["mean IoU"] for r in sub]))
-        o = oracle.get(acq)
-        out.append({"acq": acq, "pairs": len(sub), "IoU pore": float(np.mean([r["IoU pore"] for r in sub])),
-                    "IoU cbd": float(np.mean([r["IoU cbd"] for r in sub])),
-                    "IoU nmc": float(np.mean([r["IoU nmc"] for r in sub])), "mean IoU": m,
-                    "by training slice (min-max)": f"{min(tr):.3f}-{max(tr):.3f}",
-                    "ORACLE thresholds, raw": o,
-                    "vs ORACLE": None if o is None else f"{m - o:+.3f} ({'meets' if m >= o else 'MISSES'})"})
+    for mode in STROKE_MODES:
+        for acq in ACQ:
+            sub = [r for r in rows if r["acq"] == acq and r["strokes"] == mode]
+            if not sub:
+                continue
+            tr = [r["mean IoU"] for r in per_train if r["acq"] == acq and r["strokes"] == mode]
+            m = float(np.mean([r["mean IoU"] for r in sub]))
+            o = oracle.get(acq)
+            out.append({"strokes": mode, "acq": acq, "pairs": len(sub),
+                        "IoU pore": float(np.mean([r["IoU pore"] for r in sub])),
+                        "IoU cbd": float(np.mean([r["IoU cbd"] for r in sub])),
+                        "IoU nmc": float(np.mean([r["IoU nmc"] for r in sub])), "mean IoU": m,
+                        "by training slice (min-max)": f"{min(tr):.3f}-{max(tr):.3f}",
+                        "ORACLE thresholds, raw": o,
+                        "vs ORACLE": None if o is None else f"{m - o:+.3f} ({'meets' if m >= o else 'MISSES'})"})
     return out
 
 
-CLS_COLS = ["acq", "pairs", "IoU pore", "IoU cbd", "IoU nmc", "mean IoU", "by training slice (min-max)",
+def all_classifier_rows(data: Path, nums: list[int]):
+    """:func:`classifier_rows` of every stroke mode, with default ``ClassifierParams``."""
+    rows, per_train = [], []
+    for mode in STROKE_MODES:
+        r, t = classifier_rows(data, nums, mode=mode)
+        rows += r
+        per_train += t
+    return rows, per_train
+
+
+CLS_COLS = ["strokes", "acq", "pairs", "IoU pore", "IoU cbd", "IoU nmc", "mean IoU", "by training slice (min-max)",
             "ORACLE thresholds, raw", "vs ORACLE"]
-CLS_TRAIN_COLS = ["acq", "trained on", "painted pore/CBD/NMC", "n scored", "mean IoU", "min", "max", "train s"]
-CLS_PAIR_COLS = ["acq", "slice", "trained on", "IoU pore", "IoU cbd", "IoU nmc", "mean IoU", "voxel acc",
+CLS_TRAIN_COLS = ["strokes", "acq", "trained on", "painted pore/CBD/NMC", "n scored", "mean IoU", "min", "max", "train s"]
+CLS_PAIR_COLS = ["strokes", "acq", "slice", "trained on", "IoU pore", "IoU cbd", "IoU nmc", "mean IoU", "voxel acc",
                  "found pore/CBD/NMC", "mean confidence", "s"]
 #: Variants measured against the default (same strokes, pairs and scoring; two check scripts, 2026-12-02: "1" the
 #: morning one, "2" the afternoon one, whose default row reproduced A 0.519 / B 0.541 / D 0.581); none kept.
@@ -280,13 +394,21 @@ def classifier_lines(rows, per_train, oracle, seconds: float) -> list[str]:
         f"Target (issue 13): at least the 'ORACLE thresholds, raw' row of the same acquisition. "
         f"Classifier part: {seconds:.0f} s.", "",
         C.md_table(classifier_summary(rows, per_train, oracle), CLS_COLS),
+        "Stroke modes (`paint_slice`; the same seed, the slice number, and the same budget of at least "
+        f"{STROKE_PER_PHASE} painted pixels per phase in each): "
+        + "; ".join(f"**{k}**: {v}" for k, v in STROKE_MODES.items())
+        + f". Edge strokes (`simulate_strokes(edge_share=)`) follow the ring of pixels {EDGE_INSET} px inside the "
+          "phase (Euclidean distance to the other phases in "
+          f"[{EDGE_INSET}, {EDGE_INSET + 1})) from a random ring pixel for half a stroke length each way; overlay "
+          f"strokes start at a pixel 1 px inside the phase whose confidence is below {OVERLAY_MARK:g} and run "
+          "straight, staying 1 px inside. Settings chosen leave-one-acquisition-out: `bench/classifier_loao.py`.",
+        "",
         "Outcome: " + "; ".join(
-            f"{r['acq']} {r['mean IoU']:.3f} vs ORACLE {r['ORACLE thresholds, raw']:.3f} ({r['vs ORACLE']})"
+            f"{r['strokes']} {r['acq']} {r['mean IoU']:.3f} ({r['vs ORACLE']})"
             for r in classifier_summary(rows, per_train, oracle) if r["ORACLE thresholds, raw"] is not None)
         + ". Other feature scales (σ 0.5-4, 1-4, 0.5-16 px) and deeper or larger forests (200 trees, no depth "
           "limit) moved the acquisition means by at most ±0.01 in a check before this run; the thin CBD "
-          "and the pore are where the classifier loses (strokes lie inside the phases, the errors sit at the "
-          "boundaries).", "",
+          "and the pore are where the classifier loses.", "",
         "#### Variants tried to close the gap (none kept)", "",
         "Where the errors are (check script 2, pairs raw_1→raw_100, raw_200→raw_300, raw_360→raw_738, "
         "raw_1501→raw_1502): 86-96 % of the misclassified pixels lie within 3 px of a boundary of the manual "
@@ -418,7 +540,7 @@ def main(argv=None) -> int:
     nums = sorted(nums, key=lambda n: (order.get(acq_of_file(data, n), 99), n))
     if args.classifier_only:
         t0 = time.perf_counter()
-        crow, ctrain = classifier_rows(data, nums)
+        crow, ctrain = all_classifier_rows(data, nums)
         lines = [title + " — classifier rows only", "", *C.env_lines(), "",
                  *classifier_lines(crow, ctrain, ORACLE_RAW, time.perf_counter() - t0)]
         body = "\n".join(lines)
@@ -436,7 +558,7 @@ def main(argv=None) -> int:
         print(f"  raw_{n} ({r[0]['acq']}): mean IoU default {r[0]['mean IoU']:.3f}, pv off {r[1]['mean IoU']:.3f}, "
               f"NMC-first {r[2]['mean IoU']:.3f}, oracle raw {r[3]['mean IoU']:.3f}", flush=True)
     t_cls = time.perf_counter()
-    crow, ctrain = classifier_rows(data, nums)
+    crow, ctrain = all_classifier_rows(data, nums)
     t_cls = time.perf_counter() - t_cls
     total = time.perf_counter() - t_start
 

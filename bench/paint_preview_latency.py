@@ -13,7 +13,8 @@ Streamlit and its cache (timing loop: ``_common.time_calls``):
 * new slice: ``core.classify.features`` of one 512² slice (the first stroke on
   a slice, or a new shown slice);
 * per stroke: ``train`` of the preview learner on the kept features +
-  ``predict`` of the shown slice on its kept features (what the user waits for);
+  ``predict`` of the shown slice on its kept features + where to paint next
+  (``ui.paint.low_confidence_where``) (what the user waits for);
 * before: the same with the full forest, and with the features computed each time.
 
 Input: ``nanoct_nmc_slices/raw_100.tif`` of the shared real data (499 x 601),
@@ -86,8 +87,18 @@ def main(argv=None) -> int:
     row(f"train the preview learner ({light.n_estimators} trees) on kept features",
         lambda: train(grey, scr, 1.0, light, features=f))
     row("classify the shown slice with it on kept features", lambda: clf.predict(grey, 1.0, features=f))
-    row(f"per stroke (the page): train + classify, {light.n_estimators} trees, kept features",
-        lambda: train(grey, scr, 1.0, light, features=f).predict(grey, 1.0, features=f))
+    from ui.paint import low_confidence_where  # the page's "where to paint next" (numpy + scipy only)
+
+    ph, conf = clf.predict(grey, 1.0, features=f)
+    row("where to paint next: unsure pixels and their share at edges (`ui.paint.low_confidence_where`)",
+        lambda: low_confidence_where(ph[0], conf[0], 0.6))
+
+    def stroke():
+        p, c = train(grey, scr, 1.0, light, features=f).predict(grey, 1.0, features=f)
+        return low_confidence_where(p[0], c[0], 0.6)
+
+    row(f"per stroke (the page): train + classify, {light.n_estimators} trees, kept features, + where to paint",
+        stroke)
     row(f"(before) per stroke with the full forest ({params.n_estimators} trees), kept features",
         lambda: train(grey, scr, 1.0, params, features=f).predict(grey, 1.0, features=f))
     row("(before) per stroke, full forest, features computed each time",
@@ -110,8 +121,9 @@ def main(argv=None) -> int:
         f"forest (same seed, same features). Strokes `accuracy_real.simulate_strokes(labels, seed={SEED})`: "
         f"{int(painted[0])} pore / {int(painted[1])} CBD / {int(painted[2])} NMC painted pixels on that slice, "
         f"which is also the slice shown. The slice's features are computed once per slice and kept (they do not "
-        f"depend on the strokes); a stroke retrains the learner on the kept features of the painted pixels and "
-        f"classifies the shown slice on its kept features. One untimed call, then {args.calls} timed calls per "
+        f"depend on the strokes); a stroke retrains the learner on the kept features of the painted pixels, "
+        f"classifies the shown slice on its kept features and finds where to paint next (the pixels below the "
+        f"default confidence mark 0.6 and their share within 2 px of an edge between phases). One untimed call, then {args.calls} timed calls per "
         "row (`_common.time_calls`). CPU = process CPU time (both threads); when other work shares the "
         "machine's 2 cores (see the load average) the wall times are upper bounds.",
         "",

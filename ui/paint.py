@@ -18,7 +18,7 @@ classifies every z-slice the same way with the full forest, so the preview of
 a z-slice is that slice of the full run up to the trees left out.
 
 Numpy-only helpers (:func:`strokes_from_rgba`, :func:`apply_strokes`,
-:func:`scribble_rgb`, :func:`low_confidence_rgb`) are tested without Streamlit.
+:func:`scribble_rgb`, :func:`low_confidence_rgb`, :func:`low_confidence_where`) are tested without Streamlit.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ COLOUR_TOLERANCE = 60.0
 NO_STROKE = -1
 #: Colour of the low-confidence pixels in the preview (magenta: outside the phase colours).
 LOW_CONFIDENCE_RGB = render.HIGHLIGHT
+#: Pixels this close (chessboard distance, px) to an edge between the preview's phases count as "at an edge".
+EDGE_REACH = 2
 #: Longest side of the canvas on screen, pixels (a slice is enlarged by a whole factor up to it).
 CANVAS_TARGET = 512
 
@@ -116,6 +118,46 @@ def low_confidence_rgb(rgb: np.ndarray, confidence: np.ndarray, threshold: float
     out = np.array(rgb, copy=True)
     out[np.asarray(confidence) < threshold] = LOW_CONFIDENCE_RGB
     return out
+
+
+def low_confidence_where(phases: np.ndarray, confidence: np.ndarray, threshold: float,
+                         reach: int = EDGE_REACH) -> tuple[float, float]:
+    """Where the preview is unsure: the share of the slice below ``threshold``, and the share of those pixels
+    that lie within ``reach`` px of an edge between two of the preview's phases.
+
+    Parameters
+    ----------
+    phases : (H, W) uint8
+        The preview's phases.
+    confidence : (H, W) float
+        Its largest class probability per pixel.
+    threshold : float
+    reach : int, px
+        Chessboard distance to the nearest pixel of another phase.
+
+    Returns
+    -------
+    (low, at_edges) : (float, float)
+        ``at_edges`` is 0 where nothing is below ``threshold``.
+    """
+    from scipy import ndimage as ndi
+
+    ph = np.asarray(phases)
+    low = np.asarray(confidence) < threshold
+    n_low = int(low.sum())
+    if n_low == 0:
+        return 0.0, 0.0
+    edge = np.zeros(ph.shape, bool)
+    for axis in range(ph.ndim):
+        d = np.diff(ph, axis=axis) != 0
+        lo = [slice(None)] * ph.ndim
+        hi = [slice(None)] * ph.ndim
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        edge[tuple(lo)] |= d
+        edge[tuple(hi)] |= d
+    if reach > 1:
+        edge = ndi.binary_dilation(edge, np.ones((3,) * ph.ndim, bool), iterations=int(reach) - 1)
+    return n_low / low.size, float((low & edge).sum()) / n_low
 
 
 # --------------------------------------------------------------------------- the classifier preview

@@ -147,7 +147,8 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
                 stored = scribbles.slice(axis, index)
                 _keep(ws, sample, scribbles)
         n_here = int((stored != UNPAINTED).sum())
-        st.caption(f"{where}: paint with the brush of each phase, inside it; the eraser unpaints. "
+        st.caption(f"{where}: paint a few strokes inside each phase with its brush, then along the edges between "
+                   "phases (just inside each phase) and where the preview is magenta; the eraser unpaints. "
                    f"{n_here} voxels painted on this slice. Strokes are kept for this sample in the workspace.")
         if st.button("Clear this slice", key=state.k(state.PAINT_CLEAR, sid, axis, index), disabled=n_here == 0):
             _keep(ws, sample, scribbles.with_slice(axis, index, np.full(stored.shape, UNPAINTED, np.uint8)))
@@ -163,6 +164,18 @@ def painted_summary(scribbles: Scribbles) -> str:
     p, c, n = scribbles.counts()
     k = len(scribbles.slices)
     return f"{p} pore, {c} CBD, {n} NMC voxels painted on {k} slice{'' if k == 1 else 's'}"
+
+
+def where_to_paint(low: float, at_edges: float) -> str:
+    """The words under the preview that say where to paint next, from :func:`ui.paint.low_confidence_where`."""
+    if low == 0:
+        return "No pixel of this slice is below the confidence mark: check another slice, or raise the mark."
+    text = f"{low:.1%} of the slice is below the confidence mark"
+    if at_edges >= 0.5:
+        return (text + f", {at_edges:.0%} of it within {paint.EDGE_REACH} px of an edge between phases: paint there "
+                "next, with strokes along those edges just inside each phase.")
+    return (text + f" ({at_edges:.0%} of it within {paint.EDGE_REACH} px of an edge between phases): paint there "
+            "next, inside the magenta patches with the brush of their phase.")
 
 
 def enough_painted(scribbles: Scribbles) -> bool:
@@ -186,9 +199,8 @@ def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbl
     img = paint.low_confidence_rgb(render.phase_overlay(grey, pv.phases, opacity), pv.confidence, threshold)
     st.image(_enlarge(img, f), caption=f"{where}: the classifier's phases; magenta where its confidence is below "
                                        f"{threshold:.2f}", width="content")
-    low = float(np.mean(pv.confidence < threshold))
-    st.caption(f"Trained in {pv.train_s:.2f} s, this slice classified in {pv.predict_s:.2f} s. {low:.1%} of the "
-               "slice is below the confidence mark: paint there next.")
+    st.caption(f"Trained in {pv.train_s:.2f} s, this slice classified in {pv.predict_s:.2f} s. "
+               + where_to_paint(*paint.low_confidence_where(pv.phases, pv.confidence, threshold)))
     st.html(charts.phase_legend_html())
     fr = compute.phase_fractions(pv.phases)
     cols = st.columns(3)

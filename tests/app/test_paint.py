@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.classify import PREVIEW_TREES, UNPAINTED, load_classifier, train
 from core.scribbles import Scribbles, slice_of
-from ui import paint, render, state
+from ui import paint, render, segment_view, state
 
 from apphelpers import TIMEOUT, no_exception, page
 
@@ -78,6 +78,22 @@ def test_scale_and_colouring_helpers():
     assert paint.pair_spacing((0.5, 0.2, 0.3), 2) == (0.3, 0.5, 0.2)
 
 
+def test_where_to_paint_counts_the_unsure_pixels_at_the_edges_between_phases():
+    phases = np.zeros((6, 8), np.uint8)
+    phases[:, 4:] = 2  # one edge, between columns 3 and 4
+    conf = np.ones((6, 8))
+    conf[0, 3] = conf[2, 5] = 0.4  # within 2 px of the edge (columns 2-5)
+    conf[0, 0] = conf[5, 7] = 0.5  # farther
+    before = conf.copy()
+    assert paint.low_confidence_where(phases, conf, 0.6) == (4 / 48, 0.5)
+    assert paint.low_confidence_where(phases, conf, 0.6, reach=1) == (4 / 48, 0.25)  # columns 3-4 only
+    assert paint.low_confidence_where(phases, conf, 0.3) == (0.0, 0.0)
+    np.testing.assert_array_equal(conf, before)
+    assert segment_view.where_to_paint(4 / 48, 0.5).endswith("along those edges just inside each phase.")
+    assert "inside the magenta patches" in segment_view.where_to_paint(0.1, 0.2)
+    assert segment_view.where_to_paint(0.0, 0.0).startswith("No pixel of this slice")
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -134,7 +150,7 @@ def test_saved_strokes_preview_then_full_run_with_the_same_phases(seeded_ws):
     assert any("the classifier's phases; magenta where its confidence is below 0.60" in i.proto.imgs[0].caption
                for i in at.image)
     assert any("of the slice is below the confidence mark" in x.value and x.value.startswith("Trained in")
-               for x in at.caption)
+               and "px of an edge between phases" in x.value for x in at.caption)
     assert any(f"{int((scr.slice(0, 20) != UNPAINTED).sum())} voxels painted on this slice" in x.value
                for x in at.caption)
     fr = {ph: _metric(at, f"{ph} (this slice)") for ph in ("pore", "CBD", "NMC")}
