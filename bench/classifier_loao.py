@@ -25,12 +25,13 @@ painted pixels in each: at least 1,000 per phase):
 
 Settings (``ClassifierParams``): a small grid of feature scales (µm; the slices
 are taken at 1 µm per pixel as in ``accuracy_real``), feature families and
-forest depth.  For each held-out acquisition H the setting with the best mean
-score over the OTHER two acquisitions is chosen and its score on H reported
-beside the default's: a default is changed only where that choice, made
-without H, also helps on H, for each H.
+forest depth, run for every stroke mode but ``overlay`` (default settings only).
+For each held-out acquisition H the setting with the best mean score over the
+OTHER two acquisitions is chosen (ties go to the default) and its score on H
+reported beside the default's: a default is changed only where that choice,
+made without H, also helps on H, for each H.
 
-Usage:  python bench/classifier_loao.py [--quick] [--modes inside,edges,overlay] [--json FILE]
+Usage:  python bench/classifier_loao.py [--quick] [--modes inside,edges,...] [--settings NAME,...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ GRID: dict[str, dict] = {
     "edges + Hessian (no intensity)": {"intensity": False},
 }
 MODES = tuple(R.STROKE_MODES)
-#: Settings run for each mode ("overlay" only measures the hint, with the default settings).
+#: Settings run for each stroke mode ("overlay" alone is run with the default settings only, to save time).
 MODE_GRID = {"inside": tuple(GRID), "edges": tuple(GRID), "overlay": ("default",), "edges+overlay": tuple(GRID)}
 
 
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
     sel = [row for m in MODES for row in loao(results, m)]
     sel_cols = list(dict.fromkeys(k for r in sel for k in r))
     lines = [title, "", *C.env_lines(), f"- wall time of this run: {total:.0f} s (settings run earlier and read "
-             "from --json are not timed again)", "", __doc__.split("Usage:")[0].strip(), "",
+             "from --json are not timed again; the scores are seeded and do not depend on the machine's load)", "", __doc__.split("Usage:")[0].strip(), "",
              "Mean per-phase IoU per acquisition (pore/CBD/NMC IoU in brackets); ORACLE thresholds rows of "
              f"`accuracy_real`: A {R.ORACLE_RAW['A']:.3f} / B {R.ORACLE_RAW['B']:.3f} / D {R.ORACLE_RAW['D']:.3f}.",
              "", C.md_table(table, ["strokes", "setting", *R.ACQ]),

@@ -178,3 +178,29 @@ def test_model_card_thresholds_on_acquisition_b():
 def test_model_card_bfloat16_agreement():
     q = quoted(card_text(), rf"bfloat16 changes {NUM} % of the phase voxels", "the model card")
     check(q, [cell(section("nn_inference_speed"), "phase voxels differing %", native_bfloat16="yes")])
+
+
+# --- accuracy_real_classifier: brush strokes inside the phases, and where the page says to paint -----------
+
+def _stroke_mode_iou(strokes: str) -> list[str]:
+    """Mean IoU of A, B, D in the summary table (the one with a 'vs ORACLE' column) for a stroke mode."""
+    rows = [r for tab in tables(section("accuracy_real_classifier")) for r in tab if "vs ORACLE" in r]
+    got = {r["acq"]: r["mean IoU"] for r in rows if r["strokes"] == strokes}
+    return [got[a] for a in "ABD"]
+
+
+def test_classifier_stroke_modes_iou():
+    text = readme_text()
+    q = quoted(text, rf"strokes inside the phases on one slice gave mean per-phase IoU {NUM} / {NUM} / {NUM}",
+               "README.md")
+    check(q, _stroke_mode_iou("inside"))
+    q = quoted(text, rf"the classifier of those first strokes is unsure, the same slices reach {NUM} / {NUM} / {NUM}",
+               "README.md")
+    check(q, _stroke_mode_iou("edges+overlay"))
+
+
+def test_classifier_settings_chosen_leave_one_acquisition_out():
+    rows = [r for tab in tables(section("classifier_loao")) for r in tab if "gain" in r]
+    gains = sorted(float(r["gain"]) for r in rows)
+    q = quoted(readme_text(), rf"moved the held-out acquisition by -{NUM} to \+{NUM}", "README.md")
+    check(q, [gains[0], gains[-1]])
