@@ -43,6 +43,17 @@ median radius of 7 voxels (blur 0.6-1.2 voxel, noise 0.05-0.10) but not
 enough to come within 0.03 of the true phases at blur 1.2, and not at all at
 radius 14; on the demo electrodes (seed 100, 160³) it gave F1@0.5 0.948 /
 0.930 against 0.970 / 0.953 of the default (pristine / cycled-5C).
+
+The deconvolved variant is opt-in too (``seeding="deconvolved"``).  On the
+grid of ``bench/robustness_grid.py`` (128³, seeds 0-2; bench/RESULTS.md) it
+comes within 0.03 of the true phases in 6 of 8 cells (not at radius 7 with
+blur 1.2: -0.042 / -0.065 at noise 0.05 / 0.10; default -0.13) and meets both
+of issue 15's conditions in 4 (the radius-14, blur-1.2 cells miss PoreSpy +
+0.02 by 0.005 and 0.003); on the demo electrodes (160³, seeds 100-102) its
+F1@0.5 is 0.950-0.991 against the default's 0.952-0.975, the detachment
+error within 0.001 of the default's.  It costs a float32 volume three times
+over (:func:`deconvolve`), a second distance transform and scikit-image's
+marker watershed: not yet for the lean 512³ path.
 """
 
 from __future__ import annotations
