@@ -23,7 +23,9 @@ NMC mask used for seeding and flooding only:
    since there the grey values drop because of the crack, not of a neck;
 4. the particles of that mask are extended to exactly the NMC voxels of the
    phases by a marker watershed of the distance transform restricted to the
-   NMC; NMC components that the mask missed keep labels of their own.
+   NMC (the quantised transform of :func:`core.particles.quantised_distance`
+   and the seeded flood of :mod:`core._watershed`, without merging); NMC
+   components that the mask missed keep labels of their own.
 
 The phases (and so every interface area of the particle table) are not
 touched: only which NMC voxel belongs to which particle can change.
@@ -52,8 +54,9 @@ of issue 15's conditions in 4 (the radius-14, blur-1.2 cells miss PoreSpy +
 0.02 by 0.005 and 0.003); on the demo electrodes (160³, seeds 100-102) its
 F1@0.5 is 0.950-0.991 against the default's 0.952-0.975, the detachment
 error within 0.001 of the default's.  It costs a float32 volume three times
-over (:func:`deconvolve`), a second distance transform and scikit-image's
-marker watershed: not yet for the lean 512³ path.
+over (:func:`deconvolve`) and a second separation: on a 256³ demo-like
+electrode (``bench/speed_memory.py``'s input) 12.7 s against 4.4 s of the
+default (load ~5 on 2 cores); not yet for the lean 512³ path.
 """
 
 from __future__ import annotations
@@ -61,13 +64,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-import edt as edt_pkg
 import numpy as np
 from scipy import ndimage as ndi
 
 from ._validate import check_has_nmc, check_phases, check_volume, normalize_spacing
 from .codes import NMC
-from .particles import SeparationParams, fill_enclosed, separate_particles
+from ._watershed import _flood
+from .particles import SeparationParams, fill_enclosed, quantised_distance, separate_particles
 from .phases import phase_references
 
 __all__ = ["DECONV_BLUR", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA", "MIN_SIGMA", "deconvolve",
@@ -79,6 +82,8 @@ LEVEL = 0.8
 MIN_SIGMA, MAX_SIGMA = 0.5, 1.5
 #: NMC voxels within this many face steps of an enclosed cavity (a crack) stay in the seeding mask.
 _CRACK_REACH = 2
+#: ``h`` of :func:`core._watershed._flood` below any dynamics (levels 0-255): basins never merge.
+_NO_MERGING = -256
 #: Central block (voxels a side, at most) in which the noise is measured.
 _NOISE_BLOCK = 128
 #: Deconvolved seeding: Gaussian blur (voxels) undone, Landweber iterations and step (stable below 2).
@@ -291,8 +296,6 @@ def regularised_particles(
     labels : (Z, Y, X) int32
         1..n on exactly the NMC voxels of ``phases``, 0 elsewhere.
     """
-    from skimage.segmentation import watershed
-
     volume, phases = _validate(volume, phases)
     check_has_nmc(phases)
     sp = normalize_spacing(spacing)
@@ -310,9 +313,12 @@ def regularised_particles(
         seeds = np.zeros(phases.shape, np.int32)
     del mask
     report(0.75, "extending the particles to every NMC voxel")
-    dist = edt_pkg.edt(nmc, anisotropy=sp, black_border=False, parallel=0).astype(np.float32, copy=False)
-    labels = watershed(-dist, seeds.astype(np.int32, copy=False), mask=nmc).astype(np.int32, copy=False)
-    del dist, seeds
+    # marker watershed of the quantised distance transform of the NMC (numba; no float32 volume, no merging)
+    q, _ = quantised_distance(nmc, sp)
+    labels = np.array(seeds, dtype=np.int32)
+    del seeds
+    _flood(q, labels, int(labels.max()), _NO_MERGING)
+    del q
     # NMC components that hold no seed: a particle each
     rest = nmc & (labels == 0)
     if rest.any():
