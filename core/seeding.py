@@ -30,7 +30,7 @@ NMC mask used for seeding and flooding only:
 The phases (and so every interface area of the particle table) are not
 touched: only which NMC voxel belongs to which particle can change.
 
-**Deconvolved variant** (``deconvolve=True``; ``AnalysisParams(seeding="deconvolved")``): a threshold of
+**Deconvolved variant** (``deconvolved=True``; ``AnalysisParams(seeding="deconvolved")``): a threshold of
 a smoothed, blurred volume still fills the necks, because blur brightens a concave neck more than a flat
 surface (the level set of a blurred shape moves with its curvature).  Step 2 then also undoes the blur:
 after the Gaussian against the noise (:func:`presmooth_sigma`, wider than :func:`denoise_sigma` since
@@ -44,7 +44,9 @@ On the sphere packings it raised the greyscale F1@0.5 by 0.015-0.04 at a
 median radius of 7 voxels (blur 0.6-1.2 voxel, noise 0.05-0.10) but not
 enough to come within 0.03 of the true phases at blur 1.2, and not at all at
 radius 14; on the demo electrodes (seed 100, 160³) it gave F1@0.5 0.948 /
-0.930 against 0.970 / 0.953 of the default (pristine / cycled-5C).
+0.930 against 0.970 / 0.953 of the default (pristine / cycled-5C).  (Measured
+with step 4 by scikit-image's watershed of the float distance transform; the
+quantised flood now in its place gave the same F1 on three packings.)
 
 The deconvolved variant is opt-in too (``seeding="deconvolved"``).  On the
 grid of ``bench/robustness_grid.py`` (128³, seeds 0-2; bench/RESULTS.md) it
@@ -52,8 +54,8 @@ comes within 0.03 of the true phases in 6 of 8 cells (not at radius 7 with
 blur 1.2: -0.042 / -0.065 at noise 0.05 / 0.10; default -0.13) and meets both
 of issue 15's conditions in 4 (the radius-14, blur-1.2 cells miss PoreSpy +
 0.02 by 0.005 and 0.003); on the demo electrodes (160³, seeds 100-102) its
-F1@0.5 is 0.950-0.991 against the default's 0.952-0.975, the detachment
-error within 0.001 of the default's.  It costs a float32 volume three times
+F1@0.5 is 0.950-0.991 against the default's 0.952-0.975, the median
+|detachment error| within 0.0011 of the default's.  It costs a float32 volume three times
 over (:func:`deconvolve`) and a second separation: on a 256³ demo-like
 electrode (``bench/speed_memory.py``'s input) 12.7 s against 4.4 s of the
 default (load ~5 on 2 cores); not yet for the lean 512³ path.
@@ -73,8 +75,9 @@ from ._watershed import _flood
 from .particles import SeparationParams, fill_enclosed, quantised_distance, separate_particles
 from .phases import phase_references
 
-__all__ = ["DECONV_BLUR", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA", "MIN_SIGMA", "deconvolve",
-           "denoise_sigma", "estimate_noise", "presmooth_sigma", "regularised_particles", "seeding_mask"]
+__all__ = ["DECONV_BLUR", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA",
+           "MIN_SIGMA", "deconvolve", "denoise_sigma", "estimate_noise", "presmooth_sigma", "regularised_particles",
+           "seeding_mask"]
 
 #: Seeding level: the share of the way from pure CBD to pure NMC grey value that a smoothed voxel must reach.
 LEVEL = 0.8
