@@ -91,7 +91,7 @@ _NO_MERGING = -256
 #: Central block (voxels a side, at most) in which the noise is measured.
 _NOISE_BLOCK = 128
 #: Deconvolved seeding: Gaussian blur (voxels) undone, Landweber iterations and step (stable below 2).
-DECONV_BLUR, DECONV_ITERATIONS, DECONV_STEP = 1.3, 4, 1.8
+DECONV_BLUR, DECONV_ITERATIONS, DECONV_STEP = 1.0, 4, 1.8
 #: Deconvolved seeding: presmoothing sigma = this x (noise / (pure NMC - pure CBD))^(2/3), clipped.
 _PRESMOOTH_GAIN = 3.1
 #: Deconvolved seeding: the separation of the mask merges fragments at this multiple of ``merge_ratio``.
