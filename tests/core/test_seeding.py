@@ -56,10 +56,11 @@ def test_seeding_mask_is_inside_the_nmc_and_thinner():
     assert info["i_cbd"] < info["cut"] < info["i_nmc"] and MIN_SIGMA <= info["sigma"] <= MAX_SIGMA
 
 
-def test_labels_cover_exactly_the_nmc_and_inputs_untouched():
+@pytest.mark.parametrize("deconvolved", [False, True])
+def test_labels_cover_exactly_the_nmc_and_inputs_untouched(deconvolved):
     grey, phases, _ = _pair(1)
     g0, p0 = grey.copy(), phases.copy()
-    labels = regularised_particles(grey, phases, SP)
+    labels = regularised_particles(grey, phases, SP, deconvolved=deconvolved)
     np.testing.assert_array_equal(grey, g0)
     np.testing.assert_array_equal(phases, p0)
     np.testing.assert_array_equal(labels > 0, phases == NMC)
