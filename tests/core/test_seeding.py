@@ -151,7 +151,8 @@ def test_deconvolved_mask_is_inside_the_nmc_and_thinner():
     assert info["sigma"] == presmooth_sigma(info["noise"], info["i_cbd"], info["i_nmc"])
 
 
-def test_a_crack_does_not_become_a_cut():
+@pytest.mark.parametrize("deconvolved", [False, True])
+def test_a_crack_does_not_become_a_cut(deconvolved):
     # one sphere of radius 9 with an internal planar crack (pore, 1 voxel wide, radius 7) that does not reach
     # the surface; without the crack clause the raised level opens it and the sphere comes out in 2 pieces
     shape = (28, 28, 28)
@@ -160,6 +161,6 @@ def test_a_crack_does_not_become_a_cut():
     phases = np.where(r2 <= 81, NMC, 0).astype(np.uint8)
     phases[(x == 14) & (r2 <= 49)] = 0
     grey = _image(phases, SP, ImagingParams(blur_um=0.8, noise=0.02), np.random.default_rng(0))
-    labels = regularised_particles(grey, phases, SP)
+    labels = regularised_particles(grey, phases, SP, deconvolved=deconvolved)
     assert labels.max() == 1
     np.testing.assert_array_equal(labels > 0, phases == NMC)
