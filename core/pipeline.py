@@ -54,7 +54,7 @@ from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_remove
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model", "classifier"]
 Particles = Literal["watershed", "model"]
-Seeding = Literal["phases", "regularised"]
+Seeding = Literal["phases", "regularised", "deconvolved"]
 #: The parameter groups of :class:`AnalysisParams` (each a dataclass that checks its fields).
 _GROUPS = {"segment": SegmentParams, "separation": SeparationParams, "model": ModelParams}
 
@@ -90,12 +90,15 @@ class AnalysisParams:
         train-classifier``); :func:`run` retrains from its pairs.  Left out of
         :meth:`to_dict` when None, so the parameters of the other methods read
         as before.
-    seeding : {"phases", "regularised"}
+    seeding : {"phases", "regularised", "deconvolved"}
         What the watershed separation seeds and floods on: the NMC of the
         phases (default), or a regularised NMC mask of the greyscale
         (:func:`core.seeding.regularised_particles`: smoothed by the measured
         noise, cut above the phases' threshold so that blurred necks thin out;
-        the labels still cover exactly the NMC of the phases).  Needs a
+        the labels still cover exactly the NMC of the phases), or the same
+        mask cut from the deconvolved greyscale (``"deconvolved"``:
+        ``seeding_mask(..., deconvolved=True)``, which also thins the necks
+        that the blur filled).  Either needs a
         greyscale input and ``particles="watershed"``.  Left out of
         :meth:`to_dict` when "phases", so existing parameters and recipes read
         and replay as before.
@@ -126,9 +129,9 @@ class AnalysisParams:
         if self.method == "classifier" and self.particles == "model":
             raise ValueError("particles from the model need method 'threshold' or 'model', not 'classifier'")
         check_choice(self.particles, "particles", ("watershed", "model"))
-        check_choice(self.seeding, "seeding", ("phases", "regularised"))
-        if self.seeding == "regularised" and self.particles != "watershed":
-            raise ValueError("seeding 'regularised' is for particles 'watershed', not 'model'")
+        check_choice(self.seeding, "seeding", ("phases", "regularised", "deconvolved"))
+        if self.seeding != "phases" and self.particles != "watershed":
+            raise ValueError(f"seeding {self.seeding!r} is for particles 'watershed', not 'model'")
         check_int(self.axis, "axis")
         check_choice(self.axis, "axis", (0, 1, 2))
         check_choice(self.separator_side, "separator_side", ("auto", "start", "end"))
@@ -319,8 +322,8 @@ def run(
     model_params = params.model
     if presegmented and params.particles == "model":
         raise ValueError("particles from the model need the greyscale volume, not presegmented phases")
-    if presegmented and params.seeding == "regularised":
-        raise ValueError("seeding 'regularised' needs the greyscale volume, not presegmented phases")
+    if presegmented and params.seeding != "phases":
+        raise ValueError(f"seeding {params.seeding!r} needs the greyscale volume, not presegmented phases")
     if presegmented:
         phases = check_phases(volume)
         phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
@@ -444,16 +447,17 @@ def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Prog
     Also the packed ``outside_reach`` of the NMC where the crack-aware watershed computed it (else None),
     see :func:`core.particles._separate_particles`.
 
-    With ``params.seeding == "regularised"`` the watershed seeds and floods on the regularised NMC mask of
-    the greyscale ``volume`` (:func:`core.seeding.regularised_particles`; non-finite voxels, counted in
+    With ``params.seeding`` "regularised" or "deconvolved" the watershed seeds and floods on the regularised
+    NMC mask of the greyscale ``volume`` (:func:`core.seeding.regularised_particles`; non-finite voxels, counted in
     ``nonfinite``, given the median grey value in a filled copy).
     """
-    if cue is None and params.seeding == "regularised":
+    if cue is None and params.seeding != "phases":
         from .seeding import regularised_particles
 
         if nonfinite:
             volume = np.where(np.isfinite(volume), volume, volume.dtype.type(nonfinite_fill(volume)))
-        return regularised_particles(volume, phases, sp, params.separation, progress=progress), None
+        return regularised_particles(volume, phases, sp, params.separation, progress=progress,
+                                     deconvolved=params.seeding == "deconvolved"), None
     if cue is None:
         return _separate_particles(phases, sp, params.separation, progress=progress, keep_outside=True)
     from .nn.infer import instances_from_cue

@@ -127,8 +127,8 @@ def _settings(p: AnalysisParams) -> dict[str, str]:
     if p.method != "model":
         out["min_island"] = f"islands below {int(seg.min_island)} voxels merged"
     if p.particles == "watershed":
-        out["seeding"] = ("seeds on a regularised NMC mask" if p.seeding == "regularised"
-                          else "seeds on the NMC phase")
+        out["seeding"] = {"regularised": "seeds on a regularised NMC mask",
+                          "deconvolved": "seeds on a deconvolved NMC mask"}.get(p.seeding, "seeds on the NMC phase")
         out["fill_cracks"] = f"crack filling {_onoff(sep.fill_cracks)}"
         out["markers"] = "h-maxima seeds" if sep.markers == "hmaxima" else "peak seeds"
         if sep.markers == "hmaxima":
