@@ -18,6 +18,19 @@ how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_ME
                format_func={"watershed": "Watershed of the distance transform (crack-aware)",
                             "model": "3D U-Net instance cue (runs the model on the greyscale; "
                                      "the phases stay those of the Segment page's method)"}.get)
+seeding = "phases"
+if how == "watershed" and not sample.input.presegmented:
+    state.init(state.k(state.PART_SEEDING, sid), current.seeding if current.seeding != "regularised" else "phases")
+    seeding = st.radio(
+        "Seeds from", ("phases", "deconvolved"), key=state.k(state.PART_SEEDING, sid), horizontal=True,
+        persist_state=state.PERSIST,
+        format_func={"phases": "the NMC phase (default)",
+                     "deconvolved": "a deconvolved greyscale mask (noisy or blurred scans; slower)"}.get,
+        help="On a noisy, blurred scan the blur fills the necks between touching particles, so they merge. "
+             "The deconvolved mask undoes a 1-voxel blur before the seeds are cut; the phases, and so the "
+             "contact areas, stay those of the Segment page. On the synthetic robustness grid it raised F1@0.5 "
+             "by 0.02-0.09 (bench/RESULTS.md, robustness_grid); it takes about three times as long and more "
+             "memory. It re-runs the whole analysis.")
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 # background jobs (ui/jobs.py): the page may rerun or the browser close while they run
 if submitted and sep is not None and how == "model":
@@ -28,8 +41,10 @@ if submitted and sep is not None and how == "model":
     else:
         jobs.announce(jobs.submit(ws, sample, params, what="Analysis (3D U-Net)"))
 elif submitted and sep is not None:
-    params = replace(current, particles="watershed", separation=sep)
-    if latest is not None:  # reuse the stored phases: only separation and measurement run again
+    params = replace(current, particles="watershed", separation=sep, seeding=seeding)
+    if seeding != "phases":  # seeds from the greyscale: the whole analysis runs again (same phases)
+        jobs.announce(jobs.submit(ws, sample, params))
+    elif latest is not None:  # reuse the stored phases: only separation and measurement run again
         jobs.announce(jobs.submit(ws, sample, params, phases_from=latest.id, what="Particle separation"))
     else:
         jobs.announce(jobs.submit(ws, sample, params))

@@ -103,6 +103,7 @@ AN_DELETE = "w_an_delete"              # + sample id + analysis id
 # ---- Particles page (+ sample id)
 PART_METHOD = "w_part_method"
 PART_FORM = "w_part_form"
+PART_SEEDING = "w_part_seeding"        # + sample id: what the watershed seeds on (greyscale samples)
 PART_MARKERS = "w_part_markers"
 PART_H = "w_part_h"
 PART_MIN_DIST = "w_part_min_dist"

@@ -104,6 +104,50 @@ def test_only_the_setting_of_the_chosen_seeds_is_shown_and_the_other_is_kept(see
     assert at.slider(key=k_dist).value == 4.0
 
 
+def test_seeds_from_the_deconvolved_greyscale_rerun_the_analysis_with_the_same_phases(seeded_ws):
+    s, at = _open(seeded_ws, "cycled-1C")
+    before = seeded_ws.latest_analysis(s.id)
+    key = state.k(state.PART_SEEDING, s.id)
+    assert at.radio(key=key).value == "phases"
+    at.radio(key=key).set_value("deconvolved").run()
+    next(b for b in at.button if b.proto.label == "Run particle separation").click().run()
+    no_exception(at)
+    after = seeded_ws.latest_analysis(s.id)
+    assert after.id > before.id and after.status == "done"
+    # a whole analysis of the greyscale (the seeds need it), not a re-separation of stored phases
+    assert after.params["seeding"] == "deconvolved" and not after.provenance["presegmented"]
+    import numpy as np
+
+    assert np.array_equal(seeded_ws.load_phases(after.id), seeded_ws.load_phases(before.id))
+    assert at.radio(key=key).value == "deconvolved"  # the page shows what the latest analysis used
+    # back to the phases: a re-separation of the stored phases again
+    at.radio(key=key).set_value("phases").run()
+    next(b for b in at.button if b.proto.label == "Run particle separation").click().run()
+    again = seeded_ws.latest_analysis(s.id)
+    assert "seeding" not in again.params and again.provenance["phases_from_analysis"] == after.id
+
+
+def test_an_already_segmented_sample_offers_no_greyscale_seeds(empty_ws):
+    import numpy as np
+
+    from core.runner import run_analysis
+
+    z, y, x = np.ogrid[:24, :24, :24]
+    phases = np.ones((24, 24, 24), np.uint8)  # CBD around one NMC ball, a pore slab
+    phases[(z - 12) ** 2 + (y - 12) ** 2 + (x - 12) ** 2 <= 36] = 2
+    phases[:3] = 0
+    path = empty_ws.root / "phases.npy"
+    np.save(path, phases)
+    s = empty_ws.add_sample("seg", str(path), spacing=0.4, source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
+    assert s.input.presegmented
+    run_analysis(empty_ws, s.id, empty_ws.load_volume(s), presegmented=True)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert not [r for r in at.radio if r.key == state.k(state.PART_SEEDING, s.id)]
+
+
 def test_without_analysis_says_what_to_do(empty_ws):
     empty_ws.add_sample("raw", "demo:pristine", spacing=0.4, source_options={"shape": [24, 24, 24], "seed": 0})
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
