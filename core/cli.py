@@ -169,6 +169,8 @@ def _cmd_analyze(args) -> None:
     if args.method is not None:
         overrides["method"] = args.method
         overrides["particles"] = "model" if args.method == "model" else "watershed"
+    if args.seeding is not None:
+        overrides["seeding"] = args.seeding
     if args.weights is not None:
         overrides["model"] = {**params.model.to_dict(), "weights": args.weights}
     if args.classifier is not None:  # absolute, so that a recipe of this run replays from anywhere
@@ -745,6 +747,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--classifier", metavar="CLF", help="for --method classifier: a folder written by train-classifier")
     a.add_argument("--axis", type=int, choices=(0, 1, 2), help="electrode thickness axis (default 0 = z)")
     a.add_argument("--separator-side", choices=("auto", "start", "end"), help="end of the axis facing the separator")
+    a.add_argument("--seeding", choices=("phases", "regularised", "deconvolved"),
+                   help="what the watershed seeds on: the NMC phase (default), or a regularised / deconvolved mask "
+                        "of the greyscale for noisy, blurred scans where touching particles merge (slower; the "
+                        "phases and contact areas stay the same)")
     a.add_argument("--recipe", type=Path, help="also write a recipe (JSON) that replays this analysis")
     a.add_argument("--name", help="name of the analysis in the recipe (default: the input's file name)")
     a.add_argument("--chunk-size", type=_whole(8, 4096), metavar="N",

@@ -151,6 +151,20 @@ def test_analyze_with_params_file_reproduces(analyzed, demo, tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(out / "particles.csv"), pd.read_csv(analyzed / "particles.csv"))
 
 
+def test_analyze_seeding_deconvolved_keeps_the_phases_and_is_recorded(analyzed, demo, tmp_path, capsys):
+    out = tmp_path / "dec"
+    main_ok(["analyze", demo / "pristine" / "greyscale.tif", "--out", out, "--seeding", "deconvolved", "-q"], capsys)
+    np.testing.assert_array_equal(load_volume(out / "phases.tif").data, load_volume(analyzed / "phases.tif").data)
+    assert json.loads((out / "run.json").read_text())["params"]["seeding"] == "deconvolved"
+    assert "seeding" not in json.loads((analyzed / "run.json").read_text())["params"]
+    # seeds from the greyscale need the greyscale: one sentence for a phase volume
+    rc = cli.main(["analyze", str(demo / "pristine" / "true_phases.tif"), "--phase-map", "0=pore,1=cbd,2=nmc",
+                   "--seeding", "deconvolved", "--out", str(tmp_path / "o"), "-q"])
+    assert rc == 2
+    assert "needs the greyscale volume" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_segment_command_matches_analyze(analyzed, demo, tmp_path):
     out = tmp_path / "S"
     assert cli.main(["segment", str(demo / "pristine" / "greyscale.tif"), "--out", str(out), "-q"]) == 0
