@@ -15,12 +15,21 @@ its own chunk-wise rule).  The labels follow the halo rule of
 labels, but the same chunking gives the same labels and table every time
 (so a recipe records the chunking).
 
-The default halo
-----------------
-Without a known largest particle the halo is half the chunk edge
-(:func:`default_halo`), so the window of a task is ``(2 c)³`` voxels: the
-halo rule then holds for particles up to ``c / 2`` voxels across; give the
-largest particle diameter (``max_diameter_um``) for bigger ones.
+The particle halo
+-----------------
+``halo`` given: used as it is.  Else ``max_diameter_um`` given (the largest
+particle's diameter): :func:`~core.chunked.particle_halo` of it.  Else the
+diameter is estimated from the phases once they are written
+(:func:`~core.chunked.estimate_max_diameter`, the largest ball inside the
+NMC phase, from a strided copy of at most 8 M voxels) and the halo is
+:func:`~core.chunked.particle_halo` of that, at least
+:data:`~core.chunked.particles.MIN_HALO`.  What it guarantees: the distance
+transform is exact in every chunk's core, and a particle that reaches the
+core and is no longer than that diameter lies whole in the task's window.  A
+particle bigger than the halo allows touches its window's face: the run
+counts those chunk labels, warns in one sentence when there are any, and
+records the count in ``chunking["beyond_halo"]`` (with the diameter the halo
+was set for in ``chunking["max_diameter_um"]``).
 """
 
 from __future__ import annotations
@@ -29,20 +38,16 @@ import hashlib
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["ChunkedAnalysis", "analyze_chunked", "default_halo", "lazy_checksum"]
+__all__ = ["ChunkedAnalysis", "analyze_chunked", "lazy_checksum"]
 
 Progress = Callable[[float, str], None]
-
-
-def default_halo(chunk_size: int) -> int:
-    """The particle halo without a known largest particle: half the chunk edge, at least 4 voxels."""
-    return max(4, int(chunk_size) // 2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,7 +62,9 @@ class ChunkedAnalysis:
         As resolved (thresholds, blur, separator side).
     spacing : (3,) float, µm
     chunking : dict
-        ``{"chunk_size": c, "halo": h}``.
+        ``{"chunk_size": c, "halo": h, "beyond_halo": n}`` and, when the halo
+        came from a diameter (given or estimated), ``"max_diameter_um"``
+        (rounded to 1e-6 µm).
     provenance : dict
         The keys of :class:`core.pipeline.AnalysisResult`'s provenance that
         apply, plus ``engine`` (``"chunked"``) and ``chunking``.
@@ -94,7 +101,7 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
 
 
 def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: int, halo: int | None = None,
-                    spacing=None, verify_checksum: str | None = None,
+                    max_diameter_um: float | None = None, spacing=None, verify_checksum: str | None = None,
                     progress: Progress | None = None) -> ChunkedAnalysis:
     """Analyse a file input chunk by chunk; write ``out/phases.zarr`` and ``out/labels.zarr``.
 
@@ -107,7 +114,10 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     chunk_size : int
         Chunk edge (voxels).
     halo : int or None
-        Particle halo (voxels); None: :func:`default_halo`.
+        Particle halo (voxels); None: from ``max_diameter_um`` (see the module docstring).
+    max_diameter_um : float or None
+        The largest particle's diameter, µm; None: estimated from the phases.
+        With ``halo`` too (a recipe's replay) it is only recorded.
     spacing : float or (3,) float, µm, optional
         Overrides the file's voxel size.
     verify_checksum : str or None
@@ -124,7 +134,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     from ..pipeline import AnalysisParams, versions
     from .inputs import open_lazy
     from .measures import measure_chunked, separator_side_chunked
-    from .particles import separate_chunked
+    from .particles import MIN_HALO, estimate_max_diameter, particle_halo, separate_chunked
     from .phases import phases_from_map, segment_chunked
     from .store import write_zarr
 
@@ -134,7 +144,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     presegmented = spec.phase_map is not None
     check_supported(params, downsample=spec.downsample, presegmented=presegmented)
     chunk_size = int(chunk_size)
-    halo = default_halo(chunk_size) if halo is None else int(halo)
+    if max_diameter_um is not None and not (isinstance(max_diameter_um, (int, float)) and max_diameter_um > 0):
+        raise ValueError(f"max_diameter_um must be a number > 0 µm, got {max_diameter_um!r}")
     report = progress or (lambda f, m: None)
     out = Path(out)
     timings: dict[str, float] = {}
@@ -147,8 +158,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     vol = open_lazy(spec.path, chunks=chunk_size, **kw)
     sp = vol.spacing
     nblocks = int(np.prod(vol.data.numblocks))
-    report(0.01, f"chunked engine: {'×'.join(map(str, vol.shape))} voxels in {nblocks} chunks of {chunk_size}³, "
-                f"halo {halo}")
+    report(0.01, f"chunked engine: {'×'.join(map(str, vol.shape))} voxels in {nblocks} chunks of {chunk_size}³")
     checksum = lazy_checksum(vol.data)
     if verify_checksum is not None and checksum != verify_checksum:
         from ..recipe import ChecksumMismatch
@@ -168,10 +178,24 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     timings["phases_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    report(0.35, "particles: chunk by chunk with a halo, joined across chunk faces")
+    if halo is None:
+        if max_diameter_um is None:
+            report(0.33, "particles: the largest particle from a strided copy of the NMC phase")
+            max_diameter_um = estimate_max_diameter(phases, sp, fill_cracks=params.separation.fill_cracks)
+        halo = max(MIN_HALO, particle_halo(max_diameter_um, sp)) if max_diameter_um > 0 else MIN_HALO
+    halo = int(halo)
+    window = "×".join(str(min(n, chunk_size + 2 * halo)) for n in vol.shape)
+    report(0.35, f"particles: chunk by chunk with a halo of {halo} voxels"
+                 + (f" (particles up to {max_diameter_um:.3g} µm)" if max_diameter_um else "")
+                 + f", windows of {window}, joined across chunk faces")
     scratch = out / ".chunked-scratch"
     try:
         res = separate_chunked(phases, sp, params.separation, halo=halo, scratch=scratch)
+        if res.beyond_halo:
+            warnings.warn(f"{res.beyond_halo} particle label(s) reach the edge of their chunk's window (halo {halo} "
+                          "voxels), so some particles are bigger than the halo allows and may be split or joined "
+                          "differently from a whole-volume analysis: give a larger --max-diameter (µm) to widen it",
+                          stacklevel=2)
         report(0.75, f"particles: {res.n_particles} -> labels.zarr")
         write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")
     finally:
@@ -189,7 +213,9 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     report(1.0, f"done: {len(table)} particles")
 
     resolved = replace(params, segment=seg_params, separator_side=side)
-    chunking = {"chunk_size": chunk_size, "halo": halo}
+    chunking = {"chunk_size": chunk_size, "halo": halo, "beyond_halo": int(res.beyond_halo)}
+    if max_diameter_um:
+        chunking["max_diameter_um"] = round(float(max_diameter_um), 6)
     provenance = {
         "versions": versions(),
         "input_checksum": checksum,
