@@ -78,13 +78,19 @@ class ChunkedAnalysis:
 
 
 def lazy_checksum(array) -> str:
-    """:func:`core.pipeline.checksum` of a dask array, computed slab by slab along z (the same digest)."""
+    """:func:`core.pipeline.checksum` of a dask array, computed slab by slab along z (the same digest).
+
+    The slabs (at most 64 MiB) are read in this process (dask's synchronous
+    scheduler): the digest is sequential, and reading the file here is 20×
+    faster than gathering the slabs from the workers of a cluster (256³
+    uint16: 0.3 s against 6.3 s with 2 local workers).
+    """
     h = hashlib.blake2b(digest_size=16)
     h.update(str(array.dtype).encode() + str(tuple(int(n) for n in array.shape)).encode())
     z, y, x = (int(n) for n in array.shape)
     step = max(1, min(z, (1 << 26) // max(1, y * x * array.dtype.itemsize)))
     for z0 in range(0, z, step):
-        slab = np.ascontiguousarray(array[z0: z0 + step].compute())
+        slab = np.ascontiguousarray(array[z0: z0 + step].compute(scheduler="sync"))
         h.update(memoryview(slab.reshape(-1)).cast("B"))
     return h.hexdigest()
 
@@ -129,6 +135,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     ChunkedAnalysis
     """
     import dask.array as da
+    import zarr
 
     from ..inputs import FileInput
     from ..pipeline import AnalysisParams, versions
@@ -174,7 +181,9 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
     report(0.05, "phases: chunk by chunk -> phases.zarr")
     write_zarr(phases, out / "phases.zarr", spacing=sp, name="phases")
-    phases = da.from_zarr(os.fspath(out / "phases.zarr" / "0"))
+    # the stores themselves from here on: each task reads its window from them (nothing passes between workers)
+    phases_store = zarr.open_array(os.fspath(out / "phases.zarr" / "0"), mode="r")
+    phases = da.from_zarr(phases_store)
     timings["phases_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -190,7 +199,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
                  + f", windows of {window}, joined across chunk faces")
     scratch = out / ".chunked-scratch"
     try:
-        res = separate_chunked(phases, sp, params.separation, halo=halo, scratch=scratch)
+        res = separate_chunked(phases_store, sp, params.separation, halo=halo, scratch=scratch)
         if res.beyond_halo:
             warnings.warn(f"{res.beyond_halo} particle label(s) reach the edge of their chunk's window (halo {halo} "
                           "voxels), so some particles are bigger than the halo allows and may be split or joined "
@@ -200,7 +209,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    labels = da.from_zarr(os.fspath(out / "labels.zarr" / "0"))
+    labels_store = zarr.open_array(os.fspath(out / "labels.zarr" / "0"), mode="r")
     timings["particles_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -208,7 +217,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     side, contrast = params.separator_side, None
     if side == "auto":
         side, contrast = separator_side_chunked(phases, params.axis)
-    table = measure_chunked(labels, phases, sp, axis=params.axis, separator_side=side)
+    table = measure_chunked(labels_store, phases_store, sp, axis=params.axis, separator_side=side)
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 

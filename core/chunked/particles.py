@@ -172,9 +172,11 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
 
     Parameters
     ----------
-    phases : (Z, Y, X) dask.array.Array of uint8
+    phases : (Z, Y, X) dask.array.Array or zarr.Array of uint8
         Phase codes (0 pore, 1 CBD, 2 NMC), e.g. :attr:`ChunkedSegmentation.phases`;
-        its chunks are the chunks of the work.
+        its chunks are the chunks of the work.  A Zarr array (a store the
+        workers see) is read by each task itself, its window straight from
+        the store, so no voxels pass between worker processes.
     spacing : float or (3,) float, µm
     params : SeparationParams or None
     halo : int
@@ -192,8 +194,7 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
     import dask.array as da
     import zarr
 
-    if not isinstance(phases, da.Array) or phases.ndim != 3:
-        raise TypeError("phases must be a 3D dask array of phase codes (z, y, x)")
+    phases, source = _dask_and_source(phases, "phases")
     sp = normalize_spacing(spacing)
     params = params or SeparationParams()
     if not isinstance(params, SeparationParams):
@@ -218,8 +219,8 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
         win = tuple(slice(max(0, s.start - halo), min(n, s.stop + halo)) for s, n in zip(core, phases.shape))
         inner = tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(core, win))
         cut = tuple((s.start > 0, s.stop < n) for s, n in zip(win, phases.shape))  # window faces inside the volume
-        tasks.append(dask.delayed(_label_window, pure=False)(phases[win], inner, core, sp, params, os.fspath(store),
-                                                             cut))
+        window = (source, win) if source is not None else phases[win]
+        tasks.append(dask.delayed(_label_window, pure=False)(window, inner, core, sp, params, os.fspath(store), cut))
     # the face planes stay on the workers: one task per pair of chunks returns the pairs its votes join
     by_index = dict(zip(np.ndindex(*nblocks), tasks))
     pairs = [(idx, nxt, dask.delayed(_face_votes)(by_index[idx], by_index[nxt], axis))
@@ -237,6 +238,27 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
     return ChunkedLabels(labels, n, int(halo), joined, root, beyond)
 
 
+def _dask_and_source(arr, name: str):
+    """``(dask array, zarr array or None)`` of a 3D dask or Zarr array: the Zarr array is what tasks read themselves."""
+    import dask.array as da
+    import zarr
+
+    source = None
+    if isinstance(arr, zarr.Array):
+        source, arr = arr, da.from_zarr(arr)
+    if not isinstance(arr, da.Array) or arr.ndim != 3:
+        raise TypeError(f"{name} must be a 3D dask array or zarr array (z, y, x)")
+    return arr, source
+
+
+def read_window(window) -> np.ndarray:
+    """The voxels of a task's window: an array as it is, or ``(zarr array, slices)`` read from the store."""
+    if isinstance(window, tuple):
+        source, win = window
+        return source[win]
+    return np.asarray(window)
+
+
 def _label_window(window, inner, core, sp, params, store, cut=((False, False),) * 3):
     """Separate one window; write its core's labels (1..n) to ``store``; return n, the face planes and the cut count.
 
@@ -248,20 +270,27 @@ def _label_window(window, inner, core, sp, params, store, cut=((False, False),) 
     """
     import zarr
 
-    window = np.asarray(window, np.uint8)
+    window = np.asarray(read_window(window), np.uint8)
     if (window == NMC).any():
-        lab = separate_particles(window, sp, params).astype(np.int64, copy=False)
+        lab = separate_particles(window, sp, params)  # 1..m (uint16 or int32)
     else:
-        lab = np.zeros(window.shape, np.int64)
+        lab = np.zeros(window.shape, np.uint16)
     core_lab = lab[inner]
-    ids, inverse = np.unique(core_lab, return_inverse=True)
-    has_zero = ids.size > 0 and ids[0] == 0
-    local = inverse.reshape(core_lab.shape).astype(np.int32) + (0 if has_zero else 1)
-    n = int(ids.size - (1 if has_zero else 0))
-    zarr.open_array(store, mode="r+")[core] = local
-    on_cut = [np.take(lab, 0 if side == 0 else -1, axis=axis).ravel()
+    m = int(lab.max(initial=0))
+    # the core's labels renumbered 1..n in increasing order (a lookup table: no sort of the voxels)
+    present = np.bincount(core_lab.reshape(-1), minlength=m + 1) > 0
+    present[0] = False
+    n = int(np.count_nonzero(present))
+    local_of = np.zeros(m + 1, np.int32)
+    local_of[present] = np.arange(1, n + 1, dtype=np.int32)
+    zarr.open_array(store, mode="r+")[core] = local_of[core_lab]
+    on_cut = [np.take(lab, 0 if side == 0 else -1, axis=axis).reshape(-1)
               for axis in range(3) for side in (0, 1) if cut[axis][side]]
-    n_cut = int(np.intersect1d(ids[ids > 0], np.concatenate(on_cut)).size) if on_cut and n else 0
+    n_cut = 0
+    if on_cut and n:
+        hit = np.zeros(m + 1, bool)
+        hit[np.concatenate(on_cut)] = True
+        n_cut = int(np.count_nonzero(hit & present))
     faces = {}
     for axis in range(3):
         for side in (-1, 1):
@@ -277,7 +306,7 @@ def _label_window(window, inner, core, sp, params, store, cut=((False, False),) 
             a, keep = a[tuple(rest)], keep[tuple(rest)]
             plane = np.zeros(a.shape, np.int32)
             if keep.any():
-                plane[keep] = np.searchsorted(ids, a[keep]) + (0 if has_zero else 1)  # the core's local label
+                plane[keep] = local_of[a[keep]]  # the core's local label
             faces[(axis, side)] = plane
     return n, faces, n_cut
 
