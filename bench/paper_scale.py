@@ -21,6 +21,13 @@ Parts (``--parts``):
     peak anonymous memory of the tree.
 ``speedup``
     the chunked path at ``--speed-size`` (default 256) with 1 and 2 workers.
+``seed``
+    a synthetic electrode of the seed study's size and voxel (1324 × 1985 × 492
+    at 0.1 µm, particles ~10 µm, :func:`make_seed`) with ``--seed-chunk`` and
+    ``--seed-workers``: wall time, peak anonymous memory of the tree.
+
+``--prepare`` writes the input volumes of the parts and stops (so a timed
+session spends its time on the runs).
 
 Writes the section ``paper_scale`` of RESULTS.md.
 """
@@ -145,6 +152,79 @@ def mirror_tile(src: Path, m: int, work: Path) -> Path:
     return path
 
 
+SEED_SHAPE = (1324, 1985, 492)  # the seed study's main volume (z, y, x) at 0.1 µm
+SEED_SPACING = 0.1
+SEED_UPSAMPLE = 4
+
+
+def make_seed(work: Path, shape=SEED_SHAPE) -> Path:
+    """A synthetic electrode of the seed study's size: particles ~10 µm (~100 voxels) across at 0.1 µm, uint16.
+
+    Generated at 0.4 µm (``shape / 4``, median particle radius 5 µm) and
+    upsampled 4× by linear interpolation (``scipy.ndimage.zoom`` with
+    ``grid_mode``), slab by slab along z (one coarse slice of overlap each side,
+    so the slabs join seamlessly), written to a ``.npy`` memmap: never held
+    whole.  The noise is smoother than a real scan's at 0.1 µm (it is the
+    0.4 µm noise, interpolated).
+    """
+    from dataclasses import replace
+
+    from scipy import ndimage as ndi
+
+    from core.synth import ElectrodeParams, make_electrode
+
+    path = work / f"seed_{'x'.join(map(str, shape))}.npy"
+    if path.exists():
+        return path
+    f = SEED_UPSAMPLE
+    coarse_shape = tuple(-(-n // f) for n in shape)
+    e = make_electrode(replace(ElectrodeParams(), shape=coarse_shape, spacing=(SEED_SPACING * f,) * 3,
+                               radius_median_um=5.0, radius_min_um=2.4, radius_max_um=10.0), rng=SEED)
+    g = np.asarray(e.greyscale, np.float32)
+    del e
+    out = np.lib.format.open_memmap(work / "seed.tmp.npy", mode="w+", dtype=np.uint16, shape=shape)
+    k = 8  # coarse slices a slab
+    for z0 in range(0, coarse_shape[0], k):
+        a, b = max(0, z0 - 1), min(coarse_shape[0], z0 + k + 1)
+        fine = ndi.zoom(g[a:b], f, order=1, mode="nearest", grid_mode=True)
+        lo = (z0 - a) * f
+        n = min(k * f, shape[0] - z0 * f)
+        out[z0 * f: z0 * f + n] = np.clip(np.rint(fine[lo: lo + n, : shape[1], : shape[2]]), 0, 65535)
+    out.flush()
+    del out
+    (work / "seed.tmp.npy").rename(path)
+    return path
+
+
+def part_seed(work: Path, workers: int, chunk: int, timeout: float, max_diameter: float | None) -> list[str]:
+    seed = make_seed(work)
+    z, y, x = SEED_SHAPE
+    print(f"seed: {z}x{y}x{x} at {SEED_SPACING} µm, chunks of {chunk}, {workers} workers", flush=True)
+    extra = ["--max-diameter", str(max_diameter)] if max_diameter else []
+    r = run_cli(["analyze", str(seed), "--out", str(work / "seed_out"), "--overwrite", "-q", "--chunk-size",
+                 str(chunk), "--workers", str(workers), "--spacing", *[str(SEED_SPACING)] * 3, *extra], timeout)
+    row = {"volume": f"{z}×{y}×{x} uint16 ({z * y * x / 1e9:.2f} G voxels, {SEED_SPACING} µm)", "exit": str(r["rc"]),
+           "wall (s)": r["wall_s"], "peak anon of the tree (GiB)": r["peak_anon_gib"],
+           "load before → after": f"{r['load_before']} → {r['load_after']}"}
+    row.update(_run_facts(work / "seed_out", r))
+    given = f" --max-diameter {max_diameter}" if max_diameter else ""
+    return [f"### Seed size: {z}×{y}×{x} at {SEED_SPACING} µm with --chunk-size {chunk} --workers {workers}{given}", "",
+            md_table([row]), "(acceptance: ≤ 8 min and ≤ 2 GiB anonymous memory; a run that timed out shows the peak "
+            "up to when it was stopped)", ""]
+
+
+def _run_facts(out: Path, r: dict) -> dict:
+    """Steps, particle count and chunking of a completed run (from its ``run.json``)."""
+    if r["rc"] != 0:
+        return {}
+    prov = json.loads((out / "run.json").read_text())["provenance"]
+    ch = prov["chunking"]
+    return {"steps (s)": ", ".join(f"{k[:-2]} {v:.0f}" for k, v in prov["timings_s"].items()),
+            "particles": prov["n_particles"],
+            "halo (voxels)": f"{ch['halo']} (largest particle {ch.get('max_diameter_um', float('nan')):.1f} µm, "
+                             f"{ch.get('beyond_halo', 0)} chunk labels beyond it)"}
+
+
 def _spacing_args(work: Path, n: int) -> list[str]:
     sp = json.loads((work / f"spacing_{n}.json").read_text())
     return ["--spacing", *[str(s) for s in sp]]
@@ -211,12 +291,19 @@ def part_memory(work: Path, n: int, m: int, timeout: float) -> list[str]:
                  "--workers", "2", *_spacing_args(work, n)], timeout)
     row = {"volume": f"{m}³ uint16 ({m ** 3 / 1e6:.0f} M voxels)", "exit": str(r["rc"]), "wall (s)": r["wall_s"],
            "peak anon of the tree (GiB)": r["peak_anon_gib"], "load before → after": f"{r['load_before']} → {r['load_after']}"}
+    row.update(_run_facts(work / f"mem_{m}", r))
+    lines = [f"### Memory: {m}³ with --chunk-size 128 --workers 2", "", md_table([row]),
+             "(a run that timed out shows the peak up to when it was stopped)", ""]
     if r["rc"] == 0:
-        prov = json.loads((work / f"mem_{m}" / "run.json").read_text())["provenance"]
-        row["steps (s)"] = ", ".join(f"{k[:-2]} {v:.0f}" for k, v in prov["timings_s"].items())
-        row["particles"] = prov["n_particles"]
-    return [f"### Memory: {m}³ with --chunk-size 128 --workers 2", "", md_table([row]),
-            "(a run that timed out shows the peak up to when it was stopped)", ""]
+        from core.memory import chunked_peak_bytes
+
+        halo = json.loads((work / f"mem_{m}" / "run.json").read_text())["provenance"]["chunking"]["halo"]
+        budget = chunked_peak_bytes(128, halo, 2, 2)
+        lines += [f"- budget formula (`core.memory.chunked_peak_bytes`): (workers + 2) × 300 MiB + workers × "
+                  f"max(14 B × (c + 68)³, 12 B × (c + 2 halo)³) = 4 × 300 MiB + 2 × max(14 × 196³, 12 × "
+                  f"{128 + 2 * halo}³) B = **{budget / 2**30:.2f} GiB** for c = 128, halo = {halo}, 2 workers "
+                  f"(measured peak {r['peak_anon_gib']:.2f} GiB; acceptance ≤ 1.5 GiB)", ""]
+    return lines
 
 
 def part_speedup(work: Path, n: int, chunk: int, timeout: float) -> list[str]:
@@ -227,7 +314,8 @@ def part_speedup(work: Path, n: int, chunk: int, timeout: float) -> list[str]:
         r = run_cli(["analyze", str(grey), "--out", str(work / f"speed_{n}_{k}"), "--overwrite", "-q",
                      "--chunk-size", str(chunk), "--workers", str(k), *_spacing_args(work, n)], timeout)
         rows.append({"workers": k, "exit": str(r["rc"]), "wall (s)": r["wall_s"],
-                     "peak anon (GiB)": r["peak_anon_gib"], "load before → after": f"{r['load_before']} → {r['load_after']}"})
+                     "peak anon (GiB)": r["peak_anon_gib"], "load before → after": f"{r['load_before']} → {r['load_after']}",
+                     **_run_facts(work / f"speed_{n}_{k}", r)})
     lines = [f"### Parallel: {n}³, chunks of {chunk}, 1 and 2 workers", "", md_table(rows)]
     if all(r["exit"] == "0" for r in rows):
         lines.append(f"- speed-up 2 workers over 1: **{rows[0]['wall (s)'] / rows[1]['wall (s)']:.2f}×** "
@@ -239,7 +327,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(ap)
     ap.add_argument("--parts", nargs="+", default=["same", "speedup", "memory"],
-                    choices=("same", "memory", "speedup"))
+                    choices=("same", "memory", "speedup", "seed"))
+    ap.add_argument("--seed-chunk", type=int, default=128)
+    ap.add_argument("--seed-workers", type=int, default=2)
+    ap.add_argument("--seed-max-diameter", type=float, default=None, help="µm (default: the estimate from the data)")
+    ap.add_argument("--seed-timeout", type=float, default=None, help="seconds for the seed-size run (default --timeout)")
+    ap.add_argument("--prepare", action="store_true", help="only write the input volumes of the parts, then stop")
     ap.add_argument("--same-size", type=int, default=256)
     ap.add_argument("--same-chunk", type=int, default=96)
     ap.add_argument("--mem-size", type=int, default=768)
@@ -256,8 +349,20 @@ def main(argv=None) -> int:
     lines = ["## paper_scale: the chunked engine (issue 12)", "", *env_lines(),
              f"- load average (1/5/15 min) at the start: {load_avg()} (the machine is shared: read every number "
              "with the load beside it)", ""]
+    if args.prepare:
+        for part in args.parts:
+            if part == "memory":
+                mirror_tile(make_grey(args.same_size, work), args.mem_size, work)
+            elif part == "seed":
+                make_seed(work)
+            else:
+                make_grey(args.same_size if part == "same" else args.speed_size, work)
+        return 0
     for part in args.parts:
-        if part == "same":
+        if part == "seed":
+            lines += part_seed(work, args.seed_workers, args.seed_chunk, args.seed_timeout or args.timeout,
+                               args.seed_max_diameter)
+        elif part == "same":
             lines += part_same(work, args.same_size, args.same_chunk, args.timeout)
         elif part == "speedup":
             lines += part_speedup(work, args.speed_size, args.speed_chunk, args.timeout)

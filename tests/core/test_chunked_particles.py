@@ -78,10 +78,19 @@ def test_estimated_diameter_bounds_the_largest_ball_and_sets_a_halo_nothing_cros
         coarse = estimate_max_diameter(ph, SPACING, max_voxels=80**3 // f**3)
         assert ball <= coarse <= ball + 4 * f * SPACING[0]
     assert 0.9 * diameter <= est  # about the largest particle's equivalent diameter
-    res = separate_chunked(ph, SPACING, halo=particle_halo(est, SPACING), scratch=tmp_path / "s")
+    # the phases as a Zarr store that each task reads its window from: the same labels as through dask
+    import zarr
+
+    store = zarr.create_array(str(tmp_path / "ph.zarr"), shape=plain.shape, dtype=plain.dtype, chunks=(32, 32, 32),
+                              zarr_format=3)
+    store[...] = plain
+    halo = particle_halo(est, SPACING)
+    res = separate_chunked(store, SPACING, halo=halo, scratch=tmp_path / "s")
     assert res.beyond_halo == 0
     whole = separate_particles(plain, SPACING)
     assert abs(res.n_particles - int(whole.max())) <= 0.005 * int(whole.max())
+    ref = separate_chunked(ph, SPACING, halo=halo, scratch=tmp_path / "r")
+    assert np.array_equal(res.labels.compute(), ref.labels.compute())
     assert estimate_max_diameter(da.zeros((8, 8, 8), dtype=np.uint8, chunks=4), 1.0) == 0.0
     with pytest.raises(TypeError, match="dask array"):
         estimate_max_diameter(plain, SPACING)
