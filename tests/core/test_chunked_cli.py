@@ -73,6 +73,13 @@ def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(grey, tmp_
     replayed = tmp_path / "replay" / entry.folder
     assert (replayed / "particles.csv").read_bytes() == (out / "particles.csv").read_bytes()
     assert json.loads((replayed / "provenance.json").read_text())["provenance"]["engine"] == "chunked"
+    # --overwrite replaces a folder of chunked results (its Zarr stores are the tool's own), but not a foreign file
+    (out / "phases.zarr" / "notes.txt").write_text("mine")
+    assert cli.main(["analyze", str(grey), "--out", str(out), "--chunk-size", "20", "--overwrite", "-q"]) == 2
+    assert "phases.zarr/notes.txt" in capsys.readouterr().err
+    (out / "phases.zarr" / "notes.txt").unlink()
+    assert cli.main(["analyze", str(grey), "--out", str(out), "--chunk-size", "20", "--overwrite", "-q"]) == 0
+    assert (out / "particles.csv").read_bytes() == (replayed / "particles.csv").read_bytes()
 
 
 def test_the_memory_rule_picks_the_chunked_engine(grey, tmp_path, sync_cluster, monkeypatch, capsys):
