@@ -196,9 +196,10 @@ def make_seed(work: Path, shape=SEED_SHAPE) -> Path:
     return path
 
 
-def part_seed(work: Path, workers: int, chunk: int, timeout: float, max_diameter: float | None) -> list[str]:
-    seed = make_seed(work)
-    z, y, x = SEED_SHAPE
+def part_seed(work: Path, workers: int, chunk: int, timeout: float, max_diameter: float | None,
+              shape=SEED_SHAPE) -> list[str]:
+    seed = make_seed(work, shape)
+    z, y, x = shape
     print(f"seed: {z}x{y}x{x} at {SEED_SPACING} µm, chunks of {chunk}, {workers} workers", flush=True)
     extra = ["--max-diameter", str(max_diameter)] if max_diameter else []
     r = run_cli(["analyze", str(seed), "--out", str(work / "seed_out"), "--overwrite", "-q", "--chunk-size",
@@ -344,6 +345,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.same_size, args.same_chunk, args.mem_size, args.speed_size, args.speed_chunk = 64, 24, 96, 64, 32
+        args.seed_chunk = 32
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="paper_scale-"))
     work.mkdir(parents=True, exist_ok=True)
     lines = ["## paper_scale: the chunked engine (issue 12)", "", *env_lines(),
@@ -354,23 +356,25 @@ def main(argv=None) -> int:
             if part == "memory":
                 mirror_tile(make_grey(args.same_size, work), args.mem_size, work)
             elif part == "seed":
-                make_seed(work)
+                make_seed(work, (64, 96, 32) if args.quick else SEED_SHAPE)
             else:
                 make_grey(args.same_size if part == "same" else args.speed_size, work)
         return 0
+    tail = ["Anonymous memory: `RssAnon` summed over the CLI process and every descendant (Dask scheduler "
+            "process is in the CLI process; nanny and worker processes are children), sampled every 0.25 s."]
     for part in args.parts:
+        if part != args.parts[0]:  # the section so far, written after each part (a later part may run out of time)
+            publish("paper_scale", lines + tail, args)
         if part == "seed":
             lines += part_seed(work, args.seed_workers, args.seed_chunk, args.seed_timeout or args.timeout,
-                               args.seed_max_diameter)
+                               args.seed_max_diameter, (64, 96, 32) if args.quick else SEED_SHAPE)
         elif part == "same":
             lines += part_same(work, args.same_size, args.same_chunk, args.timeout)
         elif part == "speedup":
             lines += part_speedup(work, args.speed_size, args.speed_chunk, args.timeout)
         else:
             lines += part_memory(work, args.same_size, args.mem_size, args.mem_timeout or args.timeout)
-    lines.append("Anonymous memory: `RssAnon` summed over the CLI process and every descendant (Dask scheduler "
-                 "process is in the CLI process; nanny and worker processes are children), sampled every 0.25 s.")
-    publish("paper_scale", lines, args)
+    publish("paper_scale", lines + tail, args)
     return 0
 
 
