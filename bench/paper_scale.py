@@ -333,6 +333,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed-workers", type=int, default=2)
     ap.add_argument("--seed-max-diameter", type=float, default=None, help="µm (default: the estimate from the data)")
     ap.add_argument("--seed-timeout", type=float, default=None, help="seconds for the seed-size run (default --timeout)")
+    ap.add_argument("--seed-until", type=float, default=None,
+                    help="a Unix time the seed-size run must end by (its timeout shortened to fit)")
     ap.add_argument("--prepare", action="store_true", help="only write the input volumes of the parts, then stop")
     ap.add_argument("--same-size", type=int, default=256)
     ap.add_argument("--same-chunk", type=int, default=96)
@@ -366,7 +368,13 @@ def main(argv=None) -> int:
         if part != args.parts[0]:  # the section so far, written after each part (a later part may run out of time)
             publish("paper_scale", lines + tail, args)
         if part == "seed":
-            lines += part_seed(work, args.seed_workers, args.seed_chunk, args.seed_timeout or args.timeout,
+            seed_timeout = args.seed_timeout or args.timeout
+            if args.seed_until is not None:
+                seed_timeout = min(seed_timeout, args.seed_until - time.time())
+            if seed_timeout < 60:
+                lines += ["### Seed size: not run (no time left before --seed-until)", ""]
+                continue
+            lines += part_seed(work, args.seed_workers, args.seed_chunk, seed_timeout,
                                args.seed_max_diameter, (64, 96, 32) if args.quick else SEED_SHAPE)
         elif part == "same":
             lines += part_same(work, args.same_size, args.same_chunk, args.timeout)

@@ -48,7 +48,7 @@ from .. import _kernels as K
 from .._validate import check_choice, normalize_spacing
 from ..codes import CBD, NMC
 from ..metrics import _fill_cracks_inplace, _mc_lut, _table_of
-from .particles import _dask_and_source, read_window
+from .particles import _dask_and_source, _read_window
 
 __all__ = ["measure_chunked", "separator_side_chunked"]
 
@@ -167,7 +167,7 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
 
 def _boxes(block, origin):
     """Labels of one chunk with their bounding boxes (global indices): ``(ids, lo, hi)``, ids sorted, no 0."""
-    block = read_window(block)
+    block = _read_window(block)
     # the chunk's labels renumbered 1..n in increasing order, 0 kept (a lookup table: no sort of the voxels)
     present = np.bincount(block.reshape(-1), minlength=int(block.max(initial=0)) + 1) > 0
     present[0] = False
@@ -187,8 +187,8 @@ def _measure_group(lab_win, ph_win, origin, shape, ids, lo, hi, sp):
     Returns ``(ids, counts, sums, lo, hi, areas, mc)`` in the layout of
     :func:`core._kernels.face_areas` (global indices), one row per id.
     """
-    lab_win = read_window(lab_win)
-    ph_win = np.asarray(read_window(ph_win), np.uint8)
+    lab_win = _read_window(lab_win)
+    ph_win = np.asarray(_read_window(ph_win), np.uint8)
     org = np.asarray(origin, np.int64)
     n = len(ids)
     counts = np.zeros((n, 2), np.int64)

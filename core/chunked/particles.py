@@ -251,7 +251,7 @@ def _dask_and_source(arr, name: str):
     return arr, source
 
 
-def read_window(window) -> np.ndarray:
+def _read_window(window) -> np.ndarray:
     """The voxels of a task's window: an array as it is, or ``(zarr array, slices)`` read from the store."""
     if isinstance(window, tuple):
         source, win = window
@@ -270,7 +270,7 @@ def _label_window(window, inner, core, sp, params, store, cut=((False, False),) 
     """
     import zarr
 
-    window = np.asarray(read_window(window), np.uint8)
+    window = np.asarray(_read_window(window), np.uint8)
     if (window == NMC).any():
         lab = separate_particles(window, sp, params)  # 1..m (uint16 or int32)
     else:
