@@ -114,8 +114,9 @@ def run_cli(args: list[str], timeout: float) -> dict:
     stop.set()
     th.join()
     wall = time.perf_counter() - t0
-    print(f"  rc={rc} wall={wall:.1f}s peak_anon={peak[0] / 2**30:.2f} GiB load {before} -> {load_avg()}",
-          flush=True)
+    kills = out.count("still alive")  # a worker the nanny had to kill at shutdown (seconds of wall time)
+    print(f"  rc={rc} wall={wall:.1f}s peak_anon={peak[0] / 2**30:.2f} GiB load {before} -> {load_avg()}"
+          + (f" ({kills} worker(s) killed at shutdown)" if kills else ""), flush=True)
     if rc != 0:
         print(out[-3000:])
     return {"rc": rc, "wall_s": wall, "peak_anon_gib": peak[0] / 2**30, "load_before": before,
