@@ -88,8 +88,11 @@ def load_avg() -> str:
 
 def run_cli(args: list[str], timeout: float) -> dict:
     """``nice -n 10 python -m core ARGS``: wall time, peak tree RssAnon, exit status, load before/after."""
+    import resource
+
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     before = load_avg()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.Popen(["nice", "-n", "10", sys.executable, "-m", "core", *args], cwd=REPO_ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -114,12 +117,14 @@ def run_cli(args: list[str], timeout: float) -> dict:
     stop.set()
     th.join()
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the tree's CPU time: its processes are reaped by their parents
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     kills = out.count("still alive")  # a worker the nanny had to kill at shutdown (seconds of wall time)
-    print(f"  rc={rc} wall={wall:.1f}s peak_anon={peak[0] / 2**30:.2f} GiB load {before} -> {load_avg()}"
+    print(f"  rc={rc} wall={wall:.1f}s cpu={cpu:.1f}s peak_anon={peak[0] / 2**30:.2f} GiB load {before} -> {load_avg()}"
           + (f" ({kills} worker(s) killed at shutdown)" if kills else ""), flush=True)
     if rc != 0:
         print(out[-3000:])
-    return {"rc": rc, "wall_s": wall, "peak_anon_gib": peak[0] / 2**30, "load_before": before,
+    return {"rc": rc, "wall_s": wall, "cpu_s": cpu, "peak_anon_gib": peak[0] / 2**30, "load_before": before,
             "load_after": load_avg(), "log": out}
 
 
@@ -206,7 +211,7 @@ def part_seed(work: Path, workers: int, chunk: int, timeout: float, max_diameter
     r = run_cli(["analyze", str(seed), "--out", str(work / "seed_out"), "--overwrite", "-q", "--chunk-size",
                  str(chunk), "--workers", str(workers), "--spacing", *[str(SEED_SPACING)] * 3, *extra], timeout)
     row = {"volume": f"{z}×{y}×{x} uint16 ({z * y * x / 1e9:.2f} G voxels, {SEED_SPACING} µm)", "exit": str(r["rc"]),
-           "wall (s)": r["wall_s"], "peak anon of the tree (GiB)": r["peak_anon_gib"],
+           "wall (s)": r["wall_s"], "CPU of the tree (s)": r["cpu_s"], "peak anon of the tree (GiB)": r["peak_anon_gib"],
            "load before → after": f"{r['load_before']} → {r['load_after']}"}
     row.update(_run_facts(work / "seed_out", r))
     given = f" --max-diameter {max_diameter}" if max_diameter else ""
@@ -292,6 +297,7 @@ def part_memory(work: Path, n: int, m: int, timeout: float) -> list[str]:
     r = run_cli(["analyze", str(big), "--out", str(work / f"mem_{m}"), "--overwrite", "-q", "--chunk-size", "128",
                  "--workers", "2", *_spacing_args(work, n)], timeout)
     row = {"volume": f"{m}³ uint16 ({m ** 3 / 1e6:.0f} M voxels)", "exit": str(r["rc"]), "wall (s)": r["wall_s"],
+           "CPU of the tree (s)": r["cpu_s"],
            "peak anon of the tree (GiB)": r["peak_anon_gib"], "load before → after": f"{r['load_before']} → {r['load_after']}"}
     row.update(_run_facts(work / f"mem_{m}", r))
     lines = [f"### Memory: {m}³ with --chunk-size 128 --workers 2", "", md_table([row]),
@@ -315,7 +321,7 @@ def part_speedup(work: Path, n: int, chunk: int, timeout: float) -> list[str]:
         print(f"speedup: {n}^3 chunks of {chunk}, {k} worker(s)", flush=True)
         r = run_cli(["analyze", str(grey), "--out", str(work / f"speed_{n}_{k}"), "--overwrite", "-q",
                      "--chunk-size", str(chunk), "--workers", str(k), *_spacing_args(work, n)], timeout)
-        rows.append({"workers": k, "exit": str(r["rc"]), "wall (s)": r["wall_s"],
+        rows.append({"workers": k, "exit": str(r["rc"]), "wall (s)": r["wall_s"], "CPU of the tree (s)": r["cpu_s"],
                      "peak anon (GiB)": r["peak_anon_gib"], "load before → after": f"{r['load_before']} → {r['load_after']}",
                      **_run_facts(work / f"speed_{n}_{k}", r)})
     lines = [f"### Parallel: {n}³, chunks of {chunk}, 1 and 2 workers", "", md_table(rows)]
@@ -364,7 +370,8 @@ def main(argv=None) -> int:
                 make_grey(args.same_size if part == "same" else args.speed_size, work)
         return 0
     tail = ["Anonymous memory: `RssAnon` summed over the CLI process and every descendant (Dask scheduler "
-            "process is in the CLI process; nanny and worker processes are children), sampled every 0.25 s."]
+            "process is in the CLI process; nanny and worker processes are children), sampled every 0.25 s. CPU of the tree: user + system time of the CLI process and "
+            "every descendant (`getrusage(RUSAGE_CHILDREN)` around the run)."]
     for part in args.parts:
         if part != args.parts[0]:  # the section so far, written after each part (a later part may run out of time)
             publish("paper_scale", lines + tail, args)

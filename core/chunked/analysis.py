@@ -203,7 +203,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         if res.beyond_halo:
             warnings.warn(f"{res.beyond_halo} particle label(s) reach the edge of their chunk's window (halo {halo} "
                           "voxels), so some particles are bigger than the halo allows and may be split or joined "
-                          "differently from a whole-volume analysis: give a larger --max-diameter (µm) to widen it",
+                          "differently from a whole-volume analysis: a larger max_diameter_um (--max-diameter) widens it",
                           stacklevel=2)
         report(0.75, f"particles: {res.n_particles} -> labels.zarr")
         write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")
