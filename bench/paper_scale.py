@@ -224,12 +224,19 @@ def _run_facts(out: Path, r: dict) -> dict:
     """Steps, particle count and chunking of a completed run (from its ``run.json``)."""
     if r["rc"] != 0:
         return {}
+    import pandas as pd
+
     prov = json.loads((out / "run.json").read_text())["provenance"]
     ch = prov["chunking"]
+    table = pd.read_csv(out / "particles.csv", usecols=["equiv_diameter_um", "extent_z_um", "extent_y_um",
+                                                        "extent_x_um"])
+    extent = float(table[["extent_z_um", "extent_y_um", "extent_x_um"]].max(axis=1).max()) if len(table) else 0.0
     return {"steps (s)": ", ".join(f"{k[:-2]} {v:.0f}" for k, v in prov["timings_s"].items()),
             "particles": prov["n_particles"],
-            "halo (voxels)": f"{ch['halo']} (largest particle {ch.get('max_diameter_um', float('nan')):.1f} µm, "
-                             f"{ch.get('beyond_halo', 0)} chunk labels beyond it)"}
+            "halo (voxels)": f"{ch['halo']} (for particles up to {ch.get('max_diameter_um', float('nan')):.1f} µm; "
+                             f"{ch.get('beyond_halo', 0)} chunk labels beyond it)",
+            "largest particle in the table (µm)": f"equivalent diameter {table['equiv_diameter_um'].max():.1f}, "
+                                                  f"extent {extent:.1f}"}
 
 
 def _spacing_args(work: Path, n: int) -> list[str]:
