@@ -65,21 +65,26 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
-def tree_anon_bytes(root: int) -> int:
-    """Sum of ``RssAnon`` over ``root`` and all its descendants."""
+def tree_anon(root: int) -> dict[int, int]:
+    """``RssAnon`` (bytes) of ``root`` and each of its descendants, by process id."""
     kids = _children()
-    todo, total = [root], 0
+    todo, out = [root], {}
     while todo:
         pid = todo.pop()
         todo.extend(kids.get(pid, []))
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("RssAnon:"):
-                    total += int(line.split()[1]) * 1024
+                    out[pid] = int(line.split()[1]) * 1024
                     break
         except OSError:
             pass
-    return total
+    return out
+
+
+def tree_anon_bytes(root: int) -> int:
+    """Sum of ``RssAnon`` over ``root`` and all its descendants."""
+    return sum(tree_anon(root).values())
 
 
 def load_avg() -> str:
@@ -96,12 +101,15 @@ def run_cli(args: list[str], timeout: float) -> dict:
     t0 = time.perf_counter()
     p = subprocess.Popen(["nice", "-n", "10", sys.executable, "-m", "core", *args], cwd=REPO_ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0]
+    peak, at_peak = [0], [[]]
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
-            peak[0] = max(peak[0], tree_anon_bytes(p.pid))
+            per = tree_anon(p.pid)
+            if sum(per.values()) > peak[0]:
+                peak[0] = sum(per.values())
+                at_peak[0] = sorted(per.values(), reverse=True)
             stop.wait(0.25)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -124,7 +132,9 @@ def run_cli(args: list[str], timeout: float) -> dict:
           + (f" ({kills} worker(s) killed at shutdown)" if kills else ""), flush=True)
     if rc != 0:
         print(out[-3000:])
-    return {"rc": rc, "wall_s": wall, "cpu_s": cpu, "peak_anon_gib": peak[0] / 2**30, "load_before": before,
+    by_process = " + ".join(f"{b / 2**20:.0f}" for b in at_peak[0])
+    print(f"  at the peak, MiB by process: {by_process}", flush=True)
+    return {"rc": rc, "wall_s": wall, "cpu_s": cpu, "peak_anon_gib": peak[0] / 2**30, "by_process_mib": by_process, "load_before": before,
             "load_after": load_avg(), "log": out}
 
 
@@ -214,6 +224,7 @@ def part_seed(work: Path, workers: int, chunk: int, timeout: float, max_diameter
            "wall (s)": r["wall_s"], "CPU of the tree (s)": r["cpu_s"], "peak anon of the tree (GiB)": r["peak_anon_gib"],
            "load before → after": f"{r['load_before']} → {r['load_after']}"}
     row.update(_run_facts(work / "seed_out", r))
+    row["at the peak (MiB by process)"] = r["by_process_mib"]
     given = f" --max-diameter {max_diameter}" if max_diameter else ""
     return [f"### Seed size: {z}×{y}×{x} at {SEED_SPACING} µm with --chunk-size {chunk} --workers {workers}{given}", "",
             md_table([row]), "(acceptance: ≤ 8 min and ≤ 2 GiB anonymous memory; a run that timed out shows the peak "
@@ -307,6 +318,7 @@ def part_memory(work: Path, n: int, m: int, timeout: float) -> list[str]:
            "CPU of the tree (s)": r["cpu_s"],
            "peak anon of the tree (GiB)": r["peak_anon_gib"], "load before → after": f"{r['load_before']} → {r['load_after']}"}
     row.update(_run_facts(work / f"mem_{m}", r))
+    row["at the peak (MiB by process)"] = r["by_process_mib"]
     lines = [f"### Memory: {m}³ with --chunk-size 128 --workers 2", "", md_table([row]),
              "(a run that timed out shows the peak up to when it was stopped)", ""]
     if r["rc"] == 0:
