@@ -39,6 +39,7 @@ import os
 import shutil
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -166,19 +167,23 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     sp = vol.spacing
     nblocks = int(np.prod(vol.data.numblocks))
     report(0.01, f"chunked engine: {'×'.join(map(str, vol.shape))} voxels in {nblocks} chunks of {chunk_size}³")
-    checksum = lazy_checksum(vol.data)
+    # the checksum (a sequential read in this process) runs beside the global values (the workers' check pass and
+    # this process's blur fit); it is checked before any chunk is segmented
+    with ThreadPoolExecutor(1, thread_name_prefix="checksum") as pool:
+        digest = pool.submit(lazy_checksum, vol.data)
+        seg_params, origin = params.segment, None
+        if presegmented:
+            phases = phases_from_map(vol.data, spec.phase_map)
+        else:
+            report(0.02, "phases: global values from a sample")
+            seg = segment_chunked(vol, params.segment)
+            phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
+        checksum = digest.result()
     if verify_checksum is not None and checksum != verify_checksum:
         from ..recipe import ChecksumMismatch
 
         raise ChecksumMismatch(f"the input ({spec.describe()}) has checksum {checksum}, but the recipe recorded "
                                f"{verify_checksum}: the data changed (replay with --no-verify to analyse it anyway)")
-    seg_params, origin = params.segment, None
-    if presegmented:
-        phases = phases_from_map(vol.data, spec.phase_map)
-    else:
-        report(0.02, "phases: global values from a sample")
-        seg = segment_chunked(vol, params.segment)
-        phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
     report(0.05, "phases: chunk by chunk -> phases.zarr")
     write_zarr(phases, out / "phases.zarr", spacing=sp, name="phases")
     # the stores themselves from here on: each task reads its window from them (nothing passes between workers)

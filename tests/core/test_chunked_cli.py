@@ -82,6 +82,16 @@ def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(grey, tmp_
     assert (out / "particles.csv").read_bytes() == (replayed / "particles.csv").read_bytes()
 
 
+def test_a_chunked_run_refuses_an_input_whose_checksum_differs(grey, tmp_path, sync_cluster):
+    from core.chunked.analysis import analyze_chunked
+    from core.inputs import FileInput
+    from core.recipe import ChecksumMismatch
+
+    with pytest.raises(ChecksumMismatch, match="the data changed"):
+        analyze_chunked(FileInput(grey), out=tmp_path, chunk_size=20, verify_checksum="0" * 32)
+    assert not (tmp_path / "phases.zarr").exists()  # refused before any chunk was segmented
+
+
 def test_the_memory_rule_picks_the_chunked_engine(grey, tmp_path, sync_cluster, monkeypatch, capsys):
     import core.memory as M
 
