@@ -98,7 +98,9 @@ def estimate_max_diameter(phases, spacing=None, *, fill_cracks: bool = True,
     ``r`` on that grid.  Every voxel lies within ``f * sqrt(3) / 2`` voxel edges
     of a grid voxel, so ``2 * (r + f * sqrt(3) / 2 * max(spacing))`` bounds the
     largest inscribed ball of the full-resolution phase from above (a thin
-    pore or crack the stride skips only makes it larger).
+    pore or crack the stride skips only makes it larger), except around a
+    cavity the separation fills whose NMC wall is thinner than the stride:
+    the strided copy may see through that wall and leave the cavity open.
 
     Parameters
     ----------
