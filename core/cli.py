@@ -269,15 +269,6 @@ def _chunked_engine(args, spec, params) -> int | None:
     return DEFAULT_CHUNK
 
 
-def _halo_of(args, chunk_size: int, spacing) -> int:
-    from .chunked import particle_halo
-    from .chunked.analysis import default_halo
-
-    if args.max_diameter is None:
-        return default_halo(chunk_size)
-    return particle_halo(args.max_diameter, spacing)
-
-
 def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
     """``analyze`` on the chunked engine: the same files, with ``phases.zarr`` / ``labels.zarr`` for the TIFFs."""
     from .chunked import cluster, open_lazy
@@ -288,7 +279,6 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
     if spacing is not None:
         kw["spacing"] = spacing
     lazy = open_lazy(spec.path, chunks=chunk_size, **kw)  # the header: bad input is refused before the cluster
-    halo = _halo_of(args, chunk_size, lazy.spacing)
     report = _progress(args.quiet)
     with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
         t0 = time.perf_counter()
@@ -297,8 +287,8 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with cluster(workers=args.workers, address=args.scheduler):
-                res = analyze_chunked(spec, params, out=tmp, chunk_size=chunk_size, halo=halo, spacing=spacing,
-                                      progress=report)
+                res = analyze_chunked(spec, params, out=tmp, chunk_size=chunk_size,
+                                      max_diameter_um=args.max_diameter, spacing=spacing, progress=report)
         for w in _distinct(caught):
             print(f"warning: {w}", file=sys.stderr)
         info = {"source": lazy.source, "format": lazy.fmt, "spacing_from_metadata": lazy.spacing_from_metadata}
@@ -486,7 +476,8 @@ def _replay_chunked(entry, verify: bool, progress, tmp: Path, args):
     try:
         with own:
             res = analyze_chunked(entry.input, entry.params, out=work, chunk_size=entry.chunking["chunk_size"],
-                                  halo=entry.chunking["halo"], spacing=entry.spacing,
+                                  halo=entry.chunking["halo"],
+                                  max_diameter_um=entry.chunking.get("max_diameter_um"), spacing=entry.spacing,
                                   verify_checksum=entry.input_checksum if verify else None, progress=progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -766,7 +757,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "input and the --out folder at the same paths")
     a.add_argument("--max-diameter", type=_voxel_size, metavar="UM",
                    help="chunked engine: the largest particle's diameter in µm, which sets the particle halo "
-                        "(default: half a chunk)")
+                        "(halo = diameter / finest voxel edge + 1 voxels; default: estimated from the phases, the "
+                        "largest ball inside the NMC phase; the run warns when particles reach beyond the halo)")
     a.set_defaults(func=_cmd_analyze)
 
     r = sub.add_parser("run", help="replay every analysis of a recipe headless")

@@ -88,12 +88,35 @@ def remove_stale_staging(out: Path) -> list[Path]:
     return removed
 
 
+#: The Zarr stores the chunked engine writes into an output folder (``core.chunked.write_zarr``).
+_OWN_STORES = frozenset({"phases.zarr", "labels.zarr"})
+
+
+def _foreign_in_store(store: Path) -> str | None:
+    """The first entry of one of :data:`_OWN_STORES` that a Zarr v3 store does not hold, or None.
+
+    A store holds ``zarr.json`` files, folders named ``0`` and ``c`` and
+    chunk-index folders and files (digits), nothing linked.
+    """
+    for root, dirs, files in os.walk(store):
+        for name in dirs + files:
+            q = Path(root) / name
+            if q.is_symlink() or not (name == "zarr.json" and name in files or name.isdigit()
+                                      or name in ("0", "c") and name in dirs):
+                return os.path.relpath(q, store.parent)
+    return None
+
+
 def _foreign_entry(folder: Path) -> str | None:
-    """The first entry of ``folder`` (two levels deep) that this tool does not write, or None."""
+    """The first entry of ``folder`` (two levels deep, Zarr stores whole) that this tool does not write, or None."""
     for p in sorted(folder.iterdir()):
         if p.is_symlink():
             return p.name
-        if p.is_dir():
+        if p.is_dir() and p.name in _OWN_STORES:
+            found = _foreign_in_store(p)
+            if found is not None:
+                return found
+        elif p.is_dir():
             for q in sorted(p.iterdir()):
                 if q.is_symlink() or not q.is_file() or q.name not in _OWN_FILES:
                     return f"{p.name}/{q.name}"

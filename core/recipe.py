@@ -126,7 +126,10 @@ class RecipeEntry:
         recipes written before attributes existed).
     chunking : dict or None
         ``{"chunk_size": int, "halo": int}`` of an analysis run by the chunked
-        engine (:mod:`core.chunked`; replayed by it); None: the whole-volume engine.
+        engine (:mod:`core.chunked`; replayed by it), optionally with
+        ``"max_diameter_um"`` (float > 0, the particle diameter the halo was set
+        for) and ``"beyond_halo"`` (int >= 0, chunk labels that reached beyond
+        it); None: the whole-volume engine.
     """
 
     name: str
@@ -144,16 +147,34 @@ class RecipeEntry:
     def __post_init__(self):
         object.__setattr__(self, "attributes", check_attributes(self.attributes))
         if self.chunking is not None:
-            ch = self.chunking
-            if not isinstance(ch, Mapping) or set(ch) != {"chunk_size", "halo"} or not all(
-                    isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in ch.values()):
-                raise RecipeError(f"chunking must be {{'chunk_size': N, 'halo': H}} with whole numbers >= 1, got {ch!r}")
-            object.__setattr__(self, "chunking", {"chunk_size": int(ch["chunk_size"]), "halo": int(ch["halo"])})
+            object.__setattr__(self, "chunking", _check_chunking(self.chunking))
 
     @property
     def folder(self) -> str:
         """A file-system-safe folder name derived from :attr:`name`."""
         return folder_name(self.name)
+
+
+def _check_chunking(ch) -> dict:
+    """A recipe entry's ``chunking``, checked and normalised (see :class:`RecipeEntry`)."""
+    def whole(v, least):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+    if (not isinstance(ch, Mapping) or not {"chunk_size", "halo"} <= set(ch)
+            or not set(ch) <= {"chunk_size", "halo", "max_diameter_um", "beyond_halo"}
+            or not whole(ch["chunk_size"], 1) or not whole(ch["halo"], 1)
+            or not whole(ch.get("beyond_halo", 0), 0)
+            or not (ch.get("max_diameter_um") is None or (isinstance(ch["max_diameter_um"], (int, float))
+                                                          and not isinstance(ch["max_diameter_um"], bool)
+                                                          and ch["max_diameter_um"] > 0))):
+        raise RecipeError("chunking must be {'chunk_size': N, 'halo': H} with whole numbers >= 1 (and optionally "
+                          f"'max_diameter_um' > 0 and 'beyond_halo' >= 0), got {ch!r}")
+    out = {"chunk_size": int(ch["chunk_size"]), "halo": int(ch["halo"])}
+    if "beyond_halo" in ch:
+        out["beyond_halo"] = int(ch["beyond_halo"])
+    if ch.get("max_diameter_um") is not None:
+        out["max_diameter_um"] = float(ch["max_diameter_um"])
+    return out
 
 
 @dataclass(frozen=True)

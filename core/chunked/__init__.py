@@ -13,7 +13,8 @@ Modules
              (:func:`phase_halo`, :func:`island_halo`) and the memory budget are in its docstring;
              :func:`phases_from_map` for a volume already segmented
 ``particles`` :func:`separate_chunked`: particles per chunk with a halo, one global labelling across chunk
-             faces (the halo rule, :func:`particle_halo`, and what is not exact are in its docstring)
+             faces (the halo rule, :func:`particle_halo`, :func:`estimate_max_diameter` of the largest
+             particle, and what is not exact are in its docstring)
 ``measures`` :func:`measure_chunked`: the per-particle table of :func:`core.metrics.particle_table`, from
              reductions over chunks and per-particle crops (equal to the whole-volume table)
 ``store``    :func:`write_zarr`: a Zarr v3 OME-Zarr store written chunk by chunk
@@ -35,14 +36,14 @@ Example
 from .cluster import cluster, default_workers
 from .inputs import DEFAULT_CHUNK, LazyVolume, as_dask, open_lazy
 from .measures import measure_chunked, separator_side_chunked
-from .particles import ChunkedLabels, particle_halo, separate_chunked
+from .particles import ChunkedLabels, estimate_max_diameter, particle_halo, separate_chunked
 from .phases import ChunkedSegmentation, island_halo, phase_halo, phases_from_map, segment_chunked
 from .store import OME_ZARR_VERSION, ome_multiscales, write_zarr
 
 __all__ = [
     "DEFAULT_CHUNK", "LazyVolume", "as_dask", "open_lazy",
     "ChunkedSegmentation", "island_halo", "phase_halo", "phases_from_map", "segment_chunked",
-    "ChunkedLabels", "particle_halo", "separate_chunked",
+    "ChunkedLabels", "estimate_max_diameter", "particle_halo", "separate_chunked",
     "measure_chunked", "separator_side_chunked",
     "OME_ZARR_VERSION", "ome_multiscales", "write_zarr",
     "cluster", "default_workers",

@@ -48,6 +48,7 @@ from .. import _kernels as K
 from .._validate import check_choice, normalize_spacing
 from ..codes import CBD, NMC
 from ..metrics import _fill_cracks_inplace, _mc_lut, _table_of
+from .particles import _dask_and_source, _read_window
 
 __all__ = ["measure_chunked", "separator_side_chunked"]
 
@@ -74,11 +75,13 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
 
     Parameters
     ----------
-    labels : (Z, Y, X) dask.array.Array of int
+    labels : (Z, Y, X) dask.array.Array or zarr.Array of int
         Particle labels on NMC voxels, 0 elsewhere (e.g.
         :attr:`~core.chunked.ChunkedLabels.labels`).
-    phases : (Z, Y, X) dask.array.Array of uint8
-        Phase codes, same shape.
+    phases : (Z, Y, X) dask.array.Array or zarr.Array of uint8
+        Phase codes, same shape.  Zarr arrays (stores the workers see) are
+        read by each task itself, straight from the store, so no voxels pass
+        between worker processes.
     spacing : float or (3,) float, µm
     axis : {0, 1, 2}
         Thickness axis (for ``depth_frac``).
@@ -93,11 +96,9 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
         ``attrs`` as there.
     """
     import dask
-    import dask.array as da
 
-    for name, arr in (("labels", labels), ("phases", phases)):
-        if not isinstance(arr, da.Array) or arr.ndim != 3:
-            raise TypeError(f"{name} must be a 3D dask array (z, y, x)")
+    labels, lab_src = _dask_and_source(labels, "labels")
+    phases, ph_src = _dask_and_source(phases, "phases")
     if labels.shape != phases.shape:
         raise ValueError(f"labels {labels.shape} and phases {phases.shape} must have the same shape")
     if labels.dtype.kind not in "iu":
@@ -113,13 +114,17 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
                 f"between the two ends); assuming '{separator_side}'. Set separator_side to be sure.",
                 stacklevel=2,
             )
-    phases = phases.rechunk(labels.chunks) if phases.chunks != labels.chunks else phases
+    phases = phases.rechunk(labels.chunks) if phases.chunks != labels.chunks and ph_src is None else phases
     shape = tuple(int(n) for n in labels.shape)
 
     # 1. bounding boxes and solid counts, reduced over chunks
     grid = [np.cumsum((0,) + tuple(c)) for c in labels.chunks]
-    blocks = labels.to_delayed().ravel()
     origins = [tuple(int(g[i]) for g, i in zip(grid, idx)) for idx in np.ndindex(*labels.numblocks)]
+    if lab_src is not None:
+        blocks = [(lab_src, tuple(slice(int(g[i]), int(g[i + 1])) for g, i in zip(grid, idx)))
+                  for idx in np.ndindex(*labels.numblocks)]
+    else:
+        blocks = labels.to_delayed().ravel()
     parts = dask.compute(*[dask.delayed(_boxes)(b, o) for b, o in zip(blocks, origins)])
     n_lab = max((int(p[0][-1]) for p in parts if p[0].size), default=0)
     lo = np.full((n_lab + 1, 3), max(shape), np.int64)
@@ -140,7 +145,9 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
         glo = np.maximum(lo[ids].min(axis=0) - 1, 0)
         ghi = np.minimum(hi[ids].max(axis=0) + 2, shape)
         win = tuple(slice(int(a), int(b)) for a, b in zip(glo, ghi))
-        tasks.append(dask.delayed(_measure_group)(labels[win], phases[win], tuple(int(a) for a in glo), shape,
+        lab_win = (lab_src, win) if lab_src is not None else labels[win]
+        ph_win = (ph_src, win) if ph_src is not None else phases[win]
+        tasks.append(dask.delayed(_measure_group)(lab_win, ph_win, tuple(int(a) for a in glo), shape,
                                                   ids, lo[ids], hi[ids], sp))
     results = dask.compute(*tasks)
 
@@ -160,16 +167,18 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
 
 def _boxes(block, origin):
     """Labels of one chunk with their bounding boxes (global indices): ``(ids, lo, hi)``, ids sorted, no 0."""
-    block = np.asarray(block)
-    ids, inverse = np.unique(block, return_inverse=True)
-    compact = inverse.reshape(block.shape).astype(np.int32)
-    start = 1 if ids.size and ids[0] == 0 else 0
-    if start == 0:
-        compact += 1  # no background in this chunk: keep 0 free
+    block = _read_window(block)
+    # the chunk's labels renumbered 1..n in increasing order, 0 kept (a lookup table: no sort of the voxels)
+    present = np.bincount(block.reshape(-1), minlength=int(block.max(initial=0)) + 1) > 0
+    present[0] = False
+    ids = np.flatnonzero(present)
+    compact_of = np.zeros(present.size, np.int32)
+    compact_of[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
+    compact = compact_of[block]
     zero = np.zeros(block.shape, np.uint8)
-    _, _, _, lo, hi = K.face_areas(compact, zero, int(compact.max(initial=0)), 1.0, 1.0, 1.0, NMC, CBD)
+    _, _, _, lo, hi = K.face_areas(compact, zero, int(ids.size), 1.0, 1.0, 1.0, NMC, CBD)
     off = np.asarray(origin, np.int64)
-    return ids[start:].astype(np.int64), lo[1:] + off, hi[1:] + off
+    return ids.astype(np.int64), lo[1:] + off, hi[1:] + off
 
 
 def _measure_group(lab_win, ph_win, origin, shape, ids, lo, hi, sp):
@@ -178,8 +187,8 @@ def _measure_group(lab_win, ph_win, origin, shape, ids, lo, hi, sp):
     Returns ``(ids, counts, sums, lo, hi, areas, mc)`` in the layout of
     :func:`core._kernels.face_areas` (global indices), one row per id.
     """
-    lab_win = np.asarray(lab_win)
-    ph_win = np.asarray(ph_win, np.uint8)
+    lab_win = _read_window(lab_win)
+    ph_win = np.asarray(_read_window(ph_win), np.uint8)
     org = np.asarray(origin, np.int64)
     n = len(ids)
     counts = np.zeros((n, 2), np.int64)

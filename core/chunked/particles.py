@@ -22,7 +22,15 @@ The halo rule
 ``halo >= the largest particle's diameter in voxels`` (:func:`particle_halo`):
 then every particle that reaches a chunk's core lies whole inside the
 chunk's window, so the window's distance transform, seeds and over-split
-merge see all of it.  The labels are *not* bit-identical to the whole-volume
+merge see all of it.  Without a given diameter the rule uses
+:func:`estimate_max_diameter`: the diameter of the largest ball that fits in
+the NMC phase, from the distance transform of a strided copy of it (one
+voxel in ``f`` along each axis, at most 8 M voxels, gathered chunk by chunk),
+bounded from above for the stride.  That bound makes the distance
+transform exact in every core (each voxel's nearest non-NMC voxel lies
+within half the diameter) and holds near-spherical particles whole in the
+window; a particle longer than its largest inscribed ball is held whole as
+far as the halo reaches.  The labels are *not* bit-identical to the whole-volume
 ones: the quantisation of the distance transform (its step is set by the
 largest distance in the volume, here in the window) and the crack filling
 near the window's faces differ, so a few particles near a chunk face may be
@@ -32,6 +40,9 @@ than the halo allows (wider than ``halo``) is seen cut by the window's face:
 its distance transform there is too high (the face is not background), so it
 may be split into pieces that the face votes then join only where both
 chunks agree; it keeps one label when each window holds it as one particle.
+Such particles are counted (:attr:`ChunkedLabels.beyond_halo`: the chunk
+labels that touch a face of their window that is not a face of the volume)
+so a run can say so.
 
 Memory: a task holds a window of ``(c + 2 halo)³`` voxels; the separation of
 one window added 7.6 to 7.8 bytes a voxel of the window to the peak resident
@@ -57,7 +68,13 @@ from .._validate import normalize_spacing
 from ..codes import NMC
 from ..particles import SeparationParams, separate_particles
 
-__all__ = ["ChunkedLabels", "particle_halo", "separate_chunked"]
+__all__ = ["ChunkedLabels", "MIN_HALO", "estimate_max_diameter", "particle_halo", "separate_chunked"]
+
+#: The smallest particle halo (voxels), also that of a volume without NMC.
+MIN_HALO = 4
+
+#: Most voxels of the strided NMC copy of :func:`estimate_max_diameter`.
+ESTIMATE_VOXELS = 8_000_000
 
 
 def particle_halo(max_diameter_um: float, spacing) -> int:
@@ -66,6 +83,59 @@ def particle_halo(max_diameter_um: float, spacing) -> int:
     if not max_diameter_um > 0:
         raise ValueError(f"max_diameter_um must be > 0 µm, got {max_diameter_um}")
     return int(math.ceil(float(max_diameter_um) / min(sp))) + 1
+
+
+def estimate_max_diameter(phases, spacing=None, *, fill_cracks: bool = True,
+                          max_voxels: int = ESTIMATE_VOXELS) -> float:
+    """An upper bound of the diameter (µm) of the largest ball inside the NMC phase, read chunk by chunk.
+
+    The NMC voxels of a strided copy (every ``f``-th voxel along each axis,
+    ``f`` the smallest stride that keeps it at most ``max_voxels``) are
+    computed by the current dask scheduler (each chunk gives its strided
+    voxels); their distance transform (voxel edges ``f * spacing``, the
+    volume's faces not background, cavities filled first as
+    :func:`core.particles.separate_particles` does) gives the largest radius
+    ``r`` on that grid.  Every voxel lies within ``f * sqrt(3) / 2`` voxel edges
+    of a grid voxel, so ``2 * (r + f * sqrt(3) / 2 * max(spacing))`` bounds the
+    largest inscribed ball of the full-resolution phase from above (a thin
+    pore or crack the stride skips only makes it larger), except around a
+    cavity the separation fills whose NMC wall is thinner than the stride:
+    the strided copy may see through that wall and leave the cavity open.
+
+    Parameters
+    ----------
+    phases : (Z, Y, X) dask.array.Array of uint8
+        Phase codes (2 = NMC).
+    spacing : float or (3,) float, µm
+    fill_cracks : bool
+        Fill cavities enclosed by NMC first (as the separation does).
+    max_voxels : int
+        Most voxels of the strided copy.
+
+    Returns
+    -------
+    float
+        µm; 0.0 when the volume holds no NMC.
+    """
+    import dask.array as da
+
+    from ..particles import distance_transform, fill_enclosed
+
+    if not isinstance(phases, da.Array) or phases.ndim != 3:
+        raise TypeError("phases must be a 3D dask array of phase codes (z, y, x)")
+    sp = normalize_spacing(spacing)
+    if isinstance(max_voxels, bool) or not isinstance(max_voxels, (int, np.integer)) or max_voxels < 1:
+        raise ValueError(f"max_voxels must be a whole number >= 1, got {max_voxels!r}")
+    f = 1
+    while math.prod(-(-int(n) // f) for n in phases.shape) > max_voxels:
+        f += 1
+    coarse = np.ascontiguousarray((phases[::f, ::f, ::f] == NMC).compute())
+    if not coarse.any():
+        return 0.0
+    if fill_cracks:
+        coarse = fill_enclosed(coarse)
+    r = float(distance_transform(coarse, tuple(f * s for s in sp)).max())
+    return 2.0 * (r + f * math.sqrt(3.0) / 2.0 * max(sp))
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +151,10 @@ class ChunkedLabels:
     halo : int
     joined : int
         Chunk labels joined across faces (the number of unions made).
+    beyond_halo : int
+        Chunk labels that touch a face of their chunk's window inside the
+        volume: particles (or pieces) bigger than the halo allows, each
+        counted once per chunk that holds it.
     scratch : Path
         The folder of the intermediate per-chunk labels (``chunk_labels.zarr``)
         and the lookup table (``lut.npy``) that :attr:`labels` reads.
@@ -91,6 +165,7 @@ class ChunkedLabels:
     halo: int
     joined: int
     scratch: Path
+    beyond_halo: int = 0
 
 
 def separate_chunked(phases, spacing=None, params: SeparationParams | None = None, *, halo: int,
@@ -99,9 +174,11 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
 
     Parameters
     ----------
-    phases : (Z, Y, X) dask.array.Array of uint8
+    phases : (Z, Y, X) dask.array.Array or zarr.Array of uint8
         Phase codes (0 pore, 1 CBD, 2 NMC), e.g. :attr:`ChunkedSegmentation.phases`;
-        its chunks are the chunks of the work.
+        its chunks are the chunks of the work.  A Zarr array (a store the
+        workers see) is read by each task itself, its window straight from
+        the store, so no voxels pass between worker processes.
     spacing : float or (3,) float, µm
     params : SeparationParams or None
     halo : int
@@ -119,8 +196,7 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
     import dask.array as da
     import zarr
 
-    if not isinstance(phases, da.Array) or phases.ndim != 3:
-        raise TypeError("phases must be a 3D dask array of phase codes (z, y, x)")
+    phases, source = _dask_and_source(phases, "phases")
     sp = normalize_spacing(spacing)
     params = params or SeparationParams()
     if not isinstance(params, SeparationParams):
@@ -144,13 +220,16 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
         core = tuple(slice(int(g[i]), int(g[i + 1])) for g, i in zip(grid, idx))
         win = tuple(slice(max(0, s.start - halo), min(n, s.stop + halo)) for s, n in zip(core, phases.shape))
         inner = tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(core, win))
-        tasks.append(dask.delayed(_label_window, pure=False)(phases[win], inner, core, sp, params, os.fspath(store)))
+        cut = tuple((s.start > 0, s.stop < n) for s, n in zip(win, phases.shape))  # window faces inside the volume
+        window = (source, win) if source is not None else phases[win]
+        tasks.append(dask.delayed(_label_window, pure=False)(window, inner, core, sp, params, os.fspath(store), cut))
     # the face planes stay on the workers: one task per pair of chunks returns the pairs its votes join
     by_index = dict(zip(np.ndindex(*nblocks), tasks))
     pairs = [(idx, nxt, dask.delayed(_face_votes)(by_index[idx], by_index[nxt], axis))
              for idx, nxt, axis in _neighbours(nblocks)]
     counts, votes = dask.compute([dask.delayed(_count)(t) for t in tasks], [v for _, _, v in pairs])
-    counts = np.asarray(counts, np.int64)
+    beyond = int(sum(c for _, c in counts))
+    counts = np.asarray([n for n, _ in counts], np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).reshape(nblocks)
     total = int(counts.sum())
     lut, joined = _join([(idx, nxt, ab) for (idx, nxt, _), ab in zip(pairs, votes)], offsets, total)
@@ -158,29 +237,62 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
     np.save(root / "lut.npy", lut)  # read (memory-mapped) by each relabelling task rather than sent with it
     stored = da.from_zarr(os.fspath(store))
     labels = stored.map_blocks(_relabel, offsets=offsets, lut_path=os.fspath(root / "lut.npy"), dtype=np.int32)
-    return ChunkedLabels(labels, n, int(halo), joined, root)
+    return ChunkedLabels(labels, n, int(halo), joined, root, beyond)
 
 
-def _label_window(window, inner, core, sp, params, store):
-    """Separate one window; write its core's labels (1..n) to ``store``; return n and the face planes.
+def _dask_and_source(arr, name: str):
+    """``(dask array, zarr array or None)`` of a 3D dask or Zarr array: the Zarr array is what tasks read themselves."""
+    import dask.array as da
+    import zarr
+
+    source = None
+    if isinstance(arr, zarr.Array):
+        source, arr = arr, da.from_zarr(arr)
+    if not isinstance(arr, da.Array) or arr.ndim != 3:
+        raise TypeError(f"{name} must be a 3D dask array or zarr array (z, y, x)")
+    return arr, source
+
+
+def _read_window(window) -> np.ndarray:
+    """The voxels of a task's window: an array as it is, or ``(zarr array, slices)`` read from the store."""
+    if isinstance(window, tuple):
+        source, win = window
+        return source[win]
+    return np.asarray(window)
+
+
+def _label_window(window, inner, core, sp, params, store, cut=((False, False),) * 3):
+    """Separate one window; write its core's labels (1..n) to ``store``; return n, the face planes and the cut count.
 
     The face planes, for each axis and side where the core has a face inside
     the window: the core's label at the face layer where the window labels
-    the voxel across the face the same (0 elsewhere).
+    the voxel across the face the same (0 elsewhere).  The cut count: labels
+    of the core that also lie on a face of the window that ``cut`` (per axis,
+    ``(low face, high face)``) marks as inside the volume.
     """
     import zarr
 
-    window = np.asarray(window, np.uint8)
+    window = np.asarray(_read_window(window), np.uint8)
     if (window == NMC).any():
-        lab = separate_particles(window, sp, params).astype(np.int64, copy=False)
+        lab = separate_particles(window, sp, params)  # 1..m (uint16 or int32)
     else:
-        lab = np.zeros(window.shape, np.int64)
+        lab = np.zeros(window.shape, np.uint16)
     core_lab = lab[inner]
-    ids, inverse = np.unique(core_lab, return_inverse=True)
-    has_zero = ids.size > 0 and ids[0] == 0
-    local = inverse.reshape(core_lab.shape).astype(np.int32) + (0 if has_zero else 1)
-    n = int(ids.size - (1 if has_zero else 0))
-    zarr.open_array(store, mode="r+")[core] = local
+    m = int(lab.max(initial=0))
+    # the core's labels renumbered 1..n in increasing order (a lookup table: no sort of the voxels)
+    present = np.bincount(core_lab.reshape(-1), minlength=m + 1) > 0
+    present[0] = False
+    n = int(np.count_nonzero(present))
+    local_of = np.zeros(m + 1, np.int32)
+    local_of[present] = np.arange(1, n + 1, dtype=np.int32)
+    zarr.open_array(store, mode="r+")[core] = local_of[core_lab]
+    on_cut = [np.take(lab, 0 if side == 0 else -1, axis=axis).reshape(-1)
+              for axis in range(3) for side in (0, 1) if cut[axis][side]]
+    n_cut = 0
+    if on_cut and n:
+        hit = np.zeros(m + 1, bool)
+        hit[np.concatenate(on_cut)] = True
+        n_cut = int(np.count_nonzero(hit & present))
     faces = {}
     for axis in range(3):
         for side in (-1, 1):
@@ -196,13 +308,13 @@ def _label_window(window, inner, core, sp, params, store):
             a, keep = a[tuple(rest)], keep[tuple(rest)]
             plane = np.zeros(a.shape, np.int32)
             if keep.any():
-                plane[keep] = np.searchsorted(ids, a[keep]) + (0 if has_zero else 1)  # the core's local label
+                plane[keep] = local_of[a[keep]]  # the core's local label
             faces[(axis, side)] = plane
-    return n, faces
+    return n, faces, n_cut
 
 
-def _count(result) -> int:
-    return int(result[0])
+def _count(result) -> tuple[int, int]:
+    return int(result[0]), int(result[2])
 
 
 def _neighbours(nblocks):

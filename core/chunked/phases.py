@@ -325,15 +325,14 @@ def _strided_sample(arr, blocks, step: int) -> np.ndarray:
     import dask
 
     _, ny, nx = arr.shape
-    out = []
+    parts = []  # one list of tasks per block, all computed at once
     for a, b in blocks:
         sub = arr[a:b]
         offsets = [np.cumsum((0,) + c[:-1]) for c in sub.chunks]
-        parts = []
-        for idx, blk in np.ndenumerate(sub.to_delayed()):
-            z0, y0, x0 = (int(offsets[d][i]) for d, i in enumerate(idx))
-            parts.append(dask.delayed(_pick)(blk, z0, y0, x0, ny, nx, step))
-        picked = dask.compute(*parts)
+        parts.append([dask.delayed(_pick)(blk, *(int(offsets[d][i]) for d, i in enumerate(idx)), ny, nx, step)
+                      for idx, blk in np.ndenumerate(sub.to_delayed())])
+    out = []
+    for picked in dask.compute(*parts):
         flat = np.concatenate([f for f, _ in picked])
         vals = np.concatenate([v for _, v in picked])
         out.append(vals[np.argsort(flat, kind="stable")])

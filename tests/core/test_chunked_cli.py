@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from core import cli
+from core.chunked import particle_halo
 from core.io import load_volume
 from core.metrics import COLUMNS, particle_table
 from core.recipe import read_recipe
@@ -56,7 +57,10 @@ def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(grey, tmp_
     assert np.array_equal(phases, load_volume(whole / "phases.tif").data)
     # the table is the particle table of the labels written
     run = json.loads((out / "run.json").read_text())
-    assert run["provenance"]["engine"] == "chunked" and run["provenance"]["chunking"] == {"chunk_size": 20, "halo": 10}
+    ch = run["provenance"]["chunking"]
+    assert run["provenance"]["engine"] == "chunked" and set(ch) == {"chunk_size", "halo", "beyond_halo", "max_diameter_um"}
+    # the halo from the largest particle, estimated from the phases
+    assert ch["chunk_size"] == 20 and ch["halo"] == max(4, particle_halo(ch["max_diameter_um"], run["provenance"]["spacing_um"]))
     table = __import__("pandas").read_parquet(out / "particles.parquet")
     ref = particle_table(labels, phases, run["provenance"]["spacing_um"], separator_side=run["params"]["separator_side"])
     assert list(table.columns) == list(COLUMNS) and len(table) == len(ref) > 5
@@ -64,11 +68,28 @@ def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(grey, tmp_
         np.testing.assert_allclose(table[col].to_numpy(float), ref[col].to_numpy(float), rtol=1e-9, equal_nan=True)
     # the recipe records the chunking and replays to the same table
     entry = read_recipe(recipe).analyses[0]
-    assert entry.chunking == {"chunk_size": 20, "halo": 10}
+    assert entry.chunking == ch
     assert cli.main(["run", str(recipe), "--out", str(tmp_path / "replay"), "-q"]) == 0
     replayed = tmp_path / "replay" / entry.folder
     assert (replayed / "particles.csv").read_bytes() == (out / "particles.csv").read_bytes()
     assert json.loads((replayed / "provenance.json").read_text())["provenance"]["engine"] == "chunked"
+    # --overwrite replaces a folder of chunked results (its Zarr stores are the tool's own), but not a foreign file
+    (out / "phases.zarr" / "notes.txt").write_text("mine")
+    assert cli.main(["analyze", str(grey), "--out", str(out), "--chunk-size", "20", "--overwrite", "-q"]) == 2
+    assert "phases.zarr/notes.txt" in capsys.readouterr().err
+    (out / "phases.zarr" / "notes.txt").unlink()
+    assert cli.main(["analyze", str(grey), "--out", str(out), "--chunk-size", "20", "--overwrite", "-q"]) == 0
+    assert (out / "particles.csv").read_bytes() == (replayed / "particles.csv").read_bytes()
+
+
+def test_a_chunked_run_refuses_an_input_whose_checksum_differs(grey, tmp_path, sync_cluster):
+    from core.chunked.analysis import analyze_chunked
+    from core.inputs import FileInput
+    from core.recipe import ChecksumMismatch
+
+    with pytest.raises(ChecksumMismatch, match="the data changed"):
+        analyze_chunked(FileInput(grey), out=tmp_path, chunk_size=20, verify_checksum="0" * 32)
+    assert not (tmp_path / "phases.zarr").exists()  # refused before any chunk was segmented
 
 
 def test_the_memory_rule_picks_the_chunked_engine(grey, tmp_path, sync_cluster, monkeypatch, capsys):

@@ -63,6 +63,21 @@ def test_chunked_table_equals_whole_volume_table(electrode, chunks):
             assert np.array_equal(a, b), col
 
 
+def test_zarr_stores_read_by_the_tasks_give_the_same_table(electrode, tmp_path):
+    import zarr
+
+    labels, phases = electrode
+    stores = []
+    for name, arr in (("labels", labels), ("phases", phases)):
+        z = zarr.create_array(str(tmp_path / f"{name}.zarr"), shape=arr.shape, dtype=arr.dtype, chunks=(16, 16, 16),
+                              zarr_format=3)
+        z[...] = arr
+        stores.append(z)
+    table = measure_chunked(*stores, SPACING)
+    ref = measure_chunked(da.from_array(labels, chunks=16), da.from_array(phases, chunks=16), SPACING)
+    pd.testing.assert_frame_equal(table, ref)
+
+
 def test_separator_side_and_refusals(electrode):
     labels, phases = electrode
     for axis in (0, 1, 2):

@@ -7,10 +7,10 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from core.chunked import particle_halo, separate_chunked
+from core.chunked import estimate_max_diameter, particle_halo, separate_chunked
 from core.codes import NMC
 from core.evaluate import instance_scores
-from core.particles import separate_particles
+from core.particles import distance_transform, fill_enclosed, separate_particles
 from core.synth import ElectrodeParams, make_electrode
 
 SHAPE = (80, 80, 80)
@@ -27,7 +27,7 @@ def electrode():
     big = (zz - 40) ** 2 + (yy - 40) ** 2 + (xx - 40) ** 2 <= 20**2
     phases[big] = NMC
     whole = separate_particles(phases, SPACING)
-    return phases, big, whole, float(e.table["equiv_diameter_um"].max())
+    return phases, big, whole, float(e.table["equiv_diameter_um"].max()), e.phases
 
 
 @pytest.fixture(autouse=True)
@@ -37,10 +37,11 @@ def _sync():
 
 
 def test_chunked_labels_match_whole_volume(electrode, tmp_path):
-    phases, big, whole, diameter = electrode
+    phases, big, whole, diameter, _ = electrode
     halo = particle_halo(diameter, SPACING)
     assert halo < 32  # the rule's halo for these particles; the big sphere is wider than a chunk and the halo
     res = separate_chunked(da.from_array(phases, chunks=32), SPACING, halo=halo, scratch=tmp_path / "s")
+    assert res.beyond_halo > 0  # the sphere reaches the faces of the windows it is in: counted
     labels = res.labels.compute()
     n_whole = int(whole.max())
     assert n_whole > 300
@@ -60,11 +61,41 @@ def test_without_the_face_join_particles_are_cut(electrode, tmp_path, monkeypatc
     """The join is what makes labels seamless: without it, every particle cut by a face counts twice or more."""
     from core.chunked import particles as cp
 
-    phases, _, whole, diameter = electrode
+    phases, _, whole, diameter, _ = electrode
     monkeypatch.setattr(cp, "_face_votes", lambda lower, upper, axis: (np.empty(0, np.int64), np.empty(0, np.int64)))
     res = separate_chunked(da.from_array(phases, chunks=32), SPACING, halo=particle_halo(diameter, SPACING),
                            scratch=tmp_path / "s")
     assert res.n_particles > 1.2 * int(whole.max())
+
+
+def test_estimated_diameter_bounds_the_largest_ball_and_sets_a_halo_nothing_crosses(electrode, tmp_path):
+    _, _, _, diameter, plain = electrode
+    ph = da.from_array(plain, chunks=32)
+    ball = 2 * float(distance_transform(fill_enclosed(plain == NMC), SPACING).max())  # largest inscribed ball
+    est = estimate_max_diameter(ph, SPACING)  # 80³ < 8 M voxels: no stride
+    assert ball <= est <= ball + 2 * SPACING[0]
+    for f in (2, 3):  # strided copies: still an upper bound (a stride skips thin pores: a few strides above)
+        coarse = estimate_max_diameter(ph, SPACING, max_voxels=80**3 // f**3)
+        assert ball <= coarse <= ball + 4 * f * SPACING[0]
+    assert 0.9 * diameter <= est  # about the largest particle's equivalent diameter
+    # the phases as a Zarr store that each task reads its window from: the same labels as through dask
+    import zarr
+
+    store = zarr.create_array(str(tmp_path / "ph.zarr"), shape=plain.shape, dtype=plain.dtype, chunks=(32, 32, 32),
+                              zarr_format=3)
+    store[...] = plain
+    halo = particle_halo(est, SPACING)
+    res = separate_chunked(store, SPACING, halo=halo, scratch=tmp_path / "s")
+    assert res.beyond_halo == 0
+    whole = separate_particles(plain, SPACING)
+    assert abs(res.n_particles - int(whole.max())) <= 0.005 * int(whole.max())
+    ref = separate_chunked(ph, SPACING, halo=halo, scratch=tmp_path / "r")
+    assert np.array_equal(res.labels.compute(), ref.labels.compute())
+    assert estimate_max_diameter(da.zeros((8, 8, 8), dtype=np.uint8, chunks=4), 1.0) == 0.0
+    with pytest.raises(TypeError, match="dask array"):
+        estimate_max_diameter(plain, SPACING)
+    with pytest.raises(ValueError, match="max_voxels"):
+        estimate_max_diameter(ph, SPACING, max_voxels=0)
 
 
 def test_halo_rule_and_refusals(tmp_path):
