@@ -273,6 +273,7 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
     """``analyze`` on the chunked engine: the same files, with ``phases.zarr`` / ``labels.zarr`` for the TIFFs."""
     from .chunked import cluster, open_lazy
     from .chunked.analysis import analyze_chunked
+    from .chunked.cluster import default_workers
 
     kw = spec.load_kwargs()
     spacing = tuple(args.spacing) if args.spacing is not None else None
@@ -287,7 +288,8 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with cluster(workers=args.workers, address=args.scheduler):
-                res = analyze_chunked(spec, params, out=tmp, chunk_size=chunk_size,
+                local = None if args.scheduler else (args.workers or default_workers())
+                res = analyze_chunked(spec, params, out=tmp, chunk_size=chunk_size, local_workers=local,
                                       max_diameter_um=args.max_diameter, spacing=spacing, progress=report)
         for w in _distinct(caught):
             print(f"warning: {w}", file=sys.stderr)

@@ -392,6 +392,29 @@ def chunked_peak_bytes(chunk: int, halo: int, workers: int, itemsize: int = 2) -
     return (int(workers) + 2) * _CHUNK_PROCESS_BASE + int(workers) * window
 
 
+def largest_chunked_halo(chunk: int, workers: int, available: int, itemsize: int = 2) -> int:
+    """The largest particle halo whose :func:`chunked_peak_bytes` fits ``available`` bytes; -1 if none does.
+
+    Parameters
+    ----------
+    chunk : int, voxels
+    workers : int
+        Worker processes of the local cluster.
+    available : int, bytes
+        E.g. :func:`available_bytes`.
+    itemsize : int, bytes
+        Of the input's voxels.
+    """
+    c, w = int(chunk), int(workers)
+    if chunked_peak_bytes(c, 0, w, itemsize) > available:
+        return -1
+    per_worker = (int(available) - (w + 2) * _CHUNK_PROCESS_BASE) // w
+    edge = int((per_worker / _CHUNK_WINDOW_BYTES) ** (1 / 3)) + 2
+    while edge > c and _CHUNK_WINDOW_BYTES * edge ** 3 > per_worker:
+        edge -= 1
+    return max(0, (edge - c) // 2)
+
+
 def needs_chunked_engine(shape, dtype, params=None, *, presegmented: bool = False, chunk: int = 128,
                          workers: int | None = None) -> bool:
     """The memory-budget rule of the CLI: the chunked engine runs when the whole-volume engine would not fit.

@@ -29,7 +29,11 @@ core and is no longer than that diameter lies whole in the task's window.  A
 particle bigger than the halo allows touches its window's face: the run
 counts those chunk labels, warns in one sentence when there are any, and
 records the count in ``chunking["beyond_halo"]`` (with the diameter the halo
-was set for in ``chunking["max_diameter_um"]``).
+was set for in ``chunking["max_diameter_um"]``).  On a local cluster
+(``local_workers``) an estimated halo is cut to the largest whose windows fit
+the memory available (:func:`core.memory.largest_chunked_halo`), with a
+warning: the run then completes, and the particles bigger than the cut halo
+allows are counted as above.
 """
 
 from __future__ import annotations
@@ -107,9 +111,25 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
         raise ValueError("the chunked engine (--chunk-size) separates particles by the watershed of the phases only")
 
 
+def _halo_within_memory(halo: int, chunk: int, workers: int, itemsize: int, max_diameter_um: float) -> int:
+    """``halo``, or the largest halo whose windows fit the memory available on this machine (with a warning)."""
+    from ..memory import available_bytes, largest_chunked_halo
+    from .particles import MIN_HALO
+
+    cap = largest_chunked_halo(chunk, workers, available_bytes(), itemsize)
+    if cap >= halo:
+        return halo
+    cut = max(MIN_HALO, cap)
+    warnings.warn(f"the largest particle (about {max_diameter_um:.3g} µm) needs a halo of {halo} voxels, but "
+                  f"{workers} windows of {chunk + 2 * halo}³ voxels would not fit the memory available, so the "
+                  f"halo is cut to {cut} voxels: bigger particles may be split or joined at chunk faces (use "
+                  "fewer workers, or give --max-diameter)", stacklevel=3)
+    return cut
+
+
 def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: int, halo: int | None = None,
                     max_diameter_um: float | None = None, spacing=None, verify_checksum: str | None = None,
-                    progress: Progress | None = None) -> ChunkedAnalysis:
+                    local_workers: int | None = None, progress: Progress | None = None) -> ChunkedAnalysis:
     """Analyse a file input chunk by chunk; write ``out/phases.zarr`` and ``out/labels.zarr``.
 
     Parameters
@@ -129,6 +149,11 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         Overrides the file's voxel size.
     verify_checksum : str or None
         Refuse (:class:`core.recipe.ChecksumMismatch`) an input whose checksum differs.
+    local_workers : int or None
+        The worker processes of a local cluster (None: a remote cluster, or not known).  With it, a halo
+        estimated from the data is cut to what :func:`core.memory.available_bytes` allows for that many
+        windows (:func:`core.memory.largest_chunked_halo`), with a warning; a given ``halo`` or
+        ``max_diameter_um`` is used as it is.
     progress : callable(fraction, message), optional
 
     Returns
@@ -193,10 +218,14 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
 
     t0 = time.perf_counter()
     if halo is None:
-        if max_diameter_um is None:
+        estimated = max_diameter_um is None
+        if estimated:
             report(0.33, "particles: the largest particle from a strided copy of the NMC phase")
             max_diameter_um = estimate_max_diameter(phases, sp, fill_cracks=params.separation.fill_cracks)
         halo = max(MIN_HALO, particle_halo(max_diameter_um, sp)) if max_diameter_um > 0 else MIN_HALO
+        if estimated and local_workers is not None:
+            halo = _halo_within_memory(halo, chunk_size, int(local_workers), vol.data.dtype.itemsize,
+                                       max_diameter_um)
     halo = int(halo)
     window = "×".join(str(min(n, chunk_size + 2 * halo)) for n in vol.shape)
     report(0.35, f"particles: chunk by chunk with a halo of {halo} voxels"

@@ -105,6 +105,34 @@ def test_the_memory_rule_picks_the_chunked_engine(grey, tmp_path, sync_cluster, 
     assert (tmp_path / "w" / "phases.tif").is_file() and not (tmp_path / "w" / "phases.zarr").exists()
 
 
+def test_an_estimated_halo_is_cut_to_the_memory_available_with_a_warning(grey, tmp_path, sync_cluster, monkeypatch,
+                                                                         capsys):
+    from core.chunked.particles import MIN_HALO
+    from core.memory import BUDGET_ENV, chunked_peak_bytes
+
+    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "a"), "--chunk-size", "20", "--workers", "1",
+                     "-q"]) == 0
+    free = json.loads((tmp_path / "a" / "run.json").read_text())["provenance"]["chunking"]
+    assert free["halo"] > MIN_HALO + 1  # the demo's particles need more than the smallest halo
+    cap = MIN_HALO + 1
+    import core.memory as M
+
+    # at 20-voxel chunks the phase pass's window (a 34-voxel halo) would dominate the budget; without it the
+    # particle windows alone set the largest halo that fits
+    monkeypatch.setattr(M, "_CHUNK_PHASE_HALO", 0)
+    monkeypatch.setenv(BUDGET_ENV, str(chunked_peak_bytes(20, cap, 1)))
+    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "b"), "--chunk-size", "20", "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert f"needs a halo of {free['halo']} voxels" in err and f"the halo is cut to {cap} voxels" in err
+    cut = json.loads((tmp_path / "b" / "run.json").read_text())["provenance"]["chunking"]
+    assert cut["halo"] == cap
+    # a diameter given on the command line is used as it is
+    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "c"), "--chunk-size", "20", "--workers", "1",
+                     "--max-diameter", "8", "-q"]) == 0
+    prov = json.loads((tmp_path / "c" / "run.json").read_text())["provenance"]
+    assert prov["chunking"]["halo"] == particle_halo(8, prov["spacing_um"])
+
+
 def test_the_memory_rule(monkeypatch):
     import core.memory as M
 

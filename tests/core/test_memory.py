@@ -182,3 +182,14 @@ def test_cli_model_run_is_not_refused_under_the_limit(tmp_path):
     np.save(tmp_path / "g.npy", e.greyscale)
     p = _cli(["analyze", "g.npy", "--out", "o", "-q", "--method", "model"], 3_000_000, tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
+
+
+def test_largest_chunked_halo_is_the_largest_that_fits():
+    from core.memory import chunked_peak_bytes, largest_chunked_halo
+
+    for chunk, workers, halo in ((128, 2, 46), (64, 1, 10), (192, 2, 101)):
+        avail = chunked_peak_bytes(chunk, halo, workers)
+        got = largest_chunked_halo(chunk, workers, avail)
+        assert chunked_peak_bytes(chunk, got, workers) <= avail < chunked_peak_bytes(chunk, got + 1, workers)
+        assert got >= halo
+    assert largest_chunked_halo(128, 2, chunked_peak_bytes(128, 0, 2) - 1) == -1
