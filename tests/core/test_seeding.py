@@ -155,7 +155,6 @@ def test_deconvolved_mask_is_inside_the_nmc_and_thinner():
 def test_a_crack_does_not_become_a_cut(deconvolved):
     # one sphere of radius 9 with an internal planar crack (pore, 1 voxel wide, radius 7) that does not reach
     # the surface; without the crack clause the raised level opens it and the sphere comes out in 2 pieces
-    shape = (28, 28, 28)
     z, y, x = np.ogrid[:28, :28, :28]
     r2 = (z - 14) ** 2 + (y - 14) ** 2 + (x - 14) ** 2
     phases = np.where(r2 <= 81, NMC, 0).astype(np.uint8)
