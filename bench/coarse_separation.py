@@ -145,6 +145,13 @@ def main(argv=None) -> None:
         d_ref = ref_table.set_index("label")["detachment"].reindex(pairs["true"]).to_numpy()
         d = table.set_index("label")["detachment"].reindex(pairs["pred"]).to_numpy()
         med = float(table["detachment"].median())
+        vox = float(np.prod(sp))
+        size_ref, size_lab = np.bincount(ref.ravel()) * vox, np.bincount(lab.ravel()) * vox
+        miss = np.setdiff1d(np.arange(1, size_ref.size), pairs["true"])
+        extra = np.setdiff1d(np.arange(1, size_lab.size), pairs["pred"])
+        print(f"  unmatched full-res particles (µm³): {np.round(np.sort(size_ref[miss]), 1).tolist()}; "
+              f"unmatched {f}x {how} particles (µm³): {np.round(np.sort(size_lab[extra]), 1).tolist()}; "
+              f"median full-res particle {np.median(size_ref[1:]):.1f} µm³", flush=True)
         rows.append((f"{f}x {how}", t, tc, tf, lo, int(lab.max()), f1, med, med - rows[0][7],
                      float(np.median(np.abs(d - d_ref)))))
         print(f"{f}x {how}: {t:.1f} s (coarse {tc:.1f}, full-res {tf:.1f}), {int(lab.max())} particles, F1 {f1:.4f}; "
