@@ -16,7 +16,7 @@ import numba
 import numpy as np
 from numba.typed import List
 
-from ._kernels import flat_step, prefetch, unravel
+from ._kernels import flat_step, prefetch, unravel, unravel_recip
 
 
 def quantise(dt: np.ndarray, step: float | None = None) -> tuple[np.ndarray, float]:
@@ -311,6 +311,8 @@ def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_
     min_free = max(1, max_slots // 4)  # a compaction must free this much, else give up
     active = np.zeros(plat_start.size, np.bool_)
     plane = ny * nx
+    inv_plane = 1.0 / plane  # unravel by multiplication (flat indices are far below 2**52)
+    inv_nx = 1.0 / nx
     ibase = np.int64(base)
     # the queue: per level a chain of blocks, read from (head_b, head_p), written at (tail_b, tail_p)
     bsize = proto.size
@@ -371,7 +373,7 @@ def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_
                     # the memory of a voxel popped soon: the flood waits on memory, not arithmetic
                     _prefetch_around(flat_e, np.int64(blocks[hb, ahead]), nx, plane)
             a = _find(parent, flat_e[i])
-            z, y, x = unravel(i, ny, nx)
+            z, y, x = unravel_recip(i, ny, nx, inv_plane, inv_nx)
             for d in range(6):
                 j = flat_step(i, z, y, x, d, nz, ny, nx)
                 if j < 0:
@@ -396,7 +398,7 @@ def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_
                         tb = nb
                     blocks[tb, tail_p[lv]] = j
                     tail_p[lv] += 1
-                else:
+                elif ej != a:  # labelled by another slot (most neighbours hold the root ``a`` itself)
                     b = _find(parent, ej)
                     if b != a:
                         # basins meet at this level: the lower peak joins if shallow

@@ -48,10 +48,16 @@ def _islands_pass(phases, code, min_size, state, stack):
     flat = phases.ravel()
     st = state.ravel()
     counts = np.zeros(3, np.int64)
+    inv_plane = 1.0 / (ny * nx)  # K.unravel_recip: no integer division per voxel
+    inv_nx = 1.0 / nx
+    x_of_i = -1  # i % nx, counted along
     for i in range(flat.size):
+        x_of_i += 1
+        if x_of_i == nx:
+            x_of_i = 0
         if flat[i] != code or st[i] != 0:
             continue
-        if i % nx != 0 and flat[i - 1] == code and st[i - 1] == 1:
+        if x_of_i != 0 and flat[i - 1] == code and st[i - 1] == 1:
             st[i] = 1  # its -x neighbour is in a big component, so it is too
             continue
         n = 1
@@ -62,7 +68,7 @@ def _islands_pass(phases, code, min_size, state, stack):
         while head < n and not big:
             j = stack[head]
             head += 1
-            z, y, x = K.unravel(j, ny, nx)
+            z, y, x = K.unravel_recip(j, ny, nx, inv_plane, inv_nx)
             for d in range(6):
                 k = K.flat_step(j, z, y, x, d, nz, ny, nx)
                 if k < 0 or flat[k] != code or st[k] == 2:
@@ -82,7 +88,7 @@ def _islands_pass(phases, code, min_size, state, stack):
         counts[:] = 0
         for m in range(n):
             j = stack[m]
-            z, y, x = K.unravel(j, ny, nx)
+            z, y, x = K.unravel_recip(j, ny, nx, inv_plane, inv_nx)
             for d in range(6):
                 k = K.flat_step(j, z, y, x, d, nz, ny, nx)
                 if k >= 0 and flat[k] != code:

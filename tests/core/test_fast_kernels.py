@@ -163,3 +163,76 @@ def test_flood_refuses_slots_that_collide_with_the_level_codes():
     args = (np.zeros(1, np.int64),) * 5
     with pytest.raises(ValueError, match=r"max_slots must be in 1..65280 for uint16 labels, got 65281"):
         _flood_slots(q, np.zeros(q.shape, np.uint16), *args, 1, UINT16_SLOTS + 1, np.empty(4, np.int32))
+
+
+def test_unravel_recip_equals_divmod():
+    """Unravelling by float reciprocals equals integer division, at multiples of the row and plane and around them."""
+    import numba
+
+    @numba.njit
+    def both(idx, ny, nx):
+        out = np.empty((idx.size, 6), np.int64)
+        for k in range(idx.size):
+            out[k, :3] = K.unravel(idx[k], ny, nx)
+            out[k, 3:] = K.unravel_recip(idx[k], ny, nx, 1.0 / (ny * nx), 1.0 / nx)
+        return out
+
+    rng = np.random.default_rng(0)
+    for ny, nx in [(1, 1), (3, 7), (512, 512), (1985, 1324), (1 << 20, 3)]:
+        m = np.arange(1, 2000, dtype=np.int64)
+        idx = np.concatenate([rng.integers(0, 2**52, 5000), m * nx * ny - 1, m * nx * ny, m * nx - 1, m * nx, m])
+        res = both(idx[(idx >= 0) & (idx < 2**52)], ny, nx)
+        np.testing.assert_array_equal(res[:, :3], res[:, 3:])
+        z, r = np.divmod(idx[(idx >= 0) & (idx < 2**52)], ny * nx)
+        np.testing.assert_array_equal(res[:, 0], z)
+        np.testing.assert_array_equal(res[:, 1:3], np.stack(np.divmod(r, nx), 1))
+
+
+def reference_remove_small_islands(phases, min_size):
+    """scipy's 6-connected components of each phase in turn (CBD, pore, NMC); a small one takes the most common face
+    neighbour's phase (ties: the lower code)."""
+    out = phases.copy()
+    face = ndi.generate_binary_structure(3, 1)
+    for code in (1, 0, 2):
+        lab, n = ndi.label(out == code, face)
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        new = out.copy()
+        for k in np.flatnonzero(sizes < min_size):
+            if k == 0:
+                continue
+            comp = lab == k
+            ring = ndi.binary_dilation(comp, face) & ~comp
+            # face count per neighbour voxel: how many of the component's voxels it touches
+            touch = sum(np.roll(comp, s, a) & ~_edge(comp.shape, a, s)
+                        for a in range(3) for s in (-1, 1))
+            counts = np.bincount(out[ring], weights=touch[ring], minlength=3)
+            if counts.max() > 0:
+                new[comp] = int(np.argmax(counts))
+        out = new
+    return out
+
+
+def _edge(shape, axis, shift):
+    """The voxels that np.roll(.., shift, axis) wraps around to."""
+    m = np.zeros(shape, bool)
+    sl = [slice(None)] * 3
+    sl[axis] = 0 if shift > 0 else -1
+    m[tuple(sl)] = True
+    return m
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_remove_small_islands_equals_scipy_components(seed):
+    from core.phases import remove_small_islands
+
+    rng = np.random.default_rng(seed)
+    changed = 0
+    for _ in range(10):
+        shape = tuple(int(v) for v in rng.integers(2, 11, 3))
+        phases = (ndi.gaussian_filter(rng.random(shape), 0.7) * 3 * rng.uniform(0.8, 1.2)).astype(np.uint8) % 3
+        phases[rng.random(shape) < 0.05] = rng.integers(0, 3)
+        min_size = int(rng.integers(2, 9))
+        out = remove_small_islands(phases, min_size)
+        np.testing.assert_array_equal(out, reference_remove_small_islands(phases, min_size))
+        changed += int((out != phases).any())
+    assert changed >= 3  # islands were there to remove
