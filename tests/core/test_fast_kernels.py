@@ -236,3 +236,30 @@ def test_remove_small_islands_equals_scipy_components(seed):
         np.testing.assert_array_equal(out, reference_remove_small_islands(phases, min_size))
         changed += int((out != phases).any())
     assert changed >= 3  # islands were there to remove
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_assign_cracks_equals_scipy_components(seed):
+    """Each enclosed background component bordered by one label only goes to it: scipy's labelling as reference."""
+    rng = np.random.default_rng(seed)
+    face = ndi.generate_binary_structure(3, 1)
+    assigned_any = 0
+    for _ in range(15):
+        shape = tuple(int(v) for v in rng.integers(3, 14, 3))
+        labels = rng.integers(1, 4, shape).astype(np.uint16)
+        labels[rng.random(shape) < rng.uniform(0.1, 0.5)] = 0
+        reached = K.outside_reach(labels)
+        want = labels.copy()
+        comp, n = ndi.label((labels == 0) & ~reached, face)
+        for k in range(1, n + 1):
+            m = comp == k
+            owners = np.unique(labels[ndi.binary_dilation(m, face) & ~m])
+            owners = owners[owners > 0]
+            if owners.size == 1:
+                want[m] = owners[0]
+        got = labels.copy()
+        count = K.assign_cracks(got, reached)
+        np.testing.assert_array_equal(got, want)
+        assert count == int((got != labels).sum())
+        assigned_any += count
+    assert assigned_any > 0

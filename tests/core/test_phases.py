@@ -479,6 +479,19 @@ def test_spill_kernel_is_scipys_gaussian_bit_for_bit(sigma):
     np.testing.assert_array_equal(got, want[12:18])
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_gaussian_of_the_blur_fit_is_scipys_bit_for_bit(seed):
+    """The blur fit's Gaussian (numba, planes split between threads) equals ndi.gaussian_filter exactly."""
+    rng = np.random.default_rng(seed)
+    for _ in range(12):
+        shape = tuple(int(v) for v in rng.integers(1, 20, 3))
+        lut = np.asarray([0.12, 0.47, 0.91], np.float32)
+        img = lut[rng.integers(0, 3, shape)] if seed % 2 else rng.random(shape).astype(np.float32)
+        sigma = float(rng.uniform(*PV.SIGMA_BOUNDS))
+        got = PV._gaussian_nearest(img, PV._gaussian_weights(sigma, PV._spill_radius(sigma)))
+        np.testing.assert_array_equal(got, ndi.gaussian_filter(img, sigma, mode="nearest"))
+
+
 @pytest.mark.parametrize("sigma", [0.75, 1.6])
 def test_correct_rows_of_a_slab_equal_the_whole_volume(electrode64, sigma):
     """The correction a run's slab or a preview's slab makes is the whole volume's, in the rows it corrects."""
