@@ -7,6 +7,9 @@ product of the two spacings perpendicular to the axis it is normal to.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -301,30 +304,43 @@ def flood_outside(blocked, seeds):
     -------
     reached : (Z, Y, X) bool
     """
+    reached = np.zeros(blocked.shape, np.bool_)
+    flood_into(blocked, reached, seeds)
+    return reached
+
+
+@numba.njit(cache=True, nogil=True)
+def flood_into(blocked, reached, seeds):
+    """:func:`flood_outside` continued in an existing ``reached`` (same shape as ``blocked``), in place.
+
+    Voxels already reached are not entered again, so a second call with new
+    seeds adds what they reach; :func:`outside_reach` floods two halves of a
+    volume this way, one per thread.
+    """
     nz, ny, nx = blocked.shape
     plane = ny * nx
     flat_b = blocked.ravel()
-    reached = np.zeros(flat_b.size, np.bool_)
+    flat_r = reached.ravel()
     stack = np.empty(max(1 << 12, seeds.size), np.int64)
     top = 0
     for s in seeds:
-        if flat_b[s] == 0 and not reached[s]:
+        if flat_b[s] == 0 and not flat_r[s]:
             stack[top] = s
             top += 1
     while top > 0:
         top -= 1
         i = stack[top]
-        if reached[i]:
+        if flat_r[i]:
             continue
         row = i - i % nx  # flat index of x = 0 in this row
         a = i
-        while a > row and flat_b[a - 1] == 0 and not reached[a - 1]:
+        while a > row and flat_b[a - 1] == 0 and not flat_r[a - 1]:
             a -= 1
         b = i
-        while b < row + nx - 1 and flat_b[b + 1] == 0 and not reached[b + 1]:
+        while b < row + nx - 1 and flat_b[b + 1] == 0 and not flat_r[b + 1]:
             b += 1
         for k in range(a, b + 1):
-            reached[k] = True
+            flat_r[k] = True
         z = i // plane
         y = (i - z * plane) // nx
         for d in range(4):
@@ -346,7 +362,7 @@ def flood_outside(blocked, seeds):
                 off = plane
             open_run = False
             for k in range(a + off, b + off + 1):
-                if flat_b[k] == 0 and not reached[k]:
+                if flat_b[k] == 0 and not flat_r[k]:
                     if not open_run:
                         if top == stack.size:
                             grown = np.empty(2 * stack.size, np.int64)
@@ -357,7 +373,6 @@ def flood_outside(blocked, seeds):
                         open_run = True
                 else:
                     open_run = False
-    return reached.reshape(blocked.shape)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -491,7 +506,41 @@ def outside_reach(blocked: np.ndarray) -> np.ndarray:
     if blocked.dtype != bool and blocked.dtype.kind not in "iu":
         blocked = blocked != 0
     blocked = np.ascontiguousarray(blocked)
-    return flood_outside(blocked, _face_seeds(blocked))
+    return _flood_halves(blocked, _face_seeds(blocked))
+
+
+#: Fewest slices along axis 0 for :func:`_flood_halves` to split a volume between two threads.
+SPLIT_MIN_SLICES: int = 64
+
+
+def _flood_halves(blocked: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """:func:`flood_outside` of a C-contiguous volume, its two halves along axis 0 flooded by two threads.
+
+    Each half is flooded from the seeds in it (:func:`flood_into` on the
+    half as a volume of its own); then every voxel next to the seam that one
+    side reached and the other side's open, unreached neighbour across it
+    seeds that side again, until no crossing is left.  The reached set does
+    not depend on the order of the flood, so this equals :func:`flood_outside`.
+    """
+    nz, ny, nx = blocked.shape
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 2 or nz < SPLIT_MIN_SLICES:
+        return flood_outside(blocked, seeds)
+    plane = ny * nx
+    mid = nz // 2
+    reached = np.zeros(blocked.shape, np.bool_)
+    lo_b, hi_b, lo_r, hi_r = blocked[:mid], blocked[mid:], reached[:mid], reached[mid:]
+    lo_s, hi_s = seeds[seeds < mid * plane], seeds[seeds >= mid * plane] - mid * plane
+    with ThreadPoolExecutor(2) as pool:
+        while lo_s.size or hi_s.size:
+            jobs = [pool.submit(flood_into, b, r, s) for b, r, s in ((lo_b, lo_r, lo_s), (hi_b, hi_r, hi_s)) if s.size]
+            for j in jobs:
+                j.result()
+            # crossings of the seam: reached on one side, open and not yet reached on the other
+            below, above = reached[mid - 1], reached[mid]
+            lo_s = np.flatnonzero(above & ~below & (blocked[mid - 1] == 0)).astype(np.int64) + (mid - 1) * plane
+            hi_s = np.flatnonzero(below & ~above & (blocked[mid] == 0)).astype(np.int64)
+    return reached
 
 
 def _face_seeds(blocked: np.ndarray) -> np.ndarray:

@@ -159,15 +159,28 @@ def _grow_rim(volume, phases, i_nmc, low, rows=None):
     """
     out = phases.copy()
     lo, hi = rows if rows is not None else (0, phases.shape[0])
-    _grow_rim_kernel(np.ascontiguousarray(volume, dtype=np.float32), np.ascontiguousarray(phases),
-                     np.float64(i_nmc), np.float64(low), np.uint8(NMC), out, int(lo), int(hi))
+    v = np.ascontiguousarray(volume, dtype=np.float32)
+    dist = _l1_distance4_on_cores(np.ascontiguousarray(phases), np.uint8(NMC))
+    i_nmc, low, code = np.float64(i_nmc), np.float64(low), np.uint8(NMC)
+    # row ranges on the cores (each with its own window sums: 3 planes either side are summed twice)
+    _on_cores(lambda a, b: _grow_rim_rows(v, dist, i_nmc, low, code, out, int(lo) + a, int(lo) + b), int(hi) - int(lo))
     return out
 
 
 @numba.njit(cache=True, nogil=True)
 def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
+    """:func:`_grow_rim`'s growth of rows ``out_lo:out_hi`` on one core."""
+    _grow_rim_rows(v, _l1_distance4(ph, nmc_code), i_nmc, low, nmc_code, out, out_lo, out_hi)
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow_rim_rows(v, dist, i_nmc, low, nmc_code, out, out_lo, out_hi):
+    """Rows ``out_lo:out_hi`` of :func:`_grow_rim` from the capped NMC distance ``dist`` (:func:`_l1_distance4`).
+
+    A row reads ``dist`` and ``v`` within 3 rows of it and writes ``out``
+    in that row only, so row ranges can be grown by different threads.
+    """
     nz, ny, nx = v.shape
-    dist = _l1_distance4(ph, nmc_code)
     # window sums across axes 1 and 2 of 8 planes at a time (plane p in slot p % 8)
     cnt = np.empty((8, ny, nx), np.uint16)
     tot = np.empty((8, ny, nx), np.float32)
@@ -198,12 +211,31 @@ def _l1_distance4(ph, nmc_code):
     """Face-step (L1) distance to ``nmc_code`` voxels, capped at 4 (uint8).
 
     Separable: the L1 distance is a sum over the axes, so forward and
-    backward sweeps along x, then y, then axis 0 give it exactly.
+    backward sweeps along x, then y (:func:`_l1_planes`), then axis 0
+    (:func:`_l1_axis0`) give it exactly.
     """
     nz, ny, nx = ph.shape
     dist = np.empty((nz, ny, nx), np.uint8)
+    _l1_planes(ph, nmc_code, dist, 0, nz)
+    _l1_axis0(dist, 0, ny)
+    return dist
+
+
+def _l1_distance4_on_cores(ph, nmc_code):
+    """:func:`_l1_distance4` with each sweep's independent parts split between the cores (:func:`_on_cores`)."""
+    nz, ny, nx = ph.shape
+    dist = np.empty((nz, ny, nx), np.uint8)
+    _on_cores(lambda z0, z1: _l1_planes(ph, nmc_code, dist, z0, z1), nz)
+    _on_cores(lambda y0, y1: _l1_axis0(dist, y0, y1), ny)
+    return dist
+
+
+@numba.njit(cache=True, nogil=True)
+def _l1_planes(ph, nmc_code, dist, z0, z1):
+    """The sweeps along x and y of :func:`_l1_distance4` in planes ``z0:z1``."""
+    nz, ny, nx = ph.shape
     one, cap = np.uint8(1), np.uint8(4)
-    for z in range(nz):
+    for z in range(z0, z1):
         for y in range(ny):
             run = cap  # the sweeps along x carry their value in a register
             for x in range(nx):
@@ -219,15 +251,21 @@ def _l1_distance4(ph, nmc_code):
         for y in range(ny - 2, -1, -1):
             for x in range(nx):
                 dist[z, y, x] = min(dist[z, y, x], dist[z, y + 1, x] + one)
+
+
+@numba.njit(cache=True, nogil=True)
+def _l1_axis0(dist, y0, y1):
+    """The sweeps along axis 0 of :func:`_l1_distance4` in rows ``y0:y1`` of every plane."""
+    nz, ny, nx = dist.shape
+    one = np.uint8(1)
     for z in range(1, nz):
-        for y in range(ny):
+        for y in range(y0, y1):
             for x in range(nx):
                 dist[z, y, x] = min(dist[z, y, x], dist[z - 1, y, x] + one)
     for z in range(nz - 2, -1, -1):
-        for y in range(ny):
+        for y in range(y0, y1):
             for x in range(nx):
                 dist[z, y, x] = min(dist[z, y, x], dist[z + 1, y, x] + one)
-    return dist
 
 
 @numba.njit(cache=True, nogil=True)
@@ -314,7 +352,8 @@ def _on_cores(work, n: int) -> None:
     parts of one output: plain threads, so it is safe whatever numba's
     threading layer and from any thread (dask's threaded scheduler included).
     """
-    workers = max(1, min(os.cpu_count() or 1, n))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, min(cores, n))
     if workers == 1:
         work(0, n)
         return

@@ -188,56 +188,6 @@ def test_unravel_recip_equals_divmod():
         np.testing.assert_array_equal(res[:, 1:3], np.stack(np.divmod(r, nx), 1))
 
 
-def reference_remove_small_islands(phases, min_size):
-    """scipy's 6-connected components of each phase in turn (CBD, pore, NMC); a small one takes the most common face
-    neighbour's phase (ties: the lower code)."""
-    out = phases.copy()
-    face = ndi.generate_binary_structure(3, 1)
-    for code in (1, 0, 2):
-        lab, n = ndi.label(out == code, face)
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        new = out.copy()
-        for k in np.flatnonzero(sizes < min_size):
-            if k == 0:
-                continue
-            comp = lab == k
-            ring = ndi.binary_dilation(comp, face) & ~comp
-            # face count per neighbour voxel: how many of the component's voxels it touches
-            touch = sum(np.roll(comp, s, a) & ~_edge(comp.shape, a, s)
-                        for a in range(3) for s in (-1, 1))
-            counts = np.bincount(out[ring], weights=touch[ring], minlength=3)
-            if counts.max() > 0:
-                new[comp] = int(np.argmax(counts))
-        out = new
-    return out
-
-
-def _edge(shape, axis, shift):
-    """The voxels that np.roll(.., shift, axis) wraps around to."""
-    m = np.zeros(shape, bool)
-    sl = [slice(None)] * 3
-    sl[axis] = 0 if shift > 0 else -1
-    m[tuple(sl)] = True
-    return m
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_remove_small_islands_equals_scipy_components(seed):
-    from core.phases import remove_small_islands
-
-    rng = np.random.default_rng(seed)
-    changed = 0
-    for _ in range(10):
-        shape = tuple(int(v) for v in rng.integers(2, 11, 3))
-        phases = (ndi.gaussian_filter(rng.random(shape), 0.7) * 3 * rng.uniform(0.8, 1.2)).astype(np.uint8) % 3
-        phases[rng.random(shape) < 0.05] = rng.integers(0, 3)
-        min_size = int(rng.integers(2, 9))
-        out = remove_small_islands(phases, min_size)
-        np.testing.assert_array_equal(out, reference_remove_small_islands(phases, min_size))
-        changed += int((out != phases).any())
-    assert changed >= 3  # islands were there to remove
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_assign_cracks_equals_scipy_components(seed):
     """Each enclosed background component bordered by one label only goes to it: scipy's labelling as reference."""
@@ -263,3 +213,24 @@ def test_assign_cracks_equals_scipy_components(seed):
         assert count == int((got != labels).sum())
         assigned_any += count
     assert assigned_any > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_flood_in_two_halves_equals_one_flood(seed, monkeypatch):
+    """outside_reach floods the two halves along axis 0 in two threads and re-seeds across the seam: same set."""
+    monkeypatch.setattr(K, "SPLIT_MIN_SLICES", 2)
+    rng = np.random.default_rng(seed)
+    for _ in range(25):
+        shape = tuple(int(v) for v in rng.integers(2, 14, 3))
+        blocked = rng.random(shape) < rng.uniform(0.2, 0.8)
+        seeds = rng.integers(0, blocked.size, int(rng.integers(0, 6))).astype(np.int64)
+        np.testing.assert_array_equal(K._flood_halves(blocked, seeds), reference_flood(blocked, seeds))
+    # a channel winding up and down across the seam (z = 10) many times, entered at one end only
+    blocked = np.ones((21, 3, 21), bool)
+    for x in range(1, 20, 2):
+        blocked[1:20, 1, x] = False
+    for k, x in enumerate(range(2, 19, 2)):
+        blocked[19 if k % 2 == 0 else 1, 1, x] = False
+    start = np.array([np.ravel_multi_index((1, 1, 1), blocked.shape)], np.int64)
+    np.testing.assert_array_equal(K._flood_halves(blocked, start), ~blocked)
+    assert (~blocked).sum() > 150

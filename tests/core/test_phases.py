@@ -517,6 +517,22 @@ def test_rim_growth_does_not_depend_on_where_the_slab_starts(electrode64):
     part = PV._grow_rim(d[14:40], ph[14:40], i_nmc, lo, rows=(6, 20))  # rows 20:34 of the volume
     np.testing.assert_array_equal(part[6:20], whole[20:34])
     np.testing.assert_array_equal(part[:6], ph[14:20])  # rows outside ``rows`` are left as they were
+    # the row ranges grown on the cores equal the one-core kernel
+    one = ph.copy()
+    PV._grow_rim_kernel(d.astype(np.float32), ph, np.float64(i_nmc), np.float64(lo), np.uint8(NMC), one, 0, len(ph))
+    np.testing.assert_array_equal(whole, one)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_capped_l1_distance_equals_scipy_taxicab(seed):
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(1, 24, 3))
+    ph = rng.integers(0, 3, shape).astype(np.uint8)
+    ph[rng.random(shape) < 0.7] = PORE  # sparse NMC: distances up to the cap
+    ph.flat[int(rng.integers(ph.size))] = NMC
+    want = np.minimum(ndi.distance_transform_cdt(ph != NMC, metric="taxicab"), 4)
+    np.testing.assert_array_equal(PV._l1_distance4(ph, np.uint8(NMC)), want)
+    np.testing.assert_array_equal(PV._l1_distance4_on_cores(ph, np.uint8(NMC)), want)
 
 
 def _islands_reference(phases, min_size):
