@@ -582,6 +582,32 @@ def estimate_pv_sigma(
     return round(float(sigma), 3)
 
 
+def _within2(ph, code) -> np.ndarray:
+    """``ndi.binary_dilation(ph == code, face structure, iterations=2)``: within two face steps (L1 <= 2) of ``code``.
+
+    From the capped L1 distance (:func:`_l1_distance4`), one numba pass
+    instead of scipy's iterated binary morphology.
+    """
+    return _l1_distance4(ph, np.uint8(code)) <= 2
+
+
+def _eroded2(ph, code) -> np.ndarray:
+    """``ndi.binary_erosion(ph == code, face structure, iterations=2)`` (border value 0).
+
+    The voxels more than two face steps from every other voxel and from
+    outside the volume (which scipy's erosion treats as background).
+    """
+    other = np.ascontiguousarray(ph != code).view(np.uint8)
+    out = _l1_distance4(other, np.uint8(1)) > 2
+    for axis in range(3):
+        sl = [slice(None)] * 3
+        sl[axis] = slice(0, 2)
+        out[tuple(sl)] = False
+        sl[axis] = slice(-2, None)
+        out[tuple(sl)] = False
+    return out
+
+
 def _fit_blur(v, ph, lut, bracket):
     """Sigma minimising the squared model error in the band around NMC (None without a band).
 
@@ -591,12 +617,11 @@ def _fit_blur(v, ph, lut, bracket):
     A coarse scan of :data:`SIGMA_BOUNDS` (or none, inside ``bracket``),
     then golden-section search to 0.005 voxel.
     """
-    nmc = ph == NMC
-    face = ndi.generate_binary_structure(3, 1)
-    band = ndi.binary_dilation(nmc, face, iterations=2) & ~ndi.binary_erosion(nmc, face, iterations=2)
+    ph = np.ascontiguousarray(ph, dtype=np.uint8)
+    band = _within2(ph, NMC) & ~_eroded2(ph, NMC)
     # NMC-pore edges only, where there are enough: thin CBD is the phase map's worst guess
     # under blur, and fitting it pulled the estimate low (0.92 for 1.0, 1.07 for 1.25 voxel)
-    clear = band & ~ndi.binary_dilation(ph == CBD, face, iterations=2)
+    clear = band & ~_within2(ph, CBD)
     if np.count_nonzero(clear) >= 1000:
         band = clear
     if not band.any():

@@ -178,6 +178,9 @@ def phase_references(volume: np.ndarray, phases: np.ndarray, *, min_voxels: int 
 
 
 def _interior_references(v, ph, min_voxels=50):
+    from .partial_volume import _eroded2  # (partial_volume imports this module)
+
+    ph = np.ascontiguousarray(ph, dtype=np.uint8)
     face = ndi.generate_binary_structure(3, 1)
     # a one- or two-slice axis (a 2D image as a volume) is not eroded along: the phases' insides are in-plane
     for axis, n in enumerate(ph.shape):
@@ -192,7 +195,10 @@ def _interior_references(v, ph, min_voxels=50):
         m = ph == code
         value = float("nan")
         for depth in (2, 1, 0):
-            inner = ndi.binary_erosion(m, face, iterations=depth) if depth else m
+            if depth == 2 and min(ph.shape) >= 3:  # the full face structure: from capped L1 distances, one pass
+                inner = _eroded2(ph, code)
+            else:
+                inner = ndi.binary_erosion(m, face, iterations=depth) if depth else m
             n = int(np.count_nonzero(inner))
             if n >= min_voxels or (depth == 0 and n):
                 value = float(np.median(v[inner]))

@@ -730,3 +730,17 @@ def test_outlier_does_not_squeeze_the_suggested_thresholds():
     two[0, 0, 0] = 10**15
     with pytest.raises(ValueError, match=r"only two grey values \(0 and 1\) besides a few outliers"):
         segment(two)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_blur_fit_band_masks_equal_scipy_morphology(seed):
+    """The band of the blur fit from capped L1 distances equals scipy's iterated face dilation / erosion."""
+    face = ndi.generate_binary_structure(3, 1)
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        shape = tuple(int(v) for v in rng.integers(1, 14, 3))
+        ph = rng.integers(0, 3, shape).astype(np.uint8)
+        ph[rng.random(shape) < rng.uniform(0, 0.7)] = NMC
+        for code in (CBD, NMC):
+            np.testing.assert_array_equal(PV._within2(ph, code), ndi.binary_dilation(ph == code, face, iterations=2))
+            np.testing.assert_array_equal(PV._eroded2(ph, code), ndi.binary_erosion(ph == code, face, iterations=2))
