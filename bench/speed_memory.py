@@ -534,8 +534,8 @@ def main(argv=None) -> int:
                            f"peak {bpv:.2f} B/voxel above baseline ({'meets' if bpv <= TARGET_BPV else 'MISSES'} "
                            f"≤ {TARGET_BPV:g} B/voxel; absolute peak {ours['peak_rss'] / MiB:.0f} MiB = "
                            f"{ours['peak_rss'] / n**3:.1f} B/voxel)" +
-                           (f"; target ≤ {TARGET_512_S:g} s at 512^3: {'met' if ours['wall_s'] <= TARGET_512_S else 'NOT met'}."
-                            if n == 512 else "."))
+                           (f"; target ≤ {TARGET_512_S:g} s at 512^3: "
+                            f"{'met' if ours['wall_s'] <= TARGET_512_S else 'NOT met'}." if n == 512 else "."))
         for tool, name in (("porespy", "PoreSpy"), ("skimage", "scikit-image")):
             b = by.get(tool)
             if not b:
