@@ -8,6 +8,7 @@ product of the two spacings perpendicular to the axis it is normal to.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -509,6 +510,51 @@ def outside_reach(blocked: np.ndarray) -> np.ndarray:
     return _flood_halves(blocked, _face_seeds(blocked))
 
 
+def cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it, else ``os.cpu_count()``)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child the parent's worker threads do not exist: start a new pool when one is needed."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def run_on_cores(work, n: int) -> None:
+    """``work(k0, k1)`` over ``[0, n)`` in as many even pieces as there are cores, one thread each.
+
+    For numba kernels that release the GIL (``nogil``) and write disjoint
+    parts of one output.  The first piece runs in the calling thread, the
+    others in one process-wide pool of plain threads (started once: starting
+    threads for every call cost more than a small kernel), so it is safe
+    whatever numba's threading layer and from any thread, dask's threaded
+    scheduler included (the pool's threads only run kernels, never wait on it).
+    """
+    global _POOL
+    workers = max(1, min(cores(), int(n)))
+    if workers == 1:
+        work(0, n)
+        return
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max(1, cores() - 1), thread_name_prefix="core-kernels")
+        pool = _POOL
+    bounds = [n * i // workers for i in range(workers + 1)]
+    futures = [pool.submit(work, bounds[i], bounds[i + 1]) for i in range(1, workers)]
+    work(bounds[0], bounds[1])
+    for f in futures:
+        f.result()
+
+
 #: Fewest slices along axis 0 for :func:`_flood_halves` to split a volume between two threads.
 SPLIT_MIN_SLICES: int = 64
 
@@ -523,23 +569,20 @@ def _flood_halves(blocked: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     not depend on the order of the flood, so this equals :func:`flood_outside`.
     """
     nz, ny, nx = blocked.shape
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cores < 2 or nz < SPLIT_MIN_SLICES:
+    if cores() < 2 or nz < SPLIT_MIN_SLICES:
         return flood_outside(blocked, seeds)
     plane = ny * nx
     mid = nz // 2
     reached = np.zeros(blocked.shape, np.bool_)
     lo_b, hi_b, lo_r, hi_r = blocked[:mid], blocked[mid:], reached[:mid], reached[mid:]
     lo_s, hi_s = seeds[seeds < mid * plane], seeds[seeds >= mid * plane] - mid * plane
-    with ThreadPoolExecutor(2) as pool:
-        while lo_s.size or hi_s.size:
-            jobs = [pool.submit(flood_into, b, r, s) for b, r, s in ((lo_b, lo_r, lo_s), (hi_b, hi_r, hi_s)) if s.size]
-            for j in jobs:
-                j.result()
-            # crossings of the seam: reached on one side, open and not yet reached on the other
-            below, above = reached[mid - 1], reached[mid]
-            lo_s = np.flatnonzero(above & ~below & (blocked[mid - 1] == 0)).astype(np.int64) + (mid - 1) * plane
-            hi_s = np.flatnonzero(below & ~above & (blocked[mid] == 0)).astype(np.int64)
+    while lo_s.size or hi_s.size:
+        halves = ((lo_b, lo_r, lo_s), (hi_b, hi_r, hi_s))
+        run_on_cores(lambda k0, k1: [flood_into(*halves[k]) for k in range(k0, k1) if halves[k][2].size], 2)
+        # crossings of the seam: reached on one side, open and not yet reached on the other
+        below, above = reached[mid - 1], reached[mid]
+        lo_s = np.flatnonzero(above & ~below & (blocked[mid - 1] == 0)).astype(np.int64) + (mid - 1) * plane
+        hi_s = np.flatnonzero(below & ~above & (blocked[mid] == 0)).astype(np.int64)
     return reached
 
 

@@ -18,12 +18,11 @@ for bit.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numba
 import numpy as np
 from scipy import ndimage as ndi
+
+from .. import _kernels as K
 
 from .._validate import check_phases, check_volume
 from ..codes import CBD, NMC
@@ -346,21 +345,8 @@ def _spill_kernel(grown, code, g0, g1, r0, r1, w):
 
 
 def _on_cores(work, n: int) -> None:
-    """``work(k0, k1)`` over ``[0, n)`` in as many even pieces as there are cores, one thread each.
-
-    For numba kernels that release the GIL (``nogil``) and write disjoint
-    parts of one output: plain threads, so it is safe whatever numba's
-    threading layer and from any thread (dask's threaded scheduler included).
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = max(1, min(cores, n))
-    if workers == 1:
-        work(0, n)
-        return
-    bounds = [n * i // workers for i in range(workers + 1)]
-    with ThreadPoolExecutor(workers) as pool:
-        for f in [pool.submit(work, bounds[i], bounds[i + 1]) for i in range(workers)]:
-            f.result()
+    """``work(k0, k1)`` over ``[0, n)`` split between the cores: :func:`core._kernels.run_on_cores`."""
+    K.run_on_cores(work, n)
 
 
 @numba.njit(cache=True, nogil=True)
