@@ -234,3 +234,24 @@ def test_flood_in_two_halves_equals_one_flood(seed, monkeypatch):
     start = np.array([np.ravel_multi_index((1, 1, 1), blocked.shape)], np.int64)
     np.testing.assert_array_equal(K._flood_halves(blocked, start), ~blocked)
     assert (~blocked).sum() > 150
+
+
+def _sum_on_cores(n):
+    out = np.zeros(n, np.int64)
+
+    def work(k0, k1):
+        out[k0:k1] = np.arange(k0, k1)
+
+    K.run_on_cores(work, n)
+    return int(out.sum())
+
+
+def test_run_on_cores_covers_every_piece_and_works_in_a_forked_child():
+    """Every index is worked once, also after a fork (the parent's pool threads do not exist in the child)."""
+    import multiprocessing as mp
+
+    assert _sum_on_cores(1001) == sum(range(1001))
+    assert _sum_on_cores(1) == 0
+    if "fork" in mp.get_all_start_methods():
+        with mp.get_context("fork").Pool(1) as pool:
+            assert pool.apply_async(_sum_on_cores, (77,)).get(timeout=20) == sum(range(77))
