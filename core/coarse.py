@@ -36,8 +36,17 @@ a label), so the labels stay numbered 1..n, n the coarse separation's count.
 ``f = 1`` is the full-resolution separation itself (nothing here runs).
 The rule for ``f = "auto"`` is :func:`auto_factor`.
 
-Measured (``bench/coarse_separation.py``, ``bench/RESULTS.md``): see the
-README's chunked-engine section for F1@0.5 against the full-resolution labels.
+Measured (``bench/coarse_separation.py``, sections ``coarse_separation_*`` of
+``bench/RESULTS.md``; F1@0.5 against the full-resolution labels): on the
+512³ benchmark electrode at 0.4 µm (largest particle 44 voxels across,
+:func:`auto_factor` 1) ``f = 2`` gives 0.984 and ``f = 3`` 0.938: the
+separation degrades once the largest particle is about 15 coarse voxels
+across (the median one under 10).  With particles about 100 voxels across
+(largest about 200) ``f`` = 2 to 4 gives 0.97 to 0.98 on a crop of the
+upsampled seed-size volume (and is closer to its generator's labels than
+full resolution) and 1.0 on a volume generated natively at 0.1 µm.  Hence
+the rule's target of 50 voxels across the largest particle, about three
+times the width where it degrades.
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ __all__ = ["AUTO_TARGET_VOXELS", "CoarseLabels", "GROW", "MAX_FACTOR", "auto_fac
 MAX_FACTOR = 4
 
 #: :func:`auto_factor`: the largest particle's diameter keeps at least this many voxels across on the coarse grid.
-AUTO_TARGET_VOXELS = 60
+AUTO_TARGET_VOXELS = 50
 
 #: Coarse voxels by which the coarse labels grow before they are brought back (step 3).
 GROW = 2
@@ -83,8 +92,9 @@ def auto_factor(max_diameter_um: float, spacing, *, target: int = AUTO_TARGET_VO
     NMC phase) and ``s`` the finest voxel edge: the largest particle keeps at
     least ``target`` voxels across on the coarse grid (the median particle of
     the synthetic electrodes, about half as wide, at least about
-    ``target / 2``).  Every demo electrode and benchmark volume up to 768³
-    (largest particles 30 to 45 voxels across) gives 1.
+    ``target / 2``; the measured limit is in the module docstring).  Every
+    demo electrode and benchmark volume up to 768³ (largest particles 38 to 45
+    voxels across by that estimate) gives 1; the seed-size volume (223) gives 4.
 
     Parameters
     ----------
