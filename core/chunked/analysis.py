@@ -189,7 +189,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     from ..coarse import GROW, auto_factor, check_factor
     from .coarse import COARSE_WHOLE_VOXELS, separate_coarse_chunked
     from .particles import MIN_HALO, estimate_max_diameter, particle_halo, separate_chunked
-    from .phases import phases_from_map, segment_chunked
+    from .phases import island_halo, phases_from_map, remove_islands_chunked, segment_chunked
     from .store import write_zarr
 
     params = params or AnalysisParams()
@@ -222,7 +222,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             phases = phases_from_map(vol.data, spec.phase_map)
         else:
             report(0.02, "phases: global values from a sample")
-            seg = segment_chunked(vol, params.segment)
+            seg = segment_chunked(vol, params.segment, islands=False)  # the island pass reads a store, below
             phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
         checksum = digest.result()
     if verify_checksum is not None and checksum != verify_checksum:
@@ -231,7 +231,21 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         raise ChecksumMismatch(f"the input ({spec.describe()}) has checksum {checksum}, but the recipe recorded "
                                f"{verify_checksum}: the data changed (replay with --no-verify to analyse it anyway)")
     report(0.05, "phases: chunk by chunk -> phases.zarr")
-    write_zarr(phases, out / "phases.zarr", spacing=sp, name="phases")
+    if presegmented or not island_halo(seg_params.min_island):
+        write_zarr(phases, out / "phases.zarr", spacing=sp, name="phases")
+    else:
+        # two passes through a store: the island pass's windows are read from the first pass's store, so no worker
+        # holds first-pass chunks waiting for their neighbours (seed-size volume, chunks of 192: the tree's peak
+        # 2.46 -> 1.73 GiB, same time)
+        first = out / ".phases-scratch"
+        try:
+            first.mkdir()
+            write_zarr(phases, first / "pass1.zarr", spacing=sp, name="phases before the island pass")
+            pass1 = da.from_zarr(os.fspath(first / "pass1.zarr" / "0"))
+            write_zarr(remove_islands_chunked(pass1, seg_params.min_island), out / "phases.zarr", spacing=sp,
+                       name="phases")
+        finally:
+            shutil.rmtree(first, ignore_errors=True)
     # the stores themselves from here on: each task reads its window from them (nothing passes between workers)
     phases_store = zarr.open_array(os.fspath(out / "phases.zarr" / "0"), mode="r")
     phases = da.from_zarr(phases_store)

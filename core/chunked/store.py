@@ -62,7 +62,6 @@ def write_zarr(array, path: str | os.PathLike, *, spacing, name: str = "volume",
         ``path``; the array is at ``path/0``.
     """
     import dask.array as da
-    import zarr
 
     sp = normalize_spacing(spacing)
     p = Path(os.path.expanduser(os.fspath(path)))
