@@ -3,7 +3,10 @@
 :func:`analyze_chunked` is what ``python -m core analyze --chunk-size N`` (and
 a recipe entry with ``chunking``) runs: :func:`~core.chunked.open_lazy`,
 :func:`~core.chunked.segment_chunked` (or :func:`~core.chunked.phases_from_map`),
-the phases written to ``phases.zarr`` and read back from it,
+the phases written to ``phases.zarr`` (in two passes: the phase pass to a
+scratch store, then :func:`~core.chunked.phases.remove_islands_chunked` reading
+its windows from it, so no worker holds first-pass chunks for their
+neighbours) and read back from it,
 :func:`~core.chunked.separate_chunked`, the labels written to ``labels.zarr``,
 and :func:`~core.chunked.measure_chunked` on the two stores.  The tasks run on
 the current dask scheduler (the client of :func:`~core.chunked.cluster`).
