@@ -213,11 +213,13 @@ def make_seed(work: Path, shape=SEED_SHAPE) -> Path:
 
 
 def part_seed(work: Path, workers: int, chunk: int, timeout: float, max_diameter: float | None,
-              shape=SEED_SHAPE) -> list[str]:
+              shape=SEED_SHAPE, coarsen: str | None = None) -> list[str]:
     seed = make_seed(work, shape)
     z, y, x = shape
-    print(f"seed: {z}x{y}x{x} at {SEED_SPACING} µm, chunks of {chunk}, {workers} workers", flush=True)
+    print(f"seed: {z}x{y}x{x} at {SEED_SPACING} µm, chunks of {chunk}, {workers} workers"
+          + (f", --coarsen {coarsen}" if coarsen else ""), flush=True)
     extra = ["--max-diameter", str(max_diameter)] if max_diameter else []
+    extra += ["--coarsen", coarsen] if coarsen else []
     r = run_cli(["analyze", str(seed), "--out", str(work / "seed_out"), "--overwrite", "-q", "--chunk-size",
                  str(chunk), "--workers", str(workers), "--spacing", *[str(SEED_SPACING)] * 3, *extra], timeout)
     row = {"volume": f"{z}×{y}×{x} uint16 ({z * y * x / 1e9:.2f} G voxels, {SEED_SPACING} µm)", "exit": str(r["rc"]),
@@ -225,7 +227,7 @@ def part_seed(work: Path, workers: int, chunk: int, timeout: float, max_diameter
            "load before → after": f"{r['load_before']} → {r['load_after']}"}
     row.update(_run_facts(work / "seed_out", r))
     row["at the peak (MiB by process)"] = r["by_process_mib"]
-    given = f" --max-diameter {max_diameter}" if max_diameter else ""
+    given = (f" --max-diameter {max_diameter}" if max_diameter else "") + (f" --coarsen {coarsen}" if coarsen else "")
     return [f"### Seed size: {z}×{y}×{x} at {SEED_SPACING} µm with --chunk-size {chunk} --workers {workers}{given}", "",
             md_table([row]), "(acceptance: ≤ 8 min and ≤ 2 GiB anonymous memory; a run that timed out shows the peak "
             "up to when it was stopped)", ""]
@@ -239,12 +241,19 @@ def _run_facts(out: Path, r: dict) -> dict:
 
     prov = json.loads((out / "run.json").read_text())["provenance"]
     ch = prov["chunking"]
+    f = prov.get("coarsen", 1)
     table = pd.read_csv(out / "particles.csv", usecols=["equiv_diameter_um", "extent_z_um", "extent_y_um",
                                                         "extent_x_um"])
     extent = float(table[["extent_z_um", "extent_y_um", "extent_x_um"]].max(axis=1).max()) if len(table) else 0.0
-    return {"steps (s)": ", ".join(f"{k[:-2]} {v:.0f}" for k, v in prov["timings_s"].items()),
-            "particles": prov["n_particles"],
-            "halo (voxels)": f"{ch['halo']} (for particles up to {ch.get('max_diameter_um', float('nan')):.1f} µm; "
+    facts = {"steps (s)": ", ".join(f"{k[:-2]} {v:.0f}" for k, v in prov["timings_s"].items()),
+             "particles": prov["n_particles"]}
+    if f > 1:
+        facts["separation grid"] = (f"{f}× coarser ({'×'.join(map(str, prov['coarse_shape']))}), separated "
+                                    f"{prov['coarse_separation']}; {prov['coarse_unlabelled_voxels']} NMC voxels "
+                                    "left unlabelled")
+    return {**facts,
+            "halo (voxels)": f"{ch['halo']}{' coarse' if f > 1 else ''} (for particles up to "
+                             f"{ch.get('max_diameter_um', float('nan')):.1f} µm; "
                              f"{ch.get('beyond_halo', 0)} chunk labels beyond it)",
             "largest particle in the table (µm)": f"equivalent diameter {table['equiv_diameter_um'].max():.1f}, "
                                                   f"extent {extent:.1f}"}
@@ -359,6 +368,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed-workers", type=int, default=2)
     ap.add_argument("--seed-max-diameter", type=float, default=None, help="µm (default: the estimate from the data)")
     ap.add_argument("--seed-timeout", type=float, default=None, help="seconds for the seed-size run (default --timeout)")
+    ap.add_argument("--seed-coarsen", choices=("auto", "1", "2", "3", "4"), default=None,
+                    help="analyze --coarsen for the seed-size run (default: not given, full resolution)")
+    ap.add_argument("--keep-other-parts", action="store_true",
+                    help="replace only the subsections of the parts run in the existing paper_scale section of "
+                         "the results file (each then carries its own date, command and core source); the other "
+                         "parts' rows are kept as they were")
     ap.add_argument("--seed-until", type=float, default=None,
                     help="a Unix time the seed-size run must end by (its timeout shortened to fit)")
     ap.add_argument("--prepare", action="store_true", help="only write the input volumes of the parts, then stop")
@@ -391,9 +406,11 @@ def main(argv=None) -> int:
     tail = ["Anonymous memory: `RssAnon` summed over the CLI process and every descendant (Dask scheduler "
             "process is in the CLI process; nanny and worker processes are children), sampled every 0.25 s. CPU of the tree: user + system time of the CLI process and "
             "every descendant (`getrusage(RUSAGE_CHILDREN)` around the run)."]
+    if args.keep_other_parts:
+        head_len = len(lines)
     for part in args.parts:
         if part != args.parts[0]:  # the section so far, written after each part (a later part may run out of time)
-            publish("paper_scale", lines + tail, args)
+            _publish(lines, tail, args, head_len if args.keep_other_parts else None)
         if part == "seed":
             seed_timeout = args.seed_timeout or args.timeout
             if args.seed_until is not None:
@@ -402,15 +419,61 @@ def main(argv=None) -> int:
                 lines += ["### Seed size: not run (no time left before --seed-until)", ""]
                 continue
             lines += part_seed(work, args.seed_workers, args.seed_chunk, seed_timeout,
-                               args.seed_max_diameter, (64, 96, 32) if args.quick else SEED_SHAPE)
+                               args.seed_max_diameter, (64, 96, 32) if args.quick else SEED_SHAPE,
+                               coarsen=args.seed_coarsen)
         elif part == "same":
             lines += part_same(work, args.same_size, args.same_chunk, args.timeout)
         elif part == "speedup":
             lines += part_speedup(work, args.speed_size, args.speed_chunk, args.timeout)
         else:
             lines += part_memory(work, args.same_size, args.mem_size, args.mem_timeout or args.timeout)
-    publish("paper_scale", lines + tail, args)
+    _publish(lines, tail, args, head_len if args.keep_other_parts else None)
     return 0
+
+
+#: The subsection titles of the parts, as they begin.
+_PART_TITLES = {"same": "### Same answer", "speedup": "### Parallel", "memory": "### Memory", "seed": "### Seed size"}
+
+
+def _publish(lines: list[str], tail: list[str], args, head_len: int | None) -> None:
+    """Write the section; with ``head_len`` (``--keep-other-parts``) splice the parts run into the existing one.
+
+    Each new subsection gets the environment lines (date, command, core source, load) of this run under its title.
+    """
+    if head_len is None:
+        publish("paper_scale", lines + tail, args)
+        return
+    import re
+
+    from _common import results_path
+
+    path = results_path(args)
+    old = path.read_text() if path is not None and path.exists() else ""
+    name = "paper_scale" + ("_quick" if args.quick else "")
+    m = re.search(f"<!-- BEGIN {name} -->\\n(.*?)<!-- END {name} -->", old, re.S)
+    if m is None:  # nothing to keep
+        publish("paper_scale", lines + tail, args)
+        return
+    body = m.group(1).rstrip("\n").split("\n")
+    head, new = lines[:head_len], lines[head_len:]
+    stamp = [x for x in head if x.startswith("- ")]
+    for title in _PART_TITLES.values():
+        starts = [i for i, x in enumerate(new) if x.startswith(title)]
+        if not starts:
+            continue
+        i = starts[0]
+        j = next((k for k in range(i + 1, len(new)) if new[k].startswith("### ")), len(new))
+        block = [new[i], "", *stamp, *new[i + 1: j]]
+        a = next((k for k, x in enumerate(body) if x.startswith(title)), None)
+        if a is None:
+            end = next(k for k, x in enumerate(body) if x.startswith("Anonymous memory:")) if any(
+                x.startswith("Anonymous memory:") for x in body) else len(body)
+            body[end:end] = block
+        else:
+            b = next((k for k in range(a + 1, len(body)) if body[k].startswith("### ")
+                      or body[k].startswith("Anonymous memory:")), len(body))
+            body[a:b] = block
+    publish("paper_scale", body, args)
 
 
 if __name__ == "__main__":

@@ -171,6 +171,8 @@ def _cmd_analyze(args) -> None:
         overrides["particles"] = "model" if args.method == "model" else "watershed"
     if args.seeding is not None:
         overrides["seeding"] = args.seeding
+    if getattr(args, "coarsen", None) is not None:
+        overrides["coarsen"] = args.coarsen if args.coarsen == "auto" else int(args.coarsen)
     if args.weights is not None:
         overrides["model"] = {**params.model.to_dict(), "weights": args.weights}
     if args.classifier is not None:  # absolute, so that a recipe of this run replays from anywhere
@@ -744,6 +746,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the watershed seeds on: the NMC phase (default), or a regularised / deconvolved mask "
                         "of the greyscale for noisy, blurred scans where touching particles merge (slower; the "
                         "phases and contact areas stay the same)")
+    a.add_argument("--coarsen", choices=("auto", "1", "2", "3", "4"),
+                   help="separate the particles on a grid this many times coarser and bring the labels back onto "
+                        "the full-resolution NMC (for scans whose particles are ~100 voxels across: 4x faster "
+                        "separation or more); 1 (default): full resolution; auto: from the largest particle's "
+                        "diameter (kept >= 50 voxels across; 1 for particles under 100 voxels across); with the "
+                        "chunked engine too")
     a.add_argument("--recipe", type=Path, help="also write a recipe (JSON) that replays this analysis")
     a.add_argument("--name", help="name of the analysis in the recipe (default: the input's file name)")
     a.add_argument("--chunk-size", type=_whole(8, 4096), metavar="N",

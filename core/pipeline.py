@@ -102,6 +102,16 @@ class AnalysisParams:
         greyscale input and ``particles="watershed"``.  Left out of
         :meth:`to_dict` when "phases", so existing parameters and recipes read
         and replay as before.
+    coarsen : int or "auto"
+        Separate the particles on a grid reduced by this factor (1..4) and
+        bring the labels back onto the full-resolution NMC
+        (:mod:`core.coarse`: for scans whose particles are many more voxels
+        across than the separation needs); 1 (default): at full resolution;
+        ``"auto"``: :func:`core.coarse.auto_factor` of the largest particle
+        (:func:`core.chunked.estimate_max_diameter`), resolved to a number in
+        the returned parameters.  Needs ``particles="watershed"`` and
+        ``seeding="phases"``.  Left out of :meth:`to_dict` when 1, so existing
+        parameters and recipes read and replay as before.
     """
 
     method: Method = "threshold"
@@ -113,6 +123,7 @@ class AnalysisParams:
     particles: Particles = "watershed"
     classifier: str | None = None
     seeding: Seeding = "phases"
+    coarsen: int | str = 1
 
     def __post_init__(self):
         for key, cls in _GROUPS.items():
@@ -132,13 +143,22 @@ class AnalysisParams:
         check_choice(self.seeding, "seeding", ("phases", "regularised", "deconvolved"))
         if self.seeding != "phases" and self.particles != "watershed":
             raise ValueError(f"seeding {self.seeding!r} is for particles 'watershed', not 'model'")
+        from .coarse import check_factor
+
+        check_factor(self.coarsen, "coarsen")
+        if self.coarsen != 1 and (self.particles != "watershed" or self.seeding != "phases"):
+            raise ValueError(f"coarsen {self.coarsen!r} is for particles 'watershed' seeded on the phases, not "
+                             f"particles {self.particles!r} with seeding {self.seeding!r}")
         check_int(self.axis, "axis")
         check_choice(self.axis, "axis", (0, 1, 2))
         check_choice(self.separator_side, "separator_side", ("auto", "start", "end"))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (``classifier`` only when set, ``seeding`` only when not "phases")."""
+        """Plain JSON-ready dict (``classifier`` only when set, ``seeding`` only when not "phases", ``coarsen``
+        only when not 1)."""
         d = asdict(self)
+        if d["coarsen"] == 1:
+            del d["coarsen"]
         if d["classifier"] is None:
             del d["classifier"]
         if d["seeding"] == "phases":
@@ -357,8 +377,15 @@ def run(
     check_has_nmc(phases)
 
     t0 = time.perf_counter()
-    labels, outside = _particles(phases, cue, sp, params, report, stage(0.35, 0.85),
-                                 volume=None if presegmented else volume, nonfinite=nonfinite)
+    coarsen, unlabelled = params.coarsen, None
+    if cue is None and coarsen != 1:
+        coarsen = resolve_coarsen(phases, sp, coarsen)
+    if cue is None and coarsen != 1:
+        labels, unlabelled = _coarse_particles(phases, sp, params.separation, coarsen, report)
+        outside = None
+    else:
+        labels, outside = _particles(phases, cue, sp, params, report, stage(0.35, 0.85),
+                                     volume=None if presegmented else volume, nonfinite=nonfinite)
     del cue
     timings["particles_s"] = time.perf_counter() - t0
 
@@ -378,12 +405,14 @@ def run(
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
         separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
-        seeding=params.seeding,
+        seeding=params.seeding, coarsen=coarsen,
     )
     provenance = _provenance(volume, params, resolved, sp, table, presegmented=presegmented,
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
                              classifier_sha=classifier_sha, timings=timings)
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
+    if unlabelled is not None:
+        provenance["coarse_unlabelled_voxels"] = unlabelled
     mark_warm(params, presegmented=presegmented)
     return AnalysisResult(phases, labels, table, resolved, sp, provenance)
 
@@ -465,6 +494,37 @@ def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Prog
     report(0.6, "particles from the network's cue")
     return instances_from_cue(phases, cue, sp, h=params.model.h, merge_ratio=params.separation.merge_ratio,
                               min_volume_um3=params.separation.min_volume_um3), None
+
+
+def resolve_coarsen(phases, spacing, coarsen) -> int:
+    """The factor of ``coarsen``: a number as it is; ``"auto"``: :func:`core.coarse.auto_factor` of the estimate.
+
+    The estimate is :func:`core.chunked.estimate_max_diameter` of ``phases``
+    (a strided copy of at most 8 M voxels, computed in this thread).
+    """
+    from .coarse import auto_factor, check_factor
+
+    coarsen = check_factor(coarsen, "coarsen")
+    if coarsen != "auto":
+        return coarsen
+    import dask
+    import dask.array as da
+
+    from .chunked.particles import estimate_max_diameter
+
+    with dask.config.set(scheduler="sync"):
+        d = estimate_max_diameter(da.from_array(np.asarray(phases), chunks=256), spacing)
+    return auto_factor(d, spacing)
+
+
+def _coarse_particles(phases: np.ndarray, sp, separation: SeparationParams, factor: int,
+                      report: Progress) -> tuple[np.ndarray, int]:
+    """Labels of the coarse-grid separation (:func:`core.coarse.separate_coarse`) and its unlabelled NMC voxels."""
+    from .coarse import separate_coarse
+
+    report(0.4, f"particles on a grid {factor}× coarser")
+    res = separate_coarse(phases, sp, separation, factor)
+    return res.labels, res.unlabelled
 
 
 def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame, *,

@@ -3,7 +3,10 @@
 :func:`analyze_chunked` is what ``python -m core analyze --chunk-size N`` (and
 a recipe entry with ``chunking``) runs: :func:`~core.chunked.open_lazy`,
 :func:`~core.chunked.segment_chunked` (or :func:`~core.chunked.phases_from_map`),
-the phases written to ``phases.zarr`` and read back from it,
+the phases written to ``phases.zarr`` (in two passes: the phase pass to a
+scratch store, then :func:`~core.chunked.phases.remove_islands_chunked` reading
+its windows from it, so no worker holds first-pass chunks for their
+neighbours) and read back from it,
 :func:`~core.chunked.separate_chunked`, the labels written to ``labels.zarr``,
 and :func:`~core.chunked.measure_chunked` on the two stores.  The tasks run on
 the current dask scheduler (the client of :func:`~core.chunked.cluster`).
@@ -34,11 +37,29 @@ was set for in ``chunking["max_diameter_um"]``).  On a local cluster
 the memory available (:func:`core.memory.largest_chunked_halo`), with a
 warning: the run then completes, and the particles bigger than the cut halo
 allows are counted as above.
+
+Coarse-grid separation
+----------------------
+With ``params.coarsen`` ``f > 1`` (``analyze --coarsen``; ``"auto"``:
+:func:`core.coarse.auto_factor` of the given or estimated largest diameter)
+the particles are separated on the grid reduced by ``f`` and brought back
+onto the full-resolution NMC chunk by chunk
+(:func:`~core.chunked.coarse.separate_coarse_chunked`): the coarse volume is
+separated whole when it has at most
+:data:`~core.chunked.coarse.COARSE_WHOLE_VOXELS` voxels (the labels then
+equal those of :func:`core.pipeline.run` with the same ``coarsen``), else
+chunk by chunk with the halo rule at the coarse voxel (``halo`` and
+``chunking["halo"]`` are then in coarse voxels, the memory cut included).
+The factor is in the returned parameters (a recipe replays it) and in the
+provenance (``coarsen``, ``coarse_shape``, ``coarse_separation`` "whole" or
+"chunked", ``coarse_unlabelled_voxels``: full-resolution NMC voxels left 0,
+see :mod:`core.coarse`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import time
@@ -141,7 +162,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     chunk_size : int
         Chunk edge (voxels).
     halo : int or None
-        Particle halo (voxels); None: from ``max_diameter_um`` (see the module docstring).
+        Particle halo (voxels; coarse voxels with ``params.coarsen`` > 1); None: from ``max_diameter_um`` (see
+        the module docstring).
     max_diameter_um : float or None
         The largest particle's diameter, µm; None: estimated from the phases.
         With ``halo`` too (a recipe's replay) it is only recorded.
@@ -167,8 +189,10 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     from ..pipeline import AnalysisParams, versions
     from .inputs import open_lazy
     from .measures import measure_chunked, separator_side_chunked
+    from ..coarse import GROW, auto_factor, check_factor
+    from .coarse import COARSE_WHOLE_VOXELS, separate_coarse_chunked
     from .particles import MIN_HALO, estimate_max_diameter, particle_halo, separate_chunked
-    from .phases import phases_from_map, segment_chunked
+    from .phases import island_halo, phases_from_map, remove_islands_chunked, segment_chunked
     from .store import write_zarr
 
     params = params or AnalysisParams()
@@ -201,7 +225,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             phases = phases_from_map(vol.data, spec.phase_map)
         else:
             report(0.02, "phases: global values from a sample")
-            seg = segment_chunked(vol, params.segment)
+            seg = segment_chunked(vol, params.segment, islands=False)  # the island pass reads a store, below
             phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
         checksum = digest.result()
     if verify_checksum is not None and checksum != verify_checksum:
@@ -210,44 +234,80 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         raise ChecksumMismatch(f"the input ({spec.describe()}) has checksum {checksum}, but the recipe recorded "
                                f"{verify_checksum}: the data changed (replay with --no-verify to analyse it anyway)")
     report(0.05, "phases: chunk by chunk -> phases.zarr")
-    write_zarr(phases, out / "phases.zarr", spacing=sp, name="phases")
+    if presegmented or not island_halo(seg_params.min_island):
+        write_zarr(phases, out / "phases.zarr", spacing=sp, name="phases")
+    else:
+        # two passes through a store: the island pass's windows are read from the first pass's store, so no worker
+        # holds first-pass chunks waiting for their neighbours (seed-size volume, chunks of 192: the tree's peak
+        # 2.46 -> 1.73 GiB, same time)
+        first = out / ".phases-scratch"
+        try:
+            first.mkdir()
+            write_zarr(phases, first / "pass1.zarr", spacing=sp, name="phases before the island pass")
+            pass1 = da.from_zarr(os.fspath(first / "pass1.zarr" / "0"))
+            write_zarr(remove_islands_chunked(pass1, seg_params.min_island), out / "phases.zarr", spacing=sp,
+                       name="phases")
+        finally:
+            shutil.rmtree(first, ignore_errors=True)
     # the stores themselves from here on: each task reads its window from them (nothing passes between workers)
     phases_store = zarr.open_array(os.fspath(out / "phases.zarr" / "0"), mode="r")
     phases = da.from_zarr(phases_store)
     timings["phases_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    coarsen = check_factor(params.coarsen, "coarsen")
+    if coarsen == "auto" and max_diameter_um is None:
+        report(0.33, "particles: the largest particle from a strided copy of the NMC phase")
+        max_diameter_um = estimate_max_diameter(phases, sp, fill_cracks=params.separation.fill_cracks)
+    if coarsen == "auto":
+        coarsen = auto_factor(max_diameter_um, sp)
+    csp = tuple(coarsen * s for s in sp)  # the voxel of the grid the separation runs on
     if halo is None:
         estimated = max_diameter_um is None
         if estimated:
             report(0.33, "particles: the largest particle from a strided copy of the NMC phase")
             max_diameter_um = estimate_max_diameter(phases, sp, fill_cracks=params.separation.fill_cracks)
-        halo = max(MIN_HALO, particle_halo(max_diameter_um, sp)) if max_diameter_um > 0 else MIN_HALO
-        if estimated and local_workers is not None:
+        halo = max(MIN_HALO, particle_halo(max_diameter_um, csp)) if max_diameter_um > 0 else MIN_HALO
+        coarse_whole = coarsen > 1 and math.prod(-(-n // coarsen) for n in vol.shape) <= COARSE_WHOLE_VOXELS
+        if estimated and local_workers is not None and not coarse_whole:  # a coarse volume separated whole: no windows
             halo = _halo_within_memory(halo, chunk_size, int(local_workers), vol.data.dtype.itemsize,
                                        max_diameter_um)
     halo = int(halo)
-    window = "×".join(str(min(n, chunk_size + 2 * halo)) for n in vol.shape)
-    report(0.35, f"particles: chunk by chunk with a halo of {halo} voxels"
-                 + (f" (particles up to {max_diameter_um:.3g} µm)" if max_diameter_um else "")
-                 + f", windows of {window}, joined across chunk faces")
     scratch = out / ".chunked-scratch"
+    coarse = None
     try:
-        res = separate_chunked(phases_store, sp, params.separation, halo=halo, scratch=scratch)
-        if res.beyond_halo:
-            warnings.warn(f"{res.beyond_halo} particle label(s) reach the edge of their chunk's window (halo {halo} "
+        if coarsen == 1:
+            window = "×".join(str(min(n, chunk_size + 2 * halo)) for n in vol.shape)
+            report(0.35, f"particles: chunk by chunk with a halo of {halo} voxels"
+                         + (f" (particles up to {max_diameter_um:.3g} µm)" if max_diameter_um else "")
+                         + f", windows of {window}, joined across chunk faces")
+            res = separate_chunked(phases_store, sp, params.separation, halo=halo, scratch=scratch)
+            n_particles, beyond = res.n_particles, res.beyond_halo
+            report(0.75, f"particles: {n_particles} -> labels.zarr")
+            write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")
+        else:
+            cshape = "×".join(str(-(-n // coarsen)) for n in vol.shape)
+            report(0.35, f"particles: on a grid {coarsen}× coarser ({cshape} voxels of "
+                         f"{'×'.join(f'{s:.4g}' for s in csp)} µm), then chunk by chunk onto the NMC -> labels.zarr")
+            coarse = separate_coarse_chunked(phases_store, sp, params.separation, coarsen, out=out / "labels.zarr",
+                                             scratch=scratch, halo=halo)
+            n_particles, beyond = coarse.n_particles, coarse.beyond_halo
+            if coarse.unlabelled:
+                warnings.warn(f"{coarse.unlabelled} NMC voxel(s) lie farther than {GROW} coarse voxels from every "
+                              f"particle of the {coarsen}× coarser grid and are left unlabelled (specks of NMC "
+                              "smaller than about half a coarse voxel)", stacklevel=2)
+        if beyond:
+            warnings.warn(f"{beyond} particle label(s) reach the edge of their chunk's window (halo {halo} "
                           "voxels), so some particles are bigger than the halo allows and may be split or joined "
                           "differently from a whole-volume analysis: a larger max_diameter_um (--max-diameter) widens it",
                           stacklevel=2)
-        report(0.75, f"particles: {res.n_particles} -> labels.zarr")
-        write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     labels_store = zarr.open_array(os.fspath(out / "labels.zarr" / "0"), mode="r")
     timings["particles_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    report(0.85, f"measuring {res.n_particles} particles")
+    report(0.85, f"measuring {n_particles} particles")
     side, contrast = params.separator_side, None
     if side == "auto":
         side, contrast = separator_side_chunked(phases, params.axis)
@@ -255,8 +315,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
-    resolved = replace(params, segment=seg_params, separator_side=side)
-    chunking = {"chunk_size": chunk_size, "halo": halo, "beyond_halo": int(res.beyond_halo)}
+    resolved = replace(params, segment=seg_params, separator_side=side, coarsen=coarsen)
+    chunking = {"chunk_size": chunk_size, "halo": halo, "beyond_halo": int(beyond)}
     if max_diameter_um:
         chunking["max_diameter_um"] = round(float(max_diameter_um), 6)
     provenance = {
@@ -277,4 +337,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         "engine": "chunked",
         "chunking": chunking,
     }
+    if coarse is not None:
+        provenance.update(coarsen=coarse.factor, coarse_shape=list(coarse.coarse_shape),
+                          coarse_separation="whole" if coarse.whole else "chunked",
+                          coarse_unlabelled_voxels=coarse.unlabelled)
     return ChunkedAnalysis(table, resolved, tuple(sp), chunking, provenance)

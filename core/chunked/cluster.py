@@ -20,7 +20,13 @@ from typing import Iterator
 
 from .._checks import check_int
 
-__all__ = ["cluster", "default_workers", "local_cluster"]
+__all__ = ["SPILL_LIMIT", "cluster", "default_workers", "local_cluster"]
+
+
+#: ``memory_limit="spill"``: each local worker spills held chunk results to disk above 60 % of this.  Measured on
+#: the seed-size volume (1324 × 1985 × 492, chunks of 192, 2 workers), the phase pass's peak anonymous memory of the
+#: process tree: 2.46 GiB with "auto" (11.7 GiB a worker here), 1.40 GiB with 1 GiB, in the same 47 s.
+SPILL_LIMIT = "1GiB"
 
 
 def default_workers() -> int:
@@ -33,7 +39,7 @@ def default_workers() -> int:
 
 @contextlib.contextmanager
 def cluster(workers: int | None = None, address: str | None = None, *,
-            memory_limit: str | int | None = "auto") -> Iterator[object]:
+            memory_limit: str | int | None = "spill") -> Iterator[object]:
     """A ``distributed.Client`` for the chunk tasks, closed (with its local cluster) on exit.
 
     Parameters
@@ -46,7 +52,11 @@ def cluster(workers: int | None = None, address: str | None = None, *,
         None starts a local one.
     memory_limit : str, int or None
         Memory limit of each local worker (dask's syntax, ``"2GiB"``;
-        ``"auto"``: the machine's memory shared among the workers).
+        ``"auto"``: the machine's memory shared among the workers);
+        ``"spill"`` (default): :data:`SPILL_LIMIT`, where dask's memory manager starts
+        spilling the chunk results a worker holds for later tasks to disk
+        (above 60 % of it), with pausing and killing for memory turned off
+        (a task that needs more simply runs).
 
     Yields
     ------
@@ -68,9 +78,17 @@ def cluster(workers: int | None = None, address: str | None = None, *,
     n = default_workers() if workers is None else int(workers)
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {n}")
-    local = local_cluster(n, memory_limit=memory_limit)
-    with local, Client(local) as client:
-        yield client
+    import dask
+
+    if memory_limit == "spill":
+        memory_limit = SPILL_LIMIT
+        policy = {"distributed.worker.memory.pause": False, "distributed.worker.memory.terminate": False}
+    else:
+        policy = {}
+    with dask.config.set(policy):  # the nannies hand the configuration to the worker processes they start
+        local = local_cluster(n, memory_limit=memory_limit)
+        with local, Client(local) as client:
+            yield client
 
 
 def local_cluster(workers: int, **kwargs):

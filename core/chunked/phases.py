@@ -83,7 +83,8 @@ from ..phases.segment import _Globals
 from ..phases.threshold import _image_model, _threshold
 from .inputs import DEFAULT_CHUNK, LazyVolume, as_dask
 
-__all__ = ["ChunkedSegmentation", "island_halo", "phase_halo", "phases_from_map", "segment_chunked"]
+__all__ = ["ChunkedSegmentation", "island_halo", "phase_halo", "phases_from_map", "remove_islands_chunked",
+           "segment_chunked"]
 
 
 def phase_halo(params: SegmentParams, pv_sigma: float | None) -> int:
@@ -127,7 +128,7 @@ class ChunkedSegmentation:
 
 
 def segment_chunked(volume, params: SegmentParams | None = None, *,
-                    chunks: int | tuple[int, int, int] = DEFAULT_CHUNK) -> ChunkedSegmentation:
+                    chunks: int | tuple[int, int, int] = DEFAULT_CHUNK, islands: bool = True) -> ChunkedSegmentation:
     """Segment a greyscale volume chunk by chunk; the phases equal :func:`core.phases.segment`'s.
 
     The global values are computed now, with the current dask scheduler (a
@@ -143,6 +144,10 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
         As for :func:`core.phases.segment`; ``denoise="nlm"`` is refused.
     chunks : int or (3,) int
         Chunk edge of a numpy input.
+    islands : bool
+        False: leave the small-island pass out of ``phases`` (run it later with
+        :func:`remove_islands_chunked`, e.g. on a store the first pass was
+        written to, so that no worker holds the first pass's chunks for the second).
 
     Returns
     -------
@@ -168,13 +173,32 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
     h = phase_halo(params, g.pv_sigma)
     phases = _map(vol, _phase_block, h, np.uint8, params=params, g=g, nan_fill=fill)
     ih = island_halo(params.min_island)
-    if ih:
-        phases = _map(phases, _island_block, ih, np.uint8, min_island=int(params.min_island))
+    if ih and islands:
+        phases = remove_islands_chunked(phases, params.min_island)
     if phases.chunks != vol.chunks:
         phases = phases.rechunk(vol.chunks)
     origin = sigma_origin(g.pv_sigma, given=params.pv_sigma is not None) if g.pv_sigma is not None else None
     resolved = replace(params, low=float(g.low), high=float(g.high), pv_sigma=g.pv_sigma)
     return ChunkedSegmentation(phases, resolved, origin, h, ih)
+
+
+def remove_islands_chunked(phases, min_island: int):
+    """The small-island pass of :func:`segment_chunked` on a dask phase volume (halo :func:`island_halo`).
+
+    Parameters
+    ----------
+    phases : (Z, Y, X) dask.array.Array of uint8
+    min_island : int
+
+    Returns
+    -------
+    (Z, Y, X) dask.array.Array of uint8
+        Lazy; the chunks of ``phases``.
+    """
+    ih = island_halo(min_island)
+    if not ih:
+        return phases
+    return _map(phases, _island_block, ih, np.uint8, min_island=int(min_island))
 
 
 def phases_from_map(volume, phase_map, *, name: str = "volume", chunks: int | tuple[int, int, int] = DEFAULT_CHUNK):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._validate import normalize_spacing
 
-__all__ = ["OME_ZARR_VERSION", "ome_multiscales", "write_zarr"]
+__all__ = ["OME_ZARR_VERSION", "create_zarr", "ome_multiscales", "write_zarr"]
 
 #: The OME-Zarr (NGFF) version written: 0.5 is the one on Zarr v3.
 OME_ZARR_VERSION = "0.5"
@@ -62,7 +62,6 @@ def write_zarr(array, path: str | os.PathLike, *, spacing, name: str = "volume",
         ``path``; the array is at ``path/0``.
     """
     import dask.array as da
-    import zarr
 
     sp = normalize_spacing(spacing)
     p = Path(os.path.expanduser(os.fspath(path)))
@@ -77,9 +76,44 @@ def write_zarr(array, path: str | os.PathLike, *, spacing, name: str = "volume",
     chunk = tuple(int(c) for c in array.chunksize)
     if any(len(set(c[:-1])) > 1 or c[-1] > c[0] for c in array.chunks):  # zarr needs regular chunks
         array = array.rechunk(chunk)
-    group = zarr.open_group(os.fspath(p), mode="w" if overwrite else "w-", zarr_format=3)
-    group.attrs["ome"] = ome_multiscales(sp, name)
-    target = group.create_array("0", shape=tuple(int(n) for n in array.shape), dtype=array.dtype, chunks=chunk,
-                                dimension_names=("z", "y", "x"), attributes={"voxel_size_um": list(sp)})
+    target = create_zarr(p, array.shape, array.dtype, chunk, spacing=sp, name=name, overwrite=overwrite)
     da.store(array, target, lock=False, compute=True)
     return p
+
+
+def create_zarr(path: str | os.PathLike, shape, dtype, chunks, *, spacing, name: str = "volume",
+                overwrite: bool = False):
+    """A new, empty (fill 0) Zarr v3 OME-Zarr store of the layout :func:`write_zarr` writes; returns its array.
+
+    For tasks that write their chunks themselves (``zarr.open_array(path / "0", mode="r+")[slices] = ...``,
+    each task whole chunks only).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The store; its parent must exist.
+    shape : (3,) int
+    dtype : numpy dtype
+    chunks : (3,) int
+    spacing : float or (3,) float, µm
+    name : str
+    overwrite : bool
+
+    Returns
+    -------
+    zarr.Array
+        The array at ``path/0``.
+    """
+    import zarr
+
+    sp = normalize_spacing(spacing)
+    p = Path(os.path.expanduser(os.fspath(path)))
+    if not p.parent.is_dir():
+        raise ValueError(f"the folder of {p.name} ({p.parent}) does not exist")
+    if len(tuple(shape)) != 3 or len(tuple(chunks)) != 3:
+        raise ValueError(f"shape and chunks must be 3D (z, y, x), got {tuple(shape)} and {tuple(chunks)}")
+    group = zarr.open_group(os.fspath(p), mode="w" if overwrite else "w-", zarr_format=3)
+    group.attrs["ome"] = ome_multiscales(sp, name)
+    return group.create_array("0", shape=tuple(int(n) for n in shape), dtype=np.dtype(dtype),
+                              chunks=tuple(int(c) for c in chunks), dimension_names=("z", "y", "x"),
+                              attributes={"voxel_size_um": list(sp)})

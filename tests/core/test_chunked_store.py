@@ -86,7 +86,13 @@ def test_chunked_run_on_two_local_workers_equals_whole_volume(tmp_path):
     whole = segment(e.greyscale)
     vol = open_lazy(tmp_path / "g.npy", chunks=24, spacing=e.spacing)
     with cluster(workers=2) as client:
-        assert len(client.scheduler_info()["workers"]) == 2
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) == 2
+        # the default memory policy: held results spill to disk above 60 % of 1 GiB; no pausing, no killing
+        assert all(w["memory_limit"] == 2**30 for w in workers.values())
+        policy = client.run(lambda: (__import__("dask").config.get("distributed.worker.memory.pause"),
+                                     __import__("dask").config.get("distributed.worker.memory.terminate")))
+        assert set(policy.values()) == {(False, False)}
         seg = segment_chunked(vol)
         write_zarr(seg.phases, tmp_path / "phases.zarr", spacing=vol.spacing, name="phases")
         # particles from the stored phases; a halo that makes every window the whole volume: the same labels
