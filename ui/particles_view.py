@@ -106,7 +106,7 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
     axis, index = widgets.slice_picker(keys.axis, keys.index, labels.shape)
     lab2d = cache.label_slice(ref, axis, index)
     colours = render.label_colour_table(table["label"].to_numpy(), table["detachment"].to_numpy(),
-                                        int(labels.max()))
+                                        cache.max_label(ref))
     try:
         base = cache.grey_image(cache.VolumeRef.of(ws, sample), axis, index)
     except (OSError, ValueError, TypeError):  # the source moved: draw on the phases instead
