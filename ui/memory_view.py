@@ -8,6 +8,8 @@ import streamlit as st
 
 from core.memory import BUDGET_ENV, MemoryFit, memory_fit
 
+from .settings import chunked_always
+
 __all__ = ["chunked_line", "memory_line", "memory_note"]
 
 _LIMITS = {"memory": "available on this machine", "address space": "left under this server's address-space limit",
@@ -34,9 +36,13 @@ def chunked_line(fit: MemoryFit, chunk: int, workers: int | None) -> str:
     """Why and how a run goes to the chunked engine, in words (no streamlit)."""
     z, y, x = fit.shape
     on = f"{workers} worker{'s' if workers != 1 else ''}" if workers else "the cluster's workers"
+    how = (f"chunks of {chunk}³ voxels on {on}, the phases and labels stored as Zarr and shown a slice at a "
+           "time.")
+    if fit.fits:
+        return (f"This run goes to the chunked engine, as DETACH_CHUNKED=always asks ({z}×{y}×{x} voxels; the "
+                f"whole-volume run would need about {_gb(fit.needed)}): " + how)
     return (f"The whole-volume run would need about {_gb(fit.needed)} ({z}×{y}×{x} voxels, {fit.method}); "
-            f"{_gb(fit.available)} {_LIMITS[fit.limited_by]}. It runs on the chunked engine instead: chunks of "
-            f"{chunk}³ voxels on {on}, the phases and labels stored as Zarr and shown a slice at a time.")
+            f"{_gb(fit.available)} {_LIMITS[fit.limited_by]}. It runs on the chunked engine instead: " + how)
 
 
 def memory_note(shape, dtype, params, *, presegmented: bool = False,
@@ -55,7 +61,7 @@ def memory_note(shape, dtype, params, *, presegmented: bool = False,
     except ValueError as exc:  # an unreadable DETACH_MEMORY_BUDGET
         st.warning(str(exc).rstrip(".") + ".")
         return False
-    chunk = chunked() if chunked is not None and not fit.fits else None
+    chunk = chunked() if chunked is not None and (not fit.fits or chunked_always()) else None
     if chunk is not None:
         st.info(chunked_line(fit, chunk, workers))
         return True

@@ -12,6 +12,9 @@
                       command line): a sample whose whole-volume analysis would not fit the memory available
                       (``DETACH_MEMORY_BUDGET`` lowers it, :mod:`core.memory`) runs chunk by chunk on the jobs'
                       cluster, and its phases and labels are stored as Zarr
+``DETACH_CHUNKED``    ``always`` runs every analysis the chunked engine can run on it, whatever the sample's
+                      size (as ``--chunk-size`` does on the command line; to try the chunked path on a small
+                      sample); default ``auto``: only where the memory-budget rule says so
 """
 
 from __future__ import annotations
@@ -65,6 +68,11 @@ def chunk_size() -> int:
     except ValueError:
         n = DEFAULT_CHUNK
     return max(8, min(n, 4096))
+
+
+def chunked_always() -> bool:
+    """``DETACH_CHUNKED=always``: every analysis the chunked engine runs goes to it."""
+    return (os.environ.get("DETACH_CHUNKED") or "").strip().lower() == "always"
 
 
 def jobs_inline() -> bool:

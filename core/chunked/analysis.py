@@ -111,7 +111,8 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
         raise ValueError("the chunked engine (--chunk-size) separates particles by the watershed of the phases only")
 
 
-def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: int | None = None) -> int | None:
+def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: int | None = None,
+                       always: bool = False) -> int | None:
     """The chunk edge when the memory-budget rule runs this input on the chunked engine, else None.
 
     The rule of ``python -m core analyze`` without ``--chunk-size``
@@ -132,6 +133,9 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
         Worker processes the chunks would run on (None: the cores of this machine).
     chunk : int or None
         Chunk edge, voxels (None: :data:`~core.chunked.DEFAULT_CHUNK`).
+    always : bool
+        The chunked engine is asked for (as ``--chunk-size`` does): every input it runs gets it, whatever
+        its size.
 
     Returns
     -------
@@ -149,6 +153,8 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
     try:
         check_supported(params, downsample=spec.downsample, presegmented=spec.presegmented)
         lazy = open_lazy(spec.path, **spec.load_kwargs())  # the header only
+        if always:
+            return chunk
         if not needs_chunked_engine(lazy.shape, lazy.data.dtype, params, presegmented=spec.presegmented,
                                     chunk=chunk, workers=workers):
             return None

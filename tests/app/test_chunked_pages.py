@@ -80,6 +80,19 @@ def test_the_segment_page_runs_a_big_sample_on_the_chunked_engine(big):
     assert shown == pytest.approx(n[2] / n.sum(), abs=0.0005)
 
 
+def test_detach_chunked_always_sends_a_small_sample_to_the_chunked_engine(empty_ws, grey, monkeypatch):
+    s = empty_ws.add_sample("small", str(grey), spacing=0.4)
+    at = _open("2_Segment.py", s.id)
+    assert not any("chunked engine" in i.value for i in at.info)  # fits: the whole-volume run, as before
+    monkeypatch.setenv("DETACH_CHUNKED", "always")
+    monkeypatch.setenv("DETACH_CHUNK_SIZE", str(CHUNK))
+    at.run()
+    no_exception(at)
+    note = [i.value for i in at.info if "chunked engine" in i.value]
+    assert len(note) == 1 and note[0].startswith("This run goes to the chunked engine, as DETACH_CHUNKED=always asks")
+    assert not at.button(key=state.k(state.SEG_RUN, s.id)).disabled
+
+
 @pytest.fixture
 def analysed(big, grey, monkeypatch):
     """The big sample analysed on the chunked engine, and a second sample (the same file) analysed whole."""

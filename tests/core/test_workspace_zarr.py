@@ -55,6 +55,8 @@ def test_the_memory_rule_sends_a_big_sample_to_the_chunked_engine(grey, monkeypa
 
     spec = FileInput(grey)
     assert chunked_engine_for(spec, AnalysisParams(), workers=1, chunk=CHUNK) is None  # fits: the whole volume
+    assert chunked_engine_for(spec, AnalysisParams(), chunk=CHUNK, always=True) == CHUNK  # asked for (--chunk-size)
+    assert chunked_engine_for(spec, AnalysisParams(method="model"), chunk=CHUNK, always=True) is None
     with _budget_below_the_whole_volume(monkeypatch):
         assert chunked_engine_for(spec, AnalysisParams(), workers=1, chunk=CHUNK) == CHUNK
         # what the chunked engine does not run stays on the whole-volume path (which refuses it, as before)
