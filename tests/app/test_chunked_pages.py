@@ -115,6 +115,11 @@ def test_the_particles_page_shows_slices_of_a_chunked_analysis(analysed):
     at = _open("3_Particles.py", s.id)
     no_exception(at)
     assert len(at.image) == 1 and "coloured by detachment" in at.image[0].proto.imgs[0].caption
+    ch = a.provenance["chunking"]
+    assert any(c.value.startswith(f"Analysed chunk by chunk (chunks of {CHUNK}³ voxels, particle halo {ch['halo']} ")
+               for c in at.caption)
+    beyond = [w.value for w in at.warning if "reached the edge of their chunk's window" in w.value]
+    assert len(beyond) == (1 if ch["beyond_halo"] else 0)
     table = ws.load_table(a)
     assert len(table) == a.n_particles > 5
     # picking a particle jumps to its slice, read from the Zarr store
