@@ -178,3 +178,20 @@ def test_a_strided_read_of_a_depth_range_lies_where_the_whole_one_does(analysed,
     # the same box in µm (x0, x1, y0, y1, z0, z1), to within the strided voxel
     np.testing.assert_allclose(got["particles"].bounds, whole.bounds, atol=2 * max(spacing) + 1e-9)
     assert got["particles"].bounds[4] >= 20 * spacing[0] - 2 * spacing[0]
+
+
+def test_blockwise_phase_fractions_and_strided_crops_of_a_zarr_array():
+    import zarr
+
+    from ui import compute, view3d
+
+    rng = np.random.default_rng(0)
+    phases = rng.integers(0, 3, size=(23, 17, 11), dtype=np.uint8)
+    arr = zarr.create_array(zarr.storage.MemoryStore(), shape=phases.shape, dtype=np.uint8, chunks=(7, 5, 11))
+    arr[...] = phases
+    assert compute.phase_fractions_blockwise(arr) == compute.phase_fractions(phases)
+    crop, step = view3d.strided_crop(phases.shape, (slice(5, 20), slice(None), slice(None)), 600)
+    assert step == 2 and crop == (slice(5, 20, 2), slice(0, 17, 2), slice(0, 11, 2))  # 8×9×6 = 432 voxels
+    assert view3d.strided_crop(phases.shape, (slice(5, 20), slice(None), slice(None)), 431)[1] == 3
+    assert arr[crop].size <= 600 and np.array_equal(arr[crop], phases[crop])
+    assert view3d.strided_crop(phases.shape, (slice(None),) * 3, 10**6)[1] == 1
