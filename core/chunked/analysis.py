@@ -142,14 +142,15 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
     int or None
     """
     from ..inputs import FileInput
+
+    if not isinstance(spec, FileInput):  # a demo: the whole-volume engine (nothing else imported)
+        return None
     from ..memory import needs_chunked_engine
     from ..pipeline import AnalysisParams
     from .inputs import DEFAULT_CHUNK, open_lazy
 
     params = params or AnalysisParams()
     chunk = DEFAULT_CHUNK if chunk is None else int(chunk)
-    if not isinstance(spec, FileInput):
-        return None
     try:
         check_supported(params, downsample=spec.downsample, presegmented=spec.presegmented)
         lazy = open_lazy(spec.path, **spec.load_kwargs())  # the header only
