@@ -20,10 +20,17 @@ Kinds
 -----
 ``analysis``
     ``spec = {"sample_id": int, "params": AnalysisParams.to_dict()}``: the
-    sample's input is read by the worker.
+    sample's input is read by the worker.  With ``"chunked": {"chunk_size": N,
+    "local_workers": K or None}`` (the dashboard adds it where the memory-budget
+    rule says so: :func:`core.chunked.analysis.chunked_engine_for`) the
+    analysis runs on the chunked engine (:func:`core.runner.run_chunked_analysis`):
+    its chunks run as tasks of the job's own cluster (the job's task secedes
+    from its worker meanwhile, :func:`distributed.worker_client`), and the
+    phases and labels are stored as Zarr.
 ``separation``
     ``spec = {"sample_id", "params", "phases_from": analysis id}``: the phases
-    of that analysis are separated and measured again (``presegmented``).
+    of that analysis are separated and measured again (``presegmented``); on
+    the chunked engine, with that analysis's chunk size, when it ran on it.
 ``sweep``
     ``spec = {"sample_id", "analysis_id", "options": SweepParams fields}``: the
     segmentation sweep of that finished analysis (:func:`core.runner.run_sweep`),
@@ -334,6 +341,16 @@ def _run(root: Path, job: Job, progress: Callable[[float, str], None]) -> dict:
         dev = float(result.spread.max_deviation)
         return {"analysis_id": aid, "n_runs": len(result.rows) - 1, "max_deviation": dev if dev == dev else None}
     params = AnalysisParams.from_dict(job.spec["params"])
+    chunked = _chunked_spec(ws, job)
+    if chunked is not None:
+        from .runner import run_chunked_analysis
+
+        progress(0.0, f"chunked engine: chunks of {chunked['chunk_size']}³")
+        with _job_scheduler():
+            a = run_chunked_analysis(ws, job.spec["sample_id"], params, chunk_size=int(chunked["chunk_size"]),
+                                     local_workers=chunked.get("local_workers"),
+                                     phases_from=job.spec.get("phases_from"), progress=progress)
+        return {"analysis_id": a.id, "n_particles": a.n_particles}
     if job.kind == "separation":
         src = int(job.spec["phases_from"])
         progress(0.0, f"reading the phases of analysis {src}")
@@ -344,6 +361,45 @@ def _run(root: Path, job: Job, progress: Callable[[float, str], None]) -> dict:
         progress(0.0, "reading the volume")
         a = run_analysis(ws, job.spec["sample_id"], None, params, progress=progress)
     return {"analysis_id": a.id, "n_particles": a.n_particles}
+
+
+def _chunked_spec(ws, job: Job) -> dict | None:
+    """How a job runs on the chunked engine (``{"chunk_size", "local_workers"}``), or None for the whole volume.
+
+    An analysis: its spec's ``chunked``.  A separation: the chunking of the
+    analysis whose phases it separates, when that one is stored as Zarr.
+    """
+    if job.kind == "analysis":
+        ch = job.spec.get("chunked")
+        if ch is None:
+            return None
+        if not isinstance(ch, dict) or not isinstance(ch.get("chunk_size"), int) or ch["chunk_size"] < 8:
+            raise ValueError(f"a job's 'chunked' must be {{'chunk_size': N >= 8, 'local_workers': K}}, got {ch!r}")
+        return ch
+    if job.kind == "separation":
+        src = ws.get_analysis(int(job.spec["phases_from"]))
+        if ws.is_chunked(src):
+            return {"chunk_size": int(src.provenance.get("chunking", {}).get("chunk_size") or 128),
+                    "local_workers": (job.spec.get("chunked") or {}).get("local_workers")}
+    return None
+
+
+@contextlib.contextmanager
+def _job_scheduler():
+    """The dask scheduler of a job's chunk tasks: on a cluster worker, that cluster (the job's task secedes, so
+    its worker runs chunks meanwhile); elsewhere (:class:`InlineExecutor`) the current dask scheduler."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        yield
+        return
+    import dask
+    from distributed import worker_client
+
+    with worker_client() as client, dask.config.set(scheduler=client):
+        yield
 
 
 def execute(root: str | os.PathLike, job_id: int) -> str:

@@ -1,8 +1,10 @@
 """Running an analysis of a workspace sample: begin the row, run the pipeline, store the result or the failure.
 
 :func:`run_analysis` is the only place that ties :mod:`core.workspace` (the
-catalogue and the artefacts) to :func:`core.pipeline.run`.  Nothing here
-imports streamlit.
+catalogue and the artefacts) to :func:`core.pipeline.run`;
+:func:`run_chunked_analysis` the one that ties it to the chunked engine
+(:func:`core.chunked.analysis.analyze_chunked`, for a sample too big for the
+whole-volume run).  Nothing here imports streamlit.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ import numpy as np
 from .inputs import open_input
 from .workspace import Analysis, Sample, Workspace
 
-__all__ = ["one_sentence", "run_analysis", "run_sweep"]
+__all__ = ["PHASE_CODES_MAP", "one_sentence", "run_analysis", "run_chunked_analysis", "run_sweep"]
+
+#: The phase map of stored phase codes (0 pore, 1 CBD, 2 NMC): a chunked analysis's ``phases.zarr`` read as
+#: a pre-segmented input (:func:`run_chunked_analysis` with ``phases_from``).
+PHASE_CODES_MAP = "0=pore,1=cbd,2=nmc"
 
 
 def one_sentence(exc: BaseException) -> str:
@@ -81,6 +87,83 @@ def run_analysis(
     except BaseException as exc:
         ws.fail_analysis(aid, one_sentence(exc))
         raise
+
+
+def run_chunked_analysis(
+    ws: Workspace, sample: Sample | int, params=None, *, chunk_size: int, local_workers: int | None = None,
+    phases_from: int | None = None, progress: Callable[[float, str], None] | None = None,
+) -> Analysis:
+    """Run :func:`core.chunked.analysis.analyze_chunked` on a sample and store it as a Zarr-backed analysis.
+
+    The phases and labels are written chunk by chunk into the analysis's
+    folder (``phases.zarr``, ``labels.zarr``) and never held whole
+    (:meth:`Workspace.finish_chunked_analysis`; the pages read them with
+    :meth:`Workspace.open_phases`).  The chunks run on the current dask
+    scheduler (a job on a cluster worker: that cluster).  As
+    :func:`run_analysis`: the sample's spacing, thickness axis and separator
+    side override ``params``; on any error the analysis is marked failed and
+    the error re-raised.  The voxels of each phase are counted too
+    (``provenance["phase_voxels"]``: pore, CBD, NMC), so that the phase
+    fractions never need the whole volume.
+
+    Parameters
+    ----------
+    ws : Workspace
+    sample : Sample or int
+        A file input (:func:`core.chunked.analysis.check_supported` says what runs).
+    params : core.pipeline.AnalysisParams, optional
+    chunk_size : int
+        Chunk edge, voxels.
+    local_workers : int, optional
+        Worker processes of a local cluster (the estimated halo is kept within their memory).
+    phases_from : int, optional
+        A chunked analysis of this sample whose stored phases are separated and measured again
+        (they are read from its ``phases.zarr`` as a pre-segmented input).
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    Analysis
+        The finished row (``provenance["engine"] == "chunked"``, with its ``chunking``).
+    """
+    from .chunked.analysis import analyze_chunked
+    from .inputs import FileInput
+    from .pipeline import AnalysisParams
+
+    s = sample if isinstance(sample, Sample) else ws.get_sample(sample)
+    params = replace(params or AnalysisParams(), axis=s.axis, separator_side=s.separator_side)
+    spec, extra = s.input, {"input": {"source": s.source, "source_options": s.source_options}}
+    if phases_from is not None:
+        src = ws.get_analysis(int(phases_from))
+        if not ws.is_chunked(src):
+            raise ValueError(f"analysis {src.id} is stored whole (npz), not as Zarr: separate it with run_analysis")
+        spec = FileInput(ws.root / src.phases_path, format="zarr", dataset="0", phase_map=PHASE_CODES_MAP)
+        extra.update(phases_from_analysis=src.id, pv_sigma_origin=src.pv_sigma_origin)
+    elif not isinstance(spec, FileInput):
+        raise ValueError(f"the chunked engine reads a file; sample {s.name!r} is a {type(spec).__name__}")
+    aid = ws.begin_analysis(s.id, params)
+    try:
+        out = ws.analysis_dir(aid)
+        out.mkdir(parents=True, exist_ok=True)
+        res = analyze_chunked(spec, params, out=out, chunk_size=chunk_size, spacing=s.spacing,
+                              local_workers=local_workers, progress=progress)
+        extra["phase_voxels"] = _phase_voxels(out / "phases.zarr")
+        return ws.finish_chunked_analysis(aid, res, extra_provenance=extra)
+    except BaseException as exc:
+        ws.fail_analysis(aid, one_sentence(exc))
+        raise
+
+
+def _phase_voxels(store) -> list[int]:
+    """Voxels of pore, CBD and NMC in a ``phases.zarr`` store, counted chunk by chunk (the current dask scheduler)."""
+    import os
+
+    import dask
+    import dask.array as da
+    import zarr
+
+    phases = da.from_zarr(zarr.open_array(os.fspath(store / "0"), mode="r"))
+    return [int(n) for n in dask.compute(*[(phases == k).sum(dtype=np.int64) for k in range(3)])]
 
 
 def run_sweep(ws: Workspace, analysis_id: int, options=None, *,

@@ -5,6 +5,8 @@ Layout of a workspace folder::
     catalogue.sqlite           tables ``samples``, ``sample_attributes``, ``analyses``, ``meta``
     analyses/<id>/phases.npz   phase codes (0 pore, 1 CBD, 2 NMC), compressed
     analyses/<id>/labels.npz   particle labels, compressed
+    analyses/<id>/phases.zarr  the same two as Zarr v3 OME-Zarr stores (array ``0``) for an analysis run on the
+    analyses/<id>/labels.zarr  chunked engine (:meth:`Workspace.finish_chunked_analysis`), read lazily
     analyses/<id>/particles.parquet
     analyses/<id>/sweep-<key>.json   segmentation sweeps (:meth:`Workspace.save_sweep`)
     samples/<id>/scribbles.npz       the phases painted on the sample's slices (:meth:`Workspace.save_scribbles`)
@@ -22,6 +24,16 @@ raises is marked ``failed`` with its error; a run whose process died is found
 on the next :class:`Workspace` open (``running`` rows whose owner process is
 gone, or started before it) and marked ``failed`` then; its folder and the
 temporary ``.NAME.XXXXXXXX.partial`` files of killed writes are removed.
+
+Reading the volumes of an analysis
+----------------------------------
+:meth:`Workspace.open_phases` / :meth:`Workspace.open_labels` give an array
+that numpy-style indexing reads (one slice, one crop): the whole array of an
+``.npz`` analysis, or the Zarr array of a chunked one, of which only the
+chunks an index touches are read.  :meth:`Workspace.load_phases` /
+:meth:`Workspace.load_labels` give the whole volume as an ndarray and refuse
+(``ValueError``, one sentence) an analysis stored as Zarr: its volumes are
+meant never to be in memory whole (:meth:`Workspace.is_chunked`).
 
 The records (:class:`Sample`, :class:`Analysis`) live in :mod:`core.records`;
 running an analysis is :func:`core.runner.run_analysis`.  Nothing here imports
@@ -665,6 +677,40 @@ class Workspace:
             )
         return self.get_analysis(analysis_id)
 
+    def finish_chunked_analysis(self, analysis_id: int, result, *,
+                                extra_provenance: dict | None = None) -> Analysis:
+        """Record a :class:`core.chunked.analysis.ChunkedAnalysis` run into this analysis's folder; mark it done.
+
+        :func:`core.chunked.analysis.analyze_chunked` was given
+        ``out=self.analysis_dir(analysis_id)``: ``phases.zarr`` and
+        ``labels.zarr`` are there already (written chunk by chunk, never whole).
+        This writes the table atomically and points the row at the two stores.
+
+        Raises
+        ------
+        ValueError
+            A store is missing (the run did not write it).
+        """
+        d = self.analysis_dir(analysis_id)
+        for name in ("phases.zarr", "labels.zarr"):
+            if not (d / name / "0" / "zarr.json").is_file():
+                raise ValueError(f"analysis {analysis_id} has no {name} in {d}: the chunked run did not write it")
+        write_parquet(d / "particles.parquet", result.table)
+        prov = dict(result.provenance)
+        prov["resolved_params"] = self._classifier_in(result.params.to_dict(), stored=True)
+        prov["table_attrs"] = dict(result.table.attrs)
+        if extra_provenance:
+            prov.update(extra_provenance)
+        rel = lambda name: os.fspath((d / name).relative_to(self.root))  # noqa: E731
+        with self._tx() as con:
+            con.execute(
+                "UPDATE analyses SET status = 'done', error = NULL, updated_at = ?, provenance = ?, phases_path = ?, "
+                "labels_path = ?, table_path = ?, n_particles = ? WHERE id = ?",
+                (time.time(), _json(prov), rel("phases.zarr"), rel("labels.zarr"), rel("particles.parquet"),
+                 int(len(result.table)), int(analysis_id)),
+            )
+        return self.get_analysis(analysis_id)
+
     # ---------------------------------------------------------------- artefacts
 
     def _artefact(self, analysis: Analysis | int, attr: str) -> Path:
@@ -674,15 +720,51 @@ class Workspace:
             raise ValueError(f"analysis {a.id} is {a.status}, it has no stored results")
         return self.root / rel
 
+    @staticmethod
+    def is_chunked(analysis: Analysis) -> bool:
+        """Whether a finished analysis's phases and labels are Zarr stores (a run on the chunked engine)."""
+        return str(analysis.phases_path or "").endswith(".zarr")
+
+    def _whole(self, analysis: Analysis | int, attr: str, key: str) -> np.ndarray:
+        a = analysis if isinstance(analysis, Analysis) else self.get_analysis(analysis)
+        path = self._artefact(a, attr)
+        if path.suffix == ".zarr":
+            raise ValueError(f"analysis {a.id} ran chunk by chunk and its {key} are stored as Zarr, which is not "
+                             f"read whole (open_{key} reads one slice or crop at a time)")
+        with np.load(path) as f:
+            return f[key]
+
+    def _lazy(self, analysis: Analysis | int, attr: str, key: str):
+        a = analysis if isinstance(analysis, Analysis) else self.get_analysis(analysis)
+        path = self._artefact(a, attr)
+        if path.suffix != ".zarr":
+            return self._whole(a, attr, key)
+        import zarr
+
+        return zarr.open_array(os.fspath(path / "0"), mode="r")
+
     def load_phases(self, analysis: Analysis | int) -> np.ndarray:
-        """(Z, Y, X) uint8 phase codes of a finished analysis."""
-        with np.load(self._artefact(analysis, "phases_path")) as f:
-            return f["phases"]
+        """(Z, Y, X) uint8 phase codes of a finished analysis, whole.
+
+        Raises ``ValueError`` for an analysis stored as Zarr (:meth:`is_chunked`): use :meth:`open_phases`.
+        """
+        return self._whole(analysis, "phases_path", "phases")
 
     def load_labels(self, analysis: Analysis | int) -> np.ndarray:
-        """(Z, Y, X) particle labels: uint16, or int32 (older analyses, or a flood that needed more than 65534 labels at once)."""
-        with np.load(self._artefact(analysis, "labels_path")) as f:
-            return f["labels"]
+        """(Z, Y, X) particle labels, whole: uint16, or int32 (older analyses, or a flood that needed more than 65534 labels at once).
+
+        Raises ``ValueError`` for an analysis stored as Zarr (:meth:`is_chunked`): use :meth:`open_labels`.
+        """
+        return self._whole(analysis, "labels_path", "labels")
+
+    def open_phases(self, analysis: Analysis | int):
+        """(Z, Y, X) uint8 phase codes to index lazily: the array of an ``.npz`` analysis (read whole once),
+        or the read-only ``zarr.Array`` of a chunked one (an index reads only the chunks it touches)."""
+        return self._lazy(analysis, "phases_path", "phases")
+
+    def open_labels(self, analysis: Analysis | int):
+        """(Z, Y, X) particle labels to index lazily (as :meth:`open_phases`); a chunked run's are int32."""
+        return self._lazy(analysis, "labels_path", "labels")
 
     def load_table(self, analysis: Analysis | int) -> pd.DataFrame:
         """The per-particle table of a finished analysis."""

@@ -110,11 +110,34 @@ def volume(ref: VolumeRef) -> np.ndarray:
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the results…")
-def result_arrays(ref: ResultRef) -> tuple[np.ndarray, np.ndarray]:
-    """(phases, labels) of a finished analysis (read-only)."""
+def result_arrays(ref: ResultRef) -> tuple:
+    """(phases, labels) of a finished analysis: read-only ndarrays, or, for an analysis run on the chunked engine,
+    the read-only Zarr arrays (:meth:`core.workspace.Workspace.open_phases`), of which an index reads only the
+    chunks it touches: index them (one slice, one crop), never take them whole (:func:`is_lazy`)."""
     ws = _workspace(ref.root)
     a = ws.get_analysis(ref.analysis_id)
-    return _readonly(ws.load_phases(a)), _readonly(ws.load_labels(a))
+    phases, labels = ws.open_phases(a), ws.open_labels(a)
+    if is_lazy(phases):
+        return phases, labels
+    return _readonly(phases), _readonly(labels)
+
+
+def is_lazy(array) -> bool:
+    """Whether a result array is read lazily (a chunked analysis's Zarr array) rather than held whole."""
+    return not isinstance(array, np.ndarray)
+
+
+#: Voxels the 3D view reads of a lazily stored analysis: the depth range is read strided down to this.
+LAZY_3D_VOXELS = 2**24
+
+
+def lazy_refusal(analysis: Analysis, what: str) -> str | None:
+    """The one sentence that refuses ``what`` (a whole-volume operation) for an analysis stored as Zarr, else None."""
+    if not Workspace.is_chunked(analysis):
+        return None
+    shape = "×".join(str(n) for n in analysis.provenance.get("input_shape") or ()) or "big"
+    return (f"Analysis #{analysis.id} ran chunk by chunk on a {shape}-voxel volume, so {what} (which needs the "
+            "whole volume in memory) is not offered for it.")
 
 
 # --------------------------------------------------------------------------- data
@@ -203,15 +226,37 @@ def phase_slice(ref: ResultRef, axis: int, index: int) -> np.ndarray:
     return render.take_slice(result_arrays(ref)[0], axis, index)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=32, show_spinner="Counting the phases…")
 def phase_fractions(ref: ResultRef) -> dict[str, float]:
-    return compute.phase_fractions(result_arrays(ref)[0])
+    """Share of each phase: of the whole array, or for a chunked analysis from the voxel counts its run recorded
+    (``phase_voxels``), else counted chunk by chunk."""
+    phases = result_arrays(ref)[0]
+    if is_lazy(phases):
+        counts = _workspace(ref.root).get_analysis(ref.analysis_id).provenance.get("phase_voxels")
+        return compute.fractions_of(counts) if counts else compute.phase_fractions_blockwise(phases)
+    return compute.phase_fractions(phases)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def max_label(ref: ResultRef) -> int:
+    """The largest particle label: of the label array, or of the table for a chunked analysis (its table has a
+    row for every label)."""
+    labels = result_arrays(ref)[1]
+    if is_lazy(labels):
+        t = table(ref)
+        return int(t["label"].max()) if len(t) else 0
+    return int(labels.max())
 
 
 @st.cache_data(max_entries=32, show_spinner="Building the contact graph…")
 def contact_graph(ref: ResultRef, axis: int, separator_side: str, spacing: tuple, depth_bins: int) -> ContactGraph:
-    """:func:`core.connectivity.contact_graph` of a finished analysis (keyed by its id and the parameters)."""
+    """:func:`core.connectivity.contact_graph` of a finished analysis (keyed by its id and the parameters).
+
+    ValueError (one sentence) for a chunked analysis: the graph needs the whole volumes."""
     phases, labels = result_arrays(ref)
+    if is_lazy(labels):
+        refusal = lazy_refusal(_workspace(ref.root).get_analysis(ref.analysis_id), "the contact graph")
+        raise ValueError(refusal)
     return core_connectivity.contact_graph(labels, phases, spacing, axis=axis, separator_side=separator_side,
                                            depth_bins=depth_bins)
 
@@ -323,13 +368,24 @@ def surfaces3d(ref: ResultRef, depth_range: tuple[float, float], max_triangles: 
 
     phases, labels = result_arrays(ref)
     crop = _depth_crop(labels.shape, axis, depth_range, separator_side)
+    read_stride, origin = 1, None
+    if is_lazy(labels):  # a chunked analysis: read the depth range strided, never whole
+        crop, read_stride = v3.strided_crop(labels.shape, crop, LAZY_3D_VOXELS)
+        labels = np.asarray(labels[crop])
+        phases = np.asarray(phases[crop]) if show_cbd else None
+        origin = v3.crop_origin(spacing, crop)
+        spacing, crop = tuple(float(v) * read_stride for v in spacing), None
     cbd_budget, _ = v3.split_budget(max_triangles, show_cbd)
     cbd = cbd_info = None
     if show_cbd:
         cbd, cbd_info = v3.phase_mesh(phases, spacing, 1, max_triangles=cbd_budget, crop=crop)
     left = int(max_triangles) - (cbd_info.n_triangles if cbd_info else 0)
     mesh, info = v3.particle_mesh(labels, spacing, detachment_by_label(ref), max_triangles=left, crop=crop)
-    return {"particles": mesh, "info": info, "cbd": cbd, "cbd_info": cbd_info}
+    if origin is not None:  # the strided read starts at the crop's corner
+        for m in (mesh, cbd):
+            if m is not None and m.n_points:
+                m.translate(origin, inplace=True)
+    return {"particles": mesh, "info": info, "cbd": cbd, "cbd_info": cbd_info, "read_stride": read_stride}
 
 
 @st.cache_data(max_entries=6, show_spinner="Rendering the 3D view…")
@@ -348,10 +404,11 @@ def view3d(ref: ResultRef, params: View3DParams, axis: int, separator_side: str,
     s = surfaces3d(ref, tuple(params.depth_range), int(params.max_triangles), bool(params.show_cbd), axis,
                    separator_side, spacing)
     mesh, info, cbd, cbd_info = s["particles"], s["info"], s["cbd"], s["cbd_info"]
+    read = s.get("read_stride", 1)  # a chunked analysis's volumes are read strided
     out = {"html": None, "png": None, "error": None, "n_triangles": info.n_triangles,
-           "n_particles": info.n_particles, "n_drawn": info.n_drawn, "stride": info.stride,
+           "n_particles": info.n_particles, "n_drawn": info.n_drawn, "stride": info.stride * read,
            "n_cbd_triangles": cbd_info.n_triangles if cbd_info else None,
-           "cbd_stride": cbd_info.stride if cbd_info else None}
+           "cbd_stride": cbd_info.stride * read if cbd_info else None}
     if info.n_triangles == 0:
         out["error"] = "no particle in this depth range"
         return out

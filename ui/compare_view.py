@@ -484,7 +484,7 @@ def slices_section(ctx: CompareContext) -> None:
         index = render.depth_index(depth, labels.shape[axis], side)
         lab2d = cache.label_slice(ref, axis, index)
         t = ctx.tables[name]
-        colours = render.label_colour_table(t["label"].to_numpy(), t["detachment"].to_numpy(), int(labels.max()))
+        colours = render.label_colour_table(t["label"].to_numpy(), t["detachment"].to_numpy(), cache.max_label(ref))
         try:
             base = cache.grey_image(cache.VolumeRef.of(ctx.ws, sample), axis, index)
         except (OSError, ValueError, TypeError):

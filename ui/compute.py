@@ -90,6 +90,23 @@ def preview_model(volume: np.ndarray, axis: int, index: int, params, *, half_dep
 
 def phase_fractions(phases: np.ndarray) -> dict[str, float]:
     """Share of pore, CBD and NMC voxels."""
-    counts = np.bincount(np.asarray(phases, np.uint8).ravel(), minlength=3)[:3].astype(float)
+    return fractions_of(np.bincount(np.asarray(phases, np.uint8).ravel(), minlength=3)[:3])
+
+
+def fractions_of(counts) -> dict[str, float]:
+    """Shares from the voxel counts of pore, CBD and NMC."""
+    counts = np.asarray(counts, float)[:3]
     total = max(counts.sum(), 1.0)
     return {"pore": counts[0] / total, "cbd": counts[1] / total, "nmc": counts[2] / total}
+
+
+def phase_fractions_blockwise(phases) -> dict[str, float]:
+    """:func:`phase_fractions` of an array read block by block (a Zarr array: one row of chunks at a time)."""
+    z, y, _ = phases.shape
+    cz, cy = (tuple(getattr(phases, "chunks", None) or (16, y)) + (y,))[:2]
+    counts = np.zeros(3, np.int64)
+    for z0 in range(0, z, int(cz)):
+        for y0 in range(0, y, int(cy)):
+            block = np.asarray(phases[z0: z0 + int(cz), y0: y0 + int(cy)], np.uint8)
+            counts += np.bincount(block.ravel(), minlength=3)[:3]
+    return fractions_of(counts)

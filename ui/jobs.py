@@ -62,14 +62,49 @@ def owner() -> str:
     return f"session {tag}"
 
 
+def local_workers() -> int | None:
+    """Worker processes of the jobs' local cluster; None for a cluster by address (``DETACH_SCHEDULER``) or inline."""
+    if settings.jobs_inline() or settings.scheduler_address():
+        return None
+    return settings.local_workers()
+
+
+def chunked_engine(sample: Sample, params: AnalysisParams | None) -> int | None:
+    """The chunk edge when this sample's analysis runs on the chunked engine, else None.
+
+    The command line's memory-budget rule (:func:`core.chunked.analysis.chunked_engine_for`): the whole-volume
+    run would not fit the memory available and chunks of ``DETACH_CHUNK_SIZE`` on the jobs' workers do; or
+    ``DETACH_CHUNKED=always`` (:func:`ui.settings.chunked_always`) for every analysis the engine runs.
+    """
+    from core.chunked.analysis import chunked_engine_for
+
+    if params is None:
+        return None
+    return chunked_engine_for(sample.input, params, workers=local_workers(), chunk=settings.chunk_size(),
+                              always=settings.chunked_always())
+
+
 def submit(ws: Workspace, sample: Sample, params: AnalysisParams, *, phases_from: int | None = None,
            what: str = "Analysis") -> Job | None:
     """Queue an analysis (or, with ``phases_from``, a re-separation) of ``sample``; returns the job (finished
-    already with the inline executor), or None after showing why it could not be queued."""
+    already with the inline executor), or None after showing why it could not be queued.
+
+    An analysis that would not fit the memory available runs on the chunked engine (:func:`chunked_engine`;
+    the job's spec says so); a re-separation of such an analysis does too (:mod:`core.jobs`).
+    """
     spec = {"sample_id": sample.id, "params": params.to_dict()}
     kind = "analysis"
     if phases_from is not None:
         spec["phases_from"], kind = int(phases_from), "separation"
+        try:
+            if ws.is_chunked(ws.get_analysis(int(phases_from))):  # separated on the chunked engine (core.jobs)
+                spec["chunked"] = {"local_workers": local_workers()}
+        except KeyError:  # deleted meanwhile: the job says so
+            pass
+    else:
+        chunk = chunked_engine(sample, params)
+        if chunk is not None:
+            spec["chunked"] = {"chunk_size": chunk, "local_workers": local_workers()}
     return _submit(ws, kind, spec, title=f"{what}: {sample.name}", what=what)
 
 

@@ -45,11 +45,28 @@ def headline(table: pd.DataFrame, analysis: Analysis) -> None:
     c[3].metric("analysis", f"#{analysis.id}")
 
 
+def chunked_note(ws: Workspace, analysis: Analysis) -> None:
+    """For an analysis run on the chunked engine: how (chunks, halo), and a warning when particles reached the edge
+    of their chunk's window (bigger than the halo allows: perhaps split or joined differently)."""
+    if not ws.is_chunked(analysis):
+        return
+    ch = analysis.provenance.get("chunking") or {}
+    st.caption(f"Analysed chunk by chunk (chunks of {ch.get('chunk_size')}³ voxels, particle halo {ch.get('halo')} "
+               "voxels) and stored as Zarr: slices are read from it one at a time. The particles follow the chunked "
+               "engine's halo rule: close to, not identical with, a whole-volume analysis.")
+    beyond = int(ch.get("beyond_halo") or 0)
+    if beyond:
+        st.warning(f"{beyond} particle label(s) reached the edge of their chunk's window (halo {ch.get('halo')} "
+                   "voxels): particles bigger than the halo allows may be split or joined differently from a "
+                   "whole-volume analysis.")
+
+
 def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     """The headline, the per-particle table (left) and a slice with the particles' outlines (right)."""
     ref = cache.ResultRef.of(ws, analysis)
     table = cache.table(ref)
     headline(table, analysis)
+    chunked_note(ws, analysis)
     keys = _Keys.of(sample, analysis)
     labels_list = [int(v) for v in table["label"]]
 
@@ -106,7 +123,7 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
     axis, index = widgets.slice_picker(keys.axis, keys.index, labels.shape)
     lab2d = cache.label_slice(ref, axis, index)
     colours = render.label_colour_table(table["label"].to_numpy(), table["detachment"].to_numpy(),
-                                        int(labels.max()))
+                                        cache.max_label(ref))
     try:
         base = cache.grey_image(cache.VolumeRef.of(ws, sample), axis, index)
     except (OSError, ValueError, TypeError):  # the source moved: draw on the phases instead

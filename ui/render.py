@@ -26,11 +26,17 @@ HIGHLIGHT = (255, 0, 200)  # magenta: outside the detachment colormap, visible o
 AXES = ("z", "y", "x")
 
 
-def take_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
-    """2D slice ``index`` perpendicular to ``axis`` (clipped into range), as a new array."""
+def take_slice(volume, axis: int, index: int) -> np.ndarray:
+    """2D slice ``index`` perpendicular to ``axis`` (clipped into range), as a new array.
+
+    ``volume``: an ndarray, or any array that numpy-style indexing reads (a
+    Zarr array reads only the chunks the slice crosses).
+    """
     n = volume.shape[axis]
     i = int(np.clip(index, 0, n - 1))
-    return np.ascontiguousarray(np.take(volume, i, axis=axis))
+    at: list = [slice(None)] * 3
+    at[axis] = i
+    return np.array(volume[tuple(at)], copy=True, order="C")
 
 
 def depth_index(depth_frac: float, n: int, separator_side: str) -> int:

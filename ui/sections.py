@@ -91,6 +91,19 @@ def _section_targets(title: str, ws: Workspace, chosen_ids: Sequence[int], name_
     return found
 
 
+def _whole_volume_only(found: list[Target], what: str) -> list[Target]:
+    """The targets whose volumes are held whole; one caption per chunked analysis (stored as Zarr) saying why it
+    is left out of ``what``."""
+    kept = []
+    for t in found:
+        refusal = cache.lazy_refusal(t.analysis, what)
+        if refusal:
+            st.caption(f"{t.name}: {refusal}")
+        else:
+            kept.append(t)
+    return kept
+
+
 # --------------------------------------------------------------------------- isolated particles
 
 
@@ -109,6 +122,7 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
         Bins of the depth chart.
     """
     found = _section_targets("Isolated particles", ws, chosen_ids, name_of, analysis_of)
+    found = _whole_volume_only(found, "the contact graph of its particles")
     if not found:
         st.info("No analysed electrode chosen.")
         return
@@ -249,7 +263,7 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
                        f"{t.name}: its particles come from the trained model's cue, which the sweep does not vary."
                        if t.params.particles != "watershed" else
                        f"{t.name}: its phases were given as input, so there are no thresholds to vary.")
-    found = [t for t in found if opts[t.name] is not None]
+    found = _whole_volume_only([t for t in found if opts[t.name] is not None], "the segmentation sweep")
     if not found:
         st.info("No analysed electrode to sweep.")
         return

@@ -8,6 +8,13 @@
                       workspace at the same path); default: a local cluster started with the server
 ``DETACH_WORKERS``    worker processes of that local cluster (default: the CPU cores, at most 4)
 ``DETACH_JOBS``       ``inline`` runs jobs inside the page's own script run instead (tests; no cluster)
+``DETACH_CHUNK_SIZE`` chunk edge in voxels of the analyses that run on the chunked engine (default 128, as the
+                      command line): a sample whose whole-volume analysis would not fit the memory available
+                      (``DETACH_MEMORY_BUDGET`` lowers it, :mod:`core.memory`) runs chunk by chunk on the jobs'
+                      cluster, and its phases and labels are stored as Zarr
+``DETACH_CHUNKED``    ``always`` runs every analysis the chunked engine can run on it, whatever the sample's
+                      size (as ``--chunk-size`` does on the command line; to try the chunked path on a small
+                      sample); default ``auto``: only where the memory-budget rule says so
 """
 
 from __future__ import annotations
@@ -50,6 +57,22 @@ def local_workers() -> int:
     except ValueError:
         n = 0
     return n if n >= 1 else max(1, min(os.cpu_count() or 1, 4))
+
+
+def chunk_size() -> int:
+    """``DETACH_CHUNK_SIZE`` (8..4096; the command line's 128 when unset or unreadable)."""
+    from core.chunked import DEFAULT_CHUNK
+
+    try:
+        n = int(os.environ.get("DETACH_CHUNK_SIZE") or DEFAULT_CHUNK)
+    except ValueError:
+        n = DEFAULT_CHUNK
+    return max(8, min(n, 4096))
+
+
+def chunked_always() -> bool:
+    """``DETACH_CHUNKED=always``: every analysis the chunked engine runs goes to it."""
+    return (os.environ.get("DETACH_CHUNKED") or "").strip().lower() == "always"
 
 
 def jobs_inline() -> bool:

@@ -56,6 +56,25 @@ def split_budget(max_triangles: int, show_cbd: bool) -> tuple[int, int]:
     return cbd, int(max_triangles) - cbd
 
 
+def strided_crop(shape, crop: tuple[slice, slice, slice], max_voxels: int) -> tuple[tuple[slice, ...], int]:
+    """``crop`` with the smallest common step that keeps it within ``max_voxels`` voxels, and that step.
+
+    For a volume read lazily (a chunked analysis's Zarr arrays): the slices
+    are explicit (start, stop, step), so indexing reads only what is drawn.
+    """
+    bounds = [c.indices(int(n))[:2] for c, n in zip(crop, shape)]
+    n = int(np.prod([max(0, b - a) for a, b in bounds], dtype=np.int64))
+    step = 1
+    while n and np.prod([-(-(b - a) // step) for a, b in bounds], dtype=np.int64) > max_voxels:
+        step += 1
+    return tuple(slice(a, b, step) for a, b in bounds), step
+
+
+def crop_origin(spacing, crop) -> list[float]:
+    """(x, y, z) µm of a crop's first voxel (a mesh of the crop is moved there)."""
+    return _crop_origin(spacing, crop)
+
+
 def _crop_origin(spacing, crop) -> list[float]:
     if crop is None:
         return [0.0, 0.0, 0.0]

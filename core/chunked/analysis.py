@@ -71,7 +71,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["ChunkedAnalysis", "analyze_chunked", "lazy_checksum"]
+__all__ = ["ChunkedAnalysis", "analyze_chunked", "chunked_engine_for", "lazy_checksum"]
 
 Progress = Callable[[float, str], None]
 
@@ -130,6 +130,59 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
         raise ValueError(f"the chunked engine (--chunk-size) runs the threshold method, not {params.method!r}")
     if params.particles != "watershed" or params.seeding != "phases":
         raise ValueError("the chunked engine (--chunk-size) separates particles by the watershed of the phases only")
+
+
+def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: int | None = None,
+                       always: bool = False) -> int | None:
+    """The chunk edge when the memory-budget rule runs this input on the chunked engine, else None.
+
+    The rule of ``python -m core analyze`` without ``--chunk-size``
+    (:func:`core.memory.needs_chunked_engine`: the whole-volume run's
+    estimated peak exceeds :func:`core.memory.available_bytes`, and chunks of
+    ``chunk`` voxels on ``workers`` worker processes fit it), for what the
+    chunked engine runs (:func:`check_supported`: a file input, not
+    downsampled, the threshold method or phases read from the file, the
+    watershed of the phases).  Only the file's header is read
+    (:func:`~core.chunked.open_lazy`).  None also when the input cannot be
+    read: the whole-volume path reads it, and words the error, as before.
+
+    Parameters
+    ----------
+    spec : core.inputs.FileInput or core.inputs.DemoInput
+    params : core.pipeline.AnalysisParams or None
+    workers : int or None
+        Worker processes the chunks would run on (None: the cores of this machine).
+    chunk : int or None
+        Chunk edge, voxels (None: :data:`~core.chunked.DEFAULT_CHUNK`).
+    always : bool
+        The chunked engine is asked for (as ``--chunk-size`` does): every input it runs gets it, whatever
+        its size.
+
+    Returns
+    -------
+    int or None
+    """
+    from ..inputs import FileInput
+
+    if not isinstance(spec, FileInput):  # a demo: the whole-volume engine (nothing else imported)
+        return None
+    from ..memory import needs_chunked_engine
+    from ..pipeline import AnalysisParams
+    from .inputs import DEFAULT_CHUNK, open_lazy
+
+    params = params or AnalysisParams()
+    chunk = DEFAULT_CHUNK if chunk is None else int(chunk)
+    try:
+        check_supported(params, downsample=spec.downsample, presegmented=spec.presegmented)
+        lazy = open_lazy(spec.path, **spec.load_kwargs())  # the header only
+        if always:
+            return chunk
+        if not needs_chunked_engine(lazy.shape, lazy.data.dtype, params, presegmented=spec.presegmented,
+                                    chunk=chunk, workers=workers):
+            return None
+    except (ValueError, TypeError, OSError):
+        return None
+    return chunk
 
 
 def _halo_within_memory(halo: int, chunk: int, workers: int, itemsize: int, max_diameter_um: float) -> int:

@@ -21,6 +21,16 @@ def _ws(tmp_path, n=1):
     return ws, ids
 
 
+def _file_sample(ws, tmp_path) -> int:
+    """A 32³ synthetic greyscale as a TIFF file sample (the chunked engine reads files)."""
+    from core.io import save_tiff
+    from core.synth import demo_electrode
+
+    path = tmp_path / "big.tif"
+    save_tiff(path, demo_electrode("pristine", shape=(32, 32, 32), rng=3).greyscale, (0.4, 0.4, 0.4))
+    return ws.add_sample("big", str(path), spacing=0.4).id
+
+
 def test_an_analysis_job_runs_records_progress_and_its_result(tmp_path):
     ws, [sid] = _ws(tmp_path)
     store = JobStore(ws.root)
@@ -165,6 +175,19 @@ def test_jobs_run_on_a_local_dask_cluster_in_its_own_process(tmp_path):
         pids = {int(store._connect().execute("SELECT worker_pid FROM jobs WHERE id = ?", (j.id,)).fetchone()[0])
                 for j in got}
         assert os.getpid() not in pids  # ran in the workers, not here
+        # a chunked analysis: its job secedes from its worker and runs its chunks as tasks of the same cluster
+        big = _file_sample(ws, tmp_path)
+        chunked = store.create("analysis", {"sample_id": big, "params": AnalysisParams().to_dict(),
+                                            "chunked": {"chunk_size": 16, "local_workers": 2}}, title="big",
+                               executor=ex.name, cluster_pid=info.pid)
+        ex.submit(ws.root, chunked.id)
+        t0 = time.monotonic()
+        while store.get(chunked.id).active and time.monotonic() - t0 < 120:
+            time.sleep(0.5)
+        done = store.get(chunked.id)
+        assert done.state == "done", done.error
+        a = ws.get_analysis(done.analysis_id)
+        assert ws.is_chunked(a) and a.provenance["chunking"]["chunk_size"] == 16 and a.n_particles > 0
         ex.close()
     finally:
         os.kill(info.pid, 15)
