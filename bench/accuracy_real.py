@@ -450,7 +450,7 @@ def classifier_lines(rows, per_train, oracle, seconds: float) -> list[str]:
         f"centres {STROKE_ERODE} px inside) never sample that band, and no variant below raises an acquisition's "
         "mean by more than 0.01 (several lower it).", "",
         "Measured with the same strokes, pairs and scoring as the rows above (a separate check script on the "
-        "same 15 slices, not rerun here; 'check' 1 or 2: which of the two); mean IoU per acquisition, "
+        "same 15 slices, not rerun here; 'check' 1, 2 or 3: which of them); mean IoU per acquisition, "
         "pore/CBD/NMC IoU in brackets. No variant gains "
         "more than 0.007 on any acquisition (the seeded watershed, the only one that gains on all three, gains "
         "0.001-0.003, far inside the spread over the choice of the training slice, for an extra segmentation "
