@@ -115,7 +115,8 @@ def main(argv=None) -> int:
         *C.env_lines(), f"- script wall time: {total:.0f} s",
         C.load_line(load0), "",
         f"Input: `{SLICE}.tif` of the shared real nano-CT slices, {size}×{size} (reflected at the edge), voxel "
-        f"size 1 µm; default `ClassifierParams` ({params.n_estimators} trees, depth {params.max_depth}, "
+        f"size 1 µm; default `ClassifierParams` ({params.learner}, {params.n_estimators} trees, depth "
+        f"{params.max_depth}, {params.max_features or '√F'} feature(s) per split, "
         f"{params.n_jobs} threads, {f.shape[-1]} features at σ {params.sigma_min_um:g}-{params.sigma_max_um:g} "
         f"voxels); the page's preview learner is `params.preview()`: the first {light.n_estimators} trees of that "
         f"forest (same seed, same features). Strokes `accuracy_real.simulate_strokes(labels, seed={SEED})`: "

@@ -4,8 +4,10 @@ The scientist paints a few strokes per phase on the scan (the *scribbles*);
 every voxel gets the features of :func:`skimage.feature.multiscale_basic_features`
 (Gaussian-smoothed intensity, gradient magnitude and Hessian eigenvalues at
 several scales, 3D on a volume and 2D on a single slice) and a scikit-learn
-:class:`~sklearn.ensemble.RandomForestClassifier` (seeded, class-balanced) trained
-on the painted voxels predicts the phase of every voxel, slab by slab.
+tree ensemble (:class:`~sklearn.ensemble.ExtraTreesClassifier` by default,
+:class:`~sklearn.ensemble.RandomForestClassifier` on request; seeded,
+class-balanced) trained on the painted voxels predicts the phase of every
+voxel, slab by slab.
 
 The artefact kept on disk is the training pairs (images + scribbles + the
 parameters), never a pickled model: :func:`load_classifier` retrains from them,
@@ -32,7 +34,7 @@ import numpy as np
 from ._validate import normalize_spacing
 
 __all__ = [
-    "PREVIEW_TREES", "UNPAINTED", "ClassifierParams", "PhaseClassifier", "features", "halo", "load_classifier",
+    "LEARNERS", "PREVIEW_TREES", "UNPAINTED", "ClassifierParams", "PhaseClassifier", "features", "halo", "load_classifier",
     "normalize_intensity", "save_classifier", "save_training", "train",
 ]
 
@@ -42,7 +44,15 @@ UNPAINTED = 255
 META_FILE = "classifier.json"
 PAIRS_FILE = "pairs.npz"
 _FORMAT = "core-phase-classifier"
-_FORMAT_VERSION = 1
+#: Version 2 records ``learner`` and ``max_features`` (version 1 folders, written before they existed, were
+#: random forests with ``max_features`` √F: :data:`_V1_PARAMS`, so they load to the same classifier as before).
+_FORMAT_VERSION = 2
+_KNOWN_VERSIONS = (1, 2)
+#: The learner settings of a version-1 folder (the defaults before version 2).
+_V1_PARAMS = {"learner": "random-forest", "max_features": None}
+#: Learners: scikit-learn's random forest (best split among ``max_features`` features per node) and extra trees
+#: (Geurts et al. 2006: a random threshold per candidate feature).
+LEARNERS = ("random-forest", "extra-trees")
 _N_PHASES = 3
 _PHASE_NAMES = ("pore", "CBD", "NMC")
 #: Percentiles mapped to 0 and 1 by :func:`normalize_intensity`.
@@ -81,6 +91,19 @@ class ClassifierParams:
         Trees of the forest.
     max_depth : int or None
         Depth limit of each tree (None: unlimited).
+    learner : {"extra-trees", "random-forest"}
+        The tree ensemble: :class:`~sklearn.ensemble.ExtraTreesClassifier`
+        (default) or :class:`~sklearn.ensemble.RandomForestClassifier`, both
+        class-balanced.
+    max_features : int or None
+        Features drawn at each split (None: √F, scikit-learn's default for
+        classifiers).  The default, extra trees with one feature per split
+        (Geurts et al.'s totally randomised trees), generalised best from
+        strokes inside the phases of one slice to the other slices, chosen
+        leave-one-acquisition-out on the real nano-CT slices
+        (``bench/classifier_loao.py``): strokes are a few clustered patches,
+        and a smoother learner follows them less closely.  Before version 2 of
+        the classifier folder the learner was a random forest with √F.
     seed : int
         ``random_state`` of the forest: the same pairs and seed give the same classifier.
     n_jobs : int
@@ -95,6 +118,8 @@ class ClassifierParams:
     texture: bool = True
     n_estimators: int = 100
     max_depth: int | None = 12
+    learner: str = "extra-trees"
+    max_features: int | None = 1
     seed: int = 0
     n_jobs: int = 2
 
@@ -160,6 +185,10 @@ def _validate_params(p: ClassifierParams) -> None:
     _whole(p.n_estimators, "n_estimators", 1, 2000)
     if p.max_depth is not None:
         _whole(p.max_depth, "max_depth", 1, 100)
+    if p.learner not in LEARNERS:
+        raise ValueError(f"learner must be one of {', '.join(LEARNERS)}, got {p.learner!r}")
+    if p.max_features is not None:
+        _whole(p.max_features, "max_features", 1, 10_000)
     _whole(p.seed, "seed", 0, 2**32 - 1)
     _whole(p.n_jobs, "n_jobs", 1, 256)
 
@@ -412,15 +441,17 @@ def _check_features(features, pairs: Sequence[TrainingPair]) -> list[np.ndarray]
 
 
 def _fit(pairs: tuple[TrainingPair, ...], params: ClassifierParams, feats=None) -> PhaseClassifier:
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
     ndims = {2 if p.image.shape[0] == 1 else 3 for p in pairs}
     if len(ndims) > 1:
         raise ValueError("the training images mix single slices (2D features) and volumes (3D features); train "
                          "on one kind")
     x, y = _training_rows(pairs, params, feats)
-    forest = RandomForestClassifier(n_estimators=params.n_estimators, max_depth=params.max_depth,
-                                    class_weight="balanced", random_state=params.seed, n_jobs=params.n_jobs)
+    learner = ExtraTreesClassifier if params.learner == "extra-trees" else RandomForestClassifier
+    forest = learner(n_estimators=params.n_estimators, max_depth=params.max_depth,
+                     max_features="sqrt" if params.max_features is None else min(params.max_features, x.shape[1]),
+                     class_weight="balanced", random_state=params.seed, n_jobs=params.n_jobs)
     forest.fit(x, y)
     counts = np.bincount(y, minlength=_N_PHASES)
     return PhaseClassifier(params=params, pairs=pairs, ndim=ndims.pop(), painted=tuple(int(c) for c in counts),
@@ -607,11 +638,17 @@ def load_classifier(path) -> PhaseClassifier:
         raise ValueError(f"{what}: its {META_FILE} is not readable JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         raise ValueError(what)
-    if meta.get("version") != _FORMAT_VERSION:
-        raise ValueError(f"{name}: classifier format version {meta.get('version')!r} is not known here "
-                         f"(this is version {_FORMAT_VERSION})")
+    version = meta.get("version")
+    if isinstance(version, bool) or version not in _KNOWN_VERSIONS:
+        raise ValueError(f"{name}: classifier format version {version!r} is not known here "
+                         f"(this reads versions {', '.join(map(str, _KNOWN_VERSIONS))})")
     try:
-        params = ClassifierParams.from_dict(meta["params"])
+        stored = meta["params"]
+        if version == 1 and isinstance(stored, dict):  # written before the learner was a setting
+            if set(_V1_PARAMS) & set(stored):
+                raise ValueError(f"a version-1 folder does not set {sorted(set(_V1_PARAMS) & set(stored))[0]!r}")
+            stored = {**stored, **_V1_PARAMS}
+        params = ClassifierParams.from_dict(stored)
         entries = meta["pairs"]
         if not isinstance(entries, list) or not entries:
             raise ValueError("no training pair")

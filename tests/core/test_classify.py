@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,6 +192,8 @@ def test_mismatched_counts_refused(electrodes):
     ({"n_estimators": 0}, "n_estimators must be from 1"),
     ({"max_depth": 2.5}, "max_depth must be a whole number"),
     ({"seed": -1}, "seed must be from 0"),
+    ({"learner": "svm"}, "learner must be one of random-forest, extra-trees"),
+    ({"max_features": 0}, "max_features must be from 1"),
 ])
 def test_params_validated(kw, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -284,3 +290,56 @@ def test_preview_forest_is_the_first_trees_of_the_full_forest(electrodes):
     np.testing.assert_allclose(prev._forest.predict_proba(x), first, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="trees must be from 1"):
         SMALL.preview(0)
+
+
+# --------------------------------------------------------------------------- learners and folder versions
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_learner_setting_picks_the_ensemble(electrodes):
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+    e = electrodes[0]
+    s = scribbles_from(e.phases, 0.1)
+    et = train(e.greyscale[16], s[16], e.spacing, SMALL)  # the default learner
+    rf = train(e.greyscale[16], s[16], e.spacing, replace(SMALL, learner="random-forest", max_features=None))
+    assert SMALL.learner == "extra-trees" and SMALL.max_features == 1
+    assert type(et._forest) is ExtraTreesClassifier and et._forest.max_features == 1
+    assert type(rf._forest) is RandomForestClassifier and rf._forest.max_features == "sqrt"
+    # seeded: the same pairs give the same forest's predictions
+    again = train(e.greyscale[16], s[16], e.spacing, SMALL)
+    np.testing.assert_array_equal(et.predict(e.greyscale[20], e.spacing)[1], again.predict(e.greyscale[20], e.spacing)[1])
+
+
+def test_version_1_folder_loads_to_the_same_classifier():
+    """A folder written before the learner was a setting (format version 1, by the code of commit 3e2abaa) is a
+    random forest with √F features per split, and predicts exactly what that code predicted."""
+    clf = load_classifier(DATA / "classifier_v1")
+    assert clf.params.learner == "random-forest" and clf.params.max_features is None
+    with np.load(DATA / "classifier_v1_expected.npz") as z:
+        phases, conf = clf.predict(z["image"], 0.5)
+        np.testing.assert_array_equal(phases, z["phases"])
+        np.testing.assert_array_equal(conf, z["confidence"])
+
+
+def test_version_2_folder_records_the_learner(tmp_path, electrodes):
+    e = electrodes[0]
+    p = replace(SMALL, max_features=2)
+    clf = train(e.greyscale[16], scribbles_from(e.phases[16], 0.1), e.spacing, p)
+    d = save_classifier(tmp_path / "clf", clf)
+    meta = json.loads((d / "classifier.json").read_text())
+    assert meta["version"] == 2 and meta["params"]["learner"] == "extra-trees" and meta["params"]["max_features"] == 2
+    back = load_classifier(d)
+    assert back.params == p
+    np.testing.assert_array_equal(back.predict(e.greyscale[20], e.spacing)[1], clf.predict(e.greyscale[20], e.spacing)[1])
+
+
+def test_version_1_folder_naming_a_learner_refused(tmp_path):
+    d = tmp_path / "clf"
+    shutil.copytree(DATA / "classifier_v1", d)
+    meta = json.loads((d / "classifier.json").read_text())
+    meta["params"]["learner"] = "extra-trees"
+    (d / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="damaged classifier folder: a version-1 folder does not set 'learner'"):
+        load_classifier(d)
