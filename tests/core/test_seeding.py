@@ -183,10 +183,14 @@ def _balls(blur: float, noise: float, seed: int, *, coat: bool = False):
 @pytest.mark.parametrize("blur", [0.7, 1.2, 1.5])
 @pytest.mark.parametrize("noise", [0.0, 0.1])
 def test_estimate_blur_reads_the_known_blur_under_noise(blur, noise):
+    from core.phases import phase_references
+
     grey, phases = _balls(blur, noise, 0)
-    g0 = grey.copy()
+    g0, p0 = grey.copy(), phases.copy()
     assert estimate_blur(grey, phases) == pytest.approx(blur, abs=0.12)
     np.testing.assert_array_equal(grey, g0)
+    np.testing.assert_array_equal(phases, p0)
+    assert estimate_blur(grey, phases, references=phase_references(grey, phases)) == pytest.approx(blur, abs=0.12)
 
 
 def test_estimate_blur_leaves_out_edges_through_cbd():
