@@ -167,8 +167,10 @@ def estimate_blur(volume: np.ndarray, phases: np.ndarray, *, block: int = _NOISE
     On :func:`core.synth.make_sphere_packing` (96³, median radius 7 and 14
     voxels, seed 3) it read 0.62-0.67 / 0.92-0.97 / 1.20-1.24 / 1.47-1.53
     for a blur of 0.6 / 0.9 / 1.2 / 1.5 voxel at noise 0, 0.05 and 0.10 of
-    the pore-NMC contrast, and 0.82-0.84 on the three demo electrodes (blur
-    0.75; 160³, seed 100); the partial-volume fit
+    the pore-NMC contrast, 0.82-0.84 on the three demo electrodes (blur
+    0.75; 160³, seed 100) and 0.82 / 1.24 / 1.49 on :func:`core.synth.make_electrode`
+    (128³, seed 5) imaged with a blur of 0.75 / 1.2 / 1.5 voxel at its
+    default and at twice its default noise; the partial-volume fit
     (:func:`core.phases.partial_volume.estimate_pv_sigma`) read 1.08 / 1.06
     for 1.2 and 1.20 / 1.23 for 1.5 at noise 0.10 (radius 7 / 14).  About
     0.2 s (128³ block).
