@@ -13,17 +13,27 @@ and noise ``noise`` (share of the pore-NMC contrast), for each seed.  Pipelines:
                   ``porespy.filters.snow_partitioning`` (defaults), regions kept on that NMC.
 
 Scores per cell (mean over seeds): instance F1 at IoU > 0.5 and AP over IoU 0.5:0.95
-(``core.evaluate.instance_scores``), and the median |detachment error| over particles matched at IoU > 0.5
+(``core.evaluate.instance_scores``), the same F1 over the particles, true and found, that touch no face of
+the volume ("interior F1"), and the median |detachment error| over particles matched at IoU > 0.5
 (``core.evaluate.detachment_errors`` against the generator's table; PoreSpy gives no detachment).
+
+A grid too long for one command runs in parts: each part with ``--rows-out PART.json`` (its rows, wall
+time, load and command; no section written), then ``--from-rows PART.json ...`` writes the section of
+them all without running anything.  ``--section`` names the section of bench/RESULTS.md (default
+``robustness_grid``).
 
 Usage:  python bench/robustness_grid.py [--quick] [--size 128] [--seeds 0 1 2]
             [--noise 0.05 0.10] [--blur 0.6 1.2] [--radii 7 14] [--no-porespy] [--pipelines grey grey-dec ...]
+            [--rows-out PART.json | --from-rows PART.json ...] [--section NAME]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
+import sys
 import time
 import warnings
 
@@ -50,10 +60,22 @@ def porespy_labels(grey: np.ndarray) -> np.ndarray:
     return regions.astype(np.int32)
 
 
+def _interior(labels: np.ndarray) -> np.ndarray:
+    """``labels`` with every particle that touches a face of the volume set to 0."""
+    faces = np.unique(np.concatenate([np.take(labels, i, axis=a).ravel() for a in range(3) for i in (0, -1)]))
+    out = labels.copy()
+    out[np.isin(labels, faces[faces > 0])] = 0
+    return out
+
+
+def _f1(sc) -> float:
+    return float(sc.loc[np.isclose(sc["threshold"], 0.5), "f1"].iloc[0])
+
+
 def _scores(e, labels, table=None) -> dict:
     sc = instance_scores(e.labels, labels)
-    out = {"f1": float(sc.loc[np.isclose(sc["threshold"], 0.5), "f1"].iloc[0]), "ap": float(sc["ap"].mean()),
-           "n": int(len(np.unique(labels)) - 1), "det": float("nan")}
+    out = {"f1": _f1(sc), "ap": float(sc["ap"].mean()), "n": int(len(np.unique(labels)) - 1),
+           "f1 int": _f1(instance_scores(_interior(e.labels), _interior(labels))), "det": float("nan")}
     if table is not None:
         err = detachment_errors(e.table, table, match_instances(e.labels, labels))["error"].dropna().to_numpy()
         out["det"] = float(np.median(np.abs(err))) if err.size else float("nan")
@@ -85,23 +107,8 @@ def evaluate_cell(size: int, noise: float, blur: float, radius: float, seed: int
     return row
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    C.add_common_args(ap)
-    ap.add_argument("--size", type=int, default=None, help="side of the cubic volume (default 128; --quick 64)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
-    ap.add_argument("--noise", type=float, nargs="+", default=[0.05, 0.10], help="share of the pore-NMC contrast")
-    ap.add_argument("--blur", type=float, nargs="+", default=[0.6, 1.2], help="Gaussian sigma, voxels")
-    ap.add_argument("--radii", type=float, nargs="+", default=None, help="median radius, voxels (default 7 14)")
-    ap.add_argument("--no-porespy", action="store_true", help="leave out the PoreSpy pipeline")
-    ap.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=None,
-                    help=f"pipelines to run (default: all of {', '.join(PIPELINES)})")
-    args = ap.parse_args(argv)
-    size = args.size or (64 if args.quick else 128)
-    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    radii = args.radii or ([7.0] if args.quick else [7.0, 14.0])
-    pipelines = [p for p in (args.pipelines or PIPELINES) if not (p == "porespy" and args.no_porespy)]
-
+def _run_rows(size, seeds, radii, blurs, noises, pipelines, args):
+    """Run the grid: its rows and the lines that say how (rows None when they went to ``--rows-out``)."""
     # the blur warning of the partial-volume correction (blur > 0.9 voxel) is expected in half of the grid
     warnings.filterwarnings("ignore", message="The blur", category=UserWarning)
     t_start = time.perf_counter()
@@ -113,23 +120,76 @@ def main(argv=None) -> int:
             run(w.greyscale, AnalysisParams(seeding=SEEDED[p]), spacing=w.spacing)
     rows = []
     for radius in radii:
-        for blur in args.blur:
-            for noise in args.noise:
+        for blur in blurs:
+            for noise in noises:
                 for seed in seeds:
                     row = evaluate_cell(size, noise, blur, radius, seed, pipelines)
                     rows.append(row)
                     print(f"  r {radius:g} blur {blur:g} noise {noise:g} seed {seed}: " + ", ".join(
                         f"{p} {row[f'{p} f1']:.3f}" for p in pipelines), flush=True)
+    total = time.perf_counter() - t_start
+    command = "python bench/robustness_grid.py " + shlex.join(sys.argv[1:])
+    if args.rows_out:
+        with open(args.rows_out, "w") as f:
+            json.dump({"rows": rows, "size": size, "wall_s": total, "load": [load_start[0], os.getloadavg()[0]],
+                       "command": command}, f)
+        print(f"rows written to {args.rows_out}")
+        return None, []
+    return rows, [f"- command: `{command}`", f"- script wall time: {total:.0f} s", C.load_line(load_start)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    C.add_common_args(ap)
+    ap.add_argument("--size", type=int, default=None, help="side of the cubic volume (default 128; --quick 64)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
+    ap.add_argument("--noise", type=float, nargs="+", default=[0.05, 0.10], help="share of the pore-NMC contrast")
+    ap.add_argument("--blur", type=float, nargs="+", default=[0.6, 1.2], help="Gaussian sigma, voxels")
+    ap.add_argument("--radii", type=float, nargs="+", default=None, help="median radius, voxels (default 7 14)")
+    ap.add_argument("--no-porespy", action="store_true", help="leave out the PoreSpy pipeline")
+    ap.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=None,
+                    help=f"pipelines to run (default: all of {', '.join(PIPELINES)})")
+    ap.add_argument("--rows-out", default=None, help="write this part's rows to a JSON file, no section")
+    ap.add_argument("--from-rows", nargs="+", default=None, help="write the section of these parts; run nothing")
+    ap.add_argument("--section", default=None, help="section of RESULTS.md (default robustness_grid)")
+    args = ap.parse_args(argv)
+    if args.from_rows:
+        parts = []
+        for path in args.from_rows:
+            with open(path) as f:
+                parts.append(json.load(f))
+        rows = [r for part in parts for r in part["rows"]]
+        pipelines = [p for p in PIPELINES if all(f"{p} f1" in r for r in rows)]
+        size = parts[0]["size"]
+        seeds = sorted({r["seed"] for r in rows})
+        radii = sorted({r["radius"] for r in rows})
+        blurs = sorted({r["blur"] for r in rows})
+        noises = sorted({r["noise"] for r in rows})
+        run_lines = [f"- run in {len(parts)} parts, then `python bench/robustness_grid.py --from-rows "
+                     f"{' '.join(args.from_rows)}`:"]
+        run_lines += [f"  - `{p['command']}`: {p['wall_s']:.0f} s, load average at the start / end "
+                      f"{p['load'][0]:.1f} / {p['load'][1]:.1f} (1 min) on {os.cpu_count()} cores" for p in parts]
+    else:
+        size = args.size or (64 if args.quick else 128)
+        seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+        radii = args.radii or ([7.0] if args.quick else [7.0, 14.0])
+        blurs, noises = args.blur, args.noise
+        pipelines = [p for p in (args.pipelines or PIPELINES) if not (p == "porespy" and args.no_porespy)]
+        rows, run_lines = _run_rows(size, seeds, radii, blurs, noises, pipelines, args)
+        if rows is None:
+            return 0
     cells = []
     for radius in radii:
-        for blur in args.blur:
-            for noise in args.noise:
+        for blur in blurs:
+            for noise in noises:
                 sub = [r for r in rows if (r["radius"], r["blur"], r["noise"]) == (radius, blur, noise)]
+                if not sub:
+                    continue
                 cell = {"radius (vox)": f"{radius:g}", "blur (vox)": f"{blur:g}", "noise": f"{noise:g}",
                         "n true": f"{np.mean([r['n true'] for r in sub]):.0f}"}
                 for p in pipelines:
-                    for key, label in (("f1", "F1"), ("ap", "AP"), ("det", "det")):
-                        vals = [r[f"{p} {key}"] for r in sub]
+                    for key, label in (("f1", "F1"), ("ap", "AP"), ("det", "det"), ("f1 int", "int F1")):
+                        vals = [r.get(f"{p} {key}", float("nan")) for r in sub]
                         cell[f"{p} {label}"] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
                 for p in ("grey", *SEEDED):
                     if p in pipelines and "true" in pipelines:
@@ -137,21 +197,22 @@ def main(argv=None) -> int:
                         if "porespy" in pipelines:
                             cell[f"{p} − PoreSpy"] = cell[f"{p} F1"] - cell["porespy F1"]
                 cells.append(cell)
-    total = time.perf_counter() - t_start
 
     greys = [p for p in ("grey", *SEEDED) if p in pipelines]
     cols_f1 = ["radius (vox)", "blur (vox)", "noise", "n true"] + [f"{p} F1" for p in pipelines] + [
         c for c in [f"{p} − true" for p in greys] + [f"{p} − PoreSpy" for p in greys] if c in cells[0]]
     cols_ap = ["radius (vox)", "blur (vox)", "noise"] + [f"{p} AP" for p in pipelines] + [
         f"{p} det" for p in pipelines if p != "porespy"]
+    cols_int = ["radius (vox)", "blur (vox)", "noise"] + [f"{p} int F1" for p in pipelines]
     cols_seed = ["radius", "blur", "noise", "seed", "n true"] + [f"{p} {k}" for p in pipelines
                                                                  for k in ("f1", "n", "s")]
     def met(p):
         return sum(1 for c in cells if f"{p} − true" in c and c[f"{p} − true"] >= -0.03
                    and (f"{p} − PoreSpy" not in c or c[f"{p} − PoreSpy"] >= 0.02))
+
     lines = [f"## Robustness grid: noise x blur x particle radius (`bench/robustness_grid.py`)"
              f"{' — QUICK smoke run' if args.quick else ''}", "", *C.env_lines(),
-             f"- script wall time: {total:.0f} s", C.load_line(load_start), f"- pipelines: {', '.join(pipelines)}",
+             *run_lines, f"- pipelines: {', '.join(pipelines)}",
              "",
              f"Sphere packings of `core.synth.make_sphere_packing` at {size}³ voxels of 1 µm, seeds {seeds}: "
              "log-normal radii (median as in the table, sigma 0.35, clipped to [4/7, 15/7] x the median), necks "
@@ -170,8 +231,10 @@ def main(argv=None) -> int:
               + ", ".join(f"'{p}' in {met(p)}" for p in greys) + f" of {len(cells)} cells.")
              if greys and "true" in pipelines else "",
              "", "### AP@[.5:.95] and detachment error per cell", "", C.md_table(cells, cols_ap),
+             "", "### Interior F1@0.5 (true and found particles that touch no face of the volume)", "",
+             C.md_table(cells, cols_int),
              "", "### Per seed (F1, particles found, seconds)", "", C.md_table(rows, cols_seed)]
-    C.publish("robustness_grid", lines, args)
+    C.publish("robustness_grid", lines, args, section=args.section)
     return 0
 
 

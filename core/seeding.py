@@ -35,7 +35,8 @@ a smoothed, blurred volume still fills the necks, because blur brightens a conca
 surface (the level set of a blurred shape moves with its curvature).  Step 2 then also undoes the blur:
 after the Gaussian against the noise (:func:`presmooth_sigma`, wider than :func:`denoise_sigma` since
 the deconvolution raises the noise again), :data:`DECONV_ITERATIONS` Landweber iterations with a Gaussian
-of :data:`DECONV_BLUR` voxels (:func:`deconvolve`) sharpen the necks before the cut at :data:`LEVEL`.
+of the blur measured on the image's pore-NMC edges (:func:`estimate_blur`), at least :data:`DECONV_BLUR`
+voxels (:func:`deconv_settings`, :func:`deconvolve`), sharpen the necks before the cut at :data:`LEVEL`.
 
 The level and the smoothing were chosen by measurement on
 :func:`core.synth.make_sphere_packing` (``bench/robustness_grid.py``).
@@ -52,11 +53,19 @@ only: the same F1 on three packings, labels equal on 99.9 % of the voxels.)
 The deconvolved variant is opt-in too (``seeding="deconvolved"``).  On the
 grid of ``bench/robustness_grid.py`` (128³, seeds 0-2; bench/RESULTS.md) it
 comes within 0.03 of the true phases in 6 of 8 cells (not at radius 7 with
-blur 1.2: -0.042 / -0.065 at noise 0.05 / 0.10; default -0.13) and meets both
+blur 1.2: -0.046 / -0.061 at noise 0.05 / 0.10; default -0.13) and meets both
 of issue 15's conditions in 4 (the radius-14, blur-1.2 cells miss PoreSpy +
-0.02 by 0.005 and 0.003); on the demo electrodes (160³, seeds 100-102) its
-F1@0.5 is 0.950-0.991 against the default's 0.952-0.975, the median
-|detachment error| within 0.0011 of the default's.  It costs a float32 volume three times
+0.02 by 0.006 and 0.003).  Undoing the measured blur instead of a fixed
+1 voxel changed those cells by -0.004 to +0.005 (within the seed-to-seed
+spread).  Most of what is left at radius 7 and blur 1.2 is particles cut by
+the volume's faces: over the particles that touch no face the deconvolved
+seeding is within 0.025 / 0.055 of the true phases there, and with seeds
+from the true phases flooded onto the greyscale's NMC F1 is 0.930 against
+0.965 (packing seed 3, noise 0.05): the blurred phases lose thin caps at the
+faces, which no choice of seeds brings back.  On the demo electrodes (160³,
+seeds 100-102) the measured blur is 0.8, so the deconvolution is the fixed
+1-voxel one of before (F1@0.5 0.950-0.991 against the default's 0.952-0.975,
+the median |detachment error| within 0.0011 of the default's).  It costs a float32 volume three times
 over (:func:`deconvolve`) and a second separation: on a 256³ demo-like
 electrode (``bench/speed_memory.py``'s input) 12.7 s against 4.4 s of the
 default (load ~5 on 2 cores); not yet for the lean 512³ path.
@@ -69,14 +78,15 @@ from typing import Callable
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.special import ndtri
 
 from ._validate import check_has_nmc, check_phases, check_volume, normalize_spacing
-from .codes import NMC
+from .codes import CBD, NMC
 from ._watershed import _flood
 from .particles import SeparationParams, fill_enclosed, quantised_distance, separate_particles
 from .phases import phase_references
 
-__all__ = ["DECONV_BLUR", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA",
+__all__ = ["DECONV_BLUR", "deconv_settings", "estimate_blur", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA",
            "MIN_SIGMA", "deconvolve", "denoise_sigma", "estimate_noise", "presmooth_sigma", "regularised_particles",
            "seeding_mask"]
 
@@ -126,6 +136,116 @@ def estimate_noise(volume: np.ndarray, phases: np.ndarray) -> float:
     if v.size < 50:
         return float("nan")
     return float(1.4826 * np.median(np.abs(v - np.median(v))))
+
+
+#: Blur estimate: Gaussian (voxels) of the gradient and the smoothed grey value; probe distance along the normal.
+_EDGE_SMOOTH, _EDGE_PROBE = 1.0, 3.0
+#: Blur estimate: fewest pore-NMC edge voxels for an estimate.
+_EDGE_MIN = 200
+
+
+def estimate_blur(volume: np.ndarray, phases: np.ndarray, *, block: int = _NOISE_BLOCK,
+                  references: tuple[float, float, float] | None = None) -> float:
+    """Gaussian blur sigma (voxels) of the image, from the widths of its pore-NMC edges.
+
+    A planar step of height ``C`` blurred by a Gaussian of ``s`` and smoothed
+    by one of ``p`` has, at a voxel where the grey value is a share ``u`` of
+    the way from pore to NMC, the gradient magnitude
+    ``C φ(Φ⁻¹(u)) / t`` with ``t = sqrt(s² + p²)``; every voxel with ``u`` in
+    [0.25, 0.75] gives a ``t``.  The voxels kept are those of a pore-NMC edge:
+    3 voxels along the gradient the smoothed value is within 0.15 of pure
+    NMC, as far against it within 0.15 of pure pore, and no voxel on that
+    path is CBD in ``phases`` (a thin CBD layer between pore and NMC widens
+    the profile: on the demo electrodes, whose NMC is mostly coated, the
+    estimate read 1.55 for a blur of 0.75 without this test).  The estimate
+    is the mode of those ``t`` (a histogram of ``log t`` smoothed over about
+    5 %), less the smoothing in quadrature.  The smoothing of ``p = 1`` voxel
+    makes it insensitive to the noise; the blurred phases enter only through
+    the pure grey values (:func:`core.phases.phase_references`) and the CBD
+    test, not through the position of their surfaces (which follow the blur).
+
+    On :func:`core.synth.make_sphere_packing` (96³, median radius 7 and 14
+    voxels, seed 3) it read 0.62-0.67 / 0.92-0.97 / 1.20-1.24 / 1.47-1.53
+    for a blur of 0.6 / 0.9 / 1.2 / 1.5 voxel at noise 0, 0.05 and 0.10 of
+    the pore-NMC contrast, 0.82-0.84 on the three demo electrodes (blur
+    0.75; 160³, seed 100) and 0.82 / 1.24 / 1.49 on :func:`core.synth.make_electrode`
+    (128³, seed 5) imaged with a blur of 0.75 / 1.2 / 1.5 voxel at its
+    default and at twice its default noise; the partial-volume fit
+    (:func:`core.phases.partial_volume.estimate_pv_sigma`) read 1.08 / 1.06
+    for 1.2 and 1.20 / 1.23 for 1.5 at noise 0.10 (radius 7 / 14).  About
+    0.2 s (128³ block).
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        Greyscale; not modified.
+    phases : (Z, Y, X) uint8
+        Its phases (for the pure grey values of pore and NMC and the CBD).
+    block : int
+        Measured in a central block of at most this many voxels a side.
+    references : (pore, cbd, nmc) or None
+        Pure grey values; None: :func:`core.phases.phase_references` of the
+        block.
+
+    Returns
+    -------
+    float
+        Voxels (of the grid; for anisotropic voxels an average over the edge
+        directions); NaN where fewer than 200 pore-NMC edge voxels are found
+        or pore or NMC is absent.
+    """
+    volume, phases = _validate(volume, phases)
+    if int(block) != block or block < 8:
+        raise ValueError(f"block must be a whole number >= 8, got {block}")
+    if min(volume.shape) <= 2 * (_EDGE_PROBE + 1):
+        return float("nan")
+    sl = tuple(slice(max((n - block) // 2, 0), max((n - block) // 2, 0) + min(n, block)) for n in volume.shape)
+    v = np.asarray(volume[sl], np.float32)
+    i_pore, _, i_nmc = phase_references(v, phases[sl]) if references is None else references
+    contrast = float(i_nmc) - float(i_pore)
+    if not (np.isfinite(contrast) and contrast > 0):
+        return float("nan")
+    u = ndi.gaussian_filter(v, _EDGE_SMOOTH)
+    u -= np.float32(i_pore)
+    u /= np.float32(contrast)
+    sel = (u > 0.25) & (u < 0.75)
+    m = int(np.ceil(_EDGE_PROBE)) + 1  # the probes stay inside the block
+    inner = np.zeros(sel.shape, bool)
+    inner[m:-m, m:-m, m:-m] = True
+    sel &= inner
+    idx = np.nonzero(sel)
+    del sel, inner
+    if idx[0].size < _EDGE_MIN:
+        return float("nan")
+    grad = np.stack([ndi.gaussian_filter(v, _EDGE_SMOOTH, order=[int(a == b) for b in range(3)])[idx]
+                     for a in range(3)])
+    grad /= np.float32(contrast)
+    mag = np.sqrt((grad ** 2).sum(axis=0))
+    ok = mag > 0
+    normal = grad[:, ok] / mag[ok]
+    pts = np.stack(idx).astype(np.float32)[:, ok]
+    ahead = ndi.map_coordinates(u, pts + _EDGE_PROBE * normal, order=1)
+    behind = ndi.map_coordinates(u, pts - _EDGE_PROBE * normal, order=1)
+    edge = (ahead > 0.85) & (behind < 0.15)
+    # no CBD of the phases on the probe path: a thin CBD layer between pore and NMC widens the profile
+    ph = np.asarray(phases[sl])
+    lim = np.array(ph.shape)[:, None] - 1
+    for k in range(-int(_EDGE_PROBE), int(_EDGE_PROBE) + 1):
+        q = np.clip(np.rint(pts + k * normal).astype(np.intp), 0, lim)
+        edge &= ph[q[0], q[1], q[2]] != CBD
+    del ph
+    if edge.sum() < _EDGE_MIN:
+        return float("nan")
+    uu = u[idx][ok][edge].astype(np.float64)
+    t = np.exp(-0.5 * ndtri(uu) ** 2) / np.sqrt(2 * np.pi) / mag[ok][edge]
+    lt = np.log(t[(t > 0.25) & (t < 8.0)])
+    if lt.size < _EDGE_MIN:
+        return float("nan")
+    hist, edges = np.histogram(lt, bins=400, range=(np.log(0.25), np.log(8.0)))
+    hist = ndi.gaussian_filter1d(hist.astype(np.float64), 6.0)  # bins of 0.87 %: about 5 %
+    i = int(np.argmax(hist))
+    t_mode = float(np.exp(0.5 * (edges[i] + edges[i + 1])))
+    return float(np.sqrt(max(t_mode ** 2 - _EDGE_SMOOTH ** 2, 0.0)))
 
 
 def denoise_sigma(noise: float, i_cbd: float, i_nmc: float, *, level: float = LEVEL) -> float:
@@ -207,8 +327,48 @@ def deconvolve(volume: np.ndarray, *, sigma: float = 0.0, blur: float = DECONV_B
     return x
 
 
+def deconv_settings(volume: np.ndarray, phases: np.ndarray, *, blur: float | None = None,
+                    iterations: int | None = None,
+                    references: tuple[float, float, float] | None = None) -> tuple[float, int]:
+    """Gaussian undone and Landweber iterations of the deconvolved seeding, by the measured blur.
+
+    The rule: undo the blur that :func:`estimate_blur` measures, but no less
+    than :data:`DECONV_BLUR` (1 voxel); :data:`DECONV_ITERATIONS` iterations.
+    :data:`DECONV_BLUR` when the blur cannot be measured.  On the sphere
+    packings' seeds 3-5 (128³, ``bench/robustness_grid.py``'s generator) the
+    measured blur (1.20-1.22 for a true 1.2) raised the mean F1@0.5 at a
+    median radius of 7 voxels and blur 1.2 from 0.899 to 0.905 and left it
+    unchanged within the seed-to-seed spread at radius 14 (0.905 / 0.906);
+    at blur 0.6 the measured 0.63-0.67 scored 0.008-0.013 below the fixed
+    1 voxel at radius 7, hence the floor.  Eight iterations instead of four,
+    a kernel 1.15 or 1.3 times the measured blur, or a cut at 0.85 instead
+    of :data:`LEVEL` changed the mean F1 by less than that spread.
+
+    Parameters
+    ----------
+    volume, phases
+        As for :func:`seeding_mask`.
+    blur : float or None
+        Gaussian (voxels) to undo; None: the rule above.
+    iterations : int or None
+        None: :data:`DECONV_ITERATIONS`.
+    references : (pore, cbd, nmc) or None
+        Pure grey values, passed to :func:`estimate_blur`.
+
+    Returns
+    -------
+    blur : float
+    iterations : int
+    """
+    if blur is None:
+        measured = estimate_blur(volume, phases, references=references)
+        blur = max(DECONV_BLUR, measured) if np.isfinite(measured) else DECONV_BLUR
+    return float(blur), (DECONV_ITERATIONS if iterations is None else int(iterations))
+
+
 def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL,
-                 sigma: float | None = None, deconvolved: bool = False) -> tuple[np.ndarray, dict]:
+                 sigma: float | None = None, deconvolved: bool = False, blur: float | None = None,
+                 iterations: int | None = None) -> tuple[np.ndarray, dict]:
     """The regularised NMC mask for seeding and flooding (see the module docstring).
 
     Parameters
@@ -225,6 +385,10 @@ def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL
     deconvolved : bool
         Cut the :func:`deconvolve`d volume (after the smoothing) instead of
         the smoothed one.
+    blur, iterations : float or None, int or None
+        With ``deconvolved``: the Gaussian (voxels) undone and the Landweber
+        iterations; None takes :func:`deconv_settings` (the measured blur,
+        at least 1 voxel; 4 iterations).
 
     Returns
     -------
@@ -232,14 +396,16 @@ def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL
         A subset of the NMC of ``phases``.
     info : dict
         ``noise`` (grey units), ``sigma`` (voxels), ``cut`` (the grey value of
-        the level), ``i_cbd`` and ``i_nmc`` (pure grey values).
+        the level), ``i_cbd`` and ``i_nmc`` (pure grey values); with
+        ``deconvolved`` also ``blur`` and ``iterations``.
     """
     volume, phases = _validate(volume, phases)
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    _, i_cbd, i_nmc = phase_references(volume, phases)
+    refs = phase_references(volume, phases)
+    i_cbd, i_nmc = refs[1], refs[2]
     if not np.isfinite(i_cbd):  # no CBD: the level runs from pore instead
-        i_cbd = phase_references(volume, phases)[0]
+        i_cbd = refs[0]
     noise = estimate_noise(volume, phases)
     if sigma is None:
         sigma = presmooth_sigma(noise, i_cbd, i_nmc) if deconvolved else denoise_sigma(noise, i_cbd, i_nmc,
@@ -248,7 +414,8 @@ def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL
         raise ValueError(f"sigma must be >= 0 voxels, got {sigma}")
     cut = float(i_cbd) + level * (float(i_nmc) - float(i_cbd))
     if deconvolved:
-        smooth = deconvolve(volume, sigma=sigma)
+        blur, iterations = deconv_settings(volume, phases, blur=blur, iterations=iterations, references=refs)
+        smooth = deconvolve(volume, sigma=sigma, blur=blur, iterations=iterations)
     else:
         smooth = ndi.gaussian_filter(np.asarray(volume, np.float32), sigma) if sigma > 0 else np.asarray(
             volume, np.float32)
@@ -262,7 +429,10 @@ def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL
     if cavity.any():
         mask |= ndi.binary_dilation(cavity, iterations=_CRACK_REACH)
     mask &= nmc
-    return mask, {"noise": noise, "sigma": float(sigma), "cut": cut, "i_cbd": float(i_cbd), "i_nmc": float(i_nmc)}
+    info = {"noise": noise, "sigma": float(sigma), "cut": cut, "i_cbd": float(i_cbd), "i_nmc": float(i_nmc)}
+    if deconvolved:
+        info.update(blur=blur, iterations=iterations)
+    return mask, info
 
 
 def regularised_particles(
@@ -274,6 +444,9 @@ def regularised_particles(
     level: float = LEVEL,
     sigma: float | None = None,
     deconvolved: bool = False,
+    blur: float | None = None,
+    iterations: int | None = None,
+    merge_factor: float = DECONV_MERGE_FACTOR,
     progress: Callable[[float, str], None] | None = None,
 ) -> np.ndarray:
     """Particle labels of ``phases``, seeded and flooded on the regularised mask of ``volume``.
@@ -288,11 +461,14 @@ def regularised_particles(
     params : SeparationParams
         Passed to :func:`core.particles.separate_particles` for the mask;
         with ``deconvolved`` its ``merge_ratio`` times
-        :data:`DECONV_MERGE_FACTOR` (the thinned necks of that mask leave
+        ``merge_factor`` (the thinned necks of that mask leave
         real contacts smaller, and 3 rather than 1.2 scored better on the
         sphere packings' seeds 3-5).
-    level, sigma, deconvolved
+    level, sigma, deconvolved, blur, iterations
         See :func:`seeding_mask`.
+    merge_factor : float
+        With ``deconvolved``: the multiple of ``params.merge_ratio`` used for
+        the mask (default :data:`DECONV_MERGE_FACTOR`).
     progress : callable(fraction, message), optional
 
     Returns
@@ -302,14 +478,17 @@ def regularised_particles(
     """
     volume, phases = _validate(volume, phases)
     check_has_nmc(phases)
+    if not merge_factor > 0:
+        raise ValueError(f"merge_factor must be > 0, got {merge_factor}")
     sp = normalize_spacing(spacing)
     report = progress or (lambda f, m: None)
     report(0.0, "regularised seeding mask")
-    mask, _ = seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved)
+    mask, _ = seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved, blur=blur,
+                           iterations=iterations)
     nmc = phases == NMC
     params = params or SeparationParams()
     if deconvolved:
-        params = replace(params, merge_ratio=params.merge_ratio * DECONV_MERGE_FACTOR)
+        params = replace(params, merge_ratio=params.merge_ratio * merge_factor)
     if mask.any():
         seeds = separate_particles(np.where(mask, np.uint8(NMC), np.uint8(0)), sp, params,
                                    progress=lambda f, m: report(0.1 + 0.6 * f, m))

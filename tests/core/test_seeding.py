@@ -9,8 +9,9 @@ import pytest
 
 from core.codes import CBD, NMC
 from core.pipeline import AnalysisParams, run
-from core.seeding import (MAX_SIGMA, MIN_SIGMA, deconvolve, denoise_sigma, estimate_noise, presmooth_sigma,
-                          regularised_particles, seeding_mask)
+from core.seeding import (DECONV_BLUR, DECONV_ITERATIONS, MAX_SIGMA, MIN_SIGMA, deconv_settings, deconvolve,
+                          denoise_sigma, estimate_blur, estimate_noise, presmooth_sigma, regularised_particles,
+                          seeding_mask)
 from core.synth import ImagingParams, PackingParams, _image, _neck_cbd, _rasterise_power, make_sphere_packing
 
 SP = (1.0, 1.0, 1.0)
@@ -163,3 +164,62 @@ def test_a_crack_does_not_become_a_cut(deconvolved):
     labels = regularised_particles(grey, phases, SP, deconvolved=deconvolved)
     assert labels.max() == 1
     np.testing.assert_array_equal(labels > 0, phases == NMC)
+
+
+def _balls(blur: float, noise: float, seed: int, *, coat: bool = False):
+    """Three NMC balls (radius 7-9) in pore, optionally coated by a 1-voxel CBD shell, imaged (48³)."""
+    z, y, x = np.ogrid[:48, :48, :48]
+    phases = np.zeros((48, 48, 48), np.uint8)
+    for (cz, cy, cx), r in (((14, 14, 14), 9), ((33, 30, 16), 8), ((24, 20, 34), 7)):
+        r2 = (z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2
+        if coat:
+            phases[(r2 <= (r + 1.5) ** 2) & (phases == 0)] = CBD
+        phases[r2 <= r * r] = NMC
+    im = ImagingParams(blur_um=blur, noise=noise * (ImagingParams().intensity_nmc - ImagingParams().intensity_pore),
+                       cbd_texture=0.0)
+    return _image(phases, SP, im, np.random.default_rng(seed)), phases
+
+
+@pytest.mark.parametrize("blur", [0.7, 1.2, 1.5])
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_estimate_blur_reads_the_known_blur_under_noise(blur, noise):
+    from core.phases import phase_references
+
+    grey, phases = _balls(blur, noise, 0)
+    g0, p0 = grey.copy(), phases.copy()
+    assert estimate_blur(grey, phases) == pytest.approx(blur, abs=0.12)
+    np.testing.assert_array_equal(grey, g0)
+    np.testing.assert_array_equal(phases, p0)
+    assert estimate_blur(grey, phases, references=phase_references(grey, phases)) == pytest.approx(blur, abs=0.12)
+
+
+def test_estimate_blur_leaves_out_edges_through_cbd():
+    # half the balls' surface coated: those profiles are wider; the estimate follows the bare pore-NMC edges
+    grey, phases = _balls(0.8, 0.05, 1, coat=True)
+    z = np.arange(48)[:, None, None]
+    bare, _ = _balls(0.8, 0.05, 1)
+    grey = np.where(z < 24, grey, bare)
+    phases = np.where(z < 24, phases, _balls(0.8, 0.05, 1)[1])
+    assert estimate_blur(grey, phases) == pytest.approx(0.8, abs=0.12)
+
+
+def test_estimate_blur_is_nan_without_pore_nmc_edges_and_checks_block():
+    grey, phases = _balls(1.0, 0.05, 2)
+    assert np.isnan(estimate_blur(grey, np.full_like(phases, NMC)))  # no pore: no contrast
+    assert np.isnan(estimate_blur(grey[:6], phases[:6]))  # too thin for the probes
+    with pytest.raises(ValueError, match="block"):
+        estimate_blur(grey, phases, block=4)
+    with pytest.raises(ValueError, match="shape"):
+        estimate_blur(grey, phases[:-1])
+
+
+def test_deconv_settings_follow_the_measured_blur_with_a_floor():
+    grey, phases = _balls(1.4, 0.05, 3)
+    blur, its = deconv_settings(grey, phases)
+    assert blur == pytest.approx(estimate_blur(grey, phases)) and blur > 1.2 and its == DECONV_ITERATIONS
+    assert deconv_settings(*_balls(0.5, 0.05, 3))[0] == DECONV_BLUR  # a measured 0.5 is raised to 1 voxel
+    assert deconv_settings(grey, phases, blur=0.7, iterations=2) == (0.7, 2)
+    mask, info = seeding_mask(grey, phases, deconvolved=True)
+    assert info["blur"] == blur and info["iterations"] == DECONV_ITERATIONS
+    with pytest.raises(ValueError, match="merge_factor"):
+        regularised_particles(grey, phases, SP, deconvolved=True, merge_factor=0.0)
