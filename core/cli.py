@@ -800,7 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_out(t)
     t.add_argument("--spacing", nargs=3, type=_voxel_size, metavar=("Z", "Y", "X"),
                    help="voxel size in µm of every image (default: the files' metadata, else 1 µm)")
-    t.add_argument("--seed", type=_whole(0, 2**32 - 1), default=0, help="random forest seed (default 0)")
+    t.add_argument("--seed", type=_whole(0, 2**32 - 1), default=0, help="seed of the learner (extra trees by default; default 0)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     t.set_defaults(func=_cmd_train_classifier)
 

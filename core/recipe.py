@@ -630,6 +630,8 @@ def entry_from_workspace(ws, analysis, *, name: str | None = None) -> RecipeEntr
         n_particles=a.n_particles, versions=dict(prov.get("versions", {})),
         classifier_checksum=root.provenance.get("classifier_pairs_sha256") if params.classifier else None,
         attributes=sample.attributes,
+        # an analysis run on the chunked engine (the dashboard's big samples) replays on it, with its chunking
+        chunking=prov.get("chunking") if prov.get("engine") == "chunked" else None,
     )
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from scipy import ndimage as ndi
 
 from .. import _kernels as K
 

@@ -97,6 +97,13 @@ def test_a_chunked_job_stores_zarr_and_the_workspace_reads_it_back_lazily(grey, 
     lab = labels[...]
     assert sorted(table["label"]) == sorted(set(np.unique(lab)) - {0}) and len(table) == a.n_particles > 5
     assert a.provenance["phase_voxels"] == np.bincount(ref.ravel(), minlength=3)[:3].tolist()
+    # its recipe entry replays on the chunked engine with the same chunking; the whole run's has none
+    from core.recipe import entry_from_workspace
+
+    entry = entry_from_workspace(ws, a)
+    assert entry.chunking is not None and entry.chunking["chunk_size"] == CHUNK
+    assert entry.chunking["halo"] == a.provenance["chunking"]["halo"]
+    assert entry_from_workspace(ws, whole).chunking is None
 
 
 def _whole_job(ws, store, sid) -> int:
