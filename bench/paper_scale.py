@@ -227,10 +227,58 @@ def part_seed(work: Path, workers: int, chunk: int, timeout: float, max_diameter
            "load before → after": f"{r['load_before']} → {r['load_after']}"}
     row.update(_run_facts(work / "seed_out", r))
     row["at the peak (MiB by process)"] = r["by_process_mib"]
+    if r["rc"] == 0:  # what the 2048³ estimate on paper (part 'paper') scales from
+        (work / "seed_measured.json").write_text(json.dumps(
+            {"shape": list(shape), "workers": workers, "chunk": chunk, "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
+             "peak_anon_gib": r["peak_anon_gib"], "by_process_mib": r["by_process_mib"],
+             "load": f"{r['load_before']} → {r['load_after']}",
+             "timings_s": json.loads((work / "seed_out" / "run.json").read_text())["provenance"]["timings_s"],
+             "stores_bytes": {name: sum(f.stat().st_size for f in (work / "seed_out" / name).rglob("*") if f.is_file())
+                              for name in ("phases.zarr", "labels.zarr")}}, indent=1))
     given = (f" --max-diameter {max_diameter}" if max_diameter else "") + (f" --coarsen {coarsen}" if coarsen else "")
     return [f"### Seed size: {z}×{y}×{x} at {SEED_SPACING} µm with --chunk-size {chunk} --workers {workers}{given}", "",
             md_table([row]), "(acceptance: ≤ 8 min and ≤ 2 GiB anonymous memory; a run that timed out shows the peak "
             "up to when it was stopped)", ""]
+
+
+def part_paper(work: Path, side: int = 2048, nodes: int = 16, cores: int = 2) -> list[str]:
+    """A ``side``³ volume at the seed study's voxel and particle size on ``nodes`` × ``cores``, on paper.
+
+    Scaled from the last seed-size run of this work folder (``seed_measured.json``, written by part
+    'seed'): every step of the chunked engine is a map over chunks or a reduction of per-chunk results, so
+    its CPU time grows with the voxels (the particles and the halos per chunk stay the same), and a cluster
+    divides it among its cores.  Two estimates: *ideal* = the measured CPU of the whole process tree × the
+    voxel ratio / (nodes × cores); *as measured* = the measured wall time × 2 workers × the voxel ratio /
+    (nodes × cores), i.e. with this machine's idle share and overheads kept.  Not measured: storage and network
+    throughput (each worker reads its windows from shared storage), the scheduler's cost for
+    ~(side/chunk)³ tasks per step, and the coarse separation, which at 2048³ (512³ coarse voxels, over the
+    48 M-voxel limit) runs chunked instead of whole.
+    """
+    f = work / "seed_measured.json"
+    if not f.exists():
+        return ["### On paper: not estimated (no seed-size run in this work folder; run part 'seed' first)", ""]
+    m = json.loads(f.read_text())
+    z, y, x = m["shape"]
+    ratio = side ** 3 / (z * y * x)
+    slots = nodes * cores
+    ideal = m["cpu_s"] * ratio / slots
+    as_measured = m["wall_s"] * m["workers"] * ratio / slots
+    steps = ", ".join(f"{k[:-2]} {v * m['workers'] * ratio / slots:.0f}" for k, v in m["timings_s"].items())
+    stores = {k: v * ratio / 1e9 for k, v in m["stores_bytes"].items()}
+    row = {"volume": f"{side}³ uint16 ({side ** 3 / 1e9:.2f} G voxels, {SEED_SPACING} µm, {ratio:.2f}× the seed size)",
+           "cluster": f"{nodes} nodes × {cores} workers", "ideal (s)": round(ideal),
+           "as measured here (s)": round(as_measured), "steps as measured (s)": steps,
+           "memory per node": f"as here (MiB by process at the peak: {m['by_process_mib']}; chunks of {m['chunk']}: "
+                              "bounded by the chunk, not the volume)",
+           "Zarr outputs (GB, compressed)": ", ".join(f"{k} {v:.2f}" for k, v in stores.items())}
+    return [f"### On paper: {side}³ on a {nodes}-node cluster, scaled from the seed-size run above", "",
+            f"Scaled from the seed-size run (wall {m['wall_s']:.0f} s, CPU of the tree {m['cpu_s']:.0f} s, "
+            f"{m['workers']} workers, load {m['load']}). " + " ".join(
+                line.strip() for line in part_paper.__doc__.split(chr(10) + chr(10))[1].splitlines()),
+            "", md_table([row]), "",
+            "The input alone is {:.1f} GB of uint16; at 1 GB/s of shared storage per node reading it takes "
+            "{:.0f} s spread over the nodes (an assumption, not a measurement).".format(
+                side ** 3 * 2 / 1e9, side ** 3 * 2 / 1e9 / nodes), ""]
 
 
 def _run_facts(out: Path, r: dict) -> dict:
@@ -363,7 +411,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(ap)
     ap.add_argument("--parts", nargs="+", default=["same", "speedup", "memory"],
-                    choices=("same", "memory", "speedup", "seed"))
+                    choices=("same", "memory", "speedup", "seed", "paper"))
     ap.add_argument("--seed-chunk", type=int, default=128)
     ap.add_argument("--seed-workers", type=int, default=2)
     ap.add_argument("--seed-max-diameter", type=float, default=None, help="µm (default: the estimate from the data)")
@@ -421,6 +469,8 @@ def main(argv=None) -> int:
             lines += part_seed(work, args.seed_workers, args.seed_chunk, seed_timeout,
                                args.seed_max_diameter, (64, 96, 32) if args.quick else SEED_SHAPE,
                                coarsen=args.seed_coarsen)
+        elif part == "paper":
+            lines += part_paper(work)
         elif part == "same":
             lines += part_same(work, args.same_size, args.same_chunk, args.timeout)
         elif part == "speedup":
@@ -432,7 +482,7 @@ def main(argv=None) -> int:
 
 
 #: The subsection titles of the parts, as they begin.
-_PART_TITLES = {"same": "### Same answer", "speedup": "### Parallel", "memory": "### Memory", "seed": "### Seed size"}
+_PART_TITLES = {"same": "### Same answer", "speedup": "### Parallel", "memory": "### Memory", "seed": "### Seed size", "paper": "### On paper"}
 
 
 def _publish(lines: list[str], tail: list[str], args, head_len: int | None) -> None:
