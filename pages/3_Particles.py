@@ -27,7 +27,7 @@ if how == "watershed" and not sample.input.presegmented:
         format_func={"phases": "the NMC phase (default)",
                      "deconvolved": "a deconvolved greyscale mask (noisy or blurred scans; slower)"}.get,
         help="On a noisy, blurred scan the blur fills the necks between touching particles, so they merge. "
-             "The deconvolved mask undoes a 1-voxel blur before the seeds are cut; the phases, and so the "
+             "The deconvolved mask undoes the blur measured on the scan (at least 1 voxel) before the seeds are cut; the phases, and so the "
              "contact areas, stay those of the Segment page. On the synthetic robustness grid it raised F1@0.5 "
              "by 0.02-0.09 (bench/RESULTS.md, robustness_grid); the whole analysis takes up to about twice as "
              "long (256³ grid cells) and more memory. It re-runs the whole analysis.")
