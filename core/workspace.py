@@ -660,22 +660,7 @@ class Workspace:
         d.mkdir(parents=True, exist_ok=True)
         write_npz(d / "phases.npz", result.phases, "phases")
         write_npz(d / "labels.npz", result.labels, "labels")
-        write_parquet(d / "particles.parquet", result.table)
-        prov = dict(result.provenance)
-        prov["resolved_params"] = self._classifier_in(result.params.to_dict(), stored=True)
-        prov["table_attrs"] = dict(result.table.attrs)
-        if extra_provenance:
-            prov.update(extra_provenance)
-        prov = self._classifier_in(prov, stored=True)  # the classifier folder the run recorded
-        rel = lambda name: os.fspath((d / name).relative_to(self.root))  # noqa: E731
-        with self._tx() as con:
-            con.execute(
-                "UPDATE analyses SET status = 'done', error = NULL, updated_at = ?, provenance = ?, phases_path = ?, "
-                "labels_path = ?, table_path = ?, n_particles = ? WHERE id = ?",
-                (time.time(), _json(prov), rel("phases.npz"), rel("labels.npz"), rel("particles.parquet"),
-                 int(len(result.table)), int(analysis_id)),
-            )
-        return self.get_analysis(analysis_id)
+        return self._record_done(analysis_id, result, extra_provenance, "phases.npz", "labels.npz")
 
     def finish_chunked_analysis(self, analysis_id: int, result, *,
                                 extra_provenance: dict | None = None) -> Analysis:
@@ -695,18 +680,26 @@ class Workspace:
         for name in ("phases.zarr", "labels.zarr"):
             if not (d / name / "0" / "zarr.json").is_file():
                 raise ValueError(f"analysis {analysis_id} has no {name} in {d}: the chunked run did not write it")
+        return self._record_done(analysis_id, result, extra_provenance, "phases.zarr", "labels.zarr")
+
+    def _record_done(self, analysis_id: int, result, extra_provenance: dict | None, phases_name: str,
+                     labels_name: str) -> Analysis:
+        """Write the table of ``result`` into the analysis's folder and mark the row done, pointing at the
+        phases and labels already there (``phases_name``, ``labels_name``)."""
+        d = self.analysis_dir(analysis_id)
         write_parquet(d / "particles.parquet", result.table)
         prov = dict(result.provenance)
         prov["resolved_params"] = self._classifier_in(result.params.to_dict(), stored=True)
         prov["table_attrs"] = dict(result.table.attrs)
         if extra_provenance:
             prov.update(extra_provenance)
+        prov = self._classifier_in(prov, stored=True)  # the classifier folder the run recorded
         rel = lambda name: os.fspath((d / name).relative_to(self.root))  # noqa: E731
         with self._tx() as con:
             con.execute(
                 "UPDATE analyses SET status = 'done', error = NULL, updated_at = ?, provenance = ?, phases_path = ?, "
                 "labels_path = ?, table_path = ?, n_particles = ? WHERE id = ?",
-                (time.time(), _json(prov), rel("phases.zarr"), rel("labels.zarr"), rel("particles.parquet"),
+                (time.time(), _json(prov), rel(phases_name), rel(labels_name), rel("particles.parquet"),
                  int(len(result.table)), int(analysis_id)),
             )
         return self.get_analysis(analysis_id)

@@ -349,6 +349,31 @@ def _on_cores(work, n: int) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
+def _x_pass(b, w, row, acc, out):
+    """The axis-2 (last-axis) pass of the separable Gaussians here: ``b`` (Y, X) -> ``out`` (Y, X), mode "nearest".
+
+    ``row`` (X + 2 r) and ``acc`` (X) are scratch rows; the sums run in the order of ``ndi.gaussian_filter1d``.
+    """
+    ny, nx = b.shape
+    size1 = (w.size - 1) // 2
+    fw0 = w[size1]
+    for y in range(ny):
+        for x in range(nx):
+            row[x + size1] = b[y, x]
+        for k in range(size1):
+            row[k] = b[y, 0]
+            row[nx + size1 + k] = b[y, nx - 1]
+        for x in range(nx):
+            acc[x] = row[x + size1] * fw0
+        for jj in range(-size1, 0):
+            wj = w[size1 + jj]
+            for x in range(nx):
+                acc[x] += (row[x + size1 + jj] + row[x + size1 - jj]) * wj
+        for x in range(nx):
+            out[y, x] = acc[x]
+
+
+@numba.njit(cache=True, nogil=True)
 def _spill_planes(grown, code, g0, g1, r0, w, out, k0, k1):
     """Planes ``k0:k1`` of :func:`_spill_kernel`'s ``out`` (rows ``r0 + k0 : r0 + k1`` of ``grown``)."""
     n, ny, nx = grown.shape
@@ -385,20 +410,7 @@ def _spill_planes(grown, code, g0, g1, r0, w, out, k0, k1):
             for x in range(nx):
                 b[y, x] = acc[x]
         # axis 2
-        for y in range(ny):
-            for x in range(nx):
-                row[x + size1] = b[y, x]
-            for k in range(size1):
-                row[k] = b[y, 0]
-                row[nx + size1 + k] = b[y, nx - 1]
-            for x in range(nx):
-                acc[x] = row[x + size1] * fw0
-            for jj in range(-size1, 0):
-                wj = w[size1 + jj]
-                for x in range(nx):
-                    acc[x] += (row[x + size1 + jj] + row[x + size1 - jj]) * wj
-            for x in range(nx):
-                out[z - r0, y, x] = acc[x]
+        _x_pass(b, w, row, acc, out[z - r0])
 
 
 def _gaussian_nearest(img, w):
@@ -461,20 +473,7 @@ def _gaussian_axes12(t, w, out, z0, z1):
                     acc[x] += (np.float64(t[z, yl, x]) + np.float64(t[z, yr, x])) * wj
             for x in range(nx):
                 b[y, x] = acc[x]
-        for y in range(ny):
-            for x in range(nx):
-                row[x + size1] = b[y, x]
-            for k in range(size1):
-                row[k] = b[y, 0]
-                row[nx + size1 + k] = b[y, nx - 1]
-            for x in range(nx):
-                acc[x] = row[x + size1] * fw0
-            for jj in range(-size1, 0):
-                wj = w[size1 + jj]
-                for x in range(nx):
-                    acc[x] += (row[x + size1 + jj] + row[x + size1 - jj]) * wj
-            for x in range(nx):
-                out[z, y, x] = acc[x]
+        _x_pass(b, w, row, acc, out[z])
 
 
 @numba.njit(cache=True, nogil=True)
