@@ -260,6 +260,8 @@ def _map(arr, fn, depth: int, dtype, **kwargs):
     """``fn`` on every chunk of ``arr`` with ``depth`` voxels of its neighbours (none beyond the volume's faces)."""
     if depth == 0:
         return arr.map_blocks(fn, dtype=dtype, **kwargs)
+    # a halo deeper than an axis is long sees that whole axis: the same window, and dask refuses a deeper one
+    depth = {axis: min(depth, n) for axis, n in enumerate(arr.shape)}
     return arr.map_overlap(fn, depth=depth, boundary="none", trim=True, dtype=dtype, **kwargs)
 
 
