@@ -216,3 +216,19 @@ def test_deconvolved_seeding_f1_gain_on_the_grid(source):
     assert len(rows) == 8, "the grid has 8 cells"
     gains = [float(r["grey-dec F1"]) - float(r["grey F1"]) for r in rows]
     check(quoted(text, pattern, source), (min(gains), max(gains)))
+
+
+def test_readme_seed_size_run_and_its_2048_estimate():
+    """The chunked engine's seed-size time and memory, and the 2048³ estimate, as bench/RESULTS.md paper_scale."""
+    m = re.search(r"(\d+) s and (\d+\.\d+) GiB anonymous memory for the whole process tree on an idle machine "
+                  r"\(`paper_scale`, seed part\); on paper, a 2048³ volume on 16 nodes × 2 workers would take "
+                  r"(\d+) to (\d+) s", readme_text())
+    assert m, "the README's seed-size sentence changed: update this test's pattern"
+    sec = section("paper_scale")
+    rows = [r for tab in tables(sec) for r in tab]
+    seed = [r for r in rows if r.get("volume", "").startswith("1324×1985×492")]
+    paper = [r for r in rows if r.get("volume", "").startswith("2048³")]
+    assert len(seed) == 1 and len(paper) == 1
+    assert m.group(1) == str(Decimal(seed[0]["wall (s)"].replace(",", "")).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    assert m.group(2) == rounded(seed[0]["peak anon of the tree (GiB)"], "0.01")
+    assert (m.group(3), m.group(4)) == (paper[0]["ideal (s)"], paper[0]["as measured here (s)"])
