@@ -232,3 +232,21 @@ def test_readme_seed_size_run_and_its_2048_estimate():
     assert m.group(1) == str(Decimal(seed[0]["wall (s)"].replace(",", "")).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     assert m.group(2) == rounded(seed[0]["peak anon of the tree (GiB)"], "0.01")
     assert (m.group(3), m.group(4)) == (paper[0]["ideal (s)"], paper[0]["as measured here (s)"])
+
+
+def test_readme_coarse_separation_accuracy():
+    """The coarse-grid separation's F1 figures in the README, as bench/RESULTS.md coarse_separation_* has them."""
+    m = re.search(r"F1@0\.5 against the full-resolution labels (\d\.\d+) to (\d\.\d+) on a crop of the seed-size "
+                  r"volume .*? and (\d\.\d+) on a volume generated at 0\.1 µm, .*? on the 512³ benchmark .*? "
+                  r"(\d\.\d+) at 2× and (\d\.\d+) at 3×", readme_text())
+    assert m, "the README's coarse-separation sentence changed: update this test's pattern"
+
+    def f1(name: str) -> list[str]:
+        rows = [r for tab in tables(section(name)) for r in tab if r.get("grid", "").endswith("× core")]
+        return [r["F1@0.5 vs full res"] for r in rows]
+
+    seed = [rounded(v, "0.01") for v in f1("coarse_separation_seed")]
+    assert (m.group(1), m.group(2)) == (min(seed), max(seed))
+    assert {rounded(v, "0.1") for v in f1("coarse_separation_native")} == {m.group(3)}
+    bench = f1("coarse_separation_bench512")
+    assert (m.group(4), m.group(5)) == (rounded(bench[0], "0.001"), rounded(bench[1], "0.001"))
