@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import cli
 from ui import state
 
 from apphelpers import TIMEOUT, no_exception, page
@@ -16,15 +15,9 @@ from apphelpers import TIMEOUT, no_exception, page
 CHUNK = 20  # a 40³ volume in 8 chunks
 
 
-@pytest.fixture(scope="module")
-def grey(tmp_path_factory):
-    d = tmp_path_factory.mktemp("demo") / "D"
-    assert cli.main(["demo", "--out", str(d), "--seed", "5", "--size", "40", "--names", "pristine", "-q"]) == 0
-    return d / "pristine" / "greyscale.tif"
-
 
 @pytest.fixture
-def big(empty_ws, grey, monkeypatch):
+def big(empty_ws, demo_tif_40, monkeypatch):
     """A 40³ file sample over the memory budget: the whole-volume run does not fit it, chunks of 20³ do.
 
     The chunked engine's fixed costs (a process base per worker, the phase pass's halo) are set to 0 so that a
@@ -51,7 +44,7 @@ def big(empty_ws, grey, monkeypatch):
         return read(self, analysis, attr, key)
 
     monkeypatch.setattr(Workspace, "_whole", whole_read)
-    return empty_ws, empty_ws.add_sample("big", str(grey), spacing=0.4)
+    return empty_ws, empty_ws.add_sample("big", str(demo_tif_40), spacing=0.4)
 
 
 def _open(path, sample_id):
@@ -80,8 +73,8 @@ def test_the_segment_page_runs_a_big_sample_on_the_chunked_engine(big):
     assert shown == pytest.approx(n[2] / n.sum(), abs=0.0005)
 
 
-def test_detach_chunked_always_sends_a_small_sample_to_the_chunked_engine(empty_ws, grey, monkeypatch):
-    s = empty_ws.add_sample("small", str(grey), spacing=0.4)
+def test_detach_chunked_always_sends_a_small_sample_to_the_chunked_engine(empty_ws, demo_tif_40, monkeypatch):
+    s = empty_ws.add_sample("small", str(demo_tif_40), spacing=0.4)
     at = _open("2_Segment.py", s.id)
     assert not any("chunked engine" in i.value for i in at.info)  # fits: the whole-volume run, as before
     monkeypatch.setenv("DETACH_CHUNKED", "always")
@@ -94,7 +87,7 @@ def test_detach_chunked_always_sends_a_small_sample_to_the_chunked_engine(empty_
 
 
 @pytest.fixture
-def analysed(big, grey, monkeypatch):
+def analysed(big, demo_tif_40, monkeypatch):
     """The big sample analysed on the chunked engine, and a second sample (the same file) analysed whole."""
     import core.memory as M
     from core.runner import run_analysis, run_chunked_analysis
@@ -102,7 +95,7 @@ def analysed(big, grey, monkeypatch):
     ws, s = big
     with dask.config.set(scheduler="sync"):
         a = run_chunked_analysis(ws, s.id, chunk_size=CHUNK)
-    small = ws.add_sample("small", str(grey), spacing=0.4)
+    small = ws.add_sample("small", str(demo_tif_40), spacing=0.4)
     with monkeypatch.context() as m:
         m.setattr(M, "_limits", lambda network=False: [])  # no budget: the whole-volume run
         run_analysis(ws, small.id)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
-import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -19,40 +17,22 @@ from core.recipe import read_recipe
 CHUNKED_FILES = ("labels.zarr", "particles.csv", "particles.parquet", "phases.zarr", "run.json")
 
 
-@pytest.fixture
-def sync_cluster(monkeypatch):
-    """The chunked engine's tasks in this process (no worker processes to start): dask's synchronous scheduler."""
-    import core.chunked as chunked
-
-    @contextlib.contextmanager
-    def inline(workers=None, address=None, **kw):
-        with dask.config.set(scheduler="sync"):
-            yield None
-
-    monkeypatch.setattr(chunked, "cluster", inline)
-
-
-@pytest.fixture(scope="module")
-def grey(tmp_path_factory):
-    d = tmp_path_factory.mktemp("demo") / "D"
-    assert cli.main(["demo", "--out", str(d), "--seed", "5", "--size", "40", "--names", "pristine", "-q"]) == 0
-    return d / "pristine" / "greyscale.tif"
 
 
 def _zarr(path):
     return np.asarray(da.from_zarr(str(path / "0")).compute())
 
 
-def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(grey, tmp_path, sync_cluster, capsys):
+def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(demo_tif_40, tmp_path, sync_cluster, capsys):
     out, recipe = tmp_path / "o", tmp_path / "r.json"
-    assert cli.main(["analyze", str(grey), "--out", str(out), "--chunk-size", "20", "--workers", "2",
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(out), "--chunk-size", "20", "--workers", "2",
                      "--recipe", str(recipe)]) == 0
     err = capsys.readouterr().err
     assert "chunked engine" in err and "particles ->" in err  # progress lines
     assert sorted(p.name for p in out.iterdir()) == sorted(CHUNKED_FILES)
     # the phases equal the whole-volume engine's
     whole = tmp_path / "w"
-    assert cli.main(["analyze", str(grey), "--out", str(whole), "-q"]) == 0
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(whole), "-q"]) == 0
     phases, labels = _zarr(out / "phases.zarr"), _zarr(out / "labels.zarr")
     assert np.array_equal(phases, load_volume(whole / "phases.tif").data)
     # the table is the particle table of the labels written
@@ -75,42 +55,42 @@ def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(grey, tmp_
     assert json.loads((replayed / "provenance.json").read_text())["provenance"]["engine"] == "chunked"
     # --overwrite replaces a folder of chunked results (its Zarr stores are the tool's own), but not a foreign file
     (out / "phases.zarr" / "notes.txt").write_text("mine")
-    assert cli.main(["analyze", str(grey), "--out", str(out), "--chunk-size", "20", "--overwrite", "-q"]) == 2
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(out), "--chunk-size", "20", "--overwrite", "-q"]) == 2
     assert "phases.zarr/notes.txt" in capsys.readouterr().err
     (out / "phases.zarr" / "notes.txt").unlink()
-    assert cli.main(["analyze", str(grey), "--out", str(out), "--chunk-size", "20", "--overwrite", "-q"]) == 0
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(out), "--chunk-size", "20", "--overwrite", "-q"]) == 0
     assert (out / "particles.csv").read_bytes() == (replayed / "particles.csv").read_bytes()
 
 
-def test_a_chunked_run_refuses_an_input_whose_checksum_differs(grey, tmp_path, sync_cluster):
+def test_a_chunked_run_refuses_an_input_whose_checksum_differs(demo_tif_40, tmp_path, sync_cluster):
     from core.chunked.analysis import analyze_chunked
     from core.inputs import FileInput
     from core.recipe import ChecksumMismatch
 
     with pytest.raises(ChecksumMismatch, match="the data changed"):
-        analyze_chunked(FileInput(grey), out=tmp_path, chunk_size=20, verify_checksum="0" * 32)
+        analyze_chunked(FileInput(demo_tif_40), out=tmp_path, chunk_size=20, verify_checksum="0" * 32)
     assert not (tmp_path / "phases.zarr").exists()  # refused before any chunk was segmented
 
 
-def test_the_memory_rule_picks_the_chunked_engine(grey, tmp_path, sync_cluster, monkeypatch, capsys):
+def test_the_memory_rule_picks_the_chunked_engine(demo_tif_40, tmp_path, sync_cluster, monkeypatch, capsys):
     import core.memory as M
 
     real = M.estimate_peak_bytes
     monkeypatch.setattr(M, "estimate_peak_bytes", lambda *a, **k: 1 << 50)  # the whole volume would not fit
-    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "o")]) == 0
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "o")]) == 0
     assert "would not fit in memory; running the chunked engine" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == sorted(CHUNKED_FILES)
     monkeypatch.setattr(M, "estimate_peak_bytes", real)
-    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "w"), "-q"]) == 0  # fits: as before
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "w"), "-q"]) == 0  # fits: as before
     assert (tmp_path / "w" / "phases.tif").is_file() and not (tmp_path / "w" / "phases.zarr").exists()
 
 
-def test_an_estimated_halo_is_cut_to_the_memory_available_with_a_warning(grey, tmp_path, sync_cluster, monkeypatch,
+def test_an_estimated_halo_is_cut_to_the_memory_available_with_a_warning(demo_tif_40, tmp_path, sync_cluster, monkeypatch,
                                                                          capsys):
     from core.chunked.particles import MIN_HALO
     from core.memory import BUDGET_ENV, chunked_peak_bytes
 
-    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "a"), "--chunk-size", "20", "--workers", "1",
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "a"), "--chunk-size", "20", "--workers", "1",
                      "-q"]) == 0
     free = json.loads((tmp_path / "a" / "run.json").read_text())["provenance"]["chunking"]
     assert free["halo"] > MIN_HALO + 1  # the demo's particles need more than the smallest halo
@@ -121,13 +101,13 @@ def test_an_estimated_halo_is_cut_to_the_memory_available_with_a_warning(grey, t
     # particle windows alone set the largest halo that fits
     monkeypatch.setattr(M, "_CHUNK_PHASE_HALO", 0)
     monkeypatch.setenv(BUDGET_ENV, str(chunked_peak_bytes(20, cap, 1)))
-    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "b"), "--chunk-size", "20", "--workers", "1"]) == 0
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "b"), "--chunk-size", "20", "--workers", "1"]) == 0
     err = capsys.readouterr().err
     assert f"needs a halo of {free['halo']} voxels" in err and f"the halo is cut to {cap} voxels" in err
     cut = json.loads((tmp_path / "b" / "run.json").read_text())["provenance"]["chunking"]
     assert cut["halo"] == cap
     # a diameter given on the command line is used as it is
-    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "c"), "--chunk-size", "20", "--workers", "1",
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "c"), "--chunk-size", "20", "--workers", "1",
                      "--max-diameter", "8", "-q"]) == 0
     prov = json.loads((tmp_path / "c" / "run.json").read_text())["provenance"]
     assert prov["chunking"]["halo"] == particle_halo(8, prov["spacing_um"])
@@ -152,17 +132,17 @@ def test_the_memory_rule(monkeypatch):
     (["--max-diameter", "5"], "use it with --chunk-size"),
     (["--chunk-size", "4"], "chunk-size"),
 ])
-def test_chunked_refusals_are_one_sentence(grey, tmp_path, extra, words, capsys):
-    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "o"), *extra]) == 2
+def test_chunked_refusals_are_one_sentence(demo_tif_40, tmp_path, extra, words, capsys):
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "o"), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and words in err and "\n" not in err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_run_with_workers_replays_the_analyses_in_parallel(grey, tmp_path):
+def test_run_with_workers_replays_the_analyses_in_parallel(demo_tif_40, tmp_path):
     """Two analyses of a recipe as tasks of a real 2-worker local cluster: the same files as one after the other."""
     recipe = tmp_path / "r.json"
-    assert cli.main(["analyze", str(grey), "--out", str(tmp_path / "a"), "--recipe", str(recipe), "-q"]) == 0
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "a"), "--recipe", str(recipe), "-q"]) == 0
     d = json.loads(recipe.read_text())
     second = json.loads(json.dumps(d["analyses"][0]))
     second["name"] = "other"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import dask
@@ -19,18 +18,6 @@ from core.evaluate import instance_scores
 from core.recipe import read_recipe
 from core.synth import demo_electrode
 
-
-@pytest.fixture
-def sync_cluster(monkeypatch):
-    """The chunked engine's tasks in this process: dask's synchronous scheduler."""
-    import core.chunked as chunked
-
-    @contextlib.contextmanager
-    def inline(workers=None, address=None, **kw):
-        with dask.config.set(scheduler="sync"):
-            yield None
-
-    monkeypatch.setattr(chunked, "cluster", inline)
 
 
 @pytest.fixture(scope="module")

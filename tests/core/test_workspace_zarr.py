@@ -8,19 +8,12 @@ import dask
 import numpy as np
 import pytest
 
-from core import cli
 from core.jobs import JobStore, execute
 from core.pipeline import AnalysisParams
 from core.workspace import Workspace
 
 CHUNK = 20  # a 40³ volume in 8 chunks
 
-
-@pytest.fixture(scope="module")
-def grey(tmp_path_factory):
-    d = tmp_path_factory.mktemp("demo") / "D"
-    assert cli.main(["demo", "--out", str(d), "--seed", "5", "--size", "40", "--names", "pristine", "-q"]) == 0
-    return d / "pristine" / "greyscale.tif"
 
 
 @pytest.fixture
@@ -49,11 +42,11 @@ def _budget_below_the_whole_volume(monkeypatch, shape=(40, 40, 40), dtype=np.uin
         yield
 
 
-def test_the_memory_rule_sends_a_big_sample_to_the_chunked_engine(grey, monkeypatch):
+def test_the_memory_rule_sends_a_big_sample_to_the_chunked_engine(demo_tif_40, monkeypatch):
     from core.chunked.analysis import chunked_engine_for
     from core.inputs import DemoInput, FileInput
 
-    spec = FileInput(grey)
+    spec = FileInput(demo_tif_40)
     assert chunked_engine_for(spec, AnalysisParams(), workers=1, chunk=CHUNK) is None  # fits: the whole volume
     assert chunked_engine_for(spec, AnalysisParams(), chunk=CHUNK, always=True) == CHUNK  # asked for (--chunk-size)
     assert chunked_engine_for(spec, AnalysisParams(method="model"), chunk=CHUNK, always=True) is None
@@ -64,9 +57,9 @@ def test_the_memory_rule_sends_a_big_sample_to_the_chunked_engine(grey, monkeypa
         assert chunked_engine_for(DemoInput("pristine"), AnalysisParams(), workers=1, chunk=CHUNK) is None
 
 
-def test_a_chunked_job_stores_zarr_and_the_workspace_reads_it_back_lazily(grey, tmp_path, sync):
+def test_a_chunked_job_stores_zarr_and_the_workspace_reads_it_back_lazily(demo_tif_40, tmp_path, sync):
     ws = Workspace(tmp_path / "ws")
-    s = ws.add_sample("big", str(grey), spacing=0.4)
+    s = ws.add_sample("big", str(demo_tif_40), spacing=0.4)
     store = JobStore(ws.root)
     job = store.create("analysis", {"sample_id": s.id, "params": AnalysisParams().to_dict(),
                                     "chunked": {"chunk_size": CHUNK, "local_workers": None}}, title="big")
@@ -113,9 +106,9 @@ def _whole_job(ws, store, sid) -> int:
     return j.id
 
 
-def test_a_separation_of_a_chunked_analysis_runs_chunked_on_its_stored_phases(grey, tmp_path, sync):
+def test_a_separation_of_a_chunked_analysis_runs_chunked_on_its_stored_phases(demo_tif_40, tmp_path, sync):
     ws = Workspace(tmp_path / "ws")
-    s = ws.add_sample("big", str(grey), spacing=0.4)
+    s = ws.add_sample("big", str(demo_tif_40), spacing=0.4)
     store = JobStore(ws.root)
     first = store.create("analysis", {"sample_id": s.id, "params": AnalysisParams().to_dict(),
                                       "chunked": {"chunk_size": CHUNK, "local_workers": None}}, title="big")
@@ -134,9 +127,9 @@ def test_a_separation_of_a_chunked_analysis_runs_chunked_on_its_stored_phases(gr
     assert not ws.analysis_dir(b.id).exists() and (ws.analysis_dir(src.id) / "phases.zarr" / "0").is_dir()
 
 
-def test_a_failed_chunked_run_leaves_no_stores(grey, tmp_path, sync):
+def test_a_failed_chunked_run_leaves_no_stores(demo_tif_40, tmp_path, sync):
     ws = Workspace(tmp_path / "ws")
-    s = ws.add_sample("big", str(grey), spacing=0.4)
+    s = ws.add_sample("big", str(demo_tif_40), spacing=0.4)
     store = JobStore(ws.root)
     job = store.create("analysis", {"sample_id": s.id, "params": AnalysisParams(seeding="deconvolved").to_dict(),
                                     "chunked": {"chunk_size": CHUNK, "local_workers": None}}, title="big")

@@ -1,0 +1,34 @@
+"""Fixtures shared by tests/core and tests/app."""
+
+from __future__ import annotations
+
+import contextlib
+
+import dask
+import pytest
+
+
+@pytest.fixture(scope="session")
+def demo_tif_40(tmp_path_factory):
+    """A 40³ pristine demo electrode's greyscale TIFF (seed 5, 0.4 µm voxels), written once per test session.
+
+    Tests read it (as a file sample or a CLI input); none may write to it.
+    """
+    from core import cli
+
+    d = tmp_path_factory.mktemp("demo40") / "D"
+    assert cli.main(["demo", "--out", str(d), "--seed", "5", "--size", "40", "--names", "pristine", "-q"]) == 0
+    return d / "pristine" / "greyscale.tif"
+
+
+@pytest.fixture
+def sync_cluster(monkeypatch):
+    """The chunked engine's tasks in this process (no worker processes to start): dask's synchronous scheduler."""
+    import core.chunked as chunked
+
+    @contextlib.contextmanager
+    def inline(workers=None, address=None, **kw):
+        with dask.config.set(scheduler="sync"):
+            yield None
+
+    monkeypatch.setattr(chunked, "cluster", inline)
