@@ -189,6 +189,24 @@ def surface_areas(filled: np.ndarray, spacing=None) -> np.ndarray:
     return K.mc_areas(filled, n_lab, _mc_lut(sp))
 
 
+def _resolve_separator_side(separator_side: str, axis: int, detect, *, stacklevel: int) -> str:
+    """``separator_side`` checked, and for "auto" the side ``detect()`` (-> (side, contrast)) finds, with a warning
+    when the two ends differ by less than 0.02 in NMC fraction.  ``stacklevel`` as for :func:`warnings.warn`, counted
+    from here."""
+    check_choice(axis, "axis", (0, 1, 2))
+    check_choice(separator_side, "separator_side", ("auto", "start", "end"))
+    if separator_side != "auto":
+        return separator_side
+    side, contrast = detect()
+    if contrast < 0.02:
+        warnings.warn(
+            f"the separator side along axis {axis} is ambiguous (NMC fraction differs by {contrast:.3f} "
+            f"between the two ends); assuming '{side}'. Set separator_side to be sure.",
+            stacklevel=stacklevel,
+        )
+    return side
+
+
 def detect_separator_side(phases: np.ndarray, axis: int = 0, *, slab_frac: float = 0.1) -> tuple[str, float]:
     """Guess which end of ``axis`` faces the separator from the solid profile.
 
@@ -273,16 +291,8 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     phases = check_phases(phases)
     labels = check_labels(labels, phases.shape)
     sp = normalize_spacing(spacing)
-    check_choice(axis, "axis", (0, 1, 2))
-    check_choice(separator_side, "separator_side", ("auto", "start", "end"))
-    if separator_side == "auto":
-        separator_side, contrast = detect_separator_side(phases, axis)
-        if contrast < 0.02:
-            warnings.warn(
-                f"the separator side along axis {axis} is ambiguous (NMC fraction differs by {contrast:.3f} "
-                f"between the two ends); assuming '{separator_side}'. Set separator_side to be sure.",
-                stacklevel=3,
-            )
+    separator_side = _resolve_separator_side(separator_side, axis, lambda: detect_separator_side(phases, axis),
+                                             stacklevel=4)
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
     if outside is not None and outside.shape != labels.shape:
         raise ValueError(f"outside shape {outside.shape} does not match labels shape {labels.shape}")

@@ -39,7 +39,6 @@ copies.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -47,7 +46,7 @@ import pandas as pd
 from .. import _kernels as K
 from .._validate import check_choice, normalize_spacing
 from ..codes import CBD, NMC
-from ..metrics import _fill_cracks_inplace, _mc_lut, _table_of
+from ..metrics import _fill_cracks_inplace, _mc_lut, _resolve_separator_side, _table_of
 from .particles import _dask_and_source, _read_window
 
 __all__ = ["measure_chunked", "separator_side_chunked"]
@@ -104,16 +103,8 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must hold whole numbers, got {labels.dtype}")
     sp = normalize_spacing(spacing)
-    check_choice(axis, "axis", (0, 1, 2))
-    check_choice(separator_side, "separator_side", ("auto", "start", "end"))
-    if separator_side == "auto":
-        separator_side, contrast = separator_side_chunked(phases, axis)
-        if contrast < 0.02:
-            warnings.warn(
-                f"the separator side along axis {axis} is ambiguous (NMC fraction differs by {contrast:.3f} "
-                f"between the two ends); assuming '{separator_side}'. Set separator_side to be sure.",
-                stacklevel=2,
-            )
+    separator_side = _resolve_separator_side(separator_side, axis, lambda: separator_side_chunked(phases, axis),
+                                             stacklevel=3)
     phases = phases.rechunk(labels.chunks) if phases.chunks != labels.chunks and ph_src is None else phases
     shape = tuple(int(n) for n in labels.shape)
 
