@@ -68,10 +68,16 @@ seeds 100-102) the measured blur is 0.8, so the deconvolution is the fixed
 the median |detachment error| within 0.0011 of the default's).  It costs a float32 volume
 (:func:`deconvolve`, one DCT filter in place since the iterated Gaussians
 took most of its time) and a second separation: on a 256³ demo-like electrode
-(``bench/speed_memory.py``'s input, rng 7) the particles step took 4.8 s
-against 1.5 s of the default (whole analysis 7.1 s against 2.7 s; load 1.3 on
-2 cores; 9.1 s for the particles with the iterated Gaussians); not yet for the
-lean 512³ path.
+(``bench/speed_memory.py``'s input, rng 7) the whole analysis took 4.7 s
+against 2.4 s of the default (particles step 3.5 s against 1.3 s; load 2.6 /
+1.8 on 2 cores; 9.1 s for the particles step with the iterated Gaussians and
+the flood that queued every seed voxel); not yet for the lean 512³ path.
+Not the default for that reason: at 256³ the default analysis is 8.9 times
+faster than the PoreSpy pipeline (bench/RESULTS.md speed_memory_256_vs_porespy),
+the deconvolved one would be about 4.6 times; and no rule on the measured blur
+or noise picks the cells where it is needed (it raises F1 on every cell of the
+grid, blur 0.6 included, where the measured blur, 0.62-0.67, is below the
+demo electrodes' 0.82-0.84).
 """
 
 from __future__ import annotations
