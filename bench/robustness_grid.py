@@ -15,7 +15,9 @@ and noise ``noise`` (share of the pore-NMC contrast), for each seed.  Pipelines:
 Scores per cell (mean over seeds): instance F1 at IoU > 0.5 and AP over IoU 0.5:0.95
 (``core.evaluate.instance_scores``), the same F1 over the particles, true and found, that touch no face of
 the volume ("interior F1"), and the median |detachment error| over particles matched at IoU > 0.5
-(``core.evaluate.detachment_errors`` against the generator's table; PoreSpy gives no detachment).
+(``core.evaluate.detachment_errors`` against the generator's table; PoreSpy gives no detachment), and
+why the true particles cut by a face of the volume are missed (:func:`face_misses`: joined to a
+neighbour, or lost).
 
 A grid too long for one command runs in parts: each part with ``--rows-out PART.json`` (its rows, wall
 time, load and command; no section written), then ``--from-rows PART.json ...`` writes the section of
@@ -72,10 +74,40 @@ def _f1(sc) -> float:
     return float(sc.loc[np.isclose(sc["threshold"], 0.5), "f1"].iloc[0])
 
 
+def face_misses(true: np.ndarray, found: np.ndarray) -> dict:
+    """Why the true particles that touch a face of the volume are missed (no found particle at IoU > 0.5).
+
+    ``fn face``: how many; ``fn face joined``: of them, those with at least half their voxels in one found
+    particle that is bigger than the true one by more than the rest of the true one (joined to a
+    neighbour); ``fn face lost``: those with less than half their voxels in any found particle (lost in
+    the phases or spread over several).  The rest: found too small or split.
+    """
+    pairs = match_instances(true, found)
+    matched = set(pairs.loc[pairs["iou"] > 0.5, "true"])
+    faces = np.unique(np.concatenate([np.take(true, i, axis=a).ravel() for a in range(3) for i in (0, -1)]))
+    miss = [int(t) for t in faces if t > 0 and t not in matched]
+    size_t = np.bincount(true.ravel(), minlength=int(true.max()) + 1)
+    size_f = np.bincount(found.ravel(), minlength=int(found.max()) + 1)
+    joined = lost = 0
+    for t in miss:
+        sel = pairs[pairs["true"] == t]
+        if sel.empty:
+            lost += 1
+            continue
+        best = sel.loc[sel["iou"].idxmax()]
+        inter = best["iou"] * (size_t[t] + size_f[int(best["pred"])]) / (1 + best["iou"])
+        if inter < 0.5 * size_t[t]:
+            lost += 1
+        elif size_f[int(best["pred"])] - inter > size_t[t] - inter:
+            joined += 1
+    return {"fn face": len(miss), "fn face joined": joined, "fn face lost": lost}
+
+
 def _scores(e, labels, table=None) -> dict:
     sc = instance_scores(e.labels, labels)
     out = {"f1": _f1(sc), "ap": float(sc["ap"].mean()), "n": int(len(np.unique(labels)) - 1),
-           "f1 int": _f1(instance_scores(_interior(e.labels), _interior(labels))), "det": float("nan")}
+           "f1 int": _f1(instance_scores(_interior(e.labels), _interior(labels))), "det": float("nan"),
+           **face_misses(e.labels, labels)}
     if table is not None:
         err = detachment_errors(e.table, table, match_instances(e.labels, labels))["error"].dropna().to_numpy()
         out["det"] = float(np.median(np.abs(err))) if err.size else float("nan")
@@ -188,7 +220,9 @@ def main(argv=None) -> int:
                 cell = {"radius (vox)": f"{radius:g}", "blur (vox)": f"{blur:g}", "noise": f"{noise:g}",
                         "n true": f"{np.mean([r['n true'] for r in sub]):.0f}"}
                 for p in pipelines:
-                    for key, label in (("f1", "F1"), ("ap", "AP"), ("det", "det"), ("f1 int", "int F1")):
+                    for key, label in (("f1", "F1"), ("ap", "AP"), ("det", "det"), ("f1 int", "int F1"),
+                                       ("fn face", "fn face"), ("fn face joined", "joined"),
+                                       ("fn face lost", "lost")):
                         vals = [r.get(f"{p} {key}", float("nan")) for r in sub]
                         cell[f"{p} {label}"] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
                 for p in ("grey", *SEEDED):
@@ -204,6 +238,8 @@ def main(argv=None) -> int:
     cols_ap = ["radius (vox)", "blur (vox)", "noise"] + [f"{p} AP" for p in pipelines] + [
         f"{p} det" for p in pipelines if p != "porespy"]
     cols_int = ["radius (vox)", "blur (vox)", "noise"] + [f"{p} int F1" for p in pipelines]
+    cols_face = ["radius (vox)", "blur (vox)", "noise"] + [f"{p} {k}" for p in pipelines
+                                                           for k in ("fn face", "joined", "lost")]
     cols_seed = ["radius", "blur", "noise", "seed", "n true"] + [f"{p} {k}" for p in pipelines
                                                                  for k in ("f1", "n", "s")]
     def met(p):
@@ -233,6 +269,12 @@ def main(argv=None) -> int:
              "", "### AP@[.5:.95] and detachment error per cell", "", C.md_table(cells, cols_ap),
              "", "### Interior F1@0.5 (true and found particles that touch no face of the volume)", "",
              C.md_table(cells, cols_int),
+             *(["", "### True particles cut by a face and missed (mean per seed)", "",
+                "'fn face': true particles touching a face with no found particle at IoU > 0.5; 'joined': of "
+                "them, at least half inside one found particle that has more voxels outside this particle than "
+                "this particle has outside it (joined to a neighbour); 'lost': less than half inside any found "
+                "particle (lost in the phases, or spread over several).", "",
+                C.md_table(cells, cols_face)] if all(f"{p} fn face" in r for r in rows for p in pipelines) else []),
              "", "### Per seed (F1, particles found, seconds)", "", C.md_table(rows, cols_seed)]
     C.publish("robustness_grid", lines, args, section=args.section)
     return 0

@@ -105,7 +105,14 @@ def _flood(q, labels, n_seeds, h):
         if lab > 0:
             if flat_q[i] > peak[lab]:
                 peak[lab] = flat_q[i]
-            _push(qs, tails, flat_q[i], i)
+            # only a seed voxel next to an unlabelled voxel of the map or to another seed does anything when
+            # popped (labels of seeded voxels never change): the others stay out of the queue, same result
+            z, y, x = unravel(i, ny, nx)
+            for d in range(6):
+                j = flat_step(i, z, y, x, d, nz, ny, nx)
+                if j >= 0 and flat_q[j] != 0 and flat_l[j] != lab:
+                    _push(qs, tails, flat_q[i], i)
+                    break
     for level in range(255, 0, -1):
         while heads[level] < tails[level]:
             i = qs[level][heads[level]]

@@ -65,10 +65,19 @@ from the true phases flooded onto the greyscale's NMC F1 is 0.930 against
 faces, which no choice of seeds brings back.  On the demo electrodes (160³,
 seeds 100-102) the measured blur is 0.8, so the deconvolution is the fixed
 1-voxel one of before (F1@0.5 0.950-0.991 against the default's 0.952-0.975,
-the median |detachment error| within 0.0011 of the default's).  It costs a float32 volume three times
-over (:func:`deconvolve`) and a second separation: on a 256³ demo-like
-electrode (``bench/speed_memory.py``'s input) 12.7 s against 4.4 s of the
-default (load ~5 on 2 cores); not yet for the lean 512³ path.
+the median |detachment error| within 0.0011 of the default's).  It costs a float32 volume
+(:func:`deconvolve`, one DCT filter in place since the iterated Gaussians
+took most of its time) and a second separation: on a 256³ demo-like electrode
+(``bench/speed_memory.py``'s input, rng 7) the whole analysis took 4.7 s
+against 2.4 s of the default (particles step 3.5 s against 1.3 s; load 2.6 /
+1.8 on 2 cores; 9.1 s for the particles step with the iterated Gaussians and
+the flood that queued every seed voxel); not yet for the lean 512³ path.
+Not the default for that reason: at 256³ the default analysis is 8.9 times
+faster than the PoreSpy pipeline (bench/RESULTS.md speed_memory_256_vs_porespy),
+the deconvolved one would be about 4.6 times; and no rule on the measured blur
+or noise picks the cells where it is needed (it raises F1 on every cell of the
+grid, blur 0.6 included, where the measured blur, 0.62-0.67, is below the
+demo electrodes' 0.82-0.84).
 """
 
 from __future__ import annotations
@@ -80,6 +89,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import ndtri
 
+from . import _kernels as K
 from ._validate import check_has_nmc, check_phases, check_volume, normalize_spacing
 from .codes import CBD, NMC
 from ._watershed import _flood
@@ -280,12 +290,34 @@ def presmooth_sigma(noise: float, i_cbd: float, i_nmc: float) -> float:
     return float(np.clip(s, MIN_SIGMA, MAX_SIGMA))
 
 
+def _gaussian_transfer(n: int, sigma: float) -> np.ndarray:
+    """Transfer function, at the ``n`` frequencies of the type-II DCT, of ``ndi.gaussian_filter1d(sigma)`` (mode "reflect").
+
+    scipy's kernel (normalised samples of the Gaussian out to ``int(4 sigma + 0.5)``); a filter in mode
+    "reflect" is the circular convolution of the signal's half-sample symmetric extension of period
+    ``2 n``, which the type-II DCT diagonalises: the factor at DCT index ``k`` is
+    ``sum_j w_j cos(pi k j / n)``.  1 everywhere for ``sigma == 0``.
+    """
+    if sigma == 0:
+        return np.ones(n)
+    r = int(4.0 * float(sigma) + 0.5)
+    j = np.arange(-r, r + 1)
+    w = np.exp(-0.5 / float(sigma) ** 2 * j.astype(np.float64) ** 2)
+    w /= w.sum()
+    return np.cos(np.pi * np.arange(n)[:, None] * j[None, :] / n) @ w
+
+
 def deconvolve(volume: np.ndarray, *, sigma: float = 0.0, blur: float = DECONV_BLUR,
                iterations: int = DECONV_ITERATIONS, step: float = DECONV_STEP) -> np.ndarray:
     """Landweber deconvolution of a Gaussian blur, after a Gaussian against the noise.
 
     ``b = G_sigma * volume``; ``x_0 = b``; ``x_{k+1} = x_k + step G_blur * (b - G_blur * x_k)``.  Few
-    iterations are the regularisation (each adds detail and noise back).
+    iterations are the regularisation (each adds detail and noise back).  The Gaussians are those of
+    ``scipy.ndimage.gaussian_filter`` (mode "reflect": the volume's faces mirror it, as a cut through an
+    electrode is best continued), and the whole linear filter is applied at once in the basis of the
+    type-II DCT, which diagonalises them exactly (:func:`_gaussian_transfer`): one forward and one
+    inverse transform on every core instead of ``1 + 2 iterations`` Gaussians on one (at 256³ about
+    0.4 s instead of 4.4 s; the same values as the iteration to float32 rounding).
 
     Parameters
     ----------
@@ -303,8 +335,13 @@ def deconvolve(volume: np.ndarray, *, sigma: float = 0.0, blur: float = DECONV_B
     Returns
     -------
     (Z, Y, X) float32
-        Three float32 volumes are held at the peak (12 bytes per voxel).
+        One float32 volume is held (the transforms run in place: peak 4.4 bytes per voxel traced by
+        ``tracemalloc`` at 128³, besides the input).
     """
+    from scipy import fft
+
+    from ._kernels import cores
+
     if not sigma >= 0:
         raise ValueError(f"sigma must be >= 0 voxels, got {sigma}")
     if not blur > 0:
@@ -313,18 +350,27 @@ def deconvolve(volume: np.ndarray, *, sigma: float = 0.0, blur: float = DECONV_B
         raise ValueError(f"iterations must be a whole number >= 0, got {iterations}")
     if not 0 < step < 2:
         raise ValueError(f"step must lie in (0, 2), got {step}")
-    b = np.array(volume, np.float32)
-    if sigma > 0:
-        ndi.gaussian_filter(b, sigma, output=b)
-    x = b.copy()
-    tmp = np.empty_like(b)
-    for _ in range(int(iterations)):
-        ndi.gaussian_filter(x, blur, output=tmp)
-        np.subtract(b, tmp, out=tmp)
-        ndi.gaussian_filter(tmp, blur, output=tmp)
-        tmp *= np.float32(step)
-        x += tmp
-    return x
+    v = np.array(volume, np.float32)
+    if v.ndim != 3:
+        raise ValueError(f"volume must be 3D (Z, Y, X), got shape {v.shape}")
+    if v.size == 0 or (sigma == 0 and iterations == 0):  # the identity: no transform (exact)
+        return v
+    workers = cores()
+    c = fft.dctn(v, type=2, norm="ortho", workers=workers, overwrite_x=True)
+    del v
+    gz, gy, gx = (_gaussian_transfer(n, blur) for n in c.shape)
+    pz, py, px = (_gaussian_transfer(n, sigma) for n in c.shape)
+    g_yx = gy[:, None] * gx[None, :]
+    p_yx = (py[:, None] * px[None, :]).astype(np.float32)
+    mu = float(step)
+    for z in range(c.shape[0]):  # the multiplier one plane at a time (float64 plane, no volume)
+        g = gz[z] * g_yx
+        h = np.ones_like(g)  # h_0 = 1; h_{k+1} = (1 - mu g^2) h_k + mu g
+        for _ in range(int(iterations)):
+            h = (1.0 - mu * g * g) * h + mu * g
+        h *= pz[z]
+        c[z] *= h.astype(np.float32) * p_yx
+    return fft.idctn(c, type=2, norm="ortho", workers=workers, overwrite_x=True)
 
 
 def deconv_settings(volume: np.ndarray, phases: np.ndarray, *, blur: float | None = None,
@@ -507,13 +553,14 @@ def regularised_particles(
     if rest.any():
         comp, n = ndi.label(rest)
         labels[rest] = comp[rest] + int(labels.max())
-    # number 1..n in order of label
-    present = np.unique(labels)
-    present = present[present > 0]
-    lut = np.zeros(int(labels.max()) + 1, np.int32)
+    # number 1..n in order of label (numba passes: no sorted copy of the volume)
+    n_lab = int(labels.max())
+    present = np.flatnonzero(K.label_counts(labels, n_lab)[1:]) + 1
+    lut = np.zeros(n_lab + 1, np.int32)
     lut[present] = np.arange(1, present.size + 1, dtype=np.int32)
+    K.remap_inplace(labels, lut)
     report(1.0, f"{present.size} particles")
-    return lut[labels]
+    return labels
 
 
 def _validate(volume, phases) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from core import pipeline
 from core.codes import CBD, NMC, PORE
@@ -281,3 +282,78 @@ def test_kept_outside_reach_is_that_of_the_labels():
         assert not outside[15, 15, 12]  # the crack is enclosed
     assert _separate_particles(ph, 0.4, keep_outside=False)[1] is None
     assert _separate_particles(ph, 0.4, SeparationParams(markers="peaks"), keep_outside=True)[1] is None
+
+
+def _reference_flood(q, labels, n_seeds, h):
+    """Plain-Python priority flood of :func:`core._watershed._flood` (every seed voxel queued)."""
+    from collections import deque
+
+    shape = q.shape
+    parent = list(range(n_seeds + 1))
+    peak = [0] * (n_seeds + 1)
+
+    def find(a):
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    queues = [deque() for _ in range(256)]
+    for i in zip(*np.nonzero(labels)):
+        peak[labels[i]] = max(peak[labels[i]], int(q[i]))
+    for i in np.ndindex(shape):  # raster order, as the numba flood pushes
+        if labels[i] > 0:
+            queues[q[i]].append(i)
+    for level in range(255, 0, -1):
+        while queues[level]:
+            i = queues[level].popleft()
+            a = find(labels[i])
+            for ax in range(3):
+                for s in (-1, 1):
+                    j = list(i)
+                    j[ax] += s
+                    if not 0 <= j[ax] < shape[ax]:
+                        continue
+                    j = tuple(j)
+                    if q[j] == 0:
+                        continue
+                    if labels[j] == 0:
+                        labels[j] = a
+                        queues[min(int(q[j]), level)].append(j)
+                    else:
+                        b = find(labels[j])
+                        if b != a:
+                            hi, lo = (a, b) if peak[a] >= peak[b] else (b, a)
+                            if peak[lo] - level < h:
+                                parent[lo] = hi
+                                a = find(a)
+    roots = sorted({find(s) for s in range(1, n_seeds + 1)})
+    new = {r: k + 1 for k, r in enumerate(roots)}
+    out = np.zeros_like(labels)
+    out[labels > 0] = [new[find(v)] for v in labels[labels > 0]]
+    return out
+
+
+@pytest.mark.parametrize("h", [-256, 0, 4, 40])
+def test_seeded_flood_equals_the_plain_priority_flood(h):
+    # _flood queues only the seed voxels next to an unlabelled voxel or another seed; the labels (and the
+    # merges by dynamics) must be those of queueing every seed voxel
+    from core._watershed import _flood
+    from core.particles import quantised_distance
+
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        shape = tuple(int(n) for n in rng.integers(3, 11, 3))
+        mask = ndi.gaussian_filter(rng.random(shape), 1.0) > 0.5
+        q, _ = quantised_distance(mask, 1.0)
+        scattered = np.zeros(shape, np.int32)
+        pick = (rng.random(shape) < 0.15) & mask
+        scattered[pick] = rng.integers(1, 4, int(pick.sum()))  # a few seeds of several voxels, some touching
+        # seeds that fill the inside of the mask, cut in three along x: they meet inside, away from the rim
+        slabs = np.where(mask & (q >= 2), 1 + np.indices(shape)[2] * 3 // shape[2], 0).astype(np.int32)
+        for seeds in (scattered, slabs):
+            n = int(seeds.max())
+            if n == 0:
+                continue
+            got = seeds.copy()
+            _flood(q, got, n, h)
+            np.testing.assert_array_equal(got, _reference_flood(q, seeds.copy(), n, h))

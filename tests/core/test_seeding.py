@@ -9,7 +9,7 @@ import pytest
 
 from core.codes import CBD, NMC
 from core.pipeline import AnalysisParams, run
-from core.seeding import (DECONV_BLUR, DECONV_ITERATIONS, MAX_SIGMA, MIN_SIGMA, deconv_settings, deconvolve,
+from core.seeding import (DECONV_BLUR, DECONV_ITERATIONS, DECONV_STEP, MAX_SIGMA, MIN_SIGMA, deconv_settings, deconvolve,
                           denoise_sigma, estimate_blur, estimate_noise, presmooth_sigma, regularised_particles,
                           seeding_mask)
 from core.synth import ImagingParams, PackingParams, _image, _neck_cbd, _rasterise_power, make_sphere_packing
@@ -139,6 +139,25 @@ def test_deconvolve_undoes_part_of_a_gaussian_blur():
                     ({"sigma": -1.0}, "sigma")):
         with pytest.raises(ValueError, match=msg):
             deconvolve(blurred, **kw)
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (3, 20, 5), (1, 16, 12)])
+@pytest.mark.parametrize("sigma, blur, iterations", [(0.0, 1.0, 4), (0.6, 1.2, 4), (1.5, 0.5, 0), (0.0, 3.0, 8)])
+def test_deconvolve_equals_the_landweber_iteration_of_scipy_gaussians(shape, sigma, blur, iterations):
+    # the one-step DCT filter against the iteration it replaces, in float64 with scipy's reflecting Gaussians;
+    # blur 3.0 has a kernel (radius 12) longer than every axis: scipy then reflects more than once
+    from scipy import ndimage as ndi
+
+    v = np.random.default_rng(1).random(shape).astype(np.float32) * 1000
+    b = ndi.gaussian_filter(v.astype(np.float64), sigma) if sigma > 0 else v.astype(np.float64)
+    x = b.copy()
+    for _ in range(iterations):
+        x += DECONV_STEP * ndi.gaussian_filter(b - ndi.gaussian_filter(x, blur), blur)
+    before = v.copy()
+    out = deconvolve(v, sigma=sigma, blur=blur, iterations=iterations)
+    assert out.dtype == np.float32 and out.shape == shape
+    np.testing.assert_allclose(out, x, rtol=0, atol=2e-3)  # float32 rounding of values up to ~1000
+    np.testing.assert_array_equal(v, before)
 
 
 def test_deconvolved_mask_is_inside_the_nmc_and_thinner():
