@@ -16,10 +16,18 @@ from core import phases as ph
 from core.phases import SegmentParams
 
 
-def grey_sample(volume: np.ndarray, n: int = 1_000_000) -> np.ndarray:
-    """Deterministic strided sample of the finite grey values (float64)."""
-    step = max(1, volume.size // n)
-    flat = np.asarray(volume.reshape(-1)[::step], np.float64)
+def grey_sample(volume, n: int = 1_000_000) -> np.ndarray:
+    """Deterministic strided sample of the finite grey values (float64).
+
+    A volume held in memory: a stride over all of it.  One read lazily (a
+    :class:`core.chunked.LazyArray`, :func:`ui.cache.volume` of a big sample):
+    the same stride over the blocks :func:`core.phases.grey_sample` reads, never the whole volume.
+    """
+    if isinstance(volume, np.ndarray):
+        step = max(1, volume.size // n)
+        flat = np.asarray(volume.reshape(-1)[::step], np.float64)
+    else:
+        flat = np.asarray(ph.grey_sample(volume, n), np.float64)
     return flat[np.isfinite(flat)]
 
 
@@ -72,8 +80,9 @@ def preview_note(context: ph.PreviewContext) -> str:
     return "; ".join(parts) + "."
 
 
-def preview_model(volume: np.ndarray, axis: int, index: int, params, *, half_depth: int = 16) -> np.ndarray:
-    """Phases of ONE slice by the 3D U-Net, run on a slab of ``2 * half_depth`` slices around it.
+def preview_model(volume, axis: int, index: int, params, *, half_depth: int = 16) -> np.ndarray:
+    """Phases of ONE slice by the 3D U-Net, run on a slab of ``2 * half_depth`` slices around it (the only part of
+    ``volume``, an ndarray or a lazily read array, that is read).
 
     Returns
     -------
@@ -84,7 +93,9 @@ def preview_model(volume: np.ndarray, axis: int, index: int, params, *, half_dep
     n = volume.shape[axis]
     index = int(np.clip(index, 0, n - 1))
     lo, hi = max(0, index - half_depth), min(n, index + half_depth)
-    slab = np.moveaxis(np.take(volume, np.arange(lo, hi), axis=axis), axis, 0)
+    at: list = [slice(None)] * 3
+    at[axis] = slice(lo, hi)  # an index: a lazily read volume reads only the slab
+    slab = np.moveaxis(np.ascontiguousarray(volume[tuple(at)]), axis, 0)
     return segment_volume(slab, params).phases[index - lo]
 
 
