@@ -196,16 +196,23 @@ def detachment_by_label(ref: ResultRef) -> np.ndarray:
     return out
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def grey_values(ref: VolumeRef) -> np.ndarray:
+    """(N,) float64, read-only: :func:`ui.compute.grey_sample` of the volume (of a lazy one, of its sampled
+    blocks), shared by the histogram and the display contrast so that the volume is sampled once."""
+    return _readonly(compute.grey_sample(volume(ref)))
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def histogram(ref: VolumeRef, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
-    """:func:`ui.compute.histogram` of the volume (of a lazy one, of its sampled blocks)."""
-    return compute.histogram(volume(ref), bins)
+    """:func:`ui.compute.histogram` of the volume (of its :func:`grey_values`)."""
+    return compute.histogram_of(grey_values(ref), bins)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def contrast(ref: VolumeRef, lo_pct: float, hi_pct: float) -> tuple[float, float]:
-    """Grey values at two percentiles of the volume (display contrast; of a lazy one, of its sampled blocks)."""
-    return compute.percentiles(volume(ref), (lo_pct, hi_pct))
+    """Grey values at two percentiles of the volume (display contrast; of its :func:`grey_values`)."""
+    return compute.percentiles_of(grey_values(ref), (lo_pct, hi_pct))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

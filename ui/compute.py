@@ -41,7 +41,11 @@ def histogram(volume: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float,
     lo, hi : float
         Full range of the sampled values (for slider limits).
     """
-    s = grey_sample(volume)
+    return histogram_of(grey_sample(volume), bins)
+
+
+def histogram_of(s: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
+    """:func:`histogram` of a sample of finite grey values (:func:`grey_sample`)."""
     lo, hi = float(s.min()), float(s.max())
     p_lo, p_hi = np.percentile(s, [0.05, 99.95])
     if p_hi <= p_lo:
@@ -52,7 +56,12 @@ def histogram(volume: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float,
 
 
 def percentiles(volume: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
-    lo, hi = np.percentile(grey_sample(volume), q)
+    return percentiles_of(grey_sample(volume), q)
+
+
+def percentiles_of(s: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
+    """:func:`percentiles` of a sample of finite grey values (:func:`grey_sample`)."""
+    lo, hi = np.percentile(s, q)
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 

@@ -156,9 +156,15 @@ def preview_globals(volume: np.ndarray, params: SegmentParams | None = None) -> 
 
     params = params or SegmentParams()
     if _is_lazy(volume):
-        fill = _check_lazy(volume)
-        denoised = _lazy_denoiser(volume, params, fill)
+        _check_lazy_array(volume)
+        floating = np.issubdtype(np.dtype(volume.dtype), np.floating)
+        fill = _check_lazy(volume) if floating else None  # a float volume: its fill value before the denoising
+        seen: list = []
+        denoised = _lazy_denoiser(volume, params, fill, None if floating else seen)
         sample = _strided_blocks(volume.shape, denoised, 2_000_000)
+        if not floating and min(lo for lo, _ in seen) == max(hi for _, hi in seen):
+            raise ValueError(f"volume is constant in its sampled blocks (every voxel = {seen[0][0]:g}): nothing to "
+                             "segment")
         central = _LazyDenoised(volume, params, fill)
     else:
         volume = check_greyscale(volume)
@@ -407,13 +413,19 @@ def _check_lazy(volume, name: str = "volume") -> float | None:
     return nonfinite_fill(raw)
 
 
-def _lazy_denoiser(volume, params: SegmentParams, nan_fill: float | None):
-    """``denoised(a, b)`` of :func:`~core.phases.denoise._denoiser` on a lazy volume: reads ``[a, b)`` and its halo."""
+def _lazy_denoiser(volume, params: SegmentParams, nan_fill: float | None, seen: list | None = None):
+    """``denoised(a, b)`` of :func:`~core.phases.denoise._denoiser` on a lazy volume: reads ``[a, b)`` and its halo.
+
+    ``seen``: a list to append the (min, max) of every integer slab read to (the constant-volume check).
+    """
     nz, h = volume.shape[0], _denoise_halo(params)
 
     def denoised(a: int, b: int) -> np.ndarray:
         lo_, hi_ = max(0, a - h), min(nz, b + h)
-        return _denoiser(_read(volume, (slice(lo_, hi_),)), params, nan_fill)(a - lo_, b - lo_)
+        sub = _read(volume, (slice(lo_, hi_),))
+        if seen is not None:
+            seen.append((float(sub.min()), float(sub.max())))
+        return _denoiser(sub, params, nan_fill)(a - lo_, b - lo_)
 
     return denoised
 
