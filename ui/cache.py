@@ -111,16 +111,16 @@ LAZY_VOXELS = 16_000_000
 def volume(ref: VolumeRef):
     """The greyscale volume (read-only): an ndarray, or, for a big one, a :class:`core.chunked.LazyArray`.
 
-    The rule: a greyscale read from a file (not a pre-segmented volume, not
-    downsampled) of more than :data:`LAZY_VOXELS` voxels, whatever its format,
-    and a demo electrode of that size (memory-mapped), come as a
-    :class:`~core.chunked.LazyArray`, of which an index reads only the box it
-    covers (the file's header is read to decide): index it (a slice, a slab,
-    the sampled blocks of :func:`core.phases.grey_sample`), never take it
-    whole (``np.asarray`` of it raises TypeError).  Every other volume is
-    read as before (:meth:`Workspace.load_volume`: memory-mapped for npy, raw
-    and uncompressed TIFF, whole for the other formats), including a
-    pre-segmented or downsampled one of any size.
+    The rule: a volume read from a file (not downsampled) of more than
+    :data:`LAZY_VOXELS` voxels, whatever its format, and a demo electrode of
+    that size (memory-mapped), come as a :class:`~core.chunked.LazyArray`,
+    of which an index reads only the box it covers (the file's header is read
+    to decide; a pre-segmented volume's boxes come as phase codes): index it
+    (a slice, a slab, the sampled blocks of :func:`core.phases.grey_sample`),
+    never take it whole (``np.asarray`` of it raises TypeError).  Every
+    other volume is read as before (:meth:`Workspace.load_volume`:
+    memory-mapped for npy, raw and uncompressed TIFF, whole for the other
+    formats), including a downsampled one of any size.
 
     Raises what :meth:`Workspace.load_volume` (or :func:`core.chunked.open_lazy`, the same checks) raises, and
     ValueError for a sample in the data folder that now points outside it.
@@ -136,8 +136,8 @@ def open_volume(ws: Workspace, sample_id: int, lazy_voxels: int | None = None):
 
     limit = LAZY_VOXELS if lazy_voxels is None else int(lazy_voxels)
     spec = ws.get_sample(sample_id).input
-    if isinstance(spec, FileInput) and not spec.presegmented and spec.downsample == 1:
-        arr, _ = open_lazy_array(spec.path, **spec.load_kwargs())  # the header only
+    if isinstance(spec, FileInput) and spec.downsample == 1:
+        arr, _ = open_lazy_array(spec.path, phase_map=spec.phase_map, **spec.load_kwargs())  # the header only
         if arr.size > limit:
             return arr
     vol = ws.load_volume(sample_id)

@@ -122,12 +122,18 @@ def _box_and_pick(key, shape) -> tuple[tuple[slice, slice, slice], tuple]:
     return tuple(box), tuple(pick)  # type: ignore[return-value]
 
 
-def open_lazy_array(path: str | os.PathLike, **kwargs) -> tuple[LazyArray, object]:
+def open_lazy_array(path: str | os.PathLike, *, phase_map=None, **kwargs) -> tuple[LazyArray, object]:
     """A volume file as a :class:`LazyArray`, after the checks of :func:`~core.chunked.open_lazy` (header only).
 
     Parameters
     ----------
     path : str or path-like
+    phase_map : mapping or str, optional
+        A pre-segmented volume: each box read is converted to phase codes by
+        :func:`core.io.apply_phase_map` (uint8; the codes
+        :func:`core.io.load_phases` gives, box by box: a value missing from
+        the map raises its ValueError when a box holding it is read).  The
+        map is checked now.
     **kwargs
         The reading options of :func:`core.io.load_volume` (``fmt``, ``dataset``, ``shape``, ``dtype``,
         ``byte_order``, ``offset``, ``spacing``).
@@ -136,12 +142,34 @@ def open_lazy_array(path: str | os.PathLike, **kwargs) -> tuple[LazyArray, objec
     -------
     array : LazyArray
     volume : core.chunked.LazyVolume
-        Its voxel size and metadata (and a dask array of the same voxels).
+        Its voxel size and metadata (and a dask array of the file's voxels).
     """
     from .inputs import open_lazy
 
+    mapping = None
+    if phase_map is not None:
+        from ..io.phase_map import _normalize_phase_map
+
+        mapping = _normalize_phase_map(phase_map)  # a bad map is refused before any voxel is read
     lazy = open_lazy(path, **kwargs)
-    return LazyArray(lazy.reader), lazy
+    if mapping is None:
+        return LazyArray(lazy.reader), lazy
+    from ..io._common import _name
+
+    return LazyArray(_PhaseCodes(lazy.reader, mapping, f"phase volume {_name(lazy.source)}")), lazy
+
+
+class _PhaseCodes:
+    """A reader whose boxes are a segmented volume's voxels as phase codes (:func:`core.io.apply_phase_map`)."""
+
+    def __init__(self, reader, mapping, name: str):
+        self.reader, self.mapping, self.name = reader, mapping, name
+        self.shape, self.dtype = tuple(reader.shape), np.dtype(np.uint8)
+
+    def __getitem__(self, key) -> np.ndarray:
+        from ..io import apply_phase_map
+
+        return apply_phase_map(np.asarray(self.reader[key]), self.mapping, name=self.name)
 
 
 def is_lazy_array(volume: object) -> bool:

@@ -103,3 +103,37 @@ def test_the_paint_method_reads_only_the_painted_and_shown_slices(big, grey, rea
     no_exception(at)
     assert any("the classifier's phases" in (i.proto.imgs[0].caption or "") for i in at.image)
     assert max(reads) <= grey.size // 8 and sum(reads) <= grey.size // 2, (max(reads), sum(reads))
+
+
+def test_a_big_segmented_sample_is_read_a_slice_at_a_time(empty_ws, env, grey, reads):
+    import zarr
+
+    codes = np.digitize(grey, np.percentile(grey[::7, ::7, ::7], [40, 70])).astype(np.uint8)  # 0, 1, 2
+    seg = np.array([0, 128, 255], np.uint8)[codes]
+    path = env / "data" / "seg.zarr"
+    zarr.create_array(str(path), shape=seg.shape, chunks=(64, 96, 96), dtype=seg.dtype)[:] = seg
+    from core.inputs import FileInput
+
+    s = empty_ws.add_sample("seg", FileInput(path, phase_map="0=pore,128=cbd,255=nmc"), spacing=0.4)
+    reads.clear()
+    at = _open(s.id).run()
+    no_exception(at)
+    assert any(m.label == "NMC (this slice)" for m in at.metric)
+    assert reads and max(reads) <= SHAPE[1] * SHAPE[2] and sum(reads) <= grey.size // 8  # slices only
+    from ui import cache
+
+    index = at.slider(key=state.k(state.SEG_INDEX, s.id, 0)).value
+    assert np.array_equal(cache.grey_slice(cache.VolumeRef.of(empty_ws, s), 0, index), codes[index])
+
+
+def test_the_phase_map_proposal_of_a_big_volume_counts_slab_by_slab(grey):
+    from core.chunked import LazyArray
+    from core.io.phase_map import propose_phase_map
+    from ui.phase_map_view import propose_by_slabs
+
+    small = grey[:300:3, ::2, ::2]
+    seg = np.array([7, 70, 200], np.uint16)[np.digitize(small, [15000, 30000])]
+    want = propose_phase_map(seg)
+    got = propose_by_slabs(LazyArray(seg), slab_voxels=7 * 48 * 48)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
+    assert propose_by_slabs(LazyArray(small), slab_voxels=7 * 48 * 48) is None  # greyscale

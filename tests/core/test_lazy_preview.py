@@ -182,3 +182,21 @@ def test_a_lazy_volume_is_checked_on_its_sampled_blocks():
         ph.preview_globals(LazyArray(np.zeros((4, 5, 6), bool)))
     with pytest.raises(ValueError, match="empty"):
         ph.prepare_preview(LazyArray(np.zeros((0, 5, 6), np.uint8)), 0, 0)
+
+
+def test_a_segmented_file_is_read_box_by_box_as_phase_codes(tmp_path):
+    import tifffile
+
+    from core.io import load_phases
+
+    seg = np.array([0, 100, 200], np.uint8)[np.random.default_rng(0).integers(0, 3, (9, 10, 11))]
+    tifffile.imwrite(tmp_path / "s.tif", seg, compression="zlib")
+    a, lazy = open_lazy_array(tmp_path / "s.tif", phase_map="0=pore,100=cbd,200=nmc")
+    whole = load_phases(tmp_path / "s.tif", "0=pore,100=cbd,200=nmc").data
+    assert a.dtype == np.uint8 and a.shape == whole.shape
+    assert np.array_equal(a[4], whole[4]) and np.array_equal(a[:, 2:7, ::3], whole[:, 2:7, ::3])
+    b, _ = open_lazy_array(tmp_path / "s.tif", phase_map="0=pore,100=cbd")
+    with pytest.raises(ValueError, match="s.tif"):
+        b[3]  # a value the map lacks: refused when a box holding it is read
+    with pytest.raises(ValueError):
+        open_lazy_array(tmp_path / "s.tif", phase_map="0=rock")  # a bad map: before any voxel is read
