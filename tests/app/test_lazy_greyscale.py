@@ -137,3 +137,14 @@ def test_the_phase_map_proposal_of_a_big_volume_counts_slab_by_slab(grey):
     got = propose_by_slabs(LazyArray(seg), slab_voxels=7 * 48 * 48)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
     assert propose_by_slabs(LazyArray(small), slab_voxels=7 * 48 * 48) is None  # greyscale
+
+
+def test_the_samples_page_shows_slices_of_a_big_sample_from_its_blocks(big, grey, reads):
+    ws, s = big
+    at = AppTest.from_file(page("1_Samples.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert any("2048×96×96 voxels" in c.value for c in at.caption)
+    assert len(at.image) >= 3  # the three orthogonal slices
+    assert reads and max(reads) <= grey.size // 8 and sum(reads) <= grey.size // 4, (max(reads), sum(reads))
