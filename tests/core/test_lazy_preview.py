@@ -200,3 +200,15 @@ def test_a_segmented_file_is_read_box_by_box_as_phase_codes(tmp_path):
         b[3]  # a value the map lacks: refused when a box holding it is read
     with pytest.raises(ValueError):
         open_lazy_array(tmp_path / "s.tif", phase_map="0=rock")  # a bad map: before any voxel is read
+
+
+def test_the_training_pairs_of_a_lazy_volume_are_its_painted_slices(grey):
+    from core.scribbles import Scribbles, classifier_pairs
+
+    lab = np.zeros(grey.shape[1:], np.uint8)
+    lab[::2] = 2
+    s = Scribbles.empty(grey.shape).with_slice(0, 17, lab).with_slice(2, 5, np.ones((200, 36), np.uint8))
+    r = Counting(grey)
+    got, want = classifier_pairs(LazyArray(r), s, 0.5), classifier_pairs(grey, s, 0.5)
+    assert all(np.array_equal(a, b) for a, b in zip(got[0], want[0])) and got[2] == want[2]
+    assert sorted(r.voxels()) == [36 * 44, 200 * 36]  # the two painted slices, nothing else
