@@ -344,7 +344,7 @@ def grey_sample(volume, n: int = 2_000_000) -> np.ndarray:
     (the whole volume up to 16 M voxels or 128 slices, else 8 evenly spaced
     blocks of 16 slices), flat-strided to about ``n`` values.  For a volume
     that is one block it equals ``volume.reshape(-1)[::volume.size // n]``.
-    The blocks are read in slabs of at most 16 M voxels.
+    The blocks are read in slabs of at most 4 M voxels.
 
     Parameters
     ----------
@@ -369,7 +369,7 @@ def grey_sample(volume, n: int = 2_000_000) -> np.ndarray:
 
 
 #: Voxels of one slab a lazy volume's blocks are read (and denoised) in.
-_SLAB_VOXELS = 1 << 24
+_SLAB_VOXELS = 1 << 22
 
 
 def _is_lazy(volume) -> bool:
