@@ -111,16 +111,18 @@ LAZY_VOXELS = 16_000_000
 def volume(ref: VolumeRef):
     """The greyscale volume (read-only): an ndarray, or, for a big one, a :class:`core.chunked.LazyArray`.
 
-    The rule: a volume read from a file (not downsampled) of more than
-    :data:`LAZY_VOXELS` voxels, whatever its format, and a demo electrode of
-    that size (memory-mapped), come as a :class:`~core.chunked.LazyArray`,
-    of which an index reads only the box it covers (the file's header is read
-    to decide; a pre-segmented volume's boxes come as phase codes): index it
-    (a slice, a slab, the sampled blocks of :func:`core.phases.grey_sample`),
-    never take it whole (``np.asarray`` of it raises TypeError).  Every
-    other volume is read as before (:meth:`Workspace.load_volume`:
-    memory-mapped for npy, raw and uncompressed TIFF, whole for the other
-    formats), including a downsampled one of any size.
+    The rule: a volume read from a file of more than :data:`LAZY_VOXELS`
+    voxels (in the file), whatever its format, and a demo electrode of that
+    size (memory-mapped, not downsampled), come as a
+    :class:`~core.chunked.LazyArray`, of which an index reads only the box it
+    covers (the file's header is read to decide; a pre-segmented volume's
+    boxes come as phase codes, a downsampled one's as the block means
+    :func:`core.io.downsampling.downsample` gives, read from the planes they
+    cover): index it (a slice, a slab, the sampled blocks of
+    :func:`core.phases.grey_sample`), never take it whole (``np.asarray`` of
+    it raises TypeError).  Every other volume is read as before
+    (:meth:`Workspace.load_volume`: memory-mapped for npy, raw and
+    uncompressed TIFF, whole for the other formats).
 
     Raises what :meth:`Workspace.load_volume` (or :func:`core.chunked.open_lazy`, the same checks) raises, and
     ValueError for a sample in the data folder that now points outside it.
@@ -136,9 +138,10 @@ def open_volume(ws: Workspace, sample_id: int, lazy_voxels: int | None = None):
 
     limit = LAZY_VOXELS if lazy_voxels is None else int(lazy_voxels)
     spec = ws.get_sample(sample_id).input
-    if isinstance(spec, FileInput) and spec.downsample == 1:
-        arr, _ = open_lazy_array(spec.path, phase_map=spec.phase_map, **spec.load_kwargs())  # the header only
-        if arr.size > limit:
+    if isinstance(spec, FileInput):
+        arr, lazy = open_lazy_array(spec.path, phase_map=spec.phase_map, downsample=spec.downsample,
+                                    **spec.load_kwargs())  # the header only
+        if int(np.prod(lazy.shape)) > limit:  # the file's voxels (a downsampled volume is read from all of them)
             return arr
     vol = ws.load_volume(sample_id)
     if isinstance(vol, np.memmap) and not spec.presegmented and spec.downsample == 1 and vol.size > limit:

@@ -122,7 +122,8 @@ def _box_and_pick(key, shape) -> tuple[tuple[slice, slice, slice], tuple]:
     return tuple(box), tuple(pick)  # type: ignore[return-value]
 
 
-def open_lazy_array(path: str | os.PathLike, *, phase_map=None, **kwargs) -> tuple[LazyArray, object]:
+def open_lazy_array(path: str | os.PathLike, *, phase_map=None, downsample: int = 1,
+                    **kwargs) -> tuple[LazyArray, object]:
     """A volume file as a :class:`LazyArray`, after the checks of :func:`~core.chunked.open_lazy` (header only).
 
     Parameters
@@ -134,6 +135,13 @@ def open_lazy_array(path: str | os.PathLike, *, phase_map=None, **kwargs) -> tup
         :func:`core.io.load_phases` gives, box by box: a value missing from
         the map raises its ValueError when a box holding it is read).  The
         map is checked now.
+    downsample : int
+        A greyscale volume block-mean downsampled by this factor: each box
+        holds the values :func:`core.io.downsampling.downsample` gives there
+        (float32, bit for bit: each plane of the result is computed from the
+        ``downsample`` planes of the file it covers, across the whole section,
+        as that function does; so a slice across z or a z-slab reads only
+        its planes, a slice along z reads every plane once).
     **kwargs
         The reading options of :func:`core.io.load_volume` (``fmt``, ``dataset``, ``shape``, ``dtype``,
         ``byte_order``, ``offset``, ``spacing``).
@@ -152,6 +160,15 @@ def open_lazy_array(path: str | os.PathLike, *, phase_map=None, **kwargs) -> tup
 
         mapping = _normalize_phase_map(phase_map)  # a bad map is refused before any voxel is read
     lazy = open_lazy(path, **kwargs)
+    if int(downsample) != 1:
+        from ..io.downsampling import check_downsample
+
+        factor = check_downsample(downsample)
+        if mapping is not None:
+            raise ValueError("a pre-segmented volume is not downsampled (the block mean of phase codes is no phase)")
+        if min(lazy.shape) // factor == 0:
+            raise ValueError(f"volume {lazy.shape} is smaller than the downsample factor {factor}")
+        return LazyArray(_Downsampled(lazy.reader, factor)), lazy
     if mapping is None:
         return LazyArray(lazy.reader), lazy
     from ..io._common import _name
@@ -175,3 +192,28 @@ class _PhaseCodes:
 def is_lazy_array(volume: object) -> bool:
     """Whether ``volume`` is read by index rather than held as an ndarray (a :class:`LazyArray`, a Zarr array...)."""
     return not isinstance(volume, np.ndarray) and isinstance(getattr(volume, "shape", None), Sequence)
+
+
+class _Downsampled:
+    """A reader whose boxes are those of :func:`core.io.downsampling.downsample` of another reader's volume."""
+
+    def __init__(self, reader, factor: int):
+        self.reader, self.factor = reader, int(factor)
+        self.shape = tuple(int(n) // self.factor for n in reader.shape)
+        self.dtype = np.dtype(np.float32)
+
+    #: File voxels read at once (whole planes; at least the ``factor`` planes of one output plane).
+    READ_VOXELS = 1 << 22
+
+    def __getitem__(self, key) -> np.ndarray:
+        kz, ky, kx = key
+        f, (_, ny, nx) = self.factor, self.shape
+        out = np.empty((kz.stop - kz.start, ky.stop - ky.start, kx.stop - kx.start), np.float32)
+        per_read = max(1, self.READ_VOXELS // max(1, f * ny * f * nx * f))  # output planes per read
+        for k0 in range(kz.start, kz.stop, per_read):
+            k1 = min(kz.stop, k0 + per_read)
+            buf = self.reader[slice(k0 * f, k1 * f), slice(0, ny * f), slice(0, nx * f)]
+            for k in range(k0, k1):  # the loop of downsample(), plane by plane
+                v = np.asarray(buf[(k - k0) * f:(k - k0 + 1) * f], dtype=np.float32)
+                out[k - kz.start] = v.reshape(f, ny, f, nx, f).mean(axis=(0, 2, 4), dtype=np.float32)[ky, kx]
+        return out

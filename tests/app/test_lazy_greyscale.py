@@ -148,3 +148,27 @@ def test_the_samples_page_shows_slices_of_a_big_sample_from_its_blocks(big, grey
     assert any("2048×96×96 voxels" in c.value for c in at.caption)
     assert len(at.image) >= 3  # the three orthogonal slices
     assert reads and max(reads) <= grey.size // 8 and sum(reads) <= grey.size // 4, (max(reads), sum(reads))
+
+
+def test_a_downsampled_big_sample_is_read_in_bounded_slabs(big, grey, reads):
+    from core.chunked.lazy import _Downsampled
+    from core.inputs import FileInput
+    from core.io.downsampling import downsample
+    from ui import cache
+
+    ws, s = big
+    d = ws.add_sample("half", FileInput(s.input.path, downsample=2), spacing=0.4)
+    reads.clear()
+    at = _open(d.id).run()
+    no_exception(at)
+    assert at.get("vega_lite_chart") and at.image
+    # the downsampled volume (2.4 M voxels) is sampled whole, as a run samples it, but the file is never held
+    # whole: read in slabs of whole planes of at most READ_VOXELS voxels
+    assert reads and max(reads) <= _Downsampled.READ_VOXELS < grey.size // 4
+    small = downsample(grey, 2)[0]
+    ref = cache.VolumeRef.of(ws, d)
+    g = ph.preview_globals(small, ph.SegmentParams())
+    assert cache.preview_globals(ref, ph.SegmentParams()).suggested == g.suggested
+    p = ph.SegmentParams(low=g.suggested[0], high=g.suggested[1])
+    mem = ph.preview_from(ph.prepare_preview(small, 0, 500, p, globals=g), p.low, p.high)
+    assert np.array_equal(cache.preview_phases(ref, 0, 500, p), mem)

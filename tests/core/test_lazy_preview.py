@@ -212,3 +212,27 @@ def test_the_training_pairs_of_a_lazy_volume_are_its_painted_slices(grey):
     got, want = classifier_pairs(LazyArray(r), s, 0.5), classifier_pairs(grey, s, 0.5)
     assert all(np.array_equal(a, b) for a, b in zip(got[0], want[0])) and got[2] == want[2]
     assert sorted(r.voxels()) == [36 * 44, 200 * 36]  # the two painted slices, nothing else
+
+
+@pytest.mark.parametrize("factor, dtype, per_read", [(2, np.uint16, 1 << 22), (3, np.uint16, 1), (3, np.float32, 5000)])
+def test_a_downsampled_file_is_read_plane_block_by_plane_block_as_downsample_gives_it(tmp_path, grey, factor, dtype,
+                                                                                      per_read, monkeypatch):
+    from core.chunked.lazy import _Downsampled
+    from core.io.downsampling import downsample
+
+    monkeypatch.setattr(_Downsampled, "READ_VOXELS", per_read)  # one plane block a read, or several
+    v = (grey[:50] * (0.37 if dtype == np.float32 else 1)).astype(dtype)
+    np.save(tmp_path / "g.npy", v)
+    a, _ = open_lazy_array(tmp_path / "g.npy", downsample=factor)
+    want = downsample(np.load(tmp_path / "g.npy", mmap_mode="r"), factor)[0]
+    assert a.shape == want.shape and a.dtype == np.float32
+    for key in (3, (slice(2, 9), slice(1, None, 2)), (slice(None), 4), (Ellipsis, slice(3, 5))):
+        assert np.array_equal(a[key], want[key]), key
+    g = ph.SegmentParams()
+    mem, lazy = ph.preview_globals(want, g), ph.preview_globals(a, g)
+    _same_globals(mem, lazy)
+    with pytest.raises(ValueError, match="not downsampled"):
+        open_lazy_array(tmp_path / "g.npy", downsample=2, phase_map="0=pore")
+    with pytest.raises(ValueError, match="smaller than the downsample factor"):
+        np.save(tmp_path / "t.npy", grey[:1])
+        open_lazy_array(tmp_path / "t.npy", downsample=2)
