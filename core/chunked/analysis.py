@@ -200,15 +200,37 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
     return chunk
 
 
+#: Seconds a cluster's worker memory limit is reused before the scheduler is asked again.
+WORKER_MEMORY_TTL = 30.0
+_WORKER_MEMORY: dict[str, tuple[float, int | None]] = {}  # address -> (when asked, smallest limit or None)
+
+
 def cluster_worker_memory(address: str, *, timeout: float = 5.0) -> int | None:
     """The smallest memory limit (bytes) of the workers of the cluster at ``address``; None when unknown.
 
     Unknown: no worker, no worker with a limit (``memory_limit`` 0 or None),
     or no answer within ``timeout`` seconds.  :data:`core.memory.BUDGET_ENV`
-    (``DETACH_MEMORY_BUDGET``), when set, caps it.
+    (``DETACH_MEMORY_BUDGET``), when set, caps it.  The scheduler's answer is
+    reused for :data:`WORKER_MEMORY_TTL` seconds (a page that renders again
+    does not connect again).
     """
+    import time
+
     from ..memory import _budget
 
+    hit = _WORKER_MEMORY.get(address)
+    if hit is not None and time.monotonic() - hit[0] < WORKER_MEMORY_TTL:
+        smallest = hit[1]
+    else:
+        smallest = _ask_worker_memory(address, timeout)
+        _WORKER_MEMORY[address] = (time.monotonic(), smallest)
+    if smallest is None:
+        return None
+    budget = _budget()
+    return smallest if budget is None else min(smallest, budget)
+
+
+def _ask_worker_memory(address: str, timeout: float) -> int | None:
     try:
         from distributed import Client
 
@@ -218,10 +240,7 @@ def cluster_worker_memory(address: str, *, timeout: float = 5.0) -> int | None:
         return None
     limits = [int(w.get("memory_limit") or 0) for w in workers.values()]
     limits = [m for m in limits if m > 0]
-    if not limits:
-        return None
-    budget = _budget()
-    return min(limits) if budget is None else min(min(limits), budget)
+    return min(limits) if limits else None
 
 
 def _needs_chunked_on_workers(shape, dtype, params, presegmented: bool, chunk: int, limit: int) -> bool:

@@ -90,6 +90,18 @@ def test_workers_without_a_limit_or_no_scheduler_leave_the_rule_on_this_machine(
     assert cluster_worker_memory("tcp://127.0.0.1:9", timeout=0.5) is None  # nobody there
 
 
+def test_the_workers_memory_is_asked_once_in_a_while(cluster_of, monkeypatch):
+    import core.chunked.analysis as A
+
+    address = cluster_of(3 << 30)
+    asked = []
+    real = A._ask_worker_memory
+    monkeypatch.setattr(A, "_ask_worker_memory", lambda *a: asked.append(a) or real(*a))
+    assert [cluster_worker_memory(address) for _ in range(3)] == [3 << 30] * 3 and len(asked) == 1
+    monkeypatch.setattr(A, "WORKER_MEMORY_TTL", 0.0)
+    assert cluster_worker_memory(address) == 3 << 30 and len(asked) == 2
+
+
 def test_the_cli_and_the_dashboard_share_the_rule():
     import inspect
 
