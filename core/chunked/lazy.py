@@ -206,14 +206,16 @@ class _Downsampled:
     READ_VOXELS = 1 << 22
 
     def __getitem__(self, key) -> np.ndarray:
+        from ..io.downsampling import downsample
+
         kz, ky, kx = key
         f, (_, ny, nx) = self.factor, self.shape
         out = np.empty((kz.stop - kz.start, ky.stop - ky.start, kx.stop - kx.start), np.float32)
         per_read = max(1, self.READ_VOXELS // max(1, f * ny * f * nx * f))  # output planes per read
         for k0 in range(kz.start, kz.stop, per_read):
             k1 = min(kz.stop, k0 + per_read)
-            buf = self.reader[slice(k0 * f, k1 * f), slice(0, ny * f), slice(0, nx * f)]
-            for k in range(k0, k1):  # the loop of downsample(), plane by plane
-                v = np.asarray(buf[(k - k0) * f:(k - k0 + 1) * f], dtype=np.float32)
-                out[k - kz.start] = v.reshape(f, ny, f, nx, f).mean(axis=(0, 2, 4), dtype=np.float32)[ky, kx]
+            # the whole planes of these output planes: downsample() computes each output plane from its own
+            # ``f`` planes, so these are its values there
+            buf = np.asarray(self.reader[slice(k0 * f, k1 * f), slice(0, ny * f), slice(0, nx * f)])
+            out[k0 - kz.start : k1 - kz.start] = downsample(buf, f)[0][:, ky, kx]
         return out
