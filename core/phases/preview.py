@@ -31,7 +31,7 @@ import numpy as np
 from .._validate import check_choice, check_volume
 from .denoise import _denoise_halo, _denoiser, _global_sample, _nan_fill, _sample_blocks, denoise
 from .islands import _remove_small_islands_inplace
-from .params import NONFINITE_MAX_SHARE, SegmentParams, check_greyscale, nonfinite_fill
+from .params import SegmentParams, check_greyscale, check_greyscale_nonfinite, nonfinite_fill
 from .partial_volume import _correct_rows, _image_sigma, _reach
 from .threshold import _image_model, _threshold
 
@@ -398,18 +398,7 @@ def _check_lazy(volume, name: str = "volume") -> float | None:
     """:func:`~core.phases.check_greyscale` of a lazy volume, on the sampled blocks; their non-finite fill value."""
     _check_lazy_array(volume, name)
     raw = grey_sample(volume, 2_000_000)
-    finite = np.isfinite(raw) if np.issubdtype(raw.dtype, np.floating) else np.ones(raw.shape, bool)
-    bad = raw.size - int(np.count_nonzero(finite))
-    if bad == raw.size:
-        raise ValueError(f"{name} holds no finite value in its sampled blocks (all NaN or infinite)")
-    if bad > NONFINITE_MAX_SHARE * raw.size:
-        raise ValueError(f"{name} has {bad / raw.size:.1%} non-finite voxels in its sampled blocks (NaN or "
-                         f"infinite; at most {NONFINITE_MAX_SHARE:.1%} are filled): crop it to the region with "
-                         "data, or give those voxels a grey value before the analysis")
-    vals = raw[finite]
-    if vals.min() == vals.max():
-        raise ValueError(f"{name} is constant in its sampled blocks (every voxel = {float(vals.min()):g}): "
-                         "nothing to segment")
+    check_greyscale_nonfinite(raw.reshape(1, 1, -1), name)  # the checks of the whole volume, on the sample
     return nonfinite_fill(raw)
 
 

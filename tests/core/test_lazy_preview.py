@@ -174,9 +174,11 @@ def test_a_float_volume_with_a_few_nans_previews_as_in_memory(grey):
 def test_a_lazy_volume_is_checked_on_its_sampled_blocks():
     with pytest.raises(ValueError, match="constant in its sampled blocks"):
         ph.preview_globals(LazyArray(np.full((4, 5, 6), 3, np.uint16)))
+    with pytest.raises(ValueError, match="constant"):
+        ph.preview_globals(LazyArray(np.full((4, 5, 6), 3, np.float32)))
     v = np.ones((4, 5, 6), np.float32)
     v[0] = np.nan
-    with pytest.raises(ValueError, match="non-finite voxels in its sampled blocks"):
+    with pytest.raises(ValueError, match="25.0% non-finite voxels"):
         ph.preview_globals(LazyArray(v))
     with pytest.raises(TypeError, match="boolean"):
         ph.preview_globals(LazyArray(np.zeros((4, 5, 6), bool)))
