@@ -235,8 +235,8 @@ def _chunked_engine(args, spec, params) -> int | None:
 
     ``--chunk-size``, ``--workers`` or ``--scheduler`` ask for it; otherwise it
     is chosen when the whole-volume engine's estimated peak would not fit
-    (:func:`core.memory.needs_chunked_engine`) and the chunked engine runs
-    this analysis, with chunks of :data:`core.chunked.DEFAULT_CHUNK`.
+    (:func:`core.chunked.analysis.chunked_engine_for`, the rule the dashboard applies too) and the chunked
+    engine runs this analysis, with chunks of :data:`core.chunked.DEFAULT_CHUNK`.
     """
     from .chunked import DEFAULT_CHUNK
     from .chunked.analysis import check_supported
@@ -252,23 +252,15 @@ def _chunked_engine(args, spec, params) -> int | None:
         except ValueError as exc:
             raise CLIError(str(exc)) from None
         return args.chunk_size or DEFAULT_CHUNK
-    try:
-        check_supported(params, downsample=spec.downsample, presegmented=spec.presegmented)
-        from .chunked import open_lazy
-        from .memory import needs_chunked_engine
+    from .chunked import open_lazy
+    from .chunked.analysis import chunked_engine_for
 
-        kw = spec.load_kwargs()
-        if args.spacing is not None:
-            kw["spacing"] = tuple(args.spacing)
-        lazy = open_lazy(spec.path, **kw)  # the header only
-        if not needs_chunked_engine(lazy.shape, lazy.data.dtype, params, presegmented=spec.presegmented):
-            return None
-    except (ValueError, TypeError, OSError):  # the whole-volume path reads it, and words any error, as before
-        return None
-    if not args.quiet:
-        print(f"note: the whole-volume analysis of {'×'.join(map(str, lazy.shape))} voxels would not fit in memory; "
-              f"running the chunked engine (chunks of {DEFAULT_CHUNK}³)", file=sys.stderr)
-    return DEFAULT_CHUNK
+    chunk = chunked_engine_for(spec, params)  # the rule, as the dashboard applies it (None: the whole-volume path)
+    if chunk is not None and not args.quiet:
+        shape = open_lazy(spec.path, **spec.load_kwargs()).shape  # the header only
+        print(f"note: the whole-volume analysis of {'×'.join(map(str, shape))} voxels would not fit in memory; "
+              f"running the chunked engine (chunks of {chunk}³)", file=sys.stderr)
+    return chunk
 
 
 def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:

@@ -101,12 +101,52 @@ def _confine_source(source: str) -> None:
             return
 
 
+#: Voxels above which a sample's greyscale is read lazily, box by box (:func:`volume`): the size above which a
+#: run's global values come from blocks of the volume (:func:`core.phases.grey_sample`), so that below it the
+#: whole read is what the preview's global values read anyway, and every result stays as it was.
+LAZY_VOXELS = 16_000_000
+
+
 @st.cache_resource(max_entries=6, show_spinner="Loading the volume…")
-def volume(ref: VolumeRef) -> np.ndarray:
-    """The greyscale volume (read-only).  Raises what :meth:`Workspace.load_volume` raises, and ValueError for a
-    sample in the data folder that now points outside it."""
+def volume(ref: VolumeRef):
+    """The greyscale volume (read-only): an ndarray, or, for a big one, a :class:`core.chunked.LazyArray`.
+
+    The rule: a volume read from a file of more than :data:`LAZY_VOXELS`
+    voxels (in the file), whatever its format, and a demo electrode of that
+    size (memory-mapped, not downsampled), come as a
+    :class:`~core.chunked.LazyArray`, of which an index reads only the box it
+    covers (the file's header is read to decide; a pre-segmented volume's
+    boxes come as phase codes, a downsampled one's as the block means
+    :func:`core.io.downsampling.downsample` gives, read from the planes they
+    cover): index it (a slice, a slab, the sampled blocks of
+    :func:`core.phases.grey_sample`), never take it whole (``np.asarray`` of
+    it raises TypeError).  Every other volume is read as before
+    (:meth:`Workspace.load_volume`: memory-mapped for npy, raw and
+    uncompressed TIFF, whole for the other formats).
+
+    Raises what :meth:`Workspace.load_volume` (or :func:`core.chunked.open_lazy`, the same checks) raises, and
+    ValueError for a sample in the data folder that now points outside it.
+    """
     _confine_source(ref.source)
-    return _readonly(_workspace(ref.root).load_volume(ref.sample_id))
+    return open_volume(_workspace(ref.root), ref.sample_id)
+
+
+def open_volume(ws: Workspace, sample_id: int, lazy_voxels: int | None = None):
+    """:func:`volume` without the cache (``lazy_voxels``: :data:`LAZY_VOXELS` when None)."""
+    from core.chunked import LazyArray, open_lazy_array
+    from core.inputs import FileInput
+
+    limit = LAZY_VOXELS if lazy_voxels is None else int(lazy_voxels)
+    spec = ws.get_sample(sample_id).input
+    if isinstance(spec, FileInput):
+        arr, lazy = open_lazy_array(spec.path, phase_map=spec.phase_map, downsample=spec.downsample,
+                                    **spec.load_kwargs())  # the header only
+        if int(np.prod(lazy.shape)) > limit:  # the file's voxels (a downsampled volume is read from all of them)
+            return arr
+    vol = ws.load_volume(sample_id)
+    if isinstance(vol, np.memmap) and not spec.presegmented and spec.downsample == 1 and vol.size > limit:
+        return LazyArray(vol)  # a big demo electrode
+    return _readonly(vol)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the results…")
@@ -159,15 +199,23 @@ def detachment_by_label(ref: ResultRef) -> np.ndarray:
     return out
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def grey_values(ref: VolumeRef) -> np.ndarray:
+    """(N,) float64, read-only: :func:`ui.compute.grey_sample` of the volume (of a lazy one, of its sampled
+    blocks), shared by the histogram and the display contrast so that the volume is sampled once."""
+    return _readonly(compute.grey_sample(volume(ref)))
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def histogram(ref: VolumeRef, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
-    return compute.histogram(volume(ref), bins)
+    """:func:`ui.compute.histogram` of the volume (of its :func:`grey_values`)."""
+    return compute.histogram_of(grey_values(ref), bins)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def contrast(ref: VolumeRef, lo_pct: float, hi_pct: float) -> tuple[float, float]:
-    """Grey values at two percentiles of the volume (display contrast)."""
-    return compute.percentiles(volume(ref), (lo_pct, hi_pct))
+    """Grey values at two percentiles of the volume (display contrast; of its :func:`grey_values`)."""
+    return compute.percentiles_of(grey_values(ref), (lo_pct, hi_pct))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -425,13 +473,14 @@ def view3d(ref: ResultRef, params: View3DParams, axis: int, separator_side: str,
 
 @st.cache_data(max_entries=32, show_spinner="Reading the file's metadata…")
 def probe(path: str, options_json: str, mtime: float) -> dict:
-    """Shape, dtype and spacing of a volume file (read memory-mapped; ``mtime`` only keys the cache).
+    """Shape, dtype and spacing of a volume file (its header only: :func:`core.chunked.open_lazy`; ``mtime`` only
+    keys the cache).
 
-    Raises what :func:`core.io.load_volume` raises for a bad file.
+    Raises what :func:`core.io.load_volume` raises for a bad file (the checks it makes before reading voxels).
     """
-    from core.io import load_volume
+    from core.chunked import open_lazy
 
-    v = load_volume(path, **json.loads(options_json))
+    v = open_lazy(path, **json.loads(options_json))
     meta = dict(v.metadata)
     return {
         "shape": [int(n) for n in v.data.shape], "dtype": str(v.data.dtype), "spacing": list(v.spacing),

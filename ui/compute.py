@@ -16,10 +16,18 @@ from core import phases as ph
 from core.phases import SegmentParams
 
 
-def grey_sample(volume: np.ndarray, n: int = 1_000_000) -> np.ndarray:
-    """Deterministic strided sample of the finite grey values (float64)."""
-    step = max(1, volume.size // n)
-    flat = np.asarray(volume.reshape(-1)[::step], np.float64)
+def grey_sample(volume, n: int = 1_000_000) -> np.ndarray:
+    """Deterministic strided sample of the finite grey values (float64).
+
+    A volume held in memory: a stride over all of it.  One read lazily (a
+    :class:`core.chunked.LazyArray`, :func:`ui.cache.volume` of a big sample):
+    the same stride over the blocks :func:`core.phases.grey_sample` reads, never the whole volume.
+    """
+    if isinstance(volume, np.ndarray):
+        step = max(1, volume.size // n)
+        flat = np.asarray(volume.reshape(-1)[::step], np.float64)
+    else:
+        flat = np.asarray(ph.grey_sample(volume, n), np.float64)
     return flat[np.isfinite(flat)]
 
 
@@ -33,7 +41,11 @@ def histogram(volume: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float,
     lo, hi : float
         Full range of the sampled values (for slider limits).
     """
-    s = grey_sample(volume)
+    return histogram_of(grey_sample(volume), bins)
+
+
+def histogram_of(s: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
+    """:func:`histogram` of a sample of finite grey values (:func:`grey_sample`)."""
     lo, hi = float(s.min()), float(s.max())
     p_lo, p_hi = np.percentile(s, [0.05, 99.95])
     if p_hi <= p_lo:
@@ -44,7 +56,12 @@ def histogram(volume: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float,
 
 
 def percentiles(volume: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
-    lo, hi = np.percentile(grey_sample(volume), q)
+    return percentiles_of(grey_sample(volume), q)
+
+
+def percentiles_of(s: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
+    """:func:`percentiles` of a sample of finite grey values (:func:`grey_sample`)."""
+    lo, hi = np.percentile(s, q)
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
@@ -72,8 +89,9 @@ def preview_note(context: ph.PreviewContext) -> str:
     return "; ".join(parts) + "."
 
 
-def preview_model(volume: np.ndarray, axis: int, index: int, params, *, half_depth: int = 16) -> np.ndarray:
-    """Phases of ONE slice by the 3D U-Net, run on a slab of ``2 * half_depth`` slices around it.
+def preview_model(volume, axis: int, index: int, params, *, half_depth: int = 16) -> np.ndarray:
+    """Phases of ONE slice by the 3D U-Net, run on a slab of ``2 * half_depth`` slices around it (the only part of
+    ``volume``, an ndarray or a lazily read array, that is read).
 
     Returns
     -------
@@ -84,7 +102,9 @@ def preview_model(volume: np.ndarray, axis: int, index: int, params, *, half_dep
     n = volume.shape[axis]
     index = int(np.clip(index, 0, n - 1))
     lo, hi = max(0, index - half_depth), min(n, index + half_depth)
-    slab = np.moveaxis(np.take(volume, np.arange(lo, hi), axis=axis), axis, 0)
+    at: list = [slice(None)] * 3
+    at[axis] = slice(lo, hi)  # an index: a lazily read volume reads only the slab
+    slab = np.moveaxis(np.ascontiguousarray(volume[tuple(at)]), axis, 0)
     return segment_volume(slab, params).phases[index - lo]
 
 

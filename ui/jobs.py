@@ -73,15 +73,17 @@ def chunked_engine(sample: Sample, params: AnalysisParams | None) -> int | None:
     """The chunk edge when this sample's analysis runs on the chunked engine, else None.
 
     The command line's memory-budget rule (:func:`core.chunked.analysis.chunked_engine_for`): the whole-volume
-    run would not fit the memory available and chunks of ``DETACH_CHUNK_SIZE`` on the jobs' workers do; or
+    run would not fit the memory available (with ``DETACH_SCHEDULER``, the smallest memory limit of that
+    cluster's workers) and chunks of ``DETACH_CHUNK_SIZE`` on the jobs' workers do; or
     ``DETACH_CHUNKED=always`` (:func:`ui.settings.chunked_always`) for every analysis the engine runs.
     """
     from core.chunked.analysis import chunked_engine_for
 
     if params is None:
         return None
+    scheduler = None if settings.jobs_inline() else settings.scheduler_address()  # its workers' memory, not ours
     return chunked_engine_for(sample.input, params, workers=local_workers(), chunk=settings.chunk_size(),
-                              always=settings.chunked_always())
+                              always=settings.chunked_always(), scheduler=scheduler)
 
 
 def submit(ws: Workspace, sample: Sample, params: AnalysisParams, *, phases_from: int | None = None,

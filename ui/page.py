@@ -39,7 +39,10 @@ def require_sample(ws: Workspace) -> Sample:
 
 
 def read_volume(ws: Workspace, sample: Sample) -> tuple[cache.VolumeRef, np.ndarray | None]:
-    """(VolumeRef, volume) of a sample; the volume is None after a one-sentence error when it cannot be read."""
+    """(VolumeRef, volume) of a sample; the volume is None after a one-sentence error when it cannot be read.
+
+    The volume is :func:`ui.cache.volume`'s: for a big sample a :class:`core.chunked.LazyArray` (index it, a slice
+    or a slab at a time; its ``shape`` and ``dtype`` are there without a read), never to be taken whole."""
     ref = cache.VolumeRef.of(ws, sample)
     try:
         return ref, cache.volume(ref)

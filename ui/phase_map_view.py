@@ -28,15 +28,46 @@ _CHOICE_OF_CODE = {PORE: "pore", CBD: "cbd", NMC: "nmc"}
 def proposal(path: str, options_json: str, mtime: float) -> dict | None:
     """The file's distinct values, their voxel shares, the proposed map and its middle z slice of raw values
     (:func:`core.io.phase_map.propose_phase_map`); None when it looks greyscale.  ``mtime`` only keys the cache."""
+    from core.chunked import open_lazy_array
     from core.io import load_volume
 
-    data = load_volume(path, **json.loads(options_json)).data
-    found = propose_phase_map(data)
+    from .cache import LAZY_VOXELS
+
+    opts = json.loads(options_json)
+    lazy, _ = open_lazy_array(path, **opts)  # the header only
+    if lazy.size > LAZY_VOXELS:  # a big file is counted slab by slab, never read whole
+        found, data = propose_by_slabs(lazy), lazy
+    else:
+        data = load_volume(path, **opts).data
+        found = propose_phase_map(data)
     if found is None:
         return None
     values, shares, proposed = found
     mid = np.array(data[data.shape[0] // 2])
     return {"values": values.tolist(), "shares": shares.tolist(), "proposed": proposed, "slice": mid}
+
+
+def propose_by_slabs(volume, slab_voxels: int = 1 << 24):
+    """:func:`core.io.phase_map.propose_phase_map` of a volume read slab by slab along z (a
+    :class:`core.chunked.LazyArray`): the same values, shares and proposal, and None as soon as a slab shows that
+    it is greyscale (more than :data:`MAX_PROPOSED_VALUES` distinct values, or one that is not a whole number)."""
+    nz, ny, nx = (int(n) for n in volume.shape)
+    rows = max(1, int(slab_voxels) // max(1, ny * nx))
+    counts: dict[int, int] = {}
+    for z in range(0, nz, rows):
+        slab = np.asarray(volume[z : z + rows])
+        part = propose_phase_map(slab)
+        if part is None:
+            return None
+        for v, share in zip(part[0].tolist(), part[1].tolist()):
+            counts[v] = counts.get(v, 0) + int(round(share * slab.size))
+        if len(counts) > MAX_PROPOSED_VALUES:
+            return None
+    values = np.array(sorted(counts), np.int64)
+    # the proposal follows the value order only (propose_phase_map's notes): one voxel of each value gives it
+    proposed = propose_phase_map(values.reshape(1, 1, -1))[2]
+    total = sum(counts.values())
+    return values, np.array([counts[v] / total for v in values.tolist()]), proposed
 
 
 def map_text(choices: dict[int, str]) -> str:

@@ -9,6 +9,8 @@ Modules
 -------
 ``inputs``   :func:`open_lazy`: every input :func:`core.io.load_volume` reads, as a lazily chunked
              :class:`LazyVolume` (same checks, same spacing); :func:`as_dask`
+``lazy``     :class:`LazyArray`: a volume file read by numpy indexing one box at a time, never whole (the
+             dashboard's view of a big sample); :func:`open_lazy_array`
 ``phases``   :func:`segment_chunked`: the phases, identical to :func:`core.phases.segment`; the halo rule
              (:func:`phase_halo`, :func:`island_halo`) and the memory budget are in its docstring;
              :func:`phases_from_map` for a volume already segmented
@@ -35,6 +37,7 @@ Example
 
 from .cluster import cluster, default_workers
 from .inputs import DEFAULT_CHUNK, LazyVolume, as_dask, open_lazy
+from .lazy import LazyArray, is_lazy_array, open_lazy_array
 from .measures import measure_chunked, separator_side_chunked
 from .particles import ChunkedLabels, estimate_max_diameter, particle_halo, separate_chunked
 from .phases import ChunkedSegmentation, island_halo, phase_halo, phases_from_map, segment_chunked
@@ -42,6 +45,7 @@ from .store import OME_ZARR_VERSION, ome_multiscales, write_zarr
 
 __all__ = [
     "DEFAULT_CHUNK", "LazyVolume", "as_dask", "open_lazy",
+    "LazyArray", "is_lazy_array", "open_lazy_array",
     "ChunkedSegmentation", "island_halo", "phase_halo", "phases_from_map", "segment_chunked",
     "ChunkedLabels", "estimate_max_diameter", "particle_halo", "separate_chunked",
     "measure_chunked", "separator_side_chunked",

@@ -71,7 +71,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["ChunkedAnalysis", "analyze_chunked", "chunked_engine_for", "lazy_checksum"]
+__all__ = ["ChunkedAnalysis", "analyze_chunked", "chunked_engine_for", "cluster_worker_memory", "lazy_checksum"]
 
 Progress = Callable[[float, str], None]
 
@@ -133,7 +133,7 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
 
 
 def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: int | None = None,
-                       always: bool = False) -> int | None:
+                       always: bool = False, scheduler: str | None = None) -> int | None:
     """The chunk edge when the memory-budget rule runs this input on the chunked engine, else None.
 
     The rule of ``python -m core analyze`` without ``--chunk-size``
@@ -146,6 +146,15 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
     (:func:`~core.chunked.open_lazy`).  None also when the input cannot be
     read: the whole-volume path reads it, and words the error, as before.
 
+    With ``scheduler`` (an existing cluster, whose workers run the analysis)
+    the memory compared is the workers', not this machine's: the smallest
+    ``memory_limit`` the scheduler reports for its workers
+    (:func:`cluster_worker_memory`; :data:`core.memory.BUDGET_ENV` still caps
+    it), against the whole-volume estimate (the run is one task on one worker)
+    and against one worker's share of :func:`core.memory.chunked_peak_bytes`
+    (its process base and one window).  Workers without a memory limit, or
+    a scheduler that does not answer, leave the rule on this machine's memory.
+
     Parameters
     ----------
     spec : core.inputs.FileInput or core.inputs.DemoInput
@@ -157,6 +166,8 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
     always : bool
         The chunked engine is asked for (as ``--chunk-size`` does): every input it runs gets it, whatever
         its size.
+    scheduler : str or None
+        Address of the cluster that runs the analysis (``tcp://host:8786``); None: this machine.
 
     Returns
     -------
@@ -177,12 +188,71 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
         lazy = open_lazy(spec.path, **spec.load_kwargs())  # the header only
         if always:
             return chunk
-        if not needs_chunked_engine(lazy.shape, lazy.data.dtype, params, presegmented=spec.presegmented,
-                                    chunk=chunk, workers=workers):
+        limit = cluster_worker_memory(scheduler) if scheduler is not None else None
+        if limit is not None:
+            if not _needs_chunked_on_workers(lazy.shape, lazy.data.dtype, params, spec.presegmented, chunk, limit):
+                return None
+        elif not needs_chunked_engine(lazy.shape, lazy.data.dtype, params, presegmented=spec.presegmented,
+                                      chunk=chunk, workers=workers):
             return None
     except (ValueError, TypeError, OSError):
         return None
     return chunk
+
+
+#: Seconds a cluster's worker memory limit is reused before the scheduler is asked again.
+WORKER_MEMORY_TTL = 30.0
+_WORKER_MEMORY: dict[str, tuple[float, int | None]] = {}  # address -> (when asked, smallest limit or None)
+
+
+def cluster_worker_memory(address: str, *, timeout: float = 5.0) -> int | None:
+    """The smallest memory limit (bytes) of the workers of the cluster at ``address``; None when unknown.
+
+    Unknown: no worker, no worker with a limit (``memory_limit`` 0 or None),
+    or no answer within ``timeout`` seconds.  :data:`core.memory.BUDGET_ENV`
+    (``DETACH_MEMORY_BUDGET``), when set, caps it.  The scheduler's answer is
+    reused for :data:`WORKER_MEMORY_TTL` seconds (a page that renders again
+    does not connect again).
+    """
+    import time
+
+    from ..memory import _budget
+
+    hit = _WORKER_MEMORY.get(address)
+    if hit is not None and time.monotonic() - hit[0] < WORKER_MEMORY_TTL:
+        smallest = hit[1]
+    else:
+        smallest = _ask_worker_memory(address, timeout)
+        _WORKER_MEMORY[address] = (time.monotonic(), smallest)
+    if smallest is None:
+        return None
+    budget = _budget()
+    return smallest if budget is None else min(smallest, budget)
+
+
+def _ask_worker_memory(address: str, timeout: float) -> int | None:
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=timeout, set_as_default=False) as client:
+            workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    except (OSError, TimeoutError, ValueError):
+        return None
+    limits = [int(w.get("memory_limit") or 0) for w in workers.values()]
+    limits = [m for m in limits if m > 0]
+    return min(limits) if limits else None
+
+
+def _needs_chunked_on_workers(shape, dtype, params, presegmented: bool, chunk: int, limit: int) -> bool:
+    """:func:`core.memory.needs_chunked_engine` with each worker's memory ``limit`` in place of this machine's."""
+    from ..memory import _CHUNK_PROCESS_BASE, chunked_peak_bytes, memory_fit
+
+    whole = memory_fit(shape, dtype, params, presegmented=presegmented, resident_input=True).needed
+    if whole <= limit:
+        return False
+    # one worker of the cluster: its process base and one window (the scheduler and client run elsewhere)
+    per_worker = chunked_peak_bytes(chunk, max(4, chunk // 2), 1, np.dtype(dtype).itemsize) - 2 * _CHUNK_PROCESS_BASE
+    return per_worker <= limit
 
 
 def _halo_within_memory(halo: int, chunk: int, workers: int, itemsize: int, max_diameter_um: float) -> int:

@@ -72,7 +72,14 @@ class LazyVolume(C.Volume):
     fmt : str
     spacing_from_metadata : bool
     metadata : Mapping[str, object]
+    reader : array-like or None
+        What the chunks of :attr:`data` are read from: a picklable (Z, Y, X)
+        array-like indexed by a tuple of 3 contiguous slices, which reads only
+        that box from the file (:class:`core.chunked.LazyArray` gives it numpy
+        indexing).
     """
+
+    reader: object = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -128,7 +135,7 @@ def open_lazy(
     data = as_dask(source, chunk3)
     loaded = C.Loaded(data, found, {**meta, "mmap": False, "lazy": True}, where)
     v = _load._volume(loaded, fmt, user_spacing)
-    return LazyVolume(data, v.spacing, v.source, fmt, v.spacing_from_metadata, v.metadata)
+    return LazyVolume(data, v.spacing, v.source, fmt, v.spacing_from_metadata, v.metadata, reader=source)
 
 
 def as_dask(array, chunks: int | Sequence[int] = DEFAULT_CHUNK):

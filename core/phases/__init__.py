@@ -43,6 +43,7 @@ Modules
                     the caller words the advice)
 ``islands``         :func:`remove_small_islands`
 ``preview``         :func:`preview_globals`, :func:`prepare_preview`, :func:`preview_from`, :func:`preview_slice`
+                    (volumes in memory or read lazily, box by box), :func:`grey_sample` (by blocks)
 ``segment``         :func:`segment`, :func:`segment_detailed` (the driver)
 """
 
@@ -68,6 +69,7 @@ from .preview import (
     MAX_ISLAND_DEPTH,
     PreviewContext,
     PreviewGlobals,
+    grey_sample,
     prepare_preview,
     preview_from,
     preview_globals,
@@ -87,7 +89,7 @@ __all__ = [
     "PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "SIGMA_ORIGINS", "BlurAssessment", "BlurKind", "SigmaOrigin",
     "assess_blur", "box_blur_removed", "resolvable_gap_um", "sigma_origin", "suggested_downsample",
     # preview
-    "MAX_ISLAND_DEPTH", "PreviewContext", "PreviewGlobals", "prepare_preview", "preview_from", "preview_globals",
+    "MAX_ISLAND_DEPTH", "PreviewContext", "PreviewGlobals", "grey_sample", "prepare_preview", "preview_from", "preview_globals",
     "preview_slice",
     # driver
     "SegmentResult", "segment", "segment_detailed",

@@ -5,6 +5,21 @@
 gives the slice's phases for any thresholds, equal to the full run's slice
 (see its docstring for the exceptions).  :func:`preview_slice` does both in
 one call.
+
+Both take a volume held in memory or one read lazily, box by box (a
+:class:`core.chunked.LazyArray`, a Zarr array: any array-like that numpy's
+basic indexing reads).  A lazy volume is never read whole: the global values
+read the blocks :func:`grey_sample` names (the whole volume up to 16 M voxels
+or 128 slices along z, else 8 blocks of 16 slices, each with its denoising
+halo) slab by slab, plus the central block of at most 128³ voxels with its
+halo; a preview reads its slab.  The results equal those of the same voxels
+in memory bit for bit, with one exception: the value non-finite voxels of a
+floating-point volume are given (:func:`~core.phases.nonfinite_fill`) is taken
+from the sampled blocks instead of a stride over the whole volume, so for a
+float volume with NaN or infinite voxels and more than one block it may
+differ from the full run's (and so may what depends on the filled voxels).
+The checks of :func:`~core.phases.check_greyscale` (no finite value, too many
+non-finite voxels, a constant volume) are made on the sampled blocks.
 """
 
 from __future__ import annotations
@@ -13,14 +28,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._validate import check_choice
-from .denoise import _denoiser, _global_sample, _nan_fill
+from .._validate import check_choice, check_volume
+from .denoise import _denoise_halo, _denoiser, _global_sample, _nan_fill, _sample_blocks, denoise
 from .islands import _remove_small_islands_inplace
-from .params import SegmentParams, check_greyscale
+from .params import SegmentParams, check_greyscale, check_greyscale_nonfinite, nonfinite_fill
 from .partial_volume import _correct_rows, _image_sigma, _reach
 from .threshold import _image_model, _threshold
 
-__all__ = ["MAX_ISLAND_DEPTH", "PreviewContext", "PreviewGlobals", "prepare_preview", "preview_from",
+__all__ = ["MAX_ISLAND_DEPTH", "PreviewContext", "PreviewGlobals", "grey_sample", "prepare_preview", "preview_from",
            "preview_globals", "preview_slice"]
 
 
@@ -58,6 +73,9 @@ class PreviewGlobals:
         labels better (mean IoU 0.43 against 0.35; NMC 0.71 against 0.57):
         there NMC dominates and three-class Otsu splits its peak.  Offered on
         the Segment page, never applied by itself.
+    nan_fill : float or None
+        The grey value non-finite voxels were denoised as (None for an
+        integer volume); :func:`prepare_preview` of a lazy volume uses it.
     """
 
     sample: np.ndarray
@@ -67,6 +85,7 @@ class PreviewGlobals:
     denoise: tuple[str, float]
     i_nmc: float | None = None
     alternative: tuple[float, float] | None = None
+    nan_fill: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,29 +138,48 @@ def preview_globals(volume: np.ndarray, params: SegmentParams | None = None) -> 
 
     Parameters
     ----------
-    volume : (Z, Y, X) ndarray
-        Greyscale; not modified.
+    volume : (Z, Y, X) ndarray or lazily read array-like
+        Greyscale; not modified.  A lazy volume (see the module docstring)
+        is read block by block, never whole.
     params : SegmentParams
         ``low`` and ``high`` are ignored.
 
     Returns
     -------
     PreviewGlobals
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`~core.phases.check_greyscale` (for a lazy volume, of the sampled blocks).
     """
 
     params = params or SegmentParams()
-    volume = check_greyscale(volume)
-    denoised = _denoiser(volume, params, _nan_fill(volume))
-    sample, _ = _global_sample(volume.shape, denoised, lambda f, m: None)
+    if _is_lazy(volume):
+        _check_lazy_array(volume)
+        floating = np.issubdtype(np.dtype(volume.dtype), np.floating)
+        fill = _check_lazy(volume) if floating else None  # a float volume: its fill value before the denoising
+        seen: list = []
+        denoised = _lazy_denoiser(volume, params, fill, None if floating else seen)
+        sample = _strided_blocks(volume.shape, denoised, 2_000_000)
+        if not floating and min(lo for lo, _ in seen) == max(hi for _, hi in seen):
+            raise ValueError(f"volume is constant in its sampled blocks (every voxel = {seen[0][0]:g}): nothing to "
+                             "segment")
+        central = _LazyDenoised(volume, params, fill)
+    else:
+        volume = check_greyscale(volume)
+        fill = _nan_fill(volume)
+        denoised = central = _denoiser(volume, params, fill)
+        sample, _ = _global_sample(volume.shape, denoised, lambda f, m: None)
     sample.flags.writeable = False
-    model = _image_model(volume.shape, denoised, sample, alternative=True)
+    model = _image_model(volume.shape, central, sample, alternative=True)
     sigma, source = None, "none"
     if params.partial_volume:
         sigma = _image_sigma(params.pv_sigma, model)
         source = "given" if params.pv_sigma is not None else "estimated"
     return PreviewGlobals(sample=sample, suggested=model.suggested, pv_sigma=sigma, sigma_source=source,
                           denoise=(params.denoise, float(params.denoise_size)), i_nmc=model.i_nmc,
-                          alternative=model.alternative)
+                          alternative=model.alternative, nan_fill=fill)
 
 
 def prepare_preview(
@@ -152,8 +190,9 @@ def prepare_preview(
 
     Parameters
     ----------
-    volume : (Z, Y, X) ndarray
-        Greyscale; not modified.
+    volume : (Z, Y, X) ndarray or lazily read array-like
+        Greyscale; not modified.  A lazy volume (see the module docstring):
+        only the slab (and, without ``globals``, the sampled blocks) is read.
     axis : {0, 1, 2}
     index : int
         Slice index along ``axis``.
@@ -174,7 +213,11 @@ def prepare_preview(
     PreviewContext
     """
     params = replace(params or SegmentParams(), low=None, high=None)
-    volume = check_greyscale(volume)
+    lazy = _is_lazy(volume)
+    if lazy:
+        _check_lazy_array(volume)
+    else:
+        volume = check_greyscale(volume)
     check_choice(axis, "axis", (0, 1, 2))
     n = volume.shape[axis]
     index = int(index)
@@ -201,8 +244,16 @@ def prepare_preview(
             params, source = replace(params, pv_sigma=float(globals.pv_sigma)), globals.sigma_source
     reach = _reach(params.pv_sigma) if params.partial_volume else 0
     a, b = max(0, index - island_depth - reach), min(n, index + island_depth + reach + 1)
-    moved = np.moveaxis(volume, axis, 0)
-    slab = np.ascontiguousarray(_denoiser(moved, params, _nan_fill(volume))(a, b), dtype=np.float32)
+    if lazy:  # read the slab with its denoising halo along the axis: the same range of the same denoising
+        h = _denoise_halo(params)
+        lo_, hi_ = max(0, a - h), min(n, b + h)
+        at: list = [slice(None)] * 3
+        at[axis] = slice(lo_, hi_)
+        sub = np.moveaxis(_read(volume, tuple(at)), axis, 0)
+        slab = np.ascontiguousarray(_denoiser(sub, params, globals.nan_fill)(a - lo_, b - lo_), dtype=np.float32)
+    else:
+        moved = np.moveaxis(volume, axis, 0)
+        slab = np.ascontiguousarray(_denoiser(moved, params, _nan_fill(volume))(a, b), dtype=np.float32)
     slab.flags.writeable = False
     rows = (max(0, index - island_depth) - a, min(n, index + island_depth + 1) - a)
     return PreviewContext(slab=slab, centre=index - a, rows=rows, params=params, globals=globals, axis=axis,
@@ -281,3 +332,143 @@ def preview_slice(
     if params.low is None or params.high is None:
         raise ValueError("set both thresholds (low and high) for a preview")
     return preview_from(prepare_preview(volume, axis, index, params), params.low, params.high, islands=islands)
+
+
+# --------------------------------------------------------------------------- volumes read lazily
+
+
+def grey_sample(volume, n: int = 2_000_000) -> np.ndarray:
+    """Deterministic sample of a volume's grey values, read block by block: never the whole of a lazy volume.
+
+    The blocks along z that the global values of a run are sampled from
+    (the whole volume up to 16 M voxels or 128 slices, else 8 evenly spaced
+    blocks of 16 slices), flat-strided to about ``n`` values.  For a volume
+    that is one block it equals ``volume.reshape(-1)[::volume.size // n]``.
+    The blocks are read in slabs of at most 4 M voxels.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray or lazily read array-like
+        Not modified.
+    n : int
+        About how many values (at least 1).
+
+    Returns
+    -------
+    (N,) ndarray
+        The volume's dtype; non-finite values kept.
+    """
+    if _is_lazy(volume):
+        _check_lazy_array(volume)
+    else:
+        check_volume(volume)
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return _strided_blocks(volume.shape, lambda a, b: _read(volume, (slice(a, b),)), n)
+
+
+#: Voxels of one slab a lazy volume's blocks are read (and denoised) in.
+_SLAB_VOXELS = 1 << 22
+
+
+def _is_lazy(volume) -> bool:
+    return not isinstance(volume, np.ndarray) and hasattr(volume, "shape") and hasattr(volume, "__getitem__")
+
+
+def _read(volume, key) -> np.ndarray:
+    return np.asarray(volume[key])
+
+
+def _check_lazy_array(volume, name: str = "volume") -> None:
+    """The checks of :func:`~core._validate.check_volume` and the boolean refusal, from the shape and dtype."""
+    shape, dtype = tuple(volume.shape), np.dtype(volume.dtype)
+    if len(shape) != 3:
+        raise ValueError(f"{name} must be 3D (z, y, x), got shape {shape}")
+    if 0 in shape:
+        raise ValueError(f"{name} is empty: shape {shape}")
+    if dtype == bool:
+        raise TypeError(f"{name} is boolean, a mask rather than a greyscale image: load a segmented volume as "
+                        "phases (--phase-map VALUE=PHASE,... on the command line)")
+    if not np.issubdtype(dtype, np.number):
+        raise TypeError(f"{name} must be numeric, got dtype {dtype}")
+
+
+def _check_lazy(volume, name: str = "volume") -> float | None:
+    """:func:`~core.phases.check_greyscale` of a lazy volume, on the sampled blocks; their non-finite fill value."""
+    _check_lazy_array(volume, name)
+    raw = grey_sample(volume, 2_000_000)
+    check_greyscale_nonfinite(raw.reshape(1, 1, -1), name)  # the checks of the whole volume, on the sample
+    return nonfinite_fill(raw)
+
+
+def _lazy_denoiser(volume, params: SegmentParams, nan_fill: float | None, seen: list | None = None):
+    """``denoised(a, b)`` of :func:`~core.phases.denoise._denoiser` on a lazy volume: reads ``[a, b)`` and its halo.
+
+    ``seen``: a list to append the (min, max) of every integer slab read to (the constant-volume check).
+    """
+    nz, h = volume.shape[0], _denoise_halo(params)
+
+    def denoised(a: int, b: int) -> np.ndarray:
+        lo_, hi_ = max(0, a - h), min(nz, b + h)
+        sub = _read(volume, (slice(lo_, hi_),))
+        if seen is not None:
+            seen.append((float(sub.min()), float(sub.max())))
+        return _denoiser(sub, params, nan_fill)(a - lo_, b - lo_)
+
+    return denoised
+
+
+def _strided_blocks(shape, read, n: int) -> np.ndarray:
+    """``concat(read(a, b).reshape(-1)[::step] for the sample blocks)``, ``step`` from ``n``, read in slabs.
+
+    A slab ``[s, t)`` of block ``[a, b)`` gives the flat indices of the block
+    that are multiples of ``step``: the same values, in the same order, as the
+    block read whole.
+    """
+    blocks = _sample_blocks(tuple(shape))
+    plane = int(shape[1]) * int(shape[2])
+    step = max(1, sum(b - a for a, b in blocks) * plane // n)
+    rows = max(1, _SLAB_VOXELS // max(plane, 1))
+    out = []
+    for a, b in blocks:
+        for s in range(a, b, rows):
+            d = read(s, min(b, s + rows))
+            out.append(np.ascontiguousarray(d.reshape(-1)[(-(s - a) * plane) % step :: step]))
+    return np.concatenate(out)
+
+
+class _LazyDenoised:
+    """``denoised(a, b)`` for :func:`~core.phases.threshold._image_model` on a lazy volume.
+
+    ``_LazyDenoised(volume, params, fill)(a, b)[:, sy, sx]`` reads only that
+    box with the denoising halo along every axis (clipped at the volume's
+    faces) and denoises it: the values of the whole volume's denoising there
+    (every filter reaches less than the halo; at a face of the volume the
+    box's face is the volume's).
+    """
+
+    def __init__(self, volume, params: SegmentParams, nan_fill: float | None):
+        self.volume, self.params, self.nan_fill = volume, params, nan_fill
+
+    def __call__(self, a: int, b: int) -> "_LazyDenoised._Rows":
+        return self._Rows(self, int(a), int(b))
+
+    class _Rows:
+        def __init__(self, outer, a, b):
+            self.outer, self.a, self.b = outer, a, b
+
+        def __getitem__(self, key) -> np.ndarray:
+            o = self.outer
+            _, sy, sx = key
+            h = _denoise_halo(o.params)
+            ranges = [(self.a, self.b)] + [k.indices(n)[:2] for k, n in zip((sy, sx), o.volume.shape[1:])]
+            box, crop = [], []
+            for (lo, hi), n in zip(ranges, o.volume.shape):
+                a_, b_ = max(0, lo - h), min(n, hi + h)
+                box.append(slice(a_, b_))
+                crop.append(slice(lo - a_, hi - a_))
+            sub = _read(o.volume, tuple(box))
+            if o.nan_fill is not None and not np.isfinite(sub).all():
+                sub = np.nan_to_num(sub.astype(np.float32), nan=o.nan_fill, posinf=o.nan_fill, neginf=o.nan_fill)
+            return denoise(sub, o.params.denoise, size=o.params.denoise_size)[tuple(crop)]
