@@ -10,7 +10,7 @@ import streamlit as st
 from . import state
 from .confine import display_path, relative_paths
 
-__all__ = ["display_path", "flash", "one_sentence", "relative_paths", "show_flash"]
+__all__ = ["display_path", "flash", "one_sentence", "read_or_stop", "relative_paths", "show_flash"]
 
 # a bytes literal, with the "header=" before it: b'root:x:0:0'
 _BYTES = re.compile(r"""[:,]?\s*(?:header\s*=\s*)?\bb(['"]).*?(?<!\\)\1""")
@@ -37,3 +37,16 @@ def one_sentence(exc: BaseException) -> str:
     msg = _BYTES.sub("", msg)  # a file's first bytes (a reader quoting its header) are never shown
     msg = _SENTENCE_END.split(relative_paths(msg), maxsplit=1)[0]  # a library's advice after it is dropped
     return msg.rstrip(" .") + "."
+
+
+def read_or_stop(read, *args):
+    """``read(*args)`` (a cached slice of a sample), or one sentence and the page stopped where the file's voxels
+    there cannot be read: a big sample is read lazily, box by box (:class:`core.chunked.LazyArray`), so a corrupt
+    compressed chunk shows only when a slice in it is first read."""
+    from core.io import InputFileError
+
+    try:
+        return read(*args)
+    except InputFileError as exc:
+        st.error(one_sentence(exc))
+        st.stop()

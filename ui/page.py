@@ -42,10 +42,18 @@ def read_volume(ws: Workspace, sample: Sample) -> tuple[cache.VolumeRef, np.ndar
     """(VolumeRef, volume) of a sample; the volume is None after a one-sentence error when it cannot be read.
 
     The volume is :func:`ui.cache.volume`'s: for a big sample a :class:`core.chunked.LazyArray` (index it, a slice
-    or a slab at a time; its ``shape`` and ``dtype`` are there without a read), never to be taken whole."""
+    or a slab at a time; its ``shape`` and ``dtype`` are there without a read), never to be taken whole.  Opening
+    one reads its header only, so its sampled blocks (:func:`ui.cache.grey_values`, which the histogram and the
+    display contrast read anyway; not for an already-segmented sample) and its middle z-slice are read here: a file whose voxels cannot be read
+    (a corrupt compressed chunk) gets the same one sentence as one that cannot be opened."""
     ref = cache.VolumeRef.of(ws, sample)
     try:
-        return ref, cache.volume(ref)
+        vol = cache.volume(ref)
+        if cache.is_lazy(vol):
+            if not sample.input.presegmented:  # a segmented one has no histogram: its slices only
+                cache.grey_values(ref)
+            cache.grey_slice(ref, 0, vol.shape[0] // 2)
+        return ref, vol
     except (OSError, ValueError, TypeError, KeyError, MemoryError) as exc:
         st.error(f"Cannot read the volume of '{sample.name}': {one_sentence(exc)}")
         return ref, None

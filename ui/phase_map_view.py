@@ -145,6 +145,7 @@ def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool,
 def phases_section(sample, ref, shape) -> None:
     """The Segment page of an already-segmented sample: its phases on one slice and their fractions."""
     from . import cache, compute, widgets
+    from .messages import read_or_stop
     from .charts import phase_legend_html
 
     sid = sample.id
@@ -155,7 +156,7 @@ def phases_section(sample, ref, shape) -> None:
                    "the map, add the file again.")
         axis, index = widgets.slice_picker(state.k(state.SEG_AXIS, sid), state.k(state.SEG_INDEX, sid), shape,
                                            label="Slice")
-        ph2d = np.asarray(cache.grey_slice(ref, axis, index)).astype(np.uint8)
+        ph2d = np.asarray(read_or_stop(cache.grey_slice, ref, axis, index)).astype(np.uint8)
         st.html(phase_legend_html())
         fr = compute.phase_fractions(ph2d)
         c = st.columns(3)

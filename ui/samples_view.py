@@ -16,7 +16,7 @@ from core.workspace import NOTE_MAX, Analysis, Sample, Workspace
 
 from . import cache, forms, pins, render, state, tables
 from .confine import VOLUME_SUFFIXES, confine
-from .messages import display_path, flash, one_sentence
+from .messages import display_path, flash, one_sentence, read_or_stop
 from .render import AXES
 
 REJECTED_UPLOADS = state.UPLOADS_REJECTED
@@ -209,7 +209,7 @@ def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
         state.init(key, n // 2)
         with col:
             idx = st.slider(f"{AXES[axis]} index (voxels, 0–{n - 1})", 0, max(n - 1, 1), key=key, disabled=n <= 1)
-            sl = cache.grey_slice(ref, axis, min(idx, n - 1))
+            sl = read_or_stop(cache.grey_slice, ref, axis, min(idx, n - 1))
             img = phase_codes_rgb(np.asarray(sl)) if presegmented else render.grey_rgb(sl, lo, hi)
             st.image(render.upscale(img, 360), caption=f"slice ⊥ {AXES[axis]} at {AXES[axis]} = {idx} "
                      f"({idx * sample.spacing[axis]:.1f} µm)", width="stretch")

@@ -13,7 +13,7 @@ from core.scribbles import Scribbles
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, compute, forms, paint, render, state, widgets
-from .messages import one_sentence
+from .messages import one_sentence, read_or_stop
 
 METHOD_LABELS = {"threshold": "Thresholds (+ partial-volume correction)",
                  "model": "Trained 3D U-Net (phases and particles)",
@@ -55,7 +55,7 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
     state.init(state.SEG_OPACITY, 0.45)
     opacity = st.slider("Phase colour opacity", 0.0, 1.0, key=state.SEG_OPACITY, step=0.05,
                         persist_state=state.PERSIST)
-    grey = cache.grey_image(ref, axis, index)
+    grey = read_or_stop(cache.grey_image, ref, axis, index)
     if method != "model" and params is None:
         st.image(render.upscale(grey, 520), width="stretch", caption=f"slice {render.AXES[axis]} = {index}")
         return
@@ -131,7 +131,7 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
                           persist_state=state.PERSIST)
     axis, index = widgets.slice_picker(state.k(state.SEG_AXIS, sid), state.k(state.SEG_INDEX, sid), shape,
                                        label="Slice")
-    grey = cache.grey_image(ref, axis, index)
+    grey = read_or_stop(cache.grey_image, ref, axis, index)
     stored = scribbles.slice(axis, index)
     f = paint.scale_factor(grey.shape[:2])
     where = f"slice {render.AXES[axis]} = {index}"

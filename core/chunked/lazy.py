@@ -36,6 +36,14 @@ class LazyArray:
         slices with step 1, returning the voxels of that box (an ndarray or
         anything :func:`numpy.asarray` takes): :attr:`LazyVolume.reader
         <core.chunked.LazyVolume>`, a :class:`numpy.memmap`, a Zarr array.
+    source : str, optional
+        What the voxels are read from, for errors (a file name).
+
+    Raises
+    ------
+    core.io.InputFileError
+        From an index whose box the reader fails to read (a corrupt compressed
+        chunk, a vanished file): one sentence naming ``source`` and the slices.
 
     Attributes
     ----------
@@ -44,11 +52,12 @@ class LazyArray:
     ndim, size, nbytes : int
     """
 
-    def __init__(self, reader):
+    def __init__(self, reader, source: str | None = None):
         shape = tuple(int(n) for n in getattr(reader, "shape", ()))
         if len(shape) != 3:
             raise ValueError(f"a LazyArray reads a 3D (z, y, x) volume, got shape {shape}")
         self._reader = reader
+        self.source = source
         self.shape: tuple[int, int, int] = shape  # type: ignore[assignment]
         self.dtype = np.dtype(reader.dtype)
         self.ndim = 3
@@ -63,7 +72,18 @@ class LazyArray:
 
     def __getitem__(self, key) -> np.ndarray:
         box, pick = _box_and_pick(key, self.shape)
-        out = np.asarray(self._reader[box])
+        try:
+            out = np.asarray(self._reader[box])
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a reader's failure (codec, I/O, phase map) as one sentence
+            from ..io._common import InputFileError, _short
+
+            if isinstance(exc, InputFileError):
+                raise
+            z = box[0]
+            raise InputFileError(f"could not read {self.source or 'the volume'} at slices z {z.start}-{z.stop - 1}: "
+                                 f"{_short(exc)}") from None
         if out.shape != tuple(s.stop - s.start for s in box):
             out = out.reshape(tuple(s.stop - s.start for s in box))
         if isinstance(out, np.memmap) or not out.flags.writeable:  # the file's pages, or shared: a copy of the pick
@@ -152,6 +172,7 @@ def open_lazy_array(path: str | os.PathLike, *, phase_map=None, downsample: int 
     volume : core.chunked.LazyVolume
         Its voxel size and metadata (and a dask array of the file's voxels).
     """
+    from ..io._common import _name
     from .inputs import open_lazy
 
     mapping = None
@@ -168,12 +189,10 @@ def open_lazy_array(path: str | os.PathLike, *, phase_map=None, downsample: int 
             raise ValueError("a pre-segmented volume is not downsampled (the block mean of phase codes is no phase)")
         if min(lazy.shape) // factor == 0:
             raise ValueError(f"volume {lazy.shape} is smaller than the downsample factor {factor}")
-        return LazyArray(_Downsampled(lazy.reader, factor)), lazy
+        return LazyArray(_Downsampled(lazy.reader, factor), _name(lazy.source)), lazy
     if mapping is None:
-        return LazyArray(lazy.reader), lazy
-    from ..io._common import _name
-
-    return LazyArray(_PhaseCodes(lazy.reader, mapping, f"phase volume {_name(lazy.source)}")), lazy
+        return LazyArray(lazy.reader, _name(lazy.source)), lazy
+    return LazyArray(_PhaseCodes(lazy.reader, mapping, f"phase volume {_name(lazy.source)}"), _name(lazy.source)), lazy
 
 
 class _PhaseCodes:

@@ -174,3 +174,37 @@ def test_a_downsampled_big_sample_is_read_in_bounded_slabs(big, grey, reads):
     p = ph.SegmentParams(low=g.suggested[0], high=g.suggested[1])
     mem = ph.preview_from(ph.prepare_preview(small, 0, 500, p, globals=g), p.low, p.high)
     assert np.array_equal(cache.preview_phases(ref, 0, 500, p), mem)
+
+
+def _corrupt_store(env, grey, name: str, chunks: list[str]):
+    """A compressed Zarr copy of ``grey`` (chunks of 64 slices) with the named chunk files overwritten by garbage."""
+    import zarr
+
+    path = env / "data" / name
+    z = zarr.create_array(str(path), shape=grey.shape, chunks=(64, 96, 96), dtype=grey.dtype)
+    z[:] = grey
+    for c in chunks:
+        (path / "c" / c / "0" / "0").write_bytes(b"not zstd" * 8)
+    return path
+
+
+def test_a_corrupt_chunk_of_a_big_sample_is_one_sentence_not_an_exception(empty_ws, env, grey):
+    """Opening a big sample reads its header only; a corrupt compressed chunk shows when voxels in it are read: the
+    sampled blocks at the page's start (the sentence of a file that cannot be read), or a slice moved into it."""
+    at_start = empty_ws.add_sample("bad", str(_corrupt_store(env, grey, "bad.zarr", ["0"])), spacing=0.4)
+    for p in ("1_Samples.py", "2_Segment.py"):
+        at = AppTest.from_file(page(p), default_timeout=TIMEOUT)
+        at.session_state[state.SAMPLE_ID] = at_start.id
+        at.run()
+        no_exception(at)
+        assert any("Cannot read the volume of 'bad'" in e.value and "bad.zarr" in e.value and "z 0-" in e.value
+                   for e in at.error), [e.value for e in at.error]
+    inside = empty_ws.add_sample("bad2", str(_corrupt_store(env, grey, "bad2.zarr", ["6"])), spacing=0.4)
+    at = _open(inside.id).run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]  # the sampled blocks and the middle slice are readable
+    at.session_state[state.k(state.k(state.SEG_INDEX, inside.id), 0)] = 400  # in chunk 6: slices 384-447
+    at.run()
+    no_exception(at)
+    assert [e.value for e in at.error] == [
+        "could not read bad2.zarr at slices z 400-400: Zstd decompression error: invalid input data."]
