@@ -463,13 +463,14 @@ def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL
         ``deconvolved`` also ``blur`` and ``iterations``.
     """
     volume, phases = _validate(volume, phases)
-    mask, info, _ = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved, blur=blur,
-                                  iterations=iterations)
+    mask, info, _, _ = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved, blur=blur,
+                                     iterations=iterations)
     return mask, info
 
 
-def _seeding_mask(volume, phases, *, level, sigma, deconvolved, blur, iterations):
-    """:func:`seeding_mask` of validated arrays, and ``phases == NMC`` (a bool volume the caller may reuse)."""
+def _seeding_mask(volume, phases, *, level, sigma, deconvolved, blur, iterations, keep_outside=False):
+    """:func:`seeding_mask` of validated arrays, ``phases == NMC`` (a bool volume the caller may reuse) and, with
+    ``keep_outside``, ``np.packbits(core._kernels.outside_reach(phases == NMC))`` (from the crack test; else None)."""
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     refs = phase_references(volume, phases)
@@ -495,6 +496,7 @@ def _seeding_mask(volume, phases, *, level, sigma, deconvolved, blur, iterations
     # next to a cavity enclosed by the NMC (a crack) the grey values drop because of the crack, not of a
     # neck: those NMC voxels stay in the mask, so that the raised level does not open cracks into cuts
     cavity = fill_enclosed(nmc)
+    outside = np.packbits(np.logical_not(cavity)) if keep_outside else None
     cavity &= ~nmc
     if cavity.any():  # ndi.binary_dilation(cavity, face structure, iterations=2), from capped L1 distances
         mask |= _l1_distance4_on_cores(cavity.view(np.uint8), np.uint8(1)) <= _CRACK_REACH
@@ -503,7 +505,7 @@ def _seeding_mask(volume, phases, *, level, sigma, deconvolved, blur, iterations
     info = {"noise": noise, "sigma": float(sigma), "cut": cut, "i_cbd": float(i_cbd), "i_nmc": float(i_nmc)}
     if deconvolved:
         info.update(blur=blur, iterations=iterations)
-    return mask, info, nmc
+    return mask, info, nmc, outside
 
 
 def regularised_particles(
@@ -547,6 +549,20 @@ def regularised_particles(
     labels : (Z, Y, X) int32
         1..n on exactly the NMC voxels of ``phases``, 0 elsewhere.
     """
+    return _regularised_particles(volume, phases, spacing, params, level=level, sigma=sigma, deconvolved=deconvolved,
+                                  blur=blur, iterations=iterations, merge_factor=merge_factor, progress=progress)[0]
+
+
+def _regularised_particles(volume, phases, spacing=None, params=None, *, level=LEVEL, sigma=None, deconvolved=False,
+                           blur=None, iterations=None, merge_factor=DECONV_MERGE_FACTOR, progress=None,
+                           keep_outside: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`regularised_particles`, and with ``keep_outside`` the packed ``outside_reach`` of the NMC.
+
+    The second value is ``np.packbits(core._kernels.outside_reach(phases == NMC))`` (None without
+    ``keep_outside``), which the crack test of the seeding mask computes anyway; the labels cover exactly the
+    NMC, so it is also ``outside_reach(labels)``, as :func:`core.particles._separate_particles` hands it to the
+    particle table (:func:`core.metrics._particle_table`'s ``outside``).
+    """
     volume, phases = _validate(volume, phases)
     check_has_nmc(phases)
     if not merge_factor > 0:
@@ -556,8 +572,8 @@ def regularised_particles(
     report(0.0, "regularised seeding mask")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    mask, _, nmc = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved, blur=blur,
-                                 iterations=iterations)
+    mask, _, nmc, outside = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved,
+                                          blur=blur, iterations=iterations, keep_outside=keep_outside)
     params = params or SeparationParams()
     if deconvolved:
         params = replace(params, merge_ratio=params.merge_ratio * merge_factor)
@@ -590,7 +606,7 @@ def regularised_particles(
     lut[present] = np.arange(1, present.size + 1, dtype=np.int32)
     K.remap_inplace(labels, lut)
     report(1.0, f"{present.size} particles")
-    return labels
+    return labels, outside
 
 
 def _validate(volume, phases) -> tuple[np.ndarray, np.ndarray]:
