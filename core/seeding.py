@@ -93,8 +93,9 @@ from . import _kernels as K
 from ._validate import check_has_nmc, check_phases, check_volume, normalize_spacing
 from .codes import CBD, NMC
 from ._watershed import _flood
-from .particles import SeparationParams, fill_enclosed, quantised_distance, separate_particles
+from .particles import SLAB_VOXELS, SeparationParams, _quantise_in_place, fill_enclosed, separate_particles
 from .phases import phase_references
+from .phases.partial_volume import _l1_distance4, _l1_distance4_on_cores
 
 __all__ = ["DECONV_BLUR", "deconv_settings", "estimate_blur", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA",
            "MIN_SIGMA", "deconvolve", "denoise_sigma", "estimate_noise", "presmooth_sigma", "regularised_particles",
@@ -104,7 +105,8 @@ __all__ = ["DECONV_BLUR", "deconv_settings", "estimate_blur", "DECONV_ITERATIONS
 LEVEL = 0.8
 #: Bounds of the Gaussian smoothing of the seeding mask (voxels).
 MIN_SIGMA, MAX_SIGMA = 0.5, 1.5
-#: NMC voxels within this many face steps of an enclosed cavity (a crack) stay in the seeding mask.
+#: NMC voxels within this many face steps of an enclosed cavity (a crack) stay in the seeding mask (at most 3:
+#: the L1 distance of :func:`core.phases.partial_volume._l1_distance4` is capped at 4).
 _CRACK_REACH = 2
 #: ``h`` of :func:`core._watershed._flood` below any dynamics (levels 0-255): basins never merge.
 _NO_MERGING = -256
@@ -141,7 +143,9 @@ def estimate_noise(volume: np.ndarray, phases: np.ndarray) -> float:
     volume, phases = _validate(volume, phases)
     sl = tuple(slice(max((n - _NOISE_BLOCK) // 2, 0), max((n - _NOISE_BLOCK) // 2, 0) + min(n, _NOISE_BLOCK))
                for n in volume.shape)
-    inner = ndi.binary_erosion(phases[sl] == NMC, iterations=2, border_value=1)
+    # ndi.binary_erosion(NMC, face structure, iterations=2, border_value=1): more than two face steps from
+    # every other voxel of the block (one numba pass)
+    inner = _l1_distance4(np.ascontiguousarray(phases[sl] != NMC).view(np.uint8), np.uint8(1)) > 2
     v = np.asarray(volume[sl], np.float64)[inner]
     if v.size < 50:
         return float("nan")
@@ -215,7 +219,14 @@ def estimate_blur(volume: np.ndarray, phases: np.ndarray, *, block: int = _NOISE
     contrast = float(i_nmc) - float(i_pore)
     if not (np.isfinite(contrast) and contrast > 0):
         return float("nan")
-    u = ndi.gaussian_filter(v, _EDGE_SMOOTH)
+    # the Gaussian and its three derivatives share their 1D passes (the same axis order and float32
+    # intermediates as ndi.gaussian_filter, so the same values): 9 passes instead of 12
+    def g1(x, axis, order=0):
+        return ndi.gaussian_filter1d(x, _EDGE_SMOOTH, axis=axis, order=order, output=np.float32)
+
+    pz = g1(v, 0)
+    pzy = g1(pz, 1)
+    u = g1(pzy, 2)
     u -= np.float32(i_pore)
     u /= np.float32(contrast)
     sel = (u > 0.25) & (u < 0.75)
@@ -227,8 +238,8 @@ def estimate_blur(volume: np.ndarray, phases: np.ndarray, *, block: int = _NOISE
     del sel, inner
     if idx[0].size < _EDGE_MIN:
         return float("nan")
-    grad = np.stack([ndi.gaussian_filter(v, _EDGE_SMOOTH, order=[int(a == b) for b in range(3)])[idx]
-                     for a in range(3)])
+    grad = np.stack([g1(g1(g1(v, 0, 1), 1), 2)[idx], g1(g1(pz, 1, 1), 2)[idx], g1(pzy, 2, 1)[idx]])
+    del pz, pzy
     grad /= np.float32(contrast)
     mag = np.sqrt((grad ** 2).sum(axis=0))
     ok = mag > 0
@@ -365,9 +376,15 @@ def deconvolve(volume: np.ndarray, *, sigma: float = 0.0, blur: float = DECONV_B
     mu = float(step)
     for z in range(c.shape[0]):  # the multiplier one plane at a time (float64 plane, no volume)
         g = gz[z] * g_yx
-        h = np.ones_like(g)  # h_0 = 1; h_{k+1} = (1 - mu g^2) h_k + mu g
-        for _ in range(int(iterations)):
-            h = (1.0 - mu * g * g) * h + mu * g
+        # h_0 = 1; h_{k+1} = (1 - mu g^2) h_k + mu g (both factors computed once a plane: the same values)
+        h = np.ones_like(g)
+        if iterations:
+            b = mu * g
+            g *= b
+            np.subtract(1.0, g, out=g)  # 1 - mu g g
+            for _ in range(int(iterations)):
+                h *= g
+                h += b
         h *= pz[z]
         c[z] *= h.astype(np.float32) * p_yx
     return fft.idctn(c, type=2, norm="ortho", workers=workers, overwrite_x=True)
@@ -446,6 +463,14 @@ def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL
         ``deconvolved`` also ``blur`` and ``iterations``.
     """
     volume, phases = _validate(volume, phases)
+    mask, info, _, _ = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved, blur=blur,
+                                     iterations=iterations)
+    return mask, info
+
+
+def _seeding_mask(volume, phases, *, level, sigma, deconvolved, blur, iterations, keep_outside=False):
+    """:func:`seeding_mask` of validated arrays, ``phases == NMC`` (a bool volume the caller may reuse) and, with
+    ``keep_outside``, ``np.packbits(core._kernels.outside_reach(phases == NMC))`` (from the crack test; else None)."""
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     refs = phase_references(volume, phases)
@@ -471,14 +496,16 @@ def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL
     # next to a cavity enclosed by the NMC (a crack) the grey values drop because of the crack, not of a
     # neck: those NMC voxels stay in the mask, so that the raised level does not open cracks into cuts
     cavity = fill_enclosed(nmc)
+    outside = np.packbits(np.logical_not(cavity)) if keep_outside else None
     cavity &= ~nmc
-    if cavity.any():
-        mask |= ndi.binary_dilation(cavity, iterations=_CRACK_REACH)
+    if cavity.any():  # ndi.binary_dilation(cavity, face structure, iterations=2), from capped L1 distances
+        mask |= _l1_distance4_on_cores(cavity.view(np.uint8), np.uint8(1)) <= _CRACK_REACH
+    del cavity
     mask &= nmc
     info = {"noise": noise, "sigma": float(sigma), "cut": cut, "i_cbd": float(i_cbd), "i_nmc": float(i_nmc)}
     if deconvolved:
         info.update(blur=blur, iterations=iterations)
-    return mask, info
+    return mask, info, nmc, outside
 
 
 def regularised_particles(
@@ -522,6 +549,20 @@ def regularised_particles(
     labels : (Z, Y, X) int32
         1..n on exactly the NMC voxels of ``phases``, 0 elsewhere.
     """
+    return _regularised_particles(volume, phases, spacing, params, level=level, sigma=sigma, deconvolved=deconvolved,
+                                  blur=blur, iterations=iterations, merge_factor=merge_factor, progress=progress)[0]
+
+
+def _regularised_particles(volume, phases, spacing=None, params=None, *, level=LEVEL, sigma=None, deconvolved=False,
+                           blur=None, iterations=None, merge_factor=DECONV_MERGE_FACTOR, progress=None,
+                           keep_outside: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`regularised_particles`, and with ``keep_outside`` the packed ``outside_reach`` of the NMC.
+
+    The second value is ``np.packbits(core._kernels.outside_reach(phases == NMC))`` (None without
+    ``keep_outside``), which the crack test of the seeding mask computes anyway; the labels cover exactly the
+    NMC, so it is also ``outside_reach(labels)``, as :func:`core.particles._separate_particles` hands it to the
+    particle table (:func:`core.metrics._particle_table`'s ``outside``).
+    """
     volume, phases = _validate(volume, phases)
     check_has_nmc(phases)
     if not merge_factor > 0:
@@ -529,9 +570,10 @@ def regularised_particles(
     sp = normalize_spacing(spacing)
     report = progress or (lambda f, m: None)
     report(0.0, "regularised seeding mask")
-    mask, _ = seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved, blur=blur,
-                           iterations=iterations)
-    nmc = phases == NMC
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    mask, _, nmc, outside = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved,
+                                          blur=blur, iterations=iterations, keep_outside=keep_outside)
     params = params or SeparationParams()
     if deconvolved:
         params = replace(params, merge_ratio=params.merge_ratio * merge_factor)
@@ -543,13 +585,17 @@ def regularised_particles(
     del mask
     report(0.75, "extending the particles to every NMC voxel")
     # marker watershed of the quantised distance transform of the NMC (numba; no float32 volume, no merging)
-    q, _ = quantised_distance(nmc, sp)
+    # (quantised_distance(nmc, sp) in the NMC mask's own memory: no copy; a level is 0 exactly off the NMC)
+    q = nmc.view(np.uint8)
+    del nmc
+    _quantise_in_place(q, sp, max(SLAB_VOXELS, q.size // 4), 8)
     labels = np.array(seeds, dtype=np.int32)
     del seeds
     _flood(q, labels, int(labels.max()), _NO_MERGING)
-    del q
     # NMC components that hold no seed: a particle each
-    rest = nmc & (labels == 0)
+    rest = labels == 0
+    rest &= q != 0
+    del q
     if rest.any():
         comp, n = ndi.label(rest)
         labels[rest] = comp[rest] + int(labels.max())
@@ -560,7 +606,7 @@ def regularised_particles(
     lut[present] = np.arange(1, present.size + 1, dtype=np.int32)
     K.remap_inplace(labels, lut)
     report(1.0, f"{present.size} particles")
-    return labels
+    return labels, outside
 
 
 def _validate(volume, phases) -> tuple[np.ndarray, np.ndarray]:

@@ -185,6 +185,27 @@ def test_a_crack_does_not_become_a_cut(deconvolved):
     np.testing.assert_array_equal(labels > 0, phases == NMC)
 
 
+@pytest.mark.parametrize("deconvolved", [False, True])
+def test_kept_outside_is_the_outside_reach_of_the_labels(deconvolved):
+    # a sphere with an enclosed crack (filled: not outside) next to one cut by the volume's face
+    from core._kernels import outside_reach
+    from core.seeding import _regularised_particles
+
+    z, y, x = np.ogrid[:28, :28, :36]
+    phases = np.zeros((28, 28, 36), np.uint8)
+    r2 = (z - 14) ** 2 + (y - 14) ** 2 + (x - 12) ** 2
+    phases[r2 <= 81] = NMC
+    phases[(x == 12) & (r2 <= 49)] = 0
+    phases[(z - 14) ** 2 + (y - 14) ** 2 + (x - 33) ** 2 <= 36] = NMC
+    grey = _image(phases, SP, ImagingParams(blur_um=0.8, noise=0.02), np.random.default_rng(0))
+    labels, outside = _regularised_particles(grey, phases, SP, deconvolved=deconvolved, keep_outside=True)
+    np.testing.assert_array_equal(labels, regularised_particles(grey, phases, SP, deconvolved=deconvolved))
+    reached = outside_reach(labels)
+    assert not reached[14, 14, 12] and reached[0, 0, 0]  # the crack is not outside, the pore is
+    np.testing.assert_array_equal(outside, np.packbits(reached))
+    assert _regularised_particles(grey, phases, SP, deconvolved=deconvolved)[1] is None
+
+
 def _balls(blur: float, noise: float, seed: int, *, coat: bool = False):
     """Three NMC balls (radius 7-9) in pore, optionally coated by a 1-voxel CBD shell, imaged (48³)."""
     z, y, x = np.ogrid[:48, :48, :48]
