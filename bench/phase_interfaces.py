@@ -36,7 +36,7 @@ import _common as C  # noqa: E402  (sets sys.path)
 from core.codes import CBD, NMC, PORE
 from core.pipeline import run
 from core.synth import PackingParams, make_sphere_packing
-from robustness_grid import _scores
+from robustness_grid import _scores, add_grid_args
 
 _NAMES = {PORE: "pore", CBD: "CBD", NMC: "NMC"}
 
@@ -147,11 +147,7 @@ _CONF = ["pore→pore", "pore→CBD", "pore→NMC", "CBD→pore", "CBD→CBD", "
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_args(ap)
-    ap.add_argument("--size", type=int, default=None, help="side of the cubic volume (default 128; --quick 64)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
-    ap.add_argument("--noise", type=float, nargs="+", default=[0.05, 0.10], help="share of the pore-NMC contrast")
-    ap.add_argument("--blur", type=float, nargs="+", default=[0.6, 1.2], help="Gaussian sigma, voxels")
-    ap.add_argument("--radii", type=float, nargs="+", default=None, help="median radius, voxels (default 7 14)")
+    add_grid_args(ap)
     ap.add_argument("--rows-out", default=None, help="write this part's rows to a JSON file, no section")
     ap.add_argument("--from-rows", nargs="+", default=None, help="write the section of these parts; run nothing")
     ap.add_argument("--note-file", default=None, help="markdown file whose text is added under the tables")

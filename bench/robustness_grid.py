@@ -170,14 +170,19 @@ def _run_rows(size, seeds, radii, blurs, noises, pipelines, args):
     return rows, [f"- command: `{command}`", f"- script wall time: {total:.0f} s", C.load_line(load_start)]
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    C.add_common_args(ap)
+def add_grid_args(ap: argparse.ArgumentParser) -> None:
+    """The grid's options (volume side, packing seeds, noise, blur, radii), shared with bench/phase_interfaces.py."""
     ap.add_argument("--size", type=int, default=None, help="side of the cubic volume (default 128; --quick 64)")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default 0 1 2 (--quick: 0)")
     ap.add_argument("--noise", type=float, nargs="+", default=[0.05, 0.10], help="share of the pore-NMC contrast")
     ap.add_argument("--blur", type=float, nargs="+", default=[0.6, 1.2], help="Gaussian sigma, voxels")
     ap.add_argument("--radii", type=float, nargs="+", default=None, help="median radius, voxels (default 7 14)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    C.add_common_args(ap)
+    add_grid_args(ap)
     ap.add_argument("--no-porespy", action="store_true", help="leave out the PoreSpy pipeline")
     ap.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=None,
                     help=f"pipelines to run (default: all of {', '.join(PIPELINES)})")
