@@ -208,3 +208,10 @@ def test_a_corrupt_chunk_of_a_big_sample_is_one_sentence_not_an_exception(empty_
     no_exception(at)
     assert [e.value for e in at.error] == [
         "could not read bad2.zarr at slices z 400-400: Zstd decompression error: invalid input data."]
+
+
+def test_the_histogram_caption_says_a_big_sample_is_sampled_by_blocks(big):
+    ws, s = big
+    at = _open(s.id).run()
+    no_exception(at)
+    assert any("blocks of z-slices a full run samples" in c.value for c in at.caption), [c.value for c in at.caption]
