@@ -481,12 +481,13 @@ def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Prog
     ``nonfinite``, given the median grey value in a filled copy).
     """
     if cue is None and params.seeding != "phases":
-        from .seeding import regularised_particles
+        from .seeding import _regularised_particles
 
         if nonfinite:
             volume = np.where(np.isfinite(volume), volume, volume.dtype.type(nonfinite_fill(volume)))
-        return regularised_particles(volume, phases, sp, params.separation, progress=progress,
-                                     deconvolved=params.seeding == "deconvolved"), None
+        # the crack test of the seeding mask computes the NMC's outside reach: handed on to the table, as below
+        return _regularised_particles(volume, phases, sp, params.separation, progress=progress,
+                                      deconvolved=params.seeding == "deconvolved", keep_outside=True)
     if cue is None:
         return _separate_particles(phases, sp, params.separation, progress=progress, keep_outside=True)
     from .nn.infer import instances_from_cue
