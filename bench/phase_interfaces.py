@@ -36,7 +36,7 @@ import _common as C  # noqa: E402  (sets sys.path)
 from core.codes import CBD, NMC, PORE
 from core.pipeline import run
 from core.synth import PackingParams, make_sphere_packing
-from robustness_grid import _scores, add_grid_args
+from robustness_grid import _scores, add_grid_args, grid_of, read_parts
 
 _NAMES = {PORE: "pore", CBD: "CBD", NMC: "NMC"}
 
@@ -148,20 +148,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_args(ap)
     add_grid_args(ap)
-    ap.add_argument("--rows-out", default=None, help="write this part's rows to a JSON file, no section")
-    ap.add_argument("--from-rows", nargs="+", default=None, help="write the section of these parts; run nothing")
     ap.add_argument("--note-file", default=None, help="markdown file whose text is added under the tables")
     ap.add_argument("--section", default=None, help="section of RESULTS.md (default phase_interfaces)")
     args = ap.parse_args(argv)
     if args.from_rows:
-        parts = []
-        for path in args.from_rows:
-            with open(path) as f:
-                parts.append(json.load(f))
+        parts = read_parts(args.from_rows)
     else:
-        size = args.size or (64 if args.quick else 128)
-        seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-        radii = args.radii or ([7.0] if args.quick else [7.0, 14.0])
+        size, seeds, radii = grid_of(args)
         parts = _run_rows(size, seeds, radii, args.blur, args.noise, args)
         if parts is None:
             return 0

@@ -177,6 +177,23 @@ def add_grid_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--noise", type=float, nargs="+", default=[0.05, 0.10], help="share of the pore-NMC contrast")
     ap.add_argument("--blur", type=float, nargs="+", default=[0.6, 1.2], help="Gaussian sigma, voxels")
     ap.add_argument("--radii", type=float, nargs="+", default=None, help="median radius, voxels (default 7 14)")
+    ap.add_argument("--rows-out", default=None, help="write this part's rows to a JSON file, no section")
+    ap.add_argument("--from-rows", nargs="+", default=None, help="write the section of these parts; run nothing")
+
+
+def read_parts(paths) -> list[dict]:
+    """The parts that ``--rows-out`` wrote (JSON), in order."""
+    parts = []
+    for path in paths:
+        with open(path) as f:
+            parts.append(json.load(f))
+    return parts
+
+
+def grid_of(args) -> tuple[int, list[int], list[float]]:
+    """(volume side, packing seeds, radii) of a run: the options given, else the defaults (smaller with --quick)."""
+    return (args.size or (64 if args.quick else 128), args.seeds or ([0] if args.quick else [0, 1, 2]),
+            args.radii or ([7.0] if args.quick else [7.0, 14.0]))
 
 
 def main(argv=None) -> int:
@@ -186,15 +203,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-porespy", action="store_true", help="leave out the PoreSpy pipeline")
     ap.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=None,
                     help=f"pipelines to run (default: all of {', '.join(PIPELINES)})")
-    ap.add_argument("--rows-out", default=None, help="write this part's rows to a JSON file, no section")
-    ap.add_argument("--from-rows", nargs="+", default=None, help="write the section of these parts; run nothing")
     ap.add_argument("--section", default=None, help="section of RESULTS.md (default robustness_grid)")
     args = ap.parse_args(argv)
     if args.from_rows:
-        parts = []
-        for path in args.from_rows:
-            with open(path) as f:
-                parts.append(json.load(f))
+        parts = read_parts(args.from_rows)
         rows = [r for part in parts for r in part["rows"]]
         pipelines = [p for p in PIPELINES if all(f"{p} f1" in r for r in rows)]
         size = parts[0]["size"]
@@ -207,9 +219,7 @@ def main(argv=None) -> int:
         run_lines += [f"  - `{p['command']}`: {p['wall_s']:.0f} s, load average at the start / end "
                       f"{p['load'][0]:.1f} / {p['load'][1]:.1f} (1 min) on {os.cpu_count()} cores" for p in parts]
     else:
-        size = args.size or (64 if args.quick else 128)
-        seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-        radii = args.radii or ([7.0] if args.quick else [7.0, 14.0])
+        size, seeds, radii = grid_of(args)
         blurs, noises = args.blur, args.noise
         pipelines = [p for p in (args.pipelines or PIPELINES) if not (p == "porespy" and args.no_porespy)]
         rows, run_lines = _run_rows(size, seeds, radii, blurs, noises, pipelines, args)
