@@ -208,7 +208,7 @@ def grey_values(ref: VolumeRef) -> np.ndarray:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def histogram(ref: VolumeRef, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
-    """:func:`ui.compute.histogram` of the volume (of its :func:`grey_values`)."""
+    """:func:`ui.compute.histogram_of` the volume's :func:`grey_values`."""
     return compute.histogram_of(grey_values(ref), bins)
 
 

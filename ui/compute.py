@@ -31,8 +31,8 @@ def grey_sample(volume, n: int = 1_000_000) -> np.ndarray:
     return flat[np.isfinite(flat)]
 
 
-def histogram(volume: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
-    """Histogram of a sample of grey values over the 0.05..99.95 percentile range.
+def histogram_of(s: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
+    """Histogram of a sample of finite grey values (:func:`grey_sample`) over its 0.05..99.95 percentile range.
 
     Returns
     -------
@@ -41,11 +41,6 @@ def histogram(volume: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float,
     lo, hi : float
         Full range of the sampled values (for slider limits).
     """
-    return histogram_of(grey_sample(volume), bins)
-
-
-def histogram_of(s: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
-    """:func:`histogram` of a sample of finite grey values (:func:`grey_sample`)."""
     lo, hi = float(s.min()), float(s.max())
     p_lo, p_hi = np.percentile(s, [0.05, 99.95])
     if p_hi <= p_lo:
@@ -55,12 +50,8 @@ def histogram_of(s: np.ndarray, bins: int = 128) -> tuple[pd.DataFrame, float, f
     return table, lo, hi
 
 
-def percentiles(volume: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
-    return percentiles_of(grey_sample(volume), q)
-
-
 def percentiles_of(s: np.ndarray, q: tuple[float, float]) -> tuple[float, float]:
-    """:func:`percentiles` of a sample of finite grey values (:func:`grey_sample`)."""
+    """Grey values at the percentiles ``q`` of a sample of finite grey values (:func:`grey_sample`)."""
     lo, hi = np.percentile(s, q)
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
