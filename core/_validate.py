@@ -81,13 +81,20 @@ def check_volume(volume, name: str = "volume") -> np.ndarray:
     """Check that ``volume`` is a non-empty 3D numeric array; return it as ndarray (no copy)."""
     if not isinstance(volume, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(volume).__name__}")
-    if volume.ndim != 3:
-        raise ValueError(f"{name} must be 3D (z, y, x), got shape {volume.shape}")
-    if volume.size == 0:
-        raise ValueError(f"{name} is empty: shape {volume.shape}")
-    if not (np.issubdtype(volume.dtype, np.number) or volume.dtype == bool):
-        raise TypeError(f"{name} must be numeric, got dtype {volume.dtype}")
+    check_volume_header(volume.shape, volume.dtype, name)
     return volume
+
+
+def check_volume_header(shape, dtype, name: str = "volume") -> None:
+    """:func:`check_volume`'s checks from a shape and a dtype alone (a volume read lazily): 3D, non-empty, numeric
+    or boolean."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    if len(shape) != 3:
+        raise ValueError(f"{name} must be 3D (z, y, x), got shape {shape}")
+    if 0 in shape:
+        raise ValueError(f"{name} is empty: shape {shape}")
+    if not (np.issubdtype(dtype, np.number) or dtype == bool):
+        raise TypeError(f"{name} must be numeric, got dtype {dtype}")
 
 
 def check_phases(phases, name: str = "phases") -> np.ndarray:

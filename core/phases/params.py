@@ -109,12 +109,17 @@ def check_greyscale(volume, name: str = "volume") -> np.ndarray:
     return volume
 
 
+def refuse_mask(dtype, name: str = "volume") -> None:
+    """TypeError for a boolean ``dtype``: a mask, not a greyscale image."""
+    if np.dtype(dtype) == bool:
+        raise TypeError(f"{name} is boolean, a mask rather than a greyscale image: load a segmented volume as "
+                        "phases (--phase-map VALUE=PHASE,... on the command line)")
+
+
 def check_greyscale_nonfinite(volume, name: str = "volume") -> int:
     """:func:`check_greyscale` (one scan), returning the number of non-finite voxels (0 for an integer volume)."""
     volume = check_volume(volume, name)
-    if volume.dtype == bool:
-        raise TypeError(f"{name} is boolean, a mask rather than a greyscale image: load a segmented volume as "
-                        "phases (--phase-map VALUE=PHASE,... on the command line)")
+    refuse_mask(volume.dtype, name)
     lo, hi, bad = _scan(volume)
     if bad == volume.size:
         raise ValueError(f"{name} holds no finite value (all NaN or infinite)")

@@ -28,10 +28,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._validate import check_choice, check_volume
+from .._validate import check_choice, check_volume, check_volume_header
 from .denoise import _denoise_halo, _denoiser, _global_sample, _nan_fill, _sample_blocks, denoise
 from .islands import _remove_small_islands_inplace
-from .params import SegmentParams, check_greyscale, check_greyscale_nonfinite, nonfinite_fill
+from .params import SegmentParams, check_greyscale, check_greyscale_nonfinite, nonfinite_fill, refuse_mask
 from .partial_volume import _correct_rows, _image_sigma, _reach
 from .threshold import _image_model, _threshold
 
@@ -382,16 +382,8 @@ def _read(volume, key) -> np.ndarray:
 
 def _check_lazy_array(volume, name: str = "volume") -> None:
     """The checks of :func:`~core._validate.check_volume` and the boolean refusal, from the shape and dtype."""
-    shape, dtype = tuple(volume.shape), np.dtype(volume.dtype)
-    if len(shape) != 3:
-        raise ValueError(f"{name} must be 3D (z, y, x), got shape {shape}")
-    if 0 in shape:
-        raise ValueError(f"{name} is empty: shape {shape}")
-    if dtype == bool:
-        raise TypeError(f"{name} is boolean, a mask rather than a greyscale image: load a segmented volume as "
-                        "phases (--phase-map VALUE=PHASE,... on the command line)")
-    if not np.issubdtype(dtype, np.number):
-        raise TypeError(f"{name} must be numeric, got dtype {dtype}")
+    check_volume_header(volume.shape, volume.dtype, name)
+    refuse_mask(volume.dtype, name)
 
 
 def _check_lazy(volume, name: str = "volume") -> float | None:
