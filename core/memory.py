@@ -416,7 +416,7 @@ def largest_chunked_halo(chunk: int, workers: int, available: int, itemsize: int
 
 
 def needs_chunked_engine(shape, dtype, params=None, *, presegmented: bool = False, chunk: int = 128,
-                         workers: int | None = None) -> bool:
+                         workers: int | None = None, worker_limit: int | None = None) -> bool:
     """The memory-budget rule of the CLI: the chunked engine runs when the whole-volume engine would not fit.
 
     True when :func:`estimate_peak_bytes` exceeds :func:`available_bytes`
@@ -425,8 +425,19 @@ def needs_chunked_engine(shape, dtype, params=None, *, presegmented: bool = Fals
     ``chunk``-voxel chunks, a halo of half a chunk and ``workers`` (default:
     the cores) fits it.  A volume that fits runs exactly as before, and one
     that fits neither way is refused as before.
+
+    With ``worker_limit`` (bytes: the smallest memory limit of the workers of
+    an existing cluster, which run the analysis) the memory compared is one
+    worker's instead of this machine's: the whole-volume estimate (the run is
+    one task on one worker) and one worker's process base and one window (the
+    scheduler and the client run elsewhere).
     """
     fit = memory_fit(shape, dtype, params, presegmented=presegmented, resident_input=True)
+    if worker_limit is not None:
+        if fit.needed <= worker_limit:
+            return False
+        one = chunked_peak_bytes(chunk, max(4, chunk // 2), 1, np.dtype(dtype).itemsize) - 2 * _CHUNK_PROCESS_BASE
+        return one <= worker_limit
     if fit.fits:
         return False
     if workers is None:

@@ -189,11 +189,8 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
         if always:
             return chunk
         limit = cluster_worker_memory(scheduler) if scheduler is not None else None
-        if limit is not None:
-            if not _needs_chunked_on_workers(lazy.shape, lazy.data.dtype, params, spec.presegmented, chunk, limit):
-                return None
-        elif not needs_chunked_engine(lazy.shape, lazy.data.dtype, params, presegmented=spec.presegmented,
-                                      chunk=chunk, workers=workers):
+        if not needs_chunked_engine(lazy.shape, lazy.data.dtype, params, presegmented=spec.presegmented,
+                                    chunk=chunk, workers=workers, worker_limit=limit):
             return None
     except (ValueError, TypeError, OSError):
         return None
@@ -241,18 +238,6 @@ def _ask_worker_memory(address: str, timeout: float) -> int | None:
     limits = [int(w.get("memory_limit") or 0) for w in workers.values()]
     limits = [m for m in limits if m > 0]
     return min(limits) if limits else None
-
-
-def _needs_chunked_on_workers(shape, dtype, params, presegmented: bool, chunk: int, limit: int) -> bool:
-    """:func:`core.memory.needs_chunked_engine` with each worker's memory ``limit`` in place of this machine's."""
-    from ..memory import _CHUNK_PROCESS_BASE, chunked_peak_bytes, memory_fit
-
-    whole = memory_fit(shape, dtype, params, presegmented=presegmented, resident_input=True).needed
-    if whole <= limit:
-        return False
-    # one worker of the cluster: its process base and one window (the scheduler and client run elsewhere)
-    per_worker = chunked_peak_bytes(chunk, max(4, chunk // 2), 1, np.dtype(dtype).itemsize) - 2 * _CHUNK_PROCESS_BASE
-    return per_worker <= limit
 
 
 def _halo_within_memory(halo: int, chunk: int, workers: int, itemsize: int, max_diameter_um: float) -> int:
