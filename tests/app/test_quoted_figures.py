@@ -250,3 +250,14 @@ def test_readme_coarse_separation_accuracy():
     assert {rounded(v, "0.1") for v in f1("coarse_separation_native")} == {m.group(3)}
     bench = f1("coarse_separation_bench512")
     assert (m.group(4), m.group(5)) == (rounded(bench[0], "0.001"), rounded(bench[1], "0.001"))
+
+
+def test_readme_dashboard_memory_of_a_big_zarr_sample():
+    """The server's growth on a big Zarr sample in the README, as bench/RESULTS.md dashboard_memory has it."""
+    m = re.search(r"on a 1024×512×512 Zarr sample the server grew by (\d+) MiB while the Segment page rendered, "
+                  r"against (\d+) MiB before", readme_text())
+    assert m, "the README's dashboard-memory sentence changed: update this test's pattern"
+    sec = section("dashboard_memory")
+    now, before = (cell(sec, "RSS increase, render MiB", **{"app": app, "big sample (z×y×x, uint16)": "1024×512×512"})
+                   for app in ("working tree", "`23abcfb`"))
+    assert (m.group(1), m.group(2)) == (str(round(float(now))), str(round(float(before))))
