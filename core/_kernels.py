@@ -529,6 +529,30 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+def _pool() -> ThreadPoolExecutor:
+    """The process-wide pool of :func:`run_on_cores` (``cores() - 1`` plain threads, started on first use)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max(1, cores() - 1), thread_name_prefix="core-kernels")
+        return _POOL
+
+
+def run_side_by_side(*calls) -> list:
+    """Call each of ``calls`` (no arguments) and return their results in order, several at once where cores allow.
+
+    The first runs in the calling thread, the others in :func:`run_on_cores`'s
+    pool; for numba kernels that release the GIL and only read shared inputs
+    (a call must not itself wait on the pool: with one pool thread it would wait
+    on itself).  On one core they run one after the other.
+    """
+    if cores() == 1 or len(calls) < 2:
+        return [c() for c in calls]
+    futures = [_pool().submit(c) for c in calls[1:]]
+    first = calls[0]()
+    return [first] + [f.result() for f in futures]
+
+
 def run_on_cores(work, n: int) -> None:
     """``work(k0, k1)`` over ``[0, n)`` in as many even pieces as there are cores, one thread each.
 
@@ -539,15 +563,11 @@ def run_on_cores(work, n: int) -> None:
     whatever numba's threading layer and from any thread, dask's threaded
     scheduler included (the pool's threads only run kernels, never wait on it).
     """
-    global _POOL
     workers = max(1, min(cores(), int(n)))
     if workers == 1:
         work(0, n)
         return
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max(1, cores() - 1), thread_name_prefix="core-kernels")
-        pool = _POOL
+    pool = _pool()
     bounds = [n * i // workers for i in range(workers + 1)]
     futures = [pool.submit(work, bounds[i], bounds[i + 1]) for i in range(1, workers)]
     work(bounds[0], bounds[1])

@@ -316,8 +316,11 @@ def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool, outside
     _fill_cracks_inplace(filled, outside)
     del outside
     n_lab = int(filled.max())
-    areas, counts, sums, lo, hi = K.face_areas(filled, ph8, n_lab, sp[0], sp[1], sp[2], NMC, CBD)
-    mc = K.mc_areas(filled, n_lab, _mc_lut(sp))
+    lut = _mc_lut(sp)
+    # two read-only passes over the labels, one per core where there are two
+    (areas, counts, sums, lo, hi), mc = K.run_side_by_side(
+        lambda: K.face_areas(filled, ph8, n_lab, sp[0], sp[1], sp[2], NMC, CBD),
+        lambda: K.mc_areas(filled, n_lab, lut))
     if owned:
         K.clear_non_solid(filled, ph8, NMC)  # give the caller back solid-only labels
     return counts, sums, lo, hi, areas, mc
