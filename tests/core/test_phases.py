@@ -574,6 +574,23 @@ def test_remove_small_islands_matches_the_definition(min_size):
     np.testing.assert_array_equal(remove_small_islands(ph, min_size), want)
 
 
+@pytest.mark.parametrize("min_size", [2, 8])
+def test_remove_small_islands_split_between_two_threads_matches_the_definition(min_size, monkeypatch):
+    """A volume tall enough is done in two z-ranges side by side and the band between them; same result."""
+    import core.phases.islands as isl
+
+    calls = []
+    real = isl.K.run_side_by_side
+    monkeypatch.setattr(isl.K, "cores", lambda: 2)
+    monkeypatch.setattr(isl.K, "run_side_by_side", lambda *c: calls.append(len(c)) or real(*c))
+    rng = np.random.default_rng(10 + min_size)
+    ph = ndi.median_filter(rng.integers(0, 3, (4 * min_size + 70, 11, 12)).astype(np.uint8), 2)
+    want = _islands_reference(ph, min_size)
+    assert (want != ph).sum() > 50
+    np.testing.assert_array_equal(remove_small_islands(ph, min_size), want)
+    assert calls == [2, 2, 2]  # one split per phase
+
+
 # --------------------------------------------------------------------------- image model: phase grey values and blur
 
 
