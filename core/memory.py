@@ -109,7 +109,10 @@ class MemoryFit:
     """What :func:`memory_fit` found: bytes needed, bytes available, and whether the one fits in the other.
 
     ``limited_by`` names what set ``available``: ``"memory"`` (MemAvailable),
-    ``"address space"`` (``ulimit -v``) or ``"budget"`` (:data:`BUDGET_ENV`).
+    ``"address space"`` (``ulimit -v``) or ``"budget"`` (:data:`BUDGET_ENV`)
+    on this machine; ``"workers"`` (the smallest memory limit of a cluster's
+    workers) or ``"workers budget"`` (:data:`BUDGET_ENV`, lower than that)
+    when the run is judged for a cluster's workers (``memory_fit(worker_limit=)``).
     ``shape`` is the analysed grid (after downsampling).
     """
 
@@ -122,6 +125,11 @@ class MemoryFit:
     @property
     def fits(self) -> bool:
         return self.needed <= self.available
+
+    @property
+    def on_workers(self) -> bool:
+        """Judged against the memory limit of a cluster's workers, not this machine's memory."""
+        return self.limited_by in ("workers", "workers budget")
 
 
 def method_label(params=None, *, presegmented: bool = False) -> str:
@@ -290,13 +298,17 @@ def available_bytes(*, network: bool = False) -> int:
 
 
 def memory_fit(shape, dtype, params=None, *, downsample: int = 1, presegmented: bool = False,
-               resident_input: bool = False) -> MemoryFit:
+               resident_input: bool = False, worker_limit: int | None = None) -> MemoryFit:
     """The estimate of a run and what is available, as data (the dashboard words it).
 
     ``resident_input``: the volume is already in this process's memory or
     memory-mapped into it, so its bytes are not needed again (a mapped file's
     pages are in the address space already, and page cache the kernel can
     reclaim counts as available).
+    ``worker_limit`` (bytes): the run goes to a worker of an existing cluster
+    whose smallest memory limit this is
+    (:func:`core.chunked.analysis.cluster_worker_memory`): what is available
+    is that limit (:data:`BUDGET_ENV` still caps it), not this machine's memory.
     """
     from .pipeline import AnalysisParams
 
@@ -305,8 +317,11 @@ def memory_fit(shape, dtype, params=None, *, downsample: int = 1, presegmented: 
     grid = _grid(shape, downsample)
     if resident_input and int(downsample) == 1:
         needed -= np.dtype(dtype).itemsize * math.prod(grid)
-    network = not presegmented and (params.method == "model" or params.particles == "model")
-    limits = _limits(network)
+    if worker_limit is not None:
+        budget = _budget()
+        limits = [(int(worker_limit), "workers")] + ([(budget, "workers budget")] if budget is not None else [])
+    else:
+        limits = _limits(not presegmented and (params.method == "model" or params.particles == "model"))
     available, limited_by = min(limits) if limits else (sys.maxsize, "memory")
     return MemoryFit(int(needed), int(available), limited_by, grid, method_label(params, presegmented=presegmented))
 
@@ -430,16 +445,15 @@ def needs_chunked_engine(shape, dtype, params=None, *, presegmented: bool = Fals
     an existing cluster, which run the analysis) the memory compared is one
     worker's instead of this machine's: the whole-volume estimate (the run is
     one task on one worker) and one worker's process base and one window (the
-    scheduler and the client run elsewhere).
+    scheduler and the client run elsewhere); the whole-volume comparison is
+    ``memory_fit(worker_limit=).fits``, the one the dashboard shows before a run.
     """
-    fit = memory_fit(shape, dtype, params, presegmented=presegmented, resident_input=True)
-    if worker_limit is not None:
-        if fit.needed <= worker_limit:
-            return False
-        one = chunked_peak_bytes(chunk, max(4, chunk // 2), 1, np.dtype(dtype).itemsize) - 2 * _CHUNK_PROCESS_BASE
-        return one <= worker_limit
+    fit = memory_fit(shape, dtype, params, presegmented=presegmented, resident_input=True, worker_limit=worker_limit)
     if fit.fits:
         return False
+    if worker_limit is not None:
+        one = chunked_peak_bytes(chunk, max(4, chunk // 2), 1, np.dtype(dtype).itemsize) - 2 * _CHUNK_PROCESS_BASE
+        return one <= fit.available
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     need = chunked_peak_bytes(chunk, max(4, chunk // 2), workers, np.dtype(dtype).itemsize)

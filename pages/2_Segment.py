@@ -63,7 +63,8 @@ elif method == "classifier" and segment_view.enough_painted(scribbles):  # the f
 elif params is not None:
     ap = AnalysisParams(method="threshold", segment=params, separation=sep)
 fits = ap is None or memory_view.memory_note(vol.shape, vol.dtype, ap, presegmented=sample.input.presegmented,
-                                             chunked=lambda: jobs.chunked_engine(sample, ap), workers=jobs.local_workers())
+                                             chunked=lambda: jobs.chunked_engine(sample, ap),
+                                             workers=jobs.local_workers(), scheduler=jobs.cluster_address())
 run = st.button("Run the full analysis", key=state.k(state.SEG_RUN, sid), type="primary",
                 disabled=ap is None or not fits)
 if run and ap is not None and fits:

@@ -32,3 +32,27 @@ def sync_cluster(monkeypatch):
             yield None
 
     monkeypatch.setattr(chunked, "cluster", inline)
+
+
+@pytest.fixture(scope="module")
+def cluster_of():
+    """``cluster_of(limit)``: the address of an in-process cluster of 2 workers with that memory limit each (bytes).
+
+    Their memory monitor is off (the workers run nothing in these tests): a limit below this process's size
+    would otherwise pause them. The limit the scheduler reports is capped at the machine's memory by distributed.
+    """
+    from distributed import LocalCluster
+
+    made = []
+
+    def make(limit):
+        off = {f"distributed.worker.memory.{k}": False for k in ("target", "spill", "pause", "terminate")}
+        with dask.config.set(off):
+            c = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, memory_limit=limit,
+                             dashboard_address=None)
+        made.append(c)
+        return c.scheduler_address
+
+    yield make
+    for c in made:
+        c.close()

@@ -69,6 +69,11 @@ def local_workers() -> int | None:
     return settings.local_workers()
 
 
+def cluster_address() -> str | None:
+    """The address of the cluster that runs the jobs (``DETACH_SCHEDULER``); None inline or on the local cluster."""
+    return None if settings.jobs_inline() else settings.scheduler_address()
+
+
 def chunked_engine(sample: Sample, params: AnalysisParams | None) -> int | None:
     """The chunk edge when this sample's analysis runs on the chunked engine, else None.
 
@@ -81,9 +86,8 @@ def chunked_engine(sample: Sample, params: AnalysisParams | None) -> int | None:
 
     if params is None:
         return None
-    scheduler = None if settings.jobs_inline() else settings.scheduler_address()  # its workers' memory, not ours
     return chunked_engine_for(sample.input, params, workers=local_workers(), chunk=settings.chunk_size(),
-                              always=settings.chunked_always(), scheduler=scheduler)
+                              always=settings.chunked_always(), scheduler=cluster_address())  # its workers' memory
 
 
 def submit(ws: Workspace, sample: Sample, params: AnalysisParams, *, phases_from: int | None = None,

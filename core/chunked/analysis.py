@@ -67,11 +67,12 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
-__all__ = ["ChunkedAnalysis", "analyze_chunked", "chunked_engine_for", "cluster_worker_memory", "lazy_checksum"]
+__all__ = ["ChunkedAnalysis", "SchedulerUnreachableError", "analyze_chunked", "chunked_engine_for",
+           "cluster_worker_memory", "lazy_checksum"]
 
 Progress = Callable[[float, str], None]
 
@@ -197,47 +198,66 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
     return chunk
 
 
-#: Seconds a cluster's worker memory limit is reused before the scheduler is asked again.
+#: Seconds a cluster's worker memory limit (or its scheduler's silence) is reused before the scheduler is asked again.
 WORKER_MEMORY_TTL = 30.0
-_WORKER_MEMORY: dict[str, tuple[float, int | None]] = {}  # address -> (when asked, smallest limit or None)
+#: Seconds :func:`cluster_worker_memory` waits for the scheduler by default.
+WORKER_MEMORY_TIMEOUT = 5.0
+_WORKER_MEMORY: dict[str, tuple[float, bool, int | None]] = {}  # address -> (when asked, answered, smallest limit)
 
 
-def cluster_worker_memory(address: str, *, timeout: float = 5.0) -> int | None:
+class SchedulerUnreachableError(ConnectionError):
+    """The scheduler at ``address`` did not answer within ``timeout`` seconds (or the address is not one)."""
+
+    def __init__(self, address: str, timeout: float):
+        super().__init__(f"the Dask scheduler at {address} did not answer within {timeout:g} s")
+        self.address = address
+        self.timeout = timeout
+
+
+def cluster_worker_memory(address: str, *, timeout: float | None = None,
+                          unreachable: Literal["none", "raise"] = "none") -> int | None:
     """The smallest memory limit (bytes) of the workers of the cluster at ``address``; None when unknown.
 
     Unknown: no worker, no worker with a limit (``memory_limit`` 0 or None),
-    or no answer within ``timeout`` seconds.  :data:`core.memory.BUDGET_ENV`
-    (``DETACH_MEMORY_BUDGET``), when set, caps it.  The scheduler's answer is
-    reused for :data:`WORKER_MEMORY_TTL` seconds (a page that renders again
-    does not connect again).
+    or no answer within ``timeout`` seconds (default
+    :data:`WORKER_MEMORY_TIMEOUT`); with ``unreachable="raise"`` the last is
+    :class:`SchedulerUnreachableError` instead of None (a guess on this
+    machine's memory is then not made).  :data:`core.memory.BUDGET_ENV`
+    (``DETACH_MEMORY_BUDGET``), when set, caps it.  The scheduler's answer
+    (or its silence) is reused for :data:`WORKER_MEMORY_TTL` seconds (a page
+    that renders again does not connect again).
     """
-    import time
-
     from ..memory import _budget
 
+    if unreachable not in ("none", "raise"):
+        raise ValueError(f"unreachable must be 'none' or 'raise', not {unreachable!r}")
+    timeout = WORKER_MEMORY_TIMEOUT if timeout is None else float(timeout)
     hit = _WORKER_MEMORY.get(address)
     if hit is not None and time.monotonic() - hit[0] < WORKER_MEMORY_TTL:
-        smallest = hit[1]
+        _, answered, smallest = hit
     else:
-        smallest = _ask_worker_memory(address, timeout)
-        _WORKER_MEMORY[address] = (time.monotonic(), smallest)
+        answered, smallest = _ask_worker_memory(address, timeout)
+        _WORKER_MEMORY[address] = (time.monotonic(), answered, smallest)
+    if not answered and unreachable == "raise":
+        raise SchedulerUnreachableError(address, timeout)
     if smallest is None:
         return None
     budget = _budget()
     return smallest if budget is None else min(smallest, budget)
 
 
-def _ask_worker_memory(address: str, timeout: float) -> int | None:
+def _ask_worker_memory(address: str, timeout: float) -> tuple[bool, int | None]:
+    """(whether the scheduler answered, the smallest memory limit of its workers or None)."""
     try:
         from distributed import Client
 
         with Client(address, timeout=timeout, set_as_default=False) as client:
             workers = client.scheduler_info(n_workers=-1).get("workers", {})
     except (OSError, TimeoutError, ValueError):
-        return None
+        return False, None
     limits = [int(w.get("memory_limit") or 0) for w in workers.values()]
     limits = [m for m in limits if m > 0]
-    return min(limits) if limits else None
+    return True, (min(limits) if limits else None)
 
 
 def _halo_within_memory(halo: int, chunk: int, workers: int, itemsize: int, max_diameter_um: float) -> int:

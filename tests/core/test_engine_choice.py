@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import core.memory as M
-from core.chunked.analysis import chunked_engine_for, cluster_worker_memory
+from core.chunked.analysis import SchedulerUnreachableError, chunked_engine_for, cluster_worker_memory
 from core.inputs import FileInput
 from core.pipeline import AnalysisParams
 
@@ -20,24 +20,6 @@ def _sparse_npy(path, shape, dtype=np.uint16):
         np.lib.format.write_array_header_1_0(f, header)
         f.truncate(f.tell() + int(np.prod(shape)) * np.dtype(dtype).itemsize)
     return FileInput(path)
-
-
-@pytest.fixture(scope="module")
-def cluster_of():
-    """``cluster_of(limit)``: the address of an in-process cluster of 2 workers with that memory limit each."""
-    from distributed import LocalCluster
-
-    made = []
-
-    def make(limit):
-        c = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, memory_limit=limit,
-                         dashboard_address=None)
-        made.append(c)
-        return c.scheduler_address
-
-    yield make
-    for c in made:
-        c.close()
 
 
 def _sizes(shape, chunk=128):
@@ -88,6 +70,23 @@ def test_workers_without_a_limit_or_no_scheduler_leave_the_rule_on_this_machine(
     assert cluster_worker_memory(unlimited) is None
     assert chunked_engine_for(spec, workers=2, scheduler=unlimited) == 128
     assert cluster_worker_memory("tcp://127.0.0.1:9", timeout=0.5) is None  # nobody there
+    # the dashboard tells the two apart: workers without a limit answered, nobody there did not
+    assert cluster_worker_memory(unlimited, unreachable="raise") is None
+    with pytest.raises(SchedulerUnreachableError, match=r"^the Dask scheduler at tcp://127.0.0.1:9 did not answer"):
+        cluster_worker_memory("tcp://127.0.0.1:9", timeout=0.5, unreachable="raise")
+    with pytest.raises(ValueError, match="unreachable must be 'none' or 'raise'"):
+        cluster_worker_memory(unlimited, unreachable="guess")
+
+
+def test_a_fit_judged_for_the_workers_names_them_and_the_budget_caps_them(monkeypatch):
+    monkeypatch.delenv(M.BUDGET_ENV, raising=False)
+    monkeypatch.setattr(M, "_limits", lambda network=False: [(1 << 42, "memory")])  # this machine: plenty
+    fit = M.memory_fit((64, 64, 64), np.uint16, resident_input=True, worker_limit=1 << 20)
+    assert (fit.available, fit.limited_by, fit.on_workers, fit.fits) == (1 << 20, "workers", True, False)
+    monkeypatch.setenv(M.BUDGET_ENV, "512K")
+    fit = M.memory_fit((64, 64, 64), np.uint16, resident_input=True, worker_limit=1 << 20)
+    assert (fit.available, fit.limited_by, fit.on_workers) == (1 << 19, "workers budget", True)
+    assert not M.memory_fit((64, 64, 64), np.uint16).on_workers
 
 
 def test_the_workers_memory_is_asked_once_in_a_while(cluster_of, monkeypatch):
