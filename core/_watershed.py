@@ -81,12 +81,14 @@ def _push(qs, tails, level, idx):
 
 
 @numba.njit(cache=True)
-def _flood(q, labels, n_seeds, h):
+def _flood(q, labels, n_seeds, h, peak0=None):
     """Priority flood from seeded labels with merging by dynamics (in place).
 
     The reference implementation (seed labels 1..n written before the flood,
     so ``labels`` must hold ``n_seeds``); :func:`watershed_dynamics` runs
-    :func:`_flood_slots`, which gives the same labels.  A bucket queue over the
+    :func:`_flood_slots`, which gives the same labels.  ``peak0`` ((n + 1,)
+    int64, optional): the least peak level of each seed's basin (its
+    ``face_levels``).  A bucket queue over the
     256 levels, first in first out within a level; a voxel is queued at the
     lower of its own level and the level being flooded, so the flood never climbs.
     """
@@ -113,6 +115,10 @@ def _flood(q, labels, n_seeds, h):
                 if j >= 0 and flat_q[j] != 0 and flat_l[j] != lab:
                     _push(qs, tails, flat_q[i], i)
                     break
+    if peak0 is not None:
+        for s in range(1, n_seeds + 1):
+            if peak0[s] > peak[s]:
+                peak[s] = peak0[s]
     for level in range(255, 0, -1):
         while heads[level] < tails[level]:
             i = qs[level][heads[level]]
@@ -244,7 +250,7 @@ def _compact(flat_e, base, parent, used, free_slots):
     return n_free
 
 
-def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_start, h, max_slots, proto):
+def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_start, peak0, h, max_slots, proto):
     """Priority flood with merging by dynamics; labels basins as :func:`_flood` does.
 
     The flood is :func:`_flood`'s, with three economies.  ``labels`` holds
@@ -277,6 +283,9 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
         The seed voxels by seed number: those of seed ``c`` are
         ``plat_vox[plat_start[c - 1]:plat_start[c]]``.
     plat_start : (n + 1,) int64
+    peak0 : (n + 1,) int64
+        Least peak level of each seed's basin (0: its own level; see
+        :func:`watershed_dynamics`'s ``face_levels``).
     h : int
     max_slots : int
         Largest value ``labels`` may hold, at most the dtype's largest value - 255.
@@ -298,11 +307,11 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
         raise ValueError(f"max_slots must be in 1..{base} for {labels.dtype} labels, got {max_slots}")
     _encode(q, labels, labels.dtype.type(base))
     return _flood_coded(labels, labels.dtype.type(base), seed_idx, seed_comp, level_start, plat_vox, plat_start,
-                        h, max_slots, proto)
+                        peak0, h, max_slots, proto)
 
 
 @numba.njit(cache=True, nogil=True)
-def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_start, h, max_slots, proto):
+def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_start, peak0, h, max_slots, proto):
     """The flood of :func:`_flood_slots` on ``labels`` coded by :func:`_encode` (0, slot, or ``base`` + level)."""
     nz, ny, nx = labels.shape
     flat_e = labels.ravel()
@@ -351,7 +360,7 @@ def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_
                     n_free_slots -= 1
                     slot = free_slots[n_free_slots]
                     used[slot] = True
-                    peak[slot] = level
+                    peak[slot] = max(level, peak0[c])
                     seed_of[slot] = c
                     active[c] = True
                     for v in range(plat_start[c - 1], plat_start[c]):
@@ -556,7 +565,7 @@ def label_dtype(n: int) -> np.dtype:
     return np.dtype(np.uint16) if n < np.iinfo(np.uint16).max else np.dtype(np.int32)
 
 
-def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
+def watershed_dynamics(q: np.ndarray, h_levels: int, *, face_levels: tuple | None = None) -> np.ndarray:
     """Label the basins of a quantised distance map, merging by dynamics.
 
     Parameters
@@ -565,6 +574,12 @@ def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
         Quantised distance map from :func:`quantise`; 0 is background.
     h_levels : int
         Minimum dynamics (in levels) for a peak to keep its own basin.
+    face_levels : ((F,) int64, (F,) uint8), optional
+        Flat indices (ascending, unique) of voxels on the volume's faces and a
+        level for each: a basin whose seed (regional maximum) holds one counts
+        its peak as at least that level when it meets another (the peak of a
+        particle the face cut, :func:`core.particles.face_peak_levels`).  The
+        flood itself, and so which voxel reaches which seed, is unchanged.
 
     Returns
     -------
@@ -583,7 +598,7 @@ def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
     idx, comp, n_seeds = _plateaus(q)
     if n_seeds == 0:
         return np.zeros(q.shape, np.uint16)
-    args = _seed_order(q, idx, comp, n_seeds)
+    args = _seed_order(q, idx, comp, n_seeds, face_levels)
     del idx, comp
     proto = np.empty(QUEUE_BLOCK, np.int32 if q.size < 2**31 else np.int64)
     h = int(h_levels)
@@ -598,11 +613,18 @@ def watershed_dynamics(q: np.ndarray, h_levels: int) -> np.ndarray:
     return labels
 
 
-def _seed_order(q, idx, comp, n_seeds):
+def _seed_order(q, idx, comp, n_seeds, face_levels=None):
     """The seed tables of :func:`_flood_slots` from :func:`_plateaus`'s output.
 
-    Returns ``seed_idx, seed_comp, level_start, plat_vox, plat_start``.
+    Returns ``seed_idx, seed_comp, level_start, plat_vox, plat_start, peak0``.
     """
+    peak0 = np.zeros(n_seeds + 1, np.int64)
+    if face_levels is not None:
+        f_idx, f_lev = face_levels
+        at = np.searchsorted(f_idx, idx)
+        hit = at < f_idx.size
+        hit[hit] = f_idx[at[hit]] == idx[hit]
+        np.maximum.at(peak0, comp[hit], f_lev[at[hit]].astype(np.int64))
     lev = q.reshape(-1)[idx]
     order = np.argsort(lev, kind="stable")  # by level, ascending flat index within a level
     level_start = np.searchsorted(lev[order], np.arange(257)).astype(np.int64)
@@ -611,4 +633,4 @@ def _seed_order(q, idx, comp, n_seeds):
     order = np.argsort(comp, kind="stable")  # by seed number
     plat_vox = idx[order]
     plat_start = np.searchsorted(comp[order], np.arange(1, n_seeds + 2)).astype(np.int64)
-    return seed_idx, seed_comp, level_start, plat_vox, plat_start
+    return seed_idx, seed_comp, level_start, plat_vox, plat_start, peak0

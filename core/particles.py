@@ -9,7 +9,9 @@ Steps:
    ``"hmaxima"`` (default): a priority flood from every regional maximum in
    which a basin whose peak rises less than ``h_um`` above the saddle to a
    neighbour joins it (merging by dynamics, equivalent to seeding from the
-   h-maxima; numba, holds only the flood front besides the labels), or
+   h-maxima; numba, holds only the flood front besides the labels; a
+   particle cut by a face of the volume counts the peak of its section in
+   the face, :func:`face_peak_levels`, since its own peak lies beyond), or
    ``"peaks"``: scikit-image's marker watershed from local maxima at least
    ``min_distance_um`` apart;
 5. merging of over-split fragments: two neighbours whose shared interface is
@@ -269,6 +271,91 @@ def _quantise_whole(buf: np.ndarray, sp) -> float:
     return step
 
 
+#: Which faces of a volume are its own, per axis (low face, high face): all six.
+ALL_FACES: tuple = ((True, True),) * 3
+#: No face of the volume is its own (a window cut from a bigger volume on every side).
+NO_FACES: tuple = ((False, False),) * 3
+
+
+def face_peak_levels(q: np.ndarray, sp, step: float, h_um: float,
+                     faces=ALL_FACES) -> tuple[np.ndarray, np.ndarray]:
+    """The peaks of the particles the volume's faces cut: in-face distance levels at the faces' 2D h-maxima.
+
+    A particle cut by a face of the volume leaves a cap in it, whose 3D
+    distance peak is at most the cap's thickness (the edge is not background),
+    so, merged by dynamics, a thin cap joins the neighbour it touches.  The
+    cap's section in the face says more of the particle: the 2D distance
+    transform of the face slice (in-plane spacing, the face's edges not
+    background).  Its h-maxima (2D dynamics at least ``h_um``, so that a
+    rough section's small bumps do not count; in µm, not levels, so that a
+    window of the volume with its own quantisation finds the same) give the
+    levels that
+    :func:`core._watershed.watershed_dynamics` (``face_levels``) takes as the
+    least peak of a basin whose seed holds them.
+
+    Parameters
+    ----------
+    q : (Z, Y, X) uint8
+        Quantised distance of the (filled) NMC, nonzero on it (:func:`quantised_distance`).
+    sp : (3,) float, µm
+    step : float
+        µm per level of ``q``.
+    h_um : float
+        The separation's h (:class:`SeparationParams`), µm.
+    faces : ((bool, bool),) * 3
+        Per axis, whether the low and high faces are the volume's own
+        (:data:`ALL_FACES`); a window cut from a bigger volume passes False
+        where it was cut.
+
+    Returns
+    -------
+    flat : (F,) int64
+        Flat indices of the face voxels of ``q > 0`` on those h-maxima, ascending and unique.
+    levels : (F,) uint8
+        The in-face distance there, quantised as ``q`` is (``ceil(d / step)``,
+        at most 255); the higher one on an edge of two faces.
+    """
+    from skimage.morphology import h_maxima
+
+    flats, levs = [], []
+    for axis in range(3):
+        for side in (0, 1):
+            if not faces[axis][side]:
+                continue
+            pos = 0 if side == 0 else q.shape[axis] - 1
+            face = np.ascontiguousarray(np.take(q, pos, axis=axis) != 0)
+            if not face.any():
+                continue
+            inplane = tuple(s for a, s in enumerate(sp) if a != axis)
+            d = edt_pkg.edt(face.view(np.uint8), anisotropy=inplane, black_border=False, parallel=1)
+            lev = np.minimum(np.ceil(d / step), 255).astype(np.uint8)
+            keep = h_maxima(d, max(float(h_um), step)).astype(bool) & face  # the flood's h is at least a level
+            where = list(np.nonzero(keep))
+            where.insert(axis, np.full(where[0].size, pos))
+            flats.append(np.ravel_multi_index(tuple(where), q.shape).astype(np.int64))
+            levs.append(lev[keep])
+    if not flats:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint8)
+    f = np.concatenate(flats)
+    lv = np.concatenate(levs)
+    order = np.lexsort((-lv.astype(np.int64), f))  # by voxel, the highest level first
+    f, lv = f[order], lv[order]
+    first = np.r_[True, f[1:] != f[:-1]]
+    return f[first], lv[first]
+
+
+def _check_faces(faces) -> tuple:
+    """``faces`` as a tuple of three (bool, bool) pairs, or a ValueError."""
+    try:
+        out = tuple((bool(lo), bool(hi)) for lo, hi in faces)
+        ok = len(out) == 3 and all(isinstance(v, (bool, np.bool_)) for pair in faces for v in pair)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"faces must be three (low, high) pairs of booleans, one per axis, got {faces!r}")
+    return out
+
+
 def find_markers(dt: np.ndarray, params: SeparationParams, spacing=None) -> np.ndarray:
     """Seed labels (int32, 1..n) from the distance transform.
 
@@ -371,6 +458,7 @@ def separate_particles(
     dt: np.ndarray | None = None,
     markers: np.ndarray | None = None,
     progress: Callable[[float, str], None] | None = None,
+    faces=ALL_FACES,
 ) -> np.ndarray:
     """Label individual NMC particles.
 
@@ -386,6 +474,12 @@ def separate_particles(
         Precomputed seeds for a marker watershed (scikit-image); when given,
         ``params.markers`` is ignored.
     progress : callable(fraction, message), optional
+    faces : ((bool, bool),) * 3
+        Per axis, whether the low and high faces of ``phases`` are faces of the
+        volume (default all six, :data:`ALL_FACES`).  With ``markers="hmaxima"``
+        a particle those faces cut is judged by its section in the face
+        (:func:`face_peak_levels`); a window cut from a bigger volume passes
+        False where it was cut (there the particle goes on beyond).
 
     Returns
     -------
@@ -396,11 +490,12 @@ def separate_particles(
         (as when it ends with 65535 basins or more), int32 then; always int32
         with ``markers="peaks"`` or given ``markers``.
     """
-    return _separate_particles(phases, spacing, params, dt=dt, markers=markers, progress=progress)[0]
+    return _separate_particles(phases, spacing, params, dt=dt, markers=markers, progress=progress, faces=faces)[0]
 
 
 def _separate_particles(phases, spacing=None, params: SeparationParams | None = None, *, dt=None, markers=None,
-                        progress=None, keep_outside: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                        progress=None, keep_outside: bool = False,
+                        faces=ALL_FACES) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`separate_particles`, and with ``keep_outside`` what the crack filling found outside the NMC.
 
     The second value is ``np.packbits`` of ``core._kernels.outside_reach(phases == NMC)`` (an eighth of a
@@ -415,6 +510,7 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
     check_has_nmc(phases)
     sp = normalize_spacing(spacing)
     params = params or SeparationParams()
+    faces = _check_faces(faces)
     report = progress or (lambda f, m: None)
     outside = None
     if params.markers == "hmaxima" and markers is None and dt is None:
@@ -429,7 +525,8 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
         # ... so a slab twice as thick as the public default fits in the same memory
         step = _quantise_in_place(q, sp, max(SLAB_VOXELS, q.size // 2), 8)
         report(0.3, "watershed (flooding by dynamics)")
-        ws = watershed_dynamics(q, max(1, int(round(params.h_um / step))))
+        h = max(1, int(round(params.h_um / step)))
+        ws = watershed_dynamics(q, h, face_levels=face_peak_levels(q, sp, step, params.h_um, faces))
         del q
     else:
         solid = phases == NMC
@@ -445,7 +542,8 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
             report(0.3, "watershed (flooding by dynamics)")
             q, step = quantise(dt)
             del dt
-            ws = watershed_dynamics(q, max(1, int(round(params.h_um / step))))
+            h = max(1, int(round(params.h_um / step)))
+            ws = watershed_dynamics(q, h, face_levels=face_peak_levels(q, sp, step, params.h_um, faces))
             del q
         else:
             if markers is None:

@@ -274,7 +274,9 @@ def _label_window(window, inner, core, sp, params, store, cut=((False, False),) 
 
     window = np.asarray(_read_window(window), np.uint8)
     if (window == NMC).any():
-        lab = separate_particles(window, sp, params)  # 1..m (uint16 or int32)
+        # the faces the window was cut at are not the volume's: particles go on beyond them
+        own = tuple((not lo, not hi) for lo, hi in cut)
+        lab = separate_particles(window, sp, params, faces=own)  # 1..m (uint16 or int32)
     else:
         lab = np.zeros(window.shape, np.uint16)
     core_lab = lab[inner]

@@ -160,7 +160,7 @@ def test_flood_refuses_slots_that_collide_with_the_level_codes():
     from core._watershed import UINT16_SLOTS, _flood_slots
 
     q = np.ones((2, 2, 2), np.uint8)
-    args = (np.zeros(1, np.int64),) * 5
+    args = (np.zeros(1, np.int64),) * 6
     with pytest.raises(ValueError, match=r"max_slots must be in 1..65280 for uint16 labels, got 65281"):
         _flood_slots(q, np.zeros(q.shape, np.uint16), *args, 1, UINT16_SLOTS + 1, np.empty(4, np.int32))
 

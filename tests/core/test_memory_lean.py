@@ -19,6 +19,7 @@ from core.codes import NMC
 from core.metrics import _particle_table, particle_table
 from core.particles import (
     SeparationParams,
+    face_peak_levels,
     distance_transform,
     fill_enclosed,
     merge_fragments,
@@ -31,6 +32,17 @@ from core.synth import ElectrodeParams, make_electrode
 @pytest.fixture(scope="module")
 def elec():
     return make_electrode(ElectrodeParams(shape=(96, 96, 96)), rng=11)
+
+
+def _peak0(seeds, n, face_levels):
+    """Least peak of each seed's basin: the largest face level on its voxels (0 where none)."""
+    peak0 = np.zeros(n + 1, np.int64)
+    f_idx, f_lev = face_levels
+    on = seeds.reshape(-1)[f_idx]
+    for s, lev in zip(on, f_lev):
+        if s > 0:
+            peak0[s] = max(peak0[s], int(lev))
+    return peak0
 
 
 def reference_labels(phases, spacing, params=SeparationParams()):
@@ -46,7 +58,8 @@ def reference_labels(phases, spacing, params=SeparationParams()):
               if 0 <= zz < q.shape[0] and 0 <= yy < q.shape[1] and 0 <= xx < q.shape[2]]
         is_max[z, y, x] = all(n <= v for n in nb)
     seeds = cc3d.connected_components(is_max, connectivity=6, out_dtype=np.uint32).view(np.int32)
-    _flood(q, seeds, int(seeds.max()), max(1, int(round(params.h_um / step))))
+    n = int(seeds.max())
+    _flood(q, seeds, n, max(1, int(round(params.h_um / step))), _peak0(seeds, n, face_peak_levels(q, spacing, step, params.h_um)))
     seeds[~solid] = 0
     return merge_fragments(seeds, spacing, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3)
 
@@ -132,12 +145,12 @@ def test_outside_reach_takes_labels_as_they_are(elec):
     np.testing.assert_array_equal(K.outside_reach(labels), K.outside_reach(labels > 0))
 
 
-def reference_flood(q, h):
+def reference_flood(q, h, peak0=None):
     """:func:`core._watershed._flood`: every seed labelled 1..n (int32) before the flood."""
     idx, comp, n = _plateaus(q)
     labels = np.zeros(q.shape, np.int32)
     labels.reshape(-1)[idx] = comp
-    _flood(q, labels, n, h)
+    _flood(q, labels, n, h, peak0)
     return labels
 
 
@@ -177,6 +190,33 @@ def test_watershed_equals_reference_on_random_maps(seed):
     q = (f * rng.integers(3, 255)).astype(np.uint8)  # zeros are background
     for h in (0, 1, 3):
         np.testing.assert_array_equal(watershed_dynamics(q, h), reference_flood(q, h))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_watershed_with_face_levels_equals_reference_on_random_maps(seed):
+    """Least peaks given on face voxels change the merges as the reference's, whichever voxels get them."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(100 + seed)
+    shape = tuple(int(v) for v in rng.integers(6, 24, 3))
+    f = ndi.gaussian_filter(rng.random(shape), rng.uniform(0.5, 2.0))
+    f = (f - f.min()) / (np.ptp(f) + 1e-12)
+    q = (f * rng.integers(20, 255)).astype(np.uint8)
+    face = np.zeros(shape, bool)
+    face[0] = face[-1] = True
+    face[:, :, 0] = True
+    f_idx = np.flatnonzero(face & (q > 0) & (rng.random(shape) < 0.5))
+    f_lev = rng.integers(0, 256, f_idx.size).astype(np.uint8)
+    idx, comp, n = _plateaus(q)
+    seeds = np.zeros(q.size, np.int32)
+    seeds[idx] = comp
+    changed = False
+    for h in (1, 3, 8):
+        want = reference_flood(q, h, _peak0(seeds.reshape(shape), n, (f_idx, f_lev)))
+        got = watershed_dynamics(q, h, face_levels=(f_idx, f_lev))
+        np.testing.assert_array_equal(got, want)
+        changed |= not np.array_equal(got, watershed_dynamics(q, h))
+    assert changed  # the face levels made a difference somewhere
 
 
 def test_more_seeds_than_uint16_values_give_uint16_labels():

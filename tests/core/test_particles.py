@@ -357,3 +357,37 @@ def test_seeded_flood_equals_the_plain_priority_flood(h):
             got = seeds.copy()
             _flood(q, got, n, h)
             np.testing.assert_array_equal(got, _reference_flood(q, seeds.copy(), n, h))
+
+
+def _thin_cap_at_a_face(n=40):
+    """A particle inside the volume and a thin cap (4 voxels) of a second one the x-high face cut, touching it."""
+    z, y, x = np.mgrid[:n, :n, :n]
+    a = (z - 20) ** 2 + (y - 20) ** 2 + (x - 26) ** 2 <= 11**2
+    b = (z - 20) ** 2 + (y - 20) ** 2 + (x - 46) ** 2 <= 10**2
+    ph = np.zeros((n, n, n), np.uint8)
+    ph[a | b] = NMC
+    return ph, a, b
+
+
+def test_a_thin_cap_cut_by_a_face_keeps_its_own_label():
+    """Its 3D peak is only the cap's thickness (it would join its neighbour); its section in the face is its size."""
+    from core.particles import ALL_FACES, NO_FACES
+
+    ph, a, b = _thin_cap_at_a_face()
+    lab = separate_particles(ph, 1.0)
+    assert lab.max() == 2
+    cap = b & ~a
+    assert np.unique(lab[cap]).size == 1 and lab[cap][0] != lab[20, 20, 26]
+    assert np.array_equal(separate_particles(ph, 1.0, faces=ALL_FACES), lab)
+    # where the face is not the volume's (a window cut from a bigger one) the particle goes on: one basin
+    assert separate_particles(ph, 1.0, faces=NO_FACES).max() == 1
+    assert separate_particles(ph, 1.0, faces=((True, True), (True, True), (True, False))).max() == 1
+    # the other five faces do not matter here
+    assert separate_particles(ph, 1.0, faces=((False, False), (False, False), (False, True))).max() == 2
+
+
+@pytest.mark.parametrize("faces", [None, ((True, True),) * 2, "all", ((True, 1),) * 3])
+def test_faces_must_be_three_pairs_of_booleans(faces):
+    ph, _, _ = _thin_cap_at_a_face(24)
+    with pytest.raises(ValueError, match="faces must be three"):
+        separate_particles(ph, 1.0, faces=faces)
