@@ -12,8 +12,9 @@ basic indexing reads).  A lazy volume is never read whole: the global values
 read the blocks :func:`grey_sample` names (the whole volume up to 16 M voxels
 or 128 slices along z, else 8 blocks of 16 slices, each with its denoising
 halo) slab by slab, plus the central block of at most 128³ voxels with its
-halo; a preview reads its slab.  The results equal those of the same voxels
-in memory bit for bit, with one exception: the value non-finite voxels of a
+halo; a preview reads its slab (of a large section's window,
+:func:`preview_window`: the window's box with its in-plane halo).  The
+results equal those of the same voxels in memory bit for bit, with one exception: the value non-finite voxels of a
 floating-point volume are given (:func:`~core.phases.nonfinite_fill`) is taken
 from the sampled blocks instead of a stride over the whole volume, so for a
 float volume with NaN or infinite voxels and more than one block it may
@@ -235,9 +236,11 @@ def prepare_preview(
         (the islands' depth plus the partial-volume correction's reach,
         clipped at the volume's faces), read with the denoising halo around
         it (a lazy volume reads only that box), so the window's pixels are
-        those of the whole slice's preview (where the rim growth's float
-        sums, which run along whole rows of the slab, round alike: exactly
-        unless a row's grey values span more than about 2^20 in ratio).
+        those of the whole slice's preview where the rim growth's float64
+        running sums, which run along whole rows and columns of the slab,
+        are exact: while the nonzero grey values near NMC in a row stay
+        within a ratio of about 2^30 / the row's length (2^19 for 2048
+        pixels) of each other.
 
     Returns
     -------
