@@ -222,14 +222,16 @@ def contrast(ref: VolumeRef, lo_pct: float, hi_pct: float) -> tuple[float, float
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def grey_slice(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
-    return render.take_slice(volume(ref), axis, index)
+def grey_slice(ref: VolumeRef, axis: int, index: int, window: Window | None = None) -> np.ndarray:
+    """One slice of the volume (of it, only ``window``: :func:`ui.render.take_slice`)."""
+    return render.take_slice(volume(ref), axis, index, window)
 
 
-def grey_image(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
-    """(H, W, 3) uint8: one slice at the display contrast of the whole volume (its 0.5–99.5 percentiles)."""
+def grey_image(ref: VolumeRef, axis: int, index: int, window: Window | None = None) -> np.ndarray:
+    """(H, W, 3) uint8: one slice (its ``window``) at the display contrast of the whole volume (its 0.5–99.5
+    percentiles)."""
     lo, hi = contrast(ref, 0.5, 99.5)
-    return render.grey_rgb(grey_slice(ref, axis, index), lo, hi)
+    return render.grey_rgb(grey_slice(ref, axis, index, window), lo, hi)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Sampling the denoised volume for the preview…")

@@ -59,17 +59,16 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
     opacity = st.slider("Phase colour opacity", 0.0, 1.0, key=state.SEG_OPACITY, step=0.05,
                         persist_state=state.PERSIST)
     window = window_picker(sample, shape, axis)
-    grey = read_or_stop(cache.grey_image, ref, axis, index)
-    if window is not None:
-        (r0, r1), (c0, c1) = window
-        grey = grey[r0:r1, c0:c1]
+    grey = read_or_stop(cache.grey_image, ref, axis, index, window)
     if method != "model" and params is None:
         st.image(render.upscale(grey, 520), width="stretch", caption=f"slice {render.AXES[axis]} = {index}")
         return
     try:
         if method == "model":
             ph2d = cache.preview_model(ref, axis, index, mparams)
-            ph2d = ph2d if window is None else ph2d[r0:r1, c0:c1]
+            if window is not None:
+                (r0, r1), (c0, c1) = window
+                ph2d = ph2d[r0:r1, c0:c1]
         else:
             ph2d = cache.preview_phases(ref, axis, index, params, window)
     except (ValueError, MemoryError) as exc:

@@ -17,6 +17,23 @@ SHAPE = (16, 120, 128)
 
 
 @pytest.fixture
+def reads(monkeypatch):
+    """Every read of a Zarr array: the number of voxels each returned."""
+    import zarr
+
+    seen: list[int] = []
+    get = zarr.Array.__getitem__
+
+    def counted(self, key):
+        out = get(self, key)
+        seen.append(int(np.size(out)))
+        return out
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", counted)
+    return seen
+
+
+@pytest.fixture
 def wide(empty_ws, env, monkeypatch):
     """A Zarr sample read lazily (the page's rule monkeypatched) whose z-sections exceed a 2,100-pixel limit."""
     import zarr
@@ -38,7 +55,7 @@ def _caption(at, text: str) -> str:
     return next(c.value for c in at.caption if text in c.value)
 
 
-def test_a_large_section_is_previewed_in_a_window_the_sliders_move(wide):
+def test_a_large_section_is_previewed_in_a_window_the_sliders_move(wide, reads):
     from core.chunked import LazyArray
     from ui import cache
 
@@ -53,8 +70,12 @@ def test_a_large_section_is_previewed_in_a_window_the_sliders_move(wide):
     axis = at.radio(key=state.k(state.SEG_AXIS, s.id)).value
     index = at.slider(key=state.k(state.SEG_INDEX, s.id, axis)).value
     assert axis == 0
+    reads.clear()
     at.slider(key=state.k(state.SEG_WINDOW, s.id, 0, 1)).set_value(127).run()  # to the +x face
     no_exception(at)
+    # the move reads the window's grey pixels and the box of its preview (the window, its in-plane halo, clipped
+    # at the +x face), nothing of the section beyond: not the slice, nor a slab of the whole section
+    moved = sorted(reads)
     note = _caption(at, "shows a window")
     assert "y 48–71" in note and "x 104–127 (52.0–64.0 µm)" in note, note
     assert any("grey values with the phases over them" in (i.proto.imgs[0].caption or "") for i in at.image)
@@ -67,7 +88,9 @@ def test_a_large_section_is_previewed_in_a_window_the_sliders_move(wide):
     w = ((48, 72), (104, 128))
     got = cache.preview_phases(ref, 0, index, p, w)
     assert got.shape == (24, 24) and np.array_equal(got, whole[48:72, 104:128])
-    assert all(a < b for a, b in zip(cache.preview_context(ref, 0, index, p, w).slab.shape[1:], grey.shape[1:]))
+    slab = cache.preview_context(ref, 0, index, p, w).slab  # the page's context (no denoising: the box read)
+    assert slab.shape[2] < slab.shape[1] < grey.shape[1] and slab.shape[0] == grey.shape[0]  # clipped at +x
+    assert moved == [24 * 24, slab.size] and slab.size < grey.size // 4, (moved, grey.size)
     # a section within the limit (y = const: 16 x 128 = 2048 pixels) has no window
     at.radio(key=state.k(state.SEG_AXIS, s.id)).set_value(1).run()
     no_exception(at)
