@@ -80,10 +80,11 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
         st.caption(cache.preview_note(ref, axis, index, params, window))
     st.html(charts.phase_legend_html())
     fr = compute.phase_fractions(ph2d)
+    where = "this slice" if window is None else "this window"
     c = st.columns(3)
-    c[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
-    c[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
-    c[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+    c[0].metric(f"pore ({where})", f"{fr['pore']:.1%}")
+    c[1].metric(f"CBD ({where})", f"{fr['cbd']:.1%}")
+    c[2].metric(f"NMC ({where})", f"{fr['nmc']:.1%}")
 
 
 def window_picker(sample: Sample, shape, axis: int) -> tuple[tuple[int, int], tuple[int, int]] | None:

@@ -47,7 +47,7 @@ MAX_ISLAND_DEPTH = 16
 #: in a window.  With the default parameters a prepared preview keeps a slab of 29 slices of the section plus
 #: its halo as float32: measured on a 64 x 2048 x 2048 sample (``bench/preview_window_memory.py``), the 1024² window
 #: kept 122 MiB (peak +181 MiB) and the whole 2048² section 464 MiB (peak +692 MiB); the dashboard server grew by
-#: 499 MiB instead of 1465 MiB rendering that sample (``bench/dashboard_memory.py --wide``).
+#: 470 MiB instead of 1466 MiB rendering that sample (``bench/dashboard_memory.py --wide``).
 MAX_PREVIEW_PIXELS = 1024 * 1024
 
 #: Side (pixels) of the preview window of a section over :data:`MAX_PREVIEW_PIXELS` (at most the section's side).

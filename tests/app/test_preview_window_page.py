@@ -79,6 +79,7 @@ def test_a_large_section_is_previewed_in_a_window_the_sliders_move(wide, reads):
     note = _caption(at, "shows a window")
     assert "y 48–71" in note and "x 104–127 (52.0–64.0 µm)" in note, note
     assert any("grey values with the phases over them" in (i.proto.imgs[0].caption or "") for i in at.image)
+    assert {m.label for m in at.metric} >= {"pore (this window)", "CBD (this window)", "NMC (this window)"}
     # the page's window preview of the lazily read sample: the whole slice's preview (in memory) on its pixels
     ref = cache.VolumeRef.of(ws, s)
     assert isinstance(cache.volume(ref), LazyArray)
