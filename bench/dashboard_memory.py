@@ -7,8 +7,11 @@ first (the page's imports and compiled kernels), then the sidebar picks the big 
 resident memory (``/proc/PID/status`` VmRSS, every 20 ms) is compared before and during that render (histogram,
 display contrast, preview globals, one-slice preview), then during one move of the slice slider (a new slab).
 ``--compare REV`` runs the same with the app of a git revision (``git archive``) beside the working tree's.
+``--wide 64x2048x2048`` adds big samples of other shapes (the same electrode tiled; each side a multiple of 64 x
+128 x 128): a section over ``core.phases.MAX_PREVIEW_PIXELS`` is previewed in a window.
 
-Usage:  python bench/dashboard_memory.py [--depths 256 1024] [--compare 23abcfb] [--work DIR] [--shots DIR]
+Usage:  python bench/dashboard_memory.py [--depths 256 1024] [--wide 64x2048x2048] [--compare 23abcfb]
+        [--work DIR] [--shots DIR] [--section NAME]
 """
 
 from __future__ import annotations
@@ -35,21 +38,31 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-b
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-def _volumes(work: Path, depths) -> dict[int, Path]:
+def _volumes(work: Path, shapes) -> dict[tuple[int, int, int], Path]:
+    """The small sample (64 x 128 x 128) and a big one of each shape: Zarr stores, written once into ``work``."""
     import zarr
 
     from core.synth import demo_electrode
 
     one = demo_electrode("cycled-1C", rng=0, shape=(64, 128, 128)).greyscale
     out = {}
-    for nz in [64, *depths]:
-        path = work / f"grey-{nz}.zarr"
+    for shape in [(64, 128, 128), *shapes]:
+        path = work / ("grey-{}.zarr".format(shape[0]) if shape[1:] == (512, 512) else
+                       "grey-{}x{}x{}.zarr".format(*shape))
         if not path.exists():
-            reps = (nz // 64, 4, 4) if nz > 64 else (1, 1, 1)
+            reps = tuple(n // m for n, m in zip(shape, one.shape))
             vol = np.ascontiguousarray(np.tile(one, reps))
             zarr.create_array(str(path), shape=vol.shape, chunks=(64, 128, 128), dtype=vol.dtype)[:] = vol
-        out[nz] = path
+            del vol
+        out[shape] = path
     return out
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    shape = tuple(int(n) for n in text.lower().split("x"))
+    if len(shape) != 3 or any(n % m for n, m in zip(shape, (64, 128, 128))):
+        raise argparse.ArgumentTypeError(f"a shape ZxYxX with multiples of 64 x 128 x 128, got {text!r}")
+    return shape
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -132,10 +145,11 @@ def _measure(app_root: Path, small: Path, big: Path, run_dir: Path, shot: Path |
                 settle(page, 300_000)
 
             def shown(name):
-                expect(page.locator("h1", has_text=f"Segment — {name}")).to_be_visible()
+                wait = 300_000  # a fresh app copy (--compare) compiles its numba kernels first
+                expect(page.locator("h1", has_text=f"Segment — {name}")).to_be_visible(timeout=wait)
                 settle(page, 300_000)
-                expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()
-                expect(page.locator("[data-testid='stImage'] img").first).to_be_visible()
+                expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=wait)
+                expect(page.locator("[data-testid='stImage'] img").first).to_be_visible(timeout=wait)
                 settle(page, 300_000)
                 no_page_exception(page)
 
@@ -170,8 +184,11 @@ def _measure(app_root: Path, small: Path, big: Path, run_dir: Path, shot: Path |
 
 
 def main() -> None:
+    from core.phases import MAX_PREVIEW_PIXELS, PREVIEW_WINDOW
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--depths", type=int, nargs="+", default=[256, 1024], help="Z of the big samples (x 512 x 512)")
+    ap.add_argument("--depths", type=int, nargs="*", default=[256, 1024], help="Z of the big samples (x 512 x 512)")
+    ap.add_argument("--wide", type=_shape, nargs="*", default=[], help="more big samples, ZxYxX (e.g. 64x2048x2048)")
     ap.add_argument("--compare", default=None, help="also measure the app of this git revision")
     ap.add_argument("--work", default=str(C.BENCH_DIR / "out" / "dashboard_memory"))
     ap.add_argument("--shots", default=None, help="folder for a screenshot of each big sample's Segment page")
@@ -183,7 +200,8 @@ def main() -> None:
     t_start, load0 = time.perf_counter(), os.getloadavg()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    vols = _volumes(work, args.depths)
+    shapes = [(nz, 512, 512) for nz in args.depths] + list(args.wide)
+    vols = _volumes(work, shapes)
     apps = [("working tree", C.REPO_ROOT)]
     tmp = None
     if args.compare:
@@ -193,14 +211,15 @@ def main() -> None:
     rows = []
     try:
         for label, root in apps:
-            for nz in args.depths:
-                shot = Path(args.shots) / f"segment-{nz}-{label.strip('`').replace(' ', '_')}.png" \
+            for shape in shapes:
+                name = shape[0] if shape[1:] == (512, 512) else "x".join(map(str, shape))
+                shot = Path(args.shots) / f"segment-{name}-{label.strip('`').replace(' ', '_')}.png" \
                     if args.shots else None
                 if shot is not None:
                     shot.parent.mkdir(parents=True, exist_ok=True)
-                r = _measure(root, vols[64], vols[nz], work / "run", shot)
-                nbytes = nz * 512 * 512 * 2
-                rows.append({"app": label, "big sample (z×y×x, uint16)": f"{nz}×512×512",
+                r = _measure(root, vols[(64, 128, 128)], vols[shape], work / "run", shot)
+                nbytes = int(np.prod(shape)) * 2
+                rows.append({"app": label, "big sample (z×y×x, uint16)": "×".join(map(str, shape)),
                              "volume MiB": nbytes / 2**20, "render s": r["render_s"],
                              "server RSS before MiB": r["before"] / 2**20,
                              "RSS increase, render MiB": r["first"] / 2**20,
@@ -218,7 +237,10 @@ def main() -> None:
         "in Chromium, above what it held after rendering the page for a 64×128×128 sample (imports, compiled "
         "kernels); then including one move of the slice slider (a new slab).  A sample over "
         "`ui.cache.LAZY_VOXELS` (16 M voxels) is read box by box (`core.chunked.LazyArray`): the sampled blocks "
-        "of the histogram and the preview's global values, the central block, a slab around the slice.", "",
+        "of the histogram and the preview's global values, the central block, a slab around the slice.  A "
+        f"z-section over `core.phases.MAX_PREVIEW_PIXELS` ({MAX_PREVIEW_PIXELS:,} pixels) is previewed in a window "
+        f"of `core.phases.PREVIEW_WINDOW`² = {PREVIEW_WINDOW}² pixels (centred) and its in-plane halo only (in the "
+        "apps that have the window).", "",
         C.md_table(rows, digits=2),
     ]
     C.publish("dashboard_memory", lines, args, section=args.section)

@@ -33,6 +33,9 @@ from core.workspace import Analysis, Sample, Workspace
 
 from . import compute, render, settings
 
+#: A preview window, ((r0, r1), (c0, c1)) pixels of the slice (:func:`core.phases.preview_window`).
+Window = tuple[tuple[int, int], tuple[int, int]]
+
 
 @dataclass(frozen=True)
 class VolumeRef:
@@ -219,14 +222,16 @@ def contrast(ref: VolumeRef, lo_pct: float, hi_pct: float) -> tuple[float, float
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def grey_slice(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
-    return render.take_slice(volume(ref), axis, index)
+def grey_slice(ref: VolumeRef, axis: int, index: int, window: Window | None = None) -> np.ndarray:
+    """One slice of the volume (of it, only ``window``: :func:`ui.render.take_slice`)."""
+    return render.take_slice(volume(ref), axis, index, window)
 
 
-def grey_image(ref: VolumeRef, axis: int, index: int) -> np.ndarray:
-    """(H, W, 3) uint8: one slice at the display contrast of the whole volume (its 0.5–99.5 percentiles)."""
+def grey_image(ref: VolumeRef, axis: int, index: int, window: Window | None = None) -> np.ndarray:
+    """(H, W, 3) uint8: one slice (its ``window``) at the display contrast of the whole volume (its 0.5–99.5
+    percentiles)."""
     lo, hi = contrast(ref, 0.5, 99.5)
-    return render.grey_rgb(grey_slice(ref, axis, index), lo, hi)
+    return render.grey_rgb(grey_slice(ref, axis, index, window), lo, hi)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Sampling the denoised volume for the preview…")
@@ -236,26 +241,31 @@ def preview_globals(ref: VolumeRef, key: SegmentParams) -> PreviewGlobals:
 
 
 @st.cache_resource(max_entries=2, show_spinner="Denoising a slab around the slice…")
-def preview_context(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> PreviewContext:
-    """Threshold-independent part of a slice preview (read-only; a slab of ~40 slices each, so few are kept)."""
+def preview_context(ref: VolumeRef, axis: int, index: int, params: SegmentParams,
+                    window: Window | None = None) -> PreviewContext:
+    """Threshold-independent part of a slice preview (read-only; a slab of ~40 slices each, so few are kept).
+
+    ``window``: the part of a large section previewed (:func:`core.phases.preview_window`); None: the whole slice.
+    """
     p = compute.context_key(params)
     g = preview_globals(ref, compute.globals_key(p))
-    return core_phases.prepare_preview(volume(ref), axis, index, p, globals=g)
+    return core_phases.prepare_preview(volume(ref), axis, index, p, globals=g, window=window)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def preview_phases(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> np.ndarray:
-    """Phases of one slice: :func:`core.phases.preview_from` on the cached context.
+def preview_phases(ref: VolumeRef, axis: int, index: int, params: SegmentParams,
+                   window: Window | None = None) -> np.ndarray:
+    """Phases of one slice (of its ``window``): :func:`core.phases.preview_from` on the cached context.
 
     A threshold move redoes only this; the context is built once per slice.
     """
-    ctx = preview_context(ref, axis, index, compute.context_key(params))
+    ctx = preview_context(ref, axis, index, compute.context_key(params), window)
     return core_phases.preview_from(ctx, params.low, params.high)
 
 
-def preview_note(ref: VolumeRef, axis: int, index: int, params: SegmentParams) -> str:
+def preview_note(ref: VolumeRef, axis: int, index: int, params: SegmentParams, window: Window | None = None) -> str:
     """Caption of the slice preview (:func:`ui.compute.preview_note`)."""
-    return compute.preview_note(preview_context(ref, axis, index, compute.context_key(params)))
+    return compute.preview_note(preview_context(ref, axis, index, compute.context_key(params), window))
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the 3D U-Net on a slab around the slice…")

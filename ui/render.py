@@ -26,16 +26,21 @@ HIGHLIGHT = (255, 0, 200)  # magenta: outside the detachment colormap, visible o
 AXES = ("z", "y", "x")
 
 
-def take_slice(volume, axis: int, index: int) -> np.ndarray:
+def take_slice(volume, axis: int, index: int, window=None) -> np.ndarray:
     """2D slice ``index`` perpendicular to ``axis`` (clipped into range), as a new array.
 
     ``volume``: an ndarray, or any array that numpy-style indexing reads (a
-    Zarr array reads only the chunks the slice crosses).
+    Zarr array reads only the chunks the slice crosses).  ``window``:
+    ``((r0, r1), (c0, c1))``, only those pixels of the slice (along its two
+    axes; :func:`core.phases.preview_window`), the only part read; None: all.
     """
     n = volume.shape[axis]
     i = int(np.clip(index, 0, n - 1))
     at: list = [slice(None)] * 3
     at[axis] = i
+    if window is not None:
+        for j, (lo, hi) in zip([k for k in range(3) if k != axis], window):
+            at[j] = slice(int(lo), int(hi))
     return np.array(volume[tuple(at)], copy=True, order="C")
 
 

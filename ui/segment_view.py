@@ -9,6 +9,7 @@ import streamlit as st
 from core.classify import UNPAINTED, ClassifierParams
 from core.nn.params import ModelParams
 from core.phases import SegmentParams
+from core.phases import preview as phase_preview
 from core.scribbles import Scribbles
 from core.workspace import Analysis, Sample, Workspace
 
@@ -57,26 +58,68 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
     state.init(state.SEG_OPACITY, 0.45)
     opacity = st.slider("Phase colour opacity", 0.0, 1.0, key=state.SEG_OPACITY, step=0.05,
                         persist_state=state.PERSIST)
-    grey = read_or_stop(cache.grey_image, ref, axis, index)
+    window = window_picker(sample, shape, axis)
+    grey = read_or_stop(cache.grey_image, ref, axis, index, window)
     if method != "model" and params is None:
         st.image(render.upscale(grey, 520), width="stretch", caption=f"slice {render.AXES[axis]} = {index}")
         return
     try:
-        ph2d = (cache.preview_model(ref, axis, index, mparams) if method == "model"
-                else cache.preview_phases(ref, axis, index, params))
+        if method == "model":
+            ph2d = cache.preview_model(ref, axis, index, mparams)
+            if window is not None:
+                (r0, r1), (c0, c1) = window
+                ph2d = ph2d[r0:r1, c0:c1]
+        else:
+            ph2d = cache.preview_phases(ref, axis, index, params, window)
     except (ValueError, MemoryError) as exc:
         st.error(one_sentence(exc))
         st.stop()
     st.image(render.upscale(render.phase_overlay(grey, ph2d, opacity), 520), width="stretch",
              caption=f"slice {render.AXES[axis]} = {index}: grey values with the phases over them")
     if method != "model":
-        st.caption(cache.preview_note(ref, axis, index, params))
+        st.caption(cache.preview_note(ref, axis, index, params, window))
     st.html(charts.phase_legend_html())
     fr = compute.phase_fractions(ph2d)
+    where = "this slice" if window is None else "this window"
     c = st.columns(3)
-    c[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
-    c[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
-    c[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+    c[0].metric(f"pore ({where})", f"{fr['pore']:.1%}")
+    c[1].metric(f"CBD ({where})", f"{fr['cbd']:.1%}")
+    c[2].metric(f"NMC ({where})", f"{fr['nmc']:.1%}")
+
+
+def window_picker(sample: Sample, shape, axis: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """For a section over :data:`core.phases.MAX_PREVIEW_PIXELS`: two sliders placing the preview window and a
+    caption saying what it shows; returns the window (:func:`core.phases.preview_window`), else None."""
+    if phase_preview.preview_window(shape, axis) is None:
+        return None
+    others = [i for i in range(3) if i != axis]
+    section = [int(shape[i]) for i in others]
+    centre = []
+    cols = st.columns(2)
+    for j, (i, n) in enumerate(zip(others, section)):
+        key = state.k(state.SEG_WINDOW, sample.id, axis, j)
+        state.init(key, n // 2)
+        if st.session_state[key] > n - 1:
+            st.session_state[key] = n - 1
+        centre.append(cols[j].slider(f"Preview window centre along {render.AXES[i]} (voxels, 0–{n - 1})", 0, n - 1,
+                                     key=key))
+    window = phase_preview.preview_window(shape, axis, tuple(centre))
+    st.caption(window_note(section, window, [float(sample.spacing[i]) for i in others],
+                           [render.AXES[i] for i in others]))
+    return window
+
+
+def window_note(section, window, spacing, names) -> str:
+    """"This slice is 2048 × 2048 pixels: the preview shows a window of 1024 × 1024 pixels (409.6 × 409.6 µm), y
+    512–1535 (204.8–614.4 µm) and x ..."."""
+    (r0, r1), (c0, c1) = window
+    (sr, sc), (nr, nc) = spacing, names
+    return (f"This slice is {section[0]} × {section[1]} pixels, more than the live preview covers whole "
+            f"({phase_preview.MAX_PREVIEW_PIXELS:,} pixels): it shows a window of {r1 - r0} × {c1 - c0} pixels "
+            f"({(r1 - r0) * sr:.1f} × {(c1 - c0) * sc:.1f} µm), {nr} {r0}–{r1 - 1} "
+            f"({r0 * sr:.1f}–{r1 * sr:.1f} µm) and {nc} {c0}–{c1 - 1} ({c0 * sc:.1f}–{c1 * sc:.1f} µm). "
+            "Move it with the sliders above; it is segmented with a margin around it, so its pixels get the "
+            "phases the whole slice's preview gives them.")
 
 
 # --------------------------------------------------------------------------- train from brush strokes

@@ -80,6 +80,7 @@ SEG_PV = "w_seg_pv"
 SEG_MIN_ISLAND = "w_seg_min_island"
 SEG_AXIS = "w_seg_axis"                # preview slice orientation
 SEG_INDEX = "w_seg_index"              # + sample id + axis: preview slice index
+SEG_WINDOW = "w_seg_window"            # + sample id + axis + 0/1: centre of the preview window of a large section
 SEG_OPACITY = "w_seg_opacity"          # shared by all samples
 SEG_RUN = "w_seg_run"
 DOWNSAMPLED_COPY = "w_downsampled_copy"  # the "add a downsampled copy" button

@@ -42,7 +42,8 @@ Modules
 ``blur``            what a blur means for the analysis: :func:`resolvable_gap_um`, :func:`assess_blur` (data;
                     the caller words the advice)
 ``islands``         :func:`remove_small_islands`
-``preview``         :func:`preview_globals`, :func:`prepare_preview`, :func:`preview_from`, :func:`preview_slice`
+``preview``         :func:`preview_globals`, :func:`prepare_preview`, :func:`preview_from`, :func:`preview_slice`,
+                    :func:`preview_window`
                     (volumes in memory or read lazily, box by box), :func:`grey_sample` (by blocks)
 ``segment``         :func:`segment`, :func:`segment_detailed` (the driver)
 """
@@ -67,6 +68,8 @@ from .params import (DENOISE_METHODS, NONFINITE_MAX_SHARE, Denoise, SegmentParam
 from .partial_volume import SIGMA_BOUNDS, correct_partial_volume, estimate_pv_sigma
 from .preview import (
     MAX_ISLAND_DEPTH,
+    MAX_PREVIEW_PIXELS,
+    PREVIEW_WINDOW,
     PreviewContext,
     PreviewGlobals,
     grey_sample,
@@ -74,6 +77,7 @@ from .preview import (
     preview_from,
     preview_globals,
     preview_slice,
+    preview_window,
 )
 from .segment import SegmentResult, segment, segment_detailed
 from .threshold import READING_GAP, phase_references, suggest_thresholds, threshold
@@ -89,8 +93,8 @@ __all__ = [
     "PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "SIGMA_ORIGINS", "BlurAssessment", "BlurKind", "SigmaOrigin",
     "assess_blur", "box_blur_removed", "resolvable_gap_um", "sigma_origin", "suggested_downsample",
     # preview
-    "MAX_ISLAND_DEPTH", "PreviewContext", "PreviewGlobals", "grey_sample", "prepare_preview", "preview_from", "preview_globals",
-    "preview_slice",
+    "MAX_ISLAND_DEPTH", "MAX_PREVIEW_PIXELS", "PREVIEW_WINDOW", "PreviewContext", "PreviewGlobals", "grey_sample",
+    "prepare_preview", "preview_from", "preview_globals", "preview_slice", "preview_window",
     # driver
     "SegmentResult", "segment", "segment_detailed",
 ]

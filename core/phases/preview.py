@@ -12,8 +12,9 @@ basic indexing reads).  A lazy volume is never read whole: the global values
 read the blocks :func:`grey_sample` names (the whole volume up to 16 M voxels
 or 128 slices along z, else 8 blocks of 16 slices, each with its denoising
 halo) slab by slab, plus the central block of at most 128³ voxels with its
-halo; a preview reads its slab.  The results equal those of the same voxels
-in memory bit for bit, with one exception: the value non-finite voxels of a
+halo; a preview reads its slab (of a large section's window,
+:func:`preview_window`: the window's box with its in-plane halo).  The
+results equal those of the same voxels in memory bit for bit, with one exception: the value non-finite voxels of a
 floating-point volume are given (:func:`~core.phases.nonfinite_fill`) is taken
 from the sampled blocks instead of a stride over the whole volume, so for a
 float volume with NaN or infinite voxels and more than one block it may
@@ -35,12 +36,22 @@ from .params import SegmentParams, check_greyscale, check_greyscale_nonfinite, n
 from .partial_volume import _correct_rows, _image_sigma, _reach
 from .threshold import _image_model, _threshold
 
-__all__ = ["MAX_ISLAND_DEPTH", "PreviewContext", "PreviewGlobals", "grey_sample", "prepare_preview", "preview_from",
-           "preview_globals", "preview_slice"]
+__all__ = ["MAX_ISLAND_DEPTH", "MAX_PREVIEW_PIXELS", "PREVIEW_WINDOW", "PreviewContext", "PreviewGlobals",
+           "grey_sample", "prepare_preview", "preview_from", "preview_globals", "preview_slice", "preview_window"]
 
 
 #: Largest island depth a preview looks at (slices on either side of the previewed one).
 MAX_ISLAND_DEPTH = 16
+
+#: Most pixels of a cross-section a preview covers whole (:func:`preview_window`): a larger section is previewed
+#: in a window.  With the default parameters a prepared preview keeps a slab of 29 slices of the section plus
+#: its halo as float32: measured on a 64 x 2048 x 2048 sample (``bench/preview_window_memory.py``), the 1024² window
+#: kept 122 MiB (peak +181 MiB) and the whole 2048² section 464 MiB (peak +692 MiB); the dashboard server grew by
+#: 470 MiB instead of 1466 MiB rendering that sample (``bench/dashboard_memory.py --wide``).
+MAX_PREVIEW_PIXELS = 1024 * 1024
+
+#: Side (pixels) of the preview window of a section over :data:`MAX_PREVIEW_PIXELS` (at most the section's side).
+PREVIEW_WINDOW = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,6 +122,13 @@ class PreviewContext:
         The slice.
     sigma_source : {"given", "estimated", "none"}
         Where ``params.pv_sigma`` came from (see :class:`PreviewGlobals`).
+    window : ((int, int), (int, int)) or None
+        The part of the slice previewed, ``((r0, r1), (c0, c1))`` along the
+        slice's two axes (those of the volume without ``axis``); None: the
+        whole slice.
+    inner : (slice, slice)
+        Where ``window`` lies in the slab's last two axes (the slab spans the
+        window and its in-plane halo); the whole of them without a window.
     """
 
     slab: np.ndarray
@@ -121,6 +139,8 @@ class PreviewContext:
     axis: int
     index: int
     sigma_source: str
+    window: tuple[tuple[int, int], tuple[int, int]] | None = None
+    inner: tuple[slice, slice] = (slice(None), slice(None))
 
     @property
     def island_depth(self) -> int:
@@ -185,6 +205,7 @@ def preview_globals(volume: np.ndarray, params: SegmentParams | None = None) -> 
 def prepare_preview(
     volume: np.ndarray, axis: int, index: int, params: SegmentParams | None = None, *,
     island_depth: int | None = None, globals: PreviewGlobals | None = None,
+    window: tuple[tuple[int, int], tuple[int, int]] | None = None,
 ) -> PreviewContext:
     """Threshold-independent work of a one-slice preview: the denoised slab (and the global values).
 
@@ -207,6 +228,19 @@ def prepare_preview(
     globals : PreviewGlobals or None
         From :func:`preview_globals` for this volume and these parameters
         (reuse it across slices); None computes it.
+    window : ((int, int), (int, int)) or None
+        Preview only the pixels ``[r0, r1) x [c0, c1)`` of the slice (along
+        its two axes, those of the volume without ``axis``; see
+        :func:`preview_window`); None: the whole slice.  The slab then spans
+        the window plus an in-plane halo as deep as the one along ``axis``
+        (the islands' depth plus the partial-volume correction's reach,
+        clipped at the volume's faces), read with the denoising halo around
+        it (a lazy volume reads only that box), so the window's pixels are
+        those of the whole slice's preview where the rim growth's float64
+        running sums, which run along whole rows and columns of the slab,
+        are exact: while the nonzero grey values near NMC in a row stay
+        within a ratio of about 2^30 / the row's length (2^19 for 2048
+        pixels) of each other.
 
     Returns
     -------
@@ -244,6 +278,14 @@ def prepare_preview(
             params, source = replace(params, pv_sigma=float(globals.pv_sigma)), globals.sigma_source
     reach = _reach(params.pv_sigma) if params.partial_volume else 0
     a, b = max(0, index - island_depth - reach), min(n, index + island_depth + reach + 1)
+    rows = (max(0, index - island_depth) - a, min(n, index + island_depth + 1) - a)
+    if window is not None:
+        window = _check_window(window, _section(volume.shape, axis))
+        slab, inner = _window_slab(volume, axis, (a, b), window, island_depth + reach, params,
+                                   globals.nan_fill if lazy else _nan_fill(volume))
+        slab.flags.writeable = False
+        return PreviewContext(slab=slab, centre=index - a, rows=rows, params=params, globals=globals, axis=axis,
+                              index=index, sigma_source=source, window=window, inner=inner)
     if lazy:  # read the slab with its denoising halo along the axis: the same range of the same denoising
         h = _denoise_halo(params)
         lo_, hi_ = max(0, a - h), min(n, b + h)
@@ -255,7 +297,6 @@ def prepare_preview(
         moved = np.moveaxis(volume, axis, 0)
         slab = np.ascontiguousarray(_denoiser(moved, params, _nan_fill(volume))(a, b), dtype=np.float32)
     slab.flags.writeable = False
-    rows = (max(0, index - island_depth) - a, min(n, index + island_depth + 1) - a)
     return PreviewContext(slab=slab, centre=index - a, rows=rows, params=params, globals=globals, axis=axis,
                           index=index, sigma_source=source)
 
@@ -284,7 +325,8 @@ def preview_from(context: PreviewContext, low: float, high: float, *, islands: b
     Returns
     -------
     phases : (H, W) uint8
-        The slice, axes in the order of the volume without the slice axis.
+        The slice (its window, ``(r1 - r0, c1 - c0)``, where the context has
+        one), axes in the order of the volume without the slice axis.
     """
     if not isinstance(context, PreviewContext):
         raise TypeError(f"context must be a PreviewContext (from prepare_preview), got {type(context).__name__}")
@@ -300,7 +342,9 @@ def preview_from(context: PreviewContext, low: float, high: float, *, islands: b
         out = ph[r0:r1].copy()
     if islands and p.min_island > 1:
         _remove_small_islands_inplace(out, p.min_island)
-    return out[context.centre - r0]
+    if context.window is None:
+        return out[context.centre - r0]
+    return np.ascontiguousarray(out[context.centre - r0][context.inner])
 
 
 def preview_slice(
@@ -332,6 +376,99 @@ def preview_slice(
     if params.low is None or params.high is None:
         raise ValueError("set both thresholds (low and high) for a preview")
     return preview_from(prepare_preview(volume, axis, index, params), params.low, params.high, islands=islands)
+
+
+# --------------------------------------------------------------------------- windows of large sections
+
+
+def preview_window(shape, axis: int, centre: tuple[int, int] | None = None, *,
+                   size: int | None = None) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The window a preview of a slice along ``axis`` covers: None (the whole slice) up to :data:`MAX_PREVIEW_PIXELS`.
+
+    A larger section gets a window of ``size`` (default :data:`PREVIEW_WINDOW`)
+    pixels a side, or the section's side where that is shorter, centred on
+    ``centre`` and moved inside the section.
+
+    Parameters
+    ----------
+    shape : (Z, Y, X)
+        The volume's shape.
+    axis : {0, 1, 2}
+        The slice axis.
+    centre : (int, int) or None
+        Pixel of the slice (along its two axes, those of the volume without
+        ``axis``) the window is centred on; default the section's centre.
+    size : int or None
+        Side of the window (pixels, >= 1).
+
+    Returns
+    -------
+    ((r0, r1), (c0, c1)) or None
+        Half-open pixel ranges along the slice's two axes, for
+        :func:`prepare_preview`'s ``window``.
+    """
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"shape must be three positive sizes (z, y, x), got {shape}")
+    check_choice(axis, "axis", (0, 1, 2))
+    section = _section(shape, axis)
+    if section[0] * section[1] <= MAX_PREVIEW_PIXELS:
+        return None
+    size = PREVIEW_WINDOW if size is None else int(size)
+    if size < 1:
+        raise ValueError(f"the window's size must be >= 1 pixel, got {size}")
+    if centre is None:
+        centre = (section[0] // 2, section[1] // 2)
+    if len(centre) != 2:
+        raise ValueError(f"centre must be two pixel indices (row, column) of the slice, got {centre!r}")
+    out = []
+    for c, n in zip(centre, section):
+        w = min(size, n)
+        lo = min(max(0, int(c) - w // 2), n - w)
+        out.append((lo, lo + w))
+    return tuple(out)
+
+
+def _section(shape, axis: int) -> tuple[int, int]:
+    """The slice's shape: ``shape`` without ``axis``."""
+    return tuple(int(n) for i, n in enumerate(shape) if i != axis)
+
+
+def _check_window(window, section) -> tuple[tuple[int, int], tuple[int, int]]:
+    try:
+        (r0, r1), (c0, c1) = window
+        out = ((int(r0), int(r1)), (int(c0), int(c1)))
+    except (TypeError, ValueError):
+        raise ValueError(f"window must be ((r0, r1), (c0, c1)), pixel ranges of the slice; got {window!r}") from None
+    for (lo, hi), n in zip(out, section):
+        if not 0 <= lo < hi <= n:
+            raise ValueError(f"window {out} is not a non-empty part of the {section[0]}x{section[1]} slice")
+    return out
+
+
+def _window_slab(volume, axis: int, along: tuple[int, int], window, halo: int, params: SegmentParams, fill):
+    """The denoised slab of a windowed preview and where the window lies in its last two axes.
+
+    The slab spans ``along`` on ``axis`` and ``window`` grown by ``halo``
+    (clipped to the volume) in-plane; the box read adds the denoising halo
+    on every axis (clipped), so every filter sees what it sees in the whole
+    slice's slab.
+    """
+    others = [i for i in range(3) if i != axis]
+    ranges = {axis: along}
+    for i, (lo, hi) in zip(others, window):
+        ranges[i] = (max(0, lo - halo), min(volume.shape[i], hi + halo))
+    h = _denoise_halo(params)
+    key, crop = [None] * 3, {}
+    for i, (lo, hi) in ranges.items():
+        a_, b_ = max(0, lo - h), min(volume.shape[i], hi + h)
+        key[i] = slice(a_, b_)
+        crop[i] = slice(lo - a_, hi - a_)
+    sub = np.moveaxis(_read(volume, tuple(key)), axis, 0)
+    d = _denoiser(sub, params, fill)(crop[axis].start, crop[axis].stop)
+    slab = np.ascontiguousarray(d[:, crop[others[0]], crop[others[1]]], dtype=np.float32)
+    inner = tuple(slice(lo - ranges[i][0], hi - ranges[i][0]) for i, (lo, hi) in zip(others, window))
+    return slab, inner
 
 
 # --------------------------------------------------------------------------- volumes read lazily
