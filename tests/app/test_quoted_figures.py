@@ -209,10 +209,10 @@ def test_classifier_settings_chosen_leave_one_acquisition_out():
 @pytest.mark.parametrize("source", ["ui", "readme"])
 def test_deconvolved_seeding_f1_gain_on_the_grid(source):
     text, pattern = {
-        "ui": (ui_text(), r"raised F1@0\.5 by " + NUM + "-" + NUM + r" \(bench/RESULTS\.md, robustness_grid\)"),
+        "ui": (ui_text(), r"raised F1@0\.5 by " + NUM + "-" + NUM + r" \(bench/RESULTS\.md, robustness_grid_s12\)"),
         "readme": (readme_text(), r"F1@0\.5 \+" + NUM + r" to \+" + NUM + " on the synthetic robustness grid"),
     }[source]
-    rows = [r for tab in tables(section("robustness_grid")) for r in tab if "grey-dec F1" in r and "grey F1" in r]
+    rows = [r for tab in tables(section("robustness_grid_s12")) for r in tab if "grey-dec F1" in r and "grey F1" in r]
     assert len(rows) == 8, "the grid has 8 cells"
     gains = [float(r["grey-dec F1"]) - float(r["grey F1"]) for r in rows]
     check(quoted(text, pattern, source), (min(gains), max(gains)))
