@@ -71,3 +71,21 @@ def seeded_ws(env, seeded_template):
     return Workspace(env / "ws")
 
 
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Every read of a Zarr array: the number of voxels each returned."""
+    import numpy as np
+    import zarr
+
+    seen: list[int] = []
+    get = zarr.Array.__getitem__
+
+    def counted(self, key):
+        out = get(self, key)
+        seen.append(int(np.size(out)))
+        return out
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", counted)
+    return seen

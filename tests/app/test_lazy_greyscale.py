@@ -30,23 +30,6 @@ def grey():
 
 
 @pytest.fixture
-def reads(monkeypatch):
-    """Every read of a Zarr array: the number of voxels each returned."""
-    import zarr
-
-    seen: list[int] = []
-    get = zarr.Array.__getitem__
-
-    def counted(self, key):
-        out = get(self, key)
-        seen.append(int(np.size(out)))
-        return out
-
-    monkeypatch.setattr(zarr.Array, "__getitem__", counted)
-    return seen
-
-
-@pytest.fixture
 def big(empty_ws, grey, env):
     import zarr
 

@@ -17,23 +17,6 @@ SHAPE = (16, 120, 128)
 
 
 @pytest.fixture
-def reads(monkeypatch):
-    """Every read of a Zarr array: the number of voxels each returned."""
-    import zarr
-
-    seen: list[int] = []
-    get = zarr.Array.__getitem__
-
-    def counted(self, key):
-        out = get(self, key)
-        seen.append(int(np.size(out)))
-        return out
-
-    monkeypatch.setattr(zarr.Array, "__getitem__", counted)
-    return seen
-
-
-@pytest.fixture
 def wide(empty_ws, env, monkeypatch):
     """A Zarr sample read lazily (the page's rule monkeypatched) whose z-sections exceed a 2,100-pixel limit."""
     import zarr
