@@ -402,9 +402,12 @@ def assign_cracks(labels, reached):
             idx[k] = i
             k += 1
     parent = np.arange(n)
+    # idx is ascending and so are i + nx and i + sxy as a grows: each neighbour's position in idx is found by a
+    # pointer that only moves forward (a merge of sorted lists, linear), not by a binary search per voxel
+    at = np.zeros(3, np.int64)
     for a in range(n):
         i = idx[a]
-        for off in (1, nx, sxy):
+        for k, off in enumerate((1, nx, sxy)):
             j = i + off
             # same row / plane checks for the +1 and +nx neighbours
             if off == 1 and (i % nx) == nx - 1:
@@ -413,7 +416,10 @@ def assign_cracks(labels, reached):
                 continue
             if j >= flat_l.size:
                 continue
-            b = np.searchsorted(idx, j)
+            b = at[k]
+            while b < n and idx[b] < j:
+                b += 1
+            at[k] = b
             if b < n and idx[b] == j:
                 ra = a
                 while parent[ra] != ra:
