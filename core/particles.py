@@ -414,8 +414,9 @@ def _merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float, mi
     n = int(lab.max())
     if n == 0:
         return lab.copy()
-    pa, pb, area = K.contact_areas(lab, sp[0], sp[1], sp[2])
-    counts = K.label_counts(lab, n)
+    # two read-only passes over the labels, one per core where there are two
+    (pa, pb, area), counts = K.run_side_by_side(lambda: K.contact_areas(lab, sp[0], sp[1], sp[2]),
+                                                lambda: K.label_counts(lab, n))
     vol = counts * float(np.prod(sp))
     parent = np.arange(n + 1)
     if pa.size:
