@@ -344,6 +344,13 @@ def face_peak_levels(q: np.ndarray, sp, step: float, h_um: float,
     return f[first], lv[first]
 
 
+def _flood_by_dynamics(q: np.ndarray, step: float, sp, h_um: float, faces) -> np.ndarray:
+    """:func:`core._watershed.watershed_dynamics` of ``q`` (``step`` µm per level) with ``h_um`` and the peaks
+    of the particles the volume's own ``faces`` cut (:func:`face_peak_levels`)."""
+    return watershed_dynamics(q, max(1, int(round(h_um / step))),
+                              face_levels=face_peak_levels(q, sp, step, h_um, faces))
+
+
 def _check_faces(faces) -> tuple:
     """``faces`` as a tuple of three (bool, bool) pairs, or a ValueError."""
     try:
@@ -526,8 +533,7 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
         # ... so a slab twice as thick as the public default fits in the same memory
         step = _quantise_in_place(q, sp, max(SLAB_VOXELS, q.size // 2), 8)
         report(0.3, "watershed (flooding by dynamics)")
-        h = max(1, int(round(params.h_um / step)))
-        ws = watershed_dynamics(q, h, face_levels=face_peak_levels(q, sp, step, params.h_um, faces))
+        ws = _flood_by_dynamics(q, step, sp, params.h_um, faces)
         del q
     else:
         solid = phases == NMC
@@ -543,8 +549,7 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
             report(0.3, "watershed (flooding by dynamics)")
             q, step = quantise(dt)
             del dt
-            h = max(1, int(round(params.h_um / step)))
-            ws = watershed_dynamics(q, h, face_levels=face_peak_levels(q, sp, step, params.h_um, faces))
+            ws = _flood_by_dynamics(q, step, sp, params.h_um, faces)
             del q
         else:
             if markers is None:
