@@ -17,8 +17,10 @@ Steps:
 5. merging of over-split fragments: two neighbours whose shared interface is
    large relative to the smaller one's cross-section (``merge_ratio``) are one
    particle (a real contact between two particles is a neck, much smaller
-   than either cross-section); fragments below ``min_volume_um3`` join the
-   neighbour they share most interface with;
+   than either cross-section; a cap cut off a sphere has an interface of at
+   least 2^(2/3) ≈ 1.59 times the cross-section of a sphere of its own volume,
+   the half sphere, and more the thinner the cap); fragments below
+   ``min_volume_um3`` join the neighbour they share most interface with;
 6. labels on NMC voxels only (cracks return to 0), numbered 1..n.
 
 All parameters live in :class:`SeparationParams`.
@@ -62,6 +64,14 @@ class SeparationParams:
     merge_ratio : float
         Merge two fragments when their interface area exceeds this share of
         the smaller fragment's equivalent cross-section ``π r²``; 0 disables.
+        The default, 2.0, merges a cap cut off a sphere when it is thinner
+        than about 0.7 of the sphere's radius (a half sphere gives 1.59).  It
+        was 1.2 before (a recipe records the value it ran with, so an older
+        recipe replays with 1.2): at 1.2 the merge joined
+        more distinct particles than it mended fragments (a particle cut by a
+        face of the volume holds less volume for the same contact, and blur
+        widens the necks), most of all on blurred greyscale (bench/RESULTS.md,
+        merge_ratio_s13).
     min_volume_um3 : float
         Fragments smaller than this join their largest-contact neighbour.
     """
@@ -70,7 +80,7 @@ class SeparationParams:
     markers: MarkerMethod = "hmaxima"
     h_um: float = 0.5
     min_distance_um: float = 2.0
-    merge_ratio: float = 1.2
+    merge_ratio: float = 2.0
     min_volume_um3: float = 1.0
 
     def __post_init__(self):
@@ -393,7 +403,7 @@ def find_markers(dt: np.ndarray, params: SeparationParams, spacing=None) -> np.n
     return markers
 
 
-def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 1.2,
+def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 2.0,
                     min_volume_um3: float = 0.0) -> np.ndarray:
     """Merge over-split fragments (see module docstring); returns new labels 1..n.
 

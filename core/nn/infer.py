@@ -130,7 +130,7 @@ def real_slice_scores(model: UNet3D, slices) -> dict:
 
 
 def instances_from_cue(phases: np.ndarray, cue: np.ndarray, spacing=None, *, h: float = 0.3,
-                       merge_ratio: float = 1.2, min_volume_um3: float = 1.0) -> np.ndarray:
+                       merge_ratio: float = 2.0, min_volume_um3: float = 1.0) -> np.ndarray:
     """Particle labels from the network's instance cue.
 
     The cue (``sigmoid(centre) * (1 - sigmoid(boundary))``, see

@@ -175,6 +175,23 @@ def test_find_markers_two_balls():
         assert m[12, 12, 12] > 0 and m[12, 12, 36] > 0
 
 
+def test_sphere_cut_by_a_face_stays_apart_from_the_sphere_it_touches():
+    """Two touching spheres (radii 8 and 5 voxels, 2 voxels of overlap), the smaller cut by the volume's +x face
+    to a cap of 118 voxels: two particles.  Its contact with the big sphere is 1.55 times the cross-section of a
+    sphere of the cap's volume, so the area merge of before (merge_ratio 1.2) joined them; the default (2.0) only
+    merges interfaces wider than a half sphere's (1.59) by a margin."""
+    z, y, x = np.indices((20, 20, 19))
+    big = (z - 10) ** 2 + (y - 10) ** 2 + (x - 9) ** 2 <= 8**2
+    small = (z - 10) ** 2 + (y - 10) ** 2 + (x - 20) ** 2 <= 5**2
+    ph = np.zeros(big.shape, np.uint8)
+    ph[big | small] = NMC
+    assert SeparationParams().merge_ratio == 2.0
+    lab = separate_particles(ph, 1.0)
+    assert lab.max() == 2
+    assert lab[10, 10, 9] != lab[10, 10, 18]
+    assert separate_particles(ph, 1.0, SeparationParams(merge_ratio=1.2)).max() == 1  # what the old default did
+
+
 def test_merge_fragments():
     lab = np.zeros((10, 10, 24), np.int32)
     lab[1:9, 1:9, 1:5] = 1
