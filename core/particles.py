@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import edt as edt_pkg
+import numba
 import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
@@ -39,6 +40,7 @@ from scipy.sparse.csgraph import connected_components
 
 from . import _kernels as K
 from ._checks import check_bool, check_number
+from ._kernels import flat_step, unravel
 from ._watershed import _quantise, quantise, watershed_dynamics
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
@@ -354,11 +356,73 @@ def face_peak_levels(q: np.ndarray, sp, step: float, h_um: float,
     return f[first], lv[first]
 
 
+@numba.njit(cache=True, nogil=True)
+def _climb(q, flat, sz, sy, sx, step):
+    """From each voxel ``flat`` of ``q``, the steepest ascent over face neighbours to a voxel with none higher.
+
+    Returns, per start, the flat index of the voxel reached (a voxel of a
+    regional maximum of ``q``), or -1 where the start lies outside the ball of
+    radius ``q * step`` (µm) around it: the ball the distance transform
+    guarantees free of background, so a start inside it belongs to the body
+    of the same particle, not beyond a neck.
+    """
+    nz, ny, nx = q.shape
+    fq = q.ravel()
+    out = np.empty(flat.size, np.int64)
+    for k in range(flat.size):
+        i = flat[k]
+        z0, y0, x0 = unravel(i, ny, nx)
+        while True:
+            z, y, x = unravel(i, ny, nx)
+            best, bv = -1, fq[i]
+            for d in range(6):
+                j = flat_step(i, z, y, x, d, nz, ny, nx)
+                if j >= 0 and fq[j] > bv:
+                    best, bv = j, fq[j]
+            if best < 0:
+                break
+            i = best
+        z, y, x = unravel(i, ny, nx)
+        d2 = ((z - z0) * sz) ** 2 + ((y - y0) * sy) ** 2 + ((x - x0) * sx) ** 2
+        out[k] = i if d2 <= (fq[i] * step) ** 2 else -1
+    return out
+
+
+def _seed_face_levels(q: np.ndarray, sp, step: float, flat: np.ndarray, levels: np.ndarray):
+    """The face levels of :func:`face_peak_levels` moved to the regional maxima their voxels climb to.
+
+    A cut particle's 3D peak lies at or near its section's 2D peak, but not
+    always on the very voxel (noise, quantisation, a plateau that ends a voxel
+    short), and :func:`core._watershed.watershed_dynamics` credits a level
+    only to a seed that holds its voxel.  Each voxel steps up the steepest
+    ascent of ``q`` to a regional maximum (:func:`_climb`); a level whose
+    voxel lies outside that maximum's inscribed ball is dropped (the ascent
+    left the particle).  Returns ``(flat, levels)`` as
+    :func:`face_peak_levels` does: ascending, unique, the highest level where
+    several reach one voxel.
+    """
+    if not flat.size:
+        return flat, levels
+    top = _climb(np.ascontiguousarray(q), flat, float(sp[0]), float(sp[1]), float(sp[2]), float(step))
+    ok = top >= 0
+    top, lv = top[ok], levels[ok]
+    if not top.size:
+        return top, lv
+    order = np.lexsort((-lv.astype(np.int64), top))  # by voxel, the highest level first
+    top, lv = top[order], lv[order]
+    first = np.r_[True, top[1:] != top[:-1]]
+    return top[first], lv[first]
+
+
+
+
 def _flood_by_dynamics(q: np.ndarray, step: float, sp, h_um: float, faces) -> np.ndarray:
     """:func:`core._watershed.watershed_dynamics` of ``q`` (``step`` µm per level) with ``h_um`` and the peaks
-    of the particles the volume's own ``faces`` cut (:func:`face_peak_levels`)."""
+    of the particles the volume's own ``faces`` cut (:func:`face_peak_levels`), credited to the seeds they climb
+    to (:func:`_seed_face_levels`)."""
+    fl, lv = face_peak_levels(q, sp, step, h_um, faces)
     return watershed_dynamics(q, max(1, int(round(h_um / step))),
-                              face_levels=face_peak_levels(q, sp, step, h_um, faces))
+                              face_levels=_seed_face_levels(q, sp, step, fl, lv))
 
 
 def _check_faces(faces) -> tuple:

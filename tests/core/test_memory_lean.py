@@ -45,6 +45,31 @@ def _peak0(seeds, n, face_levels):
     return peak0
 
 
+def _climbed(q, spacing, step, face_levels):
+    """Each face level moved up the steepest ascent of ``q`` (first strictly highest of the -z, +z, -y, +y, -x, +x
+    neighbours) to a voxel with none higher; dropped where its voxel lies outside that voxel's ball of radius
+    ``q * step`` µm."""
+    f_idx, f_lev = face_levels
+    best = {}
+    for i, lev in zip(f_idx.tolist(), f_lev.tolist()):
+        start = np.array(np.unravel_index(i, q.shape))
+        p = start.copy()
+        while True:
+            nxt, v = None, q[tuple(p)]
+            for d in ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1)):
+                r = p + d
+                if np.all(r >= 0) and np.all(r < q.shape) and q[tuple(r)] > v:
+                    nxt, v = r, q[tuple(r)]
+            if nxt is None:
+                break
+            p = nxt
+        if np.sum(((p - start) * np.asarray(spacing, float)) ** 2) <= (float(q[tuple(p)]) * step) ** 2:
+            j = int(np.ravel_multi_index(tuple(p), q.shape))
+            best[j] = max(best.get(j, 0), lev)
+    keys = np.array(sorted(best), np.int64)
+    return keys, np.array([best[k] for k in keys.tolist()], np.uint8)
+
+
 def reference_labels(phases, spacing, params=SeparationParams()):
     """The whole-volume computation: float32 distance map, boolean mask of maxima, cc3d seeds."""
     solid = phases == NMC
@@ -59,7 +84,8 @@ def reference_labels(phases, spacing, params=SeparationParams()):
         is_max[z, y, x] = all(n <= v for n in nb)
     seeds = cc3d.connected_components(is_max, connectivity=6, out_dtype=np.uint32).view(np.int32)
     n = int(seeds.max())
-    _flood(q, seeds, n, max(1, int(round(params.h_um / step))), _peak0(seeds, n, face_peak_levels(q, spacing, step, params.h_um)))
+    levels = _climbed(q, spacing, step, face_peak_levels(q, spacing, step, params.h_um))
+    _flood(q, seeds, n, max(1, int(round(params.h_um / step))), _peak0(seeds, n, levels))
     seeds[~solid] = 0
     return merge_fragments(seeds, spacing, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3)
 

@@ -192,6 +192,30 @@ def test_sphere_cut_by_a_face_stays_apart_from_the_sphere_it_touches():
     assert separate_particles(ph, 1.0, SeparationParams(merge_ratio=1.2)).max() == 1  # what the old default did
 
 
+def test_face_levels_move_to_the_maximum_their_voxel_climbs_to():
+    from core.particles import _seed_face_levels
+
+    q = np.zeros((5, 7, 7), np.uint8)
+    q[0:3, 1:6, 1:6] = 1
+    q[0, 3, 3], q[1, 3, 3], q[2, 3, 3] = 2, 3, 2  # the face voxel (0, 3, 3) is one step below the maximum
+    flat = np.ravel_multi_index(([0, 0], [1, 3], [1, 3]), q.shape).astype(np.int64)
+    top, lev = _seed_face_levels(q, (1.0, 1.0, 1.0), 1.0, flat, np.array([4, 9], np.uint8))
+    # (0, 1, 1) has no higher neighbour: it stays; (0, 3, 3) climbs to (1, 3, 3), 1 µm away, inside its 3 µm ball
+    np.testing.assert_array_equal(top, np.ravel_multi_index(([0, 1], [1, 3], [1, 3]), q.shape))
+    np.testing.assert_array_equal(lev, [4, 9])
+    # two levels reaching one maximum ((0, 3, 2) climbs through (0, 3, 3)): the higher one
+    both = np.ravel_multi_index(([0, 0], [3, 3], [2, 3]), q.shape).astype(np.int64)
+    top, lev = _seed_face_levels(q, (1.0, 1.0, 1.0), 1.0, both, np.array([7, 5], np.uint8))
+    assert top.tolist() == [int(np.ravel_multi_index((1, 3, 3), q.shape))] and lev.tolist() == [7]
+    # a climb that ends farther than the maximum's inscribed ball left the particle: the level is dropped
+    ramp = np.zeros((12, 3, 3), np.uint8)
+    ramp[:, 1, 1] = np.arange(1, 13)
+    start = np.array([int(np.ravel_multi_index((0, 1, 1), ramp.shape))], np.int64)
+    assert _seed_face_levels(ramp, (1.0, 1.0, 1.0), 0.5, start, np.array([3], np.uint8))[0].size == 0  # 11 > 6
+    kept = _seed_face_levels(ramp, (1.0, 1.0, 1.0), 1.0, start, np.array([3], np.uint8))[0]  # 11 <= 12
+    assert kept.tolist() == [int(np.ravel_multi_index((11, 1, 1), ramp.shape))]
+
+
 def test_merge_fragments():
     lab = np.zeros((10, 10, 24), np.int32)
     lab[1:9, 1:9, 1:5] = 1
