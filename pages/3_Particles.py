@@ -29,7 +29,7 @@ if how == "watershed" and not sample.input.presegmented:
         help="On a noisy, blurred scan the blur fills the necks between touching particles, so they merge. "
              "The deconvolved mask undoes the blur measured on the scan (at least 1 voxel) before the seeds are cut; the phases, and so the "
              "contact areas, stay those of the Segment page. On the synthetic robustness grid it changed F1@0.5 "
-             "by −0.02 to +0.05 (bench/RESULTS.md, robustness_grid_s13), most at a blur of 1.2 voxels; the whole analysis takes up to about twice as "
+             "by −0.03 to +0.05 (bench/RESULTS.md, robustness_grid_s13), most at a blur of 1.2 voxels; the whole analysis takes up to about twice as "
              "long (256³ grid cells) and more memory. It re-runs the whole analysis.")
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 # background jobs (ui/jobs.py): the page may rerun or the browser close while they run
