@@ -348,12 +348,17 @@ def face_peak_levels(q: np.ndarray, sp, step: float, h_um: float,
             levs.append(lev[keep])
     if not flats:
         return np.zeros(0, np.int64), np.zeros(0, np.uint8)
-    f = np.concatenate(flats)
-    lv = np.concatenate(levs)
-    order = np.lexsort((-lv.astype(np.int64), f))  # by voxel, the highest level first
-    f, lv = f[order], lv[order]
-    first = np.r_[True, f[1:] != f[:-1]]
-    return f[first], lv[first]
+    return _highest_per_voxel(np.concatenate(flats), np.concatenate(levs))
+
+
+def _highest_per_voxel(flat: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(flat, levels)`` with each voxel once, ascending, keeping its highest level."""
+    if not flat.size:
+        return flat, levels
+    order = np.lexsort((-levels.astype(np.int64), flat))  # by voxel, the highest level first
+    flat, levels = flat[order], levels[order]
+    first = np.r_[True, flat[1:] != flat[:-1]]
+    return flat[first], levels[first]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -406,12 +411,7 @@ def _seed_face_levels(q: np.ndarray, sp, step: float, flat: np.ndarray, levels: 
     top = _climb(np.ascontiguousarray(q), flat, float(sp[0]), float(sp[1]), float(sp[2]), float(step))
     ok = top >= 0
     top, lv = top[ok], levels[ok]
-    if not top.size:
-        return top, lv
-    order = np.lexsort((-lv.astype(np.int64), top))  # by voxel, the highest level first
-    top, lv = top[order], lv[order]
-    first = np.r_[True, top[1:] != top[:-1]]
-    return top[first], lv[first]
+    return _highest_per_voxel(top, lv)
 
 
 
