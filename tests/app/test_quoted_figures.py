@@ -266,3 +266,69 @@ def test_readme_dashboard_memory_of_a_big_zarr_sample():
     now, before = (cell(sec, "RSS increase, render MiB", **{"app": app, "big sample (z×y×x, uint16)": "1024×512×512"})
                    for app in ("working tree", "`23abcfb`"))
     assert (m.group(1), m.group(2)) == (str(round(float(now))), str(round(float(before))))
+
+
+# --- accuracy_model: the network against the classic method ---------------------------------------------------
+
+def _model_rows() -> dict[str, list[dict[str, str]]]:
+    """The synthetic rows of accuracy_model per method, in the order pristine, cycled-1C, cycled-5C."""
+    rows = [r for tab in tables(section("accuracy_model")) for r in tab if "F1@0.5" in r]
+    out = {}
+    for method in ("classic", "model", "hybrid"):
+        got = {r["data"].split()[1].rstrip(","): r for r in rows if r["method"] == method}
+        out[method] = [got[d] for d in ("pristine", "cycled-1C", "cycled-5C")]
+    return out
+
+
+def _span(rows, column) -> list[float]:
+    v = sorted(float(r[column]) for r in rows)
+    return [v[0], v[-1]]
+
+
+def _inference(precision: str) -> str:
+    m = re.search(rf"^- {precision}: \*\*{NUM} Mvoxel/s\*\*", section("accuracy_model"), re.M)
+    assert m, f"accuracy_model has no {precision} inference line"
+    return m.group(1)
+
+
+def test_readme_network_against_watershed():
+    text, rows = readme_text(), _model_rows()
+    q = quoted(text, rf"separates particles as well as the watershed or better \(F1@0\.5 {NUM}–{NUM}, AP {NUM}–{NUM} "
+                     rf"against {NUM}–{NUM} and {NUM}–{NUM}\)", "README.md")
+    check(q, [*_span(rows["model"], "F1@0.5"), *_span(rows["model"], "AP@.5:.95"),
+              *_span(rows["classic"], "F1@0.5"), *_span(rows["classic"], "AP@.5:.95")])
+    q = quoted(text, rf"takes the network's particles \(F1@0\.5 {NUM}–{NUM}, median detachment error {NUM}–{NUM}",
+               "README.md")
+    check(q, [*_span(rows["hybrid"], "F1@0.5"), *_span(rows["hybrid"], "med abs det err")])
+    q = quoted(text, rf"bias −{NUM} on the `cycled-5C` demo, where the threshold method's median error is {NUM}",
+               "README.md")
+    check(q, [rows["model"][2]["med det err (bias)"], rows["classic"][2]["med abs det err"]])
+    sec = section("accuracy_model")
+    q = quoted(text, rf"mean IoU {NUM} against {NUM}; target", "README.md")
+    check(q, [cell(sec, "mean IoU", method=m, data="real nano-CT, held-out acquisition B (6 slices)")
+              for m in ("model", "classic")])
+    q = quoted(text, rf"Inference: {NUM} Mvoxel/s on 2 cores in bfloat16 \({NUM} in float32\) in the latest run",
+               "README.md")
+    check(q, [_inference("bfloat16"), _inference("float32")])
+
+
+def test_model_card_synthetic_rows():
+    text, rows = card_text().replace("**", ""), _model_rows()
+
+    def three(method, column):
+        return [r[column] for r in rows[method]]
+
+    q = quoted(text, rf"F1@0\.5 {NUM} / {NUM} / {NUM} vs {NUM} / {NUM} / {NUM} \(target", "the model card")
+    check(q, three("model", "F1@0.5") + three("classic", "F1@0.5"))
+    q = quoted(text, rf"AP@\[\.5:\.95\] {NUM} / {NUM} / {NUM} vs {NUM} / {NUM} / {NUM}", "the model card")
+    check(q, three("model", "AP@.5:.95") + three("classic", "AP@.5:.95"))
+    q = quoted(text, rf"median \|detachment error\| {NUM} / {NUM} / {NUM} vs {NUM} / {NUM} / {NUM}", "the model card")
+    check(q, three("model", "med abs det err") + three("classic", "med abs det err"))
+    q = quoted(text, rf"F1 {NUM} / {NUM} / {NUM}, AP {NUM} / {NUM} / {NUM}, detachment error as the classic "
+                     rf"method's \({NUM} / {NUM} / {NUM}\)", "the model card")
+    check(q, three("hybrid", "F1@0.5") + three("hybrid", "AP@.5:.95") + three("hybrid", "med abs det err"))
+    q = quoted(text, rf"{NUM} Mvoxel/s in bfloat16 \(what .*?\), {NUM} Mvoxel/s in float32", "the model card")
+    check(q, [_inference("bfloat16"), _inference("float32")])
+    q = quoted(text, rf"{NUM}–{NUM} Mvoxel/s with the network, {NUM}–{NUM} with the classic method, {NUM}–{NUM} "
+                     rf"hybrid", "the model card")
+    check(q, [*_span(rows["model"], "Mvox/s"), *_span(rows["classic"], "Mvox/s"), *_span(rows["hybrid"], "Mvox/s")])
