@@ -5,7 +5,10 @@ sigma 0.35, clipped to [4/7, 15/7] x the median; necks overlapping up to 10 % of
 power-diagram interfaces; 12 % CBD in the necks; 1 µm voxels), imaged with Gaussian blur ``blur`` (voxels)
 and noise ``noise`` (share of the pore-NMC contrast), for each seed.  Pipelines:
 
-* ``grey``        ``core.pipeline.run(e.greyscale)`` with default ``AnalysisParams`` (seeding on the phases);
+* ``grey``        ``core.pipeline.run(e.greyscale)`` with default ``AnalysisParams`` (``seeding="auto"``: the
+                  deconvolved mask where the measured blur is at least ``core.seeding.AUTO_BLUR``, else the
+                  phases; the blur read and the choice are in the per-seed table);
+* ``grey-phases`` the same with ``AnalysisParams(seeding="phases")`` (the default before session 14);
 * ``grey-reg``    the same with ``AnalysisParams(seeding="regularised")`` (:mod:`core.seeding`);
 * ``grey-dec``    the same with ``AnalysisParams(seeding="deconvolved")`` (:mod:`core.seeding`, deconvolved mask);
 * ``true``        ``run(e.phases, presegmented=True)``: the same separation on the true phases;
@@ -46,8 +49,8 @@ from core.evaluate import detachment_errors, instance_scores, match_instances
 from core.pipeline import AnalysisParams, run
 from core.synth import PackingParams, make_sphere_packing
 
-PIPELINES = ("grey", "grey-reg", "grey-dec", "true", "porespy")
-SEEDED = {"grey-reg": "regularised", "grey-dec": "deconvolved"}
+PIPELINES = ("grey", "grey-phases", "grey-reg", "grey-dec", "true", "porespy")
+SEEDED = {"grey-phases": "phases", "grey-reg": "regularised", "grey-dec": "deconvolved"}
 
 
 def porespy_labels(grey: np.ndarray) -> np.ndarray:
@@ -125,6 +128,9 @@ def evaluate_cell(size: int, noise: float, blur: float, radius: float, seed: int
         if name == "grey":
             r = run(e.greyscale, spacing=e.spacing)
             s = _scores(e, r.labels, r.table)
+            auto = r.provenance["seeding_auto"]
+            s["blur read"] = float("nan") if auto["blur_voxels"] is None else auto["blur_voxels"]
+            s["seeding"] = "dec" if auto["seeding"] == "deconvolved" else auto["seeding"]
         elif name in SEEDED:
             r = run(e.greyscale, AnalysisParams(seeding=SEEDED[name]), spacing=e.spacing)
             s = _scores(e, r.labels, r.table)
@@ -257,6 +263,8 @@ def main(argv=None) -> int:
                                                            for k in ("fn face", "joined", "lost")]
     cols_seed = ["radius", "blur", "noise", "seed", "n true"] + [f"{p} {k}" for p in pipelines
                                                                  for k in ("f1", "n", "s")]
+    if "grey" in pipelines and all("grey seeding" in r for r in rows):
+        cols_seed[5:5] = ["grey blur read", "grey seeding"]
     def met(p):
         return sum(1 for c in cells if f"{p} − true" in c and c[f"{p} − true"] >= -0.03
                    and (f"{p} − PoreSpy" not in c or c[f"{p} − PoreSpy"] >= 0.02))
@@ -269,7 +277,9 @@ def main(argv=None) -> int:
              "log-normal radii (median as in the table, sigma 0.35, clipped to [4/7, 15/7] x the median), necks "
              "overlapping up to 10 % of r1 + r2 split by the power-diagram plane, 12 % CBD in the necks; Gaussian "
              "blur (voxels) and noise (share of the pore-NMC contrast) as in the table. 'grey' = default analysis "
-             "of the greyscale; 'grey-reg' = the same with `seeding=\"regularised\"` (`core.seeding`); 'grey-dec' = "
+             "of the greyscale (`seeding=\"auto\"`: seeds on the deconvolved mask where the blur read on the scan, "
+             "'grey blur read' in the per-seed table, is at least `core.seeding.AUTO_BLUR`, else on the phases); "
+             "'grey-phases' = the same with `seeding=\"phases\"` (the default before session 14); 'grey-reg = the same with `seeding=\"regularised\"` (`core.seeding`); 'grey-dec' = "
              "the same with `seeding=\"deconvolved\"` (`core.seeding`, mask cut from the deconvolved greyscale); "
              "'true' = "
              "the same separation on the true phases (`presegmented=True`); 'porespy' = Gaussian σ 1 + multi-Otsu "

@@ -734,10 +734,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--classifier", metavar="CLF", help="for --method classifier: a folder written by train-classifier")
     a.add_argument("--axis", type=int, choices=(0, 1, 2), help="electrode thickness axis (default 0 = z)")
     a.add_argument("--separator-side", choices=("auto", "start", "end"), help="end of the axis facing the separator")
-    a.add_argument("--seeding", choices=("phases", "regularised", "deconvolved"),
-                   help="what the watershed seeds on: the NMC phase (default), or a regularised / deconvolved mask "
-                        "of the greyscale for noisy, blurred scans where touching particles merge (slower; the "
-                        "phases and contact areas stay the same)")
+    a.add_argument("--seeding", choices=("auto", "phases", "regularised", "deconvolved"),
+                   help="what the watershed seeds on: the NMC phase, or a regularised / deconvolved mask of the "
+                        "greyscale for noisy, blurred scans where touching particles merge (slower; the phases and "
+                        "contact areas stay the same); auto (default): the deconvolved mask where the scan's blur "
+                        "measures 0.9 voxel or more, else the NMC phase (run.json records which)")
     a.add_argument("--coarsen", choices=("auto", "1", "2", "3", "4"),
                    help="separate the particles on a grid this many times coarser and bring the labels back onto "
                         "the full-resolution NMC (for scans whose particles are ~100 voxels across: 4x faster "

@@ -41,7 +41,10 @@ block of at most 128³ voxels the thresholds and blur are read from:
   for scikit-image's intermediate arrays).  A rough term, not measured: the
   particles then cost what they cost after the threshold method;
 - seeding on a regularised or deconvolved mask (``AnalysisParams.seeding``
-  other than "phases", :mod:`core.seeding`): ``15 N`` (three float32 volumes
+  "regularised" or "deconvolved", :mod:`core.seeding`; the default "auto" is
+  estimated as "phases", and :func:`core.pipeline.run` checks again when it
+  picks the deconvolved mask, falling back to the phases where that does not
+  fit): ``15 N`` (three float32 volumes
   of :func:`core.seeding.deconvolve`, the phases and a mask; measured 16.5 B
   per voxel with the uint16 input at 256³, 15.2 at 192³, against 14.3 of the
   default at both);
@@ -219,7 +222,7 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
             steps.append(15.0 * n if params.particles == "model" else particles)
         else:
             steps.append(particles)
-        if params.seeding != "phases":
+        if params.seeding not in ("auto", "phases"):  # "auto": checked again once it picks the deconvolved mask
             steps.append(_SEEDING_BYTES * n)
     total = itemsize * n + max(steps) + _FIXED
     if network and "torch" not in sys.modules:

@@ -47,14 +47,14 @@ from .metrics import Side, _particle_table, detect_separator_side
 from .particles import SeparationParams, _separate_particles
 from .nn.params import ModelParams
 from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
-from .memory import check_memory, mark_warm
+from .memory import MemoryBudgetError, check_memory, mark_warm
 from .phases import (BlurAssessment, SegmentParams, assess_blur, box_blur_removed, check_greyscale_nonfinite,
                      nonfinite_fill, segment_detailed, sigma_origin)
 
 Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model", "classifier"]
 Particles = Literal["watershed", "model"]
-Seeding = Literal["phases", "regularised", "deconvolved"]
+Seeding = Literal["auto", "phases", "regularised", "deconvolved"]
 #: The parameter groups of :class:`AnalysisParams` (each a dataclass that checks its fields).
 _GROUPS = {"segment": SegmentParams, "separation": SeparationParams, "model": ModelParams}
 
@@ -90,18 +90,23 @@ class AnalysisParams:
         train-classifier``); :func:`run` retrains from its pairs.  Left out of
         :meth:`to_dict` when None, so the parameters of the other methods read
         as before.
-    seeding : {"phases", "regularised", "deconvolved"}
+    seeding : {"auto", "phases", "regularised", "deconvolved"}
         What the watershed separation seeds and floods on: the NMC of the
-        phases (default), or a regularised NMC mask of the greyscale
+        phases, or a regularised NMC mask of the greyscale
         (:func:`core.seeding.regularised_particles`: smoothed by the measured
         noise, cut above the phases' threshold so that blurred necks thin out;
         the labels still cover exactly the NMC of the phases), or the same
         mask cut from the deconvolved greyscale (``"deconvolved"``:
         ``seeding_mask(..., deconvolved=True)``, which also thins the necks
         that the blur filled).  Either needs a
-        greyscale input and ``particles="watershed"``.  Left out of
-        :meth:`to_dict` when "phases", so existing parameters and recipes read
-        and replay as before.
+        greyscale input and ``particles="watershed"``.  ``"auto"`` (the
+        default): "deconvolved" where the scan's blur measures at least
+        :data:`core.seeding.AUTO_BLUR` voxels (:func:`core.seeding.auto_seeding`),
+        else "phases"; "phases" for presegmented input, the network's
+        particles, a coarsened separation and the chunked engine; resolved in
+        the returned parameters.  Left out of :meth:`to_dict` when "phases",
+        and :meth:`from_dict` reads a missing ``seeding`` as "phases", so
+        parameters and recipes written before "auto" read and replay as before.
     coarsen : int or "auto"
         Separate the particles on a grid reduced by this factor (1..4) and
         bring the labels back onto the full-resolution NMC
@@ -122,7 +127,7 @@ class AnalysisParams:
     model: ModelParams = field(default_factory=ModelParams)
     particles: Particles = "watershed"
     classifier: str | None = None
-    seeding: Seeding = "phases"
+    seeding: Seeding = "auto"
     coarsen: int | str = 1
 
     def __post_init__(self):
@@ -140,13 +145,13 @@ class AnalysisParams:
         if self.method == "classifier" and self.particles == "model":
             raise ValueError("particles from the model need method 'threshold' or 'model', not 'classifier'")
         check_choice(self.particles, "particles", ("watershed", "model"))
-        check_choice(self.seeding, "seeding", ("phases", "regularised", "deconvolved"))
-        if self.seeding != "phases" and self.particles != "watershed":
+        check_choice(self.seeding, "seeding", ("auto", "phases", "regularised", "deconvolved"))
+        if self.seeding not in ("auto", "phases") and self.particles != "watershed":
             raise ValueError(f"seeding {self.seeding!r} is for particles 'watershed', not 'model'")
         from .coarse import check_factor
 
         check_factor(self.coarsen, "coarsen")
-        if self.coarsen != 1 and (self.particles != "watershed" or self.seeding != "phases"):
+        if self.coarsen != 1 and (self.particles != "watershed" or self.seeding not in ("auto", "phases")):
             raise ValueError(f"coarsen {self.coarsen!r} is for particles 'watershed' seeded on the phases, not "
                              f"particles {self.particles!r} with seeding {self.seeding!r}")
         check_int(self.axis, "axis")
@@ -171,6 +176,7 @@ class AnalysisParams:
         if not isinstance(d, dict):
             raise TypeError(f"analysis parameters must be a JSON object, got {type(d).__name__}")
         d = dict(d)
+        d.setdefault("seeding", "phases")  # written before "auto" was the default: it seeded on the phases
         sub = _GROUPS
         kwargs = {}
         known = {f.name for f in fields(cls)}
@@ -342,7 +348,7 @@ def run(
     model_params = params.model
     if presegmented and params.particles == "model":
         raise ValueError("particles from the model need the greyscale volume, not presegmented phases")
-    if presegmented and params.seeding != "phases":
+    if presegmented and params.seeding not in ("auto", "phases"):
         raise ValueError(f"seeding {params.seeding!r} needs the greyscale volume, not presegmented phases")
     if presegmented:
         phases = check_phases(volume)
@@ -380,11 +386,13 @@ def run(
     coarsen, unlabelled = params.coarsen, None
     if cue is None and coarsen != 1:
         coarsen = resolve_coarsen(phases, sp, coarsen)
+    seeding, seeding_blur = _resolve_seeding(volume, phases, params, presegmented=presegmented, cue=cue,
+                                             coarsen=coarsen, downsampled=downsampled, report=report)
     if cue is None and coarsen != 1:
         labels, unlabelled = _coarse_particles(phases, sp, params.separation, coarsen, report)
         outside = None
     else:
-        labels, outside = _particles(phases, cue, sp, params, report, stage(0.35, 0.85),
+        labels, outside = _particles(phases, cue, sp, replace(params, seeding=seeding), report, stage(0.35, 0.85),
                                      volume=None if presegmented else volume, nonfinite=nonfinite)
     del cue
     timings["particles_s"] = time.perf_counter() - t0
@@ -405,12 +413,14 @@ def run(
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
         separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
-        seeding=params.seeding, coarsen=coarsen,
+        seeding=seeding, coarsen=coarsen,
     )
     provenance = _provenance(volume, params, resolved, sp, table, presegmented=presegmented,
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
                              classifier_sha=classifier_sha, timings=timings)
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
+    if params.seeding == "auto":  # what "auto" read and chose (the returned parameters hold the choice)
+        provenance["seeding_auto"] = {"blur_voxels": seeding_blur, "seeding": seeding}
     if unlabelled is not None:
         provenance["coarse_unlabelled_voxels"] = unlabelled
     mark_warm(params, presegmented=presegmented)
@@ -467,6 +477,35 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
     fit = check_memory(volume.shape, volume.dtype, params, presegmented=presegmented, resident_input=True,
                        downsampled=downsampled)
     return fit.needed
+
+
+def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bool, cue, coarsen, downsampled: int,
+                     report: Progress) -> tuple[str, float | None]:
+    """``params.seeding`` with "auto" resolved (:func:`core.seeding.auto_seeding`), and the blur it read (or None).
+
+    "auto" is "phases" without a greyscale (presegmented), for the network's
+    particles and for a coarsened separation.  Where it picks "deconvolved"
+    but that path's estimated peak does not fit the available memory
+    (:func:`core.memory.check_memory`), it warns and seeds on the phases.
+    """
+    if params.seeding != "auto":
+        return params.seeding, None
+    if presegmented or cue is not None or params.particles != "watershed" or coarsen != 1:
+        return "phases", None
+    from .seeding import AUTO_BLUR, auto_seeding
+
+    report(0.35, "measuring the blur (seeding)")
+    seeding, blur = auto_seeding(volume, phases)
+    if seeding == "deconvolved" and isinstance(volume, np.ndarray):
+        try:
+            check_memory(volume.shape, volume.dtype, replace(params, seeding=seeding), presegmented=False,
+                         resident_input=True, downsampled=downsampled)
+        except MemoryBudgetError as exc:
+            warnings.warn(f"The blur ({blur:.2f} voxel) is at least {AUTO_BLUR} voxel, where the particles are "
+                          f"better seeded on a deconvolved mask, but that does not fit in memory ({exc}); they are "
+                          "seeded on the phases.", stacklevel=3)
+            seeding = "phases"
+    return seeding, blur
 
 
 def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress, *,

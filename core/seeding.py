@@ -97,7 +97,7 @@ from .particles import SLAB_VOXELS, SeparationParams, _quantise_in_place, fill_e
 from .phases import phase_references
 from .phases.partial_volume import _l1_distance4, _l1_distance4_on_cores
 
-__all__ = ["DECONV_BLUR", "deconv_settings", "estimate_blur", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA",
+__all__ = ["AUTO_BLUR", "AUTO_MIN_EDGES", "auto_seeding", "DECONV_BLUR", "deconv_settings", "estimate_blur", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA",
            "MIN_SIGMA", "deconvolve", "denoise_sigma", "estimate_noise", "presmooth_sigma", "regularised_particles",
            "seeding_mask"]
 
@@ -116,6 +116,12 @@ _NOISE_BLOCK = 128
 DECONV_BLUR, DECONV_ITERATIONS, DECONV_STEP = 1.0, 4, 1.8
 #: Deconvolved seeding: presmoothing sigma = this x (noise / (pure NMC - pure CBD))^(2/3), clipped.
 _PRESMOOTH_GAIN = 3.1
+#: ``AnalysisParams(seeding="auto")`` (the default): seeds on the deconvolved mask where :func:`estimate_blur`
+#: reads at least this many voxels, else on the phases (:func:`auto_seeding`).
+AUTO_BLUR = 0.9
+#: ... and only where the estimate read at least this many pore-NMC edge voxels (the demo electrodes, blur 0.75,
+#: read 0.80-0.92 from 591-2,611 edge voxels at 40³, 0.82-0.87 from 3,941-10,203 at 64³).
+AUTO_MIN_EDGES = 4000
 #: Deconvolved seeding: the separation of the mask merges fragments at this multiple of ``merge_ratio``
 #: (3.0 with the default ``merge_ratio`` 2.0, as it was, 2.5 x 1.2, when the default was 1.2).
 DECONV_MERGE_FACTOR = 1.5
@@ -209,17 +215,22 @@ def estimate_blur(volume: np.ndarray, phases: np.ndarray, *, block: int = _NOISE
         directions); NaN where fewer than 200 pore-NMC edge voxels are found
         or pore or NMC is absent.
     """
+    return _estimate_blur(volume, phases, block=block, references=references)[0]
+
+
+def _estimate_blur(volume, phases, *, block: int = _NOISE_BLOCK, references=None) -> tuple[float, int]:
+    """:func:`estimate_blur`, and the number of edge voxels whose profile it read (0 where it returns NaN early)."""
     volume, phases = _validate(volume, phases)
     if int(block) != block or block < 8:
         raise ValueError(f"block must be a whole number >= 8, got {block}")
     if min(volume.shape) <= 2 * (_EDGE_PROBE + 1):
-        return float("nan")
+        return float("nan"), 0
     sl = tuple(slice(max((n - block) // 2, 0), max((n - block) // 2, 0) + min(n, block)) for n in volume.shape)
     v = np.asarray(volume[sl], np.float32)
     i_pore, _, i_nmc = phase_references(v, phases[sl]) if references is None else references
     contrast = float(i_nmc) - float(i_pore)
     if not (np.isfinite(contrast) and contrast > 0):
-        return float("nan")
+        return float("nan"), 0
     # the Gaussian and its three derivatives share their 1D passes (the same axis order and float32
     # intermediates as ndi.gaussian_filter, so the same values): 9 passes instead of 12
     def g1(x, axis, order=0):
@@ -238,7 +249,7 @@ def estimate_blur(volume: np.ndarray, phases: np.ndarray, *, block: int = _NOISE
     idx = np.nonzero(sel)
     del sel, inner
     if idx[0].size < _EDGE_MIN:
-        return float("nan")
+        return float("nan"), 0
     grad = np.stack([g1(g1(g1(v, 0, 1), 1), 2)[idx], g1(g1(pz, 1, 1), 2)[idx], g1(pzy, 2, 1)[idx]])
     del pz, pzy
     grad /= np.float32(contrast)
@@ -257,17 +268,51 @@ def estimate_blur(volume: np.ndarray, phases: np.ndarray, *, block: int = _NOISE
         edge &= ph[q[0], q[1], q[2]] != CBD
     del ph
     if edge.sum() < _EDGE_MIN:
-        return float("nan")
+        return float("nan"), int(edge.sum())
     uu = u[idx][ok][edge].astype(np.float64)
     t = np.exp(-0.5 * ndtri(uu) ** 2) / np.sqrt(2 * np.pi) / mag[ok][edge]
     lt = np.log(t[(t > 0.25) & (t < 8.0)])
     if lt.size < _EDGE_MIN:
-        return float("nan")
+        return float("nan"), int(lt.size)
     hist, edges = np.histogram(lt, bins=400, range=(np.log(0.25), np.log(8.0)))
     hist = ndi.gaussian_filter1d(hist.astype(np.float64), 6.0)  # bins of 0.87 %: about 5 %
     i = int(np.argmax(hist))
     t_mode = float(np.exp(0.5 * (edges[i] + edges[i + 1])))
-    return float(np.sqrt(max(t_mode ** 2 - _EDGE_SMOOTH ** 2, 0.0)))
+    return float(np.sqrt(max(t_mode ** 2 - _EDGE_SMOOTH ** 2, 0.0))), int(lt.size)
+
+
+def auto_seeding(volume: np.ndarray, phases: np.ndarray) -> tuple[str, float]:
+    """What ``AnalysisParams(seeding="auto")`` seeds on: "deconvolved" on a blurred scan, else "phases".
+
+    The rule: :func:`estimate_blur` of the volume (its central block, about
+    0.3 s) at least :data:`AUTO_BLUR` voxels, read from at least
+    :data:`AUTO_MIN_EDGES` edge voxels (a small volume's estimate scatters).  Chosen on the sphere packings
+    of ``bench/robustness_grid.py`` (128³, training seeds 3 and 4, median
+    radius 7 and 14 voxels, noise 0.05 and 0.10, blur 0.8-1.2 voxel; bench/RESULTS.md
+    seeding_auto_s14): where the estimate read 0.92 or more (blur 0.9 and up)
+    the deconvolved seeding raised F1@0.5 by 0.033 on average over the 32
+    packings (-0.038 to +0.100; at radius 7 on every one, +0.017 to
+    +0.062); where it read 0.82-0.85 (blur 0.8) it lowered it at radius 14
+    (-0.064 to +0.007; +0.012 to +0.028 at radius 7).  The demo electrodes
+    read 0.82-0.84 (blur 0.75), so they keep the phases.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        Greyscale.
+    phases : (Z, Y, X) uint8
+        Its phases.
+
+    Returns
+    -------
+    seeding : {"phases", "deconvolved"}
+    blur : float
+        The estimate (voxels; NaN where it could not be measured: then "phases",
+        as where it read fewer than :data:`AUTO_MIN_EDGES` edge voxels).
+    """
+    blur, edges = _estimate_blur(volume, phases)
+    sure = np.isfinite(blur) and edges >= AUTO_MIN_EDGES
+    return ("deconvolved" if sure and blur >= AUTO_BLUR else "phases"), blur
 
 
 def denoise_sigma(noise: float, i_cbd: float, i_nmc: float, *, level: float = LEVEL) -> float:

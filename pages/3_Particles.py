@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from core.seeding import AUTO_BLUR
 from ui import exports, forms, jobs, page, particles_view, state
 from ui.messages import one_sentence
 
@@ -19,18 +20,26 @@ how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_ME
                             "model": "3D U-Net instance cue (runs the model on the greyscale; "
                                      "the phases stay those of the Segment page's method)"}.get)
 seeding = "phases"
+# what the latest run seeded on, and whether "auto" chose it (core.pipeline.run records the blur it read)
+auto_seen = (latest.provenance.get("seeding_auto") or {}) if latest is not None else {}
 if how == "watershed" and not sample.input.presegmented:
-    state.init(state.k(state.PART_SEEDING, sid), current.seeding if current.seeding != "regularised" else "phases")
+    requested = "auto" if auto_seen or latest is None else current.seeding
+    state.init(state.k(state.PART_SEEDING, sid), requested if requested != "regularised" else "phases")
     seeding = st.radio(
-        "Seeds from", ("phases", "deconvolved"), key=state.k(state.PART_SEEDING, sid), horizontal=True,
+        "Seeds from", ("auto", "phases", "deconvolved"), key=state.k(state.PART_SEEDING, sid), horizontal=True,
         persist_state=state.PERSIST,
-        format_func={"phases": "the NMC phase (default)",
+        format_func={"auto": f"by the scan's blur (default): the deconvolved mask where it is {AUTO_BLUR} voxel or more",
+                     "phases": "the NMC phase",
                      "deconvolved": "a deconvolved greyscale mask (noisy or blurred scans; slower)"}.get,
         help="On a noisy, blurred scan the blur fills the necks between touching particles, so they merge. "
              "The deconvolved mask undoes the blur measured on the scan (at least 1 voxel) before the seeds are cut; the phases, and so the "
              "contact areas, stay those of the Segment page. On the synthetic robustness grid it changed F1@0.5 "
              "by −0.03 to +0.05 (bench/RESULTS.md, robustness_grid_s13), most at a blur of 1.2 voxels; the whole analysis takes up to about twice as "
-             "long (256³ grid cells) and more memory. It re-runs the whole analysis.")
+             "long (256³ grid cells) and more memory. It re-runs the whole analysis. 'Chosen by the scan's blur' "
+             f"takes the deconvolved mask where the blur measured on the scan is {AUTO_BLUR} voxel or more.")
+    if auto_seen.get("blur_voxels") is not None:
+        st.caption(f"The latest analysis measured a blur of {auto_seen['blur_voxels']:.2f} voxel and seeded on "
+                   + ("a deconvolved mask." if auto_seen.get("seeding") == "deconvolved" else "the NMC phase."))
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 # background jobs (ui/jobs.py): the page may rerun or the browser close while they run
 if submitted and sep is not None and how == "model":
@@ -42,7 +51,9 @@ if submitted and sep is not None and how == "model":
         jobs.announce(jobs.submit(ws, sample, params, what="Analysis (3D U-Net)"))
 elif submitted and sep is not None:
     params = replace(current, particles="watershed", separation=sep, seeding=seeding)
-    if seeding != "phases":  # seeds from the greyscale: the whole analysis runs again (same phases)
+    # "auto" that chose the phases last time chooses them again on the same phases: those can be reused
+    reuse = seeding == "phases" or (seeding == "auto" and auto_seen.get("seeding") == "phases")
+    if not reuse:  # seeds from the greyscale: the whole analysis runs again (same phases)
         jobs.announce(jobs.submit(ws, sample, params))
     elif latest is not None:  # reuse the stored phases: only separation and measurement run again
         jobs.announce(jobs.submit(ws, sample, params, phases_from=latest.id, what="Particle separation"))

@@ -128,7 +128,8 @@ def _settings(p: AnalysisParams) -> dict[str, str]:
         out["min_island"] = f"islands below {int(seg.min_island)} voxels merged"
     if p.particles == "watershed":
         out["seeding"] = {"regularised": "seeds on a regularised NMC mask",
-                          "deconvolved": "seeds on a deconvolved NMC mask"}.get(p.seeding, "seeds on the NMC phase")
+                          "deconvolved": "seeds on a deconvolved NMC mask",
+                          "auto": "seeds by the measured blur"}.get(p.seeding, "seeds on the NMC phase")
         out["fill_cracks"] = f"crack filling {_onoff(sep.fill_cracks)}"
         out["markers"] = "h-maxima seeds" if sep.markers == "hmaxima" else "peak seeds"
         if sep.markers == "hmaxima":

@@ -12,8 +12,9 @@ and :func:`~core.chunked.measure_chunked` on the two stores.  The tasks run on
 the current dask scheduler (the client of :func:`~core.chunked.cluster`).
 
 What it does not do (refused with one sentence): the 3D U-Net and the
-classifier methods, the regularised seeding, and ``downsample`` (each needs
-its own chunk-wise rule).  The labels follow the halo rule of
+classifier methods, the regularised or deconvolved seeding, and ``downsample``
+(each needs its own chunk-wise rule); the default ``seeding="auto"`` seeds on
+the phases here, whatever the blur.  The labels follow the halo rule of
 :func:`~core.chunked.separate_chunked`: not bit-identical to the whole-volume
 labels, but the same chunking gives the same labels and table every time
 (so a recipe records the chunking).
@@ -129,7 +130,7 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
                          "leave --downsample out")
     if not presegmented and params.method != "threshold":
         raise ValueError(f"the chunked engine (--chunk-size) runs the threshold method, not {params.method!r}")
-    if params.particles != "watershed" or params.seeding != "phases":
+    if params.particles != "watershed" or params.seeding not in ("auto", "phases"):
         raise ValueError("the chunked engine (--chunk-size) separates particles by the watershed of the phases only")
 
 
@@ -443,7 +444,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
-    resolved = replace(params, segment=seg_params, separator_side=side, coarsen=coarsen)
+    # "auto" seeding is the phases here: the deconvolved mask would need the whole greyscale (core.seeding)
+    resolved = replace(params, segment=seg_params, separator_side=side, coarsen=coarsen, seeding="phases")
     chunking = {"chunk_size": chunk_size, "halo": halo, "beyond_halo": int(beyond)}
     if max_diameter_um:
         chunking["max_diameter_um"] = round(float(max_diameter_um), 6)

@@ -108,7 +108,9 @@ def test_seeds_from_the_deconvolved_greyscale_rerun_the_analysis_with_the_same_p
     s, at = _open(seeded_ws, "cycled-1C")
     before = seeded_ws.latest_analysis(s.id)
     key = state.k(state.PART_SEEDING, s.id)
-    assert at.radio(key=key).value == "phases"
+    # the default chose by the blur it measured, and the page says which
+    assert at.radio(key=key).value == "auto" and before.provenance["seeding_auto"]["seeding"] == "phases"
+    assert any("seeded on the NMC phase" in c.value for c in at.caption)
     at.radio(key=key).set_value("deconvolved").run()
     next(b for b in at.button if b.proto.label == "Run particle separation").click().run()
     no_exception(at)
@@ -125,6 +127,18 @@ def test_seeds_from_the_deconvolved_greyscale_rerun_the_analysis_with_the_same_p
     next(b for b in at.button if b.proto.label == "Run particle separation").click().run()
     again = seeded_ws.latest_analysis(s.id)
     assert "seeding" not in again.params and again.provenance["phases_from_analysis"] == after.id
+    # "auto" after the phases: the blur needs the greyscale, so the whole analysis runs ...
+    at.radio(key=key).set_value("auto").run()
+    next(b for b in at.button if b.proto.label == "Run particle separation").click().run()
+    no_exception(at)
+    third = seeded_ws.latest_analysis(s.id)
+    assert third.id > again.id and not third.provenance["presegmented"]
+    assert third.provenance["seeding_auto"]["seeding"] == "phases" and third.resolved.seeding == "phases"
+    # ... and "auto" again, which chose the phases: the stored phases are separated again
+    next(b for b in at.button if b.proto.label == "Run particle separation").click().run()
+    no_exception(at)
+    last = seeded_ws.latest_analysis(s.id)
+    assert last.id > third.id and last.provenance["phases_from_analysis"] == third.id
 
 
 def test_an_already_segmented_sample_offers_no_greyscale_seeds(empty_ws):

@@ -76,7 +76,7 @@ def test_regularised_seeding_splits_touching_spheres_that_the_plain_path_merges(
         warnings.simplefilter("ignore")  # the blur warning of the partial-volume correction
         for seed in range(6):
             grey, _, _ = _pair(seed)
-            plain.append(int(run(grey, spacing=SP).labels.max()))
+            plain.append(int(run(grey, AnalysisParams(seeding="phases"), spacing=SP).labels.max()))
             reg.append(int(run(grey, AnalysisParams(seeding=seeding), spacing=SP).labels.max()))
     assert max(plain + reg) <= 2
     assert sum(n == 2 for n in reg) > sum(n == 2 for n in plain)
@@ -89,7 +89,7 @@ def test_packing_scores_better_with_regularised_seeding(seeding):
     e = make_sphere_packing(PackingParams(shape=(64, 64, 64)), rng=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plain = run(e.greyscale, spacing=e.spacing)
+        plain = run(e.greyscale, AnalysisParams(seeding="phases"), spacing=e.spacing)
         reg = run(e.greyscale, AnalysisParams(seeding=seeding), spacing=e.spacing)
     np.testing.assert_array_equal(reg.phases, plain.phases)  # the phases are not touched
     f1 = [float(instance_scores(e.labels, r.labels)["f1"].iloc[0]) for r in (plain, reg)]
@@ -97,8 +97,13 @@ def test_packing_scores_better_with_regularised_seeding(seeding):
     assert reg.params.seeding == seeding and plain.params.seeding == "phases"
 
 
-def test_seeding_switch_round_trips_and_is_left_out_by_default():
-    assert "seeding" not in AnalysisParams().to_dict()
+def test_seeding_switch_round_trips_and_old_dicts_read_as_phases():
+    assert AnalysisParams().seeding == "auto" and AnalysisParams().to_dict()["seeding"] == "auto"
+    assert AnalysisParams.from_dict(AnalysisParams().to_dict()) == AnalysisParams()
+    # parameters written before "auto" left "phases" out: they replay on the phases
+    old = {k: v for k, v in AnalysisParams().to_dict().items() if k != "seeding"}
+    assert AnalysisParams.from_dict(old).seeding == "phases"
+    assert "seeding" not in AnalysisParams(seeding="phases").to_dict()
     p = AnalysisParams(seeding="regularised")
     assert p.to_dict()["seeding"] == "regularised" and AnalysisParams.from_dict(p.to_dict()) == p
     with pytest.raises(ValueError, match="seeding"):
@@ -263,3 +268,69 @@ def test_deconv_settings_follow_the_measured_blur_with_a_floor():
     assert info["blur"] == blur and info["iterations"] == DECONV_ITERATIONS
     with pytest.raises(ValueError, match="merge_factor"):
         regularised_particles(grey, phases, SP, deconvolved=True, merge_factor=0.0)
+
+
+def _packing(blur: float, seed: int = 3):
+    return make_sphere_packing(PackingParams(shape=(64, 64, 64), blur_voxels=blur, noise_contrast=0.05), rng=seed)
+
+
+def test_auto_seeding_reads_the_blur():
+    from core.phases import segment
+    from core.seeding import AUTO_BLUR, auto_seeding
+
+    for blur, want in ((0.6, "phases"), (1.2, "deconvolved")):
+        e = _packing(blur)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            phases = segment(e.greyscale)
+        seeding, measured = auto_seeding(e.greyscale, phases)
+        assert seeding == want and (measured >= AUTO_BLUR) == (want == "deconvolved")
+        assert measured == pytest.approx(blur, abs=0.15)
+    # too few edge voxels for a sure estimate (a 32³ crop of the blurred packing): the phases
+    from core.seeding import AUTO_MIN_EDGES, _estimate_blur
+
+    e = _packing(1.2)
+    crop = (slice(0, 32),) * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        phases = segment(e.greyscale[crop])
+    assert _estimate_blur(e.greyscale[crop], phases)[1] < AUTO_MIN_EDGES
+    assert auto_seeding(e.greyscale[crop], phases)[0] == "phases"
+    # nothing to measure (no pore-NMC edges): the phases
+    assert auto_seeding(np.full((16, 16, 16), 7.0), np.full((16, 16, 16), NMC, np.uint8))[0] == "phases"
+
+
+@pytest.mark.parametrize("blur, want", [(0.6, "phases"), (1.2, "deconvolved")])
+def test_run_resolves_auto_seeding_and_records_it(blur, want):
+    e = _packing(blur)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = run(e.greyscale, spacing=e.spacing)
+        same = run(e.greyscale, AnalysisParams(seeding=want), spacing=e.spacing)
+    assert auto.params.seeding == want and auto.provenance["seeding_auto"]["seeding"] == want
+    assert auto.provenance["seeding_auto"]["blur_voxels"] == pytest.approx(blur, abs=0.15)
+    np.testing.assert_array_equal(auto.labels, same.labels)
+    assert "seeding_auto" not in same.provenance
+    # presegmented input has no greyscale to measure: "auto" seeds on the phases
+    pre = run(e.phases, spacing=e.spacing, presegmented=True)
+    assert pre.params.seeding == "phases" and pre.provenance["seeding_auto"]["blur_voxels"] is None
+
+
+def test_auto_seeding_falls_back_to_the_phases_where_the_deconvolved_mask_does_not_fit(monkeypatch):
+    import core.pipeline as pipeline
+    from core.memory import MemoryBudgetError
+
+    real = pipeline.check_memory
+
+    def tight(shape, dtype, params, **kw):
+        if params.seeding == "deconvolved":
+            raise MemoryBudgetError("needs 9.9 GiB, 1.0 GiB available")
+        return real(shape, dtype, params, **kw)
+
+    monkeypatch.setattr(pipeline, "check_memory", tight)
+    e = _packing(1.2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = run(e.greyscale, spacing=e.spacing)
+    assert r.params.seeding == "phases" and r.provenance["seeding_auto"]["seeding"] == "phases"
+    assert any("does not fit in memory" in str(w.message) for w in caught)
