@@ -40,7 +40,7 @@ voxels (:func:`deconv_settings`, :func:`deconvolve`), sharpen the necks before t
 
 The level and the smoothing were chosen by measurement on
 :func:`core.synth.make_sphere_packing` (``bench/robustness_grid.py``).
-Status: opt-in (``AnalysisParams(seeding="regularised")``), not the default.
+Status: opt-in (``AnalysisParams(seeding="regularised")``).
 On the sphere packings it raised the greyscale F1@0.5 by 0.015-0.04 at a
 median radius of 7 voxels (blur 0.6-1.2 voxel, noise 0.05-0.10) but not
 enough to come within 0.03 of the true phases at blur 1.2, and not at all at
@@ -72,12 +72,19 @@ took most of its time) and a second separation: on a 256³ demo-like electrode
 against 2.4 s of the default (particles step 3.5 s against 1.3 s; load 2.6 /
 1.8 on 2 cores; 9.1 s for the particles step with the iterated Gaussians and
 the flood that queued every seed voxel); not yet for the lean 512³ path.
-Not the default for that reason: at 256³ the default analysis is 8.9 times
+It was not made the default for that reason: at 256³ the default analysis is 8.9 times
 faster than the PoreSpy pipeline (bench/RESULTS.md speed_memory_256_vs_porespy),
-the deconvolved one would be about 4.6 times; and no rule on the measured blur
-or noise picks the cells where it is needed (it raises F1 on every cell of the
-grid, blur 0.6 included, where the measured blur, 0.62-0.67, is below the
-demo electrodes' 0.82-0.84).
+the deconvolved one would be about 4.6 times; and it raises F1 on the blur-0.6
+cells of the grid too, where the measured blur (0.62-0.67) is below the demo
+electrodes' 0.82-0.84, so no rule on the blur picks every cell where it helps.
+
+**Chosen by the blur** (``seeding="auto"``, the default since session 14;
+:func:`auto_seeding`): the deconvolved mask where the blur read on the scan
+is at least :data:`AUTO_BLUR` (0.9) voxel, else the phases.  At and above
+that blur the deconvolved mask raised F1@0.5 on the training packings by
+0.033 on average, and on every packing of median radius 7; below it (the
+demo electrodes, the speed benchmark's electrode) the analysis is the one
+of before, at the same speed plus the blur estimate (about 0.3 s).
 """
 
 from __future__ import annotations
