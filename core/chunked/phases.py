@@ -18,8 +18,9 @@ The halo rule (voxels added on each side of a chunk, along every axis)
 ``ceil(4 * denoise_size) + 2`` for a Gaussian or median denoising (0 for
 none; scipy truncates a Gaussian at ``int(4 sigma + 0.5)``, a median window
 reaches ``size // 2``) and ``reach = 6 + int(4 * pv_sigma + 0.5)`` with the
-partial-volume correction (its NMC rim growth reads NMC 6 face steps away,
-its spill is a Gaussian of ``pv_sigma``), else 0.  A voxel of the chunk then
+partial-volume correction (its NMC rim growth reads NMC ``3 +
+RIM_WINDOW_HALF`` = 6 face steps away, its spill is a Gaussian of
+``pv_sigma``; :func:`core.phases.partial_volume._reach`), else 0.  A voxel of the chunk then
 sees every voxel its result depends on, with the values the whole volume
 gives them.
 

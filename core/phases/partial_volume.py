@@ -29,6 +29,14 @@ from .threshold import _central_slices, _interior_references
 
 __all__ = ["SIGMA_BOUNDS", "correct_partial_volume", "estimate_pv_sigma"]
 
+#: Half-width (voxels) of the window in which :func:`_grow_rim` averages the "ring" voxels, the material
+#: just outside the NMC: (2 h + 1)^3 voxels around each rim voxel.  A smaller window follows the material
+#: at CBD edges more closely but shifts where the cancelling rim errors balance: on the demo electrodes'
+#: training seeds 0-2, h = 2 gave median |detachment error| 0.019 / 0.028 / 0.028 against 0.022 / 0.029 /
+#: 0.029 with h = 3, but a cycled-5C bias near -0.01 against about 0, and on the headline test's electrode
+#: (cycled-5C 128^3) 0.0265 with bias -0.014 against 0.0229 and 0.000 (bench/RESULTS.md demo_detachment_h16d).
+RIM_WINDOW_HALF = 3
+
 
 def correct_partial_volume(
     volume: np.ndarray, phases: np.ndarray, low: float, *, sigma: float | None = None,
@@ -135,10 +143,12 @@ def _spill_radius(sigma: float) -> int:
 def _reach(sigma: float) -> int:
     """Slices along axis 0 that the correction of one slice reads on either side.
 
-    The rim growth reads NMC 6 face steps away (rim 1, ring 2..3, window 3);
-    the spill is a Gaussian of the grown NMC, :func:`_spill_radius` wide.
+    The rim growth reads NMC ``3 + RIM_WINDOW_HALF`` face steps away along
+    axis 0 (ring voxels up to 3 steps from NMC, in a window
+    :data:`RIM_WINDOW_HALF` rows either side); the spill is a Gaussian of the
+    grown NMC, :func:`_spill_radius` wide.
     """
-    return 6 + _spill_radius(sigma)
+    return 3 + RIM_WINDOW_HALF + _spill_radius(sigma)
 
 
 def _grow_rim(volume, phases, i_nmc, low, rows=None):
@@ -147,7 +157,8 @@ def _grow_rim(volume, phases, i_nmc, low, rows=None):
     The NMC surface lies where the grey value is halfway between NMC and the
     material just outside it.  That outside value is estimated, for each rim
     voxel (a non-NMC face neighbour of NMC), as the mean grey value of the
-    "ring" voxels (2 to 3 face steps away from NMC) within a 7x7x7 window.
+    "ring" voxels (2 to 3 face steps away from NMC) within a window of
+    ``2 * RIM_WINDOW_HALF + 1`` voxels a side (:data:`RIM_WINDOW_HALF`).
     The window sums run along x and y as running sums over whole rows and
     along axis 0 as direct sums, so a voxel's value does not depend on where
     a slab of the volume starts along axis 0 (slabs and one-slice previews
@@ -161,33 +172,36 @@ def _grow_rim(volume, phases, i_nmc, low, rows=None):
     dist = _l1_distance4_on_cores(np.ascontiguousarray(phases), np.uint8(NMC))
     i_nmc, low, code = np.float64(i_nmc), np.float64(low), np.uint8(NMC)
     # row ranges on the cores (each with its own window sums: 3 planes either side are summed twice)
-    _on_cores(lambda a, b: _grow_rim_rows(v, dist, i_nmc, low, code, out, int(lo) + a, int(lo) + b), int(hi) - int(lo))
+    h = RIM_WINDOW_HALF
+    _on_cores(lambda a, b: _grow_rim_rows(v, dist, i_nmc, low, code, out, int(lo) + a, int(lo) + b, h),
+              int(hi) - int(lo))
     return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi):
-    """:func:`_grow_rim`'s growth of rows ``out_lo:out_hi`` on one core."""
-    _grow_rim_rows(v, _l1_distance4(ph, nmc_code), i_nmc, low, nmc_code, out, out_lo, out_hi)
+def _grow_rim_kernel(v, ph, i_nmc, low, nmc_code, out, out_lo, out_hi, h):
+    """:func:`_grow_rim`'s growth of rows ``out_lo:out_hi`` on one core (window half-width ``h``)."""
+    _grow_rim_rows(v, _l1_distance4(ph, nmc_code), i_nmc, low, nmc_code, out, out_lo, out_hi, h)
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_rim_rows(v, dist, i_nmc, low, nmc_code, out, out_lo, out_hi):
+def _grow_rim_rows(v, dist, i_nmc, low, nmc_code, out, out_lo, out_hi, h):
     """Rows ``out_lo:out_hi`` of :func:`_grow_rim` from the capped NMC distance ``dist`` (:func:`_l1_distance4`).
 
-    A row reads ``dist`` and ``v`` within 3 rows of it and writes ``out``
-    in that row only, so row ranges can be grown by different threads.
+    ``h``: half-width of the window (1..3).  A row reads ``dist`` and ``v``
+    within ``h`` rows of it and writes ``out`` in that row only, so row
+    ranges can be grown by different threads.
     """
     nz, ny, nx = v.shape
     # window sums across axes 1 and 2 of 8 planes at a time (plane p in slot p % 8)
     cnt = np.empty((8, ny, nx), np.uint16)
     tot = np.empty((8, ny, nx), np.float32)
     bufs = _ring_sum_buffers(ny, nx)
-    done = max(0, out_lo - 3)  # next plane to sum
+    done = max(0, out_lo - h)  # next plane to sum
     for z in range(out_lo, out_hi):
-        z0, z1 = max(0, z - 3), min(nz, z + 4)
+        z0, z1 = max(0, z - h), min(nz, z + h + 1)
         while done < z1:
-            _ring_sums_plane(dist, v, done, cnt[done % 8], tot[done % 8], bufs)
+            _ring_sums_plane(dist, v, done, cnt[done % 8], tot[done % 8], bufs, h)
             done += 1
         # along axis 0: direct sums at the rim voxels; then the halfway test
         for y in range(ny):
@@ -274,41 +288,43 @@ def _ring_sum_buffers(ny, nx):
 
 
 @numba.njit(cache=True, nogil=True)
-def _ring_sums_plane(dist, v, z, cnt, tot, bufs):
-    """Count and grey sum of the ring voxels (distance 2..3) in the 7x7 windows of plane ``z``.
+def _ring_sums_plane(dist, v, z, cnt, tot, bufs, h):
+    """Count and grey sum of the ring voxels (distance 2..3) in the (2 h + 1)^2 windows of plane ``z``.
 
     Prefix sums along each whole row, then running sums along each whole
     column (float64, stored as float32), so a plane's values do not depend
-    on the other planes.
+    on the other planes.  ``bufs`` (:func:`_ring_sum_buffers`) hold room for
+    ``h`` up to 3; their padding stays 0.
     """
     rowc, rowt, prec, pret, pc, pt, accc, acct = bufs
     ny, nx = cnt.shape
+    w = 2 * h
     for y in range(ny):
         for x in range(nx):
             d = dist[z, y, x]
             ring = d == 2 or d == 3
-            rowc[x + 3] = 1 if ring else 0
-            rowt[x + 3] = v[z, y, x] if ring else 0.0
+            rowc[x + h] = 1 if ring else 0
+            rowt[x + h] = v[z, y, x] if ring else 0.0
         c = 0
         t = 0.0
-        for x in range(nx + 7):
+        for x in range(nx + w):
             c += rowc[x]
             t += rowt[x]
             prec[x] = c
             pret[x] = t
         for x in range(nx):
-            pc[y + 3, x] = prec[x + 6] - (prec[x - 1] if x > 0 else 0)
-            pt[y + 3, x] = np.float32(pret[x + 6] - (pret[x - 1] if x > 0 else 0.0))
+            pc[y + h, x] = prec[x + w] - (prec[x - 1] if x > 0 else 0)
+            pt[y + h, x] = np.float32(pret[x + w] - (pret[x - 1] if x > 0 else 0.0))
     accc[:] = 0
     acct[:] = 0.0
-    for k in range(6):
+    for k in range(w):
         for x in range(nx):
             accc[x] += pc[k, x]
             acct[x] += pt[k, x]
     for y in range(ny):
         for x in range(nx):
-            accc[x] += pc[y + 6, x]
-            acct[x] += pt[y + 6, x]
+            accc[x] += pc[y + w, x]
+            acct[x] += pt[y + w, x]
             cnt[y, x] = accc[x]
             tot[y, x] = acct[x]
             accc[x] -= pc[y, x]

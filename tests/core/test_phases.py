@@ -519,8 +519,39 @@ def test_rim_growth_does_not_depend_on_where_the_slab_starts(electrode64):
     np.testing.assert_array_equal(part[:6], ph[14:20])  # rows outside ``rows`` are left as they were
     # the row ranges grown on the cores equal the one-core kernel
     one = ph.copy()
-    PV._grow_rim_kernel(d.astype(np.float32), ph, np.float64(i_nmc), np.float64(lo), np.uint8(NMC), one, 0, len(ph))
+    PV._grow_rim_kernel(d.astype(np.float32), ph, np.float64(i_nmc), np.float64(lo), np.uint8(NMC), one, 0, len(ph),
+                        PV.RIM_WINDOW_HALF)
     np.testing.assert_array_equal(whole, one)
+
+
+def _grow_rim_reference(volume, phases, i_nmc, low, h):
+    """The rim growth's definition with scipy: a rim voxel (face step 1 from NMC) becomes NMC where its grey value
+    is at least halfway between NMC and the mean of the ring voxels (face steps 2..3) in its (2 h + 1)^3 window
+    (``low`` where the window holds none)."""
+    dist = ndi.distance_transform_cdt(phases != NMC, metric="taxicab")
+    ring = ((dist == 2) | (dist == 3)).astype(np.float64)
+    v = volume.astype(np.float32).astype(np.float64)
+    size = 2 * h + 1
+    c = np.rint(ndi.uniform_filter(ring, size, mode="constant") * size**3)
+    t = ndi.uniform_filter(ring * v, size, mode="constant") * size**3
+    outside = np.where(c > 0, t / np.maximum(c, 1), low)
+    out = phases.copy()
+    out[(dist == 1) & (v >= 0.5 * (i_nmc + outside))] = NMC
+    return out
+
+
+@pytest.mark.parametrize("h", [1, 2, 3])
+def test_rim_growth_follows_its_definition(electrode64, h):
+    """The numba rim growth (running window sums) against the scipy definition, for each window half-width."""
+    d = P.denoise(electrode64, "none")
+    lo, hi = suggest_thresholds(d)
+    ph = threshold(d, lo, hi)
+    i_nmc = float(np.median(d[ph == NMC]))
+    got = ph.copy()
+    PV._grow_rim_kernel(d.astype(np.float32), ph, np.float64(i_nmc), np.float64(lo), np.uint8(NMC), got, 0, len(ph), h)
+    want = _grow_rim_reference(d, ph, i_nmc, lo, h)
+    assert (want != ph).any()
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("seed", range(3))
