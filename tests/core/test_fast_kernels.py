@@ -75,6 +75,44 @@ def test_outside_reach_on_random_volumes_equals_reference():
         np.testing.assert_array_equal(K.outside_reach(blocked), reference_flood(blocked, seeds))
 
 
+@pytest.mark.parametrize("pieces", [1, 2, 3])
+def test_reach_by_runs_equals_connected_components(pieces, monkeypatch):
+    """The run union-find of outside_reach, its planes joined in 1-3 pieces (threads) and across their seams."""
+    monkeypatch.setattr(K, "cores", lambda: pieces)
+    monkeypatch.setattr(K, "RUNS_PER_VOXEL_MAX", 1.0)  # every volume by runs, however noisy
+    rng = np.random.default_rng(10 + pieces)
+    for k in range(40):
+        shape = tuple(int(v) for v in rng.integers(1, 14, 3))
+        blocked = rng.random(shape) < rng.uniform(0.2, 0.8)
+        if k % 2:
+            blocked = blocked.astype(np.uint16) * rng.integers(1, 9, shape).astype(np.uint16)  # labels block too
+        seeds = rng.integers(0, blocked.size, int(rng.integers(0, 12))).astype(np.int64)  # repeats allowed
+        reached = K._reach_by_runs(blocked, seeds)
+        assert reached.dtype == bool and reached.shape == blocked.shape
+        np.testing.assert_array_equal(reached, reference_flood(blocked, seeds))
+    # a channel winding up and down across the seams many times, entered at one end only
+    blocked = np.ones((21, 3, 21), bool)
+    for x in range(1, 20, 2):
+        blocked[1:20, 1, x] = False
+    for k, x in enumerate(range(2, 19, 2)):
+        blocked[19 if k % 2 == 0 else 1, 1, x] = False
+    start = np.array([np.ravel_multi_index((1, 1, 1), blocked.shape)], np.int64)
+    np.testing.assert_array_equal(K._reach_by_runs(blocked, start), ~blocked)
+
+
+def test_outside_reach_floods_where_runs_are_too_many(monkeypatch):
+    """Above RUNS_PER_VOXEL_MAX the run tables are not built (None) and outside_reach floods instead: same set."""
+    rng = np.random.default_rng(5)
+    blocked = rng.random((9, 10, 11)) < 0.5
+    runs = int((~blocked[..., 0]).sum() + (~blocked[..., 1:] & blocked[..., :-1]).sum())
+    want = K.outside_reach(blocked)
+    monkeypatch.setattr(K, "RUNS_PER_VOXEL_MAX", (runs - 1) / blocked.size)
+    assert K._reach_by_runs(blocked, K._face_seeds(blocked)) is None
+    np.testing.assert_array_equal(K.outside_reach(blocked), want)
+    monkeypatch.setattr(K, "RUNS_PER_VOXEL_MAX", runs / blocked.size)
+    np.testing.assert_array_equal(K._reach_by_runs(blocked, K._face_seeds(blocked)), want)
+
+
 @pytest.mark.parametrize("misleading", [False, True])
 def test_slab_distance_exact_whatever_the_slab_order(misleading, monkeypatch):
     """Slabs transformed in the order of a wrong guess of where the maximum is are quantised again: same result."""
