@@ -561,6 +561,32 @@ def run_side_by_side(*calls) -> list:
     return [first] + [f.result() for f in futures]
 
 
+class SideWork:
+    """Calls (no arguments) that may run on an idle core while the calling thread runs a single-threaded step.
+
+    :meth:`start` submits them to :func:`run_on_cores`'s pool, where there are
+    two cores or more (once; later calls do nothing); :meth:`results` returns
+    their results in order, waiting for those started and calling the others
+    there and then, so a caller whose path has no single-threaded step still
+    gets them.  For work that only reads arrays nobody writes meanwhile and
+    releases the GIL (numpy, hashlib, numba ``nogil`` kernels); a call must
+    not wait on the pool itself.
+    """
+
+    def __init__(self, *calls):
+        self._calls = list(calls)
+        self._futures = None
+
+    def start(self) -> None:
+        if self._futures is None and self._calls and cores() > 1:
+            self._futures = [_pool().submit(c) for c in self._calls]
+
+    def results(self) -> list:
+        if self._futures is not None:
+            return [f.result() for f in self._futures]
+        return [c() for c in self._calls]
+
+
 def run_on_cores(work, n: int) -> None:
     """``work(k0, k1)`` over ``[0, n)`` in as many even pieces as there are cores, one thread each.
 

@@ -232,8 +232,15 @@ def detect_separator_side(phases: np.ndarray, axis: int = 0, *, slab_frac: float
     check_choice(axis, "axis", (0, 1, 2))
     n = phases.shape[axis]
     k = max(1, int(round(n * slab_frac)))
-    profile = (phases == NMC).mean(axis=tuple(a for a in range(3) if a != axis))
-    first, last = float(profile[:k].mean()), float(profile[-k:].mean())
+    other = tuple(a for a in range(3) if a != axis)
+
+    def slab(lo: int, hi: int) -> float:
+        """Mean NMC fraction of the slices lo..hi-1 along ``axis`` (only those are compared: no volume-sized mask)."""
+        where = [slice(None)] * 3
+        where[axis] = slice(lo, hi)
+        return float((phases[tuple(where)] == NMC).mean(axis=other).mean())
+
+    first, last = slab(0, k), slab(n - k, n)
     return ("start" if first <= last else "end"), abs(last - first)
 
 

@@ -42,6 +42,7 @@ import pandas as pd
 
 from . import __version__
 from ._checks import check_int
+from ._kernels import SideWork
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
 from .metrics import Side, _particle_table, detect_separator_side
 from .particles import SeparationParams, _separate_particles
@@ -377,6 +378,9 @@ def run(
     check_has_nmc(phases)
 
     t0 = time.perf_counter()
+    # what needs neither the labels nor the core the separation's flood leaves idle: done meanwhile where it has one
+    beside = SideWork(lambda: checksum(volume),
+                      lambda: detect_separator_side(phases, params.axis) if params.separator_side == "auto" else None)
     coarsen, unlabelled = params.coarsen, None
     if cue is None and coarsen != 1:
         coarsen = resolve_coarsen(phases, sp, coarsen)
@@ -385,16 +389,17 @@ def run(
         outside = None
     else:
         labels, outside = _particles(phases, cue, sp, params, report, stage(0.35, 0.85),
-                                     volume=None if presegmented else volume, nonfinite=nonfinite)
+                                     volume=None if presegmented else volume, nonfinite=nonfinite, side=beside)
     del cue
     timings["particles_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     report(0.85, f"measuring {int(labels.max())} particles")
+    input_checksum, detected = beside.results()
     side = params.separator_side
     contrast = None
     if side == "auto":
-        side, contrast = detect_separator_side(phases, params.axis)
+        side, contrast = detected
     if outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
         outside = np.unpackbits(outside, count=labels.size).view(bool).reshape(labels.shape)
     table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside)
@@ -407,7 +412,7 @@ def run(
         separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
         seeding=params.seeding, coarsen=coarsen,
     )
-    provenance = _provenance(volume, params, resolved, sp, table, presegmented=presegmented,
+    provenance = _provenance(volume, params, resolved, sp, table, input_checksum, presegmented=presegmented,
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
                              classifier_sha=classifier_sha, timings=timings)
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
@@ -470,8 +475,11 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
 
 
 def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress, *,
-               volume: np.ndarray | None = None, nonfinite: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+               volume: np.ndarray | None = None, nonfinite: int = 0,
+               side: SideWork | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Particle labels: the seeded watershed of the network's cue when there is one, else the crack-aware watershed.
+
+    ``side`` is handed to the crack-aware watershed on the phases (started when its flood starts).
 
     Also the packed ``outside_reach`` of the NMC where the crack-aware watershed computed it (else None),
     see :func:`core.particles._separate_particles`.
@@ -489,7 +497,7 @@ def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Prog
         return _regularised_particles(volume, phases, sp, params.separation, progress=progress,
                                       deconvolved=params.seeding == "deconvolved", keep_outside=True)
     if cue is None:
-        return _separate_particles(phases, sp, params.separation, progress=progress, keep_outside=True)
+        return _separate_particles(phases, sp, params.separation, progress=progress, keep_outside=True, side=side)
     from .nn.infer import instances_from_cue
 
     report(0.6, "particles from the network's cue")
@@ -528,15 +536,16 @@ def _coarse_particles(phases: np.ndarray, sp, separation: SeparationParams, fact
     return res.labels, res.unlabelled
 
 
-def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame, *,
-                presegmented: bool, downsampled: int, side_contrast, weights_sha, timings: dict,
-                classifier_sha: str | None = None) -> dict:
-    """What a run records beside its results (see :class:`AnalysisResult`)."""
+def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame,
+                input_checksum: str, *, presegmented: bool, downsampled: int, side_contrast, weights_sha,
+                timings: dict, classifier_sha: str | None = None) -> dict:
+    """What a run records beside its results (see :class:`AnalysisResult`); ``input_checksum``:
+    :func:`checksum` of ``volume``."""
     seg = resolved.segment
     blur_used = not presegmented and params.method == "threshold" and seg.partial_volume and seg.pv_sigma is not None
     provenance = {
         "versions": versions(torch=weights_sha is not None),
-        "input_checksum": checksum(volume),
+        "input_checksum": input_checksum,
         "input_shape": list(volume.shape),
         "input_dtype": str(volume.dtype),
         "spacing_um": list(sp),

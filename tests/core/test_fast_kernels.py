@@ -293,3 +293,20 @@ def test_run_on_cores_covers_every_piece_and_works_in_a_forked_child():
     if "fork" in mp.get_all_start_methods():
         with mp.get_context("fork").Pool(1) as pool:
             assert pool.apply_async(_sum_on_cores, (77,)).get(timeout=20) == sum(range(77))
+
+
+@pytest.mark.parametrize("n_cores", [1, 2])
+def test_side_work_gives_the_results_of_plain_calls(n_cores, monkeypatch):
+    """SideWork: the calls' results in order, whether started on the pool (2 cores), never started, or one core."""
+    monkeypatch.setattr(K, "cores", lambda: n_cores)
+    a = np.arange(10_000, dtype=np.int64)
+    calls = (lambda: int(a.sum()), lambda: a[::-1].copy(), lambda: None)
+    for start in (False, True):
+        side = K.SideWork(*calls)
+        if start:
+            side.start()
+            side.start()  # once only
+        got = side.results()
+        assert got[0] == int(a.sum()) and got[2] is None
+        np.testing.assert_array_equal(got[1], a[::-1])
+    assert K.SideWork().results() == []

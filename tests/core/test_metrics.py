@@ -425,6 +425,21 @@ def test_detect_separator_side():
     assert side == "start"
 
 
+def test_detect_separator_side_equals_the_whole_profile():
+    """Only the two end slabs are read: same side and the same contrast, to the bit, as the whole profile's."""
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        shape = tuple(int(v) for v in rng.integers(1, 30, 3))
+        ph = rng.choice(np.array([PORE, CBD, NMC], np.uint8), shape, p=rng.dirichlet((1, 1, 1)))
+        for axis in range(3):
+            for frac in (0.1, 0.35, 0.7):
+                k = max(1, int(round(shape[axis] * frac)))
+                profile = (ph == NMC).mean(axis=tuple(a for a in range(3) if a != axis))
+                first, last = float(profile[:k].mean()), float(profile[-k:].mean())
+                want = ("start" if first <= last else "end"), abs(last - first)
+                assert detect_separator_side(ph, axis, slab_frac=frac) == want
+
+
 def test_auto_separator_side_in_table():
     ph = np.zeros((30, 10, 10), np.uint8)
     ph[10:29, 2:8, 2:8] = NMC
