@@ -310,3 +310,19 @@ def test_side_work_gives_the_results_of_plain_calls(n_cores, monkeypatch):
         assert got[0] == int(a.sum()) and got[2] is None
         np.testing.assert_array_equal(got[1], a[::-1])
     assert K.SideWork().results() == []
+
+
+def test_numpy_hugepages_sets_and_restores_numpy_switch():
+    """numpy's huge-page advice inside the block, as before after it (nested, and when the block raises)."""
+    get = np._core.multiarray._get_madvise_hugepage
+    before = get()
+    with K.numpy_hugepages(not before):
+        assert get() == (not before)
+        with K.numpy_hugepages(before):
+            assert get() == before
+        assert get() == (not before)
+    assert get() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with K.numpy_hugepages(not before):
+            raise RuntimeError("inside")
+    assert get() == before
