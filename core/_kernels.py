@@ -386,8 +386,6 @@ def assign_cracks(labels, reached):
     sparse set of enclosed voxels (union-find on sorted flat indices), so no
     extra volume is allocated.  Returns the number of voxels assigned.
     """
-    nz, ny, nx = labels.shape
-    sxy = ny * nx
     flat_l = labels.ravel()
     flat_r = reached.ravel()
     n = 0
@@ -402,6 +400,49 @@ def assign_cracks(labels, reached):
         if flat_l[i] == 0 and not flat_r[i]:
             idx[k] = i
             k += 1
+    return assign_enclosed(labels, idx, _enclosed_roots(idx, labels.shape))
+
+
+@numba.njit(cache=True, nogil=True)
+def enclosed_of_phases(phases, packed, solid_code):
+    """The enclosed voxels of :func:`assign_cracks` from phases: not ``solid_code``, not reached.
+
+    ``packed``: ``np.packbits`` of ``outside_reach`` of the solid (bit set =
+    reached), read bit by bit (no unpacked volume).  Where the labels are
+    nonzero exactly on the solid, these are the voxels :func:`assign_cracks`
+    finds from the labels, so a caller can find them before the labels exist.
+
+    Returns
+    -------
+    idx : (n,) int64
+        Flat indices, ascending.
+    root : (n,) int64
+        Each voxel's component: the position in ``idx`` of its first voxel.
+    """
+    flat_p = phases.ravel()
+    n = 0
+    for i in range(flat_p.size):
+        if flat_p[i] != solid_code and not (packed[i >> 3] >> (7 - (i & 7))) & 1:
+            n += 1
+    idx = np.empty(n, np.int64)
+    k = 0
+    for i in range(flat_p.size):
+        if flat_p[i] != solid_code and not (packed[i >> 3] >> (7 - (i & 7))) & 1:
+            idx[k] = i
+            k += 1
+    return idx, _enclosed_roots(idx, phases.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def _enclosed_roots(idx, shape):
+    """6-connected components of the voxels ``idx`` (ascending flat indices of a volume of ``shape``).
+
+    Returns each voxel's root: the position in ``idx`` of its component's first voxel.
+    """
+    nz, ny, nx = shape
+    sxy = ny * nx
+    size = nz * sxy
+    n = idx.size
     parent = np.arange(n)
     # idx is ascending and so are i + nx and i + sxy as a grows: each neighbour's position in idx is found by a
     # pointer that only moves forward (a merge of sorted lists, linear), not by a binary search per voxel
@@ -415,7 +456,7 @@ def assign_cracks(labels, reached):
                 continue
             if off == nx and ((i // nx) % ny) == ny - 1:
                 continue
-            if j >= flat_l.size:
+            if j >= size:
                 continue
             b = at[k]
             while b < n and idx[b] < j:
@@ -440,6 +481,18 @@ def assign_cracks(labels, reached):
             r = parent[r]
         root[a] = r
         parent[a] = r
+    return root
+
+
+@numba.njit(cache=True, nogil=True)
+def assign_enclosed(labels, idx, root):
+    """Give each component of enclosed voxels (:func:`enclosed_of_phases`) bordered by a single label to it.
+
+    ``labels`` is written in place on those voxels; returns the number of voxels assigned.
+    """
+    nz, ny, nx = labels.shape
+    flat_l = labels.ravel()
+    n = idx.size
     owner = np.zeros(n, np.int64)
     multi = np.zeros(n, np.bool_)
     for a in range(n):
@@ -613,6 +666,13 @@ class SideWork:
     def __init__(self, *calls):
         self._calls = list(calls)
         self._futures = None
+
+    def add(self, call) -> int:
+        """Append a call (before :meth:`start`); returns its position in :meth:`results`."""
+        if self._futures is not None:
+            raise RuntimeError("SideWork already started: add calls before start()")
+        self._calls.append(call)
+        return len(self._calls) - 1
 
     def start(self) -> None:
         if self._futures is None and self._calls and cores() > 1:

@@ -588,7 +588,10 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
     """:func:`separate_particles`, and with ``keep_outside`` what the crack filling found outside the NMC.
 
     ``side``: a :class:`core._kernels.SideWork` started when the single-threaded flood by dynamics starts (its
-    calls then run on the core the flood leaves idle; the caller collects their results).
+    calls then run on the core the flood leaves idle; the caller collects their results).  Where the second
+    value is returned (not None), a last call is added to it: the enclosed non-NMC voxels and their components,
+    :func:`core._kernels.enclosed_of_phases` of ``phases`` and that value, which the particle table's crack
+    filling needs (:func:`core._kernels.assign_enclosed`); none is added otherwise.
 
     The second value is ``np.packbits`` of ``core._kernels.outside_reach(phases == NMC)`` (an eighth of a
     byte per voxel) where the default path computed it (``markers="hmaxima"``, no ``dt`` or ``markers``
@@ -612,6 +615,8 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
         if params.fill_cracks:
             outside = np.packbits(filled) if keep_outside else None
             np.logical_not(filled, out=filled)
+            if outside is not None and side is not None:
+                side.add(lambda: K.enclosed_of_phases(phases, outside, NMC))
         q = filled.view(np.uint8)  # the mask's memory becomes the quantised distance (no second volume) ...
         del filled
         # ... so a slab twice as thick as the public default fits in the same memory

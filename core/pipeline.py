@@ -406,15 +406,19 @@ def run(
 
         t0 = time.perf_counter()
         report(0.85, f"measuring {int(labels.max())} particles")
-        input_checksum, detected = beside.results()
+        input_checksum, detected, *found = beside.results()
+        cracks = found[0] if found else None  # the separation's, where it added them (see _separate_particles)
         side = params.separator_side
         contrast = None
         if side == "auto":
             side, contrast = detected
-        if outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
+        if cracks is not None:
+            outside = None
+        elif outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
             outside = np.unpackbits(outside, count=labels.size).view(bool).reshape(labels.shape)
-        table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside)
-        del outside
+        table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside,
+                                cracks=cracks)
+        del outside, cracks
         timings["metrics_s"] = time.perf_counter() - t0
         report(1.0, f"done: {len(table)} particles")
 

@@ -253,6 +253,28 @@ def test_assign_cracks_equals_scipy_components(seed):
     assert assigned_any > 0
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_cracks_found_from_phases_equal_those_of_the_labels(seed):
+    """enclosed_of_phases + assign_enclosed (before the labels exist) fill what assign_cracks fills from labels
+    that are nonzero exactly on the solid."""
+    rng = np.random.default_rng(20 + seed)
+    assigned_any = 0
+    for _ in range(15):
+        shape = tuple(int(v) for v in rng.integers(3, 14, 3))
+        ph = rng.choice(np.array([0, 1, 2], np.uint8), shape, p=(0.2, 0.1, 0.7))
+        labels = np.where(ph == 2, rng.integers(1, 4, shape), 0).astype(np.uint16)
+        reached = K.outside_reach(ph == 2)
+        want = labels.copy()
+        n_want = K.assign_cracks(want, reached)
+        idx, root = K.enclosed_of_phases(ph, np.packbits(reached), np.uint8(2))
+        np.testing.assert_array_equal(idx, np.flatnonzero((ph != 2) & ~reached))
+        got = labels.copy()
+        assert K.assign_enclosed(got, idx, root) == n_want
+        np.testing.assert_array_equal(got, want)
+        assigned_any += n_want
+    assert assigned_any > 0
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_flood_in_two_halves_equals_one_flood(seed, monkeypatch):
     """outside_reach floods the two halves along axis 0 in two threads and re-seeds across the seam: same set."""

@@ -578,3 +578,10 @@ def test_given_outside_reach_gives_the_same_table():
     np.testing.assert_array_equal(own, labels)  # handed back solid-only
     with pytest.raises(ValueError, match=r"outside shape \(30, 30, 29\) does not match labels shape"):
         metrics._particle_table(labels, ph, owned=False, outside=np.zeros((30, 30, 29), bool))
+    # or the enclosed voxels found from the phases and the packed outside_reach (while the flood ran)
+    cracks = K.enclosed_of_phases(ph, np.packbits(K.outside_reach(ph == NMC)), NMC)
+    assert cracks[0].size == crack.sum() > 0
+    own = labels.copy()
+    got = metrics._particle_table(own, ph, (0.5, 0.4, 0.3), separator_side="start", owned=True, cracks=cracks)
+    pd.testing.assert_frame_equal(got, ref)
+    np.testing.assert_array_equal(own, labels)

@@ -339,9 +339,12 @@ def test_flood_with_side_work_on_two_cores_equals_one_core(monkeypatch):
         side = K.SideWork(lambda: int(ph.sum()), lambda: ph[::2].copy())
         got[n] = _separate_particles(ph, (0.5, 0.4, 0.4), keep_outside=True, side=side)
         assert (side._futures is not None) == (n == 2)  # started with the flood where there is a second core
-        total, half = side.results()
+        total, half, (idx, root) = side.results()  # the crack sets of the NMC added by the separation
         assert total == int(ph.sum())
         np.testing.assert_array_equal(half, ph[::2])
+        outside = np.unpackbits(got[n][1], count=ph.size).view(bool).reshape(ph.shape)
+        np.testing.assert_array_equal(idx, np.flatnonzero((ph != NMC) & ~outside))
+        assert root.shape == idx.shape
     np.testing.assert_array_equal(got[1][0], got[2][0])
     np.testing.assert_array_equal(got[1][1], got[2][1])
     assert got[2][0].max() >= 3
