@@ -616,6 +616,8 @@ def run_side_by_side(*calls) -> list:
 
 
 _HUGEPAGE_LOCK = threading.Lock()
+_HUGEPAGE_BLOCKS: list = []  # the settings of the blocks open now, innermost (or latest) last
+_HUGEPAGE_SAVED: list = []  # numpy's setting before the first of them
 
 
 @contextmanager
@@ -632,23 +634,32 @@ def numpy_hugepages(enabled: bool):
     the flood's random reads a little faster (fewer TLB misses, about 0.4 s of
     7 s at 512³), less than their first touch costs here.  numpy's setting is
     process-wide (``numpy._core.multiarray._set_madvise_hugepage``, also the
-    environment variable ``NUMPY_MADVISE_HUGEPAGE``): it is restored on
-    leaving, so other code in the process sees it as it was after the block
-    (other threads see the block's setting meanwhile).  It changes only how
-    memory is backed, never a value; where numpy lacks the switch this does
-    nothing.
+    environment variable ``NUMPY_MADVISE_HUGEPAGE``): blocks may nest, and
+    overlap in several threads (runs of the dashboard); leaving one restores
+    the setting of the latest block still open, and leaving the last restores
+    numpy's own, so other code sees it as it was once no block is open.  It
+    changes only how memory is backed, never a value; where numpy lacks the
+    switch this does nothing.
     """
     setter = getattr(getattr(getattr(np, "_core", None), "multiarray", None), "_set_madvise_hugepage", None)
     if setter is None:
         yield
         return
+    token = [bool(enabled)]  # this block's entry (an object of its own: blocks with one setting are told apart)
     with _HUGEPAGE_LOCK:
-        before = setter(bool(enabled))
+        before = setter(token[0])
+        if not _HUGEPAGE_BLOCKS:
+            _HUGEPAGE_SAVED[:] = [before]
+        _HUGEPAGE_BLOCKS.append(token)
     try:
         yield
     finally:
         with _HUGEPAGE_LOCK:
-            setter(before)
+            for k in range(len(_HUGEPAGE_BLOCKS) - 1, -1, -1):
+                if _HUGEPAGE_BLOCKS[k] is token:
+                    del _HUGEPAGE_BLOCKS[k]
+                    break
+            setter(_HUGEPAGE_BLOCKS[-1][0] if _HUGEPAGE_BLOCKS else _HUGEPAGE_SAVED[0])
 
 
 class SideWork:

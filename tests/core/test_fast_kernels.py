@@ -348,3 +348,11 @@ def test_numpy_hugepages_sets_and_restores_numpy_switch():
         with K.numpy_hugepages(not before):
             raise RuntimeError("inside")
     assert get() == before
+    # blocks of two threads that overlap without nesting (entered a, b; left a, b): numpy's own setting at the end
+    a, b = K.numpy_hugepages(not before), K.numpy_hugepages(not before)
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert get() == (not before)  # b is still open
+    b.__exit__(None, None, None)
+    assert get() == before
