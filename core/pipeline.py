@@ -279,12 +279,17 @@ def check_nonfinite(volume: np.ndarray) -> int:
     Up to 0.1 % NaN / ±inf voxels are allowed: the segmentation gives them the median grey value of the
     finite voxels (:func:`core.phases.nonfinite_fill`); this warns with their count.  Returns that count.
     """
+    return _check_nonfinite(volume, stacklevel=4)
+
+
+def _check_nonfinite(volume: np.ndarray, *, stacklevel: int) -> int:
+    """:func:`check_nonfinite`, its warning ``stacklevel`` frames up from here."""
     nonfinite = check_greyscale_nonfinite(volume)
     if nonfinite:
         share = 100 * nonfinite / volume.size
         warnings.warn(f"{nonfinite} of {volume.size} voxels ({share:.2g} %) are not finite (NaN or "
                       f"infinite); they were given the median grey value of the finite voxels "
-                      f"({nonfinite_fill(volume):g}) for the analysis.", stacklevel=3)
+                      f"({nonfinite_fill(volume):g}) for the analysis.", stacklevel=stacklevel)
     return nonfinite
 
 
@@ -333,108 +338,114 @@ def run(
     flood's label volume) cost far more on huge pages.  Restored on return;
     no value depends on it.
     """
-    with numpy_hugepages(False):  # restored on return, however it returns
-        params = params or AnalysisParams()
-        downsampled = check_downsample(downsampled, "downsampled")
-        estimate = _check_memory(volume, params, presegmented, downsampled)
-        sp = normalize_spacing(spacing)
-        report = progress or (lambda f, m: None)
-        timings: dict[str, float] = {}
+    with numpy_hugepages(False):
+        return _run(volume, params, spacing=spacing, presegmented=presegmented, progress=progress,
+                    downsampled=downsampled)
 
-        def stage(lo: float, hi: float) -> Progress:
-            return lambda f, m: report(lo + (hi - lo) * f, m)
 
-        t0 = time.perf_counter()
-        nonfinite = 0
-        cue = None
-        weights_sha = None
-        classifier_sha = None
-        model_params = params.model
-        if presegmented and params.particles == "model":
-            raise ValueError("particles from the model need the greyscale volume, not presegmented phases")
-        if presegmented and params.seeding != "phases":
-            raise ValueError(f"seeding {params.seeding!r} needs the greyscale volume, not presegmented phases")
-        if presegmented:
-            phases = check_phases(volume)
-            phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
+def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegmented: bool,
+         progress: Progress | None, downsampled: int) -> AnalysisResult:
+    """:func:`run` (numpy's huge-page advice as its caller left it; warnings point at run's caller)."""
+    params = params or AnalysisParams()
+    downsampled = check_downsample(downsampled, "downsampled")
+    estimate = _check_memory(volume, params, presegmented, downsampled)
+    sp = normalize_spacing(spacing)
+    report = progress or (lambda f, m: None)
+    timings: dict[str, float] = {}
+
+    def stage(lo: float, hi: float) -> Progress:
+        return lambda f, m: report(lo + (hi - lo) * f, m)
+
+    t0 = time.perf_counter()
+    nonfinite = 0
+    cue = None
+    weights_sha = None
+    classifier_sha = None
+    model_params = params.model
+    if presegmented and params.particles == "model":
+        raise ValueError("particles from the model need the greyscale volume, not presegmented phases")
+    if presegmented and params.seeding != "phases":
+        raise ValueError(f"seeding {params.seeding!r} needs the greyscale volume, not presegmented phases")
+    if presegmented:
+        phases = check_phases(volume)
+        phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
+        seg_params = params.segment
+    else:
+        nonfinite = _check_nonfinite(volume, stacklevel=4)
+        network = params.method == "model" or params.particles == "model"
+        if params.method == "threshold":
+            res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
+            phases, seg_params = res.phases, res.params
+            blur = (assess_blur(seg_params.pv_sigma, downsampled, origin=res.pv_sigma_origin)
+                    if seg_params.partial_volume else None)
+            if blur is not None and blur.kind != "ok":
+                warnings.warn(_blur_warning(blur), stacklevel=3)
+        elif params.method == "classifier":
+            phases, classifier_sha = _classify(volume, params.classifier, sp, nonfinite, stage(0.0, 0.35))
             seg_params = params.segment
-        else:
-            nonfinite = check_nonfinite(volume)
-            network = params.method == "model" or params.particles == "model"
-            if params.method == "threshold":
-                res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
-                phases, seg_params = res.phases, res.params
-                blur = (assess_blur(seg_params.pv_sigma, downsampled, origin=res.pv_sigma_origin)
-                        if seg_params.partial_volume else None)
-                if blur is not None and blur.kind != "ok":
-                    warnings.warn(_blur_warning(blur), stacklevel=2)
-            elif params.method == "classifier":
-                phases, classifier_sha = _classify(volume, params.classifier, sp, nonfinite, stage(0.0, 0.35))
-                seg_params = params.segment
-            if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)
-                from .nn.infer import segment_volume
+        if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)
+            from .nn.infer import segment_volume
 
-                lo = 0.0 if params.method == "model" else 0.3
-                report(lo, "3D U-Net: phases and particle cue" if params.method == "model"
-                       else "3D U-Net: particle cue")
-                seg = segment_volume(volume, params.model, progress=stage(lo, 0.6))
-                weights_sha = seg.weights_sha256
-                model_params = replace(params.model, precision=seg.precision)  # "auto" resolved, for replay
-                if params.method == "model":
-                    phases, seg_params = seg.phases, params.segment
-                cue = seg.cue if params.particles == "model" else None
-                del seg
-        timings["phases_s"] = time.perf_counter() - t0
-        check_has_nmc(phases)
+            lo = 0.0 if params.method == "model" else 0.3
+            report(lo, "3D U-Net: phases and particle cue" if params.method == "model" else "3D U-Net: particle cue")
+            seg = segment_volume(volume, params.model, progress=stage(lo, 0.6))
+            weights_sha = seg.weights_sha256
+            model_params = replace(params.model, precision=seg.precision)  # "auto" resolved, for replay
+            if params.method == "model":
+                phases, seg_params = seg.phases, params.segment
+            cue = seg.cue if params.particles == "model" else None
+            del seg
+    timings["phases_s"] = time.perf_counter() - t0
+    check_has_nmc(phases)
 
-        t0 = time.perf_counter()
-        # what needs neither the labels nor the core the separation's flood leaves idle: done meanwhile where it has one
-        auto_side = params.separator_side == "auto"
-        beside = SideWork(lambda: checksum(volume),
-                          lambda: detect_separator_side(phases, params.axis) if auto_side else None)
-        coarsen, unlabelled = params.coarsen, None
-        if cue is None and coarsen != 1:
-            coarsen = resolve_coarsen(phases, sp, coarsen)
-        if cue is None and coarsen != 1:
-            labels, unlabelled = _coarse_particles(phases, sp, params.separation, coarsen, report)
-            outside = None
-        else:
-            labels, outside = _particles(phases, cue, sp, params, report, stage(0.35, 0.85),
-                                         volume=None if presegmented else volume, nonfinite=nonfinite, side=beside)
-        del cue
-        timings["particles_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # what needs neither the labels nor the core the separation's flood leaves idle: done meanwhile where it has one
+    auto_side = params.separator_side == "auto"
+    beside = SideWork(lambda: checksum(volume),
+                      lambda: detect_separator_side(phases, params.axis) if auto_side else None)
+    coarsen, unlabelled = params.coarsen, None
+    if cue is None and coarsen != 1:
+        coarsen = resolve_coarsen(phases, sp, coarsen)
+    if cue is None and coarsen != 1:
+        labels, unlabelled = _coarse_particles(phases, sp, params.separation, coarsen, report)
+        outside = None
+    else:
+        labels, outside = _particles(phases, cue, sp, params, report, stage(0.35, 0.85),
+                                     volume=None if presegmented else volume, nonfinite=nonfinite, side=beside)
+    del cue
+    timings["particles_s"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        report(0.85, f"measuring {int(labels.max())} particles")
-        input_checksum, detected, *found = beside.results()
-        cracks = found[0] if found else None  # the separation's, where it added them (see _separate_particles)
-        side = params.separator_side
-        contrast = None
-        if side == "auto":
-            side, contrast = detected
-        if cracks is not None:
-            outside = None
-        elif outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
-            outside = np.unpackbits(outside, count=labels.size).view(bool).reshape(labels.shape)
-        table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside,
-                                cracks=cracks)
-        del outside, cracks
-        timings["metrics_s"] = time.perf_counter() - t0
-        report(1.0, f"done: {len(table)} particles")
+    t0 = time.perf_counter()
+    report(0.85, f"measuring {int(labels.max())} particles")
+    input_checksum, detected, *found = beside.results()
+    cracks = found[0] if found else None  # the separation's, where it added them (see _separate_particles)
+    side = params.separator_side
+    contrast = None
+    if side == "auto":
+        side, contrast = detected
+    if cracks is not None:
+        outside = None
+    elif outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
+        outside = np.unpackbits(outside, count=labels.size).view(bool).reshape(labels.shape)
+    table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside,
+                            cracks=cracks)
+    del outside, cracks
+    timings["metrics_s"] = time.perf_counter() - t0
+    report(1.0, f"done: {len(table)} particles")
 
-        resolved = AnalysisParams(
-            method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
-            separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
-            seeding=params.seeding, coarsen=coarsen,
-        )
-        provenance = _provenance(volume, params, resolved, sp, table, input_checksum, presegmented=presegmented,
-                                 downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
-                                 classifier_sha=classifier_sha, timings=timings)
-        provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
-        if unlabelled is not None:
-            provenance["coarse_unlabelled_voxels"] = unlabelled
-        mark_warm(params, presegmented=presegmented)
-        return AnalysisResult(phases, labels, table, resolved, sp, provenance)
+    resolved = AnalysisParams(
+        method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
+        separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
+        seeding=params.seeding, coarsen=coarsen,
+    )
+    provenance = _provenance(volume, params, resolved, sp, table, input_checksum, presegmented=presegmented,
+                             downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
+                             classifier_sha=classifier_sha, timings=timings)
+    provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
+    if unlabelled is not None:
+        provenance["coarse_unlabelled_voxels"] = unlabelled
+    mark_warm(params, presegmented=presegmented)
+    return AnalysisResult(phases, labels, table, resolved, sp, provenance)
 
 
 def classifier_checksum(folder) -> str:

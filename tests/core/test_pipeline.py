@@ -126,6 +126,15 @@ def test_run_leaves_numpy_hugepage_advice_as_it_was(elec, result, advice):
     pd.testing.assert_frame_equal(again.table, result.table)
 
 
+def test_run_warns_at_its_caller(elec):
+    """run's body sits one frame further down (core.pipeline._run): its warnings still name the caller's line."""
+    grey = elec.greyscale.astype(np.float32)
+    grey[3, 4, 5] = np.nan
+    with pytest.warns(UserWarning, match="not finite") as caught:
+        run(grey, spacing=elec.spacing)
+    assert any(w.filename == __file__ for w in caught if "not finite" in str(w.message))
+
+
 def test_run_resolved_params(result):
     p = result.params
     assert p.segment.low is not None and p.segment.high is not None
