@@ -595,11 +595,24 @@ def watershed_dynamics(q: np.ndarray, h_levels: int, *, face_levels: tuple | Non
     if q.dtype != np.uint8 or q.ndim != 3:
         raise TypeError(f"q must be a 3D uint8 array, got {q.dtype} with shape {q.shape}")
     q = np.ascontiguousarray(q)
-    idx, comp, n_seeds = _plateaus(q)
+    return _watershed_dynamics(q, h_levels, _plateaus(q), face_levels)
+
+
+def _watershed_dynamics(q: np.ndarray, h_levels: int, plateaus: tuple, face_levels: tuple | None = None,
+                        side=None) -> np.ndarray:
+    """:func:`watershed_dynamics` of a C-contiguous ``q`` whose :func:`_plateaus` the caller has computed.
+
+    ``side``: a :class:`core._kernels.SideWork` started as the flood starts, so that its calls run on the core
+    the single-threaded flood leaves idle (the caller collects their results).
+    """
+    idx, comp, n_seeds = plateaus
+    del plateaus
     if n_seeds == 0:
         return np.zeros(q.shape, np.uint16)
     args = _seed_order(q, idx, comp, n_seeds, face_levels)
     del idx, comp
+    if side is not None:
+        side.start()
     proto = np.empty(QUEUE_BLOCK, np.int32 if q.size < 2**31 else np.int64)
     h = int(h_levels)
     if n_seeds > UINT16_SLOTS:

@@ -232,8 +232,15 @@ def detect_separator_side(phases: np.ndarray, axis: int = 0, *, slab_frac: float
     check_choice(axis, "axis", (0, 1, 2))
     n = phases.shape[axis]
     k = max(1, int(round(n * slab_frac)))
-    profile = (phases == NMC).mean(axis=tuple(a for a in range(3) if a != axis))
-    first, last = float(profile[:k].mean()), float(profile[-k:].mean())
+    other = tuple(a for a in range(3) if a != axis)
+
+    def slab(lo: int, hi: int) -> float:
+        """Mean NMC fraction of the slices lo..hi-1 along ``axis`` (only those are compared: no volume-sized mask)."""
+        where = [slice(None)] * 3
+        where[axis] = slice(lo, hi)
+        return float((phases[tuple(where)] == NMC).mean(axis=other).mean())
+
+    first, last = slab(0, k), slab(n - k, n)
     return ("start" if first <= last else "end"), abs(last - first)
 
 
@@ -277,7 +284,8 @@ def particle_table(
 
 
 def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axis: int = 0,
-                    separator_side: Side = "auto", owned: bool, outside: np.ndarray | None = None) -> pd.DataFrame:
+                    separator_side: Side = "auto", owned: bool, outside: np.ndarray | None = None,
+                    cracks: tuple | None = None) -> pd.DataFrame:
     """:func:`particle_table`, with ``owned=True`` for a caller that hands over ``labels`` (the pipeline).
 
     With ``owned=True`` cracks are filled into ``labels`` in place and cleared
@@ -286,7 +294,10 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     ``outside`` : (Z, Y, X) bool, optional: ``core._kernels.outside_reach(labels)``
     where the caller already has it (the pipeline: that of the NMC, computed
     by the particle separation, whose labels cover exactly the NMC), so that
-    it is not computed twice.
+    it is not computed twice.  ``cracks`` : ``(idx, root)``, optional: instead,
+    :func:`core._kernels.enclosed_of_phases` of ``phases`` and the packed
+    ``outside_reach`` of the NMC, for labels nonzero exactly on the NMC (the
+    pipeline's, found while the separation's flood ran).
     """
     phases = check_phases(phases)
     labels = check_labels(labels, phases.shape)
@@ -296,25 +307,30 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
     if outside is not None and outside.shape != labels.shape:
         raise ValueError(f"outside shape {outside.shape} does not match labels shape {labels.shape}")
-    counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside)
+    counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside, cracks)
     table = _table_of(counts, sums, lo, hi, areas, mc, sp, depth_axis_len=phases.shape[axis], axis=axis,
                       separator_side=separator_side)
     table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
     return table
 
 
-def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool, outside: np.ndarray | None = None):
+def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool, outside: np.ndarray | None = None,
+                   cracks: tuple | None = None):
     """Per-label voxel counts, coordinate sums, bounding boxes, face areas by category and surface areas.
 
     Cracks are filled before measuring (a copy, or ``labels`` itself when
-    ``owned``, cleared back to solid-only labels afterwards).
+    ``owned``, cleared back to solid-only labels afterwards); from ``cracks``
+    (see :func:`_particle_table`) where given.
     """
     if owned and labels.dtype in (np.uint16, np.int32):
         filled = labels
     else:
         filled = labels.astype(labels.dtype if labels.dtype in (np.uint16, np.int32) else np.int32)
-    _fill_cracks_inplace(filled, outside)
-    del outside
+    if cracks is not None:
+        K.assign_enclosed(filled, *cracks)
+    else:
+        _fill_cracks_inplace(filled, outside)
+    del outside, cracks
     n_lab = int(filled.max())
     lut = _mc_lut(sp)
     # two read-only passes over the labels, one per core where there are two

@@ -41,7 +41,7 @@ from scipy.sparse.csgraph import connected_components
 from . import _kernels as K
 from ._checks import check_bool, check_number
 from ._kernels import flat_step, unravel
-from ._watershed import _quantise, quantise, watershed_dynamics
+from ._watershed import _plateaus, _quantise, _watershed_dynamics, quantise, watershed_dynamics
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
 
@@ -416,13 +416,20 @@ def _seed_face_levels(q: np.ndarray, sp, step: float, flat: np.ndarray, levels: 
 
 
 
-def _flood_by_dynamics(q: np.ndarray, step: float, sp, h_um: float, faces) -> np.ndarray:
+def _flood_by_dynamics(q: np.ndarray, step: float, sp, h_um: float, faces, side=None) -> np.ndarray:
     """:func:`core._watershed.watershed_dynamics` of ``q`` (``step`` µm per level) with ``h_um`` and the peaks
     of the particles the volume's own ``faces`` cut (:func:`face_peak_levels`), credited to the seeds they climb
-    to (:func:`_seed_face_levels`)."""
-    fl, lv = face_peak_levels(q, sp, step, h_um, faces)
-    return watershed_dynamics(q, max(1, int(round(h_um / step))),
-                              face_levels=_seed_face_levels(q, sp, step, fl, lv))
+    to (:func:`_seed_face_levels`).
+
+    The regional maxima of ``q`` (:func:`core._watershed._plateaus`) and the face levels are found side by side
+    (both only read ``q``); ``side`` (:class:`core._kernels.SideWork`, optional) is started as the
+    single-threaded flood starts.
+    """
+    q = np.ascontiguousarray(q)
+    plateaus, face_levels = K.run_side_by_side(
+        lambda: _plateaus(q),
+        lambda: _seed_face_levels(q, sp, step, *face_peak_levels(q, sp, step, h_um, faces)))
+    return _watershed_dynamics(q, max(1, int(round(h_um / step))), plateaus, face_levels, side)
 
 
 def _check_faces(faces) -> tuple:
@@ -577,8 +584,14 @@ def separate_particles(
 
 def _separate_particles(phases, spacing=None, params: SeparationParams | None = None, *, dt=None, markers=None,
                         progress=None, keep_outside: bool = False,
-                        faces=ALL_FACES) -> tuple[np.ndarray, np.ndarray | None]:
+                        faces=ALL_FACES, side=None) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`separate_particles`, and with ``keep_outside`` what the crack filling found outside the NMC.
+
+    ``side``: a :class:`core._kernels.SideWork` started when the single-threaded flood by dynamics starts (its
+    calls then run on the core the flood leaves idle; the caller collects their results).  Where the second
+    value is returned (not None), a last call is added to it: the enclosed non-NMC voxels and their components,
+    :func:`core._kernels.enclosed_of_phases` of ``phases`` and that value, which the particle table's crack
+    filling needs (:func:`core._kernels.assign_enclosed`); none is added otherwise.
 
     The second value is ``np.packbits`` of ``core._kernels.outside_reach(phases == NMC)`` (an eighth of a
     byte per voxel) where the default path computed it (``markers="hmaxima"``, no ``dt`` or ``markers``
@@ -602,12 +615,14 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
         if params.fill_cracks:
             outside = np.packbits(filled) if keep_outside else None
             np.logical_not(filled, out=filled)
+            if outside is not None and side is not None:
+                side.add(lambda: K.enclosed_of_phases(phases, outside, NMC))
         q = filled.view(np.uint8)  # the mask's memory becomes the quantised distance (no second volume) ...
         del filled
         # ... so a slab twice as thick as the public default fits in the same memory
         step = _quantise_in_place(q, sp, max(SLAB_VOXELS, q.size // 2), 8)
         report(0.3, "watershed (flooding by dynamics)")
-        ws = _flood_by_dynamics(q, step, sp, params.h_um, faces)
+        ws = _flood_by_dynamics(q, step, sp, params.h_um, faces, side)
         del q
     else:
         solid = phases == NMC

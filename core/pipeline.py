@@ -42,6 +42,7 @@ import pandas as pd
 
 from . import __version__
 from ._checks import check_int
+from ._kernels import SideWork, numpy_hugepages
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
 from .metrics import Side, _particle_table, detect_separator_side
 from .particles import SeparationParams, _separate_particles
@@ -284,12 +285,17 @@ def check_nonfinite(volume: np.ndarray) -> int:
     Up to 0.1 % NaN / ±inf voxels are allowed: the segmentation gives them the median grey value of the
     finite voxels (:func:`core.phases.nonfinite_fill`); this warns with their count.  Returns that count.
     """
+    return _check_nonfinite(volume, stacklevel=4)
+
+
+def _check_nonfinite(volume: np.ndarray, *, stacklevel: int) -> int:
+    """:func:`check_nonfinite`, its warning ``stacklevel`` frames up from here."""
     nonfinite = check_greyscale_nonfinite(volume)
     if nonfinite:
         share = 100 * nonfinite / volume.size
         warnings.warn(f"{nonfinite} of {volume.size} voxels ({share:.2g} %) are not finite (NaN or "
                       f"infinite); they were given the median grey value of the finite voxels "
-                      f"({nonfinite_fill(volume):g}) for the analysis.", stacklevel=3)
+                      f"({nonfinite_fill(volume):g}) for the analysis.", stacklevel=stacklevel)
     return nonfinite
 
 
@@ -329,7 +335,23 @@ def run(
         The estimated peak does not fit the available memory (checked first).
     ValueError, TypeError
         Bad volume or parameters; more than 0.1 % non-finite voxels.
+
+    Notes
+    -----
+    While it runs, numpy is asked not to back new arrays with transparent
+    huge pages (:func:`core._kernels.numpy_hugepages`): on the machine
+    measured, the first touch of fresh arrays (the slab-wise steps', the
+    flood's label volume) cost far more on huge pages.  Restored on return;
+    no value depends on it.
     """
+    with numpy_hugepages(False):
+        return _run(volume, params, spacing=spacing, presegmented=presegmented, progress=progress,
+                    downsampled=downsampled)
+
+
+def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegmented: bool,
+         progress: Progress | None, downsampled: int) -> AnalysisResult:
+    """:func:`run` (numpy's huge-page advice as its caller left it; warnings point at run's caller)."""
     params = params or AnalysisParams()
     downsampled = check_downsample(downsampled, "downsampled")
     estimate = _check_memory(volume, params, presegmented, downsampled)
@@ -355,7 +377,7 @@ def run(
         phases = phases.astype(np.uint8, copy=True)  # the result owns its arrays
         seg_params = params.segment
     else:
-        nonfinite = check_nonfinite(volume)
+        nonfinite = _check_nonfinite(volume, stacklevel=4)
         network = params.method == "model" or params.particles == "model"
         if params.method == "threshold":
             res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
@@ -363,7 +385,7 @@ def run(
             blur = (assess_blur(seg_params.pv_sigma, downsampled, origin=res.pv_sigma_origin)
                     if seg_params.partial_volume else None)
             if blur is not None and blur.kind != "ok":
-                warnings.warn(_blur_warning(blur), stacklevel=2)
+                warnings.warn(_blur_warning(blur), stacklevel=3)
         elif params.method == "classifier":
             phases, classifier_sha = _classify(volume, params.classifier, sp, nonfinite, stage(0.0, 0.35))
             seg_params = params.segment
@@ -383,6 +405,10 @@ def run(
     check_has_nmc(phases)
 
     t0 = time.perf_counter()
+    # what needs neither the labels nor the core the separation's flood leaves idle: done meanwhile where it has one
+    auto_side = params.separator_side == "auto"
+    beside = SideWork(lambda: checksum(volume),
+                      lambda: detect_separator_side(phases, params.axis) if auto_side else None)
     coarsen, unlabelled = params.coarsen, None
     if cue is None and coarsen != 1:
         coarsen = resolve_coarsen(phases, sp, coarsen)
@@ -393,20 +419,25 @@ def run(
         outside = None
     else:
         labels, outside = _particles(phases, cue, sp, replace(params, seeding=seeding), report, stage(0.35, 0.85),
-                                     volume=None if presegmented else volume, nonfinite=nonfinite)
+                                     volume=None if presegmented else volume, nonfinite=nonfinite, side=beside)
     del cue
     timings["particles_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     report(0.85, f"measuring {int(labels.max())} particles")
+    input_checksum, detected, *found = beside.results()
+    cracks = found[0] if found else None  # the separation's, where it added them (see _separate_particles)
     side = params.separator_side
     contrast = None
     if side == "auto":
-        side, contrast = detect_separator_side(phases, params.axis)
-    if outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
+        side, contrast = detected
+    if cracks is not None:
+        outside = None
+    elif outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
         outside = np.unpackbits(outside, count=labels.size).view(bool).reshape(labels.shape)
-    table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside)
-    del outside
+    table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside,
+                            cracks=cracks)
+    del outside, cracks
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
@@ -415,7 +446,7 @@ def run(
         separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
         seeding=seeding, coarsen=coarsen,
     )
-    provenance = _provenance(volume, params, resolved, sp, table, presegmented=presegmented,
+    provenance = _provenance(volume, params, resolved, sp, table, input_checksum, presegmented=presegmented,
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
                              classifier_sha=classifier_sha, timings=timings)
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
@@ -503,14 +534,17 @@ def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bo
         except MemoryBudgetError as exc:
             warnings.warn(f"The blur ({blur:.2f} voxel) is at least {AUTO_BLUR} voxel, where the particles are "
                           f"better seeded on a deconvolved mask, but that does not fit in memory ({exc}); they are "
-                          "seeded on the phases.", stacklevel=3)
+                          "seeded on the phases.", stacklevel=4)  # run's caller (run -> _run -> here)
             seeding = "phases"
     return seeding, blur
 
 
 def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress, *,
-               volume: np.ndarray | None = None, nonfinite: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+               volume: np.ndarray | None = None, nonfinite: int = 0,
+               side: SideWork | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Particle labels: the seeded watershed of the network's cue when there is one, else the crack-aware watershed.
+
+    ``side`` is handed to the crack-aware watershed on the phases (started when its flood starts).
 
     Also the packed ``outside_reach`` of the NMC where the crack-aware watershed computed it (else None),
     see :func:`core.particles._separate_particles`.
@@ -528,7 +562,7 @@ def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Prog
         return _regularised_particles(volume, phases, sp, params.separation, progress=progress,
                                       deconvolved=params.seeding == "deconvolved", keep_outside=True)
     if cue is None:
-        return _separate_particles(phases, sp, params.separation, progress=progress, keep_outside=True)
+        return _separate_particles(phases, sp, params.separation, progress=progress, keep_outside=True, side=side)
     from .nn.infer import instances_from_cue
 
     report(0.6, "particles from the network's cue")
@@ -567,15 +601,16 @@ def _coarse_particles(phases: np.ndarray, sp, separation: SeparationParams, fact
     return res.labels, res.unlabelled
 
 
-def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame, *,
-                presegmented: bool, downsampled: int, side_contrast, weights_sha, timings: dict,
-                classifier_sha: str | None = None) -> dict:
-    """What a run records beside its results (see :class:`AnalysisResult`)."""
+def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame,
+                input_checksum: str, *, presegmented: bool, downsampled: int, side_contrast, weights_sha,
+                timings: dict, classifier_sha: str | None = None) -> dict:
+    """What a run records beside its results (see :class:`AnalysisResult`); ``input_checksum``:
+    :func:`checksum` of ``volume``."""
     seg = resolved.segment
     blur_used = not presegmented and params.method == "threshold" and seg.partial_volume and seg.pv_sigma is not None
     provenance = {
         "versions": versions(torch=weights_sha is not None),
-        "input_checksum": checksum(volume),
+        "input_checksum": input_checksum,
         "input_shape": list(volume.shape),
         "input_dtype": str(volume.dtype),
         "spacing_um": list(sp),

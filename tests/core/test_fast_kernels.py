@@ -75,6 +75,44 @@ def test_outside_reach_on_random_volumes_equals_reference():
         np.testing.assert_array_equal(K.outside_reach(blocked), reference_flood(blocked, seeds))
 
 
+@pytest.mark.parametrize("pieces", [1, 2, 3])
+def test_reach_by_runs_equals_connected_components(pieces, monkeypatch):
+    """The run union-find of outside_reach, its planes joined in 1-3 pieces (threads) and across their seams."""
+    monkeypatch.setattr(K, "cores", lambda: pieces)
+    monkeypatch.setattr(K, "RUNS_PER_VOXEL_MAX", 1.0)  # every volume by runs, however noisy
+    rng = np.random.default_rng(10 + pieces)
+    for k in range(40):
+        shape = tuple(int(v) for v in rng.integers(1, 14, 3))
+        blocked = rng.random(shape) < rng.uniform(0.2, 0.8)
+        if k % 2:
+            blocked = blocked.astype(np.uint16) * rng.integers(1, 9, shape).astype(np.uint16)  # labels block too
+        seeds = rng.integers(0, blocked.size, int(rng.integers(0, 12))).astype(np.int64)  # repeats allowed
+        reached = K._reach_by_runs(blocked, seeds)
+        assert reached.dtype == bool and reached.shape == blocked.shape
+        np.testing.assert_array_equal(reached, reference_flood(blocked, seeds))
+    # a channel winding up and down across the seams many times, entered at one end only
+    blocked = np.ones((21, 3, 21), bool)
+    for x in range(1, 20, 2):
+        blocked[1:20, 1, x] = False
+    for k, x in enumerate(range(2, 19, 2)):
+        blocked[19 if k % 2 == 0 else 1, 1, x] = False
+    start = np.array([np.ravel_multi_index((1, 1, 1), blocked.shape)], np.int64)
+    np.testing.assert_array_equal(K._reach_by_runs(blocked, start), ~blocked)
+
+
+def test_outside_reach_floods_where_runs_are_too_many(monkeypatch):
+    """Above RUNS_PER_VOXEL_MAX the run tables are not built (None) and outside_reach floods instead: same set."""
+    rng = np.random.default_rng(5)
+    blocked = rng.random((9, 10, 11)) < 0.5
+    runs = int((~blocked[..., 0]).sum() + (~blocked[..., 1:] & blocked[..., :-1]).sum())
+    want = K.outside_reach(blocked)
+    monkeypatch.setattr(K, "RUNS_PER_VOXEL_MAX", (runs - 1) / blocked.size)
+    assert K._reach_by_runs(blocked, K._face_seeds(blocked)) is None
+    np.testing.assert_array_equal(K.outside_reach(blocked), want)
+    monkeypatch.setattr(K, "RUNS_PER_VOXEL_MAX", runs / blocked.size)
+    np.testing.assert_array_equal(K._reach_by_runs(blocked, K._face_seeds(blocked)), want)
+
+
 @pytest.mark.parametrize("misleading", [False, True])
 def test_slab_distance_exact_whatever_the_slab_order(misleading, monkeypatch):
     """Slabs transformed in the order of a wrong guess of where the maximum is are quantised again: same result."""
@@ -215,6 +253,28 @@ def test_assign_cracks_equals_scipy_components(seed):
     assert assigned_any > 0
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_cracks_found_from_phases_equal_those_of_the_labels(seed):
+    """enclosed_of_phases + assign_enclosed (before the labels exist) fill what assign_cracks fills from labels
+    that are nonzero exactly on the solid."""
+    rng = np.random.default_rng(20 + seed)
+    assigned_any = 0
+    for _ in range(15):
+        shape = tuple(int(v) for v in rng.integers(3, 14, 3))
+        ph = rng.choice(np.array([0, 1, 2], np.uint8), shape, p=(0.2, 0.1, 0.7))
+        labels = np.where(ph == 2, rng.integers(1, 4, shape), 0).astype(np.uint16)
+        reached = K.outside_reach(ph == 2)
+        want = labels.copy()
+        n_want = K.assign_cracks(want, reached)
+        idx, root = K.enclosed_of_phases(ph, np.packbits(reached), np.uint8(2))
+        np.testing.assert_array_equal(idx, np.flatnonzero((ph != 2) & ~reached))
+        got = labels.copy()
+        assert K.assign_enclosed(got, idx, root) == n_want
+        np.testing.assert_array_equal(got, want)
+        assigned_any += n_want
+    assert assigned_any > 0
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_flood_in_two_halves_equals_one_flood(seed, monkeypatch):
     """outside_reach floods the two halves along axis 0 in two threads and re-seeds across the seam: same set."""
@@ -255,3 +315,44 @@ def test_run_on_cores_covers_every_piece_and_works_in_a_forked_child():
     if "fork" in mp.get_all_start_methods():
         with mp.get_context("fork").Pool(1) as pool:
             assert pool.apply_async(_sum_on_cores, (77,)).get(timeout=20) == sum(range(77))
+
+
+@pytest.mark.parametrize("n_cores", [1, 2])
+def test_side_work_gives_the_results_of_plain_calls(n_cores, monkeypatch):
+    """SideWork: the calls' results in order, whether started on the pool (2 cores), never started, or one core."""
+    monkeypatch.setattr(K, "cores", lambda: n_cores)
+    a = np.arange(10_000, dtype=np.int64)
+    calls = (lambda: int(a.sum()), lambda: a[::-1].copy(), lambda: None)
+    for start in (False, True):
+        side = K.SideWork(*calls)
+        if start:
+            side.start()
+            side.start()  # once only
+        got = side.results()
+        assert got[0] == int(a.sum()) and got[2] is None
+        np.testing.assert_array_equal(got[1], a[::-1])
+    assert K.SideWork().results() == []
+
+
+def test_numpy_hugepages_sets_and_restores_numpy_switch():
+    """numpy's huge-page advice inside the block, as before after it (nested, and when the block raises)."""
+    get = np._core.multiarray._get_madvise_hugepage
+    before = get()
+    with K.numpy_hugepages(not before):
+        assert get() == (not before)
+        with K.numpy_hugepages(before):
+            assert get() == before
+        assert get() == (not before)
+    assert get() == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with K.numpy_hugepages(not before):
+            raise RuntimeError("inside")
+    assert get() == before
+    # blocks of two threads that overlap without nesting (entered a, b; left a, b): numpy's own setting at the end
+    a, b = K.numpy_hugepages(not before), K.numpy_hugepages(not before)
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert get() == (not before)  # b is still open
+    b.__exit__(None, None, None)
+    assert get() == before

@@ -425,6 +425,21 @@ def test_detect_separator_side():
     assert side == "start"
 
 
+def test_detect_separator_side_equals_the_whole_profile():
+    """Only the two end slabs are read: same side and the same contrast, to the bit, as the whole profile's."""
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        shape = tuple(int(v) for v in rng.integers(1, 30, 3))
+        ph = rng.choice(np.array([PORE, CBD, NMC], np.uint8), shape, p=rng.dirichlet((1, 1, 1)))
+        for axis in range(3):
+            for frac in (0.1, 0.35, 0.7):
+                k = max(1, int(round(shape[axis] * frac)))
+                profile = (ph == NMC).mean(axis=tuple(a for a in range(3) if a != axis))
+                first, last = float(profile[:k].mean()), float(profile[-k:].mean())
+                want = ("start" if first <= last else "end"), abs(last - first)
+                assert detect_separator_side(ph, axis, slab_frac=frac) == want
+
+
 def test_auto_separator_side_in_table():
     ph = np.zeros((30, 10, 10), np.uint8)
     ph[10:29, 2:8, 2:8] = NMC
@@ -563,3 +578,10 @@ def test_given_outside_reach_gives_the_same_table():
     np.testing.assert_array_equal(own, labels)  # handed back solid-only
     with pytest.raises(ValueError, match=r"outside shape \(30, 30, 29\) does not match labels shape"):
         metrics._particle_table(labels, ph, owned=False, outside=np.zeros((30, 30, 29), bool))
+    # or the enclosed voxels found from the phases and the packed outside_reach (while the flood ran)
+    cracks = K.enclosed_of_phases(ph, np.packbits(K.outside_reach(ph == NMC)), NMC)
+    assert cracks[0].size == crack.sum() > 0
+    own = labels.copy()
+    got = metrics._particle_table(own, ph, (0.5, 0.4, 0.3), separator_side="start", owned=True, cracks=cracks)
+    pd.testing.assert_frame_equal(got, ref)
+    np.testing.assert_array_equal(own, labels)

@@ -325,6 +325,31 @@ def test_kept_outside_reach_is_that_of_the_labels():
     assert _separate_particles(ph, 0.4, SeparationParams(markers="peaks"), keep_outside=True)[1] is None
 
 
+def test_flood_with_side_work_on_two_cores_equals_one_core(monkeypatch):
+    """Regional maxima and face levels found side by side, side work run during the flood: the labels of one core."""
+    from core import _kernels as K
+    from core.particles import _separate_particles
+
+    shape = (30, 34, 40)
+    mask = ball(shape, (15, 15, 12), 8) | ball(shape, (15, 18, 25), 8) | ball(shape, (0, 30, 36), 6)
+    ph = phases_of(mask)
+    got = {}
+    for n in (1, 2):
+        monkeypatch.setattr(K, "cores", lambda: n)
+        side = K.SideWork(lambda: int(ph.sum()), lambda: ph[::2].copy())
+        got[n] = _separate_particles(ph, (0.5, 0.4, 0.4), keep_outside=True, side=side)
+        assert (side._futures is not None) == (n == 2)  # started with the flood where there is a second core
+        total, half, (idx, root) = side.results()  # the crack sets of the NMC added by the separation
+        assert total == int(ph.sum())
+        np.testing.assert_array_equal(half, ph[::2])
+        outside = np.unpackbits(got[n][1], count=ph.size).view(bool).reshape(ph.shape)
+        np.testing.assert_array_equal(idx, np.flatnonzero((ph != NMC) & ~outside))
+        assert root.shape == idx.shape
+    np.testing.assert_array_equal(got[1][0], got[2][0])
+    np.testing.assert_array_equal(got[1][1], got[2][1])
+    assert got[2][0].max() >= 3
+
+
 def _reference_flood(q, labels, n_seeds, h):
     """Plain-Python priority flood of :func:`core._watershed._flood` (every seed voxel queued)."""
     from collections import deque

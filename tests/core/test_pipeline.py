@@ -112,6 +112,29 @@ def test_run_provenance(elec, result):
     json.dumps(prov)  # plain JSON
 
 
+@pytest.mark.parametrize("advice", [True, False])
+def test_run_leaves_numpy_hugepage_advice_as_it_was(elec, result, advice):
+    """run switches numpy's huge-page advice off while it runs (core._kernels.numpy_hugepages): restored, same result."""
+    switch = np._core.multiarray._set_madvise_hugepage
+    before = switch(advice)
+    try:
+        again = run(elec.greyscale, spacing=elec.spacing)
+        assert np._core.multiarray._get_madvise_hugepage() == advice
+    finally:
+        switch(before)
+    np.testing.assert_array_equal(again.labels, result.labels)
+    pd.testing.assert_frame_equal(again.table, result.table)
+
+
+def test_run_warns_at_its_caller(elec):
+    """run's body sits one frame further down (core.pipeline._run): its warnings still name the caller's line."""
+    grey = elec.greyscale.astype(np.float32)
+    grey[3, 4, 5] = np.nan
+    with pytest.warns(UserWarning, match="not finite") as caught:
+        run(grey, spacing=elec.spacing)
+    assert any(w.filename == __file__ for w in caught if "not finite" in str(w.message))
+
+
 def test_run_resolved_params(result):
     p = result.params
     assert p.segment.low is not None and p.segment.high is not None
