@@ -21,15 +21,20 @@ def reference_flood(blocked, seeds):
     return np.isin(lab, keep[keep > 0])
 
 
+def _random_blocked(rng, *, labels: bool):
+    """A small random volume of blocked voxels (bool, or uint16 labels that block too) and seed voxels (repeats)."""
+    shape = tuple(int(v) for v in rng.integers(1, 14, 3))
+    blocked = rng.random(shape) < rng.uniform(0.2, 0.8)
+    if labels:
+        blocked = blocked.astype(np.uint16) * rng.integers(1, 9, shape).astype(np.uint16)
+    return blocked, rng.integers(0, blocked.size, int(rng.integers(0, 12))).astype(np.int64)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_flood_outside_equals_connected_components(seed):
     rng = np.random.default_rng(seed)
     for _ in range(25):
-        shape = tuple(int(v) for v in rng.integers(1, 14, 3))
-        blocked = rng.random(shape) < rng.uniform(0.2, 0.8)
-        if seed % 2:
-            blocked = blocked.astype(np.uint16) * rng.integers(1, 9, shape).astype(np.uint16)  # labels block too
-        seeds = rng.integers(0, blocked.size, int(rng.integers(0, 12))).astype(np.int64)  # repeats allowed
+        blocked, seeds = _random_blocked(rng, labels=bool(seed % 2))
         reached = K.flood_outside(blocked, seeds)
         assert reached.dtype == bool and reached.shape == blocked.shape
         np.testing.assert_array_equal(reached, reference_flood(blocked, seeds))
@@ -82,11 +87,7 @@ def test_reach_by_runs_equals_connected_components(pieces, monkeypatch):
     monkeypatch.setattr(K, "RUNS_PER_VOXEL_MAX", 1.0)  # every volume by runs, however noisy
     rng = np.random.default_rng(10 + pieces)
     for k in range(40):
-        shape = tuple(int(v) for v in rng.integers(1, 14, 3))
-        blocked = rng.random(shape) < rng.uniform(0.2, 0.8)
-        if k % 2:
-            blocked = blocked.astype(np.uint16) * rng.integers(1, 9, shape).astype(np.uint16)  # labels block too
-        seeds = rng.integers(0, blocked.size, int(rng.integers(0, 12))).astype(np.int64)  # repeats allowed
+        blocked, seeds = _random_blocked(rng, labels=bool(k % 2))
         reached = K._reach_by_runs(blocked, seeds)
         assert reached.dtype == bool and reached.shape == blocked.shape
         np.testing.assert_array_equal(reached, reference_flood(blocked, seeds))
