@@ -21,6 +21,16 @@ def reference_flood(blocked, seeds):
     return np.isin(lab, keep[keep > 0])
 
 
+def _serpentine():
+    """A channel winding up and down along z (21 x 3 x 21, blocked elsewhere), and its one entry voxel at one end."""
+    blocked = np.ones((21, 3, 21), bool)
+    for x in range(1, 20, 2):
+        blocked[1:20, 1, x] = False
+    for k, x in enumerate(range(2, 19, 2)):
+        blocked[19 if k % 2 == 0 else 1, 1, x] = False
+    return blocked, np.array([np.ravel_multi_index((1, 1, 1), blocked.shape)], np.int64)
+
+
 def _random_blocked(rng, *, labels: bool):
     """A small random volume of blocked voxels (bool, or uint16 labels that block too) and seed voxels (repeats)."""
     shape = tuple(int(v) for v in rng.integers(1, 14, 3))
@@ -92,12 +102,7 @@ def test_reach_by_runs_equals_connected_components(pieces, monkeypatch):
         assert reached.dtype == bool and reached.shape == blocked.shape
         np.testing.assert_array_equal(reached, reference_flood(blocked, seeds))
     # a channel winding up and down across the seams many times, entered at one end only
-    blocked = np.ones((21, 3, 21), bool)
-    for x in range(1, 20, 2):
-        blocked[1:20, 1, x] = False
-    for k, x in enumerate(range(2, 19, 2)):
-        blocked[19 if k % 2 == 0 else 1, 1, x] = False
-    start = np.array([np.ravel_multi_index((1, 1, 1), blocked.shape)], np.int64)
+    blocked, start = _serpentine()
     np.testing.assert_array_equal(K._reach_by_runs(blocked, start), ~blocked)
 
 
@@ -287,12 +292,7 @@ def test_flood_in_two_halves_equals_one_flood(seed, monkeypatch):
         seeds = rng.integers(0, blocked.size, int(rng.integers(0, 6))).astype(np.int64)
         np.testing.assert_array_equal(K._flood_halves(blocked, seeds), reference_flood(blocked, seeds))
     # a channel winding up and down across the seam (z = 10) many times, entered at one end only
-    blocked = np.ones((21, 3, 21), bool)
-    for x in range(1, 20, 2):
-        blocked[1:20, 1, x] = False
-    for k, x in enumerate(range(2, 19, 2)):
-        blocked[19 if k % 2 == 0 else 1, 1, x] = False
-    start = np.array([np.ravel_multi_index((1, 1, 1), blocked.shape)], np.int64)
+    blocked, start = _serpentine()
     np.testing.assert_array_equal(K._flood_halves(blocked, start), ~blocked)
     assert (~blocked).sum() > 150
 
