@@ -201,7 +201,7 @@ def estimate_blur(volume: np.ndarray, phases: np.ndarray, *, block: int = _NOISE
     default and at twice its default noise; the partial-volume fit
     (:func:`core.phases.partial_volume.estimate_pv_sigma`) read 1.08 / 1.06
     for 1.2 and 1.20 / 1.23 for 1.5 at noise 0.10 (radius 7 / 14).  About
-    0.2 s (128³ block).
+    0.3-0.4 s (its 128³ block; 0.34 s on the 512³ benchmark's input).
 
     Parameters
     ----------
