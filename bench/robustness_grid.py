@@ -8,7 +8,10 @@ and noise ``noise`` (share of the pore-NMC contrast), for each seed.  Pipelines:
 * ``grey``        ``core.pipeline.run(e.greyscale)`` with default ``AnalysisParams`` (``seeding="auto"``: the
                   deconvolved mask where the measured blur is at least ``core.seeding.AUTO_BLUR``, else the
                   phases; the blur read and the choice are in the per-seed table);
-* ``grey-phases`` the same with ``AnalysisParams(seeding="phases")`` (the default before session 14);
+                  The phases are refined by the forward model (``refine="auto"``, :mod:`core.phases.forward`)
+                  where the same blur reading is at least ``AUTO_BLUR``;
+* ``grey-norefine`` the same with ``AnalysisParams(refine="off")`` (the default before session 15);
+* ``grey-phases`` the same with ``AnalysisParams(seeding="phases", refine="off")`` (the default before session 14);
 * ``grey-reg``    the same with ``AnalysisParams(seeding="regularised")`` (:mod:`core.seeding`);
 * ``grey-dec``    the same with ``AnalysisParams(seeding="deconvolved")`` (:mod:`core.seeding`, deconvolved mask);
 * ``true``        ``run(e.phases, presegmented=True)``: the same separation on the true phases;
@@ -49,8 +52,10 @@ from core.evaluate import detachment_errors, instance_scores, match_instances
 from core.pipeline import AnalysisParams, run
 from core.synth import PackingParams, make_sphere_packing
 
-PIPELINES = ("grey", "grey-phases", "grey-reg", "grey-dec", "true", "porespy")
-SEEDED = {"grey-phases": "phases", "grey-reg": "regularised", "grey-dec": "deconvolved"}
+PIPELINES = ("grey", "grey-norefine", "grey-phases", "grey-reg", "grey-dec", "true", "porespy")
+#: The greyscale pipelines other than the default: their AnalysisParams.
+SEEDED = {"grey-norefine": {"refine": "off"}, "grey-phases": {"seeding": "phases", "refine": "off"},
+          "grey-reg": {"seeding": "regularised"}, "grey-dec": {"seeding": "deconvolved"}}
 
 
 def porespy_labels(grey: np.ndarray) -> np.ndarray:
@@ -132,7 +137,7 @@ def evaluate_cell(size: int, noise: float, blur: float, radius: float, seed: int
             s["blur read"] = float("nan") if auto["blur_voxels"] is None else auto["blur_voxels"]
             s["seeding"] = "dec" if auto["seeding"] == "deconvolved" else auto["seeding"]
         elif name in SEEDED:
-            r = run(e.greyscale, AnalysisParams(seeding=SEEDED[name]), spacing=e.spacing)
+            r = run(e.greyscale, AnalysisParams(**SEEDED[name]), spacing=e.spacing)
             s = _scores(e, r.labels, r.table)
         elif name == "true":
             r = run(e.phases, spacing=e.spacing, presegmented=True)
@@ -155,7 +160,7 @@ def _run_rows(size, seeds, radii, blurs, noises, pipelines, args):
     run(w.greyscale, spacing=w.spacing)
     for p in pipelines:
         if p in SEEDED:
-            run(w.greyscale, AnalysisParams(seeding=SEEDED[p]), spacing=w.spacing)
+            run(w.greyscale, AnalysisParams(**SEEDED[p]), spacing=w.spacing)
     rows = []
     for radius in radii:
         for blur in blurs:
@@ -278,8 +283,10 @@ def main(argv=None) -> int:
              "overlapping up to 10 % of r1 + r2 split by the power-diagram plane, 12 % CBD in the necks; Gaussian "
              "blur (voxels) and noise (share of the pore-NMC contrast) as in the table. 'grey' = default analysis "
              "of the greyscale (`seeding=\"auto\"`: seeds on the deconvolved mask where the blur read on the scan, "
-             "'grey blur read' in the per-seed table, is at least `core.seeding.AUTO_BLUR`, else on the phases); "
-             "'grey-phases' = the same with `seeding=\"phases\"` (the default before session 14); 'grey-reg = the same with `seeding=\"regularised\"` (`core.seeding`); 'grey-dec' = "
+             "'grey blur read' in the per-seed table, is at least `core.seeding.AUTO_BLUR`, else on the phases; "
+             "there the phases are also refined by the forward model, `refine=\"auto\"`); 'grey-norefine' = the "
+             "same with `refine=\"off\"` (the default before session 15); "
+             "'grey-phases' = the same with `seeding=\"phases\", refine=\"off\"` (the default before session 14); 'grey-reg = the same with `seeding=\"regularised\"` (`core.seeding`); 'grey-dec' = "
              "the same with `seeding=\"deconvolved\"` (`core.seeding`, mask cut from the deconvolved greyscale); "
              "'true' = "
              "the same separation on the true phases (`presegmented=True`); 'porespy' = Gaussian σ 1 + multi-Otsu "

@@ -48,6 +48,11 @@ block of at most 128³ voxels the thresholds and blur are read from:
   of :func:`core.seeding.deconvolve`, the phases and a mask; measured 16.5 B
   per voxel with the uint16 input at 256³, 15.2 at 192³, against 14.3 of the
   default at both);
+- the phase refinement (``AnalysisParams.refine``, :mod:`core.phases.forward`)
+  is not a term of its own: it allocates 12 B per voxel at its peak (tracemalloc,
+  160³, session 15) beside the input and two phase volumes, less than the
+  deconvolved seeding that "auto" runs with it, and it is freed before the
+  particles step;
 - 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
 
 The run's peak is the input plus the largest step.  Measured error: see the

@@ -56,6 +56,7 @@ Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model", "classifier"]
 Particles = Literal["watershed", "model"]
 Seeding = Literal["auto", "phases", "regularised", "deconvolved"]
+Refine = Literal["auto", "off", "on"]
 #: The parameter groups of :class:`AnalysisParams` (each a dataclass that checks its fields).
 _GROUPS = {"segment": SegmentParams, "separation": SeparationParams, "model": ModelParams}
 
@@ -118,6 +119,17 @@ class AnalysisParams:
         the returned parameters.  Needs ``particles="watershed"`` and
         ``seeding="phases"``.  Left out of :meth:`to_dict` when 1, so existing
         parameters and recipes read and replay as before.
+    refine : {"auto", "off", "on"}
+        Refine the thresholded phases against a forward model of the blurred,
+        noisy image (:func:`core.phases.forward.refine_phases`, with the blur
+        and noise measured on the scan): "on"; "off"; "auto" (the default):
+        "on" where the blur measures at least :data:`core.seeding.AUTO_BLUR`
+        voxels, the rule and the reading of ``seeding="auto"``.  Only for
+        ``method="threshold"`` on a greyscale (else "off"); the chunked
+        engine does not refine.  Resolved in the returned parameters.  Left out of
+        :meth:`to_dict` when "off", and :meth:`from_dict` reads a missing
+        ``refine`` as "off", so parameters and recipes written before read and
+        replay as before.
     """
 
     method: Method = "threshold"
@@ -130,6 +142,7 @@ class AnalysisParams:
     classifier: str | None = None
     seeding: Seeding = "auto"
     coarsen: int | str = 1
+    refine: Refine = "auto"
 
     def __post_init__(self):
         for key, cls in _GROUPS.items():
@@ -146,6 +159,7 @@ class AnalysisParams:
         if self.method == "classifier" and self.particles == "model":
             raise ValueError("particles from the model need method 'threshold' or 'model', not 'classifier'")
         check_choice(self.particles, "particles", ("watershed", "model"))
+        check_choice(self.refine, "refine", ("auto", "off", "on"))
         check_choice(self.seeding, "seeding", ("auto", "phases", "regularised", "deconvolved"))
         if self.seeding not in ("auto", "phases") and self.particles != "watershed":
             raise ValueError(f"seeding {self.seeding!r} is for particles 'watershed', not 'model'")
@@ -161,7 +175,7 @@ class AnalysisParams:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (``classifier`` only when set, ``seeding`` only when not "phases", ``coarsen``
-        only when not 1)."""
+        only when not 1, ``refine`` only when not "off")."""
         d = asdict(self)
         if d["coarsen"] == 1:
             del d["coarsen"]
@@ -169,6 +183,8 @@ class AnalysisParams:
             del d["classifier"]
         if d["seeding"] == "phases":
             del d["seeding"]
+        if d["refine"] == "off":
+            del d["refine"]
         return d
 
     @classmethod
@@ -178,6 +194,7 @@ class AnalysisParams:
             raise TypeError(f"analysis parameters must be a JSON object, got {type(d).__name__}")
         d = dict(d)
         d.setdefault("seeding", "phases")  # written before "auto" was the default: it seeded on the phases
+        d.setdefault("refine", "off")  # written before the phases were refined
         sub = _GROUPS
         kwargs = {}
         known = {f.name for f in fields(cls)}
@@ -401,8 +418,11 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
                 phases, seg_params = seg.phases, params.segment
             cue = seg.cue if params.particles == "model" else None
             del seg
-    timings["phases_s"] = time.perf_counter() - t0
     check_has_nmc(phases)
+    refine, blur_read, refined = _refine(volume, phases, params, presegmented=presegmented, report=report)
+    if refined is not None:
+        phases, refined = refined
+    timings["phases_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     # what needs neither the labels nor the core the separation's flood leaves idle: done meanwhile where it has one
@@ -413,7 +433,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     if cue is None and coarsen != 1:
         coarsen = resolve_coarsen(phases, sp, coarsen)
     seeding, seeding_blur = _resolve_seeding(volume, phases, params, presegmented=presegmented, cue=cue,
-                                             coarsen=coarsen, downsampled=downsampled, report=report)
+                                             coarsen=coarsen, downsampled=downsampled, report=report, read=blur_read)
     if cue is None and coarsen != 1:
         labels, unlabelled = _coarse_particles(phases, sp, params.separation, coarsen, report)
         outside = None
@@ -444,7 +464,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
         separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
-        seeding=seeding, coarsen=coarsen,
+        seeding=seeding, coarsen=coarsen, refine=refine,
     )
     provenance = _provenance(volume, params, resolved, sp, table, input_checksum, presegmented=presegmented,
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
@@ -452,6 +472,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
     if params.seeding == "auto":  # what "auto" read and chose (the returned parameters hold the choice)
         provenance["seeding_auto"] = {"blur_voxels": seeding_blur, "seeding": seeding}
+    if refined is not None:  # what the forward model measured and changed
+        provenance["phase_refinement"] = refined
     if unlabelled is not None:
         provenance["coarse_unlabelled_voxels"] = unlabelled
     mark_warm(params, presegmented=presegmented)
@@ -510,14 +532,44 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
     return fit.needed
 
 
+def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, report: Progress):
+    """``params.refine`` resolved, the blur reading of "auto" (:func:`core.seeding.auto_seeding`'s (choice, blur), or
+    None where not read) and, where refined, (the refined phases, what the refinement measured and changed)."""
+    if params.refine == "off" or presegmented or params.method != "threshold":
+        return "off", None, None
+    from .phases import phase_references
+    from .phases.forward import BETA, SWEEPS, refine_phases
+    from .seeding import _estimate_blur, auto_seeding, estimate_noise
+
+    read = None
+    if params.refine == "auto":
+        report(0.3, "measuring the blur (phase refinement)")
+        read = auto_seeding(volume, phases)
+        if read[0] != "deconvolved":
+            return "off", read, None
+        blur = read[1]
+    else:
+        blur = _estimate_blur(volume, phases)[0]
+        if not np.isfinite(blur):
+            warnings.warn("The blur could not be measured on this scan (too few pore-NMC edges), so the phases "
+                          "were not refined.", stacklevel=4)  # run's caller (run -> _run -> here)
+            return "off", None, None
+    report(0.32, f"refining the phases (blur {blur:.2f} voxel)")
+    noise = estimate_noise(volume, phases)
+    refs = phase_references(volume, phases)
+    new, info = refine_phases(volume, phases, blur=blur, noise=noise, references=refs, beta=BETA, sweeps=SWEEPS)
+    return "on", read, (new, info)
+
+
 def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bool, cue, coarsen, downsampled: int,
-                     report: Progress) -> tuple[str, float | None]:
+                     report: Progress, read=None) -> tuple[str, float | None]:
     """``params.seeding`` with "auto" resolved (:func:`core.seeding.auto_seeding`), and the blur it read (or None).
 
     "auto" is "phases" without a greyscale (presegmented), for the network's
     particles and for a coarsened separation.  Where it picks "deconvolved"
     but that path's estimated peak does not fit the available memory
-    (:func:`core.memory.check_memory`), it warns and seeds on the phases.
+    (:func:`core.memory.check_memory`), it warns and seeds on the phases.  ``read``: the (choice, blur) of
+    :func:`core.seeding.auto_seeding` where the phase refinement already read it (on the phases before refining).
     """
     if params.seeding != "auto":
         return params.seeding, None
@@ -525,8 +577,9 @@ def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bo
         return "phases", None
     from .seeding import AUTO_BLUR, auto_seeding
 
-    report(0.35, "measuring the blur (seeding)")
-    seeding, blur = auto_seeding(volume, phases)
+    if read is None:
+        report(0.35, "measuring the blur (seeding)")
+    seeding, blur = read if read is not None else auto_seeding(volume, phases)
     if seeding == "deconvolved" and isinstance(volume, np.ndarray):
         try:
             check_memory(volume.shape, volume.dtype, replace(params, seeding=seeding), presegmented=False,

@@ -38,7 +38,9 @@ if how == "watershed" and not sample.input.presegmented:
              "long (256³ grid cells) and more memory. It re-runs the whole analysis. 'Chosen by the scan's blur' "
              f"takes the deconvolved mask where the blur measured on the scan is {AUTO_BLUR} voxel or more.")
     if auto_seen.get("blur_voxels") is not None:
-        st.caption(f"The latest analysis measured a blur of {auto_seen['blur_voxels']:.2f} voxel and seeded on "
+        refined = latest.provenance.get("phase_refinement")
+        st.caption(f"The latest analysis measured a blur of {auto_seen['blur_voxels']:.2f} voxel"
+                   + (", refined the phases against a model of that blur" if refined else "") + " and seeded on "
                    + ("a deconvolved mask." if auto_seen.get("seeding") == "deconvolved" else "the NMC phase."))
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 # background jobs (ui/jobs.py): the page may rerun or the browser close while they run

@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from core.pipeline import AnalysisParams
+from core.seeding import AUTO_BLUR
 from core.records import Analysis
 
 #: The URL's query parameter holding the pinned analyses (``?a=3,7,9``).
@@ -100,7 +101,7 @@ def _thresholds(seg) -> str:
 
 #: The settings :func:`_settings` words, in the order they are listed.
 SETTINGS_ORDER: tuple[str, ...] = (
-    "method", "particles", "thresholds", "denoise", "denoise_size", "partial_volume", "pv_sigma", "min_island",
+    "method", "particles", "thresholds", "denoise", "denoise_size", "partial_volume", "pv_sigma", "refine", "min_island",
     "seeding", "fill_cracks", "markers", "h_um", "min_distance_um", "merge_ratio", "min_volume_um3", "weights",
     "model_h", "tile", "precision")
 
@@ -124,6 +125,8 @@ def _settings(p: AnalysisParams) -> dict[str, str]:
         out["partial_volume"] = f"partial-volume correction {_onoff(seg.partial_volume)}"
         if seg.partial_volume:
             out["pv_sigma"] = "fitted blur σ" if seg.pv_sigma is None else f"blur σ {_num(seg.pv_sigma)} voxels"
+        out["refine"] = {"auto": f"phases refined where the blur is {AUTO_BLUR} voxel or more",
+                         "on": "phases refined by the blur model", "off": "phases not refined"}[p.refine]
     if p.method != "model":
         out["min_island"] = f"islands below {int(seg.min_island)} voxels merged"
     if p.particles == "watershed":

@@ -132,6 +132,8 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
         raise ValueError(f"the chunked engine (--chunk-size) runs the threshold method, not {params.method!r}")
     if params.particles != "watershed" or params.seeding not in ("auto", "phases"):
         raise ValueError("the chunked engine (--chunk-size) separates particles by the watershed of the phases only")
+    if params.refine == "on":
+        raise ValueError("the chunked engine (--chunk-size) does not refine the phases: leave --refine at auto or off")
 
 
 def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: int | None = None,
@@ -444,8 +446,10 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
-    # "auto" seeding is the phases here: the deconvolved mask would need the whole greyscale (core.seeding)
-    resolved = replace(params, segment=seg_params, separator_side=side, coarsen=coarsen, seeding="phases")
+    # "auto" seeding is the phases here: the deconvolved mask would need the whole greyscale (core.seeding); the
+    # phases are not refined (core.phases.forward sweeps the whole volume)
+    resolved = replace(params, segment=seg_params, separator_side=side, coarsen=coarsen, seeding="phases",
+                       refine="off")
     chunking = {"chunk_size": chunk_size, "halo": halo, "beyond_halo": int(beyond)}
     if max_diameter_um:
         chunking["max_diameter_um"] = round(float(max_diameter_um), 6)

@@ -45,7 +45,8 @@ CUSTOM = AnalysisParams(
 @pytest.mark.parametrize("params", [AnalysisParams(), CUSTOM], ids=["default", "custom"])
 def test_params_round_trip_through_json(params):
     d = params.to_dict()
-    assert set(d) == {"method", "segment", "separation", "axis", "separator_side", "model", "particles", "seeding"}
+    assert set(d) == {"method", "segment", "separation", "axis", "separator_side", "model", "particles", "seeding",
+                      "refine"}
     back = AnalysisParams.from_dict(json.loads(json.dumps(d)))
     assert back == params
     assert isinstance(back.segment, SegmentParams) and isinstance(back.separation, SeparationParams)

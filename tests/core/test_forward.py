@@ -1,0 +1,204 @@
+"""Tests for core.phases.forward (phases refined against a forward model of the blurred, noisy image)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+import core.phases.forward as F
+from core.codes import CBD, NMC, PORE
+from core.phases.forward import forward_energy, refine_phases
+
+MU = (10000.0, 20000.0, 35000.0)
+CONTRAST = MU[2] - MU[0]
+
+
+def _image(phases, blur, noise, seed=0):
+    grey = ndi.gaussian_filter(np.asarray(MU)[phases], blur)
+    return (grey + np.random.default_rng(seed).normal(0, noise, phases.shape)).astype(np.float32)
+
+
+def _threshold(grey):
+    """Two thresholds at the midpoints of the pure grey values: what a blur-blind segmentation reads."""
+    lo, hi = (MU[0] + MU[1]) / 2, (MU[1] + MU[2]) / 2
+    return np.where(grey < lo, PORE, np.where(grey < hi, CBD, NMC)).astype(np.uint8)
+
+
+def _coated_sphere():
+    """An NMC sphere (radius 9) under a one-voxel pore gap; CBD (to radius 13) on one half, pore on the other."""
+    z, y, x = np.indices((40, 40, 40))
+    d = np.sqrt((z - 19.5) ** 2 + (y - 19.5) ** 2 + (x - 19.5) ** 2)
+    phases = np.zeros(d.shape, np.uint8)
+    phases[(d < 13) & (x >= 19)] = CBD
+    phases[d < 10] = PORE
+    phases[d < 9] = NMC
+    gap = (d >= 9) & (d < 10) & (x >= 20)  # the gap where CBD lies beyond it
+    return phases, gap
+
+
+@pytest.mark.parametrize("shape, blur", [((12, 9, 7), 1.2), ((24, 20, 18), 0.9), ((5, 40, 3), 1.5)])
+def test_the_tracked_energy_change_is_the_energy_change(shape, blur):
+    """The local updates (mirrored at the faces, also where the volume is thinner than the kernel) add up to the
+    whole-volume energy difference."""
+    rng = np.random.default_rng(1)
+    phases = rng.integers(0, 2, shape).astype(np.uint8)  # pore and CBD: no NMC specks to revert
+    phases[: shape[0] // 2, : shape[1] // 2] = NMC
+    grey = rng.normal(20000, 5000, shape).astype(np.float32)
+    out, info = refine_phases(grey, phases, blur=blur, noise=3000.0, references=MU, sweeps=3)
+    assert info["reverted_nmc_voxels"] == 0 and sum(info["changes"]) > 0
+    e0 = forward_energy(grey, phases, blur=blur, noise=3000.0, references=MU)
+    e1 = forward_energy(grey, out, blur=blur, noise=3000.0, references=MU)
+    assert e1 - e0 == pytest.approx(info["energy_change"], rel=1e-4)
+    assert info["energy_change"] < 0
+
+
+@pytest.mark.parametrize("blur", [1.0, 1.2])
+def test_refinement_opens_a_thin_gap_the_thresholds_miss_and_leaves_fewer_voxels_wrong(blur):
+    truth, gap = _coated_sphere()
+    grey = _image(truth, blur, 0.05 * CONTRAST)
+    thr = _threshold(grey)
+    out, _ = refine_phases(grey, thr, blur=blur, noise=0.05 * CONTRAST, references=MU)
+    assert (thr[gap] == PORE).mean() < 0.05  # the blur fills the gap for the thresholds
+    assert (out[gap] == PORE).mean() > 0.2
+    assert np.count_nonzero(out != truth) < 0.8 * np.count_nonzero(thr != truth)
+
+
+def test_a_uniform_pair_cost_would_close_the_gap(monkeypatch):
+    """Why the pair cost does not count pore against CBD: with every unlike pair costing the same, a pore gap
+    between NMC and CBD costs a pair more than NMC touching CBD, and the refinement closes it."""
+    truth, gap = _coated_sphere()
+    grey = _image(truth, 1.0, 0.05 * CONTRAST)
+    monkeypatch.setattr(F, "PAIR_COST", np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]))
+    out, _ = refine_phases(grey, _threshold(grey), blur=1.0, noise=0.05 * CONTRAST, references=MU)
+    assert (out[gap] == PORE).mean() < 0.1
+
+
+def test_refinement_adds_no_nmc_component_and_is_deterministic():
+    truth, _ = _coated_sphere()
+    grey = _image(truth, 1.2, 0.09 * CONTRAST, seed=3)
+    thr = _threshold(grey)
+    a, info = refine_phases(grey, thr, blur=1.2, noise=0.09 * CONTRAST, references=MU)
+    b, _ = refine_phases(grey, thr, blur=1.2, noise=0.09 * CONTRAST, references=MU)
+    np.testing.assert_array_equal(a, b)
+    comp, n = ndi.label(a == NMC)
+    assert n >= 1 and all((thr[comp == i] == NMC).any() for i in range(1, n + 1))
+    assert info["changes"][0] > 0 and set(info) >= {"energy_change", "reverted_nmc_voxels", "blur", "noise", "beta"}
+
+
+def test_refine_phases_refuses_bad_input():
+    phases = np.zeros((8, 8, 8), np.uint8)
+    grey = np.zeros((8, 8, 8), np.float32)
+    kw = dict(blur=1.0, noise=100.0, references=MU)
+    with pytest.raises(ValueError, match="blur must be"):
+        refine_phases(grey, phases, **{**kw, "blur": 0.0})
+    with pytest.raises(ValueError, match="noise must be"):
+        refine_phases(grey, phases, **{**kw, "noise": float("nan")})
+    with pytest.raises(ValueError, match="beta must be"):
+        refine_phases(grey, phases, beta=-1.0, **kw)
+    with pytest.raises(ValueError, match="sweeps must be"):
+        refine_phases(grey, phases, sweeps=0, **kw)
+    with pytest.raises(ValueError, match="references must be three"):
+        refine_phases(grey, phases, **{**kw, "references": (1.0, 2.0)})
+    with pytest.raises(ValueError, match="references must be finite"):
+        refine_phases(grey, phases, **{**kw, "references": (float("nan"), 2.0, 3.0)})
+    with pytest.raises(ValueError, match="differs from phases shape"):
+        refine_phases(grey[:4], phases, **kw)
+    with pytest.raises(ValueError, match="must be 3D"):
+        refine_phases(grey[0], phases[0], **kw)
+
+
+# --- the switch in the pipeline (AnalysisParams.refine) ---------------------------------------------------------
+
+def _packing(blur: float, seed: int = 3):
+    from core.synth import PackingParams, make_sphere_packing
+
+    return make_sphere_packing(PackingParams(shape=(64, 64, 64), blur_voxels=blur, noise_contrast=0.05), rng=seed)
+
+
+def test_refine_switch_round_trips_and_old_dicts_read_as_off():
+    from core.pipeline import AnalysisParams
+
+    assert AnalysisParams().refine == "auto" and AnalysisParams().to_dict()["refine"] == "auto"
+    assert AnalysisParams.from_dict(AnalysisParams().to_dict()) == AnalysisParams()
+    # parameters written before the refinement have no "refine": they replay without it
+    old = {k: v for k, v in AnalysisParams().to_dict().items() if k != "refine"}
+    assert AnalysisParams.from_dict(old).refine == "off"
+    assert "refine" not in AnalysisParams(refine="off").to_dict()
+    on = AnalysisParams(refine="on")
+    assert AnalysisParams.from_dict(on.to_dict()) == on
+    with pytest.raises(ValueError, match="refine"):
+        AnalysisParams(refine="yes")
+
+
+@pytest.mark.parametrize("blur, want", [(0.6, "off"), (1.2, "on")])
+def test_run_resolves_auto_refine_by_the_blur_and_records_it(blur, want):
+    import warnings
+
+    from core.pipeline import AnalysisParams, run
+
+    e = _packing(blur)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = run(e.greyscale, spacing=e.spacing)
+        off = run(e.greyscale, AnalysisParams(refine="off"), spacing=e.spacing)
+        on = run(e.greyscale, AnalysisParams(refine="on"), spacing=e.spacing)
+    assert auto.params.refine == want and off.params.refine == "off" and on.params.refine == "on"
+    # one reading of the blur decides both the refinement and the seeding
+    assert auto.provenance["seeding_auto"]["seeding"] == ("deconvolved" if want == "on" else "phases")
+    same = on if want == "on" else off
+    np.testing.assert_array_equal(auto.phases, same.phases)
+    np.testing.assert_array_equal(auto.labels, same.labels)
+    assert ("phase_refinement" in auto.provenance) == (want == "on")
+    assert "phase_refinement" not in off.provenance
+    rec = on.provenance["phase_refinement"]
+    assert rec["changes"][0] > 0 and rec["blur"] == pytest.approx(blur, abs=0.15)
+    assert not np.array_equal(on.phases, off.phases)
+    # the refined phases are closer to the truth than the thresholded ones
+    assert np.count_nonzero(on.phases != e.phases) < np.count_nonzero(off.phases != e.phases)
+    # presegmented input has no greyscale: never refined
+    pre = run(e.phases, AnalysisParams(refine="on"), spacing=e.spacing, presegmented=True)
+    assert pre.params.refine == "off" and "phase_refinement" not in pre.provenance
+
+
+def test_refine_on_warns_where_the_blur_cannot_be_measured():
+    from core.pipeline import AnalysisParams, run
+    from core.synth import make_sphere_packing, PackingParams
+
+    e = make_sphere_packing(PackingParams(shape=(24, 24, 24), blur_voxels=1.2, noise_contrast=0.05), rng=0)
+    with pytest.warns(UserWarning, match="phases were not refined"):
+        r = run(e.greyscale, AnalysisParams(refine="on"), spacing=e.spacing)
+    assert r.params.refine == "off"
+
+
+def test_the_chunked_engine_refuses_refine_on():
+    from core.chunked.analysis import check_supported
+    from core.pipeline import AnalysisParams
+
+    check_supported(AnalysisParams())  # "auto": not refined there
+    with pytest.raises(ValueError, match="does not refine the phases"):
+        check_supported(AnalysisParams(refine="on"))
+
+
+def test_the_two_halves_run_side_by_side_track_the_energy_and_repeat(monkeypatch):
+    """With two cores a sweep visits the two halves at once (then the band between): the tracked energy change is
+    still the energy change, and the result does not depend on the timing."""
+    from core import _kernels as K
+
+    rng = np.random.default_rng(2)
+    shape = (64, 20, 20)  # room for two halves apart by the kernel (blur 1: half-width 5)
+    phases = rng.integers(0, 2, shape).astype(np.uint8)
+    phases[:, :10] = NMC
+    grey = rng.normal(20000, 5000, shape).astype(np.float32)
+    kw = dict(blur=1.0, noise=3000.0, references=MU)
+    monkeypatch.setattr(K, "cores", lambda: 2)
+    runs = [refine_phases(grey, phases, **kw) for _ in range(3)]
+    for out, info in runs[1:]:
+        np.testing.assert_array_equal(out, runs[0][0])
+    out, info = runs[0]
+    assert info["reverted_nmc_voxels"] == 0
+    e0, e1 = (forward_energy(grey, p, **kw) for p in (phases, out))
+    assert e1 - e0 == pytest.approx(info["energy_change"], rel=1e-4)
+    monkeypatch.setattr(K, "cores", lambda: 1)  # one raster sweep: another visiting order, the same energy books
+    seq, info1 = refine_phases(grey, phases, **kw)
+    assert forward_energy(grey, seq, **kw) - e0 == pytest.approx(info1["energy_change"], rel=1e-4)
