@@ -401,6 +401,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             phases, seg_params = res.phases, res.params
             blur = (assess_blur(seg_params.pv_sigma, downsampled, origin=res.pv_sigma_origin)
                     if seg_params.partial_volume else None)
+            del res  # the phases alone (a refinement below replaces them: the thresholded ones are freed then)
             if blur is not None and blur.kind != "ok":
                 warnings.warn(_blur_warning(blur), stacklevel=3)
         elif params.method == "classifier":
