@@ -105,6 +105,11 @@ def test_ui_downsampling_advice():
     check(q, [_finer("0.200", "1", "bias"), _finer("0.200", "2", "med abs det err")])
 
 
+def test_ui_blur_warning_figures():
+    q = quoted(ui_text(), rf"the detachment came out too low by {NUM}-{NUM} even with the phases refined", "the UI")
+    check(q, [_finer("0.300", "1", "bias"), _finer("0.200", "1", "bias")])
+
+
 def test_readme_finer_voxels():
     text = readme_text()
     q = quoted(text, rf"gave detachment {NUM} or {NUM} too low", "README.md")
