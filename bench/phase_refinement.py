@@ -51,7 +51,7 @@ def one(name: str, blur: float, seed: int, shape) -> dict:
         f1, _ = _inst(e.labels, r.labels)
         d = _det_stats(e.table, r.table, e.labels, r.labels)
         row[f"{refine} F1"] = f1
-        row[f"{refine} |det|"] = d["med_abs"]
+        row[f"{refine} det err"] = d["med_abs"]
         row[f"{refine} bias"] = d["med_signed"]
         row[f"{refine} IoU pore/CBD/NMC"] = "/".join(f"{_iou(r.phases, e.phases, c):.3f}" for c in (0, 1, 2))
         row[f"{refine} s"] = time.perf_counter() - t0
@@ -66,10 +66,10 @@ def _mean_rows(rows: list[dict]) -> list[dict]:
         for blur in dict.fromkeys(r["blur (vox)"] for r in rows):
             sub = [r for r in rows if r["electrode"] == name and r["blur (vox)"] == blur]
             m = {"electrode": name, "blur (vox)": blur, "seeds": len(sub)}
-            for key in ("off F1", "on F1", "off |det|", "on |det|", "off bias", "on bias"):
+            for key in ("off F1", "on F1", "off det err", "on det err", "off bias", "on bias"):
                 m[key] = float(np.mean([r[key] for r in sub]))
             m["on − off F1"] = m["on F1"] - m["off F1"]
-            m["on − off |det|"] = m["on |det|"] - m["off |det|"]
+            m["on − off det err"] = m["on det err"] - m["off det err"]
             out.append(m)
     return out
 
@@ -100,7 +100,8 @@ def main(argv=None) -> int:
         f"Demo electrodes ({'64³ quick' if args.quick else '160³'}, seeds {seeds}) imaged with a Gaussian blur of "
         f"{args.blurs} voxels (0.4 µm voxels; shipped: 0.75), everything else as shipped; the default analysis "
         "with `refine=\"off\"` and `refine=\"on\"` (`core.phases.forward`). The default `refine=\"auto\"` is 'on' "
-        "where 'blur read' is at least `core.seeding.AUTO_BLUR` (0.9). |det| = median |detachment error|, bias = "
+        "where 'blur read' is at least `core.seeding.AUTO_BLUR` (0.9). det err = median of the absolute "
+        "detachment error, bias = "
         "median signed error (negative: gaps read as contact), over the particles matched at IoU > 0.5.", "",
         "### Mean over seeds", "", C.md_table(_mean_rows(rows)), "",
         "### Per seed", "", C.md_table(rows),

@@ -105,6 +105,17 @@ def test_ui_downsampling_advice():
     check(q, [_finer("0.200", "1", "bias"), _finer("0.200", "2", "med abs det err")])
 
 
+def test_readme_phase_refinement_figures():
+    """The README's figures of the refinement on the blurred demo electrodes (held-out seeds, blur >= 1 voxel)."""
+    rows = [r for tab in tables(section("phase_refinement")) for r in tab
+            if "on − off F1" in r and float(r["blur (vox)"]) >= 1.0]
+    assert len(rows) == 6, rows
+    cycled = [-float(r["on − off det err"]) for r in rows if r["electrode"].startswith("cycled")]
+    q = quoted(readme_text(), rf"cut the error of the cycled ones by {NUM}–{NUM} and raised F1@0\.5\s+by up to {NUM}",
+               "README.md")
+    check(q, [min(cycled), max(cycled), max(float(r["on − off F1"]) for r in rows)])
+
+
 def test_ui_blur_warning_figures():
     q = quoted(ui_text(), rf"the detachment came out too low by {NUM}-{NUM} even with the phases refined", "the UI")
     check(q, [_finer("0.300", "1", "bias"), _finer("0.200", "1", "bias")])
