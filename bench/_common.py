@@ -206,6 +206,11 @@ def md_table(rows: list[dict], columns: list[str] | None = None, digits: int = 3
     return "\n".join(lines) + "\n"
 
 
+def print_row(row: dict) -> None:
+    """Print one row as the last line of its Markdown table (progress while a bench runs)."""
+    print(md_table([row]).splitlines()[-1], flush=True)
+
+
 def write_section(name: str, body: str, path: Path | None = RESULTS) -> None:
     """Replace (or append) the section ``name`` of RESULTS.md with ``body``."""
     if path is None:

@@ -108,11 +108,11 @@ def main(argv=None) -> int:
         for name in ELECTRODES:
             for known in (False, True):
                 rows.append(one(name, blur, known, shape))
-                print(C.md_table([rows[-1]]).splitlines()[-1], flush=True)
+                C.print_row(rows[-1])
     vrows = []
     for sp_um, down in ([(0.4, 1), (0.3, 1)] if args.quick else [(0.4, 1), (0.3, 1), (0.2, 1), (0.2, 2), (0.2, 3)]):
         vrows.append(voxel_row(sp_um, down, box_um=19.2 if args.quick else 38.4))
-        print(C.md_table([vrows[-1]]).splitlines()[-1], flush=True)
+        C.print_row(vrows[-1])
     total = time.perf_counter() - t0
     C.publish("blur_sweep", [
         "## Detachment error against imaging blur (`bench/blur_sweep.py`)", "",

@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         for blur in args.blurs:
             for seed in seeds:
                 rows.append(one(name, blur, seed, shape))
-                print(C.md_table([rows[-1]]).splitlines()[-1], flush=True)
+                C.print_row(rows[-1])
     total = time.perf_counter() - t0
     C.publish("phase_refinement", [
         "## The phase refinement on the demo electrodes, blurred (`bench/phase_refinement.py`)", "",
