@@ -298,6 +298,9 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
 
     Notes
     -----
+    The Gaussians are isotropic in voxels: for anisotropic voxels ``blur`` should be the estimate's average over
+    the edge directions (as :func:`core.seeding.estimate_blur` gives it), an approximation.
+
     Memory: two float32 volumes besides the phases (8 bytes per voxel).  Two threads where the volume has
     room for two halves apart by the kernel (:func:`_sweeps`).
     """
