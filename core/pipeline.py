@@ -420,9 +420,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             cue = seg.cue if params.particles == "model" else None
             del seg
     check_has_nmc(phases)
-    refine, blur_read, refined = _refine(volume, phases, params, presegmented=presegmented, report=report)
-    if refined is not None:
-        phases, refined = refined
+    refine, blur_read, phases, refined = _refine(volume, phases, params, presegmented=presegmented, report=report)
     timings["phases_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -535,9 +533,10 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
 
 def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, report: Progress):
     """``params.refine`` resolved, the blur reading of "auto" (:func:`core.seeding.auto_seeding`'s (choice, blur), or
-    None where not read) and, where refined, (the refined phases, what the refinement measured and changed)."""
+    None where not read), the phases (refined, or ``phases`` itself) and what the refinement measured and changed
+    (None where it did not run)."""
     if params.refine == "off" or presegmented or params.method != "threshold":
-        return "off", None, None
+        return "off", None, phases, None
     from .phases import phase_references
     from .phases.forward import BETA, SWEEPS, refine_phases
     from .seeding import _estimate_blur, auto_seeding, estimate_noise
@@ -547,19 +546,19 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
         report(0.3, "measuring the blur (phase refinement)")
         read = auto_seeding(volume, phases)
         if read[0] != "deconvolved":
-            return "off", read, None
+            return "off", read, phases, None
         blur = read[1]
     else:
         blur = _estimate_blur(volume, phases)[0]
         if not np.isfinite(blur):
             warnings.warn("The blur could not be measured on this scan (too few pore-NMC edges), so the phases "
                           "were not refined.", stacklevel=4)  # run's caller (run -> _run -> here)
-            return "off", None, None
+            return "off", None, phases, None
     report(0.32, f"refining the phases (blur {blur:.2f} voxel)")
     noise = estimate_noise(volume, phases)
     refs = phase_references(volume, phases)
     new, info = refine_phases(volume, phases, blur=blur, noise=noise, references=refs, beta=BETA, sweeps=SWEEPS)
-    return "on", read, (new, info)
+    return "on", read, new, info
 
 
 def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bool, cue, coarsen, downsampled: int,

@@ -326,11 +326,7 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     k = _kernel(blur)
     k2 = _kernel(blur * np.sqrt(2.0))
     R = _filter(volume, k)  # G I
-    m = mu.astype(np.float32)[phases]
-    for axis in range(3):
-        m = ndi.correlate1d(m, k2.astype(np.float32), axis=axis, mode="reflect", output=np.float32)
-    R -= m  # G I - G G mu[P]
-    del m
+    R -= _filter(mu.astype(np.float32)[phases], k2)  # G I - G G mu[P]
     out = phases.copy()
     changes, total = _sweeps(out, R, mu, k2, 1.0 / (2.0 * float(noise) ** 2), float(beta) * PAIR_COST, int(sweeps))
     del R
