@@ -741,10 +741,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "greyscale for noisy, blurred scans where touching particles merge (slower; the phases and "
                         "contact areas stay the same); auto (default): the deconvolved mask where the scan's blur "
                         "measures 0.9 voxel or more, else the NMC phase (run.json records which)")
-    a.add_argument("--refine", choices=("auto", "off", "on"),
-                   help="refine the thresholded phases against a model of the scan's blur and noise (moves the "
-                        "NMC, CBD and pore surfaces that the blur shifted; single-threaded, about 0.7 s per 128^3); "
-                        "auto (default): where the scan's blur measures 0.9 voxel or more (run.json records it)")
+    a.add_argument("--refine", choices=("auto", "off", "on", "nmc"),
+                   help="refine the thresholded phases against a model of the scan's blur and noise (on: moves the "
+                        "NMC, CBD and pore surfaces that the blur shifted; nmc: the NMC surfaces only; about 0.7 s "
+                        "per 128^3); auto (default): on where the scan's blur measures 0.9 voxel or more, else nmc "
+                        "where its noise measures 0.065 of the pore-NMC contrast or more (run.json records it)")
     a.add_argument("--coarsen", choices=("auto", "1", "2", "3", "4"),
                    help="separate the particles on a grid this many times coarser and bring the labels back onto "
                         "the full-resolution NMC (for scans whose particles are ~100 voxels across: 4x faster "

@@ -56,7 +56,7 @@ Progress = Callable[[float, str], None]
 Method = Literal["threshold", "model", "classifier"]
 Particles = Literal["watershed", "model"]
 Seeding = Literal["auto", "phases", "regularised", "deconvolved"]
-Refine = Literal["auto", "off", "on"]
+Refine = Literal["auto", "off", "on", "nmc"]
 #: The parameter groups of :class:`AnalysisParams` (each a dataclass that checks its fields).
 _GROUPS = {"segment": SegmentParams, "separation": SeparationParams, "model": ModelParams}
 
@@ -119,12 +119,16 @@ class AnalysisParams:
         the returned parameters.  Needs ``particles="watershed"`` and
         ``seeding="phases"``.  Left out of :meth:`to_dict` when 1, so existing
         parameters and recipes read and replay as before.
-    refine : {"auto", "off", "on"}
+    refine : {"auto", "off", "on", "nmc"}
         Refine the thresholded phases against a forward model of the blurred,
         noisy image (:func:`core.phases.forward.refine_phases`, with the blur
-        and noise measured on the scan): "on"; "off"; "auto" (the default):
-        "on" where the blur measures at least :data:`core.seeding.AUTO_BLUR`
-        voxels, the rule and the reading of ``seeding="auto"``.  Only for
+        and noise measured on the scan): "on" (every phase boundary moves);
+        "nmc" (only the NMC surfaces move: pore and CBD stay as thresholded);
+        "off"; "auto" (the default): "on" where the blur measures at least
+        :data:`core.seeding.AUTO_BLUR` voxels (the rule and the reading of
+        ``seeding="auto"``), else "nmc" where the noise measures at least
+        :data:`core.phases.forward.AUTO_NOISE` of the pore-NMC contrast
+        (:func:`core.seeding.estimate_relative_noise`), else "off".  Only for
         ``method="threshold"`` on a greyscale (else "off"); the chunked
         engine does not refine.  Resolved in the returned parameters.  Left out of
         :meth:`to_dict` when "off", and :meth:`from_dict` reads a missing
@@ -159,7 +163,7 @@ class AnalysisParams:
         if self.method == "classifier" and self.particles == "model":
             raise ValueError("particles from the model need method 'threshold' or 'model', not 'classifier'")
         check_choice(self.particles, "particles", ("watershed", "model"))
-        check_choice(self.refine, "refine", ("auto", "off", "on"))
+        check_choice(self.refine, "refine", ("auto", "off", "on", "nmc"))
         check_choice(self.seeding, "seeding", ("auto", "phases", "regularised", "deconvolved"))
         if self.seeding not in ("auto", "phases") and self.particles != "watershed":
             raise ValueError(f"seeding {self.seeding!r} is for particles 'watershed', not 'model'")
@@ -420,7 +424,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             cue = seg.cue if params.particles == "model" else None
             del seg
     check_has_nmc(phases)
-    refine, blur_read, phases, refined = _refine(volume, phases, params, presegmented=presegmented, report=report)
+    refine, blur_read, phases, refined, refine_auto = _refine(volume, phases, params, presegmented=presegmented,
+                                                             report=report)
     timings["phases_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -471,6 +476,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
     if params.seeding == "auto":  # what "auto" read and chose (the returned parameters hold the choice)
         provenance["seeding_auto"] = {"blur_voxels": seeding_blur, "seeding": seeding}
+    if refine_auto is not None:  # what refine="auto" read and chose
+        provenance["refine_auto"] = refine_auto
     if refined is not None:  # what the forward model measured and changed
         provenance["phase_refinement"] = refined
     if unlabelled is not None:
@@ -533,32 +540,43 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
 
 def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, report: Progress):
     """``params.refine`` resolved, the blur reading of "auto" (:func:`core.seeding.auto_seeding`'s (choice, blur), or
-    None where not read), the phases (refined, or ``phases`` itself) and what the refinement measured and changed
-    (None where it did not run)."""
+    None where not read), the phases (refined, or ``phases`` itself), what the refinement measured and changed
+    (None where it did not run) and what "auto" read (None for another choice)."""
     if params.refine == "off" or presegmented or params.method != "threshold":
-        return "off", None, phases, None
+        return "off", None, phases, None, None
     from .phases import phase_references
-    from .phases.forward import BETA, SWEEPS, refine_phases
-    from .seeding import _estimate_blur, auto_seeding, estimate_noise
+    from .phases.forward import AUTO_NOISE, BETA, SWEEPS, refine_phases
+    from .seeding import _estimate_blur, auto_seeding, estimate_noise, estimate_relative_noise
 
-    read = None
-    if params.refine == "auto":
-        report(0.3, "measuring the blur (phase refinement)")
+    read = auto = None
+    refine = params.refine
+    if refine == "auto":
+        report(0.3, "measuring the blur and noise (phase refinement)")
         read = auto_seeding(volume, phases)
-        if read[0] != "deconvolved":
-            return "off", read, phases, None
         blur = read[1]
+        noise_contrast = None
+        if read[0] == "deconvolved":
+            refine = "on"
+        else:
+            noise_contrast = estimate_relative_noise(volume, phases)
+            sure = np.isfinite(blur) and np.isfinite(noise_contrast)
+            refine = "nmc" if sure and noise_contrast >= AUTO_NOISE else "off"
+        auto = {"blur_voxels": float(blur), "noise_contrast": None if noise_contrast is None else float(noise_contrast),
+                "refine": refine}
+        if refine == "off":
+            return "off", read, phases, None, auto
     else:
         blur = _estimate_blur(volume, phases)[0]
         if not np.isfinite(blur):
             warnings.warn("The blur could not be measured on this scan (too few pore-NMC edges), so the phases "
                           "were not refined.", stacklevel=4)  # run's caller (run -> _run -> here)
-            return "off", None, phases, None
-    report(0.32, f"refining the phases (blur {blur:.2f} voxel)")
+            return "off", None, phases, None, None
+    report(0.32, f"refining the phases (blur {blur:.2f} voxel" + (", NMC surfaces only)" if refine == "nmc" else ")"))
     noise = estimate_noise(volume, phases)
     refs = phase_references(volume, phases)
-    new, info = refine_phases(volume, phases, blur=blur, noise=noise, references=refs, beta=BETA, sweeps=SWEEPS)
-    return "on", read, new, info
+    new, info = refine_phases(volume, phases, blur=blur, noise=noise, references=refs, beta=BETA, sweeps=SWEEPS,
+                              moves="nmc" if refine == "nmc" else "all")
+    return refine, read, new, info, auto
 
 
 def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bool, cue, coarsen, downsampled: int,

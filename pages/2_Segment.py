@@ -8,6 +8,7 @@ import streamlit as st
 from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
 from core.phases import RESOLVABLE_GAP_SIGMAS, assess_blur, resolvable_gap_um
+from core.phases.forward import AUTO_NOISE
 from core.seeding import AUTO_BLUR
 from ui import advice, cache, jobs, memory_view, page, phase_map_view, segment_view, state, widgets
 
@@ -55,7 +56,8 @@ else:
                f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}; change them on the Particles page) and "
                "measures each particle. The result is stored in the workspace. Where the blur measured on the scan "
                f"is {AUTO_BLUR} voxel or more, the phases are then refined against a model of that blur and the "
-               "noise, so surfaces can move from this preview by a voxel or so.")
+               f"noise (where the blur is less but the noise {AUTO_NOISE:g} of the pore-NMC contrast or more, only "
+               "the NMC surfaces), so surfaces can move from this preview by a voxel or so.")
 ap = None
 if presegmented:
     ap = AnalysisParams(separation=sep)
@@ -105,7 +107,8 @@ if latest is not None:
                    f"{seg.pv_sigma} voxels.")
         refined = (latest.provenance or {}).get("phase_refinement")
         if refined:
-            st.caption(f"The phases were then refined against a model of the scan's blur (σ = {refined['blur']:.2f} "
+            what = "The NMC surfaces were" if refined.get("moves") == "nmc" else "The phases were"
+            st.caption(f"{what} then refined against a model of the scan's blur (σ = {refined['blur']:.2f} "
                        f"voxel) and noise: {sum(refined['changes']):,} voxel changes.")
         if seg.partial_volume and seg.pv_sigma:
             gap = resolvable_gap_um(float(seg.pv_sigma), sample.spacing)

@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from core.pipeline import AnalysisParams
+from core.phases.forward import AUTO_NOISE
 from core.seeding import AUTO_BLUR
 from core.records import Analysis
 
@@ -125,8 +126,10 @@ def _settings(p: AnalysisParams) -> dict[str, str]:
         out["partial_volume"] = f"partial-volume correction {_onoff(seg.partial_volume)}"
         if seg.partial_volume:
             out["pv_sigma"] = "fitted blur σ" if seg.pv_sigma is None else f"blur σ {_num(seg.pv_sigma)} voxels"
-        out["refine"] = {"auto": f"phases refined where the blur is {AUTO_BLUR} voxel or more",
-                         "on": "phases refined by the blur model", "off": "phases not refined"}[p.refine]
+        out["refine"] = {"auto": f"phases refined where the blur is {AUTO_BLUR} voxel or more, NMC surfaces where "
+                                 f"the noise is {AUTO_NOISE:g} of the contrast or more",
+                         "on": "phases refined by the blur model",
+                         "nmc": "NMC surfaces refined by the blur model", "off": "phases not refined"}[p.refine]
     if p.method != "model":
         out["min_island"] = f"islands below {int(seg.min_island)} voxels merged"
     if p.particles == "watershed":

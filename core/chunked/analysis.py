@@ -132,7 +132,7 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
         raise ValueError(f"the chunked engine (--chunk-size) runs the threshold method, not {params.method!r}")
     if params.particles != "watershed" or params.seeding not in ("auto", "phases"):
         raise ValueError("the chunked engine (--chunk-size) separates particles by the watershed of the phases only")
-    if params.refine == "on":
+    if params.refine in ("on", "nmc"):
         raise ValueError("the chunked engine (--chunk-size) does not refine the phases: leave --refine at auto or off")
 
 

@@ -106,6 +106,31 @@ def test_refine_phases_refuses_bad_input():
         refine_phases(grey[:4], phases, **kw)
     with pytest.raises(ValueError, match="must be 3D"):
         refine_phases(grey[0], phases[0], **kw)
+    with pytest.raises(ValueError, match="moves must be one of"):
+        refine_phases(grey, phases, moves="pore", **kw)
+
+
+def test_nmc_moves_never_swap_pore_and_cbd_and_still_track_the_energy():
+    """moves="nmc": every change is into or out of NMC (pore and CBD as thresholded); where "all" moves, it also
+    swaps pore and CBD.  The tracked energy change is still the energy change."""
+    truth, gap = _coated_sphere()
+    grey = _image(truth, 1.0, 0.09 * CONTRAST, seed=4)
+    thr = _threshold(grey)
+    kw = dict(blur=1.0, noise=0.09 * CONTRAST, references=MU)
+    nmc, info = refine_phases(grey, thr, moves="nmc", **kw)
+    every, _ = refine_phases(grey, thr, **kw)
+    changed = nmc != thr
+    assert info["moves"] == "nmc" and changed.sum() > 100
+    assert ((nmc[changed] == NMC) | (thr[changed] == NMC)).all()
+    swapped = (every != thr) & (every != NMC) & (thr != NMC)
+    assert swapped.sum() > 100
+    assert (nmc[gap] == PORE).mean() < 0.05  # the gap is a pore/CBD reading: left as the thresholds have it
+    assert np.count_nonzero((nmc == NMC) != (truth == NMC)) < np.count_nonzero((thr == NMC) != (truth == NMC))
+    # one sweep visits each voxel once: nothing goes pore -> NMC -> CBD, nothing to restore, the books balance
+    one, info1 = refine_phases(grey, thr, moves="nmc", sweeps=1, **kw)
+    assert info1["restored_voxels"] == 0 and info1["reverted_nmc_voxels"] == 0
+    e0, e1 = (forward_energy(grey, p, **kw) for p in (thr, one))
+    assert e1 - e0 == pytest.approx(info1["energy_change"], rel=1e-4)
 
 
 # --- the switch in the pipeline (AnalysisParams.refine) ---------------------------------------------------------
@@ -125,8 +150,9 @@ def test_refine_switch_round_trips_and_old_dicts_read_as_off():
     old = {k: v for k, v in AnalysisParams().to_dict().items() if k != "refine"}
     assert AnalysisParams.from_dict(old).refine == "off"
     assert "refine" not in AnalysisParams(refine="off").to_dict()
-    on = AnalysisParams(refine="on")
-    assert AnalysisParams.from_dict(on.to_dict()) == on
+    for choice in ("on", "nmc"):
+        on = AnalysisParams(refine=choice)
+        assert AnalysisParams.from_dict(on.to_dict()) == on
     with pytest.raises(ValueError, match="refine"):
         AnalysisParams(refine="yes")
 
@@ -161,6 +187,36 @@ def test_run_resolves_auto_refine_by_the_blur_and_records_it(blur, want):
     assert pre.params.refine == "off" and "phase_refinement" not in pre.provenance
 
 
+@pytest.mark.parametrize("noise, want", [(0.05, "off"), (0.10, "nmc")])
+def test_auto_refines_the_nmc_surfaces_of_a_noisy_scan_below_the_blur_rule(noise, want):
+    """Blur 0.6 (below AUTO_BLUR): "auto" refines the NMC surfaces where the noise reads at least AUTO_NOISE of the
+    contrast, and records what it read; the result is that of refine="nmc" (or "off")."""
+    import warnings
+
+    from core.pipeline import AnalysisParams, run
+    from core.synth import PackingParams, make_sphere_packing
+
+    e = make_sphere_packing(PackingParams(shape=(64, 64, 64), blur_voxels=0.6, noise_contrast=noise), rng=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = run(e.greyscale, spacing=e.spacing)
+        same = run(e.greyscale, AnalysisParams(refine=want), spacing=e.spacing)
+    assert auto.params.refine == want and auto.params.seeding == "phases"
+    read = auto.provenance["refine_auto"]
+    assert read["refine"] == want and read["noise_contrast"] == pytest.approx(noise, abs=0.01)
+    assert read["blur_voxels"] == pytest.approx(0.6, abs=0.15)
+    np.testing.assert_array_equal(auto.phases, same.phases)
+    np.testing.assert_array_equal(auto.labels, same.labels)
+    if want == "nmc":
+        rec = auto.provenance["phase_refinement"]
+        assert rec["moves"] == "nmc" and rec["changes"][0] > 0
+        thr = run(e.greyscale, AnalysisParams(refine="off"), spacing=e.spacing).phases
+        changed = auto.phases != thr
+        assert ((auto.phases[changed] == NMC) | (thr[changed] == NMC)).all()
+    else:
+        assert "phase_refinement" not in auto.provenance
+
+
 def test_refine_on_warns_where_the_blur_cannot_be_measured():
     from core.pipeline import AnalysisParams, run
     from core.synth import make_sphere_packing, PackingParams
@@ -176,8 +232,9 @@ def test_the_chunked_engine_refuses_refine_on():
     from core.pipeline import AnalysisParams
 
     check_supported(AnalysisParams())  # "auto": not refined there
-    with pytest.raises(ValueError, match="does not refine the phases"):
-        check_supported(AnalysisParams(refine="on"))
+    for choice in ("on", "nmc"):
+        with pytest.raises(ValueError, match="does not refine the phases"):
+            check_supported(AnalysisParams(refine=choice))
 
 
 def test_the_two_halves_run_side_by_side_track_the_energy_and_repeat(monkeypatch):
