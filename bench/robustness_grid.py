@@ -9,7 +9,9 @@ and noise ``noise`` (share of the pore-NMC contrast), for each seed.  Pipelines:
                   deconvolved mask where the measured blur is at least ``core.seeding.AUTO_BLUR``, else the
                   phases; the blur read and the choice are in the per-seed table);
                   The phases are refined by the forward model (``refine="auto"``, :mod:`core.phases.forward`)
-                  where the same blur reading is at least ``AUTO_BLUR``;
+                  where the same blur reading is at least ``AUTO_BLUR``, and below it their NMC surfaces
+                  where the noise reads at least ``core.phases.forward.AUTO_NOISE`` of the contrast (the
+                  noise read and the choice are in the per-seed table);
 * ``grey-norefine`` the same with ``AnalysisParams(refine="off")`` (the default before session 15);
 * ``grey-phases`` the same with ``AnalysisParams(seeding="phases", refine="off")`` (the default before session 14);
 * ``grey-reg``    the same with ``AnalysisParams(seeding="regularised")`` (:mod:`core.seeding`);
@@ -136,6 +138,9 @@ def evaluate_cell(size: int, noise: float, blur: float, radius: float, seed: int
             auto = r.provenance["seeding_auto"]
             s["blur read"] = float("nan") if auto["blur_voxels"] is None else auto["blur_voxels"]
             s["seeding"] = "dec" if auto["seeding"] == "deconvolved" else auto["seeding"]
+            noise_read = r.provenance.get("refine_auto", {}).get("noise_contrast")  # None: not read (blur rule)
+            s["noise read"] = float("nan") if noise_read is None else noise_read
+            s["refine"] = r.params.refine
         elif name in SEEDED:
             r = run(e.greyscale, AnalysisParams(**SEEDED[name]), spacing=e.spacing)
             s = _scores(e, r.labels, r.table)
@@ -270,6 +275,8 @@ def main(argv=None) -> int:
                                                                  for k in ("f1", "n", "s")]
     if "grey" in pipelines and all("grey seeding" in r for r in rows):
         cols_seed[5:5] = ["grey blur read", "grey seeding"]
+    if "grey" in pipelines and all("grey refine" in r for r in rows):
+        cols_seed[7:7] = ["grey noise read", "grey refine"]
     def met(p):
         return sum(1 for c in cells if f"{p} − true" in c and c[f"{p} − true"] >= -0.03
                    and (f"{p} − PoreSpy" not in c or c[f"{p} − PoreSpy"] >= 0.02))
@@ -284,7 +291,9 @@ def main(argv=None) -> int:
              "blur (voxels) and noise (share of the pore-NMC contrast) as in the table. 'grey' = default analysis "
              "of the greyscale (`seeding=\"auto\"`: seeds on the deconvolved mask where the blur read on the scan, "
              "'grey blur read' in the per-seed table, is at least `core.seeding.AUTO_BLUR`, else on the phases; "
-             "there the phases are also refined by the forward model, `refine=\"auto\"`); 'grey-norefine' = the "
+             "there the phases are also refined by the forward model, `refine=\"auto\"`, and below it their NMC "
+             "surfaces where the noise read, 'grey noise read', is at least `core.phases.forward.AUTO_NOISE`, "
+             "'grey refine' = nmc); 'grey-norefine' = the "
              "same with `refine=\"off\"` (the default before session 15); "
              "'grey-phases' = the same with `seeding=\"phases\", refine=\"off\"` (the default before session 14); 'grey-reg = the same with `seeding=\"regularised\"` (`core.seeding`); 'grey-dec' = "
              "the same with `seeding=\"deconvolved\"` (`core.seeding`, mask cut from the deconvolved greyscale); "
