@@ -48,11 +48,12 @@ block of at most 128³ voxels the thresholds and blur are read from:
   of :func:`core.seeding.deconvolve`, the phases and a mask; measured 16.5 B
   per voxel with the uint16 input at 256³, 15.2 at 192³, against 14.3 of the
   default at both);
-- the phase refinement (``AnalysisParams.refine``, :mod:`core.phases.forward`)
-  is not a term of its own: it allocates 12 B per voxel at its peak (tracemalloc,
-  160³, session 15) beside the input and two phase volumes, less than the
-  deconvolved seeding that "auto" runs with it, and it is freed before the
-  particles step;
+- the phase refinement (``AnalysisParams.refine`` "on" or "nmc",
+  :mod:`core.phases.forward`): ``14 N`` (12 B per voxel at its peak,
+  tracemalloc at 160³ in session 16, and the thresholded and the refined
+  phases; freed before the particles step).  "auto" is estimated as not
+  refining, and :func:`core.pipeline.run` checks again when it picks a
+  refinement, leaving the phases as thresholded where that does not fit;
 - 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
 
 The run's peak is the input plus the largest step.  Measured error: see the
@@ -97,6 +98,8 @@ _FIXED = 8 * 2**20
 _TORCH_IMPORT = int(0.55 * _GIB)
 #: Seeding on a regularised / deconvolved mask (core.seeding): bytes per voxel of that step.
 _SEEDING_BYTES = 15.0
+#: The phase refinement (core.phases.forward): bytes per voxel of that step, the two phase volumes included.
+_REFINE_BYTES = 14.0
 #: The classifier's feature bank: bytes per voxel (default 25 features + 4, float32), slab target, intermediates.
 _CLF_FEATURE_BYTES = 116
 _CLF_SLAB_BYTES = 256 * 2**20
@@ -216,6 +219,8 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
             if params.segment.denoise != "none":
                 phase += 8 * s1
             steps.append(phase)
+            if params.refine in ("on", "nmc"):  # "auto": checked again once it picks a refinement
+                steps.append(_REFINE_BYTES * n)
         elif params.method == "classifier":
             phase = 5 * n + _CLF_INTERMEDIATE * min(_CLF_FEATURE_BYTES * n, _CLF_SLAB_BYTES)
             if np.dtype(dtype).kind == "f" or int(downsample) > 1:

@@ -425,7 +425,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             del seg
     check_has_nmc(phases)
     refine, blur_read, phases, refined, refine_auto = _refine(volume, phases, params, presegmented=presegmented,
-                                                             report=report)
+                                                             report=report, downsampled=downsampled)
     timings["phases_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -538,7 +538,7 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
     return fit.needed
 
 
-def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, report: Progress):
+def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, report: Progress, downsampled: int):
     """``params.refine`` resolved, the blur reading of "auto" (:func:`core.seeding.auto_seeding`'s (choice, blur), or
     None where not read), the phases (refined, or ``phases`` itself), what the refinement measured and changed
     (None where it did not run) and what "auto" read (None for another choice)."""
@@ -561,6 +561,14 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
             noise_contrast = estimate_relative_noise(volume, phases)
             sure = np.isfinite(blur) and np.isfinite(noise_contrast)
             refine = "nmc" if sure and noise_contrast >= AUTO_NOISE else "off"
+        if refine != "off" and isinstance(volume, np.ndarray):
+            try:
+                check_memory(volume.shape, volume.dtype, replace(params, refine=refine), presegmented=False,
+                             resident_input=True, downsampled=downsampled)
+            except MemoryBudgetError as exc:
+                warnings.warn(f"The phases would be refined against the scan's blur and noise, but that does not fit "
+                              f"in memory ({exc}); they are left as thresholded.", stacklevel=4)
+                refine = "off"
         auto = {"blur_voxels": float(blur), "noise_contrast": None if noise_contrast is None else float(noise_contrast),
                 "refine": refine}
         if refine == "off":

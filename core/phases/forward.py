@@ -129,12 +129,23 @@ def _kernel(sigma: float) -> np.ndarray:
     return k / k.sum()
 
 
-def _filter(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Separable correlation of a float32 volume with the 1D kernel ``k`` along each axis (mirrored faces)."""
-    out = np.asarray(x, np.float32)
-    for axis in range(out.ndim):
-        out = ndi.correlate1d(out, k.astype(np.float32), axis=axis, mode="reflect", output=np.float32)
-    return out
+def _filter(x: np.ndarray, k: np.ndarray, *, scratch: bool = False) -> np.ndarray:
+    """Separable correlation of a volume with the 1D kernel ``k`` along each axis (mirrored faces), float32.
+
+    The passes go back and forth between two float32 volumes: a new one and ``x`` itself where ``scratch``
+    (a float32 ``x`` that is no longer needed: overwritten), else a second new one.  The same values as
+    ``ndi.correlate1d(..., output=np.float32)`` along each axis in a row.
+    """
+    kk = k.astype(np.float32)
+    a = np.empty(x.shape, np.float32)
+    ndi.correlate1d(x, kk, axis=0, mode="reflect", output=a)
+    b = x if scratch and x.dtype == np.float32 and x.flags.c_contiguous else None
+    for axis in range(1, x.ndim):
+        if b is None:
+            b = np.empty(x.shape, np.float32)
+        ndi.correlate1d(a, kk, axis=axis, mode="reflect", output=b)
+        a, b = b, a
+    return a
 
 
 def forward_energy(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise: float,
@@ -366,7 +377,7 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     k = _kernel(blur)
     k2 = _kernel(blur * np.sqrt(2.0))
     R = _filter(volume, k)  # G I
-    R -= _filter(mu.astype(np.float32)[phases], k2)  # G I - G G mu[P]
+    R -= _filter(mu.astype(np.float32)[phases], k2, scratch=True)  # G I - G G mu[P]
     out = phases.copy()
     changes, total = _sweeps(out, R, mu, k2, 1.0 / (2.0 * float(noise) ** 2), float(beta) * PAIR_COST, MOVES[moves],
                               int(sweeps))

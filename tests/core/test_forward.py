@@ -259,3 +259,39 @@ def test_the_two_halves_run_side_by_side_track_the_energy_and_repeat(monkeypatch
     monkeypatch.setattr(K, "cores", lambda: 1)  # one raster sweep: another visiting order, the same energy books
     seq, info1 = refine_phases(grey, phases, **kw)
     assert forward_energy(grey, seq, **kw) - e0 == pytest.approx(info1["energy_change"], rel=1e-4)
+
+
+def test_the_memory_estimate_counts_an_explicit_refinement_and_auto_checks_again(monkeypatch):
+    """refine "on" / "nmc" add a step of 14 B per voxel (12 measured at the peak and the two phase volumes), above
+    the default particles step; "auto" is estimated as not refining, and the run checks again when it picks a
+    refinement, leaving the phases as thresholded (with a warning) where that does not fit."""
+    import warnings
+
+    import core.pipeline as pipeline
+    from core.memory import MemoryBudgetError, estimate_peak_bytes
+    from core.pipeline import AnalysisParams, run
+    from core.synth import PackingParams, make_sphere_packing
+
+    shape = (512, 512, 512)
+    n = 512 ** 3
+    off = estimate_peak_bytes(shape, np.uint16, AnalysisParams(refine="off"))
+    assert estimate_peak_bytes(shape, np.uint16, AnalysisParams()) == off
+    for choice in ("on", "nmc"):
+        est = estimate_peak_bytes(shape, np.uint16, AnalysisParams(refine=choice))
+        assert est > off and est >= 2 * n + 14 * n
+
+    real = pipeline.check_memory
+
+    def tight(shape, dtype, params, **kw):
+        if params.refine != "auto" and params.refine != "off":
+            raise MemoryBudgetError("needs 9.9 GiB, 1.0 GiB available")
+        return real(shape, dtype, params, **kw)
+
+    monkeypatch.setattr(pipeline, "check_memory", tight)
+    e = make_sphere_packing(PackingParams(shape=(64, 64, 64), blur_voxels=0.6, noise_contrast=0.10), rng=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = run(e.greyscale, spacing=e.spacing)
+    assert r.params.refine == "off" and r.provenance["refine_auto"]["refine"] == "off"
+    assert "phase_refinement" not in r.provenance
+    assert any("left as thresholded" in str(w.message) for w in caught)
