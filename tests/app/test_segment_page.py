@@ -219,16 +219,21 @@ def test_blur_warning_offers_a_downsampled_copy(empty_ws):
     assert at.session_state[state.SAMPLE_ID] == copy.id or at.session_state[state.PENDING_SAMPLE] == copy.id
 
 
-def test_a_blurred_scan_says_its_phases_were_refined(empty_ws):
-    """At a blur of 1.2 voxel the analysis refines the thresholded phases (core.phases.forward); the Segment and
-    Particles pages say so, with the blur it read."""
+@pytest.mark.parametrize("blur, noise, refine, what, particles", [
+    (1.2, 0.05, "on", "The phases were", "refined the phases against a model of that blur and seeded on a "
+                                         "deconvolved mask"),
+    (0.6, 0.10, "nmc", "The NMC surfaces were", "refined the NMC surfaces against a model of that blur and seeded "
+                                                "on the NMC phase")])
+def test_a_blurred_or_noisy_scan_says_its_phases_were_refined(empty_ws, blur, noise, refine, what, particles):
+    """At a blur of 1.2 voxel the analysis refines the thresholded phases (core.phases.forward), at 0.6 with noise
+    0.10 of the contrast their NMC surfaces; the Segment and Particles pages say so, with the blur it read."""
     import warnings
 
     from core.io import save_tiff
     from core.runner import run_analysis
     from core.synth import PackingParams, make_sphere_packing
 
-    e = make_sphere_packing(PackingParams(shape=(64, 64, 64), blur_voxels=1.2, noise_contrast=0.05), rng=3)
+    e = make_sphere_packing(PackingParams(shape=(64, 64, 64), blur_voxels=blur, noise_contrast=noise), rng=3)
     src = empty_ws.root / "packing.tif"
     save_tiff(src, e.greyscale, e.spacing)
     s = empty_ws.add_sample("packing", str(src), spacing=1.0, group_label="g", source_options={"read": {}})
@@ -237,20 +242,19 @@ def test_a_blurred_scan_says_its_phases_were_refined(empty_ws):
         run_analysis(empty_ws, s.id, empty_ws.load_volume(s))
     latest = empty_ws.latest_analysis(s.id)
     refined = latest.provenance["phase_refinement"]
-    assert latest.resolved_params["refine"] == "on" and refined["changes"][0] > 0
+    assert latest.resolved_params["refine"] == refine and refined["changes"][0] > 0
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)
-    assert any(f"refined against a model of the scan's blur (σ = {refined['blur']:.2f} voxel)" in c.value
+    assert any(f"{what} then refined against a model of the scan's blur (σ = {refined['blur']:.2f} voxel)" in c.value
                for c in at.caption)
     assert any("the phases are then refined against a model of that blur" in c.value for c in at.caption)
     at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)
-    assert any("refined the phases against a model of that blur and seeded on a deconvolved mask" in c.value
-               for c in at.caption)
+    assert any(particles in c.value for c in at.caption)
 
 
 REAL_SLICE = (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
