@@ -92,7 +92,11 @@ blurred, noisy image (:mod:`core.phases.forward`), so the deconvolved mask
 is cut inside the refined NMC.  On the training packings (seeds 3-4, session
 15), with the phases refined, seeding on the phases instead scored 0.007
 lower at median radius 7 and 0.010 higher at radius 14 (F1@0.5, means over
-8 packings each): the choice of the mask was left as it was.
+8 packings each): the choice of the mask was left as it was.  Below
+:data:`AUTO_BLUR`, where the noise reads at least
+:data:`core.phases.forward.AUTO_NOISE` of the pore-NMC contrast
+(:func:`estimate_relative_noise`), only the NMC surfaces are refined and the
+particles are seeded on the phases.
 """
 
 from __future__ import annotations
