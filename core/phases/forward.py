@@ -350,8 +350,9 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     The Gaussians are isotropic in voxels: for anisotropic voxels ``blur`` should be the estimate's average over
     the edge directions (as :func:`core.seeding.estimate_blur` gives it), an approximation.
 
-    Memory: two float32 volumes besides the phases (8 bytes per voxel).  Two threads where the volume has
-    room for two halves apart by the kernel (:func:`_sweeps`).
+    Memory: 12 bytes per voxel at its peak besides the input phases (three float32 volumes while the model
+    image is filtered; tracemalloc at 160³), then one float32 volume and the refined phases.  Two threads
+    where the volume has room for two halves apart by the kernel (:func:`_sweeps`).
     """
     volume = check_volume(volume)
     phases = check_phases(phases)
