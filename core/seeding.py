@@ -146,6 +146,11 @@ AUTO_MIN_EDGES = 4000
 DECONV_MERGE_FACTOR = 1.5
 
 
+def _central_block(shape, block: int) -> tuple[slice, ...]:
+    """Slices of the central block of at most ``block`` voxels a side of a volume of ``shape``."""
+    return tuple(slice(max((n - block) // 2, 0), max((n - block) // 2, 0) + min(n, block)) for n in shape)
+
+
 def estimate_noise(volume: np.ndarray, phases: np.ndarray) -> float:
     """Noise of a greyscale volume: robust standard deviation of the grey values two voxels inside the NMC.
 
@@ -167,8 +172,7 @@ def estimate_noise(volume: np.ndarray, phases: np.ndarray) -> float:
         In the volume's grey units; NaN where fewer than 50 such voxels exist.
     """
     volume, phases = _validate(volume, phases)
-    sl = tuple(slice(max((n - _NOISE_BLOCK) // 2, 0), max((n - _NOISE_BLOCK) // 2, 0) + min(n, _NOISE_BLOCK))
-               for n in volume.shape)
+    sl = _central_block(volume.shape, _NOISE_BLOCK)
     # ndi.binary_erosion(NMC, face structure, iterations=2, border_value=1): more than two face steps from
     # every other voxel of the block (one numba pass)
     inner = _l1_distance4(np.ascontiguousarray(phases[sl] != NMC).view(np.uint8), np.uint8(1)) > 2
@@ -201,8 +205,7 @@ def estimate_relative_noise(volume: np.ndarray, phases: np.ndarray) -> float:
         NaN where the noise or the contrast cannot be read (fewer than 50 deep NMC voxels, or no pore).
     """
     volume, phases = _validate(volume, phases)
-    sl = tuple(slice(max((n - _NOISE_BLOCK) // 2, 0), max((n - _NOISE_BLOCK) // 2, 0) + min(n, _NOISE_BLOCK))
-               for n in volume.shape)
+    sl = _central_block(volume.shape, _NOISE_BLOCK)
     i_pore, _, i_nmc = phase_references(np.asarray(volume[sl], np.float32), phases[sl])
     contrast = float(i_nmc) - float(i_pore)
     if not (np.isfinite(contrast) and contrast > 0):
@@ -276,7 +279,7 @@ def _estimate_blur(volume, phases, *, block: int = _NOISE_BLOCK, references=None
         raise ValueError(f"block must be a whole number >= 8, got {block}")
     if min(volume.shape) <= 2 * (_EDGE_PROBE + 1):
         return float("nan"), 0
-    sl = tuple(slice(max((n - block) // 2, 0), max((n - block) // 2, 0) + min(n, block)) for n in volume.shape)
+    sl = _central_block(volume.shape, block)
     v = np.asarray(volume[sl], np.float32)
     i_pore, _, i_nmc = phase_references(v, phases[sl]) if references is None else references
     contrast = float(i_nmc) - float(i_pore)
