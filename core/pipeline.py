@@ -548,7 +548,7 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
     from .phases.forward import AUTO_NOISE, BETA, SWEEPS, refine_phases
     from .seeding import _estimate_blur, auto_seeding, estimate_noise, estimate_relative_noise
 
-    read = auto = None
+    read = auto = noise = None
     refine = params.refine
     if refine == "auto":
         report(0.3, "measuring the blur and noise (phase refinement)")
@@ -558,17 +558,15 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
         if read[0] == "deconvolved":
             refine = "on"
         else:
-            noise_contrast = estimate_relative_noise(volume, phases)
+            noise = estimate_noise(volume, phases)
+            noise_contrast = estimate_relative_noise(volume, phases, noise=noise)
             sure = np.isfinite(blur) and np.isfinite(noise_contrast)
             refine = "nmc" if sure and noise_contrast >= AUTO_NOISE else "off"
-        if refine != "off" and isinstance(volume, np.ndarray):
-            try:
-                check_memory(volume.shape, volume.dtype, replace(params, refine=refine), presegmented=False,
-                             resident_input=True, downsampled=downsampled)
-            except MemoryBudgetError as exc:
-                warnings.warn(f"The phases would be refined against the scan's blur and noise, but that does not fit "
-                              f"in memory ({exc}); they are left as thresholded.", stacklevel=4)
-                refine = "off"
+        refused = _memory_refusal(volume, replace(params, refine=refine), downsampled) if refine != "off" else None
+        if refused is not None:
+            warnings.warn(f"The phases would be refined against the scan's blur and noise, but that does not fit "
+                          f"in memory ({refused}); they are left as thresholded.", stacklevel=4)
+            refine = "off"
         auto = {"blur_voxels": float(blur), "noise_contrast": None if noise_contrast is None else float(noise_contrast),
                 "refine": refine}
         if refine == "off":
@@ -580,7 +578,8 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
                           "were not refined.", stacklevel=4)  # run's caller (run -> _run -> here)
             return "off", None, phases, None, None
     report(0.32, f"refining the phases (blur {blur:.2f} voxel" + (", NMC surfaces only)" if refine == "nmc" else ")"))
-    noise = estimate_noise(volume, phases)
+    if noise is None:
+        noise = estimate_noise(volume, phases)
     refs = phase_references(volume, phases)
     new, info = refine_phases(volume, phases, blur=blur, noise=noise, references=refs, beta=BETA, sweeps=SWEEPS,
                               moves="nmc" if refine == "nmc" else "all")
@@ -606,16 +605,27 @@ def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bo
     if read is None:
         report(0.35, "measuring the blur (seeding)")
     seeding, blur = read if read is not None else auto_seeding(volume, phases)
-    if seeding == "deconvolved" and isinstance(volume, np.ndarray):
-        try:
-            check_memory(volume.shape, volume.dtype, replace(params, seeding=seeding), presegmented=False,
-                         resident_input=True, downsampled=downsampled)
-        except MemoryBudgetError as exc:
-            warnings.warn(f"The blur ({blur:.2f} voxel) is at least {AUTO_BLUR} voxel, where the particles are "
-                          f"better seeded on a deconvolved mask, but that does not fit in memory ({exc}); they are "
-                          "seeded on the phases.", stacklevel=4)  # run's caller (run -> _run -> here)
-            seeding = "phases"
+    refused = _memory_refusal(volume, replace(params, seeding=seeding), downsampled) if seeding == "deconvolved" \
+        else None
+    if refused is not None:
+        warnings.warn(f"The blur ({blur:.2f} voxel) is at least {AUTO_BLUR} voxel, where the particles are "
+                      f"better seeded on a deconvolved mask, but that does not fit in memory ({refused}); they are "
+                      "seeded on the phases.", stacklevel=4)  # run's caller (run -> _run -> here)
+        seeding = "phases"
     return seeding, blur
+
+
+def _memory_refusal(volume, params: AnalysisParams, downsampled: int) -> MemoryBudgetError | None:
+    """Why a run with ``params`` (a choice "auto" made) does not fit in memory: the error of
+    :func:`core.memory.check_memory`, or None where it fits or ``volume`` is not an in-memory array."""
+    if not isinstance(volume, np.ndarray):
+        return None
+    try:
+        check_memory(volume.shape, volume.dtype, params, presegmented=False, resident_input=True,
+                     downsampled=downsampled)
+    except MemoryBudgetError as exc:
+        return exc
+    return None
 
 
 def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Progress, progress: Progress, *,

@@ -182,7 +182,7 @@ def estimate_noise(volume: np.ndarray, phases: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(v - np.median(v))))
 
 
-def estimate_relative_noise(volume: np.ndarray, phases: np.ndarray) -> float:
+def estimate_relative_noise(volume: np.ndarray, phases: np.ndarray, *, noise: float | None = None) -> float:
     """Noise of a greyscale volume as a share of its pore-NMC contrast.
 
     :func:`estimate_noise` divided by the difference of the pure grey values
@@ -198,6 +198,9 @@ def estimate_relative_noise(volume: np.ndarray, phases: np.ndarray) -> float:
         Greyscale.
     phases : (Z, Y, X) uint8
         Its phases.
+    noise : float or None
+        :func:`estimate_noise` of ``volume`` and ``phases`` where the caller has it already (it reads the same
+        block); None: read here.
 
     Returns
     -------
@@ -210,7 +213,7 @@ def estimate_relative_noise(volume: np.ndarray, phases: np.ndarray) -> float:
     contrast = float(i_nmc) - float(i_pore)
     if not (np.isfinite(contrast) and contrast > 0):
         return float("nan")
-    return estimate_noise(volume[sl], phases[sl]) / contrast
+    return (estimate_noise(volume[sl], phases[sl]) if noise is None else float(noise)) / contrast
 
 
 #: Blur estimate: Gaussian (voxels) of the gradient and the smoothed grey value; probe distance along the normal.

@@ -295,3 +295,21 @@ def test_the_memory_estimate_counts_an_explicit_refinement_and_auto_checks_again
     assert r.params.refine == "off" and r.provenance["refine_auto"]["refine"] == "off"
     assert "phase_refinement" not in r.provenance
     assert any("left as thresholded" in str(w.message) for w in caught)
+
+
+def test_the_cli_help_and_the_readme_quote_the_rule_constants():
+    """The CLI help (kept free of numba imports, so written out) and the README say the thresholds of
+    refine="auto" as the code has them."""
+    from pathlib import Path
+
+    from core.phases.forward import AUTO_NOISE
+    from core.seeding import AUTO_BLUR
+
+    root = Path(__file__).resolve().parents[2]
+    cli = " ".join((root / "core" / "cli.py").read_text().split())
+    readme = " ".join((root / "README.md").read_text().split())
+    cli = cli.replace('" "', "")  # the help's implicitly joined string pieces
+    assert f"blur measures {AUTO_BLUR} voxel or more, else nmc where its noise measures {AUTO_NOISE:g} of the " \
+           "pore-NMC contrast" in cli
+    assert f"where the blur measured on the scan is {AUTO_BLUR} voxel or more" in readme
+    assert f"noise of {AUTO_NOISE:g} of the pore-NMC contrast or more, it refines the NMC surfaces only" in readme
