@@ -107,9 +107,9 @@ if latest is not None:
                    f"{seg.pv_sigma} voxels.")
         refined = (latest.provenance or {}).get("phase_refinement")
         if refined:
-            what = "The NMC surfaces were" if refined.get("moves") == "nmc" else "The phases were"
-            st.caption(f"{what} then refined against a model of the scan's blur (σ = {refined['blur']:.2f} "
-                       f"voxel) and noise: {sum(refined['changes']):,} voxel changes.")
+            subject = advice.refined_subject(refined)
+            st.caption(f"{subject[0].upper() + subject[1:]} were then refined against a model of the scan's blur "
+                       f"(σ = {refined['blur']:.2f} voxel) and noise: {sum(refined['changes']):,} voxel changes.")
         if seg.partial_volume and seg.pv_sigma:
             gap = resolvable_gap_um(float(seg.pv_sigma), sample.spacing)
             st.caption(f"At this blur, gaps between a particle and its CBD narrower than about {gap:.2f} µm "

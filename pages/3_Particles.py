@@ -5,7 +5,7 @@ from dataclasses import replace
 import streamlit as st
 
 from core.seeding import AUTO_BLUR
-from ui import exports, forms, jobs, page, particles_view, state
+from ui import advice, exports, forms, jobs, page, particles_view, state
 from ui.messages import one_sentence
 
 ws, sample = page.sample_page("Particles")
@@ -40,8 +40,8 @@ if how == "watershed" and not sample.input.presegmented:
     if auto_seen.get("blur_voxels") is not None:
         refined = latest.provenance.get("phase_refinement")
         st.caption(f"The latest analysis measured a blur of {auto_seen['blur_voxels']:.2f} voxel"
-                   + ((", refined the NMC surfaces" if refined.get("moves") == "nmc" else ", refined the phases")
-                      + " against a model of that blur" if refined else "") + " and seeded on "
+                   + (f", refined {advice.refined_subject(refined)} against a model of that blur" if refined else "")
+                   + " and seeded on "
                    + ("a deconvolved mask." if auto_seen.get("seeding") == "deconvolved" else "the NMC phase."))
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 # background jobs (ui/jobs.py): the page may rerun or the browser close while they run

@@ -37,3 +37,9 @@ def blur_warning(blur: BlurAssessment) -> str | None:
         return head + f", and the volume cannot be downsampled further (at most {MAX_DOWNSAMPLE} in all)."
     return (head + f": downsample the volume by {f} before the analysis (in the app: 'Add a copy downsampled by "
             f"{f}' on the Segment page, or 'Downsample by' on the Samples page; CLI: --downsample {f}).")
+
+
+def refined_subject(refinement: dict) -> str:
+    """What a run's phase refinement moved (its ``provenance["phase_refinement"]``): "the NMC surfaces" where only
+    they could move (``moves="nmc"``), else "the phases"."""
+    return "the NMC surfaces" if refinement.get("moves") == "nmc" else "the phases"
