@@ -342,13 +342,31 @@ def face_peak_levels(q: np.ndarray, sp, step: float, h_um: float,
             d = edt_pkg.edt(face.view(np.uint8), anisotropy=inplane, black_border=False, parallel=1)
             lev = np.minimum(np.ceil(d / step), 255).astype(np.uint8)
             keep = h_maxima(d, max(float(h_um), step)).astype(bool) & face  # the flood's h is at least a level
-            where = list(np.nonzero(keep))
-            where.insert(axis, np.full(where[0].size, pos))
+            rows, cols = _one_per_maximum(keep, d)
+            where = [rows, cols]
+            where.insert(axis, np.full(rows.size, pos))
             flats.append(np.ravel_multi_index(tuple(where), q.shape).astype(np.int64))
-            levs.append(lev[keep])
+            levs.append(lev[rows, cols])
     if not flats:
         return np.zeros(0, np.int64), np.zeros(0, np.uint8)
     return _highest_per_voxel(np.concatenate(flats), np.concatenate(levs))
+
+
+def _one_per_maximum(keep: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of one pixel per connected region of ``keep`` (2D, 8-connected, as ``h_maxima`` joins them):
+    the one of highest ``d``, the first in raster order among equals.
+
+    One h-maximum is one particle's section: its pixels may climb to different regional maxima of the 3D
+    distance (a section's plateau two pixels wide above two noisy 3D peaks), and each maximum credited with
+    the section's level would keep its basin apart, splitting the particle in two."""
+    comp, n = ndi.label(keep, structure=np.ones((3, 3), bool))
+    rows, cols = np.nonzero(comp)
+    if n == 0:
+        return rows, cols
+    ids = comp[rows, cols]
+    order = np.lexsort((-d[rows, cols], ids))  # stable: raster order among equal d
+    first = order[np.r_[True, ids[order][1:] != ids[order][:-1]]]
+    return rows[first], cols[first]
 
 
 def _highest_per_voxel(flat: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -457,3 +457,22 @@ def test_faces_must_be_three_pairs_of_booleans(faces):
     ph, _, _ = _thin_cap_at_a_face(24)
     with pytest.raises(ValueError, match="faces must be three"):
         separate_particles(ph, 1.0, faces=faces)
+
+
+def test_one_face_level_per_section_of_a_cut_particle():
+    """A half ball cut by the z = 0 face with its centre between two voxel columns: the section's 2D distance
+    peaks on a plateau of two pixels.  One section is one particle, so one face level: two, climbing to two
+    noisy 3D maxima, kept both basins apart and split the particle (a 3,892-voxel face-cut particle of a blurred
+    sphere packing was split in two so)."""
+    from core.particles import face_peak_levels, quantised_distance
+
+    z, y, x = np.indices((12, 24, 25))
+    ph = np.zeros(z.shape, np.uint8)
+    ph[z**2 + (y - 12) ** 2 + (x - 12.5) ** 2 <= 9**2] = NMC
+    q, step = quantised_distance(ph == NMC, 1.0)
+    flat, levels = face_peak_levels(q, np.ones(3), step, 0.5)
+    assert flat.size == 1  # was 2: both pixels of the plateau (0, 12, 12) and (0, 12, 13)
+    assert np.unravel_index(int(flat[0]), q.shape) == (0, 12, 12)  # the first in raster order among equals
+    d2 = ndi.distance_transform_edt(ph[0] == NMC)  # the section's in-face distance, scipy's
+    assert d2[12, 12] == d2[12, 13] == d2.max()
+    assert abs(int(levels[0]) - d2.max() / step) < 1  # its level: the section's peak, quantised as q is
