@@ -327,29 +327,56 @@ def face_peak_levels(q: np.ndarray, sp, step: float, h_um: float,
         The in-face distance there, quantised as ``q`` is (``ceil(d / step)``,
         at most 255); the higher one on an edge of two faces.
     """
-    from skimage.morphology import h_maxima
+    flat, levels, _, _, _ = _face_sections(q, sp, step, h_um, faces)
+    return flat, levels
 
-    flats, levs = [], []
+
+def _face_sections(q, sp, step, h_um, faces=ALL_FACES):
+    """:func:`face_peak_levels`, and the sections of the faces: ``(flat, levels, face, sections, offsets)``.
+
+    ``face`` (F,) int64: per peak, the face it was found in (``2 * axis + side``; of two, the one of the higher
+    level).  ``sections``: the faces' pixels concatenated, face ``f`` raveled from ``offsets[f]`` (``offsets``
+    (7,) int64; an unused face holds no pixels), each labelled with the peak whose 2D watershed basin of the
+    in-face distance holds it (a label per peak of that face, 0 off the NMC): what belongs to one section.
+    """
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    flats, levs, fids, secs = [], [], [], []
+    offsets = np.zeros(7, np.int64)
     for axis in range(3):
         for side in (0, 1):
+            f = 2 * axis + side
             if not faces[axis][side]:
+                offsets[f + 1] = offsets[f]
                 continue
             pos = 0 if side == 0 else q.shape[axis] - 1
             face = np.ascontiguousarray(np.take(q, pos, axis=axis) != 0)
+            offsets[f + 1] = offsets[f] + face.size
             if not face.any():
+                secs.append(np.zeros(face.size, np.int32))
                 continue
             inplane = tuple(s for a, s in enumerate(sp) if a != axis)
             d = edt_pkg.edt(face.view(np.uint8), anisotropy=inplane, black_border=False, parallel=1)
             lev = np.minimum(np.ceil(d / step), 255).astype(np.uint8)
             keep = h_maxima(d, max(float(h_um), step)).astype(bool) & face  # the flood's h is at least a level
             rows, cols = _one_per_maximum(keep, d)
+            markers = np.zeros(face.shape, np.int32)
+            markers[rows, cols] = np.arange(1, rows.size + 1, dtype=np.int32)
+            secs.append(watershed(-d, markers, mask=face).astype(np.int32).ravel())
             where = [rows, cols]
             where.insert(axis, np.full(rows.size, pos))
             flats.append(np.ravel_multi_index(tuple(where), q.shape).astype(np.int64))
             levs.append(lev[rows, cols])
+            fids.append(np.full(rows.size, f, np.int64))
+    sections = np.concatenate(secs) if secs else np.zeros(0, np.int32)
     if not flats:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint8)
-    return _highest_per_voxel(np.concatenate(flats), np.concatenate(levs))
+        return np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int64), sections, offsets
+    flat, levels, fid = np.concatenate(flats), np.concatenate(levs), np.concatenate(fids)
+    order = np.lexsort((-levels.astype(np.int64), flat))  # by voxel, the highest level first
+    flat, levels, fid = flat[order], levels[order], fid[order]
+    first = np.r_[True, flat[1:] != flat[:-1]]
+    return flat[first], levels[first], fid[first], sections, offsets
 
 
 def _one_per_maximum(keep: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -380,38 +407,131 @@ def _highest_per_voxel(flat: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray
 
 
 @numba.njit(cache=True, nogil=True)
-def _climb(q, flat, sz, sy, sx, step):
-    """From each voxel ``flat`` of ``q``, the steepest ascent over face neighbours to a voxel with none higher.
+def _ascend(q, i, nz, ny, nx):
+    """The steepest ascent over face neighbours of ``q`` from flat voxel ``i`` to a voxel with none higher."""
+    fq = q.ravel()
+    while True:
+        z, y, x = unravel(i, ny, nx)
+        best, bv = -1, fq[i]
+        for d in range(6):
+            j = flat_step(i, z, y, x, d, nz, ny, nx)
+            if j >= 0 and fq[j] > bv:
+                best, bv = j, fq[j]
+        if best < 0:
+            return i
+        i = best
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment_min(q, i, j, ny, nx):
+    """The least ``q`` along the straight segment between flat voxels ``i`` and ``j`` (sampled every half voxel
+    or closer, nearest voxel)."""
+    fq = q.ravel()
+    z0, y0, x0 = unravel(i, ny, nx)
+    z1, y1, x1 = unravel(j, ny, nx)
+    n = 2 * max(abs(z1 - z0), abs(y1 - y0), abs(x1 - x0)) + 1
+    low = min(fq[i], fq[j])
+    for t in range(1, n):
+        f = t / n
+        z = int(np.floor(z0 + f * (z1 - z0) + 0.5))
+        y = int(np.floor(y0 + f * (y1 - y0) + 0.5))
+        x = int(np.floor(x0 + f * (x1 - x0) + 0.5))
+        low = min(low, fq[(z * ny + y) * nx + x])
+    return low
+
+
+@numba.njit(cache=True, inline="always")
+def _section_index(z, y, x, f, offsets, ny, nx):
+    """Index in the concatenated face sections (:func:`_face_sections`) of voxel ``(z, y, x)`` of face ``f``."""
+    axis = f // 2
+    if axis == 0:
+        return offsets[f] + y * nx + x
+    if axis == 1:
+        return offsets[f] + z * nx + x
+    return offsets[f] + z * ny + y
+
+
+@numba.njit(cache=True, nogil=True)
+def _higher_in_section(q, i, start, f, sections, offsets, sz, sy, sx, step, h, nz, ny, nx):
+    """The voxel of highest ``q`` above ``q[i]`` within the ball of radius ``q[i] * step`` (µm) around flat voxel
+    ``i`` that lies in face ``f``, in the section of flat voxel ``start`` there (:func:`_face_sections`), and that
+    the straight segment from ``i`` joins without dropping ``h`` levels or more below ``q[i]`` (the first in
+    raster order among equals); -1 where none is."""
+    fq = q.ravel()
+    z0, y0, x0 = unravel(i, ny, nx)
+    zs, ys, xs = unravel(start, ny, nx)
+    own = sections[_section_index(zs, ys, xs, f, offsets, ny, nx)]
+    axis = f // 2
+    pos = (zs, ys, xs)[axis]
+    r = fq[i] * step
+    rz, ry, rx = int(r / sz), int(r / sy), int(r / sx)
+    best, bv = -1, fq[i]
+    for z in range(max(0, z0 - rz), min(nz, z0 + rz + 1)):
+        if axis == 0 and z != pos:
+            continue
+        dz = ((z - z0) * sz) ** 2
+        for y in range(max(0, y0 - ry), min(ny, y0 + ry + 1)):
+            if axis == 1 and y != pos:
+                continue
+            dy = dz + ((y - y0) * sy) ** 2
+            if dy > r * r:
+                continue
+            base = (z * ny + y) * nx
+            for x in range(max(0, x0 - rx), min(nx, x0 + rx + 1)):
+                if axis == 2 and x != pos:
+                    continue
+                v = fq[base + x]
+                if v > bv and dy + ((x - x0) * sx) ** 2 <= r * r \
+                        and sections[_section_index(z, y, x, f, offsets, ny, nx)] == own \
+                        and _segment_min(q, i, base + x, ny, nx) > np.int64(fq[i]) - h:
+                    best, bv = base + x, v
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _climb(q, flat, sz, sy, sx, step, h, face, sections, offsets):
+    """From each voxel ``flat`` of ``q``, the steepest ascent over face neighbours to a voxel with none higher,
+    then on to the highest maximum of the same section.
 
     Returns, per start, the flat index of the voxel reached (a voxel of a
     regional maximum of ``q``), or -1 where the start lies outside the ball of
-    radius ``q * step`` (µm) around it: the ball the distance transform
-    guarantees free of background, so a start inside it belongs to the body
-    of the same particle, not beyond a neck.
+    radius ``q * step`` (µm) around the first maximum it reaches: the ball the
+    distance transform guarantees free of background, so a start inside it
+    belongs to the body of the same particle, not beyond a neck.  From that
+    maximum the ascent goes on to the highest voxel inside its ball that lies
+    in the start's section of its face (``face[k]``; ``sections``, ``offsets``
+    of :func:`_face_sections`: the same body, by the same guarantee, and the
+    same cut section) where that is higher and the straight way there drops less
+    than ``h`` levels below the maximum (so the flood by dynamics would join
+    the two anyway, but for the level), and climbs again, until there is none:
+    a noisy surface leaves a cut particle's distance map several maxima a few
+    voxels apart along the face, and a section's level credited to a lesser
+    one kept it apart as a particle of its own.  Only within the section: a
+    cap's maximum lies in the face, and its ball may reach past the neck into
+    the neighbour beside or beyond it.
     """
     nz, ny, nx = q.shape
     fq = q.ravel()
     out = np.empty(flat.size, np.int64)
     for k in range(flat.size):
-        i = flat[k]
-        z0, y0, x0 = unravel(i, ny, nx)
-        while True:
-            z, y, x = unravel(i, ny, nx)
-            best, bv = -1, fq[i]
-            for d in range(6):
-                j = flat_step(i, z, y, x, d, nz, ny, nx)
-                if j >= 0 and fq[j] > bv:
-                    best, bv = j, fq[j]
-            if best < 0:
-                break
-            i = best
+        z0, y0, x0 = unravel(flat[k], ny, nx)
+        i = _ascend(q, flat[k], nz, ny, nx)
         z, y, x = unravel(i, ny, nx)
         d2 = ((z - z0) * sz) ** 2 + ((y - y0) * sy) ** 2 + ((x - x0) * sx) ** 2
-        out[k] = i if d2 <= (fq[i] * step) ** 2 else -1
+        if d2 > (fq[i] * step) ** 2:
+            out[k] = -1
+            continue
+        while h > 0:
+            j = _higher_in_section(q, i, flat[k], face[k], sections, offsets, sz, sy, sx, step, h, nz, ny, nx)
+            if j < 0:
+                break
+            i = _ascend(q, j, nz, ny, nx)
+        out[k] = i
     return out
 
 
-def _seed_face_levels(q: np.ndarray, sp, step: float, flat: np.ndarray, levels: np.ndarray):
+def _seed_face_levels(q: np.ndarray, sp, step: float, flat: np.ndarray, levels: np.ndarray, face=None,
+                      sections=None, offsets=None, h: int = 1):
     """The face levels of :func:`face_peak_levels` moved to the regional maxima their voxels climb to.
 
     A cut particle's 3D peak lies at or near its section's 2D peak, but not
@@ -420,13 +540,20 @@ def _seed_face_levels(q: np.ndarray, sp, step: float, flat: np.ndarray, levels: 
     only to a seed that holds its voxel.  Each voxel steps up the steepest
     ascent of ``q`` to a regional maximum (:func:`_climb`); a level whose
     voxel lies outside that maximum's inscribed ball is dropped (the ascent
-    left the particle).  Returns ``(flat, levels)`` as
+    left the particle); from there it goes on, along the voxel's face, to the
+    highest maximum of the same section that the flood by dynamics (``h``
+    levels) would join to it but for the level (:func:`_climb`), where ``face``, ``sections`` and ``offsets``
+    (:func:`_face_sections`) are given.  Returns ``(flat, levels)`` as
     :func:`face_peak_levels` does: ascending, unique, the highest level where
     several reach one voxel.
     """
     if not flat.size:
         return flat, levels
-    top = _climb(np.ascontiguousarray(q), flat, float(sp[0]), float(sp[1]), float(sp[2]), float(step))
+    if face is None:  # no sections: no going on along the face (h = 0: _climb does not look)
+        face, sections, offsets = np.zeros(flat.size, np.int64), np.zeros(1, np.int32), np.zeros(7, np.int64)
+        h = 0
+    top = _climb(np.ascontiguousarray(q), flat, float(sp[0]), float(sp[1]), float(sp[2]), float(step), int(h),
+                 face, sections, offsets)
     ok = top >= 0
     top, lv = top[ok], levels[ok]
     return _highest_per_voxel(top, lv)
@@ -444,10 +571,11 @@ def _flood_by_dynamics(q: np.ndarray, step: float, sp, h_um: float, faces, side=
     single-threaded flood starts.
     """
     q = np.ascontiguousarray(q)
+    h = max(1, int(round(h_um / step)))
     plateaus, face_levels = K.run_side_by_side(
         lambda: _plateaus(q),
-        lambda: _seed_face_levels(q, sp, step, *face_peak_levels(q, sp, step, h_um, faces)))
-    return _watershed_dynamics(q, max(1, int(round(h_um / step))), plateaus, face_levels, side)
+        lambda: _seed_face_levels(q, sp, step, *_face_sections(q, sp, step, h_um, faces), h=h))
+    return _watershed_dynamics(q, h, plateaus, face_levels, side)
 
 
 def _check_faces(faces) -> tuple:

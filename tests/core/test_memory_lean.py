@@ -19,7 +19,7 @@ from core.codes import NMC
 from core.metrics import _particle_table, particle_table
 from core.particles import (
     SeparationParams,
-    face_peak_levels,
+    _face_sections,
     distance_transform,
     fill_enclosed,
     merge_fragments,
@@ -45,27 +45,60 @@ def _peak0(seeds, n, face_levels):
     return peak0
 
 
-def _climbed(q, spacing, step, face_levels):
-    """Each face level moved up the steepest ascent of ``q`` (first strictly highest of the -z, +z, -y, +y, -x, +x
-    neighbours) to a voxel with none higher; dropped where its voxel lies outside that voxel's ball of radius
-    ``q * step`` µm."""
-    f_idx, f_lev = face_levels
+def _ascended(q, p):
+    """The steepest ascent of ``q`` from voxel ``p`` (first strictly highest of the -z, +z, -y, +y, -x, +x
+    neighbours) to a voxel with none higher."""
+    p = np.array(p)
+    while True:
+        nxt, v = None, q[tuple(p)]
+        for d in ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1)):
+            r = p + d
+            if np.all(r >= 0) and np.all(r < q.shape) and q[tuple(r)] > v:
+                nxt, v = r, q[tuple(r)]
+        if nxt is None:
+            return p
+        p = nxt
+
+
+def _segment_min(q, p, r):
+    """The least ``q`` on the straight segment p -> r, sampled at 2 * (longest axis step) + 1 points, rounded
+    half up."""
+    n = 2 * int(np.max(np.abs(r - p))) + 1
+    pts = [np.floor(p + (t / n) * (r - p) + 0.5).astype(int) for t in range(n)] + [r]
+    return min(int(q[tuple(v)]) for v in pts)
+
+
+def _climbed(q, spacing, step, face_levels, h):
+    """Each face level moved up the steepest ascent of ``q`` to a voxel with none higher; dropped where its voxel
+    lies outside that voxel's ball of radius ``q * step`` µm; else moved on to the highest voxel of that ball
+    lying in its voxel's section of its face (``core.particles._face_sections``), reached by a straight segment
+    that drops less than ``h`` levels below (first in raster order), where that is higher, and up again, until
+    there is none."""
+    f_idx, f_lev, f_face, sections, offsets = face_levels
+    sp = np.asarray(spacing, float) * np.ones(3)
+    grid = np.indices(q.shape).reshape(3, -1).T  # every voxel, raster order
     best = {}
-    for i, lev in zip(f_idx.tolist(), f_lev.tolist()):
+    for i, lev, f in zip(f_idx.tolist(), f_lev.tolist(), f_face.tolist()):
         start = np.array(np.unravel_index(i, q.shape))
-        p = start.copy()
+        p = _ascended(q, start)
+        if np.sum(((p - start) * sp) ** 2) > (float(q[tuple(p)]) * step) ** 2:
+            continue
+        axis, pos = f // 2, (0 if f % 2 == 0 else q.shape[f // 2] - 1)
+        sec = sections[offsets[f]:offsets[f + 1]].reshape(np.delete(q.shape, axis))
+        own = sec[tuple(np.delete(start, axis))]
+        on_face = np.zeros(len(grid), bool)
+        at = grid[:, axis] == pos
+        on_face[at] = sec[tuple(np.delete(grid[at], axis, axis=1).T)] == own
         while True:
-            nxt, v = None, q[tuple(p)]
-            for d in ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1)):
-                r = p + d
-                if np.all(r >= 0) and np.all(r < q.shape) and q[tuple(r)] > v:
-                    nxt, v = r, q[tuple(r)]
-            if nxt is None:
+            inside = on_face & (np.sum(((grid - p) * sp) ** 2, axis=1) <= (float(q[tuple(p)]) * step) ** 2)
+            inside &= q.reshape(-1) > q[tuple(p)]
+            ok = [k for k in np.flatnonzero(inside) if _segment_min(q, p, grid[k]) > int(q[tuple(p)]) - h]
+            if not ok:
                 break
-            p = nxt
-        if np.sum(((p - start) * np.asarray(spacing, float)) ** 2) <= (float(q[tuple(p)]) * step) ** 2:
-            j = int(np.ravel_multi_index(tuple(p), q.shape))
-            best[j] = max(best.get(j, 0), lev)
+            vals = q.reshape(-1)[ok]
+            p = _ascended(q, grid[ok[int(np.argmax(vals))]])
+        j = int(np.ravel_multi_index(tuple(p), q.shape))
+        best[j] = max(best.get(j, 0), lev)
     keys = np.array(sorted(best), np.int64)
     return keys, np.array([best[k] for k in keys.tolist()], np.uint8)
 
@@ -84,7 +117,8 @@ def reference_labels(phases, spacing, params=SeparationParams()):
         is_max[z, y, x] = all(n <= v for n in nb)
     seeds = cc3d.connected_components(is_max, connectivity=6, out_dtype=np.uint32).view(np.int32)
     n = int(seeds.max())
-    levels = _climbed(q, spacing, step, face_peak_levels(q, spacing, step, params.h_um))
+    h = max(1, int(round(params.h_um / step)))
+    levels = _climbed(q, spacing, step, _face_sections(q, spacing, step, params.h_um), h)
     _flood(q, seeds, n, max(1, int(round(params.h_um / step))), _peak0(seeds, n, levels))
     seeds[~solid] = 0
     return merge_fragments(seeds, spacing, merge_ratio=params.merge_ratio, min_volume_um3=params.min_volume_um3)

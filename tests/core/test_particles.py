@@ -216,6 +216,43 @@ def test_face_levels_move_to_the_maximum_their_voxel_climbs_to():
     assert kept.tolist() == [int(np.ravel_multi_index((11, 1, 1), ramp.shape))]
 
 
+def test_a_face_level_goes_on_to_the_highest_maximum_of_its_section_along_the_face():
+    """A cut particle's noisy distance map holds two maxima in its section of the z = 0 face, 3 voxels apart, with
+    a saddle one level below the lesser: with h = 2 levels the flood by dynamics would join them, so the
+    section's level goes to the higher one, not to the one its voxel climbs to first (which it would keep
+    apart).  Not with h = 1 (the flood keeps them apart too), nor beyond the lesser one's inscribed ball, nor
+    into another section of the face (a neighbour beside a cap), nor to a higher voxel off the face (the body
+    beyond a cap's neck)."""
+    from core.particles import _seed_face_levels
+
+    q = np.zeros((6, 9, 11), np.uint8)
+    q[0:5, 1:8, 1:10] = 2
+    q[0, 4, 3], q[0, 4, 4], q[0, 4, 5], q[0, 4, 6] = 6, 5, 5, 8  # two maxima on the z = 0 face
+    one = np.array([int(np.ravel_multi_index((0, 4, 3), q.shape))], np.int64)
+    seven, face0 = np.array([7], np.uint8), np.array([0], np.int64)
+    offsets = np.r_[0, np.full(6, q.shape[1] * q.shape[2])].astype(np.int64)  # only face 0 (z = 0) has pixels
+    same = np.ones(q.shape[1] * q.shape[2], np.int32)  # one section
+    split = same.reshape(q.shape[1:]).copy()
+    split[:, 5:] = 2  # the higher maximum in another section
+
+    def climbed(q, sp, sections, h):
+        return _seed_face_levels(q, sp, 1.0, one, seven, face0, sections.ravel(), offsets, h=h)[0].tolist()
+
+    top, lev = _seed_face_levels(q, (1.0, 1.0, 1.0), 1.0, one, seven, face0, same, offsets, h=2)
+    assert top.tolist() == [int(np.ravel_multi_index((0, 4, 6), q.shape))] and lev.tolist() == [7]
+    assert climbed(q, (1.0, 1.0, 1.0), same, 1) == one.tolist()
+    assert climbed(q, (1.0, 1.0, 1.0), split, 2) == one.tolist()
+    # without sections, as before: the maximum the voxel climbs to
+    assert _seed_face_levels(q, (1.0, 1.0, 1.0), 1.0, one, seven)[0].tolist() == one.tolist()
+    # beyond the ball (radius 6 levels * 1 µm = 6 µm < 3 voxels of 2.5 µm): it stays
+    assert climbed(q, (1.0, 1.0, 2.5), same, 2) == one.tolist()
+    # higher, in the ball, but off the face: it stays
+    q[0, 4, 4:7] = 2
+    q[1:4, 4, 3] = 5
+    q[3, 4, 3] = 9
+    assert climbed(q, (1.0, 1.0, 1.0), same, 2) == one.tolist()
+
+
 def test_merge_fragments():
     lab = np.zeros((10, 10, 24), np.int32)
     lab[1:9, 1:9, 1:5] = 1
