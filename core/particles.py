@@ -422,24 +422,6 @@ def _ascend(q, i, nz, ny, nx):
         i = best
 
 
-@numba.njit(cache=True, nogil=True)
-def _segment_min(q, i, j, ny, nx):
-    """The least ``q`` along the straight segment between flat voxels ``i`` and ``j`` (sampled every half voxel
-    or closer, nearest voxel)."""
-    fq = q.ravel()
-    z0, y0, x0 = unravel(i, ny, nx)
-    z1, y1, x1 = unravel(j, ny, nx)
-    n = 2 * max(abs(z1 - z0), abs(y1 - y0), abs(x1 - x0)) + 1
-    low = min(fq[i], fq[j])
-    for t in range(1, n):
-        f = t / n
-        z = int(np.floor(z0 + f * (z1 - z0) + 0.5))
-        y = int(np.floor(y0 + f * (y1 - y0) + 0.5))
-        x = int(np.floor(x0 + f * (x1 - x0) + 0.5))
-        low = min(low, fq[(z * ny + y) * nx + x])
-    return low
-
-
 @numba.njit(cache=True, inline="always")
 def _section_index(z, y, x, f, offsets, ny, nx):
     """Index in the concatenated face sections (:func:`_face_sections`) of voxel ``(z, y, x)`` of face ``f``."""
@@ -453,10 +435,10 @@ def _section_index(z, y, x, f, offsets, ny, nx):
 
 @numba.njit(cache=True, nogil=True)
 def _higher_in_section(q, i, start, f, sections, offsets, sz, sy, sx, step, h, nz, ny, nx):
-    """The voxel of highest ``q`` above ``q[i]`` within the ball of radius ``q[i] * step`` (µm) around flat voxel
-    ``i`` that lies in face ``f``, in the section of flat voxel ``start`` there (:func:`_face_sections`), and that
-    the straight segment from ``i`` joins without dropping ``h`` levels or more below ``q[i]`` (the first in
-    raster order among equals); -1 where none is."""
+    """The voxel of highest ``q`` above ``q[i]`` that lies in face ``f``, in the section of flat voxel ``start``
+    there (:func:`_face_sections`), and that a path of face steps through voxels above ``q[i] - h`` joins to
+    ``i`` within the ball of radius ``q[i] * step`` (µm) around it (the first in raster order among equals); -1 where
+    none is.  Such a path is what the flood by dynamics (``h`` levels) needs to join the two."""
     fq = q.ravel()
     z0, y0, x0 = unravel(i, ny, nx)
     zs, ys, xs = unravel(start, ny, nx)
@@ -465,26 +447,36 @@ def _higher_in_section(q, i, start, f, sections, offsets, sz, sy, sx, step, h, n
     pos = (zs, ys, xs)[axis]
     r = fq[i] * step
     rz, ry, rx = int(r / sz), int(r / sy), int(r / sx)
+    lz, ly, lx = max(0, z0 - rz), max(0, y0 - ry), max(0, x0 - rx)
+    bz, by, bx = min(nz, z0 + rz + 1) - lz, min(ny, y0 + ry + 1) - ly, min(nx, x0 + rx + 1) - lx
+    seen = np.zeros(bz * by * bx, np.bool_)
+    queue = np.empty(bz * by * bx, np.int64)
+    floor = np.int64(fq[i]) - h
+    queue[0] = i
+    seen[((z0 - lz) * by + (y0 - ly)) * bx + (x0 - lx)] = True
+    head, tail = 0, 1
     best, bv = -1, fq[i]
-    for z in range(max(0, z0 - rz), min(nz, z0 + rz + 1)):
-        if axis == 0 and z != pos:
-            continue
-        dz = ((z - z0) * sz) ** 2
-        for y in range(max(0, y0 - ry), min(ny, y0 + ry + 1)):
-            if axis == 1 and y != pos:
+    while head < tail:
+        j = queue[head]
+        head += 1
+        z, y, x = unravel(j, ny, nx)
+        if (fq[j] > bv or (best >= 0 and fq[j] == bv and j < best)) and (z, y, x)[axis] == pos \
+                and sections[_section_index(z, y, x, f, offsets, ny, nx)] == own:
+            best, bv = j, fq[j]
+        for d in range(6):
+            k = flat_step(j, z, y, x, d, nz, ny, nx)
+            if k < 0 or np.int64(fq[k]) <= floor:
                 continue
-            dy = dz + ((y - y0) * sy) ** 2
-            if dy > r * r:
+            kz, ky, kx = unravel(k, ny, nx)
+            if kz < lz or ky < ly or kx < lx or kz >= lz + bz or ky >= ly + by or kx >= lx + bx:
                 continue
-            base = (z * ny + y) * nx
-            for x in range(max(0, x0 - rx), min(nx, x0 + rx + 1)):
-                if axis == 2 and x != pos:
-                    continue
-                v = fq[base + x]
-                if v > bv and dy + ((x - x0) * sx) ** 2 <= r * r \
-                        and sections[_section_index(z, y, x, f, offsets, ny, nx)] == own \
-                        and _segment_min(q, i, base + x, ny, nx) > np.int64(fq[i]) - h:
-                    best, bv = base + x, v
+            if ((kz - z0) * sz) ** 2 + ((ky - y0) * sy) ** 2 + ((kx - x0) * sx) ** 2 > r * r:
+                continue
+            b = ((kz - lz) * by + (ky - ly)) * bx + (kx - lx)
+            if not seen[b]:
+                seen[b] = True
+                queue[tail] = k
+                tail += 1
     return best
 
 
@@ -501,9 +493,10 @@ def _climb(q, flat, sz, sy, sx, step, h, face, sections, offsets):
     maximum the ascent goes on to the highest voxel inside its ball that lies
     in the start's section of its face (``face[k]``; ``sections``, ``offsets``
     of :func:`_face_sections`: the same body, by the same guarantee, and the
-    same cut section) where that is higher and the straight way there drops less
-    than ``h`` levels below the maximum (so the flood by dynamics would join
-    the two anyway, but for the level), and climbs again, until there is none:
+    same cut section) where that is higher and a path inside the ball joins it
+    without dropping ``h`` levels below the maximum (so the flood by dynamics
+    would join the two anyway, but for the level), and climbs again, until
+    there is none:
     a noisy surface leaves a cut particle's distance map several maxima a few
     voxels apart along the face, and a section's level credited to a lesser
     one kept it apart as a particle of its own.  Only within the section: a

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cc3d
 import numpy as np
+from scipy import ndimage as ndi
 import pytest
 
 from core import _kernels as K
@@ -60,20 +61,12 @@ def _ascended(q, p):
         p = nxt
 
 
-def _segment_min(q, p, r):
-    """The least ``q`` on the straight segment p -> r, sampled at 2 * (longest axis step) + 1 points, rounded
-    half up."""
-    n = 2 * int(np.max(np.abs(r - p))) + 1
-    pts = [np.floor(p + (t / n) * (r - p) + 0.5).astype(int) for t in range(n)] + [r]
-    return min(int(q[tuple(v)]) for v in pts)
-
-
 def _climbed(q, spacing, step, face_levels, h):
     """Each face level moved up the steepest ascent of ``q`` to a voxel with none higher; dropped where its voxel
     lies outside that voxel's ball of radius ``q * step`` µm; else moved on to the highest voxel of that ball
-    lying in its voxel's section of its face (``core.particles._face_sections``), reached by a straight segment
-    that drops less than ``h`` levels below (first in raster order), where that is higher, and up again, until
-    there is none."""
+    lying in its voxel's section of its face (``core.particles._face_sections``) and joined to it inside the ball
+    by face steps through voxels above ``q - h`` (first in raster order), where that is higher, and up again,
+    until there is none."""
     f_idx, f_lev, f_face, sections, offsets = face_levels
     sp = np.asarray(spacing, float) * np.ones(3)
     grid = np.indices(q.shape).reshape(3, -1).T  # every voxel, raster order
@@ -90,13 +83,14 @@ def _climbed(q, spacing, step, face_levels, h):
         at = grid[:, axis] == pos
         on_face[at] = sec[tuple(np.delete(grid[at], axis, axis=1).T)] == own
         while True:
-            inside = on_face & (np.sum(((grid - p) * sp) ** 2, axis=1) <= (float(q[tuple(p)]) * step) ** 2)
-            inside &= q.reshape(-1) > q[tuple(p)]
-            ok = [k for k in np.flatnonzero(inside) if _segment_min(q, p, grid[k]) > int(q[tuple(p)]) - h]
-            if not ok:
+            ball = (np.sum(((grid - p) * sp) ** 2, axis=1) <= (float(q[tuple(p)]) * step) ** 2).reshape(q.shape)
+            comp, _ = ndi.label(ball & (q.astype(int) > int(q[tuple(p)]) - h))
+            joined = (comp == comp[tuple(p)]).reshape(-1)
+            cand = np.flatnonzero(on_face & joined & (q.reshape(-1) > q[tuple(p)]))
+            if not cand.size:
                 break
-            vals = q.reshape(-1)[ok]
-            p = _ascended(q, grid[ok[int(np.argmax(vals))]])
+            vals = q.reshape(-1)[cand]
+            p = _ascended(q, grid[cand[int(np.argmax(vals))]])
         j = int(np.ravel_multi_index(tuple(p), q.shape))
         best[j] = max(best.get(j, 0), lev)
     keys = np.array(sorted(best), np.int64)
