@@ -372,11 +372,8 @@ def _face_sections(q, sp, step, h_um, faces=ALL_FACES):
     sections = np.concatenate(secs) if secs else np.zeros(0, np.int32)
     if not flats:
         return np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.int64), sections, offsets
-    flat, levels, fid = np.concatenate(flats), np.concatenate(levs), np.concatenate(fids)
-    order = np.lexsort((-levels.astype(np.int64), flat))  # by voxel, the highest level first
-    flat, levels, fid = flat[order], levels[order], fid[order]
-    first = np.r_[True, flat[1:] != flat[:-1]]
-    return flat[first], levels[first], fid[first], sections, offsets
+    flat, levels, fid = _highest_per_voxel(np.concatenate(flats), np.concatenate(levs), np.concatenate(fids))
+    return flat, levels, fid, sections, offsets
 
 
 def _one_per_maximum(keep: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -396,14 +393,15 @@ def _one_per_maximum(keep: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.nd
     return rows[first], cols[first]
 
 
-def _highest_per_voxel(flat: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(flat, levels)`` with each voxel once, ascending, keeping its highest level."""
+def _highest_per_voxel(flat: np.ndarray, levels: np.ndarray, *extra: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(flat, levels, *extra)`` with each voxel once, ascending, keeping its highest level (and the ``extra``
+    values that go with it)."""
     if not flat.size:
-        return flat, levels
+        return (flat, levels, *extra)
     order = np.lexsort((-levels.astype(np.int64), flat))  # by voxel, the highest level first
-    flat, levels = flat[order], levels[order]
-    first = np.r_[True, flat[1:] != flat[:-1]]
-    return flat[first], levels[first]
+    first = np.r_[True, flat[order][1:] != flat[order][:-1]]
+    keep = order[first]
+    return (flat[keep], levels[keep], *(e[keep] for e in extra))
 
 
 @numba.njit(cache=True, nogil=True)
