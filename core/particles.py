@@ -522,7 +522,7 @@ def _climb(q, flat, sz, sy, sx, step, h, face, sections, offsets):
 
 
 def _seed_face_levels(q: np.ndarray, sp, step: float, flat: np.ndarray, levels: np.ndarray, face=None,
-                      sections=None, offsets=None, h: int = 1):
+                      sections=None, offsets=None, h: int = 0):
     """The face levels of :func:`face_peak_levels` moved to the regional maxima their voxels climb to.
 
     A cut particle's 3D peak lies at or near its section's 2D peak, but not
@@ -534,15 +534,14 @@ def _seed_face_levels(q: np.ndarray, sp, step: float, flat: np.ndarray, levels: 
     left the particle); from there it goes on, along the voxel's face, to the
     highest maximum of the same section that the flood by dynamics (``h``
     levels) would join to it but for the level (:func:`_climb`), where ``face``, ``sections`` and ``offsets``
-    (:func:`_face_sections`) are given.  Returns ``(flat, levels)`` as
+    (:func:`_face_sections`) are given and ``h`` > 0.  Returns ``(flat, levels)`` as
     :func:`face_peak_levels` does: ascending, unique, the highest level where
     several reach one voxel.
     """
     if not flat.size:
         return flat, levels
-    if face is None:  # no sections: no going on along the face (h = 0: _climb does not look)
-        face, sections, offsets = np.zeros(flat.size, np.int64), np.zeros(1, np.int32), np.zeros(7, np.int64)
-        h = 0
+    if face is None:  # no sections: nothing to go on along (_climb does not look with h = 0)
+        face, sections, offsets, h = np.zeros(flat.size, np.int64), np.zeros(1, np.int32), np.zeros(7, np.int64), 0
     top = _climb(np.ascontiguousarray(q), flat, float(sp[0]), float(sp[1]), float(sp[2]), float(step), int(h),
                  face, sections, offsets)
     ok = top >= 0
