@@ -20,7 +20,10 @@ Steps:
    than either cross-section; a cap cut off a sphere has an interface of at
    least 2^(2/3) ≈ 1.59 times the cross-section of a sphere of its own volume,
    the half sphere, and more the thinner the cap); fragments below
-   ``min_volume_um3`` join the neighbour they share most interface with;
+   ``min_volume_um3`` join the neighbour they share most interface with.
+   The pairs join one at a time, the largest ratio first, each weighed on the
+   regions as the merges before it left them (:func:`_agglomerate`), so a
+   fragment wedged between two particles joins one of them, not both;
 6. labels on NMC voxels only (cracks return to 0), numbered 1..n.
 
 All parameters live in :class:`SeparationParams`.
@@ -65,7 +68,8 @@ class SeparationParams:
         Minimum marker separation for ``markers="peaks"``.
     merge_ratio : float
         Merge two fragments when their interface area exceeds this share of
-        the smaller fragment's equivalent cross-section ``π r²``; 0 disables.
+        the smaller fragment's equivalent cross-section ``π r²``, one pair at
+        a time, the largest ratio first (:func:`merge_fragments`); 0 disables.
         The default, 2.0, merges a cap cut off a sphere when it is thinner
         than about 0.7 of the sphere's radius (a half sphere gives 1.59).  It
         was 1.2 before (a recipe records the value it ran with, so an older
@@ -619,7 +623,11 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 2.
     labels : (Z, Y, X) int
     spacing : float or (3,) float, µm
     merge_ratio : float
+        Two regions merge while their shared interface exceeds this many times the smaller one's equivalent
+        cross-section ``π r²``: the pair of largest ratio first, then the pairs of the merged region weighed
+        again with its summed contacts and volume (:func:`_agglomerate`).
     min_volume_um3 : float
+        Regions smaller than this join, first, the neighbour they share most interface with.
 
     Returns
     -------
@@ -644,24 +652,25 @@ def _merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float, mi
     vol = counts * float(np.prod(sp))
     parent = np.arange(n + 1)
     if pa.size:
-        r_small = np.cbrt(3 * np.minimum(vol[pa], vol[pb]) / (4 * np.pi))
-        merge = np.zeros(len(pa), bool)
-        if merge_ratio > 0:
-            merge |= area > merge_ratio * np.pi * r_small**2
+        forced = np.zeros(0, np.int64)
         if min_volume_um3 > 0:
             # a small fragment joins the neighbour it shares the most area with
             small_a = vol[pa] < min_volume_um3
             small_b = vol[pb] < min_volume_um3
+            firsts = []
             for small, own in ((small_a, pa), (small_b, pb)):
                 idx = np.flatnonzero(small)
                 if idx.size:
                     order = np.lexsort((-area[idx], own[idx]))
-                    first = idx[order][np.r_[True, own[idx][order][1:] != own[idx][order][:-1]]]
-                    merge[first] = True
-        if merge.any():
-            g = sparse.coo_matrix((np.ones(merge.sum()), (pa[merge], pb[merge])), shape=(n + 1, n + 1))
-            _, comp = connected_components(g, directed=False)
-            parent = comp
+                    firsts.append(idx[order][np.r_[True, own[idx][order][1:] != own[idx][order][:-1]]])
+            if firsts:
+                forced = np.unique(np.concatenate(firsts))
+        above = np.zeros(0, np.int64)
+        if merge_ratio > 0:
+            r_small = np.cbrt(3 * np.minimum(vol[pa], vol[pb]) / (4 * np.pi))
+            above = np.flatnonzero(area > merge_ratio * np.pi * r_small**2)
+        if forced.size or above.size:
+            parent = _agglomerate(pa, pb, area, vol, merge_ratio, forced, above)
     # new consecutive ids, background stays 0
     present = counts > 0
     present[0] = False
@@ -673,6 +682,114 @@ def _merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float, mi
     out = lab if (inplace or lab is not labels) else lab.copy()
     K.remap_inplace(out, lut)
     return out
+
+
+def _agglomerate(pa, pb, area, vol, merge_ratio: float, forced, above) -> np.ndarray:
+    """Root region of each region (``(n + 1,)`` int64, the least id of its group) after the merges of
+    :func:`_merge_fragments`.
+
+    ``pa``, ``pb``, ``area``: the contacts of :func:`core._kernels.contact_areas` (region pairs and shared
+    area, µm²); ``vol``: volume of each region (µm³, index = id).  First the ``forced`` contacts (indices into
+    them: small fragments and their largest-contact neighbour) join.  Then the pair of regions with the largest
+    ratio of shared area to the smaller one's equivalent cross-section ``π r²`` joins, as long as that ratio
+    exceeds ``merge_ratio``; after each merge the joined region's volume and contacts (areas summed) are those
+    of the region as it now is.  So a small fragment wedged between two particles, sharing a large face with
+    each, joins the one it shares the larger ratio with, and the two particles stay apart; the transitive
+    closure of the pairs above the ratio (before session 18) joined all three.  Only the regions of the
+    ``above`` contacts (those above the ratio to begin with) and of the forced ones are looked at: a merge
+    changes the ratios of the joined region's pairs only, and those are weighed again after it.
+    """
+    import heapq
+
+    n1 = vol.size
+    src = np.concatenate([pa, pb])
+    order = np.argsort(src, kind="stable")
+    nbr = np.concatenate([pb, pa])[order].tolist()
+    nbr_area = np.concatenate([area, area])[order].tolist()
+    start = np.searchsorted(src[order], np.arange(n1 + 1)).tolist()
+    del src, order
+    pa, pb = pa.tolist(), pb.tolist()
+    parent = list(range(n1))
+    v = [float(x) for x in vol]
+    adj: dict = {}  # root -> {neighbouring root: shared area}, built when a region is first looked at
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def contacts(a):
+        d = adj.get(a)
+        if d is None:  # a region not merged yet: its own contacts
+            d = {}
+            for k in range(start[a], start[a + 1]):
+                c = find(nbr[k])
+                if c != a:
+                    d[c] = d.get(c, 0.0) + nbr_area[k]
+            adj[a] = d
+        return d
+
+    def ratio(a, b):
+        r = np.cbrt(3 * min(v[a], v[b]) / (4 * np.pi))
+        return adj[a][b] / (np.pi * r * r)
+
+    def join(keep, gone):
+        dk, dg = contacts(keep), contacts(gone)
+        parent[gone] = keep
+        v[keep] += v[gone]
+        for c, s in dg.items():
+            if c == keep:
+                continue
+            dc = adj.get(c)
+            if dc is not None:
+                del dc[gone]
+                dc[keep] = dc.get(keep, 0.0) + s
+            dk[c] = dk.get(c, 0.0) + s
+        dk.pop(gone, None)
+        del adj[gone]
+
+    for k in forced.tolist():
+        a, b = find(pa[k]), find(pb[k])
+        if a != b:
+            join(min(a, b), max(a, b))
+    heap = []
+
+    def push(a):
+        for c in contacts(a):
+            contacts(c)
+            heap.append((-ratio(a, c), min(a, c), max(a, c)))
+
+    if merge_ratio > 0:
+        for a in sorted({find(x) for k in forced.tolist() for x in (pa[k], pb[k])}):
+            push(a)
+        for k in above.tolist():
+            a, b = find(pa[k]), find(pb[k])
+            if a != b:
+                contacts(a)
+                contacts(b)
+                heap.append((-ratio(a, b), min(a, b), max(a, b)))
+        heapq.heapify(heap)
+        while heap:
+            s, a, b = heapq.heappop(heap)
+            if parent[a] != a or parent[b] != b or b not in adj.get(a, ()):
+                continue  # joined since
+            now = ratio(a, b)
+            if now != -s:  # weighed before a merge changed it
+                heapq.heappush(heap, (-now, a, b))
+                continue
+            if now <= merge_ratio:
+                break
+            join(a, b)  # a < b: the root is the least id
+            for c in adj[a]:
+                contacts(c)
+                heapq.heappush(heap, (-ratio(a, c), min(a, c), max(a, c)))
+    out = np.asarray(parent, np.int64)
+    while True:
+        nxt = out[out]
+        if np.array_equal(nxt, out):
+            return out
+        out = nxt
 
 
 def separate_particles(

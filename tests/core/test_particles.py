@@ -276,6 +276,24 @@ def test_merge_fragments():
     assert merge_fragments(lab, merge_ratio=0, min_volume_um3=0).max() == 5
 
 
+def test_a_fragment_between_two_particles_joins_one_of_them_not_both():
+    """Merging is greedy, weighed on the regions as they grow: no chain through a wedged fragment."""
+    lab = np.zeros((12, 12, 27), np.int32)
+    lab[1:11, 1:11, 1:12] = 1  # 1,100 voxels
+    lab[1:11, 1:11, 12:14] = 2  # a 200-voxel slab: 100 faces with each neighbour, 2.4 x its pi r^2
+    lab[1:11, 1:11, 14:25] = 3  # 1,100 voxels
+    out = merge_fragments(lab, merge_ratio=2.0, min_volume_um3=0)
+    # the slab joins 1 (the first of two equal ratios); 1 + slab and 3 then share 100 faces, 0.78 x pi r^2 of 3
+    assert out.max() == 2
+    assert out[5, 5, 5] == out[5, 5, 12] == out[5, 5, 13] != out[5, 5, 20]
+    # where the merged region's summed contact is large for the smaller one, it goes on
+    lab2 = lab.copy()
+    lab2[1:11, 1:11, 14:16] = 3  # now a second 200-voxel slab...
+    lab2[1:11, 1:11, 16:25] = 0
+    out2 = merge_fragments(lab2, merge_ratio=2.0, min_volume_um3=0)
+    assert out2.max() == 1  # ... that joins 1 + slab: 100 faces against pi r^2 of 200 voxels
+
+
 def test_separation_params_validation():
     with pytest.raises(ValueError, match=r"markers must be one of \['hmaxima', 'peaks'\]"):
         SeparationParams(markers="random")
