@@ -40,7 +40,8 @@ voxels (:func:`deconv_settings`, :func:`deconvolve`), sharpen the necks before t
 
 The level and the smoothing were chosen by measurement on
 :func:`core.synth.make_sphere_packing` (``bench/robustness_grid.py``).
-Status: opt-in (``AnalysisParams(seeding="regularised")``).
+Status: opt-in (``AnalysisParams(seeding="regularised")``); the default since session 14 is ``"auto"``
+(below), which picks the deconvolved variant or the phases.
 On the sphere packings it raised the greyscale F1@0.5 by 0.015-0.04 at a
 median radius of 7 voxels (blur 0.6-1.2 voxel, noise 0.05-0.10) but not
 enough to come within 0.03 of the true phases at blur 1.2, and not at all at
@@ -50,7 +51,8 @@ with step 4 by scikit-image's watershed of the float distance transform; the
 quantised flood now in its place was compared with it on the deconvolved mask
 only: the same F1 on three packings, labels equal on 99.9 % of the voxels.)
 
-The deconvolved variant is opt-in too (``seeding="deconvolved"``).  On the
+The deconvolved variant was opt-in at first (``seeding="deconvolved"``; the history below, until
+``"auto"`` picked it on blurred scans).  On the
 grid of ``bench/robustness_grid.py`` (128³, seeds 0-2; bench/RESULTS.md) it
 comes within 0.03 of the true phases in 6 of 8 cells (not at radius 7 with
 blur 1.2: -0.046 / -0.061 at noise 0.05 / 0.10; default -0.13) and meets both
