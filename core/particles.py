@@ -38,8 +38,6 @@ import edt as edt_pkg
 import numba
 import numpy as np
 from scipy import ndimage as ndi
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from . import _kernels as K
 from ._checks import check_bool, check_number
@@ -734,6 +732,13 @@ def _agglomerate(pa, pb, area, vol, merge_ratio: float, forced, above) -> np.nda
         r = np.cbrt(3 * min(v[a], v[b]) / (4 * np.pi))
         return adj[a][b] / (np.pi * r * r)
 
+    def entry(a, b):
+        # a heap entry of the pair, weighed on the lesser id's contacts as the loop below weighs it again
+        lo, hi = min(a, b), max(a, b)
+        contacts(lo)
+        contacts(hi)
+        return -ratio(lo, hi), lo, hi
+
     def join(keep, gone):
         dk, dg = contacts(keep), contacts(gone)
         parent[gone] = keep
@@ -753,22 +758,10 @@ def _agglomerate(pa, pb, area, vol, merge_ratio: float, forced, above) -> np.nda
         a, b = find(pa[k]), find(pb[k])
         if a != b:
             join(min(a, b), max(a, b))
-    heap = []
-
-    def push(a):
-        for c in contacts(a):
-            contacts(c)
-            heap.append((-ratio(a, c), min(a, c), max(a, c)))
-
     if merge_ratio > 0:
-        for a in sorted({find(x) for k in forced.tolist() for x in (pa[k], pb[k])}):
-            push(a)
-        for k in above.tolist():
-            a, b = find(pa[k]), find(pb[k])
-            if a != b:
-                contacts(a)
-                contacts(b)
-                heap.append((-ratio(a, b), min(a, b), max(a, b)))
+        joined = sorted({find(x) for k in forced.tolist() for x in (pa[k], pb[k])})
+        heap = [entry(a, c) for a in joined for c in list(contacts(a))]
+        heap += [entry(a, b) for a, b in ((find(pa[k]), find(pb[k])) for k in above.tolist()) if a != b]
         heapq.heapify(heap)
         while heap:
             s, a, b = heapq.heappop(heap)
@@ -781,9 +774,8 @@ def _agglomerate(pa, pb, area, vol, merge_ratio: float, forced, above) -> np.nda
             if now <= merge_ratio:
                 break
             join(a, b)  # a < b: the root is the least id
-            for c in adj[a]:
-                contacts(c)
-                heapq.heappush(heap, (-ratio(a, c), min(a, c), max(a, c)))
+            for c in list(adj[a]):
+                heapq.heappush(heap, entry(a, c))
     out = np.asarray(parent, np.int64)
     while True:
         nxt = out[out]
