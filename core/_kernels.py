@@ -695,6 +695,11 @@ class SideWork:
         return [c() for c in self._calls]
 
 
+def pool_submit(call, *args):
+    """``call(*args)`` in :func:`run_on_cores`'s pool; a future.  The call must not wait on the pool itself."""
+    return _pool().submit(call, *args)
+
+
 def run_on_cores(work, n: int) -> None:
     """``work(k0, k1)`` over ``[0, n)`` in as many even pieces as there are cores, one thread each.
 
@@ -982,6 +987,16 @@ def contact_areas(labels, sz, sy, sx):
         area[i] = val
         i += 1
     return a, b, area
+
+
+@numba.njit(cache=True, nogil=True)
+def mark_present(labels, present, offset):
+    """``present[offset + v] = True`` for every label ``v > 0`` of ``labels`` (C-contiguous)."""
+    flat = labels.ravel()
+    for i in range(flat.size):
+        v = flat[i]
+        if v > 0:
+            present[offset + v] = True
 
 
 @numba.njit(cache=True, nogil=True)

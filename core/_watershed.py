@@ -626,6 +626,25 @@ def _watershed_dynamics(q: np.ndarray, h_levels: int, plateaus: tuple, face_leve
     return labels
 
 
+def _flood_into(q: np.ndarray, labels: np.ndarray, h_levels: int, plateaus: tuple,
+                face_levels: tuple | None = None) -> int:
+    """:func:`_watershed_dynamics` of a C-contiguous ``q`` written into a given C-contiguous uint16 ``labels``.
+
+    Returns the number of basins, or -1 where uint16 labels do not suffice
+    (more than about 49,000 basins alive at once, see :func:`_flood_slots`);
+    ``labels`` is then garbage.
+    """
+    idx, comp, n_seeds = plateaus
+    del plateaus
+    if n_seeds == 0:
+        labels[...] = 0
+        return 0
+    args = _seed_order(q, idx, comp, n_seeds, face_levels)
+    del idx, comp
+    proto = np.empty(QUEUE_BLOCK, np.int32 if q.size < 2**31 else np.int64)
+    return _flood_slots(q, labels, *args, int(h_levels), min(n_seeds, UINT16_SLOTS), proto)
+
+
 def _seed_order(q, idx, comp, n_seeds, face_levels=None):
     """The seed tables of :func:`_flood_slots` from :func:`_plateaus`'s output.
 

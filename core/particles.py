@@ -42,7 +42,7 @@ from scipy import ndimage as ndi
 from . import _kernels as K
 from ._checks import check_bool, check_number
 from ._kernels import flat_step, unravel
-from ._watershed import _plateaus, _quantise, _watershed_dynamics, quantise, watershed_dynamics
+from ._watershed import _flood_into, _plateaus, _quantise, _watershed_dynamics, quantise, watershed_dynamics
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
 
@@ -564,10 +564,127 @@ def _flood_by_dynamics(q: np.ndarray, step: float, sp, h_um: float, faces, side=
     """
     q = np.ascontiguousarray(q)
     h = max(1, int(round(h_um / step)))
+    halo = split_halo(step, sp)
+    if K.cores() > 1 and q.size >= FLOOD_SPLIT_MIN_VOXELS and 4 * halo <= q.shape[0]:
+        labels = _flood_halves(q, step, sp, h_um, faces, halo, side)
+        if labels is not None:
+            return labels
+        side = None  # started by the split flood (its work runs or has run in the pool)
     plateaus, face_levels = K.run_side_by_side(
         lambda: _plateaus(q),
         lambda: _seed_face_levels(q, sp, step, *_face_sections(q, sp, step, h_um, faces), h=h))
     return _watershed_dynamics(q, h, plateaus, face_levels, side)
+
+
+#: Fewest voxels for :func:`_flood_by_dynamics` to flood the two halves of a volume (along z) on two cores
+#: (:func:`_flood_halves`); smaller volumes are flooded whole, in one thread.
+FLOOD_SPLIT_MIN_VOXELS: int = 1 << 25
+
+
+def split_halo(step: float, spacing) -> int:
+    """Slices each half of :func:`_flood_halves` reaches beyond the seam: twice the deepest distance a level
+    of ``step`` µm can code (255 levels), in z-voxels, plus 2.
+
+    So every particle that crosses the seam lies whole inside both halves, and so do its neighbours'
+    shares near it.
+    """
+    sp = normalize_spacing(spacing)
+    return int(np.ceil(2 * 255 * float(step) / float(sp[0]))) + 2
+
+
+def _flood_halves(q: np.ndarray, step: float, sp, h_um: float, faces, halo: int, side=None):
+    """:func:`_flood_by_dynamics` of a C-contiguous ``q`` whose two halves along z are flooded by two threads.
+
+    The lower half is flooded as the volume ``q[:m + halo]``, the upper one as ``q[m - halo:]`` (``m = Z // 2``),
+    each with its far cut as a face that is not the volume's (the particle goes on beyond).  A voxel takes the
+    lower flood's basin below the seam ``m`` and the upper flood's from ``m`` on; a lower and an upper basin
+    become one particle where, on the two slices at the seam (``m - 1`` and ``m``, labelled by both floods),
+    they share at least half of the smaller one's voxels there.  With ``halo`` slices beyond the seam
+    (:func:`split_halo`) both floods see every particle that crosses it whole, so they label it alike; the
+    result equals the whole flood's except where the flood order's ties near the seam, or a far cut's
+    truncated particles, decide differently.  Both floods write into one (Z + 2 halo) volume, the lower one
+    at its start and the upper one after it, so the halves cost ``2 * halo`` slices of memory beyond the
+    labels.
+
+    ``side`` (:class:`core._kernels.SideWork`, optional) is started once the second flood is under way.
+
+    Returns
+    -------
+    labels : (Z, Y, X) uint16 or None
+        None where a half needs more than uint16 labels, or the two together more than 65535 particles (the
+        caller floods the volume whole); ``side`` has then been started.
+    """
+    nz, ny, nx = q.shape
+    m = nz // 2
+    h = max(1, int(round(h_um / step)))
+    big = np.empty((nz + 2 * halo, ny, nx), np.uint16)
+    parts = ((q[:m + halo], big[:m + halo], ((faces[0][0], False), faces[1], faces[2])),
+             (q[m - halo:], big[m + halo:], ((False, faces[0][1]), faces[1], faces[2])))
+
+    def flood(k):
+        qs, out, fc = parts[k]
+        plateaus = _plateaus(qs)
+        face_levels = _seed_face_levels(qs, sp, step, *_face_sections(qs, sp, step, h_um, fc), h=h)
+        return _flood_into(qs, out, h, plateaus, face_levels)
+
+    upper = K.pool_submit(flood, 1)
+    if side is not None:
+        side.start()
+    k_lo = flood(0)
+    k_hi = upper.result()
+    if k_lo < 0 or k_hi < 0:
+        return None
+    # the two slices at the seam, as each flood labelled them
+    lo = big[m - 1:m + 1].reshape(-1)
+    hi = big[m - 1 + 2 * halo:m + 1 + 2 * halo].reshape(-1)
+    on = lo > 0
+    lo, hi = lo[on].astype(np.int64), hi[on].astype(np.int64)
+    pairs, n_pair = np.unique(lo * (k_hi + 1) + hi, return_counts=True)
+    a, b = pairs // (k_hi + 1), pairs % (k_hi + 1)
+    n_lo = np.bincount(lo, minlength=k_lo + 1)
+    n_hi = np.bincount(hi, minlength=k_hi + 1)
+    join = 2 * n_pair >= np.minimum(n_lo[a], n_hi[b])
+    # which basins keep voxels (lower below the seam, upper from it on), numbered lower ones first
+    present = np.zeros(k_lo + k_hi + 1, np.bool_)
+    K.mark_present(big[:m], present, 0)
+    K.mark_present(big[m + 2 * halo:], present, k_lo)
+    root = _union_roots(k_lo + k_hi + 1, a[join], b[join] + k_lo)
+    lut = np.zeros(k_lo + k_hi + 1, np.int64)
+    new_of_root = np.zeros(k_lo + k_hi + 1, np.int64)
+    k = 0
+    for v in np.flatnonzero(present):
+        r = root[v]
+        if new_of_root[r] == 0:
+            k += 1
+            new_of_root[r] = k
+        lut[v] = new_of_root[r]
+    if k > np.iinfo(np.uint16).max:
+        return None
+    _relabel_halves(big.reshape(-1), m * ny * nx, 2 * halo * ny * nx, nz * ny * nx, lut, k_lo)
+    return big[:nz]
+
+
+def _union_roots(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Root (least member) of each of ``n`` nodes after joining the pairs ``(a[i], b[i])``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    g = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n))
+    _, comp = connected_components(g, directed=False)
+    first = np.full(comp.max() + 1, n, np.int64)
+    np.minimum.at(first, comp, np.arange(n))
+    return first[comp]
+
+
+@numba.njit(cache=True, nogil=True)
+def _relabel_halves(flat, seam, shift, size, lut, k_lo):
+    """``flat[:seam] = lut[flat[:seam]]``; ``flat[i] = lut[k_lo + flat[i + shift]]`` for ``seam <= i < size``
+    (upper labels, moved down by ``shift``; in ascending order, so no value is read after it is overwritten)."""
+    for i in range(seam):
+        flat[i] = lut[flat[i]]
+    for i in range(seam, size):
+        v = flat[i + shift]
+        flat[i] = lut[k_lo + v] if v > 0 else 0
 
 
 def _check_faces(faces) -> tuple:

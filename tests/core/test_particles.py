@@ -531,3 +531,64 @@ def test_one_face_level_per_section_of_a_cut_particle():
     d2 = ndi.distance_transform_edt(ph[0] == NMC)  # the section's in-face distance, scipy's
     assert d2[12, 12] == d2[12, 13] == d2.max()
     assert abs(int(levels[0]) - d2.max() / step) < 1  # its level: the section's peak, quantised as q is
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """True where labels ``a`` and ``b`` cut the volume into the same regions (numbers aside)."""
+    if not np.array_equal(a > 0, b > 0):
+        return False
+    on = a > 0
+    pairs = np.unique(np.stack([a[on].astype(np.int64), b[on].astype(np.int64)]), axis=1)
+    return pairs.shape[1] == np.unique(a[on]).size == np.unique(b[on]).size
+
+
+def _split_and_whole(monkeypatch, ph, spacing):
+    """Labels of :func:`separate_particles` with the flood split between two cores, and flooded whole."""
+    from core import _kernels as K
+    from core import particles as P
+
+    monkeypatch.setattr(K, "cores", lambda: 2)
+    calls = []
+    halves = P._flood_halves
+    monkeypatch.setattr(P, "_flood_halves", lambda *a, **k: calls.append(1) or halves(*a, **k))
+    monkeypatch.setattr(P, "FLOOD_SPLIT_MIN_VOXELS", 1)
+    split = separate_particles(ph, spacing)
+    assert calls, "the split flood was not used"
+    monkeypatch.setattr(P, "FLOOD_SPLIT_MIN_VOXELS", 1 << 62)
+    whole = separate_particles(ph, spacing)
+    assert len(calls) == 1
+    return split, whole
+
+
+def test_the_flood_split_between_two_cores_labels_as_the_whole_flood(monkeypatch):
+    from core.synth import ElectrodeParams, make_electrode
+
+    w = make_electrode(ElectrodeParams(shape=(160, 40, 40)), rng=3)
+    split, whole = _split_and_whole(monkeypatch, w.phases, w.spacing)
+    assert split.shape == whole.shape and split.dtype == np.uint16
+    assert whole.max() >= 15
+    assert _same_partition(split, whole)
+    np.testing.assert_array_equal(np.unique(split), np.arange(int(split.max()) + 1))  # numbered 1..n
+
+
+def test_a_chain_of_balls_across_the_seam_of_the_split_flood(monkeypatch):
+    # touching balls of radius 6 along z, one centred on the seam (z = 48): each its own particle in both floods
+    shape = (96, 20, 20)
+    centres = range(4, 96, 11)  # 4, 15, .., 48, .., 92
+    mask = np.zeros(shape, bool)
+    for c in centres:
+        mask |= ball(shape, (c, 10, 10), 6)
+    split, whole = _split_and_whole(monkeypatch, phases_of(mask), 0.5)
+    assert int(whole.max()) == len(centres)
+    assert _same_partition(split, whole)
+    assert split[45, 10, 10] == split[48, 10, 10] == split[51, 10, 10]  # the ball on the seam is one particle
+
+
+def test_the_flood_is_done_whole_where_a_half_needs_more_than_uint16_labels(monkeypatch):
+    from core import particles as P
+    from core.synth import ElectrodeParams, make_electrode
+
+    w = make_electrode(ElectrodeParams(shape=(160, 40, 40)), rng=3)
+    monkeypatch.setattr(P, "_flood_into", lambda *a, **k: -1)  # as when too many basins are alive at once
+    split, whole = _split_and_whole(monkeypatch, w.phases, w.spacing)
+    np.testing.assert_array_equal(split, whole)
