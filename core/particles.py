@@ -41,6 +41,7 @@ from scipy import ndimage as ndi
 
 from . import _kernels as K
 from ._checks import check_bool, check_number
+from ._edt import quantise_cubic_in_place
 from ._kernels import flat_step, unravel
 from ._watershed import _flood_into, _plateaus, _quantise, _watershed_dynamics, quantise, watershed_dynamics
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
@@ -188,6 +189,12 @@ def quantised_distance(filled: np.ndarray, spacing=None, *, slab_voxels: int | N
                        halo: int = 8) -> tuple[np.ndarray, float]:
     """:func:`core._watershed.quantise` of :func:`distance_transform`, computed slab by slab.
 
+    With cubic voxels the levels are those of the exact distances, computed in
+    place of the mask (:func:`core._edt.quantise_cubic_in_place`; they differ
+    from the quantised float32 transform of ``edt`` only where its rounding
+    crosses a level, by one level), unless some voxel is 255 voxels or more
+    from the background.  Otherwise (or then) the following holds.
+
     The float32 distance map is never held whole: it is computed in z-slabs of
     about ``slab_voxels`` voxels with a halo of slices on each side.  The halo
     grows until every value in a slab is provably that of the whole-volume
@@ -236,6 +243,10 @@ def _quantise_in_place(buf: np.ndarray, sp, slab_voxels: int, halo: int) -> floa
     which a slice already quantised still gives (a level is 0 exactly on the
     background), so a caller that owns the mask's memory lends it as the output.
     """
+    if sp[0] == sp[1] == sp[2] and buf.flags.c_contiguous:
+        step = quantise_cubic_in_place(buf, float(sp[0]))  # exact, in the mask's memory (core._edt)
+        if step is not None:
+            return step
     nz = buf.shape[0]
     plane = max(1, buf.shape[1] * buf.shape[2])
     depth = max(1, int(slab_voxels) // plane)  # slab slices, halo included

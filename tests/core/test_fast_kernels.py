@@ -134,6 +134,7 @@ def test_slab_distance_exact_whatever_the_slab_order(misleading, monkeypatch):
     mask |= rng.random(shape) < 0.05
     if misleading:  # claims the maximum is at the top, the thinnest part, and no halo is needed
         monkeypatch.setattr(P, "_slice_bounds", lambda f, sp: np.linspace(1.0, 0.0, f.shape[0]))
+    monkeypatch.setattr(P, "quantise_cubic_in_place", lambda buf, s: None)  # the slab path, as for non-cubic voxels
     calls = []
     orig = P._slab_edt
     monkeypatch.setattr(P, "_slab_edt", lambda *a: calls.append(a[1:3]) or orig(*a))
@@ -357,3 +358,91 @@ def test_numpy_hugepages_sets_and_restores_numpy_switch():
     assert get() == (not before)  # b is still open
     b.__exit__(None, None, None)
     assert get() == before
+
+
+def _exact_levels(mask, s):
+    """quantise() of the exact distances float32(sqrt(d2) * s), d2 the integer squared distance from scipy."""
+    from scipy import ndimage as ndi
+
+    from core._watershed import quantise
+
+    d2 = np.rint(ndi.distance_transform_edt(mask) ** 2)
+    return quantise((np.sqrt(d2) * s).astype(np.float32))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("s", [1.0, 0.4])
+def test_cubic_distance_levels_are_the_exact_distances_quantised(seed, s):
+    """core._edt's levels equal those of the exact distance (scipy's), and edt's up to its float32 rounding."""
+    import core.particles as P
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(20, 40, 3))
+    zz, yy, xx = np.indices(shape)
+    mask = np.zeros(shape, bool)
+    for _ in range(6):
+        c, r = rng.uniform(0, shape), rng.uniform(3, 12)
+        mask |= (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= r**2
+    mask &= rng.random(shape) > 0.02  # pinholes
+    q, step = P.quantised_distance(mask, s)
+    q0, s0 = _exact_levels(mask, s)
+    assert step == s0
+    np.testing.assert_array_equal(q, q0)
+    q1, s1 = P.quantise(P.distance_transform(mask, s))  # edt, float32 inside
+    assert abs(step - s1) <= 1e-6 * s1
+    assert np.abs(q.astype(int) - q1).max() <= 1
+
+
+def test_cubic_distance_hands_far_volumes_to_the_slab_path():
+    """255 voxels or more from the background, or no background: the mask is given back and edt does it."""
+    import core.particles as P
+    from core._edt import quantise_cubic_in_place
+
+    mask = np.ones((300, 3, 4), bool)
+    mask[0, 1, 1] = False
+    buf = mask.view(np.uint8).copy()
+    assert quantise_cubic_in_place(buf, 1.0) is None
+    np.testing.assert_array_equal(buf, mask)  # the mask again
+    q, step = P.quantised_distance(mask, 1.0)
+    q0, s0 = P.quantise(P.distance_transform(mask, 1.0))
+    assert step == s0 and step > 299 / 254
+    np.testing.assert_array_equal(q, q0)
+    near = mask.copy()
+    near[250:, 2, 3] = False  # every voxel within 254 voxels: done in place
+    buf = near.view(np.uint8).copy()
+    assert quantise_cubic_in_place(buf, 1.0) == _exact_levels(near, 1.0)[1]
+    everywhere = np.ones((5, 6, 7), bool)
+    buf = everywhere.view(np.uint8).copy()
+    assert quantise_cubic_in_place(buf, 1.0) is None
+    np.testing.assert_array_equal(buf, 1)
+
+
+def test_cubic_distance_of_an_empty_mask_and_of_a_thin_volume():
+    from core._edt import quantise_cubic_in_place
+
+    buf = np.zeros((4, 5, 6), np.uint8)
+    assert quantise_cubic_in_place(buf, 0.5) == 1e-6
+    assert not buf.any()
+    mask = np.zeros((1, 9, 9), bool)
+    mask[0, 2:7, 1:8] = True
+    buf = mask.view(np.uint8).copy()
+    step = quantise_cubic_in_place(buf, 0.5)
+    q0, s0 = _exact_levels(mask, 0.5)
+    assert step == s0
+    np.testing.assert_array_equal(buf, q0)
+
+
+def test_cubic_distance_finds_the_largest_distance_past_slices_of_larger_bound():
+    # a thin rod along z (z-distances up to 30, 3D distance 1) in 60 slices, a ball (3D distance 9) beside it:
+    # the slices are looked at by their largest z-distance, so the rod's come first and must not end the search
+    from core._edt import quantise_cubic_in_place
+
+    shape = (64, 30, 30)
+    zz, yy, xx = np.indices(shape)
+    mask = (zz >= 2) & (zz < 62) & (yy == 3) & (xx == 3)
+    mask |= (zz - 32) ** 2 + (yy - 15) ** 2 + (xx - 17) ** 2 <= 9**2
+    buf = mask.view(np.uint8).copy()
+    step = quantise_cubic_in_place(buf, 1.0)
+    q0, s0 = _exact_levels(mask, 1.0)
+    assert step == s0 and s0 > 8 / 254
+    np.testing.assert_array_equal(buf, q0)

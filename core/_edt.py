@@ -1,0 +1,253 @@
+"""The quantised Euclidean distance transform of a mask with cubic voxels, in place, in numba.
+
+:func:`core.particles.quantised_distance` needs, for every voxel of a mask, its
+distance to the nearest voxel outside, coded in uint8 levels of ``dmax / 254``.
+With cubic voxels the squared distance in voxels is an integer, so it is
+computed exactly, in the mask's own memory and slice by slice:
+
+1. two sweeps along z write, in place of the mask, each voxel's distance to
+   the nearest background voxel of its z-column (0 on the background, 255 for
+   255 voxels or more: "far");
+2. per z-slice, the lower envelope of parabolas (Felzenszwalb & Huttenlocher,
+   *Distance transforms of sampled functions*, Theory Comput. 8, 2012) along y
+   and then x gives the squared 3D distance, exact where it is at most 254²
+   (a far column cannot be nearest then).  A zero (background) parabola hides
+   every parabola beyond it, so each line is cut at its background voxels.
+
+The level step depends on the largest distance, so step 2 runs twice: first
+on the slices that might hold the largest distance (a voxel's least distance
+to the background along z, y or x bounds its 3D distance; slices are taken
+in descending order of their largest bound until it cannot beat the largest
+distance found), then on every slice, writing the levels.  Only a slice's scratch is held beside the mask.  Both
+steps run on all cores.  The distances are those of ``edt`` (which also
+leaves the volume's edge out of the background) up to float32 rounding; the
+levels are computed from ``float32(sqrt(d2) * spacing)`` as
+:func:`core._watershed.quantise` computes them from a float32 transform.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._kernels import run_on_cores
+
+#: A z-distance of 255 voxels or more ("far"): no parabola.
+FAR: int = 255
+#: Largest squared distance (in voxels²) computed exactly: a far column is at least 255 away.
+EXACT_D2: int = 254 * 254
+_NONE = 1e30  # no parabola / no finite value
+
+
+@numba.njit(cache=True, nogil=True)
+def _z_sweeps(buf, p0, p1):
+    """In place on the (Z, P) mask ``buf`` (0 outside), columns ``p0..p1-1``: the distance along z (0..254, FAR)."""
+    nz = buf.shape[0]
+    for z in range(nz):
+        for p in range(p0, p1):
+            if buf[z, p] != 0:
+                if z == 0:
+                    buf[z, p] = FAR
+                else:
+                    v = buf[z - 1, p]
+                    buf[z, p] = FAR if v >= FAR - 1 else v + 1
+    for z in range(nz - 2, -1, -1):
+        for p in range(p0, p1):
+            v = buf[z + 1, p]
+            if v < FAR - 1 and v + 1 < buf[z, p]:
+                buf[z, p] = v + 1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _envelope(f, lo, hi, out, v, zb):
+    """``out[i] = min_{lo <= j < hi} f[j] + (i - j)²`` for ``lo <= i < hi`` (``f[j] >= _NONE``: no parabola)."""
+    k = -1
+    for q in range(lo, hi):
+        fq = f[q]
+        if fq >= _NONE:
+            continue
+        if k < 0:
+            k = 0
+            v[0] = q
+            zb[0] = -1e300
+            zb[1] = 1e300
+            continue
+        s = 0.0
+        while k >= 0:
+            r = v[k]
+            s = ((fq + q * q) - (f[r] + r * r)) / (2.0 * (q - r))
+            if s > zb[k]:
+                break
+            k -= 1
+        k += 1
+        v[k] = q
+        zb[k] = s if k > 0 else -1e300
+        zb[k + 1] = 1e300
+    if k < 0:
+        for i in range(lo, hi):
+            out[i] = _NONE
+        return
+    k = 0
+    for i in range(lo, hi):
+        while zb[k + 1] < i:
+            k += 1
+        r = v[k]
+        out[i] = (i - r) * (i - r) + f[r]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _line(f, n, out, v, zb):
+    """:func:`_envelope` of a whole line, cut at its zeros (a zero parabola hides all beyond it)."""
+    i = 0
+    while i < n:
+        if f[i] == 0.0:
+            out[i] = 0.0
+            i += 1
+            continue
+        j = i
+        while j < n and f[j] != 0.0:
+            j += 1
+        _envelope(f, i - 1 if i > 0 else 0, j + 1 if j < n else n, out, v, zb)
+        i = j
+
+
+@numba.njit(cache=True, nogil=True)
+def _slices(buf, slices, k0, k1, lut, write, floor=0.0):
+    """Squared 3D distances of the slices ``slices[k0:k1]`` of ``buf`` (z-distances, :func:`_z_sweeps`).
+
+    With ``write`` each slice is overwritten with ``lut[d2]``; returns the
+    largest squared distance seen (``_NONE`` where some voxel has none that
+    is exact, see :data:`EXACT_D2`).  Without, a row whose squared distances
+    along z and y are all at most ``floor`` or the largest seen so far is
+    skipped (its 3D distances are no larger), so the result is the largest
+    squared distance where that exceeds ``floor``.
+    """
+    nz, ny, nx = buf.shape
+    width = 16  # columns of the y pass at a time: their rows are read and written whole
+    n = max(ny, nx)
+    col = np.empty((width, ny), np.float64)
+    res = np.empty((width, ny), np.float64)
+    g = np.empty((ny, nx), np.float64)
+    f = np.empty(n, np.float64)
+    out = np.empty(n, np.float64)
+    v = np.empty(n + 1, np.int64)
+    zb = np.empty(n + 2, np.float64)
+    top = 0.0
+    for k in range(k0, k1):
+        s = buf[slices[k]]
+        for x0 in range(0, nx, width):
+            w = min(width, nx - x0)
+            for y in range(ny):
+                for c in range(w):
+                    t = s[y, x0 + c]
+                    col[c, y] = _NONE if t == FAR else float(t) * float(t)
+            for c in range(w):
+                _line(col[c], ny, res[c], v, zb)
+            for y in range(ny):
+                for c in range(w):
+                    g[y, x0 + c] = res[c, y]
+        for y in range(ny):
+            if not write:
+                gmax = 0.0
+                for x in range(nx):
+                    gmax = max(gmax, g[y, x])
+                if gmax <= max(top, floor):
+                    continue
+            _line(g[y], nx, out, v, zb)
+            for x in range(nx):
+                d2 = out[x]
+                if d2 > EXACT_D2:
+                    top = _NONE
+                elif d2 > top:
+                    top = d2
+                if write:
+                    s[y, x] = lut[int(d2)] if d2 <= EXACT_D2 else 255
+    return top
+
+
+@numba.njit(cache=True, nogil=True)
+def _slice_bounds(buf, k0, k1, out):
+    """``out[z]`` = the largest, over slice ``z`` (``k0 <= z < k1``) of the z-distances ``buf``, of each voxel's
+    least distance to the background along z, y or x (in voxels, at most FAR): a bound of its 3D distances."""
+    nz, ny, nx = buf.shape
+    up = np.empty((ny, nx), np.int64)
+    for z in range(k0, k1):
+        s = buf[z]
+        for y in range(ny):  # distance along y, from above, then taking the least with below in the second sweep
+            for x in range(nx):
+                if s[y, x] == 0:
+                    up[y, x] = 0
+                elif y == 0:
+                    up[y, x] = FAR
+                else:
+                    up[y, x] = min(up[y - 1, x] + 1, FAR)
+        for y in range(ny - 2, -1, -1):
+            for x in range(nx):
+                up[y, x] = min(up[y, x], up[y + 1, x] + 1)
+        top = 0
+        for y in range(ny):
+            run = FAR  # distance along x from the left
+            for x in range(nx):
+                run = 0 if s[y, x] == 0 else min(run + 1, FAR)
+                up[y, x] = min(up[y, x], run, s[y, x])
+            run = FAR
+            for x in range(nx - 1, -1, -1):
+                run = 0 if s[y, x] == 0 else min(run + 1, FAR)
+                b = min(up[y, x], run)
+                if b > top:
+                    top = b
+        out[z] = top
+
+
+def quantise_cubic_in_place(buf: np.ndarray, spacing: float) -> float | None:
+    """:func:`core.particles._quantise_in_place` of the mask ``buf != 0`` with cubic voxels of ``spacing`` µm.
+
+    Parameters
+    ----------
+    buf : (Z, Y, X) uint8, C-contiguous
+        0 outside the mask, 1 inside; overwritten with the levels
+        (0 outside, 1..255 inside).
+    spacing : float, µm
+
+    Returns
+    -------
+    step : float or None
+        µm per level (``dmax / 254``, at least 1e-6).  None where some voxel
+        is 255 voxels or more from the background, or no background is in the
+        volume: ``buf`` then holds the mask again (0 / 1) for another method.
+    """
+    nz = buf.shape[0]
+    if buf.size == 0:
+        return 1e-6
+    flat = buf.reshape(nz, -1)
+    run_on_cores(lambda p0, p1: _z_sweeps(flat, p0, p1), flat.shape[1])
+    # the largest distance: slices by a bound of their 3D distances (_slice_bounds), largest first
+    bound = np.zeros(nz, np.int64)
+    run_on_cores(lambda k0, k1: _slice_bounds(buf, k0, k1, bound), nz)
+    order = np.argsort(-bound, kind="stable")
+    top = 0.0
+    dummy = np.zeros(1, np.uint8)
+    at = 0
+    while at < nz:
+        b = bound[order[at]]
+        if b == 0 or (b < FAR and b * b <= top):
+            break
+        batch = order[at:at + 8]  # a few slices per round, one share per core
+        tops = []
+        run_on_cores(lambda k0, k1: tops.append(_slices(buf, batch, k0, k1, dummy, False, top)), batch.size)
+        top = max([top] + tops)
+        at += batch.size
+        if top >= _NONE:
+            np.minimum(buf, 1, out=buf)  # the mask again
+            return None
+    if top == 0.0:  # no voxel inside
+        buf[...] = 0
+        return 1e-6
+    d = (np.sqrt(np.arange(EXACT_D2 + 1, dtype=np.float64)) * float(spacing)).astype(np.float32)  # µm
+    step = max(float(d[int(top)]) / 254.0, 1e-6)
+    inv = np.float32(1.0 / step)
+    lut = np.clip(np.ceil(d * inv), 1, 255).astype(np.uint8)
+    lut[0] = 0
+    every = np.arange(nz)
+    run_on_cores(lambda k0, k1: _slices(buf, every, k0, k1, lut, True), nz)
+    return step
