@@ -75,7 +75,9 @@ def test_jobs_survive_the_page_and_a_server_restart(tmp_path):
                 expect(one.locator("[data-testid='stAlertContentInfo']", has_text="queued")).to_be_visible()
                 _wait_sidebar(one, lambda t: "running" in t, 90, "the job running")
                 # move a widget (the page reruns) and switch pages while it runs; then close the tab
-                slider = one.locator("[data-testid='stSlider']", has_text="Pore | CBD threshold")
+                # .first: while the page reruns Streamlit can show the stale slider beside the new one (strict mode
+                # would fail at once); expect() re-resolves .first until the value has moved
+                slider = one.locator("[data-testid='stSlider']", has_text="Pore | CBD threshold").first
                 before = slider.locator("[data-testid='stSliderThumbValue']").inner_text()
                 slider.locator("input[type='range']").focus()
                 one.keyboard.press("PageUp")
