@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 from ._kernels import run_on_cores
+from ._watershed import quantise
 
 #: A z-distance of 255 voxels or more ("far"): no parabola.
 FAR: int = 255
@@ -244,10 +245,7 @@ def quantise_cubic_in_place(buf: np.ndarray, spacing: float) -> float | None:
         buf[...] = 0
         return 1e-6
     d = (np.sqrt(np.arange(EXACT_D2 + 1, dtype=np.float64)) * float(spacing)).astype(np.float32)  # µm
-    step = max(float(d[int(top)]) / 254.0, 1e-6)
-    inv = np.float32(1.0 / step)
-    lut = np.clip(np.ceil(d * inv), 1, 255).astype(np.uint8)
-    lut[0] = 0
+    lut, step = quantise(d, max(float(d[int(top)]) / 254.0, 1e-6))  # the level of each squared distance
     every = np.arange(nz)
     run_on_cores(lambda k0, k1: _slices(buf, every, k0, k1, lut, True), nz)
     return step
