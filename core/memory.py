@@ -64,9 +64,12 @@ block of at most 128³ voxels the thresholds and blur are read from:
 - 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
 
 The run's peak is the input plus the largest step.  Measured error: see the
-table in ``bench/RESULTS.md`` (section ``memory_estimate``): from 128³ up
-the estimate was 0-40 % above the measured peak (a 128³ run and every 64³
-run, where fixed costs dominate, further above), never below it.
+table in ``bench/RESULTS.md`` (section ``memory_estimate_s21``, after the
+refit): from 128³ up the estimate was 2-91 % above the measured peak (2-15 %
+for the threshold method and presegmented phases from 192³ up, 36-91 % for
+the network from 192³ up; every 64³ run, where fixed costs dominate, further
+above), never below it; the 512³ threshold run of section speed_memory_s20
+measured 966 MiB against 997 estimated.
 
 Available memory
 ----------------
