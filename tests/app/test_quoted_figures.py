@@ -348,3 +348,20 @@ def test_model_card_synthetic_rows():
     q = quoted(text, rf"{NUM}–{NUM} Mvoxel/s with the network, {NUM}–{NUM} with the classic method, {NUM}–{NUM} "
                      rf"hybrid", "the model card")
     check(q, [*_span(rows["model"], "Mvox/s"), *_span(rows["classic"], "Mvox/s"), *_span(rows["hybrid"], "Mvox/s")])
+
+
+def test_readme_separation_on_the_robustness_grid():
+    """The README's greyscale-separation figures, as bench/RESULTS.md robustness_grid_s18 has them (F1@0.5 per cell)."""
+    q = quoted(readme_text(), rf"F1@0\.5 {NUM}–{NUM} at a blur of 0\.6 voxel, at most {NUM} below the same separation "
+               rf"on the true phases, and {NUM}–{NUM} at a blur of 1\.2 voxel, {NUM}–{NUM} below it "
+               rf"\(PoreSpy's `snow_partitioning` on the same scans: {NUM}–{NUM}\)", "README.md")
+    rows = [r for tab in tables(section("robustness_grid_s18")) for r in tab if "grey − true" in r]
+    assert len(rows) == 8
+
+    def col(blur, name):
+        return [float(r[name]) for r in rows if r["blur (vox)"] == blur]
+
+    sharp, blurred = col("0.6", "grey F1"), col("1.2", "grey F1")
+    gap_sharp, gap_blurred = [-v for v in col("0.6", "grey − true")], [-v for v in col("1.2", "grey − true")]
+    check(q, (min(sharp), max(sharp), max(gap_sharp), min(blurred), max(blurred), min(gap_blurred), max(gap_blurred),
+              min(col("1.2", "porespy F1")), max(col("1.2", "porespy F1"))))
