@@ -365,3 +365,15 @@ def test_readme_separation_on_the_robustness_grid():
     gap_sharp, gap_blurred = [-v for v in col("0.6", "grey − true")], [-v for v in col("1.2", "grey − true")]
     check(q, (min(sharp), max(sharp), max(gap_sharp), min(blurred), max(blurred), min(gap_blurred), max(gap_blurred),
               min(col("1.2", "porespy F1")), max(col("1.2", "porespy F1"))))
+
+
+def test_readme_memory_estimate_margins():
+    """The README's estimate-over-peak margins, as bench/RESULTS.md memory_estimate_s21 has them."""
+    q = quoted(readme_text(), r"measured (\d+)–(\d+) % above the real peak from 128³ to 384³, (\d+)–(\d+) % for the "
+               r"threshold method from 192³ up", "README.md")
+    rows = [r for tab in tables(section("memory_estimate_s21")) for r in tab if "estimate / measured" in r]
+    size = lambda r: int(r["N"].split("^")[0])  # noqa: E731
+    every = [float(r["estimate / measured"]) for r in rows if size(r) >= 128]
+    thr = [float(r["estimate / measured"]) for r in rows if size(r) >= 192 and r["method"] == "threshold"]
+    pct = lambda v: str(round((v - 1) * 100))  # noqa: E731
+    assert q == (pct(min(every)), pct(max(every)), pct(min(thr)), pct(max(thr))), q
