@@ -24,20 +24,25 @@ block of at most 128³ voxels the thresholds and blur are read from:
   over-estimate);
 - threshold phases: ``max(1 N + 11.9 S1, 4 N + 25 B)`` (+ 8 S1 with a
   denoising filter, not measured);
-- the blur and noise readings of a greyscale (``AnalysisParams`` "auto" seeding and refinement,
-  :func:`core.seeding.estimate_blur`: float32 Gaussians and derivatives of the central block and the
-  indices of its edge voxels): ``3 N + 42 B`` (measured 47.9 B per voxel at 128³, where ``B`` is the
-  whole volume, session 21; it sets the peak of a greyscale up to about 192³);
+- the blur readings of a greyscale on the central block (the partial-volume
+  correction's blur fit; with "auto" seeding or refinement also
+  :func:`core.seeding.estimate_blur` and the noise: float32 Gaussians and
+  derivatives of the block and the indices of its edge voxels):
+  ``3 N + 42 B`` (measured 47.9 B per voxel at 128³, where ``B`` is the
+  whole volume, session 21; it sets the peak of a greyscale up to ~192³);
 - particles, crack-aware watershed by dynamics (the default):
-  ``5.6 N + 0.5 S2``, phases included (refitted in session 21 after the exact in-place distance
-  transform and the flood in two halves: 5.55 B per voxel at 512³, 5.8 at 384³, 6.0 at 256³ with the
-  phases' byte; it was ``3.5 N + 5.5 S2``, 0.6 B per voxel low at 512³ once the flood set the peak); with ``markers="peaks"`` or given
+  ``5.6 N + 0.5 S2``, phases included (refitted in session 21 after the
+  exact in-place distance transform and the flood in two halves: 5.55 B per
+  voxel at 512³, 5.8 at 384³, 6.0 at 256³ with the phases' byte; it was
+  ``3.5 N + 5.5 S2``, 0.6 B per voxel low at 512³ once the flood set the
+  peak); with ``markers="peaks"`` or given
   markers the whole-volume scikit-image path, 45 N (not measured: from the
   scikit-image baseline of ``bench/speed_memory.py``);
-- 3D U-Net (model and hybrid): ``5 N + 115 T³ + 48 T_z Y X + 192 MiB`` (``T`` the
-  tile side, ``T_z`` the tile's depth: the network's activations and the
-  float32 accumulator of one z-row of tiles; the fixed part added in session 21, when
-  runs of 64³ to 192³ peaked 31-179 MiB above the rest with torch 2.13); its particles from the cue
+- 3D U-Net (model and hybrid): ``5 N + 115 T³ + 48 T_z Y X + 192 MiB``
+  (``T`` the tile side, ``T_z`` the tile's depth: the network's activations
+  and the float32 accumulator of one z-row of tiles; the fixed part added in
+  session 21, when runs of 64³ to 192³ peaked 31-179 MiB above the rest with
+  torch 2.13); its particles from the cue
   ``15 N`` (measured with 32-voxel tiles, where this step sets the peak);
   hybrid adds ``4 N`` for the thresholded phases;
 - classifier trained on brush strokes (:mod:`core.classify`), the phases:
@@ -111,7 +116,7 @@ _TORCH_IMPORT = int(0.55 * _GIB)
 _NETWORK_FIXED = 192 * 2**20
 #: Seeding on a regularised / deconvolved mask (core.seeding): bytes per voxel of that step.
 _SEEDING_BYTES = 15.0
-#: The blur and noise readings of a greyscale (core.seeding.estimate_blur): bytes per voxel and per block voxel.
+#: The blur readings of a greyscale on the central block: bytes per voxel and per block voxel.
 _READING_N, _READING_BLOCK = 3.0, 42.0
 #: The phase refinement (core.phases.forward): bytes per voxel of that step, the two phase volumes included.
 _REFINE_BYTES = 14.0
