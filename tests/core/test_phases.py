@@ -492,6 +492,22 @@ def test_gaussian_of_the_blur_fit_is_scipys_bit_for_bit(seed):
         np.testing.assert_array_equal(got, ndi.gaussian_filter(img, sigma, mode="nearest"))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_blur_fit_gaussian_at_the_band_is_the_whole_filters_bit_for_bit(seed):
+    """The blur fit's cost reads the Gaussian at the band voxels only; they equal the whole filter's, in order."""
+    rng = np.random.default_rng(10 + seed)
+    for _ in range(12):
+        shape = tuple(int(v) for v in rng.integers(1, 24, 3))
+        img = rng.random(shape).astype(np.float32)
+        band = rng.random(shape) < rng.uniform(0.0, 0.6)
+        sigma = float(rng.uniform(*PV.SIGMA_BOUNDS))
+        w = PV._gaussian_weights(sigma, PV._spill_radius(sigma))
+        rows, xs = PV._band_rows(band)
+        got = PV._gaussian_nearest_at(img, w, rows, xs)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, PV._gaussian_nearest(img, w)[band])
+
+
 @pytest.mark.parametrize("sigma", [0.75, 1.6])
 def test_correct_rows_of_a_slab_equal_the_whole_volume(electrode64, sigma):
     """The correction a run's slab or a preview's slab makes is the whole volume's, in the rows it corrects."""
