@@ -238,6 +238,21 @@ def test_estimate_blur_reads_the_known_blur_under_noise(blur, noise):
     assert estimate_blur(grey, phases, references=phase_references(grey, phases)) == pytest.approx(blur, abs=0.12)
 
 
+@pytest.mark.parametrize("order", [0, 1])
+def test_edge_reading_gaussian_on_cores_is_scipys_bit_for_bit(order):
+    """The edge reading's 1D Gaussians, split between threads along another axis, equal scipy's whole pass."""
+    from scipy import ndimage as ndi
+
+    from core.seeding import _gaussian1d_on_cores
+
+    rng = np.random.default_rng(order)
+    for shape in [(1, 1, 5), (2, 9, 3), (17, 30, 11), (40, 3, 64)]:
+        v = (rng.random(shape) * 1000).astype(np.float32)
+        for axis in range(3):
+            want = ndi.gaussian_filter1d(v, 1.0, axis=axis, order=order, output=np.float32)
+            np.testing.assert_array_equal(_gaussian1d_on_cores(v, 1.0, axis, order), want)
+
+
 def test_estimate_blur_leaves_out_edges_through_cbd():
     # half the balls' surface coated: those profiles are wider; the estimate follows the bare pore-NMC edges
     grey, phases = _balls(0.8, 0.05, 1, coat=True)
