@@ -592,3 +592,21 @@ def test_the_flood_is_done_whole_where_a_half_needs_more_than_uint16_labels(monk
     monkeypatch.setattr(P, "_flood_into", lambda *a, **k: -1)  # as when too many basins are alive at once
     split, whole = _split_and_whole(monkeypatch, w.phases, w.spacing)
     np.testing.assert_array_equal(split, whole)
+
+
+@pytest.mark.parametrize("where", [(0, 0, 0), (9, 4, 7), None])
+def test_check_has_nmc_scans_in_slabs_to_the_last_voxel(monkeypatch, where):
+    """The slab scan finds NMC wherever it is (the last voxel of the last slab too) and raises only without it."""
+    import core._validate as V
+
+    monkeypatch.setattr(V, "_NMC_SCAN_VOXELS", 40)  # 40 voxels a slab: one 5 x 8 slice of a (10, 5, 8) volume
+    ph = np.full((10, 5, 8), CBD, np.uint8)
+    if where is None:
+        with pytest.raises(ValueError, match="the NMC phase is empty"):
+            V.check_has_nmc(ph)
+        with pytest.raises(ValueError, match="the NMC phase is empty"):
+            V.check_has_nmc(ph[:0])
+    else:
+        ph[where] = NMC
+        V.check_has_nmc(ph)
+        V.check_has_nmc(ph[:, ::-1, ::2] if where[2] % 2 == 0 else ph[:, ::-1])
