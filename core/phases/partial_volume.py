@@ -487,15 +487,7 @@ def _gaussian_axes12_at(t, w, rows, xs, out, z0, z1):
             p0, p1 = rows[z * ny + y], rows[z * ny + y + 1]
             if p0 == p1:
                 continue
-            # axis 1, as _gaussian_axes12 (float32 between the axes)
-            for x in range(nx):
-                acc[x] = np.float64(t[z, y, x]) * fw0
-            for jj in range(-size1, 0):
-                yl = min(max(y + jj, 0), ny - 1)
-                yr = min(max(y - jj, 0), ny - 1)
-                wj = w[size1 + jj]
-                for x in range(nx):
-                    acc[x] += (np.float64(t[z, yl, x]) + np.float64(t[z, yr, x])) * wj
+            _axis1_row(t, z, y, w, acc)  # float32 between the axes, as _gaussian_axes12
             for x in range(nx):
                 row[x + size1] = np.float64(np.float32(acc[x]))
             for k in range(size1):
@@ -536,23 +528,32 @@ def _gaussian_axes12(t, w, out, z0, z1):
     """Planes ``z0:z1`` of the axis-1 and axis-2 passes of :func:`_gaussian_nearest` (``t`` -> ``out``)."""
     nz, ny, nx = t.shape
     size1 = (w.size - 1) // 2
-    fw0 = w[size1]
     acc = np.empty(nx, np.float64)
     b = np.empty((ny, nx), np.float32)
     row = np.empty(nx + 2 * size1, np.float64)
     for z in range(z0, z1):
         for y in range(ny):
-            for x in range(nx):
-                acc[x] = np.float64(t[z, y, x]) * fw0
-            for jj in range(-size1, 0):
-                yl = min(max(y + jj, 0), ny - 1)
-                yr = min(max(y - jj, 0), ny - 1)
-                wj = w[size1 + jj]
-                for x in range(nx):
-                    acc[x] += (np.float64(t[z, yl, x]) + np.float64(t[z, yr, x])) * wj
+            _axis1_row(t, z, y, w, acc)
             for x in range(nx):
                 b[y, x] = acc[x]
         _x_pass(b, w, row, acc, out[z])
+
+
+@numba.njit(cache=True, nogil=True)
+def _axis1_row(t, z, y, w, acc):
+    """The axis-1 pass of the separable Gaussians here at row ``(z, y)`` of ``t``, mode "nearest", into ``acc``
+    (float64, X): the sums of ``ndi.gaussian_filter1d`` in its order."""
+    ny, nx = t.shape[1], t.shape[2]
+    size1 = (w.size - 1) // 2
+    fw0 = w[size1]
+    for x in range(nx):
+        acc[x] = np.float64(t[z, y, x]) * fw0
+    for jj in range(-size1, 0):
+        yl = min(max(y + jj, 0), ny - 1)
+        yr = min(max(y - jj, 0), ny - 1)
+        wj = w[size1 + jj]
+        for x in range(nx):
+            acc[x] += (np.float64(t[z, yl, x]) + np.float64(t[z, yr, x])) * wj
 
 
 @numba.njit(cache=True, nogil=True)
