@@ -133,13 +133,9 @@ def check_has_nmc(phases: np.ndarray) -> None:
     Scanned in slabs along the first axis, stopping at the first that holds
     NMC (on an electrode, the first): one whole pass only where there is none.
     """
-    phases = np.asarray(phases)
-    if phases.ndim == 0:
-        found = bool(phases == NMC)
-    else:
-        per = max(1, _NMC_SCAN_VOXELS // max(1, phases[:1].size))
-        found = any(np.any(phases[i:i + per] == NMC) for i in range(0, phases.shape[0], per))
-    if not found:
+    phases = np.atleast_1d(phases)
+    per = max(1, _NMC_SCAN_VOXELS // max(1, phases[:1].size))
+    if not any(np.any(phases[i:i + per] == NMC) for i in range(0, phases.shape[0], per)):
         raise ValueError("the NMC phase is empty: no particle can be identified (check the thresholds or the phase map)")
 
 

@@ -395,7 +395,8 @@ def _spill_planes(grown, code, g0, g1, r0, w, out, k0, k1):
     n, ny, nx = grown.shape
     size1 = (w.size - 1) // 2
     fw0 = w[size1]
-    a = np.empty((ny, nx), np.float32)
+    a3 = np.empty((1, ny, nx), np.float32)
+    a = a3[0]
     b = np.empty((ny, nx), np.float32)
     acc = np.empty(nx, np.float64)
     row = np.empty(nx + 2 * size1, np.float64)
@@ -415,14 +416,7 @@ def _spill_planes(grown, code, g0, g1, r0, w, out, k0, k1):
                 a[y, x] = acc[x]
         # axis 1
         for y in range(ny):
-            for x in range(nx):
-                acc[x] = np.float64(a[y, x]) * fw0
-            for jj in range(-size1, 0):
-                yl = min(max(y + jj, 0), ny - 1)
-                yr = min(max(y - jj, 0), ny - 1)
-                wj = w[size1 + jj]
-                for x in range(nx):
-                    acc[x] += (np.float64(a[yl, x]) + np.float64(a[yr, x])) * wj
+            _axis1_row(a3, 0, y, w, acc)
             for x in range(nx):
                 b[y, x] = acc[x]
         # axis 2
