@@ -143,9 +143,13 @@ AUTO_BLUR = 0.9
 #: ... and only where the estimate read at least this many pore-NMC edge voxels (the demo electrodes, blur 0.75,
 #: read 0.80-0.92 from 591-2,611 edge voxels at 40³, 0.82-0.87 from 3,941-10,203 at 64³).
 AUTO_MIN_EDGES = 4000
-#: Deconvolved seeding: the separation of the mask merges fragments at this multiple of ``merge_ratio``
-#: (3.0 with the default ``merge_ratio`` 2.0, as it was, 2.5 x 1.2, when the default was 1.2).
-DECONV_MERGE_FACTOR = 1.5
+#: Deconvolved seeding: the separation of the mask merges fragments at this multiple of ``merge_ratio``.
+#: 1 since session 23 (the mask merged at the phases' ratio, 2.0): 1.5 (3.0, as it was, 2.5 x 1.2, when the
+#: default ratio was 1.2) left big particles cut by the volume's faces in pieces.  Sphere packings of
+#: ``bench/robustness_grid.py``'s generator at blur 1.2, training seeds 3-4, mean F1@0.5 1.5 -> 1.0: median
+#: radius 7 voxels 0.933 -> 0.934, 14 0.949 -> 0.950, 28 (192³) 0.927 -> 0.936, 50 (256³) 0.856 -> 0.904,
+#: 5 0.865 -> 0.867 (bench/RESULTS.md, deconv_merge_s23).
+DECONV_MERGE_FACTOR = 1.0
 
 
 def _central_block(shape, block: int) -> tuple[slice, ...]:
@@ -657,10 +661,10 @@ def regularised_particles(
     params : SeparationParams
         Passed to :func:`core.particles.separate_particles` for the mask;
         with ``deconvolved`` its ``merge_ratio`` times
-        ``merge_factor`` (the thinned necks of that mask leave
-        real contacts smaller, and 3 rather than 1.2 scored better on the
-        sphere packings' seeds 3-5; the default ``merge_ratio`` is now 2.0 and
-        the factor 1.5, so the mask is still merged at 3.0).
+        ``merge_factor`` (:data:`DECONV_MERGE_FACTOR`, 1: the mask is merged
+        at the phases' ratio; it was 3.0 until session 23, chosen when the
+        default ``merge_ratio`` was 1.2, and left big particles cut by the
+        volume's faces in pieces).
     level, sigma, deconvolved, blur, iterations
         See :func:`seeding_mask`.
     merge_factor : float
