@@ -395,8 +395,7 @@ def _spill_planes(grown, code, g0, g1, r0, w, out, k0, k1):
     n, ny, nx = grown.shape
     size1 = (w.size - 1) // 2
     fw0 = w[size1]
-    a3 = np.empty((1, ny, nx), np.float32)
-    a = a3[0]
+    a = np.empty((ny, nx), np.float32)
     b = np.empty((ny, nx), np.float32)
     acc = np.empty(nx, np.float64)
     row = np.empty(nx + 2 * size1, np.float64)
@@ -416,7 +415,7 @@ def _spill_planes(grown, code, g0, g1, r0, w, out, k0, k1):
                 a[y, x] = acc[x]
         # axis 1
         for y in range(ny):
-            _axis1_row(a3, 0, y, w, acc)
+            _axis1_row(a, y, w, acc)
             for x in range(nx):
                 b[y, x] = acc[x]
         # axis 2
@@ -481,7 +480,7 @@ def _gaussian_axes12_at(t, w, rows, xs, out, z0, z1):
             p0, p1 = rows[z * ny + y], rows[z * ny + y + 1]
             if p0 == p1:
                 continue
-            _axis1_row(t, z, y, w, acc)  # float32 between the axes, as _gaussian_axes12
+            _axis1_row(t[z], y, w, acc)  # float32 between the axes, as _gaussian_axes12
             for x in range(nx):
                 row[x + size1] = np.float64(np.float32(acc[x]))
             for k in range(size1):
@@ -527,27 +526,27 @@ def _gaussian_axes12(t, w, out, z0, z1):
     row = np.empty(nx + 2 * size1, np.float64)
     for z in range(z0, z1):
         for y in range(ny):
-            _axis1_row(t, z, y, w, acc)
+            _axis1_row(t[z], y, w, acc)
             for x in range(nx):
                 b[y, x] = acc[x]
         _x_pass(b, w, row, acc, out[z])
 
 
 @numba.njit(cache=True, nogil=True)
-def _axis1_row(t, z, y, w, acc):
-    """The axis-1 pass of the separable Gaussians here at row ``(z, y)`` of ``t``, mode "nearest", into ``acc``
-    (float64, X): the sums of ``ndi.gaussian_filter1d`` in its order."""
-    ny, nx = t.shape[1], t.shape[2]
+def _axis1_row(plane, y, w, acc):
+    """The axis-1 pass of the separable Gaussians here at row ``y`` of a ``(Y, X)`` plane, mode "nearest", into
+    ``acc`` (float64, X): the sums of ``ndi.gaussian_filter1d`` in its order."""
+    ny, nx = plane.shape
     size1 = (w.size - 1) // 2
     fw0 = w[size1]
     for x in range(nx):
-        acc[x] = np.float64(t[z, y, x]) * fw0
+        acc[x] = np.float64(plane[y, x]) * fw0
     for jj in range(-size1, 0):
         yl = min(max(y + jj, 0), ny - 1)
         yr = min(max(y - jj, 0), ny - 1)
         wj = w[size1 + jj]
         for x in range(nx):
-            acc[x] += (np.float64(t[z, yl, x]) + np.float64(t[z, yr, x])) * wj
+            acc[x] += (np.float64(plane[yl, x]) + np.float64(plane[yr, x])) * wj
 
 
 @numba.njit(cache=True, nogil=True)
