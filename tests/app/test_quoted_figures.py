@@ -416,3 +416,5 @@ def test_readme_separation_on_the_second_generator():
     base = gap["as above"]
     for name in ("float32 greyscale", "uint8 greyscale", "Poisson noise", "CBD dark (levels 0.15 / 0.25 / 0.90)"):
         assert gap[name] >= base - 0.002, (name, gap[name], base)
+    bright = quoted(readme_text(), rf"CBD nearly as bright as the NMC does\s+\({NUM} below at a blur of 1\.0", "README.md")
+    check(bright, (-gap["CBD bright (levels 0.15 / 0.60 / 0.90)"],))
