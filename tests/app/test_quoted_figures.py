@@ -121,6 +121,18 @@ def test_ui_blur_warning_figures():
     check(q, [_finer("0.300", "1", "bias"), _finer("0.200", "1", "bias")])
 
 
+def test_ui_blur_warning_second_generator_figures():
+    """The blur warning's figures from the second generator, as bench/RESULTS.md second_generator_downsample has them."""
+    q = quoted(ui_text(), rf"at σ = 1\.2 voxel the electrode's median detachment by {NUM}-{NUM}, within {NUM} once "
+               rf"downsampled by 2", "the UI")
+    rows = [r for tab in tables(section("second_generator_downsample")) for r in tab
+            if "full − true" in r and r["blur"] == "1.200"]
+    assert len(rows) == 6, rows
+    low = [-float(r["full − true"]) for r in rows]
+    assert all(v > 0 for v in low)  # "too low"
+    check(q, [min(low), max(low), max(abs(float(r["downsampled − true"])) for r in rows)])
+
+
 def test_readme_finer_voxels():
     text = readme_text()
     q = quoted(text, rf"gave detachment {NUM} or {NUM} too low", "README.md")
