@@ -36,13 +36,14 @@ from dataclasses import dataclass
 
 import edt
 import numpy as np
+import pandas as pd
 from scipy import ndimage as ndi
+from skimage.segmentation import relabel_sequential
 
 import _common as C  # noqa: E402  (sets sys.path)
 import _truth
-from core.evaluate import instance_scores, match_instances
 from core.pipeline import run
-from robustness_grid import _f1, _interior, face_misses, porespy_labels
+from robustness_grid import _scores, porespy_labels
 
 #: (radius median, blur, noise) cells: the issue's table (blur 1.0, noise 0.09) and the grid's corners.
 CELLS = ((7, 1.0, 0.09), (7, 0.6, 0.05), (7, 0.6, 0.10), (7, 1.2, 0.05), (7, 1.2, 0.10),
@@ -65,6 +66,7 @@ class AltPacking:
     greyscale: np.ndarray  # (Z, Y, X)
     phases: np.ndarray  # (Z, Y, X) uint8, 0 pore / 1 CBD / 2 NMC
     labels: np.ndarray  # (Z, Y, X) int32, 0 = not a particle
+    table: pd.DataFrame  # the true particles' faces and detachment (`_truth.face_counts`), with a ``label`` column
 
 
 def _place(n_scene: int, r_med: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -145,20 +147,9 @@ def make_alt_packing(shape=(128, 128, 128), *, radius: float = 7.0, blur: float 
         grey = np.clip(img * 200 + 20, 0, 255).astype(np.uint8)
     else:
         grey = img.astype(np.float32)
-    from skimage.segmentation import relabel_sequential
-
-    return AltPacking(grey, phases[crop].copy(), relabel_sequential(lab[crop])[0].astype(np.int32))
-
-
-def _scores(p: AltPacking, found: np.ndarray, table=None) -> dict:
-    out = {"f1": _f1(instance_scores(p.labels, found)), "n": int(found.max()),
-           "f1 int": _f1(instance_scores(_interior(p.labels), _interior(found))), "det": float("nan"),
-           **face_misses(p.labels, found)}
-    if table is not None:
-        err = _truth.detachment_errors(_truth.face_counts(p.labels, p.phases), table,
-                                       match_instances(p.labels, found))
-        out["det"] = float(np.median(np.abs(err))) if err.size else float("nan")
-    return out
+    labels = relabel_sequential(lab[crop])[0].astype(np.int32)
+    phases = phases[crop].copy()
+    return AltPacking(grey, phases, labels, _truth.face_counts(labels, phases).reset_index())
 
 
 def evaluate(p: AltPacking) -> dict:
@@ -204,7 +195,7 @@ def _downsample_check(args, load) -> int:
     for blur, noise in ((0.6, 0.05), (1.2, 0.05), (1.2, 0.10)):
         for seed in args.seeds:
             p = make_alt_packing((args.size,) * 3, radius=args.downsample_check, blur=blur, noise=noise, seed=seed)
-            true = _truth.face_counts(p.labels, p.phases)["detachment"].dropna()
+            true = p.table["detachment"].dropna()
             full = run(p.greyscale, spacing=(1.0, 1.0, 1.0))
             grey2, spacing2 = downsample(p.greyscale, 2, (1.0, 1.0, 1.0))
             half = run(grey2, spacing=spacing2)
