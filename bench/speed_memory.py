@@ -56,6 +56,28 @@ import _common as C  # noqa: E402  (sets sys.path)
 
 TOOLS = ("ours", "ours-phases", "skimage", "porespy")
 SPACING = (0.4, 0.4, 0.4)  # ElectrodeParams default
+#: ``--input packing``: the sphere packing of issue 15's table (``core.synth.make_sphere_packing``, median radius 7
+#: voxels of 1 µm, log-normal σ 0.35 clipped to 4-15, Gaussian blur 1.0 voxel, noise 0.09 of the pore-NMC contrast),
+#: on which the default analysis measures the blur, refines the phases and seeds on the deconvolved mask: the slow
+#: path, which the demo electrode (blur 0.75 voxel) does not take.
+PACKING = {"radius_median_um": 7.0, "radius_min_um": 4.0, "radius_max_um": 15.0, "blur_voxels": 1.0,
+           "noise_contrast": 0.09}
+PACKING_SPACING = (1.0, 1.0, 1.0)
+
+
+def _spacing(kind: str) -> tuple[float, float, float]:
+    return PACKING_SPACING if kind == "packing" else SPACING
+
+
+def _make(kind: str, n: int):
+    """The input of ``--input kind`` at n³ voxels (a ``core.synth`` electrode: greyscale, phases, labels, table)."""
+    from dataclasses import replace
+
+    from core.synth import ElectrodeParams, PackingParams, make_electrode, make_sphere_packing
+
+    if kind == "packing":
+        return make_sphere_packing(PackingParams(shape=(n, n, n), **PACKING), rng=SEED)
+    return make_electrode(replace(ElectrodeParams(), shape=(n, n, n)), rng=SEED)
 SEED = 7
 TARGET_BPV = 8.0
 TARGET_SPEEDUP = 8.0  # issue 15: whole process at 256^3 at least 8x faster than the PoreSpy pipeline
@@ -277,7 +299,7 @@ def child_tool(args) -> int:
     tool = args.child_tool
     func = TOOL_FUNCS[tool]
     warm_in = np.load(work / ("warm_grey.npy" if tool == "ours" else "warm_phases.npy"))
-    func(warm_in, SPACING, lambda **kv: None, None)
+    func(warm_in, _spacing(args.input), lambda **kv: None, None)
     del warm_in
     gc.collect()
     rss_ready = _rss()
@@ -306,7 +328,7 @@ def child_tool(args) -> int:
 
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    info = func(inp, SPACING, prog, save)
+    info = func(inp, _spacing(args.input), prog, save)
     timing["load_1min"] = [load_before, os.getloadavg()[0]]
     if "wall_s" not in timing:
         timing["wall_s"] = time.perf_counter() - t0
@@ -322,13 +344,9 @@ def child_tool(args) -> int:
 
 
 def child_gen(args) -> int:
-    from dataclasses import replace
-
-    from core.synth import ElectrodeParams, make_electrode
-
     work = Path(args.work)
     t0 = time.perf_counter()
-    warm = make_electrode(ElectrodeParams(shape=(48, 48, 48)), rng=SEED)
+    warm = _make(args.input, 48)
     np.save(work / "warm_grey.npy", warm.greyscale)
     np.save(work / "warm_phases.npy", warm.phases)
     del warm
@@ -337,7 +355,7 @@ def child_gen(args) -> int:
     if how == "auto":
         how = "direct" if n <= 256 else "mirror"
     if how == "direct":
-        e = make_electrode(replace(ElectrodeParams(), shape=(n, n, n)), rng=SEED)
+        e = _make(args.input, n)
         np.save(work / f"grey_{n}.npy", e.greyscale)
         np.save(work / f"truth_{n}.npy", e.labels)
         info = {"gen": "direct", "n_true": int(len(e.table))}
@@ -345,7 +363,7 @@ def child_gen(args) -> int:
         if n % 2:
             raise ValueError("--gen mirror needs an even size")
         h = n // 2
-        e = make_electrode(replace(ElectrodeParams(), shape=(h, h, h)), rng=SEED)
+        e = _make(args.input, h)
         g = e.greyscale
         for ax in range(3):
             g = np.concatenate([g, np.flip(g, axis=ax)], axis=ax)
@@ -404,6 +422,9 @@ def main(argv=None) -> int:
     ap.add_argument("--gen", choices=("auto", "direct", "mirror"), default="auto",
                     help="input generation: direct N^3, or mirror-tiling of an (N/2)^3 electrode "
                          "(auto: direct up to 256, mirror above)")
+    ap.add_argument("--input", choices=("electrode", "packing"), default="electrode",
+                    help="electrode: the demo generator's electrode (blur 0.75 voxel, 0.4 µm voxels); packing: issue "
+                         "15's sphere packing (blur 1.0, noise 0.09, radius 7 voxels of 1 µm: the blurred-scan path)")
     ap.add_argument("--workdir", default=None, help="folder for the temporary .npy inputs (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     ap.add_argument("--section", default=None, help="RESULTS.md section name (default speed_memory[_quick])")
@@ -430,7 +451,8 @@ def main(argv=None) -> int:
     results, gens = [], {}
     try:
         for n in sizes:
-            status, dt = _child(["--child-gen", "--n", str(n), "--work", str(work), "--gen", args.gen],
+            status, dt = _child(["--child-gen", "--n", str(n), "--work", str(work), "--gen", args.gen,
+                                 "--input", args.input],
                                 timeout=max(args.timeout, 3600))
             if status != "ok":
                 print(f"N={n}: input generation {status}")
@@ -446,7 +468,8 @@ def main(argv=None) -> int:
                     continue
                 prog_path = work / f"progress_{tool}_{n}.json"
                 prog_path.unlink(missing_ok=True)
-                status, elapsed = _child(["--child-tool", tool, "--n", str(n), "--work", str(work)],
+                status, elapsed = _child(["--child-tool", tool, "--n", str(n), "--work", str(work),
+                                          "--input", args.input],
                                          timeout=args.timeout)
                 row = {"n": n, "tool": tool, "status": status.splitlines()[0] if status else status,
                        "elapsed_s": elapsed}
@@ -562,8 +585,11 @@ def main(argv=None) -> int:
              *C.env_lines(), f"- script wall time: {total:.0f} s",
              "- **indicative only**: other work was running on this 2-core machine at the same time"
              if not args.quick else "- smoke run: numbers are not meaningful at this size", "",
-             f"Input: `make_electrode(ElectrodeParams(shape=(N, N, N)), rng={SEED})` greyscale (uint16, spacing "
-             f"{SPACING} µm); " + "; ".join(f"{n}^3: {g['gen']}" + (f", {g['n_true']} true particles" if g.get("n_true") else "")
+             (f"Input: `make_electrode(ElectrodeParams(shape=(N, N, N)), rng={SEED})` greyscale (uint16, spacing "
+              f"{SPACING} µm); " if args.input == "electrode" else
+              f"Input: `make_sphere_packing(PackingParams(shape=(N, N, N), {', '.join(f'{k}={v}' for k, v in PACKING.items())}), "
+              f"rng={SEED})` greyscale (issue 15's table: uint16, spacing {PACKING_SPACING} µm; the default analysis "
+              f"refines the phases and seeds on the deconvolved mask); ") + "; ".join(f"{n}^3: {g['gen']}" + (f", {g['n_true']} true particles" if g.get("n_true") else "")
                                           for n, g in gens.items()) + ". "
              "Each tool runs in a fresh subprocess (imports and a warm-up on a 48^3 electrode first, so numba "
              "compilation is not timed), loads its input memory-mapped, and is timed around the tool call only. "
