@@ -113,8 +113,7 @@ from scipy.special import ndtri
 from . import _kernels as K
 from ._validate import check_has_nmc, check_phases, check_volume, normalize_spacing
 from .codes import CBD, NMC
-from ._watershed import _flood
-from .particles import SLAB_VOXELS, SeparationParams, _quantise_in_place, fill_enclosed, separate_particles
+from .particles import SeparationParams, fill_enclosed, separate_particles
 from .phases import phase_references
 from .phases.partial_volume import _l1_distance4, _l1_distance4_on_cores
 
@@ -712,18 +711,18 @@ def _regularised_particles(volume, phases, spacing=None, params=None, *, level=L
         seeds = np.zeros(phases.shape, np.int32)
     del mask
     report(0.75, "extending the particles to every NMC voxel")
-    # marker watershed of the quantised distance transform of the NMC (numba; no float32 volume, no merging)
-    # (quantised_distance(nmc, sp) in the NMC mask's own memory: no copy; a level is 0 exactly off the NMC)
-    q = nmc.view(np.uint8)
-    del nmc
-    _quantise_in_place(q, sp, max(SLAB_VOXELS, q.size // 4), 8)
+    # the NMC voxels outside the mask (a shell a voxel or two thick, and the odd dark region) take the label of
+    # the nearest particle through the NMC (breadth-first growth, numba).  Until session 25 a marker watershed of
+    # the NMC's quantised distance transform, which gave the same particles (F1 0.9704 and 0.9707 on the 256³
+    # packing of issue 15's table, 0.7 % of the NMC voxels labelled differently) in 5 times the time (the
+    # distance transform of the whole NMC and a priority flood: 10.3 s of 54 at 512³)
     labels = np.array(seeds, dtype=np.int32)
     del seeds
-    _flood(q, labels, int(labels.max()), _NO_MERGING)
+    K.grow_labels(nmc, labels)
     # NMC components that hold no seed: a particle each
     rest = labels == 0
-    rest &= q != 0
-    del q
+    rest &= nmc
+    del nmc
     if rest.any():
         comp, n = ndi.label(rest)
         labels[rest] = comp[rest] + int(labels.max())

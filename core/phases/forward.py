@@ -91,7 +91,6 @@ rule leaves them, and the 512³ speed benchmark's input, as they are.
 
 from __future__ import annotations
 
-import cc3d
 import numba
 import numpy as np
 from scipy import ndimage as ndi
@@ -129,23 +128,52 @@ def _kernel(sigma: float) -> np.ndarray:
     return k / k.sum()
 
 
-def _filter(x: np.ndarray, k: np.ndarray, *, scratch: bool = False) -> np.ndarray:
-    """Separable correlation of a volume with the 1D kernel ``k`` along each axis (mirrored faces), float32.
+#: Voxels a slab of :func:`_residual` holds (its float32 temporaries are a few times this many bytes).
+_SLAB_VOXELS = 1 << 21
 
-    The passes go back and forth between two float32 volumes: a new one and ``x`` itself where ``scratch``
-    (a float32 ``x`` that is no longer needed: overwritten), else a second new one.  The same values as
-    ``ndi.correlate1d(..., output=np.float32)`` along each axis in a row.
+
+def _residual(volume: np.ndarray, phases: np.ndarray, mu: np.ndarray, k: np.ndarray, k2: np.ndarray) -> np.ndarray:
+    """``R = G * volume - K * mu[phases]`` (float32): ``G``, ``K`` the separable kernels ``k``, ``k2`` (mirrored faces).
+
+    Computed in slabs along axis 0, each with the rows its kernel reaches (the volume's faces mirrored as
+    scipy's ``mode="reflect"``), on two cores side by side where there are: besides ``R`` only a few slabs of
+    float32 are held, and the values are those of ``ndi.correlate1d(..., output=np.float32)`` along axes 0, 1
+    and 2 in a row over the whole volume, bit for bit (each output row sums the same taps in the same order).
     """
-    kk = k.astype(np.float32)
-    a = np.empty(x.shape, np.float32)
-    ndi.correlate1d(x, kk, axis=0, mode="reflect", output=a)
-    b = x if scratch and x.dtype == np.float32 and x.flags.c_contiguous else None
-    for axis in range(1, x.ndim):
-        if b is None:
-            b = np.empty(x.shape, np.float32)
-        ndi.correlate1d(a, kk, axis=axis, mode="reflect", output=b)
-        a, b = b, a
-    return a
+    R = np.empty(volume.shape, np.float32)
+    kk, kk2 = k.astype(np.float32), k2.astype(np.float32)
+    mu32 = mu.astype(np.float32)
+    nz = volume.shape[0]
+    rows = max(1, min(nz, _SLAB_VOXELS // max(1, volume[0].size)))
+
+    def slab(x, taps, a, b):
+        h = (taps.size - 1) // 2
+        lo, hi = max(a - h, 0), min(b + h, nz)
+        src = x(lo, hi)
+        t = np.empty(src.shape, np.float32)
+        ndi.correlate1d(src, taps, axis=0, mode="reflect", output=t)
+        t = t[a - lo:b - lo]
+        u = np.empty(t.shape, np.float32)
+        ndi.correlate1d(t, taps, axis=1, mode="reflect", output=u)
+        ndi.correlate1d(u, taps, axis=2, mode="reflect", output=t)
+        return t
+
+    def model(lo, hi):
+        m = np.empty((hi - lo,) + phases.shape[1:], np.float32)
+        _phase_values(phases[lo:hi], mu32, m)
+        return m
+
+    def part(z0, z1):
+        for a in range(z0, z1, rows):
+            b = min(a + rows, z1)
+            R[a:b] = slab(lambda lo, hi: volume[lo:hi], kk, a, b)
+            R[a:b] -= slab(model, kk2, a, b)
+
+    if K.cores() > 1 and nz >= 2 * rows:
+        K.run_side_by_side(lambda: part(0, nz // 2), lambda: part(nz // 2, nz))
+    else:
+        part(0, nz)
+    return R
 
 
 def forward_energy(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise: float,
@@ -176,7 +204,10 @@ def forward_energy(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise
     k = _kernel(blur)
     k2 = _kernel(blur * np.sqrt(2.0))
     m = mu[phases].astype(np.float64)
-    a = _filter(volume, k).astype(np.float64)
+    a = np.asarray(volume, np.float32)
+    for axis in range(3):  # float32 passes, as the refinement's residual takes them
+        a = ndi.correlate1d(a, k.astype(np.float32), axis=axis, mode="reflect", output=np.float32)
+    a = a.astype(np.float64)
     km = m.copy()
     for axis in range(3):
         km = ndi.correlate1d(km, k2, axis=axis, mode="reflect")
@@ -222,6 +253,7 @@ def _icm(P, R, mu, k2, inv2s2, cost, allowed, z0, z1):
     wz = np.empty(2 * h2 + 1)
     wy = np.empty(2 * h2 + 1)
     wx = np.empty(2 * h2 + 1)
+    wx32 = np.empty(2 * h2 + 1, np.float32)
     total = 0.0
     cnt = np.zeros(3, np.int64)
     nch = 0
@@ -268,17 +300,86 @@ def _icm(P, R, mu, k2, inv2s2, cost, allowed, z0, z1):
                         best_l = l
                 if best_l == p:
                     continue
-                d = mu[best_l] - mu[p]
+                d = np.float32(mu[best_l] - mu[p])
                 P[z, y, x] = best_l
                 total += best
                 nch += 1
+                # R -= d K(., v) in float32 throughout (R's type: vectorised rows)
+                nx = hi_x - lo_x + 1
+                for q in range(nx):
+                    wx32[q] = wx[q]
                 for i in range(hi_z - lo_z + 1):
-                    cz = d * wz[i]
+                    cz = d * np.float32(wz[i])
                     for j in range(hi_y - lo_y + 1):
-                        czy = cz * wy[j]
-                        for q in range(hi_x - lo_x + 1):
-                            R[lo_z + i, lo_y + j, lo_x + q] -= czy * wx[q]
+                        czy = cz * np.float32(wy[j])
+                        row = R[lo_z + i, lo_y + j, lo_x:lo_x + nx]
+                        for q in range(nx):
+                            row[q] -= czy * wx32[q]
     return nch, total
+
+
+@numba.njit(cache=True, nogil=True)
+def _phase_values(P, mu, out):
+    """``out[...] = mu[P]`` (float32) without numpy's fancy-indexing pass."""
+    fp = P.ravel()
+    fo = out.ravel()
+    for i in range(fp.size):
+        fo[i] = mu[fp[i]]
+
+
+@numba.njit(cache=True, nogil=True)
+def _revert_specks(out, phases):
+    """Give the voxels of each component of refined NMC that holds no NMC of ``phases`` their input phase.
+
+    Such a component is made only of voxels that became NMC; so the components of those voxels (6-connected)
+    are followed, and one is reverted where none of its voxels has a face neighbour that is NMC in both
+    ``phases`` and ``out`` (the same voxels as cc3d's components of ``out == NMC`` that hold no NMC of
+    ``phases``; ``tests/core/test_forward.py`` checks it).  A pass over the volume, then work on the new NMC
+    only.  Returns the number of voxels reverted.
+    """
+    nz, ny, nx = out.shape
+    fo = out.ravel()
+    fp = phases.ravel()
+    n_new = 0
+    for i in range(fo.size):
+        if fo[i] == NMC and fp[i] != NMC:
+            n_new += 1
+    if n_new == 0:
+        return 0
+    queue = np.empty(n_new, np.int64)
+    mark = np.uint8(255)  # a new NMC voxel queued
+    done = np.uint8(254)  # one of a component kept (NMC again after the scan)
+    reverted = 0
+    for start in range(fo.size):
+        if fo[start] != NMC or fp[start] == NMC:
+            continue
+        head, tail = 0, 1
+        queue[0] = start
+        fo[start] = mark
+        anchored = False
+        while head < tail:
+            i = queue[head]
+            head += 1
+            z, y, x = K.unravel(i, ny, nx)
+            for d in range(6):
+                j = K.flat_step(i, z, y, x, d, nz, ny, nx)
+                if j < 0 or fo[j] != NMC:
+                    continue
+                if fp[j] == NMC:
+                    anchored = True
+                else:
+                    fo[j] = mark
+                    queue[tail] = j
+                    tail += 1
+        for k in range(tail):
+            i = queue[k]
+            fo[i] = done if anchored else fp[i]
+        if not anchored:
+            reverted += tail
+    for i in range(fo.size):
+        if fo[i] == done:
+            fo[i] = NMC
+    return reverted
 
 
 def _sweeps(P, R, mu, k2, inv2s2, cost, allowed, sweeps):
@@ -377,25 +478,14 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     mu = np.where(np.isfinite(mu), mu, 0.0)
     k = _kernel(blur)
     k2 = _kernel(blur * np.sqrt(2.0))
-    R = _filter(volume, k)  # G I
-    R -= _filter(mu.astype(np.float32)[phases], k2, scratch=True)  # G I - G G mu[P]
+    R = _residual(volume, phases, mu, k, k2)  # G I - G G mu[P]
     out = phases.copy()
     changes, total = _sweeps(out, R, mu, k2, 1.0 / (2.0 * float(noise) ** 2), float(beta) * PAIR_COST, MOVES[moves],
                               int(sweeps))
     del R
     # the refinement moves surfaces: NMC that it joined to no NMC of the input (specks left where a voxel that
     # connected them moved back) is not a new particle; it takes its input phase again
-    nmc = out == NMC
-    comp = cc3d.connected_components(nmc, connectivity=6, out_dtype=np.uint32)
-    kept = np.zeros(int(comp.max()) + 1, bool)
-    kept[comp[phases == NMC]] = True
-    kept[0] = True
-    reverted = ~kept[comp]
-    del comp, kept, nmc
-    n_reverted = int(np.count_nonzero(reverted))
-    if n_reverted:
-        out[reverted] = phases[reverted]
-    del reverted
+    n_reverted = _revert_specks(out, phases)
     n_restored = 0
     if moves == "nmc":  # a voxel can go CBD -> NMC in one sweep and NMC -> pore in the next: left as it was
         restored = (out != NMC) & (phases != NMC) & (out != phases)

@@ -446,3 +446,89 @@ def test_cubic_distance_finds_the_largest_distance_past_slices_of_larger_bound()
     q0, s0 = _exact_levels(mask, 1.0)
     assert step == s0 and s0 > 8 / 254
     np.testing.assert_array_equal(buf, q0)
+
+
+def _geodesic_steps(mask, region):
+    """Face steps from ``region`` to every voxel through ``mask`` (scipy dilations; inf where unreachable)."""
+    dist = np.full(mask.shape, np.inf)
+    dist[region] = 0
+    front, step, face = region.copy(), 0, ndi.generate_binary_structure(3, 1)
+    while True:
+        grown = ndi.binary_dilation(front, face, mask=mask | front)
+        new = grown & ~np.isfinite(dist)
+        if not new.any():
+            return dist
+        step += 1
+        dist[new] = step
+        front = grown
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grow_labels_gives_each_voxel_a_nearest_label(seed):
+    """Every reachable mask voxel takes a label at the least geodesic distance (scipy dilations as reference)."""
+    rng = np.random.default_rng(seed)
+    mask = ndi.binary_opening(rng.random((18, 20, 22)) < 0.75)
+    labels = np.zeros(mask.shape, np.int32)
+    pts = np.argwhere(mask)[rng.choice(int(mask.sum()), 6, replace=False)]
+    for k, p in enumerate(pts, 1):
+        labels[tuple(p)] = k
+    before = labels.copy()
+    n = K.grow_labels(mask, labels)
+    dist = np.stack([_geodesic_steps(mask, before == k) for k in range(1, 7)])
+    nearest = dist.min(axis=0)
+    reach = np.isfinite(nearest) & (before == 0)
+    assert n == int(reach.sum())
+    assert np.array_equal(labels[before > 0], before[before > 0])
+    assert (labels[~mask & (before == 0)] == 0).all()
+    assert (labels[mask & ~np.isfinite(nearest)] == 0).all()
+    got = labels[reach]
+    assert (got > 0).all()
+    assert np.array_equal(dist[got - 1, *np.nonzero(reach)], nearest[reach])  # a nearest label, not just any
+
+
+def test_grow_labels_line_and_wall():
+    mask = np.ones((1, 1, 9), bool)
+    labels = np.zeros((1, 1, 9), np.int32)
+    labels[0, 0, 0], labels[0, 0, 8] = 1, 2
+    assert K.grow_labels(mask, labels) == 7
+    assert labels[0, 0].tolist() == [1, 1, 1, 1, 1, 2, 2, 2, 2]  # the tie at the middle to the first queued
+    mask[0, 0, 4] = False
+    labels[:] = 0
+    labels[0, 0, 0] = 3
+    assert K.grow_labels(mask, labels) == 3
+    assert labels[0, 0].tolist() == [3, 3, 3, 3, 0, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match="shape"):
+        K.grow_labels(mask[:, :, :4], labels)
+    with pytest.raises(TypeError, match="int32"):
+        K.grow_labels(mask, labels.astype(np.int64))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16])
+@pytest.mark.parametrize("shape", [(21, 30, 25), (3, 12, 9), (16, 4, 33)])
+def test_interior_references_histograms_equal_eroded_medians(dtype, shape):
+    """The one-pass histogram medians of integer volumes equal np.median over scipy's double erosion."""
+    from core.phases.threshold import _inner2_histograms, _interior_references
+
+    rng = np.random.default_rng(sum(shape))
+    smooth = ndi.gaussian_filter(rng.random(shape), 3.0)
+    ph = np.digitize(smooth, np.quantile(smooth, [0.33, 0.67])).astype(np.uint8)  # blobs: phases two steps deep
+    info = np.iinfo(dtype)
+    v = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    face = ndi.generate_binary_structure(3, 1)
+    hist, _ = _inner2_histograms(v, ph)
+    for code in range(3):
+        inner = ndi.binary_erosion(ph == code, face, iterations=2)
+        assert hist[code].sum() == inner.sum()
+    if min(shape) > 4:
+        assert (hist.sum(axis=1) >= 50).all()  # the histograms give the medians, not the fallback
+    want = []
+    for code in range(3):  # the reference's depth fallback (2, 1, 0 face steps, at least 50 voxels)
+        for depth in (2, 1, 0):
+            inner = ndi.binary_erosion(ph == code, face, iterations=depth) if depth else ph == code
+            if inner.sum() >= 50 or (depth == 0 and inner.any()):
+                want.append(float(np.median(v[inner])))
+                break
+        else:
+            want.append(float("nan"))
+    np.testing.assert_array_equal(_interior_references(v, ph), want)
+    np.testing.assert_array_equal(_interior_references(v.astype(np.float32), ph), want)  # float: no histograms

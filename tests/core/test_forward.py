@@ -313,3 +313,31 @@ def test_the_cli_help_and_the_readme_quote_the_rule_constants():
            "pore-NMC contrast" in cli
     assert f"where the blur measured on the scan is {AUTO_BLUR} voxel or more" in readme
     assert f"noise of {AUTO_NOISE:g} of the pore-NMC contrast or more, it refines the NMC surfaces only" in readme
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_revert_specks_equals_the_connected_components_reference(seed):
+    """The speck revert (a flood over the new NMC only) against cc3d's components of the refined NMC: the
+    components that hold no input NMC take their input phases, all else stays."""
+    import cc3d
+    from scipy import ndimage as ndi
+
+    from core.phases.forward import _revert_specks
+
+    rng = np.random.default_rng(seed)
+    shape = (17, 23, 19)
+    phases = rng.integers(0, 3, shape).astype(np.uint8)
+    phases = ndi.median_filter(phases, 3)
+    out = phases.copy()
+    flip = rng.random(shape) < 0.25  # moves into NMC and out of it, as a refinement makes them
+    out[flip] = np.where(rng.random(int(flip.sum())) < 0.6, 2, rng.integers(0, 2, int(flip.sum())))
+    comp = cc3d.connected_components(out == 2, connectivity=6, out_dtype=np.uint32)
+    kept = np.zeros(int(comp.max()) + 1, bool)
+    kept[comp[phases == 2]] = True
+    kept[0] = True
+    want = out.copy()
+    want[~kept[comp]] = phases[~kept[comp]]
+    got = out.copy()
+    n = _revert_specks(got, phases)
+    assert n == int(np.count_nonzero(~kept[comp])) > 0
+    assert np.array_equal(got, want)
