@@ -128,8 +128,8 @@ def _kernel(sigma: float) -> np.ndarray:
     return k / k.sum()
 
 
-#: Voxels a slab of :func:`_residual` holds (its float32 temporaries are a few times this many bytes).
-_SLAB_VOXELS = 1 << 21
+#: Voxels a slab of :func:`_residual` holds at most (its float32 temporaries are a few times this many bytes).
+_SLAB_VOXELS = 1 << 22
 
 
 def _residual(volume: np.ndarray, phases: np.ndarray, mu: np.ndarray, k: np.ndarray, k2: np.ndarray) -> np.ndarray:
@@ -144,7 +144,7 @@ def _residual(volume: np.ndarray, phases: np.ndarray, mu: np.ndarray, k: np.ndar
     kk, kk2 = k.astype(np.float32), k2.astype(np.float32)
     mu32 = mu.astype(np.float32)
     nz = volume.shape[0]
-    rows = max(1, min(nz, _SLAB_VOXELS // max(1, volume[0].size)))
+    rows = max(1, min(_SLAB_VOXELS // max(1, volume[0].size), -(-nz // 8)))  # 8 slabs or more: small temporaries
 
     def slab(x, taps, a, b):
         h = (taps.size - 1) // 2
@@ -451,8 +451,8 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     The Gaussians are isotropic in voxels: for anisotropic voxels ``blur`` should be the estimate's average over
     the edge directions (as :func:`core.seeding.estimate_blur` gives it), an approximation.
 
-    Memory: 12 bytes per voxel at its peak besides the input phases (three float32 volumes while the model
-    image is filtered; tracemalloc at 160³), then one float32 volume and the refined phases.  Two threads
+    Memory: 8.0-8.3 bytes per voxel at its peak besides the inputs (tracemalloc at 160³ and 256³): the float32
+    residual (:func:`_residual`, filtered in slabs), the refined phases and a few slabs of float32.  Two threads
     where the volume has room for two halves apart by the kernel (:func:`_sweeps`).
     """
     volume = check_volume(volume)
