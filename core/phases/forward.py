@@ -224,6 +224,10 @@ def forward_energy(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise
 def _axis_weights(k2, h2, v, n, out):
     """Weights along one axis of ``K(., v)`` at ``w`` in ``[v - h2, v + h2]`` clipped to ``[0, n)``, mirrored
     images of ``v`` (scipy's ``reflect``: about -0.5 and n - 0.5) included; out[i] is for ``w = lo + i``."""
+    if v >= h2 and v + h2 <= n - 1:  # no face within reach: the kernel itself (what the loop below sums to)
+        for i in range(2 * h2 + 1):
+            out[i] = k2[i]
+        return v - h2, v + h2
     lo = max(v - h2, 0)
     hi = min(v + h2, n - 1)
     for i in range(hi - lo + 1):
@@ -254,6 +258,7 @@ def _icm(P, R, mu, k2, inv2s2, cost, allowed, z0, z1):
     wy = np.empty(2 * h2 + 1)
     wx = np.empty(2 * h2 + 1)
     wx32 = np.empty(2 * h2 + 1, np.float32)
+    centre = k2[h2] * k2[h2] * k2[h2]
     total = 0.0
     cnt = np.zeros(3, np.int64)
     nch = 0
@@ -282,7 +287,10 @@ def _icm(P, R, mu, k2, inv2s2, cost, allowed, z0, z1):
                 lo_z = hi_z = lo_y = hi_y = lo_x = hi_x = 0
                 best = 0.0
                 best_l = p
-                self_w = -1.0
+                # K(v, v): the kernel's centre cubed where no face is within reach (the window's weights are then
+                # taken only for a change), else from the mirrored weights below
+                inner = z >= h2 and z + h2 < Z and y >= h2 and y + h2 < Y and x >= h2 and x + h2 < X
+                self_w = centre if inner else -1.0
                 for l in range(3):
                     if l == p or cnt[l] == 0 or not allowed[p, l]:
                         continue
@@ -300,6 +308,10 @@ def _icm(P, R, mu, k2, inv2s2, cost, allowed, z0, z1):
                         best_l = l
                 if best_l == p:
                     continue
+                if inner:
+                    lo_z, hi_z = _axis_weights(k2, h2, z, Z, wz)
+                    lo_y, hi_y = _axis_weights(k2, h2, y, Y, wy)
+                    lo_x, hi_x = _axis_weights(k2, h2, x, X, wx)
                 d = np.float32(mu[best_l] - mu[p])
                 P[z, y, x] = best_l
                 total += best
