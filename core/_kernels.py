@@ -284,7 +284,7 @@ def remap_inplace(labels, lut):
         flat[i] = lut[flat[i]]
 
 
-def grow_labels(mask: np.ndarray, labels: np.ndarray) -> int:
+def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = False, label_rest: bool = False):
     """Label the unlabelled voxels of ``mask`` by breadth-first growth from every labelled voxel at once (in place).
 
     Each step gives the unlabelled mask voxels next to (6-connected) the voxels labelled so far the label of
@@ -300,10 +300,17 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray) -> int:
     labels : (Z, Y, X) int32
         Positive labels to grow, 0 elsewhere; changed in place.
 
+    report_left : bool
+        Also return the number of unlabelled voxels of ``mask`` left (no path to a label).
+    label_rest : bool
+        Then give each 6-connected component of those left a new label of its own, numbered from the largest
+        label + 1 in the raster order of the components' first voxels (what ``scipy.ndimage.label`` of them,
+        offset by the largest label, gives).
+
     Returns
     -------
-    int
-        The number of voxels labelled.
+    int, or (int, int) with ``report_left``
+        The number of voxels labelled (and of those left).
 
     Notes
     -----
@@ -314,7 +321,42 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray) -> int:
     m = np.ascontiguousarray(mask).view(np.uint8) if mask.dtype == np.bool_ else np.ascontiguousarray(mask)
     if labels.dtype != np.int32 or not labels.flags.c_contiguous:
         raise TypeError("labels must be a C-contiguous int32 array (labelled in place)")
-    return _grow_labels(m, labels, np.int32(0) if labels.size < 2**31 else np.int64(0))
+    index = np.int32(0) if labels.size < 2**31 else np.int64(0)
+    n_open, grown = _grow_labels(m, labels, index)
+    if label_rest and n_open > grown:
+        _label_rest(m, labels, n_open - grown, index)
+    return (grown, n_open - grown) if report_left else grown
+
+
+@numba.njit(cache=True, nogil=True)
+def _label_rest(mask, labels, n_left, index_type):
+    """New labels, from the largest + 1, for the 6-connected components of the unlabelled voxels of ``mask``
+    (``n_left`` of them), in the raster order of their first voxels."""
+    nz, ny, nx = labels.shape
+    fl = labels.ravel()
+    fm = mask.ravel()
+    nxt = 0
+    for i in range(fl.size):
+        if fl[i] > nxt:
+            nxt = fl[i]
+    queue = np.empty(n_left, type(index_type))
+    for start in range(fl.size):
+        if fm[start] == 0 or fl[start] != 0:
+            continue
+        nxt += 1
+        fl[start] = nxt
+        queue[0] = start
+        head, tail = 0, 1
+        while head < tail:
+            i = np.int64(queue[head])
+            head += 1
+            z, y, x = unravel(i, ny, nx)
+            for d in range(6):
+                j = flat_step(i, z, y, x, d, nz, ny, nx)
+                if j >= 0 and fm[j] != 0 and fl[j] == 0:
+                    fl[j] = nxt
+                    queue[tail] = j
+                    tail += 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -327,7 +369,7 @@ def _grow_labels(mask, labels, index_type):
         if fm[i] != 0 and fl[i] == 0:
             n_open += 1
     if n_open == 0:
-        return 0
+        return 0, 0
     queue = np.empty(n_open, type(index_type))
     tail = 0
     # the first step: by a scan, so that no voxel labelled in it passes its label on within it
@@ -356,7 +398,7 @@ def _grow_labels(mask, labels, index_type):
                 fl[j] = lab
                 queue[tail] = j
                 tail += 1
-    return tail
+    return n_open, tail
 
 
 @numba.njit(cache=True, nogil=True)

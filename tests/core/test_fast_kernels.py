@@ -473,11 +473,12 @@ def test_grow_labels_gives_each_voxel_a_nearest_label(seed):
     for k, p in enumerate(pts, 1):
         labels[tuple(p)] = k
     before = labels.copy()
-    n = K.grow_labels(mask, labels)
+    n, left = K.grow_labels(mask, labels, report_left=True)
     dist = np.stack([_geodesic_steps(mask, before == k) for k in range(1, 7)])
     nearest = dist.min(axis=0)
     reach = np.isfinite(nearest) & (before == 0)
     assert n == int(reach.sum())
+    assert left == int((mask & (before == 0)).sum()) - n
     assert np.array_equal(labels[before > 0], before[before > 0])
     assert (labels[~mask & (before == 0)] == 0).all()
     assert (labels[mask & ~np.isfinite(nearest)] == 0).all()
@@ -532,3 +533,24 @@ def test_interior_references_histograms_equal_eroded_medians(dtype, shape):
             want.append(float("nan"))
     np.testing.assert_array_equal(_interior_references(v, ph), want)
     np.testing.assert_array_equal(_interior_references(v.astype(np.float32), ph), want)  # float: no histograms
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_grow_labels_label_rest_equals_ndimage_label_of_the_rest(seed):
+    """The components no label reaches get new labels as scipy's ndimage.label of them, offset by the largest."""
+    rng = np.random.default_rng(seed)
+    mask = ndi.binary_opening(rng.random((16, 18, 20)) < 0.7) | (rng.random((16, 18, 20)) < 0.05)
+    labels = np.zeros(mask.shape, np.int32)
+    comp, n = ndi.label(mask)
+    sizes = np.bincount(comp.ravel())
+    for k in np.argsort(sizes[1:])[::-1][:2] + 1:  # a seed in the two largest components only
+        labels[tuple(np.argwhere(comp == k)[0])] = 7 + int(k)
+    want = labels.copy()
+    K.grow_labels(mask, want)
+    rest = (want == 0) & mask
+    rc, nr = ndi.label(rest)
+    assert nr > 1
+    want[rest] = rc[rest] + int(want.max())
+    grown, left = K.grow_labels(mask, labels, report_left=True, label_rest=True)
+    assert left == int(rest.sum())
+    assert np.array_equal(labels, want)
