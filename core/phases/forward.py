@@ -488,7 +488,7 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     mu = np.asarray(references, np.float64)
     if mu.shape != (3,):
         raise ValueError(f"references must be three grey values (pore, cbd, nmc), got shape {mu.shape}")
-    present = np.bincount(phases.ravel(), minlength=3)[:3] > 0
+    present = K.label_counts(phases, 2)[:3] > 0  # (check_phases: codes 0-2 only; no int64 copy as bincount)
     if not np.isfinite(mu[present]).all():
         raise ValueError(f"references must be finite for the phases present, got {tuple(mu)}")
     mu = np.where(np.isfinite(mu), mu, 0.0)
