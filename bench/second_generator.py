@@ -24,6 +24,7 @@ the PoreSpy pipeline of ``bench/robustness_grid.py``.  F1 = instance F1 at IoU >
 
 Usage:  python bench/second_generator.py [--quick] [--size 128] [--seeds 0 1 2] [--section second_generator]
         python bench/second_generator.py --radii 5 --section second_generator_r5   (blur 0.6 / 1.2 x noise 0.05 / 0.10)
+        python bench/second_generator.py --size 256 --cells 7,1.0,0.09 --section second_generator_issue_cell
 """
 
 from __future__ import annotations
@@ -231,6 +232,9 @@ def main(argv=None) -> int:
     ap.add_argument("--radii", type=float, nargs="+", default=None,
                     help="instead of the default cells: blur 0.6 / 1.2 x noise 0.05 / 0.10 at each of these median "
                          "radii (voxels), without the variants")
+    ap.add_argument("--cells", nargs="+", default=None, metavar="RADIUS,BLUR,NOISE",
+                    help="instead of the default cells: these (e.g. 7,1.0,0.09 for the issue's table), without the "
+                         "variants")
     ap.add_argument("--downsample-check", type=float, default=None, metavar="RADIUS",
                     help="instead: each electrode's median detachment, true / analysed at full resolution / "
                          "analysed after downsampling by 2 (the app's advice for a blur above 0.9 voxel), at this "
@@ -248,6 +252,13 @@ def main(argv=None) -> int:
     cells_run = CELLS if not args.quick else CELLS[:1]
     if args.radii:
         cells_run = tuple((r, b, n) for r in args.radii for b in (0.6, 1.2) for n in (0.05, 0.10))
+    if args.cells:
+        try:
+            cells_run = tuple(tuple(float(x) for x in c.split(",")) for c in args.cells)
+        except ValueError:
+            ap.error(f"--cells takes RADIUS,BLUR,NOISE triples, got {args.cells}")
+        if any(len(c) != 3 for c in cells_run):
+            ap.error(f"--cells takes RADIUS,BLUR,NOISE triples, got {args.cells}")
     rows = []
     for radius, blur, noise in cells_run:
         for seed in args.seeds:
@@ -256,7 +267,7 @@ def main(argv=None) -> int:
             C.print_row({k: rows[-1][k] for k in ("radius", "blur", "noise", "seed", "grey f1", "true f1",
                                                    "porespy f1")})
     vrows = []
-    for name, kw in {} if args.radii else VARIANTS.items() if not args.quick else list(VARIANTS.items())[:2]:
+    for name, kw in {} if args.radii or args.cells else VARIANTS.items() if not args.quick else list(VARIANTS.items())[:2]:
         for seed in args.variant_seeds:
             shape = kw.get("shape", (args.size,) * 3)
             p = make_alt_packing(shape, radius=7, blur=1.0, noise=0.09, seed=seed,
