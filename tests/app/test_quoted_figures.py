@@ -430,3 +430,25 @@ def test_readme_separation_on_the_second_generator():
         assert gap[name] >= base - 0.002, (name, gap[name], base)
     bright = quoted(readme_text(), rf"CBD nearly as bright as the NMC does\s+\({NUM} below at a blur of 1\.0", "README.md")
     check(bright, (-gap["CBD bright (levels 0.15 / 0.60 / 0.90)"],))
+
+
+# --- speed_memory: the README's "How long it takes" ------------------------------------------------------------
+
+def _speed(sec: str, n: str, tool: str, column: str) -> float:
+    return float(cell(section(sec), column, N=n, tool=tool).replace(",", ""))
+
+
+def test_readme_speed_demo_like_and_blurred():
+    q = quoted(readme_text(), rf"512³ voxels is analysed end to end in {NUM} s, {NUM} times PoreSpy's time, with a peak "
+               rf"of {NUM} bytes per voxel \(section speed_memory_s22\)", "README.md")
+    d = "speed_memory_s22"
+    check(q, [_speed(d, "512^3", "ours", "wall s"),
+              _speed(d, "512^3", "porespy", "wall s") / _speed(d, "512^3", "ours", "wall s"),
+              _speed(d, "512^3", "ours", "B/voxel")])
+    q = quoted(readme_text(), rf"takes {NUM} s at 512³ \({NUM} times PoreSpy, {NUM} bytes per voxel\) and {NUM} s at "
+               rf"256³ \({NUM} times; section speed_memory_packing_s25\)", "README.md")
+    p = "speed_memory_packing_s25"
+    check(q, [_speed(p, "512^3", "ours", "wall s"),
+              _speed(p, "512^3", "porespy", "wall s") / _speed(p, "512^3", "ours", "wall s"),
+              _speed(p, "512^3", "ours", "B/voxel"), _speed(p, "256^3", "ours", "wall s"),
+              _speed(p, "256^3", "porespy", "wall s") / _speed(p, "256^3", "ours", "wall s")])
