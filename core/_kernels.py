@@ -346,17 +346,26 @@ def _label_rest(mask, labels, n_left, index_type):
         nxt += 1
         fl[start] = nxt
         queue[0] = start
-        head, tail = 0, 1
-        while head < tail:
-            i = np.int64(queue[head])
-            head += 1
-            z, y, x = unravel(i, ny, nx)
-            for d in range(6):
-                j = flat_step(i, z, y, x, d, nz, ny, nx)
-                if j >= 0 and fm[j] != 0 and fl[j] == 0:
-                    fl[j] = nxt
-                    queue[tail] = j
-                    tail += 1
+        _spread(fl, fm, queue, 1, nz, ny, nx)
+
+
+@numba.njit(cache=True, nogil=True)
+def _spread(fl, fm, queue, tail, nz, ny, nx):
+    """Breadth-first: each voxel of ``queue[:tail]`` in turn, and each it reaches after them, gives its label to
+    its unlabelled face neighbours in ``fm`` (flat labels ``fl``, flat mask ``fm``).  Returns the final tail."""
+    head = 0
+    while head < tail:
+        i = np.int64(queue[head])
+        head += 1
+        lab = fl[i]
+        z, y, x = unravel(i, ny, nx)
+        for d in range(6):
+            j = flat_step(i, z, y, x, d, nz, ny, nx)
+            if j >= 0 and fm[j] != 0 and fl[j] == 0:
+                fl[j] = lab
+                queue[tail] = j
+                tail += 1
+    return tail
 
 
 @numba.njit(cache=True, nogil=True)
@@ -386,19 +395,7 @@ def _grow_labels(mask, labels, index_type):
                 break
     for k in range(tail):
         fl[queue[k]] = -fl[queue[k]]
-    head = 0
-    while head < tail:
-        i = np.int64(queue[head])
-        head += 1
-        lab = fl[i]
-        z, y, x = unravel(i, ny, nx)
-        for d in range(6):
-            j = flat_step(i, z, y, x, d, nz, ny, nx)
-            if j >= 0 and fm[j] != 0 and fl[j] == 0:
-                fl[j] = lab
-                queue[tail] = j
-                tail += 1
-    return n_open, tail
+    return n_open, _spread(fl, fm, queue, tail, nz, ny, nx)
 
 
 @numba.njit(cache=True, nogil=True)
