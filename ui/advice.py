@@ -31,8 +31,8 @@ def blur_warning(blur: BlurAssessment) -> str | None:
         box = f"; {box_blur_removed(sigma, d):.2f} without the box of the downsampling by {d}"
     head = (f"The blur (σ = {sigma:.2f} voxel{box}) is wider than the partial-volume correction handles "
             "(validated at 0.75 voxel; on synthetic electrodes at σ ≥ 1 voxel the detachment came out too low by "
-            "0.04-0.19 even with the phases refined against the blur, and on another generator's packings at "
-            "σ = 1.2 voxel the electrode's median detachment by 0.20-0.41, within 0.05 once downsampled by 2), so "
+            "0.05-0.19 even with the phases refined against the blur, and on another generator's packings at "
+            "σ = 1.2 voxel the electrode's median detachment by 0.21-0.40, within 0.05 once downsampled by 2), so "
             "the detachment will be underestimated")
     f = blur.factor
     if f < 2:
