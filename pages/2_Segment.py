@@ -117,10 +117,12 @@ if latest is not None:
                        "low where the gaps are that thin (measured on synthetic electrodes; see the README).")
             sigma = float(seg.pv_sigma)
             blur = assess_blur(sigma, sample.downsample, origin=latest.pv_sigma_origin or "fitted")
-            too_blurred = advice.blur_warning(blur)
+            radius = advice.median_radius_voxels(cache.table(cache.ResultRef.of(ws, latest)), sample.spacing)
+            too_blurred = advice.blur_warning(blur, radius)
             if too_blurred:
                 st.warning(too_blurred)
-                widgets.downsampled_copy_button(ws, sample, vol.shape, blur.factor)
+                if advice.advises_downsampling(blur, radius):
+                    widgets.downsampled_copy_button(ws, sample, vol.shape, blur.factor)
 else:
     st.info("Not analysed yet.")
 failed = ws.latest_analysis(sid, status=None)

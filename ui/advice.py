@@ -9,14 +9,42 @@ from __future__ import annotations
 from core.io.downsampling import MAX_DOWNSAMPLE
 from core.phases import BlurAssessment, box_blur_removed
 
-__all__ = ["blur_warning"]
+__all__ = ["DOWNSAMPLE_MIN_RADIUS", "advises_downsampling", "blur_warning", "median_radius_voxels"]
+
+#: Downsampling is advised against a blur only where the particles' median radius is at least this many voxels
+#: (so at least half of it after downsampling by 2).  On the second generator's packings at σ = 1.2 voxel (bench/
+#: RESULTS.md second_generator_downsample_r10 / _r14 / _r20 / second_generator_downsample, 3 seeds x 2 noises) the
+#: median |detachment error| at full resolution / downsampled by 2 was 0.02 / 0.22 at radius 10, 0.02 / 0.09 at 14,
+#: 0.11 / 0.04 at 20 and 0.27 / 0.03 at 28 voxels (checked by tests/app/test_quoted_figures.py).
+DOWNSAMPLE_MIN_RADIUS = 20.0
 
 
-def blur_warning(blur: BlurAssessment) -> str | None:
+def median_radius_voxels(table, spacing) -> float | None:
+    """Median radius (voxels) of the particles of a particle table that touch no face of the volume (all of them
+    where none is inside: then low, as the faces cut them), from ``equiv_diameter_um`` and the voxel size ``spacing``
+    (µm, its mean); None without particles."""
+    import numpy as np
+
+    if table is None or len(table) == 0 or "equiv_diameter_um" not in table:
+        return None
+    inner = table[~table["touches_edge"].astype(bool)] if "touches_edge" in table else table
+    d = (inner if len(inner) else table)["equiv_diameter_um"].to_numpy(float)
+    return float(np.nanmedian(d)) / 2.0 / float(np.mean(spacing))
+
+
+def advises_downsampling(blur: BlurAssessment, median_radius: float | None = None) -> bool:
+    """Whether :func:`blur_warning` advises downsampling by ``blur.factor`` (and the page offers the button)."""
+    return (blur.kind not in ("ok", "not_measured") and blur.factor >= 2
+            and (median_radius is None or median_radius >= DOWNSAMPLE_MIN_RADIUS))
+
+
+def blur_warning(blur: BlurAssessment, median_radius: float | None = None) -> str | None:
     """One sentence for a blur the partial-volume correction does not handle, else None ("ok").
 
     Names the app's remedies (the Segment page's downsampled-copy button, the
-    Samples page's downsampling) and the CLI's.
+    Samples page's downsampling) and the CLI's.  With ``median_radius`` (voxels, the analysed particles'; see
+    :func:`median_radius_voxels`) below :data:`DOWNSAMPLE_MIN_RADIUS` it advises keeping the resolution instead:
+    downsampling such particles costs more than the blur.
     """
     sigma = blur.sigma
     if blur.kind == "ok":
@@ -37,6 +65,12 @@ def blur_warning(blur: BlurAssessment) -> str | None:
     f = blur.factor
     if f < 2:
         return head + f", and the volume cannot be downsampled further (at most {MAX_DOWNSAMPLE} in all)."
+    if not advises_downsampling(blur, median_radius):
+        return (head + f" where the gaps are thin; but these particles are small on this grid (median radius "
+                f"{median_radius:.0f} voxels), and downsampling small particles costs more than the blur (on that "
+                "generator's packings of median radius 10 and 14 voxels at σ = 1.2 voxel, downsampled by 2, the median "
+                "detachment came out up to 0.23 too high, against -0.11 to +0.04 at full resolution): keep this "
+                "resolution, and read thin gaps as a lower bound of the detachment.")
     return (head + f": downsample the volume by {f} before the analysis (in the app: 'Add a copy downsampled by "
             f"{f}' on the Segment page, or 'Downsample by' on the Samples page; CLI: --downsample {f}).")
 

@@ -39,3 +39,32 @@ def test_the_app_names_its_buttons_and_the_run_only_the_cli(sigma, downsampled):
     if blur.factor > 1:
         assert f"'Add a copy downsampled by {blur.factor}' on the Segment page" in app
         assert f"downsample the volume by {blur.factor}" in run and f"--downsample {blur.factor}" in run
+
+
+def test_small_particles_are_advised_to_keep_their_resolution():
+    """Below DOWNSAMPLE_MIN_RADIUS voxels of median radius the warning advises against downsampling (and the page
+    offers no downsampled copy); at or above it, and without a size, it advises downsampling as before."""
+    from ui.advice import DOWNSAMPLE_MIN_RADIUS, advises_downsampling
+
+    blur = assess_blur(1.3, 1)
+    assert advises_downsampling(blur) and advises_downsampling(blur, DOWNSAMPLE_MIN_RADIUS)
+    assert blur_warning(blur, DOWNSAMPLE_MIN_RADIUS) == blur_warning(blur)
+    small = blur_warning(blur, 9.6)
+    assert not advises_downsampling(blur, 9.6)
+    assert "median radius 10 voxels" in small and "keep this resolution" in small
+    assert "downsample the volume by" not in small and "Add a copy" not in small and "\n" not in small
+    # no downsampling advice where there is no blur problem or no factor left, whatever the size
+    assert not advises_downsampling(assess_blur(0.75, 1), 50) and blur_warning(assess_blur(0.75, 1), 5) is None
+    assert not advises_downsampling(assess_blur(2.9, 8), 50)
+    assert "cannot be downsampled further" in blur_warning(assess_blur(2.9, 8), 5)
+
+
+def test_median_radius_from_the_particle_table():
+    import pandas as pd
+
+    from ui.advice import median_radius_voxels
+
+    t = pd.DataFrame({"equiv_diameter_um": [8.0, 10.0, 12.0, 2.0], "touches_edge": [False, False, False, True]})
+    assert median_radius_voxels(t, (0.5, 0.5, 0.5)) == pytest.approx(10.0)  # 10 µm across, 0.5 µm voxels: edge left out
+    assert median_radius_voxels(t[t["touches_edge"]], 1.0) == pytest.approx(1.0)  # only edge particles: all of them
+    assert median_radius_voxels(t.iloc[:0], 1.0) is None and median_radius_voxels(None, 1.0) is None

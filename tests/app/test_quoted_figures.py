@@ -452,3 +452,32 @@ def test_readme_speed_demo_like_and_blurred():
               _speed(p, "512^3", "porespy", "wall s") / _speed(p, "512^3", "ours", "wall s"),
               _speed(p, "512^3", "ours", "B/voxel"), _speed(p, "256^3", "ours", "wall s"),
               _speed(p, "256^3", "porespy", "wall s") / _speed(p, "256^3", "ours", "wall s")])
+
+
+# --- the blur warning's advice by particle size (second_generator_downsample_*) -------------------------------
+
+def _downsample_rows(name: str) -> list[dict[str, str]]:
+    rows = [r for tab in tables(section(name)) for r in tab if r.get("blur") == "1.200"]
+    assert len(rows) == 6, (name, len(rows))
+    return rows
+
+
+def test_ui_small_particles_keep_their_resolution_figures():
+    """The UI's "keep this resolution" sentence and the comment of DOWNSAMPLE_MIN_RADIUS, from the second generator's
+    downsampling checks at radius 10, 14, 20 and 28 voxels (blur 1.2)."""
+    import statistics
+
+    small = _downsample_rows("second_generator_downsample_r10") + _downsample_rows("second_generator_downsample_r14")
+    q = quoted(ui_text(), rf"downsampled by 2, the median detachment came out up to {NUM} too high, against -{NUM} to "
+               rf"\+{NUM} at full resolution", "the UI")
+    full = [float(r["full − true"]) for r in small]
+    check(q, (max(float(r["downsampled − true"]) for r in small), -min(full), max(full)))
+    src = _squash((ROOT / "ui" / "advice.py").read_text().replace("#:", ""))
+    q = quoted(src, rf"was {NUM} / {NUM} at radius 10, {NUM} / {NUM} at 14, {NUM} / {NUM} at 20 and {NUM} / {NUM} at 28 "
+               "voxels", "ui/advice.py")
+    med = []
+    for name in ("second_generator_downsample_r10", "second_generator_downsample_r14",
+                 "second_generator_downsample_r20", "second_generator_downsample"):
+        rows = _downsample_rows(name)
+        med += [statistics.median(abs(float(r[c])) for r in rows) for c in ("full − true", "downsampled − true")]
+    check(q, med)
