@@ -186,32 +186,41 @@ def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
     assert any("estimated from the image as the full run does" in c.value for c in at.caption)
 
 
+def _analysed_blurred_sample(ws, e, spacing: float):
+    """Sample "blurred" (group "g") of the electrode ``e``'s greyscale saved as a TIFF, analysed (the blur warned of);
+    returns (sample, its particles' median radius in voxels, the AppTest of the Segment page run on it)."""
+    from core.io import save_tiff
+    from core.runner import run_analysis
+    from ui.advice import median_radius_voxels
+
+    src = ws.root / "blurred.tif"
+    save_tiff(src, e.greyscale, e.spacing)
+    s = ws.add_sample("blurred", str(src), spacing=spacing, group_label="g", source_options={"read": {}})
+    with pytest.warns(UserWarning, match="wider than the partial-volume correction handles"):
+        run_analysis(ws, s.id, ws.load_volume(s))
+    latest = ws.latest_analysis(s.id)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    return s, median_radius_voxels(ws.load_table(latest.id), spacing), at
+
+
 def test_blur_warning_offers_a_downsampled_copy(empty_ws):
     """Beyond the validated blur the page warns and, where the particles are big enough in voxels
     (ui.advice.DOWNSAMPLE_MIN_RADIUS), adds the sample again, coarser, in one click."""
-    from core.io import save_tiff
     from core.phases import suggested_downsample
-    from core.runner import run_analysis
     from core.synth import PackingParams, make_sphere_packing
-    from ui.advice import DOWNSAMPLE_MIN_RADIUS, median_radius_voxels
+    from ui.advice import DOWNSAMPLE_MIN_RADIUS
 
     # particles of median radius 24 voxels, blurred by σ 2 voxels
     n = 128  # big enough for particles that touch no face
     e = make_sphere_packing(PackingParams(shape=(n, n, n), radius_median_um=24.0, radius_min_um=20.0,
                                           radius_max_um=28.0, blur_voxels=2.0, noise_contrast=0.03), rng=2)
-    src = empty_ws.root / "blurred.tif"
-    save_tiff(src, e.greyscale, e.spacing)
-    s = empty_ws.add_sample("blurred", str(src), spacing=1.0, group_label="g", source_options={"read": {}})
-    with pytest.warns(UserWarning, match="wider than the partial-volume correction handles"):
-        run_analysis(empty_ws, s.id, empty_ws.load_volume(s))
-    latest = empty_ws.latest_analysis(s.id)
-    assert median_radius_voxels(empty_ws.load_table(latest.id), 1.0) >= DOWNSAMPLE_MIN_RADIUS
-    f = suggested_downsample(latest.resolved_params["segment"]["pv_sigma"])
+    s, radius, at = _analysed_blurred_sample(empty_ws, e, 1.0)
+    assert radius >= DOWNSAMPLE_MIN_RADIUS
+    f = suggested_downsample(empty_ws.latest_analysis(s.id).resolved_params["segment"]["pv_sigma"])
     assert f >= 2
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[state.SAMPLE_ID] = s.id
-    at.run()
-    no_exception(at)
     assert any("wider than the partial-volume correction handles" in w.value for w in at.warning)
     button = at.button(key=state.k(state.DOWNSAMPLED_COPY, s.id))
     assert f"Add a copy downsampled by {f} ({n // f}×{n // f}×{n // f} voxels)" == button.label
@@ -227,24 +236,13 @@ def test_blur_warning_offers_a_downsampled_copy(empty_ws):
 def test_blur_warning_keeps_small_particles_at_their_resolution(empty_ws):
     """Particles of a median radius below DOWNSAMPLE_MIN_RADIUS voxels: the page warns of the blur, says to keep the
     resolution, and offers no downsampled copy."""
-    from core.io import save_tiff
-    from core.runner import run_analysis
     from core.synth import ElectrodeParams, ImagingParams, make_electrode
-    from ui.advice import DOWNSAMPLE_MIN_RADIUS, median_radius_voxels
+    from ui.advice import DOWNSAMPLE_MIN_RADIUS
 
     # 0.5 µm blur on 0.25 µm voxels: σ 2 voxels; the demo particles are about 4-8 µm across (8-16 voxels)
     e = make_electrode(ElectrodeParams(shape=(40, 48, 48), spacing=(0.25,) * 3), ImagingParams(blur_um=0.5), rng=2)
-    src = empty_ws.root / "blurred.tif"
-    save_tiff(src, e.greyscale, e.spacing)
-    s = empty_ws.add_sample("blurred", str(src), spacing=0.25, group_label="g", source_options={"read": {}})
-    with pytest.warns(UserWarning, match="wider than the partial-volume correction handles"):
-        run_analysis(empty_ws, s.id, empty_ws.load_volume(s))
-    latest = empty_ws.latest_analysis(s.id)
-    assert median_radius_voxels(empty_ws.load_table(latest.id), 0.25) < DOWNSAMPLE_MIN_RADIUS
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[state.SAMPLE_ID] = s.id
-    at.run()
-    no_exception(at)
+    s, radius, at = _analysed_blurred_sample(empty_ws, e, 0.25)
+    assert radius < DOWNSAMPLE_MIN_RADIUS
     warned = [w.value for w in at.warning if "wider than the partial-volume correction handles" in w.value]
     assert len(warned) == 1 and "keep this resolution" in warned[0] and "Add a copy" not in warned[0]
     with pytest.raises(KeyError):
