@@ -61,10 +61,11 @@ block of at most 128³ voxels the thresholds and blur are read from:
   per voxel with the uint16 input at 256³, 15.2 at 192³, against 14.3 of the
   default at both);
 - the phase refinement (``AnalysisParams.refine`` "on" or "nmc",
-  :mod:`core.phases.forward`): ``10 N`` (8.0-8.3 B per voxel at its peak
-  with the refined phases, tracemalloc at 160³ and 256³ in session 25, when
-  the residual came to be filtered in slabs: 12 before; and the thresholded
-  phases; freed before the particles step).  "auto" is estimated as not
+  :mod:`core.phases.forward`): ``7 N`` (5.0 B per voxel at its peak with
+  the refined phases, tracemalloc at 160³ and 256³ in session 26, when the
+  residual came to be filtered plane by plane in numba: 8.0-8.3 in session
+  25, 12 before; the thresholded phases; and a voxel's byte of margin; freed
+  before the particles step).  "auto" is estimated as not
   refining, and :func:`core.pipeline.run` checks again when it picks a
   refinement, leaving the phases as thresholded where that does not fit;
 - 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
@@ -120,7 +121,7 @@ _SEEDING_BYTES = 15.0
 #: The blur readings of a greyscale on the central block: bytes per voxel and per block voxel.
 _READING_N, _READING_BLOCK = 3.0, 42.0
 #: The phase refinement (core.phases.forward): bytes per voxel of that step, the two phase volumes included.
-_REFINE_BYTES = 10.0
+_REFINE_BYTES = 7.0
 #: The classifier's feature bank: bytes per voxel (default 25 features + 4, float32), slab target, intermediates.
 _CLF_FEATURE_BYTES = 116
 _CLF_SLAB_BYTES = 256 * 2**20
