@@ -297,7 +297,7 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = Fal
     ----------
     mask : (Z, Y, X) uint8 or bool
         Where labels may grow (nonzero).
-    labels : (Z, Y, X) int32
+    labels : (Z, Y, X) int32 or uint16
         Positive labels to grow, 0 elsewhere; changed in place.
 
     report_left : bool
@@ -312,41 +312,55 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = Fal
     int, or (int, int) with ``report_left``
         The number of voxels labelled (and of those left).
 
+    Raises
+    ------
+    OverflowError
+        With ``label_rest``, where the new labels do not fit in uint16 ``labels``: those that fit are given
+        (every voxel grown and the first components), so that a call on ``labels.astype(np.int32)`` gives the
+        rest, numbered on, as one call on int32 labels would.
+
     Notes
     -----
-    Memory: a queue of the unlabelled mask voxels (4 bytes each below 2**31 voxels, else 8).
+    Memory: a queue of the unlabelled mask voxels (4 bytes each below 2**31 voxels, else 8) and, for the first
+    step, their labels (the labels' bytes each).
     """
     if mask.shape != labels.shape:
         raise ValueError(f"mask shape {mask.shape} differs from labels shape {labels.shape}")
     m = np.ascontiguousarray(mask).view(np.uint8) if mask.dtype == np.bool_ else np.ascontiguousarray(mask)
-    if labels.dtype != np.int32 or not labels.flags.c_contiguous:
-        raise TypeError("labels must be a C-contiguous int32 array (labelled in place)")
+    if labels.dtype not in (np.int32, np.uint16) or not labels.flags.c_contiguous:
+        raise TypeError("labels must be a C-contiguous int32 or uint16 array (labelled in place)")
     index = np.int32(0) if labels.size < 2**31 else np.int64(0)
     n_open, grown = _grow_labels(m, labels, index)
     if label_rest and n_open > grown:
-        _label_rest(m, labels, n_open - grown, index)
+        if _label_rest(m, labels, n_open - grown, index, int(np.iinfo(labels.dtype).max)) < 0:
+            raise OverflowError(f"the NMC components without a label need labels beyond {labels.dtype}'s largest "
+                                f"value {np.iinfo(labels.dtype).max}")
     return (grown, n_open - grown) if report_left else grown
 
 
 @numba.njit(cache=True, nogil=True)
-def _label_rest(mask, labels, n_left, index_type):
+def _label_rest(mask, labels, n_left, index_type, limit):
     """New labels, from the largest + 1, for the 6-connected components of the unlabelled voxels of ``mask``
-    (``n_left`` of them), in the raster order of their first voxels."""
+    (``n_left`` of them), in the raster order of their first voxels.  Returns 0, or -1 where a component would
+    need a label above ``limit`` (the components before it are labelled, the rest left at 0)."""
     nz, ny, nx = labels.shape
     fl = labels.ravel()
     fm = mask.ravel()
     nxt = 0
     for i in range(fl.size):
         if fl[i] > nxt:
-            nxt = fl[i]
+            nxt = np.int64(fl[i])
     queue = np.empty(n_left, type(index_type))
     for start in range(fl.size):
         if fm[start] == 0 or fl[start] != 0:
             continue
+        if nxt >= limit:
+            return -1
         nxt += 1
         fl[start] = nxt
         queue[0] = start
         _spread(fl, fm, queue, 1, nz, ny, nx)
+    return 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -380,8 +394,9 @@ def _grow_labels(mask, labels, index_type):
     if n_open == 0:
         return 0, 0
     queue = np.empty(n_open, type(index_type))
+    first = np.empty(n_open, fl.dtype)
     tail = 0
-    # the first step: by a scan, so that no voxel labelled in it passes its label on within it
+    # the first step: by a scan that writes nothing, so that no voxel labelled in it passes its label on within it
     for i in range(fl.size):
         if fm[i] == 0 or fl[i] != 0:
             continue
@@ -389,12 +404,12 @@ def _grow_labels(mask, labels, index_type):
         for d in range(6):
             j = flat_step(i, z, y, x, d, nz, ny, nx)
             if j >= 0 and fl[j] > 0:
-                fl[i] = -fl[j]  # marked, not yet a label
+                first[tail] = fl[j]
                 queue[tail] = i
                 tail += 1
                 break
     for k in range(tail):
-        fl[queue[k]] = -fl[queue[k]]
+        fl[queue[k]] = first[k]
     return n_open, _spread(fl, fm, queue, tail, nz, ny, nx)
 
 

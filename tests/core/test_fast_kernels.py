@@ -500,7 +500,7 @@ def test_grow_labels_line_and_wall():
     assert labels[0, 0].tolist() == [3, 3, 3, 3, 0, 0, 0, 0, 0]
     with pytest.raises(ValueError, match="shape"):
         K.grow_labels(mask[:, :, :4], labels)
-    with pytest.raises(TypeError, match="int32"):
+    with pytest.raises(TypeError, match="int32 or uint16"):
         K.grow_labels(mask, labels.astype(np.int64))
 
 
@@ -551,6 +551,29 @@ def test_grow_labels_label_rest_equals_ndimage_label_of_the_rest(seed):
     rc, nr = ndi.label(rest)
     assert nr > 1
     want[rest] = rc[rest] + int(want.max())
+    small = labels.astype(np.uint16)
     grown, left = K.grow_labels(mask, labels, report_left=True, label_rest=True)
     assert left == int(rest.sum())
     assert np.array_equal(labels, want)
+    assert K.grow_labels(mask, small, report_left=True, label_rest=True) == (grown, left)  # uint16: the same
+    assert small.dtype == np.uint16 and np.array_equal(small, want)
+
+
+def test_grow_labels_uint16_overflow_leaves_the_rest_to_an_int32_call():
+    """Where the new components' labels pass 65535, a uint16 call labels those that fit and says so; the same call
+    on an int32 copy then numbers the rest on, as one int32 call does."""
+    mask = np.zeros((1, 3, 13), bool)
+    mask[0, 0, ::2] = True  # 7 single-voxel components, none reached by a label
+    mask[0, 2, :3] = True
+    labels = np.zeros(mask.shape, np.int32)
+    labels[0, 2, 0] = 65531  # grows over its row; the 7 others would need 65532..65538
+    want = labels.copy()
+    K.grow_labels(mask, want, label_rest=True)
+    assert want[0, 0, ::2].tolist() == list(range(65532, 65539)) and want[0, 2, :3].tolist() == [65531] * 3
+    small = labels.astype(np.uint16)
+    with pytest.raises(OverflowError, match="uint16"):
+        K.grow_labels(mask, small, label_rest=True)
+    assert small[0, 0, ::2].tolist() == [65532, 65533, 65534, 65535, 0, 0, 0]
+    more = small.astype(np.int32)
+    K.grow_labels(mask, more, label_rest=True)
+    assert np.array_equal(more, want)

@@ -211,6 +211,33 @@ def test_kept_outside_is_the_outside_reach_of_the_labels(deconvolved):
     assert _regularised_particles(grey, phases, SP, deconvolved=deconvolved)[1] is None
 
 
+def test_the_extension_goes_on_in_int32_where_uint16_labels_run_out(monkeypatch):
+    """The separation's uint16 labels are grown in place; where the new components' labels would pass 65535
+    (:func:`core._kernels.grow_labels` raises OverflowError), the extension goes on in int32: the same particles."""
+    import core.seeding as S
+
+    z, y, x = np.ogrid[:28, :28, :36]
+    phases = np.zeros((28, 28, 36), np.uint8)
+    phases[(z - 14) ** 2 + (y - 14) ** 2 + (x - 10) ** 2 <= 64] = NMC
+    phases[(z - 14) ** 2 + (y - 14) ** 2 + (x - 26) ** 2 <= 49] = NMC
+    phases[2, 2, 2] = NMC  # a speck no seed reaches: a component of its own
+    grey = _image(phases, SP, ImagingParams(blur_um=0.8, noise=0.02), np.random.default_rng(0))
+    want = regularised_particles(grey, phases, SP, deconvolved=True)
+    assert want.dtype == np.uint16 and want.max() >= 2
+    grow, calls = S.K.grow_labels, []
+
+    def short(mask, labels, **kw):
+        calls.append(labels.dtype)
+        if labels.dtype == np.uint16:
+            raise OverflowError("uint16")
+        return grow(mask, labels, **kw)
+
+    monkeypatch.setattr(S.K, "grow_labels", short)
+    got = regularised_particles(grey, phases, SP, deconvolved=True)
+    assert calls == [np.uint16, np.int32] and got.dtype == np.int32
+    np.testing.assert_array_equal(got, want)
+
+
 def _balls(blur: float, noise: float, seed: int, *, coat: bool = False):
     """Three NMC balls (radius 7-9) in pore, optionally coated by a 1-voxel CBD shell, imaged (48³)."""
     z, y, x = np.ogrid[:48, :48, :48]
