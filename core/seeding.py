@@ -391,8 +391,13 @@ def auto_seeding(volume: np.ndarray, phases: np.ndarray) -> tuple[str, float]:
         as where it read fewer than :data:`AUTO_MIN_EDGES` edge voxels).
     """
     blur, edges = _estimate_blur(volume, phases)
+    return _auto_choice(blur, edges), blur
+
+
+def _auto_choice(blur: float, edges: int) -> str:
+    """:func:`auto_seeding`'s rule on a reading of :func:`_estimate_blur` (the blur and its edge voxels)."""
     sure = np.isfinite(blur) and edges >= AUTO_MIN_EDGES
-    return ("deconvolved" if sure and blur >= AUTO_BLUR else "phases"), blur
+    return "deconvolved" if sure and blur >= AUTO_BLUR else "phases"
 
 
 def denoise_sigma(noise: float, i_cbd: float, i_nmc: float, *, level: float = LEVEL) -> float:
@@ -550,9 +555,14 @@ def deconv_settings(volume: np.ndarray, phases: np.ndarray, *, blur: float | Non
     iterations : int
     """
     if blur is None:
-        measured = estimate_blur(volume, phases, references=references)
-        blur = max(DECONV_BLUR, measured) if np.isfinite(measured) else DECONV_BLUR
+        blur = deconv_blur(estimate_blur(volume, phases, references=references))
     return float(blur), (DECONV_ITERATIONS if iterations is None else int(iterations))
+
+
+def deconv_blur(measured: float) -> float:
+    """The Gaussian (voxels) the deconvolved seeding undoes for a measured blur: :func:`deconv_settings`' rule
+    (the measured blur, at least :data:`DECONV_BLUR`; :data:`DECONV_BLUR` where it is NaN)."""
+    return max(DECONV_BLUR, float(measured)) if np.isfinite(measured) else DECONV_BLUR
 
 
 def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL,
