@@ -61,11 +61,12 @@ block of at most 128³ voxels the thresholds and blur are read from:
   per voxel with the uint16 input at 256³, 15.2 at 192³, against 14.3 of the
   default at both);
 - the phase refinement (``AnalysisParams.refine`` "on" or "nmc",
-  :mod:`core.phases.forward`): ``7 N`` (5.0 B per voxel at its peak with
-  the refined phases, tracemalloc at 160³ and 256³ in session 26, when the
-  residual came to be filtered plane by plane in numba: 8.0-8.3 in session
-  25, 12 before; the thresholded phases; and a voxel's byte of margin; freed
-  before the particles step).  "auto" is estimated as not
+  :mod:`core.phases.forward`): ``7 N`` (4.25 B per voxel at its peak,
+  tracemalloc at 160³ and 256³ in session 26, when the residual came to be
+  filtered plane by plane in numba and the pipeline refines the thresholded
+  phases in place, keeping them packed at two bits a voxel: 8.0-8.3 in
+  session 25, 12 before; the thresholded phases it refines; and margin;
+  freed before the particles step).  "auto" is estimated as not
   refining, and :func:`core.pipeline.run` checks again when it picks a
   refinement, leaving the phases as thresholded where that does not fit;
 - 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.

@@ -583,8 +583,9 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
     if noise is None:
         noise = estimate_noise(volume, phases)
     refs = phase_references(volume, phases)
+    # the thresholded phases are refined in place: the caller keeps only the refined ones (a byte a voxel less)
     new, info = refine_phases(volume, phases, blur=blur, noise=noise, references=refs, beta=BETA, sweeps=SWEEPS,
-                              moves="nmc" if refine == "nmc" else "all")
+                              moves="nmc" if refine == "nmc" else "all", overwrite=True)
     return refine, read, new, info, auto
 
 

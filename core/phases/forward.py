@@ -481,21 +481,36 @@ def _phase_values(P, mu, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _revert_specks(out, phases):
-    """Give the voxels of each component of refined NMC that holds no NMC of ``phases`` their input phase.
+def _pack2(phases):
+    """Phase codes 0-3 at two bits a voxel (flat, four voxels a byte, the first in the low bits)."""
+    fp = phases.ravel()
+    out = np.zeros((fp.size + 3) // 4, np.uint8)
+    for i in range(fp.size):
+        out[i >> 2] |= np.uint8(fp[i] << ((i & 3) * 2))
+    return out
 
-    Such a component is made only of voxels that became NMC; so the components of those voxels (6-connected)
-    are followed, and one is reverted where none of its voxels has a face neighbour that is NMC in both
-    ``phases`` and ``out`` (the same voxels as cc3d's components of ``out == NMC`` that hold no NMC of
-    ``phases``; ``tests/core/test_forward.py`` checks it).  A pass over the volume, then work on the new NMC
-    only.  Returns the number of voxels reverted.
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _code2(packed, i):
+    """Flat voxel ``i``'s code in :func:`_pack2`'s ``packed``."""
+    return (packed[i >> 2] >> ((i & 3) * 2)) & 3
+
+
+@numba.njit(cache=True, nogil=True)
+def _revert_specks(out, packed):
+    """Give the voxels of each component of refined NMC that holds no NMC of the input phases their input phase.
+
+    ``packed``: the input phases, :func:`_pack2`.  Such a component is made only of voxels that became NMC; so the
+    components of those voxels (6-connected) are followed, and one is reverted where none of its voxels has a face
+    neighbour that is NMC in both the input and ``out`` (the same voxels as cc3d's components of ``out == NMC``
+    that hold no input NMC; ``tests/core/test_forward.py`` checks it).  A pass over the volume, then work on the
+    new NMC only.  Returns the number of voxels reverted.
     """
     nz, ny, nx = out.shape
     fo = out.ravel()
-    fp = phases.ravel()
     n_new = 0
     for i in range(fo.size):
-        if fo[i] == NMC and fp[i] != NMC:
+        if fo[i] == NMC and _code2(packed, i) != NMC:
             n_new += 1
     if n_new == 0:
         return 0
@@ -504,7 +519,7 @@ def _revert_specks(out, phases):
     done = np.uint8(254)  # one of a component kept (NMC again after the scan)
     reverted = 0
     for start in range(fo.size):
-        if fo[start] != NMC or fp[start] == NMC:
+        if fo[start] != NMC or _code2(packed, start) == NMC:
             continue
         head, tail = 0, 1
         queue[0] = start
@@ -518,7 +533,7 @@ def _revert_specks(out, phases):
                 j = K.flat_step(i, z, y, x, d, nz, ny, nx)
                 if j < 0 or fo[j] != NMC:
                     continue
-                if fp[j] == NMC:
+                if _code2(packed, j) == NMC:
                     anchored = True
                 else:
                     fo[j] = mark
@@ -526,13 +541,29 @@ def _revert_specks(out, phases):
                     tail += 1
         for k in range(tail):
             i = queue[k]
-            fo[i] = done if anchored else fp[i]
+            fo[i] = done if anchored else _code2(packed, i)
         if not anchored:
             reverted += tail
     for i in range(fo.size):
         if fo[i] == done:
             fo[i] = NMC
     return reverted
+
+
+@numba.njit(cache=True, nogil=True)
+def _restore_round_trips(out, packed):
+    """``moves="nmc"``: give a voxel that went from pore to CBD or back (through NMC, over two sweeps) its input
+    phase (``packed``, :func:`_pack2`) again.  Returns how many."""
+    fo = out.ravel()
+    n = 0
+    for i in range(fo.size):
+        o = fo[i]
+        if o != NMC:
+            c = _code2(packed, i)
+            if c != NMC and c != o:
+                fo[i] = c
+                n += 1
+    return n
 
 
 def _sweeps(P, R, mu, k2, inv2s2, cost, allowed, sweeps):
@@ -564,7 +595,8 @@ def _sweeps(P, R, mu, k2, inv2s2, cost, allowed, sweeps):
 
 
 def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise: float, references,
-                  beta: float = BETA, sweeps: int = SWEEPS, moves: str = "all") -> tuple[np.ndarray, dict]:
+                  beta: float = BETA, sweeps: int = SWEEPS, moves: str = "all",
+                  overwrite: bool = False) -> tuple[np.ndarray, dict]:
     """Phases refined by the forward model of the module docstring.
 
     Parameters
@@ -572,7 +604,7 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     volume : (Z, Y, X) ndarray
         The raw greyscale (not denoised: the model has the noise); not modified.
     phases : (Z, Y, X) uint8
-        Phase codes 0 pore, 1 CBD, 2 NMC (e.g. thresholded); not modified.
+        Phase codes 0 pore, 1 CBD, 2 NMC (e.g. thresholded); not modified unless ``overwrite``.
     blur : float
         Gaussian sigma of the image, voxels (> 0; e.g. :func:`core.seeding.estimate_blur`).
     noise : float
@@ -587,11 +619,15 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     moves : {"all", "nmc"}
         "all": a boundary voxel may take the phase of any face neighbour; "nmc": only into or out of NMC
         (:data:`MOVES`; pore and CBD are left as ``phases`` has them).
+    overwrite : bool
+        Refine ``phases`` itself where it is a C-contiguous uint8 array (and return it): a byte per voxel less
+        at the peak, for a caller that has no further use for the input phases (the input is kept packed at two
+        bits a voxel for the clean-ups after the sweeps).
 
     Returns
     -------
     phases : (Z, Y, X) uint8
-        New array.
+        New array (``phases`` itself with ``overwrite``, where it could be).
     info : dict
         ``changes`` (voxels changed per sweep), ``energy_change`` (the summed change of :func:`forward_energy`,
         negative, before the reverts), ``reverted_nmc_voxels`` (NMC the sweeps left in components that hold no
@@ -604,8 +640,9 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     The Gaussians are isotropic in voxels: for anisotropic voxels ``blur`` should be the estimate's average over
     the edge directions (as :func:`core.seeding.estimate_blur` gives it), an approximation.
 
-    Memory: 5.0 bytes per voxel at its peak besides the inputs (tracemalloc at 160³ and 256³): the float32
-    residual (:func:`_residual`, filtered plane by plane), the refined phases and a few planes.  Two threads
+    Memory: 5.25 bytes per voxel at its peak besides the inputs, 4.25 with ``overwrite`` (tracemalloc at 160³
+    and 256³): the float32 residual (:func:`_residual`, filtered plane by plane), the refined phases (unless
+    ``overwrite``), the input packed at two bits a voxel and a few planes.  Two threads
     where the volume has room for two halves apart by the kernel (:func:`_sweeps`).
     """
     volume = check_volume(volume)
@@ -632,20 +669,18 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     k = _kernel(blur)
     k2 = _kernel(blur * np.sqrt(2.0))
     R = _residual(volume, phases, mu, k, k2)  # G I - G G mu[P]
-    out = phases.copy()
+    packed = _pack2(phases)  # the input, for the clean-ups below (a quarter of a byte a voxel)
+    in_place = overwrite and phases.dtype == np.uint8 and phases.flags.c_contiguous and phases.flags.writeable
+    out = phases if in_place else phases.astype(np.uint8, order="C")
     changes, total = _sweeps(out, R, mu, k2, 1.0 / (2.0 * float(noise) ** 2), float(beta) * PAIR_COST, MOVES[moves],
                               int(sweeps))
     del R
     # the refinement moves surfaces: NMC that it joined to no NMC of the input (specks left where a voxel that
     # connected them moved back) is not a new particle; it takes its input phase again
-    n_reverted = _revert_specks(out, phases)
+    n_reverted = _revert_specks(out, packed)
     n_restored = 0
     if moves == "nmc":  # a voxel can go CBD -> NMC in one sweep and NMC -> pore in the next: left as it was
-        restored = (out != NMC) & (phases != NMC) & (out != phases)
-        n_restored = int(np.count_nonzero(restored))
-        if n_restored:
-            out[restored] = phases[restored]
-        del restored
+        n_restored = int(_restore_round_trips(out, packed))
     info = {"changes": [int(c) for c in changes if c] or [0], "energy_change": float(total),
             "reverted_nmc_voxels": n_reverted, "restored_voxels": n_restored,
             "blur": float(blur), "noise": float(noise), "beta": float(beta), "moves": moves}

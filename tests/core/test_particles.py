@@ -113,6 +113,26 @@ def test_internal_crack_gives_one_particle():
     assert separate_particles(ph, params=SeparationParams(fill_cracks=False)).max() == 2
 
 
+def test_phases_handed_over_give_the_same_particles_and_are_let_go():
+    """Handed over as a one-item list, the phases are taken out of it (only a packed NMC mask is held through the
+    flood) and the particles are those of the plain call: the crack voxels cleared as before."""
+    from core.particles import _separate_particles
+
+    shape = (30, 30, 44)
+    mask = ball(shape, (15, 15, 15), 10) | ball(shape, (15, 15, 31), 9)
+    zz, yy, xx = np.indices(shape)
+    ph = phases_of(mask)
+    ph[(np.abs(zz - 15) < 2) & ((yy - 15) ** 2 + (xx - 15) ** 2 <= 36)] = PORE  # an enclosed crack
+    want = separate_particles(ph)
+    assert want.max() == 2
+    handed = [ph.copy()]
+    got, outside = _separate_particles(handed, None)
+    assert handed == [] and outside is None
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="one array, without keep_outside"):
+        _separate_particles([ph], None, keep_outside=True)
+
+
 def edge_cut_cracked_ball():
     """A ball cut by the x = 0 face of the volume, its crack cut by that face too."""
     shape = (30, 30, 20)
