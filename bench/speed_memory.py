@@ -82,6 +82,8 @@ SEED = 7
 TARGET_BPV = 8.0
 TARGET_SPEEDUP = 8.0  # issue 15: whole process at 256^3 at least 8x faster than the PoreSpy pipeline
 TARGET_512_S = 25.0  # issue 15: 512^3 end to end within 25 s on the 2-core machine
+TARGET_SPEEDUP_512 = 15.0  # issue 15: and at least 15x PoreSpy's time in the same run
+BUSY_LOAD = 2.5  # a 1-minute load average above this as a tool starts: other work shares the 2 cores
 
 
 # --------------------------------------------------------------------------- child side
@@ -505,6 +507,8 @@ def main(argv=None) -> int:
     # ---------------------------------------------------------------- report
     MiB = 2**20
     rows = []
+    # each tool uses at most the two cores: a 1-minute load above 2.5 as a child starts means other work ran too
+    busy = any(r.get("load_1min", [0.0, 0.0])[0] > BUSY_LOAD for r in results)
     for r in results:
         n = r["n"]
         vox = n**3
@@ -572,7 +576,8 @@ def main(argv=None) -> int:
                 if op and "wall_s" in op:
                     line += f" (vs ours on the same phases: {b['wall_s'] / op['wall_s']:.2f})"
                 if tool == "porespy":
-                    line += f" — target ≥ {TARGET_SPEEDUP:g}× faster than PoreSpy: {'met' if sp >= TARGET_SPEEDUP else 'NOT met'}"
+                    want = TARGET_SPEEDUP_512 if n == 512 else TARGET_SPEEDUP
+                    line += f" — target ≥ {want:g}× faster than PoreSpy: {'met' if sp >= want else 'NOT met'}"
                 line += (f"; {name} peak {(b['peak_rss'] - b['baseline_rss']) / n**3:.2f} B/voxel above baseline.")
             else:
                 ran = b.get("partial", {}).get("elapsed_s")
@@ -585,7 +590,8 @@ def main(argv=None) -> int:
 
     lines = [f"## Speed and peak memory (`bench/speed_memory.py`){' — QUICK smoke run' if args.quick else ''}", "",
              *C.env_lines(), f"- script wall time: {total:.0f} s",
-             "- **indicative only**: other work was running on this 2-core machine at the same time"
+             ("- **indicative only**: other work was running on this 2-core machine at the same time"
+              if busy else "- nothing else ran on the machine during this run (load averages in the table)")
              if not args.quick else "- smoke run: numbers are not meaningful at this size", "",
              (f"Input: `make_electrode(ElectrodeParams(shape=(N, N, N)), rng={SEED})` greyscale (uint16, spacing "
               f"{SPACING} µm); " if args.input == "electrode" else
@@ -620,7 +626,8 @@ def main(argv=None) -> int:
              "more when other work shares the machine; on 2 free cores the wall time can be up to half of it "
              "where a step runs on both (edt) and is about it elsewhere.", "",
              *_cpu_stage_lines(results),
-             f"Ratios and targets (≤ {TARGET_BPV:g} B/voxel; ≥ {TARGET_SPEEDUP:g}× faster than PoreSpy; 512^3 ≤ "
+             f"Ratios and targets (≤ {TARGET_BPV:g} B/voxel; ≥ {TARGET_SPEEDUP:g}× faster than PoreSpy, "
+             f"≥ {TARGET_SPEEDUP_512:g}× at 512^3; 512^3 ≤ "
              f"{TARGET_512_S:g} s):", "", *ratio_lines]
     C.publish("speed_memory", lines, args, section=args.section)
     return 0

@@ -363,11 +363,11 @@ def test_model_card_synthetic_rows():
 
 
 def test_readme_separation_on_the_robustness_grid():
-    """The README's greyscale-separation figures, as bench/RESULTS.md robustness_grid_s25 has them (F1@0.5 per cell)."""
+    """The README's greyscale-separation figures, as bench/RESULTS.md robustness_grid_s26 has them (F1@0.5 per cell)."""
     q = quoted(readme_text(), rf"F1@0\.5 {NUM}–{NUM} at a blur of 0\.6 voxel, at most {NUM} below the same separation "
                rf"on the true phases, and {NUM}–{NUM} at a blur of 1\.2 voxel, {NUM}–{NUM} below it "
                rf"\(PoreSpy's `snow_partitioning` on the same scans: {NUM}–{NUM}\)", "README.md")
-    rows = [r for tab in tables(section("robustness_grid_s25")) for r in tab if "grey − true" in r]
+    rows = [r for tab in tables(section("robustness_grid_s26")) for r in tab if "grey − true" in r]
     assert len(rows) == 8
 
     def col(blur, name):
