@@ -7,16 +7,9 @@ shows, and the buttons they point to, are written here.
 from __future__ import annotations
 
 from core.io.downsampling import MAX_DOWNSAMPLE
-from core.phases import BlurAssessment, box_blur_removed
+from core.phases import DOWNSAMPLE_MIN_RADIUS, BlurAssessment, box_blur_removed
 
 __all__ = ["DOWNSAMPLE_MIN_RADIUS", "advises_downsampling", "blur_warning", "median_radius_voxels"]
-
-#: Downsampling is advised against a blur only where the particles' median radius is at least this many voxels
-#: (so at least half of it after downsampling by 2).  On the second generator's packings at σ = 1.2 voxel (bench/
-#: RESULTS.md second_generator_downsample_r10 / _r14 / _r20 / second_generator_downsample, 3 seeds x 2 noises) the
-#: median |detachment error| at full resolution / downsampled by 2 was 0.02 / 0.22 at radius 10, 0.02 / 0.09 at 14,
-#: 0.11 / 0.04 at 20 and 0.27 / 0.03 at 28 voxels (checked by tests/app/test_quoted_figures.py).
-DOWNSAMPLE_MIN_RADIUS = 20.0
 
 
 def median_radius_voxels(table, spacing) -> float | None:

@@ -17,8 +17,17 @@ from .._validate import check_choice, normalize_spacing
 from ..io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .partial_volume import SIGMA_BOUNDS
 
-__all__ = ["PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "SIGMA_ORIGINS", "BlurAssessment", "BlurKind", "SigmaOrigin",
-           "assess_blur", "box_blur_removed", "resolvable_gap_um", "sigma_origin", "suggested_downsample"]
+__all__ = ["DOWNSAMPLE_MIN_RADIUS", "PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "SIGMA_ORIGINS", "BlurAssessment",
+           "BlurKind", "SigmaOrigin", "assess_blur", "box_blur_removed", "resolvable_gap_um", "sigma_origin",
+           "suggested_downsample"]
+
+#: Downsampling is advised against a blur only where the particles' median radius is at least this many voxels
+#: (so at least half of it after downsampling by 2).  On the second generator's packings at σ = 1.2 voxel (bench/
+#: RESULTS.md second_generator_downsample_r10 / _r14 / _r20 / second_generator_downsample, 3 seeds x 2 noises) the
+#: median |detachment error| at full resolution / downsampled by 2 was 0.02 / 0.22 at radius 10, 0.02 / 0.09 at 14,
+#: 0.11 / 0.04 at 20 and 0.27 / 0.03 at 28 voxels (checked by tests/app/test_quoted_figures.py).  The app applies it
+#: to the analysed particles (ui.advice); a run's warning, written before the particles are known, states it.
+DOWNSAMPLE_MIN_RADIUS = 20.0
 
 #: Where a blur σ came from: given by the user, fitted to the image, or fitted but at the fit's upper bound.
 SigmaOrigin = Literal["given", "fitted", "fitted_at_bound"]

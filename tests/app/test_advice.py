@@ -39,6 +39,11 @@ def test_the_app_names_its_buttons_and_the_run_only_the_cli(sigma, downsampled):
     if blur.factor > 1:
         assert f"'Add a copy downsampled by {blur.factor}' on the Segment page" in app
         assert f"downsample the volume by {blur.factor}" in run and f"--downsample {blur.factor}" in run
+        # written before the particles are known, the run's warning states the size rule the app applies
+        from core.phases import DOWNSAMPLE_MIN_RADIUS
+
+        assert f"median radius is {DOWNSAMPLE_MIN_RADIUS:g} voxels or more, downsample" in run
+        assert "keep their resolution" in run
 
 
 def test_small_particles_are_advised_to_keep_their_resolution():
