@@ -98,6 +98,7 @@ from scipy import ndimage as ndi
 from .. import _kernels as K
 from .._validate import check_phases, check_volume
 from ..codes import NMC
+from .partial_volume import _axis1_row, _edge, _x_pass
 
 __all__ = ["AUTO_NOISE", "BETA", "MOVES", "SWEEPS", "refine_phases", "forward_energy"]
 
@@ -164,16 +165,6 @@ def _residual(volume: np.ndarray, phases: np.ndarray, mu: np.ndarray, k: np.ndar
     return R
 
 
-@numba.njit(cache=True, inline="always")
-def _reflect(i, n):
-    """Index ``i`` mirrored into ``[0, n)`` as scipy.ndimage's ``mode="reflect"`` (d c b a | a b c d | d c b a)."""
-    if 0 <= i < n:
-        return i
-    m = 2 * n
-    i = i % m
-    return i if i < n else m - 1 - i
-
-
 @numba.njit(cache=True, nogil=True)
 def _z_pass(src, z, w, acc, t):
     """``t`` (Y, X float32) = plane ``z`` of ``src`` (Z, Y, X) correlated along z with the symmetric taps ``w``
@@ -186,8 +177,8 @@ def _z_pass(src, z, w, acc, t):
         for x in range(X):
             acc[x] = np.float64(c[x]) * w[h]
         for j in range(-h, 0):
-            a = src[_reflect(z + j, Z), y]
-            b = src[_reflect(z - j, Z), y]
+            a = src[_edge(z + j, Z, True), y]
+            b = src[_edge(z - j, Z, True), y]
             wj = w[h + j]
             for x in range(X):
                 acc[x] += (np.float64(a[x]) + np.float64(b[x])) * wj
@@ -205,8 +196,8 @@ def _z_pass_coded(codes, mu, z, w, acc, t):
         for x in range(X):
             acc[x] = np.float64(mu[c[x]]) * w[h]
         for j in range(-h, 0):
-            a = codes[_reflect(z + j, Z), y]
-            b = codes[_reflect(z - j, Z), y]
+            a = codes[_edge(z + j, Z, True), y]
+            b = codes[_edge(z - j, Z, True), y]
             wj = w[h + j]
             for x in range(X):
                 acc[x] += (np.float64(mu[a[x]]) + np.float64(mu[b[x]])) * wj
@@ -215,54 +206,37 @@ def _z_pass_coded(codes, mu, z, w, acc, t):
 
 
 @numba.njit(cache=True, nogil=True)
-def _yx_passes(t, w, acc, u, out):
-    """``out`` = the plane ``t`` (Y, X float32) correlated along y (into ``u``) and then along x as :func:`_z_pass`
-    does along z."""
-    Y, X = t.shape
-    h = (w.size - 1) // 2
-    for y in range(Y):
-        c = t[y]
-        for x in range(X):
-            acc[x] = np.float64(c[x]) * w[h]
-        for j in range(-h, 0):
-            a = t[_reflect(y + j, Y)]
-            b = t[_reflect(y - j, Y)]
-            wj = w[h + j]
-            for x in range(X):
-                acc[x] += (np.float64(a[x]) + np.float64(b[x])) * wj
-        for x in range(X):
-            u[y, x] = np.float32(acc[x])
-    for y in range(Y):
-        c = u[y]
-        o = out[y]
-        for x in range(X):
-            s = np.float64(c[x]) * w[h]
-            if h <= x < X - h:
-                for j in range(-h, 0):
-                    s += (np.float64(c[x + j]) + np.float64(c[x - j])) * w[h + j]
-            else:
-                for j in range(-h, 0):
-                    s += (np.float64(c[_reflect(x + j, X)]) + np.float64(c[_reflect(x - j, X)])) * w[h + j]
-            o[x] = np.float32(s)
-
-
-@numba.njit(cache=True, nogil=True)
 def _residual_planes(volume, phases, mu32, k, k2, R, z0, z1):
-    """Planes ``z0 <= z < z1`` of :func:`_residual`'s ``R`` (in place): ``G * volume - K * mu32[phases]``."""
+    """Planes ``z0 <= z < z1`` of :func:`_residual`'s ``R`` (in place): ``G * volume - K * mu32[phases]``.
+
+    The passes along z here; along y and x those of :mod:`core.phases.partial_volume` (mode "reflect")."""
     Z, Y, X = volume.shape
     t = np.empty((Y, X), np.float32)
     u = np.empty((Y, X), np.float32)
     gi = np.empty((Y, X), np.float32)
     km = np.empty((Y, X), np.float32)
     acc = np.empty(X, np.float64)
+    row = np.empty(X + 2 * ((max(k.size, k2.size) - 1) // 2), np.float64)
     for z in range(z0, z1):
         _z_pass(volume, z, k, acc, t)
-        _yx_passes(t, k, acc, u, gi)
+        _yx_passes(t, k, acc, row, u, gi)
         _z_pass_coded(phases, mu32, z, k2, acc, t)
-        _yx_passes(t, k2, acc, u, km)
+        _yx_passes(t, k2, acc, row, u, km)
         for y in range(Y):
             for x in range(X):
                 R[z, y, x] = gi[y, x] - km[y, x]
+
+
+@numba.njit(cache=True, nogil=True)
+def _yx_passes(t, w, acc, row, u, out):
+    """``out`` = the plane ``t`` (Y, X float32) correlated with ``w`` along y (into ``u``, float32) and then along x,
+    mirrored at the faces, as scipy's ``correlate1d`` sums them (:func:`core.phases.partial_volume._axis1_row`,
+    :func:`~core.phases.partial_volume._x_pass`)."""
+    for y in range(t.shape[0]):
+        _axis1_row(t, y, w, acc, True)
+        for x in range(t.shape[1]):
+            u[y, x] = acc[x]
+    _x_pass(u, w, row, acc, out, True)
 
 
 def forward_energy(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise: float,

@@ -364,9 +364,23 @@ def _on_cores(work, n: int) -> None:
     K.run_on_cores(work, n)
 
 
+@numba.njit(cache=True, inline="always")
+def _edge(i, n, reflect):
+    """Index ``i`` brought into ``[0, n)`` as scipy.ndimage's mode "nearest" (clamped) or, with ``reflect``, mode
+    "reflect" (d c b a | a b c d | d c b a, mirrored as often as needed)."""
+    if 0 <= i < n:
+        return i
+    if not reflect:
+        return 0 if i < 0 else n - 1
+    m = 2 * n
+    i = i % m
+    return i if i < n else m - 1 - i
+
+
 @numba.njit(cache=True, nogil=True)
-def _x_pass(b, w, row, acc, out):
-    """The axis-2 (last-axis) pass of the separable Gaussians here: ``b`` (Y, X) -> ``out`` (Y, X), mode "nearest".
+def _x_pass(b, w, row, acc, out, reflect=False):
+    """The axis-2 (last-axis) pass of the separable Gaussians here: ``b`` (Y, X) -> ``out`` (Y, X), mode "nearest"
+    (or "reflect").
 
     ``row`` (X + 2 r) and ``acc`` (X) are scratch rows; the sums run in the order of ``ndi.gaussian_filter1d``.
     """
@@ -377,8 +391,8 @@ def _x_pass(b, w, row, acc, out):
         for x in range(nx):
             row[x + size1] = b[y, x]
         for k in range(size1):
-            row[k] = b[y, 0]
-            row[nx + size1 + k] = b[y, nx - 1]
+            row[k] = b[y, _edge(k - size1, nx, reflect)]
+            row[nx + size1 + k] = b[y, _edge(nx + k, nx, reflect)]
         for x in range(nx):
             acc[x] = row[x + size1] * fw0
         for jj in range(-size1, 0):
@@ -533,17 +547,17 @@ def _gaussian_axes12(t, w, out, z0, z1):
 
 
 @numba.njit(cache=True, nogil=True)
-def _axis1_row(plane, y, w, acc):
-    """The axis-1 pass of the separable Gaussians here at row ``y`` of a ``(Y, X)`` plane, mode "nearest", into
-    ``acc`` (float64, X): the sums of ``ndi.gaussian_filter1d`` in its order."""
+def _axis1_row(plane, y, w, acc, reflect=False):
+    """The axis-1 pass of the separable Gaussians here at row ``y`` of a ``(Y, X)`` plane, mode "nearest" (or
+    "reflect"), into ``acc`` (float64, X): the sums of ``ndi.gaussian_filter1d`` in its order."""
     ny, nx = plane.shape
     size1 = (w.size - 1) // 2
     fw0 = w[size1]
     for x in range(nx):
         acc[x] = np.float64(plane[y, x]) * fw0
     for jj in range(-size1, 0):
-        yl = min(max(y + jj, 0), ny - 1)
-        yr = min(max(y - jj, 0), ny - 1)
+        yl = _edge(y + jj, ny, reflect)
+        yr = _edge(y - jj, ny, reflect)
         wj = w[size1 + jj]
         for x in range(nx):
             acc[x] += (np.float64(plane[yl, x]) + np.float64(plane[yr, x])) * wj
