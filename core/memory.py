@@ -121,7 +121,7 @@ _NETWORK_FIXED = 192 * 2**20
 _SEEDING_BYTES = 15.0
 #: The blur readings of a greyscale on the central block: bytes per voxel and per block voxel.
 _READING_N, _READING_BLOCK = 3.0, 42.0
-#: The phase refinement (core.phases.forward): bytes per voxel of that step, the two phase volumes included.
+#: The phase refinement (core.phases.forward): bytes per voxel of that step, the phases it refines in place included.
 _REFINE_BYTES = 7.0
 #: The classifier's feature bank: bytes per voxel (default 25 features + 4, float32), slab target, intermediates.
 _CLF_FEATURE_BYTES = 116
