@@ -446,8 +446,8 @@ def test_readme_speed_demo_like_and_blurred():
               _speed(d, "512^3", "porespy", "wall s") / _speed(d, "512^3", "ours", "wall s"),
               _speed(d, "512^3", "ours", "B/voxel")])
     q = quoted(readme_text(), rf"takes {NUM} s at 512³ \({NUM} times PoreSpy, {NUM} bytes per voxel\) and {NUM} s at "
-               rf"256³ \({NUM} times; section speed_memory_packing_s26\)", "README.md")
-    p = "speed_memory_packing_s26"
+               rf"256³ \({NUM} times; section speed_memory_packing_s27\)", "README.md")
+    p = "speed_memory_packing_s27"
     check(q, [_speed(p, "512^3", "ours", "wall s"),
               _speed(p, "512^3", "porespy", "wall s") / _speed(p, "512^3", "ours", "wall s"),
               _speed(p, "512^3", "ours", "B/voxel"), _speed(p, "256^3", "ours", "wall s"),
