@@ -284,7 +284,8 @@ def remap_inplace(labels, lut):
         flat[i] = lut[flat[i]]
 
 
-def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = False, label_rest: bool = False):
+def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = False, label_rest: bool = False,
+                code: int | None = None):
     """Label the unlabelled voxels of ``mask`` by breadth-first growth from every labelled voxel at once (in place).
 
     Each step gives the unlabelled mask voxels next to (6-connected) the voxels labelled so far the label of
@@ -296,7 +297,7 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = Fal
     Parameters
     ----------
     mask : (Z, Y, X) uint8 or bool
-        Where labels may grow (nonzero).
+        Where labels may grow (nonzero; with ``code``, where it equals ``code``).
     labels : (Z, Y, X) int32 or uint16
         Positive labels to grow, 0 elsewhere; changed in place.
 
@@ -318,6 +319,9 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = Fal
         With ``label_rest``, where the new labels do not fit in uint16 ``labels``: those that fit are given
         (every voxel grown and the first components), so that a call on ``labels.astype(np.int32)`` gives the
         rest, numbered on, as one call on int32 labels would.
+    code : int or None
+        Grow where ``mask == code`` (e.g. phase codes and :data:`core.codes.NMC`: no mask volume of a byte a voxel
+        beside them); None: where ``mask`` is nonzero.
 
     Notes
     -----
@@ -329,17 +333,20 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = Fal
     m = np.ascontiguousarray(mask).view(np.uint8) if mask.dtype == np.bool_ else np.ascontiguousarray(mask)
     if labels.dtype not in (np.int32, np.uint16) or not labels.flags.c_contiguous:
         raise TypeError("labels must be a C-contiguous int32 or uint16 array (labelled in place)")
+    if code is not None and not (m.dtype == np.uint8 and 0 <= int(code) <= 255):
+        raise ValueError(f"code needs a uint8 mask of codes and a code in 0..255, got {m.dtype} and {code!r}")
+    want = -1 if code is None else int(code)  # -1: nonzero
     index = np.int32(0) if labels.size < 2**31 else np.int64(0)
-    n_open, grown = _grow_labels(m, labels, index)
+    n_open, grown = _grow_labels(m, labels, index, want)
     if label_rest and n_open > grown:
-        if _label_rest(m, labels, n_open - grown, index, int(np.iinfo(labels.dtype).max)) < 0:
+        if _label_rest(m, labels, n_open - grown, index, int(np.iinfo(labels.dtype).max), want) < 0:
             raise OverflowError(f"the NMC components without a label need labels beyond {labels.dtype}'s largest "
                                 f"value {np.iinfo(labels.dtype).max}")
     return (grown, n_open - grown) if report_left else grown
 
 
 @numba.njit(cache=True, nogil=True)
-def _label_rest(mask, labels, n_left, index_type, limit):
+def _label_rest(mask, labels, n_left, index_type, limit, want=-1):
     """New labels, from the largest + 1, for the 6-connected components of the unlabelled voxels of ``mask``
     (``n_left`` of them), in the raster order of their first voxels.  Returns 0, or -1 where a component would
     need a label above ``limit`` (the components before it are labelled, the rest left at 0)."""
@@ -352,21 +359,28 @@ def _label_rest(mask, labels, n_left, index_type, limit):
             nxt = np.int64(fl[i])
     queue = np.empty(n_left, type(index_type))
     for start in range(fl.size):
-        if fm[start] == 0 or fl[start] != 0:
+        if not _open(fm[start], want) or fl[start] != 0:
             continue
         if nxt >= limit:
             return -1
         nxt += 1
         fl[start] = nxt
         queue[0] = start
-        _spread(fl, fm, queue, 1, nz, ny, nx)
+        _spread(fl, fm, queue, 1, nz, ny, nx, want)
     return 0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _open(v, want):
+    """A voxel of mask value ``v`` is open to growth: nonzero (``want`` -1), else equal to ``want``."""
+    return v != 0 if want < 0 else v == want
+
+
 @numba.njit(cache=True, nogil=True)
-def _spread(fl, fm, queue, tail, nz, ny, nx):
+def _spread(fl, fm, queue, tail, nz, ny, nx, want=-1):
     """Breadth-first: each voxel of ``queue[:tail]`` in turn, and each it reaches after them, gives its label to
-    its unlabelled face neighbours in ``fm`` (flat labels ``fl``, flat mask ``fm``).  Returns the final tail."""
+    its unlabelled face neighbours open in ``fm`` (flat labels ``fl``, flat mask ``fm``; :func:`_open` of
+    ``want``).  Returns the final tail."""
     head = 0
     while head < tail:
         i = np.int64(queue[head])
@@ -375,7 +389,7 @@ def _spread(fl, fm, queue, tail, nz, ny, nx):
         z, y, x = unravel(i, ny, nx)
         for d in range(6):
             j = flat_step(i, z, y, x, d, nz, ny, nx)
-            if j >= 0 and fm[j] != 0 and fl[j] == 0:
+            if j >= 0 and fl[j] == 0 and _open(fm[j], want):
                 fl[j] = lab
                 queue[tail] = j
                 tail += 1
@@ -383,13 +397,13 @@ def _spread(fl, fm, queue, tail, nz, ny, nx):
 
 
 @numba.njit(cache=True, nogil=True)
-def _grow_labels(mask, labels, index_type):
+def _grow_labels(mask, labels, index_type, want=-1):
     nz, ny, nx = labels.shape
     fl = labels.ravel()
     fm = mask.ravel()
     n_open = 0
     for i in range(fl.size):
-        if fm[i] != 0 and fl[i] == 0:
+        if fl[i] == 0 and _open(fm[i], want):
             n_open += 1
     if n_open == 0:
         return 0, 0
@@ -398,7 +412,7 @@ def _grow_labels(mask, labels, index_type):
     tail = 0
     # the first step: by a scan that writes nothing, so that no voxel labelled in it passes its label on within it
     for i in range(fl.size):
-        if fm[i] == 0 or fl[i] != 0:
+        if fl[i] != 0 or not _open(fm[i], want):
             continue
         z, y, x = unravel(i, ny, nx)
         for d in range(6):
@@ -410,7 +424,7 @@ def _grow_labels(mask, labels, index_type):
                 break
     for k in range(tail):
         fl[queue[k]] = first[k]
-    return n_open, _spread(fl, fm, queue, tail, nz, ny, nx)
+    return n_open, _spread(fl, fm, queue, tail, nz, ny, nx, want)
 
 
 @numba.njit(cache=True, nogil=True)

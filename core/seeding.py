@@ -747,13 +747,14 @@ def _regularised_particles(volume, phases, spacing=None, params=None, *, level=L
     lean = seeds.dtype in (np.int32, np.uint16) and seeds.flags.c_contiguous
     labels = seeds if lean else np.array(seeds, dtype=np.int32)
     del seeds
-    nmc = phases == NMC
+    # grown where the phases read NMC (no mask of a byte a voxel beside them; a copy only for other integer types)
+    codes = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
     try:
-        K.grow_labels(nmc, labels, label_rest=True)  # NMC components that hold no seed: a particle each
+        K.grow_labels(codes, labels, label_rest=True, code=NMC)  # NMC components that hold no seed: a particle each
     except OverflowError:  # more particles than uint16 holds: the rest numbered on in int32
         labels = labels.astype(np.int32)
-        K.grow_labels(nmc, labels, label_rest=True)
-    del nmc
+        K.grow_labels(codes, labels, label_rest=True, code=NMC)
+    del codes
     # number 1..n in order of label (numba passes: no sorted copy of the volume)
     n_lab = int(labels.max())
     present = np.flatnonzero(K.label_counts(labels, n_lab)[1:]) + 1

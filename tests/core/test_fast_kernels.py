@@ -559,6 +559,29 @@ def test_grow_labels_label_rest_equals_ndimage_label_of_the_rest(seed):
     assert small.dtype == np.uint16 and np.array_equal(small, want)
 
 
+@pytest.mark.parametrize("code", [0, 1, 2])
+def test_grow_labels_by_code_equals_the_mask_of_that_code(code):
+    """``code=`` grows where the phase codes equal it, as the mask ``phases == code`` does (the first step, the
+    spread and the components labelled on), in int32 and uint16; a code outside uint8 or a mask that is not uint8
+    codes is refused."""
+    rng = np.random.default_rng(code)
+    field = ndi.gaussian_filter(rng.random((14, 17, 19)), 1.0)
+    phases = np.digitize(field, np.quantile(field, [1 / 3, 2 / 3])).astype(np.uint8)  # three phases in blobs
+    seeds = np.zeros(phases.shape, np.int32)
+    pts = rng.integers(0, phases.size, 3)
+    seeds.ravel()[pts] = np.arange(1, 4)
+    for dtype in (np.int32, np.uint16):
+        want, got = seeds.astype(dtype), seeds.astype(dtype)
+        a = K.grow_labels(phases == code, want, report_left=True, label_rest=True)
+        b = K.grow_labels(phases, got, report_left=True, label_rest=True, code=code)
+        assert a == b and a[1] > 0  # some components hold no seed: labelled on
+        assert np.array_equal(got, want)
+    with pytest.raises(ValueError, match="code"):
+        K.grow_labels(phases, seeds.copy(), code=256)
+    with pytest.raises(ValueError, match="code"):
+        K.grow_labels(phases.astype(np.int32), seeds.copy(), code=2)
+
+
 def test_grow_labels_uint16_overflow_leaves_the_rest_to_an_int32_call():
     """Where the new components' labels pass 65535, a uint16 call labels those that fit and says so; the same call
     on an int32 copy then numbers the rest on, as one int32 call does."""
