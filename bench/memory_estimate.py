@@ -1,7 +1,8 @@
 """Peak memory of core.pipeline.run, measured, against core.memory.estimate_peak_bytes.
 
-For each method (threshold, model, hybrid = threshold phases + the network's particle cue, presegmented, and model
-with 32-voxel tiles, where the particles-from-cue step rather than the network sets the peak) and
+For each method (threshold, model, hybrid = threshold phases + the network's particle cue, presegmented, model
+with 32-voxel tiles, where the particles-from-cue step rather than the network sets the peak, and deconvolved =
+threshold with the phases refined and the particles seeded on the deconvolved mask, the path a blurred scan takes) and
 cube size N, a fresh Python subprocess imports core (and torch for the network), runs a warm-up analysis on a
 48^3 electrode (numba compilation, model loading), memory-maps the N^3 input (uint16 greyscale of
 ``make_electrode(ElectrodeParams(shape=(N, N, N)), rng=7)``, or the phases of the threshold run for
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +32,7 @@ import numpy as np
 
 import _common as C  # noqa: E402  (sets sys.path)
 
-METHODS = ("threshold", "presegmented", "model", "hybrid", "model-tile32")
+METHODS = ("threshold", "presegmented", "model", "hybrid", "model-tile32", "deconvolved")
 SPACING = (0.4, 0.4, 0.4)
 SEED = 7
 
@@ -54,6 +56,8 @@ def _params(method: str):
         return AnalysisParams(method="model", particles="model", model=ModelParams(tile=32, overlap=8))
     if method == "hybrid":
         return AnalysisParams(method="threshold", particles="model")
+    if method == "deconvolved":  # the blurred scan's path: phases refined, particles seeded on the deconvolved mask
+        return AnalysisParams(refine="on", seeding="deconvolved")
     return AnalysisParams()
 
 
@@ -124,6 +128,7 @@ def main(argv=None) -> int:
     if "presegmented" in methods and "threshold" not in methods:
         methods.insert(0, "threshold")
     t_start = time.perf_counter()
+    load0 = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_mem_") as work:
         for n in sizes:
@@ -147,9 +152,11 @@ def main(argv=None) -> int:
     ratios = [r["estimate / measured"] for r in rows]
     lines = ["## Peak memory of an analysis, measured against the estimate (`bench/memory_estimate.py`)", "",
              *C.env_lines(), f"- script wall time: {time.perf_counter() - t_start:.0f} s",
-             "- **indicative only**: other work was running on this 2-core machine at the same time", "",
+             f"- load average at the start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} (1 min) on "
+             f"{os.cpu_count()} cores (peak memory does not depend on it; the wall times do)", "",
              "Input: `make_electrode(ElectrodeParams(shape=(N, N, N)), rng=7)` greyscale (uint16, 0.4 µm), "
-             "memory-mapped; presegmented = the phases of the threshold run (uint8). Each run in a fresh "
+             "memory-mapped; presegmented = the phases of the threshold run (uint8); deconvolved = "
+             "`AnalysisParams(refine=\"on\", seeding=\"deconvolved\")` (the blurred scan's path). Each run in a fresh "
              "subprocess after a 48^3 warm-up of the same method. measured = VmHWM − VmRSS around "
              "`core.pipeline.run` (peak mark reset just before); estimate = `core.memory.estimate_peak_bytes` "
              "for the same shape, dtype and parameters; address space = VmPeak − VmSize (what `ulimit -v` sees; "

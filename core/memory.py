@@ -28,8 +28,10 @@ block of at most 128³ voxels the thresholds and blur are read from:
   correction's blur fit; with "auto" seeding or refinement also
   :func:`core.seeding.estimate_blur` and the noise: float32 Gaussians and
   derivatives of the block and the indices of its edge voxels):
-  ``3 N + 42 B`` (measured 47.9 B per voxel at 128³, where ``B`` is the
-  whole volume, session 21; it sets the peak of a greyscale up to ~192³);
+  ``3 N + 48 B`` (measured 47.9 B per voxel at 128³, where ``B`` is the
+  whole volume, session 21; 56.2 with the refinement and the deconvolved
+  seeding, which read the blur again on the block, session 27, when ``42 B``
+  became ``48 B``; it sets the peak of a greyscale up to ~192³);
 - particles, crack-aware watershed by dynamics (the default):
   ``5.6 N + 0.5 S2``, phases included (refitted in session 21 after the
   exact in-place distance transform and the flood in two halves: 5.55 B per
@@ -52,14 +54,24 @@ block of at most 128³ voxels the thresholds and blur are read from:
   256 MiB by design, 116 B per voxel with the default 25 features, 2.5 times
   for scikit-image's intermediate arrays).  A rough term, not measured: the
   particles then cost what they cost after the threshold method;
-- seeding on a regularised or deconvolved mask (``AnalysisParams.seeding``
-  "regularised" or "deconvolved", :mod:`core.seeding`; the default "auto" is
-  estimated as "phases", and :func:`core.pipeline.run` checks again when it
-  picks the deconvolved mask, falling back to the phases where that does not
-  fit): ``15 N`` (three float32 volumes
-  of :func:`core.seeding.deconvolve`, the phases and a mask; measured 16.5 B
+- seeding on the deconvolved mask (``AnalysisParams.seeding="deconvolved"``,
+  :mod:`core.seeding`; the default "auto" is estimated as "phases", and
+  :func:`core.pipeline.run` checks again when it picks the deconvolved mask,
+  falling back to the phases where that does not fit), from the mask through
+  the flood and the extension: ``5.6 N + 3.0 S2`` (refitted in session 27,
+  after the mask came to be packed plane by plane beside the deconvolved
+  float32 volume and the particles to grow over the phase codes: with the
+  refinement on, runs of the demo-like electrode peaked at 56.2 / 18.6 /
+  14.5 / 7.8 B per voxel at 128³ / 192³ / 256³ / 384³, section
+  ``memory_estimate_s27``, and the 512³ blurred packing at 7.7 with its flood
+  the highest step; the ``S2`` term covers the fixed part that dominates
+  small volumes.  It was ``15 N``, fitted when the deconvolution's float32
+  volumes were three: 2.2 times the 384³ peak, so that a blurred volume of
+  the seed study's size was refused the deconvolved mask on a 23 GB machine);
+- seeding on a regularised mask (``seeding="regularised"``): ``15 N`` (three
+  float32 volumes of the smoothing, the phases and a mask; measured 16.5 B
   per voxel with the uint16 input at 256³, 15.2 at 192³, against 14.3 of the
-  default at both);
+  default at both; not remeasured);
 - the phase refinement (``AnalysisParams.refine`` "on" or "nmc",
   :mod:`core.phases.forward`): ``7 N`` (4.25 B per voxel at its peak,
   tracemalloc at 160³ and 256³ in session 26, when the residual came to be
@@ -72,7 +84,9 @@ block of at most 128³ voxels the thresholds and blur are read from:
 - 8 MiB fixed; and, where torch is not imported yet, its 0.55 GiB.
 
 The run's peak is the input plus the largest step.  Measured error: see the
-table in ``bench/RESULTS.md`` (section ``memory_estimate_s21``, after the
+tables in ``bench/RESULTS.md`` (section ``memory_estimate_s27``: the threshold
+method and the deconvolved path from 128³ to 384³, 1-21 % above the measured
+peak; section ``memory_estimate_s21``, after that session's
 refit): from 128³ up the estimate was 2-91 % above the measured peak (2-15 %
 for the threshold method and presegmented phases from 192³ up, 36-91 % for
 the network from 192³ up; every 64³ run, where fixed costs dominate, further
@@ -117,10 +131,12 @@ _TORCH_IMPORT = int(0.55 * _GIB)
 #: The network step's fixed part (torch's workspaces and caches over a run, beyond the tile terms): the measured
 #: peak of a model / hybrid run stood 31-179 MiB above the tile terms from 64³ to 192³ in session 21.
 _NETWORK_FIXED = 192 * 2**20
-#: Seeding on a regularised / deconvolved mask (core.seeding): bytes per voxel of that step.
+#: Seeding on a regularised mask (core.seeding): bytes per voxel of that step.
 _SEEDING_BYTES = 15.0
+#: Seeding on the deconvolved mask, through the flood and the extension: bytes per voxel and per S2 voxel.
+_DECONV_N, _DECONV_S2 = 5.6, 3.0
 #: The blur readings of a greyscale on the central block: bytes per voxel and per block voxel.
-_READING_N, _READING_BLOCK = 3.0, 42.0
+_READING_N, _READING_BLOCK = 3.0, 48.0
 #: The phase refinement (core.phases.forward): bytes per voxel of that step, the phases it refines in place included.
 _REFINE_BYTES = 7.0
 #: The classifier's feature bank: bytes per voxel (default 25 features + 4, float32), slab target, intermediates.
@@ -256,7 +272,9 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
             steps.append(15.0 * n if params.particles == "model" else particles)
         else:
             steps.append(particles)
-        if params.seeding not in ("auto", "phases"):  # "auto": checked again once it picks the deconvolved mask
+        if params.seeding == "deconvolved":  # "auto": checked again once it picks the deconvolved mask
+            steps.append(_DECONV_N * n + _DECONV_S2 * s2)
+        elif params.seeding == "regularised":
             steps.append(_SEEDING_BYTES * n)
     total = itemsize * n + max(steps) + _FIXED
     if network and "torch" not in sys.modules:
