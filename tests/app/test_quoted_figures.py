@@ -409,6 +409,12 @@ def test_readme_memory_estimate_margins():
     thr = [float(r["estimate / measured"]) for r in rows if size(r) >= 192 and r["method"] == "threshold"]
     pct = lambda v: str(round((v - 1) * 100))  # noqa: E731
     assert q == (pct(min(every)), pct(max(every)), pct(min(thr)), pct(max(thr))), q
+    q = quoted(readme_text(), r"seeded on the deconvolved mask, (\d+)–(\d+) % above from\s+128³ to 384³, "
+               r"`memory_estimate_s27`", "README.md")
+    rows = [r for tab in tables(section("memory_estimate_s27")) for r in tab if "estimate / measured" in r]
+    assert {r["method"] for r in rows} == {"threshold", "deconvolved"}
+    every = [float(r["estimate / measured"]) for r in rows]
+    assert q == (pct(min(every)), pct(max(every))), q
 
 
 def test_readme_separation_on_the_second_generator():
