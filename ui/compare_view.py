@@ -121,8 +121,16 @@ def select(ws: Workspace) -> CompareContext:
 
     notices = _pins_from_url(ws, by_id)
     first = [s.id for s in analysed[:6]]  # and any sample pinned from the Samples page before this page ran
-    state.init(state.CMP_SAMPLES, first + [i for i in _pins()[0] if i in by_id and i not in first])
-    st.session_state[state.CMP_SAMPLES] = [i for i in st.session_state[state.CMP_SAMPLES] if i in by_id]
+    default = first + [i for i in _pins()[0] if i in by_id and i not in first]
+    # until the user picks electrodes, the default follows the analysed samples (a demo or a job that finishes
+    # while the page is open joins it); a pick, a link's electrodes or a pin from another page make it theirs
+    def kept(ids):  # those still analysed (a sample deleted meanwhile is dropped from both)
+        return [i for i in ids if i in by_id]
+
+    if state.CMP_SAMPLES not in st.session_state or \
+            kept(st.session_state[state.CMP_SAMPLES]) == kept(st.session_state.get(state.CMP_SAMPLES_DEFAULT, [None])):
+        st.session_state[state.CMP_SAMPLES] = st.session_state[state.CMP_SAMPLES_DEFAULT] = default
+    st.session_state[state.CMP_SAMPLES] = kept(st.session_state[state.CMP_SAMPLES])
     chosen = st.multiselect("Electrodes", list(by_id), key=state.CMP_SAMPLES, format_func=display_name,
                             persist_state=state.PERSIST)
     if len(chosen) < 2:

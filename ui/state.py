@@ -119,6 +119,7 @@ PART_INDEX = "w_part_index"            # + sample id + axis
 
 # ---- Compare page
 CMP_SAMPLES = "w_cmp_samples"
+CMP_SAMPLES_DEFAULT = "cmp_samples_default"  # plain: the electrodes the page last chose for the user (their default)
 CMP_PINS = "cmp_pins"                  # plain: {sample id: id of the analysis the Compare page shows for it}
 CMP_SEEN = "cmp_seen"                  # plain: {sample id: newest analysis id known when its pin was set}
 CMP_PICK = "w_cmp_pick"                # + sample id: which analysis of it to compare

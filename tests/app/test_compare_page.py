@@ -280,3 +280,26 @@ def test_size_filter_leaves_small_particles_out_of_the_statistics(seeded_ws):
     note = next(c.value for c in at.caption if c.value.startswith("Left out below"))
     for name, t in stored.items():
         assert f"{name} {int((t['equiv_diameter_um'] < round(d, 1)).sum())}" in note
+
+
+def test_the_default_electrodes_follow_the_analyses_until_the_user_picks(seeded_ws):
+    """An electrode analysed while the page is open (a demo's job finishing) joins the default selection; once the
+    user has picked, a rerun keeps their pick."""
+    from core.runner import run_analysis
+
+    late = next(s for s in seeded_ws.list_samples() if s.name == "cycled-5C")
+    seeded_ws.delete_analysis(seeded_ws.latest_analysis(late.id).id)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    pick = at.multiselect(key=state.CMP_SAMPLES)
+    assert len(pick.value) == 2 and late.id not in pick.value
+    run_analysis(seeded_ws, late.id, seeded_ws.load_volume(late))
+    at.run()
+    no_exception(at)
+    assert at.multiselect(key=state.CMP_SAMPLES).value[-1] == late.id
+    assert len(_table(at, "share_above")) == 3
+    at.multiselect(key=state.CMP_SAMPLES).unselect(late.id).run()
+    at.run()  # a rerun (as a finished job triggers) leaves the user's pick alone
+    no_exception(at)
+    assert late.id not in at.multiselect(key=state.CMP_SAMPLES).value
+    assert len(_table(at, "share_above")) == 2
