@@ -66,8 +66,8 @@ block of at most 128³ voxels the thresholds and blur are read from:
   ``memory_estimate_s27``, and the 512³ blurred packing at 7.7 with its flood
   the highest step; the ``S2`` term covers the fixed part that dominates
   small volumes.  It was ``15 N``, fitted when the deconvolution's float32
-  volumes were three: 2.2 times the 384³ peak, so that a blurred volume of
-  the seed study's size was refused the deconvolved mask on a 23 GB machine);
+  volumes were three: 2.2 times the 384³ peak; a blurred volume of the seed
+  study's size, its input in memory, needed 19.4 GB by it and 9.1 GB now);
 - seeding on a regularised mask (``seeding="regularised"``): ``15 N`` (three
   float32 volumes of the smoothing, the phases and a mask; measured 16.5 B
   per voxel with the uint16 input at 256³, 15.2 at 192³, against 14.3 of the
