@@ -165,42 +165,33 @@ def _residual(volume: np.ndarray, phases: np.ndarray, mu: np.ndarray, k: np.ndar
     return R
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _value(row, x, mu):
+    """``row[x]`` as float64, or ``mu[row[x]]`` where ``mu`` (float32 values of codes) is given (numba compiles the
+    two cases apart: ``mu is None`` is decided by its type)."""
+    if mu is None:
+        return np.float64(row[x])
+    return np.float64(mu[row[x]])
+
+
 @numba.njit(cache=True, nogil=True)
-def _z_pass(src, z, w, acc, t):
+def _z_pass(src, z, w, acc, t, mu=None):
     """``t`` (Y, X float32) = plane ``z`` of ``src`` (Z, Y, X) correlated along z with the symmetric taps ``w``
     (float64), mirrored at the faces: summed in float64 as scipy's ``correlate1d`` does for a symmetric kernel (the
-    centre tap, then the pairs from the outermost in), rounded to float32 (``acc``: (X,) float64 scratch)."""
+    centre tap, then the pairs from the outermost in), rounded to float32 (``acc``: (X,) float64 scratch).  With
+    ``mu``: of ``mu[src]`` (``src`` codes, ``mu`` float32), without making that volume."""
     Z, Y, X = src.shape
     h = (w.size - 1) // 2
     for y in range(Y):
         c = src[z, y]
         for x in range(X):
-            acc[x] = np.float64(c[x]) * w[h]
+            acc[x] = _value(c, x, mu) * w[h]
         for j in range(-h, 0):
             a = src[_edge(z + j, Z, True), y]
             b = src[_edge(z - j, Z, True), y]
             wj = w[h + j]
             for x in range(X):
-                acc[x] += (np.float64(a[x]) + np.float64(b[x])) * wj
-        for x in range(X):
-            t[y, x] = np.float32(acc[x])
-
-
-@numba.njit(cache=True, nogil=True)
-def _z_pass_coded(codes, mu, z, w, acc, t):
-    """:func:`_z_pass` of ``mu[codes]`` (``mu`` float32), without making that volume."""
-    Z, Y, X = codes.shape
-    h = (w.size - 1) // 2
-    for y in range(Y):
-        c = codes[z, y]
-        for x in range(X):
-            acc[x] = np.float64(mu[c[x]]) * w[h]
-        for j in range(-h, 0):
-            a = codes[_edge(z + j, Z, True), y]
-            b = codes[_edge(z - j, Z, True), y]
-            wj = w[h + j]
-            for x in range(X):
-                acc[x] += (np.float64(mu[a[x]]) + np.float64(mu[b[x]])) * wj
+                acc[x] += (_value(a, x, mu) + _value(b, x, mu)) * wj
         for x in range(X):
             t[y, x] = np.float32(acc[x])
 
@@ -220,7 +211,7 @@ def _residual_planes(volume, phases, mu32, k, k2, R, z0, z1):
     for z in range(z0, z1):
         _z_pass(volume, z, k, acc, t)
         _yx_passes(t, k, acc, row, u, gi)
-        _z_pass_coded(phases, mu32, z, k2, acc, t)
+        _z_pass(phases, z, k2, acc, t, mu32)
         _yx_passes(t, k2, acc, row, u, km)
         for y in range(Y):
             for x in range(X):
