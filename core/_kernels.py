@@ -300,13 +300,15 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = Fal
         Where labels may grow (nonzero; with ``code``, where it equals ``code``).
     labels : (Z, Y, X) int32 or uint16
         Positive labels to grow, 0 elsewhere; changed in place.
-
     report_left : bool
         Also return the number of unlabelled voxels of ``mask`` left (no path to a label).
     label_rest : bool
         Then give each 6-connected component of those left a new label of its own, numbered from the largest
         label + 1 in the raster order of the components' first voxels (what ``scipy.ndimage.label`` of them,
         offset by the largest label, gives).
+    code : int or None
+        Grow where ``mask == code`` (e.g. phase codes and :data:`core.codes.NMC`: no mask volume of a byte a voxel
+        beside them); None: where ``mask`` is nonzero.
 
     Returns
     -------
@@ -319,9 +321,6 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = Fal
         With ``label_rest``, where the new labels do not fit in uint16 ``labels``: those that fit are given
         (every voxel grown and the first components), so that a call on ``labels.astype(np.int32)`` gives the
         rest, numbered on, as one call on int32 labels would.
-    code : int or None
-        Grow where ``mask == code`` (e.g. phase codes and :data:`core.codes.NMC`: no mask volume of a byte a voxel
-        beside them); None: where ``mask`` is nonzero.
 
     Notes
     -----

@@ -996,10 +996,12 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
     if params.markers == "hmaxima" and markers is None and dt is None:
         # lean path: no float32 distance volume, no boolean copies kept (see quantised_distance)
         report(0.05, "distance transform")
-        filled = K.outside_reach(phases == NMC) if params.fill_cracks else (phases == NMC)
+        solid = phases == NMC
+        filled = K.outside_reach(solid) if params.fill_cracks else solid
         if handed:  # phases handed over: only where they are NMC is kept, packed, through the flood (1/8 byte a voxel)
-            solid_bits = np.packbits(phases == NMC)
+            solid_bits = np.packbits(solid)
             phases = None
+        del solid
         if params.fill_cracks:
             outside = np.packbits(filled) if keep_outside else None
             np.logical_not(filled, out=filled)

@@ -599,14 +599,14 @@ def seeding_mask(volume: np.ndarray, phases: np.ndarray, *, level: float = LEVEL
         ``deconvolved`` also ``blur`` and ``iterations``.
     """
     volume, phases = _validate(volume, phases)
-    mask, info, _, _ = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved, blur=blur,
-                                     iterations=iterations)
+    mask, info, _ = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved, blur=blur,
+                                  iterations=iterations)
     return mask, info
 
 
 def _seeding_mask(volume, phases, *, level, sigma, deconvolved, blur, iterations, keep_outside=False):
-    """:func:`seeding_mask` of validated arrays, ``phases == NMC`` (a bool volume the caller may reuse) and, with
-    ``keep_outside``, ``np.packbits(core._kernels.outside_reach(phases == NMC))`` (from the crack test; else None)."""
+    """:func:`seeding_mask` of validated arrays and, with ``keep_outside``,
+    ``np.packbits(core._kernels.outside_reach(phases == NMC))`` (from the crack test; else None)."""
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     refs = phase_references(volume, phases)
@@ -649,10 +649,11 @@ def _seeding_mask(volume, phases, *, level, sigma, deconvolved, blur, iterations
     else:
         del cavity
     mask &= nmc
+    del nmc
     info = {"noise": noise, "sigma": float(sigma), "cut": cut, "i_cbd": float(i_cbd), "i_nmc": float(i_nmc)}
     if deconvolved:
         info.update(blur=blur, iterations=iterations)
-    return mask, info, nmc, outside
+    return mask, info, outside
 
 
 def regularised_particles(
@@ -721,9 +722,8 @@ def _regularised_particles(volume, phases, spacing=None, params=None, *, level=L
     report(0.0, "regularised seeding mask")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
-    mask, _, nmc, outside = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved,
-                                          blur=blur, iterations=iterations, keep_outside=keep_outside)
-    del nmc  # made again for the extension below: not held through the separation (a byte per voxel)
+    mask, _, outside = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved,
+                                     blur=blur, iterations=iterations, keep_outside=keep_outside)
     params = params or SeparationParams()
     if deconvolved:
         params = replace(params, merge_ratio=params.merge_ratio * merge_factor)
