@@ -106,6 +106,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
+import numba
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import ndtri
@@ -502,23 +503,33 @@ def deconvolve(volume: np.ndarray, *, sigma: float = 0.0, blur: float = DECONV_B
     del v
     gz, gy, gx = (_gaussian_transfer(n, blur) for n in c.shape)
     pz, py, px = (_gaussian_transfer(n, sigma) for n in c.shape)
-    g_yx = gy[:, None] * gx[None, :]
     p_yx = (py[:, None] * px[None, :]).astype(np.float32)
-    mu = float(step)
-    for z in range(c.shape[0]):  # the multiplier one plane at a time (float64 plane, no volume)
-        g = gz[z] * g_yx
-        # h_0 = 1; h_{k+1} = (1 - mu g^2) h_k + mu g (both factors computed once a plane: the same values)
-        h = np.ones_like(g)
-        if iterations:
-            b = mu * g
-            g *= b
-            np.subtract(1.0, g, out=g)  # 1 - mu g g
-            for _ in range(int(iterations)):
-                h *= g
-                h += b
-        h *= pz[z]
-        c[z] *= h.astype(np.float32) * p_yx
+    K.run_on_cores(lambda z0, z1: _landweber_multiply(c, gz, gy, gx, pz, p_yx, float(step), int(iterations), z0, z1),
+                   c.shape[0])
     return fft.idctn(c, type=2, norm="ortho", workers=workers, overwrite_x=True)
+
+
+@numba.njit(cache=True, nogil=True)
+def _landweber_multiply(c, gz, gy, gx, pz, p_yx, mu, iterations, z0, z1):
+    """``c[z] *= float32(h * pz[z]) * p_yx`` for planes ``z0:z1`` (:func:`deconvolve`'s filter in the DCT basis).
+
+    ``h`` is the Landweber multiplier of ``g = gz[z] * (gy[y] * gx[x])``: ``h_0 = 1``,
+    ``h_{k+1} = (1 - mu g g) h_k + mu g``, in float64 with numpy's order of operations (the values of the
+    plane-by-plane numpy form, without its dozen temporaries of a plane each).
+    """
+    ny, nx = p_yx.shape
+    for z in range(z0, z1):
+        for y in range(ny):
+            for x in range(nx):
+                g = gz[z] * (gy[y] * gx[x])
+                h = 1.0
+                if iterations:
+                    b = mu * g
+                    a = 1.0 - g * b
+                    for _ in range(iterations):
+                        h = h * a + b
+                h = h * pz[z]
+                c[z, y, x] *= np.float32(h) * p_yx[y, x]
 
 
 def deconv_settings(volume: np.ndarray, phases: np.ndarray, *, blur: float | None = None,

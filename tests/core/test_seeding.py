@@ -165,6 +165,34 @@ def test_deconvolve_equals_the_landweber_iteration_of_scipy_gaussians(shape, sig
     np.testing.assert_array_equal(v, before)
 
 
+@pytest.mark.parametrize("iterations", [0, 1, 4])
+def test_landweber_multiplier_kernel_equals_the_numpy_plane_form(iterations):
+    # the numba multiplier of deconvolve against the numpy form it replaced (one plane at a time, float64
+    # temporaries), bit for bit, split over the cores
+    from core._kernels import run_on_cores
+    from core.seeding import _gaussian_transfer, _landweber_multiply
+
+    shape, mu = (6, 13, 17), 1.3
+    c = np.random.default_rng(2).normal(size=shape).astype(np.float32)
+    gz, gy, gx = (_gaussian_transfer(n, 1.1) for n in shape)
+    pz, py, px = (_gaussian_transfer(n, 0.7) for n in shape)
+    p_yx = (py[:, None] * px[None, :]).astype(np.float32)
+    want = c.copy()
+    for z in range(shape[0]):
+        g = gz[z] * (gy[:, None] * gx[None, :])
+        h = np.ones_like(g)
+        b = mu * g
+        g *= b
+        np.subtract(1.0, g, out=g)
+        for _ in range(iterations):
+            h *= g
+            h += b
+        h *= pz[z]
+        want[z] *= h.astype(np.float32) * p_yx
+    run_on_cores(lambda z0, z1: _landweber_multiply(c, gz, gy, gx, pz, p_yx, mu, iterations, z0, z1), shape[0])
+    np.testing.assert_array_equal(c, want)
+
+
 def test_deconvolved_mask_is_inside_the_nmc_and_thinner():
     grey, phases, _ = _pair(0)
     with warnings.catch_warnings():
