@@ -417,6 +417,66 @@ def test_cubic_distance_hands_far_volumes_to_the_slab_path():
     np.testing.assert_array_equal(buf, 1)
 
 
+@pytest.mark.parametrize("keep", [1, 4, 64, 1 << 17])
+@pytest.mark.parametrize("seed", range(3))
+def test_cubic_distance_largest_from_kept_voxels_or_by_slices(monkeypatch, seed, keep):
+    """The largest distance comes from the exact distances of the voxels of largest bound; where too few were
+    kept to be sure of it (the threshold raised again and again) the slices are searched: the same levels."""
+    import core._edt as E
+
+    rng = np.random.default_rng(10 + seed)
+    shape = (30, 33, 35)
+    zz, yy, xx = np.indices(shape)
+    mask = np.zeros(shape, bool)
+    for _ in range(8):
+        c, r = rng.uniform(0, shape), rng.uniform(2, 10)
+        mask |= (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= r**2
+    searched = []
+    orig = E._slices
+    monkeypatch.setattr(E, "CANDIDATES", keep)
+    monkeypatch.setattr(E, "_slices", lambda buf, sl, *a: searched.append(a[3]) or orig(buf, sl, *a))
+    buf = mask.view(np.uint8).copy()
+    step = E.quantise_cubic_in_place(buf, 0.5)
+    q0, s0 = _exact_levels(mask, 0.5)
+    assert step == s0
+    np.testing.assert_array_equal(buf, q0)
+    slice_search = any(w is False for w in searched)
+    if keep == 1 << 17:  # every voxel kept (the threshold never raised): no slice searched
+        assert not slice_search
+    if keep == 1:  # one voxel a core: the threshold ends above bounds larger than any distance, so the slices
+        assert slice_search  # are searched (these volumes' bounds exceed their largest distance)
+
+
+def test_exact_d2_and_raise_keep():
+    from scipy import ndimage as ndi
+
+    import core._edt as E
+
+    rng = np.random.default_rng(5)
+    mask = rng.random((12, 14, 16)) > 0.15
+    buf = mask.view(np.uint8).copy()
+    flat = buf.reshape(12, -1)
+    E._z_sweeps(flat, 0, flat.shape[1])
+    d2 = np.rint(ndi.distance_transform_edt(mask) ** 2).astype(np.int64)
+    bound = np.zeros(12, np.int64)
+    cand, cand_b, keep = np.empty(mask.size, np.int64), np.empty(mask.size, np.uint8), np.ones(1, np.int64)
+    n = E._slice_bounds(buf, 0, 12, bound, cand, cand_b, keep)
+    assert n == mask.sum() and keep[0] == 1  # room for all: every voxel inside kept
+    for i, b in zip(cand[:n], cand_b[:n].astype(np.int64)):
+        if b == E.FAR:  # no background along any axis: no bound (the slice search handles such volumes)
+            continue
+        assert b * b >= d2.flat[i]  # a bound
+        assert E._exact_d2(buf, i, int(b), -1) == d2.flat[i]  # exact (top -1: no early stop)
+        assert E._exact_d2(buf, i, int(b), d2.flat[i]) <= d2.flat[i]  # stops at a value <= top
+    b = np.array([1, 1, 2, 3, 3, 3, 5, 9], np.uint8)
+    c = np.arange(8, dtype=np.int64)
+    m, t = E._raise_keep(c, b, 8, 1)
+    # the least threshold above 1 that keeps at most half (4): 4 keeps 5 and 9 (3 would keep 5 voxels)
+    assert (m, t) == (2, 4)
+    np.testing.assert_array_equal(c[:2], [6, 7])
+    np.testing.assert_array_equal(b[:2], [5, 9])
+
+
 def test_cubic_distance_of_an_empty_mask_and_of_a_thin_volume():
     from core._edt import quantise_cubic_in_place
 
