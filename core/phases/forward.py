@@ -472,6 +472,21 @@ def _phase_values(P, mu, out):
 
 
 @numba.njit(cache=True, nogil=True)
+def _codes_present(flat):
+    """Whether each of the codes 0, 1, 2 occurs in ``flat`` (codes 0-2 only), stopping once all three have."""
+    seen = np.zeros(3, np.bool_)
+    left = 3
+    for i in range(flat.size):
+        c = flat[i]
+        if not seen[c]:
+            seen[c] = True
+            left -= 1
+            if left == 0:
+                break
+    return seen
+
+
+@numba.njit(cache=True, nogil=True)
 def _pack2(phases):
     """Phase codes 0-3 at two bits a voxel (flat, four voxels a byte, the first in the low bits)."""
     fp = phases.ravel()
@@ -653,7 +668,7 @@ def refine_phases(volume: np.ndarray, phases: np.ndarray, *, blur: float, noise:
     mu = np.asarray(references, np.float64)
     if mu.shape != (3,):
         raise ValueError(f"references must be three grey values (pore, cbd, nmc), got shape {mu.shape}")
-    present = K.label_counts(phases, 2)[:3] > 0  # (check_phases: codes 0-2 only; no int64 copy as bincount)
+    present = _codes_present(phases.ravel())  # (check_phases: codes 0-2 only; stops once all three are seen)
     if not np.isfinite(mu[present]).all():
         raise ValueError(f"references must be finite for the phases present, got {tuple(mu)}")
     mu = np.where(np.isfinite(mu), mu, 0.0)

@@ -110,6 +110,22 @@ def test_refine_phases_refuses_bad_input():
         refine_phases(grey, phases, moves="pore", **kw)
 
 
+def test_an_absent_phase_may_have_no_reference():
+    from core.phases.forward import _codes_present
+
+    phases = np.zeros((6, 7, 8), np.uint8)
+    phases[2:5, 2:5, 2:6] = NMC
+    grey = np.where(phases == NMC, MU[2], MU[0]).astype(np.float32)
+    out, _ = refine_phases(grey, phases, blur=1.0, noise=100.0, references=(MU[0], float("nan"), MU[2]))
+    assert not (out == 1).any()  # no CBD proposed: no neighbour has it
+    with pytest.raises(ValueError, match="references must be finite"):
+        refine_phases(grey, phases, blur=1.0, noise=100.0, references=(MU[0], 2.0, float("nan")))
+    np.testing.assert_array_equal(_codes_present(phases.ravel()), [True, False, True])
+    phases[0, 0, 0] = 1
+    np.testing.assert_array_equal(_codes_present(phases[:, ::2].ravel()), [True, True, True])
+    np.testing.assert_array_equal(_codes_present(phases[1:].ravel()), [True, False, True])
+
+
 def test_nmc_moves_never_swap_pore_and_cbd_and_still_track_the_energy():
     """moves="nmc": every change is into or out of NMC (pore and CBD as thresholded); where "all" moves, it also
     swaps pore and CBD.  The tracked energy change is still the energy change."""
