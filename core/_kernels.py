@@ -395,35 +395,84 @@ def _spread(fl, fm, queue, tail, nz, ny, nx, want=-1):
     return tail
 
 
-@numba.njit(cache=True, nogil=True)
 def _grow_labels(mask, labels, index_type, want=-1):
+    """:func:`grow_labels`' growth: ``(n_open, grown)``.
+
+    The count of open voxels and the first step (a scan that writes nothing, so that no voxel labelled in it
+    passes its label on within it) run on the cores, each on its own range of the flat volume, writing its
+    part of the queue at the offset its count gives; the parts are then put end to end, in the order of one
+    scan, and the breadth-first spread from them runs in one thread.
+    """
     nz, ny, nx = labels.shape
-    fl = labels.ravel()
-    fm = mask.ravel()
-    n_open = 0
-    for i in range(fl.size):
-        if fl[i] == 0 and _open(fm[i], want):
-            n_open += 1
+    fl = labels.reshape(-1)
+    fm = mask.reshape(-1)
+    opens = {}
+    run_on_cores(lambda a, b: opens.__setitem__(a, _count_open(fl, fm, want, a, b)), fl.size)
+    starts = sorted(opens)
+    n_open = sum(opens.values())
     if n_open == 0:
         return 0, 0
     queue = np.empty(n_open, type(index_type))
     first = np.empty(n_open, fl.dtype)
-    tail = 0
-    # the first step: by a scan that writes nothing, so that no voxel labelled in it passes its label on within it
-    for i in range(fl.size):
+    offset = dict(zip(starts, np.cumsum([0] + [opens[a] for a in starts[:-1]]).tolist()))
+    found = {}
+    run_on_cores(lambda a, b: found.__setitem__(a, _first_step(fl, fm, want, queue, first, offset[a], a, b,
+                                                                nz, ny, nx)), fl.size)
+    tail = _join_parts(queue, first, np.array([offset[a] for a in starts], np.int64),
+                       np.array([found[a] for a in starts], np.int64))
+    _label_first(fl, queue, first, tail)
+    return n_open, _spread(fl, fm, queue, tail, nz, ny, nx, want)
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_open(fl, fm, want, a, b):
+    """Unlabelled voxels open to growth (:func:`_open`) among flat voxels ``a..b-1``."""
+    n = 0
+    for i in range(a, b):
+        if fl[i] == 0 and _open(fm[i], want):
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_step(fl, fm, want, queue, first, off, a, b, nz, ny, nx):
+    """The first step of :func:`_grow_labels` for flat voxels ``a..b-1``: each unlabelled open voxel with a
+    labelled face neighbour (the first in the order -z, +z, -y, +y, -x, +x) goes to ``queue[off:]`` and that
+    label to ``first[off:]``, in flat order; writes no label.  Returns how many."""
+    t = off
+    for i in range(a, b):
         if fl[i] != 0 or not _open(fm[i], want):
             continue
         z, y, x = unravel(i, ny, nx)
         for d in range(6):
             j = flat_step(i, z, y, x, d, nz, ny, nx)
             if j >= 0 and fl[j] > 0:
-                first[tail] = fl[j]
-                queue[tail] = i
-                tail += 1
+                first[t] = fl[j]
+                queue[t] = i
+                t += 1
                 break
-    for k in range(tail):
+    return t - off
+
+
+@numba.njit(cache=True, nogil=True)
+def _label_first(fl, queue, first, n):
+    """``fl[queue[k]] = first[k]`` for ``k < n``."""
+    for k in range(n):
         fl[queue[k]] = first[k]
-    return n_open, _spread(fl, fm, queue, tail, nz, ny, nx, want)
+
+
+@numba.njit(cache=True, nogil=True)
+def _join_parts(queue, first, offsets, counts):
+    """Put the parts ``queue[offsets[k]:offsets[k] + counts[k]]`` (and ``first``'s) end to end; returns the
+    total."""
+    n = 0
+    for k in range(offsets.size):
+        o = offsets[k]
+        for m in range(counts[k]):
+            queue[n] = queue[o + m]
+            first[n] = first[o + m]
+            n += 1
+    return n
 
 
 @numba.njit(cache=True, nogil=True)

@@ -547,6 +547,24 @@ def test_grow_labels_gives_each_voxel_a_nearest_label(seed):
     assert np.array_equal(dist[got - 1, *np.nonzero(reach)], nearest[reach])  # a nearest label, not just any
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_grow_labels_split_first_step_equals_one_scan(seed):
+    """The first step scanned in ranges on the cores and joined equals one scan of the volume, ties included."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((15, 17, 19)) < 0.8
+    labels = np.zeros(mask.shape, np.int32)
+    labels.flat[rng.choice(labels.size, 60, replace=False)] = rng.integers(1, 9, 60)  # ties between labels
+    ref = labels.copy()
+    fl, fm = ref.reshape(-1), mask.view(np.uint8).reshape(-1)
+    n_open = K._count_open(fl, fm, -1, 0, fl.size)
+    queue, first = np.empty(n_open, np.int32), np.empty(n_open, np.int32)
+    t = K._first_step(fl, fm, -1, queue, first, 0, 0, fl.size, *mask.shape)
+    K._label_first(fl, queue, first, t)
+    K._spread(fl, fm, queue, t, *mask.shape)
+    K.grow_labels(mask, labels)
+    np.testing.assert_array_equal(labels, ref)
+
+
 def test_grow_labels_line_and_wall():
     mask = np.ones((1, 1, 9), bool)
     labels = np.zeros((1, 1, 9), np.int32)
