@@ -285,7 +285,7 @@ def remap_inplace(labels, lut):
 
 
 def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = False, label_rest: bool = False,
-                code: int | None = None):
+                code: int | None = None, idle=None):
     """Label the unlabelled voxels of ``mask`` by breadth-first growth from every labelled voxel at once (in place).
 
     Each step gives the unlabelled mask voxels next to (6-connected) the voxels labelled so far the label of
@@ -309,6 +309,9 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = Fal
     code : int or None
         Grow where ``mask == code`` (e.g. phase codes and :data:`core.codes.NMC`: no mask volume of a byte a voxel
         beside them); None: where ``mask`` is nonzero.
+    idle : callable or None
+        Called (no arguments) once the growth turns single-threaded (after the first step, which runs on the
+        cores): e.g. :meth:`SideWork.start`, so that other work has the core the growth leaves idle.
 
     Returns
     -------
@@ -336,7 +339,7 @@ def grow_labels(mask: np.ndarray, labels: np.ndarray, *, report_left: bool = Fal
         raise ValueError(f"code needs a uint8 mask of codes and a code in 0..255, got {m.dtype} and {code!r}")
     want = -1 if code is None else int(code)  # -1: nonzero
     index = np.int32(0) if labels.size < 2**31 else np.int64(0)
-    n_open, grown = _grow_labels(m, labels, index, want)
+    n_open, grown = _grow_labels(m, labels, index, want, idle)
     if label_rest and n_open > grown:
         if _label_rest(m, labels, n_open - grown, index, int(np.iinfo(labels.dtype).max), want) < 0:
             raise OverflowError(f"the NMC components without a label need labels beyond {labels.dtype}'s largest "
@@ -395,7 +398,7 @@ def _spread(fl, fm, queue, tail, nz, ny, nx, want=-1):
     return tail
 
 
-def _grow_labels(mask, labels, index_type, want=-1):
+def _grow_labels(mask, labels, index_type, want=-1, idle=None):
     """:func:`grow_labels`' growth: ``(n_open, grown)``.
 
     The count of open voxels and the first step (a scan that writes nothing, so that no voxel labelled in it
@@ -411,6 +414,8 @@ def _grow_labels(mask, labels, index_type, want=-1):
     starts = sorted(opens)
     n_open = sum(opens.values())
     if n_open == 0:
+        if idle is not None:
+            idle()
         return 0, 0
     queue = np.empty(n_open, type(index_type))
     first = np.empty(n_open, fl.dtype)
@@ -421,6 +426,8 @@ def _grow_labels(mask, labels, index_type, want=-1):
     tail = _join_parts(queue, first, np.array([offset[a] for a in starts], np.int64),
                        np.array([found[a] for a in starts], np.int64))
     _label_first(fl, queue, first, tail)
+    if idle is not None:
+        idle()
     return n_open, _spread(fl, fm, queue, tail, nz, ny, nx, want)
 
 

@@ -648,7 +648,8 @@ def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Prog
                side: SideWork | None = None, blur: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Particle labels: the seeded watershed of the network's cue when there is one, else the crack-aware watershed.
 
-    ``side`` is handed to the crack-aware watershed on the phases (started when its flood starts).
+    ``side`` is handed to the crack-aware watershed on the phases (started when its flood starts), or to the
+    regularised seeding (started when its extension to every NMC voxel turns single-threaded).
 
     Also the packed ``outside_reach`` of the NMC where the crack-aware watershed computed it (else None),
     see :func:`core.particles._separate_particles`.
@@ -669,7 +670,7 @@ def _particles(phases: np.ndarray, cue, sp, params: AnalysisParams, report: Prog
         # the crack test of the seeding mask computes the NMC's outside reach: handed on to the table, as below
         deconvolved = params.seeding == "deconvolved"
         return _regularised_particles(volume, phases, sp, params.separation, progress=progress,
-                                      deconvolved=deconvolved, keep_outside=True,
+                                      deconvolved=deconvolved, keep_outside=True, side=side,
                                       blur=deconv_blur(blur) if deconvolved and blur is not None else None)
     if cue is None:
         return _separate_particles(phases, sp, params.separation, progress=progress, keep_outside=True, side=side)

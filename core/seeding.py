@@ -716,8 +716,11 @@ def regularised_particles(
 
 def _regularised_particles(volume, phases, spacing=None, params=None, *, level=LEVEL, sigma=None, deconvolved=False,
                            blur=None, iterations=None, merge_factor=DECONV_MERGE_FACTOR, progress=None,
-                           keep_outside: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                           keep_outside: bool = False, side=None) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`regularised_particles`, and with ``keep_outside`` the packed ``outside_reach`` of the NMC.
+
+    ``side``: a :class:`core._kernels.SideWork` started when the extension to every NMC voxel turns
+    single-threaded (its calls then run on the core it leaves idle; the caller collects their results).
 
     The second value is ``np.packbits(core._kernels.outside_reach(phases == NMC))`` (None without
     ``keep_outside``), which the crack test of the seeding mask computes anyway; the labels cover exactly the
@@ -761,7 +764,8 @@ def _regularised_particles(volume, phases, spacing=None, params=None, *, level=L
     # grown where the phases read NMC (no mask of a byte a voxel beside them; a copy only for other integer types)
     codes = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
     try:
-        K.grow_labels(codes, labels, label_rest=True, code=NMC)  # NMC components that hold no seed: a particle each
+        # NMC components that hold no seed: a particle each
+        K.grow_labels(codes, labels, label_rest=True, code=NMC, idle=None if side is None else side.start)
     except OverflowError:  # more particles than uint16 holds: the rest numbered on in int32
         labels = labels.astype(np.int32)
         K.grow_labels(codes, labels, label_rest=True, code=NMC)

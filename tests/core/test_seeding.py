@@ -386,6 +386,32 @@ def test_run_resolves_auto_seeding_and_records_it(blur, want):
     assert pre.params.seeding == "phases" and pre.provenance["seeding_auto"]["blur_voxels"] is None
 
 
+def test_side_work_runs_during_the_extension_and_changes_nothing(monkeypatch):
+    """The pipeline's side work (input checksum, separator side) is started by the regularised seeding's
+    extension, when it turns single-threaded; never started (its calls then made when the results are asked
+    for), the run gives the same labels, table and provenance."""
+    from core import _kernels as K
+    from core.pipeline import checksum
+
+    e = _packing(1.2)
+    real_grow, real_start = K.grow_labels, K.SideWork.start
+    idle = []
+    monkeypatch.setattr(K, "grow_labels", lambda *a, **kw: idle.append(kw.get("idle")) or real_grow(*a, **kw))
+    got = {}
+    for started in (True, False):
+        monkeypatch.setattr(K.SideWork, "start", real_start if started else lambda self: None)
+        idle.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got[started] = run(e.greyscale, AnalysisParams(seeding="deconvolved"), spacing=e.spacing)
+        assert len(idle) == 1 and idle[0] is not None and idle[0].__func__ is K.SideWork.start
+    assert got[True].provenance["input_checksum"] == checksum(e.greyscale)
+    np.testing.assert_array_equal(got[True].labels, got[False].labels)
+    assert got[True].table.equals(got[False].table)
+    assert got[True].provenance["input_checksum"] == got[False].provenance["input_checksum"]
+    assert got[True].params.separator_side == got[False].params.separator_side
+
+
 def test_auto_seeding_falls_back_to_the_phases_where_the_deconvolved_mask_does_not_fit(monkeypatch):
     import core.pipeline as pipeline
     from core.memory import MemoryBudgetError
