@@ -125,6 +125,26 @@ def flat_step(i, z, y, x, d, nz, ny, nx):
     return i + 1 if x < nx - 1 else -1
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _face_to(areas, lab, own_solid, other, phases, zz, yy, xx, a, nmc_code, cbd_code):
+    """Add face area ``a`` of label ``lab`` (solid where ``own_solid``) to the category of its neighbour: label
+    ``other`` at ``(zz, yy, xx)`` (:func:`face_areas`; its phase read up front, which measured faster than
+    reading it only where it decides)."""
+    p = phases[zz, yy, xx]
+    if other == lab:
+        if own_solid and p != nmc_code:  # solid/crack face inside the filled particle
+            areas[lab, 4] += a
+    elif other > 0:
+        areas[lab, 2] += a
+    else:
+        if p == nmc_code:
+            areas[lab, 2] += a
+        elif p == cbd_code:
+            areas[lab, 1] += a
+        else:
+            areas[lab, 0] += a
+
+
 @numba.njit(cache=True, nogil=True)
 def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
     """Per-label interface areas and voxel moments in one pass.
@@ -151,6 +171,14 @@ def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
     lo, hi : (n_lab + 1, 3) int64
         Smallest and largest z, y, x index of the filled particle (its
         bounding box; ``lo > hi`` for an absent label).
+
+    Notes
+    -----
+    Row by row, in runs of one label along x: a run's count, index sums and
+    bounds are added once (the sums are whole numbers, exact in float64 in
+    any order); its voxels' faces are added one by one, in the order of a
+    voxel-by-voxel raster pass (-z, +z, -y, +y, -x, +x), so the areas are
+    those of that pass bit for bit.
     """
     nz, ny, nx = filled.shape
     az = sy * sx
@@ -163,17 +191,23 @@ def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
     hi = np.full((n_lab + 1, 3), -1, np.int64)
     for z in range(nz):
         for y in range(ny):
-            for x in range(nx):
-                lab = filled[z, y, x]
+            row = filled[z, y]
+            prow = phases[z, y]
+            inner = 0 < z < nz - 1 and 0 < y < ny - 1
+            x = 0
+            while x < nx:
+                lab = row[x]
                 if lab == 0:
+                    x += 1
                     continue
-                own_solid = phases[z, y, x] == nmc_code
-                counts[lab, 0] += 1
-                if own_solid:
-                    counts[lab, 1] += 1
-                sums[lab, 0] += z
-                sums[lab, 1] += y
-                sums[lab, 2] += x
+                x0 = x
+                while x < nx and row[x] == lab:
+                    x += 1
+                n = x - x0
+                counts[lab, 0] += n
+                sums[lab, 0] += z * n
+                sums[lab, 1] += y * n
+                sums[lab, 2] += (x0 + x - 1) * n // 2
                 if z < lo[lab, 0]:
                     lo[lab, 0] = z
                 if z > hi[lab, 0]:
@@ -182,33 +216,57 @@ def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
                     lo[lab, 1] = y
                 if y > hi[lab, 1]:
                     hi[lab, 1] = y
-                if x < lo[lab, 2]:
-                    lo[lab, 2] = x
-                if x > hi[lab, 2]:
-                    hi[lab, 2] = x
-                for d in range(6):
-                    a = az if d < 2 else (ay if d < 4 else ax)
-                    inside, zz, yy, xx = step(z, y, x, d, nz, ny, nx)
-                    if not inside:
-                        areas[lab, 3] += a
-                        continue
-                    other = filled[zz, yy, xx]
-                    if other == lab:
-                        # solid/crack face inside the filled particle
-                        if own_solid and phases[zz, yy, xx] != nmc_code:
-                            areas[lab, 4] += a
-                        continue
-                    if other > 0:
-                        areas[lab, 2] += a
-                        continue
-                    p = phases[zz, yy, xx]
-                    if p == nmc_code:
-                        areas[lab, 2] += a
-                    elif p == cbd_code:
-                        areas[lab, 1] += a
+                if x0 < lo[lab, 2]:
+                    lo[lab, 2] = x0
+                if x - 1 > hi[lab, 2]:
+                    hi[lab, 2] = x - 1
+                for v in range(x0, x):
+                    own_solid = prow[v] == nmc_code
+                    if own_solid:
+                        counts[lab, 1] += 1
+                    if inner:  # all four z / y neighbours inside the volume
+                        _face_to(areas, lab, own_solid, filled[z - 1, y, v], phases, z - 1, y, v, az, nmc_code, cbd_code)
+                        _face_to(areas, lab, own_solid, filled[z + 1, y, v], phases, z + 1, y, v, az, nmc_code, cbd_code)
+                        _face_to(areas, lab, own_solid, filled[z, y - 1, v], phases, z, y - 1, v, ay, nmc_code, cbd_code)
+                        _face_to(areas, lab, own_solid, filled[z, y + 1, v], phases, z, y + 1, v, ay, nmc_code, cbd_code)
                     else:
-                        areas[lab, 0] += a
+                        for d in range(4):
+                            a = az if d < 2 else ay
+                            inside, zz, yy, xx = step(z, y, v, d, nz, ny, nx)
+                            if inside:
+                                _face_to(areas, lab, own_solid, filled[zz, yy, xx], phases, zz, yy, xx, a, nmc_code,
+                                         cbd_code)
+                            else:
+                                areas[lab, 3] += a
+                    if v == 0:
+                        areas[lab, 3] += ax
+                    else:  # the run's own label within it, else the voxel before it
+                        _face_to(areas, lab, own_solid, lab if v > x0 else row[v - 1], phases, z, y, v - 1, ax,
+                                 nmc_code, cbd_code)
+                    if v == nx - 1:
+                        areas[lab, 3] += ax
+                    else:
+                        _face_to(areas, lab, own_solid, lab if v < x - 1 else row[v + 1], phases, z, y, v + 1, ax,
+                                 nmc_code, cbd_code)
     return areas, counts, sums, lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _mc_cell(labs, out, lut):
+    """Add the marching-cubes area of every label of one 2x2x2 cell (corner labels ``labs``, bit order
+    z*4 + y*2 + x) to ``out``, each label once, in the order of its first corner."""
+    done = 0  # corners whose label has been counted
+    for k in range(8):
+        if (done >> k) & 1:
+            continue
+        lab = labs[k]
+        code = 0
+        for j in range(k, 8):
+            if labs[j] == lab:
+                code |= 1 << j
+        done |= code
+        if lab != 0:
+            out[lab] += lut[code]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -221,16 +279,22 @@ def mc_areas(filled, n_lab, lut):
     ``c`` (bit order: z*4 + y*2 + x).  The cells of a row are visited with a
     sliding window (each step reads the 4 corners of the next x), and a cell
     whose 8 corners hold one value (background, or inside a particle, where
-    ``lut[255]`` is 0) is skipped.
+    ``lut[255]`` is 0) is skipped: where the 4 corners it reads hold one
+    value and the 4 it keeps held that same value.  Rows of cells whose
+    corners all lie in the volume read them without bounds tests.
     """
     nz, ny, nx = filled.shape
     out = np.zeros(n_lab + 1, np.float64)
     labs = np.zeros(8, filled.dtype)
     zero = filled.dtype.type(0)
+    nxt = np.zeros(4, filled.dtype)  # the next x: (dz, dy) = (0,0), (0,1), (1,0), (1,1)
     for z in range(-1, nz):
         for y in range(-1, ny):
             # corners at x = -1 (padding): bits 0, 2, 4, 6 of the first cell
-            nxt = np.zeros(4, filled.dtype)  # the next x: (dz, dy) = (0,0), (0,1), (1,0), (1,1)
+            nxt[:] = zero
+            was_one = True  # the 4 corners kept hold one value ...
+            was = zero  # ... this one
+            inner = 0 <= z < nz - 1 and 0 <= y < ny - 1
             for x in range(-1, nx):
                 # the cell's low-x corners are the previous high-x corners
                 labs[0] = nxt[0]
@@ -238,41 +302,31 @@ def mc_areas(filled, n_lab, lut):
                 labs[4] = nxt[2]
                 labs[6] = nxt[3]
                 xx = x + 1
-                for c in range(4):
-                    zz = z + (c >> 1)
-                    yy = y + (c & 1)
-                    if zz < 0 or yy < 0 or xx >= nx or zz >= nz or yy >= ny:
-                        nxt[c] = zero
-                    else:
-                        nxt[c] = filled[zz, yy, xx]
+                if xx >= nx:
+                    nxt[:] = zero
+                elif inner:
+                    nxt[0] = filled[z, y, xx]
+                    nxt[1] = filled[z, y + 1, xx]
+                    nxt[2] = filled[z + 1, y, xx]
+                    nxt[3] = filled[z + 1, y + 1, xx]
+                else:
+                    for c in range(4):
+                        zz = z + (c >> 1)
+                        yy = y + (c & 1)
+                        if zz < 0 or yy < 0 or zz >= nz or yy >= ny:
+                            nxt[c] = zero
+                        else:
+                            nxt[c] = filled[zz, yy, xx]
+                one = nxt[0] == nxt[1] and nxt[1] == nxt[2] and nxt[2] == nxt[3]
+                if one and was_one and nxt[0] == was:
+                    continue  # uniform cell
+                was_one = one
+                was = nxt[0]
                 labs[1] = nxt[0]
                 labs[3] = nxt[1]
                 labs[5] = nxt[2]
                 labs[7] = nxt[3]
-                first = labs[0]
-                uniform = True
-                for k in range(1, 8):
-                    if labs[k] != first:
-                        uniform = False
-                        break
-                if uniform:
-                    continue
-                for k in range(8):
-                    lab = labs[k]
-                    if lab == 0:
-                        continue
-                    seen = False
-                    for j in range(k):
-                        if labs[j] == lab:
-                            seen = True
-                            break
-                    if seen:
-                        continue
-                    code = 0
-                    for j in range(8):
-                        if labs[j] == lab:
-                            code |= 1 << j
-                    out[lab] += lut[code]
+                _mc_cell(labs, out, lut)
     return out
 
 

@@ -7,6 +7,7 @@ whose answer is not known in advance but is computed independently.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -183,6 +184,149 @@ def test_mc_areas_equal_skimage_per_label(spacing):
         verts, faces, _, _ = marching_cubes(m, 0.5, spacing=spacing, method="lewiner")
         assert areas[k] == pytest.approx(mesh_surface_area(verts, faces), rel=1e-6)  # skimage: float32 vertices
     assert areas[0] == 0
+
+
+@numba.njit
+def _face_areas_voxelwise(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
+    """core._kernels.face_areas as it was until session 28: voxel by voxel, every face through step()."""
+    nz, ny, nx = filled.shape
+    az = sy * sx
+    ay = sz * sx
+    ax = sz * sy
+    areas = np.zeros((n_lab + 1, 5), np.float64)
+    counts = np.zeros((n_lab + 1, 2), np.int64)
+    sums = np.zeros((n_lab + 1, 3), np.float64)
+    lo = np.full((n_lab + 1, 3), max(nz, ny, nx), np.int64)
+    hi = np.full((n_lab + 1, 3), -1, np.int64)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                lab = filled[z, y, x]
+                if lab == 0:
+                    continue
+                own_solid = phases[z, y, x] == nmc_code
+                counts[lab, 0] += 1
+                if own_solid:
+                    counts[lab, 1] += 1
+                sums[lab, 0] += z
+                sums[lab, 1] += y
+                sums[lab, 2] += x
+                if z < lo[lab, 0]:
+                    lo[lab, 0] = z
+                if z > hi[lab, 0]:
+                    hi[lab, 0] = z
+                if y < lo[lab, 1]:
+                    lo[lab, 1] = y
+                if y > hi[lab, 1]:
+                    hi[lab, 1] = y
+                if x < lo[lab, 2]:
+                    lo[lab, 2] = x
+                if x > hi[lab, 2]:
+                    hi[lab, 2] = x
+                for d in range(6):
+                    a = az if d < 2 else (ay if d < 4 else ax)
+                    inside, zz, yy, xx = K.step(z, y, x, d, nz, ny, nx)
+                    if not inside:
+                        areas[lab, 3] += a
+                        continue
+                    other = filled[zz, yy, xx]
+                    if other == lab:
+                        # solid/crack face inside the filled particle
+                        if own_solid and phases[zz, yy, xx] != nmc_code:
+                            areas[lab, 4] += a
+                        continue
+                    if other > 0:
+                        areas[lab, 2] += a
+                        continue
+                    p = phases[zz, yy, xx]
+                    if p == nmc_code:
+                        areas[lab, 2] += a
+                    elif p == cbd_code:
+                        areas[lab, 1] += a
+                    else:
+                        areas[lab, 0] += a
+    return areas, counts, sums, lo, hi
+
+
+@numba.njit
+def _mc_areas_cellwise(filled, n_lab, lut):
+    """core._kernels.mc_areas as it was until session 28: every corner read with bounds tests, all 8 compared."""
+    nz, ny, nx = filled.shape
+    out = np.zeros(n_lab + 1, np.float64)
+    labs = np.zeros(8, filled.dtype)
+    zero = filled.dtype.type(0)
+    for z in range(-1, nz):
+        for y in range(-1, ny):
+            # corners at x = -1 (padding): bits 0, 2, 4, 6 of the first cell
+            nxt = np.zeros(4, filled.dtype)  # the next x: (dz, dy) = (0,0), (0,1), (1,0), (1,1)
+            for x in range(-1, nx):
+                # the cell's low-x corners are the previous high-x corners
+                labs[0] = nxt[0]
+                labs[2] = nxt[1]
+                labs[4] = nxt[2]
+                labs[6] = nxt[3]
+                xx = x + 1
+                for c in range(4):
+                    zz = z + (c >> 1)
+                    yy = y + (c & 1)
+                    if zz < 0 or yy < 0 or xx >= nx or zz >= nz or yy >= ny:
+                        nxt[c] = zero
+                    else:
+                        nxt[c] = filled[zz, yy, xx]
+                labs[1] = nxt[0]
+                labs[3] = nxt[1]
+                labs[5] = nxt[2]
+                labs[7] = nxt[3]
+                first = labs[0]
+                uniform = True
+                for k in range(1, 8):
+                    if labs[k] != first:
+                        uniform = False
+                        break
+                if uniform:
+                    continue
+                for k in range(8):
+                    lab = labs[k]
+                    if lab == 0:
+                        continue
+                    seen = False
+                    for j in range(k):
+                        if labs[j] == lab:
+                            seen = True
+                            break
+                    if seen:
+                        continue
+                    code = 0
+                    for j in range(8):
+                        if labs[j] == lab:
+                            code |= 1 << j
+                    out[lab] += lut[code]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.5, 0.3, 0.7)])
+def test_face_and_mc_areas_equal_the_voxelwise_passes_bit_for_bit(seed, spacing):
+    """The run-wise face_areas and the row-wise mc_areas give the values of the plain passes they replaced
+    (voxel by voxel / cell by cell), bit for bit: labels at the edges, runs, cracks (labelled non-NMC), CBD."""
+    from core.codes import CBD, NMC
+    from core.metrics import _mc_lut
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 12)), int(rng.integers(1, 13)), int(rng.integers(1, 14)))
+    lab = ndi.zoom(rng.integers(0, 6, (3, 3, 3)), np.array(shape) / 3, order=0, grid_mode=True, mode="nearest")
+    lab = lab[: shape[0], : shape[1], : shape[2]].astype(np.uint16)
+    lab[rng.random(lab.shape) < 0.08] = rng.integers(0, 6)  # specks
+    ph = np.where(lab > 0, NMC, rng.choice([0, CBD], lab.shape)).astype(np.uint8)
+    ph[(lab > 0) & (rng.random(lab.shape) < 0.1)] = CBD  # cracks inside particles
+    n = int(lab.max())
+    for dtype in (np.uint16, np.int32):
+        got = K.face_areas(lab.astype(dtype), ph, n, *spacing, NMC, CBD)
+        want = _face_areas_voxelwise(lab.astype(dtype), ph, n, *spacing, NMC, CBD)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+        lut = _mc_lut(spacing)
+        np.testing.assert_array_equal(K.mc_areas(lab.astype(dtype), n, lut), _mc_areas_cellwise(lab.astype(dtype), n, lut))
 
 
 @pytest.mark.parametrize("slab", [None, 5, 9])
