@@ -822,3 +822,44 @@ def test_grow_labels_uint16_overflow_leaves_the_rest_to_an_int32_call():
     more = small.astype(np.int32)
     K.grow_labels(mask, more, label_rest=True)
     assert np.array_equal(more, want)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_h_maxima_equals_scikit_image(seed):
+    """The numba reconstruction inside core.particles._h_maxima gives skimage.morphology.h_maxima's maxima: in-face
+    distances of random masks (float32 and float64, anisotropic, some rounded to plateaus), several h."""
+    import edt
+    from skimage.morphology import h_maxima
+
+    from core.particles import _h_maxima
+
+    rng = np.random.default_rng(seed)
+    n = 0
+    for _ in range(40):
+        shape = (int(rng.integers(1, 30)), int(rng.integers(1, 30)))
+        m = ndi.gaussian_filter(rng.random(shape), rng.uniform(0.5, 3)) > rng.uniform(0.3, 0.6)
+        if m.all() or not m.any():
+            continue
+        d = edt.edt(m.view(np.uint8), anisotropy=tuple(rng.uniform(0.3, 1, 2)), black_border=False)
+        if rng.random() < 0.3:
+            d = np.round(d * 2) / 2  # plateaus
+        d = d.astype(np.float32 if rng.random() < 0.7 else np.float64)
+        for h in (0.05, 0.3, 1.0, 2.5):
+            np.testing.assert_array_equal(_h_maxima(d, h), h_maxima(d, h).astype(bool))
+            n += 1
+    assert n >= 60
+    with pytest.raises(ValueError, match="finite"):
+        _h_maxima(np.full((3, 4), np.inf, np.float32), 0.5)  # (scikit-image crashes on it)
+
+
+def test_a_face_all_nmc_gives_no_face_peaks():
+    """A face without background has no in-face distance: no peaks, no sections (it used to reach scikit-image's
+    h_maxima with an infinite distance, which crashed the process)."""
+    from core.particles import _face_sections
+
+    q = np.zeros((6, 7, 8), np.uint8)
+    q[:, :, :] = 5
+    q[3, 3, 3] = 0  # background inside only: the faces are all NMC
+    flat, levels, fid, sections, offsets = _face_sections(q, np.ones(3), 0.1, 0.5)
+    assert flat.size == 0 and levels.size == 0 and fid.size == 0
+    assert not sections.any() and offsets[-1] == sections.size
