@@ -15,7 +15,7 @@ The estimate
 Per step of the pipeline, in bytes per voxel of the analysed grid, fitted to
 the peak RSS measured by ``bench/memory_estimate.py`` (64³ to 256³, each
 method; one checking run at 512³); ``N`` voxels, ``S1`` the phase
-segmentation's slab (``min(N, max(16 M, N / 8))`` voxels), ``S2`` the
+segmentation's slab (``min(N, max(16 M, N / 4))`` voxels; ``N / 8`` until session 28), ``S2`` the
 distance transform's slab (``min(N, max(32 M, N / 4))``), ``B`` the central
 block of at most 128³ voxels the thresholds and blur are read from:
 
@@ -241,7 +241,7 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
     grid = _grid(shape, downsample)
     n = math.prod(grid)
     itemsize = 4 if int(downsample) > 1 else np.dtype(dtype).itemsize
-    s1 = min(n, max(16_000_000, n // 8))
+    s1 = min(n, max(16_000_000, n // 4))
     s2 = min(n, max(32_000_000, n // 4))
     block = math.prod(min(s, 128) for s in grid)
     if params.separation.markers == "hmaxima":
