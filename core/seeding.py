@@ -493,9 +493,11 @@ def deconvolve(volume: np.ndarray, *, sigma: float = 0.0, blur: float = DECONV_B
         raise ValueError(f"iterations must be a whole number >= 0, got {iterations}")
     if not 0 < step < 2:
         raise ValueError(f"step must lie in (0, 2), got {step}")
-    v = np.array(volume, np.float32)
-    if v.ndim != 3:
-        raise ValueError(f"volume must be 3D (Z, Y, X), got shape {v.shape}")
+    volume = np.asarray(volume)
+    if volume.ndim != 3:
+        raise ValueError(f"volume must be 3D (Z, Y, X), got shape {volume.shape}")
+    v = np.empty(volume.shape, np.float32)  # the float32 copy written slab by slab on the cores (numpy's casts
+    K.run_on_cores(lambda a, b: np.copyto(v[a:b], volume[a:b], casting="unsafe"), v.shape[0])  # drop the GIL)
     if v.size == 0 or (sigma == 0 and iterations == 0):  # the identity: no transform (exact)
         return v
     workers = cores()
