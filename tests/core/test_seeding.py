@@ -218,6 +218,22 @@ def test_a_crack_does_not_become_a_cut(deconvolved):
     np.testing.assert_array_equal(labels > 0, phases == NMC)
 
 
+@pytest.mark.parametrize("reach", [1, 2, 3])
+def test_mark_within_is_the_face_dilation(reach):
+    """The sparse marking of the voxels near cavities equals scipy's binary dilation by the face structure."""
+    from scipy import ndimage as ndi
+
+    from core.seeding import _mark_within
+
+    rng = np.random.default_rng(reach)
+    seeds = rng.random((9, 11, 13)) < 0.01
+    seeds[0, 0, 0] = seeds[-1, -1, -1] = True  # at the corners: the dilation stays inside
+    mask = rng.random(seeds.shape) < 0.2
+    want = mask | ndi.binary_dilation(seeds, ndi.generate_binary_structure(3, 1), iterations=reach)
+    _mark_within(mask, np.flatnonzero(seeds), reach)
+    np.testing.assert_array_equal(mask, want)
+
+
 @pytest.mark.parametrize("deconvolved", [False, True])
 def test_kept_outside_is_the_outside_reach_of_the_labels(deconvolved):
     # a sphere with an enclosed crack (filled: not outside) next to one cut by the volume's face
