@@ -748,8 +748,8 @@ def _flood_halves(q: np.ndarray, step: float, sp, h_um: float, faces, halo: int,
     join = 2 * n_pair >= np.minimum(n_lo[a], n_hi[b])
     # which basins keep voxels (lower below the seam, upper from it on), numbered lower ones first
     present = np.zeros(k_lo + k_hi + 1, np.bool_)
-    K.mark_present(big[:m], present, 0)
-    K.mark_present(big[m + 2 * halo:], present, k_lo)
+    K.run_side_by_side(lambda: K.mark_present(big[:m], present, 0),  # (lower labels and upper ones: disjoint)
+                       lambda: K.mark_present(big[m + 2 * halo:], present, k_lo))
     root = _union_roots(k_lo + k_hi + 1, a[join], b[join] + k_lo)
     lut = np.zeros(k_lo + k_hi + 1, np.int64)
     new_of_root = np.zeros(k_lo + k_hi + 1, np.int64)
@@ -762,7 +762,9 @@ def _flood_halves(q: np.ndarray, step: float, sp, h_um: float, faces, halo: int,
         lut[v] = new_of_root[r]
     if k > np.iinfo(np.uint16).max:
         return None
-    _relabel_halves(big.reshape(-1), m * ny * nx, 2 * halo * ny * nx, nz * ny * nx, lut, k_lo)
+    flat, seam, shift = big.reshape(-1), m * ny * nx, 2 * halo * ny * nx
+    K.run_side_by_side(lambda: _relabel_halves(flat, seam, shift, seam, lut, k_lo),  # the lower half in place ...
+                       lambda: _relabel_halves(flat, seam, shift, nz * ny * nx, lut, k_lo, seam))  # ... the upper one
     return big[:nz]
 
 
@@ -779,12 +781,14 @@ def _union_roots(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _relabel_halves(flat, seam, shift, size, lut, k_lo):
-    """``flat[:seam] = lut[flat[:seam]]``; ``flat[i] = lut[k_lo + flat[i + shift]]`` for ``seam <= i < size``
-    (upper labels, moved down by ``shift``; in ascending order, so no value is read after it is overwritten)."""
-    for i in range(seam):
+def _relabel_halves(flat, seam, shift, size, lut, k_lo, start=0):
+    """``flat[i] = lut[flat[i]]`` for ``start <= i < seam``; ``flat[i] = lut[k_lo + flat[i + shift]]`` for
+    ``max(seam, start) <= i < size`` (upper labels, moved down by ``shift``; in ascending order, so no value is
+    read after it is overwritten).  The part below the seam and the part from it on read and write disjoint
+    voxels: two threads may do one each."""
+    for i in range(start, seam):
         flat[i] = lut[flat[i]]
-    for i in range(seam, size):
+    for i in range(max(seam, start), size):
         v = flat[i + shift]
         flat[i] = lut[k_lo + v] if v > 0 else 0
 
