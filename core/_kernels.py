@@ -1183,62 +1183,98 @@ def _face_seeds(blocked: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def _probe(keys, key):
+    """The slot of ``key`` in the open-addressing table ``keys`` (a power of two long, -1 where free), or the free
+    slot where it would go (multiplicative hash, linear probing)."""
+    mask = np.int64(keys.size - 1)
+    h = ((key * np.int64(-7046029254386353131)) >> np.int64(32)) & mask
+    while keys[h] != -1 and keys[h] != key:
+        h = (h + 1) & mask
+    return h
+
+
 def contact_areas(labels, sz, sy, sx):
     """Shared face area (µm²) of every pair of touching labels.
 
     Returns
     -------
     a, b : (P,) int64
-        Label pairs with ``a < b``, one entry per touching pair.
+        Label pairs with ``a < b``, one entry per touching pair, in the order
+        their first shared face is met (raster order of the lower voxel; +z,
+        +y, +x).
     area : (P,) float64
+        Each pair's face areas summed in that order.
+
+    Notes
+    -----
+    The pairs are kept in an open-addressing hash table of flat arrays (key
+    ``a * (max + 1) + b``, linear probing; :func:`_probe`) sized for 8 pairs
+    a label, the sums in the order of first insertion (a numba typed dict
+    before session 28: the same output; 0.37 s instead of 0.61 on the labels of issue 15's 512³ packing).  A
+    table that gets half full is given up and the pass made again with one
+    twice the size.
     """
+    big = int(labels.max()) + 1
+    size = 1 << max(12, int(np.ceil(np.log2(16 * big))))
+    while True:
+        n, pair_key, pair_area = _contact_pass(labels, sz, sy, sx, np.int64(big), size)
+        if n >= 0:
+            return pair_key[:n] // big, pair_key[:n] % big, pair_area[:n]
+        size *= 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _contact_pass(labels, sz, sy, sx, big, size):
+    """:func:`contact_areas` with a table of ``size`` slots: ``(n, keys, areas)`` of the pairs in insertion
+    order, or ``n = -1`` where more than ``size // 2`` pairs turned up."""
     nz, ny, nx = labels.shape
     areas = (sy * sx, sz * sx, sz * sy)
-    d = dict()
-    d[np.int64(0)] = 0.0
-    big = np.int64(labels.max()) + 1
+    keys = np.full(size, -1, np.int64)  # the table's slots: a pair's key, or -1
+    slot_of = np.empty(size, np.int64)  # the pair's index in insertion order
+    pair_key = np.empty(size // 2, np.int64)
+    pair_area = np.empty(size // 2, np.float64)
+    n = 0
+    last_key = np.int64(-1)
+    last = 0
     for z in range(nz):
         for y in range(ny):
+            row = labels[z, y]
+            row_z = labels[z + 1, y] if z + 1 < nz else row
+            row_y = labels[z, y + 1] if y + 1 < ny else row
             for x in range(nx):
-                l0 = labels[z, y, x]
+                l0 = row[x]
                 if l0 == 0:
                     continue
                 for ax in range(3):
-                    zz, yy, xx = z, y, x
                     if ax == 0:
-                        zz += 1
-                        if zz >= nz:
+                        if z + 1 >= nz:
                             continue
+                        l1 = row_z[x]
                     elif ax == 1:
-                        yy += 1
-                        if yy >= ny:
+                        if y + 1 >= ny:
                             continue
+                        l1 = row_y[x]
                     else:
-                        xx += 1
-                        if xx >= nx:
+                        if x + 1 >= nx:
                             continue
-                    l1 = labels[zz, yy, xx]
-                    if l1 != 0 and l1 != l0:
-                        lo = min(l0, l1)
-                        hi = max(l0, l1)
-                        key = np.int64(lo) * big + hi
-                        if key in d:
-                            d[key] += areas[ax]
-                        else:
-                            d[key] = areas[ax]
-    n = len(d) - 1
-    a = np.empty(n, np.int64)
-    b = np.empty(n, np.int64)
-    area = np.empty(n, np.float64)
-    i = 0
-    for key, val in d.items():
-        if key == 0:
-            continue
-        a[i] = key // big
-        b[i] = key % big
-        area[i] = val
-        i += 1
-    return a, b, area
+                        l1 = row[x + 1]
+                    if l1 == 0 or l1 == l0:
+                        continue
+                    key = np.int64(min(l0, l1)) * big + np.int64(max(l0, l1))
+                    if key != last_key:  # (a surface meets the same neighbour many faces in a row)
+                        h = _probe(keys, key)
+                        if keys[h] != key:  # a new pair
+                            if n == size // 2:
+                                return -1, pair_key, pair_area
+                            keys[h] = key
+                            slot_of[h] = n
+                            pair_key[n] = key
+                            pair_area[n] = 0.0
+                            n += 1
+                        last_key = key
+                        last = slot_of[h]
+                    pair_area[last] += areas[ax]
+    return n, pair_key, pair_area
 
 
 @numba.njit(cache=True, nogil=True)

@@ -863,3 +863,66 @@ def test_a_face_all_nmc_gives_no_face_peaks():
     flat, levels, fid, sections, offsets = _face_sections(q, np.ones(3), 0.1, 0.5)
     assert flat.size == 0 and levels.size == 0 and fid.size == 0
     assert not sections.any() and offsets[-1] == sections.size
+
+
+@numba.njit
+def _contact_areas_dict(labels, sz, sy, sx):
+    """core._kernels.contact_areas as it was until session 28 (a numba typed dict), for the test below."""
+    nz, ny, nx = labels.shape
+    areas = (sy * sx, sz * sx, sz * sy)
+    d = dict()
+    d[np.int64(0)] = 0.0
+    big = np.int64(labels.max()) + 1
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                l0 = labels[z, y, x]
+                if l0 == 0:
+                    continue
+                for ax in range(3):
+                    zz, yy, xx = z + (ax == 0), y + (ax == 1), x + (ax == 2)
+                    if zz >= nz or yy >= ny or xx >= nx:
+                        continue
+                    l1 = labels[zz, yy, xx]
+                    if l1 != 0 and l1 != l0:
+                        key = np.int64(min(l0, l1)) * big + max(l0, l1)
+                        if key in d:
+                            d[key] += areas[ax]
+                        else:
+                            d[key] = areas[ax]
+    n = len(d) - 1
+    a = np.empty(n, np.int64)
+    b = np.empty(n, np.int64)
+    area = np.empty(n, np.float64)
+    i = 0
+    for key, val in d.items():
+        if key == 0:
+            continue
+        a[i], b[i], area[i] = key // big, key % big, val
+        i += 1
+    return a, b, area
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_contact_areas_hash_table_equals_the_dict(seed):
+    """The open-addressing table gives the typed dict's pairs, order and sums bit for bit; a full table is
+    reported (and contact_areas then tries a larger one)."""
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 20)), int(rng.integers(1, 20)), int(rng.integers(1, 20)))
+    n_lab = int(rng.integers(1, 3000))
+    lab = ndi.zoom(rng.integers(0, n_lab + 1, (6, 6, 6)), np.array(shape) / 6, order=0, grid_mode=True,
+                   mode="nearest")[: shape[0], : shape[1], : shape[2]]
+    lab[rng.random(lab.shape) < 0.2] = rng.integers(0, n_lab + 1)
+    for dtype in (np.uint16, np.int32):
+        got = K.contact_areas(lab.astype(dtype), 0.5, 0.3, 0.7)
+        want = _contact_areas_dict(lab.astype(dtype), 0.5, 0.3, 0.7)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+    n_pairs = got[0].size
+    if n_pairs > 1:
+        big = np.int64(lab.max()) + 1
+        size = 1 << int(np.ceil(np.log2(n_pairs)))  # room for fewer than all pairs
+        assert K._contact_pass(lab, 0.5, 0.3, 0.7, big, size)[0] == -1
+        n, keys, areas = K._contact_pass(lab, 0.5, 0.3, 0.7, big, 4 * size)
+        np.testing.assert_array_equal(keys[:n] // big, want[0])
+        np.testing.assert_array_equal(areas[:n], want[2])
