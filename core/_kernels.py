@@ -780,6 +780,31 @@ def clear_non_solid(labels, phases, solid_code):
             flat_l[i] = 0
 
 
+def clear_unset_bits(labels: np.ndarray, bits: np.ndarray) -> None:
+    """Set the C-contiguous ``labels`` to 0 wherever ``np.unpackbits(bits)`` (one bit a voxel, the first in the
+    high bit, as ``np.packbits`` packs them) is 0, in place, on the cores: no unpacked byte a voxel."""
+    if not labels.flags.c_contiguous:
+        raise ValueError("labels must be C-contiguous (changed in place)")
+    flat = labels.reshape(-1)
+    nbytes = (flat.size + 7) // 8
+    run_on_cores(lambda a, b: _clear_unset_bits(flat, bits, a, b), nbytes)
+
+
+@numba.njit(cache=True, nogil=True)
+def _clear_unset_bits(flat, bits, b0, b1):
+    """:func:`clear_unset_bits` of the voxels packed in bytes ``b0 <= k < b1``."""
+    n = flat.size
+    for k in range(b0, b1):
+        byte = bits[k]
+        if byte == 255:
+            continue
+        i0 = 8 * k
+        for j in range(8):
+            i = i0 + j
+            if i < n and not (byte >> (7 - j)) & 1:
+                flat[i] = 0
+
+
 def _open_face(face: np.ndarray) -> np.ndarray:
     """``~scipy.ndimage.binary_fill_holes(face)``: the open pixels of a 2D face connected to its border.
 

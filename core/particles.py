@@ -1132,7 +1132,7 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
             report(0.45, f"watershed from {int(markers.max())} markers")
             ws = watershed(-dt, markers, mask=dt > 0).astype(np.int32, copy=False)
     if solid_bits is not None:
-        K.clear_non_solid(ws, np.unpackbits(solid_bits, count=ws.size).reshape(ws.shape), 1)
+        K.clear_unset_bits(ws, solid_bits)
         del solid_bits
     else:
         K.clear_non_solid(ws, phases if phases.dtype == np.uint8 else phases.astype(np.uint8), NMC)

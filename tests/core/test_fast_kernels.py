@@ -926,3 +926,16 @@ def test_contact_areas_hash_table_equals_the_dict(seed):
         n, keys, areas = K._contact_pass(lab, 0.5, 0.3, 0.7, big, 4 * size)
         np.testing.assert_array_equal(keys[:n] // big, want[0])
         np.testing.assert_array_equal(areas[:n], want[2])
+
+
+def test_clear_unset_bits_equals_clearing_with_the_unpacked_mask():
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1, 1), (2, 3, 5), (7, 9, 13), (4, 16, 16)]:
+        lab = rng.integers(0, 6, shape).astype(np.uint16)
+        keep = rng.random(shape) < 0.6
+        want = np.where(keep, lab, 0)
+        K.clear_unset_bits(lab, np.packbits(keep))
+        np.testing.assert_array_equal(lab, want)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        K.clear_unset_bits(np.zeros((4, 4, 4), np.int32)[:, ::2], np.zeros(4, np.uint8))
+
