@@ -394,8 +394,8 @@ def _h_maxima(image: np.ndarray, h: float) -> np.ndarray:
 
     The arithmetic around the reconstruction is scikit-image's, expression for expression (its shift of the
     image by ``h`` and by twice the float type's resolution, then the residue); the reconstruction itself only
-    compares and selects values, so any correct algorithm gives the same one.  scikit-image sorts every pixel
-    (about 77 ms a 512² face; this, a few ms).  ``h > 0``.
+    compares and selects values, so any correct algorithm gives the same one.  scikit-image sorts every pixel:
+    169 ms against 4.4 ms on a 512² face of issue 15's 512³ packing.  ``h > 0``.
     """
     image = np.ascontiguousarray(image)
     if not np.issubdtype(image.dtype, np.floating) or image.ndim != 2:
