@@ -665,7 +665,8 @@ def _flood_by_dynamics(q: np.ndarray, step: float, sp, h_um: float, faces, side=
     q = np.ascontiguousarray(q)
     h = max(1, int(round(h_um / step)))
     halo = split_halo(step, sp)
-    if K.cores() > 1 and q.size >= FLOOD_SPLIT_MIN_VOXELS and 4 * halo <= q.shape[0]:
+    # split whatever the cores (one after the other on one), so that the labels do not depend on the machine
+    if q.size >= FLOOD_SPLIT_MIN_VOXELS and 4 * halo <= q.shape[0]:
         labels = _flood_halves(q, step, sp, h_um, faces, halo, side)
         if labels is not None:
             return labels
@@ -676,8 +677,9 @@ def _flood_by_dynamics(q: np.ndarray, step: float, sp, h_um: float, faces, side=
     return _watershed_dynamics(q, h, plateaus, face_levels, side)
 
 
-#: Fewest voxels for :func:`_flood_by_dynamics` to flood the two halves of a volume (along z) on two cores
-#: (:func:`_flood_halves`); smaller volumes are flooded whole, in one thread.  16 M (was 32 M until session 22):
+#: Fewest voxels for :func:`_flood_by_dynamics` to flood the two halves of a volume (along z) on two cores, or one
+#: after the other on one (:func:`_flood_halves`; on any number of cores since session 28, so that the labels do not
+#: depend on the machine); smaller volumes are flooded whole, in one thread.  16 M (was 32 M until session 22):
 #: on the 256³ speed benchmark's input the flood took 0.65-0.70 s split against 0.91-0.92 s whole, the same
 #: 1394 particles (only their numbering differs).
 FLOOD_SPLIT_MIN_VOXELS: int = 1 << 24

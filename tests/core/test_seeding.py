@@ -428,6 +428,27 @@ def test_side_work_runs_during_the_extension_and_changes_nothing(monkeypatch):
     assert got[True].params.separator_side == got[False].params.separator_side
 
 
+def test_one_core_and_two_give_the_same_analysis(monkeypatch):
+    """The refinement's sweeps and the flood run in the same two halves whatever the cores (one after the other on
+    one), so a one-core machine gives the phases, labels and table of a two-core one (they differed until session
+    28)."""
+    import core.particles as P
+    from core import _kernels as K
+
+    e = _packing(1.2)
+    monkeypatch.setattr(P, "FLOOD_SPLIT_MIN_VOXELS", 1)  # the 64³ volume flooded in halves too
+    got = {}
+    for n in (1, 2):
+        monkeypatch.setattr(K, "cores", lambda: n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got[n] = run(e.greyscale, AnalysisParams(seeding="deconvolved", refine="on"), spacing=e.spacing)
+    assert got[1].provenance["phase_refinement"]["changes"][0] > 0
+    np.testing.assert_array_equal(got[1].phases, got[2].phases)
+    np.testing.assert_array_equal(got[1].labels, got[2].labels)
+    assert got[1].table.equals(got[2].table)
+
+
 def test_auto_seeding_falls_back_to_the_phases_where_the_deconvolved_mask_does_not_fit(monkeypatch):
     import core.pipeline as pipeline
     from core.memory import MemoryBudgetError
