@@ -43,7 +43,7 @@ from . import _kernels as K
 from ._checks import check_bool, check_number
 from ._edt import quantise_cubic_in_place
 from ._kernels import flat_step, unravel
-from ._watershed import _flood_into, _plateaus, _quantise, _watershed_dynamics, quantise, watershed_dynamics
+from ._watershed import _flood_into, _plateaus, _quantise, _watershed_dynamics, quantise
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
 

@@ -768,8 +768,7 @@ def _regularised_particles(volume, phases, spacing=None, params=None, *, level=L
     sp = normalize_spacing(spacing)
     report = progress or (lambda f, m: None)
     report(0.0, "regularised seeding mask")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    # (the level is checked first thing there)
     mask, _, outside = _seeding_mask(volume, phases, level=level, sigma=sigma, deconvolved=deconvolved,
                                      blur=blur, iterations=iterations, keep_outside=keep_outside)
     params = params or SeparationParams()

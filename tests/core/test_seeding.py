@@ -467,3 +467,14 @@ def test_auto_seeding_falls_back_to_the_phases_where_the_deconvolved_mask_does_n
         r = run(e.greyscale, spacing=e.spacing)
     assert r.params.seeding == "phases" and r.provenance["seeding_auto"]["seeding"] == "phases"
     assert any("does not fit in memory" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5, float("nan")])
+def test_a_level_outside_zero_to_one_is_refused(level):
+    from core.seeding import regularised_particles, seeding_mask
+
+    e = _packing(1.2)
+    with pytest.raises(ValueError, match="level must lie in"):
+        regularised_particles(e.greyscale, e.phases, e.spacing, level=level)
+    with pytest.raises(ValueError, match="level must lie in"):
+        seeding_mask(e.greyscale, e.phases, level=level)
