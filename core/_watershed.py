@@ -447,12 +447,15 @@ def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_
     lut = np.zeros(nslot, np.int64)
     for r in range(k):
         lut[roots[order[r]]] = r + 1
+    final = np.zeros(nslot, np.int64)  # each slot's basin number, its root looked up once per slot
+    for s in range(1, nslot):
+        final[s] = lut[_find(parent, s)]
     for i in range(flat_e.size):
         lab = np.int64(flat_e[i])
         if lab > ibase:
             flat_e[i] = 0  # never reached (every component of q > 0 holds a seed)
         elif lab > 0:
-            flat_e[i] = lut[_find(parent, lab)]
+            flat_e[i] = final[lab]
     return k
 
 
