@@ -332,24 +332,19 @@ def quantise_cubic_in_place(buf: np.ndarray, spacing: float) -> float | None:
         kept.append((cand[:n], cand_b[:n], int(keep[0])))
 
     run_on_cores(bounds, nz)
-    top = 0.0
+    top, settled = 0.0, False
     if nz and bound.max() < FAR:
         t = max(k for _, _, k in kept)  # every voxel of a bound of at least t is kept by some core
         idx = np.concatenate([c[b >= t] for c, b, _ in kept])
         bnd = np.concatenate([b[b >= t] for _, b, _ in kept])
         by = np.argsort(-bnd.astype(np.int64), kind="stable")
         top = float(_largest_d2(buf, idx[by], bnd[by]))
-        if top >= (t - 1) ** 2:  # no voxel left out can be further
-            nz_search = 0
-        else:
-            nz_search = nz
-    else:
-        nz_search = nz
+        settled = top >= (t - 1) ** 2  # no voxel left out can be further
     # else (rarely): slices by their largest bound, largest first, until none can hold a larger distance
     order = np.argsort(-bound, kind="stable")
     dummy = np.zeros(1, np.uint8)
     at = 0
-    while at < nz_search:
+    while not settled and at < nz:
         b = bound[order[at]]
         if b == 0 or (b < FAR and b * b <= top):
             break

@@ -129,6 +129,9 @@ MIN_SIGMA, MAX_SIGMA = 0.5, 1.5
 #: NMC voxels within this many face steps of an enclosed cavity (a crack) stay in the seeding mask (at most 3:
 #: the L1 distance of :func:`core.phases.partial_volume._l1_distance4` is capped at 4).
 _CRACK_REACH = 2
+#: The crack clause marks the NMC near cavities voxel by voxel where the cavities are at most 1 / this of the volume
+#: (8 bytes an index), else from capped L1 distances over the volume (:func:`_seeding_mask`).
+_SPARSE_CAVITY = 64
 #: ``h`` of :func:`core._watershed._flood` below any dynamics (levels 0-255): basins never merge.
 _NO_MERGING = -256
 #: Central block (voxels a side, at most) in which the noise is measured.
@@ -656,7 +659,7 @@ def _seeding_mask(volume, phases, *, level, sigma, deconvolved, blur, iterations
     # ndi.binary_dilation(cavity, face structure, iterations=2): voxel by voxel where the cavities are few (the
     # usual case: 8 bytes an index), else from capped L1 distances over the volume
     n_cavity = int(np.count_nonzero(cavity))
-    if 0 < n_cavity <= cavity.size // 64:
+    if 0 < n_cavity <= cavity.size // _SPARSE_CAVITY:
         idx = np.flatnonzero(cavity)
         del cavity
         _mark_within(mask, idx, _CRACK_REACH)

@@ -478,3 +478,20 @@ def test_a_level_outside_zero_to_one_is_refused(level):
         regularised_particles(e.greyscale, e.phases, e.spacing, level=level)
     with pytest.raises(ValueError, match="level must lie in"):
         seeding_mask(e.greyscale, e.phases, level=level)
+
+
+def test_crack_clause_by_indices_or_by_distances_gives_one_mask(monkeypatch):
+    """The NMC near cavities marked from the cavities' indices (few cavities) or from distances over the volume
+    (many): the same seeding mask either way."""
+    import core.seeding as S
+
+    z, y, x = np.ogrid[:40, :40, :40]
+    phases = np.where((z - 20) ** 2 + (y - 20) ** 2 + (x - 20) ** 2 <= 17**2, NMC, 0).astype(np.uint8)
+    phases[(x == 20) & ((z - 20) ** 2 + (y - 20) ** 2 <= 12**2)] = 0  # an inner crack
+    phases[12:15, 12:15, 26:29] = 0  # and an inner pore
+    grey = _image(phases, SP, ImagingParams(blur_um=0.8, noise=0.02), np.random.default_rng(1))
+    masks = []
+    for every in (1, 1 << 40):  # by the indices (any number of cavities is "few"), then by distances (none is)
+        monkeypatch.setattr(S, "_SPARSE_CAVITY", every)
+        masks.append(S.seeding_mask(grey, phases, deconvolved=True, level=0.99)[0])  # a thin mask: the clause shows
+    np.testing.assert_array_equal(masks[0], masks[1])
