@@ -939,6 +939,103 @@ def numpy_hugepages(enabled: bool):
             setter(_HUGEPAGE_BLOCKS[-1][0] if _HUGEPAGE_BLOCKS else _HUGEPAGE_SAVED[0])
 
 
+
+# glibc's mallopt(3) parameters (malloc.h) and the start value of both thresholds
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_START_THRESHOLD = 128 * 1024
+_RECYCLE_LOCK = threading.Lock()
+_RECYCLE = {"open": 0, "on": False, "lib": None, "looked": False}
+
+
+def _glibc_malloc():
+    """The process's C library where it is glibc (which has ``mallopt`` and ``malloc_trim``), else None."""
+    if not _RECYCLE["looked"]:
+        _RECYCLE["looked"] = True
+        try:
+            import ctypes
+            import platform
+
+            if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+                lib = ctypes.CDLL(None)
+                lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+                lib.malloc_trim.argtypes = [ctypes.c_size_t]
+                _RECYCLE["lib"] = lib
+        except (OSError, AttributeError, ValueError):  # no such library or symbols: nothing recycled
+            _RECYCLE["lib"] = None
+    return _RECYCLE["lib"]
+
+
+def _stop_recycling(lib) -> None:
+    """glibc's start thresholds again (blocks of 128 KiB or more mapped apart and returned on free), and the free
+    memory held in the heap returned to the kernel (``malloc_trim``)."""
+    lib.mallopt(_M_MMAP_THRESHOLD, _GLIBC_START_THRESHOLD)
+    lib.mallopt(_M_TRIM_THRESHOLD, _GLIBC_START_THRESHOLD)
+    lib.malloc_trim(0)
+
+
+@contextmanager
+def recycled_heap():
+    """Inside the block, large freed blocks of memory stay in the process and are reused (glibc's ``mallopt``).
+
+    By default glibc maps each large array apart and returns it to the kernel
+    when it is freed; the next large array then gets fresh pages, and every
+    first touch of a fresh page is a page fault in which the kernel also zeroes
+    it.  A run allocates and frees many volume-sized temporaries (slabs, copies,
+    masks), so on issue 15's 512³ packing :func:`core.pipeline.run` took
+    1.34 million page faults and 2.6-3.2 s of system time (of 31 s of CPU time);
+    with its freed blocks reused throughout they were 0.3 million and 0.8 s.
+    The price is memory: freed blocks stay resident, so a later step that
+    cannot reuse them (a larger array, or the holes between arrays still in
+    use) adds to the peak (+230 MiB at the flood of that run).  So a run ends
+    recycling at the step of its peak (:func:`release_recycled`), which returns
+    the free memory first; leaving the last open block does the same.  So run,
+    the whole-process benchmark went 18.22 -> 16.72 s on that packing and
+    11.91 -> 11.12 s on the demo-like electrode, the peak above the baseline
+    the same (7.63 B/voxel) or lower (7.55 -> 7.35) (``bench/RESULTS.md``,
+    ``session29_heap``).
+
+    Blocks may nest and overlap in threads: recycling is on from the first
+    block entered until a :func:`release_recycled` or until no block is open;
+    then glibc's start values are set again (128 KiB for both thresholds; glibc
+    stops adjusting them by itself once a program sets one).  It changes only
+    how memory is reused, never a value; without glibc (macOS, musl) it does
+    nothing.  Large blocks that threads other than the main one allocate are
+    mapped apart whatever the setting (glibc's thread heaps are 64 MiB at most).
+    """
+    lib = _glibc_malloc()
+    if lib is None:
+        yield
+        return
+    with _RECYCLE_LOCK:
+        if _RECYCLE["open"] == 0:
+            big = 2**31 - 1  # mallopt takes an int
+            _RECYCLE["on"] = bool(lib.mallopt(_M_MMAP_THRESHOLD, big)) and bool(lib.mallopt(_M_TRIM_THRESHOLD, big))
+        _RECYCLE["open"] += 1
+    try:
+        yield
+    finally:
+        with _RECYCLE_LOCK:
+            _RECYCLE["open"] -= 1
+            if _RECYCLE["open"] == 0:
+                _stop_recycling(lib)
+                _RECYCLE["on"] = False
+
+
+def release_recycled() -> bool:
+    """End :func:`recycled_heap`'s recycling before the open blocks end: the free memory held is returned to the
+    kernel, and later large arrays are mapped apart again (for a run's step of peak memory).  Returns whether
+    recycling was on (False outside a block, after an earlier release, or without glibc)."""
+    lib = _glibc_malloc()
+    if lib is None:
+        return False
+    with _RECYCLE_LOCK:
+        if not _RECYCLE["on"]:
+            return False
+        _stop_recycling(lib)
+        _RECYCLE["on"] = False
+        return True
+
+
 class SideWork:
     """Calls (no arguments) that may run on an idle core while the calling thread runs a single-threaded step.
 

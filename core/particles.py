@@ -1107,6 +1107,7 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
         # ... so a slab twice as thick as the public default fits in the same memory
         step = _quantise_in_place(q, sp, max(SLAB_VOXELS, q.size // 2), 8)
         report(0.3, "watershed (flooding by dynamics)")
+        K.release_recycled()  # the run's peak: the memory a run recycles is returned first (K.recycled_heap)
         ws = _flood_by_dynamics(q, step, sp, params.h_um, faces, side)
         del q
     else:
@@ -1121,6 +1122,7 @@ def _separate_particles(phases, spacing=None, params: SeparationParams | None = 
         del filled
         if params.markers == "hmaxima" and markers is None:
             report(0.3, "watershed (flooding by dynamics)")
+            K.release_recycled()  # the run's peak: the memory a run recycles is returned first (K.recycled_heap)
             q, step = quantise(dt)
             del dt
             ws = _flood_by_dynamics(q, step, sp, params.h_um, faces)

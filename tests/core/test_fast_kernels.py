@@ -504,6 +504,65 @@ def test_numpy_hugepages_sets_and_restores_numpy_switch():
     assert get() == before
 
 
+
+def _always_huge_pages() -> bool:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[always]" in f.read()
+    except OSError:
+        return False
+
+
+def _faults_of_fresh_array() -> int:
+    """Minor page faults of this thread while a 64 MiB array is allocated and filled (then freed)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    a = np.ones(64 << 20, np.uint8)
+    faults = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+    del a
+    return faults
+
+
+@pytest.mark.skipif(K._glibc_malloc() is None, reason="recycled_heap acts on glibc only (elsewhere it does nothing)")
+@pytest.mark.skipif(_always_huge_pages(), reason="the kernel backs every array with huge pages: few faults anyway")
+def test_recycled_heap_reuses_freed_arrays_until_released():
+    """Inside recycled_heap a freed 64 MiB array's pages serve the next one (a few faults, not one per 4 KiB page);
+    after release_recycled, and after the block, each array gets fresh pages again."""
+    pages = (64 << 20) // 4096
+    with K.numpy_hugepages(False):
+        with K.recycled_heap():
+            _faults_of_fresh_array()
+            inside = _faults_of_fresh_array()
+            assert K.release_recycled()
+            assert not K.release_recycled()  # once
+            _faults_of_fresh_array()
+            released = _faults_of_fresh_array()
+        after = _faults_of_fresh_array()
+    assert inside < pages // 20
+    assert released > pages // 2 and after > pages // 2
+
+
+@pytest.mark.skipif(K._glibc_malloc() is None, reason="recycled_heap acts on glibc only (elsewhere it does nothing)")
+def test_recycled_heap_blocks_nest_and_overlap():
+    """Recycling is on from the first block entered until the last one left (blocks of two threads that overlap
+    without nesting: entered a, b; left a, b), and after a block that raised."""
+    assert not K.release_recycled()  # outside any block
+    a, b = K.recycled_heap(), K.recycled_heap()
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert K._RECYCLE["on"]  # b is still open
+    b.__exit__(None, None, None)
+    assert not K._RECYCLE["on"] and K._RECYCLE["open"] == 0
+    with pytest.raises(RuntimeError, match="inside"):
+        with K.recycled_heap():
+            with K.recycled_heap():
+                assert K._RECYCLE["on"]
+                raise RuntimeError("inside")
+    assert not K._RECYCLE["on"] and K._RECYCLE["open"] == 0
+
+
 def _exact_levels(mask, s):
     """quantise() of the exact distances float32(sqrt(d2) * s), d2 the integer squared distance from scipy."""
     from scipy import ndimage as ndi

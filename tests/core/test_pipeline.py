@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core import _kernels as K
 from core import pipeline
 from core.codes import NMC
 from core.evaluate import instance_scores, phase_iou
@@ -115,12 +116,14 @@ def test_run_provenance(elec, result):
 
 @pytest.mark.parametrize("advice", [True, False])
 def test_run_leaves_numpy_hugepage_advice_as_it_was(elec, result, advice):
-    """run switches numpy's huge-page advice off while it runs (core._kernels.numpy_hugepages): restored, same result."""
+    """run switches numpy's huge-page advice off while it runs (core._kernels.numpy_hugepages): restored, same result;
+    and the freed memory it recycles (core._kernels.recycled_heap) is no longer recycled after it."""
     switch = np._core.multiarray._set_madvise_hugepage
     before = switch(advice)
     try:
         again = run(elec.greyscale, spacing=elec.spacing)
         assert np._core.multiarray._get_madvise_hugepage() == advice
+        assert K._RECYCLE["open"] == 0 and not K._RECYCLE["on"]
     finally:
         switch(before)
     np.testing.assert_array_equal(again.labels, result.labels)
