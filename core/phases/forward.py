@@ -502,34 +502,92 @@ def _code2(packed, i):
     return (packed[i >> 2] >> ((i & 3) * 2)) & 3
 
 
-@numba.njit(cache=True, nogil=True)
 def _revert_specks(out, packed):
     """Give the voxels of each component of refined NMC that holds no NMC of the input phases their input phase.
 
     ``packed``: the input phases, :func:`_pack2`.  Such a component is made only of voxels that became NMC; so the
     components of those voxels (6-connected) are followed, and one is reverted where none of its voxels has a face
     neighbour that is NMC in both the input and ``out`` (the same voxels as cc3d's components of ``out == NMC``
-    that hold no input NMC; ``tests/core/test_forward.py`` checks it).  A pass over the volume, then work on the
-    new NMC only.  Returns the number of voxels reverted.
+    that hold no input NMC; ``tests/core/test_forward.py`` checks it).  On the cores: the voxels that became NMC
+    are listed (:func:`_new_nmc`, two passes over the volume) and those with such a neighbour marked kept
+    (:func:`_anchor_new`, most of them); then one thread follows the components of the others, which are
+    kept where they reach a kept one (:func:`_revert_new`).  Returns the number of voxels reverted.
     """
+    fo = out.reshape(-1)
+    n = packed.size  # bytes of four voxels
+    cut = n // 2
+    c0, c1 = K.run_side_by_side(lambda: _new_nmc(fo, packed, 0, cut, None, 0),
+                                lambda: _new_nmc(fo, packed, cut, n, None, 0))
+    new = np.empty(c0 + c1, np.int64)
+    K.run_side_by_side(lambda: _new_nmc(fo, packed, 0, cut, new, 0), lambda: _new_nmc(fo, packed, cut, n, new, c0))
+    half = new.size // 2
+    K.run_side_by_side(lambda: _anchor_new(out, packed, new[:half]), lambda: _anchor_new(out, packed, new[half:]))
+    reverted = _revert_new(out, packed, new)
+    K.run_side_by_side(lambda: _unmark(fo, new[:half]), lambda: _unmark(fo, new[half:]))
+    return reverted
+
+
+#: :func:`_revert_specks`' marks on the voxels that became NMC: queued in a component being followed, and kept.
+_QUEUED, _KEPT = np.uint8(255), np.uint8(254)
+
+
+@numba.njit(cache=True, nogil=True)
+def _new_nmc(fo, packed, b0, b1, into, k0):
+    """The flat voxels of bytes ``b0 <= b < b1`` of ``packed`` (voxels ``4 b`` to ``4 b + 3``) that are NMC in
+    ``fo`` but not in ``packed``: how many (``into`` None), or written in ascending order to ``into[k0:]``.
+
+    Four voxels at a time: bit ``2 j`` of a byte's NMC mask is voxel ``j``'s (code 2 is ``0b10``)."""
+    n = fo.size
+    k = k0
+    for b in range(b0, b1):
+        pk = np.int64(packed[b])
+        was = (pk >> 1) & ~pk & 0x55
+        i = 4 * b
+        now = 0
+        for j in range(4):
+            if i + j < n:
+                now |= np.int64(fo[i + j] == NMC) << (2 * j)
+        became = now & ~was
+        if became == 0:
+            continue
+        for j in range(4):
+            if (became >> (2 * j)) & 1:
+                if into is not None:
+                    into[k] = i + j
+                k += 1
+    return k - k0
+
+
+@numba.njit(cache=True, nogil=True)
+def _anchor_new(out, packed, new):
+    """Mark :data:`_KEPT` the voxels of ``new`` (flat, became NMC) with a face neighbour that is NMC in both
+    ``packed`` and ``out``.  Such a neighbour is never one of the new voxels, so parts of ``new`` can be marked by
+    different threads."""
     nz, ny, nx = out.shape
     fo = out.ravel()
-    n_new = 0
-    for i in range(fo.size):
-        if fo[i] == NMC and _code2(packed, i) != NMC:
-            n_new += 1
-    if n_new == 0:
-        return 0
-    queue = np.empty(n_new, np.int64)
-    mark = np.uint8(255)  # a new NMC voxel queued
-    done = np.uint8(254)  # one of a component kept (NMC again after the scan)
+    for i in new:
+        z, y, x = K.unravel(i, ny, nx)
+        for d in range(6):
+            j = K.flat_step(i, z, y, x, d, nz, ny, nx)
+            if j >= 0 and fo[j] == NMC and _code2(packed, j) == NMC:
+                fo[i] = _KEPT
+                break
+
+
+@numba.njit(cache=True, nogil=True)
+def _revert_new(out, packed, new):
+    """The components of the voxels of ``new`` (flat, became NMC, ascending) that :func:`_anchor_new` left
+    unmarked: kept where one reaches a kept voxel, else given their input phases.  Returns how many reverted."""
+    nz, ny, nx = out.shape
+    fo = out.ravel()
+    queue = np.empty(max(new.size, 1), np.int64)
     reverted = 0
-    for start in range(fo.size):
-        if fo[start] != NMC or _code2(packed, start) == NMC:
+    for start in new:
+        if fo[start] != NMC:  # kept, or already followed from an earlier voxel of its component
             continue
         head, tail = 0, 1
         queue[0] = start
-        fo[start] = mark
+        fo[start] = _QUEUED
         anchored = False
         while head < tail:
             i = queue[head]
@@ -537,23 +595,28 @@ def _revert_specks(out, packed):
             z, y, x = K.unravel(i, ny, nx)
             for d in range(6):
                 j = K.flat_step(i, z, y, x, d, nz, ny, nx)
-                if j < 0 or fo[j] != NMC:
+                if j < 0:
                     continue
-                if _code2(packed, j) == NMC:
+                if fo[j] == _KEPT:
                     anchored = True
-                else:
-                    fo[j] = mark
+                elif fo[j] == NMC and _code2(packed, j) != NMC:  # (an NMC voxel of the input would be kept)
+                    fo[j] = _QUEUED
                     queue[tail] = j
                     tail += 1
         for k in range(tail):
             i = queue[k]
-            fo[i] = done if anchored else _code2(packed, i)
+            fo[i] = _KEPT if anchored else _code2(packed, i)
         if not anchored:
             reverted += tail
-    for i in range(fo.size):
-        if fo[i] == done:
-            fo[i] = NMC
     return reverted
+
+
+@numba.njit(cache=True, nogil=True)
+def _unmark(fo, new):
+    """NMC again on the voxels of ``new`` marked kept."""
+    for i in new:
+        if fo[i] == _KEPT:
+            fo[i] = NMC
 
 
 @numba.njit(cache=True, nogil=True)

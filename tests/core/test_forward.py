@@ -331,14 +331,18 @@ def test_the_cli_help_and_the_readme_quote_the_rule_constants():
     assert f"noise of {AUTO_NOISE:g} of the pore-NMC contrast or more, it refines the NMC surfaces only" in readme
 
 
+@pytest.mark.parametrize("cores", [1, 2])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_revert_specks_equals_the_connected_components_reference(seed):
+def test_revert_specks_equals_the_connected_components_reference(monkeypatch, seed, cores):
     """The speck revert (a flood over the new NMC only) against cc3d's components of the refined NMC: the
-    components that hold no input NMC take their input phases, all else stays."""
+    components that hold no input NMC take their input phases, all else stays (new NMC listed on 1 or 2 cores)."""
     import cc3d
     from scipy import ndimage as ndi
 
+    from core import _kernels as K
     from core.phases.forward import _revert_specks
+
+    monkeypatch.setattr(K, "cores", lambda: cores)
 
     rng = np.random.default_rng(seed)
     shape = (17, 23, 19)
