@@ -19,6 +19,7 @@ from numba.typed import List
 from ._kernels import flat_step, prefetch, unravel, unravel_recip
 
 
+
 def quantise(dt: np.ndarray, step: float | None = None) -> tuple[np.ndarray, float]:
     """Quantise a non-negative distance map to uint8 levels (0 = background).
 
@@ -81,16 +82,24 @@ def _push(qs, tails, level, idx):
 
 
 @numba.njit(cache=True)
-def _flood(q, labels, n_seeds, h, peak0=None):
+def _flood(q, labels, n_seeds, h, peak0=None, by_row=True):
     """Priority flood from seeded labels with merging by dynamics (in place).
 
     The reference implementation (seed labels 1..n written before the flood,
     so ``labels`` must hold ``n_seeds``); :func:`watershed_dynamics` runs
     :func:`_flood_slots`, which gives the same labels.  ``peak0`` ((n + 1,)
     int64, optional): the least peak level of each seed's basin (its
-    ``face_levels``).  A bucket queue over the
-    256 levels, first in first out within a level; a voxel is queued at the
-    lower of its own level and the level being flooded, so the flood never climbs.
+    ``face_levels``).  A bucket queue over the 256 levels; a voxel is queued
+    at the lower of its own level and the level being flooded, so the flood
+    never climbs.  Within a level the seed voxels come first (raster order),
+    then the queue in rounds: each round takes every voxel queued at the level
+    since the last one (a generation of the level's breadth-first growth) and
+    visits them stably ordered by their row (z, y; queue order within a row),
+    so that the voxels visited next lie near each other in memory (``by_row``
+    False: first in, first out).  Ties between basins (which of two that reach
+    a voxel in one round takes it) follow that order.  It does not depend on
+    where the volume lies in a larger one, nor on its width: the flood of a
+    window or of a half of a volume orders its rounds as the whole volume's.
     """
     nz, ny, nx = q.shape
     parent = np.arange(n_seeds + 1)
@@ -115,12 +124,23 @@ def _flood(q, labels, n_seeds, h, peak0=None):
                 if j >= 0 and flat_q[j] != 0 and flat_l[j] != lab:
                     _push(qs, tails, flat_q[i], i)
                     break
+    seeds_at = tails.copy()  # the seed voxels lead each level's queue
     if peak0 is not None:
         for s in range(1, n_seeds + 1):
             if peak0[s] > peak[s]:
                 peak[s] = peak0[s]
     for level in range(255, 0, -1):
-        while heads[level] < tails[level]:
+        end = seeds_at[level]  # the end of the seeds, then of each round
+        while True:
+            if heads[level] == end:
+                if end == tails[level]:
+                    break
+                # a round: what was queued at this level since, stably by block of flat indices
+                stop = tails[level]
+                part = qs[level][end:stop]
+                if by_row:
+                    qs[level][end:stop] = part[np.argsort(part // nx, kind="mergesort")]
+                end = stop
             i = qs[level][heads[level]]
             heads[level] += 1
             a = _find(parent, flat_l[i])
@@ -233,6 +253,168 @@ def _new_block(blocks, free_blocks, n_free, bnext):
 
 
 @numba.njit(cache=True, nogil=True)
+def _queued(level, head_b, head_p, tail_b, tail_p, bnext, bsize):
+    """How many entries are queued at ``level`` (its chain of blocks)."""
+    n = 0
+    hb = head_b[level]
+    p = head_p[level]
+    while hb >= 0:
+        last = hb == tail_b[level]
+        n += (tail_p[level] if last else bsize) - p
+        hb = -1 if last else bnext[hb]
+        p = 0
+    return n
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row_of(i, nx, inv_nx):
+    """``(i // nx, i % nx)`` for ``0 <= i < 2**52`` without an integer division (``inv_nx = 1.0 / nx``; see
+    :func:`core._kernels.unravel_recip`)."""
+    r = np.int64(i * inv_nx)
+    x = i - r * nx
+    if x < 0:
+        r -= 1
+        x += nx
+    elif x >= nx:
+        r += 1
+        x -= nx
+    return r, x
+
+
+@numba.njit(cache=True, nogil=True)
+def _take_round(level, n, blocks, bnext, head_b, head_p, tail_b, tail_p, free_blocks, n_free, low, small, scratch,
+                counts, nx, inv_nx):
+    """Take the ``n`` entries queued at ``level`` (its chain of blocks, all of them), stably sorted by row
+    (:func:`_sort_round`), and recycle the blocks; the level's queue is then empty.  Returns ``n_free``.
+
+    A large round (:func:`_large_round`) is sorted straight out of the blocks by counting: ``counts[r]`` is then
+    the end in ``low`` of the entries of row ``r``, and ``low`` holds their ``x`` (uint16 where rows are at most
+    65535 voxels: two bytes an entry, not four or eight).  A small one goes whole into ``small``, sorted with
+    ``scratch``.
+    """
+    bsize = blocks.shape[1]
+    nb = counts.size
+    large = _large_round(n, nb)
+    if large:
+        counts[:] = 0
+        hb, p = head_b[level], head_p[level]
+        while hb >= 0:
+            last = hb == tail_b[level]
+            for e in range(p, tail_p[level] if last else bsize):
+                counts[_row_of(np.int64(blocks[hb, e]), nx, inv_nx)[0]] += 1
+            hb, p = (-1 if last else bnext[hb]), 0
+        total = 0
+        for b in range(nb):
+            c = counts[b]
+            counts[b] = total
+            total += c
+    k = 0
+    hb, p = head_b[level], head_p[level]
+    while hb >= 0:
+        last = hb == tail_b[level]
+        stop = tail_p[level] if last else bsize
+        if large:
+            for e in range(p, stop):
+                r, x = _row_of(np.int64(blocks[hb, e]), nx, inv_nx)
+                low[counts[r]] = x
+                counts[r] += 1
+        else:
+            small[k:k + stop - p] = blocks[hb, p:stop]
+            k += stop - p
+        free_blocks[n_free] = hb  # recycled (read no more)
+        n_free += 1
+        hb, p = (-1 if last else bnext[hb]), 0
+    if not large:
+        _sort_round(small, n, scratch, counts, nx, inv_nx)
+    head_b[level] = -1
+    head_p[level] = 0
+    tail_b[level] = -1
+    tail_p[level] = 0
+    return n_free
+
+
+@numba.njit(cache=True, nogil=True)
+def _unpack_round(low, counts, pos, row, nx, window):
+    """The flat indices of a large round's entries ``pos`` on (:func:`_take_round`), as many as ``window`` holds
+    or the round has left, written to ``window``; ``row``: the row of entry ``pos`` or one before it.  Returns
+    (how many, the row of the last one)."""
+    n = min(window.size, counts[counts.size - 1] - pos)
+    for k in range(n):
+        while counts[row] <= pos + k:
+            row += 1
+        window[k] = np.int64(row) * nx + np.int64(low[pos + k])
+    return n, row
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _large_round(n, n_keys):
+    """Whether a round of ``n`` entries is sorted by counting over the ``n_keys`` rows (:func:`_take_round`)."""
+    return n > 16 and 8 * n >= n_keys
+
+
+@numba.njit(cache=True, nogil=True)
+def _sort_round(a, n, tmp, counts, nx, inv_nx):
+    """Sort ``a[:n]`` (flat indices) stably by row, ``a // nx``, in place (``inv_nx = 1.0 / nx``).
+
+    ``tmp``: scratch of at least ``n`` entries; ``counts``: (more than the largest row,) int64 scratch.  A counting
+    sort over the rows where the round is large against their number, else a radix sort of the rows 8 bits a
+    pass, an insertion sort for a few entries: the same order.
+    """
+    if n <= 16:
+        for k in range(1, n):
+            v = a[k]
+            key = _row_of(np.int64(v), nx, inv_nx)[0]
+            m = k - 1
+            while m >= 0 and _row_of(np.int64(a[m]), nx, inv_nx)[0] > key:
+                a[m + 1] = a[m]
+                m -= 1
+            a[m + 1] = v
+        return
+    nb = counts.size
+    if 8 * n < nb:
+        # least significant digit first, 8 bits a pass (stable), between a and tmp
+        src, dst = a, tmp
+        in_a = True  # whether src is a
+        digits = np.zeros(256, np.int64)
+        bit = 0
+        while (1 << bit) < nb:
+            digits[:] = 0
+            for k in range(n):
+                digits[(_row_of(np.int64(src[k]), nx, inv_nx)[0] >> bit) & 255] += 1
+            total = 0
+            for d in range(256):
+                c = digits[d]
+                digits[d] = total
+                total += c
+            for k in range(n):
+                v = src[k]
+                d = (_row_of(np.int64(v), nx, inv_nx)[0] >> bit) & 255
+                dst[digits[d]] = v
+                digits[d] += 1
+            src, dst = dst, src
+            in_a = not in_a
+            bit += 8
+        if in_a:
+            return
+    else:
+        counts[:] = 0
+        for k in range(n):
+            counts[_row_of(np.int64(a[k]), nx, inv_nx)[0]] += 1
+        total = 0
+        for b in range(nb):
+            c = counts[b]
+            counts[b] = total
+            total += c
+        for k in range(n):
+            v = a[k]
+            b = _row_of(np.int64(v), nx, inv_nx)[0]
+            tmp[counts[b]] = v
+            counts[b] += 1
+    for k in range(n):
+        a[k] = tmp[k]
+
+
+@numba.njit(cache=True, nogil=True)
 def _compact(flat_e, base, parent, used, free_slots):
     """Replace every label by its root slot and free the slots of merged basins; returns the free count."""
     for i in range(flat_e.size):
@@ -250,7 +432,8 @@ def _compact(flat_e, base, parent, used, free_slots):
     return n_free
 
 
-def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_start, peak0, h, max_slots, proto):
+def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_start, peak0, h, max_slots, proto,
+                 order="row"):
     """Priority flood with merging by dynamics; labels basins as :func:`_flood` does.
 
     The flood is :func:`_flood`'s, with three economies.  ``labels`` holds
@@ -259,9 +442,10 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
     first voxel: it cannot be reached earlier (no neighbour of a plateau voxel
     is higher, and other plateaus of the same level do not touch it), and
     ``_flood`` pops every level's seed voxels first, in ascending flat index,
-    as this does.  When no slot is free, every label is replaced by its basin's
-    root slot, which frees the slots of the basins merged so far; only the
-    basins alive at one time need slots.  The queue holds flat indices of
+    as this does, and then takes the level's queue in the same rounds (a large
+    round held as each voxel's row and its two-byte ``x``: :func:`_take_round`).  When no slot is free, every label is replaced by its
+    basin's root slot, which frees the slots of the basins merged so far; only
+    the basins alive at one time need slots.  The queue holds flat indices of
     ``proto``'s dtype in blocks of ``proto.size`` entries, reused as they empty.
     And the flood reads one volume, not two: before it, ``labels`` is set to
     ``base + q`` on the voxels of ``q > 0`` (``base`` = the dtype's largest
@@ -291,6 +475,8 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
         Largest value ``labels`` may hold, at most the dtype's largest value - 255.
     proto : (B,) int32 or int64
         Queue block prototype (dtype and size).
+    order : {"row", "fifo"}
+        The rounds sorted by row (:func:`_flood`), or first in, first out (one round of one "row": the volume).
 
     Returns
     -------
@@ -305,14 +491,23 @@ def _flood_slots(q, labels, seed_idx, seed_comp, level_start, plat_vox, plat_sta
     base = _unlabelled_base(labels.dtype)
     if not 0 < max_slots <= base:
         raise ValueError(f"max_slots must be in 1..{base} for {labels.dtype} labels, got {max_slots}")
+    if order not in ("row", "fifo"):
+        raise ValueError(f"order must be 'row' or 'fifo', got {order!r}")
+    row_len = q.shape[2] if order == "row" else max(q.size, 1)
+    low = np.uint16 if row_len <= np.iinfo(np.uint16).max else np.uint32 if row_len <= np.iinfo(np.uint32).max \
+        else np.int64
     _encode(q, labels, labels.dtype.type(base))
     return _flood_coded(labels, labels.dtype.type(base), seed_idx, seed_comp, level_start, plat_vox, plat_start,
-                        peak0, h, max_slots, proto)
+                        peak0, h, max_slots, proto, np.empty(0, low), row_len)
 
 
 @numba.njit(cache=True, nogil=True)
-def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_start, peak0, h, max_slots, proto):
-    """The flood of :func:`_flood_slots` on ``labels`` coded by :func:`_encode` (0, slot, or ``base`` + level)."""
+def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_start, peak0, h, max_slots, proto,
+                 low_proto, row_len):
+    """The flood of :func:`_flood_slots` on ``labels`` coded by :func:`_encode` (0, slot, or ``base`` + level).
+
+    Rounds sorted by "rows" of ``row_len`` flat indices (the volume's x extent; its size for first in, first
+    out); ``low_proto``: an array of the dtype that holds an index within a row (:func:`_take_round`)."""
     nz, ny, nx = labels.shape
     flat_e = labels.ravel()
     nslot = max_slots + 1
@@ -343,9 +538,21 @@ def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_
     head_p = np.zeros(256, np.int64)
     tail_b = np.full(256, -1, np.int64)
     tail_p = np.zeros(256, np.int64)
+    # the round being flooded (see _flood and _take_round): a large one by row (counts) and x (low), a small one
+    # whole (small)
+    inv_row = 1.0 / row_len
+    counts = np.zeros((flat_e.size + row_len - 1) // row_len + 1, np.int64)
+    n_keys = counts.size
+    low = np.empty(1 << 16, low_proto.dtype)
+    small = np.empty(n_keys // 8 + 17, proto.dtype)
+    scratch = np.empty(small.size, proto.dtype)
+    window = np.empty(1 << 14, proto.dtype)  # a large round's next entries as flat indices
+    large = False
+    w_pos = w_len = row = 0
     for level in range(255, 0, -1):
         t = level_start[level]
         s1 = level_start[level + 1]
+        n_round = pos = 0
         while True:
             if t < s1:
                 # this level's seeds first
@@ -366,28 +573,33 @@ def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_
                     for v in range(plat_start[c - 1], plat_start[c]):
                         flat_e[plat_vox[v]] = slot
             else:
-                hb = head_b[level]
-                if hb < 0:
-                    break
-                if head_p[level] == bsize:
-                    # the head block is used up: recycle it, go on with the next
-                    nxt = bnext[hb]
-                    free_blocks[n_free] = hb
-                    n_free += 1
-                    head_b[level] = nxt
-                    head_p[level] = 0
-                    if nxt < 0:
-                        tail_b[level] = -1
+                if pos == n_round:
+                    # the next round: every voxel queued at this level since the last, by block of flat indices
+                    n_round = _queued(level, head_b, head_p, tail_b, tail_p, bnext, bsize)
+                    if n_round == 0:
                         break
-                    hb = nxt
-                if hb == tail_b[level] and head_p[level] == tail_p[level]:
-                    break
-                i = np.int64(blocks[hb, head_p[level]])
-                head_p[level] += 1
-                ahead = head_p[level] + PREFETCH_AHEAD
-                if ahead < bsize and (hb != tail_b[level] or ahead < tail_p[level]):
-                    # the memory of a voxel popped soon: the flood waits on memory, not arithmetic
-                    _prefetch_around(flat_e, np.int64(blocks[hb, ahead]), nx, plane)
+                    large = _large_round(n_round, n_keys)
+                    if large and n_round > low.size:
+                        low = np.empty(0, low_proto.dtype)  # (freed first)
+                        low = np.empty(n_round + n_round // 8, low_proto.dtype)
+                    n_free = _take_round(level, n_round, blocks, bnext, head_b, head_p, tail_b, tail_p, free_blocks,
+                                         n_free, low, small, scratch, counts, row_len, inv_row)
+                    pos = w_pos = w_len = row = 0
+                if large and w_pos == w_len:  # the next entries of a large round, as flat indices
+                    w_len, row = _unpack_round(low, counts, pos, row, row_len, window)
+                    w_pos = 0
+                if large:
+                    i = np.int64(window[w_pos])
+                    w_pos += 1
+                    pos += 1
+                    if w_pos + PREFETCH_AHEAD < w_len:
+                        # the memory of a voxel popped soon: the flood waits on memory, not arithmetic
+                        _prefetch_around(flat_e, np.int64(window[w_pos + PREFETCH_AHEAD]), nx, plane)
+                else:
+                    i = np.int64(small[pos])
+                    pos += 1
+                    if pos + PREFETCH_AHEAD < n_round:
+                        _prefetch_around(flat_e, np.int64(small[pos + PREFETCH_AHEAD]), nx, plane)
             a = _find(parent, flat_e[i])
             z, y, x = unravel_recip(i, ny, nx, inv_plane, inv_nx)
             for d in range(6):
@@ -425,13 +637,6 @@ def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_
                         if peak[lo] - level < h:
                             parent[lo] = hi
                             a = _find(parent, a)
-        # the level is done: recycle its last block
-        hb = head_b[level]
-        if hb >= 0:
-            free_blocks[n_free] = hb
-            n_free += 1
-            head_b[level] = -1
-            tail_b[level] = -1
     # roots numbered 1..k in the order of their seed numbers
     k = 0
     for s in range(1, nslot):
@@ -568,7 +773,8 @@ def label_dtype(n: int) -> np.dtype:
     return np.dtype(np.uint16) if n < np.iinfo(np.uint16).max else np.dtype(np.int32)
 
 
-def watershed_dynamics(q: np.ndarray, h_levels: int, *, face_levels: tuple | None = None) -> np.ndarray:
+def watershed_dynamics(q: np.ndarray, h_levels: int, *, face_levels: tuple | None = None,
+                       order: str = "row") -> np.ndarray:
     """Label the basins of a quantised distance map, merging by dynamics.
 
     Parameters
@@ -583,6 +789,9 @@ def watershed_dynamics(q: np.ndarray, h_levels: int, *, face_levels: tuple | Non
         its peak as at least that level when it meets another (the peak of a
         particle the face cut, :func:`core.particles.face_peak_levels`).  The
         flood itself, and so which voxel reaches which seed, is unchanged.
+    order : {"row", "fifo"}
+        Within a level, rounds sorted by row or first in, first out (:func:`_flood`;
+        :attr:`core.particles.SeparationParams.flood_order`).
 
     Returns
     -------
@@ -598,11 +807,11 @@ def watershed_dynamics(q: np.ndarray, h_levels: int, *, face_levels: tuple | Non
     if q.dtype != np.uint8 or q.ndim != 3:
         raise TypeError(f"q must be a 3D uint8 array, got {q.dtype} with shape {q.shape}")
     q = np.ascontiguousarray(q)
-    return _watershed_dynamics(q, h_levels, _plateaus(q), face_levels)
+    return _watershed_dynamics(q, h_levels, _plateaus(q), face_levels, order=order)
 
 
 def _watershed_dynamics(q: np.ndarray, h_levels: int, plateaus: tuple, face_levels: tuple | None = None,
-                        side=None) -> np.ndarray:
+                        side=None, *, order: str = "row") -> np.ndarray:
     """:func:`watershed_dynamics` of a C-contiguous ``q`` whose :func:`_plateaus` the caller has computed.
 
     ``side``: a :class:`core._kernels.SideWork` started as the flood starts, so that its calls run on the core
@@ -621,16 +830,16 @@ def _watershed_dynamics(q: np.ndarray, h_levels: int, plateaus: tuple, face_leve
     if n_seeds > UINT16_SLOTS:
         # more seeds than uint16 values: flood with recycled slots, int32 only if that fails
         labels = np.zeros(q.shape, np.uint16)
-        if _flood_slots(q, labels, *args, h, UINT16_SLOTS, proto) >= 0:
+        if _flood_slots(q, labels, *args, h, UINT16_SLOTS, proto, order) >= 0:
             return labels
         del labels  # too many basins alive at once for uint16
     labels = np.zeros(q.shape, np.uint16 if n_seeds <= UINT16_SLOTS else np.int32)
-    _flood_slots(q, labels, *args, h, n_seeds, proto)
+    _flood_slots(q, labels, *args, h, n_seeds, proto, order)
     return labels
 
 
 def _flood_into(q: np.ndarray, labels: np.ndarray, h_levels: int, plateaus: tuple,
-                face_levels: tuple | None = None) -> int:
+                face_levels: tuple | None = None, *, order: str = "row") -> int:
     """:func:`_watershed_dynamics` of a C-contiguous ``q`` written into a given C-contiguous uint16 ``labels``.
 
     Returns the number of basins, or -1 where uint16 labels do not suffice
@@ -645,7 +854,7 @@ def _flood_into(q: np.ndarray, labels: np.ndarray, h_levels: int, plateaus: tupl
     args = _seed_order(q, idx, comp, n_seeds, face_levels)
     del idx, comp
     proto = np.empty(QUEUE_BLOCK, np.int32 if q.size < 2**31 else np.int64)
-    return _flood_slots(q, labels, *args, int(h_levels), min(n_seeds, UINT16_SLOTS), proto)
+    return _flood_slots(q, labels, *args, int(h_levels), min(n_seeds, UINT16_SLOTS), proto, order)
 
 
 def _seed_order(q, idx, comp, n_seeds, face_levels=None):

@@ -193,12 +193,19 @@ class AnalysisParams:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AnalysisParams":
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``.
+
+        A key that parameters written before it lack takes the value the analysis had then: ``seeding``
+        "phases", ``refine`` "off", and in a ``separation`` given without it ``flood_order`` "fifo" (so that old
+        recipes, which hold every separation parameter, replay as they ran).
+        """
         if not isinstance(d, dict):
             raise TypeError(f"analysis parameters must be a JSON object, got {type(d).__name__}")
         d = dict(d)
         d.setdefault("seeding", "phases")  # written before "auto" was the default: it seeded on the phases
         d.setdefault("refine", "off")  # written before the phases were refined
+        if isinstance(d.get("separation"), dict):  # written (whole, by to_dict) before the flood's rounds by row
+            d["separation"] = {"flood_order": "fifo", **d["separation"]}
         sub = _GROUPS
         kwargs = {}
         known = {f.name for f in fields(cls)}

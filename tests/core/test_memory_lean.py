@@ -15,7 +15,15 @@ import pytest
 
 from core import _kernels as K
 import core._watershed as W
-from core._watershed import _flood, _flood_slots, _plateaus, _seed_order, label_dtype, quantise, watershed_dynamics
+from core._watershed import (
+    _flood,
+    _flood_slots,
+    _plateaus,
+    _seed_order,
+    label_dtype,
+    quantise,
+    watershed_dynamics,
+)
 from core.codes import NMC
 from core.metrics import _particle_table, particle_table
 from core.particles import (
@@ -202,12 +210,12 @@ def test_outside_reach_takes_labels_as_they_are(elec):
     np.testing.assert_array_equal(K.outside_reach(labels), K.outside_reach(labels > 0))
 
 
-def reference_flood(q, h, peak0=None):
+def reference_flood(q, h, peak0=None, by_row=True):
     """:func:`core._watershed._flood`: every seed labelled 1..n (int32) before the flood."""
     idx, comp, n = _plateaus(q)
     labels = np.zeros(q.shape, np.int32)
     labels.reshape(-1)[idx] = comp
-    _flood(q, labels, n, h, peak0)
+    _flood(q, labels, n, h, peak0, by_row)
     return labels
 
 
@@ -217,16 +225,19 @@ def elec_q(elec):
     return q, max(1, int(round(SeparationParams().h_um / step)))
 
 
-def test_slot_flood_equals_reference_with_few_slots(elec_q):
+@pytest.mark.parametrize("order", ["row", "fifo"])
+def test_slot_flood_equals_reference_with_few_slots(elec_q, order):
+    """The slot flood labels as the reference flood, with recycled slots and tiny queue blocks, in rounds sorted by
+    row or first in, first out."""
     q, h = elec_q
-    ref = reference_flood(q, h)
+    ref = reference_flood(q, h, by_row=order == "row")
     idx, comp, n = _plateaus(q)
     args = _seed_order(q, idx, comp, n)
     recycled = 0
     for slots in (n, n // 4, n // 8, n // 16):
         for block in (3, 1 << 10):  # tiny queue blocks: chains of many blocks, recycled often
             labels = np.zeros(q.shape, np.uint16)
-            k = _flood_slots(q, labels, *args, h, slots, np.empty(block, np.int32))
+            k = _flood_slots(q, labels, *args, h, slots, np.empty(block, np.int32), order)
             if k < 0:
                 assert slots < n  # gave up recycling: too many basins alive at once
                 continue
@@ -234,6 +245,51 @@ def test_slot_flood_equals_reference_with_few_slots(elec_q):
             np.testing.assert_array_equal(labels, ref)
             recycled += slots < n
     assert recycled >= 2
+    # the order matters: the other one labels differently
+    assert not np.array_equal(ref, reference_flood(q, h, by_row=order != "row"))
+
+
+def test_flood_of_rows_longer_than_uint16_equals_reference():
+    """Rows of more than 65535 voxels: a large round's x held as uint32 instead of uint16, the same labels."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(11)
+    f = ndi.gaussian_filter(rng.random((1, 3, 70000)), 2.0)
+    q = (np.clip((f - f.min()) / np.ptp(f) * 1.4 - 0.2, 0, 1) * 200).astype(np.uint8)
+    want = reference_flood(q, 3)
+    assert want.max() > 100
+    np.testing.assert_array_equal(watershed_dynamics(q, 3), want)
+
+
+def test_flood_rounds_do_not_depend_on_where_the_volume_lies():
+    """A flood of a volume padded with background on any side (another width and height, another place in a
+    larger volume) labels the voxels as the flood of the volume itself."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(5)
+    f = ndi.gaussian_filter(rng.random((20, 23, 26)), 1.5)
+    q = (np.clip((f - f.min()) / np.ptp(f) * 1.6 - 0.3, 0, 1) * 60).astype(np.uint8)
+    want = watershed_dynamics(q, 2)
+    assert want.max() >= 5
+    for pad in (((0, 0), (3, 0), (0, 0)), ((2, 1), (0, 5), (7, 3)), ((0, 0), (0, 0), (0, 40))):
+        got = watershed_dynamics(np.pad(q, pad), 2)
+        inner = got[tuple(slice(a, a + n) for (a, _), n in zip(pad, q.shape))]
+        np.testing.assert_array_equal(inner, want)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 16, 17, 40, 300, 5000])
+@pytest.mark.parametrize("nx", [1, 7, 64, 1000])
+def test_sort_round_is_a_stable_sort_by_row(n, nx):
+    """_sort_round's three ways (insertion, radix, counting) order as np.argsort(stable) of i // nx."""
+    from core._watershed import _sort_round
+
+    rng = np.random.default_rng(n + 7 * nx)
+    size = 1 << 16
+    a = rng.integers(0, size, n).astype(np.int32)
+    want = a[np.argsort(a // nx, kind="stable")]
+    got = a.copy()
+    _sort_round(got, n, np.empty(max(n, 1), np.int32), np.zeros(size // nx + 1, np.int64), nx, 1.0 / nx)
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -297,7 +353,7 @@ def test_pipeline_with_recycled_label_values_equals_reference(elec, elec_q, monk
 
     def spy(*args):
         k = _flood_slots(*args)
-        calls.append((args[-2], k))
+        calls.append((args[9], k))  # (max_slots)
         return k
 
     monkeypatch.setattr(W, "UINT16_SLOTS", n_seeds // 8)

@@ -320,6 +320,22 @@ def test_separation_params_validation():
     for name in ("h_um", "min_distance_um", "merge_ratio", "min_volume_um3"):
         with pytest.raises(ValueError, match=rf"{name} must be >= 0"):
             SeparationParams(**{name: -1.0})
+    with pytest.raises(ValueError, match=r"flood_order must be one of \['row', 'fifo'\]"):
+        SeparationParams(flood_order="random")
+
+
+def test_flood_order_row_by_default_and_fifo_for_parameters_written_before_it(two_spheres):
+    """New analyses flood in rounds by row; separation parameters without the key (recipes written before session
+    29) replay first in, first out; both orders separate the two touching spheres."""
+    from core.pipeline import AnalysisParams
+
+    assert SeparationParams().flood_order == "row" and AnalysisParams().separation.flood_order == "row"
+    assert AnalysisParams.from_dict(AnalysisParams().to_dict()).separation.flood_order == "row"
+    assert AnalysisParams.from_dict({"separation": {"h_um": 0.5}}).separation.flood_order == "fifo"
+    assert AnalysisParams.from_dict({}).separation.flood_order == "row"  # no separation given: the defaults
+    ph, truth = two_spheres
+    for order in ("row", "fifo"):
+        assert separate_particles(ph, 1.0, SeparationParams(flood_order=order)).max() == 2
 
 
 # --------------------------------------------------------------------------- inputs and validation
@@ -425,8 +441,10 @@ def test_flood_with_side_work_on_two_cores_equals_one_core(monkeypatch):
     assert got[2][0].max() >= 3
 
 
-def _reference_flood(q, labels, n_seeds, h):
-    """Plain-Python priority flood of :func:`core._watershed._flood` (every seed voxel queued)."""
+def _reference_flood(q, labels, n_seeds, h, by_row=True):
+    """Plain-Python priority flood of :func:`core._watershed._flood` (every seed voxel queued): within a level the
+    seed voxels first, then rounds of what was queued since, stably by row (z, y) (``by_row`` False: first in,
+    first out)."""
     from collections import deque
 
     shape = q.shape
@@ -444,9 +462,18 @@ def _reference_flood(q, labels, n_seeds, h):
     for i in np.ndindex(shape):  # raster order, as the numba flood pushes
         if labels[i] > 0:
             queues[q[i]].append(i)
-    for level in range(255, 0, -1):
+    seeds_at = [len(queue) for queue in queues]
+
+    def visits(level):
+        for _ in range(seeds_at[level]):
+            yield queues[level].popleft()
         while queues[level]:
-            i = queues[level].popleft()
+            rnd = sorted(queues[level], key=lambda i: i[:2] if by_row else 0)  # (stable)
+            queues[level].clear()
+            yield from rnd
+
+    for level in range(255, 0, -1):
+        for i in visits(level):
             a = find(labels[i])
             for ax in range(3):
                 for s in (-1, 1):
@@ -474,8 +501,9 @@ def _reference_flood(q, labels, n_seeds, h):
     return out
 
 
+@pytest.mark.parametrize("by_row", [True, False])
 @pytest.mark.parametrize("h", [-256, 0, 4, 40])
-def test_seeded_flood_equals_the_plain_priority_flood(h):
+def test_seeded_flood_equals_the_plain_priority_flood(h, by_row):
     # _flood queues only the seed voxels next to an unlabelled voxel or another seed; the labels (and the
     # merges by dynamics) must be those of queueing every seed voxel
     from core._watershed import _flood
@@ -496,8 +524,8 @@ def test_seeded_flood_equals_the_plain_priority_flood(h):
             if n == 0:
                 continue
             got = seeds.copy()
-            _flood(q, got, n, h)
-            np.testing.assert_array_equal(got, _reference_flood(q, seeds.copy(), n, h))
+            _flood(q, got, n, h, None, by_row)
+            np.testing.assert_array_equal(got, _reference_flood(q, seeds.copy(), n, h, by_row))
 
 
 def _thin_cap_at_a_face(n=40):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -448,6 +449,14 @@ def _same_workflow_recipes(folder: Path) -> dict[str, rc.Recipe]:
     return {n: rc.read_recipe(folder / f"{n}.json") for n in ("workspace", "analyze")}
 
 
+def _with_flood_order(text: str, order: str) -> str:
+    """A recipe's text with ``"flood_order"`` after each separation's last key (``min_volume_um3``)."""
+    out, n = re.subn(r'( *)"min_volume_um3": ([0-9.]+)\n',
+                     rf'\1"min_volume_um3": \2,\n\1"flood_order": "{order}"\n', text)
+    assert n >= 1
+    return out
+
+
 def test_recipes_written_before_the_input_spec_replay_byte_identically(tmp_path):
     """Recipes written at dc2bcee: the same workflow writes the same bytes now (the package versions
     aside), and replaying them gives the tables the old code stored, byte for byte."""
@@ -455,14 +464,19 @@ def test_recipes_written_before_the_input_spec_replay_byte_identically(tmp_path)
     for name in ("workspace", "analyze"):
         text = (BASE / f"{name}.json").read_text(encoding="utf-8")
         old = rc.loads(text, base_dir=BASE)
-        assert rc.dumps(old, relative_to=BASE) == text  # read and written back: the same bytes
+        # read and written back: the same bytes, and the flood order they replay with (session 29 added the key)
+        assert rc.dumps(old, relative_to=BASE) == _with_flood_order(text, "fifo")
         # the one default changed since: the area merge's merge_ratio, 1.2 -> 2.0 (bench/RESULTS.md merge_ratio_s13),
         # which leaves one more particle in the cycled sample (11, was 10): the particle counts are the old ones here,
         # the replay below checks the old recipes' results
         same_env = rc.Recipe(tuple(replace(e, versions=o.versions, n_particles=o.n_particles)
                                    for e, o in zip(new[name].analyses, old.analyses)), old.package_version)
         assert text.count('"merge_ratio": 1.2') == len(old.analyses)
-        assert rc.dumps(same_env, relative_to=tmp_path / "new") == text.replace('"merge_ratio": 1.2', '"merge_ratio": 2.0')
+        # and since session 29 the separation records the flood's order (rounds by row; the old recipes, without
+        # the key, replay first in, first out)
+        assert all(a.params.separation.flood_order == "fifo" for a in old.analyses)
+        want = _with_flood_order(text.replace('"merge_ratio": 1.2', '"merge_ratio": 2.0'), "row")
+        assert rc.dumps(same_env, relative_to=tmp_path / "new") == want
     # replay: the file input is the same greyscale, regenerated beside a copy of the recipe
     shutil.copy(BASE / "analyze.json", tmp_path / "analyze.json")
     shutil.copy(tmp_path / "new" / "v.tif", tmp_path / "v.tif")
