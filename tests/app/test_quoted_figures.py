@@ -446,14 +446,14 @@ def _speed(sec: str, n: str, tool: str, column: str) -> float:
 
 def test_readme_speed_demo_like_and_blurred():
     q = quoted(readme_text(), rf"512³ voxels is analysed end to end in {NUM} s, {NUM} times PoreSpy's time, with a peak "
-               rf"of {NUM} bytes per voxel \(section speed_memory_s28\)", "README.md")
-    d = "speed_memory_s28"
+               rf"of {NUM} bytes per voxel \(section speed_memory_s29\)", "README.md")
+    d = "speed_memory_s29"
     check(q, [_speed(d, "512^3", "ours", "wall s"),
               _speed(d, "512^3", "porespy", "wall s") / _speed(d, "512^3", "ours", "wall s"),
               _speed(d, "512^3", "ours", "B/voxel")])
     q = quoted(readme_text(), rf"takes {NUM} s at 512³ \({NUM} times PoreSpy, {NUM} bytes per voxel\) and {NUM} s at "
-               rf"256³ \({NUM} times; section speed_memory_packing_s28\)", "README.md")
-    p = "speed_memory_packing_s28"
+               rf"256³ \({NUM} times; section speed_memory_packing_s29\)", "README.md")
+    p = "speed_memory_packing_s29"
     check(q, [_speed(p, "512^3", "ours", "wall s"),
               _speed(p, "512^3", "porespy", "wall s") / _speed(p, "512^3", "ours", "wall s"),
               _speed(p, "512^3", "ours", "B/voxel"), _speed(p, "256^3", "ours", "wall s"),
