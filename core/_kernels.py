@@ -80,32 +80,34 @@ def unravel(i, ny, nx):
 
 
 @numba.njit(cache=True, inline="always")
+def divmod_recip(i, n, inv_n):
+    """``divmod(i, n)`` without an integer division, for ``0 <= i < 2**52`` (``inv_n = 1.0 / n``, float64).
+
+    A 64-bit integer division takes tens of cycles.  Here the quotient is a
+    float64 product truncated, off by at most one (relative error below
+    2**-52), and corrected by one comparison, so the result is exact.
+    """
+    q = np.int64(i * inv_n)
+    r = i - q * n
+    if r < 0:
+        q -= 1
+        r += n
+    elif r >= n:
+        q += 1
+        r -= n
+    return q, r
+
+
+@numba.njit(cache=True, inline="always")
 def unravel_recip(i, ny, nx, inv_plane, inv_nx):
     """:func:`unravel` without integer division: ``inv_plane = 1.0 / (ny * nx)``, ``inv_nx = 1.0 / nx`` (float64).
 
-    A 64-bit integer division takes tens of cycles, the two of :func:`unravel`
-    most of the time a flood spends on a voxel whose memory is already in
-    cache.  Here each quotient is a float64 product truncated, off by at most
-    one for ``0 <= i < 2**52`` (relative error below 2**-52), and corrected by
-    one comparison, so the result equals :func:`unravel`'s exactly.
+    The two integer divisions of :func:`unravel` are most of the time a flood
+    spends on a voxel whose memory is already in cache; here they are
+    :func:`divmod_recip`'s, so the result equals :func:`unravel`'s exactly.
     """
-    plane = ny * nx
-    z = np.int64(i * inv_plane)
-    r = i - z * plane
-    if r < 0:
-        z -= 1
-        r += plane
-    elif r >= plane:
-        z += 1
-        r -= plane
-    y = np.int64(r * inv_nx)
-    x = r - y * nx
-    if x < 0:
-        y -= 1
-        x += nx
-    elif x >= nx:
-        y += 1
-        x -= nx
+    z, r = divmod_recip(i, ny * nx, inv_plane)
+    y, x = divmod_recip(r, nx, inv_nx)
     return z, y, x
 
 

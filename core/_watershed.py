@@ -16,7 +16,7 @@ import numba
 import numpy as np
 from numba.typed import List
 
-from ._kernels import flat_step, prefetch, unravel, unravel_recip
+from ._kernels import divmod_recip, flat_step, prefetch, unravel, unravel_recip
 
 
 
@@ -268,17 +268,8 @@ def _queued(level, head_b, head_p, tail_b, tail_p, bnext, bsize):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _row_of(i, nx, inv_nx):
-    """``(i // nx, i % nx)`` for ``0 <= i < 2**52`` without an integer division (``inv_nx = 1.0 / nx``; see
-    :func:`core._kernels.unravel_recip`)."""
-    r = np.int64(i * inv_nx)
-    x = i - r * nx
-    if x < 0:
-        r -= 1
-        x += nx
-    elif x >= nx:
-        r += 1
-        x -= nx
-    return r, x
+    """``(i // nx, i % nx)``: the row of flat index ``i`` and its place in the row (``inv_nx = 1.0 / nx``)."""
+    return divmod_recip(i, nx, inv_nx)
 
 
 @numba.njit(cache=True, nogil=True)
