@@ -363,11 +363,11 @@ def test_model_card_synthetic_rows():
 
 
 def test_readme_separation_on_the_robustness_grid():
-    """The README's greyscale-separation figures, as bench/RESULTS.md robustness_grid_s26 has them (F1@0.5 per cell)."""
+    """The README's greyscale-separation figures, as bench/RESULTS.md robustness_grid_s29 has them (F1@0.5 per cell)."""
     q = quoted(readme_text(), rf"F1@0\.5 {NUM}–{NUM} at a blur of 0\.6 voxel, at most {NUM} below the same separation "
                rf"on the true phases, and {NUM}–{NUM} at a blur of 1\.2 voxel, {NUM}–{NUM} below it "
                rf"\(PoreSpy's `snow_partitioning` on the same scans: {NUM}–{NUM}\)", "README.md")
-    rows = [r for tab in tables(section("robustness_grid_s26")) for r in tab if "grey − true" in r]
+    rows = [r for tab in tables(section("robustness_grid_s29")) for r in tab if "grey − true" in r]
     assert len(rows) == 8
 
     def col(blur, name):
@@ -380,16 +380,16 @@ def test_readme_separation_on_the_robustness_grid():
 
 
 def test_readme_separation_at_small_and_big_radii():
-    """The README's figures for median radii 5, 28 and 50 voxels, as bench/RESULTS.md robustness_grid_s27_r5 / _s25_r28 /
+    """The README's figures for median radii 5, 28 and 50 voxels, as bench/RESULTS.md robustness_grid_s29_r5 / _s25_r28 /
     _s23_r50 have them; "as well as on the true phases at a blur of 0.6" holds to 0.005 there."""
     q = quoted(readme_text(), rf"median radius of 5 voxels are found less well \({NUM}–{NUM} at a blur of 0\.6, "
-               rf"{NUM}–{NUM} at 1\.2; robustness_grid_s27_r5\), and big ones \(median radius 28 and 50 voxels\) as "
+               rf"{NUM}–{NUM} at 1\.2; robustness_grid_s29_r5\), and big ones \(median radius 28 and 50 voxels\) as "
                rf"well as on the true phases at a blur of 0\.6 but up to {NUM} below them at 1\.2", "README.md")
 
     def rows(name):
         return [r for tab in tables(section(name)) for r in tab if "grey − true" in r]
 
-    small = rows("robustness_grid_s27_r5")
+    small = rows("robustness_grid_s29_r5")
     big = rows("robustness_grid_s25_r28") + rows("robustness_grid_s23_r50")
     assert len(small) == 4 and len(big) == 8
     f1 = lambda rs, blur: [float(r["grey F1"]) for r in rs if r["blur (vox)"] == blur]  # noqa: E731
