@@ -7,6 +7,7 @@ product of the two spacings perpendicular to the axis it is normal to.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -946,25 +947,24 @@ def numpy_hugepages(enabled: bool):
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _GLIBC_START_THRESHOLD = 128 * 1024
 _RECYCLE_LOCK = threading.Lock()
-_RECYCLE = {"open": 0, "on": False, "lib": None, "looked": False}
+_RECYCLE = {"open": 0, "on": False}
 
 
+@functools.cache
 def _glibc_malloc():
     """The process's C library where it is glibc (which has ``mallopt`` and ``malloc_trim``), else None."""
-    if not _RECYCLE["looked"]:
-        _RECYCLE["looked"] = True
-        try:
-            import ctypes
-            import platform
+    try:
+        import ctypes
+        import platform
 
-            if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-                lib = ctypes.CDLL(None)
-                lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-                lib.malloc_trim.argtypes = [ctypes.c_size_t]
-                _RECYCLE["lib"] = lib
-        except (OSError, AttributeError, ValueError):  # no such library or symbols: nothing recycled
-            _RECYCLE["lib"] = None
-    return _RECYCLE["lib"]
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            lib = ctypes.CDLL(None)
+            lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            lib.malloc_trim.argtypes = [ctypes.c_size_t]
+            return lib
+    except (OSError, AttributeError, ValueError):  # no such library or symbols: nothing recycled
+        pass
+    return None
 
 
 def _stop_recycling(lib) -> None:

@@ -273,19 +273,18 @@ def _row_of(i, nx, inv_nx):
 
 
 @numba.njit(cache=True, nogil=True)
-def _take_round(level, n, blocks, bnext, head_b, head_p, tail_b, tail_p, free_blocks, n_free, low, small, scratch,
-                counts, nx, inv_nx):
-    """Take the ``n`` entries queued at ``level`` (its chain of blocks, all of them), stably sorted by row
-    (:func:`_sort_round`), and recycle the blocks; the level's queue is then empty.  Returns ``n_free``.
+def _take_round(level, n, large, blocks, bnext, head_b, head_p, tail_b, tail_p, free_blocks, n_free, low, small,
+                scratch, counts, nx, inv_nx):
+    """Take the ``n`` entries queued at ``level`` (its chain of blocks, all of them), stably sorted by row, and
+    recycle the blocks; the level's queue is then empty.  Returns ``n_free``.
 
-    A large round (:func:`_large_round`) is sorted straight out of the blocks by counting: ``counts[r]`` is then
-    the end in ``low`` of the entries of row ``r``, and ``low`` holds their ``x`` (uint16 where rows are at most
-    65535 voxels: two bytes an entry, not four or eight).  A small one goes whole into ``small``, sorted with
-    ``scratch``.
+    A large round (``large``: :func:`_large_round`) is sorted straight out of the blocks by counting: ``counts[r]``
+    is then the end in ``low`` of the entries of row ``r``, and ``low`` holds their ``x`` (uint16 where rows are at
+    most 65535 voxels: two bytes an entry, not four or eight).  A small one goes whole into ``small``, sorted there
+    with ``scratch`` (:func:`_sort_round`).
     """
     bsize = blocks.shape[1]
     nb = counts.size
-    large = _large_round(n, nb)
     if large:
         counts[:] = 0
         hb, p = head_b[level], head_p[level]
@@ -316,7 +315,7 @@ def _take_round(level, n, blocks, bnext, head_b, head_p, tail_b, tail_p, free_bl
         n_free += 1
         hb, p = (-1 if last else bnext[hb]), 0
     if not large:
-        _sort_round(small, n, scratch, counts, nx, inv_nx)
+        _sort_round(small, n, scratch, nb, nx, inv_nx)
     head_b[level] = -1
     head_p[level] = 0
     tail_b[level] = -1
@@ -344,12 +343,12 @@ def _large_round(n, n_keys):
 
 
 @numba.njit(cache=True, nogil=True)
-def _sort_round(a, n, tmp, counts, nx, inv_nx):
-    """Sort ``a[:n]`` (flat indices) stably by row, ``a // nx``, in place (``inv_nx = 1.0 / nx``).
+def _sort_round(a, n, tmp, n_keys, nx, inv_nx):
+    """Sort ``a[:n]`` (flat indices) stably by row, ``a // nx``, in place (``inv_nx = 1.0 / nx``): a small round of
+    :func:`_take_round` (the large ones are counted out of the queue's blocks there).
 
-    ``tmp``: scratch of at least ``n`` entries; ``counts``: (more than the largest row,) int64 scratch.  A counting
-    sort over the rows where the round is large against their number, else a radix sort of the rows 8 bits a
-    pass, an insertion sort for a few entries: the same order.
+    ``tmp``: scratch of at least ``n`` entries; ``n_keys``: more than the largest row.  A radix sort of the rows 8
+    bits a pass, an insertion sort for a few entries: the same order.
     """
     if n <= 16:
         for k in range(1, n):
@@ -361,48 +360,31 @@ def _sort_round(a, n, tmp, counts, nx, inv_nx):
                 m -= 1
             a[m + 1] = v
         return
-    nb = counts.size
-    if 8 * n < nb:
-        # least significant digit first, 8 bits a pass (stable), between a and tmp
-        src, dst = a, tmp
-        in_a = True  # whether src is a
-        digits = np.zeros(256, np.int64)
-        bit = 0
-        while (1 << bit) < nb:
-            digits[:] = 0
-            for k in range(n):
-                digits[(_row_of(np.int64(src[k]), nx, inv_nx)[0] >> bit) & 255] += 1
-            total = 0
-            for d in range(256):
-                c = digits[d]
-                digits[d] = total
-                total += c
-            for k in range(n):
-                v = src[k]
-                d = (_row_of(np.int64(v), nx, inv_nx)[0] >> bit) & 255
-                dst[digits[d]] = v
-                digits[d] += 1
-            src, dst = dst, src
-            in_a = not in_a
-            bit += 8
-        if in_a:
-            return
-    else:
-        counts[:] = 0
+    # least significant digit first, 8 bits a pass (stable), between a and tmp
+    src, dst = a, tmp
+    in_a = True  # whether src is a
+    digits = np.zeros(256, np.int64)
+    bit = 0
+    while (1 << bit) < n_keys:
+        digits[:] = 0
         for k in range(n):
-            counts[_row_of(np.int64(a[k]), nx, inv_nx)[0]] += 1
+            digits[(_row_of(np.int64(src[k]), nx, inv_nx)[0] >> bit) & 255] += 1
         total = 0
-        for b in range(nb):
-            c = counts[b]
-            counts[b] = total
+        for d in range(256):
+            c = digits[d]
+            digits[d] = total
             total += c
         for k in range(n):
-            v = a[k]
-            b = _row_of(np.int64(v), nx, inv_nx)[0]
-            tmp[counts[b]] = v
-            counts[b] += 1
-    for k in range(n):
-        a[k] = tmp[k]
+            v = src[k]
+            d = (_row_of(np.int64(v), nx, inv_nx)[0] >> bit) & 255
+            dst[digits[d]] = v
+            digits[d] += 1
+        src, dst = dst, src
+        in_a = not in_a
+        bit += 8
+    if not in_a:
+        for k in range(n):
+            a[k] = tmp[k]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -573,8 +555,8 @@ def _flood_coded(labels, base, seed_idx, seed_comp, level_start, plat_vox, plat_
                     if large and n_round > low.size:
                         low = np.empty(0, low_proto.dtype)  # (freed first)
                         low = np.empty(n_round + n_round // 8, low_proto.dtype)
-                    n_free = _take_round(level, n_round, blocks, bnext, head_b, head_p, tail_b, tail_p, free_blocks,
-                                         n_free, low, small, scratch, counts, row_len, inv_row)
+                    n_free = _take_round(level, n_round, large, blocks, bnext, head_b, head_p, tail_b, tail_p,
+                                         free_blocks, n_free, low, small, scratch, counts, row_len, inv_row)
                     pos = w_pos = w_len = row = 0
                 if large and w_pos == w_len:  # the next entries of a large round, as flat indices
                     w_len, row = _unpack_round(low, counts, pos, row, row_len, window)
