@@ -18,7 +18,21 @@ and noise ``noise`` (share of the pore-NMC contrast), for each seed.  Pipelines:
 * ``grey-dec``    the same with ``AnalysisParams(seeding="deconvolved")`` (:mod:`core.seeding`, deconvolved mask);
 * ``true``        ``run(e.phases, presegmented=True)``: the same separation on the true phases;
 * ``porespy``     Gaussian sigma 1 voxel + three-class multi-Otsu (top class = NMC) +
-                  ``porespy.filters.snow_partitioning`` (defaults), regions kept on that NMC.
+                  ``porespy.filters.snow_partitioning`` (defaults), regions kept on that NMC;
+* ``ceiling``     not a pipeline but a bound (:func:`labelling_ceiling`): the best labelling of the NMC of the
+                  default greyscale analysis's phases, near enough: each voxel that is NMC there and in truth
+                  keeps its true particle's label, the phases' other NMC voxels join a neighbour by a flood of
+                  the distance transform.  No separation of those phases scores much above it (it is exact
+                  on the true phases: F1 1); where ``ceiling − true`` is below -0.03, no separation of the
+                  default analysis's phases meets issue 15's test in that cell: the phases (the blurred necks
+                  and caps) would have to improve;
+* ``cores``       a second bound (:func:`cores_flood`): perfect seeds, the separation's flood: each true particle's
+                  core (its voxels at least :data:`CORE_DEPTH` voxels deep, or half its own greatest depth where
+                  that is less, so that a thin cap at a face has one) that is NMC in the default analysis's
+                  phases, flooded over that NMC by scikit-image's watershed of its distance transform (the
+                  separation's flood with the right seeds; F1 1 on the true phases).  ``grey`` below ``cores``:
+                  what the seeds (markers) cost; ``cores`` below ``ceiling``: what the distance-transform flood
+                  of those phases costs.
 
 Scores per cell (mean over seeds): instance F1 at IoU > 0.5 and AP over IoU 0.5:0.95
 (``core.evaluate.instance_scores``), the same F1 over the particles, true and found, that touch no face of
@@ -54,7 +68,11 @@ from core.evaluate import detachment_errors, instance_scores, match_instances
 from core.pipeline import AnalysisParams, run
 from core.synth import PackingParams, make_sphere_packing
 
-PIPELINES = ("grey", "grey-norefine", "grey-phases", "grey-reg", "grey-dec", "true", "porespy")
+PIPELINES = ("grey", "grey-norefine", "grey-phases", "grey-reg", "grey-dec", "true", "porespy", "ceiling", "cores")
+#: The bounds, scored like the pipelines but not pipelines (module docstring).
+BOUNDS = ("ceiling", "cores")
+#: ``cores``: the seed of a true particle is its voxels at least this deep (voxels), or half its own depth if less.
+CORE_DEPTH = 2.0
 #: The greyscale pipelines other than the default: their AnalysisParams.
 SEEDED = {"grey-norefine": {"refine": "off"}, "grey-phases": {"seeding": "phases", "refine": "off"},
           "grey-reg": {"seeding": "regularised"}, "grey-dec": {"seeding": "deconvolved"}}
@@ -70,6 +88,46 @@ def porespy_labels(grey: np.ndarray) -> np.ndarray:
     nmc = smooth >= threshold_multiotsu(smooth, classes=3)[1]
     regions = ps.filters.snow_partitioning(nmc).regions * nmc
     return regions.astype(np.int32)
+
+
+def labelling_ceiling(true_labels: np.ndarray, phases: np.ndarray) -> np.ndarray:
+    """The best labelling of the NMC of ``phases``, near enough (the ``ceiling`` row of the module docstring).
+
+    The voxels that are NMC in ``phases`` and belong to a true particle keep that particle's label; the other
+    NMC voxels of ``phases`` (pore or CBD in truth) take the label that reaches them first in
+    ``skimage.segmentation.watershed`` of the negated Euclidean distance transform of that NMC (the volume's
+    faces not a boundary), inside it.  True particles the phases miss entirely are lost.
+    """
+    import edt
+    from skimage.segmentation import watershed
+
+    from core.codes import NMC
+
+    nmc = phases == NMC
+    depth = edt.edt(nmc, black_border=False)
+    return watershed(-depth, np.where(nmc, true_labels, 0), mask=nmc).astype(np.int32)
+
+
+def cores_flood(true_labels: np.ndarray, phases: np.ndarray) -> np.ndarray:
+    """The true particles' cores flooded over the NMC of ``phases`` (the ``cores`` row of the module docstring).
+
+    A voxel of a true particle is in its core where its distance to another label or the background (the
+    volume's faces not a boundary) is at least :data:`CORE_DEPTH` voxels or half the particle's greatest such
+    distance, whichever is less; the cores' voxels that are NMC in ``phases`` seed
+    ``skimage.segmentation.watershed`` of the negated Euclidean distance transform of that NMC, inside it.
+    """
+    import edt
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed
+
+    from core.codes import NMC
+
+    nmc = phases == NMC
+    depth_t = edt.edt(true_labels, black_border=False)
+    deepest = ndi.maximum(depth_t, true_labels, index=np.arange(int(true_labels.max()) + 1))
+    core = (depth_t >= np.minimum(CORE_DEPTH, 0.5 * deepest[true_labels])) & (true_labels > 0) & nmc
+    depth = edt.edt(nmc, black_border=False)
+    return watershed(-depth, np.where(core, true_labels, 0), mask=nmc).astype(np.int32)
 
 
 def _interior(labels: np.ndarray) -> np.ndarray:
@@ -130,10 +188,16 @@ def evaluate_cell(size: int, noise: float, blur: float, radius: float, seed: int
                            radius_max_um=15 * k, blur_voxels=blur, noise_contrast=noise)
     e = make_sphere_packing(params, rng=seed)
     row = {"noise": noise, "blur": blur, "radius": radius, "seed": seed, "n true": int(len(e.table))}
+    grey_phases = None
     for name in pipelines:
         t0 = time.perf_counter()
-        if name == "grey":
+        if name in BOUNDS:
+            if grey_phases is None:
+                grey_phases = run(e.greyscale, spacing=e.spacing).phases
+            s = _scores(e, (labelling_ceiling if name == "ceiling" else cores_flood)(e.labels, grey_phases))
+        elif name == "grey":
             r = run(e.greyscale, spacing=e.spacing)
+            grey_phases = r.phases
             s = _scores(e, r.labels, r.table)
             auto = r.provenance["seeding_auto"]
             s["blur read"] = float("nan") if auto["blur_voxels"] is None else auto["blur_voxels"]
@@ -256,7 +320,7 @@ def main(argv=None) -> int:
                                        ("fn face lost", "lost")):
                         vals = [r.get(f"{p} {key}", float("nan")) for r in sub]
                         cell[f"{p} {label}"] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
-                for p in ("grey", *SEEDED):
+                for p in ("grey", *SEEDED, *BOUNDS):
                     if p in pipelines and "true" in pipelines:
                         cell[f"{p} − true"] = cell[f"{p} F1"] - cell["true F1"]
                         if "porespy" in pipelines:
@@ -264,10 +328,11 @@ def main(argv=None) -> int:
                 cells.append(cell)
 
     greys = [p for p in ("grey", *SEEDED) if p in pipelines]
+    bounds = [p for p in BOUNDS if p in pipelines]
     cols_f1 = ["radius (vox)", "blur (vox)", "noise", "n true"] + [f"{p} F1" for p in pipelines] + [
-        c for c in [f"{p} − true" for p in greys] + [f"{p} − PoreSpy" for p in greys] if c in cells[0]]
+        c for c in [f"{p} − true" for p in greys + bounds] + [f"{p} − PoreSpy" for p in greys] if c in cells[0]]
     cols_ap = ["radius (vox)", "blur (vox)", "noise"] + [f"{p} AP" for p in pipelines] + [
-        f"{p} det" for p in pipelines if p != "porespy"]
+        f"{p} det" for p in pipelines if p not in ("porespy", *BOUNDS)]
     cols_int = ["radius (vox)", "blur (vox)", "noise"] + [f"{p} int F1" for p in pipelines]
     cols_face = ["radius (vox)", "blur (vox)", "noise"] + [f"{p} {k}" for p in pipelines
                                                            for k in ("fn face", "joined", "lost")]
@@ -299,7 +364,13 @@ def main(argv=None) -> int:
              "the same with `seeding=\"deconvolved\"` (`core.seeding`, mask cut from the deconvolved greyscale); "
              "'true' = "
              "the same separation on the true phases (`presegmented=True`); 'porespy' = Gaussian σ 1 + multi-Otsu "
-             "+ `porespy.filters.snow_partitioning`. F1 = instance F1 at IoU > 0.5, AP = mean over IoU 0.5:0.95 "
+             "+ `porespy.filters.snow_partitioning`; 'ceiling' (a bound, not a pipeline) = the best labelling of "
+             "the NMC of the default analysis's phases, near enough: every voxel NMC there and in a true particle "
+             "keeps that particle's label, the phases' other NMC voxels join a neighbour by a distance-transform "
+             "flood (scikit-image's watershed); where 'ceiling − true' < -0.03, no separation of those phases "
+             "meets issue 15's test; 'cores' (a bound) = each true particle's core (voxels ≥ "
+             f"{CORE_DEPTH:g} voxels deep, or half its own depth) on that NMC, flooded over it by the same watershed: "
+             "perfect seeds, a distance-transform flood ('grey' below 'cores' = what the seeds cost). F1 = instance F1 at IoU > 0.5, AP = mean over IoU 0.5:0.95 "
              "of TP/(TP+FP+FN), det = median |detachment error| over particles matched at IoU > 0.5; mean over "
              "seeds.",
              "",

@@ -399,6 +399,18 @@ def test_readme_separation_at_small_and_big_radii():
               -min(gap(big, "1.2"))))
 
 
+def test_readme_separation_bounds():
+    """The README's "with the right seeds ... within X of the true phases in every cell", as bench/RESULTS.md
+    robustness_bounds_s30 has it: the larger shortfall of its two bounds (ceiling, cores) below the true phases."""
+    q = quoted(readme_text(), rf"the same distance-transform flood come within {NUM} of the true phases in every cell "
+               rf"of radius 5–14 voxels and blur up to 1\.2 \(robustness_bounds_s30\)", "README.md")
+    rows = [r for tab in tables(section("robustness_bounds_s30")) for r in tab if "cores − true" in r]
+    assert len(rows) == 12 and {r["radius (vox)"] for r in rows} == {"5", "7", "14"}
+    worst = min(float(r[f"{b} − true"]) for r in rows for b in ("ceiling", "cores"))
+    assert worst < 0
+    check(q, (-worst,))
+
+
 def test_readme_memory_estimate_margins():
     """The README's estimate-over-peak margins, as bench/RESULTS.md memory_estimate_s21 has them."""
     q = quoted(readme_text(), r"measured (\d+)–(\d+) % above the real peak from 128³ to 384³, (\d+)–(\d+) % for the "
