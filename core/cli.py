@@ -475,6 +475,8 @@ def _replay_chunked(entry, verify: bool, progress, tmp: Path, args):
         with own:
             res = analyze_chunked(entry.input, entry.params, out=work, chunk_size=entry.chunking["chunk_size"],
                                   halo=entry.chunking["halo"],
+                                  # recipes written before the second try: none (the halo itself), as they ran
+                                  wide_halo=entry.chunking.get("wide_halo", entry.chunking["halo"]),
                                   max_diameter_um=entry.chunking.get("max_diameter_um"), spacing=entry.spacing,
                                   verify_checksum=entry.input_checksum if verify else None, progress=progress)
     finally:

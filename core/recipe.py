@@ -128,8 +128,11 @@ class RecipeEntry:
         ``{"chunk_size": int, "halo": int}`` of an analysis run by the chunked
         engine (:mod:`core.chunked`; replayed by it), optionally with
         ``"max_diameter_um"`` (float > 0, the particle diameter the halo was set
-        for) and ``"beyond_halo"`` (int >= 0, chunk labels that reached beyond
-        it); None: the whole-volume engine.
+        for), ``"beyond_halo"`` (int >= 0, chunk labels that reached beyond
+        it), ``"wide_halo"`` (int >= halo, the halo of the second try for the
+        chunks a label reached the window of; missing in recipes written before
+        it: ``halo``, no second try, as those runs had) and ``"widened"``
+        (int >= 0, the chunks labelled again); None: the whole-volume engine.
     """
 
     name: str
@@ -161,17 +164,20 @@ def _check_chunking(ch) -> dict:
         return isinstance(v, int) and not isinstance(v, bool) and v >= least
 
     if (not isinstance(ch, Mapping) or not {"chunk_size", "halo"} <= set(ch)
-            or not set(ch) <= {"chunk_size", "halo", "max_diameter_um", "beyond_halo"}
+            or not set(ch) <= {"chunk_size", "halo", "wide_halo", "max_diameter_um", "beyond_halo", "widened"}
             or not whole(ch["chunk_size"], 1) or not whole(ch["halo"], 1)
-            or not whole(ch.get("beyond_halo", 0), 0)
+            or not whole(ch.get("wide_halo", ch["halo"]), ch["halo"] if whole(ch["halo"], 1) else 1)
+            or not whole(ch.get("beyond_halo", 0), 0) or not whole(ch.get("widened", 0), 0)
             or not (ch.get("max_diameter_um") is None or (isinstance(ch["max_diameter_um"], (int, float))
                                                           and not isinstance(ch["max_diameter_um"], bool)
                                                           and ch["max_diameter_um"] > 0))):
         raise RecipeError("chunking must be {'chunk_size': N, 'halo': H} with whole numbers >= 1 (and optionally "
-                          f"'max_diameter_um' > 0 and 'beyond_halo' >= 0), got {ch!r}")
+                          f"'wide_halo' >= H, 'max_diameter_um' > 0, 'beyond_halo' >= 0 and 'widened' >= 0), "
+                          f"got {ch!r}")
     out = {"chunk_size": int(ch["chunk_size"]), "halo": int(ch["halo"])}
-    if "beyond_halo" in ch:
-        out["beyond_halo"] = int(ch["beyond_halo"])
+    for key in ("wide_halo", "beyond_halo", "widened"):
+        if key in ch:
+            out[key] = int(ch[key])
     if ch.get("max_diameter_um") is not None:
         out["max_diameter_um"] = float(ch["max_diameter_um"])
     return out

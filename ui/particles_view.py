@@ -51,14 +51,18 @@ def chunked_note(ws: Workspace, analysis: Analysis) -> None:
     if not ws.is_chunked(analysis):
         return
     ch = analysis.provenance.get("chunking") or {}
-    st.caption(f"Analysed chunk by chunk (chunks of {ch.get('chunk_size')}³ voxels, particle halo {ch.get('halo')} "
+    halo, wide = ch.get("halo"), ch.get("wide_halo") or ch.get("halo")
+    widened = int(ch.get("widened") or 0)
+    st.caption(f"Analysed chunk by chunk (chunks of {ch.get('chunk_size')}³ voxels, particle halo {halo} "
                "voxels) and stored as Zarr: slices are read from it one at a time. The particles follow the chunked "
-               "engine's halo rule: close to, not identical with, a whole-volume analysis.")
+               "engine's halo rule: close to, not identical with, a whole-volume analysis."
+               + (f" {widened} chunk(s) were labelled again with a halo of {wide} voxels: a particle reached the "
+                  "edge of their window." if widened else ""))
     beyond = int(ch.get("beyond_halo") or 0)
     if beyond:
-        st.warning(f"{beyond} particle label(s) reached the edge of their chunk's window (halo {ch.get('halo')} "
-                   "voxels): particles bigger than the halo allows may be split or joined differently from a "
-                   "whole-volume analysis.")
+        halos = f"halo {halo} voxels" + (f", {wide} on a second try" if wide != halo else "")
+        st.warning(f"{beyond} particle label(s) reached the edge of their chunk's window ({halos}): particles "
+                   "bigger than the halo allows may be split or joined differently from a whole-volume analysis.")
 
 
 def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:

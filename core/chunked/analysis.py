@@ -39,6 +39,13 @@ the memory available (:func:`core.memory.largest_chunked_halo`), with a
 warning: the run then completes, and the particles bigger than the cut halo
 allows are counted as above.
 
+That diameter is the largest inscribed ball's: an elongated particle can be
+longer.  So a chunk whose window a label reaches is labelled once more with
+a wider halo, ``wide_halo`` (default twice the halo, within the memory cut
+on a local cluster; recorded in ``chunking["wide_halo"]``, and a recipe
+written before it replays without the second try), and only what still
+reaches the wider window is counted (:func:`~core.chunked.separate_chunked`).
+
 Coarse-grid separation
 ----------------------
 With ``params.coarsen`` ``f > 1`` (``analyze --coarsen``; ``"auto"``:
@@ -90,9 +97,9 @@ class ChunkedAnalysis:
         As resolved (thresholds, blur, separator side).
     spacing : (3,) float, µm
     chunking : dict
-        ``{"chunk_size": c, "halo": h, "beyond_halo": n}`` and, when the halo
-        came from a diameter (given or estimated), ``"max_diameter_um"``
-        (rounded to 1e-6 µm).
+        ``{"chunk_size": c, "halo": h, "wide_halo": w, "beyond_halo": n, "widened": k}`` (``k`` chunks labelled
+        again with the halo ``w``) and, when the halo came from a diameter (given or estimated),
+        ``"max_diameter_um"`` (rounded to 1e-6 µm).
     provenance : dict
         The keys of :class:`core.pipeline.AnalysisResult`'s provenance that
         apply, plus ``engine`` (``"chunked"``) and ``chunking``.
@@ -203,6 +210,8 @@ def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: 
 
 #: Seconds a cluster's worker memory limit (or its scheduler's silence) is reused before the scheduler is asked again.
 WORKER_MEMORY_TTL = 30.0
+#: The second try's halo, as a multiple of the halo (:func:`analyze_chunked`'s ``wide_halo``).
+WIDEN = 2
 #: Seconds :func:`cluster_worker_memory` waits for the scheduler by default.
 WORKER_MEMORY_TIMEOUT = 5.0
 _WORKER_MEMORY: dict[str, tuple[float, bool, int | None]] = {}  # address -> (when asked, answered, smallest limit)
@@ -281,7 +290,8 @@ def _halo_within_memory(halo: int, chunk: int, workers: int, itemsize: int, max_
 
 def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: int, halo: int | None = None,
                     max_diameter_um: float | None = None, spacing=None, verify_checksum: str | None = None,
-                    local_workers: int | None = None, progress: Progress | None = None) -> ChunkedAnalysis:
+                    local_workers: int | None = None, progress: Progress | None = None,
+                    wide_halo: int | None = None) -> ChunkedAnalysis:
     """Analyse a file input chunk by chunk; write ``out/phases.zarr`` and ``out/labels.zarr``.
 
     Parameters
@@ -308,6 +318,10 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         windows (:func:`core.memory.largest_chunked_halo`), with a warning; a given ``halo`` or
         ``max_diameter_um`` is used as it is.
     progress : callable(fraction, message), optional
+    wide_halo : int or None
+        The halo of the second try for the chunks a label reaches the window of (at least ``halo``; equal: no
+        second try; see the module docstring); None: :data:`WIDEN` times the halo, on a local cluster within
+        the windows that fit the memory available.  A recipe's replay gives the one recorded.
 
     Returns
     -------
@@ -334,6 +348,10 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     chunk_size = int(chunk_size)
     if max_diameter_um is not None and not (isinstance(max_diameter_um, (int, float)) and max_diameter_um > 0):
         raise ValueError(f"max_diameter_um must be a number > 0 µm, got {max_diameter_um!r}")
+    if wide_halo is not None and (isinstance(wide_halo, bool) or not isinstance(wide_halo, (int, np.integer))
+                                  or wide_halo < 1 or (halo is not None and wide_halo < halo)):
+        raise ValueError(f"wide_halo must be a whole number of voxels >= halo, got {wide_halo!r}"
+                         + (f" with halo {halo}" if halo is not None else ""))
     report = progress or (lambda f, m: None)
     out = Path(out)
     timings: dict[str, float] = {}
@@ -404,6 +422,14 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             halo = _halo_within_memory(halo, chunk_size, int(local_workers), vol.data.dtype.itemsize,
                                        max_diameter_um)
     halo = int(halo)
+    if wide_halo is None:
+        wide_halo = WIDEN * halo
+        if local_workers is not None:  # within the windows that fit the memory available (as the halo itself)
+            from ..memory import available_bytes, largest_chunked_halo
+
+            wide_halo = min(wide_halo, largest_chunked_halo(chunk_size, int(local_workers), available_bytes(),
+                                                            vol.data.dtype.itemsize))
+    wide_halo = max(halo, int(wide_halo))  # (an estimated halo above a given wide_halo: no second try)
     scratch = out / ".chunked-scratch"
     coarse = None
     try:
@@ -412,8 +438,9 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             report(0.35, f"particles: chunk by chunk with a halo of {halo} voxels"
                          + (f" (particles up to {max_diameter_um:.3g} µm)" if max_diameter_um else "")
                          + f", windows of {window}, joined across chunk faces")
-            res = separate_chunked(phases_store, sp, params.separation, halo=halo, scratch=scratch)
-            n_particles, beyond = res.n_particles, res.beyond_halo
+            res = separate_chunked(phases_store, sp, params.separation, halo=halo, scratch=scratch,
+                                   wide_halo=wide_halo)
+            n_particles, beyond, widened = res.n_particles, res.beyond_halo, res.widened
             report(0.75, f"particles: {n_particles} -> labels.zarr")
             write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")
         else:
@@ -421,17 +448,20 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             report(0.35, f"particles: on a grid {coarsen}× coarser ({cshape} voxels of "
                          f"{'×'.join(f'{s:.4g}' for s in csp)} µm), then chunk by chunk onto the NMC -> labels.zarr")
             coarse = separate_coarse_chunked(phases_store, sp, params.separation, coarsen, out=out / "labels.zarr",
-                                             scratch=scratch, halo=halo)
-            n_particles, beyond = coarse.n_particles, coarse.beyond_halo
+                                             scratch=scratch, halo=halo, wide_halo=wide_halo)
+            n_particles, beyond, widened = coarse.n_particles, coarse.beyond_halo, coarse.widened
             if coarse.unlabelled:
                 warnings.warn(f"{coarse.unlabelled} NMC voxel(s) lie farther than {GROW} coarse voxels from every "
                               f"particle of the {coarsen}× coarser grid and are left unlabelled (specks of NMC "
                               "smaller than about half a coarse voxel)", stacklevel=2)
+        if widened:
+            report(0.8, f"particles: {widened} chunk(s) labelled again with a halo of {wide_halo} voxels (a particle "
+                        f"reached the window of {halo})")
         if beyond:
-            warnings.warn(f"{beyond} particle label(s) reach the edge of their chunk's window (halo {halo} "
-                          "voxels), so some particles are bigger than the halo allows and may be split or joined "
-                          "differently from a whole-volume analysis: a larger max_diameter_um (--max-diameter) widens it",
-                          stacklevel=2)
+            halos = f"halo {halo} voxels" + (f", {wide_halo} on a second try" if wide_halo > halo else "")
+            warnings.warn(f"{beyond} particle label(s) reach the edge of their chunk's window ({halos}), so some "
+                          "particles are bigger than the halo allows and may be split or joined differently from a "
+                          "whole-volume analysis: a larger max_diameter_um (--max-diameter) widens it", stacklevel=2)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     labels_store = zarr.open_array(os.fspath(out / "labels.zarr" / "0"), mode="r")
@@ -450,7 +480,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     # phases are not refined (core.phases.forward sweeps the whole volume)
     resolved = replace(params, segment=seg_params, separator_side=side, coarsen=coarsen, seeding="phases",
                        refine="off")
-    chunking = {"chunk_size": chunk_size, "halo": halo, "beyond_halo": int(beyond)}
+    chunking = {"chunk_size": chunk_size, "halo": halo, "wide_halo": wide_halo, "beyond_halo": int(beyond),
+                "widened": int(widened)}
     if max_diameter_um:
         chunking["max_diameter_um"] = round(float(max_diameter_um), 6)
     provenance = {

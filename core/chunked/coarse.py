@@ -70,6 +70,8 @@ class ChunkedCoarseLabels:
         Of the chunked coarse separation (0 when whole).
     unlabelled : int
         Full-resolution NMC voxels left 0 (see :mod:`core.coarse`).
+    widened : int
+        Chunks of the chunked coarse separation labelled again with ``wide_halo`` (0 when whole).
     """
 
     n_particles: int
@@ -80,6 +82,7 @@ class ChunkedCoarseLabels:
     joined: int
     beyond_halo: int
     unlabelled: int
+    widened: int = 0
 
 
 def coarse_nmc_chunked(phases, factor: int):
@@ -128,7 +131,7 @@ def _reduce_slab(window, f: int) -> np.ndarray:
 
 def separate_coarse_chunked(phases, spacing, params=None, factor: int = 2, *, out: str | os.PathLike,
                             scratch: str | os.PathLike, halo: int | None = None,
-                            max_diameter_um: float | None = None, grow: int = GROW,
+                            max_diameter_um: float | None = None, wide_halo: int | None = None, grow: int = GROW,
                             whole_voxels: int = COARSE_WHOLE_VOXELS, name: str = "labels") -> ChunkedCoarseLabels:
     """Separate the particles of a chunked phase volume on the grid reduced by ``factor``; write full-res labels.
 
@@ -152,6 +155,9 @@ def separate_coarse_chunked(phases, spacing, params=None, factor: int = 2, *, ou
         spacing``).  Needed only when the coarse volume is bigger than ``whole_voxels``.
     max_diameter_um : float or None
         The largest particle's diameter (µm).
+    wide_halo : int or None
+        Coarse voxels of the second try's halo (:func:`~core.chunked.separate_chunked`; at least ``halo``); None:
+        no second try.
     grow : int
         Coarse voxels the coarse labels grow by (:func:`core.coarse.grow_labels`).
     whole_voxels : int
@@ -192,7 +198,7 @@ def separate_coarse_chunked(phases, spacing, params=None, factor: int = 2, *, ou
     cshape = tuple(int(n) for n in coarse.shape)
     coarse_path = root / "coarse_labels.zarr"
     whole = math.prod(cshape) <= whole_voxels
-    joined = beyond = 0
+    joined = beyond = widened = 0
     if whole:
         cph = np.ascontiguousarray(coarse.compute())
         if (cph == NMC).any():
@@ -212,8 +218,9 @@ def separate_coarse_chunked(phases, spacing, params=None, factor: int = 2, *, ou
             halo = max(MIN_HALO, particle_halo(max_diameter_um, csp)) if max_diameter_um > 0 else MIN_HALO
         write_zarr(coarse.rechunk(chunk), root / "coarse_phases.zarr", spacing=csp, name="coarse phases")
         cstore = zarr.open_array(os.fspath(root / "coarse_phases.zarr" / "0"), mode="r")
-        res = separate_chunked(cstore, csp, params, halo=int(halo), scratch=root / "separation")
-        n, joined, beyond = res.n_particles, res.joined, res.beyond_halo
+        res = separate_chunked(cstore, csp, params, halo=int(halo), scratch=root / "separation",
+                               wide_halo=None if wide_halo is None else max(int(halo), int(wide_halo)))
+        n, joined, beyond, widened = res.n_particles, res.joined, res.beyond_halo, res.widened
         write_zarr(res.labels, coarse_path, spacing=csp, name="coarse labels")
         coarse_path = coarse_path / "0"
     target = create_zarr(out, arr.shape, np.int32, chunk, spacing=sp, name=name)
@@ -228,7 +235,7 @@ def separate_coarse_chunked(phases, spacing, params=None, factor: int = 2, *, ou
     del target
     unlabelled = int(sum(dask.compute(*tasks)))
     return ChunkedCoarseLabels(n, f, cshape, whole, None if halo is None else int(halo), int(joined), int(beyond),
-                               unlabelled)
+                               unlabelled, int(widened))
 
 
 def _fine_chunk(window, core, coarse_path: str, f: int, grow: int, target_path: str) -> int:

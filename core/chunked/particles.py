@@ -42,9 +42,14 @@ may be split into pieces that the face votes then join only where both
 chunks agree; it keeps one label when each window holds it as one particle.
 Such particles are counted (:attr:`ChunkedLabels.beyond_halo`: the chunk
 labels that touch a face of their window that is not a face of the volume)
-so a run can say so.
+so a run can say so.  With ``wide_halo`` (phases read from a Zarr array),
+a chunk that holds such a label is first labelled again with a window of
+that wider halo, and counts only what still reaches its faces then
+(:attr:`ChunkedLabels.widened`): the largest inscribed ball bounds a round
+particle, not an elongated one, whose length only the labels show.
 
-Memory: a task holds a window of ``(c + 2 halo)³`` voxels; the separation of
+Memory: a task holds a window of ``(c + 2 halo)³`` voxels (``(c + 2 wide_halo)³`` where it is labelled
+again); the separation of
 one window added 7.6 to 7.8 bytes a voxel of the window to the peak resident
 memory (phases of the 256³ demo electrode, ``c`` = 64 and 96, ``halo`` = 36,
 one task in a fresh process after warm-up).  The halo, not the volume, sets
@@ -154,7 +159,11 @@ class ChunkedLabels:
     beyond_halo : int
         Chunk labels that touch a face of their chunk's window inside the
         volume: particles (or pieces) bigger than the halo allows, each
-        counted once per chunk that holds it.
+        counted once per chunk that holds it (after the wider window, where
+        the chunk was labelled again).
+    widened : int
+        Chunks labelled again with the wider halo (``wide_halo``) because a
+        label of their core reached a face of their window.
     scratch : Path
         The folder of the intermediate per-chunk labels (``chunk_labels.zarr``)
         and the lookup table (``lut.npy``) that :attr:`labels` reads.
@@ -166,10 +175,11 @@ class ChunkedLabels:
     joined: int
     scratch: Path
     beyond_halo: int = 0
+    widened: int = 0
 
 
 def separate_chunked(phases, spacing=None, params: SeparationParams | None = None, *, halo: int,
-                     scratch: str | os.PathLike | None = None) -> ChunkedLabels:
+                     scratch: str | os.PathLike | None = None, wide_halo: int | None = None) -> ChunkedLabels:
     """Label the NMC particles of a phase volume chunk by chunk; a particle cut by chunk faces gets one label.
 
     Parameters
@@ -187,6 +197,13 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
     scratch : path or None
         A new or empty folder for the intermediate per-chunk labels (the
         workers must see it); None: a new temporary folder.
+    wide_halo : int or None
+        A halo (voxels, at least ``halo``) for a second try: a chunk whose
+        core holds a label that reaches a face of its window inside the
+        volume is labelled again, once, with a window of this halo (clipped
+        at the volume's faces), and keeps that labelling.  Only for phases
+        given as a Zarr array (each task reads its window itself).  None:
+        ``halo`` (no second try).
 
     Returns
     -------
@@ -203,6 +220,12 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
         raise TypeError(f"params must be a SeparationParams, got {type(params).__name__}")
     if isinstance(halo, bool) or not isinstance(halo, (int, np.integer)) or halo < 1:
         raise ValueError(f"halo must be a whole number of voxels >= 1, got {halo!r}")
+    wide_halo = halo if wide_halo is None else wide_halo
+    if isinstance(wide_halo, bool) or not isinstance(wide_halo, (int, np.integer)) or wide_halo < halo:
+        raise ValueError(f"wide_halo must be a whole number of voxels >= halo ({halo}), got {wide_halo!r}")
+    if wide_halo > halo and source is None:
+        raise ValueError("wide_halo needs the phases as a Zarr array (each task reads its wider window itself), "
+                         "not a dask array")
     chunk = tuple(int(c) for c in phases.chunksize)
     if any(len(set(c[:-1])) > 1 or c[-1] > c[0] for c in phases.chunks):
         phases = phases.rechunk(chunk)
@@ -218,18 +241,23 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
     tasks = []
     for idx in np.ndindex(*nblocks):
         core = tuple(slice(int(g[i]), int(g[i + 1])) for g, i in zip(grid, idx))
-        win = tuple(slice(max(0, s.start - halo), min(n, s.stop + halo)) for s, n in zip(core, phases.shape))
-        inner = tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(core, win))
-        cut = tuple((s.start > 0, s.stop < n) for s, n in zip(win, phases.shape))  # window faces inside the volume
+        win, inner, cut = _window(core, halo, phases.shape)
         window = (source, win) if source is not None else phases[win]
-        tasks.append(dask.delayed(_label_window, pure=False)(window, inner, core, sp, params, os.fspath(store), cut))
+        wider = None
+        if wide_halo > halo:
+            win2, inner2, cut2 = _window(core, int(wide_halo), phases.shape)
+            if win2 != win:  # (clipped at the volume's faces on every side: nothing wider to read)
+                wider = ((source, win2), inner2, cut2)
+        tasks.append(dask.delayed(_label_window, pure=False)(window, inner, core, sp, params, os.fspath(store), cut,
+                                                             wider))
     # the face planes stay on the workers: one task per pair of chunks returns the pairs its votes join
     by_index = dict(zip(np.ndindex(*nblocks), tasks))
     pairs = [(idx, nxt, dask.delayed(_face_votes)(by_index[idx], by_index[nxt], axis))
              for idx, nxt, axis in _neighbours(nblocks)]
     counts, votes = dask.compute([dask.delayed(_count)(t) for t in tasks], [v for _, _, v in pairs])
-    beyond = int(sum(c for _, c in counts))
-    counts = np.asarray([n for n, _ in counts], np.int64)
+    beyond = int(sum(c for _, c, _ in counts))
+    widened = int(sum(w for _, _, w in counts))
+    counts = np.asarray([n for n, _, _ in counts], np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).reshape(nblocks)
     total = int(counts.sum())
     lut, joined = _join([(idx, nxt, ab) for (idx, nxt, _), ab in zip(pairs, votes)], offsets, total)
@@ -237,7 +265,16 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
     np.save(root / "lut.npy", lut)  # read (memory-mapped) by each relabelling task rather than sent with it
     stored = da.from_zarr(os.fspath(store))
     labels = stored.map_blocks(_relabel, offsets=offsets, lut_path=os.fspath(root / "lut.npy"), dtype=np.int32)
-    return ChunkedLabels(labels, n, int(halo), joined, root, beyond)
+    return ChunkedLabels(labels, n, int(halo), joined, root, beyond, widened)
+
+
+def _window(core, halo: int, shape):
+    """The window of a chunk's ``core`` with ``halo`` (clipped at the volume), the core inside it, and which of its
+    faces lie inside the volume (per axis, ``(low face, high face)``)."""
+    win = tuple(slice(max(0, s.start - halo), min(n, s.stop + halo)) for s, n in zip(core, shape))
+    inner = tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(core, win))
+    cut = tuple((s.start > 0, s.stop < n) for s, n in zip(win, shape))
+    return win, inner, cut
 
 
 def _dask_and_source(arr, name: str):
@@ -261,47 +298,40 @@ def _read_window(window) -> np.ndarray:
     return np.asarray(window)
 
 
-def _label_window(window, inner, core, sp, params, store, cut=((False, False),) * 3):
-    """Separate one window; write its core's labels (1..n) to ``store``; return n, the face planes and the cut count.
+def _label_window(window, inner, core, sp, params, store, cut=((False, False),) * 3, wider=None):
+    """Separate one window; write its core's labels (1..n) to ``store``; return n, the face planes, the cut count
+    and whether the wider window was used.
 
     The face planes, for each axis and side where the core has a face inside
     the window: the core's label at the face layer where the window labels
     the voxel across the face the same (0 elsewhere).  The cut count: labels
     of the core that also lie on a face of the window that ``cut`` (per axis,
-    ``(low face, high face)``) marks as inside the volume.
+    ``(low face, high face)``) marks as inside the volume.  ``wider``:
+    ``(window, inner, cut)`` of a wider window, labelled instead where the cut
+    count of this one is not 0 (None: none).
     """
     import zarr
 
-    window = np.asarray(_read_window(window), np.uint8)
-    if (window == NMC).any():
-        # the faces the window was cut at are not the volume's: particles go on beyond them
-        own = tuple((not lo, not hi) for lo, hi in cut)
-        lab = separate_particles(window, sp, params, faces=own)  # 1..m (uint16 or int32)
-    else:
-        lab = np.zeros(window.shape, np.uint16)
-    core_lab = lab[inner]
-    m = int(lab.max(initial=0))
+    lab, core_lab, present, n_cut = _window_labels(window, inner, sp, params, cut)
+    widened = False
+    if n_cut and wider is not None:
+        window, inner, cut = wider
+        del lab, core_lab, present  # (not held beside the wider window's)
+        lab, core_lab, present, n_cut = _window_labels(window, inner, sp, params, cut)
+        widened = True
+    m = present.size - 1
     # the core's labels renumbered 1..n in increasing order (a lookup table: no sort of the voxels)
-    present = np.bincount(core_lab.reshape(-1), minlength=m + 1) > 0
-    present[0] = False
     n = int(np.count_nonzero(present))
     local_of = np.zeros(m + 1, np.int32)
     local_of[present] = np.arange(1, n + 1, dtype=np.int32)
     zarr.open_array(store, mode="r+")[core] = local_of[core_lab]
-    on_cut = [np.take(lab, 0 if side == 0 else -1, axis=axis).reshape(-1)
-              for axis in range(3) for side in (0, 1) if cut[axis][side]]
-    n_cut = 0
-    if on_cut and n:
-        hit = np.zeros(m + 1, bool)
-        hit[np.concatenate(on_cut)] = True
-        n_cut = int(np.count_nonzero(hit & present))
     faces = {}
     for axis in range(3):
         for side in (-1, 1):
             s = inner[axis]
             here = s.start if side < 0 else s.stop - 1
             there = here + side
-            if there < 0 or there >= window.shape[axis]:
+            if there < 0 or there >= lab.shape[axis]:
                 continue  # the volume's face: no neighbour chunk
             a = np.take(lab, here, axis=axis)
             b = np.take(lab, there, axis=axis)
@@ -312,11 +342,36 @@ def _label_window(window, inner, core, sp, params, store, cut=((False, False),) 
             if keep.any():
                 plane[keep] = local_of[a[keep]]  # the core's local label
             faces[(axis, side)] = plane
-    return n, faces, n_cut
+    return n, faces, n_cut, widened
 
 
-def _count(result) -> tuple[int, int]:
-    return int(result[0]), int(result[2])
+def _window_labels(window, inner, sp, params, cut):
+    """The labels of one window (1..m), those of its core, which of 0..m the core holds (0 never), and how many of
+    those also lie on a face of the window inside the volume (``cut``)."""
+    window = np.asarray(_read_window(window), np.uint8)
+    if (window == NMC).any():
+        # the faces the window was cut at are not the volume's: particles go on beyond them
+        own = tuple((not lo, not hi) for lo, hi in cut)
+        lab = separate_particles(window, sp, params, faces=own)  # 1..m (uint16 or int32)
+    else:
+        lab = np.zeros(window.shape, np.uint16)
+    del window
+    core_lab = lab[inner]
+    m = int(lab.max(initial=0))
+    present = np.bincount(core_lab.reshape(-1), minlength=m + 1) > 0
+    present[0] = False
+    on_cut = [np.take(lab, 0 if side == 0 else -1, axis=axis).reshape(-1)
+              for axis in range(3) for side in (0, 1) if cut[axis][side]]
+    n_cut = 0
+    if on_cut and present.any():
+        hit = np.zeros(m + 1, bool)
+        hit[np.concatenate(on_cut)] = True
+        n_cut = int(np.count_nonzero(hit & present))
+    return lab, core_lab, present, n_cut
+
+
+def _count(result) -> tuple[int, int, int]:
+    return int(result[0]), int(result[2]), int(result[3])
 
 
 def _neighbours(nblocks):

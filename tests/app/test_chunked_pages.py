@@ -113,6 +113,11 @@ def test_the_particles_page_shows_slices_of_a_chunked_analysis(analysed):
                for c in at.caption)
     beyond = [w.value for w in at.warning if "reached the edge of their chunk's window" in w.value]
     assert len(beyond) == (1 if ch["beyond_halo"] else 0)
+    again = [c.value for c in at.caption if "labelled again with a halo of" in c.value]
+    assert ch["wide_halo"] >= ch["halo"]
+    assert len(again) == (1 if ch["widened"] else 0)
+    if ch["widened"]:
+        assert f"{ch['widened']} chunk(s) were labelled again with a halo of {ch['wide_halo']} voxels" in again[0]
     table = ws.load_table(a)
     assert len(table) == a.n_particles > 5
     # picking a particle jumps to its slice, read from the Zarr store
@@ -188,3 +193,28 @@ def test_blockwise_phase_fractions_and_strided_crops_of_a_zarr_array():
     assert view3d.strided_crop(phases.shape, (slice(5, 20), slice(None), slice(None)), 431)[1] == 3
     assert arr[crop].size <= 600 and np.array_equal(arr[crop], phases[crop])
     assert view3d.strided_crop(phases.shape, (slice(None),) * 3, 10**6)[1] == 1
+
+
+def test_the_chunked_note_says_which_chunks_took_a_second_try():
+    """``ui.particles_view.chunked_note`` with chunks labelled again (and a label still beyond the wider window), and
+    with a provenance written before the second try (no "wide_halo")."""
+
+    def page(chunking):
+        import types
+
+        from ui.particles_view import chunked_note
+
+        ws = types.SimpleNamespace(is_chunked=lambda analysis: True)
+        chunked_note(ws, types.SimpleNamespace(provenance={"chunking": chunking}))
+
+    at = AppTest.from_function(page, kwargs={"chunking": {"chunk_size": 64, "halo": 9, "wide_halo": 18,
+                                                          "beyond_halo": 1, "widened": 3}}).run()
+    no_exception(at)
+    assert "3 chunk(s) were labelled again with a halo of 18 voxels" in at.caption[0].value
+    assert at.warning[0].value.startswith("1 particle label(s) reached the edge of their chunk's window (halo 9 "
+                                          "voxels, 18 on a second try)")
+    at = AppTest.from_function(page, kwargs={"chunking": {"chunk_size": 64, "halo": 9, "beyond_halo": 2}}).run()
+    no_exception(at)
+    assert "labelled again" not in at.caption[0].value
+    assert at.warning[0].value.startswith("2 particle label(s) reached the edge of their chunk's window (halo 9 "
+                                          "voxels):")

@@ -38,7 +38,10 @@ def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(demo_tif_4
     # the table is the particle table of the labels written
     run = json.loads((out / "run.json").read_text())
     ch = run["provenance"]["chunking"]
-    assert run["provenance"]["engine"] == "chunked" and set(ch) == {"chunk_size", "halo", "beyond_halo", "max_diameter_um"}
+    assert run["provenance"]["engine"] == "chunked" and set(ch) == {"chunk_size", "halo", "wide_halo", "beyond_halo",
+                                                                     "widened", "max_diameter_um"}
+    # the second try's halo: twice the halo (within the memory of the local cluster's windows)
+    assert ch["halo"] <= ch["wide_halo"] <= 2 * ch["halo"] and ch["beyond_halo"] >= 0 and ch["widened"] >= 0
     # the halo from the largest particle, estimated from the phases
     assert ch["chunk_size"] == 20 and ch["halo"] == max(4, particle_halo(ch["max_diameter_um"], run["provenance"]["spacing_um"]))
     table = __import__("pandas").read_parquet(out / "particles.parquet")
@@ -60,6 +63,14 @@ def test_analyze_chunked_writes_the_outputs_and_a_recipe_that_replays(demo_tif_4
     (out / "phases.zarr" / "notes.txt").unlink()
     assert cli.main(["analyze", str(demo_tif_40), "--out", str(out), "--chunk-size", "20", "--overwrite", "-q"]) == 0
     assert (out / "particles.csv").read_bytes() == (replayed / "particles.csv").read_bytes()
+    # a recipe written before the second try (no "wide_halo") replays without it, as it ran
+    old = json.loads(recipe.read_text())
+    for a in old["analyses"]:
+        a["chunking"].pop("wide_halo"), a["chunking"].pop("widened")
+    recipe.write_text(json.dumps(old))
+    assert cli.main(["run", str(recipe), "--out", str(tmp_path / "old"), "-q"]) == 0
+    prov = json.loads((tmp_path / "old" / entry.folder / "provenance.json").read_text())["provenance"]
+    assert prov["chunking"]["wide_halo"] == prov["chunking"]["halo"] == ch["halo"]
 
 
 def test_a_chunked_run_refuses_an_input_whose_checksum_differs(demo_tif_40, tmp_path, sync_cluster):

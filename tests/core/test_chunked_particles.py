@@ -97,6 +97,10 @@ def test_estimated_diameter_bounds_the_largest_ball_and_sets_a_halo_nothing_cros
     assert abs(res.n_particles - int(whole.max())) <= 0.005 * int(whole.max())
     ref = separate_chunked(ph, SPACING, halo=halo, scratch=tmp_path / "r")
     assert np.array_equal(res.labels.compute(), ref.labels.compute())
+    # a second try with twice the halo for the chunks where a label reached the window: nothing reaches it then
+    wide = separate_chunked(store, SPACING, halo=halo, wide_halo=2 * halo, scratch=tmp_path / "w")
+    assert wide.beyond_halo == 0 and wide.widened == (1 if res.beyond_halo else 0)
+    assert abs(wide.n_particles - int(whole.max())) <= 0.005 * int(whole.max())
     assert estimate_max_diameter(da.zeros((8, 8, 8), dtype=np.uint8, chunks=4), 1.0) == 0.0
     with pytest.raises(TypeError, match="dask array"):
         estimate_max_diameter(plain, SPACING)
@@ -121,3 +125,48 @@ def test_halo_rule_and_refusals(tmp_path):
         separate_chunked(ph, 1.0, halo=2, scratch=tmp_path / "full")
     empty = separate_chunked(ph, 1.0, halo=2, scratch=tmp_path / "e")  # no NMC: no particle
     assert empty.n_particles == 0 and not empty.labels.compute().any()
+
+
+def _capsule_phases():
+    """CBD everywhere but a capsule of NMC (radius 3 voxels, 31 long along x) across the chunk face at x = 32, and a
+    ball (radius 3) in another chunk."""
+    phases = np.full((40, 40, 64), 1, np.uint8)
+    zz, yy, xx = np.ogrid[:40, :40, :64]
+    axis = np.clip(xx, 17, 47)
+    phases[(zz - 20) ** 2 + (yy - 20) ** 2 + (xx - axis) ** 2 <= 9] = NMC
+    phases[(zz - 6) ** 2 + (yy - 6) ** 2 + (xx - 6) ** 2 <= 9] = NMC
+    return phases
+
+
+def test_wide_halo_holds_an_elongated_particle_whole(tmp_path):
+    """The halo rule's ball (a diameter of 7 voxels: halo 8) does not hold a capsule 37 voxels long: its label reaches
+    the windows' faces; a second try with a halo of 20 holds it whole in both chunks, as in the whole volume (16 does
+    not: it reaches x = 14 to 50, the chunk face at 32)."""
+    import zarr
+
+    phases = _capsule_phases()
+    whole = separate_particles(phases, 1.0)
+    assert whole.max() == 2
+    store = zarr.create_array(str(tmp_path / "ph.zarr"), shape=phases.shape, dtype=phases.dtype, chunks=(32, 32, 32),
+                              zarr_format=3)
+    store[...] = phases
+    halo = particle_halo(7.0, 1.0)
+    assert halo == 8
+    plain = separate_chunked(store, 1.0, halo=halo, scratch=tmp_path / "p")
+    assert plain.beyond_halo >= 2  # the capsule's piece in each chunk along x reaches its window's face
+    short = separate_chunked(store, 1.0, halo=halo, wide_halo=16, scratch=tmp_path / "s")
+    assert short.beyond_halo == 2 and short.widened == 2
+    wide = separate_chunked(store, 1.0, halo=halo, wide_halo=20, scratch=tmp_path / "w")
+    assert wide.beyond_halo == 0 and wide.widened == 2 and wide.halo == halo
+    labels = wide.labels.compute()
+    assert wide.n_particles == 2
+    assert (labels > 0).sum() == (phases == NMC).sum()
+    capsule = whole == whole[20, 20, 32]
+    assert len(np.unique(labels[capsule])) == 1  # one label, as in the whole volume
+    assert instance_scores(whole, labels, thresholds=[0.5])["f1"].iloc[0] == 1.0
+    # the same wider windows through dask arrays are not possible: the task reads its window from the store
+    with pytest.raises(ValueError, match="Zarr array"):
+        separate_chunked(da.from_array(phases, chunks=32), 1.0, halo=halo, wide_halo=20, scratch=tmp_path / "d")
+    for bad in (7, 2.5, True):
+        with pytest.raises(ValueError, match="wide_halo must be a whole number"):
+            separate_chunked(store, 1.0, halo=halo, wide_halo=bad, scratch=tmp_path / f"b{bad}")

@@ -516,3 +516,18 @@ def test_open_input_reads_files_phase_maps_demos_and_downsamples(tmp_path):
         assert input_from_source(input_source(spec), source_options(spec)) == spec
     with pytest.raises(ValueError, match="unknown demo electrode"):
         open_input(DemoInput("nope"))
+
+
+def test_chunking_keys_are_checked():
+    """A recipe entry's chunking: the second try's halo at least the halo, counts whole and >= 0; keys kept as given
+    (a recipe written before ``wide_halo`` keeps none: its replay tries no wider window)."""
+    def entry(ch):
+        return rc.RecipeEntry("c", rc.DemoInput("pristine", 0, (16, 16, 16)), (1.0, 1.0, 1.0), AnalysisParams(),
+                              chunking=ch)
+
+    full = {"chunk_size": 64, "halo": 9, "wide_halo": 18, "beyond_halo": 0, "widened": 3, "max_diameter_um": 7.5}
+    assert entry(full).chunking == full
+    assert entry({"chunk_size": 64, "halo": 9}).chunking == {"chunk_size": 64, "halo": 9}
+    for bad in ({"wide_halo": 8}, {"wide_halo": 9.5}, {"widened": -1}, {"widened": True}, {"extra": 1}):
+        with pytest.raises(rc.RecipeError, match="chunking must be"):
+            entry({"chunk_size": 64, "halo": 9, **bad})
