@@ -302,7 +302,9 @@ def _run_facts(out: Path, r: dict) -> dict:
     return {**facts,
             "halo (voxels)": f"{ch['halo']}{' coarse' if f > 1 else ''} (for particles up to "
                              f"{ch.get('max_diameter_um', float('nan')):.1f} µm; "
-                             f"{ch.get('beyond_halo', 0)} chunk labels beyond it)",
+                             + (f"{ch['widened']} chunks labelled again with {ch['wide_halo']}; "
+                                if ch.get("widened") else "")
+                             + f"{ch.get('beyond_halo', 0)} chunk labels beyond it)",
             "largest particle in the table (µm)": f"equivalent diameter {table['equiv_diameter_um'].max():.1f}, "
                                                   f"extent {extent:.1f}"}
 
