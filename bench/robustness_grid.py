@@ -90,44 +90,56 @@ def porespy_labels(grey: np.ndarray) -> np.ndarray:
     return regions.astype(np.int32)
 
 
-def labelling_ceiling(true_labels: np.ndarray, phases: np.ndarray) -> np.ndarray:
+def nmc_depth(phases: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The NMC of ``phases`` and its Euclidean distance transform (the volume's faces not a boundary): what both
+    bounds flood over."""
+    import edt
+
+    from core.codes import NMC
+
+    nmc = phases == NMC
+    return nmc, edt.edt(nmc, black_border=False)
+
+
+def _flood(seeds: np.ndarray, nmc_and_depth) -> np.ndarray:
+    """``seeds`` (labels, 0 elsewhere) grown over the NMC by ``skimage.segmentation.watershed`` of its negated
+    distance transform, inside it."""
+    from skimage.segmentation import watershed
+
+    nmc, depth = nmc_and_depth
+    return watershed(-depth, seeds, mask=nmc).astype(np.int32)
+
+
+def labelling_ceiling(true_labels: np.ndarray, phases: np.ndarray, nmc_and_depth=None) -> np.ndarray:
     """The best labelling of the NMC of ``phases``, near enough (the ``ceiling`` row of the module docstring).
 
     The voxels that are NMC in ``phases`` and belong to a true particle keep that particle's label; the other
     NMC voxels of ``phases`` (pore or CBD in truth) take the label that reaches them first in
     ``skimage.segmentation.watershed`` of the negated Euclidean distance transform of that NMC (the volume's
-    faces not a boundary), inside it.  True particles the phases miss entirely are lost.
+    faces not a boundary), inside it.  True particles the phases miss entirely are lost.  ``nmc_and_depth``:
+    :func:`nmc_depth` of ``phases`` where the caller has it.
     """
-    import edt
-    from skimage.segmentation import watershed
-
-    from core.codes import NMC
-
-    nmc = phases == NMC
-    depth = edt.edt(nmc, black_border=False)
-    return watershed(-depth, np.where(nmc, true_labels, 0), mask=nmc).astype(np.int32)
+    nmc, depth = nmc_and_depth if nmc_and_depth is not None else nmc_depth(phases)
+    return _flood(np.where(nmc, true_labels, 0), (nmc, depth))
 
 
-def cores_flood(true_labels: np.ndarray, phases: np.ndarray) -> np.ndarray:
+def cores_flood(true_labels: np.ndarray, phases: np.ndarray, nmc_and_depth=None) -> np.ndarray:
     """The true particles' cores flooded over the NMC of ``phases`` (the ``cores`` row of the module docstring).
 
     A voxel of a true particle is in its core where its distance to another label or the background (the
     volume's faces not a boundary) is at least :data:`CORE_DEPTH` voxels or half the particle's greatest such
     distance, whichever is less; the cores' voxels that are NMC in ``phases`` seed
     ``skimage.segmentation.watershed`` of the negated Euclidean distance transform of that NMC, inside it.
+    ``nmc_and_depth``: :func:`nmc_depth` of ``phases`` where the caller has it.
     """
     import edt
     from scipy import ndimage as ndi
-    from skimage.segmentation import watershed
 
-    from core.codes import NMC
-
-    nmc = phases == NMC
+    nmc, depth = nmc_and_depth if nmc_and_depth is not None else nmc_depth(phases)
     depth_t = edt.edt(true_labels, black_border=False)
     deepest = ndi.maximum(depth_t, true_labels, index=np.arange(int(true_labels.max()) + 1))
     core = (depth_t >= np.minimum(CORE_DEPTH, 0.5 * deepest[true_labels])) & (true_labels > 0) & nmc
-    depth = edt.edt(nmc, black_border=False)
-    return watershed(-depth, np.where(core, true_labels, 0), mask=nmc).astype(np.int32)
+    return _flood(np.where(core, true_labels, 0), (nmc, depth))
 
 
 def _interior(labels: np.ndarray) -> np.ndarray:
@@ -188,13 +200,16 @@ def evaluate_cell(size: int, noise: float, blur: float, radius: float, seed: int
                            radius_max_um=15 * k, blur_voxels=blur, noise_contrast=noise)
     e = make_sphere_packing(params, rng=seed)
     row = {"noise": noise, "blur": blur, "radius": radius, "seed": seed, "n true": int(len(e.table))}
-    grey_phases = None
+    grey_phases = grey_nmc = None
     for name in pipelines:
         t0 = time.perf_counter()
         if name in BOUNDS:
             if grey_phases is None:
                 grey_phases = run(e.greyscale, spacing=e.spacing).phases
-            s = _scores(e, (labelling_ceiling if name == "ceiling" else cores_flood)(e.labels, grey_phases))
+            if grey_nmc is None:  # the NMC and its distance transform, once for both bounds
+                grey_nmc = nmc_depth(grey_phases)
+            bound = labelling_ceiling if name == "ceiling" else cores_flood
+            s = _scores(e, bound(e.labels, grey_phases, grey_nmc))
         elif name == "grey":
             r = run(e.greyscale, spacing=e.spacing)
             grey_phases = r.phases

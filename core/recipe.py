@@ -166,7 +166,7 @@ def _check_chunking(ch) -> dict:
     if (not isinstance(ch, Mapping) or not {"chunk_size", "halo"} <= set(ch)
             or not set(ch) <= {"chunk_size", "halo", "wide_halo", "max_diameter_um", "beyond_halo", "widened"}
             or not whole(ch["chunk_size"], 1) or not whole(ch["halo"], 1)
-            or not whole(ch.get("wide_halo", ch["halo"]), ch["halo"] if whole(ch["halo"], 1) else 1)
+            or not whole(ch.get("wide_halo", ch["halo"]), ch["halo"])  # (the halo checked just before)
             or not whole(ch.get("beyond_halo", 0), 0) or not whole(ch.get("widened", 0), 0)
             or not (ch.get("max_diameter_um") is None or (isinstance(ch["max_diameter_um"], (int, float))
                                                           and not isinstance(ch["max_diameter_um"], bool)
