@@ -268,7 +268,7 @@ def _chunked_engine(args, spec, params) -> int | None:
 def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
     """``analyze`` on the chunked engine: the same files, with ``phases.zarr`` / ``labels.zarr`` for the TIFFs."""
     from .chunked import cluster, open_lazy
-    from .chunked.analysis import analyze_chunked
+    from .chunked.analysis import analyze_chunked, cluster_worker_memory
     from .chunked.cluster import default_workers
 
     kw = spec.load_kwargs()
@@ -285,8 +285,10 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
             warnings.simplefilter("always")
             with cluster(workers=args.workers, address=args.scheduler):
                 local = None if args.scheduler else (args.workers or default_workers())
+                limit = cluster_worker_memory(args.scheduler) if args.scheduler else None
                 res = analyze_chunked(spec, params, out=tmp, chunk_size=chunk_size, local_workers=local,
-                                      max_diameter_um=args.max_diameter, spacing=spacing, progress=report)
+                                      worker_memory=limit, max_diameter_um=args.max_diameter, spacing=spacing,
+                                      progress=report)
         for w in _distinct(caught):
             print(f"warning: {w}", file=sys.stderr)
         info = {"source": lazy.source, "format": lazy.fmt, "spacing_from_metadata": lazy.spacing_from_metadata}

@@ -346,9 +346,15 @@ def _run(root: Path, job: Job, progress: Callable[[float, str], None]) -> dict:
         from .runner import run_chunked_analysis
 
         progress(0.0, f"chunked engine: chunks of {chunked['chunk_size']}³")
-        with _job_scheduler():
+        with _job_scheduler() as client:
+            local = chunked.get("local_workers")
+            memory = None
+            if local is None and client is not None:  # a cluster by address: its workers' memory limit
+                from .chunked.analysis import client_worker_memory
+
+                memory = client_worker_memory(client)
             a = run_chunked_analysis(ws, job.spec["sample_id"], params, chunk_size=int(chunked["chunk_size"]),
-                                     local_workers=chunked.get("local_workers"),
+                                     local_workers=local, worker_memory=memory,
                                      phases_from=job.spec.get("phases_from"), progress=progress)
         return {"analysis_id": a.id, "n_particles": a.n_particles}
     if job.kind == "separation":
@@ -387,19 +393,20 @@ def _chunked_spec(ws, job: Job) -> dict | None:
 @contextlib.contextmanager
 def _job_scheduler():
     """The dask scheduler of a job's chunk tasks: on a cluster worker, that cluster (the job's task secedes, so
-    its worker runs chunks meanwhile); elsewhere (:class:`InlineExecutor`) the current dask scheduler."""
+    its worker runs chunks meanwhile; yields its client); elsewhere (:class:`InlineExecutor`) the current dask
+    scheduler (yields None)."""
     try:
         from distributed import get_worker
 
         get_worker()
     except (ImportError, ValueError):
-        yield
+        yield None
         return
     import dask
     from distributed import worker_client
 
     with worker_client() as client, dask.config.set(scheduler=client):
-        yield
+        yield client
 
 
 def execute(root: str | os.PathLike, job_id: int) -> str:

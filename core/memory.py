@@ -462,19 +462,26 @@ def chunked_peak_bytes(chunk: int, halo: int, workers: int, itemsize: int = 2) -
     return (int(workers) + 2) * _CHUNK_PROCESS_BASE + int(workers) * window
 
 
-def largest_chunked_halo(chunk: int, workers: int, available: int, itemsize: int = 2) -> int:
+def largest_chunked_halo(chunk: int, workers: int, available: int, itemsize: int = 2, *,
+                         one_worker: bool = False) -> int:
     """The largest particle halo whose :func:`chunked_peak_bytes` fits ``available`` bytes; -1 if none does.
 
     Parameters
     ----------
     chunk : int, voxels
     workers : int
-        Worker processes of the local cluster.
+        Worker processes of the local cluster (ignored with ``one_worker``).
     available : int, bytes
         E.g. :func:`available_bytes`.
     itemsize : int, bytes
         Of the input's voxels.
+    one_worker : bool
+        ``available`` is one worker's memory limit (a worker of a cluster by address: its own process base and
+        one window count, the scheduler and the client run elsewhere; as :func:`needs_chunked_engine` with
+        ``worker_limit``).
     """
+    if one_worker:
+        workers, available = 1, int(available) + 2 * _CHUNK_PROCESS_BASE
     c, w = int(chunk), int(workers)
     if chunked_peak_bytes(c, 0, w, itemsize) > available:
         return -1

@@ -92,6 +92,7 @@ def run_analysis(
 def run_chunked_analysis(
     ws: Workspace, sample: Sample | int, params=None, *, chunk_size: int, local_workers: int | None = None,
     phases_from: int | None = None, progress: Callable[[float, str], None] | None = None,
+    worker_memory: int | None = None,
 ) -> Analysis:
     """Run :func:`core.chunked.analysis.analyze_chunked` on a sample and store it as a Zarr-backed analysis.
 
@@ -116,6 +117,9 @@ def run_chunked_analysis(
         Chunk edge, voxels.
     local_workers : int, optional
         Worker processes of a local cluster (the estimated halo is kept within their memory).
+    worker_memory : int, optional
+        On a cluster by address: its workers' smallest memory limit, bytes (the estimated halo is kept within
+        it; :func:`core.chunked.analysis.client_worker_memory`).
     phases_from : int, optional
         A chunked analysis of this sample whose stored phases are separated and measured again
         (they are read from its ``phases.zarr`` as a pre-segmented input).
@@ -146,7 +150,7 @@ def run_chunked_analysis(
         out = ws.analysis_dir(aid)
         out.mkdir(parents=True, exist_ok=True)
         res = analyze_chunked(spec, params, out=out, chunk_size=chunk_size, spacing=s.spacing,
-                              local_workers=local_workers, progress=progress)
+                              local_workers=local_workers, worker_memory=worker_memory, progress=progress)
         extra["phase_voxels"] = _phase_voxels(out / "phases.zarr")
         return ws.finish_chunked_analysis(aid, res, extra_provenance=extra)
     except BaseException as exc:

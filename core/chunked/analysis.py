@@ -37,7 +37,9 @@ was set for in ``chunking["max_diameter_um"]``).  On a local cluster
 (``local_workers``) an estimated halo is cut to the largest whose windows fit
 the memory available (:func:`core.memory.largest_chunked_halo`), with a
 warning: the run then completes, and the particles bigger than the cut halo
-allows are counted as above.
+allows are counted as above.  On a cluster by address the same cut keeps one
+window within its workers' smallest memory limit (``worker_memory``, which
+the CLI and the dashboard's jobs ask the scheduler for).
 
 That diameter is the largest inscribed ball's: an elongated particle can be
 longer.  So a chunk whose window a label reaches is labelled once more with
@@ -239,8 +241,6 @@ def cluster_worker_memory(address: str, *, timeout: float | None = None,
     (or its silence) is reused for :data:`WORKER_MEMORY_TTL` seconds (a page
     that renders again does not connect again).
     """
-    from ..memory import _budget
-
     if unreachable not in ("none", "raise"):
         raise ValueError(f"unreachable must be 'none' or 'raise', not {unreachable!r}")
     timeout = WORKER_MEMORY_TIMEOUT if timeout is None else float(timeout)
@@ -252,10 +252,7 @@ def cluster_worker_memory(address: str, *, timeout: float | None = None,
         _WORKER_MEMORY[address] = (time.monotonic(), answered, smallest)
     if not answered and unreachable == "raise":
         raise SchedulerUnreachableError(address, timeout)
-    if smallest is None:
-        return None
-    budget = _budget()
-    return smallest if budget is None else min(smallest, budget)
+    return _within_budget(smallest)
 
 
 def _ask_worker_memory(address: str, timeout: float) -> tuple[bool, int | None]:
@@ -264,34 +261,71 @@ def _ask_worker_memory(address: str, timeout: float) -> tuple[bool, int | None]:
         from distributed import Client
 
         with Client(address, timeout=timeout, set_as_default=False) as client:
-            workers = client.scheduler_info(n_workers=-1).get("workers", {})
+            return True, _smallest_limit(client)
     except (OSError, TimeoutError, ValueError):
         return False, None
+
+
+def _smallest_limit(client) -> int | None:
+    """The smallest memory limit (bytes) of the workers of ``client``'s cluster; None when none has one."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
     limits = [int(w.get("memory_limit") or 0) for w in workers.values()]
     limits = [m for m in limits if m > 0]
-    return True, (min(limits) if limits else None)
+    return min(limits) if limits else None
 
 
-def _halo_within_memory(halo: int, chunk: int, workers: int, itemsize: int, max_diameter_um: float) -> int:
-    """``halo``, or the largest halo whose windows fit the memory available on this machine (with a warning)."""
+def client_worker_memory(client) -> int | None:
+    """:func:`cluster_worker_memory` of a connected ``distributed.Client`` (a job's ``worker_client``): the
+    smallest memory limit of its workers, capped by :data:`core.memory.BUDGET_ENV`; None when unknown."""
+    return _within_budget(_smallest_limit(client))
+
+
+def _within_budget(limit: int | None) -> int | None:
+    """``limit`` capped by :data:`core.memory.BUDGET_ENV` where that is set (None stays None)."""
+    from ..memory import _budget
+
+    budget = _budget()
+    return limit if limit is None or budget is None else min(limit, budget)
+
+
+def _halo_cap(chunk: int, itemsize: int, workers: int | None, worker_memory: int | None) -> int | None:
+    """The largest halo whose windows fit: ``workers`` local workers on this machine's memory available, or one
+    window on a worker of a cluster by address with ``worker_memory`` bytes; None when neither is known."""
     from ..memory import available_bytes, largest_chunked_halo
+
+    if workers is not None:
+        return largest_chunked_halo(chunk, int(workers), available_bytes(), itemsize)
+    if worker_memory is not None:
+        return largest_chunked_halo(chunk, 1, int(worker_memory), itemsize, one_worker=True)
+    return None
+
+
+def _halo_within_memory(halo: int, chunk: int, itemsize: int, max_diameter_um: float, *,
+                        workers: int | None = None, worker_memory: int | None = None) -> int:
+    """``halo``, or the largest halo whose windows fit the memory (:func:`_halo_cap`; with a warning)."""
     from .particles import MIN_HALO
 
-    cap = largest_chunked_halo(chunk, workers, available_bytes(), itemsize)
-    if cap >= halo:
+    cap = _halo_cap(chunk, itemsize, workers, worker_memory)
+    if cap is None or cap >= halo:
         return halo
     cut = max(MIN_HALO, cap)
+    if workers is not None:
+        fit = (f"{workers} windows of {chunk + 2 * halo}³ voxels would not fit the memory available", "use fewer "
+               "workers, or give --max-diameter")
+    else:
+        fit = (f"a window of {chunk + 2 * halo}³ voxels would not fit the workers' memory limit "
+               f"({worker_memory / 1e9:.3g} GB)", "give the workers more memory, use smaller chunks, or give "
+               "--max-diameter")
     warnings.warn(f"the largest particle (about {max_diameter_um:.3g} µm) needs a halo of {halo} voxels, but "
-                  f"{workers} windows of {chunk + 2 * halo}³ voxels would not fit the memory available, so the "
-                  f"halo is cut to {cut} voxels: bigger particles may be split or joined at chunk faces (use "
-                  "fewer workers, or give --max-diameter)", stacklevel=3)
+                  f"{fit[0]}, so the halo is cut to {cut} voxels: bigger particles may be split or joined at chunk "
+                  f"faces ({fit[1]})", stacklevel=3)
     return cut
 
 
 def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: int, halo: int | None = None,
                     max_diameter_um: float | None = None, spacing=None, verify_checksum: str | None = None,
                     local_workers: int | None = None, progress: Progress | None = None,
-                    wide_halo: int | None = None) -> ChunkedAnalysis:
+                    wide_halo: int | None = None, worker_memory: int | None = None) -> ChunkedAnalysis:
     """Analyse a file input chunk by chunk; write ``out/phases.zarr`` and ``out/labels.zarr``.
 
     Parameters
@@ -322,6 +356,10 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         The halo of the second try for the chunks a label reaches the window of (at least ``halo``; equal: no
         second try; see the module docstring); None: :data:`WIDEN` times the halo, on a local cluster within
         the windows that fit the memory available.  A recipe's replay gives the one recorded.
+    worker_memory : int or None
+        On a cluster by address (``local_workers`` None): the smallest memory limit of its workers, bytes
+        (:func:`cluster_worker_memory`).  An estimated halo and the default ``wide_halo`` are then cut as on a
+        local cluster, to the largest whose window fits one worker's limit (its process base and one window).
 
     Returns
     -------
@@ -352,6 +390,12 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
                                   or wide_halo < 1 or (halo is not None and wide_halo < halo)):
         raise ValueError(f"wide_halo must be a whole number of voxels >= halo, got {wide_halo!r}"
                          + (f" with halo {halo}" if halo is not None else ""))
+    if worker_memory is not None and (isinstance(worker_memory, bool) or not isinstance(worker_memory, (int, np.integer))
+                                      or worker_memory < 1):
+        raise ValueError(f"worker_memory must be a whole number of bytes >= 1, got {worker_memory!r}")
+    if worker_memory is not None and local_workers is not None:
+        raise ValueError("worker_memory applies to a cluster by address; a local cluster's (local_workers) memory "
+                         "is this machine's")
     report = progress or (lambda f, m: None)
     out = Path(out)
     timings: dict[str, float] = {}
@@ -418,17 +462,13 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             max_diameter_um = estimate_max_diameter(phases, sp, fill_cracks=params.separation.fill_cracks)
         halo = max(MIN_HALO, particle_halo(max_diameter_um, csp)) if max_diameter_um > 0 else MIN_HALO
         coarse_whole = coarsen > 1 and math.prod(-(-n // coarsen) for n in vol.shape) <= COARSE_WHOLE_VOXELS
-        if estimated and local_workers is not None and not coarse_whole:  # a coarse volume separated whole: no windows
-            halo = _halo_within_memory(halo, chunk_size, int(local_workers), vol.data.dtype.itemsize,
-                                       max_diameter_um)
+        if estimated and not coarse_whole:  # a coarse volume separated whole: no windows
+            halo = _halo_within_memory(halo, chunk_size, vol.data.dtype.itemsize, max_diameter_um,
+                                       workers=local_workers, worker_memory=worker_memory)
     halo = int(halo)
-    if wide_halo is None:
-        wide_halo = WIDEN * halo
-        if local_workers is not None:  # within the windows that fit the memory available (as the halo itself)
-            from ..memory import available_bytes, largest_chunked_halo
-
-            wide_halo = min(wide_halo, largest_chunked_halo(chunk_size, int(local_workers), available_bytes(),
-                                                            vol.data.dtype.itemsize))
+    if wide_halo is None:  # within the windows that fit the memory (as the halo itself), where it is known
+        cap = _halo_cap(chunk_size, vol.data.dtype.itemsize, local_workers, worker_memory)
+        wide_halo = WIDEN * halo if cap is None else min(WIDEN * halo, cap)
     wide_halo = max(halo, int(wide_halo))  # (an estimated halo above a given wide_halo: no second try)
     scratch = out / ".chunked-scratch"
     coarse = None

@@ -124,6 +124,49 @@ def test_an_estimated_halo_is_cut_to_the_memory_available_with_a_warning(demo_ti
     assert prov["chunking"]["halo"] == particle_halo(8, prov["spacing_um"])
 
 
+def test_on_a_cluster_by_address_the_halo_is_cut_to_its_workers_memory_limit(demo_tif_40, tmp_path, sync_cluster,
+                                                                             monkeypatch, capsys):
+    import core.chunked.analysis as A
+    import core.memory as M
+    from core.chunked.particles import MIN_HALO
+    from core.memory import chunked_peak_bytes
+
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "a"), "--chunk-size", "20", "--workers", "1",
+                     "-q"]) == 0
+    free = json.loads((tmp_path / "a" / "run.json").read_text())["provenance"]["chunking"]
+    cap = MIN_HALO + 1
+    assert free["halo"] > cap
+    monkeypatch.setattr(M, "_CHUNK_PHASE_HALO", 0)  # (as above: the particle windows alone set the cap)
+    # one worker's limit: its process base and one window of that halo (the scheduler and client run elsewhere)
+    limit = chunked_peak_bytes(20, cap, 1) - 2 * M._CHUNK_PROCESS_BASE
+    asked = []
+    monkeypatch.setattr(A, "cluster_worker_memory", lambda address, **kw: asked.append(address) or limit)
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "b"), "--chunk-size", "20",
+                     "--scheduler", "tcp://cluster:8786"]) == 0
+    assert asked == ["tcp://cluster:8786"]
+    err = capsys.readouterr().err
+    assert f"needs a halo of {free['halo']} voxels" in err and "the workers' memory limit" in err
+    assert f"the halo is cut to {cap} voxels" in err
+    ch = json.loads((tmp_path / "b" / "run.json").read_text())["provenance"]["chunking"]
+    assert ch["halo"] == ch["wide_halo"] == cap  # the second try's wider window would not fit either
+    # unknown limit (no worker reports one): the halo as estimated, as before
+    monkeypatch.setattr(A, "cluster_worker_memory", lambda address, **kw: None)
+    assert cli.main(["analyze", str(demo_tif_40), "--out", str(tmp_path / "c"), "--chunk-size", "20",
+                     "--scheduler", "tcp://cluster:8786", "-q"]) == 0
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["provenance"]["chunking"]["halo"] == free["halo"]
+
+
+def test_worker_memory_is_checked(demo_tif_40, tmp_path):
+    from core.chunked.analysis import analyze_chunked
+    from core.inputs import FileInput
+
+    for bad in (0, -5, 1.5, True, "4GB"):
+        with pytest.raises(ValueError, match="worker_memory must be a whole number of bytes"):
+            analyze_chunked(FileInput(demo_tif_40), out=tmp_path, chunk_size=20, worker_memory=bad)
+    with pytest.raises(ValueError, match="applies to a cluster by address"):
+        analyze_chunked(FileInput(demo_tif_40), out=tmp_path, chunk_size=20, worker_memory=2**30, local_workers=2)
+
+
 def test_the_memory_rule(monkeypatch):
     import core.memory as M
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import core.memory as M
-from core.chunked.analysis import SchedulerUnreachableError, chunked_engine_for, cluster_worker_memory
+from core.chunked.analysis import (SchedulerUnreachableError, chunked_engine_for, client_worker_memory,
+                                  cluster_worker_memory)
 from core.inputs import FileInput
 from core.pipeline import AnalysisParams
 
@@ -46,6 +47,13 @@ def test_the_workers_memory_decides_when_a_scheduler_is_given(tmp_path, cluster_
     assert chunked_engine_for(spec, scheduler=big) is None
     monkeypatch.setenv(M.BUDGET_ENV, str((whole + per_worker) // 2))
     assert chunked_engine_for(spec, scheduler=big) == 128
+    # a job on a cluster worker reads the same limit from its connected client (core.jobs)
+    from distributed import Client
+
+    with Client(small, set_as_default=False) as c:
+        assert client_worker_memory(c) == (whole + per_worker) // 2
+        monkeypatch.setenv(M.BUDGET_ENV, str(per_worker))  # the budget caps it
+        assert client_worker_memory(c) == per_worker
 
 
 def test_big_workers_run_whole_what_this_machine_could_not(tmp_path, cluster_of, monkeypatch):

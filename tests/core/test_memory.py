@@ -221,3 +221,13 @@ def test_largest_chunked_halo_is_the_largest_that_fits():
         assert chunked_peak_bytes(chunk, got, workers) <= avail < chunked_peak_bytes(chunk, got + 1, workers)
         assert got >= halo
     assert largest_chunked_halo(128, 2, chunked_peak_bytes(128, 0, 2) - 1) == -1
+    # one worker of a cluster by address: its own process base and one window (the scheduler and client elsewhere)
+    from core.memory import _CHUNK_PROCESS_BASE
+
+    for chunk, halo in ((128, 46), (64, 10), (192, 101)):
+        limit = chunked_peak_bytes(chunk, halo, 1) - 2 * _CHUNK_PROCESS_BASE
+        got = largest_chunked_halo(chunk, 1, limit, one_worker=True)
+        one = [chunked_peak_bytes(chunk, h, 1) - 2 * _CHUNK_PROCESS_BASE for h in (got, got + 1)]
+        assert got >= halo and one[0] <= limit < one[1]
+        assert largest_chunked_halo(chunk, 7, limit, one_worker=True) == got  # (workers ignored)
+        assert largest_chunked_halo(chunk, 1, limit) < got  # read as a whole local cluster's memory: less
