@@ -414,7 +414,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         nonfinite = _check_nonfinite(volume, stacklevel=4)
         network = params.method == "model" or params.particles == "model"
         if params.method == "threshold":
-            res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3 if network else 0.35))
+            res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3))  # (the refinement: 0.3-0.35)
             phases, seg_params = res.phases, res.params
             blur = (assess_blur(seg_params.pv_sigma, downsampled, origin=res.pv_sigma_origin)
                     if seg_params.partial_volume else None)

@@ -195,6 +195,17 @@ def test_run_progress(elec):
     assert all(isinstance(m, str) and m for _, m in calls)
 
 
+@pytest.mark.parametrize("refine", ["auto", "on", "off"])
+def test_run_progress_never_goes_back_on_the_greyscale(elec, refine):
+    calls = []
+    run(elec.greyscale, AnalysisParams(refine=refine), spacing=elec.spacing,
+        progress=lambda f, m: calls.append((f, m)))
+    fracs = [f for f, _ in calls]
+    assert fracs == sorted(fracs), calls
+    if refine == "on":
+        assert any(m.startswith("refining the phases") for _, m in calls)
+
+
 def test_run_does_not_modify_inputs(elec):
     grey = elec.greyscale.copy()
     grey_copy = grey.copy()
