@@ -2,7 +2,7 @@
 
 The contract (other tools rely on it):
 
-``python -m core analyze INPUT --out DIR [--overwrite] [--spacing Z Y X] [--phase-map VALUE=PHASE,...] [--params FILE.json]``
+``python -m core analyze INPUT --out DIR [--overwrite] [--spacing UM | --spacing Z Y X] [--phase-map VALUE=PHASE,...] [--params FILE.json]``
     writes ``DIR/particles.csv``, ``DIR/particles.parquet``, ``DIR/phases.tif``,
     ``DIR/labels.tif`` and ``DIR/run.json``.  With ``--phase-map`` INPUT is a
     pre-segmented phase volume and segmentation is skipped.  ``--downsample F``
@@ -11,7 +11,7 @@ The contract (other tools rely on it):
 ``python -m core segment INPUT --out DIR [--overwrite] [--method threshold] [--downsample F]``
     writes ``DIR/phases.tif`` (0 = pore, 1 = CBD, 2 = NMC).  ``--method classifier
     --classifier CLF`` uses a classifier trained on brush strokes (:mod:`core.classify`).
-``python -m core train-classifier --image IMG --scribbles S [--image IMG2 --scribbles S2 ...] --out CLF [--spacing Z Y X]``
+``python -m core train-classifier --image IMG --scribbles S [--image IMG2 --scribbles S2 ...] --out CLF [--spacing UM | --spacing Z Y X]``
     trains a phase classifier on painted voxels (each ``S`` of its ``IMG``'s shape,
     uint8: 0 pore, 1 CBD, 2 NMC, 255 not painted) and writes the folder ``CLF``
     (``classifier.json`` + ``pairs.npz``: the training pairs, no pickle); reading
@@ -661,6 +661,16 @@ def _whole(minimum: int, maximum: int | None = None):
     return convert
 
 
+class _Spacing(argparse.Action):
+    """``--spacing``: one voxel size (isotropic) or three (Z Y X), µm; stored as three."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(values) not in (1, 3):
+            parser.error(f"{option_string}: give one voxel size in µm (isotropic) or three (Z Y X), "
+                         f"got {len(values)}: {' '.join(f'{v:g}' for v in values)}")
+        setattr(namespace, self.dest, list(values) * 3 if len(values) == 1 else list(values))
+
+
 def _voxel_size(text: str) -> float:
     try:
         value = float(text)
@@ -718,7 +728,8 @@ def build_parser() -> argparse.ArgumentParser:
     def add_input(sp):
         sp.add_argument("input", help="volume: TIFF, slice folder, HDF5, Zarr, .npy or raw")
         add_out(sp)
-        sp.add_argument("--spacing", nargs=3, type=_voxel_size, metavar=("Z", "Y", "X"), help="voxel size in µm")
+        sp.add_argument("--spacing", nargs="+", type=_voxel_size, action=_Spacing, metavar="UM",
+                        help="voxel size in µm: one value (isotropic) or three (Z Y X)")
         sp.add_argument("--dataset", help="HDF5/Zarr dataset name")
         sp.add_argument("--raw-shape", nargs=3, type=_whole(1), metavar=("Z", "Y", "X"), help="raw files: shape")
         sp.add_argument("--raw-dtype", type=_dtype, help="raw files: dtype such as uint16 or float32")
@@ -802,8 +813,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--scribbles", action="append", required=True, metavar="S",
                    help="uint8 of IMG's shape: 0 pore, 1 CBD, 2 NMC, 255 not painted; one after each --image")
     add_out(t)
-    t.add_argument("--spacing", nargs=3, type=_voxel_size, metavar=("Z", "Y", "X"),
-                   help="voxel size in µm of every image (default: the files' metadata, else 1 µm)")
+    t.add_argument("--spacing", nargs="+", type=_voxel_size, action=_Spacing, metavar="UM",
+                   help="voxel size in µm of every image, one value (isotropic) or three (Z Y X) (default: the "
+                        "files' metadata, else 1 µm)")
     t.add_argument("--seed", type=_whole(0, 2**32 - 1), default=0, help="seed of the learner (extra trees by default; default 0)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     t.set_defaults(func=_cmd_train_classifier)

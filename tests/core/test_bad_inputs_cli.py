@@ -120,7 +120,7 @@ CASES = {
     "spacing huge": (lambda d, t: ["analyze", _grey(d), "--spacing", "1", "1e300", "1"] + _out(t),
                      r"--spacing: a voxel size must be between .* got 1e300"),
     "spacing two numbers": (lambda d, t: ["analyze", _grey(d), "--spacing", "1", "1"] + _out(t),
-                            r"--spacing: expected 3 arguments"),
+                            r"--spacing: give one voxel size in µm \(isotropic\) or three \(Z Y X\), got 2: 1 1"),
     "method unknown": (lambda d, t: ["analyze", _grey(d), "--method", "unet"] + _out(t),
                        r"--method: invalid choice: 'unet'"),
     "separator-side unknown": (lambda d, t: ["analyze", _grey(d), "--separator-side", "left"] + _out(t),

@@ -584,6 +584,8 @@ CASES: dict[str, tuple] = {
     "spacing inf": (_spacing_case(1, "inf", 1), r"--spacing: a voxel size must be a finite number > 0 µm, got inf"),
     "spacing 0": (_spacing_case(0, 1, 1), r"--spacing: a voxel size must be a finite number > 0 µm, got 0"),
     "spacing negative": (_spacing_case(1, 1, -0.4), r"--spacing: a voxel size must be a finite number > 0 µm, got -0\.4"),
+    "spacing: two values": (_spacing_case(0.4, 0.4), r"--spacing: give one voxel size in µm \(isotropic\) or three "
+                                                     r"\(Z Y X\), got 2: 0\.4 0\.4"),
     "recipe: demo shape 100000³": (c_recipe_huge_demo, r"outside the demo limits: each side from 8 to 1024"),
     "recipe: demo shape 2³": (c_recipe_tiny_demo, r"outside the demo limits"),
     "recipe: spacing as text": (c_recipe_spacing_text, r"spacing must be a number or 3 numbers"),

@@ -172,6 +172,14 @@ def test_segment_command_matches_analyze(analyzed, demo, tmp_path):
     np.testing.assert_array_equal(load_volume(out / "phases.tif").data, load_volume(analyzed / "phases.tif").data)
 
 
+def test_spacing_one_value_is_isotropic(demo, tmp_path):
+    src = str(demo / "pristine" / "greyscale.tif")
+    for given, want in ((["0.5"], (0.5, 0.5, 0.5)), (["0.5", "0.4", "0.3"], (0.5, 0.4, 0.3))):
+        out = tmp_path / "_".join(given)
+        assert cli.main(["segment", src, "--spacing", *given, "--out", str(out), "-q"]) == 0
+        np.testing.assert_allclose(load_volume(out / "phases.tif").spacing, want)
+
+
 def test_analyze_phase_volume_with_phase_map(demo, tmp_path):
     src = demo / "pristine" / "true_phases.tif"
     o2, o3 = tmp_path / "O2", tmp_path / "O3"
