@@ -37,12 +37,8 @@ if how == "watershed" and not sample.input.presegmented:
              "by −0.03 to +0.05 (bench/RESULTS.md, robustness_grid_s13), most at a blur of 1.2 voxels; the whole analysis takes up to about twice as "
              "long (256³ grid cells) and more memory. It re-runs the whole analysis. 'Chosen by the scan's blur' "
              f"takes the deconvolved mask where the blur measured on the scan is {AUTO_BLUR} voxel or more.")
-    if auto_seen.get("blur_voxels") is not None:
-        refined = latest.provenance.get("phase_refinement")
-        st.caption(f"The latest analysis measured a blur of {auto_seen['blur_voxels']:.2f} voxel"
-                   + (f", refined {advice.refined_subject(refined)} against a model of that blur" if refined else "")
-                   + " and seeded on "
-                   + ("a deconvolved mask." if auto_seen.get("seeding") == "deconvolved" else "the NMC phase."))
+    if auto_seen.get("blur_voxels") is not None:  # (None: not read, e.g. a phase volume)
+        st.caption(advice.seeding_reading(auto_seen, latest.provenance.get("phase_refinement")))
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 # background jobs (ui/jobs.py): the page may rerun or the browser close while they run
 if submitted and sep is not None and how == "model":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from core.io.downsampling import MAX_DOWNSAMPLE
 from core.phases import DOWNSAMPLE_MIN_RADIUS, BlurAssessment, box_blur_removed
 
-__all__ = ["DOWNSAMPLE_MIN_RADIUS", "advises_downsampling", "blur_warning", "median_radius_voxels"]
+__all__ = ["DOWNSAMPLE_MIN_RADIUS", "advises_downsampling", "blur_warning", "median_radius_voxels", "seeding_reading"]
 
 
 def median_radius_voxels(table, spacing) -> float | None:
@@ -72,3 +72,20 @@ def refined_subject(refinement: dict) -> str:
     """What a run's phase refinement moved (its ``provenance["phase_refinement"]``): "the NMC surfaces" where only
     they could move (``moves="nmc"``), else "the phases"."""
     return "the NMC surfaces" if refinement.get("moves") == "nmc" else "the phases"
+
+
+def seeding_reading(auto_seen: dict, refinement: dict | None) -> str:
+    """What the latest analysis's ``seeding="auto"`` read and did (its ``provenance["seeding_auto"]``, whose
+    ``blur_voxels`` is a number, and its ``phase_refinement`` or None), in one sentence: the blur it measured, or
+    (NaN) that it could not measure one (a volume too thin for the edge profiles, e.g. a single slice, or too few
+    pore-NMC edges)."""
+    import math
+
+    blur = auto_seen.get("blur_voxels")
+    seeded = "a deconvolved mask." if auto_seen.get("seeding") == "deconvolved" else "the NMC phase."
+    if not math.isfinite(float(blur)):
+        return ("The latest analysis could not measure the blur on this scan (too thin for the edge profiles, "
+                "e.g. a single slice, or too few pore-NMC edges) and seeded on " + seeded)
+    return (f"The latest analysis measured a blur of {float(blur):.2f} voxel"
+            + (f", refined {refined_subject(refinement)} against a model of that blur" if refinement else "")
+            + " and seeded on " + seeded)

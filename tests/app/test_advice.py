@@ -73,3 +73,16 @@ def test_median_radius_from_the_particle_table():
     assert median_radius_voxels(t, (0.5, 0.5, 0.5)) == pytest.approx(10.0)  # 10 µm across, 0.5 µm voxels: edge left out
     assert median_radius_voxels(t[t["touches_edge"]], 1.0) == pytest.approx(1.0)  # only edge particles: all of them
     assert median_radius_voxels(t.iloc[:0], 1.0) is None and median_radius_voxels(None, 1.0) is None
+
+
+def test_seeding_reading_says_when_the_blur_could_not_be_measured():
+    from ui.advice import seeding_reading
+
+    assert seeding_reading({"blur_voxels": 1.234, "seeding": "deconvolved"}, None) == (
+        "The latest analysis measured a blur of 1.23 voxel and seeded on a deconvolved mask.")
+    assert seeding_reading({"blur_voxels": 0.8, "seeding": "phases"}, {"moves": "nmc"}) == (
+        "The latest analysis measured a blur of 0.80 voxel, refined the NMC surfaces against a model of that blur "
+        "and seeded on the NMC phase.")
+    said = seeding_reading({"blur_voxels": float("nan"), "seeding": "phases"}, None)
+    assert "nan" not in said and said.startswith("The latest analysis could not measure the blur on this scan")
+    assert said.endswith("seeded on the NMC phase.")
