@@ -33,6 +33,14 @@ extent_{z,y,x}_um
 depth_frac
     Centroid position along the thickness axis, 0 at the separator side and 1
     at the current-collector side of the imaged volume.
+
+A single slice (one voxel thick along one axis, e.g. a 2D image) is measured
+in its plane (:mod:`core.slices`): the areas and shares are those of the
+outline (face areas: outline length times the voxel's size across the
+slice; the slice's own two faces are not surface), ``touches_edge`` means
+the image border, ``equiv_diameter_um`` is the circle of the particle's
+area, ``surface_area_um2`` and ``sphericity`` are NaN, and so is
+``depth_frac`` where the thickness axis runs across the slice.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import pandas as pd
 from . import _kernels as K
 from ._validate import check_choice, check_labels, check_phases, normalize_spacing
 from .codes import CBD, NMC
+from .slices import circle_diameter, plane_axes, slice_axis
 
 Side = Literal["auto", "start", "end"]
 
@@ -308,7 +317,7 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     if outside is not None and outside.shape != labels.shape:
         raise ValueError(f"outside shape {outside.shape} does not match labels shape {labels.shape}")
     counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside, cracks)
-    table = _table_of(counts, sums, lo, hi, areas, mc, sp, depth_axis_len=phases.shape[axis], axis=axis,
+    table = _table_of(counts, sums, lo, hi, areas, mc, sp, shape=phases.shape, axis=axis,
                       separator_side=separator_side)
     table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
     return table
@@ -342,9 +351,9 @@ def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool, outside
     return counts, sums, lo, hi, areas, mc
 
 
-def _table_of(counts, sums, lo, hi, areas, mc, sp, *, depth_axis_len: int, axis: int,
-              separator_side: str) -> pd.DataFrame:
-    """The particle table (columns :data:`COLUMNS`) from the per-label measures of :func:`_face_measures`."""
+def _table_of(counts, sums, lo, hi, areas, mc, sp, *, shape, axis: int, separator_side: str) -> pd.DataFrame:
+    """The particle table (columns :data:`COLUMNS`) from the per-label measures of :func:`_face_measures` on a
+    volume of ``shape`` (a single slice: the plane's measures, :mod:`core.slices`)."""
     present = np.flatnonzero(counts[:, 1] > 0)
     present = present[present > 0]
     voxel_vol = sp[0] * sp[1] * sp[2]
@@ -354,6 +363,14 @@ def _table_of(counts, sums, lo, hi, areas, mc, sp, *, depth_axis_len: int, axis:
     extent = (hi[present] - lo[present] + 1) * np.asarray(sp)
     a = areas[present]
     a_pore, a_cbd, a_part, a_edge = a[:, K.CAT_PORE], a[:, K.CAT_CBD], a[:, K.CAT_PARTICLE], a[:, K.CAT_EDGE]
+    thin = slice_axis(shape)
+    if thin is not None:  # a single slice: its own two faces are not surface, its edge is the image's border
+        p0, p1 = plane_axes(thin)
+        border = ((lo[present][:, [p0, p1]] == 0) | (hi[present][:, [p0, p1]] == np.asarray(shape)[[p0, p1]] - 1))
+        touches = border.any(axis=1)
+        a_edge = np.where(touches, np.maximum(a_edge - 2.0 * n_filled * sp[p0] * sp[p1], 0.0), 0.0)
+    else:
+        touches = a_edge > 0
     total = a_pore + a_cbd + a_part + a_edge
     open_iface = a_pore + a_cbd
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -362,9 +379,17 @@ def _table_of(counts, sums, lo, hi, areas, mc, sp, *, depth_axis_len: int, axis:
     # a digital shape of a few voxels has no meaningful sphericity (it can exceed 1)
     sphericity[n_filled < MIN_VOXELS_FOR_SHAPE] = np.nan
     note = np.where(open_iface > 0, "", "no interface with pore or CBD (enclosed by particles / volume edge)")
-    n_ax = depth_axis_len
+    n_ax = shape[axis]
     pos = centroid_idx[:, axis] / max(n_ax - 1, 1)
     depth = pos if separator_side == "start" else 1.0 - pos
+    diameter = cbrt_rounded(6 * volume / np.pi)
+    surface = mc[present]
+    if thin is not None:
+        diameter = circle_diameter(n_filled * sp[p0] * sp[p1])
+        surface = np.full(len(present), np.nan)
+        sphericity = np.full(len(present), np.nan)
+        if thin == axis:  # the thickness axis runs across the slice: no depth in it
+            depth = np.full(len(present), np.nan)
 
     table = pd.DataFrame(
         {
@@ -372,8 +397,8 @@ def _table_of(counts, sums, lo, hi, areas, mc, sp, *, depth_axis_len: int, axis:
             "n_voxels": counts[present, 1],
             "volume_um3": volume,
             "solid_volume_um3": counts[present, 1] * voxel_vol,
-            "equiv_diameter_um": cbrt_rounded(6 * volume / np.pi),
-            "surface_area_um2": mc[present],
+            "equiv_diameter_um": diameter,
+            "surface_area_um2": surface,
             "sphericity": sphericity,
             "centroid_z_um": centroid_idx[:, 0] * sp[0],
             "centroid_y_um": centroid_idx[:, 1] * sp[1],
@@ -382,7 +407,7 @@ def _table_of(counts, sums, lo, hi, areas, mc, sp, *, depth_axis_len: int, axis:
             "extent_y_um": extent[:, 1],
             "extent_x_um": extent[:, 2],
             "depth_frac": depth,
-            "touches_edge": a_edge > 0,
+            "touches_edge": touches,
             "area_cbd_um2": a_cbd,
             "area_pore_um2": a_pore,
             "area_particle_um2": a_part,

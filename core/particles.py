@@ -46,6 +46,7 @@ from ._kernels import flat_step, unravel
 from ._watershed import _flood_into, _plateaus, _quantise, _watershed_dynamics, quantise
 from ._validate import check_choice, check_has_nmc, check_labels, check_phases, normalize_spacing
 from .codes import NMC
+from .slices import circle_diameter, plane_axes, slice_axis
 
 MarkerMethod = Literal["hmaxima", "peaks"]
 FloodOrder = Literal["row", "fifo"]
@@ -79,7 +80,9 @@ class SeparationParams:
         widens the necks), most of all on blurred greyscale (bench/RESULTS.md,
         merge_ratio_s13).
     min_volume_um3 : float
-        Fragments smaller than this join their largest-contact neighbour.
+        Fragments smaller than this join their largest-contact neighbour.  On a single slice (a 2D image,
+        :mod:`core.slices`) a fragment is weighed as the ball of its area's circle, and a contact by its length
+        against the smaller fragment's circle diameter instead of ``π r²``.
     flood_order : {"row", "fifo"}
         The order in which the ``"hmaxima"`` flood visits the voxels queued at one level, which decides ties
         between basins (which of two that reach a voxel at one level takes it): ``"row"`` (the default since
@@ -862,7 +865,9 @@ def merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float = 2.
         cross-section ``π r²``: the pair of largest ratio first, then the pairs of the merged region weighed
         again with its summed contacts and volume (:func:`_agglomerate`).
     min_volume_um3 : float
-        Regions smaller than this join, first, the neighbour they share most interface with.
+        Regions smaller than this join, first, the neighbour they share most interface with.  On a single slice
+        (:mod:`core.slices`) a region's volume is that of the ball of its area's circle, and the merge ratio a
+        contact's length against the smaller region's circle diameter.
 
     Returns
     -------
@@ -884,14 +889,23 @@ def _merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float, mi
     # two read-only passes over the labels, one per core where there are two
     (pa, pb, area), counts = K.run_side_by_side(lambda: K.contact_areas(lab, sp[0], sp[1], sp[2]),
                                                 lambda: K.label_counts(lab, n))
-    vol = counts * float(np.prod(sp))
+    thin = slice_axis(lab.shape)
+    if thin is None:
+        vol = counts * float(np.prod(sp))
+        ball = vol
+    else:  # a single slice: each region's area and each contact's length in the plane, a region weighed as the
+        # ball of its area's circle (core.slices)
+        p0, p1 = plane_axes(thin)
+        vol = counts * float(sp[p0] * sp[p1])  # (µm²)
+        area = area / float(sp[thin])  # (µm)
+        ball = np.pi / 6 * circle_diameter(vol) ** 3
     parent = np.arange(n + 1)
     if pa.size:
         forced = np.zeros(0, np.int64)
         if min_volume_um3 > 0:
             # a small fragment joins the neighbour it shares the most area with
-            small_a = vol[pa] < min_volume_um3
-            small_b = vol[pb] < min_volume_um3
+            small_a = ball[pa] < min_volume_um3
+            small_b = ball[pb] < min_volume_um3
             firsts = []
             for small, own in ((small_a, pa), (small_b, pb)):
                 idx = np.flatnonzero(small)
@@ -902,10 +916,13 @@ def _merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float, mi
                 forced = np.unique(np.concatenate(firsts))
         above = np.zeros(0, np.int64)
         if merge_ratio > 0:
-            r_small = np.cbrt(3 * np.minimum(vol[pa], vol[pb]) / (4 * np.pi))
-            above = np.flatnonzero(area > merge_ratio * np.pi * r_small**2)
+            if thin is None:
+                r_small = np.cbrt(3 * np.minimum(vol[pa], vol[pb]) / (4 * np.pi))
+                above = np.flatnonzero(area > merge_ratio * np.pi * r_small**2)
+            else:  # a contact's length against the smaller region's circle diameter
+                above = np.flatnonzero(area > merge_ratio * circle_diameter(np.minimum(vol[pa], vol[pb])))
         if forced.size or above.size:
-            parent = _agglomerate(pa, pb, area, vol, merge_ratio, forced, above)
+            parent = _agglomerate(pa, pb, area, vol, merge_ratio, forced, above, plane=thin is not None)
     # new consecutive ids, background stays 0
     present = counts > 0
     present[0] = False
@@ -919,12 +936,14 @@ def _merge_fragments(labels: np.ndarray, spacing=None, *, merge_ratio: float, mi
     return out
 
 
-def _agglomerate(pa, pb, area, vol, merge_ratio: float, forced, above) -> np.ndarray:
+def _agglomerate(pa, pb, area, vol, merge_ratio: float, forced, above, *, plane: bool = False) -> np.ndarray:
     """Root region of each region (``(n + 1,)`` int64, the least id of its group) after the merges of
     :func:`_merge_fragments`.
 
     ``pa``, ``pb``, ``area``: the contacts of :func:`core._kernels.contact_areas` (region pairs and shared
-    area, µm²); ``vol``: volume of each region (µm³, index = id).  First the ``forced`` contacts (indices into
+    area, µm²); ``vol``: volume of each region (µm³, index = id).  With ``plane`` (a single slice,
+    :mod:`core.slices`): ``area`` the contacts' lengths (µm), ``vol`` the regions' areas (µm²), and a ratio is a
+    length against the smaller region's circle diameter instead.  First the ``forced`` contacts (indices into
     them: small fragments and their largest-contact neighbour) join.  Then the pair of regions with the largest
     ratio of shared area to the smaller one's equivalent cross-section ``π r²`` joins, as long as that ratio
     exceeds ``merge_ratio``; after each merge the joined region's volume and contacts (areas summed) are those
@@ -966,6 +985,8 @@ def _agglomerate(pa, pb, area, vol, merge_ratio: float, forced, above) -> np.nda
         return d
 
     def ratio(a, b):
+        if plane:  # a single slice: a contact's length against the smaller region's circle diameter
+            return adj[a][b] / float(circle_diameter(min(v[a], v[b])))
         r = np.cbrt(3 * min(v[a], v[b]) / (4 * np.pi))
         return adj[a][b] / (np.pi * r * r)
 

@@ -46,6 +46,7 @@ from ._kernels import SideWork, numpy_hugepages, recycled_heap
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
 from .metrics import Side, _particle_table, detect_separator_side
 from .particles import SeparationParams, _separate_particles
+from .slices import slice_axis, slice_warning
 from .nn.params import ModelParams
 from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .memory import MemoryBudgetError, check_memory, mark_warm
@@ -437,6 +438,9 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             cue = seg.cue if params.particles == "model" else None
             del seg
     check_has_nmc(phases)
+    thin = slice_axis(phases.shape)
+    if thin is not None:  # a 2D image: measured in its plane (core.slices)
+        warnings.warn(slice_warning(thin, params.axis), stacklevel=3)
     refine, blur_read, phases, refined, refine_auto = _refine(volume, phases, params, presegmented=presegmented,
                                                              report=report, downsampled=downsampled)
     timings["phases_s"] = time.perf_counter() - t0

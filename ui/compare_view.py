@@ -260,6 +260,9 @@ def analysis_pickers(ws: Workspace, electrodes: dict[int, tuple[str, list[Analys
         st.warning("**The compared analyses used different parameters:** "
                    + pins_words.differences_sentence(diffs) + " Differences may come from these, not only from "
                    "the electrodes.", icon=":material/rule:")
+    mixed = pins_words.dimensions_sentence({electrodes[sid][0]: a for sid, a in picked.items()})
+    if mixed:
+        st.warning(mixed, icon=":material/layers:")
     value = pins_words.url_value(picked[sid].id for sid in electrodes)
     if st.query_params.get(pins_words.URL_ANALYSES) != value:  # a reload or a shared link shows the same
         st.query_params[pins_words.URL_ANALYSES] = value

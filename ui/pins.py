@@ -229,3 +229,21 @@ def differences_sentence(diffs: list[ParamDifference]) -> str:
         who = "the others" if parts and len(plain) > 1 else _join(plain)
         parts.append(f"{who} used the defaults")
     return "; ".join(parts) + "."
+
+
+def dimensions_sentence(analyses: dict[str, Analysis]) -> str | None:
+    """A sentence where single slices (2D images, :mod:`core.slices`) are compared with volumes, else None: their
+    sizes are circle against ball diameters, and their contact shares are read along outlines against over
+    surfaces."""
+    from core.slices import slice_axis
+
+    shapes = {name: a.provenance.get("input_shape") for name, a in analyses.items()}
+    known = {name: slice_axis(sh) is not None for name, sh in shapes.items() if sh is not None and len(sh) == 3}
+    flat = [name for name, is_flat in known.items() if is_flat]
+    vols = [name for name, is_flat in known.items() if not is_flat]
+    if not flat or not vols:
+        return None
+    return (f"{_join(flat)} {'is a single slice' if len(flat) == 1 else 'are single slices'} (measured in the "
+            f"plane: sizes are the diameters of circles, contact shares read along outlines), {_join(vols)} "
+            f"{'a volume' if len(vols) == 1 else 'volumes'} (diameters of balls, shares over surfaces): compare "
+            "slices with slices and volumes with volumes.")

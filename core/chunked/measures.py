@@ -150,7 +150,7 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
     fhi = np.full((n_lab + 1, 3), -1, np.int64)
     for ids, r_counts, r_sums, r_lo, r_hi, r_areas, r_mc in results:
         counts[ids], sums[ids], flo[ids], fhi[ids], areas[ids], mc[ids] = r_counts, r_sums, r_lo, r_hi, r_areas, r_mc
-    table = _table_of(counts, sums, flo, fhi, areas, mc, sp, depth_axis_len=shape[axis], axis=axis,
+    table = _table_of(counts, sums, flo, fhi, areas, mc, sp, shape=shape, axis=axis,
                       separator_side=separator_side)
     table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
     return table

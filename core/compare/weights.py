@@ -132,6 +132,8 @@ def particle_weights(
 
     Notes
     -----
+    On a single slice (:mod:`core.slices`; every particle of the table spans the window along one axis) that
+    axis is left out of the Miles–Lantuéjoul weights: they are those of the slice's plane.
     Tables written before the bounding-box columns existed fall back to the
     equivalent diameter as the extent along every axis (a sphere's extent;
     elongated particles are then under-weighted).  In that fallback a
@@ -174,7 +176,9 @@ def particle_weights(
         if all(c in table.columns for c in EXTENT_COLUMNS) and \
                 np.isfinite(table.loc[inner, list(EXTENT_COLUMNS)].to_numpy(float)).all():
             source = "bbox"
-            d = table.loc[inner, list(EXTENT_COLUMNS)].to_numpy(float)
+            d = table.loc[inner, list(EXTENT_COLUMNS)].to_numpy(float, copy=True)
+            # a single slice (core.slices): every particle spans its one voxel layer; weighed in its plane
+            d[:, np.all(table[list(EXTENT_COLUMNS)].to_numpy(float) == L[None, :], axis=0)] = 0.0
         elif "equiv_diameter_um" in table.columns:
             source = "equiv_diameter"
             d = np.repeat(table.loc[inner, "equiv_diameter_um"].to_numpy(float)[:, None], 3, axis=1)

@@ -47,6 +47,15 @@ def _analysis(aid: int, params=None, **provenance):
                     table_path=None, n_particles=1)
 
 
+def test_slices_compared_with_volumes_are_named():
+    vol, flat = {"input_shape": [40, 50, 60]}, {"input_shape": [1, 754, 1012]}
+    assert pins.dimensions_sentence({"a": _analysis(1, **vol), "b": _analysis(2, **vol)}) is None
+    assert pins.dimensions_sentence({"a": _analysis(1, **flat), "b": _analysis(2, **flat)}) is None  # slices only
+    assert pins.dimensions_sentence({"a": _analysis(1), "b": _analysis(2, **flat)}) is None  # shape unknown: quiet
+    said = pins.dimensions_sentence({"a": _analysis(1, **vol), "FIB": _analysis(2, **flat), "c": _analysis(3, **vol)})
+    assert said.startswith("FIB is a single slice (measured in the plane") and "compare slices with slices" in said
+
+
 def test_url_form_and_parameter_differences_in_words():
     from core.pipeline import AnalysisParams
     from core.phases import SegmentParams
