@@ -500,7 +500,7 @@ def slices_section(ctx: CompareContext) -> None:
             base = cache.grey_image(cache.VolumeRef.of(ctx.ws, sample), axis, index)
         except (OSError, ValueError, TypeError):
             base = render.grey_rgb(np.zeros_like(lab2d, dtype=np.float32), 0, 1)
-        img = render.particle_overlay(base, lab2d, colours, mode="fill")
+        img = render.particle_overlay(base, lab2d, colours, mode="fill", width=render.outline_width(lab2d.shape))
         with col:
             st.image(render.upscale(img, 420), width="stretch",
                      caption=f"{name}: {render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")

@@ -132,7 +132,8 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
         base = cache.grey_image(cache.VolumeRef.of(ws, sample), axis, index)
     except (OSError, ValueError, TypeError):  # the source moved: draw on the phases instead
         base = render.phase_overlay(render.grey_rgb(lab2d * 0, 0, 1), cache.phase_slice(ref, axis, index), 0.5)
-    img = render.particle_overlay(base, lab2d, colours, mode="outline", highlight=chosen)
+    img = render.particle_overlay(base, lab2d, colours, mode="outline", highlight=chosen,
+                                  width=render.outline_width(lab2d.shape))
     st.image(render.upscale(img, 520), width="stretch",
              caption=f"slice {render.AXES[axis]} = {index}: particle outlines coloured by detachment"
              + (f"; particle {chosen} highlighted in magenta" if chosen is not None else ""))

@@ -70,15 +70,28 @@ def phase_overlay(base: np.ndarray, phases2d: np.ndarray, opacity: float) -> np.
     return (base.astype(np.float32) * (1 - a) + col * a).round().astype(np.uint8)
 
 
-def outlines(labels2d: np.ndarray) -> np.ndarray:
-    """Boolean mask of label pixels with a 4-neighbour of another value (inner boundary)."""
+def outlines(labels2d: np.ndarray, width: int = 1) -> np.ndarray:
+    """Boolean mask of label pixels with a 4-neighbour of another value (inner boundary), ``width`` pixels wide
+    (the boundary grown by ``width - 1`` pixels within the labels: outlines that stay visible where a big slice
+    is shown smaller than its pixels)."""
     lab = labels2d
     edge = np.zeros(lab.shape, bool)
     edge[1:, :] |= lab[1:, :] != lab[:-1, :]
     edge[:-1, :] |= lab[:-1, :] != lab[1:, :]
     edge[:, 1:] |= lab[:, 1:] != lab[:, :-1]
     edge[:, :-1] |= lab[:, :-1] != lab[:, 1:]
-    return edge & (lab > 0)
+    edge &= lab > 0
+    if width > 1 and edge.any():
+        from scipy import ndimage as ndi
+
+        edge = ndi.binary_dilation(edge, iterations=int(width) - 1, mask=lab > 0)
+    return edge
+
+
+def outline_width(shape, shown: int = 400) -> int:
+    """Outline width (pixels) that stays about a screen pixel wide where a slice of ``shape`` is shown about
+    ``shown`` pixels across: 1 up to that size, then one more per ``shown`` pixels of its longer side."""
+    return max(1, -(-max(int(n) for n in shape) // int(shown)))
 
 
 def _cmap_lut(name: str = DETACHMENT_CMAP, n: int = 256) -> np.ndarray:
@@ -109,7 +122,7 @@ def label_colour_table(labels: np.ndarray, values: np.ndarray, max_label: int, *
 
 def particle_overlay(
     base: np.ndarray, labels2d: np.ndarray, colours: np.ndarray, *, mode: str = "outline",
-    fill_opacity: float = 0.8, highlight: int | None = None,
+    fill_opacity: float = 0.8, highlight: int | None = None, width: int = 1,
 ) -> np.ndarray:
     """Colour particles over an RGB image.
 
@@ -123,6 +136,8 @@ def particle_overlay(
         Outlines only, or filled particles (``fill_opacity``) with outlines.
     highlight : int, optional
         Label drawn with a thick magenta outline and a magenta tint.
+    width : int
+        Outline width in pixels (:func:`outline_width` for a big slice shown small).
     """
     out = base.astype(np.float32)
     lab = np.where(labels2d < len(colours), labels2d, 0)
@@ -131,12 +146,12 @@ def particle_overlay(
     if mode == "fill":
         a = float(fill_opacity)
         out[inside] = out[inside] * (1 - a) + col[inside] * a
-    edge = outlines(lab)
+    edge = outlines(lab, width)
     out[edge] = col[edge]
     if highlight is not None and highlight > 0:
         sel = labels2d == highlight
         out[sel] = out[sel] * 0.65 + np.array(HIGHLIGHT, np.float32) * 0.35
-        ring = outlines(sel.astype(np.int32))
+        ring = outlines(sel.astype(np.int32), width)
         # thicken the ring by one pixel so it stands out
         ring2 = ring.copy()
         ring2[1:, :] |= ring[:-1, :]

@@ -263,6 +263,18 @@ def test_detachment_colours_share_one_scale():
     assert (t[1] == value_colours(np.array([0.0]))[0]).all() and (t[2] == c[2]).all()
 
 
+def test_outlines_widen_for_a_big_slice_and_stay_inside_their_particle():
+    from ui.render import outline_width, outlines
+
+    assert outline_width((96, 96)) == 1 and outline_width((400, 300)) == 1
+    assert outline_width((754, 1012)) == 3 and outline_width((2048, 2048)) == 6
+    lab = np.zeros((20, 20), np.int32)
+    lab[4:16, 4:16] = 1
+    one, three = outlines(lab), outlines(lab, 3)
+    assert one.sum() == 44 and (one <= three).all()  # the 12x12 square's inner ring, inside the wider one
+    assert three.sum() == 144 - 36 and not three[lab == 0].any()  # three rings, all on the particle
+
+
 def test_size_filter_leaves_small_particles_out_of_the_statistics(seeded_ws):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     no_exception(at)
