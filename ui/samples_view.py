@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.records import ATTRIBUTE_PRESETS, Attribute
+from core.slices import slice_axis
 from core.workspace import NOTE_MAX, Analysis, Sample, Workspace
 
 from . import cache, forms, pins, render, state, tables
@@ -202,20 +203,29 @@ def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
         pct = st.slider("Contrast: grey-value percentiles mapped to black and white (%)", 0.0, 100.0,
                         key=state.k(state.VIEW_CONTRAST, sid), step=0.5)
         lo, hi = cache.contrast(ref, pct[0], pct[1])
-    cols = st.columns(3)
-    for axis, col in enumerate(cols):
+    thin = slice_axis(vol.shape)
+    if thin is None:
+        cols = dict(enumerate(st.columns(3)))
+    else:  # a single slice: its own plane only (the other two views are one pixel thin)
+        cols = {thin: st.columns([2, 1])[0]}
+    for axis, col in cols.items():
         n = vol.shape[axis]
         key = state.k(state.VIEW_INDEX, AXES[axis], sid)
         state.init(key, n // 2)
         with col:
-            idx = st.slider(f"{AXES[axis]} index (voxels, 0–{n - 1})", 0, max(n - 1, 1), key=key, disabled=n <= 1)
+            if thin is None:
+                idx = st.slider(f"{AXES[axis]} index (voxels, 0–{n - 1})", 0, max(n - 1, 1), key=key,
+                                disabled=n <= 1)
+            else:
+                idx = 0
             sl = read_or_stop(cache.grey_slice, ref, axis, min(idx, n - 1))
             img = phase_codes_rgb(np.asarray(sl)) if presegmented else render.grey_rgb(sl, lo, hi)
             st.image(render.upscale(img, 360), caption=f"slice ⊥ {AXES[axis]} at {AXES[axis]} = {idx} "
                      f"({idx * sample.spacing[axis]:.1f} µm)", width="stretch")
     shown = ("phase codes 0 pore / 1 CBD / 2 NMC." if presegmented
-             else f"display range {lo:.0f}–{hi:.0f} grey units.")
-    st.caption(f"Volume {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; {shown}")
+             else f"display range {lo + 0.0:.4g}–{hi + 0.0:.4g} grey units.")
+    what = "A single slice (a 2D image, measured in its plane):" if thin is not None else "Volume"
+    st.caption(f"{what} {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; {shown}")
 
 
 def analyses_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) -> None:

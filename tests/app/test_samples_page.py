@@ -57,6 +57,22 @@ def test_add_demo_then_view_slices(empty_ws):
     assert before != after
 
 
+def test_a_single_slice_shows_its_plane_only(empty_ws, tmp_path):
+    from core.inputs import FileInput
+
+    img = (np.arange(30 * 40, dtype=np.float32).reshape(1, 30, 40) % 7) - 3.0  # values around 0: no "-0"
+    save_tiff(tmp_path / "slice.tif", img, (0.5, 0.1, 0.1))
+    s = empty_ws.add_sample("sem", FileInput(tmp_path / "slice.tif"), spacing=(0.5, 0.1, 0.1), axis=1)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert len(at.image) == 1 and "z = 0" in at.image[0].proto.imgs[0].caption
+    [shown] = [c.value for c in at.caption if "display range" in c.value]
+    assert shown.startswith("A single slice (a 2D image, measured in its plane): 1×30×40 voxels")
+    assert "-0" not in shown
+
+
 def test_add_file_from_data_folder_and_bad_file(empty_ws, env):
     data = env / "data"
     vol = (np.random.default_rng(0).random((12, 20, 24)) * 1000).astype(np.uint16)
