@@ -206,3 +206,22 @@ def test_particle_count_is_of_the_labels_and_the_drawn_ones_are_counted_apart():
     assert (full.n_particles, full.n_drawn) == (3, 3)
     _, tight = particle_mesh(lab, (1.0, 1.0, 1.0), vals, max_triangles=300)
     assert tight.n_particles == 3 and tight.n_drawn < 3
+
+
+def test_a_single_slice_has_no_3d_view(empty_ws, tmp_path):
+    from core.inputs import FileInput
+    from core.io import save_tiff
+    from core.runner import run_analysis
+    from core.synth import demo_electrode
+
+    e = demo_electrode("pristine", rng=0, shape=(16, 64, 64))
+    save_tiff(tmp_path / "slice.tif", e.greyscale[8:9], e.spacing)
+    s = empty_ws.add_sample("slice", FileInput(tmp_path / "slice.tif"), spacing=e.spacing, axis=1)
+    with pytest.warns(UserWarning, match="single slice"):
+        run_analysis(empty_ws, s.id)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert any("single slice (a 2D image): it has no 3D surfaces" in i.value for i in at.info)
+    assert not at.get("iframe")
