@@ -504,3 +504,16 @@ def test_ui_small_particles_keep_their_resolution_figures():
     q = quoted(src, rf"radius 10-14 voxels: a median detachment error of {NUM}-{NUM} downsampled, {NUM} at full "
                "resolution", "core/pipeline.py")
     check(q, (min(med[3], med[1]), max(med[3], med[1]), max(med[0], med[2])))
+
+
+def test_readme_slice_against_volume():
+    """The README's single-slice figures, as bench/RESULTS.md slice_vs_volume has them: the pooled slices' largest
+    gap to the true 3D median, and one slice's range per electrode."""
+    text = readme_text()
+    q = quoted(text, rf"gave the median detachment within {NUM} of the true 3D median", "README.md")
+    rows = [r for tab in tables(section("slice_vs_volume")) for r in tab if "one slice: min–max" in r]
+    assert [r["electrode"] for r in rows] == ["pristine", "cycled-1C", "cycled-5C"]
+    check(q, (max(abs(float(r["slices − true 3D"])) for r in rows),))
+    q = quoted(text, rf"one slice alone \(about 24 sections, 64 × 64 µm\) ranged {NUM}–{NUM} \(pristine\), "
+                     rf"{NUM}–{NUM} \(cycled-1C\) and {NUM}–{NUM} \(cycled-5C\)", "README.md")
+    check(q, [v for r in rows for v in r["one slice: min–max"].split("–")])
