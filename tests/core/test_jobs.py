@@ -177,29 +177,24 @@ def test_jobs_run_on_a_local_dask_cluster_in_its_own_process(tmp_path):
         assert os.getpid() not in pids  # ran in the workers, not here
         # a chunked analysis: its job secedes from its worker and runs its chunks as tasks of the same cluster
         big = _file_sample(ws, tmp_path)
-        chunked = store.create("analysis", {"sample_id": big, "params": AnalysisParams().to_dict(),
-                                            "chunked": {"chunk_size": 16, "local_workers": 2}}, title="big",
-                               executor=ex.name, cluster_pid=info.pid)
-        ex.submit(ws.root, chunked.id)
-        t0 = time.monotonic()
-        while store.get(chunked.id).active and time.monotonic() - t0 < 120:
-            time.sleep(0.5)
-        done = store.get(chunked.id)
-        assert done.state == "done", done.error
-        a = ws.get_analysis(done.analysis_id)
+
+        def chunked_job(local_workers):
+            job = store.create("analysis", {"sample_id": big, "params": AnalysisParams().to_dict(),
+                                            "chunked": {"chunk_size": 16, "local_workers": local_workers}},
+                               title="big", executor=ex.name, cluster_pid=info.pid)
+            ex.submit(ws.root, job.id)
+            t0 = time.monotonic()
+            while store.get(job.id).active and time.monotonic() - t0 < 120:
+                time.sleep(0.5)
+            done = store.get(job.id)
+            assert done.state == "done", done.error
+            return ws.get_analysis(done.analysis_id)
+
+        a = chunked_job(2)
         assert ws.is_chunked(a) and a.provenance["chunking"]["chunk_size"] == 16 and a.n_particles > 0
         # submitted as to a cluster by address (no local workers named): the job asks its client for the workers'
         # memory limit (their windows fit it here: the same halo and the same particles)
-        remote = store.create("analysis", {"sample_id": big, "params": AnalysisParams().to_dict(),
-                                           "chunked": {"chunk_size": 16, "local_workers": None}}, title="big",
-                              executor=ex.name, cluster_pid=info.pid)
-        ex.submit(ws.root, remote.id)
-        t0 = time.monotonic()
-        while store.get(remote.id).active and time.monotonic() - t0 < 120:
-            time.sleep(0.5)
-        done = store.get(remote.id)
-        assert done.state == "done", done.error
-        b = ws.get_analysis(done.analysis_id)
+        b = chunked_job(None)
         assert b.provenance["chunking"] == a.provenance["chunking"] and b.n_particles == a.n_particles
         ex.close()
     finally:
