@@ -448,22 +448,29 @@ _CHUNK_PROCESS_BASE = 300 * 2**20
 _CHUNK_PHASE_HALO = 34
 
 
-def chunked_peak_bytes(chunk: int, halo: int, workers: int, itemsize: int = 2) -> int:
+def chunked_peak_bytes(chunk: int, halo: int, workers: int, itemsize: int = 2, *, shape=None) -> int:
     """Rough peak of the chunked engine on a local cluster: ``(workers + 2) * base + workers * window``.
 
     ``window = max((12 + itemsize) (c + 68)³, 12 (c + 2 halo)³)`` bytes: the
     phase pass's window (its halo about 34 voxels with the default parameters)
     or the particle pass's (``halo``, the particle halo); ``base`` is 300 MiB
-    for each worker, the scheduler and the client.  Independent of the volume.
+    for each worker, the scheduler and the client.  Independent of the volume,
+    unless its ``shape`` (Z, Y, X) is given: a window is then cut at the
+    volume's faces along each axis (``min(n, c + 2 halo)``: a thin slab or a
+    single slice holds far less than a cube).
     """
     c, h = int(chunk), int(halo)
-    window = max((_CHUNK_WINDOW_BYTES + int(itemsize)) * (c + 2 * _CHUNK_PHASE_HALO) ** 3,
-                 _CHUNK_WINDOW_BYTES * (c + 2 * h) ** 3)
+    if shape is None:
+        phase, part = (c + 2 * _CHUNK_PHASE_HALO) ** 3, (c + 2 * h) ** 3
+    else:
+        phase = math.prod(min(int(n), min(c, int(n)) + 2 * _CHUNK_PHASE_HALO) for n in shape)
+        part = math.prod(min(int(n), min(c, int(n)) + 2 * h) for n in shape)
+    window = max((_CHUNK_WINDOW_BYTES + int(itemsize)) * phase, _CHUNK_WINDOW_BYTES * part)
     return (int(workers) + 2) * _CHUNK_PROCESS_BASE + int(workers) * window
 
 
 def largest_chunked_halo(chunk: int, workers: int, available: int, itemsize: int = 2, *,
-                         one_worker: bool = False) -> int:
+                         one_worker: bool = False, shape=None) -> int:
     """The largest particle halo whose :func:`chunked_peak_bytes` fits ``available`` bytes; -1 if none does.
 
     Parameters
@@ -479,12 +486,23 @@ def largest_chunked_halo(chunk: int, workers: int, available: int, itemsize: int
         ``available`` is one worker's memory limit (a worker of a cluster by address: its own process base and
         one window count, the scheduler and the client run elsewhere; as :func:`needs_chunked_engine` with
         ``worker_limit``).
+    shape : (3,) int, optional
+        The volume's: windows cut at its faces (:func:`chunked_peak_bytes`); a halo that makes the windows the
+        whole volume along every axis is returned as the volume's longest side when it fits.
     """
     if one_worker:
         workers, available = 1, int(available) + 2 * _CHUNK_PROCESS_BASE
     c, w = int(chunk), int(workers)
-    if chunked_peak_bytes(c, 0, w, itemsize) > available:
+    if chunked_peak_bytes(c, 0, w, itemsize, shape=shape) > available:
         return -1
+    if shape is not None:  # the windows stop growing at the faces: the largest halo that fits, by bisection
+        lo, hi = 0, max(int(n) for n in shape)
+        if chunked_peak_bytes(c, hi, w, itemsize, shape=shape) <= available:
+            return hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if chunked_peak_bytes(c, mid, w, itemsize, shape=shape) <= available else (lo, mid)
+        return lo
     per_worker = (int(available) - (w + 2) * _CHUNK_PROCESS_BASE) // w
     edge = int((per_worker / _CHUNK_WINDOW_BYTES) ** (1 / 3)) + 2
     while edge > c and _CHUNK_WINDOW_BYTES * edge ** 3 > per_worker:
@@ -499,7 +517,8 @@ def needs_chunked_engine(shape, dtype, params=None, *, presegmented: bool = Fals
     True when :func:`estimate_peak_bytes` exceeds :func:`available_bytes`
     (the comparison on which :func:`check_memory` refuses a whole-volume run,
     the input counted as already mapped) and :func:`chunked_peak_bytes` of
-    ``chunk``-voxel chunks, a halo of half a chunk and ``workers`` (default:
+    ``chunk``-voxel chunks, a halo of half a chunk, windows cut at the faces of a volume of ``shape``, and
+    ``workers`` (default:
     the cores) fits it.  A volume that fits runs exactly as before, and one
     that fits neither way is refused as before.
 
@@ -514,9 +533,10 @@ def needs_chunked_engine(shape, dtype, params=None, *, presegmented: bool = Fals
     if fit.fits:
         return False
     if worker_limit is not None:
-        one = chunked_peak_bytes(chunk, max(4, chunk // 2), 1, np.dtype(dtype).itemsize) - 2 * _CHUNK_PROCESS_BASE
+        one = chunked_peak_bytes(chunk, max(4, chunk // 2), 1, np.dtype(dtype).itemsize,
+                                 shape=shape) - 2 * _CHUNK_PROCESS_BASE
         return one <= fit.available
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    need = chunked_peak_bytes(chunk, max(4, chunk // 2), workers, np.dtype(dtype).itemsize)
+    need = chunked_peak_bytes(chunk, max(4, chunk // 2), workers, np.dtype(dtype).itemsize, shape=shape)
     return need <= fit.available

@@ -288,32 +288,34 @@ def _within_budget(limit: int | None) -> int | None:
     return limit if limit is None or budget is None else min(limit, budget)
 
 
-def _halo_cap(chunk: int, itemsize: int, workers: int | None, worker_memory: int | None) -> int | None:
-    """The largest halo whose windows fit: ``workers`` local workers on this machine's memory available, or one
-    window on a worker of a cluster by address with ``worker_memory`` bytes; None when neither is known."""
+def _halo_cap(chunk: int, itemsize: int, workers: int | None, worker_memory: int | None, shape) -> int | None:
+    """The largest halo whose windows (cut at the faces of a volume of ``shape``, the grid the particles are
+    separated on) fit: ``workers`` local workers on this machine's memory available, or one window on a worker of
+    a cluster by address with ``worker_memory`` bytes; None when neither is known."""
     from ..memory import available_bytes, largest_chunked_halo
 
     if workers is not None:
-        return largest_chunked_halo(chunk, int(workers), available_bytes(), itemsize)
+        return largest_chunked_halo(chunk, int(workers), available_bytes(), itemsize, shape=shape)
     if worker_memory is not None:
-        return largest_chunked_halo(chunk, 1, int(worker_memory), itemsize, one_worker=True)
+        return largest_chunked_halo(chunk, 1, int(worker_memory), itemsize, one_worker=True, shape=shape)
     return None
 
 
-def _halo_within_memory(halo: int, chunk: int, itemsize: int, max_diameter_um: float, *,
+def _halo_within_memory(halo: int, chunk: int, itemsize: int, max_diameter_um: float, *, shape,
                         workers: int | None = None, worker_memory: int | None = None) -> int:
     """``halo``, or the largest halo whose windows fit the memory (:func:`_halo_cap`; with a warning)."""
     from .particles import MIN_HALO
 
-    cap = _halo_cap(chunk, itemsize, workers, worker_memory)
+    cap = _halo_cap(chunk, itemsize, workers, worker_memory, shape)
     if cap is None or cap >= halo:
         return halo
     cut = max(MIN_HALO, cap)
+    window = "×".join(str(min(int(n), min(chunk, int(n)) + 2 * halo)) for n in shape)
     if workers is not None:
-        fit = (f"{workers} windows of {chunk + 2 * halo}³ voxels would not fit the memory available", "use fewer "
+        fit = (f"{workers} windows of {window} voxels would not fit the memory available", "use fewer "
                "workers, or give --max-diameter")
     else:
-        fit = (f"a window of {chunk + 2 * halo}³ voxels would not fit the workers' memory limit "
+        fit = (f"a window of {window} voxels would not fit the workers' memory limit "
                f"({worker_memory / 1e9:.3g} GB)", "give the workers more memory, use smaller chunks, or give "
                "--max-diameter")
     warnings.warn(f"the largest particle (about {max_diameter_um:.3g} µm) needs a halo of {halo} voxels, but "
@@ -455,6 +457,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     if coarsen == "auto":
         coarsen = auto_factor(max_diameter_um, sp)
     csp = tuple(coarsen * s for s in sp)  # the voxel of the grid the separation runs on
+    grid = tuple(-(-int(n) // coarsen) for n in vol.shape)  # and its shape
     if halo is None:
         estimated = max_diameter_um is None
         if estimated:
@@ -463,11 +466,11 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         halo = max(MIN_HALO, particle_halo(max_diameter_um, csp)) if max_diameter_um > 0 else MIN_HALO
         coarse_whole = coarsen > 1 and math.prod(-(-n // coarsen) for n in vol.shape) <= COARSE_WHOLE_VOXELS
         if estimated and not coarse_whole:  # a coarse volume separated whole: no windows
-            halo = _halo_within_memory(halo, chunk_size, vol.data.dtype.itemsize, max_diameter_um,
+            halo = _halo_within_memory(halo, chunk_size, vol.data.dtype.itemsize, max_diameter_um, shape=grid,
                                        workers=local_workers, worker_memory=worker_memory)
     halo = int(halo)
     if wide_halo is None:  # within the windows that fit the memory (as the halo itself), where it is known
-        cap = _halo_cap(chunk_size, vol.data.dtype.itemsize, local_workers, worker_memory)
+        cap = _halo_cap(chunk_size, vol.data.dtype.itemsize, local_workers, worker_memory, grid)
         wide_halo = WIDEN * halo if cap is None else min(WIDEN * halo, cap)
     wide_halo = max(halo, int(wide_halo))  # (an estimated halo above a given wide_halo: no second try)
     scratch = out / ".chunked-scratch"

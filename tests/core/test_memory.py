@@ -231,3 +231,19 @@ def test_largest_chunked_halo_is_the_largest_that_fits():
         assert got >= halo and one[0] <= limit < one[1]
         assert largest_chunked_halo(chunk, 7, limit, one_worker=True) == got  # (workers ignored)
         assert largest_chunked_halo(chunk, 1, limit) < got  # read as a whole local cluster's memory: less
+    # windows cut at the volume's faces: a big volume as before, a thin slab or a single slice holds far less
+    assert chunked_peak_bytes(128, 46, 2, shape=(512, 512, 512)) == chunked_peak_bytes(128, 46, 2)
+    from core.memory import _CHUNK_WINDOW_BYTES as B
+
+    assert chunked_peak_bytes(256, 100, 1, 2, shape=(1, 754, 1012)) == 3 * _CHUNK_PROCESS_BASE + B * 1 * 456 * 456
+    assert chunked_peak_bytes(256, 400, 1, 2, shape=(1, 754, 1012)) == 3 * _CHUNK_PROCESS_BASE + B * 754 * 1012
+    for shape, chunk, workers in (((64, 2048, 2048), 128, 2), ((1, 754, 1012), 256, 2), ((300, 200, 100), 64, 1)):
+        for avail in (chunked_peak_bytes(chunk, 20, workers, shape=shape), chunked_peak_bytes(chunk, 70, workers,
+                                                                                                shape=shape) - 1):
+            got = largest_chunked_halo(chunk, workers, avail, shape=shape)
+            assert chunked_peak_bytes(chunk, got, workers, shape=shape) <= avail
+            assert got == max(shape) or chunked_peak_bytes(chunk, got + 1, workers, shape=shape) > avail
+            assert got >= largest_chunked_halo(chunk, workers, avail)  # never less than for a cube
+    # the whole slice fits: the longest side (a halo beyond which the windows do not grow)
+    assert largest_chunked_halo(256, 2, chunked_peak_bytes(256, 1012, 2, shape=(1, 754, 1012)),
+                                shape=(1, 754, 1012)) == 1012
