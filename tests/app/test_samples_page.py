@@ -60,7 +60,7 @@ def test_add_demo_then_view_slices(empty_ws):
 def test_a_single_slice_shows_its_plane_only(empty_ws, tmp_path):
     from core.inputs import FileInput
 
-    img = (np.arange(30 * 40, dtype=np.float32).reshape(1, 30, 40) % 7) - 3.0  # values around 0: no "-0"
+    img = ((np.arange(30 * 40, dtype=np.float32).reshape(1, 30, 40) % 7) - 3.0) * 1e4  # around 0: no "-0"
     save_tiff(tmp_path / "slice.tif", img, (0.5, 0.1, 0.1))
     s = empty_ws.add_sample("sem", FileInput(tmp_path / "slice.tif"), spacing=(0.5, 0.1, 0.1), axis=1)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
@@ -70,7 +70,7 @@ def test_a_single_slice_shows_its_plane_only(empty_ws, tmp_path):
     assert len(at.image) == 1 and "z = 0" in at.image[0].proto.imgs[0].caption
     [shown] = [c.value for c in at.caption if "display range" in c.value]
     assert shown.startswith("A single slice (a 2D image, measured in its plane): 1×30×40 voxels")
-    assert "-0" not in shown
+    assert "-0" not in shown and "e+" not in shown and "–30000 grey units" in shown
 
 
 def test_add_file_from_data_folder_and_bad_file(empty_ws, env):
