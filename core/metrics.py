@@ -360,13 +360,14 @@ def _table_of(counts, sums, lo, hi, areas, mc, sp, *, shape, axis: int, separato
     n_filled = counts[present, 0].astype(np.float64)
     volume = n_filled * voxel_vol
     centroid_idx = sums[present] / n_filled[:, None]
-    extent = (hi[present] - lo[present] + 1) * np.asarray(sp)
+    lo_p, hi_p = lo[present], hi[present]
+    extent = (hi_p - lo_p + 1) * np.asarray(sp)
     a = areas[present]
     a_pore, a_cbd, a_part, a_edge = a[:, K.CAT_PORE], a[:, K.CAT_CBD], a[:, K.CAT_PARTICLE], a[:, K.CAT_EDGE]
     thin = slice_axis(shape)
     if thin is not None:  # a single slice: its own two faces are not surface, its edge is the image's border
         p0, p1 = plane_axes(thin)
-        border = ((lo[present][:, [p0, p1]] == 0) | (hi[present][:, [p0, p1]] == np.asarray(shape)[[p0, p1]] - 1))
+        border = (lo_p[:, [p0, p1]] == 0) | (hi_p[:, [p0, p1]] == np.asarray(shape)[[p0, p1]] - 1)
         touches = border.any(axis=1)
         a_edge = np.where(touches, np.maximum(a_edge - 2.0 * n_filled * sp[p0] * sp[p1], 0.0), 0.0)
     else:

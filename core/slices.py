@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["circle_diameter", "plane_axes", "slice_axis", "slice_warning"]
+__all__ = ["circle_diameter", "is_single_slice", "plane_axes", "slice_axis", "slice_warning"]
 
 
 def slice_axis(shape) -> int | None:
@@ -48,6 +48,12 @@ def slice_axis(shape) -> int | None:
         raise ValueError(f"shape must have 3 axes (z, y, x), got {shape}")
     thin = [a for a, n in enumerate(shape) if n == 1]
     return thin[0] if len(thin) == 1 else None
+
+
+def is_single_slice(shape) -> bool:
+    """Whether a recorded ``shape`` (e.g. an analysis's ``provenance["input_shape"]``; None or not three axes:
+    unknown, False) is a single slice (:func:`slice_axis`)."""
+    return shape is not None and len(shape) == 3 and slice_axis(shape) is not None
 
 
 def plane_axes(axis: int) -> tuple[int, int]:

@@ -3,15 +3,14 @@
 
 import streamlit as st
 
-from core.slices import slice_axis
+from core.slices import is_single_slice
 from ui import cache, charts, forms, page
 
 ws, sample = page.sample_page("3D")
 latest = page.require_analysis(ws, sample, "its particles in 3D")
 params = page.latest_params(latest)
 
-shape = latest.provenance.get("input_shape")
-if shape is not None and len(shape) == 3 and slice_axis(shape) is not None:
+if is_single_slice(latest.provenance.get("input_shape")):
     st.info("This sample is a single slice (a 2D image): it has no 3D surfaces to show. Its particles, outlined "
             "and coloured by detachment, are on the Particles page.")
     st.stop()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from core.pipeline import AnalysisParams
 from core.phases.forward import AUTO_NOISE
 from core.seeding import AUTO_BLUR
+from core.slices import is_single_slice
 from core.records import Analysis
 
 #: The URL's query parameter holding the pinned analyses (``?a=3,7,9``).
@@ -235,10 +236,8 @@ def dimensions_sentence(analyses: dict[str, Analysis]) -> str | None:
     """A sentence where single slices (2D images, :mod:`core.slices`) are compared with volumes, else None: their
     sizes are circle against ball diameters, and their contact shares are read along outlines against over
     surfaces."""
-    from core.slices import slice_axis
-
     shapes = {name: a.provenance.get("input_shape") for name, a in analyses.items()}
-    known = {name: slice_axis(sh) is not None for name, sh in shapes.items() if sh is not None and len(sh) == 3}
+    known = {name: is_single_slice(sh) for name, sh in shapes.items() if sh is not None and len(sh) == 3}
     flat = [name for name, is_flat in known.items() if is_flat]
     vols = [name for name, is_flat in known.items() if not is_flat]
     if not flat or not vols:

@@ -12,7 +12,7 @@ from core import compare as C
 from core.codes import CBD, NMC, PORE
 from core.metrics import particle_table
 from core.particles import merge_fragments
-from core.slices import circle_diameter, slice_axis
+from core.slices import circle_diameter, is_single_slice, slice_axis
 
 SP = (0.5, 0.2, 0.2)  # µm: the voxel's size across the slice differs from the pixel's
 
@@ -55,6 +55,8 @@ def test_slice_axis():
     assert slice_axis((40, 40, 40)) is None and slice_axis((1, 1, 9)) is None
     with pytest.raises(ValueError, match="3 axes"):
         slice_axis((4, 4))
+    assert is_single_slice([1, 754, 1012]) and not is_single_slice([9, 9, 9])
+    assert not is_single_slice(None) and not is_single_slice((754, 1012))  # unknown: not a slice
 
 
 def test_a_slice_is_measured_in_its_plane(slice_scene):
