@@ -117,6 +117,7 @@ from .codes import CBD, NMC
 from .particles import SeparationParams, _separate_particles, fill_enclosed
 from .phases import phase_references
 from .phases.partial_volume import _l1_distance4, _l1_distance4_on_cores
+from .slices import slice_axis
 
 __all__ = ["AUTO_BLUR", "AUTO_MIN_EDGES", "auto_seeding", "DECONV_BLUR", "deconv_settings", "estimate_blur", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA",
            "MIN_SIGMA", "deconvolve", "denoise_sigma", "estimate_noise", "estimate_relative_noise", "presmooth_sigma", "regularised_particles",
@@ -156,14 +157,22 @@ DECONV_MERGE_FACTOR = 1.0
 
 
 def _central_block(shape, block: int) -> tuple[slice, ...]:
-    """Slices of the central block of at most ``block`` voxels a side of a volume of ``shape``."""
+    """Slices of the central block of at most ``block`` voxels a side of a volume of ``shape``.
+
+    A single slice (:func:`core.slices.slice_axis`) gets a square of ``block ** 1.5`` pixels a side instead, as
+    many pixels as the cube has voxels (1,448² for 128³): the readings made in the block (blur, noise, pure grey
+    values) rest on about as many voxels as in a volume.
+    """
+    if slice_axis(shape) is not None:
+        block = int(round(block ** 1.5))
     return tuple(slice(max((n - block) // 2, 0), max((n - block) // 2, 0) + min(n, block)) for n in shape)
 
 
 def estimate_noise(volume: np.ndarray, phases: np.ndarray) -> float:
     """Noise of a greyscale volume: robust standard deviation of the grey values two voxels inside the NMC.
 
-    Measured in a central block of at most 128 voxels a side: 1.4826 times the
+    Measured in a central block of at most 128 voxels a side (a single slice: a square of as many pixels): 1.4826
+    times the
     median absolute deviation of the grey values of the NMC voxels whose
     6-neighbourhood, twice over, is NMC (far enough from the surface that the
     blur does not reach them much).
@@ -262,6 +271,14 @@ def estimate_blur(volume: np.ndarray, phases: np.ndarray, *, block: int = _NOISE
     for 1.2 and 1.20 / 1.23 for 1.5 at noise 0.10 (radius 7 / 14).  About
     0.3-0.4 s (its 128³ block; 0.34 s on the 512³ benchmark's input).
 
+    A single slice (:func:`core.slices.slice_axis`) is read in its plane, in a
+    central square of as many pixels as the block has voxels: on z-slices of
+    the packings of ``bench/slice_blur.py`` (384² pixels, median radius 5-14
+    voxels, noise 0.05-0.10) it read 0.63-0.69 / 0.96-1.01 / 1.22-1.29 for a
+    blur of 0.6 / 0.9 / 1.2 voxel, where their volumes read 0.62-0.68 /
+    0.92-0.98 / 1.20-1.24 (a section cuts surfaces obliquely, which widens
+    their profiles: a little high; bench/RESULTS.md slice_blur).
+
     Parameters
     ----------
     volume : (Z, Y, X) ndarray
@@ -289,7 +306,9 @@ def _estimate_blur(volume, phases, *, block: int = _NOISE_BLOCK, references=None
     volume, phases = _validate(volume, phases)
     if int(block) != block or block < 8:
         raise ValueError(f"block must be a whole number >= 8, got {block}")
-    if min(volume.shape) <= 2 * (_EDGE_PROBE + 1):
+    thin = slice_axis(volume.shape)  # a single slice: its edges are read in its plane
+    plane = [n for ax, n in enumerate(volume.shape) if ax != thin]
+    if min(plane) <= 2 * (_EDGE_PROBE + 1):
         return float("nan"), 0
     sl = _central_block(volume.shape, block)
     v = np.asarray(volume[sl], np.float32)
@@ -297,27 +316,40 @@ def _estimate_blur(volume, phases, *, block: int = _NOISE_BLOCK, references=None
     contrast = float(i_nmc) - float(i_pore)
     if not (np.isfinite(contrast) and contrast > 0):
         return float("nan"), 0
-    # the Gaussian and its three derivatives share their 1D passes (the same axis order and float32
-    # intermediates as ndi.gaussian_filter, so the same values): 9 passes instead of 12, each on all cores
+    ph = np.asarray(phases[sl])
+    if thin is not None:
+        v, ph = v.squeeze(thin), ph.squeeze(thin)
+    nd = v.ndim
+
+    # the Gaussian and its derivatives share their 1D passes (the same axis order and float32 intermediates as
+    # ndi.gaussian_filter, so the same values): 9 passes instead of 12 in 3D, each on all cores
     def g1(x, axis, order=0):
         return _gaussian1d_on_cores(x, _EDGE_SMOOTH, axis, order)
 
-    pz = g1(v, 0)
-    pzy = g1(pz, 1)
-    u = g1(pzy, 2)
+    smoothed = [v]  # smoothed[k]: smoothed along the axes before k
+    for ax in range(nd):
+        smoothed.append(g1(smoothed[-1], ax))
+    u = smoothed.pop()
     u -= np.float32(i_pore)
     u /= np.float32(contrast)
     sel = (u > 0.25) & (u < 0.75)
     m = int(np.ceil(_EDGE_PROBE)) + 1  # the probes stay inside the block
     inner = np.zeros(sel.shape, bool)
-    inner[m:-m, m:-m, m:-m] = True
+    inner[(slice(m, -m),) * nd] = True
     sel &= inner
     idx = np.nonzero(sel)
     del sel, inner
     if idx[0].size < _EDGE_MIN:
         return float("nan"), 0
-    grad = np.stack([g1(g1(g1(v, 0, 1), 1), 2)[idx], g1(g1(pz, 1, 1), 2)[idx], g1(pzy, 2, 1)[idx]])
-    del pz, pzy
+
+    grad = []
+    for ax in range(nd):  # the derivative along ax, smoothed along the other axes
+        d = g1(smoothed[ax], ax, 1)
+        for other in range(ax + 1, nd):
+            d = g1(d, other)
+        grad.append(d[idx])
+    del smoothed, d
+    grad = np.stack(grad)
     grad /= np.float32(contrast)
     mag = np.sqrt((grad ** 2).sum(axis=0))
     ok = mag > 0
@@ -327,11 +359,10 @@ def _estimate_blur(volume, phases, *, block: int = _NOISE_BLOCK, references=None
                                        lambda: ndi.map_coordinates(u, pts - _EDGE_PROBE * normal, order=1))
     edge = (ahead > 0.85) & (behind < 0.15)
     # no CBD of the phases on the probe path: a thin CBD layer between pore and NMC widens the profile
-    ph = np.asarray(phases[sl])
     lim = np.array(ph.shape)[:, None] - 1
     for k in range(-int(_EDGE_PROBE), int(_EDGE_PROBE) + 1):
         q = np.clip(np.rint(pts + k * normal).astype(np.intp), 0, lim)
-        edge &= ph[q[0], q[1], q[2]] != CBD
+        edge &= ph[tuple(q)] != CBD
     del ph
     if edge.sum() < _EDGE_MIN:
         return float("nan"), int(edge.sum())
@@ -395,13 +426,14 @@ def auto_seeding(volume: np.ndarray, phases: np.ndarray) -> tuple[str, float]:
         as where it read fewer than :data:`AUTO_MIN_EDGES` edge voxels).
     """
     blur, edges = _estimate_blur(volume, phases)
-    return _auto_choice(blur, edges), blur
+    return _auto_choice(blur, edges, np.shape(volume)), blur
 
 
-def _auto_choice(blur: float, edges: int) -> str:
-    """:func:`auto_seeding`'s rule on a reading of :func:`_estimate_blur` (the blur and its edge voxels)."""
+def _auto_choice(blur: float, edges: int, shape) -> str:
+    """:func:`auto_seeding`'s rule on a reading of :func:`_estimate_blur` (the blur and its edge voxels) of a
+    volume of ``shape``: never "deconvolved" on a single slice (:func:`auto_seeding`)."""
     sure = np.isfinite(blur) and edges >= AUTO_MIN_EDGES
-    return "deconvolved" if sure and blur >= AUTO_BLUR else "phases"
+    return "deconvolved" if sure and blur >= AUTO_BLUR and slice_axis(shape) is None else "phases"
 
 
 def denoise_sigma(noise: float, i_cbd: float, i_nmc: float, *, level: float = LEVEL) -> float:

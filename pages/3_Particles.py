@@ -36,7 +36,10 @@ if how == "watershed" and not sample.input.presegmented:
              "contact areas, stay those of the Segment page. On the synthetic robustness grid it changed F1@0.5 "
              "by −0.03 to +0.05 (bench/RESULTS.md, robustness_grid_s13), most at a blur of 1.2 voxels; the whole analysis takes up to about twice as "
              "long (256³ grid cells) and more memory. It re-runs the whole analysis. 'Chosen by the scan's blur' "
-             f"takes the deconvolved mask where the blur measured on the scan is {AUTO_BLUR} voxel or more.")
+             f"takes the deconvolved mask where the blur measured on the scan is {AUTO_BLUR} voxel or more, on a "
+             "volume; a single slice (2D image) stays on its phases, where the deconvolved mask helped small "
+             "particles (radius 5-7 px) but lost big ones (14 px; bench/RESULTS.md, slice_blur): choose it "
+             "here for small particles on a blurred slice.")
     if auto_seen.get("blur_voxels") is not None:  # (None: not read, e.g. a phase volume)
         st.caption(advice.seeding_reading(auto_seen, latest.provenance.get("phase_refinement")))
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")

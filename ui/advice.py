@@ -77,15 +77,15 @@ def refined_subject(refinement: dict) -> str:
 def seeding_reading(auto_seen: dict, refinement: dict | None) -> str:
     """What the latest analysis's ``seeding="auto"`` read and did (its ``provenance["seeding_auto"]``, whose
     ``blur_voxels`` is a number, and its ``phase_refinement`` or None), in one sentence: the blur it measured, or
-    (NaN) that it could not measure one (a volume too thin for the edge profiles, e.g. a single slice, or too few
-    pore-NMC edges)."""
+    (NaN) that it could not measure one (too few pore-NMC edges, or a volume or slice too small for the edge
+    profiles; a single slice's blur is read in its plane)."""
     import math
 
     blur = auto_seen.get("blur_voxels")
     seeded = "a deconvolved mask." if auto_seen.get("seeding") == "deconvolved" else "the NMC phase."
     if not math.isfinite(float(blur)):
-        return ("The latest analysis could not measure the blur on this scan (too thin for the edge profiles, "
-                "e.g. a single slice, or too few pore-NMC edges) and seeded on " + seeded)
+        return ("The latest analysis could not measure the blur on this scan (too few pore-NMC edges, or too "
+                "small for the edge profiles) and seeded on " + seeded)
     return (f"The latest analysis measured a blur of {float(blur):.2f} voxel"
             + (f", refined {refined_subject(refinement)} against a model of that blur" if refinement else "")
             + " and seeded on " + seeded)

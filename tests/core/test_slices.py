@@ -154,3 +154,50 @@ def test_the_pipeline_warns_once_about_a_slice():
         warnings.simplefilter("always")
         run(e.phases[14:18], AnalysisParams(), spacing=e.spacing, presegmented=True)
     assert not [w for w in caught if "single slice" in str(w.message)]
+
+
+@pytest.fixture(scope="module")
+def blurred_packing():
+    """A sphere packing (48 x 160 x 160 voxels) imaged with a blur of 1.2 voxel and noise 0.05 (seed 3)."""
+    from core.synth import PackingParams, make_sphere_packing
+
+    return make_sphere_packing(PackingParams(shape=(48, 160, 160), blur_voxels=1.2, noise_contrast=0.05), rng=3)
+
+
+def test_the_blur_of_a_slice_is_read_in_its_plane(blurred_packing):
+    from core.seeding import _estimate_blur
+
+    e = blurred_packing
+    g, ph = e.greyscale, e.phases
+    for sl in (np.s_[24:25], np.s_[:, 80:81], np.s_[:, :, 60:61]):  # across z, y and x (read 1.25 / 1.24 / 1.25)
+        blur, edges = _estimate_blur(g[sl], ph[sl])
+        assert 1.05 < blur < 1.4 and edges >= 200, (sl, blur, edges)  # NaN before (the thin axis was too short)
+    blur3d, _ = _estimate_blur(g, ph)
+    assert 1.1 < blur3d < 1.3
+    # the same slice read as a plain 2D edge profile of a known blur: a disc's edge blurred in its plane only
+    from scipy import ndimage as ndi
+
+    disc = _disc((160, 160), 80, 80, 40)
+    img = ndi.gaussian_filter(np.where(disc, 1.0, 0.0), 1.5)[None].astype(np.float32)
+    phases = np.where(disc, NMC, PORE).astype(np.uint8)[None]
+    assert abs(_estimate_blur(img, phases)[0] - 1.5) < 0.1
+    # too thin a plane to probe an edge: NaN, as for a volume
+    assert np.isnan(_estimate_blur(img[:, :6], phases[:, :6])[0])
+
+
+def test_a_blurred_slice_is_not_seeded_on_a_deconvolved_mask(blurred_packing, monkeypatch):
+    import core.seeding as S
+    from core.pipeline import AnalysisParams, run
+
+    e = blurred_packing
+    # a volume this blurred is seeded on the deconvolved mask; a slice of it stays on its phases (measured in
+    # bench/slice_blur.py: the deconvolved seeding loses particles of 14 voxels' radius on slices)
+    monkeypatch.setattr(S, "AUTO_MIN_EDGES", 200)  # the small test slice has fewer edges than the default asks
+    assert S.auto_seeding(e.greyscale, e.phases)[0] == "deconvolved"
+    choice, blur = S.auto_seeding(e.greyscale[24:25], e.phases[24:25])
+    assert choice == "phases" and 1.05 < blur < 1.4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = run(e.greyscale[24:25], AnalysisParams(axis=1), spacing=e.spacing)
+    auto = r.provenance["seeding_auto"]
+    assert auto["seeding"] == "phases" and 1.05 < auto["blur_voxels"] < 1.4  # a reading, no longer NaN
