@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from core.classify import (
-    UNPAINTED, ClassifierParams, features, halo, load_classifier, normalize_intensity, save_classifier, train,
+    DEFAULT_SIGMAS_VOXELS, UNPAINTED, ClassifierParams, features, halo, load_classifier, normalize_intensity, save_classifier, train,
 )
 from core.evaluate import phase_iou
 from core.synth import demo_electrode
@@ -323,16 +323,47 @@ def test_version_1_folder_loads_to_the_same_classifier():
         np.testing.assert_array_equal(conf, z["confidence"])
 
 
-def test_version_2_folder_records_the_learner(tmp_path, electrodes):
+def test_the_folder_records_the_learner(tmp_path, electrodes):
     e = electrodes[0]
     p = replace(SMALL, max_features=2)
     clf = train(e.greyscale[16], scribbles_from(e.phases[16], 0.1), e.spacing, p)
     d = save_classifier(tmp_path / "clf", clf)
     meta = json.loads((d / "classifier.json").read_text())
-    assert meta["version"] == 2 and meta["params"]["learner"] == "extra-trees" and meta["params"]["max_features"] == 2
+    assert meta["version"] == 3 and meta["params"]["learner"] == "extra-trees" and meta["params"]["max_features"] == 2
     back = load_classifier(d)
     assert back.params == p
     np.testing.assert_array_equal(back.predict(e.greyscale[20], e.spacing)[1], clf.predict(e.greyscale[20], e.spacing)[1])
+
+
+def test_feature_scales_default_to_voxels_whatever_the_voxel_size():
+    p = ClassifierParams()
+    assert p.sigma_min_um is None and p.sigma_max_um is None
+    for sp in (0.05, 0.4, 1.0, (2.0, 0.1, 0.1)):
+        assert p.sigmas_vox(sp) == DEFAULT_SIGMAS_VOXELS == (0.5, 8.0)
+    # given in µm: converted with the in-plane voxel size; one end given, the other the voxel default
+    assert ClassifierParams(sigma_min_um=0.5, sigma_max_um=8.0).sigmas_vox((3.0, 0.5, 0.5)) == (1.0, 16.0)
+    assert ClassifierParams(sigma_max_um=4.0).sigmas_vox(0.5) == (0.5, 8.0)
+    with pytest.raises(ValueError, match="largest feature scale .* below the smallest"):
+        ClassifierParams(sigma_max_um=0.1).sigmas_vox(1.0)
+    # the features of a slice follow: the same at 0.05 µm and at 1 µm
+    img = np.random.default_rng(0).normal(size=(40, 40)).astype(np.float32)
+    np.testing.assert_array_equal(features(img, 0.05), features(img, 1.0))
+
+
+def test_older_folders_keep_their_scales_in_um(tmp_path, electrodes):
+    e = electrodes[0]
+    p = replace(SMALL, sigma_min_um=None, sigma_max_um=None)
+    clf = train(e.greyscale[16], scribbles_from(e.phases[16], 0.1), e.spacing, p)
+    d = save_classifier(tmp_path / "clf", clf)
+    meta = json.loads((d / "classifier.json").read_text())
+    assert meta["params"]["sigma_min_um"] is None
+    # a version-2 folder without the scales: those of version 2 (0.5 and 8 µm), not the voxel defaults
+    v2 = dict(meta, version=2, params={k: v for k, v in meta["params"].items() if not k.startswith("sigma")})
+    (d / "classifier.json").write_text(json.dumps(v2))
+    assert load_classifier(d).params == replace(p, sigma_min_um=0.5, sigma_max_um=8.0)
+    (d / "classifier.json").write_text(json.dumps(dict(v2, params={**v2["params"], "sigma_min_um": None})))
+    with pytest.raises(ValueError, match="a version-2 folder gives its feature scales in µm, not null"):
+        load_classifier(d)
 
 
 def test_version_1_folder_naming_a_learner_refused(tmp_path):
