@@ -843,6 +843,56 @@ class Workspace:
                 raise
         return folder
 
+    def share_training(self, folder, sample_id: int) -> Path:
+        """A copy of a classifier folder (:meth:`save_training`'s, of another sample) kept with ``sample_id``.
+
+        So that one set of brush strokes classifies several samples alike (the scans of one study, one
+        instrument), each sample analysed with them holds its own copy, under the same content name
+        (``samples/<id>/training/<name>``): deleting the sample that was painted, and its folder with it,
+        leaves the others' analyses and recipes able to replay.  Written once (atomically), never changed.
+
+        Parameters
+        ----------
+        folder : str or Path
+            A classifier folder (its ``classifier.json`` and ``pairs.npz``).
+        sample_id : int
+            The sample that will be analysed with it.
+
+        Returns
+        -------
+        Path
+            The copy, for ``AnalysisParams(method="classifier", classifier=str(copy))``; ``folder`` itself
+            where it is already that sample's.
+
+        Raises
+        ------
+        KeyError
+            No such sample.
+        ValueError
+            ``folder`` is not a classifier folder.
+        """
+        from .classify import META_FILE, PAIRS_FILE
+
+        self.get_sample(sample_id)  # KeyError for an unknown sample
+        src = Path(folder).expanduser().resolve()
+        if not ((src / META_FILE).is_file() and (src / PAIRS_FILE).is_file()):
+            raise ValueError(f"{src} is not a classifier folder (it needs {META_FILE} and {PAIRS_FILE})")
+        dest = (self.sample_dir(sample_id) / "training" / src.name).resolve()
+        if dest == src or ((dest / META_FILE).is_file() and (dest / PAIRS_FILE).is_file()):
+            return dest
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name in (META_FILE, PAIRS_FILE):
+            shutil.copy2(src / name, tmp / name)
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # written meanwhile by another run: the same content
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (dest / PAIRS_FILE).is_file():
+                raise
+        return dest
+
     # ---------------------------------------------------------------- sweeps
 
     def sweep_path(self, analysis_id: int, options: "SweepParams") -> Path:

@@ -76,6 +76,8 @@ if run and ap is not None and fits:
     if method == "classifier":  # the training pairs are stored first: the job retrains from them
         ap = replace(ap, classifier=str(ws.save_training(sid, vol, scribbles, segment_view.CLASSIFIER_PARAMS)))
     jobs.announce(jobs.submit(ws, sample, ap))  # a background job: the page may rerun, the browser may close
+if method == "classifier" and not presegmented:
+    segment_view.classify_others_section(ws, sample, vol, scribbles)
 
 if latest is not None:
     fr = cache.phase_fractions(cache.ResultRef.of(ws, latest))

@@ -13,8 +13,8 @@ from core.phases import preview as phase_preview
 from core.scribbles import Scribbles
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, compute, forms, paint, render, state, widgets
-from .messages import one_sentence, read_or_stop
+from . import cache, charts, compute, forms, jobs, paint, render, state, widgets
+from .messages import flash, one_sentence, read_or_stop
 
 METHOD_LABELS = {"threshold": "Thresholds (+ partial-volume correction)",
                  "model": "Trained 3D U-Net (phases and particles)",
@@ -226,6 +226,57 @@ def where_to_paint(low: float, at_edges: float) -> str:
 def enough_painted(scribbles: Scribbles) -> bool:
     """At least two phases painted (what a classifier needs)."""
     return sum(c > 0 for c in scribbles.counts()) >= 2
+
+
+def classify_others_section(ws: Workspace, sample: Sample, volume, scribbles: Scribbles) -> None:
+    """"Classify other samples with these strokes": one set of strokes for the scans of one study.
+
+    Each chosen sample (not those whose phases were read from their file) is analysed in the background with a
+    classifier trained on this sample's painted slices (:meth:`core.workspace.Workspace.save_training`, copied
+    to it by :meth:`~core.workspace.Workspace.share_training`, so that it replays without this sample) and with
+    its own latest separation settings.  ``volume``: this sample's volume as analysed (its painted slices are
+    read).
+    """
+    from core.pipeline import AnalysisParams
+
+    others = {s.id: s for s in ws.list_samples() if s.id != sample.id and not s.input.presegmented}
+    if not others:
+        return
+    chosen = st.multiselect(
+        "Classify other samples with these strokes", list(others), key=state.k(state.PAINT_OTHERS, sample.id),
+        format_func=lambda i: others[i].name, placeholder="other samples of the same study",
+        help="Phases of several scans segmented by one classifier are segmented alike, so that their detachment "
+             "compares. Each sample chosen is analysed in the background with a classifier trained on the strokes "
+             "painted here (a copy of them is kept with it) and with its own separation settings. The classifier "
+             "learns the grey values and textures painted here: paint every phase as it looks across the scans "
+             "(on the real nano-CT slices, strokes on one slice reached a mean per-phase IoU of 0.53-0.60 on the "
+             "other slices of its acquisition; bench/RESULTS.md, accuracy_real_classifier), and check each "
+             "sample's phases on its own Segment page.")
+    ready = enough_painted(scribbles)
+    if not st.button("Classify them", key=state.k(state.PAINT_OTHERS_RUN, sample.id), disabled=not chosen or not ready):
+        return
+    folder = ws.save_training(sample.id, volume, scribbles, CLASSIFIER_PARAMS)
+    queued = []
+    for sid in chosen:
+        try:
+            target = ws.get_sample(sid)
+            copy = ws.share_training(folder, sid)
+        except KeyError:  # deleted meanwhile
+            continue
+        latest = ws.latest_analysis(sid)
+        sep = latest.resolved.separation if latest is not None else AnalysisParams().separation
+        job = jobs.submit(ws, target, AnalysisParams(method="classifier", classifier=str(copy), separation=sep))
+        if job is not None:
+            queued.append((target.name, job))
+    if not queued:
+        return
+    said = {"done": lambda j: f"done, {j.result['n_particles']} particles", "failed": lambda j: f"failed: {j.error}"}
+    parts = [f"{name} (job #{j.id}, {said[j.state](j) if j.state in said else 'queued'})" for name, j in queued]
+    finished = all(j.state in said for _, j in queued)
+    flash("error" if any(j.state == "failed" for _, j in queued) else "success" if finished else "info",
+          "Analyses with these strokes: " + "; ".join(parts)
+          + ("." if finished else ". They run in the background; follow them in the sidebar."))
+    st.rerun()
 
 
 def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbles, axis: int, index: int,

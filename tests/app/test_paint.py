@@ -191,6 +191,37 @@ def test_saved_strokes_preview_then_full_run_with_the_same_phases(seeded_ws):
         assert _metric(at, f"{ph} (this slice)") == pytest.approx(np.mean(shown == code), abs=0.0006)
 
 
+def test_the_strokes_of_one_sample_classify_the_others_chosen(seeded_ws):
+    s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
+    others = [x for x in seeded_ws.list_samples() if x.id != s.id]
+    assert len(others) >= 2
+    scr = _painted(seeded_ws, s)
+    seeded_ws.save_scribbles(s.id, scr)
+    s, at = _open(seeded_ws)
+    pick = at.multiselect(key=state.k(state.PAINT_OTHERS, s.id))
+    assert set(pick.options) == {x.name for x in others}  # the painted sample itself is not offered
+    go = at.button(key=state.k(state.PAINT_OTHERS_RUN, s.id))
+    assert go.disabled  # nothing chosen yet
+    before = {x.id: seeded_ws.latest_analysis(x.id) for x in others}
+    pick.set_value([others[0].id, others[1].id]).run()
+    at.button(key=state.k(state.PAINT_OTHERS_RUN, s.id)).click().run()
+    no_exception(at)
+    said = [m.value for m in at.success]
+    assert said and said[0].startswith("Analyses with these strokes: "), (said, [m.value for m in at.error])
+    clf_here = load_classifier(seeded_ws.save_training(s.id, seeded_ws.load_volume(s), scr,
+                                                       segment_view.CLASSIFIER_PARAMS))
+    for x in others[:2]:
+        a = seeded_ws.latest_analysis(x.id)
+        assert a.id != before[x.id].id and a.status == "done" and a.resolved.method == "classifier"
+        assert f"{x.name} (job #" in said[0] and f"done, {a.n_particles} particles" in said[0]
+        # trained on the painted sample's strokes, from a copy kept with this sample; its own separation
+        assert a.resolved.classifier.startswith(str(seeded_ws.sample_dir(x.id) / "training"))
+        assert load_classifier(a.resolved.classifier).painted == clf_here.painted == scr.counts()
+        assert a.resolved.separation == before[x.id].resolved.separation
+    # the painted sample itself was not analysed by this button
+    assert seeded_ws.latest_analysis(s.id).resolved.method != "classifier"
+
+
 def test_clear_this_slice_removes_its_strokes_from_the_workspace(seeded_ws):
     s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
     seeded_ws.save_scribbles(s.id, _painted(seeded_ws, s))

@@ -148,6 +148,35 @@ def test_workspace_keeps_scribbles_and_content_named_training_pairs(workspace_ru
     assert not ws.sample_dir(sample.id).exists()
 
 
+def test_strokes_of_one_sample_classify_another_that_keeps_its_own_copy(tmp_path, workspace_run, electrode):
+    ws, sample, vol, scr, folder, a = workspace_run
+    e2 = demo_electrode("cycled-5C", rng=6, shape=(N, N, N))
+    save_tiff(tmp_path / "w.tif", e2.greyscale, e2.spacing)
+    other = ws.add_sample("other scan", str(tmp_path / "w.tif"), spacing=e2.spacing)
+    copy = ws.share_training(folder, other.id)
+    # kept with the other sample under the same content name; written once
+    assert copy == ws.sample_dir(other.id) / "training" / folder.name
+    assert classifier_checksum(copy) == classifier_checksum(folder)
+    before = (copy / "pairs.npz").stat().st_mtime_ns
+    assert ws.share_training(folder, other.id) == copy and (copy / "pairs.npz").stat().st_mtime_ns == before
+    assert ws.share_training(folder, sample.id) == folder  # already that sample's
+    b = run_analysis(ws, other.id, ws.load_volume(other), AnalysisParams(method="classifier", classifier=str(copy)))
+    assert b.status == "done" and b.n_particles > 0
+    assert b.provenance["classifier_pairs_sha256"] == a.provenance["classifier_pairs_sha256"]
+    # the painted sample deleted (its training folder with it): the other analysis still replays from its copy
+    expected = ws.load_table(b.id).to_csv(index=False).encode()
+    ws.delete_sample(sample.id)
+    assert not folder.exists() and copy.is_dir()
+    rc.write_recipe(rc.recipe_from_workspace(ws, [b.id]), tmp_path / "r.json")
+    assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(tmp_path / "R"), "-q"]) == 0
+    assert (tmp_path / "R" / "other_scan" / "particles.csv").read_bytes() == expected
+    # bad input: not a classifier folder; no such sample
+    with pytest.raises(ValueError, match="not a classifier folder"):
+        ws.share_training(tmp_path, other.id)
+    with pytest.raises(KeyError):
+        ws.share_training(copy, 999)
+
+
 # --------------------------------------------------------------------------- recipes
 
 
