@@ -134,6 +134,27 @@ def _json(obj: Any) -> str:
 # --------------------------------------------------------------------------- the workspace
 
 
+def _content_folder(folder: Path, write) -> Path:
+    """A classifier folder named by its content: ``folder`` as it is where it is complete, else written by
+    ``write(tmp)`` into a hidden folder beside it and moved into place in one step (a crash leaves no half folder
+    under the name; another run that wrote it meanwhile wrote the same content)."""
+    from .classify import META_FILE, PAIRS_FILE
+
+    if (folder / META_FILE).is_file() and (folder / PAIRS_FILE).is_file():
+        return folder
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    write(tmp)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # written meanwhile by another run: the same content
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (folder / PAIRS_FILE).is_file():
+            raise
+    return folder
+
+
 class Workspace:
     """A workspace folder with its SQLite catalogue.
 
@@ -816,7 +837,7 @@ class Workspace:
         Path
             The folder, for ``AnalysisParams(method="classifier", classifier=str(folder))``.
         """
-        from .classify import ClassifierParams, META_FILE, PAIRS_FILE, save_training
+        from .classify import ClassifierParams, save_training
         from .scribbles import classifier_pairs
 
         s = self.get_sample(sample_id)
@@ -829,19 +850,7 @@ class Workspace:
             h.update(np.ascontiguousarray(im).tobytes())
             h.update(np.ascontiguousarray(lab).tobytes())
         folder = self.sample_dir(sample_id) / "training" / h.hexdigest()
-        if (folder / META_FILE).is_file() and (folder / PAIRS_FILE).is_file():
-            return folder
-        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        save_training(tmp, images, labels, spacings, params)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # written meanwhile by another run: the same content
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not (folder / PAIRS_FILE).is_file():
-                raise
-        return folder
+        return _content_folder(folder, lambda tmp: save_training(tmp, images, labels, spacings, params))
 
     def share_training(self, folder, sample_id: int) -> Path:
         """A copy of a classifier folder (:meth:`save_training`'s, of another sample) kept with ``sample_id``.
@@ -869,8 +878,10 @@ class Workspace:
         KeyError
             No such sample.
         ValueError
-            ``folder`` is not a classifier folder.
+            ``folder`` is not a classifier folder, or the sample keeps another of its name.
         """
+        import filecmp
+
         from .classify import META_FILE, PAIRS_FILE
 
         self.get_sample(sample_id)  # KeyError for an unknown sample
@@ -878,20 +889,18 @@ class Workspace:
         if not ((src / META_FILE).is_file() and (src / PAIRS_FILE).is_file()):
             raise ValueError(f"{src} is not a classifier folder (it needs {META_FILE} and {PAIRS_FILE})")
         dest = (self.sample_dir(sample_id) / "training" / src.name).resolve()
-        if dest == src or ((dest / META_FILE).is_file() and (dest / PAIRS_FILE).is_file()):
+        if dest == src:
             return dest
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name in (META_FILE, PAIRS_FILE):
-            shutil.copy2(src / name, tmp / name)
-        try:
-            os.replace(tmp, dest)
-        except OSError:  # written meanwhile by another run: the same content
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not (dest / PAIRS_FILE).is_file():
-                raise
-        return dest
+        if dest.is_dir() and not all((dest / n).is_file() and filecmp.cmp(src / n, dest / n, shallow=False)
+                                     for n in (META_FILE, PAIRS_FILE)):
+            raise ValueError(f"sample {sample_id} already keeps another classifier folder named {src.name!r}")
+
+        def copy(tmp: Path) -> None:
+            tmp.mkdir()
+            for name in (META_FILE, PAIRS_FILE):
+                shutil.copy2(src / name, tmp / name)
+
+        return _content_folder(dest, copy)
 
     # ---------------------------------------------------------------- sweeps
 

@@ -175,6 +175,13 @@ def test_strokes_of_one_sample_classify_another_that_keeps_its_own_copy(tmp_path
         ws.share_training(tmp_path, other.id)
     with pytest.raises(KeyError):
         ws.share_training(copy, 999)
+    # another folder of the same name, other content: refused, the copy kept
+    alien = tmp_path / "elsewhere" / folder.name
+    shutil.copytree(copy, alien)
+    (alien / "classifier.json").write_text((alien / "classifier.json").read_text().replace('"seed": 4', '"seed": 5'))
+    with pytest.raises(ValueError, match="already keeps another classifier folder"):
+        ws.share_training(alien, other.id)
+    assert classifier_checksum(copy) == b.provenance["classifier_pairs_sha256"]
 
 
 # --------------------------------------------------------------------------- recipes
