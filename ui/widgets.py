@@ -94,7 +94,17 @@ def current_sample(ws: Workspace) -> Sample | None:
 
 def slice_picker(axis_key: str, index_key: str, shape: tuple[int, int, int], *, default_axis: int = 0,
                  default_index: int | None = None, label: str = "Slice") -> tuple[int, int]:
-    """Axis radio (``axis_key``) + index slider (``k(index_key, axis)``); returns (axis, index)."""
+    """Axis radio (``axis_key``) + index slider (``k(index_key, axis)``); returns (axis, index).
+
+    A single slice (:func:`core.slices.slice_axis`: one voxel along one axis) has one plane to show: no radio
+    and no slider, one caption instead (a y or x section of it would be one voxel tall).
+    """
+    from core.slices import slice_axis
+
+    thin = slice_axis(shape)
+    if thin is not None:
+        st.caption(f"A single slice (one voxel along {AXES[thin]}): its plane is shown.")
+        return thin, 0
     init(axis_key, default_axis)
     axis = st.radio(f"{label} orientation", (0, 1, 2), key=axis_key, horizontal=True,
                     format_func=lambda a: f"{AXES[a]} (⊥ axis {a})")

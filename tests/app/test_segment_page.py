@@ -332,3 +332,25 @@ def test_rerun_passes_the_requested_blur_not_the_last_fit(seeded_ws):
     assert after.id > before.id and after.status == "done"
     assert after.requested.segment.pv_sigma is None
     assert after.pv_sigma_origin in ("fitted", "fitted_at_bound")
+
+
+def test_a_single_slice_is_previewed_in_its_plane_without_an_orientation(empty_ws, tmp_path):
+    from core.inputs import FileInput
+    from core.io import save_tiff
+    from core.synth import demo_electrode
+
+    e = demo_electrode("pristine", rng=0, shape=(16, 48, 64))
+    save_tiff(tmp_path / "slice.tif", e.greyscale[:, 20:21], e.spacing)  # a y-section: one voxel along y
+    s = empty_ws.add_sample("section", FileInput(tmp_path / "slice.tif"), spacing=e.spacing)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert not [r for r in at.radio if r.key == state.k(state.SEG_AXIS, s.id)]  # no orientation to pick
+    assert not [x for x in at.slider if (x.key or "").startswith(state.k(state.SEG_INDEX, s.id))]
+    assert any(c.value == "A single slice (one voxel along y): its plane is shown." for c in at.caption)
+    assert any("slice y = 0" in i.proto.imgs[0].caption for i in at.image)  # its plane, 16 x 64
+    for method in ("classifier",):  # the brush canvas shows the same plane
+        at.radio(key=state.SEG_METHOD).set_value(method).run()
+        no_exception(at)
+        assert any(c.value == "A single slice (one voxel along y): its plane is shown." for c in at.caption)
