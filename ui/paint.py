@@ -65,6 +65,14 @@ def scale_factor(slice_shape: tuple[int, int], target: int = CANVAS_TARGET) -> i
     return max(1, int(target) // max(int(slice_shape[0]), int(slice_shape[1])))
 
 
+def shrink_factor(slice_shape: tuple[int, int], target: int = CANVAS_TARGET) -> int:
+    """Whole reduction of a slice on the canvas: 1 where its longer side fits ``target`` pixels, else the smallest
+    ``k`` that brings it within (a canvas wider than the page's column is cropped there: the rest of the slice could
+    not be seen nor painted).  Each canvas pixel then paints ``k × k`` voxels (:func:`strokes_from_rgba` samples
+    the canvas at every voxel's centre)."""
+    return max(1, -(-max(int(slice_shape[0]), int(slice_shape[1])) // int(target)))
+
+
 def strokes_from_rgba(rgba: np.ndarray, slice_shape: tuple[int, int]) -> np.ndarray:
     """Per-voxel brush codes of a canvas image.
 

@@ -78,6 +78,18 @@ def test_scale_and_colouring_helpers():
     assert paint.pair_spacing((0.5, 0.2, 0.3), 2) == (0.3, 0.5, 0.2)
 
 
+def test_a_slice_wider_than_the_canvas_is_shown_smaller_and_painted_at_full_resolution():
+    assert paint.shrink_factor((500, 512)) == 1 and paint.shrink_factor((754, 1012)) == 2
+    assert paint.shrink_factor((2048, 2048)) == 4 and paint.shrink_factor((513, 40)) == 2
+    # a 754 x 1012 slice on a half-scale canvas (377 x 506): a stroke over canvas pixels (100-101, 300-309)
+    # paints voxels (200-203, 600-619) of the slice, nothing else
+    canvas = np.zeros((377, 506, 4), np.uint8)
+    canvas[100:102, 300:310] = (*paint._hex_rgb(paint.BRUSHES["CBD"][1]).astype(np.uint8), 255)
+    codes = paint.strokes_from_rgba(canvas, (754, 1012))
+    ys, xs = np.nonzero(codes != paint.NO_STROKE)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (200, 203, 600, 619) and set(codes[ys, xs]) == {1}
+
+
 def test_where_to_paint_counts_the_unsure_pixels_at_the_edges_between_phases():
     phases = np.zeros((6, 8), np.uint8)
     phases[:, 4:] = 2  # one edge, between columns 3 and 4
