@@ -195,6 +195,20 @@ def fmt(v, digits: int = 3) -> str:
     return f"{f:.{digits}f}"
 
 
+def grouped(rows: list[dict], by: tuple[str, ...]):
+    """Yield ``(values, rows)`` per distinct values of the ``by`` columns of ``rows``, in first-seen order:
+    ``values`` a dict of those columns (the start of a summary row), ``rows`` the rows that have them."""
+    for key in dict.fromkeys(tuple(r[b] for b in by) for r in rows):
+        yield dict(zip(by, key)), [r for r in rows if tuple(r[b] for b in by) == key]
+
+
+def means(rows: list[dict], keys) -> dict:
+    """The mean of each of ``keys`` over ``rows`` (float)."""
+    import numpy as np
+
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+
+
 def md_table(rows: list[dict], columns: list[str] | None = None, digits: int = 3) -> str:
     """Markdown table from a list of dicts (keys = column headers)."""
     if not rows:

@@ -76,17 +76,12 @@ def one(blur: float, radius: float, noise: float, seed: int, shape, zs) -> list[
 
 def _means(rows: list[dict]) -> list[dict]:
     out = []
-    for key in dict.fromkeys((r["blur"], r["radius"], r["noise"]) for r in rows):
-        sub = [r for r in rows if (r["blur"], r["radius"], r["noise"]) == key]
-        m = {"blur": key[0], "radius": key[1], "noise": key[2], "slices": len(sub),
-             "blur read 3D": float(np.mean([r["blur read 3D"] for r in sub])),
-             "blur read slice (min–max)": f"{min(r['blur read slice'] for r in sub):.2f}–"
-                                          f"{max(r['blur read slice'] for r in sub):.2f}",
-             "true phases F1": float(np.mean([r["true phases F1"] for r in sub]))}
-        for name in VARIANTS:
-            m[f"{name} F1"] = float(np.mean([r[f"{name} F1"] for r in sub]))
-        for name in VARIANTS:
-            m[f"{name} det"] = float(np.mean([r[f"{name} det"] for r in sub]))
+    for m, sub in C.grouped(rows, ("blur", "radius", "noise")):
+        m["slices"] = len(sub)
+        m.update(C.means(sub, ("blur read 3D",)))
+        m["blur read slice (min–max)"] = (f"{min(r['blur read slice'] for r in sub):.2f}–"
+                                          f"{max(r['blur read slice'] for r in sub):.2f}")
+        m.update(C.means(sub, ("true phases F1", *(f"{n} F1" for n in VARIANTS), *(f"{n} det" for n in VARIANTS))))
         m["auto refine"] = "/".join(sorted({r["auto refine"] for r in sub}))
         out.append(m)
     return out

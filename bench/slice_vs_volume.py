@@ -70,11 +70,10 @@ def one(name: str, seed: int, n_slices: int, shape) -> dict:
 
 def _means(rows: list[dict]) -> list[dict]:
     out = []
-    for name in dict.fromkeys(r["electrode"] for r in rows):
-        sub = [r for r in rows if r["electrode"] == name]
-        m = {"electrode": name, "seeds": len(sub)}
-        for key in ("true 3D", "volume", "slices", "slices, true phases", "volume − true 3D", "slices − true 3D"):
-            m[key] = float(np.mean([r[key] for r in sub]))
+    for m, sub in C.grouped(rows, ("electrode",)):
+        m["seeds"] = len(sub)
+        m.update(C.means(sub, ("true 3D", "volume", "slices", "slices, true phases", "volume − true 3D",
+                               "slices − true 3D")))
         m["particle sections per seed"] = float(np.mean([r["n slices"] for r in sub]))
         m["one slice: min–max"] = (f"{min(r['one slice: min'] for r in sub):.3f}–"
                                    f"{max(r['one slice: max'] for r in sub):.3f}")

@@ -13,7 +13,7 @@ from core.phases import preview as phase_preview
 from core.scribbles import Scribbles
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, compute, forms, jobs, paint, render, state, widgets
+from . import cache, charts, compute, forms, jobs, page, paint, render, state, widgets
 from .messages import flash, one_sentence, read_or_stop
 
 METHOD_LABELS = {"threshold": "Thresholds (+ partial-volume correction)",
@@ -271,8 +271,7 @@ def classify_others_section(ws: Workspace, sample: Sample, volume, scribbles: Sc
             copy = ws.share_training(folder, sid)
         except KeyError:  # deleted meanwhile
             continue
-        latest = ws.latest_analysis(sid)
-        sep = latest.resolved.separation if latest is not None else AnalysisParams().separation
+        sep = page.latest_params(ws.latest_analysis(sid)).separation
         job = jobs.submit(ws, target, AnalysisParams(method="classifier", classifier=str(copy), separation=sep))
         if job is not None:
             queued.append((target.name, job))

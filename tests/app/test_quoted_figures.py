@@ -517,3 +517,22 @@ def test_readme_slice_against_volume():
     q = quoted(text, rf"one slice alone \(about 24 sections, 64 × 64 µm\) ranged {NUM}–{NUM} \(pristine\), "
                      rf"{NUM}–{NUM} \(cycled-1C\) and {NUM}–{NUM} \(cycled-5C\)", "README.md")
     check(q, [v for r in rows for v in r["one slice: min–max"].split("–")])
+
+
+def test_classifier_scales_and_one_slice_strokes_as_quoted():
+    """The README's figures for the classifier's feature scales (bench/RESULTS.md classifier_scales) and the Segment
+    page's range of the strokes-on-one-slice protocol (accuracy_real_classifier, 'inside' strokes)."""
+    sec = section("classifier_scales")
+    q = quoted(readme_text(), rf"fixed in µm lost {NUM} mean IoU on the nano-CT slices read at 0.1 µm instead of 1 µm, "
+                              rf"and {NUM}–{NUM} on the demo electrodes", "README.md")
+    rows = [r for tab in tables(sec) for r in tab]
+    voxels = float(next(r["mean IoU"] for r in rows if r.get("scales", "").startswith("voxels:")))
+    um_01 = float(next(r["mean IoU"] for r in rows if r.get("scales", "").startswith("µm: 0.5-8 µm at 0.1 µm")))
+    gains = [float(r["voxels − µm"]) for r in rows if "voxels − µm" in r]
+    assert len(gains) == 6
+    check(q, (voxels - um_01, min(gains), max(gains)))
+    q = quoted(ui_text(), rf"strokes on one slice reached a mean per-phase IoU of {NUM}-{NUM}", "ui/segment_view.py")
+    inside = [float(r["mean IoU"]) for tab in tables(section("accuracy_real_classifier")) for r in tab
+              if r.get("strokes") == "inside" and "pairs" in r]
+    assert len(inside) == 3
+    check(q, (min(inside), max(inside)))
