@@ -65,12 +65,19 @@ def scale_factor(slice_shape: tuple[int, int], target: int = CANVAS_TARGET) -> i
     return max(1, int(target) // max(int(slice_shape[0]), int(slice_shape[1])))
 
 
-def shrink_factor(slice_shape: tuple[int, int], target: int = CANVAS_TARGET) -> int:
-    """Whole reduction of a slice on the canvas: 1 where its longer side fits ``target`` pixels, else the smallest
-    ``k`` that brings it within (a canvas wider than the page's column is cropped there: the rest of the slice could
-    not be seen nor painted).  Each canvas pixel then paints ``k × k`` voxels (:func:`strokes_from_rgba` samples
-    the canvas at every voxel's centre)."""
-    return max(1, -(-max(int(slice_shape[0]), int(slice_shape[1])) // int(target)))
+def fit_canvas(img: np.ndarray, target: int = CANVAS_TARGET) -> np.ndarray:
+    """``img`` ((H, W, ...)) as shown on the canvas: itself where its longer side fits ``target`` pixels, else
+    shrunk to that side (nearest pixel at each canvas pixel's centre; a canvas wider than the page's column is
+    cropped there, and the rest of the slice could be neither seen nor painted).  :func:`strokes_from_rgba` maps
+    the strokes back to every voxel whatever the canvas size."""
+    h, w = int(img.shape[0]), int(img.shape[1])
+    scale = int(target) / max(h, w)
+    if scale >= 1:
+        return img
+    hh, ww = max(1, round(h * scale)), max(1, round(w * scale))
+    rows = np.minimum(((np.arange(hh) + 0.5) * h / hh).astype(np.intp), h - 1)
+    cols = np.minimum(((np.arange(ww) + 0.5) * w / ww).astype(np.intp), w - 1)
+    return img[rows][:, cols]
 
 
 def strokes_from_rgba(rgba: np.ndarray, slice_shape: tuple[int, int]) -> np.ndarray:

@@ -179,20 +179,20 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
     grey = read_or_stop(cache.grey_image, ref, axis, index)
     stored = scribbles.slice(axis, index)
     f = paint.scale_factor(grey.shape[:2])
-    k = paint.shrink_factor(grey.shape[:2])  # a slice wider than the column: shown smaller, not cropped
     where = f"slice {render.AXES[axis]} = {index}"
     left, right = st.columns(2, gap="medium")
     with left:
         gen_key = state.k(state.PAINT_CANVAS_GEN, sid, axis, index)
-        background = paint.scribble_rgb(grey, stored)
-        background = _enlarge(background, f) if k == 1 else background[::k, ::k]
-        px = width * f if k == 1 else max(1, round(width / k))  # the brush on the canvas, its pixels
+        # a slice wider than the column is shown smaller, not cropped
+        background = paint.fit_canvas(_enlarge(paint.scribble_rgb(grey, stored), f))
+        scale = background.shape[1] / grey.shape[1]  # canvas pixels per voxel
+        px = max(1, round(width * scale))  # the brush on the canvas, its pixels
         rgba = paint.canvas(state.k(state.PAINT_CANVAS, sid, axis, index, st.session_state.get(gen_key, 0)),
                             background, brush, px)
-        if k > 1:
-            st.caption(f"This slice is {grey.shape[0]} × {grey.shape[1]} pixels: the canvas shows it at 1/{k} "
-                       f"scale, so each canvas pixel paints {k} × {k} voxels (a brush {width} voxels wide paints "
-                       f"{px * k}).")
+        if scale < 1:
+            st.caption(f"This slice is {grey.shape[0]} × {grey.shape[1]} pixels: the canvas shows it at "
+                       f"{background.shape[0]} × {background.shape[1]} ({scale:.2f} canvas pixel a voxel; a brush "
+                       f"{width} voxels wide paints about {px / scale:.0f}).")
         if rgba is not None:
             new = paint.apply_strokes(stored, paint.strokes_from_rgba(rgba, stored.shape))
             if not np.array_equal(new, stored):

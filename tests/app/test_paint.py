@@ -79,8 +79,11 @@ def test_scale_and_colouring_helpers():
 
 
 def test_a_slice_wider_than_the_canvas_is_shown_smaller_and_painted_at_full_resolution():
-    assert paint.shrink_factor((500, 512)) == 1 and paint.shrink_factor((754, 1012)) == 2
-    assert paint.shrink_factor((2048, 2048)) == 4 and paint.shrink_factor((513, 40)) == 2
+    fits = [paint.fit_canvas(np.zeros(shape, np.uint8)).shape for shape in
+            ((500, 512), (754, 1012), (2048, 2048), (500, 572), (513, 40))]
+    assert fits == [(500, 512), (381, 512), (512, 512), (448, 512), (512, 40)]
+    img = np.arange(2048, dtype=np.int32)[None].repeat(4, 0)
+    np.testing.assert_array_equal(paint.fit_canvas(img)[0], np.arange(2, 2048, 4))  # each pixel's nearest voxel
     # a 754 x 1012 slice on a half-scale canvas (377 x 506): a stroke over canvas pixels (100-101, 300-309)
     # paints voxels (200-203, 600-619) of the slice, nothing else
     canvas = np.zeros((377, 506, 4), np.uint8)
