@@ -255,10 +255,10 @@ def panel(ws: Workspace) -> None:
     ended = [j for j in jobs if j.id in mine and not j.active]
     if ended:
         st.session_state[state.JOBS_MINE] = mine - {j.id for j in ended}
-        last = ended[0]
-        if last.state == "done":
-            flash("success", _done_text(last, with_title=True))
-        else:
-            flash("warning" if last.state == "cancelled" else "error",
-                  f"Job #{last.id} ({last.title}) {last.state}" + (f": {last.error}" if last.error else "."))
+        for j in ended:
+            if j.state == "done":
+                flash("success", _done_text(j, with_title=True))
+            else:
+                flash("warning" if j.state == "cancelled" else "error",
+                      f"Job #{j.id} ({j.title}) {j.state}" + (f": {j.error}" if j.error else "."))
         st.rerun(scope="app")

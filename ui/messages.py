@@ -19,14 +19,19 @@ _SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]'\"])[.!?]\s+(?=[A-Z])")
 
 
 def flash(kind: str, text: str) -> None:
-    """Queue a message for the next run (survives ``st.rerun``)."""
-    st.session_state[state.FLASH] = (kind, text)
+    """Queue a message for the next run (survives ``st.rerun``).
+
+    Messages queued before the next run are all shown, in order (a page's own message is not replaced by the
+    jobs panel's "done" of the same moment); the same message queued twice is shown once.
+    """
+    queued = st.session_state.setdefault(state.FLASH, [])
+    if (kind, text) not in queued:
+        queued.append((kind, text))
 
 
 def show_flash() -> None:
-    msg = st.session_state.pop(state.FLASH, None)
-    if msg:
-        getattr(st, msg[0], st.info)(msg[1])
+    for kind, text in st.session_state.pop(state.FLASH, None) or ():
+        getattr(st, kind, st.info)(text)
 
 
 def one_sentence(exc: BaseException) -> str:
