@@ -53,6 +53,8 @@ LOW_CONFIDENCE_RGB = render.HIGHLIGHT
 EDGE_REACH = 2
 #: Longest side of the canvas on screen, pixels (a slice is enlarged by a whole factor up to it).
 CANVAS_TARGET = 512
+#: A part of a slice, ((r0, r1), (c0, c1)) pixels (:func:`full_resolution_window`).
+Window = tuple[tuple[int, int], tuple[int, int]]
 
 
 def _hex_rgb(h: str) -> np.ndarray:
@@ -112,12 +114,31 @@ def strokes_from_rgba(rgba: np.ndarray, slice_shape: tuple[int, int]) -> np.ndar
     return out
 
 
-def apply_strokes(stored: np.ndarray, strokes: np.ndarray) -> np.ndarray:
-    """``stored`` scribbles ((H, W) uint8) with the canvas ``strokes`` laid over them (a new array)."""
+def apply_strokes(stored: np.ndarray, strokes: np.ndarray, window: Window | None = None) -> np.ndarray:
+    """``stored`` scribbles ((H, W) uint8) with the canvas ``strokes`` laid over them (a new array).
+
+    ``window``: the part of the slice the canvas showed at full resolution (:func:`full_resolution_window`);
+    ``strokes`` then has that part's shape.  None: ``strokes`` covers the whole slice.
+    """
     out = np.array(stored, dtype=np.uint8, copy=True)
+    part = out if window is None else out[window[0][0]:window[0][1], window[1][0]:window[1][1]]
+    if part.shape != np.shape(strokes):
+        raise ValueError(f"the strokes' shape {np.shape(strokes)} is not that of the part painted {part.shape}")
     hit = strokes != NO_STROKE
-    out[hit] = strokes[hit].astype(np.uint8)
+    part[hit] = strokes[hit].astype(np.uint8)
     return out
+
+
+def full_resolution_window(slice_shape: tuple[int, int], centre: tuple[int, int],
+                           target: int = CANVAS_TARGET) -> Window:
+    """The part of a slice painted one canvas pixel a voxel: at most ``target`` pixels along each side, centred
+    on ``centre`` (row, column) and moved inside the slice where it would leave it; ((r0, r1), (c0, c1))."""
+    out = []
+    for n, c in zip(slice_shape, centre):
+        n, size = int(n), min(int(n), int(target))
+        start = min(max(int(c) - size // 2, 0), n - size)
+        out.append((start, start + size))
+    return tuple(out)
 
 
 def scribble_rgb(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -180,21 +180,29 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
     stored = scribbles.slice(axis, index)
     f = paint.scale_factor(grey.shape[:2])
     where = f"slice {render.AXES[axis]} = {index}"
+    window = _paint_window(sample, grey.shape[:2], axis)
     left, right = st.columns(2, gap="medium")
     with left:
         gen_key = state.k(state.PAINT_CANVAS_GEN, sid, axis, index)
-        # a slice wider than the column is shown smaller, not cropped
-        background = paint.fit_canvas(_enlarge(paint.scribble_rgb(grey, stored), f))
-        scale = background.shape[1] / grey.shape[1]  # canvas pixels per voxel
+        canvas_key = state.k(state.PAINT_CANVAS, sid, axis, index, st.session_state.get(gen_key, 0))
+        if window is None:
+            # a slice wider than the column is shown smaller, not cropped
+            background = paint.fit_canvas(_enlarge(paint.scribble_rgb(grey, stored), f))
+        else:  # a canvas of its own for each place of the window: its strokes stay where they were drawn
+            (r0, r1), (c0, c1) = window
+            background = paint.scribble_rgb(grey[r0:r1, c0:c1], stored[r0:r1, c0:c1])
+            canvas_key = state.k(canvas_key, r0, c0)
+        scale = background.shape[1] / (grey.shape[1] if window is None else c1 - c0)  # canvas pixels per voxel
         px = max(1, round(width * scale))  # the brush on the canvas, its pixels
-        rgba = paint.canvas(state.k(state.PAINT_CANVAS, sid, axis, index, st.session_state.get(gen_key, 0)),
-                            background, brush, px)
+        rgba = paint.canvas(canvas_key, background, brush, px)
         if scale < 1:
             st.caption(f"This slice is {grey.shape[0]} × {grey.shape[1]} pixels: the canvas shows it at "
                        f"{background.shape[0]} × {background.shape[1]} ({scale:.2f} canvas pixel a voxel; a brush "
-                       f"{width} voxels wide paints about {px / scale:.0f}).")
+                       f"{width} voxels wide paints about {px / scale:.0f}). Turn on *Paint at full resolution* "
+                       "above to paint finer.")
         if rgba is not None:
-            new = paint.apply_strokes(stored, paint.strokes_from_rgba(rgba, stored.shape))
+            new = paint.apply_strokes(stored, paint.strokes_from_rgba(
+                rgba, stored.shape if window is None else (r1 - r0, c1 - c0)), window)
             if not np.array_equal(new, stored):
                 scribbles = scribbles.with_slice(axis, index, new)
                 stored = scribbles.slice(axis, index)
@@ -208,8 +216,38 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
             st.session_state[gen_key] = st.session_state.get(gen_key, 0) + 1  # a fresh, empty canvas
             st.rerun()
     with right:
-        _classifier_preview(sample, ref, scribbles, axis, index, grey, f, opacity, threshold)
+        _classifier_preview(sample, ref, scribbles, axis, index, grey, f, opacity, threshold, window)
     return scribbles
+
+
+def _paint_window(sample: Sample, slice_shape: tuple[int, int], axis: int) -> paint.Window | None:
+    """For a slice longer than the canvas: *Paint at full resolution* and, where ticked, two sliders placing a
+    window of at most :data:`ui.paint.CANVAS_TARGET` pixels a side painted one canvas pixel a voxel, with a caption
+    saying where it lies; returns it (:func:`ui.paint.full_resolution_window`), else None (the whole slice)."""
+    if max(slice_shape) <= paint.CANVAS_TARGET:
+        return None
+    if not st.toggle("Paint at full resolution", key=state.k(state.PAINT_FULLRES, sample.id),
+                     help="The canvas then shows a window of the slice one screen pixel a voxel, to paint thin "
+                          "phases and edges voxel by voxel; move it with the sliders. The preview beside it shows "
+                          "the same window."):
+        return None
+    others = [i for i in range(3) if i != axis]
+    centre = []
+    cols = st.columns(2)
+    for j, (i, n) in enumerate(zip(others, slice_shape)):
+        key = state.k(state.PAINT_WINDOW, sample.id, axis, j)
+        state.init(key, int(n) // 2)
+        if st.session_state[key] > n - 1:
+            st.session_state[key] = int(n) - 1
+        centre.append(cols[j].slider(f"Window centre along {render.AXES[i]} (voxels, 0–{n - 1})", 0, int(n) - 1,
+                                     key=key))
+    window = paint.full_resolution_window(slice_shape, tuple(centre))
+    (r0, r1), (c0, c1) = window
+    (sr, sc), (nr, nc) = [float(sample.spacing[i]) for i in others], [render.AXES[i] for i in others]
+    st.caption(f"The canvas shows {r1 - r0} × {c1 - c0} of this slice's {slice_shape[0]} × {slice_shape[1]} "
+               f"pixels at full resolution: {nr} {r0}–{r1 - 1} ({r0 * sr:.1f}–{r1 * sr:.1f} µm) and {nc} "
+               f"{c0}–{c1 - 1} ({c0 * sc:.1f}–{c1 * sc:.1f} µm). Strokes painted elsewhere on the slice are kept.")
+    return window
 
 
 def painted_summary(scribbles: Scribbles) -> str:
@@ -287,8 +325,10 @@ def classify_others_section(ws: Workspace, sample: Sample, volume, scribbles: Sc
 
 
 def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbles, axis: int, index: int,
-                        grey: np.ndarray, f: int, opacity: float, threshold: float) -> None:
-    where = f"slice {render.AXES[axis]} = {index}"
+                        grey: np.ndarray, f: int, opacity: float, threshold: float,
+                        window: paint.Window | None = None) -> None:
+    """The classifier's phases on the painted slice, or on the ``window`` of it the canvas shows."""
+    where = f"slice {render.AXES[axis]} = {index}" + ("" if window is None else ", the canvas's window")
     st.caption(painted_summary(scribbles) + ".")
     if not enough_painted(scribbles):
         st.info("Paint at least two of pore, CBD and NMC (a few strokes inside each) to see the phases the "
@@ -300,6 +340,8 @@ def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbl
         st.error(one_sentence(exc))
         return
     img = paint.low_confidence_rgb(render.phase_overlay(grey, pv.phases, opacity), pv.confidence, threshold)
+    if window is not None:
+        img = img[window[0][0]:window[0][1], window[1][0]:window[1][1]]
     st.image(_enlarge(img, f), caption=f"{where}: the classifier's phases; magenta where its confidence is below "
                                        f"{threshold:.2f}", width="content")
     st.caption(f"Trained in {pv.train_s:.2f} s, this slice classified in {pv.predict_s:.2f} s. "

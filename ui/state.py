@@ -92,6 +92,8 @@ PAINT_WIDTH = "w_paint_width"          # shared by all samples: brush width, vox
 PAINT_CONFIDENCE = "w_paint_confidence"  # shared by all samples: below it a pixel is marked "paint here next"
 PAINT_CANVAS = "w_paint_canvas"        # + sample id + axis + index + generation
 PAINT_CLEAR = "w_paint_clear"          # + sample id + axis + index: "Clear this slice"
+PAINT_FULLRES = "w_paint_fullres"      # + sample id: paint a big slice through a full-resolution window
+PAINT_WINDOW = "w_paint_window"        # + sample id + axis + 0/1: that window's centre along the slice's rows / columns
 PAINT_OTHERS = "w_paint_others"        # + sample id: the other samples to classify with its strokes
 PAINT_OTHERS_RUN = "w_paint_others_run"  # + sample id: "Classify them"
 

@@ -93,6 +93,67 @@ def test_a_slice_wider_than_the_canvas_is_shown_smaller_and_painted_at_full_reso
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (200, 203, 600, 619) and set(codes[ys, xs]) == {1}
 
 
+def test_full_resolution_window_lies_inside_the_slice_and_takes_strokes_at_its_place():
+    assert paint.full_resolution_window((754, 1012), (377, 506)) == ((121, 633), (250, 762))
+    assert paint.full_resolution_window((754, 1012), (0, 1011)) == ((0, 512), (500, 1012))  # moved inside
+    assert paint.full_resolution_window((300, 2048), (299, 10)) == ((0, 300), (0, 512))  # shorter side whole
+    stored = np.full((754, 1012), UNPAINTED, np.uint8)
+    stored[0, 0] = 2
+    strokes = np.full((512, 512), paint.NO_STROKE, np.int16)
+    strokes[3:5, 7:9] = 1
+    out = paint.apply_strokes(stored, strokes, ((121, 633), (250, 762)))
+    assert np.count_nonzero(out != UNPAINTED) == 5 and out[0, 0] == 2
+    np.testing.assert_array_equal(out[124:126, 257:259], 1)
+    assert stored[124, 257] == UNPAINTED  # a new array
+    with pytest.raises(ValueError, match="shape"):
+        paint.apply_strokes(stored, strokes, ((0, 500), (0, 512)))
+
+
+def test_a_big_slice_is_painted_through_a_full_resolution_window(empty_ws, tmp_path, monkeypatch):
+    from core.inputs import FileInput
+    from core.io import save_tiff
+
+    rng = np.random.default_rng(0)
+    save_tiff(tmp_path / "big.tif", rng.integers(0, 60000, (1, 600, 1100), dtype=np.uint16), (0.05,) * 3)
+    s = empty_ws.add_sample("big slice", FileInput(tmp_path / "big.tif"), spacing=0.05, axis=1)
+    drawn = []
+
+    def fake_canvas(key, background, brush, width_px):  # CBD over canvas pixels (10-11, 20-29), NMC (40-41, 20-29)
+        drawn.append((key, background.shape[:2], width_px))
+        rgba = np.zeros((*background.shape[:2], 4), np.uint8)
+        rgba[10:12, 20:30] = (*paint._hex_rgb(paint.BRUSHES["CBD"][1]).astype(np.uint8), 255)
+        rgba[40:42, 20:30] = (*paint._hex_rgb(paint.BRUSHES["NMC"][1]).astype(np.uint8), 255)
+        return rgba
+
+    monkeypatch.setattr(paint, "canvas", fake_canvas)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.radio(key=state.SEG_METHOD).set_value("classifier").run()
+    no_exception(at)
+    assert drawn[-1][1] == (279, 512)  # the whole slice, shrunk: its stroke lands at about twice the place
+    assert any("Turn on *Paint at full resolution*" in c.value for c in at.caption)
+    whole = empty_ws.load_scribbles(s.id).slice(0, 0)
+    ys, xs = np.nonzero(whole != UNPAINTED)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (22, 89, 43, 63)
+    at.toggle(key=state.k(state.PAINT_FULLRES, s.id)).set_value(True).run()
+    at.slider(key=state.k(state.PAINT_WINDOW, s.id, 0, 1)).set_value(1000).run()
+    no_exception(at)
+    key, shape, width = drawn[-1]
+    assert shape == (512, 512) and width == 3 and key.endswith("_44_588")  # one canvas per window place
+    assert any(c.value.startswith("The canvas shows 512 × 512 of this slice's 600 × 1100 pixels at full "
+                                  "resolution: y 44–555 (2.2–27.8 µm) and x 588–1099") for c in at.caption)
+    painted = empty_ws.load_scribbles(s.id).slice(0, 0)
+    new = (painted != UNPAINTED) & (whole == UNPAINTED)
+    expected = np.zeros_like(new)  # the stroke of each canvas, voxel for pixel at its window's place: the
+    expected[54:56, 314:324] = expected[54:56, 608:618] = True  # centred window, then the one moved right
+    expected[84:86, 314:324] = expected[84:86, 608:618] = True
+    np.testing.assert_array_equal(new, expected)
+    assert set(painted[54:56, 608:618].ravel()) == {1} and set(painted[84:86, 608:618].ravel()) == {2}
+    assert np.array_equal(painted[whole != UNPAINTED], whole[whole != UNPAINTED])  # the first stroke kept
+    assert len(at.image) == 1 and "the canvas's window: the classifier's phases" in at.image[0].captions[0]
+
+
 def test_where_to_paint_counts_the_unsure_pixels_at_the_edges_between_phases():
     phases = np.zeros((6, 8), np.uint8)
     phases[:, 4:] = 2  # one edge, between columns 3 and 4
