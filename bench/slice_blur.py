@@ -11,9 +11,10 @@ radii, necks, 12 % CBD in the necks) are imaged with a known blur and noise, and
 * **F1@0.5** of the particle sections found against the true sections of that slice, and the |error| of the
   slice's median detachment (sections not at the image border) against the same slice's true phases analysed
   alike (``presegmented``), for: ``phases / off`` (seeds on the phases, no refinement: what a slice got before),
-  ``auto`` (the default: on a slice the seeding stays on the phases, and the phases' NMC surfaces are refined
-  where the noise read is at least ``core.phases.forward.AUTO_NOISE``), ``deconvolved / on`` (what "auto" does
-  on a blurred volume).
+  ``auto`` (the default: on a slice the deconvolved seeding with the full refinement where the blur read is at
+  least ``core.seeding.AUTO_BLUR`` and ``core.seeding.AUTO_SLICE_BLUR_DEPTH`` of the NMC's mean depth, since
+  session 33; else seeds on the phases, whose NMC surfaces are refined where the noise read is at least
+  ``core.phases.forward.AUTO_NOISE``), ``deconvolved / on`` (what "auto" does on a blurred volume).
 
 Usage:  python bench/slice_blur.py [--seeds 0 1] [--quick] [--no-write]
 """

@@ -591,7 +591,7 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
             return "off", read, phases, None, auto
     else:
         blur, edges = _estimate_blur(volume, phases)
-        read = (_auto_choice(blur, edges, volume.shape), blur)  # the seeding's "auto" decides on this reading too
+        read = (_auto_choice(blur, edges, phases), blur)  # the seeding's "auto" decides on this reading too
         if not np.isfinite(blur):
             warnings.warn("The blur could not be measured on this scan (too few pore-NMC edges), so the phases "
                           "were not refined.", stacklevel=4)  # run's caller (run -> _run -> here)

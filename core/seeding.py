@@ -119,8 +119,8 @@ from .phases import phase_references
 from .phases.partial_volume import _l1_distance4, _l1_distance4_on_cores
 from .slices import slice_axis
 
-__all__ = ["AUTO_BLUR", "AUTO_MIN_EDGES", "auto_seeding", "DECONV_BLUR", "deconv_settings", "estimate_blur", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA",
-           "MIN_SIGMA", "deconvolve", "denoise_sigma", "estimate_noise", "estimate_relative_noise", "presmooth_sigma", "regularised_particles",
+__all__ = ["AUTO_BLUR", "AUTO_MIN_EDGES", "AUTO_SLICE_BLUR_DEPTH", "auto_seeding", "DECONV_BLUR", "deconv_settings", "estimate_blur", "DECONV_ITERATIONS", "DECONV_MERGE_FACTOR", "DECONV_STEP", "LEVEL", "MAX_SIGMA",
+           "MIN_SIGMA", "deconvolve", "denoise_sigma", "estimate_noise", "estimate_relative_noise", "nmc_mean_depth", "presmooth_sigma", "regularised_particles",
            "seeding_mask"]
 
 #: Seeding level: the share of the way from pure CBD to pure NMC grey value that a smoothed voxel must reach.
@@ -154,6 +154,17 @@ AUTO_MIN_EDGES = 4000
 #: radius 7 voxels 0.933 -> 0.934, 14 0.949 -> 0.950, 28 (192³) 0.927 -> 0.936, 50 (256³) 0.856 -> 0.904,
 #: 5 0.865 -> 0.867 (bench/RESULTS.md, deconv_merge_s23).
 DECONV_MERGE_FACTOR = 1.0
+#: On a single slice, "auto" seeds on the deconvolved mask where the blur read (at least :data:`AUTO_BLUR`) is at
+#: least this share of the NMC's mean depth (its 2D distance transform's mean over the NMC pixels): small particle
+#: sections under a large blur, which the blur joins in the plane (a slice has no third dimension to tell them
+#: apart).  Chosen on z-slices of ``bench/slice_blur.py``'s packings (24 × 384 × 384, training seeds 3-4, median
+#: radius 5 / 7 / 10 / 14 / 20 pixels, blur 0.6 / 0.9 / 1.2, noise 0.05 / 0.10) and of the demo electrodes (seed 3):
+#: the deconvolved seeding with the full refinement gained F1@0.5 on every slice reading 0.31 or more (radius 5 at
+#: blur 0.9-1.2 and radius 7 at blur 1.2: +0.006 to +0.096) and lost on most of those reading 0.24 or less (radius
+#: 10-20, and the demo electrodes' slices at 0.21-0.23: -0.028 on average over 9); a ratio in between (radius 7 at
+#: blur 0.9, 0.25-0.26) was a wash.  Volumes keep :data:`AUTO_BLUR` alone (there the demos and the small packings'
+#: readings overlap; bench/RESULTS.md, session30_tried).
+AUTO_SLICE_BLUR_DEPTH = 0.28
 
 
 def _central_block(shape, block: int) -> tuple[slice, ...]:
@@ -409,7 +420,11 @@ def auto_seeding(volume: np.ndarray, phases: np.ndarray) -> tuple[str, float]:
     packings (-0.038 to +0.100; at radius 7 on every one, +0.017 to
     +0.062); where it read 0.82-0.85 (blur 0.8) it lowered it at radius 14
     (-0.064 to +0.007; +0.012 to +0.028 at radius 7).  The demo electrodes
-    read 0.82-0.84 (blur 0.75), so they keep the phases.
+    read 0.82-0.84 (blur 0.75), so they keep the phases.  On a single slice
+    (read in its plane) the blur must also be at least
+    :data:`AUTO_SLICE_BLUR_DEPTH` of the NMC's mean depth
+    (:func:`nmc_mean_depth`): the mask there helps small particle sections
+    only.
 
     Parameters
     ----------
@@ -426,14 +441,33 @@ def auto_seeding(volume: np.ndarray, phases: np.ndarray) -> tuple[str, float]:
         as where it read fewer than :data:`AUTO_MIN_EDGES` edge voxels).
     """
     blur, edges = _estimate_blur(volume, phases)
-    return _auto_choice(blur, edges, np.shape(volume)), blur
+    return _auto_choice(blur, edges, phases), blur
 
 
-def _auto_choice(blur: float, edges: int, shape) -> str:
-    """:func:`auto_seeding`'s rule on a reading of :func:`_estimate_blur` (the blur and its edge voxels) of a
-    volume of ``shape``: never "deconvolved" on a single slice (:func:`auto_seeding`)."""
+def nmc_mean_depth(phases: np.ndarray) -> float:
+    """Mean Euclidean distance (voxels) of the NMC voxels to the nearest other voxel (the NMC's mean depth;
+    :data:`AUTO_SLICE_BLUR_DEPTH`); measured in the plane of a single slice.  NaN without NMC."""
+    import edt
+
+    ph = np.asarray(phases)
+    ax = slice_axis(ph.shape)
+    nmc = np.ascontiguousarray(np.squeeze(ph, axis=ax) if ax is not None else ph) == NMC
+    if not nmc.any():
+        return float("nan")
+    return float(edt.edt(nmc, black_border=False, parallel=1)[nmc].mean())
+
+
+def _auto_choice(blur: float, edges: int, phases: np.ndarray) -> str:
+    """:func:`auto_seeding`'s rule on a reading of :func:`_estimate_blur` (the blur and its edge voxels) of
+    ``phases``' scan: "deconvolved" where the blur, read from enough edges, is at least :data:`AUTO_BLUR`; on a
+    single slice only where it is also at least :data:`AUTO_SLICE_BLUR_DEPTH` of the NMC's mean depth."""
     sure = np.isfinite(blur) and edges >= AUTO_MIN_EDGES
-    return "deconvolved" if sure and blur >= AUTO_BLUR and slice_axis(shape) is None else "phases"
+    if not (sure and blur >= AUTO_BLUR):
+        return "phases"
+    if slice_axis(np.shape(phases)) is None:
+        return "deconvolved"
+    depth = nmc_mean_depth(phases)
+    return "deconvolved" if np.isfinite(depth) and blur >= AUTO_SLICE_BLUR_DEPTH * depth else "phases"
 
 
 def denoise_sigma(noise: float, i_cbd: float, i_nmc: float, *, level: float = LEVEL) -> float:

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from core.seeding import AUTO_BLUR
+from core.seeding import AUTO_BLUR, AUTO_SLICE_BLUR_DEPTH
 from ui import advice, exports, forms, jobs, page, particles_view, state
 from ui.messages import one_sentence
 
@@ -37,9 +37,9 @@ if how == "watershed" and not sample.input.presegmented:
              "by −0.03 to +0.05 (bench/RESULTS.md, robustness_grid_s13), most at a blur of 1.2 voxels; the whole analysis takes up to about twice as "
              "long (256³ grid cells) and more memory. It re-runs the whole analysis. 'Chosen by the scan's blur' "
              f"takes the deconvolved mask where the blur measured on the scan is {AUTO_BLUR} voxel or more, on a "
-             "volume; a single slice (2D image) stays on its phases, where the deconvolved mask helped small "
-             "particles (radius 5-7 px) but lost big ones (14 px; bench/RESULTS.md, slice_blur): choose it "
-             "here for small particles on a blurred slice.")
+             "volume; on a single slice (2D image) only where the blur is also at least "
+             f"{AUTO_SLICE_BLUR_DEPTH} of the NMC's mean depth in pixels (small particles: there the mask "
+             "helped particles of radius 5-7 px and lost bigger ones; bench/RESULTS.md, slice_blur).")
     if auto_seen.get("blur_voxels") is not None:  # (None: not read, e.g. a phase volume)
         st.caption(advice.seeding_reading(auto_seen, latest.provenance.get("phase_refinement")))
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")

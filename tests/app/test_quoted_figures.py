@@ -536,3 +536,21 @@ def test_classifier_scales_and_one_slice_strokes_as_quoted():
               if r.get("strokes") == "inside" and "pairs" in r]
     assert len(inside) == 3
     check(q, (min(inside), max(inside)))
+
+
+def test_readme_deconvolved_seeding_on_small_particle_slices():
+    """The README's figures for the slice rule (bench/RESULTS.md slice_blur, the cells where 'auto' now refines
+    fully, against session 32's 'auto' there, slice_blur_s32) and its constants (core.seeding)."""
+    from core.seeding import AUTO_BLUR, AUTO_SLICE_BLUR_DEPTH
+
+    text = readme_text()
+    q = quoted(text, rf"where it is {NUM} pixel or more and at least {NUM} of the NMC's mean depth", "README.md")
+    check(q, (AUTO_BLUR, AUTO_SLICE_BLUR_DEPTH))
+    now = [r for tab in tables(section("slice_blur")) for r in tab if r.get("auto refine") == "on" and "seed" not in r]
+    before = [r for tab in tables(section("slice_blur_s32")) for r in tab if "auto refine" in r and "seed" not in r]
+    assert len(now) == 6
+    old = [next(b["auto F1"] for b in before if all(b[k] == r[k] for k in ("blur", "radius", "noise"))) for r in now]
+    q = quoted(text, rf"raised F1@0.5 from {NUM}-{NUM} to {NUM}-{NUM}", "README.md")
+    f = [float(v) for v in old]
+    g = [float(r["auto F1"]) for r in now]
+    check(q, (min(f), max(f), min(g), max(g)))

@@ -185,19 +185,41 @@ def test_the_blur_of_a_slice_is_read_in_its_plane(blurred_packing):
     assert np.isnan(_estimate_blur(img[:, :6], phases[:, :6])[0])
 
 
-def test_a_blurred_slice_is_not_seeded_on_a_deconvolved_mask(blurred_packing, monkeypatch):
+def test_a_blurred_slice_is_seeded_on_a_deconvolved_mask_only_where_its_particles_are_small(blurred_packing,
+                                                                                            monkeypatch):
     import core.seeding as S
     from core.pipeline import AnalysisParams, run
+    from core.synth import PackingParams, make_sphere_packing
 
-    e = blurred_packing
-    # a volume this blurred is seeded on the deconvolved mask; a slice of it stays on its phases (measured in
-    # bench/slice_blur.py: the deconvolved seeding loses particles of 14 voxels' radius on slices)
+    e = blurred_packing  # median radius 7 voxels, blur 1.2
+    big = make_sphere_packing(PackingParams(shape=(24, 160, 160), radius_median_um=14, radius_min_um=8,
+                                            radius_max_um=30, blur_voxels=1.2, noise_contrast=0.05), rng=3)
     monkeypatch.setattr(S, "AUTO_MIN_EDGES", 200)  # the small test slice has fewer edges than the default asks
     assert S.auto_seeding(e.greyscale, e.phases)[0] == "deconvolved"
+    assert S.auto_seeding(big.greyscale, big.phases)[0] == "deconvolved"  # volumes: the blur alone decides
+    # slices: also the blur against the NMC's mean depth in the plane (measured in bench/slice_blur.py: the
+    # deconvolved seeding helps particle sections of radius 5-7 pixels, loses those of 14)
+    small_depth, big_depth = S.nmc_mean_depth(e.phases[24:25]), S.nmc_mean_depth(big.phases[12:13])
+    assert 3 < small_depth < 4.5 < 6.5 < big_depth < 9, (small_depth, big_depth)
     choice, blur = S.auto_seeding(e.greyscale[24:25], e.phases[24:25])
-    assert choice == "phases" and 1.05 < blur < 1.4
+    assert choice == "deconvolved" and 1.05 < blur < 1.4 and blur >= S.AUTO_SLICE_BLUR_DEPTH * small_depth
+    choice, blur = S.auto_seeding(big.greyscale[12:13], big.phases[12:13])
+    assert choice == "phases" and 1.05 < blur < 1.4 and blur < S.AUTO_SLICE_BLUR_DEPTH * big_depth
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = run(e.greyscale[24:25], AnalysisParams(axis=1), spacing=e.spacing)
+        rb = run(big.greyscale[12:13], AnalysisParams(axis=1), spacing=big.spacing)
     auto = r.provenance["seeding_auto"]
-    assert auto["seeding"] == "phases" and 1.05 < auto["blur_voxels"] < 1.4  # a reading, no longer NaN
+    assert auto["seeding"] == "deconvolved" and 1.05 < auto["blur_voxels"] < 1.4
+    assert r.provenance["phase_refinement"] is not None  # the full refinement, as on a blurred volume
+    assert rb.provenance["seeding_auto"]["seeding"] == "phases"
+
+
+def test_nmc_mean_depth_of_a_disc_and_of_its_slice_in_any_orientation():
+    import core.seeding as S
+
+    disc = np.where(_disc((101, 101), 50, 50, 30), NMC, PORE).astype(np.uint8)
+    d = S.nmc_mean_depth(disc[None])
+    assert abs(d - 10.0) < 0.6  # a disc of radius r: r / 3
+    assert S.nmc_mean_depth(disc[:, None]) == S.nmc_mean_depth(disc[:, :, None]) == d
+    assert np.isnan(S.nmc_mean_depth(np.zeros((1, 8, 8), np.uint8)))
