@@ -94,19 +94,29 @@ def window_picker(sample: Sample, shape, axis: int) -> tuple[tuple[int, int], tu
         return None
     others = [i for i in range(3) if i != axis]
     section = [int(shape[i]) for i in others]
-    centre = []
-    cols = st.columns(2)
-    for j, (i, n) in enumerate(zip(others, section)):
-        key = state.k(state.SEG_WINDOW, sample.id, axis, j)
-        state.init(key, n // 2)
-        if st.session_state[key] > n - 1:
-            st.session_state[key] = n - 1
-        centre.append(cols[j].slider(f"Preview window centre along {render.AXES[i]} (voxels, 0–{n - 1})", 0, n - 1,
-                                     key=key))
+    centre = _centre_sliders(state.SEG_WINDOW, sample.id, axis, section, "Preview window centre")
     window = phase_preview.preview_window(shape, axis, tuple(centre))
     st.caption(window_note(section, window, [float(sample.spacing[i]) for i in others],
                            [render.AXES[i] for i in others]))
     return window
+
+
+def _centre_sliders(key: str, sample_id: int, axis: int, section, label: str) -> tuple[int, int]:
+    """Two sliders side by side placing a window's centre on a section (``section``: its rows and columns) of the
+    slices across ``axis``; their keys are ``key`` + sample id + axis + 0 / 1; a centre past a smaller section is
+    moved to its last row or column."""
+    others = [i for i in range(3) if i != axis]
+    centre = []
+    cols = st.columns(2)
+    for j, (i, n) in enumerate(zip(others, section)):
+        n = int(n)
+        k = state.k(key, sample_id, axis, j)
+        state.init(k, n // 2)
+        if st.session_state[k] > n - 1:
+            st.session_state[k] = n - 1
+        centre.append(cols[j].slider(f"{label} along {render.AXES[i]} (voxels, 0–{n - 1})", 0, n - 1, key=k,
+                                     persist_state=state.PERSIST))
+    return tuple(centre)
 
 
 def window_note(section, window, spacing, names) -> str:
@@ -221,27 +231,20 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
 
 
 def _paint_window(sample: Sample, slice_shape: tuple[int, int], axis: int) -> paint.Window | None:
-    """For a slice longer than the canvas: *Paint at full resolution* and, where ticked, two sliders placing a
-    window of at most :data:`ui.paint.CANVAS_TARGET` pixels a side painted one canvas pixel a voxel, with a caption
+    """For a slice longer than the canvas: *Paint at full resolution* and, where on, two sliders placing a
+    window of at most :data:`ui.paint.CANVAS_TARGET` pixels a side painted one canvas pixel a voxel, and a caption
     saying where it lies; returns it (:func:`ui.paint.full_resolution_window`), else None (the whole slice)."""
     if max(slice_shape) <= paint.CANVAS_TARGET:
         return None
     if not st.toggle("Paint at full resolution", key=state.k(state.PAINT_FULLRES, sample.id),
+                     persist_state=state.PERSIST,
                      help="The canvas then shows a window of the slice one screen pixel a voxel, to paint thin "
                           "phases and edges voxel by voxel; move it with the sliders. The preview beside it shows "
                           "the same window."):
         return None
     others = [i for i in range(3) if i != axis]
-    centre = []
-    cols = st.columns(2)
-    for j, (i, n) in enumerate(zip(others, slice_shape)):
-        key = state.k(state.PAINT_WINDOW, sample.id, axis, j)
-        state.init(key, int(n) // 2)
-        if st.session_state[key] > n - 1:
-            st.session_state[key] = int(n) - 1
-        centre.append(cols[j].slider(f"Window centre along {render.AXES[i]} (voxels, 0–{n - 1})", 0, int(n) - 1,
-                                     key=key))
-    window = paint.full_resolution_window(slice_shape, tuple(centre))
+    centre = _centre_sliders(state.PAINT_WINDOW, sample.id, axis, slice_shape, "Window centre")
+    window = paint.full_resolution_window(slice_shape, centre)
     (r0, r1), (c0, c1) = window
     (sr, sc), (nr, nc) = [float(sample.spacing[i]) for i in others], [render.AXES[i] for i in others]
     st.caption(f"The canvas shows {r1 - r0} × {c1 - c0} of this slice's {slice_shape[0]} × {slice_shape[1]} "
