@@ -18,7 +18,7 @@ from core.pipeline import AnalysisParams
 from core.workspace import Sample, Workspace
 
 from . import settings, state
-from .messages import flash, one_sentence
+from .messages import drop_flash, flash, one_sentence
 
 #: Seconds between two refreshes of the jobs panel.
 REFRESH_S = 2.0
@@ -255,10 +255,13 @@ def panel(ws: Workspace) -> None:
     ended = [j for j in jobs if j.id in mine and not j.active]
     if ended:
         st.session_state[state.JOBS_MINE] = mine - {j.id for j in ended}
-        for j in ended:
-            if j.state == "done":
-                flash("success", _done_text(j, with_title=True))
-            else:
-                flash("warning" if j.state == "cancelled" else "error",
-                      f"Job #{j.id} ({j.title}) {j.state}" + (f": {j.error}" if j.error else "."))
+        # each job ended is said (in one box per kind of ending, a line a job); its "queued" message goes
+        drop_flash(tuple(f"Job #{j.id} queued:" for j in ended))
+        said = {"success": [_done_text(j, with_title=True) for j in ended if j.state == "done"],
+                "warning": [f"Job #{j.id} ({j.title}) cancelled." for j in ended if j.state == "cancelled"],
+                "error": [f"Job #{j.id} ({j.title}) {j.state}" + (f": {j.error}" if j.error else ".")
+                          for j in ended if j.state not in ("done", "cancelled")]}
+        for kind, lines in said.items():
+            if lines:
+                flash(kind, "  \n".join(lines))
         st.rerun(scope="app")

@@ -4,13 +4,14 @@ server paths shown relative to the data folder and the workspace (never as absol
 from __future__ import annotations
 
 import re
+import time
 
 import streamlit as st
 
 from . import state
 from .confine import display_path, relative_paths
 
-__all__ = ["display_path", "flash", "one_sentence", "read_or_stop", "relative_paths", "show_flash"]
+__all__ = ["display_path", "drop_flash", "flash", "one_sentence", "read_or_stop", "relative_paths", "show_flash"]
 
 # a bytes literal, with the "header=" before it: b'root:x:0:0'
 _BYTES = re.compile(r"""[:,]?\s*(?:header\s*=\s*)?\bb(['"]).*?(?<!\\)\1""")
@@ -18,20 +19,39 @@ _BYTES = re.compile(r"""[:,]?\s*(?:header\s*=\s*)?\bb(['"]).*?(?<!\\)\1""")
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]'\"])[.!?]\s+(?=[A-Z])")
 
 
+#: Seconds a flashed message stays shown through further reruns (a component that reports its value when it is
+#: drawn, as the brush canvas does, reruns the page at once: a one-run message was gone before it could be read).
+FLASH_KEEP_S = 10.0
+
+
 def flash(kind: str, text: str) -> None:
     """Queue a message for the next run (survives ``st.rerun``).
 
     Messages queued before the next run are all shown, in order (a page's own message is not replaced by the
-    jobs panel's "done" of the same moment); the same message queued twice is shown once.
+    jobs panel's "done" of the same moment); the same message queued twice is shown once.  Each is shown on
+    every run for :data:`FLASH_KEEP_S` seconds after it was queued, and at least once.
     """
     queued = st.session_state.setdefault(state.FLASH, [])
-    if (kind, text) not in queued:
-        queued.append((kind, text))
+    if not any((k, t) == (kind, text) for k, t, _ in queued):
+        queued.append((kind, text, time.monotonic()))
+
+
+def drop_flash(prefixes: tuple[str, ...]) -> None:
+    """Drop the queued messages whose text starts with one of ``prefixes`` (a message that a newer one replaces,
+    as a job's "queued" by its "done")."""
+    queued = st.session_state.get(state.FLASH)
+    if queued:
+        st.session_state[state.FLASH] = [m for m in queued if not m[1].startswith(prefixes)]
 
 
 def show_flash() -> None:
-    for kind, text in st.session_state.pop(state.FLASH, None) or ():
+    queued = st.session_state.pop(state.FLASH, None) or []
+    for kind, text, _ in queued:
         getattr(st, kind, st.info)(text)
+    now = time.monotonic()
+    kept = [m for m in queued if now - m[2] < FLASH_KEEP_S]
+    if kept:
+        st.session_state[state.FLASH] = kept
 
 
 def one_sentence(exc: BaseException) -> str:

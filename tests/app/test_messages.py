@@ -1,4 +1,5 @@
-"""ui.messages.flash: every message queued before a rerun is shown once, in order, then gone."""
+"""ui.messages.flash: every message queued before a rerun is shown once, in order, and stays through the reruns of
+the next FLASH_KEEP_S seconds (the brush canvas reruns the page as soon as it is drawn)."""
 
 from __future__ import annotations
 
@@ -21,15 +22,22 @@ def script():
     show_flash()
 
 
-def test_flash_keeps_every_message_of_one_rerun_once_in_order():
+def test_flash_keeps_every_message_of_one_rerun_once_in_order(monkeypatch):
+    from ui import messages
+
+    said = ["Analyses with these strokes: raw_510 (job #2, queued).", "Analysis 7 done: 95 particles (job #2, raw_510)."]
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
     assert not at.success and not at.error
     at.button(key="queue").click().run()
     no_exception(at)
-    assert [m.value for m in at.success] == ["Analyses with these strokes: raw_510 (job #2, queued).",
-                                             "Analysis 7 done: 95 particles (job #2, raw_510)."]
+    assert [m.value for m in at.success] == said
     assert [m.value for m in at.error] == ["Job #3 (raw_929) failed: no NMC."]
-    at.run()  # shown once: the next run has none
+    at.run()  # a rerun at once (as the brush canvas makes when it is drawn): still there, once each
+    assert [m.value for m in at.success] == said and len(at.error) == 1
+    monkeypatch.setattr(messages, "FLASH_KEEP_S", 0.0)  # later: shown on that run, then gone
+    at.run()
+    assert [m.value for m in at.success] == said
+    at.run()
     assert not at.success and not at.error
 
 
@@ -37,12 +45,14 @@ def panel_script():
     import streamlit as st
 
     from ui import cache, jobs, state
-    from ui.messages import show_flash
+    from ui.messages import flash, show_flash
 
     ws = cache.workspace()
     if "mine_set" not in st.session_state:  # this session started every job of the store
         st.session_state["mine_set"] = True
-        st.session_state[state.JOBS_MINE] = {j.id for j in jobs.store(ws).list()}
+        mine = jobs.store(ws).list()
+        st.session_state[state.JOBS_MINE] = {j.id for j in mine}
+        flash("info", f"Job #{min(j.id for j in mine)} queued: analysis of raw_510.")  # as submitting said
     show_flash()
     with st.sidebar:
         jobs.panel(ws)
@@ -55,11 +65,17 @@ def test_jobs_panel_says_each_job_of_this_session_that_ended(empty_ws):
     spec = {"sample_id": 1, "params": {}}
     done = js.create("analysis", spec, title="analysis of raw_510")
     failed = js.create("analysis", spec, title="analysis of raw_929")
+    other = js.create("analysis", spec, title="analysis of raw_103")
     js.finish(done.id, {"analysis_id": 7, "n_particles": 95})
     js.fail(failed.id, "no NMC")
+    js.finish(other.id, {"analysis_id": 8, "n_particles": 40})
     at = AppTest.from_function(panel_script, default_timeout=TIMEOUT).run()
     no_exception(at)
-    assert [m.value for m in at.success] == [f"Analysis 7 done: 95 particles (job #{done.id}, analysis of raw_510)."]
+    # the jobs that ended are said in one box per kind of ending, a line a job; the "queued" message is gone
+    lines = sorted(at.success[0].value.split("  \n"))
+    assert len(at.success) == 1 and lines == [f"Analysis 7 done: 95 particles (job #{done.id}, analysis of raw_510).",
+                                              f"Analysis 8 done: 40 particles (job #{other.id}, analysis of raw_103)."]
     assert [m.value for m in at.error] == [f"Job #{failed.id} (analysis of raw_929) failed: no NMC"]
-    at.run()
-    assert not at.success and not at.error  # said once
+    assert not at.info
+    at.run()  # said once, not again when the panel sees the same jobs
+    assert len(at.success) == 1 and len(at.error) == 1
