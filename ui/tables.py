@@ -25,10 +25,13 @@ def catalogue_table(ws: Workspace):
             status = f"{last.status}" + (f": {last.error}" if last.error else "")
         else:
             status = "not analysed"
-        shape = s.source_options.get("shape")
+        shape = s.source_options.get("shape") or s.shape
         size = "×".join(map(str, shape)) if shape else ""
         if shape and s.downsample > 1:
             size += f" → {'×'.join(str(int(n) // s.downsample) for n in shape)} (downsampled by {s.downsample})"
+        elif not shape and done is not None and done.provenance.get("input_shape"):
+            # added without its shape (the command line, the Python API): the shape its analysis read
+            size = "×".join(map(str, done.provenance["input_shape"])) + " (as analysed)"
         rows.append({  # the status right after the name: a long source path must not push it off-screen
             "id": s.id, "name": s.name, "status": status, "group": s.group_label,
             "source": ("SYNTHETIC demo " + s.demo_name) if s.is_demo else display_path(s.source),

@@ -212,3 +212,20 @@ def test_catalogue_status_comes_right_after_the_name_whatever_the_path_length(em
     empty_ws.add_sample("scan", str(deep / "scan.tif"), spacing=0.5)
     table = catalogue_table(empty_ws)
     assert list(table.columns[:3]) == ["id", "name", "status"] and table["status"][0] == "not analysed"
+
+
+def test_catalogue_size_of_a_sample_added_without_its_shape_is_the_analysed_one(empty_ws, env):
+    import warnings
+
+    from core.runner import run_analysis
+    from core.synth import demo_electrode
+    from ui.tables import catalogue_table
+
+    e = demo_electrode("pristine", rng=0, shape=(16, 40, 48))
+    save_tiff(env / "data" / "scan.tif", e.greyscale[5:6], e.spacing)  # one slice
+    s = empty_ws.add_sample("scan", str(env / "data" / "scan.tif"), spacing=e.spacing)  # as the Python API adds it
+    assert catalogue_table(empty_ws)["size (voxels)"][0] == ""  # the file is not opened for the table
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_analysis(empty_ws, s.id)
+    assert catalogue_table(empty_ws)["size (voxels)"][0] == "1×40×48 (as analysed)"
