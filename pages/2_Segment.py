@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.nn.params import ModelParams
 from core.pipeline import AnalysisParams
-from core.phases import RESOLVABLE_GAP_SIGMAS, assess_blur, resolvable_gap_um
+from core.phases import RESOLVABLE_GAP_SIGMAS, SegmentParams, assess_blur, resolvable_gap_um
 from core.phases.forward import AUTO_NOISE
 from core.seeding import AUTO_BLUR
 from ui import advice, cache, jobs, memory_view, page, phase_map_view, segment_view, state, widgets
@@ -44,7 +44,9 @@ if presegmented:
                "measures each particle. The result is stored in the workspace.")
 elif method == "classifier":
     st.caption(f"Trains the classifier on the painted voxels ({segment_view.painted_summary(scribbles)}), "
-               "classifies every z-slice as the preview does, separates the particles "
+               "classifies every z-slice as the preview does, merges islands of fewer than "
+               f"{SegmentParams().min_island} voxels into the phase around them (as the threshold method does; "
+               "isolated specks would each count as a particle), separates the particles "
                f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}) and measures each particle. The result and "
                "the training pairs (the painted slices) are stored in the workspace.")
 elif method == "model":

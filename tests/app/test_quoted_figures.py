@@ -554,3 +554,20 @@ def test_readme_deconvolved_seeding_on_small_particle_slices():
     f = [float(v) for v in old]
     g = [float(r["auto F1"]) for r in now]
     check(q, (min(f), max(f), min(g), max(g)))
+
+
+def test_readme_classifier_islands():
+    """The README's figures for the classifier's small islands (bench/RESULTS.md classifier_islands, acquisitions A
+    and B per slice)."""
+    rows = [r for tab in tables(section("classifier_islands")) for r in tab if "slice" in r and r["acq"] in "AB"]
+    assert len(rows) == 9
+    q = quoted(readme_text(), r"isolated specks under 20 pixels had been (\d+)-(\d+) of the (\d+)-(\d+) particle "
+                              r"sections of each slice of A and B, each counted as a particle; (\d+)-(\d+) remain, "
+                              rf"and the phases' mean IoU moves by {NUM} or less", "README.md")
+    ints = lambda col: [int(r[col]) for r in rows]  # noqa: E731
+    assert list(q[:6]) == [str(v) for v in (min(ints("raw specks")), max(ints("raw specks")), min(ints("raw n")),
+                                            max(ints("raw n")), min(ints("islands merged specks")),
+                                            max(ints("islands merged specks")))]
+    every = [r for tab in tables(section("classifier_islands")) for r in tab if "slice" in r]
+    moved = max(abs(float(r["islands merged IoU"]) - float(r["raw IoU"])) for r in every)
+    assert round(moved, 3) <= float(q[6])

@@ -92,6 +92,26 @@ def test_run_with_classifier_params(painted):
     assert len(res.table) == res.provenance["n_particles"] > 0
 
 
+def test_the_classifier_phases_small_islands_join_the_phase_around_them(painted):
+    from dataclasses import replace
+
+    from core.classify import load_classifier
+    from core.phases import SegmentParams, remove_small_islands
+
+    d, e = painted
+    grey = e.greyscale.copy()
+    hi = int(np.percentile(grey, 99.9))
+    for z, y, x in ((10, 10, 10), (30, 40, 20), (50, 20, 45)):  # single bright voxels: NMC specks in any phase
+        grey[z, y, x] = hi
+    predicted = load_classifier(d / "CLF").predict(grey, e.spacing)[0]
+    params = AnalysisParams(method="classifier", classifier=str(d / "CLF"))
+    res = run(grey, params, spacing=e.spacing)
+    np.testing.assert_array_equal(res.phases, remove_small_islands(predicted, SegmentParams().min_island))
+    assert not np.array_equal(res.phases, predicted)  # there were islands
+    off = run(grey, replace(params, segment=SegmentParams(min_island=0)), spacing=e.spacing)
+    np.testing.assert_array_equal(off.phases, predicted)  # min_island 0: as predicted
+
+
 def test_nonfinite_voxels_filled_and_warned(painted):
     d, e = painted
     grey = e.greyscale.astype(np.float32)
