@@ -1,4 +1,5 @@
-"""The brush-stroke classifier's phases with and without the small-island clean-up, on the real nano-CT slices.
+"""The brush-stroke classifier's (and the U-Net's) phases with and without the small-island clean-up, on the real
+nano-CT slices.
 
 The threshold method merges islands of fewer than ``SegmentParams.min_island`` (8) voxels into the phase around
 them; up to session 33 the classifier's phases went to the separation as predicted, so each isolated NMC speck the
@@ -7,7 +8,9 @@ classifier left inside the CBD became a "particle" with no open surface (detachm
 the other slices of the acquisition classified), each classified slice is analysed as a single 2D image
 (``core.pipeline.run(..., presegmented=True)``, default separation) as predicted ('raw') and after
 ``core.phases.remove_small_islands(·, 8)`` ('islands merged', what ``analyze --method classifier`` does since
-session 33); the manual labels are analysed alike for reference (they hold specks too: 'labels, islands merged').
+session 33); the same for the shipped 3D U-Net's phases of each scored slice ('U-Net raw' / 'U-Net islands merged',
+``analyze --method model`` merges them too since session 33; it was trained on A and D, so only B is unseen); the
+manual labels are analysed alike for reference (they hold specks too: 'labels, islands merged').
 Measured per scored slice: the mean per-phase IoU against the labels, the particle sections found, how many of them
 have an area under 20 pixels (specks), and the median detachment of the sections not at the image border.
 
@@ -31,6 +34,8 @@ import _common as C  # noqa: E402  (sets sys.path)
 import accuracy_real as AR
 from core.classify import ClassifierParams, train
 from core.evaluate import phase_iou
+from core.nn.infer import segment_volume
+from core.nn.params import ModelParams
 from core.phases import SegmentParams, remove_small_islands
 from core.pipeline import AnalysisParams, run
 
@@ -74,6 +79,12 @@ def rows_for(data: Path) -> list[dict]:
                 row[f"{name} IoU"] = float(np.mean([iou[p] for p in PHASES]))
                 for key, v in _analyse(ph).items():
                     row[f"{name} {key}"] = v
+            unet = segment_volume(g, ModelParams()).phases  # the shipped network (trained on A and D)
+            for name, ph in (("U-Net raw", unet), ("U-Net islands merged", remove_small_islands(unet, k))):
+                iou = phase_iou(t, ph)
+                row[f"{name} IoU"] = float(np.mean([iou[p] for p in PHASES]))
+                for key, v in _analyse(ph).items():
+                    row[f"{name} {key}"] = v
             for key, v in _analyse(remove_small_islands(t, k)).items():
                 row[f"labels, islands merged {key}"] = v
             rows.append(row)
@@ -100,13 +111,14 @@ def main(argv=None) -> int:
         m.update(C.means(sub, [c for c in rows[0] if c not in ("acq", "trained on", "slice")]))
         means.append(m)
     C.publish("classifier_islands", [
-        "## The brush-stroke classifier's phases: small islands merged or not (`bench/classifier_islands.py`)", "",
+        "## The brush-stroke classifier's and the U-Net's phases: small islands merged or not (`bench/classifier_islands.py`)", "",
         *C.env_lines(), f"- script wall time: {total:.0f} s", C.load_line(load_start), "",
         f"Real nano-CT slices ({data.name}), read at {SPACING} µm. Per acquisition a classifier (default "
         "`ClassifierParams`) trained on 'inside' strokes of its first slice (`accuracy_real.simulate_strokes`, seeded "
         "by the slice number), the other slices classified: 'raw' = as predicted, 'islands merged' = after "
         f"`remove_small_islands(·, {SegmentParams().min_island})` (what an analysis with the classifier does since "
-        "session 33); 'labels, islands merged' = the manual labels alike. 'IoU' = mean per-phase IoU against the "
+        "session 33); 'U-Net raw' / 'U-Net islands merged' = the same for the shipped 3D U-Net's phases (trained on A "
+        "and D: only B is unseen); 'labels, islands merged' = the manual labels alike. 'IoU' = mean per-phase IoU against the "
         "labels; 'n' = particle sections of the default separation of the slice as a 2D image (`presegmented`); "
         f"'specks' = those of fewer than {SPECK_PX} pixels; 'median det' = median detachment of the sections not at "
         "the image border.", "",

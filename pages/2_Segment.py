@@ -50,9 +50,10 @@ elif method == "classifier":
                f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}) and measures each particle. The result and "
                "the training pairs (the painted slices) are stored in the workspace.")
 elif method == "model":
-    st.caption("Runs the 3D U-Net over the whole volume tile by tile, identifies the particles from its instance "
-               f"cue (merge ratio {sep.merge_ratio:g}) and measures each particle. The result is stored in the "
-               "workspace.")
+    st.caption("Runs the 3D U-Net over the whole volume tile by tile, merges islands of fewer than "
+               f"{SegmentParams().min_island} voxels into the phase around them, identifies the particles from its "
+               f"instance cue (merge ratio {sep.merge_ratio:g}) and measures each particle. The result is stored in "
+               "the workspace.")
 else:
     st.caption("Segments the whole volume with these settings, separates the particles "
                f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}; change them on the Particles page) and "

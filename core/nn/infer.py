@@ -252,6 +252,32 @@ def weights_digest(path: Path | str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _pad_short_axes(vol: np.ndarray, multiple: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``vol`` with each axis shorter than ``multiple`` repeated (edge) on both sides, the volume in the middle
+    (the extra slice on the side before), and the padding ((before, after) per axis).
+
+    A single slice then sits in the middle of a stack of the network's depth, as the real slices it was trained on
+    (the same slice stacked 8 deep) and as :func:`predict_slice` reads it.  Padded on one side only (up to session
+    33), a nano-CT slice was the stack's first slice, where the network's phases were far worse: mean per-phase IoU
+    on the real labelled slices A 0.434 / B 0.396 / D 0.615 against 0.623 / 0.564 / 0.702 in the middle, with the
+    wide tiles of :func:`_tile_shape` (bench/RESULTS.md, unet_single_slices).
+    """
+    pads = [((max(0, multiple - s) + 1) // 2, max(0, multiple - s) // 2) for s in vol.shape]
+    return (np.pad(vol, pads, mode="edge") if any(b or a for b, a in pads) else vol), pads
+
+
+def _tile_shape(shape, tile: int, multiple: int) -> tuple[int, int, int]:
+    """Tile of :func:`segment_volume` for a (padded) volume of ``shape``: ``tile`` a side, at most the volume
+    (rounded up to ``multiple``); a volume no deeper than ``multiple`` (a single slice or a thin slab) gets tiles as
+    wide as the voxels of a ``tile``-cube allow (a 2D image in a few tiles: faster, and more context a tile)."""
+    up = [-(-int(s) // multiple) * multiple for s in shape]
+    out = [min(int(tile), n) for n in up]
+    if up[0] <= multiple:
+        wide = max(int(tile), int((tile ** 3 / up[0]) ** 0.5) // multiple * multiple)
+        out[1], out[2] = min(wide, up[1]), min(wide, up[2])
+    return tuple(out)
+
+
 def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, device: str = "auto",
                    progress=None) -> ModelSegmentation:
     """Phases and the particle instance cue of a greyscale volume with the 3D U-Net.
@@ -294,14 +320,12 @@ def segment_volume(volume: np.ndarray, params: ModelParams | None = None, *, dev
     precision = resolve_precision(params.precision, dev)
     if dev.type == "cpu":  # in place on the cached model: only inference uses it
         model = model.to(memory_format=torch.channels_last_3d)
-    # a depth (or side) shorter than the network's multiple is repeated (edge) rather than reflected
-    short = [(0, max(0, model.multiple - s)) for s in vol.shape]
-    src = np.pad(vol, short, mode="edge") if any(p[1] for p in short) else vol
-    tile = tuple(min(params.tile, -(-s // model.multiple) * model.multiple) for s in src.shape)
+    src, pads = _pad_short_axes(vol, model.multiple)
+    tile = _tile_shape(src.shape, params.tile, model.multiple)
     seg = segment_tiled(_Forward(model, precision).eval(), src, channels_out=N_OUT, class_channels=(0, 1, 2),
                         extra_channel=CH_CENTRE, tile=tile, overlap=tuple(min(params.overlap, t // 2) for t in tile),
                         multiple=model.multiple, intensity_range=robust_range(src, fill=fill),
                         postprocess=cue_from_logits, device=dev, progress=progress, fill=fill)
-    crop = tuple(slice(0, s) for s in vol.shape)
+    crop = tuple(slice(before, before + s) for (before, _), s in zip(pads, vol.shape))
     return ModelSegmentation(np.ascontiguousarray(seg.labels[crop]), np.ascontiguousarray(seg.extra[crop]),
                              weights_digest(path), precision)

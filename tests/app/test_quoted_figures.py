@@ -571,3 +571,11 @@ def test_readme_classifier_islands():
     every = [r for tab in tables(section("classifier_islands")) for r in tab if "slice" in r]
     moved = max(abs(float(r["islands merged IoU"]) - float(r["raw IoU"])) for r in every)
     assert round(moved, 3) <= float(q[6])
+
+
+def test_readme_unet_single_slices():
+    """The README's U-Net single-slice figures, as bench/RESULTS.md unet_single_slices has them."""
+    rows = {r["acq"]: r for tab in tables(section("unet_single_slices")) for r in tab if "slices" in r}
+    q = quoted(readme_text(), rf"was {NUM} / {NUM} / {NUM} for A / B / D instead of {NUM} / {NUM} /\s?{NUM} now",
+               "README.md")
+    check(q, [rows[a][c] for c in ("edge (before) IoU", "middle (now) IoU") for a in "ABD"])

@@ -191,6 +191,29 @@ def test_segment_volume_shapes_and_validation():
             ModelParams(**bad)
 
 
+def test_a_single_slice_is_read_in_the_middle_of_a_stack_of_itself():
+    """The network saw real slices stacked 8 deep and read in the middle: a (1, Y, X) volume is padded to that
+    stack on both sides (bench/RESULTS.md unet_single_slices: at the stack's first slice the phases of the real
+    slices were far worse), and tiled in wide tiles."""
+    e = synth.demo_electrode("cycled-1C", rng=3, shape=(32, 200, 360))
+    one = e.greyscale[16:17]
+    padded, pads = infer._pad_short_axes(one, 8)
+    assert pads == [(4, 3), (0, 0), (0, 0)] and padded.shape == (8, 200, 360)
+    np.testing.assert_array_equal(padded, np.repeat(one, 8, axis=0))
+    assert infer._pad_short_axes(np.zeros((3, 5, 9)), 8)[1] == [(3, 2), (2, 1), (0, 0)]
+    assert infer._tile_shape((8, 200, 360), 96, 8) == (8, 200, 328)  # the voxels of a 96³ tile: 8 x 328 x 328
+    assert infer._tile_shape((16, 200, 360), 96, 8) == (16, 96, 96)  # deeper: tiles as set
+    params = ModelParams(precision="float32")
+    seg = infer.segment_volume(one, params, device="cpu")
+    stack = infer.segment_volume(np.repeat(one, 8, axis=0), params, device="cpu")
+    np.testing.assert_array_equal(seg.phases[0], stack.phases[4])  # its phases are the stack's middle slice
+    np.testing.assert_array_equal(seg.cue[0], stack.cue[4])
+    # and as predict_slice reads it (the whole image, the middle of 8), up to the tiles' seam blending
+    img = one[0].astype(np.float32)
+    whole = infer.predict_slice(infer.load_model(), data.normalize(img, *data.robust_range(img)))[:3].argmax(0)
+    assert np.mean(whole == seg.phases[0]) > 0.97
+
+
 def test_instances_from_cue_splits_two_peaks_and_keeps_one():
     labels = _two_touching_balls()
     phases = np.where(labels > 0, NMC, PORE).astype(np.uint8)
