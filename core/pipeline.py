@@ -443,7 +443,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             model_params = replace(params.model, precision=seg.precision)  # "auto" resolved, for replay
             if params.method == "model":
                 phases, seg_params = seg.phases, params.segment
-                if seg_params.min_island > 1:  # the network's specks too (raw_510: 44 of its 70 "particles")
+                if seg_params.min_island > 1:  # the network's specks too (bench/RESULTS.md classifier_islands)
                     _remove_small_islands_inplace(phases, seg_params.min_island)
             cue = seg.cue if params.particles == "model" else None
             del seg
