@@ -31,7 +31,11 @@ if not presegmented and method == "classifier":
 elif not presegmented:
     left, right = st.columns([5, 6], gap="large")
     with left:
-        params = segment_view.grey_values_section(sample, ref, latest).params
+        if method == "model":  # the network reads the grey values itself: no thresholds to set
+            params = None
+            segment_view.grey_histogram_section(ref)
+        else:
+            params = segment_view.grey_values_section(sample, ref, latest).params
     with right:
         segment_view.preview_section(sample, ref, vol.shape, method, params, mparams)
 

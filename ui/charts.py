@@ -39,8 +39,8 @@ def metric_title(column: str) -> str:
     return name.replace("_", " ")
 
 
-def grey_histogram(hist: pd.DataFrame, low: float, high: float, *, log: bool = False) -> alt.Chart:
-    """Histogram of grey values with the two thresholds as vertical rules."""
+def grey_histogram(hist: pd.DataFrame, low: float | None, high: float | None, *, log: bool = False) -> alt.Chart:
+    """Histogram of grey values with the two thresholds as vertical rules (none where both are None)."""
     h = hist.copy()
     h["count_plot"] = h["count"]
     bars = alt.Chart(h).mark_bar(color="#888888", opacity=0.85).encode(
@@ -52,6 +52,8 @@ def grey_histogram(hist: pd.DataFrame, low: float, high: float, *, log: bool = F
         tooltip=[alt.Tooltip("grey_lo:Q", title="from", format=".0f"), alt.Tooltip("grey_hi:Q", title="to", format=".0f"),
                  alt.Tooltip("count:Q", title="voxels")],
     )
+    if low is None and high is None:
+        return bars.properties(height=260)
     rules = pd.DataFrame({
         "value": [low, high],
         "threshold": ["pore | CBD", "CBD | NMC"],

@@ -47,6 +47,15 @@ def grey_values_section(sample: Sample, ref: cache.VolumeRef, latest: Analysis |
     return choice
 
 
+def grey_histogram_section(ref: cache.VolumeRef) -> None:
+    """The grey-value histogram alone, for the 3D U-Net (its phases do not come from thresholds)."""
+    hist, _, _ = cache.histogram(ref)
+    st.subheader("Grey values")
+    st.altair_chart(charts.grey_histogram(hist, None, None), width="stretch")
+    st.caption("The 3D U-Net takes the grey values as they are (scaled by the volume's 0.5 and 99.5 percentiles, as "
+               "in its training): no thresholds apply. Histogram of a strided sample of about a million voxels.")
+
+
 def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, params: SegmentParams | None,
                     mparams: ModelParams) -> None:
     """One slice with the phases of ``method`` over it, and its phase fractions (the grey slice alone without

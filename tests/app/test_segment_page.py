@@ -122,6 +122,10 @@ def test_model_method_previews_and_runs_the_network(seeded_ws):
     at.radio(key=state.SEG_METHOD).set_value("model").run()
     no_exception(at)
     assert any("held-out real acquisition" in c.value for c in at.caption)
+    # no thresholds to set: the network reads the grey values itself
+    assert not [w for w in at.slider if "threshold" in w.label] and any("no thresholds apply" in c.value
+                                                                         for c in at.caption)
+    assert not [b for b in at.button if "Suggest thresholds" in b.label]
     fractions = sum(_metric(at, f"{p} (this slice)") for p in ("pore", "CBD", "NMC"))
     assert fractions == pytest.approx(1.0, abs=0.002) and _metric(at, "NMC (this slice)") > 0.1
     run = at.button(key=state.k(state.SEG_RUN, s.id))
