@@ -45,9 +45,14 @@ def drop_flash(prefixes: tuple[str, ...]) -> None:
 
 
 def show_flash() -> None:
+    """The queued messages, one box per kind (success, info, ...: in the order each kind first came), a line a
+    message: jobs that end one after the other add lines, not boxes."""
     queued = st.session_state.pop(state.FLASH, None) or []
+    kinds: dict[str, list[str]] = {}
     for kind, text, _ in queued:
-        getattr(st, kind, st.info)(text)
+        kinds.setdefault(kind, []).append(text)
+    for kind, texts in kinds.items():
+        getattr(st, kind, st.info)("  \n".join(texts))
     now = time.monotonic()
     kept = [m for m in queued if now - m[2] < FLASH_KEEP_S]
     if kept:

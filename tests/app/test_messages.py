@@ -30,13 +30,13 @@ def test_flash_keeps_every_message_of_one_rerun_once_in_order(monkeypatch):
     assert not at.success and not at.error
     at.button(key="queue").click().run()
     no_exception(at)
-    assert [m.value for m in at.success] == said
+    assert [m.value for m in at.success] == ["  \n".join(said)]  # one box a kind, a line a message
     assert [m.value for m in at.error] == ["Job #3 (raw_929) failed: no NMC."]
     at.run()  # a rerun at once (as the brush canvas makes when it is drawn): still there, once each
-    assert [m.value for m in at.success] == said and len(at.error) == 1
+    assert [m.value for m in at.success] == ["  \n".join(said)] and len(at.error) == 1
     monkeypatch.setattr(messages, "FLASH_KEEP_S", 0.0)  # later: shown on that run, then gone
     at.run()
-    assert [m.value for m in at.success] == said
+    assert [m.value for m in at.success] == ["  \n".join(said)]
     at.run()
     assert not at.success and not at.error
 
