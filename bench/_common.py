@@ -209,6 +209,18 @@ def means(rows: list[dict], keys) -> dict:
     return {k: float(np.mean([r[k] for r in rows])) for k in keys}
 
 
+def group_means(rows: list[dict], by: tuple[str, ...], count: str = "n") -> list[dict]:
+    """One summary row per group of :func:`grouped`: the ``by`` columns, ``count`` (the rows in the group) and the
+    mean of every other numeric column of the rows."""
+    keys = [k for k, v in rows[0].items() if k not in by and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    out = []
+    for m, sub in grouped(rows, by):
+        m[count] = len(sub)
+        m.update(means(sub, keys))
+        out.append(m)
+    return out
+
+
 def md_table(rows: list[dict], columns: list[str] | None = None, digits: int = 3) -> str:
     """Markdown table from a list of dicts (keys = column headers)."""
     if not rows:

@@ -259,9 +259,7 @@ def classifier_rows(data: Path, nums: list[int], params: ClassifierParams | None
     params = params or ClassifierParams()
     loaded = {}
     for n in nums:
-        grey = np.asarray(load_volume(data / f"raw_{n}.tif").data)
-        truth = apply_phase_map(np.asarray(load_volume(data / f"raw_{n}_label.tif").data), LABEL_MAP,
-                                name=f"raw_{n}_label.tif")
+        grey, truth = load_slice(data, n)
         loaded[n] = (acquisition_of(n, grey.shape[1:]) or "?", grey, truth)
     rows, per_train = [], []
     for n_train, (acq, grey, truth) in loaded.items():
@@ -465,6 +463,21 @@ def classifier_lines(rows, per_train, oracle, seconds: float) -> list[str]:
         "#### By training slice", "", C.md_table(per_train, CLS_TRAIN_COLS),
         "#### Per scored slice", "", C.md_table(rows, CLS_PAIR_COLS),
     ]
+
+
+def load_slice(data: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``raw_n.tif`` of ``data`` as a (1, Y, X) array and its manual labels as our phase codes (:data:`LABEL_MAP`)."""
+    grey = np.asarray(load_volume(data / f"raw_{n}.tif").data)
+    truth = apply_phase_map(np.asarray(load_volume(data / f"raw_{n}_label.tif").data), LABEL_MAP,
+                            name=f"raw_{n}_label.tif")
+    return grey, truth
+
+
+def add_data_arg(parser) -> None:
+    """``--data``: the folder of the labelled slices (``raw_N.tif`` / ``raw_N_label.tif``), as a Path; default
+    :data:`DATA` (for the benchmarks that read them)."""
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="folder of raw_N.tif / raw_N_label.tif, the labelled nano-CT slices (default: %(default)s)")
 
 
 def acq_of_file(data: Path, n: int) -> str:

@@ -58,9 +58,7 @@ def rows_for(data: Path) -> list[dict]:
     nums = AR.slices(data)
     loaded = {}
     for n in nums:
-        grey = np.asarray(AR.load_volume(data / f"raw_{n}.tif").data)
-        truth = AR.apply_phase_map(np.asarray(AR.load_volume(data / f"raw_{n}_label.tif").data), AR.LABEL_MAP,
-                                   name=f"raw_{n}_label.tif")
+        grey, truth = AR.load_slice(data, n)
         loaded[n] = (AR.acquisition_of(n, grey.shape[1:]) or "?", grey, truth)
     k = SegmentParams().min_island
     rows = []
@@ -95,7 +93,7 @@ def rows_for(data: Path) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_args(ap)
-    ap.add_argument("--data", type=Path, default=AR.DATA, help="the labelled slices (default: %(default)s)")
+    AR.add_data_arg(ap)
     args = ap.parse_args(argv)
     data = args.data
     if not data.is_dir():
@@ -105,11 +103,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = rows_for(data)
     total = time.perf_counter() - t0
-    means = []
-    for m, sub in C.grouped(rows, ("acq",)):
-        m["slices"] = len(sub)
-        m.update(C.means(sub, [c for c in rows[0] if c not in ("acq", "trained on", "slice")]))
-        means.append(m)
+    means = C.group_means(rows, ("acq",), count="slices")
     C.publish("classifier_islands", [
         "## The brush-stroke classifier's and the U-Net's phases: small islands merged or not (`bench/classifier_islands.py`)", "",
         *C.env_lines(), f"- script wall time: {total:.0f} s", C.load_line(load_start), "",

@@ -56,7 +56,6 @@ import _common as C  # noqa: E402  (sets sys.path)
 import accuracy_real as R
 from core.classify import ClassifierParams, features, train
 from core.evaluate import phase_iou
-from core.io import apply_phase_map, load_volume
 
 #: The random forest of format version 1 (the default before the learner became a setting).
 RF_V1 = {"learner": "random-forest", "max_features": None}
@@ -88,9 +87,7 @@ MODE_GRID = {"inside": tuple(GRID), "edges": tuple(k for k in GRID if k not in _
 def load(data: Path, nums):
     out = {}
     for n in nums:
-        grey = np.asarray(load_volume(data / f"raw_{n}.tif").data)
-        truth = apply_phase_map(np.asarray(load_volume(data / f"raw_{n}_label.tif").data), R.LABEL_MAP,
-                                name=f"raw_{n}_label.tif")
+        grey, truth = R.load_slice(data, n)
         out[n] = (R.acquisition_of(n, grey.shape[1:]) or "?", grey, truth)
     return out
 

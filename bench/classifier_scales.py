@@ -47,9 +47,7 @@ def real_rows(data: Path, acq: str, spacings) -> list[dict]:
     nums = [n for n in AR.slices(data) if AR.acq_of_file(data, n) == acq]
     loaded = {}
     for n in nums:
-        grey = np.asarray(AR.load_volume(data / f"raw_{n}.tif").data)
-        truth = AR.apply_phase_map(np.asarray(AR.load_volume(data / f"raw_{n}_label.tif").data), AR.LABEL_MAP,
-                                   name=f"raw_{n}_label.tif")
+        grey, truth = AR.load_slice(data, n)
         loaded[n] = (grey, truth)
     settings = [("voxels: 0.5-8 voxels (default)", VOX, spacings[0])] + [
         (f"µm: 0.5-8 µm at {sp:g} µm ({0.5 / sp:g}-{8 / sp:g} voxels)", UM, sp) for sp in spacings]
@@ -97,7 +95,7 @@ def demo_rows(seeds, shape) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_args(ap)
-    ap.add_argument("--data", type=Path, default=AR.DATA, help="the labelled nano-CT slices (default: %(default)s)")
+    AR.add_data_arg(ap)
     args = ap.parse_args(argv)
     load_start = os.getloadavg()
     t0 = time.perf_counter()

@@ -56,9 +56,7 @@ def rows_for(data: Path) -> list[dict]:
     model = infer._cached_model(str(params.path.resolve()), params.path.stat().st_mtime)
     rows = []
     for n in AR.slices(data):
-        grey = np.asarray(AR.load_volume(data / f"raw_{n}.tif").data)
-        truth = AR.apply_phase_map(np.asarray(AR.load_volume(data / f"raw_{n}_label.tif").data), AR.LABEL_MAP,
-                                   name=f"raw_{n}_label.tif")
+        grey, truth = AR.load_slice(data, n)
         row = {"acq": AR.acquisition_of(n, grey.shape[1:]) or "?", "slice": f"raw_{n}"}
 
         def score(name, fn):
@@ -81,7 +79,7 @@ def rows_for(data: Path) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     C.add_common_args(ap)
-    ap.add_argument("--data", type=Path, default=AR.DATA, help="the labelled slices (default: %(default)s)")
+    AR.add_data_arg(ap)
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(f"skipped: {args.data} is absent (the real data of ../shared/data/real)")
@@ -90,11 +88,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = rows_for(args.data)
     total = time.perf_counter() - t0
-    means = []
-    for m, sub in C.grouped(rows, ("acq",)):
-        m["slices"] = len(sub)
-        m.update(C.means(sub, [c for c in rows[0] if c not in ("acq", "slice")]))
-        means.append(m)
+    means = C.group_means(rows, ("acq",), count="slices")
     C.publish("unet_single_slices", [
         "## The 3D U-Net on single slices: the slice in the middle of the stack (`bench/unet_single_slices.py`)", "",
         *C.env_lines(), f"- script wall time: {total:.0f} s", C.load_line(load_start), "",
