@@ -579,3 +579,6 @@ def test_readme_unet_single_slices():
     q = quoted(readme_text(), rf"was {NUM} / {NUM} / {NUM} for A / B / D instead of {NUM} / {NUM} /\s?{NUM} now",
                "README.md")
     check(q, [rows[a][c] for c in ("edge (before) IoU", "middle (now) IoU") for a in "ABD"])
+    q = quoted(card_text(), rf"A {NUM} / B {NUM} / D {NUM}, against {NUM} / {NUM} / {NUM} now",
+               "core/nn/weights/MODEL_CARD.md")
+    check(q, [rows[a][c] for c in ("edge (before) IoU", "middle (now) IoU") for a in "ABD"])
