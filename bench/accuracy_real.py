@@ -473,11 +473,18 @@ def load_slice(data: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     return grey, truth
 
 
-def add_data_arg(parser) -> None:
-    """``--data``: the folder of the labelled slices (``raw_N.tif`` / ``raw_N_label.tif``), as a Path; default
-    :data:`DATA` (for the benchmarks that read them)."""
-    parser.add_argument("--data", type=Path, default=DATA,
-                        help="folder of raw_N.tif / raw_N_label.tif, the labelled nano-CT slices (default: %(default)s)")
+def parse_data_args(doc: str, argv=None):
+    """The arguments of a benchmark on the labelled slices: :func:`_common.add_common_args`' and ``--data``, the
+    folder of ``raw_N.tif`` / ``raw_N_label.tif`` as a Path (default :data:`DATA`); ``doc``: the script's help."""
+    import argparse
+
+    import _common as C
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    C.add_common_args(ap)
+    ap.add_argument("--data", type=Path, default=DATA,
+                    help="folder of raw_N.tif / raw_N_label.tif, the labelled nano-CT slices (default: %(default)s)")
+    return ap.parse_args(argv)
 
 
 def acq_of_file(data: Path, n: int) -> str:

@@ -22,7 +22,6 @@ Usage:  python bench/classifier_islands.py [--no-write]
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 import warnings
@@ -91,10 +90,7 @@ def rows_for(data: Path) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    C.add_common_args(ap)
-    AR.add_data_arg(ap)
-    args = ap.parse_args(argv)
+    args = AR.parse_data_args(__doc__, argv)
     data = args.data
     if not data.is_dir():
         print(f"skipped: {data} is absent (the real data of ../shared/data/real)")

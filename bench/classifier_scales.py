@@ -18,7 +18,6 @@ Usage:  python bench/classifier_scales.py [--quick] [--no-write]
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
@@ -93,10 +92,7 @@ def demo_rows(seeds, shape) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    C.add_common_args(ap)
-    AR.add_data_arg(ap)
-    args = ap.parse_args(argv)
+    args = AR.parse_data_args(__doc__, argv)
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     seeds = [100] if args.quick else [100, 101]

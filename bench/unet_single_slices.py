@@ -19,7 +19,6 @@ Usage:  python bench/unet_single_slices.py [--no-write]
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
@@ -77,10 +76,7 @@ def rows_for(data: Path) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    C.add_common_args(ap)
-    AR.add_data_arg(ap)
-    args = ap.parse_args(argv)
+    args = AR.parse_data_args(__doc__, argv)
     if not args.data.is_dir():
         print(f"skipped: {args.data} is absent (the real data of ../shared/data/real)")
         return 0

@@ -426,13 +426,6 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         elif params.method == "classifier":
             phases, classifier_sha = _classify(volume, params.classifier, sp, nonfinite, stage(0.0, 0.35))
             seg_params = params.segment
-            # islands of fewer than min_island voxels join the phase around them, as thresholded phases do: each
-            # isolated speck the classifier leaves was a "particle" (on the real nano-CT slices 47-115 of the
-            # 77-195 sections of a slice were under 20 pixels; 0-14 after, IoU within 0.005; bench/RESULTS.md
-            # classifier_islands)
-            if seg_params.min_island > 1:
-                report(0.35, "merging small islands")
-                _remove_small_islands_inplace(phases, seg_params.min_island)
         if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)
             from .nn.infer import segment_volume
 
@@ -443,10 +436,14 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             model_params = replace(params.model, precision=seg.precision)  # "auto" resolved, for replay
             if params.method == "model":
                 phases, seg_params = seg.phases, params.segment
-                if seg_params.min_island > 1:  # the network's specks too (bench/RESULTS.md classifier_islands)
-                    _remove_small_islands_inplace(phases, seg_params.min_island)
             cue = seg.cue if params.particles == "model" else None
             del seg
+        if params.method != "threshold":
+            # islands of fewer than min_island voxels join the phase around them, as in thresholded phases
+            # (segment_detailed): each isolated speck of the classifier's or the network's phases was a "particle"
+            # (on the real nano-CT slices 47-115 of the 77-195 sections of a classified slice were under 20
+            # pixels, 0-14 after, IoU within 0.005; bench/RESULTS.md classifier_islands)
+            _remove_small_islands_inplace(phases, seg_params.min_island)
     check_has_nmc(phases)
     thin = slice_axis(phases.shape)
     if thin is not None:  # a 2D image: measured in its plane (core.slices)

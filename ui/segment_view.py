@@ -207,11 +207,12 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
         if window is None:
             # a slice wider than the column is shown smaller, not cropped
             background = paint.fit_canvas(_enlarge(paint.scribble_rgb(grey, stored), f))
-        else:  # a canvas of its own for each place of the window: its strokes stay where they were drawn
+            scale = background.shape[1] / grey.shape[1]  # canvas pixels per voxel
+        else:  # one voxel a canvas pixel; a canvas of its own for each place of the window: strokes stay put
             (r0, r1), (c0, c1) = window
             background = paint.scribble_rgb(grey[r0:r1, c0:c1], stored[r0:r1, c0:c1])
             canvas_key = state.k(canvas_key, r0, c0)
-        scale = background.shape[1] / (grey.shape[1] if window is None else c1 - c0)  # canvas pixels per voxel
+            scale = 1.0
         px = max(1, round(width * scale))  # the brush on the canvas, its pixels
         rgba = paint.canvas(canvas_key, background, brush, px)
         if scale < 1:
