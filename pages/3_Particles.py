@@ -13,12 +13,17 @@ sid = sample.id
 
 latest = ws.latest_analysis(sid)
 current = page.latest_params(latest)
-state.init(state.k(state.PART_METHOD, sid), current.particles)
-how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_METHOD, sid), horizontal=True,
-               persist_state=state.PERSIST,
-               format_func={"watershed": "Watershed of the distance transform (crack-aware)",
-                            "model": "3D U-Net instance cue (runs the model on the greyscale; "
-                                     "the phases stay those of the Segment page's method)"}.get)
+if sample.input.presegmented:  # no greyscale for the network to read: the watershed only
+    how = "watershed"
+    st.caption("Particles by the watershed of the distance transform (crack-aware). The 3D U-Net's instance cue "
+               "reads a greyscale scan, and this sample's values are phases.")
+else:
+    state.init(state.k(state.PART_METHOD, sid), current.particles)
+    how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_METHOD, sid), horizontal=True,
+                   persist_state=state.PERSIST,
+                   format_func={"watershed": "Watershed of the distance transform (crack-aware)",
+                                "model": "3D U-Net instance cue (runs the model on the greyscale; "
+                                         "the phases stay those of the Segment page's method)"}.get)
 seeding = "phases"
 # what the latest run seeded on, and whether "auto" chose it (core.pipeline.run records the blur it read)
 auto_seen = (latest.provenance.get("seeding_auto") or {}) if latest is not None else {}

@@ -196,7 +196,10 @@ def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
     st.subheader("Orthogonal slices")
     presegmented = sample.input.presegmented
     if presegmented:
+        from .charts import phase_legend_html
+
         st.caption(f"Already segmented (phase map `{sample.input.phase_map}`): the phases in their colours.")
+        st.html(phase_legend_html())
         lo, hi = 0.0, 1.0
     else:
         state.init(state.k(state.VIEW_CONTRAST, sid), (1.0, 99.0))

@@ -160,6 +160,16 @@ def test_an_already_segmented_sample_offers_no_greyscale_seeds(empty_ws):
     at.run()
     no_exception(at)
     assert not [r for r in at.radio if r.key == state.k(state.PART_SEEDING, s.id)]
+    # nor the U-Net's instance cue, which reads the greyscale (a job that could only fail before)
+    assert not [r for r in at.radio if r.key == state.k(state.PART_METHOD, s.id)]
+    assert any("this sample's values are phases" in c.value for c in at.caption)
+    # the Samples page draws its slices in the phase colours, with their legend
+    samples = AppTest.from_file(page("1_Samples.py"), default_timeout=TIMEOUT)
+    samples.session_state[state.SAMPLE_ID] = s.id
+    samples.run()
+    no_exception(samples)
+    assert any("the phases in their colours" in c.value for c in samples.caption)
+    assert any("NMC particles" in h.proto.body for h in samples.get("html"))
 
 
 def test_without_analysis_says_what_to_do(empty_ws):
