@@ -64,10 +64,13 @@ def test_a_new_analysis_in_another_browser_is_offered_not_switched_to(seeded_tem
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
             try:
                 one = browser.new_context(viewport={"width": 1440, "height": 1100}).new_page()
-                # a link naming two analyses (the URL routing a real browser does; two electrodes: a lighter page)
-                one.goto(f"{url}/compare?a={moved.id},{shown_5c.id}")
+                # a link naming two analyses (the URL routing a real browser does; two electrodes: a lighter page).
+                # The Compare page is the default page: its address is the root ("/compare" gets Streamlit's
+                # "Page not found" dialog over it)
+                one.goto(f"{url}/?a={moved.id},{shown_5c.id}")
                 expect(one.locator("h1", has_text="Compare electrodes")).to_be_visible()
                 settle(one)
+                expect(one.get_by_text("Page not found")).to_have_count(0)
                 pick_5c = one.locator("[data-testid='stSelectbox']", has_text="Analysis of cycled-5C")
                 _expect_shows(pick_5c, shown_5c.id)
                 _expect_shows(one.locator("[data-testid='stSelectbox']", has_text="Analysis of cycled-1C"), moved.id)
