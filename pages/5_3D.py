@@ -30,7 +30,8 @@ elif out["png"] is not None:
 else:
     st.info(f"Nothing to show: {out['error']}.")
 st.altair_chart(charts.colour_bar(), width="stretch")
-stride_note = f"; labels sampled every {out['stride']} voxels to fit the budget" if out["stride"] > 1 else ""
+stride_note = (f"; labels sampled every {out['stride']} voxels to fit the budget (a narrower depth range draws the "
+               "particles finer)" if out["stride"] > 1 else "")
 cbd_note = ""
 if view.show_cbd:
     if out["n_cbd_triangles"]:

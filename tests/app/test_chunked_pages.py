@@ -157,7 +157,7 @@ def test_the_3d_page_draws_a_chunked_analysis_from_a_strided_read(analysed, monk
     no_exception(at)
     assert len(at.image) == 1
     cap = next(c.value for c in at.caption if "triangles" in c.value)
-    assert "labels sampled every 2 voxels" in cap
+    assert "labels sampled every 2 voxels" in cap and "a narrower depth range draws the particles finer" in cap
     assert 0 < int(cap.split(" particles")[0]) <= a.n_particles
 
 
