@@ -165,7 +165,7 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
     for name, sample, a in items:
         prov = a.provenance
         electrodes.append(ReportElectrode(
-            name=name, table=tables[name], params=a.resolved_params, source=sample.source,
+            name=name, table=tables[name], params=report_params(sample, a), source=sample.source,
             spacing_um=prov.get("spacing_um") or sample.spacing, input_checksum=_greyscale_checksum(ws, a),
             versions=prov.get("versions", {}), group=sample.group_label,
         ))
@@ -176,6 +176,22 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
     html = build_report(electrodes, title=title, summary=summary, charts=rendered, versions=export_versions(),
                         recipe=recipe, notes=notes, axis_trend=axis_trend)
     return html.encode("utf-8")
+
+
+def report_params(sample: Sample, analysis: Analysis) -> dict:
+    """The parameters a report shows for an analysis: its resolved parameters, those of steps that did not run
+    left out (the network's where neither the phases nor the particles came from it; the thresholds' where the
+    sample's values are phases, whose map takes the ``method`` row), and the seeding and refinement named also at
+    their defaults (``to_dict`` leaves those out)."""
+    p = analysis.resolved_params
+    if p.get("method") != "model" and p.get("particles") != "model":
+        p.pop("model", None)
+    if sample.input.presegmented:
+        p.pop("segment", None)
+        p["method"] = f"phases read from the file (phase map {sample.input.phase_map})"
+    p.setdefault("seeding", "phases")
+    p.setdefault("refine", "off")
+    return p
 
 
 def _greyscale_checksum(ws: Workspace, analysis: Analysis) -> str | None:
@@ -370,5 +386,5 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
 
 __all__ = [
     "chart_png", "chart_svg", "compare_section", "electrode_name", "electrode_trend_csv", "export_versions", "particles_section",
-    "recipe_json", "report_html", "slug", "standard_charts", "table_csv", "table_parquet",
+    "recipe_json", "report_html", "report_params", "slug", "standard_charts", "table_csv", "table_parquet",
 ]

@@ -162,6 +162,27 @@ def test_particles_page_downloads(seeded_ws, captured):
     d = json.loads(_data(captured, f"{stem}-recipe.json"))
     assert [x["name"] for x in d["analyses"]] == [s.name]
     assert d["analyses"][0]["input_checksum"] == a.provenance["input_checksum"]
+    # the parameters of the steps that ran: thresholds and seeding, not the network's (it did not run)
+    assert "segment.low" in html and "<td class=\"k\">seeding</td>" in html and "model.tile" not in html
+
+
+def test_report_of_an_already_segmented_sample_names_its_phase_map(empty_ws):
+    from core.runner import run_analysis
+
+    phases = np.ones((24, 24, 24), np.uint8)
+    z, y, x = np.ogrid[:24, :24, :24]
+    phases[(z - 12) ** 2 + (y - 12) ** 2 + (x - 12) ** 2 <= 36] = 2
+    phases[:3] = 0
+    path = empty_ws.root / "phases.npy"
+    np.save(path, phases)
+    s = empty_ws.add_sample("seg", str(path), spacing=0.4, source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
+    a = run_analysis(empty_ws, s.id, empty_ws.load_volume(s), presegmented=True)
+    shown = exports.report_params(s, a)
+    assert shown["method"] == "phases read from the file (phase map 0=pore,1=cbd,2=nmc)"
+    assert "segment" not in shown and "model" not in shown and shown["seeding"] == "phases"
+    html = exports.report_html(empty_ws, [("seg", s, a)], {"seg": empty_ws.load_table(a)}, title="t").decode()
+    assert "phases read from the file (phase map 0=pore,1=cbd,2=nmc)" in html
+    assert "segment.low" not in html and "threshold" not in html
 
 
 def test_report_after_a_re_separation_names_the_greyscale_checksum_like_the_recipe(seeded_ws, captured):
