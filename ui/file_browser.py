@@ -7,6 +7,7 @@ first.  The chosen volume is returned by its resolved path, so a link changed la
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,10 +127,15 @@ def read_options(path, kind: str) -> dict:
             arrays = cache.datasets(str(path), path.stat().st_mtime)
         except Exception as exc:  # noqa: BLE001 - an untrusted file: any reader failure is a refusal
             raise ValueError(one_sentence(exc)) from None
-        big = [a for a in arrays if len(a[1]) >= 2]
+        # the largest first: tomography files also hold small dark and flat fields, and the first by name
+        # (/exchange/dark before /exchange/data) was offered before
+        big = sorted((a for a in arrays if len(a[1]) >= 2), key=lambda a: (-math.prod(a[1]), a[0]))
         if len(big) > 1:
-            opts["dataset"] = st.selectbox("Dataset", [a[0] for a in big], key=state.k(state.READ_DATASET, kind),
-                                           format_func=lambda n: f"{n} {dict((a[0], a[1]) for a in big)[n]}")
+            shown = {a[0]: f"{a[0]}  ({'×'.join(map(str, a[1]))}, {a[2]})" for a in big}
+            opts["dataset"] = st.selectbox("Dataset", list(shown), key=state.k(state.READ_DATASET, kind),
+                                           format_func=shown.get,
+                                           help="Every array of two or more dimensions in the file, the largest "
+                                                "first (dark and flat fields are usually small).")
     elif fmt == "raw":
         st.caption("Raw binary: give its layout.")
         c = st.columns(5)

@@ -107,6 +107,10 @@ def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool,
     except (OSError, ValueError, TypeError, MemoryError) as exc:  # the caption above already read it
         st.error(str(exc))
         return False, None
+    if prop is not None and len(prop["values"]) == 1:  # neither phases nor a scan: nothing to segment or separate
+        st.error(f"Every voxel of this volume holds the value {prop['values'][0]}: there is nothing to segment or "
+                 "separate (a dark or flat field, or an empty mask?). Pick another file or dataset.")
+        return False, None
     key = state.k(state.ADD_PRESEG, kind, token)
     state.init(key, prop is not None)
     ticked = st.checkbox("Already segmented (each voxel value is a phase)", key=key,

@@ -103,6 +103,39 @@ def test_add_file_from_data_folder_and_bad_file(empty_ws, env):
     assert s.source == str(data / "scan.tif")
 
 
+def test_an_hdf5_file_offers_its_largest_array_first(empty_ws, env):
+    """A tomography file with its dark field beside the scan: the scan (largest) is offered first, not the dark
+    field that comes first by name."""
+    import h5py
+
+    vol = (np.random.default_rng(1).random((10, 16, 18)) * 1000).astype(np.uint16)
+    with h5py.File(env / "data" / "scan.h5", "w") as f:
+        f.create_dataset("exchange/data", data=vol)
+        f.create_dataset("exchange/dark", data=np.zeros((2, 16, 18), np.uint16))
+        f.create_dataset("exchange/theta", data=np.linspace(0, 180, 10))  # 1D: not offered
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("scan.h5").run()
+    no_exception(at)
+    box = at.selectbox(key=state.k(state.READ_DATASET, "file"))
+    assert box.options == ["/exchange/data  (10×16×18, uint16)", "/exchange/dark  (2×16×18, uint16)"]
+    assert box.value == "/exchange/data"
+    # the dark field, one value throughout, is refused in one sentence
+    box.select("/exchange/dark").run()
+    no_exception(at)
+    [err] = [e.value for e in at.error]
+    assert err.startswith("Every voxel of this volume holds the value 0: there is nothing to segment")
+    assert at.button(key=state.k(state.ADD_SUBMIT, "file")).disabled
+    at.selectbox(key=state.k(state.READ_DATASET, "file")).select("/exchange/data").run()
+    assert not at.error and not at.button(key=state.k(state.ADD_SUBMIT, "file")).disabled
+    assert any("10×16×18 voxels" in c.value for c in at.caption)
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.input.dataset == "/exchange/data"
+    np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
+
+
 def test_add_file_downsampled(empty_ws, env):
     """The file's voxel size is entered; the sample stores the analysed one and loads the coarse grid."""
     data = env / "data"
