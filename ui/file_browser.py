@@ -88,7 +88,9 @@ def file_browser(root) -> Pick | None:
 
         c1, c2 = st.columns(2)
         c1.button("Open folder", key=state.BROWSE_OPEN, on_click=open_dir)
-        if not c2.toggle("Read this folder as one volume (slices / zarr)", key=state.k(state.ADD_FILE, "dir", rel)):
+        if _is_zarr_store(here / choice):  # one volume, not a folder to browse
+            c2.caption("A Zarr store: read as one volume.")
+        elif not c2.toggle("Read this folder as one volume (slices / zarr)", key=state.k(state.ADD_FILE, "dir", rel)):
             return None
     try:
         real = confine(root_real, here / choice)
@@ -96,6 +98,16 @@ def file_browser(root) -> Pick | None:
         st.error(one_sentence(exc))
         return None
     return Pick(real, Path(choice).stem)
+
+
+def _is_zarr_store(path: Path) -> bool:
+    """Whether a listed folder is a Zarr store (by its name or its metadata files; nothing is read)."""
+    from core.io import detect_format
+
+    try:
+        return detect_format(path) == "zarr"
+    except (ValueError, OSError):  # a folder of neither slices nor zarr
+        return False
 
 
 def path_token(path) -> str:

@@ -54,8 +54,11 @@ def propose_by_slabs(volume, slab_voxels: int = 1 << 24):
     nz, ny, nx = (int(n) for n in volume.shape)
     rows = max(1, int(slab_voxels) // max(1, ny * nx))
     counts: dict[int, int] = {}
-    for z in range(0, nz, rows):
-        slab = np.asarray(volume[z : z + rows])
+    # the first plane alone first: a greyscale volume shows itself there, without reading a whole slab (the add
+    # form reads the file picked, which is the first one listed, as soon as the Samples page opens)
+    starts = [0] + list(range(1, nz, rows))
+    for z, z_end in zip(starts, starts[1:] + [nz]):
+        slab = np.asarray(volume[z:z_end])
         part = propose_phase_map(slab)
         if part is None:
             return None

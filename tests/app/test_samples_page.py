@@ -136,6 +136,29 @@ def test_an_hdf5_file_offers_its_largest_array_first(empty_ws, env):
     np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
 
 
+def test_a_zarr_store_is_offered_as_one_volume(empty_ws, env):
+    """A Zarr store in the data folder is read as one volume without the folder toggle; a plain folder keeps it."""
+    import zarr
+
+    vol = (np.random.default_rng(2).random((8, 12, 14)) * 1000).astype(np.uint16)
+    root = zarr.open_group(str(env / "data" / "scan.zarr"), mode="w")
+    root.create_array("0", data=vol, chunks=(4, 6, 7))
+    (env / "data" / "slices").mkdir()
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("slices").run()
+    no_exception(at)
+    assert at.toggle(key=state.k(state.ADD_FILE, "dir", "")) is not None
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("scan.zarr").run()
+    no_exception(at)
+    assert any(c.value == "A Zarr store: read as one volume." for c in at.caption)
+    assert any("8×12×14 voxels" in c.value for c in at.caption)
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
+
+
 def test_add_file_downsampled(empty_ws, env):
     """The file's voxel size is entered; the sample stores the analysed one and loads the coarse grid."""
     data = env / "data"
