@@ -94,7 +94,7 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
             except ValueError as exc:
                 samples_view.reject_upload(ws, up, path, str(exc))
             else:
-                meta = forms.sample_metadata(("add", "upload", up.file_id), name=path.stem,
+                meta = forms.sample_metadata(("add", "upload", up.file_id), name=file_browser.sample_name(path),
                                              group="", spacing=info["spacing"], axis=0, side="auto",
                                              spacing_help="The file's voxel size.")
                 usable, pmap = phase_map_view.already_segmented(path, opts, "upload", up.file_id)
@@ -102,7 +102,7 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                     state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id), info["shape"])
                 if st.button("Add uploaded volume", key=state.k(state.ADD_SUBMIT, "upload"), type="primary",
                              disabled=meta is None or not usable) and meta is not None and usable:
-                    error = _add(path.stem, str(path), meta, _options(opts, info, pmap), factor)
+                    error = _add(file_browser.sample_name(path), str(path), meta, _options(opts, info, pmap), factor)
                     samples_view.reject_upload(ws, up, path, error, show=False)
 
 sample = widgets.current_sample(ws)

@@ -97,7 +97,7 @@ def file_browser(root) -> Pick | None:
     except (ValueError, OSError) as exc:
         st.error(one_sentence(exc))
         return None
-    return Pick(real, Path(choice).stem)
+    return Pick(real, sample_name(choice))
 
 
 def _is_zarr_store(path: Path) -> bool:
@@ -108,6 +108,13 @@ def _is_zarr_store(path: Path) -> bool:
         return detect_format(path) == "zarr"
     except (ValueError, OSError):  # a folder of neither slices nor zarr
         return False
+
+
+def sample_name(path) -> str:
+    """The name a new sample is offered: the file or folder name without its suffix, nor ``.ome``
+    (``scan.ome.zarr``, ``scan.ome.tif`` -> ``scan``)."""
+    stem = Path(path).stem
+    return stem[:-4] if stem.lower().endswith(".ome") and len(stem) > 4 else stem
 
 
 def path_token(path) -> str:

@@ -540,7 +540,7 @@ def _open_zarr_lazy(p: Path, opts):
         raise
     except _zarr._ZARR_ERRORS as exc:
         raise C.InputFileError(f"could not read {where} as zarr: {C._short(exc, path=p)}") from None
-    spacing, notes = _h5._spacing_from_attrs(levels)
+    spacing, notes = _zarr._zarr_spacing(levels, name)
     source = os.fspath(p) if name == "/" else f"{p}::{name}"
     return _ZarrSource(p, name, shape, dtype, zyx), spacing, {"dataset": name, **notes}, source
 

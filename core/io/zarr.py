@@ -9,10 +9,10 @@ import numpy as np
 
 from ._common import (
     _ZARR_MARKERS, InputFileError, Loaded, ReadOptions, _check_numeric, _memory_error, _name, _require_regular,
-    _short, _to_zyx, _zyx_shape,
+    _short, _to_zyx, _unit_factor, _valid_spacing, _zyx_shape,
 )
 from ._registry import register
-from .hdf5 import _pick_dataset, _spacing_from_attrs
+from .hdf5 import _as_float_list, _pick_dataset, _spacing_from_attrs
 
 
 # What zarr raises for a store that is not one or is broken: missing metadata (FileNotFoundError, an OSError,
@@ -34,6 +34,72 @@ def _array_and_attrs(root, name: str):
         levels.append(("/" + group_path, dict(root[group_path].attrs)))
     levels.append(("/", dict(root.attrs)))
     return arr, levels
+
+def _scale(transforms) -> list[float] | None:
+    """The product of the ``scale`` entries of an OME-NGFF ``coordinateTransformations`` list (None: none)."""
+    if not isinstance(transforms, list):
+        return None
+    out = None
+    for t in transforms:
+        if isinstance(t, dict) and t.get("type") == "scale":
+            values = _as_float_list(t.get("scale"))
+            if values is None:
+                return None
+            out = values if out is None else ([a * b for a, b in zip(out, values)] if len(out) == len(values)
+                                              else None)
+            if out is None:
+                return None
+    return out
+
+
+def _ome_spacing(levels, name: str) -> tuple[float, float, float] | None:
+    """The voxel size (µm, z y x) that OME-Zarr (NGFF 0.4 ``multiscales`` or 0.5 ``ome.multiscales``) metadata
+    of a group above the array ``name`` declares for it: its dataset's scale times the multiscale's own, on the
+    three axes of type "space" (the last three axes when none has a type), each in its own unit.  None where the
+    array is not one of the datasets, the spatial axes are not three, or a unit is missing or not a length."""
+    target = name.strip("/")
+    for level, attrs in levels:
+        ome = attrs.get("ome")
+        multiscales = ome.get("multiscales") if isinstance(ome, dict) else attrs.get("multiscales")
+        if not isinstance(multiscales, list):
+            continue
+        prefix = level.strip("/")
+        for ms in multiscales:
+            if not isinstance(ms, dict) or not isinstance(ms.get("datasets"), list):
+                continue
+            axes = ms.get("axes")
+            for ds in ms["datasets"]:
+                path = str(ds.get("path", "")).strip("/") if isinstance(ds, dict) else ""
+                if not path or "/".join(p for p in (prefix, path) if p) != target:
+                    continue
+                scale = _scale(ds.get("coordinateTransformations"))
+                outer = _scale(ms.get("coordinateTransformations")) if "coordinateTransformations" in ms else None
+                if scale is None or not isinstance(axes, list) or len(axes) != len(scale):
+                    return None
+                if outer is not None:
+                    if len(outer) != len(scale):
+                        return None
+                    scale = [a * b for a, b in zip(scale, outer)]
+                typed = [a for a in axes if isinstance(a, dict) and "type" in a]
+                idx = ([i for i, a in enumerate(axes) if isinstance(a, dict) and a.get("type") == "space"]
+                       if typed else list(range(len(axes)))[-3:])
+                if len(idx) != 3:
+                    return None
+                factors = [_unit_factor(axes[i].get("unit")) if isinstance(axes[i], dict) else None for i in idx]
+                if any(f is None for f in factors):
+                    return None
+                return _valid_spacing([scale[i] * f for i, f in zip(idx, factors)])
+    return None
+
+
+def _zarr_spacing(levels, name: str) -> tuple[tuple | None, dict]:
+    """The voxel size a zarr array's metadata declares (µm) and the notes on where it came from: OME-Zarr
+    metadata first (:func:`_ome_spacing`), then the attributes HDF5 files use too (``element_size_um``...)."""
+    sp = _ome_spacing(levels, name)
+    if sp is not None:
+        return sp, {"spacing_source": "ome"}
+    return _spacing_from_attrs(levels)
+
 
 def _check_store_entries(path: Path) -> None:
     """Refuse a store holding anything but files and folders (a FIFO chunk would block the read)."""
@@ -117,7 +183,7 @@ def read_zarr(path: Path, opts: ReadOptions) -> Loaded:
     except _ZARR_ERRORS as exc:
         raise InputFileError(f"could not read {where} as zarr: {_short(exc, path=path)}") from None
     data = _check_numeric(data, where)
-    spacing, notes = _spacing_from_attrs(levels)
+    spacing, notes = _zarr_spacing(levels, name)
     meta = {"dataset": name, **notes}
     source = os.fspath(path) if name == "/" else f"{path}::{name}"
     return Loaded(_to_zyx(data, where), spacing, meta, source)

@@ -157,6 +157,8 @@ def test_a_zarr_store_is_offered_as_one_volume(empty_ws, env):
     no_exception(at)
     [s] = empty_ws.list_samples()
     np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
+    assert file_browser.sample_name("scan.ome.zarr") == file_browser.sample_name("a/scan.ome.tif") == "scan"
+    assert file_browser.sample_name(".ome.tif") == ".ome" and file_browser.sample_name("x.tif") == "x"
 
 
 def test_add_file_downsampled(empty_ws, env):

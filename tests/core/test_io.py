@@ -446,6 +446,68 @@ def test_zarr_group_and_array(tmp_path):
     assert vol2.spacing == (0.25, 0.25, 0.25)
 
 
+def _ome_axes(*names, unit="micrometer"):
+    return [{"name": n, "type": "space", "unit": unit} if n in "zyx" else {"name": n, "type": "channel"}
+            for n in names]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_ome_zarr_voxel_size_from_its_multiscales(tmp_path, version):
+    """OME-Zarr (NGFF) metadata written by other tools: each level's scale, times the multiscale's own, on the
+    spatial axes in their units; the whole-volume and the lazy readers agree."""
+    from core.chunked import open_lazy_array
+
+    store = tmp_path / "img.ome.zarr"
+    root = zarr.open_group(str(store), mode="w", zarr_format=3 if version == "0.5" else 2)
+    root.create_array("s0", data=ramp().astype(np.uint16))
+    root.create_array("s1", data=ramp()[:, ::2, ::2].astype(np.uint16))
+    ms = {"axes": _ome_axes("z", "y", "x", unit="nanometer"),
+          "datasets": [{"path": "s0", "coordinateTransformations": [{"type": "scale", "scale": [500, 250, 250]}]},
+                       {"path": "s1", "coordinateTransformations": [{"type": "scale", "scale": [500, 500, 500]},
+                                                                     {"type": "translation",
+                                                                      "translation": [0, 125, 125]}]}],
+          "coordinateTransformations": [{"type": "scale", "scale": [2, 1, 1]}]}
+    if version == "0.5":
+        root.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
+    else:
+        root.attrs["multiscales"] = [{"version": "0.4", **ms}]
+    for dataset, want in (("s0", (1.0, 0.25, 0.25)), ("/s1", (1.0, 0.5, 0.5))):
+        vol = load_volume(store, dataset=dataset)
+        assert vol.spacing == pytest.approx(want) and vol.spacing_from_metadata
+        assert vol.metadata["spacing_source"] == "ome"
+        assert open_lazy_array(store, dataset=dataset)[1].spacing == pytest.approx(want)
+
+
+def test_ome_zarr_without_usable_metadata_falls_back(tmp_path):
+    """A missing unit, a dataset the multiscales do not name, or other than three spatial axes: the attributes
+    HDF5 files use are read instead, else no voxel size."""
+    store = tmp_path / "img.zarr"
+    root = zarr.open_group(str(store), mode="w")
+    root.create_array("0", data=ramp().astype(np.uint16))
+    root.create_array("other", data=ramp().astype(np.uint16))
+    axes = [{"name": n, "type": "space"} for n in "zyx"]  # no unit: not assumed to be µm
+    root.attrs["multiscales"] = [{"axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [2, 2, 2]}]}]}]
+    assert not load_volume(store, dataset="0").spacing_from_metadata
+    root.attrs["voxel_size_um"] = [0.3, 0.3, 0.3]
+    assert load_volume(store, dataset="other").spacing == (0.3, 0.3, 0.3)
+    assert load_volume(store, dataset="0").metadata["spacing_source"] == "attrs:voxel_size_um"
+    root.attrs["multiscales"] = [{"axes": _ome_axes("c", "y", "x"), "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 2, 2]}]}]}]
+    assert load_volume(store, dataset="0").metadata["spacing_source"] == "attrs:voxel_size_um"
+
+
+def test_ome_zarr_with_singleton_time_and_channel_axes(tmp_path):
+    store = tmp_path / "tczyx.zarr"
+    root = zarr.open_group(str(store), mode="w")
+    root.create_array("0", data=ramp().astype(np.uint16)[None, None])
+    axes = [{"name": "t", "type": "time", "unit": "second"}] + _ome_axes("c", "z", "y", "x")
+    root.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 0.7, 0.35, 0.35]}]}]}]}
+    vol = load_volume(store)
+    assert vol.shape == ramp().shape and vol.spacing == pytest.approx((0.7, 0.35, 0.35))
+
+
 # --------------------------------------------------------------------------- npy / raw
 
 
