@@ -521,13 +521,7 @@ def _open_zarr_lazy(p: Path, opts):
             raise C.InputFileError(f"{fname} is a single zarr array and has no dataset {dataset!r}")
         name = "/"
     else:
-        try:
-            arrays = _zarr._zarr_arrays(root)
-            groups = ("/",) + tuple("/" + n.strip("/") for n, obj in root.members(max_depth=None)
-                                    if isinstance(obj, zarr.Group))
-        except _zarr._ZARR_ERRORS as exc:
-            raise C.InputFileError(f"could not read {fname} as a zarr store: {C._short(exc, path=p)}") from None
-        name = _h5._pick_dataset(p, arrays, dataset, groups)
+        name = _zarr.pick_array(p, root, dataset)
     where = fname if name == "/" else f"array {name} of {fname}"
     try:
         arr, levels = _zarr._array_and_attrs(root, name)

@@ -92,6 +92,35 @@ def _ome_spacing(levels, name: str) -> tuple[float, float, float] | None:
     return None
 
 
+def _ome_full_resolution(root, arrays) -> str | None:
+    """The array an OME-Zarr image group names first (its full-resolution level, ``"/0"`` ...), when it is one
+    of ``arrays``: what a reader takes by default, as viewers do.  None without such metadata."""
+    attrs = dict(root.attrs)
+    ome = attrs.get("ome")
+    multiscales = ome.get("multiscales") if isinstance(ome, dict) else attrs.get("multiscales")
+    try:
+        first = "/" + str(multiscales[0]["datasets"][0]["path"]).strip("/")
+    except (TypeError, KeyError, IndexError):
+        return None
+    return first if first in {a[0] for a in arrays} else None
+
+
+def pick_array(path: Path, root, dataset: str | None):
+    """The name of the array read from a zarr group (``dataset``, else the only image array, else the first
+    level of its OME-Zarr multiscales) and the group's arrays; refusals as :func:`core.io.hdf5._pick_dataset`."""
+    import zarr
+
+    try:
+        arrays = _zarr_arrays(root)
+        groups = ("/",) + tuple("/" + n.strip("/") for n, obj in root.members(max_depth=None)
+                                if isinstance(obj, zarr.Group))
+    except _ZARR_ERRORS as exc:
+        raise InputFileError(f"could not read {_name(path)} as a zarr store: {_short(exc, path=path)}") from None
+    if dataset is None:
+        dataset = _ome_full_resolution(root, arrays)
+    return _pick_dataset(path, arrays, dataset, groups)
+
+
 def _zarr_spacing(levels, name: str) -> tuple[tuple | None, dict]:
     """The voxel size a zarr array's metadata declares (µm) and the notes on where it came from: OME-Zarr
     metadata first (:func:`_ome_spacing`), then the attributes HDF5 files use too (``element_size_um``...)."""
@@ -160,13 +189,7 @@ def read_zarr(path: Path, opts: ReadOptions) -> Loaded:
             raise InputFileError(f"{fname} is a single zarr array and has no dataset {dataset!r}")
         name = "/"
     else:
-        try:
-            arrays = _zarr_arrays(root)
-            groups = ("/",) + tuple("/" + n.strip("/") for n, obj in root.members(max_depth=None)
-                                    if isinstance(obj, zarr.Group))
-        except _ZARR_ERRORS as exc:
-            raise InputFileError(f"could not read {fname} as a zarr store: {_short(exc, path=path)}") from None
-        name = _pick_dataset(path, arrays, dataset, groups)
+        name = pick_array(path, root, dataset)
     where = fname if name == "/" else f"array {name} of {fname}"
     declared = None
     try:

@@ -471,6 +471,10 @@ def test_ome_zarr_voxel_size_from_its_multiscales(tmp_path, version):
         root.attrs["ome"] = {"version": "0.5", "multiscales": [ms]}
     else:
         root.attrs["multiscales"] = [{"version": "0.4", **ms}]
+    # no dataset named: the multiscales' first level (full resolution), as viewers read it
+    assert load_volume(store).metadata["dataset"] == "/s0" and load_volume(store).spacing == pytest.approx(
+        (1.0, 0.25, 0.25))
+    assert open_lazy_array(store)[1].spacing == pytest.approx((1.0, 0.25, 0.25))
     for dataset, want in (("s0", (1.0, 0.25, 0.25)), ("/s1", (1.0, 0.5, 0.5))):
         vol = load_volume(store, dataset=dataset)
         assert vol.spacing == pytest.approx(want) and vol.spacing_from_metadata
