@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -45,6 +46,39 @@ def headline(table: pd.DataFrame, analysis: Analysis) -> None:
     c[3].metric("analysis", f"#{analysis.id}")
 
 
+def isolated_specks(table: pd.DataFrame, min_volume_um3: float) -> pd.Series:
+    """(N,) bool: the particles smaller than ``min_volume_um3`` (as the ball of their equivalent diameter, which
+    on a single slice is the circle of their area, as the separation weighs them) that touch no other particle.
+    The separation merges a fragment under that volume into the neighbour it shares most with; these have none,
+    so they stay particles."""
+    ball = np.pi / 6 * table["equiv_diameter_um"].astype(float) ** 3
+    return (ball < float(min_volume_um3)) & ~(table["frac_particle"] > 0)
+
+
+def specks_note(table: pd.DataFrame, analysis: Analysis) -> None:
+    """Where particles under the minimum particle volume that touch no other particle are many or move the
+    median detachment: how many, the median without them, and how to leave them out of a comparison."""
+    v = float(analysis.resolved.separation.min_volume_um3)
+    if v <= 0 or table.empty:
+        return
+    specks = isolated_specks(table, v)
+    n = int(specks.sum())
+    if n == 0:
+        return
+    det = table["detachment"]
+    with_them, without = det.median(), det[~specks].median()
+    shift = abs(with_them - without) if pd.notna(with_them) and pd.notna(without) else 0.0
+    if n < 0.05 * len(table) and shift < 0.02:
+        return
+    d = (6 * v / np.pi) ** (1 / 3)
+    text = (f"{n} of {len(table)} particles are smaller than the minimum particle volume ({v:g} µm³, a ball "
+            f"{d:.2f} µm across) and touch no other particle: specks that the separation had no neighbour to merge "
+            f"into, so they count as particles. The median detachment is {with_them:.2f} with them and "
+            f"{without:.2f} without. To leave them out of a comparison, set *Smallest particle counted* to "
+            f"{d:.2f} µm on the Compare page.")
+    (st.warning if shift >= 0.05 else st.caption)(text)
+
+
 def chunked_note(ws: Workspace, analysis: Analysis) -> None:
     """For an analysis run on the chunked engine: how (chunks, halo), and a warning when particles reached the edge
     of their chunk's window (bigger than the halo allows: perhaps split or joined differently)."""
@@ -70,6 +104,7 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     ref = cache.ResultRef.of(ws, analysis)
     table = cache.table(ref)
     headline(table, analysis)
+    specks_note(table, analysis)
     chunked_note(ws, analysis)
     keys = _Keys.of(sample, analysis)
     labels_list = [int(v) for v in table["label"]]
