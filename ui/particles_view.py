@@ -51,6 +51,8 @@ def isolated_specks(table: pd.DataFrame, min_volume_um3: float) -> pd.Series:
     on a single slice is the circle of their area, as the separation weighs them) that touch no other particle.
     The separation merges a fragment under that volume into the neighbour it shares most with; these have none,
     so they stay particles."""
+    if "equiv_diameter_um" not in table or "frac_particle" not in table:  # a table without those measures
+        return pd.Series(False, index=table.index)
     ball = np.pi / 6 * table["equiv_diameter_um"].astype(float) ** 3
     return (ball < float(min_volume_um3)) & ~(table["frac_particle"] > 0)
 

@@ -106,8 +106,9 @@ def _ome_full_resolution(root, arrays) -> str | None:
 
 
 def pick_array(path: Path, root, dataset: str | None):
-    """The name of the array read from a zarr group (``dataset``, else the only image array, else the first
-    level of its OME-Zarr multiscales) and the group's arrays; refusals as :func:`core.io.hdf5._pick_dataset`."""
+    """The name of the array read from a zarr group: ``dataset``, else the only image array, else the first level
+    of its OME-Zarr multiscales; the refusals of :func:`core.io.hdf5._pick_dataset` (several image arrays and
+    none named, a name that is missing or a group)."""
     import zarr
 
     try:
