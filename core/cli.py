@@ -228,8 +228,19 @@ def _cmd_analyze(args) -> None:
         write_recipe(recipe, args.recipe)
     if not args.quiet:
         print(f"{len(result.table)} particles -> {args.out}", file=sys.stderr)
+        _specks_note(result.table, result.params)
         if args.recipe is not None:
             print(f"recipe -> {args.recipe} (replay: python -m core run {args.recipe} --out DIR)", file=sys.stderr)
+
+
+def _specks_note(table, params) -> None:
+    """The note of :func:`core.metrics.specks_reading` (particles under the minimum volume touching no other)."""
+    from .metrics import specks_reading
+
+    found = specks_reading(table, params.separation.min_volume_um3)
+    if found is not None:
+        print(f"note: {found[0]} Their rows are in particles.csv (equiv_diameter_um, frac_particle = 0).",
+              file=sys.stderr)
 
 
 def _chunked_engine(args, spec, params) -> int | None:
@@ -317,6 +328,7 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
         write_recipe(recipe, args.recipe)
     if not args.quiet:
         print(f"{len(res.table)} particles -> {args.out}", file=sys.stderr)
+        _specks_note(res.table, res.params)
         if args.recipe is not None:
             print(f"recipe -> {args.recipe} (replay: python -m core run {args.recipe} --out DIR)", file=sys.stderr)
 

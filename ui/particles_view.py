@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.metrics import specks_reading
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, render, state, tables, widgets
@@ -46,38 +47,16 @@ def headline(table: pd.DataFrame, analysis: Analysis) -> None:
     c[3].metric("analysis", f"#{analysis.id}")
 
 
-def isolated_specks(table: pd.DataFrame, min_volume_um3: float) -> pd.Series:
-    """(N,) bool: the particles smaller than ``min_volume_um3`` (as the ball of their equivalent diameter, which
-    on a single slice is the circle of their area, as the separation weighs them) that touch no other particle.
-    The separation merges a fragment under that volume into the neighbour it shares most with; these have none,
-    so they stay particles."""
-    if "equiv_diameter_um" not in table or "frac_particle" not in table:  # a table without those measures
-        return pd.Series(False, index=table.index)
-    ball = np.pi / 6 * table["equiv_diameter_um"].astype(float) ** 3
-    return (ball < float(min_volume_um3)) & ~(table["frac_particle"] > 0)
-
-
 def specks_note(table: pd.DataFrame, analysis: Analysis) -> None:
-    """Where particles under the minimum particle volume that touch no other particle are many or move the
-    median detachment: how many, the median without them, and how to leave them out of a comparison."""
+    """:func:`core.metrics.specks_reading` of the table (specks under the minimum particle volume that touch no
+    other particle), with how to leave them out of a comparison; a warning where they move the median by 0.05."""
     v = float(analysis.resolved.separation.min_volume_um3)
-    if v <= 0 or table.empty:
+    found = specks_reading(table, v)
+    if found is None:
         return
-    specks = isolated_specks(table, v)
-    n = int(specks.sum())
-    if n == 0:
-        return
-    det = table["detachment"]
-    with_them, without = det.median(), det[~specks].median()
-    shift = abs(with_them - without) if pd.notna(with_them) and pd.notna(without) else 0.0
-    if n < 0.05 * len(table) and shift < 0.02:
-        return
+    text, shift = found
     d = (6 * v / np.pi) ** (1 / 3)
-    text = (f"{n} of {len(table)} particles are smaller than the minimum particle volume ({v:g} µm³, a ball "
-            f"{d:.2f} µm across) and touch no other particle: specks that the separation had no neighbour to merge "
-            f"into, so they count as particles. The median detachment is {with_them:.2f} with them and "
-            f"{without:.2f} without. To leave them out of a comparison, set *Smallest particle counted* to "
-            f"{d:.2f} µm on the Compare page.")
+    text += f" To leave them out of a comparison, set *Smallest particle counted* to {d:.2f} µm on the Compare page."
     (st.warning if shift >= 0.05 else st.caption)(text)
 
 

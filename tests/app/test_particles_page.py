@@ -178,7 +178,7 @@ def test_isolated_specks_under_the_minimum_volume_are_pointed_out(empty_ws):
     import numpy as np
 
     from core.runner import run_analysis
-    from ui.particles_view import isolated_specks
+    from core.metrics import isolated_specks
 
     z, y, x = np.ogrid[:24, :24, :24]
     phases = np.ones((24, 24, 24), np.uint8)

@@ -585,3 +585,24 @@ def test_given_outside_reach_gives_the_same_table():
     got = metrics._particle_table(own, ph, (0.5, 0.4, 0.3), separator_side="start", owned=True, cracks=cracks)
     pd.testing.assert_frame_equal(got, ref)
     np.testing.assert_array_equal(own, labels)
+
+
+def test_isolated_specks_and_their_reading():
+    """Specks: under the minimum volume (as the ball of the equivalent diameter) AND touching no particle; the
+    sentence only where they are 5 % of the table or move the median detachment by 0.02."""
+    import pandas as pd
+
+    from core.metrics import isolated_specks, specks_reading
+
+    d_min = (6 / np.pi) ** (1 / 3)  # the ball of 1 µm³: 1.2407 µm
+    t = pd.DataFrame({"equiv_diameter_um": [5.0, 1.0, 1.0, d_min + 1e-6, 0.5],
+                      "frac_particle": [0.0, 0.0, 0.1, 0.0, np.nan],
+                      "detachment": [0.6, 0.0, 0.5, 0.7, 0.0]})
+    np.testing.assert_array_equal(isolated_specks(t, 1.0), [False, True, False, False, True])
+    assert not isolated_specks(t, 0.0).any() and not isolated_specks(t.drop(columns="frac_particle"), 1.0).any()
+    text, shift = specks_reading(t, 1.0)
+    assert text.startswith("2 of 5 particles are smaller than the minimum particle volume (1 µm³, a ball 1.24 µm")
+    assert "0.50 with them and 0.60 without" in text and shift == pytest.approx(0.1)
+    assert specks_reading(t, 0.0) is None and specks_reading(t.iloc[:0], 1.0) is None
+    many = pd.concat([t.iloc[[0]]] * 40 + [t.iloc[[1]]], ignore_index=True)  # 1 speck in 41, median unmoved
+    assert specks_reading(many, 1.0) is None
