@@ -265,6 +265,17 @@ def publish(name: str, lines: list[str], args, *, section: str | None = None) ->
     write_section(section or (name + ("_quick" if getattr(args, "quick", False) else "")), body, results_path(args))
 
 
+def section_lines(title: str, total: float, load_start: tuple[float, float, float], description: str,
+                  tables: dict[str, list[dict]]) -> list[str]:
+    """The lines of a results section in the usual order: ``## title``, the machine, the script's wall time and the
+    load, the description, then each table under its ``### heading`` (for :func:`publish`)."""
+    lines = [f"## {title}", "", *env_lines(), f"- script wall time: {total:.0f} s", load_line(load_start), "",
+             description, ""]
+    for i, (heading, rows) in enumerate(tables.items()):
+        lines += [f"### {heading}", "", md_table(rows)] + ([""] if i < len(tables) - 1 else [])
+    return lines
+
+
 def results_path(args) -> Path | None:
     """Where to write: --results PATH, else RESULTS.md for full runs, nothing for --quick runs."""
     if getattr(args, "no_write", False):

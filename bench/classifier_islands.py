@@ -100,9 +100,9 @@ def main(argv=None) -> int:
     rows = rows_for(data)
     total = time.perf_counter() - t0
     means = C.group_means(rows, ("acq",), count="slices")
-    C.publish("classifier_islands", [
-        "## The brush-stroke classifier's and the U-Net's phases: small islands merged or not (`bench/classifier_islands.py`)", "",
-        *C.env_lines(), f"- script wall time: {total:.0f} s", C.load_line(load_start), "",
+    C.publish("classifier_islands", C.section_lines(
+        "The brush-stroke classifier's and the U-Net's phases: small islands merged or not (`bench/classifier_islands.py`)",
+        total, load_start,
         f"Real nano-CT slices ({data.name}), read at {SPACING} µm. Per acquisition a classifier (default "
         "`ClassifierParams`) trained on 'inside' strokes of its first slice (`accuracy_real.simulate_strokes`, seeded "
         "by the slice number), the other slices classified: 'raw' = as predicted, 'islands merged' = after "
@@ -111,10 +111,8 @@ def main(argv=None) -> int:
         "and D: only B is unseen); 'labels, islands merged' = the manual labels alike. 'IoU' = mean per-phase IoU against the "
         "labels; 'n' = particle sections of the default separation of the slice as a 2D image (`presegmented`); "
         f"'specks' = those of fewer than {SPECK_PX} pixels; 'median det' = median detachment of the sections not at "
-        "the image border.", "",
-        "### Mean per acquisition", "", C.md_table(means), "",
-        "### Per slice", "", C.md_table(rows),
-    ], args)
+        "the image border.",
+        {"Mean per acquisition": means, "Per slice": rows}), args)
     return 0
 
 

@@ -98,9 +98,9 @@ def main(argv=None) -> int:
             C.print_row(rows[-1])
     total = time.perf_counter() - t0
     means = _means(rows)
-    C.publish("slice_vs_volume", [
-        "## A single slice against the volume: the electrode's median detachment (`bench/slice_vs_volume.py`)", "",
-        *C.env_lines(), f"- script wall time: {total:.0f} s", C.load_line(load_start), "",
+    C.publish("slice_vs_volume", C.section_lines(
+        "A single slice against the volume: the electrode's median detachment (`bench/slice_vs_volume.py`)",
+        total, load_start,
         f"Demo electrodes ({'64³ quick' if args.quick else '160³'}, seeds {seeds}, imaged as shipped, 0.4 µm "
         f"voxels). Median detachment of the particles not cut by the volume's faces: 'true 3D' the generator's "
         f"table, 'volume' the default analysis of the greyscale volume; of {args.slices} z-slices evenly inside "
@@ -108,10 +108,8 @@ def main(argv=None) -> int:
         "each particle section's outline), the sections not cut by the image border pooled: 'slices' from the "
         "greyscale, 'slices, true phases' from the true phases; 'one slice': the median of one slice's sections "
         "alone (greyscale), lowest and highest over the slices (and seeds). Seconds: the volume's analysis and all "
-        "the slices' (greyscale and true phases).", "",
-        "### Mean over seeds", "", C.md_table(means), "",
-        "### Per seed", "", C.md_table(rows),
-    ], args)
+        "the slices' (greyscale and true phases).",
+        {"Mean over seeds": means, "Per seed": rows}), args)
     return 0
 
 

@@ -85,18 +85,16 @@ def main(argv=None) -> int:
     rows = rows_for(args.data)
     total = time.perf_counter() - t0
     means = C.group_means(rows, ("acq",), count="slices")
-    C.publish("unet_single_slices", [
-        "## The 3D U-Net on single slices: the slice in the middle of the stack (`bench/unet_single_slices.py`)", "",
-        *C.env_lines(), f"- script wall time: {total:.0f} s", C.load_line(load_start), "",
+    C.publish("unet_single_slices", C.section_lines(
+        "The 3D U-Net on single slices: the slice in the middle of the stack (`bench/unet_single_slices.py`)",
+        total, load_start,
         "Real labelled nano-CT slices, each a (1, Y, X) volume; the shipped weights, float32 on the CPU (torch "
         f"threads {torch.get_num_threads()}). 'IoU' = mean per-phase IoU against the manual labels (remapped as in "
         "`bench/accuracy_real.py`); 's' = seconds. 'edge (before)' = `segment_volume` up to session 33 (the slice "
         "first in an 8-deep stack of itself, tiles of 96), reproduced in this script; 'middle (now)' = "
         "`segment_volume` (the slice at index 4 of 8, wide tiles); 'predict_slice' = the whole slice stacked 8 deep, "
-        "its middle slice. The network was trained on A and D: only B is unseen.", "",
-        "### Mean per acquisition", "", C.md_table(means), "",
-        "### Per slice", "", C.md_table(rows),
-    ], args)
+        "its middle slice. The network was trained on A and D: only B is unseen.",
+        {"Mean per acquisition": means, "Per slice": rows}), args)
     return 0
 
 
