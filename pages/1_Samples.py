@@ -113,6 +113,7 @@ st.divider()
 st.header(f"{sample.name}")
 page.demo_badge(sample)
 samples_view.details_section(ws, sample)
+phase_map_view.edit_section(ws, sample)
 samples_view.attributes_section(ws, sample)
 ref, vol = page.read_volume(ws, sample)
 if vol is not None:

@@ -8,12 +8,13 @@ The map is stored once, as the input's ``phase_map`` text (``"0=pore,1=nmc,2=cbd
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from core.codes import CBD, NMC, PORE
-from core.io.phase_map import MAX_PROPOSED_VALUES, propose_phase_map
+from core.io.phase_map import MAX_PROPOSED_VALUES, parse_phase_map, propose_phase_map
 
 from . import render, state
 
@@ -127,12 +128,24 @@ def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool,
         return False, None
     st.caption("Proposed from the value order (low to high: pore, CBD, NMC; with two values pore, NMC), not from "
                "the shares. CHECK IT against the coloured slice and fix it below.")
+    choices = _table(prop, lambda v: state.k(state.ADD_PHASE, kind, token, v),
+                     {v: _CHOICE_OF_CODE[prop["proposed"][v]] for v in prop["values"]})
+    problem = check_choices(choices)
+    if problem:
+        st.error(problem)
+        return False, None
+    return True, map_text(choices)
+
+
+def _table(prop: dict, key_of, initial: dict) -> dict[int, str]:
+    """The value -> phase table (one select box a value, with its share of the voxels) beside the middle z slice
+    in the table's phases; returns ``{value: choice}``.  ``key_of(value)`` names a box, ``initial`` fills it."""
     choices: dict[int, str] = {}
     cols = st.columns([3, 4])
     with cols[0]:
         for v, share in zip(prop["values"], prop["shares"]):
-            k = state.k(state.ADD_PHASE, kind, token, v)
-            state.init(k, _CHOICE_OF_CODE[prop["proposed"][v]])
+            k = key_of(v)
+            state.init(k, initial[v])
             choices[int(v)] = st.selectbox(f"value {v} — {share:.1%} of the voxels", CHOICES, key=k,
                                            format_func=CHOICE_LABELS.get)
     with cols[1]:
@@ -142,11 +155,65 @@ def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool,
         from .charts import phase_legend_html
 
         st.html(phase_legend_html())
-    problem = check_choices(choices)
-    if problem:
-        st.error(problem)
-        return False, None
-    return True, map_text(choices)
+    return choices
+
+
+def same_map(a: str | None, b: str | None) -> bool:
+    """Whether two ``phase_map`` texts give every value the same phase (their spelling and order aside)."""
+    if a is None or b is None:
+        return a is b
+    return parse_phase_map(a) == parse_phase_map(b)
+
+
+def edit_section(ws, sample) -> None:
+    """The Samples page of an already-segmented file: its stored phase map, editable (the add form's table,
+    filled with the map stored), saved for the next analysis; the analyses made before keep the map they ran
+    with (their input snapshot), and the page says when the latest one used another."""
+    from .messages import flash, one_sentence
+
+    spec = sample.input
+    if not getattr(spec, "presegmented", False):
+        return
+    sid = sample.id
+    with st.expander("Phase map (already segmented)", icon=":material/palette:"):
+        st.caption(f"Stored: `{spec.phase_map}`. Change a value's phase below and save: the next analysis (Segment "
+                   "page) reads the file with the new map.")
+        read = dict(sample.source_options.get("read") or {})
+        path = Path(spec.path)
+        try:
+            prop = proposal(str(path), json.dumps(read, sort_keys=True), path.stat().st_mtime)
+        except (OSError, ValueError, TypeError, MemoryError) as exc:
+            st.error(f"The file's values cannot be read to edit the map: {one_sentence(exc)}")
+            return
+        if prop is None:
+            st.error(f"{path.name} no longer holds a few whole-number values (was it replaced by a greyscale "
+                     "volume?): the map cannot be edited. Add the file again.")
+            return
+        stored = parse_phase_map(spec.phase_map)
+        initial = {v: _CHOICE_OF_CODE.get(stored.get(v), _CHOICE_OF_CODE[prop["proposed"][v]])
+                   for v in prop["values"]}
+        choices = _table(prop, lambda v: state.k(state.EDIT_PHASE, sid, v), initial)
+        problem = check_choices(choices)
+        if problem:
+            st.error(problem)
+        text = map_text(choices)
+        changed = not same_map(text, spec.phase_map)
+        if st.button("Save phase map", key=state.k(state.EDIT_MAP_SAVE, sid), disabled=bool(problem) or not changed,
+                     help=None if changed else "The table is the map stored."):
+            try:
+                ws.update_sample(sid, source_options={**sample.source_options, "phase_map": text})
+            except (ValueError, TypeError) as exc:
+                st.error(one_sentence(exc))
+                return
+            flash("success", f"Saved the phase map `{text}`. It applies to the next analysis (Segment page); the "
+                             "analyses made before keep the map they ran with.")
+            st.rerun()
+
+
+def analysed_map(analysis) -> str | None:
+    """The ``phase_map`` an analysis ran with (from its input snapshot; None for a greyscale input)."""
+    snap = (analysis.provenance or {}).get("input") or {}
+    return (snap.get("source_options") or {}).get("phase_map")
 
 
 def phases_section(sample, ref, shape) -> None:
@@ -160,7 +227,7 @@ def phases_section(sample, ref, shape) -> None:
     left, right = st.columns([5, 6], gap="large")
     with left:
         st.caption(f"Read from the file with the phase map `{sample.input.phase_map}`: no thresholds. To change "
-                   "the map, add the file again.")
+                   "the map: Samples page, *Phase map*.")
         axis, index = widgets.slice_picker(state.k(state.SEG_AXIS, sid), state.k(state.SEG_INDEX, sid), shape,
                                            label="Slice")
         ph2d = np.asarray(read_or_stop(cache.grey_slice, ref, axis, index)).astype(np.uint8)

@@ -208,3 +208,60 @@ def test_upload_of_a_signed_segmented_volume(empty_ws):
     [s] = empty_ws.list_samples()
     assert s.input.phase_map == "-1=pore,5=nmc"
     np.testing.assert_array_equal(np.unique(empty_ws.load_volume(s)), [0, 2])
+
+
+def test_phase_map_edited_after_adding(empty_ws, env):
+    """A map confirmed wrongly is mended on the Samples page: the table filled with the stored map, Save enabled
+    only for a usable, changed table; the next analysis reads the new map, and until then the page says that the
+    latest analysis ran with the old one."""
+    vol = np.zeros((6, 20, 20), np.uint16)
+    vol[:, 4:16, 4:16] = 1000
+    vol[:, 8:12, 8:12] = 2000
+    save_tiff(env / "data" / "labels.tif", vol, (1.0, 1.0, 1.0))
+    at, token = _open_add_form(env / "data", "labels.tif")
+    _confirm_and_add(at, token, {})  # the proposal as it stands: 1000 CBD, 2000 NMC
+    [s] = empty_ws.list_samples()
+    assert s.input.phase_map == "0=pore,1000=cbd,2000=nmc"
+    _run_segment_page(s.id)
+    first = empty_ws.latest_analysis(s.id)
+    assert first is not None
+
+    at = AppTest.from_file(SAMPLES, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    box = {v: at.selectbox(key=state.k(state.EDIT_PHASE, s.id, v)) for v in (0, 1000, 2000)}
+    assert {v: b.value for v, b in box.items()} == {0: "pore", 1000: "cbd", 2000: "nmc"}
+    save = at.button(key=state.k(state.EDIT_MAP_SAVE, s.id))
+    assert save.disabled  # the table is the map stored
+    assert not at.warning
+    # unusable: refused in one sentence, not savable
+    box[2000].set_value("cbd").run()
+    no_exception(at)
+    assert any(e.value.startswith("No value is mapped to NMC") for e in at.error)
+    assert at.button(key=state.k(state.EDIT_MAP_SAVE, s.id)).disabled
+    # the file's true meaning: 1000 is NMC, 2000 is CBD
+    at.selectbox(key=state.k(state.EDIT_PHASE, s.id, 1000)).set_value("nmc").run()
+    assert not at.error
+    at.button(key=state.k(state.EDIT_MAP_SAVE, s.id)).click().run()
+    no_exception(at)
+    s = empty_ws.get_sample(s.id)
+    assert s.input.phase_map == "0=pore,1000=nmc,2000=cbd"
+    assert any("Saved the phase map" in x.value for x in at.success)
+    [w] = [x.value for x in at.warning if "phase map" in x.value]
+    assert "`0=pore,1000=cbd,2000=nmc`" in w and "Rerun the analysis" in w
+    # the old analysis keeps its map; the next one reads the new one
+    assert first.provenance["input"]["source_options"]["phase_map"] == "0=pore,1000=cbd,2000=nmc"
+    seg = _run_segment_page(s.id)
+    assert any("`0=pore,1000=nmc,2000=cbd`" in c.value and "Samples page" in c.value for c in seg.caption)
+    second = empty_ws.latest_analysis(s.id)
+    assert second.id != first.id
+    from core.codes import CBD, NMC
+
+    assert (empty_ws.load_phases(first) == NMC).sum() == (vol == 2000).sum()
+    phases = empty_ws.load_phases(second)
+    assert (phases == NMC).sum() == (vol == 1000).sum() and (phases == CBD).sum() == (vol == 2000).sum()
+    at = AppTest.from_file(SAMPLES, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    assert not [x for x in at.warning if "phase map" in x.value]
