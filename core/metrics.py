@@ -452,9 +452,15 @@ def isolated_specks(table: pd.DataFrame, min_volume_um3: float) -> np.ndarray:
     return (ball < float(min_volume_um3)) & ~touching
 
 
+#: :func:`specks_reading`: from this share of the table on, the specks are most of it (and the sentence asks which
+#: phase is NMC: a map or thresholds that took the carbon-binder as NMC leave its voxel-sized bits as "particles").
+MOSTLY_SPECKS = 0.5
+
+
 def specks_reading(table: pd.DataFrame, min_volume_um3: float) -> tuple[str, float] | None:
     """One sentence on the table's :func:`isolated_specks` where they are at least 5 % of it or move its median
-    detachment by 0.02 or more, and that move; None otherwise.
+    detachment by 0.02 or more, and that move; None otherwise.  Where they are
+    :data:`MOSTLY_SPECKS` of it or more, a second sentence asks which phase is NMC.
 
     Examples
     --------
@@ -475,7 +481,11 @@ def specks_reading(table: pd.DataFrame, min_volume_um3: float) -> tuple[str, flo
     if n < 0.05 * len(table) and shift < 0.02:
         return None
     d = (6 * v / np.pi) ** (1 / 3)
-    return (f"{n} of {len(table)} particles are smaller than the minimum particle volume ({v:g} µm³, a ball "
+    text = (f"{n} of {len(table)} particles are smaller than the minimum particle volume ({v:g} µm³, a ball "
             f"{d:.2f} µm across) and touch no other particle: specks that the separation had no neighbour to merge "
             f"into, so they count as particles. The median detachment is {with_them:.2f} with them and "
-            f"{without:.2f} without."), shift
+            f"{without:.2f} without.")
+    if n >= MOSTLY_SPECKS * len(table):
+        text += (" With most of the table specks, the phase read as NMC may hold more than the particles (a thin "
+                 "phase such as the carbon-binder, or noise): check which phase is NMC.")
+    return text, shift

@@ -201,6 +201,8 @@ def test_isolated_specks_under_the_minimum_volume_are_pointed_out(empty_ws):
     [w] = [w.value for w in at.warning if "touch no other particle" in w.value]
     assert w.startswith("3 of 4 particles are smaller than the minimum particle volume (1 µm³, a ball 1.24 µm")
     assert f"is 0.00 with them and {big:.2f} without" in w and "Smallest particle counted* to 1.24 µm" in w
+    # most of the table specks: which phase is NMC is asked, and where an already-segmented sample's map is mended
+    assert "check which phase is NMC (Samples page, *Phase map*). To leave them out" in w
 
 
 def test_without_analysis_says_what_to_do(empty_ws):

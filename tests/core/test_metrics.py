@@ -606,3 +606,8 @@ def test_isolated_specks_and_their_reading():
     assert specks_reading(t, 0.0) is None and specks_reading(t.iloc[:0], 1.0) is None
     many = pd.concat([t.iloc[[0]]] * 40 + [t.iloc[[1]]], ignore_index=True)  # 1 speck in 41, median unmoved
     assert specks_reading(many, 1.0) is None
+    assert "check which phase is NMC" not in text  # 2 of 5: not most of the table
+    mostly = pd.concat([t.iloc[[0]]] * 2 + [t.iloc[[1]]] * 2, ignore_index=True)  # 2 of 4: most (from half on)
+    assert specks_reading(mostly, 1.0)[0].endswith("the phase read as NMC may hold more than the particles (a thin "
+                                                   "phase such as the carbon-binder, or noise): check which phase "
+                                                   "is NMC.")
