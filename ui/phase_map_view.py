@@ -17,6 +17,7 @@ from core.codes import CBD, NMC, PORE
 from core.io.phase_map import MAX_PROPOSED_VALUES, parse_phase_map, propose_phase_map
 
 from . import render, state
+from .tables import same_map
 
 CHOICES = ("pore", "cbd", "nmc", "ignore")
 CHOICE_LABELS = {"pore": "pore", "cbd": "CBD (carbon-binder)", "nmc": "NMC (particles)",
@@ -158,13 +159,6 @@ def _table(prop: dict, key_of, initial: dict) -> dict[int, str]:
     return choices
 
 
-def same_map(a: str | None, b: str | None) -> bool:
-    """Whether two ``phase_map`` texts give every value the same phase (their spelling and order aside)."""
-    if a is None or b is None:
-        return a is b
-    return parse_phase_map(a) == parse_phase_map(b)
-
-
 def edit_section(ws, sample) -> None:
     """The Samples page of an already-segmented file: its stored phase map, editable (the add form's table,
     filled with the map stored), saved for the next analysis; the analyses made before keep the map they ran
@@ -208,12 +202,6 @@ def edit_section(ws, sample) -> None:
             flash("success", f"Saved the phase map `{text}`. It applies to the next analysis (Segment page); the "
                              "analyses made before keep the map they ran with.")
             st.rerun()
-
-
-def analysed_map(analysis) -> str | None:
-    """The ``phase_map`` an analysis ran with (from its input snapshot; None for a greyscale input)."""
-    snap = (analysis.provenance or {}).get("input") or {}
-    return (snap.get("source_options") or {}).get("phase_map")
 
 
 def phases_section(sample, ref, shape) -> None:

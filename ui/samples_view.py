@@ -15,7 +15,7 @@ from core.records import ATTRIBUTE_PRESETS, Attribute
 from core.slices import slice_axis
 from core.workspace import NOTE_MAX, Analysis, Sample, Workspace
 
-from . import cache, forms, phase_map_view, pins, render, state, tables
+from . import cache, forms, pins, render, state, tables
 from .confine import VOLUME_SUFFIXES, confine
 from .messages import display_path, flash, one_sentence, read_or_stop
 from .render import AXES
@@ -181,12 +181,12 @@ def details_section(ws: Workspace, sample: Sample) -> None:
 
     latest = ws.latest_analysis(sid)
     if latest is not None:
-        used = latest.provenance.get("spacing_um")
-        if used and any(abs(a - b) > 1e-9 for a, b in zip(used, sample.spacing)):
+        if "voxel size" in tables.changed_since(sample, latest):
+            used = latest.provenance.get("spacing_um")
             st.warning(f"The latest analysis used voxel size {used} µm; the sample now says "
                        f"{list(sample.spacing)} µm. Rerun the analysis (Segment page) to update the measurements.")
-        ran, now = phase_map_view.analysed_map(latest), getattr(sample.input, "phase_map", None)
-        if ran is not None and now is not None and not phase_map_view.same_map(ran, now):
+        if "phase map" in tables.changed_since(sample, latest):
+            ran, now = tables.analysed_map(latest), sample.input.phase_map
             st.warning(f"The latest analysis used the phase map `{ran}`; the sample now says `{now}`. Rerun the "
                        "analysis (Segment page) to update the measurements.")
 

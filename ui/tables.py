@@ -4,11 +4,38 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.workspace import Workspace
+from core.io.phase_map import parse_phase_map
+from core.workspace import Analysis, Sample, Workspace
 
 from . import pins
 from .confine import display_path
 from .render import AXES
+
+
+def same_map(a: str | None, b: str | None) -> bool:
+    """Whether two ``phase_map`` texts give every value the same phase (their spelling and order aside)."""
+    if a is None or b is None:
+        return a is b
+    return parse_phase_map(a) == parse_phase_map(b)
+
+
+def analysed_map(analysis: Analysis) -> str | None:
+    """The ``phase_map`` an analysis ran with (from its input snapshot; None for a greyscale input)."""
+    snap = (analysis.provenance or {}).get("input") or {}
+    return (snap.get("source_options") or {}).get("phase_map")
+
+
+def changed_since(sample: Sample, analysis: Analysis) -> list[str]:
+    """What of the sample changed after ``analysis`` ran and would change its measures: "voxel size", "phase map"
+    (empty: nothing)."""
+    out = []
+    used = analysis.provenance.get("spacing_um")
+    if used and any(abs(a - b) > 1e-9 for a, b in zip(used, sample.spacing)):
+        out.append("voxel size")
+    ran, now = analysed_map(analysis), getattr(sample.input, "phase_map", None)
+    if ran is not None and now is not None and not same_map(ran, now):
+        out.append("phase map")
+    return out
 
 
 def catalogue_table(ws: Workspace):
@@ -21,6 +48,9 @@ def catalogue_table(ws: Workspace):
         last = ws.latest_analysis(s.id, status=None)
         if done is not None:
             status = f"analysed ({done.n_particles} particles)"
+            changed = changed_since(s, done)
+            if changed:
+                status += f", before the {' and '.join(changed)} changed: rerun"
         elif last is not None:
             status = f"{last.status}" + (f": {last.error}" if last.error else "")
         else:

@@ -250,6 +250,10 @@ def test_phase_map_edited_after_adding(empty_ws, env):
     assert any("Saved the phase map" in x.value for x in at.success)
     [w] = [x.value for x in at.warning if "phase map" in x.value]
     assert "`0=pore,1000=cbd,2000=nmc`" in w and "Rerun the analysis" in w
+    from ui.tables import catalogue_table
+
+    assert catalogue_table(empty_ws)["status"][0] == (f"analysed ({first.n_particles} particles), before the phase "
+                                                      "map changed: rerun")
     # the old analysis keeps its map; the next one reads the new one
     assert first.provenance["input"]["source_options"]["phase_map"] == "0=pore,1000=cbd,2000=nmc"
     seg = _run_segment_page(s.id)
@@ -265,3 +269,4 @@ def test_phase_map_edited_after_adding(empty_ws, env):
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     assert not [x for x in at.warning if "phase map" in x.value]
+    assert catalogue_table(empty_ws)["status"][0] == f"analysed ({second.n_particles} particles)"

@@ -219,6 +219,9 @@ def test_edit_details_and_delete_with_confirmation(seeded_ws):
     s = seeded_ws.get_sample(victim.id)
     assert s.name == "renamed" and s.spacing[0] == 0.8
     assert any("voxel size" in w.value and "Rerun" in w.value for w in at.warning)
+    # the catalogue says it too (the analysis ran at the old voxel size)
+    status = _catalogue(at).set_index("id").loc[victim.id, "status"]
+    assert status.startswith("analysed (") and status.endswith("particles), before the voxel size changed: rerun")
     # delete: the button is disabled until confirmed
     del_btn = at.button(key=state.k(state.DELETE_BUTTON, victim.id))
     assert del_btn.disabled
