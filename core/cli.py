@@ -738,12 +738,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
 
     def add_input(sp):
-        sp.add_argument("input", help="volume: TIFF, slice folder, HDF5, Zarr, .npy or raw")
+        sp.add_argument("input", help="volume: TIFF, slice folder, HDF5, Zarr, .npy, MetaImage (.mhd, .mha) or raw")
         add_out(sp)
         sp.add_argument("--spacing", nargs="+", type=_voxel_size, action=_Spacing, metavar="UM",
                         help="voxel size in µm: one value (isotropic) or three (Z Y X)")
         sp.add_argument("--dataset", help="HDF5/Zarr dataset name")
-        sp.add_argument("--raw-shape", nargs=3, type=_whole(1), metavar=("Z", "Y", "X"), help="raw files: shape")
+        sp.add_argument("--raw-shape", nargs=3, type=_whole(1), metavar=("Z", "Y", "X"), help="raw files: shape (not needed where a header beside "
+                        "the file states it: ESRF X.vol.info, MetaImage X.mhd)")
         sp.add_argument("--raw-dtype", type=_dtype, help="raw files: dtype such as uint16 or float32")
         sp.add_argument("--raw-offset", type=_whole(0), default=0, help="raw files: header bytes to skip")
         sp.add_argument("--downsample", type=_factor, default=1, metavar="F",

@@ -496,6 +496,7 @@ def probe(path: str, options_json: str, mtime: float) -> dict:
         "shape": [int(n) for n in v.data.shape], "dtype": str(v.data.dtype), "spacing": list(v.spacing),
         "from_metadata": bool(v.spacing_from_metadata), "fmt": v.fmt,
         "z_assumed": bool(meta.get("spacing_z_assumed", False)),
+        "spacing_unit": meta.get("spacing_unit"),  # a raw file's header: how its numbers were read
     }
 
 

@@ -156,7 +156,20 @@ def read_options(path, kind: str) -> dict:
                                            help="Every array of two or more dimensions in the file, the largest "
                                                 "first (dark and flat fields are usually small).")
     elif fmt == "raw":
-        st.caption("Raw binary: give its layout.")
+        from core.io.rawheader import header_beside
+
+        try:
+            layout = header_beside(path)
+        except (ValueError, OSError) as exc:
+            raise ValueError(one_sentence(exc)) from None
+        if layout is not None:
+            order = "little-endian" if layout.byte_order == "<" else "big-endian"
+            st.caption(f"Raw binary laid out as its header {layout.header.name} ({layout.kind}) states: "
+                       f"{'×'.join(map(str, layout.shape))} voxels (z×y×x), {layout.dtype}, {order}"
+                       + (f", {layout.offset:,} header bytes" if layout.offset else "") + ".")
+            return opts
+        st.caption("Raw binary: give its layout (or put its header beside it: an ESRF .vol.info or a MetaImage "
+                   ".mhd is read).")
         c = st.columns(5)
         shape = [c[i].number_input(f"size {a} (voxels)", 1, 100_000, 64, key=state.k(state.READ_RAW_SIZE, kind, a))
                  for i, a in enumerate(AXES)]

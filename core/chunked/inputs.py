@@ -12,7 +12,7 @@ read it, a few hundred bytes) that opens the file on every chunk read, so a
 task graph sent to the workers of a cluster carries no voxels, and a worker
 needs to see the input path:
 
-``npy``, ``raw`` and uncompressed contiguous TIFF
+``npy``, ``raw``, ``metaimage`` and uncompressed contiguous TIFF
     :class:`numpy.memmap` of the chunk's bytes (``np.load(mmap_mode="r")``
     layout for ``.npy``, Fortran order included).
 other TIFF (compressed, tiled, multi-file OME)
@@ -398,7 +398,27 @@ def _open_npy(p: Path, opts):
     return _MemmapSource(p, dtype, shape, offset, fortran, zyx), None, {}, os.fspath(p)
 
 
+def _open_layout(layout):
+    """A raw file laid out as a header states (:mod:`core.io.rawheader`): the same checks as its reader."""
+    name = C._name(layout.data)
+    if not layout.data.is_file():
+        raise FileNotFoundError(f"no such file: {name} (the data file of {C._name(layout.header)})")
+    dims, dt = _raw.raw_layout_checked(layout.shape, layout.dtype, layout.byte_order, name)
+    _raw.check_raw_size(layout.data, dims, dt, layout.offset, name)
+    zyx = C._zyx_shape(dims, name)
+    return (_MemmapSource(layout.data, dt, dims, layout.offset, False, zyx), layout.spacing,
+            _raw.layout_meta(layout), os.fspath(layout.data))
+
+
+def _open_metaimage(p: Path, opts):
+    return _open_layout(_raw.read_metaimage_header(p))
+
+
 def _open_raw(p: Path, opts):
+    if opts.shape is None and opts.dtype is None:
+        layout = _raw.header_beside(p)
+        if layout is not None:
+            return _open_layout(layout)
     # read_raw checks shape, dtype and file size; asked in the native byte order (the same sizes) it only maps
     # the file, and the map is not kept
     native = "<" if np.little_endian else ">"
@@ -540,4 +560,4 @@ def _open_zarr_lazy(p: Path, opts):
 
 
 _OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,
-            "zarr": _open_zarr_lazy}
+            "zarr": _open_zarr_lazy, "metaimage": _open_metaimage}

@@ -20,7 +20,10 @@ Supported inputs (see :func:`detect_format`):
 ``"npy"``
     A NumPy ``.npy`` file (memory-mapped by default).
 ``"raw"``
-    Headerless binary (``.raw``, ``.bin``, ``.vol``); needs ``shape`` and ``dtype``.
+    Headerless binary (``.raw``, ``.bin``, ``.vol``); needs ``shape`` and ``dtype``, unless a header beside it
+    states them (ESRF ``X.vol.info``, MetaImage ``X.mhd``: :mod:`.rawheader`).
+``"metaimage"``
+    MetaImage ``.mhd`` (header, with its data file beside it) or ``.mha`` (both in one file).
 
 Loaders never write to or modify their input, and refuse a bad one with one sentence naming the file by
 its name (:class:`InputFileError`, a ``ValueError``): a path that is not a regular file or folder (a FIFO, a
@@ -37,7 +40,8 @@ Phase volumes that are already segmented are turned into the fixed codes
 Layout: :mod:`.load` (``load_volume``, ``detect_format``, ``list_datasets``) looks
 the format up in the reader registry (:mod:`._registry`, ``READERS``); each
 format module registers one reader returning a :class:`Loaded`: :mod:`.tiff`,
-:mod:`.folder` (slices), :mod:`.hdf5`, :mod:`.zarr`, :mod:`.raw` (npy and raw).
+:mod:`.folder` (slices), :mod:`.hdf5`, :mod:`.zarr`, :mod:`.raw` (npy, raw and MetaImage; the headers
+of :mod:`.rawheader`).
 :mod:`.phase_map` maps segmented values to phase codes, :mod:`.save` writes TIFFs,
 :mod:`.downsampling` block-averages on loading.
 """

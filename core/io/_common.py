@@ -16,17 +16,19 @@ import numpy as np
 from .._validate import normalize_spacing
 
 #: Format names accepted by ``load_volume(fmt=...)``.
-FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw")
+FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage")
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _SLICE_SUFFIXES = (".tif", ".tiff", ".png")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 _RAW_SUFFIXES = (".raw", ".bin", ".vol")
+_METAIMAGE_SUFFIXES = (".mhd", ".mha")
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (
     "TIFF (.tif, .tiff, .ome.tif), a folder of .tif/.tiff/.png slices, "
-    "HDF5 (.h5, .hdf5, .hdf, .nxs), zarr (.zarr), NumPy (.npy) and raw binary (.raw, .bin, .vol)"
+    "HDF5 (.h5, .hdf5, .hdf, .nxs), zarr (.zarr), NumPy (.npy), raw binary (.raw, .bin, .vol) and MetaImage "
+    "(.mhd, .mha)"
 )
 
 # Length units found in ImageJ / OME / attribute metadata -> factor to µm.

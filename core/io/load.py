@@ -11,7 +11,7 @@ import numpy as np
 from .._validate import check_choice, normalize_spacing
 from . import folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
-    _HDF5_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError, Loaded, ReadOptions,
+    _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError, Loaded, ReadOptions,
     Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
 )
 from ._registry import READERS
@@ -36,7 +36,8 @@ def detect_format(path: str | os.PathLike) -> str:
         a folder holding ``.tif``/``.tiff``/``.png`` files -> ``"slices"``; a
         ``.zarr`` path or a folder holding a zarr store -> ``"zarr"``;
         ``.h5``/``.hdf5``/``.hdf``/``.nxs`` -> ``"hdf5"``; ``.npy`` -> ``"npy"``;
-        ``.raw``/``.bin``/``.vol`` -> ``"raw"``.  Suffixes are case-insensitive.
+        ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``.  Suffixes are
+        case-insensitive.
 
     Raises
     ------
@@ -61,6 +62,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "npy"
     if suffix in _RAW_SUFFIXES:
         return "raw"
+    if suffix in _METAIMAGE_SUFFIXES:
+        return "metaimage"
     raise InputFileError(
         f"unknown file format for {_name(p)} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")
 
@@ -151,9 +154,11 @@ def load_volume(
         HDF5 / zarr only: which array to read (see :func:`list_datasets`).  May
         be omitted when the file holds exactly one array with 2 or more dimensions.
     shape : sequence of 2 or 3 int, optional
-        Raw only (required): array shape ``(z, y, x)`` (or ``(y, x)``).
+        Raw only: array shape ``(z, y, x)`` (or ``(y, x)``).  Required with ``dtype``, unless both are left out
+        and a header beside the file states the layout (:func:`core.io.rawheader.header_beside`: ESRF
+        ``X.vol.info``, MetaImage ``X.mhd``; its voxel size is then the file's).
     dtype : numpy dtype or str, optional
-        Raw only (required): voxel type, e.g. ``"uint16"``.
+        Raw only: voxel type, e.g. ``"uint16"`` (see ``shape``).
     byte_order : {"<", ">"}
         Raw only: little (``"<"``, default) or big (``">"``) endian.
     offset : int

@@ -1,4 +1,5 @@
-"""NumPy ``.npy`` files and headerless raw binary (``.raw``, ``.bin``, ``.vol``); both memory-mapped by default."""
+"""NumPy ``.npy`` files, headerless raw binary (``.raw``, ``.bin``, ``.vol``; the layout given, or read from a header
+beside the file) and MetaImage (``.mhd`` / ``.mha``); all memory-mapped by default."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx, _zyx_shape
 from ._registry import register
+from .rawheader import RawLayout, header_beside, read_metaimage_header
 
 
 def _npy_header(path: Path, name: str) -> tuple[tuple[int, ...], np.dtype, bool, int]:
@@ -65,10 +67,25 @@ def read_npy(path: Path, opts: ReadOptions) -> Loaded:
 
 @register("raw", target="file", options=("shape", "dtype", "byte_order", "offset"))
 def read_raw(path: Path, opts: ReadOptions) -> Loaded:
-    shape, dtype, byte_order, offset = opts.shape, opts.dtype, opts.byte_order, int(opts.offset)
+    """Headerless binary: the layout from ``opts`` (``shape`` and ``dtype`` both), else from a header beside the
+    file (:func:`core.io.rawheader.header_beside`: ESRF ``X.vol.info``, MetaImage ``X.mhd``)."""
     name = _name(path)
+    if opts.shape is None and opts.dtype is None:
+        layout = header_beside(path)
+        if layout is not None:
+            return _read_layout(layout, opts.mmap)
+    shape, dtype, byte_order, offset = opts.shape, opts.dtype, opts.byte_order, int(opts.offset)
     if shape is None or dtype is None:
-        raise ValueError(f"reading the raw file {name} needs its shape (z, y, x) and dtype (e.g. uint16)")
+        raise ValueError(f"reading the raw file {name} needs its shape (z, y, x) and dtype (e.g. uint16), or a "
+                         f"header beside it that states them ({name}.info as ESRF writes, or a MetaImage "
+                         f"{Path(name).stem}.mhd)")
+    dims, dt = raw_layout_checked(shape, dtype, byte_order, name)
+    data = _read_binary(path, dims, dt, offset, opts.mmap, name)
+    return Loaded(_to_zyx(data, name), None, {"byte_order": byte_order, "offset": offset}, os.fspath(path))
+
+
+def raw_layout_checked(shape, dtype, byte_order: str, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The raw ``shape`` as ints (2 or 3 positive) and ``dtype`` with ``byte_order``, or the error that says why not."""
     try:
         dims = tuple(int(n) for n in shape)
         if any(not float(s).is_integer() for s in shape):
@@ -84,7 +101,11 @@ def read_raw(path: Path, opts: ReadOptions) -> Loaded:
                         "float32)") from exc
     if dt.kind not in "biuf":
         raise ValueError(f"the raw dtype of {name} must be a boolean, integer or floating-point type, got {dt}")
-    dt = dt.newbyteorder(byte_order) if dt.itemsize > 1 else dt
+    return dims, (dt.newbyteorder(byte_order) if dt.itemsize > 1 else dt)
+
+
+def check_raw_size(path: Path, dims, dt: np.dtype, offset: int, name: str) -> None:
+    """Refuse a file whose bytes after ``offset`` are not exactly ``dims`` of ``dt``."""
     expected = math.prod(dims) * dt.itemsize  # Python ints: no overflow for absurd shapes
     size = path.stat().st_size
     if offset > size:
@@ -95,9 +116,33 @@ def read_raw(path: Path, opts: ReadOptions) -> Loaded:
             f"raw file {name} has {actual} bytes after the {offset}-byte header ({size} in total), "
             f"but shape {dims} of {dt.name} needs {expected} bytes"
         )
-    if opts.mmap and dt.isnative:
+
+
+def _read_binary(path: Path, dims, dt: np.dtype, offset: int, mmap: bool, name: str) -> np.ndarray:
+    check_raw_size(path, dims, dt, offset, name)
+    if mmap and dt.isnative:
         data = np.memmap(path, dtype=dt, mode="r", offset=offset, shape=dims)
     else:
         data = np.fromfile(path, dtype=dt, count=int(np.prod(dims)), offset=offset).reshape(dims)
-    data = _check_numeric(data, name)
-    return Loaded(_to_zyx(data, name), None, {"byte_order": byte_order, "offset": offset}, os.fspath(path))
+    return _check_numeric(data, name)
+
+
+def layout_meta(layout: RawLayout) -> dict:
+    """The volume metadata of a layout read from a header."""
+    return {"byte_order": layout.byte_order, "offset": int(layout.offset), "header": _name(layout.header),
+            "layout_from": layout.kind, **layout.notes}
+
+
+def _read_layout(layout: RawLayout, mmap: bool) -> Loaded:
+    name = _name(layout.data)
+    if not layout.data.is_file():
+        raise FileNotFoundError(f"no such file: {name} (the data file of {_name(layout.header)})")
+    dims, dt = raw_layout_checked(layout.shape, layout.dtype, layout.byte_order, name)
+    data = _read_binary(layout.data, dims, dt, layout.offset, mmap, name)
+    return Loaded(_to_zyx(data, name), layout.spacing, layout_meta(layout), os.fspath(layout.data))
+
+
+@register("metaimage", target="file")
+def read_metaimage(path: Path, opts: ReadOptions) -> Loaded:
+    """A MetaImage (``.mhd`` + its data file, or ``.mha``): the layout and voxel size from its header."""
+    return _read_layout(read_metaimage_header(path), opts.mmap)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.io import save_tiff
@@ -101,6 +102,46 @@ def test_add_file_from_data_folder_and_bad_file(empty_ws, env):
     [s] = empty_ws.list_samples()
     assert (s.name, s.group_label, s.spacing) == ("scan", "batch 7", (0.5, 0.3, 0.3))
     assert s.source == str(data / "scan.tif")
+
+
+def test_raw_volume_with_a_header_beside_it_needs_no_layout(empty_ws, env):
+    """An ESRF reconstruction (X.vol with X.vol.info): the layout and voxel size from the header, no layout
+    inputs; a MetaImage .mhd: its spacing read as mm and said so; a raw file without a header asks its layout."""
+    data = env / "data"
+    vol = (np.arange(6 * 8 * 10).reshape(6, 8, 10) % 97).astype(np.float32)
+    (data / "rec.vol").write_bytes(vol.tobytes())
+    (data / "rec.vol.info").write_text("! PyHST_SLAVE VOLUME INFO FILE\nNUM_X = 10\nNUM_Y = 8\nNUM_Z = 6\n"
+                                       "voxelSize = 0.05\nBYTEORDER = LOWBYTEFIRST\n")
+    (data / "ct.raw").write_bytes(vol.astype("<u2").tobytes())
+    (data / "ct.mhd").write_text("ObjectType = Image\nNDims = 3\nDimSize = 10 8 6\nElementType = MET_USHORT\n"
+                                 "ElementSpacing = 0.0007 0.0007 0.0007\nElementDataFile = ct.raw\n")
+    (data / "bare.raw").write_bytes(vol.tobytes())
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert "rec.vol.info" not in " ".join(at.selectbox(key=state.k(state.ADD_FILE, "root")).options)
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("rec.vol").run()
+    no_exception(at)
+    assert not at.error
+    assert any("header rec.vol.info (ESRF .vol.info) states: 6×8×10 voxels (z×y×x), float32" in c.value
+               for c in at.caption)
+    assert not [n for n in at.number_input if n.key and n.key.startswith(state.READ_RAW_SIZE)]
+    scope = ("add", "file", file_browser.path_token(data / "rec.vol"))
+    assert at.number_input(key=state.k(state.META_SPACING, *scope, "x")).value == 0.05
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.spacing == (0.05, 0.05, 0.05)
+    np.testing.assert_array_equal(empty_ws.load_volume(s), vol)
+    # MetaImage: millimetres by the format's convention, said so in the caption
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("ct.mhd").run()
+    no_exception(at)
+    assert any("read as mm (the MetaImage convention): CHECK IT" in c.value for c in at.caption)
+    scope = ("add", "file", file_browser.path_token(data / "ct.mhd"))
+    assert at.number_input(key=state.k(state.META_SPACING, *scope, "z")).value == pytest.approx(0.7)
+    # no header: the layout is asked
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("bare.raw").run()
+    no_exception(at)
+    assert [n for n in at.number_input if n.key and n.key.startswith(state.READ_RAW_SIZE)]
 
 
 def test_an_hdf5_file_offers_its_largest_array_first(empty_ws, env):

@@ -1,0 +1,247 @@
+"""Raw volumes whose layout a small text header states, so that nobody types it.
+
+Two headers are read:
+
+ESRF ``X.vol.info`` beside ``X.vol``
+    What PyHST2 and nabu write beside a reconstructed volume (ESRF beamlines such as ID16A, where nano-
+    holotomography of battery electrodes is done): ``NUM_X``, ``NUM_Y``, ``NUM_Z``, ``voxelSize`` (µm),
+    ``BYTEORDER`` (``LOWBYTEFIRST`` / ``HIGHBYTEFIRST``); the voxels are float32 unless a ``DATA_TYPE`` line
+    names another type.
+MetaImage (``.mhd`` beside its data file, or ``.mha`` holding both)
+    ITK's format, written by 3D Slicer, Avizo / Amira, Dragonfly and ITK-based tools: ``NDims``, ``DimSize``
+    (x y z), ``ElementType``, ``ElementSpacing`` (x y z), ``BinaryDataByteOrderMSB``, ``HeaderSize``,
+    ``ElementDataFile``.  MetaImage states no length unit; its convention (ITK, Slicer) is millimetres, so the
+    spacing is read as mm, and the metadata says so (``spacing_unit``) for the user to check.
+
+Both are plain ``key = value`` lines.  A data file a header names must be a file name in the header's own folder
+(no path: a header cannot send the reader elsewhere).  Compressed, ASCII, multi-channel and list-of-files
+MetaImages are refused in one sentence.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._common import InputFileError, _name
+
+__all__ = ["RawLayout", "header_beside", "read_metaimage_header", "read_vol_info"]
+
+#: Bytes of a header read at most (a header is a few hundred bytes; an ``.mha`` is followed by its voxels).
+MAX_HEADER_BYTES = 1 << 16
+
+_MET_TYPES = {
+    "MET_UCHAR": "uint8", "MET_CHAR": "int8", "MET_USHORT": "uint16", "MET_SHORT": "int16",
+    "MET_UINT": "uint32", "MET_INT": "int32", "MET_ULONG_LONG": "uint64", "MET_LONG_LONG": "int64",
+    "MET_FLOAT": "float32", "MET_DOUBLE": "float64",
+}
+_TRUE = ("true", "1", "yes")
+
+
+@dataclass(frozen=True)
+class RawLayout:
+    """Where and how a header says a raw volume's voxels lie.
+
+    Attributes
+    ----------
+    data : Path
+        The binary file.
+    shape : (Z, Y, X) tuple of int
+        C order, x fastest (a 2D image has Z = 1).
+    dtype : str
+        A numpy type name (native; see ``byte_order``).
+    byte_order : {"<", ">"}
+    offset : int
+        Bytes before the first voxel.
+    spacing : (3,) float, µm, or None
+        The voxel size the header states, z, y, x.
+    header : Path
+    kind : {"ESRF .vol.info", "MetaImage"}
+    notes : dict
+        For the volume's metadata (``spacing_unit``: how the header's spacing was read).
+    """
+
+    data: Path
+    shape: tuple[int, int, int]
+    dtype: str
+    byte_order: str
+    offset: int
+    spacing: tuple[float, float, float] | None
+    header: Path
+    kind: str
+    notes: dict = field(default_factory=dict)
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """``key = value`` lines (keys upper-cased; comments and lines without ``=`` skipped)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "!#" or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        out[key.strip().upper()] = value.strip()
+    return out
+
+
+def _ints(value: str | None, what: str, name: str, count: tuple[int, ...]) -> list[int]:
+    try:
+        out = [int(v) for v in (value or "").split()]
+    except ValueError:
+        out = []
+    if len(out) not in count or any(n < 1 for n in out):
+        raise InputFileError(f"header {name}: {what} must be {' or '.join(map(str, count))} positive whole "
+                             f"numbers, got {value!r}")
+    return out
+
+
+def _positive(value: str | None) -> list[float] | None:
+    try:
+        out = [float(v) for v in (value or "").split()]
+    except ValueError:
+        return None
+    return out if out and all(np.isfinite(v) and v > 0 for v in out) else None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_HEADER_BYTES)
+    except OSError as exc:
+        raise InputFileError(f"cannot read the header {_name(path)} ({exc.strerror or exc})") from None
+    return raw.decode("latin-1")
+
+
+def _data_file(header: Path, value: str) -> Path:
+    """The data file a header names: a plain file name in the header's folder."""
+    value = value.strip()
+    if not value or os.path.basename(value) != value or value in (".", ".."):
+        raise InputFileError(f"header {_name(header)} names its data file {value!r}: only a file name in the "
+                             "header's own folder is read")
+    return header.parent / value
+
+
+def read_vol_info(info: str | os.PathLike, data: str | os.PathLike | None = None) -> RawLayout:
+    """The layout an ESRF ``.vol.info`` states for its ``.vol`` (``data``; default: the info's name less ``.info``).
+
+    Raises
+    ------
+    InputFileError
+        The header lacks ``NUM_X`` / ``NUM_Y`` / ``NUM_Z``, or states a byte order or data type not understood.
+    """
+    info = Path(info)
+    data = Path(data) if data is not None else info.with_suffix("")
+    name = _name(info)
+    kv = _pairs(_read_text(info))
+    dims = [_ints(kv.get(k), k, name, (1,))[0] for k in ("NUM_Z", "NUM_Y", "NUM_X")]
+    order = kv.get("BYTEORDER", "LOWBYTEFIRST").upper()
+    if order not in ("LOWBYTEFIRST", "HIGHBYTEFIRST"):
+        raise InputFileError(f"header {name}: BYTEORDER must be LOWBYTEFIRST or HIGHBYTEFIRST, got {order!r}")
+    dtype = kv.get("DATA_TYPE", "float32")
+    try:
+        dt = np.dtype(dtype.lower())
+    except TypeError:
+        dt = None
+    if dt is None or dt.kind not in "iuf":
+        raise InputFileError(f"header {name}: DATA_TYPE {dtype!r} is not a numeric voxel type (e.g. float32)")
+    size = _positive(kv.get("VOXELSIZE"))
+    spacing = (size[0],) * 3 if size and len(size) == 1 else None
+    return RawLayout(data=data, shape=(dims[0], dims[1], dims[2]), dtype=dt.name,
+                     byte_order="<" if order == "LOWBYTEFIRST" else ">", offset=0, spacing=spacing, header=info,
+                     kind="ESRF .vol.info", notes={"spacing_unit": "µm (voxelSize)"} if spacing else {})
+
+
+def read_metaimage_header(path: str | os.PathLike) -> RawLayout:
+    """The layout a MetaImage header states (``.mhd``, or ``.mha`` with its voxels after the header).
+
+    Raises
+    ------
+    InputFileError
+        Not a MetaImage header, or one this reader refuses (compressed, ASCII, several channels or files, an
+        unknown element type, a data file outside the header's folder).
+    """
+    path = Path(path)
+    name = _name(path)
+    text = _read_text(path)
+    # the header ends at the ElementDataFile line (the format puts it last); an .mha's voxels follow it
+    lines, end = [], 0
+    for line in text.splitlines(keepends=True):
+        end += len(line.encode("latin-1"))
+        lines.append(line)
+        if line.strip().upper().startswith("ELEMENTDATAFILE"):
+            break
+    else:
+        raise InputFileError(f"{name} is not a MetaImage header (no ElementDataFile line)")
+    kv = _pairs("".join(lines))
+    if kv.get("OBJECTTYPE", "Image").lower() != "image":
+        raise InputFileError(f"{name}: MetaImage object {kv['OBJECTTYPE']!r} is not an image")
+    ndims = _ints(kv.get("NDIMS"), "NDims", name, (1,))[0]
+    if ndims not in (2, 3):
+        raise InputFileError(f"{name}: a MetaImage of {ndims} dimensions is not a volume (2 or 3)")
+    xyz = _ints(kv.get("DIMSIZE"), "DimSize", name, (ndims,))
+    if int(kv.get("ELEMENTNUMBEROFCHANNELS", "1") or 1) != 1:
+        raise InputFileError(f"{name}: a MetaImage with several channels per voxel is not a greyscale volume")
+    if kv.get("COMPRESSEDDATA", "false").lower() in _TRUE:
+        raise InputFileError(f"{name} is a compressed MetaImage, which is not read: save it uncompressed, or as "
+                             "a TIFF")
+    if kv.get("BINARYDATA", "true").lower() not in _TRUE:
+        raise InputFileError(f"{name} stores its voxels as text (BinaryData = False), which is not read")
+    etype = kv.get("ELEMENTTYPE", "").upper()
+    if etype not in _MET_TYPES:
+        raise InputFileError(f"{name}: ElementType {etype or 'missing'!r} is not read (one of "
+                             f"{', '.join(_MET_TYPES)})")
+    msb = kv.get("BINARYDATABYTEORDERMSB", kv.get("ELEMENTBYTEORDERMSB", "false")).lower() in _TRUE
+    target = kv.get("ELEMENTDATAFILE", "")
+    if target.upper().startswith("LIST") or "%" in target:
+        raise InputFileError(f"{name}: a MetaImage spread over several data files is not read")
+    local = target.upper() == "LOCAL"
+    data = path if local else _data_file(path, target)
+    try:
+        skip = int(kv.get("HEADERSIZE", "0") or 0)
+    except ValueError:
+        raise InputFileError(f"{name}: HeaderSize {kv['HEADERSIZE']!r} is not a whole number") from None
+    dims = tuple(reversed(xyz)) if ndims == 3 else (1, xyz[1], xyz[0])
+    dt = np.dtype(_MET_TYPES[etype])
+    if skip == -1:  # the voxels are the data file's last bytes
+        try:
+            size = data.stat().st_size
+        except OSError:
+            raise FileNotFoundError(f"no such file: {_name(data)} (the data file of {name})") from None
+        skip = max(0, size - int(np.prod(dims, dtype=np.int64)) * dt.itemsize)
+    elif skip < 0:
+        raise InputFileError(f"{name}: HeaderSize must be -1 or a number of bytes, got {skip}")
+    offset = (end if local else 0) + skip
+    sp = _positive(kv.get("ELEMENTSPACING", kv.get("ELEMENTSIZE")))
+    spacing = None
+    if sp is not None and len(sp) == ndims:
+        zyx = tuple(reversed(sp)) if ndims == 3 else (sp[0], sp[1], sp[0])
+        spacing = tuple(1000.0 * v for v in zyx)  # mm, the format's convention -> µm
+    return RawLayout(data=data, shape=dims, dtype=dt.name, byte_order=">" if msb else "<", offset=offset,
+                     spacing=spacing, header=path, kind="MetaImage",
+                     notes={"spacing_unit": "mm (the MetaImage convention)"} if spacing else {})
+
+
+def header_beside(path: str | os.PathLike) -> RawLayout | None:
+    """The layout a header beside the raw file ``path`` states, or None when there is none.
+
+    Looked for: ``<path>.info`` (ESRF: ``X.vol.info`` beside ``X.vol``), then a MetaImage ``.mhd`` of the same
+    stem whose ``ElementDataFile`` is this file.
+
+    Raises
+    ------
+    InputFileError
+        A header is there but cannot be used (see :func:`read_vol_info`, :func:`read_metaimage_header`).
+    """
+    path = Path(path)
+    info = Path(os.fspath(path) + ".info")
+    if info.is_file():
+        return read_vol_info(info, path)
+    mhd = path.with_suffix(".mhd")
+    if mhd.is_file():
+        layout = read_metaimage_header(mhd)
+        if layout.data.name == path.name:
+            return layout
+    return None
