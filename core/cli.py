@@ -130,12 +130,17 @@ def _input_spec(args):
     factor = getattr(args, "downsample", 1) or 1
     if getattr(args, "phase_map", None) and factor > 1:
         raise CLIError("--downsample cannot be used with --phase-map (block means of phase codes are not phases)")
-    return FileInput(
-        path=Path(args.input), dataset=getattr(args, "dataset", None) or None,
-        shape=tuple(args.raw_shape) if getattr(args, "raw_shape", None) else None,
-        dtype=getattr(args, "raw_dtype", None) or None, offset=int(getattr(args, "raw_offset", 0) or 0),
-        phase_map=getattr(args, "phase_map", None) or None, downsample=factor,
-    )
+    crop = getattr(args, "crop", None)
+    try:
+        return FileInput(
+            path=Path(args.input), dataset=getattr(args, "dataset", None) or None,
+            shape=tuple(args.raw_shape) if getattr(args, "raw_shape", None) else None,
+            dtype=getattr(args, "raw_dtype", None) or None, offset=int(getattr(args, "raw_offset", 0) or 0),
+            crop=list(zip(crop[::2], crop[1::2])) if crop else None,
+            phase_map=getattr(args, "phase_map", None) or None, downsample=factor,
+        )
+    except ValueError as exc:  # core.inputs.InputError: a crop whose start is not below its stop
+        raise CLIError(f"--crop: {exc}") from None
 
 
 def _load_input(args):
@@ -743,10 +748,15 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--spacing", nargs="+", type=_voxel_size, action=_Spacing, metavar="UM",
                         help="voxel size in µm: one value (isotropic) or three (Z Y X)")
         sp.add_argument("--dataset", help="HDF5/Zarr dataset name")
-        sp.add_argument("--raw-shape", nargs=3, type=_whole(1), metavar=("Z", "Y", "X"), help="raw files: shape (not needed where a header beside "
-                        "the file states it: ESRF X.vol.info, MetaImage X.mhd)")
+        sp.add_argument("--raw-shape", nargs=3, type=_whole(1), metavar=("Z", "Y", "X"),
+                        help="raw files: shape (not needed where a header beside the file states it: ESRF "
+                             "X.vol.info, MetaImage X.mhd)")
         sp.add_argument("--raw-dtype", type=_dtype, help="raw files: dtype such as uint16 or float32")
         sp.add_argument("--raw-offset", type=_whole(0), default=0, help="raw files: header bytes to skip")
+        sp.add_argument("--crop", nargs=6, type=_whole(0), metavar=("Z0", "Z1", "Y0", "Y1", "X0", "X1"),
+                        help="analyse only this region of interest: voxels Z0 to Z1 (Z1 excluded), Y0 to Y1, X0 to "
+                             "X1 of the file, before any downsampling (e.g. to leave out the current collector or "
+                             "the corners outside a reconstruction's circle)")
         sp.add_argument("--downsample", type=_factor, default=1, metavar="F",
                         help="block-average F×F×F voxels into one before the analysis (1-8; default 1 = none); the "
                              "outputs are on the coarser grid and the voxel size is multiplied by F. Use it when the "

@@ -10,7 +10,7 @@ JSON form (:func:`input_to_dict` / :func:`input_from_dict`, the ``input`` of a
 recipe)::
 
     {"path": "scan.tif", "format": ..., "dataset": ..., "shape": [z, y, x], "dtype": ...,
-     "byte_order": "<", "offset": 0, "phase_map": ..., "downsample": 1}
+     "byte_order": "<", "offset": 0, "crop": [[z0, z1], [y0, y1], [x0, x1]], "phase_map": ..., "downsample": 1}
     {"demo": "cycled-1C", "seed": 1, "shape": [160, 160, 160], "downsample": 1}
 
 Every key but ``path`` / ``demo`` is optional; defaults are not written.
@@ -41,9 +41,10 @@ __all__ = [
 ]
 
 DEMO_PREFIX = "demo:"
-_FILE_KEYS = ("path", "format", "dataset", "shape", "dtype", "byte_order", "offset", "phase_map", "downsample")
+_FILE_KEYS = ("path", "format", "dataset", "shape", "dtype", "byte_order", "offset", "crop", "phase_map",
+              "downsample")
 _DEMO_KEYS = ("demo", "seed", "shape", "downsample")
-_READ_KEYS = ("fmt", "dataset", "shape", "dtype", "byte_order", "offset")
+_READ_KEYS = ("fmt", "dataset", "shape", "dtype", "byte_order", "offset", "crop")
 
 
 class InputError(ValueError):
@@ -73,6 +74,9 @@ class FileInput:
         Raw files.
     offset : int
         Raw files: header bytes to skip.
+    crop : 3 (start, stop) pairs of int, or None
+        A region of interest in voxels of the file along z, y, x (stop excluded), read alone
+        (:func:`core.io.load_volume`'s ``crop``); before any downsampling.
     phase_map : str or dict or None
         Set for a pre-segmented phase volume: voxel value -> phase, as
         accepted by :func:`core.io.load_phases`.
@@ -88,11 +92,18 @@ class FileInput:
     dtype: str | None = None
     byte_order: str = "<"
     offset: int = 0
+    crop: tuple | None = None
     phase_map: str | dict | None = None
     downsample: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
+        from .io._common import normalize_crop
+
+        try:
+            object.__setattr__(self, "crop", normalize_crop(self.crop))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{self.path.name}: {exc}") from None
         if self.shape is not None:
             try:
                 object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
@@ -123,10 +134,14 @@ class FileInput:
             kw["byte_order"] = self.byte_order
         if self.offset:
             kw["offset"] = int(self.offset)
+        if self.crop is not None:
+            kw["crop"] = [list(pair) for pair in self.crop]
         return kw
 
     def describe(self) -> str:
-        return os.fspath(self.path) + (f" (downsampled by {self.downsample})" if self.downsample > 1 else "")
+        crop = (" (cropped to " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", self.crop)) + ")"
+                if self.crop is not None else "")
+        return os.fspath(self.path) + crop + (f" (downsampled by {self.downsample})" if self.downsample > 1 else "")
 
 
 @dataclass(frozen=True)
@@ -233,6 +248,15 @@ def _phase_map(value, what: str):
 # --------------------------------------------------------------------------- JSON form
 
 
+def _crop(value, what: str):
+    from .io._common import normalize_crop
+
+    try:
+        return normalize_crop(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
 def _demo_from_dict(d: Mapping, where: str) -> DemoInput:
     from .synth import DEMO_ELECTRODES
 
@@ -267,9 +291,10 @@ def _file_from_dict(d: Mapping, where: str, base_dir: Path | None) -> FileInput:
     if byte_order not in ("<", ">"):
         raise InputError(f"{where} byte_order must be '<' (little endian) or '>' (big endian), got {byte_order!r}")
     offset = _int(d.get("offset", 0), f"{where} offset", minimum=0)
+    crop = _crop(d.get("crop"), f"{where} crop")
     phase_map = _phase_map(d["phase_map"], f"{where} phase_map") if d.get("phase_map") is not None else None
     return FileInput(path=Path(os.path.normpath(path)), format=fmt, dataset=dataset, shape=shape, dtype=dtype,
-                     byte_order=byte_order, offset=offset, phase_map=phase_map,
+                     byte_order=byte_order, offset=offset, crop=crop, phase_map=phase_map,
                      downsample=_downsample(d.get("downsample", 1), f"{where} downsample"))
 
 
@@ -331,6 +356,8 @@ def input_to_dict(inp: InputSpec, *, relative_to: str | os.PathLike | None = Non
         d["byte_order"] = inp.byte_order
     if inp.offset:
         d["offset"] = int(inp.offset)
+    if inp.crop is not None:
+        d["crop"] = [list(pair) for pair in inp.crop]
     if inp.phase_map is not None:
         d["phase_map"] = (inp.phase_map if isinstance(inp.phase_map, str)
                           else {str(k): v for k, v in inp.phase_map.items()})
@@ -372,7 +399,7 @@ def input_from_source(source: str, options: Mapping | None = None) -> InputSpec:
         # absolute but links kept: the dashboard confines the stored path again before reading (ui.confine)
         path=Path(os.path.abspath(Path(source).expanduser())), format=read.get("fmt"), dataset=read.get("dataset"),
         shape=tuple(int(n) for n in shape) if shape else None, dtype=read.get("dtype"),
-        byte_order=read.get("byte_order", "<"), offset=int(read.get("offset", 0)),
+        byte_order=read.get("byte_order", "<"), offset=int(read.get("offset", 0)), crop=read.get("crop"),
         phase_map=options.get("phase_map"), downsample=options.get("downsample", 1),
     )
 
@@ -476,6 +503,8 @@ def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | 
                else load_volume(spec.path, **kw))
         data, sp = vol.data, vol.spacing
         info = {"source": vol.source, "format": vol.fmt, "spacing_from_metadata": vol.spacing_from_metadata}
+        if spec.crop is not None:
+            info.update(crop=[list(pair) for pair in spec.crop], shape_file=list(vol.metadata.get("shape_read", [])))
     else:
         raise TypeError(f"input must be a FileInput or DemoInput, got {type(spec).__name__}")
     if spec.downsample > 1:

@@ -75,8 +75,12 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                     ("add", "file", token), name=pick.name, group="", spacing=info["spacing"], axis=0,
                     side="auto", spacing_help="The file's voxel size; pre-filled from its metadata where present.")
                 usable, pmap = phase_map_view.already_segmented(pick.path, opts, "file", token)
+                crop, crop_ok = samples_view.crop_picker(pick.path, opts, info["shape"], "file", token)
+                if crop is not None:
+                    opts = {**opts, "crop": crop}
                 factor = 1 if pmap else widgets.downsample_picker(state.k(state.ADD_DOWNSAMPLE, "file", token),
-                                                                  info["shape"])
+                                                                  samples_view.cropped_shape(info["shape"], crop))
+                usable = usable and crop_ok
                 if st.button("Add this file", key=state.k(state.ADD_SUBMIT, "file"), type="primary",
                              disabled=meta is None or not usable) and meta is not None and usable:
                     _add(pick.name, str(pick.path), meta, _options(opts, info, pmap), factor)
@@ -98,8 +102,12 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                                              group="", spacing=info["spacing"], axis=0, side="auto",
                                              spacing_help="The file's voxel size.")
                 usable, pmap = phase_map_view.already_segmented(path, opts, "upload", up.file_id)
+                crop, crop_ok = samples_view.crop_picker(path, opts, info["shape"], "upload", up.file_id)
+                if crop is not None:
+                    opts = {**opts, "crop": crop}
                 factor = 1 if pmap else widgets.downsample_picker(
-                    state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id), info["shape"])
+                    state.k(state.ADD_DOWNSAMPLE, "upload", up.file_id), samples_view.cropped_shape(info["shape"], crop))
+                usable = usable and crop_ok
                 if st.button("Add uploaded volume", key=state.k(state.ADD_SUBMIT, "upload"), type="primary",
                              disabled=meta is None or not usable) and meta is not None and usable:
                     error = _add(file_browser.sample_name(path), str(path), meta, _options(opts, info, pmap), factor)
@@ -114,6 +122,7 @@ st.header(f"{sample.name}")
 page.demo_badge(sample)
 samples_view.details_section(ws, sample)
 phase_map_view.edit_section(ws, sample)
+samples_view.crop_section(ws, sample)
 samples_view.attributes_section(ws, sample)
 ref, vol = page.read_volume(ws, sample)
 if vol is not None:

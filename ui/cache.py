@@ -500,6 +500,24 @@ def probe(path: str, options_json: str, mtime: float) -> dict:
     }
 
 
+#: Formats whose single z plane is read without reading more planes (a page, a file, the bytes of a plane): the
+#: add form's crop preview reads a plane of these, of others (HDF5 / Zarr chunked in z) only up to LAZY_VOXELS.
+PLANE_FORMATS = ("tiff", "slices", "raw", "npy", "metaimage")
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading a slice…")
+def file_plane(path: str, options_json: str, mtime: float, z: int) -> np.ndarray | None:
+    """Plane ``z`` of a volume file (whole, not cropped), or None where reading it would read far more than a
+    plane (:data:`PLANE_FORMATS`); ``mtime`` only keys the cache."""
+    from core.chunked import open_lazy_array
+
+    opts = {k: v for k, v in json.loads(options_json).items() if k != "crop"}
+    arr, lazy = open_lazy_array(path, **opts)
+    if lazy.fmt not in PLANE_FORMATS and arr.size > LAZY_VOXELS:
+        return None
+    return np.asarray(arr[int(z)])
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def datasets(path: str, mtime: float) -> list[tuple[str, tuple, str]]:
     """Arrays in an HDF5 file or zarr store (:func:`core.io.list_datasets`)."""

@@ -159,6 +159,128 @@ def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
     return options, info
 
 
+CROP_HELP = ("Analyse only a box of the volume, in voxels of the file (before any downsampling): leave out the current "
+             "collector, the separator, empty margins, or the corners outside a reconstruction's circle, which would "
+             "otherwise count as pore around the particles they cut.")
+
+
+def crop_picker(path: Path, options: dict, shape, kind: str, token: str) -> tuple[list[list[int]] | None, bool]:
+    """The add form's *Region of interest*: a range of voxels along z, y and x (a slider each, the whole volume
+    by default) and the middle plane of the box with the box drawn on it.
+
+    Returns
+    -------
+    (list of 3 [start, stop] or None, bool)
+        The crop (stop excluded, voxels of the file; None for the whole volume), and whether it may be used (an
+        empty range may not: the page says why).
+    """
+    with st.expander("Region of interest (crop)", icon=":material/crop:"):
+        st.caption(CROP_HELP)
+        # the sliders and the preview (a plane read from the file) only when asked for
+        if not st.toggle("Crop the volume", key=state.k(state.ADD_CROP, kind, token, "on")):
+            return None, True
+        return _crop_controls(path, options, shape, lambda axis: state.k(state.ADD_CROP, kind, token, axis), None)
+
+
+def _crop_controls(path: Path, options: dict, shape, key_of, initial) -> tuple[list[list[int]] | None, bool]:
+    """The sliders of a crop (``key_of(axis)`` names one, ``initial`` the box they start at, None the whole) and
+    the preview; returns what :func:`crop_picker` returns."""
+    shape = [int(n) for n in shape]
+    cols = st.columns(3)
+    box = []
+    for i, (col, axis, n) in enumerate(zip(cols, "zyx", shape)):
+        if n < 2:
+            box.append([0, n])
+            continue
+        key = key_of(axis)
+        start = tuple(int(v) for v in initial[i]) if initial is not None else (0, n)
+        state.init(key, start)
+        lo, hi = col.slider(f"{axis} range (voxels)", 0, n, key=key)
+        box.append([int(lo), int(hi)])
+    if any(hi - lo < 1 for lo, hi in box):
+        st.error("The box is empty along " + ", ".join(a for a, (lo, hi) in zip("zyx", box) if hi - lo < 1)
+                 + ": give each range at least one voxel.")
+        return None, False
+    whole = all(lo == 0 and hi == n for (lo, hi), n in zip(box, shape))
+    size = "×".join(str(hi - lo) for lo, hi in box)
+    st.caption("The whole volume." if whole else f"Cropped to {size} voxels (z×y×x).")
+    z = (box[0][0] + box[0][1] - 1) // 2
+    try:
+        plane = cache.file_plane(str(path), json.dumps(options, sort_keys=True), path.stat().st_mtime, z)
+    except (OSError, ValueError, TypeError, MemoryError) as exc:
+        st.caption(f"No preview: {one_sentence(exc)}")
+        plane = None
+    if plane is not None:
+        st.image(render.upscale(crop_preview(plane, box[1], box[2]), 480), width=480,
+                 caption=f"z = {z} (the middle of the box): the box bright, the rest dimmed")
+    elif not whole:
+        st.caption("No preview for a file this size stored in chunks: check the box on the sample's slices "
+                   "once added.")
+    return (None if whole else box), True
+
+
+def crop_section(ws: Workspace, sample: Sample) -> None:
+    """A file sample's region of interest, editable (the add form's sliders, at the box stored); saved for the
+    next analysis, the analyses made before keep theirs."""
+    spec = sample.input
+    if sample.is_demo or not hasattr(spec, "crop"):
+        return
+    sid = sample.id
+    so = dict(sample.source_options)
+    read = {k: v for k, v in (so.get("read") or {}).items() if k != "crop"}
+    stored = (so.get("read") or {}).get("crop")
+    title = "Region of interest (crop)" + (" · " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", stored))
+                                           if stored else "")
+    with st.expander(title, icon=":material/crop:"):
+        st.caption(("Analysed: " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", stored))
+                    + " (voxels of the file, stops excluded)." if stored else "Analysed: the whole volume.")
+                   + " " + CROP_HELP)
+        # the sliders and the preview (a plane read from the file) only when asked for
+        if not st.toggle("Change the region", key=state.k(state.EDIT_CROP_OPEN, sid)):
+            return
+        path = Path(spec.path)
+        try:
+            shape = so.get("shape") or cache.probe(str(path), json.dumps(read, sort_keys=True),
+                                                   path.stat().st_mtime)["shape"]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            st.error(f"The file cannot be read to change the region: {one_sentence(exc)}")
+            return
+        crop, ok = _crop_controls(path, read, shape, lambda axis: state.k(state.EDIT_CROP, sid, axis), stored)
+        changed = ok and (crop or None) != (stored or None)
+        if st.button("Save region", key=state.k(state.EDIT_CROP_SAVE, sid), disabled=not changed,
+                     help=None if changed else "The sliders hold the region stored."):
+            new_read = {**read, "crop": crop} if crop is not None else read
+            try:
+                ws.update_sample(sid, source_options={**so, "read": new_read})
+            except (ValueError, TypeError) as exc:
+                st.error(one_sentence(exc))
+                return
+            flash("success", "Saved the region of interest. It applies to the next analysis (Segment page); the "
+                             "analyses made before keep the region they ran on.")
+            st.rerun()
+
+
+def cropped_shape(shape, crop) -> list[int]:
+    """The shape of a volume of ``shape`` under ``crop`` (3 [start, stop], or None: the whole)."""
+    return [int(n) for n in shape] if crop is None else [int(b) - int(a) for a, b in crop]
+
+
+def crop_preview(plane: np.ndarray, ys, xs) -> np.ndarray:
+    """(H, W, 3) uint8: a plane in grey (0.5-99.5 % of its values), outside the box ``ys`` × ``xs`` dimmed and the
+    box outlined in yellow."""
+    finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+    lo, hi = (np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0))
+    rgb = render.grey_rgb(plane, lo, hi)
+    inside = np.zeros(plane.shape, bool)
+    inside[ys[0]:ys[1], xs[0]:xs[1]] = True
+    rgb[~inside] = (rgb[~inside] * 0.35).astype(np.uint8)
+    w = max(1, max(plane.shape) // 200)
+    edge = inside.copy()
+    edge[ys[0] + w:ys[1] - w, xs[0] + w:xs[1] - w] = False
+    rgb[edge] = (255, 210, 0)
+    return rgb
+
+
 # --------------------------------------------------------------------------- the current sample
 
 
@@ -188,6 +310,9 @@ def details_section(ws: Workspace, sample: Sample) -> None:
             used = latest.provenance.get("spacing_um")
             st.warning(f"The latest analysis used voxel size {used} µm; the sample now says "
                        f"{list(sample.spacing)} µm. Rerun the analysis (Segment page) to update the measurements.")
+        if "region of interest" in tables.changed_since(sample, latest):
+            st.warning("The latest analysis ran on another region of interest than the sample now says. Rerun the "
+                       "analysis (Segment page) to update the measurements.")
         if "phase map" in tables.changed_since(sample, latest):
             ran, now = tables.analysed_map(latest), sample.input.phase_map
             st.warning(f"The latest analysis used the phase map `{ran}`; the sample now says `{now}`. Rerun the "

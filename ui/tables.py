@@ -26,8 +26,8 @@ def analysed_map(analysis: Analysis) -> str | None:
 
 
 def changed_since(sample: Sample, analysis: Analysis) -> list[str]:
-    """What of the sample changed after ``analysis`` ran and would change its measures: "voxel size", "phase map"
-    (empty: nothing)."""
+    """What of the sample changed after ``analysis`` ran and would change its measures: "voxel size", "phase map",
+    "region of interest" (empty: nothing)."""
     out = []
     used = analysis.provenance.get("spacing_um")
     if used and any(abs(a - b) > 1e-9 for a, b in zip(used, sample.spacing)):
@@ -35,6 +35,11 @@ def changed_since(sample: Sample, analysis: Analysis) -> list[str]:
     ran, now = analysed_map(analysis), getattr(sample.input, "phase_map", None)
     if ran is not None and now is not None and not same_map(ran, now):
         out.append("phase map")
+    snap = (analysis.provenance or {}).get("input")
+    if snap is not None and not sample.is_demo:  # (an analysis without an input snapshot says nothing of it)
+        box = ((snap.get("source_options") or {}).get("read") or {}).get("crop")
+        if (box or None) != ((sample.source_options.get("read") or {}).get("crop") or None):
+            out.append("region of interest")
     return out
 
 
@@ -57,6 +62,10 @@ def catalogue_table(ws: Workspace):
             status = "not analysed"
         shape = s.source_options.get("shape") or s.shape
         size = "×".join(map(str, shape)) if shape else ""
+        crop = (s.source_options.get("read") or {}).get("crop")
+        if crop:
+            shape = [int(b) - int(a) for a, b in crop]
+            size += f" → {'×'.join(map(str, shape))} (cropped)"
         if shape and s.downsample > 1:
             size += f" → {'×'.join(str(int(n) // s.downsample) for n in shape)} (downsampled by {s.downsample})"
         elif not shape and done is not None and done.provenance.get("input_shape"):

@@ -98,6 +98,7 @@ def open_lazy(
     dtype: object = None,
     byte_order: str = "<",
     offset: int = 0,
+    crop=None,
 ) -> LazyVolume:
     """Open a volume as a lazily chunked dask array, never reading it whole.
 
@@ -107,8 +108,8 @@ def open_lazy(
         File or folder, as for :func:`core.io.load_volume` (``"file.h5::/ds"`` too).
     chunks : int or (3,) int
         Chunk edge (voxels) along (z, y, x); one int for cubes.
-    fmt, spacing, dataset, shape, dtype, byte_order, offset
-        As for :func:`core.io.load_volume`.
+    fmt, spacing, dataset, shape, dtype, byte_order, offset, crop
+        As for :func:`core.io.load_volume` (a crop reads only its box, and its chunks start at the box's corner).
 
     Returns
     -------
@@ -126,12 +127,17 @@ def open_lazy(
         check_choice(fmt, "fmt", C.FORMATS)
     user_spacing = normalize_spacing(spacing) if spacing is not None else None
     opts = _load._read_options(dataset, shape, dtype, byte_order, offset, True)
+    box = C.normalize_crop(crop)
     _load._require_exists(p)
     _load._require_regular(p)
     if fmt is None:
         fmt = _load.detect_format(p)
     _load._check_applies(READERS[fmt], opts, p)
     source, found, meta, where = _OPENERS[fmt](p, opts)
+    if box is not None:
+        C.crop_slices(box, source.shape, C._name(where))
+        meta = {**meta, "crop": [list(pair) for pair in box], "shape_read": list(source.shape)}
+        source = _CroppedSource(source, box)
     data = as_dask(source, chunk3)
     loaded = C.Loaded(data, found, {**meta, "mmap": False, "lazy": True}, where)
     v = _load._volume(loaded, fmt, user_spacing)
@@ -231,6 +237,20 @@ def _file_token(path: Path, *extra) -> str:
     from dask.base import tokenize
 
     return tokenize(os.fspath(Path(path).resolve()), st.st_size, st.st_mtime_ns, *extra)
+
+
+class _CroppedSource(_Source):
+    """The box ``crop`` (3 ``(start, stop)`` pairs) of another source, read through it (its chunks start at the
+    box's corner, so a chunked engine's chunks stay whole)."""
+
+    def __init__(self, source: _Source, crop):
+        from dask.base import tokenize
+
+        super().__init__(tuple(b - a for a, b in crop), source.dtype, tokenize(source.token, "crop", crop))
+        self.source, self.start = source, tuple(int(a) for a, _ in crop)
+
+    def _read(self, key):
+        return self.source[tuple(slice(k.start + s, k.stop + s) for k, s in zip(key, self.start))]
 
 
 class _MemmapSource(_Source):

@@ -347,3 +347,44 @@ def _valid_spacing(values: Sequence[float]) -> tuple[float, float, float] | None
         return normalize_spacing(tuple(float(v) for v in values))
     except (TypeError, ValueError):
         return None
+
+
+def normalize_crop(crop) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
+    """A crop (region of interest) as 3 ``(start, stop)`` pairs of whole voxels along z, y, x; None for none.
+
+    Raises
+    ------
+    TypeError
+        Not 3 pairs of whole numbers.
+    ValueError
+        A pair whose start is negative or not below its stop.
+    """
+    if crop is None:
+        return None
+    try:
+        if isinstance(crop, (str, bytes)) or len(crop) != 3:
+            raise TypeError
+        pairs = []
+        for pair in crop:
+            if isinstance(pair, (str, bytes)) or len(pair) != 2:
+                raise TypeError
+            a, b = pair
+            if any(isinstance(v, bool) or not float(v).is_integer() for v in (a, b)):
+                raise TypeError
+            pairs.append((int(a), int(b)))
+    except (TypeError, ValueError):
+        raise TypeError(f"crop must be 3 (start, stop) pairs of whole voxels along z, y, x, got {crop!r}") from None
+    for axis, (a, b) in zip("zyx", pairs):
+        if a < 0 or b <= a:
+            raise ValueError(f"crop along {axis} must run from a start >= 0 to a larger stop, got {a}:{b}")
+    return tuple(pairs)  # type: ignore[return-value]
+
+
+def crop_slices(crop, shape: Sequence[int], name: str) -> tuple[slice, slice, slice]:
+    """The slices of a :func:`normalize_crop`-ed crop in a ``(Z, Y, X)`` volume named ``name``; refused (one
+    sentence, :class:`InputFileError`) where it reaches beyond the volume."""
+    for axis, (a, b), n in zip("zyx", crop, shape):
+        if b > int(n):
+            raise InputFileError(f"the crop {a}:{b} along {axis} reaches beyond {name}, which has {int(n)} voxels "
+                                 f"along {axis} (0:{int(n)})")
+    return tuple(slice(a, b) for a, b in crop)  # type: ignore[return-value]

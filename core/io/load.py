@@ -11,7 +11,7 @@ import numpy as np
 from .._validate import check_choice, normalize_spacing
 from . import folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
-    _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError, Loaded, ReadOptions,
+    _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, crop_slices, normalize_crop, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError, Loaded, ReadOptions,
     Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
 )
 from ._registry import READERS
@@ -136,6 +136,7 @@ def load_volume(
     byte_order: str = "<",
     offset: int = 0,
     mmap: bool = True,
+    crop=None,
 ) -> Volume:
     """Load a 3D volume (or a 2D image as depth 1) from disk.
 
@@ -168,6 +169,10 @@ def load_volume(
         contiguous TIFF, ``.npy``, raw) instead of reading it into memory.
         Data stored in the non-native byte order (e.g. big-endian ImageJ TIFFs)
         is always read into memory and converted, so ``data`` is native-endian.
+    crop : 3 (start, stop) pairs of int, optional
+        A region of interest in voxels of the file along z, y, x (stop excluded): only it is returned (the
+        voxel size is the file's; ``metadata["crop"]`` records the box and ``metadata["shape_read"]`` the
+        file's shape).  A box reaching beyond the file is refused.
 
     Returns
     -------
@@ -211,6 +216,7 @@ def load_volume(
         check_choice(fmt, "fmt", FORMATS)
     user_spacing = normalize_spacing(spacing) if spacing is not None else None
     opts = _read_options(dataset, shape, dtype, byte_order, offset, mmap)
+    box = normalize_crop(crop)
     _require_exists(p)
     _require_regular(p)  # a FIFO or device would block the reader
     if fmt is None:
@@ -218,7 +224,17 @@ def load_volume(
     reader = READERS[fmt]
     _check_applies(reader, opts, p)
     loaded = reader.read(p, opts)
+    if box is not None:
+        loaded = cropped(loaded, box)
     return _volume(loaded, fmt, user_spacing)
+
+
+def cropped(loaded: Loaded, box) -> Loaded:
+    """``loaded`` less what lies outside the crop ``box`` (:func:`normalize_crop` pairs): a C-contiguous array
+    (a memory-mapped file reads only the box's bytes)."""
+    slices = crop_slices(box, loaded.data.shape, _name(loaded.source))
+    meta = {**loaded.meta, "crop": [list(pair) for pair in box], "shape_read": list(loaded.data.shape)}
+    return Loaded(np.ascontiguousarray(loaded.data[slices]), loaded.spacing, meta, loaded.source)
 
 
 def _read_options(dataset, shape, dtype, byte_order, offset, mmap) -> ReadOptions:

@@ -104,6 +104,75 @@ def test_add_file_from_data_folder_and_bad_file(empty_ws, env):
     assert s.source == str(data / "scan.tif")
 
 
+def test_region_of_interest_crops_the_sample(empty_ws, env):
+    """The add form's crop: sliders over the file's voxels, the middle plane of the box previewed, the cropped
+    size said and offered to the downsampling; the sample reads only the box (catalogue, volume, recipe)."""
+    data = env / "data"
+    vol = (np.random.default_rng(2).random((40, 64, 72)) * 1000).astype(np.uint16)
+    save_tiff(data / "scan.tif", vol, (0.5, 0.3, 0.3))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("scan.tif").run()
+    no_exception(at)
+    token = file_browser.path_token(data / "scan.tif")
+    n_images = len(at.image)
+    at.toggle(key=state.k(state.ADD_CROP, "file", token, "on")).set_value(True).run()
+    assert any(c.value == "The whole volume." for c in at.caption) and len(at.image) == n_images + 1
+    at.slider(key=state.k(state.ADD_CROP, "file", token, "z")).set_value((4, 36))
+    at.slider(key=state.k(state.ADD_CROP, "file", token, "x")).set_value((8, 56)).run()
+    no_exception(at)
+    assert any(c.value == "Cropped to 32×64×48 voxels (z×y×x)." for c in at.caption)
+    assert len(at.image) == n_images + 1 and any("z = 19 (the middle of the box)" in i.proto.imgs[0].caption
+                                             for i in at.image)
+    down = at.selectbox(key=state.k(state.ADD_DOWNSAMPLE, "file", token))
+    assert any("16×32×24 voxels" in o for o in down.options)  # of the box, not the file
+    # an empty range is refused
+    at.slider(key=state.k(state.ADD_CROP, "file", token, "y")).set_value((7, 7)).run()
+    assert any("The box is empty along y" in e.value for e in at.error)
+    at.slider(key=state.k(state.ADD_CROP, "file", token, "y")).set_value((0, 64)).run()
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.source_options["read"]["crop"] == [[4, 36], [0, 64], [8, 56]]
+    np.testing.assert_array_equal(empty_ws.load_volume(s), vol[4:36, :, 8:56])
+    assert _catalogue(at)["size (voxels)"][0] == "40×64×72 → 32×64×48 (cropped)"
+    from core.inputs import input_to_dict
+
+    assert input_to_dict(s.input)["crop"] == [[4, 36], [0, 64], [8, 56]]
+
+
+def test_region_of_interest_edited_after_an_analysis(empty_ws, env):
+    """A sample's region changed on its page: the sliders start at the box stored, Save only for another box; the
+    catalogue and the page say that the latest analysis ran on the old one, which keeps it."""
+    from core.runner import run_analysis
+
+    data = env / "data"
+    vol = (np.random.default_rng(3).random((16, 24, 28)) * 1000).astype(np.uint16)
+    save_tiff(data / "scan.tif", vol, (0.5, 0.5, 0.5))
+    s = empty_ws.add_sample("scan", str(data / "scan.tif"), spacing=0.5,
+                            source_options={"read": {"crop": [[0, 16], [2, 22], [0, 28]]}, "shape": [16, 24, 28]})
+    a = run_analysis(empty_ws, s.id, empty_ws.load_volume(s))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert any("Analysed: z 0:16, y 2:22, x 0:28" in c.value for c in at.caption)
+    at.toggle(key=state.k(state.EDIT_CROP_OPEN, s.id)).set_value(True).run()
+    no_exception(at)
+    y = at.slider(key=state.k(state.EDIT_CROP, s.id, "y"))
+    assert y.value == (2, 22) and at.button(key=state.k(state.EDIT_CROP_SAVE, s.id)).disabled
+    y.set_value((4, 20)).run()
+    at.button(key=state.k(state.EDIT_CROP_SAVE, s.id)).click().run()
+    no_exception(at)
+    s = empty_ws.get_sample(s.id)
+    assert s.input.crop == ((0, 16), (4, 20), (0, 28))
+    np.testing.assert_array_equal(empty_ws.load_volume(s), vol[:, 4:20])
+    assert any("another region of interest" in w.value for w in at.warning)
+    assert _catalogue(at).set_index("id").loc[s.id, "status"].endswith("before the region of interest changed: rerun")
+    assert empty_ws.get_analysis(a.id).provenance["input"]["source_options"]["read"]["crop"] == [[0, 16], [2, 22],
+                                                                                                  [0, 28]]
+
+
 def test_raw_volume_with_a_header_beside_it_needs_no_layout(empty_ws, env):
     """An ESRF reconstruction (X.vol with X.vol.info): the layout and voxel size from the header, no layout
     inputs; a MetaImage .mhd: its spacing read as mm and said so; a raw file without a header asks its layout."""
