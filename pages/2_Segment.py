@@ -10,7 +10,7 @@ from core.pipeline import AnalysisParams
 from core.phases import RESOLVABLE_GAP_SIGMAS, SegmentParams, assess_blur, resolvable_gap_um
 from core.phases.forward import AUTO_NOISE
 from core.seeding import AUTO_BLUR
-from ui import advice, cache, jobs, memory_view, page, phase_map_view, segment_view, state, widgets
+from ui import advice, cache, jobs, memory_view, page, phase_map_view, segment_view, state, tables, widgets
 
 ws, sample = page.sample_page("Segment")
 sid = sample.id
@@ -100,7 +100,7 @@ if latest is not None:
         st.warning(f"Voxels without a finite grey value (NaN or infinite): {filled}; the analysis gave them the "
                    "median grey value of the finite voxels.")
     if presegmented:
-        st.caption(f"Phases read from the file (phase map `{sample.input.phase_map}`).")
+        st.caption(f"Phases read from the file (phase map `{tables.analysed_map(latest) or sample.input.phase_map}`).")
     elif latest.resolved.method == "classifier":
         st.caption("Phases by a classifier trained on brush strokes (training pairs SHA-256 "
                    f"{str(latest.provenance.get('classifier_pairs_sha256'))[:12]}…).")

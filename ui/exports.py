@@ -32,6 +32,7 @@ from core.report import ReportElectrode, build_report
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, state
+from .tables import analysed_input
 
 if TYPE_CHECKING:  # compare_view imports this module (for show)
     from .compare_view import CompareContext
@@ -182,13 +183,18 @@ def report_params(sample: Sample, analysis: Analysis) -> dict:
     """The parameters a report shows for an analysis: its resolved parameters, those of steps that did not run
     left out (the network's where neither the phases nor the particles came from it; the thresholds' where the
     sample's values are phases, whose map takes the ``method`` row), and the seeding and refinement named also at
-    their defaults (``to_dict`` leaves those out)."""
+    their defaults (``to_dict`` leaves those out); the phase map and region of interest are those the analysis ran
+    with (:func:`ui.tables.analysed_input`)."""
     p = analysis.resolved_params
     if p.get("method") != "model" and p.get("particles") != "model":
         p.pop("model", None)
-    if sample.input.presegmented:
+    inp = analysed_input(sample, analysis)  # the map and region it ran with (the sample may hold others since)
+    if inp.presegmented:
         p.pop("segment", None)
-        p["method"] = f"phases read from the file (phase map {sample.input.phase_map})"
+        p["method"] = f"phases read from the file (phase map {inp.phase_map})"
+    if getattr(inp, "crop", None) is not None:
+        p["region of interest"] = (", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", inp.crop))
+                                   + " (voxels of the file)")
     p.setdefault("seeding", "phases")
     p.setdefault("refine", "off")
     return p

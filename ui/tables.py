@@ -25,6 +25,29 @@ def analysed_map(analysis: Analysis) -> str | None:
     return (snap.get("source_options") or {}).get("phase_map")
 
 
+def analysed_input(sample: Sample, analysis: Analysis):
+    """The input an analysis ran on (:mod:`core.inputs`, from its input snapshot: the phase map and region of
+    interest it used, not those the sample holds since); the sample's own input where it kept none."""
+    from core.inputs import input_from_source
+
+    snap = (analysis.provenance or {}).get("input") or {}
+    try:
+        return input_from_source(snap["source"], snap.get("source_options"))
+    except (KeyError, TypeError, ValueError):
+        return sample.input
+
+
+def input_words(analysis: Analysis) -> str:
+    """How an analysis read its file, where that can change between analyses of a sample: the phase map and the
+    region of interest of its input snapshot ("" for neither)."""
+    snap = (analysis.provenance or {}).get("input") or {}
+    opts = snap.get("source_options") or {}
+    crop = (opts.get("read") or {}).get("crop")
+    words = [f"phase map {opts['phase_map']}" if opts.get("phase_map") else "",
+             "crop " + ", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", crop)) if crop else ""]
+    return "; ".join(w for w in words if w)
+
+
 def changed_since(sample: Sample, analysis: Analysis) -> list[str]:
     """What of the sample changed after ``analysis`` ran and would change its measures: "voxel size", "phase map",
     "region of interest" (empty: nothing)."""
@@ -99,6 +122,7 @@ def analyses_table(analyses):
             "thresholds (grey)": (f"{seg.low:.0f} / {seg.high:.0f}"
                                   if seg.low is not None and seg.high is not None else ""),
             "h (µm)": a.requested.separation.h_um,
+            "read as": input_words(a),
             "error": a.error or "",
         })
     return pd.DataFrame(rows)

@@ -183,6 +183,16 @@ def test_report_of_an_already_segmented_sample_names_its_phase_map(empty_ws):
     html = exports.report_html(empty_ws, [("seg", s, a)], {"seg": empty_ws.load_table(a)}, title="t").decode()
     assert "phases read from the file (phase map 0=pore,1=cbd,2=nmc)" in html
     assert "segment.low" not in html and "threshold" not in html
+    # the map mended and a region set since: the report of this analysis keeps the map and region it ran with
+    s = empty_ws.update_sample(s.id, source_options={"phase_map": "0=pore,1=nmc,2=cbd",
+                                                     "read": {"crop": [[0, 24], [2, 22], [0, 24]]}})
+    shown = exports.report_params(s, a)
+    assert shown["method"] == "phases read from the file (phase map 0=pore,1=cbd,2=nmc)"
+    assert "region of interest" not in shown
+    b = run_analysis(empty_ws, s.id, empty_ws.load_volume(s), presegmented=True)
+    shown = exports.report_params(s, b)
+    assert shown["method"] == "phases read from the file (phase map 0=pore,1=nmc,2=cbd)"
+    assert shown["region of interest"] == "z 0:24, y 2:22, x 0:24 (voxels of the file)"
 
 
 def test_report_after_a_re_separation_names_the_greyscale_checksum_like_the_recipe(seeded_ws, captured):

@@ -171,6 +171,9 @@ def test_region_of_interest_edited_after_an_analysis(empty_ws, env):
     assert _catalogue(at).set_index("id").loc[s.id, "status"].endswith("before the region of interest changed: rerun")
     assert empty_ws.get_analysis(a.id).provenance["input"]["source_options"]["read"]["crop"] == [[0, 16], [2, 22],
                                                                                                   [0, 28]]
+    from ui.tables import analyses_table
+
+    assert analyses_table([empty_ws.get_analysis(a.id)])["read as"][0] == "crop z 0:16, y 2:22, x 0:28"
 
 
 def test_raw_volume_with_a_header_beside_it_needs_no_layout(empty_ws, env):

@@ -18,7 +18,7 @@ BOX = [[2, 9], [1, 11], [3, 14]]
 SLICES = (slice(2, 9), slice(1, 11), slice(3, 14))
 
 
-@pytest.fixture(params=["tiff", "npy", "raw", "zarr"])
+@pytest.fixture(params=["tiff", "npy", "raw", "zarr", "hdf5"])
 def volume_file(tmp_path, request):
     kind = request.param
     if kind == "tiff":
@@ -30,6 +30,12 @@ def volume_file(tmp_path, request):
     elif kind == "raw":
         path, kw = tmp_path / "v.raw", {"shape": VOL.shape, "dtype": "uint16"}
         path.write_bytes(VOL.tobytes())
+    elif kind == "hdf5":
+        import h5py
+
+        path, kw = tmp_path / "v.h5", {}
+        with h5py.File(path, "w") as f:
+            f.create_dataset("scan", data=VOL, chunks=(4, 5, 6))
     else:
         import zarr
 
