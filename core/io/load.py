@@ -11,8 +11,9 @@ import numpy as np
 from .._validate import check_choice, normalize_spacing
 from . import folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
-    _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, crop_slices, normalize_crop, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError, Loaded, ReadOptions,
-    Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
+    _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
+    Loaded, ReadOptions, Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
+    crop_slices, normalize_crop,
 )
 from ._registry import READERS
 

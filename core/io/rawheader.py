@@ -93,8 +93,10 @@ def _ints(value: str | None, what: str, name: str, count: tuple[int, ...]) -> li
     except ValueError:
         out = []
     if len(out) not in count or any(n < 1 for n in out):
-        raise InputFileError(f"header {name}: {what} must be {' or '.join(map(str, count))} positive whole "
-                             f"numbers, got {value!r}")
+        many = " or ".join(map(str, count))
+        raise InputFileError(f"header {name}: {what} must be "
+                             + ("a positive whole number" if count == (1,) else f"{many} positive whole numbers")
+                             + f", got {value!r}")
     return out
 
 
@@ -121,7 +123,12 @@ def _data_file(header: Path, value: str) -> Path:
     if not value or os.path.basename(value) != value or value in (".", ".."):
         raise InputFileError(f"header {_name(header)} names its data file {value!r}: only a file name in the "
                              "header's own folder is read")
-    return header.parent / value
+    data = header.parent / value
+    # nor through a link out of that folder
+    if data.is_symlink() and data.resolve().parent != header.parent.resolve():
+        raise InputFileError(f"header {_name(header)} names its data file {value!r}, a link out of the header's "
+                             "folder: only a file in the header's own folder is read")
+    return data
 
 
 def read_vol_info(info: str | os.PathLike, data: str | os.PathLike | None = None) -> RawLayout:

@@ -64,7 +64,7 @@ def test_esrf_data_type_line_and_missing_voxel_size(tmp_path):
 def test_esrf_header_that_cannot_be_used_is_refused_in_one_sentence(tmp_path):
     vol, _ = _vol_info(tmp_path)
     (tmp_path / "rec.vol.info").write_text("NUM_X = 5\nNUM_Y = 4\n")
-    with pytest.raises(InputFileError, match=r"header rec\.vol\.info: NUM_Z must be 1 positive whole numbers"):
+    with pytest.raises(InputFileError, match=r"header rec\.vol\.info: NUM_Z must be a positive whole number, got"):
         load_volume(vol)
     (tmp_path / "rec.vol.info").write_text("NUM_X = 5\nNUM_Y = 4\nNUM_Z = 4\n")  # one plane too many
     with pytest.raises(InputFileError, match=r"has 240 bytes .* needs 320 bytes"):
@@ -144,6 +144,17 @@ def test_metaimage_refusals(tmp_path, change, message):
         load_volume(mhd)
     with pytest.raises(InputFileError, match=message):
         open_lazy(mhd)
+
+
+def test_metaimage_data_file_linked_out_of_its_folder_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.raw").write_bytes(_data(np.uint16).tobytes())
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "scan.raw").symlink_to(outside / "secret.raw")
+    with pytest.raises(InputFileError, match="a link out of the header's folder"):
+        load_volume(_mhd(here))
 
 
 def test_metaimage_naming_another_file_is_not_the_header_of_this_one(tmp_path):
