@@ -232,8 +232,8 @@ def crop_section(ws: Workspace, sample: Sample) -> None:
     title = "Region of interest (crop)" + (" · " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", stored))
                                            if stored else "")
     with st.expander(title, icon=":material/crop:"):
-        st.caption(("Analysed: " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", stored))
-                    + " (voxels of the file, stops excluded)." if stored else "Analysed: the whole volume.")
+        st.caption(("Stored: " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", stored))
+                    + " (voxels of the file, stops excluded)." if stored else "Stored: the whole volume.")
                    + " " + CROP_HELP)
         # the sliders and the preview (a plane read from the file) only when asked for
         if not st.toggle("Change the region", key=state.k(state.EDIT_CROP_OPEN, sid)):

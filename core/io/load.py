@@ -13,7 +13,7 @@ from . import folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format m
 from ._common import (
     _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
     Loaded, ReadOptions, Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
-    crop_slices, normalize_crop,
+    normalize_crop,
 )
 from ._registry import READERS
 
@@ -171,9 +171,9 @@ def load_volume(
         Data stored in the non-native byte order (e.g. big-endian ImageJ TIFFs)
         is always read into memory and converted, so ``data`` is native-endian.
     crop : 3 (start, stop) pairs of int, optional
-        A region of interest in voxels of the file along z, y, x (stop excluded): only it is returned (the
-        voxel size is the file's; ``metadata["crop"]`` records the box and ``metadata["shape_read"]`` the
-        file's shape).  A box reaching beyond the file is refused.
+        A region of interest in voxels of the file along z, y, x (stop excluded): only it is read and returned,
+        in memory (``mmap`` does not apply; the voxel size is the file's; ``metadata["crop"]`` records the box
+        and ``metadata["shape_read"]`` the file's shape).  A box reaching beyond the file is refused.
 
     Returns
     -------
@@ -224,18 +224,25 @@ def load_volume(
         fmt = detect_format(p)
     reader = READERS[fmt]
     _check_applies(reader, opts, p)
-    loaded = reader.read(p, opts)
     if box is not None:
-        loaded = cropped(loaded, box)
+        return _read_box(p, fmt, box, user_spacing, opts)
+    loaded = reader.read(p, opts)
     return _volume(loaded, fmt, user_spacing)
 
 
-def cropped(loaded: Loaded, box) -> Loaded:
-    """``loaded`` less what lies outside the crop ``box`` (:func:`normalize_crop` pairs): a C-contiguous array
-    (a memory-mapped file reads only the box's bytes)."""
-    slices = crop_slices(box, loaded.data.shape, _name(loaded.source))
-    meta = {**loaded.meta, "crop": [list(pair) for pair in box], "shape_read": list(loaded.data.shape)}
-    return Loaded(np.ascontiguousarray(loaded.data[slices]), loaded.spacing, meta, loaded.source)
+def _read_box(p: Path, fmt: str, box, user_spacing, opts: ReadOptions) -> Volume:
+    """A crop read alone: through the file's chunk-wise source (:func:`core.chunked.open_lazy`), which reads only
+    the pages, planes, chunks or bytes the box covers (a compressed TIFF or a Zarr store is never decoded whole);
+    an in-memory array of the box."""
+    from ..chunked.inputs import open_lazy
+
+    lazy = open_lazy(p, fmt=fmt, spacing=user_spacing, dataset=opts.dataset, shape=opts.shape, dtype=opts.dtype,
+                     byte_order=opts.byte_order, offset=opts.offset, crop=box)
+    data = lazy.reader[(slice(None),) * 3]
+    meta = {k: v for k, v in lazy.metadata.items() if k != "lazy"}
+    meta["mmap"] = False
+    return Volume(data=data, spacing=lazy.spacing, source=lazy.source, fmt=lazy.fmt,
+                  spacing_from_metadata=lazy.spacing_from_metadata, metadata=meta)
 
 
 def _read_options(dataset, shape, dtype, byte_order, offset, mmap) -> ReadOptions:

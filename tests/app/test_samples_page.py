@@ -156,7 +156,7 @@ def test_region_of_interest_edited_after_an_analysis(empty_ws, env):
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)
-    assert any("Analysed: z 0:16, y 2:22, x 0:28" in c.value for c in at.caption)
+    assert any("Stored: z 0:16, y 2:22, x 0:28" in c.value for c in at.caption)
     at.toggle(key=state.k(state.EDIT_CROP_OPEN, s.id)).set_value(True).run()
     no_exception(at)
     y = at.slider(key=state.k(state.EDIT_CROP, s.id, "y"))

@@ -57,6 +57,28 @@ def test_crop_reads_the_box_whole_and_chunk_wise(volume_file):
     assert lazy.spacing == v.spacing and lazy.metadata["crop"] == BOX
 
 
+def test_crop_of_a_compressed_tiff_decodes_only_the_pages_of_the_box(tmp_path):
+    """A compressed stack is never decoded whole for a crop: the memory allocated is that of the box's pages,
+    not of the volume (64 pages of 256² uint16: 8 MiB; the box's 8 pages: 1 MiB)."""
+    import tracemalloc
+
+    import tifffile
+
+    big = (np.arange(64 * 256 * 256, dtype=np.uint32).reshape(64, 256, 256) % 4093).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", big, compression="zlib")
+    box = [[20, 28], [10, 74], [100, 164]]
+    load_volume(tmp_path / "c.tif", crop=[[0, 1], [0, 1], [0, 1]])  # the readers' modules imported first
+    tracemalloc.start()
+    try:
+        v = load_volume(tmp_path / "c.tif", crop=box)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(v.data, big[20:28, 10:74, 100:164])
+    assert not v.metadata["mmap"] and v.metadata["crop"] == box
+    assert peak < big.nbytes / 3, f"{peak / 2**20:.1f} MiB allocated for a crop of an 8 MiB volume"
+
+
 def test_crop_beyond_the_volume_or_malformed_is_refused_in_one_sentence(tmp_path):
     np.save(tmp_path / "v.npy", VOL)
     with pytest.raises(InputFileError, match=r"the crop 0:15 along x reaches beyond v\.npy, which has 14 voxels"):
