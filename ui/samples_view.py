@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.io import parse_phase_map
 from core.records import ATTRIBUTE_PRESETS, Attribute
 from core.slices import slice_axis
 from core.workspace import NOTE_MAX, Analysis, Sample, Workspace
@@ -164,7 +165,8 @@ CROP_HELP = ("Analyse only a box of the volume, in voxels of the file (before an
              "otherwise count as pore around the particles they cut.")
 
 
-def crop_picker(path: Path, options: dict, shape, kind: str, token: str) -> tuple[list[list[int]] | None, bool]:
+def crop_picker(path: Path, options: dict, shape, kind: str, token: str,
+                phase_map: str | None = None) -> tuple[list[list[int]] | None, bool]:
     """The add form's *Region of interest*: a range of voxels along z, y and x (a slider each, the whole volume
     by default) and the middle plane of the box with the box drawn on it.
 
@@ -179,12 +181,14 @@ def crop_picker(path: Path, options: dict, shape, kind: str, token: str) -> tupl
         # the sliders and the preview (a plane read from the file) only when asked for
         if not st.toggle("Crop the volume", key=state.k(state.ADD_CROP, kind, token, "on")):
             return None, True
-        return _crop_controls(path, options, shape, lambda axis: state.k(state.ADD_CROP, kind, token, axis), None)
+        return _crop_controls(path, options, shape, lambda axis: state.k(state.ADD_CROP, kind, token, axis), None,
+                              phase_map)
 
 
-def _crop_controls(path: Path, options: dict, shape, key_of, initial) -> tuple[list[list[int]] | None, bool]:
+def _crop_controls(path: Path, options: dict, shape, key_of, initial,
+                   phase_map: str | None = None) -> tuple[list[list[int]] | None, bool]:
     """The sliders of a crop (``key_of(axis)`` names one, ``initial`` the box they start at, None the whole) and
-    the preview; returns what :func:`crop_picker` returns."""
+    the preview (in the phase colours of ``phase_map``, where given); returns what :func:`crop_picker` returns."""
     shape = [int(n) for n in shape]
     cols = st.columns(3)
     box = []
@@ -211,7 +215,7 @@ def _crop_controls(path: Path, options: dict, shape, key_of, initial) -> tuple[l
         st.caption(f"No preview: {one_sentence(exc)}")
         plane = None
     if plane is not None:
-        st.image(render.upscale(crop_preview(plane, box[1], box[2]), 480), width=480,
+        st.image(render.upscale(crop_preview(plane, box[1], box[2], phase_map), 480), width=480,
                  caption=f"z = {z} (the middle of the box): the box bright, the rest dimmed")
     elif not whole:
         st.caption("No preview for a file this size stored in chunks: check the box on the sample's slices "
@@ -245,7 +249,8 @@ def crop_section(ws: Workspace, sample: Sample) -> None:
         except (OSError, ValueError, TypeError, KeyError) as exc:
             st.error(f"The file cannot be read to change the region: {one_sentence(exc)}")
             return
-        crop, ok = _crop_controls(path, read, shape, lambda axis: state.k(state.EDIT_CROP, sid, axis), stored)
+        crop, ok = _crop_controls(path, read, shape, lambda axis: state.k(state.EDIT_CROP, sid, axis), stored,
+                                  getattr(spec, "phase_map", None))
         changed = ok and (crop or None) != (stored or None)
         if st.button("Save region", key=state.k(state.EDIT_CROP_SAVE, sid), disabled=not changed,
                      help=None if changed else "The sliders hold the region stored."):
@@ -265,12 +270,20 @@ def cropped_shape(shape, crop) -> list[int]:
     return [int(n) for n in shape] if crop is None else [int(b) - int(a) for a, b in crop]
 
 
-def crop_preview(plane: np.ndarray, ys, xs) -> np.ndarray:
-    """(H, W, 3) uint8: a plane in grey (0.5-99.5 % of its values), outside the box ``ys`` × ``xs`` dimmed and the
-    box outlined in yellow."""
-    finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
-    lo, hi = (np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0))
-    rgb = render.grey_rgb(plane, lo, hi)
+def crop_preview(plane: np.ndarray, ys, xs, phase_map: str | None = None) -> np.ndarray:
+    """(H, W, 3) uint8: a plane in grey (0.5-99.5 % of its values), or in the phase colours of ``phase_map`` (an
+    already-segmented file), outside the box ``ys`` × ``xs`` dimmed and the box outlined in yellow."""
+    if phase_map:
+        from core.codes import CBD, NMC
+
+        from .phase_map_view import phase_slice_rgb
+
+        names = {NMC: "nmc", CBD: "cbd"}
+        rgb = phase_slice_rgb(plane, {int(v): names.get(c, "pore") for v, c in parse_phase_map(phase_map).items()})
+    else:
+        finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+        lo, hi = (np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0))
+        rgb = render.grey_rgb(plane, lo, hi)
     inside = np.zeros(plane.shape, bool)
     inside[ys[0]:ys[1], xs[0]:xs[1]] = True
     rgb[~inside] = (rgb[~inside] * 0.35).astype(np.uint8)

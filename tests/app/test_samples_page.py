@@ -403,3 +403,18 @@ def test_catalogue_size_of_a_sample_added_without_its_shape_is_the_analysed_one(
         warnings.simplefilter("ignore")
         run_analysis(empty_ws, s.id)
     assert catalogue_table(empty_ws)["size (voxels)"][0] == "1×40×48 (as analysed)"
+
+
+def test_crop_preview_of_an_already_segmented_file_is_in_its_phase_colours():
+    from core.codes import CBD, NMC
+    from ui.render import PHASE_COLOURS
+    from ui.samples_view import crop_preview
+
+    plane = np.zeros((40, 50), np.uint8)
+    plane[10:30, 10:20], plane[10:30, 30:40] = 1, 2
+    rgb = crop_preview(plane, (0, 40), (0, 25), "0=pore,1=nmc,2=cbd")
+    assert tuple(rgb[20, 15]) == tuple(PHASE_COLOURS[NMC])  # inside the box: the phase's colour
+    assert tuple(rgb[20, 35]) == tuple((np.asarray(PHASE_COLOURS[CBD]) * 0.35).astype(np.uint8))  # outside: dimmed
+    assert tuple(rgb[20, 24]) == (255, 210, 0)  # the box's outline
+    grey = crop_preview(plane, (0, 40), (0, 25))
+    assert grey[20, 15, 0] == grey[20, 15, 1] == grey[20, 15, 2]  # no map: grey
