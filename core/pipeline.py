@@ -26,6 +26,14 @@ the message: that many voxels without a grey value are a region outside the
 field of view or a broken reconstruction, which would otherwise be read as
 some phase (half a volume of NaN used to be analysed as pore); crop the
 volume to the region with data.
+
+A fill outside the reconstructed region
+---------------------------------------
+One exact grey value on the volume's faces that its centre lacks (the corners
+outside a circular field of view, the padding of a rotated volume) is read as
+a phase like any other; :func:`core.phases.fill_reading` finds it, and the run
+warns with :func:`core.phases.fill_message` (crop it away) and records it as
+``fill`` in the provenance (the dashboard's Segment page shows it).
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .memory import MemoryBudgetError, check_memory, mark_warm
 from .phases import (DOWNSAMPLE_MIN_RADIUS, BlurAssessment, SegmentParams, assess_blur, box_blur_removed,
                      check_greyscale_nonfinite, nonfinite_fill, segment_detailed, sigma_origin)
+from .phases.fill import fill_message, fill_reading
 from .phases.islands import _remove_small_islands_inplace
 
 Progress = Callable[[float, str], None]
@@ -400,6 +409,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
 
     t0 = time.perf_counter()
     nonfinite = 0
+    fill = None
     cue = None
     weights_sha = None
     classifier_sha = None
@@ -414,6 +424,9 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         seg_params = params.segment
     else:
         nonfinite = _check_nonfinite(volume, stacklevel=4)
+        fill = fill_reading(volume)
+        if fill is not None:
+            warnings.warn(fill_message(fill), stacklevel=3)
         network = params.method == "model" or params.particles == "model"
         if params.method == "threshold":
             res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3))  # (the refinement: 0.3-0.35)
@@ -499,6 +512,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
                              classifier_sha=classifier_sha, timings=timings)
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
+    if fill is not None:
+        provenance["fill"] = fill
     if params.seeding == "auto":  # what "auto" read and chose (the returned parameters hold the choice)
         provenance["seeding_auto"] = {"blur_voxels": seeding_blur, "seeding": seeding}
     if refine_auto is not None:  # what refine="auto" read and chose

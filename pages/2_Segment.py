@@ -99,6 +99,10 @@ if latest is not None:
     if filled:
         st.warning(f"Voxels without a finite grey value (NaN or infinite): {filled}; the analysis gave them the "
                    "median grey value of the finite voxels.")
+    if (latest.provenance or {}).get("fill"):
+        from core.phases import fill_message
+
+        st.warning(fill_message(latest.provenance["fill"]))
     if presegmented:
         st.caption(f"Phases read from the file (phase map `{tables.analysed_map(latest) or sample.input.phase_map}`).")
     elif latest.resolved.method == "classifier":

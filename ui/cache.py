@@ -500,6 +500,18 @@ def probe(path: str, options_json: str, mtime: float) -> dict:
     }
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def fill(ref: VolumeRef) -> dict | None:
+    """:func:`core.phases.fill_reading` of a sample's greyscale held whole (None for a big one read lazily, whose
+    faces would be read chunk by chunk, and for an already-segmented one)."""
+    from core.phases import fill_reading
+
+    vol = volume(ref)
+    if is_lazy(vol) or ("phase_map" in json.loads(ref.options)):
+        return None
+    return fill_reading(vol)
+
+
 #: Formats whose single z plane is read without reading more planes (a page, a file, the bytes of a plane): the
 #: add form's crop preview reads a plane of these, of others (HDF5 / Zarr chunked in z) only up to LAZY_VOXELS.
 PLANE_FORMATS = ("tiff", "slices", "raw", "npy", "metaimage")

@@ -332,6 +332,16 @@ def details_section(ws: Workspace, sample: Sample) -> None:
                        "analysis (Segment page) to update the measurements.")
 
 
+def fill_note(ref: cache.VolumeRef) -> None:
+    """A warning where the sample's greyscale holds a fill outside its reconstructed region
+    (:func:`core.phases.fill_reading`): the particles it cuts would look detached."""
+    from core.phases import fill_message
+
+    found = cache.fill(ref)
+    if found is not None:
+        st.warning(fill_message(found))
+
+
 @st.fragment
 def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
     """Three orthogonal slices with a shared contrast slider (a fragment: moving a slider reruns only this)."""

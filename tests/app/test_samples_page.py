@@ -418,3 +418,33 @@ def test_crop_preview_of_an_already_segmented_file_is_in_its_phase_colours():
     assert tuple(rgb[20, 24]) == (255, 210, 0)  # the box's outline
     grey = crop_preview(plane, (0, 40), (0, 25))
     assert grey[20, 15, 0] == grey[20, 15, 1] == grey[20, 15, 2]  # no map: grey
+
+
+def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_analysis(empty_ws, env):
+    """The corners outside a circular field of view, written as 0: the sample's page says so (and what to do)
+    before any analysis, the Segment page after it (from the analysis's record)."""
+    from core.runner import run_analysis
+    from core.synth import demo_electrode
+
+    g = demo_electrode("cycled-1C", rng=2, shape=(48, 48, 48)).greyscale.copy()
+    yy, xx = np.mgrid[:48, :48]
+    g[:, (yy - 23.5) ** 2 + (xx - 23.5) ** 2 > 24 ** 2] = 0
+    save_tiff(env / "data" / "fov.tif", g, (0.4, 0.4, 0.4))
+    s = empty_ws.add_sample("fov", str(env / "data" / "fov.tif"), spacing=0.4)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    [w] = [w.value for w in at.warning if "fill outside the reconstructed region" in w.value]
+    assert "hold exactly 0, the lowest grey value" in w and "Region of interest" in w
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = run_analysis(empty_ws, s.id, empty_ws.load_volume(s))
+    assert a.provenance["fill"]["value"] == 0
+    seg = AppTest.from_file(page("2_Segment.py"), default_timeout=TIMEOUT)
+    seg.session_state[state.SAMPLE_ID] = s.id
+    seg.run()
+    no_exception(seg)
+    assert any("fill outside the reconstructed region" in w.value for w in seg.warning)

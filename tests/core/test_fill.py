@@ -1,0 +1,73 @@
+"""A fill outside the reconstructed region (:mod:`core.phases.fill`): found where it is, not in clipped pores."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from core.phases import fill_message, fill_reading
+from core.synth import demo_electrode
+
+
+@pytest.fixture(scope="module")
+def grey():
+    return demo_electrode("cycled-1C", rng=2, shape=(64, 64, 64)).greyscale
+
+
+def _fov(g, value=0):
+    yy, xx = np.mgrid[: g.shape[1], : g.shape[2]]
+    out = g.copy()
+    out[:, (yy - (g.shape[1] - 1) / 2) ** 2 + (xx - (g.shape[2] - 1) / 2) ** 2 > (g.shape[1] / 2) ** 2] = value
+    return out
+
+
+def test_a_scan_without_fill_reads_none(grey):
+    assert fill_reading(grey) is None
+
+
+def test_circular_field_of_view_is_found(grey):
+    r = fill_reading(_fov(grey))
+    assert r["value"] == 0 and r["end"] == "lowest" and r["centre_share"] == 0
+    assert r["share"] == pytest.approx(1 - np.pi / 4, abs=0.03)  # the corners outside the inscribed circle
+    text = fill_message(r)
+    assert text.startswith("2") and "hold exactly 0, the lowest grey value" in text and "--crop" in text
+    assert "look detached" in text
+
+
+def test_padding_at_the_top_of_the_range_and_of_z(grey):
+    pad = grey.copy()
+    pad[:6] = np.iinfo(pad.dtype).max
+    r = fill_reading(pad)
+    assert r["end"] == "highest" and r["value"] == np.iinfo(pad.dtype).max
+    assert "reads it as NMC" in fill_message(r)
+
+
+def test_pores_clipped_to_zero_are_not_a_fill(grey):
+    g = grey.astype(np.float64)
+    lo, hi = np.percentile(g, [30, 99.9])
+    u8 = np.clip((g - lo) / (hi - lo) * 255, 0, 255).astype(np.uint8)
+    assert (u8 == 0).mean() > 0.25  # a third of the voxels at 0, in the centre as on the faces
+    assert fill_reading(u8) is None
+
+
+def test_a_single_slice_is_judged_on_its_edges(grey):
+    s = _fov(grey)[32:33]
+    assert fill_reading(s)["value"] == 0
+    assert fill_reading(grey[32:33]) is None
+
+
+def test_the_analysis_warns_and_records_it(grey):
+    from core.pipeline import run
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = run(_fov(grey), spacing=0.4)
+    assert any("a fill outside the reconstructed region" in str(w.message) for w in caught)
+    assert r.provenance["fill"]["value"] == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clean = run(grey, spacing=0.4)
+    assert "fill" not in clean.provenance
+    assert not any("reconstructed region" in str(w.message) for w in caught)
