@@ -512,6 +512,14 @@ def fill(ref: VolumeRef) -> dict | None:
     return fill_reading(vol)
 
 
+@st.cache_data(max_entries=32, show_spinner="Finding the region with data…")
+def fill_box(ref: VolumeRef, value: float) -> list[list[int]] | None:
+    """:func:`core.phases.data_box` of a sample's greyscale held whole (voxels of the volume as read)."""
+    from core.phases import data_box
+
+    return data_box(volume(ref), value)
+
+
 #: Formats whose single z plane is read without reading more planes (a page, a file, the bytes of a plane): the
 #: add form's crop preview reads a plane of these, of others (HDF5 / Zarr chunked in z) only up to LAZY_VOXELS.
 PLANE_FORMATS = ("tiff", "slices", "raw", "npy", "metaimage")

@@ -49,6 +49,7 @@ EDIT_MAP_SAVE = "w_edit_map_save"      # + sample id: "Save phase map"
 EDIT_CROP = "w_edit_crop"              # + sample id + axis: the stored region of interest's range
 EDIT_CROP_SAVE = "w_edit_crop_save"    # + sample id: "Save region"
 EDIT_CROP_OPEN = "w_edit_crop_open"    # + sample id: the "Change the region" toggle
+FILL_CROP = "w_fill_crop"              # + sample id: "Crop to ... the largest box without the fill"
 VIEW_INDEX = "w_view_index"            # + axis name + sample id
 VIEW_CONTRAST = "w_view_contrast"      # + sample id
 DELETE_CONFIRM = "w_delete_confirm"    # + sample id

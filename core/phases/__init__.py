@@ -63,7 +63,7 @@ from .blur import (
     suggested_downsample,
 )
 from .denoise import crop, denoise, normalize_intensity
-from .fill import FILL_CENTRE_RATIO, FILL_MIN_FACE_SHARE, fill_message, fill_reading
+from .fill import FILL_CENTRE_RATIO, FILL_MIN_FACE_SHARE, data_box, fill_message, fill_reading
 from .islands import remove_small_islands
 from .params import (DENOISE_METHODS, NONFINITE_MAX_SHARE, Denoise, SegmentParams, check_greyscale,
                      check_greyscale_nonfinite, nonfinite_fill)
@@ -87,7 +87,7 @@ from .threshold import READING_GAP, phase_references, suggest_thresholds, thresh
 __all__ = [
     # parameters
     "DENOISE_METHODS", "Denoise", "SegmentParams", "check_greyscale", "NONFINITE_MAX_SHARE", "check_greyscale_nonfinite",
-    "nonfinite_fill", "FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "fill_message", "fill_reading",
+    "nonfinite_fill", "FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "fill_message", "fill_reading", "data_box",
     # steps
     "crop", "normalize_intensity", "denoise", "suggest_thresholds", "threshold", "phase_references", "READING_GAP",
     "estimate_pv_sigma", "correct_partial_volume", "SIGMA_BOUNDS", "remove_small_islands",

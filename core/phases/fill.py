@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "fill_message", "fill_reading"]
+__all__ = ["FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "data_box", "fill_message", "fill_reading"]
 
 #: Share of the face voxels the fill value must hold (the corners outside a circular field of view inscribed in a
 #: square section are 21 % of its area, and more of its border).
@@ -87,3 +87,59 @@ def fill_message(reading: dict) -> str:
             f"{'pore' if reading['end'] == 'lowest' else 'NMC'}, so the particles it cuts "
             f"{'look detached' if reading['end'] == 'lowest' else 'grow into it'}: crop the volume to the region "
             "with data (Samples page: Region of interest; command line: --crop).")
+
+
+def data_box(volume: np.ndarray, value: float) -> list[list[int]] | None:
+    """A box of the volume that holds no voxel of the fill ``value``: a crop for it (3 ``[start, stop]``).
+
+    The planes at both ends of z that are all (99 % or more) fill are left out; then the columns (y, x) that
+    hold the fill in any plane left are marked, and the bounding box of the others shrinks one row or column at
+    a time, from the side with the most marked pixels, until it holds none (for the disc of a circular field
+    of view: close to its inscribed square).  The volume is read once.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+    value : float
+        The fill (:func:`fill_reading`'s ``value``).
+
+    Returns
+    -------
+    list of 3 [start, stop] or None
+        None where no voxel is free of the fill.
+    """
+    v = volume
+    nz = v.shape[0]
+    share = np.array([np.count_nonzero(np.asarray(v[z]) == value) / v[z].size for z in range(nz)])
+    kept = np.flatnonzero(share < 0.99)
+    if kept.size == 0:
+        return None
+    z0, z1 = int(kept[0]), int(kept[-1]) + 1
+    dirty = np.zeros(v.shape[1:], bool)
+    for z in range(z0, z1):
+        dirty |= np.asarray(v[z]) == value
+    clean = np.argwhere(~dirty)
+    if clean.size == 0:
+        return None
+    (y0, x0), (y1, x1) = clean.min(axis=0), clean.max(axis=0) + 1
+    sat = np.pad(dirty.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+    def count(a0, a1, b0, b1):  # marked pixels in rows a0:a1, columns b0:b1
+        return int(sat[a1, b1] - sat[a0, b1] - sat[a1, b0] + sat[a0, b0])
+
+    while y0 < y1 and x0 < x1 and count(y0, y1, x0, x1):
+        sides = {"top": count(y0, y0 + 1, x0, x1), "bottom": count(y1 - 1, y1, x0, x1),
+                 "left": count(y0, y1, x0, x0 + 1), "right": count(y0, y1, x1 - 1, x1)}
+        # the most marked pixels; between equals, the side that shortens the longer extent (a disc: a square)
+        side = max(sides, key=lambda k: (sides[k], (y1 - y0) if k in ("top", "bottom") else (x1 - x0)))
+        if side == "top":
+            y0 += 1
+        elif side == "bottom":
+            y1 -= 1
+        elif side == "left":
+            x0 += 1
+        else:
+            x1 -= 1
+    if y0 >= y1 or x0 >= x1:
+        return None
+    return [[z0, z1], [int(y0), int(y1)], [int(x0), int(x1)]]

@@ -437,6 +437,8 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     no_exception(at)
     [w] = [w.value for w in at.warning if "fill outside the reconstructed region" in w.value]
     assert "hold exactly 0, the lowest grey value" in w and "Region of interest" in w
+    [crop] = [b for b in at.button if b.key == state.k(state.FILL_CROP, s.id)]
+    assert crop.label.startswith("Crop to z 0:48, y ") and "the largest box without the fill" in crop.label
     import warnings
 
     with warnings.catch_warnings():
@@ -448,3 +450,12 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     seg.run()
     no_exception(seg)
     assert any("fill outside the reconstructed region" in w.value for w in seg.warning)
+    # the button crops the sample to the box: the fill is gone from what the next analysis reads
+    at.button(key=state.k(state.FILL_CROP, s.id)).click().run()
+    no_exception(at)
+    s = empty_ws.get_sample(s.id)
+    (z0, z1), (y0, y1), (x0, x1) = s.input.crop
+    assert (z0, z1) == (0, 48) and y1 - y0 >= 30 and x1 - x0 >= 30
+    assert not (empty_ws.load_volume(s) == 0).any()
+    assert not [w for w in at.warning if "fill outside the reconstructed region" in w.value]
+    assert any("another region of interest" in w.value for w in at.warning)  # the analysis ran on the whole

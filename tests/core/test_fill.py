@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from core.phases import fill_message, fill_reading
+from core.phases import data_box, fill_message, fill_reading
 from core.synth import demo_electrode
 
 
@@ -71,3 +71,15 @@ def test_the_analysis_warns_and_records_it(grey):
         clean = run(grey, spacing=0.4)
     assert "fill" not in clean.provenance
     assert not any("reconstructed region" in str(w.message) for w in caught)
+
+
+def test_data_box_holds_no_fill_and_most_of_the_data(grey):
+    v = _fov(grey)
+    v[:5] = 0  # and empty planes at the top
+    (z0, z1), (y0, y1), (x0, x1) = data_box(v, 0)
+    assert (z0, z1) == (5, 64)
+    box = v[z0:z1, y0:y1, x0:x1]
+    assert not (box == 0).any()
+    # the disc's inscribed square is 64 / sqrt(2) = 45 voxels a side: the box comes close, nearly square
+    assert min(y1 - y0, x1 - x0) >= 43 and abs((y1 - y0) - (x1 - x0)) <= 3
+    assert data_box(np.zeros((4, 16, 16), np.uint8), 0) is None
