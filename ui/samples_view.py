@@ -388,7 +388,7 @@ def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
         cols = {thin: st.columns([2, 1])[0]}
     for axis, col in cols.items():
         n = vol.shape[axis]
-        key = state.k(state.VIEW_INDEX, AXES[axis], sid)
+        key = state.k(state.VIEW_INDEX, AXES[axis], sid, n)  # a new size (a crop changed): at its middle again
         state.init(key, n // 2)
         with col:
             if thin is None:

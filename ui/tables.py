@@ -88,7 +88,7 @@ def catalogue_table(ws: Workspace):
         crop = (s.source_options.get("read") or {}).get("crop")
         if crop:
             shape = [int(b) - int(a) for a, b in crop]
-            size += f" → {'×'.join(map(str, shape))} (cropped)"
+            size += (" → " if size else "") + f"{'×'.join(map(str, shape))} (cropped)"
         if shape and s.downsample > 1:
             size += f" → {'×'.join(str(int(n) // s.downsample) for n in shape)} (downsampled by {s.downsample})"
         elif not shape and done is not None and done.provenance.get("input_shape"):

@@ -46,7 +46,7 @@ def test_add_demo_then_view_slices(empty_ws):
     assert any("SYNTHETIC" in w.value for w in at.warning)
     assert any("Added sample" in m.value for m in at.success)
     # three orthogonal slices at the centre; move z
-    zkey = state.k(state.VIEW_INDEX, "z", s.id)
+    zkey = state.k(state.VIEW_INDEX, "z", s.id, 32)
     assert at.slider(key=zkey).value == 16
     assert len(at.image) == 3
     at.slider(key=zkey).set_value(5).run()
@@ -457,5 +457,6 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     (z0, z1), (y0, y1), (x0, x1) = s.input.crop
     assert (z0, z1) == (0, 48) and y1 - y0 >= 30 and x1 - x0 >= 30
     assert not (empty_ws.load_volume(s) == 0).any()
+    assert _catalogue(at)["size (voxels)"][0] == f"{z1 - z0}×{y1 - y0}×{x1 - x0} (cropped)"  # added without a shape
     assert not [w for w in at.warning if "fill outside the reconstructed region" in w.value]
     assert any("another region of interest" in w.value for w in at.warning)  # the analysis ran on the whole
