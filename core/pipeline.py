@@ -33,7 +33,8 @@ One exact grey value on the volume's faces that its centre lacks (the corners
 outside a circular field of view, the padding of a rotated volume) is read as
 a phase like any other; :func:`core.phases.fill_reading` finds it, and the run
 warns with :func:`core.phases.fill_message` (crop it away) and records it as
-``fill`` in the provenance (the dashboard's Segment page shows it).
+``fill`` in the provenance (the dashboard's Segment page shows it; the chunked
+engine does the same on its input's z planes).
 """
 
 from __future__ import annotations

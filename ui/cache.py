@@ -502,22 +502,24 @@ def probe(path: str, options_json: str, mtime: float) -> dict:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def fill(ref: VolumeRef) -> dict | None:
-    """:func:`core.phases.fill_reading` of a sample's greyscale held whole (None for a big one read lazily, whose
-    faces would be read chunk by chunk, and for an already-segmented one)."""
+    """:func:`core.phases.fill_reading` of a sample's greyscale (of a big one read lazily, on its middle z plane
+    only, which the slice viewer reads anyway; None for an already-segmented one)."""
     from core.phases import fill_reading
 
-    vol = volume(ref)
-    if is_lazy(vol) or ("phase_map" in json.loads(ref.options)):
+    if "phase_map" in json.loads(ref.options):
         return None
-    return fill_reading(vol)
+    vol = volume(ref)
+    return fill_reading(vol, planes=(0.5,)) if is_lazy(vol) else fill_reading(vol)
 
 
 @st.cache_data(max_entries=32, show_spinner="Finding the region with data…")
 def fill_box(ref: VolumeRef, value: float) -> list[list[int]] | None:
-    """:func:`core.phases.data_box` of a sample's greyscale held whole (voxels of the volume as read)."""
+    """:func:`core.phases.data_box` of a sample's greyscale held whole (voxels of the volume as read); None for a big
+    one read lazily (the box would need every plane)."""
     from core.phases import data_box
 
-    return data_box(volume(ref), value)
+    vol = volume(ref)
+    return None if is_lazy(vol) else data_box(vol, value)
 
 
 #: Formats whose single z plane is read without reading more planes (a page, a file, the bytes of a plane): the

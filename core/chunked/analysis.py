@@ -371,6 +371,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     import zarr
 
     from ..inputs import FileInput
+    from ..phases.fill import fill_message, fill_reading
     from ..pipeline import AnalysisParams, versions
     from .inputs import open_lazy
     from .measures import measure_chunked, separator_side_chunked
@@ -409,6 +410,11 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         kw["spacing"] = spacing
     vol = open_lazy(spec.path, chunks=chunk_size, **kw)
     sp = vol.spacing
+    fill = None
+    if not presegmented:  # a fill outside the reconstructed region, on five z planes (core.phases.fill_reading)
+        fill = fill_reading(vol.reader)
+        if fill is not None:
+            warnings.warn(fill_message(fill), stacklevel=2)
     nblocks = int(np.prod(vol.data.numblocks))
     report(0.01, f"chunked engine: {'×'.join(map(str, vol.shape))} voxels in {nblocks} chunks of {chunk_size}³")
     # the checksum (a sequential read in this process) runs beside the global values (the workers' check pass and
@@ -545,6 +551,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         "engine": "chunked",
         "chunking": chunking,
     }
+    if fill is not None:
+        provenance["fill"] = fill
     if coarse is not None:
         provenance.update(coarsen=coarse.factor, coarse_shape=list(coarse.coarse_shape),
                           coarse_separation="whole" if coarse.whole else "chunked",

@@ -14,74 +14,75 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "data_box", "fill_message", "fill_reading"]
+__all__ = ["FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "PLANES", "data_box", "fill_message", "fill_reading"]
 
 #: Share of the face voxels the fill value must hold (the corners outside a circular field of view inscribed in a
 #: square section are 21 % of its area, and more of its border).
 FILL_MIN_FACE_SHARE = 0.05
 #: The central box may hold the value at most this fraction as often as the faces.
 FILL_CENTRE_RATIO = 0.1
-#: Voxels of the central box and of the whole volume sampled (strided) at most.
-_SAMPLE = 2_000_000
 #: An axis shorter than this has no faces of its own in the test (a single slice: its four edges only).
 _MIN_AXIS = 8
+#: The z planes read, as fractions of the depth: the two faces and three planes between.
+PLANES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def _sample(v: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
-    """At most about :data:`_SAMPLE` voxels of the box, on a regular grid (no copy of the box is made)."""
-    ranges = [range(*b.indices(n)) for b, n in zip(box, v.shape)]
-    step = max(1, int(np.ceil((np.prod([len(r) for r in ranges], dtype=np.float64) / _SAMPLE) ** (1 / 3))))
-    return np.asarray(v[tuple(slice(r.start, r.stop, step) for r in ranges)]).reshape(-1)
+def _plane(v, z: int) -> np.ndarray:
+    """Plane ``z`` as a (Y, X) array (read as a box: a lazily read volume reads only the chunks it crosses)."""
+    return np.asarray(v[z : z + 1])[0]
 
 
-def fill_reading(volume: np.ndarray) -> dict | None:
+def fill_reading(volume, planes=PLANES) -> dict | None:
     """The fill of a greyscale volume's faces, or None.
+
+    Read on a few z planes only (``planes``, fractions of the depth): their four edges, and the whole plane where
+    it is a z face of the volume, are the faces; the middle half of each other plane along y and x is the centre.
 
     Parameters
     ----------
-    volume : (Z, Y, X) ndarray
-        Greyscale (a memory map is read only on its faces and a strided sample).
+    volume : (Z, Y, X) ndarray or lazily read array-like
+        Greyscale (a memory map or a lazy volume is read only on those planes).
+    planes : sequence of float
+        Which z planes, as fractions of the depth (0 and 1 are the z faces).
 
     Returns
     -------
     dict or None
-        ``value`` (the grey value), ``end`` (``"lowest"`` / ``"highest"``), ``face_share`` (of the face voxels
-        holding it), ``centre_share`` and ``share`` (of a regular sample of the central box and of the volume);
-        :func:`fill_message` puts it in words.
+        ``value`` (the grey value), ``end`` (``"lowest"`` / ``"highest"``), ``face_share`` (of the face voxels read
+        holding it) and ``centre_share`` (of the central ones); :func:`fill_message` puts it in words.
     """
-    v = np.asarray(volume) if not hasattr(volume, "shape") else volume
-    axes = [a for a in range(3) if v.shape[a] >= _MIN_AXIS]
-    if len(axes) < 2:
+    nz, ny, nx = (int(n) for n in volume.shape)
+    in_plane = ny >= _MIN_AXIS and nx >= _MIN_AXIS
+    if not in_plane:
         return None
-    faces = []
-    for a in axes:
-        for i in (0, v.shape[a] - 1):
-            at = [slice(None)] * 3
-            at[a] = i
-            faces.append(np.asarray(v[tuple(at)]).reshape(-1))
+    faces, centre = [], []
+    for z in sorted({int(round(f * (nz - 1))) for f in planes}):
+        p = _plane(volume, z)
+        if nz >= _MIN_AXIS and z in (0, nz - 1):
+            faces.append(p.reshape(-1))
+            continue
+        faces += [p[0], p[-1], p[1:-1, 0], p[1:-1, -1]]
+        centre.append(p[ny // 4 : ny - ny // 4, nx // 4 : nx - nx // 4].reshape(-1))
     face = np.concatenate(faces)
     if face.dtype.kind == "f":
         face = face[np.isfinite(face)]
-    if face.size == 0:
+    if face.size == 0 or not centre:
         return None
-    centre_box = tuple(slice(n // 4, n - n // 4) if a in axes else slice(None) for a, n in enumerate(v.shape))
-    centre = _sample(v, centre_box)
+    middle = np.concatenate(centre)
     for end, value in (("lowest", face.min()), ("highest", face.max())):
         face_share = float(np.count_nonzero(face == value)) / face.size
         if face_share < FILL_MIN_FACE_SHARE:
             continue
-        centre_share = float(np.count_nonzero(centre == value)) / max(1, centre.size)
+        centre_share = float(np.count_nonzero(middle == value)) / max(1, middle.size)
         if centre_share <= FILL_CENTRE_RATIO * face_share:
-            whole = _sample(v, (slice(None),) * 3)
-            return {"value": float(value), "end": end, "face_share": face_share, "centre_share": centre_share,
-                    "share": float(np.count_nonzero(whole == value)) / max(1, whole.size)}
+            return {"value": float(value), "end": end, "face_share": face_share, "centre_share": centre_share}
     return None
 
 
 def fill_message(reading: dict) -> str:
     """The warning of a :func:`fill_reading`, with what to do about it."""
-    return (f"{reading['share']:.0%} of the voxels ({reading['face_share']:.0%} of those on the volume's faces, "
-            f"{reading['centre_share']:.1%} of the central ones) hold exactly {reading['value']:g}, the "
+    return (f"{reading['face_share']:.0%} of the voxels on the volume's faces (and {reading['centre_share']:.1%} "
+            f"of the central ones) hold exactly {reading['value']:g}, the "
             f"{reading['end']} grey value: a fill outside the reconstructed region (the corners outside a circular "
             "field of view, the padding of a rotated or registered volume). The analysis reads it as "
             f"{'pore' if reading['end'] == 'lowest' else 'NMC'}, so the particles it cuts "

@@ -230,3 +230,21 @@ def test_chunked_analysis_of_a_crop_equals_that_of_the_cropped_file(demo_tif_40,
     assert entry.input.crop == ((3, 37), (0, 36), (5, 40))
     assert cli.main(["run", str(recipe), "--out", str(tmp_path / "replay"), "-q"]) == 0
     assert (tmp_path / "replay" / entry.folder / "particles.csv").read_bytes() == (a / "particles.csv").read_bytes()
+
+
+def test_chunked_engine_warns_of_a_fill_outside_the_field_of_view(demo_tif_40, tmp_path, sync_cluster):
+    """The chunked engine reads the fill test's five z planes of its input and warns and records as the whole-volume
+    engine does (core.phases.fill_reading)."""
+    from core.io import save_tiff
+
+    v = load_volume(demo_tif_40)
+    g = v.data.copy()
+    yy, xx = np.mgrid[: g.shape[1], : g.shape[2]]
+    g[:, (yy - (g.shape[1] - 1) / 2) ** 2 + (xx - (g.shape[2] - 1) / 2) ** 2 > (g.shape[1] / 2) ** 2] = 0
+    save_tiff(tmp_path / "fov.tif", g, v.spacing)
+    out = tmp_path / "o"
+    assert cli.main(["analyze", str(tmp_path / "fov.tif"), "--out", str(out), "--chunk-size", "20", "--workers", "1",
+                     "-q"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["provenance"]["fill"]["value"] == 0
+    assert any("a fill outside the reconstructed region" in w for w in run["warnings"])

@@ -30,10 +30,14 @@ def test_a_scan_without_fill_reads_none(grey):
 def test_circular_field_of_view_is_found(grey):
     r = fill_reading(_fov(grey))
     assert r["value"] == 0 and r["end"] == "lowest" and r["centre_share"] == 0
-    assert r["share"] == pytest.approx(1 - np.pi / 4, abs=0.03)  # the corners outside the inscribed circle
+    # the two z faces (21 % fill: the corners outside the inscribed circle) and the edges of three planes between
+    # (83 % fill: of a 64-voxel edge, the 11 voxels nearest the middle lie inside the circle)
+    assert r["face_share"] == pytest.approx((2 * 4096 * 0.2146 + 3 * 252 * 0.83) / (2 * 4096 + 3 * 252), abs=0.02)
     text = fill_message(r)
-    assert text.startswith("2") and "hold exactly 0, the lowest grey value" in text and "--crop" in text
-    assert "look detached" in text
+    assert text.startswith(f"{r['face_share']:.0%} of the voxels on the volume's faces")
+    assert "hold exactly 0, the lowest grey value" in text and "--crop" in text and "look detached" in text
+    # the middle plane alone (what the dashboard reads of a big volume) finds it too
+    assert fill_reading(_fov(grey), planes=(0.5,))["value"] == 0
 
 
 def test_padding_at_the_top_of_the_range_and_of_z(grey):
