@@ -36,6 +36,7 @@ def test_circular_field_of_view_is_found(grey):
     text = fill_message(r)
     assert text.startswith(f"{r['face_share']:.0%} of the voxels on the volume's faces")
     assert "hold exactly 0, the lowest grey value" in text and "--crop" in text and "look detached" in text
+    assert "skews those too. Crop the volume" in text
     # the middle plane alone (what the dashboard reads of a big volume) finds it too
     assert fill_reading(_fov(grey), planes=(0.5,))["value"] == 0
 
