@@ -617,6 +617,104 @@ def _cmd_train_classifier(args) -> None:
               file=sys.stderr)
 
 
+#: ``inspect``: voxels up to which the box without a fill is computed (it reads every plane).
+INSPECT_BOX_VOXELS = 1 << 28
+
+
+def inspect_input(args) -> dict:
+    """What an analysis of the arguments' input would read, from its header, a sample and a few planes (never the
+    whole of a big file): the format, the shapes (file, crop, as analysed), voxel type and size and where the size comes
+    from, the header a raw file was laid out by, the value range of a sample, whether the values look already
+    segmented (and the map proposed), a fill outside the field of view (and, up to
+    :data:`INSPECT_BOX_VOXELS`, the crop without it), the memory estimate and the engine the analysis would use."""
+    import numpy as np
+
+    from .chunked import open_lazy_array
+    from .chunked.analysis import chunked_engine_for
+    from .io.phase_map import propose_phase_map
+    from .memory import estimate_peak_bytes
+    from .phases import data_box, fill_message, fill_reading
+    from .phases.preview import grey_sample
+    from .pipeline import AnalysisParams
+
+    spec = _input_spec(args)
+    kw = spec.load_kwargs()
+    if args.spacing is not None:
+        kw["spacing"] = tuple(args.spacing)
+    arr, lazy = open_lazy_array(spec.path, **kw)
+    meta = dict(lazy.metadata)
+    f = int(spec.downsample)
+    shape = [int(n) for n in lazy.shape]
+    out: dict = {
+        "input": os.fspath(spec.path), "format": lazy.fmt,
+        "shape_file_zyx": meta.get("shape_read", shape), "crop_zyx": meta.get("crop"), "shape_read_zyx": shape,
+        "downsample": f, "shape_analysed_zyx": [n // f for n in shape], "dtype": str(lazy.data.dtype),
+        "voxel_um_zyx": [float(v) * f for v in lazy.spacing],
+        "voxel_size_from": ("the command line" if args.spacing is not None else
+                            f"its header {meta['header']}" if meta.get("header") and lazy.spacing_from_metadata else
+                            "the file's metadata" if lazy.spacing_from_metadata else
+                            "none in the file: 1 µm assumed, give --spacing"),
+    }
+    if meta.get("spacing_unit"):
+        out["voxel_size_unit_read"] = meta["spacing_unit"]
+    if meta.get("layout_from"):
+        out["layout_from"] = f"{meta['layout_from']} ({meta['header']})"
+    sample = grey_sample(arr, 200_000)
+    finite = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
+    out["value_range"] = [float(finite.min()), float(finite.max())] if finite.size else None
+    found = propose_phase_map(sample.reshape(1, 1, -1))
+    if found is not None:
+        values, shares, proposal = found
+        names = {0: "pore", 1: "cbd", 2: "nmc"}
+        out["looks_segmented"] = {"values": values.tolist(), "shares_of_a_sample": [round(float(x), 4) for x in shares],
+                                  "phase_map_proposed": ",".join(f"{v}={names[proposal[v]]}" for v in values.tolist())}
+    fill = None if found is not None else fill_reading(arr)
+    if fill is not None:
+        out["fill"] = {**fill, "warning": fill_message(fill)}
+        if arr.size <= INSPECT_BOX_VOXELS:
+            box = data_box(arr, fill["value"])
+            if box is not None:
+                start = [lo for lo, _ in spec.crop] if spec.crop is not None else [0, 0, 0]
+                out["fill"]["crop_without_it"] = [[s0 + lo, s0 + hi] for s0, (lo, hi) in zip(start, box)]
+    params = AnalysisParams()
+    out["memory_estimate_bytes"] = int(estimate_peak_bytes(tuple(shape), lazy.data.dtype, params, downsample=f,
+                                                           presegmented=False))
+    chunk = chunked_engine_for(spec, params)
+    out["engine"] = "whole volume" if chunk is None else f"chunked (chunks of {chunk}³)"
+    return out
+
+
+def _cmd_inspect(args) -> None:
+    info = inspect_input(args)
+    if args.json:
+        print(json.dumps(info, indent=2, default=json_default))
+        return
+    z = lambda v: "×".join(map(str, v))  # noqa: E731
+    lines = [f"{info['input']}: {info['format']}, {z(info['shape_file_zyx'])} voxels (z×y×x), {info['dtype']}"]
+    if info.get("layout_from"):
+        lines.append(f"  laid out by {info['layout_from']}")
+    if info["crop_zyx"]:
+        lines.append("  cropped to " + ", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", info["crop_zyx"]))
+                     + f" -> {z(info['shape_read_zyx'])}")
+    if info["downsample"] > 1:
+        lines.append(f"  downsampled by {info['downsample']} -> {z(info['shape_analysed_zyx'])}")
+    unit = f", read as {info['voxel_size_unit_read']}" if info.get("voxel_size_unit_read") else ""
+    lines.append(f"  voxel size {z(f'{v:g}' for v in info['voxel_um_zyx'])} µm (from {info['voxel_size_from']}{unit})")
+    if info["value_range"]:
+        lines.append(f"  values {info['value_range'][0]:g} to {info['value_range'][1]:g} (a sample)")
+    if info.get("looks_segmented"):
+        lines.append(f"  looks already segmented: values {info['looks_segmented']['values']}; analyse it with "
+                     f"--phase-map (value order proposes {info['looks_segmented']['phase_map_proposed']}: check it)")
+    if info.get("fill"):
+        lines.append("  WARNING: " + info["fill"]["warning"])
+        if info["fill"].get("crop_without_it"):
+            lines.append("  the largest box without it: --crop "
+                         + " ".join(str(v) for pair in info["fill"]["crop_without_it"] for v in pair))
+    lines.append(f"  analysis: the {info['engine'].replace('whole volume', 'whole-volume')} engine, about {info['memory_estimate_bytes'] / 2**30:.2f} GiB "
+                 "at its peak (default parameters)")
+    print("\n".join(lines))
+
+
 def _cmd_demo(args) -> None:
     from .io import save_tiff
     from .synth import DEMO_ELECTRODES, demo_electrode
@@ -742,9 +840,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder (new or empty; its parent must exist); see --overwrite")
         sp.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
 
-    def add_input(sp):
+    def add_input(sp, out: bool = True):
         sp.add_argument("input", help="volume: TIFF, slice folder, HDF5, Zarr, .npy, MetaImage (.mhd, .mha) or raw")
-        add_out(sp)
+        if out:
+            add_out(sp)
         sp.add_argument("--spacing", nargs="+", type=_voxel_size, action=_Spacing, metavar="UM",
                         help="voxel size in µm: one value (isotropic) or three (Z Y X)")
         sp.add_argument("--dataset", help="HDF5/Zarr dataset name")
@@ -842,6 +941,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_whole(0, 2**32 - 1), default=0, help="seed of the learner (extra trees by default; default 0)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     t.set_defaults(func=_cmd_train_classifier)
+
+    i = sub.add_parser("inspect", help="what an analysis of INPUT would read: shape, voxel size and its source, "
+                                      "a raw file's header, a fill outside the field of view, memory and engine")
+    add_input(i, out=False)
+    i.add_argument("--json", action="store_true", help="print it as JSON")
+    i.set_defaults(func=_cmd_inspect)
 
     d = sub.add_parser("demo", help="write the synthetic demo electrodes with ground truth")
     add_out(d)

@@ -510,3 +510,40 @@ def test_analyze_notes_specks_that_touch_no_particle(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "note: 3 of 4 particles are smaller than the minimum particle volume (1 µm³, a ball 1.24 µm" in err
     assert len(pd.read_csv(tmp_path / "out" / "particles.csv")) == 4  # nothing left out of the table
+
+
+def test_inspect_says_what_an_analysis_would_read(tmp_path, capsys):
+    """``inspect``: shape, voxel size and where it comes from, a raw file's header, a segmented look, a fill with the
+    crop without it, memory and engine, from the header and a few planes; as text and as JSON."""
+    from core.synth import demo_electrode
+
+    g = demo_electrode("cycled-1C", rng=2, shape=(32, 64, 64)).greyscale.copy()
+    yy, xx = np.mgrid[:64, :64]
+    g[:, (yy - 31.5) ** 2 + (xx - 31.5) ** 2 > 32 ** 2] = 0
+    save_tiff(tmp_path / "fov.tif", g, (0.4, 0.4, 0.4))
+    assert cli.main(["inspect", str(tmp_path / "fov.tif"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format"] == "tiff" and info["shape_file_zyx"] == [32, 64, 64] and info["voxel_um_zyx"] == [0.4] * 3
+    assert info["voxel_size_from"] == "the file's metadata" and info["engine"] == "whole volume"
+    (z0, z1), (y0, y1), (x0, x1) = info["fill"]["crop_without_it"]
+    assert (z0, z1) == (0, 32) and not (g[z0:z1, y0:y1, x0:x1] == 0).any()
+    # the crop it proposes, given back: no fill left, the shapes said
+    assert cli.main(["inspect", str(tmp_path / "fov.tif"), "--crop", str(z0), str(z1), str(y0), str(y1), str(x0), str(x1),
+                 "--downsample", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "WARNING" not in text and f"cropped to z {z0}:{z1}, y {y0}:{y1}, x {x0}:{x1}" in text
+    assert "downsampled by 2" in text and "voxel size 0.8×0.8×0.8 µm" in text
+    # a raw file laid out by its ESRF header; a segmented volume
+    (tmp_path / "r.vol").write_bytes(g.astype("<f4").tobytes())
+    (tmp_path / "r.vol.info").write_text("NUM_X = 64\nNUM_Y = 64\nNUM_Z = 32\nvoxelSize = 0.05\n")
+    assert cli.main(["inspect", str(tmp_path / "r.vol")]) == 0
+    text = capsys.readouterr().out
+    assert "laid out by ESRF .vol.info (r.vol.info)" in text and "voxel size 0.05×0.05×0.05 µm (from its header" in text
+    seg = np.zeros((8, 16, 16), np.uint8)
+    seg[:, 4:12, 4:12] = 2
+    seg[:, 6:10, 2:4] = 1
+    save_tiff(tmp_path / "seg.tif", seg, (1.0, 1.0, 1.0))
+    assert cli.main(["inspect", str(tmp_path / "seg.tif")]) == 0
+    text = capsys.readouterr().out
+    assert "looks already segmented: values [0, 1, 2]" in text and "0=pore,1=cbd,2=nmc" in text
+    assert "none in the file: 1 µm assumed" not in text  # its TIFF states 1 µm
