@@ -126,7 +126,7 @@ samples_view.crop_section(ws, sample)
 samples_view.attributes_section(ws, sample)
 ref, vol = page.read_volume(ws, sample)
 if vol is not None:
-    samples_view.fill_note(ws, ref, sample)
+    page.fill_note(ws, ref, sample)
     samples_view.slice_viewer(ref, vol, sample)
 analyses = ws.list_analyses(sample.id)
 samples_view.analyses_section(ws, sample, analyses)

@@ -16,6 +16,7 @@ ws, sample = page.sample_page("Segment")
 sid = sample.id
 ref, vol = page.require_volume(ws, sample)
 latest = ws.latest_analysis(sid)
+page.fill_note(ws, ref, sample)  # a fill outside the field of view: said, with the crop without it, before a run
 
 mparams = ModelParams()
 presegmented = sample.input.presegmented
@@ -99,10 +100,11 @@ if latest is not None:
     if filled:
         st.warning(f"Voxels without a finite grey value (NaN or infinite): {filled}; the analysis gave them the "
                    "median grey value of the finite voxels.")
-    if (latest.provenance or {}).get("fill"):
+    if (latest.provenance or {}).get("fill") and cache.fill(ref) is None:  # the sample mended since (a crop)
         from core.phases import fill_message
 
-        st.warning(fill_message(latest.provenance["fill"]))
+        st.warning("The latest analysis read a fill outside the field of view: "
+                   + fill_message(latest.provenance["fill"]) + " Rerun the analysis to leave it out.")
     if presegmented:
         st.caption(f"Phases read from the file (phase map `{tables.analysed_map(latest) or sample.input.phase_map}`).")
     elif latest.resolved.method == "classifier":

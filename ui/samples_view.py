@@ -332,36 +332,6 @@ def details_section(ws: Workspace, sample: Sample) -> None:
                        "analysis (Segment page) to update the measurements.")
 
 
-def fill_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> None:
-    """A warning where the sample's greyscale holds a fill outside its reconstructed region
-    (:func:`core.phases.fill_reading`: the particles it cuts would look detached), with a button that crops the
-    sample to the largest box without it (:func:`core.phases.data_box`)."""
-    from core.phases import fill_message
-
-    found = cache.fill(ref)
-    if found is None:
-        return
-    st.warning(fill_message(found))
-    box = cache.fill_box(ref, found["value"])
-    if box is None or not hasattr(sample.input, "crop"):
-        return
-    crop = file_crop(sample, box)
-    words = ", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", crop))
-    if st.button(f"Crop to {words} (voxels of the file): the largest box without the fill",
-                 key=state.k(state.FILL_CROP, sample.id)):
-        so = dict(sample.source_options)
-        ws.update_sample(sample.id, source_options={**so, "read": {**(so.get("read") or {}), "crop": crop}})
-        flash("success", f"Cropped to {words}. It applies to the next analysis (Segment page).")
-        st.rerun()
-
-
-def file_crop(sample: Sample, box) -> list[list[int]]:
-    """A box in voxels of the sample's volume as read (after its crop and downsampling) as a crop of its file."""
-    f = int(sample.downsample)
-    start = [lo for lo, _ in sample.input.crop] if sample.input.crop is not None else [0, 0, 0]
-    return [[s + f * int(lo), s + f * int(hi)] for s, (lo, hi) in zip(start, box)]
-
-
 @st.fragment
 def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
     """Three orthogonal slices with a shared contrast slider (a fragment: moving a slider reruns only this)."""

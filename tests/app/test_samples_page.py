@@ -449,7 +449,9 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     seg.session_state[state.SAMPLE_ID] = s.id
     seg.run()
     no_exception(seg)
-    assert any("fill outside the reconstructed region" in w.value for w in seg.warning)
+    # the Segment page says it too, with the same button, where the analysis is run
+    assert [w for w in seg.warning if w.value.startswith(f"{a.provenance['fill']['face_share']:.0%} of the voxels")]
+    assert [b for b in seg.button if b.key == state.k(state.FILL_CROP, s.id)]
     # the button crops the sample to the box: the fill is gone from what the next analysis reads
     at.button(key=state.k(state.FILL_CROP, s.id)).click().run()
     no_exception(at)
@@ -460,3 +462,11 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     assert _catalogue(at)["size (voxels)"][0] == f"{z1 - z0}×{y1 - y0}×{x1 - x0} (cropped)"  # added without a shape
     assert not [w for w in at.warning if "fill outside the reconstructed region" in w.value]
     assert any("another region of interest" in w.value for w in at.warning)  # the analysis ran on the whole
+    # the Segment page: the sample mended, so the warning is about the latest analysis, without a button
+    seg = AppTest.from_file(page("2_Segment.py"), default_timeout=TIMEOUT)
+    seg.session_state[state.SAMPLE_ID] = s.id
+    seg.run()
+    no_exception(seg)
+    [w] = [w.value for w in seg.warning if "fill outside" in w.value]
+    assert w.startswith("The latest analysis read a fill outside the field of view") and "Rerun the analysis" in w
+    assert not [b for b in seg.button if b.key == state.k(state.FILL_CROP, s.id)]
