@@ -514,12 +514,16 @@ def fill(ref: VolumeRef) -> dict | None:
 
 @st.cache_data(max_entries=32, show_spinner="Finding the region with data…")
 def fill_box(ref: VolumeRef, value: float) -> list[list[int]] | None:
-    """:func:`core.phases.data_box` of a sample's greyscale held whole (voxels of the volume as read); None for a big
-    one read lazily (the box would need every plane)."""
+    """:func:`core.phases.data_box` of a sample's greyscale (voxels of the volume as read).  A big one read lazily:
+    the box of its middle z plane over every plane (a field of view is the same along z; the fill test, run again
+    after the crop, says where it is not)."""
     from core.phases import data_box
 
     vol = volume(ref)
-    return None if is_lazy(vol) else data_box(vol, value)
+    if not is_lazy(vol):
+        return data_box(vol, value)
+    box = data_box(grey_slice(ref, 0, vol.shape[0] // 2)[None], value)
+    return None if box is None else [[0, int(vol.shape[0])], box[1], box[2]]
 
 
 #: Formats whose single z plane is read without reading more planes (a page, a file, the bytes of a plane): the

@@ -470,3 +470,33 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     [w] = [w.value for w in seg.warning if "fill outside" in w.value]
     assert w.startswith("The latest analysis read a fill outside the field of view") and "Rerun the analysis" in w
     assert not [b for b in seg.button if b.key == state.k(state.FILL_CROP, s.id)]
+
+
+def test_a_big_sample_read_lazily_gets_the_fill_warning_and_the_box_of_its_middle_plane(empty_ws, env, monkeypatch):
+    """A sample too big to hold whole (the rule monkeypatched): the fill test on its middle plane, and the crop
+    without the fill from that plane, over every plane; after the crop the volume holds none."""
+    import zarr
+
+    from core.chunked import LazyArray
+    from core.synth import demo_electrode
+    from ui import cache
+
+    monkeypatch.setattr(cache, "LAZY_VOXELS", 1000)
+    g = demo_electrode("cycled-1C", rng=5, shape=(24, 64, 64)).greyscale.copy()
+    yy, xx = np.mgrid[:64, :64]
+    g[:, (yy - 31.5) ** 2 + (xx - 31.5) ** 2 > 32 ** 2] = 0
+    path = env / "data" / "big.zarr"
+    zarr.create_array(str(path), shape=g.shape, chunks=(8, 32, 32), dtype=g.dtype)[:] = g
+    s = empty_ws.add_sample("big", str(path), spacing=0.5)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert isinstance(cache.volume(cache.VolumeRef.of(empty_ws, s)), LazyArray)
+    assert [w for w in at.warning if "fill outside the reconstructed region" in w.value]
+    at.button(key=state.k(state.FILL_CROP, s.id)).click().run()
+    no_exception(at)
+    s = empty_ws.get_sample(s.id)
+    (z0, z1), (y0, y1), (x0, x1) = s.input.crop
+    assert (z0, z1) == (0, 24) and not (g[:, y0:y1, x0:x1] == 0).any() and min(y1 - y0, x1 - x0) >= 40
+    assert not [w for w in at.warning if "fill outside the reconstructed region" in w.value]
