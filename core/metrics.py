@@ -457,10 +457,12 @@ def isolated_specks(table: pd.DataFrame, min_volume_um3: float) -> np.ndarray:
 MOSTLY_SPECKS = 0.5
 
 
-def specks_reading(table: pd.DataFrame, min_volume_um3: float) -> tuple[str, float] | None:
+def specks_reading(table: pd.DataFrame, min_volume_um3: float, *, where: str | None = None
+                   ) -> tuple[str, float] | None:
     """One sentence on the table's :func:`isolated_specks` where they are at least 5 % of it or move its median
     detachment by 0.02 or more, and that move; None otherwise.  Where they are
-    :data:`MOSTLY_SPECKS` of it or more, a second sentence asks which phase is NMC.
+    :data:`MOSTLY_SPECKS` of it or more, a second sentence asks which phase is NMC (and, given ``where``, says
+    in brackets where to check it).
 
     Examples
     --------
@@ -487,5 +489,6 @@ def specks_reading(table: pd.DataFrame, min_volume_um3: float) -> tuple[str, flo
             f"{without:.2f} without.")
     if n >= MOSTLY_SPECKS * len(table):
         text += (" With most of the table specks, the phase read as NMC may hold more than the particles (a thin "
-                 "phase such as the carbon-binder, or noise): check which phase is NMC.")
+                 "phase such as the carbon-binder, or noise): check which phase is NMC"
+                 + (f" ({where})." if where else "."))
     return text, shift

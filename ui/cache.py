@@ -509,7 +509,12 @@ def fill(ref: VolumeRef) -> dict | None:
     if "phase_map" in json.loads(ref.options):
         return None
     vol = volume(ref)
-    return fill_reading(vol, planes=(0.5,)) if is_lazy(vol) else fill_reading(vol)
+    return fill_reading(_middle_plane(ref, vol)) if is_lazy(vol) else fill_reading(vol)
+
+
+def _middle_plane(ref: VolumeRef, vol) -> np.ndarray:
+    """(1, Y, X): the middle z plane of a lazily read volume, the one :func:`ui.page.read_volume` has read."""
+    return grey_slice(ref, 0, vol.shape[0] // 2)[None]
 
 
 @st.cache_data(max_entries=32, show_spinner="Finding the region with data…")
@@ -522,7 +527,7 @@ def fill_box(ref: VolumeRef, value: float) -> list[list[int]] | None:
     vol = volume(ref)
     if not is_lazy(vol):
         return data_box(vol, value)
-    box = data_box(grey_slice(ref, 0, vol.shape[0] // 2)[None], value)
+    box = data_box(_middle_plane(ref, vol), value)
     return None if box is None else [[0, int(vol.shape[0])], box[1], box[2]]
 
 

@@ -52,14 +52,13 @@ def specks_note(table: pd.DataFrame, analysis: Analysis) -> None:
     other particle), with how to leave them out of a comparison; a warning where they move the median by 0.05 or
     are most of the table (then also where to check which phase is NMC)."""
     v = float(analysis.resolved.separation.min_volume_um3)
-    found = specks_reading(table, v)
+    where = ("Samples page, *Phase map*" if analysis.provenance.get("presegmented")
+             else "Segment page: the thresholds or the classifier's strokes")
+    found = specks_reading(table, v, where=where)
     if found is None:
         return
     text, shift = found
     mostly = isolated_specks(table, v).mean() >= MOSTLY_SPECKS
-    if mostly and text.endswith("check which phase is NMC."):
-        text = text[:-1] + (" (Samples page, *Phase map*)." if analysis.provenance.get("presegmented")
-                            else " (Segment page: the thresholds or the classifier's strokes).")
     d = (6 * v / np.pi) ** (1 / 3)
     text += f" To leave them out of a comparison, set *Smallest particle counted* to {d:.2f} µm on the Compare page."
     (st.warning if shift >= 0.05 or mostly else st.caption)(text)

@@ -135,7 +135,7 @@ def open_lazy(
     _load._check_applies(READERS[fmt], opts, p)
     source, found, meta, where = _OPENERS[fmt](p, opts)
     if box is not None:
-        C.crop_slices(box, source.shape, C._name(where))
+        C.check_crop(box, source.shape, C._name(where))
         meta = {**meta, "crop": [list(pair) for pair in box], "shape_read": list(source.shape)}
         source = _CroppedSource(source, box)
     data = as_dask(source, chunk3)

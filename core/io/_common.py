@@ -380,11 +380,10 @@ def normalize_crop(crop) -> tuple[tuple[int, int], tuple[int, int], tuple[int, i
     return tuple(pairs)  # type: ignore[return-value]
 
 
-def crop_slices(crop, shape: Sequence[int], name: str) -> tuple[slice, slice, slice]:
-    """The slices of a :func:`normalize_crop`-ed crop in a ``(Z, Y, X)`` volume named ``name``; refused (one
-    sentence, :class:`InputFileError`) where it reaches beyond the volume."""
+def check_crop(crop, shape: Sequence[int], name: str) -> None:
+    """Refuse (one sentence, :class:`InputFileError`) a :func:`normalize_crop`-ed crop that reaches beyond a
+    ``(Z, Y, X)`` volume named ``name``."""
     for axis, (a, b), n in zip("zyx", crop, shape):
         if b > int(n):
             raise InputFileError(f"the crop {a}:{b} along {axis} reaches beyond {name}, which has {int(n)} voxels "
                                  f"along {axis} (0:{int(n)})")
-    return tuple(slice(a, b) for a, b in crop)  # type: ignore[return-value]

@@ -16,6 +16,15 @@ from apphelpers import TIMEOUT, no_exception, page
 PAGE = page("1_Samples.py")
 
 
+def _pick(data, name: str, vol, spacing):
+    """The Samples page with the TIFF ``name`` (``vol`` saved at ``spacing``) picked in the add form."""
+    save_tiff(data / name, vol, spacing)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select(name).run()
+    no_exception(at)
+    return at
+
+
 def _catalogue(at):
     frames = [d.value for d in at.dataframe if "status" in d.value.columns]
     assert frames, "no catalogue table"
@@ -109,10 +118,7 @@ def test_region_of_interest_crops_the_sample(empty_ws, env):
     size said and offered to the downsampling; the sample reads only the box (catalogue, volume, recipe)."""
     data = env / "data"
     vol = (np.random.default_rng(2).random((40, 64, 72)) * 1000).astype(np.uint16)
-    save_tiff(data / "scan.tif", vol, (0.5, 0.3, 0.3))
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("scan.tif").run()
-    no_exception(at)
+    at = _pick(data, "scan.tif", vol, (0.5, 0.3, 0.3))
     token = file_browser.path_token(data / "scan.tif")
     n_images = len(at.image)
     at.toggle(key=state.k(state.ADD_CROP, "file", token, "on")).set_value(True).run()
@@ -278,10 +284,7 @@ def test_add_file_downsampled(empty_ws, env):
     """The file's voxel size is entered; the sample stores the analysed one and loads the coarse grid."""
     data = env / "data"
     vol = (np.random.default_rng(1).random((20, 24, 32)) * 1000).astype(np.uint16)
-    save_tiff(data / "fine.tif", vol, (0.2, 0.2, 0.2))
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("fine.tif").run()
-    no_exception(at)
+    at = _pick(data, "fine.tif", vol, (0.2, 0.2, 0.2))
     key = state.k(state.ADD_DOWNSAMPLE, "file", file_browser.path_token(data / "fine.tif"))
     picker = at.selectbox(key=key)
     assert picker.value == 1
