@@ -301,7 +301,35 @@ CASES = {
                                  r"--out .*earlier already holds files"),
     "run checksum differs": (lambda d, t: ["run", _recipe_with(d, t, _set("input_checksum", "0" * 32))] + _out(t),
                              r"has checksum .* but the recipe recorded 0{32}.*--no-verify"),
+    # a region of interest, a raw file's header, a MetaImage (session 35)
+    "crop beyond the volume": (lambda d, t: ["analyze", _grey(d), "--crop", 0, 40, 0, 8, 0, 8] + _out(t),
+                               r"the crop 0:40 along z reaches beyond greyscale\.tif, which has 32 voxels"),
+    "crop stop before start": (lambda d, t: ["analyze", _grey(d), "--crop", 6, 2, 0, 8, 0, 8] + _out(t),
+                               r"--crop: .*crop along z must run from a start >= 0 to a larger stop, got 6:2"),
+    "crop of 5 numbers": (lambda d, t: ["analyze", _grey(d), "--crop", 0, 4, 0, 8, 0] + _out(t),
+                          r"--crop: expected 6 arguments"),
+    "ESRF header of another size": (lambda d, t: ["analyze", _raw_with_header(t, "w.vol", "w.vol.info",
+                                                                          "NUM_X = 8\nNUM_Y = 8\nNUM_Z = 4\n")]
+                                    + _out(t), r"raw file w\.vol has 512 bytes .* needs 1024 bytes"),
+    "MetaImage compressed": (lambda d, t: ["analyze", _raw_with_header(t, "s.raw", "s.mhd", _MHD + "CompressedData = "
+                                                                       "True\nElementDataFile = s.raw\n")] + _out(t),
+                             r"s\.mhd is a compressed MetaImage, which is not read"),
+    "MetaImage data file elsewhere": (lambda d, t: ["analyze", _raw_with_header(t, "s.raw", "s.mhd", _MHD +
+                                                                                "ElementDataFile = ../s.raw\n")]
+                                      + _out(t), r"header s\.mhd names its data file '\.\./s\.raw'"),
+    "inspect of a compressed MetaImage": (lambda d, t: ["inspect", _raw_with_header(
+        t, "s.raw", "s.mhd", _MHD + "CompressedData = True\nElementDataFile = s.raw\n")],
+        r"s\.mhd is a compressed MetaImage"),
 }
+
+_MHD = "NDims = 3\nDimSize = 8 8 4\nElementType = MET_USHORT\n"
+
+
+def _raw_with_header(tmp: Path, data_name: str, header_name: str, header: str) -> str:
+    """512 bytes of voxels and a header beside them; the path to analyse (the header for a MetaImage)."""
+    (tmp / data_name).write_bytes(bytes(512))
+    (tmp / header_name).write_text(header)
+    return str(tmp / (header_name if header_name.endswith(".mhd") else data_name))
 
 
 def _write_bytes(tmp: Path, data: bytes) -> str:
