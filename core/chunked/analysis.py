@@ -426,7 +426,10 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             phases = phases_from_map(vol.data, spec.phase_map)
         else:
             report(0.02, "phases: global values from a sample")
-            seg = segment_chunked(vol, params.segment, islands=False)  # the island pass reads a store, below
+            exclude = fill["value"] if fill is not None and (params.segment.low is None
+                                                              or params.segment.high is None) else None
+            seg = segment_chunked(vol, params.segment, islands=False,  # the island pass reads a store, below
+                                  exclude=exclude)
             phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
         checksum = digest.result()
     if verify_checksum is not None and checksum != verify_checksum:

@@ -129,7 +129,8 @@ class ChunkedSegmentation:
 
 
 def segment_chunked(volume, params: SegmentParams | None = None, *,
-                    chunks: int | tuple[int, int, int] = DEFAULT_CHUNK, islands: bool = True) -> ChunkedSegmentation:
+                    chunks: int | tuple[int, int, int] = DEFAULT_CHUNK, islands: bool = True,
+                    exclude: float | None = None) -> ChunkedSegmentation:
     """Segment a greyscale volume chunk by chunk; the phases equal :func:`core.phases.segment`'s.
 
     The global values are computed now, with the current dask scheduler (a
@@ -149,6 +150,9 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
         False: leave the small-island pass out of ``phases`` (run it later with
         :func:`remove_islands_chunked`, e.g. on a store the first pass was
         written to, so that no worker holds the first pass's chunks for the second).
+    exclude : float or None
+        A fill's grey value (:func:`core.phases.fill_reading`, read by the caller), left out of the sample the
+        thresholds are suggested from, as :func:`core.phases.segment_detailed` leaves it.
 
     Returns
     -------
@@ -170,7 +174,7 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
     fill = _nan_fill_lazy(vol)
     dn = _denoise_halo(params)
     denoised = _map(vol, _denoise_block, dn, np.float32, params=params, nan_fill=fill)
-    g = _global_values_lazy(vol.shape, params, denoised)
+    g = _global_values_lazy(vol.shape, params, denoised, exclude=exclude)
     h = phase_halo(params, g.pv_sigma)
     phases = _map(vol, _phase_block, h, np.uint8, params=params, g=g, nan_fill=fill)
     ih = island_halo(params.min_island)
@@ -323,7 +327,7 @@ def _nan_fill_lazy(vol) -> float | None:
     return nonfinite_fill(sample)  # the sample is at most ~3 M values: nonfinite_fill takes all of it
 
 
-def _global_values_lazy(shape, params: SegmentParams, denoised) -> _Globals:
+def _global_values_lazy(shape, params: SegmentParams, denoised, *, exclude: float | None = None) -> _Globals:
     """``segment._global_values`` with the sample gathered chunk by chunk and the central block read alone."""
     low, high = params.low, params.high
     i_nmc = model = None
@@ -332,7 +336,7 @@ def _global_values_lazy(shape, params: SegmentParams, denoised) -> _Globals:
         n_vox = sum(b - a for a, b in blocks) * shape[1] * shape[2]
         sample = _strided_sample(denoised, blocks, max(1, n_vox // 2_000_000))
         # _image_model reads denoised(a, b)[:, sy, sx] with np.ascontiguousarray: only the central block is computed
-        model = _image_model(shape, lambda a, b: denoised[a:b], sample)
+        model = _image_model(shape, lambda a, b: denoised[a:b], sample, exclude=exclude)
         i_nmc = model.i_nmc
         low = model.suggested[0] if low is None else low
         high = model.suggested[1] if high is None else high

@@ -2,11 +2,12 @@
 
 A reconstruction holds no data outside its field of view, and a rotated, registered or padded volume none in its
 added corners; tools write one value there (0, the lowest, or the highest of the type).  The analysis cannot tell
-that fill from a phase: it reads it as pore (or NMC), so the particles it cuts get "pore" faces and look detached,
-and where the fill reaches the central block that the suggested thresholds and the fitted blur are read from (a
-section under about 180² voxels) it skews those too (a 96×128² demo with its corners at 0: low threshold 17,294 ->
-5,961, blur 0.75 -> 0.30 voxel, median detachment 0.40 -> 0.12; at 96×256² the thresholds and blur are unchanged, the
-particles away from the fill keep their median, 0.375, and those it cuts move the whole table's from 0.376 to 0.430).
+that fill from a phase: it reads it as pore (or NMC), so the particles it cuts get "pore" faces and look detached.
+Its spike would also pull the three-class Otsu that the suggested thresholds start from, so the thresholds leave
+its value out (:func:`core.phases.threshold._image_model`'s ``exclude``); where it reaches the central block the
+blur is fitted on (a section under about 180² voxels) it still skews the blur.  ``bench/RESULTS.md`` section
+fill_effect: the particles away from the fill keep their median, those it cuts move the table's, and the crop mends
+both.
 :func:`fill_reading` finds it: the lowest or the highest value of the faces that holds at least
 :data:`FILL_MIN_FACE_SHARE` of the face voxels, while the central box (the middle half along each axis) holds it
 at most :data:`FILL_CENTRE_RATIO` as often.  Pores clipped to the lowest value of an 8-bit export hold it as often in
@@ -91,8 +92,8 @@ def fill_message(reading: dict) -> str:
             "field of view, the padding of a rotated or registered volume). The analysis reads it as "
             f"{'pore' if reading['end'] == 'lowest' else 'NMC'}, so the particles it cuts "
             f"{'look detached' if reading['end'] == 'lowest' else 'grow into it'}; on a small section, where it "
-            "reaches the central block the thresholds and the blur are read from, it skews those too. Crop the volume "
-            "to the region with data (Samples page: Region of interest; command line: --crop).")
+            "reaches the central block the blur is fitted on, it skews the blur too. Crop the volume to the region "
+            "with data (Samples page: Region of interest; command line: --crop).")
 
 
 def data_box(volume: np.ndarray, value: float) -> list[list[int]] | None:

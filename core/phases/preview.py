@@ -192,7 +192,12 @@ def preview_globals(volume: np.ndarray, params: SegmentParams | None = None) -> 
         denoised = central = _denoiser(volume, params, fill)
         sample, _ = _global_sample(volume.shape, denoised, lambda f, m: None)
     sample.flags.writeable = False
-    model = _image_model(volume.shape, central, sample, alternative=True)
+    from .segment import fill_value
+
+    # a fill outside the reconstructed region is left out of the suggestion, as the analysis leaves it (a big
+    # volume read lazily: judged on its middle plane, which the page reads anyway)
+    exclude = fill_value(volume, params, planes=(0.5,) if _is_lazy(volume) else None)
+    model = _image_model(volume.shape, central, sample, alternative=True, exclude=exclude)
     sigma, source = None, "none"
     if params.partial_volume:
         sigma = _image_sigma(params.pv_sigma, model)

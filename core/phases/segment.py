@@ -89,7 +89,8 @@ def segment_detailed(
         slab = budget // (volume.shape[1] * volume.shape[2])
     slab = max(1, int(slab))
     denoised = _denoiser(volume, params, _nan_fill(volume))
-    g, kept = _global_values(volume.shape, params, denoised, report, one_slab=slab >= volume.shape[0])
+    g, kept = _global_values(volume.shape, params, denoised, report, one_slab=slab >= volume.shape[0],
+                             exclude=fill_value(volume, params))
     phases = _phases_by_slabs(volume.shape, params, g, denoised, slab, report, kept)
     del kept
     if params.min_island > 1:
@@ -116,11 +117,23 @@ class _Globals:
     i_nmc: float | None
 
 
-def _global_values(shape, params: SegmentParams, denoised, report, *, one_slab: bool):
+def fill_value(volume, params: SegmentParams, planes=None) -> float | None:
+    """The grey value of a fill outside the reconstructed region (:func:`core.phases.fill_reading`, on its five
+    z planes, or on ``planes``) where the thresholds are to be suggested, else None."""
+    if params.low is not None and params.high is not None:
+        return None
+    from .fill import PLANES, fill_reading
+
+    found = fill_reading(volume, planes=planes or PLANES)
+    return None if found is None else found["value"]
+
+
+def _global_values(shape, params: SegmentParams, denoised, report, *, one_slab: bool, exclude: float | None = None):
     """Thresholds, NMC grey value and blur of a run, from a sample of the denoised volume and a central block.
 
     Returns the :class:`_Globals` and the denoised volume where it was
-    denoised whole for the sample and one slab covers it (else None).
+    denoised whole for the sample and one slab covers it (else None).  ``exclude``: a fill's grey value, left
+    out of the sample the thresholds are suggested from (:func:`~core.phases.threshold._image_model`).
     """
     low, high = params.low, params.high
     i_nmc = kept = model = None
@@ -130,7 +143,7 @@ def _global_values(shape, params: SegmentParams, denoised, report, *, one_slab: 
         del whole
         report(0.25, "estimating the blur" if params.partial_volume and params.pv_sigma is None
                else "measuring the phase grey values")
-        model = _image_model(shape, denoised, sample)
+        model = _image_model(shape, denoised, sample, exclude=exclude)
         i_nmc = model.i_nmc
         low = model.suggested[0] if low is None else low
         high = model.suggested[1] if high is None else high

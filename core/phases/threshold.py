@@ -334,7 +334,7 @@ class _ImageModel:
 
 
 def _image_model(shape, denoised: Callable[[int, int], np.ndarray], sample: np.ndarray, *,
-                 alternative: bool = False) -> _ImageModel:
+                 alternative: bool = False, exclude: float | None = None) -> _ImageModel:
     """Suggested thresholds and NMC grey value of the image, from a central block.
 
     The block (at most 128 voxels a side, of the denoised volume
@@ -348,7 +348,16 @@ def _image_model(shape, denoised: Callable[[int, int], np.ndarray], sample: np.n
     (:func:`_otsu_nmc_first` as the first segmentation, the same midpoints),
     kept only when they put at least :data:`READING_GAP` more or less of
     ``sample`` in NMC than the suggested ones (else None).
+
+    ``exclude``: a grey value left out of ``sample`` (a fill outside the reconstructed region,
+    :func:`core.phases.fill_reading`, whose spike pulls the three-class Otsu that the central block's reading
+    starts from), unless what is left holds fewer than three grey values (a toy volume's constant background,
+    which the fill test cannot tell from a fill: then it stays).
     """
+    if exclude is not None:
+        kept = sample[sample != exclude]
+        if np.unique(kept[:: max(1, kept.size // 50_000)]).size >= 3:
+            sample = kept
     otsu = _otsu(sample)
     sz, sy, sx = _central_slices(shape, 128)
     blk = np.ascontiguousarray(denoised(sz.start, sz.stop)[:, sy, sx], dtype=np.float32)

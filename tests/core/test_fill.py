@@ -36,7 +36,7 @@ def test_circular_field_of_view_is_found(grey):
     text = fill_message(r)
     assert text.startswith(f"{r['face_share']:.0%} of the voxels on the volume's faces")
     assert "hold exactly 0, the lowest grey value" in text and "--crop" in text and "look detached" in text
-    assert "skews those too. Crop the volume" in text
+    assert "skews the blur too. Crop the volume" in text
     # the middle plane alone (what the dashboard reads of a big volume) finds it too
     assert fill_reading(_fov(grey), planes=(0.5,))["value"] == 0
 
@@ -88,3 +88,24 @@ def test_data_box_holds_no_fill_and_most_of_the_data(grey):
     # the disc's inscribed square is 64 / sqrt(2) = 45 voxels a side: the box comes close, nearly square
     assert min(y1 - y0, x1 - x0) >= 43 and abs((y1 - y0) - (x1 - x0)) <= 3
     assert data_box(np.zeros((4, 16, 16), np.uint8), 0) is None
+
+
+def test_the_fill_is_left_out_of_the_suggested_thresholds():
+    """The fill's spike pulled the three-class Otsu that the suggested thresholds start from (bench/RESULTS.md
+    fill_effect: at 96×256² the low threshold fell from 17,326 to 9,743 and the median detachment to 0.008).  Left
+    out, the thresholds are the clean volume's (within 0.1 %) where the central block lies inside the field of
+    view, within 7 % where it reaches the fill, in the analysis and in the Segment page's preview alike; a toy volume whose
+    constant background the test takes for a fill keeps it (test_phases' float volume)."""
+    from core.phases import preview_globals
+    from core.pipeline import run
+
+    for side, tol in ((128, 0.07), (256, 0.001)):
+        e = demo_electrode("cycled-1C", rng=4, shape=(48, side, side))
+        fov = _fov(e.greyscale)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clean, cut = run(e.greyscale, spacing=e.spacing), run(fov, spacing=e.spacing)
+        for a, b in ((clean.params.segment.low, cut.params.segment.low),
+                     (clean.params.segment.high, cut.params.segment.high)):
+            assert b == pytest.approx(a, rel=tol)
+        assert preview_globals(fov).suggested == (cut.params.segment.low, cut.params.segment.high)
