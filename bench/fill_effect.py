@@ -40,14 +40,25 @@ def one(side: int, depth: int, seed: int) -> list[dict]:
     reading = fill_reading(fov)
     box = data_box(fov, reading["value"])
     inside = ~np.broadcast_to(outside, fov.shape)
+    import sys
+
+    S = sys.modules["core.phases.segment"]  # (core.phases.segment is also the name of its function)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clean, filled = run(e.greyscale, spacing=e.spacing), run(fov, spacing=e.spacing)
+        keep, S.fill_value = S.fill_value, (lambda *a, **k: None)  # the thresholds as before session 35
+        try:
+            before = run(fov, spacing=e.spacing)
+        finally:
+            S.fill_value = keep
         cut = tuple(slice(a, b) for a, b in box)
         cropped, clean_box = run(fov[cut], spacing=e.spacing), run(e.greyscale[cut], spacing=e.spacing)
     rows = []
-    for name, r, same in (("no fill", clean, 1.0), ("with the fill", filled, float((clean.phases[inside] ==
-                                                                                     filled.phases[inside]).mean())),
+    agree = lambda r: float((clean.phases[inside] == r.phases[inside]).mean())  # noqa: E731
+    for name, r, same in (("no fill", clean, 1.0), ("with the fill, in the threshold sample (before)", before,
+                                                    agree(before)),
+                          ("with the fill", filled, agree(filled)),
                           ("cropped to the box", cropped, float((clean_box.phases == cropped.phases).mean()))):
         seg = r.params.segment
         rows.append({"section": f"{depth}×{side}²", "seed": seed, "volume": name, "low threshold": seg.low,
@@ -71,14 +82,15 @@ def main(argv=None) -> int:
     for side, depth in sections:
         for seed in args.seeds[:1] if args.quick else args.seeds:
             rows += one(side, depth, seed)
-            for r in rows[-3:]:
+            for r in rows[-4:]:
                 C.print_row(r)
     total = time.perf_counter() - t0
     C.publish("fill_effect", C.section_lines(
         "A fill outside the field of view: what it does to an analysis (`bench/fill_effect.py`)", total, load_start,
         "The cycled-1C demo electrode (0.4 µm voxels, imaged as shipped, seeds as in the table) with the corners of "
         "its section outside the inscribed circle set to 0, analysed with the default parameters: as it is ('with "
-        "the fill'), and cropped to the box `core.phases.data_box` proposes, against the same volume without the "
+        "the fill'; 'in the threshold sample (before)': its value not left out of the sample the thresholds are "
+        "suggested from, as before session 35), and cropped to the box `core.phases.data_box` proposes, against the same volume without the "
         "fill ('no fill'). 'phases as without the fill': share of the voxels inside the circle (for the cropped "
         "volume: inside the box, against the clean volume cropped alike) in the same phase. 'median, centroid "
         "within 0.7 r': the particles away from the fill.",
