@@ -582,3 +582,16 @@ def test_readme_unet_single_slices():
     q = quoted(card_text(), rf"A {NUM} / B {NUM} / D {NUM}, against {NUM} / {NUM} / {NUM} now",
                "core/nn/weights/MODEL_CARD.md")
     check(q, [rows[a][c] for c in ("edge (before) IoU", "middle (now) IoU") for a in "ABD"])
+
+
+def test_readme_fill_rule_is_the_code_s():
+    """The README's fill paragraph states core.phases.fill's constants (not bench figures: the rule itself)."""
+    from core.phases.fill import FILL_CENTRE_RATIO, FILL_MIN_FACE_SHARE, PLANES
+
+    text = readme_text()
+    m = re.search(r"holds (\d+) % or more of the voxels on the volume's faces and a tenth as many in its centre, "
+                  r"read on (\w+) z planes", text)
+    assert m, "the README's fill paragraph was reworded: update this pattern"
+    assert int(m.group(1)) == round(100 * FILL_MIN_FACE_SHARE) and FILL_CENTRE_RATIO == 0.1
+    assert m.group(2) == {5: "five"}.get(len(PLANES))
+    assert "`bench/RESULTS.md` fill_effect" in text and section("fill_effect")
