@@ -180,6 +180,8 @@ def _cmd_analyze(args) -> None:
         overrides["refine"] = args.refine
     if getattr(args, "coarsen", None) is not None:
         overrides["coarsen"] = args.coarsen if args.coarsen == "auto" else int(args.coarsen)
+    if getattr(args, "flatten_shading", False):
+        overrides["segment"] = {**params.to_dict()["segment"], "flatten": True}
     if args.weights is not None:
         overrides["model"] = {**params.model.to_dict(), "weights": args.weights}
     if args.classifier is not None:  # absolute, so that a recipe of this run replays from anywhere
@@ -883,6 +885,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "NMC, CBD and pore surfaces that the blur shifted; nmc: the NMC surfaces only; about 0.7 s "
                         "per 128^3); auto (default): on where the scan's blur measures 0.9 voxel or more, else nmc "
                         "where its noise measures 0.065 of the pore-NMC contrast or more (run.json records it)")
+    a.add_argument("--flatten-shading", action="store_true",
+                   help="map every slice's pure pore and NMC grey values onto the whole volume's before thresholding "
+                        "(for a scan whose brightness drifts along z; the analysis warns where it drifts by 15 %% of "
+                        "the pore-NMC contrast or more; threshold method, whole volume only)")
     a.add_argument("--coarsen", choices=("auto", "1", "2", "3", "4"),
                    help="separate the particles on a grid this many times coarser and bring the labels back onto "
                         "the full-resolution NMC (for scans whose particles are ~100 voxels across: 4x faster "

@@ -224,7 +224,7 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
     dtype : numpy dtype
         Its voxel type (the analysed volume is float32 when downsampled).
     params : core.pipeline.AnalysisParams, optional
-        Method (threshold / model / hybrid / classifier), denoising, separation markers and tile size.
+        Method (threshold / model / hybrid / classifier), denoising, flattening (a copy of the volume), separation markers and tile size.
     downsample : int
         Block-mean factor applied at loading (1: none); the analysis runs on ``shape // downsample``.
     presegmented : bool
@@ -277,6 +277,8 @@ def estimate_peak_bytes(shape, dtype, params=None, *, downsample: int = 1, prese
         elif params.seeding == "regularised":
             steps.append(_SEEDING_BYTES * n)
     total = itemsize * n + max(steps) + _FIXED
+    if not presegmented and params.segment.flatten:  # the flattened copy lives through the whole run
+        total += itemsize * n
     if network and "torch" not in sys.modules:
         total += _TORCH_IMPORT
     return int(math.ceil(total))

@@ -35,6 +35,17 @@ a phase like any other; :func:`core.phases.fill_reading` finds it, and the run
 warns with :func:`core.phases.fill_message` (crop it away) and records it as
 ``fill`` in the provenance (the dashboard's Segment page shows it; the chunked
 engine does the same on its input's z planes).
+
+A brightness drift along z
+--------------------------
+Where the pure phases' grey values change from slice to slice by
+:data:`core.phases.SHADING_WARN` of the pore-NMC contrast or more
+(:func:`core.phases.shading_reading`), one pair of thresholds reads the same
+material as different phases at different depths.  A greyscale run reads it,
+records it as ``shading`` in the provenance and warns; with
+``SegmentParams(flatten=True)`` (thresholds only) it maps every slice onto the
+whole volume's grey values first (:func:`core.phases.flatten_shading`) and
+analyses that (the input's checksum stays the file's).
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ from .memory import MemoryBudgetError, check_memory, mark_warm
 from .phases import (DOWNSAMPLE_MIN_RADIUS, BlurAssessment, SegmentParams, assess_blur, box_blur_removed,
                      check_greyscale_nonfinite, nonfinite_fill, segment_detailed, sigma_origin)
 from .phases.fill import fill_message, fill_reading
+from .phases.shading import flatten_shading, shading_message, shading_reading
 from .phases.islands import _remove_small_islands_inplace
 
 Progress = Callable[[float, str], None]
@@ -191,7 +203,7 @@ class AnalysisParams:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (``classifier`` only when set, ``seeding`` only when not "phases", ``coarsen``
-        only when not 1, ``refine`` only when not "off")."""
+        only when not 1, ``refine`` only when not "off", the segmentation's ``flatten`` only when set)."""
         d = asdict(self)
         if d["coarsen"] == 1:
             del d["coarsen"]
@@ -201,6 +213,8 @@ class AnalysisParams:
             del d["seeding"]
         if d["refine"] == "off":
             del d["refine"]
+        if not d["segment"]["flatten"]:
+            del d["segment"]["flatten"]
         return d
 
     @classmethod
@@ -428,9 +442,13 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         fill = fill_reading(volume)
         if fill is not None:
             warnings.warn(fill_message(fill), stacklevel=3)
+        shading = shading_reading(volume)
+        grey = _flattened(volume, shading, params) if params.segment.flatten else volume
+        if shading is not None and not params.segment.flatten and shading["warn"]:
+            warnings.warn(shading_message(shading), stacklevel=3)
         network = params.method == "model" or params.particles == "model"
         if params.method == "threshold":
-            res = segment_detailed(volume, params.segment, progress=stage(0.0, 0.3))  # (the refinement: 0.3-0.35)
+            res = segment_detailed(grey, params.segment, progress=stage(0.0, 0.3))  # (the refinement: 0.3-0.35)
             phases, seg_params = res.phases, res.params
             blur = (assess_blur(seg_params.pv_sigma, downsampled, origin=res.pv_sigma_origin)
                     if seg_params.partial_volume else None)
@@ -438,14 +456,14 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             if blur is not None and blur.kind != "ok":
                 warnings.warn(_blur_warning(blur), stacklevel=3)
         elif params.method == "classifier":
-            phases, classifier_sha = _classify(volume, params.classifier, sp, nonfinite, stage(0.0, 0.35))
+            phases, classifier_sha = _classify(grey, params.classifier, sp, nonfinite, stage(0.0, 0.35))
             seg_params = params.segment
         if network:  # the model's phases, or only its particle cue for thresholded phases (hybrid)
             from .nn.infer import segment_volume
 
             lo = 0.0 if params.method == "model" else 0.3
             report(lo, "3D U-Net: phases and particle cue" if params.method == "model" else "3D U-Net: particle cue")
-            seg = segment_volume(volume, params.model, progress=stage(lo, 0.6))
+            seg = segment_volume(grey, params.model, progress=stage(lo, 0.6))
             weights_sha = seg.weights_sha256
             model_params = replace(params.model, precision=seg.precision)  # "auto" resolved, for replay
             if params.method == "model":
@@ -462,7 +480,9 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     thin = slice_axis(phases.shape)
     if thin is not None:  # a 2D image: measured in its plane (core.slices)
         warnings.warn(slice_warning(thin, params.axis), stacklevel=3)
-    refine, blur_read, phases, refined, refine_auto = _refine(volume, phases, params, presegmented=presegmented,
+    if presegmented:
+        grey, shading = volume, None
+    refine, blur_read, phases, refined, refine_auto = _refine(grey, phases, params, presegmented=presegmented,
                                                              report=report, downsampled=downsampled)
     timings["phases_s"] = time.perf_counter() - t0
 
@@ -474,14 +494,14 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     coarsen, unlabelled = params.coarsen, None
     if cue is None and coarsen != 1:
         coarsen = resolve_coarsen(phases, sp, coarsen)
-    seeding, seeding_blur = _resolve_seeding(volume, phases, params, presegmented=presegmented, cue=cue,
+    seeding, seeding_blur = _resolve_seeding(grey, phases, params, presegmented=presegmented, cue=cue,
                                              coarsen=coarsen, downsampled=downsampled, report=report, read=blur_read)
     if cue is None and coarsen != 1:
         labels, unlabelled = _coarse_particles(phases, sp, params.separation, coarsen, report)
         outside = None
     else:
         labels, outside = _particles(phases, cue, sp, replace(params, seeding=seeding), report, stage(0.35, 0.85),
-                                     volume=None if presegmented else volume, nonfinite=nonfinite, side=beside,
+                                     volume=None if presegmented else grey, nonfinite=nonfinite, side=beside,
                                      blur=seeding_blur)
     del cue
     timings["particles_s"] = time.perf_counter() - t0
@@ -515,6 +535,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
     if fill is not None:
         provenance["fill"] = fill
+    if shading is not None:  # what the drift test read, and whether the run flattened it
+        provenance["shading"] = {**shading, "flattened": bool(params.segment.flatten)}
     if params.seeding == "auto":  # what "auto" read and chose (the returned parameters hold the choice)
         provenance["seeding_auto"] = {"blur_voxels": seeding_blur, "seeding": seeding}
     if refine_auto is not None:  # what refine="auto" read and chose
@@ -525,6 +547,16 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         provenance["coarse_unlabelled_voxels"] = unlabelled
     mark_warm(params, presegmented=presegmented)
     return AnalysisResult(phases, labels, table, resolved, sp, provenance)
+
+
+def _flattened(volume: np.ndarray, shading: dict | None, params: AnalysisParams) -> np.ndarray:
+    """``volume`` with its drift along z flattened (``SegmentParams(flatten=True)``; thresholds only)."""
+    if params.method != "threshold":
+        raise ValueError(f"flatten (of a brightness drift along z) applies to the threshold method, not "
+                         f"{params.method!r}: a classifier or the network reads the grey values it was trained on")
+    if shading is None:
+        raise ValueError("flatten needs a volume of at least 18 slices (three slabs of six) to read a drift along z")
+    return flatten_shading(volume, shading)
 
 
 def classifier_checksum(folder) -> str:

@@ -30,15 +30,20 @@ if not presegmented and method == "classifier":
     params = None
     scribbles = segment_view.paint_section(ws, sample, ref, vol.shape)
 elif not presegmented:
+    # a drift of the grey values along z: said, and for thresholds flattened on request (then previewed flattened)
+    flatten = segment_view.flatten_choice(sample, ref, vol, latest) if method == "threshold" else False
+    gref = cache.flattened_ref(ref) if flatten else ref
     left, right = st.columns([5, 6], gap="large")
     with left:
         if method == "model":  # the network reads the grey values itself: no thresholds to set
             params = None
             segment_view.grey_histogram_section(ref)
         else:
-            params = segment_view.grey_values_section(sample, ref, latest).params
+            params = segment_view.grey_values_section(sample, gref, latest).params
+            if params is not None and flatten:
+                params = replace(params, flatten=True)
     with right:
-        segment_view.preview_section(sample, ref, vol.shape, method, params, mparams)
+        segment_view.preview_section(sample, gref, vol.shape, method, params, mparams)
 
 st.divider()
 st.subheader("Full analysis")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -131,7 +131,35 @@ def volume(ref: VolumeRef):
     ValueError for a sample in the data folder that now points outside it.
     """
     _confine_source(ref.source)
+    opts = json.loads(ref.options)
+    if opts.get(FLATTEN_OPTION):  # the volume with its drift along z flattened, as a run with flatten reads it
+        raw = unflattened_ref(ref)
+        return _readonly(core_phases.flatten_shading(volume(raw), shading(raw)))
     return open_volume(_workspace(ref.root), ref.sample_id)
+
+
+#: A :class:`VolumeRef` option: the volume with its brightness drift along z flattened
+#: (:func:`core.phases.flatten_shading`; for a run with ``SegmentParams(flatten=True)``).
+FLATTEN_OPTION = "flatten_shading"
+
+
+def flattened_ref(ref: VolumeRef) -> VolumeRef:
+    """The ref of ``ref``'s volume flattened along z (what the Segment page previews when flatten is chosen)."""
+    return replace(ref, options=json.dumps({**json.loads(ref.options), FLATTEN_OPTION: True}, sort_keys=True))
+
+
+def unflattened_ref(ref: VolumeRef) -> VolumeRef:
+    opts = {k: v for k, v in json.loads(ref.options).items() if k != FLATTEN_OPTION}
+    return replace(ref, options=json.dumps(opts, sort_keys=True))
+
+
+@st.cache_data(max_entries=32, show_spinner="Reading the grey values along z…")
+def shading(ref: VolumeRef) -> dict | None:
+    """:func:`core.phases.shading_reading` of a sample's greyscale as read (None for an already-segmented one or
+    one too thin); a big one read lazily is read slab by slab."""
+    if "phase_map" in json.loads(ref.options):
+        return None
+    return core_phases.shading_reading(volume(unflattened_ref(ref)))
 
 
 def open_volume(ws: Workspace, sample_id: int, lazy_voxels: int | None = None):

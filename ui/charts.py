@@ -68,6 +68,23 @@ def grey_histogram(hist: pd.DataFrame, low: float | None, high: float | None, *,
     return (bars + rule).properties(height=260)
 
 
+def shading_levels(reading: dict, spacing_z: float) -> alt.Chart:
+    """The pure pore and NMC grey values slab by slab along z (:func:`core.phases.shading_reading`): a drift shows
+    as a sloped line; slabs whose reading was left out are not drawn."""
+    rows = [{"z_um": z * spacing_z, "slice": z, "phase": name, "grey": v}
+            for name, key in (("pore", "pore"), ("NMC", "nmc"))
+            for z, v in zip(reading["z"], reading[key]) if np.isfinite(v)]
+    df = pd.DataFrame(rows, columns=["z_um", "slice", "phase", "grey"])
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("z_um:Q", title="depth along z (µm, slab centre)"),
+        y=alt.Y("grey:Q", title="pure grey value (scanner units)", scale=alt.Scale(zero=False)),
+        color=alt.Color("phase:N", scale=alt.Scale(domain=["pore", "NMC"], range=[PHASE_HEX[0], PHASE_HEX[2]]),
+                        legend=alt.Legend(title="phase", orient="top")),
+        tooltip=[alt.Tooltip("phase:N"), alt.Tooltip("slice:Q", format=".1f", title="slice (z)"),
+                 alt.Tooltip("grey:Q", format=".1f", title="grey value")],
+    ).properties(height=200)
+
+
 def _group_colour(df: pd.DataFrame, column: str, *, legend: bool = True) -> alt.Color:
     """One colour per group of ``column``, legend in the order the groups first appear (``legend=False``: no legend)."""
     order = list(dict.fromkeys(df[column].tolist()))

@@ -37,6 +37,8 @@ def method_picker(mparams: ModelParams) -> str:
 def grey_values_section(sample: Sample, ref: cache.VolumeRef, latest: Analysis | None) -> forms.SegmentChoice:
     """The threshold and denoising widgets (:func:`ui.forms.segment_params`) over the grey-value histogram."""
     hist, vmin, vmax = cache.histogram(ref)
+    if ref != cache.unflattened_ref(ref):  # the sliders keep the file's range (a new range would reset them)
+        _, vmin, vmax = cache.histogram(cache.unflattened_ref(ref))
     st.subheader("Grey values")
     choice = forms.segment_params(sample, ref, vmin, vmax, latest)
     st.altair_chart(charts.grey_histogram(hist, choice.low, choice.high), width="stretch")
@@ -45,6 +47,30 @@ def grey_values_section(sample: Sample, ref: cache.VolumeRef, latest: Analysis |
     st.caption(f"Histogram of a strided sample of about a million voxels {where}; the thresholds apply "
                "to the volume after the chosen denoising (none by default).")
     return choice
+
+
+def flatten_choice(sample: Sample, ref: cache.VolumeRef, vol, latest: Analysis | None) -> bool:
+    """Where the grey values drift along z (:func:`core.phases.shading_reading`): the warning, the pure levels
+    along z and, for a volume analysed whole, "Flatten the drift" (on by default where it warns; the preview, the
+    histogram and the run then read the flattened volume).  Returns the choice (False where nothing drifts)."""
+    from core.phases import shading_message
+
+    reading = cache.shading(ref)
+    before = latest is not None and latest.resolved.segment.flatten
+    if reading is None or not (reading["warn"] or before):
+        return False
+    if reading["warn"]:
+        st.warning(shading_message(reading))
+    st.altair_chart(charts.shading_levels(reading, float(sample.spacing[0])), width="stretch")
+    if cache.is_lazy(vol):
+        st.caption("This volume is analysed in chunks, which do not flatten a drift: crop it to fewer voxels "
+                   "(Samples page, Region of interest), or flatten it in the tool that reconstructed it.")
+        return False
+    key = state.k(state.SEG_FLATTEN, sample.id)
+    state.init(key, bool(before or reading["warn"]))
+    return bool(st.checkbox("Flatten the drift along z before thresholding (every slice's pure pore and NMC grey "
+                            "values mapped onto the whole volume's; the histogram and preview show the flattened "
+                            "volume)", key=key, persist_state=state.PERSIST))
 
 
 def grey_histogram_section(ref: cache.VolumeRef) -> None:

@@ -84,6 +84,7 @@ SEG_ALTERNATIVE = "w_seg_alternative"  # "Use the NMC-first reading" button
 SEG_DENOISE = "w_seg_denoise"
 SEG_DENOISE_SIZE = "w_seg_denoise_size"
 SEG_PV = "w_seg_pv"
+SEG_FLATTEN = "w_seg_flatten"
 SEG_MIN_ISLAND = "w_seg_min_island"
 SEG_AXIS = "w_seg_axis"                # preview slice orientation
 SEG_INDEX = "w_seg_index"              # + sample id + axis: preview slice index

@@ -143,6 +143,9 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
         raise ValueError("the chunked engine (--chunk-size) separates particles by the watershed of the phases only")
     if params.refine in ("on", "nmc"):
         raise ValueError("the chunked engine (--chunk-size) does not refine the phases: leave --refine at auto or off")
+    if not presegmented and params.segment.flatten:
+        raise ValueError("the chunked engine (--chunk-size) does not flatten a brightness drift: leave "
+                         "--flatten-shading out, or analyse the volume whole")
 
 
 def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: int | None = None,

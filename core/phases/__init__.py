@@ -42,6 +42,9 @@ Modules
 ``blur``            what a blur means for the analysis: :func:`resolvable_gap_um`, :func:`assess_blur` (data;
                     the caller words the advice)
 ``islands``         :func:`remove_small_islands`
+``fill``            a fill outside the field of view: :func:`fill_reading`, :func:`fill_message`, :func:`data_box`
+``shading``         a brightness drift along z: :func:`shading_reading`, :func:`shading_message`,
+                    :func:`flatten_shading` (``SegmentParams(flatten=True)``)
 ``preview``         :func:`preview_globals`, :func:`prepare_preview`, :func:`preview_from`, :func:`preview_slice`,
                     :func:`preview_window`
                     (volumes in memory or read lazily, box by box), :func:`grey_sample` (by blocks)
@@ -81,6 +84,7 @@ from .preview import (
     preview_slice,
     preview_window,
 )
+from .shading import SHADING_WARN, flatten_shading, shading_message, shading_reading
 from .segment import SegmentResult, segment, segment_detailed
 from .threshold import READING_GAP, phase_references, suggest_thresholds, threshold
 
@@ -88,6 +92,7 @@ __all__ = [
     # parameters
     "DENOISE_METHODS", "Denoise", "SegmentParams", "check_greyscale", "NONFINITE_MAX_SHARE", "check_greyscale_nonfinite",
     "nonfinite_fill", "FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "fill_message", "fill_reading", "data_box",
+    "SHADING_WARN", "shading_reading", "shading_message", "flatten_shading",
     # steps
     "crop", "normalize_intensity", "denoise", "suggest_thresholds", "threshold", "phase_references", "READING_GAP",
     "estimate_pv_sigma", "correct_partial_volume", "SIGMA_BOUNDS", "remove_small_islands",

@@ -42,6 +42,10 @@ class SegmentParams:
     min_island : int
         Connected islands of a phase smaller than this many voxels join the
         phase that surrounds them (0 disables).
+    flatten : bool
+        Map every slice's pure pore and NMC grey values onto the whole
+        volume's before anything else (:func:`core.phases.flatten_shading`):
+        for a scan whose brightness drifts along z.
 
     Notes
     -----
@@ -60,6 +64,7 @@ class SegmentParams:
     partial_volume: bool = True
     pv_sigma: float | None = None
     min_island: int = 8
+    flatten: bool = False
 
     def __post_init__(self):
         check_choice(self.denoise, "denoise", DENOISE_METHODS)
@@ -69,6 +74,7 @@ class SegmentParams:
         check_bool(self.partial_volume, "partial_volume")
         check_number(self.pv_sigma, "pv_sigma", optional=True)
         check_int(self.min_island, "min_island")
+        check_bool(self.flatten, "flatten")
         if self.denoise_size < 0:
             raise ValueError(f"denoise_size must be >= 0, got {self.denoise_size}")
         if self.low is not None and self.high is not None and not self.low < self.high:

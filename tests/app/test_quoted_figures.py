@@ -595,3 +595,14 @@ def test_readme_fill_rule_is_the_code_s():
     assert int(m.group(1)) == round(100 * FILL_MIN_FACE_SHARE) and FILL_CENTRE_RATIO == 0.1
     assert m.group(2) == {5: "five"}.get(len(PLANES))
     assert "`bench/RESULTS.md` fill_effect" in text and section("fill_effect")
+
+
+def test_readme_drift_rule_is_the_code_s():
+    """The README's drift paragraph states core.phases.shading's warning share."""
+    from core.phases.shading import SHADING_WARN
+
+    text = readme_text()
+    m = re.search(r"vary\s+by (\d+) % of the pore-NMC contrast or more", text)
+    assert m, "the README's drift paragraph was reworded: update this pattern"
+    assert int(m.group(1)) == round(100 * SHADING_WARN)
+    assert "`bench/RESULTS.md` shading_drift" in text and section("shading_drift")

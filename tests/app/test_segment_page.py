@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.io import save_tiff
 from core.phases import suggest_thresholds
 from ui import state
 
@@ -358,3 +359,43 @@ def test_a_single_slice_is_previewed_in_its_plane_without_an_orientation(empty_w
         at.radio(key=state.SEG_METHOD).set_value(method).run()
         no_exception(at)
         assert any(c.value == "A single slice (one voxel along y): its plane is shown." for c in at.caption)
+
+
+def test_a_drift_along_z_is_shown_and_flattened_in_preview_and_run(empty_ws, env):
+    """A scan whose gain drifts by ±15 % along z: the page warns with the pure levels along z and offers the
+    flattening, on by default; the preview reads the flattened volume, and the run records it."""
+    from core.synth import demo_electrode
+
+    g = demo_electrode("cycled-1C", rng=2, shape=(48, 48, 48)).greyscale
+    off = 0.1 * 65535
+    gain = 1 + 0.3 * np.linspace(-0.5, 0.5, 48)[:, None, None]
+    drifted = np.clip((g.astype(np.float32) - off) * gain + off, 0, 65535).astype(np.uint16)
+    save_tiff(env / "data" / "drift.tif", drifted, (0.4, 0.4, 0.4))
+    s = empty_ws.add_sample("drift", str(env / "data" / "drift.tif"), spacing=0.4)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    [w] = [w.value for w in at.warning if "drift along z" in w.value]
+    assert "pure NMC grey value" in w
+    levels = next(spec for spec in chart_specs(at) if "depth along z" in str(spec))
+    assert "pure grey value (scanner units)" in str(levels)
+    box = at.checkbox(key=state.k(state.SEG_FLATTEN, s.id))
+    assert box.value  # on by default where the drift is worth a warning
+    flat_nmc = _metric(at, "NMC (this slice)")
+    box.uncheck().run()
+    no_exception(at)
+    assert _metric(at, "NMC (this slice)") != flat_nmc  # the preview reads the raw volume now
+    box = at.checkbox(key=state.k(state.SEG_FLATTEN, s.id))
+    box.check().run()
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    a = empty_ws.latest_analysis(s.id)
+    assert a.status == "done" and a.params["segment"]["flatten"] is True
+    assert a.provenance["shading"]["flattened"] and a.provenance["shading"]["warn"]
+
+
+def test_no_drift_no_flatten_on_the_demo(seeded_ws):
+    s, at = _open(seeded_ws, "cycled-1C")
+    assert not [w for w in at.warning if "drift along z" in w.value]
+    assert not [c for c in at.checkbox if c.key == state.k(state.SEG_FLATTEN, s.id)]

@@ -1,0 +1,151 @@
+"""A brightness drift along z (:mod:`core.phases.shading`): read from the pure phases' grey values, flattened."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from core.phases import SHADING_WARN, SegmentParams, flatten_shading, shading_message, shading_reading
+from core.synth import demo_electrode
+
+OFFSET = 0.1 * 65535  # core.synth's grey value of zero attenuation
+
+
+@pytest.fixture(scope="module")
+def electrode():
+    return demo_electrode("cycled-1C", rng=2, shape=(64, 64, 64))
+
+
+def _drifted(g, amount):
+    """``g`` with a gain changing linearly along z by ``amount`` (±amount/2 about 1), about zero attenuation."""
+    gain = 1 + amount * np.linspace(-0.5, 0.5, g.shape[0])[:, None, None]
+    return np.clip((g.astype(np.float32) - OFFSET) * gain + OFFSET, 0, 65535).astype(g.dtype)
+
+
+def test_a_steady_scan_reads_no_drift(electrode):
+    r = shading_reading(electrode.greyscale)
+    assert r is not None and r["drift"] < 0.05 and not r["warn"]
+    assert shading_message(r) is None
+    assert len(r["z"]) == len(r["pore"]) == len(r["nmc"]) == 8
+
+
+def test_a_gain_drift_is_read_at_its_size_and_worded(electrode):
+    r = shading_reading(_drifted(electrode.greyscale, 0.3))
+    # the NMC level moves by 0.3 of its distance to zero attenuation, a little more than the pore-NMC contrast
+    assert 0.22 < r["drift"] < 0.4 and r["warn"]
+    text = shading_message(r)
+    assert "pure NMC grey value" in text and f"{r['drift']:.0%}" in text and "--flatten-shading" in text
+    # below the warning's share: read, not worded
+    small = shading_reading(_drifted(electrode.greyscale, 0.06))
+    assert 0.02 < small["drift"] < SHADING_WARN and shading_message(small) is None
+
+
+def test_more_of_a_phase_along_z_is_not_a_drift():
+    # pure phases with noise; NMC's share falls from 70 % to 20 % of the slices along z, pore's grows
+    rng = np.random.default_rng(0)
+    nz = 48
+    share = np.linspace(0.7, 0.2, nz)
+    u = rng.random((nz, 64, 64))
+    codes = np.where(u < share[:, None, None], 2, np.where(u < share[:, None, None] + 0.15, 1, 0))
+    from scipy import ndimage as ndi
+
+    codes = ndi.median_filter(codes, size=3)  # phases in patches, with insides to read
+    grey = np.array([100.0, 300.0, 700.0])[codes] + rng.normal(0, 20, codes.shape)
+    r = shading_reading(grey.astype(np.float32))
+    assert r["drift"] < 0.05 and not r["warn"]
+
+
+def test_flattening_removes_the_drift_and_keeps_the_type(electrode):
+    g = _drifted(electrode.greyscale, 0.3)
+    flat = flatten_shading(g, shading_reading(g))
+    assert flat.dtype == g.dtype and flat.shape == g.shape
+    assert shading_reading(flat)["drift"] < 0.03
+    # an undrifted scan barely moves: mean change under 1 % of the pore-NMC contrast
+    steady = electrode.greyscale
+    r = shading_reading(steady)
+    moved = np.abs(flatten_shading(steady, r).astype(np.float64) - steady).mean()
+    assert moved < 0.01 * r["contrast"]
+
+
+def test_thin_volumes_and_bad_readings(electrode):
+    assert shading_reading(electrode.greyscale[:17]) is None  # fewer than three slabs of six slices
+    bad = {"z": [0.0, 10.0], "pore": [5.0, np.nan], "nmc": [9.0, 9.0]}
+    with pytest.raises(ValueError, match="fewer than two slabs"):
+        flatten_shading(electrode.greyscale[:20], bad)
+    with pytest.raises(ValueError, match="no brighter"):
+        flatten_shading(electrode.greyscale[:20], {"z": [0.0, 10.0], "pore": [5.0, 5.0], "nmc": [9.0, 4.0]})
+
+
+def test_non_finite_voxels_are_read_around(electrode):
+    g = _drifted(electrode.greyscale, 0.3).astype(np.float32)
+    g[3, 5, 5] = np.nan
+    g[40, 7, 9] = np.inf
+    assert shading_reading(g)["warn"]
+
+
+def test_the_analysis_warns_records_and_flattens(electrode):
+    from core.pipeline import AnalysisParams, run
+
+    g = _drifted(electrode.greyscale, 0.3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        drifted = run(g, spacing=electrode.spacing)
+    assert any("drift along z" in str(w.message) for w in caught)
+    assert drifted.provenance["shading"]["warn"] and not drifted.provenance["shading"]["flattened"]
+    params = AnalysisParams(segment=SegmentParams(flatten=True))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flat = run(g, params, spacing=electrode.spacing)
+    assert not any("drift along z" in str(w.message) for w in caught)
+    assert flat.provenance["shading"]["flattened"] and flat.params.segment.flatten
+    steady = run(electrode.greyscale, spacing=electrode.spacing)
+    # the input's checksum is the file's, not the flattened copy's
+    from core.pipeline import checksum
+
+    assert flat.provenance["input_checksum"] == checksum(g)
+    # flattened, the drifted scan's phases agree with the steady scan's as well as the steady scan's own run
+    agree = np.mean(flat.phases == steady.phases)
+    assert agree > 0.97 > np.mean(drifted.phases == steady.phases) + 0.02
+
+
+def test_flatten_in_parameters_only_when_set():
+    from core.pipeline import AnalysisParams
+
+    assert "flatten" not in AnalysisParams().to_dict()["segment"]  # earlier recipes and records read as before
+    on = AnalysisParams(segment=SegmentParams(flatten=True))
+    assert on.to_dict()["segment"]["flatten"] is True
+    assert AnalysisParams.from_dict(on.to_dict()) == on
+    assert AnalysisParams.from_dict(AnalysisParams().to_dict()).segment.flatten is False
+    with pytest.raises(TypeError):
+        SegmentParams(flatten="yes")
+
+
+def test_flatten_is_refused_where_it_does_not_apply(electrode):
+    from core.chunked.analysis import check_supported
+    from core.pipeline import AnalysisParams, run
+
+    with pytest.raises(ValueError, match="at least 18 slices"):
+        run(electrode.greyscale[:12], AnalysisParams(segment=SegmentParams(flatten=True)), spacing=0.4)
+    with pytest.raises(ValueError, match="does not flatten"):
+        check_supported(AnalysisParams(segment=SegmentParams(flatten=True)))
+    check_supported(AnalysisParams(segment=SegmentParams(flatten=True)), presegmented=True)  # no grey values
+
+
+def test_cli_flatten_shading(electrode, tmp_path):
+    from core.io import save_tiff
+
+    save_tiff(tmp_path / "v.tif", _drifted(electrode.greyscale, 0.3), electrode.spacing)
+    plain = subprocess.run([sys.executable, "-m", "core", "analyze", str(tmp_path / "v.tif"), "--out",
+                            str(tmp_path / "a"), "-q"], capture_output=True, text=True)
+    assert plain.returncode == 0 and "drift along z" in plain.stderr
+    flat = subprocess.run([sys.executable, "-m", "core", "analyze", str(tmp_path / "v.tif"), "--out",
+                           str(tmp_path / "b"), "-q", "--flatten-shading"], capture_output=True, text=True)
+    assert flat.returncode == 0 and "drift along z" not in flat.stderr
+    record = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert record["params"]["segment"]["flatten"] is True and record["provenance"]["shading"]["flattened"]
+    assert "flatten" not in json.loads((tmp_path / "a" / "run.json").read_text())["params"]["segment"]
