@@ -69,19 +69,27 @@ def grey_histogram(hist: pd.DataFrame, low: float | None, high: float | None, *,
 
 
 def shading_levels(reading: dict, spacing_z: float) -> alt.Chart:
-    """The pure pore and NMC grey values slab by slab along z (:func:`core.phases.shading_reading`): a drift shows
-    as a sloped line; slabs whose reading was left out are not drawn."""
-    rows = [{"z_um": z * spacing_z, "slice": z, "phase": name, "grey": v}
-            for name, key in (("pore", "pore"), ("NMC", "nmc"))
-            for z, v in zip(reading["z"], reading[key]) if np.isfinite(v)]
-    df = pd.DataFrame(rows, columns=["z_um", "slice", "phase", "grey"])
+    """The pure pore and NMC grey values slab by slab along z (:func:`core.phases.shading_reading`), each as its
+    departure from its median over the slabs in % of the pore-NMC contrast: a drift shows as a sloped line on the
+    scale of the warning; slabs whose reading was left out are not drawn."""
+    contrast = float(reading["contrast"])
+    rows = []
+    for name, key in (("pore", "pore"), ("NMC", "nmc")):
+        v = np.asarray(reading[key], np.float64)
+        if not np.isfinite(v).any() or not contrast > 0:
+            continue
+        mid = float(np.nanmedian(v))
+        rows += [{"z_um": z * spacing_z, "slice": z, "phase": name, "grey": g, "pct": 100 * (g - mid) / contrast}
+                 for z, g in zip(reading["z"], v) if np.isfinite(g)]
+    df = pd.DataFrame(rows, columns=["z_um", "slice", "phase", "grey", "pct"])
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("z_um:Q", title="depth along z (µm, slab centre)"),
-        y=alt.Y("grey:Q", title="pure grey value (scanner units)", scale=alt.Scale(zero=False)),
+        y=alt.Y("pct:Q", title="pure grey value − its median (% of pore-NMC contrast)"),
         color=alt.Color("phase:N", scale=alt.Scale(domain=["pore", "NMC"], range=[PHASE_HEX[0], PHASE_HEX[2]]),
                         legend=alt.Legend(title="phase", orient="top")),
         tooltip=[alt.Tooltip("phase:N"), alt.Tooltip("slice:Q", format=".1f", title="slice (z)"),
-                 alt.Tooltip("grey:Q", format=".1f", title="grey value")],
+                 alt.Tooltip("grey:Q", format=".1f", title="grey value"),
+                 alt.Tooltip("pct:Q", format="+.1f", title="% of the contrast")],
     ).properties(height=200)
 
 

@@ -43,7 +43,8 @@ def grey_values_section(sample: Sample, ref: cache.VolumeRef, latest: Analysis |
     choice = forms.segment_params(sample, ref, vmin, vmax, latest)
     st.altair_chart(charts.grey_histogram(hist, choice.low, choice.high), width="stretch")
     where = ("of the blocks of z-slices a full run samples its global values from (this volume is read a slab at a "
-             "time, never held whole)" if cache.is_lazy(cache.volume(ref)) else "of the raw volume")
+             "time, never held whole)" if cache.is_lazy(cache.volume(ref)) else
+             "of the volume flattened along z" if ref != cache.unflattened_ref(ref) else "of the raw volume")
     st.caption(f"Histogram of a strided sample of about a million voxels {where}; the thresholds apply "
                "to the volume after the chosen denoising (none by default).")
     return choice
