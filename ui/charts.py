@@ -84,13 +84,13 @@ def shading_levels(reading: dict, spacing_z: float) -> alt.Chart:
     df = pd.DataFrame(rows, columns=["z_um", "slice", "phase", "grey", "pct"])
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("z_um:Q", title="depth along z (µm, slab centre)"),
-        y=alt.Y("pct:Q", title="pure grey value − its median (% of pore-NMC contrast)"),
+        y=alt.Y("pct:Q", title="vs median (% of contrast)"),
         color=alt.Color("phase:N", scale=alt.Scale(domain=["pore", "NMC"], range=[PHASE_HEX[0], PHASE_HEX[2]]),
                         legend=alt.Legend(title="phase", orient="top")),
         tooltip=[alt.Tooltip("phase:N"), alt.Tooltip("slice:Q", format=".1f", title="slice (z)"),
                  alt.Tooltip("grey:Q", format=".1f", title="grey value"),
                  alt.Tooltip("pct:Q", format="+.1f", title="% of the contrast")],
-    ).properties(height=200)
+    ).properties(height=220)
 
 
 def _group_colour(df: pd.DataFrame, column: str, *, legend: bool = True) -> alt.Color:

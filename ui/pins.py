@@ -103,7 +103,7 @@ def _thresholds(seg) -> str:
 
 #: The settings :func:`_settings` words, in the order they are listed.
 SETTINGS_ORDER: tuple[str, ...] = (
-    "method", "particles", "thresholds", "denoise", "denoise_size", "partial_volume", "pv_sigma", "refine", "min_island",
+    "method", "particles", "thresholds", "flatten", "denoise", "denoise_size", "partial_volume", "pv_sigma", "refine", "min_island",
     "seeding", "fill_cracks", "markers", "h_um", "min_distance_um", "merge_ratio", "min_volume_um3", "weights",
     "model_h", "tile", "precision")
 
@@ -121,6 +121,7 @@ def _settings(p: AnalysisParams) -> dict[str, str]:
     out["particles"] = "particles by the U-Net" if p.particles == "model" else "particles by the watershed"
     if p.method == "threshold":
         out["thresholds"] = _thresholds(seg)
+        out["flatten"] = "flattened along z" if seg.flatten else "not flattened along z"
         out["denoise"] = "no denoising" if seg.denoise == "none" else f"{seg.denoise} denoising"
         if seg.denoise != "none":
             out["denoise_size"] = f"denoising size {_num(seg.denoise_size)} voxels"

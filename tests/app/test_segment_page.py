@@ -379,7 +379,7 @@ def test_a_drift_along_z_is_shown_and_flattened_in_preview_and_run(empty_ws, env
     [w] = [w.value for w in at.warning if "drift along z" in w.value]
     assert "pure NMC grey value" in w
     levels = next(spec for spec in chart_specs(at) if "depth along z" in str(spec))
-    assert "% of pore-NMC contrast" in str(levels)
+    assert "vs median (% of contrast)" in str(levels)
     assert any("of the volume flattened along z" in c.value for c in at.caption)
     box = at.checkbox(key=state.k(state.SEG_FLATTEN, s.id))
     assert box.value  # on by default where the drift is worth a warning
