@@ -628,14 +628,15 @@ def inspect_input(args) -> dict:
     whole of a big file): the format, the shapes (file, crop, as analysed), voxel type and size and where the size comes
     from, the header a raw file was laid out by, the value range of a sample, whether the values look already
     segmented (and the map proposed), a fill outside the field of view (and, up to
-    :data:`INSPECT_BOX_VOXELS`, the crop without it), the memory estimate and the engine the analysis would use."""
+    :data:`INSPECT_BOX_VOXELS`, the crop without it), a brightness drift along z (:func:`core.phases.shading_reading`),
+    the memory estimate and the engine the analysis would use."""
     import numpy as np
 
     from .chunked import open_lazy_array
     from .chunked.analysis import chunked_engine_for
     from .io.phase_map import propose_phase_map
     from .memory import estimate_peak_bytes
-    from .phases import data_box, fill_message, fill_reading
+    from .phases import data_box, fill_message, fill_reading, shading_message, shading_reading
     from .phases.preview import grey_sample
     from .pipeline import AnalysisParams
 
@@ -678,6 +679,9 @@ def inspect_input(args) -> dict:
             if box is not None:
                 start = [lo for lo, _ in spec.crop] if spec.crop is not None else [0, 0, 0]
                 out["fill"]["crop_without_it"] = [[s0 + lo, s0 + hi] for s0, (lo, hi) in zip(start, box)]
+    shading = None if found is not None else shading_reading(arr)
+    if shading is not None:
+        out["shading"] = {**shading, "warning": shading_message(shading)}
     params = AnalysisParams()
     out["memory_estimate_bytes"] = int(estimate_peak_bytes(tuple(shape), lazy.data.dtype, params, downsample=f,
                                                            presegmented=False))
@@ -712,6 +716,12 @@ def _cmd_inspect(args) -> None:
         if info["fill"].get("crop_without_it"):
             lines.append("  the largest box without it: --crop "
                          + " ".join(str(v) for pair in info["fill"]["crop_without_it"] for v in pair))
+    if info.get("shading"):
+        if info["shading"]["warn"]:
+            lines.append("  WARNING: " + info["shading"]["warning"])
+        else:
+            lines.append(f"  grey values along z: the pure pore and NMC grey values vary by "
+                         f"{info['shading']['drift']:.0%} of the pore-NMC contrast between slabs (no drift to flatten)")
     lines.append(f"  analysis: the {info['engine'].replace('whole volume', 'whole-volume')} engine, about {info['memory_estimate_bytes'] / 2**30:.2f} GiB "
                  "at its peak (default parameters)")
     print("\n".join(lines))
@@ -949,7 +959,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train_classifier)
 
     i = sub.add_parser("inspect", help="what an analysis of INPUT would read: shape, voxel size and its source, "
-                                      "a raw file's header, a fill outside the field of view, memory and engine")
+                                      "a raw file's header, a fill outside the field of view, a drift along z, memory and engine")
     add_input(i, out=False)
     i.add_argument("--json", action="store_true", help="print it as JSON")
     i.set_defaults(func=_cmd_inspect)

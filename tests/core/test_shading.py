@@ -149,3 +149,19 @@ def test_cli_flatten_shading(electrode, tmp_path):
     record = json.loads((tmp_path / "b" / "run.json").read_text())
     assert record["params"]["segment"]["flatten"] is True and record["provenance"]["shading"]["flattened"]
     assert "flatten" not in json.loads((tmp_path / "a" / "run.json").read_text())["params"]["segment"]
+
+
+def test_inspect_reads_the_drift(electrode, tmp_path, capsys):
+    from core import cli
+    from core.io import save_tiff
+
+    save_tiff(tmp_path / "d.tif", _drifted(electrode.greyscale, 0.3), electrode.spacing)
+    save_tiff(tmp_path / "s.tif", electrode.greyscale, electrode.spacing)
+    assert cli.main(["inspect", str(tmp_path / "d.tif")]) == 0
+    text = capsys.readouterr().out
+    assert "WARNING: The grey values drift along z" in text
+    assert cli.main(["inspect", str(tmp_path / "s.tif"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert not info["shading"]["warn"] and info["shading"]["warning"] is None and info["shading"]["drift"] < 0.05
+    assert cli.main(["inspect", str(tmp_path / "s.tif")]) == 0
+    assert "no drift to flatten" in capsys.readouterr().out
