@@ -898,7 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--flatten-shading", action="store_true",
                    help="map every slice's pure pore and NMC grey values onto the whole volume's before thresholding "
                         "(for a scan whose brightness drifts along z; the analysis warns where it drifts by 15 %% of "
-                        "the pore-NMC contrast or more; threshold method, whole volume only)")
+                        "the pore-NMC contrast or more; threshold method)")
     a.add_argument("--coarsen", choices=("auto", "1", "2", "3", "4"),
                    help="separate the particles on a grid this many times coarser and bring the labels back onto "
                         "the full-resolution NMC (for scans whose particles are ~100 voxels across: 4x faster "

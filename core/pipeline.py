@@ -45,7 +45,8 @@ material as different phases at different depths.  A greyscale run reads it,
 records it as ``shading`` in the provenance and warns; with
 ``SegmentParams(flatten=True)`` (thresholds only) it maps every slice onto the
 whole volume's grey values first (:func:`core.phases.flatten_shading`) and
-analyses that (the input's checksum stays the file's).
+analyses that (the input's checksum stays the file's); the chunked engine does the same chunk by
+chunk.
 """
 
 from __future__ import annotations

@@ -134,7 +134,12 @@ def volume(ref: VolumeRef):
     opts = json.loads(ref.options)
     if opts.get(FLATTEN_OPTION):  # the volume with its drift along z flattened, as a run with flatten reads it
         raw = unflattened_ref(ref)
-        return _readonly(core_phases.flatten_shading(volume(raw), shading(raw)))
+        vol = volume(raw)
+        if is_lazy(vol):  # read box by box, each flattened as it is read
+            from core.chunked import flattened_array
+
+            return flattened_array(vol, shading(raw))
+        return _readonly(core_phases.flatten_shading(vol, shading(raw)))
     return open_volume(_workspace(ref.root), ref.sample_id)
 
 

@@ -52,7 +52,7 @@ def grey_values_section(sample: Sample, ref: cache.VolumeRef, latest: Analysis |
 
 def flatten_choice(sample: Sample, ref: cache.VolumeRef, vol, latest: Analysis | None) -> bool:
     """Where the grey values drift along z (:func:`core.phases.shading_reading`): the warning, the pure levels
-    along z and, for a volume analysed whole, "Flatten the drift" (on by default where it warns; the preview, the
+    along z and "Flatten the drift" (on by default where it warns; the preview, the
     histogram and the run then read the flattened volume).  Returns the choice (False where nothing drifts)."""
     from core.phases import shading_message
 
@@ -63,10 +63,6 @@ def flatten_choice(sample: Sample, ref: cache.VolumeRef, vol, latest: Analysis |
     if reading["warn"]:
         st.warning(shading_message(reading))
     st.altair_chart(charts.shading_levels(reading, float(sample.spacing[0])), width="stretch")
-    if cache.is_lazy(vol):
-        st.caption("This volume is analysed in chunks, which do not flatten a drift: crop it to fewer voxels "
-                   "(Samples page, Region of interest), or flatten it in the tool that reconstructed it.")
-        return False
     key = state.k(state.SEG_FLATTEN, sample.id)
     state.init(key, bool(before or reading["warn"]))
     return bool(st.checkbox("Flatten the drift along z before thresholding (every slice's pure pore and NMC grey "

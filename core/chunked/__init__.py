@@ -37,7 +37,7 @@ Example
 
 from .cluster import cluster, default_workers
 from .inputs import DEFAULT_CHUNK, LazyVolume, as_dask, open_lazy
-from .lazy import LazyArray, is_lazy_array, open_lazy_array
+from .lazy import LazyArray, flattened_array, is_lazy_array, open_lazy_array
 from .measures import measure_chunked, separator_side_chunked
 from .particles import ChunkedLabels, estimate_max_diameter, particle_halo, separate_chunked
 from .phases import ChunkedSegmentation, island_halo, phase_halo, phases_from_map, segment_chunked
@@ -45,7 +45,7 @@ from .store import OME_ZARR_VERSION, ome_multiscales, write_zarr
 
 __all__ = [
     "DEFAULT_CHUNK", "LazyVolume", "as_dask", "open_lazy",
-    "LazyArray", "is_lazy_array", "open_lazy_array",
+    "LazyArray", "flattened_array", "is_lazy_array", "open_lazy_array",
     "ChunkedSegmentation", "island_halo", "phase_halo", "phases_from_map", "segment_chunked",
     "ChunkedLabels", "estimate_max_diameter", "particle_halo", "separate_chunked",
     "measure_chunked", "separator_side_chunked",

@@ -143,9 +143,6 @@ def check_supported(params, *, downsample: int = 1, presegmented: bool = False) 
         raise ValueError("the chunked engine (--chunk-size) separates particles by the watershed of the phases only")
     if params.refine in ("on", "nmc"):
         raise ValueError("the chunked engine (--chunk-size) does not refine the phases: leave --refine at auto or off")
-    if not presegmented and params.segment.flatten:
-        raise ValueError("the chunked engine (--chunk-size) does not flatten a brightness drift: leave "
-                         "--flatten-shading out, or analyse the volume whole")
 
 
 def chunked_engine_for(spec, params=None, *, workers: int | None = None, chunk: int | None = None,
@@ -375,6 +372,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
 
     from ..inputs import FileInput
     from ..phases.fill import fill_message, fill_reading
+    from ..phases.shading import shading_message, shading_reading
     from ..pipeline import AnalysisParams, versions
     from .inputs import open_lazy
     from .measures import measure_chunked, separator_side_chunked
@@ -413,11 +411,18 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         kw["spacing"] = spacing
     vol = open_lazy(spec.path, chunks=chunk_size, **kw)
     sp = vol.spacing
-    fill = None
+    fill = shading = None
     if not presegmented:  # a fill outside the reconstructed region, on five z planes (core.phases.fill_reading)
         fill = fill_reading(vol.reader)
         if fill is not None:
             warnings.warn(fill_message(fill), stacklevel=2)
+        # a brightness drift along z, on eight slabs (core.phases.shading_reading): warned, or flattened
+        shading = shading_reading(vol.reader)
+        if params.segment.flatten and shading is None:
+            raise ValueError("flatten needs a volume of at least 18 slices (three slabs of six) to read a drift "
+                             "along z")
+        if shading is not None and shading["warn"] and not params.segment.flatten:
+            warnings.warn(shading_message(shading), stacklevel=2)
     nblocks = int(np.prod(vol.data.numblocks))
     report(0.01, f"chunked engine: {'×'.join(map(str, vol.shape))} voxels in {nblocks} chunks of {chunk_size}³")
     # the checksum (a sequential read in this process) runs beside the global values (the workers' check pass and
@@ -432,7 +437,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             exclude = fill["value"] if fill is not None and (params.segment.low is None
                                                               or params.segment.high is None) else None
             seg = segment_chunked(vol, params.segment, islands=False,  # the island pass reads a store, below
-                                  exclude=exclude)
+                                  exclude=exclude, shading=shading if params.segment.flatten else None)
             phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
         checksum = digest.result()
     if verify_checksum is not None and checksum != verify_checksum:
@@ -559,6 +564,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     }
     if fill is not None:
         provenance["fill"] = fill
+    if shading is not None:
+        provenance["shading"] = {**shading, "flattened": bool(params.segment.flatten)}
     if coarse is not None:
         provenance.update(coarsen=coarse.factor, coarse_shape=list(coarse.coarse_shape),
                           coarse_separation="whole" if coarse.whole else "chunked",

@@ -238,3 +238,27 @@ class _Downsampled:
             buf = np.asarray(self.reader[slice(k0 * f, k1 * f), slice(0, ny * f), slice(0, nx * f)])
             out[k0 - kz.start : k1 - kz.start] = downsample(buf, f)[0][:, ky, kx]
         return out
+
+
+class _FlattenedReader:
+    """A reader of ``arr``'s boxes with their slices mapped by ``gain`` and ``shift`` (:func:`flattened_array`)."""
+
+    def __init__(self, arr, gain: np.ndarray, shift: np.ndarray):
+        self._arr, self._gain, self._shift = arr, gain, shift
+        self.shape, self.dtype = tuple(arr.shape), np.dtype(arr.dtype)
+
+    def __getitem__(self, box):
+        from ..phases.shading import apply_flattening
+
+        z = box[0]
+        return apply_flattening(np.asarray(self._arr[box]), self._gain[z], self._shift[z])
+
+
+def flattened_array(arr, reading: dict) -> LazyArray:
+    """A :class:`LazyArray` of ``arr`` (a LazyArray, or any 3D array-like indexed by boxes) flattened along z by
+    ``reading`` (:func:`core.phases.shading_reading` of it): each box read is mapped as
+    :func:`core.phases.flatten_shading` maps the whole volume (the same values)."""
+    from ..phases.shading import flatten_coefficients
+
+    gain, shift = flatten_coefficients(reading, int(arr.shape[0]))
+    return LazyArray(_FlattenedReader(arr, gain, shift), source=getattr(arr, "source", None))

@@ -130,7 +130,7 @@ class ChunkedSegmentation:
 
 def segment_chunked(volume, params: SegmentParams | None = None, *,
                     chunks: int | tuple[int, int, int] = DEFAULT_CHUNK, islands: bool = True,
-                    exclude: float | None = None) -> ChunkedSegmentation:
+                    exclude: float | None = None, shading: dict | None = None) -> ChunkedSegmentation:
     """Segment a greyscale volume chunk by chunk; the phases equal :func:`core.phases.segment`'s.
 
     The global values are computed now, with the current dask scheduler (a
@@ -153,6 +153,10 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
     exclude : float or None
         A fill's grey value (:func:`core.phases.fill_reading`, read by the caller), left out of the sample the
         thresholds are suggested from, as :func:`core.phases.segment_detailed` leaves it.
+    shading : dict or None
+        With ``params.flatten``: the volume's :func:`core.phases.shading_reading` (read by the caller); every
+        chunk is flattened by it first (:func:`core.phases.shading.apply_flattening`, the numbers of
+        :func:`core.phases.flatten_shading`, so the flattened volume is the whole-volume analysis's).
 
     Returns
     -------
@@ -171,6 +175,10 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
                          "is given, so chunks would differ from the whole volume): use 'gaussian', 'median' or none")
     vol = _as_volume(volume, chunks)
     _check_greyscale_lazy(vol)
+    if params.flatten:
+        if shading is None:
+            raise ValueError("flatten needs the volume's shading reading (core.phases.shading_reading)")
+        vol = _flattened(vol, shading)
     fill = _nan_fill_lazy(vol)
     dn = _denoise_halo(params)
     denoised = _map(vol, _denoise_block, dn, np.float32, params=params, nan_fill=fill)
@@ -185,6 +193,18 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
     origin = sigma_origin(g.pv_sigma, given=params.pv_sigma is not None) if g.pv_sigma is not None else None
     resolved = replace(params, low=float(g.low), high=float(g.high), pv_sigma=g.pv_sigma)
     return ChunkedSegmentation(phases, resolved, origin, h, ih)
+
+
+def _flattened(vol, shading: dict):
+    """``vol`` (dask) with every slice mapped by the shading reading's gain and shift (elementwise: the chunks stay)."""
+    import dask.array as da
+
+    from ..phases.shading import apply_flattening, flatten_coefficients
+
+    gain, shift = flatten_coefficients(shading, vol.shape[0])
+    g = da.from_array(gain.reshape(-1, 1, 1), chunks=(vol.chunks[0], 1, 1))
+    s = da.from_array(shift.reshape(-1, 1, 1), chunks=(vol.chunks[0], 1, 1))
+    return da.map_blocks(apply_flattening, vol, g, s, dtype=vol.dtype)
 
 
 def remove_islands_chunked(phases, min_island: int):

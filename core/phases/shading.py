@@ -22,7 +22,8 @@ import warnings
 
 import numpy as np
 
-__all__ = ["SHADING_SLABS", "SHADING_WARN", "flatten_shading", "shading_message", "shading_reading"]
+__all__ = ["SHADING_SLABS", "SHADING_WARN", "apply_flattening", "flatten_coefficients", "flatten_shading",
+           "shading_message", "shading_reading"]
 
 #: Slabs read along z (at most; a thinner volume has fewer).
 SHADING_SLABS = 8
@@ -165,6 +166,22 @@ def flatten_shading(volume: np.ndarray, reading: dict) -> np.ndarray:
     ValueError
         Fewer than two slabs with a pore or an NMC level, or NMC not brighter than pore somewhere.
     """
+    gain, shift = flatten_coefficients(reading, volume.shape[0])
+    out = np.empty(volume.shape, volume.dtype)
+    for k in range(volume.shape[0]):  # slice by slice: no volume-sized float scratch
+        out[k] = apply_flattening(volume[k : k + 1], gain[k : k + 1], shift[k : k + 1])[0]
+    return out
+
+
+def flatten_coefficients(reading: dict, nz: int) -> tuple[np.ndarray, np.ndarray]:
+    """(gain, shift), float32 of length ``nz``: slice ``z`` maps to ``v * gain[z] + shift[z]``
+    (:func:`flatten_shading`; a chunked analysis maps its chunks with the same numbers).
+
+    Raises
+    ------
+    ValueError
+        As :func:`flatten_shading`.
+    """
     z = np.asarray(reading["z"], np.float64)
     p = np.asarray(reading["pore"], np.float64)
     m = np.asarray(reading["nmc"], np.float64)
@@ -173,20 +190,21 @@ def flatten_shading(volume: np.ndarray, reading: dict) -> np.ndarray:
         raise ValueError("the shading reading has fewer than two slabs with a pore or an NMC level: nothing to "
                          "flatten by")
     P, N = float(np.median(p[fp])), float(np.median(m[fm]))
-    zi = np.arange(volume.shape[0], dtype=np.float64)
+    zi = np.arange(int(nz), dtype=np.float64)
     pz, mz = np.interp(zi, z[fp], p[fp]), np.interp(zi, z[fm], m[fm])
     if np.any(mz <= pz) or not N > P:
         raise ValueError("the shading reading has NMC no brighter than pore somewhere along z: not a drift to "
                          "flatten")
-    gain = ((N - P) / (mz - pz)).astype(np.float32)
-    shift = (P - pz * (N - P) / (mz - pz)).astype(np.float32)
-    out = np.empty(volume.shape, volume.dtype)
-    integer = np.issubdtype(volume.dtype, np.integer)
-    lo, hi = (np.iinfo(volume.dtype).min, np.iinfo(volume.dtype).max) if integer else (None, None)
-    for k in range(volume.shape[0]):  # slice by slice: no volume-sized float scratch
-        s = volume[k].astype(np.float32) * gain[k] + shift[k]
-        if integer:
-            np.rint(s, out=s)
-            np.clip(s, lo, hi, out=s)
-        out[k] = s
-    return out
+    return ((N - P) / (mz - pz)).astype(np.float32), (P - pz * (N - P) / (mz - pz)).astype(np.float32)
+
+
+def apply_flattening(block: np.ndarray, gain: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``block`` (Z, Y, X) with its slices mapped by ``gain`` and ``shift`` (Z,) (or broadcastable (Z, 1, 1)), in
+    float32, rounded and clipped back into an integer dtype."""
+    s = block.astype(np.float32) * np.asarray(gain, np.float32).reshape(-1, 1, 1) \
+        + np.asarray(shift, np.float32).reshape(-1, 1, 1)
+    if np.issubdtype(block.dtype, np.integer):
+        info = np.iinfo(block.dtype)
+        np.rint(s, out=s)
+        np.clip(s, info.min, info.max, out=s)
+    return s.astype(block.dtype, copy=False)

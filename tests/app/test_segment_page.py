@@ -400,3 +400,28 @@ def test_no_drift_no_flatten_on_the_demo(seeded_ws):
     s, at = _open(seeded_ws, "cycled-1C")
     assert not [w for w in at.warning if "drift along z" in w.value]
     assert not [c for c in at.checkbox if c.key == state.k(state.SEG_FLATTEN, s.id)]
+
+
+def test_a_big_sample_read_lazily_is_flattened_box_by_box(empty_ws, env, monkeypatch):
+    """A sample too big to hold whole (the rule monkeypatched): the drift read slab by slab, the flattened preview
+    read box by box (core.chunked.flattened_array), and the choice in the run's parameters."""
+    from core.chunked import LazyArray
+    from core.synth import demo_electrode
+    from ui import cache
+
+    monkeypatch.setattr(cache, "LAZY_VOXELS", 1000)
+    g = demo_electrode("cycled-1C", rng=2, shape=(48, 48, 48)).greyscale
+    off = 0.1 * 65535
+    gain = 1 + 0.3 * np.linspace(-0.5, 0.5, 48)[:, None, None]
+    save_tiff(env / "data" / "big.tif", np.clip((g.astype(np.float32) - off) * gain + off, 0, 65535).astype(np.uint16),
+              (0.4, 0.4, 0.4))
+    s = empty_ws.add_sample("big", str(env / "data" / "big.tif"), spacing=0.4)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    ref = cache.VolumeRef.of(empty_ws, s)
+    assert isinstance(cache.volume(cache.flattened_ref(ref)), LazyArray)
+    assert [w for w in at.warning if "drift along z" in w.value]
+    assert at.checkbox(key=state.k(state.SEG_FLATTEN, s.id)).value
+    assert _metric(at, "NMC (this slice)") > 0.2
