@@ -211,3 +211,16 @@ def test_cli_chunked_engine_flattens(electrode, tmp_path, sync_cluster):
     assert cli.main(["analyze", str(tmp_path / "v.tif"), "--out", str(tmp_path / "d"), "-q", "--chunk-size", "32",
                      "--workers", "1"]) == 0
     assert any("drift along z" in w for w in json.loads((tmp_path / "d" / "run.json").read_text())["warnings"])
+
+
+def test_a_recipe_of_a_flattened_analysis_replays_identically(electrode, tmp_path):
+    from core import cli
+    from core.io import save_tiff
+
+    save_tiff(tmp_path / "v.tif", _drifted(electrode.greyscale, 0.3), electrode.spacing)
+    assert cli.main(["analyze", str(tmp_path / "v.tif"), "--out", str(tmp_path / "a"), "-q", "--flatten-shading",
+                     "--recipe", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["analyses"][0]["params"]["segment"]["flatten"] is True
+    assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(tmp_path / "R"), "-q"]) == 0
+    [replayed] = [p for p in (tmp_path / "R").iterdir() if p.is_dir()]
+    assert (replayed / "particles.csv").read_bytes() == (tmp_path / "a" / "particles.csv").read_bytes()
