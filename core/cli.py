@@ -679,7 +679,7 @@ def inspect_input(args) -> dict:
             if box is not None:
                 start = [lo for lo, _ in spec.crop] if spec.crop is not None else [0, 0, 0]
                 out["fill"]["crop_without_it"] = [[s0 + lo, s0 + hi] for s0, (lo, hi) in zip(start, box)]
-    shading = None if found is not None else shading_reading(arr)
+    shading = None if found is not None else shading_reading(arr, exclude=None if fill is None else fill["value"])
     if shading is not None:
         out["shading"] = {**shading, "warning": shading_message(shading)}
     params = AnalysisParams()

@@ -443,8 +443,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         fill = fill_reading(volume)
         if fill is not None:
             warnings.warn(fill_message(fill), stacklevel=3)
-        shading = shading_reading(volume)
-        grey = _flattened(volume, shading, params) if params.segment.flatten else volume
+        shading = shading_reading(volume, exclude=None if fill is None else fill["value"])
+        grey = _flattened(volume, shading, params, fill) if params.segment.flatten else volume
         if shading is not None and not params.segment.flatten and shading["warn"]:
             warnings.warn(shading_message(shading), stacklevel=3)
         network = params.method == "model" or params.particles == "model"
@@ -550,14 +550,15 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     return AnalysisResult(phases, labels, table, resolved, sp, provenance)
 
 
-def _flattened(volume: np.ndarray, shading: dict | None, params: AnalysisParams) -> np.ndarray:
-    """``volume`` with its drift along z flattened (``SegmentParams(flatten=True)``; thresholds only)."""
+def _flattened(volume: np.ndarray, shading: dict | None, params: AnalysisParams, fill: dict | None = None) -> np.ndarray:
+    """``volume`` with its drift along z flattened (``SegmentParams(flatten=True)``; thresholds only); a fill's value
+    (``fill``, :func:`core.phases.fill_reading`) stays as it is."""
     if params.method != "threshold":
         raise ValueError(f"flatten (of a brightness drift along z) applies to the threshold method, not "
                          f"{params.method!r}: a classifier or the network reads the grey values it was trained on")
     if shading is None:
         raise ValueError("flatten needs a volume of at least 18 slices (three slabs of six) to read a drift along z")
-    return flatten_shading(volume, shading)
+    return flatten_shading(volume, shading, keep=None if fill is None else fill["value"])
 
 
 def classifier_checksum(folder) -> str:

@@ -135,11 +135,13 @@ def volume(ref: VolumeRef):
     if opts.get(FLATTEN_OPTION):  # the volume with its drift along z flattened, as a run with flatten reads it
         raw = unflattened_ref(ref)
         vol = volume(raw)
+        found = fill(raw)  # a fill keeps its one value (the analysis leaves it out as before)
+        keep = None if found is None else found["value"]
         if is_lazy(vol):  # read box by box, each flattened as it is read
             from core.chunked import flattened_array
 
-            return flattened_array(vol, shading(raw))
-        return _readonly(core_phases.flatten_shading(vol, shading(raw)))
+            return flattened_array(vol, shading(raw), keep=keep)
+        return _readonly(core_phases.flatten_shading(vol, shading(raw), keep=keep))
     return open_volume(_workspace(ref.root), ref.sample_id)
 
 
@@ -160,11 +162,13 @@ def unflattened_ref(ref: VolumeRef) -> VolumeRef:
 
 @st.cache_data(max_entries=32, show_spinner="Reading the grey values along z…")
 def shading(ref: VolumeRef) -> dict | None:
-    """:func:`core.phases.shading_reading` of a sample's greyscale as read (None for an already-segmented one or
-    one too thin); a big one read lazily is read slab by slab."""
+    """:func:`core.phases.shading_reading` of a sample's greyscale as read, a fill's value left out (None for an
+    already-segmented one or one too thin); a big one read lazily is read slab by slab."""
     if "phase_map" in json.loads(ref.options):
         return None
-    return core_phases.shading_reading(volume(unflattened_ref(ref)))
+    raw = unflattened_ref(ref)
+    found = fill(raw)
+    return core_phases.shading_reading(volume(raw), exclude=None if found is None else found["value"])
 
 
 def open_volume(ws: Workspace, sample_id: int, lazy_voxels: int | None = None):

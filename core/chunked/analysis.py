@@ -417,7 +417,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         if fill is not None:
             warnings.warn(fill_message(fill), stacklevel=2)
         # a brightness drift along z, on eight slabs (core.phases.shading_reading): warned, or flattened
-        shading = shading_reading(vol.reader)
+        shading = shading_reading(vol.reader, exclude=None if fill is None else fill["value"])
         if params.segment.flatten and shading is None:
             raise ValueError("flatten needs a volume of at least 18 slices (three slabs of six) to read a drift "
                              "along z")
@@ -437,7 +437,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             exclude = fill["value"] if fill is not None and (params.segment.low is None
                                                               or params.segment.high is None) else None
             seg = segment_chunked(vol, params.segment, islands=False,  # the island pass reads a store, below
-                                  exclude=exclude, shading=shading if params.segment.flatten else None)
+                                  exclude=exclude, shading=shading if params.segment.flatten else None,
+                                  keep=None if fill is None else fill["value"])
             phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
         checksum = digest.result()
     if verify_checksum is not None and checksum != verify_checksum:

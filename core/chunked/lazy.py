@@ -243,22 +243,22 @@ class _Downsampled:
 class _FlattenedReader:
     """A reader of ``arr``'s boxes with their slices mapped by ``gain`` and ``shift`` (:func:`flattened_array`)."""
 
-    def __init__(self, arr, gain: np.ndarray, shift: np.ndarray):
-        self._arr, self._gain, self._shift = arr, gain, shift
+    def __init__(self, arr, gain: np.ndarray, shift: np.ndarray, keep: float | None):
+        self._arr, self._gain, self._shift, self._keep = arr, gain, shift, keep
         self.shape, self.dtype = tuple(arr.shape), np.dtype(arr.dtype)
 
     def __getitem__(self, box):
         from ..phases.shading import apply_flattening
 
         z = box[0]
-        return apply_flattening(np.asarray(self._arr[box]), self._gain[z], self._shift[z])
+        return apply_flattening(np.asarray(self._arr[box]), self._gain[z], self._shift[z], keep=self._keep)
 
 
-def flattened_array(arr, reading: dict) -> LazyArray:
+def flattened_array(arr, reading: dict, *, keep: float | None = None) -> LazyArray:
     """A :class:`LazyArray` of ``arr`` (a LazyArray, or any 3D array-like indexed by boxes) flattened along z by
     ``reading`` (:func:`core.phases.shading_reading` of it): each box read is mapped as
-    :func:`core.phases.flatten_shading` maps the whole volume (the same values)."""
+    :func:`core.phases.flatten_shading` maps the whole volume (the same values; ``keep``: a fill's value, left)."""
     from ..phases.shading import flatten_coefficients
 
     gain, shift = flatten_coefficients(reading, int(arr.shape[0]))
-    return LazyArray(_FlattenedReader(arr, gain, shift), source=getattr(arr, "source", None))
+    return LazyArray(_FlattenedReader(arr, gain, shift, keep), source=getattr(arr, "source", None))

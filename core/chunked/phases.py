@@ -130,7 +130,8 @@ class ChunkedSegmentation:
 
 def segment_chunked(volume, params: SegmentParams | None = None, *,
                     chunks: int | tuple[int, int, int] = DEFAULT_CHUNK, islands: bool = True,
-                    exclude: float | None = None, shading: dict | None = None) -> ChunkedSegmentation:
+                    exclude: float | None = None, shading: dict | None = None,
+                    keep: float | None = None) -> ChunkedSegmentation:
     """Segment a greyscale volume chunk by chunk; the phases equal :func:`core.phases.segment`'s.
 
     The global values are computed now, with the current dask scheduler (a
@@ -157,6 +158,8 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
         With ``params.flatten``: the volume's :func:`core.phases.shading_reading` (read by the caller); every
         chunk is flattened by it first (:func:`core.phases.shading.apply_flattening`, the numbers of
         :func:`core.phases.flatten_shading`, so the flattened volume is the whole-volume analysis's).
+    keep : float or None
+        With ``shading``: a fill's grey value, which the flattening leaves as it is.
 
     Returns
     -------
@@ -178,7 +181,7 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
     if params.flatten:
         if shading is None:
             raise ValueError("flatten needs the volume's shading reading (core.phases.shading_reading)")
-        vol = _flattened(vol, shading)
+        vol = _flattened(vol, shading, keep)
     fill = _nan_fill_lazy(vol)
     dn = _denoise_halo(params)
     denoised = _map(vol, _denoise_block, dn, np.float32, params=params, nan_fill=fill)
@@ -195,7 +198,7 @@ def segment_chunked(volume, params: SegmentParams | None = None, *,
     return ChunkedSegmentation(phases, resolved, origin, h, ih)
 
 
-def _flattened(vol, shading: dict):
+def _flattened(vol, shading: dict, keep: float | None = None):
     """``vol`` (dask) with every slice mapped by the shading reading's gain and shift (elementwise: the chunks stay)."""
     import dask.array as da
 
@@ -204,7 +207,7 @@ def _flattened(vol, shading: dict):
     gain, shift = flatten_coefficients(shading, vol.shape[0])
     g = da.from_array(gain.reshape(-1, 1, 1), chunks=(vol.chunks[0], 1, 1))
     s = da.from_array(shift.reshape(-1, 1, 1), chunks=(vol.chunks[0], 1, 1))
-    return da.map_blocks(apply_flattening, vol, g, s, dtype=vol.dtype)
+    return da.map_blocks(apply_flattening, vol, g, s, dtype=vol.dtype, keep=keep)
 
 
 def remove_islands_chunked(phases, min_island: int):

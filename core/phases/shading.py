@@ -45,20 +45,31 @@ _MIN_SHARE = 0.05
 _MIN_CONTRAST = 0.6
 
 
-def _slab_levels(block: np.ndarray) -> tuple[float, float, float]:
-    """(pore, CBD, NMC) pure grey values of one slab, each NaN where the slab holds too little of it."""
-    from .threshold import _midpoint_reading, _otsu
+def _slab_levels(block: np.ndarray, exclude: float | None = None) -> tuple[float, float, float]:
+    """(pore, CBD, NMC) pure grey values of one slab, each NaN where the slab holds too little of it; voxels equal
+    to ``exclude`` (a fill) belong to no phase."""
+    from .threshold import _interior_references, _otsu, threshold
 
+    nan3 = (float("nan"),) * 3
+    blk = np.ascontiguousarray(block, dtype=np.float32)
+    fill = None if exclude is None else blk == np.float32(exclude)
+    sample = blk[:, :: max(1, blk.shape[1] // 128), :: max(1, blk.shape[2] // 128)]
+    if fill is not None:
+        sample = sample[sample != np.float32(exclude)]
     try:
-        otsu = _otsu(block[:, :: max(1, block.shape[1] // 128), :: max(1, block.shape[2] // 128)])
+        otsu = _otsu(sample)
     except ValueError:  # fewer than three grey values
-        return float("nan"), float("nan"), float("nan")
-    _, refs, ph = _midpoint_reading(np.ascontiguousarray(block, dtype=np.float32), otsu)
-    share = np.bincount(ph.ravel(), minlength=3) / ph.size
+        return nan3
+    ph = threshold(blk, *otsu)
+    if fill is not None:
+        ph[fill] = 3  # no phase: not counted, and an edge the phases' insides keep away from
+    refs = _interior_references(blk, ph)
+    counts = np.bincount(ph.ravel(), minlength=4)[:3]
+    share = counts / max(int(counts.sum()), 1)
     return tuple(float(v) if s >= _MIN_SHARE else float("nan") for v, s in zip(refs, share))
 
 
-def shading_reading(volume, *, slabs: int = SHADING_SLABS) -> dict | None:
+def shading_reading(volume, *, slabs: int = SHADING_SLABS, exclude: float | None = None) -> dict | None:
     """The pure pore and NMC grey values slab by slab along z, and how far they drift.
 
     Each slab is thresholded by its own three-class Otsu and its phases' grey values are the medians two voxels
@@ -74,6 +85,9 @@ def shading_reading(volume, *, slabs: int = SHADING_SLABS) -> dict | None:
         Non-finite voxels take the slab's median.
     slabs : int
         How many slabs, spread evenly over the depth (fewer in a thin volume).
+    exclude : float, optional
+        A fill's grey value (:func:`core.phases.fill_reading`): its voxels belong to no phase (in a section under
+        about 360² voxels the central window reaches the corners outside a circular field of view).
 
     Returns
     -------
@@ -102,7 +116,7 @@ def shading_reading(volume, *, slabs: int = SHADING_SLABS) -> dict | None:
                 levels.append((np.nan, np.nan, np.nan))
                 continue
             block = np.where(finite, block, np.median(block[finite]))
-        levels.append(_slab_levels(block))
+        levels.append(_slab_levels(block, exclude))
     pore, cbd, nmc = (np.asarray(v, np.float64) for v in zip(*levels))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN medians
@@ -141,7 +155,7 @@ def shading_message(reading: dict | None) -> str | None:
             "--flatten-shading on the command line).")
 
 
-def flatten_shading(volume: np.ndarray, reading: dict) -> np.ndarray:
+def flatten_shading(volume: np.ndarray, reading: dict, *, keep: float | None = None) -> np.ndarray:
     """The volume with every slice's pure pore and NMC grey values mapped onto the whole volume's.
 
     Each slice ``z`` is mapped linearly so that its pore level ``p(z)`` goes to the median pore level ``P`` and
@@ -155,6 +169,9 @@ def flatten_shading(volume: np.ndarray, reading: dict) -> np.ndarray:
         Greyscale, as read by ``reading``.
     reading : dict
         From :func:`shading_reading` of ``volume``.
+    keep : float, optional
+        A grey value left as it is: a fill outside the field of view (:func:`core.phases.fill_reading`), which
+        holds no data to flatten and must stay one exact value for the analysis to find and leave out.
 
     Returns
     -------
@@ -169,7 +186,7 @@ def flatten_shading(volume: np.ndarray, reading: dict) -> np.ndarray:
     gain, shift = flatten_coefficients(reading, volume.shape[0])
     out = np.empty(volume.shape, volume.dtype)
     for k in range(volume.shape[0]):  # slice by slice: no volume-sized float scratch
-        out[k] = apply_flattening(volume[k : k + 1], gain[k : k + 1], shift[k : k + 1])[0]
+        out[k] = apply_flattening(volume[k : k + 1], gain[k : k + 1], shift[k : k + 1], keep=keep)[0]
     return out
 
 
@@ -198,13 +215,18 @@ def flatten_coefficients(reading: dict, nz: int) -> tuple[np.ndarray, np.ndarray
     return ((N - P) / (mz - pz)).astype(np.float32), (P - pz * (N - P) / (mz - pz)).astype(np.float32)
 
 
-def apply_flattening(block: np.ndarray, gain: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def apply_flattening(block: np.ndarray, gain: np.ndarray, shift: np.ndarray, keep: float | None = None) -> np.ndarray:
     """``block`` (Z, Y, X) with its slices mapped by ``gain`` and ``shift`` (Z,) (or broadcastable (Z, 1, 1)), in
-    float32, rounded and clipped back into an integer dtype."""
+    float32, rounded and clipped back into an integer dtype; voxels equal to ``keep`` (a fill) left as they are."""
     s = block.astype(np.float32) * np.asarray(gain, np.float32).reshape(-1, 1, 1) \
         + np.asarray(shift, np.float32).reshape(-1, 1, 1)
     if np.issubdtype(block.dtype, np.integer):
         info = np.iinfo(block.dtype)
         np.rint(s, out=s)
         np.clip(s, info.min, info.max, out=s)
-    return s.astype(block.dtype, copy=False)
+    out = s.astype(block.dtype, copy=False)
+    if keep is not None:
+        fill = block == keep
+        if fill.any():
+            out[fill] = block[fill]
+    return out

@@ -224,3 +224,26 @@ def test_a_recipe_of_a_flattened_analysis_replays_identically(electrode, tmp_pat
     assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(tmp_path / "R"), "-q"]) == 0
     [replayed] = [p for p in (tmp_path / "R").iterdir() if p.is_dir()]
     assert (replayed / "particles.csv").read_bytes() == (tmp_path / "a" / "particles.csv").read_bytes()
+
+
+def test_a_fill_is_no_phase_and_stays_one_value():
+    """Corners outside a circular field of view, written as 0, in a drifting scan: read as no phase (the drift as
+    without the fill), left as 0 by the flattening, so that the analysis still finds the fill and leaves it out."""
+    from core.pipeline import AnalysisParams, run
+
+    e = demo_electrode("cycled-1C", rng=2, shape=(48, 96, 96))
+    g = _drifted(e.greyscale, 0.3)
+    yy, xx = np.mgrid[:96, :96]
+    corners = (yy - 47.5) ** 2 + (xx - 47.5) ** 2 > 48 ** 2
+    f = g.copy()
+    f[:, corners] = 0
+    clean, read = shading_reading(g), shading_reading(f, exclude=0)
+    assert abs(read["drift"] - clean["drift"]) < 0.04 and np.nanmin(read["pore"]) > 0  # 0.297 against 0.267
+    assert np.nanmin(shading_reading(f)["pore"]) == 0  # not left out, the fill is read as the pure pore
+    flat = flatten_shading(f, read, keep=0)
+    assert (flat[:, corners] == 0).all() and not (flat[:, ~corners] == 0).any()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = run(f, AnalysisParams(segment=SegmentParams(flatten=True)), spacing=e.spacing)
+    assert r.provenance["fill"]["value"] == 0 and abs(r.provenance["shading"]["drift"] - clean["drift"]) < 0.04
+    assert any("reconstructed region" in str(w.message) for w in caught)
