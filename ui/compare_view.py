@@ -471,11 +471,30 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
                 f"{r.electrode} {r.x_lo:.3g}–{r.x_hi:.3g} (n={r.n})" for r in few.itertuples())
             st.warning(f"{tr.n_low} of {len(tr.table)} bins have fewer than {tr.low_n} particles (grey "
                        f"triangles): their medians and intervals are unreliable{where}.")
+    drifting = drift_note(ctx)
+    if drifting:
+        st.warning(drifting)
     st.caption(f"Points: median detachment of the particles in each bin, bars: its 95 % "
                f"bootstrap CI ({cache.N_BOOT // 2} resamples); left: spread (IQR) within each bin, where small "
                f"particles usually scatter more; right: particles per bin, dashed line = the few-particle threshold. "
                f"Size bins hold about equal numbers of particles of all electrodes together; {_edge_words(edge_policy)}.")
     return out
+
+
+def drift_note(ctx: CompareContext) -> str:
+    """A sentence naming the compared electrodes whose analysis read a brightness drift along z worth a warning
+    and did not flatten it (:func:`core.phases.shading_reading`): their detachment can follow the slice index
+    ("" for none)."""
+    found = []
+    for name, (_, a) in ctx.samples.items():
+        read = (a.provenance or {}).get("shading") or {}
+        if read.get("warn") and not read.get("flattened"):
+            found.append(f"{name} ({read['drift']:.0%})")
+    if not found:
+        return ""
+    return (f"The scan of {', '.join(found)} drifts in brightness along z (share of the pore-NMC contrast) and was "
+            "analysed without flattening it: its detachment can follow the slice index, so a trend with depth may be "
+            "the drift's. Rerun it with *Flatten the drift* (Segment page).")
 
 
 # --------------------------------------------------------------------------- slices

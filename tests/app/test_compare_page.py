@@ -315,3 +315,19 @@ def test_the_default_electrodes_follow_the_analyses_until_the_user_picks(seeded_
     no_exception(at)
     assert late.id not in at.multiselect(key=state.CMP_SAMPLES).value
     assert len(_table(at, "share_above")) == 2
+
+
+def test_a_drifting_scan_analysed_without_flattening_is_named_by_the_depth_trends():
+    from types import SimpleNamespace as NS
+
+    from ui.compare_view import drift_note
+
+    a = lambda shading: NS(provenance={} if shading is None else {"shading": shading})  # noqa: E731
+    ctx = NS(samples={"steady": (None, a({"drift": 0.02, "warn": False, "flattened": False})),
+                      "old": (None, a(None)),
+                      "drifting": (None, a({"drift": 0.29, "warn": True, "flattened": False})),
+                      "flattened": (None, a({"drift": 0.31, "warn": True, "flattened": True}))})
+    text = drift_note(ctx)
+    assert text.startswith("The scan of drifting (29%) drifts in brightness along z") and "Flatten the drift" in text
+    assert "flattened (" not in text and "steady" not in text
+    assert drift_note(NS(samples={"steady": ctx.samples["steady"]})) == ""
