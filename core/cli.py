@@ -194,6 +194,8 @@ def _cmd_analyze(args) -> None:
     network = params.method == "model" or params.particles == "model"
     if args.weights is not None and not network:
         raise CLIError("--weights is only used with --method model")
+    if params.segment.flatten and params.method != "threshold":
+        raise CLIError(f"--flatten-shading applies to --method threshold, not {params.method}")
     spec = _input_spec(args)
     if args.recipe is not None:
         check_recipe_path(args.recipe, args.out)
@@ -543,11 +545,13 @@ def _cmd_segment(args) -> None:
     from .io import save_tiff
     from .memory import check_memory
     from .phases import SegmentParams, segment_detailed
-    from .pipeline import AnalysisParams, check_nonfinite
+    from .pipeline import AnalysisParams, check_nonfinite, read_grey
 
     reads = (args.input, args.weights, args.classifier)
     check_out(args.out, overwrite=args.overwrite, reads=reads)  # first: before any reading
     _check_method_args(args)
+    if args.flatten_shading and args.method != "threshold":
+        raise CLIError(f"--flatten-shading applies to --method threshold, not {args.method}")
     weights = args.weights or "default"
     _input_spec(args)
     if args.method == "model":
@@ -572,8 +576,12 @@ def _cmd_segment(args) -> None:
                 seg = segment_volume(data, ModelParams(weights=weights), progress=_progress(args.quiet))
                 phases, what = seg.phases, f"3D U-Net ({weights} weights)"
             else:
-                res = segment_detailed(data, SegmentParams(), progress=_progress(args.quiet))
+                params = AnalysisParams(segment=SegmentParams(flatten=bool(args.flatten_shading)))
+                grey, _, _ = read_grey(data, params)  # a fill and a drift warned, the drift flattened on request
+                res = segment_detailed(grey, params.segment, progress=_progress(args.quiet))
                 phases, what = res.phases, f"thresholds low={res.params.low:g} high={res.params.high:g}"
+                if params.segment.flatten:
+                    what += " (on the volume flattened along z)"
         for w in _distinct(caught):
             print(f"warning: {w}", file=sys.stderr)
         save_tiff(tmp / "phases.tif", phases, spacing)
@@ -621,6 +629,11 @@ def _cmd_train_classifier(args) -> None:
 
 #: ``inspect``: voxels up to which the box without a fill is computed (it reads every plane).
 INSPECT_BOX_VOXELS = 1 << 28
+
+
+_FLATTEN_HELP = ("map every slice's pure pore and NMC grey values onto the whole volume's before thresholding (for a "
+                 "scan whose brightness drifts along z; the analysis warns where it drifts by 15 %% of the pore-NMC "
+                 "contrast or more; threshold method)")
 
 
 def inspect_input(args) -> dict:
@@ -895,10 +908,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "NMC, CBD and pore surfaces that the blur shifted; nmc: the NMC surfaces only; about 0.7 s "
                         "per 128^3); auto (default): on where the scan's blur measures 0.9 voxel or more, else nmc "
                         "where its noise measures 0.065 of the pore-NMC contrast or more (run.json records it)")
-    a.add_argument("--flatten-shading", action="store_true",
-                   help="map every slice's pure pore and NMC grey values onto the whole volume's before thresholding "
-                        "(for a scan whose brightness drifts along z; the analysis warns where it drifts by 15 %% of "
-                        "the pore-NMC contrast or more; threshold method)")
+    a.add_argument("--flatten-shading", action="store_true", help=_FLATTEN_HELP)
     a.add_argument("--coarsen", choices=("auto", "1", "2", "3", "4"),
                    help="separate the particles on a grid this many times coarser and bring the labels back onto "
                         "the full-resolution NMC (for scans whose particles are ~100 voxels across: 4x faster "
@@ -943,6 +953,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="two thresholds (default), the shipped 3D U-Net, or a classifier trained on brush strokes")
     s.add_argument("--weights", help="model weights for --method model (default: shipped)")
     s.add_argument("--classifier", metavar="CLF", help="for --method classifier: a folder written by train-classifier")
+    s.add_argument("--flatten-shading", action="store_true", help=_FLATTEN_HELP)
     s.set_defaults(func=_cmd_segment)
 
     t = sub.add_parser("train-classifier", help="train a phase classifier on brush strokes (scribbles)")

@@ -440,13 +440,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         seg_params = params.segment
     else:
         nonfinite = _check_nonfinite(volume, stacklevel=4)
-        fill = fill_reading(volume)
-        if fill is not None:
-            warnings.warn(fill_message(fill), stacklevel=3)
-        shading = shading_reading(volume, exclude=None if fill is None else fill["value"])
-        grey = _flattened(volume, shading, params, fill) if params.segment.flatten else volume
-        if shading is not None and not params.segment.flatten and shading["warn"]:
-            warnings.warn(shading_message(shading), stacklevel=3)
+        grey, fill, shading = read_grey(volume, params, stacklevel=4)
         network = params.method == "model" or params.particles == "model"
         if params.method == "threshold":
             res = segment_detailed(grey, params.segment, progress=stage(0.0, 0.3))  # (the refinement: 0.3-0.35)
@@ -548,6 +542,33 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         provenance["coarse_unlabelled_voxels"] = unlabelled
     mark_warm(params, presegmented=presegmented)
     return AnalysisResult(phases, labels, table, resolved, sp, provenance)
+
+
+def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2):
+    """What a run reads of a greyscale before segmenting it: a fill outside the field of view and a drift along z
+    (each warned), and the volume to segment (flattened with ``params.segment.flatten``).
+
+    Returns
+    -------
+    grey : (Z, Y, X) ndarray
+        ``volume``, or its flattened copy.
+    fill, shading : dict or None
+        :func:`core.phases.fill_reading` and :func:`core.phases.shading_reading` of ``volume`` (the fill's value
+        left out of the latter).
+
+    Raises
+    ------
+    ValueError
+        ``flatten`` with a method other than thresholds, or a volume too thin to read a drift.
+    """
+    fill = fill_reading(volume)
+    if fill is not None:
+        warnings.warn(fill_message(fill), stacklevel=stacklevel)
+    shading = shading_reading(volume, exclude=None if fill is None else fill["value"])
+    grey = _flattened(volume, shading, params, fill) if params.segment.flatten else volume
+    if shading is not None and not params.segment.flatten and shading["warn"]:
+        warnings.warn(shading_message(shading), stacklevel=stacklevel)
+    return grey, fill, shading
 
 
 def _flattened(volume: np.ndarray, shading: dict | None, params: AnalysisParams, fill: dict | None = None) -> np.ndarray:

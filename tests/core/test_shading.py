@@ -247,3 +247,25 @@ def test_a_fill_is_no_phase_and_stays_one_value():
         r = run(f, AnalysisParams(segment=SegmentParams(flatten=True)), spacing=e.spacing)
     assert r.provenance["fill"]["value"] == 0 and abs(r.provenance["shading"]["drift"] - clean["drift"]) < 0.04
     assert any("reconstructed region" in str(w.message) for w in caught)
+
+
+def test_cli_segment_flattens_and_both_commands_refuse_other_methods(electrode, tmp_path):
+    from core import cli
+    from core.io import load_volume, save_tiff
+
+    g = _drifted(electrode.greyscale, 0.3)
+    save_tiff(tmp_path / "v.tif", g, electrode.spacing)
+    plain = subprocess.run([sys.executable, "-m", "core", "segment", str(tmp_path / "v.tif"), "--out",
+                            str(tmp_path / "p")], capture_output=True, text=True)
+    assert plain.returncode == 0 and "drift along z" in plain.stderr
+    flat = subprocess.run([sys.executable, "-m", "core", "segment", str(tmp_path / "v.tif"), "--out",
+                           str(tmp_path / "f"), "--flatten-shading"], capture_output=True, text=True)
+    assert flat.returncode == 0 and "drift along z" not in flat.stderr and "flattened along z" in flat.stderr
+    from core.phases import segment_detailed
+
+    want = segment_detailed(flatten_shading(g, shading_reading(g)), SegmentParams(flatten=True)).phases
+    np.testing.assert_array_equal(load_volume(tmp_path / "f" / "phases.tif").data, want)
+    for command in ("segment", "analyze"):
+        assert cli.main([command, str(tmp_path / "v.tif"), "--out", str(tmp_path / f"m{command}"), "-q",
+                         "--method", "model", "--flatten-shading"]) == cli.EXIT_BAD_INPUT
+        assert not (tmp_path / f"m{command}").exists()
