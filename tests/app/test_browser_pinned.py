@@ -65,8 +65,8 @@ def test_a_new_analysis_in_another_browser_is_offered_not_switched_to(seeded_tem
             try:
                 one = browser.new_context(viewport={"width": 1440, "height": 1100}).new_page()
                 # a link naming two analyses (the URL routing a real browser does; two electrodes: a lighter page).
-                # The Compare page is the default page: its address is the root ("/compare" gets Streamlit's
-                # "Page not found" dialog over it)
+                # The Compare page is the default page: its address is the root ("/compare" is sent there,
+                # checked below)
                 one.goto(f"{url}/?a={moved.id},{shown_5c.id}")
                 expect(one.locator("h1", has_text="Compare electrodes")).to_be_visible()
                 settle(one)
@@ -110,6 +110,16 @@ def test_a_new_analysis_in_another_browser_is_offered_not_switched_to(seeded_tem
                 expect(notice).to_have_count(0)
                 assert _url_pins(one)[-1] == str(newer.id)
                 no_page_exception(one)
+
+                # a typed or bookmarked "/compare" address, with its pins: the Compare page, no "Page not found"
+                three = browser.new_context(viewport={"width": 1100, "height": 1400}).new_page()
+                three.goto(f"{url}/compare?a={moved.id},{shown_5c.id}")
+                expect(three.locator("h1", has_text="Compare electrodes")).to_be_visible()
+                settle(three)
+                expect(three.get_by_text("Page not found")).to_have_count(0)
+                _expect_shows(three.locator("[data-testid='stSelectbox']", has_text="Analysis of cycled-5C"),
+                              shown_5c.id)
+                no_page_exception(three)
             finally:
                 browser.close()
     finally:
