@@ -16,19 +16,21 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="Cathode detachment", page_icon=str(Path(__file__).parent / "assets" / "icon.png"),
                    layout="wide")
 
-# Explicit lower-case url paths differ from the ones Streamlit derives from the file names in pages/
-# ("Samples", ...).  A run that Streamlit starts in its legacy pages-folder mode (the first run of a
-# process, and every AppTest run) then finds no page of that name and runs this entry script, whose
-# st.navigation picks the page: the shared sidebar and the first-start step always run.
+# The url paths are the names Streamlit derives from the file names in pages/ ("3_particles.py" ->
+# "particles").  A run that Streamlit starts in its legacy pages-folder mode (the first run of a process,
+# and every AppTest run of this script) finds the page of a deep link by that name and runs the page file
+# itself, whose first call (ui.page.through_app) runs this entry script instead: its st.navigation picks
+# the page, and the shared sidebar and the first-start step always run.  (Names that differed sent
+# Streamlit's "Page not found" dialog over the right page on such a run.)
 # (the default page's address is the root; its url_path only names it apart from the hidden page below)
-compare = st.Page("pages/4_Compare.py", title="Compare", icon=":material/query_stats:", url_path="compare-electrodes",
+compare = st.Page("pages/4_compare.py", title="Compare", icon=":material/query_stats:", url_path="compare-electrodes",
                   default=True)
 pages = [
-    st.Page("pages/1_Samples.py", title="Samples", icon=":material/inventory_2:", url_path="samples"),
-    st.Page("pages/2_Segment.py", title="Segment", icon=":material/tune:", url_path="segment"),
-    st.Page("pages/3_Particles.py", title="Particles", icon=":material/bubble_chart:", url_path="particles"),
+    st.Page("pages/1_samples.py", title="Samples", icon=":material/inventory_2:", url_path="samples"),
+    st.Page("pages/2_segment.py", title="Segment", icon=":material/tune:", url_path="segment"),
+    st.Page("pages/3_particles.py", title="Particles", icon=":material/bubble_chart:", url_path="particles"),
     compare,
-    st.Page("pages/5_3D.py", title="3D", icon=":material/view_in_ar:", url_path="3d"),
+    st.Page("pages/5_3d.py", title="3D", icon=":material/view_in_ar:", url_path="3d"),
     # the default page's address is the root, so a typed or bookmarked "/compare" found no page ("Page not
     # found" over the Compare page): this hidden one sends it there, its query (?a=..., ?sample=...) kept
     st.Page(lambda: st.switch_page(compare, query_params=dict(st.query_params)), title="Compare",

@@ -18,6 +18,26 @@ from .messages import flash, one_sentence, show_flash
 from .widgets import current_sample
 
 
+def through_app() -> None:
+    """Run the dashboard's entry script instead of this page where Streamlit ran the page itself.
+
+    A server process's first script run is in Streamlit's legacy pages-folder mode (``pages/`` lies beside
+    ``app.py``): it runs the page of a deep link (``/particles``) as a script of its own, without ``app.py``'s
+    navigation, sidebar and first-start step.  Called first by every page: there it runs ``app.py`` (whose
+    ``st.navigation`` picks this page and runs it again, normally) and stops.  Elsewhere (a normal run, an
+    AppTest of the page) it does nothing.
+    """
+    import runpy
+    from pathlib import Path
+
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if not PagesManager.uses_pages_directory:
+        return
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "app.py"), run_name="__main__")
+    st.stop()
+
+
 def sample_page(title: str) -> tuple[Workspace, Sample]:
     """Title ``"{title} — {sample name}"``, the SYNTHETIC badge and the flashed message of the current sample.
 

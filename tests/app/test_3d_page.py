@@ -11,7 +11,7 @@ from ui import state
 
 from apphelpers import TIMEOUT, no_exception, page
 
-PAGE = page("5_3D.py")
+PAGE = page("5_3d.py")
 
 
 def _open(ws, name="cycled-5C"):

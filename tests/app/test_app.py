@@ -36,7 +36,7 @@ def test_picker_choice_reaches_the_pages(seeded_ws, monkeypatch):
     at.sidebar.selectbox(key=state.SAMPLE_PICKER).select(third.id).run()
     no_exception(at)
     assert at.session_state[state.SAMPLE_ID] == third.id
-    at.switch_page("pages/3_Particles.py").run()
+    at.switch_page("pages/3_particles.py").run()
     no_exception(at)
     assert at.title[0].value == f"Particles — {third.name}"
     assert at.sidebar.selectbox(key=state.SAMPLE_PICKER).value == third.id

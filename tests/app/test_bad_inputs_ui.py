@@ -23,7 +23,7 @@ from ui import file_browser, state
 
 from apphelpers import no_exception, page
 
-PAGE = page("1_Samples.py")
+PAGE = page("1_samples.py")
 TIMEOUT = 60  # a FIFO opened by mistake would block the run: this turns a hang into a failure
 UPLOAD = state.ADD_UPLOAD
 ADD_UPLOAD = state.k(state.ADD_SUBMIT, "upload")

@@ -55,7 +55,7 @@ def _open(path, sample_id):
 
 def test_the_segment_page_runs_a_big_sample_on_the_chunked_engine(big):
     ws, s = big
-    at = _open("2_Segment.py", s.id)
+    at = _open("2_segment.py", s.id)
     no_exception(at)
     note = [i.value for i in at.info if "runs on the chunked engine" in i.value]
     assert len(note) == 1 and f"chunks of {CHUNK}³ voxels" in note[0] and "stored as Zarr" in note[0]
@@ -75,7 +75,7 @@ def test_the_segment_page_runs_a_big_sample_on_the_chunked_engine(big):
 
 def test_detach_chunked_always_sends_a_small_sample_to_the_chunked_engine(empty_ws, demo_tif_40, monkeypatch):
     s = empty_ws.add_sample("small", str(demo_tif_40), spacing=0.4)
-    at = _open("2_Segment.py", s.id)
+    at = _open("2_segment.py", s.id)
     assert not any("chunked engine" in i.value for i in at.info)  # fits: the whole-volume run, as before
     monkeypatch.setenv("DETACH_CHUNKED", "always")
     monkeypatch.setenv("DETACH_CHUNK_SIZE", str(CHUNK))
@@ -105,7 +105,7 @@ def analysed(big, demo_tif_40, monkeypatch):
 def test_the_particles_page_shows_slices_of_a_chunked_analysis(analysed):
     ws, s, a = analysed
     labels = ws.open_labels(a)
-    at = _open("3_Particles.py", s.id)
+    at = _open("3_particles.py", s.id)
     no_exception(at)
     assert len(at.image) == 1 and "coloured by detachment" in at.image[0].proto.imgs[0].caption
     ch = a.provenance["chunking"]
@@ -136,7 +136,7 @@ def test_the_particles_page_shows_slices_of_a_chunked_analysis(analysed):
 
 def test_the_compare_page_shows_a_chunked_analysis_slice_and_refuses_its_whole_volume_sections(analysed):
     ws, s, a = analysed
-    at = _open("4_Compare.py", s.id)
+    at = _open("4_compare.py", s.id)
     no_exception(at)
     assert any(c.caption.startswith("big: z = ") for i in at.image for c in i.proto.imgs)
     refusals = [c.value for c in at.caption if "ran chunk by chunk" in c.value]
@@ -150,7 +150,7 @@ def test_the_3d_page_draws_a_chunked_analysis_from_a_strided_read(analysed, monk
 
     ws, s, a = analysed
     monkeypatch.setattr(ui.cache, "LAZY_3D_VOXELS", 20**3)  # the 40³ labels are read every 2nd voxel
-    at = AppTest.from_file(page("5_3D.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("5_3d.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.session_state[state.V3_MODE] = "image"
     at.run()

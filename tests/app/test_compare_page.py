@@ -12,7 +12,7 @@ from ui import state
 
 from apphelpers import TIMEOUT, chart_data, chart_specs, no_exception, page
 
-PAGE = page("4_Compare.py")
+PAGE = page("4_compare.py")
 
 
 def _table(at, column: str):

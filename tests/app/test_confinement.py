@@ -18,7 +18,7 @@ from ui import confine, file_browser, state
 
 from apphelpers import no_exception, page
 
-PAGE = page("1_Samples.py")
+PAGE = page("1_samples.py")
 SECRET = "TOPSECRET-7f3a"
 TIMEOUT = 60
 

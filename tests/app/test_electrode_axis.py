@@ -16,8 +16,8 @@ from ui import cache, state
 
 from apphelpers import TIMEOUT, no_exception, page
 
-SAMPLES = page("1_Samples.py")
-COMPARE = page("4_Compare.py")
+SAMPLES = page("1_samples.py")
+COMPARE = page("4_compare.py")
 RATES = {"pristine": 0.0, "cycled-1C": 1.0, "cycled-5C": 5.0}
 
 

@@ -102,7 +102,7 @@ def _data(files, name):
 
 def test_compare_page_downloads(seeded_ws, captured):
     samples = seeded_ws.list_samples()[:2]
-    at = AppTest.from_file(page("4_Compare.py"), default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(page("4_compare.py"), default_timeout=TIMEOUT).run()
     at.multiselect(key=state.CMP_SAMPLES).set_value([s.id for s in samples]).run()
     no_exception(at)
     labels = [b.label for b in at.get("download_button")]
@@ -147,7 +147,7 @@ def test_compare_page_downloads(seeded_ws, captured):
 def test_particles_page_downloads(seeded_ws, captured):
     s = seeded_ws.list_samples()[0]
     a = seeded_ws.latest_analysis(s.id)
-    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)
@@ -198,7 +198,7 @@ def test_report_of_an_already_segmented_sample_names_its_phase_map(empty_ws):
 def test_report_after_a_re_separation_names_the_greyscale_checksum_like_the_recipe(seeded_ws, captured):
     s = seeded_ws.list_samples()[0]
     root = seeded_ws.latest_analysis(s.id)
-    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     at.slider(key=state.k(state.PART_MERGE, s.id)).set_value(0.0)
@@ -233,7 +233,7 @@ def test_a_classifier_analysis_offers_its_recipe_as_a_zip_with_the_training_pair
     lab[::4, ::4] = phases[z, ::4, ::4]
     folder = seeded_ws.save_training(s.id, vol, Scribbles.empty(phases.shape).with_slice(0, z, lab))
     a = run_analysis(seeded_ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))
-    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)

@@ -40,7 +40,7 @@ def big(empty_ws, grey, env):
 
 
 def _open(sample_id: int) -> AppTest:
-    at = AppTest.from_file(page("2_Segment.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("2_segment.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = sample_id
     return at
 
@@ -124,7 +124,7 @@ def test_the_phase_map_proposal_of_a_big_volume_counts_slab_by_slab(grey):
 
 def test_the_samples_page_shows_slices_of_a_big_sample_from_its_blocks(big, grey, reads):
     ws, s = big
-    at = AppTest.from_file(page("1_Samples.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("1_samples.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)
@@ -175,7 +175,7 @@ def test_a_corrupt_chunk_of_a_big_sample_is_one_sentence_not_an_exception(empty_
     """Opening a big sample reads its header only; a corrupt compressed chunk shows when voxels in it are read: the
     sampled blocks at the page's start (the sentence of a file that cannot be read), or a slice moved into it."""
     at_start = empty_ws.add_sample("bad", str(_corrupt_store(env, grey, "bad.zarr", ["0"])), spacing=0.4)
-    for p in ("1_Samples.py", "2_Segment.py"):
+    for p in ("1_samples.py", "2_segment.py"):
         at = AppTest.from_file(page(p), default_timeout=TIMEOUT)
         at.session_state[state.SAMPLE_ID] = at_start.id
         at.run()

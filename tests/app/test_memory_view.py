@@ -16,7 +16,7 @@ from ui.memory_view import memory_line
 
 from apphelpers import TIMEOUT, no_exception, page
 
-PAGE = page("2_Segment.py")
+PAGE = page("2_segment.py")
 
 
 def _open(seeded_ws):

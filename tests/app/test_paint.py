@@ -17,7 +17,7 @@ from ui import paint, render, segment_view, state
 
 from apphelpers import TIMEOUT, no_exception, page
 
-PAGE = page("2_Segment.py")
+PAGE = page("2_segment.py")
 
 
 # --------------------------------------------------------------------------- canvas pixels -> scribbles
@@ -320,7 +320,7 @@ def test_particles_page_refuses_the_network_cue_on_classifier_phases_in_one_sent
     vol = seeded_ws.load_volume(s)
     folder = seeded_ws.save_training(s.id, vol, _painted(seeded_ws, s))
     a = run_analysis(seeded_ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))
-    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     at.radio(key=state.k(state.PART_METHOD, s.id)).set_value("model").run()

@@ -9,7 +9,7 @@ from ui import state
 
 from apphelpers import TIMEOUT, no_exception, page
 
-PAGE = page("3_Particles.py")
+PAGE = page("3_particles.py")
 
 
 def _open(ws, name="cycled-5C"):
@@ -164,7 +164,7 @@ def test_an_already_segmented_sample_offers_no_greyscale_seeds(empty_ws):
     assert not [r for r in at.radio if r.key == state.k(state.PART_METHOD, s.id)]
     assert any("this sample's values are phases" in c.value for c in at.caption)
     # the Samples page draws its slices in the phase colours, with their legend
-    samples = AppTest.from_file(page("1_Samples.py"), default_timeout=TIMEOUT)
+    samples = AppTest.from_file(page("1_samples.py"), default_timeout=TIMEOUT)
     samples.session_state[state.SAMPLE_ID] = s.id
     samples.run()
     no_exception(samples)

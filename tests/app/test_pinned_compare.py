@@ -15,7 +15,7 @@ from ui import pins, state
 
 from apphelpers import APP, TIMEOUT, no_exception, page
 
-PAGE = page("4_Compare.py")
+PAGE = page("4_compare.py")
 
 
 def _rerun(ws, sample, **changes):
@@ -154,7 +154,7 @@ def test_link_reload_notes_compare_from_samples_and_delete_with_fallback(seeded_
     assert at.query_params["a"] == f"{old.id},{seeded_ws.latest_analysis(pristine.id).id}"
 
     # Samples page: the analyses of cycled-5C; a note, then "Compare with this one" for the newer one
-    at.switch_page("pages/1_Samples.py")
+    at.switch_page("pages/1_samples.py")
     at.sidebar.selectbox(key=state.SAMPLE_PICKER).select(c5.id).run()
     no_exception(at)
     [listed] = [d.value for d in at.dataframe if "note" in d.value.columns]
@@ -186,7 +186,7 @@ def test_link_reload_notes_compare_from_samples_and_delete_with_fallback(seeded_
     assert any(f"Deleted analysis #{new.id}" in s.value for s in at.success)
 
     # the Compare page was pinned to it: it falls back to the latest left, with a notice, no crash
-    at.switch_page("pages/4_Compare.py").run()
+    at.switch_page("pages/4_compare.py").run()
     no_exception(at)
     assert at.selectbox(key=state.k(state.CMP_PICK, c5.id)).value == old.id
     assert any(f"Analysis #{new.id} of cycled-5C (SYNTHETIC) is no longer in the workspace" in w.value

@@ -16,7 +16,7 @@ from ui import file_browser, state
 
 from apphelpers import TIMEOUT, no_exception, page
 
-SAMPLES, SEGMENT = page("1_Samples.py"), page("2_Segment.py")
+SAMPLES, SEGMENT = page("1_samples.py"), page("2_segment.py")
 REAL = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real" / "nmc_calendered_3phase"
         / "nmc-1-cal_generatedCBD_bridge.tif")
 # the data README states no voxel size; the CT of Usseglio-Viretta et al. 2018 is about 0.4 µm. Both paths use it.

@@ -43,7 +43,7 @@ def test_a_large_section_is_previewed_in_a_window_the_sliders_move(wide, reads):
     from ui import cache
 
     ws, s, grey = wide
-    at = AppTest.from_file(page("2_Segment.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("2_segment.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)

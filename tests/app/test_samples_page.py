@@ -13,7 +13,7 @@ from ui import file_browser, state
 
 from apphelpers import TIMEOUT, no_exception, page
 
-PAGE = page("1_Samples.py")
+PAGE = page("1_samples.py")
 
 
 def _pick(data, name: str, vol, spacing):
@@ -448,7 +448,7 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
         warnings.simplefilter("ignore")
         a = run_analysis(empty_ws, s.id, empty_ws.load_volume(s))
     assert a.provenance["fill"]["value"] == 0
-    seg = AppTest.from_file(page("2_Segment.py"), default_timeout=TIMEOUT)
+    seg = AppTest.from_file(page("2_segment.py"), default_timeout=TIMEOUT)
     seg.session_state[state.SAMPLE_ID] = s.id
     seg.run()
     no_exception(seg)
@@ -466,7 +466,7 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     assert not [w for w in at.warning if "fill outside the reconstructed region" in w.value]
     assert any("another region of interest" in w.value for w in at.warning)  # the analysis ran on the whole
     # the Segment page: the sample mended, so the warning is about the latest analysis, without a button
-    seg = AppTest.from_file(page("2_Segment.py"), default_timeout=TIMEOUT)
+    seg = AppTest.from_file(page("2_segment.py"), default_timeout=TIMEOUT)
     seg.session_state[state.SAMPLE_ID] = s.id
     seg.run()
     no_exception(seg)

@@ -14,7 +14,7 @@ from ui import state
 
 from apphelpers import TIMEOUT, chart_specs, layer_data, no_exception, page
 
-PAGE = page("2_Segment.py")
+PAGE = page("2_segment.py")
 
 
 def _rule_values(at) -> list[float]:
@@ -285,7 +285,7 @@ def test_a_blurred_or_noisy_scan_says_its_phases_were_refined(empty_ws, blur, no
     assert any(f"{what} then refined against a model of the scan's blur (σ = {refined['blur']:.2f} voxel)" in c.value
                for c in at.caption)
     assert any("the phases are then refined against a model of that blur" in c.value for c in at.caption)
-    at = AppTest.from_file(page("3_Particles.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)

@@ -5,6 +5,8 @@ import streamlit as st
 from core.synth import DEMO_DESCRIPTIONS, DEMO_ELECTRODES
 from ui import cache, file_browser, forms, messages, page, phase_map_view, samples_view, settings, state, tables, widgets
 
+page.through_app()  # a first run in Streamlit's pages-folder mode: through app.py (ui.page)
+
 ws = cache.workspace()
 st.title("Samples")
 messages.show_flash()

@@ -8,7 +8,9 @@ the statistics are computed in ``core.compare``.
 
 import streamlit as st
 
-from ui import cache, compare_view, exports, messages, sections
+from ui import cache, compare_view, exports, messages, page, sections
+
+page.through_app()  # a first run in Streamlit's pages-folder mode: through app.py (ui.page)
 
 ws = cache.workspace()
 exports.begin_page()

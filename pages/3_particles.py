@@ -8,6 +8,8 @@ from core.seeding import AUTO_BLUR, AUTO_SLICE_BLUR_DEPTH
 from ui import advice, exports, forms, jobs, page, particles_view, state
 from ui.messages import one_sentence
 
+page.through_app()  # a first run in Streamlit's pages-folder mode: through app.py (ui.page)
+
 ws, sample = page.sample_page("Particles")
 sid = sample.id
 

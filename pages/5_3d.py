@@ -6,6 +6,8 @@ import streamlit as st
 from core.slices import is_single_slice
 from ui import cache, charts, forms, page
 
+page.through_app()  # a first run in Streamlit's pages-folder mode: through app.py (ui.page)
+
 ws, sample = page.sample_page("3D")
 latest = page.require_analysis(ws, sample, "its particles in 3D")
 params = page.latest_params(latest)

@@ -12,6 +12,8 @@ from core.phases.forward import AUTO_NOISE
 from core.seeding import AUTO_BLUR
 from ui import advice, cache, jobs, memory_view, page, phase_map_view, segment_view, state, tables, widgets
 
+page.through_app()  # a first run in Streamlit's pages-folder mode: through app.py (ui.page)
+
 ws, sample = page.sample_page("Segment")
 sid = sample.id
 ref, vol = page.require_volume(ws, sample)
