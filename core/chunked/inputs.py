@@ -33,6 +33,7 @@ chunk, as :func:`core.io.load_volume` gives them whole.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import threading
@@ -310,6 +311,19 @@ def _tiff_array(path: str, token: str):
         while len(_TIFF_OPEN) > _TIFF_OPEN_MAX:  # dropped, not closed: a read in another thread may hold it;
             del _TIFF_OPEN[next(iter(_TIFF_OPEN))]  # its file closes when the last reference goes
         return hit[2], hit[3]
+
+
+@atexit.register
+def _close_open_tiffs() -> None:
+    """Close the TIFF files still open for lazy reads when the process ends (else each is reported as an unclosed
+    file, a ResourceWarning, as the interpreter shuts down)."""
+    with _TIFF_OPEN_LOCK:
+        for tif, *_ in _TIFF_OPEN.values():
+            try:
+                tif.close()
+            except Exception:  # noqa: BLE001 - closing at exit: nothing left to tell
+                pass
+        _TIFF_OPEN.clear()
 
 
 def _series_key(key, series_shape, axes, zyx_shape):

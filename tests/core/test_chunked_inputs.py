@@ -230,3 +230,21 @@ def test_tiff_is_opened_once_per_process_and_again_when_it_changes(tmp_path, mon
     again = open_lazy(path, chunks=CHUNKS)
     np.testing.assert_array_equal(again.data.compute(scheduler="sync"), data[::-1])
     assert len(inputs._TIFF_OPEN) == 2
+
+
+def test_tiffs_open_for_lazy_reads_are_closed_at_exit(tmp_path):
+    """A process that read a TIFF lazily ends without an unclosed-file ResourceWarning (the per-process cache of open
+    files is closed at exit)."""
+    import subprocess
+    import sys
+
+    from core.io import save_tiff
+
+    save_tiff(tmp_path / "v.tif", np.arange(4 * 8 * 8, dtype=np.uint16).reshape(4, 8, 8), (1.0, 1.0, 1.0))
+    code = ("from core.chunked import open_lazy_array\n"
+            f"arr, _ = open_lazy_array({str(tmp_path / 'v.tif')!r})\n"
+            "assert arr[0:2, 0:3, 0:3].shape == (2, 3, 3)\n")
+    proc = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-c", code], capture_output=True,
+                          text=True, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert proc.returncode == 0, proc.stderr
+    assert "ResourceWarning" not in proc.stderr
