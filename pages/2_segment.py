@@ -125,7 +125,7 @@ if latest is not None:
         flat = (f"on the volume flattened along z (its drift read as {latest.provenance['shading']['drift']:.0%} of "
                 "the pore-NMC contrast); " if seg.flatten and (latest.provenance or {}).get("shading") else "")
         st.caption(f"Thresholds used: {nan if seg.low is None else seg.low:.0f} / "
-                   f"{nan if seg.high is None else seg.high:.0f} grey {flat or '; '}denoise {seg.denoise}"
+                   f"{nan if seg.high is None else seg.high:.0f} grey{' ' + flat if flat else '; '}denoise {seg.denoise}"
                    f"{'' if seg.denoise == 'none' else ' (' + str(seg.denoise_size) + ')'}; "
                    "partial-volume blur σ = "
                    f"{seg.pv_sigma} voxels.")

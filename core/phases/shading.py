@@ -38,6 +38,8 @@ _WINDOW = 256
 SHADING_WARN = 0.15
 #: Fewest slabs for a reading.
 _MIN_SLABS = 3
+#: Fewest voxels (of a slab's strided sample, the fill left out) to threshold a slab by.
+_MIN_SAMPLE = 500
 #: A slab's phase is read only where its first (Otsu) segmentation gives it at least this share of the slab.
 _MIN_SHARE = 0.05
 #: A slab whose NMC-pore contrast is under this share of the median slab's holds one material (the pore-filled
@@ -56,6 +58,8 @@ def _slab_levels(block: np.ndarray, exclude: float | None = None) -> tuple[float
     sample = blk[:, :: max(1, blk.shape[1] // 128), :: max(1, blk.shape[2] // 128)]
     if fill is not None:
         sample = sample[sample != np.float32(exclude)]
+    if sample.size < _MIN_SAMPLE:  # a slab (nearly) all fill: nothing to read
+        return nan3
     try:
         otsu = _otsu(sample)
     except ValueError:  # fewer than three grey values

@@ -398,12 +398,16 @@ def test_a_drift_along_z_is_shown_and_flattened_in_preview_and_run(empty_ws, env
     a = empty_ws.latest_analysis(s.id)
     assert a.status == "done" and a.params["segment"]["flatten"] is True
     assert a.provenance["shading"]["flattened"] and a.provenance["shading"]["warn"]
+    [used] = [c.value for c in at.caption if c.value.startswith("Thresholds used:")]
+    assert " grey on the volume flattened along z (its drift read as " in used and "); denoise none;" in used
 
 
 def test_no_drift_no_flatten_on_the_demo(seeded_ws):
     s, at = _open(seeded_ws, "cycled-1C")
     assert not [w for w in at.warning if "drift along z" in w.value]
     assert not [c for c in at.checkbox if c.key == state.k(state.SEG_FLATTEN, s.id)]
+    [used] = [c.value for c in at.caption if c.value.startswith("Thresholds used:")]
+    assert " grey; denoise none;" in used  # the analysis's caption, not flattened
 
 
 def test_a_big_sample_read_lazily_is_flattened_box_by_box(empty_ws, env, monkeypatch):

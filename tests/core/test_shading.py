@@ -269,3 +269,13 @@ def test_cli_segment_flattens_and_both_commands_refuse_other_methods(electrode, 
         assert cli.main([command, str(tmp_path / "v.tif"), "--out", str(tmp_path / f"m{command}"), "-q",
                          "--method", "model", "--flatten-shading"]) == cli.EXIT_BAD_INPUT
         assert not (tmp_path / f"m{command}").exists()
+
+
+def test_slabs_all_fill_are_not_read(electrode):
+    """A stack whose first slices are all fill (padding to a bigger box): those slabs read nothing, the rest as
+    without them."""
+    g = electrode.greyscale.copy()
+    g[:12] = 0
+    r = shading_reading(g, exclude=0)
+    assert np.isnan(r["nmc"][0]) and np.isnan(r["pore"][0]) and np.isfinite(r["nmc"][-1])
+    assert r["drift"] < SHADING_WARN
