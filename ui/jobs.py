@@ -14,6 +14,7 @@ import uuid
 import streamlit as st
 
 from core.jobs import ACTIVE, FINISHED, InlineExecutor, Job, JobStore, ClusterExecutor, sweep_spec
+from core.phases import SegmentParams
 from core.pipeline import AnalysisParams
 from core.workspace import Sample, Workspace
 
@@ -192,13 +193,30 @@ def _rerun(ws: Workspace, job_id: int) -> None:
     st.session_state.setdefault(state.JOBS_MINE, set()).add(new.id)
 
 
+def default_params(ws: Workspace, sample: Sample) -> AnalysisParams:
+    """The analysis the Segment page would run with its defaults: :class:`AnalysisParams`, flattened along z where
+    the sample's grey values drift enough for the page's warning (its *Flatten the drift* box is ticked there;
+    :func:`core.phases.shading_reading`, read as the page reads it)."""
+    from . import cache
+
+    if sample.input.presegmented:
+        return AnalysisParams()
+    try:
+        reading = cache.shading(cache.VolumeRef.of(ws, sample))
+    except (OSError, ValueError, TypeError, KeyError, MemoryError):  # unreadable: the job says why
+        return AnalysisParams()
+    if reading is not None and reading["warn"]:
+        return AnalysisParams(segment=SegmentParams(flatten=True))
+    return AnalysisParams()
+
+
 def _analyse_all(ws: Workspace, sample_ids: list[int]) -> None:
     for sid in sample_ids:
         try:
             sample = ws.get_sample(sid)
         except KeyError:  # deleted meanwhile
             continue
-        submit(ws, sample, AnalysisParams())
+        submit(ws, sample, default_params(ws, sample))
 
 
 def start(ws: Workspace) -> None:
@@ -248,7 +266,8 @@ def panel(ws: Workspace) -> None:
     todo = [s for s in ws.list_samples() if ws.latest_analysis(s.id) is None
             and not any(j.sample_id == s.id for j in active)]
     st.button(f"Analyse all ({len(todo)} not analysed)", key=state.JOBS_ANALYSE_ALL, disabled=not todo,
-              help="Queues a full analysis with the default settings for every sample without one.",
+              help="Queues a full analysis with the Segment page's default settings for every sample without one "
+                   "(a scan whose grey values drift along z flattened first, as the page proposes).",
               on_click=_analyse_all, args=(ws, [s.id for s in todo]))
     # a job this session started finished: rerun the page so that it shows the new analysis
     mine = st.session_state.get(state.JOBS_MINE) or set()

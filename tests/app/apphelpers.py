@@ -124,3 +124,17 @@ def no_page_exception(page) -> None:
     """No Streamlit exception box on a Playwright ``page``."""
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
         "[data-testid='stException']").first.inner_text()
+
+
+def drifting_scan(path) -> str:
+    """A 48³ demo electrode (0.4 µm) whose gain drifts by ±15 % along z, written to ``path``; its path."""
+    import numpy as np
+
+    from core.io import save_tiff
+    from core.synth import demo_electrode
+
+    g = demo_electrode("cycled-1C", rng=2, shape=(48, 48, 48)).greyscale
+    off = 0.1 * 65535  # core.synth's grey value of zero attenuation
+    gain = 1 + 0.3 * np.linspace(-0.5, 0.5, 48)[:, None, None]
+    save_tiff(path, np.clip((g.astype(np.float32) - off) * gain + off, 0, 65535).astype(np.uint16), (0.4, 0.4, 0.4))
+    return str(path)

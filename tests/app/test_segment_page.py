@@ -12,7 +12,7 @@ from core.io import save_tiff
 from core.phases import suggest_thresholds
 from ui import state
 
-from apphelpers import TIMEOUT, chart_specs, layer_data, no_exception, page
+from apphelpers import TIMEOUT, chart_specs, drifting_scan, layer_data, no_exception, page
 
 PAGE = page("2_segment.py")
 
@@ -361,21 +361,10 @@ def test_a_single_slice_is_previewed_in_its_plane_without_an_orientation(empty_w
         assert any(c.value == "A single slice (one voxel along y): its plane is shown." for c in at.caption)
 
 
-def _drifting_scan(path) -> str:
-    """A 48³ demo electrode (0.4 µm) whose gain drifts by ±15 % along z, written to ``path``; its path."""
-    from core.synth import demo_electrode
-
-    g = demo_electrode("cycled-1C", rng=2, shape=(48, 48, 48)).greyscale
-    off = 0.1 * 65535  # core.synth's grey value of zero attenuation
-    gain = 1 + 0.3 * np.linspace(-0.5, 0.5, 48)[:, None, None]
-    save_tiff(path, np.clip((g.astype(np.float32) - off) * gain + off, 0, 65535).astype(np.uint16), (0.4, 0.4, 0.4))
-    return str(path)
-
-
 def test_a_drift_along_z_is_shown_and_flattened_in_preview_and_run(empty_ws, env):
     """A scan whose gain drifts by ±15 % along z: the page warns with the pure levels along z and offers the
     flattening, on by default; the preview reads the flattened volume, and the run records it."""
-    s = empty_ws.add_sample("drift", _drifting_scan(env / "data" / "drift.tif"), spacing=0.4)
+    s = empty_ws.add_sample("drift", drifting_scan(env / "data" / "drift.tif"), spacing=0.4)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
@@ -417,7 +406,7 @@ def test_a_big_sample_read_lazily_is_flattened_box_by_box(empty_ws, env, monkeyp
     from ui import cache
 
     monkeypatch.setattr(cache, "LAZY_VOXELS", 1000)
-    s = empty_ws.add_sample("big", _drifting_scan(env / "data" / "big.tif"), spacing=0.4)
+    s = empty_ws.add_sample("big", drifting_scan(env / "data" / "big.tif"), spacing=0.4)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
