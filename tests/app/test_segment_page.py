@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.io import save_tiff
 from core.phases import suggest_thresholds
 from ui import state
 
