@@ -108,10 +108,14 @@ def select(ws: Workspace) -> CompareContext:
     analysed = [s for s in samples if done[s.id]]
     if len(analysed) < 2:
         running = [j for j in jobs.store(ws).list(states=ACTIVE) if j.kind == "analysis"]
+        todo = len(samples) - len(analysed)
         st.info("Comparing needs at least two analysed samples. "
                 + (f"{len(running)} analys{'es are' if len(running) > 1 else 'is is'} running as background jobs "
                    "(progress in the sidebar)." if running else
-                   "Analyse more on the **Segment** page."))
+                   "Add electrodes on the **Samples** page (a demo electrode, a file from the data folder or an "
+                   "upload), then analyse them." if len(samples) < 2 else
+                   f"Analyse more on the **Segment** page, or all {todo} not analysed with *Analyse all* in the "
+                   "sidebar." if todo > 1 else "Analyse more on the **Segment** page."))
         st.stop()
     by_id = {s.id: s for s in analysed}
     plain = [s.name for s in analysed]

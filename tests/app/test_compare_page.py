@@ -248,10 +248,17 @@ def test_needs_two_electrodes(seeded_ws):
     assert not at.image
 
 
-def test_too_few_analysed(empty_ws):
+def test_too_few_analysed(empty_ws, env):
+    """The hint says what to do next: add electrodes where there are fewer than two, analyse them where not."""
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     no_exception(at)
-    assert any("at least two analysed samples" in i.value for i in at.info)
+    [hint] = [i.value for i in at.info if "at least two analysed samples" in i.value]
+    assert "Add electrodes on the **Samples** page" in hint
+    for name in ("a", "b", "c"):
+        empty_ws.add_sample(name, "demo:pristine", spacing=0.4)
+    at.run()
+    [hint] = [i.value for i in at.info if "at least two analysed samples" in i.value]
+    assert "or all 3 not analysed with *Analyse all* in the sidebar" in hint
 
 
 def test_detachment_colours_share_one_scale():
