@@ -370,8 +370,7 @@ def _read_plane(p: Path, yx, dtype) -> np.ndarray:
         img = C._check_numeric(np.asarray(tifffile.imread(p)), where)
         img = img.reshape(img.shape[-2:]) if img.ndim > 2 and int(np.prod(img.shape[:-2])) == 1 else img
     if img.shape != tuple(yx) or img.dtype != dtype:
-        raise C.InputFileError(f"{where} has shape {img.shape} and dtype {img.dtype}, but the first slice has "
-                               f"shape {tuple(yx)} and dtype {dtype}; all slices must match")
+        raise C.InputFileError(C.mismatched_slices_message(p.parent, C._slice_files(p.parent)))
     return img
 
 

@@ -193,6 +193,50 @@ def _slice_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
+def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
+    """(shape, dtype name) of a slice file from its header (no pixel read); None where it cannot be read."""
+    try:
+        if p.suffix.lower() == ".png":
+            from PIL import Image
+
+            with Image.open(p) as im:
+                arr = np.asarray(im.crop((0, 0, 1, 1)))
+                return (im.size[1], im.size[0]) + arr.shape[2:], str(arr.dtype)
+        import tifffile
+
+        with tifffile.TiffFile(p) as tif:
+            series = tif.series[0]
+            shape = tuple(int(n) for n in series.shape)
+            while len(shape) > 2 and shape[0] == 1:
+                shape = shape[1:]
+            return shape, str(np.dtype(series.dtype))
+    except Exception:  # noqa: BLE001 - a header that cannot be read is a kind of its own, not an error here
+        return None
+
+
+def mismatched_slices_message(folder: Path, files: list[Path], *, most: int = 3) -> str:
+    """One sentence for a slice folder whose slices are not all alike: its kinds of slice (size and type), the
+    largest first, with a few names of each, and what to do (read only in this error's path: every file's header).
+    """
+    kinds: dict = {}
+    for p in files:
+        kinds.setdefault(_plane_header(p), []).append(p.name)
+    order = sorted(kinds.items(), key=lambda kv: -len(kv[1]))
+
+    def said(key, names) -> str:
+        what = "unreadable" if key is None else f"{key[1]} of {'×'.join(str(n) for n in key[0])}"
+        shown = ", ".join(names[:2]) + (", …" if len(names) > 2 else "")
+        return f"{len(names)} {what} ({shown})"
+
+    parts = [said(k, v) for k, v in order[:most]]
+    if len(order) > most:
+        parts.append(f"{len(order) - most} more kind{'s' if len(order) - most > 1 else ''}")
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    return (f"slice folder {_name(folder)} holds slices of {len(order)} kinds, not one: {listed}; a folder is read "
+            "as one volume only when all its slices have the same size and type: open the folder and pick one "
+            "file, or keep one kind of slice in it")
+
+
 def _is_zarr_dir(path: Path) -> bool:
     return path.suffix.lower() == ".zarr" or any((path / m).exists() for m in _ZARR_MARKERS)
 

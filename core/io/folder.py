@@ -9,7 +9,7 @@ import numpy as np
 
 from ._common import (
     _SLICE_SUFFIXES, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _require_regular, _short,
-    _slice_files,
+    _slice_files, mismatched_slices_message,
 )
 from ._registry import register
 from .tiff import read_tiff
@@ -85,10 +85,7 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
     for i, p in enumerate(files[1:], start=1):
         img = read(p)
         if img.shape != first.shape or img.dtype != first.dtype:
-            raise InputFileError(
-                f"slice folder {fname}: slice {p.name} has shape {img.shape} and dtype {img.dtype}, but the first "
-                f"slice {files[0].name} has shape {first.shape} and dtype {first.dtype}; all slices must match"
-            )
+            raise InputFileError(mismatched_slices_message(folder, files))
         out[i] = img
     meta = {"files": tuple(p.name for p in files), "n_slices": len(files), **found.get("notes", {})}
     return Loaded(out, found.get("spacing"), meta, os.fspath(folder))

@@ -248,3 +248,26 @@ def test_tiffs_open_for_lazy_reads_are_closed_at_exit(tmp_path):
                           text=True, cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     assert proc.returncode == 0, proc.stderr
     assert "ResourceWarning" not in proc.stderr
+
+
+def test_a_folder_of_images_and_their_labels_says_its_kinds_of_slice_read_whole_or_lazily(tmp_path):
+    """A folder holding two acquisitions' images and their label images (the real nano-CT folder's layout): both
+    readers name the kinds (size, type, a few names, the largest first) and what to do, in one sentence."""
+    d = tmp_path / "nanoct"
+    d.mkdir()
+    for i in range(4):
+        tifffile.imwrite(d / f"raw_{i}.tif", np.zeros((6, 7), np.float32))
+        tifffile.imwrite(d / f"raw_{i}_label.tif", np.zeros((6, 7), np.uint8))
+    for i in range(10, 13):
+        tifffile.imwrite(d / f"raw_{i}.tif", np.zeros((5, 4), np.float32))
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(d / "raw_99.png")
+    with pytest.raises(InputFileError) as eager:
+        load_volume(d)
+    said = str(eager.value)
+    assert said.startswith("slice folder nanoct holds slices of 4 kinds, not one: 4 float32 of 6×7 (raw_0.tif, "
+                           "raw_1.tif, …), 4 uint8 of 6×7 (raw_0_label.tif, raw_1_label.tif, …), 3 float32 of 5×4 "
+                           "(raw_10.tif, raw_11.tif, …) and 1 more kind; ")
+    assert said.endswith("open the folder and pick one file, or keep one kind of slice in it")
+    with pytest.raises(InputFileError) as lazy:
+        open_lazy(d).data.compute(scheduler="sync")
+    assert str(lazy.value) == said
