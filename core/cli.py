@@ -171,6 +171,8 @@ def _cmd_analyze(args) -> None:
         overrides["axis"] = args.axis
     if args.separator_side is not None:
         overrides["separator_side"] = args.separator_side
+    if getattr(args, "depth_from", None) is not None:
+        overrides["depth_from"] = args.depth_from
     if args.method is not None:
         overrides["method"] = args.method
         overrides["particles"] = "model" if args.method == "model" else "watershed"
@@ -898,6 +900,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--classifier", metavar="CLF", help="for --method classifier: a folder written by train-classifier")
     a.add_argument("--axis", type=int, choices=(0, 1, 2), help="electrode thickness axis (default 0 = z)")
     a.add_argument("--separator-side", choices=("auto", "start", "end"), help="end of the axis facing the separator")
+    a.add_argument("--depth-from", choices=("electrode", "volume"),
+                   help="what depth_frac runs over along the thickness axis: the electrode (default; its faces where "
+                        "a slice's NMC share reaches half its plateau, so a margin beyond its surface is not depth; "
+                        "run.json records the slices as depth_extent) or the whole imaged volume")
     a.add_argument("--seeding", choices=("auto", "phases", "regularised", "deconvolved"),
                    help="what the watershed seeds on: the NMC phase, or a regularised / deconvolved mask of the "
                         "greyscale for noisy, blurred scans where touching particles merge (slower; the phases and "

@@ -32,7 +32,11 @@ extent_{z,y,x}_um
     (Miles–Lantuéjoul) weights in :mod:`core.compare`.
 depth_frac
     Centroid position along the thickness axis, 0 at the separator side and 1
-    at the current-collector side of the imaged volume.
+    at the current-collector side: of the electrode where the table is made
+    with ``depth_from="electrode"`` (its faces found where the NMC share of
+    a slice reaches half its plateau, :func:`electrode_extent`, so that a
+    margin of pore or mounting medium beyond the electrode is not depth;
+    clipped to 0..1), else of the imaged volume.
 
 A single slice (one voxel thick along one axis, e.g. a 2D image) is measured
 in its plane (:mod:`core.slices`): the areas and shares are those of the
@@ -253,6 +257,76 @@ def detect_separator_side(phases: np.ndarray, axis: int = 0, *, slab_frac: float
     return ("start" if first <= last else "end"), abs(last - first)
 
 
+DepthFrom = Literal["volume", "electrode"]
+
+#: :func:`electrode_extent`: a face of the electrode is where a slice's NMC share reaches this fraction of the
+#: electrode's plateau (the share most slices hold).
+EXTENT_LEVEL: float = 0.5
+#: :func:`electrode_extent`: an extent under this share of the slices is not trusted (the volume's ends are kept).
+EXTENT_MIN_SHARE: float = 0.25
+
+
+def nmc_profile(phases: np.ndarray, axis: int = 0) -> np.ndarray:
+    """NMC share of each slice along ``axis``.
+
+    Parameters
+    ----------
+    phases : (Z, Y, X) uint8
+        Phase codes.
+    axis : {0, 1, 2}
+
+    Returns
+    -------
+    (N,) float64 ndarray
+        ``N = phases.shape[axis]``; counted a slab of z-slices at a time (no volume-sized mask).
+    """
+    phases = check_phases(phases)
+    check_choice(axis, "axis", (0, 1, 2))
+    counts = np.zeros(phases.shape[axis], np.int64)
+    step = max(1, (1 << 24) // max(1, phases.shape[1] * phases.shape[2]))
+    for z in range(0, phases.shape[0], step):
+        nmc = phases[z:z + step] == NMC
+        if axis == 0:
+            counts[z:z + step] = nmc.sum(axis=(1, 2))
+        else:
+            counts += nmc.sum(axis=(0, 3 - axis))
+    per_slice = phases.size // max(phases.shape[axis], 1)
+    return counts / max(per_slice, 1)
+
+
+def electrode_extent(profile) -> tuple[int, int]:
+    """The first and last slice of the electrode along its thickness axis, from its NMC profile.
+
+    The plateau is the upper quartile of the slices' NMC shares; a face is the outermost slice whose share reaches
+    :data:`EXTENT_LEVEL` of it (the mean surface of a rough face), so the slices beyond it, with less NMC than that
+    (a margin of pore, mounting medium or separator), are not the electrode.  Where nothing lies beyond (an
+    interior crop), the ends are the volume's.  Where the extent found would be under :data:`EXTENT_MIN_SHARE` of
+    the slices, or no slice holds NMC, the volume's ends are returned.
+
+    Parameters
+    ----------
+    profile : (N,) float array-like
+        NMC share of each slice (:func:`nmc_profile`).
+
+    Returns
+    -------
+    (first, last) : (int, int)
+        Slice indices, ``0 <= first <= last <= N - 1``.
+    """
+    f = np.asarray(profile, np.float64).ravel()
+    n = f.size
+    if n == 0:
+        raise ValueError("the NMC profile is empty")
+    plateau = float(np.percentile(f, 75))
+    if not np.isfinite(plateau) or plateau <= 0:
+        return 0, n - 1
+    inside = np.flatnonzero(f >= EXTENT_LEVEL * plateau)
+    first, last = int(inside[0]), int(inside[-1])
+    if last - first + 1 < EXTENT_MIN_SHARE * n:
+        return 0, n - 1
+    return first, last
+
+
 def particle_table(
     labels: np.ndarray,
     phases: np.ndarray,
@@ -260,6 +334,7 @@ def particle_table(
     *,
     axis: int = 0,
     separator_side: Side = "auto",
+    depth_from: DepthFrom = "volume",
 ) -> pd.DataFrame:
     """Measure every particle.
 
@@ -277,24 +352,30 @@ def particle_table(
     separator_side : {"auto", "start", "end"}
         Which end of ``axis`` faces the separator.  ``"auto"`` uses
         :func:`detect_separator_side` and warns when the profile is ambiguous.
+    depth_from : {"volume", "electrode"}
+        What ``depth_frac`` runs over: the imaged volume along ``axis`` (the
+        default here), or the electrode (:func:`electrode_extent` of the NMC
+        profile: a margin beyond the electrode's surface is not depth).
 
     Returns
     -------
     table : DataFrame
         One row per particle, columns :data:`COLUMNS`.  ``table.attrs`` holds
-        ``spacing_um``, ``axis`` and ``separator_side`` (as resolved).
+        ``spacing_um``, ``axis`` and ``separator_side`` (as resolved), and with
+        ``depth_from="electrode"`` ``depth_extent`` (first and last slice).
 
     Notes
     -----
     Inputs are not modified.  Runs in a few passes over the volume whatever
     the number of particles.
     """
-    return _particle_table(labels, phases, spacing, axis=axis, separator_side=separator_side, owned=False)
+    return _particle_table(labels, phases, spacing, axis=axis, separator_side=separator_side, owned=False,
+                           depth_from=depth_from)
 
 
 def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axis: int = 0,
                     separator_side: Side = "auto", owned: bool, outside: np.ndarray | None = None,
-                    cracks: tuple | None = None) -> pd.DataFrame:
+                    cracks: tuple | None = None, depth_from: DepthFrom = "volume") -> pd.DataFrame:
     """:func:`particle_table`, with ``owned=True`` for a caller that hands over ``labels`` (the pipeline).
 
     With ``owned=True`` cracks are filled into ``labels`` in place and cleared
@@ -311,15 +392,19 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     phases = check_phases(phases)
     labels = check_labels(labels, phases.shape)
     sp = normalize_spacing(spacing)
+    check_choice(depth_from, "depth_from", ("volume", "electrode"))
     separator_side = _resolve_separator_side(separator_side, axis, lambda: detect_separator_side(phases, axis),
                                              stacklevel=4)
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
     if outside is not None and outside.shape != labels.shape:
         raise ValueError(f"outside shape {outside.shape} does not match labels shape {labels.shape}")
+    span = electrode_extent(nmc_profile(ph8, axis)) if depth_from == "electrode" else None
     counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside, cracks)
     table = _table_of(counts, sums, lo, hi, areas, mc, sp, shape=phases.shape, axis=axis,
-                      separator_side=separator_side)
+                      separator_side=separator_side, depth_extent=span)
     table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
+    if span is not None:
+        table.attrs["depth_extent"] = list(span)
     return table
 
 
@@ -351,9 +436,11 @@ def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool, outside
     return counts, sums, lo, hi, areas, mc
 
 
-def _table_of(counts, sums, lo, hi, areas, mc, sp, *, shape, axis: int, separator_side: str) -> pd.DataFrame:
+def _table_of(counts, sums, lo, hi, areas, mc, sp, *, shape, axis: int, separator_side: str,
+              depth_extent: tuple[int, int] | None = None) -> pd.DataFrame:
     """The particle table (columns :data:`COLUMNS`) from the per-label measures of :func:`_face_measures` on a
-    volume of ``shape`` (a single slice: the plane's measures, :mod:`core.slices`)."""
+    volume of ``shape`` (a single slice: the plane's measures, :mod:`core.slices`); ``depth_extent``: the electrode's
+    first and last slice along ``axis`` that ``depth_frac`` runs over (None: the volume's)."""
     present = np.flatnonzero(counts[:, 1] > 0)
     present = present[present > 0]
     voxel_vol = sp[0] * sp[1] * sp[2]
@@ -380,8 +467,11 @@ def _table_of(counts, sums, lo, hi, areas, mc, sp, *, shape, axis: int, separato
     # a digital shape of a few voxels has no meaningful sphericity (it can exceed 1)
     sphericity[n_filled < MIN_VOXELS_FOR_SHAPE] = np.nan
     note = np.where(open_iface > 0, "", "no interface with pore or CBD (enclosed by particles / volume edge)")
-    n_ax = shape[axis]
-    pos = centroid_idx[:, axis] / max(n_ax - 1, 1)
+    if depth_extent is None:
+        pos = centroid_idx[:, axis] / max(shape[axis] - 1, 1)
+    else:
+        first, last = depth_extent
+        pos = np.clip((centroid_idx[:, axis] - first) / max(last - first, 1), 0.0, 1.0)
     depth = pos if separator_side == "start" else 1.0 - pos
     diameter = cbrt_rounded(6 * volume / np.pi)
     surface = mc[present]

@@ -65,7 +65,7 @@ from . import __version__
 from ._checks import check_int
 from ._kernels import SideWork, numpy_hugepages, recycled_heap
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
-from .metrics import Side, _particle_table, detect_separator_side
+from .metrics import DepthFrom, Side, _particle_table, detect_separator_side
 from .particles import SeparationParams, _separate_particles
 from .slices import slice_axis, slice_warning
 from .nn.params import ModelParams
@@ -159,6 +159,15 @@ class AnalysisParams:
         :meth:`to_dict` when "off", and :meth:`from_dict` reads a missing
         ``refine`` as "off", so parameters and recipes written before read and
         replay as before.
+    depth_from : {"electrode", "volume"}
+        What the table's ``depth_frac`` runs over along ``axis``: the
+        electrode (the default: its faces where the NMC share of a slice
+        reaches half its plateau, :func:`core.metrics.electrode_extent`, so
+        that a margin of pore or mounting medium beyond its surface is not
+        depth; the slices found are in the provenance), or the whole imaged
+        volume.  Left out of :meth:`to_dict` when "volume", and
+        :meth:`from_dict` reads a missing ``depth_from`` as "volume" (how
+        analyses and recipes written before it measured depth).
     """
 
     method: Method = "threshold"
@@ -172,6 +181,7 @@ class AnalysisParams:
     seeding: Seeding = "auto"
     coarsen: int | str = 1
     refine: Refine = "auto"
+    depth_from: DepthFrom = "electrode"
 
     def __post_init__(self):
         for key, cls in _GROUPS.items():
@@ -201,10 +211,12 @@ class AnalysisParams:
         check_int(self.axis, "axis")
         check_choice(self.axis, "axis", (0, 1, 2))
         check_choice(self.separator_side, "separator_side", ("auto", "start", "end"))
+        check_choice(self.depth_from, "depth_from", ("electrode", "volume"))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (``classifier`` only when set, ``seeding`` only when not "phases", ``coarsen``
-        only when not 1, ``refine`` only when not "off", the segmentation's ``flatten`` only when set)."""
+        only when not 1, ``refine`` only when not "off", ``depth_from`` only when not "volume", the
+        segmentation's ``flatten`` only when set)."""
         d = asdict(self)
         if d["coarsen"] == 1:
             del d["coarsen"]
@@ -214,6 +226,8 @@ class AnalysisParams:
             del d["seeding"]
         if d["refine"] == "off":
             del d["refine"]
+        if d["depth_from"] == "volume":
+            del d["depth_from"]
         if not d["segment"]["flatten"]:
             del d["segment"]["flatten"]
         return d
@@ -223,14 +237,15 @@ class AnalysisParams:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``.
 
         A key that parameters written before it lack takes the value the analysis had then: ``seeding``
-        "phases", ``refine`` "off", and in a ``separation`` given without it ``flood_order`` "fifo" (so that old
-        recipes, which hold every separation parameter, replay as they ran).
+        "phases", ``refine`` "off", ``depth_from`` "volume", and in a ``separation`` given without it
+        ``flood_order`` "fifo" (so that old recipes, which hold every separation parameter, replay as they ran).
         """
         if not isinstance(d, dict):
             raise TypeError(f"analysis parameters must be a JSON object, got {type(d).__name__}")
         d = dict(d)
         d.setdefault("seeding", "phases")  # written before "auto" was the default: it seeded on the phases
         d.setdefault("refine", "off")  # written before the phases were refined
+        d.setdefault("depth_from", "volume")  # written before depth ran over the electrode
         if isinstance(d.get("separation"), dict):  # written (whole, by to_dict) before the flood's rounds by row
             d["separation"] = {"flood_order": "fifo", **d["separation"]}
         sub = _GROUPS
@@ -514,7 +529,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     elif outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
         outside = np.unpackbits(outside, count=labels.size).view(bool).reshape(labels.shape)
     table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside,
-                            cracks=cracks)
+                            cracks=cracks, depth_from=params.depth_from)
     del outside, cracks
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
@@ -522,7 +537,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     resolved = AnalysisParams(
         method=params.method, segment=seg_params, separation=params.separation, axis=params.axis,
         separator_side=side, model=model_params, particles=params.particles, classifier=params.classifier,
-        seeding=seeding, coarsen=coarsen, refine=refine,
+        seeding=seeding, coarsen=coarsen, refine=refine, depth_from=params.depth_from,
     )
     provenance = _provenance(volume, params, resolved, sp, table, input_checksum, presegmented=presegmented,
                              downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
@@ -826,6 +841,8 @@ def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisPa
         "particles_from": params.particles,
         "timings_s": timings,
     }
+    if "depth_extent" in table.attrs:  # the electrode's first and last slice along its thickness axis
+        provenance["depth_extent"] = [int(v) for v in table.attrs["depth_extent"]]
     if weights_sha:
         provenance["model_weights_sha256"] = weights_sha
     if classifier_sha:

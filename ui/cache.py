@@ -436,10 +436,13 @@ class View3DParams:
 
 
 def _depth_crop(shape: tuple, axis: int, depth_range: tuple[float, float],
-                separator_side: str) -> tuple[slice, slice, slice]:
+                separator_side: str, extent=None) -> tuple[slice, slice, slice]:
+    """The crop of a depth range (the whole volume for 0-1; else of the electrode's slices where ``extent``)."""
     n = shape[axis]
-    a = render.depth_index(depth_range[0], n, separator_side)
-    b = render.depth_index(depth_range[1], n, separator_side)
+    if tuple(depth_range) == (0.0, 1.0):
+        extent = None  # everything, a margin beyond the electrode included
+    a = render.depth_index(depth_range[0], n, separator_side, extent)
+    b = render.depth_index(depth_range[1], n, separator_side, extent)
     lo, hi = min(a, b), max(a, b) + 1
     crop = [slice(None)] * 3
     crop[axis] = slice(lo, hi)
@@ -462,7 +465,8 @@ def surfaces3d(ref: ResultRef, depth_range: tuple[float, float], max_triangles: 
     from . import view3d as v3
 
     phases, labels = result_arrays(ref)
-    crop = _depth_crop(labels.shape, axis, depth_range, separator_side)
+    extent = _workspace(ref.root).get_analysis(ref.analysis_id).provenance.get("depth_extent")
+    crop = _depth_crop(labels.shape, axis, depth_range, separator_side, extent)
     read_stride, origin = 1, None
     if is_lazy(labels):  # a chunked analysis: read the depth range strided, never whole
         crop, read_stride = v3.strided_crop(labels.shape, crop, LAZY_3D_VOXELS)

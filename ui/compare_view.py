@@ -515,7 +515,7 @@ def slices_section(ctx: CompareContext) -> None:
         params = page.latest_params(analysis)
         axis, side = params.axis, params.separator_side
         _, labels = cache.result_arrays(ref)
-        index = render.depth_index(depth, labels.shape[axis], side)
+        index = render.depth_index(depth, labels.shape[axis], side, analysis.provenance.get("depth_extent"))
         lab2d = cache.label_slice(ref, axis, index)
         t = ctx.tables[name]
         colours = render.label_colour_table(t["label"].to_numpy(), t["detachment"].to_numpy(), cache.max_label(ref))

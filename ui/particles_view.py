@@ -113,8 +113,28 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     left, right = st.columns([6, 5], gap="large")
     with left:
         _table(table, keys, on_table_select, f"{sample.name}-analysis{analysis.id}-particles.csv")
+        st.caption(depth_line(sample, analysis))
     with right:
         _slice(ws, sample, ref, table, keys, labels_list, jump_to_selected)
+
+
+def depth_line(sample: Sample, analysis: Analysis) -> str:
+    """What ``depth_frac`` runs over in this analysis: the electrode's slices found (µm along the thickness axis),
+    or the imaged volume (analyses made before the electrode's extent was read, or with ``depth_from="volume"``)."""
+    span = analysis.provenance.get("depth_extent")
+    axis = analysis.resolved.axis
+    name = render.AXES[axis]
+    if not span:
+        return f"depth_frac runs over the imaged volume along {name}."
+    n = int((analysis.provenance.get("input_shape") or [0, 0, 0])[axis])
+    step = float((analysis.provenance.get("spacing_um") or sample.spacing)[axis])  # as analysed (downsampled)
+    first, last = int(span[0]), int(span[1])
+    if n and first == 0 and last == n - 1:
+        return (f"depth_frac runs over the electrode along {name}: the whole imaged thickness (no margin beyond "
+                "its surfaces found).")
+    return (f"depth_frac runs over the electrode along {name}: slices {first}–{last} ({first * step:.1f}–"
+            f"{last * step:.1f} µm), where a slice's NMC share reaches half its plateau; the "
+            f"{first + (n - 1 - last if n else 0)} slices beyond are a margin, not depth.")
 
 
 def _table(table: pd.DataFrame, keys: _Keys, on_select, csv_name: str) -> None:

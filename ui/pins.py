@@ -105,7 +105,7 @@ def _thresholds(seg) -> str:
 SETTINGS_ORDER: tuple[str, ...] = (
     "method", "particles", "thresholds", "flatten", "denoise", "denoise_size", "partial_volume", "pv_sigma", "refine", "min_island",
     "seeding", "fill_cracks", "markers", "h_um", "min_distance_um", "merge_ratio", "min_volume_um3", "weights",
-    "model_h", "tile", "precision")
+    "model_h", "tile", "precision", "depth_from")
 
 
 def _settings(p: AnalysisParams) -> dict[str, str]:
@@ -151,6 +151,8 @@ def _settings(p: AnalysisParams) -> dict[str, str]:
         out["model_h"] = f"U-Net cue h = {_num(m.h)}"
         out["tile"] = f"U-Net tiles {m.tile} voxels, overlap {m.overlap}"
         out["precision"] = f"U-Net precision {m.precision}"
+    out["depth_from"] = ("depth over the electrode (from its surface)" if p.depth_from == "electrode" else
+                         "depth over the imaged volume")
     return out
 
 

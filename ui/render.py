@@ -44,11 +44,13 @@ def take_slice(volume, axis: int, index: int, window=None) -> np.ndarray:
     return np.array(volume[tuple(at)], copy=True, order="C")
 
 
-def depth_index(depth_frac: float, n: int, separator_side: str) -> int:
-    """Slice index along the thickness axis at a depth fraction (0 = separator side)."""
+def depth_index(depth_frac: float, n: int, separator_side: str, extent=None) -> int:
+    """Slice index along the thickness axis at a depth fraction (0 = separator side), of the ``n`` slices or, with
+    ``extent`` (the analysis's ``depth_extent``: the electrode's first and last slice), of the electrode's."""
     d = float(np.clip(depth_frac, 0, 1))
     pos = d if separator_side != "end" else 1 - d
-    return int(round(pos * (n - 1)))
+    first, last = (0, n - 1) if not extent else (int(extent[0]), int(extent[1]))
+    return int(round(first + pos * (last - first)))
 
 
 def grey_rgb(slice2d: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -375,7 +375,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     from ..phases.shading import shading_message, shading_reading
     from ..pipeline import AnalysisParams, versions
     from .inputs import open_lazy
-    from .measures import measure_chunked, separator_side_chunked
+    from .measures import measure_chunked, nmc_profile_chunked, side_of_profile
     from ..coarse import GROW, auto_factor, check_factor
     from .coarse import COARSE_WHOLE_VOXELS, separate_coarse_chunked
     from .particles import MIN_HALO, estimate_max_diameter, particle_halo, separate_chunked
@@ -531,9 +531,13 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     t0 = time.perf_counter()
     report(0.85, f"measuring {n_particles} particles")
     side, contrast = params.separator_side, None
+    profile = None  # the per-slice NMC counts, read once for the side and the electrode's extent
+    if side == "auto" or params.depth_from == "electrode":
+        profile = nmc_profile_chunked(phases, params.axis)
     if side == "auto":
-        side, contrast = separator_side_chunked(phases, params.axis)
-    table = measure_chunked(labels_store, phases_store, sp, axis=params.axis, separator_side=side)
+        side, contrast = side_of_profile(profile)
+    table = measure_chunked(labels_store, phases_store, sp, axis=params.axis, separator_side=side,
+                            depth_from=params.depth_from, profile=profile)
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
@@ -567,6 +571,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         provenance["fill"] = fill
     if shading is not None:
         provenance["shading"] = {**shading, "flattened": bool(params.segment.flatten)}
+    if "depth_extent" in table.attrs:  # the electrode's first and last slice along its thickness axis
+        provenance["depth_extent"] = [int(v) for v in table.attrs["depth_extent"]]
     if coarse is not None:
         provenance.update(coarsen=coarse.factor, coarse_shape=list(coarse.coarse_shape),
                           coarse_separation="whole" if coarse.whole else "chunked",

@@ -46,10 +46,20 @@ import pandas as pd
 from .. import _kernels as K
 from .._validate import check_choice, normalize_spacing
 from ..codes import CBD, NMC
-from ..metrics import _fill_cracks_inplace, _mc_lut, _resolve_separator_side, _table_of
+from ..metrics import _fill_cracks_inplace, _mc_lut, _resolve_separator_side, _table_of, electrode_extent
 from .particles import _dask_and_source, _read_window
 
 __all__ = ["measure_chunked", "separator_side_chunked"]
+
+
+def nmc_profile_chunked(phases, axis: int = 0) -> np.ndarray:
+    """:func:`core.metrics.nmc_profile` of a dask phase volume (per-slice NMC counts over the slice size: the
+    same numbers)."""
+    check_choice(axis, "axis", (0, 1, 2))
+    others = tuple(a for a in range(3) if a != axis)
+    counts = np.asarray((phases == NMC).sum(axis=others, dtype=np.int64).compute(), np.int64)
+    per_slice = int(np.prod([phases.shape[a] for a in others]))
+    return counts / max(per_slice, 1)
 
 
 def separator_side_chunked(phases, axis: int = 0, *, slab_frac: float = 0.1) -> tuple[str, float]:
@@ -58,18 +68,19 @@ def separator_side_chunked(phases, axis: int = 0, *, slab_frac: float = 0.1) -> 
     Returns the same side and contrast: the profile is the same numbers
     (whole counts over the slice size, as ``mean`` of a boolean slice gives).
     """
-    check_choice(axis, "axis", (0, 1, 2))
-    others = tuple(a for a in range(3) if a != axis)
-    counts = np.asarray((phases == NMC).sum(axis=others, dtype=np.int64).compute(), np.int64)
-    n = phases.shape[axis]
-    per_slice = int(np.prod([phases.shape[a] for a in others]))
-    profile = counts.astype(np.float64) / per_slice
+    return side_of_profile(nmc_profile_chunked(phases, axis), slab_frac=slab_frac)
+
+
+def side_of_profile(profile: np.ndarray, *, slab_frac: float = 0.1) -> tuple[str, float]:
+    """:func:`separator_side_chunked`'s answer from a per-slice NMC profile (:func:`nmc_profile_chunked`)."""
+    n = len(profile)
     k = max(1, int(round(n * slab_frac)))
     first, last = float(profile[:k].mean()), float(profile[-k:].mean())
     return ("start" if first <= last else "end"), abs(last - first)
 
 
-def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_side: str = "auto") -> pd.DataFrame:
+def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_side: str = "auto",
+                    depth_from: str = "volume", profile: np.ndarray | None = None) -> pd.DataFrame:
     """The per-particle table of a chunked label volume.
 
     Parameters
@@ -86,6 +97,10 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
         Thickness axis (for ``depth_frac``).
     separator_side : {"auto", "start", "end"}
         As :func:`core.metrics.particle_table` (``"auto"`` warns when ambiguous).
+    depth_from : {"volume", "electrode"}
+        As :func:`core.metrics.particle_table`.
+    profile : (N,) float ndarray, optional
+        :func:`nmc_profile_chunked` of ``phases`` along ``axis`` where the caller has it (not read again).
 
     Returns
     -------
@@ -103,8 +118,11 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must hold whole numbers, got {labels.dtype}")
     sp = normalize_spacing(spacing)
-    separator_side = _resolve_separator_side(separator_side, axis, lambda: separator_side_chunked(phases, axis),
-                                             stacklevel=3)
+    check_choice(depth_from, "depth_from", ("volume", "electrode"))
+    if profile is None and (depth_from == "electrode" or separator_side == "auto"):
+        profile = nmc_profile_chunked(phases, axis)
+    separator_side = _resolve_separator_side(separator_side, axis, lambda: side_of_profile(profile), stacklevel=3)
+    span = electrode_extent(profile) if depth_from == "electrode" else None
     phases = phases.rechunk(labels.chunks) if phases.chunks != labels.chunks and ph_src is None else phases
     shape = tuple(int(n) for n in labels.shape)
 
@@ -151,8 +169,10 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
     for ids, r_counts, r_sums, r_lo, r_hi, r_areas, r_mc in results:
         counts[ids], sums[ids], flo[ids], fhi[ids], areas[ids], mc[ids] = r_counts, r_sums, r_lo, r_hi, r_areas, r_mc
     table = _table_of(counts, sums, flo, fhi, areas, mc, sp, shape=shape, axis=axis,
-                      separator_side=separator_side)
+                      separator_side=separator_side, depth_extent=span)
     table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
+    if span is not None:
+        table.attrs["depth_extent"] = list(span)
     return table
 
 

@@ -225,3 +225,17 @@ def test_a_single_slice_has_no_3d_view(empty_ws, tmp_path):
     no_exception(at)
     assert any("single slice (a 2D image): it has no 3D surfaces" in i.value for i in at.info)
     assert not at.get("iframe")
+
+
+def test_a_depth_maps_onto_the_electrode_slices_where_the_analysis_found_them():
+    """depth 0..1 runs over the electrode's slices (an analysis's depth_extent), as its table's depth_frac does: the
+    Compare page's slice at a depth and the 3D view's depth range; 0-1 in 3D is the whole volume."""
+    from ui.cache import _depth_crop
+    from ui.render import depth_index
+
+    assert depth_index(0.5, 101, "start") == 50 and depth_index(0.0, 101, "end") == 100  # over the volume
+    assert depth_index(0.0, 101, "start", (20, 100)) == 20 and depth_index(0.5, 101, "start", (20, 100)) == 60
+    assert depth_index(0.0, 101, "end", (0, 80)) == 80 and depth_index(1.0, 101, "end", (0, 80)) == 0
+    assert _depth_crop((101, 8, 8), 0, (0.0, 1.0), "start", (20, 100))[0] == slice(0, 101)
+    assert _depth_crop((101, 8, 8), 0, (0.0, 0.5), "start", (20, 100))[0] == slice(20, 61)
+    assert _depth_crop((8, 8, 101), 2, (0.5, 1.0), "start", None)[2] == slice(50, 101)

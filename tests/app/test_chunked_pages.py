@@ -171,11 +171,12 @@ def test_a_strided_read_of_a_depth_range_lies_where_the_whole_one_does(analysed,
     spacing = tuple(s.spacing)
     got = cache.surfaces3d(ref, (0.5, 1.0), 100_000, False, 0, "start", spacing)
     assert got["read_stride"] == 2
-    crop = (slice(20, 40), slice(None), slice(None))  # depth 0.5..1 of 40 slices along z, separator at the start
+    first, last = a.provenance["depth_extent"]  # depth 0.5..1 of the electrode's slices, separator at the start
+    crop = (slice(round(first + 0.5 * (last - first)), last + 1), slice(None), slice(None))
     whole, _ = view3d.particle_mesh(ws.open_labels(a)[...], spacing, cache.detachment_by_label(ref), crop=crop)
     # the same box in µm (x0, x1, y0, y1, z0, z1), to within the strided voxel
     np.testing.assert_allclose(got["particles"].bounds, whole.bounds, atol=2 * max(spacing) + 1e-9)
-    assert got["particles"].bounds[4] >= 20 * spacing[0] - 2 * spacing[0]
+    assert got["particles"].bounds[4] >= crop[0].start * spacing[0] - 2 * spacing[0]
 
 
 def test_blockwise_phase_fractions_and_strided_crops_of_a_zarr_array():

@@ -103,7 +103,12 @@ def test_summary_distribution_tests_trends_and_slices(seeded_ws):
     at.slider(key=state.CMP_DEPTH).set_value(0.1).run()
     no_exception(at)
     assert all("(depth 0.10" in img.proto.imgs[0].caption for img in at.image)
-    assert all(" z = 5 " in img.proto.imgs[0].caption for img in at.image)  # round(0.1 * 47)
+    # the depth runs over each electrode's slices found (its analysis's depth_extent), as the table's depth_frac
+    want = []
+    for x in seeded_ws.list_samples():
+        first, last = seeded_ws.latest_analysis(x.id).provenance["depth_extent"]
+        want.append(f"z = {round(first + 0.1 * (last - first))} (depth 0.10")
+    assert [w in img.proto.imgs[0].caption for w, img in zip(want, at.image)] == [True] * 3
 
 
 def test_metric_and_weighting_change_the_shown_tables(seeded_ws):

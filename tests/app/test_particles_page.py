@@ -245,3 +245,23 @@ def test_particle_details_print_numbers_without_binary_rounding_artefacts():
     shown = detail_values(row)["value"]
     assert shown.to_dict() == {"label": "7", "volume_um3": "354.688", "touches_edge": "True",
                                "crack_fraction": "NaN", "detachment": "0.3"}
+
+
+def test_the_table_says_what_depth_runs_over(seeded_ws):
+    """The demo's stack begins with empty slices above the electrode: the caption names the electrode's slices
+    found (those of run.json) in µm; an analysis made with depth over the volume says so."""
+    from dataclasses import replace
+
+    from core.runner import run_analysis
+
+    s, at = _open(seeded_ws)
+    no_exception(at)
+    a = seeded_ws.latest_analysis(s.id)
+    first, last = a.provenance["depth_extent"]
+    assert 0 < first < last  # the demo's empty top slices are a margin
+    [line] = [c.value for c in at.caption if c.value.startswith("depth_frac runs over")]
+    assert line.startswith(f"depth_frac runs over the electrode along z: slices {first}–{last} "
+                           f"({first * s.spacing[0]:.1f}–{last * s.spacing[0]:.1f} µm)")
+    run_analysis(seeded_ws, s.id, seeded_ws.load_volume(s), replace(a.resolved, depth_from="volume"))
+    at.run()
+    assert "depth_frac runs over the imaged volume along z." in [c.value for c in at.caption]

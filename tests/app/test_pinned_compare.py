@@ -75,6 +75,11 @@ def test_url_form_and_parameter_differences_in_words():
     assert [d.key for d in diffs] == ["denoise", "denoise_size", "pv_sigma"]
     assert pins.differences_sentence(diffs) == ("b used gaussian denoising, denoising size 1.5 voxels and blur "
                                                 "σ 0.8 voxels; the others used the defaults.")
+    # an analysis made before depth ran over the electrode (its parameters without depth_from) is named
+    before = AnalysisParams.from_dict({k: v for k, v in AnalysisParams().to_dict().items() if k != "depth_from"})
+    diffs = pins.param_differences({"a": _analysis(1), "old": _analysis(2, before)})
+    assert [d.key for d in diffs] == ["depth_from"]
+    assert pins.differences_sentence(diffs) == "old used depth over the imaged volume; a used the defaults."
 
 
 def test_names_picks_flags_differences_and_offers_newer_analyses(seeded_ws):

@@ -41,11 +41,12 @@ def painted(tmp_path_factory):
 
 def test_default_params_dict_unchanged():
     """A new field must not change the parameters of the existing methods (stored recipes replay byte for byte)."""
-    # "seeding" and "refine" are written since their defaults became "auto"; a dict written before (without them)
-    # reads as "phases" and "off" and is written back the same
+    # "seeding" and "refine" are written since their defaults became "auto", "depth_from" since depth runs over the
+    # electrode; a dict written before (without them) reads as "phases", "off" and "volume" and is written back the
+    # same
     assert list(AnalysisParams().to_dict()) == ["method", "segment", "separation", "axis", "separator_side", "model",
-                                                "particles", "seeding", "refine"]
-    old = {k: v for k, v in AnalysisParams().to_dict().items() if k not in ("seeding", "refine")}
+                                                "particles", "seeding", "refine", "depth_from"]
+    old = {k: v for k, v in AnalysisParams().to_dict().items() if k not in ("seeding", "refine", "depth_from")}
     assert json.dumps(AnalysisParams.from_dict(old).to_dict()) == json.dumps(old)
     assert list(AnalysisParams(method="model").to_dict()) == list(AnalysisParams().to_dict())
     p = AnalysisParams(method="classifier", classifier="/x/CLF")

@@ -63,6 +63,21 @@ def test_chunked_table_equals_whole_volume_table(electrode, chunks):
             assert np.array_equal(a, b), col
 
 
+@pytest.mark.parametrize("axis", [0, 2])
+def test_chunked_depth_over_the_electrode_equals_the_whole_volume_table(electrode, axis):
+    """depth_from="electrode": the same slices found from the summed per-chunk NMC counts, the same depth_frac."""
+    labels, phases = electrode
+    lab, ph = labels.copy(), phases.copy()
+    ph[:10] = 0  # a pore margin before the electrode along z (its particles' voxels there are gone)
+    lab[:10] = 0
+    whole = particle_table(lab, ph, SPACING, axis=axis, separator_side="start", depth_from="electrode")
+    table = measure_chunked(da.from_array(lab, chunks=16), da.from_array(ph, chunks=16), SPACING, axis=axis,
+                            separator_side="start", depth_from="electrode")
+    assert table.attrs == whole.attrs
+    assert whole.attrs["depth_extent"][0] == (10 if axis == 0 else 0)
+    np.testing.assert_allclose(table["depth_frac"], whole["depth_frac"], rtol=1e-9, atol=0)
+
+
 def test_zarr_stores_read_by_the_tasks_give_the_same_table(electrode, tmp_path):
     import zarr
 

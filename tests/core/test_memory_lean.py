@@ -363,4 +363,5 @@ def test_pipeline_with_recycled_label_values_equals_reference(elec, elec_q, monk
     assert len(calls) == 1 and r.labels.dtype == np.uint16
     ref = reference_labels(elec.phases, elec.spacing)
     np.testing.assert_array_equal(r.labels, ref)
-    pd.testing.assert_frame_equal(r.table, particle_table(ref, elec.phases, elec.spacing, separator_side="start"))
+    pd.testing.assert_frame_equal(r.table, particle_table(ref, elec.phases, elec.spacing, separator_side="start",
+                                                          depth_from="electrode"))

@@ -413,6 +413,60 @@ def test_depth_frac_along_other_axis():
     assert r["depth_frac"] == pytest.approx(19 / 20)
 
 
+def _electrode_with_margins(shape=(60, 24, 24), top=10, bottom=6, axis=0):
+    """Phases of an electrode (NMC slabs between pore, a particle per slab) with a pore margin of ``top`` slices
+    before it and ``bottom`` after it along ``axis``; and its labels."""
+    ph = np.zeros(shape, np.uint8)
+    lab = np.zeros(shape, np.int32)
+    n = 0
+    for z in range(top, shape[0] - bottom, 4):
+        n += 1
+        ph[z:z + 3, 2:22, 2:22] = NMC
+        ph[z + 3:z + 4, 2:22, 2:22] = CBD
+        lab[z:z + 3, 2:22, 2:22] = n
+    ph[shape[0] - bottom:] = PORE
+    lab[shape[0] - bottom:] = 0
+    order = {0: (0, 1, 2), 1: (1, 0, 2), 2: (1, 2, 0)}[axis]
+    return np.ascontiguousarray(np.transpose(ph, order)), np.ascontiguousarray(np.transpose(lab, order))
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_electrode_extent_leaves_the_margins_out_of_the_depth(axis):
+    """A pore margin before and after the electrode is not depth: with depth_from="electrode" depth_frac runs from
+    the electrode's first slice to its last (its particles' centroids at 0 and 1 there), along any axis; with the
+    default "volume" over the whole volume as before; the profile is the per-slice NMC share."""
+    ph, lab = _electrode_with_margins(axis=axis)
+    profile = metrics.nmc_profile(ph, axis)
+    want = (ph == NMC).mean(axis=tuple(a for a in range(3) if a != axis))
+    np.testing.assert_array_equal(profile, want)
+    first, last = metrics.electrode_extent(profile)
+    assert (first, last) == (10, 52)  # the NMC's first and last slice (the last slab's CBD slice is under half)
+    el = table_of(lab, ph, axis=axis, separator_side="start", depth_from="electrode").set_index("label")
+    vol = table_of(lab, ph, axis=axis, separator_side="start").set_index("label")
+    assert el.attrs["depth_extent"] == [10, 52] and "depth_extent" not in vol.attrs
+    assert el["depth_frac"].iloc[0] == pytest.approx((11 - 10) / 42)
+    assert el["depth_frac"].iloc[-1] == pytest.approx((51 - 10) / 42)
+    assert vol["depth_frac"].iloc[0] == pytest.approx(11 / 59)
+    end = table_of(lab, ph, axis=axis, separator_side="end", depth_from="electrode").set_index("label")
+    np.testing.assert_allclose(end["depth_frac"], 1 - el["depth_frac"])
+
+
+def test_electrode_extent_keeps_the_volume_of_an_interior_crop_and_odd_profiles():
+    rng = np.random.default_rng(0)
+    crop = 0.5 + 0.1 * rng.standard_normal(80)  # no margin: NMC everywhere, slice to slice noise
+    assert metrics.electrode_extent(crop) == (0, 79)
+    assert metrics.electrode_extent(np.zeros(12)) == (0, 11)  # no NMC at all
+    band = np.zeros(100)
+    band[40:50] = 0.6  # NMC in a tenth of the slices: not trusted as an electrode
+    assert metrics.electrode_extent(band) == (0, 99)
+    margin = np.r_[np.zeros(10), np.full(30, 0.5), np.full(5, 0.2)]  # a last slab under half the plateau
+    assert metrics.electrode_extent(margin) == (10, 39)
+    with pytest.raises(ValueError, match="empty"):
+        metrics.electrode_extent([])
+    with pytest.raises(ValueError, match="depth_from"):
+        particle_table(np.zeros((4, 4, 4), np.int32), np.zeros((4, 4, 4), np.uint8), depth_from="sample")
+
+
 def test_detect_separator_side():
     ph = np.full((30, 10, 10), NMC, np.uint8)
     ph[::2, ::2, ::2] = PORE

@@ -47,10 +47,20 @@ CUSTOM = AnalysisParams(
 def test_params_round_trip_through_json(params):
     d = params.to_dict()
     assert set(d) == {"method", "segment", "separation", "axis", "separator_side", "model", "particles", "seeding",
-                      "refine"}
+                      "refine", "depth_from"}
     back = AnalysisParams.from_dict(json.loads(json.dumps(d)))
     assert back == params
     assert isinstance(back.segment, SegmentParams) and isinstance(back.separation, SeparationParams)
+
+
+def test_depth_from_defaults_to_the_electrode_and_reads_as_the_volume_where_written_before_it():
+    assert AnalysisParams().depth_from == "electrode" and AnalysisParams().to_dict()["depth_from"] == "electrode"
+    old = AnalysisParams(depth_from="volume")
+    assert "depth_from" not in old.to_dict()  # written as before the key
+    assert AnalysisParams.from_dict(old.to_dict()) == old
+    assert AnalysisParams.from_dict({"axis": 1}).depth_from == "volume"
+    with pytest.raises(ValueError, match="depth_from"):
+        AnalysisParams(depth_from="sample")
 
 
 def test_params_from_partial_dict_uses_defaults():

@@ -457,6 +457,15 @@ def _with_flood_order(text: str, order: str) -> str:
     return out
 
 
+def _with_depth_from(text: str) -> str:
+    """A recipe's text with ``"depth_from": "electrode"`` after each analysis's last key (``particles``): what the
+    same workflow writes since depth runs over the electrode."""
+    out, n = re.subn(r'( *)"particles": "watershed"\n', r'\1"particles": "watershed",\n\1"depth_from": "electrode"\n',
+                     text)
+    assert n >= 1
+    return out
+
+
 def test_recipes_written_before_the_input_spec_replay_byte_identically(tmp_path):
     """Recipes written at dc2bcee: the same workflow writes the same bytes now (the package versions
     aside), and replaying them gives the tables the old code stored, byte for byte."""
@@ -475,7 +484,9 @@ def test_recipes_written_before_the_input_spec_replay_byte_identically(tmp_path)
         # and since session 29 the separation records the flood's order (rounds by row; the old recipes, without
         # the key, replay first in, first out)
         assert all(a.params.separation.flood_order == "fifo" for a in old.analyses)
-        want = _with_flood_order(text.replace('"merge_ratio": 1.2', '"merge_ratio": 2.0'), "row")
+        # and since session 37 depth runs over the electrode (the old recipes, without the key, over the volume)
+        assert all(a.params.depth_from == "volume" for a in old.analyses)
+        want = _with_depth_from(_with_flood_order(text.replace('"merge_ratio": 1.2', '"merge_ratio": 2.0'), "row"))
         assert rc.dumps(same_env, relative_to=tmp_path / "new") == want
     # replay: the file input is the same greyscale, regenerated beside a copy of the recipe
     shutil.copy(BASE / "analyze.json", tmp_path / "analyze.json")
