@@ -398,7 +398,9 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
     if outside is not None and outside.shape != labels.shape:
         raise ValueError(f"outside shape {outside.shape} does not match labels shape {labels.shape}")
-    span = electrode_extent(nmc_profile(ph8, axis)) if depth_from == "electrode" else None
+    # (a single slice across the thickness axis has no depth: its depth_frac is NaN, no extent is read)
+    span = (electrode_extent(nmc_profile(ph8, axis)) if depth_from == "electrode" and slice_axis(phases.shape) != axis
+            else None)
     counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside, cracks)
     table = _table_of(counts, sums, lo, hi, areas, mc, sp, shape=phases.shape, axis=axis,
                       separator_side=separator_side, depth_extent=span)

@@ -113,20 +113,25 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     left, right = st.columns([6, 5], gap="large")
     with left:
         _table(table, keys, on_table_select, f"{sample.name}-analysis{analysis.id}-particles.csv")
-        st.caption(depth_line(sample, analysis))
+        line = depth_line(sample, analysis)
+        if line:
+            st.caption(line)
     with right:
         _slice(ws, sample, ref, table, keys, labels_list, jump_to_selected)
 
 
-def depth_line(sample: Sample, analysis: Analysis) -> str:
+def depth_line(sample: Sample, analysis: Analysis) -> str | None:
     """What ``depth_frac`` runs over in this analysis: the electrode's slices found (µm along the thickness axis),
-    or the imaged volume (analyses made before the electrode's extent was read, or with ``depth_from="volume"``)."""
+    or the imaged volume (analyses made before the electrode's extent was read, or with ``depth_from="volume"``);
+    None for a single slice across the thickness axis (no depth)."""
     span = analysis.provenance.get("depth_extent")
     axis = analysis.resolved.axis
     name = render.AXES[axis]
+    n = int((analysis.provenance.get("input_shape") or [0, 0, 0])[axis])
+    if n == 1:
+        return None
     if not span:
         return f"depth_frac runs over the imaged volume along {name}."
-    n = int((analysis.provenance.get("input_shape") or [0, 0, 0])[axis])
     step = float((analysis.provenance.get("spacing_um") or sample.spacing)[axis])  # as analysed (downsampled)
     first, last = int(span[0]), int(span[1])
     if n and first == 0 and last == n - 1:

@@ -47,6 +47,7 @@ from .. import _kernels as K
 from .._validate import check_choice, normalize_spacing
 from ..codes import CBD, NMC
 from ..metrics import _fill_cracks_inplace, _mc_lut, _resolve_separator_side, _table_of, electrode_extent
+from ..slices import slice_axis
 from .particles import _dask_and_source, _read_window
 
 __all__ = ["measure_chunked", "separator_side_chunked"]
@@ -122,7 +123,7 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
     if profile is None and (depth_from == "electrode" or separator_side == "auto"):
         profile = nmc_profile_chunked(phases, axis)
     separator_side = _resolve_separator_side(separator_side, axis, lambda: side_of_profile(profile), stacklevel=3)
-    span = electrode_extent(profile) if depth_from == "electrode" else None
+    span = electrode_extent(profile) if depth_from == "electrode" and slice_axis(phases.shape) != axis else None
     phases = phases.rechunk(labels.chunks) if phases.chunks != labels.chunks and ph_src is None else phases
     shape = tuple(int(n) for n in labels.shape)
 

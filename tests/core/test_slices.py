@@ -82,6 +82,12 @@ def test_a_slice_is_measured_in_its_plane(slice_scene):
     ty = particle_table(lab, ph, SP, axis=1, separator_side="start").set_index("label")
     ys = np.nonzero(d1)[0]
     assert ty.loc[1, "depth_frac"] == pytest.approx(ys.mean() / (ph.shape[1] - 1))
+    # over the electrode: a cross-section's extent is read along its in-plane thickness axis; across the slice none
+    te = particle_table(lab, ph, SP, axis=1, separator_side="start", depth_from="electrode")
+    first, last = te.attrs["depth_extent"]
+    assert 0 <= first <= last <= ph.shape[1] - 1
+    across = particle_table(lab, ph, SP, axis=0, separator_side="start", depth_from="electrode")
+    assert "depth_extent" not in across.attrs and across["depth_frac"].isna().all()
 
 
 def test_the_same_slice_along_another_axis_measures_alike(slice_scene):
