@@ -137,9 +137,11 @@ def depth_line(sample: Sample, analysis: Analysis) -> str | None:
     if n and first == 0 and last == n - 1:
         return (f"depth_frac runs over the electrode along {name}: the whole imaged thickness (no margin beyond "
                 "its surfaces found).")
+    beyond = first + (n - 1 - last if n else 0)
     return (f"depth_frac runs over the electrode along {name}: slices {first}–{last} ({first * step:.1f}–"
             f"{last * step:.1f} µm), where a slice's NMC share reaches half its plateau; the "
-            f"{first + (n - 1 - last if n else 0)} slices beyond are a margin, not depth.")
+            + (f"{beyond} slices beyond are a margin, not depth." if beyond != 1 else
+               "one slice beyond is a margin, not depth."))
 
 
 def _table(table: pd.DataFrame, keys: _Keys, on_select, csv_name: str) -> None:

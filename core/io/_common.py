@@ -210,8 +210,8 @@ def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
             while len(shape) > 2 and shape[0] == 1:
                 shape = shape[1:]
             return shape, str(np.dtype(series.dtype))
-    except Exception:  # noqa: BLE001 - a header that cannot be read is a kind of its own, not an error here
-        return None
+    except (OSError, ValueError, TypeError, IndexError, SyntaxError, EOFError, MemoryError):
+        return None  # a header that cannot be read is a kind of its own here, not an error
 
 
 def mismatched_slices_message(folder: Path, files: list[Path], *, most: int = 3) -> str:
