@@ -1,4 +1,4 @@
-"""Depth over the electrode or over the imaged volume (``AnalysisParams.depth_from``, ``core.metrics.electrode_extent``).
+"""Depth over the electrode or over the imaged volume (``AnalysisParams.depth_from``, ``electrode_extent``).
 
 Each demo electrode is analysed as shipped and again with a margin of pore (grey values drawn like those of its
 first, empty slice) added before its separator-side surface, as a scan that images the space above the electrode

@@ -82,6 +82,8 @@ elif method == "classifier" and segment_view.enough_painted(scribbles):  # the f
     ap = AnalysisParams(method="classifier", classifier="(the painted slices)", separation=sep)
 elif params is not None:
     ap = AnalysisParams(method="threshold", segment=params, separation=sep)
+if ap is not None:
+    ap = replace(ap, depth_from=segment_view.depth_from_choice(sample, latest))
 fits = ap is None or memory_view.memory_note(vol.shape, vol.dtype, ap, presegmented=sample.input.presegmented,
                                              chunked=lambda: jobs.chunked_engine(sample, ap),
                                              workers=jobs.local_workers(), scheduler=jobs.cluster_address())

@@ -388,3 +388,23 @@ def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbl
     cols[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
     cols[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
     cols[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+
+
+#: The Segment page's *Depth runs over* choice, in words.
+DEPTH_FROM_LABELS = {"electrode": "the electrode (its surface found from the NMC profile)",
+                     "volume": "the imaged volume"}
+
+
+def depth_from_choice(sample: Sample, latest: Analysis | None) -> str:
+    """What the table's ``depth_frac`` runs over (:attr:`core.pipeline.AnalysisParams.depth_from`): the electrode by
+    default, the latest analysis's choice where it chose the volume."""
+    key = state.k(state.SEG_DEPTH_FROM, sample.id)
+    state.init(key, latest.resolved.depth_from if latest is not None else "electrode")
+    return str(st.radio(
+        "Depth (depth_frac) runs over", tuple(DEPTH_FROM_LABELS), key=key, horizontal=True,
+        format_func=DEPTH_FROM_LABELS.get, persist_state=state.PERSIST,
+        help="The electrode: from its separator-side surface to its other face, where a slice's NMC share reaches "
+             "half its plateau, so that a margin of pore, mounting medium or separator in the scan is not depth. "
+             "The imaged volume: from face to face of the stack, as earlier versions of this tool measured it (for a "
+             "circular field of view around an in-plane thickness axis, or an electrode whose NMC thins out "
+             "towards a face)."))

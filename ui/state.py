@@ -91,6 +91,7 @@ SEG_INDEX = "w_seg_index"              # + sample id + axis: preview slice index
 SEG_WINDOW = "w_seg_window"            # + sample id + axis + 0/1: centre of the preview window of a large section
 SEG_OPACITY = "w_seg_opacity"          # shared by all samples
 SEG_RUN = "w_seg_run"
+SEG_DEPTH_FROM = "w_seg_depth_from"
 DOWNSAMPLED_COPY = "w_downsampled_copy"  # the "add a downsampled copy" button
 # "Train from brush strokes" (ui/paint.py, ui/segment_view.paint_section), + sample id unless said otherwise
 SCRIBBLES = "scribbles"                # plain: the sample's core.scribbles.Scribbles (also kept in the workspace)

@@ -415,3 +415,19 @@ def test_a_big_sample_read_lazily_is_flattened_box_by_box(empty_ws, env, monkeyp
     assert [w for w in at.warning if "drift along z" in w.value]
     assert at.checkbox(key=state.k(state.SEG_FLATTEN, s.id)).value
     assert _metric(at, "NMC (this slice)") > 0.2
+
+
+def test_depth_runs_over_the_electrode_unless_the_volume_is_chosen(seeded_ws):
+    """The run's depth_from follows the page's choice (the electrode by default, with the slices it found recorded;
+    the imaged volume on request, without them), and the next visit starts from the latest analysis's choice."""
+    s, at = _open(seeded_ws, "cycled-1C")
+    key = state.k(state.SEG_DEPTH_FROM, s.id)
+    assert at.radio(key=key).value == "electrode"
+    at.radio(key=key).set_value("volume").run()
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    a = seeded_ws.latest_analysis(s.id)
+    assert a.status == "done" and a.resolved.depth_from == "volume" and "depth_extent" not in a.provenance
+    assert "depth_from" not in a.params  # written as analyses were before the choice existed
+    _, again = _open(seeded_ws, "cycled-1C")
+    assert again.radio(key=key).value == "volume"
