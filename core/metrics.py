@@ -257,6 +257,15 @@ def detect_separator_side(phases: np.ndarray, axis: int = 0, *, slab_frac: float
     return ("start" if first <= last else "end"), abs(last - first)
 
 
+def side_of_profile(profile, *, slab_frac: float = 0.1) -> tuple[str, float]:
+    """:func:`detect_separator_side`'s answer from a whole per-slice NMC profile (:func:`nmc_profile`): the same
+    side and contrast, for a caller that has the profile anyway (the pipeline, the chunked engine)."""
+    f = np.asarray(profile, np.float64).ravel()
+    k = max(1, int(round(f.size * slab_frac)))
+    first, last = float(f[:k].mean()), float(f[-k:].mean())
+    return ("start" if first <= last else "end"), abs(last - first)
+
+
 DepthFrom = Literal["volume", "electrode"]
 
 #: :func:`electrode_extent`: a face of the electrode is where a slice's NMC share reaches this fraction of the
@@ -297,7 +306,9 @@ def nmc_profile(phases: np.ndarray, axis: int = 0) -> np.ndarray:
 def electrode_extent(profile) -> tuple[int, int]:
     """The first and last slice of the electrode along its thickness axis, from its NMC profile.
 
-    The plateau is the upper quartile of the slices' NMC shares; a face is the outermost slice whose share reaches
+    The plateau is the upper quartile of the NMC shares of the slices that hold some NMC (at least a tenth of the
+    largest share, so that the plateau does not depend on how many empty slices the scan holds); a face is the
+    outermost slice whose share reaches
     :data:`EXTENT_LEVEL` of it (the mean surface of a rough face), so the slices beyond it, with less NMC than that
     (a margin of pore, mounting medium or separator), are not the electrode.  Where nothing lies beyond (an
     interior crop), the ends are the volume's.  Where the extent found would be under :data:`EXTENT_MIN_SHARE` of
@@ -317,9 +328,10 @@ def electrode_extent(profile) -> tuple[int, int]:
     n = f.size
     if n == 0:
         raise ValueError("the NMC profile is empty")
-    plateau = float(np.percentile(f, 75))
-    if not np.isfinite(plateau) or plateau <= 0:
+    top = float(np.max(f))
+    if not np.isfinite(top) or top <= 0:
         return 0, n - 1
+    plateau = float(np.percentile(f[f >= 0.1 * top], 75))
     inside = np.flatnonzero(f >= EXTENT_LEVEL * plateau)
     first, last = int(inside[0]), int(inside[-1])
     if last - first + 1 < EXTENT_MIN_SHARE * n:
@@ -375,7 +387,8 @@ def particle_table(
 
 def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axis: int = 0,
                     separator_side: Side = "auto", owned: bool, outside: np.ndarray | None = None,
-                    cracks: tuple | None = None, depth_from: DepthFrom = "volume") -> pd.DataFrame:
+                    cracks: tuple | None = None, depth_from: DepthFrom = "volume",
+                    profile: np.ndarray | None = None) -> pd.DataFrame:
     """:func:`particle_table`, with ``owned=True`` for a caller that hands over ``labels`` (the pipeline).
 
     With ``owned=True`` cracks are filled into ``labels`` in place and cleared
@@ -387,7 +400,8 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     it is not computed twice.  ``cracks`` : ``(idx, root)``, optional: instead,
     :func:`core._kernels.enclosed_of_phases` of ``phases`` and the packed
     ``outside_reach`` of the NMC, for labels nonzero exactly on the NMC (the
-    pipeline's, found while the separation's flood ran).
+    pipeline's, found while the separation's flood ran).  ``profile``: :func:`nmc_profile` of ``phases`` along
+    ``axis`` where the caller has it (not read again).
     """
     phases = check_phases(phases)
     labels = check_labels(labels, phases.shape)
@@ -399,8 +413,9 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     if outside is not None and outside.shape != labels.shape:
         raise ValueError(f"outside shape {outside.shape} does not match labels shape {labels.shape}")
     # (a single slice across the thickness axis has no depth: its depth_frac is NaN, no extent is read)
-    span = (electrode_extent(nmc_profile(ph8, axis)) if depth_from == "electrode" and slice_axis(phases.shape) != axis
-            else None)
+    span = None
+    if depth_from == "electrode" and slice_axis(phases.shape) != axis:
+        span = electrode_extent(nmc_profile(ph8, axis) if profile is None else profile)
     counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside, cracks)
     table = _table_of(counts, sums, lo, hi, areas, mc, sp, shape=phases.shape, axis=axis,
                       separator_side=separator_side, depth_extent=span)

@@ -65,7 +65,7 @@ from . import __version__
 from ._checks import check_int
 from ._kernels import SideWork, numpy_hugepages, recycled_heap
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
-from .metrics import DepthFrom, Side, _particle_table, detect_separator_side
+from .metrics import DepthFrom, Side, _particle_table, nmc_profile, side_of_profile
 from .particles import SeparationParams, _separate_particles
 from .slices import slice_axis, slice_warning
 from .nn.params import ModelParams
@@ -499,8 +499,10 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     t0 = time.perf_counter()
     # what needs neither the labels nor the core the separation's flood leaves idle: done meanwhile where it has one
     auto_side = params.separator_side == "auto"
+    # one read of the per-slice NMC shares, for the separator side and the electrode's extent
     beside = SideWork(lambda: checksum(volume),
-                      lambda: detect_separator_side(phases, params.axis) if auto_side else None)
+                      lambda: nmc_profile(phases, params.axis)
+                      if auto_side or params.depth_from == "electrode" else None)
     coarsen, unlabelled = params.coarsen, None
     if cue is None and coarsen != 1:
         coarsen = resolve_coarsen(phases, sp, coarsen)
@@ -518,18 +520,18 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
 
     t0 = time.perf_counter()
     report(0.85, f"measuring {int(labels.max())} particles")
-    input_checksum, detected, *found = beside.results()
+    input_checksum, profile, *found = beside.results()
     cracks = found[0] if found else None  # the separation's, where it added them (see _separate_particles)
     side = params.separator_side
     contrast = None
-    if side == "auto":
-        side, contrast = detected
+    if side == "auto":  # detect_separator_side's answer, from the whole profile
+        side, contrast = side_of_profile(profile)
     if cracks is not None:
         outside = None
     elif outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
         outside = np.unpackbits(outside, count=labels.size).view(bool).reshape(labels.shape)
     table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside,
-                            cracks=cracks, depth_from=params.depth_from)
+                            cracks=cracks, depth_from=params.depth_from, profile=profile)
     del outside, cracks
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")

@@ -375,7 +375,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     from ..phases.shading import shading_message, shading_reading
     from ..pipeline import AnalysisParams, versions
     from .inputs import open_lazy
-    from .measures import measure_chunked, nmc_profile_chunked, side_of_profile
+    from ..metrics import side_of_profile
+    from .measures import measure_chunked, nmc_profile_chunked
     from ..coarse import GROW, auto_factor, check_factor
     from .coarse import COARSE_WHOLE_VOXELS, separate_coarse_chunked
     from .particles import MIN_HALO, estimate_max_diameter, particle_halo, separate_chunked

@@ -46,7 +46,8 @@ import pandas as pd
 from .. import _kernels as K
 from .._validate import check_choice, normalize_spacing
 from ..codes import CBD, NMC
-from ..metrics import _fill_cracks_inplace, _mc_lut, _resolve_separator_side, _table_of, electrode_extent
+from ..metrics import (_fill_cracks_inplace, _mc_lut, _resolve_separator_side, _table_of, electrode_extent,
+                       side_of_profile)
 from ..slices import slice_axis
 from .particles import _dask_and_source, _read_window
 
@@ -70,14 +71,6 @@ def separator_side_chunked(phases, axis: int = 0, *, slab_frac: float = 0.1) -> 
     (whole counts over the slice size, as ``mean`` of a boolean slice gives).
     """
     return side_of_profile(nmc_profile_chunked(phases, axis), slab_frac=slab_frac)
-
-
-def side_of_profile(profile: np.ndarray, *, slab_frac: float = 0.1) -> tuple[str, float]:
-    """:func:`separator_side_chunked`'s answer from a per-slice NMC profile (:func:`nmc_profile_chunked`)."""
-    n = len(profile)
-    k = max(1, int(round(n * slab_frac)))
-    first, last = float(profile[:k].mean()), float(profile[-k:].mean())
-    return ("start" if first <= last else "end"), abs(last - first)
 
 
 def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_side: str = "auto",

@@ -492,6 +492,8 @@ def test_detect_separator_side_equals_the_whole_profile():
                 first, last = float(profile[:k].mean()), float(profile[-k:].mean())
                 want = ("start" if first <= last else "end"), abs(last - first)
                 assert detect_separator_side(ph, axis, slab_frac=frac) == want
+                # the pipeline's and the chunked engine's reading, from the whole profile
+                assert metrics.side_of_profile(metrics.nmc_profile(ph, axis), slab_frac=frac) == want
 
 
 def test_auto_separator_side_in_table():

@@ -311,3 +311,26 @@ def test_real_calendered_volume_end_to_end():
     small = (t["n_voxels"] < 16).sum()
     assert small < 0.1 * len(t)
     assert drop_small({"real": t}, 2.0)[1]["real"] >= small  # 16 voxels of 0.4 µm: under 2 µm across
+
+
+def test_a_margin_added_above_the_electrode_leaves_depth_over_the_electrode_unchanged():
+    """The electrode's phases with 16 slices of pore added before it: over the electrode every particle keeps its
+    depth_frac (the extent found moves by 16 slices); over the volume it moves (bench/RESULTS.md depth_extent)."""
+    from core.codes import PORE
+    from core.synth import demo_electrode
+
+    e = demo_electrode("cycled-1C", rng=3, shape=(48, 48, 48))
+    padded = np.concatenate([np.full((16, 48, 48), PORE, np.uint8), e.phases])
+    out = {}
+    for how in ("electrode", "volume"):
+        p = AnalysisParams(separator_side="start", depth_from=how)
+        a = run(e.phases, p, spacing=e.spacing, presegmented=True)
+        b = run(padded, p, spacing=e.spacing, presegmented=True)
+        assert len(a.table) == len(b.table) > 10
+        np.testing.assert_allclose(b.table["centroid_z_um"] - 16 * e.spacing[0], a.table["centroid_z_um"])
+        out[how] = (a, b)
+    (a, b), (va, vb) = out["electrode"], out["volume"]
+    assert [v + 16 for v in a.provenance["depth_extent"]] == b.provenance["depth_extent"]
+    np.testing.assert_allclose(a.table["depth_frac"], b.table["depth_frac"], atol=1e-12)
+    assert "depth_extent" not in va.provenance
+    assert float(np.median(np.abs(va.table["depth_frac"] - vb.table["depth_frac"]))) > 0.05
