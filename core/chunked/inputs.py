@@ -497,6 +497,11 @@ def _open_tiff(p: Path, opts):
     return src, spacing, meta, os.fspath(p)
 
 
+#: A slice folder opened lazily: the headers of up to this many of its other slices, spread over it, are checked
+#: against the first's (size and type).
+_HEADERS_SAMPLED = 8
+
+
 def _open_slices(folder: Path, opts):
     from ..io.folder import _check_entries
 
@@ -519,6 +524,12 @@ def _open_slices(folder: Path, opts):
                                    "(a 3D stack inside a slice folder)")
         img, spacing = one.data[0], one.spacing
         notes = {k: v for k, v in one.meta.items() if k.startswith("spacing")}
+    # a few headers spread over the folder (no pixels read): a folder of mixed slices is said on opening, not
+    # only when a plane of another kind is read (the add form would show the first slice's size as the volume's)
+    kind = (tuple(int(n) for n in img.shape), str(np.dtype(img.dtype)))
+    for i in np.unique(np.linspace(1, len(files) - 1, min(len(files) - 1, _HEADERS_SAMPLED)).round().astype(int)):
+        if C._plane_header(files[int(i)]) != kind:
+            raise C.InputFileError(C.mismatched_slices_message(folder, files))
     src = _SliceSource(folder, [f.name for f in files], img.shape, img.dtype)
     meta = {"files": tuple(f.name for f in files), "n_slices": len(files), **notes}
     return src, spacing, meta, os.fspath(folder)

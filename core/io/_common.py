@@ -193,6 +193,13 @@ def _slice_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
+def _read_dtype(dtype) -> str:
+    """The name of the type a slice of ``dtype`` is read as (:func:`_check_numeric`: bool as uint8, native byte
+    order)."""
+    dt = np.dtype(dtype)
+    return "uint8" if dt == bool else str(dt.newbyteorder("="))
+
+
 def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
     """(shape, dtype name) of a slice file from its header (no pixel read); None where it cannot be read."""
     try:
@@ -201,7 +208,7 @@ def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
 
             with Image.open(p) as im:
                 arr = np.asarray(im.crop((0, 0, 1, 1)))
-                return (im.size[1], im.size[0]) + arr.shape[2:], str(arr.dtype)
+                return (im.size[1], im.size[0]) + arr.shape[2:], _read_dtype(arr.dtype)
         import tifffile
 
         with tifffile.TiffFile(p) as tif:
@@ -209,7 +216,7 @@ def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
             shape = tuple(int(n) for n in series.shape)
             while len(shape) > 2 and shape[0] == 1:
                 shape = shape[1:]
-            return shape, str(np.dtype(series.dtype))
+            return shape, _read_dtype(series.dtype)
     except (OSError, ValueError, TypeError, IndexError, SyntaxError, EOFError, MemoryError):
         return None  # a header that cannot be read is a kind of its own here, not an error
 

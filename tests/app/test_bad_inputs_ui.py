@@ -239,6 +239,21 @@ def test_fifo_inside_a_folder_read_as_one_volume_is_refused_unopened(empty_ws, e
     assert "not a regular file" in err
 
 
+def test_a_folder_of_mixed_slices_is_refused_with_its_kinds_and_no_size_line(empty_ws, env, data):
+    """A slice folder holding images and label images (the real nano-CT folder's layout): one sentence with the kinds
+    of slice, and no header line reading the first slice's size as the volume's above it (session 37 saw one)."""
+    (data / "nanoct").mkdir()
+    for i in range(3):
+        tifffile.imwrite(data / "nanoct" / f"raw_{i}.tif", GOOD[i].astype(np.float32))
+        tifffile.imwrite(data / "nanoct" / f"raw_{i}_label.tif", (GOOD[i] % 3).astype(np.uint8))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    _pick(at, "nanoct")
+    at.toggle(key=state.k(state.ADD_FILE, "dir", "")).set_value(True).run()
+    err = _refused_pick(at, "nanoct", empty_ws, env)
+    assert "holds slices of 2 kinds, not one: 3 float32 of 9×10 (raw_0.tif, raw_1.tif, …) and 3 uint8 of 9×10" in err
+    assert not any("voxels (z×y×x)" in c.value for c in at.caption)
+
+
 def test_broken_link_and_link_loop_are_refused(empty_ws, env, data):
     (data / "gone.tif").symlink_to(data / "nowhere.tif")
     (data / "store").mkdir()

@@ -271,3 +271,28 @@ def test_a_folder_of_images_and_their_labels_says_its_kinds_of_slice_read_whole_
     with pytest.raises(InputFileError) as lazy:
         open_lazy(d).data.compute(scheduler="sync")
     assert str(lazy.value) == said
+
+
+def test_a_mixed_slice_folder_is_refused_on_opening_before_any_plane_is_read(tmp_path):
+    """Opening a slice folder lazily reads a few headers spread over it: a folder whose later slices differ from
+    the first is refused there (the add form showed the first slice's size as the volume's), with the kinds; a
+    folder of one kind opens, bilevel PNGs and big-endian TIFFs included (read as uint8 / native uint16)."""
+    d = tmp_path / "mixed"
+    d.mkdir()
+    for i in range(12):
+        tifffile.imwrite(d / f"s{i}.tif", np.zeros((6, 7), np.uint16))
+    tifffile.imwrite(d / "s12.tif", np.zeros((6, 7), np.float32))
+    with pytest.raises(InputFileError, match=r"2 kinds, not one: 12 uint16 of 6×7 \(s0\.tif, s1\.tif, …\) and 1 "
+                                             r"float32 of 6×7 \(s12\.tif\)"):
+        open_lazy(d)
+    for name, write in {"bilevel": lambda p, i: Image.fromarray(np.full((4, 5), 200 * (i % 2), np.uint8))
+                        .convert("1").save(p.with_suffix(".png")),
+                        "big-endian": lambda p, i: tifffile.imwrite(p, np.full((4, 5), 300 + i, ">u2"),
+                                                                  byteorder=">")}.items():
+        f = tmp_path / name
+        f.mkdir()
+        for i in range(4):
+            write(f / f"s{i}.tif", i)
+        got = open_lazy(f).data.compute(scheduler="sync")
+        assert got.shape == (4, 4, 5) and got.dtype == (np.uint8 if name == "bilevel" else np.uint16)
+        np.testing.assert_array_equal(got, load_volume(f).data)
