@@ -209,6 +209,11 @@ def simulate_strokes(truth: np.ndarray, seed: int, *, per_phase: int = STROKE_PE
             ys, xs = np.nonzero(centres)
             if ys.size == 0:
                 continue
+            reach = int((painted | (ndi.binary_dilation(centres if stroke is not None else allowed, brush)
+                                    & phase)).sum())
+            if reach < goal:  # the strokes stay inside the mask: the loop below would never end
+                raise ValueError(f"phase {code}: only {reach} pixels can be painted on this slice, fewer than the "
+                                 f"{goal} asked for (per_phase)")
             while painted.sum() < goal:
                 if stroke is None:  # overlay: start at a low-confidence pixel, run straight inside the phase
                     rr, cc = _line_stroke(rng, ys, xs, allowed, length, truth.shape)

@@ -196,8 +196,8 @@ def _cmd_analyze(args) -> None:
     network = params.method == "model" or params.particles == "model"
     if args.weights is not None and not network:
         raise CLIError("--weights is only used with --method model")
-    if params.segment.flatten and params.method != "threshold":
-        raise CLIError(f"--flatten-shading applies to --method threshold, not {params.method}")
+    if params.segment.flatten and params.method == "classifier":
+        raise CLIError(_FLATTEN_CLASSIFIER)
     spec = _input_spec(args)
     if args.recipe is not None:
         check_recipe_path(args.recipe, args.out)
@@ -552,8 +552,8 @@ def _cmd_segment(args) -> None:
     reads = (args.input, args.weights, args.classifier)
     check_out(args.out, overwrite=args.overwrite, reads=reads)  # first: before any reading
     _check_method_args(args)
-    if args.flatten_shading and args.method != "threshold":
-        raise CLIError(f"--flatten-shading applies to --method threshold, not {args.method}")
+    if args.flatten_shading and args.method == "classifier":
+        raise CLIError(_FLATTEN_CLASSIFIER)
     weights = args.weights or "default"
     _input_spec(args)
     if args.method == "model":
@@ -571,17 +571,18 @@ def _cmd_segment(args) -> None:
             if classifier is not None:
                 phases, _ = classifier.predict(data, spacing, progress=_progress(args.quiet))
                 what = f"classifier trained on {sum(classifier.painted)} painted voxels"
-            elif args.method == "model":
-                from .nn.infer import segment_volume
-                from .nn.params import ModelParams
-
-                seg = segment_volume(data, ModelParams(weights=weights), progress=_progress(args.quiet))
-                phases, what = seg.phases, f"3D U-Net ({weights} weights)"
             else:
-                params = AnalysisParams(segment=SegmentParams(flatten=bool(args.flatten_shading)))
+                params = AnalysisParams(method=args.method, segment=SegmentParams(flatten=bool(args.flatten_shading)))
                 grey, _, _ = read_grey(data, params)  # a fill and a drift warned, the drift flattened on request
-                res = segment_detailed(grey, params.segment, progress=_progress(args.quiet))
-                phases, what = res.phases, f"thresholds low={res.params.low:g} high={res.params.high:g}"
+                if args.method == "model":
+                    from .nn.infer import segment_volume
+                    from .nn.params import ModelParams
+
+                    seg = segment_volume(grey, ModelParams(weights=weights), progress=_progress(args.quiet))
+                    phases, what = seg.phases, f"3D U-Net ({weights} weights)"
+                else:
+                    res = segment_detailed(grey, params.segment, progress=_progress(args.quiet))
+                    phases, what = res.phases, f"thresholds low={res.params.low:g} high={res.params.high:g}"
                 if params.segment.flatten:
                     what += " (on the volume flattened along z)"
         for w in _distinct(caught):
@@ -633,9 +634,12 @@ def _cmd_train_classifier(args) -> None:
 INSPECT_BOX_VOXELS = 1 << 28
 
 
-_FLATTEN_HELP = ("map every slice's pure pore and NMC grey values onto the whole volume's before thresholding (for a "
+_FLATTEN_HELP = ("map every slice's pure pore and NMC grey values onto the whole volume's before segmenting (for a "
                  "scan whose brightness drifts along z; the analysis warns where it drifts by 15 %% of the pore-NMC "
-                 "contrast or more; threshold method)")
+                 "contrast or more; threshold and model methods)")
+_FLATTEN_CLASSIFIER = ("--flatten-shading applies to --method threshold and model, not classifier: a classifier reads "
+                       "the grey values of the images it was trained on (one trained on painted slices scales each "
+                       "z-slice by its own grey values)")
 
 
 def inspect_input(args) -> dict:

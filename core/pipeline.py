@@ -43,8 +43,8 @@ Where the pure phases' grey values change from slice to slice by
 (:func:`core.phases.shading_reading`), one pair of thresholds reads the same
 material as different phases at different depths.  A greyscale run reads it,
 records it as ``shading`` in the provenance and warns; with
-``SegmentParams(flatten=True)`` (thresholds only) it maps every slice onto the
-whole volume's grey values first (:func:`core.phases.flatten_shading`) and
+``SegmentParams(flatten=True)`` (thresholds and the 3D U-Net; a classifier trained on painted slices scales
+each z-slice by its own grey values) it maps every slice onto the whole volume's grey values first (:func:`core.phases.flatten_shading`) and
 analyses that (the input's checksum stays the file's); the chunked engine does the same chunk by
 chunk.
 """
@@ -584,16 +584,18 @@ def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2
     shading = shading_reading(volume, exclude=None if fill is None else fill["value"])
     grey = _flattened(volume, shading, params, fill) if params.segment.flatten else volume
     if shading is not None and not params.segment.flatten and shading["warn"]:
-        warnings.warn(shading_message(shading), stacklevel=stacklevel)
+        warnings.warn(shading_message(shading, params.method), stacklevel=stacklevel)
     return grey, fill, shading
 
 
 def _flattened(volume: np.ndarray, shading: dict | None, params: AnalysisParams, fill: dict | None = None) -> np.ndarray:
-    """``volume`` with its drift along z flattened (``SegmentParams(flatten=True)``; thresholds only); a fill's value
-    (``fill``, :func:`core.phases.fill_reading`) stays as it is."""
-    if params.method != "threshold":
-        raise ValueError(f"flatten (of a brightness drift along z) applies to the threshold method, not "
-                         f"{params.method!r}: a classifier or the network reads the grey values it was trained on")
+    """``volume`` with its drift along z flattened (``SegmentParams(flatten=True)``; thresholds and the 3D U-Net,
+    which scales the whole volume by one pair of percentiles); a fill's value (``fill``,
+    :func:`core.phases.fill_reading`) stays as it is."""
+    if params.method == "classifier":
+        raise ValueError("flatten (of a brightness drift along z) applies to the threshold and model methods, not "
+                         "'classifier': a classifier reads the grey values of the images it was trained on (one "
+                         "trained on painted slices scales each z-slice by its own grey values)")
     if shading is None:
         raise ValueError("flatten needs a volume of at least 18 slices (three slabs of six) to read a drift along z")
     return flatten_shading(volume, shading, keep=None if fill is None else fill["value"])

@@ -32,14 +32,14 @@ if not presegmented and method == "classifier":
     params = None
     scribbles = segment_view.paint_section(ws, sample, ref, vol.shape)
 elif not presegmented:
-    # a drift of the grey values along z: said, and for thresholds flattened on request (then previewed flattened)
-    flatten = segment_view.flatten_choice(sample, ref, vol, latest) if method == "threshold" else False
+    # a drift of the grey values along z: said, and flattened on request (then previewed flattened)
+    flatten = segment_view.flatten_choice(sample, ref, vol, latest, method)
     gref = cache.flattened_ref(ref) if flatten else ref
     left, right = st.columns([5, 6], gap="large")
     with left:
         if method == "model":  # the network reads the grey values itself: no thresholds to set
             params = None
-            segment_view.grey_histogram_section(ref)
+            segment_view.grey_histogram_section(gref)
         else:
             params = segment_view.grey_values_section(sample, gref, latest).params
             if params is not None and flatten:
@@ -77,7 +77,8 @@ ap = None
 if presegmented:
     ap = AnalysisParams(separation=sep)
 elif method == "model":
-    ap = AnalysisParams(method="model", particles="model", separation=sep, model=mparams)
+    ap = AnalysisParams(method="model", particles="model", separation=sep, model=mparams,
+                        segment=SegmentParams(flatten=flatten))
 elif method == "classifier" and segment_view.enough_painted(scribbles):  # the folder is written on Run
     ap = AnalysisParams(method="classifier", classifier="(the painted slices)", separation=sep)
 elif params is not None:
@@ -120,7 +121,9 @@ if latest is not None:
         st.caption("Phases by a classifier trained on brush strokes (training pairs SHA-256 "
                    f"{str(latest.provenance.get('classifier_pairs_sha256'))[:12]}…).")
     elif latest.resolved.method == "model":
-        st.caption("Phases by the 3D U-Net; particles by "
+        flat = (f" on the volume flattened along z (its drift read as {latest.provenance['shading']['drift']:.0%} of "
+                "the pore-NMC contrast)" if seg.flatten and (latest.provenance or {}).get("shading") else "")
+        st.caption(f"Phases by the 3D U-Net{flat}; particles by "
                    f"{'its instance cue' if latest.resolved.particles == 'model' else 'the watershed'}.")
     else:
         nan = float("nan")

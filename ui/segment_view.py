@@ -50,10 +50,15 @@ def grey_values_section(sample: Sample, ref: cache.VolumeRef, latest: Analysis |
     return choice
 
 
-def flatten_choice(sample: Sample, ref: cache.VolumeRef, vol, latest: Analysis | None) -> bool:
+def flatten_choice(sample: Sample, ref: cache.VolumeRef, vol, latest: Analysis | None,
+                   method: str = "threshold") -> bool:
     """Where the grey values drift along z (:func:`core.phases.shading_reading`): the warning, the pure levels
     along z and "Flatten the drift" (on by default where it warns; the preview, the
-    histogram and the run then read the flattened volume).  Returns the choice (False where nothing drifts)."""
+    histogram and the run then read the flattened volume).  Returns the choice (False where nothing drifts).
+
+    ``method``: the Segment page's, "threshold" or "model" (the 3D U-Net scales the whole volume by one pair of
+    percentiles, so a drift moves its phases as it moves thresholds').
+    """
     from core.phases import shading_message
 
     reading = cache.shading(ref)
@@ -61,22 +66,26 @@ def flatten_choice(sample: Sample, ref: cache.VolumeRef, vol, latest: Analysis |
     if reading is None or not (reading["warn"] or before):
         return False
     if reading["warn"]:
-        st.warning(shading_message(reading))
+        st.warning(shading_message(reading, method))
     st.altair_chart(charts.shading_levels(reading, float(sample.spacing[0])), width="stretch")
     key = state.k(state.SEG_FLATTEN, sample.id)
     state.init(key, bool(before or reading["warn"]))
-    return bool(st.checkbox("Flatten the drift along z before thresholding (every slice's pure pore and NMC grey "
+    what = "thresholding" if method == "threshold" else "the 3D U-Net reads it"
+    return bool(st.checkbox(f"Flatten the drift along z before {what} (every slice's pure pore and NMC grey "
                             "values mapped onto the whole volume's; the histogram and preview show the flattened "
                             "volume)", key=key, persist_state=state.PERSIST))
 
 
 def grey_histogram_section(ref: cache.VolumeRef) -> None:
-    """The grey-value histogram alone, for the 3D U-Net (its phases do not come from thresholds)."""
+    """The grey-value histogram alone, for the 3D U-Net (its phases do not come from thresholds); ``ref`` the
+    volume it reads (flattened along z where chosen)."""
     hist, _, _ = cache.histogram(ref)
     st.subheader("Grey values")
     st.altair_chart(charts.grey_histogram(hist, None, None), width="stretch")
-    st.caption("The 3D U-Net takes the grey values as they are (scaled by the volume's 0.5 and 99.5 percentiles, as "
-               "in its training): no thresholds apply. Histogram of a strided sample of about a million voxels.")
+    flat = ref != cache.unflattened_ref(ref)
+    st.caption(f"The 3D U-Net takes the grey values {'of the volume flattened along z' if flat else 'as they are'} "
+               "(scaled by the volume's 0.5 and 99.5 percentiles, as in its training): no thresholds apply. "
+               "Histogram of a strided sample of about a million voxels.")
 
 
 def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, params: SegmentParams | None,

@@ -146,17 +146,24 @@ def shading_reading(volume, *, slabs: int = SHADING_SLABS, exclude: float | None
             "contrast": contrast, "drift": drift, "warn": bool(drift >= SHADING_WARN)}
 
 
-def shading_message(reading: dict | None) -> str | None:
-    """One paragraph for a drift worth a warning (``reading["warn"]``), else None."""
+def shading_message(reading: dict | None, method: str = "threshold") -> str | None:
+    """One paragraph for a drift worth a warning (``reading["warn"]``), else None; ``method`` the analysis's
+    (``"threshold"``, ``"model"`` or ``"classifier"``: what the drift does to it and whether flattening applies)."""
     if not reading or not reading.get("warn"):
         return None
     pore, nmc = np.asarray(reading["pore"]), np.asarray(reading["nmc"])
     which = "NMC" if np.nanmax(nmc) - np.nanmin(nmc) >= np.nanmax(pore) - np.nanmin(pore) else "pore"
-    return (f"The grey values drift along z: the pure {which} grey value varies by {reading['drift']:.0%} of the "
-            "pore-NMC contrast between slabs of slices. One pair of thresholds then "
-            "reads the same material as different phases at different depths, and the detachment follows the "
-            "slice index (a false trend with depth). Flatten the drift before thresholding (Segment page, or "
-            "--flatten-shading on the command line).")
+    said = (f"The grey values drift along z: the pure {which} grey value varies by {reading['drift']:.0%} of the "
+            "pore-NMC contrast between slabs of slices. ")
+    if method == "classifier":
+        return said + ("A classifier trained on painted slices scales each z-slice by its own grey values, which "
+                       "takes out most of such a drift; one trained on whole volumes reads it as it is (thresholds "
+                       "and the 3D U-Net can flatten it first: Segment page, or --flatten-shading).")
+    what = ("One pair of thresholds then reads" if method == "threshold" else
+            "The 3D U-Net, which scales the whole volume by one pair of grey values, then reads")
+    return said + (f"{what} the same material as different phases at different depths, and the detachment follows "
+                   "the slice index (a false trend with depth). Flatten the drift before segmenting (Segment page, "
+                   "or --flatten-shading on the command line).")
 
 
 def flatten_shading(volume: np.ndarray, reading: dict, *, keep: float | None = None) -> np.ndarray:

@@ -390,6 +390,35 @@ def test_a_drift_along_z_is_shown_and_flattened_in_preview_and_run(empty_ws, env
     assert " grey on the volume flattened along z (its drift read as " in used and "); denoise none;" in used
 
 
+def test_a_drift_along_z_is_flattened_for_the_network_too(empty_ws, env):
+    """With the 3D U-Net (which scales the whole volume by one pair of percentiles) the drift is said in its terms
+    and flattened on request: the histogram and the preview read the flattened volume, the run records it."""
+    s = empty_ws.add_sample("drift", drifting_scan(env / "data" / "drift.tif"), spacing=0.4)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.radio(key=state.SEG_METHOD).set_value("model").run()
+    no_exception(at)
+    [w] = [w.value for w in at.warning if "drift along z" in w.value]
+    assert "The 3D U-Net, which scales the whole volume by one pair of grey values, then reads" in w
+    box = at.checkbox(key=state.k(state.SEG_FLATTEN, s.id))
+    assert box.value and "before the 3D U-Net reads it" in box.label
+    assert any(c.value.startswith("The 3D U-Net takes the grey values of the volume flattened along z")
+               for c in at.caption)
+    flat_nmc = _metric(at, "NMC (this slice)")
+    box.uncheck().run()
+    assert any(c.value.startswith("The 3D U-Net takes the grey values as they are") for c in at.caption)
+    assert _metric(at, "NMC (this slice)") != flat_nmc  # the preview reads the raw volume now
+    at.checkbox(key=state.k(state.SEG_FLATTEN, s.id)).check().run()
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    a = empty_ws.latest_analysis(s.id)
+    assert a.status == "done" and a.params["method"] == "model" and a.params["segment"]["flatten"] is True
+    assert a.provenance["shading"]["flattened"]
+    assert any(c.value.startswith("Phases by the 3D U-Net on the volume flattened along z (its drift read as ")
+               for c in at.caption)
+
+
 def test_no_drift_no_flatten_on_the_demo(seeded_ws):
     s, at = _open(seeded_ws, "cycled-1C")
     assert not [w for w in at.warning if "drift along z" in w.value]

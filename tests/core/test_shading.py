@@ -40,6 +40,12 @@ def test_a_gain_drift_is_read_at_its_size_and_worded(electrode):
     assert 0.22 < r["drift"] < 0.4 and r["warn"]
     text = shading_message(r)
     assert "pure NMC grey value" in text and f"{r['drift']:.0%}" in text and "--flatten-shading" in text
+    assert "One pair of thresholds then reads" in text
+    # worded for the method: the network is flattened as thresholds are; a classifier trained on slices is not
+    assert "The 3D U-Net, which scales the whole volume by one pair of grey values, then reads" in shading_message(
+        r, "model") and "Flatten the drift before segmenting" in shading_message(r, "model")
+    clf = shading_message(r, "classifier")
+    assert "scales each z-slice by its own grey values" in clf and "Flatten the drift" not in clf
     # below the warning's share: read, not worded
     small = shading_reading(_drifted(electrode.greyscale, 0.06))
     assert 0.02 < small["drift"] < SHADING_WARN and shading_message(small) is None
@@ -130,10 +136,34 @@ def test_flatten_is_refused_where_it_does_not_apply(electrode):
 
     with pytest.raises(ValueError, match="at least 18 slices"):
         run(electrode.greyscale[:12], AnalysisParams(segment=SegmentParams(flatten=True)), spacing=0.4)
-    with pytest.raises(ValueError, match="applies to the threshold method"):
+    with pytest.raises(ValueError, match="applies to the threshold and model methods, not 'classifier'"):
         from core.pipeline import _flattened
 
-        _flattened(electrode.greyscale, shading_reading(electrode.greyscale), AnalysisParams(method="model"))
+        _flattened(electrode.greyscale, shading_reading(electrode.greyscale),
+                   AnalysisParams(method="classifier", classifier="clf"))
+
+
+def test_the_network_reads_the_flattened_volume(electrode):
+    """The 3D U-Net scales the whole volume by one pair of percentiles: a drift moves its phases (the same
+    material read differently at the two ends), flattening brings them back to the steady scan's."""
+    from core.nn.infer import segment_volume
+    from core.nn.params import ModelParams
+    from core.pipeline import AnalysisParams, run
+
+    g = _drifted(electrode.greyscale, 0.3)
+    steady = segment_volume(electrode.greyscale, ModelParams()).phases
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        drifted = run(g, AnalysisParams(method="model", particles="model"), spacing=electrode.spacing)
+    assert any("The 3D U-Net, which scales" in str(w.message) for w in caught)
+    flat = run(g, AnalysisParams(method="model", particles="model", segment=SegmentParams(flatten=True)),
+               spacing=electrode.spacing)
+    assert flat.provenance["shading"]["flattened"] and flat.params.segment.flatten
+    assert AnalysisParams.from_dict(flat.params.to_dict()) == flat.params
+    # the phases as the network reads the steady scan, at the ends of the stack most
+    ends = np.r_[0:12, 52:64]
+    agree_flat, agree_drift = (np.mean(p[ends] == steady[ends]) for p in (flat.phases, drifted.phases))
+    assert agree_flat > 0.97 and agree_flat > agree_drift + 0.02, (agree_flat, agree_drift)
 
 
 def test_chunks_flattened_as_the_whole_volume(electrode):
@@ -249,7 +279,7 @@ def test_a_fill_is_no_phase_and_stays_one_value():
     assert any("reconstructed region" in str(w.message) for w in caught)
 
 
-def test_cli_segment_flattens_and_both_commands_refuse_other_methods(electrode, tmp_path):
+def test_cli_segment_flattens_thresholds_and_the_network_and_refuses_a_classifier(electrode, tmp_path):
     from core import cli
     from core.io import load_volume, save_tiff
 
@@ -265,10 +295,23 @@ def test_cli_segment_flattens_and_both_commands_refuse_other_methods(electrode, 
 
     want = segment_detailed(flatten_shading(g, shading_reading(g)), SegmentParams(flatten=True)).phases
     np.testing.assert_array_equal(load_volume(tmp_path / "f" / "phases.tif").data, want)
+    # the network flattened as the pipeline flattens it; a classifier refused, in one sentence, nothing written
+    model = subprocess.run([sys.executable, "-m", "core", "segment", str(tmp_path / "v.tif"), "--out",
+                            str(tmp_path / "m"), "--method", "model", "--flatten-shading"], capture_output=True,
+                           text=True)
+    assert model.returncode == 0 and "drift along z" not in model.stderr, model.stderr
+    assert "3D U-Net (default weights) (on the volume flattened along z)" in model.stderr
+    from core.nn.infer import segment_volume
+    from core.nn.params import ModelParams
+
+    np.testing.assert_array_equal(load_volume(tmp_path / "m" / "phases.tif").data,
+                                  segment_volume(flatten_shading(g, shading_reading(g)), ModelParams()).phases)
     for command in ("segment", "analyze"):
-        assert cli.main([command, str(tmp_path / "v.tif"), "--out", str(tmp_path / f"m{command}"), "-q",
-                         "--method", "model", "--flatten-shading"]) == cli.EXIT_BAD_INPUT
-        assert not (tmp_path / f"m{command}").exists()
+        done = subprocess.run([sys.executable, "-m", "core", command, str(tmp_path / "v.tif"), "--out",
+                               str(tmp_path / f"c{command}"), "--method", "classifier", "--classifier",
+                               str(tmp_path / "nowhere"), "--flatten-shading"], capture_output=True, text=True)
+        assert done.returncode == cli.EXIT_BAD_INPUT and not (tmp_path / f"c{command}").exists()
+        assert done.stderr.count("\n") == 1 and "applies to --method threshold and model, not classifier" in done.stderr
 
 
 def test_slabs_all_fill_are_not_read(electrode):
