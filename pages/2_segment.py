@@ -61,6 +61,7 @@ elif method == "classifier":
                "isolated specks would each count as a particle), separates the particles "
                f"(h = {sep.h_um:g} µm, merge ratio {sep.merge_ratio:g}) and measures each particle. The result and "
                "the training pairs (the painted slices) are stored in the workspace.")
+    st.info(segment_view.CLASSIFIER_EDGE_NOTE)
 elif method == "model":
     st.caption("Runs the 3D U-Net over the whole volume tile by tile, merges islands of fewer than "
                f"{SegmentParams().min_island} voxels into the phase around them, identifies the particles from its "

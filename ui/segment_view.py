@@ -23,6 +23,16 @@ METHOD_LABELS = {"threshold": "Thresholds (+ partial-volume correction)",
 CLASSIFIER_PARAMS = ClassifierParams()
 
 
+#: What the classifier does not model (the Segment page says it beside its full analysis): bench/RESULTS.md
+#: classifier_detachment.
+CLASSIFIER_EDGE_NOTE = (
+    "Unlike the threshold method, the classifier does not model the blur: the blurred edge between a particle and "
+    "pore, whose grey values lie between the two as CBD's do, is easily read as CBD, a shell that hides detachment. "
+    "On the demo electrodes, strokes inside each phase gave a median detachment 0.14-0.44 too low, strokes half "
+    "along the edges between phases (just inside each) 0.09-0.34 too low, where thresholds came within 0.03. Paint "
+    "pore right up to the particles, and where thresholds read the scan well, compare with a threshold run.")
+
+
 def method_picker(mparams: ModelParams) -> str:
     """The segmentation method, ``"threshold"``, ``"model"`` or ``"classifier"`` (one choice for all samples);
     with the model, a line on its weights."""

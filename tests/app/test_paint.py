@@ -180,6 +180,8 @@ def _open(ws, name="pristine"):
     at.run()
     at.radio(key=state.SEG_METHOD).set_value("classifier").run()
     no_exception(at)
+    # what the classifier does not model is said beside its full analysis (bench classifier_detachment)
+    assert [i for i in at.info if i.value.startswith("Unlike the threshold method, the classifier does not model")]
     return s, at
 
 
