@@ -35,7 +35,8 @@ from ._validate import normalize_spacing
 
 __all__ = [
     "DEFAULT_SIGMAS_VOXELS", "LEARNERS", "PREVIEW_TREES", "UNPAINTED", "ClassifierParams", "PhaseClassifier", "features",
-    "halo", "load_classifier", "normalize_intensity", "save_classifier", "save_training", "train",
+    "halo", "load_classifier", "normalize_intensity", "save_classifier", "save_training", "slice_range", "train",
+    "volume_range", "NARROW_SHARE",
 ]
 
 #: Scribble value of a voxel that is not painted.
@@ -48,8 +49,10 @@ _FORMAT = "core-phase-classifier"
 #: random forests with ``max_features`` √F: :data:`_V1_PARAMS`, so they load to the same classifier as before).
 #: Version 3 lets the feature scales be None (:data:`DEFAULT_SIGMAS_VOXELS`); a version-1 or -2 folder gives them
 #: in µm (:data:`_V2_SIGMAS` where it leaves them out, the defaults then).
-_FORMAT_VERSION = 3
-_KNOWN_VERSIONS = (1, 2, 3)
+#: Version 4 scales a narrow slice by its volume's range (:data:`NARROW_SHARE`, :func:`slice_range`) and records each
+#: pair's ``reference_range``; a classifier of an older folder scales every slice by its own range, as it did.
+_FORMAT_VERSION = 4
+_KNOWN_VERSIONS = (1, 2, 3, 4)
 #: The learner settings of a version-1 folder (the defaults before version 2).
 _V1_PARAMS = {"learner": "random-forest", "max_features": None}
 #: The feature scales of a version-1 or -2 folder that does not give them (the defaults before version 3), µm.
@@ -63,6 +66,12 @@ _N_PHASES = 3
 _PHASE_NAMES = ("pore", "CBD", "NMC")
 #: Percentiles mapped to 0 and 1 by :func:`normalize_intensity`.
 _PCT = (0.5, 99.5)
+#: A classifier trained on single slices scales each slice by its own 0.5 / 99.5 percentiles, unless that range is
+#: narrower than this share of its volume's (:func:`slice_range`): a slice beyond the electrode holds pore and noise
+#: only, and its own range would stretch the noise over the whole scale (on the cycled-1C demo at 128³, its four
+#: empty slices read 91 % CBD and gave three particles; their range is 0.21 of the volume's, a slice through the
+#: electrode's rough surface at 5 % NMC already spans the phases).
+NARROW_SHARE = 0.5
 #: At most this many voxels are sampled for the percentiles of a big volume.
 _PCT_SAMPLE = 4_000_000
 #: Feature bytes of one slab (with its halo) that :meth:`PhaseClassifier.predict` aims at when ``slab=None``.
@@ -247,6 +256,30 @@ def intensity_range(volume) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def volume_range(volume) -> tuple[float, float]:
+    """:func:`intensity_range` of a volume held in memory (or memory-mapped); of one read lazily (an array-like
+    read by contiguous boxes, :class:`core.chunked.LazyArray`), the same percentiles of up to 16 z planes spread
+    over it, each strided in y and x.  The reference by which a single slice of it is scaled (:func:`slice_range`)."""
+    if isinstance(volume, np.ndarray) or np.ndim(volume) < 3:
+        return intensity_range(volume)
+    nz, ny, nx = (int(n) for n in volume.shape)
+    zs = np.unique(np.linspace(0, nz - 1, min(nz, 16)).round().astype(int))
+    step = max(1, math.ceil((ny * nx * len(zs) / _PCT_SAMPLE) ** 0.5))
+    planes = [np.asarray(volume[int(z):int(z) + 1, :, :])[:, ::step, ::step] for z in zs]
+    return intensity_range(np.concatenate(planes))
+
+
+def slice_range(image, reference: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The range a single slice is scaled by: its own (:func:`intensity_range`), or ``reference`` (its volume's)
+    where its own is narrower than :data:`NARROW_SHARE` of it (a slice of one material: its noise is not stretched
+    over the phases' scale).  ``reference`` None: its own."""
+    own = intensity_range(image)
+    if reference is None:
+        return own
+    lo, hi = (float(v) for v in reference)
+    return (lo, hi) if own[1] - own[0] < NARROW_SHARE * (hi - lo) else own
+
+
 def normalize_intensity(volume, value_range: tuple[float, float] | None = None) -> np.ndarray:
     """``volume`` as float32 with its 0.5 / 99.5 percentiles mapped to 0 / 1 (not clipped).
 
@@ -268,7 +301,8 @@ def halo(params: ClassifierParams, spacing) -> int:
     return int(math.ceil(4 * params.sigmas_vox(spacing)[1])) + 3
 
 
-def features(volume, spacing, params: ClassifierParams | None = None, *, normalized: bool = False) -> np.ndarray:
+def features(volume, spacing, params: ClassifierParams | None = None, *, normalized: bool = False,
+             reference: tuple[float, float] | None = None) -> np.ndarray:
     """Per-voxel features of ``volume``.
 
     Parameters
@@ -280,6 +314,9 @@ def features(volume, spacing, params: ClassifierParams | None = None, *, normali
     params : ClassifierParams, optional
     normalized : bool
         ``volume`` is already :func:`normalize_intensity`'s output (else it is normalised here).
+    reference : (float, float), optional
+        For a single slice: the range of the volume it was cut from; the slice is scaled by
+        :func:`slice_range` (its own range unless that is narrow), as a classifier of format version 4 scales it.
 
     Returns
     -------
@@ -287,7 +324,8 @@ def features(volume, spacing, params: ClassifierParams | None = None, *, normali
     """
     params = params or ClassifierParams()
     a = _as_volume(volume)
-    img = a.astype(np.float32, copy=False) if normalized else normalize_intensity(a)
+    rng = slice_range(a, reference) if reference is not None and a.shape[0] == 1 else None
+    img = a.astype(np.float32, copy=False) if normalized else normalize_intensity(a, rng)
     return _features(img, spacing, params)
 
 
@@ -309,13 +347,14 @@ def _n_features(params: ClassifierParams, spacing, ndim: int) -> int:
     return n_sig * per
 
 
-def _slabs(volume: np.ndarray, spacing, params: ClassifierParams, slab: int | None):
+def _slabs(volume: np.ndarray, spacing, params: ClassifierParams, slab: int | None, reference=None):
     """Yield ``(z0, z1, features of volume[z0:z1])``, each computed on the slab plus a halo along z.
 
     The intensities are normalised with the range of the whole volume
-    (:func:`intensity_range`), one slab at a time: no whole-volume float copy.
+    (:func:`intensity_range`), one slab at a time: no whole-volume float copy; a single slice with ``reference``
+    by :func:`slice_range`.
     """
-    value_range = intensity_range(volume)
+    value_range = slice_range(volume, reference) if volume.shape[0] == 1 else intensity_range(volume)
     nz = volume.shape[0]
     if nz == 1:
         yield 0, 1, _features(normalize_intensity(volume, value_range), spacing, params)
@@ -345,11 +384,14 @@ class TrainingPair:
     scribbles : (Z, Y, X) uint8
         0 pore, 1 CBD, 2 NMC, 255 not painted.
     spacing : (3,) float, µm
+    reference : (float, float) or None
+        A single slice's volume range (:func:`slice_range`; format version 4), or None: scaled by its own.
     """
 
     image: np.ndarray
     scribbles: np.ndarray
     spacing: tuple[float, float, float]
+    reference: tuple[float, float] | None = None
 
 
 def _check_scribbles(scribbles, shape: tuple[int, ...], where: str) -> np.ndarray:
@@ -369,7 +411,7 @@ def _check_scribbles(scribbles, shape: tuple[int, ...], where: str) -> np.ndarra
     return s.astype(np.uint8, copy=False)
 
 
-def _pairs(images, scribbles, spacing) -> list[TrainingPair]:
+def _pairs(images, scribbles, spacing, references=None) -> list[TrainingPair]:
     if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
         images, scribbles = [images], [scribbles]
     if not isinstance(scribbles, Sequence) or isinstance(scribbles, np.ndarray):
@@ -385,19 +427,35 @@ def _pairs(images, scribbles, spacing) -> list[TrainingPair]:
         spacings = list(spacing)
         if len(spacings) != len(images):
             raise ValueError(f"{len(images)} images but {len(spacings)} voxel sizes; give one, or one per image")
+    refs = [None] * len(images) if references is None else list(references)
+    if len(refs) != len(images):
+        raise ValueError(f"{len(images)} images but {len(refs)} reference ranges; give one per image")
     out = []
-    for i, (im, sc, sp) in enumerate(zip(images, scribbles, spacings)):
+    for i, (im, sc, sp, ref) in enumerate(zip(images, scribbles, spacings, refs)):
         where = f"training image {i + 1}"
         a = _as_volume(im, where)
         out.append(TrainingPair(a, _check_scribbles(sc, a.shape, where),
-                                normalize_spacing(1.0 if sp is None else sp)))
+                                normalize_spacing(1.0 if sp is None else sp), _check_reference(ref, where)))
     return out
+
+
+def _check_reference(ref, where: str) -> tuple[float, float] | None:
+    if ref is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in ref)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: a reference range is two numbers (low, high), got {ref!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise ValueError(f"{where}: a reference range must be finite with high > low, got {ref!r}")
+    return lo, hi
 
 
 def _training_rows(pairs: Sequence[TrainingPair], params: ClassifierParams, feats=None):
     xs, ys = [], []
     for k, pair in enumerate(pairs):
-        slabs = _slabs(pair.image, pair.spacing, params, None) if feats is None else [(0, pair.image.shape[0], feats[k])]
+        slabs = (_slabs(pair.image, pair.spacing, params, None, pair.reference) if feats is None
+                 else [(0, pair.image.shape[0], feats[k])])
         for z0, z1, f in slabs:
             s = pair.scribbles[z0:z1]
             m = s != UNPAINTED
@@ -415,7 +473,7 @@ def _training_rows(pairs: Sequence[TrainingPair], params: ClassifierParams, feat
 
 
 def train(images, scribbles, spacing=None, params: ClassifierParams | None = None, *,
-          features=None) -> PhaseClassifier:
+          features=None, references=None) -> PhaseClassifier:
     """Train a phase classifier on painted voxels.
 
     Parameters
@@ -431,6 +489,9 @@ def train(images, scribbles, spacing=None, params: ClassifierParams | None = Non
         The images' :func:`features` with these ``params`` and voxel sizes, when
         already computed (the dashboard keeps those of the painted slices);
         the classifier is then the same as without them.
+    references : sequence of (float, float) or None, optional
+        One per image: for a single slice, the range of the volume it was cut from (:func:`intensity_range` of
+        it), by which a narrow slice is scaled (:func:`slice_range`); None scales each by its own.
 
     Returns
     -------
@@ -445,7 +506,7 @@ def train(images, scribbles, spacing=None, params: ClassifierParams | None = Non
     params = params or ClassifierParams()
     if not isinstance(params, ClassifierParams):
         raise TypeError(f"params must be ClassifierParams, got {type(params).__name__}")
-    pairs = _pairs(images, scribbles, spacing)
+    pairs = _pairs(images, scribbles, spacing, references)
     feats = None if features is None else _check_features(features, pairs)
     return _fit(tuple(pairs), params, feats)
 
@@ -466,7 +527,7 @@ def _check_features(features, pairs: Sequence[TrainingPair]) -> list[np.ndarray]
     return out
 
 
-def _fit(pairs: tuple[TrainingPair, ...], params: ClassifierParams, feats=None) -> PhaseClassifier:
+def _fit(pairs: tuple[TrainingPair, ...], params: ClassifierParams, feats=None, version: int = _FORMAT_VERSION) -> PhaseClassifier:
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
     ndims = {2 if p.image.shape[0] == 1 else 3 for p in pairs}
@@ -481,7 +542,7 @@ def _fit(pairs: tuple[TrainingPair, ...], params: ClassifierParams, feats=None) 
     forest.fit(x, y)
     counts = np.bincount(y, minlength=_N_PHASES)
     return PhaseClassifier(params=params, pairs=pairs, ndim=ndims.pop(), painted=tuple(int(c) for c in counts),
-                           _forest=forest)
+                           version=version, _forest=forest)
 
 
 # --------------------------------------------------------------------------- prediction
@@ -499,12 +560,16 @@ class PhaseClassifier:
         2: trained on single slices (2D features; a volume is classified slice by slice along z); 3: on volumes.
     painted : (3,) int
         Painted voxels per phase (pore, CBD, NMC).
+    version : int
+        The folder format it follows: from 4 on, a volume's narrow slices are scaled by its range
+        (:func:`slice_range`); before, each slice by its own.
     """
 
     params: ClassifierParams
     pairs: tuple
     ndim: int
     painted: tuple
+    version: int = _FORMAT_VERSION
     _forest: object = field(repr=False, default=None)
 
     @property
@@ -526,7 +591,8 @@ class PhaseClassifier:
         return np.concatenate(parts)
 
     def predict(self, volume, spacing=None, *, progress: Callable[[float, str], None] | None = None,
-                slab: int | None = None, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                slab: int | None = None, features: np.ndarray | None = None,
+                reference: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Phases and confidence of every voxel of ``volume``.
 
         Parameters
@@ -547,15 +613,20 @@ class PhaseClassifier:
             :func:`features` of ``volume`` with this classifier's parameters
             (of each z-slice on its own for a classifier trained on single
             slices), when already computed: the result is the same.
+        reference : (float, float), optional
+            A classifier trained on single slices (format version 4): the range of the volume a single slice
+            ``volume`` was cut from (:func:`slice_range`; for a volume, its own range is read when not given).
 
         Returns
         -------
         phases : (Z, Y, X) uint8
             0 pore, 1 CBD, 2 NMC.  A classifier trained on single slices
             (``ndim == 2``) classifies a volume slice by slice along z, each
-            z-slice normalised on its own and with 2D features: slice ``z`` is
-            exactly ``predict(volume[z])`` (what the dashboard's preview of
-            that slice shows).
+            z-slice normalised on its own (a narrow one by the volume's range,
+            :func:`slice_range`, from format version 4) and with 2D features:
+            slice ``z`` is exactly ``predict(volume[z], reference=
+            intensity_range(volume))`` (what the dashboard's preview of that
+            slice shows).
         confidence : (Z, Y, X) float32
             The largest class probability of each voxel (1 / (classes painted) to 1).
         """
@@ -574,14 +645,18 @@ class PhaseClassifier:
             if features.ndim != 4 or features.shape[:3] != a.shape:
                 raise ValueError(f"the features have shape {features.shape}; they must be (Z, Y, X, F) of the "
                                  f"input's shape {a.shape}")
-        if self.ndim == 2 and nz > 1:  # slice by slice, each exactly as predict(volume[z]) would
+        narrow = self.ndim == 2 and self.version >= 4  # a narrow slice scaled by its volume's range
+        if self.ndim == 2 and nz > 1:  # slice by slice, each exactly as predict(volume[z], reference=...) would
+            if narrow and reference is None:
+                reference = intensity_range(a)
             for z in range(nz):
                 phases[z:z + 1], confidence[z:z + 1] = self.predict(
-                    a[z], sp, features=None if features is None else features[z:z + 1])
+                    a[z], sp, features=None if features is None else features[z:z + 1], reference=reference)
                 if progress is not None:
                     progress((z + 1) / nz, f"classifying slice {z} of {nz}")
             return phases, confidence
-        slabs = _slabs(a, sp, self.params, slab) if features is None else [(0, nz, features)]
+        slabs = (_slabs(a, sp, self.params, slab, reference if narrow else None) if features is None
+                 else [(0, nz, features)])
         for z0, z1, f in slabs:
             p = self._proba(f.reshape(-1, f.shape[-1]))
             k = np.argmax(p, axis=1)
@@ -602,10 +677,11 @@ def save_classifier(path, classifier: PhaseClassifier) -> Path:
     pair K (no Python objects: it loads with ``allow_pickle=False``).  The
     folder is made if needed; the two files are replaced.  Returns the folder.
     """
-    return _save(Path(path), classifier.pairs, classifier.params)
+    return _save(Path(path), classifier.pairs, classifier.params, classifier.version)
 
 
-def save_training(path, images, scribbles, spacing=None, params: ClassifierParams | None = None) -> Path:
+def save_training(path, images, scribbles, spacing=None, params: ClassifierParams | None = None, *,
+                  references=None) -> Path:
     """Write training pairs as a classifier folder (as :func:`save_classifier` would) without training.
 
     The arguments are :func:`train`'s, checked the same way (except that
@@ -615,14 +691,16 @@ def save_training(path, images, scribbles, spacing=None, params: ClassifierParam
     params = params or ClassifierParams()
     if not isinstance(params, ClassifierParams):
         raise TypeError(f"params must be ClassifierParams, got {type(params).__name__}")
-    pairs = _pairs(images, scribbles, spacing)
+    pairs = _pairs(images, scribbles, spacing, references)
     if len({2 if p.image.shape[0] == 1 else 3 for p in pairs}) > 1:
         raise ValueError("the training images mix single slices (2D features) and volumes (3D features); train "
                          "on one kind")
     return _save(Path(path), tuple(pairs), params)
 
 
-def _save(folder: Path, pairs: Sequence[TrainingPair], params: ClassifierParams) -> Path:
+def _save(folder: Path, pairs: Sequence[TrainingPair], params: ClassifierParams, version: int = _FORMAT_VERSION) -> Path:
+    """The folder of ``pairs`` in format ``version`` (a classifier read from an older folder is written as it was,
+    so that it loads to the same classifier)."""
     folder.mkdir(exist_ok=True)
     arrays = {}
     for k, pair in enumerate(pairs):
@@ -630,11 +708,14 @@ def _save(folder: Path, pairs: Sequence[TrainingPair], params: ClassifierParams)
         arrays[f"scribbles_{k}"] = np.ascontiguousarray(pair.scribbles)
     with open(folder / PAIRS_FILE, "wb") as fh:
         np.savez_compressed(fh, **arrays)
-    meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "params": params.to_dict(),
-            "pairs": [{"spacing_um": list(p.spacing), "shape": list(p.image.shape), "dtype": str(p.image.dtype),
-                       "painted": [int(c) for c in np.bincount(p.scribbles[p.scribbles != UNPAINTED],
-                                                               minlength=_N_PHASES)]}
-                      for p in pairs]}
+    entries = []
+    for p in pairs:
+        e = {"spacing_um": list(p.spacing), "shape": list(p.image.shape), "dtype": str(p.image.dtype)}
+        if version >= 4:
+            e["reference_range"] = None if p.reference is None else list(p.reference)
+        e["painted"] = [int(c) for c in np.bincount(p.scribbles[p.scribbles != UNPAINTED], minlength=_N_PHASES)]
+        entries.append(e)
+    meta = {"format": _FORMAT, "version": version, "params": params.to_dict(), "pairs": entries}
     (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return folder
 
@@ -689,8 +770,10 @@ def load_classifier(path) -> PhaseClassifier:
             images = [z[f"image_{k}"] for k in range(len(entries))]
             scribbles = [z[f"scribbles_{k}"] for k in range(len(entries))]
         spacings = [tuple(e["spacing_um"]) for e in entries]
-        pairs = _pairs(images, scribbles, spacings)
+        # (a folder older than version 4 scales every slice by its own range: it records no reference)
+        pairs = _pairs(images, scribbles, spacings,
+                       [e.get("reference_range") if version >= 4 else None for e in entries])
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as exc:
         msg = str(exc).rstrip(".") if not isinstance(exc, KeyError) else f"missing key {exc}"
         raise ValueError(f"{name}: damaged classifier folder: {msg}") from None
-    return _fit(tuple(pairs), params)
+    return _fit(tuple(pairs), params, version=version)

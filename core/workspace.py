@@ -837,20 +837,25 @@ class Workspace:
         Path
             The folder, for ``AnalysisParams(method="classifier", classifier=str(folder))``.
         """
-        from .classify import ClassifierParams, save_training
+        from .classify import _FORMAT_VERSION, ClassifierParams, save_training, volume_range
         from .scribbles import classifier_pairs
 
         s = self.get_sample(sample_id)
         params = params or ClassifierParams()
         images, labels, spacings = classifier_pairs(volume, scribbles, s.spacing)
+        reference = volume_range(volume)  # a narrow painted slice is scaled by it (core.classify.slice_range)
         h = hashlib.blake2b(digest_size=12)
         h.update(json.dumps(params.to_dict(), sort_keys=True).encode())
+        # the format and the reference too: a folder of an older format (each slice scaled by its own range) is
+        # not reused for the same strokes
+        h.update(f"v{_FORMAT_VERSION} {reference[0]!r} {reference[1]!r}".encode())
         for im, lab, sp in zip(images, labels, spacings):
             h.update(f"{im.dtype}{im.shape}{tuple(float(v) for v in sp)}".encode())
             h.update(np.ascontiguousarray(im).tobytes())
             h.update(np.ascontiguousarray(lab).tobytes())
         folder = self.sample_dir(sample_id) / "training" / h.hexdigest()
-        return _content_folder(folder, lambda tmp: save_training(tmp, images, labels, spacings, params))
+        return _content_folder(folder, lambda tmp: save_training(tmp, images, labels, spacings, params,
+                                                                 references=[reference] * len(images)))
 
     def share_training(self, folder, sample_id: int) -> Path:
         """A copy of a classifier folder (:meth:`save_training`'s, of another sample) kept with ``sample_id``.

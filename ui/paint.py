@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from core.classify import UNPAINTED, ClassifierParams, PhaseClassifier, features, train
+from core.classify import UNPAINTED, ClassifierParams, PhaseClassifier, features, train, volume_range
 from core.scribbles import Scribbles, classifier_pairs, slice_of
 
 from . import cache, render
@@ -200,11 +200,19 @@ def pair_spacing(spacing, axis: int) -> tuple[float, float, float]:
     return (sp[axis], *(s for i, s in enumerate(sp) if i != axis))
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def reference(ref: cache.VolumeRef) -> tuple[float, float]:
+    """The volume's range (:func:`core.classify.volume_range`): a narrow slice is scaled by it, as the full
+    analysis scales it (:func:`core.classify.slice_range`)."""
+    return volume_range(cache.volume(ref))
+
+
 @st.cache_resource(max_entries=24, show_spinner=False)
 def slice_features(ref: cache.VolumeRef, spacing: tuple, axis: int, index: int,
                    params: ClassifierParams) -> np.ndarray:
     """(1, H, W, F) float32, read-only: the 2D features of one slice (kept: a stroke reuses them)."""
-    f = features(slice_of(cache.volume(ref), axis, index), pair_spacing(spacing, axis), params)
+    f = features(slice_of(cache.volume(ref), axis, index), pair_spacing(spacing, axis), params,
+                 reference=reference(ref))
     f.flags.writeable = False
     return f
 
@@ -240,7 +248,7 @@ def classifier(ref: cache.VolumeRef, spacing: tuple, scribbles: Scribbles,
     t0 = time.perf_counter()
     images, labels, spacings = classifier_pairs(cache.volume(ref), scribbles, spacing)
     feats = [slice_features(ref, spacing, a, i, params) for a, i in scribbles.slices]
-    clf = train(images, labels, spacings, params.preview(), features=feats)
+    clf = train(images, labels, spacings, params.preview(), features=feats, references=[reference(ref)] * len(images))
     return clf, time.perf_counter() - t0
 
 
@@ -253,7 +261,8 @@ def preview(ref: cache.VolumeRef, spacing: tuple, scribbles: Scribbles, axis: in
     clf, train_s = classifier(ref, spacing, scribbles, params)
     t0 = time.perf_counter()
     f = slice_features(ref, spacing, axis, index, params)
-    phases, conf = clf.predict(slice_of(cache.volume(ref), axis, index), pair_spacing(spacing, axis), features=f)
+    phases, conf = clf.predict(slice_of(cache.volume(ref), axis, index), pair_spacing(spacing, axis), features=f,
+                               reference=reference(ref))
     return Preview(phases[0], conf[0], train_s, time.perf_counter() - t0)
 
 

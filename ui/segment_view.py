@@ -28,8 +28,8 @@ CLASSIFIER_PARAMS = ClassifierParams()
 CLASSIFIER_EDGE_NOTE = (
     "Unlike the threshold method, the classifier does not model the blur: the blurred edge between a particle and "
     "pore, whose grey values lie between the two as CBD's do, is easily read as CBD, a shell that hides detachment. "
-    "On the demo electrodes, strokes inside each phase gave a median detachment 0.14-0.44 too low, strokes half "
-    "along the edges between phases (just inside each) 0.09-0.34 too low, where thresholds came within 0.03. Paint "
+    "On the demo electrodes, strokes inside each phase gave a median detachment 0.14-0.43 too low, strokes half "
+    "along the edges between phases (just inside each) 0.09-0.33 too low, where thresholds came within 0.03. Paint "
     "pore right up to the particles, and where thresholds read the scan well, compare with a threshold run.")
 
 

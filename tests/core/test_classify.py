@@ -329,7 +329,7 @@ def test_the_folder_records_the_learner(tmp_path, electrodes):
     clf = train(e.greyscale[16], scribbles_from(e.phases[16], 0.1), e.spacing, p)
     d = save_classifier(tmp_path / "clf", clf)
     meta = json.loads((d / "classifier.json").read_text())
-    assert meta["version"] == 3 and meta["params"]["learner"] == "extra-trees" and meta["params"]["max_features"] == 2
+    assert meta["version"] == 4 and meta["params"]["learner"] == "extra-trees" and meta["params"]["max_features"] == 2
     back = load_classifier(d)
     assert back.params == p
     np.testing.assert_array_equal(back.predict(e.greyscale[20], e.spacing)[1], clf.predict(e.greyscale[20], e.spacing)[1])
@@ -374,3 +374,68 @@ def test_version_1_folder_naming_a_learner_refused(tmp_path):
     (d / "classifier.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="damaged classifier folder: a version-1 folder does not set 'learner'"):
         load_classifier(d)
+
+
+# --------------------------------------------------------------------------- narrow slices (format version 4)
+
+
+def test_a_narrow_slice_is_scaled_by_its_volume_s_range():
+    from core.classify import NARROW_SHARE, slice_range
+
+    rng = np.random.default_rng(0)
+    wide = rng.uniform(100, 900, (30, 30))
+    pore = rng.normal(150, 10, (30, 30))  # one material: its own range is noise
+    ref = (100.0, 900.0)
+    assert slice_range(wide, ref) == slice_range(wide) != ref
+    assert slice_range(pore) != ref and slice_range(pore, ref) == ref
+    lo, hi = slice_range(pore)
+    assert hi - lo < NARROW_SHARE * (ref[1] - ref[0])
+    with pytest.raises(ValueError, match="reference range must be finite with high > low"):
+        train(wide[None], np.where(wide > 500, 2, 0).astype(np.uint8)[None], 1.0, SMALL, references=[(5, 5)])
+
+
+def test_slices_beyond_the_electrode_read_as_pore_and_older_folders_as_before(tmp_path):
+    """A classifier trained on painted z-slices classifies a volume slice by slice; slices of pore only (above the
+    electrode) had their noise stretched over the phases' scale by their own range and read as CBD / NMC.  Scaled by
+    the volume's range (format version 4) they read as pore; a folder of version 3 keeps its behaviour; every slice
+    is what the dashboard's preview of it gives (predict of the slice with the volume's range)."""
+    from core.classify import intensity_range
+    from core.scribbles import Scribbles, classifier_pairs
+
+    e = demo_electrode("cycled-1C", rng=4, shape=(48, 48, 48))
+    empty = np.flatnonzero((e.phases == 2).sum(axis=(1, 2)) == 0)
+    assert empty.size >= 2 and empty[0] == 0  # the demo's first slices image the space above the electrode
+    sc = Scribbles.empty(e.greyscale.shape)
+    for z in (20, 30):
+        sc = sc.with_slice(0, z, scribbles_from(e.phases[z], 0.2, seed=z))
+    images, labels, spacings = classifier_pairs(e.greyscale, sc, e.spacing)
+    ref = intensity_range(e.greyscale)
+    clf = train(images, labels, spacings, SMALL, references=[ref] * len(images))
+    new, _ = clf.predict(e.greyscale, e.spacing)
+    assert (new[empty] == 0).mean() > 0.95
+    z = int(empty[-1])
+    np.testing.assert_array_equal(new[z], clf.predict(e.greyscale[z], e.spacing, reference=ref)[0][0])
+    # the folder records the reference and reads back to the same classifier
+    d = save_classifier(tmp_path / "v4", clf)
+    meta = json.loads((d / "classifier.json").read_text())
+    assert meta["version"] == 4 and meta["pairs"][0]["reference_range"] == list(ref)
+    np.testing.assert_array_equal(load_classifier(d).predict(e.greyscale, e.spacing)[0], new)
+    # the same pairs in a version-3 folder: every slice scaled by its own range, as before (the empty ones not pore)
+    meta3 = dict(meta, version=3, pairs=[{k: v for k, v in p.items() if k != "reference_range"} for p in meta["pairs"]])
+    (d / "classifier.json").write_text(json.dumps(meta3))
+    old = load_classifier(d)
+    assert old.version == 3
+    before, _ = old.predict(e.greyscale, e.spacing)
+    assert (before[empty] == 0).mean() < 0.5
+    np.testing.assert_array_equal(before[25], new[25])  # a slice through the electrode: the same either way
+
+
+def test_volume_range_of_a_lazily_read_volume_is_near_the_whole_one():
+    from core.chunked import LazyArray
+    from core.classify import intensity_range, volume_range
+
+    g = demo_electrode("pristine", rng=1, shape=(40, 48, 48)).greyscale
+    assert volume_range(g) == intensity_range(g)
+    lo, hi = volume_range(LazyArray(g))
+    wlo, whi = intensity_range(g)
+    assert abs(lo - wlo) < 0.05 * (whi - wlo) and abs(hi - whi) < 0.05 * (whi - wlo)
