@@ -7,6 +7,8 @@ show it to a user as one sentence.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Real
 
@@ -143,3 +145,17 @@ def check_choice(value, name: str, choices: Sequence) -> None:
     """Raise ``ValueError`` if ``value`` is not one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def check_grey_range(value, name: str) -> tuple[float, float] | None:
+    """``value`` as a (low, high) pair of finite grey values with high > low, or None; ``TypeError`` where it is
+    not two numbers, ``ValueError`` where they are not such a pair (``name`` says what it is)."""
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be (lo, hi) grey values or None, got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise ValueError(f"{name} must be finite with hi > lo, got lo={lo}, hi={hi}")
+    return lo, hi

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import normalize_spacing
+from ._validate import check_grey_range, normalize_spacing
 
 __all__ = [
     "DEFAULT_SIGMAS_VOXELS", "LEARNERS", "PREVIEW_TREES", "UNPAINTED", "ClassifierParams", "PhaseClassifier", "features",
@@ -440,15 +440,7 @@ def _pairs(images, scribbles, spacing, references=None) -> list[TrainingPair]:
 
 
 def _check_reference(ref, where: str) -> tuple[float, float] | None:
-    if ref is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in ref)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: a reference range is two numbers (low, high), got {ref!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise ValueError(f"{where}: a reference range must be finite with high > low, got {ref!r}")
-    return lo, hi
+    return check_grey_range(ref, f"{where}: the reference range")
 
 
 def _training_rows(pairs: Sequence[TrainingPair], params: ClassifierParams, feats=None):

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._validate import check_grey_range
 from .device import available_cpus, resolve_device
 from .intensity import _check_source, robust_range  # noqa: F401  (robust_range re-exported)
 from .tile_plan import WINDOW_FLOOR, TilePlan, Triple, _axis_windows, plan_tiles  # noqa: F401  (re-exported)
@@ -57,15 +58,7 @@ def _check_callable(value, name: str) -> None:
 
 
 def _check_range(intensity_range) -> tuple[float, float] | None:
-    if intensity_range is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in intensity_range)
-    except (TypeError, ValueError):
-        raise TypeError(f"intensity_range must be (lo, hi) grey values or None, got {intensity_range!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise ValueError(f"intensity_range must be finite with hi > lo, got lo={lo}, hi={hi}")
-    return lo, hi
+    return check_grey_range(intensity_range, "intensity_range")
 
 
 # --------------------------------------------------------------------------- torch session

@@ -390,7 +390,7 @@ def test_a_narrow_slice_is_scaled_by_its_volume_s_range():
     assert slice_range(pore) != ref and slice_range(pore, ref) == ref
     lo, hi = slice_range(pore)
     assert hi - lo < NARROW_SHARE * (ref[1] - ref[0])
-    with pytest.raises(ValueError, match="reference range must be finite with high > low"):
+    with pytest.raises(ValueError, match="training image 1: the reference range must be finite with hi > lo"):
         train(wide[None], np.where(wide > 500, 2, 0).astype(np.uint8)[None], 1.0, SMALL, references=[(5, 5)])
 
 
