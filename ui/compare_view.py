@@ -488,11 +488,13 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
 def drift_note(ctx: CompareContext) -> str:
     """A sentence naming the compared electrodes whose analysis read a brightness drift along z worth a warning
     and did not flatten it (:func:`core.phases.shading_reading`): their detachment can follow the slice index
-    ("" for none)."""
+    ("" for none).  A brush-stroke classifier's analysis is not named: it scales each z-slice by its own grey values,
+    which takes such a drift out (and flattening does not apply to it)."""
     found = []
     for name, (_, a) in ctx.samples.items():
         read = (a.provenance or {}).get("shading") or {}
-        if read.get("warn") and not read.get("flattened"):
+        method = getattr(getattr(a, "resolved", None), "method", None)
+        if read.get("warn") and not read.get("flattened") and method != "classifier":
             found.append(f"{name} ({read['drift']:.0%})")
     if not found:
         return ""

@@ -119,9 +119,10 @@ def _settings(p: AnalysisParams) -> dict[str, str]:
     out: dict[str, str] = {"method": {"threshold": "phases by thresholds", "model": "phases by the 3D U-Net",
                                       "classifier": "phases by a brush-stroke classifier"}[p.method]}
     out["particles"] = "particles by the U-Net" if p.particles == "model" else "particles by the watershed"
+    if p.method in ("threshold", "model"):  # both read the grey values of the whole volume on one scale
+        out["flatten"] = "flattened along z" if seg.flatten else "not flattened along z"
     if p.method == "threshold":
         out["thresholds"] = _thresholds(seg)
-        out["flatten"] = "flattened along z" if seg.flatten else "not flattened along z"
         out["denoise"] = "no denoising" if seg.denoise == "none" else f"{seg.denoise} denoising"
         if seg.denoise != "none":
             out["denoise_size"] = f"denoising size {_num(seg.denoise_size)} voxels"

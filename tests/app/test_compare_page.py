@@ -343,3 +343,9 @@ def test_a_drifting_scan_analysed_without_flattening_is_named_by_the_depth_trend
     assert text.startswith("The scan of drifting (29%) drifts in brightness along z") and "Flatten the drift" in text
     assert "flattened (" not in text and "steady" not in text
     assert drift_note(NS(samples={"steady": ctx.samples["steady"]})) == ""
+    # a brush-stroke classifier scales each z-slice by its own grey values: its drift is not named
+    painted = NS(provenance={"shading": {"drift": 0.3, "warn": True, "flattened": False}},
+                 resolved=NS(method="classifier"))
+    assert drift_note(NS(samples={"painted": (None, painted)})) == ""
+    network = NS(provenance=painted.provenance, resolved=NS(method="model"))
+    assert drift_note(NS(samples={"net": (None, network)})).startswith("The scan of net (30%) drifts")

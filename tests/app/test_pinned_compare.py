@@ -80,6 +80,11 @@ def test_url_form_and_parameter_differences_in_words():
     diffs = pins.param_differences({"a": _analysis(1), "old": _analysis(2, before)})
     assert [d.key for d in diffs] == ["depth_from"]
     assert pins.differences_sentence(diffs) == "old used depth over the imaged volume; a used the defaults."
+    # the network read flattened along z (session 38) is a difference from the network read as it is
+    flat_unet = AnalysisParams(method="model", segment=SegmentParams(flatten=True))
+    diffs = pins.param_differences({"a": _analysis(1, unet), "flat": _analysis(2, flat_unet)})
+    assert [d.key for d in diffs] == ["flatten"]
+    assert pins.differences_sentence(diffs) == "flat used flattened along z; a used the defaults."
 
 
 def test_names_picks_flags_differences_and_offers_newer_analyses(seeded_ws):
