@@ -37,6 +37,14 @@ class _Keys:
                    state.k(state.PART_AXIS, sid), state.k(state.PART_INDEX, sid), state.k(state.PART_ROW, sid))
 
 
+#: Beside a brush-stroke classifier's particles: what its phases do to the detachment (bench/RESULTS.md
+#: classifier_detachment; the Segment page says more beside the classifier's full analysis).
+CLASSIFIER_DETACHMENT_NOTE = (
+    "Phases by a brush-stroke classifier, which does not model the blur: where the scan is blurred, the edge between "
+    "a particle and pore can be read as CBD and the detachment reads low (on the demo electrodes by 0.14-0.43 with "
+    "strokes inside the phases; see the Segment page).")
+
+
 def headline(table: pd.DataFrame, analysis: Analysis) -> None:
     """Particle count, median detachment, particles touching the volume edge, analysis id."""
     det = table["detachment"]
@@ -91,6 +99,8 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     headline(table, analysis)
     specks_note(table, analysis)
     chunked_note(ws, analysis)
+    if analysis.resolved.method == "classifier" and not analysis.provenance.get("presegmented"):
+        st.caption(CLASSIFIER_DETACHMENT_NOTE)
     keys = _Keys.of(sample, analysis)
     labels_list = [int(v) for v in table["label"]]
 

@@ -205,6 +205,35 @@ def test_isolated_specks_under_the_minimum_volume_are_pointed_out(empty_ws):
     assert "check which phase is NMC (Samples page, *Phase map*). To leave them out" in w
 
 
+def test_a_classifier_analysis_says_what_its_phases_do_to_the_detachment(empty_ws):
+    """The particles of a brush-stroke classifier's analysis come with a line on its edge bias (the blurred
+    particle-pore edge read as CBD); a threshold analysis's do not."""
+    import numpy as np
+
+    from core.classify import UNPAINTED
+    from core.pipeline import AnalysisParams
+    from core.runner import run_analysis
+    from core.scribbles import Scribbles
+    from core.synth import demo_electrode
+    from ui.particles_view import CLASSIFIER_DETACHMENT_NOTE
+
+    s = empty_ws.add_sample("raw", "demo:pristine", spacing=0.4, source_options={"shape": [32, 32, 32], "seed": 0})
+    vol = empty_ws.load_volume(s)
+    truth = demo_electrode("pristine", rng=0, shape=(32, 32, 32)).phases[16]
+    painted = np.full(truth.shape, UNPAINTED, np.uint8)
+    painted[::2, ::2] = truth[::2, ::2]
+    folder = empty_ws.save_training(s.id, vol, Scribbles.empty(vol.shape).with_slice(0, 16, painted))
+    run_analysis(empty_ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert [c for c in at.caption if c.value == CLASSIFIER_DETACHMENT_NOTE]
+    run_analysis(empty_ws, s.id, vol)
+    at.run()
+    assert not [c for c in at.caption if c.value == CLASSIFIER_DETACHMENT_NOTE]
+
+
 def test_without_analysis_says_what_to_do(empty_ws):
     empty_ws.add_sample("raw", "demo:pristine", spacing=0.4, source_options={"shape": [24, 24, 24], "seed": 0})
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
