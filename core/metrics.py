@@ -407,15 +407,18 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     labels = check_labels(labels, phases.shape)
     sp = normalize_spacing(spacing)
     check_choice(depth_from, "depth_from", ("volume", "electrode"))
-    separator_side = _resolve_separator_side(separator_side, axis, lambda: detect_separator_side(phases, axis),
-                                             stacklevel=4)
+    check_choice(axis, "axis", (0, 1, 2))
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
+    # (a single slice across the thickness axis has no depth: its depth_frac is NaN, no extent is read)
+    extent = depth_from == "electrode" and slice_axis(phases.shape) != axis
+    if extent and profile is None:
+        profile = nmc_profile(ph8, axis)
+    # the separator side from the profile where it is read anyway (the same answer, one pass less)
+    detect = (lambda: side_of_profile(profile)) if profile is not None else (lambda: detect_separator_side(phases, axis))
+    separator_side = _resolve_separator_side(separator_side, axis, detect, stacklevel=4)
     if outside is not None and outside.shape != labels.shape:
         raise ValueError(f"outside shape {outside.shape} does not match labels shape {labels.shape}")
-    # (a single slice across the thickness axis has no depth: its depth_frac is NaN, no extent is read)
-    span = None
-    if depth_from == "electrode" and slice_axis(phases.shape) != axis:
-        span = electrode_extent(nmc_profile(ph8, axis) if profile is None else profile)
+    span = electrode_extent(profile) if extent else None
     counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside, cracks)
     table = _table_of(counts, sums, lo, hi, areas, mc, sp, shape=phases.shape, axis=axis,
                       separator_side=separator_side, depth_extent=span)
