@@ -47,7 +47,7 @@ def _scores(e, phases, result) -> dict:
     err = detachment_errors(e.table, result.table, match_instances(e.labels, result.labels))["error"].dropna()
     return {"IoU pore / CBD / NMC": " / ".join(f"{v:.3f}" for v in iou), "particles": len(result.table),
             "true particles": len(e.table), "median detachment": float(result.table["detachment"].median()),
-            "true median": float(e.table["detachment"].median()), "median |error|": float(err.abs().median()),
+            "true median": float(e.table["detachment"].median()), "median abs error": float(err.abs().median()),
             "bias (median error)": float(err.median())}
 
 
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
             rows += new
     total = time.perf_counter() - t0
     cols = ["electrode", "seed", "phases", "painted pore/CBD/NMC", "IoU pore / CBD / NMC", "particles",
-            "true particles", "median detachment", "true median", "median |error|", "bias (median error)"]
+            "true particles", "median detachment", "true median", "median abs error", "bias (median error)"]
     rows = [{c: r.get(c, "") for c in cols} for r in rows]
     C.publish("classifier_detachment", C.section_lines(
         "The brush-stroke classifier's detachment on the demo electrodes (`bench/classifier_detachment.py`)", total,

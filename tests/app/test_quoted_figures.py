@@ -606,3 +606,80 @@ def test_readme_drift_rule_is_the_code_s():
     assert m, "the README's drift paragraph was reworded: update this pattern"
     assert int(m.group(1)) == round(100 * SHADING_WARN)
     assert "`bench/RESULTS.md` shading_drift" in text and section("shading_drift")
+
+
+# --- classifier_detachment / shading_drift (session 38) ------------------------------------------------------
+
+def _cd_rows(phases: str) -> dict[str, dict[str, str]]:
+    rows = {r["electrode"]: r for tab in tables(section("classifier_detachment")) for r in tab
+            if r.get("phases") == phases}
+    assert set(rows) == {"pristine", "cycled-1C", "cycled-5C"}, phases
+    return rows
+
+
+def _low(phases: str) -> list[float]:
+    """How far the median detachment of ``phases`` fell below the true median, per demo electrode."""
+    return [float(r["true median"]) - float(r["median detachment"]) for r in _cd_rows(phases).values()]
+
+
+def _minmax(values) -> list[float]:
+    return [min(values), max(values)]
+
+
+def test_classifier_edge_bias_as_quoted_in_the_ui():
+    """The Segment page's and the Particles page's lines on the classifier's detachment bias."""
+    inside, edges = _low("classifier (inside strokes)"), _low("classifier (edges strokes)")
+    thr = [abs(v) for v in _low("thresholds (default)")]
+    text = ui_text()
+    q = quoted(text, rf"strokes inside each phase gave a median detachment {NUM}-{NUM} too low, strokes half along "
+                     rf"the edges between phases \(just inside each\) {NUM}-{NUM} too low, where thresholds came "
+                     rf"within {NUM}\.", "the UI (Segment page)")
+    check(q[:4], _minmax(inside) + _minmax(edges))
+    assert max(thr) <= float(q[4])
+    check(quoted(text, rf"the detachment reads low \(on the demo electrodes by {NUM}-{NUM} with strokes inside",
+                 "the UI (Particles page)"), _minmax(inside))
+
+
+def test_classifier_edge_bias_and_narrow_slices_as_quoted_in_the_readme():
+    from core.classify import NARROW_SHARE
+
+    text, sec = readme_text(), _squash(section("classifier_detachment"))
+    inside = _cd_rows("classifier (inside strokes)")
+    order = ("pristine", "cycled-1C", "cycled-5C")
+    q = quoted(text, rf"gave a median detachment {NUM}–{NUM} too low \(median \|error\| of the particles {NUM} / "
+                     rf"{NUM} / {NUM} for pristine / cycled-1C / cycled-5C, thresholds {NUM}–{NUM}\), strokes half "
+                     rf"along the edges {NUM}–{NUM} too low; .*? would mend most of it there \({NUM}–{NUM}\)",
+               "README.md")
+    thr = [float(r["median abs error"]) for r in _cd_rows("thresholds (default)").values()]
+    pv = [float(r["median abs error"]) for r in _cd_rows("classifier (inside strokes) + partial-volume correction")
+          .values()]
+    check(q, _minmax(_low("classifier (inside strokes)")) + [inside[e]["median abs error"] for e in order]
+          + _minmax(thr) + _minmax(_low("classifier (edges strokes)")) + _minmax(pv))
+    # the real slices' IoU with and without the correction: the section's reading
+    real = re.search(rf"the correction {NUM} / {NUM} / {NUM} -> {NUM} / {NUM} / {NUM}", sec).groups()
+    check(quoted(text, rf"mean IoU A / B / D {NUM} / {NUM} / {NUM} -> {NUM} / {NUM} / {NUM}\), so it is not "
+                       "applied", "README.md"), real)
+    # the narrow-slice rule: the code's share, and the pore IoU before (the reading) and now (the table)
+    assert re.search(r"or by the volume's where its own is under half of that", text) and NARROW_SHARE == 0.5
+    before = re.search(rf"classifier\s+pore IoU {NUM} / {NUM} / {NUM}", sec).groups()
+    q = quoted(text, rf"the empty slices had read as CBD, the pore IoU {NUM}–{NUM}, now {NUM}–{NUM};", "README.md")
+    now = [float(r["IoU pore / CBD / NMC"].split(" / ")[0]) for r in inside.values()]
+    check(q, _minmax([float(v) for v in before]) + _minmax(now))
+
+
+def test_readme_network_drift_figures():
+    """The README's figures of the 3D U-Net on a drifting scan (bench/RESULTS.md shading_drift, model rows)."""
+    rows = [r for tab in tables(section("shading_drift")) for r in tab if r.get("method") == "model"]
+    pick = lambda seed, drift, how: next(r for r in rows if (r["seed"], r["gain drift"], r["analysis"])  # noqa: E731
+                                         == (seed, drift, how))
+    thirds = lambda r: [float(v) for v in r["median by third of z (found)"].split(" / ")]  # noqa: E731
+    seeds = sorted({r["seed"] for r in rows})
+    q = quoted(readme_text(), rf"drift read as {NUM}–{NUM} of the contrast: the median detachment of the last third "
+                              rf"of z {NUM} / {NUM} -> {NUM} / {NUM} on two seeds, .*?each third's median back "
+                              rf"within {NUM} of the analysis without the drift", "README.md")
+    read = [float(pick(s, "0.300", "as it is")["drift read"]) for s in seeds]
+    check(q[:6], _minmax(read) + [thirds(pick(s, "0.000", "as it is"))[2] for s in seeds]
+          + [thirds(pick(s, "0.300", "as it is"))[2] for s in seeds])
+    back = max(abs(a - b) for s in seeds for a, b in zip(thirds(pick(s, "0.300", "flattened")),
+                                                         thirds(pick(s, "0.000", "as it is"))))
+    assert round(back, 3) <= float(q[6])
