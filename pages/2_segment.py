@@ -122,16 +122,14 @@ if latest is not None:
         st.caption("Phases by a classifier trained on brush strokes (training pairs SHA-256 "
                    f"{str(latest.provenance.get('classifier_pairs_sha256'))[:12]}…).")
     elif latest.resolved.method == "model":
-        flat = (f" on the volume flattened along z (its drift read as {latest.provenance['shading']['drift']:.0%} of "
-                "the pore-NMC contrast)" if seg.flatten and (latest.provenance or {}).get("shading") else "")
-        st.caption(f"Phases by the 3D U-Net{flat}; particles by "
+        flat = segment_view.flattened_words(latest)
+        st.caption(f"Phases by the 3D U-Net{' ' + flat if flat else ''}; particles by "
                    f"{'its instance cue' if latest.resolved.particles == 'model' else 'the watershed'}.")
     else:
         nan = float("nan")
-        flat = (f"on the volume flattened along z (its drift read as {latest.provenance['shading']['drift']:.0%} of "
-                "the pore-NMC contrast); " if seg.flatten and (latest.provenance or {}).get("shading") else "")
+        flat = segment_view.flattened_words(latest)
         st.caption(f"Thresholds used: {nan if seg.low is None else seg.low:.0f} / "
-                   f"{nan if seg.high is None else seg.high:.0f} grey{' ' + flat if flat else '; '}denoise {seg.denoise}"
+                   f"{nan if seg.high is None else seg.high:.0f} grey{' ' + flat + '; ' if flat else '; '}denoise {seg.denoise}"
                    f"{'' if seg.denoise == 'none' else ' (' + str(seg.denoise_size) + ')'}; "
                    "partial-volume blur σ = "
                    f"{seg.pv_sigma} voxels.")

@@ -86,6 +86,15 @@ def flatten_choice(sample: Sample, ref: cache.VolumeRef, vol, latest: Analysis |
                             "volume)", key=key, persist_state=state.PERSIST))
 
 
+def flattened_words(latest: Analysis) -> str:
+    """"on the volume flattened along z (its drift read as N% of the pore-NMC contrast)" for an analysis that
+    flattened a drift it read (thresholds or the 3D U-Net), else ""."""
+    shading = (latest.provenance or {}).get("shading")
+    if not (latest.resolved.segment.flatten and shading):
+        return ""
+    return f"on the volume flattened along z (its drift read as {shading['drift']:.0%} of the pore-NMC contrast)"
+
+
 def grey_histogram_section(ref: cache.VolumeRef) -> None:
     """The grey-value histogram alone, for the 3D U-Net (its phases do not come from thresholds); ``ref`` the
     volume it reads (flattened along z where chosen)."""
