@@ -194,10 +194,12 @@ def _slice_files(folder: Path) -> list[Path]:
 
 
 def _read_dtype(dtype) -> str:
-    """The name of the type a slice of ``dtype`` is read as (:func:`_check_numeric`: bool as uint8, native byte
-    order)."""
-    dt = np.dtype(dtype)
-    return "uint8" if dt == bool else str(dt.newbyteorder("="))
+    """The name of the type a slice of ``dtype`` is read as (:func:`_check_numeric`'s rule: bool as uint8, native
+    byte order); a type it refuses keeps its own name."""
+    try:
+        return str(_check_numeric(np.empty(0, np.dtype(dtype)), "").dtype)
+    except InputFileError:
+        return str(np.dtype(dtype))
 
 
 def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
