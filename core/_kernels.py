@@ -22,6 +22,9 @@ from numba.extending import intrinsic
 # interface categories returned by ``face_areas``
 CAT_PORE, CAT_CBD, CAT_PARTICLE, CAT_EDGE, CAT_CRACK = 0, 1, 2, 3, 4
 N_CAT = 5
+#: A code the measures' phases may hold besides pore / CBD / NMC: no data (a fill outside the field of view,
+#: :func:`core.phases.fill_region`); :func:`face_areas` counts a face to it as one to the volume's edge.
+NO_DATA = 3
 
 
 @numba.njit(cache=True, inline="always")
@@ -144,6 +147,8 @@ def _face_to(areas, lab, own_solid, other, phases, zz, yy, xx, a, nmc_code, cbd_
             areas[lab, 2] += a
         elif p == cbd_code:
             areas[lab, 1] += a
+        elif p == NO_DATA:  # outside the field of view (core.phases.fill_region): as the volume's edge
+            areas[lab, 3] += a
         else:
             areas[lab, 0] += a
 
@@ -157,7 +162,8 @@ def face_areas(filled, phases, n_lab, sz, sy, sx, nmc_code, cbd_code):
     filled : (Z, Y, X) int array
         Particle labels with enclosed cracks assigned to their particle.
     phases : (Z, Y, X) uint8
-        Phase codes; a labelled voxel that is not NMC is a crack voxel.
+        Phase codes; a labelled voxel that is not NMC is a crack voxel.  A face to a voxel of :data:`NO_DATA`
+        counts as one to the volume edge.
     n_lab : int
         Largest label.
     sz, sy, sx : float

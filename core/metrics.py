@@ -347,6 +347,7 @@ def particle_table(
     axis: int = 0,
     separator_side: Side = "auto",
     depth_from: DepthFrom = "volume",
+    no_data: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Measure every particle.
 
@@ -368,6 +369,10 @@ def particle_table(
         What ``depth_frac`` runs over: the imaged volume along ``axis`` (the
         default here), or the electrode (:func:`electrode_extent` of the NMC
         profile: a margin beyond the electrode's surface is not depth).
+    no_data : (Z, Y, X) bool ndarray, optional
+        Voxels outside the field of view (a fill, :func:`core.phases.fill_region`; pore in ``phases``): a
+        particle's face to one counts as a face to the volume edge (``area_edge_um2``, ``touches_edge``), not to
+        pore, so a particle the field of view cuts is judged by the surface it shows, as one the volume's box cuts.
 
     Returns
     -------
@@ -382,13 +387,13 @@ def particle_table(
     the number of particles.
     """
     return _particle_table(labels, phases, spacing, axis=axis, separator_side=separator_side, owned=False,
-                           depth_from=depth_from)
+                           depth_from=depth_from, no_data=no_data)
 
 
 def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axis: int = 0,
                     separator_side: Side = "auto", owned: bool, outside: np.ndarray | None = None,
                     cracks: tuple | None = None, depth_from: DepthFrom = "volume",
-                    profile: np.ndarray | None = None) -> pd.DataFrame:
+                    profile: np.ndarray | None = None, no_data: np.ndarray | None = None) -> pd.DataFrame:
     """:func:`particle_table`, with ``owned=True`` for a caller that hands over ``labels`` (the pipeline).
 
     With ``owned=True`` cracks are filled into ``labels`` in place and cleared
@@ -401,7 +406,8 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     :func:`core._kernels.enclosed_of_phases` of ``phases`` and the packed
     ``outside_reach`` of the NMC, for labels nonzero exactly on the NMC (the
     pipeline's, found while the separation's flood ran).  ``profile``: :func:`nmc_profile` of ``phases`` along
-    ``axis`` where the caller has it (not read again).
+    ``axis`` where the caller has it (not read again).  With ``owned=True`` and ``no_data``, uint8 ``phases`` are
+    marked there while the faces are measured and given back as they were.
     """
     phases = check_phases(phases)
     labels = check_labels(labels, phases.shape)
@@ -419,13 +425,35 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     if outside is not None and outside.shape != labels.shape:
         raise ValueError(f"outside shape {outside.shape} does not match labels shape {labels.shape}")
     span = electrode_extent(profile) if extent else None
-    counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside, cracks)
+    kept = None
+    if no_data is not None:
+        no_data = _check_no_data(no_data, phases.shape)
+        if owned and ph8 is phases:
+            kept = ph8[no_data]
+        elif ph8 is phases:
+            ph8 = ph8.copy()
+        ph8[no_data] = K.NO_DATA
+    try:
+        counts, sums, lo, hi, areas, mc = _face_measures(labels, ph8, sp, owned, outside, cracks)
+    finally:
+        if kept is not None:
+            ph8[no_data] = kept
     table = _table_of(counts, sums, lo, hi, areas, mc, sp, shape=phases.shape, axis=axis,
                       separator_side=separator_side, depth_extent=span)
     table.attrs.update({"spacing_um": list(sp), "axis": axis, "separator_side": separator_side})
     if span is not None:
         table.attrs["depth_extent"] = list(span)
     return table
+
+
+def _check_no_data(no_data, shape) -> np.ndarray:
+    """``no_data`` as a bool array of ``shape``, else a specific error."""
+    no_data = np.asarray(no_data)
+    if no_data.dtype != bool:
+        raise TypeError(f"no_data must be a bool array (True outside the field of view), got dtype {no_data.dtype}")
+    if no_data.shape != tuple(shape):
+        raise ValueError(f"no_data shape {no_data.shape} does not match phases shape {tuple(shape)}")
+    return no_data
 
 
 def _face_measures(labels: np.ndarray, ph8: np.ndarray, sp, owned: bool, outside: np.ndarray | None = None,
@@ -475,8 +503,10 @@ def _table_of(counts, sums, lo, hi, areas, mc, sp, *, shape, axis: int, separato
     if thin is not None:  # a single slice: its own two faces are not surface, its edge is the image's border
         p0, p1 = plane_axes(thin)
         border = (lo_p[:, [p0, p1]] == 0) | (hi_p[:, [p0, p1]] == np.asarray(shape)[[p0, p1]] - 1)
-        touches = border.any(axis=1)
-        a_edge = np.where(touches, np.maximum(a_edge - 2.0 * n_filled * sp[p0] * sp[p1], 0.0), 0.0)
+        # the rest of the edge faces are in-plane ones: the border's, or a fill's (core.phases.fill_region)
+        rest = a_edge - 2.0 * n_filled * sp[p0] * sp[p1]
+        touches = border.any(axis=1) | (rest > 0.5 * min(sp[a] * sp[b] for a, b in ((p0, thin), (p1, thin))))
+        a_edge = np.where(touches, np.maximum(rest, 0.0), 0.0)
     else:
         touches = a_edge > 0
     total = a_pore + a_cbd + a_part + a_edge

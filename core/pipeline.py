@@ -65,6 +65,7 @@ from . import __version__
 from ._checks import check_int
 from ._kernels import SideWork, numpy_hugepages, recycled_heap
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
+from .codes import PORE
 from .metrics import DepthFrom, Side, _particle_table, nmc_profile, side_of_profile
 from .particles import SeparationParams, _separate_particles
 from .slices import slice_axis, slice_warning
@@ -73,7 +74,7 @@ from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .memory import MemoryBudgetError, check_memory, mark_warm
 from .phases import (DOWNSAMPLE_MIN_RADIUS, BlurAssessment, SegmentParams, assess_blur, box_blur_removed,
                      check_greyscale_nonfinite, nonfinite_fill, segment_detailed, sigma_origin)
-from .phases.fill import fill_message, fill_reading
+from .phases.fill import fill_message, fill_reading, fill_region
 from .phases.shading import flatten_shading, shading_message, shading_reading
 from .phases.islands import _remove_small_islands_inplace
 
@@ -486,6 +487,13 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             # (on the real nano-CT slices 47-115 of the 77-195 sections of a classified slice were under 20
             # pixels, 0-14 after, IoU within 0.005; bench/RESULTS.md classifier_islands)
             _remove_small_islands_inplace(phases, seg_params.min_island)
+    no_data = None  # a fill of the lowest grey value outside the field of view (a fill of the highest is NMC to
+    if fill is not None and fill["end"] == "lowest":  # thresholds, particles grow into it: only a crop mends that)
+        region = fill_region(volume, fill["value"])
+        phases[region] = PORE  # no material there, whatever a classifier or the network made of it
+        fill = {**fill, "as_edge": True, "region_voxels": int(np.count_nonzero(region))}
+        no_data = np.packbits(region)  # 1 bit a voxel until the faces are measured
+        del region
     check_has_nmc(phases)
     thin = slice_axis(phases.shape)
     if thin is not None:  # a 2D image: measured in its plane (core.slices)
@@ -530,9 +538,11 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         outside = None
     elif outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
         outside = np.unpackbits(outside, count=labels.size).view(bool).reshape(labels.shape)
+    if no_data is not None:  # faces to the fill count as the volume's edge, not pore
+        no_data = np.unpackbits(no_data, count=labels.size).view(bool).reshape(labels.shape)
     table = _particle_table(labels, phases, sp, axis=params.axis, separator_side=side, owned=True, outside=outside,
-                            cracks=cracks, depth_from=params.depth_from, profile=profile)
-    del outside, cracks
+                            cracks=cracks, depth_from=params.depth_from, profile=profile, no_data=no_data)
+    del outside, cracks, no_data
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 

@@ -104,9 +104,13 @@ if latest is not None:
     c = st.columns(5)
     c[0].metric("latest analysis", f"#{latest.id}")
     c[1].metric("particles", latest.n_particles)
-    c[2].metric("pore (volume)", f"{fr['pore']:.1%}")
-    c[3].metric("CBD (volume)", f"{fr['cbd']:.1%}")
-    c[4].metric("NMC (volume)", f"{fr['nmc']:.1%}")
+    fov = segment_view.field_of_view_words(latest)  # a fill outside the field of view held as no material
+    scope = "field of view" if fov else "volume"
+    c[2].metric(f"pore ({scope})", f"{fr['pore']:.1%}")
+    c[3].metric(f"CBD ({scope})", f"{fr['cbd']:.1%}")
+    c[4].metric(f"NMC ({scope})", f"{fr['nmc']:.1%}")
+    if fov:
+        st.caption(fov)
     filled = int((latest.provenance or {}).get("nonfinite_filled") or 0)
     if filled:
         st.warning(f"Voxels without a finite grey value (NaN or infinite): {filled}; the analysis gave them the "

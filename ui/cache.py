@@ -324,12 +324,15 @@ def phase_slice(ref: ResultRef, axis: int, index: int) -> np.ndarray:
 @st.cache_data(max_entries=32, show_spinner="Counting the phases…")
 def phase_fractions(ref: ResultRef) -> dict[str, float]:
     """Share of each phase: of the whole array, or for a chunked analysis from the voxel counts its run recorded
-    (``phase_voxels``), else counted chunk by chunk."""
+    (``phase_voxels``), else counted chunk by chunk; of the field of view where the run held a fill outside it as
+    no material (:func:`ui.compute.field_of_view_counts`)."""
     phases = result_arrays(ref)[0]
+    prov = _workspace(ref.root).get_analysis(ref.analysis_id).provenance or {}
     if is_lazy(phases):
-        counts = _workspace(ref.root).get_analysis(ref.analysis_id).provenance.get("phase_voxels")
-        return compute.fractions_of(counts) if counts else compute.phase_fractions_blockwise(phases)
-    return compute.phase_fractions(phases)
+        counts = prov.get("phase_voxels") or compute.phase_counts_blockwise(phases)
+    else:
+        counts = compute.phase_counts(phases)
+    return compute.fractions_of(compute.field_of_view_counts(counts, prov.get("fill")))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -113,6 +113,11 @@ def fractions_of(counts) -> dict[str, float]:
 
 def phase_fractions_blockwise(phases) -> dict[str, float]:
     """:func:`phase_fractions` of an array read block by block (a Zarr array: one row of chunks at a time)."""
+    return fractions_of(phase_counts_blockwise(phases))
+
+
+def phase_counts_blockwise(phases) -> np.ndarray:
+    """Pore, CBD and NMC voxels of an array read block by block (a Zarr array: one row of chunks at a time)."""
     z, y, _ = phases.shape
     cz, cy = (tuple(getattr(phases, "chunks", None) or (16, y)) + (y,))[:2]
     counts = np.zeros(3, np.int64)
@@ -120,4 +125,18 @@ def phase_fractions_blockwise(phases) -> dict[str, float]:
         for y0 in range(0, y, int(cy)):
             block = np.asarray(phases[z0: z0 + int(cz), y0: y0 + int(cy)], np.uint8)
             counts += np.bincount(block.ravel(), minlength=3)[:3]
-    return fractions_of(counts)
+    return counts
+
+
+def phase_counts(phases: np.ndarray) -> np.ndarray:
+    """Pore, CBD and NMC voxels."""
+    return np.bincount(np.asarray(phases, np.uint8).ravel(), minlength=3)[:3]
+
+
+def field_of_view_counts(counts, fill: dict | None) -> np.ndarray:
+    """Phase voxel counts less an analysis's fill outside the field of view (``provenance["fill"]`` where the run
+    held it as no material, :func:`core.phases.fill_region`: pore voxels of the phases)."""
+    counts = np.asarray(counts, np.int64)[:3].copy()
+    if fill and fill.get("as_edge"):
+        counts[0] = max(int(counts[0]) - int(fill.get("region_voxels") or 0), 0)
+    return counts

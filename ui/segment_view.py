@@ -86,6 +86,18 @@ def flatten_choice(sample: Sample, ref: cache.VolumeRef, vol, latest: Analysis |
                             "volume)", key=key, persist_state=state.PERSIST))
 
 
+def field_of_view_words(analysis) -> str | None:
+    """A caption where ``analysis`` held a fill outside the field of view as no material (its provenance's
+    ``fill``, :func:`core.phases.fill_region`), else None."""
+    fill = (analysis.provenance or {}).get("fill") or {}
+    if not fill.get("as_edge"):
+        return None
+    n = int(fill.get("region_voxels") or 0)
+    return (f"Outside the field of view: {n:,} voxels of grey value {fill['value']:g} (the fill) held as no "
+            "material. The phase shares are those of the field of view, and a particle's faces to the fill count "
+            "as the volume's edge, as where the volume's box cuts it.")
+
+
 def flattened_words(latest: Analysis) -> str:
     """"on the volume flattened along z (its drift read as N% of the pore-NMC contrast)" for an analysis that
     flattened a drift it read (thresholds or the 3D U-Net), else ""."""

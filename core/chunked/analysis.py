@@ -537,8 +537,16 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         profile = nmc_profile_chunked(phases, params.axis)
     if side == "auto":
         side, contrast = side_of_profile(profile)
-    table = measure_chunked(labels_store, phases_store, sp, axis=params.axis, separator_side=side,
-                            depth_from=params.depth_from, profile=profile)
+    no_data_scratch = out / ".no-data-scratch"
+    try:
+        no_data = None
+        if fill is not None and fill["end"] == "lowest":  # faces to the fill count as the volume's edge
+            no_data = _fill_region_store(vol.data, fill["value"], no_data_scratch, sp, chunk_size)
+            fill = {**fill, "as_edge": True, "region_voxels": _count(no_data)}
+        table = measure_chunked(labels_store, phases_store, sp, axis=params.axis, separator_side=side,
+                                depth_from=params.depth_from, profile=profile, no_data=no_data)
+    finally:
+        shutil.rmtree(no_data_scratch, ignore_errors=True)
     timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
@@ -579,3 +587,29 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
                           coarse_separation="whole" if coarse.whole else "chunked",
                           coarse_unlabelled_voxels=coarse.unlabelled)
     return ChunkedAnalysis(table, resolved, tuple(sp), chunking, provenance)
+
+
+def _fill_region_store(grey, value: float, folder: Path, spacing, chunk_size: int):
+    """:func:`core.phases.fill_region` of a lazy greyscale as a uint8 Zarr store in ``folder`` (made here), read
+    in slabs of whole z planes (each plane's fill is found from its border) and written in chunks of
+    ``chunk_size``; returns the store's array."""
+    import zarr
+
+    from ..phases.fill import fill_region
+    from .store import write_zarr
+
+    folder.mkdir()
+    plane_bytes = int(grey.shape[1]) * int(grey.shape[2]) * grey.dtype.itemsize
+    depth = int(max(1, min(grey.shape[0], (64 << 20) // max(plane_bytes, 1))))
+    slabs = grey.rechunk((depth, -1, -1))
+    region = slabs.map_blocks(lambda b: fill_region(b, value).view(np.uint8), dtype=np.uint8)
+    write_zarr(region.rechunk((chunk_size,) * 3), folder / "no_data.zarr", spacing=spacing,
+               name="outside the field of view")
+    return zarr.open_array(os.fspath(folder / "no_data.zarr" / "0"), mode="r")
+
+
+def _count(store) -> int:
+    """The nonzero voxels of a Zarr array, counted chunk by chunk."""
+    import dask.array as da
+
+    return int((da.from_zarr(store) != 0).sum().compute())

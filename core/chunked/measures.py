@@ -74,7 +74,7 @@ def separator_side_chunked(phases, axis: int = 0, *, slab_frac: float = 0.1) -> 
 
 
 def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_side: str = "auto",
-                    depth_from: str = "volume", profile: np.ndarray | None = None) -> pd.DataFrame:
+                    depth_from: str = "volume", profile: np.ndarray | None = None, no_data=None) -> pd.DataFrame:
     """The per-particle table of a chunked label volume.
 
     Parameters
@@ -95,6 +95,9 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
         As :func:`core.metrics.particle_table`.
     profile : (N,) float ndarray, optional
         :func:`nmc_profile_chunked` of ``phases`` along ``axis`` where the caller has it (not read again).
+    no_data : (Z, Y, X) dask.array.Array or zarr.Array of bool or uint8, optional
+        Nonzero outside the field of view (:func:`core.phases.fill_region`), as
+        :func:`core.metrics.particle_table`'s ``no_data``; read like ``phases``.
 
     Returns
     -------
@@ -109,6 +112,13 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
     phases, ph_src = _dask_and_source(phases, "phases")
     if labels.shape != phases.shape:
         raise ValueError(f"labels {labels.shape} and phases {phases.shape} must have the same shape")
+    nd_src = None
+    if no_data is not None:
+        no_data, nd_src = _dask_and_source(no_data, "no_data")
+        if no_data.shape != labels.shape:
+            raise ValueError(f"no_data {no_data.shape} and labels {labels.shape} must have the same shape")
+        if nd_src is None and no_data.chunks != labels.chunks:
+            no_data = no_data.rechunk(labels.chunks)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must hold whole numbers, got {labels.dtype}")
     sp = normalize_spacing(spacing)
@@ -150,8 +160,9 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
         win = tuple(slice(int(a), int(b)) for a, b in zip(glo, ghi))
         lab_win = (lab_src, win) if lab_src is not None else labels[win]
         ph_win = (ph_src, win) if ph_src is not None else phases[win]
+        nd_win = None if no_data is None else (nd_src, win) if nd_src is not None else no_data[win]
         tasks.append(dask.delayed(_measure_group)(lab_win, ph_win, tuple(int(a) for a in glo), shape,
-                                                  ids, lo[ids], hi[ids], sp))
+                                                  ids, lo[ids], hi[ids], sp, nd_win))
     results = dask.compute(*tasks)
 
     counts = np.zeros((n_lab + 1, 2), np.int64)
@@ -186,14 +197,18 @@ def _boxes(block, origin):
     return ids.astype(np.int64), lo[1:] + off, hi[1:] + off
 
 
-def _measure_group(lab_win, ph_win, origin, shape, ids, lo, hi, sp):
-    """The whole-particle measures of the labels ``ids`` (bounding boxes ``lo``..``hi``, global) in one window.
+def _measure_group(lab_win, ph_win, origin, shape, ids, lo, hi, sp, nd_win=None):
+    """The whole-particle measures of the labels ``ids`` (bounding boxes ``lo``..``hi``, global) in one window;
+    ``nd_win``: the window of :func:`measure_chunked`'s ``no_data``, marked :data:`core._kernels.NO_DATA` in the
+    phases.
 
     Returns ``(ids, counts, sums, lo, hi, areas, mc)`` in the layout of
     :func:`core._kernels.face_areas` (global indices), one row per id.
     """
     lab_win = _read_window(lab_win)
     ph_win = np.asarray(_read_window(ph_win), np.uint8)
+    if nd_win is not None:
+        ph_win = np.where(np.asarray(_read_window(nd_win)) != 0, np.uint8(K.NO_DATA), ph_win)
     org = np.asarray(origin, np.int64)
     n = len(ids)
     counts = np.zeros((n, 2), np.int64)

@@ -1,13 +1,17 @@
 """A fill outside the reconstructed region: one exact grey value on the volume's faces that the centre lacks.
 
 A reconstruction holds no data outside its field of view, and a rotated, registered or padded volume none in its
-added corners; tools write one value there (0, the lowest, or the highest of the type).  The analysis cannot tell
-that fill from a phase: it reads it as pore (or NMC), so the particles it cuts get "pore" faces and look detached.
+added corners; tools write one value there (0, the lowest, or the highest of the type).  Thresholds alone would
+read that fill as pore (or NMC), and the particles it cuts would get "pore" faces and look detached.  So a fill of
+the lowest value is found voxel by voxel (:func:`fill_region`: the fill connected to its z plane's border), held
+as no material (pore in the phases, whatever method made them) and left out of the measures: a particle's face to
+it counts as one to the volume's edge (:data:`core._kernels.NO_DATA`), as where the volume's box cuts a particle.
 Its spike would also pull the three-class Otsu that the suggested thresholds start from, so the thresholds leave
 its value out (:func:`core.phases.threshold._image_model`'s ``exclude``); where it reaches the central block the
-blur is fitted on (a section under about 180² voxels) it still skews the blur.  ``bench/RESULTS.md`` section
-fill_effect: the particles away from the fill keep their median, those it cuts move the table's, and the crop mends
-both.
+blur is fitted on (a section under about 180² voxels) it still skews the blur.  A fill of the highest value reads as
+NMC (particles grow into it): only a crop mends that.  ``bench/RESULTS.md`` section fill_effect: with the fill's
+faces counted as the volume's edge the table's median stays near the volume's without the fill, and the crop
+mends the blur of a small section.
 :func:`fill_reading` finds it: the lowest or the highest value of the faces that holds at least
 :data:`FILL_MIN_FACE_SHARE` of the face voxels, while the central box (the middle half along each axis) holds it
 at most :data:`FILL_CENTRE_RATIO` as often.  Pores clipped to the lowest value of an 8-bit export hold it as often in
@@ -19,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "PLANES", "data_box", "fill_message", "fill_reading"]
+__all__ = ["FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "PLANES", "data_box", "fill_message", "fill_reading",
+           "fill_region"]
 
 #: Share of the face voxels the fill value must hold (the corners outside a circular field of view inscribed in a
 #: square section are 21 % of its area, and more of its border).
@@ -85,15 +90,21 @@ def fill_reading(volume, planes=PLANES) -> dict | None:
 
 
 def fill_message(reading: dict) -> str:
-    """The warning of a :func:`fill_reading`, with what to do about it."""
-    return (f"{reading['face_share']:.0%} of the voxels on the volume's faces (and {reading['centre_share']:.1%} "
-            f"of the central ones) hold exactly {reading['value']:g}, the "
-            f"{reading['end']} grey value: a fill outside the reconstructed region (the corners outside a circular "
-            "field of view, the padding of a rotated or registered volume). The analysis reads it as "
-            f"{'pore' if reading['end'] == 'lowest' else 'NMC'}, so the particles it cuts "
-            f"{'look detached' if reading['end'] == 'lowest' else 'grow into it'}; on a small section, where it "
-            "reaches the central block the blur is fitted on, it skews the blur too. Crop the volume to the region "
-            "with data (Samples page: Region of interest; command line: --crop).")
+    """The warning of a :func:`fill_reading`, with what the analysis does about it and what to do."""
+    head = (f"{reading['face_share']:.0%} of the voxels on the volume's faces (and {reading['centre_share']:.1%} "
+            f"of the central ones) hold exactly {reading['value']:g}, the {reading['end']} grey value: a fill outside "
+            "the reconstructed region (the corners outside a circular field of view, the padding of a rotated or "
+            "registered volume). ")
+    crop = "(Samples page: Region of interest; command line: --crop)."
+    if reading["end"] == "highest":
+        return (head + "The analysis reads it as NMC, so the particles it cuts grow into it; on a small section, "
+                "where it reaches the central block the blur is fitted on, it skews the blur too. Crop the volume "
+                "to the region with data " + crop)
+    return (head + "The analysis holds it as no material and counts a particle's faces to it as the volume's "
+            "edge, as where the volume's box cuts a particle: the particles it cuts are judged by the surface they "
+            "show (or left out on the Compare page with the other edge particles), and the phase shares are those "
+            "of the field of view. On a small section, where it reaches the central block the blur is fitted on, "
+            "it still skews the blur: crop the volume to the region with data there " + crop)
 
 
 def data_box(volume: np.ndarray, value: float) -> list[list[int]] | None:
@@ -150,3 +161,52 @@ def data_box(volume: np.ndarray, value: float) -> list[list[int]] | None:
     if y0 >= y1 or x0 >= x1:
         return None
     return [[z0, z1], [int(y0), int(y1)], [int(x0), int(x1)]]
+
+
+def fill_region(volume, value: float) -> np.ndarray:
+    """Where a fill is: the voxels of ``value`` connected to the border of their own z plane (in-plane, by faces).
+
+    A circular field of view's fill lies outside its disc in every z plane (it reaches the plane's border); a pore
+    of the same value inside the disc (an 8-bit export's clipped pores) does not, so it stays pore.  A single
+    slice (:func:`core.slices.slice_axis`) is one plane, whatever its axis.  The analysis counts a particle's face
+    to this region as one to the volume's edge (:data:`core._kernels.NO_DATA`), not to pore.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray or lazily read array-like
+        Greyscale (read a plane at a time).
+    value : float
+        The fill (:func:`fill_reading`'s ``value``).
+
+    Returns
+    -------
+    (Z, Y, X) bool ndarray
+    """
+    from scipy import ndimage as ndi
+
+    from ..slices import slice_axis
+
+    shape = tuple(int(n) for n in volume.shape)
+    out = np.zeros(shape, bool)
+    thin = slice_axis(shape) if len(shape) == 3 else None
+    if thin is not None and thin != 0:  # one plane across y or x: flooded in its own plane
+        plane = np.asarray(volume).squeeze(thin) == value
+        out[...] = np.expand_dims(_border_connected(plane, ndi), thin)
+        return out
+    for z in range(shape[0]):
+        plane = _plane(volume, z) == value
+        if plane.any():
+            out[z] = _border_connected(plane, ndi)
+    return out
+
+
+def _border_connected(plane: np.ndarray, ndi) -> np.ndarray:
+    """The pixels of a 2D bool mask connected (by edges) to the image's border."""
+    lab, n = ndi.label(plane)
+    if n == 0:
+        return plane
+    rim = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    keep = np.zeros(n + 1, bool)
+    keep[rim] = True
+    keep[0] = False
+    return keep[lab]

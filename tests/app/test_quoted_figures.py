@@ -597,6 +597,17 @@ def test_readme_fill_rule_is_the_code_s():
     assert "`bench/RESULTS.md` fill_effect" in text and section("fill_effect")
 
 
+def test_readme_fill_as_edge_figures():
+    """The README's medians of the demo with a circular field of view: the fill's faces as the volume's edge, the
+    volume without the fill, and the fill's faces as pore (bench fill_effect, 96×256², seeds 4 and 5)."""
+    sec = section("fill_effect")
+    med = lambda seed, vol: cell(sec, "median detachment", section="96×256²", seed=seed, volume=vol)  # noqa: E731
+    q = quoted(readme_text(), rf"the table's median detachment is {NUM} / {NUM} \(seeds 4 / 5\) against {NUM} / "
+               rf"{NUM} without the fill; with the fill's faces counted as pore it was {NUM} / {NUM}", "README.md")
+    check(q, [med(s_, v) for v in ("with the fill", "no fill", "with the fill, its faces as pore (before)")
+              for s_ in ("4", "5")])
+
+
 def test_readme_drift_rule_is_the_code_s():
     """The README's drift paragraph states core.phases.shading's warning share."""
     from core.phases.shading import SHADING_WARN

@@ -455,6 +455,16 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     # the Segment page says it too, with the same button, where the analysis is run
     assert [w for w in seg.warning if w.value.startswith(f"{a.provenance['fill']['face_share']:.0%} of the voxels")]
     assert [b for b in seg.button if b.key == state.k(state.FILL_CROP, s.id)]
+    # the fill is held as no material: the phase shares are the field of view's, and the page says why
+    fill = a.provenance["fill"]
+    assert fill["as_edge"] and fill["region_voxels"] == int((g == 0).sum())
+    phases = empty_ws.load_phases(a)
+    inside = 48**3 - fill["region_voxels"]
+    shares = {m.label: m.value for m in seg.metric}
+    assert shares["pore (field of view)"] == f"{(np.count_nonzero(phases == 0) - fill['region_voxels']) / inside:.1%}"
+    assert shares["NMC (field of view)"] == f"{np.count_nonzero(phases == 2) / inside:.1%}"
+    assert "pore (volume)" not in shares
+    assert [c for c in seg.caption if c.value.startswith(f"Outside the field of view: {fill['region_voxels']:,} voxels")]
     # the button crops the sample to the box: the fill is gone from what the next analysis reads
     at.button(key=state.k(state.FILL_CROP, s.id)).click().run()
     no_exception(at)

@@ -103,3 +103,33 @@ def test_separator_side_and_refusals(electrode):
         measure_chunked(da.from_array(labels), da.from_array(phases[1:]), SPACING)
     with pytest.raises(ValueError, match="separator_side"):
         measure_chunked(da.from_array(labels), da.from_array(phases), SPACING, separator_side="left")
+
+
+def test_faces_to_a_fill_count_as_the_edge_as_in_the_whole_volume_table(electrode, tmp_path):
+    """``no_data`` (the fill outside a circular field of view, core.phases.fill_region): the chunked table equals
+    the whole-volume one with the same region, from a dask array and from a Zarr store alike."""
+    import zarr
+
+    labels, phases = electrode
+    lab, ph = labels.copy(), phases.copy()
+    yy, xx = np.mgrid[: SHAPE[1], : SHAPE[2]]
+    outside = np.broadcast_to((yy - 27.5) ** 2 + (xx - 19.5) ** 2 > 22**2, SHAPE).copy()
+    lab[outside], ph[outside] = 0, 0  # no material there: pore in the phases
+    whole = particle_table(lab, ph, SPACING, separator_side="start", no_data=outside)
+    plain = particle_table(lab, ph, SPACING, separator_side="start")
+    assert (whole["area_edge_um2"] > plain["area_edge_um2"]).sum() >= 5
+    store = zarr.create_array(str(tmp_path / "no_data.zarr"), shape=SHAPE, dtype=np.uint8, chunks=(16, 16, 16),
+                              zarr_format=3)
+    store[...] = outside.view(np.uint8)
+    for nd in (da.from_array(outside, chunks=(20, 13, 40)), store):
+        table = measure_chunked(da.from_array(lab, chunks=16), da.from_array(ph, chunks=16), SPACING,
+                                separator_side="start", no_data=nd)
+        for col in COLUMNS:
+            a, b = table[col].to_numpy(), whole[col].to_numpy()
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=0, equal_nan=True, err_msg=col)
+            else:
+                assert np.array_equal(a, b), col
+    with pytest.raises(ValueError, match="no_data"):
+        measure_chunked(da.from_array(lab), da.from_array(ph), SPACING, separator_side="start",
+                        no_data=da.from_array(outside[1:]))
