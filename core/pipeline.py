@@ -60,6 +60,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage as ndi
 
 from . import __version__
 from ._checks import check_int
@@ -500,8 +501,12 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         warnings.warn(slice_warning(thin, params.axis), stacklevel=3)
     if presegmented:
         grey, shading = volume, None
+    # the blur, noise and pure grey values are read where the scan holds data: a fill's sharp edge read as a
+    # narrow blur, and its flat value pulled the pore's grey value (core.phases.data_box; the whole volume without)
+    box = _data_box(volume, fill)
     refine, blur_read, phases, refined, refine_auto = _refine(grey, phases, params, presegmented=presegmented,
-                                                             report=report, downsampled=downsampled)
+                                                             report=report, downsampled=downsampled, box=box,
+                                                             no_data=no_data)
     timings["phases_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -515,7 +520,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     if cue is None and coarsen != 1:
         coarsen = resolve_coarsen(phases, sp, coarsen)
     seeding, seeding_blur = _resolve_seeding(grey, phases, params, presegmented=presegmented, cue=cue,
-                                             coarsen=coarsen, downsampled=downsampled, report=report, read=blur_read)
+                                             coarsen=coarsen, downsampled=downsampled, report=report, read=blur_read,
+                                             box=box)
     if cue is None and coarsen != 1:
         labels, unlabelled = _coarse_particles(phases, sp, params.separation, coarsen, report)
         outside = None
@@ -663,12 +669,33 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
     return fit.needed
 
 
-def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, report: Progress, downsampled: int):
+def _data_box(volume, fill: dict | None) -> tuple[slice, slice, slice] | None:
+    """Where a scan with a fill outside its field of view holds data: the largest box without the fill
+    (:func:`core.phases.data_box`), or None (no fill, or no box of at least 8 voxels a side, as a single slice's
+    one)."""
+    if fill is None:
+        return None
+    from .phases.fill import data_box
+
+    box = data_box(volume, fill["value"])
+    if box is None:
+        return None
+    thin = slice_axis(volume.shape)
+    if any(b - a < 8 for ax, (a, b) in enumerate(box) if ax != thin):
+        return None
+    return tuple(slice(a, b) for a, b in box)
+
+
+def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, report: Progress, downsampled: int,
+            box: tuple[slice, slice, slice] | None = None, no_data: np.ndarray | None = None):
     """``params.refine`` resolved, the blur reading (:func:`core.seeding.auto_seeding`'s (choice, blur), from the one
     reading that decides the refinement; None where not read), the phases (refined, or ``phases`` itself), what the refinement measured and changed
-    (None where it did not run) and what "auto" read (None for another choice)."""
+    (None where it did not run) and what "auto" read (None for another choice).  ``box``: where the blur, noise
+    and pure grey values are read (:func:`_data_box`; None: the whole volume); ``no_data``: the packed bits of a
+    fill's region, beside which the phases stay as thresholded (:func:`_near_fill`)."""
     if params.refine == "off" or presegmented or params.method != "threshold":
         return "off", None, phases, None, None
+    mv, mp = (volume[box], phases[box]) if box is not None else (volume, phases)  # views
     from .phases import phase_references
     from .phases.forward import AUTO_NOISE, BETA, SWEEPS, refine_phases
     from .seeding import _auto_choice, _estimate_blur, auto_seeding, estimate_noise, estimate_relative_noise
@@ -677,14 +704,14 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
     refine = params.refine
     if refine == "auto":
         report(0.3, "measuring the blur and noise (phase refinement)")
-        read = auto_seeding(volume, phases)
+        read = auto_seeding(mv, mp)
         blur = read[1]
         noise_contrast = None
         if read[0] == "deconvolved":
             refine = "on"
         else:
-            noise = estimate_noise(volume, phases)
-            noise_contrast = estimate_relative_noise(volume, phases, noise=noise)
+            noise = estimate_noise(mv, mp)
+            noise_contrast = estimate_relative_noise(mv, mp, noise=noise)
             sure = np.isfinite(blur) and np.isfinite(noise_contrast)
             refine = "nmc" if sure and noise_contrast >= AUTO_NOISE else "off"
         refused = _memory_refusal(volume, replace(params, refine=refine), downsampled) if refine != "off" else None
@@ -697,24 +724,57 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
         if refine == "off":
             return "off", read, phases, None, auto
     else:
-        blur, edges = _estimate_blur(volume, phases)
-        read = (_auto_choice(blur, edges, phases), blur)  # the seeding's "auto" decides on this reading too
+        blur, edges = _estimate_blur(mv, mp)
+        read = (_auto_choice(blur, edges, mp), blur)  # the seeding's "auto" decides on this reading too
         if not np.isfinite(blur):
             warnings.warn("The blur could not be measured on this scan (too few pore-NMC edges), so the phases "
                           "were not refined.", stacklevel=4)  # run's caller (run -> _run -> here)
             return "off", None, phases, None, None
     report(0.32, f"refining the phases (blur {blur:.2f} voxel" + (", NMC surfaces only)" if refine == "nmc" else ")"))
     if noise is None:
-        noise = estimate_noise(volume, phases)
-    refs = phase_references(volume, phases)
+        noise = estimate_noise(mv, mp)
+    refs = phase_references(mv, mp)
+    del mv, mp
+    near = kept = None
+    if no_data is not None:  # the scan beside a fill was blurred with material the model does not see there
+        near = _near_fill(no_data, phases.shape, blur)
+        kept = phases.reshape(-1)[near]
     # the thresholded phases are refined in place: the caller keeps only the refined ones (a byte a voxel less)
     new, info = refine_phases(volume, phases, blur=blur, noise=noise, references=refs, beta=BETA, sweeps=SWEEPS,
                               moves="nmc" if refine == "nmc" else "all", overwrite=True)
+    if near is not None:
+        info = {**info, "kept_beside_fill_voxels": int(np.count_nonzero(new.reshape(-1)[near] != kept))}
+        new.reshape(-1)[near] = kept
     return refine, read, new, info, auto
 
 
+def _near_fill(no_data: np.ndarray, shape, blur: float) -> np.ndarray:
+    """The flat indices of the voxels within ``ceil(3 blur)`` face steps of a fill (``no_data``: its packed bits,
+    :func:`core.phases.fill_region`), the fill's own left out.
+
+    The refinement models each voxel as the blurred phases around it; beside the fill, the scan was blurred with
+    the material beyond the field of view, which the model reads as pore (the fill's phase): on a sphere packing
+    (blur 1.2 voxel, 48×128², a circular field of view) the refined phases within 6 voxels of the fill matched
+    the truth at 0.86 against 0.93 without the fill, 0.92 unrefined.  There the phases stay as thresholded.
+    """
+    region = np.unpackbits(no_data, count=int(np.prod(shape))).view(bool).reshape(shape)
+    reach = max(1, int(np.ceil(3.0 * blur)))
+    thin = slice_axis(shape)
+    structure = ndi.generate_binary_structure(3, 1)
+    if thin is not None:  # a single slice: in its plane
+        keep = [slice(None)] * 3
+        keep[thin] = slice(1, 2)
+        flat = np.zeros_like(structure)
+        flat[tuple(keep)] = structure[tuple(keep)]
+        structure = flat
+    near = ndi.binary_dilation(region, structure, iterations=reach)
+    near &= ~region
+    return np.flatnonzero(near)
+
+
 def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bool, cue, coarsen, downsampled: int,
-                     report: Progress, read=None) -> tuple[str, float | None]:
+                     report: Progress, read=None, box: tuple[slice, slice, slice] | None = None
+                     ) -> tuple[str, float | None]:
     """``params.seeding`` with "auto" resolved (:func:`core.seeding.auto_seeding`), and the blur it read (or None).
 
     "auto" is "phases" without a greyscale (presegmented), for the network's
@@ -725,12 +785,14 @@ def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bo
 
     The blur returned is the one the deconvolved seeding undoes (:func:`_particles`): for "deconvolved", chosen
     or given, the reading on the phases as segmented (``read``, else read here), so that a run with "auto" and
-    its replay with the choice written out seed alike; None for the other seedings.
+    its replay with the choice written out seed alike; None for the other seedings.  ``box``: where the blur is
+    read (:func:`_data_box`; None: the whole volume).
     """
+    mv, mp = (volume[box], phases[box]) if box is not None else (volume, phases)  # views
     if params.seeding == "deconvolved" and not presegmented and cue is None and coarsen == 1:
         from .seeding import _estimate_blur
 
-        return "deconvolved", read[1] if read is not None else _estimate_blur(volume, phases)[0]
+        return "deconvolved", read[1] if read is not None else _estimate_blur(mv, mp)[0]
     if params.seeding != "auto":
         return params.seeding, None
     if presegmented or cue is not None or params.particles != "watershed" or coarsen != 1:
@@ -739,7 +801,7 @@ def _resolve_seeding(volume, phases, params: AnalysisParams, *, presegmented: bo
 
     if read is None:
         report(0.35, "measuring the blur (seeding)")
-    seeding, blur = read if read is not None else auto_seeding(volume, phases)
+    seeding, blur = read if read is not None else auto_seeding(mv, mp)
     refused = _memory_refusal(volume, replace(params, seeding=seeding), downsampled) if seeding == "deconvolved" \
         else None
     if refused is not None:

@@ -8,10 +8,11 @@ as no material (pore in the phases, whatever method made them) and left out of t
 it counts as one to the volume's edge (:data:`core._kernels.NO_DATA`), as where the volume's box cuts a particle.
 Its spike would also pull the three-class Otsu that the suggested thresholds start from, so the thresholds leave
 its value out (:func:`core.phases.threshold._image_model`'s ``exclude``); where it reaches the central block the
-blur is fitted on (a section under about 180² voxels) it still skews the blur.  A fill of the highest value reads as
-NMC (particles grow into it): only a crop mends that.  ``bench/RESULTS.md`` section fill_effect: with the fill's
-faces counted as the volume's edge the table's median stays near the volume's without the fill, and the crop
-mends the blur of a small section.
+blur and the pure grey values are read on (a section under about 180² voxels), they are read beside it
+(:func:`core.phases.threshold._without_fill`, ``core.pipeline._data_box``), and the phase refinement leaves the
+phases next to it as thresholded (``core.pipeline._near_fill``).  A fill of the highest value reads as NMC
+(particles grow into it): only a crop mends that.  ``bench/RESULTS.md`` section fill_effect: with the fill's faces
+counted as the volume's edge the table's median stays near the volume's without the fill.
 :func:`fill_reading` finds it: the lowest or the highest value of the faces that holds at least
 :data:`FILL_MIN_FACE_SHARE` of the face voxels, while the central box (the middle half along each axis) holds it
 at most :data:`FILL_CENTRE_RATIO` as often.  Pores clipped to the lowest value of an 8-bit export hold it as often in
@@ -97,14 +98,12 @@ def fill_message(reading: dict) -> str:
             "registered volume). ")
     crop = "(Samples page: Region of interest; command line: --crop)."
     if reading["end"] == "highest":
-        return (head + "The analysis reads it as NMC, so the particles it cuts grow into it; on a small section, "
-                "where it reaches the central block the blur is fitted on, it skews the blur too. Crop the volume "
-                "to the region with data " + crop)
+        return head + "The analysis reads it as NMC, so the particles it cuts grow into it. Crop the volume to the " \
+            "region with data " + crop
     return (head + "The analysis holds it as no material and counts a particle's faces to it as the volume's "
             "edge, as where the volume's box cuts a particle: the particles it cuts are judged by the surface they "
             "show (or left out on the Compare page with the other edge particles), and the phase shares are those "
-            "of the field of view. On a small section, where it reaches the central block the blur is fitted on, "
-            "it still skews the blur: crop the volume to the region with data there " + crop)
+            "of the field of view. To analyse the region with data alone, crop the volume to it " + crop)
 
 
 def data_box(volume: np.ndarray, value: float) -> list[list[int]] | None:

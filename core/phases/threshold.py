@@ -352,7 +352,8 @@ def _image_model(shape, denoised: Callable[[int, int], np.ndarray], sample: np.n
     ``exclude``: a grey value left out of ``sample`` (a fill outside the reconstructed region,
     :func:`core.phases.fill_reading`, whose spike pulls the three-class Otsu that the central block's reading
     starts from), unless what is left holds fewer than three grey values (a toy volume's constant background,
-    which the fill test cannot tell from a fill: then it stays).
+    which the fill test cannot tell from a fill: then it stays); where the fill reaches the central block, the
+    block is read beside it (:func:`_without_fill`).
     """
     if exclude is not None:
         kept = sample[sample != exclude]
@@ -361,6 +362,8 @@ def _image_model(shape, denoised: Callable[[int, int], np.ndarray], sample: np.n
     otsu = _otsu(sample)
     sz, sy, sx = _central_slices(shape, 128)
     blk = np.ascontiguousarray(denoised(sz.start, sz.stop)[:, sy, sx], dtype=np.float32)
+    if exclude is not None and sample is kept:  # a fill reaching the block (a small section): read beside it
+        blk = _without_fill(blk, exclude)
     suggested, refs, ph_blk = _midpoint_reading(blk, otsu)
     i_nmc = float(refs[2])
     if not np.isfinite(i_nmc):  # no NMC in the block: the sample's
@@ -375,6 +378,20 @@ def _image_model(shape, denoised: Callable[[int, int], np.ndarray], sample: np.n
             if abs(share(alt) - share(suggested)) < READING_GAP:
                 alt = None
     return _ImageModel(suggested, i_nmc, refs, blk, ph_blk, alt)
+
+
+def _without_fill(blk: np.ndarray, value: float) -> np.ndarray:
+    """The largest box of ``blk`` without the fill ``value`` (:func:`core.phases.data_box`) where the fill reaches
+    it and that box is at least 16 voxels a side in the plane (else ``blk``): the fill's flat value would pull the
+    pore's pure grey value, and its sharp edge the blur fitted to the block (``bench/RESULTS.md`` fill_effect)."""
+    from .fill import data_box
+
+    if not np.any(blk == np.float32(value)):
+        return blk
+    box = data_box(blk, np.float32(value))
+    if box is None or min(b - a for a, b in box[1:]) < 16:
+        return blk
+    return np.ascontiguousarray(blk[tuple(slice(a, b) for a, b in box)])
 
 
 def suggest_thresholds(volume: np.ndarray) -> tuple[float, float]:

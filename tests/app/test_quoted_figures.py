@@ -608,6 +608,16 @@ def test_readme_fill_as_edge_figures():
               for s_ in ("4", "5")])
 
 
+def test_readme_fill_packing_figures():
+    """The README's phase accuracy beside the fill of a blurred packing (bench fill_effect, seeds 3 and 4)."""
+    sec = section("fill_effect")
+    col = "phases right, within 6 voxels of the circle"
+    q = quoted(readme_text(), rf"they matched the packing's truth at {NUM} / {NUM} in the ring within 6 voxels of the "
+               rf"circle, now {NUM} / {NUM}, without the fill {NUM} / {NUM}\)", "README.md")
+    check(q, [cell(sec, col, seed=s_, volume=v) for v in ("with the fill, read across it and refined up to it (before)",
+                                                         "with the fill", "no fill") for s_ in ("3", "4")])
+
+
 def test_readme_drift_rule_is_the_code_s():
     """The README's drift paragraph states core.phases.shading's warning share."""
     from core.phases.shading import SHADING_WARN
