@@ -593,16 +593,22 @@ def _fill_region_store(grey, value: float, folder: Path, spacing, chunk_size: in
     """:func:`core.phases.fill_region` of a lazy greyscale as a uint8 Zarr store in ``folder`` (made here), read
     in slabs of whole z planes (each plane's fill is found from its border) and written in chunks of
     ``chunk_size``; returns the store's array."""
+    import dask.array as da
     import zarr
 
     from ..phases.fill import fill_region
     from .store import write_zarr
 
+    from ..slices import slice_axis
+
     folder.mkdir()
-    plane_bytes = int(grey.shape[1]) * int(grey.shape[2]) * grey.dtype.itemsize
-    depth = int(max(1, min(grey.shape[0], (64 << 20) // max(plane_bytes, 1))))
-    slabs = grey.rechunk((depth, -1, -1))
-    region = slabs.map_blocks(lambda b: fill_region(b, value).view(np.uint8), dtype=np.uint8)
+    if slice_axis(grey.shape) not in (None, 0):  # a single slice across y or x: flooded in its own plane, whole
+        region = da.from_array(fill_region(grey, value).view(np.uint8), chunks=chunk_size)
+    else:
+        plane_bytes = int(grey.shape[1]) * int(grey.shape[2]) * grey.dtype.itemsize
+        depth = int(max(1, min(grey.shape[0], (64 << 20) // max(plane_bytes, 1))))
+        slabs = grey.rechunk((depth, -1, -1))
+        region = slabs.map_blocks(lambda b: fill_region(b, value).view(np.uint8), dtype=np.uint8)
     write_zarr(region.rechunk((chunk_size,) * 3), folder / "no_data.zarr", spacing=spacing,
                name="outside the field of view")
     return zarr.open_array(os.fspath(folder / "no_data.zarr" / "0"), mode="r")
