@@ -146,17 +146,37 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
     except (ValueError, MemoryError) as exc:
         st.error(one_sentence(exc))
         st.stop()
-    st.image(render.upscale(render.phase_overlay(grey, ph2d, opacity), 520), width="stretch",
-             caption=f"slice {render.AXES[axis]} = {index}: grey values with the phases over them")
+    outside = _fill_pixels(ref, axis, index, window)
+    shown = render.phase_overlay(grey, ph2d, opacity)
+    caption = f"slice {render.AXES[axis]} = {index}: grey values with the phases over them"
+    if outside is not None:  # the run holds the fill as no material: left uncoloured, out of the shares
+        shown[outside] = grey[outside]
+        ph2d = ph2d[~outside]
+        caption += " (the fill outside the field of view uncoloured: no material)"
+    st.image(render.upscale(shown, 520), width="stretch", caption=caption)
     if method != "model":
         st.caption(cache.preview_note(ref, axis, index, params, window))
     st.html(charts.phase_legend_html())
     fr = compute.phase_fractions(ph2d)
     where = "this slice" if window is None else "this window"
+    if outside is not None:
+        where += "'s field of view"
     c = st.columns(3)
     c[0].metric(f"pore ({where})", f"{fr['pore']:.1%}")
     c[1].metric(f"CBD ({where})", f"{fr['cbd']:.1%}")
     c[2].metric(f"NMC ({where})", f"{fr['nmc']:.1%}")
+
+
+def _fill_pixels(ref: cache.VolumeRef, axis: int, index: int, window) -> np.ndarray | None:
+    """The pixels of a preview slice that a run holds as no material (a fill of the lowest grey value outside the
+    field of view, :func:`core.phases.fill_region`), or None where it has none."""
+    from core.phases import fill_region
+
+    found = cache.fill(ref)
+    if found is None or found["end"] != "lowest":
+        return None
+    mask = fill_region(np.asarray(cache.grey_slice(ref, axis, index, window))[None], found["value"])[0]
+    return mask if mask.any() else None
 
 
 def window_picker(sample: Sample, shape, axis: int) -> tuple[tuple[int, int], tuple[int, int]] | None:

@@ -464,6 +464,9 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     assert shares["pore (field of view)"] == f"{(np.count_nonzero(phases == 0) - fill['region_voxels']) / inside:.1%}"
     assert shares["NMC (field of view)"] == f"{np.count_nonzero(phases == 2) / inside:.1%}"
     assert "pore (volume)" not in shares
+    # the preview slice: the fill left uncoloured and out of the slice's shares
+    assert {"pore (this slice's field of view)", "NMC (this slice's field of view)"} <= set(shares)
+    assert any("the fill outside the field of view uncoloured" in c.caption for i in seg.image for c in i.proto.imgs)
     assert [c for c in seg.caption if c.value.startswith(f"Outside the field of view: {fill['region_voxels']:,} voxels")]
     # the button crops the sample to the box: the fill is gone from what the next analysis reads
     at.button(key=state.k(state.FILL_CROP, s.id)).click().run()
