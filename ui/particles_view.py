@@ -51,7 +51,9 @@ def headline(table: pd.DataFrame, analysis: Analysis) -> None:
     c = st.columns(4)
     c[0].metric("particles", len(table))
     c[1].metric("median detachment", f"{det.median():.2f}" if det.notna().any() else "–")
-    c[2].metric("touching the volume edge", int(table["touches_edge"].sum()))
+    fov = ((analysis.provenance or {}).get("fill") or {}).get("as_edge")  # the fill's faces count as the edge
+    c[2].metric("touching the volume edge or the fill" if fov else "touching the volume edge",
+                int(table["touches_edge"].sum()))
     c[3].metric("analysis", f"#{analysis.id}")
 
 

@@ -468,6 +468,11 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     assert {"pore (this slice's field of view)", "NMC (this slice's field of view)"} <= set(shares)
     assert any("the fill outside the field of view uncoloured" in c.caption for i in seg.image for c in i.proto.imgs)
     assert [c for c in seg.caption if c.value.startswith(f"Outside the field of view: {fill['region_voxels']:,} voxels")]
+    part = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
+    part.session_state[state.SAMPLE_ID] = s.id
+    part.run()
+    no_exception(part)
+    assert [m for m in part.metric if m.label == "touching the volume edge or the fill"]
     # the button crops the sample to the box: the fill is gone from what the next analysis reads
     at.button(key=state.k(state.FILL_CROP, s.id)).click().run()
     no_exception(at)
