@@ -275,7 +275,7 @@ EXTENT_LEVEL: float = 0.5
 EXTENT_MIN_SHARE: float = 0.25
 
 
-def nmc_profile(phases: np.ndarray, axis: int = 0) -> np.ndarray:
+def nmc_profile(phases: np.ndarray, axis: int = 0, *, data_voxels: np.ndarray | None = None) -> np.ndarray:
     """NMC share of each slice along ``axis``.
 
     Parameters
@@ -283,6 +283,9 @@ def nmc_profile(phases: np.ndarray, axis: int = 0) -> np.ndarray:
     phases : (Z, Y, X) uint8
         Phase codes.
     axis : {0, 1, 2}
+    data_voxels : (N,) int ndarray, optional
+        The voxels of each slice inside the field of view (:func:`fov_voxels`), where a fill outside it is held
+        as no material: each slice's share is of those (a slice without any is 0).  None: of the whole slice.
 
     Returns
     -------
@@ -300,7 +303,28 @@ def nmc_profile(phases: np.ndarray, axis: int = 0) -> np.ndarray:
         else:
             counts += nmc.sum(axis=(0, 3 - axis))
     per_slice = phases.size // max(phases.shape[axis], 1)
-    return counts / max(per_slice, 1)
+    return profile_of(counts, per_slice, data_voxels)
+
+
+def profile_of(counts, per_slice: int, data_voxels=None) -> np.ndarray:
+    """Per-slice NMC shares from NMC voxel counts: over the slice size, or over ``data_voxels`` (each slice's
+    voxels inside the field of view; 0 where a slice has none)."""
+    counts = np.asarray(counts, np.int64)
+    if data_voxels is None:
+        return counts / max(per_slice, 1)
+    data = np.asarray(data_voxels, np.int64)
+    if data.shape != counts.shape:
+        raise ValueError(f"data_voxels needs one count per slice ({counts.shape[0]}), got shape {data.shape}")
+    return np.where(data > 0, counts / np.maximum(data, 1), 0.0)
+
+
+def fov_voxels(no_data: np.ndarray, axis: int) -> np.ndarray:
+    """The voxels of each slice along ``axis`` inside the field of view: outside ``no_data`` (bool, True for a fill
+    outside it, :func:`core.phases.fill_region`)."""
+    check_choice(axis, "axis", (0, 1, 2))
+    others = tuple(a for a in range(3) if a != axis)
+    per_slice = int(np.prod([no_data.shape[a] for a in others]))
+    return per_slice - np.count_nonzero(no_data, axis=others).astype(np.int64)
 
 
 def electrode_extent(profile) -> tuple[int, int]:
@@ -415,10 +439,12 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     check_choice(depth_from, "depth_from", ("volume", "electrode"))
     check_choice(axis, "axis", (0, 1, 2))
     ph8 = phases if phases.dtype == np.uint8 else phases.astype(np.uint8)
+    if no_data is not None:
+        no_data = _check_no_data(no_data, phases.shape)
     # (a single slice across the thickness axis has no depth: its depth_frac is NaN, no extent is read)
     extent = depth_from == "electrode" and slice_axis(phases.shape) != axis
-    if extent and profile is None:
-        profile = nmc_profile(ph8, axis)
+    if profile is None and (extent or (no_data is not None and separator_side == "auto")):
+        profile = nmc_profile(ph8, axis, data_voxels=None if no_data is None else fov_voxels(no_data, axis))
     # the separator side from the profile where it is read anyway (the same answer, one pass less)
     detect = (lambda: side_of_profile(profile)) if profile is not None else (lambda: detect_separator_side(phases, axis))
     separator_side = _resolve_separator_side(separator_side, axis, detect, stacklevel=4)
@@ -427,7 +453,6 @@ def _particle_table(labels: np.ndarray, phases: np.ndarray, spacing=None, *, axi
     span = electrode_extent(profile) if extent else None
     kept = None
     if no_data is not None:
-        no_data = _check_no_data(no_data, phases.shape)
         if owned and ph8 is phases:
             kept = ph8[no_data]
         elif ph8 is phases:

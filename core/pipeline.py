@@ -67,7 +67,7 @@ from ._checks import check_int
 from ._kernels import SideWork, numpy_hugepages, recycled_heap
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
 from .codes import PORE
-from .metrics import DepthFrom, Side, _particle_table, nmc_profile, side_of_profile
+from .metrics import DepthFrom, Side, _particle_table, fov_voxels, nmc_profile, side_of_profile
 from .particles import SeparationParams, _separate_particles
 from .slices import slice_axis, slice_warning
 from .nn.params import ModelParams
@@ -488,10 +488,11 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             # (on the real nano-CT slices 47-115 of the 77-195 sections of a classified slice were under 20
             # pixels, 0-14 after, IoU within 0.005; bench/RESULTS.md classifier_islands)
             _remove_small_islands_inplace(phases, seg_params.min_island)
-    no_data = None  # a fill of the lowest grey value outside the field of view (a fill of the highest is NMC to
-    if fill is not None and fill["end"] == "lowest":  # thresholds, particles grow into it: only a crop mends that)
+    no_data = fov = None  # a fill of the lowest grey value outside the field of view (a fill of the highest is
+    if fill is not None and fill["end"] == "lowest":  # NMC to thresholds, particles grow into it: only a crop mends it)
         region = fill_region(volume, fill["value"])
         phases[region] = PORE  # no material there, whatever a classifier or the network made of it
+        fov = fov_voxels(region, params.axis)  # the slices' NMC shares are of their field of view
         fill = {**fill, "as_edge": True, "region_voxels": int(np.count_nonzero(region))}
         no_data = np.packbits(region)  # 1 bit a voxel until the faces are measured
         del region
@@ -514,7 +515,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     auto_side = params.separator_side == "auto"
     # one read of the per-slice NMC shares, for the separator side and the electrode's extent
     beside = SideWork(lambda: checksum(volume),
-                      lambda: nmc_profile(phases, params.axis)
+                      lambda: nmc_profile(phases, params.axis, data_voxels=fov)
                       if auto_side or params.depth_from == "electrode" else None)
     coarsen, unlabelled = params.coarsen, None
     if cue is None and coarsen != 1:

@@ -532,17 +532,19 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     t0 = time.perf_counter()
     report(0.85, f"measuring {n_particles} particles")
     side, contrast = params.separator_side, None
-    profile = None  # the per-slice NMC counts, read once for the side and the electrode's extent
-    if side == "auto" or params.depth_from == "electrode":
-        profile = nmc_profile_chunked(phases, params.axis)
-    if side == "auto":
-        side, contrast = side_of_profile(profile)
     no_data_scratch = out / ".no-data-scratch"
     try:
-        no_data = None
+        no_data = fov = None
         if fill is not None and fill["end"] == "lowest":  # faces to the fill count as the volume's edge
             no_data = _fill_region_store(vol.data, fill["value"], no_data_scratch, sp, chunk_size)
-            fill = {**fill, "as_edge": True, "region_voxels": _count(no_data)}
+            others = tuple(a for a in range(3) if a != params.axis)
+            fov = np.asarray((da.from_zarr(no_data) == 0).sum(axis=others, dtype=np.int64).compute(), np.int64)
+            fill = {**fill, "as_edge": True, "region_voxels": int(no_data.size - fov.sum())}
+        profile = None  # the per-slice NMC counts, read once for the side and the electrode's extent
+        if side == "auto" or params.depth_from == "electrode":
+            profile = nmc_profile_chunked(phases, params.axis, data_voxels=fov)
+        if side == "auto":
+            side, contrast = side_of_profile(profile)
         table = measure_chunked(labels_store, phases_store, sp, axis=params.axis, separator_side=side,
                                 depth_from=params.depth_from, profile=profile, no_data=no_data)
     finally:
@@ -613,9 +615,3 @@ def _fill_region_store(grey, value: float, folder: Path, spacing, chunk_size: in
                name="outside the field of view")
     return zarr.open_array(os.fspath(folder / "no_data.zarr" / "0"), mode="r")
 
-
-def _count(store) -> int:
-    """The nonzero voxels of a Zarr array, counted chunk by chunk."""
-    import dask.array as da
-
-    return int((da.from_zarr(store) != 0).sum().compute())

@@ -47,21 +47,21 @@ from .. import _kernels as K
 from .._validate import check_choice, normalize_spacing
 from ..codes import CBD, NMC
 from ..metrics import (_fill_cracks_inplace, _mc_lut, _resolve_separator_side, _table_of, electrode_extent,
-                       side_of_profile)
+                       profile_of, side_of_profile)
 from ..slices import slice_axis
 from .particles import _dask_and_source, _read_window
 
 __all__ = ["measure_chunked", "separator_side_chunked"]
 
 
-def nmc_profile_chunked(phases, axis: int = 0) -> np.ndarray:
-    """:func:`core.metrics.nmc_profile` of a dask phase volume (per-slice NMC counts over the slice size: the
-    same numbers)."""
+def nmc_profile_chunked(phases, axis: int = 0, *, data_voxels: np.ndarray | None = None) -> np.ndarray:
+    """:func:`core.metrics.nmc_profile` of a dask phase volume (per-slice NMC counts over the slice size, or over
+    ``data_voxels``, each slice's voxels inside the field of view: the same numbers)."""
     check_choice(axis, "axis", (0, 1, 2))
     others = tuple(a for a in range(3) if a != axis)
     counts = np.asarray((phases == NMC).sum(axis=others, dtype=np.int64).compute(), np.int64)
     per_slice = int(np.prod([phases.shape[a] for a in others]))
-    return counts / max(per_slice, 1)
+    return profile_of(counts, per_slice, data_voxels)
 
 
 def separator_side_chunked(phases, axis: int = 0, *, slab_frac: float = 0.1) -> tuple[str, float]:

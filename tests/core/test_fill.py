@@ -232,6 +232,7 @@ def test_the_chunked_engine_counts_the_fill_as_the_edge_too(grey, tmp_path, sync
     from core.chunked.analysis import analyze_chunked
     from core.inputs import FileInput
     from core.metrics import particle_table
+    from core.pipeline import AnalysisParams
 
     v = _fov(grey)
     tifffile.imwrite(tmp_path / "fov.tif", v)
@@ -239,15 +240,20 @@ def test_the_chunked_engine_counts_the_fill_as_the_edge_too(grey, tmp_path, sync
     out.mkdir()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = analyze_chunked(FileInput(tmp_path / "fov.tif"), out=out, chunk_size=24, spacing=0.4)
+        res = analyze_chunked(FileInput(tmp_path / "fov.tif"), AnalysisParams(axis=1, depth_from="electrode"),
+                              out=out, chunk_size=24, spacing=0.4)
     region = fill_region(v, 0)
     assert res.provenance["fill"]["as_edge"] is True
     assert res.provenance["fill"]["region_voxels"] == int(region.sum())
     assert sorted(p.name for p in out.iterdir()) == ["labels.zarr", "phases.zarr"]
     labels = zarr.open_array(str(out / "labels.zarr" / "0"))[...]
     phases = zarr.open_array(str(out / "phases.zarr" / "0"))[...]
-    whole = particle_table(labels, phases, 0.4, separator_side=res.params.separator_side, no_data=region)
+    whole = particle_table(labels, phases, 0.4, axis=1, separator_side=res.params.separator_side, no_data=region,
+                           depth_from="electrode")
     np.testing.assert_allclose(res.table["area_edge_um2"], whole["area_edge_um2"], rtol=1e-9)
+    # the electrode's extent along y from each slice's field of view, as in the whole-volume table
+    assert res.table.attrs["depth_extent"] == whole.attrs["depth_extent"] == [0, 63]
+    np.testing.assert_allclose(res.table["depth_frac"], whole["depth_frac"], rtol=1e-9)
     np.testing.assert_allclose(res.table["detachment"], whole["detachment"], rtol=1e-9, equal_nan=True)
 
 
@@ -279,3 +285,27 @@ def test_a_blurred_scan_s_fill_neither_sets_its_blur_nor_is_refined_beside():
     assert (cut.phases[near] == unrefined.phases[near]).all()
     inside = ~ndi.binary_dilation(region, ndi.generate_binary_structure(3, 1), iterations=8)
     assert (cut.phases[inside] != unrefined.phases[inside]).mean() > 0.01  # refined away from it
+
+
+def test_slices_are_judged_on_their_field_of_view_for_the_electrode_s_extent():
+    """A thickness axis in the plane of a circular field of view: the chords shorten towards the ends, so each
+    slice's NMC share over the whole slice fell below half the plateau there and the electrode read as ending
+    before the volume does (cycled-1C, 108×128²: slices 5-119 along y, 5-122 along x, against 0-127 without the
+    fill); over each slice's field of view it is the volume's extent again."""
+    from core.metrics import electrode_extent, fov_voxels, nmc_profile
+    from core.pipeline import AnalysisParams, run
+
+    e = demo_electrode("cycled-1C", rng=4, shape=(40, 96, 96))
+    v = _fov(e.greyscale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = run(v, AnalysisParams(axis=1, depth_from="electrode"), spacing=e.spacing)
+    assert r.table.attrs["depth_extent"] == [0, 95]
+    region = fill_region(v, 0)
+    whole = nmc_profile(r.phases, 1)
+    assert electrode_extent(whole)[0] > 0  # over the whole slices: trimmed
+    fov = fov_voxels(region, 1)
+    assert fov.shape == (96,) and fov.sum() == region.size - region.sum()
+    np.testing.assert_allclose(nmc_profile(r.phases, 1, data_voxels=fov), whole * (40 * 96) / fov)
+    with pytest.raises(ValueError, match="one count per slice"):
+        nmc_profile(r.phases, 1, data_voxels=fov[:-1])
