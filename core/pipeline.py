@@ -755,8 +755,9 @@ def _near_fill(no_data: np.ndarray, shape, blur: float) -> np.ndarray:
 
     The refinement models each voxel as the blurred phases around it; beside the fill, the scan was blurred with
     the material beyond the field of view, which the model reads as pore (the fill's phase): on a sphere packing
-    (blur 1.2 voxel, 48×128², a circular field of view) the refined phases within 6 voxels of the fill matched
-    the truth at 0.86 against 0.93 without the fill, 0.92 unrefined.  There the phases stay as thresholded.
+    (blur 1.2 voxel, 48×128², a circular field of view) the phases within 6 voxels of the fill matched the truth
+    at 0.862 / 0.861 refined up to it, 0.922 / 0.917 kept as thresholded there, 0.934 / 0.934 without the fill
+    (``bench/RESULTS.md`` fill_effect).  There the phases stay as thresholded.
     """
     region = np.unpackbits(no_data, count=int(np.prod(shape))).view(bool).reshape(shape)
     reach = max(1, int(np.ceil(3.0 * blur)))

@@ -614,8 +614,15 @@ def test_readme_fill_packing_figures():
     col = "phases right, within 6 voxels of the circle"
     q = quoted(readme_text(), rf"they matched the packing's truth at {NUM} / {NUM} in the ring within 6 voxels of the "
                rf"circle, now {NUM} / {NUM}, without the fill {NUM} / {NUM}\)", "README.md")
-    check(q, [cell(sec, col, seed=s_, volume=v) for v in ("with the fill, read across it and refined up to it (before)",
+    check(q, [cell(sec, col, seed=s_, volume=v) for v in ("with the fill, read beside it, refined up to it",
                                                          "with the fill", "no fill") for s_ in ("3", "4")])
+    before = "with the fill, read across it and refined up to it (before)"
+    q = quoted(readme_text(), rf"its sharp edge read as a blur of {NUM} / {NUM}, which left the phases unrefined and "
+               rf"the median detachment at {NUM}\)", "README.md")
+    check(q, [cell(sec, "blur read (voxels)", seed="3", volume=before), cell(sec, "blur read (voxels)", seed="4",
+                                                                             volume=before),
+              cell(sec, "median detachment", seed="3", volume=before)])
+    assert cell(sec, "median detachment", seed="4", volume=before) == "0.000"
 
 
 def test_readme_drift_rule_is_the_code_s():
