@@ -75,7 +75,7 @@ from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .memory import MemoryBudgetError, check_memory, mark_warm
 from .phases import (DOWNSAMPLE_MIN_RADIUS, BlurAssessment, SegmentParams, assess_blur, box_blur_removed,
                      check_greyscale_nonfinite, nonfinite_fill, segment_detailed, sigma_origin)
-from .phases.fill import fill_message, fill_reading, fill_region
+from .phases.fill import fill_message, fill_reading, fill_region, fov_disc
 from .phases.shading import flatten_shading, shading_message, shading_reading
 from .phases.islands import _remove_small_islands_inplace
 
@@ -493,7 +493,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         region = fill_region(volume, fill["value"])
         phases[region] = PORE  # no material there, whatever a classifier or the network made of it
         fov = fov_voxels(region, params.axis)  # the slices' NMC shares are of their field of view
-        fill = {**fill, "as_edge": True, "region_voxels": int(np.count_nonzero(region))}
+        disc = fov_disc(region[region.shape[0] // 2], sp[1:])  # for the Compare page's Miles–Lantuéjoul weights
+        fill = {**fill, "as_edge": True, "region_voxels": int(np.count_nonzero(region)), "disc_radius_um": disc}
         no_data = np.packbits(region)  # 1 bit a voxel until the faces are measured
         del region
     check_has_nmc(phases)

@@ -396,9 +396,10 @@ def cmp_summary(sel: Selection, groups: tuple[tuple[str, str], ...], edge_policy
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def cmp_distributions(sel: Selection, metric: str, weighting: str, edge_policy: str,
-                      windows_um: tuple[tuple[str, tuple[float, float, float] | None], ...]) -> compare.Distributions:
+                      windows_um: tuple[tuple[str, tuple[float, float, float] | None], ...],
+                      discs_um: tuple[tuple[str, float | None], ...] = ()) -> compare.Distributions:
     return compare.distributions(_tables(sel), metric, weighting=weighting, edge_policy=edge_policy,
-                                 windows_um=dict(windows_um))
+                                 windows_um=dict(windows_um), discs_um=dict(discs_um))
 
 
 @st.cache_data(max_entries=16, show_spinner="Testing the pairs…")

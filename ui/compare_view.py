@@ -51,6 +51,8 @@ class CompareContext:
     groups : {display name: group label}
     windows_um : {display name: (3,) float or None}
         Size of each analysed volume in µm (z, y, x), for Miles–Lantuéjoul weights.
+    discs_um : {display name: float or None}
+        The radius (µm) of an analysis's circular field of view (:func:`core.phases.fov_disc`), for the same.
     min_diameter_um : float
         Particles with a smaller equivalent diameter are left out of ``tables``
         and of every statistic keyed by :attr:`key` (0 keeps all).
@@ -65,6 +67,7 @@ class CompareContext:
     tables: dict[str, pd.DataFrame]
     groups: dict[str, str]
     windows_um: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
+    discs_um: dict[str, float | None] = field(default_factory=dict)
     min_diameter_um: float = 0.0
     dropped: dict[str, int] = field(default_factory=dict)
 
@@ -82,6 +85,14 @@ class CompareContext:
     def combined(self) -> pd.DataFrame:
         """All particle tables in one, with ``electrode`` and ``group`` columns."""
         return compare.combine(self.tables, self.groups)
+
+
+def disc_um(analysis: Analysis) -> float | None:
+    """The radius (µm) of an analysis's circular field of view, where it held a fill outside it as no material
+    (its provenance's ``fill``), else None."""
+    fill = (analysis.provenance or {}).get("fill") or {}
+    radius = fill.get("disc_radius_um") if fill.get("as_edge") else None
+    return float(radius) if radius else None
 
 
 def window_um(analysis: Analysis, ref: cache.ResultRef) -> tuple[float, float, float] | None:
@@ -155,6 +166,7 @@ def select(ws: Workspace) -> CompareContext:
         ws=ws, names=names, samples={names[i]: (by_id[i], picked[i]) for i in chosen}, refs=refs, tables=tables,
         groups={names[i]: by_id[i].group_label for i in chosen},
         windows_um={names[i]: window_um(picked[i], refs[names[i]]) for i in chosen},
+        discs_um={names[i]: disc_um(picked[i]) for i in chosen},
         min_diameter_um=min_d, dropped=dropped,
     )
 
@@ -295,7 +307,8 @@ def edge_policy_picker() -> str:
         "surface, still a fair estimate for a particle cut by the edge, and leaving edge particles out discards "
         "many of them in a small volume and under-counts large particles. Their *sizes* are truncated, though: "
         "for size measures choose **Miles–Lantuéjoul weights**, which leave edge particles out and weight each "
-        "remaining particle by 1 / P(fully inside) from its bounding box, undoing the bias against large "
+        "remaining particle by 1 / P(fully inside) from its bounding box (inside a circular field of view where "
+        "the analysis held a fill outside it as no material), undoing the bias against large "
         "particles in the distributions. Tests, summary and trends count particles: there Miles–Lantuéjoul "
         "uses the same particles as **leave out**.")
     return policy
@@ -368,7 +381,8 @@ def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
     facet = st.checkbox("One panel per electrode (small multiples)", key=state.CMP_FACET,
                         persist_state=state.PERSIST, disabled=kind in ("box", "violin"))
     try:
-        dist = cache.cmp_distributions(ctx.key, metric, weighting, edge_policy, tuple(ctx.windows_um.items()))
+        dist = cache.cmp_distributions(ctx.key, metric, weighting, edge_policy, tuple(ctx.windows_um.items()),
+                                       tuple(ctx.discs_um.items()))
     except ValueError as exc:
         _one_sentence_warning(exc)
         return metric

@@ -539,7 +539,10 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             no_data = _fill_region_store(vol.data, fill["value"], no_data_scratch, sp, chunk_size)
             others = tuple(a for a in range(3) if a != params.axis)
             fov = np.asarray((da.from_zarr(no_data) == 0).sum(axis=others, dtype=np.int64).compute(), np.int64)
-            fill = {**fill, "as_edge": True, "region_voxels": int(no_data.size - fov.sum())}
+            from ..phases.fill import fov_disc
+
+            disc = fov_disc(np.asarray(no_data[no_data.shape[0] // 2]) != 0, sp[1:])
+            fill = {**fill, "as_edge": True, "region_voxels": int(no_data.size - fov.sum()), "disc_radius_um": disc}
         profile = None  # the per-slice NMC counts, read once for the side and the electrode's extent
         if side == "auto" or params.depth_from == "electrode":
             profile = nmc_profile_chunked(phases, params.axis, data_voxels=fov)

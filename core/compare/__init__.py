@@ -58,7 +58,7 @@ from .trends import Trend, trend
 from .weighted import (
     QUANTILES, Distributions, distributions, weighted_density, weighted_ecdf, weighted_histogram, weighted_quantile,
 )
-from .weights import MILES_MIN_FREE_SHARE, ParticleWeights, miles_weights, particle_weights
+from .weights import MILES_MIN_FREE_SHARE, ParticleWeights, disc_share, miles_weights, particle_weights
 
 __all__ = [
     "ALTERNATIVES", "EXACT_MAX_ELECTRODES", "ElectrodeTrend", "MIN_ELECTRODES", "TrendTest", "X_SCALES",
@@ -66,7 +66,7 @@ __all__ = [
     "BINNINGS", "CLIFF_THRESHOLDS", "EDGE_POLICIES", "EXTENT_COLUMNS", "MILES_MIN_FREE_SHARE", "QUANTILES",
     "WEIGHTINGS", "Binning", "Distributions", "EdgePolicy", "PairwiseTests", "ParticleWeights", "Rng", "Summary",
     "Trend", "Weighting", "bootstrap_median_ci", "bootstrap_median_diff_ci", "cliffs_delta", "combine",
-    "distributions", "drop_small", "effect_size_label", "holm", "miles_weights", "pairwise_tests",
+    "disc_share", "distributions", "drop_small", "effect_size_label", "holm", "miles_weights", "pairwise_tests",
     "particle_weights", "reading", "summary", "trend", "weighted_density", "weighted_ecdf", "weighted_histogram",
     "weighted_quantile", "wilson_ci",
 ]

@@ -197,6 +197,7 @@ def distributions(
     windows_um: Mapping[str, Sequence[float]] | None = None,
     bins: int = 30,
     value_range: tuple[float, float] | None = None,
+    discs_um: Mapping[str, float | None] | None = None,
 ) -> Distributions:
     """Weighted histogram, ECDF, density and quantiles of ``metric`` per electrode.
 
@@ -213,6 +214,9 @@ def distributions(
         Histogram bins, shared by all electrodes.
     value_range : (lo, hi), optional
         Histogram range (default: the pooled range of the used values).
+    discs_um : {name: float or None}, optional
+        The radius (µm) of an electrode's circular field of view, for ``"miles"``
+        (:func:`~core.compare.weights.particle_weights`' ``disc_radius_um``); None or absent: its box.
 
     Returns
     -------
@@ -231,7 +235,8 @@ def distributions(
     data = {}
     for name, t in tables.items():
         pw = particle_weights(t, weighting=weighting, edge_policy=edge_policy,
-                              window_um=(windows_um or {}).get(name), name=name)
+                              window_um=(windows_um or {}).get(name), name=name,
+                              disc_radius_um=(discs_um or {}).get(name))
         v = t[metric].to_numpy(float)
         ok = np.isfinite(v) & pw.used
         if not ok.any():

@@ -65,6 +65,44 @@ def miles_weights(extents_um, window_um) -> np.ndarray:
     return np.prod(L) / np.prod(free, axis=1)
 
 
+def disc_share(extents_yx_um, radius_um: float) -> np.ndarray:
+    """Share of a disc's positions where a rectangle fits whole: :func:`miles_weights` in a circular field of view.
+
+    A rectangle of sides ``(dy, dx)`` whose centre lies uniformly in a disc of radius ``R`` lies whole in it where
+    its farthest corner does: ``(|u| + dy/2)² + (|v| + dx/2)² <= R²`` for the centre ``(u, v)``.  A quarter of that
+    region is ``∫ (sqrt(R² - t²) - dx/2) dt`` for ``t`` from ``dy/2`` to ``sqrt(R² - dx²/4)``, in closed form
+    with ``F(t) = (t sqrt(R² - t²) + R² asin(t / R)) / 2``; the share is four of it over ``π R²``.
+
+    Parameters
+    ----------
+    extents_yx_um : (N, 2) float, µm
+        Extents of each particle in the disc's plane.
+    radius_um : float
+        The disc's radius (µm).
+
+    Returns
+    -------
+    (N,) float64
+        In [0, 1]; 0 where the rectangle's diagonal is the disc's diameter or more.
+    """
+    d = np.asarray(extents_yx_um, dtype=float)
+    r = float(radius_um)
+    if not (np.isfinite(r) and r > 0):
+        raise ValueError(f"radius_um must be finite and > 0 µm, got {radius_um!r}")
+    if d.ndim != 2 or d.shape[1] != 2 or np.any(~np.isfinite(d)) or np.any(d < 0):
+        raise ValueError("extents_yx_um must be finite extents >= 0 µm of shape (N, 2)")
+    a, b = d[:, 0] / 2, d[:, 1] / 2
+    fits = a * a + b * b < r * r
+    t1 = np.sqrt(np.maximum(r * r - b * b, 0.0))
+
+    def F(t):
+        t = np.clip(t, -r, r)
+        return 0.5 * (t * np.sqrt(np.maximum(r * r - t * t, 0.0)) + r * r * np.arcsin(t / r))
+
+    quarter = np.where(fits, F(t1) - F(a) - b * (t1 - a), 0.0)
+    return np.clip(4.0 * quarter / (np.pi * r * r), 0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class ParticleWeights:
     """Per-particle weights for size statistics of one electrode.
@@ -87,6 +125,8 @@ class ParticleWeights:
         Particles that touch the volume edge (NaN-free count; 0 when unknown).
     n_capped : int
         Particles whose weight was capped (equivalent-diameter fallback only).
+    disc_radius_um : float or None
+        The circular field of view the Miles–Lantuéjoul weights used in the y-x plane (None: the box).
     """
 
     weights: np.ndarray
@@ -96,6 +136,7 @@ class ParticleWeights:
     extent_source: Literal["bbox", "equiv_diameter", "none"]
     n_edge: int
     n_capped: int = 0
+    disc_radius_um: float | None = None
 
     @property
     def used(self) -> np.ndarray:
@@ -110,6 +151,7 @@ def particle_weights(
     edge_policy: EdgePolicy = "exclude",
     window_um=None,
     name: str = "electrode",
+    disc_radius_um: float | None = None,
 ) -> ParticleWeights:
     """Per-particle weights for number- or volume-weighted size statistics.
 
@@ -125,6 +167,10 @@ def particle_weights(
         Side lengths of the imaged volume; required for ``"miles"``.
     name : str
         Electrode name used in error messages.
+    disc_radius_um : float, optional
+        A circular field of view in the y-x plane (a fill outside it held as no material, whose faces count as
+        the volume's edge): the Miles–Lantuéjoul weights are then ``1 / (disc_share(dy, dx) * (Lz - dz) / Lz)``
+        (:func:`disc_share`) instead of the box's.
 
     Returns
     -------
@@ -190,5 +236,14 @@ def particle_weights(
             raise ValueError(f"edge_policy 'miles' needs particle extents: the table of electrode {name!r} has "
                              f"neither {list(EXTENT_COLUMNS)} nor 'equiv_diameter_um'")
         w = np.zeros(n)
-        w[inner] = base[inner] * miles_weights(d, window)
-    return ParticleWeights(np.asarray(w, float), weighting, edge_policy, window, source, n_edge, n_capped)
+        if disc_radius_um is None:
+            w[inner] = base[inner] * miles_weights(d, window)
+        else:
+            share = disc_share(d[:, 1:], disc_radius_um) * (L[0] - d[:, 0]) / L[0]
+            if np.any(share <= 0):
+                i = int(np.flatnonzero(share <= 0)[0])
+                raise ValueError(f"particle {i} of electrode {name!r} (extents {tuple(d[i])} µm) cannot lie fully "
+                                 f"inside its field of view (a disc of radius {disc_radius_um:g} µm, depth {L[0]:g} µm)")
+            w[inner] = base[inner] / share
+    disc = None if disc_radius_um is None or edge_policy != "miles" else float(disc_radius_um)
+    return ParticleWeights(np.asarray(w, float), weighting, edge_policy, window, source, n_edge, n_capped, disc)

@@ -42,7 +42,7 @@ Modules
 ``blur``            what a blur means for the analysis: :func:`resolvable_gap_um`, :func:`assess_blur` (data;
                     the caller words the advice)
 ``islands``         :func:`remove_small_islands`
-``fill``            a fill outside the field of view: :func:`fill_reading`, :func:`fill_message`, :func:`fill_region`, :func:`data_box`
+``fill``            a fill outside the field of view: :func:`fill_reading`, :func:`fill_message`, :func:`fill_region`, :func:`fov_disc`, :func:`data_box`
 ``shading``         a brightness drift along z: :func:`shading_reading`, :func:`shading_message`,
                     :func:`flatten_shading` (``SegmentParams(flatten=True)``)
 ``preview``         :func:`preview_globals`, :func:`prepare_preview`, :func:`preview_from`, :func:`preview_slice`,
@@ -66,7 +66,7 @@ from .blur import (
     suggested_downsample,
 )
 from .denoise import crop, denoise, normalize_intensity
-from .fill import FILL_CENTRE_RATIO, FILL_MIN_FACE_SHARE, data_box, fill_message, fill_reading, fill_region
+from .fill import FILL_CENTRE_RATIO, FILL_MIN_FACE_SHARE, data_box, fill_message, fill_reading, fill_region, fov_disc
 from .islands import remove_small_islands
 from .params import (DENOISE_METHODS, NONFINITE_MAX_SHARE, Denoise, SegmentParams, check_greyscale,
                      check_greyscale_nonfinite, nonfinite_fill)
@@ -91,7 +91,7 @@ from .threshold import READING_GAP, phase_references, suggest_thresholds, thresh
 __all__ = [
     # parameters
     "DENOISE_METHODS", "Denoise", "SegmentParams", "check_greyscale", "NONFINITE_MAX_SHARE", "check_greyscale_nonfinite",
-    "nonfinite_fill", "FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "fill_message", "fill_reading", "fill_region", "data_box",
+    "nonfinite_fill", "FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "fill_message", "fill_reading", "fill_region", "fov_disc", "data_box",
     "SHADING_WARN", "shading_reading", "shading_message", "flatten_shading",
     # steps
     "crop", "normalize_intensity", "denoise", "suggest_thresholds", "threshold", "phase_references", "READING_GAP",

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "PLANES", "data_box", "fill_message", "fill_reading",
-           "fill_region"]
+__all__ = ["DISC_MIN_IOU", "FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "PLANES", "data_box", "fill_message",
+           "fill_reading", "fill_region", "fov_disc"]
 
 #: Share of the face voxels the fill value must hold (the corners outside a circular field of view inscribed in a
 #: square section are 21 % of its area, and more of its border).
@@ -34,6 +34,9 @@ FILL_MIN_FACE_SHARE = 0.05
 FILL_CENTRE_RATIO = 0.1
 #: An axis shorter than this has no faces of its own in the test (a single slice: its four edges only).
 _MIN_AXIS = 8
+#: A field of view is taken for a disc (:func:`fov_disc`) where the disc of its area at its centroid covers it
+#: with at least this intersection over union.
+DISC_MIN_IOU = 0.98
 #: The z planes read, as fractions of the depth: the two faces and three planes between.
 PLANES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -209,3 +212,35 @@ def _border_connected(plane: np.ndarray, ndi) -> np.ndarray:
     keep[rim] = True
     keep[0] = False
     return keep[lab]
+
+
+def fov_disc(region_plane: np.ndarray, spacing_yx=(1.0, 1.0)) -> float | None:
+    """The radius (µm) of a circular field of view, from one plane of :func:`fill_region`, or None.
+
+    The field of view is the plane less the fill; its disc is the one of the same area (µm²) at its centroid,
+    kept where it covers the field of view with an intersection over union of at least :data:`DISC_MIN_IOU` (a
+    disc cut by the volume's box, or the padding of a rotated volume, is not one).  The Compare page's
+    Miles–Lantuéjoul weights use it (:func:`core.compare.particle_weights`' ``disc_radius_um``).
+
+    Parameters
+    ----------
+    region_plane : (Y, X) bool ndarray
+        True on the fill.
+    spacing_yx : (2,) float, µm
+
+    Returns
+    -------
+    float or None
+    """
+    fov = ~np.asarray(region_plane, bool)
+    sy, sx = (float(v) for v in spacing_yx)
+    n = int(np.count_nonzero(fov))
+    if n == 0 or fov.all():
+        return None
+    radius = float(np.sqrt(n * sy * sx / np.pi))
+    yy, xx = np.nonzero(fov)
+    cy, cx = yy.mean() * sy, xx.mean() * sx
+    gy, gx = np.ogrid[: fov.shape[0], : fov.shape[1]]
+    disc = (gy * sy - cy) ** 2 + (gx * sx - cx) ** 2 <= radius * radius
+    iou = np.count_nonzero(disc & fov) / np.count_nonzero(disc | fov)
+    return round(radius, 6) if iou >= DISC_MIN_IOU else None

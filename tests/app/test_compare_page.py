@@ -244,6 +244,44 @@ def test_exclude_and_miles_on_electrodes_with_inner_particles(fine_ws):
     assert "edge-corrected" in _y_title(chart_specs(at)[0])
 
 
+def test_miles_weights_use_a_circular_field_of_view(env):
+    """Two scans whose corners outside a disc hold a fill (held as no material): the Miles–Lantuéjoul weights of
+    their distributions are the disc's (:func:`core.compare.disc_share`), read from each analysis's record."""
+    import warnings
+
+    from core.io import save_tiff
+    from core.runner import run_analysis
+    from core.synth import demo_electrode
+    from core.workspace import Workspace
+
+    ws = Workspace(env / "ws")
+    yy, xx = np.mgrid[:96, :96]
+    for i, name in enumerate(("pristine", "cycled-5C")):
+        g = demo_electrode(name, rng=30 + i, shape=(32, 96, 96)).greyscale.copy()
+        g[:, (yy - 47.5) ** 2 + (xx - 47.5) ** 2 > 48**2] = 0
+        save_tiff(env / "data" / f"fov{i}.tif", g, (0.4, 0.4, 0.4))
+        s = ws.add_sample(f"fov-{i}", str(env / "data" / f"fov{i}.tif"), spacing=0.4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run_analysis(ws, s.id, ws.load_volume(s))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.CMP_METRIC).select("equiv_diameter_um").run()
+    at.radio(key=state.CMP_EDGE).set_value("miles").run()
+    no_exception(at)
+    q = _table(at, "q95").set_index("electrode")
+    for s in ws.list_samples():
+        a = ws.latest_analysis(s.id)
+        t = ws.load_table(a)
+        radius = a.provenance["fill"]["disc_radius_um"]
+        assert radius == pytest.approx(0.4 * 48, rel=0.01)
+        window = np.asarray(a.provenance["input_shape"]) * 0.4
+        w = compare.particle_weights(t, edge_policy="miles", window_um=window, disc_radius_um=radius)
+        box = compare.particle_weights(t, edge_policy="miles", window_um=window)
+        assert q.loc[s.name, "median"] == pytest.approx(compare.weighted_quantile(t["equiv_diameter_um"], 0.5,
+                                                                                  w.weights))
+        assert (w.weights >= box.weights).all() and (w.weights > box.weights).any()
+
+
 def test_needs_two_electrodes(seeded_ws):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     first = seeded_ws.list_samples()[0].id

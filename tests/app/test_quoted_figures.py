@@ -608,6 +608,14 @@ def test_readme_fill_as_edge_figures():
               for s_ in ("4", "5")])
 
 
+def test_readme_disc_rule_is_the_code_s():
+    from core.phases.fill import DISC_MIN_IOU
+
+    m = re.search(r"the disc of its area covers it with an intersection over union of ([0-9.]+) or more", readme_text())
+    assert m, "the README's disc sentence was reworded: update this pattern"
+    assert float(m.group(1)) == DISC_MIN_IOU
+
+
 def test_readme_fill_packing_figures():
     """The README's phase accuracy beside the fill of a blurred packing (bench fill_effect, seeds 3 and 4)."""
     sec = section("fill_effect")

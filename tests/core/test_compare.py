@@ -249,6 +249,47 @@ def test_miles_weighting_removes_the_bias_against_large_particles():
     assert (miles.used == plain.used).all() and plain.n_edge == int((~inside[seen]).sum())
 
 
+def test_disc_share_is_the_share_of_a_disc_where_a_rectangle_fits():
+    """Against a fine raster of the centres whose rectangle's corners lie in the unit disc."""
+    u = np.linspace(-1, 1, 1601)
+    uu, vv = np.meshgrid(u, u, indexing="ij")
+    inside = uu**2 + vv**2 <= 1
+    for dy, dx in ((0.3, 0.3), (0.15, 0.45), (0.9, 0.3), (1.2, 1.2)):
+        fits = (np.abs(uu) + dy / 2) ** 2 + (np.abs(vv) + dx / 2) ** 2 <= 1
+        assert C.disc_share([[dy, dx]], 1.0)[0] == pytest.approx(fits.sum() / inside.sum(), abs=0.003)
+    assert C.disc_share([[0, 0], [1.5, 1.5]], 1.0).tolist() == [1.0, 0.0]  # a point always; a diagonal of 2.1 never
+    assert C.disc_share([[3.0, 6.0]], 10.0)[0] == pytest.approx(C.disc_share([[0.3, 0.6]], 1.0)[0])  # scale-free
+    with pytest.raises(ValueError, match="radius_um"):
+        C.disc_share([[1, 1]], 0)
+    with pytest.raises(ValueError, match="extents_yx_um"):
+        C.disc_share([[1, 1, 1]], 5)
+
+
+def test_miles_weighting_in_a_disc_removes_the_bias_the_box_leaves():
+    """Squares of side 1 and 5 µm (10 µm deep slabs: no cut along z), equally many per unit area, at uniform random
+    places around a disc of radius 10 µm: those fully inside the disc are mostly small; the disc's weights restore
+    the true mean side, the box's (20 µm, the disc's square) leave it low."""
+    rng = np.random.default_rng(6)
+    n, r = 80_000, 10.0
+    side = np.where(rng.random(n) < 0.5, 1.0, 5.0)
+    centre = rng.uniform(-r - 3, r + 3, size=(n, 2))
+    corner = np.abs(centre) + side[:, None] / 2
+    inside = (corner**2).sum(axis=1) <= r * r
+    near = (np.clip(np.abs(centre) - side[:, None] / 2, 0, None) ** 2).sum(axis=1) < r * r  # seen: touches the disc
+    ext = np.stack([np.zeros(n), side, side], axis=1)[near]
+    t = table(np.zeros(near.sum()), edge=~inside[near], diameter=side[near], extents=ext)
+    true_mean = side.mean()
+    box = C.particle_weights(t, edge_policy="miles", window_um=(10.0, 2 * r, 2 * r))
+    disc = C.particle_weights(t, edge_policy="miles", window_um=(10.0, 2 * r, 2 * r), disc_radius_um=r)
+    d = t["equiv_diameter_um"].to_numpy()
+    assert disc.disc_radius_um == r and box.disc_radius_um is None
+    assert np.average(d, weights=disc.weights) == pytest.approx(true_mean, rel=0.015)
+    assert np.average(d, weights=box.weights) < 0.95 * true_mean
+    with pytest.raises(ValueError, match="cannot lie fully inside its field of view"):
+        C.particle_weights(table([0.1], edge=[False], diameter=[30.0], extents=[[1, 29, 29]]), edge_policy="miles",
+                           window_um=(10.0, 30.0, 30.0), disc_radius_um=15.0)
+
+
 def test_particle_weights_policies():
     t = table([0.1, 0.2, 0.3, 0.4], edge=[False, True, False, False], volume=[1, 2, 3, 4], diameter=[1, 2, 3, 4],
               extents=[[1, 1, 1], [2, 2, 2], [3, 1, 1], [4, 4, 4]])

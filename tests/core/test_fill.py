@@ -309,3 +309,20 @@ def test_slices_are_judged_on_their_field_of_view_for_the_electrode_s_extent():
     np.testing.assert_allclose(nmc_profile(r.phases, 1, data_voxels=fov), whole * (40 * 96) / fov)
     with pytest.raises(ValueError, match="one count per slice"):
         nmc_profile(r.phases, 1, data_voxels=fov[:-1])
+
+
+def test_a_circular_field_of_view_is_read_as_a_disc_for_the_miles_weights(grey):
+    from core.phases import fov_disc
+    from core.pipeline import run
+
+    v = _fov(grey)
+    region = fill_region(v, 0)
+    assert fov_disc(region[10], (0.4, 0.4)) == pytest.approx(0.4 * 32, rel=0.01)  # the disc of the same area, µm
+    assert fov_disc(region[10], (0.4, 0.6)) is None  # a circle of pixels is an ellipse in µm there
+    square = np.zeros((64, 64), bool)
+    square[:, :10] = True  # a strip of padding: no disc
+    assert fov_disc(square) is None and fov_disc(np.zeros((8, 8), bool)) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = run(v, spacing=0.4)
+    assert res.provenance["fill"]["disc_radius_um"] == pytest.approx(0.4 * 32, rel=0.01)
