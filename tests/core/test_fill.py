@@ -245,6 +245,7 @@ def test_the_chunked_engine_counts_the_fill_as_the_edge_too(grey, tmp_path, sync
     region = fill_region(v, 0)
     assert res.provenance["fill"]["as_edge"] is True
     assert res.provenance["fill"]["region_voxels"] == int(region.sum())
+    assert res.provenance["fill"]["disc_radius_um"] == pytest.approx(0.4 * 32, rel=0.01)
     assert sorted(p.name for p in out.iterdir()) == ["labels.zarr", "phases.zarr"]
     labels = zarr.open_array(str(out / "labels.zarr" / "0"))[...]
     phases = zarr.open_array(str(out / "phases.zarr" / "0"))[...]
