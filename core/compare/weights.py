@@ -235,6 +235,8 @@ def particle_weights(
         else:
             raise ValueError(f"edge_policy 'miles' needs particle extents: the table of electrode {name!r} has "
                              f"neither {list(EXTENT_COLUMNS)} nor 'equiv_diameter_um'")
+        if disc_radius_um is not None and not (np.isfinite(float(disc_radius_um)) and float(disc_radius_um) > 0):
+            raise ValueError(f"disc_radius_um of electrode {name!r} must be finite and > 0 µm, got {disc_radius_um!r}")
         w = np.zeros(n)
         if disc_radius_um is None:
             w[inner] = base[inner] * miles_weights(d, window)

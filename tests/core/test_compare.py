@@ -285,6 +285,8 @@ def test_miles_weighting_in_a_disc_removes_the_bias_the_box_leaves():
     assert disc.disc_radius_um == r and box.disc_radius_um is None
     assert np.average(d, weights=disc.weights) == pytest.approx(true_mean, rel=0.015)
     assert np.average(d, weights=box.weights) < 0.95 * true_mean
+    with pytest.raises(ValueError, match="disc_radius_um of electrode 'electrode' must be finite and > 0"):
+        C.particle_weights(t, edge_policy="miles", window_um=(10.0, 2 * r, 2 * r), disc_radius_um=-1.0)
     with pytest.raises(ValueError, match="cannot lie fully inside its field of view"):
         C.particle_weights(table([0.1], edge=[False], diameter=[30.0], extents=[[1, 29, 29]]), edge_policy="miles",
                            window_um=(10.0, 30.0, 30.0), disc_radius_um=15.0)
