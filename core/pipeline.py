@@ -488,8 +488,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             # (on the real nano-CT slices 47-115 of the 77-195 sections of a classified slice were under 20
             # pixels, 0-14 after, IoU within 0.005; bench/RESULTS.md classifier_islands)
             _remove_small_islands_inplace(phases, seg_params.min_island)
-    no_data = fov = None  # a fill of the lowest grey value outside the field of view (a fill of the highest is
-    if fill is not None and fill["end"] == "lowest":  # NMC to thresholds, particles grow into it: only a crop mends it)
+    no_data = fov = None
+    if fill is not None:  # a fill outside the field of view: no material, whichever end of the grey values it holds
         region = fill_region(volume, fill["value"])
         phases[region] = PORE  # no material there, whatever a classifier or the network made of it
         fov = fov_voxels(region, params.axis)  # the slices' NMC shares are of their field of view

@@ -168,12 +168,12 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
 
 
 def _fill_pixels(ref: cache.VolumeRef, axis: int, index: int, window) -> np.ndarray | None:
-    """The pixels of a preview slice that a run holds as no material (a fill of the lowest grey value outside the
-    field of view, :func:`core.phases.fill_region`), or None where it has none."""
+    """The pixels of a preview slice that a run holds as no material (a fill outside the field of view,
+    :func:`core.phases.fill_region`), or None where it has none."""
     from core.phases import fill_region
 
     found = cache.fill(ref)
-    if found is None or found["end"] != "lowest":
+    if found is None:
         return None
     mask = fill_region(np.asarray(cache.grey_slice(ref, axis, index, window))[None], found["value"])[0]
     return mask if mask.any() else None

@@ -371,6 +371,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     import zarr
 
     from ..inputs import FileInput
+    from ..codes import PORE
     from ..phases.fill import fill_message, fill_reading
     from ..phases.shading import shading_message, shading_reading
     from ..pipeline import AnalysisParams, versions
@@ -447,100 +448,105 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
 
         raise ChecksumMismatch(f"the input ({spec.describe()}) has checksum {checksum}, but the recipe recorded "
                                f"{verify_checksum}: the data changed (replay with --no-verify to analyse it anyway)")
-    report(0.05, "phases: chunk by chunk -> phases.zarr")
-    if presegmented or not island_halo(seg_params.min_island):
-        write_zarr(phases, out / "phases.zarr", spacing=sp, name="phases")
-    else:
-        # two passes through a store: the island pass's windows are read from the first pass's store, so no worker
-        # holds first-pass chunks waiting for their neighbours (seed-size volume, chunks of 192: the tree's peak
-        # 2.46 -> 1.73 GiB, same time)
-        first = out / ".phases-scratch"
-        try:
-            first.mkdir()
-            write_zarr(phases, first / "pass1.zarr", spacing=sp, name="phases before the island pass")
-            pass1 = da.from_zarr(os.fspath(first / "pass1.zarr" / "0"))
-            write_zarr(remove_islands_chunked(pass1, seg_params.min_island), out / "phases.zarr", spacing=sp,
-                       name="phases")
-        finally:
-            shutil.rmtree(first, ignore_errors=True)
-    # the stores themselves from here on: each task reads its window from them (nothing passes between workers)
-    phases_store = zarr.open_array(os.fspath(out / "phases.zarr" / "0"), mode="r")
-    phases = da.from_zarr(phases_store)
-    timings["phases_s"] = time.perf_counter() - t0
+    # a fill outside the field of view: found plane by plane into a scratch store (removed at the end), its voxels
+    # made pore in the phases (no material, whichever end of the grey values it holds) and measured as the edge
+    no_data_scratch = out / ".no-data-scratch"
+    no_data = None
+    if fill is not None:
+        no_data = _fill_region_store(vol.data, fill["value"], no_data_scratch, sp, chunk_size)
+        phases = da.where(da.from_zarr(no_data) != 0, np.uint8(PORE), phases.rechunk((chunk_size,) * 3))
+    try:
+        report(0.05, "phases: chunk by chunk -> phases.zarr")
+        if presegmented or not island_halo(seg_params.min_island):
+            write_zarr(phases, out / "phases.zarr", spacing=sp, name="phases")
+        else:
+            # two passes through a store: the island pass's windows are read from the first pass's store, so no worker
+            # holds first-pass chunks waiting for their neighbours (seed-size volume, chunks of 192: the tree's peak
+            # 2.46 -> 1.73 GiB, same time)
+            first = out / ".phases-scratch"
+            try:
+                first.mkdir()
+                write_zarr(phases, first / "pass1.zarr", spacing=sp, name="phases before the island pass")
+                pass1 = da.from_zarr(os.fspath(first / "pass1.zarr" / "0"))
+                write_zarr(remove_islands_chunked(pass1, seg_params.min_island), out / "phases.zarr", spacing=sp,
+                           name="phases")
+            finally:
+                shutil.rmtree(first, ignore_errors=True)
+        # the stores themselves from here on: each task reads its window from them (nothing passes between workers)
+        phases_store = zarr.open_array(os.fspath(out / "phases.zarr" / "0"), mode="r")
+        phases = da.from_zarr(phases_store)
+        timings["phases_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    coarsen = check_factor(params.coarsen, "coarsen")
-    if coarsen == "auto" and max_diameter_um is None:
-        report(0.33, "particles: the largest particle from a strided copy of the NMC phase")
-        max_diameter_um = estimate_max_diameter(phases, sp, fill_cracks=params.separation.fill_cracks)
-    if coarsen == "auto":
-        coarsen = auto_factor(max_diameter_um, sp)
-    csp = tuple(coarsen * s for s in sp)  # the voxel of the grid the separation runs on
-    grid = tuple(-(-int(n) // coarsen) for n in vol.shape)  # and its shape
-    if halo is None:
-        estimated = max_diameter_um is None
-        if estimated:
+        t0 = time.perf_counter()
+        coarsen = check_factor(params.coarsen, "coarsen")
+        if coarsen == "auto" and max_diameter_um is None:
             report(0.33, "particles: the largest particle from a strided copy of the NMC phase")
             max_diameter_um = estimate_max_diameter(phases, sp, fill_cracks=params.separation.fill_cracks)
-        halo = max(MIN_HALO, particle_halo(max_diameter_um, csp)) if max_diameter_um > 0 else MIN_HALO
-        coarse_whole = coarsen > 1 and math.prod(-(-n // coarsen) for n in vol.shape) <= COARSE_WHOLE_VOXELS
-        if estimated and not coarse_whole:  # a coarse volume separated whole: no windows
-            halo = _halo_within_memory(halo, chunk_size, vol.data.dtype.itemsize, max_diameter_um, shape=grid,
-                                       workers=local_workers, worker_memory=worker_memory)
-    halo = int(halo)
-    if wide_halo is None:  # within the windows that fit the memory (as the halo itself), where it is known
-        cap = _halo_cap(chunk_size, vol.data.dtype.itemsize, local_workers, worker_memory, grid)
-        wide_halo = WIDEN * halo if cap is None else min(WIDEN * halo, cap)
-    wide_halo = max(halo, int(wide_halo))  # (an estimated halo above a given wide_halo: no second try)
-    scratch = out / ".chunked-scratch"
-    coarse = None
-    try:
-        if coarsen == 1:
-            window = "×".join(str(min(n, chunk_size + 2 * halo)) for n in vol.shape)
-            report(0.35, f"particles: chunk by chunk with a halo of {halo} voxels"
-                         + (f" (particles up to {max_diameter_um:.3g} µm)" if max_diameter_um else "")
-                         + f", windows of {window}, joined across chunk faces")
-            res = separate_chunked(phases_store, sp, params.separation, halo=halo, scratch=scratch,
-                                   wide_halo=wide_halo)
-            n_particles, beyond, widened = res.n_particles, res.beyond_halo, res.widened
-            report(0.75, f"particles: {n_particles} -> labels.zarr")
-            write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")
-        else:
-            cshape = "×".join(str(-(-n // coarsen)) for n in vol.shape)
-            report(0.35, f"particles: on a grid {coarsen}× coarser ({cshape} voxels of "
-                         f"{'×'.join(f'{s:.4g}' for s in csp)} µm), then chunk by chunk onto the NMC -> labels.zarr")
-            coarse = separate_coarse_chunked(phases_store, sp, params.separation, coarsen, out=out / "labels.zarr",
-                                             scratch=scratch, halo=halo, wide_halo=wide_halo)
-            n_particles, beyond, widened = coarse.n_particles, coarse.beyond_halo, coarse.widened
-            if coarse.unlabelled:
-                warnings.warn(f"{coarse.unlabelled} NMC voxel(s) lie farther than {GROW} coarse voxels from every "
-                              f"particle of the {coarsen}× coarser grid and are left unlabelled (specks of NMC "
-                              "smaller than about half a coarse voxel)", stacklevel=2)
-        if widened:
-            report(0.8, f"particles: {widened} chunk(s) labelled again with a halo of {wide_halo} voxels (a particle "
-                        f"reached the window of {halo})")
-        if beyond:
-            halos = f"halo {halo} voxels" + (f", {wide_halo} on a second try" if wide_halo > halo else "")
-            warnings.warn(f"{beyond} particle label(s) reach the edge of their chunk's window ({halos}), so some "
-                          "particles are bigger than the halo allows and may be split or joined differently from a "
-                          "whole-volume analysis: a larger max_diameter_um (--max-diameter) widens it", stacklevel=2)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    labels_store = zarr.open_array(os.fspath(out / "labels.zarr" / "0"), mode="r")
-    timings["particles_s"] = time.perf_counter() - t0
+        if coarsen == "auto":
+            coarsen = auto_factor(max_diameter_um, sp)
+        csp = tuple(coarsen * s for s in sp)  # the voxel of the grid the separation runs on
+        grid = tuple(-(-int(n) // coarsen) for n in vol.shape)  # and its shape
+        if halo is None:
+            estimated = max_diameter_um is None
+            if estimated:
+                report(0.33, "particles: the largest particle from a strided copy of the NMC phase")
+                max_diameter_um = estimate_max_diameter(phases, sp, fill_cracks=params.separation.fill_cracks)
+            halo = max(MIN_HALO, particle_halo(max_diameter_um, csp)) if max_diameter_um > 0 else MIN_HALO
+            coarse_whole = coarsen > 1 and math.prod(-(-n // coarsen) for n in vol.shape) <= COARSE_WHOLE_VOXELS
+            if estimated and not coarse_whole:  # a coarse volume separated whole: no windows
+                halo = _halo_within_memory(halo, chunk_size, vol.data.dtype.itemsize, max_diameter_um, shape=grid,
+                                           workers=local_workers, worker_memory=worker_memory)
+        halo = int(halo)
+        if wide_halo is None:  # within the windows that fit the memory (as the halo itself), where it is known
+            cap = _halo_cap(chunk_size, vol.data.dtype.itemsize, local_workers, worker_memory, grid)
+            wide_halo = WIDEN * halo if cap is None else min(WIDEN * halo, cap)
+        wide_halo = max(halo, int(wide_halo))  # (an estimated halo above a given wide_halo: no second try)
+        scratch = out / ".chunked-scratch"
+        coarse = None
+        try:
+            if coarsen == 1:
+                window = "×".join(str(min(n, chunk_size + 2 * halo)) for n in vol.shape)
+                report(0.35, f"particles: chunk by chunk with a halo of {halo} voxels"
+                             + (f" (particles up to {max_diameter_um:.3g} µm)" if max_diameter_um else "")
+                             + f", windows of {window}, joined across chunk faces")
+                res = separate_chunked(phases_store, sp, params.separation, halo=halo, scratch=scratch,
+                                       wide_halo=wide_halo)
+                n_particles, beyond, widened = res.n_particles, res.beyond_halo, res.widened
+                report(0.75, f"particles: {n_particles} -> labels.zarr")
+                write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")
+            else:
+                cshape = "×".join(str(-(-n // coarsen)) for n in vol.shape)
+                report(0.35, f"particles: on a grid {coarsen}× coarser ({cshape} voxels of "
+                             f"{'×'.join(f'{s:.4g}' for s in csp)} µm), then chunk by chunk onto the NMC -> labels.zarr")
+                coarse = separate_coarse_chunked(phases_store, sp, params.separation, coarsen, out=out / "labels.zarr",
+                                                 scratch=scratch, halo=halo, wide_halo=wide_halo)
+                n_particles, beyond, widened = coarse.n_particles, coarse.beyond_halo, coarse.widened
+                if coarse.unlabelled:
+                    warnings.warn(f"{coarse.unlabelled} NMC voxel(s) lie farther than {GROW} coarse voxels from every "
+                                  f"particle of the {coarsen}× coarser grid and are left unlabelled (specks of NMC "
+                                  "smaller than about half a coarse voxel)", stacklevel=2)
+            if widened:
+                report(0.8, f"particles: {widened} chunk(s) labelled again with a halo of {wide_halo} voxels (a particle "
+                            f"reached the window of {halo})")
+            if beyond:
+                halos = f"halo {halo} voxels" + (f", {wide_halo} on a second try" if wide_halo > halo else "")
+                warnings.warn(f"{beyond} particle label(s) reach the edge of their chunk's window ({halos}), so some "
+                              "particles are bigger than the halo allows and may be split or joined differently from a "
+                              "whole-volume analysis: a larger max_diameter_um (--max-diameter) widens it", stacklevel=2)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        labels_store = zarr.open_array(os.fspath(out / "labels.zarr" / "0"), mode="r")
+        timings["particles_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    report(0.85, f"measuring {n_particles} particles")
-    side, contrast = params.separator_side, None
-    no_data_scratch = out / ".no-data-scratch"
-    try:
-        no_data = fov = None
-        if fill is not None and fill["end"] == "lowest":  # faces to the fill count as the volume's edge
-            no_data = _fill_region_store(vol.data, fill["value"], no_data_scratch, sp, chunk_size)
-            others = tuple(a for a in range(3) if a != params.axis)
-            fov = np.asarray((da.from_zarr(no_data) == 0).sum(axis=others, dtype=np.int64).compute(), np.int64)
+        t0 = time.perf_counter()
+        report(0.85, f"measuring {n_particles} particles")
+        side, contrast = params.separator_side, None
+        fov = None
+        if no_data is not None:  # faces to the fill count as the volume's edge; the slices' shares are of their view
             from ..phases.fill import fov_disc
 
+            others = tuple(a for a in range(3) if a != params.axis)
+            fov = np.asarray((da.from_zarr(no_data) == 0).sum(axis=others, dtype=np.int64).compute(), np.int64)
             disc = fov_disc(np.asarray(no_data[no_data.shape[0] // 2]) != 0, sp[1:])
             fill = {**fill, "as_edge": True, "region_voxels": int(no_data.size - fov.sum()), "disc_radius_um": disc}
         profile = None  # the per-slice NMC counts, read once for the side and the electrode's extent
@@ -550,9 +556,9 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             side, contrast = side_of_profile(profile)
         table = measure_chunked(labels_store, phases_store, sp, axis=params.axis, separator_side=side,
                                 depth_from=params.depth_from, profile=profile, no_data=no_data)
+        timings["metrics_s"] = time.perf_counter() - t0
     finally:
         shutil.rmtree(no_data_scratch, ignore_errors=True)
-    timings["metrics_s"] = time.perf_counter() - t0
     report(1.0, f"done: {len(table)} particles")
 
     # "auto" seeding is the phases here: the deconvolved mask would need the whole greyscale (core.seeding); the

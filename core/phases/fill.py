@@ -2,16 +2,16 @@
 
 A reconstruction holds no data outside its field of view, and a rotated, registered or padded volume none in its
 added corners; tools write one value there (0, the lowest, or the highest of the type).  Thresholds alone would
-read that fill as pore (or NMC), and the particles it cuts would get "pore" faces and look detached.  So a fill of
-the lowest value is found voxel by voxel (:func:`fill_region`: the fill connected to its z plane's border), held
+read that fill as pore (or NMC), and the particles it cuts would get "pore" faces and look detached (or grow into
+it).  So the fill is found voxel by voxel (:func:`fill_region`: the fill connected to its z plane's border), held
 as no material (pore in the phases, whatever method made them) and left out of the measures: a particle's face to
 it counts as one to the volume's edge (:data:`core._kernels.NO_DATA`), as where the volume's box cuts a particle.
 Its spike would also pull the three-class Otsu that the suggested thresholds start from, so the thresholds leave
 its value out (:func:`core.phases.threshold._image_model`'s ``exclude``); where it reaches the central block the
 blur and the pure grey values are read on (a section under about 180² voxels), they are read beside it
 (:func:`core.phases.threshold._without_fill`, ``core.pipeline._data_box``), and the phase refinement leaves the
-phases next to it as thresholded (``core.pipeline._near_fill``).  A fill of the highest value reads as NMC
-(particles grow into it): only a crop mends that.  ``bench/RESULTS.md`` section fill_effect: with the fill's faces
+phases next to it as thresholded (``core.pipeline._near_fill``).  A fill of the highest value (which thresholds
+read as NMC) is held as no material the same way.  ``bench/RESULTS.md`` section fill_effect: with the fill's faces
 counted as the volume's edge the table's median stays near the volume's without the fill.
 :func:`fill_reading` finds it: the lowest or the highest value of the faces that holds at least
 :data:`FILL_MIN_FACE_SHARE` of the face voxels, while the central box (the middle half along each axis) holds it
@@ -100,9 +100,6 @@ def fill_message(reading: dict) -> str:
             "the reconstructed region (the corners outside a circular field of view, the padding of a rotated or "
             "registered volume). ")
     crop = "(Samples page: Region of interest; command line: --crop)."
-    if reading["end"] == "highest":
-        return head + "The analysis reads it as NMC, so the particles it cuts grow into it. Crop the volume to the " \
-            "region with data " + crop
     return (head + "The analysis holds it as no material and counts a particle's faces to it as the volume's "
             "edge, as where the volume's box cuts a particle: the particles it cuts are judged by the surface they "
             "show (or left out on the Compare page with the other edge particles), and the phase shares are those "

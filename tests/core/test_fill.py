@@ -46,8 +46,8 @@ def test_padding_at_the_top_of_the_range_and_of_z(grey):
     pad[:6] = np.iinfo(pad.dtype).max
     r = fill_reading(pad)
     assert r["end"] == "highest" and r["value"] == np.iinfo(pad.dtype).max
-    assert "reads it as NMC" in fill_message(r) and "grow into it" in fill_message(r)
-    assert "volume's edge" not in fill_message(r)
+    assert "hold exactly 65535, the highest grey value" in fill_message(r)
+    assert "holds it as no material" in fill_message(r)
 
 
 def test_pores_clipped_to_zero_are_not_a_fill(grey):
@@ -327,3 +327,37 @@ def test_a_circular_field_of_view_is_read_as_a_disc_for_the_miles_weights(grey):
         warnings.simplefilter("ignore")
         res = run(v, spacing=0.4)
     assert res.provenance["fill"]["disc_radius_um"] == pytest.approx(0.4 * 32, rel=0.01)
+
+
+def test_a_fill_of_the_highest_grey_value_is_no_material_too(grey, tmp_path, sync_cluster):
+    """Corners written as the type's highest value read as NMC to thresholds (particles grew into them): held as
+    no material like a fill at the bottom, in both engines alike."""
+    import tifffile
+    import zarr
+
+    from core.chunked.analysis import analyze_chunked
+    from core.inputs import FileInput
+    from core.metrics import particle_table
+    from core.pipeline import run
+
+    top = int(np.iinfo(grey.dtype).max)
+    v = _fov(grey, value=top)
+    region = fill_region(v, top)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = run(v, spacing=0.4)
+    assert r.provenance["fill"]["end"] == "highest" and r.provenance["fill"]["as_edge"]
+    assert (r.phases[region] == 0).all() and not r.labels[region].any()
+    assert "Crop the volume" not in fill_message(r.provenance["fill"])
+    tifffile.imwrite(tmp_path / "top.tif", v)
+    out = tmp_path / "out"
+    out.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = analyze_chunked(FileInput(tmp_path / "top.tif"), out=out, chunk_size=24, spacing=0.4)
+    phases = zarr.open_array(str(out / "phases.zarr" / "0"))[...]
+    labels = zarr.open_array(str(out / "labels.zarr" / "0"))[...]
+    assert (phases[region] == 0).all() and not labels[region].any()
+    whole = particle_table(labels, phases, 0.4, separator_side=res.params.separator_side, no_data=region)
+    np.testing.assert_allclose(res.table["area_edge_um2"], whole["area_edge_um2"], rtol=1e-9)
+    assert sorted(p.name for p in out.iterdir()) == ["labels.zarr", "phases.zarr"]
