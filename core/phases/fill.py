@@ -13,7 +13,8 @@ blur and the pure grey values are read on (a section under about 180² voxels), 
 phases next to it as thresholded (``core.pipeline._near_fill``).  A fill of the highest value (which thresholds
 read as NMC) is held as no material the same way.  ``bench/RESULTS.md`` section fill_effect: with the fill's faces
 counted as the volume's edge the table's median stays near the volume's without the fill.
-:func:`fill_reading` finds it: the lowest or the highest value of the faces that holds at least
+:func:`fill_reading` finds it: the lowest value of the faces, or the highest where it is the type's highest (for
+whole-number types; a bright material that a face holds and the centre lacks is not a fill), that holds at least
 :data:`FILL_MIN_FACE_SHARE` of the face voxels, while the central box (the middle half along each axis) holds it
 at most :data:`FILL_CENTRE_RATIO` as often.  Pores clipped to the lowest value of an 8-bit export hold it as often in
 the centre as on the faces, so they are not taken for a fill.  What to do about it is to crop the volume to the
@@ -84,6 +85,8 @@ def fill_reading(volume, planes=PLANES) -> dict | None:
         return None
     middle = np.concatenate(centre)
     for end, value in (("lowest", face.min()), ("highest", face.max())):
+        if end == "highest" and face.dtype.kind in "iu" and value != np.iinfo(face.dtype).max:
+            continue  # a fill at the top is the type's highest value (a bright material at a face is not one)
         face_share = float(np.count_nonzero(face == value)) / face.size
         if face_share < FILL_MIN_FACE_SHARE:
             continue

@@ -119,9 +119,12 @@ class _Globals:
 
 def fill_value(volume, params: SegmentParams, planes=None) -> float | None:
     """The grey value of a fill outside the reconstructed region (:func:`core.phases.fill_reading`, on its five
-    z planes, or on ``planes``) where the thresholds are to be suggested, else None."""
-    if params.low is not None and params.high is not None:
-        return None
+    z planes, or on ``planes``), else None.
+
+    Read whether or not the thresholds are given: the image model the NMC grey value and the blur come from is
+    read beside the fill either way (:func:`~core.phases.threshold._without_fill`), as the preview reads it
+    (``params`` is kept for the callers' signature)."""
+    del params
     from .fill import PLANES, fill_reading
 
     found = fill_reading(volume, planes=planes or PLANES)

@@ -361,3 +361,25 @@ def test_a_fill_of_the_highest_grey_value_is_no_material_too(grey, tmp_path, syn
     whole = particle_table(labels, phases, 0.4, separator_side=res.params.separator_side, no_data=region)
     np.testing.assert_allclose(res.table["area_edge_um2"], whole["area_edge_um2"], rtol=1e-9)
     assert sorted(p.name for p in out.iterdir()) == ["labels.zarr", "phases.zarr"]
+
+
+def test_a_bright_material_at_a_face_is_not_a_fill_at_the_top():
+    """The top of the range is a fill only at the type's highest value (what tools write there): a slab of NMC of
+    one exact grey value along a face, which the centre lacks, is material (test_preview_window's toy volume);
+    a float volume's highest value is judged as before."""
+    from core.pipeline import run
+
+    vol = np.full((20, 40, 40), 100, np.uint16)
+    vol[:, 30:, :] = 800
+    assert fill_reading(vol) is None
+    vol[:, 30:, :] = np.iinfo(np.uint16).max
+    assert fill_reading(vol)["end"] == "highest"
+    f = np.random.default_rng(0).normal(0.5, 0.05, (20, 40, 40)).astype(np.float32)
+    f[:, 30:, :] = 7.0
+    assert fill_reading(f)["value"] == pytest.approx(7.0)
+    g = demo_electrode("cycled-1C", rng=2, shape=(32, 64, 64)).greyscale.copy()
+    g[:, 56:, :] = 40_000  # a bright slab of one value (not the type's highest) along a face: kept as material
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = run(g, spacing=0.4)
+    assert "fill" not in r.provenance and (r.phases[:, 58:, :] == 2).mean() > 0.9
