@@ -159,12 +159,12 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
     st.html(charts.phase_legend_html())
     fr = compute.phase_fractions(ph2d)
     where = "this slice" if window is None else "this window"
-    if outside is not None:
-        where += "'s field of view"
     c = st.columns(3)
     c[0].metric(f"pore ({where})", f"{fr['pore']:.1%}")
     c[1].metric(f"CBD ({where})", f"{fr['cbd']:.1%}")
     c[2].metric(f"NMC ({where})", f"{fr['nmc']:.1%}")
+    if outside is not None:
+        st.caption(f"Shares of {where}'s field of view: the fill outside it ({int(outside.sum()):,} pixels) is left out.")
 
 
 def _fill_pixels(ref: cache.VolumeRef, axis: int, index: int, window) -> np.ndarray | None:

@@ -465,7 +465,8 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     assert shares["NMC (field of view)"] == f"{np.count_nonzero(phases == 2) / inside:.1%}"
     assert "pore (volume)" not in shares
     # the preview slice: the fill left uncoloured and out of the slice's shares
-    assert {"pore (this slice's field of view)", "NMC (this slice's field of view)"} <= set(shares)
+    assert {"pore (this slice)", "NMC (this slice)"} <= set(shares)
+    assert [c for c in seg.caption if c.value.startswith("Shares of this slice's field of view: the fill outside it")]
     assert any("the fill outside the field of view uncoloured" in c.caption for i in seg.image for c in i.proto.imgs)
     assert [c for c in seg.caption if c.value.startswith(f"Outside the field of view: {fill['region_voxels']:,} voxels")]
     part = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
