@@ -731,7 +731,7 @@ def _cmd_inspect(args) -> None:
         lines.append(f"  looks already segmented: values {info['looks_segmented']['values']}; analyse it with "
                      f"--phase-map (value order proposes {info['looks_segmented']['phase_map_proposed']}: check it)")
     if info.get("fill"):
-        lines.append("  WARNING: " + info["fill"]["warning"])
+        lines.append("  FILL: " + info["fill"]["warning"])
         if info["fill"].get("crop_without_it"):
             lines.append("  the largest box without it: --crop "
                          + " ".join(str(v) for pair in info["fill"]["crop_without_it"] for v in pair))

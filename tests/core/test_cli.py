@@ -527,11 +527,13 @@ def test_inspect_says_what_an_analysis_would_read(tmp_path, capsys):
     assert info["voxel_size_from"] == "the file's metadata" and info["engine"] == "whole volume"
     (z0, z1), (y0, y1), (x0, x1) = info["fill"]["crop_without_it"]
     assert (z0, z1) == (0, 32) and not (g[z0:z1, y0:y1, x0:x1] == 0).any()
+    assert cli.main(["inspect", str(tmp_path / "fov.tif")]) == 0
+    assert "  FILL: " in capsys.readouterr().out  # what the analysis does with it, not an alarm: it is handled
     # the crop it proposes, given back: no fill left, the shapes said
     assert cli.main(["inspect", str(tmp_path / "fov.tif"), "--crop", str(z0), str(z1), str(y0), str(y1), str(x0), str(x1),
                  "--downsample", "2"]) == 0
     text = capsys.readouterr().out
-    assert "WARNING" not in text and f"cropped to z {z0}:{z1}, y {y0}:{y1}, x {x0}:{x1}" in text
+    assert "FILL" not in text and f"cropped to z {z0}:{z1}, y {y0}:{y1}, x {x0}:{x1}" in text
     assert "downsampled by 2" in text and "voxel size 0.8×0.8×0.8 µm" in text
     # a raw file laid out by its ESRF header; a segmented volume
     (tmp_path / "r.vol").write_bytes(g.astype("<f4").tobytes())
