@@ -436,10 +436,9 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             phases = phases_from_map(vol.data, spec.phase_map)
         else:
             report(0.02, "phases: global values from a sample")
-            exclude = fill["value"] if fill is not None and (params.segment.low is None
-                                                              or params.segment.high is None) else None
+            # (read beside the fill whether or not the thresholds are given, as the whole-volume run reads it)
             seg = segment_chunked(vol, params.segment, islands=False,  # the island pass reads a store, below
-                                  exclude=exclude, shading=shading if params.segment.flatten else None,
+                                  exclude=None if fill is None else fill["value"], shading=shading if params.segment.flatten else None,
                                   keep=None if fill is None else fill["value"])
             phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
         checksum = digest.result()

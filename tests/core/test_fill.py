@@ -383,3 +383,29 @@ def test_a_bright_material_at_a_face_is_not_a_fill_at_the_top():
         warnings.simplefilter("ignore")
         r = run(g, spacing=0.4)
     assert "fill" not in r.provenance and (r.phases[:, 58:, :] == 2).mean() > 0.9
+
+
+def test_given_thresholds_read_the_image_beside_the_fill_in_both_engines(tmp_path, sync_cluster):
+    """With the thresholds given (as the dashboard's runs give them), the NMC grey value and the blur are still read
+    beside a fill that reaches the central block: the same blur as with suggested thresholds, in both engines."""
+    import tifffile
+
+    from core.chunked.analysis import analyze_chunked
+    from core.inputs import FileInput
+    from core.phases import SegmentParams
+    from core.pipeline import AnalysisParams, run
+
+    e = demo_electrode("cycled-1C", rng=4, shape=(24, 128, 128))
+    v = _fov(e.greyscale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        suggested = run(v, spacing=e.spacing)
+        seg = SegmentParams(low=suggested.params.segment.low, high=suggested.params.segment.high)
+        given = run(v, AnalysisParams(segment=seg), spacing=e.spacing)
+        tifffile.imwrite(tmp_path / "v.tif", v)
+        (tmp_path / "out").mkdir()
+        chunked = analyze_chunked(FileInput(tmp_path / "v.tif"), AnalysisParams(segment=seg), out=tmp_path / "out",
+                                  chunk_size=32, spacing=tuple(e.spacing))
+    assert suggested.params.segment.pv_sigma > 0.6  # the scan's blur (0.75), not the fill's sharp edge (0.30)
+    assert given.params.segment.pv_sigma == suggested.params.segment.pv_sigma
+    assert chunked.params.segment.pv_sigma == pytest.approx(suggested.params.segment.pv_sigma, abs=0.02)
