@@ -435,19 +435,27 @@ def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbl
     except (ValueError, MemoryError) as exc:
         st.error(one_sentence(exc))
         return
-    img = paint.low_confidence_rgb(render.phase_overlay(grey, pv.phases, opacity), pv.confidence, threshold)
+    outside = _fill_pixels(ref, axis, index, None)  # the run holds a fill as no material, whatever the guess there
+    conf = pv.confidence if outside is None else np.where(outside, np.float32(1), pv.confidence)
+    img = paint.low_confidence_rgb(render.phase_overlay(grey, pv.phases, opacity), conf, threshold)
+    caption = f"{where}: the classifier's phases; magenta where its confidence is below {threshold:.2f}"
+    if outside is not None:
+        img[outside] = grey[outside]
+        caption += " (the fill outside the field of view uncoloured: no material)"
     if window is not None:
         img = img[window[0][0]:window[0][1], window[1][0]:window[1][1]]
-    st.image(_enlarge(img, f), caption=f"{where}: the classifier's phases; magenta where its confidence is below "
-                                       f"{threshold:.2f}", width="content")
+    st.image(_enlarge(img, f), caption=caption, width="content")
     st.caption(f"Trained in {pv.train_s:.2f} s, this slice classified in {pv.predict_s:.2f} s. "
-               + where_to_paint(*paint.low_confidence_where(pv.phases, pv.confidence, threshold)))
+               + where_to_paint(*paint.low_confidence_where(pv.phases, conf, threshold)))
     st.html(charts.phase_legend_html())
-    fr = compute.phase_fractions(pv.phases)
+    fr = compute.phase_fractions(pv.phases if outside is None else pv.phases[~outside])
     cols = st.columns(3)
     cols[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
     cols[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
     cols[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+    if outside is not None:
+        st.caption(f"Shares of this slice's field of view: the fill outside it ({int(outside.sum()):,} pixels) is left "
+                   "out.")
 
 
 #: The Segment page's *Depth runs over* choice, in words.

@@ -331,3 +331,34 @@ def test_particles_page_refuses_the_network_cue_on_classifier_phases_in_one_sent
     assert any("particles from the model need method 'threshold' or 'model', not 'classifier'" in e.value
                for e in at.error)
     assert seeded_ws.latest_analysis(s.id).id == a.id
+
+
+def test_the_fill_outside_the_field_of_view_is_left_out_of_the_classifier_s_preview(empty_ws, env):
+    """A scan with a disc: the classifier's preview leaves the fill uncoloured and out of the slice's shares, as
+    the run holds it (no material), whatever the preview classifier guessed there."""
+    import warnings
+
+    from core.io import save_tiff
+    from core.runner import run_analysis
+    from core.synth import demo_electrode
+
+    g = demo_electrode("cycled-1C", rng=2, shape=(32, 48, 48)).greyscale.copy()
+    yy, xx = np.mgrid[:48, :48]
+    outside = (yy - 23.5) ** 2 + (xx - 23.5) ** 2 > 24**2
+    g[:, outside] = 0
+    save_tiff(env / "data" / "fov.tif", g, (0.4, 0.4, 0.4))
+    s = empty_ws.add_sample("fov", str(env / "data" / "fov.tif"), spacing=0.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_analysis(empty_ws, s.id, empty_ws.load_volume(s))
+    scr = _painted(empty_ws, s)
+    empty_ws.save_scribbles(s.id, scr)
+    s, at = _open(empty_ws, "fov")
+    at.slider(key=state.k(state.SEG_INDEX, s.id, 0)).set_value(20).run()
+    no_exception(at)
+    assert any("(the fill outside the field of view uncoloured: no material)" in i.proto.imgs[0].caption
+               for i in at.image)
+    assert any(x.value == f"Shares of this slice's field of view: the fill outside it ({int(outside.sum()):,} "
+               "pixels) is left out." for x in at.caption)
+    fr = {ph: _metric(at, f"{ph} (this slice)") for ph in ("pore", "CBD", "NMC")}
+    assert sum(fr.values()) == pytest.approx(1.0, abs=0.002)
