@@ -69,7 +69,7 @@ from ._validate import check_choice, check_has_nmc, check_phases, normalize_spac
 from .codes import PORE
 from .metrics import DepthFrom, Side, _particle_table, fov_voxels, nmc_profile, side_of_profile
 from .particles import SeparationParams, _separate_particles
-from .slices import slice_axis, slice_warning
+from .slices import face_structure, slice_axis, slice_warning
 from .nn.params import ModelParams
 from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .memory import MemoryBudgetError, check_memory, mark_warm
@@ -762,14 +762,8 @@ def _near_fill(no_data: np.ndarray, shape, blur: float) -> np.ndarray:
     """
     region = np.unpackbits(no_data, count=int(np.prod(shape))).view(bool).reshape(shape)
     reach = max(1, int(np.ceil(3.0 * blur)))
-    thin = slice_axis(shape)
-    structure = ndi.generate_binary_structure(3, 1)
-    if thin is not None:  # a single slice: in its plane
-        keep = [slice(None)] * 3
-        keep[thin] = slice(1, 2)
-        flat = np.zeros_like(structure)
-        flat[tuple(keep)] = structure[tuple(keep)]
-        structure = flat
+    thin = slice_axis(shape)  # a single slice: in its plane
+    structure = face_structure(() if thin is None else (thin,))
     near = ndi.binary_dilation(region, structure, iterations=reach)
     near &= ~region
     return np.flatnonzero(near)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["circle_diameter", "is_single_slice", "plane_axes", "slice_axis", "slice_warning"]
+__all__ = ["circle_diameter", "face_structure", "is_single_slice", "plane_axes", "slice_axis", "slice_warning"]
 
 
 def slice_axis(shape) -> int | None:
@@ -54,6 +54,27 @@ def is_single_slice(shape) -> bool:
     """Whether a recorded ``shape`` (e.g. an analysis's ``provenance["input_shape"]``; None or not three axes:
     unknown, False) is a single slice (:func:`slice_axis`)."""
     return shape is not None and len(shape) == 3 and slice_axis(shape) is not None
+
+
+def face_structure(flat_axes=()) -> np.ndarray:
+    """The 3D face (6-neighbour) structure, with no step along ``flat_axes`` (a single slice's, or any axis too thin
+    to erode along: morphology stays in the plane).
+
+    Examples
+    --------
+    >>> int(face_structure().sum()), int(face_structure((0,)).sum())
+    (7, 5)
+    """
+    from scipy import ndimage as ndi
+
+    face = ndi.generate_binary_structure(3, 1)
+    for axis in flat_axes:
+        keep = [slice(None)] * 3
+        keep[axis] = slice(1, 2)
+        flat = np.zeros_like(face)
+        flat[tuple(keep)] = face[tuple(keep)]
+        face = flat
+    return face
 
 
 def plane_axes(axis: int) -> tuple[int, int]:

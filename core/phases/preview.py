@@ -196,7 +196,7 @@ def preview_globals(volume: np.ndarray, params: SegmentParams | None = None) -> 
 
     # a fill outside the reconstructed region is left out of the suggestion, as the analysis leaves it (a big
     # volume read lazily: judged on its middle plane, which the page reads anyway)
-    exclude = fill_value(volume, params, planes=(0.5,) if _is_lazy(volume) else None)
+    exclude = fill_value(volume, planes=(0.5,) if _is_lazy(volume) else None)
     model = _image_model(volume.shape, central, sample, alternative=True, exclude=exclude)
     sigma, source = None, "none"
     if params.partial_volume:

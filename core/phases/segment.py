@@ -90,7 +90,7 @@ def segment_detailed(
     slab = max(1, int(slab))
     denoised = _denoiser(volume, params, _nan_fill(volume))
     g, kept = _global_values(volume.shape, params, denoised, report, one_slab=slab >= volume.shape[0],
-                             exclude=fill_value(volume, params))
+                             exclude=fill_value(volume))
     phases = _phases_by_slabs(volume.shape, params, g, denoised, slab, report, kept)
     del kept
     if params.min_island > 1:
@@ -117,14 +117,12 @@ class _Globals:
     i_nmc: float | None
 
 
-def fill_value(volume, params: SegmentParams, planes=None) -> float | None:
+def fill_value(volume, planes=None) -> float | None:
     """The grey value of a fill outside the reconstructed region (:func:`core.phases.fill_reading`, on its five
     z planes, or on ``planes``), else None.
 
     Read whether or not the thresholds are given: the image model the NMC grey value and the blur come from is
-    read beside the fill either way (:func:`~core.phases.threshold._without_fill`), as the preview reads it
-    (``params`` is kept for the callers' signature)."""
-    del params
+    read beside the fill either way (:func:`~core.phases.threshold._without_fill`), as the preview reads it."""
     from .fill import PLANES, fill_reading
 
     found = fill_reading(volume, planes=planes or PLANES)

@@ -18,6 +18,7 @@ from scipy import ndimage as ndi
 
 from .._validate import check_phases, check_volume
 from ..codes import CBD, NMC, PORE
+from ..slices import face_structure
 from .denoise import _sample
 from .params import check_greyscale
 
@@ -181,15 +182,8 @@ def _interior_references(v, ph, min_voxels=50):
     from .partial_volume import _eroded2  # (partial_volume imports this module)
 
     ph = np.ascontiguousarray(ph, dtype=np.uint8)
-    face = ndi.generate_binary_structure(3, 1)
     # a one- or two-slice axis (a 2D image as a volume) is not eroded along: the phases' insides are in-plane
-    for axis, n in enumerate(ph.shape):
-        if n < 3:
-            keep = [slice(None)] * 3
-            keep[axis] = slice(1, 2)
-            flat = np.zeros_like(face)
-            flat[tuple(keep)] = face[tuple(keep)]
-            face = flat
+    face = face_structure([axis for axis, n in enumerate(ph.shape) if n < 3])
     counted = _inner2_histograms(v, ph) if min(ph.shape) >= 3 else None
     out = []
     for code in (PORE, CBD, NMC):
