@@ -684,12 +684,15 @@ def inspect_input(args) -> dict:
     sample = grey_sample(arr, 200_000)
     finite = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
     out["value_range"] = [float(finite.min()), float(finite.max())] if finite.size else None
-    found = propose_phase_map(sample.reshape(1, 1, -1))
+    materials = meta.get("materials") or {}
+    found = propose_phase_map(sample.reshape(1, 1, -1), names=materials)
     if found is not None:
         values, shares, proposal = found
         names = {0: "pore", 1: "cbd", 2: "nmc"}
         out["looks_segmented"] = {"values": values.tolist(), "shares_of_a_sample": [round(float(x), 4) for x in shares],
                                   "phase_map_proposed": ",".join(f"{v}={names[proposal[v]]}" for v in values.tolist())}
+        if materials:
+            out["looks_segmented"]["materials"] = {int(v): str(n) for v, n in materials.items()}
     fill = None if found is not None else fill_reading(arr)
     if fill is not None:
         out["fill"] = {**fill, "warning": fill_message(fill)}
@@ -728,8 +731,15 @@ def _cmd_inspect(args) -> None:
     if info["value_range"]:
         lines.append(f"  values {info['value_range'][0]:g} to {info['value_range'][1]:g} (a sample)")
     if info.get("looks_segmented"):
-        lines.append(f"  looks already segmented: values {info['looks_segmented']['values']}; analyse it with "
-                     f"--phase-map (value order proposes {info['looks_segmented']['phase_map_proposed']}: check it)")
+        seg = info["looks_segmented"]
+        if seg.get("materials"):
+            named = ", ".join(f"{v} {n!r}" for v, n in seg["materials"].items())
+            lines.append(f"  looks already segmented: values {seg['values']}, named in the file {named}; analyse it "
+                         f"with --phase-map (the names and the value order propose {seg['phase_map_proposed']}: "
+                         "check it)")
+        else:
+            lines.append(f"  looks already segmented: values {seg['values']}; analyse it with "
+                         f"--phase-map (value order proposes {seg['phase_map_proposed']}: check it)")
     if info.get("fill"):
         lines.append("  FILL: " + info["fill"]["warning"])
         if info["fill"].get("crop_without_it"):

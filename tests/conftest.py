@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+from pathlib import Path
 
 import dask
 import pytest
+
+# helpers shared by tests/core and tests/app (amira_files)
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

@@ -36,20 +36,23 @@ def proposal(path: str, options_json: str, mtime: float) -> dict | None:
     from .cache import LAZY_VOXELS
 
     opts = json.loads(options_json)
-    lazy, _ = open_lazy_array(path, **opts)  # the header only
+    lazy, volume = open_lazy_array(path, **opts)  # the header only
+    # the names a label field gives its values (an Avizo file's materials)
+    names = {int(v): str(n) for v, n in (volume.metadata.get("materials") or {}).items()}
     if lazy.size > LAZY_VOXELS:  # a big file is counted slab by slab, never read whole
-        found, data = propose_by_slabs(lazy), lazy
+        found, data = propose_by_slabs(lazy, names=names), lazy
     else:
         data = load_volume(path, **opts).data
-        found = propose_phase_map(data)
+        found = propose_phase_map(data, names=names)
     if found is None:
         return None
     values, shares, proposed = found
     mid = np.array(data[data.shape[0] // 2])
-    return {"values": values.tolist(), "shares": shares.tolist(), "proposed": proposed, "slice": mid}
+    return {"values": values.tolist(), "shares": shares.tolist(), "proposed": proposed, "slice": mid,
+            "names": {v: names[v] for v in values.tolist() if v in names}}
 
 
-def propose_by_slabs(volume, slab_voxels: int = 1 << 24):
+def propose_by_slabs(volume, slab_voxels: int = 1 << 24, names=None):
     """:func:`core.io.phase_map.propose_phase_map` of a volume read slab by slab along z (a
     :class:`core.chunked.LazyArray`): the same values, shares and proposal, and None as soon as a slab shows that
     it is greyscale (more than :data:`MAX_PROPOSED_VALUES` distinct values, or one that is not a whole number)."""
@@ -70,7 +73,7 @@ def propose_by_slabs(volume, slab_voxels: int = 1 << 24):
             return None
     values = np.array(sorted(counts), np.int64)
     # the proposal follows the value order only (propose_phase_map's notes): one voxel of each value gives it
-    proposed = propose_phase_map(values.reshape(1, 1, -1))[2]
+    proposed = propose_phase_map(values.reshape(1, 1, -1), names=names)[2]
     total = sum(counts.values())
     return values, np.array([counts[v] / total for v in values.tolist()]), proposed
 
@@ -127,8 +130,13 @@ def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool,
         st.error(f"This volume holds more than {MAX_PROPOSED_VALUES} distinct values or values that are not whole "
                  "numbers, so it is a greyscale volume: untick 'Already segmented'.")
         return False, None
-    st.caption("Proposed from the value order (low to high: pore, CBD, NMC; with two values pore, NMC), not from "
-               "the shares. CHECK IT against the coloured slice and fix it below.")
+    if prop.get("names"):
+        st.caption("Proposed from the names the file gives its values where a name says a phase (NMC, CBD, pore and "
+                   "their usual words), else from the value order (low to high: pore, CBD, NMC). CHECK IT against "
+                   "the coloured slice and fix it below.")
+    else:
+        st.caption("Proposed from the value order (low to high: pore, CBD, NMC; with two values pore, NMC), not "
+                   "from the shares. CHECK IT against the coloured slice and fix it below.")
     choices = _table(prop, lambda v: state.k(state.ADD_PHASE, kind, token, v),
                      {v: _CHOICE_OF_CODE[prop["proposed"][v]] for v in prop["values"]})
     problem = check_choices(choices)
@@ -143,11 +151,13 @@ def _table(prop: dict, key_of, initial: dict) -> dict[int, str]:
     in the table's phases; returns ``{value: choice}``.  ``key_of(value)`` names a box, ``initial`` fills it."""
     choices: dict[int, str] = {}
     cols = st.columns([3, 4])
+    names = prop.get("names") or {}
     with cols[0]:
         for v, share in zip(prop["values"], prop["shares"]):
             k = key_of(v)
             state.init(k, initial[v])
-            choices[int(v)] = st.selectbox(f"value {v} — {share:.1%} of the voxels", CHOICES, key=k,
+            named = f" “{names[v]}”" if v in names else ""
+            choices[int(v)] = st.selectbox(f"value {v}{named} — {share:.1%} of the voxels", CHOICES, key=k,
                                            format_func=CHOICE_LABELS.get)
     with cols[1]:
         st.image(render.upscale(phase_slice_rgb(prop["slice"], choices), 360), width="stretch",

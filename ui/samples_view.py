@@ -154,7 +154,7 @@ def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
     sp_note = ("voxel size read from the file's metadata" + (" (z assumed equal to x)" if info["z_assumed"] else "")
                if info["from_metadata"] else "no voxel size in the file: 1 µm assumed, CHECK IT below")
     unit = info.get("spacing_unit")
-    if info["from_metadata"] and unit and unit.startswith("mm"):
+    if info["from_metadata"] and unit and (unit.startswith("mm") or "no unit" in unit):
         sp_note += f", its numbers read as {unit}: CHECK IT below"
     st.caption(f"{info['fmt']} · {'×'.join(map(str, info['shape']))} voxels (z×y×x) · {info['dtype']} · {sp_note}")
     return options, info

@@ -603,5 +603,51 @@ def _open_zarr_lazy(p: Path, opts):
     return _ZarrSource(p, name, shape, dtype, zyx), spacing, {"dataset": name, **notes}, source
 
 
+class _RleSource(_Source):
+    """An Avizo label field's run lengths (``HxByteRLE``), decoded plane by plane (:class:`core.io.amira.RleVolume`:
+    the path and a plane index travel to the workers, never the voxels)."""
+
+    def __init__(self, rle, token):
+        super().__init__(rle.shape, rle.dtype, token)
+        self.rle = rle
+
+    def _read(self, key):
+        return self.rle.planes(key[0].start, key[0].stop)[:, key[1], key[2]]
+
+
+#: The last whole volume a process decoded (zip-compressed or ASCII Amira data): (token, array).
+_DECODED: list = []
+
+
+class _DecodedSource(_Source):
+    """A volume that can only be decoded whole (Amira ``HxZip`` or ASCII data): each process decodes it once and
+    keeps the last one (the path travels to the workers, never the voxels)."""
+
+    def __init__(self, layout, token):
+        super().__init__(layout.shape, layout.dtype, token)
+        self.layout = layout
+
+    def _read(self, key):
+        from ..io import amira
+
+        if not (_DECODED and _DECODED[0][0] == self.token):
+            _DECODED[:] = [(self.token, amira.layout_voxels(self.layout, mmap=False))]
+        return _DECODED[0][1][key]
+
+
+def _open_amira(p: Path, opts):
+    from ..io import amira
+
+    layout = amira.read_amira_header(p, opts.dataset)
+    token = _file_token(p, layout.item.name)
+    if layout.ascii or layout.item.encoding == "HxZip":
+        source = _DecodedSource(layout, token)
+    elif layout.item.encoding == "HxByteRLE":
+        source = _RleSource(amira.RleVolume(p, layout.offset, layout.nbytes, layout.shape, C._name(p)), token)
+    else:
+        source = _MemmapSource(p, layout.dtype, layout.shape, layout.offset, False, layout.shape)
+    return source, layout.spacing, {**layout.notes, "dataset": layout.item.name}, os.fspath(p)
+
+
 _OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,
-            "zarr": _open_zarr_lazy, "metaimage": _open_metaimage}
+            "zarr": _open_zarr_lazy, "metaimage": _open_metaimage, "amira": _open_amira}

@@ -24,6 +24,9 @@ Supported inputs (see :func:`detect_format`):
     states them (ESRF ``X.vol.info``, MetaImage ``X.mhd``: :mod:`.rawheader`).
 ``"metaimage"``
     MetaImage ``.mhd`` (header, with its data file beside it) or ``.mha`` (both in one file).
+``"amira"``
+    Avizo / Amira ``.am`` (AmiraMesh lattice: greyscale or a label field with its materials' names;
+    :mod:`.amira`).
 
 Loaders never write to or modify their input, and refuse a bad one with one sentence naming the file by
 its name (:class:`InputFileError`, a ``ValueError``): a path that is not a regular file or folder (a FIFO, a
@@ -41,7 +44,7 @@ Layout: :mod:`.load` (``load_volume``, ``detect_format``, ``list_datasets``) loo
 the format up in the reader registry (:mod:`._registry`, ``READERS``); each
 format module registers one reader returning a :class:`Loaded`: :mod:`.tiff`,
 :mod:`.folder` (slices), :mod:`.hdf5`, :mod:`.zarr`, :mod:`.raw` (npy, raw and MetaImage; the headers
-of :mod:`.rawheader`).
+of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira).
 :mod:`.phase_map` maps segmented values to phase codes, :mod:`.save` writes TIFFs,
 :mod:`.downsampling` block-averages on loading.
 """

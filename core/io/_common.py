@@ -16,19 +16,20 @@ import numpy as np
 from .._validate import normalize_spacing
 
 #: Format names accepted by ``load_volume(fmt=...)``.
-FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage")
+FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira")
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _SLICE_SUFFIXES = (".tif", ".tiff", ".png")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 _RAW_SUFFIXES = (".raw", ".bin", ".vol")
 _METAIMAGE_SUFFIXES = (".mhd", ".mha")
+_AMIRA_SUFFIXES = (".am",)
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (
     "TIFF (.tif, .tiff, .ome.tif), a folder of .tif/.tiff/.png slices, "
-    "HDF5 (.h5, .hdf5, .hdf, .nxs), zarr (.zarr), NumPy (.npy), raw binary (.raw, .bin, .vol) and MetaImage "
-    "(.mhd, .mha)"
+    "HDF5 (.h5, .hdf5, .hdf, .nxs), zarr (.zarr), NumPy (.npy), raw binary (.raw, .bin, .vol), MetaImage "
+    "(.mhd, .mha) and Avizo / Amira (.am)"
 )
 
 # Length units found in ImageJ / OME / attribute metadata -> factor to µm.

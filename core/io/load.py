@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import check_choice, normalize_spacing
-from . import folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
+from . import amira, folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
-    _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
+    _AMIRA_SUFFIXES, _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
     Loaded, ReadOptions, Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
     normalize_crop,
 )
@@ -37,7 +37,7 @@ def detect_format(path: str | os.PathLike) -> str:
         a folder holding ``.tif``/``.tiff``/``.png`` files -> ``"slices"``; a
         ``.zarr`` path or a folder holding a zarr store -> ``"zarr"``;
         ``.h5``/``.hdf5``/``.hdf``/``.nxs`` -> ``"hdf5"``; ``.npy`` -> ``"npy"``;
-        ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``.  Suffixes are
+        ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``; ``.am`` -> ``"amira"``.  Suffixes are
         case-insensitive.
 
     Raises
@@ -65,6 +65,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "raw"
     if suffix in _METAIMAGE_SUFFIXES:
         return "metaimage"
+    if suffix in _AMIRA_SUFFIXES:
+        return "amira"
     raise InputFileError(
         f"unknown file format for {_name(p)} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")
 

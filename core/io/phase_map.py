@@ -15,7 +15,8 @@ from ..codes import CBD, NMC, PORE
 from ._common import Volume, _name
 from .load import load_volume
 
-__all__ = ["apply_phase_map", "load_phases", "parse_phase_map", "propose_phase_map", "MAX_PROPOSED_VALUES"]
+__all__ = ["apply_phase_map", "load_phases", "parse_phase_map", "phase_of_name", "propose_phase_map",
+           "MAX_PROPOSED_VALUES", "NAME_WORDS"]
 
 MAX_PROPOSED_VALUES = 8  # a volume with more distinct values is taken as greyscale
 
@@ -327,8 +328,28 @@ def _distinct_values(data: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
     return np.array([int(k) for k in keys], dtype=np.int64), np.array([counts[k] for k in keys], dtype=np.int64)
 
 
-def propose_phase_map(data: np.ndarray, *, max_values: int = MAX_PROPOSED_VALUES
-                      ) -> tuple[np.ndarray, np.ndarray, dict[int, int]] | None:
+#: Words in a material's name (Avizo's label fields name their values) that say its phase; matched as whole words,
+#: case-insensitive (:func:`phase_of_name`).
+NAME_WORDS: dict[int, tuple[str, ...]] = {
+    NMC: ("nmc", "ncm", "nca", "lco", "lmo", "lnmo", "lfp", "nmc811", "nmc622", "nmc532", "nmc111", "am", "cam",
+          "active", "particle", "particles", "grain", "grains", "cathode"),
+    CBD: ("cbd", "binder", "carbon", "cb", "pvdf", "additive", "additives", "conductive", "cbm"),
+    PORE: ("pore", "pores", "porosity", "void", "voids", "air", "exterior", "background", "electrolyte", "empty"),
+}
+
+
+def phase_of_name(name: str) -> int | None:
+    """The phase code a material's name says (:data:`NAME_WORDS`), or None where it says none or several.
+
+    Examples: "NMC particles" -> NMC, "Carbon binder domain" -> CBD, "Exterior" -> pore, "Inside" -> None.
+    """
+    words = set(re.findall(r"[a-z0-9]+", str(name).lower()))
+    said = {code for code, keys in NAME_WORDS.items() if words & set(keys)}
+    return said.pop() if len(said) == 1 else None
+
+
+def propose_phase_map(data: np.ndarray, *, max_values: int = MAX_PROPOSED_VALUES,
+                      names: Mapping[int, str] | None = None) -> tuple[np.ndarray, np.ndarray, dict[int, int]] | None:
     """Whether ``data`` looks already segmented, and a first guess of which value is which phase.
 
     Parameters
@@ -337,6 +358,10 @@ def propose_phase_map(data: np.ndarray, *, max_values: int = MAX_PROPOSED_VALUES
         Voxel values: integers of any sign and width, booleans, or floats.  Not modified.
     max_values : int
         A volume with more distinct values than this is taken as greyscale.
+    names : mapping {value: name}, optional
+        The names a label field gives its values (an Avizo file's materials, ``metadata["materials"]`` of
+        :func:`core.io.load_volume`): a value whose name says one phase (:func:`phase_of_name`) is proposed as
+        that phase; the others follow the value order.
 
     Returns
     -------
@@ -378,4 +403,8 @@ def propose_phase_map(data: np.ndarray, *, max_values: int = MAX_PROPOSED_VALUES
     else:
         codes = [PORE] + [CBD] * (n - 2) + [NMC]
     proposal = {int(v): int(c) for v, c in zip(values.tolist(), codes)}
+    for v, name in (names or {}).items():
+        code = phase_of_name(name)
+        if int(v) in proposal and code is not None:
+            proposal[int(v)] = code
     return values, counts / float(data.size), proposal

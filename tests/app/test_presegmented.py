@@ -126,6 +126,37 @@ def test_real_calendered_volume_matches_the_cli(empty_ws, env, real_crop, tmp_pa
     np.testing.assert_array_equal(replayed["detachment"].to_numpy(), ui_table["detachment"].to_numpy())
 
 
+def test_avizo_label_field_proposed_by_its_material_names(empty_ws, env, real_crop, tmp_path):
+    """The real calendered crop saved as Avizo saves a label field (run lengths, materials named, no unit): the
+    names propose the map (not the value order, which would call 1 CBD), and the analysis is the CLI's."""
+    import tifffile
+    from amira_files import write_label_field
+
+    am = write_label_field(env / "data" / "calendered.am", tifffile.imread(real_crop),
+                           {0: "Pore", 1: "NMC811 particles", 2: "Carbon binder"}, REAL_SPACING)
+    at, token = _open_add_form(env / "data", am.name)
+    assert at.checkbox(key=state.k(state.ADD_PRESEG, "file", token)).value is True
+    assert {v: _phase_box(at, token, v).value for v in (0, 1, 2)} == TRUTH
+    assert "“NMC811 particles”" in _phase_box(at, token, 1).label
+    assert any(c.value.startswith("Proposed from the names the file gives its values") for c in at.caption)
+    assert any("amira · 96×96×96 voxels" in c.value and "the file states no unit" in c.value and "CHECK IT" in c.value
+               for c in at.caption)
+    _confirm_and_add(at, token, {})  # nothing to change
+    [s] = empty_ws.list_samples()
+    assert s.input.phase_map == "0=pore,1=nmc,2=cbd" and s.spacing == pytest.approx((REAL_SPACING,) * 3)
+    _run_segment_page(s.id)
+    ui_table = empty_ws.load_table(empty_ws.latest_analysis(s.id))
+
+    from core.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["analyze", str(real_crop), "--out", str(out), "--phase-map", "0=pore,1=nmc,2=cbd",
+                 "--spacing", *[str(REAL_SPACING)] * 3, "--quiet"]) == 0
+    cli_table = pd.read_csv(out / "particles.csv")
+    assert len(ui_table) == len(cli_table) > 20
+    assert ui_table["detachment"].median() == pytest.approx(cli_table["detachment"].median(), abs=1e-9)
+
+
 def test_int8_three_phase_slice(empty_ws, env):
     """A signed 8-bit slice holding 0/1/2 (the demo convention): proposed as pore / CBD / NMC, no sliders."""
     rng = np.random.default_rng(3)
