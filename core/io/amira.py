@@ -406,9 +406,10 @@ def _rle_range(src, run, out_start, lo, hi, out):  # pragma: no cover - numba
                 out[p - lo] = src[i + 1 + (p - o)]
             i += 1 + length
         else:
-            v = src[i + 1]
-            for p in range(a, b):
-                out[p - lo] = v
+            if b > a:  # (a run of length 0, as a last byte, has no value byte to read)
+                v = src[i + 1]
+                for p in range(a, b):
+                    out[p - lo] = v
             i += 2
         o += length
 

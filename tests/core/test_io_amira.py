@@ -80,6 +80,8 @@ def test_rle_decoder_against_the_encoder_and_its_refusals():
         rle_decode(enc, 11)
     with pytest.raises(ValueError, match="cut short"):
         rle_decode(enc[:-1], 10)
+    # runs of length 0 decode to nothing, a repeat of 0 as the last byte included
+    np.testing.assert_array_equal(rle_decode(b"\x80\x00\x07" + enc + b"\x00", 10), np.arange(10))
 
 
 def test_label_field_with_materials_read_whole_and_plane_by_plane(tmp_path):
