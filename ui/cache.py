@@ -596,7 +596,7 @@ def file_plane(path: str, options_json: str, mtime: float, z: int) -> np.ndarray
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def datasets(path: str, mtime: float) -> list[tuple[str, tuple, str]]:
-    """Arrays in an HDF5 file or zarr store (:func:`core.io.list_datasets`)."""
+    """Arrays in an HDF5 file or zarr store, or an Amira file's data items (:func:`core.io.list_datasets`)."""
     from core.io import list_datasets
 
     return [(n, tuple(s), d) for n, s, d in list_datasets(path)]

@@ -125,7 +125,8 @@ def path_token(path) -> str:
 
 
 def read_options(path, kind: str) -> dict:
-    """Extra reading options a file needs: an HDF5/zarr dataset, or raw shape/dtype; returns load_volume kwargs.
+    """Extra reading options a file needs: an HDF5/zarr dataset or Amira data item, or raw shape/dtype; returns
+    load_volume kwargs.
 
     ``kind`` (``"file"`` / ``"upload"``) specialises the widget keys (:data:`ui.state.READ_DATASET` ...).
 
@@ -141,7 +142,18 @@ def read_options(path, kind: str) -> dict:
     except (ValueError, OSError) as exc:
         raise ValueError(one_sentence(exc)) from None
     opts: dict = {}
-    if fmt in ("hdf5", "zarr"):
+    if fmt == "amira":
+        try:
+            items = cache.datasets(str(path), path.stat().st_mtime)
+        except Exception as exc:  # noqa: BLE001 - an untrusted file: any reader failure is a refusal
+            raise ValueError(one_sentence(exc)) from None
+        if len(items) > 1:  # the one read by default (Labels where there is one) first
+            shown = {a[0]: f"{a[0]}  ({a[2]})" for a in items}
+            opts["dataset"] = st.selectbox("Data item", list(shown), key=state.k(state.READ_DATASET, kind),
+                                           format_func=shown.get,
+                                           help="The file holds several data items on its lattice (a label field "
+                                                "and its probabilities, a scan and its labels...): the one to read.")
+    elif fmt in ("hdf5", "zarr"):
         try:
             arrays = cache.datasets(str(path), path.stat().st_mtime)
         except Exception as exc:  # noqa: BLE001 - an untrusted file: any reader failure is a refusal

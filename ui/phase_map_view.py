@@ -7,6 +7,7 @@ The map is stored once, as the input's ``phase_map`` text (``"0=pore,1=nmc,2=cbd
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -119,6 +120,10 @@ def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool,
         st.error(f"Every voxel of this volume holds the value {prop['values'][0]}: there is nothing to segment or "
                  "separate (a dark or flat field, or an empty mask?). Pick another file or dataset.")
         return False, None
+    # one checkbox and table per dataset of the file (an HDF5 dataset, an Avizo data item): a scan and its labels
+    # in one file each get their own proposal, not the tick left by the other
+    if options.get("dataset"):
+        token = f"{token}_{hashlib.blake2b(str(options['dataset']).encode(), digest_size=4).hexdigest()}"
     key = state.k(state.ADD_PRESEG, kind, token)
     state.init(key, prop is not None)
     ticked = st.checkbox("Already segmented (each voxel value is a phase)", key=key,

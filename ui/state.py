@@ -38,8 +38,10 @@ ADD_FILE = "w_add_file"                # + folder ("root" at the top) | + "dir" 
 ADD_UPLOAD = "w_add_upload"
 ADD_SUBMIT = "w_add_submit"            # + source kind ("demo" / "file" / "upload")
 ADD_DOWNSAMPLE = "w_add_downsample"    # + source kind + file token (ui.file_browser.path_token) or upload id
-ADD_PRESEG = "w_add_preseg"            # + source kind + file token or upload id: "Already segmented" checkbox
-ADD_PHASE = "w_add_phase"              # + source kind + file token or upload id + voxel value: its phase
+ADD_PRESEG = "w_add_preseg"            # + source kind + file token or upload id (+ _dataset hash where the file has
+#                                        several): "Already segmented" checkbox
+ADD_PHASE = "w_add_phase"              # + source kind + file token or upload id (as ADD_PRESEG) + voxel value: its
+#                                        phase
 ADD_CROP = "w_add_crop"                # + source kind + file token or upload id + axis: the crop's range
 BROWSE_OPEN = "w_browse_open"
 BROWSE_UP = "w_browse_up"

@@ -39,7 +39,7 @@ import numpy as np
 from ._common import _UNIT_TO_UM, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx
 from ._registry import register
 
-__all__ = ["AmiraItem", "AmiraLayout", "RleVolume", "read_amira", "read_amira_header", "rle_decode"]
+__all__ = ["AmiraItem", "AmiraLayout", "RleVolume", "list_items", "read_amira", "read_amira_header", "rle_decode"]
 
 #: Bytes of a header read at most (the Parameters of an Avizo file, its materials and history, are a few kB).
 MAX_HEADER_BYTES = 1 << 20
@@ -359,6 +359,17 @@ def read_amira_header(path: str | os.PathLike, dataset: str | None = None) -> Am
                        notes)
 
 
+def list_items(path: str | os.PathLike) -> list[tuple[str, tuple[int, int, int], str]]:
+    """The data items of an AmiraMesh lattice that can be read as a volume (one value a voxel, a known type), the
+    one read by default first (``Labels`` where there is one): ``(name, (Z, Y, X), dtype name)``."""
+    layout = read_amira_header(path)
+    out = []
+    for it in sorted(layout.items, key=lambda it: it is not layout.item):
+        if it.components == 1 and it.type in _TYPES:
+            out.append((it.name, layout.shape, np.dtype(_TYPES[it.type]).name))
+    return out
+
+
 # --------------------------------------------------------------------------- HxByteRLE
 
 
@@ -470,7 +481,8 @@ class RleVolume:
         """Planes ``z0:z1`` (0 <= z0 <= z1 <= Z) decoded, shape (z1 - z0, Y, X)."""
         out = np.empty((z1 - z0) * self._plane, np.uint8)
         if z1 > z0:
-            _rle_range(self._encoded(), int(self._runs[z0]), int(self._outs[z0]), z0 * self._plane, z1 * self._plane, out)
+            _rle_range(self._encoded(), int(self._runs[z0]), int(self._outs[z0]), z0 * self._plane,
+                       z1 * self._plane, out)
         return out.reshape(z1 - z0, self.shape[1], self.shape[2])
 
     def __array__(self, dtype=None, copy=None):

@@ -37,8 +37,8 @@ def detect_format(path: str | os.PathLike) -> str:
         a folder holding ``.tif``/``.tiff``/``.png`` files -> ``"slices"``; a
         ``.zarr`` path or a folder holding a zarr store -> ``"zarr"``;
         ``.h5``/``.hdf5``/``.hdf``/``.nxs`` -> ``"hdf5"``; ``.npy`` -> ``"npy"``;
-        ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``; ``.am`` -> ``"amira"``.  Suffixes are
-        case-insensitive.
+        ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``; ``.am`` -> ``"amira"``.
+        Suffixes are case-insensitive.
 
     Raises
     ------
@@ -86,12 +86,12 @@ def _split_dataset(path: str | os.PathLike, dataset: str | None) -> tuple[Path, 
 
 
 def list_datasets(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], str]]:
-    """List every array in an HDF5 file or a zarr store.
+    """List every array in an HDF5 file or a zarr store, or the data items of an Avizo / Amira ``.am`` lattice.
 
     Parameters
     ----------
     path : str or path-like
-        HDF5 file or zarr store.
+        HDF5 file, zarr store or ``.am`` file.
 
     Returns
     -------
@@ -99,7 +99,9 @@ def list_datasets(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], s
         One entry per array, recursing into groups, sorted by name.  ``name``
         starts with ``/`` (e.g. ``"/entry/data/data"``) and can be passed as
         ``dataset`` to :func:`load_volume`; a zarr store that is a single array
-        is listed as ``"/"``.  ``dtype`` is the numpy dtype name, e.g. ``"uint16"``.
+        is listed as ``"/"``.  An ``.am`` file's items (``Labels``, ``Data``...) are listed the one read by
+        default first, then in the header's order (:func:`core.io.amira.list_items`).  ``dtype`` is the numpy
+        dtype name, e.g. ``"uint16"``.
 
     Raises
     ------
@@ -125,7 +127,10 @@ def list_datasets(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], s
             return zarr._zarr_arrays(root)
         except zarr._ZARR_ERRORS as exc:
             raise InputFileError(f"could not list the arrays of {_name(p)}: {_short(exc, path=path)}") from None
-    raise InputFileError(f"cannot list datasets of {_name(p)}: it is a {fmt} file, not an HDF5 file or zarr store")
+    if fmt == "amira":
+        return amira.list_items(p)
+    raise InputFileError(f"cannot list datasets of {_name(p)}: it is a {fmt} file, not an HDF5 file, zarr store or "
+                         "Avizo / Amira file")
 
 
 def load_volume(

@@ -139,8 +139,8 @@ def test_avizo_label_field_proposed_by_its_material_names(empty_ws, env, real_cr
     assert {v: _phase_box(at, token, v).value for v in (0, 1, 2)} == TRUTH
     assert "“NMC811 particles”" in _phase_box(at, token, 1).label
     assert any(c.value.startswith("Proposed from the names the file gives its values") for c in at.caption)
-    assert any("amira · 96×96×96 voxels" in c.value and "the file states no unit" in c.value and "CHECK IT" in c.value
-               for c in at.caption)
+    assert any("amira · 96×96×96 voxels" in c.value and "the file states no unit" in c.value
+               and "CHECK IT" in c.value for c in at.caption)
     _confirm_and_add(at, token, {})  # nothing to change
     [s] = empty_ws.list_samples()
     assert s.input.phase_map == "0=pore,1=nmc,2=cbd" and s.spacing == pytest.approx((REAL_SPACING,) * 3)
@@ -155,6 +155,44 @@ def test_avizo_label_field_proposed_by_its_material_names(empty_ws, env, real_cr
     cli_table = pd.read_csv(out / "particles.csv")
     assert len(ui_table) == len(cli_table) > 20
     assert ui_table["detachment"].median() == pytest.approx(cli_table["detachment"].median(), abs=1e-9)
+
+
+def test_avizo_file_with_a_scan_and_its_labels_offers_the_item_to_read(empty_ws, env):
+    """An .am holding two data items: a *Data item* box, the label field first (proposed as phases), the scan
+    read as greyscale when picked."""
+    import zlib
+
+    from amira_files import rle_encode
+
+    lab = np.zeros((6, 20, 24), np.uint8)
+    lab[:, 4:16, 4:20] = 2
+    lab[:, 8:12, 8:16] = 1
+    grey = (lab * 100 + np.random.default_rng(0).normal(0, 5, lab.shape)).astype(np.float32)
+    zipped, runs = zlib.compress(grey.tobytes()), rle_encode(lab)
+    head = ("# Avizo BINARY-LITTLE-ENDIAN 2.1\n\ndefine Lattice 24 20 6\n\nParameters {\n    BoundingBox 0 2.3 0 1.9 0 0.5,"
+            '\n    CoordType "uniform"\n}\n\n'
+            f"Lattice {{ float Data }} @1(HxZip,{len(zipped)})\nLattice {{ byte Labels }} @2(HxByteRLE,{len(runs)})\n"
+            "\n# Data section follows\n@1\n")
+    (env / "data" / "both.am").write_bytes(head.encode() + zipped + b"\n@2\n" + runs + b"\n")
+    at, token = _open_add_form(env / "data", "both.am")
+    box = at.selectbox(key=state.k(state.READ_DATASET, "file"))
+    assert box.options == ["Labels  (uint8)", "Data  (float32)"] and box.value == "Labels"
+
+    def ticks():
+        return [c.value for c in at.checkbox if c.key and c.key.startswith(state.ADD_PRESEG)]
+
+    assert ticks() == [True]
+    assert [b.value for b in at.selectbox if b.key and b.key.startswith(state.ADD_PHASE)] == ["pore", "cbd", "nmc"]
+    box.select("Data").run()
+    no_exception(at)
+    assert any("amira · 6×20×24 voxels (z×y×x) · float32" in c.value for c in at.caption)
+    assert ticks() == [False] and not at.error  # the scan's own box: not the tick the labels left
+    _add_button(at).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.input.dataset == "Data" and not getattr(s.input, "presegmented", False)
+    assert s.spacing == pytest.approx((0.1, 0.1, 0.1))
 
 
 def test_int8_three_phase_slice(empty_ws, env):

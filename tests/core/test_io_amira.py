@@ -142,6 +142,9 @@ def test_zip_ascii_units_and_a_chosen_item(tmp_path, monkeypatch):
     np.testing.assert_array_equal(_both(path).data, lab)
     np.testing.assert_array_equal(_both(path, dataset="Data").data, grey)
     monkeypatch.undo()
+    from core.io import list_datasets
+
+    assert list_datasets(path) == [("Labels", ZYX, "uint8"), ("Data", ZYX, "float32")]  # the default first
     with pytest.raises(InputFileError, match="two.am has no data item 'Probability'; it has Data, Labels"):
         load_volume(path, dataset="Probability")
     # ASCII (the older form, '= @1', Materials as { Id, Name } entries; 2D lattice)
