@@ -108,7 +108,7 @@ def list_datasets(path: str | os.PathLike) -> list[tuple[str, tuple[int, ...], s
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If ``path`` is not an HDF5 file or zarr store, or cannot be read.
+        If ``path`` is not an HDF5 file, zarr store or ``.am`` file, or cannot be read.
     """
     p = Path(os.path.expanduser(os.fspath(path)))
     _require_exists(p)

@@ -409,7 +409,7 @@ def test_hdf5_corrupt(tmp_path):
     bad.write_bytes(b"not hdf5 at all")
     with pytest.raises(ValueError, match=r"could not read .*bad\.h5 as HDF5"):
         load_volume(bad)
-    with pytest.raises(ValueError, match="not an HDF5 file or zarr store"):
+    with pytest.raises(ValueError, match="not an HDF5 file, zarr store or Avizo / Amira file"):
         save_tiff(tmp_path / "x.tif", ramp(), 1.0)
         list_datasets(tmp_path / "x.tif")
 
