@@ -334,7 +334,9 @@ NAME_WORDS: dict[int, tuple[str, ...]] = {
     NMC: ("nmc", "ncm", "nca", "lco", "lmo", "lnmo", "lfp", "nmc811", "nmc622", "nmc532", "nmc111", "am", "cam",
           "active", "particle", "particles", "grain", "grains", "cathode"),
     CBD: ("cbd", "binder", "carbon", "cb", "pvdf", "additive", "additives", "conductive", "cbm"),
-    PORE: ("pore", "pores", "porosity", "void", "voids", "air", "exterior", "background", "electrolyte", "empty"),
+    # pore, and what is not the electrode (the add form's "ignore", stored as pore: no material, touching nothing)
+    PORE: ("pore", "pores", "porosity", "void", "voids", "air", "exterior", "background", "electrolyte", "empty",
+           "separator", "collector", "foil", "aluminium", "aluminum", "al", "copper", "cu", "substrate"),
 }
 
 

@@ -201,6 +201,7 @@ def test_material_names_propose_the_phases_and_inspect_prints_them(tmp_path, cap
     assert phase_of_name("NMC particles") == NMC and phase_of_name("Carbon binder domain") == CBD
     assert phase_of_name("Exterior") == PORE and phase_of_name("pores") == PORE and phase_of_name("AM") == NMC
     assert phase_of_name("Inside") is None and phase_of_name("carbon particle") is None  # none, or two phases
+    assert phase_of_name("Al current collector") == PORE  # not the electrode: no material
     data = np.array([[[0, 1, 2, 3]]], np.uint8)
     # by the value order alone: 0 pore, 1-2 CBD, 3 NMC; the names move what they say, the rest keep the order
     assert propose_phase_map(data)[2] == {0: PORE, 1: CBD, 2: CBD, 3: NMC}
