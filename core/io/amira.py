@@ -136,9 +136,9 @@ def _parse_block(tokens: list[str], i: int) -> tuple[list, int]:
     return entries, i
 
 
-def _parameters(header: str) -> list:
-    """The entries of the header's ``Parameters { ... }`` block ([] without one)."""
-    m = re.search(r"^\s*Parameters\s*\{", header, re.M)
+def _parameters(header: str, name: str = "Parameters") -> list:
+    """The entries of the header's first ``NAME { ... }`` block ([] without one)."""
+    m = re.search(r"^\s*" + name + r"\s*\{", header, re.M)
     if m is None:
         return []
     tokens = _TOKEN.findall(header[m.end():])
@@ -264,7 +264,11 @@ def read_amira_header(path: str | os.PathLike, dataset: str | None = None) -> Am
     order = "<" if ("LITTLE" in flavour or is_ascii) else ">"
     # the header ends where the first data section starts (a line '@1'); the text before it is parsed
     end = re.search(rb"\n[ \t]*@\d+[ \t]*\r?\n", head)
-    header = head[: end.start() + 1 if end else len(head)].decode("latin-1")
+    header_bytes = head[: end.start() + 1 if end else len(head)]
+    try:  # Avizo writes UTF-8 (a unit "µm", a material's name); older files Latin-1
+        header = header_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        header = header_bytes.decode("latin-1")
     defines = _DEFINE.findall(header)
     lattice = [d for d in defines if d[0] == "Lattice"]
     if not lattice:
@@ -309,7 +313,7 @@ def read_amira_header(path: str | os.PathLike, dataset: str | None = None) -> Am
     n_voxels = nx * ny * nz
     # where each item's data lies: the sections follow one another in the order of their numbers
     with open(path, "rb") as f:
-        cursor = len(header.encode("latin-1"))
+        cursor = len(header_bytes)
         f.seek(0)
         lengths = {}
         for it in sorted(items, key=lambda it: it.index):
@@ -339,9 +343,9 @@ def read_amira_header(path: str | os.PathLike, dataset: str | None = None) -> Am
                 else:
                     nbytes = lengths[it.index]
                 break
-            if lengths[it.index] is None:
-                raise InputFileError(f"{name}: the sections before {item.name} cannot be skipped (an ASCII file "
-                                     "with several data items): save the item alone")
+            if lengths[it.index] is None:  # ASCII text: the next section starts at its own '@k' line
+                cursor = start
+                continue
             cursor = start + lengths[it.index]
     if offset + nbytes > size:
         raise InputFileError(f"{name}: data item {item.name} needs {nbytes:,} bytes from byte {offset:,}, but the "
@@ -352,7 +356,8 @@ def read_amira_header(path: str | os.PathLike, dataset: str | None = None) -> Am
                    "amira_encoding": "ASCII" if is_ascii else item.encoding}
     if how:
         notes["spacing_unit"] = how
-    materials = _materials(entries)
+    # in Parameters (Avizo, Amira 3+), or a block of its own after them (the older files)
+    materials = _materials(entries) or _materials([("Materials", _parameters(header, "Materials"))])
     if materials:
         notes["materials"] = materials
     return AmiraLayout(path, (nz, ny, nx), dt, item, tuple(items), is_ascii, int(offset), int(nbytes), spacing,

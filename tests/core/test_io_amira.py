@@ -132,6 +132,12 @@ def test_zip_ascii_units_and_a_chosen_item(tmp_path, monkeypatch):
     v = _both(path)  # Labels where there is one
     np.testing.assert_array_equal(v.data, lab)
     assert v.spacing == pytest.approx((0.01, 0.01, 0.01)) and v.metadata["spacing_unit"].startswith("nm")
+    # a unit written in UTF-8 (Avizo's "µm"), a material named in it
+    micro = path.read_bytes().replace('"nm"'.encode(), '"µm"'.encode("utf-8")).replace(
+        b"Parameters {", 'Parameters {\n    Materials {\n        Pore° { Id 0 }\n    }'.encode("utf-8"))
+    (tmp_path / "micro.am").write_bytes(micro)
+    m = _both(tmp_path / "micro.am")
+    assert m.spacing == pytest.approx((10.0, 10.0, 10.0)) and m.metadata["materials"] == {0: "Pore°"}
     assert v.metadata["amira_items"] == ["Data", "Labels"]
     d = _both(path, dataset="Data")
     np.testing.assert_array_equal(d.data, grey)
@@ -150,10 +156,14 @@ def test_zip_ascii_units_and_a_chosen_item(tmp_path, monkeypatch):
     # ASCII (the older form, '= @1', Materials as { Id, Name } entries; 2D lattice)
     text = ("# AmiraMesh ASCII 1.0\ndefine Lattice 3 2\n\nParameters {\n\tCoordType \"uniform\",\n"
             "\tBoundingBox 0 1 0 1 0 0\n}\nMaterials {\n\t{ Id 0, Name \"Exterior\" }\n\t{ Id 4, Name \"Something\" }\n"
-            "}\nLattice { byte Labels } = @1\n\n@1\n0 0 4\n4 0 0\n\n")
+            "}\nLattice { byte Labels } = @1\nLattice { byte Probability } = @2\n\n@1\n0 0 4\n4 0 0\n\n"
+            "@2\n255 130 180\n200 190 230\n")
     (tmp_path / "a.am").write_text(text)
     a = _both(tmp_path / "a.am")
     np.testing.assert_array_equal(a.data, [[[0, 0, 4], [4, 0, 0]]])
+    assert a.metadata["materials"] == {0: "Exterior", 4: "Something"}  # a Materials block after the Parameters
+    np.testing.assert_array_equal(_both(tmp_path / "a.am", dataset="Probability").data, [[[255, 130, 180],
+                                                                                          [200, 190, 230]]])
     assert a.spacing == (0.5, 1.0, 0.5)  # the z of one voxel takes the first axis's size
 
 
