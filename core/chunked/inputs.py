@@ -364,6 +364,11 @@ def _read_plane(p: Path, yx, dtype) -> np.ndarray:
         from ..io.folder import _read_png
 
         img = C._check_numeric(_read_png(p, where), where)
+    elif p.suffix.lower() == ".edf":
+        from ..io.edf import read_edf
+
+        img = read_edf(p, C.ReadOptions(mmap=False)).data
+        img = img.reshape(img.shape[-2:]) if img.shape[0] == 1 else img
     else:
         import tifffile
 
@@ -509,14 +514,16 @@ def _open_slices(folder: Path, opts):
     files = C._slice_files(folder)
     fname = C._name(folder)
     if not files:
-        raise C.InputFileError(f"folder {fname} holds no .tif/.tiff/.png slices")
+        raise C.InputFileError(f"folder {fname} holds no .tif/.tiff/.png/.edf slices")
     first = files[0]
     spacing, notes = None, {}
     if first.suffix.lower() == ".png":
         img = _read_plane_any(first, fname)
     else:
+        from ..io.edf import read_edf
+
         try:
-            one = _tiff.read_tiff(first, C.ReadOptions(mmap=True))
+            one = (read_edf if first.suffix.lower() == ".edf" else _tiff.read_tiff)(first, C.ReadOptions(mmap=True))
         except C.InputFileError as exc:
             raise C.InputFileError(f"slice folder {fname}: {exc}") from None
         if one.data.shape[0] != 1:
@@ -635,6 +642,33 @@ class _DecodedSource(_Source):
         return _DECODED[0][1][key]
 
 
+class _EdfFramesSource(_Source):
+    """An EDF file of several 2D frames, a frame a z plane (each read at its offset)."""
+
+    def __init__(self, layout, token):
+        super().__init__(layout.shape, layout.dtype, token)
+        self.path, self.file_dtype, self.offsets = os.fspath(layout.path), layout.dtype, layout.offsets
+
+    def _read(self, key):
+        plane = self.shape[1:]
+        out = np.empty(tuple(k.stop - k.start for k in key), self.dtype)
+        for i, z in enumerate(range(key[0].start, key[0].stop)):
+            out[i] = np.fromfile(self.path, dtype=self.file_dtype, count=int(np.prod(plane)),
+                                 offset=self.offsets[z]).reshape(plane)[key[1], key[2]]
+        return out
+
+
+def _open_edf(p: Path, opts):
+    from ..io import edf
+
+    layout = edf.read_edf_header(p)
+    if len(layout.offsets) == 1:
+        source = _MemmapSource(p, layout.dtype, layout.shape, layout.offsets[0], False, layout.shape)
+    else:
+        source = _EdfFramesSource(layout, _file_token(p, "frames"))
+    return source, layout.spacing, dict(layout.notes), os.fspath(p)
+
+
 def _open_amira(p: Path, opts):
     from ..io import amira
 
@@ -650,4 +684,4 @@ def _open_amira(p: Path, opts):
 
 
 _OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,
-            "zarr": _open_zarr_lazy, "metaimage": _open_metaimage, "amira": _open_amira}
+            "zarr": _open_zarr_lazy, "metaimage": _open_metaimage, "amira": _open_amira, "edf": _open_edf}

@@ -10,7 +10,7 @@ Supported inputs (see :func:`detect_format`):
     Multi-page TIFF, ImageJ hyperstack or OME-TIFF (``.tif``, ``.tiff``,
     ``.ome.tif``).
 ``"slices"``
-    A folder of 2D ``.tif``/``.tiff``/``.png`` slices, stacked in natural order
+    A folder of 2D ``.tif``/``.tiff``/``.png``/``.edf`` slices, stacked in natural order
     (``slice2`` before ``slice10``).
 ``"hdf5"``
     ``.h5``, ``.hdf5``, ``.hdf``, ``.nxs``; one dataset is chosen with ``dataset``.
@@ -27,6 +27,8 @@ Supported inputs (see :func:`detect_format`):
 ``"amira"``
     Avizo / Amira ``.am`` (AmiraMesh lattice: greyscale or a label field with its materials' names;
     :mod:`.amira`).
+``"edf"``
+    ESRF Data Format ``.edf`` (a slice, a volume, or 2D frames stacked; :mod:`.edf`).
 
 Loaders never write to or modify their input, and refuse a bad one with one sentence naming the file by
 its name (:class:`InputFileError`, a ``ValueError``): a path that is not a regular file or folder (a FIFO, a
@@ -44,7 +46,7 @@ Layout: :mod:`.load` (``load_volume``, ``detect_format``, ``list_datasets``) loo
 the format up in the reader registry (:mod:`._registry`, ``READERS``); each
 format module registers one reader returning a :class:`Loaded`: :mod:`.tiff`,
 :mod:`.folder` (slices), :mod:`.hdf5`, :mod:`.zarr`, :mod:`.raw` (npy, raw and MetaImage; the headers
-of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira).
+of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF).
 :mod:`.phase_map` maps segmented values to phase codes, :mod:`.save` writes TIFFs,
 :mod:`.downsampling` block-averages on loading.
 """

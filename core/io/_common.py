@@ -16,20 +16,21 @@ import numpy as np
 from .._validate import normalize_spacing
 
 #: Format names accepted by ``load_volume(fmt=...)``.
-FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira")
+FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira", "edf")
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
-_SLICE_SUFFIXES = (".tif", ".tiff", ".png")
+_SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".edf")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 _RAW_SUFFIXES = (".raw", ".bin", ".vol")
 _METAIMAGE_SUFFIXES = (".mhd", ".mha")
 _AMIRA_SUFFIXES = (".am",)
+_EDF_SUFFIXES = (".edf",)
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (
-    "TIFF (.tif, .tiff, .ome.tif), a folder of .tif/.tiff/.png slices, "
+    "TIFF (.tif, .tiff, .ome.tif), a folder of .tif/.tiff/.png/.edf slices, "
     "HDF5 (.h5, .hdf5, .hdf, .nxs), zarr (.zarr), NumPy (.npy), raw binary (.raw, .bin, .vol), MetaImage "
-    "(.mhd, .mha) and Avizo / Amira (.am)"
+    "(.mhd, .mha), Avizo / Amira (.am) and ESRF EDF (.edf)"
 )
 
 # Length units found in ImageJ / OME / attribute metadata -> factor to µm.
@@ -185,7 +186,7 @@ def _natural_key(name: str) -> tuple:
 
 
 def _slice_files(folder: Path) -> list[Path]:
-    """Visible ``.tif``/``.tiff``/``.png`` files of ``folder`` in natural order."""
+    """Visible ``.tif``/``.tiff``/``.png``/``.edf`` files of ``folder`` in natural order."""
     files = [
         p
         for p in folder.iterdir()
@@ -212,6 +213,12 @@ def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
             with Image.open(p) as im:
                 arr = np.asarray(im.crop((0, 0, 1, 1)))
                 return (im.size[1], im.size[0]) + arr.shape[2:], _read_dtype(arr.dtype)
+        if p.suffix.lower() == ".edf":
+            from .edf import read_edf_header
+
+            layout = read_edf_header(p)
+            shape = layout.shape[1:] if layout.shape[0] == 1 else layout.shape
+            return tuple(shape), _read_dtype(layout.dtype)
         import tifffile
 
         with tifffile.TiffFile(p) as tif:

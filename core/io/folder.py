@@ -1,4 +1,4 @@
-"""A folder of 2D ``.tif``/``.tiff``/``.png`` slices, stacked in natural order."""
+"""A folder of 2D ``.tif``/``.tiff``/``.png``/``.edf`` slices, stacked in natural order."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ._common import (
     _slice_files, mismatched_slices_message,
 )
 from ._registry import register
+from .edf import read_edf
 from .tiff import read_tiff
 
 
@@ -54,7 +55,7 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
     files = _slice_files(folder)
     fname = _name(folder)
     if not files:
-        raise InputFileError(f"folder {fname} holds no .tif/.tiff/.png slices")
+        raise InputFileError(f"folder {fname} holds no .tif/.tiff/.png/.edf slices")
 
     found: dict = {}  # spacing of the first TIFF slice, if it has any
 
@@ -66,13 +67,13 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
                 raise InputFileError(f"{where} is not a 2D image: shape {img.shape}")
             return img
         try:
-            one = read_tiff(p, ReadOptions(mmap=False))
+            one = (read_edf if p.suffix.lower() == ".edf" else read_tiff)(p, ReadOptions(mmap=False))
         except InputFileError as exc:
             raise InputFileError(f"slice folder {fname}: {exc}") from None
         vol, sp, meta = one.data, one.spacing, one.meta
         if vol.shape[0] != 1:
             raise InputFileError(f"{where} is not a 2D image: shape {vol.shape} (a 3D stack inside a slice folder)")
-        if "tiff_seen" not in found:
+        if "tiff_seen" not in found:  # the first TIFF or EDF slice's pixel size
             found["tiff_seen"] = True
             if sp is not None:
                 found["spacing"] = sp

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import check_choice, normalize_spacing
-from . import amira, folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
+from . import amira, edf, folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
-    _AMIRA_SUFFIXES, _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
+    _AMIRA_SUFFIXES, _EDF_SUFFIXES, _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
     Loaded, ReadOptions, Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
     normalize_crop,
 )
@@ -34,10 +34,10 @@ def detect_format(path: str | os.PathLike) -> str:
     -------
     str
         One of :data:`FORMATS`: ``.tif``/``.tiff``/``.ome.tif`` -> ``"tiff"``;
-        a folder holding ``.tif``/``.tiff``/``.png`` files -> ``"slices"``; a
+        a folder holding ``.tif``/``.tiff``/``.png``/``.edf`` files -> ``"slices"``; a
         ``.zarr`` path or a folder holding a zarr store -> ``"zarr"``;
         ``.h5``/``.hdf5``/``.hdf``/``.nxs`` -> ``"hdf5"``; ``.npy`` -> ``"npy"``;
-        ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``; ``.am`` -> ``"amira"``.
+        ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``; ``.am`` -> ``"amira"``; ``.edf`` -> ``"edf"``.
         Suffixes are case-insensitive.
 
     Raises
@@ -51,7 +51,7 @@ def detect_format(path: str | os.PathLike) -> str:
             return "zarr"
         if _slice_files(p):
             return "slices"
-        raise InputFileError(f"folder {_name(p)} holds no .tif/.tiff/.png slices and is not a zarr store")
+        raise InputFileError(f"folder {_name(p)} holds no .tif/.tiff/.png/.edf slices and is not a zarr store")
     suffix = p.suffix.lower()
     if suffix in _TIFF_SUFFIXES:
         return "tiff"
@@ -67,6 +67,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "metaimage"
     if suffix in _AMIRA_SUFFIXES:
         return "amira"
+    if suffix in _EDF_SUFFIXES:
+        return "edf"
     raise InputFileError(
         f"unknown file format for {_name(p)} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")
 

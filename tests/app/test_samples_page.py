@@ -280,6 +280,30 @@ def test_a_zarr_store_is_offered_as_one_volume(empty_ws, env):
     assert file_browser.sample_name(".ome.tif") == ".ome" and file_browser.sample_name("x.tif") == "x"
 
 
+def test_a_folder_of_esrf_edf_slices_with_their_pixel_size(empty_ws, env):
+    """A beamline's reconstruction as a folder of .edf slices: read as one volume, the voxel size from the slices'
+    PSize (metres)."""
+    from edf_files import edf_frame
+
+    vol = (np.random.default_rng(3).random((6, 12, 9)) * 4000).astype(np.uint16)
+    folder = env / "data" / "rec_esrf"
+    folder.mkdir()
+    for z in range(6):
+        (folder / f"rec_{z:04d}.edf").write_bytes(edf_frame(vol[z], "PSize_1 = 3.2e-7 ;\nPSize_2 = 3.2e-7 ;\n"))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("rec_esrf").run()
+    at.toggle(key=state.k(state.ADD_FILE, "dir", "")).set_value(True).run()
+    no_exception(at)
+    assert any("slices · 6×12×9 voxels (z×y×x) · uint16 · voxel size read from the file's metadata" in c.value
+               for c in at.caption)
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.spacing == pytest.approx((0.32, 0.32, 0.32))
+    np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
+
+
 def test_add_file_downsampled(empty_ws, env):
     """The file's voxel size is entered; the sample stores the analysed one and loads the coarse grid."""
     data = env / "data"

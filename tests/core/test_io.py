@@ -255,7 +255,7 @@ def test_detect_format(tmp_path):
         detect_format(tmp_path / "a.jpg")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="holds no .tif/.tiff/.png slices"):
+    with pytest.raises(ValueError, match="holds no .tif/.tiff/.png/.edf slices"):
         detect_format(empty)
 
 
