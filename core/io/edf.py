@@ -60,7 +60,8 @@ class EdfLayout:
     spacing : (3,) float, µm, or None
         From ``PSize_1..3`` (metres); None where the first frame states no pixel size.
     notes : dict
-        ``edf_frames`` (how many), ``spacing_unit`` where a size was read.
+        ``edf_frames`` (how many), ``spacing_unit`` where a size was read, ``spacing_z_assumed`` where the
+        header gives no ``PSize_3`` (z taken equal to x).
     """
 
     path: Path
@@ -201,6 +202,8 @@ def read_edf_header(path: str | os.PathLike) -> EdfLayout:
     notes: dict = {"edf_frames": len(frames)}
     if spacing is not None:
         notes["spacing_unit"] = "m (PSize, the EDF convention)"
+        if "PSIZE_3" not in first_header:
+            notes["spacing_z_assumed"] = True  # a slice's pixel size: z taken equal to x
     return EdfLayout(path, tuple(int(n) for n in shape), dt0, tuple(offsets), spacing, notes)
 
 

@@ -294,8 +294,8 @@ def test_a_folder_of_esrf_edf_slices_with_their_pixel_size(empty_ws, env):
     at.selectbox(key=state.k(state.ADD_FILE, "root")).select("rec_esrf").run()
     at.toggle(key=state.k(state.ADD_FILE, "dir", "")).set_value(True).run()
     no_exception(at)
-    assert any("slices · 6×12×9 voxels (z×y×x) · uint16 · voxel size read from the file's metadata" in c.value
-               for c in at.caption)
+    assert any("slices · 6×12×9 voxels (z×y×x) · uint16 · voxel size read from the file's metadata (z assumed "
+               "equal to x)" in c.value for c in at.caption)
     at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
     at.run()
     no_exception(at)

@@ -27,6 +27,7 @@ def test_a_slice_a_volume_and_frames_with_their_pixel_size(tmp_path):
     v = _both(p)
     np.testing.assert_array_equal(v.data, img[None])
     assert v.spacing == pytest.approx((0.65, 0.65, 0.65)) and v.spacing_from_metadata and v.fmt == "edf"
+    assert v.metadata["spacing_z_assumed"]
     assert (len(p.read_bytes()) - img.nbytes) % 512 == 0  # the header as the format pads it
     vol = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
     q = tmp_path / "vol.edf"
