@@ -298,6 +298,11 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
     if spacing is not None:
         kw["spacing"] = spacing
     lazy = open_lazy(spec.path, chunks=chunk_size, **kw)  # the header: bad input is refused before the cluster
+    if spec.phase_map is None:  # a label field (an Avizo file's Labels) is not thresholded as grey values
+        from .io._common import _name
+        from .io.phase_map import check_not_label_field
+
+        check_not_label_field(_name(spec.path), lazy.metadata)
     report = _progress(args.quiet)
     with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp:
         t0 = time.perf_counter()

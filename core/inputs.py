@@ -501,6 +501,11 @@ def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | 
             kw["spacing"] = spacing
         vol = (load_phases(spec.path, spec.phase_map, **kw) if spec.phase_map is not None
                else load_volume(spec.path, **kw))
+        if spec.phase_map is None:  # a label field (an Avizo file's Labels) is not thresholded as grey values
+            from .io._common import _name
+            from .io.phase_map import check_not_label_field
+
+            check_not_label_field(_name(spec.path), vol.metadata)
         data, sp = vol.data, vol.spacing
         info = {"source": vol.source, "format": vol.fmt, "spacing_from_metadata": vol.spacing_from_metadata}
         if spec.crop is not None:

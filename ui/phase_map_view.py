@@ -53,6 +53,17 @@ def proposal(path: str, options_json: str, mtime: float) -> dict | None:
             "names": {v: names[v] for v in values.tolist() if v in names}}
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def label_field(path: str, options_json: str, mtime: float) -> bool:
+    """Whether the file's own metadata says that its values are labels, not grey values (an Avizo file's Labels:
+    :func:`core.io.phase_map.label_field_message`); the header only.  ``mtime`` only keys the cache."""
+    from core.chunked import open_lazy_array
+    from core.io.phase_map import label_field_message
+
+    _, volume = open_lazy_array(path, **json.loads(options_json))
+    return label_field_message(Path(path).name, volume.metadata) is not None
+
+
 def propose_by_slabs(volume, slab_voxels: int = 1 << 24, names=None):
     """:func:`core.io.phase_map.propose_phase_map` of a volume read slab by slab along z (a
     :class:`core.chunked.LazyArray`): the same values, shares and proposal, and None as soon as a slab shows that
@@ -125,11 +136,23 @@ def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool,
     if options.get("dataset"):
         token = f"{token}_{hashlib.blake2b(str(options['dataset']).encode(), digest_size=4).hexdigest()}"
     key = state.k(state.ADD_PRESEG, kind, token)
+    labels = label_field(str(path), options_json, path.stat().st_mtime)
+    if labels and prop is None:  # labels that no phase map takes, and that thresholds cannot segment
+        st.error(f"{path.name} is a label field with more than {MAX_PROPOSED_VALUES} labels (particles labelled one "
+                 "by one, as Avizo's Separate Objects gives?): a phase map takes at most "
+                 f"{MAX_PROPOSED_VALUES} values, and labels are not grey values to threshold. Save the phases (pore, "
+                 "CBD, NMC) as a label field of their own and add that, or pick the file's greyscale data item.")
+        return False, None
     state.init(key, prop is not None)
     ticked = st.checkbox("Already segmented (each voxel value is a phase)", key=key,
                          help="For volumes segmented elsewhere (Avizo, Dragonfly, ilastik, GeoDict): the values "
                               "are read as phases, not thresholded as grey values.")
     if not ticked:
+        if labels:
+            st.error(f"{path.name} is a label field (the file says so), not a greyscale scan: thresholds cannot "
+                     "segment its labels. Tick 'Already segmented' to read them as phases, or pick the file's "
+                     "greyscale data item.")
+            return False, None
         return True, None
     if prop is None:
         st.error(f"This volume holds more than {MAX_PROPOSED_VALUES} distinct values or values that are not whole "

@@ -412,6 +412,11 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     if spacing is not None:
         kw["spacing"] = spacing
     vol = open_lazy(spec.path, chunks=chunk_size, **kw)
+    if not presegmented:  # a label field (an Avizo file's Labels) is not thresholded as grey values
+        from ..io._common import _name
+        from ..io.phase_map import check_not_label_field
+
+        check_not_label_field(_name(spec.path), vol.metadata)
     sp = vol.spacing
     fill = shading = None
     if not presegmented:  # a fill outside the reconstructed region, on five z planes (core.phases.fill_reading)

@@ -15,8 +15,8 @@ from ..codes import CBD, NMC, PORE
 from ._common import Volume, _name
 from .load import load_volume
 
-__all__ = ["apply_phase_map", "load_phases", "parse_phase_map", "phase_of_name", "propose_phase_map",
-           "MAX_PROPOSED_VALUES", "NAME_WORDS"]
+__all__ = ["apply_phase_map", "check_not_label_field", "label_field_message", "load_phases", "parse_phase_map",
+           "phase_of_name", "propose_phase_map", "MAX_PROPOSED_VALUES", "NAME_WORDS"]
 
 MAX_PROPOSED_VALUES = 8  # a volume with more distinct values is taken as greyscale
 
@@ -338,6 +338,38 @@ NAME_WORDS: dict[int, tuple[str, ...]] = {
     PORE: ("pore", "pores", "porosity", "void", "voids", "air", "exterior", "background", "electrolyte", "empty",
            "separator", "collector", "foil", "aluminium", "aluminum", "al", "copper", "cu", "substrate"),
 }
+
+
+def label_field_message(name: str, metadata: Mapping) -> str | None:
+    """One sentence where a file's own metadata says that its values are labels, not grey values, else None.
+
+    A label field (an Avizo / Amira data item named ``Labels``, or one whose values the file names as materials)
+    thresholded as a greyscale scan gives phases and particles that mean nothing, without an error; it is read
+    as phases instead (a value -> phase map), or its greyscale item is picked.
+
+    Parameters
+    ----------
+    name : str
+        The file's name, for the sentence.
+    metadata : mapping
+        :attr:`core.io.Volume.metadata` (``materials``, ``amira_item``).
+    """
+    materials = dict(metadata.get("materials") or {})
+    if not materials and metadata.get("amira_item") != "Labels":
+        return None
+    named = ", ".join(f"{v} {n!r}" for v, n in list(materials.items())[:6]) + (", ..." if len(materials) > 6 else "")
+    return (f"{name} is a label field{f' (materials {named})' if named else ''}, not a greyscale scan: its values "
+            "are labels, which thresholds cannot segment; read it as phases with a value -> phase map (--phase-map "
+            "VALUE=PHASE,...; inspect proposes one), or pick the file's greyscale item (--dataset)")
+
+
+def check_not_label_field(name: str, metadata: Mapping) -> None:
+    """Raise :class:`~core.io.InputFileError` with :func:`label_field_message` where it has one."""
+    from ._common import InputFileError
+
+    message = label_field_message(name, metadata)
+    if message is not None:
+        raise InputFileError(message)
 
 
 def phase_of_name(name: str) -> int | None:

@@ -195,6 +195,29 @@ def test_avizo_file_with_a_scan_and_its_labels_offers_the_item_to_read(empty_ws,
     assert s.spacing == pytest.approx((0.1, 0.1, 0.1))
 
 
+def test_an_avizo_label_field_is_never_added_as_greyscale(empty_ws, env):
+    """Unticking 'Already segmented' on a label field, or a label field of particles labelled one by one (more
+    labels than a phase map takes): one sentence, and no Add."""
+    from amira_files import write_label_field
+
+    lab = np.zeros((6, 20, 24), np.uint8)
+    lab[:, 4:16, 4:20] = 2
+    lab[:, 8:12, 8:16] = 1
+    write_label_field(env / "data" / "seg.am", lab, {0: "Pore", 1: "Binder", 2: "NMC"}, 0.5)
+    many = (np.arange(6 * 20 * 24).reshape(6, 20, 24) // 300).astype(np.uint8)  # 12 labels
+    write_label_field(env / "data" / "objects.am", many, {0: "Exterior"}, 0.5)
+    at, token = _open_add_form(env / "data", "seg.am")
+    at.checkbox(key=state.k(state.ADD_PRESEG, "file", token)).uncheck().run()
+    no_exception(at)
+    [err] = [e.value for e in at.error]
+    assert err.startswith("seg.am is a label field (the file says so), not a greyscale scan") and _add_button(at).disabled
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("objects.am").run()
+    no_exception(at)
+    [err] = [e.value for e in at.error]
+    assert err.startswith("objects.am is a label field with more than 8 labels") and _add_button(at).disabled
+    assert not empty_ws.list_samples()
+
+
 def test_int8_three_phase_slice(empty_ws, env):
     """A signed 8-bit slice holding 0/1/2 (the demo convention): proposed as pore / CBD / NMC, no sliders."""
     rng = np.random.default_rng(3)

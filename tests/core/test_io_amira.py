@@ -228,3 +228,31 @@ def test_material_names_propose_the_phases_and_inspect_prints_them(tmp_path, cap
     out = capsys.readouterr().out
     assert "amira, 5×6×7 voxels" in out and "read as µm (the file states no unit)" in out
     assert "named in the file 0 'Pore', 1 'NMC', 2 'Carbon binder'" in out and "propose 0=pore,1=nmc,2=cbd" in out
+
+
+def test_a_label_field_is_not_thresholded_as_grey_values(tmp_path, capsys):
+    """Without a phase map an Avizo label field is refused in one sentence (whole-volume and chunked engines, before
+    anything is written); its greyscale item, or the labels with a map, are analysed."""
+    from amira_files import write_label_field
+
+    from core.cli import main
+    from core.inputs import FileInput, open_input
+
+    lab = np.zeros((12, 24, 24), np.uint8)
+    lab[:, 4:20, 4:20] = 2
+    lab[:, 10:14, :] = 1
+    path = write_label_field(tmp_path / "seg.am", lab, {0: "Pore", 1: "Binder", 2: "NMC"}, 0.5)
+    with pytest.raises(InputFileError, match=r"seg\.am is a label field \(materials 0 'Pore', 1 'Binder', 2 'NMC'\), "
+                                             r"not a greyscale scan"):
+        open_input(FileInput(path))
+    assert open_input(FileInput(path, phase_map="0=pore,1=cbd,2=nmc")).presegmented
+    for extra in ([], ["--chunk-size", "16"]):
+        out = tmp_path / f"out{len(extra)}"
+        assert main(["analyze", str(path), "--out", str(out), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "seg.am is a label field" in err and err.count("\n") == 1 and not out.exists()
+    # an item of another name, without materials, is a volume like any other
+    grey = (lab.astype(np.float32) * 100).tobytes()
+    two = _write(tmp_path / "two.am", [("Lattice { float Data } @1", grey)], shape=lab.shape,
+                 params='Parameters {\n    BoundingBox 0 1 0 1 0 1,\n    CoordType "uniform"\n}\n')
+    assert open_input(FileInput(two)).volume.shape == lab.shape
