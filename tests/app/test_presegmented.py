@@ -169,7 +169,8 @@ def test_avizo_file_with_a_scan_and_its_labels_offers_the_item_to_read(empty_ws,
     lab[:, 8:12, 8:16] = 1
     grey = (lab * 100 + np.random.default_rng(0).normal(0, 5, lab.shape)).astype(np.float32)
     zipped, runs = zlib.compress(grey.tobytes()), rle_encode(lab)
-    head = ("# Avizo BINARY-LITTLE-ENDIAN 2.1\n\ndefine Lattice 24 20 6\n\nParameters {\n    BoundingBox 0 2.3 0 1.9 0 0.5,"
+    head = ("# Avizo BINARY-LITTLE-ENDIAN 2.1\n\ndefine Lattice 24 20 6\n\nParameters {\n"
+            "    BoundingBox 0 2.3 0 1.9 0 0.5,"
             '\n    CoordType "uniform"\n}\n\n'
             f"Lattice {{ float Data }} @1(HxZip,{len(zipped)})\nLattice {{ byte Labels }} @2(HxByteRLE,{len(runs)})\n"
             "\n# Data section follows\n@1\n")
@@ -210,7 +211,8 @@ def test_an_avizo_label_field_is_never_added_as_greyscale(empty_ws, env):
     at.checkbox(key=state.k(state.ADD_PRESEG, "file", token)).uncheck().run()
     no_exception(at)
     [err] = [e.value for e in at.error]
-    assert err.startswith("seg.am is a label field (the file says so), not a greyscale scan") and _add_button(at).disabled
+    assert err.startswith("seg.am is a label field (the file says so), not a greyscale scan")
+    assert _add_button(at).disabled
     at.selectbox(key=state.k(state.ADD_FILE, "root")).select("objects.am").run()
     no_exception(at)
     [err] = [e.value for e in at.error]
