@@ -89,7 +89,8 @@ class AmiraLayout:
         From the ``BoundingBox`` (z, y, x); None where it states none or an axis of one voxel leaves it open
         on every axis.
     notes : dict
-        ``spacing_unit`` (how the numbers were read), ``materials`` ({value: name}) where the header lists them,
+        ``spacing_unit`` (how the numbers were read), ``materials`` ({value: name}) where the header lists them and
+        the item read is ``Labels`` or the file's only item,
         ``amira_item`` and ``amira_items`` (the items' names), ``amira_encoding``, ``amira_header`` (first line).
     """
 
@@ -356,9 +357,10 @@ def read_amira_header(path: str | os.PathLike, dataset: str | None = None) -> Am
                    "amira_encoding": "ASCII" if is_ascii else item.encoding}
     if how:
         notes["spacing_unit"] = how
-    # in Parameters (Avizo, Amira 3+), or a block of its own after them (the older files)
+    # in Parameters (Avizo, Amira 3+), or a block of its own after them (the older files); they name the values of
+    # the label item, not those of a greyscale item beside it
     materials = _materials(entries) or _materials([("Materials", _parameters(header, "Materials"))])
-    if materials:
+    if materials and (item.name == "Labels" or len(items) == 1):
         notes["materials"] = materials
     return AmiraLayout(path, (nz, ny, nx), dt, item, tuple(items), is_ascii, int(offset), int(nbytes), spacing,
                        notes)

@@ -124,8 +124,8 @@ def test_zip_ascii_units_and_a_chosen_item(tmp_path, monkeypatch):
     grey = np.linspace(-1, 1, np.prod(ZYX), dtype=np.float32).reshape(ZYX)
     lab = _labels()
     zipped = zlib.compress(grey.tobytes())
-    units = ('Parameters {\n    Units {\n        Coordinates "nm"\n    }\n    BoundingBox 0 60 0 50 0 40,\n'
-             '    CoordType "uniform"\n}\n')
+    units = ('Parameters {\n    Units {\n        Coordinates "nm"\n    }\n    Materials {\n        Pore { Id 0 }\n    }\n'
+             '    BoundingBox 0 60 0 50 0 40,\n    CoordType "uniform"\n}\n')
     path = _write(tmp_path / "two.am", [("Lattice { float Data } @1(HxZip,%d)" % len(zipped), zipped),
                                         ("Lattice { byte Labels } @2(HxByteRLE,%d)" % len(rle_encode(lab)),
                                          rle_encode(lab))], params=units)
@@ -141,6 +141,7 @@ def test_zip_ascii_units_and_a_chosen_item(tmp_path, monkeypatch):
     assert v.metadata["amira_items"] == ["Data", "Labels"]
     d = _both(path, dataset="Data")
     np.testing.assert_array_equal(d.data, grey)
+    assert "materials" not in d.metadata  # the label item's names, not the scan's
     # a file longer than the header read: each section found from where the one before ends
     import core.io.amira as amira
 
