@@ -698,7 +698,13 @@ def inspect_input(args) -> dict:
                                   "phase_map_proposed": ",".join(f"{v}={names[proposal[v]]}" for v in values.tolist())}
         if materials:
             out["looks_segmented"]["materials"] = {int(v): str(n) for v, n in materials.items()}
-    fill = None if found is not None else fill_reading(arr)
+    elif spec.phase_map is None:  # labels that no phase map of a few values takes: analyze refuses them
+        from .io.phase_map import label_field_message
+
+        label = label_field_message(os.path.basename(os.fspath(spec.path)), meta)
+        if label is not None:
+            out["label_field"] = label
+    fill = None if found is not None or out.get("label_field") else fill_reading(arr)
     if fill is not None:
         out["fill"] = {**fill, "warning": fill_message(fill)}
         if arr.size <= INSPECT_BOX_VOXELS:
@@ -706,7 +712,8 @@ def inspect_input(args) -> dict:
             if box is not None:
                 start = [lo for lo, _ in spec.crop] if spec.crop is not None else [0, 0, 0]
                 out["fill"]["crop_without_it"] = [[s0 + lo, s0 + hi] for s0, (lo, hi) in zip(start, box)]
-    shading = None if found is not None else shading_reading(arr, exclude=None if fill is None else fill["value"])
+    shading = (None if found is not None or out.get("label_field")
+               else shading_reading(arr, exclude=None if fill is None else fill["value"]))
     if shading is not None:
         out["shading"] = {**shading, "warning": shading_message(shading)}
     params = AnalysisParams()
@@ -745,6 +752,8 @@ def _cmd_inspect(args) -> None:
         else:
             lines.append(f"  looks already segmented: values {seg['values']}; analyse it with "
                          f"--phase-map (value order proposes {seg['phase_map_proposed']}: check it)")
+    if info.get("label_field"):
+        lines.append("  LABEL FIELD: " + info["label_field"])
     if info.get("fill"):
         lines.append("  FILL: " + info["fill"]["warning"])
         if info["fill"].get("crop_without_it"):

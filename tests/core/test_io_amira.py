@@ -257,3 +257,16 @@ def test_a_label_field_is_not_thresholded_as_grey_values(tmp_path, capsys):
     two = _write(tmp_path / "two.am", [("Lattice { float Data } @1", grey)], shape=lab.shape,
                  params='Parameters {\n    BoundingBox 0 1 0 1 0 1,\n    CoordType "uniform"\n}\n')
     assert open_input(FileInput(two)).volume.shape == lab.shape
+
+
+def test_inspect_says_a_label_field_of_many_labels_is_one(tmp_path, capsys):
+    from amira_files import write_label_field
+
+    from core.cli import main
+
+    many = (np.arange(6 * 20 * 24).reshape(6, 20, 24) // 300).astype(np.uint8)  # 12 labels: not a phase map's few
+    path = write_label_field(tmp_path / "objects.am", many, {0: "Exterior", 1: "Particle 1"}, 0.5)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "LABEL FIELD: objects.am is a label field (materials 0 'Exterior', 1 'Particle 1'), not a greyscale" in out
+    assert "looks already segmented" not in out and "FILL" not in out
