@@ -137,11 +137,13 @@ def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool,
         token = f"{token}_{hashlib.blake2b(str(options['dataset']).encode(), digest_size=4).hexdigest()}"
     key = state.k(state.ADD_PRESEG, kind, token)
     labels = label_field(str(path), options_json, path.stat().st_mtime)
+    # (a Data item box is shown, so a dataset chosen, only where the file holds several items)
+    other = ", or pick the file's greyscale data item above" if options.get("dataset") else ""
     if labels and prop is None:  # labels that no phase map takes, and that thresholds cannot segment
         st.error(f"{path.name} is a label field with more than {MAX_PROPOSED_VALUES} labels (particles labelled one "
                  "by one, as Avizo's Separate Objects gives?): a phase map takes at most "
                  f"{MAX_PROPOSED_VALUES} values, and labels are not grey values to threshold. Save the phases (pore, "
-                 "CBD, NMC) as a label field of their own and add that, or pick the file's greyscale data item.")
+                 f"CBD, NMC) as a label field of their own and add that{other}.")
         return False, None
     state.init(key, prop is not None)
     ticked = st.checkbox("Already segmented (each voxel value is a phase)", key=key,
@@ -150,8 +152,7 @@ def already_segmented(path, options: dict, kind: str, token: str) -> tuple[bool,
     if not ticked:
         if labels:
             st.error(f"{path.name} is a label field (the file says so), not a greyscale scan: thresholds cannot "
-                     "segment its labels. Tick 'Already segmented' to read them as phases, or pick the file's "
-                     "greyscale data item.")
+                     f"segment its labels. Tick 'Already segmented' to read them as phases{other}.")
             return False, None
         return True, None
     if prop is None:
