@@ -10,13 +10,9 @@ from core.chunked import open_lazy
 from core.io import InputFileError, detect_format, load_volume
 
 from edf_files import edf_frame as _frame
+from reading_checks import read_both, refused
 
-def _both(path, **kw):
-    whole = load_volume(path, **kw)
-    lazy = open_lazy(path, **kw)
-    np.testing.assert_array_equal(np.asarray(lazy.data), whole.data)
-    assert lazy.spacing == whole.spacing and lazy.fmt == whole.fmt
-    return whole
+_both = read_both
 
 
 def test_a_slice_a_volume_and_frames_with_their_pixel_size(tmp_path):
@@ -62,11 +58,7 @@ def test_a_folder_of_edf_slices(tmp_path):
 def _refused(tmp_path, data: bytes, name="bad.edf") -> str:
     p = tmp_path / name
     p.write_bytes(data)
-    with pytest.raises(InputFileError) as info:
-        load_volume(p)
-    msg = str(info.value)
-    assert name in msg and "\n" not in msg and str(tmp_path) not in msg
-    return msg
+    return refused(p)
 
 
 def test_what_is_not_an_edf_or_is_broken_is_refused_in_one_sentence(tmp_path):

@@ -10,6 +10,8 @@ from core.chunked import open_lazy
 from core.io import InputFileError, detect_format, load_volume
 from core.io.rawheader import header_beside, read_metaimage_header
 
+from reading_checks import read_both
+
 ZYX = (3, 4, 5)
 
 
@@ -28,13 +30,7 @@ def _vol_info(tmp_path, *, order="LOWBYTEFIRST", extra="", dtype="<f4", voxel="0
     return vol, data
 
 
-def _both(path, **kw):
-    """The volume read whole and read lazily (computed): they must agree."""
-    whole = load_volume(path, **kw)
-    lazy = open_lazy(path, **kw)
-    np.testing.assert_array_equal(np.asarray(lazy.data), whole.data)
-    assert lazy.spacing == whole.spacing and lazy.fmt == whole.fmt
-    return whole
+_both = read_both
 
 
 @pytest.mark.parametrize("order, dtype", [("LOWBYTEFIRST", "<f4"), ("HIGHBYTEFIRST", ">f4")])
