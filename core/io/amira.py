@@ -51,6 +51,7 @@ _FIRST = re.compile(r"#\s*(AmiraMesh|Avizo|HyperSurface)\b([^\r\n]*)")
 _DEFINE = re.compile(r"^\s*define\s+(\w+)((?:\s+\d+)+)\s*$", re.M)
 _ITEM = re.compile(r"^\s*(\w+)\s*\{\s*(\w+)\s*(?:\[\s*(\d+)\s*\])?\s+(\w+)\s*\}\s*=?\s*@(\d+)"
                    r"(?:\(\s*(\w+)\s*,\s*(\d+)\s*\))?", re.M)
+_NEXT_SECTION = re.compile(rb"\n[ \t]*@\d+[ \t]*\r?\n")
 _TOKEN = re.compile(r'"[^"]*"|\{|\}|,|\n|[^\s{},"]+')
 
 
@@ -227,6 +228,16 @@ def _find_section(raw: bytes, index: int, start: int, name: str) -> int:
     return m.end()
 
 
+def _encoded_length(it: AmiraItem, n_voxels: int, is_ascii: bool) -> int | None:
+    """Bytes of an item's data section: the header's length for a compressed item, the lattice's for a raw binary
+    one; None for text (and a type not known), whose section ends where the next one starts."""
+    if it.encoding != "raw":
+        return it.length
+    if is_ascii or it.type not in _TYPES:
+        return None
+    return n_voxels * it.components * np.dtype(_TYPES[it.type]).itemsize
+
+
 def read_amira_header(path: str | os.PathLike, dataset: str | None = None) -> AmiraLayout:
     """The lattice of an AmiraMesh file and where the voxels of one of its data items lie.
 
@@ -264,7 +275,7 @@ def read_amira_header(path: str | os.PathLike, dataset: str | None = None) -> Am
         raise InputFileError(f"{name}: the header's first line says neither BINARY nor ASCII ({first.group(0)!r})")
     order = "<" if ("LITTLE" in flavour or is_ascii) else ">"
     # the header ends where the first data section starts (a line '@1'); the text before it is parsed
-    end = re.search(rb"\n[ \t]*@\d+[ \t]*\r?\n", head)
+    end = _NEXT_SECTION.search(head)
     header_bytes = head[: end.start() + 1 if end else len(head)]
     try:  # Avizo writes UTF-8 (a unit "µm", a material's name); older files Latin-1
         header = header_bytes.decode("utf-8")
@@ -312,42 +323,23 @@ def read_amira_header(path: str | os.PathLike, dataset: str | None = None) -> Am
         raise InputFileError(f"{name}: data item {item.name} is of {item.type} but run-length encoded (HxByteRLE is "
                              "for bytes only): a corrupt header")
     n_voxels = nx * ny * nz
-    # where each item's data lies: the sections follow one another in the order of their numbers
+    # where each item's data lies: the sections follow one another in the order of their numbers, each starting
+    # on its '@k' line after the bytes of the one before (binary: its length, from the header or the lattice)
     with open(path, "rb") as f:
         cursor = len(header_bytes)
-        f.seek(0)
-        lengths = {}
         for it in sorted(items, key=lambda it: it.index):
-            if it.encoding != "raw":
-                lengths[it.index] = it.length
-            elif it.type in _TYPES and not is_ascii:
-                lengths[it.index] = n_voxels * it.components * np.dtype(_TYPES[it.type]).itemsize
-            else:
-                lengths[it.index] = None
-        offset = nbytes = None
-        window = head if size <= MAX_HEADER_BYTES else None
-        for it in sorted(items, key=lambda it: it.index):
-            if window is None or cursor + 64 > len(window):
-                f.seek(cursor)
-                chunk = f.read(1 << 16)
-                local = _find_section(b"\n" + chunk, it.index, 0, name) - 1
-                start = cursor + local
-            else:
-                start = _find_section(window, it.index, max(cursor - 1, 0), name)
+            length = _encoded_length(it, n_voxels, is_ascii)
+            f.seek(cursor)
+            # text is searched to its end (its sections are as long as their numbers' digits); binary data is not
+            rest = f.read() if length is None else f.read(1 << 16)
+            start = cursor + _find_section(b"\n" + rest, it.index, 0, name) - 1
             if it.index == item.index:
-                offset = start
-                if lengths[it.index] is None:  # ASCII: up to the next section or the end
-                    f.seek(start)
-                    rest = f.read()
-                    nxt = re.search(rb"\n[ \t]*@\d+[ \t]*\r?\n", rest)
-                    nbytes = nxt.start() if nxt else len(rest)
-                else:
-                    nbytes = lengths[it.index]
+                offset, nbytes = start, length
+                if length is None:  # text: up to the next section or the end
+                    nxt = _NEXT_SECTION.search(rest, start - cursor)
+                    nbytes = (nxt.start() if nxt else len(rest)) - (start - cursor)
                 break
-            if lengths[it.index] is None:  # ASCII text: the next section starts at its own '@k' line
-                cursor = start
-                continue
-            cursor = start + lengths[it.index]
+            cursor = start + (length or 0)
     if offset + nbytes > size:
         raise InputFileError(f"{name}: data item {item.name} needs {nbytes:,} bytes from byte {offset:,}, but the "
                              f"file has {size:,} bytes (truncated file?)")
