@@ -21,7 +21,7 @@ from pathlib import Path
 from . import settings
 
 VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".h5", ".hdf5", ".hdf", ".nxs", ".raw", ".bin", ".vol", ".mhd", ".mha",
-                   ".am", ".edf", ".png")
+                   ".am", ".edf", ".txm", ".txrm", ".xrm", ".png")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 MAX_FOLDER_ENTRIES = 200_000  # a folder read as one volume is walked entry by entry before it is read
 

@@ -642,20 +642,17 @@ class _DecodedSource(_Source):
         return _DECODED[0][1][key]
 
 
-class _EdfFramesSource(_Source):
-    """An EDF file of several 2D frames, a frame a z plane (each read at its offset)."""
+class _PlanesSource(_Source):
+    """A volume whose z planes lie in byte runs of a file (EDF 2D frames, a ``.txm`` file's slices): the runs of
+    each plane asked for read (:func:`core.io._common.read_planes`)."""
 
-    def __init__(self, layout, token):
-        super().__init__(layout.shape, layout.dtype, token)
-        self.path, self.file_dtype, self.offsets = os.fspath(layout.path), layout.dtype, layout.offsets
+    def __init__(self, path, dtype, shape, planes, token):
+        super().__init__(shape, dtype, token)
+        self.path, self.file_dtype, self.planes = os.fspath(path), np.dtype(dtype), planes
 
     def _read(self, key):
-        plane = self.shape[1:]
-        out = np.empty(tuple(k.stop - k.start for k in key), self.dtype)
-        for i, z in enumerate(range(key[0].start, key[0].stop)):
-            out[i] = np.fromfile(self.path, dtype=self.file_dtype, count=int(np.prod(plane)),
-                                 offset=self.offsets[z]).reshape(plane)[key[1], key[2]]
-        return out
+        planes = C.read_planes(self.path, self.planes[key[0]], self.file_dtype, self.shape[1:])
+        return planes[:, key[1], key[2]]
 
 
 def _open_edf(p: Path, opts):
@@ -665,7 +662,7 @@ def _open_edf(p: Path, opts):
     if len(layout.offsets) == 1:
         source = _MemmapSource(p, layout.dtype, layout.shape, layout.offsets[0], False, layout.shape)
     else:
-        source = _EdfFramesSource(layout, _file_token(p, "frames"))
+        source = _PlanesSource(p, layout.dtype, layout.shape, layout.planes, _file_token(p, "frames"))
     return source, layout.spacing, dict(layout.notes), os.fspath(p)
 
 
@@ -683,5 +680,17 @@ def _open_amira(p: Path, opts):
     return source, layout.spacing, {**layout.notes, "dataset": layout.item.name}, os.fspath(p)
 
 
+def _open_txm(p: Path, opts):
+    from ..io import txm
+
+    layout = txm.read_txm_header(p)
+    if layout.contiguous:
+        source = _MemmapSource(p, layout.dtype, layout.shape, layout.planes[0][0][0], False, layout.shape)
+    else:
+        source = _PlanesSource(p, layout.dtype, layout.shape, layout.planes, _file_token(p, "slices"))
+    return source, layout.spacing, dict(layout.notes), os.fspath(p)
+
+
 _OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,
-            "zarr": _open_zarr_lazy, "metaimage": _open_metaimage, "amira": _open_amira, "edf": _open_edf}
+            "zarr": _open_zarr_lazy, "metaimage": _open_metaimage, "amira": _open_amira, "edf": _open_edf,
+            "txm": _open_txm}

@@ -29,6 +29,9 @@ Supported inputs (see :func:`detect_format`):
     :mod:`.amira`).
 ``"edf"``
     ESRF Data Format ``.edf`` (a slice, a volume, or 2D frames stacked; :mod:`.edf`).
+``"txm"``
+    Zeiss Xradia reconstruction ``.txm`` (an OLE compound file; :mod:`.txm`).  Projection files (``.txrm``,
+    ``.xrm``) are refused: they hold radiographs, not a volume.
 
 Loaders never write to or modify their input, and refuse a bad one with one sentence naming the file by
 its name (:class:`InputFileError`, a ``ValueError``): a path that is not a regular file or folder (a FIFO, a
@@ -46,7 +49,7 @@ Layout: :mod:`.load` (``load_volume``, ``detect_format``, ``list_datasets``) loo
 the format up in the reader registry (:mod:`._registry`, ``READERS``); each
 format module registers one reader returning a :class:`Loaded`: :mod:`.tiff`,
 :mod:`.folder` (slices), :mod:`.hdf5`, :mod:`.zarr`, :mod:`.raw` (npy, raw and MetaImage; the headers
-of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF).
+of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF), :mod:`.txm` (Zeiss Xradia).
 :mod:`.phase_map` maps segmented values to phase codes, :mod:`.save` writes TIFFs,
 :mod:`.downsampling` block-averages on loading.
 """

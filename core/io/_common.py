@@ -16,7 +16,7 @@ import numpy as np
 from .._validate import normalize_spacing
 
 #: Format names accepted by ``load_volume(fmt=...)``.
-FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira", "edf")
+FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira", "edf", "txm")
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".edf")
@@ -25,12 +25,13 @@ _RAW_SUFFIXES = (".raw", ".bin", ".vol")
 _METAIMAGE_SUFFIXES = (".mhd", ".mha")
 _AMIRA_SUFFIXES = (".am",)
 _EDF_SUFFIXES = (".edf",)
+_TXM_SUFFIXES = (".txm",)
+_XRADIA_PROJECTION_SUFFIXES = (".txrm", ".xrm")
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (
-    "TIFF (.tif, .tiff, .ome.tif), a folder of .tif/.tiff/.png/.edf slices, "
-    "HDF5 (.h5, .hdf5, .hdf, .nxs), zarr (.zarr), NumPy (.npy), raw binary (.raw, .bin, .vol), MetaImage "
-    "(.mhd, .mha), Avizo / Amira (.am) and ESRF EDF (.edf)"
+    "TIFF (.tif, .tiff, .ome.tif), a folder of .tif/.tiff/.png/.edf slices, HDF5 (.h5, .hdf5, .hdf, .nxs), zarr, "
+    "NumPy (.npy), raw (.raw, .bin, .vol), MetaImage (.mhd, .mha), Avizo (.am), ESRF EDF (.edf), Zeiss Xradia (.txm)"
 )
 
 # Length units found in ImageJ / OME / attribute metadata -> factor to µm.
@@ -352,6 +353,35 @@ def _to_zyx(data: np.ndarray, where: str, axes: str | None = None) -> np.ndarray
     """``data`` reshaped (a view, no copy) to ``(Z, Y, X)``; see :func:`_zyx_shape`."""
     target = _zyx_shape(data.shape, where, axes)
     return data if data.shape == target else data.reshape(target)
+
+
+def read_planes(path: str | os.PathLike, planes, dtype, plane_shape: tuple[int, int]) -> np.ndarray:
+    """z planes of ``dtype`` read from the byte runs of a file that hold them.
+
+    Parameters
+    ----------
+    path : path-like
+    planes : sequence of sequence of (int, int)
+        For each plane to read, the (byte offset, byte count) runs of the file holding it, in order.
+    dtype : numpy dtype
+        As stored (any byte order).
+    plane_shape : (Y, X)
+
+    Returns
+    -------
+    (len(planes), Y, X) ndarray, native byte order
+    """
+    dtype = np.dtype(dtype)
+    out = np.empty((len(planes), *plane_shape), dtype.newbyteorder("="))
+    count = int(np.prod(plane_shape))
+    with open(path, "rb") as f:
+        for z, runs in enumerate(planes):
+            buf = bytearray()
+            for off, n in runs:
+                f.seek(off)
+                buf += f.read(n)
+            out[z] = np.frombuffer(bytes(buf), dtype, count=count).reshape(plane_shape)
+    return out
 
 
 def _require_exists(path: Path) -> None:

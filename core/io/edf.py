@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _to_zyx
+from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _to_zyx, read_planes
 from ._registry import register
 
 __all__ = ["DATA_TYPES", "EdfLayout", "read_edf", "read_edf_header"]
@@ -70,6 +70,12 @@ class EdfLayout:
     offsets: tuple[int, ...]
     spacing: tuple[float, float, float] | None
     notes: dict = field(default_factory=dict)
+
+    @property
+    def planes(self) -> tuple[tuple[tuple[int, int]], ...]:
+        """For each z plane of a file of 2D frames, its one (byte offset, byte count) run."""
+        nbytes = math.prod(self.shape[1:]) * self.dtype.itemsize
+        return tuple(((off, nbytes),) for off in self.offsets)
 
 
 def _frame_header(f, start: int, name: str) -> tuple[dict[str, str], int] | None:
@@ -214,11 +220,7 @@ def layout_voxels(layout: EdfLayout, *, mmap: bool = True) -> np.ndarray:
             return np.memmap(layout.path, dtype=layout.dtype, mode="r", offset=layout.offsets[0], shape=layout.shape)
         return np.fromfile(layout.path, dtype=layout.dtype, count=math.prod(layout.shape),
                            offset=layout.offsets[0]).reshape(layout.shape)
-    plane = layout.shape[1:]
-    out = np.empty(layout.shape, layout.dtype.newbyteorder("="))
-    for z, off in enumerate(layout.offsets):
-        out[z] = np.fromfile(layout.path, dtype=layout.dtype, count=math.prod(plane), offset=off).reshape(plane)
-    return out
+    return read_planes(layout.path, layout.planes, layout.dtype, layout.shape[1:])
 
 
 @register("edf", target="file")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import check_choice, normalize_spacing
-from . import amira, edf, folder, hdf5, raw, tiff, zarr  # noqa: F401  (importing a format module registers its reader)
+from . import amira, edf, folder, hdf5, raw, tiff, txm, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
-    _AMIRA_SUFFIXES, _EDF_SUFFIXES, _HDF5_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
+    _AMIRA_SUFFIXES, _EDF_SUFFIXES, _HDF5_SUFFIXES, _TXM_SUFFIXES, _XRADIA_PROJECTION_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
     Loaded, ReadOptions, Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
     normalize_crop,
 )
@@ -37,13 +37,14 @@ def detect_format(path: str | os.PathLike) -> str:
         a folder holding ``.tif``/``.tiff``/``.png``/``.edf`` files -> ``"slices"``; a
         ``.zarr`` path or a folder holding a zarr store -> ``"zarr"``;
         ``.h5``/``.hdf5``/``.hdf``/``.nxs`` -> ``"hdf5"``; ``.npy`` -> ``"npy"``;
-        ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``; ``.am`` -> ``"amira"``; ``.edf`` -> ``"edf"``.
-        Suffixes are case-insensitive.
+        ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``; ``.am`` -> ``"amira"``; ``.edf`` -> ``"edf"``;
+        ``.txm`` -> ``"txm"``.  Suffixes are case-insensitive.
 
     Raises
     ------
     ValueError
-        If the suffix is unknown, or a folder is neither a zarr store nor holds slices.
+        If the suffix is unknown, or a folder is neither a zarr store nor holds slices; a Zeiss Xradia
+        projection file (``.txrm``, ``.xrm``), which holds radiographs, not a volume, in a sentence of its own.
     """
     p = Path(os.path.expanduser(os.fspath(path)))
     if p.is_dir():
@@ -69,6 +70,12 @@ def detect_format(path: str | os.PathLike) -> str:
         return "amira"
     if suffix in _EDF_SUFFIXES:
         return "edf"
+    if suffix in _TXM_SUFFIXES:
+        return "txm"
+    if suffix in _XRADIA_PROJECTION_SUFFIXES:
+        raise InputFileError(
+            f"{_name(p)} is a Zeiss Xradia {suffix} file: the projections (radiographs) of a scan, not a volume; "
+            "open the reconstructed .txm (or the reconstruction exported as TIFF)")
     raise InputFileError(
         f"unknown file format for {_name(p)} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")
 

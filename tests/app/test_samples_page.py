@@ -304,6 +304,34 @@ def test_a_folder_of_esrf_edf_slices_with_their_pixel_size(empty_ws, env):
     np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
 
 
+def test_a_zeiss_txm_reconstruction_with_its_voxel_size_and_a_projection_file_refused(empty_ws, env):
+    """A Zeiss Xradia .txm picked in the data folder: read with the voxel size it states; a .txrm beside it (the
+    projections) is listed and refused in one sentence saying what to open, with no Add button."""
+    from cfb_files import write_txm
+
+    vol = (np.random.default_rng(4).random((6, 64, 64)) * 60000).astype(np.uint16)
+    write_txm(env / "data" / "recon.txm", vol, 0.064)
+    write_txm(env / "data" / "tomo.txrm", vol, 0.064)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("tomo.txrm").run()
+    no_exception(at)
+    assert [e.value for e in at.error] == [
+        "tomo.txrm is a Zeiss Xradia .txrm file: the projections (radiographs) of a scan, not a volume; open the "
+        "reconstructed .txm (or the reconstruction exported as TIFF)."]
+    assert not [b for b in at.button if b.key == state.k(state.ADD_SUBMIT, "file")]  # nothing to add
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("recon.txm").run()
+    no_exception(at)
+    assert not at.error
+    assert any("txm · 6×64×64 voxels (z×y×x) · uint16 · voxel size read from the file's metadata" in c.value
+               for c in at.caption)
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.spacing == pytest.approx((0.064, 0.064, 0.064))
+    np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
+
+
 def test_add_file_downsampled(empty_ws, env):
     """The file's voxel size is entered; the sample stores the analysed one and loads the coarse grid."""
     data = env / "data"
