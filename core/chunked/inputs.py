@@ -359,21 +359,9 @@ class _SliceSource(_Source):
 
 
 def _read_plane(p: Path, yx, dtype) -> np.ndarray:
-    where = f"slice {p.name} in folder {C._name(p.parent)}"
-    if p.suffix.lower() == ".png":
-        from ..io.folder import _read_png
+    from ..io.folder import read_slice
 
-        img = C._check_numeric(_read_png(p, where), where)
-    elif p.suffix.lower() == ".edf":
-        from ..io.edf import read_edf
-
-        img = read_edf(p, C.ReadOptions(mmap=False)).data
-        img = img.reshape(img.shape[-2:]) if img.shape[0] == 1 else img
-    else:
-        import tifffile
-
-        img = C._check_numeric(np.asarray(tifffile.imread(p)), where)
-        img = img.reshape(img.shape[-2:]) if img.ndim > 2 and int(np.prod(img.shape[:-2])) == 1 else img
+    img = read_slice(p, C._name(p.parent)).data[0]
     if img.shape != tuple(yx) or img.dtype != dtype:
         raise C.InputFileError(C.mismatched_slices_message(p.parent, C._slice_files(p.parent)))
     return img
@@ -508,29 +496,16 @@ _HEADERS_SAMPLED = 8
 
 
 def _open_slices(folder: Path, opts):
-    from ..io.folder import _check_entries
+    from ..io.folder import _check_entries, read_slice
 
     _check_entries(folder)
     files = C._slice_files(folder)
     fname = C._name(folder)
     if not files:
         raise C.InputFileError(f"folder {fname} holds no .tif/.tiff/.png/.edf slices")
-    first = files[0]
-    spacing, notes = None, {}
-    if first.suffix.lower() == ".png":
-        img = _read_plane_any(first, fname)
-    else:
-        from ..io.edf import read_edf
-
-        try:
-            one = (read_edf if first.suffix.lower() == ".edf" else _tiff.read_tiff)(first, C.ReadOptions(mmap=True))
-        except C.InputFileError as exc:
-            raise C.InputFileError(f"slice folder {fname}: {exc}") from None
-        if one.data.shape[0] != 1:
-            raise C.InputFileError(f"slice {first.name} in folder {fname} is not a 2D image: shape {one.data.shape} "
-                                   "(a 3D stack inside a slice folder)")
-        img, spacing = one.data[0], one.spacing
-        notes = {k: v for k, v in one.meta.items() if k.startswith("spacing")}
+    one = read_slice(files[0], fname, mmap=True)
+    img, spacing = one.data[0], one.spacing
+    notes = {k: v for k, v in one.meta.items() if k.startswith("spacing")}
     # a few headers spread over the folder (no pixels read): a folder of mixed slices is said on opening, not
     # only when a plane of another kind is read (the add form would show the first slice's size as the volume's)
     kind = (tuple(int(n) for n in img.shape), str(np.dtype(img.dtype)))
@@ -540,16 +515,6 @@ def _open_slices(folder: Path, opts):
     src = _SliceSource(folder, [f.name for f in files], img.shape, img.dtype)
     meta = {"files": tuple(f.name for f in files), "n_slices": len(files), **notes}
     return src, spacing, meta, os.fspath(folder)
-
-
-def _read_plane_any(p: Path, fname: str) -> np.ndarray:
-    from ..io.folder import _read_png
-
-    where = f"slice {p.name} in folder {fname}"
-    img = C._check_numeric(_read_png(p, where), where)
-    if img.ndim != 2:
-        raise C.InputFileError(f"{where} is not a 2D image: shape {img.shape}")
-    return img
 
 
 def _open_hdf5(p: Path, opts):

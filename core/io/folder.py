@@ -36,6 +36,43 @@ def _read_png(path: Path, where: str) -> np.ndarray:
     return arr
 
 
+def read_slice(path: Path, folder_name: str, *, mmap: bool = False) -> Loaded:
+    """One slice of a slice folder: a 2D ``.tif``/``.tiff``/``.png``/``.edf`` image.
+
+    Parameters
+    ----------
+    path : Path
+    folder_name : str
+        How messages name the folder.
+    mmap : bool
+        Memory-map an uncompressed TIFF or EDF slice.
+
+    Returns
+    -------
+    Loaded
+        ``data`` (1, Y, X), numeric, native byte order; ``spacing`` and ``meta`` as a TIFF or EDF slice states them
+        (None and empty for a PNG).
+
+    Raises
+    ------
+    InputFileError
+        Unreadable, several channels, or not 2D (one sentence naming the slice and its folder).
+    """
+    where = f"slice {path.name} in folder {folder_name}"
+    if path.suffix.lower() == ".png":
+        img = _check_numeric(_read_png(path, where), where)
+        if img.ndim != 2:
+            raise InputFileError(f"{where} is not a 2D image: shape {img.shape}")
+        return Loaded(img[None], None, {}, os.fspath(path))
+    try:
+        one = (read_edf if path.suffix.lower() == ".edf" else read_tiff)(path, ReadOptions(mmap=mmap))
+    except InputFileError as exc:
+        raise InputFileError(f"slice folder {folder_name}: {exc}") from None
+    if one.data.shape[0] != 1:
+        raise InputFileError(f"{where} is not a 2D image: shape {one.data.shape} (a 3D stack inside a slice folder)")
+    return one
+
+
 def _check_entries(folder: Path) -> None:
     """Refuse slice-named entries that are not regular files (a FIFO would block, a folder is no slice)."""
     for p in folder.iterdir():
@@ -60,25 +97,13 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
     found: dict = {}  # spacing of the first TIFF slice, if it has any
 
     def read(p: Path) -> np.ndarray:
-        where = f"slice {p.name} in folder {fname}"
-        if p.suffix.lower() == ".png":
-            img = _check_numeric(_read_png(p, where), where)
-            if img.ndim != 2:
-                raise InputFileError(f"{where} is not a 2D image: shape {img.shape}")
-            return img
-        try:
-            one = (read_edf if p.suffix.lower() == ".edf" else read_tiff)(p, ReadOptions(mmap=False))
-        except InputFileError as exc:
-            raise InputFileError(f"slice folder {fname}: {exc}") from None
-        vol, sp, meta = one.data, one.spacing, one.meta
-        if vol.shape[0] != 1:
-            raise InputFileError(f"{where} is not a 2D image: shape {vol.shape} (a 3D stack inside a slice folder)")
-        if "tiff_seen" not in found:  # the first TIFF or EDF slice's pixel size
+        one = read_slice(p, fname)
+        if "tiff_seen" not in found and p.suffix.lower() != ".png":  # the first TIFF or EDF slice's pixel size
             found["tiff_seen"] = True
-            if sp is not None:
-                found["spacing"] = sp
-                found["notes"] = {k: v for k, v in meta.items() if k.startswith("spacing")}
-        return vol[0]
+            if one.spacing is not None:
+                found["spacing"] = one.spacing
+                found["notes"] = {k: v for k, v in one.meta.items() if k.startswith("spacing")}
+        return one.data[0]
 
     first = read(files[0])
     out = np.empty((len(files),) + first.shape, dtype=first.dtype)
