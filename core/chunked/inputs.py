@@ -575,25 +575,26 @@ def _open_zarr_lazy(p: Path, opts):
     return _ZarrSource(p, name, shape, dtype, zyx), spacing, {"dataset": name, **notes}, source
 
 
-class _RleSource(_Source):
-    """An Avizo label field's run lengths (``HxByteRLE``), decoded plane by plane (:class:`core.io.amira.RleVolume`:
-    the path and a plane index travel to the workers, never the voxels)."""
+class _PlaneDecodedSource(_Source):
+    """An Avizo volume decoded plane by plane: run lengths (``HxByteRLE``, :class:`core.io.amira.RleVolume`) or
+    zip-compressed voxels (``HxZip``, :class:`core.io.amira.ZipVolume`); the path and a small index travel to the
+    workers, never the voxels."""
 
-    def __init__(self, rle, token):
-        super().__init__(rle.shape, rle.dtype, token)
-        self.rle = rle
+    def __init__(self, volume, token):
+        super().__init__(volume.shape, volume.dtype, token)
+        self.volume = volume
 
     def _read(self, key):
-        return self.rle.planes(key[0].start, key[0].stop)[:, key[1], key[2]]
+        return self.volume.planes(key[0].start, key[0].stop)[:, key[1], key[2]]
 
 
-#: The last whole volume a process decoded (zip-compressed or ASCII Amira data): (token, array).
+#: The last whole volume a process decoded (ASCII Amira data): (token, array).
 _DECODED: list = []
 
 
 class _DecodedSource(_Source):
-    """A volume that can only be decoded whole (Amira ``HxZip`` or ASCII data): each process decodes it once and
-    keeps the last one (the path travels to the workers, never the voxels)."""
+    """A volume that can only be decoded whole (Amira ASCII data): each process decodes it once and keeps the last
+    one (the path travels to the workers, never the voxels)."""
 
     def __init__(self, layout, token):
         super().__init__(layout.shape, layout.dtype, token)
@@ -636,10 +637,10 @@ def _open_amira(p: Path, opts):
 
     layout = amira.read_amira_header(p, opts.dataset)
     token = _file_token(p, layout.item.name)
-    if layout.ascii or layout.item.encoding == "HxZip":
+    if layout.ascii:
         source = _DecodedSource(layout, token)
-    elif layout.item.encoding == "HxByteRLE":
-        source = _RleSource(amira.RleVolume(p, layout.offset, layout.nbytes, layout.shape, C._name(p)), token)
+    elif layout.item.encoding in ("HxByteRLE", "HxZip"):
+        source = _PlaneDecodedSource(amira.layout_voxels(layout, mmap=True), token)
     else:
         source = _MemmapSource(p, layout.dtype, layout.shape, layout.offset, False, layout.shape)
     return source, layout.spacing, {**layout.notes, "dataset": layout.item.name}, os.fspath(p)

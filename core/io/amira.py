@@ -20,8 +20,9 @@ AmiraMesh file: a text header, then the voxels.  What is read here:
 
 Refused in one sentence: meshes, surfaces and other non-lattice AmiraMesh data, rectilinear or curvilinear
 coordinates, vector fields (``float[3]``), an unknown type or encoding, a data section shorter than the header
-declares.  Raw little-endian voxels are memory-mapped; run lengths are decoded plane by plane on demand where
-the caller reads boxes (:class:`RleVolume`), so a label field is never decoded whole to show a slice.
+declares.  Raw little-endian voxels are memory-mapped; run lengths and zip-compressed voxels are decoded plane by
+plane on demand where the caller reads boxes (:class:`RleVolume`, :class:`ZipVolume`), so a volume is never
+decoded whole to show a slice or to analyse it chunk by chunk.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import numpy as np
 from ._common import _UNIT_TO_UM, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx
 from ._registry import register
 
-__all__ = ["AmiraItem", "AmiraLayout", "RleVolume", "list_items", "read_amira", "read_amira_header", "rle_decode"]
+__all__ = ["AmiraItem", "AmiraLayout", "RleVolume", "ZipVolume", "list_items", "read_amira", "read_amira_header", "rle_decode"]
 
 #: Bytes of a header read at most (the Parameters of an Avizo file, its materials and history, are a few kB).
 MAX_HEADER_BYTES = 1 << 20
@@ -446,7 +447,42 @@ def rle_decode(encoded: np.ndarray | bytes, size: int) -> np.ndarray:
     return out
 
 
-class RleVolume:
+class _PlaneIndexed:
+    """numpy's basic indexing (ints and slices along each axis) of a (z, y, x) volume that decodes whole planes
+    (``planes(z0, z1)``)."""
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __array__(self, dtype=None, copy=None):
+        data = self.planes(0, self.shape[0])
+        return data if dtype is None else data.astype(dtype)
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            i = next(j for j, k in enumerate(key) if k is Ellipsis)
+            key = key[:i] + (slice(None),) * (3 - len(key) + 1) + key[i + 1:]
+        key = key + (slice(None),) * (3 - len(key))
+        kz = key[0]
+        if isinstance(kz, (int, np.integer)):
+            z = int(kz) + (self.shape[0] if kz < 0 else 0)
+            if not 0 <= z < self.shape[0]:
+                raise IndexError(f"index {kz} is out of bounds for axis 0 with size {self.shape[0]}")
+            return self.planes(z, z + 1)[(0,) + key[1:]]
+        if not isinstance(kz, slice):
+            raise TypeError(f"{type(self).__name__} takes ints and slices, got {type(kz).__name__}")
+        start, stop, step = kz.indices(self.shape[0])
+        lo, hi = (start, stop) if step > 0 else (stop + 1, start + 1)
+        if hi <= lo:
+            return np.empty((0,) + np.empty(self.shape[1:], self.dtype)[key[1:]].shape, self.dtype)
+        block = self.planes(lo, hi)
+        return block[(slice(start - lo, stop - lo if stop - lo >= 0 else None, step),) + key[1:]]
+
+
+class RleVolume(_PlaneIndexed):
     """A run-length encoded (z, y, x) uint8 volume read plane by plane: a box decodes only its planes.
 
     Indexing returns numpy arrays (basic indexing: ints and slices along each axis).  One pass over the runs on
@@ -472,10 +508,6 @@ class RleVolume:
             return np.zeros(0, np.uint8)
         return np.memmap(self.path, np.uint8, mode="r", offset=self.offset, shape=(self.nbytes,))
 
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
     def planes(self, z0: int, z1: int) -> np.ndarray:
         """Planes ``z0:z1`` (0 <= z0 <= z1 <= Z) decoded, shape (z1 - z0, Y, X)."""
         out = np.empty((z1 - z0) * self._plane, np.uint8)
@@ -484,31 +516,96 @@ class RleVolume:
                        z1 * self._plane, out)
         return out.reshape(z1 - z0, self.shape[1], self.shape[2])
 
-    def __array__(self, dtype=None, copy=None):
-        data = self.planes(0, self.shape[0])
-        return data if dtype is None else data.astype(dtype)
 
-    def __getitem__(self, key):
-        if not isinstance(key, tuple):
-            key = (key,)
-        if any(k is Ellipsis for k in key):
-            i = next(j for j, k in enumerate(key) if k is Ellipsis)
-            key = key[:i] + (slice(None),) * (3 - len(key) + 1) + key[i + 1:]
-        key = key + (slice(None),) * (3 - len(key))
-        kz = key[0]
-        if isinstance(kz, (int, np.integer)):
-            z = int(kz) + (self.shape[0] if kz < 0 else 0)
-            if not 0 <= z < self.shape[0]:
-                raise IndexError(f"index {kz} is out of bounds for axis 0 with size {self.shape[0]}")
-            return self.planes(z, z + 1)[(0,) + key[1:]]
-        if not isinstance(kz, slice):
-            raise TypeError(f"{type(self).__name__} takes ints and slices, got {type(kz).__name__}")
-        start, stop, step = kz.indices(self.shape[0])
-        lo, hi = (start, stop) if step > 0 else (stop + 1, start + 1)
-        if hi <= lo:
-            return np.empty((0,) + np.empty(self.shape[1:], np.uint8)[key[1:]].shape, np.uint8)
-        block = self.planes(lo, hi)
-        return block[(slice(start - lo, stop - lo if stop - lo >= 0 else None, step),) + key[1:]]
+#: Decompressed bytes between two of :class:`ZipVolume`'s checkpoints (at most this much is decompressed and
+#: dropped before the first plane a read asks for).
+ZIP_CHECKPOINT_BYTES = 32 << 20
+#: Compressed bytes fed to zlib at a time.
+_ZIP_BLOCK = 1 << 20
+#: Index of the last zip-compressed volumes this process opened: (path, offset, nbytes, mtime) -> checkpoints.
+_ZIP_INDEX: dict = {}
+
+
+class ZipVolume(_PlaneIndexed):
+    """A zlib-compressed (Amira ``HxZip``) (z, y, x) volume read plane by plane, in bounded memory.
+
+    zlib cannot start in the middle of a stream, so one pass over it on the first read (in each process) keeps
+    the decompressor's state (:meth:`zlib.Decompress.copy`, about 40 kB) every :data:`ZIP_CHECKPOINT_BYTES` of
+    output; a read starts at the checkpoint before its first plane and decompresses only up to its last.  The
+    pass also checks that the stream decompresses to the lattice's size.  Pickles small (the path and the layout,
+    never the checkpoints) for a cluster's workers; each process keeps the index of the last few files it read.
+
+    Indexing returns numpy arrays in native byte order (basic indexing, as :class:`RleVolume`).
+    """
+
+    def __init__(self, path: Path, offset: int, nbytes: int, shape: tuple[int, int, int], dtype, name: str):
+        self.shape = tuple(int(n) for n in shape)
+        self.file_dtype = np.dtype(dtype)
+        self.dtype = self.file_dtype.newbyteorder("=") if not self.file_dtype.isnative else self.file_dtype
+        self.ndim = 3
+        self.path, self.offset, self.nbytes, self.name = os.fspath(path), int(offset), int(nbytes), name
+        self._plane = self.shape[1] * self.shape[2] * self.file_dtype.itemsize
+
+    def _key(self):
+        return (self.path, self.offset, self.nbytes, os.stat(self.path).st_mtime_ns)
+
+    def _checkpoints(self) -> list:
+        """[(decompressor state, compressed bytes consumed, decompressed bytes out)], built on the first call."""
+        key = self._key()
+        if key in _ZIP_INDEX:
+            return _ZIP_INDEX[key]
+        total = self._plane * self.shape[0]
+        d = zlib.decompressobj()
+        points = [(d.copy(), 0, 0)]
+        consumed = out = 0
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            tail = b""
+            while not d.eof:
+                block = tail or f.read(min(_ZIP_BLOCK, self.nbytes - consumed))
+                if not block:
+                    break
+                try:
+                    got = len(d.decompress(block, ZIP_CHECKPOINT_BYTES))
+                except zlib.error as exc:
+                    raise InputFileError(f"{self.name}: its zip-compressed voxels cannot be decompressed "
+                                         f"({_short(exc, 80)})") from None
+                tail = d.unconsumed_tail
+                consumed += len(block) - len(tail)
+                out += got
+                # a clean state (every byte fed used, no output held back) far enough from the last checkpoint
+                if not tail and got < ZIP_CHECKPOINT_BYTES and out - points[-1][2] >= ZIP_CHECKPOINT_BYTES:
+                    points.append((d.copy(), consumed, out))
+        if out != total:
+            raise InputFileError(f"{self.name}: its zip-compressed voxels hold {out:,} bytes, not the {total:,} of "
+                                 "its lattice")
+        while len(_ZIP_INDEX) >= 4:
+            _ZIP_INDEX.pop(next(iter(_ZIP_INDEX)))
+        _ZIP_INDEX[key] = points
+        return points
+
+    def planes(self, z0: int, z1: int) -> np.ndarray:
+        """Planes ``z0:z1`` (0 <= z0 <= z1 <= Z) decompressed, shape (z1 - z0, Y, X), native byte order."""
+        lo, hi = z0 * self._plane, z1 * self._plane
+        buf = bytearray()
+        if hi > lo:
+            state, consumed, out = max((p for p in self._checkpoints() if p[2] <= lo), key=lambda p: p[2])
+            d = state.copy()
+            with open(self.path, "rb") as f:
+                f.seek(self.offset + consumed)
+                tail = b""
+                while out < hi:
+                    block = tail or f.read(min(_ZIP_BLOCK, self.nbytes - consumed))
+                    if not block:
+                        break
+                    chunk = d.decompress(block, min(hi - out, ZIP_CHECKPOINT_BYTES))
+                    tail = d.unconsumed_tail
+                    consumed += len(block) - len(tail)
+                    if out + len(chunk) > lo:
+                        buf += chunk[max(lo - out, 0):]
+                    out += len(chunk)
+        data = np.frombuffer(bytes(buf), self.file_dtype).reshape(z1 - z0, self.shape[1], self.shape[2])
+        return data.astype(self.dtype, copy=False)
 
 
 # --------------------------------------------------------------------------- the reader
@@ -516,7 +613,8 @@ class RleVolume:
 
 def layout_voxels(layout: AmiraLayout, *, mmap: bool = True):
     """The voxels of the layout's item, (Z, Y, X): a memory map (raw, little-endian or bytes), an
-    :class:`RleVolume` (``HxByteRLE`` with ``mmap``) or a decoded array."""
+    :class:`RleVolume` (``HxByteRLE`` with ``mmap``), a :class:`ZipVolume` (``HxZip`` with ``mmap``) or a decoded
+    array."""
     name = _name(layout.path)
     shape, dt = layout.shape, layout.dtype
     n = math.prod(shape)
@@ -549,6 +647,8 @@ def layout_voxels(layout: AmiraLayout, *, mmap: bool = True):
                 return rle_decode(encoded, n).reshape(shape)
             except ValueError as exc:
                 raise InputFileError(f"{name}: its run-length encoded voxels are corrupt ({exc})") from None
+        if mmap:
+            return ZipVolume(layout.path, layout.offset, layout.nbytes, shape, dt, name)
         encoded = f.read(layout.nbytes)
     try:
         raw = zlib.decompress(encoded)
@@ -564,7 +664,7 @@ def layout_voxels(layout: AmiraLayout, *, mmap: bool = True):
 def read_amira(path: Path, opts: ReadOptions) -> Loaded:
     """An Avizo / Amira ``.am`` lattice (the module docstring): voxels, voxel size and the materials' names."""
     layout = read_amira_header(path, opts.dataset)
-    data = layout_voxels(layout, mmap=False if layout.item.encoding == "HxByteRLE" else opts.mmap)
+    data = layout_voxels(layout, mmap=False if layout.item.encoding in ("HxByteRLE", "HxZip") else opts.mmap)
     name = _name(path)
     data = _check_numeric(np.asarray(data), name)
     meta = {**layout.notes, "dataset": layout.item.name}

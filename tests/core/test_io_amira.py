@@ -173,6 +173,48 @@ def _refused(tmp_path, text_or_bytes, name="bad.am"):
     return refused(p)
 
 
+@pytest.mark.parametrize("first, order", [("# Avizo BINARY-LITTLE-ENDIAN 2.1", "<"), ("# AmiraMesh BINARY 2.0", ">")])
+def test_zip_compressed_voxels_read_plane_by_plane_from_checkpoints(tmp_path, monkeypatch, first, order):
+    """HxZip decoded plane by plane (:class:`ZipVolume`): with checkpoints every ~3 planes, every box of planes
+    equals the whole decompression; the object pickles without its checkpoints; a cut or garbled stream is refused
+    in one sentence on the first read."""
+    import pickle
+
+    import core.io.amira as amira
+
+    shape = (23, 16, 12)
+    grey = (np.random.default_rng(2).random(shape) * 4000).astype(np.uint16)
+    grey[5:15] = 7  # long runs: output far beyond the input within a block
+    zipped = zlib.compress(grey.astype(order + "u2").tobytes(), 6)
+    path = _write(tmp_path / "z.am", [("Lattice { ushort Data } @1(HxZip,%d)" % len(zipped), zipped)], first=first,
+                  shape=shape)
+    monkeypatch.setattr(amira, "ZIP_CHECKPOINT_BYTES", 3 * 16 * 12 * 2 + 5)  # a checkpoint about every 3 planes
+    monkeypatch.setattr(amira, "_ZIP_BLOCK", 97)  # fed in small blocks: many clean states to choose from
+    amira._ZIP_INDEX.clear()
+    layout = amira.read_amira_header(path)
+    vol = amira.layout_voxels(layout, mmap=True)
+    assert isinstance(vol, amira.ZipVolume) and vol.dtype == np.dtype("uint16") and vol.dtype.isnative
+    np.testing.assert_array_equal(np.asarray(vol), grey)
+    [points] = amira._ZIP_INDEX.values()
+    assert len(points) >= 5 and all(b[2] - a[2] >= amira.ZIP_CHECKPOINT_BYTES for a, b in zip(points, points[1:]))
+    for z0, z1 in [(0, 1), (4, 5), (6, 17), (22, 23), (0, 23), (9, 9)]:
+        np.testing.assert_array_equal(vol.planes(z0, z1), grey[z0:z1])
+    np.testing.assert_array_equal(vol[3:20:4, 2:9, ::-1], grey[3:20:4, 2:9, ::-1])
+    np.testing.assert_array_equal(vol[-1], grey[-1])
+    blob = pickle.dumps(vol)
+    assert len(blob) < 1000 and b"Decompress" not in blob
+    np.testing.assert_array_equal(pickle.loads(blob)[10:12], grey[10:12])
+    np.testing.assert_array_equal(read_both(path).data, grey)  # whole (one zlib call) and lazily (planes)
+    # broken streams: refused on the first read, in one sentence naming the file
+    for bad, msg in ((zipped[:len(zipped) // 2], "hold "), (zipped[:40] + bytes(len(zipped) - 40), "cannot be decompressed")):
+        amira._ZIP_INDEX.clear()
+        b = _write(tmp_path / "bad.am", [("Lattice { ushort Data } @1(HxZip,%d)" % len(bad), bad)], first=first,
+                   shape=shape)
+        broken = amira.layout_voxels(amira.read_amira_header(b), mmap=True)
+        with pytest.raises(InputFileError, match=rf"^bad\.am: its zip-compressed voxels {msg}"):
+            broken.planes(20, 21)
+
+
 def test_what_is_not_a_volume_or_is_broken_is_refused_in_one_sentence(tmp_path):
     lab = _labels()
     enc = rle_encode(lab)
