@@ -92,7 +92,7 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                    "A file that cannot be added is deleted at once.")
         # no type=: Streamlit would raise on a wrong suffix; samples_view.saved_upload refuses it in one sentence
         up = st.file_uploader("Volume file", key=state.ADD_UPLOAD,
-                              help="One of " + ", ".join(file_browser.VOLUME_SUFFIXES) + ".")
+                              help="One of " + ", ".join(file_browser.READ_SUFFIXES) + ".")
         path = samples_view.saved_upload(ws, up)
         if path is not None:
             try:

@@ -20,8 +20,11 @@ from pathlib import Path
 
 from . import settings
 
-VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".h5", ".hdf5", ".hdf", ".nxs", ".raw", ".bin", ".vol", ".mhd", ".mha",
-                   ".am", ".edf", ".txm", ".txrm", ".xrm", ".png")
+READ_SUFFIXES = (".tif", ".tiff", ".npy", ".h5", ".hdf5", ".hdf", ".nxs", ".raw", ".bin", ".vol", ".mhd", ".mha",
+                 ".am", ".edf", ".txm", ".png")
+# listed and accepted too, so that picking one says why it is not a volume (core.io.detect_format's sentence)
+EXPLAINED_SUFFIXES = (".txrm", ".xrm")
+VOLUME_SUFFIXES = READ_SUFFIXES + EXPLAINED_SUFFIXES
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 MAX_FOLDER_ENTRIES = 200_000  # a folder read as one volume is walked entry by entry before it is read
 

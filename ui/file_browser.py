@@ -14,11 +14,11 @@ from pathlib import Path
 import streamlit as st
 
 from . import cache, state
-from .confine import BROKEN, DIR, OUTSIDE, VOLUME_SUFFIXES, confine, entries, inside, refuse_outside
+from .confine import BROKEN, DIR, OUTSIDE, READ_SUFFIXES, VOLUME_SUFFIXES, confine, entries, inside, refuse_outside
 from .messages import one_sentence
 from .render import AXES
 
-__all__ = ["VOLUME_SUFFIXES", "Pick", "confine", "file_browser", "path_token", "read_options"]
+__all__ = ["READ_SUFFIXES", "VOLUME_SUFFIXES", "Pick", "confine", "file_browser", "path_token", "read_options"]
 
 @dataclass(frozen=True)
 class Pick:

@@ -17,7 +17,7 @@ from core.slices import slice_axis
 from core.workspace import NOTE_MAX, Analysis, Sample, Workspace
 
 from . import cache, forms, pins, render, state, tables
-from .confine import VOLUME_SUFFIXES, confine
+from .confine import READ_SUFFIXES, VOLUME_SUFFIXES, confine
 from .messages import display_path, flash, one_sentence, read_or_stop
 from .render import AXES
 
@@ -57,7 +57,7 @@ def _check_upload(name: str, size: int) -> None:
     if not low.endswith(VOLUME_SUFFIXES):
         suffix = Path(name).suffix or "none"
         raise ValueError(f"{name} is not a volume file: its suffix ({suffix}) is not one of "
-                         f"{', '.join(VOLUME_SUFFIXES)}.")
+                         f"{', '.join(READ_SUFFIXES)}.")
     if size == 0:
         raise ValueError(f"{name} is empty (0 bytes).")
 

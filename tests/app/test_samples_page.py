@@ -574,3 +574,19 @@ def test_a_big_sample_read_lazily_gets_the_fill_warning_and_the_box_of_its_middl
     (z0, z1), (y0, y1), (x0, x1) = s.input.crop
     assert (z0, z1) == (0, 24) and not (g[:, y0:y1, x0:x1] == 0).any() and min(y1 - y0, x1 - x0) >= 40
     assert not [w for w in at.warning if "fill outside the reconstructed region" in w.value]
+
+
+def test_an_upload_is_checked_for_a_suffix_the_dashboard_reads_or_explains():
+    """The upload's suffix check names only what is read; a Zeiss projection file passes it, so that the next step
+    says why it is not a volume (test_a_zeiss_txm_...: the sentence)."""
+    from ui import samples_view
+    from ui.confine import EXPLAINED_SUFFIXES, READ_SUFFIXES
+
+    with pytest.raises(ValueError) as info:
+        samples_view._check_upload("scan.xyz", 10)
+    msg = str(info.value)
+    assert msg.startswith("scan.xyz is not a volume file: its suffix (.xyz) is not one of .tif, ")
+    assert ".txm" in msg and not any(s in msg for s in EXPLAINED_SUFFIXES) and msg.count(",") == len(READ_SUFFIXES) - 1
+    samples_view._check_upload("tomo.TXRM", 10)  # passes: detect_format refuses it with its reason
+    with pytest.raises(ValueError, match=r"^recon\.txm is empty \(0 bytes\)\.$"):
+        samples_view._check_upload("recon.txm", 0)
