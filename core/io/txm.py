@@ -170,10 +170,12 @@ def read_txm_header(path: str | os.PathLike) -> TxmLayout:
         Not a compound file, a size, type or slice stream missing or wrong, a broken sector chain (one sentence
         naming the file).
     """
-    import olefile
-
     path = Path(path)
     name = _name(path)
+    try:
+        import olefile
+    except ImportError:
+        raise InputFileError(f"reading {name} needs the olefile package (pip install -r requirements.txt)") from None
     if not olefile.isOleFile(os.fspath(path)):
         raise InputFileError(f"{name} is not a Zeiss .txm file (it is not an OLE compound file)")
     try:

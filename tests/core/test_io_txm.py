@@ -132,3 +132,11 @@ def test_inspect_names_the_format_and_voxel_size(tmp_path, capsys):
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "txm, 4×32×32 voxels" in out and "0.35" in out
+
+
+def test_without_olefile_the_file_is_refused_saying_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    path = write_txm(tmp_path / "scan.txm", np.zeros((2, 8, 8), np.uint16))
+    monkeypatch.setitem(sys.modules, "olefile", None)  # import olefile raises ImportError
+    assert refused(path) == "reading scan.txm needs the olefile package (pip install -r requirements.txt)"
