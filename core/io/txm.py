@@ -93,29 +93,64 @@ def _streams(ole) -> dict[str, object]:
     return out
 
 
+def _corrupt_chain(name: str, sect: int) -> InputFileError:
+    return InputFileError(f"{name} is truncated or corrupt: a sector chain of its compound file runs past the file's "
+                          f"end (sector {sect:,})")
+
+
 def _chain(table, start: int, count: int, name: str) -> list[int]:
-    """The ``count`` sectors of the chain from ``start`` in an allocation table; InputFileError where it breaks."""
+    """The ``count`` sectors of the chain from ``start`` in an allocation table (a short chain: the mini stream's)."""
     out = []
     sect = start
     while len(out) < count:
         if sect >= len(table):
-            raise InputFileError(f"{name} is truncated or corrupt: a sector chain of its compound file runs past "
-                                 f"the file's end (sector {sect:,})")
+            raise _corrupt_chain(name, sect)
         out.append(sect)
         sect = table[sect]
     return out
 
 
-def _runs(ole, entry, name: str) -> tuple[tuple[int, int], ...]:
-    """The (offset, count) runs of the file that hold a stream, in order, adjacent runs merged."""
+def _chain_runs(fat: np.ndarray, start: int, count: int, name: str) -> list[tuple[int, int]]:
+    """The ``count`` sectors of the chain from ``start`` as (first sector, how many) runs of consecutive sectors.
+
+    A slice of a big file spans thousands of sectors, mostly consecutive: each run is found by comparing a window of
+    the table with the numbers that would follow (doubled while they all do), not sector by sector in Python.
+    """
+    runs: list[tuple[int, int]] = []
+    sect, left = int(start), int(count)
+    while left:
+        if sect >= len(fat):
+            raise _corrupt_chain(name, sect)
+        n, window = 1, 64  # sectors sect .. sect + n - 1 are known to follow one another
+        while n < left:
+            stop = min(sect + n - 1 + window, sect + left - 1, len(fat))
+            links = fat[sect + n - 1:stop]
+            follows = links == np.arange(sect + n, sect + n + len(links))
+            k = len(links) if follows.all() else int(np.argmin(follows))
+            n += k
+            if k < len(links) or not len(links):
+                break
+            window *= 2
+        n = min(n, left)
+        runs.append((sect, n))
+        left -= n
+        if left:
+            sect = int(fat[sect + n - 1])
+    return runs
+
+
+def _runs(ole, entry, name: str, fat: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """The (offset, count) runs of the file that hold a stream, in order, adjacent runs merged; ``fat``: the
+    allocation table as an array."""
     size = int(entry.size)
     if size == 0:
         return ()
+    ss = ole.sectorsize
     if size < ole.minisectorcutoff:  # in the mini stream: 64-byte sectors inside the root entry's chain
         ole.loadminifat()
         mini = ole.minisectorsize
-        ss = ole.sectorsize
-        root = _chain(ole.fat, ole.root.isectStart, math.ceil(ole.root.size / ss), name)
+        root = [s for first, n in _chain_runs(fat, ole.root.isectStart, math.ceil(ole.root.size / ss), name)
+                for s in range(first, first + n)]
         pieces = []
         for m in _chain(ole.minifat, entry.isectStart, math.ceil(size / mini), name):
             at = m * mini
@@ -123,8 +158,8 @@ def _runs(ole, entry, name: str) -> tuple[tuple[int, int], ...]:
                 raise InputFileError(f"{name} is corrupt: a stream's mini sector {m:,} lies past its mini stream")
             pieces.append(((root[at // ss] + 1) * ss + at % ss, mini))
     else:
-        ss = ole.sectorsize
-        pieces = [((s + 1) * ss, ss) for s in _chain(ole.fat, entry.isectStart, math.ceil(size / ss), name)]
+        pieces = [((first + 1) * ss, n * ss) for first, n in _chain_runs(fat, entry.isectStart, math.ceil(size / ss),
+                                                                          name)]
     merged: list[list[int]] = []
     for off, n in pieces:
         if merged and merged[-1][0] + merged[-1][1] == off:
@@ -184,6 +219,7 @@ def read_txm_header(path: str | os.PathLike) -> TxmLayout:
         raise InputFileError(f"could not read {name} as a compound file: {_short(exc, path=path)}") from None
     with ole:
         streams = _streams(ole)
+        fat = np.frombuffer(ole.fat, np.uint32) if ole.fat.itemsize == 4 else np.asarray(ole.fat, np.uint32)
         width = _scalar(ole, streams, "ImageInfo/ImageWidth", "<I", name)
         height = _scalar(ole, streams, "ImageInfo/ImageHeight", "<I", name)
         count = _scalar(ole, streams, "ImageInfo/NoOfImages", "<I", name, required=False)
@@ -212,7 +248,7 @@ def read_txm_header(path: str | os.PathLike) -> TxmLayout:
             if entry.size < plane_bytes:
                 raise InputFileError(f"{name}: image {n} holds {entry.size:,} bytes, fewer than the {plane_bytes:,} "
                                      f"of a {width}×{height} {dtype.name} slice (truncated file?)")
-            runs = _runs(ole, entry, name)
+            runs = _runs(ole, entry, name, fat)
             keep, left = [], plane_bytes  # the slice's own bytes (a stream may be padded)
             for off, nb in runs:
                 if left:

@@ -32,8 +32,9 @@ def test_the_runs_of_every_stream_hold_what_olefile_reads(tmp_path, version, int
     with ole:
         found = _streams(ole)
         assert set(found) == {k.lower() for k in streams}
+        fat = np.asarray(ole.fat, np.uint32)
         for key, data in streams.items():
-            runs = _runs(ole, found[key.lower()], "f.txm")
+            runs = _runs(ole, found[key.lower()], "f.txm", fat)
             got = b"".join(raw[off:off + n] for off, n in runs)
             assert got == ole.openstream(key).read() == data, key
             if interleave and len(data) >= 4096:
@@ -114,10 +115,15 @@ def test_what_is_not_a_txm_or_is_broken_is_refused_in_one_sentence(tmp_path):
     whole = write_compound(tmp_path / "whole.txm", good, data_last=True).read_bytes()
     np.testing.assert_array_equal(load_volume(tmp_path / "whole.txm").data, vol)
     # the slices last: the file opens, the last slice's sectors are missing
-    assert ("cut.txm is truncated or corrupt: a sector chain of its compound file runs past the file's end (sector "
-            in _refused(tmp_path, data=whole[:-600], name="cut.txm"))
-    assert re.search(r"^cut\.txm: its slices need [\d,]+ bytes, but the file has [\d,]+ \(truncated file\?\)$",
-                     _refused(tmp_path, data=whole[:-100], name="cut.txm"))  # cut inside the last sector
+    for cut in (600, 100):  # a sector or more, or inside the last sector
+        assert re.search(r"^cut\.txm: its slices need [\d,]+ bytes, but the file has [\d,]+ \(truncated file\?\)$",
+                         _refused(tmp_path, data=whole[:-cut], name="cut.txm"))
+    # a link of a slice's chain pointing past the allocation table (the table is the file's first sector)
+    with olefile.OleFileIO(str(tmp_path / "whole.txm")) as ole:
+        start = ole.root.kids[[k.name for k in ole.root.kids].index("ImageData1")].kids[0].isectStart
+    linked = whole[:512 + 4 * start] + struct.pack("<I", 0x00FFFFFF) + whole[512 + 4 * start + 4:]
+    assert ("bad.txm is truncated or corrupt: a sector chain of its compound file runs past the file's end (sector "
+            "16,777,215)" == _refused(tmp_path, data=linked))
     # a directory entry pointing past the directory: olefile drops that storage and notes why
     at = whole.index("ImageInfo".encode("utf-16-le"))
     broken = whole[:at + 76] + struct.pack("<I", 0x00FFFFFF) + whole[at + 80:]
