@@ -153,6 +153,8 @@ def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
         raise ValueError(f"{name} is not a 3D volume (shape {info['shape']}).")
     sp_note = ("voxel size read from the file's metadata" + (" (z assumed equal to x)" if info["z_assumed"] else "")
                if info["from_metadata"] else "no voxel size in the file: 1 µm assumed, CHECK IT below")
+    if info["from_metadata"] and info.get("spacing_log"):
+        sp_note = f"voxel size read from the SkyScan log {info['spacing_log']} beside the slices"
     unit = info.get("spacing_unit")
     if info["from_metadata"] and unit and (unit.startswith("mm") or "no unit" in unit):
         sp_note += f", its numbers read as {unit}: CHECK IT below"

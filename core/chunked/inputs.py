@@ -496,16 +496,16 @@ _HEADERS_SAMPLED = 8
 
 
 def _open_slices(folder: Path, opts):
-    from ..io.folder import _check_entries, read_slice
+    from ..io.folder import _check_entries, log_spacing, read_slice
 
     _check_entries(folder)
     files = C._slice_files(folder)
     fname = C._name(folder)
     if not files:
-        raise C.InputFileError(f"folder {fname} holds no .tif/.tiff/.png/.edf slices")
+        raise C.InputFileError(f"folder {fname} holds no {C.SLICE_KINDS} slices")
     one = read_slice(files[0], fname, mmap=True)
-    img, spacing = one.data[0], one.spacing
-    notes = {k: v for k, v in one.meta.items() if k.startswith("spacing")}
+    img = one.data[0]
+    spacing, notes = log_spacing(folder, one.spacing, {k: v for k, v in one.meta.items() if k.startswith("spacing")})
     # a few headers spread over the folder (no pixels read): a folder of mixed slices is said on opening, not
     # only when a plane of another kind is read (the add form would show the first slice's size as the volume's)
     kind = (tuple(int(n) for n in img.shape), str(np.dtype(img.dtype)))
@@ -657,6 +657,16 @@ def _open_txm(p: Path, opts):
     return source, layout.spacing, dict(layout.notes), os.fspath(p)
 
 
+def _open_image(p: Path, opts):
+    """A PNG or BMP image: a slice folder of one slice (read whole on each read; it is one plane)."""
+    from ..io.image import read_image_pixels
+
+    img = read_image_pixels(p, C._name(p))
+    if img.ndim != 2:
+        raise C.InputFileError(f"{C._name(p)} is not a 2D image: shape {img.shape}")
+    return _SliceSource(p.parent, [p.name], img.shape, img.dtype), None, {}, os.fspath(p)
+
+
 _OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,
             "zarr": _open_zarr_lazy, "metaimage": _open_metaimage, "amira": _open_amira, "edf": _open_edf,
-            "txm": _open_txm}
+            "txm": _open_txm, "image": _open_image}

@@ -16,10 +16,13 @@ import numpy as np
 from .._validate import normalize_spacing
 
 #: Format names accepted by ``load_volume(fmt=...)``.
-FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira", "edf", "txm")
+FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira", "edf", "txm", "image")
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
-_SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".edf")
+_SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".edf")
+#: The slices a slice folder may hold, as messages name them.
+SLICE_KINDS = "/".join(_SLICE_SUFFIXES)
+_IMAGE_SUFFIXES = (".png", ".bmp")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 _RAW_SUFFIXES = (".raw", ".bin", ".vol")
 _METAIMAGE_SUFFIXES = (".mhd", ".mha")
@@ -30,8 +33,8 @@ _XRADIA_PROJECTION_SUFFIXES = (".txrm", ".xrm")
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (
-    "TIFF (.tif, .tiff, .ome.tif), a folder of .tif/.tiff/.png/.edf slices, HDF5 (.h5, .hdf5, .hdf, .nxs), zarr, "
-    "NumPy (.npy), raw (.raw, .bin, .vol), MetaImage (.mhd, .mha), Avizo (.am), ESRF EDF (.edf), Zeiss Xradia (.txm)"
+    "TIFF (.tif, .tiff), a folder of .tif/.png/.bmp/.edf slices, HDF5 (.h5, .hdf5, .hdf, .nxs), zarr, NumPy (.npy), "
+    "raw (.raw, .bin, .vol), MetaImage (.mhd, .mha), Avizo (.am), EDF (.edf), Zeiss (.txm), PNG and BMP images"
 )
 
 # Length units found in ImageJ / OME / attribute metadata -> factor to µm.
@@ -187,7 +190,7 @@ def _natural_key(name: str) -> tuple:
 
 
 def _slice_files(folder: Path) -> list[Path]:
-    """Visible ``.tif``/``.tiff``/``.png``/``.edf`` files of ``folder`` in natural order."""
+    """Visible ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf`` files of ``folder`` in natural order."""
     files = [
         p
         for p in folder.iterdir()
@@ -208,12 +211,10 @@ def _read_dtype(dtype) -> str:
 def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
     """(shape, dtype name) of a slice file from its header (no pixel read); None where it cannot be read."""
     try:
-        if p.suffix.lower() == ".png":
-            from PIL import Image
+        if p.suffix.lower() in _IMAGE_SUFFIXES:
+            from .image import image_header
 
-            with Image.open(p) as im:
-                arr = np.asarray(im.crop((0, 0, 1, 1)))
-                return (im.size[1], im.size[0]) + arr.shape[2:], _read_dtype(arr.dtype)
+            return image_header(p)
         if p.suffix.lower() == ".edf":
             from .edf import read_edf_header
 

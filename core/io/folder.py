@@ -1,43 +1,73 @@
-"""A folder of 2D ``.tif``/``.tiff``/``.png``/``.edf`` slices, stacked in natural order."""
+"""A folder of 2D ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf`` slices, stacked in natural order.
+
+The voxel size is the first TIFF or EDF slice's where it states one, else the one a Bruker SkyScan reconstruction
+log in the folder states (:func:`skyscan_pixel_size`: NRecon's BMP or PNG slices state none themselves).
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ._common import (
-    _SLICE_SUFFIXES, InputFileError, Loaded, ReadOptions, _check_numeric, _name, _require_regular, _short,
+    _IMAGE_SUFFIXES, _SLICE_SUFFIXES, SLICE_KINDS, InputFileError, Loaded, ReadOptions, _name, _require_regular,
     _slice_files, mismatched_slices_message,
 )
 from ._registry import register
 from .edf import read_edf
+from .image import read_image_pixels
 from .tiff import read_tiff
 
 
-def _read_png(path: Path, where: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+#: Bytes of a SkyScan log read at most (a reconstruction log is a few kB).
+_LOG_BYTES = 1 << 20
+_PIXEL_SIZE = re.compile(r"^\s*Pixel\s+Size\s*\(um\)\s*=\s*([0-9.eE+-]+)\s*$", re.M | re.I)
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            bands = len(im.getbands())
-            if bands > 1 and im.mode != "P":
-                raise InputFileError(f"{where} has {bands} channels ({im.mode}); convert it to greyscale first")
-            arr = np.asarray(im)
-    except InputFileError:
-        raise
-    except MemoryError as exc:
-        raise MemoryError(f"not enough memory to read {where}: {_short(exc, path=path)}") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError,
-            EOFError) as exc:
-        raise InputFileError(f"could not read {where} as PNG: {_short(exc, path=path)}") from None
-    return arr
+
+def skyscan_pixel_size(folder: Path) -> tuple[float, str] | None:
+    """The voxel size (µm) a Bruker SkyScan reconstruction log beside the slices states, and the log's name.
+
+    NRecon writes ``<name>_rec.log`` into the folder of the slices it reconstructs (BMP, PNG or TIFF), with a line
+    ``Pixel Size (um)=0.90000``; the acquisition's ``<name>.log`` states the same for the projections.  A
+    ``*_rec.log`` is preferred, then any other ``.log`` that states a positive size; None where none does.
+    """
+    logs = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".log" and not p.name.startswith(".")),
+                  key=lambda p: (not p.name.lower().endswith("_rec.log"), p.name))
+    for log in logs:
+        try:
+            if not log.is_file() or log.stat().st_size > _LOG_BYTES:
+                continue
+            text = log.read_bytes()[:_LOG_BYTES].decode("latin-1")
+        except OSError:
+            continue
+        m = _PIXEL_SIZE.search(text)
+        if m:
+            try:
+                size = float(m.group(1))
+            except ValueError:
+                continue
+            if math.isfinite(size) and size > 0:
+                return size, log.name
+    return None
+
+
+def log_spacing(folder: Path, spacing, notes: dict):
+    """``(spacing, notes)`` of a slice folder: the slices' own where they state one, else a SkyScan log's."""
+    if spacing is not None:
+        return spacing, notes
+    found = skyscan_pixel_size(folder)
+    if found is None:
+        return None, notes
+    size, log = found
+    return (size,) * 3, {**notes, "spacing_unit": f"µm (Pixel Size of the SkyScan log {log})", "spacing_log": log}
 
 
 def read_slice(path: Path, folder_name: str, *, mmap: bool = False) -> Loaded:
-    """One slice of a slice folder: a 2D ``.tif``/``.tiff``/``.png``/``.edf`` image.
+    """One slice of a slice folder: a 2D ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf`` image.
 
     Parameters
     ----------
@@ -51,7 +81,7 @@ def read_slice(path: Path, folder_name: str, *, mmap: bool = False) -> Loaded:
     -------
     Loaded
         ``data`` (1, Y, X), numeric, native byte order; ``spacing`` and ``meta`` as a TIFF or EDF slice states them
-        (None and empty for a PNG).
+        (None and empty for a PNG or BMP).
 
     Raises
     ------
@@ -59,8 +89,8 @@ def read_slice(path: Path, folder_name: str, *, mmap: bool = False) -> Loaded:
         Unreadable, several channels, or not 2D (one sentence naming the slice and its folder).
     """
     where = f"slice {path.name} in folder {folder_name}"
-    if path.suffix.lower() == ".png":
-        img = _check_numeric(_read_png(path, where), where)
+    if path.suffix.lower() in _IMAGE_SUFFIXES:
+        img = read_image_pixels(path, where)
         if img.ndim != 2:
             raise InputFileError(f"{where} is not a 2D image: shape {img.shape}")
         return Loaded(img[None], None, {}, os.fspath(path))
@@ -92,13 +122,13 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
     files = _slice_files(folder)
     fname = _name(folder)
     if not files:
-        raise InputFileError(f"folder {fname} holds no .tif/.tiff/.png/.edf slices")
+        raise InputFileError(f"folder {fname} holds no {SLICE_KINDS} slices")
 
     found: dict = {}  # spacing of the first TIFF slice, if it has any
 
     def read(p: Path) -> np.ndarray:
         one = read_slice(p, fname)
-        if "tiff_seen" not in found and p.suffix.lower() != ".png":  # the first TIFF or EDF slice's pixel size
+        if "tiff_seen" not in found and p.suffix.lower() not in _IMAGE_SUFFIXES:  # the first TIFF or EDF slice's
             found["tiff_seen"] = True
             if one.spacing is not None:
                 found["spacing"] = one.spacing
@@ -113,5 +143,6 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
         if img.shape != first.shape or img.dtype != first.dtype:
             raise InputFileError(mismatched_slices_message(folder, files))
         out[i] = img
-    meta = {"files": tuple(p.name for p in files), "n_slices": len(files), **found.get("notes", {})}
-    return Loaded(out, found.get("spacing"), meta, os.fspath(folder))
+    spacing, notes = log_spacing(folder, found.get("spacing"), found.get("notes", {}))
+    meta = {"files": tuple(p.name for p in files), "n_slices": len(files), **notes}
+    return Loaded(out, spacing, meta, os.fspath(folder))

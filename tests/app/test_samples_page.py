@@ -332,6 +332,38 @@ def test_a_zeiss_txm_reconstruction_with_its_voxel_size_and_a_projection_file_re
     np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
 
 
+def test_an_sem_image_and_a_skyscan_folder_of_bmp_slices(empty_ws, env):
+    """A lone PNG (an SEM cross-section) is a 1-slice volume whose voxel size the user gives; a folder of NRecon
+    BMP slices takes its voxel size from the reconstruction log beside them, and the caption says which."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    Image.fromarray((rng.random((40, 60)) * 255).astype(np.uint8)).save(env / "data" / "sem.png")
+    rec = env / "data" / "cathode_rec"
+    rec.mkdir()
+    vol = (rng.random((6, 20, 24)) * 255).astype(np.uint8)
+    for z in range(6):
+        Image.fromarray(vol[z]).save(rec / f"cathode_rec{z:08d}.bmp")
+    (rec / "cathode_rec.log").write_text("[Reconstruction]\nPixel Size (um)=0.45\n")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("sem.png").run()
+    no_exception(at)
+    assert not at.error
+    assert any("image · 1×40×60 voxels (z×y×x) · uint8 · no voxel size in the file: 1 µm assumed, CHECK IT below"
+               in c.value for c in at.caption)
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("cathode_rec").run()
+    at.toggle(key=state.k(state.ADD_FILE, "dir", "")).set_value(True).run()
+    no_exception(at)
+    assert any("slices · 6×20×24 voxels (z×y×x) · uint8 · voxel size read from the SkyScan log cathode_rec.log "
+               "beside the slices" in c.value for c in at.caption)
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.spacing == pytest.approx((0.45, 0.45, 0.45))
+    np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
+
+
 def test_add_file_downsampled(empty_ws, env):
     """The file's voxel size is entered; the sample stores the analysed one and loads the coarse grid."""
     data = env / "data"

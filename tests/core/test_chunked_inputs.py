@@ -163,7 +163,9 @@ def _two_datasets(tmp_path):
 
 def _rgb_slices(tmp_path):
     (tmp_path / "rgb").mkdir()
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "rgb" / "s0.png")
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[..., 2] = 9  # channels that differ (equal ones are read as their grey)
+    Image.fromarray(colour).save(tmp_path / "rgb" / "s0.png")
     return tmp_path / "rgb", {}
 
 

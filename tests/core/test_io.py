@@ -255,7 +255,7 @@ def test_detect_format(tmp_path):
         detect_format(tmp_path / "a.jpg")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="holds no .tif/.tiff/.png/.edf slices"):
+    with pytest.raises(ValueError, match="holds no .tif/.tiff/.png/.bmp/.edf slices"):
         detect_format(empty)
 
 
@@ -337,9 +337,13 @@ def test_png_slices(tmp_path):
 
     rgb = tmp_path / "rgb"
     rgb.mkdir()
-    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(rgb / "c.png")
-    with pytest.raises(ValueError, match="3 channels"):
+    colour = np.zeros((4, 5, 3), np.uint8)
+    colour[..., 1] = 5
+    Image.fromarray(colour).save(rgb / "c.png")
+    with pytest.raises(ValueError, match=r"3 channels \(RGB\); convert it to greyscale first"):
         load_volume(rgb)
+    Image.fromarray(np.full((4, 5, 3), 7, np.uint8)).save(rgb / "c.png")  # grey saved as RGB: its grey
+    assert load_volume(rgb).data.tolist() == [[[7] * 5] * 4]
 
 
 def test_slice_folder_mixed_shapes(tmp_path):

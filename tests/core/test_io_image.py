@@ -1,0 +1,102 @@
+"""One PNG or BMP image as a volume of depth 1 (:mod:`core.io.image`), and BMP slice folders with the voxel size of
+a Bruker SkyScan reconstruction log beside them (:func:`core.io.folder.skyscan_pixel_size`); read whole and lazily."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from core.io import detect_format, load_volume
+
+from reading_checks import read_both, refused
+
+
+def _img(shape=(12, 17), dtype=np.uint8, seed=0):
+    info = np.iinfo(dtype)
+    return np.random.default_rng(seed).integers(0, min(info.max, 60000), shape).astype(dtype)
+
+
+def test_one_image_in_each_mode_is_a_volume_of_depth_one(tmp_path):
+    grey8, grey16 = _img(), _img(dtype=np.uint16)
+    Image.fromarray(grey8).save(tmp_path / "sem.png")
+    Image.fromarray(grey16).save(tmp_path / "sem16.png")
+    Image.fromarray(grey8).save(tmp_path / "sem.bmp")  # 8-bit greyscale BMP
+    Image.fromarray(grey8).convert("P").save(tmp_path / "palette.bmp")  # what NRecon writes: a grey palette
+    Image.fromarray(np.stack([grey8] * 3, -1)).save(tmp_path / "rgb.bmp")  # a micrograph saved in colour
+    rgba = np.dstack([grey8] * 3 + [np.full_like(grey8, 255)])
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    for name, want in (("sem.png", grey8), ("sem16.png", grey16), ("sem.bmp", grey8), ("rgb.bmp", grey8),
+                       ("rgba.png", grey8)):
+        assert detect_format(tmp_path / name) == "image"
+        v = read_both(tmp_path / name)
+        np.testing.assert_array_equal(v.data, want[None])
+        assert v.data.dtype == want.dtype and v.fmt == "image" and not v.spacing_from_metadata
+    p = read_both(tmp_path / "palette.bmp")  # the palette's indices: the grey values of a grey ramp
+    assert p.data.shape == (1, 12, 17) and p.data.dtype == np.uint8
+    assert load_volume(tmp_path / "sem.png", spacing=0.01).spacing == (0.01, 0.01, 0.01)
+
+
+def test_colour_transparency_and_broken_images_are_refused_in_one_sentence(tmp_path):
+    grey = _img()
+    colour = np.stack([grey, grey, grey // 2], -1)
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    assert refused(tmp_path / "colour.png") == "colour.png has 3 channels (RGB); convert it to greyscale first"
+    rgba = np.dstack([grey] * 3 + [np.full_like(grey, 255)])
+    rgba[0, 0, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "cut_out.png")
+    assert refused(tmp_path / "cut_out.png") == "cut_out.png has transparent pixels (RGBA); save it without transparency"
+    (tmp_path / "notes.bmp").write_text("not an image\n")
+    assert refused(tmp_path / "notes.bmp").startswith("could not read notes.bmp as BMP: ")
+
+
+REC_LOG = """[System]
+Scanner=SkyScan1272
+[Acquisition]
+Image Pixel Size (um)=3.000000
+[Reconstruction]
+Reconstruction Program=NRecon
+Pixel Size (um)=   0.90000
+Result File Type=BMP
+"""
+
+
+def test_a_skyscan_bmp_folder_takes_the_voxel_size_of_its_reconstruction_log(tmp_path):
+    vol = np.stack([_img((10, 14), seed=s) for s in range(5)])
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for z in range(5):
+        Image.fromarray(vol[z]).convert("P").save(rec / f"cathode_rec{z:08d}.bmp")
+    assert detect_format(rec) == "slices"
+    bare = read_both(rec)
+    assert bare.spacing == (1.0, 1.0, 1.0) and not bare.spacing_from_metadata  # no log yet
+    (rec / "cathode_rec.log").write_text(REC_LOG.replace("\n", "\r\n"), encoding="latin-1")  # Windows line ends
+    (rec / "cathode.log").write_text("[Acquisition]\nPixel Size (um)=3.0\n")  # the projections' log: not preferred
+    v = read_both(rec)
+    assert v.spacing == (0.9, 0.9, 0.9) and v.spacing_from_metadata
+    assert v.metadata["spacing_log"] == "cathode_rec.log" and "SkyScan log cathode_rec.log" in v.metadata["spacing_unit"]
+    assert v.data.shape == (5, 10, 14)
+    (rec / "cathode_rec.log").write_text("[Reconstruction]\nPixel Size (um)=0\n")  # no positive size: the next log
+    assert read_both(rec).spacing == (3.0, 3.0, 3.0)
+    # TIFF slices that state their own pixel size keep it
+    tifs = tmp_path / "tifs"
+    tifs.mkdir()
+    for z in range(3):
+        tifffile.imwrite(tifs / f"s{z}.tif", vol[z], imagej=True, resolution=(1 / 0.25, 1 / 0.25),
+                         metadata={"unit": "um"})
+    (tifs / "scan_rec.log").write_text(REC_LOG)
+    assert read_both(tifs).spacing == pytest.approx((0.25, 0.25, 0.25))
+
+
+def test_inspect_names_the_log_the_voxel_size_comes_from(tmp_path, capsys):
+    from core.cli import main
+
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for z in range(3):
+        Image.fromarray(_img((8, 9), seed=z)).save(rec / f"x_rec{z:04d}.bmp")
+    (rec / "x_rec.log").write_text(REC_LOG)
+    assert main(["inspect", str(rec)]) == 0
+    out = capsys.readouterr().out
+    assert "slices, 3×8×9 voxels" in out and "0.9×0.9×0.9 µm" in out and "SkyScan log x_rec.log" in out
