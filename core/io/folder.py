@@ -32,8 +32,9 @@ def skyscan_pixel_size(folder: Path) -> tuple[float, str] | None:
     """The voxel size (µm) a Bruker SkyScan reconstruction log beside the slices states, and the log's name.
 
     NRecon writes ``<name>_rec.log`` into the folder of the slices it reconstructs (BMP, PNG or TIFF), with a line
-    ``Pixel Size (um)=0.90000``; the acquisition's ``<name>.log`` states the same for the projections.  A
-    ``*_rec.log`` is preferred, then any other ``.log`` that states a positive size; None where none does.
+    ``Pixel Size (um)=0.90000`` (the reconstruction's voxel; the acquisition's ``Image Pixel Size (um)``, the
+    projections' pixel before any binning, is not read).  A ``*_rec.log`` is preferred, then any other ``.log``
+    with such a line and a positive size; None where none has one.
     """
     logs = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".log" and not p.name.startswith(".")),
                   key=lambda p: (not p.name.lower().endswith("_rec.log"), p.name))

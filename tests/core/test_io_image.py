@@ -72,13 +72,15 @@ def test_a_skyscan_bmp_folder_takes_the_voxel_size_of_its_reconstruction_log(tmp
     bare = read_both(rec)
     assert bare.spacing == (1.0, 1.0, 1.0) and not bare.spacing_from_metadata  # no log yet
     (rec / "cathode_rec.log").write_text(REC_LOG.replace("\n", "\r\n"), encoding="latin-1")  # Windows line ends
-    (rec / "cathode.log").write_text("[Acquisition]\nPixel Size (um)=3.0\n")  # the projections' log: not preferred
+    (rec / "cathode.log").write_text("[Acquisition]\nImage Pixel Size (um)=3.0\n")  # the projections': not theirs
     v = read_both(rec)
     assert v.spacing == (0.9, 0.9, 0.9) and v.spacing_from_metadata
     assert v.metadata["spacing_log"] == "cathode_rec.log" and "SkyScan log cathode_rec.log" in v.metadata["spacing_unit"]
     assert v.data.shape == (5, 10, 14)
-    (rec / "cathode_rec.log").write_text("[Reconstruction]\nPixel Size (um)=0\n")  # no positive size: the next log
-    assert read_both(rec).spacing == (3.0, 3.0, 3.0)
+    (rec / "cathode_rec.log").write_text("[Reconstruction]\nPixel Size (um)=0\n")  # no positive size: none
+    assert not read_both(rec).spacing_from_metadata
+    (rec / "other.log").write_text("Pixel Size (um)=2.5\n")  # another log stating a reconstruction's size
+    assert read_both(rec).spacing == (2.5, 2.5, 2.5)
     # TIFF slices that state their own pixel size keep it
     tifs = tmp_path / "tifs"
     tifs.mkdir()
