@@ -179,8 +179,7 @@ def _missing(ole, name: str, what: str) -> InputFileError:
     cut short loses its directory's last sectors), else the stream named."""
     issues = getattr(ole, "parsing_issues", None)
     if issues:
-        return InputFileError(f"{name} is a damaged compound file ({_short(issues[0][1])}); truncated or corrupt "
-                              "file?")
+        return InputFileError(f"{name} is a damaged compound file: truncated or corrupt ({_short(issues[0][1])})")
     return InputFileError(f"{name} {what}")
 
 
@@ -216,7 +215,8 @@ def read_txm_header(path: str | os.PathLike) -> TxmLayout:
     try:
         ole = olefile.OleFileIO(os.fspath(path))
     except Exception as exc:  # noqa: BLE001 - olefile raises several types for a corrupt file
-        raise InputFileError(f"could not read {name} as a compound file: {_short(exc, path=path)}") from None
+        raise InputFileError(f"could not read {name} as a compound file: truncated or corrupt "
+                             f"({_short(exc, path=path)})") from None
     with ole:
         streams = _streams(ole)
         fat = np.frombuffer(ole.fat, np.uint32) if ole.fat.itemsize == 4 else np.asarray(ole.fat, np.uint32)
