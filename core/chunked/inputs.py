@@ -593,19 +593,31 @@ _DECODED: list = []
 
 
 class _DecodedSource(_Source):
-    """A volume that can only be decoded whole (Amira ASCII data): each process decodes it once and keeps the last
-    one (the path travels to the workers, never the voxels)."""
+    """A volume that can only be decoded whole (Amira ASCII data, an EDF volume compressed as one frame): each
+    process decodes it once (``decode(layout)``, a module-level function) and keeps the last one (the path travels
+    to the workers, never the voxels)."""
+
+    def __init__(self, layout, token, decode):
+        super().__init__(layout.shape, layout.dtype, token)
+        self.layout, self.decode = layout, decode
+
+    def _read(self, key):
+        if not (_DECODED and _DECODED[0][0] == self.token):
+            _DECODED[:] = [(self.token, np.asarray(self.decode(self.layout)).reshape(self.shape))]
+        return _DECODED[0][1][key]
+
+
+class _EdfCompressedFramesSource(_Source):
+    """An EDF file of compressed 2D frames, a frame a z plane: the frames a read covers decompressed."""
 
     def __init__(self, layout, token):
         super().__init__(layout.shape, layout.dtype, token)
         self.layout = layout
 
     def _read(self, key):
-        from ..io import amira
+        from ..io.edf import frames_voxels
 
-        if not (_DECODED and _DECODED[0][0] == self.token):
-            _DECODED[:] = [(self.token, amira.layout_voxels(self.layout, mmap=False))]
-        return _DECODED[0][1][key]
+        return frames_voxels(self.layout, key[0].start, key[0].stop)[:, key[1], key[2]]
 
 
 class _PlanesSource(_Source):
@@ -625,7 +637,11 @@ def _open_edf(p: Path, opts):
     from ..io import edf
 
     layout = edf.read_edf_header(p)
-    if len(layout.offsets) == 1:
+    if layout.compression and len(layout.offsets) > 1:
+        source = _EdfCompressedFramesSource(layout, _file_token(p, "frames"))
+    elif layout.compression:
+        source = _DecodedSource(layout, _file_token(p, "edf"), edf.decoded_voxels)
+    elif len(layout.offsets) == 1:
         source = _MemmapSource(p, layout.dtype, layout.shape, layout.offsets[0], False, layout.shape)
     else:
         source = _PlanesSource(p, layout.dtype, layout.shape, layout.planes, _file_token(p, "frames"))
@@ -638,7 +654,7 @@ def _open_amira(p: Path, opts):
     layout = amira.read_amira_header(p, opts.dataset)
     token = _file_token(p, layout.item.name)
     if layout.ascii:
-        source = _DecodedSource(layout, token)
+        source = _DecodedSource(layout, token, amira.decoded_voxels)
     elif layout.item.encoding in ("HxByteRLE", "HxZip"):
         source = _PlaneDecodedSource(amira.layout_voxels(layout, mmap=True), token)
     else:

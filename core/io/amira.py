@@ -660,6 +660,11 @@ def layout_voxels(layout: AmiraLayout, *, mmap: bool = True):
     return np.frombuffer(raw, dt).reshape(shape).astype(dt.newbyteorder("="), copy=False)
 
 
+def decoded_voxels(layout: AmiraLayout) -> np.ndarray:
+    """The layout's voxels decoded whole (:func:`layout_voxels` without memory maps or plane-by-plane volumes)."""
+    return np.asarray(layout_voxels(layout, mmap=False))
+
+
 @register("amira", target="file", options=("dataset",))
 def read_amira(path: Path, opts: ReadOptions) -> Loaded:
     """An Avizo / Amira ``.am`` lattice (the module docstring): voxels, voxel size and the materials' names."""

@@ -6,26 +6,33 @@ bytes) followed by its voxels.  What is read here (key names case-insensitive):
 - ``Dim_1`` (x, fastest), ``Dim_2`` (y), ``Dim_3`` (z, where given): the frame's shape, C order (z, y, x);
 - ``DataType`` (``UnsignedByte``, ``UnsignedShort``, ``SignedInteger``, ``FloatValue``, ``DoubleValue`` and the
   other names of the format and of fit2d: :data:`DATA_TYPES`), ``ByteOrder`` (``LowByteFirst`` /
-  ``HighByteFirst``), ``Size`` (bytes; else the shape's), ``Compression`` (none only);
+  ``HighByteFirst``), ``Size`` (bytes; else the shape's), ``Compression`` (none, or each frame compressed whole
+  as fabio reads it: a name holding ``GZIP`` (gzip), ``BZ`` (bzip2) or else ``Z`` (zlib); ``Size`` is then the
+  compressed length and must be given);
 - ``PSize_1`` / ``PSize_2`` / ``PSize_3``: the pixel size along x / y / z in metres (the format's unit), read as
   the voxel size; without them the file states none.
 
 A file of several 2D frames of one shape and type is read as a volume, a frame a z plane; a folder of 2D ``.edf``
-slices is read as a slice folder (:mod:`.folder`).  Refused in one sentence naming the file: no ``{`` header,
-an unknown type or byte order, compressed frames, a frame shorter than declared, frames that differ.
+slices is read as a slice folder (:mod:`.folder`).  Compressed frames are decompressed a frame at a time (a volume
+of 2D frames plane by plane where a caller reads boxes).  Refused in one sentence naming the file: no ``{``
+header, an unknown type, byte order or compression (``OFFSET``, CBF's byte offsets), a frame shorter than declared,
+a compressed frame that does not decompress to its shape, frames that differ.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import math
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _to_zyx, read_planes
+from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx, read_planes
 from ._registry import register
 
 __all__ = ["DATA_TYPES", "EdfLayout", "read_edf", "read_edf_header"]
@@ -61,7 +68,11 @@ class EdfLayout:
         From ``PSize_1..3`` (metres); None where the first frame states no pixel size.
     notes : dict
         ``edf_frames`` (how many), ``spacing_unit`` where a size was read, ``spacing_z_assumed`` where the
-        header gives no ``PSize_3`` (z taken equal to x).
+        header gives no ``PSize_3`` (z taken equal to x), ``edf_compression`` where the frames are compressed.
+    compression : {None, "gzip", "bz2", "zlib"}
+        How every frame is compressed.
+    sizes : tuple of int
+        Each frame's bytes as stored (compressed where it is).
     """
 
     path: Path
@@ -70,6 +81,8 @@ class EdfLayout:
     offsets: tuple[int, ...]
     spacing: tuple[float, float, float] | None
     notes: dict = field(default_factory=dict)
+    compression: str | None = None
+    sizes: tuple[int, ...] = ()
 
     @property
     def planes(self) -> tuple[tuple[tuple[int, int]], ...]:
@@ -103,8 +116,8 @@ def _frame_header(f, start: int, name: str) -> tuple[dict[str, str], int] | None
     return pairs, start + m.end()
 
 
-def _frame_layout(h: dict[str, str], name: str) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(shape z, y, x; dtype in the file's order; bytes) of one frame header."""
+def _frame_layout(h: dict[str, str], name: str) -> tuple[tuple[int, ...], np.dtype, int, str | None]:
+    """(shape z, y, x; dtype in the file's order; bytes as stored; compression or None) of one frame header."""
     dims = []
     for k in ("DIM_3", "DIM_2", "DIM_1"):
         if k in h:
@@ -128,11 +141,16 @@ def _frame_layout(h: dict[str, str], name: str) -> tuple[tuple[int, ...], np.dty
         raise InputFileError(f"{name}: EDF ByteOrder must be LowByteFirst or HighByteFirst, got {h['BYTEORDER']!r}")
     dt = np.dtype(code)
     dt = dt.newbyteorder("<" if order == "lowbytefirst" else ">") if dt.itemsize > 1 else dt
-    comp = h.get("COMPRESSION", "").replace(" ", "").lower()
-    if comp not in _NO_COMPRESSION:
-        raise InputFileError(f"{name}: its frames are compressed ({h['COMPRESSION']}); save it uncompressed "
-                             "(or as TIFF)")
+    comp = _compression(h, name)
     nbytes = math.prod(dims) * dt.itemsize
+    if comp is not None:
+        try:
+            stated = int(float(h.get("SIZE", "")))
+        except ValueError:
+            stated = 0
+        if stated < 1:
+            raise InputFileError(f"{name}: its {comp}-compressed frame states no Size (its compressed length)")
+        return tuple(dims), dt, stated, comp
     if "SIZE" in h:
         try:
             stated = int(float(h["SIZE"]))
@@ -142,7 +160,28 @@ def _frame_layout(h: dict[str, str], name: str) -> tuple[tuple[int, ...], np.dty
             raise InputFileError(f"{name}: its EDF header states Size {h['SIZE']} bytes, less than the "
                                  f"{nbytes:,} of its {'×'.join(map(str, dims))} {dt.name} voxels")
         nbytes = stated  # a frame may be padded: the next one starts after Size bytes
-    return tuple(dims), dt, nbytes
+    return tuple(dims), dt, nbytes, None
+
+
+def _compression(h: dict[str, str], name: str) -> str | None:
+    """How a frame is compressed, by fabio's reading of ``Compression``: None, ``"gzip"``, ``"bz2"`` or ``"zlib"``."""
+    text = h.get("COMPRESSION", "").replace(" ", "")
+    if text.lower() in _NO_COMPRESSION:
+        return None
+    up = text.upper()
+    if "OFFSET" in up:
+        raise InputFileError(f"{name}: its frames are compressed by byte offsets ({h['COMPRESSION']}), which is not "
+                             "read; save it uncompressed (or as TIFF)")
+    if "GZIP" in up:
+        return "gzip"
+    if "BZ" in up:
+        return "bz2"
+    if "Z" in up:
+        return "zlib"
+    raise InputFileError(f"{name}: its EDF Compression {h['COMPRESSION']!r} is not one of none, gzip, bzip2, zlib")
+
+
+_DECOMPRESS = {"gzip": gzip.decompress, "bz2": bz2.decompress, "zlib": zlib.decompress}
 
 
 def _spacing(h: dict[str, str]) -> tuple[float, float, float] | None:
@@ -173,7 +212,7 @@ def read_edf_header(path: str | os.PathLike) -> EdfLayout:
     path = Path(path)
     name = _name(path)
     size = path.stat().st_size
-    frames: list[tuple[tuple[int, ...], np.dtype, int]] = []
+    frames: list[tuple[tuple[int, ...], np.dtype, int, str | None]] = []
     offsets: list[int] = []
     first_header: dict[str, str] = {}
     with open(path, "rb") as f:
@@ -183,24 +222,25 @@ def read_edf_header(path: str | os.PathLike) -> EdfLayout:
             if found is None:
                 break
             h, data_at = found
-            shape, dt, nbytes = _frame_layout(h, name)
-            if data_at + math.prod(shape) * dt.itemsize > size:
-                raise InputFileError(f"{name}: frame {len(frames) + 1} needs {math.prod(shape) * dt.itemsize:,} "
-                                     f"bytes from byte {data_at:,}, but the file has {size:,} (truncated file?)")
+            shape, dt, nbytes, comp = _frame_layout(h, name)
+            need = nbytes if comp else math.prod(shape) * dt.itemsize
+            if data_at + need > size:
+                raise InputFileError(f"{name}: frame {len(frames) + 1} needs {need:,} bytes from byte {data_at:,}, "
+                                     f"but the file has {size:,} (truncated file?)")
             if not frames:
                 first_header = h
-            frames.append((shape, dt, nbytes))
+            frames.append((shape, dt, nbytes, comp))
             offsets.append(data_at)
             pos = data_at + nbytes
             if pos >= size:
                 break
     if not frames:
         raise InputFileError(f"{name} is empty")
-    shape0, dt0, _ = frames[0]
+    shape0, dt0, _, comp0 = frames[0]
     if len(frames) > 1:
-        if len(shape0) != 2 or any((s, d) != (shape0, dt0) for s, d, _ in frames):
+        if len(shape0) != 2 or any((s, d, c) != (shape0, dt0, comp0) for s, d, _, c in frames):
             raise InputFileError(f"{name} holds {len(frames)} frames that are not all 2D images of one size and "
-                                 "type: save them as one volume or as a folder of slices")
+                                 "type (and compression): save them as one volume or as a folder of slices")
         shape = (len(frames),) + shape0
     else:
         shape = shape0 if len(shape0) == 3 else (1,) + shape0
@@ -210,17 +250,50 @@ def read_edf_header(path: str | os.PathLike) -> EdfLayout:
         notes["spacing_unit"] = "m (PSize, the EDF convention)"
         if "PSIZE_3" not in first_header:
             notes["spacing_z_assumed"] = True  # a slice's pixel size: z taken equal to x
-    return EdfLayout(path, tuple(int(n) for n in shape), dt0, tuple(offsets), spacing, notes)
+    if comp0:
+        notes["edf_compression"] = comp0
+    return EdfLayout(path, tuple(int(n) for n in shape), dt0, tuple(offsets), spacing, notes, comp0,
+                     tuple(f[2] for f in frames))
+
+
+def frames_voxels(layout: EdfLayout, i0: int, i1: int) -> np.ndarray:
+    """Frames ``i0:i1`` of a compressed layout decompressed, each to its frame's shape, stacked; native order."""
+    frame_shape = layout.shape[1:] if len(layout.offsets) > 1 else layout.shape
+    want = math.prod(frame_shape) * layout.dtype.itemsize
+    name = _name(layout.path)
+    out = []
+    with open(layout.path, "rb") as f:
+        for i in range(i0, i1):
+            f.seek(layout.offsets[i])
+            try:
+                raw = _DECOMPRESS[layout.compression](f.read(layout.sizes[i]))
+            except (OSError, EOFError, ValueError, zlib.error) as exc:
+                raise InputFileError(f"{name}: its {layout.compression}-compressed frame {i + 1} cannot be "
+                                     f"decompressed ({_short(exc, 80)})") from None
+            if len(raw) < want:
+                raise InputFileError(f"{name}: its {layout.compression}-compressed frame {i + 1} holds {len(raw):,} "
+                                     f"bytes, fewer than the {want:,} of its shape")
+            out.append(np.frombuffer(raw[:want], layout.dtype).reshape(frame_shape))
+    data = np.stack(out) if len(layout.offsets) > 1 else out[0]
+    return data.astype(layout.dtype.newbyteorder("="), copy=False)
 
 
 def layout_voxels(layout: EdfLayout, *, mmap: bool = True) -> np.ndarray:
-    """The (Z, Y, X) voxels of an EDF layout: a memory map where there is one frame in native order, else read."""
+    """The (Z, Y, X) voxels of an EDF layout: a memory map where there is one frame in native order, else read
+    (decompressed where the frames are compressed)."""
+    if layout.compression:
+        return frames_voxels(layout, 0, len(layout.offsets)).reshape(layout.shape)
     if len(layout.offsets) == 1:
         if mmap and layout.dtype.isnative:
             return np.memmap(layout.path, dtype=layout.dtype, mode="r", offset=layout.offsets[0], shape=layout.shape)
         return np.fromfile(layout.path, dtype=layout.dtype, count=math.prod(layout.shape),
                            offset=layout.offsets[0]).reshape(layout.shape)
     return read_planes(layout.path, layout.planes, layout.dtype, layout.shape[1:])
+
+
+def decoded_voxels(layout: EdfLayout) -> np.ndarray:
+    """The layout's voxels read whole (:func:`layout_voxels` without a memory map)."""
+    return layout_voxels(layout, mmap=False)
 
 
 @register("edf", target="file")

@@ -68,9 +68,43 @@ def test_what_is_not_an_edf_or_is_broken_is_refused_in_one_sentence(tmp_path):
     assert "does not end" in _refused(tmp_path, b"{\nDim_1 = 8 ;\n" + b" " * 100)
     assert "no Dim_1" in _refused(tmp_path, good.replace(b"Dim_1 = 8 ;", b"Dimx = 8 ;"))
     assert "'ComplexValue' is not one of" in _refused(tmp_path, good.replace(b"UnsignedShort", b"ComplexValue"))
-    assert "compressed (GzipCompression)" in _refused(
+    assert "its gzip-compressed frame 1 cannot be decompressed" in _refused(
         tmp_path, good.replace(b"Size = 128 ;\n", b"Size = 128 ;\nCompression = GzipCompression ;\n"))
     assert "truncated" in _refused(tmp_path, good[:-10])
     assert "less than the 128" in _refused(tmp_path, good.replace(b"Size = 128 ;", b"Size = 100 ;"))
     assert "not all 2D images of one size" in _refused(tmp_path, good + _frame(img[:4]))
     assert "are not another frame" in _refused(tmp_path, good + b"garbage after the frame")
+
+
+@pytest.mark.parametrize("how", ["gzip", "bz2", "zlib"])
+def test_compressed_frames_are_decompressed_a_frame_at_a_time(tmp_path, how, monkeypatch):
+    vol = (np.random.default_rng(4).random((5, 9, 11)) * 3000).astype(np.uint16)
+    one = tmp_path / "vol.edf"
+    one.write_bytes(_frame(vol, "PSize_1 = 5e-07 ;\n", order=">", compress=how))  # one 3D frame, big-endian
+    v = _both(one)
+    np.testing.assert_array_equal(v.data, vol)
+    assert v.data.dtype.isnative and v.metadata["edf_compression"] == how and v.spacing == pytest.approx((0.5,) * 3)
+    frames = tmp_path / "frames.edf"
+    frames.write_bytes(b"".join(_frame(vol[z], compress=how) for z in range(5)))
+    np.testing.assert_array_equal(_both(frames).data, vol)
+    import core.io.edf as edf
+
+    calls = []
+    real = edf._DECOMPRESS[how]
+    monkeypatch.setitem(edf._DECOMPRESS, how, lambda b: calls.append(1) or real(b))
+    np.testing.assert_array_equal(np.asarray(open_lazy(frames, chunks=(1, 9, 11)).data[2:4, 3:5]), vol[2:4, 3:5])
+    assert len(calls) == 2  # chunks of one plane: the two frames read, not all five
+
+
+def test_compressed_frames_that_cannot_be_read_are_refused_in_one_sentence(tmp_path):
+    img = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    gz = _frame(img, compress="gzip")
+    assert "compressed by byte offsets (ByteOffset), which is not read" in _refused(
+        tmp_path, gz.replace(b"GzipCompression", b"ByteOffset     "))
+    assert "Compression 'JPEGCompression' is not one of none, gzip, bzip2, zlib" in _refused(
+        tmp_path, _frame(img, "Compression = JPEGCompression ;\n"))
+    assert "gzip-compressed frame states no Size" in _refused(tmp_path, gz.replace(b"Size = ", b"Sise = "))
+    short = _frame(img[:4], compress="gzip").replace(b"Dim_2 = 4 ;", b"Dim_2 = 8 ;")  # 64 bytes for 128
+    assert "its gzip-compressed frame 1 holds 64 bytes, fewer than the 128 of its shape" in _refused(tmp_path, short)
+    mixed = _frame(img, compress="gzip") + _frame(img)
+    assert "not all 2D images of one size and type (and compression)" in _refused(tmp_path, mixed)
