@@ -280,6 +280,24 @@ def test_a_zarr_store_is_offered_as_one_volume(empty_ws, env):
     assert file_browser.sample_name(".ome.tif") == ".ome" and file_browser.sample_name("x.tif") == "x"
 
 
+def _add_from_data_folder(ws, name: str, caption: str, vol, spacing, *, folder: bool = False, at=None):
+    """Pick ``name`` in the data folder (read as one volume where ``folder``), check the add form's caption, add it:
+    the one sample holds ``vol`` at ``spacing``."""
+    at = at or AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select(name).run()
+    if folder:
+        at.toggle(key=state.k(state.ADD_FILE, "dir", "")).set_value(True).run()
+    no_exception(at)
+    assert not at.error
+    assert any(caption in c.value for c in at.caption), [c.value for c in at.caption]
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = ws.list_samples()
+    assert s.spacing == pytest.approx(spacing)
+    np.testing.assert_array_equal(ws.load_volume(s).data, vol)
+
+
 def test_a_folder_of_esrf_edf_slices_with_their_pixel_size(empty_ws, env):
     """A beamline's reconstruction as a folder of .edf slices: read as one volume, the voxel size from the slices'
     PSize (metres)."""
@@ -290,18 +308,8 @@ def test_a_folder_of_esrf_edf_slices_with_their_pixel_size(empty_ws, env):
     folder.mkdir()
     for z in range(6):
         (folder / f"rec_{z:04d}.edf").write_bytes(edf_frame(vol[z], "PSize_1 = 3.2e-7 ;\nPSize_2 = 3.2e-7 ;\n"))
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("rec_esrf").run()
-    at.toggle(key=state.k(state.ADD_FILE, "dir", "")).set_value(True).run()
-    no_exception(at)
-    assert any("slices · 6×12×9 voxels (z×y×x) · uint16 · voxel size read from the file's metadata (z assumed "
-               "equal to x)" in c.value for c in at.caption)
-    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
-    at.run()
-    no_exception(at)
-    [s] = empty_ws.list_samples()
-    assert s.spacing == pytest.approx((0.32, 0.32, 0.32))
-    np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
+    _add_from_data_folder(empty_ws, "rec_esrf", "slices · 6×12×9 voxels (z×y×x) · uint16 · voxel size read from the "
+                          "file's metadata (z assumed equal to x)", vol, (0.32, 0.32, 0.32), folder=True)
 
 
 def test_a_zeiss_txm_reconstruction_with_its_voxel_size_and_a_projection_file_refused(empty_ws, env):
@@ -319,17 +327,8 @@ def test_a_zeiss_txm_reconstruction_with_its_voxel_size_and_a_projection_file_re
         "tomo.txrm is a Zeiss Xradia .txrm file: the projections (radiographs) of a scan, not a volume; open the "
         "reconstructed .txm (or the reconstruction exported as TIFF)."]
     assert not [b for b in at.button if b.key == state.k(state.ADD_SUBMIT, "file")]  # nothing to add
-    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("recon.txm").run()
-    no_exception(at)
-    assert not at.error
-    assert any("txm · 6×64×64 voxels (z×y×x) · uint16 · voxel size read from the file's metadata" in c.value
-               for c in at.caption)
-    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
-    at.run()
-    no_exception(at)
-    [s] = empty_ws.list_samples()
-    assert s.spacing == pytest.approx((0.064, 0.064, 0.064))
-    np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
+    _add_from_data_folder(empty_ws, "recon.txm", "txm · 6×64×64 voxels (z×y×x) · uint16 · voxel size read from "
+                          "the file's metadata", vol, (0.064, 0.064, 0.064), at=at)
 
 
 def test_an_sem_image_and_a_skyscan_folder_of_bmp_slices(empty_ws, env):
@@ -351,17 +350,9 @@ def test_an_sem_image_and_a_skyscan_folder_of_bmp_slices(empty_ws, env):
     assert not at.error
     assert any("image · 1×40×60 voxels (z×y×x) · uint8 · no voxel size in the file: 1 µm assumed, CHECK IT below"
                in c.value for c in at.caption)
-    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("cathode_rec").run()
-    at.toggle(key=state.k(state.ADD_FILE, "dir", "")).set_value(True).run()
-    no_exception(at)
-    assert any("slices · 6×20×24 voxels (z×y×x) · uint8 · voxel size read from the SkyScan log cathode_rec.log "
-               "beside the slices" in c.value for c in at.caption)
-    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
-    at.run()
-    no_exception(at)
-    [s] = empty_ws.list_samples()
-    assert s.spacing == pytest.approx((0.45, 0.45, 0.45))
-    np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
+    _add_from_data_folder(empty_ws, "cathode_rec", "slices · 6×20×24 voxels (z×y×x) · uint8 · voxel size read from "
+                          "the SkyScan log cathode_rec.log beside the slices", vol, (0.45, 0.45, 0.45), folder=True,
+                          at=at)
 
 
 def test_add_file_downsampled(empty_ws, env):
