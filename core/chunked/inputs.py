@@ -588,7 +588,7 @@ class _PlaneDecodedSource(_Source):
         return self.volume.planes(key[0].start, key[0].stop)[:, key[1], key[2]]
 
 
-#: The last whole volume a process decoded (ASCII Amira data): (token, array).
+#: The last whole volume a process decoded (ASCII Amira data, a one-frame compressed EDF): (token, array).
 _DECODED: list = []
 
 
