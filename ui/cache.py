@@ -543,6 +543,7 @@ def probe(path: str, options_json: str, mtime: float) -> dict:
         "z_assumed": bool(meta.get("spacing_z_assumed", False)),
         "spacing_unit": meta.get("spacing_unit"),  # a raw file's header: how its numbers were read
         "spacing_log": meta.get("spacing_log"),  # a slice folder's voxel size from a SkyScan log beside it
+        "lossy": meta.get("lossy"),  # a JPEG image
     }
 
 

@@ -159,6 +159,9 @@ def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
     if info["from_metadata"] and unit and (unit.startswith("mm") or "no unit" in unit):
         sp_note += f", its numbers read as {unit}: CHECK IT below"
     st.caption(f"{info['fmt']} · {'×'.join(map(str, info['shape']))} voxels (z×y×x) · {info['dtype']} · {sp_note}")
+    if info.get("lossy"):
+        st.warning(f"{name} is a {info['lossy']}: its lossy compression moves grey values near edges, where the "
+                   "phases meet; export the image as TIFF or PNG from the microscope's software where you can.")
     return options, info
 
 

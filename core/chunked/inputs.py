@@ -674,13 +674,13 @@ def _open_txm(p: Path, opts):
 
 
 def _open_image(p: Path, opts):
-    """A PNG or BMP image: a slice folder of one slice (read whole on each read; it is one plane)."""
-    from ..io.image import read_image_pixels
+    """A PNG, BMP or JPEG image: a slice folder of one slice (read whole on each read; it is one plane)."""
+    from ..io.image import image_notes, read_image_pixels
 
     img = read_image_pixels(p, C._name(p))
     if img.ndim != 2:
         raise C.InputFileError(f"{C._name(p)} is not a 2D image: shape {img.shape}")
-    return _SliceSource(p.parent, [p.name], img.shape, img.dtype), None, {}, os.fspath(p)
+    return _SliceSource(p.parent, [p.name], img.shape, img.dtype), None, image_notes(p), os.fspath(p)
 
 
 _OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,

@@ -31,7 +31,7 @@ Supported inputs (see :func:`detect_format`):
 ``"edf"``
     ESRF Data Format ``.edf`` (a slice, a volume, or 2D frames stacked; :mod:`.edf`).
 ``"image"``
-    One 2D PNG or BMP image (an SEM or FIB-SEM cross-section) as a volume of depth 1 (:mod:`.image`).
+    One 2D PNG, BMP or JPEG image (an SEM or FIB-SEM cross-section) as a volume of depth 1 (:mod:`.image`).
 ``"txm"``
     Zeiss Xradia reconstruction ``.txm`` (an OLE compound file; :mod:`.txm`).  Projection files (``.txrm``,
     ``.xrm``) are refused: they hold radiographs, not a volume.
@@ -52,7 +52,7 @@ Layout: :mod:`.load` (``load_volume``, ``detect_format``, ``list_datasets``) loo
 the format up in the reader registry (:mod:`._registry`, ``READERS``); each
 format module registers one reader returning a :class:`Loaded`: :mod:`.tiff`,
 :mod:`.folder` (slices), :mod:`.hdf5`, :mod:`.zarr`, :mod:`.raw` (npy, raw and MetaImage; the headers
-of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF), :mod:`.txm` (Zeiss Xradia), :mod:`.image` (PNG, BMP).
+of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF), :mod:`.txm` (Zeiss Xradia), :mod:`.image` (PNG, BMP, JPEG).
 :mod:`.phase_map` maps segmented values to phase codes, :mod:`.save` writes TIFFs,
 :mod:`.downsampling` block-averages on loading.
 """

@@ -22,7 +22,7 @@ _TIFF_SUFFIXES = (".tif", ".tiff")
 _SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".edf")
 #: The slices a slice folder may hold, as messages name them.
 SLICE_KINDS = "/".join(_SLICE_SUFFIXES)
-_IMAGE_SUFFIXES = (".png", ".bmp")
+_IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 _RAW_SUFFIXES = (".raw", ".bin", ".vol")
 _METAIMAGE_SUFFIXES = (".mhd", ".mha")
@@ -34,7 +34,7 @@ _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (
     "TIFF (.tif, .tiff), a folder of .tif/.png/.bmp/.edf slices, HDF5 (.h5, .hdf5, .hdf, .nxs), zarr, NumPy (.npy), "
-    "raw (.raw, .bin, .vol), MetaImage (.mhd, .mha), Avizo (.am), EDF (.edf), Zeiss (.txm), PNG and BMP images"
+    "raw (.raw, .bin, .vol), MetaImage (.mhd, .mha), Avizo (.am), EDF (.edf), Zeiss (.txm), PNG/BMP/JPEG images"
 )
 
 # Length units found in ImageJ / OME / attribute metadata -> factor to µm.

@@ -1,11 +1,12 @@
-"""2D images in PNG or BMP (read with Pillow): an SEM or FIB-SEM cross-section, or one slice of a slice folder.
+"""2D images in PNG, BMP or JPEG (read with Pillow): an SEM or FIB-SEM cross-section, or one slice of a slice folder.
 
 A single image is read as a volume of depth 1, ``(1, Y, X)``; its pixel size is not read (a PNG's or BMP's
 resolution is a printing density, not a length in the sample), so the caller gives it.  Greyscale modes are read as
 they are stored (8 or 16 bit, a palette image as its palette indices: the labels of a segmented image); an RGB image
 whose three channels are equal (a greyscale micrograph saved in colour, as SEM software often does) is read as that
-grey, with an alpha channel where it is opaque everywhere.  Refused in one sentence naming the file: an image
-Pillow cannot read, colour channels that differ, transparent pixels.
+grey, with an alpha channel where it is opaque everywhere.  A JPEG is read too (SEM software often saves one), with
+``lossy`` in its metadata: its compression moves grey values near edges, so the add form says so.  Refused in one
+sentence naming the file: an image Pillow cannot read, colour channels that differ, transparent pixels.
 """
 
 from __future__ import annotations
@@ -18,18 +19,30 @@ import numpy as np
 from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _read_dtype, _short
 from ._registry import register
 
-__all__ = ["IMAGE_FORMATS", "image_header", "read_image", "read_image_pixels"]
+__all__ = ["IMAGE_FORMATS", "LOSSY", "image_header", "image_notes", "read_image", "read_image_pixels"]
 
 #: Suffix -> the format's name, for the images read here.
-IMAGE_FORMATS = {".png": "PNG", ".bmp": "BMP"}
+IMAGE_FORMATS = {".png": "PNG", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG"}
+#: Suffixes of lossy formats (read, with ``lossy`` in the metadata).
+LOSSY = (".jpg", ".jpeg")
 
 
-def _grey(arr: np.ndarray, mode: str, where: str) -> np.ndarray:
-    """The one grey channel of a colour image whose channels are equal (and alpha opaque); else a refusal."""
+#: Grey levels by which the colour channels of a JPEG may differ and still be read as one grey (their rounded
+#: mean): the chroma a JPEG encoder leaves in a grey image.
+JPEG_CHANNEL_TOLERANCE = 3
+
+
+def _grey(arr: np.ndarray, mode: str, where: str, tolerance: int = 0) -> np.ndarray:
+    """The one grey channel of a colour image whose channels are equal, or within ``tolerance`` grey levels (their
+    rounded mean), alpha opaque; else a refusal."""
     colour = {"RGB": 3, "RGBA": 3, "LA": 1}.get(mode)
     if colour is not None:
         grey = arr[..., 0]
         same = all(np.array_equal(arr[..., c], grey) for c in range(1, colour))
+        if not same and tolerance and colour == 3:
+            rgb = arr[..., :3].astype(np.int32)
+            if int((rgb.max(-1) - rgb.min(-1)).max()) <= tolerance:
+                grey, same = np.rint(rgb.mean(-1)).astype(arr.dtype), True
         opaque = mode == "RGB" or bool((arr[..., -1] == np.iinfo(arr.dtype).max).all())
         if same and opaque:
             return grey
@@ -48,7 +61,7 @@ def read_image_pixels(path: Path, where: str) -> np.ndarray:
             im.load()
             arr = np.asarray(im)
             if len(im.getbands()) > 1 and im.mode != "P":
-                arr = _grey(arr, im.mode, where)
+                arr = _grey(arr, im.mode, where, JPEG_CHANNEL_TOLERANCE if path.suffix.lower() in LOSSY else 0)
     except InputFileError:
         raise
     except MemoryError as exc:
@@ -75,4 +88,9 @@ def read_image(path: Path, opts: ReadOptions) -> Loaded:
     img = read_image_pixels(path, _name(path))
     if img.ndim != 2:
         raise InputFileError(f"{_name(path)} is not a 2D image: shape {img.shape}")
-    return Loaded(img[None], None, {}, os.fspath(path))
+    return Loaded(img[None], None, image_notes(path), os.fspath(path))
+
+
+def image_notes(path: Path) -> dict:
+    """The metadata notes of an image: ``lossy`` for a JPEG."""
+    return {"lossy": "JPEG"} if path.suffix.lower() in LOSSY else {}

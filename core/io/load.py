@@ -38,7 +38,7 @@ def detect_format(path: str | os.PathLike) -> str:
         ``.zarr`` path or a folder holding a zarr store -> ``"zarr"``;
         ``.h5``/``.hdf5``/``.hdf``/``.nxs`` -> ``"hdf5"``; ``.npy`` -> ``"npy"``;
         ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``; ``.am`` -> ``"amira"``; ``.edf`` -> ``"edf"``;
-        ``.txm`` -> ``"txm"``; ``.png``/``.bmp`` (one 2D image) -> ``"image"``.  Suffixes are case-insensitive.
+        ``.txm`` -> ``"txm"``; ``.png``/``.bmp``/``.jpg``/``.jpeg`` (one 2D image) -> ``"image"``.  Suffixes are case-insensitive.
 
     Raises
     ------

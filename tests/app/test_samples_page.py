@@ -332,8 +332,9 @@ def test_a_zeiss_txm_reconstruction_with_its_voxel_size_and_a_projection_file_re
 
 
 def test_an_sem_image_and_a_skyscan_folder_of_bmp_slices(empty_ws, env):
-    """A lone PNG (an SEM cross-section) is a 1-slice volume whose voxel size the user gives; a folder of NRecon
-    BMP slices takes its voxel size from the reconstruction log beside them, and the caption says which."""
+    """A lone PNG (an SEM cross-section) is a 1-slice volume whose voxel size the user gives (a JPEG too, said to be
+    lossy); a folder of NRecon BMP slices takes its voxel size from the reconstruction log beside them, and the
+    caption says which."""
     from PIL import Image
 
     rng = np.random.default_rng(5)
@@ -350,6 +351,14 @@ def test_an_sem_image_and_a_skyscan_folder_of_bmp_slices(empty_ws, env):
     assert not at.error
     assert any("image · 1×40×60 voxels (z×y×x) · uint8 · no voxel size in the file: 1 µm assumed, CHECK IT below"
                in c.value for c in at.caption)
+    assert not at.warning
+    Image.fromarray((rng.random((40, 60)) * 255).astype(np.uint8)).save(env / "data" / "sem.jpg")
+    at.run()  # the folder listed again
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("sem.jpg").run()
+    no_exception(at)
+    assert [w.value for w in at.warning] == [
+        "sem.jpg is a JPEG: its lossy compression moves grey values near edges, where the phases meet; export the "
+        "image as TIFF or PNG from the microscope's software where you can."]
     _add_from_data_folder(empty_ws, "cathode_rec", "slices · 6×20×24 voxels (z×y×x) · uint8 · voxel size read from "
                           "the SkyScan log cathode_rec.log beside the slices", vol, (0.45, 0.45, 0.45), folder=True,
                           at=at)

@@ -247,12 +247,13 @@ def test_detect_format(tmp_path):
     cases = {
         "a.tif": "tiff", "a.TIFF": "tiff", "a.ome.tif": "tiff", "a.h5": "hdf5", "a.hdf5": "hdf5",
         "a.hdf": "hdf5", "a.nxs": "hdf5", "a.npy": "npy", "a.raw": "raw", "a.bin": "raw",
-        "a.vol": "raw", "a.zarr": "zarr",
+        "a.vol": "raw", "a.zarr": "zarr", "a.txm": "txm", "a.PNG": "image", "a.bmp": "image", "a.jpg": "image",
+        "a.jpeg": "image",
     }
     for name, fmt in cases.items():
         assert detect_format(tmp_path / name) == fmt, name
     with pytest.raises(ValueError, match=r"unknown file format .*supported are TIFF"):
-        detect_format(tmp_path / "a.jpg")
+        detect_format(tmp_path / "a.gif")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="holds no .tif/.tiff/.png/.bmp/.edf slices"):

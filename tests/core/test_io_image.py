@@ -51,6 +51,25 @@ def test_colour_transparency_and_broken_images_are_refused_in_one_sentence(tmp_p
     assert refused(tmp_path / "notes.bmp").startswith("could not read notes.bmp as BMP: ")
 
 
+def test_a_jpeg_is_read_and_said_to_be_lossy(tmp_path):
+    grey = (np.add.outer(np.arange(32), np.arange(48)) * 3).astype(np.uint8)  # a smooth ramp: JPEG keeps it closely
+    Image.fromarray(grey).save(tmp_path / "sem.jpg", quality=95)
+    v = read_both(tmp_path / "sem.jpg")
+    assert v.fmt == "image" and v.data.shape == (1, 32, 48) and v.metadata["lossy"] == "JPEG"
+    assert np.abs(v.data[0].astype(int) - grey).max() <= 6  # lossy: near, not equal
+    # a grey saved as RGB by an encoder that leaves a little chroma: channels 2 levels apart read as their mean
+    rgb = np.stack([grey, grey, grey], -1).astype(np.int16)
+    rgb[..., 2] += 2
+    from core.io.image import _grey
+
+    np.testing.assert_array_equal(_grey(rgb.astype(np.uint8), "RGB", "x", tolerance=3), grey + 1)
+    with pytest.raises(Exception, match="3 channels"):
+        _grey(rgb.astype(np.uint8), "RGB", "x")  # lossless formats: equal channels only
+    colour = np.stack([grey, grey // 2, grey], -1)
+    Image.fromarray(colour).save(tmp_path / "colour.jpeg", quality=95)
+    assert refused(tmp_path / "colour.jpeg") == "colour.jpeg has 3 channels (RGB); convert it to greyscale first"
+
+
 REC_LOG = """[System]
 Scanner=SkyScan1272
 [Acquisition]
