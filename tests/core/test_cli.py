@@ -446,6 +446,25 @@ def test_train_classifier_on_two_images_and_a_slice(painted, tmp_path, capsys):
              "--scribbles", d / "scr.tif", "--out", tmp_path / "C2", "-q"], capsys)
 
 
+def test_train_classifier_on_a_png_slice_with_png_scribbles(painted, tmp_path, capsys):
+    """A micrograph and the strokes painted on it in an image editor, both PNG (read as 1-slice volumes since
+    session 41): trained, then the same slice classified like its TIFF."""
+    from PIL import Image
+
+    d, e = painted
+    grey = np.asarray(load_volume(d / "slice.tif").data)[0]
+    scr = np.asarray(load_volume(d / "slice_scr.tif").data)[0]
+    lo, hi = float(grey.min()), float(grey.max())
+    Image.fromarray(np.rint((grey - lo) / (hi - lo) * 255).astype(np.uint8)).save(tmp_path / "slice.png")
+    Image.fromarray(scr).save(tmp_path / "slice_scr.png")
+    main_ok(["train-classifier", "--image", tmp_path / "slice.png", "--scribbles", tmp_path / "slice_scr.png",
+             "--out", tmp_path / "C", "-q"], capsys)
+    main_ok(["segment", tmp_path / "slice.png", "--out", tmp_path / "S", "--method", "classifier", "--classifier",
+             tmp_path / "C", "-q"], capsys)
+    phases = np.asarray(load_volume(tmp_path / "S" / "phases.tif").data)
+    assert phases.shape == (1, 32, 32) and np.mean(phases[0] == e.phases[10]) > 0.8
+
+
 CLASSIFIER_BAD = [
     (["segment", "{d}/img.tif", "--classifier", "{d}"], "--classifier is only used with --method classifier"),
     (["segment", "{d}/img.tif", "--method", "classifier"], "--method classifier needs --classifier CLF"),
