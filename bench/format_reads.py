@@ -4,7 +4,7 @@ One uint16 volume (default 400 x 512 x 512: smooth structure plus noise, as a re
 ``.am`` whose voxels are zip-compressed (``HxZip``), and as a Zeiss Xradia ``.txm`` twice: its slices in order
 (compound-file version 4, what a writer that writes slice after slice leaves) and with every sector of every slice
 interleaved (the most fragmented a compound file can be).  Each measurement runs in a fresh Python process (so that
-its peak resident memory, polled every 5 ms with psutil, is its own): the file opened as the pages and the chunked engine open it (``core.chunked.open_lazy``: the header, the
+its peak resident memory, polled every 10 ms by ``preview_window_memory._Rss``, is its own): the file opened as the pages and the chunked engine open it (``core.chunked.open_lazy``: the header, the
 ``.txm``'s sector runs), then slice Z/2 and slice Z-10 read from the opener's source (:class:`core.io.amira.ZipVolume`
 plane by plane, or the ``.txm``'s runs of that slice); and, for the ``.am``, the whole-volume decode the pages and
 each chunked-engine process used before session 41 (``layout_voxels(mmap=False)``, one ``zlib.decompress``; its
@@ -31,22 +31,15 @@ import _common as C  # noqa: E402  (sets sys.path)
 MiB = 2**20
 
 _CHILD = r"""
-import json, sys, threading, time
-sys.path[:0] = [{root!r}]
+import json, sys, time
+sys.path[:0] = [{root!r}, {bench!r}]
 import numpy as np
-import psutil
 from core.chunked import open_lazy
 from core.io import amira
+from preview_window_memory import _Rss  # the resident memory polled by a thread
 kind, path, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-proc = psutil.Process()
-base = peak_rss = proc.memory_info().rss
-done = threading.Event()
-def poll():
-    global peak_rss
-    while not done.is_set():
-        peak_rss = max(peak_rss, proc.memory_info().rss)
-        time.sleep(0.005)
-threading.Thread(target=poll, daemon=True).start()
+rss = _Rss()
+base = rss.reset()
 t0 = time.perf_counter()
 if mode == "planes":  # what the pages and the chunked engine read: the lazy opener's source, a plane at a time
     vol = open_lazy(path).reader
@@ -59,8 +52,7 @@ t2 = time.perf_counter()
 b = np.asarray(vol[z - 10:z - 9])
 t3 = time.perf_counter()
 time.sleep(0.02)
-done.set()
-peak = max(peak_rss, proc.memory_info().rss)
+peak = max(rss.peak, rss.now())
 print(json.dumps({{"open s": t1 - t0, "first slice s": t2 - t1, "next slice s": t3 - t2,
                   "peak RSS MiB": (peak - base) / 2**20, "checksum": int(a.sum()) + int(b.sum())}}))
 """
@@ -91,7 +83,7 @@ def _write_am(path: Path, vol: np.ndarray) -> int:
 
 
 def _measure(kind: str, path: Path, mode: str) -> dict:
-    code = _CHILD.format(root=str(C.CORE_ROOT))
+    code = _CHILD.format(root=str(C.CORE_ROOT), bench=str(C.BENCH_DIR))
     out = subprocess.run([sys.executable, "-c", code, kind, str(path), mode], capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -139,18 +139,26 @@ def _chain_runs(fat: np.ndarray, start: int, count: int, name: str) -> list[tupl
     return runs
 
 
-def _runs(ole, entry, name: str, fat: np.ndarray) -> tuple[tuple[int, int], ...]:
-    """The (offset, count) runs of the file that hold a stream, in order, adjacent runs merged; ``fat``: the
-    allocation table as an array."""
+def _mini_root(ole, fat: np.ndarray, name: str) -> list[int]:
+    """The sectors of the mini stream (the root entry's chain), its allocation table loaded: once per file."""
+    ole.loadminifat()
+    ss = ole.sectorsize
+    return [s for first, n in _chain_runs(fat, ole.root.isectStart, math.ceil(ole.root.size / ss), name)
+            for s in range(first, first + n)]
+
+
+def _runs(ole, entry, name: str, fat: np.ndarray, root: list[int] | None = None,
+          length: int | None = None) -> tuple[tuple[int, int], ...]:
+    """The (offset, count) runs of the file that hold a stream's first ``length`` bytes (all of it by default), in
+    order, adjacent runs merged; ``fat``: the allocation table as an array; ``root``: :func:`_mini_root` where the
+    caller has it (else found here)."""
     size = int(entry.size)
     if size == 0:
         return ()
     ss = ole.sectorsize
     if size < ole.minisectorcutoff:  # in the mini stream: 64-byte sectors inside the root entry's chain
-        ole.loadminifat()
         mini = ole.minisectorsize
-        root = [s for first, n in _chain_runs(fat, ole.root.isectStart, math.ceil(ole.root.size / ss), name)
-                for s in range(first, first + n)]
+        root = _mini_root(ole, fat, name) if root is None else root
         pieces = []
         for m in _chain(ole.minifat, entry.isectStart, math.ceil(size / mini), name):
             at = m * mini
@@ -166,9 +174,11 @@ def _runs(ole, entry, name: str, fat: np.ndarray) -> tuple[tuple[int, int], ...]
             merged[-1][1] += n
         else:
             merged.append([off, n])
-    left = size
+    left = size if length is None else min(size, length)
     out = []
     for off, n in merged:
+        if left <= 0:
+            break
         out.append((off, min(n, left)))
         left -= out[-1][1]
     return tuple(out)
@@ -239,7 +249,7 @@ def read_txm_header(path: str | os.PathLike) -> TxmLayout:
             m = _IMAGE.fullmatch(key)
             if m:
                 images[int(m.group(2))] = entry
-        planes = []
+        planes, root = [], None
         for n in range(1, count + 1):
             entry = images.get(n)
             if entry is None:
@@ -248,13 +258,10 @@ def read_txm_header(path: str | os.PathLike) -> TxmLayout:
             if entry.size < plane_bytes:
                 raise InputFileError(f"{name}: image {n} holds {entry.size:,} bytes, fewer than the {plane_bytes:,} "
                                      f"of a {width}×{height} {dtype.name} slice (truncated file?)")
-            runs = _runs(ole, entry, name, fat)
-            keep, left = [], plane_bytes  # the slice's own bytes (a stream may be padded)
-            for off, nb in runs:
-                if left:
-                    keep.append((off, min(nb, left)))
-                    left -= keep[-1][1]
-            planes.append(tuple(keep))
+            if entry.size < ole.minisectorcutoff and root is None:
+                root = _mini_root(ole, fat, name)  # small slices: the mini stream's sectors found once
+            # the slice's own bytes (a stream may be padded past them)
+            planes.append(_runs(ole, entry, name, fat, root, plane_bytes))
     size = path.stat().st_size
     end = max((off + nb for plane in planes for off, nb in plane), default=0)
     if end > size:
