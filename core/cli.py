@@ -647,6 +647,10 @@ _FLATTEN_CLASSIFIER = ("--flatten-shading applies to --method threshold and mode
                        "z-slice by its own grey values)")
 
 
+#: ``inspect``: the SEM metadata a pixel size is read from (:func:`core.io.sem.sem_spacing`).
+_SEM_METADATA = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata"}
+
+
 def inspect_input(args) -> dict:
     """What an analysis of the arguments' input would read, from its header, a sample and a few planes (never the
     whole of a big file): the format, the shapes (file, crop, as analysed), voxel type and size and where the size comes
@@ -679,6 +683,8 @@ def inspect_input(args) -> dict:
         "voxel_um_zyx": [float(v) * f for v in lazy.spacing],
         "voxel_size_from": ("the command line" if args.spacing is not None else
                             f"its header {meta['header']}" if meta.get("header") and lazy.spacing_from_metadata else
+                            f"the file's {_SEM_METADATA[meta.get('spacing_source')]}"
+                            if lazy.spacing_from_metadata and meta.get("spacing_source") in _SEM_METADATA else
                             "the file's metadata" if lazy.spacing_from_metadata else
                             "none in the file: 1 µm assumed, give --spacing"),
     }
@@ -704,7 +710,19 @@ def inspect_input(args) -> dict:
         label = label_field_message(os.path.basename(os.fspath(spec.path)), meta)
         if label is not None:
             out["label_field"] = label
-    fill = None if found is not None or out.get("label_field") else fill_reading(arr)
+    if found is None and not out.get("label_field"):
+        # an SEM image's data bar: the rows its metadata states (of the file: not after a crop), else found in
+        # the middle plane as read
+        from .io.sem import data_bar, data_bar_message
+
+        bar = data_bar(shape[1], meta.get("data_bar_rows") if spec.crop is None else None,
+                       np.asarray(arr[shape[0] // 2]))
+        if bar is not None:
+            start = [lo for lo, _ in spec.crop] if spec.crop is not None else [0, 0, 0]
+            keep = [[0, shape[0]], [0, bar["start"]], [0, shape[2]]]
+            out["data_bar"] = {**bar, "warning": data_bar_message(bar) + " (Inspect the image without it for a fill.)",
+                               "crop_without_it": [[s0 + lo, s0 + hi] for s0, (lo, hi) in zip(start, keep)]}
+    fill = None if found is not None or out.get("label_field") or out.get("data_bar") else fill_reading(arr)
     if fill is not None:
         out["fill"] = {**fill, "warning": fill_message(fill)}
         if arr.size <= INSPECT_BOX_VOXELS:
@@ -759,6 +777,10 @@ def _cmd_inspect(args) -> None:
         if info["fill"].get("crop_without_it"):
             lines.append("  the largest box without it: --crop "
                          + " ".join(str(v) for pair in info["fill"]["crop_without_it"] for v in pair))
+    if info.get("data_bar"):
+        lines.append("  DATA BAR: " + info["data_bar"]["warning"])
+        lines.append("  the image without it: --crop "
+                     + " ".join(str(v) for pair in info["data_bar"]["crop_without_it"] for v in pair))
     if info.get("shading"):
         if info["shading"]["warn"]:
             lines.append("  WARNING: " + info["shading"]["warning"])

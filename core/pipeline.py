@@ -72,6 +72,7 @@ from .particles import SeparationParams, _separate_particles
 from .slices import face_structure, slice_axis, slice_warning
 from .nn.params import ModelParams
 from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
+from .io.sem import data_bar_message, find_data_bar
 from .memory import MemoryBudgetError, check_memory, mark_warm
 from .phases import (DOWNSAMPLE_MIN_RADIUS, BlurAssessment, SegmentParams, assess_blur, box_blur_removed,
                      check_greyscale_nonfinite, nonfinite_fill, segment_detailed, sigma_origin)
@@ -580,8 +581,9 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
 
 
 def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2):
-    """What a run reads of a greyscale before segmenting it: a fill outside the field of view and a drift along z
-    (each warned), and the volume to segment (flattened with ``params.segment.flatten``).
+    """What a run reads of a greyscale before segmenting it: a fill outside the field of view, a drift along z and
+    an SEM image's data bar (:func:`core.io.sem.find_data_bar` on the middle z plane; each warned), and the volume to
+    segment (flattened with ``params.segment.flatten``).
 
     Returns
     -------
@@ -597,7 +599,12 @@ def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2
         ``flatten`` with a method other than thresholds, or a volume too thin to read a drift.
     """
     fill = fill_reading(volume)
-    if fill is not None:
+    bar = find_data_bar(np.asarray(volume[volume.shape[0] // 2]))
+    if bar is not None:  # said instead of the fill its background looks like (held as no material all the same)
+        where = "the image" if volume.shape[0] == 1 else "every z plane"
+        warnings.warn(data_bar_message({"rows": bar, "start": volume.shape[1] - bar, "source": "pixels"}, where),
+                      stacklevel=stacklevel)
+    elif fill is not None:
         warnings.warn(fill_message(fill), stacklevel=stacklevel)
     shading = shading_reading(volume, exclude=None if fill is None else fill["value"])
     grey = _flattened(volume, shading, params, fill) if params.segment.flatten else volume

@@ -544,6 +544,8 @@ def probe(path: str, options_json: str, mtime: float) -> dict:
         "spacing_unit": meta.get("spacing_unit"),  # a raw file's header: how its numbers were read
         "spacing_log": meta.get("spacing_log"),  # a slice folder's voxel size from a SkyScan log beside it
         "lossy": meta.get("lossy"),  # a JPEG image
+        "spacing_source": meta.get("spacing_source"),
+        "data_bar_rows": meta.get("data_bar_rows"),  # an SEM image's data bar, as its metadata states it
     }
 
 

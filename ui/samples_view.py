@@ -117,6 +117,31 @@ def _naming(name: str, msg: str) -> str:
     return f"{name} cannot be read: {msg[0].lower() + msg[1:] if msg[1:2].islower() else msg}"
 
 
+#: The SEM metadata a pixel size is read from (:func:`core.io.sem.sem_spacing`), as the add form names it.
+SEM_SOURCES = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata"}
+
+
+def data_bar_crop(path: Path, options: dict, info: dict, name: str) -> list[list[int]] | None:
+    """An SEM image's data bar (:func:`core.io.sem.data_bar`: the rows its metadata states, else found in the
+    middle z plane), said in a warning; returns the crop without it (voxels of the file), or None."""
+    from core.io.sem import data_bar, data_bar_message
+
+    shape = [int(n) for n in info["shape"]]
+    plane = None
+    if not info.get("data_bar_rows"):  # none stated: looked for in the middle plane (where one plane is cheap)
+        try:
+            plane = cache.file_plane(str(path), json.dumps(options, sort_keys=True), path.stat().st_mtime,
+                                     shape[0] // 2)
+        except (OSError, ValueError, TypeError, MemoryError):
+            return None
+    bar = data_bar(shape[1], info.get("data_bar_rows"), plane)
+    if bar is None:
+        return None
+    st.warning(data_bar_message(bar, name) + " The region of interest below leaves them out: check it there.",
+               icon=":material/crop:")
+    return [[0, shape[0]], [0, bar["start"]], [0, shape[2]]]
+
+
 def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
     """Reading options (:func:`ui.file_browser.read_options`, widgets included) and shape, dtype and voxel size
     (:func:`ui.cache.probe`) of a file about to be added; shows a caption of them.
@@ -153,6 +178,8 @@ def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
         raise ValueError(f"{name} is not a 3D volume (shape {info['shape']}).")
     sp_note = ("voxel size read from the file's metadata" + (" (z assumed equal to x)" if info["z_assumed"] else "")
                if info["from_metadata"] else "no voxel size in the file: 1 µm assumed, CHECK IT below")
+    if info["from_metadata"] and info.get("spacing_source") in SEM_SOURCES:
+        sp_note = f"pixel size read from the {SEM_SOURCES[info['spacing_source']]} (depth taken equal to it)"
     if info["from_metadata"] and info.get("spacing_log"):
         sp_note = f"voxel size read from the SkyScan log {info['spacing_log']} beside the slices"
     unit = info.get("spacing_unit")
@@ -171,9 +198,11 @@ CROP_HELP = ("Analyse only a box of the volume, in voxels of the file (before an
 
 
 def crop_picker(path: Path, options: dict, shape, kind: str, token: str,
-                phase_map: str | None = None) -> tuple[list[list[int]] | None, bool]:
+                phase_map: str | None = None, proposed: list[list[int]] | None = None
+                ) -> tuple[list[list[int]] | None, bool]:
     """The add form's *Region of interest*: a range of voxels along z, y and x (a slider each, the whole volume
-    by default) and the middle plane of the box with the box drawn on it.
+    by default, or ``proposed``, on, where given: :func:`data_bar_crop`) and the middle plane of the box with the
+    box drawn on it.
 
     Returns
     -------
@@ -181,12 +210,14 @@ def crop_picker(path: Path, options: dict, shape, kind: str, token: str,
         The crop (stop excluded, voxels of the file; None for the whole volume), and whether it may be used (an
         empty range may not: the page says why).
     """
-    with st.expander("Region of interest (crop)", icon=":material/crop:"):
+    with st.expander("Region of interest (crop)", icon=":material/crop:", expanded=proposed is not None):
         st.caption(CROP_HELP)
         # the sliders and the preview (a plane read from the file) only when asked for
-        if not st.toggle("Crop the volume", key=state.k(state.ADD_CROP, kind, token, "on")):
+        on = state.k(state.ADD_CROP, kind, token, "on")
+        state.init(on, proposed is not None)
+        if not st.toggle("Crop the volume", key=on):
             return None, True
-        return _crop_controls(path, options, shape, lambda axis: state.k(state.ADD_CROP, kind, token, axis), None,
+        return _crop_controls(path, options, shape, lambda axis: state.k(state.ADD_CROP, kind, token, axis), proposed,
                               phase_map)
 
 

@@ -471,7 +471,7 @@ def _open_tiff(p: Path, opts):
             _tiff._check_complete(tif, series, log, name)
             zyx = C._zyx_shape(shape, name, axes)
             depth = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXCS"], dtype=np.int64))
-            spacing, notes = _tiff._tiff_spacing(tif, depth)
+            spacing, notes = _tiff.tiff_metadata(tif, depth, zyx[1])
             meta = {"axes": axes, "imagej": bool(tif.is_imagej), "ome": bool(tif.is_ome), **notes}
             dtype = np.dtype(series.dtype)
             if dtype.kind not in "biuf":
@@ -496,7 +496,7 @@ _HEADERS_SAMPLED = 8
 
 
 def _open_slices(folder: Path, opts):
-    from ..io.folder import _check_entries, log_spacing, read_slice
+    from ..io.folder import _check_entries, log_spacing, read_slice, slice_notes
 
     _check_entries(folder)
     files = C._slice_files(folder)
@@ -505,7 +505,7 @@ def _open_slices(folder: Path, opts):
         raise C.InputFileError(f"folder {fname} holds no {C.SLICE_KINDS} slices")
     one = read_slice(files[0], fname, mmap=True)
     img = one.data[0]
-    spacing, notes = log_spacing(folder, one.spacing, {k: v for k, v in one.meta.items() if k.startswith("spacing")})
+    spacing, notes = log_spacing(folder, one.spacing, slice_notes(one.meta))
     # a few headers spread over the folder (no pixels read): a folder of mixed slices is said on opening, not
     # only when a plane of another kind is read (the add form would show the first slice's size as the volume's)
     kind = (tuple(int(n) for n in img.shape), str(np.dtype(img.dtype)))

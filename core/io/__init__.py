@@ -8,7 +8,8 @@ Supported inputs (see :func:`detect_format`):
 
 ``"tiff"``
     Multi-page TIFF, ImageJ hyperstack or OME-TIFF (``.tif``, ``.tiff``,
-    ``.ome.tif``).
+    ``.ome.tif``); an SEM's TIFF with the pixel size and data bar of its FEI / Thermo Fisher or Zeiss tag
+    (:mod:`.sem`).
 ``"slices"``
     A folder of 2D ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf`` slices, stacked in natural order
     (``slice2`` before ``slice10``); the voxel size from the slices, else from a Bruker SkyScan reconstruction log
@@ -52,7 +53,8 @@ Layout: :mod:`.load` (``load_volume``, ``detect_format``, ``list_datasets``) loo
 the format up in the reader registry (:mod:`._registry`, ``READERS``); each
 format module registers one reader returning a :class:`Loaded`: :mod:`.tiff`,
 :mod:`.folder` (slices), :mod:`.hdf5`, :mod:`.zarr`, :mod:`.raw` (npy, raw and MetaImage; the headers
-of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF), :mod:`.txm` (Zeiss Xradia), :mod:`.image` (PNG, BMP, JPEG).
+of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF), :mod:`.txm` (Zeiss Xradia), :mod:`.image` (PNG, BMP, JPEG);
+:mod:`.sem` reads an SEM image's pixel size and finds its data bar.
 :mod:`.phase_map` maps segmented values to phase codes, :mod:`.save` writes TIFFs,
 :mod:`.downsampling` block-averages on loading.
 """

@@ -66,6 +66,9 @@ _UNIT_TO_UM: dict[str, float] = {
     "metre": 1e6,
     "å": 1e-4,
     "angstrom": 1e-4,
+    "pm": 1e-6,  # a Zeiss SEM's pixel size at high magnification
+    "picometer": 1e-6,
+    "picometre": 1e-6,
 }
 
 # TIFF ResolutionUnit tag values (CENTIMETER, MILLIMETER, MICROMETER) -> µm per unit.

@@ -56,6 +56,11 @@ def skyscan_pixel_size(folder: Path) -> tuple[float, str] | None:
     return None
 
 
+def slice_notes(meta) -> dict:
+    """What a slice's metadata says of the folder: its voxel size notes and an SEM's data bar."""
+    return {k: v for k, v in meta.items() if k.startswith("spacing") or k == "data_bar_rows"}
+
+
 def log_spacing(folder: Path, spacing, notes: dict):
     """``(spacing, notes)`` of a slice folder: the slices' own where they state one, else a SkyScan log's."""
     if spacing is not None:
@@ -133,7 +138,7 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
             found["tiff_seen"] = True
             if one.spacing is not None:
                 found["spacing"] = one.spacing
-                found["notes"] = {k: v for k, v in one.meta.items() if k.startswith("spacing")}
+                found["notes"] = slice_notes(one.meta)
         return one.data[0]
 
     first = read(files[0])

@@ -20,6 +20,7 @@ from ._common import (
     _short, _to_zyx, _unit_factor, _valid_spacing, _zyx_shape,
 )
 from ._registry import register
+from .sem import fei_data_bar_rows, sem_spacing
 
 
 def _tiff_description_json(page) -> dict | None:
@@ -97,7 +98,12 @@ def _tiff_spacing(tif: tifffile.TiffFile, depth: int) -> tuple[tuple[float, floa
         if sp is not None:
             return sp, notes
 
-    # 4. plain resolution tags in metric units
+    # 4. an SEM's own tag (FEI / Thermo Fisher, Zeiss): its resolution tags hold a print density
+    sp, notes = sem_spacing(tif)
+    if sp is not None:
+        return sp, notes
+
+    # 5. plain resolution tags in metric units
     unit_tag = page.tags.get("ResolutionUnit")
     factor = _RESUNIT_TO_UM.get(int(unit_tag.value)) if unit_tag is not None else None
     if factor is not None:
@@ -110,6 +116,14 @@ def _tiff_spacing(tif: tifffile.TiffFile, depth: int) -> tuple[tuple[float, floa
             if sp is not None:
                 return sp, {"spacing_source": "resolution", "spacing_z_assumed": True}
     return None, {}
+
+
+def tiff_metadata(tif: tifffile.TiffFile, depth: int, height: int) -> tuple[tuple[float, float, float] | None, dict]:
+    """:func:`_tiff_spacing`, and in the notes ``data_bar_rows`` where an SEM's metadata states that the bottom rows
+    of an image ``height`` rows high are its data bar (:func:`core.io.sem.fei_data_bar_rows`)."""
+    spacing, notes = _tiff_spacing(tif, depth)
+    bar = fei_data_bar_rows(tif, height)
+    return spacing, ({**notes, "data_bar_rows": bar} if bar else notes)
 
 
 def _ome_spacing(xml: str) -> tuple[tuple[float, float, float] | None, dict]:
@@ -279,9 +293,9 @@ def read_tiff(path: Path, opts: ReadOptions) -> Loaded:
             axes, shape = series.axes, tuple(series.shape)
             _check_complete(tif, series, log, name)
             declared_bytes = int(series.nbytes)
-            _zyx_shape(shape, name, axes)  # reject channels / 4D+ before reading pixels
+            zyx = _zyx_shape(shape, name, axes)  # reject channels / 4D+ before reading pixels
             depth = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXCS"], dtype=np.int64))
-            spacing, notes = _tiff_spacing(tif, depth)
+            spacing, notes = tiff_metadata(tif, depth, zyx[1])
             meta = {"axes": axes, "imagej": bool(tif.is_imagej), "ome": bool(tif.is_ome), **notes}
             data = None
             if opts.mmap and series.dataoffset is not None and np.dtype(tif.byteorder + series.dtype.char).isnative:

@@ -622,3 +622,50 @@ def test_an_upload_is_checked_for_a_suffix_the_dashboard_reads_or_explains():
     samples_view._check_upload("tomo.TXRM", 10)  # passes: detect_format refuses it with its reason
     with pytest.raises(ValueError, match=r"^recon\.txm is empty \(0 bytes\)\.$"):
         samples_view._check_upload("recon.txm", 0)
+
+
+def test_an_sem_image_with_its_pixel_size_and_its_data_bar_left_out(empty_ws, env):
+    """A Helios TIFF: the pixel size from its FEI tag (said so), its data bar (the rows its tag states) said in a
+    warning and left out by the region of interest, on at the box without it; the sample holds the image alone.
+    A PNG export: the bar found in its pixels; the user may switch the crop off and add the whole image."""
+    from PIL import Image
+    from sem_files import fei_text, with_bar, write_sem_tiff
+
+    img = (np.random.default_rng(6).normal(120, 30, (200, 300))).clip(0, 255).astype(np.uint8)
+    write_sem_tiff(env / "data" / "helios.tif", with_bar(img, 40), fei=fei_text(2.5e-8, 300, 200, 40))
+    Image.fromarray(with_bar(img, 30)).save(env / "data" / "export.png")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("helios.tif").run()
+    no_exception(at)
+    assert any("tiff · 1×240×300 voxels (z×y×x) · uint8 · pixel size read from the FEI / Thermo Fisher SEM metadata "
+               "(depth taken equal to it)" in c.value for c in at.caption)
+    assert [w.value for w in at.warning] == [
+        "The bottom 40 rows of helios.tif (y 200:240) are the microscope's data bar, as its metadata states: crop "
+        "them out, or its text and scale bar are analysed as particles in pore. The region of interest below leaves "
+        "them out: check it there."]
+    token = file_browser.path_token(env / "data" / "helios.tif")
+    assert at.toggle(key=state.k(state.ADD_CROP, "file", token, "on")).value
+    assert at.slider(key=state.k(state.ADD_CROP, "file", token, "y")).value == (0, 200)
+    assert any(c.value == "Cropped to 1×200×300 voxels (z×y×x)." for c in at.caption)
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.spacing == pytest.approx((0.025, 0.025, 0.025))
+    assert s.source_options["read"]["crop"] == [[0, 1], [0, 200], [0, 300]]
+    np.testing.assert_array_equal(empty_ws.load_volume(s).data, img[None])
+
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("export.png").run()
+    no_exception(at)
+    assert [w.value for w in at.warning] == [
+        "The bottom 30 rows of export.png (y 200:230) look like the microscope's data bar (one grey value with a "
+        "little text, unlike the image above): crop them out, or its text and scale bar are analysed as particles "
+        "in pore. The region of interest below leaves them out: check it there."]
+    token = file_browser.path_token(env / "data" / "export.png")
+    at.toggle(key=state.k(state.ADD_CROP, "file", token, "on")).set_value(False).run()
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
+    at.run()
+    no_exception(at)
+    added = [x for x in empty_ws.list_samples() if x.name.startswith("export")]
+    assert len(added) == 1 and "crop" not in added[0].source_options["read"]
+    assert empty_ws.load_volume(added[0]).data.shape == (1, 230, 300)

@@ -1,0 +1,227 @@
+"""Scanning electron microscope images (SEM, FIB-SEM): the pixel size their TIFF states, and the data bar.
+
+An SEM cross-section saved by the microscope's own software is a TIFF whose resolution tags hold a print density
+(72 or 96 dpi), not the pixel size; the pixel size is in the vendor's tag, which tifffile parses:
+
+- FEI / Thermo Fisher (Helios, Scios, Quanta, Apreo: tag 34682 ``FEI_HELIOS`` or 34680 ``FEI_SFEG``, an INI text,
+  ``TiffFile.fei_metadata``): ``[Scan] PixelWidth`` and ``PixelHeight`` in metres (``[EScan]`` / ``[IScan]`` for
+  the electron / ion beam where ``[Scan]`` is missing); ``[Image] ResolutionY`` is the height of the scanned image,
+  and the rows the file holds below it are the instrument's data bar (``[PrivateFei] DatabarHeight``): text, a
+  scale bar and a logo burned into the image.
+- Zeiss SmartSEM (tag 34118 ``CZ_SEM``, ``TiffFile.sem_metadata``): ``ap_image_pixel_size`` (else
+  ``ap_pixel_size``): a number and its unit (``pm``, ``nm``, ``µm``).  Its data zone has no metadata of its own.
+
+A data bar analysed as sample would be read as pore around white "particles" (its text and scale bar).
+:func:`find_data_bar` finds one in the pixels alone (a Zeiss TIFF, a PNG or JPEG export): a band of rows at the
+bottom of the image mostly of one exact value (its background) with a little of others (the text), under rows that
+hold that value rarely.  :func:`data_bar` takes the metadata's rows first, else the pixels'.  What to do about one
+is to crop it out (the add form proposes the crop; ``python -m core inspect`` prints it).
+
+The FIB-SEM cross-section's y pixel size is taken as the file states it: the instruments apply the tilt correction
+(the face seen at 52°, ``[EBeam] TiltCorrectionIsOn``) before saving where it is switched on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._common import _unit_factor, _valid_spacing
+
+__all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "data_bar", "data_bar_message", "fei_data_bar_rows", "find_data_bar",
+           "sem_spacing"]
+
+#: The rows a data bar may take at most, as a share of the image's height (FEI: 70 of 1094, Zeiss: about 10 %).
+BAR_MAX_SHARE = 0.3
+#: A band of fewer rows than this is not taken for a data bar (a line of text needs about 8).
+BAR_MIN_ROWS = 8
+#: In the bar, the background value holds at least the first share of the band's pixels (the text the rest); a
+#: band of that value only is padding, not a bar (a fill: :mod:`core.phases.fill`), so at most the second.
+_BAR_BAND_SHARE = (0.6, 0.995)
+#: An image row holds the bar's background value in at most this share of its pixels (an SEM image's pores clipped
+#: to black hold up to 16-22 % of a row: the real FIB-SEM slice of ``shared/data/real``) ...
+_IMAGE_SHARE = 0.3
+#: ... and the band at least this share more than the rows above it.
+_CONTRAST = 0.5
+#: Values within this share of the image's value range of the background count as it (a JPEG's compression
+#: moves the flat background by a few levels).
+_TOLERANCE = 0.02
+#: Rows just above the bar read for that.
+_ABOVE_ROWS = 16
+#: The image starts at the first run of this many rows holding the bar's background at most _IMAGE_SHARE.
+_IMAGE_RUN = 4
+#: Rows of a rule along the top of a bar, each one flat value, taken into the bar at most.
+_RULE_ROWS = 3
+
+
+def _section(meta: dict, *names: str) -> dict:
+    for n in names:
+        sec = meta.get(n)
+        if isinstance(sec, dict):
+            return sec
+    return {}
+
+
+def _positive(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
+
+
+def _um(value: float) -> float:
+    """A size in µm to 10 significant digits (2.5e-08 m is 0.025 µm, not 0.024999999999999998)."""
+    return float(f"{value:.10g}")
+
+
+def sem_spacing(tif) -> tuple[tuple[float, float, float] | None, dict]:
+    """The pixel size of an FEI / Thermo Fisher or Zeiss SEM TIFF, from the vendor's tag.
+
+    Parameters
+    ----------
+    tif : tifffile.TiffFile
+
+    Returns
+    -------
+    spacing : (3,) float, µm, or None
+        ``(dx, dy, dx)`` (one image: its depth taken as its width), or None where the file has neither tag or the
+        tag no usable size.
+    notes : dict
+        ``spacing_source`` (``"fei"`` or ``"zeiss"``), ``spacing_z_assumed``; empty with no spacing.
+    """
+    fei = tif.fei_metadata if tif.is_fei else None
+    if fei:
+        scan = _section(fei, "Scan", "EScan", "IScan")
+        dx = _positive(scan.get("PixelWidth"))
+        dy = _positive(scan.get("PixelHeight")) or dx
+        if dx is not None:
+            sp = _valid_spacing((_um(dx * 1e6), _um(dy * 1e6), _um(dx * 1e6)))
+            if sp is not None:
+                return sp, {"spacing_source": "fei", "spacing_z_assumed": True}
+    zeiss = tif.sem_metadata if tif.is_sem else None
+    if zeiss:
+        for key in ("ap_image_pixel_size", "ap_pixel_size"):
+            entry = zeiss.get(key)
+            if not isinstance(entry, tuple) or len(entry) < 3:
+                continue
+            size, factor = _positive(entry[1]), _unit_factor(entry[2])
+            if size is not None and factor is not None:
+                sp = _valid_spacing((_um(size * factor),) * 3)
+                if sp is not None:
+                    return sp, {"spacing_source": "zeiss", "spacing_z_assumed": True}
+    return None, {}
+
+
+def fei_data_bar_rows(tif, height: int) -> int | None:
+    """The rows of an FEI / Thermo Fisher TIFF's data bar: the image's ``height`` less the scanned image's
+    ``[Image] ResolutionY``; None where the file states no such rows (no FEI tag, no bar saved) or more than
+    :data:`BAR_MAX_SHARE` of the height."""
+    fei = tif.fei_metadata if tif.is_fei else None
+    if not fei:
+        return None
+    scanned = _positive(_section(fei, "Image").get("ResolutionY"))
+    if scanned is None or scanned != int(scanned):
+        return None
+    rows = int(height) - int(scanned)
+    return rows if 0 < rows <= BAR_MAX_SHARE * height else None
+
+
+def _mode(row: np.ndarray):
+    values, counts = np.unique(row, return_counts=True)
+    return values[int(np.argmax(counts))]
+
+
+def find_data_bar(plane: np.ndarray) -> int | None:
+    """The rows of a data bar at the bottom of an image, found in its pixels; None where there is none.
+
+    The bar's background is the most common value of the bottom row (values within 2 % of the image's range of
+    it count as it).  The bar is the band of rows from the bottom up to the image: the first run of four rows
+    holding that value in at most 30 % of their pixels.  It holds that value in 60-99.5 % of its pixels (the text
+    the rest; a band of that value only is padding, :mod:`core.phases.fill`), at least 50 % more than the
+    :data:`_ABOVE_ROWS` rows above it, and is at least :data:`BAR_MIN_ROWS` and at most :data:`BAR_MAX_SHARE` of
+    the height; up to three rows above it that are each mostly one other value (a rule along the bar's top) are
+    taken into it.  A noisy image holds no one value that often; a noiseless phantom's phases hold theirs above the
+    band as well.
+
+    Parameters
+    ----------
+    plane : (Y, X) ndarray
+        One image or slice, numeric.
+
+    Returns
+    -------
+    int or None
+        The number of rows at the bottom that are the bar.
+
+    Raises
+    ------
+    ValueError
+        ``plane`` is not 2D.
+    """
+    plane = np.asarray(plane)
+    if plane.ndim != 2:
+        raise ValueError(f"find_data_bar takes one 2D image, got an array of shape {plane.shape}")
+    height = plane.shape[0]
+    most = int(BAR_MAX_SHARE * height)
+    if most < BAR_MIN_ROWS or height < most + _ABOVE_ROWS or plane.shape[1] < 16:
+        return None
+    background = _mode(plane[-1])
+    finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+    if not finite.size:
+        return None
+    tol = _TOLERANCE * (float(finite.max()) - float(finite.min()))
+    # the share of the background value in each row, from the bottom row up to the deepest bar's and its image rows
+    part = plane[height - most - _ABOVE_ROWS:].astype(np.float64)
+    share = (np.abs(part - float(background)) <= tol).mean(axis=1)[::-1]
+    image = share <= _IMAGE_SHARE
+    # the bar ends where the image starts: the first run of _IMAGE_RUN image rows (a rule or the scale bar, a row
+    # or two of other values inside the bar, does not end it)
+    run = np.convolve(image.astype(np.int32), np.ones(_IMAGE_RUN, np.int32), "valid")
+    starts = np.flatnonzero(run == _IMAGE_RUN)
+    if not starts.size:
+        return None
+    rows = int(starts[0])
+    if not BAR_MIN_ROWS <= rows <= most:
+        return None
+    band, above = float(share[:rows].mean()), float(share[rows:rows + _ABOVE_ROWS].mean())
+    # a rule along the bar's top (a row or two of another flat value) belongs to it
+    for _ in range(_RULE_ROWS):
+        row = plane[height - rows - 1].astype(np.float64)
+        if rows >= most or float((np.abs(row - float(_mode(row))) <= tol).mean()) < _BAR_BAND_SHARE[0]:
+            break
+        rows += 1
+    if not _BAR_BAND_SHARE[0] <= band <= _BAR_BAND_SHARE[1] or above > _IMAGE_SHARE or band - above < _CONTRAST:
+        return None
+    return rows
+
+
+def data_bar(height: int, meta_rows: int | None = None, plane: np.ndarray | None = None) -> dict | None:
+    """A data bar at the bottom of an image ``height`` rows high: the metadata's rows (``meta_rows``,
+    :func:`fei_data_bar_rows`) where given, else those :func:`find_data_bar` finds in ``plane`` (one (Y, X) plane of
+    the image), where given.
+
+    Returns
+    -------
+    dict or None
+        ``rows`` (at the bottom), ``start`` (the first row of the bar: a crop keeps rows ``0:start``) and
+        ``source`` (``"metadata"`` or ``"pixels"``).
+    """
+    if meta_rows:
+        rows, source = int(meta_rows), "metadata"
+    elif plane is not None:
+        rows, source = find_data_bar(plane), "pixels"
+    else:
+        return None
+    if not rows:
+        return None
+    return {"rows": int(rows), "start": int(height) - int(rows), "source": source}
+
+
+def data_bar_message(bar: dict, name: str = "the image") -> str:
+    """One sentence: where the bar is, where it was read, and what to do."""
+    where = f"The bottom {bar['rows']} rows of {name} (y {bar['start']}:{bar['start'] + bar['rows']})"
+    what = ("are the microscope's data bar, as its metadata states" if bar["source"] == "metadata"
+            else "look like the microscope's data bar (one grey value with a little text, unlike the image above)")
+    return f"{where} {what}: crop them out, or its text and scale bar are analysed as particles in pore."

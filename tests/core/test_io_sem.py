@@ -1,0 +1,172 @@
+"""SEM images (core.io.sem): the pixel size of FEI / Thermo Fisher and Zeiss TIFFs, and the data bar."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from core.chunked import open_lazy
+from core.io import load_volume
+from core.io.sem import data_bar, data_bar_message, find_data_bar
+
+from sem_files import fei_text, with_bar, write_sem_tiff, zeiss_text
+
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
+FIBSEM = REAL / "fibsem_nmc_2d" / "3_phase_old_NMC_FIBSEM.tif"
+
+
+def _image(shape=(200, 300), seed=0) -> np.ndarray:
+    """A noisy 8-bit image: no value holds more than a few % of a row."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(120, 30, shape).clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_fei_tiff_pixel_size_and_data_bar_from_its_tag(tmp_path, lazy):
+    """A Helios image: resolution tags at 96 dpi (a print density, never read), the pixel size from [Scan]
+    PixelWidth / PixelHeight in metres, the data bar the rows below [Image] ResolutionY."""
+    img = with_bar(_image(), 40)
+    path = tmp_path / "helios.tif"
+    write_sem_tiff(path, img, fei=fei_text(2.5e-8, 300, 200, 40))
+    v = open_lazy(path) if lazy else load_volume(path)
+    assert v.spacing == (0.025, 0.025, 0.025) and v.spacing_from_metadata
+    assert v.metadata["spacing_source"] == "fei" and v.metadata["spacing_z_assumed"]
+    assert v.metadata["data_bar_rows"] == 40
+    # anisotropic pixels: y from PixelHeight
+    write_sem_tiff(path, img, fei=fei_text(2.5e-8, 300, 200, 40).replace("PixelHeight=2.5e-08", "PixelHeight=3e-08"))
+    assert load_volume(path).spacing == (0.025, 0.03, 0.025)
+
+
+def test_fei_tiff_without_a_data_bar_or_with_an_unusable_one(tmp_path):
+    """No bar saved (ResolutionY the image's height), one taller than 30 % of the image, no ResolutionY: no rows
+    stated; no PixelWidth: no pixel size (1 µm assumed, as for a file that states none)."""
+    img = _image()
+    path = tmp_path / "helios.tif"
+    for scanned in (200, 100):
+        write_sem_tiff(path, img, fei=fei_text(2.5e-8, 300, scanned, 0))
+        v = load_volume(path)
+        assert v.spacing == (0.025,) * 3 and "data_bar_rows" not in v.metadata
+    write_sem_tiff(path, img, fei=fei_text(2.5e-8, 300, 200, 0).replace("ResolutionY=200\r\n", ""))
+    assert "data_bar_rows" not in load_volume(path).metadata
+    write_sem_tiff(path, img, fei=fei_text(2.5e-8, 300, 200, 0).replace("PixelWidth=2.5e-08\r\n", "")
+                   .replace("PixelHeight=2.5e-08\r\n", ""))
+    v = load_volume(path)
+    assert v.spacing == (1.0, 1.0, 1.0) and not v.spacing_from_metadata
+
+
+@pytest.mark.parametrize("size, unit, um", [(12.4, "nm", 0.0124), (850, "pm", 0.00085), (1.2, "µm", 1.2)])
+def test_zeiss_tiff_pixel_size_from_its_tag(tmp_path, size, unit, um):
+    path = tmp_path / "smartsem.tif"
+    write_sem_tiff(path, _image(), zeiss=zeiss_text(size, unit))
+    v = load_volume(path)
+    assert v.spacing == pytest.approx((um,) * 3) and v.metadata["spacing_source"] == "zeiss"
+
+
+def test_an_image_with_print_density_only_states_no_pixel_size(tmp_path):
+    path = tmp_path / "export.tif"
+    write_sem_tiff(path, _image(), dpi=72)
+    v = load_volume(path)
+    assert v.spacing == (1.0, 1.0, 1.0) and not v.spacing_from_metadata
+
+
+def test_find_data_bar_in_the_pixels():
+    """The bar below a noisy image: all its rows, the rule along its top included; a JPEG-like bar (its background
+    and text moved by a few levels) too; a 16-bit image; none in the image alone."""
+    img = _image()
+    assert find_data_bar(with_bar(img, 40)) == 40
+    assert find_data_bar(with_bar(img, 12)) == 12
+    assert find_data_bar(img) is None
+    rng = np.random.default_rng(1)
+    jpeg = with_bar(img, 40).astype(np.int16) + rng.integers(-3, 4, (240, 300))
+    assert find_data_bar(jpeg.clip(0, 255).astype(np.uint8)) == 40
+    wide = with_bar((img.astype(np.uint16) * 257), 40, background=0, ink=65535)
+    assert find_data_bar(wide) == 40
+    # a white bar with black text
+    assert find_data_bar(with_bar(img, 30, background=255, ink=0)) == 30
+
+
+def test_no_data_bar_in_padding_phantoms_or_small_images():
+    """A band of one value only is padding (a fill, core.phases.fill), not a bar; a noiseless phantom whose pore
+    reaches the bottom holds its value above the band as well; a bar taller than 30 % of the image is not taken;
+    a plane too small to hold one is not read; a 3D array is refused."""
+    img = _image()
+    padded = np.vstack([img, np.zeros((40, 300), np.uint8)])
+    assert find_data_bar(padded) is None
+    phantom = np.zeros((64, 64), np.uint8)
+    yy, xx = np.mgrid[:64, :64]
+    for cy, cx in [(16, 16), (16, 48), (48, 16), (48, 48), (60, 30)]:
+        phantom[(yy - cy) ** 2 + (xx - cx) ** 2 < 100] = 2
+    phantom[(yy % 16 == 0) & (xx < 40)] = 1
+    assert find_data_bar(phantom) is None
+    assert find_data_bar(with_bar(img[:80], 40)) is None  # 40 of 120 rows: a third
+    assert find_data_bar(with_bar(img[:10, :10], 8)) is None
+    with pytest.raises(ValueError, match="one 2D image"):
+        find_data_bar(np.zeros((2, 30, 30)))
+
+
+@pytest.mark.skipif(not FIBSEM.exists(), reason="the real FIB-SEM slice of ../shared/data/real is not here")
+def test_the_real_fibsem_slice_has_no_bar_and_gets_one_found_when_a_bar_is_burned_in():
+    """The real slice (pores clipped to black: up to 16 % of a row at 0): no bar; with a 70-row black bar of text
+    below it (as a Helios saves 1024 rows + 70): 70."""
+    real = tifffile.imread(FIBSEM)
+    assert find_data_bar(real) is None
+    img8 = (real // 257).astype(np.uint8)
+    assert find_data_bar(img8) is None
+    assert find_data_bar(with_bar(img8, 70)) == 70
+
+
+def test_real_nanoct_slices_and_demo_electrodes_have_no_bar():
+    from core.synth import DEMO_ELECTRODES, demo_electrode
+
+    folder = REAL / "nanoct_nmc_slices"
+    for p in sorted(folder.glob("raw_*.tif")) if folder.exists() else []:
+        assert find_data_bar(tifffile.imread(p)) is None, p.name
+    for name in DEMO_ELECTRODES:
+        e = demo_electrode(name, shape=(32, 64, 64))
+        for v in (e.greyscale, e.phases):
+            assert all(find_data_bar(np.asarray(v)[z]) is None for z in (0, 16, 31))
+            assert find_data_bar(np.asarray(v)[:, :, 5]) is None and find_data_bar(np.asarray(v)[:, 5]) is None
+
+
+def test_data_bar_prefers_the_metadata_and_says_where_it_is():
+    img = with_bar(_image(), 40)
+    assert data_bar(240, 50, img) == {"rows": 50, "start": 190, "source": "metadata"}
+    assert data_bar(240, None, img) == {"rows": 40, "start": 200, "source": "pixels"}
+    assert data_bar(240, None, None) is None and data_bar(200, None, _image()) is None
+    msg = data_bar_message(data_bar(240, None, img), "sem.png")
+    assert msg.startswith("The bottom 40 rows of sem.png (y 200:240) look like the microscope's data bar")
+    assert data_bar_message(data_bar(240, 40)).startswith(
+        "The bottom 40 rows of the image (y 200:240) are the microscope's data bar, as its metadata states")
+
+
+def test_an_analysis_warns_of_a_bar_and_not_once_it_is_cropped(tmp_path):
+    """read_grey says a data bar (instead of the fill its background looks like) and, cropped, nothing of it."""
+    from core.pipeline import AnalysisParams, read_grey
+
+    img = with_bar(_image(), 40)[None]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_grey(img, AnalysisParams())
+    said = [str(w.message) for w in caught]
+    assert any(m.startswith("The bottom 40 rows of the image (y 200:240) look like") for m in said)
+    assert not any("fill outside" in m for m in said)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        read_grey(np.ascontiguousarray(img[:, :200]), AnalysisParams())
+    assert not any("data bar" in str(w.message) for w in caught)
+
+
+def test_a_folder_of_fei_slices_states_its_pixel_size_and_bar(tmp_path):
+    """An Auto Slice & View folder: each slice a Helios TIFF; the pixel size (depth taken as it) and the bar from
+    the first slice, whole and lazily."""
+    folder = tmp_path / "asv"
+    folder.mkdir()
+    for z in range(3):
+        write_sem_tiff(folder / f"slice_{z:03d}.tif", with_bar(_image(seed=z), 40), fei=fei_text(5e-9, 300, 200, 40))
+    for v in (load_volume(folder), open_lazy(folder)):
+        assert v.shape == (3, 240, 300) and v.spacing == (0.005,) * 3
+        assert v.metadata["data_bar_rows"] == 40 and v.metadata["spacing_source"] == "fei"

@@ -1,0 +1,58 @@
+"""Test helpers: SEM images as the microscopes' software saves them (TIFFs with an FEI / Thermo Fisher or Zeiss
+tag, a data bar burned into the bottom rows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tifffile
+
+FEI_TAG, ZEISS_TAG = 34682, 34118
+
+
+def fei_text(pixel_m: float, width: int, scanned_rows: int, bar_rows: int) -> str:
+    """The FEI_HELIOS tag's text of a Helios cross-section image (the sections and keys the readers use, among
+    others a Helios writes)."""
+    return (
+        "[User]\r\nDate=11/20/2026\r\nTime=02:33:36 PM\r\nUser=supervisor\r\n\r\n"
+        "[System]\r\nType=DualBeam\r\nSystemType=Helios G4 UX\r\nSource=FEG\r\n\r\n"
+        "[Beam]\r\nHV=5000\r\nBeam=EBeam\r\nScan=EScan\r\n\r\n"
+        "[EBeam]\r\nStageTa=0.907571\r\nTiltCorrectionIsOn=yes\r\n\r\n"
+        f"[Image]\r\nDigitalContrast=1\r\nResolutionX={width}\r\nResolutionY={scanned_rows}\r\nZoomFactor=1\r\n\r\n"
+        f"[Scan]\r\nInternalScan=true\r\nDwelltime=3e-006\r\nPixelWidth={pixel_m:.6g}\r\nPixelHeight={pixel_m:.6g}\r\n"
+        f"HorFieldsize={pixel_m * width:.6g}\r\n\r\n"
+        f"[PrivateFei]\r\nBitShift=0\r\nDataBarSelected=DataBar\r\nDatabarHeight={bar_rows}\r\n"
+    )
+
+
+def zeiss_text(size: float, unit: str) -> bytes:
+    """The CZ_SEM tag's text of a SmartSEM image: a list of ``KEY`` / ``Name = value unit`` pairs (in Windows'
+    code page: µ is one byte, 0xB5)."""
+    return ("0\r\nAP_WD\r\nWD = 5.1 mm\r\nAP_IMAGE_PIXEL_SIZE\r\n"
+            f"Image Pixel Size = {size} {unit}\r\nAP_MAG\r\nMag = 10.00 K X\r\n").encode("cp1252")
+
+
+def with_bar(image: np.ndarray, rows: int, background: int = 0, ink: int = 255) -> np.ndarray:
+    """``image`` with a data bar of ``rows`` below it: ``background`` with ``ink`` text-like marks, a rule along
+    its top and a scale bar."""
+    rng = np.random.default_rng(7)
+    h, w = rows, image.shape[1]
+    bar = np.full((h, w), background, image.dtype)
+    bar[0] = ink // 2 + background // 2  # the rule
+    for y0 in range(6, h - 10, 20):  # lines of "text": glyph-sized marks
+        for x0 in range(10, int(w * 0.7), 9):
+            if rng.random() < 0.8:
+                glyph = rng.random((9, 6)) < 0.35
+                bar[y0:y0 + 9, x0:x0 + 6][glyph] = ink
+    bar[h - 12:h - 8, int(w * 0.8):int(w * 0.9)] = ink  # the scale bar
+    return np.vstack([image, bar])
+
+
+def write_sem_tiff(path, image: np.ndarray, *, fei: str | None = None, zeiss: bytes | None = None,
+                   dpi: float = 96.0) -> None:
+    """One image as the microscope saves it: resolution tags holding a print density, and the vendor's tag."""
+    extratags = []
+    if fei is not None:
+        extratags.append((FEI_TAG, "s", 0, fei, True))
+    if zeiss is not None:
+        extratags.append((ZEISS_TAG, "s", 0, zeiss, True))
+    tifffile.imwrite(path, image, resolution=(dpi, dpi), resolutionunit="INCH", extratags=extratags)
