@@ -561,6 +561,19 @@ def fill(ref: VolumeRef) -> dict | None:
     return fill_reading(_middle_plane(ref, vol)) if is_lazy(vol) else fill_reading(vol)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def data_bar(ref: VolumeRef) -> dict | None:
+    """:func:`core.io.sem.data_bar` of a sample's greyscale, found in its middle z plane (the one the slice viewer
+    reads anyway; None for an already-segmented one)."""
+    from core.io.sem import data_bar as found
+
+    if "phase_map" in json.loads(ref.options):
+        return None
+    vol = volume(ref)
+    plane = _middle_plane(ref, vol)[0] if is_lazy(vol) else np.asarray(vol[vol.shape[0] // 2])
+    return found(plane.shape[0], None, plane)
+
+
 def _middle_plane(ref: VolumeRef, vol) -> np.ndarray:
     """(1, Y, X): the middle z plane of a lazily read volume, the one :func:`ui.page.read_volume` has read."""
     return grey_slice(ref, 0, vol.shape[0] // 2)[None]

@@ -122,6 +122,8 @@ def fill_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> None:
     sample to the largest box without it (:func:`core.phases.data_box`)."""
     from core.phases import fill_message
 
+    if data_bar_note(ws, ref, sample):
+        return
     found = cache.fill(ref)
     if found is None:
         return
@@ -137,6 +139,29 @@ def fill_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> None:
         ws.update_sample(sample.id, source_options={**so, "read": {**(so.get("read") or {}), "crop": crop}})
         flash("success", f"Cropped to {words}. It applies to the next analysis (Segment page).")
         st.rerun()
+
+
+def data_bar_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> bool:
+    """A warning where the sample's image holds an SEM's data bar at its bottom (:func:`ui.cache.data_bar`), with a
+    button that crops it out; whether there is one (its background would read as a fill: that is not said too)."""
+    from core.io.sem import data_bar_message
+
+    bar = cache.data_bar(ref)
+    if bar is None:
+        return False
+    shape = [int(n) for n in cache.volume(ref).shape]
+    st.warning(data_bar_message(bar, "the image" if shape[0] == 1 else "each z plane"))
+    if not hasattr(sample.input, "crop"):
+        return True
+    crop = file_crop(sample, [[0, shape[0]], [0, bar["start"]], [0, shape[2]]])
+    words = ", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", crop))
+    if st.button(f"Crop to {words} (voxels of the file): the image without the data bar",
+                 key=state.k(state.BAR_CROP, sample.id)):
+        so = dict(sample.source_options)
+        ws.update_sample(sample.id, source_options={**so, "read": {**(so.get("read") or {}), "crop": crop}})
+        flash("success", f"Cropped to {words}. It applies to the next analysis (Segment page).")
+        st.rerun()
+    return True
 
 
 def file_crop(sample: Sample, box) -> list[list[int]]:

@@ -52,6 +52,7 @@ EDIT_CROP = "w_edit_crop"              # + sample id + axis: the stored region o
 EDIT_CROP_SAVE = "w_edit_crop_save"    # + sample id: "Save region"
 EDIT_CROP_OPEN = "w_edit_crop_open"    # + sample id: the "Change the region" toggle
 FILL_CROP = "w_fill_crop"              # + sample id: "Crop to ... the largest box without the fill"
+BAR_CROP = "w_bar_crop"                # + sample id: "Crop to ... the image without the data bar"
 VIEW_INDEX = "w_view_index"            # + axis name + sample id + the axis's voxel count
 VIEW_CONTRAST = "w_view_contrast"      # + sample id
 DELETE_CONFIRM = "w_delete_confirm"    # + sample id

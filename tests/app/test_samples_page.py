@@ -669,3 +669,15 @@ def test_an_sem_image_with_its_pixel_size_and_its_data_bar_left_out(empty_ws, en
     added = [x for x in empty_ws.list_samples() if x.name.startswith("export")]
     assert len(added) == 1 and "crop" not in added[0].source_options["read"]
     assert empty_ws.load_volume(added[0]).data.shape == (1, 230, 300)
+    # the sample added with its bar: said on its page (not as a fill), with a button that crops it out
+    sid = added[0].id
+    at.session_state[state.SAMPLE_ID] = sid  # what the sidebar's picker (app.py) does
+    at.run()
+    assert any(w.value.startswith("The bottom 30 rows of the image (y 200:230) look like the microscope's data bar")
+               for w in at.warning)
+    assert not any("fill outside" in w.value for w in at.warning)
+    at.button(key=state.k(state.BAR_CROP, sid)).click().run()
+    no_exception(at)
+    assert empty_ws.get_sample(sid).source_options["read"]["crop"] == [[0, 1], [0, 200], [0, 300]]
+    assert not any(w.value.startswith("The bottom 30 rows of the image") for w in at.warning)  # the add form's stays
+    assert not [b for b in at.button if b.key == state.k(state.BAR_CROP, sid)]
