@@ -47,6 +47,10 @@ _CONTRAST = 0.5
 #: Values within this share of the image's value range of the background count as it (a JPEG's compression
 #: moves the flat background by a few levels).
 _TOLERANCE = 0.02
+#: The bar holds at least _BLANK_ROWS rows of its background alone (at least this share of the row: a margin of
+#: the text, crossed by a separator or two); an object cut by the image's bottom edge holds none across the width.
+_BLANK_SHARE = 0.98
+_BLANK_ROWS = 2
 #: Rows just above the bar read for that.
 _ABOVE_ROWS = 16
 #: The image starts at the first run of this many rows holding the bar's background at most _IMAGE_SHARE.
@@ -140,7 +144,8 @@ def find_data_bar(plane: np.ndarray) -> int | None:
     it count as it).  The bar is the band of rows from the bottom up to the image: the first run of four rows
     holding that value in at most 30 % of their pixels.  It holds that value in 60-99.5 % of its pixels (the text
     the rest; a band of that value only is padding, :mod:`core.phases.fill`), at least 50 % more than the
-    :data:`_ABOVE_ROWS` rows above it, and is at least :data:`BAR_MIN_ROWS` and at most :data:`BAR_MAX_SHARE` of
+    :data:`_ABOVE_ROWS` rows above it, has two rows or more of that value alone (98 % of the row: the text's
+    margins; an object cut by the image's bottom edge has none), and is at least :data:`BAR_MIN_ROWS` and at most :data:`BAR_MAX_SHARE` of
     the height; up to three rows above it that are each mostly one other value (a rule along the bar's top) are
     taken into it.  A noisy image holds no one value that often; a noiseless phantom's phases hold theirs above the
     band as well.
@@ -193,6 +198,8 @@ def find_data_bar(plane: np.ndarray) -> int | None:
             break
         rows += 1
     if not _BAR_BAND_SHARE[0] <= band <= _BAR_BAND_SHARE[1] or above > _IMAGE_SHARE or band - above < _CONTRAST:
+        return None
+    if int((share[:rows] >= _BLANK_SHARE).sum()) < _BLANK_ROWS:
         return None
     return rows
 
