@@ -131,14 +131,7 @@ def fill_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> None:
     box = cache.fill_box(ref, found["value"])
     if box is None or not hasattr(sample.input, "crop"):
         return
-    crop = file_crop(sample, box)
-    words = ", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", crop))
-    if st.button(f"Crop to {words} (voxels of the file): the largest box without the fill",
-                 key=state.k(state.FILL_CROP, sample.id)):
-        so = dict(sample.source_options)
-        ws.update_sample(sample.id, source_options={**so, "read": {**(so.get("read") or {}), "crop": crop}})
-        flash("success", f"Cropped to {words}. It applies to the next analysis (Segment page).")
-        st.rerun()
+    _crop_button(ws, sample, box, "the largest box without the fill", state.FILL_CROP)
 
 
 def data_bar_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> bool:
@@ -153,15 +146,21 @@ def data_bar_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> bool:
     st.warning(data_bar_message(bar, "the image" if shape[0] == 1 else "each z plane"))
     if not hasattr(sample.input, "crop"):
         return True
-    crop = file_crop(sample, [[0, shape[0]], [0, bar["start"]], [0, shape[2]]])
+    _crop_button(ws, sample, [[0, shape[0]], [0, bar["start"]], [0, shape[2]]], "the image without the data bar",
+                 state.BAR_CROP)
+    return True
+
+
+def _crop_button(ws: Workspace, sample: Sample, box, what: str, key: str) -> None:
+    """A button that crops the sample to ``box`` (voxels of its volume as read), saying the crop of its file and
+    ``what`` it keeps; ``key`` + the sample's id is the button's key."""
+    crop = file_crop(sample, box)
     words = ", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", crop))
-    if st.button(f"Crop to {words} (voxels of the file): the image without the data bar",
-                 key=state.k(state.BAR_CROP, sample.id)):
+    if st.button(f"Crop to {words} (voxels of the file): {what}", key=state.k(key, sample.id)):
         so = dict(sample.source_options)
         ws.update_sample(sample.id, source_options={**so, "read": {**(so.get("read") or {}), "crop": crop}})
         flash("success", f"Cropped to {words}. It applies to the next analysis (Segment page).")
         st.rerun()
-    return True
 
 
 def file_crop(sample: Sample, box) -> list[list[int]]:
