@@ -647,10 +647,6 @@ _FLATTEN_CLASSIFIER = ("--flatten-shading applies to --method threshold and mode
                        "z-slice by its own grey values)")
 
 
-#: ``inspect``: the SEM metadata a pixel size is read from (:func:`core.io.sem.sem_spacing`).
-_SEM_METADATA = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata"}
-
-
 def inspect_input(args) -> dict:
     """What an analysis of the arguments' input would read, from its header, a sample and a few planes (never the
     whole of a big file): the format, the shapes (file, crop, as analysed), voxel type and size and where the size comes
@@ -663,6 +659,7 @@ def inspect_input(args) -> dict:
     from .chunked import open_lazy_array
     from .chunked.analysis import chunked_engine_for
     from .io.phase_map import propose_phase_map
+    from .io.sem import SEM_SOURCES, data_bar, data_bar_message
     from .memory import estimate_peak_bytes
     from .phases import data_box, fill_message, fill_reading, shading_message, shading_reading
     from .phases.preview import grey_sample
@@ -683,8 +680,8 @@ def inspect_input(args) -> dict:
         "voxel_um_zyx": [float(v) * f for v in lazy.spacing],
         "voxel_size_from": ("the command line" if args.spacing is not None else
                             f"its header {meta['header']}" if meta.get("header") and lazy.spacing_from_metadata else
-                            f"the file's {_SEM_METADATA[meta.get('spacing_source')]}"
-                            if lazy.spacing_from_metadata and meta.get("spacing_source") in _SEM_METADATA else
+                            f"the file's {SEM_SOURCES[meta.get('spacing_source')]}"
+                            if lazy.spacing_from_metadata and meta.get("spacing_source") in SEM_SOURCES else
                             "the file's metadata" if lazy.spacing_from_metadata else
                             "none in the file: 1 µm assumed, give --spacing"),
     }
@@ -713,8 +710,6 @@ def inspect_input(args) -> dict:
     if found is None and not out.get("label_field"):
         # an SEM image's data bar: the rows its metadata states (of the file: not after a crop), else found in
         # the middle plane as read
-        from .io.sem import data_bar, data_bar_message
-
         bar = data_bar(shape[1], meta.get("data_bar_rows") if spec.crop is None else None,
                        np.asarray(arr[shape[0] // 2]))
         if bar is not None:

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.io import parse_phase_map
+from core.io.sem import SEM_SOURCES
 from core.records import ATTRIBUTE_PRESETS, Attribute
 from core.slices import slice_axis
 from core.workspace import NOTE_MAX, Analysis, Sample, Workspace
@@ -115,10 +116,6 @@ def _naming(name: str, msg: str) -> str:
     if name in msg:
         return msg
     return f"{name} cannot be read: {msg[0].lower() + msg[1:] if msg[1:2].islower() else msg}"
-
-
-#: The SEM metadata a pixel size is read from (:func:`core.io.sem.sem_spacing`), as the add form names it.
-SEM_SOURCES = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata"}
 
 
 def data_bar_crop(path: Path, options: dict, info: dict, name: str) -> list[list[int]] | None:

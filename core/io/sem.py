@@ -29,9 +29,11 @@ import numpy as np
 
 from ._common import _unit_factor, _valid_spacing
 
-__all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "data_bar", "data_bar_message", "fei_data_bar_rows", "find_data_bar",
-           "sem_spacing"]
+__all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "SEM_SOURCES", "data_bar", "data_bar_message", "fei_data_bar_rows",
+           "find_data_bar", "sem_spacing"]
 
+#: The metadata :func:`sem_spacing` reads a pixel size from (its ``spacing_source`` note), named for the user.
+SEM_SOURCES = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata"}
 #: The rows a data bar may take at most, as a share of the image's height (FEI: 70 of 1094, Zeiss: about 10 %).
 BAR_MAX_SHARE = 0.3
 #: A band of fewer rows than this is not taken for a data bar (a line of text needs about 8).
