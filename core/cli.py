@@ -921,7 +921,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--dataset", help="HDF5/Zarr dataset name")
         sp.add_argument("--raw-shape", nargs=3, type=_whole(1), metavar=("Z", "Y", "X"),
                         help="raw files: shape (not needed where a header beside the file states it: ESRF "
-                             "X.vol.info, MetaImage X.mhd)")
+                             "X.vol.info, MetaImage X.mhd, VGStudio / Nikon X.vgi)")
         sp.add_argument("--raw-dtype", type=_dtype, help="raw files: dtype such as uint16 or float32")
         sp.add_argument("--raw-offset", type=_whole(0), default=0, help="raw files: header bytes to skip")
         sp.add_argument("--crop", nargs=6, type=_whole(0), metavar=("Z0", "Z1", "Y0", "Y1", "X0", "X1"),

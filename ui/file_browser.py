@@ -180,8 +180,8 @@ def read_options(path, kind: str) -> dict:
                        f"{'×'.join(map(str, layout.shape))} voxels (z×y×x), {layout.dtype}, {order}"
                        + (f", {layout.offset:,} header bytes" if layout.offset else "") + ".")
             return opts
-        st.caption("Raw binary: give its layout (or put its header beside it: an ESRF .vol.info or a MetaImage "
-                   ".mhd is read).")
+        st.caption("Raw binary: give its layout (or put its header beside it: an ESRF .vol.info, a MetaImage "
+                   ".mhd or a VGStudio / Nikon .vgi is read).")
         c = st.columns(5)
         shape = [c[i].number_input(f"size {a} (voxels)", 1, 100_000, 64, key=state.k(state.READ_RAW_SIZE, kind, a))
                  for i, a in enumerate(AXES)]

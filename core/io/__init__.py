@@ -23,7 +23,7 @@ Supported inputs (see :func:`detect_format`):
     A NumPy ``.npy`` file (memory-mapped by default).
 ``"raw"``
     Headerless binary (``.raw``, ``.bin``, ``.vol``); needs ``shape`` and ``dtype``, unless a header beside it
-    states them (ESRF ``X.vol.info``, MetaImage ``X.mhd``: :mod:`.rawheader`).
+    states them (ESRF ``X.vol.info``, MetaImage ``X.mhd``, VGStudio / Nikon ``X.vgi``: :mod:`.rawheader`).
 ``"metaimage"``
     MetaImage ``.mhd`` (header, with its data file beside it) or ``.mha`` (both in one file).
 ``"amira"``

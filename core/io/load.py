@@ -44,7 +44,8 @@ def detect_format(path: str | os.PathLike) -> str:
     ------
     ValueError
         If the suffix is unknown, or a folder is neither a zarr store nor holds slices; a Zeiss Xradia
-        projection file (``.txrm``, ``.xrm``), which holds radiographs, not a volume, in a sentence of its own.
+        projection file (``.txrm``, ``.xrm``), which holds radiographs, not a volume, in a sentence of its own; so is
+        the header of a raw volume (``.vgi``, ``.vol.info``), saying to open the volume beside it.
     """
     p = Path(os.path.expanduser(os.fspath(path)))
     if p.is_dir():
@@ -78,8 +79,17 @@ def detect_format(path: str | os.PathLike) -> str:
         raise InputFileError(
             f"{_name(p)} is a Zeiss Xradia {suffix} file: the projections (radiographs) of a scan, not a volume; "
             "open the reconstructed .txm (or the reconstruction exported as TIFF)")
+    if suffix in _HEADER_SUFFIXES:
+        raise InputFileError(f"{_name(p)} is {_HEADER_SUFFIXES[suffix]}, not a volume: open the volume file beside "
+                             "it (read with this header)")
     raise InputFileError(
         f"unknown file format for {_name(p)} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")
+
+
+#: Headers that describe a raw volume file beside them (:func:`core.io.rawheader.header_beside`), picked instead of
+#: it: said so in a sentence of their own.
+_HEADER_SUFFIXES = {".vgi": "the VGStudio / Nikon CT Pro header of a raw volume (X.vgi beside X.vol)",
+                    ".info": "the header of a raw volume (ESRF's X.vol.info beside X.vol)"}
 
 
 def _split_dataset(path: str | os.PathLike, dataset: str | None) -> tuple[Path, str | None]:
@@ -176,7 +186,7 @@ def load_volume(
     shape : sequence of 2 or 3 int, optional
         Raw only: array shape ``(z, y, x)`` (or ``(y, x)``).  Required with ``dtype``, unless both are left out
         and a header beside the file states the layout (:func:`core.io.rawheader.header_beside`: ESRF
-        ``X.vol.info``, MetaImage ``X.mhd``; its voxel size is then the file's).
+        ``X.vol.info``, MetaImage ``X.mhd``, VGStudio ``X.vgi``; its voxel size is then the file's).
     dtype : numpy dtype or str, optional
         Raw only: voxel type, e.g. ``"uint16"`` (see ``shape``).
     byte_order : {"<", ">"}

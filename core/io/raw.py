@@ -68,7 +68,7 @@ def read_npy(path: Path, opts: ReadOptions) -> Loaded:
 @register("raw", target="file", options=("shape", "dtype", "byte_order", "offset"))
 def read_raw(path: Path, opts: ReadOptions) -> Loaded:
     """Headerless binary: the layout from ``opts`` (``shape`` and ``dtype`` both), else from a header beside the
-    file (:func:`core.io.rawheader.header_beside`: ESRF ``X.vol.info``, MetaImage ``X.mhd``)."""
+    file (:func:`core.io.rawheader.header_beside`: ESRF ``X.vol.info``, MetaImage ``X.mhd``, VGStudio ``X.vgi``)."""
     name = _name(path)
     if opts.shape is None and opts.dtype is None:
         layout = header_beside(path)
@@ -77,8 +77,8 @@ def read_raw(path: Path, opts: ReadOptions) -> Loaded:
     shape, dtype, byte_order, offset = opts.shape, opts.dtype, opts.byte_order, int(opts.offset)
     if shape is None or dtype is None:
         raise ValueError(f"reading the raw file {name} needs its shape (z, y, x) and dtype (e.g. uint16), or a "
-                         f"header beside it that states them ({name}.info as ESRF writes, or a MetaImage "
-                         f"{Path(name).stem}.mhd)")
+                         f"header beside it that states them ({name}.info as ESRF writes, a MetaImage "
+                         f"{Path(name).stem}.mhd, or a {Path(name).stem}.vgi as Nikon CT Pro and VGStudio write)")
     dims, dt = raw_layout_checked(shape, dtype, byte_order, name)
     data = _read_binary(path, dims, dt, offset, opts.mmap, name)
     return Loaded(_to_zyx(data, name), None, {"byte_order": byte_order, "offset": offset}, os.fspath(path))

@@ -1,6 +1,6 @@
 """Raw volumes whose layout a small text header states, so that nobody types it.
 
-Two headers are read:
+Three headers are read:
 
 ESRF ``X.vol.info`` beside ``X.vol``
     What PyHST2 and nabu write beside a reconstructed volume (ESRF beamlines such as ID16A, where nano-
@@ -13,8 +13,16 @@ MetaImage (``.mhd`` beside its data file, or ``.mha`` holding both)
     ``ElementDataFile``.  MetaImage states no length unit; its convention (ITK, Slicer) is millimetres, so the
     spacing is read as mm, and the metadata says so (``spacing_unit``) for the user to check.
 
-Both are plain ``key = value`` lines.  A data file a header names must be a file name in the header's own folder
-(no path: a header cannot send the reader elsewhere).  Compressed, ASCII, multi-channel and list-of-files
+VGStudio ``X.vgi`` beside ``X.vol``
+    What Nikon's CT Pro (XT H systems) and VGStudio MAX write beside a reconstructed volume: section ``[file1]``
+    with ``Size`` (x y z), ``Name`` (the data file), ``Datatype`` (``unsigned integer``, ``signed integer``,
+    ``float``), ``BitsPerElement``, ``SkipHeader`` (bytes), ``FileFormat`` (``raw``); section ``[geometry]`` with
+    ``resolution`` (x y z, or one value) in its ``unit`` (``mm`` as written; read as mm where none is stated, and
+    said).  The voxels are little-endian, as these programs write them.
+
+All are plain ``key = value`` lines.  A data file a header names must be a file name in the header's own folder
+(no path: a header cannot send the reader elsewhere; a ``.vgi``'s ``Name`` often holds the full path of the
+machine that reconstructed it, so only its last part is taken, in the header's folder).  Compressed, ASCII, multi-channel and list-of-files
 MetaImages are refused in one sentence.
 """
 
@@ -26,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import InputFileError, _name
+from ._common import InputFileError, _name, _unit_factor
 
-__all__ = ["RawLayout", "header_beside", "read_metaimage_header", "read_vol_info"]
+__all__ = ["RawLayout", "header_beside", "read_metaimage_header", "read_vgi", "read_vol_info"]
 
 #: Bytes of a header read at most (a header is a few hundred bytes; an ``.mha`` is followed by its voxels).
 MAX_HEADER_BYTES = 1 << 16
@@ -59,7 +67,7 @@ class RawLayout:
     spacing : (3,) float, µm, or None
         The voxel size the header states, z, y, x.
     header : Path
-    kind : {"ESRF .vol.info", "MetaImage"}
+    kind : {"ESRF .vol.info", "MetaImage", "VGStudio .vgi"}
     notes : dict
         For the volume's metadata (``spacing_unit``: how the header's spacing was read).
     """
@@ -231,11 +239,86 @@ def read_metaimage_header(path: str | os.PathLike) -> RawLayout:
                      notes={"spacing_unit": "mm (the MetaImage convention)"} if spacing else {})
 
 
+#: A ``.vgi``'s ``Datatype`` and ``BitsPerElement`` as a numpy type.
+_VGI_TYPES = {("unsigned integer", 8): "uint8", ("unsigned integer", 16): "uint16", ("unsigned integer", 32): "uint32",
+              ("signed integer", 8): "int8", ("signed integer", 16): "int16", ("signed integer", 32): "int32",
+              ("float", 32): "float32", ("float", 64): "float64"}
+
+
+def _vgi_sections(text: str) -> dict[str, dict[str, str]]:
+    """``[section]`` -> ``key = value`` (names lower-cased; a section or key met twice keeps its first values: the
+    first ``{volume}`` block's)."""
+    out: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            name = line[1:-1].strip().lower()
+            current = out.setdefault(name, {}) if name not in out else None
+        elif current is not None and "=" in line and not line.startswith("{"):
+            key, value = line.split("=", 1)
+            current.setdefault(key.strip().lower(), value.strip())
+    return out
+
+
+def read_vgi(path: str | os.PathLike) -> RawLayout:
+    """The layout a VGStudio / Nikon CT Pro ``.vgi`` header states for its volume file.
+
+    Raises
+    ------
+    InputFileError
+        No ``[file1]`` section, a size, type or header length not understood, a data file that is not raw, or none
+        named.
+    """
+    path = Path(path)
+    name = _name(path)
+    sections = _vgi_sections(_read_text(path))
+    f1 = sections.get("file1")
+    if not f1:
+        raise InputFileError(f"{name} is not a VGStudio header (no [file1] section)")
+    if f1.get("fileformat", "raw").lower() != "raw":
+        raise InputFileError(f"{name}: its volume is stored as {f1['fileformat']!r}, not raw, which is not read")
+    size = f1.get("size") or (sections.get("representation") or {}).get("size")
+    x, y, z = _ints(size, "Size", name, (3,))
+    kind = " ".join(f1.get("datatype", "").lower().split())
+    try:
+        bits = int(f1.get("bitsperelement", ""))
+    except ValueError:
+        bits = 0
+    dtype = _VGI_TYPES.get((kind, bits))
+    if dtype is None:
+        raise InputFileError(f"{name}: Datatype {f1.get('datatype', 'missing')!r} with BitsPerElement "
+                             f"{f1.get('bitsperelement', 'missing')!r} is not a voxel type read (unsigned or signed "
+                             "integer of 8, 16 or 32 bits, float of 32 or 64)")
+    target = f1.get("name", "").replace("\\", "/").rsplit("/", 1)[-1]
+    if not target:
+        raise InputFileError(f"{name} names no data file (Name in [file1])")
+    try:
+        skip = int(f1.get("skipheader", "0") or 0)
+    except ValueError:
+        raise InputFileError(f"{name}: SkipHeader {f1['skipheader']!r} is not a whole number of bytes") from None
+    if skip < 0:
+        raise InputFileError(f"{name}: SkipHeader must be a number of bytes, got {skip}")
+    geometry = sections.get("geometry") or {}
+    res = _positive(geometry.get("resolution"))
+    unit = geometry.get("unit")
+    factor = _unit_factor(unit) if unit else 1000.0
+    spacing, notes = None, {}
+    if res is not None and len(res) in (1, 3) and factor is not None:
+        rx, ry, rz = res * 3 if len(res) == 1 else res
+        spacing = (rz * factor, ry * factor, rx * factor)
+        if not unit:
+            notes = {"spacing_unit": "mm (no unit in the header: VGStudio's default)"}
+    return RawLayout(data=_data_file(path, target), shape=(z, y, x), dtype=dtype, byte_order="<", offset=skip,
+                     spacing=spacing, header=path, kind="VGStudio .vgi", notes=notes)
+
+
 def header_beside(path: str | os.PathLike) -> RawLayout | None:
     """The layout a header beside the raw file ``path`` states, or None when there is none.
 
     Looked for: ``<path>.info`` (ESRF: ``X.vol.info`` beside ``X.vol``), then a MetaImage ``.mhd`` of the same
-    stem whose ``ElementDataFile`` is this file.
+    stem whose ``ElementDataFile`` is this file, then a VGStudio ``.vgi`` of the same stem whose data file is this
+    file (Nikon CT Pro: ``X.vgi`` beside ``X.vol``).
 
     Raises
     ------
@@ -249,6 +332,11 @@ def header_beside(path: str | os.PathLike) -> RawLayout | None:
     mhd = path.with_suffix(".mhd")
     if mhd.is_file():
         layout = read_metaimage_header(mhd)
+        if layout.data.name == path.name:
+            return layout
+    vgi = path.with_suffix(".vgi")
+    if vgi.is_file():
+        layout = read_vgi(vgi)
         if layout.data.name == path.name:
             return layout
     return None

@@ -222,6 +222,28 @@ def test_raw_volume_with_a_header_beside_it_needs_no_layout(empty_ws, env):
     assert [n for n in at.number_input if n.key and n.key.startswith(state.READ_RAW_SIZE)]
 
 
+def test_a_nikon_reconstruction_with_its_vgi_header_needs_no_layout(empty_ws, env):
+    """Nikon CT Pro's X.vol with X.vgi beside it (its data file named by the reconstructing machine's full path):
+    the layout from the header, no layout inputs, the resolution in mm read as µm; the .vgi itself not listed."""
+    data = env / "data"
+    vol = (np.arange(6 * 8 * 10).reshape(6, 8, 10) % 97).astype(np.float32)
+    (data / "cathode.vol").write_bytes(vol.astype("<f4").tobytes())
+    (data / "cathode.vgi").write_text(
+        "{volume1}\n[representation]\nsize = 10 8 6\ndatatype = float\nbitsperelement = 32\n[file1]\n"
+        "SkipHeader = 0\nFileFormat = raw\nSize = 10 8 6\nName = C:\\Nikon\\CT Pro\\cathode.vol\n"
+        "Datatype = float\nBitsPerElement = 32\n{volumeprimitive12}\n[geometry]\nresolution = 0.00045 0.00045 "
+        "0.00045\nunit = mm\n")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert "cathode.vgi" not in " ".join(at.selectbox(key=state.k(state.ADD_FILE, "root")).options)
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("cathode.vol").run()
+    no_exception(at)
+    assert not at.error and not [n for n in at.number_input if n.key and n.key.startswith(state.READ_RAW_SIZE)]
+    assert any("header cathode.vgi (VGStudio .vgi) states: 6×8×10 voxels (z×y×x), float32" in c.value
+               for c in at.caption)
+    _add_from_data_folder(empty_ws, "cathode.vol", "raw · 6×8×10 voxels (z×y×x) · float32 · voxel size read from the "
+                          "file's metadata", vol, (0.45, 0.45, 0.45), at=at)
+
+
 def test_an_hdf5_file_offers_its_largest_array_first(empty_ws, env):
     """A tomography file with its dark field beside the scan: the scan (largest) is offered first, not the dark
     field that comes first by name."""

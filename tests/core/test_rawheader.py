@@ -162,3 +162,82 @@ def test_metaimage_naming_another_file_is_not_the_header_of_this_one(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"other\.raw \(the data file of scan\.mhd\)"):
         load_volume(tmp_path / "scan.mhd")
     assert read_metaimage_header(tmp_path / "scan.mhd").data == tmp_path / "other.raw"
+
+
+def _vgi(tmp_path, *, name="cathode.vol", datatype="unsigned integer", bits=16, skip=0, resolution="0.0005 0.0005 "
+         "0.0007", unit="unit = mm\n", fileformat="raw"):
+    """A Nikon CT Pro / VGStudio header as these programs write it (the data file named by the reconstructing
+    machine's full Windows path)."""
+    text = ("{volume1}\n[representation]\n"
+            f"size = {ZYX[2]} {ZYX[1]} {ZYX[0]}\ndatatype = {datatype}\nbitsperelement = {bits}\n"
+            f"[file1]\nSkipHeader = {skip}\nFileFormat = {fileformat}\nSize = {ZYX[2]} {ZYX[1]} {ZYX[0]}\n"
+            f"Name = D:\\CT data\\2026-11\\{name}\nDatatype = {datatype}\ndatarange = 0 65535\n"
+            f"BitsPerElement = {bits}\n"
+            "{volumeprimitive12}\n[geometry]\nposition = 0 0 0\n"
+            f"resolution = {resolution}\nscale = 1 1 1\n{unit}[volume]\nvolume = volume1\n[description]\n"
+            "text = cathode\n")
+    (tmp_path / "cathode.vgi").write_text(text)
+    return tmp_path / "cathode.vol"
+
+
+@pytest.mark.parametrize("datatype, bits, dtype", [("unsigned integer", 16, "<u2"), ("float", 32, "<f4"),
+                                                   ("unsigned integer", 8, "u1"), ("signed integer", 16, "<i2")])
+def test_vgstudio_vgi_gives_layout_and_voxel_size(tmp_path, datatype, bits, dtype):
+    """A Nikon XT H reconstruction: X.vol with X.vgi beside it (its Name the full path of the reconstructing
+    machine); x y z sizes, little-endian voxels, the resolution in mm (anisotropic here) as µm, z y x."""
+    data = _data(dtype)
+    vol = _vgi(tmp_path, datatype=datatype, bits=bits)
+    vol.write_bytes(data.tobytes())
+    v = _both(vol)
+    np.testing.assert_array_equal(v.data, data)
+    assert v.fmt == "raw" and v.spacing == pytest.approx((0.7, 0.5, 0.5)) and v.spacing_from_metadata
+    assert v.metadata["layout_from"] == "VGStudio .vgi" and v.metadata["header"] == "cathode.vgi"
+    assert "spacing_unit" not in v.metadata  # the unit is stated
+
+
+def test_vgstudio_vgi_header_bytes_one_resolution_and_no_unit(tmp_path):
+    """SkipHeader bytes before the voxels; one resolution value for the three axes; no unit: read as mm, said."""
+    data = _data(np.uint16)
+    vol = _vgi(tmp_path, skip=64, resolution="0.00032", unit="")
+    vol.write_bytes(b"\0" * 64 + data.tobytes())
+    v = _both(vol)
+    np.testing.assert_array_equal(v.data, data)
+    assert v.spacing == pytest.approx((0.32, 0.32, 0.32))
+    assert v.metadata["spacing_unit"].startswith("mm (no unit in the header")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"datatype": "complex", "bits": 64}, r"cathode\.vgi: Datatype 'complex' with BitsPerElement '64' is not a voxel "
+                                           "type read"),
+    ({"bits": 12}, "BitsPerElement '12' is not a voxel type read"),
+    ({"fileformat": "tiff"}, r"cathode\.vgi: its volume is stored as 'tiff', not raw"),
+    ({"skip": -5}, "SkipHeader must be a number of bytes"),
+])
+def test_vgstudio_vgi_refusals(tmp_path, change, message):
+    vol = _vgi(tmp_path, **change)
+    vol.write_bytes(_data(np.uint16).tobytes())
+    for read in (load_volume, open_lazy):
+        with pytest.raises(InputFileError, match=message):
+            read(vol)
+
+
+def test_vgstudio_vgi_of_another_file_or_without_file1_is_not_this_files_header(tmp_path):
+    from core.io.rawheader import read_vgi
+
+    vol = _vgi(tmp_path, name="other.vol")
+    vol.write_bytes(_data(np.uint16).tobytes())
+    assert header_beside(vol) is None and read_vgi(tmp_path / "cathode.vgi").data == tmp_path / "other.vol"
+    (tmp_path / "cathode.vgi").write_text("[geometry]\nresolution = 0.001\n")
+    with pytest.raises(InputFileError, match=r"^cathode\.vgi is not a VGStudio header \(no \[file1\] section\)$"):
+        load_volume(vol)
+
+
+def test_a_header_picked_instead_of_its_volume_says_which_to_open(tmp_path):
+    vol = _vgi(tmp_path)
+    vol.write_bytes(_data(np.uint16).tobytes())
+    (tmp_path / "rec.vol.info").write_text("NUM_X = 5\nNUM_Y = 4\nNUM_Z = 3\n")
+    for header, what in (("cathode.vgi", "VGStudio / Nikon CT Pro header"),
+                         ("rec.vol.info", "header of a raw volume")):
+        with pytest.raises(InputFileError, match=rf"^{header.replace('.', '[.]')} is the {what}.*, not a volume: "
+                                                  "open the volume file beside it"):
+            detect_format(tmp_path / header)
