@@ -176,7 +176,9 @@ def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
     sp_note = ("voxel size read from the file's metadata" + (" (z assumed equal to x)" if info["z_assumed"] else "")
                if info["from_metadata"] else "no voxel size in the file: 1 µm assumed, CHECK IT below")
     if info["from_metadata"] and info.get("spacing_source") in SEM_SOURCES:
-        sp_note = f"pixel size read from the {SEM_SOURCES[info['spacing_source']]} (depth taken equal to it)"
+        sp_note = f"pixel size read from the {SEM_SOURCES[info['spacing_source']]} " + (
+            "(depth taken equal to it)" if info["shape"][0] == 1 else
+            "(the slice thickness, z, taken equal to it: CHECK IT below)")
     if info["from_metadata"] and info.get("spacing_log"):
         sp_note = f"voxel size read from the SkyScan log {info['spacing_log']} beside the slices"
     unit = info.get("spacing_unit")

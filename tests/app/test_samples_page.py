@@ -691,6 +691,19 @@ def test_an_sem_image_with_its_pixel_size_and_its_data_bar_left_out(empty_ws, en
     added = [x for x in empty_ws.list_samples() if x.name.startswith("export")]
     assert len(added) == 1 and "crop" not in added[0].source_options["read"]
     assert empty_ws.load_volume(added[0]).data.shape == (1, 230, 300)
+    # a FIB-SEM slice folder (Auto Slice & View): the slice thickness is not in the images
+    asv = env / "data" / "asv"
+    asv.mkdir()
+    for z in range(3):
+        write_sem_tiff(asv / f"slice_{z:03d}.tif", with_bar(img, 40), fei=fei_text(5e-9, 300, 200, 40))
+    at.run()  # the data folder listed again
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("asv").run()
+    at.toggle(key=state.k(state.ADD_FILE, "dir", "")).set_value(True).run()
+    no_exception(at)
+    assert any("slices · 3×240×300 voxels (z×y×x) · uint8 · pixel size read from the FEI / Thermo Fisher SEM metadata "
+               "(the slice thickness, z, taken equal to it: CHECK IT below)" in c.value for c in at.caption)
+    assert any(w.value.startswith("The bottom 40 rows of asv (y 200:240) are the microscope's data bar")
+               for w in at.warning)
     # the sample added with its bar: said on its page (not as a fill), with a button that crops it out
     sid = added[0].id
     at.session_state[state.SAMPLE_ID] = sid  # what the sidebar's picker (app.py) does
