@@ -687,6 +687,9 @@ def inspect_input(args) -> dict:
     }
     if meta.get("spacing_unit"):
         out["voxel_size_unit_read"] = meta["spacing_unit"]
+    if (meta.get("spacing_z_assumed") and shape[0] > 1 and lazy.spacing_from_metadata
+            and args.spacing is None):  # slices that state their pixel size only: the depth is not read
+        out["voxel_z_assumed"] = True
     if meta.get("layout_from"):
         out["layout_from"] = f"{meta['layout_from']} ({meta['header']})"
     sample = grey_sample(arr, 200_000)
@@ -752,6 +755,8 @@ def _cmd_inspect(args) -> None:
     if info["downsample"] > 1:
         lines.append(f"  downsampled by {info['downsample']} -> {z(info['shape_analysed_zyx'])}")
     unit = f", read as {info['voxel_size_unit_read']}" if info.get("voxel_size_unit_read") else ""
+    if info.get("voxel_z_assumed"):
+        unit += "; z taken equal to x: give --spacing Z Y X where the slices are thicker or thinner"
     lines.append(f"  voxel size {z(f'{v:g}' for v in info['voxel_um_zyx'])} µm (from {info['voxel_size_from']}{unit})")
     if info["value_range"]:
         lines.append(f"  values {info['value_range'][0]:g} to {info['value_range'][1]:g} (a sample)")

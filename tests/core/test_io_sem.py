@@ -174,3 +174,26 @@ def test_a_folder_of_fei_slices_states_its_pixel_size_and_bar(tmp_path):
     for v in (load_volume(folder), open_lazy(folder)):
         assert v.shape == (3, 240, 300) and v.spacing == (0.005,) * 3
         assert v.metadata["data_bar_rows"] == 40 and v.metadata["spacing_source"] == "fei"
+
+
+def test_inspect_says_the_pixel_size_source_the_bar_and_its_crop(tmp_path, capsys):
+    """``inspect`` of a Helios image: the pixel size from its FEI tag, the data bar (not a fill) and the --crop
+    without it; with that crop, no bar; a folder of such slices: its depth taken as the pixel size, said."""
+    from core import cli
+
+    path = tmp_path / "helios.tif"
+    write_sem_tiff(path, with_bar(_image(), 40), fei=fei_text(2.5e-8, 300, 200, 40))
+    assert cli.main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "voxel size 0.025×0.025×0.025 µm (from the file's FEI / Thermo Fisher SEM metadata)\n" in out
+    assert "DATA BAR: The bottom 40 rows of the image (y 200:240) are the microscope's data bar" in out
+    assert "--crop 0 1 0 200 0 300" in out and "FILL" not in out
+    assert cli.main(["inspect", str(path), "--crop", "0", "1", "0", "200", "0", "300"]) == 0
+    assert "DATA BAR" not in capsys.readouterr().out
+    folder = tmp_path / "asv"
+    folder.mkdir()
+    for z in range(3):
+        write_sem_tiff(folder / f"slice_{z}.tif", with_bar(_image(seed=z), 40), fei=fei_text(5e-9, 300, 200, 40))
+    assert cli.main(["inspect", str(folder)]) == 0
+    assert ("(from the file's FEI / Thermo Fisher SEM metadata; z taken equal to x: give --spacing Z Y X where the "
+            "slices are thicker or thinner)") in capsys.readouterr().out
