@@ -72,7 +72,7 @@ from .particles import SeparationParams, _separate_particles
 from .slices import face_structure, slice_axis, slice_warning
 from .nn.params import ModelParams
 from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
-from .io.sem import data_bar, data_bar_message
+from .io.sem import data_bar_message, volume_data_bar
 from .memory import MemoryBudgetError, check_memory, mark_warm
 from .phases import (DOWNSAMPLE_MIN_RADIUS, BlurAssessment, SegmentParams, assess_blur, box_blur_removed,
                      check_greyscale_nonfinite, nonfinite_fill, segment_detailed, sigma_origin)
@@ -599,10 +599,9 @@ def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2
         ``flatten`` with a method other than thresholds, or a volume too thin to read a drift.
     """
     fill = fill_reading(volume)
-    bar = data_bar(volume.shape[1], None, np.asarray(volume[volume.shape[0] // 2]))
+    bar = volume_data_bar(volume)
     if bar is not None:  # said instead of the fill its background looks like (held as no material all the same)
-        warnings.warn(data_bar_message(bar, "the image" if volume.shape[0] == 1 else "each z plane"),
-                      stacklevel=stacklevel)
+        warnings.warn(data_bar_message(bar), stacklevel=stacklevel)
     elif fill is not None:
         warnings.warn(fill_message(fill), stacklevel=stacklevel)
     shading = shading_reading(volume, exclude=None if fill is None else fill["value"])

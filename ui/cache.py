@@ -565,13 +565,12 @@ def fill(ref: VolumeRef) -> dict | None:
 def data_bar(ref: VolumeRef) -> dict | None:
     """:func:`core.io.sem.data_bar` of a sample's greyscale, found in its middle z plane (the one the slice viewer
     reads anyway; None for an already-segmented one)."""
-    from core.io.sem import data_bar as found
+    from core.io.sem import volume_data_bar
 
     if "phase_map" in json.loads(ref.options):
         return None
     vol = volume(ref)
-    plane = _middle_plane(ref, vol)[0] if is_lazy(vol) else np.asarray(vol[vol.shape[0] // 2])
-    return found(plane.shape[0], None, plane)
+    return volume_data_bar(vol, _middle_plane(ref, vol)[0] if is_lazy(vol) else None)
 
 
 def _middle_plane(ref: VolumeRef, vol) -> np.ndarray:

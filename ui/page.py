@@ -143,7 +143,7 @@ def data_bar_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> bool:
     if bar is None:
         return False
     shape = [int(n) for n in cache.volume(ref).shape]
-    st.warning(data_bar_message(bar, "the image" if shape[0] == 1 else "each z plane"))
+    st.warning(data_bar_message(bar))
     if not hasattr(sample.input, "crop"):
         return True
     _crop_button(ws, sample, [[0, shape[0]], [0, bar["start"]], [0, shape[2]]], "the image without the data bar",

@@ -372,6 +372,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
 
     from ..inputs import FileInput
     from ..codes import PORE
+    from ..io.sem import data_bar_message, volume_data_bar
     from ..phases.fill import fill_message, fill_reading
     from ..phases.shading import shading_message, shading_reading
     from ..pipeline import AnalysisParams, versions
@@ -421,7 +422,10 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     fill = shading = None
     if not presegmented:  # a fill outside the reconstructed region, on five z planes (core.phases.fill_reading)
         fill = fill_reading(vol.reader)
-        if fill is not None:
+        bar = volume_data_bar(vol.reader)  # an SEM stack's data bar, said instead of the fill it looks like
+        if bar is not None:
+            warnings.warn(data_bar_message(bar), stacklevel=2)
+        elif fill is not None:
             warnings.warn(fill_message(fill), stacklevel=2)
         # a brightness drift along z, on eight slabs (core.phases.shading_reading): warned, or flattened
         shading = shading_reading(vol.reader, exclude=None if fill is None else fill["value"])

@@ -30,7 +30,7 @@ import numpy as np
 from ._common import _unit_factor, _valid_spacing
 
 __all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "SEM_SOURCES", "data_bar", "data_bar_message", "fei_data_bar_rows",
-           "find_data_bar", "sem_spacing"]
+           "find_data_bar", "sem_spacing", "volume_data_bar"]
 
 #: The metadata :func:`sem_spacing` reads a pixel size from (its ``spacing_source`` note), named for the user.
 SEM_SOURCES = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata"}
@@ -228,8 +228,23 @@ def data_bar(height: int, meta_rows: int | None = None, plane: np.ndarray | None
     return {"rows": int(rows), "start": int(height) - int(rows), "source": source}
 
 
-def data_bar_message(bar: dict, name: str = "the image") -> str:
-    """One sentence: where the bar is, where it was read, and what to do."""
+def volume_data_bar(volume, plane: np.ndarray | None = None) -> dict | None:
+    """:func:`data_bar` found in the middle z plane of a (Z, Y, X) volume (a lazily read one reads that plane
+    only; ``plane``: that plane, read already), with ``name``: how :func:`data_bar_message` names where it is
+    ("the image", or "each z plane")."""
+    if plane is None:
+        z = int(volume.shape[0]) // 2
+        plane = np.asarray(volume[z:z + 1])[0]
+    bar = data_bar(int(volume.shape[1]), None, plane)
+    if bar is not None:
+        bar["name"] = "the image" if int(volume.shape[0]) == 1 else "each z plane"
+    return bar
+
+
+def data_bar_message(bar: dict, name: str | None = None) -> str:
+    """One sentence: where the bar is (in ``name``, else the bar's own ``name``, else "the image"), where it was
+    read, and what to do."""
+    name = name or bar.get("name", "the image")
     where = f"The bottom {bar['rows']} rows of {name} (y {bar['start']}:{bar['start'] + bar['rows']})"
     what = ("are the microscope's data bar, as its metadata states" if bar["source"] == "metadata"
             else "look like the microscope's data bar (one grey value with a little text, unlike the image above)")

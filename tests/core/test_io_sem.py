@@ -197,3 +197,18 @@ def test_inspect_says_the_pixel_size_source_the_bar_and_its_crop(tmp_path, capsy
     assert cli.main(["inspect", str(folder)]) == 0
     assert ("(from the file's FEI / Thermo Fisher SEM metadata; z taken equal to x: give --spacing Z Y X where the "
             "slices are thicker or thinner)") in capsys.readouterr().out
+
+
+def test_the_chunked_engine_warns_of_a_bar_as_the_whole_volume_engine_does(tmp_path, capsys):
+    from core import cli
+
+    folder = tmp_path / "asv"
+    folder.mkdir()
+    for z in range(24):
+        write_sem_tiff(folder / f"slice_{z:02d}.tif", with_bar(_image((60, 64), seed=z), 20),
+                       fei=fei_text(5e-9, 64, 60, 20))
+    assert cli.main(["analyze", str(folder), "--out", str(tmp_path / "out"), "--chunk-size", "32", "--workers", "1",
+                     "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: The bottom 20 rows of each z plane (y 60:80) look like the microscope's data bar" in err
+    assert "fill outside" not in err
