@@ -683,6 +683,31 @@ def _open_image(p: Path, opts):
     return _SliceSource(p.parent, [p.name], img.shape, img.dtype), None, image_notes(p), os.fspath(p)
 
 
+class _DicomLayout:
+    """What :class:`_DecodedSource` needs of a multi-frame DICOM file: its shape, type and path."""
+
+    def __init__(self, path: Path, shape, dtype) -> None:
+        self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
+
+
+def _dicom_frames(layout: _DicomLayout) -> np.ndarray:
+    from ..io.dicom import read_dicom
+
+    return read_dicom(layout.path, C.ReadOptions()).data
+
+
+def _open_dicom(p: Path, opts):
+    """A DICOM file: one slice read as a slice folder of one slice; a multi-frame file decoded whole on its first
+    read (pydicom decodes the pixel data at once)."""
+    from ..io.dicom import dicom_layout
+
+    shape, dtype, spacing, notes = dicom_layout(p)
+    if len(shape) == 2:
+        return _SliceSource(p.parent, [p.name], shape, np.dtype(dtype)), spacing, notes, os.fspath(p)
+    layout = _DicomLayout(p, shape, dtype)
+    return _DecodedSource(layout, _file_token(p, "dicom"), _dicom_frames), spacing, notes, os.fspath(p)
+
+
 _OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,
             "zarr": _open_zarr_lazy, "metaimage": _open_metaimage, "amira": _open_amira, "edf": _open_edf,
-            "txm": _open_txm, "image": _open_image}
+            "txm": _open_txm, "image": _open_image, "dicom": _open_dicom}

@@ -33,6 +33,9 @@ Supported inputs (see :func:`detect_format`):
     ESRF Data Format ``.edf`` (a slice, a volume, or 2D frames stacked; :mod:`.edf`).
 ``"image"``
     One 2D PNG, BMP or JPEG image (an SEM or FIB-SEM cross-section) as a volume of depth 1 (:mod:`.image`).
+``"dicom"``
+    DICOM ``.dcm``: one slice, or an enhanced multi-frame volume; a folder of ``.dcm`` slices is a ``"slices"``
+    series, in the order of its slices in space (:mod:`.dicom`).
 ``"txm"``
     Zeiss Xradia reconstruction ``.txm`` (an OLE compound file; :mod:`.txm`).  Projection files (``.txrm``,
     ``.xrm``) are refused: they hold radiographs, not a volume.
@@ -53,7 +56,7 @@ Layout: :mod:`.load` (``load_volume``, ``detect_format``, ``list_datasets``) loo
 the format up in the reader registry (:mod:`._registry`, ``READERS``); each
 format module registers one reader returning a :class:`Loaded`: :mod:`.tiff`,
 :mod:`.folder` (slices), :mod:`.hdf5`, :mod:`.zarr`, :mod:`.raw` (npy, raw and MetaImage; the headers
-of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF), :mod:`.txm` (Zeiss Xradia), :mod:`.image` (PNG, BMP, JPEG);
+of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF), :mod:`.txm` (Zeiss Xradia), :mod:`.dicom` (DICOM), :mod:`.image` (PNG, BMP, JPEG);
 :mod:`.sem` reads an SEM image's pixel size and finds its data bar.
 :mod:`.phase_map` maps segmented values to phase codes, :mod:`.save` writes TIFFs,
 :mod:`.downsampling` block-averages on loading.

@@ -16,10 +16,11 @@ import numpy as np
 from .._validate import normalize_spacing
 
 #: Format names accepted by ``load_volume(fmt=...)``.
-FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira", "edf", "txm", "image")
+FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira", "edf", "txm", "image",
+                            "dicom")
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
-_SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".edf")
+_SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".edf", ".dcm")
 #: The slices a slice folder may hold, as messages name them.
 SLICE_KINDS = "/".join(_SLICE_SUFFIXES)
 _IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg")
@@ -29,12 +30,13 @@ _METAIMAGE_SUFFIXES = (".mhd", ".mha")
 _AMIRA_SUFFIXES = (".am",)
 _EDF_SUFFIXES = (".edf",)
 _TXM_SUFFIXES = (".txm",)
+_DICOM_SUFFIXES = (".dcm",)
 _XRADIA_PROJECTION_SUFFIXES = (".txrm", ".xrm")
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (
-    "TIFF (.tif, .tiff), a folder of .tif/.png/.bmp/.edf slices, HDF5 (.h5, .hdf5, .hdf, .nxs), zarr, NumPy (.npy), "
-    "raw (.raw, .bin, .vol), MetaImage (.mhd, .mha), Avizo (.am), EDF (.edf), Zeiss (.txm), PNG/BMP/JPEG images"
+    "TIFF (.tif, .tiff), a folder of .tif/.png/.bmp/.edf/.dcm slices, HDF5 (.h5, .hdf5, .hdf, .nxs), zarr, .npy, "
+    "raw (.raw, .bin, .vol), MetaImage (.mhd, .mha), Avizo .am, EDF .edf, Zeiss .txm, DICOM .dcm, PNG/BMP/JPEG"
 )
 
 # Length units found in ImageJ / OME / attribute metadata -> factor to µm.
@@ -193,13 +195,19 @@ def _natural_key(name: str) -> tuple:
 
 
 def _slice_files(folder: Path) -> list[Path]:
-    """Visible ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf`` files of ``folder`` in natural order."""
+    """Visible ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf``/``.dcm`` files of ``folder`` in natural order (a DICOM
+    series: in the order of its slices in space, :func:`core.io.dicom.series_order`)."""
     files = [
         p
         for p in folder.iterdir()
         if not p.name.startswith(".") and p.suffix.lower() in _SLICE_SUFFIXES and p.is_file()
     ]
-    return sorted(files, key=lambda p: _natural_key(p.name))
+    files = sorted(files, key=lambda p: _natural_key(p.name))
+    if files and all(p.suffix.lower() in _DICOM_SUFFIXES for p in files):
+        from .dicom import series_order
+
+        files = series_order(files)
+    return files
 
 
 def _read_dtype(dtype) -> str:
@@ -218,6 +226,10 @@ def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
             from .image import image_header
 
             return image_header(p)
+        if p.suffix.lower() in _DICOM_SUFFIXES:
+            from .dicom import dicom_header
+
+            return dicom_header(p)
         if p.suffix.lower() == ".edf":
             from .edf import read_edf_header
 

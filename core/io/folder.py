@@ -1,4 +1,5 @@
-"""A folder of 2D ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf`` slices, stacked in natural order.
+"""A folder of 2D ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf``/``.dcm`` slices, stacked in natural order (a DICOM
+series in the order of its slices in space).
 
 The voxel size is the first TIFF or EDF slice's where it states one, else the one a Bruker SkyScan reconstruction
 log in the folder states (:func:`skyscan_pixel_size`: NRecon's BMP or PNG slices state none themselves).
@@ -73,7 +74,7 @@ def log_spacing(folder: Path, spacing, notes: dict):
 
 
 def read_slice(path: Path, folder_name: str, *, mmap: bool = False) -> Loaded:
-    """One slice of a slice folder: a 2D ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf`` image.
+    """One slice of a slice folder: a 2D ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf``/``.dcm`` image.
 
     Parameters
     ----------
@@ -100,6 +101,13 @@ def read_slice(path: Path, folder_name: str, *, mmap: bool = False) -> Loaded:
         if img.ndim != 2:
             raise InputFileError(f"{where} is not a 2D image: shape {img.shape}")
         return Loaded(img[None], None, {}, os.fspath(path))
+    if path.suffix.lower() == ".dcm":
+        from .dicom import read_dicom_slice
+
+        try:
+            return read_dicom_slice(path, where)
+        except InputFileError as exc:
+            raise InputFileError(f"slice folder {folder_name}: {exc}") from None
     try:
         one = (read_edf if path.suffix.lower() == ".edf" else read_tiff)(path, ReadOptions(mmap=mmap))
     except InputFileError as exc:

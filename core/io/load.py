@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import check_choice, normalize_spacing
-from . import amira, edf, folder, hdf5, image, raw, tiff, txm, zarr  # noqa: F401  (importing a format module registers its reader)
+from . import amira, dicom, edf, folder, hdf5, image, raw, tiff, txm, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
-    _AMIRA_SUFFIXES, _EDF_SUFFIXES, _HDF5_SUFFIXES, _IMAGE_SUFFIXES, SLICE_KINDS, _TXM_SUFFIXES, _XRADIA_PROJECTION_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
+    _AMIRA_SUFFIXES, _EDF_SUFFIXES, _HDF5_SUFFIXES, _IMAGE_SUFFIXES, SLICE_KINDS, _TXM_SUFFIXES, _DICOM_SUFFIXES, _XRADIA_PROJECTION_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
     Loaded, ReadOptions, Volume, _is_zarr_dir, _name, _require_exists, _require_regular, _short, _slice_files,
     normalize_crop,
 )
@@ -34,11 +34,11 @@ def detect_format(path: str | os.PathLike) -> str:
     -------
     str
         One of :data:`FORMATS`: ``.tif``/``.tiff``/``.ome.tif`` -> ``"tiff"``;
-        a folder holding ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf`` files -> ``"slices"``; a
+        a folder holding ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf``/``.dcm`` files -> ``"slices"``; a
         ``.zarr`` path or a folder holding a zarr store -> ``"zarr"``;
         ``.h5``/``.hdf5``/``.hdf``/``.nxs`` -> ``"hdf5"``; ``.npy`` -> ``"npy"``;
         ``.raw``/``.bin``/``.vol`` -> ``"raw"``; ``.mhd``/``.mha`` -> ``"metaimage"``; ``.am`` -> ``"amira"``; ``.edf`` -> ``"edf"``;
-        ``.txm`` -> ``"txm"``; ``.png``/``.bmp``/``.jpg``/``.jpeg`` (one 2D image) -> ``"image"``.  Suffixes are case-insensitive.
+        ``.txm`` -> ``"txm"``; ``.dcm`` -> ``"dicom"`` (a slice or a multi-frame file; a folder of them: ``"slices"``); ``.png``/``.bmp``/``.jpg``/``.jpeg`` (one 2D image) -> ``"image"``.  Suffixes are case-insensitive.
 
     Raises
     ------
@@ -73,6 +73,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "edf"
     if suffix in _TXM_SUFFIXES:
         return "txm"
+    if suffix in _DICOM_SUFFIXES:
+        return "dicom"
     if suffix in _IMAGE_SUFFIXES:
         return "image"
     if suffix in _XRADIA_PROJECTION_SUFFIXES:

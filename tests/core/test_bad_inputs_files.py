@@ -562,7 +562,7 @@ CASES: dict[str, tuple] = {
     "zarr: corrupt chunk": (c_zarr_corrupt_chunk, r"could not read chunk\.zarr as zarr"),
     "zarr: FIFO as a chunk": (c_zarr_fifo_chunk, r"zarr store pipe\.zarr: .* is a named pipe"),
     "slices: dangling link": (c_slices_dangling_link, r"slice folder slices: s2\.tif is a link to a missing file"),
-    "slices: empty folder": (c_slices_empty, r"folder slices holds no \.tif/\.tiff/\.png/\.bmp/\.edf slices"),
+    "slices: empty folder": (c_slices_empty, r"folder slices holds no \.tif/\.tiff/\.png/\.bmp/\.edf/\.dcm slices"),
     "slices: mixed shapes": (c_slices_mixed_shapes, r"slice folder slices holds slices of 2 kinds, not one: "
                              r"1 uint8 of 8×8 \(s1\.tif\) and 1 uint8 of 8×9 \(s2\.tif\); "),
     "slices: mixed dtypes": (c_slices_mixed_dtypes, r"slice folder slices holds slices of 2 kinds, .*1 uint16 of 8×8 "

@@ -256,7 +256,7 @@ def test_detect_format(tmp_path):
         detect_format(tmp_path / "a.gif")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="holds no .tif/.tiff/.png/.bmp/.edf slices"):
+    with pytest.raises(ValueError, match="holds no .tif/.tiff/.png/.bmp/.edf/.dcm slices"):
         detect_format(empty)
 
 

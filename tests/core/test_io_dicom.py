@@ -1,0 +1,104 @@
+"""DICOM (core.io.dicom): a CT series folder in the order of its slices in space, single and multi-frame files,
+their voxel size in mm read as µm, and the files refused in one sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.chunked import open_lazy
+from core.io import InputFileError, detect_format, load_volume
+
+from dicom_files import write_dicom
+from reading_checks import read_both, refused
+
+VOL = (np.random.default_rng(0).random((6, 20, 24)) * 4000).astype(np.uint16)
+SHUFFLED = [3, 0, 5, 1, 4, 2]  # file k holds slice SHUFFLED[k]: the names do not give the order
+
+
+@pytest.mark.parametrize("by", ["position", "instance"])
+def test_a_series_folder_in_the_order_of_its_slices_with_its_voxel_size(tmp_path, by):
+    """The slices in space order (ImagePositionPatient along the normal, else InstanceNumber), whatever their file
+    names; PixelSpacing (y, x) and SliceThickness in mm as µm; whole and lazily read alike."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for k, z in enumerate(SHUFFLED):
+        write_dicom(folder / f"IM{k:04d}.dcm", VOL[z], position_mm=z * 0.0006 if by == "position" else None,
+                    instance=z + 1 if by == "instance" else None)
+    assert detect_format(folder) == "slices"
+    v = read_both(folder)
+    np.testing.assert_array_equal(v.data, VOL)
+    assert v.spacing == pytest.approx((0.6, 0.5, 0.4)) and v.spacing_from_metadata
+    assert v.metadata["spacing_source"] == "dicom" and "spacing_z_assumed" not in v.metadata
+
+
+def test_a_series_without_positions_or_numbers_keeps_the_names_order(tmp_path):
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for z in range(6):
+        write_dicom(folder / f"slice{z + 1}.dcm", VOL[z])  # slice10 after slice9: natural order
+    np.testing.assert_array_equal(read_both(folder).data, VOL)
+
+
+def test_z_spacing_between_slices_first_and_assumed_where_none(tmp_path):
+    a, b = tmp_path / "a.dcm", tmp_path / "b.dcm"
+    write_dicom(a, VOL[0], thickness_mm=0.001, between_mm=0.0007)
+    assert load_volume(a).spacing == pytest.approx((0.7, 0.5, 0.4))
+    write_dicom(b, VOL[0], thickness_mm=None)
+    v = load_volume(b)
+    assert v.spacing == pytest.approx((0.4, 0.5, 0.4)) and v.metadata["spacing_z_assumed"]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_multi_frame_file_is_a_volume(tmp_path, shared):
+    """An enhanced multi-frame file: (frames, Y, X), its spacing at the top level or in the shared functional
+    groups; whole and lazily read alike; signed pixels kept signed."""
+    vol = (VOL.astype(np.int32) - 2000).astype(np.int16)
+    path = tmp_path / "volume.dcm"
+    write_dicom(path, vol, shared=shared)
+    assert detect_format(path) == "dicom"
+    v = read_both(path)
+    np.testing.assert_array_equal(v.data, vol)
+    assert v.data.dtype == np.int16 and v.spacing == pytest.approx((0.6, 0.5, 0.4))
+    assert open_lazy(path).data.shape == (6, 20, 24)
+
+
+def test_one_slice_file_is_a_volume_of_depth_one(tmp_path):
+    path = tmp_path / "slice.dcm"
+    write_dicom(path, VOL[2].astype(np.uint8))
+    v = read_both(path)
+    assert v.data.shape == (1, 20, 24) and v.data.dtype == np.uint8
+
+
+def test_refusals_in_one_sentence(tmp_path, monkeypatch):
+    from pydicom.uid import JPEG2000Lossless
+
+    text = tmp_path / "notes.dcm"
+    text.write_text("not an image\n" * 20)
+    assert refused(text) == "notes.dcm is not a DICOM file (no DICM preamble and no DICOM header)"
+    rgb = tmp_path / "photo.dcm"
+    write_dicom(rgb, VOL[0].astype(np.uint8), colour=True)
+    assert refused(rgb) == "photo.dcm holds a colour image (RGB); export it as greyscale"
+    jp2 = tmp_path / "jp2.dcm"
+    write_dicom(jp2, VOL[0], syntax=JPEG2000Lossless)
+    assert refused(jp2).startswith("jp2.dcm holds compressed pixel data (JPEG 2000 Image Compression (Lossless "
+                                   "Only)), which is not read: export the series as uncompressed DICOM, or as TIFF")
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_dicom(folder / "a.dcm", VOL[0])
+    write_dicom(folder / "b.dcm", VOL[1, :10])
+    with pytest.raises(InputFileError, match="mixed"):
+        load_volume(folder)
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pydicom(name, *args, **kw):
+        if name == "pydicom" or name.startswith("pydicom."):
+            raise ImportError(name)
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_pydicom)
+    with pytest.raises(InputFileError, match=r"^reading DICOM \(\.dcm\) files needs the Python package pydicom: "
+                                             r"pip install pydicom$"):
+        load_volume(jp2)
