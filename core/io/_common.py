@@ -194,16 +194,17 @@ def _natural_key(name: str) -> tuple:
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
 
 
-def _slice_files(folder: Path) -> list[Path]:
+def _slice_files(folder: Path, *, ordered: bool = True) -> list[Path]:
     """Visible ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf``/``.dcm`` files of ``folder`` in natural order (a DICOM
-    series: in the order of its slices in space, :func:`core.io.dicom.series_order`)."""
+    series: in the order of its slices in space, :func:`core.io.dicom.series_order`, which reads every slice's
+    header; not with ``ordered=False``: whether a folder holds slices)."""
     files = [
         p
         for p in folder.iterdir()
         if not p.name.startswith(".") and p.suffix.lower() in _SLICE_SUFFIXES and p.is_file()
     ]
     files = sorted(files, key=lambda p: _natural_key(p.name))
-    if files and all(p.suffix.lower() in _DICOM_SUFFIXES for p in files):
+    if ordered and files and all(p.suffix.lower() in _DICOM_SUFFIXES for p in files):
         from .dicom import series_order
 
         files = series_order(files)

@@ -51,7 +51,7 @@ def detect_format(path: str | os.PathLike) -> str:
     if p.is_dir():
         if _is_zarr_dir(p):
             return "zarr"
-        if _slice_files(p):
+        if _slice_files(p, ordered=False):
             return "slices"
         raise InputFileError(f"folder {_name(p)} holds no {SLICE_KINDS} slices and is not a zarr store")
     suffix = p.suffix.lower()

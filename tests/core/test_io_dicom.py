@@ -102,3 +102,20 @@ def test_refusals_in_one_sentence(tmp_path, monkeypatch):
     with pytest.raises(InputFileError, match=r"^reading DICOM \(\.dcm\) files needs the Python package pydicom: "
                                              r"pip install pydicom$"):
         load_volume(jp2)
+
+
+def test_telling_a_series_folder_reads_no_header(tmp_path, monkeypatch):
+    """The data-folder browser asks every listed folder's format: a DICOM series is told by its names alone (its
+    slices' headers are read to order them only when the volume is read)."""
+    import core.io.dicom as dicom
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for z in range(3):
+        write_dicom(folder / f"IM{z}.dcm", VOL[z])
+
+    def refuse(files):
+        raise AssertionError("series_order called")
+
+    monkeypatch.setattr(dicom, "series_order", refuse)
+    assert detect_format(folder) == "slices"
