@@ -7,7 +7,7 @@ and what it does to an analysis left in.
 2. The real FIB-SEM slice (8-bit) with bars burned in below it as microscope software does: a Thermo Fisher-like
    70-row black bar of white text in PIL's scalable font with a rule and a scale bar (what a Helios adds to 1024
    rows), a Zeiss-like 60-row white data zone with black text, and the first saved as a JPEG (quality 75): the rows
-   found against the rows burned in, then the analysis (``core.pipeline.run``, default parameters, 0.025 µm pixels)
+   found against the rows burned in, the scale bar's length found against the one drawn, then the analysis (``core.pipeline.run``, default parameters, 0.025 µm pixels)
    of the whole image and of the image cropped to the rows above the bar: particles and median detachment.
 
 Usage:  python bench/sem_data_bar.py [--quick]
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import sys
 import time
 import warnings
 
@@ -27,20 +28,6 @@ import _common as C  # noqa: E402  (sets sys.path)
 
 REAL = C.REPO_ROOT.parent / "shared" / "data" / "real"
 FIBSEM = REAL / "fibsem_nmc_2d" / "3_phase_old_NMC_FIBSEM.tif"
-
-
-def _bar(width: int, rows: int, background: int, ink: int) -> np.ndarray:
-    from PIL import Image, ImageDraw, ImageFont
-
-    bar = Image.new("L", (width, rows), background)
-    d = ImageDraw.Draw(bar)
-    font = ImageFont.load_default(size=max(10, rows // 4))
-    d.line((0, 0, width, 0), fill=(background + ink) // 2, width=2)
-    d.text((8, rows // 8), "HV 5.00 kV | curr 0.40 nA | mag 10 000 x | WD 4.1 mm | det TLD", fill=ink, font=font)
-    d.text((8, rows // 2), "HFW 25.3 µm | tilt 52° | 2026-11-20 14:33", fill=ink, font=font)
-    d.rectangle((int(width * 0.8), rows - rows // 4, int(width * 0.9), rows - rows // 4 + 4), fill=ink)
-    d.text((int(width * 0.82), rows // 3), "5 µm", fill=ink, font=font)
-    return np.asarray(bar)
 
 
 def _jpeg(img: np.ndarray) -> np.ndarray:
@@ -69,7 +56,10 @@ def main() -> None:
     args = ap.parse_args()
     import tifffile
 
-    from core.io.sem import find_data_bar
+    sys.path.insert(0, str(C.REPO_ROOT / "tests"))
+    from sem_files import drawn_bar  # the tests' bar, drawn in a font
+
+    from core.io.sem import find_data_bar, find_scale_bar
     from core.synth import DEMO_ELECTRODES, demo_electrode
 
     load_start = os.getloadavg()
@@ -110,12 +100,18 @@ def main() -> None:
             img = img[:300, :400]
         cropped = _analysis(img)
         width = img.shape[1]
-        cases = [("black bar, white text (Thermo Fisher-like), PNG", 70, np.vstack([img, _bar(width, 70, 0, 255)])),
-                 ("white data zone, black text (Zeiss-like), PNG", 60, np.vstack([img, _bar(width, 60, 255, 0)]))]
+        cases = [("black bar, white text (Thermo Fisher-like), PNG", 70,
+                  np.vstack([img, drawn_bar(width, 70, 0, 255)])),
+                 ("white data zone, black text (Zeiss-like), PNG", 60,
+                  np.vstack([img, drawn_bar(width, 60, 255, 0)]))]
         cases.append(("black bar, white text, JPEG quality 75", 70, _jpeg(cases[0][2])))
         for label, rows, full in cases:
             whole = _analysis(full)
-            bars.append({"image": label, "rows burned in": rows, "rows found": find_data_bar(full),
+            found = find_data_bar(full)
+            scale = find_scale_bar(full, {"rows": found, "start": full.shape[0] - found}) if found else None
+            bars.append({"image": label, "rows burned in": rows, "rows found": found,
+                         "scale bar drawn (px)": int(width * 0.9) - int(width * 0.8) + 1,
+                         "scale bar found (px)": scale["length_px"] if scale else None,
                          "particles, bar left in": whole["particles"], "particles, cropped": cropped["particles"],
                          "median detachment, bar left in": whole["median detachment"],
                          "median detachment, cropped": cropped["median detachment"],

@@ -659,7 +659,7 @@ def inspect_input(args) -> dict:
     from .chunked import open_lazy_array
     from .chunked.analysis import chunked_engine_for
     from .io.phase_map import propose_phase_map
-    from .io.sem import SEM_SOURCES, data_bar, data_bar_message
+    from .io.sem import SEM_SOURCES, data_bar, data_bar_message, find_scale_bar, scale_bar_message
     from .memory import estimate_peak_bytes
     from .phases import data_box, fill_message, fill_reading, shading_message, shading_reading
     from .phases.preview import grey_sample
@@ -713,13 +713,16 @@ def inspect_input(args) -> dict:
     if found is None and not out.get("label_field"):
         # an SEM image's data bar: the rows its metadata states (of the file: not after a crop), else found in
         # the middle plane as read
-        bar = data_bar(shape[1], meta.get("data_bar_rows") if spec.crop is None else None,
-                       np.asarray(arr[shape[0] // 2]))
+        plane = np.asarray(arr[shape[0] // 2])
+        bar = data_bar(shape[1], meta.get("data_bar_rows") if spec.crop is None else None, plane)
         if bar is not None:
             start = [lo for lo, _ in spec.crop] if spec.crop is not None else [0, 0, 0]
             keep = [[0, shape[0]], [0, bar["start"]], [0, shape[2]]]
             out["data_bar"] = {**bar, "warning": data_bar_message(bar) + " (Inspect the image without it for a fill.)",
                                "crop_without_it": [[s0 + lo, s0 + hi] for s0, (lo, hi) in zip(start, keep)]}
+            scale = None if lazy.spacing_from_metadata or args.spacing is not None else find_scale_bar(plane, bar)
+            if scale is not None:  # no voxel size in the file: the scale bar gives it
+                out["data_bar"]["scale_bar"] = {**scale, "note": scale_bar_message(scale)}
     fill = None if found is not None or out.get("label_field") or out.get("data_bar") else fill_reading(arr)
     if fill is not None:
         out["fill"] = {**fill, "warning": fill_message(fill)}
@@ -781,6 +784,10 @@ def _cmd_inspect(args) -> None:
         lines.append("  DATA BAR: " + info["data_bar"]["warning"])
         lines.append("  the image without it: --crop "
                      + " ".join(str(v) for pair in info["data_bar"]["crop_without_it"] for v in pair))
+        if info["data_bar"].get("scale_bar"):
+            n = info["data_bar"]["scale_bar"]["length_px"]
+            lines.append(f"  SCALE BAR: {info['data_bar']['scale_bar']['note']} Give it as --spacing (5 µm printed: "
+                         f"--spacing {5 / n:.4g}).")
     if info.get("shading"):
         if info["shading"]["warn"]:
             lines.append("  WARNING: " + info["shading"]["warning"])

@@ -77,8 +77,9 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                     ("add", "file", token), name=pick.name, group="", spacing=info["spacing"], axis=0,
                     side="auto", spacing_help="The file's voxel size; pre-filled from its metadata where present.")
                 usable, pmap = phase_map_view.already_segmented(pick.path, opts, "file", token)
-                bar = (None if pmap else
-                       samples_view.data_bar_crop(pick.path, opts, info, messages.display_path(pick.path)))
+                bar = (None if pmap else samples_view.data_bar_crop(pick.path, opts, info,
+                                                                    messages.display_path(pick.path),
+                                                                    ("add", "file", token)))
                 crop, crop_ok = samples_view.crop_picker(pick.path, opts, info["shape"], "file", token, pmap, bar)
                 if crop is not None:
                     opts = {**opts, "crop": crop}
@@ -106,7 +107,8 @@ with st.expander("Add a sample", expanded=not len(table), icon=":material/add:")
                                              group="", spacing=info["spacing"], axis=0, side="auto",
                                              spacing_help="The file's voxel size.")
                 usable, pmap = phase_map_view.already_segmented(path, opts, "upload", up.file_id)
-                bar = None if pmap else samples_view.data_bar_crop(path, opts, info, up.name)
+                bar = None if pmap else samples_view.data_bar_crop(path, opts, info, up.name,
+                                                                   ("add", "upload", up.file_id))
                 crop, crop_ok = samples_view.crop_picker(path, opts, info["shape"], "upload", up.file_id, pmap, bar)
                 if crop is not None:
                     opts = {**opts, "crop": crop}

@@ -118,9 +118,14 @@ def _naming(name: str, msg: str) -> str:
     return f"{name} cannot be read: {msg[0].lower() + msg[1:] if msg[1:2].islower() else msg}"
 
 
-def data_bar_crop(path: Path, options: dict, info: dict, name: str) -> list[list[int]] | None:
+def data_bar_crop(path: Path, options: dict, info: dict, name: str, scope: tuple) -> list[list[int]] | None:
     """An SEM image's data bar (:func:`core.io.sem.data_bar`: the rows its metadata states, else found in the
-    middle z plane), said in a warning; returns the crop without it (voxels of the file), or None."""
+    middle z plane), said in a warning; returns the crop without it (voxels of the file), or None.
+
+    Where the file states no voxel size and the bar holds a scale bar (:func:`core.io.sem.find_scale_bar`), the bar
+    is shown with the scale bar outlined and the length printed beside it can be typed: the voxel size fields of
+    the add form (``scope``, :func:`ui.forms.sample_metadata`'s) take that length over the scale bar's pixels.
+    """
     from core.io.sem import data_bar, data_bar_message
 
     shape = [int(n) for n in info["shape"]]
@@ -136,7 +141,42 @@ def data_bar_crop(path: Path, options: dict, info: dict, name: str) -> list[list
         return None
     st.warning(data_bar_message(bar, name) + " The region of interest below leaves them out: check it there.",
                icon=":material/crop:")
+    if plane is not None and not info["from_metadata"]:
+        _scale_bar_input(plane, bar, scope)
     return [[0, shape[0]], [0, bar["start"]], [0, shape[2]]]
+
+
+def _scale_bar_input(plane: np.ndarray, bar: dict, scope: tuple) -> None:
+    """The data bar with its scale bar outlined, and the length printed beside it (µm), which sets the voxel size
+    fields of ``scope`` (in a callback: they are drawn above)."""
+    from core.io.sem import find_scale_bar, scale_bar_message
+
+    scale = find_scale_bar(plane, bar)
+    if scale is None:
+        return
+    strip = plane[bar["start"]:]
+    finite = strip[np.isfinite(strip)] if strip.dtype.kind == "f" else strip
+    rgb = render.grey_rgb(strip, float(finite.min()), float(finite.max()))
+    r, x0, n = scale["row"] - bar["start"], scale["x0"], scale["length_px"]
+    rgb[max(0, r - 3):r + 5, max(0, x0 - 3):x0 + n + 3][:, :, :] = (255, 210, 0)
+    rgb[max(0, r - 1):r + 3, x0:x0 + n] = render.grey_rgb(strip[max(0, r - 1):r + 3, x0:x0 + n],
+                                                          float(finite.min()), float(finite.max()))
+    st.image(rgb, caption="The data bar, its scale bar outlined in yellow", width="stretch")
+    keys = [state.k(state.META_SPACING, *scope, a) for a in AXES]
+    length_key = state.k(state.ADD_SCALE_BAR, *scope[1:])
+
+    def set_spacing() -> None:
+        um = float(st.session_state.get(length_key) or 0.0)
+        if um > 0:
+            for key in keys:
+                st.session_state[key] = um / n
+
+    st.number_input("Length printed beside the scale bar (µm)", min_value=0.0, value=0.0, step=0.5, format="%.3f",
+                    key=length_key, on_change=set_spacing,
+                    help=scale_bar_message(scale) + " The voxel size fields above take it (depth included).")
+    um = float(st.session_state.get(length_key) or 0.0)
+    st.caption(f"Pixel size: {um:g} µm / {n} pixels = {um / n:.4g} µm, set above." if um > 0 else
+               scale_bar_message(scale) + " Type that length to set the voxel size above.")
 
 
 def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:

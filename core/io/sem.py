@@ -30,7 +30,7 @@ import numpy as np
 from ._common import _unit_factor, _valid_spacing
 
 __all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "SEM_SOURCES", "data_bar", "data_bar_message", "fei_data_bar_rows",
-           "find_data_bar", "sem_spacing", "volume_data_bar"]
+           "find_data_bar", "find_scale_bar", "scale_bar_message", "sem_spacing", "volume_data_bar"]
 
 #: The metadata :func:`sem_spacing` reads a pixel size from (its ``spacing_source`` note), named for the user.
 SEM_SOURCES = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata"}
@@ -226,6 +226,80 @@ def data_bar(height: int, meta_rows: int | None = None, plane: np.ndarray | None
     if not rows:
         return None
     return {"rows": int(rows), "start": int(height) - int(rows), "source": source}
+
+
+#: A scale bar is at least this many pixels and this share of the image's width long, at most _SCALE_MAX_SHARE of
+#: it (a rule along the bar is longer), and at least _SCALE_MIN_ROWS rows thick; its pixels differ from the bar's
+#: background by at least _INK_CONTRAST of the image's value range.
+_SCALE_MIN_PX = 16
+_SCALE_MIN_SHARE = 0.02
+_SCALE_MAX_SHARE = 0.6
+_SCALE_MIN_ROWS = 2
+_INK_CONTRAST = 0.25
+
+
+def _longest_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of the longest run of True in each row of a 2D mask ((0, 0) for a row without any)."""
+    out = []
+    for row in mask:
+        edges = np.diff(np.concatenate(([0], row.astype(np.int8), [0])))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        if not starts.size:
+            out.append((0, 0))
+            continue
+        i = int(np.argmax(ends - starts))
+        out.append((int(starts[i]), int(ends[i] - starts[i])))
+    return out
+
+
+def find_scale_bar(plane: np.ndarray, bar: dict) -> dict | None:
+    """The scale bar drawn in a data bar: the longest horizontal line of ink, at least two rows thick.
+
+    Ink is what differs from the bar's background (its bottom row's most common value) by a quarter of the image's
+    value range or more.  In each row of the bar the longest run of ink is taken; the scale bar is the longest run
+    that :data:`_SCALE_MIN_ROWS` consecutive rows or more share (the same start and length within a pixel), at least
+    16 pixels and 2 % of the width long and at most 60 % (a rule along the bar is longer).  Text has no such runs.
+
+    Parameters
+    ----------
+    plane : (Y, X) ndarray
+        The image with its bar.
+    bar : dict
+        :func:`data_bar`'s answer for it.
+
+    Returns
+    -------
+    dict or None
+        ``length_px`` (pixels, ends included), ``row`` (its first row, in the image), ``x0`` (its first column).
+    """
+    plane = np.asarray(plane)
+    region = plane[int(bar["start"]):].astype(np.float64)
+    if region.shape[0] < _SCALE_MIN_ROWS:
+        return None
+    finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+    span = float(finite.max()) - float(finite.min()) if finite.size else 0.0
+    if span <= 0:
+        return None
+    background = float(_mode(plane[-1]))
+    runs = _longest_runs(np.abs(region - background) >= _INK_CONTRAST * span)
+    width = plane.shape[1]
+    shortest, longest = max(_SCALE_MIN_PX, _SCALE_MIN_SHARE * width), _SCALE_MAX_SHARE * width
+    best = None
+    for r in range(len(runs) - _SCALE_MIN_ROWS + 1):
+        x0, n = runs[r]
+        if not shortest <= n <= longest:
+            continue
+        if all(abs(runs[r + k][0] - x0) <= 1 and abs(runs[r + k][1] - n) <= 1 for k in range(1, _SCALE_MIN_ROWS)):
+            if best is None or n > best["length_px"]:
+                best = {"length_px": int(n), "row": int(bar["start"]) + r, "x0": int(x0)}
+    return best
+
+
+def scale_bar_message(scale: dict) -> str:
+    """One sentence: where the scale bar is and how to turn its printed length into the pixel size."""
+    return (f"The data bar holds a scale bar {scale['length_px']} pixels long (y {scale['row']}, x {scale['x0']}:"
+            f"{scale['x0'] + scale['length_px']}): the pixel size is the length printed beside it divided by "
+            f"{scale['length_px']}.")
 
 
 def volume_data_bar(volume, plane: np.ndarray | None = None) -> dict | None:

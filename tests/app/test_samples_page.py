@@ -699,12 +699,20 @@ def test_an_sem_image_with_its_pixel_size_and_its_data_bar_left_out(empty_ws, en
         "little text, unlike the image above): crop them out, or its text and scale bar are analysed as particles "
         "in pore. The region of interest below leaves them out: check it there."]
     token = file_browser.path_token(env / "data" / "export.png")
+    # no pixel size in a PNG: the bar's scale bar (30 pixels) shown, and its printed length sets the voxel size
+    assert any(i.proto.imgs[0].caption == "The data bar, its scale bar outlined in yellow" for i in at.image)
+    assert any("a scale bar 30 pixels long (y 218, x 240:270)" in c.value for c in at.caption)
+    at.number_input(key=state.k(state.ADD_SCALE_BAR, "file", token)).set_value(1.5).run()
+    scope = ("add", "file", token)
+    assert [at.number_input(key=state.k(state.META_SPACING, *scope, a)).value for a in "zyx"] == [0.05] * 3
+    assert any(c.value == "Pixel size: 1.5 µm / 30 pixels = 0.05 µm, set above." for c in at.caption)
     at.toggle(key=state.k(state.ADD_CROP, "file", token, "on")).set_value(False).run()
     at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
     at.run()
     no_exception(at)
     added = [x for x in empty_ws.list_samples() if x.name.startswith("export")]
     assert len(added) == 1 and "crop" not in added[0].source_options["read"]
+    assert added[0].spacing == pytest.approx((0.05, 0.05, 0.05))
     assert empty_ws.load_volume(added[0]).data.shape == (1, 230, 300)
     # a FIB-SEM slice folder (Auto Slice & View): the slice thickness is not in the images
     asv = env / "data" / "asv"

@@ -212,3 +212,37 @@ def test_the_chunked_engine_warns_of_a_bar_as_the_whole_volume_engine_does(tmp_p
     err = capsys.readouterr().err
     assert "warning: The bottom 20 rows of each z plane (y 60:80) look like the microscope's data bar" in err
     assert "fill outside" not in err
+
+
+def test_find_scale_bar_in_the_data_bar():
+    """The scale bar: the longest line of ink two rows thick or more, in black-on-white and white-on-black bars and
+    a JPEG-like one; not the rule along the bar's top (longer than 60 % of the width), nor text."""
+    from core.io.sem import find_scale_bar, scale_bar_message
+
+    img = _image()
+    for full in (with_bar(img, 40), with_bar(img, 40, background=255, ink=0)):
+        bar = data_bar(240, None, full)
+        assert find_scale_bar(full, bar) == {"length_px": 30, "row": 228, "x0": 240}
+    rng = np.random.default_rng(2)
+    noisy = (with_bar(img, 40).astype(np.int16) + rng.integers(-3, 4, (240, 300))).clip(0, 255).astype(np.uint8)
+    assert find_scale_bar(noisy, data_bar(240, None, noisy))["length_px"] == 30
+    no_scale = with_bar(img, 40)
+    no_scale[228:232, 240:270] = 0  # the scale bar wiped: text and the rule remain
+    assert find_scale_bar(no_scale, data_bar(240, None, no_scale)) is None
+    assert scale_bar_message({"length_px": 30, "row": 228, "x0": 240}) == (
+        "The data bar holds a scale bar 30 pixels long (y 228, x 240:270): the pixel size is the length printed "
+        "beside it divided by 30.")
+
+
+@pytest.mark.skipif(not FIBSEM.exists(), reason="the real FIB-SEM slice of ../shared/data/real is not here")
+def test_the_scale_bar_drawn_below_the_real_fibsem_slice():
+    """A 70-row bar with text in a font, a 2-px rule and a 102-pixel scale bar (sem_files.drawn_bar, as
+    bench/sem_data_bar.py draws it), black on white and white on black, below the real slice: 102 pixels found."""
+    from core.io.sem import find_scale_bar
+    from sem_files import drawn_bar
+
+    img8 = (tifffile.imread(FIBSEM) // 257).astype(np.uint8)
+    for background, ink in ((0, 255), (255, 0)):
+        full = np.vstack([img8, drawn_bar(img8.shape[1], 70, background, ink)])
+        found = find_scale_bar(full, data_bar(full.shape[0], None, full))
+        assert found is not None and found["length_px"] == 102 and found["x0"] == 809
