@@ -158,9 +158,10 @@ def _scale_bar_input(plane: np.ndarray, bar: dict, scope: tuple) -> None:
     finite = strip[np.isfinite(strip)] if strip.dtype.kind == "f" else strip
     rgb = render.grey_rgb(strip, float(finite.min()), float(finite.max()))
     r, x0, n = scale["row"] - bar["start"], scale["x0"], scale["length_px"]
-    rgb[max(0, r - 3):r + 5, max(0, x0 - 3):x0 + n + 3][:, :, :] = (255, 210, 0)
-    rgb[max(0, r - 1):r + 3, x0:x0 + n] = render.grey_rgb(strip[max(0, r - 1):r + 3, x0:x0 + n],
-                                                          float(finite.min()), float(finite.max()))
+    frame = np.zeros(strip.shape, bool)  # a 2-pixel frame a pixel off the scale bar
+    frame[max(0, r - 3):r + scale["rows"] + 3, max(0, x0 - 3):x0 + n + 3] = True
+    frame[max(0, r - 1):r + scale["rows"] + 1, max(0, x0 - 1):x0 + n + 1] = False
+    rgb[frame] = (255, 210, 0)
     st.image(rgb, caption="The data bar, its scale bar outlined in yellow", width="stretch")
     keys = [state.k(state.META_SPACING, *scope, a) for a in AXES]
     length_key = state.k(state.ADD_SCALE_BAR, *scope[1:])

@@ -270,7 +270,8 @@ def find_scale_bar(plane: np.ndarray, bar: dict) -> dict | None:
     Returns
     -------
     dict or None
-        ``length_px`` (pixels, ends included), ``row`` (its first row, in the image), ``x0`` (its first column).
+        ``length_px`` (pixels, ends included), ``row`` (its first row, in the image), ``x0`` (its first column),
+        ``rows`` (its thickness).
     """
     plane = np.asarray(plane)
     region = plane[int(bar["start"]):].astype(np.float64)
@@ -289,9 +290,11 @@ def find_scale_bar(plane: np.ndarray, bar: dict) -> dict | None:
         x0, n = runs[r]
         if not shortest <= n <= longest:
             continue
-        if all(abs(runs[r + k][0] - x0) <= 1 and abs(runs[r + k][1] - n) <= 1 for k in range(1, _SCALE_MIN_ROWS)):
-            if best is None or n > best["length_px"]:
-                best = {"length_px": int(n), "row": int(bar["start"]) + r, "x0": int(x0)}
+        thick = 1
+        while r + thick < len(runs) and abs(runs[r + thick][0] - x0) <= 1 and abs(runs[r + thick][1] - n) <= 1:
+            thick += 1
+        if thick >= _SCALE_MIN_ROWS and (best is None or n > best["length_px"]):
+            best = {"length_px": int(n), "row": int(bar["start"]) + r, "x0": int(x0), "rows": thick}
     return best
 
 

@@ -222,7 +222,7 @@ def test_find_scale_bar_in_the_data_bar():
     img = _image()
     for full in (with_bar(img, 40), with_bar(img, 40, background=255, ink=0)):
         bar = data_bar(240, None, full)
-        assert find_scale_bar(full, bar) == {"length_px": 30, "row": 228, "x0": 240}
+        assert find_scale_bar(full, bar) == {"length_px": 30, "row": 228, "x0": 240, "rows": 4}
     rng = np.random.default_rng(2)
     noisy = (with_bar(img, 40).astype(np.int16) + rng.integers(-3, 4, (240, 300))).clip(0, 255).astype(np.uint8)
     assert find_scale_bar(noisy, data_bar(240, None, noisy))["length_px"] == 30
