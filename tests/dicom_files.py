@@ -9,13 +9,14 @@ import numpy as np
 
 def write_dicom(path: Path, pixels: np.ndarray, *, pixel_mm=(0.0005, 0.0004), thickness_mm: float | None = 0.0006,
                 between_mm: float | None = None, position_mm: float | None = None, instance: int | None = None,
-                syntax=None, shared: bool = False, colour: bool = False) -> None:
+                syntax=None, shared: bool = False, colour: bool = False, rescale: tuple | None = None) -> None:
     """One DICOM file of ``pixels`` ((Y, X) a slice, (F, Y, X) a multi-frame file; uint8 / uint16 / int16).
 
     ``pixel_mm``: PixelSpacing (y, x); ``thickness_mm`` / ``between_mm``: SliceThickness / SpacingBetweenSlices;
     ``position_mm``: the z of ImagePositionPatient (axial orientation); ``instance``: InstanceNumber; ``syntax``: the
     transfer syntax UID (default explicit VR little endian); ``shared``: the spacing in the shared functional groups
-    (an enhanced multi-frame file) instead of the top level; ``colour``: an RGB image of the pixels.
+    (an enhanced multi-frame file) instead of the top level; ``colour``: an RGB image of the pixels; ``rescale``:
+    (RescaleSlope, RescaleIntercept).
     """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
@@ -56,6 +57,8 @@ def write_dicom(path: Path, pixels: np.ndarray, *, pixel_mm=(0.0005, 0.0004), th
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     if instance is not None:
         ds.InstanceNumber = instance
+    if rescale is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = rescale
     data = np.repeat(pixels[..., None], 3, axis=-1) if colour else pixels
     raw = np.ascontiguousarray(data).tobytes()
     if meta.TransferSyntaxUID.is_compressed:  # bytes that are not a codestream: the reader refuses before decoding

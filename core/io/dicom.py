@@ -6,7 +6,7 @@ requirement: without it a ``.dcm`` is refused saying what to install):
 
 - the pixels as stored (``pixel_array``: 8 or 16 bit, signed where ``PixelRepresentation`` says so); the rescale to
   Hounsfield units (``RescaleSlope`` / ``RescaleIntercept``) is a linear map the analysis does not need and is not
-  applied;
+  applied (a series whose slices state different rescales is refused: its stored values are not one scale);
 - the voxel size, in mm in the file: ``PixelSpacing`` (row spacing = y, column spacing = x) and along z
   ``SpacingBetweenSlices``, else ``SliceThickness`` (taken from the frames' shared functional groups in an enhanced
   multi-frame file); none of these: z taken equal to x, and said;
@@ -156,15 +156,24 @@ def series_order(files: list[Path]) -> list[Path]:
     """The slices of a DICOM series in their order in space: by position along the slice normal where every
     slice states ``ImagePositionPatient`` and ``ImageOrientationPatient``, else by ``InstanceNumber`` where every
     slice states one, else as given (natural order of names).  Headers only are read; one that cannot be read
-    leaves the order as given (the slice's own read says why)."""
+    leaves the order as given (the slice's own read says why).
+
+    Raises
+    ------
+    InputFileError
+        The slices state different rescales (``RescaleSlope`` / ``RescaleIntercept``): the stored values, which are
+        read, would not be one scale.
+    """
     pydicom = _pydicom()
-    keys_pos, keys_num = [], []
+    keys_pos, keys_num, rescales = [], [], set()
     for p in files:
         try:
             ds = pydicom.dcmread(p, stop_before_pixels=True,
-                                 specific_tags=["ImagePositionPatient", "ImageOrientationPatient", "InstanceNumber"])
+                                 specific_tags=["ImagePositionPatient", "ImageOrientationPatient", "InstanceNumber",
+                                                "RescaleSlope", "RescaleIntercept"])
         except Exception:  # noqa: BLE001 - any unreadable header: keep the names' order (the read refuses it)
             return files
+        rescales.add((float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)))
         pos, iop = ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient")
         if pos is not None and iop is not None and len(pos) == 3 and len(iop) == 6:
             normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
@@ -172,6 +181,10 @@ def series_order(files: list[Path]) -> list[Path]:
         num = ds.get("InstanceNumber")
         if num is not None and str(num).strip():
             keys_num.append(int(num))
+    if len(rescales) > 1:
+        raise InputFileError(f"the DICOM series in folder {_name(files[0].parent)} rescales its slices differently "
+                             f"({len(rescales)} RescaleSlope / RescaleIntercept pairs): its stored values are not one "
+                             "scale, so it is not read; export the series with one rescale, or as TIFF")
     for keys in (keys_pos, keys_num):
         if len(keys) == len(files) and len(set(keys)) == len(keys):
             return [files[i] for i in np.argsort(np.asarray(keys), kind="stable")]

@@ -119,3 +119,17 @@ def test_telling_a_series_folder_reads_no_header(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dicom, "series_order", refuse)
     assert detect_format(folder) == "slices"
+
+
+def test_a_series_rescaled_slice_by_slice_is_refused_and_one_rescale_is_read_as_stored(tmp_path):
+    same, varied = tmp_path / "same", tmp_path / "varied"
+    for folder in (same, varied):
+        folder.mkdir()
+        for z in range(3):
+            rescale = (1.0, -1024.0) if folder is same else (1.0 + z, -1024.0)
+            write_dicom(folder / f"IM{z}.dcm", VOL[z], position_mm=z * 0.0006, rescale=rescale)
+    np.testing.assert_array_equal(read_both(same).data, VOL[:3])  # the stored values: one linear map away
+    for read in (load_volume, open_lazy):
+        with pytest.raises(InputFileError, match=r"^the DICOM series in folder varied rescales its slices "
+                                                  r"differently \(3 RescaleSlope / RescaleIntercept pairs\)"):
+            read(varied)
