@@ -7,8 +7,9 @@ and what it does to an analysis left in.
 2. The real FIB-SEM slice (8-bit) with bars burned in below it as microscope software does: a Thermo Fisher-like
    70-row black bar of white text in PIL's scalable font with a rule and a scale bar (what a Helios adds to 1024
    rows), a Zeiss-like 60-row white data zone with black text, and the first saved as a JPEG (quality 75): the rows
-   found against the rows burned in, the scale bar's length found against the one drawn, then the analysis (``core.pipeline.run``, default parameters, 0.025 µm pixels)
-   of the whole image and of the image cropped to the rows above the bar: particles and median detachment.
+   found against the rows burned in, the scale bar's length found against the one drawn, then the analysis
+   (``core.pipeline.run``, default parameters, 0.025 µm pixels) of the whole image and of the image cropped to the
+   rows above the bar: particles and median detachment.
 
 Usage:  python bench/sem_data_bar.py [--quick]
 """

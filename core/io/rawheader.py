@@ -20,10 +20,10 @@ VGStudio ``X.vgi`` beside ``X.vol``
     ``resolution`` (x y z, or one value) in its ``unit`` (``mm`` as written; read as mm where none is stated, and
     said).  The voxels are little-endian, as these programs write them.
 
-All are plain ``key = value`` lines.  A data file a header names must be a file name in the header's own folder
-(no path: a header cannot send the reader elsewhere; a ``.vgi``'s ``Name`` often holds the full path of the
-machine that reconstructed it, so only its last part is taken, in the header's folder).  Compressed, ASCII, multi-channel and list-of-files
-MetaImages are refused in one sentence.
+All are plain ``key = value`` lines.  A data file a header names must be a file name in the header's own folder (no
+path: a header cannot send the reader elsewhere; a ``.vgi``'s ``Name`` often holds the full path of the machine that
+reconstructed it, so only its last part is taken, in the header's folder).  Compressed, ASCII, multi-channel and
+list-of-files MetaImages are refused in one sentence.
 """
 
 from __future__ import annotations

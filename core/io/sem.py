@@ -142,15 +142,15 @@ def _mode(row: np.ndarray):
 def find_data_bar(plane: np.ndarray) -> int | None:
     """The rows of a data bar at the bottom of an image, found in its pixels; None where there is none.
 
-    The bar's background is the most common value of the bottom row (values within 2 % of the image's range of
-    it count as it).  The bar is the band of rows from the bottom up to the image: the first run of four rows
-    holding that value in at most 30 % of their pixels.  It holds that value in 60-99.5 % of its pixels (the text
-    the rest; a band of that value only is padding, :mod:`core.phases.fill`), at least 50 % more than the
-    :data:`_ABOVE_ROWS` rows above it, has two rows or more of that value alone (98 % of the row: the text's
-    margins; an object cut by the image's bottom edge has none), and is at least :data:`BAR_MIN_ROWS` and at most
-    :data:`BAR_MAX_SHARE` of the height; up to three rows above it that are each mostly one other value (a rule
-    along the bar's top) are taken into it.  A noisy image holds no one value that often; a noiseless phantom's phases hold theirs above the
-    band as well.
+    The bar's background is the most common value of the bottom row (values within 2 % of the image's range of it count
+    as it).  The bar is the band of rows from the bottom up to the image: the first run of four rows holding that
+    value in at most 30 % of their pixels.  It holds that value in 60-99.5 % of its pixels (the text the rest; a
+    band of that value only is padding, :mod:`core.phases.fill`), at least 50 % more than the :data:`_ABOVE_ROWS`
+    rows above it, has two rows or more of that value alone (98 % of the row: the text's margins; an object cut by
+    the image's bottom edge has none), and is at least :data:`BAR_MIN_ROWS` and at most :data:`BAR_MAX_SHARE` of the
+    height; up to three rows above it that are each mostly one other value (a rule along the bar's top) are taken
+    into it.  A noisy image holds no one value that often; a noiseless phantom's phases hold theirs above the band
+    as well.
 
     Parameters
     ----------
