@@ -35,6 +35,7 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
         st.error(msg)
         return msg
     st.session_state[state.PENDING_SAMPLE] = s.id
+    st.session_state[state.ADD_OPEN] = False  # the form closes on the sample added
     messages.flash("success", f"Added sample '{s.name}'. Segment it on the Segment page.")
     st.rerun()
 
@@ -47,7 +48,10 @@ def _options(opts: dict, info: dict, phase_map: str | None) -> dict:
     return out
 
 
-with st.expander("Add a sample", expanded=not len(table), icon=":material/add:"):
+# open on an empty workspace, and kept as it first was for the session: a sample added meanwhile (by a colleague, or
+# the demo electrodes landing) would otherwise re-create the expander collapsed while its form is being filled
+state.init(state.ADD_OPEN, not len(table))
+with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon=":material/add:"):
     tab_demo, tab_server, tab_upload = st.tabs(["Demo electrode (SYNTHETIC)", "Server data folder", "Upload"])
 
     with tab_demo:

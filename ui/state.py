@@ -32,6 +32,7 @@ SAMPLE_PICKER = "w_sample_picker"
 
 # ---- Samples page
 SAMPLES_TABLE = "w_samples_table"
+ADD_OPEN = "add_open"                  # whether the "Add a sample" expander is drawn open (kept for the session)
 ADD_DEMO = "w_add_demo"
 ADD_DEMO_SIZE = "w_add_demo_size"
 ADD_FILE = "w_add_file"                # + folder ("root" at the top) | + "dir" + folder: read a folder as one volume

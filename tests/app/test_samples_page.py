@@ -739,3 +739,26 @@ def test_an_sem_image_with_its_pixel_size_and_its_data_bar_left_out(empty_ws, en
     assert empty_ws.get_sample(sid).source_options["read"]["crop"] == [[0, 1], [0, 200], [0, 300]]
     assert not any(w.value.startswith("The bottom 30 rows of the image") for w in at.warning)  # the add form's stays
     assert not [b for b in at.button if b.key == state.k(state.BAR_CROP, sid)]
+
+
+def test_the_add_form_stays_open_when_a_sample_appears_meanwhile(empty_ws, env):
+    """Open on an empty workspace, the add form stays open while a colleague (or the demo electrodes landing) adds
+    a sample (the expander drawn again with another `expanded` comes back collapsed, the form being filled hidden);
+    it closes on the sample the user adds."""
+
+    def add_form_open(at) -> bool:
+        [box] = [e for e in at.expander if e.label == "Add a sample"]
+        return bool(box.proto.expanded)
+
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert add_form_open(at)
+    empty_ws.add_sample("colleague's", "demo:pristine", spacing=(0.4, 0.4, 0.4),
+                        source_options={"shape": [16, 16, 16], "seed": 0})
+    at.run()
+    no_exception(at)
+    assert len(_catalogue(at)) == 1 and add_form_open(at)
+    at.button(key=state.k(state.ADD_SUBMIT, "demo")).click().run()
+    no_exception(at)
+    assert len(empty_ws.list_samples()) == 2 and not add_form_open(at)
+    # a new session on a workspace with samples: closed
+    assert not add_form_open(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
