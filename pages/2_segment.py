@@ -41,9 +41,10 @@ elif not presegmented:
             params = None
             segment_view.grey_histogram_section(gref)
         else:
-            params = segment_view.grey_values_section(sample, gref, latest).params
+            choice = segment_view.grey_values_section(sample, gref, latest)
+            params, run_segment = choice.params, choice.run_params  # the run asks for none where automatic
             if params is not None and flatten:
-                params = replace(params, flatten=True)
+                params, run_segment = replace(params, flatten=True), replace(run_segment, flatten=True)
     with right:
         segment_view.preview_section(sample, gref, vol.shape, method, params, mparams)
 
@@ -83,7 +84,7 @@ elif method == "model":
 elif method == "classifier" and segment_view.enough_painted(scribbles):  # the folder is written on Run
     ap = AnalysisParams(method="classifier", classifier="(the painted slices)", separation=sep)
 elif params is not None:
-    ap = AnalysisParams(method="threshold", segment=params, separation=sep)
+    ap = AnalysisParams(method="threshold", segment=run_segment, separation=sep)
 if ap is not None:
     ap = replace(ap, depth_from=segment_view.depth_from_choice(sample, latest))
 fits = ap is None or memory_view.memory_note(vol.shape, vol.dtype, ap, presegmented=sample.input.presegmented,

@@ -10,7 +10,7 @@ page reads what a group returns, never the group's keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -171,11 +171,24 @@ class SegmentChoice:
         The two threshold sliders (grey values), also when they are not in order (the histogram draws them).
     params : SegmentParams or None
         The parameters of a run; None when ``low`` is not below ``high`` (the group showed why).
+    automatic : bool
+        The sliders hold the thresholds a run without thresholds takes (:func:`suggested_thresholds`: untouched,
+        or set back with "Suggest"): the run asks for none (:attr:`run_params`), as the demo analyses and the
+        command line do, so that the Compare page does not take the numbers the automatic choice gave each
+        electrode for settings that differ, and a recipe replays the choice, not its numbers.
     """
 
     low: float
     high: float
     params: SegmentParams | None
+    automatic: bool = False
+
+    @property
+    def run_params(self) -> SegmentParams | None:
+        """:attr:`params` as a run asks for them: without thresholds where they are the automatic ones."""
+        if self.params is None or not self.automatic:
+            return self.params
+        return replace(self.params, low=None, high=None)
 
 
 def _slider_step(vmin: float, vmax: float) -> tuple[float, str]:
@@ -269,9 +282,10 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
     # the σ the user gave (None when it was fitted), never the last fit's: passed back it would read as given
     requested = latest.rerun_params.segment if latest is not None else base
     pv_sigma = _globals_key(requested, latest, denoise, size, pv).pv_sigma
-    return SegmentChoice(low, high, SegmentParams(denoise=denoise, denoise_size=float(size), low=float(low),
-                                                  high=float(high), partial_volume=bool(pv), pv_sigma=pv_sigma,
-                                                  min_island=int(island)))
+    params = SegmentParams(denoise=denoise, denoise_size=float(size), low=float(low), high=float(high),
+                           partial_volume=bool(pv), pv_sigma=pv_sigma, min_island=int(island))
+    auto = suggested_thresholds(ref, _globals_key(base, latest, denoise, size, pv))
+    return SegmentChoice(low, high, params, automatic=bool(np.allclose((low, high), auto, rtol=1e-9, atol=0.0)))
 
 
 # --------------------------------------------------------------------------- particles

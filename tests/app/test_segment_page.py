@@ -460,3 +460,31 @@ def test_depth_runs_over_the_electrode_unless_the_volume_is_chosen(seeded_ws):
     assert "depth_from" not in a.params  # written as analyses were before the choice existed
     _, again = _open(seeded_ws, "cycled-1C")
     assert again.radio(key=key).value == "volume"
+
+
+def test_thresholds_left_as_suggested_run_as_automatic(seeded_ws):
+    """Sliders left at (or set back with Suggest to) the thresholds a run without thresholds takes: the run asks for
+    none, as the demo analyses did, so the Compare page sees no difference in settings; moved, they are asked for."""
+    s, at = _open(seeded_ws, "cycled-1C")
+    before = seeded_ws.latest_analysis(s.id)
+    assert before.requested.segment.low is None  # the demo analysis: automatic
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    after = seeded_ws.latest_analysis(s.id)
+    assert after.id > before.id and after.status == "done"
+    assert after.requested.segment.low is None and after.requested.segment.high is None
+    assert after.resolved.segment.low == pytest.approx(before.resolved.segment.low)
+    assert after.resolved.segment.high == pytest.approx(before.resolved.segment.high)
+    cmp = AppTest.from_file(page("4_compare.py"), default_timeout=TIMEOUT).run()
+    no_exception(cmp)
+    assert not any("used different parameters" in w.value for w in cmp.warning)
+    # moved: asked for as set; set back with Suggest: automatic again
+    k_low = state.k(state.SEG_LOW, s.id)
+    at.slider(key=k_low).set_value(at.slider(key=k_low).value + 300).run()
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    moved = seeded_ws.latest_analysis(s.id)
+    assert moved.requested.segment.low == pytest.approx(before.resolved.segment.low + 300)
+    at.button(key=state.k(state.SEG_SUGGEST, s.id)).click().run()
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    assert seeded_ws.latest_analysis(s.id).requested.segment.low is None
