@@ -697,14 +697,12 @@ def _dicom_frames(layout: _DicomLayout) -> np.ndarray:
 
 
 def _open_dicom(p: Path, opts):
-    """A DICOM file: one slice read as a slice folder of one slice; a multi-frame file decoded whole on its first
-    read (pydicom decodes the pixel data at once)."""
+    """A DICOM file (one slice, or a multi-frame volume): decoded whole on its first read (pydicom decodes the
+    pixel data at once), a refusal naming the file."""
     from ..io.dicom import dicom_layout
 
     shape, dtype, spacing, notes = dicom_layout(p)
-    if len(shape) == 2:
-        return _SliceSource(p.parent, [p.name], shape, np.dtype(dtype)), spacing, notes, os.fspath(p)
-    layout = _DicomLayout(p, shape, dtype)
+    layout = _DicomLayout(p, shape if len(shape) == 3 else (1,) + tuple(shape), dtype)
     return _DecodedSource(layout, _file_token(p, "dicom"), _dicom_frames), spacing, notes, os.fspath(p)
 
 

@@ -70,6 +70,15 @@ def _pixels(ds, where: str) -> np.ndarray:
         raise InputFileError(f"{where} holds compressed pixel data ({syntax.name}), which is not read: export the "
                              "series as uncompressed DICOM, or as TIFF")
     try:
+        declared = (int(ds.Rows) * int(ds.Columns) * int(getattr(ds, "NumberOfFrames", 1) or 1)
+                    * int(ds.BitsAllocated) // 8)
+    except (AttributeError, TypeError, ValueError):
+        declared = None
+    held = len(ds.PixelData)
+    if declared is not None and held < declared:
+        raise InputFileError(f"{where} is truncated or corrupt: its pixel data holds {held:,} bytes, its header "
+                             f"declares {declared:,}")
+    try:
         arr = ds.pixel_array
     except MemoryError as exc:
         raise MemoryError(f"not enough memory to read {where}: {exc}") from None

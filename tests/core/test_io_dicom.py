@@ -83,6 +83,12 @@ def test_refusals_in_one_sentence(tmp_path, monkeypatch):
     write_dicom(jp2, VOL[0], syntax=JPEG2000Lossless)
     assert refused(jp2).startswith("jp2.dcm holds compressed pixel data (JPEG 2000 Image Compression (Lossless "
                                    "Only)), which is not read: export the series as uncompressed DICOM, or as TIFF")
+    cut = tmp_path / "cut.dcm"
+    write_dicom(cut, VOL[0])
+    cut.write_bytes(cut.read_bytes()[:-300])  # the end of the pixel data lost
+    assert refused(cut) == "cut.dcm is truncated or corrupt: its pixel data holds 660 bytes, its header declares 960"
+    with pytest.raises(InputFileError, match=r"^cut\.dcm is truncated or corrupt"):  # read lazily: the file named
+        np.asarray(open_lazy(cut).data)
     folder = tmp_path / "mixed"
     folder.mkdir()
     write_dicom(folder / "a.dcm", VOL[0])
