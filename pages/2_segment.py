@@ -133,8 +133,10 @@ if latest is not None:
     else:
         nan = float("nan")
         flat = segment_view.flattened_words(latest)
+        auto = latest.requested.segment.low is None  # asked for none: the midpoints of the pure phases
         st.caption(f"Thresholds used: {nan if seg.low is None else seg.low:.0f} / "
-                   f"{nan if seg.high is None else seg.high:.0f} grey{' ' + flat + '; ' if flat else '; '}denoise {seg.denoise}"
+                   f"{nan if seg.high is None else seg.high:.0f} grey{' (automatic)' if auto else ''}"
+                   f"{' ' + flat + '; ' if flat else '; '}denoise {seg.denoise}"
                    f"{'' if seg.denoise == 'none' else ' (' + str(seg.denoise_size) + ')'}; "
                    "partial-volume blur σ = "
                    f"{seg.pv_sigma} voxels.")

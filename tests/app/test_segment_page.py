@@ -387,7 +387,8 @@ def test_a_drift_along_z_is_shown_and_flattened_in_preview_and_run(empty_ws, env
     assert a.status == "done" and a.params["segment"]["flatten"] is True
     assert a.provenance["shading"]["flattened"] and a.provenance["shading"]["warn"]
     [used] = [c.value for c in at.caption if c.value.startswith("Thresholds used:")]
-    assert " grey on the volume flattened along z (its drift read as " in used and "); denoise none;" in used
+    assert " grey (automatic) on the volume flattened along z (its drift read as " in used  # sliders untouched
+    assert "); denoise none;" in used
 
 
 def test_a_drift_along_z_is_flattened_for_the_network_too(empty_ws, env):
@@ -424,7 +425,7 @@ def test_no_drift_no_flatten_on_the_demo(seeded_ws):
     assert not [w for w in at.warning if "drift along z" in w.value]
     assert not [c for c in at.checkbox if c.key == state.k(state.SEG_FLATTEN, s.id)]
     [used] = [c.value for c in at.caption if c.value.startswith("Thresholds used:")]
-    assert " grey; denoise none;" in used  # the analysis's caption, not flattened
+    assert " grey (automatic); denoise none;" in used  # the demo analysis's caption, not flattened
 
 
 def test_a_big_sample_read_lazily_is_flattened_box_by_box(empty_ws, env, monkeypatch):
@@ -488,3 +489,5 @@ def test_thresholds_left_as_suggested_run_as_automatic(seeded_ws):
     at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
     no_exception(at)
     assert seeded_ws.latest_analysis(s.id).requested.segment.low is None
+    [used] = [c.value for c in at.caption if c.value.startswith("Thresholds used:")]
+    assert " grey (automatic); denoise none" in used
