@@ -284,7 +284,7 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
     pv_sigma = _globals_key(requested, latest, denoise, size, pv).pv_sigma
     params = SegmentParams(denoise=denoise, denoise_size=float(size), low=float(low), high=float(high),
                            partial_volume=bool(pv), pv_sigma=pv_sigma, min_island=int(island))
-    auto = suggested_thresholds(ref, _globals_key(base, latest, denoise, size, pv))
+    auto = suggested_thresholds(ref, key_now())  # the widgets' denoising: the key the sliders' defaults came from
     return SegmentChoice(low, high, params, automatic=bool(np.allclose((low, high), auto, rtol=1e-9, atol=0.0)))
 
 

@@ -130,10 +130,10 @@ def data_bar_crop(path: Path, options: dict, info: dict, name: str, scope: tuple
 
     shape = [int(n) for n in info["shape"]]
     plane = None
-    if not info.get("data_bar_rows"):  # none stated: looked for in the middle plane (where one plane is cheap)
-        try:
+    if not info.get("data_bar_rows"):  # none stated: looked for in the middle plane (where one plane is cheap),
+        try:  # the one the crop preview shows (its box is the whole depth): read once, from the cache
             plane = cache.file_plane(str(path), json.dumps(options, sort_keys=True), path.stat().st_mtime,
-                                     shape[0] // 2)
+                                     (shape[0] - 1) // 2)
         except (OSError, ValueError, TypeError, MemoryError):
             return None
     bar = data_bar(shape[1], info.get("data_bar_rows"), plane)

@@ -91,7 +91,7 @@ def _mm(values) -> list[float] | None:
     """A DICOM decimal string or list of them as positive floats (mm), or None."""
     if values is None:
         return None
-    many = values if isinstance(values, (list, tuple)) or type(values).__name__ == "MultiValue" else [values]
+    many = [values] if isinstance(values, (str, bytes, int, float)) else values  # one value, or a MultiValue
     try:
         out = [float(v) for v in many]
     except (TypeError, ValueError):
