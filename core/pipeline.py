@@ -719,7 +719,8 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
         else:
             noise = estimate_noise(mv, mp)
             noise_contrast = estimate_relative_noise(mv, mp, noise=noise)
-            sure = np.isfinite(blur) and np.isfinite(noise_contrast)
+            # a blur read as 0 (edges as sharp as the reading resolves) gives the refinement no model to refine by
+            sure = np.isfinite(blur) and blur > 0 and np.isfinite(noise_contrast)
             refine = "nmc" if sure and noise_contrast >= AUTO_NOISE else "off"
         refused = _memory_refusal(volume, replace(params, refine=refine), downsampled) if refine != "off" else None
         if refused is not None:
@@ -737,6 +738,10 @@ def _refine(volume, phases, params: AnalysisParams, *, presegmented: bool, repor
             warnings.warn("The blur could not be measured on this scan (too few pore-NMC edges), so the phases "
                           "were not refined.", stacklevel=4)  # run's caller (run -> _run -> here)
             return "off", None, phases, None, None
+        if blur <= 0:
+            warnings.warn("The scan's pore-NMC edges are as sharp as its blur can be read (blur 0 voxel), so the "
+                          "phases were not refined: there is no blur to refine them against.", stacklevel=4)
+            return "off", read, phases, None, None
     report(0.32, f"refining the phases (blur {blur:.2f} voxel" + (", NMC surfaces only)" if refine == "nmc" else ")"))
     if noise is None:
         noise = estimate_noise(mv, mp)

@@ -243,6 +243,24 @@ def test_refine_on_warns_where_the_blur_cannot_be_measured():
     assert r.params.refine == "off"
 
 
+def test_a_blur_read_as_zero_leaves_the_phases_unrefined_instead_of_failing():
+    """Edges as sharp as the blur reading resolves (a noisy image without blur) read a blur of 0 voxel: auto leaves
+    the phases as thresholded (its noise rule alone would refine the NMC surfaces), 'on' says why; neither fails
+    on refine_phases' refusal of a zero blur (it did)."""
+    from core.pipeline import AnalysisParams, run
+    from core.seeding import estimate_blur
+
+    img = (np.random.default_rng(0).random((1, 300, 400)) * 200).astype(np.uint8)
+    auto = run(img, spacing=(0.025,) * 3)
+    assert auto.provenance["refine_auto"]["blur_voxels"] == 0.0 and auto.provenance["refine_auto"]["refine"] == "off"
+    assert auto.params.refine == "off" and "phase_refinement" not in auto.provenance
+    assert estimate_blur(img, auto.phases) == 0.0
+    with pytest.warns(UserWarning, match=r"as sharp as its blur can be read \(blur 0 voxel\), so the phases were not"):
+        on = run(img, AnalysisParams(refine="on"), spacing=(0.025,) * 3)
+    assert on.params.refine == "off"
+    np.testing.assert_array_equal(on.phases, auto.phases)
+
+
 def test_the_chunked_engine_refuses_refine_on():
     from core.chunked.analysis import check_supported
     from core.pipeline import AnalysisParams
