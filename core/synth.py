@@ -194,6 +194,10 @@ DEMO_ELECTRODES: dict[str, ElectrodeParams] = {
     ),
 }
 
+#: The C-rate each demo electrode was "cycled" at, given it as a sample attribute (unit ``C``) so that the Compare
+#: page's electrode axis has something to show on a first start; the uncycled electrode stands at 0.
+DEMO_C_RATES: dict[str, float] = {"pristine": 0.0, "cycled-1C": 1.0, "cycled-5C": 5.0}
+
 DEMO_DESCRIPTIONS: dict[str, str] = {
     "pristine": "SYNTHETIC demo: uncycled electrode, CBD well attached (mean detached share 0.05).",
     "cycled-1C": "SYNTHETIC demo: cycled at 1C, mean detached share 0.30, more cracks.",

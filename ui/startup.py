@@ -6,7 +6,8 @@ import streamlit as st
 
 from core.jobs import ACTIVE
 from core.pipeline import AnalysisParams
-from core.synth import DEMO_ELECTRODES
+from core.records import Attribute
+from core.synth import DEMO_C_RATES, DEMO_ELECTRODES
 from core.workspace import DEMO_PREFIX, Workspace
 
 from . import cache, jobs, settings, state
@@ -29,12 +30,13 @@ def _todo(ws: Workspace) -> list:
 
 
 def add_demos(ws: Workspace, size: int) -> list:
-    """Add the demo electrodes (SYNTHETIC) to the catalogue."""
+    """Add the demo electrodes (SYNTHETIC) to the catalogue, each with its C-rate as an attribute."""
     added = []
     for i, name in enumerate(DEMO_ELECTRODES):
         added.append(ws.add_sample(
             name, f"{DEMO_PREFIX}{name}", spacing=settings.demo_spacing(name), group_label="SYNTHETIC demo",
             axis=0, separator_side="start", source_options={"shape": [size] * 3, "seed": i},
+            attributes=[Attribute("C-rate", DEMO_C_RATES[name], "C")],
         ))
     return added
 

@@ -21,13 +21,30 @@ COMPARE = page("4_compare.py")
 RATES = {"pristine": 0.0, "cycled-1C": 1.0, "cycled-5C": 5.0}
 
 
+def _clear(ws):
+    """The demo electrodes come with their C-rates: take them away, as for electrodes added without any."""
+    for s in ws.list_samples():
+        ws.set_attributes(s.id, [])
+
+
 def _select(at, ws, name):
     sid = next(s.id for s in ws.list_samples() if s.name == name)
     at.session_state[state.SAMPLE_ID] = sid
     return sid
 
 
+def test_demo_electrodes_come_with_their_c_rates(seeded_ws):
+    """A first start shows the electrode axis: the demos are added with their C-rate (the uncycled one at 0)."""
+    rates = {s.name: s.attributes for s in seeded_ws.list_samples()}
+    assert rates == {n: (Attribute("C-rate", v, "C"),) for n, v in RATES.items()}
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert at.selectbox(key=state.CMP_AXIS_ATTR).value == "C-rate"
+    assert any("across 3 electrodes" in m.value for m in at.markdown)
+
+
 def test_samples_page_sets_replaces_and_removes_attributes(seeded_ws):
+    _clear(seeded_ws)
     at = AppTest.from_file(SAMPLES, default_timeout=TIMEOUT)
     sid = _select(at, seeded_ws, "cycled-1C")
     at.run()
@@ -69,6 +86,7 @@ def test_samples_page_sets_replaces_and_removes_attributes(seeded_ws):
 
 
 def test_compare_page_without_attributes_says_where_to_set_them(seeded_ws):
+    _clear(seeded_ws)
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
     no_exception(at)
     assert any("Samples** page under *Attributes*" in i.value for i in at.info)
@@ -120,6 +138,7 @@ def test_compare_page_puts_electrodes_on_the_attribute_axis(seeded_ws):
 
 
 def test_mixed_units_and_too_few_electrodes_are_explained(seeded_ws):
+    _clear(seeded_ws)
     _set_rates(seeded_ws, {"pristine": 0.0, "cycled-1C": 1.0})
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
     no_exception(at)

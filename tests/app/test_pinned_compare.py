@@ -25,7 +25,7 @@ def _rerun(ws, sample, **changes):
 
 
 def _summary_n(at) -> dict[str, int]:
-    [t] = [d.value for d in at.dataframe if "share_above" in d.value.columns]
+    [t] = [d.value for d in at.dataframe if "share_above" in d.value.columns and "median_fit" not in d.value.columns]
     return dict(zip(t["electrode"], t["n_particles"]))
 
 
