@@ -143,6 +143,16 @@ def _input_spec(args):
         raise CLIError(f"--crop: {exc}") from None
 
 
+def _tilt_warning(metadata, spacing, from_metadata: bool, given, depth: int) -> str | None:
+    """:func:`core.io.sem.tilt_message` where an SEM image's pixel size was read from its file (no ``--spacing``)
+    with the stage tilted and the tilt correction off (:func:`core.io.sem.tilt_reading`); ``depth``: its z planes."""
+    from .io.sem import tilt_message, tilt_reading
+
+    reading = tilt_reading(metadata.get("sem_tilt"), spacing) if from_metadata and given is None else None
+    return None if reading is None else (tilt_message(reading, "the image" if depth == 1 else "each slice")
+                                         + " Give --spacing Z Y X with that height where it is one.")
+
+
 def _load_input(args):
     """:func:`core.inputs.open_input` of the arguments' input, with ``--spacing`` as the voxel size read."""
     from .inputs import open_input
@@ -213,6 +223,10 @@ def _cmd_analyze(args) -> None:
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            tilt = _tilt_warning(opened.info, opened.info.get("spacing_read_um", opened.spacing),
+                                 opened.info["spacing_from_metadata"], args.spacing, opened.volume.shape[0])
+            if tilt is not None:
+                warnings.warn(tilt, stacklevel=1)
             result = run(opened.volume, params, spacing=opened.spacing, presegmented=opened.presegmented,
                          progress=_progress(args.quiet), downsampled=getattr(args, "downsample", 1) or 1)
         for w in _distinct(caught):
@@ -310,6 +324,9 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
         report(0.0, f"starting the cluster ({where})")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            tilt = _tilt_warning(lazy.metadata, lazy.spacing, lazy.spacing_from_metadata, args.spacing, lazy.shape[0])
+            if tilt is not None:
+                warnings.warn(tilt, stacklevel=1)
             with cluster(workers=args.workers, address=args.scheduler):
                 local = None if args.scheduler else (args.workers or default_workers())
                 limit = cluster_worker_memory(args.scheduler) if args.scheduler else None
@@ -659,7 +676,8 @@ def inspect_input(args) -> dict:
     from .chunked import open_lazy_array
     from .chunked.analysis import chunked_engine_for
     from .io.phase_map import propose_phase_map
-    from .io.sem import SEM_SOURCES, data_bar, data_bar_message, find_scale_bar, scale_bar_message
+    from .io.sem import (SEM_SOURCES, data_bar, data_bar_message, find_scale_bar, scale_bar_message, tilt_message,
+                         tilt_reading)
     from .memory import estimate_peak_bytes
     from .phases import data_box, fill_message, fill_reading, shading_message, shading_reading
     from .phases.preview import grey_sample
@@ -692,6 +710,10 @@ def inspect_input(args) -> dict:
         out["voxel_z_assumed"] = True
     if meta.get("layout_from"):
         out["layout_from"] = f"{meta['layout_from']} ({meta['header']})"
+    tilt = tilt_reading(meta.get("sem_tilt"), lazy.spacing) if lazy.spacing_from_metadata and args.spacing is None \
+        else None
+    if tilt is not None:  # a FIB cross-section face saved without the tilt correction: its pixel height on the face
+        out["tilt_uncorrected"] = {**tilt, "note": tilt_message(tilt, "the image" if shape[0] == 1 else "each slice")}
     sample = grey_sample(arr, 200_000)
     finite = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
     out["value_range"] = [float(finite.min()), float(finite.max())] if finite.size else None
@@ -761,6 +783,9 @@ def _cmd_inspect(args) -> None:
     if info.get("voxel_z_assumed"):
         unit += "; z taken equal to x: give --spacing Z Y X where the slices are thicker or thinner"
     lines.append(f"  voxel size {z(f'{v:g}' for v in info['voxel_um_zyx'])} µm (from {info['voxel_size_from']}{unit})")
+    if info.get("tilt_uncorrected"):
+        t, v, f = info["tilt_uncorrected"], info["voxel_um_zyx"], info["downsample"]  # --spacing: the file's
+        lines.append(f"  TILT: {t['note']} Where it is one: --spacing {v[0] / f:.4g} {t['dy_um']:.4g} {v[2] / f:.4g}")
     if info["value_range"]:
         lines.append(f"  values {info['value_range'][0]:g} to {info['value_range'][1]:g} (a sample)")
     if info.get("looks_segmented"):

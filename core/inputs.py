@@ -508,6 +508,8 @@ def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | 
             check_not_label_field(_name(spec.path), vol.metadata)
         data, sp = vol.data, vol.spacing
         info = {"source": vol.source, "format": vol.fmt, "spacing_from_metadata": vol.spacing_from_metadata}
+        if vol.metadata.get("sem_tilt"):  # an SEM image's stage tilt and tilt correction (core.io.sem.sem_tilt)
+            info["sem_tilt"] = dict(vol.metadata["sem_tilt"])
         if spec.crop is not None:
             info.update(crop=[list(pair) for pair in spec.crop], shape_file=list(vol.metadata.get("shape_read", [])))
     else:

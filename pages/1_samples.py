@@ -84,6 +84,8 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
                 bar = (None if pmap else samples_view.data_bar_crop(pick.path, opts, info,
                                                                     messages.display_path(pick.path),
                                                                     ("add", "file", token)))
+                if not pmap:
+                    samples_view.tilt_note(info, messages.display_path(pick.path), ("add", "file", token))
                 crop, crop_ok = samples_view.crop_picker(pick.path, opts, info["shape"], "file", token, pmap, bar)
                 if crop is not None:
                     opts = {**opts, "crop": crop}
@@ -113,6 +115,8 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
                 usable, pmap = phase_map_view.already_segmented(path, opts, "upload", up.file_id)
                 bar = None if pmap else samples_view.data_bar_crop(path, opts, info, up.name,
                                                                    ("add", "upload", up.file_id))
+                if not pmap:
+                    samples_view.tilt_note(info, up.name, ("add", "upload", up.file_id))
                 crop, crop_ok = samples_view.crop_picker(path, opts, info["shape"], "upload", up.file_id, pmap, bar)
                 if crop is not None:
                     opts = {**opts, "crop": crop}

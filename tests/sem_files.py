@@ -9,14 +9,18 @@ import tifffile
 FEI_TAG, ZEISS_TAG = 34682, 34118
 
 
-def fei_text(pixel_m: float, width: int, scanned_rows: int, bar_rows: int) -> str:
+def fei_text(pixel_m: float, width: int, scanned_rows: int, bar_rows: int, tilt_correction: str = "yes",
+             beam: str = "EBeam") -> str:
     """The FEI_HELIOS tag's text of a Helios cross-section image (the sections and keys the readers use, among
-    others a Helios writes)."""
+    others a Helios writes): the stage at 52°, the tilt correction ``tilt_correction`` (``yes``: at -38°, as a
+    Helios 5 saves a cross-section), the image of the beam ``beam``."""
+    angle = "TiltCorrectionAngle=-0.663242\r\n" if tilt_correction == "yes" else ""
     return (
         "[User]\r\nDate=11/20/2026\r\nTime=02:33:36 PM\r\nUser=supervisor\r\n\r\n"
         "[System]\r\nType=DualBeam\r\nSystemType=Helios G4 UX\r\nSource=FEG\r\n\r\n"
-        "[Beam]\r\nHV=5000\r\nBeam=EBeam\r\nScan=EScan\r\n\r\n"
-        "[EBeam]\r\nStageTa=0.907571\r\nTiltCorrectionIsOn=yes\r\n\r\n"
+        f"[Beam]\r\nHV=5000\r\nBeam={beam}\r\nScan=EScan\r\n\r\n"
+        f"[EBeam]\r\nStageTa=0.907571\r\nTiltCorrectionIsOn={tilt_correction}\r\n{angle}\r\n"
+        "[Stage]\r\nStageX=-0.00446317\r\nStageT=0.907571\r\nStageTb=0\r\n\r\n"
         f"[Image]\r\nDigitalContrast=1\r\nResolutionX={width}\r\nResolutionY={scanned_rows}\r\nZoomFactor=1\r\n\r\n"
         f"[Scan]\r\nInternalScan=true\r\nDwelltime=3e-006\r\nPixelWidth={pixel_m:.6g}\r\nPixelHeight={pixel_m:.6g}\r\n"
         f"HorFieldsize={pixel_m * width:.6g}\r\n\r\n"
@@ -24,11 +28,15 @@ def fei_text(pixel_m: float, width: int, scanned_rows: int, bar_rows: int) -> st
     )
 
 
-def zeiss_text(size: float, unit: str) -> bytes:
+def zeiss_text(size: float, unit: str, stage_deg: float | None = None, tilt_correction: str = "On") -> bytes:
     """The CZ_SEM tag's text of a SmartSEM image: a list of ``KEY`` / ``Name = value unit`` pairs (in Windows'
-    code page: µ is one byte, 0xB5)."""
+    code page: µ and ° are one byte each, 0xB5 and 0xB0); with ``stage_deg``, the stage tilt and the tilt
+    correction (``On``: at 36°, a Crossbeam's cross-section setting)."""
+    tilt = "" if stage_deg is None else (
+        f"AP_STAGE_AT_T\r\nStage at T = {stage_deg} °\r\nDP_TILT_CORRECTION\r\nTilt Corrn. = {tilt_correction}\r\n"
+        "AP_TILT_ANGLE\r\nTilt Angle = 36.0 °\r\n")
     return ("0\r\nAP_WD\r\nWD = 5.1 mm\r\nAP_IMAGE_PIXEL_SIZE\r\n"
-            f"Image Pixel Size = {size} {unit}\r\nAP_MAG\r\nMag = 10.00 K X\r\n").encode("cp1252")
+            f"Image Pixel Size = {size} {unit}\r\n{tilt}AP_MAG\r\nMag = 10.00 K X\r\n").encode("cp1252")
 
 
 def with_bar(image: np.ndarray, rows: int, background: int = 0, ink: int = 255) -> np.ndarray:

@@ -546,6 +546,7 @@ def probe(path: str, options_json: str, mtime: float) -> dict:
         "lossy": meta.get("lossy"),  # a JPEG image
         "spacing_source": meta.get("spacing_source"),
         "data_bar_rows": meta.get("data_bar_rows"),  # an SEM image's data bar, as its metadata states it
+        "sem_tilt": meta.get("sem_tilt"),  # an SEM image's stage tilt and tilt correction (core.io.sem.sem_tilt)
     }
 
 

@@ -4,6 +4,7 @@ sample: details, attributes (numbers with units: C-rate, cycles, SOC...), orthog
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -144,6 +145,32 @@ def data_bar_crop(path: Path, options: dict, info: dict, name: str, scope: tuple
     if plane is not None and not info["from_metadata"]:
         _scale_bar_input(plane, bar, scope)
     return [[0, shape[0]], [0, bar["start"]], [0, shape[2]]]
+
+
+def tilt_note(info: dict, name: str, scope: tuple) -> None:
+    """Where an SEM image was taken at a FIB's cross-section tilt with the tilt correction off
+    (:func:`core.io.sem.tilt_reading` of the file's pixel size), a warning saying so and a button that sets the
+    pixel height field of the add form (``scope``, :func:`ui.forms.sample_metadata`'s) to the face's."""
+    from core.io.sem import tilt_message, tilt_reading
+
+    reading = tilt_reading(info.get("sem_tilt"), info["spacing"]) if info["from_metadata"] else None
+    if reading is None:
+        return
+    st.warning(tilt_message(reading, name) + " Only you know whether it is: a tilted view of the surface is "
+               "foreshortened otherwise.", icon=":material/rotate_90_degrees_ccw:")
+    key = state.k(state.META_SPACING, *scope, "y")
+    now = float(st.session_state.get(key, reading["dy_file_um"]))
+    done = math.isclose(now, reading["dy_um"], rel_tol=1e-6)
+
+    def stretch() -> None:
+        st.session_state[key] = reading["dy_um"]
+
+    st.button(f"It is a cross-section: pixel height y = {reading['dy_um']:.4g} µm", on_click=stretch, disabled=done,
+              key=state.k(state.ADD_TILT, *scope[1:]),
+              help=f"Sets the y voxel size above to the file's × 1 / sin {reading['stage_deg']:g}° "
+                   f"({reading['factor']:.3f}).")
+    if done:
+        st.caption(f"Pixel height set for a face seen at {reading['stage_deg']:g}°: y {reading['dy_um']:.4g} µm.")
 
 
 def _scale_bar_input(plane: np.ndarray, bar: dict, scope: tuple) -> None:

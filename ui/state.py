@@ -44,6 +44,7 @@ ADD_PRESEG = "w_add_preseg"            # + source kind + file token or upload id
 ADD_PHASE = "w_add_phase"              # + source kind + file token or upload id (as ADD_PRESEG) + voxel value: its
 #                                        phase
 ADD_CROP = "w_add_crop"                # + source kind + file token or upload id + axis: the crop's range
+ADD_TILT = "w_add_tilt"                # + source kind + file token or upload id: an SEM image's pixel height stretched
 ADD_SCALE_BAR = "w_add_scale_bar"      # + source kind + file token or upload id: the length printed on a scale bar
 BROWSE_OPEN = "w_browse_open"
 BROWSE_UP = "w_browse_up"

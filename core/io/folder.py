@@ -58,8 +58,8 @@ def skyscan_pixel_size(folder: Path) -> tuple[float, str] | None:
 
 
 def slice_notes(meta) -> dict:
-    """What a slice's metadata says of the folder: its voxel size notes and an SEM's data bar."""
-    return {k: v for k, v in meta.items() if k.startswith("spacing") or k == "data_bar_rows"}
+    """What a slice's metadata says of the folder: its voxel size notes, an SEM's data bar and stage tilt."""
+    return {k: v for k, v in meta.items() if k.startswith("spacing") or k in ("data_bar_rows", "sem_tilt")}
 
 
 def log_spacing(folder: Path, spacing, notes: dict):

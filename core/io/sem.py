@@ -17,8 +17,15 @@ bottom of the image mostly of one exact value (its background) with a little of 
 hold that value rarely.  :func:`data_bar` takes the metadata's rows first, else the pixels'.  What to do about one
 is to crop it out (the add form proposes the crop; ``python -m core inspect`` prints it).
 
-The FIB-SEM cross-section's y pixel size is taken as the file states it: the instruments apply the tilt correction
-(the face seen at 52°, ``[EBeam] TiltCorrectionIsOn``) before saving where it is switched on.
+A FIB-SEM cross-section is milled into the sample and imaged with the stage tilted to the beams' coincidence point
+(52° FEI / Thermo Fisher, 54° Zeiss): the electron beam sees the face at 90° less that tilt, so its heights are
+foreshortened by sin(tilt) (0.788 at 52°).  The microscopes stretch the scan to undo it where their tilt correction
+is on (FEI ``[EBeam] TiltCorrectionIsOn`` with ``TiltCorrectionAngle`` -38° for a cross-section, Zeiss ``Tilt
+Corrn.`` with ``Tilt Angle`` 36°), and the pixel size they save is then the face's.  Where it was off, the file's
+pixel height is the projection's: :func:`sem_tilt` reads the stage tilt and the correction's state,
+:func:`tilt_reading` the pixel height on the face (``PixelHeight / sin(tilt)``), which the add form and ``inspect``
+offer, since the same tilt with the correction off may also be a tilted view of the surface (foreshortened by
+cos(tilt) instead): only the user knows which.
 """
 
 from __future__ import annotations
@@ -29,11 +36,16 @@ import numpy as np
 
 from ._common import _unit_factor, _valid_spacing
 
-__all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "SEM_SOURCES", "data_bar", "data_bar_message", "fei_data_bar_rows",
-           "find_data_bar", "find_scale_bar", "scale_bar_message", "sem_spacing", "volume_data_bar"]
+__all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "CROSS_SECTION_TILT_DEG", "SEM_SOURCES", "data_bar", "data_bar_message",
+           "fei_data_bar_rows", "find_data_bar", "find_scale_bar", "scale_bar_message", "sem_spacing", "sem_tilt",
+           "tilt_message", "tilt_reading", "volume_data_bar"]
 
 #: The metadata :func:`sem_spacing` reads a pixel size from (its ``spacing_source`` note), named for the user.
 SEM_SOURCES = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata"}
+#: Stage tilts (degrees) at which an image with the tilt correction off is read as a FIB cross-section face seen
+#: obliquely: around the coincidence points of the electron and ion beams (52° FEI / Thermo Fisher, 54° Zeiss, 55°
+#: Tescan).  Outside, nothing is said (a face is not imaged there; a cross-section beam at 90° sees it square).
+CROSS_SECTION_TILT_DEG = (40.0, 65.0)
 #: The rows a data bar may take at most, as a share of the image's height (FEI: 70 of 1094, Zeiss: about 10 %).
 BAR_MAX_SHARE = 0.3
 #: A band of fewer rows than this is not taken for a data bar (a line of text needs about 8).
@@ -118,6 +130,103 @@ def sem_spacing(tif) -> tuple[tuple[float, float, float] | None, dict]:
                 if sp is not None:
                     return sp, {"spacing_source": "zeiss", "spacing_z_assumed": True}
     return None, {}
+
+
+def _flag(value) -> bool | None:
+    """A metadata switch: FEI's ``yes`` / ``no``, Zeiss' ``On`` / ``Off`` (tifffile: a bool), in a Zeiss tuple or not."""
+    if isinstance(value, tuple):
+        value = value[-1] if value else None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    return True if text in ("yes", "on", "true", "1") else False if text in ("no", "off", "false", "0") else None
+
+
+def _degrees(value, unit_of_number: str) -> float | None:
+    """An angle in degrees from FEI's radians or a Zeiss ``(name, number, "°")`` tuple; None where unusable."""
+    if isinstance(value, tuple):
+        value = value[1] if len(value) >= 2 else None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(v):
+        return None
+    deg = math.degrees(v) if unit_of_number == "rad" else v
+    return deg if -180.0 <= deg <= 180.0 else None
+
+
+def sem_tilt(tif) -> dict | None:
+    """The stage tilt an FEI / Thermo Fisher or Zeiss SEM TIFF states, and whether its tilt correction was on.
+
+    Parameters
+    ----------
+    tif : tifffile.TiffFile
+
+    Returns
+    -------
+    dict or None
+        ``stage_deg`` (float, degrees: FEI ``[Stage] StageT``, else ``[EBeam] StageTa``, in radians in the file;
+        Zeiss ``Stage at T``), ``corrected`` (bool, or None where the file does not say: FEI
+        ``[EBeam] TiltCorrectionIsOn``, Zeiss ``Tilt Corrn.``) and ``correction_deg`` (the correction's angle where
+        it is on and stated, else None); None where the file states no stage tilt, or for an FEI ion-beam image.
+    """
+    fei = tif.fei_metadata if tif.is_fei else None
+    if fei:
+        if str(_section(fei, "Beam").get("Beam", "EBeam")).strip().lower().startswith("ibeam"):
+            return None  # the ion beam's image: at the coincidence tilt it sees the surface square, not the face
+        beam = _section(fei, "EBeam")
+        stage = _degrees(_section(fei, "Stage").get("StageT", beam.get("StageTa")), "rad")
+        if stage is not None:
+            on = _flag(beam.get("TiltCorrectionIsOn"))
+            angle = _degrees(beam.get("TiltCorrectionAngle"), "rad") if on else None
+            return {"stage_deg": round(stage, 3), "corrected": on,
+                    "correction_deg": None if angle is None else round(angle, 3)}
+    zeiss = tif.sem_metadata if tif.is_sem else None
+    if zeiss:
+        stage = _degrees(zeiss.get("ap_stage_at_t"), "deg")
+        if stage is not None:
+            on = _flag(zeiss.get("dp_tilt_correction"))
+            angle = _degrees(zeiss.get("ap_tilt_angle"), "deg") if on else None
+            return {"stage_deg": round(stage, 3), "corrected": on,
+                    "correction_deg": None if angle is None else round(angle, 3)}
+    return None
+
+
+def tilt_reading(tilt: dict | None, spacing) -> dict | None:
+    """The pixel height on a FIB cross-section face where the image was saved without the tilt correction.
+
+    Parameters
+    ----------
+    tilt : dict or None
+        :func:`sem_tilt`'s reading.
+    spacing : (3,) float
+        The file's voxel size (z, y, x) in µm.
+
+    Returns
+    -------
+    dict or None
+        ``stage_deg``, ``factor`` (1 / sin(stage tilt)), ``dy_file_um`` (the file's pixel height) and ``dy_um`` (that
+        on the face: ``dy_file_um * factor``); None where the correction was on or is not stated, or the stage tilt
+        lies outside :data:`CROSS_SECTION_TILT_DEG`.
+    """
+    if not tilt or tilt.get("corrected") is not False or spacing is None:
+        return None
+    stage = abs(float(tilt["stage_deg"]))
+    lo, hi = CROSS_SECTION_TILT_DEG
+    if not lo <= stage <= hi:
+        return None
+    factor = 1.0 / math.sin(math.radians(stage))
+    dy = float(spacing[1])
+    return {"stage_deg": stage, "factor": factor, "dy_file_um": dy, "dy_um": _um(dy * factor)}
+
+
+def tilt_message(reading: dict, name: str = "the image") -> str:
+    """One sentence: the stage tilt with the correction off, and the pixel height on a cross-section face."""
+    return (f"{name[0].upper() + name[1:]} was taken with the stage tilted {reading['stage_deg']:g}° and the "
+            f"microscope's tilt correction off: on a FIB cross-section face seen at that tilt, heights are "
+            f"foreshortened, and the pixel height is {reading['dy_file_um']:.4g} µm / sin {reading['stage_deg']:g}° = "
+            f"{reading['dy_um']:.4g} µm, not the file's {reading['dy_file_um']:.4g} µm.")
 
 
 def fei_data_bar_rows(tif, height: int) -> int | None:

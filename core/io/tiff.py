@@ -20,7 +20,7 @@ from ._common import (
     _short, _to_zyx, _unit_factor, _valid_spacing, _zyx_shape,
 )
 from ._registry import register
-from .sem import fei_data_bar_rows, sem_spacing
+from .sem import fei_data_bar_rows, sem_spacing, sem_tilt
 
 
 def _tiff_description_json(page) -> dict | None:
@@ -120,10 +120,14 @@ def _tiff_spacing(tif: tifffile.TiffFile, depth: int) -> tuple[tuple[float, floa
 
 def tiff_metadata(tif: tifffile.TiffFile, depth: int, height: int) -> tuple[tuple[float, float, float] | None, dict]:
     """:func:`_tiff_spacing`, and in the notes ``data_bar_rows`` where an SEM's metadata states that the bottom rows
-    of an image ``height`` rows high are its data bar (:func:`core.io.sem.fei_data_bar_rows`)."""
+    of an image ``height`` rows high are its data bar (:func:`core.io.sem.fei_data_bar_rows`), and ``sem_tilt`` where
+    it states the stage tilt (:func:`core.io.sem.sem_tilt`)."""
     spacing, notes = _tiff_spacing(tif, depth)
     bar = fei_data_bar_rows(tif, height)
-    return spacing, ({**notes, "data_bar_rows": bar} if bar else notes)
+    if bar:
+        notes = {**notes, "data_bar_rows": bar}
+    tilt = sem_tilt(tif)
+    return spacing, ({**notes, "sem_tilt": tilt} if tilt else notes)
 
 
 def _ome_spacing(xml: str) -> tuple[tuple[float, float, float] | None, dict]:

@@ -741,6 +741,42 @@ def test_an_sem_image_with_its_pixel_size_and_its_data_bar_left_out(empty_ws, en
     assert not [b for b in at.button if b.key == state.k(state.BAR_CROP, sid)]
 
 
+def test_an_uncorrected_fib_cross_section_tilt_is_said_and_its_pixel_height_offered(empty_ws, env):
+    """A Helios cross-section saved with the tilt correction off: the add form says the stage tilt and the pixel
+    height on the face; its button sets the y voxel size, which the sample keeps. With the correction on: silent."""
+    from sem_files import fei_text, write_sem_tiff
+
+    img = (np.random.default_rng(6).normal(120, 30, (200, 300))).clip(0, 255).astype(np.uint8)
+    write_sem_tiff(env / "data" / "cross_section.tif", img, fei=fei_text(2.5e-8, 300, 200, 0, "no"))
+    write_sem_tiff(env / "data" / "corrected.tif", img, fei=fei_text(2.5e-8, 300, 200, 0))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("corrected.tif").run()
+    no_exception(at)
+    assert not at.warning
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("cross_section.tif").run()
+    no_exception(at)
+    assert [w.value for w in at.warning] == [
+        "Cross_section.tif was taken with the stage tilted 52° and the microscope's tilt correction off: on a FIB "
+        "cross-section face seen at that tilt, heights are foreshortened, and the pixel height is 0.025 µm / sin 52° "
+        "= 0.03173 µm, not the file's 0.025 µm. Only you know whether it is: a tilted view of the surface is "
+        "foreshortened otherwise."]
+    token = file_browser.path_token(env / "data" / "cross_section.tif")
+    scope = ("add", "file", token)
+    button = at.button(key=state.k(state.ADD_TILT, "file", token))
+    assert button.label == "It is a cross-section: pixel height y = 0.03173 µm" and not button.disabled
+    button.click().run()
+    no_exception(at)
+    dy = 0.025 / np.sin(np.radians(52.0))
+    assert [at.number_input(key=state.k(state.META_SPACING, *scope, a)).value for a in "zyx"] == pytest.approx(
+        [0.025, dy, 0.025], rel=1e-9)
+    assert at.button(key=state.k(state.ADD_TILT, "file", token)).disabled
+    assert any(c.value == "Pixel height set for a face seen at 52°: y 0.03173 µm." for c in at.caption)
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click().run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.spacing == pytest.approx((0.025, dy, 0.025), rel=1e-9)
+
+
 def test_the_add_form_stays_open_when_a_sample_appears_meanwhile(empty_ws, env):
     """Open on an empty workspace, the add form stays open while a colleague (or the demo electrodes landing) adds
     a sample (the expander drawn again with another `expanded` comes back collapsed, the form being filled hidden);

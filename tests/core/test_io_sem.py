@@ -246,3 +246,105 @@ def test_the_scale_bar_drawn_below_the_real_fibsem_slice():
         full = np.vstack([img8, drawn_bar(img8.shape[1], 70, background, ink)])
         found = find_scale_bar(full, data_bar(full.shape[0], None, full))
         assert found is not None and found["length_px"] == 102 and found["x0"] == 809
+
+
+# --------------------------------------------------------------------------- FIB cross-sections and the stage tilt
+
+
+def test_sem_tilt_reads_the_stage_tilt_and_the_tilt_correction(tmp_path):
+    """FEI: [Stage] StageT in radians, [EBeam] TiltCorrectionIsOn / TiltCorrectionAngle (a Helios 5 saving a
+    cross-section: on, -38°); an ion-beam image is not read; Zeiss: Stage at T, Tilt Corrn., Tilt Angle; no tag,
+    or a tag without a tilt: None."""
+    from core.io.sem import sem_tilt
+
+    def tilt(**kw):
+        path = tmp_path / "t.tif"
+        write_sem_tiff(path, _image((20, 30)), **kw)
+        with tifffile.TiffFile(path) as tif:
+            return sem_tilt(tif)
+
+    assert tilt(fei=fei_text(5e-9, 30, 20, 0)) == {"stage_deg": 52.0, "corrected": True, "correction_deg": -38.001}
+    assert tilt(fei=fei_text(5e-9, 30, 20, 0, "no")) == {"stage_deg": 52.0, "corrected": False, "correction_deg": None}
+    assert tilt(fei=fei_text(5e-9, 30, 20, 0, "no", beam="IBeam")) is None
+    # the stage tilt where [Stage] is missing: [EBeam] StageTa; neither: None
+    no_stage = fei_text(5e-9, 30, 20, 0, "no").replace("StageT=0.907571", "StageX=0")
+    assert tilt(fei=no_stage)["stage_deg"] == 52.0
+    assert tilt(fei=no_stage.replace("StageTa=0.907571", "StageTa=")) is None
+    assert tilt(zeiss=zeiss_text(5.0, "nm", 54.0, "Off")) == {"stage_deg": 54.0, "corrected": False,
+                                                               "correction_deg": None}
+    assert tilt(zeiss=zeiss_text(5.0, "nm", 54.0, "On")) == {"stage_deg": 54.0, "corrected": True,
+                                                              "correction_deg": 36.0}
+    assert tilt(zeiss=zeiss_text(5.0, "nm")) is None
+    assert tilt() is None
+
+
+def test_tilt_reading_stretches_the_pixel_height_only_for_an_uncorrected_cross_section_tilt():
+    """y / sin(tilt) where the correction was off and the stage at a FIB's cross-section tilt; nothing where it was on,
+    is not stated, or the stage lies flat or past the coincidence tilts."""
+    from core.io.sem import CROSS_SECTION_TILT_DEG, tilt_message, tilt_reading
+
+    sp = (0.025, 0.025, 0.025)
+    r = tilt_reading({"stage_deg": 52.0, "corrected": False, "correction_deg": None}, sp)
+    assert r["factor"] == pytest.approx(1.0 / np.sin(np.radians(52.0))) == pytest.approx(1.269, abs=5e-4)
+    assert r["dy_file_um"] == 0.025 and r["dy_um"] == pytest.approx(0.025 * r["factor"], rel=1e-9)
+    assert tilt_reading({"stage_deg": -54.0, "corrected": False}, sp)["stage_deg"] == 54.0  # the other way round
+    for tilt in ({"stage_deg": 52.0, "corrected": True}, {"stage_deg": 52.0, "corrected": None},
+                 {"stage_deg": 0.0, "corrected": False}, {"stage_deg": CROSS_SECTION_TILT_DEG[0] - 1, "corrected": False},
+                 {"stage_deg": CROSS_SECTION_TILT_DEG[1] + 1, "corrected": False}, None):
+        assert tilt_reading(tilt, sp) is None
+    assert tilt_message(r, "helios.tif") == (
+        "Helios.tif was taken with the stage tilted 52° and the microscope's tilt correction off: on a FIB "
+        "cross-section face seen at that tilt, heights are foreshortened, and the pixel height is 0.025 µm / sin 52° "
+        "= 0.03173 µm, not the file's 0.025 µm.")
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_readers_carry_the_stage_tilt_of_an_image_and_of_a_slice_folder(tmp_path, lazy):
+    path = tmp_path / "helios.tif"
+    write_sem_tiff(path, _image(), fei=fei_text(2.5e-8, 300, 200, 0, "no"))
+    want = {"stage_deg": 52.0, "corrected": False, "correction_deg": None}
+    assert (open_lazy(path) if lazy else load_volume(path)).metadata["sem_tilt"] == want
+    folder = tmp_path / "asv"
+    folder.mkdir()
+    for z in range(3):
+        write_sem_tiff(folder / f"slice_{z}.tif", _image(seed=z), fei=fei_text(5e-9, 300, 200, 0, "no"))
+    assert (open_lazy(folder) if lazy else load_volume(folder)).metadata["sem_tilt"] == want
+
+
+def test_inspect_and_analyze_say_an_uncorrected_cross_section_tilt(tmp_path, capsys):
+    """``inspect`` gives the pixel height on the face and the --spacing that takes it; ``analyze`` warns (also in
+    run.json), on both engines; a voxel size given on the command line, or the correction on, says nothing."""
+    import json
+
+    from core import cli
+
+    path = tmp_path / "helios.tif"
+    write_sem_tiff(path, _image(), fei=fei_text(2.5e-8, 300, 200, 0, "no"))
+    assert cli.main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("TILT: The image was taken with the stage tilted 52° and the microscope's tilt correction off: on a FIB "
+            "cross-section face seen at that tilt, heights are foreshortened, and the pixel height is 0.025 µm / sin "
+            "52° = 0.03173 µm, not the file's 0.025 µm. Where it is one: --spacing 0.025 0.03173 0.025\n") in out
+    assert cli.main(["inspect", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["tilt_uncorrected"]["dy_um"] == pytest.approx(0.025 / np.sin(np.radians(52.0)), rel=1e-9)
+    assert cli.main(["inspect", str(path), "--downsample", "2"]) == 0  # --spacing is the file's voxel size
+    assert "--spacing 0.025 0.03173 0.025\n" in capsys.readouterr().out
+    assert cli.main(["inspect", str(path), "--spacing", "0.025", "0.0317", "0.025"]) == 0
+    assert "TILT" not in capsys.readouterr().out
+    assert cli.main(["analyze", str(path), "--out", str(tmp_path / "out"), "-q"]) == 0
+    assert "warning: The image was taken with the stage tilted 52°" in capsys.readouterr().err
+    assert any("0.03173 µm" in w for w in json.loads((tmp_path / "out" / "run.json").read_text())["warnings"])
+    assert cli.main(["analyze", str(path), "--out", str(tmp_path / "out2"), "-q", "--spacing", "0.025"]) == 0
+    assert "tilted" not in capsys.readouterr().err
+    corrected = tmp_path / "corrected.tif"
+    write_sem_tiff(corrected, _image(), fei=fei_text(2.5e-8, 300, 200, 0))
+    assert cli.main(["inspect", str(corrected)]) == 0
+    assert "TILT" not in capsys.readouterr().out
+    folder = tmp_path / "asv"
+    folder.mkdir()
+    for z in range(24):
+        write_sem_tiff(folder / f"slice_{z:02d}.tif", _image((60, 64), seed=z), fei=fei_text(5e-9, 64, 60, 0, "no"))
+    assert cli.main(["analyze", str(folder), "--out", str(tmp_path / "out3"), "--chunk-size", "32", "--workers", "1",
+                     "-q"]) == 0
+    assert "warning: Each slice was taken with the stage tilted 52°" in capsys.readouterr().err
