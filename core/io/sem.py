@@ -223,9 +223,9 @@ def tilt_reading(tilt: dict | None, spacing) -> dict | None:
 
 def tilt_message(reading: dict, name: str = "the image") -> str:
     """One sentence: the stage tilt with the correction off, and the pixel height on a cross-section face."""
-    return (f"{name[0].upper() + name[1:]} was taken with the stage tilted {reading['stage_deg']:g}° and the "
-            f"microscope's tilt correction off: on a FIB cross-section face seen at that tilt, heights are "
-            f"foreshortened, and the pixel height is {reading['dy_file_um']:.4g} µm / sin {reading['stage_deg']:g}° = "
+    return (f"The stage was tilted {reading['stage_deg']:g}° and the microscope's tilt correction off when {name} "
+            f"was taken: on a FIB cross-section face seen at that tilt, heights are foreshortened, and the pixel "
+            f"height is {reading['dy_file_um']:.4g} µm / sin {reading['stage_deg']:g}° = "
             f"{reading['dy_um']:.4g} µm, not the file's {reading['dy_file_um']:.4g} µm.")
 
 

@@ -756,8 +756,8 @@ def test_an_uncorrected_fib_cross_section_tilt_is_said_and_its_pixel_height_offe
     at.selectbox(key=state.k(state.ADD_FILE, "root")).select("cross_section.tif").run()
     no_exception(at)
     assert [w.value for w in at.warning] == [
-        "Cross_section.tif was taken with the stage tilted 52° and the microscope's tilt correction off: on a FIB "
-        "cross-section face seen at that tilt, heights are foreshortened, and the pixel height is 0.025 µm / sin 52° "
+        "The stage was tilted 52° and the microscope's tilt correction off when cross_section.tif was taken: on a "
+        "FIB cross-section face seen at that tilt, heights are foreshortened, and the pixel height is 0.025 µm / sin 52° "
         "= 0.03173 µm, not the file's 0.025 µm. Only you know whether it is: a tilted view of the surface is "
         "foreshortened otherwise."]
     token = file_browser.path_token(env / "data" / "cross_section.tif")
