@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tifffile
 
-FEI_TAG, ZEISS_TAG = 34682, 34118
+FEI_TAG, ZEISS_TAG, FIBICS_TAG = 34682, 34118, 51023
 
 
 def fei_text(pixel_m: float, width: int, scanned_rows: int, bar_rows: int, tilt_correction: str = "yes",
@@ -37,6 +37,29 @@ def zeiss_text(size: float, unit: str, stage_deg: float | None = None, tilt_corr
         "AP_TILT_ANGLE\r\nTilt Angle = 36.0 °\r\n")
     return ("0\r\nAP_WD\r\nWD = 5.1 mm\r\nAP_IMAGE_PIXEL_SIZE\r\n"
             f"Image Pixel Size = {size} {unit}\r\n{tilt}AP_MAG\r\nMag = 10.00 K X\r\n").encode("cp1252")
+
+
+def fibics_xml(step_um: float = 0.00522874872557056, width: int | None = 300, height: int | None = 200, *,
+               steps: bool = True, fov: bool = True, rotation_deg: float = 0.0) -> str:
+    """The FibicsXML block (tag 51023) of a Zeiss Atlas 5 image, with the element names and nesting Atlas writes
+    (``<OriginalWidth>`` beside ``<Width>``, ``units`` on the fields of view; ``<Uy>`` 0, ``<Vy>`` negative):
+    the scan's step vectors of ``step_um`` (rotated by ``rotation_deg``) and / or its fields of view."""
+    import math
+
+    c, s = math.cos(math.radians(rotation_deg)), math.sin(math.radians(rotation_deg))
+    image = ("" if width is None or height is None else
+             f"<Image><Width>{width}</Width><Height>{height}</Height><OriginalWidth>0</OriginalWidth>"
+             "<OriginalHeight>0</OriginalHeight><Cropped>false</Cropped></Image>")
+    scan = ""
+    if fov and width is not None and height is not None:
+        scan += f'<FOV_X units="um">{step_um * width!r}</FOV_X><FOV_Y units="um">{step_um * height!r}</FOV_Y>'
+    scan += f'<ScanRot units="deg">{rotation_deg}</ScanRot>'
+    if steps:
+        scan += (f"<Ux>{step_um * c!r}</Ux><Uy>{step_um * s!r}</Uy><Vx>{step_um * s!r}</Vx>"
+                 f"<Vy>{-step_um * c!r}</Vy>")
+    return ('<?xml version="1.0"?>\r\n<Fibics version="1.2" format="Image"><Application><Version>ZEISS Atlas 5 '
+            f"Client v5.5.5.35</Version></Application>{image}<Scan>{scan}</Scan>"
+            '<Stage><X units="um">0</X></Stage></Fibics>')
 
 
 def with_bar(image: np.ndarray, rows: int, background: int = 0, ink: int = 255) -> np.ndarray:
@@ -73,8 +96,12 @@ def drawn_bar(width: int, rows: int, background: int, ink: int) -> np.ndarray:
 
 
 def write_sem_tiff(path, image: np.ndarray, *, fei: str | None = None, zeiss: bytes | None = None,
-                   dpi: float = 96.0) -> None:
-    """One image as the microscope saves it: resolution tags holding a print density, and the vendor's tag."""
+                   fibics: str | None = None, dpi: float = 96.0) -> None:
+    """One image as the microscope saves it: resolution tags holding a print density, and the vendor's tag (a Zeiss
+    Atlas image: ``ResolutionUnit`` NONE, no resolution, as Atlas saves it)."""
+    if fibics is not None:
+        tifffile.imwrite(path, image, resolutionunit="NONE", extratags=[(FIBICS_TAG, "s", 0, fibics, True)])
+        return
     extratags = []
     if fei is not None:
         extratags.append((FEI_TAG, "s", 0, fei, True))

@@ -10,6 +10,11 @@ An SEM cross-section saved by the microscope's own software is a TIFF whose reso
   scale bar and a logo burned into the image.
 - Zeiss SmartSEM (tag 34118 ``CZ_SEM``, ``TiffFile.sem_metadata``): ``ap_image_pixel_size`` (else
   ``ap_pixel_size``): a number and its unit (``pm``, ``nm``, ``µm``).  Its data zone has no metadata of its own.
+- Zeiss Atlas 5 (Fibics; the Crossbeam's FIB-SEM tomography exports: tag 51023 ``FibicsXML``, with
+  ``ResolutionUnit`` NONE): ``<Scan>``'s step vectors ``<Ux> <Uy>`` and ``<Vx> <Vy>`` in µm, the pixel width and
+  height their lengths (``<Uy>`` is 0 and ``<Vy>`` negative in the files; a rotated scan mixes them), else
+  ``<FOV_X>`` / ``<FOV_Y>`` (µm) over ``<Image> <Width>`` / ``<Height>``; a block whose ``<Width>`` / ``<Height>``
+  are not the image's (a resized copy that kept the tag) is not read.
 
 A data bar analysed as sample would be read as pore around white "particles" (its text and scale bar).
 :func:`find_data_bar` finds one in the pixels alone (a Zeiss TIFF, a PNG or JPEG export): a band of rows at the
@@ -36,12 +41,15 @@ import numpy as np
 
 from ._common import _unit_factor, _valid_spacing
 
-__all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "CROSS_SECTION_TILT_DEG", "SEM_SOURCES", "data_bar", "data_bar_message",
+__all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "CROSS_SECTION_TILT_DEG", "FIBICS_TAG", "SEM_SOURCES", "data_bar", "data_bar_message",
            "fei_data_bar_rows", "find_data_bar", "find_scale_bar", "scale_bar_message", "sem_spacing", "sem_tilt",
            "tilt_message", "tilt_reading", "volume_data_bar"]
 
 #: The metadata :func:`sem_spacing` reads a pixel size from (its ``spacing_source`` note), named for the user.
-SEM_SOURCES = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata"}
+SEM_SOURCES = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata",
+               "fibics": "Zeiss Atlas (Fibics) metadata"}
+#: The private TIFF tag of Zeiss Atlas (Fibics) images: an XML block.
+FIBICS_TAG = 51023
 #: Stage tilts (degrees) at which an image with the tilt correction off is read as a FIB cross-section face seen
 #: obliquely: around the coincidence points of the electron and ion beams (52° FEI / Thermo Fisher, 54° Zeiss, 55°
 #: Tescan).  Outside, nothing is said (a face is not imaged there; a cross-section beam at 90° sees it square).
@@ -94,8 +102,49 @@ def _um(value: float) -> float:
     return float(f"{value:.10g}")
 
 
+def _fibics_spacing(tif) -> tuple[float, float] | None:
+    """(dx, dy) in µm from a Zeiss Atlas (Fibics) TIFF's tag 51023, or None (no tag, not a Fibics block, nothing
+    usable, or a block that describes another raster)."""
+    import xml.etree.ElementTree as ET
+
+    page = tif.pages.first
+    tag = page.tags.get(FIBICS_TAG)
+    text = tag.value if tag is not None else None
+    if isinstance(text, bytes):
+        text = text.decode("latin-1", "replace")
+    if not isinstance(text, str) or "<Fibics" not in text:
+        return None
+    try:
+        root = ET.fromstring(text.strip())
+    except ET.ParseError:
+        return None
+    if root.tag != "Fibics":
+        return None
+
+    def number(path: str) -> float | None:
+        el = root.find(path)
+        try:
+            v = float(el.text) if el is not None and el.text is not None else None
+        except ValueError:
+            return None
+        return v if v is not None and math.isfinite(v) else None
+
+    width, height = number("Image/Width"), number("Image/Height")
+    if width is not None and height is not None and (int(width), int(height)) != (page.imagewidth, page.imagelength):
+        return None  # a resized copy that kept the tag: its pixel size is not this image's
+    steps = [number(f"Scan/{n}") for n in ("Ux", "Uy", "Vx", "Vy")]
+    if all(v is not None for v in steps):
+        dx, dy = math.hypot(steps[0], steps[1]), math.hypot(steps[2], steps[3])
+    else:
+        fov_x, fov_y = number("Scan/FOV_X"), number("Scan/FOV_Y")
+        dx = fov_x / page.imagewidth if fov_x is not None and page.imagewidth else None
+        dy = fov_y / page.imagelength if fov_y is not None and page.imagelength else dx
+    dx, dy = _positive(dx), _positive(dy)
+    return None if dx is None else (dx, dy or dx)
+
+
 def sem_spacing(tif) -> tuple[tuple[float, float, float] | None, dict]:
-    """The pixel size of an FEI / Thermo Fisher or Zeiss SEM TIFF, from the vendor's tag.
+    """The pixel size of an FEI / Thermo Fisher, Zeiss or Zeiss Atlas (Fibics) SEM TIFF, from the vendor's tag.
 
     Parameters
     ----------
@@ -107,7 +156,7 @@ def sem_spacing(tif) -> tuple[tuple[float, float, float] | None, dict]:
         ``(dx, dy, dx)`` (one image: its depth taken as its width), or None where the file has neither tag or the
         tag no usable size.
     notes : dict
-        ``spacing_source`` (``"fei"`` or ``"zeiss"``), ``spacing_z_assumed``; empty with no spacing.
+        ``spacing_source`` (a key of :data:`SEM_SOURCES`), ``spacing_z_assumed``; empty with no spacing.
     """
     fei = tif.fei_metadata if tif.is_fei else None
     if fei:
@@ -129,6 +178,12 @@ def sem_spacing(tif) -> tuple[tuple[float, float, float] | None, dict]:
                 sp = _valid_spacing((_um(size * factor),) * 3)
                 if sp is not None:
                     return sp, {"spacing_source": "zeiss", "spacing_z_assumed": True}
+    fibics = _fibics_spacing(tif)
+    if fibics is not None:
+        dx, dy = fibics
+        sp = _valid_spacing((_um(dx), _um(dy), _um(dx)))
+        if sp is not None:
+            return sp, {"spacing_source": "fibics", "spacing_z_assumed": True}
     return None, {}
 
 

@@ -743,7 +743,8 @@ def test_an_sem_image_with_its_pixel_size_and_its_data_bar_left_out(empty_ws, en
 
 def test_an_uncorrected_fib_cross_section_tilt_is_said_and_its_pixel_height_offered(empty_ws, env):
     """A Helios cross-section saved with the tilt correction off: the add form says the stage tilt and the pixel
-    height on the face; its button sets the y voxel size, which the sample keeps. With the correction on: silent."""
+    height on the face; its button sets the y voxel size, which the sample keeps. With the correction on: silent.
+    A Zeiss Atlas export: the pixel size from its Fibics tag."""
     from sem_files import fei_text, write_sem_tiff
 
     img = (np.random.default_rng(6).normal(120, 30, (200, 300))).clip(0, 255).astype(np.uint8)
@@ -775,6 +776,18 @@ def test_an_uncorrected_fib_cross_section_tilt_is_said_and_its_pixel_height_offe
     no_exception(at)
     [s] = empty_ws.list_samples()
     assert s.spacing == pytest.approx((0.025, dy, 0.025), rel=1e-9)
+    # a Zeiss Atlas (Fibics) export: its pixel size from tag 51023, said so
+    from sem_files import fibics_xml
+
+    write_sem_tiff(env / "data" / "atlas.tif", img, fibics=fibics_xml(0.005))
+    at.run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("atlas.tif").run()
+    no_exception(at)
+    assert any("pixel size read from the Zeiss Atlas (Fibics) metadata (depth taken equal to it)" in c.value
+               for c in at.caption)
+    token = file_browser.path_token(env / "data" / "atlas.tif")
+    assert [at.number_input(key=state.k(state.META_SPACING, "add", "file", token, a)).value for a in "zyx"] == \
+        pytest.approx([0.005] * 3)
 
 
 def test_the_add_form_stays_open_when_a_sample_appears_meanwhile(empty_ws, env):

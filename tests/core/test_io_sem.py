@@ -349,3 +349,61 @@ def test_inspect_and_analyze_say_an_uncorrected_cross_section_tilt(tmp_path, cap
     assert cli.main(["analyze", str(folder), "--out", str(tmp_path / "out3"), "--chunk-size", "32", "--workers", "1",
                      "-q"]) == 0
     assert said.format("each slice") in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- Zeiss Atlas (Fibics)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_zeiss_atlas_tiff_pixel_size_from_its_fibics_tag(tmp_path, lazy):
+    """A Zeiss Atlas 5 export (tag 51023, ResolutionUnit NONE): the pixel size is the length of the scan's step
+    vectors (x from U, y from V: <Uy> is 0 in the files), also for a rotated scan; else the fields of view over the
+    image's size."""
+    from sem_files import fibics_xml
+
+    step = 0.00522874872557056
+    path = tmp_path / "atlas.tif"
+
+    def read(xml):
+        write_sem_tiff(path, _image(), fibics=xml)
+        v = open_lazy(path) if lazy else load_volume(path)
+        return v.spacing, v.spacing_from_metadata, v.metadata.get("spacing_source")
+
+    want = pytest.approx((step, step, step), rel=1e-9)
+    assert read(fibics_xml(step)) == (want, True, "fibics")
+    assert read(fibics_xml(step, rotation_deg=30.0))[0] == want
+    assert read(fibics_xml(step, steps=False))[0] == want
+    assert read(fibics_xml(step, width=None, height=None))[0] == want  # older writers: no <Image>
+    # anisotropic: y from V
+    xml = fibics_xml(step).replace(f"<Vy>{-step!r}</Vy>", f"<Vy>{-2 * step!r}</Vy>")
+    assert read(xml)[0] == pytest.approx((step, 2 * step, step), rel=1e-9)
+
+
+@pytest.mark.parametrize("xml", [
+    "stale",  # a resized copy that kept the tag: <Width> / <Height> are not the image's
+    '<?xml version="1.0"?><Fibics><Scan><Ux>not-a-number</Ux></Scan>',  # malformed
+    "<SomeOtherVendor><Ux>0.5</Ux></SomeOtherVendor>",  # not a Fibics block
+    "zero",  # step vectors of length 0 and no field of view
+])
+def test_a_fibics_tag_that_does_not_describe_this_image_states_no_pixel_size(tmp_path, xml):
+    from sem_files import fibics_xml
+
+    xml = {"stale": fibics_xml(width=600, height=400),
+           "zero": fibics_xml(0.0, fov=False)}.get(xml, xml)
+    path = tmp_path / "atlas.tif"
+    write_sem_tiff(path, _image(), fibics=xml)
+    v = load_volume(path)
+    assert v.spacing == (1.0, 1.0, 1.0) and not v.spacing_from_metadata
+
+
+def test_inspect_names_the_atlas_metadata_and_a_slice_folder_reads_it(tmp_path, capsys):
+    from core import cli
+    from sem_files import fibics_xml
+
+    folder = tmp_path / "atlas_stack"
+    folder.mkdir()
+    for z in range(3):
+        write_sem_tiff(folder / f"slice_{z:04d}.tif", _image(seed=z), fibics=fibics_xml(0.005))
+    assert cli.main(["inspect", str(folder)]) == 0
+    assert ("voxel size 0.005×0.005×0.005 µm (from the file's Zeiss Atlas (Fibics) metadata; z taken equal to x: "
+            "give --spacing Z Y X where the slices are thicker or thinner)") in capsys.readouterr().out
