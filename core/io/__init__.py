@@ -35,7 +35,8 @@ Supported inputs (see :func:`detect_format`):
     One 2D PNG, BMP or JPEG image (an SEM or FIB-SEM cross-section) as a volume of depth 1 (:mod:`.image`).
 ``"dicom"``
     DICOM ``.dcm``: one slice, or an enhanced multi-frame volume; a folder of ``.dcm`` slices is a ``"slices"``
-    series, in the order of its slices in space (:mod:`.dicom`).
+    series, in the order of its slices in space (:mod:`.dicom`).  Files saved without the suffix (``IM0001``, or
+    named by their UID) are told by their content (``DICM`` after the 128-byte preamble).
 ``"txm"``
     Zeiss Xradia reconstruction ``.txm`` (an OLE compound file; :mod:`.txm`).  Projection files (``.txrm``,
     ``.xrm``) are refused: they hold radiographs, not a volume.

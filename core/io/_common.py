@@ -194,17 +194,52 @@ def _natural_key(name: str) -> tuple:
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
 
 
-def _slice_files(folder: Path, *, ordered: bool = True) -> list[Path]:
-    """Visible ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf``/``.dcm`` files of ``folder`` in natural order (a DICOM
-    series: in the order of its slices in space, :func:`core.io.dicom.series_order`, which reads every slice's
-    header; not with ``ordered=False``: whether a folder holds slices)."""
-    files = [
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and p.suffix.lower() in _SLICE_SUFFIXES and p.is_file()
-    ]
+#: Every suffix a reader knows: a file with none of them may be a DICOM file saved without ``.dcm`` (sniffed).
+_KNOWN_SUFFIXES = frozenset(_SLICE_SUFFIXES + _TIFF_SUFFIXES + _IMAGE_SUFFIXES + _HDF5_SUFFIXES + _RAW_SUFFIXES
+                            + _METAIMAGE_SUFFIXES + _AMIRA_SUFFIXES + _EDF_SUFFIXES + _TXM_SUFFIXES + _DICOM_SUFFIXES
+                            + _XRADIA_PROJECTION_SUFFIXES + (".npy", ".zarr", ".vgi", ".info", ".log", ".txt"))
+
+
+def _sniffed_dicom(p: Path) -> bool:
+    """Whether ``p`` is a DICOM file by its content (``DICM`` after the 128-byte preamble, as Part 10 files are
+    written): CT software and PACS exports save slices without a suffix (``IM0001``) or named by their UID
+    (``1.2.840....``, whose last part reads as a suffix).  ``DICOMDIR`` (the index of a DICOM medium) is not one."""
+    if p.name.upper() == "DICOMDIR":
+        return False
+    try:
+        with open(p, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def _is_dicom(p: Path) -> bool:
+    """A ``.dcm`` file, or a file with no suffix a reader knows that holds DICOM (:func:`_sniffed_dicom`)."""
+    suffix = p.suffix.lower()
+    return suffix in _DICOM_SUFFIXES or (suffix not in _KNOWN_SUFFIXES and _sniffed_dicom(p))
+
+
+def _holds_slices(folder: Path) -> bool:
+    """Whether :func:`_slice_files` finds any in ``folder``: at the first slice file, or the first DICOM file without
+    a suffix (the data-folder browser asks it of every folder it lists: no folder is read whole for it)."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if any(p.suffix.lower() in _SLICE_SUFFIXES and p.is_file() for p in entries):
+        return True
+    return any(p.suffix.lower() not in _KNOWN_SUFFIXES and p.is_file() and _sniffed_dicom(p) for p in entries)
+
+
+def _slice_files(folder: Path) -> list[Path]:
+    """Visible ``.tif``/``.tiff``/``.png``/``.bmp``/``.edf``/``.dcm`` files of ``folder`` in natural order, else
+    (none of those) its DICOM files saved without the ``.dcm`` suffix (:func:`_sniffed_dicom`); a DICOM series in the
+    order of its slices in space, :func:`core.io.dicom.series_order`, which reads every slice's header (whether a
+    folder holds slices: :func:`_holds_slices`)."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
+    files = [p for p in entries if p.suffix.lower() in _SLICE_SUFFIXES]
+    if not files:
+        files = [p for p in entries if p.suffix.lower() not in _KNOWN_SUFFIXES and _sniffed_dicom(p)]
     files = sorted(files, key=lambda p: _natural_key(p.name))
-    if ordered and files and all(p.suffix.lower() in _DICOM_SUFFIXES for p in files):
+    if files and all(_is_dicom(p) for p in files):
         from .dicom import series_order
 
         files = series_order(files)
@@ -227,7 +262,7 @@ def _plane_header(p: Path) -> tuple[tuple[int, ...], str] | None:
             from .image import image_header
 
             return image_header(p)
-        if p.suffix.lower() in _DICOM_SUFFIXES:
+        if _is_dicom(p):
             from .dicom import dicom_header
 
             return dicom_header(p)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._common import (
     _IMAGE_SUFFIXES, _SLICE_SUFFIXES, SLICE_KINDS, InputFileError, Loaded, ReadOptions, _name, _require_regular,
-    _slice_files, mismatched_slices_message,
+    _is_dicom, _slice_files, mismatched_slices_message,
 )
 from ._registry import register
 from .edf import read_edf
@@ -101,7 +101,7 @@ def read_slice(path: Path, folder_name: str, *, mmap: bool = False) -> Loaded:
         if img.ndim != 2:
             raise InputFileError(f"{where} is not a 2D image: shape {img.shape}")
         return Loaded(img[None], None, {}, os.fspath(path))
-    if path.suffix.lower() == ".dcm":
+    if _is_dicom(path):
         from .dicom import read_dicom_slice
 
         try:
@@ -121,7 +121,7 @@ def _check_entries(folder: Path) -> None:
     """Refuse slice-named entries that are not regular files (a FIFO would block, a folder is no slice)."""
     for p in folder.iterdir():
         if p.name.startswith(".") or p.suffix.lower() not in _SLICE_SUFFIXES:
-            continue
+            continue  # (DICOM slices without a suffix are sniffed as regular files only: _slice_files)
         try:
             _require_regular(p, allow_dir=False)
         except FileNotFoundError:

@@ -334,16 +334,18 @@ def test_a_folder_of_esrf_edf_slices_with_their_pixel_size(empty_ws, env):
                           "file's metadata (z assumed equal to x)", vol, (0.32, 0.32, 0.32), folder=True)
 
 
-def test_a_dicom_series_folder_in_its_slices_order_with_their_voxel_size(empty_ws, env):
-    """A CT series exported as DICOM (file names not in slice order): read as one volume in the order of the
-    slices' positions, the voxel size from PixelSpacing and SliceThickness (mm)."""
+@pytest.mark.parametrize("suffix", [".dcm", ""])
+def test_a_dicom_series_folder_in_its_slices_order_with_their_voxel_size(empty_ws, env, suffix):
+    """A CT series exported as DICOM (file names not in slice order; with the .dcm suffix or, as many exports save
+    them, without): read as one volume in the order of the slices' positions, the voxel size from PixelSpacing and
+    SliceThickness (mm)."""
     from dicom_files import write_dicom
 
     vol = (np.random.default_rng(8).random((5, 16, 12)) * 4000).astype(np.uint16)
     folder = env / "data" / "ct_series"
     folder.mkdir()
     for k, z in enumerate([2, 0, 4, 1, 3]):
-        write_dicom(folder / f"IMG{k:03d}.dcm", vol[z], pixel_mm=(0.00045, 0.00045), thickness_mm=0.00045,
+        write_dicom(folder / f"IMG{k:03d}{suffix}", vol[z], pixel_mm=(0.00045, 0.00045), thickness_mm=0.00045,
                     position_mm=z * 0.00045)
     _add_from_data_folder(empty_ws, "ct_series", "slices · 5×16×12 voxels (z×y×x) · uint16 · voxel size read from "
                           "the file's metadata", vol, (0.45, 0.45, 0.45), folder=True)

@@ -127,6 +127,45 @@ def test_telling_a_series_folder_reads_no_header(tmp_path, monkeypatch):
     assert detect_format(folder) == "slices"
 
 
+@pytest.mark.parametrize("names", ["plain", "uid"])
+def test_a_series_saved_without_the_dcm_suffix_is_read_by_its_content(tmp_path, monkeypatch, names):
+    """CT and PACS exports name slices without a suffix (IM0001) or by their UID (1.2.840....: its last part reads
+    as a suffix); the series sits beside a DICOMDIR index and other files: its slices are told by the DICM marker
+    after the preamble, read in space order as a .dcm series is; telling the folder reads no header and stops at
+    the first slice it finds."""
+    import core.io._common as common
+
+    folder = tmp_path / "SE000000"
+    folder.mkdir()
+    for k, z in enumerate(SHUFFLED):
+        name = f"IM{k:04d}" if names == "plain" else f"1.2.840.113619.2.55.3.{1000 + k}"
+        write_dicom(folder / name, VOL[z], position_mm=z * 0.0006)
+    write_dicom(folder / "DICOMDIR", VOL[0])  # an index file (here with pixels: it is never a slice all the same)
+    (folder / "VERSION").write_text("1.0\n")  # a file without a suffix that is not DICOM
+    (folder / "notes.txt").write_text("scan of cathode A\n")
+    assert detect_format(folder) == "slices"
+    v = read_both(folder)
+    np.testing.assert_array_equal(v.data, VOL)
+    assert v.spacing == pytest.approx((0.6, 0.5, 0.4)) and v.metadata["spacing_source"] == "dicom"
+    one = folder / ("IM0001" if names == "plain" else "1.2.840.113619.2.55.3.1001")
+    assert detect_format(one) == "dicom"
+    np.testing.assert_array_equal(load_volume(one).data, VOL[SHUFFLED[1]][None])
+    sniffed = []
+    real = common._sniffed_dicom
+    monkeypatch.setattr(common, "_sniffed_dicom", lambda p: sniffed.append(p.name) or real(p))
+    assert common._holds_slices(folder) and len(sniffed) <= 3  # VERSION, DICOMDIR at most before a slice
+    # a folder of suffixed slices is not sniffed; one of non-DICOM files without suffixes holds none
+    other = tmp_path / "plain"
+    other.mkdir()
+    (other / "README").write_text("nothing to read\n")
+    sniffed.clear()
+    with pytest.raises(InputFileError, match="holds no"):
+        detect_format(other)
+    assert sniffed == ["README"]
+    with pytest.raises(InputFileError, match="unknown file format for README"):
+        detect_format(other / "README")
+
+
 def test_a_series_rescaled_slice_by_slice_is_refused_and_one_rescale_is_read_as_stored(tmp_path):
     same, varied = tmp_path / "same", tmp_path / "varied"
     for folder in (same, varied):
