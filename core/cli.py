@@ -679,7 +679,8 @@ def inspect_input(args) -> dict:
     from .io.sem import (SEM_SOURCES, data_bar, data_bar_message, find_scale_bar, scale_bar_message, tilt_message,
                          tilt_reading)
     from .memory import estimate_peak_bytes
-    from .phases import data_box, fill_message, fill_reading, shading_message, shading_reading
+    from .phases import (alignment_message, alignment_reading, data_box, fill_message, fill_reading, shading_message,
+                         shading_reading)
     from .phases.preview import grey_sample
     from .pipeline import AnalysisParams
 
@@ -757,6 +758,9 @@ def inspect_input(args) -> dict:
                else shading_reading(arr, exclude=None if fill is None else fill["value"]))
     if shading is not None:
         out["shading"] = {**shading, "warning": shading_message(shading)}
+    shifted = None if found is not None or out.get("label_field") else alignment_reading(arr)
+    if shifted is not None and shifted["warn"]:  # a FIB-SEM stack not aligned
+        out["alignment"] = {**shifted, "warning": alignment_message(shifted)}
     params = AnalysisParams()
     out["memory_estimate_bytes"] = int(estimate_peak_bytes(tuple(shape), lazy.data.dtype, params, downsample=f,
                                                            presegmented=False))
@@ -819,6 +823,8 @@ def _cmd_inspect(args) -> None:
         else:
             lines.append(f"  grey values along z: the pure pore and NMC grey values vary by "
                          f"{info['shading']['drift']:.0%} of the pore-NMC contrast between slabs (no drift to flatten)")
+    if info.get("alignment"):
+        lines.append("  ALIGNMENT: " + info["alignment"]["warning"])
     lines.append(f"  analysis: the {info['engine'].replace('whole volume', 'whole-volume')} engine, about {info['memory_estimate_bytes'] / 2**30:.2f} GiB "
                  "at its peak (default parameters)")
     print("\n".join(lines))

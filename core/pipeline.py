@@ -77,6 +77,7 @@ from .memory import MemoryBudgetError, check_memory, mark_warm
 from .phases import (DOWNSAMPLE_MIN_RADIUS, BlurAssessment, SegmentParams, assess_blur, box_blur_removed,
                      check_greyscale_nonfinite, nonfinite_fill, segment_detailed, sigma_origin)
 from .phases.fill import fill_message, fill_reading, fill_region, fov_disc
+from .phases.alignment import alignment_message, alignment_reading
 from .phases.shading import flatten_shading, shading_message, shading_reading
 from .phases.islands import _remove_small_islands_inplace
 
@@ -581,9 +582,10 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
 
 
 def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2):
-    """What a run reads of a greyscale before segmenting it: a fill outside the field of view, a drift along z and
-    an SEM image's data bar (:func:`core.io.sem.find_data_bar` on the middle z plane; each warned), and the volume to
-    segment (flattened with ``params.segment.flatten``).
+    """What a run reads of a greyscale before segmenting it: a fill outside the field of view, a drift along z, an
+    SEM image's data bar (:func:`core.io.sem.find_data_bar` on the middle z plane) and slices shifted against one
+    another (:func:`core.phases.alignment_reading`; each warned), and the volume to segment (flattened with
+    ``params.segment.flatten``).
 
     Returns
     -------
@@ -605,6 +607,9 @@ def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2
     elif fill is not None:
         warnings.warn(fill_message(fill), stacklevel=stacklevel)
     shading = shading_reading(volume, exclude=None if fill is None else fill["value"])
+    shifted = alignment_message(alignment_reading(volume))  # a FIB-SEM stack not aligned: said, not mended
+    if shifted is not None:
+        warnings.warn(shifted, stacklevel=stacklevel)
     grey = _flattened(volume, shading, params, fill) if params.segment.flatten else volume
     if shading is not None and not params.segment.flatten and shading["warn"]:
         warnings.warn(shading_message(shading, params.method), stacklevel=stacklevel)

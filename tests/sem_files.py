@@ -1,5 +1,5 @@
-"""Test helpers: SEM images as the microscopes' software saves them (TIFFs with an FEI / Thermo Fisher or Zeiss
-tag, a data bar burned into the bottom rows)."""
+"""Test helpers: SEM images as the microscopes' software saves them (TIFFs with an FEI / Thermo Fisher, Zeiss or
+Zeiss Atlas tag, a data bar burned into the bottom rows), and a FIB-SEM stack whose slices are not aligned."""
 
 from __future__ import annotations
 
@@ -108,3 +108,18 @@ def write_sem_tiff(path, image: np.ndarray, *, fei: str | None = None, zeiss: by
     if zeiss is not None:
         extratags.append((ZEISS_TAG, "s", 0, zeiss, True))
     tifffile.imwrite(path, image, resolution=(dpi, dpi), resolutionunit="INCH", extratags=extratags)
+
+
+def fib_stack(drift, noise: float, seed: int = 1) -> np.ndarray:
+    """A serial-section stack (FIB-SEM) not aligned: a demo electrode's phases as grey values (20 / 100 / 200,
+    blurred 0.8 voxel), each z plane shifted by ``drift`` pixels (dy, dx) more than the one before (a cubic spline
+    shift), fresh noise of ``noise`` on every plane; (64, 128, 128) float."""
+    from scipy import ndimage as ndi
+
+    from core.synth import demo_electrode
+
+    e = demo_electrode("cycled-5C", rng=3, shape=(64, 128, 128))
+    clean = ndi.gaussian_filter(np.choose(e.phases.astype(int), [20.0, 100.0, 200.0]), 0.8)
+    rng = np.random.default_rng(seed)
+    return np.stack([ndi.shift(clean[k], (drift[0] * k, drift[1] * k), order=3, mode="nearest")
+                     + rng.normal(0, noise, clean.shape[1:]) for k in range(clean.shape[0])])

@@ -160,6 +160,15 @@ def unflattened_ref(ref: VolumeRef) -> VolumeRef:
     return replace(ref, options=json.dumps(opts, sort_keys=True))
 
 
+@st.cache_data(max_entries=32, show_spinner="Comparing neighbouring slices…")
+def alignment(ref: VolumeRef) -> dict | None:
+    """:func:`core.phases.alignment_reading` of a sample's greyscale as read (None for an already-segmented one or
+    one too thin); two planes a pair are read, also of a big one read lazily."""
+    if "phase_map" in json.loads(ref.options):
+        return None
+    return core_phases.alignment_reading(volume(unflattened_ref(ref)))
+
+
 @st.cache_data(max_entries=32, show_spinner="Reading the grey values along z…")
 def shading(ref: VolumeRef) -> dict | None:
     """:func:`core.phases.shading_reading` of a sample's greyscale as read, a fill's value left out (None for an

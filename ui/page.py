@@ -134,6 +134,16 @@ def fill_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> None:
     _crop_button(ws, sample, box, "the largest box without the fill", state.FILL_CROP)
 
 
+def alignment_note(ref: cache.VolumeRef) -> None:
+    """A warning where the sample's slices are shifted against one another (:func:`core.phases.alignment_reading`:
+    a FIB-SEM stack not aligned, whose particles would be sheared along z)."""
+    from core.phases import alignment_message
+
+    message = alignment_message(cache.alignment(ref))
+    if message is not None:
+        st.warning(message, icon=":material/align_horizontal_center:")
+
+
 def data_bar_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> bool:
     """A warning where the sample's image holds an SEM's data bar at its bottom (:func:`ui.cache.data_bar`), with a
     button that crops it out; whether there is one (its background would read as a fill: that is not said too)."""

@@ -374,6 +374,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     from ..codes import PORE
     from ..io.sem import data_bar_message, volume_data_bar
     from ..phases.fill import fill_message, fill_reading
+    from ..phases.alignment import alignment_message, alignment_reading
     from ..phases.shading import shading_message, shading_reading
     from ..pipeline import AnalysisParams, versions
     from .inputs import open_lazy
@@ -429,6 +430,9 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             warnings.warn(fill_message(fill), stacklevel=2)
         # a brightness drift along z, on eight slabs (core.phases.shading_reading): warned, or flattened
         shading = shading_reading(vol.reader, exclude=None if fill is None else fill["value"])
+        shifted = alignment_message(alignment_reading(vol.reader))  # a FIB-SEM stack not aligned, on 12 plane pairs
+        if shifted is not None:
+            warnings.warn(shifted, stacklevel=2)
         if params.segment.flatten and shading is None:
             raise ValueError("flatten needs a volume of at least 18 slices (three slabs of six) to read a drift "
                              "along z")

@@ -45,6 +45,8 @@ Modules
 ``fill``            a fill outside the field of view: :func:`fill_reading`, :func:`fill_message`, :func:`fill_region`, :func:`fov_disc`, :func:`data_box`
 ``shading``         a brightness drift along z: :func:`shading_reading`, :func:`shading_message`,
                     :func:`flatten_shading` (``SegmentParams(flatten=True)``)
+``alignment``       slices shifted against one another (a FIB-SEM stack not aligned): :func:`alignment_reading`,
+                    :func:`alignment_message`
 ``preview``         :func:`preview_globals`, :func:`prepare_preview`, :func:`preview_from`, :func:`preview_slice`,
                     :func:`preview_window`
                     (volumes in memory or read lazily, box by box), :func:`grey_sample` (by blocks)
@@ -84,6 +86,7 @@ from .preview import (
     preview_slice,
     preview_window,
 )
+from .alignment import ALIGN_WARN_PX, alignment_message, alignment_reading
 from .shading import SHADING_WARN, flatten_shading, shading_message, shading_reading
 from .segment import SegmentResult, segment, segment_detailed
 from .threshold import READING_GAP, phase_references, suggest_thresholds, threshold
@@ -93,6 +96,7 @@ __all__ = [
     "DENOISE_METHODS", "Denoise", "SegmentParams", "check_greyscale", "NONFINITE_MAX_SHARE", "check_greyscale_nonfinite",
     "nonfinite_fill", "FILL_CENTRE_RATIO", "FILL_MIN_FACE_SHARE", "fill_message", "fill_reading", "fill_region", "fov_disc", "data_box",
     "SHADING_WARN", "shading_reading", "shading_message", "flatten_shading",
+    "ALIGN_WARN_PX", "alignment_reading", "alignment_message",
     # steps
     "crop", "normalize_intensity", "denoise", "suggest_thresholds", "threshold", "phase_references", "READING_GAP",
     "estimate_pv_sigma", "correct_partial_volume", "SIGMA_BOUNDS", "remove_small_islands",

@@ -792,6 +792,25 @@ def test_an_uncorrected_fib_cross_section_tilt_is_said_and_its_pixel_height_offe
         pytest.approx([0.005] * 3)
 
 
+def test_a_stack_whose_slices_are_shifted_is_said_on_the_samples_and_segment_pages(empty_ws, env):
+    """A FIB-SEM stack not aligned (each slice shifted 0.7 / -1.3 pixel against the one before): a warning on the
+    sample's page and on the Segment page; an aligned one (the demo electrodes of other tests) says nothing."""
+    import tifffile
+
+    from sem_files import fib_stack
+
+    tifffile.imwrite(env / "data" / "unaligned.tif", np.clip(fib_stack((0.7, -1.3), 20.0), 0, 255).astype(np.uint8))
+    sample = empty_ws.add_sample("unaligned", str(env / "data" / "unaligned.tif"), spacing=(0.02, 0.02, 0.02))
+    for script in (PAGE, page("2_segment.py")):
+        at = AppTest.from_file(script, default_timeout=TIMEOUT)
+        at.session_state[state.SAMPLE_ID] = sample.id
+        at.run()
+        no_exception(at)
+        [said] = [w.value for w in at.warning if "shifted against one another" in w.value]
+        assert said.startswith("The slices are shifted against one another: by a median of 1.2 pixel from one z "
+                               "plane to the next (y +0.6, x -0.9; read on 12 pairs of planes)")
+
+
 def test_the_add_form_stays_open_when_a_sample_appears_meanwhile(empty_ws, env):
     """Open on an empty workspace, the add form stays open while a colleague (or the demo electrodes landing) adds
     a sample (the expander drawn again with another `expanded` comes back collapsed, the form being filled hidden);
