@@ -808,7 +808,7 @@ def test_a_stack_whose_slices_are_shifted_is_said_on_the_samples_and_segment_pag
         no_exception(at)
         [said] = [w.value for w in at.warning if "shifted against one another" in w.value]
         assert said.startswith("The slices are shifted against one another: by a median of 1.2 pixel from one z "
-                               "plane to the next (y +0.6, x -0.9; read on 12 pairs of planes)")
+                               "plane to the next (y +0.6, x -0.9; read on 11 pairs of planes)")
 
 
 def test_the_add_form_stays_open_when_a_sample_appears_meanwhile(empty_ws, env):
