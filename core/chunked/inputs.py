@@ -706,6 +706,26 @@ def _open_dicom(p: Path, opts):
     return _DecodedSource(layout, _file_token(p, "dicom"), _dicom_frames), spacing, notes, os.fspath(p)
 
 
+class _NiftiSource(_Source):
+    """A NIfTI file: each box read through nibabel (a ``.nii`` memory-mapped, a ``.nii.gz`` decompressed up to it)."""
+
+    def __init__(self, path, shape, dtype):
+        super().__init__(shape, dtype, _file_token(path, "nifti"))
+        self.path = os.fspath(path)
+
+    def _read(self, key):
+        from ..io.nifti import read_box
+
+        return read_box(Path(self.path), key)
+
+
+def _open_nifti(p: Path, opts):
+    from ..io.nifti import nifti_layout
+
+    shape, dtype, spacing, notes = nifti_layout(p)
+    return _NiftiSource(p, shape, dtype), spacing, notes, os.fspath(p)
+
+
 _OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,
             "zarr": _open_zarr_lazy, "metaimage": _open_metaimage, "amira": _open_amira, "edf": _open_edf,
-            "txm": _open_txm, "image": _open_image, "dicom": _open_dicom}
+            "txm": _open_txm, "image": _open_image, "dicom": _open_dicom, "nifti": _open_nifti}

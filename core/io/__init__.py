@@ -37,6 +37,9 @@ Supported inputs (see :func:`detect_format`):
     DICOM ``.dcm``: one slice, or an enhanced multi-frame volume; a folder of ``.dcm`` slices is a ``"slices"``
     series, in the order of its slices in space (:mod:`.dicom`).  Files saved without the suffix (``IM0001``, or
     named by their UID) are told by their content (``DICM`` after the 128-byte preamble).
+``"nifti"``
+    NIfTI ``.nii`` / ``.nii.gz`` (ITK-SNAP, 3D Slicer, nnU-Net), (x, y, z) read as (z, y, x), read with nibabel
+    (:mod:`.nifti`).
 ``"txm"``
     Zeiss Xradia reconstruction ``.txm`` (an OLE compound file; :mod:`.txm`).  Projection files (``.txrm``,
     ``.xrm``) are refused: they hold radiographs, not a volume.

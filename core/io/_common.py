@@ -17,7 +17,7 @@ from .._validate import normalize_spacing
 
 #: Format names accepted by ``load_volume(fmt=...)``.
 FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira", "edf", "txm", "image",
-                            "dicom")
+                            "dicom", "nifti")
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".edf", ".dcm")
@@ -31,12 +31,14 @@ _AMIRA_SUFFIXES = (".am",)
 _EDF_SUFFIXES = (".edf",)
 _TXM_SUFFIXES = (".txm",)
 _DICOM_SUFFIXES = (".dcm",)
+#: NIfTI names end so (told by the whole name: ``.nii.gz``'s suffix is ``.gz``).
+_NIFTI_ENDINGS = (".nii", ".nii.gz")
 _XRADIA_PROJECTION_SUFFIXES = (".txrm", ".xrm")
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (
-    "TIFF (.tif, .tiff), a folder of .tif/.png/.bmp/.edf/.dcm slices, HDF5 (.h5, .hdf5, .hdf, .nxs), zarr, .npy, "
-    "raw (.raw, .bin, .vol), MetaImage (.mhd, .mha), Avizo .am, EDF .edf, Zeiss .txm, DICOM .dcm, PNG/BMP/JPEG"
+    "TIFF (.tif/.tiff), a folder of .tif/.png/.bmp/.edf/.dcm slices, HDF5 (.h5/.hdf5/.hdf/.nxs), zarr, .npy, "
+    "raw (.raw/.bin/.vol), MetaImage (.mhd/.mha), Avizo .am, EDF, Zeiss .txm, DICOM .dcm, NIfTI .nii(.gz), PNG/BMP/JPEG"
 )
 
 # Length units found in ImageJ / OME / attribute metadata -> factor to µm.
@@ -197,7 +199,7 @@ def _natural_key(name: str) -> tuple:
 #: Every suffix a reader knows: a file with none of them may be a DICOM file saved without ``.dcm`` (sniffed).
 _KNOWN_SUFFIXES = frozenset(_SLICE_SUFFIXES + _TIFF_SUFFIXES + _IMAGE_SUFFIXES + _HDF5_SUFFIXES + _RAW_SUFFIXES
                             + _METAIMAGE_SUFFIXES + _AMIRA_SUFFIXES + _EDF_SUFFIXES + _TXM_SUFFIXES + _DICOM_SUFFIXES
-                            + _XRADIA_PROJECTION_SUFFIXES + (".npy", ".zarr", ".vgi", ".info", ".log", ".txt"))
+                            + _XRADIA_PROJECTION_SUFFIXES + (".npy", ".zarr", ".vgi", ".info", ".log", ".txt", ".nii", ".gz"))
 
 
 def _sniffed_dicom(p: Path) -> bool:

@@ -351,6 +351,20 @@ def test_a_dicom_series_folder_in_its_slices_order_with_their_voxel_size(empty_w
                           "the file's metadata", vol, (0.45, 0.45, 0.45), folder=True)
 
 
+def test_a_nifti_volume_with_its_voxel_size_in_the_header_s_unit(empty_ws, env):
+    """A .nii.gz (ITK-SNAP, 3D Slicer, nnU-Net): listed, read in (z, y, x) with its voxel size, the mm of its header
+    said for the user to check."""
+    nib = pytest.importorskip("nibabel")
+
+    vol = (np.random.default_rng(9).random((5, 16, 12)) * 4000).astype(np.uint16)
+    img = nib.Nifti1Image(vol.T, np.diag([0.0004, 0.0004, 0.0008, 1.0]))
+    img.header.set_xyzt_units("mm")
+    nib.save(img, str(env / "data" / "ct.nii.gz"))
+    _add_from_data_folder(empty_ws, "ct.nii.gz", "nifti · 5×16×12 voxels (z×y×x) · uint16 · voxel size read from the "
+                          "file's metadata, its numbers read as mm (the header's unit): CHECK IT below", vol,
+                          (0.8, 0.4, 0.4))
+
+
 def test_a_zeiss_txm_reconstruction_with_its_voxel_size_and_a_projection_file_refused(empty_ws, env):
     """A Zeiss Xradia .txm picked in the data folder: read with the voxel size it states; a .txrm beside it (the
     projections) is listed and refused in one sentence saying what to open, with no Add button."""
