@@ -199,7 +199,8 @@ def _natural_key(name: str) -> tuple:
 #: Every suffix a reader knows: a file with none of them may be a DICOM file saved without ``.dcm`` (sniffed).
 _KNOWN_SUFFIXES = frozenset(_SLICE_SUFFIXES + _TIFF_SUFFIXES + _IMAGE_SUFFIXES + _HDF5_SUFFIXES + _RAW_SUFFIXES
                             + _METAIMAGE_SUFFIXES + _AMIRA_SUFFIXES + _EDF_SUFFIXES + _TXM_SUFFIXES + _DICOM_SUFFIXES
-                            + _XRADIA_PROJECTION_SUFFIXES + (".npy", ".zarr", ".vgi", ".info", ".log", ".txt", ".nii", ".gz"))
+                            + _XRADIA_PROJECTION_SUFFIXES
+                            + (".npy", ".zarr", ".vgi", ".info", ".log", ".txt", ".nii", ".gz"))
 
 
 def _sniffed_dicom(p: Path) -> bool:

@@ -104,6 +104,6 @@ def read_nifti(path: Path, opts: ReadOptions) -> Loaded:
     """
     name = _name(path)
     shape, _, spacing, notes = nifti_layout(path)
-    data = np.asanyarray(nifti_image(path).dataobj)  # a .nii: memory-mapped (unscaled)
+    data = np.asanyarray(nifti_image(path).dataobj)  # a .nii not scaled by its header: memory-mapped
     data = data.reshape(tuple(shape[::-1]))  # (x, y, z): a 2D image gains its z, trailing axes of one go
     return Loaded(_check_numeric(data.T, name), spacing, notes, os.fspath(path))

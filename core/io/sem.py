@@ -41,9 +41,9 @@ import numpy as np
 
 from ._common import _unit_factor, _valid_spacing
 
-__all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "CROSS_SECTION_TILT_DEG", "FIBICS_TAG", "SEM_SOURCES", "data_bar", "data_bar_message",
-           "fei_data_bar_rows", "find_data_bar", "find_scale_bar", "scale_bar_message", "sem_spacing", "sem_tilt",
-           "tilt_message", "tilt_reading", "volume_data_bar"]
+__all__ = ["BAR_MAX_SHARE", "BAR_MIN_ROWS", "CROSS_SECTION_TILT_DEG", "FIBICS_TAG", "SEM_SOURCES", "data_bar",
+           "data_bar_message", "fei_data_bar_rows", "find_data_bar", "find_scale_bar", "scale_bar_message",
+           "sem_spacing", "sem_tilt", "tilt_message", "tilt_reading", "volume_data_bar"]
 
 #: The metadata :func:`sem_spacing` reads a pixel size from (its ``spacing_source`` note), named for the user.
 SEM_SOURCES = {"fei": "FEI / Thermo Fisher SEM metadata", "zeiss": "Zeiss SEM metadata",

@@ -8,9 +8,9 @@ particles merge or split and their surfaces, contacts and detachment are wrong. 
 is aligned by construction (a drift shows as blur or streaks, not as shifted slices).
 
 :func:`alignment_reading` measures the shift between consecutive z planes by cross-correlation
-(:func:`skimage.registration.phase_cross_correlation` without its phase normalisation, to a tenth of a pixel) on :data:`ALIGN_PAIRS` pairs spread
-along z, each on the central window of at most :data:`ALIGN_WINDOW` pixels a side; it reads two planes a pair, so
-a lazily read volume is not read whole.  A pair whose planes share no structure (a blank separator, pure noise) is
+(:func:`skimage.registration.phase_cross_correlation` without its phase normalisation, to a tenth of a pixel) on
+:data:`ALIGN_PAIRS` pairs spread along z, each on the central window of at most :data:`ALIGN_WINDOW` pixels a side;
+it reads two planes a pair, so a lazily read volume is not read whole.  A pair whose planes share no structure (a blank separator, pure noise) is
 left out, and the median over the others is the reading.  Aligned volumes read 0.0-0.1 pixel (the demo electrodes,
 the real calendered NMC volume of ``shared/data/real``, a demo electrode's phases blurred with fresh noise of 0.22 of
 the pore-NMC contrast in every slice; 0.22 at 0.44); the same drifting by 0.42 / 1.48 / 2.24 pixels a slice (a
@@ -62,8 +62,9 @@ def alignment_reading(volume, *, pairs: int = ALIGN_PAIRS) -> dict | None:
     -------
     dict or None
         ``pairs`` (read), ``shift_px`` ((dy, dx): the median signed shift of a plane's content against the plane
-        before, pixels; a steady drift), ``step_px`` (the median length of that shift, pixels; a drift or a jitter), ``stack_px``
-        (``step_px`` times the planes less one: what it sums to over the stack where it is a drift) and ``warn``
+        before, pixels; a steady drift), ``step_px`` (the median length of that shift, pixels; a drift or a
+        jitter), ``stack_px`` (``step_px`` times the planes less one: what it sums to over the stack where it is a
+        drift) and ``warn``
         (``step_px`` >= :data:`ALIGN_WARN_PX`); None for fewer than four planes, or fewer than three pairs whose
         planes share structure (a constant volume, pure noise).
     """
