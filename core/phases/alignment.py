@@ -11,10 +11,11 @@ is aligned by construction (a drift shows as blur or streaks, not as shifted sli
 (:func:`skimage.registration.phase_cross_correlation` without its phase normalisation, to a tenth of a pixel) on
 :data:`ALIGN_PAIRS` pairs spread along z, each on the central window of at most :data:`ALIGN_WINDOW` pixels a side;
 it reads two planes a pair, so a lazily read volume is not read whole.  A pair whose planes share no structure (a
-blank separator, pure noise) is left out, and the median over the others is the reading.  Aligned volumes read 0.0-0.1 pixel (the demo electrodes,
-the real calendered NMC volume of ``shared/data/real``, a demo electrode's phases blurred with fresh noise of 0.22 of
-the pore-NMC contrast in every slice; 0.22 at 0.44); the same drifting by 0.42 / 1.48 / 2.24 pixels a slice (a
-cubic spline shift) reads about 0.3 / 1.2 / 2.1 (``tests/core/test_alignment.py``).
+blank separator, pure noise) is left out, and the median over the others is the reading.  Aligned volumes read
+0.0-0.1 pixel (the demo electrodes, the real calendered NMC volume of ``shared/data/real``, a demo electrode's
+phases blurred with fresh noise of 0.22 of the pore-NMC contrast in every slice; 0.22 at 0.44); the same drifting by
+0.42 / 1.48 / 2.24 pixels a slice (a cubic spline shift) reads about 0.3 / 1.2 / 2.1
+(``tests/core/test_alignment.py``, ``bench/RESULTS.md`` alignment).
 
 :func:`alignment_message` says it in one sentence where the median step is at least :data:`ALIGN_WARN_PX`.
 """
