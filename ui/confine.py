@@ -21,7 +21,8 @@ from pathlib import Path
 from . import settings
 
 READ_SUFFIXES = (".tif", ".tiff", ".npy", ".h5", ".hdf5", ".hdf", ".nxs", ".raw", ".bin", ".vol", ".mhd", ".mha",
-                 ".am", ".edf", ".txm", ".dcm", ".nii", ".nii.gz", ".png", ".bmp", ".jpg", ".jpeg")
+                 ".am", ".edf", ".txm", ".dcm", ".nii", ".nii.gz", ".mrc", ".rec",
+                 ".mrc.gz", ".png", ".bmp", ".jpg", ".jpeg")
 # listed and accepted too, so that picking one says why it is not a volume (core.io.detect_format's sentence)
 EXPLAINED_SUFFIXES = (".txrm", ".xrm")
 VOLUME_SUFFIXES = READ_SUFFIXES + EXPLAINED_SUFFIXES

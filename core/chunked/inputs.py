@@ -726,6 +726,30 @@ def _open_nifti(p: Path, opts):
     return _NiftiSource(p, shape, dtype), spacing, notes, os.fspath(p)
 
 
+class _CompressedMrcSource(_Source):
+    """A gzip / bzip2-compressed MRC file: decompressed whole on each read (no index into the stream)."""
+
+    def __init__(self, path, shape, dtype):
+        super().__init__(shape, dtype, _file_token(path, "mrc"))
+        self.path = os.fspath(path)
+
+    def _read(self, key):
+        from ..io.mrc import read_mrc_box
+
+        return read_mrc_box(Path(self.path), key)
+
+
+def _open_mrc(p: Path, opts):
+    """An MRC file: its voxels memory-mapped at their offset (a box read at a time), or a compressed one whole."""
+    from ..io.mrc import mrc_layout
+
+    shape, dtype, spacing, notes, offset = mrc_layout(p)
+    source = (_CompressedMrcSource(p, shape, dtype) if offset is None
+              else _MemmapSource(p, dtype, shape, offset, False, shape))
+    return source, spacing, notes, os.fspath(p)
+
+
 _OPENERS = {"npy": _open_npy, "raw": _open_raw, "tiff": _open_tiff, "slices": _open_slices, "hdf5": _open_hdf5,
             "zarr": _open_zarr_lazy, "metaimage": _open_metaimage, "amira": _open_amira, "edf": _open_edf,
-            "txm": _open_txm, "image": _open_image, "dicom": _open_dicom, "nifti": _open_nifti}
+            "txm": _open_txm, "image": _open_image, "dicom": _open_dicom, "nifti": _open_nifti,
+            "mrc": _open_mrc}

@@ -40,6 +40,9 @@ Supported inputs (see :func:`detect_format`):
 ``"nifti"``
     NIfTI ``.nii`` / ``.nii.gz`` (ITK-SNAP, 3D Slicer, nnU-Net), (x, y, z) read as (z, y, x), read with nibabel
     (:mod:`.nifti`).
+``"mrc"``
+    MRC ``.mrc`` / ``.rec`` / ``.st`` (IMOD, TrakEM2, Amira, Dragonfly; ``.mrc.gz`` / ``.mrc.bz2``), the voxel size
+    in Å, read with mrcfile (:mod:`.mrc`).
 ``"txm"``
     Zeiss Xradia reconstruction ``.txm`` (an OLE compound file; :mod:`.txm`).  Projection files (``.txrm``,
     ``.xrm``) are refused: they hold radiographs, not a volume.

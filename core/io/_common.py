@@ -17,7 +17,7 @@ from .._validate import normalize_spacing
 
 #: Format names accepted by ``load_volume(fmt=...)``.
 FORMATS: tuple[str, ...] = ("tiff", "slices", "hdf5", "zarr", "npy", "raw", "metaimage", "amira", "edf", "txm", "image",
-                            "dicom", "nifti")
+                            "dicom", "nifti", "mrc")
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _SLICE_SUFFIXES = (".tif", ".tiff", ".png", ".bmp", ".edf", ".dcm")
@@ -33,12 +33,14 @@ _TXM_SUFFIXES = (".txm",)
 _DICOM_SUFFIXES = (".dcm",)
 #: NIfTI names end so (told by the whole name: ``.nii.gz``'s suffix is ``.gz``).
 _NIFTI_ENDINGS = (".nii", ".nii.gz")
+#: MRC names end so (IMOD's ``.rec`` reconstructions and ``.st`` stacks; compressed ones told by the whole name).
+_MRC_ENDINGS = (".mrc", ".mrcs", ".rec", ".st", ".mrc.gz", ".mrc.bz2")
 _XRADIA_PROJECTION_SUFFIXES = (".txrm", ".xrm")
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (
     "TIFF (.tif/.tiff), a folder of .tif/.png/.bmp/.edf/.dcm slices, HDF5 (.h5/.hdf5/.hdf/.nxs), zarr, .npy, "
-    "raw (.raw/.bin/.vol), MetaImage (.mhd/.mha), Avizo .am, EDF, Zeiss .txm, DICOM .dcm, NIfTI .nii(.gz), PNG/BMP/JPEG"
+    "raw (.raw/.bin/.vol), MetaImage (.mhd/.mha), Avizo .am, EDF, Zeiss .txm, DICOM .dcm, NIfTI, MRC, PNG/BMP/JPEG"
 )
 
 # Length units found in ImageJ / OME / attribute metadata -> factor to µm.
@@ -200,7 +202,8 @@ def _natural_key(name: str) -> tuple:
 _KNOWN_SUFFIXES = frozenset(_SLICE_SUFFIXES + _TIFF_SUFFIXES + _IMAGE_SUFFIXES + _HDF5_SUFFIXES + _RAW_SUFFIXES
                             + _METAIMAGE_SUFFIXES + _AMIRA_SUFFIXES + _EDF_SUFFIXES + _TXM_SUFFIXES + _DICOM_SUFFIXES
                             + _XRADIA_PROJECTION_SUFFIXES
-                            + (".npy", ".zarr", ".vgi", ".info", ".log", ".txt", ".nii", ".gz"))
+                            + (".npy", ".zarr", ".vgi", ".info", ".log", ".txt", ".nii", ".gz", ".bz2")
+                            + _MRC_ENDINGS[:4])
 
 
 def _sniffed_dicom(p: Path) -> bool:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from .._validate import check_choice, normalize_spacing
-from . import amira, dicom, edf, folder, hdf5, image, nifti, raw, tiff, txm, zarr  # noqa: F401  (importing a format module registers its reader)
+from . import amira, dicom, edf, folder, hdf5, image, mrc, nifti, raw, tiff, txm, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
-    _AMIRA_SUFFIXES, _NIFTI_ENDINGS, _EDF_SUFFIXES, _HDF5_SUFFIXES, _IMAGE_SUFFIXES, SLICE_KINDS, _TXM_SUFFIXES, _DICOM_SUFFIXES, _XRADIA_PROJECTION_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
+    _AMIRA_SUFFIXES, _MRC_ENDINGS, _NIFTI_ENDINGS, _EDF_SUFFIXES, _HDF5_SUFFIXES, _IMAGE_SUFFIXES, SLICE_KINDS, _TXM_SUFFIXES, _DICOM_SUFFIXES, _XRADIA_PROJECTION_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
     Loaded, ReadOptions, Volume, _KNOWN_SUFFIXES, _holds_slices, _is_zarr_dir, _name, _sniffed_dicom, _require_exists, _require_regular, _short, _slice_files,
     normalize_crop,
 )
@@ -77,6 +77,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "dicom"
     if p.name.lower().endswith(_NIFTI_ENDINGS):
         return "nifti"
+    if p.name.lower().endswith(_MRC_ENDINGS):
+        return "mrc"
     if suffix in _IMAGE_SUFFIXES:
         return "image"
     if suffix in _XRADIA_PROJECTION_SUFFIXES:

@@ -365,6 +365,18 @@ def test_a_nifti_volume_with_its_voxel_size_in_the_header_s_unit(empty_ws, env):
                           (0.8, 0.4, 0.4))
 
 
+def test_an_mrc_stack_with_its_voxel_size_in_angstrom(empty_ws, env):
+    """An IMOD-aligned FIB-SEM stack saved as .mrc: listed, read with its voxel size (Å in the header)."""
+    mrcfile = pytest.importorskip("mrcfile")
+
+    vol = (np.random.default_rng(10).random((5, 16, 12)) * 4000).astype(np.uint16)
+    with mrcfile.new(str(env / "data" / "aligned.mrc")) as m:
+        m.set_data(vol)
+        m.voxel_size = (50.0, 50.0, 100.0)
+    _add_from_data_folder(empty_ws, "aligned.mrc", "mrc · 5×16×12 voxels (z×y×x) · uint16 · voxel size read from the "
+                          "file's metadata", vol, (0.01, 0.005, 0.005))
+
+
 def test_a_zeiss_txm_reconstruction_with_its_voxel_size_and_a_projection_file_refused(empty_ws, env):
     """A Zeiss Xradia .txm picked in the data folder: read with the voxel size it states; a .txrm beside it (the
     projections) is listed and refused in one sentence saying what to open, with no Add button."""
