@@ -39,6 +39,8 @@ def _open(path: Path):
         return mrcfile.open(os.fspath(path), mode="r") if compressed else mrcfile.mmap(os.fspath(path), mode="r")
     except Exception as exc:  # noqa: BLE001 - an untrusted file: any reader failure is a refusal
         why = str(exc).replace(os.fspath(path), name).replace(os.fspath(Path(path).parent), "")  # no server path
+        if "greater than file size" in why or "shorter than expected" in why:
+            raise InputFileError(f"{name} is truncated: its header states more voxels than the file holds") from None
         raise InputFileError(f"{name} is not an MRC file mrcfile can read ({_short(why, 120)})") from None
 
 

@@ -30,6 +30,12 @@ __all__ = ["nifti_image", "nifti_layout", "read_box", "read_nifti"]
 _UNITS = {"meter": 1e6, "mm": 1e3, "micron": 1.0}
 
 
+def _why(exc: Exception, path: Path) -> str:
+    """nibabel's reason, on one line, the file named without its server path."""
+    text = " ".join(str(exc).split()).replace(os.fspath(path), _name(path)).replace(os.fspath(Path(path).parent), "")
+    return _short(text, 120)
+
+
 def nifti_image(path: Path):
     """nibabel's image of ``path`` (its header read, no voxel), refused in one sentence naming the file."""
     name = _name(path)
@@ -41,8 +47,7 @@ def nifti_image(path: Path):
     try:
         img = nibabel.load(os.fspath(path), mmap=True)
     except Exception as exc:  # noqa: BLE001 - an untrusted file: any reader failure is a refusal
-        why = str(exc).replace(os.fspath(path), name).replace(os.fspath(Path(path).parent), "")  # no server path
-        raise InputFileError(f"{name} is not a NIfTI file nibabel can read ({_short(why, 120)})") from None
+        raise InputFileError(f"{name} is not a NIfTI file nibabel can read ({_why(exc, path)})") from None
     if not isinstance(img, (nibabel.Nifti1Image, nibabel.Nifti2Image)):
         raise InputFileError(f"{name} is not a NIfTI image (nibabel reads it as {type(img).__name__})")
     return img
@@ -68,7 +73,17 @@ def nifti_layout(path: Path) -> tuple[tuple[int, int, int], np.dtype, tuple[floa
     stored = np.dtype(img.get_data_dtype())
     if stored.kind not in "biuf":
         raise InputFileError(f"{name} holds data of dtype {stored}; expected integer or floating-point voxels")
-    dtype = np.asarray(img.dataobj[(0,) * len(img.shape)]).dtype  # as read: floats where the header scales
+    if not str(path).lower().endswith(".gz"):  # a truncated file would fail on reading, naming its server path
+        # the voxels' offset as nibabel reads them (a header's vox_offset of 0 means right after it: 352 in NIfTI-1)
+        need = int(getattr(img.dataobj, "offset", 0)) + int(np.prod(img.shape)) * stored.itemsize
+        have = os.path.getsize(path)
+        if have < need:
+            raise InputFileError(f"{name} is truncated: its header states {need:,} bytes with its voxels, the file "
+                                 f"holds {have:,}")
+    try:
+        dtype = np.asarray(img.dataobj[(0,) * len(img.shape)]).dtype  # as read: floats where the header scales
+    except Exception as exc:  # noqa: BLE001 - a damaged compressed file
+        raise InputFileError(f"{name} cannot be read: {_why(exc, path)}") from None
     zooms = [float(z) for z in img.header.get_zooms()[:3]] + [1.0] * (3 - len(img.shape[:3]))
     unit, _ = img.header.get_xyzt_units()
     factor = _UNITS.get(unit, 1e3)
@@ -86,10 +101,13 @@ def read_box(path: Path, key: tuple[slice, slice, slice]) -> np.ndarray:
     img = nifti_image(path)
     kz, ky, kx = key
     nd = len(img.shape)
-    if nd == 2:  # one slice
-        box = np.asarray(img.dataobj[kx, ky])[:, :, None][:, :, kz]
-    else:
-        box = np.asarray(img.dataobj[(kx, ky, kz) + (0,) * (nd - 3)])
+    try:
+        if nd == 2:  # one slice
+            box = np.asarray(img.dataobj[kx, ky])[:, :, None][:, :, kz]
+        else:
+            box = np.asarray(img.dataobj[(kx, ky, kz) + (0,) * (nd - 3)])
+    except Exception as exc:  # noqa: BLE001 - a damaged compressed file
+        raise InputFileError(f"{_name(path)} cannot be read: {_why(exc, path)}") from None
     return box.T
 
 
@@ -104,6 +122,9 @@ def read_nifti(path: Path, opts: ReadOptions) -> Loaded:
     """
     name = _name(path)
     shape, _, spacing, notes = nifti_layout(path)
-    data = np.asanyarray(nifti_image(path).dataobj)  # a .nii not scaled by its header: memory-mapped
+    try:
+        data = np.asanyarray(nifti_image(path).dataobj)  # a .nii not scaled by its header: memory-mapped
+    except Exception as exc:  # noqa: BLE001 - a damaged compressed file
+        raise InputFileError(f"{name} cannot be read: {_why(exc, path)}") from None
     data = data.reshape(tuple(shape[::-1]))  # (x, y, z): a 2D image gains its z, trailing axes of one go
     return Loaded(_check_numeric(data.T, name), spacing, notes, os.fspath(path))

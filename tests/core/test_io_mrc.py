@@ -69,3 +69,9 @@ def test_a_label_map_read_as_phases(tmp_path):
     _write(tmp_path / "seg.mrc", labels)
     np.testing.assert_array_equal(load_phases(tmp_path / "seg.mrc", {0: "pore", 1: "cbd", 2: "nmc"}).data, labels)
     assert load_volume(tmp_path / "seg.mrc").data.dtype == np.int8
+
+
+def test_a_truncated_file_is_refused_in_one_sentence(tmp_path):
+    _write(tmp_path / "full.mrc", VOL)
+    (tmp_path / "cut.mrc").write_bytes((tmp_path / "full.mrc").read_bytes()[:1500])
+    assert refused(tmp_path / "cut.mrc") == "cut.mrc is truncated: its header states more voxels than the file holds"

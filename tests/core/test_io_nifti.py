@@ -87,3 +87,16 @@ def test_refusals_in_one_sentence(tmp_path):
     assert "complex.nii holds data of dtype complex64" in refused(tmp_path / "complex.nii")
     with pytest.raises(InputFileError):
         load_volume(tmp_path / "fake.nii")
+
+
+def test_truncated_files_are_refused_without_a_server_path(tmp_path):
+    """A .nii cut short: said from its size before any read; a .nii.gz cut short: said when its stream ends."""
+    _write(tmp_path / "full.nii", VOL)
+    data = (tmp_path / "full.nii").read_bytes()
+    (tmp_path / "cut.nii").write_bytes(data[:2000])
+    assert refused(tmp_path / "cut.nii") == (f"cut.nii is truncated: its header states {352 + VOL.nbytes:,} bytes with "
+                                             "its voxels, the file holds 2,000")
+    _write(tmp_path / "full.nii.gz", VOL)
+    data = (tmp_path / "full.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(data[:len(data) // 2])
+    assert refused(tmp_path / "cut.nii.gz").startswith("cut.nii.gz cannot be read: ")
