@@ -706,45 +706,32 @@ def _open_dicom(p: Path, opts):
     return _DecodedSource(layout, _file_token(p, "dicom"), _dicom_frames), spacing, notes, os.fspath(p)
 
 
-class _NiftiSource(_Source):
-    """A NIfTI file: each box read through nibabel (a ``.nii`` memory-mapped, a ``.nii.gz`` decompressed up to it)."""
+class _BoxReaderSource(_Source):
+    """A file read a box at a time by its reader's ``read(path, key)`` (a module-level function, so picklable):
+    a NIfTI file through nibabel (a ``.nii`` memory-mapped, a ``.nii.gz`` decompressed up to the box), a compressed
+    MRC file (decompressed whole: a gzip stream has no index)."""
 
-    def __init__(self, path, shape, dtype):
-        super().__init__(shape, dtype, _file_token(path, "nifti"))
-        self.path = os.fspath(path)
+    def __init__(self, path, shape, dtype, read):
+        super().__init__(shape, dtype, _file_token(path, read.__module__, read.__name__))
+        self.path, self.read = os.fspath(path), read
 
     def _read(self, key):
-        from ..io.nifti import read_box
-
-        return read_box(Path(self.path), key)
+        return self.read(Path(self.path), key)
 
 
 def _open_nifti(p: Path, opts):
-    from ..io.nifti import nifti_layout
+    from ..io.nifti import nifti_layout, read_box
 
     shape, dtype, spacing, notes = nifti_layout(p)
-    return _NiftiSource(p, shape, dtype), spacing, notes, os.fspath(p)
-
-
-class _CompressedMrcSource(_Source):
-    """A gzip / bzip2-compressed MRC file: decompressed whole on each read (no index into the stream)."""
-
-    def __init__(self, path, shape, dtype):
-        super().__init__(shape, dtype, _file_token(path, "mrc"))
-        self.path = os.fspath(path)
-
-    def _read(self, key):
-        from ..io.mrc import read_mrc_box
-
-        return read_mrc_box(Path(self.path), key)
+    return _BoxReaderSource(p, shape, dtype, read_box), spacing, notes, os.fspath(p)
 
 
 def _open_mrc(p: Path, opts):
     """An MRC file: its voxels memory-mapped at their offset (a box read at a time), or a compressed one whole."""
-    from ..io.mrc import mrc_layout
+    from ..io.mrc import mrc_layout, read_mrc_box
 
     shape, dtype, spacing, notes, offset = mrc_layout(p)
-    source = (_CompressedMrcSource(p, shape, dtype) if offset is None
+    source = (_BoxReaderSource(p, shape, dtype, read_mrc_box) if offset is None
               else _MemmapSource(p, dtype, shape, offset, False, shape))
     return source, spacing, notes, os.fspath(p)
 
