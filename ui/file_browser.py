@@ -112,8 +112,12 @@ def _is_zarr_store(path: Path) -> bool:
 
 def sample_name(path) -> str:
     """The name a new sample is offered: the file or folder name without its suffix, nor ``.ome``
-    (``scan.ome.zarr``, ``scan.ome.tif`` -> ``scan``)."""
-    stem = Path(path).stem
+    (``scan.ome.zarr``, ``scan.ome.tif`` -> ``scan``), nor the format before a compression's suffix
+    (``seg.nii.gz``, ``stack.mrc.bz2`` -> ``seg``, ``stack``)."""
+    name = Path(path).name
+    if name.lower().endswith((".gz", ".bz2")) and Path(Path(name).stem).suffix.lower() in (".nii", ".mrc"):
+        name = Path(name).stem
+    stem = Path(name).stem
     return stem[:-4] if stem.lower().endswith(".ome") and len(stem) > 4 else stem
 
 

@@ -300,6 +300,8 @@ def test_a_zarr_store_is_offered_as_one_volume(empty_ws, env):
     np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
     assert file_browser.sample_name("scan.ome.zarr") == file_browser.sample_name("a/scan.ome.tif") == "scan"
     assert file_browser.sample_name(".ome.tif") == ".ome" and file_browser.sample_name("x.tif") == "x"
+    assert file_browser.sample_name("seg.nii.gz") == file_browser.sample_name("seg.MRC.bz2") == "seg"
+    assert file_browser.sample_name("notes.tar.gz") == "notes.tar"  # only a volume format's compression
 
 
 def _add_from_data_folder(ws, name: str, caption: str, vol, spacing, *, folder: bool = False, at=None):
@@ -363,6 +365,7 @@ def test_a_nifti_volume_with_its_voxel_size_in_the_header_s_unit(empty_ws, env):
     _add_from_data_folder(empty_ws, "ct.nii.gz", "nifti · 5×16×12 voxels (z×y×x) · uint16 · voxel size read from the "
                           "file's metadata, its numbers read as mm (the header's unit): CHECK IT below", vol,
                           (0.8, 0.4, 0.4))
+    assert empty_ws.list_samples()[0].name == "ct"
 
 
 def test_an_mrc_stack_with_its_voxel_size_in_angstrom(empty_ws, env):
