@@ -719,3 +719,20 @@ def test_readme_network_drift_figures():
     back = max(abs(a - b) for s in seeds for a, b in zip(thirds(pick(s, "0.300", "flattened")),
                                                          thirds(pick(s, "0.000", "as it is"))))
     assert round(back, 3) <= float(q[6])
+
+
+# --- alignment: slices shifted against one another ------------------------------------------------------------
+
+def test_readme_alignment_figures():
+    """The README's reading of aligned volumes (demo electrodes, the real calendered volume; noise up to 0.22 of the
+    contrast) and of a stack drifting 1.48 pixels a slice (noise 0.11)."""
+    sec = section("alignment")
+    [aligned, drifting, _] = tables(sec)
+    steps = [float(r["median step (px)"]) for r in aligned
+             if r["median step (px)"] != "–" and not r["volume"].endswith("noise 0.44 of the contrast")]
+    drift = [r for r in drifting if r["volume"] == "stack drifting +0.7 / -1.3 px a slice, noise 0.11"]
+    assert len(drift) == 1
+    q = quoted(readme_text(), rf"aligned volumes read 0\.0–{NUM} pixel: .*? a drift of {NUM} pixels a slice reads about "
+               rf"{NUM};", "README.md")
+    check(q, [max(steps), drift[0]["true step (px)"], drift[0]["median step (px)"]])
+
