@@ -143,14 +143,21 @@ def _input_spec(args):
         raise CLIError(f"--crop: {exc}") from None
 
 
-def _tilt_warning(metadata, spacing, from_metadata: bool, given, depth: int) -> str | None:
-    """:func:`core.io.sem.tilt_message` where an SEM image's pixel size was read from its file (no ``--spacing``)
-    with the stage tilted and the tilt correction off (:func:`core.io.sem.tilt_reading`); ``depth``: its z planes."""
+def _uncorrected_tilt(metadata, spacing, from_metadata: bool, given, depth: int) -> dict | None:
+    """:func:`core.io.sem.tilt_reading` where an SEM image's pixel size was read from its file (no ``--spacing``
+    ``given``) with the stage tilted and the tilt correction off, with its ``note`` (:func:`core.io.sem.tilt_message`
+    for ``depth`` z planes); else None."""
     from .io.sem import tilt_message, tilt_reading
 
     reading = tilt_reading(metadata.get("sem_tilt"), spacing) if from_metadata and given is None else None
-    return None if reading is None else (tilt_message(reading, "the image" if depth == 1 else "each slice")
-                                         + " Give --spacing Z Y X with that height where it is one.")
+    return None if reading is None else {**reading,
+                                         "note": tilt_message(reading, "the image" if depth == 1 else "each slice")}
+
+
+def _tilt_warning(metadata, spacing, from_metadata: bool, given, depth: int) -> str | None:
+    """What ``analyze`` warns of an :func:`_uncorrected_tilt`."""
+    tilt = _uncorrected_tilt(metadata, spacing, from_metadata, given, depth)
+    return None if tilt is None else tilt["note"] + " Give --spacing Z Y X with that height where it is one."
 
 
 def _load_input(args):
@@ -676,8 +683,7 @@ def inspect_input(args) -> dict:
     from .chunked import open_lazy_array
     from .chunked.analysis import chunked_engine_for
     from .io.phase_map import propose_phase_map
-    from .io.sem import (SEM_SOURCES, data_bar, data_bar_message, find_scale_bar, scale_bar_message, tilt_message,
-                         tilt_reading)
+    from .io.sem import SEM_SOURCES, data_bar, data_bar_message, find_scale_bar, scale_bar_message
     from .memory import estimate_peak_bytes
     from .phases import (alignment_message, alignment_reading, data_box, fill_message, fill_reading, shading_message,
                          shading_reading)
@@ -711,10 +717,9 @@ def inspect_input(args) -> dict:
         out["voxel_z_assumed"] = True
     if meta.get("layout_from"):
         out["layout_from"] = f"{meta['layout_from']} ({meta['header']})"
-    tilt = tilt_reading(meta.get("sem_tilt"), lazy.spacing) if lazy.spacing_from_metadata and args.spacing is None \
-        else None
+    tilt = _uncorrected_tilt(meta, lazy.spacing, lazy.spacing_from_metadata, args.spacing, shape[0])
     if tilt is not None:  # a FIB cross-section face saved without the tilt correction: its pixel height on the face
-        out["tilt_uncorrected"] = {**tilt, "note": tilt_message(tilt, "the image" if shape[0] == 1 else "each slice")}
+        out["tilt_uncorrected"] = tilt
     sample = grey_sample(arr, 200_000)
     finite = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
     out["value_range"] = [float(finite.min()), float(finite.max())] if finite.size else None

@@ -81,11 +81,8 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
                     ("add", "file", token), name=pick.name, group="", spacing=info["spacing"], axis=0,
                     side="auto", spacing_help="The file's voxel size; pre-filled from its metadata where present.")
                 usable, pmap = phase_map_view.already_segmented(pick.path, opts, "file", token)
-                bar = (None if pmap else samples_view.data_bar_crop(pick.path, opts, info,
-                                                                    messages.display_path(pick.path),
-                                                                    ("add", "file", token)))
-                if not pmap:
-                    samples_view.tilt_note(info, messages.display_path(pick.path), ("add", "file", token))
+                bar = None if pmap else samples_view.sem_notes(pick.path, opts, info, messages.display_path(pick.path),
+                                                               ("add", "file", token))
                 crop, crop_ok = samples_view.crop_picker(pick.path, opts, info["shape"], "file", token, pmap, bar)
                 if crop is not None:
                     opts = {**opts, "crop": crop}
@@ -113,10 +110,7 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
                                              group="", spacing=info["spacing"], axis=0, side="auto",
                                              spacing_help="The file's voxel size.")
                 usable, pmap = phase_map_view.already_segmented(path, opts, "upload", up.file_id)
-                bar = None if pmap else samples_view.data_bar_crop(path, opts, info, up.name,
-                                                                   ("add", "upload", up.file_id))
-                if not pmap:
-                    samples_view.tilt_note(info, up.name, ("add", "upload", up.file_id))
+                bar = None if pmap else samples_view.sem_notes(path, opts, info, up.name, ("add", "upload", up.file_id))
                 crop, crop_ok = samples_view.crop_picker(path, opts, info["shape"], "upload", up.file_id, pmap, bar)
                 if crop is not None:
                     opts = {**opts, "crop": crop}

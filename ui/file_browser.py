@@ -114,8 +114,10 @@ def sample_name(path) -> str:
     """The name a new sample is offered: the file or folder name without its suffix, nor ``.ome``
     (``scan.ome.zarr``, ``scan.ome.tif`` -> ``scan``), nor the format before a compression's suffix
     (``seg.nii.gz``, ``stack.mrc.bz2`` -> ``seg``, ``stack``)."""
+    from core.io import COMPRESSED_ENDINGS
+
     name = Path(path).name
-    if name.lower().endswith((".gz", ".bz2")) and Path(Path(name).stem).suffix.lower() in (".nii", ".mrc"):
+    if name.lower().endswith(COMPRESSED_ENDINGS):  # the compression's suffix first, then the format's below
         name = Path(name).stem
     stem = Path(name).stem
     return stem[:-4] if stem.lower().endswith(".ome") and len(stem) > 4 else stem

@@ -147,6 +147,14 @@ def data_bar_crop(path: Path, options: dict, info: dict, name: str, scope: tuple
     return [[0, shape[0]], [0, bar["start"]], [0, shape[2]]]
 
 
+def sem_notes(path: Path, options: dict, info: dict, name: str, scope: tuple) -> list[list[int]] | None:
+    """An SEM image's notes in the add form: its data bar (:func:`data_bar_crop`, whose crop is returned) and a
+    stage tilt with the tilt correction off (:func:`tilt_note`)."""
+    bar = data_bar_crop(path, options, info, name, scope)
+    tilt_note(info, name, scope)
+    return bar
+
+
 def tilt_note(info: dict, name: str, scope: tuple) -> None:
     """Where an SEM image was taken at a FIB's cross-section tilt with the tilt correction off
     (:func:`core.io.sem.tilt_reading` of the file's pixel size), a warning saying so and a button that sets the

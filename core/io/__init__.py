@@ -71,14 +71,14 @@ of :mod:`.rawheader`), :mod:`.amira` (Avizo / Amira), :mod:`.edf` (ESRF), :mod:`
 
 from __future__ import annotations
 
-from ._common import FORMATS, InputFileError, Loaded, ReadOptions, Volume, _natural_key  # noqa: F401  (_natural_key: tests)
+from ._common import COMPRESSED_ENDINGS, FORMATS, InputFileError, Loaded, ReadOptions, Volume, _natural_key  # noqa: F401  (_natural_key: tests)
 from ._registry import READERS, Reader, register
 from .load import detect_format, list_datasets, load_volume
 from .phase_map import _normalize_phase_map, apply_phase_map, load_phases, parse_phase_map  # noqa: F401
 from .save import save_tiff
 
 __all__ = [
-    "FORMATS",
+    "COMPRESSED_ENDINGS", "FORMATS",
     "READERS",
     "InputFileError",
     "Loaded",

@@ -33,8 +33,12 @@ _TXM_SUFFIXES = (".txm",)
 _DICOM_SUFFIXES = (".dcm",)
 #: NIfTI names end so (told by the whole name: ``.nii.gz``'s suffix is ``.gz``).
 _NIFTI_ENDINGS = (".nii", ".nii.gz")
-#: MRC names end so (IMOD's ``.rec`` reconstructions and ``.st`` stacks; compressed ones told by the whole name).
-_MRC_ENDINGS = (".mrc", ".mrcs", ".rec", ".st", ".mrc.gz", ".mrc.bz2")
+#: MRC suffixes (IMOD's ``.rec`` reconstructions and ``.st`` stacks), and the names MRC files end so (compressed
+#: ones told by the whole name).
+_MRC_SUFFIXES = (".mrc", ".mrcs", ".rec", ".st")
+_MRC_ENDINGS = _MRC_SUFFIXES + (".mrc.gz", ".mrc.bz2")
+#: Names of compressed volumes whose format is told by the part before the compression's suffix.
+COMPRESSED_ENDINGS = tuple(e for e in _NIFTI_ENDINGS + _MRC_ENDINGS if e.count(".") == 2)
 _XRADIA_PROJECTION_SUFFIXES = (".txrm", ".xrm")
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
@@ -202,8 +206,8 @@ def _natural_key(name: str) -> tuple:
 _KNOWN_SUFFIXES = frozenset(_SLICE_SUFFIXES + _TIFF_SUFFIXES + _IMAGE_SUFFIXES + _HDF5_SUFFIXES + _RAW_SUFFIXES
                             + _METAIMAGE_SUFFIXES + _AMIRA_SUFFIXES + _EDF_SUFFIXES + _TXM_SUFFIXES + _DICOM_SUFFIXES
                             + _XRADIA_PROJECTION_SUFFIXES
-                            + (".npy", ".zarr", ".vgi", ".info", ".log", ".txt", ".nii", ".gz", ".bz2")
-                            + _MRC_ENDINGS[:4])
+                            + _NIFTI_ENDINGS[:1] + _MRC_SUFFIXES
+                            + (".npy", ".zarr", ".vgi", ".info", ".log", ".txt", ".gz", ".bz2"))
 
 
 def _sniffed_dicom(p: Path) -> bool:
@@ -220,19 +224,22 @@ def _sniffed_dicom(p: Path) -> bool:
     return len(head) == 132 and head[128:] == b"DICM"
 
 
+def _suffixless_dicom(p: Path) -> bool:
+    """A regular file with no suffix a reader knows that holds DICOM (:func:`_sniffed_dicom`)."""
+    return p.suffix.lower() not in _KNOWN_SUFFIXES and p.is_file() and _sniffed_dicom(p)
+
+
 def _is_dicom(p: Path) -> bool:
-    """A ``.dcm`` file, or a file with no suffix a reader knows that holds DICOM (:func:`_sniffed_dicom`)."""
-    suffix = p.suffix.lower()
-    return suffix in _DICOM_SUFFIXES or (suffix not in _KNOWN_SUFFIXES and _sniffed_dicom(p))
+    """A ``.dcm`` file, or a DICOM file saved without it (:func:`_suffixless_dicom`)."""
+    return p.suffix.lower() in _DICOM_SUFFIXES or _suffixless_dicom(p)
 
 
 def _holds_slices(folder: Path) -> bool:
     """Whether :func:`_slice_files` finds any in ``folder``: at the first slice file, or the first DICOM file without
     a suffix (the data-folder browser asks it of every folder it lists: no folder is read whole for it)."""
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
-    if any(p.suffix.lower() in _SLICE_SUFFIXES and p.is_file() for p in entries):
-        return True
-    return any(p.suffix.lower() not in _KNOWN_SUFFIXES and p.is_file() and _sniffed_dicom(p) for p in entries)
+    return (any(p.suffix.lower() in _SLICE_SUFFIXES and p.is_file() for p in entries)
+            or any(_suffixless_dicom(p) for p in entries))
 
 
 def _slice_files(folder: Path) -> list[Path]:
@@ -242,10 +249,12 @@ def _slice_files(folder: Path) -> list[Path]:
     folder holds slices: :func:`_holds_slices`)."""
     entries = [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file()]
     files = [p for p in entries if p.suffix.lower() in _SLICE_SUFFIXES]
-    if not files:
-        files = [p for p in entries if p.suffix.lower() not in _KNOWN_SUFFIXES and _sniffed_dicom(p)]
+    dicom = bool(files) and all(p.suffix.lower() in _DICOM_SUFFIXES for p in files)
+    if not files:  # sniffed once: each file is opened for its first 132 bytes
+        files = [p for p in entries if _suffixless_dicom(p)]
+        dicom = True
     files = sorted(files, key=lambda p: _natural_key(p.name))
-    if files and all(_is_dicom(p) for p in files):
+    if files and dicom:
         from .dicom import series_order
 
         files = series_order(files)

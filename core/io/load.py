@@ -12,7 +12,7 @@ from .._validate import check_choice, normalize_spacing
 from . import amira, dicom, edf, folder, hdf5, image, mrc, nifti, raw, tiff, txm, zarr  # noqa: F401  (importing a format module registers its reader)
 from ._common import (
     _AMIRA_SUFFIXES, _MRC_ENDINGS, _NIFTI_ENDINGS, _EDF_SUFFIXES, _HDF5_SUFFIXES, _IMAGE_SUFFIXES, SLICE_KINDS, _TXM_SUFFIXES, _DICOM_SUFFIXES, _XRADIA_PROJECTION_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
-    Loaded, ReadOptions, Volume, _KNOWN_SUFFIXES, _holds_slices, _is_zarr_dir, _name, _sniffed_dicom, _require_exists, _require_regular, _short, _slice_files,
+    Loaded, ReadOptions, Volume, _holds_slices, _is_zarr_dir, _name, _suffixless_dicom, _require_exists, _require_regular, _short, _slice_files,
     normalize_crop,
 )
 from ._registry import READERS
@@ -88,7 +88,7 @@ def detect_format(path: str | os.PathLike) -> str:
     if suffix in _HEADER_SUFFIXES:
         raise InputFileError(f"{_name(p)} is {_HEADER_SUFFIXES[suffix]}, not a volume: open the volume file beside "
                              "it (read with this header)")
-    if suffix not in _KNOWN_SUFFIXES and p.is_file() and _sniffed_dicom(p):
+    if _suffixless_dicom(p):
         return "dicom"  # a DICOM file saved without .dcm (IM0001, or named by its UID)
     raise InputFileError(
         f"unknown file format for {_name(p)} (suffix {suffix or 'none'!r}); supported are {_SUPPORTED_TEXT}")

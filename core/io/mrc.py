@@ -75,9 +75,9 @@ def mrc_layout(path: Path) -> tuple[tuple[int, int, int], np.dtype, tuple[float,
 
 def read_mrc_box(path: Path, key: tuple[slice, slice, slice]) -> np.ndarray:
     """The (z, y, x) box ``key`` of a compressed MRC file's volume (decompressed whole)."""
-    shape = mrc_layout(path)[0]
-    with _open(path) as mrc:
-        return np.array(np.asarray(mrc.data).reshape(shape)[key])
+    with _open(path) as mrc:  # decompressed once
+        data = np.asarray(mrc.data)
+        return np.array(data.reshape((1,) * (3 - data.ndim) + data.shape)[key])
 
 
 @register("mrc", target="file")

@@ -61,8 +61,12 @@ def nifti_layout(path: Path) -> tuple[tuple[int, int, int], np.dtype, tuple[floa
     InputFileError
         Not a NIfTI file, a fourth axis longer than one, not a numeric type.
     """
+    return _layout(nifti_image(path), path)
+
+
+def _layout(img, path: Path):
+    """:func:`nifti_layout` of an image nibabel has opened."""
     name = _name(path)
-    img = nifti_image(path)
     shape = tuple(int(n) for n in img.shape)
     if len(shape) > 3 and any(n != 1 for n in shape[3:]):
         raise InputFileError(f"{name} has {len(shape)} axes ({'×'.join(map(str, shape))}): a time series or channels, "
@@ -121,9 +125,10 @@ def read_nifti(path: Path, opts: ReadOptions) -> Loaded:
         Not a NIfTI file, a fourth axis longer than one, not a numeric type.
     """
     name = _name(path)
-    shape, _, spacing, notes = nifti_layout(path)
+    img = nifti_image(path)  # its header read once
+    shape, _, spacing, notes = _layout(img, path)
     try:
-        data = np.asanyarray(nifti_image(path).dataobj)  # a .nii not scaled by its header: memory-mapped
+        data = np.asanyarray(img.dataobj)  # a .nii not scaled by its header: memory-mapped
     except Exception as exc:  # noqa: BLE001 - a damaged compressed file
         raise InputFileError(f"{name} cannot be read: {_why(exc, path)}") from None
     data = data.reshape(tuple(shape[::-1]))  # (x, y, z): a 2D image gains its z, trailing axes of one go
