@@ -153,11 +153,15 @@ def dicom_layout(path: Path) -> tuple[tuple[int, ...], str, tuple[float, float, 
     its pixels, and its voxel size and notes (:func:`dicom_spacing`)."""
     ds = _dataset(path, _name(path), pixels=False)
     _check_grey(ds, _name(path))
-    bits = int(ds.BitsAllocated)
+    try:  # an image's header: a DICOM file without one (a report, a DICOMDIR, damage) is refused
+        bits = int(ds.BitsAllocated)
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        shape = (int(ds.Rows), int(ds.Columns))
+    except (AttributeError, TypeError, ValueError):
+        raise InputFileError(f"{_name(path)} holds no image (its header states no Rows, Columns or BitsAllocated)") \
+            from None
     signed = int(getattr(ds, "PixelRepresentation", 0) or 0) == 1
     dtype = np.dtype(("i" if signed else "u") + str(max(1, bits // 8)))
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    shape = (int(ds.Rows), int(ds.Columns))
     return ((frames,) + shape if frames > 1 else shape), dtype.name, *dicom_spacing(ds)
 
 

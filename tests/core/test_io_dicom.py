@@ -178,3 +178,16 @@ def test_a_series_rescaled_slice_by_slice_is_refused_and_one_rescale_is_read_as_
         with pytest.raises(InputFileError, match=r"^the DICOM series in folder varied rescales its slices "
                                                   r"differently \(3 RescaleSlope / RescaleIntercept pairs\)"):
             read(varied)
+
+
+@pytest.mark.parametrize("name", ["report.dcm", "IM0009"])
+def test_a_dicom_file_without_an_image_is_refused_in_one_sentence(tmp_path, name):
+    """A DICOM file that states no image (a structured report, damage after the preamble): refused whole and lazily
+    (the lazy reader raised pydicom's AttributeError on BitsAllocated), with or without its suffix."""
+    from core.chunked import open_lazy
+
+    path = tmp_path / name
+    path.write_bytes(b"\0" * 128 + b"DICM" + b"garbage" * 10)
+    assert refused(path) == f"{name} holds no pixel data"
+    with pytest.raises(InputFileError, match=rf"^{name} holds no image \(its header states no Rows, Columns or "):
+        open_lazy(path)
