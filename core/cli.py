@@ -132,7 +132,7 @@ def _input_spec(args):
         raise CLIError("--downsample cannot be used with --phase-map (block means of phase codes are not phases)")
     crop = getattr(args, "crop", None)
     try:
-        return FileInput(
+        spec = FileInput(
             path=Path(args.input), dataset=getattr(args, "dataset", None) or None,
             shape=tuple(args.raw_shape) if getattr(args, "raw_shape", None) else None,
             dtype=getattr(args, "raw_dtype", None) or None, offset=int(getattr(args, "raw_offset", 0) or 0),
@@ -141,6 +141,28 @@ def _input_spec(args):
         )
     except ValueError as exc:  # core.inputs.InputError: a crop whose start is not below its stop
         raise CLIError(f"--crop: {exc}") from None
+    if not getattr(args, "align", False):
+        return spec
+    if getattr(args, "_offsets", None) is None:  # measured once a run, however often the spec is asked for
+        args._offsets = _measured_offsets(spec, args)
+    return replace(spec, align=args._offsets)
+
+
+def _measured_offsets(spec, args) -> list[tuple[int, int]]:
+    """``--align``: the offsets of the input's slices (:func:`core.phases.alignment.slice_shifts`, read plane by
+    plane after any crop), said on stderr unless ``--quiet``."""
+    from .chunked import open_lazy
+    from .phases.alignment import aligned_message, slice_shifts
+
+    lazy = open_lazy(spec.path, **spec.load_kwargs())  # the header only: bad input refused before any plane
+    if lazy.shape[0] < 2:
+        raise CLIError(f"--align: {spec.path.name} has {lazy.shape[0]} z plane as read; aligning slices needs 2 "
+                       f"or more")
+    report = _progress(args.quiet)
+    offsets = slice_shifts(lazy.reader, progress=lambda done, total: report(done / total, "aligning the slices"))
+    if not args.quiet:
+        print(f"note: {aligned_message(offsets)}", file=sys.stderr)
+    return offsets
 
 
 def _uncorrected_tilt(metadata, spacing, from_metadata: bool, given, depth: int) -> dict | None:
@@ -235,7 +257,8 @@ def _cmd_analyze(args) -> None:
             if tilt is not None:
                 warnings.warn(tilt, stacklevel=1)
             result = run(opened.volume, params, spacing=opened.spacing, presegmented=opened.presegmented,
-                         progress=_progress(args.quiet), downsampled=getattr(args, "downsample", 1) or 1)
+                         progress=_progress(args.quiet), downsampled=getattr(args, "downsample", 1) or 1,
+                         aligned="align" in opened.info)
         for w in _distinct(caught):
             print(f"warning: {w}", file=sys.stderr)
         record = {
@@ -343,6 +366,11 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
         for w in _distinct(caught):
             print(f"warning: {w}", file=sys.stderr)
         info = {"source": lazy.source, "format": lazy.fmt, "spacing_from_metadata": lazy.spacing_from_metadata}
+        if spec.crop is not None:  # as the whole-volume run records them (core.inputs.open_input's info)
+            info.update(crop=[list(pair) for pair in spec.crop], shape_file=lazy.metadata.get("shape_read"))
+        if spec.align is not None:
+            info.update(align={**lazy.metadata.get("align", {}), "offsets": [list(pair) for pair in spec.align]},
+                        shape_unaligned=lazy.metadata.get("shape_unaligned"))
         record = {
             "command": "analyze",
             "input": {**info, "path": str(args.input)},
@@ -602,7 +630,8 @@ def _cmd_segment(args) -> None:
                 what = f"classifier trained on {sum(classifier.painted)} painted voxels"
             else:
                 params = AnalysisParams(method=args.method, segment=SegmentParams(flatten=bool(args.flatten_shading)))
-                grey, _, _ = read_grey(data, params)  # a fill and a drift warned, the drift flattened on request
+                # a fill and a drift warned, the drift flattened on request
+                grey, _, _ = read_grey(data, params, aligned="align" in opened.info)
                 if args.method == "model":
                     from .nn.infer import segment_volume
                     from .nn.params import ModelParams
@@ -763,7 +792,12 @@ def inspect_input(args) -> dict:
                else shading_reading(arr, exclude=None if fill is None else fill["value"]))
     if shading is not None:
         out["shading"] = {**shading, "warning": shading_message(shading)}
-    shifted = None if found is not None or out.get("label_field") else alignment_reading(arr)
+    if spec.align is not None:  # --align: what was done (the slices are not read for a shift again: see read_grey)
+        from .phases.alignment import aligned_message
+
+        out["aligned"] = {**meta.get("align", {}), "note": aligned_message(spec.align)}
+    shifted = (None if found is not None or out.get("label_field") or spec.align is not None
+               else alignment_reading(arr))
     if shifted is not None and shifted["warn"]:  # a FIB-SEM stack not aligned
         out["alignment"] = {**shifted, "warning": alignment_message(shifted)}
     params = AnalysisParams()
@@ -830,6 +864,8 @@ def _cmd_inspect(args) -> None:
                          f"{info['shading']['drift']:.0%} of the pore-NMC contrast between slabs (no drift to flatten)")
     if info.get("alignment"):
         lines.append("  ALIGNMENT: " + info["alignment"]["warning"])
+    if info.get("aligned"):
+        lines.append("  ALIGNED: " + info["aligned"]["note"])
     lines.append(f"  analysis: the {info['engine'].replace('whole volume', 'whole-volume')} engine, about {info['memory_estimate_bytes'] / 2**30:.2f} GiB "
                  "at its peak (default parameters)")
     print("\n".join(lines))
@@ -980,6 +1016,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="block-average F×F×F voxels into one before the analysis (1-8; default 1 = none); the "
                              "outputs are on the coarser grid and the voxel size is multiplied by F. Use it when the "
                              "blur spans more than about 0.9 voxel (the analysis warns)")
+        sp.add_argument("--align", action="store_true",
+                        help="the slices of a stack that was not aligned (a FIB-SEM stack; inspect says where the "
+                             "slices are shifted against one another): measure each slice's offset against the one "
+                             "before and shift it back, keeping the region all slices share (whole pixels; after "
+                             "--crop, before --downsample; the offsets are written with the run, and a recipe "
+                             "replays them)")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     a = sub.add_parser("analyze", help="segment, identify particles, write the particle table")

@@ -10,7 +10,8 @@ JSON form (:func:`input_to_dict` / :func:`input_from_dict`, the ``input`` of a
 recipe)::
 
     {"path": "scan.tif", "format": ..., "dataset": ..., "shape": [z, y, x], "dtype": ...,
-     "byte_order": "<", "offset": 0, "crop": [[z0, z1], [y0, y1], [x0, x1]], "phase_map": ..., "downsample": 1}
+     "byte_order": "<", "offset": 0, "crop": [[z0, z1], [y0, y1], [x0, x1]], "align": [[dy, dx], ...],
+     "phase_map": ..., "downsample": 1}
     {"demo": "cycled-1C", "seed": 1, "shape": [160, 160, 160], "downsample": 1}
 
 Every key but ``path`` / ``demo`` is optional; defaults are not written.
@@ -41,10 +42,10 @@ __all__ = [
 ]
 
 DEMO_PREFIX = "demo:"
-_FILE_KEYS = ("path", "format", "dataset", "shape", "dtype", "byte_order", "offset", "crop", "phase_map",
+_FILE_KEYS = ("path", "format", "dataset", "shape", "dtype", "byte_order", "offset", "crop", "align", "phase_map",
               "downsample")
 _DEMO_KEYS = ("demo", "seed", "shape", "downsample")
-_READ_KEYS = ("fmt", "dataset", "shape", "dtype", "byte_order", "offset", "crop")
+_READ_KEYS = ("fmt", "dataset", "shape", "dtype", "byte_order", "offset", "crop", "align")
 
 
 class InputError(ValueError):
@@ -77,6 +78,10 @@ class FileInput:
     crop : 3 (start, stop) pairs of int, or None
         A region of interest in voxels of the file along z, y, x (stop excluded), read alone
         (:func:`core.io.load_volume`'s ``crop``); before any downsampling.
+    align : tuple of (int, int), or None
+        A stack whose slices were not aligned: one ``(dy, dx)`` offset a z plane of the volume as read (after the
+        crop), each plane shifted back and the region all share kept (:func:`core.io.load_volume`'s ``align``,
+        measured by :func:`core.phases.alignment.slice_shifts`); before the phase map and any downsampling.
     phase_map : str or dict or None
         Set for a pre-segmented phase volume: voxel value -> phase, as
         accepted by :func:`core.io.load_phases`.
@@ -95,13 +100,15 @@ class FileInput:
     crop: tuple | None = None
     phase_map: str | dict | None = None
     downsample: int = 1
+    align: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
-        from .io._common import normalize_crop
+        from .io._common import normalize_align, normalize_crop
 
         try:
             object.__setattr__(self, "crop", normalize_crop(self.crop))
+            object.__setattr__(self, "align", normalize_align(self.align))
         except (TypeError, ValueError) as exc:
             raise InputError(f"{self.path.name}: {exc}") from None
         if self.shape is not None:
@@ -136,12 +143,16 @@ class FileInput:
             kw["offset"] = int(self.offset)
         if self.crop is not None:
             kw["crop"] = [list(pair) for pair in self.crop]
+        if self.align is not None:
+            kw["align"] = [list(pair) for pair in self.align]
         return kw
 
     def describe(self) -> str:
         crop = (" (cropped to " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", self.crop)) + ")"
                 if self.crop is not None else "")
-        return os.fspath(self.path) + crop + (f" (downsampled by {self.downsample})" if self.downsample > 1 else "")
+        align = f" (its {len(self.align)} slices aligned)" if self.align is not None else ""
+        return (os.fspath(self.path) + crop + align
+                + (f" (downsampled by {self.downsample})" if self.downsample > 1 else ""))
 
 
 @dataclass(frozen=True)
@@ -257,6 +268,15 @@ def _crop(value, what: str):
         raise InputError(f"{what}: {exc}") from None
 
 
+def _align(value, what: str):
+    from .io._common import normalize_align
+
+    try:
+        return normalize_align(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what}: {exc}") from None
+
+
 def _demo_from_dict(d: Mapping, where: str) -> DemoInput:
     from .synth import DEMO_ELECTRODES
 
@@ -292,9 +312,10 @@ def _file_from_dict(d: Mapping, where: str, base_dir: Path | None) -> FileInput:
         raise InputError(f"{where} byte_order must be '<' (little endian) or '>' (big endian), got {byte_order!r}")
     offset = _int(d.get("offset", 0), f"{where} offset", minimum=0)
     crop = _crop(d.get("crop"), f"{where} crop")
+    align = _align(d.get("align"), f"{where} align")
     phase_map = _phase_map(d["phase_map"], f"{where} phase_map") if d.get("phase_map") is not None else None
     return FileInput(path=Path(os.path.normpath(path)), format=fmt, dataset=dataset, shape=shape, dtype=dtype,
-                     byte_order=byte_order, offset=offset, crop=crop, phase_map=phase_map,
+                     byte_order=byte_order, offset=offset, crop=crop, align=align, phase_map=phase_map,
                      downsample=_downsample(d.get("downsample", 1), f"{where} downsample"))
 
 
@@ -358,6 +379,8 @@ def input_to_dict(inp: InputSpec, *, relative_to: str | os.PathLike | None = Non
         d["offset"] = int(inp.offset)
     if inp.crop is not None:
         d["crop"] = [list(pair) for pair in inp.crop]
+    if inp.align is not None:
+        d["align"] = [list(pair) for pair in inp.align]
     if inp.phase_map is not None:
         d["phase_map"] = (inp.phase_map if isinstance(inp.phase_map, str)
                           else {str(k): v for k, v in inp.phase_map.items()})
@@ -400,7 +423,7 @@ def input_from_source(source: str, options: Mapping | None = None) -> InputSpec:
         path=Path(os.path.abspath(Path(source).expanduser())), format=read.get("fmt"), dataset=read.get("dataset"),
         shape=tuple(int(n) for n in shape) if shape else None, dtype=read.get("dtype"),
         byte_order=read.get("byte_order", "<"), offset=int(read.get("offset", 0)), crop=read.get("crop"),
-        phase_map=options.get("phase_map"), downsample=options.get("downsample", 1),
+        align=read.get("align"), phase_map=options.get("phase_map"), downsample=options.get("downsample", 1),
     )
 
 
@@ -512,6 +535,9 @@ def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | 
             info["sem_tilt"] = dict(vol.metadata["sem_tilt"])
         if spec.crop is not None:
             info.update(crop=[list(pair) for pair in spec.crop], shape_file=list(vol.metadata.get("shape_read", [])))
+        if spec.align is not None:
+            info.update(align={**vol.metadata.get("align", {}), "offsets": [list(pair) for pair in spec.align]},
+                        shape_unaligned=list(vol.metadata.get("shape_unaligned", [])))
     else:
         raise TypeError(f"input must be a FileInput or DemoInput, got {type(spec).__name__}")
     if spec.downsample > 1:

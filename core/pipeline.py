@@ -385,6 +385,7 @@ def run(
     presegmented: bool = False,
     progress: Progress | None = None,
     downsampled: int = 1,
+    aligned: bool = False,
 ) -> AnalysisResult:
     """Analyse one volume end to end.
 
@@ -402,6 +403,9 @@ def run(
         The block-mean factor ``volume`` was already reduced by (1: none).
         Only recorded, and used to judge the fitted blur
         (:func:`core.phases.assess_blur`).
+    aligned : bool
+        ``volume``'s slices were aligned as it was read (an input's ``align``): the slices are not read for a
+        shift against one another (:func:`read_grey`).
 
     Returns
     -------
@@ -426,11 +430,11 @@ def run(
     """
     with numpy_hugepages(False), recycled_heap():
         return _run(volume, params, spacing=spacing, presegmented=presegmented, progress=progress,
-                    downsampled=downsampled)
+                    downsampled=downsampled, aligned=aligned)
 
 
 def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegmented: bool,
-         progress: Progress | None, downsampled: int) -> AnalysisResult:
+         progress: Progress | None, downsampled: int, aligned: bool = False) -> AnalysisResult:
     """:func:`run` (numpy's huge-page advice as its caller left it; warnings point at run's caller)."""
     params = params or AnalysisParams()
     downsampled = check_downsample(downsampled, "downsampled")
@@ -459,7 +463,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         seg_params = params.segment
     else:
         nonfinite = _check_nonfinite(volume, stacklevel=4)
-        grey, fill, shading = read_grey(volume, params, stacklevel=4)
+        grey, fill, shading = read_grey(volume, params, stacklevel=4, aligned=aligned)
         network = params.method == "model" or params.particles == "model"
         if params.method == "threshold":
             res = segment_detailed(grey, params.segment, progress=stage(0.0, 0.3))  # (the refinement: 0.3-0.35)
@@ -581,11 +585,12 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     return AnalysisResult(phases, labels, table, resolved, sp, provenance)
 
 
-def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2):
+def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2, aligned: bool = False):
     """What a run reads of a greyscale before segmenting it: a fill outside the field of view, a drift along z, an
     SEM image's data bar (:func:`core.io.sem.find_data_bar` on the middle z plane) and slices shifted against one
-    another (:func:`core.phases.alignment_reading`; each warned), and the volume to segment (flattened with
-    ``params.segment.flatten``).
+    another (:func:`core.phases.alignment_reading`, unless ``aligned``: slices aligned as they were read, whose
+    offsets, rounded to whole pixels, leave a jitter of up to half a pixel that it would read; each warned), and
+    the volume to segment (flattened with ``params.segment.flatten``).
 
     Returns
     -------
@@ -607,7 +612,7 @@ def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2
     elif fill is not None:
         warnings.warn(fill_message(fill), stacklevel=stacklevel)
     shading = shading_reading(volume, exclude=None if fill is None else fill["value"])
-    shifted = alignment_message(alignment_reading(volume))  # a FIB-SEM stack not aligned: said, not mended
+    shifted = None if aligned else alignment_message(alignment_reading(volume))  # a FIB-SEM stack not aligned
     if shifted is not None:
         warnings.warn(shifted, stacklevel=stacklevel)
     grey = _flattened(volume, shading, params, fill) if params.segment.flatten else volume

@@ -743,7 +743,8 @@ def replay(entry: RecipeEntry, *, verify: bool = True,
     if verify:
         verify_checksum(entry, volume)
     return run(volume, entry.params, spacing=entry.spacing, presegmented=entry.input.presegmented,
-               progress=progress, downsampled=entry.input.downsample)
+               progress=progress, downsampled=entry.input.downsample,
+               aligned=getattr(entry.input, "align", None) is not None)
 
 
 def version_differences(entry: RecipeEntry) -> dict[str, tuple[str, str]]:

@@ -82,7 +82,7 @@ def run_analysis(
         snapshot["pv_sigma_origin"] = ws.get_analysis(int(extra_provenance["phases_from_analysis"])).pv_sigma_origin
     try:
         result = run(volume, params, spacing=s.spacing, presegmented=presegmented, progress=progress,
-                     downsampled=s.downsample)
+                     downsampled=s.downsample, aligned=getattr(s.input, "align", None) is not None)
         return ws.finish_analysis(aid, result, extra_provenance={**snapshot, **(extra_provenance or {})})
     except BaseException as exc:
         ws.fail_analysis(aid, one_sentence(exc))

@@ -136,7 +136,7 @@ samples_view.attributes_section(ws, sample)
 ref, vol = page.read_volume(ws, sample)
 if vol is not None:
     page.fill_note(ws, ref, sample)
-    page.alignment_note(ref)
+    page.alignment_note(ws, ref, sample)
     samples_view.slice_viewer(ref, vol, sample)
 analyses = ws.list_analyses(sample.id)
 samples_view.analyses_section(ws, sample, analyses)

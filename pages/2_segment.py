@@ -19,7 +19,7 @@ sid = sample.id
 ref, vol = page.require_volume(ws, sample)
 latest = ws.latest_analysis(sid)
 page.fill_note(ws, ref, sample)  # a fill outside the field of view: said, with the crop without it, before a run
-page.alignment_note(ref)  # slices shifted against one another (a FIB-SEM stack not aligned)
+page.alignment_note(ws, ref, sample)  # slices shifted against one another (a FIB-SEM stack not aligned)
 
 mparams = ModelParams()
 presegmented = sample.input.presegmented

@@ -112,8 +112,10 @@ def write_sem_tiff(path, image: np.ndarray, *, fei: str | None = None, zeiss: by
 
 def fib_stack(drift, noise: float, seed: int = 1) -> np.ndarray:
     """A serial-section stack (FIB-SEM) not aligned: a demo electrode's phases as grey values (20 / 100 / 200,
-    blurred 0.8 voxel), each z plane shifted by ``drift`` pixels (dy, dx) more than the one before (a cubic spline
-    shift), fresh noise of ``noise`` on every plane; (64, 128, 128) float."""
+    blurred 0.8 voxel), each z plane a window of a field that moves by ``drift`` pixels (dy, dx) more than under the
+    plane before (the field: the plane mirrored on every side, shifted by a cubic spline, so new structure comes in
+    at one edge as in a microscope's moving field of view), fresh noise of ``noise`` on every plane; (64, 128, 128)
+    float.  Plane ``k``'s content lies at ``(drift[0] * k, drift[1] * k)`` against plane 0's."""
     from scipy import ndimage as ndi
 
     from core.synth import demo_electrode
@@ -121,5 +123,8 @@ def fib_stack(drift, noise: float, seed: int = 1) -> np.ndarray:
     e = demo_electrode("cycled-5C", rng=3, shape=(64, 128, 128))
     clean = ndi.gaussian_filter(np.choose(e.phases.astype(int), [20.0, 100.0, 200.0]), 0.8)
     rng = np.random.default_rng(seed)
-    return np.stack([ndi.shift(clean[k], (drift[0] * k, drift[1] * k), order=3, mode="nearest")
+    m = int(np.ceil(np.abs(drift).max() * 63)) + 4
+    window = (slice(m, m + 128), slice(m, m + 128))
+    return np.stack([ndi.shift(np.pad(clean[k], m, mode="reflect"), (drift[0] * k, drift[1] * k), order=3,
+                               mode="nearest")[window]
                      + rng.normal(0, noise, clean.shape[1:]) for k in range(clean.shape[0])])

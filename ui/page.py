@@ -129,19 +129,55 @@ def fill_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> None:
         return
     st.warning(fill_message(found))
     box = cache.fill_box(ref, found["value"])
-    if box is None or not hasattr(sample.input, "crop"):
+    if box is None or not hasattr(sample.input, "crop") or _aligned_no_crop(sample):
         return
     _crop_button(ws, sample, box, "the largest box without the fill", state.FILL_CROP)
 
 
-def alignment_note(ref: cache.VolumeRef) -> None:
+def alignment_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> None:
     """A warning where the sample's slices are shifted against one another (:func:`core.phases.alignment_reading`:
-    a FIB-SEM stack not aligned, whose particles would be sheared along z)."""
-    from core.phases import alignment_message
+    a FIB-SEM stack not aligned, whose particles would be sheared along z), with a button that aligns them
+    (:func:`core.phases.alignment.slice_shifts`, stored as the input's ``align``); where they were aligned so, what
+    was done, with a button that undoes it."""
+    from core.phases.alignment import aligned_message, alignment_message
 
+    offsets = getattr(sample.input, "align", None)
+    if offsets is not None:
+        st.info(aligned_message(offsets) + " The next analysis reads them so.", icon=":material/align_horizontal_center:")
+        if st.button("Use the slices as read (undo the alignment)", key=state.k(state.UNALIGN, sample.id)):
+            so = dict(sample.source_options)
+            read = {k: v for k, v in (so.get("read") or {}).items() if k != "align"}
+            ws.update_sample(sample.id, source_options={**so, "read": read})
+            flash("success", "The slices are read as they are in the file again. It applies to the next analysis.")
+            st.rerun()
+        return
     message = alignment_message(cache.alignment(ref))
-    if message is not None:
-        st.warning(message, icon=":material/align_horizontal_center:")
+    if message is None:
+        return
+    st.warning(message, icon=":material/align_horizontal_center:")
+    if not hasattr(sample.input, "align"):
+        return
+    if st.button("Align the slices", key=state.k(state.ALIGN, sample.id),
+                 help="Measure how far each slice lies from the one before (cross-correlation, to a twentieth of a "
+                      "pixel), shift every slice back by its offset in whole pixels and keep the region all slices "
+                      "share. Stored with the sample, undone with one click; the analyses made before keep what "
+                      "they read."):
+        from core.phases.alignment import slice_shifts
+
+        bar = st.progress(0.0, text="Aligning the slices…")
+        try:
+            offsets = slice_shifts(cache.volume(cache.unflattened_ref(ref)),
+                                   progress=lambda done, total: bar.progress(done / total,
+                                                                             text=f"Aligning the slices: {done} of "
+                                                                                  f"{total} pairs"))
+            so = dict(sample.source_options)
+            ws.update_sample(sample.id, source_options={**so, "read": {**(so.get("read") or {}), "align": offsets}})
+        except (OSError, ValueError, TypeError) as exc:
+            bar.empty()
+            st.error(f"The slices could not be aligned: {one_sentence(exc)}")
+            return
+        flash("success", aligned_message(offsets) + " It applies to the next analysis (Segment page).")
+        st.rerun()
 
 
 def data_bar_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> bool:
@@ -154,10 +190,20 @@ def data_bar_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> bool:
         return False
     shape = [int(n) for n in cache.volume(ref).shape]
     st.warning(data_bar_message(bar))
-    if not hasattr(sample.input, "crop"):
+    if not hasattr(sample.input, "crop") or _aligned_no_crop(sample):
         return True
     _crop_button(ws, sample, [[0, shape[0]], [0, bar["start"]], [0, shape[2]]], "the image without the data bar",
                  state.BAR_CROP)
+    return True
+
+
+def _aligned_no_crop(sample: Sample) -> bool:
+    """Whether the sample's slices are aligned (then a box of the volume as read is no box of the file: no crop
+    button, one sentence instead)."""
+    if getattr(sample.input, "align", None) is None:
+        return False
+    st.caption("The slices are aligned, so a box of them is not a box of the file: use the slices as read (below), "
+               "crop, then align them again.")
     return True
 
 

@@ -342,8 +342,9 @@ def crop_section(ws: Workspace, sample: Sample) -> None:
         return
     sid = sample.id
     so = dict(sample.source_options)
-    read = {k: v for k, v in (so.get("read") or {}).items() if k != "crop"}
+    read = {k: v for k, v in (so.get("read") or {}).items() if k not in ("crop", "align")}
     stored = (so.get("read") or {}).get("crop")
+    aligned = (so.get("read") or {}).get("align") is not None
     title = "Region of interest (crop)" + (" · " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", stored))
                                            if stored else "")
     with st.expander(title, icon=":material/crop:"):
@@ -372,7 +373,9 @@ def crop_section(ws: Workspace, sample: Sample) -> None:
                 st.error(one_sentence(exc))
                 return
             flash("success", "Saved the region of interest. It applies to the next analysis (Segment page); the "
-                             "analyses made before keep the region they ran on.")
+                             "analyses made before keep the region they ran on."
+                  + (" The slices' alignment was measured on the region before, so it was dropped: align them "
+                     "again (the button under the warning)." if aligned else ""))
             st.rerun()
 
 

@@ -430,7 +430,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
             warnings.warn(fill_message(fill), stacklevel=2)
         # a brightness drift along z, on eight slabs (core.phases.shading_reading): warned, or flattened
         shading = shading_reading(vol.reader, exclude=None if fill is None else fill["value"])
-        shifted = alignment_message(alignment_reading(vol.reader))  # a FIB-SEM stack not aligned, on 12 plane pairs
+        # a FIB-SEM stack not aligned, on 12 plane pairs (not one aligned as it is read: see core.pipeline.read_grey)
+        shifted = None if spec.align is not None else alignment_message(alignment_reading(vol.reader))
         if shifted is not None:
             warnings.warn(shifted, stacklevel=2)
         if params.segment.flatten and shading is None:

@@ -100,6 +100,7 @@ def open_lazy(
     byte_order: str = "<",
     offset: int = 0,
     crop=None,
+    align=None,
 ) -> LazyVolume:
     """Open a volume as a lazily chunked dask array, never reading it whole.
 
@@ -109,8 +110,9 @@ def open_lazy(
         File or folder, as for :func:`core.io.load_volume` (``"file.h5::/ds"`` too).
     chunks : int or (3,) int
         Chunk edge (voxels) along (z, y, x); one int for cubes.
-    fmt, spacing, dataset, shape, dtype, byte_order, offset, crop
-        As for :func:`core.io.load_volume` (a crop reads only its box, and its chunks start at the box's corner).
+    fmt, spacing, dataset, shape, dtype, byte_order, offset, crop, align
+        As for :func:`core.io.load_volume` (a crop reads only its box, and its chunks start at the box's corner;
+        an alignment reads each plane shifted back, by boxes too).
 
     Returns
     -------
@@ -129,6 +131,7 @@ def open_lazy(
     user_spacing = normalize_spacing(spacing) if spacing is not None else None
     opts = _load._read_options(dataset, shape, dtype, byte_order, offset, True)
     box = C.normalize_crop(crop)
+    offsets = C.normalize_align(align)
     _load._require_exists(p)
     _load._require_regular(p)
     if fmt is None:
@@ -139,6 +142,10 @@ def open_lazy(
         C.check_crop(box, source.shape, C._name(where))
         meta = {**meta, "crop": [list(pair) for pair in box], "shape_read": list(source.shape)}
         source = _CroppedSource(source, box)
+    if offsets is not None:
+        C.check_align(offsets, source.shape, C._name(where))
+        meta = {**meta, "align": aligned_info(offsets), "shape_unaligned": list(source.shape)}
+        source = _AlignedSource(source, offsets)
     data = as_dask(source, chunk3)
     loaded = C.Loaded(data, found, {**meta, "mmap": False, "lazy": True}, where)
     v = _load._volume(loaded, fmt, user_spacing)
@@ -252,6 +259,42 @@ class _CroppedSource(_Source):
 
     def _read(self, key):
         return self.source[tuple(slice(k.start + s, k.stop + s) for k, s in zip(key, self.start))]
+
+
+def aligned_info(offsets) -> dict:
+    """What a volume's metadata says of the alignment it was read with: the planes, the largest offset from one
+    plane to the next and over the stack (pixels, y and x)."""
+    a = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    steps = np.abs(np.diff(a, axis=0)) if len(a) > 1 else np.zeros((1, 2), np.int64)
+    return {"planes": int(len(a)), "largest_step_px": [int(v) for v in steps.max(axis=0)],
+            "span_px": [int(v) for v in a.max(axis=0) - a.min(axis=0)]}
+
+
+class _AlignedSource(_Source):
+    """Another source with each z plane shifted back by its offset (:func:`core.io._common.normalize_align`):
+    ``out[z, y, x] = source[z, y + oy[z], x + ox[z]]`` with the offsets less their smallest, over the region all
+    planes share; planes of one offset are read in one box."""
+
+    def __init__(self, source: _Source, offsets):
+        from dask.base import tokenize
+
+        a = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+        super().__init__(C.aligned_shape(a, source.shape), source.dtype, tokenize(source.token, "align", a.tolist()))
+        self.source, self.offsets = source, a - a.min(axis=0)
+
+    def _read(self, key):
+        kz, ky, kx = key
+        out = np.empty(tuple(k.stop - k.start for k in key), self.dtype)
+        z = kz.start
+        while z < kz.stop:
+            end = z + 1
+            while end < kz.stop and (self.offsets[end] == self.offsets[z]).all():
+                end += 1
+            oy, ox = (int(v) for v in self.offsets[z])
+            out[z - kz.start:end - kz.start] = self.source[z:end, ky.start + oy:ky.stop + oy,
+                                                           kx.start + ox:kx.stop + ox]
+            z = end
+        return out
 
 
 class _MemmapSource(_Source):

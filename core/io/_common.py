@@ -545,3 +545,66 @@ def check_crop(crop, shape: Sequence[int], name: str) -> None:
         if b > int(n):
             raise InputFileError(f"the crop {a}:{b} along {axis} reaches beyond {name}, which has {int(n)} voxels "
                                  f"along {axis} (0:{int(n)})")
+
+
+def normalize_align(align) -> tuple[tuple[int, int], ...] | None:
+    """An alignment (the offsets of the slices of a stack that was not aligned) as one ``(dy, dx)`` pair of whole
+    pixels a z plane; None for none.
+
+    ``align[z]`` is where plane ``z``'s content lies against a common frame (plane 0's, say): the structure at
+    ``(y, x)`` of that frame is at ``(y + dy, x + dx)`` of plane ``z`` (what
+    :func:`core.phases.alignment.slice_shifts` measures).  Reading with it (:func:`core.io.load_volume`'s
+    ``align``) shifts every plane back and keeps the region all planes share.
+
+    Raises
+    ------
+    TypeError
+        Not pairs of whole numbers.
+    ValueError
+        No pair.
+    """
+    if align is None:
+        return None
+    try:
+        if isinstance(align, (str, bytes, Mapping)):
+            raise TypeError
+        pairs = []
+        for pair in align:
+            if isinstance(pair, (str, bytes)) or len(pair) != 2:
+                raise TypeError
+            if any(isinstance(v, bool) or not float(v).is_integer() for v in pair):
+                raise TypeError
+            pairs.append((int(pair[0]), int(pair[1])))
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError("align must be one (dy, dx) pair of whole pixels a z plane, got "
+                        f"{_shown(align)}") from None
+    if not pairs:
+        raise ValueError("align must hold one (dy, dx) pair a z plane, got none")
+    return tuple(pairs)
+
+
+def _shown(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def aligned_shape(align, shape: Sequence[int]) -> tuple[int, int, int]:
+    """The shape of a ``(Z, Y, X)`` volume read with a :func:`normalize_align`-ed ``align``: the region all its
+    planes share (Y and X less the spread of the offsets)."""
+    a = np.asarray(align, dtype=np.int64).reshape(-1, 2)
+    span = a.max(axis=0) - a.min(axis=0)
+    return int(shape[0]), int(shape[1]) - int(span[0]), int(shape[2]) - int(span[1])
+
+
+def check_align(align, shape: Sequence[int], name: str) -> None:
+    """Refuse (one sentence, :class:`InputFileError`) a :func:`normalize_align`-ed alignment that does not fit a
+    ``(Z, Y, X)`` volume named ``name`` (as read, after any crop): not one pair a plane, or offsets spreading
+    wider than the planes (no region left that all share)."""
+    nz = int(shape[0])
+    if len(align) != nz:
+        raise InputFileError(f"the alignment holds {len(align)} slice offsets but {name} has {nz} z planes as read: "
+                             f"align the slices again (after any change of the crop along z)")
+    _, ly, lx = aligned_shape(align, shape)
+    if ly < 1 or lx < 1:
+        raise InputFileError(f"the alignment's slice offsets spread over more than the {int(shape[1])} × "
+                             f"{int(shape[2])} pixels of {name}'s planes, so no region is common to all of them")

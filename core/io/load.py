@@ -13,6 +13,7 @@ from . import amira, dicom, edf, folder, hdf5, image, mrc, nifti, raw, tiff, txm
 from ._common import (
     _AMIRA_SUFFIXES, _MRC_ENDINGS, _NIFTI_ENDINGS, _EDF_SUFFIXES, _HDF5_SUFFIXES, _IMAGE_SUFFIXES, SLICE_KINDS, _TXM_SUFFIXES, _DICOM_SUFFIXES, _XRADIA_PROJECTION_SUFFIXES, _METAIMAGE_SUFFIXES, _RAW_SUFFIXES, _SUPPORTED_TEXT, _TIFF_SUFFIXES, FORMATS, InputFileError,
     Loaded, ReadOptions, Volume, _holds_slices, _is_zarr_dir, _name, _suffixless_dicom, _require_exists, _require_regular, _short, _slice_files,
+    normalize_align,
     normalize_crop,
 )
 from ._registry import READERS
@@ -174,6 +175,7 @@ def load_volume(
     offset: int = 0,
     mmap: bool = True,
     crop=None,
+    align=None,
 ) -> Volume:
     """Load a 3D volume (or a 2D image as depth 1) from disk.
 
@@ -210,6 +212,12 @@ def load_volume(
         A region of interest in voxels of the file along z, y, x (stop excluded): only it is read and returned,
         in memory (``mmap`` does not apply; the voxel size is the file's; ``metadata["crop"]`` records the box
         and ``metadata["shape_read"]`` the file's shape).  A box reaching beyond the file is refused.
+    align : sequence of (dy, dx) int, optional
+        One offset a z plane (of the crop, where there is one) for a stack whose slices were not aligned
+        (:func:`core.phases.alignment.slice_shifts`, :func:`core.io._common.normalize_align`): each plane is read
+        shifted back, and only the region all planes share is returned, in memory (``metadata["align"]`` says the
+        offsets' spread, ``metadata["shape_unaligned"]`` the shape before).  An alignment that is not one pair a
+        plane, or that leaves no region common to all planes, is refused.
 
     Returns
     -------
@@ -254,26 +262,27 @@ def load_volume(
     user_spacing = normalize_spacing(spacing) if spacing is not None else None
     opts = _read_options(dataset, shape, dtype, byte_order, offset, mmap)
     box = normalize_crop(crop)
+    offsets = normalize_align(align)
     _require_exists(p)
     _require_regular(p)  # a FIFO or device would block the reader
     if fmt is None:
         fmt = detect_format(p)
     reader = READERS[fmt]
     _check_applies(reader, opts, p)
-    if box is not None:
-        return _read_box(p, fmt, box, user_spacing, opts)
+    if box is not None or offsets is not None:
+        return _read_box(p, fmt, box, user_spacing, opts, offsets)
     loaded = reader.read(p, opts)
     return _volume(loaded, fmt, user_spacing)
 
 
-def _read_box(p: Path, fmt: str, box, user_spacing, opts: ReadOptions) -> Volume:
-    """A crop read alone: through the file's chunk-wise source (:func:`core.chunked.open_lazy`), which reads only
+def _read_box(p: Path, fmt: str, box, user_spacing, opts: ReadOptions, offsets=None) -> Volume:
+    """A crop (and / or an alignment) read alone: through the file's chunk-wise source (:func:`core.chunked.open_lazy`), which reads only
     the pages, planes, chunks or bytes the box covers (a compressed TIFF or a Zarr store is never decoded whole);
     an in-memory array of the box."""
     from ..chunked.inputs import open_lazy
 
     lazy = open_lazy(p, fmt=fmt, spacing=user_spacing, dataset=opts.dataset, shape=opts.shape, dtype=opts.dtype,
-                     byte_order=opts.byte_order, offset=opts.offset, crop=box)
+                     byte_order=opts.byte_order, offset=opts.offset, crop=box, align=offsets)
     data = lazy.reader[(slice(None),) * 3]
     meta = {k: v for k, v in lazy.metadata.items() if k != "lazy"}
     meta["mmap"] = False

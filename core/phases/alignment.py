@@ -8,23 +8,37 @@ particles merge or split and their surfaces, contacts and detachment are wrong. 
 is aligned by construction (a drift shows as blur or streaks, not as shifted slices).
 
 :func:`alignment_reading` measures the shift between consecutive z planes by cross-correlation
-(:func:`skimage.registration.phase_cross_correlation` without its phase normalisation, to a tenth of a pixel) on
-:data:`ALIGN_PAIRS` pairs spread along z, each on the central window of at most :data:`ALIGN_WINDOW` pixels a side;
-it reads two planes a pair, so a lazily read volume is not read whole.  A pair whose planes share no structure (a
-blank separator, pure noise) is left out, and the median over the others is the reading.  Aligned volumes read
-0.0-0.1 pixel (the demo electrodes, the real calendered NMC volume of ``shared/data/real``, a demo electrode's
-phases blurred with fresh noise of 0.22 of the pore-NMC contrast in every slice; 0.22 at 0.44); the same drifting by
-0.42 / 1.48 / 2.24 pixels a slice (a cubic spline shift) reads about 0.3 / 1.2 / 2.1
+(:func:`skimage.registration.phase_cross_correlation` without its phase normalisation, to a twentieth of a pixel, each
+plane smoothed by a Gaussian of one pixel and tapered at its edges, in two passes: the second on the plane moved back by
+the first) on :data:`ALIGN_PAIRS` pairs spread along z, each on the central window of at most :data:`ALIGN_WINDOW`
+pixels a side; it reads two planes a pair, so a lazily read volume is not read whole.  A pair whose planes share no
+structure (a blank separator, pure noise) is left out, and the median over the others is the reading; planes narrower
+than 64 pixels are not read.  Aligned volumes read 0.0-0.11 pixel (the demo electrodes, the real calendered NMC
+volume of ``shared/data/real``, a demo electrode's phases blurred with fresh noise of up to 0.44 of the pore-NMC
+contrast in every slice); the same drifting by 0.42 / 1.48 / 2.24 pixels a slice reads 0.46 / 1.48 / 2.22
 (``tests/core/test_alignment.py``, ``bench/RESULTS.md`` alignment).
 
 :func:`alignment_message` says it in one sentence where the median step is at least :data:`ALIGN_WARN_PX`.
+
+:func:`slice_shifts` mends it the way Fiji's *StackReg* (translation) does: the same registration on every pair of
+consecutive planes, the steps summed from the first plane, each plane's offset rounded to whole pixels (so no grey
+value is interpolated and phase codes stay codes; a plane is off by at most half a pixel, which does not add up
+along z).  Read with those offsets (``align`` of :func:`core.io.load_volume`, of a sample's input, ``--align`` of the
+CLI), each plane is shifted back and the region all planes share is kept; the offsets are stored with the sample
+and in recipes, so a rerun reads the same volume without measuring again.  A pair whose planes share no structure
+(or whose weak match lies far from the others) adds the typical step, the median of the others.  The sum drifts where the structure itself leans from one plane to the next (a random walk of the
+registration's error too): a stack aligned here is for a stack that was not aligned at all, not a replacement of
+the microscope's own alignment.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-__all__ = ["ALIGN_PAIRS", "ALIGN_WARN_PX", "ALIGN_WINDOW", "alignment_message", "alignment_reading"]
+__all__ = ["ALIGN_PAIRS", "ALIGN_WARN_PX", "ALIGN_WINDOW", "alignment_message", "alignment_reading", "aligned_message",
+           "slice_shifts"]
 
 #: Pairs of consecutive z planes read (spread evenly along z).
 ALIGN_PAIRS = 12
@@ -39,14 +53,84 @@ _MIN_PLANES = 4
 #: noise or a blank separator, 0.24-0.64 for neighbouring slices of the demo electrodes and the real calendered
 #: volume, 0.87-0.93 with noise of 0.44 of the contrast) is at least this shares no structure: left out.
 _UNRELATED = 0.95
+#: A pair registered with at least this error (near-empty planes; very noisy ones: 0.87-0.93 with noise of 0.44 of
+#: the contrast) is a weak match: :func:`slice_shifts` takes its step only where it lies within :data:`_JUMP_PX`
+#: of the stack's typical step (a chance peak 60 pixels away, error 0.94, between two planes of the pristine demo's
+#: phases that hold a few CBD voxels alone, sheared the whole stack).
+_WEAK = 0.8
+#: How far (pixels, along y or x) a weak match may lie from the typical step.
+_JUMP_PX = 3.0
+#: The share of each side of a plane the taper (:func:`_taper`) rolls off over (0.2 read aligned demo electrodes of
+#: 48² planes as shifted by 0.30 pixel, 0.1 by 0.28 and 64² ones by 0.25 / 0.21).
+_TAPER = 0.1
+#: Planes narrower than this (pixels, along y or x) are not read for a shift: too few structures for the median of
+#: the steps' lengths to stay under the warning where nothing moves (aligned demo electrodes of 32² planes read up to
+#: 0.43 pixel, of 48² ones 0.28, of 64² ones 0.21).
+_MIN_WIDTH = 64
+#: Each plane is smoothed by a Gaussian of this σ (pixels) first: fresh noise in every plane (0.44 of the pore-NMC
+#: contrast) read an aligned stack as shifted by 0.33 pixel a plane without it, 0.11 with it.
+_SMOOTH = 1.0
+#: The registration's sub-pixel resolution: 1 / this pixel.
+_UPSAMPLE = 20
+#: The spline order of the second pass's shift (linear: a quarter of the time of a cubic one).
+_ORDER = 1
 
 
-def _plane(volume, z: int, window: tuple[slice, slice]) -> np.ndarray:
-    a = np.asarray(volume[z:z + 1, window[0], window[1]])[0].astype(np.float64)
-    finite = np.isfinite(a)
-    if not finite.all():  # a NaN would spread over the whole correlation
-        a[~finite] = np.mean(a[finite]) if finite.any() else 0.0
-    return a - a.mean()
+class _Plane:
+    """Plane ``z``'s window as the registration takes it: NaN filled, smoothed (:data:`_SMOOTH`), mean 0 (all 0
+    for a constant plane), float32; with the FFT of it tapered (:func:`_taper`), computed once (a plane is the
+    second of one pair and the first of the next)."""
+
+    def __init__(self, volume, z: int, window: tuple[slice, slice]):
+        from scipy import fft
+        from scipy import ndimage as ndi
+
+        a = np.asarray(volume[z:z + 1, window[0], window[1]])[0].astype(np.float32)
+        finite = np.isfinite(a)
+        if not finite.all():  # a NaN would spread over the whole correlation
+            a[~finite] = np.mean(a[finite]) if finite.any() else 0.0
+        self.constant = a.size == 0 or bool(a.min() == a.max())
+        if not self.constant:
+            a = ndi.gaussian_filter(a, _SMOOTH)
+            a -= a.mean()
+        self.data = a
+        self.spectrum = None if self.constant else fft.fft2(a * _taper(a.shape))
+
+
+@lru_cache(maxsize=4)
+def _taper(shape: tuple[int, int]) -> np.ndarray:
+    """A Tukey window (flat but for a twentieth at each end of a side, :data:`_TAPER`), float32: the FFT's correlation wraps
+    around, and a plane's edges, which do not wrap, pulled every shift towards 0 (a whole pixel of shift read 0.9
+    without it, 1.0 with it, on a demo electrode's plane).  Read-only (it is shared)."""
+    from skimage.filters import window
+
+    w = window(("tukey", _TAPER), shape).astype(np.float32)
+    w.flags.writeable = False
+    return w
+
+
+def _step(a: _Plane, b: _Plane) -> tuple[np.ndarray, float] | None:
+    """How far ``b``'s content lies from ``a``'s (dy, dx), pixels to a twentieth (two passes: the second on ``b``
+    moved back by the first, where the edges' pull, which grows with the shift, is small), with the registration's
+    error; None where a plane is constant or they share no structure."""
+    from scipy import fft
+    from scipy import ndimage as ndi
+    from skimage.registration import phase_cross_correlation
+
+    if a.constant or b.constant:  # no peak to find
+        return None
+    # plain cross-correlation (no phase normalisation: that whitens the noise, which does not move with the
+    # structure, and pulls a sub-pixel shift towards 0: 0.47 instead of 1.17 pixel on a drift of 1.48)
+    shift, error, _ = phase_cross_correlation(a.spectrum, b.spectrum, space="fourier", upsample_factor=_UPSAMPLE,
+                                              normalization=None)
+    if error >= _UNRELATED:  # the planes share no structure (noise, a separator): the peak is chance
+        return None
+    if np.any(shift):
+        back = ndi.shift(b.data, shift, order=_ORDER, mode="nearest")  # b registered onto a by the first pass
+        rest, _, _ = phase_cross_correlation(a.spectrum, fft.fft2(back * _taper(back.shape)), space="fourier",
+                                             upsample_factor=_UPSAMPLE, normalization=None)
+        shift = shift + rest
+    return -np.asarray(shift, dtype=np.float64), float(error)  # b moved by the opposite of what registers it
 
 
 def alignment_reading(volume, *, pairs: int = ALIGN_PAIRS) -> dict | None:
@@ -66,27 +150,20 @@ def alignment_reading(volume, *, pairs: int = ALIGN_PAIRS) -> dict | None:
         before, pixels; a steady drift), ``step_px`` (the median length of that shift, pixels; a drift or a
         jitter), ``stack_px`` (``step_px`` times the planes less one: what it sums to over the stack where it is a
         drift) and ``warn``
-        (``step_px`` >= :data:`ALIGN_WARN_PX`); None for fewer than four planes, or fewer than three pairs whose
-        planes share structure (a constant volume, pure noise).
+        (``step_px`` >= :data:`ALIGN_WARN_PX`); None for fewer than four planes, planes narrower than
+        :data:`_MIN_WIDTH` pixels, or fewer than three pairs whose planes share structure (a constant volume, pure
+        noise).
     """
-    from skimage.registration import phase_cross_correlation
-
     nz, ny, nx = (int(n) for n in volume.shape)
-    if nz < _MIN_PLANES or pairs < 1:
+    if nz < _MIN_PLANES or pairs < 1 or min(ny, nx) < _MIN_WIDTH:
         return None
     window = tuple(slice(max(0, (n - ALIGN_WINDOW) // 2), max(0, (n - ALIGN_WINDOW) // 2) + min(n, ALIGN_WINDOW))
                    for n in (ny, nx))
     shifts = []
     for z in np.unique(np.linspace(0, nz - 2, min(pairs, nz - 1)).round().astype(int)):
-        a, b = _plane(volume, int(z), window), _plane(volume, int(z) + 1, window)
-        if not a.any() or not b.any():  # a constant plane: no peak to find
-            continue
-        # plain cross-correlation (no phase normalisation: that whitens the noise, which does not move with the
-        # structure, and pulls a sub-pixel shift towards 0: 0.47 instead of 1.17 pixel on a drift of 1.48)
-        shift, error, _ = phase_cross_correlation(a, b, upsample_factor=10, normalization=None)
-        if error >= _UNRELATED:  # the planes share no structure (noise, a separator): the peak is chance
-            continue
-        shifts.append(-shift)  # the shift that registers b onto a: b moved by its opposite
+        step = _step(_Plane(volume, int(z), window), _Plane(volume, int(z) + 1, window))
+        if step is not None:
+            shifts.append(step[0])
     if len(shifts) < _MIN_PLANES - 1:
         return None
     shifts = np.array(shifts)
@@ -103,5 +180,73 @@ def alignment_message(reading: dict | None) -> str | None:
     return (f"The slices are shifted against one another: by a median of {reading['step_px']:.1f} pixel from one "
             f"z plane to the next (y {dy:+.1f}, x {dx:+.1f}; read on {reading['pairs']} pairs of planes), as in a "
             f"FIB-SEM stack that was not aligned, so the particles are sheared along z and touching ones split or "
-            f"merge: align the slices first (Fiji's Register Virtual Stack Slices or Linear Stack Alignment with "
-            f"SIFT, or the microscope software's alignment) and analyse the aligned stack.")
+            f"merge: align the slices first (Align the slices on the sample's page or --align on the command line "
+            f"here; Fiji's Register Virtual Stack Slices or Linear Stack Alignment with SIFT, or the microscope "
+            f"software's alignment) and analyse the aligned stack.")
+
+
+def slice_shifts(volume, *, progress=None) -> list[tuple[int, int]]:
+    """The offset of every z plane of a (Z, Y, X) stack whose slices were not aligned, for ``align`` of
+    :func:`core.io.load_volume`.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) array-like
+        Sliceable along z; read one plane at a time (each once), on its central window of at most
+        :data:`ALIGN_WINDOW` pixels a side.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each pair of planes.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(dy, dx)`` a plane: where its content lies against plane 0's (whole pixels; ``(0, 0)`` first).  The
+        steps between neighbouring planes are measured as :func:`alignment_reading` measures them (to a twentieth
+        of a pixel) and summed before rounding; a pair that shares no structure (or whose weak match lies far from
+        the others, :data:`_WEAK`) adds the typical step (the median of the others: a drift goes on through a
+        blank separator).
+
+    Raises
+    ------
+    ValueError
+        Fewer than two planes.
+    """
+    nz, ny, nx = (int(n) for n in volume.shape)
+    if nz < 2:
+        raise ValueError(f"aligning slices needs at least 2 z planes, got {nz}")
+    window = tuple(slice(max(0, (n - ALIGN_WINDOW) // 2), max(0, (n - ALIGN_WINDOW) // 2) + min(n, ALIGN_WINDOW))
+                   for n in (ny, nx))
+    steps: list[np.ndarray | None] = []
+    a = _Plane(volume, 0, window)
+    for z in range(1, nz):
+        b = _Plane(volume, z, window)
+        found = _step(a, b)
+        steps.append(found[0] if found is not None and found[1] < _WEAK else found)
+        if found is not None and found[1] >= _WEAK:  # kept aside: a weak match, judged against the others below
+            steps[-1] = ("weak", found[0])
+        a = b
+        if progress is not None:
+            progress(z, nz - 1)
+    sure = [s for s in steps if isinstance(s, np.ndarray)]
+    weak = [s[1] for s in steps if isinstance(s, tuple)]
+    typical = np.median(np.array(sure or weak or [np.zeros(2)]), axis=0)
+    total = np.zeros(2)
+    offsets = [(0, 0)]
+    for s in steps:
+        if isinstance(s, tuple):  # a weak match: taken where it lies near the typical step, else chance
+            s = s[1] if np.abs(s[1] - typical).max() <= _JUMP_PX else None
+        total += typical if s is None else s  # a pair that shares no structure: the typical step (a drift goes on)
+        offsets.append((int(np.round(total[0])), int(np.round(total[1]))))
+    return offsets
+
+
+def aligned_message(offsets) -> str:
+    """One sentence on an alignment of :func:`slice_shifts`: the planes, the spread of the offsets, the pixels
+    the common region loses."""
+    a = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    span = a.max(axis=0) - a.min(axis=0)
+    steps = np.hypot(*np.diff(a, axis=0).T) if len(a) > 1 else np.zeros(1)
+    return (f"The {len(a)} slices were aligned: each shifted back by its offset (the offsets spread over "
+            f"{int(span[0])} pixel(s) along y and {int(span[1])} along x; {int(np.count_nonzero(steps))} of "
+            f"{max(len(a) - 1, 0)} steps between neighbouring slices moved), and only the region all slices share "
+            f"is kept ({int(span[0])} row(s) and {int(span[1])} column(s) fewer).")

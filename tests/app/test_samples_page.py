@@ -836,8 +836,51 @@ def test_a_stack_whose_slices_are_shifted_is_said_on_the_samples_and_segment_pag
         at.run()
         no_exception(at)
         [said] = [w.value for w in at.warning if "shifted against one another" in w.value]
-        assert said.startswith("The slices are shifted against one another: by a median of 1.2 pixel from one z "
-                               "plane to the next (y +0.6, x -0.9; read on 11 pairs of planes)")
+        assert said.startswith("The slices are shifted against one another: by a median of 1.5 pixel from one z "
+                               "plane to the next (y +0.7, x -1.3; read on 11 pairs of planes)")
+        assert at.button(key=state.k(state.ALIGN, sample.id)).label == "Align the slices"
+
+
+def test_the_slices_are_aligned_with_one_click_and_read_as_they_are_with_another(empty_ws, env):
+    """*Align the slices*: the offsets stored with the sample (those core.phases.alignment.slice_shifts measures),
+    the warning gone, what was done said, the slices shown aligned; *Use the slices as read*: back as it was. A
+    crop saved afterwards drops the alignment (it was measured on the region before) and says so."""
+    import tifffile
+
+    from core.phases.alignment import slice_shifts
+    from sem_files import fib_stack
+    from ui import cache
+
+    stack = np.clip(fib_stack((0.7, -1.3), 20.0), 0, 255).astype(np.uint8)
+    tifffile.imwrite(env / "data" / "unaligned.tif", stack)
+    sample = empty_ws.add_sample("unaligned", str(env / "data" / "unaligned.tif"), spacing=(0.02, 0.02, 0.02))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = sample.id
+    at.run()
+    at.button(key=state.k(state.ALIGN, sample.id)).click().run()
+    no_exception(at)
+    off = slice_shifts(stack)
+    assert empty_ws.get_sample(sample.id).input.align == tuple(off)
+    assert not [w for w in at.warning if "shifted against one another" in w.value]
+    assert any(m.value.startswith("The 64 slices were aligned: each shifted back by its offset") for m in at.success)
+    [info] = [i.value for i in at.info if "slices were aligned" in i.value]
+    assert info.endswith("The next analysis reads them so.")
+    span = np.ptp(np.array(off), axis=0)
+    assert cache.volume(cache.VolumeRef.of(empty_ws, empty_ws.get_sample(sample.id))).shape == \
+        (64, 128 - span[0], 128 - span[1])
+    at.button(key=state.k(state.UNALIGN, sample.id)).click().run()
+    no_exception(at)
+    assert empty_ws.get_sample(sample.id).input.align is None
+    assert [w for w in at.warning if "shifted against one another" in w.value]
+    at.button(key=state.k(state.ALIGN, sample.id)).click().run()
+    at.toggle(key=state.k(state.EDIT_CROP_OPEN, sample.id)).set_value(True).run()
+    at.slider(key=state.k(state.EDIT_CROP, sample.id, "z")).set_value((8, 64)).run()
+    at.button(key=state.k(state.EDIT_CROP_SAVE, sample.id)).click().run()
+    no_exception(at)
+    s = empty_ws.get_sample(sample.id)
+    assert s.input.crop == ((8, 64), (0, 128), (0, 128)) and s.input.align is None
+    assert any("The slices' alignment was measured on the region before, so it was dropped" in m.value
+               for m in at.success)
 
 
 def test_the_add_form_stays_open_when_a_sample_appears_meanwhile(empty_ws, env):
