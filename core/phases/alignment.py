@@ -15,7 +15,7 @@ pixels a side; it reads two planes a pair, so a lazily read volume is not read w
 structure (a blank separator, pure noise) is left out, and the median over the others is the reading; planes narrower
 than 64 pixels are not read.  Aligned volumes read 0.0-0.11 pixel (the demo electrodes, the real calendered NMC
 volume of ``shared/data/real``, a demo electrode's phases blurred with fresh noise of up to 0.44 of the pore-NMC
-contrast in every slice); the same drifting by 0.42 / 1.48 / 2.24 pixels a slice reads 0.46 / 1.48 / 2.22
+contrast in every slice); the same drifting by 0.42 / 1.48 / 2.24 pixels a slice reads 0.50 / 1.47 / 2.23
 (``tests/core/test_alignment.py``, ``bench/RESULTS.md`` alignment).
 
 :func:`alignment_message` says it in one sentence where the median step is at least :data:`ALIGN_WARN_PX`.
