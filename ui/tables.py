@@ -50,7 +50,7 @@ def input_words(analysis: Analysis) -> str:
 
 def changed_since(sample: Sample, analysis: Analysis) -> list[str]:
     """What of the sample changed after ``analysis`` ran and would change its measures: "voxel size", "phase map",
-    "region of interest" (empty: nothing)."""
+    "region of interest", "slices' alignment" (empty: nothing)."""
     out = []
     used = analysis.provenance.get("spacing_um")
     if used and any(abs(a - b) > 1e-9 for a, b in zip(used, sample.spacing)):
@@ -60,9 +60,11 @@ def changed_since(sample: Sample, analysis: Analysis) -> list[str]:
         out.append("phase map")
     snap = (analysis.provenance or {}).get("input")
     if snap is not None and not sample.is_demo:  # (an analysis without an input snapshot says nothing of it)
-        box = ((snap.get("source_options") or {}).get("read") or {}).get("crop")
-        if (box or None) != ((sample.source_options.get("read") or {}).get("crop") or None):
+        read, now = (snap.get("source_options") or {}).get("read") or {}, sample.source_options.get("read") or {}
+        if (read.get("crop") or None) != (now.get("crop") or None):
             out.append("region of interest")
+        if (read.get("align") or None) != (now.get("align") or None):
+            out.append("slices' alignment")
     return out
 
 
@@ -89,6 +91,12 @@ def catalogue_table(ws: Workspace):
         if crop:
             shape = [int(b) - int(a) for a, b in crop]
             size += (" → " if size else "") + f"{'×'.join(map(str, shape))} (cropped)"
+        align = (s.source_options.get("read") or {}).get("align")
+        if shape and align:
+            from core.io._common import aligned_shape
+
+            shape = list(aligned_shape(align, shape))
+            size += f" → {'×'.join(map(str, shape))} (slices aligned)"
         if shape and s.downsample > 1:
             size += f" → {'×'.join(str(int(n) // s.downsample) for n in shape)} (downsampled by {s.downsample})"
         elif not shape and done is not None and done.provenance.get("input_shape"):

@@ -180,8 +180,8 @@ def alignment_message(reading: dict | None) -> str | None:
     return (f"The slices are shifted against one another: by a median of {reading['step_px']:.1f} pixel from one "
             f"z plane to the next (y {dy:+.1f}, x {dx:+.1f}; read on {reading['pairs']} pairs of planes), as in a "
             f"FIB-SEM stack that was not aligned, so the particles are sheared along z and touching ones split or "
-            f"merge: align the slices first (Align the slices on the sample's page or --align on the command line "
-            f"here; Fiji's Register Virtual Stack Slices or Linear Stack Alignment with SIFT, or the microscope "
+            f"merge: align the slices first (here: the button Align the slices, or --align on the command line; "
+            f"elsewhere: Fiji's Register Virtual Stack Slices or Linear Stack Alignment with SIFT, or the microscope "
             f"software's alignment) and analyse the aligned stack.")
 
 

@@ -848,24 +848,31 @@ def test_the_slices_are_aligned_with_one_click_and_read_as_they_are_with_another
     import tifffile
 
     from core.phases.alignment import slice_shifts
+    from core.runner import run_analysis
     from sem_files import fib_stack
     from ui import cache
 
     stack = np.clip(fib_stack((0.7, -1.3), 20.0), 0, 255).astype(np.uint8)
     tifffile.imwrite(env / "data" / "unaligned.tif", stack)
-    sample = empty_ws.add_sample("unaligned", str(env / "data" / "unaligned.tif"), spacing=(0.02, 0.02, 0.02))
+    sample = empty_ws.add_sample("unaligned", str(env / "data" / "unaligned.tif"), spacing=(0.02, 0.02, 0.02),
+                                 shape=(64, 128, 128))
+    run_analysis(empty_ws, sample.id, empty_ws.load_volume(sample))  # before the alignment
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = sample.id
     at.run()
     at.button(key=state.k(state.ALIGN, sample.id)).click().run()
     no_exception(at)
     off = slice_shifts(stack)
+    span = np.ptp(np.array(off), axis=0)
+    row = _catalogue(at).set_index("id").loc[sample.id]
+    assert row["size (voxels)"] == f"64×128×128 → 64×{128 - span[0]}×{128 - span[1]} (slices aligned)"
+    assert row["status"].endswith("before the slices' alignment changed: rerun")
+    assert any("read the slices aligned otherwise than the sample now says" in w.value for w in at.warning)
     assert empty_ws.get_sample(sample.id).input.align == tuple(off)
     assert not [w for w in at.warning if "shifted against one another" in w.value]
     assert any(m.value.startswith("The 64 slices were aligned: each shifted back by its offset") for m in at.success)
     [info] = [i.value for i in at.info if "slices were aligned" in i.value]
     assert info.endswith("The next analysis reads them so.")
-    span = np.ptp(np.array(off), axis=0)
     assert cache.volume(cache.VolumeRef.of(empty_ws, empty_ws.get_sample(sample.id))).shape == \
         (64, 128 - span[0], 128 - span[1])
     at.button(key=state.k(state.UNALIGN, sample.id)).click().run()
