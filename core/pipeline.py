@@ -605,6 +605,28 @@ def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2
     ValueError
         ``flatten`` with a method other than thresholds, or a volume too thin to read a drift.
     """
+    fill, shading = said_readings(volume, params, stacklevel=stacklevel + 1, aligned=aligned)
+    grey = _flattened(volume, shading, params, fill) if params.segment.flatten else volume
+    return grey, fill, shading
+
+
+def said_readings(volume, params: AnalysisParams, *, stacklevel: int = 2, aligned: bool = False):
+    """The readings of a greyscale that a run says (each warned): a fill outside the field of view or, instead, an
+    SEM image's data bar; slices shifted against one another (not for ``aligned`` slices, see :func:`read_grey`);
+    a drift of the grey values along z (unless ``params.segment.flatten`` flattens it).  The whole-volume run
+    (:func:`read_grey`) and the chunked engine (on its lazy reader: each reading reads a few planes or slabs) say
+    the same.  ``stacklevel`` is :func:`warnings.warn`'s, from here (2: the caller).
+
+    Returns
+    -------
+    fill, shading : dict or None
+        :func:`core.phases.fill_reading` and :func:`core.phases.shading_reading` (the fill's value left out).
+
+    Raises
+    ------
+    ValueError
+        ``flatten`` asked of a volume too thin to read a drift along z.
+    """
     fill = fill_reading(volume)
     bar = volume_data_bar(volume)
     if bar is not None:  # said instead of the fill its background looks like (held as no material all the same)
@@ -615,10 +637,11 @@ def read_grey(volume: np.ndarray, params: AnalysisParams, *, stacklevel: int = 2
     shifted = None if aligned else alignment_message(alignment_reading(volume))  # a FIB-SEM stack not aligned
     if shifted is not None:
         warnings.warn(shifted, stacklevel=stacklevel)
-    grey = _flattened(volume, shading, params, fill) if params.segment.flatten else volume
+    if params.segment.flatten and shading is None:
+        raise ValueError("flatten needs a volume of at least 18 slices (three slabs of six) to read a drift along z")
     if shading is not None and not params.segment.flatten and shading["warn"]:
         warnings.warn(shading_message(shading, params.method), stacklevel=stacklevel)
-    return grey, fill, shading
+    return fill, shading
 
 
 def _flattened(volume: np.ndarray, shading: dict | None, params: AnalysisParams, fill: dict | None = None) -> np.ndarray:

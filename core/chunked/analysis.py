@@ -372,11 +372,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
 
     from ..inputs import FileInput
     from ..codes import PORE
-    from ..io.sem import data_bar_message, volume_data_bar
-    from ..phases.fill import fill_message, fill_reading
-    from ..phases.alignment import alignment_message, alignment_reading
-    from ..phases.shading import shading_message, shading_reading
-    from ..pipeline import AnalysisParams, versions
+    from ..pipeline import AnalysisParams, said_readings, versions
     from .inputs import open_lazy
     from ..metrics import side_of_profile
     from .measures import measure_chunked, nmc_profile_chunked
@@ -422,23 +418,9 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     sp = vol.spacing
     fill = shading = None
     if not presegmented:  # a fill outside the reconstructed region, on five z planes (core.phases.fill_reading)
-        fill = fill_reading(vol.reader)
-        bar = volume_data_bar(vol.reader)  # an SEM stack's data bar, said instead of the fill it looks like
-        if bar is not None:
-            warnings.warn(data_bar_message(bar), stacklevel=2)
-        elif fill is not None:
-            warnings.warn(fill_message(fill), stacklevel=2)
-        # a brightness drift along z, on eight slabs (core.phases.shading_reading): warned, or flattened
-        shading = shading_reading(vol.reader, exclude=None if fill is None else fill["value"])
-        # a FIB-SEM stack not aligned, on 12 plane pairs (not one aligned as it is read: see core.pipeline.read_grey)
-        shifted = None if spec.align is not None else alignment_message(alignment_reading(vol.reader))
-        if shifted is not None:
-            warnings.warn(shifted, stacklevel=2)
-        if params.segment.flatten and shading is None:
-            raise ValueError("flatten needs a volume of at least 18 slices (three slabs of six) to read a drift "
-                             "along z")
-        if shading is not None and shading["warn"] and not params.segment.flatten:
-            warnings.warn(shading_message(shading), stacklevel=2)
+        # a fill (or an SEM stack's data bar), slices not aligned (not those aligned as they are read), a brightness
+        # drift along z: each read on a few planes or slabs of the lazy reader and said as the whole-volume run says it
+        fill, shading = said_readings(vol.reader, params, stacklevel=3, aligned=spec.align is not None)
     nblocks = int(np.prod(vol.data.numblocks))
     report(0.01, f"chunked engine: {'×'.join(map(str, vol.shape))} voxels in {nblocks} chunks of {chunk_size}³")
     # the checksum (a sequential read in this process) runs beside the global values (the workers' check pass and

@@ -99,8 +99,9 @@ def test_analyses_and_inspect_say_it(tmp_path, capsys):
     from core.pipeline import run
 
     stack = np.clip(fib_stack((0.7, -1.3), 20.0), 0, 255).astype(np.uint8)
-    with pytest.warns(UserWarning, match="The slices are shifted against one another: by a median of 1.5 pixel"):
+    with pytest.warns(UserWarning, match="The slices are shifted against one another: by a median of 1.5 pixel") as said:
         run(stack, spacing=(1.0, 1.0, 1.0))
+    assert [w.filename for w in said if "shifted against" in str(w.message)] == [__file__]  # the caller's line
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run(np.clip(fib_stack((0.0, 0.0), 20.0), 0, 255).astype(np.uint8), spacing=(1.0, 1.0, 1.0))
