@@ -133,6 +133,7 @@ samples_view.details_section(ws, sample)
 phase_map_view.edit_section(ws, sample)
 samples_view.crop_section(ws, sample)
 samples_view.attributes_section(ws, sample)
+page.aligned_note(ws, sample)  # before the read: the way out where an alignment no longer fits the file
 ref, vol = page.read_volume(ws, sample)
 if vol is not None:
     page.fill_note(ws, ref, sample)

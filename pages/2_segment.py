@@ -16,6 +16,7 @@ page.through_app()  # a first run in Streamlit's pages-folder mode: through app.
 
 ws, sample = page.sample_page("Segment")
 sid = sample.id
+page.aligned_note(ws, sample)  # before the read: the way out where an alignment no longer fits the file
 ref, vol = page.require_volume(ws, sample)
 latest = ws.latest_analysis(sid)
 page.fill_note(ws, ref, sample)  # a fill outside the field of view: said, with the crop without it, before a run

@@ -134,22 +134,32 @@ def fill_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> None:
     _crop_button(ws, sample, box, "the largest box without the fill", state.FILL_CROP)
 
 
+def aligned_note(ws: Workspace, sample: Sample) -> None:
+    """Where the sample's slices are aligned as read (its input's ``align``): what was done, with a button that reads
+    them as they are in the file again.  Needs no read of the volume, so it shows where an alignment no longer fits
+    the file (the read fails in one sentence, and this is the way out)."""
+    from core.phases.alignment import aligned_message
+
+    offsets = getattr(sample.input, "align", None)
+    if offsets is None:
+        return
+    st.info(aligned_message(offsets) + " The next analysis reads them so.", icon=":material/align_horizontal_center:")
+    if st.button("Use the slices as read (undo the alignment)", key=state.k(state.UNALIGN, sample.id)):
+        so = dict(sample.source_options)
+        read = {k: v for k, v in (so.get("read") or {}).items() if k != "align"}
+        ws.update_sample(sample.id, source_options={**so, "read": read})
+        flash("success", "The slices are read as they are in the file again. It applies to the next analysis.")
+        st.rerun()
+
+
 def alignment_note(ws: Workspace, ref: cache.VolumeRef, sample: Sample) -> None:
     """A warning where the sample's slices are shifted against one another (:func:`core.phases.alignment_reading`:
     a FIB-SEM stack not aligned, whose particles would be sheared along z), with a button that aligns them
-    (:func:`core.phases.alignment.slice_shifts`, stored as the input's ``align``); where they were aligned so, what
-    was done, with a button that undoes it."""
+    (:func:`core.phases.alignment.slice_shifts`, stored as the input's ``align``; :func:`aligned_note` says it
+    then)."""
     from core.phases.alignment import aligned_message, alignment_message
 
-    offsets = getattr(sample.input, "align", None)
-    if offsets is not None:
-        st.info(aligned_message(offsets) + " The next analysis reads them so.", icon=":material/align_horizontal_center:")
-        if st.button("Use the slices as read (undo the alignment)", key=state.k(state.UNALIGN, sample.id)):
-            so = dict(sample.source_options)
-            read = {k: v for k, v in (so.get("read") or {}).items() if k != "align"}
-            ws.update_sample(sample.id, source_options={**so, "read": read})
-            flash("success", "The slices are read as they are in the file again. It applies to the next analysis.")
-            st.rerun()
+    if getattr(sample.input, "align", None) is not None:
         return
     message = alignment_message(cache.alignment(ref))
     if message is None:

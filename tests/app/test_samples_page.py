@@ -911,3 +911,28 @@ def test_the_add_form_stays_open_when_a_sample_appears_meanwhile(empty_ws, env):
     assert len(empty_ws.list_samples()) == 2 and not add_form_open(at)
     # a new session on a workspace with samples: closed
     assert not add_form_open(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
+
+
+def test_an_alignment_that_no_longer_fits_the_file_is_said_with_the_way_out(empty_ws, env):
+    """The file replaced by a stack of another depth: the read fails in one sentence naming the mismatch, and *Use
+    the slices as read* (shown without a read) makes the sample readable again."""
+    import tifffile
+
+    from sem_files import fib_stack
+
+    path = env / "data" / "unaligned.tif"
+    stack = np.clip(fib_stack((0.7, -0.6), 20.0), 0, 255).astype(np.uint8)
+    tifffile.imwrite(path, stack)
+    sample = empty_ws.add_sample("unaligned", str(path), spacing=(0.02, 0.02, 0.02),
+                                 source_options={"read": {"align": [[0, 0]] * 64}})
+    tifffile.imwrite(path, stack[:32])
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = sample.id
+    at.run()
+    no_exception(at)
+    [error] = [e.value for e in at.error]
+    assert error == ("Cannot read the volume of 'unaligned': the alignment holds 64 slice offsets but unaligned.tif "
+                     "has 32 z planes as read: align the slices again (after any change of the crop along z).")
+    at.button(key=state.k(state.UNALIGN, sample.id)).click().run()
+    no_exception(at)
+    assert not at.error and empty_ws.get_sample(sample.id).input.align is None
