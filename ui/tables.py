@@ -38,13 +38,14 @@ def analysed_input(sample: Sample, analysis: Analysis):
 
 
 def input_words(analysis: Analysis) -> str:
-    """How an analysis read its file, where that can change between analyses of a sample: the phase map and the
-    region of interest of its input snapshot ("" for neither)."""
+    """How an analysis read its file, where that can change between analyses of a sample: the phase map, the
+    region of interest and whether the slices were aligned, of its input snapshot ("" for none of them)."""
     snap = (analysis.provenance or {}).get("input") or {}
     opts = snap.get("source_options") or {}
     crop = (opts.get("read") or {}).get("crop")
     words = [f"phase map {opts['phase_map']}" if opts.get("phase_map") else "",
-             "crop " + ", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", crop)) if crop else ""]
+             "crop " + ", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", crop)) if crop else "",
+             "slices aligned" if (opts.get("read") or {}).get("align") else ""]
     return "; ".join(w for w in words if w)
 
 

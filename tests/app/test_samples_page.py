@@ -867,6 +867,11 @@ def test_the_slices_are_aligned_with_one_click_and_read_as_they_are_with_another
     row = _catalogue(at).set_index("id").loc[sample.id]
     assert row["size (voxels)"] == f"64×128×128 → 64×{128 - span[0]}×{128 - span[1]} (slices aligned)"
     assert row["status"].endswith("before the slices' alignment changed: rerun")
+    from ui.tables import input_words
+
+    assert input_words(empty_ws.latest_analysis(sample.id)) == ""
+    run_analysis(empty_ws, sample.id, empty_ws.load_volume(empty_ws.get_sample(sample.id)))  # aligned
+    assert input_words(empty_ws.latest_analysis(sample.id)) == "slices aligned"
     assert any("read the slices aligned otherwise than the sample now says" in w.value for w in at.warning)
     assert empty_ws.get_sample(sample.id).input.align == tuple(off)
     assert not [w for w in at.warning if "shifted against one another" in w.value]
