@@ -786,31 +786,55 @@ class Workspace:
 
     # ---------------------------------------------------------------- scribbles
 
+    def _scribbles_file(self, sample_id: int, shape=None) -> Path:
+        """``scribbles.npz`` (the strokes in use), or, for a ``shape``, the file of strokes kept aside that were
+        painted on the sample's volume read at that shape (before its crop or its slices' alignment changed)."""
+        name = "scribbles.npz" if shape is None else f"scribbles-{'x'.join(str(int(n)) for n in shape)}.npz"
+        return self.sample_dir(sample_id) / name
+
     def save_scribbles(self, sample_id: int, scribbles) -> Path:
         """Keep the phases painted on a sample (a :class:`core.scribbles.Scribbles`), atomically; returns the file.
 
-        Nothing painted removes the file.
+        Nothing painted removes the file.  Strokes kept before for a volume of another shape (the sample's volume
+        read before its crop or its slices' alignment changed) are not overwritten: they are kept aside by their
+        shape (:meth:`load_scribbles` gives them back where the volume is read at that shape again), and strokes
+        kept aside for this shape are replaced by these.
         """
-        from .scribbles import Scribbles, save_scribbles
+        from .scribbles import Scribbles, load_scribbles, save_scribbles
 
         if not isinstance(scribbles, Scribbles):
             raise TypeError(f"scribbles must be Scribbles, got {type(scribbles).__name__}")
         self.get_sample(sample_id)
-        path = self.sample_dir(sample_id) / "scribbles.npz"
+        path = self._scribbles_file(sample_id)
+        if path.is_file():
+            try:
+                before = load_scribbles(path)
+            except ValueError:  # damaged: the page said so; these replace it
+                before = None
+            if before is not None and before.shape != scribbles.shape and before.slices:
+                os.replace(path, self._scribbles_file(sample_id, before.shape))
+        self._scribbles_file(sample_id, scribbles.shape).unlink(missing_ok=True)
         if not scribbles.slices:
             path.unlink(missing_ok=True)
             return path
         return save_scribbles(path, scribbles)
 
-    def load_scribbles(self, sample_id: int):
+    def load_scribbles(self, sample_id: int, shape=None):
         """The :class:`core.scribbles.Scribbles` kept for a sample, or None when nothing is painted.
+
+        With ``shape`` (the volume as read now), the strokes painted on a volume of that shape: those in use, else
+        those kept aside for it (:meth:`save_scribbles`), else None.
 
         Raises ``ValueError`` when the file cannot be read.
         """
         from .scribbles import load_scribbles
 
-        path = self.sample_dir(sample_id) / "scribbles.npz"
-        return load_scribbles(path) if path.is_file() else None
+        path = self._scribbles_file(sample_id)
+        found = load_scribbles(path) if path.is_file() else None
+        if shape is None or (found is not None and found.shape == tuple(int(n) for n in shape)):
+            return found
+        aside = self._scribbles_file(sample_id, shape)
+        return load_scribbles(aside) if aside.is_file() else None
 
     def save_training(self, sample_id: int, volume: np.ndarray, scribbles, params=None) -> Path:
         """The training pairs of ``scribbles`` on a sample's ``volume``, kept as a classifier folder.

@@ -941,3 +941,43 @@ def test_an_alignment_that_no_longer_fits_the_file_is_said_with_the_way_out(empt
     at.button(key=state.k(state.UNALIGN, sample.id)).click().run()
     no_exception(at)
     assert not at.error and empty_ws.get_sample(sample.id).input.align is None
+
+
+def test_strokes_painted_before_the_alignment_are_said_and_come_back_after_an_undo(empty_ws, env):
+    """Brush strokes painted on the slices as read, then the slices aligned: the Segment page's classifier says the
+    strokes were painted on the volume read before and are kept aside (none lost); read as before, they are back."""
+    import tifffile
+
+    from core.classify import UNPAINTED
+    from core.phases.alignment import slice_shifts
+    from core.scribbles import Scribbles
+    from sem_files import fib_stack
+
+    path = env / "data" / "unaligned.tif"
+    stack = np.clip(fib_stack((0.7, -0.6), 20.0), 0, 255).astype(np.uint8)
+    tifffile.imwrite(path, stack)
+    sample = empty_ws.add_sample("unaligned", str(path), spacing=(0.02, 0.02, 0.02))
+    lab = np.full((128, 128), UNPAINTED, np.uint8)
+    lab[:20, :20], lab[60:80, 60:80] = 0, 2
+    painted = Scribbles.empty((64, 128, 128)).with_slice(0, 32, lab)
+    empty_ws.save_scribbles(sample.id, painted)
+    empty_ws.update_sample(sample.id, source_options={"read": {"align": slice_shifts(stack)}})
+
+    def segment_page():
+        at = AppTest.from_file(page("2_segment.py"), default_timeout=TIMEOUT)
+        at.session_state[state.SAMPLE_ID] = sample.id
+        at.run()
+        at.radio(key=state.SEG_METHOD).set_value("classifier").run()
+        no_exception(at)
+        return at
+
+    at = segment_page()
+    [said] = [i.value for i in at.info if "brush strokes saved for this sample" in i.value]
+    assert said.startswith("The brush strokes saved for this sample were painted on its volume as read before "
+                           "(64×128×128 voxels, before its crop or its slices' alignment changed)")
+    assert any("0 voxels painted on this slice" in c.value for c in at.caption)
+    at.button(key=state.k(state.UNALIGN, sample.id)).click().run()
+    at = segment_page()
+    assert not [i for i in at.info if "brush strokes saved for this sample" in i.value]
+    assert empty_ws.load_scribbles(sample.id).digest() == painted.digest()
+    assert any("400 pore, 0 CBD, 400 NMC voxels painted on 1 slice." == c.value for c in at.caption)

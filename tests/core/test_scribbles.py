@@ -259,3 +259,30 @@ def test_a_moved_workspace_still_finds_its_training_pairs(tmp_path, workspace_ru
     assert cli.main(["run", str(tmp_path / "r.json"), "--out", str(tmp_path / "R"), "-q"]) == 0
     assert (tmp_path / "R" / "painted" / "particles.csv").read_bytes() == \
         moved.load_table(a.id).to_csv(index=False).encode()
+
+
+def test_strokes_painted_on_the_volume_read_otherwise_are_kept_aside_not_overwritten(tmp_path):
+    """The sample's volume read at another shape (a crop, an alignment of its slices): the strokes painted before
+    are kept aside by their shape when new ones are saved, and come back where the volume is read so again."""
+    vol = np.zeros((4, 16, 16), np.uint8)
+    save_tiff(tmp_path / "v.tif", vol, (1.0, 1.0, 1.0))
+    ws = Workspace(tmp_path / "ws")
+    sample = ws.add_sample("s", str(tmp_path / "v.tif"), spacing=1.0)
+    lab = np.full((16, 16), UNPAINTED, np.uint8)
+    lab[:4, :4] = 0
+    whole = Scribbles.empty((4, 16, 16)).with_slice(0, 1, lab)
+    small_lab = np.full((10, 12), UNPAINTED, np.uint8)
+    small_lab[5:, 6:] = 2
+    small = Scribbles.empty((4, 10, 12)).with_slice(0, 2, small_lab)
+    ws.save_scribbles(sample.id, whole)
+    ws.save_scribbles(sample.id, small)  # painted on the volume read smaller: the strokes before are kept aside
+    assert ws.load_scribbles(sample.id).digest() == small.digest()
+    assert ws.load_scribbles(sample.id, (4, 10, 12)).digest() == small.digest()
+    assert ws.load_scribbles(sample.id, (4, 16, 16)).digest() == whole.digest()
+    assert ws.load_scribbles(sample.id, (4, 8, 8)) is None
+    more = whole.with_slice(0, 3, lab)
+    ws.save_scribbles(sample.id, more)  # read whole again and painted: these replace the ones kept for that shape
+    assert ws.load_scribbles(sample.id).digest() == more.digest()
+    assert ws.load_scribbles(sample.id, (4, 10, 12)).digest() == small.digest()
+    assert sorted(p.name for p in ws.sample_dir(sample.id).glob("scribbles*.npz")) == ["scribbles-4x10x12.npz",
+                                                                                         "scribbles.npz"]
