@@ -26,9 +26,10 @@ value is interpolated and phase codes stay codes; a plane is off by at most half
 along z).  Read with those offsets (``align`` of :func:`core.io.load_volume`, of a sample's input, ``--align`` of the
 CLI), each plane is shifted back and the region all planes share is kept; the offsets are stored with the sample
 and in recipes, so a rerun reads the same volume without measuring again.  A pair whose planes share no structure
-(or whose weak match lies far from the others) adds the typical step, the median of the others.  The sum drifts where the structure itself leans from one plane to the next (a random walk of the
-registration's error too): a stack aligned here is for a stack that was not aligned at all, not a replacement of
-the microscope's own alignment.
+(or whose weak match lies far from the others) adds the typical step, the median of the others.  The sum drifts
+where the structure itself leans from one plane to the next (a random walk of the registration's error too): a
+stack aligned here is for a stack that was not aligned at all, not a replacement of the microscope's own alignment
+(``bench/RESULTS.md`` alignment: over 64 planes each offset within 0.7-3.1 pixels of the truth; 512³ in 8 s).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ _TAPER = 0.1
 #: 0.43 pixel, of 48² ones 0.28, of 64² ones 0.21).
 _MIN_WIDTH = 64
 #: Each plane is smoothed by a Gaussian of this σ (pixels) first: fresh noise in every plane (0.44 of the pore-NMC
-#: contrast) read an aligned stack as shifted by 0.33 pixel a plane without it, 0.11 with it.
+#: contrast) read an aligned stack as shifted by 0.33 pixel a plane without it, 0.11 with it (with a taper of 0.2).
 _SMOOTH = 1.0
 #: The registration's sub-pixel resolution: 1 / this pixel.
 _UPSAMPLE = 20
@@ -99,9 +100,9 @@ class _Plane:
 
 @lru_cache(maxsize=4)
 def _taper(shape: tuple[int, int]) -> np.ndarray:
-    """A Tukey window (flat but for a twentieth at each end of a side, :data:`_TAPER`), float32: the FFT's correlation wraps
-    around, and a plane's edges, which do not wrap, pulled every shift towards 0 (a whole pixel of shift read 0.9
-    without it, 1.0 with it, on a demo electrode's plane).  Read-only (it is shared)."""
+    """A Tukey window (flat but for a twentieth at each end of a side, :data:`_TAPER`), float32: the FFT's
+    correlation wraps around, and a plane's edges, which do not wrap, pulled every shift towards 0 (a whole pixel of
+    shift read 0.9 without it, 1.0 with it, on a demo electrode's plane).  Read-only (it is shared)."""
     from skimage.filters import window
 
     w = window(("tukey", _TAPER), shape).astype(np.float32)
