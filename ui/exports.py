@@ -183,8 +183,8 @@ def report_params(sample: Sample, analysis: Analysis) -> dict:
     """The parameters a report shows for an analysis: its resolved parameters, those of steps that did not run
     left out (the network's where neither the phases nor the particles came from it; the thresholds' where the
     sample's values are phases, whose map takes the ``method`` row), and the seeding and refinement named also at
-    their defaults (``to_dict`` leaves those out); the phase map and region of interest are those the analysis ran
-    with (:func:`ui.tables.analysed_input`)."""
+    their defaults (``to_dict`` leaves those out); the phase map, region of interest and slices' alignment are
+    those the analysis ran with (:func:`ui.tables.analysed_input`)."""
     p = analysis.resolved_params
     if p.get("method") != "model" and p.get("particles") != "model":
         p.pop("model", None)
@@ -195,6 +195,10 @@ def report_params(sample: Sample, analysis: Analysis) -> dict:
     if getattr(inp, "crop", None) is not None:
         p["region of interest"] = (", ".join(f"{a} {lo}:{hi}" for a, (lo, hi) in zip("zyx", inp.crop))
                                    + " (voxels of the file)")
+    if getattr(inp, "align", None) is not None:  # the offsets themselves are in the recipe
+        from core.phases.alignment import aligned_message
+
+        p["slices aligned"] = aligned_message(inp.align)
     p.setdefault("seeding", "phases")
     p.setdefault("refine", "off")
     return p

@@ -194,6 +194,14 @@ def test_report_of_an_already_segmented_sample_names_its_phase_map(empty_ws):
     shown = exports.report_params(s, b)
     assert shown["method"] == "phases read from the file (phase map 0=pore,1=nmc,2=cbd)"
     assert shown["region of interest"] == "z 0:24, y 2:22, x 0:24 (voxels of the file)"
+    assert "slices aligned" not in shown
+    # the slices aligned since: the report of an analysis that read them so says it (the offsets are in the recipe)
+    offsets = [[0, 0]] * 12 + [[1, 0]] * 12
+    s = empty_ws.update_sample(s.id, source_options={"phase_map": "0=pore,1=nmc,2=cbd",
+                                                     "read": {"crop": [[0, 24], [2, 22], [0, 24]], "align": offsets}})
+    c = run_analysis(empty_ws, s.id, empty_ws.load_volume(s), presegmented=True)
+    assert "slices aligned" not in exports.report_params(s, b)
+    assert exports.report_params(s, c)["slices aligned"].startswith("The 24 slices were aligned: each shifted back")
 
 
 def test_report_after_a_re_separation_names_the_greyscale_checksum_like_the_recipe(seeded_ws, captured):
