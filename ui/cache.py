@@ -162,10 +162,11 @@ def unflattened_ref(ref: VolumeRef) -> VolumeRef:
 
 @st.cache_data(max_entries=32, show_spinner="Comparing neighbouring slices…")
 def alignment(ref: VolumeRef) -> dict | None:
-    """:func:`core.phases.alignment_reading` of a sample's greyscale as read (None for an already-segmented one, one
-    too thin, or one whose slices were aligned as read); two planes a pair are read, also of a big one read lazily."""
+    """:func:`core.phases.alignment_reading` of a sample's volume as read: its greyscale, or the phase codes of an
+    already-segmented one (a FIB-SEM stack segmented before it was aligned); None for one too thin or whose slices
+    were aligned as read.  Two planes a pair are read, also of a big one read lazily."""
     opts = json.loads(ref.options)
-    if "phase_map" in opts or (opts.get("read") or {}).get("align") is not None:  # aligned here: see read_grey
+    if (opts.get("read") or {}).get("align") is not None:  # aligned here: see core.pipeline.read_grey
         return None
     return core_phases.alignment_reading(volume(unflattened_ref(ref)))
 

@@ -981,3 +981,33 @@ def test_strokes_painted_before_the_alignment_are_said_and_come_back_after_an_un
     assert not [i for i in at.info if "brush strokes saved for this sample" in i.value]
     assert empty_ws.load_scribbles(sample.id).digest() == painted.digest()
     assert any("400 pore, 0 CBD, 400 NMC voxels painted on 1 slice." == c.value for c in at.caption)
+
+
+def test_an_already_segmented_stack_whose_slices_are_shifted_is_said_and_aligned(empty_ws, env):
+    """A FIB-SEM stack segmented elsewhere before it was aligned (phase codes 0/1/2, each slice shifted by whole
+    pixels): the warning and the button on its page too; aligned, its phases are read shifted back."""
+    import tifffile
+
+    from core.phases.alignment import slice_shifts
+    from core.synth import demo_electrode
+
+    phases = demo_electrode("cycled-5C", rng=3, shape=(64, 128, 128)).phases.astype(np.uint8)
+    m = 60
+    walk = np.array([[k // 2, -(k // 3)] for k in range(64)])  # 0.5 / -0.33 pixel a slice, in whole pixels
+    stack = np.stack([np.pad(phases[k], m, mode="reflect")[m - walk[k, 0]:m - walk[k, 0] + 128,
+                                                          m - walk[k, 1]:m - walk[k, 1] + 128] for k in range(64)])
+    tifffile.imwrite(env / "data" / "labels.tif", stack)
+    sample = empty_ws.add_sample("labels", str(env / "data" / "labels.tif"), spacing=0.4,
+                                 source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = sample.id
+    at.run()
+    no_exception(at)
+    assert [w for w in at.warning if w.value.startswith("The slices are shifted against one another")]
+    at.button(key=state.k(state.ALIGN, sample.id)).click().run()
+    no_exception(at)
+    off = np.array(empty_ws.get_sample(sample.id).input.align)
+    np.testing.assert_array_equal(off, np.array(slice_shifts(stack)))
+    err = (off - walk)[8:]  # from the planes that hold particles on
+    assert np.abs(err - np.median(err, axis=0)).max() <= 1.5
+    assert not [w for w in at.warning if w.value.startswith("The slices are shifted against one another")]
