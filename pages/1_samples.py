@@ -17,6 +17,9 @@ if len(table):
         "status": st.column_config.TextColumn("status", width="medium"),
         "source": st.column_config.TextColumn("source", width="medium",
                                               help="Relative to the data folder; hover a cell for the whole path."),
+        "size (voxels)": st.column_config.TextColumn(
+            "size (voxels)", help="The file's shape (z×y×x), then (→) as read after its crop, its slices' alignment "
+                                  "and its downsampling; hover a cell for the whole of it."),
     })
 else:
     st.info("The workspace is empty: add a demo electrode, a file from the data folder, or upload a small volume.")
