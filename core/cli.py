@@ -335,6 +335,7 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
     """``analyze`` on the chunked engine: the same files, with ``phases.zarr`` / ``labels.zarr`` for the TIFFs."""
     from .chunked import cluster, open_lazy
     from .chunked.analysis import analyze_chunked, cluster_worker_memory
+    from .inputs import read_info
     from .chunked.cluster import default_workers
 
     kw = spec.load_kwargs()
@@ -366,11 +367,7 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
         for w in _distinct(caught):
             print(f"warning: {w}", file=sys.stderr)
         info = {"source": lazy.source, "format": lazy.fmt, "spacing_from_metadata": lazy.spacing_from_metadata}
-        if spec.crop is not None:  # as the whole-volume run records them (core.inputs.open_input's info)
-            info.update(crop=[list(pair) for pair in spec.crop], shape_file=lazy.metadata.get("shape_read"))
-        if spec.align is not None:
-            info.update(align={**lazy.metadata.get("align", {}), "offsets": [list(pair) for pair in spec.align]},
-                        shape_unaligned=lazy.metadata.get("shape_unaligned"))
+        info.update(read_info(spec, lazy.metadata))  # the crop and alignment, as the whole-volume run records them
         record = {
             "command": "analyze",
             "input": {**info, "path": str(args.input)},

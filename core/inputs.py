@@ -38,7 +38,7 @@ import numpy as np
 
 __all__ = [
     "DEMO_PREFIX", "DemoInput", "FileInput", "InputError", "InputSpec", "Opened", "input_from_dict",
-    "input_from_source", "input_source", "input_to_dict", "open_input", "source_options",
+    "input_from_source", "input_source", "input_to_dict", "open_input", "read_info", "source_options",
 ]
 
 DEMO_PREFIX = "demo:"
@@ -488,6 +488,19 @@ def _demo_greyscale(inp: DemoInput, cache_dir: Path | None) -> tuple[np.ndarray,
     return np.load(path, mmap_mode="r"), spacing
 
 
+def read_info(spec: FileInput, metadata: Mapping) -> dict[str, Any]:
+    """What a run records of how a file input was read beyond its path (its ``info``): the crop with the file's
+    shape, the alignment (its summary and offsets) with the shape before it; ``metadata`` is the read volume's
+    (:func:`core.io.load_volume`'s or :func:`core.chunked.open_lazy`'s, which say the same)."""
+    info: dict[str, Any] = {}
+    if spec.crop is not None:
+        info.update(crop=[list(pair) for pair in spec.crop], shape_file=list(metadata.get("shape_read", [])))
+    if spec.align is not None:
+        info.update(align={**metadata.get("align", {}), "offsets": [list(pair) for pair in spec.align]},
+                    shape_unaligned=list(metadata.get("shape_unaligned", [])))
+    return info
+
+
 def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | None = None) -> Opened:
     """Read an input: the demo generator or a file, its phase map, then the downsampling.
 
@@ -533,11 +546,7 @@ def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | 
         info = {"source": vol.source, "format": vol.fmt, "spacing_from_metadata": vol.spacing_from_metadata}
         if vol.metadata.get("sem_tilt"):  # an SEM image's stage tilt and tilt correction (core.io.sem.sem_tilt)
             info["sem_tilt"] = dict(vol.metadata["sem_tilt"])
-        if spec.crop is not None:
-            info.update(crop=[list(pair) for pair in spec.crop], shape_file=list(vol.metadata.get("shape_read", [])))
-        if spec.align is not None:
-            info.update(align={**vol.metadata.get("align", {}), "offsets": [list(pair) for pair in spec.align]},
-                        shape_unaligned=list(vol.metadata.get("shape_unaligned", [])))
+        info.update(read_info(spec, vol.metadata))
     else:
         raise TypeError(f"input must be a FileInput or DemoInput, got {type(spec).__name__}")
     if spec.downsample > 1:

@@ -144,7 +144,7 @@ def open_lazy(
         source = _CroppedSource(source, box)
     if offsets is not None:
         C.check_align(offsets, source.shape, C._name(where))
-        meta = {**meta, "align": aligned_info(offsets), "shape_unaligned": list(source.shape)}
+        meta = {**meta, "align": C.aligned_info(offsets), "shape_unaligned": list(source.shape)}
         source = _AlignedSource(source, offsets)
     data = as_dask(source, chunk3)
     loaded = C.Loaded(data, found, {**meta, "mmap": False, "lazy": True}, where)
@@ -259,15 +259,6 @@ class _CroppedSource(_Source):
 
     def _read(self, key):
         return self.source[tuple(slice(k.start + s, k.stop + s) for k, s in zip(key, self.start))]
-
-
-def aligned_info(offsets) -> dict:
-    """What a volume's metadata says of the alignment it was read with: the planes, the largest offset from one
-    plane to the next and over the stack (pixels, y and x)."""
-    a = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    steps = np.abs(np.diff(a, axis=0)) if len(a) > 1 else np.zeros((1, 2), np.int64)
-    return {"planes": int(len(a)), "largest_step_px": [int(v) for v in steps.max(axis=0)],
-            "span_px": [int(v) for v in a.max(axis=0) - a.min(axis=0)]}
 
 
 class _AlignedSource(_Source):

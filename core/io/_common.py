@@ -596,6 +596,17 @@ def aligned_shape(align, shape: Sequence[int]) -> tuple[int, int, int]:
     return int(shape[0]), int(shape[1]) - int(span[0]), int(shape[2]) - int(span[1])
 
 
+def aligned_info(align) -> dict:
+    """What is said of an alignment (:func:`normalize_align`): the planes, the largest offset from one plane to the
+    next and the offsets' spread over the stack (pixels, y and x), and how many steps between neighbouring planes
+    move at all (a volume's ``metadata["align"]`` holds it)."""
+    a = np.asarray(align, dtype=np.int64).reshape(-1, 2)
+    steps = np.abs(np.diff(a, axis=0)) if len(a) > 1 else np.zeros((1, 2), np.int64)
+    return {"planes": int(len(a)), "largest_step_px": [int(v) for v in steps.max(axis=0)],
+            "span_px": [int(v) for v in a.max(axis=0) - a.min(axis=0)],
+            "steps_moved": int(np.count_nonzero(steps.any(axis=1))) if len(a) > 1 else 0}
+
+
 def check_align(align, shape: Sequence[int], name: str) -> None:
     """Refuse (one sentence, :class:`InputFileError`) a :func:`normalize_align`-ed alignment that does not fit a
     ``(Z, Y, X)`` volume named ``name`` (as read, after any crop): not one pair a plane, or offsets spreading

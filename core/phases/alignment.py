@@ -217,26 +217,23 @@ def slice_shifts(volume, *, progress=None) -> list[tuple[int, int]]:
         raise ValueError(f"aligning slices needs at least 2 z planes, got {nz}")
     window = tuple(slice(max(0, (n - ALIGN_WINDOW) // 2), max(0, (n - ALIGN_WINDOW) // 2) + min(n, ALIGN_WINDOW))
                    for n in (ny, nx))
-    steps: list[np.ndarray | None] = []
+    found: list[tuple[np.ndarray, float] | None] = []  # (step, registration error) a pair; None: no structure
     a = _Plane(volume, 0, window)
     for z in range(1, nz):
         b = _Plane(volume, z, window)
-        found = _step(a, b)
-        steps.append(found[0] if found is not None and found[1] < _WEAK else found)
-        if found is not None and found[1] >= _WEAK:  # kept aside: a weak match, judged against the others below
-            steps[-1] = ("weak", found[0])
+        found.append(_step(a, b))
         a = b
         if progress is not None:
             progress(z, nz - 1)
-    sure = [s for s in steps if isinstance(s, np.ndarray)]
-    weak = [s[1] for s in steps if isinstance(s, tuple)]
+    sure = [f[0] for f in found if f is not None and f[1] < _WEAK]
+    weak = [f[0] for f in found if f is not None and f[1] >= _WEAK]
     typical = np.median(np.array(sure or weak or [np.zeros(2)]), axis=0)
     total = np.zeros(2)
     offsets = [(0, 0)]
-    for s in steps:
-        if isinstance(s, tuple):  # a weak match: taken where it lies near the typical step, else chance
-            s = s[1] if np.abs(s[1] - typical).max() <= _JUMP_PX else None
-        total += typical if s is None else s  # a pair that shares no structure: the typical step (a drift goes on)
+    for f in found:
+        # a pair that shares no structure, or a weak match far from the typical step (chance): the typical step
+        take = f is not None and (f[1] < _WEAK or np.abs(f[0] - typical).max() <= _JUMP_PX)
+        total += f[0] if take else typical
         offsets.append((int(np.round(total[0])), int(np.round(total[1]))))
     return offsets
 
@@ -244,10 +241,11 @@ def slice_shifts(volume, *, progress=None) -> list[tuple[int, int]]:
 def aligned_message(offsets) -> str:
     """One sentence on an alignment of :func:`slice_shifts`: the planes, the spread of the offsets, the pixels
     the common region loses."""
-    a = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    span = a.max(axis=0) - a.min(axis=0)
-    steps = np.hypot(*np.diff(a, axis=0).T) if len(a) > 1 else np.zeros(1)
-    return (f"The {len(a)} slices were aligned: each shifted back by its offset (the offsets spread over "
-            f"{int(span[0])} pixel(s) along y and {int(span[1])} along x; {int(np.count_nonzero(steps))} of "
-            f"{max(len(a) - 1, 0)} steps between neighbouring slices moved), and only the region all slices share "
-            f"is kept ({int(span[0])} row(s) and {int(span[1])} column(s) fewer).")
+    from ..io._common import aligned_info
+
+    info = aligned_info(offsets)
+    (sy, sx), n = info["span_px"], info["planes"]
+    return (f"The {n} slices were aligned: each shifted back by its offset (the offsets spread over {sy} pixel(s) "
+            f"along y and {sx} along x; {info['steps_moved']} of {max(n - 1, 0)} steps between neighbouring slices "
+            f"moved), and only the region all slices share "
+            f"is kept ({sy} row(s) and {sx} column(s) fewer).")
