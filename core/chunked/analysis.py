@@ -335,7 +335,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     spec : core.inputs.FileInput
     params : core.pipeline.AnalysisParams or None
     out : path
-        An existing folder (the stores and a scratch folder, removed at the end, go in it).
+        An existing folder (the stores and scratch folders, removed at the end, go in it: among them the copy of
+        a compressed NIfTI / MRC input, decompressed once, :func:`core.chunked.inputs.decompressed_copy`).
     chunk_size : int
         Chunk edge (voxels).
     halo : int or None
@@ -373,7 +374,6 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     from ..inputs import FileInput
     from ..codes import PORE
     from ..pipeline import AnalysisParams, said_readings, versions
-    from .inputs import open_lazy
     from ..metrics import side_of_profile
     from .measures import measure_chunked, nmc_profile_chunked
     from ..coarse import GROW, auto_factor, check_factor
@@ -409,48 +409,55 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     kw.pop("mmap", None)
     if spacing is not None:
         kw["spacing"] = spacing
-    vol = open_lazy(spec.path, chunks=chunk_size, **kw)
-    if not presegmented:  # a label field (an Avizo file's Labels) is not thresholded as grey values
-        from ..io._common import _name
-        from ..io.phase_map import check_not_label_field
-
-        check_not_label_field(_name(spec.path), vol.metadata)
-    sp = vol.spacing
-    fill = shading = None
-    if not presegmented:  # a fill outside the reconstructed region, on five z planes (core.phases.fill_reading)
-        # a fill (or an SEM stack's data bar), slices not aligned (not those aligned as they are read), a brightness
-        # drift along z: each read on a few planes or slabs of the lazy reader and said as the whole-volume run says it
-        fill, shading = said_readings(vol.reader, params, stacklevel=3, aligned=spec.align is not None)
-    nblocks = int(np.prod(vol.data.numblocks))
-    report(0.01, f"chunked engine: {'×'.join(map(str, vol.shape))} voxels in {nblocks} chunks of {chunk_size}³")
-    # the checksum (a sequential read in this process) runs beside the global values (the workers' check pass and
-    # this process's blur fit); it is checked before any chunk is segmented
-    with ThreadPoolExecutor(1, thread_name_prefix="checksum") as pool:
-        digest = pool.submit(lazy_checksum, vol.data)
-        seg_params, origin = params.segment, None
-        if presegmented:
-            phases = phases_from_map(vol.data, spec.phase_map)
-        else:
-            report(0.02, "phases: global values from a sample")
-            # (read beside the fill whether or not the thresholds are given, as the whole-volume run reads it)
-            seg = segment_chunked(vol, params.segment, islands=False,  # the island pass reads a store, below
-                                  exclude=None if fill is None else fill["value"], shading=shading if params.segment.flatten else None,
-                                  keep=None if fill is None else fill["value"])
-            phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
-        checksum = digest.result()
-    if verify_checksum is not None and checksum != verify_checksum:
-        from ..recipe import ChecksumMismatch
-
-        raise ChecksumMismatch(f"the input ({spec.describe()}) has checksum {checksum}, but the recipe recorded "
-                               f"{verify_checksum}: the data changed (replay with --no-verify to analyse it anyway)")
-    # a fill outside the field of view: found plane by plane into a scratch store (removed at the end), its voxels
-    # made pore in the phases (no material, whichever end of the grey values it holds) and measured as the edge
+    # a compressed file read a box at a time through its reader (.nii.gz, .mrc.gz) is decompressed once into a copy
+    # here (removed when the phases are written): else every box and stage would decompress it from its start
+    copy_dir = out / ".input-copy"
     no_data_scratch = out / ".no-data-scratch"
-    no_data = None
-    if fill is not None:
-        no_data = _fill_region_store(vol.data, fill["value"], no_data_scratch, sp, chunk_size)
-        phases = da.where(da.from_zarr(no_data) != 0, np.uint8(PORE), phases.rechunk((chunk_size,) * 3))
     try:
+        vol = _open_input(spec.path, kw, chunk_size, copy_dir, report)
+        if not presegmented:  # a label field (an Avizo file's Labels) is not thresholded as grey values
+            from ..io._common import _name
+            from ..io.phase_map import check_not_label_field
+
+            check_not_label_field(_name(spec.path), vol.metadata)
+        sp = vol.spacing
+        fill = shading = None
+        if not presegmented:  # a fill outside the reconstructed region, on five z planes (core.phases.fill_reading)
+            # a fill (or an SEM stack's data bar), slices not aligned (not those aligned as they are read), a
+            # brightness drift along z: each read on a few planes or slabs of the lazy reader and said as the
+            # whole-volume run says it
+            fill, shading = said_readings(vol.reader, params, stacklevel=3, aligned=spec.align is not None)
+        nblocks = int(np.prod(vol.data.numblocks))
+        report(0.01, f"chunked engine: {'×'.join(map(str, vol.shape))} voxels in {nblocks} chunks of {chunk_size}³")
+        # the checksum (a sequential read in this process) runs beside the global values (the workers' check pass
+        # and this process's blur fit); it is checked before any chunk is segmented
+        with ThreadPoolExecutor(1, thread_name_prefix="checksum") as pool:
+            digest = pool.submit(lazy_checksum, vol.data)
+            seg_params, origin = params.segment, None
+            if presegmented:
+                phases = phases_from_map(vol.data, spec.phase_map)
+            else:
+                report(0.02, "phases: global values from a sample")
+                # (read beside the fill whether or not the thresholds are given, as the whole-volume run reads it)
+                seg = segment_chunked(vol, params.segment, islands=False,  # the island pass reads a store, below
+                                      exclude=None if fill is None else fill["value"],
+                                      shading=shading if params.segment.flatten else None,
+                                      keep=None if fill is None else fill["value"])
+                phases, seg_params, origin = seg.phases, seg.params, seg.pv_sigma_origin
+            checksum = digest.result()
+        if verify_checksum is not None and checksum != verify_checksum:
+            from ..recipe import ChecksumMismatch
+
+            raise ChecksumMismatch(f"the input ({spec.describe()}) has checksum {checksum}, but the recipe "
+                                   f"recorded {verify_checksum}: the data changed (replay with --no-verify to analyse "
+                                   "it anyway)")
+        # a fill outside the field of view: found plane by plane into a scratch store (removed at the end), its
+        # voxels made pore in the phases (no material, whichever end of the grey values it holds) and measured as the
+        # edge
+        no_data = None
+        if fill is not None:
+            no_data = _fill_region_store(vol.data, fill["value"], no_data_scratch, sp, chunk_size)
+            phases = da.where(da.from_zarr(no_data) != 0, np.uint8(PORE), phases.rechunk((chunk_size,) * 3))
         report(0.05, "phases: chunk by chunk -> phases.zarr")
         if presegmented or not island_halo(seg_params.min_island):
             write_zarr(phases, out / "phases.zarr", spacing=sp, name="phases")
@@ -470,6 +477,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         # the stores themselves from here on: each task reads its window from them (nothing passes between workers)
         phases_store = zarr.open_array(os.fspath(out / "phases.zarr" / "0"), mode="r")
         phases = da.from_zarr(phases_store)
+        shutil.rmtree(copy_dir, ignore_errors=True)  # the input is not read again
         timings["phases_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -554,6 +562,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         timings["metrics_s"] = time.perf_counter() - t0
     finally:
         shutil.rmtree(no_data_scratch, ignore_errors=True)
+        shutil.rmtree(copy_dir, ignore_errors=True)
     report(1.0, f"done: {len(table)} particles")
 
     # "auto" seeding is the phases here: the deconvolved mask would need the whole greyscale (core.seeding); the
@@ -593,6 +602,19 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
                           coarse_separation="whole" if coarse.whole else "chunked",
                           coarse_unlabelled_voxels=coarse.unlabelled)
     return ChunkedAnalysis(table, resolved, tuple(sp), chunking, provenance)
+
+
+def _open_input(path, kw: dict, chunk_size: int, copy_dir: Path, report):
+    """:func:`core.chunked.open_lazy` of a run's input; a compressed file its reader would decompress from the start
+    for each box (:func:`core.chunked.inputs.streamed`) is decompressed once into ``copy_dir`` and read from there."""
+    from .inputs import decompressed_copy, open_lazy, streamed
+
+    vol = open_lazy(path, chunks=chunk_size, **kw)
+    if not streamed(path, kw.get("fmt")):
+        return vol
+    whole = open_lazy(path, chunks=chunk_size, **{k: v for k, v in kw.items() if k not in ("crop", "align")})
+    copy = decompressed_copy(path, copy_dir, whole.data.nbytes, progress=lambda f, m: report(0.01 * f, m))
+    return open_lazy(copy, chunks=chunk_size, **kw)
 
 
 def _fill_region_store(grey, value: float, folder: Path, spacing, chunk_size: int):

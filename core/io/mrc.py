@@ -8,7 +8,8 @@ requirement: without it an ``.mrc`` is refused saying what to install).
   (1 Å = 1e-4 µm); a header that states none (0) gives none.
 - Values: modes 0 (int8), 1 (int16), 2 (float32), 6 (uint16) and 12 (float16) as stored; complex modes refused.
 - An uncompressed file is memory-mapped and read a box at a time by the chunked engine; a compressed one is
-  decompressed whole on each read.
+  decompressed whole on each read, so the chunked engine decompresses it once into a copy in its output folder and
+  reads the boxes from there (:func:`core.chunked.inputs.decompressed_copy`).
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ them (ITK-SNAP, 3D Slicer, nnU-Net's segmentations), read with nibabel (an optio
   (``spacing_unit``) for the user to check.
 - Values: scaled by ``scl_slope`` / ``scl_inter`` where the header sets them (as nibabel reads them: float), else as
   stored.  A fourth or higher axis longer than one (time, channels) is refused.
-- A ``.nii`` is memory-mapped and read a box at a time by the chunked engine; a ``.nii.gz`` is decompressed from its
-  start for each read (gzip has no index), so a big one is better saved uncompressed.
+- A ``.nii`` is memory-mapped and read a box at a time by the chunked engine; a ``.nii.gz`` read a box at a time is
+  decompressed from its start for each box (gzip has no index), so the chunked engine decompresses it once into a
+  copy in its output folder and reads the boxes from there (:func:`core.chunked.inputs.decompressed_copy`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _valid_spacing
 from ._registry import register
 
-__all__ = ["nifti_image", "nifti_layout", "read_box", "read_nifti"]
+__all__ = ["nifti_image", "nifti_layout", "nifti_voxels_at", "read_box", "read_nifti"]
 
 #: µm per the header's spatial unit (nibabel's names of ``xyzt_units``); "unknown" is read as mm, and said.
 _UNITS = {"meter": 1e6, "mm": 1e3, "micron": 1.0}
@@ -98,6 +99,19 @@ def _layout(img, path: Path):
     if spacing is None:
         notes = {}
     return (shape[2], shape[1], shape[0]), dtype, spacing, notes
+
+
+def nifti_voxels_at(path: Path) -> tuple[int, np.dtype] | None:
+    """Where an uncompressed, unscaled NIfTI file's voxels lie, to be memory-mapped as stored: (byte offset, stored
+    dtype with its byte order); their bytes are the (z, y, x) volume in C order (the file's (x, y, z), x fastest).
+    None for a ``.nii.gz`` or a file whose values the header scales (read through nibabel, :func:`read_box`)."""
+    if str(path).lower().endswith(".gz"):
+        return None
+    proxy = nifti_image(path).dataobj
+    slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
+    if slope != 1.0 or inter != 0.0 or getattr(proxy, "order", "F") != "F":
+        return None
+    return int(proxy.offset), np.dtype(proxy.dtype)
 
 
 def read_box(path: Path, key: tuple[slice, slice, slice]) -> np.ndarray:

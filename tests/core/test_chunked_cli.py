@@ -248,3 +248,76 @@ def test_chunked_engine_warns_of_a_fill_outside_the_field_of_view(demo_tif_40, t
     run = json.loads((out / "run.json").read_text())
     assert run["provenance"]["fill"]["value"] == 0
     assert any("a fill outside the reconstructed region" in w for w in run["warnings"])
+
+
+@pytest.mark.parametrize("name", ["scan.nii.gz", "scan.mrc.gz"])
+def test_a_compressed_nifti_or_mrc_is_decompressed_once_for_the_chunked_engine(demo_tif_40, tmp_path, sync_cluster,
+                                                                               monkeypatch, name):
+    """A ``.nii.gz`` / ``.mrc.gz`` read a box at a time would be decompressed from its start for every box and stage:
+    the chunked engine decompresses it once into a copy in its output folder (removed at the end) and reads the boxes
+    from that; the same phases, table and checksum as the uncompressed file's run."""
+    import mrcfile
+    import nibabel
+
+    import core.io.mrc as mrc_mod
+    import core.io.nifti as nifti_mod
+
+    v = load_volume(demo_tif_40)
+    plain = tmp_path / name.removesuffix(".gz")
+    if name.endswith(".nii.gz"):
+        img = nibabel.Nifti1Image(np.ascontiguousarray(v.data.T), np.diag([*(s / 1000 for s in v.spacing[::-1]), 1]))
+        img.header.set_xyzt_units("mm")
+        nibabel.save(img, str(plain))
+        nibabel.save(img, str(tmp_path / name))
+    else:
+        for path, compression in ((plain, None), (tmp_path / name, "gzip")):
+            with mrcfile.new(str(path), v.data, compression=compression) as m:
+                m.voxel_size = tuple(s * 1e4 for s in v.spacing[::-1])
+    from_stream = []
+    for module, reader in ((nifti_mod, "read_box"), (mrc_mod, "read_mrc_box")):
+        original = getattr(module, reader)
+        monkeypatch.setattr(module, reader, lambda path, key, _o=original: (
+            from_stream.append(path) if str(path).endswith(".gz") else None, _o(path, key))[1])
+    a, b = tmp_path / "a", tmp_path / "b"
+    for src, out in ((plain, a), (tmp_path / name, b)):
+        assert cli.main(["analyze", str(src), "--out", str(out), "--chunk-size", "20", "--workers", "1", "-q"]) == 0
+    assert from_stream == []  # no box read from the compressed stream
+    assert sorted(p.name for p in b.iterdir()) == sorted(CHUNKED_FILES)  # the copy removed
+    assert np.array_equal(_zarr(a / "phases.zarr"), _zarr(b / "phases.zarr"))
+    assert (a / "particles.csv").read_bytes() == (b / "particles.csv").read_bytes()
+    runs = [json.loads((o / "run.json").read_text()) for o in (a, b)]
+    assert runs[0]["provenance"]["input_checksum"] == runs[1]["provenance"]["input_checksum"]
+    assert runs[1]["input"]["path"].endswith(name)  # the run names the file given, not the copy
+
+
+def test_a_compressed_input_that_cannot_be_decompressed_is_refused_in_one_sentence(demo_tif_40, tmp_path,
+                                                                                   sync_cluster, monkeypatch, capsys):
+    """A ``.nii.gz`` cut short after its first voxels: exit 2, one sentence naming the file and not its folder,
+    nothing written; a disk without room for the copy: one sentence saying how much it needs."""
+    import shutil
+    from collections import namedtuple
+
+    import nibabel
+
+    from core.chunked.inputs import decompressed_copy
+    from core.io import InputFileError
+
+    v = load_volume(demo_tif_40)
+    img = nibabel.Nifti1Image(np.ascontiguousarray(v.data.T), np.eye(4))
+    nibabel.save(img, str(tmp_path / "full.nii.gz"))
+    data = (tmp_path / "full.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "o"
+    assert cli.main(["analyze", str(tmp_path / "cut.nii.gz"), "--out", str(out), "--chunk-size", "20",
+                     "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines
+    assert err.startswith("error: cut.nii.gz cannot be decompressed (") and err.endswith("damaged or cut short.")
+    assert str(tmp_path) not in err
+    assert not out.exists() or not any(out.iterdir())
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 5000, 5000))
+    with pytest.raises(InputFileError, match=r"^full.nii.gz is compressed: the chunked engine reads it from an "
+                                             r"uncompressed copy of 1.18 MB, and the output folder's disk has "
+                                             r"0.005 MB free; save it uncompressed \(gunzip\) or free some space$"):
+        decompressed_copy(tmp_path / "full.nii.gz", tmp_path / "copy", v.data.nbytes)
+    assert not any((tmp_path / "copy").iterdir())

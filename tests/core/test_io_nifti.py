@@ -100,3 +100,24 @@ def test_truncated_files_are_refused_without_a_server_path(tmp_path):
     data = (tmp_path / "full.nii.gz").read_bytes()
     (tmp_path / "cut.nii.gz").write_bytes(data[:len(data) // 2])
     assert refused(tmp_path / "cut.nii.gz").startswith("cut.nii.gz cannot be read: ")
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_an_uncompressed_unscaled_file_is_memory_mapped_for_the_lazy_reader(tmp_path, order):
+    """The chunked engine's boxes of a ``.nii`` whose values are stored as read come from a memory map of the
+    voxels (either byte order), not through nibabel; a scaled file or a ``.nii.gz`` through nibabel; the same
+    boxes either way."""
+    from core.chunked import open_lazy
+
+    img = nib.Nifti1Image(VOL.T, np.eye(4))
+    nib.save(nib.Nifti1Image(VOL.T, np.eye(4), header=img.header.as_byteswapped(order)), str(tmp_path / "v.nii"))
+    assert nib.load(str(tmp_path / "v.nii")).dataobj.dtype == np.dtype(order + "u2")
+    _write(tmp_path / "v.nii.gz", VOL)
+    _write(tmp_path / "scaled.nii", VOL, slope=(2.0, -100.0))
+    kinds = {name: type(open_lazy(tmp_path / name).reader).__name__ for name in ("v.nii", "v.nii.gz", "scaled.nii")}
+    assert kinds == {"v.nii": "_MemmapSource", "v.nii.gz": "_BoxReaderSource", "scaled.nii": "_BoxReaderSource"}
+    box = (slice(1, 5), slice(3, 17), slice(2, 21))
+    np.testing.assert_array_equal(open_lazy(tmp_path / "v.nii").reader[box], VOL[box])
+    np.testing.assert_array_equal(open_lazy(tmp_path / "v.nii.gz").reader[box], VOL[box])
+    np.testing.assert_array_equal(open_lazy(tmp_path / "scaled.nii").reader[box], VOL[box] * 2.0 - 100.0)
+    assert read_both(tmp_path / "v.nii").data.dtype == np.uint16
