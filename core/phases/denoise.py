@@ -91,10 +91,12 @@ def denoise(volume: np.ndarray, method: Denoise = "gaussian", *, size: float = 1
     from skimage.restoration import denoise_nl_means, estimate_sigma
 
     sigma = float(np.mean(estimate_sigma(v[v.shape[0] // 2])))
-    return denoise_nl_means(
-        v, h=0.8 * sigma, sigma=sigma, patch_size=3, patch_distance=max(1, int(round(size))),
+    flat = v.shape[0] == 1  # one slice: skimage denoises it in 2D and gives it back without its z axis
+    out = denoise_nl_means(
+        v[0] if flat else v, h=0.8 * sigma, sigma=sigma, patch_size=3, patch_distance=max(1, int(round(size))),
         fast_mode=True, channel_axis=None,
     ).astype(np.float32)
+    return out[None] if flat else out
 
 
 def _denoise_halo(params: SegmentParams) -> int:

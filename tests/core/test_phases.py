@@ -356,6 +356,8 @@ def test_each_denoising_lowers_the_noise_and_keeps_the_step(method):
     assert np.std(out[:, :, :9]) < 0.05 and np.std(out[:, :, 15:]) < 0.05
     profile = out.mean(axis=(0, 1))
     assert profile[11] < 0.5 < profile[12]
+    one = P.denoise(clean[:1] + rng.normal(0, 0.1, clean[:1].shape).astype(np.float32), method, size=2.0)
+    assert one.shape == clean[:1].shape and np.std(one[:, :, :9]) < 0.06  # a single slice keeps its z axis
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
