@@ -292,8 +292,10 @@ def phase_contrast(volume: np.ndarray, phases: np.ndarray, *, n: int = 2_000_000
 def _row(variant: str, parameter: str, params: AnalysisParams, table: pd.DataFrame) -> SweepRow:
     det = table["detachment"].to_numpy(float)
     ok = det[np.isfinite(det)]
+    low, high = params.segment.low, params.segment.high  # None for phases given as input (separation only)
     return SweepRow(
-        variant=variant, parameter=parameter, low=float(params.segment.low), high=float(params.segment.high),
+        variant=variant, parameter=parameter, low=float("nan") if low is None else float(low),
+        high=float("nan") if high is None else float(high),
         h_um=float(params.separation.h_um), n_particles=int(len(table)), n_with_detachment=int(ok.size),
         median_detachment=float(np.median(ok)) if ok.size else float("nan"),
     )
@@ -333,7 +335,9 @@ def sweep(
     params : AnalysisParams
         Baseline parameters.  Unresolved thresholds / blur (None) are
         resolved by a baseline run first; with ``baseline_phases`` they must
-        be resolved already (use the ``params`` of the analysis they came from).
+        be resolved already (use the ``params`` of the analysis they came from),
+        except where only the separation is varied (phases given as input have
+        no thresholds: their rows' ``low`` / ``high`` are NaN).
     spacing : float or (3,) float, µm
     options : SweepParams
         Steps and variants (defaults: :class:`SweepParams`).
@@ -372,12 +376,12 @@ def sweep(
         baseline_phases = check_phases(baseline_phases)
         if baseline_phases.shape != volume.shape:
             raise ValueError(f"baseline_phases shape {baseline_phases.shape} does not match volume {volume.shape}")
-        if not _resolved(params):
+        if not _resolved(params) and any(v in THRESHOLD_VARIANTS for v in options.variants):
             raise ValueError("with baseline_phases the thresholds (and pv_sigma) must be resolved: pass the params "
                              "the baseline analysis returned")
     if baseline_table is not None and "detachment" not in baseline_table.columns:
         raise ValueError("baseline_table has no 'detachment' column: pass a particle table")
-    if _resolved(params):  # fail on a bad step before any heavy work
+    if _resolved(params) or baseline_phases is not None:  # fail on a bad step before any heavy work
         _steps(params, options, None)
 
     # the runs and their relative cost, for the progress bar

@@ -285,7 +285,8 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
     todo = [t for t in todo if running[t.name] is None]
     if todo:
         n_runs = sum(len(opts[t.name].variants) for t in todo)
-        clicked = st.button(f"Run the sweep ({len(todo)} electrode{'s' if len(todo) > 1 else ''}, {n_runs} runs)",
+        clicked = st.button(f"Run the sweep ({len(todo)} electrode{'s' if len(todo) > 1 else ''}, {n_runs} "
+                            f"run{'s' if n_runs > 1 else ''})",
                             key=state.UNC_RUN, type="primary",
                             help="Slow: each run is a full analysis (the separation runs reuse the phases). "
                                  "It runs as background jobs, one per electrode; results are kept in the workspace.")

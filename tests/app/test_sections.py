@@ -99,6 +99,33 @@ def test_sweep_runs_on_click_and_is_kept(seeded_ws):
     assert sorted(set(variants["variant"])) == sorted(VARIANTS)
 
 
+
+def test_a_sweep_of_phases_given_as_input_varies_the_separation_only(empty_ws, env):
+    """An already-segmented volume has no thresholds to vary: its sweep runs the separation variant from its
+    phases (it failed as a job, asking for resolved thresholds) and its threshold columns stay empty."""
+    from core.codes import CBD, NMC, PORE
+    from core.io import save_tiff
+    from core.runner import run_analysis
+    from core.synth import demo_electrode
+
+    e = demo_electrode("cycled-1C", rng=0, shape=(48, 48, 48))
+    path = env / "data" / "labels.tif"
+    save_tiff(path, e.phases, e.spacing)
+    s = empty_ws.add_sample("labels", str(path), spacing=e.spacing,
+                            source_options={"phase_map": f"{PORE}=pore,{CBD}=cbd,{NMC}=nmc"})
+    run_analysis(empty_ws, s.id)
+    at = run_app()
+    no_exception(at)
+    button = at.button(key=state.UNC_RUN)
+    assert "1 electrode, 1 run)" in button.label
+    button.click().run()
+    no_exception(at)
+    assert not at.error
+    row = at.dataframe[1].value.iloc[0]
+    assert row["n particles"] == len(empty_ws.load_table(empty_ws.latest_analysis(s.id)))
+    assert np.isnan(row["max |Δ| thresholds"]) and np.isnan(row["threshold step (grey)"])
+    assert row["max |Δ| separation"] >= 0 and row["h step (µm)"] > 0
+
 def test_electrode_without_analysis(seeded_ws):
     from core.workspace import DEMO_PREFIX
 

@@ -118,6 +118,23 @@ def test_reusing_the_baseline_gives_the_same_rows_and_reuses_phases(swept, plain
     assert math.isnan(only_h.threshold_step) and math.isnan(only_h.spread.max_deviation_thresholds)
 
 
+
+def test_phases_given_as_input_are_swept_on_the_separation_only(elec):
+    """An already-segmented volume's analysis has no thresholds (None): its separation variants run from its
+    phases and its rows say NaN for the thresholds; asking to vary the thresholds is refused in one sentence."""
+    seg = run(elec.phases, PARAMS, spacing=elec.spacing, presegmented=True)
+    assert seg.params.segment.low is None
+    s = sweep(elec.phases, seg.params, spacing=elec.spacing, baseline_phases=seg.phases, baseline_table=seg.table,
+              options=SweepParams(variants=("h-", "h+")))
+    t = s.table().set_index("variant")
+    assert list(t.index) == ["baseline", "h-", "h+"] and t[["low", "high"]].isna().all().all()
+    assert t.loc["baseline", "n_particles"] == len(seg.table)
+    assert t.loc["h+", "h_um"] == pytest.approx(seg.params.separation.h_um + s.h_step_um)
+    assert math.isnan(s.spread.max_deviation_thresholds) and s.spread.max_deviation_separation >= 0
+    with pytest.raises(ValueError, match="the thresholds .and pv_sigma. must be resolved"):
+        sweep(elec.phases, seg.params, spacing=elec.spacing, baseline_phases=seg.phases, baseline_table=seg.table,
+              options=SweepParams(variants=("low-", "h+")))
+
 def test_progress_rises_to_one(plain, elec):
     seen = []
     sweep(elec.greyscale, plain.params, spacing=elec.spacing, baseline_phases=plain.phases,
