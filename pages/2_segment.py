@@ -133,15 +133,14 @@ if latest is not None:
         st.caption(f"Phases by the 3D U-Net{' ' + flat if flat else ''}; particles by "
                    f"{'its instance cue' if latest.resolved.particles == 'model' else 'the watershed'}.")
     else:
-        nan = float("nan")
         flat = segment_view.flattened_words(latest)
         auto = latest.requested.segment.low is None  # asked for none: the midpoints of the pure phases
-        st.caption(f"Thresholds used: {nan if seg.low is None else seg.low:.0f} / "
-                   f"{nan if seg.high is None else seg.high:.0f} grey{' (automatic)' if auto else ''}"
+        st.caption(f"Thresholds used: {tables.grey_text(seg.low)} / {tables.grey_text(seg.high)} grey"
+                   f"{' (automatic)' if auto else ''}"
                    f"{' ' + flat + '; ' if flat else '; '}denoise {seg.denoise}"
                    f"{'' if seg.denoise == 'none' else ' (' + str(seg.denoise_size) + ')'}; "
                    "partial-volume blur σ = "
-                   f"{seg.pv_sigma} voxels.")
+                   f"{'–' if seg.pv_sigma is None else format(seg.pv_sigma, '.3g')} voxels.")
         refined = (latest.provenance or {}).get("phase_refinement")
         if refined:
             subject = advice.refined_subject(refined)

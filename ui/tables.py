@@ -12,6 +12,14 @@ from .confine import display_path
 from .render import AXES
 
 
+def grey_text(value) -> str:
+    """A grey value as the pages say it: whole numbers from 100 up (16-bit scans), four significant digits below
+    (a float scan's 0.869 was shown as 1); "–" for none."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
 def same_map(a: str | None, b: str | None) -> bool:
     """Whether two ``phase_map`` texts give every value the same phase (their spelling and order aside)."""
     if a is None or b is None:
@@ -128,7 +136,7 @@ def analyses_table(analyses):
             "method": pins.method_words(a),
             "note": a.note,
             "particles": a.n_particles,
-            "thresholds (grey)": (f"{seg.low:.0f} / {seg.high:.0f}"
+            "thresholds (grey)": (f"{grey_text(seg.low)} / {grey_text(seg.high)}"
                                   if seg.low is not None and seg.high is not None else ""),
             "h (µm)": a.requested.separation.h_um,
             "read as": input_words(a),

@@ -491,3 +491,31 @@ def test_thresholds_left_as_suggested_run_as_automatic(seeded_ws):
     assert seeded_ws.latest_analysis(s.id).requested.segment.low is None
     [used] = [c.value for c in at.caption if c.value.startswith("Thresholds used:")]
     assert " grey (automatic); denoise none" in used
+
+
+def test_a_float_scan_s_thresholds_are_said_to_their_digits(empty_ws, env):
+    """A reconstruction in floats of about 0-2 (as the real nano-CT slices): the thresholds used are said with their
+    digits on this page and in the Samples page's analyses table (they read "1 / 2" while the run used 0.86 /
+    1.6), the blur to three."""
+    from core.io import save_tiff
+    from core.synth import demo_electrode
+    from ui import tables
+
+    e = demo_electrode("cycled-1C", rng=0, shape=(32, 48, 48))
+    grey = (e.greyscale.astype(np.float32) / float(e.greyscale.max()) * 2.0).astype(np.float32)
+    save_tiff(env / "data" / "float.tif", grey, e.spacing)
+    s = empty_ws.add_sample("float", str(env / "data" / "float.tif"), spacing=e.spacing)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    seg = empty_ws.latest_analysis(s.id).resolved.segment
+    assert 0 < seg.low < seg.high < 2
+    [used] = [c.value for c in at.caption if c.value.startswith("Thresholds used:")]
+    assert used.startswith(f"Thresholds used: {seg.low:.4g} / {seg.high:.4g} grey (automatic)")
+    assert f"partial-volume blur σ = {seg.pv_sigma:.3g} voxels." in used
+    shown = tables.analyses_table(empty_ws.list_analyses(s.id))
+    assert shown["thresholds (grey)"].tolist() == [f"{seg.low:.4g} / {seg.high:.4g}"]
+    assert [tables.grey_text(v) for v in (None, float("nan"), 12345.6, 99.95, 0.000123456)] == \
+        ["–", "–", "12346", "99.95", "0.0001235"]
