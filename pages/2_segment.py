@@ -142,6 +142,9 @@ if latest is not None:
                    "partial-volume blur σ = "
                    f"{'–' if seg.pv_sigma is None else format(seg.pv_sigma, '.3g')} voxels.")
         refined = (latest.provenance or {}).get("phase_refinement")
+        unread = advice.refine_reading(latest.provenance)
+        if unread:
+            st.caption(unread)
         if refined:
             subject = advice.refined_subject(refined)
             st.caption(f"{subject[0].upper() + subject[1:]} were then refined against a model of the scan's blur "

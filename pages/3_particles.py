@@ -48,7 +48,8 @@ if how == "watershed" and not sample.input.presegmented:
              f"{AUTO_SLICE_BLUR_DEPTH} of the NMC's mean depth in pixels (small particles: there the mask "
              "helped particles of radius 5-7 px and lost bigger ones; bench/RESULTS.md, slice_blur).")
     if auto_seen.get("blur_voxels") is not None:  # (None: not read, e.g. a phase volume)
-        st.caption(advice.seeding_reading(auto_seen, latest.provenance.get("phase_refinement")))
+        st.caption(advice.seeding_reading(auto_seen, latest.provenance.get("phase_refinement"),
+                                          latest.resolved.segment.pv_sigma))
 sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
 # background jobs (ui/jobs.py): the page may rerun or the browser close while they run
 if submitted and sep is not None and how == "model":

@@ -74,18 +74,38 @@ def refined_subject(refinement: dict) -> str:
     return "the NMC surfaces" if refinement.get("moves") == "nmc" else "the phases"
 
 
-def seeding_reading(auto_seen: dict, refinement: dict | None) -> str:
+def refine_reading(provenance: dict) -> str | None:
+    """Where the latest analysis's automatic refinement could not read the blur from the pore-NMC edges (its
+    ``provenance["refine_auto"]["blur_voxels"]`` NaN): one sentence saying the phases were not refined for it and
+    that the partial-volume blur said beside it is another reading; else None."""
+    import math
+
+    auto = (provenance or {}).get("refine_auto") or {}
+    blur = auto.get("blur_voxels")
+    if blur is None or math.isfinite(float(blur)) or auto.get("refine") != "off":
+        return None
+    return ("The blur could not be read from the widths of the pore-NMC edges (too few clean edges), so the phases "
+            "were not refined against it; the partial-volume blur σ is another reading, fitted to the grey values "
+            "around the NMC.")
+
+
+def seeding_reading(auto_seen: dict, refinement: dict | None, pv_sigma: float | None = None) -> str:
     """What the latest analysis's ``seeding="auto"`` read and did (its ``provenance["seeding_auto"]``, whose
     ``blur_voxels`` is a number, and its ``phase_refinement`` or None), in one sentence: the blur it measured, or
     (NaN) that it could not measure one (too few pore-NMC edges, or a volume or slice too small for the edge
-    profiles; a single slice's blur is read in its plane)."""
+    profiles; a single slice's blur is read in its plane), and then, where the partial-volume fit gave its own
+    blur (``pv_sigma``), that that one is another reading (a real nano-CT slice: the fit read 2.74 voxels, the
+    edges none, and the pages seemed to contradict one another)."""
     import math
 
     blur = auto_seen.get("blur_voxels")
-    seeded = "a deconvolved mask." if auto_seen.get("seeding") == "deconvolved" else "the NMC phase."
+    seeded = "a deconvolved mask" if auto_seen.get("seeding") == "deconvolved" else "the NMC phase"
     if not math.isfinite(float(blur)):
-        return ("The latest analysis could not measure the blur on this scan (too few pore-NMC edges, or too "
-                "small for the edge profiles) and seeded on " + seeded)
+        return ("The latest analysis could not read the blur from the widths of the pore-NMC edges (too few clean "
+                "edges, or too small for the edge profiles)" + ("" if refinement else ", so it did not refine the "
+                                                                "phases,") + " and seeded on "
+                + seeded + (f"; the partial-volume correction's σ = {float(pv_sigma):.2f} voxel is another reading, "
+                            "fitted to the grey values around the NMC." if pv_sigma else "."))
     return (f"The latest analysis measured a blur of {float(blur):.2f} voxel"
             + (f", refined {refined_subject(refinement)} against a model of that blur" if refinement else "")
-            + " and seeded on " + seeded)
+            + " and seeded on " + seeded + ".")

@@ -74,9 +74,10 @@ def preview_note(context: ph.PreviewContext) -> str:
     if p.min_island > 1:
         parts.append(f"islands followed {context.island_depth} slices either side")
     if context.sigma_source == "estimated":
-        parts.append(f"blur σ = {p.pv_sigma:g} voxel, estimated from the image as the full run does")
+        parts.append(f"partial-volume blur σ = {p.pv_sigma:.3g} voxel, fitted to the grey values around the NMC "
+                     "as the full run does")
     elif context.sigma_source == "given":
-        parts.append(f"blur σ = {p.pv_sigma:g} voxel")
+        parts.append(f"partial-volume blur σ = {p.pv_sigma:.3g} voxel")
     return "; ".join(parts) + "."
 
 

@@ -84,5 +84,24 @@ def test_seeding_reading_says_when_the_blur_could_not_be_measured():
         "The latest analysis measured a blur of 0.80 voxel, refined the NMC surfaces against a model of that blur "
         "and seeded on the NMC phase.")
     said = seeding_reading({"blur_voxels": float("nan"), "seeding": "phases"}, None)
-    assert "nan" not in said and said.startswith("The latest analysis could not measure the blur on this scan")
-    assert said.endswith("seeded on the NMC phase.")
+    assert "nan" not in said and said == (
+        "The latest analysis could not read the blur from the widths of the pore-NMC edges (too few clean edges, or "
+        "too small for the edge profiles), so it did not refine the phases, and seeded on the NMC phase.")
+    # the partial-volume fit's own blur (a real nano-CT slice: 2.74 voxels where the edges gave none) is named as
+    # another reading, not left to contradict the sentence
+    said = seeding_reading({"blur_voxels": float("nan"), "seeding": "phases"}, None, pv_sigma=2.739)
+    assert said.endswith("seeded on the NMC phase; the partial-volume correction's σ = 2.74 voxel is another "
+                         "reading, fitted to the grey values around the NMC.")
+
+
+def test_refine_reading_says_when_the_edges_gave_no_blur():
+    from ui.advice import refine_reading
+
+    nan = float("nan")
+    assert refine_reading({"refine_auto": {"blur_voxels": nan, "noise_contrast": 0.17, "refine": "off"}}) == (
+        "The blur could not be read from the widths of the pore-NMC edges (too few clean edges), so the phases were "
+        "not refined against it; the partial-volume blur σ is another reading, fitted to the grey values around the "
+        "NMC.")
+    assert refine_reading({"refine_auto": {"blur_voxels": 1.3, "refine": "on"}}) is None
+    assert refine_reading({"refine_auto": {"blur_voxels": 0.5, "refine": "off"}}) is None
+    assert refine_reading({}) is None and refine_reading(None) is None

@@ -171,7 +171,7 @@ def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
     for name, key in (("pore", "pore"), ("CBD", "cbd"), ("NMC", "nmc")):
         assert next(m.value for m in at.metric if m.label == f"{name} (this slice)") == f"{stored[key]:.1%}"
     assert any("islands followed 7 slices either side" in c.value and
-               f"blur σ = {latest.resolved_params['segment']['pv_sigma']:g} voxel" in c.value for c in at.caption)
+               f"partial-volume blur σ = {latest.resolved_params['segment']['pv_sigma']:.3g} voxel" in c.value for c in at.caption)
     pore_before = _metric(at, "pore (this slice)")
     k_low, k_high = state.k(state.SEG_LOW, s.id), state.k(state.SEG_HIGH, s.id)
     for low in (at.slider(key=k_low).value + 300, at.slider(key=k_low).value + 600):
@@ -187,7 +187,7 @@ def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
     # another denoising: no analysis gave its blur, so the preview says it estimated one
     at.selectbox(key=state.k(state.SEG_DENOISE, s.id)).select("median").run()
     no_exception(at)
-    assert any("estimated from the image as the full run does" in c.value for c in at.caption)
+    assert any("fitted to the grey values around the NMC as the full run does" in c.value for c in at.caption)
 
 
 def _analysed_blurred_sample(ws, e, spacing: float):
@@ -519,3 +519,30 @@ def test_a_float_scan_s_thresholds_are_said_to_their_digits(empty_ws, env):
     assert shown["thresholds (grey)"].tolist() == [f"{seg.low:.4g} / {seg.high:.4g}"]
     assert [tables.grey_text(v) for v in (None, float("nan"), 12345.6, 99.95, 0.000123456)] == \
         ["–", "–", "12346", "99.95", "0.0001235"]
+
+
+REAL_360 = REAL_SLICE.parent / "raw_360.tif"
+
+
+@pytest.mark.skipif(not REAL_360.exists(), reason=f"real data not available at {REAL_360}")
+def test_a_real_slice_whose_edges_give_no_blur_says_both_readings(empty_ws, env):
+    """Real nano-CT slice B-360: the partial-volume fit reads a blur of 2.74 voxels, the widths of its pore-NMC
+    edges none (too few clean edges): the pages said "blur 2.739 estimated as the full run does", then that the
+    analysis "could not measure the blur". After a run both pages name the two readings and what was not done."""
+    s = empty_ws.add_sample("raw_360", str(REAL_360), spacing=1.0, source_options={"read": {}})
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.button(key=state.k(state.SEG_RUN, s.id)).click().run()
+    no_exception(at)
+    a = empty_ws.latest_analysis(s.id)
+    assert a.provenance["refine_auto"]["refine"] == "off" and np.isnan(a.provenance["refine_auto"]["blur_voxels"])
+    assert a.resolved.segment.pv_sigma > 2
+    assert any(c.value.startswith("The blur could not be read from the widths of the pore-NMC edges")
+               for c in at.caption)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert any(f"the partial-volume correction's σ = {a.resolved.segment.pv_sigma:.2f} voxel is another reading"
+               in c.value for c in at.caption)
