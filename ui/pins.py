@@ -108,20 +108,28 @@ SETTINGS_ORDER: tuple[str, ...] = (
     "model_h", "tile", "precision", "depth_from")
 
 
-def _settings(p: AnalysisParams) -> dict[str, str]:
-    """``{setting: its value in words}`` of the settings that act on these parameters' results.
+def phases_given(a: Analysis) -> bool:
+    """Whether the analysis read its phases from its input (an already-segmented volume), not from grey values
+    (nor from another analysis's phases)."""
+    return bool(a.provenance.get("presegmented")) and a.provenance.get("phases_from_analysis") is None
+
+
+def _settings(p: AnalysisParams, given: bool = False) -> dict[str, str]:
+    """``{setting: its value in words}`` of the settings that act on these parameters' results (``given``: the
+    phases were read from the input, so no segmentation setting acts).
 
     Left out: the sample's geometry (thickness axis, separator side: they describe the scan, not a choice of
     method), the classifier's folder (each sample has its own strokes), and settings that do nothing with
     the others chosen (the denoising size without denoising, the U-Net's settings when it is not used, ...).
     """
     seg, sep, m = p.segment, p.separation, p.model
-    out: dict[str, str] = {"method": {"threshold": "phases by thresholds", "model": "phases by the 3D U-Net",
-                                      "classifier": "phases by a brush-stroke classifier"}[p.method]}
+    out: dict[str, str] = {"method": "phases read from the already-segmented input" if given else
+                           {"threshold": "phases by thresholds", "model": "phases by the 3D U-Net",
+                            "classifier": "phases by a brush-stroke classifier"}[p.method]}
     out["particles"] = "particles by the U-Net" if p.particles == "model" else "particles by the watershed"
-    if p.method in ("threshold", "model"):  # both read the grey values of the whole volume on one scale
+    if p.method in ("threshold", "model") and not given:  # both read the grey values of the whole volume on one scale
         out["flatten"] = "flattened along z" if seg.flatten else "not flattened along z"
-    if p.method == "threshold":
+    if p.method == "threshold" and not given:
         out["thresholds"] = _thresholds(seg)
         out["denoise"] = "no denoising" if seg.denoise == "none" else f"{seg.denoise} denoising"
         if seg.denoise != "none":
@@ -133,7 +141,7 @@ def _settings(p: AnalysisParams) -> dict[str, str]:
                                  f"the noise is {AUTO_NOISE:g} of the contrast or more",
                          "on": "phases refined by the blur model",
                          "nmc": "NMC surfaces refined by the blur model", "off": "phases not refined"}[p.refine]
-    if p.method != "model":
+    if p.method != "model" and not given:
         out["min_island"] = f"islands below {int(seg.min_island)} voxels merged"
     if p.particles == "watershed":
         out["seeding"] = {"regularised": "seeds on a regularised NMC mask",
@@ -182,10 +190,10 @@ class ParamDifference:
         return value if value is not None and value != default else None
 
 
-def _defaults(p: AnalysisParams) -> dict[str, str]:
+def _defaults(p: AnalysisParams, given: bool = False) -> dict[str, str]:
     """The default settings of ``p``'s method (:func:`_settings` of the defaults with the same method, particles and
     classifier); method and particles against the project's defaults."""
-    base = _settings(AnalysisParams(method=p.method, particles=p.particles, classifier=p.classifier))
+    base = _settings(AnalysisParams(method=p.method, particles=p.particles, classifier=p.classifier), given)
     top = _settings(AnalysisParams())
     return {**base, "method": top["method"], "particles": top["particles"]}
 
@@ -202,8 +210,8 @@ def param_differences(analyses: dict[str, Analysis]) -> list[ParamDifference]:
     list of ParamDifference
         In the order of the settings; empty when every analysis used the same settings.
     """
-    settings = {name: _settings(a.requested) for name, a in analyses.items()}
-    defaults = {name: _defaults(a.requested) for name, a in analyses.items()}
+    settings = {name: _settings(a.requested, phases_given(a)) for name, a in analyses.items()}
+    defaults = {name: _defaults(a.requested, phases_given(a)) for name, a in analyses.items()}
     keys = [k for k in SETTINGS_ORDER if any(k in s for s in settings.values())]
     out = []
     for key in keys:

@@ -258,7 +258,8 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
     opts = {t.name: sweep_options(t, options) for t in found}
     for t in found:
         if opts[t.name] is None:
-            st.caption(f"{t.name}: segmented by the trained model, so there are no thresholds to vary."
+            by = "the brush-stroke classifier" if t.params.method == "classifier" else "the trained model (3D U-Net)"
+            st.caption(f"{t.name}: segmented by {by}, so there are no thresholds to vary."
                        if t.params.method != "threshold" else
                        f"{t.name}: its particles come from the trained model's cue, which the sweep does not vary."
                        if t.params.particles != "watershed" else

@@ -85,6 +85,16 @@ def test_url_form_and_parameter_differences_in_words():
     diffs = pins.param_differences({"a": _analysis(1, unet), "flat": _analysis(2, flat_unet)})
     assert [d.key for d in diffs] == ["flatten"]
     assert pins.differences_sentence(diffs) == "flat used flattened along z; a used the defaults."
+    # phases read from an already-segmented input are no thresholds at their defaults (a real calendered volume
+    # compared with a classified slice and a demo was said to use "the defaults"); a sweep's rerun that reused
+    # another analysis's phases keeps that analysis's settings
+    classified = AnalysisParams(method="classifier", classifier="/x")
+    diffs = pins.param_differences({"a": _analysis(1), "seg": _analysis(2, presegmented=True),
+                                    "cls": _analysis(3, classified)})
+    assert pins.differences_sentence(diffs) == ("seg used phases read from the already-segmented input; cls used "
+                                                "phases by a brush-stroke classifier; a used the defaults.")
+    assert pins.param_differences({"a": _analysis(1), "b": _analysis(2, presegmented=True,
+                                                                      phases_from_analysis=1)}) == []
 
 
 def test_names_picks_flags_differences_and_offers_newer_analyses(seeded_ws):
