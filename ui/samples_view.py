@@ -487,7 +487,7 @@ def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
             img = phase_codes_rgb(np.asarray(sl)) if presegmented else render.grey_rgb(sl, lo, hi)
             st.image(render.upscale(img, 360), caption=f"slice ⊥ {AXES[axis]} at {AXES[axis]} = {idx} "
                      f"({idx * sample.spacing[axis]:.1f} µm)", width="stretch")
-    shown = ("phase codes 0 pore / 1 CBD / 2 NMC." if presegmented
+    shown = ("read as phases through its phase map: pore blue, CBD yellow, NMC red." if presegmented
              else f"display range {lo + 0.0:.6g}–{hi + 0.0:.6g} grey units.")
     what = "A single slice (a 2D image, measured in its plane):" if thin is not None else "Volume"
     st.caption(f"{what} {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; {shown}")

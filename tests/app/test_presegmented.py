@@ -96,6 +96,10 @@ def test_real_calendered_volume_matches_the_cli(empty_ws, env, real_crop, tmp_pa
     assert s.input.phase_map == "0=pore,1=nmc,2=cbd" and s.spacing == (REAL_SPACING,) * 3
     # the sample's own slices are drawn in the phase colours, without a grey-value contrast slider
     assert any("Already segmented (phase map `0=pore,1=nmc,2=cbd`)" in c.value for c in at.caption)
+    # and the volume's line names the colours, not the codes the map reads into (it said "phase codes 0 pore /
+    # 1 CBD / 2 NMC" under a map saying 1 is NMC)
+    [line] = [c.value for c in at.caption if c.value.startswith("Volume ")]
+    assert line.endswith("uint8; read as phases through its phase map: pore blue, CBD yellow, NMC red.")
     assert not [x for x in at.slider if x.key and x.key.startswith(state.VIEW_CONTRAST)]
 
     _run_segment_page(s.id)
