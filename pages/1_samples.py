@@ -82,7 +82,8 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
             else:
                 meta = forms.sample_metadata(
                     ("add", "file", token), name=pick.name, group="", spacing=info["spacing"], axis=0,
-                    side="auto", spacing_help="The file's voxel size; pre-filled from its metadata where present.")
+                    side="auto", spacing_help="The file's voxel size; pre-filled from its metadata where present.",
+                    shape=info["shape"])
                 usable, pmap = phase_map_view.already_segmented(pick.path, opts, "file", token)
                 bar = None if pmap else samples_view.sem_notes(pick.path, opts, info, messages.display_path(pick.path),
                                                                ("add", "file", token))
@@ -111,7 +112,7 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
             else:
                 meta = forms.sample_metadata(("add", "upload", up.file_id), name=file_browser.sample_name(path),
                                              group="", spacing=info["spacing"], axis=0, side="auto",
-                                             spacing_help="The file's voxel size.")
+                                             spacing_help="The file's voxel size.", shape=info["shape"])
                 usable, pmap = phase_map_view.already_segmented(path, opts, "upload", up.file_id)
                 bar = None if pmap else samples_view.sem_notes(path, opts, info, up.name, ("add", "upload", up.file_id))
                 crop, crop_ok = samples_view.crop_picker(path, opts, info["shape"], "upload", up.file_id, pmap, bar)

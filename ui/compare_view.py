@@ -541,8 +541,10 @@ def slices_section(ctx: CompareContext) -> None:
             base = render.grey_rgb(np.zeros_like(lab2d, dtype=np.float32), 0, 1)
         img = render.particle_overlay(base, lab2d, colours, mode="fill", width=render.outline_width(lab2d.shape))
         with col:
-            st.image(render.upscale(img, 420), width="stretch",
-                     caption=f"{name}: {render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")
+            where = (f"its only slice (a single slice across the thickness axis {render.AXES[axis]}: no depth)"
+                     if labels.shape[axis] == 1 else
+                     f"{render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")
+            st.image(render.upscale(img, 420), width="stretch", caption=f"{name}: {where}")
     exports.show(charts.colour_bar(), "detachment colour scale")
 
 

@@ -94,12 +94,13 @@ def _prefill_spacing(spacing) -> tuple[tuple[float, ...], str]:
 
 
 def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, side: str,
-                    spacing_help: str = "") -> SampleMetadata | None:
+                    spacing_help: str = "", shape=None) -> SampleMetadata | None:
     """Name, group, voxel size per axis (µm), thickness axis and separator side.
 
     ``scope`` specialises the keys (:data:`ui.state.META_NAME` ...): ``("add", kind, token)`` while adding,
     ``("edit", sample id)`` while editing.  Returns None after a one-sentence error when the voxel size is not
-    a number between :data:`SPACING_RANGE_UM` (zero, negative, NaN, absurd).
+    a number between :data:`SPACING_RANGE_UM` (zero, negative, NaN, absurd).  With the volume's ``shape``, a
+    thickness axis one voxel long (across a single slice) is said under it (:func:`thin_axis_note`).
     """
     keys = {f: state.k(base, *scope) for f, base in (("name", state.META_NAME), ("group", state.META_GROUP),
                                                       ("axis", state.META_AXIS), ("side", state.META_SIDE))}
@@ -128,12 +129,26 @@ def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, 
     axis = c1.selectbox("Thickness axis", (0, 1, 2), key=keys["axis"], format_func=AXIS_LABELS.get,
                         help="The axis running from separator to current collector.")
     side = c2.selectbox("Separator side", tuple(SIDE_LABELS), key=keys["side"], format_func=SIDE_LABELS.get)
+    note = thin_axis_note(shape, int(axis))
+    if note:
+        st.info(note)
     try:
         return SampleMetadata(name=name, group_label=group, spacing=spacing, axis=int(axis),  # type: ignore[arg-type]
                               separator_side=side)
     except (ValueError, TypeError) as exc:
         st.error(one_sentence(exc))
         return None
+
+
+def thin_axis_note(shape, axis: int) -> str | None:
+    """Where the thickness axis is one voxel long (a single slice, read across it): what is then not measured and
+    what to choose for a cross-section; else None (also without a shape)."""
+    if shape is None or len(shape) != 3 or int(shape[axis]) != 1:
+        return None
+    inplane = " or ".join(AXES[a] for a in range(3) if int(shape[a]) > 1)
+    return (f"A single slice across the thickness axis ({AXES[axis]}): no depth and no path to the current collector "
+            f"are measured in it. If the slice is a cross-section of the electrode, choose the in-plane axis "
+            f"({inplane}) that runs from the separator to the current collector.")
 
 
 # --------------------------------------------------------------------------- segmentation

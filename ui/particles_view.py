@@ -135,13 +135,15 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
 def depth_line(sample: Sample, analysis: Analysis) -> str | None:
     """What ``depth_frac`` runs over in this analysis: the electrode's slices found (µm along the thickness axis),
     or the imaged volume (analyses made before the electrode's extent was read, or with ``depth_from="volume"``);
-    None for a single slice across the thickness axis (no depth)."""
+    for a single slice across the thickness axis, that it has none."""
     span = analysis.provenance.get("depth_extent")
     axis = analysis.resolved.axis
     name = render.AXES[axis]
     n = int((analysis.provenance.get("input_shape") or [0, 0, 0])[axis])
     if n == 1:
-        return None
+        return (f"depth_frac is empty: this single slice lies across the thickness axis ({name}), so it has no "
+                "depth; for a cross-section of the electrode, choose its in-plane thickness axis on the Samples page "
+                "and analyse it again.")
     if not span:
         return f"depth_frac runs over the imaged volume along {name}."
     step = float((analysis.provenance.get("spacing_um") or sample.spacing)[axis])  # as analysed (downsampled)

@@ -416,7 +416,8 @@ def details_section(ws: Workspace, sample: Sample) -> None:
     sid = sample.id
     with st.expander("Sample details", expanded=False):
         meta = forms.sample_metadata(("edit", sid), name=sample.name, group=sample.group_label,
-                                     spacing=sample.spacing, axis=sample.axis, side=sample.separator_side)
+                                     spacing=sample.spacing, axis=sample.axis, side=sample.separator_side,
+                                     shape=sample.source_options.get("shape"))
         if st.button("Save details", key=state.k(state.EDIT_SAVE, sid), disabled=meta is None) and meta is not None:
             try:
                 ws.update_sample(sid, **meta.as_kwargs())
@@ -491,6 +492,9 @@ def slice_viewer(ref: cache.VolumeRef, vol: np.ndarray, sample: Sample) -> None:
              else f"display range {lo + 0.0:.6g}–{hi + 0.0:.6g} grey units.")
     what = "A single slice (a 2D image, measured in its plane):" if thin is not None else "Volume"
     st.caption(f"{what} {'×'.join(map(str, vol.shape))} voxels (z×y×x), {vol.dtype}; {shown}")
+    note = forms.thin_axis_note(vol.shape, sample.axis)
+    if note:
+        st.warning(note + " Set it under *Sample details*.")
 
 
 def analyses_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) -> None:

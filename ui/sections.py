@@ -104,6 +104,21 @@ def _whole_volume_only(found: list[Target], what: str) -> list[Target]:
     return kept
 
 
+def _across_thickness(found: list[Target]) -> list[Target]:
+    """The targets whose thickness axis is more than one voxel long; one caption per single slice read across it
+    (every particle of it touches both ends of that axis: "0 isolated" would be said of nothing measured)."""
+    kept = []
+    for t in found:
+        shape = t.analysis.provenance.get("input_shape")
+        if shape is not None and len(shape) == 3 and int(shape[t.params.axis]) == 1:
+            st.caption(f"{t.name}: a single slice across its thickness axis ({'zyx'[t.params.axis]}), so no path to "
+                       "the current collector can be followed in it; for a cross-section, choose its in-plane "
+                       "thickness axis on the Samples page and analyse it again.")
+        else:
+            kept.append(t)
+    return kept
+
+
 # --------------------------------------------------------------------------- isolated particles
 
 
@@ -123,6 +138,7 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
     """
     found = _section_targets("Isolated particles", ws, chosen_ids, name_of, analysis_of)
     found = _whole_volume_only(found, "the contact graph of its particles")
+    found = _across_thickness(found)
     if not found:
         st.info("No analysed electrode chosen.")
         return

@@ -294,3 +294,17 @@ def test_the_table_says_what_depth_runs_over(seeded_ws):
     run_analysis(seeded_ws, s.id, seeded_ws.load_volume(s), replace(a.resolved, depth_from="volume"))
     at.run()
     assert "depth_frac runs over the imaged volume along z." in [c.value for c in at.caption]
+
+
+def test_depth_line_of_a_single_slice_across_the_thickness_axis_says_why_depth_is_empty():
+    from core.pipeline import AnalysisParams
+    from core.records import Analysis
+    from ui.particles_view import depth_line
+
+    p = AnalysisParams(axis=0)
+    a = Analysis(id=1, sample_id=1, requested=p, resolved=p, status="done", error=None, created_at=0.0,
+                 updated_at=0.0, owner_pid=None, provenance={"input_shape": [1, 500, 572]}, phases_path=None,
+                 labels_path=None, table_path=None, n_particles=1)
+    assert depth_line(None, a) == (
+        "depth_frac is empty: this single slice lies across the thickness axis (z), so it has no depth; for a "
+        "cross-section of the electrode, choose its in-plane thickness axis on the Samples page and analyse it again.")

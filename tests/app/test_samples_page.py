@@ -83,6 +83,38 @@ def test_a_single_slice_shows_its_plane_only(empty_ws, tmp_path):
     assert "-0" not in shown and "e+" not in shown and "–30000 grey units" in shown
 
 
+
+def test_a_single_slice_across_its_thickness_axis_is_said_where_the_axis_is_chosen(empty_ws, env):
+    """A slice (1×30×40) added with the default thickness axis z, the one it lies across: the add form says under
+    the axis that no depth nor path to the collector is measured and which in-plane axes a cross-section takes;
+    the sample's page warns until y is chosen under Sample details."""
+    from ui import forms
+
+    data = env / "data"
+    img = (np.random.default_rng(0).random((1, 30, 40)) * 1000).astype(np.uint16)
+    at = _pick(data, "face.tif", img, (0.5, 0.1, 0.1))
+    scope = ("add", "file", file_browser.path_token(data / "face.tif"))
+    said = forms.thin_axis_note((1, 30, 40), 0)
+    assert said.startswith("A single slice across the thickness axis (z): no depth and no path to the current "
+                           "collector are measured in it") and "in-plane axis (y or x)" in said
+    assert said in [i.value for i in at.info]
+    at.selectbox(key=state.k(state.META_AXIS, *scope)).select(1).run()
+    assert said not in [i.value for i in at.info]
+    at.selectbox(key=state.k(state.META_AXIS, *scope)).select(0).run()
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click().run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    assert said + " Set it under *Sample details*." in [w.value for w in at.warning]
+    at.selectbox(key=state.k(state.META_AXIS, "edit", s.id)).select(1).run()
+    at.button(key=state.k(state.EDIT_SAVE, s.id)).click().run()
+    no_exception(at)
+    assert empty_ws.get_sample(s.id).axis == 1
+    assert not [w for w in at.warning if "single slice across the thickness axis" in w.value]
+    assert forms.thin_axis_note((8, 30, 40), 0) is None and forms.thin_axis_note(None, 0) is None
+
 def test_add_file_from_data_folder_and_bad_file(empty_ws, env):
     data = env / "data"
     vol = (np.random.default_rng(0).random((12, 20, 24)) * 1000).astype(np.uint16)
@@ -725,7 +757,7 @@ def test_an_sem_image_with_its_pixel_size_and_its_data_bar_left_out(empty_ws, en
 
     at.selectbox(key=state.k(state.ADD_FILE, "root")).select("export.png").run()
     no_exception(at)
-    assert [w.value for w in at.warning] == [
+    assert [w.value for w in at.warning if "single slice across" not in w.value] == [  # (the sample added above)
         "The bottom 30 rows of export.png (y 200:230) look like the microscope's data bar (one grey value with a "
         "little text, unlike the image above): crop them out, or its text and scale bar are analysed as particles "
         "in pore. The region of interest below leaves them out: check it there."]

@@ -126,6 +126,26 @@ def test_a_sweep_of_phases_given_as_input_varies_the_separation_only(empty_ws, e
     assert np.isnan(row["max |Δ| thresholds"]) and np.isnan(row["threshold step (grey)"])
     assert row["max |Δ| separation"] >= 0 and row["h step (µm)"] > 0
 
+
+def test_a_single_slice_across_its_thickness_axis_has_no_isolation_said(seeded_ws, env):
+    """A slice analysed with the thickness axis it lies across: every particle touched "the collector", so the
+    section said 0 isolated of 137; it is left out with one sentence saying why and what to choose."""
+    from core.io import save_tiff
+    from core.runner import run_analysis
+
+    demo = seeded_ws.list_samples()[0]
+    grey = np.ascontiguousarray(seeded_ws.load_volume(demo)[20:21])
+    save_tiff(env / "data" / "slice.tif", grey, demo.spacing)
+    s = seeded_ws.add_sample("face", str(env / "data" / "slice.tif"), spacing=demo.spacing, axis=0)
+    run_analysis(seeded_ws, s.id)
+    at = run_app()
+    no_exception(at)
+    assert f"electrode {s.id}: a single slice across its thickness axis (z), so no path to the current collector " \
+           "can be followed in it; for a cross-section, choose its in-plane thickness axis on the Samples page and " \
+           "analyse it again." in [c.value for c in at.caption]
+    assert f"electrode {s.id}" not in at.dataframe[0].value["electrode"].tolist()
+    assert len(at.dataframe[0].value) == 3
+
 def test_electrode_without_analysis(seeded_ws):
     from core.workspace import DEMO_PREFIX
 
