@@ -399,13 +399,33 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
 
 
 def _cmd_run(args) -> None:
+    """``run RECIPE``: a recipe's JSON file, or the ZIP the dashboard downloads where its analyses used brush strokes
+    (the recipe and its training pairs), unpacked into a temporary folder for the replay."""
+    import tempfile
+
+    from .recipe import RecipeError, is_recipe_archive, unpack_recipe_archive
+
+    if not is_recipe_archive(args.recipe):
+        return _run_recipe(args, None)
+    check_out(args.out, overwrite=args.overwrite, reads=(args.recipe,))
+    with tempfile.TemporaryDirectory(prefix="recipe-") as unpacked:
+        path = unpack_recipe_archive(args.recipe, unpacked)
+        try:
+            return _run_recipe(argparse.Namespace(**{**vars(args), "recipe": str(path)}), Path(args.recipe))
+        except RecipeError as exc:  # named by the archive, not by the temporary folder it was unpacked into
+            raise RecipeError(str(exc).replace(str(path), f"{Path(args.recipe).name}!{path.name}")) from None
+
+
+def _run_recipe(args, archive: Path | None) -> None:
+    """``run`` of the recipe file ``args.recipe`` (unpacked from ``archive`` where not None: the training pairs it
+    holds are copied into ``--out``'s ``recipe-training`` and the recipes written there point at them)."""
     from .recipe import (
         Recipe, check_inputs, dumps, entry_to_dict, read_recipe, replay, verify_classifier, version_differences,
     )
 
     # the recipe of an earlier run into --out (DIR/recipe.json, inputs absolute) may be replayed into it again
     own = os.path.realpath(Path(args.out).expanduser() / "recipe.json") == os.path.realpath(Path(args.recipe).expanduser())
-    recipe_read = () if own else (args.recipe,)
+    recipe_read = () if own or archive is not None else (args.recipe,)
     check_out(args.out, overwrite=args.overwrite, reads=recipe_read)
     recipe = read_recipe(args.recipe)
     entries = list(recipe.analyses)
@@ -436,7 +456,9 @@ def _cmd_run(args) -> None:
     parallel = args.workers is not None or args.scheduler is not None
     with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp, \
             _maybe_cluster(parallel, args) as client:
-        (tmp / "recipe.json").write_text(dumps(Recipe(tuple(entries), recipe.package_version)), encoding="utf-8")
+        written = (entries if archive is None else
+                   _training_into_out(entries, Path(args.recipe).parent, tmp, Path(args.out)))
+        (tmp / "recipe.json").write_text(dumps(Recipe(tuple(written), recipe.package_version)), encoding="utf-8")
         done = _replay_parallel(client, entries, not args.no_verify, report) if client is not None else {}
         for i, entry in enumerate(entries):
             def progress(frac, msg, _i=i, _name=entry.name):
@@ -472,11 +494,11 @@ def _cmd_run(args) -> None:
             d = tmp / entry.folder
             d.mkdir()
             _write_table(result.table, d, "particles")
-            (d / "recipe.json").write_text(dumps(Recipe((entry,), recipe.package_version)), encoding="utf-8")
+            (d / "recipe.json").write_text(dumps(Recipe((written[i],), recipe.package_version)), encoding="utf-8")
             record = {
                 "command": "run",
                 "name": entry.name,
-                "recipe": str(Path(args.recipe).expanduser().resolve()),
+                "recipe": str((archive or Path(args.recipe)).expanduser().resolve()),
                 "input": entry_to_dict(entry)["input"],
                 "input_verified": verified,
                 **({"classifier_verified": entry.classifier_checksum is not None and not args.no_verify}
@@ -489,6 +511,26 @@ def _cmd_run(args) -> None:
         report(1.0, f"{n} analyses replayed")
     if not args.quiet:
         print(f"{n} analyses -> {args.out}", file=sys.stderr)
+
+
+def _training_into_out(entries, unpacked: Path, tmp: Path, out: Path) -> list:
+    """The entries as the recipes written into ``out`` name them: each classifier folder unpacked from an archive
+    (under ``unpacked``) copied into the staged output ``tmp`` at the same relative path, and named by its path in
+    ``out`` once the output is in place."""
+    import shutil
+
+    final = out.expanduser().resolve()
+    written = []
+    for e in entries:
+        src = None if e.params.classifier is None else Path(e.params.classifier).resolve()
+        if src is None or not src.is_relative_to(unpacked.resolve()):
+            written.append(e)
+            continue
+        rel = src.relative_to(unpacked.resolve())
+        if not (tmp / rel).exists():
+            shutil.copytree(src, tmp / rel)
+        written.append(replace(e, params=replace(e.params, classifier=str(final / rel))))
+    return written
 
 
 class _Replayed:
@@ -1073,7 +1115,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=_cmd_analyze)
 
     r = sub.add_parser("run", help="replay every analysis of a recipe headless")
-    r.add_argument("recipe", help="recipe file (JSON) written by 'analyze --recipe' or the dashboard")
+    r.add_argument("recipe", help="recipe file (JSON) written by 'analyze --recipe' or the dashboard, or the "
+                                  "dashboard's recipe ZIP (the recipe with its brush-stroke training pairs)")
     add_out(r)
     r.add_argument("--no-verify", action="store_true", help="analyse inputs whose checksum differs from the recipe's")
     r.add_argument("--only", nargs="+", metavar="NAME", help="replay only these analyses")

@@ -513,6 +513,60 @@ def recipe_archive(recipe: Recipe) -> bytes:
     return buf.getvalue()
 
 
+#: The most bytes :func:`unpack_recipe_archive` unpacks (a recipe and its training pairs are a few MB).
+ARCHIVE_MAX_BYTES = 2 << 30
+
+
+def is_recipe_archive(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a ZIP file (a recipe downloaded with its training pairs, :func:`recipe_archive`)."""
+    import zipfile
+
+    p = Path(path).expanduser()
+    return p.is_file() and zipfile.is_zipfile(p)
+
+
+def unpack_recipe_archive(path: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """Unpack a recipe archive (:func:`recipe_archive`) into ``folder``; returns its ``recipe.json``.
+
+    Only plain files under relative paths are unpacked (no absolute path, no ``..``, at most
+    :data:`ARCHIVE_MAX_BYTES` in all).
+
+    Raises
+    ------
+    RecipeError
+        Not a ZIP archive, a member outside the folder, too big, or no ``recipe.json`` at its top (one sentence
+        naming the archive).
+    """
+    import posixpath
+    import shutil
+    import zipfile
+
+    p, root = Path(path).expanduser(), Path(folder)
+    name = p.name
+    try:
+        with zipfile.ZipFile(p) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            for m in members:
+                parts = posixpath.normpath(m.filename).split("/")
+                if m.filename.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts:
+                    raise RecipeError(f"the recipe archive {name} holds {m.filename!r}, outside its folder: not "
+                                      "unpacked")
+            if sum(m.file_size for m in members) > ARCHIVE_MAX_BYTES:
+                raise RecipeError(f"the recipe archive {name} unpacks to more than {ARCHIVE_MAX_BYTES >> 30} GB: "
+                                  "not a recipe with its training pairs")
+            if ARCHIVE_RECIPE not in {m.filename for m in members}:
+                raise RecipeError(f"the recipe archive {name} holds no {ARCHIVE_RECIPE} at its top (it is not a "
+                                  "recipe downloaded from the dashboard)")
+            for m in members:
+                dest = root / posixpath.normpath(m.filename)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(m) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
+    except zipfile.BadZipFile as exc:
+        raise RecipeError(f"the recipe archive {name} cannot be read: {exc}") from None
+    return root / ARCHIVE_RECIPE
+
+
 def _with_training_beside(recipe: Recipe, path: Path) -> Recipe:
     """``recipe`` with each classifier folder outside ``path``'s folder copied to ``<stem>-training/<folder>``."""
     import shutil
@@ -758,6 +812,7 @@ def version_differences(entry: RecipeEntry) -> dict[str, tuple[str, str]]:
 __all__ = [
     "ARCHIVE_RECIPE", "RECIPE_VERSION", "ChecksumMismatch", "ClassifierChanged", "DemoInput", "FileInput", "Recipe", "RecipeEntry", "RecipeError",
     "check_inputs", "dumps", "entry_from_result", "has_classifier", "entry_from_workspace", "folder_name", "input_from_source",
+    "is_recipe_archive", "unpack_recipe_archive",
     "input_to_dict", "load_input", "loads", "read_recipe", "recipe_from_dict", "recipe_from_workspace",
     "recipe_archive", "recipe_to_dict", "replay", "verify_checksum", "verify_classifier", "version_differences", "write_recipe",
 ]

@@ -292,8 +292,8 @@ def _recipe_button(c, recipe, reason: str | None, *, stem: str, key: str) -> Non
         c.download_button(
             "Recipe (ZIP)", lambda: recipe_archive(recipe), file_name=f"{stem}-recipe.zip", mime="application/zip",
             key=key, on_click="ignore", icon=":material/replay:",
-            help="The recipe with the brush-stroke training pairs of its classifier analyses: unzip, then "
-                 "python -m core run recipe.json --out DIR")
+            help="The recipe with the brush-stroke training pairs of its classifier analyses: "
+                 "python -m core run RECIPE.zip --out DIR (or unzip it and run its recipe.json)")
         return
     c.download_button(
         "Recipe (JSON)", dumps(recipe).encode("utf-8") if recipe is not None else b"", file_name=f"{stem}-recipe.json",
@@ -364,7 +364,8 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
     st.caption(f"{len(items)} electrodes: " + ", ".join(n for n, _, _ in items)
                + (f"; particles under {min_d:g} µm left out of the table, charts and report "
                   f"({sum(dropped.values())} in all)" if min_d > 0 else "")
-               + ". The recipe replays them headless with `python -m core run RECIPE --out DIR`.")
+               + ". The recipe (its JSON, or its ZIP where brush strokes made phases) replays them headless with "
+                 "`python -m core run RECIPE --out DIR`.")
 
     def report() -> bytes:
         notes = ([f"Particles with an equivalent diameter under {min_d:g} µm are left out of the tables, charts "

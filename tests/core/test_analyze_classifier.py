@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -208,3 +209,41 @@ def test_recipe_archive_carries_the_training_pairs_and_replays_elsewhere(painted
     assert json.loads(text)["analyses"][0]["params"]["classifier"] == "recipe-training/a"
     main_ok(["run", tmp_path / "moved" / ARCHIVE_RECIPE, "--out", tmp_path / "R", "-q"], capsys)
     assert (tmp_path / "A" / "particles.csv").read_bytes() == (tmp_path / "R" / "a" / "particles.csv").read_bytes()
+
+
+def test_the_recipe_zip_replays_as_downloaded(painted, tmp_path, capsys):
+    """``run`` takes the dashboard's recipe ZIP itself (it said "not UTF-8 text"): unpacked into a temporary folder,
+    replayed to the same table; the output's recipes point at the training pairs copied into it, so it replays
+    again after the ZIP is gone. A ZIP that is no recipe archive, or would unpack outside its folder: exit 2, one
+    sentence, nothing written."""
+    import shutil
+    import zipfile
+
+    from core.recipe import read_recipe, recipe_archive
+
+    d, _ = painted
+    clf = tmp_path / "server" / "CLF"
+    shutil.copytree(d / "CLF", clf)
+    main_ok(["analyze", d / "img.tif", "--out", tmp_path / "A", "--method", "classifier", "--classifier", clf,
+             "--recipe", tmp_path / "r.json", "--name", "a", "-q"], capsys)
+    (tmp_path / "recipe.zip").write_bytes(recipe_archive(read_recipe(tmp_path / "r.json")))
+    shutil.rmtree(tmp_path / "server")
+    main_ok(["run", tmp_path / "recipe.zip", "--out", tmp_path / "R", "-q"], capsys)
+    assert (tmp_path / "A" / "particles.csv").read_bytes() == (tmp_path / "R" / "a" / "particles.csv").read_bytes()
+    written = read_recipe(tmp_path / "R" / "recipe.json").analyses[0].params.classifier
+    assert Path(written) == (tmp_path / "R" / "recipe-training" / "a").resolve()
+    assert read_recipe(tmp_path / "R" / "a" / "recipe.json").analyses[0].params.classifier == written
+    prov = json.loads((tmp_path / "R" / "a" / "provenance.json").read_text())
+    assert prov["recipe"] == str((tmp_path / "recipe.zip").resolve())
+    (tmp_path / "recipe.zip").unlink()
+    main_ok(["run", tmp_path / "R" / "recipe.json", "--out", tmp_path / "R2", "-q"], capsys)
+    assert (tmp_path / "R2" / "a" / "particles.csv").read_bytes() == (tmp_path / "A" / "particles.csv").read_bytes()
+    for members, words in (({"notes.txt": "x"}, "holds no recipe.json at its top"),
+                           ({"recipe.json": "{}", "../evil.txt": "x"}, "holds '../evil.txt', outside its folder")):
+        with zipfile.ZipFile(tmp_path / "bad.zip", "w") as zf:
+            for name, text in members.items():
+                zf.writestr(name, text)
+        assert cli.main(["run", str(tmp_path / "bad.zip"), "--out", str(tmp_path / "B")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and "bad.zip" in err and "\n" not in err
+        assert not (tmp_path / "B").exists() and not (tmp_path / "evil.txt").exists()
