@@ -55,8 +55,8 @@ def grey_values_section(sample: Sample, ref: cache.VolumeRef, latest: Analysis |
     where = ("of the blocks of z-slices a full run samples its global values from (this volume is read a slab at a "
              "time, never held whole)" if cache.is_lazy(cache.volume(ref)) else
              "of the volume flattened along z" if ref != cache.unflattened_ref(ref) else "of the raw volume")
-    st.caption(f"Histogram of a strided sample of about a million voxels {where}; the thresholds apply "
-               "to the volume after the chosen denoising (none by default).")
+    st.caption(f"Histogram of {_sampled_words(ref)} {where}; the thresholds apply to the volume after the chosen "
+               "denoising (none by default).")
     return choice
 
 
@@ -116,7 +116,14 @@ def grey_histogram_section(ref: cache.VolumeRef) -> None:
     flat = ref != cache.unflattened_ref(ref)
     st.caption(f"The 3D U-Net takes the grey values {'of the volume flattened along z' if flat else 'as they are'} "
                "(scaled by the volume's 0.5 and 99.5 percentiles, as in its training): no thresholds apply. "
-               "Histogram of a strided sample of about a million voxels.")
+               f"Histogram of {_sampled_words(ref)}.")
+
+
+def _sampled_words(ref: cache.VolumeRef) -> str:
+    """What the histogram counts: "all 286,000 voxels" or "a strided sample of 2,000,000 voxels" (it said "about a
+    million" of a 286,000-pixel slice)."""
+    n, total = int(cache.grey_values(ref).size), int(np.prod(cache.volume(ref).shape))
+    return f"all {n:,} voxels" if n >= total else f"a strided sample of {n:,} voxels"
 
 
 def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, params: SegmentParams | None,

@@ -146,7 +146,8 @@ def analyses_table(analyses):
 
 
 def detail_values(row):
-    """One particle's row as a one-column table of text, floats to 10 significant digits.
+    """One particle's row as a one-column table of text, floats to 4 significant digits (whole numbers from
+    10,000 up), as the table beside it shows them; the CSV keeps every digit.
 
     ``astype(str)`` would print binary-rounding artefacts such as ``354.6880000000001``.
     """
@@ -159,6 +160,8 @@ def detail_values(row):
             return str(v)
         if isinstance(v, numbers.Integral):
             return str(int(v))
-        return "NaN" if v != v else f"{float(v):.10g}"
+        if v != v:
+            return "NaN"
+        return f"{float(v):,.0f}" if abs(v) >= 1e4 else f"{float(v):.4g}"
 
     return pd.DataFrame({"value": [text(v) for v in row.to_numpy()]}, index=row.index)

@@ -170,8 +170,9 @@ def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
     stored = compute.phase_fractions(np.take(seeded_ws.load_phases(latest), index, axis=axis))
     for name, key in (("pore", "pore"), ("CBD", "cbd"), ("NMC", "nmc")):
         assert next(m.value for m in at.metric if m.label == f"{name} (this slice)") == f"{stored[key]:.1%}"
+    sigma = latest.resolved_params['segment']['pv_sigma']
     assert any("islands followed 7 slices either side" in c.value and
-               f"partial-volume blur σ = {latest.resolved_params['segment']['pv_sigma']:.3g} voxel" in c.value for c in at.caption)
+               f"partial-volume blur σ = {sigma:.3g} voxel" in c.value for c in at.caption)
     pore_before = _metric(at, "pore (this slice)")
     k_low, k_high = state.k(state.SEG_LOW, s.id), state.k(state.SEG_HIGH, s.id)
     for low in (at.slider(key=k_low).value + 300, at.slider(key=k_low).value + 600):
@@ -546,3 +547,25 @@ def test_a_real_slice_whose_edges_give_no_blur_says_both_readings(empty_ws, env)
     no_exception(at)
     assert any(f"the partial-volume correction's σ = {a.resolved.segment.pv_sigma:.2f} voxel is another reading"
                in c.value for c in at.caption)
+
+
+def test_the_histogram_says_how_many_voxels_it_counts(seeded_ws, empty_ws, env):
+    """It said "a strided sample of about a million voxels" of a 286,000-pixel slice: it names the count."""
+    from core.io import save_tiff
+
+    s, at = _open(seeded_ws)
+    no_exception(at)
+    n = int(np.prod(seeded_ws.load_volume(s).shape))
+    assert any(c.value.startswith(f"Histogram of all {n:,} voxels of the raw volume") for c in at.caption)
+    img = (np.random.default_rng(0).random((1, 500, 572)) * 1000).astype(np.uint16)
+    save_tiff(env / "data" / "slice.tif", img, (1.0, 1.0, 1.0))
+    big = (np.random.default_rng(1).random((40, 256, 256)) * 1000).astype(np.uint16)  # 2.6 M voxels
+    save_tiff(env / "data" / "big.tif", big, (1.0, 1.0, 1.0))
+    for name, words in (("slice.tif", "Histogram of all 286,000 voxels"),
+                        ("big.tif", "Histogram of a strided sample of ")):
+        t = empty_ws.add_sample(name, str(env / "data" / name), spacing=1.0)
+        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+        at.session_state[state.SAMPLE_ID] = t.id
+        at.run()
+        no_exception(at)
+        assert any(c.value.startswith(words) for c in at.caption), [c.value for c in at.caption]
