@@ -1,10 +1,12 @@
 """A self-contained HTML report of one or more analyses.
 
-:func:`build_report` returns one HTML document holding the summary table, each
-electrode's inputs (source, spacing, checksum), parameters and package
-versions, the charts (SVG or PNG given by the caller, embedded as ``data:``
-images), the per-particle tables (the first rows shown, the whole table
-embedded as a CSV download), and optionally the recipe that replays it all.
+:func:`build_report` returns one HTML document holding the caveats about what
+is compared, the summary table (a column per electrode), sections the caller
+words (the tests between electrodes), each electrode's inputs (source,
+spacing, checksum), parameters and package versions, the charts (SVG or PNG
+given by the caller, embedded as ``data:`` images), the per-particle tables
+(the first rows shown, the whole table embedded as a CSV download), and
+optionally the recipe that replays it all.
 There is no script and no reference to anything outside the file: it opens
 offline.
 
@@ -17,10 +19,12 @@ from __future__ import annotations
 import base64
 import html
 import json
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .recipe import folder_name
@@ -40,6 +44,7 @@ th,td{border:1px solid #ddd;padding:0.2em 0.5em;text-align:right;vertical-align:
 th{background:#f3f3f3}td.k,th.k{text-align:left}
 .scroll{overflow-x:auto;max-height:32em;overflow-y:auto}
 .note{color:#555;font-size:0.9em}.chart{margin:1em 0}.chart img{max-width:100%;height:auto}
+.caveat{background:#fff8e1;border-left:4px solid #e0a800;padding:0.5em 0.8em;margin:0.6em 0}
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:0.85em}
 pre{background:#f7f7f7;padding:0.8em;overflow-x:auto;max-height:30em}
 a.dl{display:inline-block;margin:0.2em 0.8em 0.2em 0}
@@ -75,6 +80,28 @@ class ReportElectrode:
     input_checksum: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict)
     group: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class ReportSection:
+    """A section worded by the caller (what a page showed, carried into its report).
+
+    Attributes
+    ----------
+    title : str
+        Its heading.
+    items : sequence of str
+        Sentences shown as a list (one reading per line).
+    table : DataFrame, optional
+        Shown whole, numbers to 4 significant digits.
+    note : str
+        How it was made, under the table.
+    """
+
+    title: str
+    items: Sequence[str] = ()
+    table: pd.DataFrame | None = None
+    note: str = ""
 
 
 def _esc(x: object) -> str:
@@ -122,20 +149,43 @@ def _download(data: bytes, mime: str, filename: str, label: str) -> str:
     return f'<a class="dl" download="{_esc(filename)}" href="{_data_uri(data, mime)}">{_esc(label)}</a>'
 
 
+def _png_css_width(png: bytes) -> int | None:
+    """The width (CSS px) a PNG is drawn at: its pixels times 72 / its stated density (pixels per inch, the
+    ``pHYs`` chunk; 72 ppi = one pixel per CSS pixel, as vl-convert writes at scale 1); None where it states none
+    or 72 (drawn pixel for pixel)."""
+    width = struct.unpack(">I", png[16:20])[0] if png[12:16] == b"IHDR" and len(png) >= 24 else 0
+    at = 8
+    while width and at + 8 <= len(png):
+        n, kind = struct.unpack(">I", png[at:at + 4])[0], png[at + 4:at + 8]
+        if kind == b"pHYs" and n == 9 and at + 17 <= len(png):
+            ppm_x, _, unit = struct.unpack(">IIB", png[at + 8:at + 17])
+            ppi = ppm_x * 0.0254
+            return round(width * 72 / ppi) if unit == 1 and ppi > 0 and abs(ppi - 72) > 0.5 else None
+        if kind in (b"IDAT", b"IEND"):  # pHYs comes before the image data
+            return None
+        at += 12 + n
+    return None
+
+
 def _chart_img(chart: str | bytes, title: str) -> str:
-    """An ``<img>`` with the chart inlined as a data URI (each SVG keeps its own ids)."""
+    """An ``<img>`` with the chart inlined as a data URI (each SVG keeps its own ids); a PNG of a stated density
+    above 72 ppi is drawn at its CSS size (a 2x render stays sharp and keeps its size)."""
+    size = ""
     if isinstance(chart, bytes) and chart.startswith(PNG_SIGNATURE):
         uri = _data_uri(chart, "image/png")
+        width = _png_css_width(chart)
+        size = f' width="{width}"' if width else ""
     else:
         text = chart.decode("utf-8") if isinstance(chart, bytes) else str(chart)
         start = text.find("<svg")
         if start < 0:
             raise ValueError(f"chart {title!r} is neither SVG text (no '<svg') nor PNG bytes")
         uri = _data_uri(text[start:].encode("utf-8"), "image/svg+xml")
-    return f'<figure class="chart"><img alt="{_esc(title)}" src="{uri}"><figcaption>{_esc(title)}</figcaption></figure>'
+    return (f'<figure class="chart"><img alt="{_esc(title)}" src="{uri}"{size}><figcaption>{_esc(title)}'
+            "</figcaption></figure>")
 
 
-def _validate(electrodes, summary, charts, versions, max_rows) -> None:
+def _validate(electrodes, summary, charts, versions, max_rows, caveats=(), sections=()) -> None:
     if not isinstance(electrodes, Sequence) or isinstance(electrodes, (str, bytes)):
         raise TypeError(f"electrodes must be a list of ReportElectrode, got {type(electrodes).__name__}")
     for e in electrodes:
@@ -154,6 +204,13 @@ def _validate(electrodes, summary, charts, versions, max_rows) -> None:
         raise TypeError(f"versions must map package names to versions, got {type(versions).__name__}")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0):
         raise ValueError(f"max_rows must be an integer >= 0 or None, got {max_rows!r}")
+    if isinstance(caveats, (str, bytes)) or not all(isinstance(c, str) for c in caveats):
+        raise TypeError(f"caveats must be a list of sentences, got {caveats!r:.80}")
+    for sec in sections:
+        if not isinstance(sec, ReportSection):
+            raise TypeError(f"sections must be ReportSection records, got {type(sec).__name__}")
+        if sec.table is not None and not isinstance(sec.table, pd.DataFrame):
+            raise TypeError(f"the table of section {sec.title!r} must be a DataFrame, got {type(sec.table).__name__}")
 
 
 def build_report(
@@ -168,6 +225,8 @@ def build_report(
     max_rows: int | None = 500,
     embed_csv: bool = True,
     axis_trend: "ElectrodeTrend | None" = None,
+    caveats: Sequence[str] = (),
+    sections: Sequence[ReportSection] = (),
 ) -> str:
     """Build a self-contained HTML report.
 
@@ -194,6 +253,12 @@ def build_report(
     axis_trend : core.compare.ElectrodeTrend, optional
         Electrodes on an attribute axis: a section with the readings, the
         per-electrode table (also as CSV), both tests and how they were done.
+    caveats : sequence of str
+        Warnings about what is compared (analyses with different parameters,
+        slices with volumes), set apart under the title.
+    sections : sequence of ReportSection
+        Sections worded by the caller (the tests between electrodes), after
+        the summary.
 
     Returns
     -------
@@ -207,7 +272,7 @@ def build_report(
         Wrong argument types, duplicate electrode names, a chart that is
         neither SVG nor PNG.
     """
-    _validate(electrodes, summary, charts, versions, max_rows)
+    _validate(electrodes, summary, charts, versions, max_rows, caveats, sections)
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -218,10 +283,13 @@ def build_report(
         "names.</p>",
     ]
     parts += [f"<p>{_esc(n)}</p>" for n in notes]
+    parts += [f'<p class="caveat"><strong>Caveat:</strong> {_esc(c)}</p>' for c in caveats]
     parts += _inputs_html(electrodes)
     if summary is not None:
         parts.append("<h2>Summary</h2>")
-        parts.append(_frame_html(summary))
+        parts.append(_statistics_html(summary))
+    for sec in sections:
+        parts += _section_html(sec)
     if axis_trend is not None:
         parts += _axis_trend_html(axis_trend)
     if charts:
@@ -234,6 +302,40 @@ def build_report(
         parts += _recipe_html(recipe)
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
+
+
+def _statistics_html(table: pd.DataFrame, key: str = "electrode") -> str:
+    """A table of statistics with a column per ``key`` (electrode, measure) and a row per statistic where ``key``
+    names its rows, once each (a row per electrode ran off the page's right edge past a dozen statistics); else as
+    it comes."""
+    if key not in table.columns or not table[key].is_unique:
+        return _frame_html(table)
+    head = '<tr><th class="k">statistic</th>' + "".join(f"<th>{_esc(n)}</th>" for n in table[key]) + "</tr>"
+    rows = []
+    for col in table.columns.drop(key):
+        cells = "".join(f"<td>{_esc(_cell(v))}</td>" for v in table[col])
+        rows.append(f'<tr><td class="k">{_esc(col)}</td>{cells}</tr>')
+    return f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
+
+
+def _cell(v: Any) -> str:
+    """A table cell as the other tables write it: numbers to 4 significant digits, a missing value as –."""
+    if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
+        return "–"
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}"
+    return str(v)
+
+
+def _section_html(sec: ReportSection) -> list[str]:
+    parts = [f"<h2>{_esc(sec.title)}</h2>"]
+    if sec.items:
+        parts.append("<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in sec.items) + "</ul>")
+    if sec.table is not None:
+        parts.append(_frame_html(sec.table))
+    if sec.note:
+        parts.append(f'<p class="note">{_esc(sec.note)}</p>')
+    return parts
 
 
 def _axis_trend_html(res: "ElectrodeTrend") -> list[str]:
@@ -252,9 +354,9 @@ def _axis_trend_html(res: "ElectrodeTrend") -> list[str]:
         f"<h2>Electrodes on an axis: {_esc(res.metric)} against {_esc(res.attribute)}{_esc(unit)}</h2>",
         f"<p><strong>{_esc(trend_reading(res))}.</strong></p>",
         f"<p>{_esc(trend_reading(res, measure='share_above'))}.</p>",
-        _frame_html(table),
+        _statistics_html(table),
         _download(csv, "text/csv", f"trend-{folder_name(res.attribute)}.csv", "download this table (CSV)"),
-        "<h3>Tests</h3>", _frame_html(res.tests),
+        "<h3>Tests</h3>", _statistics_html(res.tests, "measure"),
         f'<p class="note">The unit of the test is the electrode, not the particle (particles of one scan share '
         f"its history, structure and segmentation). Random-effects regression of the {k} electrode medians on "
         f"{_esc(res.attribute)} ({_esc(res.x_scale)} scale), each weighted by 1 / (its bootstrap variance + the "
@@ -334,4 +436,4 @@ def _recipe_html(recipe: Mapping) -> list[str]:
             f"<pre>{_esc(text)}</pre>"]
 
 
-__all__ = ["ReportElectrode", "build_report"]
+__all__ = ["ReportElectrode", "ReportSection", "build_report"]

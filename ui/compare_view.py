@@ -19,6 +19,7 @@ import streamlit as st
 from core import compare
 from core.jobs import ACTIVE
 from core.records import Attribute
+from core.report import ReportSection
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, exports, jobs, messages, page, render, state
@@ -271,18 +272,40 @@ def analysis_pickers(ws: Workspace, electrodes: dict[int, tuple[str, list[Analys
                       args=(sid, newest.id, newest.id), type="primary")
             c3.button(f"Keep #{pins[sid]}", key=state.k(state.CMP_KEEP, sid), on_click=_pin,
                       args=(sid, pins[sid], newest.id))
-    diffs = pins_words.param_differences({electrodes[sid][0]: a for sid, a in picked.items()})
-    if diffs:
-        st.warning("**The compared analyses used different parameters:** "
-                   + pins_words.differences_sentence(diffs) + " Differences may come from these, not only from "
-                   "the electrodes.", icon=":material/rule:")
-    mixed = pins_words.dimensions_sentence({electrodes[sid][0]: a for sid, a in picked.items()})
+    compared = {electrodes[sid][0]: a for sid, a in picked.items()}
+    differ = params_caveat(compared)
+    if differ:
+        st.warning(f"**{PARAMS_DIFFER}**{differ[len(PARAMS_DIFFER):]}", icon=":material/rule:")
+    mixed = pins_words.dimensions_sentence(compared)
     if mixed:
         st.warning(mixed, icon=":material/layers:")
     value = pins_words.url_value(picked[sid].id for sid in electrodes)
     if st.query_params.get(pins_words.URL_ANALYSES) != value:  # a reload or a shared link shows the same
         st.query_params[pins_words.URL_ANALYSES] = value
     return picked
+
+
+PARAMS_DIFFER = "The compared analyses used different parameters:"
+
+
+def params_caveat(analyses: dict[str, Analysis]) -> str:
+    """The sentence the page warns with where the compared analyses used different parameters ("" where not)."""
+    diffs = pins_words.param_differences(analyses)
+    if not diffs:
+        return ""
+    return (f"{PARAMS_DIFFER} {pins_words.differences_sentence(diffs)} Differences may come from these, not only "
+            "from the electrodes.")
+
+
+def caveats(analyses: dict[str, Analysis]) -> list[str]:
+    """The page's warnings about what is compared, for its report: analyses with different parameters, single
+    slices compared with volumes (:func:`ui.pins.dimensions_sentence`).
+
+    Parameters
+    ----------
+    analyses : {display name: Analysis}
+    """
+    return [s for s in (params_caveat(analyses), pins_words.dimensions_sentence(analyses)) if s]
 
 
 def size_filter_picker() -> float:
@@ -419,30 +442,50 @@ def tests_section(ctx: CompareContext, metric: str, edge_policy: str) -> compare
         _one_sentence_warning(exc)
         return None
     t = res.table
-    pct = round(res.confidence * 100)
+    cols = tests_columns(res)
     st.markdown("\n".join(f"- **{r.electrode_a} vs {r.electrode_b}**: {r.reading}." for r in t.itertuples()))
-    st.dataframe(t, hide_index=True, key=state.CMP_TESTS_TABLE, column_order=[
-        "electrode_a", "electrode_b", "n_a", "n_b", "median_diff", "diff_ci_lo", "diff_ci_hi", "mwu_p_holm",
-        "ks_p_holm", "cliffs_delta", "effect"], column_config={
-        "electrode_a": "A", "electrode_b": "B",
-        "n_a": st.column_config.NumberColumn("n A", format="%d"),
-        "n_b": st.column_config.NumberColumn("n B", format="%d"),
-        "median_diff": st.column_config.NumberColumn("median A − B", format="%.3g"),
-        "diff_ci_lo": st.column_config.NumberColumn(f"{pct} % CI low", format="%.3g"),
-        "diff_ci_hi": st.column_config.NumberColumn(f"{pct} % CI high", format="%.3g"),
-        "mwu_p_holm": st.column_config.NumberColumn("Mann–Whitney p (Holm)", format="%.2g"),
-        "ks_p_holm": st.column_config.NumberColumn("KS p (Holm)", format="%.2g"),
-        "cliffs_delta": st.column_config.NumberColumn("Cliff's δ", format="%+.2f"),
-        "effect": "effect size",
-    })
-    st.caption(
-        f"Particles are the observations ({_edge_words(edge_policy)}). Two-sided Mann–Whitney U (typical value) and "
-        f"two-sample Kolmogorov–Smirnov (any difference in shape); p-values Holm-corrected across the "
-        f"{len(t)} pair{'s' if len(t) != 1 else ''}; 'differs' at p ≤ {res.alpha:g}. Cliff's δ = P(A > B) − "
+    st.dataframe(t, hide_index=True, key=state.CMP_TESTS_TABLE, column_order=list(cols), column_config={
+        c: st.column_config.NumberColumn(label, format=_TEST_FORMATS[c]) if c in _TEST_FORMATS else label
+        for c, label in cols.items()})
+    note = tests_note(res)
+    st.caption(note)
+    exports.offer_section(tests_report_section(res, note))
+    return res
+
+
+_TEST_FORMATS = {"n_a": "%d", "n_b": "%d", "median_diff": "%.3g", "diff_ci_lo": "%.3g", "diff_ci_hi": "%.3g",
+                 "mwu_p_holm": "%.2g", "ks_p_holm": "%.2g", "cliffs_delta": "%+.2f"}
+
+
+def tests_columns(res: compare.PairwiseTests) -> dict[str, str]:
+    """The columns of the tests table the page and its report show, in order, with their labels."""
+    pct = round(res.confidence * 100)
+    return {"electrode_a": "A", "electrode_b": "B", "n_a": "n A", "n_b": "n B", "median_diff": "median A − B",
+            "diff_ci_lo": f"{pct} % CI low", "diff_ci_hi": f"{pct} % CI high",
+            "mwu_p_holm": "Mann–Whitney p (Holm)", "ks_p_holm": "Kolmogorov–Smirnov p (Holm)",
+            "cliffs_delta": "Cliff's δ", "effect": "effect size"}
+
+
+def tests_note(res: compare.PairwiseTests) -> str:
+    """How the tests were made, in words (the page's caption and the report's note)."""
+    n = len(res.table)
+    return (
+        f"Particles are the observations ({_edge_words(res.edge_policy)}). Two-sided Mann–Whitney U (typical value) "
+        f"and two-sample Kolmogorov–Smirnov (any difference in shape); p-values Holm-corrected across the "
+        f"{n} pair{'s' if n != 1 else ''}; 'differs' at p ≤ {res.alpha:g}. Cliff's δ = P(A > B) − "
         f"P(A < B) (|δ| < 0.15 negligible, < 0.33 small, < 0.47 medium, else large). CI of the median difference: "
         f"percentile bootstrap ({res.n_boot} resamples, seed {cache.SEED}). Particles of one volume are not fully "
         "independent (neighbours share CBD), so treat small p-values from one scan per electrode with care.")
-    return res
+
+
+def tests_report_section(res: compare.PairwiseTests, note: str) -> ReportSection:
+    """The tests as the page shows them, for its report: a reading per pair, the table, how they were made."""
+    cols = tests_columns(res)
+    t = res.table
+    return ReportSection(
+        title=f"Differences between electrodes: {charts.metric_title(res.metric)}",
+        items=[f"{r.electrode_a} vs {r.electrode_b}: {r.reading}." for r in t.itertuples()],
+        table=t[list(cols)].rename(columns=cols).reset_index(drop=True), note=note)
 
 
 def _edge_words(edge_policy: str) -> str:

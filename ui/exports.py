@@ -28,7 +28,7 @@ from core import compare
 from core.recipe import (RecipeError, dumps, folder_name, has_classifier, recipe_archive, recipe_from_workspace,
                          recipe_to_dict, root_analysis)
 from core.records import display_name
-from core.report import ReportElectrode, build_report
+from core.report import ReportElectrode, ReportSection, build_report
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, state
@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # compare_view imports this module (for show)
     from .compare_view import CompareContext
 
 EXPORT_WIDTH = 640  # px: charts sized "container" in the app get this width in files
+REPORT_SCALE = 2.0  # the report's charts: PNG at twice their CSS size (sharp on a high-density screen and in print)
+_OFFERED = state.EXP_SECTIONS  # the report sections a page run offered (see offer_section)
 
 
 def _altair_lock() -> threading.Lock:
@@ -56,7 +58,8 @@ _ALTAIR_LOCK = _altair_lock()
 
 
 def _spec(chart: alt.TopLevelMixin | Mapping) -> dict:
-    """A Vega-Lite spec with inline data and a fixed width (files have no container)."""
+    """A Vega-Lite spec with inline data, a fixed width (files have no container) and the axis settings of files
+    (:func:`ui.charts.legible_spec`)."""
     if isinstance(chart, Mapping):
         spec = dict(chart)
     elif isinstance(chart, alt.TopLevelMixin):
@@ -68,7 +71,7 @@ def _spec(chart: alt.TopLevelMixin | Mapping) -> dict:
         raise TypeError(f"chart must be an Altair chart or a Vega-Lite dict, got {type(chart).__name__}")
     if ("mark" in spec or "layer" in spec) and spec.get("width", "container") == "container":
         spec["width"] = EXPORT_WIDTH
-    return spec
+    return charts.legible_spec(spec)
 
 
 def _vl_version(spec: Mapping) -> str | None:
@@ -100,13 +103,16 @@ def chart_svg(chart: alt.TopLevelMixin | Mapping) -> str:
 
 
 def chart_png(chart: alt.TopLevelMixin | Mapping, *, scale: float = 2.0) -> bytes:
-    """The chart as PNG bytes, rendered offline at ``scale`` times its CSS pixel size."""
+    """The chart as PNG bytes, rendered offline at ``scale`` times its CSS pixel size; its stated density is
+    ``72 * scale`` pixels per inch (72 being one pixel per CSS pixel), so that a page shows it at its CSS size
+    (:mod:`core.report`) and a document at its size in print."""
     import vl_convert as vlc
 
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}")
     spec = _spec(chart)
-    return vlc.vegalite_to_png(spec, scale=float(scale), vl_version=_vl_version(spec))
+    # vl-convert draws ppi / 72 times the CSS size and states the ppi (its scale would multiply once more)
+    return vlc.vegalite_to_png(spec, ppi=72 * float(scale), vl_version=_vl_version(spec))
 
 
 def table_csv(table: pd.DataFrame) -> bytes:
@@ -154,13 +160,19 @@ def electrode_trend_csv(res: compare.ElectrodeTrend) -> bytes:
 def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[str, pd.DataFrame],
                 *, title: str, summary: pd.DataFrame | None = None,
                 chart_map: Mapping[str, Any] | None = None, recipe: Mapping | None = None,
-                notes: Sequence[str] = (), axis_trend: compare.ElectrodeTrend | None = None) -> bytes:
+                notes: Sequence[str] = (), axis_trend: compare.ElectrodeTrend | None = None,
+                caveats: Sequence[str] = (), sections: Sequence[ReportSection] = ()) -> bytes:
     """The HTML report (:func:`core.report.build_report`) of workspace analyses, as UTF-8 bytes.
 
     ``items`` are ``(display name, sample, analysis)``; ``tables`` their
-    particle tables by display name; ``chart_map`` Altair charts by title
-    (rendered to SVG here).  The input checksum of each is that of the
-    greyscale (of the analysis that segmented it, for a re-separation).
+    particle tables by display name; ``chart_map`` Altair charts by title,
+    rendered here as PNG (:data:`REPORT_SCALE` times their size): the text
+    of an SVG would be drawn in the reader's fonts, wider or narrower than
+    the ones its labels were measured and laid out in, and run into its
+    neighbours or off the picture.  ``caveats`` and ``sections`` are the
+    page's warnings and sections (the tests between electrodes) as it showed
+    them.  The input checksum of each is that of the greyscale (of the
+    analysis that segmented it, for a re-separation).
     """
     electrodes = []
     for name, sample, a in items:
@@ -170,12 +182,12 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
             spacing_um=prov.get("spacing_um") or sample.spacing, input_checksum=_greyscale_checksum(ws, a),
             versions=prov.get("versions", {}), group=sample.group_label,
         ))
-    rendered = {t: chart_svg(c) for t, c in (chart_map or {}).items()}
+    rendered = {t: chart_png(c, scale=REPORT_SCALE) for t, c in (chart_map or {}).items()}
     notes = list(notes)
     if any(s.is_demo for _, s, _ in items):
         notes.append("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
     html = build_report(electrodes, title=title, summary=summary, charts=rendered, versions=export_versions(),
-                        recipe=recipe, notes=notes, axis_trend=axis_trend)
+                        recipe=recipe, notes=notes, axis_trend=axis_trend, caveats=caveats, sections=sections)
     return html.encode("utf-8")
 
 
@@ -251,8 +263,20 @@ def standard_charts(tables: Mapping[str, pd.DataFrame], metric: str = "detachmen
 
 
 def begin_page() -> None:
-    """Start collecting the charts a page shows (see :func:`show`), so its export offers every one of them."""
+    """Start collecting the charts a page shows (see :func:`show`), so its export offers every one of them, and the
+    sections it offers its report (:func:`offer_section`)."""
     st.session_state[state.EXP_SHOWN] = {}
+    st.session_state[_OFFERED] = []
+
+
+def offer_section(section: ReportSection) -> None:
+    """Carry a section the page showed (the tests between electrodes, worded as there) into its report."""
+    st.session_state.setdefault(_OFFERED, []).append(section)
+
+
+def offered_sections() -> list[ReportSection]:
+    """The sections :func:`offer_section` offered since :func:`begin_page`, in page order."""
+    return list(st.session_state.get(_OFFERED) or [])
 
 
 def show(chart, title: str, *, width: str = "stretch") -> None:
@@ -350,10 +374,17 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
         of ``metric`` and the two binned trends.
     axis_trend : ElectrodeTrend, optional
         The page's electrodes-on-an-axis result, reported in its own section.
+
+    The report also carries the page's warnings about what is compared (:func:`ui.compare_view.caveats`) and the
+    sections the page offered (:func:`offer_section`: the tests between electrodes).
     """
+    from .compare_view import caveats as compare_caveats  # (compare_view imports this module)
+
     items = [(name, s, a) for name, (s, a) in ctx.samples.items()]
     if not items:
         return
+    caveats = compare_caveats({name: a for name, (_, a) in ctx.samples.items()})
+    sections = offered_sections()
     min_d = float(ctx.min_diameter_um)
     tables, dropped = ctx.tables, ctx.dropped
     summary = _summary_table(tables, ctx.groups)
@@ -372,7 +403,7 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
                   "and summary (" + ", ".join(f"{n}: {k}" for n, k in dropped.items()) + ")."] if min_d > 0 else [])
         return report_html(ctx.ws, items, tables, title="Comparison of electrodes", summary=summary,
                            chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
-                           notes=notes, axis_trend=axis_trend)
+                           notes=notes, axis_trend=axis_trend, caveats=caveats, sections=sections)
 
     _buttons("compare", "comparison", ctx.combined, chart_map, report, recipe, reason, csv=True,
              chart_buttons=True)
@@ -396,6 +427,7 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
 
 
 __all__ = [
-    "chart_png", "chart_svg", "compare_section", "electrode_name", "electrode_trend_csv", "export_versions", "particles_section",
-    "recipe_json", "report_html", "report_params", "slug", "standard_charts", "table_csv", "table_parquet",
+    "chart_png", "chart_svg", "compare_section", "electrode_name", "electrode_trend_csv", "export_versions",
+    "offer_section", "offered_sections", "particles_section", "recipe_json", "report_html", "report_params", "slug",
+    "standard_charts", "table_csv", "table_parquet",
 ]

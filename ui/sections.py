@@ -199,7 +199,7 @@ def isolation_chart(summary: pd.DataFrame) -> alt.Chart:
     base = alt.Chart(d).encode(y=alt.Y("row:N", sort=rows_order, title=None, axis=alt.Axis(labelLimit=320)))
     bars = base.mark_bar().encode(
         x=alt.X("share:Q", title="share of particles isolated (0–1)", scale=alt.Scale(domain=[0, min(1.0, top)]),
-                axis=alt.Axis(format=".2f")),
+                axis=alt.Axis(format=".2f", tickMinStep=0.01)),
         color=alt.Color("weighting:N", title="weighted", sort=list(WEIGHTINGS),
                         scale=alt.Scale(domain=list(WEIGHTINGS), range=["#4477aa", "#aaaaaa"]),
                         legend=alt.Legend(orient="top")),
@@ -228,7 +228,7 @@ def isolation_depth_chart(depth: pd.DataFrame) -> alt.Chart:
     return alt.Chart(d).mark_line(point=True).encode(
         x=alt.X("depth_mid:Q", title=DEPTH_TITLE, scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("share_isolated:Q", title="share of particles isolated (0–1)",
-                scale=alt.Scale(domain=[0, min(1.0, top)]), axis=alt.Axis(format=".2f")),
+                scale=alt.Scale(domain=[0, min(1.0, top)]), axis=alt.Axis(format=".2f", tickMinStep=0.01)),
         color=alt.Color("electrode:N", scale=alt.Scale(scheme=charts.GROUP_SCHEME, domain=order), sort=order),
         tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("depth_lo:Q", format=".2f", title="depth from"),
                  alt.Tooltip("depth_hi:Q", format=".2f", title="depth to"),

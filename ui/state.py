@@ -26,6 +26,7 @@ BROWSE_DIR = "browse_dir"              # current folder of the server-side file 
 UPLOADS_REJECTED = "uploads_rejected"  # {uploaded file id: the one-sentence refusal}, shown while it stays in the uploader
 UPLOADS_SAVED = "uploads_saved"        # {uploaded file id: path in the workspace}, so a rerun does not save twice
 EXP_SHOWN = "exp_shown_charts"         # charts drawn on the current page run, offered by its Export section
+EXP_SECTIONS = "exp_shown_sections"   # report sections (tests tables) a page run offered (ui.exports.offer_section)
 
 # ---- app.py (shared sidebar)
 SAMPLE_PICKER = "w_sample_picker"

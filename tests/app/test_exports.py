@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import html as html_lib
 import io
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -132,7 +135,13 @@ def test_compare_page_downloads(seeded_ws, captured):
     for n, t in tables.items():
         assert n in html
         assert seeded_ws.latest_analysis(samples[list(tables).index(n)].id).provenance["input_checksum"] in html
-    assert html.count('src="data:image/svg+xml;base64,') == n_charts
+    # the charts as PNG, drawn at their CSS size: the text of an SVG would be drawn in the reader's fonts
+    imgs = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([^"]+)" width="(\d+)">', html)
+    assert len(imgs) == n_charts and "data:image/svg+xml" not in html
+    for data, width in imgs[:3]:
+        png = base64.b64decode(data)
+        assert _png_size(png)[0] == pytest.approx(exports.REPORT_SCALE * int(width), abs=1)
+        assert exports.EXPORT_WIDTH <= int(width) < 2 * exports.EXPORT_WIDTH  # the chart's CSS size
     assert "segment.low" in html and "vl-convert-python" in html and "<script" not in html
 
     recipe = loads(_data(captured, "comparison-recipe.json").decode())
@@ -253,3 +262,50 @@ def test_a_classifier_analysis_offers_its_recipe_as_a_zip_with_the_training_pair
     entry = d["analyses"][0]
     assert not Path(entry["params"]["classifier"]).is_absolute()  # not this server's workspace folder
     assert {f"{entry['params']['classifier']}/{n}" for n in ("pairs.npz",)} <= set(names)
+
+
+def test_compare_report_carries_the_page_caveats_and_tests(seeded_ws, captured):
+    """The report says what the page warns of (a single slice compared with volumes, analyses with different
+    parameters) and holds its tests between electrodes (Mann–Whitney, Kolmogorov–Smirnov, Cliff's δ, Holm), the
+    same numbers and words as the page."""
+    from dataclasses import replace
+
+    from core.particles import SeparationParams
+    from core.runner import run_analysis
+    from ui import compare_view
+
+    first = seeded_ws.list_samples()[0]
+    path = seeded_ws.root.parent / "slice.npy"
+    np.save(path, np.asarray(seeded_ws.load_volume(first))[24:25])  # one plane of a demo: a 2D image
+    flat = seeded_ws.add_sample("FIB slice", str(path), spacing=first.spacing)
+    params = replace(seeded_ws.latest_analysis(first.id).requested, separation=SeparationParams(h_um=0.75))
+    with pytest.warns(UserWarning, match="single slice"):
+        run_analysis(seeded_ws, flat.id, seeded_ws.load_volume(flat), params)
+    at = AppTest.from_file(page("4_compare.py"), default_timeout=TIMEOUT).run()
+    no_exception(at)
+    shown = [s.id for s in seeded_ws.list_samples()]
+    assert at.multiselect(key=state.CMP_SAMPLES).value == shown
+
+    analyses = {exports.electrode_name(s, [x.name for x in seeded_ws.list_samples()]): seeded_ws.latest_analysis(s.id)
+                for s in seeded_ws.list_samples()}
+    said = compare_view.caveats(analyses)
+    assert len(said) == 2 and said[0].startswith("The compared analyses used different parameters: FIB slice used h")
+    assert "FIB slice is a single slice" in said[1] and "compare slices with slices" in said[1]
+    warned = [w.value for w in at.warning]
+    assert any(w.replace("**", "") == said[0] for w in warned) and said[1] in warned  # the page's own words
+
+    html = _data(captured, "comparison-report.html").decode()
+    for sentence in said:
+        assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(sentence)}</p>' in html
+    # the tests table as the page shows it: 6 pairs, the same readings and p-values
+    [tests] = [d.value for d in at.dataframe if "mwu_p_holm" in d.value.columns]
+    assert len(tests) == 6
+    section = html.split("<h2>Differences between electrodes: detachment index (0–1)</h2>", 1)[1].split("<h2>", 1)[0]
+    for label in ("Mann–Whitney p (Holm)", "Kolmogorov–Smirnov p (Holm)", "Cliff's δ", "effect size"):
+        assert f"<th>{label}</th>" in section, label
+    for r in tests.itertuples():
+        assert html_lib.escape(f"{r.electrode_a} vs {r.electrode_b}: {r.reading}.") in section
+        assert f"<td>{r.mwu_p_holm:.4g}</td>" in section and f"<td>{r.ks_p_holm:.4g}</td>" in section
+        assert f"<td>{r.cliffs_delta:.4g}</td>" in section
+    note = next(c.value for c in at.caption if c.value.startswith("Particles are the observations"))
+    assert html_lib.escape(note) in section and "Holm-corrected across the 6 pairs" in note

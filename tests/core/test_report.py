@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import re
+import struct
+import zlib
 from html.parser import HTMLParser
 
 import numpy as np
@@ -12,7 +14,7 @@ import pandas as pd
 import pytest
 
 from core.pipeline import AnalysisParams
-from core.report import PNG_SIGNATURE, ReportElectrode, build_report
+from core.report import PNG_SIGNATURE, ReportElectrode, ReportSection, build_report
 
 SVG = '<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="5" height="5"/></svg>'
 PNG = PNG_SIGNATURE + b"\0\0\0\rIHDR" + b"\0" * 17  # only the signature matters to the report
@@ -121,9 +123,86 @@ def test_report_without_optional_parts():
     (dict(summary={"a": 1}), TypeError, r"summary must be a DataFrame"),
     (dict(charts={"c": "<div>no chart</div>"}), ValueError, r"chart 'c' is neither SVG text"),
     (dict(max_rows=-1), ValueError, r"max_rows must be an integer >= 0"),
+    (dict(caveats="one sentence"), TypeError, r"caveats must be a list of sentences"),
+    (dict(sections=["text"]), TypeError, r"sections must be ReportSection records, got str"),
+    (dict(sections=[ReportSection("s", table=[1])]), TypeError, r"table of section 's' must be a DataFrame"),
 ])
 def test_report_argument_errors(kwargs, exc, pattern):
     kwargs = {"electrodes": [ReportElectrode("e", _table(3, 0))], **kwargs}
     electrodes = kwargs.pop("electrodes")
     with pytest.raises(exc, match=pattern):
         build_report(electrodes, **kwargs)
+
+
+def test_summary_has_a_column_per_electrode_so_that_it_fits_the_page():
+    """A row per electrode ran past the page's right edge with a dozen statistics: one row per statistic."""
+    stats = ["n_particles", "n_used", "median", "median_ci_lo", "median_ci_hi", "q1", "q3", "iqr", "share_above",
+             "share_ci_lo", "share_ci_hi", "median_equiv_diameter_um"]
+    summary = pd.DataFrame({"electrode": ["calendered-real", "b <2>"], "group": ["", "g"],
+                            **{c: [0.123456 + i, np.nan] for i, c in enumerate(stats)}})
+    summary["n_particles"] = [1455, 12]
+    page = build_report([ReportElectrode("calendered-real", _table(3, 0))], summary=summary, embed_csv=False)
+    part = page.split("<h2>Summary</h2>", 1)[1].split("<h2>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", part)
+    assert len(rows) == 1 + len(summary.columns) - 1  # a header, then a row per statistic
+    head = re.findall(r"<th[^>]*>(.*?)</th>", rows[0])
+    assert head == ["statistic", "calendered-real", "b &lt;2&gt;"]
+    cells = {re.findall(r"<td[^>]*>(.*?)</td>", r)[0]: re.findall(r"<td[^>]*>(.*?)</td>", r)[1:] for r in rows[1:]}
+    assert cells["n_particles"] == ["1455", "12"] and cells["median"] == ["2.123", "–"]
+    assert cells["group"] == ["", "g"] and len(cells) == len(stats) + 1
+    # a table that names no electrodes is shown as it comes
+    plain = build_report([ReportElectrode("x", _table(3, 0))], summary=pd.DataFrame({"a": [1.5]}), embed_csv=False)
+    assert "<th>a</th>" in plain
+
+
+def test_caveats_and_caller_sections_are_shown_escaped():
+    tests = pd.DataFrame({"A": ["pristine"], "B": ["cycled <5C>"], "Mann–Whitney p (Holm)": [2.6e-117],
+                          "Kolmogorov–Smirnov p (Holm)": [7.4e-120], "Cliff's δ": [-0.77]})
+    sec = ReportSection("Differences between electrodes: detachment index (0–1)",
+                        items=["pristine vs cycled <5C>: lower."], table=tests, note="p-values Holm-corrected.")
+    page = build_report(_electrodes(), caveats=["The compared analyses used different parameters: b used h = 1.",
+                                                "FIB is a single slice <2D>."], sections=[sec], embed_csv=False,
+                        summary=pd.DataFrame({"electrode": ["pristine"], "median": [0.5]}))
+    assert page.count('<p class="caveat">') == 2
+    assert "The compared analyses used different parameters: b used h = 1." in page
+    assert "FIB is a single slice &lt;2D&gt;." in page and "<2D>" not in page
+    # the section after the summary: heading, the readings as a list, the table, the note
+    assert page.index("<h2>Summary</h2>") < page.index("<h2>Differences between electrodes: detachment index "
+                                                       "(0–1)</h2>") < page.index("<h2>Parameters</h2>")
+    assert "<li>pristine vs cycled &lt;5C&gt;: lower.</li>" in page
+    for needle in ("Mann–Whitney p (Holm)", "Kolmogorov–Smirnov p (Holm)", "Cliff's δ", "2.6e-117",
+                   "-0.77", "p-values Holm-corrected."):
+        assert needle in page, needle
+    assert "caveat" not in build_report(_electrodes(), embed_csv=False).split("</style>", 1)[1]
+
+
+def _png(width: int, ppi: float | None) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", width, 4, 8, 6, 0, 0, 0))
+    phys = chunk(b"pHYs", struct.pack(">IIB", round(ppi / 0.0254), round(ppi / 0.0254), 1)) if ppi else b""
+    return PNG_SIGNATURE + ihdr + phys + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+def test_a_dense_png_is_drawn_at_its_css_size():
+    """vl-convert's 2x render states 144 ppi: drawn 640 px wide, not 1280 (a 72 ppi or unstated PNG as it is)."""
+    page = build_report([ReportElectrode("e", _table(3, 0))], embed_csv=False,
+                        charts={"2x": _png(1280, 144), "1x": _png(700, 72), "bare": _png(500, None), "stub": PNG})
+    imgs = [a for t, a in _parse(page).tags if t == "img"]
+    assert [a.get("width") for a in imgs] == ["640", None, None, None]
+
+
+def test_the_axis_tables_have_a_column_per_electrode_and_per_measure():
+    from core import compare
+
+    rng = np.random.default_rng(0)
+    tables = {f"e{i}": pd.DataFrame({"detachment": rng.normal(0.1 * i, 0.1, 60), "touches_edge": False})
+              for i in range(3)}
+    res = compare.electrode_trend(tables, {f"e{i}": float(i) for i in range(3)}, attribute="C-rate", unit="C",
+                                  rng=0, n_boot=100)
+    page = build_report([ReportElectrode(n, t) for n, t in tables.items()], axis_trend=res, embed_csv=False)
+    part = page.split("<h2>Electrodes on an axis", 1)[1].split("<h2>", 1)[0]
+    heads = [re.findall(r"<th[^>]*>(.*?)</th>", t) for t in re.findall(r"<tr>(<th.*?)</tr>", part)]
+    assert heads == [["statistic", "e0", "e1", "e2"], ["statistic", "median", "share_above"]]
+    assert "<td class=\"k\">C-rate (C)</td>" in part and "<td class=\"k\">slope</td>" in part
