@@ -266,6 +266,15 @@ def _clean_up_options(sample: Sample, base: SegmentParams) -> tuple[str, float, 
         if denoise != "none":  # the size means nothing without a filter: not shown then (its value is kept)
             size = st.slider("Filter size (voxels: Gaussian sigma / median window / NLM patch distance)", 0.0, 5.0,
                              key=k_size, step=0.1, persist_state=PERSIST)
+            if denoise == "median":
+                from core.phases.denoise import median_window
+
+                k = median_window(size)
+                if k == 1:
+                    st.warning(f"A median window of {size:g} voxels rounds to 1 voxel: no filtering. Choose 1.5 or "
+                               "more (a window of 3 voxels).")
+                else:
+                    st.caption(f"Median window: {k}×{k}×{k} voxels.")
         else:
             size = st.session_state[k_size]
         pv = st.checkbox("Partial-volume correction (removes the false CBD shell that blur puts around particles)",

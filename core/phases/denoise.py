@@ -66,6 +66,13 @@ def _percentiles(volume: np.ndarray, q) -> np.ndarray:
     return np.percentile(_sample(volume).astype(np.float64), q)
 
 
+def median_window(size: float) -> int:
+    """The median filter's window (voxels a side) for a denoising ``size``: rounded to an odd whole number, at least
+    1 (a size under 1.5 gives 1: no filtering)."""
+    k = max(1, int(round(size)))
+    return k + 1 - k % 2
+
+
 def denoise(volume: np.ndarray, method: Denoise = "gaussian", *, size: float = 1.0) -> np.ndarray:
     """Denoise a greyscale volume; returns float32, input untouched.
 
@@ -85,9 +92,7 @@ def denoise(volume: np.ndarray, method: Denoise = "gaussian", *, size: float = 1
     if method == "gaussian":
         return ndi.gaussian_filter(volume, float(size), mode="nearest", output=np.float32)
     if method == "median":
-        k = max(1, int(round(size)))
-        k += 1 - k % 2
-        return ndi.median_filter(v, size=k, mode="nearest")
+        return ndi.median_filter(v, size=median_window(size), mode="nearest")
     from skimage.restoration import denoise_nl_means, estimate_sigma
 
     sigma = float(np.mean(estimate_sigma(v[v.shape[0] // 2])))
