@@ -21,11 +21,12 @@ Progress = Callable[[float, str], None]
 # --------------------------------------------------------------------------- samples
 
 
-def sample_label(ws: Workspace, s: Sample) -> str:
+def sample_label(ws: Workspace, s: Sample, *, mark: bool = True) -> str:
+    """``"✓ pristine · SYNTHETIC"``: the sample's name, ✓ analysed or ○ not yet (``mark``), SYNTHETIC for a demo."""
     tag = " · SYNTHETIC" if s.is_demo else ""
-    latest = ws.latest_analysis(s.id)
-    mark = "✓ " if latest is not None else "○ "
-    return f"{mark}{s.name}{tag}"
+    if not mark:
+        return f"{s.name}{tag}"
+    return f"{'✓' if ws.latest_analysis(s.id) is not None else '○'} {s.name}{tag}"
 
 
 #: The URL's query parameter naming the chosen sample (``?sample=3``).
@@ -58,9 +59,16 @@ def sample_picker(ws: Workspace) -> Sample | None:
         st.sidebar.info("No sample yet: add one on the Samples page.")
         st.session_state[state.SAMPLE_ID] = None
         return None
+    # the chosen sample's status is the box's icon, not part of its text: the browser keeps showing the text it
+    # had when the sample was chosen (an analysis finished meanwhile left "○" there), and redraws the icon
+    chosen = st.session_state[state.SAMPLE_PICKER]
+    analysed = ws.latest_analysis(chosen) is not None
     sid = st.sidebar.selectbox(
-        "Sample", ids, key=state.SAMPLE_PICKER, format_func=lambda i: sample_label(ws, by_id[i]),
-        help="✓ analysed, ○ not analysed yet. SYNTHETIC = built-in demo electrode with known ground truth.",
+        "Sample", ids, key=state.SAMPLE_PICKER,
+        format_func=lambda i: sample_label(ws, by_id[i], mark=i != chosen),
+        icon=":material/check_circle:" if analysed else ":material/radio_button_unchecked:",
+        help="✓ analysed, ○ not analysed yet (the chosen sample: the icon in the box). SYNTHETIC = built-in demo "
+             "electrode with known ground truth.",
     )
     st.session_state[state.SAMPLE_ID] = sid
     if st.query_params.get(URL_SAMPLE) != str(sid):  # so that a reload or a shared link opens the same sample
