@@ -308,23 +308,52 @@ def caveats(analyses: dict[str, Analysis]) -> list[str]:
     return [s for s in (params_caveat(analyses), pins_words.dimensions_sentence(analyses)) if s]
 
 
+#: The page's link keeps the choices that change its numbers (beside ``a``, the analyses): a reload or a colleague
+#: opening it sees the same medians.
+URL_EDGE, URL_MIN_DIAMETER, URL_CUT = "edge", "min_d", "cut"
+
+
+def _from_url(key: str, name: str, default, parse) -> None:
+    """The widget ``key``'s first value in this session: the link's ``name`` (``parse``d; a value it cannot read
+    gives ``default``), else ``default``."""
+    if key in st.session_state:
+        return
+    raw = st.query_params.get(name)
+    try:
+        st.session_state[key] = default if raw is None else parse(raw)
+    except (TypeError, ValueError):
+        st.session_state[key] = default
+
+
+def _to_url(name: str, default, value):
+    """``value``, written into the link as ``name`` (removed at its default); returns it."""
+    text = None if value == default else f"{value:g}" if isinstance(value, float) else str(value)
+    if text is None:
+        if name in st.query_params:
+            del st.query_params[name]
+    elif st.query_params.get(name) != text:
+        st.query_params[name] = text
+    return value
+
+
 def size_filter_picker() -> float:
     """The page-wide smallest equivalent diameter counted (µm; 0 keeps every particle)."""
-    state.init(state.CMP_MIN_DIAMETER, 0.0)
-    return float(st.number_input(
+    _from_url(state.CMP_MIN_DIAMETER, URL_MIN_DIAMETER, 0.0, lambda v: min(1000.0, max(0.0, float(v))))
+    return _to_url(URL_MIN_DIAMETER, 0.0, float(st.number_input(
         "Smallest particle counted: equivalent diameter (µm)", 0.0, 1000.0, key=state.CMP_MIN_DIAMETER, step=0.5,
         format="%.2f", persist_state=state.PERSIST,
         help="Leave out fines and segmentation debris: a particle of a few voxels has a detachment of 0, 1 or a "
              "coarse fraction between. In a real calendered NMC volume 5 % of the particles had fewer than 16 "
              "voxels; leaving them out narrowed the IQR of detachment from 0.129 to 0.122. 0 keeps every "
-             "particle. Applies to the exports too."))
+             "particle. Applies to the exports too.")))
 
 
 def edge_policy_picker() -> str:
     """The page-wide choice for particles cut by the volume edge."""
-    state.init(state.CMP_EDGE, DEFAULT_EDGE)
-    policy = st.radio("Particles cut by the volume edge", tuple(EDGE_LABELS), key=state.CMP_EDGE, horizontal=True,
-                      format_func=EDGE_LABELS.get, persist_state=state.PERSIST)
+    _from_url(state.CMP_EDGE, URL_EDGE, DEFAULT_EDGE, lambda v: v if v in EDGE_LABELS else DEFAULT_EDGE)
+    policy = _to_url(URL_EDGE, DEFAULT_EDGE, st.radio(
+        "Particles cut by the volume edge", tuple(EDGE_LABELS), key=state.CMP_EDGE, horizontal=True,
+        format_func=EDGE_LABELS.get, persist_state=state.PERSIST))
     st.caption(
         "**Include** (the default) keeps every particle: detachment is a share of the particle's *visible* open "
         "surface, still a fair estimate for a particle cut by the edge, and leaving edge particles out discards "
@@ -346,9 +375,9 @@ def _one_sentence_warning(exc: Exception) -> None:
 
 def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | None:
     """Per electrode: n, median detachment with bootstrap CI, IQR and the share above a cut (Wilson CI)."""
-    state.init(state.CMP_CUT, DEFAULT_CUT)
-    cut = st.slider("Detached cut: count particles with detachment above", 0.05, 0.95, key=state.CMP_CUT,
-                    step=0.05, persist_state=state.PERSIST)
+    _from_url(state.CMP_CUT, URL_CUT, DEFAULT_CUT, lambda v: round(min(0.95, max(0.05, float(v))) / 0.05) * 0.05)
+    cut = _to_url(URL_CUT, DEFAULT_CUT, st.slider("Detached cut: count particles with detachment above", 0.05, 0.95,
+                                                  key=state.CMP_CUT, step=0.05, persist_state=state.PERSIST))
     try:
         res = cache.cmp_summary(ctx.key, tuple(ctx.groups.items()), edge_policy, float(cut))
     except ValueError as exc:

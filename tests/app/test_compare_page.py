@@ -390,3 +390,29 @@ def test_a_drifting_scan_analysed_without_flattening_is_named_by_the_depth_trend
     assert drift_note(NS(samples={"painted": (None, painted)})) == ""
     network = NS(provenance=painted.provenance, resolved=NS(method="model"))
     assert drift_note(NS(samples={"net": (None, network)})).startswith("The scan of net (30%) drifts")
+
+
+def test_a_link_keeps_the_choices_that_change_the_numbers(seeded_ws):
+    """The edge policy, the smallest particle counted and the detached cut are in the page's link: a reload or a
+    colleague opening it sees the same medians (it kept the electrodes only: 'leave out' came back as 'include',
+    pristine's n from 170 to 364)."""
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.query_params["edge"] = "exclude"
+    at.query_params["min_d"] = "1.5"
+    at.query_params["cut"] = "0.3"
+    at.run()
+    no_exception(at)
+    assert at.radio(key=state.CMP_EDGE).value == "exclude"
+    assert at.number_input(key=state.CMP_MIN_DIAMETER).value == 1.5
+    assert at.slider(key=state.CMP_CUT).value == pytest.approx(0.3)
+    at.radio(key=state.CMP_EDGE).set_value("miles").run()
+    assert list(at.query_params["edge"]) in (["miles"], list("miles"))
+    at.radio(key=state.CMP_EDGE).set_value("include").run()  # the default: out of the link
+    assert "edge" not in at.query_params and at.query_params["cut"]
+    fresh = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()  # no link: the defaults, none in the URL
+    assert fresh.radio(key=state.CMP_EDGE).value == "include" and "edge" not in fresh.query_params
+    bad = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    bad.query_params["edge"], bad.query_params["cut"] = "sideways", "lots"
+    bad.run()
+    no_exception(bad)
+    assert bad.radio(key=state.CMP_EDGE).value == "include" and bad.slider(key=state.CMP_CUT).value == 0.5
