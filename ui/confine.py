@@ -54,7 +54,9 @@ def _shown(root_real: Path, path: Path, root: Path | None = None) -> str:
 
 
 def refuse_outside(shown: str) -> ValueError:
-    return ValueError(f"{shown} is a link pointing outside the data folder, so the dashboard does not read it.")
+    return ValueError(f"{shown} is a link pointing outside the data folder, so the dashboard does not read it: copy "
+                      "the data into the data folder, or start the dashboard with DETACH_DATA set to the folder "
+                      "holding it.")
 
 
 def _real(root_real: Path, path: Path, shown: str) -> Path:

@@ -59,6 +59,8 @@ def _refused(at, name: str) -> str:
     no_exception(at)
     [err] = [e.value for e in at.error]
     assert name in err and "outside the data folder" in err and err.endswith(".") and "\n" not in err
+    assert err.endswith("copy the data into the data folder, or start the dashboard with DETACH_DATA set to the "
+                        "folder holding it.")  # the way forward, not only the refusal
     assert not re.search(r"(?<![\w.~])/[A-Za-z]", err), err  # no absolute server path
     return err
 
