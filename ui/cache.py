@@ -277,7 +277,10 @@ def grey_slice(ref: VolumeRef, axis: int, index: int, window: Window | None = No
 
 def grey_image(ref: VolumeRef, axis: int, index: int, window: Window | None = None) -> np.ndarray:
     """(H, W, 3) uint8: one slice (its ``window``) at the display contrast of the whole volume (its 0.5–99.5
-    percentiles)."""
+    percentiles); of an already-segmented sample, its phases in the fixed greys of :func:`ui.render.phase_codes_grey`
+    (at the codes' contrast its CBD was the grey of a particle with no open interface)."""
+    if json.loads(ref.options).get("phase_map"):
+        return render.phase_codes_grey(grey_slice(ref, axis, index, window))
     lo, hi = contrast(ref, 0.5, 99.5)
     return render.grey_rgb(grey_slice(ref, axis, index, window), lo, hi)
 

@@ -197,7 +197,9 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
                                   width=render.outline_width(lab2d.shape))
     st.image(render.upscale(img, 520), width="stretch",
              caption=f"slice {render.AXES[axis]} = {index}: particle outlines coloured by detachment"
-             + (f"; particle {chosen} highlighted in magenta" if chosen is not None else ""))
+             + (f"; particle {chosen} highlighted in magenta" if chosen is not None else "")
+             + ("; behind them the phases read from the file: pore black, CBD dark grey, NMC grey"
+                if sample.source_options.get("phase_map") else ""))
     st.altair_chart(charts.colour_bar(), width="stretch")
     if chosen is not None:
         row = table.loc[table["label"] == chosen].iloc[0]

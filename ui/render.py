@@ -22,6 +22,10 @@ PHASE_HEX = {code: "#%02x%02x%02x" % rgb for code, rgb in PHASE_COLOURS.items()}
 DETACHMENT_CMAP = "viridis"
 DETACHMENT_RANGE = (0.0, 1.0)
 NAN_COLOUR = (200, 200, 200)
+#: Grey levels of an already-segmented sample's phase codes drawn as the background of particles (pore, CBD, NMC):
+#: darker than :data:`NAN_COLOUR`, so that a CBD region (mid-grey at the codes' contrast) does not read as a
+#: particle with no open interface.
+PHASE_GREYS = (0, 70, 130)
 HIGHLIGHT = (255, 0, 200)  # magenta: outside the detachment colormap, visible on bright NMC
 AXES = ("z", "y", "x")
 
@@ -168,3 +172,12 @@ def upscale(img: np.ndarray, target: int = 480) -> np.ndarray:
     if f == 1:
         return img
     return np.repeat(np.repeat(img, f, axis=0), f, axis=1)
+
+
+def phase_codes_grey(codes2d: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: a slice of phase codes (0 pore / 1 CBD / 2 NMC) in :data:`PHASE_GREYS`, as the background
+    of an already-segmented sample's particles (other values black)."""
+    lut = np.zeros(256, np.uint8)
+    lut[:3] = PHASE_GREYS
+    g = lut[np.clip(np.asarray(codes2d), 0, 255).astype(np.uint8)]
+    return np.repeat(g[..., None], 3, axis=2)

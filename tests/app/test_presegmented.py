@@ -368,3 +368,20 @@ def test_phase_map_edited_after_adding(empty_ws, env):
     at.run()
     assert not [x for x in at.warning if "phase map" in x.value]
     assert catalogue_table(empty_ws)["status"][0] == f"analysed ({second.n_particles} particles)"
+
+
+def test_particles_of_an_already_segmented_volume_are_drawn_over_dark_phase_greys(empty_ws, env):
+    """Behind the particles the phase codes were drawn at their contrast (CBD mid-grey), which read as particles
+    with no open interface (light grey): they are drawn in fixed darker greys, said in the caption."""
+    from ui import cache, render
+
+    codes = np.zeros((6, 20, 20), np.uint8)
+    codes[:, 5:15, 5:15] = 2
+    codes[:, :, :3] = 1
+    save_tiff(env / "data" / "codes.tif", codes, (1.0, 1.0, 1.0))
+    s = empty_ws.add_sample("codes", str(env / "data" / "codes.tif"), spacing=1.0,
+                            source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
+    img = cache.grey_image(cache.VolumeRef.of(empty_ws, s), 0, 3)
+    assert img.shape == (20, 20, 3) and set(np.unique(img)) == set(render.PHASE_GREYS)
+    assert img[0, 0, 0] == render.PHASE_GREYS[1] and img[10, 10, 0] == render.PHASE_GREYS[2]
+    assert max(render.PHASE_GREYS) < min(render.NAN_COLOUR) - 50  # apart from "no open interface"
