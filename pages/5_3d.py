@@ -49,3 +49,9 @@ drawn_note = (f" ({drawn} drawn: the others, a few voxels each, lost their trian
 st.caption(f"{out['n_particles']} particles{drawn_note}, {out['n_triangles']:,} triangles{stride_note}.{cbd_note} "
            f"Coordinates in µm; the thickness axis is {'zyx'[params.axis]}, separator at its "
            f"{params.separator_side}.")
+finer = forms.finer_depth_range(view.depth_range, out["stride"])
+if finer is not None:  # sampled coarsely, the particles come out as shards: one click to a slab drawn finely
+    st.info(f"Sampled every {out['stride']} voxels, small particles come out as shards. A slab of depth "
+            f"{finer[0]:.2f}–{finer[1]:.2f} fits the same budget sampled about every 2 voxels or finer.")
+    st.button(f"Show depth {finer[0]:.2f}–{finer[1]:.2f} finer", on_click=forms.set_depth_range, args=(finer,),
+              icon=":material/zoom_in:")

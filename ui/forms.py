@@ -151,6 +151,27 @@ def thin_axis_note(shape, axis: int) -> str | None:
             f"({inplane}) that runs from the separator to the current collector.")
 
 
+
+def finer_depth_range(depth: tuple[float, float], stride: int) -> tuple[float, float] | None:
+    """Where the 3D view sampled its labels every ``stride`` > 2 voxels: a slab about the middle of ``depth`` that
+    the same triangle budget draws sampled about every 2 voxels (the triangles go as the slab's width over the
+    square of the sampling step), on the slider's steps of 0.05; None where the view is fine enough or the slab
+    would be no thinner."""
+    lo, hi = float(depth[0]), float(depth[1])
+    if stride <= 2 or hi <= lo:
+        return None
+    width = max(0.05, round((hi - lo) * (2.0 / stride) ** 2 / 0.05) * 0.05)
+    if width >= hi - lo:
+        return None
+    mid = (lo + hi) / 2
+    start = min(max(lo, round((mid - width / 2) / 0.05) * 0.05), hi - width)
+    return round(start, 2), round(start + width, 2)
+
+
+def set_depth_range(depth: tuple[float, float]) -> None:
+    """The 3D page's depth range (a button's callback: before the slider is drawn)."""
+    st.session_state[state.V3_DEPTH] = (float(depth[0]), float(depth[1]))
+
 # --------------------------------------------------------------------------- segmentation
 
 

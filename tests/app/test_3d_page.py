@@ -239,3 +239,31 @@ def test_a_depth_maps_onto_the_electrode_slices_where_the_analysis_found_them():
     assert _depth_crop((101, 8, 8), 0, (0.0, 1.0), "start", (20, 100))[0] == slice(0, 101)
     assert _depth_crop((101, 8, 8), 0, (0.0, 0.5), "start", (20, 100))[0] == slice(20, 61)
     assert _depth_crop((8, 8, 101), 2, (0.5, 1.0), "start", None)[2] == slice(50, 101)
+
+
+def test_a_coarsely_sampled_view_offers_a_thinner_slab_drawn_finer(seeded_ws, monkeypatch):
+    """A big volume's particles sampled every 5 voxels come out as shards (the real calendered volume at its whole
+    depth): the page offers the slab the same budget draws about every 2 voxels (there: 0.40-0.55, sampled every 2),
+    and one click shows it."""
+    from ui import cache, forms
+
+    assert forms.finer_depth_range((0.0, 1.0), 5) == (0.4, 0.55)
+    assert forms.finer_depth_range((0.0, 1.0), 2) is None and forms.finer_depth_range((0.4, 0.45), 9) is None
+    real = cache.view3d
+
+    def coarse(ref, params, *a, **kw):
+        out = dict(real(ref, params, *a, **kw))
+        if params.depth_range == (0.0, 1.0):
+            out["stride"] = 5
+        return out
+
+    monkeypatch.setattr(cache, "view3d", coarse)
+    s, at = _open(seeded_ws, "pristine")
+    at.run()
+    no_exception(at)
+    assert any("A slab of depth 0.40–0.55 fits the same budget" in i.value for i in at.info)
+    [button] = [b for b in at.button if b.label == "Show depth 0.40–0.55 finer"]
+    button.click().run()
+    no_exception(at)
+    assert at.slider(key=state.V3_DEPTH).value == (0.4, 0.55)
+    assert not any("A slab of depth" in i.value for i in at.info)
