@@ -156,6 +156,8 @@ def announce(job: Job | None) -> None:
     """After :func:`submit`: the page's message for the job, then a rerun (the panel shows the rest)."""
     if job is None:
         return
+    if not job.active:  # ended already (run inline): said here, so the panel does not say it a second time
+        st.session_state[state.JOBS_MINE] = (st.session_state.get(state.JOBS_MINE) or set()) - {job.id}
     if job.state == "done":
         flash("success", _done_text(job))
     elif job.state == "failed":

@@ -79,3 +79,34 @@ def test_jobs_panel_says_each_job_of_this_session_that_ended(empty_ws):
     assert not at.info
     at.run()  # said once, not again when the panel sees the same jobs
     assert len(at.success) == 1 and len(at.error) == 1
+
+
+def announce_script():
+    import streamlit as st
+
+    from ui import cache, jobs, state
+    from ui.messages import show_flash
+
+    ws = cache.workspace()
+    if "announced" not in st.session_state:  # a job this session submitted, run inline: ended when announced
+        st.session_state["announced"] = True
+        job = jobs.store(ws).list()[0]
+        st.session_state[state.JOBS_MINE] = {job.id}
+        jobs.announce(job)  # its message, then a rerun
+    show_flash()
+    with st.sidebar:
+        jobs.panel(ws)
+
+
+def test_a_job_run_inline_is_said_done_once(empty_ws):
+    """Run inline, a job has ended when the page announces it: the panel said it a second time ("Analysis 1 done:
+    7 particles (job #1). See the Particles page." and "... (job #1, Analysis: pristine).")."""
+    from core.jobs import JobStore
+
+    js = JobStore(empty_ws.root)
+    job = js.create("analysis", {"sample_id": 1, "params": {}}, title="Analysis: pristine")
+    js.finish(job.id, {"analysis_id": 1, "n_particles": 7})
+    at = AppTest.from_function(announce_script, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    said = [line for m in at.success for line in m.value.split("  \n")]
+    assert said == [f"Analysis 1 done: 7 particles (job #{job.id}). See the Particles page."]
