@@ -198,7 +198,7 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
     st.image(render.upscale(img, 520), width="stretch",
              caption=f"slice {render.AXES[axis]} = {index}: particle outlines coloured by detachment"
              + (f"; particle {chosen} highlighted in magenta" if chosen is not None else "")
-             + ("; behind them the phases read from the file: pore black, CBD dark grey, NMC grey"
+             + ("; behind them the phases read from the file: pore black, CBD dark grey, NMC white"
                 if sample.source_options.get("phase_map") else ""))
     st.altair_chart(charts.colour_bar(), width="stretch")
     if chosen is not None:

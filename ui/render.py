@@ -23,9 +23,9 @@ DETACHMENT_CMAP = "viridis"
 DETACHMENT_RANGE = (0.0, 1.0)
 NAN_COLOUR = (200, 200, 200)
 #: Grey levels of an already-segmented sample's phase codes drawn as the background of particles (pore, CBD, NMC):
-#: darker than :data:`NAN_COLOUR`, so that a CBD region (mid-grey at the codes' contrast) does not read as a
-#: particle with no open interface.
-PHASE_GREYS = (0, 70, 130)
+#: its CBD dark grey, far from :data:`NAN_COLOUR`, so that a CBD region (mid-grey at the codes' contrast) does not
+#: read as a particle with no open interface; its NMC near white, as a scan shows it.
+PHASE_GREYS = (0, 70, 235)
 HIGHLIGHT = (255, 0, 200)  # magenta: outside the detachment colormap, visible on bright NMC
 AXES = ("z", "y", "x")
 
