@@ -235,7 +235,8 @@ def isolation_depth_chart(depth: pd.DataFrame) -> alt.Chart:
                  alt.Tooltip("n_particles:Q", title="particles in bin"),
                  alt.Tooltip("n_isolated:Q", title="isolated"),
                  alt.Tooltip("share_isolated:Q", format=".3f", title="share isolated")],
-    ).properties(height=260, title="Where the isolated particles sit")
+    ).properties(height=charts.fit_height(260, "share of particles isolated (0–1)", above=30),  # its title
+                 title="Where the isolated particles sit")
 
 
 # --------------------------------------------------------------------------- segmentation uncertainty

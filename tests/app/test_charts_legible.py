@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import vl_convert as vlc
 
-from core import compare
+from core import compare, connectivity
 from ui import charts, exports
 
 NAMES = ["pristine (SYNTHETIC)", "cycled-1C (SYNTHETIC)", "cycled-5C (SYNTHETIC)", "calendered-real", "nanoct-B-360"]
@@ -208,3 +208,14 @@ def test_y_titles_fit_the_height_streamlit_gives_the_plot(tables, crate):
     assert _y_title_and_height(_spec(built["trend"]))[1] >= 340  # 300 had cut "95 % CI"
     assert _spec(built["spread"])["height"] == _spec(built["counts"])["height"] >= 280  # side by side, alike
     assert charts.fit_height(300, "short") == 300 and charts.fit_height(220, "x" * 40, above=40) == 390
+
+
+def test_the_isolated_particles_depth_chart_fits_its_y_title_and_its_own_title():
+    """Beside the isolation bars its title was cut at the top: its y title (33 characters) took the plot's height."""
+    from ui import sections
+
+    depth = connectivity.depth_table({})
+    depth.loc[0] = ["a", 0.0, 0.5, 2, 1, 0.5, 0.4]
+    spec = sections.isolation_depth_chart(depth).to_dict()
+    title, height = spec["encoding"]["y"]["title"], spec["height"]
+    assert height >= len(title) * 6.2 + 100 + 30
