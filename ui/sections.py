@@ -332,9 +332,17 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
         "threshold step (grey)": spread["threshold_step"],
         "h step (µm)": spread["h_step_um"],
     })
+    unswept = shown["max |Δ| thresholds"].isna()  # phases read from the input: no thresholds were varied
+    if unswept.all():
+        shown = shown.drop(columns=["max |Δ| thresholds", "threshold step (grey)"])
     st.dataframe(shown, hide_index=True, key=state.UNC_TABLE,
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns
                                 if shown[c].dtype.kind == "f" and c != "threshold step (grey)"})
+    if unswept.any():
+        names = ", ".join(shown["electrode"][unswept])
+        st.caption(f"No thresholds varied for {names}: {'its' if unswept.sum() == 1 else 'their'} phases were read "
+                   "from the input (already segmented), so only the particle separation h was moved"
+                   + ("." if unswept.all() else "; their threshold cells are empty."))
 
 
 def uncertainty_chart(spread: pd.DataFrame, runs: pd.DataFrame) -> alt.Chart:

@@ -121,10 +121,26 @@ def test_a_sweep_of_phases_given_as_input_varies_the_separation_only(empty_ws, e
     button.click().run()
     no_exception(at)
     assert not at.error
-    row = at.dataframe[1].value.iloc[0]
+    table = at.dataframe[1].value
+    row = table.iloc[0]
     assert row["n particles"] == len(empty_ws.load_table(empty_ws.latest_analysis(s.id)))
-    assert np.isnan(row["max |Δ| thresholds"]) and np.isnan(row["threshold step (grey)"])
+    # no threshold varied: those columns (empty: "None" in the browser) left out, and said why
+    assert "max |Δ| thresholds" not in table.columns and "threshold step (grey)" not in table.columns
+    assert f"No thresholds varied for electrode {s.id}: its phases were read from the input (already segmented), " \
+           "so only the particle separation h was moved." in [c.value for c in at.caption]
     assert row["max |Δ| separation"] >= 0 and row["h step (µm)"] > 0
+    # beside a greyscale electrode: the columns stay, its cells empty, said
+    demo = empty_ws.add_sample("demo", "demo:pristine", spacing=(0.4, 0.4, 0.4),
+                               source_options={"shape": [48, 48, 48], "seed": 0})
+    run_analysis(empty_ws, demo.id)
+    at = run_app()
+    at.button(key=state.UNC_RUN).click().run()
+    no_exception(at)
+    table = at.dataframe[1].value.set_index("electrode")
+    assert np.isnan(table.loc[f"electrode {s.id}", "max |Δ| thresholds"])
+    assert table.loc[f"electrode {demo.id}", "max |Δ| thresholds"] >= 0
+    assert any(c.value.endswith("so only the particle separation h was moved; their threshold cells are empty.")
+               for c in at.caption)
 
 
 def test_a_single_slice_across_its_thickness_axis_has_no_isolation_said(seeded_ws, env):
