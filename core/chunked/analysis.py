@@ -609,7 +609,7 @@ def _open_input(path, kw: dict, chunk_size: int, copy_dir: Path, report):
     for each box (:func:`core.chunked.inputs.streamed`) is decompressed once into ``copy_dir`` and read from there."""
     from .inputs import decompressed_copy, open_lazy, streamed
 
-    vol = open_lazy(path, chunks=chunk_size, **kw)
+    vol = open_lazy(path, chunks=chunk_size, **kw)  # (a crop or alignment that does not fit: refused before the copy)
     if not streamed(path, kw.get("fmt")):
         return vol
     whole = open_lazy(path, chunks=chunk_size, **{k: v for k, v in kw.items() if k not in ("crop", "align")})
