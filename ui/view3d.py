@@ -204,8 +204,45 @@ def _plotter(mesh, cbd=None, cbd_opacity: float = CBD_OPACITY, *, off_screen: bo
         p.add_mesh(cbd, color=CBD_COLOUR, opacity=float(cbd_opacity), show_edges=False, smooth_shading=True,
                    show_scalar_bar=False, specular=0.0, name="cbd")
     p.add_axes(color="black", xlabel="x", ylabel="y", zlabel="z")
+    if mesh.n_cells or (cbd is not None and cbd.n_cells):
+        _show_scale(p)
     p.camera_position = "iso"
     return p
+
+
+def _font_file() -> str | None:
+    """A TrueType font with "µ" (matplotlib's DejaVu Sans; pyvista needs matplotlib), or None."""
+    try:
+        import matplotlib
+
+        path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
+    except ImportError:  # pragma: no cover - pyvista requires matplotlib
+        return None
+    return path if os.path.exists(path) else None
+
+
+def axis_titles(font_file: str | None) -> tuple[str, str, str]:
+    """The box's axis titles: ``x (µm)`` ...; ``x (um)`` where no font with "µ" is at hand (VTK's built-in
+    font has none: it would print "x (m)", metres)."""
+    unit = "µm" if font_file else "um"
+    return tuple(f"{a} ({unit})" for a in "xyz")
+
+
+def _show_scale(p) -> None:
+    """A box with ticks in µm around everything drawn: the scale of the view (the static image and the
+    vtk.js page alike; the vtk.js page draws its own labels, with "µ")."""
+    import vtk
+
+    font = _font_file()
+    x, y, z = axis_titles(font)
+    axes = p.show_bounds(xtitle=x, ytitle=y, ztitle=z, color="black", grid=False, location="outer",
+                         ticks="outside", font_size=12)
+    if font is not None:  # VTK's default font has no "µ": draw the titles and labels with DejaVu Sans
+        axes.SetUseTextActor3D(True)
+        for i in range(3):
+            for prop in (axes.GetTitleTextProperty(i), axes.GetLabelTextProperty(i)):
+                prop.SetFontFamily(vtk.VTK_FONT_FILE)
+                prop.SetFontFile(font)
 
 
 def screenshot(mesh, *, cbd=None, cbd_opacity: float = CBD_OPACITY, window_size=(900, 700)) -> np.ndarray:

@@ -58,8 +58,8 @@ def test_standalone_check_catches_remote_resources():
             _assert_standalone(doc.format(bad))
 
 
-def _scene_actors(html: str) -> list[tuple[float, list[float]]]:
-    """(opacity, colour) of every actor property in the vtk.js scene (``index.json``, zipped, in base64)."""
+def _scene_index(html: str) -> dict:
+    """The vtk.js scene of the page (``index.json``, zipped, in base64)."""
     import base64
     import io
     import json
@@ -68,11 +68,18 @@ def _scene_actors(html: str) -> list[tuple[float, list[float]]]:
 
     blob = re.search(r'base64Str = "([^"]+)"', html)
     assert blob, "no vtk.js scene in the page"
-    index = json.loads(zipfile.ZipFile(io.BytesIO(base64.b64decode(blob.group(1)))).read("index.json"))
+    return json.loads(zipfile.ZipFile(io.BytesIO(base64.b64decode(blob.group(1)))).read("index.json"))
+
+
+def _scene_actors(html: str) -> list[tuple[float, list[float]]]:
+    """(opacity, colour) of every actor property in the vtk.js scene."""
+    index = _scene_index(html)
     out = []
 
     def walk(o):
         if isinstance(o, dict):
+            if o.get("type") == "vtkCubeAxesActor":  # the box with ticks in µm, not a surface
+                return
             if "opacity" in o and "color" in o:
                 out.append((float(o["opacity"]), [float(c) for c in o["color"]]))
             for v in o.values():
@@ -267,3 +274,35 @@ def test_a_coarsely_sampled_view_offers_a_thinner_slab_drawn_finer(seeded_ws, mo
     no_exception(at)
     assert at.slider(key=state.V3_DEPTH).value == (0.4, 0.55)
     assert not any("A slab of depth" in i.value for i in at.info)
+
+
+def test_the_view_has_a_box_with_ticks_in_micrometres():
+    """The scale of the view: a box around the particles with ticks and titles in µm (not "x (m)", metres,
+    which VTK's built-in font makes of "µm"), in the static image and the vtk.js page."""
+    import pyvista as pv
+
+    import ui.view3d as v3
+
+    assert v3.axis_titles("font.ttf") == ("x (µm)", "y (µm)", "z (µm)")
+    assert v3.axis_titles(None) == ("x (um)", "y (um)", "z (um)")
+    assert v3._font_file() is not None  # pyvista's matplotlib brings DejaVu Sans
+    mesh = pv.Sphere(radius=5.0, center=(20.0, 10.0, 3.0))
+    mesh.cell_data["detachment"] = np.zeros(mesh.n_cells)
+    p = v3._plotter(mesh, window_size=(300, 240))
+    try:
+        axes = p.renderer.cube_axes_actor
+        assert axes is not None
+        assert (axes.GetXTitle(), axes.GetYTitle(), axes.GetZTitle()) == ("x (µm)", "y (µm)", "z (µm)")
+        np.testing.assert_allclose(axes.GetBounds(), mesh.bounds, atol=1e-6)
+        assert axes.GetTitleTextProperty(0).GetFontFile().endswith("DejaVuSans.ttf")
+    finally:
+        p.close()
+    empty = v3._plotter(pv.PolyData(), window_size=(300, 240))  # nothing drawn: no box
+    try:
+        assert empty.renderer.cube_axes_actor is None
+    finally:
+        empty.close()
+    import json
+
+    scene = json.dumps(_scene_index(v3.export_html(mesh)), ensure_ascii=False)
+    assert all(f"{a} (µm)" in scene for a in "xyz")
