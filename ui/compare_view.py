@@ -559,11 +559,11 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
             few = tr.table[tr.table["low_n"]]
             where = "" if len(few) > 4 else ": " + ", ".join(
                 f"{r.electrode} {r.x_lo:.3g}–{r.x_hi:.3g} (n={r.n})" for r in few.itertuples())
-            st.warning(f"{tr.n_low} of {len(tr.table)} bins have fewer than {tr.low_n} particles (grey "
-                       f"triangles): their medians and intervals are unreliable{where}.")
+            exports.warn(f"Detachment against {name}: {tr.n_low} of {len(tr.table)} bins have fewer than "
+                         f"{tr.low_n} particles (grey triangles): their medians and intervals are unreliable{where}.")
     drifting = drift_note(ctx)
     if drifting:
-        st.warning(drifting)
+        exports.warn(drifting)
     st.caption(f"Points: median detachment of the particles in each bin, bars: its 95 % "
                f"bootstrap CI ({cache.N_BOOT // 2} resamples); left: spread (IQR) within each bin, where small "
                f"particles usually scatter more; right: particles per bin, dashed line = the few-particle threshold. "

@@ -267,11 +267,27 @@ def begin_page() -> None:
     sections it offers its report (:func:`offer_section`)."""
     st.session_state[state.EXP_SHOWN] = {}
     st.session_state[_OFFERED] = []
+    st.session_state[state.EXP_CAVEATS] = []
 
 
 def offer_section(section: ReportSection) -> None:
     """Carry a section the page showed (the tests between electrodes, worded as there) into its report."""
     st.session_state.setdefault(_OFFERED, []).append(section)
+
+
+def warn(text: str) -> None:
+    """``st.warning`` of a reading the page's numbers depend on (bins with few particles, a scan's drift), also
+    carried into its report as a caveat (the report is read without the page)."""
+    st.warning(text)
+    shown = st.session_state.setdefault(state.EXP_CAVEATS, [])
+    plain = re.sub(r"\*{1,2}([^*]+)\*{1,2}", r"\1", text)  # the report's caveats are plain text
+    if plain not in shown:
+        shown.append(plain)
+
+
+def shown_caveats() -> list[str]:
+    """The warnings :func:`warn` showed since :func:`begin_page`, in page order."""
+    return list(st.session_state.get(state.EXP_CAVEATS) or [])
 
 
 def offered_sections() -> list[ReportSection]:
@@ -383,7 +399,7 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
     items = [(name, s, a) for name, (s, a) in ctx.samples.items()]
     if not items:
         return
-    caveats = compare_caveats({name: a for name, (_, a) in ctx.samples.items()})
+    caveats = compare_caveats({name: a for name, (_, a) in ctx.samples.items()}) + shown_caveats()
     sections = offered_sections()
     min_d = float(ctx.min_diameter_um)
     tables, dropped = ctx.tables, ctx.dropped

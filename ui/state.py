@@ -27,6 +27,7 @@ UPLOADS_REJECTED = "uploads_rejected"  # {uploaded file id: the one-sentence ref
 UPLOADS_SAVED = "uploads_saved"        # {uploaded file id: path in the workspace}, so a rerun does not save twice
 EXP_SHOWN = "exp_shown_charts"         # charts drawn on the current page run, offered by its Export section
 EXP_SECTIONS = "exp_shown_sections"   # report sections (tests tables) a page run offered (ui.exports.offer_section)
+EXP_CAVEATS = "exp_shown_caveats"     # warnings a page run showed that its report repeats (ui.exports.warn)
 
 # ---- app.py (shared sidebar)
 SAMPLE_PICKER = "w_sample_picker"

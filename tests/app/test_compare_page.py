@@ -96,7 +96,7 @@ def test_summary_distribution_tests_trends_and_slices(seeded_ws):
     # every trend bin of the tiny (48^3) demos holds fewer than 10 particles: flagged and warned about
     n_bins = at.slider(key=state.CMP_TREND_BINS).value
     trend = chart_data(at, 1)
-    assert any(w.value.startswith(f"{3 * n_bins} of {3 * n_bins} bins have fewer than 10 particles")
+    assert any(f": {3 * n_bins} of {3 * n_bins} bins have fewer than 10 particles" in w.value
                for w in at.warning)
     assert all(d["low_n"].all() for d in trend.values() if "low_n" in d)
 

@@ -297,6 +297,11 @@ def test_compare_report_carries_the_page_caveats_and_tests(seeded_ws, captured):
     html = _data(captured, "comparison-report.html").decode()
     for sentence in said:
         assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(sentence)}</p>' in html
+    # the page's warnings of bins with few particles (the tiny demos), one caveat each
+    few = [w for w in warned if "bins have fewer than" in w]
+    assert few and few[0].startswith("Detachment against equivalent diameter: ")
+    for w in few:
+        assert html.count(f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(w)}</p>') == 1
     # the tests table as the page shows it: 6 pairs, the same readings and p-values
     [tests] = [d.value for d in at.dataframe if "mwu_p_holm" in d.value.columns]
     assert len(tests) == 6
