@@ -13,7 +13,8 @@ messages.show_flash()
 
 table = tables.catalogue_table(ws)
 if len(table):
-    st.dataframe(table, hide_index=True, key=state.SAMPLES_TABLE, width="stretch", column_config={
+    st.dataframe(table, placeholder=tables.MISSING, hide_index=True, key=state.SAMPLES_TABLE, width="stretch",
+                 column_config={
         "status": st.column_config.TextColumn("status", width="medium"),
         "source": st.column_config.TextColumn("source", width="medium",
                                               help="Relative to the data folder; hover a cell for the whole path."),

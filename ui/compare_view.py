@@ -22,7 +22,7 @@ from core.records import Attribute
 from core.report import ReportSection
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, exports, jobs, messages, page, render, state
+from . import cache, charts, exports, jobs, messages, page, render, state, tables
 from . import pins as pins_words
 
 EDGE_LABELS = {
@@ -385,7 +385,7 @@ def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | 
         return None
     pct = round(res.confidence * 100)
     num = lambda label, fmt="%.3f": st.column_config.NumberColumn(label, format=fmt)  # noqa: E731
-    st.dataframe(res.table, hide_index=True, key=state.CMP_SUMMARY_TABLE, column_order=[
+    st.dataframe(res.table, placeholder=tables.MISSING, hide_index=True, key=state.CMP_SUMMARY_TABLE, column_order=[
         "electrode", "group", "n_particles", "n_used", "n_valid", "median", "median_ci_lo", "median_ci_hi", "iqr",
         "share_above", "share_ci_lo", "share_ci_hi", "median_equiv_diameter_um"], column_config={
         "n_particles": num("particles", "%d"), "n_used": num("used", "%d"),
@@ -442,7 +442,7 @@ def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
     compound = kind == "violin" or (facet and kind in ("histogram", "ecdf"))
     exports.show(chart, f"distribution of {charts.metric_title(metric)}", width="content" if compound else "stretch")
     q = dist.quantiles
-    st.dataframe(q, hide_index=True, key=state.CMP_QUANTILES_TABLE,
+    st.dataframe(q, placeholder=tables.MISSING, hide_index=True, key=state.CMP_QUANTILES_TABLE,
                  column_order=["electrode", "n_used", "mean", "q05", "q25", "median", "q75", "q95"],
                  column_config={"n_used": st.column_config.NumberColumn("particles used", format="%d"),
                                 **{c: st.column_config.NumberColumn(format="%.3g")
@@ -473,7 +473,8 @@ def tests_section(ctx: CompareContext, metric: str, edge_policy: str) -> compare
     t = res.table
     cols = tests_columns(res)
     st.markdown("\n".join(f"- **{r.electrode_a} vs {r.electrode_b}**: {r.reading}." for r in t.itertuples()))
-    st.dataframe(t, hide_index=True, key=state.CMP_TESTS_TABLE, column_order=list(cols), column_config={
+    st.dataframe(t, placeholder=tables.MISSING, hide_index=True, key=state.CMP_TESTS_TABLE, column_order=list(cols),
+                 column_config={
         c: st.column_config.NumberColumn(label, format=_TEST_FORMATS[c]) if c in _TEST_FORMATS else label
         for c, label in cols.items()})
     note = tests_note(res)
@@ -692,7 +693,7 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
     pct = round(res.confidence * 100)
     unit = f" ({res.unit})" if res.unit else ""
     num = lambda label, fmt="%.3f": st.column_config.NumberColumn(label, format=fmt)  # noqa: E731
-    st.dataframe(res.table, hide_index=True, key=state.CMP_AXIS_TABLE, column_order=[
+    st.dataframe(res.table, placeholder=tables.MISSING, hide_index=True, key=state.CMP_AXIS_TABLE, column_order=[
         "electrode", "value", "n_valid", "median", "median_ci_lo", "median_ci_hi", "share_above", "share_ci_lo",
         "share_ci_hi"], column_config={
         "value": num(f"{attr}{unit}", "%g"), "n_valid": num("particles", "%d"), "median": num(f"median {words}"),

@@ -161,7 +161,8 @@ def depth_line(sample: Sample, analysis: Analysis) -> str | None:
 def _table(table: pd.DataFrame, keys: _Keys, on_select, csv_name: str) -> None:
     st.subheader("Per-particle table")
     st.dataframe(
-        table, key=keys.table, hide_index=True, on_select=on_select, selection_mode="single-row", height=420,
+        table, placeholder=tables.MISSING, key=keys.table, hide_index=True, on_select=on_select,
+        selection_mode="single-row", height=420,
         column_order=FIRST_COLUMNS + [c for c in table.columns if c not in FIRST_COLUMNS],
         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
                        if table[c].dtype.kind == "f"},
@@ -205,4 +206,4 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
         row = table.loc[table["label"] == chosen].iloc[0]
         if lab2d.size and not (lab2d == chosen).any():
             st.caption(f"Particle {chosen} is not in this slice; pick it again to jump to its centre.")
-        st.dataframe(tables.detail_values(row), width="stretch", height=300, key=keys.row)
+        st.dataframe(tables.detail_values(row), placeholder=tables.MISSING, width="stretch", height=300, key=keys.row)

@@ -504,7 +504,7 @@ def analyses_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) ->
         return
     sid = sample.id
     with st.expander(f"Analyses of this sample ({len(analyses)})", icon=":material/history:"):
-        st.dataframe(tables.analyses_table(analyses), hide_index=True, width="stretch",
+        st.dataframe(tables.analyses_table(analyses), placeholder=tables.MISSING, hide_index=True, width="stretch",
                      column_config={"note": st.column_config.TextColumn("note", width="medium")})
         by_id = {a.id: a for a in analyses}
         done = [a for a in analyses if a.status == "done"]
@@ -586,7 +586,8 @@ def attributes_section(ws: Workspace, sample: Sample) -> None:
                      icon=":material/straighten:"):
         if attrs:
             st.dataframe(pd.DataFrame([{"attribute": a.name, "value": a.value, "unit": a.unit} for a in attrs]),
-                         hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%g")})
+                         hide_index=True, placeholder=tables.MISSING,
+                         column_config={"value": st.column_config.NumberColumn(format="%g")})
         else:
             st.caption("No attributes yet. Numbers such as the C-rate, cycle count or state of charge put "
                        "electrodes on an axis on the Compare page (a trend test across electrodes).")

@@ -35,7 +35,7 @@ from core.pipeline import AnalysisParams
 from core.uncertainty import SEPARATION_VARIANTS, SweepParams
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, exports, jobs, state
+from . import cache, charts, exports, jobs, state, tables
 
 NameOf = Callable[[int], str]
 AnalysisOf = Callable[[int], "Analysis | None"]  # sample id -> the analysis a section shows (default: the latest)
@@ -166,7 +166,7 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
     })
     bars = {c: st.column_config.ProgressColumn(c, format="%.3f", min_value=0.0, max_value=1.0)
             for c in ("share isolated (number)", "share isolated (volume)")}
-    st.dataframe(shown, hide_index=True, key=state.ISO_TABLE,
+    st.dataframe(shown, placeholder=tables.MISSING, hide_index=True, key=state.ISO_TABLE,
                  column_config={**{c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns
                                    if shown[c].dtype.kind == "f"}, **bars})
     st.caption(
@@ -335,7 +335,7 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
     unswept = shown["max |Δ| thresholds"].isna()  # phases read from the input: no thresholds were varied
     if unswept.all():
         shown = shown.drop(columns=["max |Δ| thresholds", "threshold step (grey)"])
-    st.dataframe(shown, hide_index=True, key=state.UNC_TABLE,
+    st.dataframe(shown, placeholder=tables.MISSING, hide_index=True, key=state.UNC_TABLE,
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in shown.columns
                                 if shown[c].dtype.kind == "f" and c != "threshold step (grey)"})
     if unswept.any():

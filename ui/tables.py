@@ -11,6 +11,10 @@ from . import pins
 from .confine import display_path
 from .render import AXES
 
+#: What a table cell shows for a missing value (NaN, None): Streamlit's default prints "None", which reads as a
+#: word of the data (a depth_frac of a slice with no depth, the crack share of a particle with no crack measure).
+MISSING = "–"
+
 
 def grey_text(value) -> str:
     """A grey value as the pages say it: whole numbers from 100 up (16-bit scans), four significant digits below
@@ -161,7 +165,7 @@ def detail_values(row):
         if isinstance(v, numbers.Integral):
             return str(int(v))
         if v != v:
-            return "NaN"
+            return MISSING
         return f"{float(v):,.0f}" if abs(v) >= 1e4 else f"{float(v):.4g}"
 
     return pd.DataFrame({"value": [text(v) for v in row.to_numpy()]}, index=row.index)

@@ -274,8 +274,31 @@ def test_particle_details_print_numbers_without_binary_rounding_artefacts():
                      "surface_um2": 123456.78}, dtype=object)
     shown = detail_values(row)["value"]
     assert shown.to_dict() == {"label": "7", "volume_um3": "354.7", "touches_edge": "True",
-                               "crack_fraction": "NaN", "detachment": "0.3", "area_um2": "175.7",
+                               "crack_fraction": "–", "detachment": "0.3", "area_um2": "175.7",
                                "surface_um2": "123,457"}
+
+
+def test_every_table_shows_a_missing_value_as_a_dash_not_none(seeded_ws):
+    """A NaN cell (the depth of a slice with no depth, the crack share where none was measured) showed "None",
+    read as a word of the data; every table of the dashboard shows "–" (``tables.MISSING``)."""
+    import re
+    from pathlib import Path
+
+    from ui.tables import MISSING
+
+    s, at = _open(seeded_ws)
+    no_exception(at)
+    frames = list(at.dataframe)
+    assert frames and all(f.proto.placeholder == MISSING for f in frames)
+    root = Path(__file__).resolve().parents[2]
+    for path in [*root.glob("ui/*.py"), *root.glob("pages/*.py")]:
+        text = path.read_text()
+        for m in re.finditer(r"st\.dataframe\(", text):  # each call's arguments, to its closing parenthesis
+            depth, i = 1, m.end()
+            while depth:
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            assert "placeholder=tables.MISSING" in text[m.end():i], f"{path.name}: {text[m.start():i][:80]}"
 
 
 def test_the_table_says_what_depth_runs_over(seeded_ws):
