@@ -19,14 +19,20 @@ from .inputs import source_options as _stored_options
 if TYPE_CHECKING:
     from .pipeline import AnalysisParams
 
-__all__ = ["ATTRIBUTE_PRESETS", "Analysis", "Attribute", "Sample", "attributes_from_list", "attributes_to_list",
-           "check_attributes", "row_options"]
+__all__ = ["ATTRIBUTE_PRESETS", "ATTRIBUTE_RANGES", "Analysis", "Attribute", "Sample", "attributes_from_list", "attributes_to_list",
+           "check_attributes", "check_range", "row_options"]
 
 
 # --------------------------------------------------------------------------- attributes
 
 #: Common sample attributes and their units (the Samples page offers them first).
 ATTRIBUTE_PRESETS: dict[str, str] = {"C-rate": "C", "cycles": "-", "SOC": "%"}
+
+#: The physical range of a preset attribute in its preset unit: (lowest, highest, whole numbers only).  A C-rate
+#: below 0 C, a negative or fractional cycle count or an SOC outside 0-100 % is a typing slip, and one such value
+#: moves the trend of the electrodes on that axis (:func:`check_attributes` refuses it).
+ATTRIBUTE_RANGES: dict[str, tuple[float, float, bool]] = {
+    "C-rate": (0.0, math.inf, False), "cycles": (0.0, math.inf, True), "SOC": (0.0, 100.0, False)}
 
 ATTRIBUTE_NAME_MAX = 60
 ATTRIBUTE_UNIT_MAX = 20
@@ -75,8 +81,25 @@ class Attribute:
         return f"{self.name} ({self.unit})" if self.unit else self.name
 
 
-def check_attributes(attributes: Iterable[Attribute] | None) -> tuple[Attribute, ...]:
-    """The attributes as a tuple; ``TypeError`` for a non-:class:`Attribute`, ``ValueError`` for a repeated name."""
+def check_range(attribute: Attribute) -> None:
+    """``ValueError`` (one sentence) for a preset attribute outside its physical range in its preset unit
+    (:data:`ATTRIBUTE_RANGES`: a C-rate below 0 C, cycles not a whole number from 0, an SOC outside 0-100 %); other
+    attributes and other units are not checked."""
+    preset = next((n for n in ATTRIBUTE_RANGES if n.casefold() == attribute.name.casefold()), None)
+    if preset is None or attribute.unit != ATTRIBUTE_PRESETS[preset]:
+        return
+    lo, hi, whole = ATTRIBUTE_RANGES[preset]
+    v = attribute.value
+    if not lo <= v <= hi or (whole and v != int(v)):
+        unit = "" if attribute.unit == "-" else f" {attribute.unit}"
+        what = ("a whole number from 0" if whole else f"from {lo:g}{unit}" if hi == math.inf
+                else f"between {lo:g} and {hi:g}{unit}")
+        raise ValueError(f"{attribute.name} {v:g}{unit} is not possible: it is {what}")
+
+
+def check_attributes(attributes: Iterable[Attribute] | None, *, ranges: bool = True) -> tuple[Attribute, ...]:
+    """The attributes as a tuple; ``TypeError`` for a non-:class:`Attribute`, ``ValueError`` for a repeated name
+    and (``ranges``) for a preset attribute outside its physical range (:func:`check_range`)."""
     if attributes is None:
         return ()
     if isinstance(attributes, (str, bytes, Mapping)) or not isinstance(attributes, Iterable):
@@ -89,13 +112,15 @@ def check_attributes(attributes: Iterable[Attribute] | None) -> tuple[Attribute,
         if a.name.casefold() in seen:
             raise ValueError(f"attribute {a.name!r} is given twice; each name once per sample")
         seen.add(a.name.casefold())
+        if ranges:
+            check_range(a)
     return out
 
 
 def attributes_to_list(attributes: Iterable[Attribute]) -> list[dict]:
     """The stored (JSON) form: ``[{"name": ..., "value": ..., "unit": ...}, ...]`` (``unit`` left out when empty)."""
     return [{"name": a.name, "value": a.value, **({"unit": a.unit} if a.unit else {})}
-            for a in check_attributes(attributes)]
+            for a in check_attributes(attributes, ranges=False)]  # (a workspace may hold one set before the check)
 
 
 def attributes_from_list(items, where: str = "attributes") -> tuple[Attribute, ...]:

@@ -78,6 +78,13 @@ def test_samples_page_sets_replaces_and_removes_attributes(seeded_ws):
     at.button(key=state.k(state.ATTR_SET, sid)).click().run()
     assert any("already given in 'C'" in e.value for e in at.error)
     assert seeded_ws.get_sample(sid).attribute("C-rate").unit == "C"
+    # a C-rate below 0 C is refused in one sentence and stores nothing
+    at.selectbox(key=state.k(state.ATTR_NAME, sid)).select("C-rate").run()
+    at.number_input(key=state.k(state.ATTR_VALUE, sid, "C-rate")).set_value(-3.0).run()
+    at.button(key=state.k(state.ATTR_SET, sid)).click().run()
+    no_exception(at)
+    assert any(e.value.startswith("C-rate -3 C is not possible") for e in at.error)
+    assert seeded_ws.get_sample(sid).attribute("C-rate").value == 2.0
     # remove one
     at.selectbox(key=state.k(state.ATTR_REMOVE, sid)).select("temperature").run()
     at.button(key=state.k(state.ATTR_REMOVE_BUTTON, sid)).click().run()

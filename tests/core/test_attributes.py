@@ -31,6 +31,29 @@ def test_attribute_record_normalises_and_refuses_bad_values():
         check_attributes([{"name": "SOC", "value": 1.0}])
 
 
+def test_preset_attributes_outside_their_physical_range_are_refused_in_one_sentence(tmp_path):
+    """A C-rate of -3 C or an SOC of 150 % (QA: both were stored and moved the trend across electrodes)."""
+    for bad, words in [(Attribute("C-rate", -3.0, "C"), "C-rate -3 C is not possible: it is from 0 C"),
+                       (Attribute("soc", 150.0, "%"), "soc 150 % is not possible: it is between 0 and 100 %"),
+                       (Attribute("SOC", -0.1, "%"), "between 0 and 100 %"),
+                       (Attribute("cycles", -1.0, "-"), "cycles -1 is not possible: it is a whole number from 0"),
+                       (Attribute("cycles", 2.5, "-"), "a whole number from 0")]:
+        with pytest.raises(ValueError, match=words):
+            check_attributes([bad])
+    ok = [Attribute("C-rate", 0.0, "C"), Attribute("SOC", 100.0, "%"), Attribute("cycles", 500.0, "-"),
+          Attribute("state", -5.0),  # not a preset: not checked
+          Attribute("temperature", -20.0, "°C")]
+    assert check_attributes(ok) == tuple(ok)
+    assert check_attributes([Attribute("C-rate", -2.0, "mA/cm²")])  # another unit: not checked
+    ws = Workspace(tmp_path / "ws")
+    s = ws.add_sample("a", "demo:pristine", spacing=0.4, source_options={"shape": [16, 16, 16], "seed": 0})
+    with pytest.raises(ValueError, match="not possible"):
+        ws.set_attributes(s.id, [Attribute("C-rate", -3.0, "C")])
+    assert ws.get_sample(s.id).attributes == ()
+    # a value stored before the check still reads and writes (a recipe of an older workspace)
+    assert attributes_to_list([Attribute("C-rate", -3.0, "C")]) == [{"name": "C-rate", "value": -3.0, "unit": "C"}]
+
+
 def test_attribute_list_round_trips_and_names_the_bad_entry():
     attrs = (Attribute("C-rate", 2.0, "C"), Attribute("cycles", 100, "-"), Attribute("porosity", 0.3))
     stored = attributes_to_list(attrs)
