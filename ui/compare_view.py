@@ -636,6 +636,20 @@ def axis_attributes(ctx: CompareContext) -> dict[str, dict[str, Attribute]]:
     return dict(sorted(found.items(), key=lambda kv: -len(kv[1])))
 
 
+def axis_caveats(analyses: dict[str, Analysis]) -> list[str]:
+    """What the trend across the electrodes on the axis mixes, said beside its reading (the page's warnings above
+    are about all the chosen electrodes, and a reader of the trend's headline may not connect them): single slices
+    with volumes, analyses with different parameters (a method among them)."""
+    out = []
+    mixed = pins_words.dimensions_sentence(analyses)
+    if mixed:
+        out.append(f"**This trend puts single slices and volumes on one line.** {mixed}")
+    differ = params_caveat(analyses)
+    if differ:
+        out.append(f"**The electrodes on this axis were analysed differently.** {differ[len(PARAMS_DIFFER):].strip()}")
+    return out
+
+
 def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTrend | None:
     """Each electrode's median detachment and share above the cut against a sample attribute, with CIs, the
     nested trend test and its reading in one sentence; the per-electrode table as CSV."""
@@ -684,6 +698,8 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
     words = charts.metric_title(res.metric).split(" (")[0]
     m = res.median_test
     st.markdown(f"**{compare.trend_reading(res, label=words)}.**")
+    for text in axis_caveats({n: ctx.samples[n][1] for n in have}):
+        st.warning(text, icon=":material/warning:")
     c1, c2 = st.columns(2)
     with c1:
         exports.show(charts.electrode_trend(res, "median"), f"median detachment vs {attr}")

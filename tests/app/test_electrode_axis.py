@@ -144,6 +144,40 @@ def test_compare_page_puts_electrodes_on_the_attribute_axis(seeded_ws):
     assert any("per step up the C-rate order" in m.value for m in at.markdown)
 
 
+def test_the_trend_says_beside_its_reading_when_it_mixes_slices_with_volumes_and_parameters(seeded_ws):
+    """QA: a trend through 2D slices and 3D volumes analysed differently was read as a finding; the page's warnings
+    about all chosen electrodes stood far above it.  The axis section says it beside the trend's reading."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from core.particles import SeparationParams
+    from core.runner import run_analysis
+
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    assert not any("on this axis" in w.value or "on one line" in w.value for w in at.warning)  # the demos: alike
+    first = seeded_ws.list_samples()[0]
+    path = seeded_ws.root.parent / "slice.npy"
+    np.save(path, np.asarray(seeded_ws.load_volume(first))[24:25])
+    flat = seeded_ws.add_sample("FIB slice", str(path), spacing=first.spacing,
+                                attributes=[Attribute("C-rate", 2.0, "C")])
+    params = replace(seeded_ws.latest_analysis(first.id).requested, separation=SeparationParams(h_um=0.75))
+    with pytest.warns(UserWarning, match="single slice"):
+        run_analysis(seeded_ws, flat.id, seeded_ws.load_volume(flat), params)
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert any("across 4 electrodes" in m.value for m in at.markdown)
+    said = [w.value for w in at.warning if w.value.startswith("**This trend") or "on this axis" in w.value]
+    assert len(said) == 2
+    assert said[0].startswith("**This trend puts single slices and volumes on one line.** FIB slice is a single "
+                              "slice")
+    assert said[1].startswith("**The electrodes on this axis were analysed differently.** FIB slice used h")
+    # an electrode without the attribute is not on the axis and not named beside it
+    seeded_ws.set_attributes(flat.id, [])
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    assert not any(w.value.startswith("**This trend") or "on this axis" in w.value for w in at.warning)
+
+
 def test_mixed_units_and_too_few_electrodes_are_explained(seeded_ws):
     _clear(seeded_ws)
     _set_rates(seeded_ws, {"pristine": 0.0, "cycled-1C": 1.0})
