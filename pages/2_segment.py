@@ -114,6 +114,8 @@ if latest is not None:
     c[4].metric(f"NMC ({scope})", f"{fr['nmc']:.1%}")
     if fov:
         st.caption(fov)
+    if not presegmented:  # (an already-segmented sample's phases are the view above)
+        segment_view.analysed_phases_section(ws, sample, latest, method)
     filled = int((latest.provenance or {}).get("nonfinite_filled") or 0)
     if filled:
         st.warning(f"Voxels without a finite grey value (NaN or infinite): {filled}; the analysis gave them the "

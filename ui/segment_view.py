@@ -490,3 +490,43 @@ def depth_from_choice(sample: Sample, latest: Analysis | None) -> str:
              "The imaged volume: from face to face of the stack, as earlier versions of this tool measured it (for a "
              "circular field of view around an in-plane thickness axis, or an electrode whose NMC thins out "
              "towards a face)."))
+
+
+METHOD_WORDS = {"threshold": "thresholds", "model": "the trained 3D U-Net",
+                "classifier": "a classifier trained on brush strokes"}
+
+
+def analysed_phases_section(ws: Workspace, sample: Sample, latest: Analysis, method: str) -> None:
+    """The phases the latest analysis stored, over the grey values of a slice: what the particles were found in.
+
+    The preview above shows the method chosen now (one choice for all samples); where the latest analysis made its
+    phases otherwise (a sample classified with strokes painted on another, QA), that is said and this view opens
+    by itself."""
+    made = latest.resolved.method
+    differs = made != method
+    if differs:
+        st.info(f"Analysis #{latest.id} made its phases with {METHOD_WORDS.get(made, made)}; the preview above is of "
+                f"{METHOD_WORDS.get(method, method)}. Its phases are shown below.")
+    rref = cache.ResultRef.of(ws, latest)
+    with st.expander(f"Phases of analysis #{latest.id} on a slice", expanded=differs,
+                     icon=":material/layers:"):
+        phases, _ = cache.result_arrays(rref)
+        sid = sample.id
+        axis, index = widgets.slice_picker(state.k(state.SEG_DONE_AXIS, sid), state.k(state.SEG_DONE_INDEX, sid),
+                                           tuple(phases.shape), label="Slice")
+        ph2d = np.asarray(cache.phase_slice(rref, axis, index))
+        try:
+            grey = cache.grey_image(cache.VolumeRef.of(ws, sample), axis, index)
+        except (OSError, ValueError, TypeError):  # the source moved: the phases alone
+            grey = None
+        if grey is None or grey.shape[:2] != ph2d.shape:  # the sample read otherwise since (a new crop)
+            from .phase_map_view import phase_codes_rgb
+
+            img, on = phase_codes_rgb(ph2d), "phases"
+        else:
+            img, on = render.phase_overlay(grey, ph2d, float(st.session_state.get(state.SEG_OPACITY, 0.45))), \
+                "grey values with the analysed phases over them"
+        st.image(render.upscale(img, 520), width="stretch",
+                 caption=f"slice {render.AXES[axis]} = {index}: {on} (analysis #{latest.id}, "
+                         f"{METHOD_WORDS.get(made, made)})")
+        st.html(charts.phase_legend_html())

@@ -206,7 +206,9 @@ def test_nothing_painted_asks_for_strokes_and_cannot_run(seeded_ws):
     assert at.button(key=state.k(state.SEG_RUN, s.id)).disabled
     assert at.radio(key=state.PAINT_BRUSH).options == ["pore", "CBD", "NMC", "eraser"]
     assert any("0 voxels painted on this slice" in c.value for c in at.caption)
-    assert not at.image  # no preview yet (the canvas is a component, not an image)
+    # no preview yet (the canvas is a component, not an image); the one image: the latest analysis's phases
+    assert [i.proto.imgs[0].caption.split(": ")[1] for i in at.image] == [
+        f"grey values with the analysed phases over them (analysis #{seeded_ws.latest_analysis(s.id).id}, thresholds)"]
     # one phase only is not enough either
     one = Scribbles.empty(seeded_ws.load_volume(s).shape).with_slice(0, 3, np.zeros((48, 48), np.uint8))
     seeded_ws.save_scribbles(s.id, one)

@@ -52,7 +52,7 @@ def test_histogram_thresholds_and_preview_follow_the_sliders(seeded_ws):
     pore_before = _metric(at, "pore (this slice)")
     fractions = sum(_metric(at, f"{p} (this slice)") for p in ("pore", "CBD", "NMC"))
     assert fractions == pytest.approx(1.0, abs=0.002)
-    assert len(at.image) == 1
+    assert len(at.image) == 2 and "analysis #" in at.image[1].proto.imgs[0].caption  # the preview, the analysed
     # raising the pore | CBD threshold makes more pore in the preview and moves the rule
     new_low = seg["low"] + 0.5 * (seg["high"] - seg["low"])
     at.slider(key=k_low).set_value(new_low).run()
@@ -574,3 +574,27 @@ def test_the_histogram_says_how_many_voxels_it_counts(seeded_ws, empty_ws, env):
         at.run()
         no_exception(at)
         assert any(c.value.startswith(words) for c in at.caption), [c.value for c in at.caption]
+
+
+def test_the_latest_analysis_s_phases_are_shown_and_said_where_another_method_is_chosen(seeded_ws):
+    """QA: a sample classified with strokes painted on another opened on the threshold preview, and its analysed
+    phases could be seen nowhere.  The page shows the stored phases of the latest analysis on a slice, opened by
+    itself, with a sentence, where the method chosen now is not the one that made them."""
+    s, at = _open(seeded_ws, "pristine")
+    no_exception(at)
+    latest = seeded_ws.latest_analysis(s.id)
+    [box] = [e for e in at.expander if e.label == f"Phases of analysis #{latest.id} on a slice"]
+    assert not box.proto.expanded and not any("made its phases with" in i.value for i in at.info)
+    [img] = [i for i in at.image if f"(analysis #{latest.id}, thresholds)" in i.proto.imgs[0].caption]
+    assert "grey values with the analysed phases over them" in img.proto.imgs[0].caption
+    at.radio(key=state.SEG_METHOD).set_value("model").run()
+    no_exception(at)
+    assert any(i.value == f"Analysis #{latest.id} made its phases with thresholds; the preview above is of the "
+                          "trained 3D U-Net. Its phases are shown below." for i in at.info)
+    [box] = [e for e in at.expander if e.label == f"Phases of analysis #{latest.id} on a slice"]
+    assert box.proto.expanded
+    # on the middle z slice of the stored phases, over the grey values
+    z = np.asarray(seeded_ws.load_phases(latest)).shape[0] // 2
+    assert box.slider[0].value == z
+    [img] = list(box.image)
+    assert img.proto.imgs[0].caption.startswith(f"slice z = {z}: grey values with the analysed phases")
