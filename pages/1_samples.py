@@ -3,7 +3,8 @@
 import streamlit as st
 
 from core.synth import DEMO_DESCRIPTIONS, DEMO_ELECTRODES
-from ui import cache, file_browser, forms, messages, page, phase_map_view, samples_view, settings, state, tables, widgets
+from ui import (cache, file_browser, forms, jobs, messages, page, phase_map_view, samples_view, settings, startup, state,
+                tables, widgets)
 
 page.through_app()  # a first run in Streamlit's pages-folder mode: through app.py (ui.page)
 
@@ -40,6 +41,14 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
         return msg
     st.session_state[state.PENDING_SAMPLE] = s.id
     st.session_state[state.ADD_OPEN] = False  # the form closes on the sample added
+    if s.is_demo:  # analysed with the defaults at once, as the first start's demos are (it waited for a new session)
+        from core.pipeline import AnalysisParams
+
+        job = jobs.submit(ws, s, AnalysisParams(), what=startup.DEMO_JOB)
+        if job is not None:
+            messages.flash("success", f"Added sample '{s.name}'; its analysis with the default settings is job "
+                                      f"#{job.id} (progress in the sidebar).")
+            st.rerun()
     messages.flash("success", f"Added sample '{s.name}'. Segment it on the Segment page.")
     st.rerun()
 
@@ -55,6 +64,7 @@ def _options(opts: dict, info: dict, phase_map: str | None) -> dict:
 # open on an empty workspace, and kept as it first was for the session: a sample added meanwhile (by a colleague, or
 # the demo electrodes landing) would otherwise re-create the expander collapsed while its form is being filled
 state.init(state.ADD_OPEN, not len(table))
+DEMO_SIZE_RANGE = (16, 320)  # voxels per edge of a demo added here (at 320³ its analysis takes minutes on 2 cores)
 with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon=":material/add:"):
     tab_demo, tab_server, tab_upload = st.tabs(["Demo electrode (SYNTHETIC)", "Server data folder", "Upload"])
 
@@ -62,13 +72,20 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
         demo = st.selectbox("Demo electrode", list(DEMO_ELECTRODES), key=state.ADD_DEMO,
                             format_func=lambda n: f"{n} — {DEMO_DESCRIPTIONS[n]}")
         state.init(state.ADD_DEMO_SIZE, settings.demo_size())
-        size = st.number_input("Size (voxels per edge)", 16, 320, key=state.ADD_DEMO_SIZE, step=16)
-        st.caption(f"At {int(size)}³ voxels: {settings.demo_time_text(int(size))}.")
+        # no bounds on the widget: a number typed outside them was kept at the last valid one, and the button added
+        # that (QA: 352 typed, a 160³ electrode added); refused here in one sentence instead, the button disabled
+        size = st.number_input("Size (voxels per edge)", key=state.ADD_DEMO_SIZE, step=16)
+        size_ok = DEMO_SIZE_RANGE[0] <= int(size) <= DEMO_SIZE_RANGE[1]
+        if size_ok:
+            st.caption(f"At {int(size)}³ voxels: {settings.demo_time_text(int(size))}.")
+        else:
+            st.error(f"A demo electrode of the dashboard is {DEMO_SIZE_RANGE[0]} to {DEMO_SIZE_RANGE[1]} voxels per "
+                     f"edge (its analysis runs on this server), not {int(size)}.")
         st.caption("SYNTHETIC: generated with known ground truth (core.synth), not a measurement.")
         meta = forms.sample_metadata(("add", "demo", demo), name=f"{demo}", group="SYNTHETIC demo",
                                      spacing=settings.demo_spacing(demo), axis=0, side="start")
         if st.button("Add demo electrode", key=state.k(state.ADD_SUBMIT, "demo"), type="primary",
-                     disabled=meta is None) and meta is not None:
+                     disabled=meta is None or not size_ok) and meta is not None and size_ok:
             seed = list(DEMO_ELECTRODES).index(demo)
             _add(demo, f"demo:{demo}", meta, {"shape": [int(size)] * 3, "seed": seed})
 

@@ -36,8 +36,17 @@ def test_add_demo_then_view_slices(empty_ws):
     no_exception(at)
     assert any("workspace is empty" in i.value for i in at.info)
     at.selectbox(key=state.ADD_DEMO).select("cycled-1C")
+    # a size outside 16-320 is refused in one sentence, the button disabled (it added the last valid size before)
+    for bad in (352, 8):
+        at.number_input(key=state.ADD_DEMO_SIZE).set_value(bad).run()
+        no_exception(at)
+        assert any(e.value.startswith("A demo electrode of the dashboard is 16 to 320 voxels per edge")
+                   and e.value.endswith(f"not {bad}.") for e in at.error)
+        assert at.button(key=state.k(state.ADD_SUBMIT, "demo")).disabled
+    assert empty_ws.list_samples() == []
     at.number_input(key=state.ADD_DEMO_SIZE).set_value(32)
     at.run()
+    assert not any("voxels per edge" in e.value for e in at.error)
     from ui.settings import demo_time_text  # the one wording of the time, also on the first-start page
 
     assert any(c.value == f"At 32³ voxels: {demo_time_text(32)}." for c in at.caption)
@@ -47,6 +56,10 @@ def test_add_demo_then_view_slices(empty_ws):
     no_exception(at)
     [s] = empty_ws.list_samples()
     assert (s.name, s.source, s.source_options["shape"]) == ("cycled-1C", "demo:cycled-1C", [32, 32, 32])
+    # a demo is analysed at once with the defaults, as the first start's are (the tests' jobs run inline)
+    assert empty_ws.latest_analysis(s.id).status == "done"
+    assert any(m.value.startswith("Added sample 'cycled-1C'; its analysis with the default settings is job #")
+               for m in at.success)
     assert s.spacing == (0.4, 0.4, 0.4) and s.separator_side == "start"
     assert at.session_state[state.PENDING_SAMPLE] == s.id or at.session_state[state.SAMPLE_ID] == s.id
     table = _catalogue(at)
