@@ -252,14 +252,18 @@ def panel(ws: Workspace) -> None:
         c2.button("Cancel", key=state.k(state.JOBS_CANCEL, j.id), disabled=j.cancel_requested,
                   help="A queued job never starts; a running one stops at its next step.",
                   on_click=_cancel, args=(ws, j.id))
+    live = {s.id for s in ws.list_samples()}
     for j in recent:
         icon = {"done": "✓", "failed": "✗", "cancelled": "⊘", "interrupted": "↯"}[j.state]
         text = f"{icon} {_line(j)} · {j.state} {_when(j.finished_at)}"
-        if j.state == "done":
+        gone = j.sample_id is not None and j.sample_id not in live  # its sample deleted since (QA: read as there)
+        if gone:
+            text += " · sample deleted since"
+        elif j.state == "done":
             text += f" · {j.message}"
         elif j.error:
             text += f": {j.error}"
-        if j.state in ("interrupted", "failed", "cancelled"):
+        if j.state in ("interrupted", "failed", "cancelled") and not gone:
             c1, c2 = st.columns([3, 2], vertical_alignment="center")
             c1.caption(text)
             c2.button("Re-run", key=state.k(state.JOBS_RERUN, j.id), on_click=_rerun, args=(ws, j.id))

@@ -54,6 +54,9 @@ def sample_picker(ws: Workspace) -> Sample | None:
         current = st.session_state.get(state.SAMPLE_ID)
         if current not in by_id:  # a reload or a shared link: the sample named in the URL
             current = url_sample()
+            if current is not None and current not in by_id and ids:  # deleted since (QA: silently another)
+                st.warning(f"Sample #{current}, named in the link, is no longer in the workspace (deleted); showing "
+                           f"'{by_id[ids[0]].name}' instead.", icon=":material/link_off:")
         st.session_state[state.SAMPLE_PICKER] = current if current in by_id else (ids[0] if ids else None)
     if not ids:
         st.sidebar.info("No sample yet: add one on the Samples page.")

@@ -60,9 +60,12 @@ def test_the_chosen_sample_lives_in_the_url_so_a_reload_keeps_it(seeded_ws, monk
     again.run()
     no_exception(again)
     assert again.sidebar.selectbox(key=state.SAMPLE_PICKER).value == third.id
-    # a URL naming no sample of this workspace falls back to the first, without an error
+    # a URL naming no sample of this workspace (deleted since) falls back to the first, without an error, and says so
     stale = AppTest.from_file(APP, default_timeout=TIMEOUT)
     stale.query_params["sample"] = "9999"
     stale.run()
     no_exception(stale)
     assert stale.sidebar.selectbox(key=state.SAMPLE_PICKER).value == first.id
+    assert any(w.value == f"Sample #9999, named in the link, is no longer in the workspace (deleted); showing "
+                          f"'{first.name}' instead." for w in stale.warning)
+    assert not any("named in the link" in w.value for w in again.warning)

@@ -44,3 +44,24 @@ def test_analyse_all_flattens_a_drifting_scan_as_the_segment_page_proposes(empty
         flattened[s.name] = bool(a.params["segment"].get("flatten", False))
     assert flattened == {"drift": True, "steady": False, "seg": False}
     assert empty_ws.latest_analysis(drift.id).provenance["shading"]["flattened"]
+
+
+def test_a_finished_job_of_a_deleted_sample_says_so_and_offers_no_rerun(seeded_ws):
+    """QA: after a sample was deleted the panel still listed its analysis ("... 68 particles") as if it were there."""
+    from core.pipeline import AnalysisParams
+    from ui import jobs, state
+
+    first, second = seeded_ws.list_samples()[:2]
+    for s in (first, second):
+        j = jobs.store(seeded_ws).create("analysis", {"sample_id": s.id, "params": AnalysisParams().to_dict()},
+                                         title=f"Analysis: {s.name}", owner="test")
+        jobs.store(seeded_ws).cancel(j.id)  # ended without running: a Re-run is offered
+    seeded_ws.delete_sample(first.id)
+    at = AppTest.from_function(panel_script, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    lines = [c.value for c in at.sidebar.caption if "Analysis:" in c.value]
+    mine = [x for x in lines if f"Analysis: {first.name}" in x]
+    assert mine and all(x.endswith(" · sample deleted since") for x in mine)
+    assert not any(x.endswith("deleted since") for x in lines if f"Analysis: {second.name}" in x)
+    reruns = [b.key for b in at.sidebar.button if b.label == "Re-run"]
+    assert len(reruns) == 1 and reruns[0].startswith(state.JOBS_RERUN)
