@@ -46,6 +46,10 @@ if view.show_cbd:
 drawn = out.get("n_drawn")
 drawn_note = (f" ({drawn} drawn: the others, a few voxels each, lost their triangles to the sampling or the "
               "triangle budget)" if drawn is not None and drawn < out["n_particles"] else "")
+if out.get("centred"):  # a chunked analysis read strided: the count is the table's, by the particles' centres
+    drawn_note = (" with their centre in this depth range (of the analysis's table)"
+                  + (f"; {drawn} drawn from the labels read every {out['stride']} voxels" if drawn is not None
+                     else ""))
 st.caption(f"{out['n_particles']} particles{drawn_note}, {out['n_triangles']:,} triangles{stride_note}.{cbd_note} "
            f"Coordinates in µm; the thickness axis is {'zyx'[params.axis]}, separator at its "
            f"{params.separator_side}.")
