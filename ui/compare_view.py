@@ -10,7 +10,7 @@ context: ``my_module.section(ctx, edge_policy)``.  Statistics come from
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -541,15 +541,25 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
     combined = ctx.combined if points else None
     out = []
     for x, binning, rng in TRENDS:
+        sel, name = ctx.key, charts.metric_title(x).split(" (")[0]
+        # an electrode without this measure (a single slice across the thickness axis has no depth) is left out of
+        # its trend and named, not a refusal of the whole trend (QA: "0 particles with finite depth_frac")
+        without = [n for n, t in ctx.tables.items() if x in t and not np.isfinite(t[x].to_numpy(float)).any()]
+        if without:
+            st.caption(f"Left out of detachment against {name}: {', '.join(without)} (no {name}: "
+                       + ("a single slice across the thickness axis has none)." if x == "depth_frac" else "none "
+                          "measured)."))
+            sel = replace(sel, electrodes=tuple(e for e in sel.electrodes if e[0] not in without))
+            if not sel.electrodes:
+                continue
         try:
-            tr = cache.cmp_trend(ctx.key, x, int(bins), binning, rng, edge_policy, int(low_n))
+            tr = cache.cmp_trend(sel, x, int(bins), binning, rng, edge_policy, int(low_n))
         except ValueError as exc:
             _one_sentence_warning(exc)
             continue
         out.append(tr)
-        st.markdown(f"**Detachment against {charts.metric_title(x).split(' (')[0]}** "
+        st.markdown(f"**Detachment against {name}** "
                     f"({'equal-count' if binning == 'quantile' else 'equal-width'} bins)")
-        name = charts.metric_title(x).split(" (")[0]
         exports.show(charts.trend(tr, points=combined), f"detachment vs {name}")
         c1, c2 = st.columns(2)
         with c1:

@@ -299,7 +299,11 @@ def test_compare_report_carries_the_page_caveats_and_tests(seeded_ws, captured):
         assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(sentence)}</p>' in html
     # the page's warnings of bins with few particles (the tiny demos), one caveat each
     few = [w for w in warned if "bins have fewer than" in w]
-    assert few and few[0].startswith("Detachment against equivalent diameter: ")
+    assert [w.split(":")[0] for w in few] == ["Detachment against equivalent diameter", "Detachment against depth"]
+    # the single slice has no depth: left out of that trend and named, the demos' trend drawn
+    assert not any("finite depth_frac" in w for w in warned)
+    assert ("Left out of detachment against depth: FIB slice (no depth: a single slice across the thickness axis has "
+            "none).") in [c.value for c in at.caption]
     for w in few:
         assert html.count(f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(w)}</p>') == 1
     # the tests table as the page shows it: 6 pairs, the same readings and p-values
