@@ -19,6 +19,7 @@ import streamlit as st
 from core import compare
 from core.jobs import ACTIVE
 from core.records import Attribute
+from core.slices import slice_axis
 from core.report import ReportSection
 from core.workspace import Analysis, Sample, Workspace
 
@@ -615,20 +616,44 @@ def slices_section(ctx: CompareContext) -> None:
         axis, side = params.axis, params.separator_side
         _, labels = cache.result_arrays(ref)
         index = render.depth_index(depth, labels.shape[axis], side, analysis.provenance.get("depth_extent"))
-        lab2d = cache.label_slice(ref, axis, index)
+        # a single slice along the thickness axis (a FIB-SEM cross-section) is a plane through every depth: that
+        # plane, the depth marked on it (its section at one depth is a line one voxel tall: QA, an empty image)
+        thin = slice_axis(labels.shape)
+        cross = thin is not None and thin != axis
+        shown_axis, shown_index = (thin, 0) if cross else (axis, index)
+        lab2d = cache.label_slice(ref, shown_axis, shown_index)
         t = ctx.tables[name]
         colours = render.label_colour_table(t["label"].to_numpy(), t["detachment"].to_numpy(), cache.max_label(ref))
         try:
-            base = cache.grey_image(cache.VolumeRef.of(ctx.ws, sample), axis, index)
+            base = cache.grey_image(cache.VolumeRef.of(ctx.ws, sample), shown_axis, shown_index)
         except (OSError, ValueError, TypeError):
             base = render.grey_rgb(np.zeros_like(lab2d, dtype=np.float32), 0, 1)
         img = render.particle_overlay(base, lab2d, colours, mode="fill", width=render.outline_width(lab2d.shape))
+        if cross:
+            img = depth_line(img, [a for a in range(3) if a != thin].index(axis), index)
         with col:
-            where = (f"its only slice (a single slice across the thickness axis {render.AXES[axis]}: no depth)"
-                     if labels.shape[axis] == 1 else
-                     f"{render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})")
+            if cross:
+                where = (f"its only plane, a cross-section through every depth; the magenta line is depth "
+                         f"{depth:.2f} ({render.AXES[axis]} = {index}, separator at the {side})")
+            elif labels.shape[axis] == 1:
+                where = f"its only slice (a single slice across the thickness axis {render.AXES[axis]}: no depth)"
+            else:
+                where = f"{render.AXES[axis]} = {index} (depth {depth:.2f}, separator at the {side})"
             st.image(render.upscale(img, 420), width="stretch", caption=f"{name}: {where}")
     exports.show(charts.colour_bar(), "detachment colour scale")
+
+
+def depth_line(img: np.ndarray, along: int, index: int) -> np.ndarray:
+    """``img`` (H, W, 3) uint8 with the row (``along`` 0) or column (1) ``index`` drawn magenta, two pixels wide
+    where the image is over 400 pixels on that side (a copy)."""
+    out = np.array(img, copy=True)
+    n = out.shape[along]
+    width = 2 if n > 400 else 1
+    lo = int(np.clip(index, 0, n - width))
+    sl = [slice(None), slice(None)]
+    sl[along] = slice(lo, lo + width)
+    out[tuple(sl)] = render.HIGHLIGHT
+    return out
 
 
 # --------------------------------------------------------------------------- electrodes on an axis

@@ -416,3 +416,32 @@ def test_a_link_keeps_the_choices_that_change_the_numbers(seeded_ws):
     bad.run()
     no_exception(bad)
     assert bad.radio(key=state.CMP_EDGE).value == "include" and bad.slider(key=state.CMP_CUT).value == 0.5
+
+
+def test_a_cross_section_along_the_thickness_axis_shows_its_plane_with_the_depth_marked(seeded_ws):
+    """QA: a FIB-SEM cross-section (1 × Y × X, thickness along y) showed no image at a depth: its section there is
+    a line one voxel tall.  Its whole plane is shown with the depth drawn as a magenta line."""
+    from dataclasses import replace
+
+    from core.runner import run_analysis
+    from ui.compare_view import depth_line
+    from ui.render import HIGHLIGHT
+
+    img = np.zeros((500, 300, 3), np.uint8)
+    row = depth_line(img, 0, 10)
+    assert (row[10:12] == HIGHLIGHT).all() and not row[:10].any() and not row[12:].any() and not img.any()
+    col = depth_line(img, 1, 299)  # the last column, one pixel wide (300 pixels across)
+    assert (col[:, 299] == HIGHLIGHT).all() and not col[:, :299].any()
+
+    first = seeded_ws.list_samples()[0]
+    path = seeded_ws.root.parent / "cross.npy"
+    np.save(path, np.asarray(seeded_ws.load_volume(first))[24:25])
+    flat = seeded_ws.add_sample("FIB cross-section", str(path), spacing=first.spacing, axis=1)
+    params = replace(seeded_ws.latest_analysis(first.id).requested, axis=1)
+    run_analysis(seeded_ws, flat.id, seeded_ws.load_volume(flat), params)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    caps = [i.proto.imgs[0].caption for i in at.image]
+    [mine] = [c for c in caps if c.startswith("FIB cross-section: ")]
+    assert mine.startswith("FIB cross-section: its only plane, a cross-section through every depth; the magenta "
+                           "line is depth 0.50 (y = ")
