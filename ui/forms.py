@@ -67,11 +67,18 @@ def _validate_spacing(spacing) -> None:
     if len(spacing) != 3:
         raise ValueError(f"The voxel size needs 3 values (z, y, x), got {len(spacing)}.")
     lo, hi = SPACING_RANGE_UM
+    bad = []
     for a, v in zip(AXES, spacing):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
             raise TypeError(f"The voxel size {a} must be a number, got {type(v).__name__}.")
         if not np.isfinite(v) or not lo <= v <= hi:
-            raise ValueError(f"The voxel size {a} must be between {lo:g} and {hi:g} µm, got {v:g}.")
+            bad.append((a, v))
+    if bad:  # every axis at once (QA: the next one was said only once the first was mended)
+        got = ", ".join(f"{a} {v:g}" for a, v in bad)
+        names = [a for a, _ in bad]
+        which = (f"voxel size {names[0]}" if len(bad) == 1 else
+                 f"voxel sizes {', '.join(names[:-1])} and {names[-1]}")
+        raise ValueError(f"The {which} must be between {lo:g} and {hi:g} µm, got {got}.")
 
 
 def _prefill_spacing(spacing) -> tuple[tuple[float, ...], str]:
@@ -322,7 +329,10 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
     low, high = _threshold_sliders(sample, ref, vmin, vmax, threshold_defaults(ref, latest, key_now()), key_now)
     denoise, size, pv, island = _clean_up_options(sample, base)
     if not low < high:
-        st.error(f"The pore | CBD threshold ({low:g}) must be below the CBD | NMC threshold ({high:g}).")
+        from .tables import grey_text  # the thresholds to the digits the sliders show
+
+        st.error(f"The pore | CBD threshold ({grey_text(low)}) must be below the CBD | NMC threshold "
+                 f"({grey_text(high)}).")
         return SegmentChoice(low, high, None)
     # the σ the user gave (None when it was fitted), never the last fit's: passed back it would read as given
     requested = latest.rerun_params.segment if latest is not None else base

@@ -309,6 +309,18 @@ def test_bad_voxel_size_is_refused_and_nothing_added(empty_ws, env, value):
     assert uploads_left(env) == []
 
 
+def test_every_bad_voxel_size_is_said_at_once(empty_ws, env):
+    """QA: z = 0, y = -1, x = 1e9 said the z only, then the next one as each was mended."""
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    upload(at, "good.npy", _npy(GOOD))
+    scope = upload_scope(at)
+    for a, v in (("z", 0.0), ("y", -1.0), ("x", 1e9)):
+        at.number_input(key=spacing_key(scope, a)).set_value(v).run()
+    err = one_error(at, "voxel sizes z, y and x")
+    assert err == "The voxel sizes z, y and x must be between 0.0001 and 10000 µm, got z 0, y -1, x 1e+09."
+    assert at.button(key=ADD_UPLOAD).disabled
+
+
 def test_good_voxel_size_after_a_bad_one_is_added(empty_ws, env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     upload(at, "good.npy", _npy(GOOD))
