@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import altair as alt
 import numpy as np
@@ -20,6 +20,9 @@ TICK_SPACING = 80  # px between the labelled ticks of a quantitative x axis in a
 # Streamlit draws a chart of height H with its axes inside H (autosize "fit"): the plot keeps about H - 90 px and a
 # y title longer than that runs out of the chart; titles are 14 px, at most 6.2 px a character in its font
 _AXIS_OVERHEAD_PX, _TITLE_CHAR_PX, _TOP_LEGEND_PX = 100, 6.2, 40
+# a legend beside the plot starts at its top and is not shrunk: about 16 px a row in Streamlit's 14 px labels (20 here,
+# to spare) plus its title and padding and the chart's (50); whatever runs below the chart's height is cut off
+_LEGEND_ROW_PX, _LEGEND_FRAME_PX = 20, 50
 _TITLES = {
     "detachment": DETACHMENT_TITLE,
     "depth_frac": "depth (0 = separator side, 1 = current collector)",
@@ -47,12 +50,15 @@ def metric_title(column: str) -> str:
     return name.replace("_", " ")
 
 
-def fit_height(height: int, *y_titles: str, above: int = 0) -> int:
+def fit_height(height: int, *y_titles: str, above: int = 0, legend_rows: int = 0) -> int:
     """``height`` (px), raised where a y-axis title would run out of a chart drawn by Streamlit (whose height holds
     the axes too): the longest title gets its length in characters times 6.2 px, plus the x axis' 100 px and
-    ``above`` (px: a legend over the plot)."""
+    ``above`` (px: a legend over the plot); and where a legend of ``legend_rows`` entries beside the plot would be
+    cut off at the bottom: 20 px an entry, plus 50 px for its title and padding and ``above``."""
     longest = max((len(t) for t in y_titles if isinstance(t, str)), default=0)
     need = longest * _TITLE_CHAR_PX + _AXIS_OVERHEAD_PX + above
+    if legend_rows > 0:
+        need = max(need, legend_rows * _LEGEND_ROW_PX + _LEGEND_FRAME_PX + above)
     return int(max(height, 10 * np.ceil(need / 10)))
 
 
@@ -122,11 +128,44 @@ def shading_levels(reading: dict, spacing_z: float) -> alt.Chart:
     ).properties(height=fit_height(220, SHADING_TITLE, above=_TOP_LEGEND_PX))
 
 
-def _group_colour(df: pd.DataFrame, column: str, *, legend: bool = True) -> alt.Color:
-    """One colour per group of ``column``, legend in the order the groups first appear (``legend=False``: no legend)."""
-    order = list(dict.fromkeys(df[column].tolist()))
-    return alt.Color(f"{column}:N", title=column, scale=alt.Scale(scheme=GROUP_SCHEME, domain=order),
-                     sort=order, legend=alt.Undefined if legend else None)
+def electrode_scale(order: Sequence[str]) -> alt.Scale:
+    """The colour scale of electrodes: the i-th name of ``order`` gets the i-th colour of :data:`GROUP_SCHEME`.
+
+    Every chart of a page that colours electrodes builds its scale here from the same ``order`` (the page's order
+    of the electrodes, all of them), so that an electrode has one colour in all of them, whichever of the
+    electrodes a chart draws and in whichever order its table lists them.
+
+    Parameters
+    ----------
+    order : sequence of str
+        Electrode names in the page's order (a repeated name counts once, where it first appears).
+
+    Returns
+    -------
+    alt.Scale
+        Scheme :data:`GROUP_SCHEME` over the domain ``order``.
+    """
+    return alt.Scale(scheme=GROUP_SCHEME, domain=list(dict.fromkeys(order)))
+
+
+def _group_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
+                  order: Sequence[str] | None = None) -> alt.Color:
+    """One colour per group of ``column`` (:func:`electrode_scale` over ``order``; None: the order in which the
+    groups first appear in ``df``), the legend naming the groups ``df`` holds in that order (``legend=False``: no
+    legend).  A group of ``df`` missing from ``order`` is a ``ValueError``."""
+    present = list(dict.fromkeys(df[column].tolist()))
+    domain = present if order is None else list(dict.fromkeys(order))
+    missing = [n for n in present if n not in domain]
+    if missing:
+        raise ValueError(f"order must name every {column} drawn; {missing} missing from {domain}")
+    shown = [n for n in domain if n in present]
+    if not legend:
+        leg = None
+    elif shown == domain:
+        leg = alt.Undefined
+    else:  # the page's other electrodes keep their colours but are not in this chart's legend
+        leg = alt.Legend(values=shown)
+    return alt.Color(f"{column}:N", title=column, scale=electrode_scale(domain), sort=domain, legend=leg)
 
 
 LOW_N_GREY = "#b0b0b0"
@@ -223,10 +262,13 @@ def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None) -> alt.Layer
 
     Bins with fewer than ``tr.low_n`` particles are drawn grey.  ``points``
     (``electrode``, ``tr.x``, ``tr.y``) adds every particle as faint dots.
+    The legend of the bin marks (``ok`` / ``n < low_n``) sits over the plot, so that a long electrode legend
+    beside it never pushes it out of the chart; the chart is as high as that electrode legend needs.
     """
     t = tr.table.assign(few=tr.table["low_n"].map({True: f"n < {tr.low_n}", False: "ok"}))
     t = t[np.isfinite(t["median"])]
-    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode")
+    groups = tr.table.drop_duplicates("electrode")
+    colour = _group_colour(groups, "electrode")
     pct = round(tr.confidence * 100)
     xt, yt = metric_title(tr.x), metric_title(tr.y)
     tips = [alt.Tooltip("electrode:N"), alt.Tooltip("x_lo:Q", format=".3g", title="bin from"),
@@ -243,14 +285,16 @@ def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None) -> alt.Layer
     dots = base.mark_point(filled=True, size=70).encode(
         y="median:Q", color=colour_or_grey,
         shape=alt.Shape("few:N", title="bin", scale=alt.Scale(domain=["ok", f"n < {tr.low_n}"],
-                                                                range=["circle", "triangle-down"])))
+                                                                range=["circle", "triangle-down"]),
+                        legend=alt.Legend(orient="top")))
     layers = [line, bars, dots]
     if points is not None and len(points):
         p = points[["electrode", tr.x, tr.y]]
         p = p[np.isfinite(p[tr.x].astype(float)) & np.isfinite(p[tr.y].astype(float))]
         layers.insert(0, alt.Chart(p).mark_circle(size=12, opacity=0.18).encode(
             x=f"{tr.x}:Q", y=f"{tr.y}:Q", color=colour))
-    return alt.layer(*layers).properties(height=fit_height(300, y_title))
+    return alt.layer(*layers).properties(
+        height=fit_height(300, y_title, above=_TOP_LEGEND_PX, legend_rows=len(groups)))
 
 
 def _side_height(tr: compare.Trend) -> int:
@@ -295,9 +339,28 @@ def trend_counts(tr: compare.Trend) -> alt.LayerChart:
             ).properties(height=_side_height(tr))
 
 
-def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, legend: bool = True) -> alt.LayerChart:
+def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, legend: bool = True,
+                    order: Sequence[str] | None = None) -> alt.LayerChart:
     """Each electrode's median (``measure="median"``) or share above the cut (``"share_above"``) with its CI
-    (bars) against the attribute, and the fitted trend as a dashed line; units on both axes."""
+    (bars) against the attribute, and the fitted trend as a dashed line; units on both axes.
+
+    Parameters
+    ----------
+    res : ElectrodeTrend
+        :func:`core.compare.electrode_trend`; its table lists the electrodes in attribute order.
+    measure : {"median", "share_above"}
+    legend : bool
+        Draw the electrodes' colour legend (False for the second of two charts side by side).
+    order : sequence of str, optional
+        The page's electrodes in the page's order, those without the attribute too: each electrode gets the
+        colour it has in the page's other charts (:func:`electrode_scale`), the legend lists the electrodes
+        drawn in that order.  None: colours in the table's (attribute) order, which differ from the other
+        charts' wherever the attribute order is not the page's.
+
+    Returns
+    -------
+    alt.LayerChart
+    """
     if measure not in ("median", "share_above"):
         raise ValueError(f"measure must be 'median' or 'share_above', got {measure!r}")
     pct = round(res.confidence * 100)
@@ -310,7 +373,7 @@ def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, leg
     else:
         y, lo, hi, fit = "share_above", "share_ci_lo", "share_ci_hi", "share_fit"
         y_title = f"share with {metric_title(res.metric).split(' (')[0]} > {res.cut:g} (0–1)"
-    colour = _group_colour(t, "electrode", legend=legend)
+    colour = _group_colour(t, "electrode", legend=legend, order=order)
     tips = [alt.Tooltip("electrode:N"), alt.Tooltip("value:Q", title=f"{res.attribute}{unit}", format=".4g"),
             alt.Tooltip("n_valid:Q", title="particles"), alt.Tooltip(f"{y}:Q", format=".3f"),
             alt.Tooltip(f"{lo}:Q", format=".3f", title=f"{pct} % CI low"),

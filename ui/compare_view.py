@@ -737,9 +737,10 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
         st.warning(text, icon=":material/warning:")
     c1, c2 = st.columns(2)
     with c1:
-        exports.show(charts.electrode_trend(res, "median"), f"median detachment vs {attr}")
+        exports.show(charts.electrode_trend(res, "median", order=list(ctx.tables)), f"median detachment vs {attr}")
     with c2:
-        exports.show(charts.electrode_trend(res, "share_above", legend=False), f"share detached vs {attr}")
+        exports.show(charts.electrode_trend(res, "share_above", legend=False, order=list(ctx.tables)),
+                     f"share detached vs {attr}")
     st.markdown(f"{compare.trend_reading(res, label=words, measure='share_above')}.")
     pct = round(res.confidence * 100)
     unit = f" ({res.unit})" if res.unit else ""

@@ -208,3 +208,33 @@ def test_report_has_the_axis_section():
     assert 'download="trend-SOC.csv"' in html and "Knapp–Hartung" in html
     with pytest.raises(TypeError, match="axis_trend must be an ElectrodeTrend"):
         build_report([], axis_trend=res.table)
+
+
+def test_the_axis_charts_colour_each_electrode_as_the_page_s_other_charts_do(seeded_ws):
+    """QA: the axis charts coloured the electrodes in their attribute order, the other charts in the page's."""
+    _set_rates(seeded_ws, {"pristine": 5.0, "cycled-1C": 1.0, "cycled-5C": 0.0})  # the axis order reversed
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+    def domains(spec):
+        found = []
+
+        def walk(o):
+            if isinstance(o, dict):
+                col = o.get("color")
+                if isinstance(col, dict) and col.get("field") == "electrode" and "domain" in col.get("scale", {}):
+                    found.append(tuple(col["scale"]["domain"]))
+                for v in o.values():
+                    walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+
+        walk(spec)
+        return set(found)
+
+    page_order = tuple(f"{s.name} (SYNTHETIC)" for s in seeded_ws.list_samples())
+    axis = [sp for sp in specs if "C-rate (C)" in json.dumps(sp)]
+    assert len(axis) == 2 and all(domains(sp) == {page_order} for sp in axis)
+    assert domains(specs[0]) == {page_order}  # the first distribution chart
