@@ -79,10 +79,17 @@ def test_seeding_reading_says_when_the_blur_could_not_be_measured():
     from ui.advice import seeding_reading
 
     assert seeding_reading({"blur_voxels": 1.234, "seeding": "deconvolved"}, None) == (
-        "The latest analysis measured a blur of 1.23 voxel and seeded on a deconvolved mask.")
+        "The latest analysis measured a blur of 1.23 voxel from the widths of the pore-NMC edges and seeded on a "
+        "deconvolved mask.")
     assert seeding_reading({"blur_voxels": 0.8, "seeding": "phases"}, {"moves": "nmc"}) == (
-        "The latest analysis measured a blur of 0.80 voxel, refined the NMC surfaces against a model of that blur "
-        "and seeded on the NMC phase.")
+        "The latest analysis measured a blur of 0.80 voxel from the widths of the pore-NMC edges, refined the NMC "
+        "surfaces against a model of that blur and seeded on the NMC phase.")
+    # both readings where they differ (QA, the FIB-SEM slice: 0.83 here, 0.858 on the Segment page), one where not
+    assert seeding_reading({"blur_voxels": 0.83, "seeding": "phases"}, None, pv_sigma=0.858).endswith(
+        "seeded on the NMC phase; the partial-volume correction's σ = 0.86 voxel (Segment page) is another reading, "
+        "fitted to the grey values around the NMC.")
+    assert seeding_reading({"blur_voxels": 0.8, "seeding": "phases"}, None, pv_sigma=0.801).endswith(
+        "edges and seeded on the NMC phase.")
     said = seeding_reading({"blur_voxels": float("nan"), "seeding": "phases"}, None)
     assert "nan" not in said and said == (
         "The latest analysis could not read the blur from the widths of the pore-NMC edges (too few clean edges, or "
