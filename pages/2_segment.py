@@ -88,7 +88,7 @@ elif method == "classifier" and segment_view.enough_painted(scribbles):  # the f
 elif params is not None:
     ap = AnalysisParams(method="threshold", segment=run_segment, separation=sep)
 if ap is not None:
-    ap = replace(ap, depth_from=segment_view.depth_from_choice(sample, latest))
+    ap = replace(ap, depth_from=segment_view.depth_from_choice(sample, latest, vol.shape))
 fits = ap is None or memory_view.memory_note(vol.shape, vol.dtype, ap, presegmented=sample.input.presegmented,
                                              chunked=lambda: jobs.chunked_engine(sample, ap),
                                              workers=jobs.local_workers(), scheduler=jobs.cluster_address())

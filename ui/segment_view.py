@@ -477,11 +477,17 @@ DEPTH_FROM_LABELS = {"electrode": "the electrode (its surface found from the NMC
                      "volume": "the imaged volume"}
 
 
-def depth_from_choice(sample: Sample, latest: Analysis | None) -> str:
+def depth_from_choice(sample: Sample, latest: Analysis | None, shape=None) -> str:
     """What the table's ``depth_frac`` runs over (:attr:`core.pipeline.AnalysisParams.depth_from`): the electrode by
-    default, the latest analysis's choice where it chose the volume."""
+    default, the latest analysis's choice where it chose the volume.  A single slice across its thickness axis
+    (``shape``) has no depth: no choice offered (QA), one caption."""
+    from core.slices import slice_axis
+
     key = state.k(state.SEG_DEPTH_FROM, sample.id)
     state.init(key, latest.resolved.depth_from if latest is not None else "electrode")
+    if shape is not None and slice_axis(shape) == sample.axis:
+        st.caption(f"Depth: none (a single slice across the thickness axis, {render.AXES[sample.axis]}).")
+        return str(st.session_state[key])
     return str(st.radio(
         "Depth (depth_frac) runs over", tuple(DEPTH_FROM_LABELS), key=key, horizontal=True,
         format_func=DEPTH_FROM_LABELS.get, persist_state=state.PERSIST,

@@ -364,6 +364,14 @@ def test_a_single_slice_is_previewed_in_its_plane_without_an_orientation(empty_w
     assert not [x for x in at.slider if (x.key or "").startswith(state.k(state.SEG_INDEX, s.id))]
     assert any(c.value == "A single slice (one voxel along y): its plane is shown." for c in at.caption)
     assert any("slice y = 0" in i.proto.imgs[0].caption for i in at.image)  # its plane, 16 x 64
+    # a y-section with the thickness along z: depth runs along z in its plane, the choice offered
+    assert at.radio(key=state.k(state.SEG_DEPTH_FROM, s.id))
+    # the same slice with the thickness along y (across it): no depth, no choice (QA), one caption
+    empty_ws.update_sample(s.id, axis=1)
+    at.run()
+    no_exception(at)
+    assert not [r for r in at.radio if r.key == state.k(state.SEG_DEPTH_FROM, s.id)]
+    assert "Depth: none (a single slice across the thickness axis, y)." in [c.value for c in at.caption]
     for method in ("classifier",):  # the brush canvas shows the same plane
         at.radio(key=state.SEG_METHOD).set_value(method).run()
         no_exception(at)
