@@ -257,18 +257,21 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
     return chart.properties(height=fit_height(300, y_title))
 
 
-def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None) -> alt.LayerChart:
+def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None,
+          order: Sequence[str] | None = None) -> alt.LayerChart:
     """Median of ``tr.y`` per bin of ``tr.x`` with bootstrap CI error bars, one colour per electrode.
 
     Bins with fewer than ``tr.low_n`` particles are drawn grey.  ``points``
     (``electrode``, ``tr.x``, ``tr.y``) adds every particle as faint dots.
     The legend of the bin marks (``ok`` / ``n < low_n``) sits over the plot, so that a long electrode legend
-    beside it never pushes it out of the chart; the chart is as high as that electrode legend needs.
+    beside it never pushes it out of the chart; the chart is as high as that electrode legend needs.  ``order``:
+    the page's electrodes in its order (:func:`electrode_scale`), so that an electrode left out of this trend
+    does not shift the others' colours (also for :func:`trend_spread` and :func:`trend_counts`).
     """
     t = tr.table.assign(few=tr.table["low_n"].map({True: f"n < {tr.low_n}", False: "ok"}))
     t = t[np.isfinite(t["median"])]
     groups = tr.table.drop_duplicates("electrode")
-    colour = _group_colour(groups, "electrode")
+    colour = _group_colour(groups, "electrode", order=order)
     pct = round(tr.confidence * 100)
     xt, yt = metric_title(tr.x), metric_title(tr.y)
     tips = [alt.Tooltip("electrode:N"), alt.Tooltip("x_lo:Q", format=".3g", title="bin from"),
@@ -309,10 +312,10 @@ def _spread_title(tr: compare.Trend) -> str:
 COUNTS_TITLE = "particles per bin (count)"
 
 
-def trend_spread(tr: compare.Trend) -> alt.LayerChart:
+def trend_spread(tr: compare.Trend, *, order: Sequence[str] | None = None) -> alt.LayerChart:
     """Spread within each bin (IQR of ``tr.y``, its units) against ``tr.x``; low-n bins grey."""
     t = tr.table[np.isfinite(tr.table["iqr"])]
-    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False)
+    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False, order=order)
     base = alt.Chart(t).encode(
         x=alt.X("x_median:Q", title=metric_title(tr.x)),
         y=alt.Y("iqr:Q", title=_spread_title(tr)),
@@ -323,9 +326,9 @@ def trend_spread(tr: compare.Trend) -> alt.LayerChart:
             ).properties(height=_side_height(tr))
 
 
-def trend_counts(tr: compare.Trend) -> alt.LayerChart:
+def trend_counts(tr: compare.Trend, *, order: Sequence[str] | None = None) -> alt.LayerChart:
     """Particles per bin against ``tr.x``, with the low-n threshold as a dashed rule."""
-    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False)
+    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False, order=order)
     t = tr.table.assign(x_plot=tr.table["x_median"].fillna(tr.table["x_mid"]))
     base = alt.Chart(t).encode(
         x=alt.X("x_plot:Q", title=metric_title(tr.x)),

@@ -561,12 +561,13 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
         out.append(tr)
         st.markdown(f"**Detachment against {name}** "
                     f"({'equal-count' if binning == 'quantile' else 'equal-width'} bins)")
-        exports.show(charts.trend(tr, points=combined), f"detachment vs {name}")
+        order = list(ctx.tables)  # the page's colours, also where an electrode is left out of this trend
+        exports.show(charts.trend(tr, points=combined, order=order), f"detachment vs {name}")
         c1, c2 = st.columns(2)
         with c1:
-            exports.show(charts.trend_spread(tr), f"detachment spread (IQR) vs {name}")
+            exports.show(charts.trend_spread(tr, order=order), f"detachment spread (IQR) vs {name}")
         with c2:
-            exports.show(charts.trend_counts(tr), f"particles per bin of {name}")
+            exports.show(charts.trend_counts(tr, order=order), f"particles per bin of {name}")
         if tr.n_low:
             few = tr.table[tr.table["low_n"]]
             where = "" if len(few) > 4 else ": " + ", ".join(

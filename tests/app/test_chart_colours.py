@@ -106,6 +106,17 @@ def test_an_electrode_has_one_colour_in_every_chart_of_the_page(tables):
         assert {n: colours[n] for n in PAGE} == EXPECTED, name
 
 
+def test_a_trend_that_leaves_an_electrode_out_keeps_the_others_colours(tables):
+    """An electrode without depth (a single slice) is left out of the depth trend: given the page's order, the ones
+    after it keep their colours."""
+    kept = [n for n in PAGE if n != "cycled-1C"]
+    tr = compare.trend({n: tables[n] for n in kept}, "depth_frac", edge_policy="include", rng=0, n_boot=50)
+    for chart in (charts.trend(tr, order=PAGE), charts.trend_spread(tr, order=PAGE),
+                  charts.trend_counts(tr, order=PAGE)):
+        assert {n: _colours(chart)[n] for n in kept} == {n: EXPECTED[n] for n in kept}
+    assert _colours(charts.trend(tr))["cycled-5C"] != EXPECTED["cycled-5C"]  # without the order: shifted
+
+
 def test_the_axis_chart_lists_its_electrodes_in_the_page_order(tables):
     res = _axis_trend(tables, PAGE)
     colour = _colour_encodings(charts.electrode_trend(res, "median", order=PAGE).to_dict())[0]
