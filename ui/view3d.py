@@ -204,9 +204,11 @@ def _plotter(mesh, cbd=None, cbd_opacity: float = CBD_OPACITY, *, off_screen: bo
         p.add_mesh(cbd, color=CBD_COLOUR, opacity=float(cbd_opacity), show_edges=False, smooth_shading=True,
                    show_scalar_bar=False, specular=0.0, name="cbd")
     p.add_axes(color="black", xlabel="x", ylabel="y", zlabel="z")
+    p.camera_position = "iso"
     if mesh.n_cells or (cbd is not None and cbd.n_cells):
         _show_scale(p)
-    p.camera_position = "iso"
+        p.reset_camera()
+        p.camera.zoom(0.85)  # the box's tick labels and titles, outside it, stay in the picture
     return p
 
 
@@ -236,7 +238,7 @@ def _show_scale(p) -> None:
     font = _font_file()
     x, y, z = axis_titles(font)
     axes = p.show_bounds(xtitle=x, ytitle=y, ztitle=z, color="black", grid=False, location="outer",
-                         ticks="outside", font_size=12)
+                         ticks="outside", font_size=16)
     if font is not None:  # VTK's default font has no "µ": draw the titles and labels with DejaVu Sans
         axes.SetUseTextActor3D(True)
         for i in range(3):
