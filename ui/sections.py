@@ -137,6 +137,7 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
         Bins of the depth chart.
     """
     found = _section_targets("Isolated particles", ws, chosen_ids, name_of, analysis_of)
+    order = [t.name for t in found]  # the page's electrodes: their colours, also of those left out below
     found = _whole_volume_only(found, "the contact graph of its particles")
     found = _across_thickness(found)
     if not found:
@@ -152,7 +153,8 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
     with c1:
         exports.show(isolation_chart(summary), "isolated particles per electrode")
     with c2:
-        exports.show(isolation_depth_chart(connectivity.depth_table(graphs)), "isolated particles vs depth")
+        exports.show(isolation_depth_chart(connectivity.depth_table(graphs), order=order),
+                     "isolated particles vs depth")
     shown = pd.DataFrame({
         "electrode": summary["electrode"],
         "n particles": summary["n_particles"],
@@ -212,24 +214,29 @@ def isolation_chart(summary: pd.DataFrame) -> alt.Chart:
     return (bars + text).properties(height=alt.Step(26), title="Isolated particles per electrode")
 
 
-def isolation_depth_chart(depth: pd.DataFrame) -> alt.Chart:
+def isolation_depth_chart(depth: pd.DataFrame, order: Sequence[str] | None = None) -> alt.Chart:
     """Isolated share (by number) against depth, one line per electrode; empty bins are left out.
 
     Parameters
     ----------
     depth : DataFrame
         :func:`core.connectivity.depth_table`.
+    order : sequence of str, optional
+        The page's electrodes in its order (:func:`ui.charts.electrode_scale`: their colours in its other charts,
+        also where some are not in this one); None: the order of ``depth``.
     """
     d = depth.copy()
     d["depth_mid"] = (d["depth_lo"] + d["depth_hi"]) / 2
     d = d[np.isfinite(d["share_isolated"].astype(float))]
-    order = list(dict.fromkeys(d["electrode"]))
+    present = list(dict.fromkeys(d["electrode"]))
+    order = present if order is None else list(dict.fromkeys([*order, *present]))
     top = max(0.1, float(d["share_isolated"].max()) * 1.2 if len(d) else 0.1)
     return alt.Chart(d).mark_line(point=True).encode(
         x=alt.X("depth_mid:Q", title=DEPTH_TITLE, scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("share_isolated:Q", title="share of particles isolated (0–1)",
                 scale=alt.Scale(domain=[0, min(1.0, top)]), axis=alt.Axis(format=".2f", tickMinStep=0.01)),
-        color=alt.Color("electrode:N", scale=alt.Scale(scheme=charts.GROUP_SCHEME, domain=order), sort=order),
+        color=alt.Color("electrode:N", scale=charts.electrode_scale(order), sort=order,
+                        legend=alt.Legend(values=[n for n in order if n in present])),
         tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("depth_lo:Q", format=".2f", title="depth from"),
                  alt.Tooltip("depth_hi:Q", format=".2f", title="depth to"),
                  alt.Tooltip("n_particles:Q", title="particles in bin"),

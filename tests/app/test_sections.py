@@ -187,6 +187,9 @@ def test_chart_builders_leave_out_empty_bins():
     depth.loc[1] = ["a", 0.5, 1.0, 2, 1, 0.5, 0.4]
     chart = isolation_depth_chart(depth)
     assert chart.data["depth_mid"].tolist() == [0.75]
+    # given the page's electrodes, "a" keeps its colour there (the 2nd) and the legend lists only those drawn
+    colour = isolation_depth_chart(depth, order=["slice", "a"]).to_dict()["encoding"]["color"]
+    assert colour["scale"] == {"scheme": "tableau10", "domain": ["slice", "a"]} and colour["legend"]["values"] == ["a"]
 
 
 def test_band_charts_size_by_step_and_keep_an_axis_when_nothing_is_isolated():
