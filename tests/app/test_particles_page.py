@@ -333,3 +333,17 @@ def test_depth_line_of_a_single_slice_across_the_thickness_axis_says_why_depth_i
     assert depth_line(None, a) == (
         "depth_frac is empty: this single slice lies across the thickness axis (z), so it has no depth; for a "
         "cross-section of the electrode, choose its in-plane thickness axis on the Samples page and analyse it again.")
+
+
+def test_the_minimum_volume_says_what_it_is_on_a_single_slice(seeded_ws):
+    """QA: a 2D slice's separation form asked for a volume in µm³ without a word of what that is on a slice."""
+    import math
+
+    from ui import state
+
+    s, at = _open(seeded_ws)
+    no_exception(at)
+    box = at.number_input(key=state.k(state.PART_MIN_VOL, s.id))
+    assert box.label == "Minimum particle volume (µm³)"
+    assert "On a single slice (a 2D image) a fragment is weighed as the ball of the circle of its area: 1 µm³ is a " \
+           f"disc about {(6 / math.pi) ** (1 / 3):.2f} µm across." in box.help
