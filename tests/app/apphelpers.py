@@ -18,6 +18,20 @@ def no_exception(at) -> None:
     assert not at.exception, "\n".join(e.message + "\n" + "\n".join(e.stack_trace or []) for e in at.exception)
 
 
+def nested_dicts(obj, skip=None):
+    """Every dict in a nested JSON-like object (a chart spec, a vtk.js scene), depth first; a dict for which
+    ``skip(d)`` is true is left out with everything in it."""
+    if isinstance(obj, dict):
+        if skip is not None and skip(obj):
+            return
+        yield obj
+        for v in obj.values():
+            yield from nested_dicts(v, skip)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from nested_dicts(v, skip)
+
+
 def chart_specs(at) -> list[dict]:
     import json
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from ui import state
 
-from apphelpers import TIMEOUT, no_exception, page
+from apphelpers import TIMEOUT, nested_dicts, no_exception, page
 
 PAGE = page("5_3d.py")
 
@@ -73,23 +73,9 @@ def _scene_index(html: str) -> dict:
 
 def _scene_actors(html: str) -> list[tuple[float, list[float]]]:
     """(opacity, colour) of every actor property in the vtk.js scene."""
-    index = _scene_index(html)
-    out = []
-
-    def walk(o):
-        if isinstance(o, dict):
-            if o.get("type") == "vtkCubeAxesActor":  # the box with ticks in µm, not a surface
-                return
-            if "opacity" in o and "color" in o:
-                out.append((float(o["opacity"]), [float(c) for c in o["color"]]))
-            for v in o.values():
-                walk(v)
-        elif isinstance(o, list):
-            for v in o:
-                walk(v)
-
-    walk(index)
-    return out
+    box = lambda d: d.get("type") == "vtkCubeAxesActor"  # noqa: E731  (the box with ticks in µm, not a surface)
+    return [(float(o["opacity"]), [float(c) for c in o["color"]])
+            for o in nested_dicts(_scene_index(html), skip=box) if "opacity" in o and "color" in o]
 
 
 def _caption(at) -> str:

@@ -16,6 +16,8 @@ import vl_convert as vlc
 from core import compare
 from ui import charts
 
+from apphelpers import nested_dicts
+
 # page order of the electrodes, and a C-rate for each whose order (0.2, 0.5, 1, 3, 5) is not the page's
 RATES = {"pristine": 0.5, "cycled-1C": 1.0, "cycled-5C": 5.0, "calendered-real": 0.2, "nanoct-B-360": 3.0}
 PAGE = list(RATES)
@@ -49,21 +51,9 @@ def tables():
 
 def _colour_encodings(spec: dict) -> list[dict]:
     """Every colour encoding of a spec that maps the electrode field (conditions unwrapped)."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            enc = node.get("encoding", {}).get("color")
-            if isinstance(enc, dict) and enc.get("field") == "electrode":  # grey bins: a condition beside the field
-                found.append(enc)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(spec)
-    return found
+    encs = [node.get("encoding", {}).get("color") for node in nested_dicts(spec)]
+    # (grey bins: a condition beside the field)
+    return [e for e in encs if isinstance(e, dict) and e.get("field") == "electrode"]
 
 
 def _colours(chart) -> dict[str, str]:

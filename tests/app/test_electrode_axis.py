@@ -14,7 +14,7 @@ from core import compare
 from core.records import Attribute
 from ui import cache, state
 
-from apphelpers import TIMEOUT, no_exception, page
+from apphelpers import TIMEOUT, nested_dicts, no_exception, page
 
 SAMPLES = page("1_samples.py")
 COMPARE = page("4_compare.py")
@@ -218,21 +218,9 @@ def test_the_axis_charts_colour_each_electrode_as_the_page_s_other_charts_do(see
     specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
 
     def domains(spec):
-        found = []
-
-        def walk(o):
-            if isinstance(o, dict):
-                col = o.get("color")
-                if isinstance(col, dict) and col.get("field") == "electrode" and "domain" in col.get("scale", {}):
-                    found.append(tuple(col["scale"]["domain"]))
-                for v in o.values():
-                    walk(v)
-            elif isinstance(o, list):
-                for v in o:
-                    walk(v)
-
-        walk(spec)
-        return set(found)
+        cols = [d.get("color") for d in nested_dicts(spec)]
+        return {tuple(c["scale"]["domain"]) for c in cols
+                if isinstance(c, dict) and c.get("field") == "electrode" and "domain" in c.get("scale", {})}
 
     page_order = tuple(f"{s.name} (SYNTHETIC)" for s in seeded_ws.list_samples())
     axis = [sp for sp in specs if "C-rate (C)" in json.dumps(sp)]
