@@ -12,6 +12,7 @@ page.through_app()  # a first run in Streamlit's pages-folder mode: through app.
 
 ws, sample = page.sample_page("Particles")
 sid = sample.id
+exports.begin_page()  # the warnings the page shows below go into its report (exports.warn)
 
 latest = ws.latest_analysis(sid)
 current = page.latest_params(latest)

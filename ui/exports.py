@@ -431,12 +431,13 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
     table = cache.table(cache.ResultRef.of(ws, analysis))
     chart_map = standard_charts({name: table})
     recipe, reason = _recipe_or_reason(ws, [analysis], [sample.name])
+    caveats = shown_caveats()  # the page's warnings (specks that move the median, particles beyond a chunk's halo)
     st.subheader("Export")
 
     def report() -> bytes:
         return report_html(ws, [(name, sample, analysis)], {name: table}, title=f"{sample.name}: particles",
                            summary=_summary_table({name: table}, {name: sample.group_label}), chart_map=chart_map,
-                           recipe=recipe_to_dict(recipe) if recipe is not None else None)
+                           recipe=recipe_to_dict(recipe) if recipe is not None else None, caveats=caveats)
 
     stem = f"{slug(sample.name)}-analysis{analysis.id}"
     _buttons("particles", stem, table, chart_map, report, recipe, reason, csv=False, chart_buttons=False)
@@ -444,6 +445,6 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
 
 __all__ = [
     "chart_png", "chart_svg", "compare_section", "electrode_name", "electrode_trend_csv", "export_versions",
-    "offer_section", "offered_sections", "particles_section", "recipe_json", "report_html", "report_params", "slug",
-    "standard_charts", "table_csv", "table_parquet",
+    "offer_section", "offered_sections", "particles_section", "recipe_json", "report_html", "report_params",
+    "shown_caveats", "slug", "standard_charts", "table_csv", "table_parquet", "warn",
 ]

@@ -15,7 +15,7 @@ import streamlit as st
 from core.metrics import MOSTLY_SPECKS, isolated_specks, specks_reading
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, render, state, tables, widgets
+from . import cache, charts, exports, render, state, tables, widgets
 
 FIRST_COLUMNS = ["label", "detachment", "equiv_diameter_um", "depth_frac", "frac_pore", "frac_cbd", "touches_edge"]
 
@@ -71,7 +71,7 @@ def specks_note(table: pd.DataFrame, analysis: Analysis) -> None:
     mostly = isolated_specks(table, v).mean() >= MOSTLY_SPECKS
     d = (6 * v / np.pi) ** (1 / 3)
     text += f" To leave them out of a comparison, set *Smallest particle counted* to {d:.2f} µm on the Compare page."
-    (st.warning if shift >= 0.05 or mostly else st.caption)(text)
+    (exports.warn if shift >= 0.05 or mostly else st.caption)(text)
 
 
 def chunked_note(ws: Workspace, analysis: Analysis) -> None:
@@ -90,8 +90,8 @@ def chunked_note(ws: Workspace, analysis: Analysis) -> None:
     beyond = int(ch.get("beyond_halo") or 0)
     if beyond:
         halos = f"halo {halo} voxels" + (f", {wide} on a second try" if wide != halo else "")
-        st.warning(f"{beyond} particle label(s) reached the edge of their chunk's window ({halos}): particles "
-                   "bigger than the halo allows may be split or joined differently from a whole-volume analysis.")
+        exports.warn(f"{beyond} particle label(s) reached the edge of their chunk's window ({halos}): particles "
+                     "bigger than the halo allows may be split or joined differently from a whole-volume analysis.")
 
 
 def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:

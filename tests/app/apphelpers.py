@@ -152,3 +152,22 @@ def drifting_scan(path) -> str:
     gain = 1 + 0.3 * np.linspace(-0.5, 0.5, 48)[:, None, None]
     save_tiff(path, np.clip((g.astype(np.float32) - off) * gain + off, 0, 65535).astype(np.uint16), (0.4, 0.4, 0.4))
     return str(path)
+
+
+def specks_sample(ws):
+    """An already-segmented 24³ sample: a particle half in pore beside three specks of 8 voxels (0.51 µm³ at 0.4 µm)
+    in the CBD touching no particle, analysed; returns (sample, analysis)."""
+    import numpy as np
+
+    from core.runner import run_analysis
+
+    z, y, x = np.ogrid[:24, :24, :24]
+    phases = np.ones((24, 24, 24), np.uint8)
+    phases[:, :, 20:] = 0  # pore beside the particle
+    phases[(z - 12) ** 2 + (y - 12) ** 2 + (x - 16) ** 2 <= 36] = 2
+    for c in (6, 12, 18):
+        phases[c : c + 2, 4:6, 4:6] = 2
+    path = ws.root / "phases.npy"
+    np.save(path, phases)
+    s = ws.add_sample("seg", str(path), spacing=0.4, source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
+    return s, run_analysis(ws, s.id, ws.load_volume(s), presegmented=True)

@@ -318,3 +318,19 @@ def test_compare_report_carries_the_page_caveats_and_tests(seeded_ws, captured):
         assert f"<td>{r.cliffs_delta:.4g}</td>" in section
     note = next(c.value for c in at.caption if c.value.startswith("Particles are the observations"))
     assert html_lib.escape(note) in section and "Holm-corrected across the 6 pairs" in note
+
+
+def test_the_particles_report_carries_the_page_s_specks_warning(empty_ws, captured):
+    """The Particles page warned that specks move the median; its report, read without the page, said nothing."""
+    from apphelpers import specks_sample
+
+    s, a = specks_sample(empty_ws)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    [w] = [w.value for w in at.warning if "touch no other particle" in w.value]
+    html = _data(captured, f"{s.name}-analysis{a.id}-report.html").decode()
+    plain = w.replace("*", "")  # the report's caveats are plain text
+    assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(plain)}</p>' in html
+    assert html.count('class="caveat"') == 1

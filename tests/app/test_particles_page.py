@@ -175,21 +175,11 @@ def test_an_already_segmented_sample_offers_no_greyscale_seeds(empty_ws):
 def test_isolated_specks_under_the_minimum_volume_are_pointed_out(empty_ws):
     """Three specks of 8 voxels (0.51 µm³ at 0.4 µm) in the CBD, touching no particle, beside a particle half in
     pore: the page says how many, the median detachment with and without them, and the Compare page's filter."""
-    import numpy as np
-
-    from core.runner import run_analysis
     from core.metrics import isolated_specks
 
-    z, y, x = np.ogrid[:24, :24, :24]
-    phases = np.ones((24, 24, 24), np.uint8)
-    phases[:, :, 20:] = 0  # pore beside the particle
-    phases[(z - 12) ** 2 + (y - 12) ** 2 + (x - 16) ** 2 <= 36] = 2
-    for c in (6, 12, 18):
-        phases[c : c + 2, 4:6, 4:6] = 2
-    path = empty_ws.root / "phases.npy"
-    np.save(path, phases)
-    s = empty_ws.add_sample("seg", str(path), spacing=0.4, source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
-    a = run_analysis(empty_ws, s.id, empty_ws.load_volume(s), presegmented=True)
+    from apphelpers import specks_sample
+
+    s, a = specks_sample(empty_ws)
     table = empty_ws.load_table(a)
     assert len(table) == 4 and isolated_specks(table, 1.0).sum() == 3 and not isolated_specks(table, 0.5).any()
     big = table.loc[~isolated_specks(table, 1.0), "detachment"].iloc[0]
