@@ -408,6 +408,9 @@ def classify_others_section(ws: Workspace, sample: Sample, volume, scribbles: Sc
              "(on the real nano-CT slices, strokes on one slice reached a mean per-phase IoU of 0.53-0.60 on the "
              "other slices of its acquisition; bench/RESULTS.md, accuracy_real_classifier), and check each "
              "sample's phases on its own Segment page.")
+    unlike = unlike_note(sample, [others[i] for i in chosen])
+    if unlike:
+        st.warning(unlike)
     ready = enough_painted(scribbles)
     if not st.button("Classify them", key=state.k(state.PAINT_OTHERS_RUN, sample.id), disabled=not chosen or not ready):
         return
@@ -432,6 +435,31 @@ def classify_others_section(ws: Workspace, sample: Sample, volume, scribbles: Sc
           "Analyses with these strokes: " + "; ".join(parts)
           + ("." if finished else ". They run in the background; follow them in the sidebar."))
     st.rerun()
+
+
+def unlike_note(painted: Sample, targets: list[Sample]) -> str | None:
+    """A sentence naming the chosen samples unlike the one painted (QA: a nano-CT slice's strokes were offered to
+    the synthetic demos and a FIB-SEM image without a word): another voxel size (more than 10 % apart on an axis:
+    the features' scales are in µm), or a synthetic demo for strokes painted on a scan or the other way round.
+    None where all are alike."""
+    def voxel(s: Sample) -> str:
+        return "×".join(f"{v:g}" for v in s.spacing) + " µm"
+
+    out = []
+    for t in targets:
+        why = []
+        if any(abs(a - b) > 0.1 * max(a, b) for a, b in zip(t.spacing, painted.spacing)):
+            why.append(f"voxel {voxel(t)}")
+        if t.is_demo != painted.is_demo:
+            why.append("a synthetic demo" if t.is_demo else "a scan, not a synthetic demo")
+        if why:
+            out.append(f"{t.name} ({', '.join(why)})")
+    if not out:
+        return None
+    demo = ", a synthetic demo" if painted.is_demo else ""
+    return (f"The strokes were painted on {painted.name} (voxel {voxel(painted)}{demo}); {'; '.join(out)} "
+            f"{'is' if len(out) == 1 else 'are'} unlike it: the classifier learns the grey values "
+            "and textures painted here, so check their phases on their own Segment pages, or paint on them.")
 
 
 def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbles, axis: int, index: int,

@@ -284,6 +284,7 @@ def test_the_strokes_of_one_sample_classify_the_others_chosen(seeded_ws):
     assert go.disabled  # nothing chosen yet
     before = {x.id: seeded_ws.latest_analysis(x.id) for x in others}
     pick.set_value([others[0].id, others[1].id]).run()
+    assert not any("unlike it" in w.value for w in at.warning)  # demos alike (same voxel size)
     at.button(key=state.k(state.PAINT_OTHERS_RUN, s.id)).click().run()
     no_exception(at)
     said = [m.value for m in at.success]
@@ -364,3 +365,23 @@ def test_the_fill_outside_the_field_of_view_is_left_out_of_the_classifier_s_prev
                "pixels) is left out." for x in at.caption)
     fr = {ph: _metric(at, f"{ph} (this slice)") for ph in ("pore", "CBD", "NMC")}
     assert sum(fr.values()) == pytest.approx(1.0, abs=0.002)
+
+
+def test_samples_unlike_the_painted_one_are_named_before_they_are_classified():
+    """QA: strokes painted on a nano-CT slice were offered to the synthetic demos and a FIB-SEM image unsaid."""
+    from types import SimpleNamespace as NS
+
+    from ui.segment_view import unlike_note
+
+    painted = NS(name="nct360", spacing=(0.05, 0.05, 0.05), is_demo=False)
+    same = NS(name="nct100", spacing=(0.052, 0.05, 0.05), is_demo=False)  # within 10 %
+    fib = NS(name="fibsem", spacing=(0.025, 0.025, 0.025), is_demo=False)
+    demo = NS(name="pristine", spacing=(0.4, 0.4, 0.4), is_demo=True)
+    assert unlike_note(painted, [same]) is None and unlike_note(painted, []) is None
+    assert unlike_note(painted, [same, fib, demo]) == (
+        "The strokes were painted on nct360 (voxel 0.05×0.05×0.05 µm); fibsem (voxel 0.025×0.025×0.025 µm); "
+        "pristine (voxel 0.4×0.4×0.4 µm, a synthetic demo) are unlike it: the classifier learns the grey values "
+        "and textures painted here, so check their phases on their own Segment pages, or paint on them.")
+    one = unlike_note(demo, [NS(name="scan", spacing=(0.4, 0.4, 0.4), is_demo=False)])
+    assert one.startswith("The strokes were painted on pristine (voxel 0.4×0.4×0.4 µm, a synthetic demo); scan (a "
+                          "scan, not a synthetic demo) is unlike it")
