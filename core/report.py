@@ -413,17 +413,30 @@ def _versions_html(versions: Mapping[str, str] | None, electrodes: Sequence[Repo
     return parts
 
 
+#: The per-particle columns a report's tables show where the whole table is embedded beside them as CSV: all 26 made
+#: a table wider than the page, read by scrolling sideways.
+REPORT_COLUMNS = ("label", "equiv_diameter_um", "volume_um3", "sphericity", "depth_frac", "touches_edge", "frac_cbd",
+                  "frac_pore", "frac_particle", "frac_edge", "detachment", "crack_fraction")
+
+
 def _tables_html(electrodes: Sequence[ReportElectrode], max_rows: int | None, embed_csv: bool) -> list[str]:
     parts = ["<h2>Per-particle tables</h2>"]
     for e in electrodes:
         n = len(e.table)
         shown = n if max_rows is None else min(n, max_rows)
         parts.append(f"<h3>{_esc(e.name)}</h3>")
+        cols = [c for c in REPORT_COLUMNS if c in e.table.columns]
+        rest = [c for c in e.table.columns if c not in cols]
+        if not embed_csv or not cols:  # nothing of the table is left out of the report
+            cols, rest = list(e.table.columns), []
         if embed_csv:
             parts.append(_download(e.table.to_csv(index=False).encode("utf-8"), "text/csv",
                                    f"{folder_name(e.name)}-particles.csv", f"download the whole table (CSV, {n} rows)"))
-        parts.append(f'<p class="note">{shown} of {n} particles shown.</p>' if shown < n else "")
-        parts.append(_frame_html(e.table, max_rows))
+        said = ([f"{shown} of {n} particles shown"] if shown < n else []) + (
+            [f"{len(cols)} of {len(cols) + len(rest)} columns shown; the CSV holds every one ({', '.join(rest)})"]
+            if rest else [])
+        parts.append(f'<p class="note">{_esc("; ".join(said))}.</p>' if said else "")
+        parts.append(_frame_html(e.table[cols], max_rows))
     return parts
 
 

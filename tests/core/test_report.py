@@ -107,6 +107,28 @@ def test_report_opens_offline(html):
     assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", html, re.I) and "@import" not in html
 
 
+def test_a_whole_particle_table_shows_its_key_columns_and_the_csv_holds_the_rest():
+    """All 26 columns made the report's table wider than the page (read by scrolling sideways)."""
+    from core.metrics import COLUMNS
+    from core.report import REPORT_COLUMNS
+
+    rng = np.random.default_rng(0)
+    t = pd.DataFrame({c: rng.uniform(0, 1, 5) for c in COLUMNS})
+    html = build_report([ReportElectrode("e", t)], max_rows=None)
+    table = html.split("<h2>Per-particle tables</h2>", 1)[1]
+    heads = re.findall(r"<th>([^<]+)</th>", table)
+    assert heads == list(REPORT_COLUMNS) and len(COLUMNS) == 26
+    rest = [c for c in COLUMNS if c not in REPORT_COLUMNS]
+    assert f"12 of 26 columns shown; the CSV holds every one ({', '.join(rest)})." in table
+    links = {a["download"]: a["href"] for tag, a in _parse(html).tags if tag == "a" and "download" in a}
+    csv = base64.b64decode(links["e-particles.csv"].split(",", 1)[1]).decode()
+    assert list(pd.read_csv(io.StringIO(csv)).columns) == list(COLUMNS)
+    # without the CSV in the report, nothing is left out of the table
+    bare = build_report([ReportElectrode("e", t)], max_rows=None, embed_csv=False)
+    assert re.findall(r"<th>([^<]+)</th>", bare.split("<h2>Per-particle tables</h2>", 1)[1]) == list(COLUMNS)
+    assert "columns shown" not in bare
+
+
 def test_report_without_optional_parts():
     e = ReportElectrode("only", _table(3, 2))
     html = build_report([e], max_rows=None, embed_csv=False)
