@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,9 +137,10 @@ def _kv_table(rows: Sequence[tuple[str, Any]], header: tuple[str, str] = ("name"
 
 def _frame_html(df: pd.DataFrame, max_rows: int | None = None) -> str:
     shown = df if max_rows is None else df.head(max_rows)
-    return '<div class="scroll">' + shown.to_html(
-        index=False, border=0, na_rep="–", escape=True, float_format=lambda v: f"{v:.4g}",
-    ) + "</div>"
+    text = shown.to_html(index=False, border=0, na_rep="–", escape=True, float_format=lambda v: f"{v:.4g}")
+    # a column name such as equiv_diameter_um may break after its underscores: the table fits the page's width
+    text = re.sub(r"(<th[^>]*>)([^<]*)(</th>)", lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], text)
+    return '<div class="scroll">' + text + "</div>"
 
 
 def _data_uri(data: bytes, mime: str) -> str:
