@@ -86,7 +86,9 @@ class _Plane:
         from scipy import fft
         from scipy import ndimage as ndi
 
-        a = np.asarray(volume[z:z + 1, window[0], window[1]])[0].astype(np.float32)
+        # float64: values near float32's limit (a big-endian file read as little-endian: 1e38) overflowed its sums
+        # and FFT into NaN, which the registration refuses (QA: the Samples page stopped with a ValueError)
+        a = np.asarray(volume[z:z + 1, window[0], window[1]])[0].astype(np.float64)
         finite = np.isfinite(a)
         if not finite.all():  # a NaN would spread over the whole correlation
             a[~finite] = np.mean(a[finite]) if finite.any() else 0.0
@@ -94,8 +96,10 @@ class _Plane:
         if not self.constant:
             a = ndi.gaussian_filter(a, _SMOOTH)
             a -= a.mean()
-        self.data = a
+        self.data = a.astype(np.float32) if np.abs(a).max(initial=0.0) < 1e30 else a
         self.spectrum = None if self.constant else fft.fft2(a * _taper(a.shape))
+        if self.spectrum is not None and not np.isfinite(self.spectrum).all():  # beyond even float64: not read
+            self.constant, self.spectrum = True, None
 
 
 @lru_cache(maxsize=4)

@@ -66,6 +66,21 @@ def test_no_reading_for_thin_or_constant_volumes_and_a_nan_does_not_spread():
     assert alignment_reading(v)["pairs"] < before["pairs"]
 
 
+def test_values_near_the_float32_limit_do_not_stop_the_reading():
+    """A big-endian float32 file read as little-endian holds values up to about 1e38: the registration's sums
+    overflowed into NaN and skimage raised (QA: the Samples page stopped with a ValueError)."""
+    v = fib_stack((1.5, 0.0), 5.0)[:16].astype(np.float32)
+    before = alignment_reading(v)
+    assert before["warn"]
+    huge = (v.astype(np.float64) * (1e38 / float(np.abs(v).max()))).astype(np.float32)  # near float32's limit
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = alignment_reading(huge)
+    assert got is not None and got["shift_px"] == pytest.approx(before["shift_px"], abs=0.05)
+    garbage = np.frombuffer(v.astype(">f4").tobytes(), "<f4").reshape(v.shape)  # the byte order read wrong
+    with np.errstate(over="ignore", invalid="ignore"):
+        alignment_reading(garbage)  # a reading or None, not an error
+
+
 def test_the_real_calendered_volume_is_aligned():
     tifffile = pytest.importorskip("tifffile")
     if not CALENDERED.exists():
