@@ -98,8 +98,11 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
             except ValueError as exc:
                 st.error(str(exc))
             else:
+                # the fields are keyed by the dataset too: another dataset of an HDF5 file is filled from its own
+                # voxel size (QA: /binned kept /full's 0.398 µm, its caption said "read from the file")
                 meta = forms.sample_metadata(
-                    ("add", "file", token), name=pick.name, group="", spacing=info["spacing"], axis=0,
+                    ("add", "file", token, *samples_view.dataset_scope(opts)),
+                    name=samples_view.dataset_name(pick.name, opts), group="", spacing=info["spacing"], axis=0,
                     side="auto", spacing_help="The file's voxel size; pre-filled from its metadata where present.",
                     shape=info["shape"])
                 usable, pmap = phase_map_view.already_segmented(pick.path, opts, "file", token)
@@ -128,7 +131,8 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
             except ValueError as exc:
                 samples_view.reject_upload(ws, up, path, str(exc))
             else:
-                meta = forms.sample_metadata(("add", "upload", up.file_id), name=file_browser.sample_name(path),
+                meta = forms.sample_metadata(("add", "upload", up.file_id, *samples_view.dataset_scope(opts)),
+                                             name=samples_view.dataset_name(file_browser.sample_name(path), opts),
                                              group="", spacing=info["spacing"], axis=0, side="auto",
                                              spacing_help="The file's voxel size.", shape=info["shape"])
                 usable, pmap = phase_map_view.already_segmented(path, opts, "upload", up.file_id)

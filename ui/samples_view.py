@@ -643,3 +643,16 @@ def set_attribute(ws: Workspace, sample: Sample, name: str, value: float, unit: 
         return
     flash("success", f"Set {new.label} = {new.value:g} for '{sample.name}'.")
     st.rerun()
+
+
+def dataset_scope(opts: dict) -> tuple[str, ...]:
+    """The part of a new file's form scope that says which of its datasets is read (an HDF5 file's): the form's
+    fields are filled again from the dataset chosen, not kept from the one before; () for a file of one."""
+    return (str(opts["dataset"]),) if opts.get("dataset") else ()
+
+
+def dataset_name(name: str, opts: dict) -> str:
+    """A new sample's default name: the file's, with the dataset read where the file holds several (two datasets
+    of one file got the same name)."""
+    ds = str(opts.get("dataset") or "").strip("/")
+    return f"{name} {ds.replace('/', '_')}" if ds else name

@@ -322,6 +322,37 @@ def test_an_hdf5_file_offers_its_largest_array_first(empty_ws, env):
     np.testing.assert_array_equal(empty_ws.load_volume(s).data, vol)
 
 
+def test_each_dataset_of_an_hdf5_file_fills_the_form_with_its_own_voxel_size(empty_ws, env):
+    """QA: a file of the full and the binned scan (element_size_um 0.398 and 0.796); switching to /binned kept
+    0.398 in the fields, its caption said "read from the file", and the sample was stored at half its size."""
+    import h5py
+
+    rng = np.random.default_rng(2)
+    with h5py.File(env / "data" / "two.h5", "w") as f:
+        full = f.create_dataset("full", data=(rng.random((12, 20, 22)) * 1000).astype(np.uint16))
+        full.attrs["element_size_um"] = [0.398, 0.398, 0.398]
+        binned = f.create_dataset("binned", data=(rng.random((6, 10, 11)) * 1000).astype(np.uint16))
+        binned.attrs["element_size_um"] = [0.796, 0.796, 0.796]
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("two.h5").run()
+    no_exception(at)
+
+    def shown():
+        return sorted(n.value for n in at.number_input
+                      if n.label.startswith("voxel size") and "_add_file_" in (n.key or ""))
+
+    assert at.selectbox(key=state.k(state.READ_DATASET, "file")).value == "/full" and shown() == [0.398] * 3
+    at.selectbox(key=state.k(state.READ_DATASET, "file")).select("/binned").run()
+    no_exception(at)
+    assert shown() == [0.796] * 3
+    names = [t.value for t in at.text_input if t.label == "Name" and "_add_file_" in (t.key or "")]
+    assert names == ["two binned"]  # two datasets of one file, two names
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click().run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert (s.name, s.input.dataset, s.spacing) == ("two binned", "/binned", (0.796, 0.796, 0.796))
+
+
 def test_a_zarr_store_is_offered_as_one_volume(empty_ws, env):
     """A Zarr store in the data folder is read as one volume without the folder toggle; a plain folder keeps it."""
     import zarr
