@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from . import cache, state
@@ -188,11 +189,25 @@ def read_options(path, kind: str) -> dict:
             return opts
         st.caption("Raw binary: give its layout (or put its header beside it: an ESRF .vol.info, a MetaImage "
                    ".mhd or a VGStudio / Nikon .vgi is read).")
-        c = st.columns(5)
+        c = st.columns(6)
         shape = [c[i].number_input(f"size {a} (voxels)", 1, 100_000, 64, key=state.k(state.READ_RAW_SIZE, kind, a))
                  for i, a in enumerate(AXES)]
-        dtype = c[3].selectbox("dtype", ("uint8", "uint16", "int16", "float32"), index=1,
+        dtype = c[3].selectbox("dtype", RAW_DTYPES, index=RAW_DTYPES.index("uint16"),
                                key=state.k(state.READ_RAW_DTYPE, kind))
-        offset = c[4].number_input("header (bytes)", 0, 10**9, 0, key=state.k(state.READ_RAW_OFFSET, kind))
+        # (QA: a big-endian float file, ImageJ's "Save as Raw" default, was read byte-swapped: values up to 1e38)
+        order = c[4].selectbox("byte order", tuple(RAW_BYTE_ORDERS), key=state.k(state.READ_RAW_ORDER, kind),
+                               format_func=RAW_BYTE_ORDERS.get, disabled=np.dtype(dtype).itemsize == 1,
+                               help="Little-endian: most software on PCs. Big-endian: ImageJ / Fiji's File > Save "
+                                    "As > Raw Data, and older Unix workstations. Wrong, the grey values come out "
+                                    "as noise with huge values.")
+        offset = c[5].number_input("header (bytes)", 0, 10**9, 0, key=state.k(state.READ_RAW_OFFSET, kind))
         opts.update(shape=[int(n) for n in shape], dtype=dtype, offset=int(offset))
+        if np.dtype(dtype).itemsize > 1 and order != "<":
+            opts["byte_order"] = order
     return opts
+
+
+#: The voxel types a raw file can be read as (the Samples page's choice).
+RAW_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+#: Byte orders of a raw file's multi-byte values (``byte_order`` of :func:`core.io.load_volume`).
+RAW_BYTE_ORDERS = {"<": "little-endian", ">": "big-endian"}

@@ -267,6 +267,28 @@ def test_raw_volume_with_a_header_beside_it_needs_no_layout(empty_ws, env):
     assert [n for n in at.number_input if n.key and n.key.startswith(state.READ_RAW_SIZE)]
 
 
+def test_a_big_endian_raw_file_is_read_with_the_byte_order_chosen(empty_ws, env):
+    """QA: ImageJ's "Save as Raw" writes big-endian; the form had no byte order (nor float64 or 32-bit integers), so
+    a float file came out as noise with values up to 1e38."""
+    vol = np.linspace(0.1, 0.9, 4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    (env / "data" / "imagej.raw").write_bytes(vol.astype(">f4").tobytes())
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("imagej.raw").run()
+    for a, n in zip("zyx", vol.shape):
+        at.number_input(key=state.k(state.READ_RAW_SIZE, "file", a)).set_value(n)
+    box = at.selectbox(key=state.k(state.READ_RAW_DTYPE, "file"))
+    assert box.options == ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"]
+    box.select("float32")
+    at.selectbox(key=state.k(state.READ_RAW_ORDER, "file")).select(">").run()
+    no_exception(at)
+    assert not at.error
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click().run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    assert s.input.byte_order == ">"
+    np.testing.assert_array_equal(np.asarray(empty_ws.load_volume(s)), vol)
+
+
 def test_a_nikon_reconstruction_with_its_vgi_header_needs_no_layout(empty_ws, env):
     """Nikon CT Pro's X.vol with X.vgi beside it (its data file named by the reconstructing machine's full path):
     the layout from the header, no layout inputs, the resolution in mm read as µm; the .vgi itself not listed."""
