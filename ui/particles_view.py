@@ -95,7 +95,10 @@ def chunked_note(ws: Workspace, analysis: Analysis) -> None:
 
 
 def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
-    """The headline, the per-particle table (left) and a slice with the particles' outlines (right)."""
+    """The headline, the per-particle table (left) and a slice with the particles' outlines (right); first what of
+    the sample changed since the analysis (QA: its µm values were shown under a new voxel size without a word)."""
+    for text in tables.changed_sentences(sample, analysis):
+        exports.warn(text)
     ref = cache.ResultRef.of(ws, analysis)
     table = cache.table(ref)
     headline(table, analysis)

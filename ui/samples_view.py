@@ -434,20 +434,8 @@ def details_section(ws: Workspace, sample: Sample) -> None:
 
     latest = ws.latest_analysis(sid)
     if latest is not None:
-        if "voxel size" in tables.changed_since(sample, latest):
-            used = latest.provenance.get("spacing_um")
-            st.warning(f"The latest analysis used voxel size {used} µm; the sample now says "
-                       f"{list(sample.spacing)} µm. Rerun the analysis (Segment page) to update the measurements.")
-        if "region of interest" in tables.changed_since(sample, latest):
-            st.warning("The latest analysis ran on another region of interest than the sample now says. Rerun the "
-                       "analysis (Segment page) to update the measurements.")
-        if "slices' alignment" in tables.changed_since(sample, latest):
-            st.warning("The latest analysis read the slices aligned otherwise than the sample now says (aligned, or "
-                       "as they are in the file). Rerun the analysis (Segment page) to update the measurements.")
-        if "phase map" in tables.changed_since(sample, latest):
-            ran, now = tables.analysed_map(latest), sample.input.phase_map
-            st.warning(f"The latest analysis used the phase map `{ran}`; the sample now says `{now}`. Rerun the "
-                       "analysis (Segment page) to update the measurements.")
+        for text in tables.changed_sentences(sample, latest):
+            st.warning(text)
 
 
 @st.fragment

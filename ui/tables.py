@@ -81,6 +81,30 @@ def changed_since(sample: Sample, analysis: Analysis) -> list[str]:
     return out
 
 
+def changed_sentences(sample: Sample, analysis: Analysis) -> list[str]:
+    """One sentence for each thing of the sample changed after ``analysis`` ran (:func:`changed_since`), what
+    it was and is, and to rerun the analysis (the Samples and Particles pages warn with them)."""
+    def voxel(v) -> str:
+        return "×".join(f"{float(x):g}" for x in v) + " µm"
+
+    rerun = " Rerun the analysis (Segment page) to update the measurements."
+    out = []
+    changed = changed_since(sample, analysis)
+    if "voxel size" in changed:
+        out.append(f"Analysis #{analysis.id} used the voxel size {voxel(analysis.provenance['spacing_um'])}; the sample "
+                   f"now says {voxel(sample.spacing)}.{rerun} A particle separation run from its phases measures "
+                   "with the voxel size the sample says now.")
+    if "region of interest" in changed:
+        out.append(f"Analysis #{analysis.id} ran on another region of interest than the sample now says.{rerun}")
+    if "slices' alignment" in changed:
+        out.append(f"Analysis #{analysis.id} read the slices aligned otherwise than the sample now says (aligned, or "
+                   f"as they are in the file).{rerun}")
+    if "phase map" in changed:
+        out.append(f"Analysis #{analysis.id} used the phase map `{analysed_map(analysis)}`; the sample now says "
+                   f"`{sample.input.phase_map}`.{rerun}")
+    return out
+
+
 def catalogue_table(ws: Workspace):
     """The samples of the workspace as a display table."""
     import pandas as pd

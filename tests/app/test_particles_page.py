@@ -337,3 +337,23 @@ def test_the_minimum_volume_says_what_it_is_on_a_single_slice(seeded_ws):
     assert box.label == "Minimum particle volume (µm³)"
     assert "On a single slice (a 2D image) a fragment is weighed as the ball of the circle of its area: 1 µm³ is a " \
            f"disc about {(6 / math.pi) ** (1 / 3):.2f} µm across." in box.help
+
+
+def test_a_voxel_size_changed_since_the_analysis_is_said_on_the_particles_page(seeded_ws):
+    """QA: after the sample's voxel size was edited, the Particles page showed the analysis's µm values unsaid (the
+    Samples page warned), and a separation run there measured with the new size on the old phases."""
+    from ui import state
+
+    s, _ = _open(seeded_ws)
+    a = seeded_ws.latest_analysis(s.id)
+    old = "×".join(f"{v:g}" for v in s.spacing)
+    seeded_ws.update_sample(s.id, spacing=(0.5, s.spacing[1], s.spacing[2]))
+    said = (f"Analysis #{a.id} used the voxel size {old} µm; the sample now says 0.5×{s.spacing[1]:g}×{s.spacing[2]:g} "
+            "µm. Rerun the analysis (Segment page) to update the measurements. A particle separation run from its "
+            "phases measures with the voxel size the sample says now.")
+    for name in ("3_particles.py", "1_samples.py"):
+        at = AppTest.from_file(page(name), default_timeout=TIMEOUT)
+        at.session_state[state.SAMPLE_ID] = s.id
+        at.run()
+        no_exception(at)
+        assert said in [w.value for w in at.warning], name
