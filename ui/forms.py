@@ -139,12 +139,34 @@ def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, 
     note = thin_axis_note(shape, int(axis))
     if note:
         st.info(note)
+    coarse = coarse_voxel_note(spacing)
+    if coarse:
+        st.warning(coarse)
     try:
         return SampleMetadata(name=name, group_label=group, spacing=spacing, axis=int(axis),  # type: ignore[arg-type]
                               separator_side=side)
     except (ValueError, TypeError) as exc:
         st.error(one_sentence(exc))
         return None
+
+
+#: A voxel this big (µm) or bigger is as wide as an NMC particle (5-20 µm across): not a cathode scan's voxel size
+#: but, mostly, a unit read wrong (a NIfTI header without a unit is read in mm: 0.398 became 398 µm, QA).
+COARSE_VOXEL_UM = 5.0
+
+
+def coarse_voxel_note(spacing) -> str | None:
+    """A sentence where a voxel size (µm) is :data:`COARSE_VOXEL_UM` or more (a unit read wrong?), else None; not
+    a refusal (a coarse overview scan is possible)."""
+    try:
+        big = max(float(v) for v in spacing)
+    except (TypeError, ValueError):
+        return None
+    if not np.isfinite(big) or big < COARSE_VOXEL_UM or big > SPACING_RANGE_UM[1]:
+        return None
+    return (f"A voxel of {big:g} µm is as wide as an NMC particle (5-20 µm across): the particles would be a voxel "
+            "or two. Check the unit: a file that states none may be read in mm (NIfTI) or in another unit than the "
+            "scanner wrote.")
 
 
 def thin_axis_note(shape, axis: int) -> str | None:

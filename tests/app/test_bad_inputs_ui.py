@@ -321,6 +321,20 @@ def test_every_bad_voxel_size_is_said_at_once(empty_ws, env):
     assert at.button(key=ADD_UPLOAD).disabled
 
 
+def test_a_voxel_as_wide_as_a_particle_is_questioned_not_refused(empty_ws, env):
+    """QA: a NIfTI without a unit gave 398 µm (read in mm); nothing said a voxel wider than the particles is odd."""
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    upload(at, "good.npy", _npy(GOOD))
+    scope = upload_scope(at)
+    at.number_input(key=spacing_key(scope, "x")).set_value(398.0).run()
+    no_exception(at)
+    assert not at.error and not at.button(key=ADD_UPLOAD).disabled  # possible (an overview scan): said, not refused
+    assert any(w.value.startswith("A voxel of 398 µm is as wide as an NMC particle") and "Check the unit" in w.value
+               for w in at.warning)
+    at.number_input(key=spacing_key(scope, "x")).set_value(0.398).run()
+    assert not any("as wide as an NMC particle" in w.value for w in at.warning)
+
+
 def test_good_voxel_size_after_a_bad_one_is_added(empty_ws, env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     upload(at, "good.npy", _npy(GOOD))
