@@ -163,6 +163,10 @@ page.aligned_note(ws, sample)  # before the read: the way out where an alignment
 ref, vol = page.read_volume(ws, sample)
 if vol is not None:
     page.fill_note(ws, ref, sample)
+    if not sample.input.presegmented:
+        huge = samples_view.huge_values_note(cache.grey_values(ref), vol.dtype)
+        if huge:
+            st.warning(huge)
     page.alignment_note(ws, ref, sample)
     samples_view.slice_viewer(ref, vol, sample)
 analyses = ws.list_analyses(sample.id)

@@ -644,3 +644,22 @@ def dataset_name(name: str, opts: dict) -> str:
     of one file got the same name)."""
     ds = str(opts.get("dataset") or "").strip("/")
     return f"{name} {ds.replace('/', '_')}" if ds else name
+
+
+#: Grey values of a float scan beyond this in magnitude are not a reconstruction's (attenuation, a few units; counts,
+#: up to about 1e6): the file was read with the wrong byte order or voxel type.
+HUGE_GREY = 1e15
+
+
+def huge_values_note(values: np.ndarray, dtype) -> str | None:
+    """A sentence where a float volume's sampled grey values (``values``) reach :data:`HUGE_GREY` (QA: a big-endian
+    raw file read as little-endian held values up to 3e38 and was added without a word), else None."""
+    if np.dtype(dtype).kind != "f":
+        return None
+    v = np.asarray(values, np.float64)
+    v = np.abs(v[np.isfinite(v)])
+    if not v.size or v.max() < HUGE_GREY:
+        return None
+    return (f"This volume holds grey values up to {v.max():.1e} ({np.mean(v >= HUGE_GREY):.1%} of those sampled "
+            f"{HUGE_GREY:.0e} or more), no scan's: read with the wrong byte order or voxel type? For a raw file, "
+            "add it again with its layout (byte order, dtype); delete this sample below.")

@@ -289,6 +289,27 @@ def test_a_big_endian_raw_file_is_read_with_the_byte_order_chosen(empty_ws, env)
     np.testing.assert_array_equal(np.asarray(empty_ws.load_volume(s)), vol)
 
 
+def test_a_raw_file_read_with_the_wrong_byte_order_is_said_and_can_be_deleted(empty_ws, env):
+    """QA: a big-endian float file read as little-endian held values up to 1e38 and stopped the Samples page (the
+    alignment reading's NaN); now it reads, and the page says the values are no scan's."""
+    from ui.samples_view import huge_values_note
+
+    assert huge_values_note(np.array([0.1, 0.9]), np.float32) is None
+    assert huge_values_note(np.array([1e38, 0.5]), np.uint16) is None  # (an integer volume: not this)
+    rng = np.random.default_rng(0)
+    vol = (0.2 + 0.6 * rng.random((8, 80, 80))).astype(np.float32)
+    (env / "data" / "swapped.raw").write_bytes(vol.astype(">f4").tobytes())
+    s = empty_ws.add_sample("swapped", str(env / "data" / "swapped.raw"), spacing=0.4,
+                            source_options={"read": {"shape": [8, 80, 80], "dtype": "float32"}})
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    [w] = [w.value for w in at.warning if "no scan's" in w.value]
+    assert w.startswith("This volume holds grey values up to ") and "wrong byte order or voxel type" in w
+    assert [e for e in at.expander if e.label.startswith("Delete this sample")]
+
+
 def test_a_nikon_reconstruction_with_its_vgi_header_needs_no_layout(empty_ws, env):
     """Nikon CT Pro's X.vol with X.vgi beside it (its data file named by the reconstructing machine's full path):
     the layout from the header, no layout inputs, the resolution in mm read as µm; the .vgi itself not listed."""
