@@ -136,6 +136,7 @@ def _input_spec(args):
             path=Path(args.input), dataset=getattr(args, "dataset", None) or None,
             shape=tuple(args.raw_shape) if getattr(args, "raw_shape", None) else None,
             dtype=getattr(args, "raw_dtype", None) or None, offset=int(getattr(args, "raw_offset", 0) or 0),
+            byte_order=">" if getattr(args, "raw_byte_order", "little") == "big" else "<",
             crop=list(zip(crop[::2], crop[1::2])) if crop else None,
             phase_map=getattr(args, "phase_map", None) or None, downsample=factor,
         )
@@ -1047,6 +1048,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "X.vol.info, MetaImage X.mhd, VGStudio / Nikon X.vgi)")
         sp.add_argument("--raw-dtype", type=_dtype, help="raw files: dtype such as uint16 or float32")
         sp.add_argument("--raw-offset", type=_whole(0), default=0, help="raw files: header bytes to skip")
+        sp.add_argument("--raw-byte-order", choices=("little", "big"), default="little",
+                        help="raw files: byte order of multi-byte values (big: ImageJ / Fiji's Save As > Raw Data)")
         sp.add_argument("--crop", nargs=6, type=_whole(0), metavar=("Z0", "Z1", "Y0", "Y1", "X0", "X1"),
                         help="analyse only this region of interest: voxels Z0 to Z1 (Z1 excluded), Y0 to Y1, X0 to "
                              "X1 of the file, before any downsampling (e.g. to leave out the current collector or "

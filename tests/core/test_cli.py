@@ -568,3 +568,18 @@ def test_inspect_says_what_an_analysis_would_read(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "looks already segmented: values [0, 1, 2]" in text and "0=pore,1=cbd,2=nmc" in text
     assert "none in the file: 1 µm assumed" not in text  # its TIFF states 1 µm
+
+
+def test_a_big_endian_raw_file_is_read_with_raw_byte_order_big(tmp_path):
+    """ImageJ / Fiji's Save As > Raw Data writes big-endian: --raw-byte-order big reads it (the default, little,
+    reads it byte-swapped)."""
+    vol = np.linspace(0.1, 0.9, 4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    path = tmp_path / "imagej.raw"
+    path.write_bytes(vol.astype(">f4").tobytes())
+    base = ["inspect", str(path), "--raw-shape", "4", "6", "8", "--raw-dtype", "float32"]
+    spec = cli._input_spec(cli.build_parser().parse_args(base + ["--raw-byte-order", "big"]))
+    assert spec.byte_order == ">"
+    np.testing.assert_array_equal(np.asarray(load_volume(spec.path, **spec.load_kwargs()).data), vol)
+    little = cli._input_spec(cli.build_parser().parse_args(base))
+    assert little.byte_order == "<"
+    assert not np.array_equal(np.asarray(load_volume(little.path, **little.load_kwargs()).data), vol)
