@@ -220,6 +220,15 @@ def confine(root, path, *, tree: bool = True, area: str = "the data folder") -> 
     return real
 
 
+def file_size_text(n: int) -> str:
+    """``"1.8 MB"``, ``"12 kB"``, ``"400 bytes"``: a file's size as the file list shows it (small files showed as
+    "0.0 MB")."""
+    n = int(n)
+    if n >= 100_000:
+        return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+    return f"{n / 1e3:.0f} kB" if n >= 1000 else f"{n} bytes"
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -228,7 +237,7 @@ class Entry:
 
     @property
     def label(self) -> str:
-        return {DIR: f"{self.name}/  (folder)", FILE: f"{self.name}  ({self.size / 1e6:.1f} MB)",
+        return {DIR: f"{self.name}/  (folder)", FILE: f"{self.name}  ({file_size_text(self.size)})",
                 OUTSIDE: f"{self.name}  (link outside the data folder: not readable)",
                 BROKEN: f"{self.name}  (broken link)"}[self.kind]
 

@@ -167,7 +167,9 @@ def read_options(path, kind: str) -> dict:
             raise ValueError(one_sentence(exc)) from None
         # the largest first: tomography files also hold small dark and flat fields, and the first by name
         # (/exchange/dark before /exchange/data) was offered before
-        big = sorted((a for a in arrays if len(a[1]) >= 2), key=lambda a: (-math.prod(a[1]), a[0]))
+        # (2D and 3D first: a 4D dataset, which cannot be read as a volume, was offered before a readable 2D one)
+        big = sorted((a for a in arrays if len(a[1]) >= 2),
+                     key=lambda a: (len(a[1]) > 3, -math.prod(a[1]), a[0]))
         if len(big) > 1:
             shown = {a[0]: f"{a[0]}  ({'×'.join(map(str, a[1]))}, {a[2]})" for a in big}
             opts["dataset"] = st.selectbox("Dataset", list(shown), key=state.k(state.READ_DATASET, kind),

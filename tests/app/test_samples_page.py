@@ -396,6 +396,28 @@ def test_each_dataset_of_an_hdf5_file_fills_the_form_with_its_own_voxel_size(emp
     assert (s.name, s.input.dataset, s.spacing) == ("two binned", "/binned", (0.796, 0.796, 0.796))
 
 
+def test_readable_datasets_come_first_and_small_files_say_their_size(empty_ws, env):
+    """QA: a file with a 4D and a 2D dataset opened on the 4D one, an error, though the 2D one reads; a 400-byte
+    file was listed as 0.0 MB."""
+    import h5py
+
+    from ui.confine import file_size_text
+
+    assert [file_size_text(n) for n in (400, 12_345, 1_806_670, 5_400_256_000)] == [
+        "400 bytes", "12 kB", "1.8 MB", "5.4 GB"]
+    with h5py.File(env / "data" / "mixed.h5", "w") as f:
+        f.create_dataset("vol4d", data=np.zeros((3, 8, 20, 20), np.uint8))
+        f.create_dataset("img2d", data=(np.random.default_rng(0).random((30, 40)) * 255).astype(np.uint8))
+    (env / "data" / "tiny.npy").write_bytes(b"x" * 400)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert "tiny.npy  (400 bytes)" in at.selectbox(key=state.k(state.ADD_FILE, "root")).options
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("mixed.h5").run()
+    no_exception(at)
+    box = at.selectbox(key=state.k(state.READ_DATASET, "file"))
+    assert box.value == "/img2d" and box.options[-1].startswith("/vol4d")
+    assert not at.error
+
+
 def test_a_zarr_store_is_offered_as_one_volume(empty_ws, env):
     """A Zarr store in the data folder is read as one volume without the folder toggle; a plain folder keeps it."""
     import zarr
