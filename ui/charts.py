@@ -148,7 +148,7 @@ def electrode_scale(order: Sequence[str]) -> alt.Scale:
     return alt.Scale(scheme=GROUP_SCHEME, domain=list(dict.fromkeys(order)))
 
 
-def _group_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
+def electrode_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
                   order: Sequence[str] | None = None) -> alt.Color:
     """One colour per group of ``column`` (:func:`electrode_scale` over ``order``; None: the order in which the
     groups first appear in ``df``), the legend naming the groups ``df`` holds in that order (``legend=False``: no
@@ -198,7 +198,7 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
     who = "particle volume" if dist.weighting == "volume" else "particles"
     corr = ", edge-corrected" if dist.edge_policy == "miles" else ""
     order = list(dist.quantiles["electrode"])
-    colour = _group_colour(dist.quantiles, "electrode")
+    colour = electrode_colour(dist.quantiles, "electrode")
     y_title = (f"share of {who} ≤ value (ECDF, 0–1{corr})" if kind == "ecdf"
                else f"share of {who} per bin (0–1{corr})")
     if kind == "ecdf":
@@ -271,7 +271,7 @@ def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None,
     t = tr.table.assign(few=tr.table["low_n"].map({True: f"n < {tr.low_n}", False: "ok"}))
     t = t[np.isfinite(t["median"])]
     groups = tr.table.drop_duplicates("electrode")
-    colour = _group_colour(groups, "electrode", order=order)
+    colour = electrode_colour(groups, "electrode", order=order)
     pct = round(tr.confidence * 100)
     xt, yt = metric_title(tr.x), metric_title(tr.y)
     tips = [alt.Tooltip("electrode:N"), alt.Tooltip("x_lo:Q", format=".3g", title="bin from"),
@@ -315,7 +315,7 @@ COUNTS_TITLE = "particles per bin (count)"
 def trend_spread(tr: compare.Trend, *, order: Sequence[str] | None = None) -> alt.LayerChart:
     """Spread within each bin (IQR of ``tr.y``, its units) against ``tr.x``; low-n bins grey."""
     t = tr.table[np.isfinite(tr.table["iqr"])]
-    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False, order=order)
+    colour = electrode_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False, order=order)
     base = alt.Chart(t).encode(
         x=alt.X("x_median:Q", title=metric_title(tr.x)),
         y=alt.Y("iqr:Q", title=_spread_title(tr)),
@@ -328,7 +328,7 @@ def trend_spread(tr: compare.Trend, *, order: Sequence[str] | None = None) -> al
 
 def trend_counts(tr: compare.Trend, *, order: Sequence[str] | None = None) -> alt.LayerChart:
     """Particles per bin against ``tr.x``, with the low-n threshold as a dashed rule."""
-    colour = _group_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False, order=order)
+    colour = electrode_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False, order=order)
     t = tr.table.assign(x_plot=tr.table["x_median"].fillna(tr.table["x_mid"]))
     base = alt.Chart(t).encode(
         x=alt.X("x_plot:Q", title=metric_title(tr.x)),
@@ -376,7 +376,7 @@ def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, leg
     else:
         y, lo, hi, fit = "share_above", "share_ci_lo", "share_ci_hi", "share_fit"
         y_title = f"share with {metric_title(res.metric).split(' (')[0]} > {res.cut:g} (0–1)"
-    colour = _group_colour(t, "electrode", legend=legend, order=order)
+    colour = electrode_colour(t, "electrode", legend=legend, order=order)
     tips = [alt.Tooltip("electrode:N"), alt.Tooltip("value:Q", title=f"{res.attribute}{unit}", format=".4g"),
             alt.Tooltip("n_valid:Q", title="particles"), alt.Tooltip(f"{y}:Q", format=".3f"),
             alt.Tooltip(f"{lo}:Q", format=".3f", title=f"{pct} % CI low"),

@@ -19,6 +19,8 @@ from .messages import flash, one_sentence, read_or_stop
 METHOD_LABELS = {"threshold": "Thresholds (+ partial-volume correction)",
                  "model": "Trained 3D U-Net (phases and particles)",
                  "classifier": "Train from brush strokes"}
+#: The previews' default phase colour opacity (the analysed phases' view takes the one the slider holds).
+PHASE_OPACITY = 0.45
 #: The classifier of the "Train from brush strokes" method (preview and full analysis alike).
 CLASSIFIER_PARAMS = ClassifierParams()
 
@@ -134,7 +136,7 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
     st.subheader("Preview (one slice)")
     axis, index = widgets.slice_picker(state.k(state.SEG_AXIS, sid), state.k(state.SEG_INDEX, sid), shape,
                                        label="Preview slice")
-    state.init(state.SEG_OPACITY, 0.45)
+    state.init(state.SEG_OPACITY, PHASE_OPACITY)
     opacity = st.slider("Phase colour opacity", 0.0, 1.0, key=state.SEG_OPACITY, step=0.05,
                         persist_state=state.PERSIST)
     window = window_picker(sample, shape, axis)
@@ -279,7 +281,7 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
     state.init(state.PAINT_BRUSH, "NMC")
     state.init(state.PAINT_WIDTH, 3)
     state.init(state.PAINT_CONFIDENCE, 0.6)
-    state.init(state.SEG_OPACITY, 0.45)
+    state.init(state.SEG_OPACITY, PHASE_OPACITY)
     c = st.columns([3, 2, 2, 2])
     brush = c[0].radio("Brush", tuple(paint.BRUSHES), key=state.PAINT_BRUSH, horizontal=True,
                        persist_state=state.PERSIST)
@@ -442,8 +444,10 @@ def unlike_note(painted: Sample, targets: list[Sample]) -> str | None:
     the synthetic demos and a FIB-SEM image without a word): another voxel size (more than 10 % apart on an axis:
     the features' scales are in µm), or a synthetic demo for strokes painted on a scan or the other way round.
     None where all are alike."""
+    from .tables import voxel_text
+
     def voxel(s: Sample) -> str:
-        return "×".join(f"{v:g}" for v in s.spacing) + " µm"
+        return voxel_text(s.spacing)
 
     out = []
     for t in targets:
@@ -558,8 +562,8 @@ def analysed_phases_section(ws: Workspace, sample: Sample, latest: Analysis, met
 
             img, on = phase_codes_rgb(ph2d), "phases"
         else:
-            img, on = render.phase_overlay(grey, ph2d, float(st.session_state.get(state.SEG_OPACITY, 0.45))), \
-                "grey values with the analysed phases over them"
+            opacity = float(st.session_state.get(state.SEG_OPACITY, PHASE_OPACITY))
+            img, on = render.phase_overlay(grey, ph2d, opacity), "grey values with the analysed phases over them"
         st.image(render.upscale(img, 520), width="stretch",
                  caption=f"slice {render.AXES[axis]} = {index}: {on} (analysis #{latest.id}, "
                          f"{METHOD_WORDS.get(made, made)})")

@@ -16,6 +16,11 @@ from .render import AXES
 MISSING = "–"
 
 
+def voxel_text(spacing) -> str:
+    """A voxel size as the pages say it: ``"0.5×0.398×0.398 µm"`` (z×y×x)."""
+    return "×".join(f"{float(v):g}" for v in spacing) + " µm"
+
+
 def grey_text(value) -> str:
     """A grey value as the pages say it: whole numbers from 100 up (16-bit scans), four significant digits below
     (a float scan's 0.869 was shown as 1); "–" for none."""
@@ -84,9 +89,7 @@ def changed_since(sample: Sample, analysis: Analysis) -> list[str]:
 def changed_sentences(sample: Sample, analysis: Analysis) -> list[str]:
     """One sentence for each thing of the sample changed after ``analysis`` ran (:func:`changed_since`), what
     it was and is, and to rerun the analysis (the Samples and Particles pages warn with them)."""
-    def voxel(v) -> str:
-        return "×".join(f"{float(x):g}" for x in v) + " µm"
-
+    voxel = voxel_text
     rerun = " Rerun the analysis (Segment page) to update the measurements."
     out = []
     changed = changed_since(sample, analysis)
