@@ -649,18 +649,12 @@ def _open_hdf5(p: Path, opts):
             if obj.dtype.kind not in "biuf":
                 raise C.InputFileError(f"{where} holds data of dtype {obj.dtype}; expected integer or floating-point "
                                        "voxels")
-            levels, node = [], obj
-            while True:
-                levels.append((node.name, dict(node.attrs)))
-                if node.name == "/":
-                    break
-                node = node.parent
+            spacing, notes = _h5.h5_spacing(f, obj)
             dtype = obj.dtype
         except C.InputFileError:
             raise
         except _h5._H5_ERRORS as exc:
             raise C.InputFileError(f"could not read {fname} as HDF5: {C._short(exc, path=p)}") from None
-    spacing, notes = _h5._spacing_from_attrs(levels)
     return _H5Source(p, name, shape, dtype, zyx), spacing, {"dataset": name, **notes}, f"{os.fspath(p)}::{name}"
 
 

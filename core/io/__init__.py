@@ -15,7 +15,8 @@ Supported inputs (see :func:`detect_format`):
     (``slice2`` before ``slice10``); the voxel size from the slices, else from a Bruker SkyScan reconstruction log
     beside them (:func:`.folder.skyscan_pixel_size`).
 ``"hdf5"``
-    ``.h5``, ``.hdf5``, ``.hdf``, ``.nxs``; one dataset is chosen with ``dataset``.
+    ``.h5``, ``.hdf5``, ``.hdf``, ``.nxs``; one dataset is chosen with ``dataset``; the voxel size from its
+    attributes, else a Data Exchange file's objective resolution (:func:`.hdf5.h5_spacing`).
 ``"zarr"``
     A zarr v2 or v3 store (``.zarr`` folder, or any folder holding
     ``zarr.json``/``.zarray``/``.zgroup``).

@@ -1,4 +1,5 @@
-"""HDF5 files (``.h5``, ``.hdf5``, ``.hdf``, ``.nxs``): one dataset, its voxel size from attributes.
+"""HDF5 files (``.h5``, ``.hdf5``, ``.hdf``, ``.nxs``): one dataset, its voxel size from attributes (or a
+Data Exchange file's objective resolution).
 
 The dataset picking and the attribute spacing are shared with :mod:`core.io.zarr`.
 """
@@ -125,6 +126,67 @@ def _spacing_from_attrs(levels: Iterable[tuple[str, Mapping]]) -> tuple[tuple | 
     return None, {}
 
 
+#: Where a Data Exchange (DXchange) file of an APS-style beamline keeps its pixel size: the objective's
+#: ``resolution`` is the effective pixel in µm (the camera pixel divided by the magnification); with it missing,
+#: the camera's ``pixel_size`` over the ``magnification``.  The detector's pixel size alone is the camera's, not
+#: the scan's, and is never read as the voxel size.
+DXCHANGE_RESOLUTION = "/measurement/instrument/detection_system/objective/resolution"
+DXCHANGE_MAGNIFICATION = "/measurement/instrument/detection_system/objective/magnification"
+DXCHANGE_PIXEL_SIZE = ("/measurement/instrument/detector/pixel_size", "/measurement/instrument/detector/pixel_size_x")
+
+
+def _dx_value(f, name: str) -> float | None:
+    """One positive length in µm stored at ``name`` (a dataset, its ``units`` attribute if any), else None."""
+    obj = f.get(name)
+    if obj is None or not hasattr(obj, "dtype") or obj.dtype.kind not in "iuf" or obj.size < 1:
+        return None
+    try:
+        value = float(np.asarray(obj[()], dtype=float).ravel()[0])
+    except (TypeError, ValueError, OSError):
+        return None
+    unit = next((obj.attrs[u] for u in _UNIT_ATTRS if u in obj.attrs), None)
+    factor = 1.0 if unit is None else _unit_factor(unit)
+    if factor is None or not np.isfinite(value) or value <= 0:
+        return None
+    return value * factor
+
+
+def _dxchange_spacing(f) -> tuple[tuple | None, dict]:
+    """The voxel size of a Data Exchange file (:data:`DXCHANGE_RESOLUTION`), isotropic; ``(None, {})`` without."""
+    pixel = _dx_value(f, DXCHANGE_RESOLUTION)
+    source = "dxchange"
+    if pixel is None:
+        camera = next((v for v in (_dx_value(f, n) for n in DXCHANGE_PIXEL_SIZE) if v is not None), None)
+        mag = f.get(DXCHANGE_MAGNIFICATION)
+        try:
+            mag = None if mag is None else float(np.asarray(mag[()], dtype=float).ravel()[0])
+        except (TypeError, ValueError, OSError, IndexError):
+            mag = None
+        if camera is None or mag is None or not np.isfinite(mag) or mag <= 0:
+            return None, {}
+        pixel, source = camera / mag, "dxchange_magnification"
+    sp = _valid_spacing([pixel] * 3)
+    return (sp, {"spacing_source": source}) if sp is not None else (None, {})
+
+
+def h5_spacing(f, obj) -> tuple[tuple | None, dict]:
+    """The voxel size of dataset ``obj`` of open file ``f`` and its reader's notes.
+
+    From the attributes of the dataset and its parent groups, nearest first (:data:`_SPACING_ATTRS`); else from
+    a Data Exchange file's objective (:func:`_dxchange_spacing`).  ``(None, {})`` when the file says none.
+    """
+    levels, node = [], obj
+    while True:
+        levels.append((node.name, dict(node.attrs)))
+        if node.name == "/":
+            break
+        node = node.parent
+    spacing, notes = _spacing_from_attrs(levels)
+    if spacing is None:
+        spacing, notes = _dxchange_spacing(f)
+    return spacing, notes
+
+
 def _check_stored_here(obj, where: str) -> None:
     """Refuse a dataset whose voxels live in other files (external storage, virtual dataset)."""
     if getattr(obj, "external", None) or getattr(obj, "is_virtual", False):
@@ -149,13 +211,7 @@ def read_hdf5(path: Path, opts: ReadOptions) -> Loaded:
                 raise InputFileError(f"{where} holds data of dtype {obj.dtype}; expected integer or floating-point "
                                      "voxels")
             declared = int(obj.size) * obj.dtype.itemsize
-            levels = []
-            node = obj
-            while True:
-                levels.append((node.name, dict(node.attrs)))
-                if node.name == "/":
-                    break
-                node = node.parent
+            spacing, notes = h5_spacing(f, obj)
             data = np.asarray(obj[()])
         except InputFileError:
             raise
@@ -164,5 +220,4 @@ def read_hdf5(path: Path, opts: ReadOptions) -> Loaded:
         except _H5_ERRORS as exc:
             raise InputFileError(f"could not read {fname} as HDF5: {_short(exc, path=path)}") from None
     data = _check_numeric(data, where)
-    spacing, notes = _spacing_from_attrs(levels)
     return Loaded(_to_zyx(data, where), spacing, {"dataset": name, **notes}, f"{os.fspath(path)}::{name}")

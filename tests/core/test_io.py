@@ -409,6 +409,46 @@ def test_hdf5_single_image_and_spacing_units(tmp_path):
     assert vol.spacing == pytest.approx((0.5, 0.5, 0.5))
 
 
+def _dxchange(path, *, resolution=None, unit=None, camera=None, magnification=None, attrs=None):
+    """A Data Exchange reconstruction as APS-style beamlines write it: /exchange/data and /measurement."""
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("exchange/data", data=ramp((3, 4, 5), np.uint16))
+        for key, value in (attrs or {}).items():
+            ds.attrs[key] = value
+        objective = "measurement/instrument/detection_system/objective/"
+        if resolution is not None:
+            res = f.create_dataset(objective + "resolution", data=[resolution])
+            if unit is not None:
+                res.attrs["units"] = unit
+        if magnification is not None:
+            f.create_dataset(objective + "magnification", data=[magnification])
+        if camera is not None:
+            f.create_dataset("measurement/instrument/detector/pixel_size", data=[camera])
+    return path
+
+
+@pytest.mark.parametrize("opener", ["whole", "lazy"])
+def test_hdf5_dxchange_pixel_size(tmp_path, opener):
+    from core.chunked import open_lazy
+
+    def read(path):
+        v = load_volume(path) if opener == "whole" else open_lazy(path)
+        return v.spacing, v.spacing_from_metadata, v.metadata.get("spacing_source")
+
+    # the objective's resolution is the effective pixel (µm, or its units)
+    assert read(_dxchange(tmp_path / "a.h5", resolution=0.65)) == (pytest.approx((0.65,) * 3), True, "dxchange")
+    assert read(_dxchange(tmp_path / "b.h5", resolution=325.0, unit="nm"))[0] == pytest.approx((0.325,) * 3)
+    # without it, the camera pixel over the magnification; the camera pixel alone is not the scan's
+    got = read(_dxchange(tmp_path / "c.h5", camera=6.5, magnification=10.0))
+    assert got == (pytest.approx((0.65,) * 3), True, "dxchange_magnification")
+    assert read(_dxchange(tmp_path / "d.h5", camera=6.5))[1] is False
+    # an unusable resolution (0, an unknown unit) is not read; the dataset's own attributes come first
+    assert read(_dxchange(tmp_path / "e.h5", resolution=0.0))[1] is False
+    assert read(_dxchange(tmp_path / "f.h5", resolution=0.65, unit="furlong"))[1] is False
+    got = read(_dxchange(tmp_path / "g.h5", resolution=0.65, attrs={"element_size_um": [1.0, 1.0, 1.0]}))
+    assert got[0] == pytest.approx((1.0,) * 3) and got[2] == "attrs:element_size_um"
+
+
 def test_hdf5_corrupt(tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not hdf5 at all")
