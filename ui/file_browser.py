@@ -177,7 +177,7 @@ def read_options(path, kind: str) -> dict:
                                            help="Every array of two or more dimensions in the file, the largest "
                                                 "first (dark and flat fields are usually small).")
     elif fmt == "raw":
-        from core.io.rawheader import header_beside
+        from core.io.rawheader import header_beside, layout_from_name
 
         try:
             layout = header_beside(path)
@@ -189,20 +189,37 @@ def read_options(path, kind: str) -> dict:
                        f"{'×'.join(map(str, layout.shape))} voxels (z×y×x), {layout.dtype}, {order}"
                        + (f", {layout.offset:,} header bytes" if layout.offset else "") + ".")
             return opts
-        st.caption("Raw binary: give its layout (or put its header beside it: an ESRF .vol.info, a MetaImage "
-                   ".mhd or a VGStudio / Nikon .vgi is read).")
+        named = layout_from_name(path)
+        if named is not None and st.session_state.get(state.k(state.READ_RAW_NAMED, kind)) != str(path):
+            # the layout its name writes, once per file (what the user types after that is theirs)
+            st.session_state[state.k(state.READ_RAW_NAMED, kind)] = str(path)
+            for a, n in zip(AXES, named.shape):
+                st.session_state[state.k(state.READ_RAW_SIZE, kind, a)] = int(n)
+            st.session_state[state.k(state.READ_RAW_DTYPE, kind)] = named.dtype
+            st.session_state[state.k(state.READ_RAW_ORDER, kind)] = named.byte_order
+            st.session_state[state.k(state.READ_RAW_OFFSET, kind)] = 0
+        if named is not None:
+            st.caption(f"Raw binary: layout proposed from its name, {named.describe()}; it fills the file exactly. "
+                       "A name cannot tell x from z: check the slices (or put its header beside it: an ESRF "
+                       ".vol.info, a MetaImage .mhd or a VGStudio / Nikon .vgi is read).")
+        else:
+            st.caption("Raw binary: give its layout (or put its header beside it: an ESRF .vol.info, a MetaImage "
+                       ".mhd or a VGStudio / Nikon .vgi is read).")
         c = st.columns(6)
-        shape = [c[i].number_input(f"size {a} (voxels)", 1, 100_000, 64, key=state.k(state.READ_RAW_SIZE, kind, a))
+        for a in AXES:  # first values as keys (the name's layout above sets them through the same keys)
+            state.init(state.k(state.READ_RAW_SIZE, kind, a), 64)
+        state.init(state.k(state.READ_RAW_DTYPE, kind), "uint16")
+        state.init(state.k(state.READ_RAW_OFFSET, kind), 0)
+        shape = [c[i].number_input(f"size {a} (voxels)", 1, 100_000, key=state.k(state.READ_RAW_SIZE, kind, a))
                  for i, a in enumerate(AXES)]
-        dtype = c[3].selectbox("dtype", RAW_DTYPES, index=RAW_DTYPES.index("uint16"),
-                               key=state.k(state.READ_RAW_DTYPE, kind))
+        dtype = c[3].selectbox("dtype", RAW_DTYPES, key=state.k(state.READ_RAW_DTYPE, kind))
         # (QA: a big-endian float file, ImageJ's "Save as Raw" default, was read byte-swapped: values up to 1e38)
         order = c[4].selectbox("byte order", tuple(RAW_BYTE_ORDERS), key=state.k(state.READ_RAW_ORDER, kind),
                                format_func=RAW_BYTE_ORDERS.get, disabled=np.dtype(dtype).itemsize == 1,
                                help="Little-endian: most software on PCs. Big-endian: ImageJ / Fiji's File > Save "
                                     "As > Raw Data, and older Unix workstations. Wrong, the grey values come out "
                                     "as noise with huge values.")
-        offset = c[5].number_input("header (bytes)", 0, 10**9, 0, key=state.k(state.READ_RAW_OFFSET, kind))
+        offset = c[5].number_input("header (bytes)", 0, 10**9, key=state.k(state.READ_RAW_OFFSET, kind))
         opts.update(shape=[int(n) for n in shape], dtype=dtype, offset=int(offset))
         if np.dtype(dtype).itemsize > 1 and order != "<":
             opts["byte_order"] = order

@@ -85,6 +85,7 @@ READ_RAW_SIZE = "w_read_raw_size"      # + source kind + axis name
 READ_RAW_DTYPE = "w_read_raw_dtype"
 READ_RAW_OFFSET = "w_read_raw_offset"
 READ_RAW_ORDER = "w_read_raw_order"    # + source kind: byte order of a raw file's multi-byte values
+READ_RAW_NAMED = "read_raw_named"      # + source kind: the raw file whose name last filled the layout
 
 # ---- Segment page (+ sample id unless said otherwise)
 SEG_METHOD = "w_seg_method"            # shared by all samples

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._common import InputFileError, Loaded, ReadOptions, _check_numeric, _name, _short, _to_zyx, _zyx_shape
 from ._registry import register
-from .rawheader import RawLayout, header_beside, read_metaimage_header
+from .rawheader import RawLayout, header_beside, layout_from_name, read_metaimage_header
 
 
 def _npy_header(path: Path, name: str) -> tuple[tuple[int, ...], np.dtype, bool, int]:
@@ -76,9 +76,15 @@ def read_raw(path: Path, opts: ReadOptions) -> Loaded:
             return _read_layout(layout, opts.mmap)
     shape, dtype, byte_order, offset = opts.shape, opts.dtype, opts.byte_order, int(opts.offset)
     if shape is None or dtype is None:
+        named = layout_from_name(path)
+        hint = "" if named is None else (
+            f"; its name suggests shape {' '.join(map(str, named.shape))} (z y x) and dtype {named.dtype}"
+            + (", big-endian" if named.byte_order == ">" and np.dtype(named.dtype).itemsize > 1 else "")
+            + ("" if named.dtype_from == "name" else " (from the byte count)"))
         raise ValueError(f"reading the raw file {name} needs its shape (z, y, x) and dtype (e.g. uint16), or a "
                          f"header beside it that states them ({name}.info as ESRF writes, a MetaImage "
-                         f"{Path(name).stem}.mhd, or a {Path(name).stem}.vgi as Nikon CT Pro and VGStudio write)")
+                         f"{Path(name).stem}.mhd, or a {Path(name).stem}.vgi as Nikon CT Pro and VGStudio write)"
+                         + hint)
     dims, dt = raw_layout_checked(shape, dtype, byte_order, name)
     data = _read_binary(path, dims, dt, offset, opts.mmap, name)
     return Loaded(_to_zyx(data, name), None, {"byte_order": byte_order, "offset": offset}, os.fspath(path))

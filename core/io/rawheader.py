@@ -29,6 +29,7 @@ list-of-files MetaImages are refused in one sentence.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,8 @@ import numpy as np
 
 from ._common import InputFileError, _name, _unit_factor
 
-__all__ = ["RawLayout", "header_beside", "read_metaimage_header", "read_vgi", "read_vol_info"]
+__all__ = ["NamedLayout", "RawLayout", "header_beside", "layout_from_name", "read_metaimage_header", "read_vgi",
+           "read_vol_info"]
 
 #: Bytes of a header read at most (a header is a few hundred bytes; an ``.mha`` is followed by its voxels).
 MAX_HEADER_BYTES = 1 << 16
@@ -340,3 +342,99 @@ def header_beside(path: str | os.PathLike) -> RawLayout | None:
         if layout.data.name == path.name:
             return layout
     return None
+
+
+# --- a layout written in the file's name -------------------------------------------------------------------------
+
+#: Words of a raw file's name that say its voxel type (lower case, whole words between ``_ - . space``).
+NAME_DTYPES: dict[str, str] = {
+    "uint8": "uint8", "u8": "uint8", "8bit": "uint8", "8-bit": "uint8", "ubyte": "uint8",
+    "int8": "int8", "s8": "int8",
+    "uint16": "uint16", "u16": "uint16", "16bit": "uint16", "16-bit": "uint16", "ushort": "uint16",
+    "int16": "int16", "s16": "int16",
+    "uint32": "uint32", "u32": "uint32", "int32": "int32", "s32": "int32",
+    "float32": "float32", "f32": "float32", "32bit": "float32", "32-bit": "float32", "float": "float32",
+    "real32": "float32",
+    "float64": "float64", "f64": "float64", "double": "float64", "64bit": "float64", "64-bit": "float64",
+}
+#: Words of a raw file's name that say its byte order.
+NAME_ORDERS: dict[str, str] = {"be": ">", "bigendian": ">", "big-endian": ">", "big_endian": ">", "msb": ">",
+                               "le": "<", "littleendian": "<", "little-endian": "<", "little_endian": "<", "lsb": "<"}
+#: The type a byte count alone proposes for each voxel width (CT reconstructions: 8 / 16-bit or float).
+_BY_WIDTH = {1: "uint8", 2: "uint16", 4: "float32", 8: "float64"}
+_DIMS = re.compile(r"(?<![0-9])([0-9]{1,6})\s*[x×X*]\s*([0-9]{1,6})(?:\s*[x×X*]\s*([0-9]{1,6}))?(?![0-9])")
+
+
+@dataclass(frozen=True)
+class NamedLayout:
+    """A raw file's layout proposed from its name and checked against its byte count.
+
+    Attributes
+    ----------
+    shape : (Z, Y, X) tuple of int
+        From the name's ``W x H x D`` (width × height × slices: x, y, z), or ``W x H`` for one slice.
+    dtype : str
+    byte_order : {"<", ">"}
+    dtype_from : {"name", "size"}
+        Whether the name says the type or only the byte count proposes it (1 byte uint8, 2 uint16, 4 float32,
+        8 float64: a guess to check).
+    """
+
+    shape: tuple[int, int, int]
+    dtype: str
+    byte_order: str
+    dtype_from: str
+
+    def describe(self) -> str:
+        """One phrase for the user: the layout and where it came from."""
+        z, y, x = self.shape
+        order = "" if np.dtype(self.dtype).itemsize == 1 else (
+            ", big-endian" if self.byte_order == ">" else ", little-endian")
+        what = "named" if self.dtype_from == "name" else "from the byte count: check it"
+        return (f"{x}×{y}×{z} (width × height × slices, read as x, y, z), {self.dtype} ({what}){order}")
+
+
+def _words(stem: str) -> list[str]:
+    low = stem.lower()
+    parts = [w for w in re.split(r"[_\s.]+", low) if w]
+    # hyphenated words ("16-bit", "big-endian") as written and split
+    return parts + [p for w in parts if "-" in w for p in w.split("-")]
+
+
+def layout_from_name(path: str | os.PathLike) -> NamedLayout | None:
+    """The layout a raw file's name writes (``scan_512x512x300_uint16.raw``), when its byte count agrees.
+
+    The sizes are read as width × height × slices (x, y, z: how ImageJ, Avizo and beamline scripts name
+    volumes); the type from a word of the name (:data:`NAME_DTYPES`), else from the bytes per voxel the size
+    leaves (:data:`_BY_WIDTH`); the byte order from a word (:data:`NAME_ORDERS`), else little-endian.  Only a
+    proposal for the user to confirm: the byte count cannot tell x from z.
+
+    Returns
+    -------
+    NamedLayout or None
+        None when the name holds no sizes, or they (with the named type) do not fill the file exactly.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    found = _DIMS.findall(path.stem)
+    if not found or size <= 0:
+        return None
+    dims = [int(n) for n in found[-1] if n]
+    if any(n <= 0 for n in dims):
+        return None
+    x, y, z = (dims + [1])[:3]
+    words = _words(path.stem)
+    named = next((NAME_DTYPES[w] for w in words if w in NAME_DTYPES), None)
+    order = next((NAME_ORDERS[w] for w in words if w in NAME_ORDERS), "<")
+    count = x * y * z
+    if named is not None:
+        if count * np.dtype(named).itemsize != size:
+            return None
+        return NamedLayout((z, y, x), named, order, "name")
+    width, rest = divmod(size, count)
+    if rest or width not in _BY_WIDTH:
+        return None
+    return NamedLayout((z, y, x), _BY_WIDTH[width], order, "size")

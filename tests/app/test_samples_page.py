@@ -289,6 +289,34 @@ def test_a_big_endian_raw_file_is_read_with_the_byte_order_chosen(empty_ws, env)
     np.testing.assert_array_equal(np.asarray(empty_ws.load_volume(s)), vol)
 
 
+def test_a_raw_file_whose_name_writes_its_layout_gets_it_proposed(empty_ws, env):
+    """QA: a raw file named as beamline scripts and ImageJ name them (scan_10x8x6_uint16.raw: width × height ×
+    slices) still opened on 64×64×64 uint16 with a byte-count error; the name's layout is proposed, said, and what
+    the user types after it stays theirs."""
+    vol = (np.arange(6 * 8 * 10).reshape(6, 8, 10) % 97).astype(np.uint16)
+    (env / "data" / "scan_10x8x6_uint16.raw").write_bytes(vol.tobytes())
+    (env / "data" / "rec_10x8x6.raw").write_bytes(vol.astype(">f4").tobytes())
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("scan_10x8x6_uint16.raw").run()
+    no_exception(at)
+    assert not at.error and not at.warning
+    assert [at.number_input(key=state.k(state.READ_RAW_SIZE, "file", a)).value for a in "zyx"] == [6, 8, 10]
+    assert any("layout proposed from its name, 10×8×6 (width × height × slices, read as x, y, z), uint16 (named)"
+               in c.value for c in at.caption)
+    at.number_input(key=state.k(state.READ_RAW_OFFSET, "file")).set_value(2).run()  # the user's own change stays
+    assert at.number_input(key=state.k(state.READ_RAW_OFFSET, "file")).value == 2 and at.error
+    at.number_input(key=state.k(state.READ_RAW_OFFSET, "file")).set_value(0).run()
+    at.button(key=state.k(state.ADD_SUBMIT, "file")).click().run()
+    no_exception(at)
+    [s] = empty_ws.list_samples()
+    np.testing.assert_array_equal(np.asarray(empty_ws.load_volume(s)), vol)
+    # no type in the name: the byte count proposes float32 (said to check); the byte order is the user's to set
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("rec_10x8x6.raw").run()
+    no_exception(at)
+    assert at.selectbox(key=state.k(state.READ_RAW_DTYPE, "file")).value == "float32"
+    assert any("float32 (from the byte count: check it)" in c.value for c in at.caption)
+
+
 def test_a_raw_file_read_with_the_wrong_byte_order_is_said_and_can_be_deleted(empty_ws, env):
     """QA: a big-endian float file read as little-endian held values up to 1e38 and stopped the Samples page (the
     alignment reading's NaN); now it reads, and the page says the values are no scan's."""

@@ -8,7 +8,7 @@ import pytest
 
 from core.chunked import open_lazy
 from core.io import InputFileError, detect_format, load_volume
-from core.io.rawheader import header_beside, read_metaimage_header
+from core.io.rawheader import NamedLayout, header_beside, layout_from_name, read_metaimage_header
 
 from reading_checks import read_both
 
@@ -241,3 +241,32 @@ def test_a_header_picked_instead_of_its_volume_says_which_to_open(tmp_path):
         with pytest.raises(InputFileError, match=rf"^{header.replace('.', '[.]')} is the {what}.*, not a volume: "
                                                   "open the volume file beside it"):
             detect_format(tmp_path / header)
+
+
+@pytest.mark.parametrize("name, nbytes, expected", [
+    ("scan_512x256x3_uint16.raw", 512 * 256 * 3 * 2, NamedLayout((3, 256, 512), "uint16", "<", "name")),
+    ("rec 10×20×30 16-bit.vol", 6000 * 2, NamedLayout((30, 20, 10), "uint16", "<", "name")),
+    ("v_10x20x30_BE_float32.raw", 6000 * 4, NamedLayout((30, 20, 10), "float32", ">", "name")),
+    ("v_10x20x30.raw", 6000 * 4, NamedLayout((30, 20, 10), "float32", "<", "size")),  # the byte count's guess
+    ("v_10x20x30.raw", 6000, NamedLayout((30, 20, 10), "uint8", "<", "size")),
+    ("slice_100x50.raw", 5000 * 2, NamedLayout((1, 50, 100), "uint16", "<", "size")),  # one slice
+    ("bad_10x10x10_uint8.raw", 999, None),  # the named layout does not fill the file
+    ("odd_10x10x10.raw", 3000, None),  # 3 bytes per voxel: no type
+    ("named_uint16_10x10x10.raw", 1000, None),  # named uint16, but one byte per voxel
+    ("nodims_uint16.raw", 100, None),
+    ("NMC811_4x_binned.raw", 100, None),  # "4x" is no size
+])
+def test_layout_from_name(tmp_path, name, nbytes, expected):
+    """A raw file's name as beamline scripts, ImageJ and Avizo write it: width × height × slices, a type word, a byte
+    order word; proposed only where it fills the file exactly."""
+    (tmp_path / name).write_bytes(b"\0" * nbytes)
+    assert layout_from_name(tmp_path / name) == expected
+    assert layout_from_name(tmp_path / "missing_10x10x10.raw") is None
+
+
+def test_a_raw_file_without_layout_is_told_what_its_name_suggests(tmp_path):
+    (tmp_path / "scan_5x4x3_be_uint16.raw").write_bytes(_data(">u2").tobytes())
+    with pytest.raises(ValueError, match=r"its name suggests shape 3 4 5 \(z y x\) and dtype uint16, big-endian\.?$"):
+        load_volume(tmp_path / "scan_5x4x3_be_uint16.raw")
+    np.testing.assert_array_equal(load_volume(tmp_path / "scan_5x4x3_be_uint16.raw", shape=ZYX, dtype="uint16",
+                                              byte_order=">").data, _data(np.uint16))
