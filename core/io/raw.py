@@ -118,9 +118,11 @@ def check_raw_size(path: Path, dims, dt: np.dtype, offset: int, name: str) -> No
         raise InputFileError(f"raw file {name} has {size:,} bytes, fewer than the {offset:,}-byte header offset")
     actual = size - offset
     if actual != expected:
+        fits = (f": they hold {actual // dt.itemsize:,} voxels of {dt.name} (z × y × x)"
+                if actual % dt.itemsize == 0 and dt.itemsize > 1 else "")
         raise InputFileError(
-            f"raw file {name} has {actual} bytes after the {offset}-byte header ({size} in total), "
-            f"but shape {dims} of {dt.name} needs {expected} bytes"
+            f"The raw file {name} has {actual} bytes after the {offset}-byte header ({size} in total), "
+            f"but shape {dims} of {dt.name} needs {expected} bytes{fits}"
         )
 
 

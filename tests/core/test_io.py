@@ -597,7 +597,8 @@ def test_raw_byte_orders_with_offset(tmp_path, byte_order, mmap):
 def test_raw_errors(tmp_path):
     path = tmp_path / "scan.raw"
     path.write_bytes(bytes(100))
-    with pytest.raises(ValueError, match=r"has 90 bytes after the 10-byte header .* needs 120 bytes"):
+    with pytest.raises(ValueError, match=r"^The raw file scan\.raw has 90 bytes after the 10-byte header .* needs 120 "
+                                         r"bytes: they hold 45 voxels of uint16 \(z × y × x\)$"):
         load_volume(path, shape=(3, 4, 5), dtype="uint16", offset=10)
     with pytest.raises(ValueError, match="needs its shape"):
         load_volume(path)
