@@ -104,6 +104,30 @@ def check_choices(choices: dict[int, str]) -> str | None:
     return None
 
 
+def thickness_warning(raw2d: np.ndarray, choices: dict[int, str]) -> str | None:
+    """One sentence when, under the table, another phase forms clearly thicker bodies on the slice than the one
+    called NMC (:func:`core.io.phase_map.thicker_than_nmc`): the particles are the thickest phase of a cathode, so
+    the map likely called the wrong value NMC (QA: the calendered volume, 0 pore / 1 NMC / 2 CBD, was proposed
+    as 1 CBD / 2 NMC by the value order, with nothing to say so but the colours)."""
+    from core.io.phase_map import thicker_than_nmc
+
+    codes = np.full(raw2d.shape, -1, np.int8)
+    for v, c in choices.items():
+        if c != "ignore":
+            codes[raw2d == v] = _CODE_OF[c]
+    thicker = thicker_than_nmc(codes)
+    if not thicker:
+        return None
+    def values(choice: str) -> str:
+        vs = [str(v) for v, c in sorted(choices.items()) if c == choice]
+        return ("value " if len(vs) == 1 else "values ") + ", ".join(vs)
+    named = " and the ".join(f"{'CBD' if c == CBD else 'pore'} ({values('cbd' if c == CBD else 'pore')})"
+                             for c in thicker)
+    return (f"As mapped, the {named} {'form' if len(thicker) > 1 else 'forms'} thicker, smoother bodies on this slice "
+            f"than the NMC ({values('nmc')}), but the NMC particles are the thickest phase of a cathode: check which "
+            "value is NMC against the coloured slice.")
+
+
 def phase_slice_rgb(raw2d: np.ndarray, choices: dict[int, str]) -> np.ndarray:
     """(H, W, 3) uint8: the phase colours of a slice of raw values under the table (ignored values black)."""
     out = np.zeros(raw2d.shape + (3,), np.uint8)
@@ -195,6 +219,9 @@ def _table(prop: dict, key_of, initial: dict) -> dict[int, str]:
         from .charts import phase_legend_html
 
         st.html(phase_legend_html())
+    note = thickness_warning(prop["slice"], choices)
+    if note:
+        st.warning(note)
     return choices
 
 

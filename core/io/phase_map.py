@@ -15,8 +15,9 @@ from ..codes import CBD, NMC, PORE
 from ._common import Volume, _name
 from .load import load_volume
 
-__all__ = ["apply_phase_map", "check_not_label_field", "label_field_message", "load_phases", "parse_phase_map",
-           "phase_of_name", "propose_phase_map", "MAX_PROPOSED_VALUES", "NAME_WORDS"]
+__all__ = ["apply_phase_map", "boundary_density", "check_not_label_field", "label_field_message", "load_phases",
+           "parse_phase_map", "phase_of_name", "propose_phase_map", "thicker_than_nmc", "MAX_PROPOSED_VALUES",
+           "NAME_WORDS", "THICKER_RATIO"]
 
 MAX_PROPOSED_VALUES = 8  # a volume with more distinct values is taken as greyscale
 
@@ -442,3 +443,61 @@ def propose_phase_map(data: np.ndarray, *, max_values: int = MAX_PROPOSED_VALUES
         if int(v) in proposal and code is not None:
             proposal[int(v)] = code
     return values, counts / float(data.size), proposal
+
+
+#: A phase whose boundary density is below this fraction of the NMC's forms clearly thicker bodies than the NMC
+#: (:func:`thicker_than_nmc`).  On the 15 labelled nano-CT slices and the calendered volume's middle slice the true
+#: NMC has the lowest density: the others' are 1.25× it (the calendered pore) to 22.7×, the CBD's 2.75× to 16.9×.
+#: So the true maps are never told, every map calling the CBD NMC is, and so is the value-order proposal of each
+#: (it calls a pore or CBD value NMC); a map swapping NMC with a pore nearly as thick (1.25×) is not.
+THICKER_RATIO = 0.8
+
+
+def boundary_density(codes: np.ndarray, *, ignore: int = -1) -> dict[int, float]:
+    """Faces each phase shares with other phases, per voxel of that phase: low for thick bodies, high for thin
+    films and bridges.
+
+    Parameters
+    ----------
+    codes : (Y, X) or (Z, Y, X) integer ndarray
+        A code per voxel; ``ignore`` marks voxels of no phase (their faces are not counted, nor they).
+
+    Returns
+    -------
+    dict {code: float}
+        For every code present (not ``ignore``): the faces between a voxel of it and a voxel of another code
+        (``ignore`` excluded), along every axis, over its voxel count.
+    """
+    codes = np.asarray(codes)
+    if codes.ndim not in (2, 3) or codes.dtype.kind not in "iu":
+        raise TypeError(f"codes must be a 2D or 3D integer array, got {codes.ndim}D {codes.dtype}")
+    faces: dict[int, int] = {}
+    for axis in range(codes.ndim):
+        a = np.moveaxis(codes, axis, 0)
+        lo, hi = a[:-1], a[1:]
+        cut = (lo != hi) & (lo != ignore) & (hi != ignore)
+        for side in (lo[cut], hi[cut]):
+            v, n = np.unique(side, return_counts=True)
+            for c, k in zip(v.tolist(), n.tolist()):
+                faces[c] = faces.get(c, 0) + k
+    v, n = np.unique(codes[codes != ignore], return_counts=True)
+    return {int(c): faces.get(int(c), 0) / float(k) for c, k in zip(v.tolist(), n.tolist())}
+
+
+def thicker_than_nmc(codes: np.ndarray, *, ignore: int = -1, min_share: float = 0.02) -> list[int]:
+    """The phases (``PORE``, ``CBD``) that form clearly thicker bodies than the phase called NMC in ``codes``
+    (:func:`boundary_density` below :data:`THICKER_RATIO` of the NMC's): the sign of a map that called the
+    wrong value NMC, since the particles are the thickest phase of a cathode.
+
+    Phases under ``min_share`` of the counted voxels, and maps without NMC, give none.
+    """
+    density = boundary_density(codes, ignore=ignore)
+    if NMC not in density or density[NMC] <= 0:
+        return []
+    counted = np.count_nonzero(np.asarray(codes) != ignore)
+    out = []
+    for code in (PORE, CBD):
+        if code in density and np.count_nonzero(np.asarray(codes) == code) >= min_share * counted \
+                and density[code] < THICKER_RATIO * density[NMC]:
+            out.append(code)
+    return out

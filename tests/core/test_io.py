@@ -826,3 +826,44 @@ def test_propose_phase_map_extreme_values_of_narrow_dtypes(dtype):
     np.testing.assert_allclose(shares, [1 / len(vals)] * len(vals))
     np.testing.assert_array_equal(apply_phase_map(vol, proposed).ravel()[: len(vals)],
                                   [0, 2] if dt == bool else [0, 1, 2])
+
+
+def test_boundary_density_and_the_thickest_phase():
+    """Faces with other phases per voxel (hand-counted on a 2D toy), and the map that called a thin film NMC."""
+    from core.codes import CBD, NMC, PORE
+    from core.io.phase_map import boundary_density, thicker_than_nmc
+
+    codes = np.full((10, 10), PORE, np.int8)
+    codes[2:8, 2:8] = NMC  # a 6×6 particle: 24 faces to the film around it
+    codes[1, 1:9], codes[8, 1:9], codes[1:9, 1], codes[1:9, 8] = CBD, CBD, CBD, CBD  # an 8×8 ring of 28 voxels
+    d = boundary_density(codes)
+    assert d[NMC] == pytest.approx(24 / 36)
+    assert d[CBD] == pytest.approx((24 + 32) / 28)  # inner faces to the particle, outer to the pore
+    assert d[PORE] == pytest.approx(32 / 36)
+    assert thicker_than_nmc(codes) == []
+    swapped = np.where(codes == NMC, CBD, np.where(codes == CBD, NMC, codes)).astype(np.int8)
+    assert thicker_than_nmc(swapped) == [PORE, CBD]
+    # ignored voxels neither count nor bound; no NMC, none
+    assert boundary_density(np.where(codes == PORE, -1, codes).astype(np.int8))[NMC] == pytest.approx(24 / 36)
+    assert thicker_than_nmc(np.full((4, 4), PORE, np.int8)) == []
+    with pytest.raises(TypeError, match="2D or 3D integer"):
+        boundary_density(np.zeros(5, np.int8))
+
+
+def test_the_thickest_phase_tells_a_wrong_nmc_on_the_real_labels():
+    """The rule behind :data:`core.io.phase_map.THICKER_RATIO`, on every real labelled slice and the calendered
+    volume's middle slice: the true map says nothing; the map calling the CBD value NMC, and the value-order
+    proposal (0 pore, 1 CBD, 2 NMC: wrong for both files), are told."""
+    from core.io.phase_map import apply_phase_map, thicker_than_nmc
+
+    labels = sorted((REAL_NANOCT.parent).glob("raw_*_label.tif"))
+    if not labels or not REAL_3PHASE.is_file():
+        pytest.skip("the real labelled slices or the calendered volume are absent (../shared/data/real)")
+    cases = [(tifffile.imread(p), {0: "nmc", 1: "cbd", 2: "pore"}) for p in labels]
+    cases.append((tifffile.imread(REAL_3PHASE)[125], {0: "pore", 1: "nmc", 2: "cbd"}))
+    text = lambda m: ",".join(f"{v}={p}" for v, p in m.items())  # noqa: E731
+    for raw, truth in cases:
+        assert thicker_than_nmc(apply_phase_map(raw, text(truth))) == []
+        cbd_as_nmc = {v: {"nmc": "cbd", "cbd": "nmc"}.get(p, p) for v, p in truth.items()}
+        assert thicker_than_nmc(apply_phase_map(raw, text(cbd_as_nmc))) != []
+        assert thicker_than_nmc(apply_phase_map(raw, "0=pore,1=cbd,2=nmc")) != []
