@@ -786,6 +786,14 @@ def inspect_input(args) -> dict:
         out["voxel_z_assumed"] = True
     if meta.get("layout_from"):
         out["layout_from"] = f"{meta['layout_from']} ({meta['header']})"
+    if lazy.fmt == "raw" and not meta.get("layout_from") and spec.crop is None:  # a layout typed, no header's
+        from .io.raw import row_length
+
+        likely = row_length(np.asarray(arr[shape[0] // 2]))
+        if likely != shape[2]:
+            out["rows_do_not_line_up"] = (f"the voxels of the middle slice are most like those {likely} further on, "
+                                          f"not {shape[2]}: the rows are likely {likely} voxels long; check "
+                                          "--raw-shape (Z Y X, x the fastest; z and x swapped read like this)")
     tilt = _uncorrected_tilt(meta, lazy.spacing, lazy.spacing_from_metadata, args.spacing, shape[0])
     if tilt is not None:  # a FIB cross-section face saved without the tilt correction: its pixel height on the face
         out["tilt_uncorrected"] = tilt
@@ -866,6 +874,8 @@ def _cmd_inspect(args) -> None:
     if info.get("voxel_z_assumed"):
         unit += "; z taken equal to x: give --spacing Z Y X where the slices are thicker or thinner"
     lines.append(f"  voxel size {z(f'{v:g}' for v in info['voxel_um_zyx'])} µm (from {info['voxel_size_from']}{unit})")
+    if info.get("rows_do_not_line_up"):
+        lines.append("  ROWS DO NOT LINE UP: " + info["rows_do_not_line_up"])
     if info.get("tilt_uncorrected"):
         t, v, f = info["tilt_uncorrected"], info["voxel_um_zyx"], info["downsample"]  # --spacing: the file's
         lines.append(f"  TILT: {t['note']} Where it is one: --spacing {v[0] / f:.4g} {t['dy_um']:.4g} {v[2] / f:.4g}")

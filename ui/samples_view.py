@@ -261,10 +261,34 @@ def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
     if info["from_metadata"] and unit and (unit.startswith("mm") or "no unit" in unit):
         sp_note += f", its numbers read as {unit}: CHECK IT below"
     st.caption(f"{info['fmt']} · {'×'.join(map(str, info['shape']))} voxels (z×y×x) · {info['dtype']} · {sp_note}")
+    if "shape" in options and info["fmt"] == "raw":  # a layout typed (or proposed from the name), no header's
+        note = raw_rows_note(path, options, info["shape"])
+        if note:
+            st.warning(note)
     if info.get("lossy"):
         st.warning(f"{name} is a {info['lossy']}: its lossy compression moves grey values near edges, where the "
                    "phases meet; export the image as TIFF or PNG from the microscope's software where you can.")
     return options, info
+
+
+def raw_rows_note(path: Path, options: dict, shape) -> str | None:
+    """One sentence when the rows of a raw file's middle plane, read with the layout given, do not line up
+    (:func:`core.io.raw.row_length`): the x size is wrong, and the slices come out sheared or scrambled (QA: a wrong
+    shape of the right byte count read as noise and was taken for unaligned slices)."""
+    from core.io.raw import row_length
+
+    try:
+        plane = cache.file_plane(str(path), json.dumps(options, sort_keys=True), path.stat().st_mtime,
+                                 int(shape[0]) // 2)
+    except (OSError, ValueError, TypeError, MemoryError):
+        return None
+    x = int(shape[2])
+    likely = x if plane is None else row_length(plane)
+    if likely == x:
+        return None
+    return (f"The rows of this layout do not line up: the voxels of the middle slice are most like those {likely} "
+            f"further on, not {x}, so its rows are likely {likely} voxels long. Check the sizes (x is the one that "
+            "runs fastest in the file; z and x swapped read like this).")
 
 
 CROP_HELP = ("Analyse only a box of the volume, in voxels of the file (before any downsampling): leave out the current "

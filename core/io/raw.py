@@ -154,3 +154,61 @@ def _read_layout(layout: RawLayout, mmap: bool) -> Loaded:
 def read_metaimage(path: Path, opts: ReadOptions) -> Loaded:
     """A MetaImage (``.mhd`` + its data file, or ``.mha``): the layout and voxel size from its header."""
     return _read_layout(read_metaimage_header(path), opts.mmap)
+
+
+#: Voxels of a plane :func:`row_length` reads at most (its first rows; a 2048-wide plane: 512 rows).
+ROW_VOXELS = 1 << 20
+#: The correlation another row length must gain over the one read before :func:`row_length` names it, and the
+#: least correlation it must reach (noise, whose voxels correlate at no distance, is never named).  On the 15 real
+#: nano-CT slices, the FIB-SEM slice, the calendered volume's middle slice and a smooth random toy as they are, the
+#: row length read is always the best; re-read with rows 1, 3, 7, 30 or 60 voxels too long or short, the best is
+#: the true one in every case, and it gains 0.01 or more from 3 voxels off (1 off: 0.00-0.06); the calendered
+#: volume and the toy read with z and x swapped: the true x size, 301 for 251 and 64 for 32.
+ROW_GAIN = 0.01
+ROW_MIN_CORR = 0.3
+
+
+def row_length(plane: np.ndarray, *, min_gain: float = ROW_GAIN) -> int:
+    """The row length (x size) at which a raw file's plane, as its bytes run, lines up best: the x size it was
+    read with when that one does, else the likely true one.
+
+    A z plane of a raw file is a run of consecutive voxels; in the true layout each voxel is most like its
+    neighbours, in x at distance 1 and in y at the true row length.  So the autocorrelation of the run (its mean
+    removed, by FFT) peaks at the true row length among distances from 2 to 4 rows read: a row length read 30
+    voxels too long, or z and x swapped, show as a peak elsewhere than at the row length read.
+
+    Parameters
+    ----------
+    plane : (Y, X) ndarray
+        One z plane as read (its first :data:`ROW_VOXELS` voxels are used).
+    min_gain : float
+        How much another row length must raise the correlation over the one read to be named.
+
+    Returns
+    -------
+    int
+        ``X`` when the rows line up (or the plane is under 16 × 32 voxels, or flat), else the likely row length.
+    """
+    a = np.asarray(plane, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"plane must be 2D, got shape {a.shape}")
+    h, w = a.shape
+    if h < 16 or w < 32:  # too few voxels for a steady peak
+        return w
+    x = np.nan_to_num(a.ravel()[:ROW_VOXELS], nan=0.0, posinf=0.0, neginf=0.0)
+    x = x - x.mean()
+    n = x.size
+    var = float((x * x).mean())
+    if var <= 0:
+        return w
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spectrum = np.fft.rfft(x, n=size)
+    auto = np.fft.irfft(spectrum * spectrum.conj(), n=size)[:n]
+    lags = np.arange(2, min(n // 4, 4 * w) + 1)
+    if w not in lags:
+        return w
+    corr = auto[lags] / (n - lags) / var
+    best = int(np.argmax(corr))
+    at_w = corr[w - 2]
+    named = corr[best] - at_w >= min_gain and corr[best] >= ROW_MIN_CORR
+    return int(lags[best]) if named else w

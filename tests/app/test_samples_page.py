@@ -317,6 +317,30 @@ def test_a_raw_file_whose_name_writes_its_layout_gets_it_proposed(empty_ws, env)
     assert any("float32 (from the byte count: check it)" in c.value for c in at.caption)
 
 
+def test_a_raw_layout_whose_rows_do_not_line_up_is_said(empty_ws, env):
+    """QA: a raw file read with z and x swapped (the right byte count) came out scrambled, with nothing said but
+    an alignment reading calling the slices unaligned; the add form now says the rows do not line up and how long
+    they likely are."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    vol = ndimage.gaussian_filter(rng.random((32, 48, 64)), 3).astype(np.float32)
+    (env / "data" / "rec.raw").write_bytes(vol.tobytes())
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.k(state.ADD_FILE, "root")).select("rec.raw").run()
+    at.selectbox(key=state.k(state.READ_RAW_DTYPE, "file")).select("float32")
+    for a, n in zip("zyx", (64, 48, 32)):  # z and x swapped
+        at.number_input(key=state.k(state.READ_RAW_SIZE, "file", a)).set_value(n)
+    at.run()
+    no_exception(at)
+    [w] = [w.value for w in at.warning if "do not line up" in w.value]
+    assert "most like those 64 further on, not 32, so its rows are likely 64 voxels long" in w
+    for a, n in zip("zyx", vol.shape):
+        at.number_input(key=state.k(state.READ_RAW_SIZE, "file", a)).set_value(n)
+    at.run()
+    assert not at.error and not [w for w in at.warning if "do not line up" in w.value]
+
+
 def test_a_raw_file_read_with_the_wrong_byte_order_is_said_and_can_be_deleted(empty_ws, env):
     """QA: a big-endian float file read as little-endian held values up to 1e38 and stopped the Samples page (the
     alignment reading's NaN); now it reads, and the page says the values are no scan's."""

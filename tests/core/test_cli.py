@@ -570,6 +570,21 @@ def test_inspect_says_what_an_analysis_would_read(tmp_path, capsys):
     assert "none in the file: 1 µm assumed" not in text  # its TIFF states 1 µm
 
 
+def test_inspect_says_when_a_raw_files_rows_do_not_line_up(tmp_path, capsys):
+    """QA: a raw file read with z and x swapped (its byte count right) came out scrambled, unsaid; ``inspect`` says
+    the rows' likely length, and nothing for the right layout."""
+    from core.synth import demo_electrode
+
+    g = demo_electrode("cycled-1C", rng=2, shape=(32, 48, 64)).greyscale
+    g.astype("<f4").tofile(tmp_path / "r.raw")
+    base = ["inspect", str(tmp_path / "r.raw"), "--raw-dtype", "float32", "--raw-shape"]
+    assert cli.main(base + ["64", "48", "32"]) == 0
+    assert ("ROWS DO NOT LINE UP: the voxels of the middle slice are most like those 64 further on, not 32"
+            in capsys.readouterr().out)
+    assert cli.main(base + ["32", "48", "64"]) == 0
+    assert "ROWS" not in capsys.readouterr().out
+
+
 def test_a_big_endian_raw_file_is_read_with_raw_byte_order_big(tmp_path):
     """ImageJ / Fiji's Save As > Raw Data writes big-endian: --raw-byte-order big reads it (the default, little,
     reads it byte-swapped)."""

@@ -867,3 +867,44 @@ def test_the_thickest_phase_tells_a_wrong_nmc_on_the_real_labels():
         cbd_as_nmc = {v: {"nmc": "cbd", "cbd": "nmc"}.get(p, p) for v, p in truth.items()}
         assert thicker_than_nmc(apply_phase_map(raw, text(cbd_as_nmc))) != []
         assert thicker_than_nmc(apply_phase_map(raw, "0=pore,1=cbd,2=nmc")) != []
+
+
+def _restrided(plane: np.ndarray, width: int) -> np.ndarray:
+    flat = plane.ravel()
+    return flat[: flat.size // width * width].reshape(-1, width)
+
+
+def test_row_length_finds_a_raw_files_true_x_size():
+    """A plane's bytes re-read with rows too long or short, or z and x swapped, line up best at the true x size."""
+    from scipy import ndimage
+
+    from core.io.raw import row_length
+
+    rng = np.random.default_rng(3)
+    vol = ndimage.gaussian_filter(rng.random((32, 48, 64)), 3)
+    assert row_length(vol[16]) == 64
+    for d in (3, 7, -20, 40):
+        assert row_length(_restrided(vol[16], 64 + d)) == 64, d
+    assert row_length(vol.ravel().reshape(64, 48, 32)[32]) == 64  # z and x swapped
+    # noise, a flat plane and tiny planes are never named
+    assert all(row_length(p) == p.shape[1] for p in (rng.random((64, 96)), np.zeros((40, 40)), rng.random((8, 8))))
+    with pytest.raises(ValueError, match="2D"):
+        row_length(vol)
+
+
+def test_row_length_on_the_real_slices():
+    """The figures behind :data:`core.io.raw.ROW_GAIN`: every real slice as it is lines up at its own width, and
+    re-read 3 to 60 voxels off, at its true width again."""
+    from core.io.raw import row_length
+
+    slices = sorted(p for p in REAL_NANOCT.parent.glob("raw_*.tif") if "label" not in p.name)
+    if not slices or not REAL_3PHASE.is_file():
+        pytest.skip("the real nano-CT slices or the calendered volume are absent (../shared/data/real)")
+    planes = [tifffile.imread(p) for p in slices] + [tifffile.imread(REAL_3PHASE)[125]]
+    for plane in planes:
+        w = plane.shape[1]
+        assert row_length(plane) == w
+        for d in (3, 7, -30, 60):
+            assert row_length(_restrided(plane, w + d)) == w
+    cal = tifffile.imread(REAL_3PHASE)
+    assert row_length(cal.ravel().reshape(301, 301, 251)[150]) == 301  # 251×301×301 read as 301×301×251
