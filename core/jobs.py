@@ -54,7 +54,7 @@ from ._liveness import _pid_alive, own_start, run_is_orphaned
 
 __all__ = [
     "ACTIVE", "FINISHED", "JOB_KINDS", "JOB_STATES", "ClusterExecutor", "InlineExecutor", "Job", "JobCancelled",
-    "JobStore", "execute", "sweep_options", "sweep_spec",
+    "JobStore", "execute", "sample_snapshot", "sweep_options", "sweep_spec",
 ]
 
 JOB_KINDS = ("analysis", "separation", "sweep")
@@ -138,6 +138,10 @@ def _check_spec(kind: str, spec: dict) -> dict:
             raise ValueError("a sweep job needs the analysis it sweeps ('analysis_id') and its options ('options')")
     elif not isinstance(spec.get("params"), dict):
         raise ValueError("a job spec needs the analysis parameters as a dict ('params')")
+    q = spec.get("queued_as")
+    if q is not None and not (isinstance(q, dict) and {"spacing", "axis", "separator_side", "source",
+                                                        "source_options"} <= set(q)):
+        raise ValueError("a job's 'queued_as' must be the sample's settings as sample_snapshot writes them")
     if kind == "separation" and not isinstance(spec.get("phases_from"), int):
         raise ValueError("a separation job needs the analysis whose phases it separates ('phases_from')")
     try:
@@ -249,6 +253,13 @@ class JobStore:
     def fail(self, job_id: int, error: str) -> None:
         self._end(job_id, "failed", error=error, message="failed")
 
+    def fail_if_active(self, job_id: int, error: str) -> bool:
+        """Mark a job failed only while it is still queued or running (its cluster dropped it); whether it was."""
+        with self._tx() as con:
+            cur = con.execute("UPDATE jobs SET state = 'failed', error = ?, message = 'failed', finished_at = ? "
+                              "WHERE id = ? AND state IN ('queued', 'running')", (str(error), time.time(), int(job_id)))
+            return cur.rowcount == 1
+
     def mark_cancelled(self, job_id: int) -> None:
         self._end(job_id, "cancelled", message="cancelled")
 
@@ -261,12 +272,17 @@ class JobStore:
                         "finished_at = ? WHERE id = ? AND state = 'queued'", (time.time(), int(job_id)))
         return self.get(job_id)
 
-    def rerun(self, job_id: int, *, owner: str = "", executor: str = "", cluster_pid: int | None = None) -> Job:
-        """A new queued copy of a finished job (the caller submits it)."""
+    def rerun(self, job_id: int, *, owner: str = "", executor: str = "", cluster_pid: int | None = None,
+              queued_as: dict | None = None) -> Job:
+        """A new queued copy of a finished job (the caller submits it); ``queued_as`` (:func:`sample_snapshot` of
+        the sample now) replaces the settings the old job was queued with."""
         old = self.get(job_id)
         if old.active:
             raise ValueError(f"job {job_id} is still {old.state}: cancel it first")
-        return self.create(old.kind, old.spec, title=old.title, owner=owner or old.owner, executor=executor,
+        spec = dict(old.spec)
+        if queued_as is not None:
+            spec["queued_as"] = queued_as
+        return self.create(old.kind, spec, title=old.title, owner=owner or old.owner, executor=executor,
                            cluster_pid=cluster_pid, rerun_of=old.id)
 
     def reconcile(self) -> list[int]:
@@ -328,6 +344,30 @@ def sweep_spec(sample_id: int, analysis_id: int, options) -> dict:
             "options": {**asdict(options), "variants": list(options.variants)}}
 
 
+def sample_snapshot(sample) -> dict:
+    """What of a sample an analysis measures with, as a job is queued (its spec's ``queued_as``): the voxel size,
+    thickness axis, separator side, source and how it is read.  The job runs with these even when the sample is
+    edited while it waits (QA: a voxel size saved by a colleague changed a job queued before, unsaid)."""
+    return {"spacing": [float(v) for v in sample.spacing], "axis": int(sample.axis),
+            "separator_side": str(sample.separator_side), "source": sample.source,
+            "source_options": sample.source_options}
+
+
+def _queued_sample(ws, job: Job):
+    """The job's sample with the settings it was queued with (:func:`sample_snapshot`), else as it is now."""
+    from dataclasses import replace
+
+    from .inputs import input_from_source
+
+    s = ws.get_sample(int(job.spec["sample_id"]))
+    q = job.spec.get("queued_as")
+    if not isinstance(q, dict):
+        return s
+    return replace(s, spacing=tuple(float(v) for v in q["spacing"]), axis=int(q["axis"]),
+                   separator_side=str(q["separator_side"]),
+                   input=input_from_source(q["source"], q["source_options"]))
+
+
 def _run(root: Path, job: Job, progress: Callable[[float, str], None]) -> dict:
     from .pipeline import AnalysisParams
     from .runner import run_analysis, run_sweep
@@ -341,6 +381,7 @@ def _run(root: Path, job: Job, progress: Callable[[float, str], None]) -> dict:
         dev = float(result.spread.max_deviation)
         return {"analysis_id": aid, "n_runs": len(result.rows) - 1, "max_deviation": dev if dev == dev else None}
     params = AnalysisParams.from_dict(job.spec["params"])
+    sample = _queued_sample(ws, job)
     chunked = _chunked_spec(ws, job)
     if chunked is not None:
         from .runner import run_chunked_analysis
@@ -353,7 +394,7 @@ def _run(root: Path, job: Job, progress: Callable[[float, str], None]) -> dict:
                 from .chunked.analysis import client_worker_memory
 
                 memory = client_worker_memory(client)
-            a = run_chunked_analysis(ws, job.spec["sample_id"], params, chunk_size=int(chunked["chunk_size"]),
+            a = run_chunked_analysis(ws, sample, params, chunk_size=int(chunked["chunk_size"]),
                                      local_workers=local, worker_memory=memory,
                                      phases_from=job.spec.get("phases_from"), progress=progress)
         return {"analysis_id": a.id, "n_particles": a.n_particles}
@@ -361,11 +402,11 @@ def _run(root: Path, job: Job, progress: Callable[[float, str], None]) -> dict:
         src = int(job.spec["phases_from"])
         progress(0.0, f"reading the phases of analysis {src}")
         phases = ws.load_phases(src)
-        a = run_analysis(ws, job.spec["sample_id"], phases, params, presegmented=True, progress=progress,
+        a = run_analysis(ws, sample, phases, params, presegmented=True, progress=progress,
                          extra_provenance={"phases_from_analysis": src})
     else:
         progress(0.0, "reading the volume")
-        a = run_analysis(ws, job.spec["sample_id"], None, params, progress=progress)
+        a = run_analysis(ws, sample, None, params, progress=progress)
     return {"analysis_id": a.id, "n_particles": a.n_particles}
 
 
@@ -428,6 +469,9 @@ def execute(root: str | os.PathLike, job_id: int) -> str:
         store.mark_cancelled(job_id)
         return "cancelled"
     except Exception as exc:  # the work failed: keep the reason, the worker goes on
+        if store.get(job_id).cancel_requested:  # asked to stop (its sample deleted meanwhile): a cancel, said so
+            store.mark_cancelled(job_id)
+            return "cancelled"
         store.fail(job_id, one_sentence(exc))
         return "failed"
     store.finish(job_id, result, message=_done_message(job.kind, result))
@@ -459,9 +503,12 @@ class ClusterExecutor:
     """Submits jobs to a Dask cluster through a ``distributed.Client`` (the scheduler's address).
 
     Workers must see the workspace folder at the same path (a shared file
-    system for a real cluster).  ``cluster_pid`` is the pid of a local
-    cluster process (:mod:`core.cluster`), so that a queued job whose cluster
-    died can be marked interrupted; None for a remote scheduler.
+    system for a real cluster), and the scheduler and workers must import this
+    project (``core``: its folder on their ``PYTHONPATH``): checked on
+    connecting.  ``cluster_pid`` is the pid of a local cluster process
+    (:mod:`core.cluster`), so that a queued job whose cluster died can be
+    marked interrupted; None for a remote scheduler.  A job the cluster drops
+    (it cannot unpickle it, its scheduler stops) is marked failed with why.
     """
 
     name = "dask"
@@ -473,12 +520,69 @@ class ClusterExecutor:
         self.cluster_pid = cluster_pid
         self.client = Client(self.address, timeout=timeout, set_as_default=False)
         self._futures: dict[int, Any] = {}
+        try:
+            self._check_environment()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_environment(self) -> None:
+        """Refuse a cluster whose scheduler or workers cannot import this project (QA: its jobs waited "queued"
+        forever while the scheduler logged ModuleNotFoundError).  The check is a function sent by value."""
+        import importlib.util
+
+        check = lambda: importlib.util.find_spec("core") is not None  # noqa: E731 - a lambda pickles by value
+        try:
+            on_scheduler = bool(self.client.run_on_scheduler(check))
+            on_workers = self.client.run(check)
+        except (OSError, TimeoutError) as exc:
+            raise RuntimeError(f"the Dask scheduler at {self.address} did not answer: {exc}") from None
+        missing = ([] if on_scheduler else ["its scheduler"]) + (
+            [f"{sum(not ok for ok in on_workers.values())} of its {len(on_workers)} workers"]
+            if not all(on_workers.values()) else [])
+        if missing:
+            raise RuntimeError(f"the Dask cluster at {self.address} cannot import this project's code (the package "
+                               f"'core'): {' and '.join(missing)}; start them with the project folder on PYTHONPATH")
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client still talks to its scheduler (a client that lost it for 20 s closes for good)."""
+        return getattr(self.client, "status", "") in ("running", "connecting")
 
     def submit(self, root, job_id: int) -> None:
-        fut = self.client.submit(execute, os.fspath(root), int(job_id), pure=False, key=f"detach-job-{job_id}",
-                                 retries=0)
+        try:
+            fut = self.client.submit(execute, os.fspath(root), int(job_id), pure=False, key=f"detach-job-{job_id}",
+                                     retries=0)
+        except Exception as exc:  # noqa: BLE001 - a closed client, a scheduler gone: said as one sentence
+            raise RuntimeError(f"the Dask scheduler at {self.address} did not take the job "
+                               f"({type(exc).__name__}: {exc})") from None
         self._futures[int(job_id)] = fut  # kept so that the scheduler does not forget the task
-        fut.add_done_callback(lambda f, j=int(job_id): self._futures.pop(j, None))
+        fut.add_done_callback(lambda f, j=int(job_id), r=os.fspath(root): self._ended(r, j, f))
+
+    def _ended(self, root: str, job_id: int, fut) -> None:
+        """A job's future ended: where the cluster dropped it (an error before the job ran, a scheduler gone), the
+        job, still queued or running in its table, is marked failed with why."""
+        self._futures.pop(job_id, None)
+        status = getattr(fut, "status", "")
+        if status == "finished":
+            return
+        try:
+            store = JobStore(root)
+            job = store.get(job_id)
+        except (OSError, KeyError, sqlite3.Error):
+            return
+        if not job.active or (status == "cancelled" and job.cancel_requested):
+            return
+        if status == "error":
+            try:
+                exc = fut.exception(timeout=5)
+                why = " ".join(str(exc).split()) or type(exc).__name__
+            except Exception:  # noqa: BLE001 - the client closing meanwhile
+                why = "an error on the cluster"
+            store.fail_if_active(job_id, f"The Dask cluster at {self.address} could not run the job: {why}")
+        else:  # cancelled or lost: the scheduler stopped, restarted or forgot it
+            store.fail_if_active(job_id, f"The Dask cluster at {self.address} dropped the job ({status}): its "
+                                         "scheduler stopped or restarted; run it again.")
 
     def cancel(self, job_id: int) -> None:
         fut = self._futures.get(int(job_id))

@@ -9,11 +9,12 @@ and in every browser that opens the workspace.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 
 import streamlit as st
 
-from core.jobs import ACTIVE, FINISHED, InlineExecutor, Job, JobStore, ClusterExecutor, sweep_spec
+from core.jobs import ACTIVE, FINISHED, ClusterExecutor, InlineExecutor, Job, JobStore, sample_snapshot, sweep_spec
 from core.phases import SegmentParams
 from core.pipeline import AnalysisParams
 from core.workspace import Sample, Workspace
@@ -34,10 +35,18 @@ class _Holder:
         self.executor = executor
 
 
+#: Seconds to wait for a scheduler given by address (DETACH_SCHEDULER) to answer.
+CONNECT_TIMEOUT_S = 10.0
+#: Seconds a failure to reach the cluster is said again without trying (QA: a wrong address made every click of
+#: every page wait 20 s for the same timeout).
+RETRY_AFTER_S = 60.0
+_FAILED: dict[tuple, tuple[float, str]] = {}
+
+
 @st.cache_resource(show_spinner=False)
 def _executor_holder(root: str, address: str | None, workers: int) -> _Holder:
     if address:
-        return _Holder(ClusterExecutor(address))
+        return _Holder(ClusterExecutor(address, timeout=CONNECT_TIMEOUT_S))
     from core.cluster import ensure_local_cluster
 
     info = ensure_local_cluster(f"{root}/cluster/local.json", workers=workers)
@@ -45,10 +54,35 @@ def _executor_holder(root: str, address: str | None, workers: int) -> _Holder:
 
 
 def executor(ws: Workspace):
-    """Where jobs run: inline (``DETACH_JOBS=inline``), the scheduler at ``DETACH_SCHEDULER``, or a local cluster."""
+    """Where jobs run: inline (``DETACH_JOBS=inline``), the scheduler at ``DETACH_SCHEDULER``, or a local cluster.
+
+    A client that lost its scheduler for good (distributed closes it after 20 s) is replaced by a new one (QA:
+    every submit raised ClosedClientError until the server restarted); a cluster that could not be reached is
+    not tried again for :data:`RETRY_AFTER_S` (the same RuntimeError, at once).
+
+    Raises
+    ------
+    RuntimeError, OSError, ValueError
+        The cluster cannot be reached or used (one sentence).
+    """
     if settings.jobs_inline():
         return InlineExecutor()
-    return _executor_holder(str(ws.root), settings.scheduler_address(), settings.local_workers()).executor
+    key = (str(ws.root), settings.scheduler_address(), settings.local_workers())
+    failed = _FAILED.get(key)
+    if failed is not None and time.monotonic() - failed[0] < RETRY_AFTER_S:
+        raise RuntimeError(failed[1])
+    try:
+        ex = _executor_holder(*key).executor
+        if not ex.connected:
+            ex.close()
+            _executor_holder.clear()
+            ex = _executor_holder(*key).executor
+    except (OSError, RuntimeError, ValueError, TimeoutError) as exc:
+        _FAILED[key] = (time.monotonic(), f"{one_sentence(exc).rstrip('.')} (tried at {_when(time.time())}; "
+                                          f"tried again {RETRY_AFTER_S:.0f} s later).")
+        raise RuntimeError(_FAILED[key][1]) from None
+    _FAILED.pop(key, None)
+    return ex
 
 
 def store(ws: Workspace) -> JobStore:
@@ -99,7 +133,7 @@ def submit(ws: Workspace, sample: Sample, params: AnalysisParams, *, phases_from
     An analysis that would not fit the memory available runs on the chunked engine (:func:`chunked_engine`;
     the job's spec says so); a re-separation of such an analysis does too (:mod:`core.jobs`).
     """
-    spec = {"sample_id": sample.id, "params": params.to_dict()}
+    spec = {"sample_id": sample.id, "params": params.to_dict(), "queued_as": sample_snapshot(sample)}
     kind = "analysis"
     if phases_from is not None:
         spec["phases_from"], kind = int(phases_from), "separation"
@@ -122,11 +156,14 @@ def submit_sweep(ws: Workspace, sample: Sample, analysis_id: int, options) -> Jo
 
 
 def _submit(ws: Workspace, kind: str, spec: dict, *, title: str, what: str) -> Job | None:
+    job = None
     try:
         ex = executor(ws)
         job = store(ws).create(kind, spec, title=title, owner=owner(), executor=ex.name, cluster_pid=ex.cluster_pid)
         ex.submit(ws.root, job.id)
     except (OSError, RuntimeError, ValueError) as exc:
+        if job is not None:  # its row ends, not left "queued" forever (QA)
+            store(ws).fail_if_active(job.id, f"not started: {one_sentence(exc)}")
         st.error(f"{what} could not be started: {one_sentence(exc)}")
         return None
     st.session_state.setdefault(state.JOBS_MINE, set()).add(job.id)
@@ -185,11 +222,20 @@ def _cancel(ws: Workspace, job_id: int) -> None:
 
 
 def _rerun(ws: Workspace, job_id: int) -> None:
+    """Queue a copy of a finished job, with its sample's settings of now (what the Samples page says applies)."""
+    new = None
     try:
+        old = store(ws).get(job_id)
+        queued_as = None
+        if old.kind != "sweep" and old.sample_id is not None:
+            queued_as = sample_snapshot(ws.get_sample(old.sample_id))
         ex = executor(ws)
-        new = store(ws).rerun(job_id, owner=owner(), executor=ex.name, cluster_pid=ex.cluster_pid)
+        new = store(ws).rerun(job_id, owner=owner(), executor=ex.name, cluster_pid=ex.cluster_pid,
+                              queued_as=queued_as)
         ex.submit(ws.root, new.id)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        if new is not None:
+            store(ws).fail_if_active(new.id, f"not started: {one_sentence(exc)}")
         flash("error", f"Job #{job_id} could not be run again: {one_sentence(exc)}")
         return
     st.session_state.setdefault(state.JOBS_MINE, set()).add(new.id)
@@ -213,10 +259,15 @@ def default_params(ws: Workspace, sample: Sample) -> AnalysisParams:
 
 
 def _analyse_all(ws: Workspace, sample_ids: list[int]) -> None:
+    # what is analysed or queued is read again at the click: another browser's click a second before queued the
+    # same samples (QA: two identical jobs each)
+    busy = {j.sample_id for j in store(ws).list(states=ACTIVE, limit=1000)}
     for sid in sample_ids:
         try:
             sample = ws.get_sample(sid)
         except KeyError:  # deleted meanwhile
+            continue
+        if sid in busy or ws.latest_analysis(sid) is not None:
             continue
         submit(ws, sample, default_params(ws, sample))
 
@@ -226,8 +277,10 @@ def start(ws: Workspace) -> None:
     the pages still work and the jobs say why they cannot run."""
     if settings.jobs_inline():
         return
+    address = settings.scheduler_address()
     try:
-        with st.spinner("Starting the Dask cluster for the background jobs…"):
+        with st.spinner(f"Connecting to the Dask scheduler at {address} for the background jobs…" if address else
+                        "Starting the Dask cluster for the background jobs…"):
             executor(ws)
     except (OSError, RuntimeError, ValueError) as exc:
         st.sidebar.warning(f"Background jobs are not available: {one_sentence(exc)}")
@@ -263,7 +316,11 @@ def panel(ws: Workspace) -> None:
             text += f" · {j.message}"
         elif j.error:
             text += f": {j.error}"
-        if j.state in ("interrupted", "failed", "cancelled") and not gone:
+        # (QA: a job already run again, and done or on its way, kept its Re-run: an invitation to run it twice)
+        redone = any(k.rerun_of == j.id and k.state in ("done", "queued", "running") for k in jobs)
+        if redone and j.state != "done":
+            text += " · run again"
+        if j.state in ("interrupted", "failed", "cancelled") and not gone and not redone:
             c1, c2 = st.columns([3, 2], vertical_alignment="center")
             c1.caption(text)
             c2.button("Re-run", key=state.k(state.JOBS_RERUN, j.id), on_click=_rerun, args=(ws, j.id))

@@ -65,3 +65,86 @@ def test_a_finished_job_of_a_deleted_sample_says_so_and_offers_no_rerun(seeded_w
     assert not any(x.endswith("deleted since") for x in lines if f"Analysis: {second.name}" in x)
     reruns = [b.key for b in at.sidebar.button if b.label == "Re-run"]
     assert len(reruns) == 1 and reruns[0].startswith(state.JOBS_RERUN)
+
+
+def test_a_job_run_again_keeps_no_rerun_and_analyse_all_skips_what_is_queued(seeded_ws):
+    """QA: a cancelled job whose re-run finished still offered Re-run (an invitation to run it twice); two browsers'
+    *Analyse all* one second apart queued the same sample twice."""
+    from core.pipeline import AnalysisParams
+    from ui import jobs
+
+    s = seeded_ws.list_samples()[0]
+    js = jobs.store(seeded_ws)
+    old = js.create("analysis", {"sample_id": s.id, "params": AnalysisParams().to_dict()}, title="Analysis: x")
+    js.cancel(old.id)
+    js.rerun(old.id)  # queued again (not run: the panel only reads the table)
+    at = AppTest.from_function(panel_script, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    [line] = [c.value for c in at.sidebar.caption if f"#{old.id}**" in c.value]
+    assert "cancelled" in line and line.endswith("· run again")
+    assert not [b for b in at.sidebar.button if b.label == "Re-run"]
+    # Analyse all, clicked in a browser that listed a sample before another browser queued it: skipped
+    fresh = seeded_ws.add_sample("fresh", "demo:pristine", spacing=0.4, source_options={"shape": [24, 24, 24]})
+    js.create("analysis", {"sample_id": fresh.id, "params": AnalysisParams().to_dict()}, title="Analysis: fresh")
+    before = len(js.list(limit=100))
+    jobs._analyse_all(seeded_ws, [fresh.id])
+    assert len(js.list(limit=100)) == before and seeded_ws.latest_analysis(fresh.id) is None
+
+
+class _Gone:
+    """A cluster executor whose client lost its scheduler (distributed closed it), or that cannot take a job."""
+
+    name, cluster_pid = "dask", None
+
+    def __init__(self, connected=True):
+        self.connected, self.closed = connected, False
+
+    def submit(self, root, job_id):
+        raise RuntimeError("the Dask scheduler at tcp://x:8786 did not take the job (ClosedClientError)")
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_lost_scheduler_is_reconnected_and_an_unreachable_one_not_retried_on_every_click(empty_ws, env,
+                                                                                          monkeypatch):
+    """QA: after the scheduler was gone 20 s every submit raised ClosedClientError until the server restarted,
+    leaving a job row 'queued' forever at each click; a wrong address made every rerun of every page wait 20 s."""
+    from ui import jobs
+
+    monkeypatch.setenv("DETACH_JOBS", "cluster")
+    monkeypatch.setenv("DETACH_SCHEDULER", "tcp://x:8786")
+    jobs._FAILED.clear()
+    made = []
+
+    def holder(root, address, workers):
+        made.append(_Gone(connected=len(made) > 0))
+        return jobs._Holder(made[-1])
+
+    holder.clear = lambda: None
+    monkeypatch.setattr(jobs, "_executor_holder", holder)
+    ex = jobs.executor(empty_ws)  # the first client had lost its scheduler: closed, a new one made
+    assert made[0].closed and ex is made[1]
+    # a job the cluster does not take ends failed, with why; not left queued
+    s = empty_ws.add_sample("d", "demo:pristine", spacing=0.4, source_options={"shape": [24, 24, 24]})
+    from core.pipeline import AnalysisParams
+
+    assert jobs.submit(empty_ws, s, AnalysisParams()) is None
+    [job] = jobs.store(empty_ws).list()
+    assert job.state == "failed" and job.error.startswith("not started: the Dask scheduler at tcp://x:8786 did not")
+
+    def unreachable(root, address, workers):
+        made.append("tried")
+        raise OSError("Timed out trying to connect to tcp://x:8786 after 10 s")
+
+    unreachable.clear = lambda: None
+    monkeypatch.setattr(jobs, "_executor_holder", unreachable)
+    n = len(made)
+    for _ in range(3):
+        try:
+            jobs.executor(empty_ws)
+        except RuntimeError as exc:
+            msg = str(exc)
+    assert len(made) == n + 1  # tried once, then said at once for RETRY_AFTER_S
+    assert msg.startswith("Timed out trying to connect to tcp://x:8786 after 10 s (tried at ")
+    jobs._FAILED.clear()

@@ -206,3 +206,116 @@ def test_jobs_run_on_a_local_dask_cluster_in_its_own_process(tmp_path):
         except ProcessLookupError:
             break
         time.sleep(0.2)
+
+
+def test_a_queued_job_runs_with_the_settings_it_was_queued_with(tmp_path):
+    """QA: a colleague saved another voxel size while a job waited for a worker, and the job ran with it, unsaid.
+    The job keeps its sample's settings as queued (``queued_as``); a re-run takes the sample's settings of then."""
+    from core.jobs import sample_snapshot
+
+    ws, [sid] = _ws(tmp_path)
+    store = JobStore(ws.root)
+    job = store.create("analysis", {"sample_id": sid, "params": AnalysisParams().to_dict(),
+                                    "queued_as": sample_snapshot(ws.get_sample(sid))}, title="d0")
+    ws.update_sample(sid, spacing=(0.5, 0.5, 0.5))  # saved while the job waits
+    assert execute(ws.root, job.id) == "done"
+    assert ws.get_analysis(store.get(job.id).analysis_id).provenance["spacing_um"] == [0.4, 0.4, 0.4]
+    again = store.rerun(job.id, queued_as=sample_snapshot(ws.get_sample(sid)))
+    assert execute(ws.root, again.id) == "done"
+    assert ws.get_analysis(store.get(again.id).analysis_id).provenance["spacing_um"] == [0.5, 0.5, 0.5]
+
+
+class _DroppedFuture:
+    """What a ``distributed.Future`` of a job the cluster dropped looks like to its done callback."""
+
+    def __init__(self, status, exc=None):
+        self.status, self._exc = status, exc
+
+    def exception(self, timeout=None):
+        return self._exc
+
+
+def test_a_job_the_cluster_drops_is_marked_failed_with_why(tmp_path):
+    """QA: a cluster that could not unpickle the job (no 'core' on its scheduler) or whose scheduler stopped left
+    the job 'queued: waiting for a worker' forever; the future's end now marks it failed, once, with why.  A job
+    cancelled on request, or done meanwhile, is left as it is."""
+    ws, [sid] = _ws(tmp_path)
+    store = JobStore(ws.root)
+    ex = object.__new__(ClusterExecutor)  # no client needed for its callback
+    ex.address, ex._futures = "tcp://sched:8786", {}
+    spec = {"sample_id": sid, "params": AnalysisParams().to_dict()}
+    a, b, c, d = (store.create("analysis", spec, title=str(i)) for i in range(4))
+    ex._ended(os.fspath(ws.root), a.id, _DroppedFuture("error", RuntimeError("Error during deserialization of the "
+                                                                            "task graph.")))
+    assert store.get(a.id).state == "failed"
+    assert store.get(a.id).error == ("The Dask cluster at tcp://sched:8786 could not run the job: Error during "
+                                     "deserialization of the task graph.")
+    ex._ended(os.fspath(ws.root), b.id, _DroppedFuture("cancelled"))
+    assert store.get(b.id).state == "failed" and "dropped the job (cancelled)" in store.get(b.id).error
+    store.cancel(c.id)
+    ex._ended(os.fspath(ws.root), c.id, _DroppedFuture("cancelled"))
+    assert store.get(c.id).state == "cancelled"
+    execute(ws.root, d.id)
+    ex._ended(os.fspath(ws.root), d.id, _DroppedFuture("lost"))
+    assert store.get(d.id).state == "done"
+
+
+def test_a_cluster_that_cannot_import_the_project_is_refused(tmp_path):
+    """QA: a scheduler started without the project on its PYTHONPATH took jobs it could not unpickle; connecting
+    to it now says so in one sentence."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    bare = subprocess.run([sys.executable, "-c", "import core"], cwd=tmp_path, env=env, capture_output=True)
+    if bare.returncode == 0:
+        pytest.skip("the project is importable from anywhere here (installed): nothing to refuse")
+    info = tmp_path / "scheduler.json"
+    proc = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0",
+                             "--no-dashboard", "--scheduler-file", str(info)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.monotonic()
+        while not info.is_file() and time.monotonic() - t0 < 60:
+            time.sleep(0.2)
+        import json
+
+        address = json.loads(info.read_text())["address"]
+        with pytest.raises(RuntimeError, match=r"^the Dask cluster at tcp://\S+ cannot import this project's code "
+                                               r"\(the package 'core'\): its scheduler; start them with the project "
+                                               r"folder on PYTHONPATH$"):
+            ClusterExecutor(address, timeout=20)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_a_job_whose_sample_is_deleted_after_a_cancel_ends_cancelled(tmp_path, monkeypatch):
+    """QA: deleting a sample while its job ran ended the job "failed: missing key 'no analysis with id 7'"; the
+    Samples page now asks the job to stop first, and the job's error on the way out is a cancel."""
+    import core.jobs as jobs_module
+
+    ws, [sid] = _ws(tmp_path)
+    store = JobStore(ws.root)
+    job = store.create("analysis", {"sample_id": sid, "params": AnalysisParams().to_dict()}, title="d0")
+
+    def deleted_meanwhile(root, job, progress):
+        store.cancel(job.id)
+        raise KeyError("no analysis with id 7")
+
+    monkeypatch.setattr(jobs_module, "_run", deleted_meanwhile)
+    assert execute(ws.root, job.id) == "cancelled"
+    assert store.get(job.id).state == "cancelled" and store.get(job.id).error is None
+
+
+def test_a_cancel_and_a_dropped_dask_task_are_said_as_such():
+    """QA: a user's Cancel was stored as "The run was interrupted (JobCancelled)." and shown as a failure; a chunk
+    task the cluster dropped as "_count-d1b3... cancelled for reason: unknown" or "cannot schedule new futures after
+    shutdown"."""
+    from distributed.client import FutureCancelledError
+
+    from core.runner import one_sentence
+
+    assert one_sentence(JobCancelled("job 3 was cancelled")) == "Cancelled on request before it finished."
+    dropped = ("The Dask cluster dropped the run's tasks before they finished (its scheduler stopped or "
+               "restarted?); run it again.")
+    assert one_sentence(FutureCancelledError("_count-d1b31ebb", reason="unknown")) == dropped
+    assert one_sentence(RuntimeError("cannot schedule new futures after shutdown")) == dropped
+    assert one_sentence(KeyboardInterrupt()) == "The run was interrupted (KeyboardInterrupt)."
