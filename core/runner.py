@@ -26,6 +26,15 @@ PHASE_CODES_MAP = "0=pore,1=cbd,2=nmc"
 
 def one_sentence(exc: BaseException) -> str:
     """An exception as the one sentence stored with a failed run."""
+    import asyncio
+    import concurrent.futures
+
+    if type(exc).__name__ == "JobCancelled":  # core.jobs: the user's Cancel (QA: it read "interrupted", a failure)
+        return "Cancelled on request before it finished."
+    if isinstance(exc, (concurrent.futures.CancelledError, asyncio.CancelledError)) or "cannot schedule new futures after shutdown" in str(exc):
+        # a chunk task of the Dask cluster dropped (QA: "_count-d1b3... cancelled for reason: unknown")
+        return ("The Dask cluster dropped the run's tasks before they finished (its scheduler stopped or restarted?); "
+                "run it again.")
     if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit, a UI framework stopping the run
         return f"The run was interrupted ({type(exc).__name__})."
     msg = str(exc).strip().replace("\n", " ") or type(exc).__name__

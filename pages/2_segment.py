@@ -168,4 +168,8 @@ else:
     st.info("Not analysed yet.")
 failed = ws.latest_analysis(sid, status=None)
 if failed is not None and failed.status == "failed":
-    st.warning(f"The last run (#{failed.id}) failed: {failed.error}")
+    # (QA: "#N" read as the sidebar's job numbers; a Cancel read as a failure)
+    if (failed.error or "").startswith("Cancelled on request"):
+        st.info(f"The last analysis (analysis {failed.id}) was cancelled on request before it finished.")
+    else:
+        st.warning(f"The last analysis (analysis {failed.id}) failed: {failed.error}")

@@ -610,3 +610,23 @@ def test_the_latest_analysis_s_phases_are_shown_and_said_where_another_method_is
     assert box.slider[0].value == z
     [img] = list(box.image)
     assert img.proto.imgs[0].caption.startswith(f"slice z = {z}: grey values with the analysed phases")
+
+
+def test_the_last_run_cancelled_or_failed_is_named_as_an_analysis(seeded_ws):
+    """QA: "The last run (#13) failed: The run was interrupted (JobCancelled)." called the user's own Cancel a failure,
+    and "#13" read as the sidebar's job numbers."""
+    from core.pipeline import AnalysisParams
+
+    s = seeded_ws.list_samples()[0]
+    aid = seeded_ws.begin_analysis(s.id, AnalysisParams())
+    seeded_ws.fail_analysis(aid, "Cancelled on request before it finished.")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert f"The last analysis (analysis {aid}) was cancelled on request before it finished." in [i.value for i in at.info]
+    assert not [w for w in at.warning if "failed" in w.value]
+    bad = seeded_ws.begin_analysis(s.id, AnalysisParams())
+    seeded_ws.fail_analysis(bad, "No NMC voxels.")
+    at.run()
+    assert f"The last analysis (analysis {bad}) failed: No NMC voxels." in [w.value for w in at.warning]
