@@ -157,6 +157,9 @@ def select(ws: Workspace) -> CompareContext:
         st.caption("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
     names = {i: display_name(i) for i in chosen}
     picked = analysis_pickers(ws, {i: (names[i], done[i]) for i in chosen}, notices)
+    stale = changed_caveat({names[i]: (by_id[i], picked[i]) for i in chosen})
+    if stale:  # (QA: an analysis at 0.5 µm compared, unsaid, after its sample's voxel size became 0.398 µm)
+        exports.warn(stale)
     refs = {names[i]: cache.ResultRef.of(ws, picked[i]) for i in chosen}
     min_d = size_filter_picker()
     tables, dropped = compare.drop_small({n: cache.table(r) for n, r in refs.items()}, min_d)
@@ -296,6 +299,27 @@ def params_caveat(analyses: dict[str, Analysis]) -> str:
         return ""
     return (f"{PARAMS_DIFFER} {pins_words.differences_sentence(diffs)} Differences may come from these, not only "
             "from the electrodes.")
+
+
+CHANGED_SINCE = "Analysed before the sample changed:"
+
+
+def changed_caveat(samples: dict[str, tuple[Sample, Analysis]]) -> str:
+    """The sentence the page warns with (and its report carries) where a compared analysis ran before its sample's
+    voxel size, phase map, region of interest or slices' alignment changed: each such electrode by name with the
+    Particles page's sentences (:func:`ui.tables.changed_sentences`); "" where none did.
+
+    Parameters
+    ----------
+    samples : {display name: (Sample, the Analysis compared)}
+    """
+    said = []
+    for name, (sample, analysis) in samples.items():
+        sentences = tables.changed_sentences(sample, analysis)
+        if sentences:
+            text = " ".join(sentences)
+            said.append(f"{name}: {text[:1].lower()}{text[1:]}")
+    return f"**{CHANGED_SINCE}** " + " ".join(said) if said else ""
 
 
 def caveats(analyses: dict[str, Analysis]) -> list[str]:

@@ -14,6 +14,7 @@ import streamlit as st
 
 from core.io import parse_phase_map
 from core.io.sem import SEM_SOURCES
+from core.jobs import ACTIVE, Job, JobStore
 from core.records import ATTRIBUTE_PRESETS, Attribute
 from core.slices import slice_axis
 from core.workspace import NOTE_MAX, Analysis, Sample, Workspace
@@ -567,18 +568,33 @@ def _act(work, done: str) -> None:
     st.rerun()
 
 
+def _active_jobs(ws: Workspace, sample: Sample) -> list[Job]:
+    """The sample's queued and running jobs (analyses, re-separations, sweeps), newest first."""
+    return [j for j in JobStore(ws.root).list(states=ACTIVE) if j.sample_id == sample.id]
+
+
 def delete_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) -> None:
-    """Delete the sample with its analyses, after a confirmation tick."""
+    """Delete the sample with its analyses, after a confirmation tick; its queued and running jobs are named there
+    and asked to stop before it goes (QA: a job running on a deleted sample failed without saying why)."""
     sid = sample.id
     with st.expander("Delete this sample", icon=":material/delete:"):
-        st.write(f"Deletes **{sample.name}** from the workspace with its {len(analyses)} analyses and their files"
+        n = len(analyses)
+        st.write(f"Deletes **{sample.name}** from the workspace with its {n} analys{'i' if n == 1 else 'e'}s and "
+                 f"{'its' if n == 1 else 'their'} files"
                  + (" and the uploaded file." if "uploads" in sample.source else ". The source file is not touched."))
+        for j in _active_jobs(ws, sample):
+            st.write(f"Job #{j.id} ({j.title}) is {'running on' if j.state == 'running' else 'queued for'} it: "
+                     "deleting the sample cancels it.")
         ok = st.checkbox("Yes, delete it", key=state.k(state.DELETE_CONFIRM, sid))
         if st.button("Delete sample", key=state.k(state.DELETE_BUTTON, sid), disabled=not ok, type="primary"):
+            store = JobStore(ws.root)
+            stopped = [store.cancel(j.id).id for j in _active_jobs(ws, sample)]  # (one queued since: it too)
             ws.delete_sample(sid)
             st.session_state[state.SAMPLE_ID] = None
             st.session_state[state.PENDING_SAMPLE] = None
-            flash("success", f"Deleted sample '{sample.name}'.")
+            flash("success", f"Deleted sample '{sample.name}'."
+                  + (f" Asked job{'s' if len(stopped) > 1 else ''} #{', #'.join(map(str, stopped))} to stop."
+                     if stopped else ""))
             st.rerun()
 
 

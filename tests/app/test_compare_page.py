@@ -445,3 +445,43 @@ def test_a_cross_section_along_the_thickness_axis_shows_its_plane_with_the_depth
     [mine] = [c for c in caps if c.startswith("FIB cross-section: ")]
     assert mine.startswith("FIB cross-section: its only plane, a cross-section through every depth; the magenta "
                            "line is depth 0.50 (y = ")
+
+
+def test_an_analysis_made_before_its_sample_s_voxel_size_changed_is_said_and_reported(seeded_ws, monkeypatch):
+    """QA: "cal" analysed at 0.5 µm, then its voxel size edited to 0.398 µm; Compare showed that analysis beside
+    another without a word (the Particles and Samples pages warn). One warning names each such electrode with what
+    changed (the Particles page's sentences), and the report carries it as a caveat."""
+    import html as html_lib
+
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    from ui import tables
+
+    files: dict[str, object] = {}
+    add_deferred = MediaFileManager.add_deferred
+
+    def deferred(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        files[file_name] = data_callable
+        return add_deferred(self, data_callable, mimetype, coordinates, file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", deferred)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert not any("voxel size" in w.value for w in at.warning)  # nothing changed: nothing said
+
+    cal = seeded_ws.list_samples()[0]
+    used = seeded_ws.latest_analysis(cal.id)
+    seeded_ws.update_sample(cal.id, spacing=(0.398, 0.398, 0.398))
+    at.run()
+    no_exception(at)
+    [said] = [w.value for w in at.warning if "voxel size" in w.value]
+    name = f"{cal.name} (SYNTHETIC)"
+    [sentence] = tables.changed_sentences(seeded_ws.get_sample(cal.id), used)
+    assert f"{name}: analysis #{used.id} used the voxel size {tables.voxel_text(used.provenance['spacing_um'])}; " \
+           "the sample now says 0.398×0.398×0.398 µm." in said
+    assert sentence[1:] in said and "Rerun" in said
+    others = [s for s in seeded_ws.list_samples() if s.id != cal.id]
+    assert not any(f"{s.name} (SYNTHETIC): analysis" in said for s in others)  # only the stale one is named
+    html = files["comparison-report.html"]().decode()
+    plain = said.replace("**", "")  # the report's caveats are plain text
+    assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(plain)}</p>' in html

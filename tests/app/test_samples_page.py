@@ -696,6 +696,55 @@ def test_edit_details_and_delete_with_confirmation(seeded_ws):
     assert any("Deleted sample" in m.value for m in at.success)
 
 
+def test_deleting_a_sample_with_a_queued_or_running_job_says_so_and_cancels_them(seeded_ws):
+    """QA: a sample deleted while its analysis ran; the confirmation said nothing of the job, which then failed
+    cryptically. It names each queued or running job of the sample, and deleting asks them to stop first (a queued
+    one never starts; a running one stops at its next progress report). Another sample's job is left alone."""
+    import os
+    import socket
+
+    from core.jobs import JobStore
+
+    victim, other = seeded_ws.list_samples()[1], seeded_ws.list_samples()[0]
+    store = JobStore(seeded_ws.root)
+
+    def job(s):
+        return store.create("analysis", {"sample_id": s.id, "params": {}}, title=f"Analysis: {s.name}")
+
+    running, queued, elsewhere = job(victim), job(victim), job(other)
+    assert store.start(running.id, pid=os.getpid(), host=socket.gethostname())
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = victim.id
+    at.run()
+    no_exception(at)
+    [box] = [e for e in at.expander if e.label.startswith("Delete this sample")]
+    said = " ".join(m.value for m in box.markdown)
+    assert f"Job #{running.id} (Analysis: {victim.name}) is running on it: deleting the sample cancels it." in said
+    assert f"Job #{queued.id} (Analysis: {victim.name}) is queued for it: deleting the sample cancels it." in said
+    assert f"Job #{elsewhere.id}" not in said
+    at.checkbox(key=state.k(state.DELETE_CONFIRM, victim.id)).check().run()
+    at.button(key=state.k(state.DELETE_BUTTON, victim.id)).click().run()
+    no_exception(at)
+    assert victim.id not in [x.id for x in seeded_ws.list_samples()]
+    assert f"Asked jobs #{queued.id}, #{running.id} to stop." in " ".join(m.value for m in at.success)
+    ran = store.get(running.id)
+    assert ran.cancel_requested and ran.state == "running"  # cooperative: it stops at its next progress report
+    assert store.get(queued.id).state == "cancelled"
+    left = store.get(elsewhere.id)
+    assert left.state == "queued" and not left.cancel_requested
+
+
+def test_a_sample_without_jobs_says_none_in_its_delete_confirmation(seeded_ws):
+    victim = seeded_ws.list_samples()[1]
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = victim.id
+    at.run()
+    no_exception(at)
+    [box] = [e for e in at.expander if e.label.startswith("Delete this sample")]
+    said = " ".join(m.value for m in box.markdown)
+    assert "with its 1 analysis and its files" in said and "Job #" not in said
+
+
 def test_unreadable_sample_shows_one_sentence_and_can_still_be_deleted(empty_ws, env):
     s = empty_ws.add_sample("moved", str(env / "data" / "gone.tif"))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
