@@ -257,6 +257,8 @@ def _cmd_analyze(args) -> None:
                                  opened.info["spacing_from_metadata"], args.spacing, opened.volume.shape[0])
             if tilt is not None:
                 warnings.warn(tilt, stacklevel=1)
+            _warn_assumed_spacing(opened.info["spacing_from_metadata"], args.spacing, opened.info.get("format"),
+                                  opened.spacing)
             result = run(opened.volume, params, spacing=opened.spacing, presegmented=opened.presegmented,
                          progress=_progress(args.quiet), downsampled=getattr(args, "downsample", 1) or 1,
                          aligned="align" in opened.info)
@@ -264,7 +266,7 @@ def _cmd_analyze(args) -> None:
             print(f"warning: {w}", file=sys.stderr)
         record = {
             "command": "analyze",
-            "input": {**opened.info, "path": str(args.input)},
+            "input": {**opened.info, "path": str(args.input), **_map_record(spec)},
             "params": result.params.to_dict(),
             "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
             "warnings": _distinct(caught),
@@ -287,6 +289,22 @@ def _cmd_analyze(args) -> None:
         _specks_note(result.table, result.params)
         if args.recipe is not None:
             print(f"recipe -> {args.recipe} (replay: python -m core run {args.recipe} --out DIR)", file=sys.stderr)
+
+
+def _map_record(spec) -> dict:
+    """The phase map an analysis read its input through, for run.json (it was recorded nowhere but the recipe)."""
+    return {"phase_map": spec.phase_map} if getattr(spec, "phase_map", None) else {}
+
+
+def _warn_assumed_spacing(from_metadata: bool, given, fmt: str | None, spacing) -> None:
+    """Warn (into run.json's warnings and on stderr) when neither the file nor ``--spacing`` gave the voxel size
+    (QA: ``analyze`` measured at 1 µm unsaid; ``inspect`` and the dashboard say it)."""
+    if from_metadata or given is not None or fmt == "demo":
+        return
+    size = "×".join(f"{v:g}" for v in spacing)
+    warnings.warn(f"the file states no voxel size and --spacing was not given: measured at {size} µm assumed, so "
+                  "every length, area and volume in µm is in voxels; give --spacing (µm) for physical units",
+                  stacklevel=2)
 
 
 def _specks_note(table, params) -> None:
@@ -359,6 +377,7 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
             tilt = _tilt_warning(lazy.metadata, lazy.spacing, lazy.spacing_from_metadata, args.spacing, lazy.shape[0])
             if tilt is not None:
                 warnings.warn(tilt, stacklevel=1)
+            _warn_assumed_spacing(lazy.spacing_from_metadata, args.spacing, lazy.fmt, lazy.spacing)
             with cluster(workers=args.workers, address=args.scheduler):
                 local = None if args.scheduler else (args.workers or default_workers())
                 limit = cluster_worker_memory(args.scheduler) if args.scheduler else None
@@ -371,7 +390,7 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
         info.update(read_info(spec, lazy.metadata))  # the crop and alignment, as the whole-volume run records them
         record = {
             "command": "analyze",
-            "input": {**info, "path": str(args.input)},
+            "input": {**info, "path": str(args.input), **_map_record(spec)},
             "params": res.params.to_dict(),
             "provenance": {**res.provenance, "workers": args.workers, "scheduler": args.scheduler,
                            "total_s": time.perf_counter() - t0},
@@ -478,6 +497,12 @@ def _run_recipe(args, archive: Path | None) -> None:
                     else:
                         result = replay(entry, verify=not args.no_verify, progress=progress)
                 caught_msgs = _distinct(caught)
+            analysed = result.provenance.get("input_checksum")
+            if args.no_verify and entry.input_checksum is not None and analysed not in (None, entry.input_checksum):
+                # (QA: --no-verify on a changed input said nothing, and provenance.json could not tell it apart)
+                caught_msgs = [*caught_msgs, f"the input differs from the recipe's (checksum {analysed}, the recipe "
+                                             f"recorded {entry.input_checksum}): analysed anyway (--no-verify), so "
+                                             "the results may differ from the original run"]
             for w in caught_msgs:
                 print(f"warning: {entry.name}: {w}", file=sys.stderr)
             verified = entry.input_checksum is not None and not args.no_verify
@@ -502,6 +527,7 @@ def _run_recipe(args, archive: Path | None) -> None:
                 "recipe": str((archive or Path(args.recipe)).expanduser().resolve()),
                 "input": entry_to_dict(entry)["input"],
                 "input_verified": verified,
+                "input_checksum_recipe": entry.input_checksum,
                 **({"classifier_verified": entry.classifier_checksum is not None and not args.no_verify}
                    if entry.params.classifier is not None else {}),
                 "params": result.params.to_dict(),
@@ -509,9 +535,9 @@ def _run_recipe(args, archive: Path | None) -> None:
                 "warnings": caught_msgs,
             }
             (d / "provenance.json").write_text(json.dumps(record, indent=2, default=json_default), encoding="utf-8")
-        report(1.0, f"{n} analyses replayed")
+        report(1.0, f"{n} analys{'i' if n == 1 else 'e'}s replayed")
     if not args.quiet:
-        print(f"{n} analyses -> {args.out}", file=sys.stderr)
+        print(f"{n} analys{'i' if n == 1 else 'e'}s -> {args.out}", file=sys.stderr)
 
 
 def _training_into_out(entries, unpacked: Path, tmp: Path, out: Path) -> list:
@@ -626,6 +652,10 @@ def _check_method_args(args) -> None:
         raise CLIError("--classifier is only used with --method classifier")
     if args.method == "classifier" and args.classifier is None:
         raise CLIError("--method classifier needs --classifier CLF (a folder written by train-classifier)")
+    if getattr(args, "phase_map", None) and args.method in ("classifier", "model"):
+        # (QA: accepted, the classifier silently unused, run.json saying method "classifier")
+        raise CLIError(f"--phase-map reads INPUT as phases already segmented: --method {args.method} would segment "
+                       "nothing; leave it out")
 
 
 def _check_classifier_folder(path, where: str = "--classifier") -> None:
@@ -1186,6 +1216,12 @@ def _sentence(msg: str) -> str:
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0, or 2 after one ``error: ...`` line on stderr)."""
     parser = build_parser()
+    given, argv = list(sys.argv[1:] if argv is None else argv), []
+    while given:  # a map of negative values ("-1=pore,..."), which argparse would read as an option (QA)
+        a = given.pop(0)
+        if a == "--phase-map" and given and given[0][:1] == "-" and "=" in given[0]:
+            a = f"--phase-map={given.pop(0)}"
+        argv.append(a)
     try:
         args = parser.parse_args(argv)
     except _UsageError as exc:

@@ -90,6 +90,9 @@ def remove_stale_staging(out: Path) -> list[Path]:
 
 #: The Zarr stores the chunked engine writes into an output folder (``core.chunked.write_zarr``).
 _OWN_STORES = frozenset({"phases.zarr", "labels.zarr"})
+#: The folder ``run`` copies a recipe archive's training pairs into (``recipe-training/<analysis>/``: a classifier
+#: folder each, :data:`_OWN_FILES` only).
+TRAINING_FOLDER = "recipe-training"
 
 
 def _foreign_in_store(store: Path) -> str | None:
@@ -116,6 +119,13 @@ def _foreign_entry(folder: Path) -> str | None:
             found = _foreign_in_store(p)
             if found is not None:
                 return found
+        elif p.is_dir() and p.name == TRAINING_FOLDER:  # (QA: run --overwrite refused its own output of a ZIP)
+            for q in sorted(p.iterdir()):
+                if q.is_symlink() or not q.is_dir():
+                    return f"{p.name}/{q.name}"
+                for r in sorted(q.iterdir()):
+                    if r.is_symlink() or not r.is_file() or r.name not in _OWN_FILES:
+                        return f"{p.name}/{q.name}/{r.name}"
         elif p.is_dir():
             for q in sorted(p.iterdir()):
                 if q.is_symlink() or not q.is_file() or q.name not in _OWN_FILES:
@@ -161,13 +171,13 @@ def check_out(out, *, overwrite: bool, reads=()) -> Path:
         raise OutputError(f"--out {given} exists and is not a folder")
     remove_stale_staging(target)
     if target.is_dir() and any(target.iterdir()):
+        foreign = _foreign_entry(target)
+        if foreign is not None:  # (QA: told to pass --overwrite, which then refused: said first)
+            raise OutputError(f"--out {given} holds {foreign!r}, which this tool did not write; choose another (new or "
+                              "empty) folder: --overwrite only replaces a folder of its own results")
         if not overwrite:
             raise OutputError(f"--out {given} already holds files (earlier results); choose another folder, or pass "
                            "--overwrite to replace the whole folder")
-        foreign = _foreign_entry(target)
-        if foreign is not None:
-            raise OutputError(f"--out {given} holds {foreign!r}, which this tool did not write; --overwrite only replaces "
-                           "a folder of its own results")
         real = os.path.realpath(target)
         cwd = os.getcwd()
         if cwd == real or cwd.startswith(real + os.sep):

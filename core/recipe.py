@@ -522,7 +522,15 @@ def is_recipe_archive(path: str | os.PathLike) -> bool:
     import zipfile
 
     p = Path(path).expanduser()
-    return p.is_file() and zipfile.is_zipfile(p)
+    if not p.is_file():
+        return False
+    if zipfile.is_zipfile(p):
+        return True
+    try:  # a damaged or cut-short archive is still one (QA: it was read as JSON, "not valid JSON")
+        with open(p, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def unpack_recipe_archive(path: str | os.PathLike, folder: str | os.PathLike) -> Path:
@@ -563,7 +571,8 @@ def unpack_recipe_archive(path: str | os.PathLike, folder: str | os.PathLike) ->
                 with zf.open(m) as src, open(dest, "wb") as out:
                     shutil.copyfileobj(src, out)
     except zipfile.BadZipFile as exc:
-        raise RecipeError(f"the recipe archive {name} cannot be read: {exc}") from None
+        raise RecipeError(f"the recipe archive {name} cannot be read (damaged, or cut short in the download?): "
+                          f"{exc}") from None
     return root / ARCHIVE_RECIPE
 
 

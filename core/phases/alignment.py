@@ -182,8 +182,10 @@ def alignment_message(reading: dict | None) -> str | None:
     if not reading or not reading["warn"]:
         return None
     dy, dx = reading["shift_px"]
-    return (f"The slices are shifted against one another: by a median of {reading['step_px']:.1f} pixel from one "
-            f"z plane to the next (y {dy:+.1f}, x {dx:+.1f}; read on {reading['pairs']} pairs of planes), as in a "
+    # two decimals under a pixel: 0.25 (the rule) printed as "0.2" read as under it (QA)
+    digits = 2 if reading["step_px"] < 1 else 1
+    return (f"The slices are shifted against one another: by a median of {reading['step_px']:.{digits}f} pixel from "
+            f"one z plane to the next (y {dy:+.{digits}f}, x {dx:+.{digits}f}; read on {reading['pairs']} pairs of planes), as in a "
             f"FIB-SEM stack that was not aligned, so the particles are sheared along z and touching ones split or "
             f"merge: align the slices first (here: the button Align the slices, or --align on the command line; "
             f"elsewhere: Fiji's Register Virtual Stack Slices or Linear Stack Alignment with SIFT, or the microscope "

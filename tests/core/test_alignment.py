@@ -42,8 +42,13 @@ def test_a_drifting_stack_is_said_with_its_shift(drift, lo, hi):
     assert np.sign(r["shift_px"][0]) == np.sign(drift[0]) and np.sign(r["shift_px"][1]) == np.sign(drift[1])
     assert r["pairs"] == 11 and r["stack_px"] == pytest.approx(r["step_px"] * 63)  # the separator's pair left out
     msg = alignment_message(r)
-    assert msg.startswith(f"The slices are shifted against one another: by a median of {r['step_px']:.1f} pixel")
+    digits = 2 if r["step_px"] < 1 else 1
+    assert msg.startswith(f"The slices are shifted against one another: by a median of {r['step_px']:.{digits}f} "
+                          "pixel")
     assert "align the slices first" in msg
+    # QA: a reading at the rule, 0.25 pixel, was printed "0.2" (under the rule it warns from)
+    at_rule = alignment_message({**r, "step_px": 0.25, "shift_px": (0.0, 0.25)})
+    assert "by a median of 0.25 pixel" in at_rule and "(y +0.00, x +0.25;" in at_rule
 
 
 def test_a_jittering_stack_is_said():

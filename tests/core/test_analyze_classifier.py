@@ -230,6 +230,13 @@ def test_the_recipe_zip_replays_as_downloaded(painted, tmp_path, capsys):
     shutil.rmtree(tmp_path / "server")
     main_ok(["run", tmp_path / "recipe.zip", "--out", tmp_path / "R", "-q"], capsys)
     assert (tmp_path / "A" / "particles.csv").read_bytes() == (tmp_path / "R" / "a" / "particles.csv").read_bytes()
+    # QA: --overwrite refused the folder it wrote itself ("holds 'recipe-training/a', which this tool did not write")
+    main_ok(["run", tmp_path / "recipe.zip", "--out", tmp_path / "R", "--overwrite", "-q"], capsys)
+    assert (tmp_path / "A" / "particles.csv").read_bytes() == (tmp_path / "R" / "a" / "particles.csv").read_bytes()
+    (tmp_path / "R" / "recipe-training" / "a" / "thesis.docx").write_text("mine")
+    assert cli.main([str(x) for x in ["run", tmp_path / "recipe.zip", "--out", tmp_path / "R", "--overwrite", "-q"]]) == 2
+    assert "holds 'recipe-training/a/thesis.docx', which this tool did not write" in capsys.readouterr().err
+    (tmp_path / "R" / "recipe-training" / "a" / "thesis.docx").unlink()
     written = read_recipe(tmp_path / "R" / "recipe.json").analyses[0].params.classifier
     assert Path(written) == (tmp_path / "R" / "recipe-training" / "a").resolve()
     assert read_recipe(tmp_path / "R" / "a" / "recipe.json").analyses[0].params.classifier == written
@@ -247,3 +254,8 @@ def test_the_recipe_zip_replays_as_downloaded(painted, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert words in err and "bad.zip" in err and "\n" not in err
         assert not (tmp_path / "B").exists() and not (tmp_path / "evil.txt").exists()
+    # QA: a ZIP cut short in the download was read as JSON ("the recipe is not valid JSON")
+    (tmp_path / "cut.zip").write_bytes((tmp_path / "bad.zip").read_bytes()[:60])
+    assert cli.main(["run", str(tmp_path / "cut.zip"), "--out", str(tmp_path / "B")]) == 2
+    assert "the recipe archive cut.zip cannot be read (damaged, or cut short" in capsys.readouterr().err
+    assert not (tmp_path / "B").exists()

@@ -240,6 +240,13 @@ CASES = {
                                        r"--out .*earlier already holds files"),
     "demo into earlier results": (lambda d, t: ["demo", "--names", "pristine", "--out", _earlier(t)],
                                   r"--out .*earlier already holds files"),
+    "out holds the user's own file": (lambda d, t: ["analyze", _grey(d), "--out", _foreign(t)],
+                                      r"--out .*mine holds 'notes\.txt', which this tool did not write; choose another "
+                                      r"\(new or empty\) folder"),
+    "phase map with a method": (lambda d, t: ["analyze", _grey(d), "--phase-map", "0=pore,1=cbd,2=nmc", "--method",
+                                              "model"] + _out(t),
+                                r"--phase-map reads INPUT as phases already segmented: --method model would segment "
+                                r"nothing; leave it out"),
     "overwrite a folder not ours": (lambda d, t: ["analyze", _grey(d), "--overwrite", "--out", _foreign(t)],
                                     r"--out .*mine holds 'notes\.txt', which this tool did not write"),
     "overwrite the folder of the input": (

@@ -512,7 +512,7 @@ def test_train_classifier_out_checked_before_reading(painted, tmp_path, capsys):
     (tmp_path / "full" / "x.txt").write_text("x")
     rc = cli.main(["train-classifier", "--image", str(d / "nope.tif"), "--scribbles", str(d / "scr.tif"), "--out",
                    str(tmp_path / "full"), "-q"])
-    assert rc == 2 and "already holds files" in capsys.readouterr().err
+    assert rc == 2 and "holds 'x.txt', which this tool did not write; choose another" in capsys.readouterr().err
 
 
 def test_analyze_notes_specks_that_touch_no_particle(tmp_path, capsys):
@@ -598,3 +598,35 @@ def test_a_big_endian_raw_file_is_read_with_raw_byte_order_big(tmp_path):
     little = cli._input_spec(cli.build_parser().parse_args(base))
     assert little.byte_order == "<"
     assert not np.array_equal(np.asarray(load_volume(little.path, **little.load_kwargs()).data), vol)
+
+
+def test_analyze_says_when_the_voxel_size_is_assumed(tmp_path, capsys):
+    """QA: a TIFF without a voxel size was measured at 1 µm unsaid (``inspect`` and the dashboard say it); with
+    --spacing, or a file that states it, nothing is said."""
+    import tifffile
+
+    from core.synth import demo_electrode
+
+    g = demo_electrode("pristine", rng=1, shape=(32, 32, 32)).greyscale
+    tifffile.imwrite(tmp_path / "bare.tif", g)
+    assert cli.main(["analyze", str(tmp_path / "bare.tif"), "--out", str(tmp_path / "a"), "-q"]) == 0
+    said = "the file states no voxel size and --spacing was not given: measured at 1×1×1 µm assumed"
+    assert said in capsys.readouterr().err
+    assert any(w.startswith(said) for w in json.loads((tmp_path / "a" / "run.json").read_text())["warnings"])
+    assert cli.main(["analyze", str(tmp_path / "bare.tif"), "--out", str(tmp_path / "b"), "--spacing", "0.4",
+                     "-q"]) == 0
+    assert "no voxel size" not in capsys.readouterr().err
+
+
+def test_a_phase_map_of_negative_values_is_read(tmp_path, capsys):
+    """QA: ``--phase-map -1=pore,1=nmc,2=cbd`` gave "--phase-map: expected one argument" (argparse took the map
+    for an option)."""
+    import tifffile
+
+    v = np.full((24, 32, 32), -1, np.int8)
+    v[:, 8:24, 8:24] = 1
+    v[:, 4:8, 4:28] = 2
+    tifffile.imwrite(tmp_path / "neg.tif", v)
+    assert cli.main(["analyze", str(tmp_path / "neg.tif"), "--phase-map", "-1=pore,1=nmc,2=cbd", "--spacing", "0.4",
+                     "--out", str(tmp_path / "o"), "-q"]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["input"]["phase_map"] == "-1=pore,1=nmc,2=cbd"

@@ -296,9 +296,16 @@ def test_run_refuses_a_changed_input_and_writes_nothing(analysed, elec, tmp_path
     assert err.startswith("error: the input of analysis 'cathode 1'") and "--no-verify" in err
     assert err.count("\n") == 1
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+    capsys.readouterr()
     assert cli.main(["run", str(tmp_path / "recipe.json"), "--out", str(out), "--no-verify", "-q"]) == 0
     prov = json.loads((out / "cathode_1" / "provenance.json").read_text())
     assert prov["input_verified"] is False and prov["provenance"]["input_checksum"] == checksum(changed)
+    # QA: nothing said the input had changed, and the record could not tell a changed input from an unchecked one
+    recorded = rc.read_recipe(tmp_path / "recipe.json").analyses[0].input_checksum
+    assert prov["input_checksum_recipe"] == recorded != checksum(changed)
+    said = (f"the input differs from the recipe's (checksum {checksum(changed)}, the recipe recorded {recorded}): "
+            "analysed anyway (--no-verify)")
+    assert said in capsys.readouterr().err and any(said in w for w in prov["warnings"])
 
 
 @pytest.mark.parametrize("case", ["missing file", "unknown key", "unknown --only"])
