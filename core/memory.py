@@ -365,7 +365,9 @@ def memory_fit(shape, dtype, params=None, *, downsample: int = 1, presegmented: 
     ``worker_limit`` (bytes): the run goes to a worker of an existing cluster
     whose smallest memory limit this is
     (:func:`core.chunked.analysis.cluster_worker_memory`): what is available
-    is that limit (:data:`BUDGET_ENV` still caps it), not this machine's memory.
+    is that limit less the worker process's own resident base (:data:`_CHUNK_PROCESS_BASE`: the estimates count
+    the run's arrays only, and a worker's nanny kills it near its limit; QA measured a 400³ run at 0.38 GB
+    estimated peaking 0.41 GB above a process base of 0.29 GB); :data:`BUDGET_ENV` still caps it.
     """
     from .pipeline import AnalysisParams
 
@@ -376,7 +378,8 @@ def memory_fit(shape, dtype, params=None, *, downsample: int = 1, presegmented: 
         needed -= np.dtype(dtype).itemsize * math.prod(grid)
     if worker_limit is not None:
         budget = _budget()
-        limits = [(int(worker_limit), "workers")] + ([(budget, "workers budget")] if budget is not None else [])
+        limits = [(max(int(worker_limit) - _CHUNK_PROCESS_BASE, 0), "workers")] + (
+            [(budget, "workers budget")] if budget is not None else [])
     else:
         limits = _limits(not presegmented and (params.method == "model" or params.particles == "model"))
     available, limited_by = min(limits) if limits else (sys.maxsize, "memory")
@@ -534,9 +537,9 @@ def needs_chunked_engine(shape, dtype, params=None, *, presegmented: bool = Fals
     fit = memory_fit(shape, dtype, params, presegmented=presegmented, resident_input=True, worker_limit=worker_limit)
     if fit.fits:
         return False
-    if worker_limit is not None:
+    if worker_limit is not None:  # one window, the worker's own base already left out of fit.available
         one = chunked_peak_bytes(chunk, max(4, chunk // 2), 1, np.dtype(dtype).itemsize,
-                                 shape=shape) - 2 * _CHUNK_PROCESS_BASE
+                                 shape=shape) - 3 * _CHUNK_PROCESS_BASE
         return one <= fit.available
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -14,7 +14,8 @@ __all__ = ["chunked_line", "memory_line", "memory_note", "unreachable_line"]
 
 _LIMITS = {"memory": "available on this machine", "address space": "left under this server's address-space limit",
            "budget": f"allowed by {BUDGET_ENV}"}
-_WORKERS = {"workers": "judged against the cluster's workers: smallest memory limit {}",
+_WORKERS = {"workers": "judged against the cluster's workers: {} left of their smallest memory limit once a worker "
+                       "process's own share is counted",
             "workers budget": "judged against the cluster's workers: {} allowed by " + BUDGET_ENV}
 
 

@@ -60,8 +60,9 @@ def test_memory_line_words():
     assert "left under this server's address-space limit: the run would not fit" in memory_line(bad)
     workers = MemoryFit(int(7.3e9), int(2e9), "workers", (1024, 1024, 1024), "threshold")
     assert memory_line(workers).startswith("Estimated peak memory of this run: about 7.3 GB (1024×1024×1024 voxels, "
-                                           "threshold); judged against the cluster's workers: smallest memory limit "
-                                           "2.0 GB: the run would not fit.")
+                                           "threshold); judged against the cluster's workers: 2.0 GB left of their "
+                                           "smallest memory limit once a worker process's own share is counted: the "
+                                           "run would not fit.")
     assert memory_line(workers).endswith("or give the workers more memory.")
 
 
@@ -89,7 +90,9 @@ def test_big_workers_run_what_this_server_could_not(seeded_ws, cluster_of, on_cl
     no_exception(at)
     lines = [c.value for c in at.caption if c.value.startswith("Estimated peak memory of this run")]
     assert len(lines) == 1
-    assert lines[0].endswith("; judged against the cluster's workers: smallest memory limit 1.1 GB.")
+    left = ((1 << 30) - M._CHUNK_PROCESS_BASE) / 1e9  # (the worker process's own base is not the run's)
+    assert lines[0].endswith(f"; judged against the cluster's workers: {left:.2f} GB left of their smallest memory "
+                             "limit once a worker process's own share is counted.")
     assert not any("would not fit" in w.value for w in at.warning)
     assert not _run_button(at, s).disabled
 
@@ -114,8 +117,9 @@ def test_small_workers_send_to_the_chunked_engine_what_this_server_would_run_who
     no_exception(at)
     note = [i.value for i in at.info if "runs on the chunked engine" in i.value]
     assert len(note) == 1
-    assert (f"judged against the cluster's workers: smallest memory limit {limit / 1e9:.2f} GB. It runs on the "
-            f"chunked engine instead: chunks of {chunk}³ voxels on the cluster's workers") in note[0]
+    assert (f"judged against the cluster's workers: {limit / 1e9:.2f} GB left of their smallest memory limit once a "
+            f"worker process's own share is counted. It runs on the chunked engine instead: chunks of {chunk}³ voxels "
+            "on the cluster's workers") in note[0]
     assert not any(c.value.startswith("Estimated peak memory") for c in at.caption)
     assert not _run_button(at, s).disabled
 
