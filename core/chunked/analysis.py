@@ -513,7 +513,8 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
                              + (f" (particles up to {max_diameter_um:.3g} µm)" if max_diameter_um else "")
                              + f", windows of {window}, joined across chunk faces")
                 res = separate_chunked(phases_store, sp, params.separation, halo=halo, scratch=scratch,
-                                       wide_halo=wide_halo)
+                                       wide_halo=wide_halo,
+                                       progress=lambda f, m: report(0.35 + 0.38 * f, f"particles: {m}"))
                 n_particles, beyond, widened = res.n_particles, res.beyond_halo, res.widened
                 report(0.75, f"particles: {n_particles} -> labels.zarr")
                 write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")

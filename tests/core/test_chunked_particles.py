@@ -170,3 +170,44 @@ def test_wide_halo_holds_an_elongated_particle_whole(tmp_path):
     for bad in (7, 2.5, True):
         with pytest.raises(ValueError, match="wide_halo must be a whole number"):
             separate_chunked(store, 1.0, halo=halo, wide_halo=bad, scratch=tmp_path / f"b{bad}")
+
+
+@pytest.mark.parametrize("where", ["local", "distributed"])
+def test_compute_counting_reports_each_chunk_and_stops_when_asked(where):
+    """QA: the chunked particles pass said one message for 40 s, and a Cancel waited for the whole pass: each
+    chunk's end is reported, on dask's local scheduler and on a distributed client, and a report that raises
+    stops the rest."""
+    import dask
+
+    from core.chunked.particles import compute_counting
+
+    counted = [dask.delayed(lambda i: i * i, pure=False)(i) for i in range(6)]
+    others = [dask.delayed(sum)(counted[:2])]
+    said = []
+
+    def run():
+        got = compute_counting(counted, others, lambda f, m: said.append((round(f, 3), m)), "chunks labelled")
+        assert got == ([i * i for i in range(6)], [1])
+        assert said[-1] == (1.0, "6 of 6 chunks labelled") and len(said) == 6
+        said.clear()
+
+        class Stop(Exception):
+            pass
+
+        def stop(f, m):
+            raise Stop
+
+        with pytest.raises(Stop):
+            compute_counting(counted, others, stop)
+
+    if where == "local":
+        with dask.config.set(scheduler="threads"):
+            run()
+    else:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as lc, \
+                Client(lc) as client:
+            run()  # the default client (as the command line's cluster): dask's config says "dask.distributed"
+            with dask.config.set(scheduler=client):  # (as a job's worker_client)
+                run()
