@@ -229,6 +229,7 @@ def build_report(
     axis_trend: "ElectrodeTrend | None" = None,
     caveats: Sequence[str] = (),
     sections: Sequence[ReportSection] = (),
+    summary_note: str = "",
 ) -> str:
     """Build a self-contained HTML report.
 
@@ -261,6 +262,9 @@ def build_report(
     sections : sequence of ReportSection
         Sections worded by the caller (the tests between electrodes), after
         the summary.
+    summary_note : str
+        How the summary was made (its intervals, which particles it counts),
+        under its table.
 
     Returns
     -------
@@ -275,6 +279,8 @@ def build_report(
         neither SVG nor PNG.
     """
     _validate(electrodes, summary, charts, versions, max_rows, caveats, sections)
+    if not isinstance(summary_note, str):
+        raise TypeError(f"summary_note must be a sentence (str), got {type(summary_note).__name__}")
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -290,6 +296,8 @@ def build_report(
     if summary is not None:
         parts.append("<h2>Summary</h2>")
         parts.append(_statistics_html(summary))
+        if summary_note:
+            parts.append(f'<p class="note">{_esc(summary_note)}</p>')
     for sec in sections:
         parts += _section_html(sec)
     if axis_trend is not None:
@@ -382,7 +390,8 @@ def _inputs_html(electrodes: Sequence[ReportElectrode]) -> list[str]:
         )
     return ["<h2>Inputs</h2>",
             '<table><tr><th class="k">electrode</th><th class="k">group</th><th class="k">source</th>'
-            '<th>voxel size z, y, x (µm)</th><th>particles</th><th class="k">input checksum (BLAKE2b-128)</th></tr>'
+            '<th>voxel size z, y, x (µm)</th><th>particles in its table</th>'
+            '<th class="k">input checksum (BLAKE2b-128)</th></tr>'
             + "".join(rows) + "</table>"]
 
 

@@ -22,7 +22,7 @@ edge_policy = compare_view.edge_policy_picker()
 
 # ---- summary per electrode
 st.subheader("Summary per electrode")
-compare_view.summary_section(ctx, edge_policy)
+summary = compare_view.summary_section(ctx, edge_policy)
 
 # ---- distributions of any per-particle measure
 st.subheader("Distributions")
@@ -49,4 +49,4 @@ sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_
 sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_of=ctx.analysis_of)
 
 # ---- downloads: tables, charts, report, recipe
-exports.compare_section(ctx, metric=metric, axis_trend=axis_trend)
+exports.compare_section(ctx, edge_policy=edge_policy, summary=summary, metric=metric, axis_trend=axis_trend)

@@ -177,6 +177,11 @@ def weight_words(weighting: str, edge_policy: str) -> str:
     return what + (", edge-corrected" if edge_policy == "miles" else "")
 
 
+def _detachment_scale() -> alt.Scale:
+    """The scale of a detachment axis: 0–1 whatever the values (as the slices' colour bar)."""
+    return alt.Scale(domain=list(DETACHMENT_RANGE), nice=False)
+
+
 def _facet(chart: alt.Chart, order: list[str], columns: int) -> alt.FacetChart:
     return chart.properties(width=240, height=180).facet(
         facet=alt.Facet("electrode:N", sort=order, title=None), columns=columns)
@@ -195,6 +200,8 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
     if kind not in ("histogram", "ecdf", "box", "violin"):
         raise ValueError(f"kind must be histogram, ecdf, box or violin, got {kind!r}")
     metric, title = dist.metric, metric_title(dist.metric)
+    # detachment on its whole scale, whatever the values (all under 0.06 had run the axis 0–0.058 under "(0–1)")
+    scale = _detachment_scale() if metric == "detachment" else alt.Undefined
     who = "particle volume" if dist.weighting == "volume" else "particles"
     corr = ", edge-corrected" if dist.edge_policy == "miles" else ""
     order = list(dist.quantiles["electrode"])
@@ -203,7 +210,7 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
                else f"share of {who} per bin (0–1{corr})")
     if kind == "ecdf":
         chart = alt.Chart(dist.ecdf).mark_line(interpolate="step-after", strokeWidth=2.5).encode(
-            x=alt.X("value:Q", title=title),
+            x=alt.X("value:Q", title=title, scale=scale),
             y=alt.Y("ecdf:Q", title=y_title, scale=alt.Scale(domain=[0, 1])),
             color=colour,
             tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("value:Q", format=".3g", title=metric),
@@ -211,7 +218,7 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
         )
     elif kind == "histogram":
         chart = alt.Chart(dist.histogram).mark_bar(opacity=0.45 if not facet else 0.8, binSpacing=0).encode(
-            x=alt.X("bin_lo:Q", bin="binned", title=title),
+            x=alt.X("bin_lo:Q", bin="binned", title=title, scale=scale),
             x2="bin_hi:Q",
             y=alt.Y("share:Q", title=y_title, stack=None),
             color=colour,
@@ -225,7 +232,7 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
         tips = [alt.Tooltip("electrode:N"), alt.Tooltip("n_used:Q", title="particles")] + [
             alt.Tooltip(f"{c}:Q", format=".3g") for c in ("q05", "q25", "median", "q75", "q95")]
         base = alt.Chart(q).encode(x=x, color=colour, tooltip=tips)
-        whisker = base.mark_rule(strokeWidth=1.5).encode(y=alt.Y("q05:Q", title=title), y2="q95:Q")
+        whisker = base.mark_rule(strokeWidth=1.5).encode(y=alt.Y("q05:Q", title=title, scale=scale), y2="q95:Q")
         box = base.mark_bar(size=36, opacity=0.55).encode(y="q25:Q", y2="q75:Q")
         med = base.mark_tick(size=36, thickness=3, color="black").encode(y="median:Q")
         # the slanted names take up to LABEL_LIMIT * sin 30° below the plot: the chart grows by as much
@@ -239,7 +246,7 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
         base = alt.Chart(data)
         no_axis = alt.Axis(labels=False, ticks=False, grid=False, domain=False)
         area = base.transform_filter(alt.datum.part == "density").mark_area(orient="horizontal", opacity=0.6).encode(
-            y=alt.Y("value:Q", title=title),
+            y=alt.Y("value:Q", title=title, scale=scale),
             x=alt.X("lo:Q", title=f"density of {who}{corr}", axis=no_axis), x2="hi:Q",
             color=colour,
         )
@@ -280,13 +287,15 @@ def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None,
             alt.Tooltip("ci_hi:Q", format=".3f", title=f"{pct} % CI high"), alt.Tooltip("iqr:Q", format=".3f"),
             alt.Tooltip("few:N", title="bin size")]
     colour_or_grey = alt.condition(alt.datum.low_n, alt.value(LOW_N_GREY), colour)
+    # detachment on its whole scale (medians all under 0.002 had run the axis 0–0.0013)
+    y_scale = _detachment_scale() if tr.y == "detachment" else alt.Undefined
     base = alt.Chart(t).encode(x=alt.X("x_median:Q", title=f"{xt}; median of each bin"), tooltip=tips)
-    line = base.mark_line(strokeWidth=1.5, opacity=0.6).encode(y="median:Q", color=colour)
+    line = base.mark_line(strokeWidth=1.5, opacity=0.6).encode(y=alt.Y("median:Q", scale=y_scale), color=colour)
     y_title = f"median {yt}, {pct} % CI"
     bars = base.mark_rule(strokeWidth=2).encode(
-        y=alt.Y("ci_lo:Q", title=y_title), y2="ci_hi:Q", color=colour_or_grey)
+        y=alt.Y("ci_lo:Q", title=y_title, scale=y_scale), y2="ci_hi:Q", color=colour_or_grey)
     dots = base.mark_point(filled=True, size=70).encode(
-        y="median:Q", color=colour_or_grey,
+        y=alt.Y("median:Q", scale=y_scale), color=colour_or_grey,
         shape=alt.Shape("few:N", title="bin", scale=alt.Scale(domain=["ok", f"n < {tr.low_n}"],
                                                                 range=["circle", "triangle-down"]),
                         legend=alt.Legend(orient="top")))
@@ -295,7 +304,7 @@ def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None,
         p = points[["electrode", tr.x, tr.y]]
         p = p[np.isfinite(p[tr.x].astype(float)) & np.isfinite(p[tr.y].astype(float))]
         layers.insert(0, alt.Chart(p).mark_circle(size=12, opacity=0.18).encode(
-            x=f"{tr.x}:Q", y=f"{tr.y}:Q", color=colour))
+            x=f"{tr.x}:Q", y=alt.Y(f"{tr.y}:Q", scale=y_scale), color=colour))
     return alt.layer(*layers).properties(
         height=fit_height(300, y_title, above=_TOP_LEGEND_PX, legend_rows=len(groups)))
 

@@ -88,6 +88,14 @@ class CompareContext:
         """All particle tables in one, with ``electrode`` and ``group`` columns."""
         return compare.combine(self.tables, self.groups)
 
+    def used(self, edge_policy: str) -> dict[str, pd.DataFrame]:
+        """The particles the page's summary, tests and trends count: :attr:`tables` less, unless ``edge_policy`` is
+        "include", the particles cut by the volume edge (``touches_edge``; "miles" leaves out the same ones)."""
+        if edge_policy == "include":
+            return dict(self.tables)
+        return {n: t[~t["touches_edge"].to_numpy(bool)].reset_index(drop=True) if "touches_edge" in t else t
+                for n, t in self.tables.items()}
+
 
 def disc_um(analysis: Analysis) -> float | None:
     """The radius (µm) of an analysis's circular field of view, where it held a fill outside it as no material
@@ -399,7 +407,8 @@ def _one_sentence_warning(exc: Exception) -> None:
 
 
 def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | None:
-    """Per electrode: n, median detachment with bootstrap CI, IQR and the share above a cut (Wilson CI)."""
+    """Per electrode: n, median detachment with bootstrap CI, IQR and the share above a cut (Wilson CI); returns
+    what it showed, for the page's report (:func:`ui.exports.compare_section`)."""
     _from_url(state.CMP_CUT, URL_CUT, DEFAULT_CUT, lambda v: round(min(0.95, max(0.05, float(v))) / 0.05) * 0.05)
     cut = _to_url(URL_CUT, DEFAULT_CUT, st.slider("Detached cut: count particles with detachment above", 0.05, 0.95,
                                                   key=state.CMP_CUT, step=0.05, persist_state=state.PERSIST))
@@ -408,23 +417,46 @@ def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | 
     except ValueError as exc:
         _one_sentence_warning(exc)
         return None
-    pct = round(res.confidence * 100)
-    num = lambda label, fmt="%.3f": st.column_config.NumberColumn(label, format=fmt)  # noqa: E731
-    st.dataframe(res.table, placeholder=tables.MISSING, hide_index=True, key=state.CMP_SUMMARY_TABLE, column_order=[
-        "electrode", "group", "n_particles", "n_used", "n_valid", "median", "median_ci_lo", "median_ci_hi", "iqr",
-        "share_above", "share_ci_lo", "share_ci_hi", "median_equiv_diameter_um"], column_config={
-        "n_particles": num("particles", "%d"), "n_used": num("used", "%d"),
-        "n_valid": num("with detachment", "%d"), "median": num("median detachment"),
-        "median_ci_lo": num(f"{pct} % CI low"), "median_ci_hi": num(f"{pct} % CI high"),
-        "q1": num("Q1"), "q3": num("Q3"), "iqr": num("IQR"),
-        "share_above": num(f"share > {cut:g}"), "share_ci_lo": num(f"{pct} % CI low "),
-        "share_ci_hi": num(f"{pct} % CI high "), "median_equiv_diameter_um": num("median diameter (µm)"),
-    })
-    st.caption(
-        f"Detachment = area_pore / (area_pore + area_cbd) per particle (0–1). 'used' = particles kept by the edge "
-        f"choice; particles with no open interface have no detachment and are left out. Median CI: percentile "
-        f"bootstrap ({res.n_boot} resamples, seed {cache.SEED}); IQR = Q3 − Q1; share CI: Wilson score interval.")
+    cols = summary_columns(res)
+    st.dataframe(res.table, placeholder=tables.MISSING, hide_index=True, key=state.CMP_SUMMARY_TABLE,
+                 column_order=list(cols), column_config={
+        c: st.column_config.NumberColumn(label, format=_SUMMARY_FORMATS.get(c, "%.3f"))
+        for c, label in cols.items() if c not in ("electrode", "group")})
+    st.caption(summary_note(res))
     return res
+
+
+_SUMMARY_FORMATS = {"n_particles": "%d", "n_used": "%d", "n_valid": "%d"}
+
+
+def summary_columns(res: compare.Summary) -> dict[str, str]:
+    """The columns of the summary the page and its report show, in order, with their labels (the cut in the
+    share's)."""
+    pct = round(res.confidence * 100)
+    share = f"share > {res.cut:g}"
+    return {"electrode": "electrode", "group": "group", "n_particles": "particles", "n_used": "particles used",
+            "n_valid": "with detachment", "median": "median detachment", "median_ci_lo": f"median: {pct} % CI low",
+            "median_ci_hi": f"median: {pct} % CI high", "q1": "Q1", "q3": "Q3", "iqr": "IQR", "share_above": share,
+            "share_ci_lo": f"{share}: {pct} % CI low", "share_ci_hi": f"{share}: {pct} % CI high",
+            "median_equiv_diameter_um": "median diameter (µm)"}
+
+
+def summary_table(res: compare.Summary) -> pd.DataFrame:
+    """The summary as the page shows it (:func:`summary_columns`), for its report."""
+    cols = summary_columns(res)
+    return res.table[[c for c in cols if c in res.table.columns]].rename(columns=cols)
+
+
+def summary_note(res: compare.Summary) -> str:
+    """How the summary was made, in words (the page's caption and the note under its report's table)."""
+    pct = round(res.confidence * 100)
+    same = " (the same particles as leave out: the summary counts particles)" if res.edge_policy == "miles" else ""
+    return (
+        f"Detachment = area_pore / (area_pore + area_cbd) per particle (0–1). Particles cut by the volume edge: "
+        f"{EDGE_LABELS[res.edge_policy]}{same}; 'particles used' = those kept, 'with detachment' = those of them with "
+        f"an open interface (the others have no detachment and are left out). 'share > {res.cut:g}' = share of "
+        f"those with detachment above {res.cut:g}. {pct} % intervals. Median CI: percentile bootstrap "
+        f"({res.n_boot} resamples, seed {cache.SEED}); IQR = Q3 − Q1; share CI: Wilson score interval.")
 
 
 # --------------------------------------------------------------------------- distributions

@@ -161,7 +161,7 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
                 *, title: str, summary: pd.DataFrame | None = None,
                 chart_map: Mapping[str, Any] | None = None, recipe: Mapping | None = None,
                 notes: Sequence[str] = (), axis_trend: compare.ElectrodeTrend | None = None,
-                caveats: Sequence[str] = (), sections: Sequence[ReportSection] = ()) -> bytes:
+                caveats: Sequence[str] = (), sections: Sequence[ReportSection] = (), summary_note: str = "") -> bytes:
     """The HTML report (:func:`core.report.build_report`) of workspace analyses, as UTF-8 bytes.
 
     ``items`` are ``(display name, sample, analysis)``; ``tables`` their
@@ -171,8 +171,9 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
     the ones its labels were measured and laid out in, and run into its
     neighbours or off the picture.  ``caveats`` and ``sections`` are the
     page's warnings and sections (the tests between electrodes) as it showed
-    them.  The input checksum of each is that of the greyscale (of the
-    analysis that segmented it, for a re-separation).
+    them; ``summary_note`` how its summary was made (under that table).  The
+    input checksum of each is that of the greyscale (of the analysis that
+    segmented it, for a re-separation).
     """
     electrodes = []
     for name, sample, a in items:
@@ -187,7 +188,8 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
     if any(s.is_demo for _, s, _ in items):
         notes.append("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
     html = build_report(electrodes, title=title, summary=summary, charts=rendered, versions=export_versions(),
-                        recipe=recipe, notes=notes, axis_trend=axis_trend, caveats=caveats, sections=sections)
+                        recipe=recipe, notes=notes, axis_trend=axis_trend, caveats=caveats, sections=sections,
+                        summary_note=summary_note)
     return html.encode("utf-8")
 
 
@@ -241,15 +243,17 @@ def standard_charts(tables: Mapping[str, pd.DataFrame], metric: str = "detachmen
                     *, edge_policy: str = "include") -> dict[str, Any]:
     """The Compare page's charts: a distribution and binned detachment against size and depth.
 
-    Computed with :mod:`core.compare` (number-weighted, the given edge policy); a chart that cannot be
-    computed (too few particles) is left out.
+    Computed with :mod:`core.compare` (number-weighted, the given edge policy); detachment binned over its whole
+    scale, 0–1 (the pooled range of an electrode whose detachments all lie under 0.06 ran the axis 0–0.058); a chart
+    that cannot be computed (too few particles) is left out.
     """
     first = next(iter(tables.values()), None)
     if first is None or metric not in first.columns:
         metric = "detachment"
     out: dict[str, Any] = {}
     try:
-        dist = compare.distributions(tables, metric, edge_policy=edge_policy)
+        dist = compare.distributions(tables, metric, edge_policy=edge_policy,
+                                     value_range=charts.DETACHMENT_RANGE if metric == "detachment" else None)
         out[f"distribution of {charts.metric_title(metric)}"] = charts.distribution(dist, kind)
     except ValueError:
         pass
@@ -305,14 +309,6 @@ def show(chart, title: str, *, width: str = "stretch") -> None:
 def shown_charts() -> dict[str, Any]:
     """The charts :func:`show` drew since :func:`begin_page`, in page order."""
     return dict(st.session_state.get(state.EXP_SHOWN) or {})
-
-
-def _summary_table(tables: Mapping[str, pd.DataFrame], groups: Mapping[str, str]) -> pd.DataFrame | None:
-    """Per-electrode summary with bootstrap CIs (edge particles included), or None when it cannot be computed."""
-    try:
-        return compare.summary(tables, groups, edge_policy="include", rng=0).table
-    except ValueError:
-        return None
 
 
 def _recipe_or_reason(ws: Workspace, analyses: Sequence[Analysis], names: Sequence[str]):
@@ -374,8 +370,8 @@ def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str,
                                  key=k(state.EXP_CHART, i, "svg"), on_click="ignore")
 
 
-def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None = None,
-                    metric: str = "detachment", kind: str = "histogram",
+def compare_section(ctx: CompareContext, *, edge_policy: str = "include", summary: compare.Summary | None = None,
+                    chart_map: Mapping[str, Any] | None = None, metric: str = "detachment", kind: str = "histogram",
                     axis_trend: compare.ElectrodeTrend | None = None) -> None:
     """The Compare page's downloads, for the electrodes of ``ctx`` (their latest analyses).
 
@@ -383,7 +379,14 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
     ----------
     ctx : CompareContext
         The page's selection (:func:`ui.compare_view.select`): names, analyses, particle tables after its size
-        filter (the table, charts and report leave out the same particles).
+        filter.
+    edge_policy : {"include", "exclude", "miles"}
+        The page's choice for particles cut by the volume edge: the tables (CSV, Parquet, the report's) hold the
+        particles its summary, tests and trends count (:meth:`~ui.compare_view.CompareContext.used`), and the report
+        says which.
+    summary : core.compare.Summary, optional
+        The summary the page showed (:func:`ui.compare_view.summary_section`), reported as the page showed it, with
+        its note; None: the report has no summary (the page had none).
     chart_map : {title: altair chart}, optional
         The charts to offer as PNG/SVG and put in the report.  Default: every
         chart the page drew through :func:`show`, else a ``kind`` distribution
@@ -394,57 +397,99 @@ def compare_section(ctx: CompareContext, *, chart_map: Mapping[str, Any] | None 
     The report also carries the page's warnings about what is compared (:func:`ui.compare_view.caveats`) and the
     sections the page offered (:func:`offer_section`: the tests between electrodes).
     """
-    from .compare_view import caveats as compare_caveats  # (compare_view imports this module)
+    from . import compare_view  # (compare_view imports this module)
 
     items = [(name, s, a) for name, (s, a) in ctx.samples.items()]
     if not items:
         return
-    caveats = compare_caveats({name: a for name, (_, a) in ctx.samples.items()}) + shown_caveats()
+    caveats = compare_view.caveats({name: a for name, (_, a) in ctx.samples.items()}) + shown_caveats()
     sections = offered_sections()
     min_d = float(ctx.min_diameter_um)
-    tables, dropped = ctx.tables, ctx.dropped
-    summary = _summary_table(tables, ctx.groups)
+    dropped = ctx.dropped
+    tables = ctx.used(edge_policy)
+    at_edge = {n: len(ctx.tables[n]) - len(t) for n, t in tables.items()}
     if chart_map is None:
-        chart_map = shown_charts() or standard_charts(tables, metric, kind)
+        chart_map = shown_charts() or standard_charts(tables, metric, kind, edge_policy=edge_policy)
     recipe, reason = _recipe_or_reason(ctx.ws, [a for _, _, a in items], [n for n, _, _ in items])
     st.subheader("Export")
     st.caption(f"{len(items)} electrodes: " + ", ".join(n for n, _, _ in items)
                + (f"; particles under {min_d:g} µm left out of the table, charts and report "
                   f"({sum(dropped.values())} in all)" if min_d > 0 else "")
+               + (f"; particles cut by the volume edge left out of the table and report, as the edge choice above "
+                  f"leaves them out of the summary, tests and trends ({sum(at_edge.values())} in all)"
+                  if edge_policy != "include" else "")
                + ". The recipe (its JSON, or its ZIP where brush strokes made phases) replays them headless with "
                  "`python -m core run RECIPE --out DIR`.")
 
     def report() -> bytes:
         notes = ([f"Particles with an equivalent diameter under {min_d:g} µm are left out of the tables, charts "
                   "and summary (" + ", ".join(f"{n}: {k}" for n, k in dropped.items()) + ")."] if min_d > 0 else [])
-        return report_html(ctx.ws, items, tables, title="Comparison of electrodes", summary=summary,
+        notes.append(edge_sentence(edge_policy, {n: (len(t), len(ctx.tables[n])) for n, t in tables.items()}))
+        return report_html(ctx.ws, items, tables, title="Comparison of electrodes",
+                           summary=compare_view.summary_table(summary) if summary is not None else None,
+                           summary_note=compare_view.summary_note(summary) if summary is not None else "",
                            chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
                            notes=notes, axis_trend=axis_trend, caveats=caveats, sections=sections)
 
-    _buttons("compare", "comparison", ctx.combined, chart_map, report, recipe, reason, csv=True,
-             chart_buttons=True)
+    _buttons("compare", "comparison", compare.combine(tables, ctx.groups), chart_map, report, recipe, reason,
+             csv=True, chart_buttons=True)
+
+
+def edge_sentence(edge_policy: str, kept: Mapping[str, tuple[int, int]]) -> str:
+    """What a report says of the particles cut by the volume edge, under its title.
+
+    Parameters
+    ----------
+    edge_policy : {"include", "exclude", "miles"}
+        The page's choice.
+    kept : {electrode: (particles kept, particles before)}
+    """
+    from .compare_view import EDGE_LABELS
+
+    label = EDGE_LABELS[edge_policy]
+    if edge_policy == "include":
+        return (f"Particles cut by the volume edge are included (the page's choice, '{label}'): every particle "
+                "counts; the column touches_edge marks them.")
+    return (f"Particles cut by the volume edge are left out (the page's choice, '{label}'): the summary, tests and "
+            "trends count the rest, and the particle tables (here and in the CSV and Parquet downloads) hold only "
+            "those: " + ", ".join(f"{n} {k} of {m}" for n, (k, m) in kept.items()) + "."
+            + (" The distributions weight them by Miles–Lantuéjoul (the weights are not in the tables)."
+               if edge_policy == "miles" else ""))
 
 
 def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
-    """The Particles page's downloads for one analysis: table (Parquet; the page has the CSV), report, recipe."""
+    """The Particles page's downloads for one analysis: table (Parquet; the page has the CSV), report, recipe.
+
+    Its report's summary is the Compare page's (:func:`ui.compare_view.summary_table`, the same labels and note),
+    every particle counted (the page has no edge choice) and the default cut."""
+    from . import compare_view  # (compare_view imports this module)
+
     name = electrode_name(sample, [sample.name])
-    table = cache.table(cache.ResultRef.of(ws, analysis))
+    ref = cache.ResultRef.of(ws, analysis)
+    table = cache.table(ref)
     chart_map = standard_charts({name: table})
+    try:
+        summary = cache.cmp_summary(cache.Selection(((name, ref),)), ((name, sample.group_label),), "include",
+                                    compare_view.DEFAULT_CUT)
+    except ValueError:  # fewer than two particles with a detachment
+        summary = None
     recipe, reason = _recipe_or_reason(ws, [analysis], [sample.name])
-    caveats = shown_caveats()  # the page's warnings (specks that move the median, particles beyond a chunk's halo)
+    caveats = shown_caveats()  # the page's warnings (specks that move the median, a classifier's phases...)
     st.subheader("Export")
 
     def report() -> bytes:
         return report_html(ws, [(name, sample, analysis)], {name: table}, title=f"{sample.name}: particles",
-                           summary=_summary_table({name: table}, {name: sample.group_label}), chart_map=chart_map,
-                           recipe=recipe_to_dict(recipe) if recipe is not None else None, caveats=caveats)
+                           summary=compare_view.summary_table(summary) if summary is not None else None,
+                           summary_note=compare_view.summary_note(summary) if summary is not None else "",
+                           chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
+                           caveats=caveats)
 
     stem = f"{slug(sample.name)}-analysis{analysis.id}"
     _buttons("particles", stem, table, chart_map, report, recipe, reason, csv=False, chart_buttons=False)
 
 
 __all__ = [
-    "chart_png", "chart_svg", "compare_section", "electrode_name", "electrode_trend_csv", "export_versions",
-    "offer_section", "offered_sections", "particles_section", "recipe_json", "report_html", "report_params",
+    "chart_png", "chart_svg", "compare_section", "edge_sentence", "electrode_name", "electrode_trend_csv",
+    "export_versions", "offer_section", "offered_sections", "particles_section", "recipe_json", "report_html", "report_params",
     "shown_caveats", "slug", "standard_charts", "table_csv", "table_parquet", "warn",
 ]

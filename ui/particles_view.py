@@ -16,6 +16,7 @@ from core.metrics import MOSTLY_SPECKS, isolated_specks, specks_reading
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, exports, render, state, tables, widgets
+from .segment_view import CLASSIFIER_EDGE_NOTE
 
 FIRST_COLUMNS = ["label", "detachment", "equiv_diameter_um", "depth_frac", "frac_pore", "frac_cbd", "touches_edge"]
 
@@ -37,12 +38,9 @@ class _Keys:
                    state.k(state.PART_AXIS, sid), state.k(state.PART_INDEX, sid), state.k(state.PART_ROW, sid))
 
 
-#: Beside a brush-stroke classifier's particles: what its phases do to the detachment (bench/RESULTS.md
-#: classifier_detachment; the Segment page says more beside the classifier's full analysis).
-CLASSIFIER_DETACHMENT_NOTE = (
-    "Phases by a brush-stroke classifier, which does not model the blur: where the scan is blurred, the edge between "
-    "a particle and pore can be read as CBD and the detachment reads low (on the demo electrodes by 0.14-0.43 with "
-    "strokes inside the phases; see the Segment page).")
+#: Beside a brush-stroke classifier's particles, and in their report: what its phases do to the detachment, in the
+#: Segment page's words (bench/RESULTS.md classifier_detachment).
+CLASSIFIER_DETACHMENT_NOTE = f"These phases come from a brush-stroke classifier. {CLASSIFIER_EDGE_NOTE}"
 
 
 def headline(table: pd.DataFrame, analysis: Analysis) -> None:
@@ -105,7 +103,7 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     specks_note(table, analysis)
     chunked_note(ws, analysis)
     if analysis.resolved.method == "classifier" and not analysis.provenance.get("presegmented"):
-        st.caption(CLASSIFIER_DETACHMENT_NOTE)
+        exports.warn(CLASSIFIER_DETACHMENT_NOTE)  # the report is read without the page: it carries it
     keys = _Keys.of(sample, analysis)
     labels_list = [int(v) for v in table["label"]]
 

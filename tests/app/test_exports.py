@@ -22,6 +22,7 @@ from core import compare
 from ui import charts, exports, state
 
 from apphelpers import TIMEOUT, chart_specs, no_exception, page
+from test_compare_page import fine_template, fine_ws  # noqa: F401  (fixtures: two 64³ electrodes with inner particles)
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -334,3 +335,107 @@ def test_the_particles_report_carries_the_page_s_specks_warning(empty_ws, captur
     plain = w.replace("*", "")  # the report's caveats are plain text
     assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(plain)}</p>' in html
     assert html.count('class="caveat"') == 1
+
+
+
+def _summary_rows(html: str) -> dict[str, list[str]]:
+    """The report's Summary: {statistic as written: its cells, one per electrode}."""
+    part = html.split("<h2>Summary</h2>", 1)[1].split("<h2>", 1)[0]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", part)[1:]]
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_the_compare_report_and_table_use_the_particles_the_page_summarised(fine_ws, captured):  # noqa: F811 (fixture)
+    """QA: with edge particles left out the page summarised the inner particles and the report's Summary every
+    particle, without saying so (its tests used the inner ones); the CSV held the edge particles too. The report's
+    Summary is the page's (labels with the cut, the page's note on the intervals under it), the report states the edge
+    choice, and the table downloads hold the particles the page used."""
+    min_d = 3.0
+    stored = {s.name: fine_ws.load_table(fine_ws.latest_analysis(s.id)) for s in fine_ws.list_samples()}
+    at = AppTest.from_file(page("4_compare.py"), default_timeout=TIMEOUT).run()
+    at.radio(key=state.CMP_EDGE).set_value("exclude").run()
+    at.number_input(key=state.CMP_MIN_DIAMETER).set_value(min_d).run()
+    no_exception(at)
+    [shown] = [d.value for d in at.dataframe if "share_above" in d.value.columns]
+    shown = shown.set_index("electrode")
+    used = {n: t[(t["equiv_diameter_um"] >= min_d) & ~t["touches_edge"]] for n, t in stored.items()}
+    for n, t in used.items():
+        assert shown.loc[n, "n_used"] == len(t) < shown.loc[n, "n_particles"]
+
+    html = _data(captured, "comparison-report.html").decode()
+    rows = _summary_rows(html)
+    assert rows["particles used"] == [str(len(t)) for t in used.values()]
+    assert rows["median detachment"] == [f"{shown.loc[n, 'median']:.4g}" for n in used]
+    assert rows["share &gt; 0.5"] == [f"{shown.loc[n, 'share_above']:.4g}" for n in used]
+    assert not {"n_used", "share_above", "median_ci_lo", "share_ci_hi"} & set(rows)
+    note = next(c.value for c in at.caption if "Median CI: percentile bootstrap" in c.value)
+    part = html.split("<h2>Summary</h2>", 1)[1].split("<h2>", 1)[0]
+    assert f'<p class="note">{html_lib.escape(note)}</p>' in part  # the page's own words, under the table
+    assert "Particles cut by the volume edge: leave out" in note
+    assert html_lib.escape("Particles cut by the volume edge are left out (the page's choice, 'leave out')") in html
+
+    for name in ("comparison-particles.csv", "comparison-particles.parquet"):
+        data = io.BytesIO(_data(captured, name))
+        table = pd.read_csv(data) if name.endswith(".csv") else pd.read_parquet(data)
+        assert not table["touches_edge"].any() and (table["equiv_diameter_um"] >= min_d).all()
+        assert {n: int((table["electrode"] == n).sum()) for n in used} == {n: len(t) for n, t in used.items()}
+
+
+def _classifier_sample(ws):
+    """A 32³ demo sample analysed by a brush-stroke classifier (strokes on one slice); returns (sample, analysis)."""
+    from core.classify import UNPAINTED
+    from core.pipeline import AnalysisParams
+    from core.runner import run_analysis
+    from core.scribbles import Scribbles
+    from core.synth import demo_electrode
+
+    s = ws.add_sample("raw", "demo:pristine", spacing=0.4, source_options={"shape": [32, 32, 32], "seed": 0})
+    vol = ws.load_volume(s)
+    truth = demo_electrode("pristine", rng=0, shape=(32, 32, 32)).phases[16]
+    painted = np.full(truth.shape, UNPAINTED, np.uint8)
+    painted[::2, ::2] = truth[::2, ::2]
+    folder = ws.save_training(s.id, vol, Scribbles.empty(vol.shape).with_slice(0, 16, painted))
+    return s, run_analysis(ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))
+
+
+def test_the_particles_report_of_a_classifier_analysis_carries_its_caveat_and_a_readable_summary(empty_ws, captured):
+    """QA: the Particles report of a brush-stroke classifier's analysis said nothing of the classifier's low reading
+    of detachment on a blurred scan (the Segment page warns of it); its Summary showed raw field names
+    ("share_above", no cut) and no word on the intervals or the edge particles."""
+    from ui.particles_view import CLASSIFIER_DETACHMENT_NOTE
+    from ui.segment_view import CLASSIFIER_EDGE_NOTE
+
+    s, a = _classifier_sample(empty_ws)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    assert CLASSIFIER_EDGE_NOTE in CLASSIFIER_DETACHMENT_NOTE  # the Segment page's words
+    assert [w.value for w in at.warning if w.value == CLASSIFIER_DETACHMENT_NOTE]
+    html = _data(captured, f"{s.name}-analysis{a.id}-report.html").decode()
+    assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(CLASSIFIER_DETACHMENT_NOTE)}</p>' in html
+    rows = _summary_rows(html)
+    assert {"particles", "particles used", "median detachment", "share &gt; 0.5", "IQR"} <= set(rows)
+    assert not {"n_used", "share_above", "median_ci_lo"} & set(rows)
+    part = html.split("<h2>Summary</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "Median CI: percentile bootstrap (2000 resamples, seed 0)" in part and "Wilson" in part
+    assert "Particles cut by the volume edge: include" in part
+
+
+def test_a_single_electrode_s_report_charts_keep_detachment_on_0_to_1():
+    """QA: a report's histogram of detachments all under 0.06 ran its x axis 0–0.058 under the title "(0–1)", the
+    last bar cut at the right edge; the size trend's y axis ran 0–0.0013. Detachment axes run 0–1, bins too."""
+    rng = np.random.default_rng(3)
+    n = 120
+    table = pd.DataFrame({"label": np.arange(1, n + 1), "detachment": rng.uniform(0, 0.058, n),
+                          "equiv_diameter_um": rng.uniform(3, 10, n), "depth_frac": rng.uniform(0, 1, n),
+                          "touches_edge": np.zeros(n, bool)})
+    made = {t: exports._spec(c) for t, c in exports.standard_charts({"B": table}).items()}
+    hist = made["distribution of detachment index (0–1)"]
+    assert hist["encoding"]["x"]["scale"]["domain"] == [0, 1]
+    data = pd.DataFrame(next(iter(hist["datasets"].values())))
+    assert data["bin_lo"].min() == 0 and data["bin_hi"].max() == 1  # bins over the whole scale
+    for title in ("detachment vs equivalent diameter", "detachment vs depth"):
+        domains = [layer["encoding"]["y"].get("scale", {}).get("domain") for layer in made[title]["layer"]
+                   if "y" in layer.get("encoding", {})]
+        assert domains and all(d == [0, 1] for d in domains), (title, domains)

@@ -218,10 +218,10 @@ def test_a_classifier_analysis_says_what_its_phases_do_to_the_detachment(empty_w
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)
-    assert [c for c in at.caption if c.value == CLASSIFIER_DETACHMENT_NOTE]
+    assert [w for w in at.warning if w.value == CLASSIFIER_DETACHMENT_NOTE]  # a warning: its report carries it
     run_analysis(empty_ws, s.id, vol)
     at.run()
-    assert not [c for c in at.caption if c.value == CLASSIFIER_DETACHMENT_NOTE]
+    assert not [w for w in at.warning if w.value == CLASSIFIER_DETACHMENT_NOTE]
 
 
 def test_without_analysis_says_what_to_do(empty_ws):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html as html_lib
 import io
 import re
 import struct
@@ -230,3 +231,15 @@ def test_the_axis_tables_have_a_column_per_electrode_and_per_measure():
     heads = [re.findall(r"<th[^>]*>(.*?)</th>", t) for t in re.findall(r"<tr>(<th.*?)</tr>", part)]
     assert heads == [["statistic", "e0", "e1", "e2"], ["statistic", "median", "share_above"]]
     assert "<td class=\"k\">C-rate (C)</td>" in part and "<td class=\"k\">slope</td>" in part
+
+
+def test_the_summary_s_note_is_under_its_table_escaped():
+    """How the summary was made (its intervals, which particles it counts) is said under its table."""
+    summary = pd.DataFrame({"electrode": ["pristine"], "share > 0.5": [0.25]})
+    note = "Median CI: percentile bootstrap (2000 resamples, seed 0); share CI: Wilson score interval <95 %>."
+    page = build_report(_electrodes(), summary=summary, summary_note=note, embed_csv=False)
+    part = page.split("<h2>Summary</h2>", 1)[1].split("<h2>", 1)[0]
+    assert part.index("share &gt; 0.5") < part.index(f'<p class="note">{html_lib.escape(note)}</p>')
+    assert "Wilson score interval" not in build_report(_electrodes(), summary_note=note, embed_csv=False)  # no table
+    with pytest.raises(TypeError, match="summary_note must be a sentence"):
+        build_report(_electrodes(), summary=summary, summary_note=["a"])
