@@ -286,6 +286,14 @@ def start(ws: Workspace) -> None:
         st.sidebar.warning(f"Background jobs are not available: {one_sentence(exc)}")
 
 
+def _exists(ws: Workspace, analysis_id: int) -> bool:
+    try:
+        ws.get_analysis(int(analysis_id))
+    except KeyError:
+        return False
+    return True
+
+
 @st.fragment(run_every=REFRESH_S)
 def panel(ws: Workspace) -> None:
     """The jobs panel (sidebar of every page): running and queued jobs with progress and Cancel, the last few
@@ -312,6 +320,8 @@ def panel(ws: Workspace) -> None:
         gone = j.sample_id is not None and j.sample_id not in live  # its sample deleted since (QA: read as there)
         if gone:
             text += " · sample deleted since"
+        elif j.state == "done" and j.kind != "sweep" and j.analysis_id is not None and not _exists(ws, j.analysis_id):
+            text += f" · {j.message} · analysis deleted since"
         elif j.state == "done":
             text += f" · {j.message}"
         elif j.error:

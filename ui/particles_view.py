@@ -168,8 +168,9 @@ def _table(table: pd.DataFrame, keys: _Keys, on_select, csv_name: str) -> None:
         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
                        if table[c].dtype.kind == "f"},
     )
+    # no rerun on a download (QA: the rerun replaced the deferred HTML report, so its button, clicked next, did nothing)
     st.download_button("Download the table (CSV)", table.to_csv(index=False).encode(), file_name=csv_name,
-                       mime="text/csv")
+                       mime="text/csv", on_click="ignore")
     st.caption("Click a row to show that particle; sort by clicking a column header. Units are in the column "
                "names; detachment = area_pore / (area_pore + area_cbd).")
 

@@ -148,3 +148,23 @@ def test_a_lost_scheduler_is_reconnected_and_an_unreachable_one_not_retried_on_e
     assert len(made) == n + 1  # tried once, then said at once for RETRY_AFTER_S
     assert msg.startswith("Timed out trying to connect to tcp://x:8786 after 10 s (tried at ")
     jobs._FAILED.clear()
+
+
+def test_a_done_job_whose_analysis_was_deleted_says_so(seeded_ws):
+    """QA: a finished job still read "analysis 7: 68 particles" after that analysis was deleted."""
+    from core.jobs import InlineExecutor
+    from core.pipeline import AnalysisParams
+    from ui import jobs
+
+    s = seeded_ws.list_samples()[0]
+    js = jobs.store(seeded_ws)
+    j = js.create("analysis", {"sample_id": s.id, "params": AnalysisParams().to_dict()}, title=f"Analysis: {s.name}")
+    InlineExecutor().submit(seeded_ws.root, j.id)
+    aid = js.get(j.id).analysis_id
+    at = AppTest.from_function(panel_script, default_timeout=TIMEOUT).run()
+    [line] = [c.value for c in at.sidebar.caption if f"#{j.id}**" in c.value]
+    assert "deleted since" not in line
+    seeded_ws.delete_analysis(aid)
+    at.run()
+    [line] = [c.value for c in at.sidebar.caption if f"#{j.id}**" in c.value]
+    assert line.endswith(f"analysis {aid}: {js.get(j.id).result['n_particles']} particles · analysis deleted since")

@@ -357,3 +357,22 @@ def test_a_voxel_size_changed_since_the_analysis_is_said_on_the_particles_page(s
         at.run()
         no_exception(at)
         assert said in [w.value for w in at.warning], name
+
+
+def test_no_download_reruns_the_page():
+    """QA: the Particles page's CSV button reran the page, which replaced the deferred HTML report, so the report
+    button clicked next did nothing (MediaFileStorageError in the log): every download button of the dashboard is
+    ``on_click="ignore"``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    found = 0
+    for path in [*root.glob("ui/*.py"), *root.glob("pages/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "download_button":
+                found += 1
+                kw = {k.arg: k.value for k in node.keywords}
+                assert isinstance(kw.get("on_click"), ast.Constant) and kw["on_click"].value == "ignore", \
+                    f"{path.name}:{node.lineno}"
+    assert found >= 8
