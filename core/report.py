@@ -286,7 +286,7 @@ def build_report(
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
-        f'<p class="note">{len(electrodes)} electrode(s). Detachment = area_pore / (area_pore + area_cbd) of '
+        f'<p class="note">{len(electrodes)} electrode{"" if len(electrodes) == 1 else "s"}. Detachment = area_pore / (area_pore + area_cbd) of '
         "each particle's open surface (NaN when the particle has no open interface). Units are in the column "
         "names.</p>",
     ]

@@ -89,3 +89,36 @@ def reads(monkeypatch):
 
     monkeypatch.setattr(zarr.Array, "__getitem__", counted)
     return seen
+
+
+@pytest.fixture(scope="module")
+def fine_template(tmp_path_factory):
+    """Two 64^3 synthetic electrodes with small particles (~90 each, ~30 inside the volume), analysed from their
+    true phases: this checks the page, not the segmentation (which, on these small particles, reads much of the
+    thin detachment gap as CBD)."""
+    from core.runner import run_analysis
+    from core.synth import ElectrodeParams, make_electrode
+    from core.workspace import Workspace
+
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("fine") / "ws"
+    ws = Workspace(root)
+    for i, mean in enumerate((0.1, 0.4)):
+        e = make_electrode(ElectrodeParams(shape=(64, 64, 64), radius_median_um=2.2, radius_min_um=1.2,
+                                           detachment_mean=mean), rng=20 + i)
+        path = root.parent / f"fine{i}.npy"
+        np.save(path, e.greyscale)
+        s = ws.add_sample(f"fine-{i}", str(path), spacing=e.spacing, axis=0, separator_side="start")
+        run_analysis(ws, s.id, e.phases, presegmented=True)
+    return root
+
+
+@pytest.fixture
+def fine_ws(env, fine_template):
+    import shutil
+
+    from core.workspace import Workspace
+
+    shutil.copytree(fine_template, env / "ws")
+    return Workspace(env / "ws")

@@ -22,7 +22,6 @@ from core import compare
 from ui import charts, exports, state
 
 from apphelpers import TIMEOUT, chart_specs, no_exception, page
-from test_compare_page import fine_template, fine_ws  # noqa: F401  (fixtures: two 64³ electrodes with inner particles)
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
