@@ -171,3 +171,23 @@ def specks_sample(ws):
     np.save(path, phases)
     s = ws.add_sample("seg", str(path), spacing=0.4, source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
     return s, run_analysis(ws, s.id, ws.load_volume(s), presegmented=True)
+
+
+def classifier_sample(ws):
+    """A 32³ demo sample analysed by a brush-stroke classifier (strokes on every other pixel of one slice: its true
+    phases); returns (sample, analysis)."""
+    import numpy as np
+
+    from core.classify import UNPAINTED
+    from core.pipeline import AnalysisParams
+    from core.runner import run_analysis
+    from core.scribbles import Scribbles
+    from core.synth import demo_electrode
+
+    s = ws.add_sample("raw", "demo:pristine", spacing=0.4, source_options={"shape": [32, 32, 32], "seed": 0})
+    vol = ws.load_volume(s)
+    truth = demo_electrode("pristine", rng=0, shape=(32, 32, 32)).phases[16]
+    painted = np.full(truth.shape, UNPAINTED, np.uint8)
+    painted[::2, ::2] = truth[::2, ::2]
+    folder = ws.save_training(s.id, vol, Scribbles.empty(vol.shape).with_slice(0, 16, painted))
+    return s, run_analysis(ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))

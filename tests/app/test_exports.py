@@ -21,7 +21,7 @@ from core.report import PNG_SIGNATURE
 from core import compare
 from ui import charts, exports, state
 
-from apphelpers import TIMEOUT, chart_specs, no_exception, page
+from apphelpers import TIMEOUT, chart_specs, classifier_sample, no_exception, page
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -380,23 +380,6 @@ def test_the_compare_report_and_table_use_the_particles_the_page_summarised(fine
         assert {n: int((table["electrode"] == n).sum()) for n in used} == {n: len(t) for n, t in used.items()}
 
 
-def _classifier_sample(ws):
-    """A 32³ demo sample analysed by a brush-stroke classifier (strokes on one slice); returns (sample, analysis)."""
-    from core.classify import UNPAINTED
-    from core.pipeline import AnalysisParams
-    from core.runner import run_analysis
-    from core.scribbles import Scribbles
-    from core.synth import demo_electrode
-
-    s = ws.add_sample("raw", "demo:pristine", spacing=0.4, source_options={"shape": [32, 32, 32], "seed": 0})
-    vol = ws.load_volume(s)
-    truth = demo_electrode("pristine", rng=0, shape=(32, 32, 32)).phases[16]
-    painted = np.full(truth.shape, UNPAINTED, np.uint8)
-    painted[::2, ::2] = truth[::2, ::2]
-    folder = ws.save_training(s.id, vol, Scribbles.empty(vol.shape).with_slice(0, 16, painted))
-    return s, run_analysis(ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))
-
-
 def test_the_particles_report_of_a_classifier_analysis_carries_its_caveat_and_a_readable_summary(empty_ws, captured):
     """QA: the Particles report of a brush-stroke classifier's analysis said nothing of the classifier's low reading
     of detachment on a blurred scan (the Segment page warns of it); its Summary showed raw field names
@@ -404,7 +387,7 @@ def test_the_particles_report_of_a_classifier_analysis_carries_its_caveat_and_a_
     from ui.particles_view import CLASSIFIER_DETACHMENT_NOTE
     from ui.segment_view import CLASSIFIER_EDGE_NOTE
 
-    s, a = _classifier_sample(empty_ws)
+    s, a = classifier_sample(empty_ws)
     at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()

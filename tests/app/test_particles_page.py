@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from ui import state
 
-from apphelpers import TIMEOUT, no_exception, page
+from apphelpers import TIMEOUT, classifier_sample, no_exception, page
 
 PAGE = page("3_particles.py")
 
@@ -198,22 +198,11 @@ def test_isolated_specks_under_the_minimum_volume_are_pointed_out(empty_ws):
 def test_a_classifier_analysis_says_what_its_phases_do_to_the_detachment(empty_ws):
     """The particles of a brush-stroke classifier's analysis come with a line on its edge bias (the blurred
     particle-pore edge read as CBD); a threshold analysis's do not."""
-    import numpy as np
-
-    from core.classify import UNPAINTED
-    from core.pipeline import AnalysisParams
     from core.runner import run_analysis
-    from core.scribbles import Scribbles
-    from core.synth import demo_electrode
     from ui.particles_view import CLASSIFIER_DETACHMENT_NOTE
 
-    s = empty_ws.add_sample("raw", "demo:pristine", spacing=0.4, source_options={"shape": [32, 32, 32], "seed": 0})
+    s, _ = classifier_sample(empty_ws)
     vol = empty_ws.load_volume(s)
-    truth = demo_electrode("pristine", rng=0, shape=(32, 32, 32)).phases[16]
-    painted = np.full(truth.shape, UNPAINTED, np.uint8)
-    painted[::2, ::2] = truth[::2, ::2]
-    folder = empty_ws.save_training(s.id, vol, Scribbles.empty(vol.shape).with_slice(0, 16, painted))
-    run_analysis(empty_ws, s.id, vol, AnalysisParams(method="classifier", classifier=str(folder)))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()

@@ -713,12 +713,7 @@ def test_deleting_a_sample_with_a_queued_or_running_job_says_so_and_cancels_them
 
     running, queued, elsewhere = job(victim), job(victim), job(other)
     assert store.start(running.id, pid=os.getpid(), host=socket.gethostname())
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[state.SAMPLE_ID] = victim.id
-    at.run()
-    no_exception(at)
-    [box] = [e for e in at.expander if e.label.startswith("Delete this sample")]
-    said = " ".join(m.value for m in box.markdown)
+    at, said = _delete_box(victim)
     assert f"Job #{running.id} (Analysis: {victim.name}) is running on it: deleting the sample cancels it." in said
     assert f"Job #{queued.id} (Analysis: {victim.name}) is queued for it: deleting the sample cancels it." in said
     assert f"Job #{elsewhere.id}" not in said
@@ -734,14 +729,18 @@ def test_deleting_a_sample_with_a_queued_or_running_job_says_so_and_cancels_them
     assert left.state == "queued" and not left.cancel_requested
 
 
-def test_a_sample_without_jobs_says_none_in_its_delete_confirmation(seeded_ws):
-    victim = seeded_ws.list_samples()[1]
+def _delete_box(sample):
+    """The Samples page on ``sample``, and what its *Delete this sample* expander says."""
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[state.SAMPLE_ID] = victim.id
+    at.session_state[state.SAMPLE_ID] = sample.id
     at.run()
     no_exception(at)
     [box] = [e for e in at.expander if e.label.startswith("Delete this sample")]
-    said = " ".join(m.value for m in box.markdown)
+    return at, " ".join(m.value for m in box.markdown)
+
+
+def test_a_sample_without_jobs_says_none_in_its_delete_confirmation(seeded_ws):
+    _, said = _delete_box(seeded_ws.list_samples()[1])
     assert "with its 1 analysis and its files" in said and "Job #" not in said
 
 
