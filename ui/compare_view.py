@@ -168,6 +168,9 @@ def select(ws: Workspace) -> CompareContext:
     stale = changed_caveat({names[i]: (by_id[i], picked[i]) for i in chosen})
     if stale:  # (QA: an analysis at 0.5 µm compared, unsaid, after its sample's voxel size became 0.398 µm)
         exports.warn(stale)
+    by_classifier = classifier_caveat({names[i]: picked[i] for i in chosen})
+    if by_classifier:  # (the Particles page and its report said it; the comparison's did not)
+        exports.warn(by_classifier)
     refs = {names[i]: cache.ResultRef.of(ws, picked[i]) for i in chosen}
     min_d = size_filter_picker()
     tables, dropped = compare.drop_small({n: cache.table(r) for n, r in refs.items()}, min_d)
@@ -328,6 +331,25 @@ def changed_caveat(samples: dict[str, tuple[Sample, Analysis]]) -> str:
             text = " ".join(sentences)
             said.append(f"{name}: {text[:1].lower()}{text[1:]}")
     return f"**{CHANGED_SINCE}** " + " ".join(said) if said else ""
+
+
+def classifier_caveat(analyses: dict[str, Analysis]) -> str:
+    """Where compared analyses took their phases from a brush-stroke classifier: those electrodes by name and what
+    its phases do to the detachment (the Segment page's words, :data:`ui.segment_view.CLASSIFIER_EDGE_NOTE`); ""
+    where none did.
+
+    Parameters
+    ----------
+    analyses : {display name: Analysis}
+    """
+    from .segment_view import CLASSIFIER_EDGE_NOTE
+
+    names = [n for n, a in analyses.items()
+             if a.resolved.method == "classifier" and not a.provenance.get("presegmented")]
+    if not names:
+        return ""
+    return (f"{', '.join(names)} {'has its' if len(names) == 1 else 'have their'} phases from a brush-stroke "
+            f"classifier. {CLASSIFIER_EDGE_NOTE}")
 
 
 def caveats(analyses: dict[str, Analysis]) -> list[str]:

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core import compare
 from ui import state
 
-from apphelpers import TIMEOUT, chart_data, chart_specs, no_exception, page
+from apphelpers import TIMEOUT, chart_data, chart_specs, classifier_sample, no_exception, page
 
 PAGE = page("4_compare.py")
 
@@ -454,3 +454,19 @@ def test_an_analysis_made_before_its_sample_s_voxel_size_changed_is_said_and_rep
     html = files["comparison-report.html"]().decode()
     plain = said.replace("**", "")  # the report's caveats are plain text
     assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(plain)}</p>' in html
+
+
+def test_a_classifier_analysis_compared_is_said_with_its_bias(empty_ws):
+    """The Particles page and its report say what a brush-stroke classifier's phases do to the detachment; the
+    comparison, where a classifier electrode stands beside a threshold one, said nothing of it."""
+    from core.runner import run_analysis
+    from ui.segment_view import CLASSIFIER_EDGE_NOTE
+
+    s, _ = classifier_sample(empty_ws)
+    other = empty_ws.add_sample("thr", "demo:pristine", spacing=0.4, source_options={"shape": [32, 32, 32], "seed": 1})
+    run_analysis(empty_ws, other.id)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    [said] = [w.value for w in at.warning if CLASSIFIER_EDGE_NOTE in w.value]
+    assert said.startswith(f"{s.name} (SYNTHETIC) has its phases from a brush-stroke classifier.")
+    assert "thr" not in said.split(".")[0]
