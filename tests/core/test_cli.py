@@ -630,3 +630,14 @@ def test_a_phase_map_of_negative_values_is_read(tmp_path, capsys):
     assert cli.main(["analyze", str(tmp_path / "neg.tif"), "--phase-map", "-1=pore,1=nmc,2=cbd", "--spacing", "0.4",
                      "--out", str(tmp_path / "o"), "-q"]) == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "o" / "run.json").read_text())["input"]["phase_map"] == "-1=pore,1=nmc,2=cbd"
+
+
+def test_a_runs_warnings_leave_out_unclosed_sockets():
+    """QA: a chunked run on a cluster printed "warning: unclosed <socket.socket fd=9 ...>" (dask's comms), recorded
+    with the run's own warnings."""
+    import warnings
+
+    with cli._caught_warnings() as caught:
+        warnings.warn("unclosed <socket.socket fd=9>", ResourceWarning)
+        warnings.warn("3 particles beyond the halo", UserWarning)
+    assert [str(w.message) for w in caught] == ["3 particles beyond the halo"]
