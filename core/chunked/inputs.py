@@ -614,7 +614,7 @@ _HEADERS_SAMPLED = 8
 
 
 def _open_slices(folder: Path, opts):
-    from ..io.folder import _check_entries, log_spacing, read_slice, slice_notes
+    from ..io.folder import _check_entries, log_spacing, read_slice, series_checked, slice_notes
 
     _check_entries(folder)
     files = C._slice_files(folder)
@@ -623,7 +623,7 @@ def _open_slices(folder: Path, opts):
         raise C.InputFileError(f"folder {fname} holds no {C.SLICE_KINDS} slices")
     one = read_slice(files[0], fname, mmap=True)
     img = one.data[0]
-    spacing, notes = log_spacing(folder, one.spacing, slice_notes(one.meta))
+    spacing, notes = log_spacing(folder, *series_checked(files, one.spacing, slice_notes(one.meta)))
     # a few headers spread over the folder (no pixels read): a folder of mixed slices is said on opening, not
     # only when a plane of another kind is read (the add form would show the first slice's size as the volume's)
     kind = (tuple(int(n) for n in img.shape), str(np.dtype(img.dtype)))

@@ -204,6 +204,67 @@ def series_order(files: list[Path]) -> list[Path]:
     return files
 
 
+#: How far a step between two neighbouring slices of a series may stray from the series' median step (a fraction of
+#: it) before the series is refused as missing slices or unevenly spaced.
+SERIES_STEP_TOLERANCE = 0.1
+
+
+def series_spacing(files: list[Path], spacing, notes: dict) -> tuple[tuple | None, dict]:
+    """The voxel size of a DICOM series (its slices in order, :func:`series_order`), checked across its slices.
+
+    ``spacing`` / ``notes``: what the first slice states (:func:`dicom_spacing`).  Every slice's header is read:
+    ``PixelSpacing`` must be the same in all; where every slice states its position along the slice normal, the
+    steps between neighbours must be even (within :data:`SERIES_STEP_TOLERANCE` of their median) and that median
+    step is the z voxel size (``SliceThickness`` is a slice's thickness, not the distance between slices: it is
+    used only without positions; ``notes["spacing_z_from"] = "positions"`` where they differ by more than 1 %).
+
+    Raises
+    ------
+    InputFileError
+        Slices of different pixel sizes; a step more than the tolerance from the median (a slice missing, or
+        slices unevenly spaced): one sentence naming the folder and the positions.
+    """
+    pydicom = _pydicom()
+    where = f"the DICOM series in folder {_name(files[0].parent)}"
+    pixel, positions = set(), []
+    for p in files:
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=[
+                "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SharedFunctionalGroupsSequence"])
+        except Exception:  # noqa: BLE001 - an unreadable header: the slice's own read says why
+            return spacing, notes
+        sp, _ = dicom_spacing(ds)
+        pixel.add(None if sp is None else (round(sp[1], 6), round(sp[2], 6)))
+        pos, iop = ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient")
+        if pos is not None and iop is not None and len(pos) == 3 and len(iop) == 6:
+            normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
+            positions.append(1000.0 * float(np.dot(normal, np.asarray(pos, float))))  # µm
+    if len(pixel) > 1:  # (QA: read with the first slice's pixel size, unsaid)
+        sizes = sorted(f"{y:g}×{x:g}" for y, x in (v for v in pixel if v is not None))
+        raise InputFileError(f"{where} holds slices of different pixel sizes ({', '.join(sizes)} µm"
+                             + (", and slices stating none" if None in pixel else "") + "): not one volume; export "
+                             "the series at one pixel size")
+    if len(positions) != len(files) or len(files) < 2:
+        return spacing, notes
+    steps = np.abs(np.diff(np.sort(np.asarray(positions))))
+    step = float(np.median(steps))
+    if step <= 0:
+        return spacing, notes
+    worst = int(np.argmax(np.abs(steps - step)))
+    if abs(steps[worst] - step) > SERIES_STEP_TOLERANCE * step:  # (QA: a missing slice was read without a word)
+        what = (f"a slice or more missing ({steps[worst] / step:.1f} steps)" if steps[worst] > step else
+                "slices closer together than the others")
+        raise InputFileError(f"{where} is not evenly spaced: its slices lie {step:.4g} µm apart, but slices "
+                             f"{worst + 1} and {worst + 2} (in order) lie {steps[worst]:.4g} µm apart: {what}; "
+                             "the volume would be distorted along z, so it is not read")
+    if spacing is None:
+        return spacing, notes
+    if abs(step - spacing[0]) > 0.01 * step:  # (QA: SliceThickness 0.398 µm read for slices 0.8 µm apart)
+        spacing = (step, spacing[1], spacing[2])
+        notes = {**{k: v for k, v in notes.items() if k != "spacing_z_assumed"}, "spacing_z_from": "positions"}
+    return spacing, notes
+
+
 @register("dicom", target="file")
 def read_dicom(path: Path, opts: ReadOptions) -> Loaded:
     """One DICOM file: a slice as (1, Y, X), a multi-frame file as (frames, Y, X), with the voxel size it states.

@@ -157,6 +157,17 @@ def read_slices(folder: Path, opts: ReadOptions) -> Loaded:
         if img.shape != first.shape or img.dtype != first.dtype:
             raise InputFileError(mismatched_slices_message(folder, files))
         out[i] = img
-    spacing, notes = log_spacing(folder, found.get("spacing"), found.get("notes", {}))
+    spacing, notes = series_checked(files, found.get("spacing"), found.get("notes", {}))
+    spacing, notes = log_spacing(folder, spacing, notes)
     meta = {"files": tuple(p.name for p in files), "n_slices": len(files), **notes}
     return Loaded(out, spacing, meta, os.fspath(folder))
+
+
+def series_checked(files: list[Path], spacing, notes: dict) -> tuple[tuple | None, dict]:
+    """A DICOM series' voxel size checked across its slices (:func:`core.io.dicom.series_spacing`); other slice
+    folders' as given."""
+    if files and _is_dicom(files[0]):
+        from .dicom import series_spacing
+
+        return series_spacing(files, spacing, notes)
+    return spacing, notes

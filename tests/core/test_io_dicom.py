@@ -191,3 +191,42 @@ def test_a_dicom_file_without_an_image_is_refused_in_one_sentence(tmp_path, name
     assert refused(path) == f"{name} holds no pixel data"
     with pytest.raises(InputFileError, match=rf"^{name} holds no image \(its header states no Rows, Columns or "):
         open_lazy(path)
+
+
+def _series(folder, zs_mm, *, thickness_mm=0.0006, pixel_mm=None):
+    """A series of VOL's slices at positions ``zs_mm`` (mm along the normal); ``pixel_mm(k)``: slice k's PixelSpacing."""
+    folder.mkdir()
+    for k, z in enumerate(zs_mm):
+        write_dicom(folder / f"IM{k:04d}.dcm", VOL[k], position_mm=z, thickness_mm=thickness_mm,
+                    **({"pixel_mm": pixel_mm(k)} if pixel_mm else {}))
+    return folder
+
+
+def test_a_series_missing_a_slice_or_of_mixed_pixel_sizes_is_refused(tmp_path):
+    """QA: a series with a slice left out, or whose PixelSpacing changed halfway, was read without a word (the
+    first slice's size for all, the gap closed up)."""
+    from core.chunked import open_lazy
+
+    gap = _series(tmp_path / "gap", [0.0, 0.0006, 0.0012, 0.0024, 0.003, 0.0036])  # 0.0018 left out
+    mixed = _series(tmp_path / "mixed", [k * 0.0006 for k in range(6)],
+                    pixel_mm=lambda k: (0.0005, 0.0004) if k < 3 else (0.001, 0.0008))
+    for folder, words in ((gap, r"the DICOM series in folder gap is not evenly spaced: its slices lie 0\.6 µm "
+                                r"apart, but slices 3 and 4 \(in order\) lie 1\.2 µm apart: a slice or more missing "
+                                r"\(2\.0 steps\)"),
+                          (mixed, r"the DICOM series in folder mixed holds slices of different pixel sizes "
+                                  r"\(0\.5×0\.4, 1×0\.8 µm\)")):
+        with pytest.raises(InputFileError, match=words):
+            load_volume(folder)
+        with pytest.raises(InputFileError, match=words):
+            open_lazy(folder)
+
+
+def test_a_series_z_voxel_is_the_distance_between_its_slices(tmp_path):
+    """QA: SliceThickness 0.6 µm was read as the z voxel of slices 0.8 µm apart (thickness is not spacing); slight
+    jitter of the positions keeps the stated size."""
+    apart = _series(tmp_path / "apart", [k * 0.0008 for k in range(6)])
+    v = read_both(apart)
+    assert v.spacing == pytest.approx((0.8, 0.5, 0.4)) and v.metadata["spacing_z_from"] == "positions"
+    jitter = _series(tmp_path / "jitter", [k * 0.0006 + (0.00000002 if k % 2 else 0) for k in range(6)])
+    v = read_both(jitter)
+    assert v.spacing == pytest.approx((0.6, 0.5, 0.4)) and "spacing_z_from" not in v.metadata
