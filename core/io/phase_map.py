@@ -378,7 +378,9 @@ def phase_of_name(name: str) -> int | None:
 
     Examples: "NMC particles" -> NMC, "Carbon binder domain" -> CBD, "Exterior" -> pore, "Inside" -> None.
     """
-    words = set(re.findall(r"[a-z0-9]+", str(name).lower()))
+    # words of CamelCase names split ("CarbonBinder", "ActiveMaterial", "NMCParticles": QA, Avizo writes them so)
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", str(name))
+    words = set(re.findall(r"[a-z0-9]+", spaced.lower()))
     said = {code for code, keys in NAME_WORDS.items() if words & set(keys)}
     return said.pop() if len(said) == 1 else None
 
@@ -438,10 +440,18 @@ def propose_phase_map(data: np.ndarray, *, max_values: int = MAX_PROPOSED_VALUES
     else:
         codes = [PORE] + [CBD] * (n - 2) + [NMC]
     proposal = {int(v): int(c) for v, c in zip(values.tolist(), codes)}
+    named = {}
     for v, name in (names or {}).items():
         code = phase_of_name(name)
         if int(v) in proposal and code is not None:
-            proposal[int(v)] = code
+            named[int(v)] = code
+    proposal.update(named)
+    # values the names leave unsaid take the phases the names leave out, where they match one for one (QA: value 2
+    # of "Pores" / "NMC" / an unread name was proposed NMC by its order: two NMC values, no CBD)
+    unnamed = [v for v in sorted(proposal) if v not in named]
+    missing = [c for c in (PORE, CBD, NMC) if c not in named.values()]
+    if named and unnamed and len(unnamed) == len(missing):
+        proposal.update(zip(unnamed, missing))
     return values, counts / float(data.size), proposal
 
 

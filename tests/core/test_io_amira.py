@@ -255,6 +255,14 @@ def test_material_names_propose_the_phases_and_inspect_prints_them(tmp_path, cap
     assert propose_phase_map(data)[2] == {0: PORE, 1: CBD, 2: CBD, 3: NMC}
     named = propose_phase_map(data, names={1: "NMC", 3: "Binder", 2: "Inside", 9: "Pore"})[2]
     assert named == {0: PORE, 1: NMC, 2: CBD, 3: CBD}
+    # QA: Avizo's CamelCase names ("CarbonBinder") said nothing, and value 2 was proposed NMC by its order beside a
+    # value named NMC: no CBD at all, unsaid
+    assert (phase_of_name("CarbonBinder"), phase_of_name("ActiveMaterial"), phase_of_name("NMCParticles"),
+            phase_of_name("PoreSpace"), phase_of_name("NMC811")) == (CBD, NMC, NMC, PORE, NMC)
+    three = np.array([[[0, 1, 2]]], np.uint8)
+    assert propose_phase_map(three, names={0: "Pores", 1: "NMC", 2: "CarbonBinder"})[2] == {0: PORE, 1: NMC, 2: CBD}
+    # a value whose name says nothing takes the phase the names leave out
+    assert propose_phase_map(three, names={0: "Pores", 1: "NMC", 2: "Material3"})[2] == {0: PORE, 1: NMC, 2: CBD}
 
     from amira_files import write_label_field
 
