@@ -1074,6 +1074,8 @@ _OVERWRITE_HELP = ("replace --out if it already holds earlier results: the whole
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .io._common import _SUPPORTED_TEXT
+
     p = _Parser(prog="python -m core", description="Particle detachment analysis of cathode tomography.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -1083,7 +1085,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
 
     def add_input(sp, out: bool = True):
-        sp.add_argument("input", help="volume: TIFF, slice folder, HDF5, Zarr, .npy, MetaImage (.mhd, .mha) or raw")
+        sp.add_argument("input", help=f"volume: {_SUPPORTED_TEXT}")  # (QA: the help named 7 formats of 14)
         if out:
             add_out(sp)
         sp.add_argument("--spacing", nargs="+", type=_voxel_size, action=_Spacing, metavar="UM",

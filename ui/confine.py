@@ -18,11 +18,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.io._common import VOLUME_FILE_ENDINGS, _suffixless_dicom
+
 from . import settings
 
-READ_SUFFIXES = (".tif", ".tiff", ".npy", ".h5", ".hdf5", ".hdf", ".nxs", ".raw", ".bin", ".vol", ".mhd", ".mha",
-                 ".am", ".edf", ".txm", ".dcm", ".nii", ".nii.gz", ".mrc", ".rec",
-                 ".mrc.gz", ".png", ".bmp", ".jpg", ".jpeg")
+# every ending a reader reads, from the readers' own list (QA: .st, .mrcs and .mrc.bz2 were read by the command line
+# but not offered here)
+READ_SUFFIXES = VOLUME_FILE_ENDINGS
 # listed and accepted too, so that picking one says why it is not a volume (core.io.detect_format's sentence)
 EXPLAINED_SUFFIXES = (".txrm", ".xrm")
 VOLUME_SUFFIXES = READ_SUFFIXES + EXPLAINED_SUFFIXES
@@ -36,6 +38,12 @@ DIR, FILE, OUTSIDE, BROKEN = "dir", "file", "outside", "broken"
 def _is_volume_name(name: str) -> bool:
     low = name.lower()
     return low.endswith(VOLUME_SUFFIXES) or low.endswith(".ome.tif")
+
+
+def _is_volume_file(path: Path) -> bool:
+    """A file the readers read: by its name, else (no suffix a reader knows) a DICOM file saved without ``.dcm``
+    (its first 132 bytes; QA: a suffix-less multi-frame DICOM read by the command line was not listed)."""
+    return _is_volume_name(path.name) or _suffixless_dicom(path)
 
 
 def inside(root_real: Path, real: Path) -> bool:
@@ -245,7 +253,8 @@ class Entry:
 def entries(root_real: Path, here: Path) -> list[Entry]:
     """What the browser lists in ``here``: folders, volume files, and marked links that cannot be read.
 
-    Hidden entries, FIFOs, sockets, devices and files of other types are left out; nothing is opened.
+    Hidden entries, FIFOs, sockets, devices and files of other types are left out; nothing is opened but the first
+    132 bytes of a regular file with no suffix a reader knows (a DICOM file saved without ``.dcm``).
     """
     out = []
     for p in here.iterdir():
@@ -271,7 +280,7 @@ def entries(root_real: Path, here: Path) -> list[Entry]:
             continue
         if stat.S_ISDIR(st_.st_mode):
             out.append(Entry(p.name, DIR))
-        elif stat.S_ISREG(st_.st_mode) and _is_volume_name(p.name):
+        elif stat.S_ISREG(st_.st_mode) and _is_volume_file(real):
             out.append(Entry(p.name, FILE, st_.st_size))
     return sorted(out, key=lambda e: (e.kind != DIR, e.name.lower()))
 

@@ -40,6 +40,11 @@ _MRC_ENDINGS = _MRC_SUFFIXES + (".mrc.gz", ".mrc.bz2")
 #: Names of compressed volumes whose format is told by the part before the compression's suffix.
 COMPRESSED_ENDINGS = tuple(e for e in _NIFTI_ENDINGS + _MRC_ENDINGS if e.count(".") == 2)
 _XRADIA_PROJECTION_SUFFIXES = (".txrm", ".xrm")
+#: How the names of every file a reader reads end (a file picker offers these; DICOM files saved without a suffix
+#: are told by their content, :func:`_suffixless_dicom`).
+VOLUME_FILE_ENDINGS = (_TIFF_SUFFIXES + (".npy",) + _HDF5_SUFFIXES + _RAW_SUFFIXES + _METAIMAGE_SUFFIXES
+                       + _AMIRA_SUFFIXES + _EDF_SUFFIXES + _TXM_SUFFIXES + _DICOM_SUFFIXES + _NIFTI_ENDINGS
+                       + _MRC_ENDINGS + _IMAGE_SUFFIXES)
 _ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 _SUPPORTED_TEXT = (

@@ -210,3 +210,20 @@ def test_messages_show_paths_relative_never_absolute(env):
         assert one_sentence(ValueError(text)) == shown
     assert display_path(data) == "the data folder" and display_path(data / "a" / "b.tif") == "a/b.tif"
     assert display_path("/srv/elsewhere/scan.tif") == "scan.tif"
+
+
+def test_every_file_the_readers_read_is_listed(env):
+    """QA: an IMOD .st stack, a .mrc.bz2 and a multi-frame DICOM saved without a suffix were read by the command line
+    but not offered by the data-folder browser; a suffix-less file that is no DICOM stays unlisted."""
+    from core.io._common import VOLUME_FILE_ENDINGS
+
+    from dicom_files import write_dicom
+
+    data = env / "data"
+    for ending in VOLUME_FILE_ENDINGS:
+        (data / f"v{ending}").write_bytes(b"x")
+    write_dicom(data / "IM_MULTIFRAME", np.zeros((3, 8, 8), np.uint16))
+    (data / "README").write_text("notes")
+    listed = {e.name for e in confine.entries(data.resolve(), data)}
+    assert {f"v{e}" for e in VOLUME_FILE_ENDINGS} | {"IM_MULTIFRAME"} == listed
+    assert {".st", ".mrcs", ".mrc.bz2"} <= set(VOLUME_FILE_ENDINGS)
