@@ -261,6 +261,8 @@ def describe_new_file(path: Path, kind: str, name: str) -> tuple[dict, dict]:
     unit = info.get("spacing_unit")
     if info["from_metadata"] and unit and (unit.startswith("mm") or "no unit" in unit):
         sp_note += f", its numbers read as {unit}: CHECK IT below"
+    elif info["from_metadata"] and unit and not info.get("spacing_log"):  # (QA: MRC's Å, EDF's m were said nowhere)
+        sp_note += f", its numbers read as {unit}"
     st.caption(f"{info['fmt']} · {'×'.join(map(str, info['shape']))} voxels (z×y×x) · {info['dtype']} · {sp_note}")
     if "shape" in options and info["fmt"] == "raw":  # a layout typed (or proposed from the name), no header's
         note = raw_rows_note(path, options, info["shape"])

@@ -526,7 +526,8 @@ def test_a_folder_of_esrf_edf_slices_with_their_pixel_size(empty_ws, env):
     for z in range(6):
         (folder / f"rec_{z:04d}.edf").write_bytes(edf_frame(vol[z], "PSize_1 = 3.2e-7 ;\nPSize_2 = 3.2e-7 ;\n"))
     _add_from_data_folder(empty_ws, "rec_esrf", "slices · 6×12×9 voxels (z×y×x) · uint16 · voxel size read from the "
-                          "file's metadata (z assumed equal to x)", vol, (0.32, 0.32, 0.32), folder=True)
+                          "file's metadata (z assumed equal to x), its numbers read as m (PSize, the EDF convention)",
+                          vol, (0.32, 0.32, 0.32), folder=True)
 
 
 @pytest.mark.parametrize("suffix", [".dcm", ""])
@@ -569,8 +570,9 @@ def test_an_mrc_stack_with_its_voxel_size_in_angstrom(empty_ws, env):
     with mrcfile.new(str(env / "data" / "aligned.mrc")) as m:
         m.set_data(vol)
         m.voxel_size = (50.0, 50.0, 100.0)
+    # (QA: the Å the numbers are read in was said by the command line only)
     _add_from_data_folder(empty_ws, "aligned.mrc", "mrc · 5×16×12 voxels (z×y×x) · uint16 · voxel size read from the "
-                          "file's metadata", vol, (0.01, 0.005, 0.005))
+                          "file's metadata, its numbers read as Å (the MRC convention)", vol, (0.01, 0.005, 0.005))
 
 
 def test_a_zeiss_txm_reconstruction_with_its_voxel_size_and_a_projection_file_refused(empty_ws, env):
