@@ -112,3 +112,29 @@ def seeding_reading(auto_seen: dict, refinement: dict | None, pv_sigma: float | 
     return (f"The latest analysis measured a blur of {float(blur):.2f} voxel from the widths of the pore-NMC edges"
             + (f", refined {refined_subject(refinement)} against a model of that blur" if refinement else "")
             + " and seeded on " + seeded + other + ".")
+
+
+def blur_not_measured(analysis, downsample: int = 1) -> float | None:
+    """The σ (voxels) at the fit's upper bound where ``analysis`` corrected the partial volume with a blur it could
+    not measure (:func:`core.phases.assess_blur` "not_measured"), else None (measured, given, no correction, or
+    phases read from the file)."""
+    from core.phases import assess_blur
+
+    seg = analysis.resolved.segment
+    if analysis.provenance.get("presegmented") or not seg.partial_volume or not seg.pv_sigma:
+        return None
+    blur = assess_blur(float(seg.pv_sigma), downsample, origin=analysis.pv_sigma_origin or "fitted")
+    return float(seg.pv_sigma) if blur.kind == "not_measured" else None
+
+
+def unmeasured_blur_note(sigma: float, median_detachment: float | None) -> str:
+    """Beside the particles of an analysis whose blur could not be measured (:func:`blur_not_measured`), and in
+    their report: what that does to the detachment (QA: a real nano-CT slice read a median detachment of 0.00
+    where its manual labels give 0.33, a blurred ring around every particle read as CBD, with the Segment page's
+    warning only)."""
+    median = "" if median_detachment is None or median_detachment != median_detachment else (
+        f" (median detachment {median_detachment:.2f} here)")
+    return (f"The blur fit of this analysis reached its upper bound (σ = {sigma:.2f} voxel): the scan's blur could not "
+            "be measured, and the blurred edge between a particle and pore, whose grey values lie between the two as "
+            f"CBD's do, may have been read as a shell of CBD that hides detachment{median}. Check the phases against "
+            "the scan on the Segment page before reading the detachment.")

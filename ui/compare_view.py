@@ -23,7 +23,7 @@ from core.slices import slice_axis
 from core.report import ReportSection
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, exports, jobs, messages, page, render, state, tables
+from . import advice, cache, charts, exports, jobs, messages, page, render, state, tables
 from . import pins as pins_words
 
 EDGE_LABELS = {
@@ -171,6 +171,11 @@ def select(ws: Workspace) -> CompareContext:
     by_classifier = classifier_caveat({names[i]: picked[i] for i in chosen})
     if by_classifier:  # (the Particles page and its report said it; the comparison's did not)
         exports.warn(by_classifier)
+    unmeasured = [names[i] for i in chosen if advice.blur_not_measured(picked[i], by_id[i].downsample) is not None]
+    if unmeasured:  # (QA: a median detachment of 0.00 from a blur shell compared as a clean result)
+        exports.warn(f"{', '.join(unmeasured)}: the blur fit reached its upper bound, so the scan's blur could not "
+                     "be measured and a blurred particle-pore edge may have been read as a shell of CBD that hides "
+                     "detachment; check the phases on the Segment page before comparing the detachment.")
     refs = {names[i]: cache.ResultRef.of(ws, picked[i]) for i in chosen}
     min_d = size_filter_picker()
     tables, dropped = compare.drop_small({n: cache.table(r) for n, r in refs.items()}, min_d)

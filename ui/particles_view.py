@@ -15,7 +15,7 @@ import streamlit as st
 from core.metrics import MOSTLY_SPECKS, isolated_specks, specks_reading
 from core.workspace import Analysis, Sample, Workspace
 
-from . import cache, charts, exports, render, state, tables, widgets
+from . import advice, cache, charts, exports, render, state, tables, widgets
 from .segment_view import CLASSIFIER_EDGE_NOTE
 
 FIRST_COLUMNS = ["label", "detachment", "equiv_diameter_um", "depth_frac", "frac_pore", "frac_cbd", "touches_edge"]
@@ -104,6 +104,10 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     chunked_note(ws, analysis)
     if analysis.resolved.method == "classifier" and not analysis.provenance.get("presegmented"):
         exports.warn(CLASSIFIER_DETACHMENT_NOTE)  # the report is read without the page: it carries it
+    sigma = advice.blur_not_measured(analysis, sample.downsample)
+    if sigma is not None:
+        exports.warn(advice.unmeasured_blur_note(sigma, float(table["detachment"].median())
+                                                 if "detachment" in table and len(table) else None))
     keys = _Keys.of(sample, analysis)
     labels_list = [int(v) for v in table["label"]]
 

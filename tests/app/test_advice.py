@@ -112,3 +112,41 @@ def test_refine_reading_says_when_the_edges_gave_no_blur():
     assert refine_reading({"refine_auto": {"blur_voxels": 1.3, "refine": "on"}}) is None
     assert refine_reading({"refine_auto": {"blur_voxels": 0.5, "refine": "off"}}) is None
     assert refine_reading({}) is None and refine_reading(None) is None
+
+
+def test_an_unmeasured_blur_is_said_beside_the_particles_and_in_the_comparison(seeded_ws, monkeypatch):
+    """QA: a real nano-CT slice read a median detachment of 0.00 (its manual labels: 0.33), a blurred ring around
+    every particle read as CBD; only the Segment page said the blur fit had reached its bound. The Particles page
+    (and its report) and the Compare page say it beside the numbers."""
+    from types import SimpleNamespace
+
+    from streamlit.testing.v1 import AppTest
+
+    from apphelpers import TIMEOUT, no_exception, page
+    from ui import advice, state
+
+    def analysis(sigma, origin, *, pv=True, preseg=False):
+        seg = SimpleNamespace(partial_volume=pv, pv_sigma=sigma)
+        return SimpleNamespace(resolved=SimpleNamespace(segment=seg), provenance={"presegmented": preseg},
+                               pv_sigma_origin=origin)
+
+    top = SIGMA_BOUNDS[1]
+    assert advice.blur_not_measured(analysis(top, "fitted_at_bound")) == pytest.approx(top)
+    assert advice.blur_not_measured(analysis(0.8, "fitted")) is None
+    assert advice.blur_not_measured(analysis(top, "fitted_at_bound", pv=False)) is None
+    assert advice.blur_not_measured(analysis(top, "fitted_at_bound", preseg=True)) is None
+    note = advice.unmeasured_blur_note(top, 0.004)
+    assert note.startswith(f"The blur fit of this analysis reached its upper bound (σ = {top:.2f} voxel)")
+    assert "(median detachment 0.00 here)" in note
+
+    first = seeded_ws.list_samples()[0]
+    monkeypatch.setattr(advice, "blur_not_measured", lambda a, d=1: top if a.sample_id == first.id else None)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = first.id
+    at.run()
+    no_exception(at)
+    assert [w for w in at.warning if w.value.startswith("The blur fit of this analysis reached its upper bound")]
+    at = AppTest.from_file(page("4_compare.py"), default_timeout=TIMEOUT).run()
+    no_exception(at)
+    [said] = [w.value for w in at.warning if "the blur fit reached its upper bound" in w.value]
+    assert said.startswith(f"{first.name} (SYNTHETIC): the blur fit")
