@@ -110,8 +110,14 @@ SETTINGS_ORDER: tuple[str, ...] = (
 
 def phases_given(a: Analysis) -> bool:
     """Whether the analysis read its phases from its input (an already-segmented volume), not from grey values
-    (nor from another analysis's phases)."""
-    return bool(a.provenance.get("presegmented")) and a.provenance.get("phases_from_analysis") is None
+    (nor from another analysis's phases, unless that one's were the input's: a re-separation of such a sample)."""
+    if not a.provenance.get("presegmented"):
+        return False
+    if a.provenance.get("phases_from_analysis") is None:
+        return True
+    # a re-separation of an already-segmented sample: its phases are still the file's (QA: described as a threshold
+    # run's "phases not refined, seeds on the NMC phase" beside the same file's first analysis)
+    return bool(((a.provenance.get("input") or {}).get("source_options") or {}).get("phase_map"))
 
 
 def _settings(p: AnalysisParams, given: bool = False) -> dict[str, str]:

@@ -212,3 +212,33 @@ def test_link_reload_notes_compare_from_samples_and_delete_with_fallback(seeded_
     assert any(f"Analysis #{new.id} of cycled-5C (SYNTHETIC) is no longer in the workspace" in w.value
                for w in at.warning)
     assert str(new.id) not in at.query_params["a"].split(",")
+
+
+def test_a_re_separation_of_an_already_segmented_sample_differs_by_its_separation_only(empty_ws, env):
+    """QA: after "Run particle separation" (h = 1 µm) on an already-segmented sample, Compare said it "used phases
+    not refined, seeds on the NMC phase and h = 1 µm" beside another sample of the same file's phases: only h
+    differs."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from core.io import save_tiff
+    from core.pipeline import AnalysisParams
+    from core.runner import run_analysis
+    from core.synth import demo_electrode
+    from ui import pins
+
+    ids = []
+    for i in range(2):
+        path = env / "data" / f"seg{i}.tif"
+        save_tiff(path, demo_electrode("pristine", rng=i, shape=(32, 32, 32)).phases.astype(np.uint8), (0.4,) * 3)
+        s = empty_ws.add_sample(f"seg{i}", str(path), spacing=0.4, source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
+        ids.append((s, run_analysis(empty_ws, s.id)))
+    (s0, first), (_, other) = ids
+    params = AnalysisParams()
+    again = run_analysis(empty_ws, s0.id, empty_ws.load_phases(first.id),
+                         replace(params, separation=replace(params.separation, h_um=1.0)), presegmented=True,
+                         extra_provenance={"phases_from_analysis": first.id})
+    assert pins.phases_given(again) and pins.phases_given(other)
+    diffs = pins.param_differences({"seg0": again, "seg1": other})
+    assert [d.key for d in diffs] == ["h_um"], diffs
