@@ -554,6 +554,7 @@ def tests_section(ctx: CompareContext, metric: str, edge_policy: str) -> compare
     except ValueError as exc:
         _one_sentence_warning(exc)
         return None
+    res = mixed_dimensions_marked(res, ctx)
     t = res.table
     cols = tests_columns(res)
     st.markdown("\n".join(f"- **{r.electrode_a} vs {r.electrode_b}**: {r.reading}." for r in t.itertuples()))
@@ -565,6 +566,33 @@ def tests_section(ctx: CompareContext, metric: str, edge_policy: str) -> compare
     st.caption(note)
     exports.offer_section(tests_report_section(res, note))
     return res
+
+
+#: The reading of a pair that sets a single slice against a volume (its numbers stay in the table).
+NOT_COMPARABLE = ("not comparable: a single slice against a volume (diameters of circles against balls, contact "
+                  "shares along outlines against over surfaces), whatever the p-value says")
+
+
+def mixed_dimensions_marked(res: compare.PairwiseTests, ctx: CompareContext) -> compare.PairwiseTests:
+    """``res`` with each pair of a single slice and a volume read as :data:`NOT_COMPARABLE` (QA: "calA vs nanoct300:
+    detachment index differs (p=1.1e-18 ...), large effect" stood under the page's own warning not to compare them,
+    and went so into the report); the cached result itself untouched."""
+    from dataclasses import replace
+
+    from core.slices import is_single_slice
+
+    def flat(name: str) -> bool | None:
+        shape = ctx.samples[name][1].provenance.get("input_shape") if name in ctx.samples else None
+        return is_single_slice(shape) if shape is not None and len(shape) == 3 else None
+
+    t = res.table
+    mixed = [flat(a) is not None and flat(b) is not None and flat(a) != flat(b)
+             for a, b in zip(t["electrode_a"], t["electrode_b"])]
+    if not any(mixed):
+        return res
+    t = t.copy()
+    t.loc[mixed, "reading"] = NOT_COMPARABLE
+    return replace(res, table=t)
 
 
 _TEST_FORMATS = {"n_a": "%d", "n_b": "%d", "median_diff": "%.3g", "diff_ci_lo": "%.3g", "diff_ci_hi": "%.3g",

@@ -470,3 +470,30 @@ def test_a_classifier_analysis_compared_is_said_with_its_bias(empty_ws):
     [said] = [w.value for w in at.warning if CLASSIFIER_EDGE_NOTE in w.value]
     assert said.startswith(f"{s.name} (SYNTHETIC) has its phases from a brush-stroke classifier.")
     assert "thr" not in said.split(".")[0]
+
+
+def test_tests_between_a_slice_and_a_volume_are_read_as_not_comparable(empty_ws, env):
+    """QA: "calA vs nanoct300: detachment index differs (p=1.1e-18 ...), large effect" stood under the page's own
+    warning to compare slices with slices, and went so into the report: such a pair is read as not comparable
+    (its numbers stay), a pair of volumes as before."""
+    from core.io import save_tiff
+    from core.runner import run_analysis
+    from core.synth import demo_electrode
+    from ui.compare_view import NOT_COMPARABLE
+
+    for i in range(2):
+        s = empty_ws.add_sample(f"vol{i}", "demo:pristine", spacing=0.4, source_options={"shape": [32, 32, 32],
+                                                                                         "seed": i})
+        run_analysis(empty_ws, s.id)
+    g = demo_electrode("cycled-5C", rng=3, shape=(32, 96, 96)).greyscale[16:17]
+    save_tiff(env / "data" / "slice.tif", g, (0.4, 0.4, 0.4))
+    flat = empty_ws.add_sample("slice", str(env / "data" / "slice.tif"), spacing=0.4)
+    run_analysis(empty_ws, flat.id)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    readings = {line.split("**")[1]: line.split("**: ")[1] for m in at.markdown for line in m.value.split("\n")
+                if line.startswith("- **") and " vs " in line}
+    mixed = {k: v for k, v in readings.items() if "slice" in k}
+    assert len(mixed) == 2 and all(v == NOT_COMPARABLE + "." for v in mixed.values()), readings
+    [(pair, reading)] = [(k, v) for k, v in readings.items() if "slice" not in k]
+    assert pair.startswith("vol0 (SYNTHETIC) vs vol1") and NOT_COMPARABLE not in reading
