@@ -178,65 +178,6 @@ class ChunkedLabels:
     widened: int = 0
 
 
-def _current_client():
-    """The distributed client dask computes with here (a job's ``worker_client`` set as the scheduler, or the default
-    client), or None for dask's local schedulers."""
-    import dask
-
-    sched = dask.config.get("scheduler", None)
-    try:
-        from distributed import Client, default_client
-    except ImportError:  # pragma: no cover - distributed is a requirement
-        return None
-    if isinstance(sched, Client):
-        return sched
-    if sched not in (None, "dask.distributed", "distributed"):  # "threads", "sync", ...: asked for explicitly
-        return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
-
-
-def compute_counting(counted: list, others: list, progress=None, what: str = "chunks"):
-    """``dask.compute(counted, others)``, calling ``progress(done / n, message)`` as each of the ``n`` tasks of
-    ``counted`` ends (QA: the chunked engine's particles pass sat at one message for 40 s, and a Cancel waited for
-    the whole pass; ``progress`` may raise to stop, and the tasks not yet run are then cancelled).
-
-    On a distributed client the futures are followed as they complete; on dask's local schedulers a
-    :class:`dask.callbacks.Callback` counts the tasks that end.
-    """
-    import dask
-
-    n = len(counted)
-    if progress is None or n == 0:
-        return dask.compute(counted, others)
-    client = _current_client()
-    if client is not None:
-        from distributed import as_completed
-
-        futures = client.compute(list(counted) + list(others))
-        try:
-            for done, _ in enumerate(as_completed(futures[:n]), start=1):
-                progress(done / n, f"{done} of {n} {what}")
-            results = client.gather(futures)
-        finally:
-            client.cancel([f for f in futures if not f.done()])
-        return results[:n], results[n:]
-    from dask.callbacks import Callback
-
-    keys = {c.key for c in counted}
-    done = [0]
-
-    def posttask(key, result, dsk, state, worker_id):
-        if key in keys:
-            done[0] += 1
-            progress(done[0] / n, f"{done[0]} of {n} {what}")
-
-    with Callback(posttask=posttask):
-        return dask.compute(counted, others)
-
-
 def separate_chunked(phases, spacing=None, params: SeparationParams | None = None, *, halo: int,
                      scratch: str | os.PathLike | None = None, wide_halo: int | None = None,
                      progress=None) -> ChunkedLabels:
@@ -265,7 +206,7 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
         given as a Zarr array (each task reads its window itself).  None:
         ``halo`` (no second try).
     progress : callable(fraction, message), optional
-        Called as each chunk's labelling ends (:func:`compute_counting`).
+        Called as each chunk's labelling ends (:func:`core.chunked.cluster.compute_counting`).
 
     Returns
     -------
@@ -316,6 +257,8 @@ def separate_chunked(phases, spacing=None, params: SeparationParams | None = Non
     by_index = dict(zip(np.ndindex(*nblocks), tasks))
     pairs = [(idx, nxt, dask.delayed(_face_votes)(by_index[idx], by_index[nxt], axis))
              for idx, nxt, axis in _neighbours(nblocks)]
+    from .cluster import compute_counting
+
     counts, votes = compute_counting([dask.delayed(_count)(t) for t in tasks], [v for _, _, v in pairs], progress,
                                      "chunks labelled")
     beyond = int(sum(c for _, c, _ in counts))

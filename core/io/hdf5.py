@@ -135,8 +135,9 @@ DXCHANGE_MAGNIFICATION = "/measurement/instrument/detection_system/objective/mag
 DXCHANGE_PIXEL_SIZE = ("/measurement/instrument/detector/pixel_size", "/measurement/instrument/detector/pixel_size_x")
 
 
-def _dx_value(f, name: str) -> float | None:
-    """One positive length in µm stored at ``name`` (a dataset, its ``units`` attribute if any), else None."""
+def _dx_value(f, name: str, *, length: bool = True) -> float | None:
+    """One positive number stored at ``name`` (a dataset), else None; a ``length`` in µm (its ``units`` attribute
+    if any), else as stored (a magnification)."""
     obj = f.get(name)
     if obj is None or not hasattr(obj, "dtype") or obj.dtype.kind not in "iuf" or obj.size < 1:
         return None
@@ -144,7 +145,7 @@ def _dx_value(f, name: str) -> float | None:
         value = float(np.asarray(obj[()], dtype=float).ravel()[0])
     except (TypeError, ValueError, OSError):
         return None
-    unit = next((obj.attrs[u] for u in _UNIT_ATTRS if u in obj.attrs), None)
+    unit = next((obj.attrs[u] for u in _UNIT_ATTRS if u in obj.attrs), None) if length else None
     factor = 1.0 if unit is None else _unit_factor(unit)
     if factor is None or not np.isfinite(value) or value <= 0:
         return None
@@ -157,12 +158,8 @@ def _dxchange_spacing(f) -> tuple[tuple | None, dict]:
     source = "dxchange"
     if pixel is None:
         camera = next((v for v in (_dx_value(f, n) for n in DXCHANGE_PIXEL_SIZE) if v is not None), None)
-        mag = f.get(DXCHANGE_MAGNIFICATION)
-        try:
-            mag = None if mag is None else float(np.asarray(mag[()], dtype=float).ravel()[0])
-        except (TypeError, ValueError, OSError, IndexError):
-            mag = None
-        if camera is None or mag is None or not np.isfinite(mag) or mag <= 0:
+        mag = _dx_value(f, DXCHANGE_MAGNIFICATION, length=False)
+        if camera is None or mag is None:
             return None, {}
         pixel, source = camera / mag, "dxchange_magnification"
     sp = _valid_spacing([pixel] * 3)

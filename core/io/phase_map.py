@@ -504,10 +504,8 @@ def thicker_than_nmc(codes: np.ndarray, *, ignore: int = -1, min_share: float = 
     density = boundary_density(codes, ignore=ignore)
     if NMC not in density or density[NMC] <= 0:
         return []
-    counted = np.count_nonzero(np.asarray(codes) != ignore)
-    out = []
-    for code in (PORE, CBD):
-        if code in density and np.count_nonzero(np.asarray(codes) == code) >= min_share * counted \
-                and density[code] < THICKER_RATIO * density[NMC]:
-            out.append(code)
-    return out
+    values, counts = np.unique(np.asarray(codes), return_counts=True)
+    count = dict(zip(values.tolist(), counts.tolist()))
+    counted = sum(n for v, n in count.items() if v != ignore)
+    return [code for code in (PORE, CBD) if code in density and count[code] >= min_share * counted
+            and density[code] < THICKER_RATIO * density[NMC]]

@@ -179,7 +179,7 @@ def test_compute_counting_reports_each_chunk_and_stops_when_asked(where):
     stops the rest."""
     import dask
 
-    from core.chunked.particles import compute_counting
+    from core.chunked.cluster import compute_counting
 
     counted = [dask.delayed(lambda i: i * i, pure=False)(i) for i in range(6)]
     others = [dask.delayed(sum)(counted[:2])]
