@@ -67,7 +67,8 @@ from ._checks import check_int
 from ._kernels import SideWork, numpy_hugepages, recycled_heap
 from ._validate import check_choice, check_has_nmc, check_phases, normalize_spacing
 from .codes import PORE
-from .metrics import DepthFrom, Side, _particle_table, fov_voxels, nmc_profile, side_of_profile
+from .metrics import (DepthFrom, Side, _particle_table, fov_voxels, nmc_profile, side_of_profile,
+                      side_warning)
 from .particles import SeparationParams, _separate_particles
 from .slices import face_structure, slice_axis, slice_warning
 from .nn.params import ModelParams
@@ -545,9 +546,11 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     input_checksum, profile, *found = beside.results()
     cracks = found[0] if found else None  # the separation's, where it added them (see _separate_particles)
     side = params.separator_side
-    contrast = None
+    contrast = ambiguous = None
     if side == "auto":  # detect_separator_side's answer, from the whole profile
         side, contrast = side_of_profile(profile)
+        if (ambiguous := side_warning(profile, params.axis)) is not None:
+            warnings.warn(ambiguous, stacklevel=2)
     if cracks is not None:
         outside = None
     elif outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
@@ -566,7 +569,8 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         seeding=seeding, coarsen=coarsen, refine=refine, depth_from=params.depth_from,
     )
     provenance = _provenance(volume, params, resolved, sp, table, input_checksum, presegmented=presegmented,
-                             downsampled=downsampled, side_contrast=contrast, weights_sha=weights_sha,
+                             downsampled=downsampled, side_contrast=contrast, side_warning=ambiguous,
+                             weights_sha=weights_sha,
                              classifier_sha=classifier_sha, timings=timings)
     provenance.update(nonfinite_filled=int(nonfinite), memory_estimate_bytes=estimate)
     if fill is not None:
@@ -936,6 +940,7 @@ def _coarse_particles(phases: np.ndarray, sp, separation: SeparationParams, fact
 
 def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisParams, sp, table: pd.DataFrame,
                 input_checksum: str, *, presegmented: bool, downsampled: int, side_contrast, weights_sha,
+                side_warning: str | None = None,
                 timings: dict, classifier_sha: str | None = None) -> dict:
     """What a run records beside its results (see :class:`AnalysisResult`); ``input_checksum``:
     :func:`checksum` of ``volume``."""
@@ -951,6 +956,7 @@ def _provenance(volume: np.ndarray, params: AnalysisParams, resolved: AnalysisPa
         "presegmented": presegmented,
         "separator_side_detected": resolved.separator_side if side_contrast is not None else None,
         "separator_side_contrast": side_contrast,
+        "separator_side_warning": side_warning,  # metrics.side_warning's sentence where "auto" read no clear side
         "n_particles": int(len(table)),
         "pv_sigma_origin": sigma_origin(seg.pv_sigma, params.segment.pv_sigma is not None) if blur_used else None,
         "phases_from": "presegmented" if presegmented else params.method,

@@ -685,9 +685,9 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
                 f"{r.electrode} {r.x_lo:.3g}–{r.x_hi:.3g} (n={r.n})" for r in few.itertuples())
             exports.warn(f"Detachment against {name}: {tr.n_low} of {len(tr.table)} bins have fewer than "
                          f"{tr.low_n} particles (grey triangles): their medians and intervals are unreliable{where}.")
-    drifting = drift_note(ctx)
-    if drifting:
-        exports.warn(drifting)
+    for note in (drift_note(ctx), guessed_side_note(ctx)):
+        if note:
+            exports.warn(note)
     st.caption(f"Points: median detachment of the particles in each bin, bars: its 95 % "
                f"bootstrap CI ({cache.N_BOOT // 2} resamples); left: spread (IQR) within each bin, where small "
                f"particles usually scatter more; right: particles per bin, dashed line = the few-particle threshold. "
@@ -711,6 +711,18 @@ def drift_note(ctx: CompareContext) -> str:
     return (f"The scan of {', '.join(found)} drifts in brightness along z (share of the pore-NMC contrast) and was "
             "analysed without flattening it: its detachment can follow the slice index, so a trend with depth may be "
             "the drift's. Rerun it with *Flatten the drift* (Segment page).")
+
+
+def guessed_side_note(ctx: CompareContext) -> str:
+    """A sentence naming the compared electrodes whose separator side was auto-detected where the volume's two ends
+    differ in NMC share no more than slabs inside it do (:func:`core.metrics.side_warning`): their depth may run
+    the wrong way ("" for none)."""
+    found = [name for name, (_, a) in ctx.samples.items() if (a.provenance or {}).get("separator_side_warning")]
+    if not found:
+        return ""
+    return (f"The separator side of {', '.join(found)} was auto-detected, but the NMC share of the volume's two ends "
+            "differs no more than it does between slabs inside it: its depth may run the wrong way (0 at the "
+            "current collector). Set the separator side on the Samples page and analyse it again.")
 
 
 # --------------------------------------------------------------------------- slices

@@ -102,6 +102,9 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     headline(table, analysis)
     specks_note(table, analysis)
     chunked_note(ws, analysis)
+    guessed = analysis.provenance.get("separator_side_warning")
+    if guessed:  # the run's warning (the page shows none of the job's own)
+        exports.warn(f"{guessed} It is set on the Samples page (Separator side); analyse again after setting it.")
     if analysis.resolved.method == "classifier" and not analysis.provenance.get("presegmented"):
         exports.warn(CLASSIFIER_DETACHMENT_NOTE)  # the report is read without the page: it carries it
     sigma = advice.blur_not_measured(analysis, sample.downsample)

@@ -374,7 +374,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
     from ..inputs import FileInput
     from ..codes import PORE
     from ..pipeline import AnalysisParams, said_readings, versions
-    from ..metrics import side_of_profile
+    from ..metrics import side_of_profile, side_warning
     from .measures import measure_chunked, nmc_profile_chunked
     from ..coarse import GROW, auto_factor, check_factor
     from .coarse import COARSE_WHOLE_VOXELS, separate_coarse_chunked
@@ -556,8 +556,11 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         profile = None  # the per-slice NMC counts, read once for the side and the electrode's extent
         if side == "auto" or params.depth_from == "electrode":
             profile = nmc_profile_chunked(phases, params.axis, data_voxels=fov)
+        ambiguous = None
         if side == "auto":
             side, contrast = side_of_profile(profile)
+            if (ambiguous := side_warning(profile, params.axis)) is not None:
+                warnings.warn(ambiguous, stacklevel=2)
         table = measure_chunked(labels_store, phases_store, sp, axis=params.axis, separator_side=side,
                                 depth_from=params.depth_from, profile=profile, no_data=no_data)
         timings["metrics_s"] = time.perf_counter() - t0
@@ -584,6 +587,7 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
         "presegmented": presegmented,
         "separator_side_detected": side if contrast is not None else None,
         "separator_side_contrast": contrast,
+        "separator_side_warning": ambiguous,
         "n_particles": int(len(table)),
         "pv_sigma_origin": origin if not presegmented and seg_params.partial_volume else None,
         "phases_from": "presegmented" if presegmented else params.method,

@@ -125,7 +125,7 @@ def measure_chunked(labels, phases, spacing=None, *, axis: int = 0, separator_si
     check_choice(depth_from, "depth_from", ("volume", "electrode"))
     if profile is None and (depth_from == "electrode" or separator_side == "auto"):
         profile = nmc_profile_chunked(phases, axis)
-    separator_side = _resolve_separator_side(separator_side, axis, lambda: side_of_profile(profile), stacklevel=3)
+    separator_side = _resolve_separator_side(separator_side, axis, profile, stacklevel=3)
     span = electrode_extent(profile) if depth_from == "electrode" and slice_axis(phases.shape) != axis else None
     phases = phases.rechunk(labels.chunks) if phases.chunks != labels.chunks and ph_src is None else phases
     shape = tuple(int(n) for n in labels.shape)

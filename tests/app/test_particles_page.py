@@ -365,3 +365,27 @@ def test_no_download_reruns_the_page():
                 assert isinstance(kw.get("on_click"), ast.Constant) and kw["on_click"].value == "ignore", \
                     f"{path.name}:{node.lineno}"
     assert found >= 8
+
+
+def test_an_ambiguous_separator_side_is_said_where_the_depth_is_shown(seeded_ws):
+    """The analysis's warning that the auto-detected separator side is a guess (its job's warnings are not shown
+    otherwise) is on the Particles page and on Compare's depth trend; a side set by hand (the demos) is not said."""
+    from types import SimpleNamespace
+
+    from apphelpers import specks_sample
+    from ui.compare_view import guessed_side_note
+
+    s, a = specks_sample(seeded_ws)  # the same CBD at both ends of z
+    assert s.separator_side == "auto" and "ambiguous" in a.provenance["separator_side_warning"]
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    no_exception(at)
+    [w] = [w.value for w in at.warning if "separator side along axis z is ambiguous" in w.value]
+    assert w.endswith("It is set on the Samples page (Separator side); analyse again after setting it.")
+    demo, at = _open(seeded_ws)
+    assert not [w for w in at.warning if "separator side" in w.value]
+    both = {"seg": (s, a), "cycled-5C": (demo, seeded_ws.latest_analysis(demo.id))}
+    note = guessed_side_note(SimpleNamespace(samples=both))
+    assert note.startswith("The separator side of seg was auto-detected") and "cycled-5C" not in note
+    assert guessed_side_note(SimpleNamespace(samples={"cycled-5C": both["cycled-5C"]})) == ""
