@@ -150,9 +150,12 @@ def _settings(p: AnalysisParams, given: bool = False) -> dict[str, str]:
     if p.method != "model" and not given:
         out["min_island"] = f"islands below {int(seg.min_island)} voxels merged"
     if p.particles == "watershed":
+        # phases read from the input leave no greyscale to deconvolve: "auto" always reads the phases there (QA: a
+        # re-separation asking for the phases was said to differ in "seeds on the NMC phase" from the first analysis)
+        seeding = "phases" if given and p.seeding == "auto" else p.seeding
         out["seeding"] = {"regularised": "seeds on a regularised NMC mask",
                           "deconvolved": "seeds on a deconvolved NMC mask",
-                          "auto": "seeds by the measured blur"}.get(p.seeding, "seeds on the NMC phase")
+                          "auto": "seeds by the measured blur"}.get(seeding, "seeds on the NMC phase")
         out["fill_cracks"] = f"crack filling {_onoff(sep.fill_cracks)}"
         out["markers"] = "h-maxima seeds" if sep.markers == "hmaxima" else "peak seeds"
         if sep.markers == "hmaxima":

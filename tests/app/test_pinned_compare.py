@@ -242,3 +242,9 @@ def test_a_re_separation_of_an_already_segmented_sample_differs_by_its_separatio
     assert pins.phases_given(again) and pins.phases_given(other)
     diffs = pins.param_differences({"seg0": again, "seg1": other})
     assert [d.key for d in diffs] == ["h_um"], diffs
+    # the Particles page asks for seeds on the phases where there is no greyscale: the same as the first run's "auto"
+    on_phases = run_analysis(empty_ws, s0.id, empty_ws.load_phases(first.id),
+                             replace(params, seeding="phases", separation=replace(params.separation, h_um=1.0)),
+                             presegmented=True, extra_provenance={"phases_from_analysis": first.id})
+    assert on_phases.requested.seeding == "phases" and other.requested.seeding == "auto"
+    assert [d.key for d in pins.param_differences({"seg0": on_phases, "seg1": other})] == ["h_um"]
