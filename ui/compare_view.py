@@ -824,8 +824,8 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
         st.session_state[state.CMP_AXIS_ATTR] = names[0]
 
     def label(n: str) -> str:
-        units = sorted({a.unit for a in attrs[n].values()})
-        return f"{n} ({', '.join(units)})" if any(units) else n
+        units = sorted({a.unit for a in attrs[n].values()} - {"", "-"})  # "-": a count or a ratio, no unit
+        return f"{n} ({', '.join(units)})" if units else n
 
     c1, c2 = st.columns([2, 3])
     attr = c1.selectbox("Attribute on the x axis", names, key=state.CMP_AXIS_ATTR, format_func=label,
@@ -843,9 +843,16 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
         st.warning(f"{attr} is given in different units ({', '.join(repr(u) for u in units)}): make them the same "
                    "on the Samples page before putting the electrodes on one axis.")
         return None
+    if x_scale == "log":  # no logarithm of 0 (an uncycled electrode's C-rate): left out and named, not a refusal
+        nonpositive = [n for n, a in have.items() if a.value <= 0]
+        if nonpositive:
+            st.caption(f"Left out of the logarithmic axis ({attr} has no logarithm at 0 or below): "
+                       + ", ".join(f"{n} ({have[n].value:g})" for n in nonpositive) + ".")
+            have = {n: a for n, a in have.items() if a.value > 0}
     if len(have) < compare.MIN_ELECTRODES:
-        st.info(f"A trend needs at least {compare.MIN_ELECTRODES} electrodes with a {attr}; "
-                f"{len(have)} of the chosen electrodes have one.")
+        st.info(f"A trend needs at least {compare.MIN_ELECTRODES} electrodes with {attr} given"
+                + (" above 0" if x_scale == "log" else "") + f"; {len(have)} of the chosen electrodes "
+                + ("has it." if len(have) == 1 else "have it."))
         return None
     cut = float(st.session_state.get(state.CMP_CUT, DEFAULT_CUT))
     try:
@@ -867,7 +874,7 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
                      f"share detached vs {attr}")
     st.markdown(f"{compare.trend_reading(res, label=words, measure='share_above')}.")
     pct = round(res.confidence * 100)
-    unit = f" ({res.unit})" if res.unit else ""
+    unit = f" ({res.unit})" if res.unit and res.unit != "-" else ""
     num = lambda label, fmt="%.3f": st.column_config.NumberColumn(label, format=fmt)  # noqa: E731
     st.dataframe(res.table, placeholder=tables.MISSING, hide_index=True, key=state.CMP_AXIS_TABLE, column_order=[
         "electrode", "value", "n_valid", "median", "median_ci_lo", "median_ci_hi", "share_above", "share_ci_lo",

@@ -274,7 +274,8 @@ def _check_values(values, names: list[str], x_scale: str) -> np.ndarray:
     arr = np.asarray(out)
     if x_scale == "log" and np.any(arr <= 0):
         bad = [n for n, a in zip(names, arr) if a <= 0]
-        raise ValueError(f"a log scale needs attribute values > 0; electrode(s) {bad} have {arr[arr <= 0].tolist()}")
+        raise ValueError("a log scale needs attribute values above 0: " + ", ".join(
+            f"{n} has {v:g}" for n, v in zip(bad, arr[arr <= 0])))
     if np.unique(arr).size < 2:
         raise ValueError(f"all {len(names)} electrodes have the same attribute value ({arr[0]:g}); a trend needs "
                          "at least two different values")

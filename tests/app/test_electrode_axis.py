@@ -135,10 +135,14 @@ def test_compare_page_puts_electrodes_on_the_attribute_axis(seeded_ws):
 
     back = pd.read_csv(io.BytesIO(electrode_trend_csv(ref)))
     assert list(back["value"]) == [0.0, 1.0, 5.0] and set(back["unit"]) == {"C"}
-    # log scale is refused for a zero C-rate, in one sentence
+    # on a log scale the zero C-rate is left out and named (QA: a Python list in an error, and no trend at all)
     at.radio(key=state.CMP_AXIS_SCALE).set_value("log").run()
     no_exception(at)
-    assert any("log scale needs attribute values > 0" in w.value for w in at.warning)
+    assert not [w for w in at.warning if "log" in w.value]
+    assert any(c.value == "Left out of the logarithmic axis (C-rate has no logarithm at 0 or below): pristine "
+               "(SYNTHETIC) (0)." for c in at.caption)
+    assert any(i.value == "A trend needs at least 3 electrodes with C-rate given above 0; 2 of the chosen electrodes "
+               "have it." for i in at.info)
     at.radio(key=state.CMP_AXIS_SCALE).set_value("rank").run()
     no_exception(at)
     assert any("per step up the C-rate order" in m.value for m in at.markdown)
@@ -183,13 +187,28 @@ def test_mixed_units_and_too_few_electrodes_are_explained(seeded_ws):
     _set_rates(seeded_ws, {"pristine": 0.0, "cycled-1C": 1.0})
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
     no_exception(at)
-    assert any("needs at least 3 electrodes with a C-rate; 2 of the chosen" in i.value for i in at.info)
+    assert any("needs at least 3 electrodes with C-rate given; 2 of the chosen electrodes have it." in i.value
+               for i in at.info)
     assert any("Left out (no C-rate given): cycled-5C (SYNTHETIC)" in c.value for c in at.caption)
     s5 = next(s for s in seeded_ws.list_samples() if s.name == "cycled-5C")
     seeded_ws.set_attributes(s5.id, [Attribute("C-rate", 5.0, "1/h")])
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
     no_exception(at)
     assert any("different units" in w.value for w in at.warning)
+
+
+def test_a_count_s_unit_is_not_shown_as_a_dash(seeded_ws):
+    """QA: cycles (unit "-", a count) read "cycles (-)" on the axis picker and in the table's column."""
+    _clear(seeded_ws)
+    for s, n in zip(seeded_ws.list_samples(), (0, 100, 200)):
+        seeded_ws.set_attributes(s.id, [Attribute("cycles", n, "-")])
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    picker = at.selectbox(key=state.CMP_AXIS_ATTR)
+    assert picker.value == "cycles" and picker.options == ["cycles"]
+    [table] = [d for d in at.dataframe if "value" in d.value.columns]
+    config = str(table.proto)
+    assert "cycles" in config and "cycles (-)" not in config
 
 
 def test_report_has_the_axis_section():

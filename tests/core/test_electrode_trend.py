@@ -130,8 +130,8 @@ def test_scales_log_and_rank():
     # medians evenly spaced in rank: the rank scale fits them better than the raw values
     assert rank.median_test.tau2 <= compare.electrode_trend(tables, values, rng=0, n_boot=200).median_test.tau2
     assert compare.slope_unit(log) == "per tenfold attribute"
-    with pytest.raises(ValueError, match="log scale needs attribute values > 0"):
-        compare.electrode_trend(tables, {**values, "e0": 0.0}, x_scale="log")
+    with pytest.raises(ValueError, match="log scale needs attribute values above 0: e0 has 0, e2 has -1$"):
+        compare.electrode_trend(tables, {**values, "e0": 0.0, "e2": -1.0}, x_scale="log")
 
 
 def test_bad_inputs_are_refused_in_one_sentence():
