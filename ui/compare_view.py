@@ -97,6 +97,19 @@ class CompareContext:
                 for n, t in self.tables.items()}
 
 
+    def miles_tables(self) -> dict[str, pd.DataFrame]:
+        """:meth:`used` under "miles", each table with its particles' Miles–Lantuéjoul weights in a column
+        ``miles_weight`` (number weighting: 1 / the chance that a particle of its extents lies whole inside the
+        window; times ``volume_um3`` for volume weighting), as the page's distributions weigh them (QA: the
+        edge-corrected histograms could not be recomputed from the download)."""
+        out = {}
+        for n, t in self.tables.items():
+            w = compare.particle_weights(t, edge_policy="miles", window_um=self.windows_um.get(n), name=n,
+                                         disc_radius_um=self.discs_um.get(n))
+            out[n] = t[w.used].assign(miles_weight=w.weights[w.used]).reset_index(drop=True)
+        return out
+
+
 def disc_um(analysis: Analysis) -> float | None:
     """The radius (µm) of an analysis's circular field of view, where it held a fill outside it as no material
     (its provenance's ``fill``), else None."""

@@ -406,7 +406,7 @@ def compare_section(ctx: CompareContext, *, edge_policy: str = "include", summar
     sections = offered_sections()
     min_d = float(ctx.min_diameter_um)
     dropped = ctx.dropped
-    tables = ctx.used(edge_policy)
+    tables = ctx.miles_tables() if edge_policy == "miles" else ctx.used(edge_policy)
     at_edge = {n: len(ctx.tables[n]) - len(t) for n, t in tables.items()}
     if chart_map is None:
         chart_map = shown_charts() or standard_charts(tables, metric, kind, edge_policy=edge_policy)
@@ -453,8 +453,8 @@ def edge_sentence(edge_policy: str, kept: Mapping[str, tuple[int, int]]) -> str:
     return (f"Particles cut by the volume edge are left out (the page's choice, '{label}'): the summary, tests and "
             "trends count the rest, and the particle tables (here and in the CSV and Parquet downloads) hold only "
             "those: " + ", ".join(f"{n} {k} of {m}" for n, (k, m) in kept.items()) + "."
-            + (" The distributions weight them by Miles–Lantuéjoul (the weights are not in the tables)."
-               if edge_policy == "miles" else ""))
+            + (" The distributions weight them by Miles–Lantuéjoul: column miles_weight (number weighting; times "
+               "volume_um3 for volume weighting)." if edge_policy == "miles" else ""))
 
 
 def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None:

@@ -421,3 +421,24 @@ def test_a_single_electrode_s_report_charts_keep_detachment_on_0_to_1():
         domains = [layer["encoding"]["y"].get("scale", {}).get("domain") for layer in made[title]["layer"]
                    if "y" in layer.get("encoding", {})]
         assert domains and all(d == [0, 1] for d in domains), (title, domains)
+
+
+def test_under_miles_the_table_downloads_carry_the_weights_the_page_used(fine_ws, captured):  # noqa: F811 (fixture)
+    """QA: under Miles–Lantuéjoul the CSV held no weights, so the page's edge-corrected quantiles could not be
+    recomputed from it.  Now each row carries ``miles_weight``, and the page's volume-weighted median follows."""
+    from core import compare
+
+    at = AppTest.from_file(page("4_compare.py"), default_timeout=TIMEOUT).run()
+    at.selectbox(key=state.CMP_METRIC).select("equiv_diameter_um").run()
+    at.radio(key=state.CMP_WEIGHTING).set_value("volume").run()
+    at.radio(key=state.CMP_EDGE).set_value("miles").run()
+    no_exception(at)
+    [q] = [d.value for d in at.dataframe if "q95" in d.value.columns]
+    q = q.set_index("electrode")
+    table = pd.read_csv(io.BytesIO(_data(captured, "comparison-particles.csv")))
+    assert not table["touches_edge"].any() and (table["miles_weight"] >= 1).all()
+    for name, rows in table.groupby("electrode"):
+        w = rows["miles_weight"] * rows["volume_um3"]
+        assert q.loc[name, "median"] == pytest.approx(compare.weighted_quantile(rows["equiv_diameter_um"], 0.5, w))
+    html = _data(captured, "comparison-report.html").decode()
+    assert "column miles_weight (number weighting; times volume_um3 for volume weighting)" in html
