@@ -4,12 +4,13 @@
 import streamlit as st
 
 from core.slices import is_single_slice
-from ui import cache, charts, forms, page
+from ui import cache, charts, compare_view, forms, page
 
 page.through_app()  # a first run in Streamlit's pages-folder mode: through app.py (ui.page)
 
 ws, sample = page.sample_page("3D")
-latest = page.require_analysis(ws, sample, "its particles in 3D")
+page.require_analysis(ws, sample, "its particles in 3D")
+latest = compare_view.shown_analysis(ws, sample)  # the one Compare shows for it (the latest unless picked there)
 params = page.latest_params(latest)
 
 if is_single_slice(latest.provenance.get("input_shape")):
@@ -52,7 +53,7 @@ if out.get("centred"):  # a chunked analysis read strided: the count is the tabl
                      else ""))
 st.caption(f"{out['n_particles']} particles{drawn_note}, {out['n_triangles']:,} triangles{stride_note}.{cbd_note} "
            f"Coordinates in µm; the thickness axis is {'zyx'[params.axis]}, separator at its "
-           f"{params.separator_side}.")
+           f"{params.separator_side}. Analysis #{latest.id}.")
 finer = forms.finer_depth_range(view.depth_range, out["stride"])
 if finer is not None:  # sampled coarsely, the particles come out as shards: one click to a slab drawn finely
     st.info(f"Sampled every {out['stride']} voxels, small particles come out as shards. A slab of depth "

@@ -221,6 +221,28 @@ def pin_for_compare(sample_id: int, analysis_id: int, latest_id: int) -> None:
         st.session_state[state.CMP_SAMPLES] = [*chosen, int(sample_id)]
 
 
+def shown_analysis(ws: Workspace, sample: Sample, label: str = "Analysis shown") -> Analysis | None:
+    """The analysis of ``sample`` another page shows beside the Compare page: the one Compare shows for it (its pin
+    in this session), else the latest; named in a selectbox when it has several, and a pick there is Compare's
+    too (QA: the 3D page drew the latest analysis, 190 particles, while Compare kept #4 with 170, and named none).
+    None where it has no finished analysis."""
+    found = ws.list_analyses(sample.id, status="done")
+    if not found:
+        return None
+    by_aid = {a.id: a for a in found}
+    pins, seen = _pins()
+    latest = found[0].id
+    aid = pins.get(sample.id) if pins.get(sample.id) in by_aid else latest
+    if len(found) > 1:
+        key = state.k(state.V3_ANALYSIS, sample.id)
+        st.session_state[key] = aid
+        aid = st.selectbox(label, list(by_aid), key=key, on_change=_picked, args=(sample.id, key, latest),
+                           format_func=lambda i: pins_words.analysis_label(by_aid[i], latest_id=latest),
+                           help="The same analysis as the Compare page shows for this sample; picking another "
+                                "here picks it there too.")
+    return by_aid[aid]
+
+
 def _pins_from_url(ws: Workspace, by_id: dict[int, Sample]) -> list[str]:
     """On a session's first Compare run, the electrodes and pins named by ``?a=ID,...`` (a reload or a shared
     link); returns one sentence for each id the workspace no longer has as a finished analysis."""

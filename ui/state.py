@@ -185,6 +185,7 @@ EXP_RECIPE = "w_exp_recipe"
 
 # ---- 3D page
 V3_DEPTH = "w_v3_depth"
+V3_ANALYSIS = "w_v3_analysis"      # per sample: the analysis the 3D page draws (Compare's pin)
 V3_MAX_TRI = "w_v3_max_tri"
 V3_MODE = "w_v3_mode"
 V3_CBD = "w_v3_cbd"

@@ -248,3 +248,26 @@ def test_a_re_separation_of_an_already_segmented_sample_differs_by_its_separatio
                              presegmented=True, extra_provenance={"phases_from_analysis": first.id})
     assert on_phases.requested.seeding == "phases" and other.requested.seeding == "auto"
     assert [d.key for d in pins.param_differences({"seg0": on_phases, "seg1": other})] == ["h_um"]
+
+
+def test_the_3d_page_draws_the_analysis_compare_shows_and_names_it(seeded_ws):
+    """QA walk 8: the 3D page drew the sample's latest analysis (190 particles) while Compare kept #4 (170) and
+    named none.  It draws Compare's pick, names it, and a pick there is Compare's too."""
+    s = next(x for x in seeded_ws.list_samples() if x.name == "cycled-5C")
+    first = seeded_ws.latest_analysis(s.id)
+    newer = _rerun(seeded_ws, s, separation=SeparationParams(h_um=0.75))
+    assert newer.n_particles != first.n_particles
+    at = AppTest.from_file(page("5_3d.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.session_state[state.CMP_PINS] = {s.id: first.id}  # as the Compare page keeps it
+    at.session_state[state.CMP_SEEN] = {s.id: newer.id}
+    at.run()
+    no_exception(at)
+    picker = at.selectbox(key=state.k(state.V3_ANALYSIS, s.id))
+    assert picker.value == first.id and set(picker.options) == {pins.analysis_label(a, latest_id=newer.id)
+                                                               for a in (first, newer)}
+    assert any(c.value.startswith(f"{first.n_particles} particles") and f"Analysis #{first.id}." in c.value for c in at.caption)
+    picker.set_value(newer.id).run()
+    no_exception(at)
+    assert at.session_state[state.CMP_PINS][s.id] == newer.id
+    assert any(c.value.startswith(f"{newer.n_particles} particles") and f"Analysis #{newer.id}." in c.value for c in at.caption)
