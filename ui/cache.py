@@ -349,6 +349,33 @@ def phase_fractions(ref: ResultRef) -> dict[str, float]:
     return compute.fractions_of(compute.field_of_view_counts(counts, prov.get("fill")))
 
 
+@st.cache_data(max_entries=64, show_spinner="Reading the separator side…")
+def side_said(ref: ResultRef) -> str | None:
+    """:func:`core.metrics.side_warning` of an analysis whose separator side was auto-detected ("auto"): the
+    sentence its run recorded, or, for an analysis run before runs recorded it, read from its stored phases (the NMC
+    profile along its thickness axis; chunk by chunk for a chunked one).  None where the side was set by hand or is
+    clear."""
+    from core.metrics import nmc_profile, side_warning
+
+    a = _workspace(ref.root).get_analysis(ref.analysis_id)
+    prov = a.provenance or {}
+    if "separator_side_warning" in prov:
+        return prov["separator_side_warning"]
+    if prov.get("separator_side_detected") is None:
+        return None
+    axis = a.resolved.axis
+    phases = result_arrays(ref)[0]
+    if is_lazy(phases):
+        import dask.array as da
+
+        from core.chunked.measures import nmc_profile_chunked
+
+        profile = nmc_profile_chunked(da.from_zarr(phases), axis)
+    else:
+        profile = nmc_profile(phases, axis)
+    return side_warning(profile, axis)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def max_label(ref: ResultRef) -> int:
     """The largest particle label: of the label array, or of the table for a chunked analysis (its table has a

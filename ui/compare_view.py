@@ -190,6 +190,9 @@ def select(ws: Workspace) -> CompareContext:
                      "be measured and a blurred particle-pore edge may have been read as a shell of CBD that hides "
                      "detachment; check the phases on the Segment page before comparing the detachment.")
     refs = {names[i]: cache.ResultRef.of(ws, picked[i]) for i in chosen}
+    guessed = guessed_side_note(refs)
+    if guessed:  # (QA: two crops of one electrode, depth running opposite ways, without a word)
+        exports.warn(guessed)
     min_d = size_filter_picker()
     tables, dropped = compare.drop_small({n: cache.table(r) for n, r in refs.items()}, min_d)
     if min_d > 0:
@@ -720,9 +723,9 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
                 f"{r.electrode} {r.x_lo:.3g}–{r.x_hi:.3g} (n={r.n})" for r in few.itertuples())
             exports.warn(f"Detachment against {name}: {tr.n_low} of {len(tr.table)} bins have fewer than "
                          f"{tr.low_n} particles (grey triangles): their medians and intervals are unreliable{where}.")
-    for note in (drift_note(ctx), guessed_side_note(ctx)):
-        if note:
-            exports.warn(note)
+    drifting = drift_note(ctx)
+    if drifting:
+        exports.warn(drifting)
     st.caption(f"Points: median detachment of the particles in each bin, bars: its 95 % "
                f"bootstrap CI ({cache.N_BOOT // 2} resamples); left: spread (IQR) within each bin, where small "
                f"particles usually scatter more; right: particles per bin, dashed line = the few-particle threshold. "
@@ -748,16 +751,22 @@ def drift_note(ctx: CompareContext) -> str:
             "the drift's. Rerun it with *Flatten the drift* (Segment page).")
 
 
-def guessed_side_note(ctx: CompareContext) -> str:
+def guessed_side_note(refs: dict[str, cache.ResultRef]) -> str:
     """A sentence naming the compared electrodes whose separator side was auto-detected where the volume's two ends
-    differ in NMC share no more than slabs inside it do (:func:`core.metrics.side_warning`): their depth may run
-    the wrong way ("" for none)."""
-    found = [name for name, (_, a) in ctx.samples.items() if (a.provenance or {}).get("separator_side_warning")]
+    differ in NMC share no more than slabs inside it do (:func:`ui.cache.side_said`): their depth, and the
+    current-collector face the isolation section counts paths to, may be the wrong way round ("" for none).
+
+    Parameters
+    ----------
+    refs : {display name: ResultRef}
+    """
+    found = [name for name, ref in refs.items() if cache.side_said(ref)]
     if not found:
         return ""
     return (f"The separator side of {', '.join(found)} was auto-detected, but the NMC share of the volume's two ends "
-            "differs no more than it does between slabs inside it: its depth may run the wrong way (0 at the "
-            "current collector). Set the separator side on the Samples page and analyse it again.")
+            "differs no more than it does between slabs inside it: depth (its trend, the slices at the same depth) "
+            "and the current-collector face (isolated particles) may run the wrong way. Set the separator side on "
+            "the Samples page and analyse again.")
 
 
 # --------------------------------------------------------------------------- slices

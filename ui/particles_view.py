@@ -102,7 +102,7 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     headline(table, analysis)
     specks_note(table, analysis)
     chunked_note(ws, analysis)
-    guessed = analysis.provenance.get("separator_side_warning")
+    guessed = cache.side_said(ref)
     if guessed:  # the run's warning (the page shows none of the job's own)
         exports.warn(f"{guessed} It is set on the Samples page (Separator side); analyse again after setting it.")
     if analysis.resolved.method == "classifier" and not analysis.provenance.get("presegmented"):

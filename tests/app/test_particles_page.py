@@ -369,14 +369,18 @@ def test_no_download_reruns_the_page():
 
 def test_an_ambiguous_separator_side_is_said_where_the_depth_is_shown(seeded_ws):
     """The analysis's warning that the auto-detected separator side is a guess (its job's warnings are not shown
-    otherwise) is on the Particles page and on Compare's depth trend; a side set by hand (the demos) is not said."""
-    from types import SimpleNamespace
+    otherwise) is on the Particles page and on Compare; a side set by hand (the demos) is not said.  An analysis
+    run before runs recorded it has it read from its stored phases (QA walk 8: old analyses said nothing)."""
+    import json
+    import sqlite3
 
     from apphelpers import specks_sample
+    from ui import cache
     from ui.compare_view import guessed_side_note
 
     s, a = specks_sample(seeded_ws)  # the same CBD at both ends of z
-    assert s.separator_side == "auto" and "ambiguous" in a.provenance["separator_side_warning"]
+    said = a.provenance["separator_side_warning"]
+    assert s.separator_side == "auto" and "ambiguous" in said
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
@@ -385,7 +389,15 @@ def test_an_ambiguous_separator_side_is_said_where_the_depth_is_shown(seeded_ws)
     assert w.endswith("It is set on the Samples page (Separator side); analyse again after setting it.")
     demo, at = _open(seeded_ws)
     assert not [w for w in at.warning if "separator side" in w.value]
-    both = {"seg": (s, a), "cycled-5C": (demo, seeded_ws.latest_analysis(demo.id))}
-    note = guessed_side_note(SimpleNamespace(samples=both))
+    refs = {"seg": cache.ResultRef.of(seeded_ws, a),
+            "cycled-5C": cache.ResultRef.of(seeded_ws, seeded_ws.latest_analysis(demo.id))}
+    note = guessed_side_note(refs)
     assert note.startswith("The separator side of seg was auto-detected") and "cycled-5C" not in note
-    assert guessed_side_note(SimpleNamespace(samples={"cycled-5C": both["cycled-5C"]})) == ""
+    assert guessed_side_note({"cycled-5C": refs["cycled-5C"]}) == ""
+    # an analysis recorded before the sentence was: read from its phases, the same sentence
+    old = {k: v for k, v in a.provenance.items() if k != "separator_side_warning"}
+    with sqlite3.connect(seeded_ws.db_path) as con:
+        con.execute("UPDATE analyses SET provenance = ? WHERE id = ?", (json.dumps(old), a.id))
+    cache.side_said.clear()
+    assert "separator_side_warning" not in seeded_ws.get_analysis(a.id).provenance
+    assert cache.side_said(refs["seg"]) == said
