@@ -36,7 +36,7 @@ Limits
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
 import cc3d
@@ -152,6 +152,26 @@ class ContactGraph:
     axis: int
     separator_side: str
     spacing: tuple[float, float, float]
+
+    def among(self, labels) -> ContactGraph:
+        """The same graph counted over the particles ``labels`` only (those a size filter keeps).
+
+        Who reaches the collector is unchanged (a path may run through a particle left out: it still conducts);
+        :attr:`particles`, :attr:`contacts`, :attr:`by_depth` (as many bins) and the particle counts of
+        :attr:`summary` are of the kept ones, the CBD's numbers as they were.
+
+        Parameters
+        ----------
+        labels : (k,) int array-like
+            Labels to keep; labels not in the graph are ignored.
+        """
+        keep = np.asarray(labels, np.int64).ravel()
+        p = self.particles[self.particles["label"].isin(keep)].reset_index(drop=True)
+        c = self.contacts
+        c = c[c["label_a"].isin(keep) & c["label_b"].isin(keep)].reset_index(drop=True)
+        summary = replace(self.summary, **_particle_counts(p))
+        return replace(self, particles=p, contacts=c, by_depth=isolation_by_depth(p, len(self.by_depth)),
+                       summary=summary)
 
     @property
     def isolated_labels(self) -> np.ndarray:
@@ -297,18 +317,25 @@ def _isolation_summary(particles: pd.DataFrame, sc: _Scan, reach: np.ndarray, n_
     cluster_size, n_clusters = sc.cluster_size, sc.n_clusters
     cbd_total = int(cluster_size.sum())
     cbd_reach = reach[n_lab + 1 : n_lab + 1 + n_clusters]
-    iso = ~particles["connected"].to_numpy()
-    vol = particles["volume_um3"].to_numpy()
-    n = len(particles)
     return IsolationSummary(
+        **_particle_counts(particles),
+        n_cbd_clusters=int(n_clusters),
+        share_cbd_connected=float(cluster_size[1:][cbd_reach].sum() / cbd_total) if cbd_total else float("nan"),
+    )
+
+
+def _particle_counts(particles: pd.DataFrame) -> dict:
+    """The particles' fields of :class:`IsolationSummary` (all but the CBD's) of :attr:`ContactGraph.particles`."""
+    iso = ~particles["connected"].to_numpy(bool)
+    vol = particles["volume_um3"].to_numpy(float)
+    n = len(particles)
+    return dict(
         n_particles=n,
         n_isolated=int(iso.sum()),
         share_isolated=float(iso.mean()) if n else float("nan"),
-        share_isolated_volume=float(vol[iso].sum() / vol.sum()) if n else float("nan"),
-        n_isolated_at_edge=int((iso & particles["touches_edge"].to_numpy()).sum()),
+        share_isolated_volume=float(vol[iso].sum() / vol.sum()) if n and vol.sum() > 0 else float("nan"),
+        n_isolated_at_edge=int((iso & particles["touches_edge"].to_numpy(bool)).sum()),
         n_touching_collector=int(particles["touches_collector"].sum()),
-        n_cbd_clusters=int(n_clusters),
-        share_cbd_connected=float(cluster_size[1:][cbd_reach].sum() / cbd_total) if cbd_total else float("nan"),
     )
 
 

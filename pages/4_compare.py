@@ -45,7 +45,9 @@ st.subheader("Slices at the same depth")
 compare_view.slices_section(ctx)
 
 # ---- isolated particles (contact graph) and segmentation uncertainty
-sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_of=ctx.analysis_of)
+sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_of=ctx.analysis_of,
+                           kept={n: t["label"].to_numpy() for n, t in ctx.tables.items()},
+                           min_diameter_um=ctx.min_diameter_um)
 sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_of=ctx.analysis_of)
 
 # ---- downloads: tables, charts, report, recipe

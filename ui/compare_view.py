@@ -197,8 +197,8 @@ def select(ws: Workspace) -> CompareContext:
     tables, dropped = compare.drop_small({n: cache.table(r) for n, r in refs.items()}, min_d)
     if min_d > 0:
         st.caption(f"Left out below {min_d:g} µm: " + ", ".join(f"{n} {k}" for n, k in dropped.items())
-                   + " particles. Summary, distributions, tests, trends and slices use the rest; the isolation "
-                     "and uncertainty sections below use every particle.")
+                   + " particles. Summary, distributions, tests, trends, slices and the isolated particles use the "
+                     "rest; the uncertainty section below uses every particle.")
     return CompareContext(
         ws=ws, names=names, samples={names[i]: (by_id[i], picked[i]) for i in chosen}, refs=refs, tables=tables,
         groups={names[i]: by_id[i].group_label for i in chosen},

@@ -103,6 +103,29 @@ def test_cbd_bridge_connects_a_floating_sphere():
     assert g.summary.share_cbd_connected == 1.0  # the bridge hangs on a connected particle
 
 
+def test_a_graph_counted_among_some_particles_keeps_their_paths():
+    """A size filter leaves B out: A and the floating ball are counted, B's path is still A's (a path through a
+    particle left out still conducts), the CBD numbers are unchanged."""
+    bridge = np.zeros(SHAPE, bool)
+    bridge[5:13, 7:10, 7:10] = True  # FLOAT hangs on B through CBD
+    lab, ph = scene(A, B, FLOAT, cbd=[bridge])
+    g = contact_graph(lab, ph, depth_bins=4)
+    sub = g.among([1, 3, 99])  # 99: not a particle, ignored
+    assert sub.particles["label"].tolist() == [1, 3] and sub.particles["connected"].all()
+    assert sub.contacts.empty and len(sub.by_depth) == 4 and sub.by_depth["n_particles"].sum() == 2
+    assert (sub.summary.n_particles, sub.summary.n_isolated) == (2, 0)
+    assert sub.summary.n_cbd_clusters == g.summary.n_cbd_clusters == 1
+    assert sub.summary.share_cbd_connected == g.summary.share_cbd_connected
+    lab, ph = scene(A, B, FLOAT)  # without the bridge: FLOAT isolated, and so among A and it
+    g = contact_graph(lab, ph)
+    sub = g.among([1, 3])
+    assert sub.isolated_labels.tolist() == [3] and sub.summary.share_isolated == 0.5
+    vol = g.particles.set_index("label")["volume_um3"]
+    assert sub.summary.share_isolated_volume == pytest.approx(vol[3] / (vol[1] + vol[3]))
+    empty = g.among([])
+    assert empty.summary.n_particles == 0 and np.isnan(empty.summary.share_isolated)
+
+
 def test_cbd_cluster_reaching_nothing_connects_nothing():
     blob = ball(SHAPE, (4, 8, 3), 2.5)  # touches FLOAT only
     lab, ph = scene(A, B, FLOAT, cbd=[blob])
