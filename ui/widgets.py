@@ -139,16 +139,22 @@ def downsample_picker(key: str, shape) -> int:
     shape = [int(n) for n in shape]
     factors = downsample_factors(shape)
 
+    # the options' words must not hold the shape: a selectbox keeps its choice by its words, so a crop changing
+    # them set it back to "1 (none)" without a word (QA walk 7: a sample added at full resolution)
     def label(f: int) -> str:
-        return "1 (none)" if f == 1 else f"{f} → {'×'.join(str(n // f) for n in shape)} voxels"
+        return "1 (none)" if f == 1 else f"{f} (blocks of {f}×{f}×{f} voxels averaged)"
 
-    return int(st.selectbox(
+    factor = int(st.selectbox(
         "Downsample by", factors, key=key, format_func=label,
         help="Average blocks of F×F×F voxels into one when loading (the file is not changed). Use it when the "
              "Segment page warns that the blur is wider than the partial-volume correction handles: on 0.2 µm "
              "voxels with 1.5 voxel blur (the phases refined against it) the detachment came out 0.19 too low, "
              "downsampled by 2 it was 0.03 off. "
              "Enter the FILE's voxel size above; the analysis uses F times it."))
+    if factor > 1:
+        st.caption(f"Loaded as {'×'.join(str(n // factor) for n in shape)} voxels (z×y×x), each {factor} times the "
+                   "file's voxel size.")
+    return factor
 
 
 def downsampled_copy_button(ws: Workspace, sample: Sample, shape, factor: int) -> None:

@@ -333,7 +333,8 @@ def test_the_particles_report_carries_the_page_s_specks_warning(empty_ws, captur
     html = _data(captured, f"{s.name}-analysis{a.id}-report.html").decode()
     plain = w.replace("*", "")  # the report's caveats are plain text
     assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(plain)}</p>' in html
-    assert html.count('class="caveat"') == 1
+    # and the page's other warning: the sample's two ends of z alike, its separator side a guess
+    assert html.count('class="caveat"') == 2 and "The separator side along axis z is ambiguous" in html
 
 
 

@@ -175,7 +175,14 @@ def test_region_of_interest_crops_the_sample(empty_ws, env):
     assert len(at.image) == n_images + 1 and any("z = 19 (the middle of the box)" in i.proto.imgs[0].caption
                                              for i in at.image)
     down = at.selectbox(key=state.k(state.ADD_DOWNSAMPLE, "file", token))
-    assert any("16×32×24 voxels" in o for o in down.options)  # of the box, not the file
+    down.select(2).run()
+    assert any(c.value.startswith("Loaded as 16×32×24 voxels") for c in at.caption)  # of the box, not the file
+    # the factor stays when the box changes (QA walk 7: it fell back to "1 (none)" without a word)
+    at.slider(key=state.k(state.ADD_CROP, "file", token, "z")).set_value((4, 32)).run()
+    assert at.selectbox(key=state.k(state.ADD_DOWNSAMPLE, "file", token)).value == 2
+    assert any(c.value.startswith("Loaded as 14×32×24 voxels") for c in at.caption)
+    at.selectbox(key=state.k(state.ADD_DOWNSAMPLE, "file", token)).select(1).run()
+    at.slider(key=state.k(state.ADD_CROP, "file", token, "z")).set_value((4, 36)).run()
     # an empty range is refused
     at.slider(key=state.k(state.ADD_CROP, "file", token, "y")).set_value((7, 7)).run()
     assert any("The box is empty along y" in e.value for e in at.error)
@@ -635,8 +642,10 @@ def test_add_file_downsampled(empty_ws, env):
     key = state.k(state.ADD_DOWNSAMPLE, "file", file_browser.path_token(data / "fine.tif"))
     picker = at.selectbox(key=key)
     assert picker.value == 1
-    assert list(picker.options) == ["1 (none)", "2 → 10×12×16 voxels"]  # 3 would leave fewer than 8 planes
+    assert list(picker.options) == ["1 (none)", "2 (blocks of 2×2×2 voxels averaged)"]  # 3: under 8 planes
     picker.select(2).run()
+    assert any(c.value == "Loaded as 10×12×16 voxels (z×y×x), each 2 times the file's voxel size."
+               for c in at.caption)
     at.button(key=state.k(state.ADD_SUBMIT, "file")).click()
     at.run()
     no_exception(at)
