@@ -62,6 +62,12 @@ def fit_height(height: int, *y_titles: str, above: int = 0, legend_rows: int = 0
     return int(max(height, 10 * np.ceil(need / 10)))
 
 
+def legend_below_px(n_entries: int, columns: int) -> int:
+    """Height (px) of a legend of ``n_entries`` under a plot in ``columns`` columns: 20 px a row, 40 for its
+    title and padding (Streamlit draws it inside the chart's height: the chart grows by as much)."""
+    return int(-(-max(int(n_entries), 0) // max(int(columns), 1)) * _LEGEND_ROW_PX + 40) if n_entries else 0
+
+
 def _category_axis(*, angle: int = -30) -> alt.Axis:
     """An axis of categories (electrode names) that labels every one: no label dropped where two would touch
     (Streamlit's theme drops them), none cut short, slanted so that long names do not run into each other."""
@@ -148,23 +154,35 @@ def electrode_scale(order: Sequence[str]) -> alt.Scale:
     return alt.Scale(scheme=GROUP_SCHEME, domain=list(dict.fromkeys(order)))
 
 
+BLANK_OPACITY = 1e-6  # a legend laid out but not seen (electrode_colour(blank=True))
+
+
 def electrode_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
-                  order: Sequence[str] | None = None) -> alt.Color:
+                  order: Sequence[str] | None = None, below: int = 0, blank: bool = False) -> alt.Color:
     """One colour per group of ``column`` (:func:`electrode_scale` over ``order``; None: the order in which the
     groups first appear in ``df``), the legend naming the groups ``df`` holds in that order (``legend=False``: no
-    legend).  A group of ``df`` missing from ``order`` is a ``ValueError``."""
+    legend).  A group of ``df`` missing from ``order`` is a ``ValueError``.
+
+    ``below``: the legend under the plot in that many columns (0: where Vega puts it, beside the plot), its
+    names never cut short (:data:`LABEL_LIMIT`).  ``blank``: that legend laid out but not drawn, its room kept
+    empty, so that the plot is as large as that of a chart beside it with the legend."""
     present = list(dict.fromkeys(df[column].tolist()))
     domain = present if order is None else list(dict.fromkeys(order))
     missing = [n for n in present if n not in domain]
     if missing:
         raise ValueError(f"order must name every {column} drawn; {missing} missing from {domain}")
     shown = [n for n in domain if n in present]
+    props: dict = {} if shown == domain else {"values": shown}  # the page's other electrodes: not in this legend
+    if below:
+        props.update(orient="bottom", direction="vertical", columns=int(below), labelLimit=LABEL_LIMIT)
+    if blank:  # symbols of opacity 0 would be left out of Vega's layout (the plot 8 px higher): nearly 0 instead
+        props.update(symbolOpacity=BLANK_OPACITY, labelOpacity=0, titleOpacity=0)
     if not legend:
         leg = None
-    elif shown == domain:
+    elif not props:
         leg = alt.Undefined
-    else:  # the page's other electrodes keep their colours but are not in this chart's legend
-        leg = alt.Legend(values=shown)
+    else:
+        leg = alt.Legend(**props)
     return alt.Color(f"{column}:N", title=column, scale=electrode_scale(domain), sort=domain, legend=leg)
 
 
@@ -187,14 +205,17 @@ def _facet(chart: alt.Chart, order: list[str], columns: int) -> alt.FacetChart:
         facet=alt.Facet("electrode:N", sort=order, title=None), columns=columns)
 
 
+VIOLIN_LEGEND_COLUMNS = 3  # the violins' legend under its panels, in up to this many columns
+
+
 def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet: bool = False,
                  columns: int = 3) -> alt.TopLevelMixin:
     """Distributions of one metric per electrode from :func:`core.compare.distributions`.
 
     ``kind``: "histogram" (share of the weight per bin, overlaid), "ecdf"
     (weighted cumulative share), "box" (weighted quartiles, whiskers 5–95 %) or
-    "violin" (weighted density with the quartiles, one panel per electrode).
-    ``facet=True`` draws histogram / ECDF as small multiples (one panel per
+    "violin" (weighted density with the quartiles, one panel per electrode; its legend under the panels, which
+    are as wide as the page allows).  ``facet=True`` draws histogram / ECDF as small multiples (one panel per
     electrode, shared axes).
     """
     if kind not in ("histogram", "ecdf", "box", "violin"):
@@ -234,7 +255,8 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
         base = alt.Chart(q).encode(x=x, color=colour, tooltip=tips)
         whisker = base.mark_rule(strokeWidth=1.5).encode(y=alt.Y("q05:Q", title=title, scale=scale), y2="q95:Q")
         box = base.mark_bar(size=36, opacity=0.55).encode(y="q25:Q", y2="q75:Q")
-        med = base.mark_tick(size=36, thickness=3, color="black").encode(y="median:Q")
+        # the encoded colour overrides a mark's own: the median is drawn black by value (QA: in the box's colour)
+        med = base.mark_tick(size=36, thickness=3).encode(y="median:Q", color=alt.value("black"))
         # the slanted names take up to LABEL_LIMIT * sin 30° below the plot: the chart grows by as much
         longest = max((len(str(n)) for n in order), default=0)
         extra = int(min(LABEL_LIMIT, longest * _TITLE_CHAR_PX) / 2)
@@ -244,6 +266,8 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
         q = dist.quantiles[["electrode", "q25", "median", "q75"]].assign(part="box")
         data = pd.concat([d, q], ignore_index=True)
         base = alt.Chart(data)
+        # the legend under the panels: beside them it ran past the page's width ("cycled-1C (SYNTHETI")
+        colour = electrode_colour(dist.quantiles, "electrode", below=min(len(order), VIOLIN_LEGEND_COLUMNS))
         no_axis = alt.Axis(labels=False, ticks=False, grid=False, domain=False)
         area = base.transform_filter(alt.datum.part == "density").mark_area(orient="horizontal", opacity=0.6).encode(
             y=alt.Y("value:Q", title=title, scale=scale),
@@ -309,9 +333,14 @@ def trend(tr: compare.Trend, *, points: pd.DataFrame | None = None,
         height=fit_height(300, y_title, above=_TOP_LEGEND_PX, legend_rows=len(groups)))
 
 
+SIDE_LEGEND_COLUMNS = 2  # the legend under each of two charts side by side, in this many columns
+
+
 def _side_height(tr: compare.Trend) -> int:
-    """One height for the spread and counts charts drawn side by side, high enough for both y titles."""
-    return fit_height(220, _spread_title(tr), COUNTS_TITLE)
+    """One height for the spread and counts charts drawn side by side, high enough for both y titles, plus their
+    legend under the plot."""
+    n = tr.table["electrode"].nunique()
+    return fit_height(220, _spread_title(tr), COUNTS_TITLE) + legend_below_px(n, SIDE_LEGEND_COLUMNS)
 
 
 def _spread_title(tr: compare.Trend) -> str:
@@ -322,9 +351,12 @@ COUNTS_TITLE = "particles per bin (count)"
 
 
 def trend_spread(tr: compare.Trend, *, order: Sequence[str] | None = None) -> alt.LayerChart:
-    """Spread within each bin (IQR of ``tr.y``, its units) against ``tr.x``; low-n bins grey."""
+    """Spread within each bin (IQR of ``tr.y``, its units) against ``tr.x``; low-n bins grey.  The electrodes'
+    legend under the plot (the chart stands alone in a file and the report), as in :func:`trend_counts`: the two
+    are drawn side by side with plots of one size."""
     t = tr.table[np.isfinite(tr.table["iqr"])]
-    colour = electrode_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False, order=order)
+    colour = electrode_colour(tr.table.drop_duplicates("electrode"), "electrode", order=order,
+                              below=SIDE_LEGEND_COLUMNS)
     base = alt.Chart(t).encode(
         x=alt.X("x_median:Q", title=metric_title(tr.x)),
         y=alt.Y("iqr:Q", title=_spread_title(tr)),
@@ -336,8 +368,10 @@ def trend_spread(tr: compare.Trend, *, order: Sequence[str] | None = None) -> al
 
 
 def trend_counts(tr: compare.Trend, *, order: Sequence[str] | None = None) -> alt.LayerChart:
-    """Particles per bin against ``tr.x``, with the low-n threshold as a dashed rule."""
-    colour = electrode_colour(tr.table.drop_duplicates("electrode"), "electrode", legend=False, order=order)
+    """Particles per bin against ``tr.x``, with the low-n threshold as a dashed rule; the electrodes' legend
+    under the plot (as :func:`trend_spread`)."""
+    colour = electrode_colour(tr.table.drop_duplicates("electrode"), "electrode", order=order,
+                              below=SIDE_LEGEND_COLUMNS)
     t = tr.table.assign(x_plot=tr.table["x_median"].fillna(tr.table["x_mid"]))
     base = alt.Chart(t).encode(
         x=alt.X("x_plot:Q", title=metric_title(tr.x)),
@@ -362,7 +396,9 @@ def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, leg
         :func:`core.compare.electrode_trend`; its table lists the electrodes in attribute order.
     measure : {"median", "share_above"}
     legend : bool
-        Draw the electrodes' colour legend (False for the second of two charts side by side).
+        Draw the electrodes' colour legend (False for the second of two charts side by side).  It sits under the
+        plot; with False its room is kept empty, so that the two plots side by side have one width and height
+        (a legend beside the plot had squeezed the one chart's plot to 40 % of the other's).
     order : sequence of str, optional
         The page's electrodes in the page's order, those without the attribute too: each electrode gets the
         colour it has in the page's other charts (:func:`electrode_scale`), the legend lists the electrodes
@@ -377,15 +413,16 @@ def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, leg
         raise ValueError(f"measure must be 'median' or 'share_above', got {measure!r}")
     pct = round(res.confidence * 100)
     t = res.table
-    unit = f" ({res.unit})" if res.unit else ""
+    unit = f" ({res.unit})" if res.unit and res.unit != "-" else ""  # "-": a count or a ratio
     x_title = f"{res.attribute}{unit}" + (", log scale" if res.x_scale == "log" else "")
+    titles = {"median": f"median {metric_title(res.metric)}",
+              "share_above": f"share with {metric_title(res.metric).split(' (')[0]} > {res.cut:g} (0–1)"}
+    y_title = titles[measure]
     if measure == "median":
         y, lo, hi, fit = "median", "median_ci_lo", "median_ci_hi", "median_fit"
-        y_title = f"median {metric_title(res.metric)}"
     else:
         y, lo, hi, fit = "share_above", "share_ci_lo", "share_ci_hi", "share_fit"
-        y_title = f"share with {metric_title(res.metric).split(' (')[0]} > {res.cut:g} (0–1)"
-    colour = electrode_colour(t, "electrode", legend=legend, order=order)
+    colour = electrode_colour(t, "electrode", order=order, below=SIDE_LEGEND_COLUMNS, blank=not legend)
     tips = [alt.Tooltip("electrode:N"), alt.Tooltip("value:Q", title=f"{res.attribute}{unit}", format=".4g"),
             alt.Tooltip("n_valid:Q", title="particles"), alt.Tooltip(f"{y}:Q", format=".3f"),
             alt.Tooltip(f"{lo}:Q", format=".3f", title=f"{pct} % CI low"),
@@ -395,7 +432,9 @@ def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, leg
     line = base.mark_line(strokeDash=[6, 4], color="#555555", strokeWidth=1.5).encode(y=f"{fit}:Q")
     bars = base.mark_rule(strokeWidth=2.5).encode(y=alt.Y(f"{lo}:Q", title=y_title), y2=f"{hi}:Q", color=colour)
     dots = base.mark_point(filled=True, size=90).encode(y=f"{y}:Q", color=colour)
-    return alt.layer(line, bars, dots).properties(height=fit_height(300, y_title))
+    return alt.layer(line, bars, dots).properties(
+        # one height for both measures (drawn side by side): high enough for either y title
+        height=fit_height(300, *titles.values()) + legend_below_px(len(t), SIDE_LEGEND_COLUMNS))
 
 
 def colour_bar(title: str = DETACHMENT_TITLE, vmin: float = DETACHMENT_RANGE[0], vmax: float = DETACHMENT_RANGE[1],

@@ -81,6 +81,25 @@ def _crop_origin(spacing, crop) -> list[float]:
     return [float((crop[a].start or 0) * spacing[a]) for a in (2, 1, 0)]
 
 
+ORIGIN_KEY = "origin_offset_um"  # field data: the volume's first voxel (x, y, z, µm) less the mesh's lower bounds
+
+
+def _remember_origin(mesh, origin) -> None:
+    """Keep the volume's origin with ``mesh`` (for the box's ticks, :func:`volume_origin`): as its offset from the
+    mesh's lower bounds, so that it moves with the mesh (a strided read's mesh is translated afterwards)."""
+    if mesh.n_points:
+        lo = np.asarray(mesh.bounds, np.float64)[::2]
+        mesh.field_data[ORIGIN_KEY] = np.asarray(origin, np.float64) - lo
+
+
+def volume_origin(*meshes) -> np.ndarray | None:
+    """(x, y, z) µm of the first voxel of the volume the meshes were made of (0 uncropped, the crop's corner where
+    a depth range is cut); None where no mesh says (meshes not made by :func:`particle_mesh` / :func:`phase_mesh`)."""
+    found = [np.asarray(m.bounds, np.float64)[::2] + np.asarray(m.field_data[ORIGIN_KEY], np.float64)
+             for m in meshes if m is not None and m.n_points and ORIGIN_KEY in m.field_data]
+    return np.min(found, axis=0) if found else None
+
+
 def _contour(vol: np.ndarray, spacing, origin, max_triangles: int, boundary_style: str):
     """SurfaceNets of the labels in ``vol`` (one pass; strided while far over budget).
 
@@ -151,6 +170,7 @@ def particle_mesh(labels: np.ndarray, spacing, values_by_label: np.ndarray, *, m
     det[ok] = vals[cell_labels[ok]]
     mesh.cell_data["label"] = cell_labels
     mesh.cell_data["detachment"] = det
+    _remember_origin(mesh, _crop_origin(spacing, crop))
     n_in = int(np.count_nonzero(np.unique(lab)))
     drawn = np.unique(cell_labels)
     return mesh, MeshInfo(int(mesh.n_cells), n_in, stride, int(np.count_nonzero(drawn)))
@@ -183,6 +203,7 @@ def phase_mesh(phases: np.ndarray, spacing, code: int = 1, *, max_triangles: int
             mesh = mesh.decimate(1.0 - max_triangles / mesh.n_cells)
     mesh.cell_data.clear()
     mesh.point_data.clear()
+    _remember_origin(mesh, _crop_origin(spacing, crop))
     return mesh, MeshInfo(int(mesh.n_cells), 0, stride)
 
 
@@ -206,7 +227,7 @@ def _plotter(mesh, cbd=None, cbd_opacity: float = CBD_OPACITY, *, off_screen: bo
     p.add_axes(color="black", xlabel="x", ylabel="y", zlabel="z")
     p.camera_position = "iso"
     if mesh.n_cells or (cbd is not None and cbd.n_cells):
-        _show_scale(p)
+        _show_scale(p, _scale_bounds(mesh, cbd))
         p.reset_camera()
         p.camera.zoom(0.85)  # the box's tick labels and titles, outside it, stay in the picture
     return p
@@ -230,15 +251,78 @@ def axis_titles(font_file: str | None) -> tuple[str, str, str]:
     return tuple(f"{a} ({unit})" for a in "xyz")
 
 
-def _show_scale(p) -> None:
-    """A box with ticks in µm around everything drawn: the scale of the view (the static image and the
-    vtk.js page alike; the vtk.js page draws its own labels, with "µ")."""
+def _scale_bounds(*meshes) -> list[float]:
+    """The box of the scale: from the volume's origin (:func:`volume_origin`; the meshes' lower bounds where none
+    is known) to the meshes' upper bounds.  The surfaces reach about a voxel below the first voxel's centre: a box
+    from there had started its ticks at "-0.4"."""
+    b = np.array([m.bounds for m in meshes if m is not None and m.n_points], np.float64)
+    lo, hi = b[:, ::2].min(axis=0), b[:, 1::2].max(axis=0)
+    origin = volume_origin(*meshes)
+    if origin is not None:
+        lo = np.minimum(origin, hi)
+    return [float(v) for pair in zip(lo, hi) for v in pair]
+
+
+def _major_step(span: float) -> float:
+    """The spacing of :vtk:`vtkCubeAxesActor`'s major ticks over ``span`` (its ``AdjustTicksComputeRange``): a power
+    of ten, halved below 5 ticks and fifthed at 2 or fewer."""
+    power = np.log10(span)
+    power = np.copysign(abs(power) + 1e-9, power) - (1.0 if power < 0 else 0.0)
+    decade = 10.0 ** int(power)
+    ratio = span / decade
+    ticks = int(ratio) if ratio <= 0.5 else int(ratio) + 1  # VTK's FRound
+    return decade / (5.0 if ticks <= 2 else 2.0 if ticks < 5 else 1.0)
+
+
+LABELS_PER_BOX = 5  # at most about this many labels along the box's longest side's length
+CORNER_GAP = 0.3  # of a tick step: a tick closer than this to an axis' far end is not labelled (the corner's)
+
+
+def tick_labels(lo: float, hi: float, *, first: bool = True, min_gap: float = 0.0) -> list[str]:
+    """Labels of the major ticks VTK draws on an axis from ``lo`` to ``hi`` (µm): one per step from ``lo`` on,
+    ``lo`` itself first (0, or the crop's origin), the step's decimals (one more where ``lo`` is not on a step).
+
+    Left blank, so that no label is drawn over another: a tick within :data:`CORNER_GAP` of a step from ``hi``
+    and, with ``first=False``, the first tick (both at corners of the box, where another axis has its label);
+    all but every m-th tick where the step is under ``min_gap`` (µm; a short axis of a flat depth range)."""
+    span = float(hi) - float(lo)
+    if not span > 0:
+        return [f"{lo:g}"]
+    step = _major_step(span)
+    n = int(np.floor(span / step + 2 * np.finfo(np.float32).eps)) + 1
+    decimals = max(0, -int(np.floor(np.log10(step) + 1e-9)))
+    if abs(lo / step - round(lo / step)) > 1e-6:
+        decimals += 1
+    every = max(1, int(np.ceil(min_gap / step - 1e-9)))
+    values = [lo + k * step for k in range(n)]
+    out = [f"{0.0 if abs(v) < step * 1e-6 else v:.{decimals}f}" for v in values]
+    for k, v in enumerate(values):
+        if (k > 0 and hi - v < CORNER_GAP * step) or (k == 0 and not first) or k % every:
+            out[k] = ""
+    return out
+
+
+def _show_scale(p, bounds) -> None:
+    """A box with ticks in µm around everything drawn (``bounds``: from :func:`_scale_bounds`): the scale of the
+    view (the static image and the vtk.js page alike; the vtk.js page draws its own labels, with "µ").
+
+    The labels are :func:`tick_labels`: from the volume's origin, on round steps, none at the front corner (where
+    the x and y axes end together in the "iso" view) and one at the left corner (where y and z start): z's, unless
+    y starts at a crop's origin and z at 0."""
     import vtk
 
     font = _font_file()
     x, y, z = axis_titles(font)
-    axes = p.show_bounds(xtitle=x, ytitle=y, ztitle=z, color="black", grid=False, location="outer",
-                         ticks="outside", font_size=16)
+    axes = p.show_bounds(bounds=list(bounds), xtitle=x, ytitle=y, ztitle=z, color="black", grid=False,
+                         location="outer", ticks="outside", font_size=16)
+    b = np.asarray(bounds, np.float64)
+    gap = float(np.max(b[1::2] - b[::2])) / LABELS_PER_BOX  # the labels of a short axis as far apart as a long one's
+    y_first = abs(b[2]) > 1e-9 and abs(b[4]) <= 1e-9  # y cut by a crop, z not: y's origin is the one to read
+    for i, first in enumerate((True, y_first, not y_first)):
+        labels = vtk.vtkStringArray()
+        for text in tick_labels(b[2 * i], b[2 * i + 1], first=first, min_gap=gap):
+            labels.InsertNextValue(text)
+        axes.SetAxisLabels(i, labels)
     if font is not None:  # VTK's default font has no "µ": draw the titles and labels with DejaVu Sans
         axes.SetUseTextActor3D(True)
         for i in range(3):

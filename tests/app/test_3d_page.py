@@ -292,3 +292,48 @@ def test_the_view_has_a_box_with_ticks_in_micrometres():
 
     scene = json.dumps(_scene_index(v3.export_html(mesh)), ensure_ascii=False)
     assert all(f"{a} (µm)" in scene for a in "xyz")
+
+
+def _axis_labels(axes, i: int) -> list[str]:
+    arr = axes.GetAxisLabels(i)
+    return [arr.GetValue(k) for k in range(arr.GetNumberOfValues())]
+
+
+def test_the_box_ticks_start_at_the_volume_origin_on_round_steps_and_never_overlap():
+    """QA: the static image's ticks read "-0.4, 15.5, 31.4, 47.4" (the surfaces reach a voxel below the first
+    voxel's centre) with "47.4" twice at the front corner; the interactive view read 0, 10, ... 40."""
+    import pickle
+
+    from core.synth import ElectrodeParams, make_electrode
+
+    import ui.view3d as v3
+
+    assert v3.tick_labels(0.0, 47.36) == ["0", "10", "20", "30", "40"]
+    assert v3.tick_labels(0.0, 40.2)[-1] == ""  # at the corner where x and y end together: no label
+    assert v3.tick_labels(0.0, 47.36, first=False)[0] == ""
+    assert v3.tick_labels(15.92, 39.4) == ["15.9", "20.9", "25.9", "30.9", "35.9"]  # from a crop's origin
+    assert v3.tick_labels(15.92, 39.4, min_gap=9.5) == ["15.9", "", "25.9", "", "35.9"]  # a short axis thinned
+    e = make_electrode(ElectrodeParams(shape=(40, 40, 40), spacing=(0.4, 0.4, 0.4), radius_median_um=3), rng=4)
+    vals = np.linspace(0, 1, int(e.labels.max()) + 1)
+    for crop, z0 in ((None, 0.0), ((slice(10, 30), slice(None), slice(None)), 4.0)):
+        mesh, _ = v3.particle_mesh(e.labels, e.spacing, vals, max_triangles=20_000, crop=crop)
+        cbd, _ = v3.phase_mesh(e.phases, e.spacing, 1, max_triangles=5_000, crop=crop)
+        assert mesh.bounds[0] < 0  # the surfaces reach below the first voxel's centre
+        np.testing.assert_allclose(v3.volume_origin(mesh, cbd), [0.0, 0.0, z0], atol=1e-6)
+        p = v3._plotter(mesh, cbd, window_size=(300, 240))
+        try:
+            axes = p.renderer.cube_axes_actor
+            b = axes.GetBounds()
+            np.testing.assert_allclose(b[::2], [0.0, 0.0, z0], atol=1e-6)  # the box starts at the origin
+            x, y, z = (_axis_labels(axes, i) for i in range(3))
+            # 15.6 µm a side: ticks every 2 µm, labelled every 4 (at most about 5 labels a side)
+            assert [t for t in x if t] == ["0", "4", "8", "12"]
+            assert y[0] == "" and [t for t in y if t] == ["4", "8", "12"]  # y's 0 would sit on z's first label
+            assert z[0] == ("0" if z0 == 0 else "4")  # the crop's origin (slice 10 of 0.4 µm)
+            for labels in (x, y, z):
+                assert not any(t.startswith("-") for t in labels)
+        finally:
+            p.close()
+    # the origin moves with the mesh (a chunked analysis's strided mesh is translated after) and is pickled along
+    moved = pickle.loads(pickle.dumps(mesh.translate((1.0, 2.0, 3.0), inplace=False)))
+    np.testing.assert_allclose(v3.volume_origin(moved), [1.0, 2.0, z0 + 3.0], atol=1e-6)

@@ -110,12 +110,15 @@ def test_a_trend_that_leaves_an_electrode_out_keeps_the_others_colours(tables):
 def test_the_axis_chart_lists_its_electrodes_in_the_page_order(tables):
     res = _axis_trend(tables, PAGE)
     colour = _colour_encodings(charts.electrode_trend(res, "median", order=PAGE).to_dict())[0]
-    assert colour["scale"]["domain"] == colour["sort"] == PAGE and "legend" not in colour  # the default legend
-    svg = vlc.vegalite_to_svg(charts.electrode_trend(res, "median", order=PAGE).to_json())
-    at = [svg.index(f">{n}<") for n in PAGE]
-    assert at == sorted(at)  # the legend from top to bottom in the page's order
+    assert colour["scale"]["domain"] == colour["sort"] == PAGE and "values" not in colour["legend"]  # all of them
+    spec = charts.electrode_trend(res, "median", order=PAGE).to_dict()
+    at = sorted((x, y, t) for t, x, y in _legend_label_xy(spec))
+    assert [t for *_, t in at] == PAGE  # the legend in the page's order, column by column
     hidden = charts.electrode_trend(res, "share_above", legend=False, order=PAGE)
-    assert all(c["legend"] is None for c in _colour_encodings(hidden.to_dict()))
+    for c in _colour_encodings(hidden.to_dict()):  # laid out as the shown one (its room kept), nothing of it seen
+        leg = c["legend"]
+        assert leg["labelOpacity"] == leg["titleOpacity"] == 0 and leg["symbolOpacity"] < 1e-3
+        assert {k: v for k, v in leg.items() if "Opacity" not in k} == colour["legend"]
 
 
 def test_electrodes_without_the_attribute_keep_the_others_colours_and_leave_the_legend(tables):
@@ -176,6 +179,24 @@ def _legend_labels(spec: dict) -> tuple[list[tuple[str, float]], float]:
     return found, float(sg["height"])
 
 
+def _legend_label_xy(spec: dict) -> list[tuple[str, float, float]]:
+    """The legend labels vl-convert lays out as (text, x, y) from the chart's top left corner."""
+    sg = vlc.vegalite_to_scenegraph(spec)
+    found = []
+
+    def walk(node, x0, y0):
+        if isinstance(node, dict):
+            if node.get("role") == "legend-label":
+                found.extend((it["text"], x0 + it.get("x", 0), y0 + it.get("y", 0)) for it in node.get("items", []))
+                return
+            for it in node.get("items", []) if isinstance(node.get("items"), list) else []:
+                group = isinstance(it, dict) and "items" in it and "marktype" not in it
+                walk(it, x0 + (it.get("x", 0) if group else 0), y0 + (it.get("y", 0) if group else 0))
+
+    walk(sg["scenegraph"], 0.0, 0.0)
+    return found
+
+
 @pytest.mark.parametrize("n_electrodes", [8, 16])
 def test_the_few_particle_entry_of_the_size_trend_is_inside_the_chart(n_electrodes):
     """With 8 electrodes the 'n < 10' entry, stacked under their legend, was cut off at the chart's bottom."""
@@ -195,3 +216,52 @@ def test_the_few_particle_entry_of_the_size_trend_is_inside_the_chart(n_electrod
     assert "n < 10" in texts and "ok" in texts and all(n in texts for n in names), texts
     outside = [(t, y) for t, y in labels if not 0 <= y <= height - 7]  # a 14 px label centred on y
     assert not outside, (outside, height)
+
+
+# --------------------------------------------------------------------------- legends of charts side by side
+
+
+def _plot_box(chart, width: int = 430) -> tuple[float, float]:
+    """(width, height) px of a chart's plot as Streamlit draws it in a column ``width`` px wide (its legend theme,
+    autosize "fit": the axes and legends inside the chart's size)."""
+    spec = chart.to_dict()
+    spec = dict(spec, width=width, autosize={"type": "fit", "contains": "padding"},
+                config=charts._merged({"legend": STREAMLIT_LEGEND}, spec.get("config", {})))
+    root = vlc.vegalite_to_scenegraph(spec)["scenegraph"]["items"][0]
+    return float(root["width"]), float(root["height"])
+
+
+def _electrode_legends(chart) -> list[dict]:
+    return [c["legend"] for c in _colour_encodings(chart.to_dict())]
+
+
+def test_the_two_axis_charts_have_plots_of_one_size(tables):
+    """QA: the median chart, its legend beside the plot inside its column, was squeezed to about 40 % of the width
+    of the share chart beside it (which has no legend)."""
+    long = {f"{n} (SYNTHETIC)": t for n, t in tables.items()}
+    res = compare.electrode_trend(long, {f"{n} (SYNTHETIC)": r for n, r in RATES.items()}, attribute="C-rate",
+                                  unit="C", edge_policy="include", rng=0, n_boot=100)
+    order = list(long)
+    median = charts.electrode_trend(res, "median", order=order)
+    share = charts.electrode_trend(res, "share_above", legend=False, order=order)
+    assert all(leg["orient"] == "bottom" for leg in _electrode_legends(median))
+    w_median, h_median = _plot_box(median)
+    w_share, h_share = _plot_box(share)
+    assert abs(w_median - w_share) <= 1 and abs(h_median - h_share) <= 1, ((w_median, h_median), (w_share, h_share))
+    assert w_median > 0.8 * 430 and h_median >= 180  # not squeezed by the legend
+
+
+def test_the_spread_and_count_charts_have_the_electrode_legend(tables):
+    """QA: in the HTML report the IQR and count charts stood alone with five coloured lines and no key."""
+    tr = compare.trend(tables, "depth_frac", edge_policy="include", rng=0, n_boot=50)
+    main = _colours(charts.trend(tr, order=PAGE))
+    boxes = []
+    for chart in (charts.trend_spread(tr, order=PAGE), charts.trend_counts(tr, order=PAGE)):
+        legends = _electrode_legends(chart)
+        assert legends and all(leg is not None and leg["orient"] == "bottom" for leg in legends)
+        assert _colours(chart) == main  # the main trend chart's colours
+        svg = vlc.vegalite_to_svg(chart.to_json())
+        assert all(f">{n}<" in svg for n in PAGE) and ">electrode<" in svg  # the key is drawn, in a file too
+        boxes.append(_plot_box(chart))
+    # side by side: plots of one height, of one width but for their y tick labels ("0.25" and "35")
+    assert boxes[0][1] == boxes[1][1] and abs(boxes[0][0] - boxes[1][0]) <= 15, boxes

@@ -171,6 +171,16 @@ def test_every_electrode_is_named_on_the_box_plot_in_the_dashboard_and_in_files(
     assert all(n in drawn for n in NAMES) and not any(t.endswith("…") for t in drawn), drawn
 
 
+def test_the_box_plot_s_median_tick_is_black_as_its_caption_says(tables):
+    """QA walk 8: the caption says "black tick: median", but the electrode colour encoded on the layers overrode the
+    tick's own colour (drawn in the box's colour, hard to see on it)."""
+    dist = compare.distributions(tables, "detachment", weighting="number", edge_policy="include")
+    layers = _spec(charts.distribution(dist, "box"))["layer"]
+    [tick] = [layer for layer in layers if (layer["mark"] if isinstance(layer["mark"], str)
+                                            else layer["mark"]["type"]) == "tick"]
+    assert tick["encoding"]["color"] == {"value": "black"}
+
+
 def test_long_names_are_whole_in_legends_and_on_a_name_axis_in_files(tables):
     long = {f"{n} · by number": t for n, t in tables.items()}
     dist = compare.distributions(long, "detachment", edge_policy="include")
@@ -219,3 +229,37 @@ def test_the_isolated_particles_depth_chart_fits_its_y_title_and_its_own_title()
     spec = sections.isolation_depth_chart(depth).to_dict()
     title, height = spec["encoding"]["y"]["title"], spec["height"]
     assert height >= len(title) * 6.2 + 100 + 30
+
+
+def test_the_violin_legend_sits_under_the_panels_with_whole_names(tables):
+    """QA: beside the violins the legend ran past the page's width: "cycled-1C (SYNTHETI"."""
+    dist = compare.distributions(tables, "detachment", weighting="volume", edge_policy="include")
+    chart = charts.distribution(dist, "violin")
+    spec = chart.to_dict()
+    legends = [n["encoding"]["color"]["legend"] for n in _nodes(spec)
+               if isinstance(n.get("encoding", {}).get("color"), dict) and "legend" in n["encoding"]["color"]]
+    assert legends and all(leg["orient"] == "bottom" and leg["labelLimit"] >= charts.LABEL_LIMIT for leg in legends)
+    # as Streamlit draws it (its theme cuts legend labels at 160 px): no wider than the panels alone
+    dash = dict(spec, config=charts._merged(STREAMLIT_CONFIG, spec.get("config", {})))
+    bare = copy.deepcopy(dash)
+    for n in _nodes(bare):
+        if isinstance(n.get("encoding", {}).get("color"), dict):
+            n["encoding"]["color"]["legend"] = None
+    assert vlc.vegalite_to_scenegraph(dash)["width"] <= vlc.vegalite_to_scenegraph(bare)["width"]
+    drawn = _svg_texts(vlc.vegalite_to_svg(dash))
+    assert all(n in drawn for n in NAMES) and not any(t.endswith("…") for t in drawn), drawn
+    for kind in ("histogram", "ecdf", "box"):  # the other kinds keep their legend beside the plot
+        assert all(leg is None or "orient" not in leg for leg in (
+            n["encoding"]["color"].get("legend") for n in _nodes(charts.distribution(dist, kind).to_dict())
+            if isinstance(n.get("encoding", {}).get("color"), dict)))
+
+
+def _nodes(spec):
+    """Every mapping in a spec (views, layers, facet panels)."""
+    if isinstance(spec, dict):
+        yield spec
+        for v in spec.values():
+            yield from _nodes(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            yield from _nodes(v)
