@@ -190,7 +190,7 @@ def select(ws: Workspace) -> CompareContext:
                      "be measured and a blurred particle-pore edge may have been read as a shell of CBD that hides "
                      "detachment; check the phases on the Segment page before comparing the detachment.")
     refs = {names[i]: cache.ResultRef.of(ws, picked[i]) for i in chosen}
-    guessed = guessed_side_note(refs)
+    guessed = guessed_side_note({names[i]: refs[names[i]] for i in chosen if by_id[i].separator_side == "auto"})
     if guessed:  # (QA: two crops of one electrode, depth running opposite ways, without a word)
         exports.warn(guessed)
     min_d = size_filter_picker()

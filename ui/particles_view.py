@@ -102,8 +102,10 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     headline(table, analysis)
     specks_note(table, analysis)
     chunked_note(ws, analysis)
-    guessed = cache.side_said(ref)
-    if guessed:  # the run's warning (the page shows none of the job's own)
+    # the run's warning (the page shows none of the job's own); once the sample sets a side, it is the side that
+    # changed (said above) or the one detected: no guess is left (QA walk 7: the warning stayed after it was set)
+    guessed = cache.side_said(ref) if sample.separator_side == "auto" else None
+    if guessed:
         exports.warn(f"{guessed} It is set on the Samples page (Separator side); analyse again after setting it.")
     if analysis.resolved.method == "classifier" and not analysis.provenance.get("presegmented"):
         exports.warn(CLASSIFIER_DETACHMENT_NOTE)  # the report is read without the page: it carries it

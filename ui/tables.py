@@ -67,12 +67,19 @@ def input_words(analysis: Analysis) -> str:
 
 
 def changed_since(sample: Sample, analysis: Analysis) -> list[str]:
-    """What of the sample changed after ``analysis`` ran and would change its measures: "voxel size", "phase map",
-    "region of interest", "slices' alignment" (empty: nothing)."""
+    """What of the sample changed after ``analysis`` ran and would change its measures: "voxel size", "thickness
+    axis", "separator side", "phase map", "region of interest", "slices' alignment" (empty: nothing).  The separator
+    side has changed where the sample now sets one other than the analysis used, or asks to detect it where the
+    analysis was given one (setting the side the analysis detected changes nothing)."""
     out = []
     used = analysis.provenance.get("spacing_um")
     if used and any(abs(a - b) > 1e-9 for a, b in zip(used, sample.spacing)):
         out.append("voxel size")
+    if analysis.resolved.axis != sample.axis:
+        out.append("thickness axis")
+    elif (analysis.resolved.separator_side != sample.separator_side if sample.separator_side != "auto"
+          else analysis.requested.separator_side != "auto"):
+        out.append("separator side")
     ran, now = analysed_map(analysis), getattr(sample.input, "phase_map", None)
     if ran is not None and now is not None and not same_map(ran, now):
         out.append("phase map")
@@ -97,6 +104,14 @@ def changed_sentences(sample: Sample, analysis: Analysis) -> list[str]:
         out.append(f"Analysis #{analysis.id} used the voxel size {voxel(analysis.provenance['spacing_um'])}; the sample "
                    f"now says {voxel(sample.spacing)}.{rerun} A particle separation run from its phases measures "
                    "with the voxel size the sample says now.")
+    if "thickness axis" in changed or "separator side" in changed:
+        side = {"start": "the start", "end": "the end"}
+        used = (f"the thickness axis {'zyx'[analysis.resolved.axis]}, the separator at "
+                f"{side[analysis.resolved.separator_side]}"
+                + (" (detected)" if analysis.requested.separator_side == "auto" else ""))
+        now = (f"{'zyx'[sample.axis]}, " + (f"the separator at {side[sample.separator_side]}"
+                                            if sample.separator_side != "auto" else "the separator side detected"))
+        out.append(f"Analysis #{analysis.id} measured depth along {used}; the sample now says {now}.{rerun}")
     if "region of interest" in changed:
         out.append(f"Analysis #{analysis.id} ran on another region of interest than the sample now says.{rerun}")
     if "slices' alignment" in changed:

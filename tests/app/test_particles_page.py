@@ -401,3 +401,42 @@ def test_an_ambiguous_separator_side_is_said_where_the_depth_is_shown(seeded_ws)
     cache.side_said.clear()
     assert "separator_side_warning" not in seeded_ws.get_analysis(a.id).provenance
     assert cache.side_said(refs["seg"]) == said
+
+
+def test_a_separator_side_set_after_the_analysis_is_said_instead_of_the_guess(seeded_ws):
+    """QA walk 7: after the side was set on the Samples page, the analysis was not called out of date and the
+    warning still asked to set it.  The side the analysis detected, set by hand, changes nothing; the other end is
+    an analysis to rerun; back to "auto" is too where the analysis was given a side."""
+    from apphelpers import specks_sample
+    from ui import tables
+
+    s, a = specks_sample(seeded_ws)
+    detected = a.resolved.separator_side
+    other = "end" if detected == "start" else "start"
+
+    def warnings_now():
+        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+        at.session_state[state.SAMPLE_ID] = s.id
+        at.run()
+        no_exception(at)
+        return [w.value for w in at.warning if "separator" in w.value]
+
+    assert len(warnings_now()) == 1  # the guess
+    s = seeded_ws.update_sample(s.id, separator_side=detected)
+    assert warnings_now() == [] and tables.changed_since(s, a) == []
+    s = seeded_ws.update_sample(s.id, separator_side=other)
+    assert tables.changed_since(s, a) == ["separator side"]
+    assert warnings_now() == [f"Analysis #{a.id} measured depth along the thickness axis z, the separator at the "
+                              f"{detected} (detected); the sample now says z, the separator at the {other}. Rerun "
+                              "the analysis (Segment page) to update the measurements."]
+    hand = run_analysis_with_side(seeded_ws, s)
+    s = seeded_ws.update_sample(s.id, separator_side="auto")
+    assert tables.changed_since(s, hand) == ["separator side"] and tables.changed_since(s, a) == []
+    s = seeded_ws.update_sample(s.id, axis=1)
+    assert tables.changed_since(s, a) == ["thickness axis"]
+
+
+def run_analysis_with_side(ws, sample):
+    from core.runner import run_analysis
+
+    return run_analysis(ws, sample.id, ws.load_volume(sample), presegmented=True)
