@@ -259,9 +259,12 @@ def side_warning(profile, axis: int, *, slab_frac: float = 0.1) -> str | None:
     if contrast >= max(SIDE_MIN_CONTRAST, SIDE_NOISE_FACTOR * noise):
         return None
     end = "the start of the axis (index 0)" if side == "start" else "the end of the axis"
-    within = f", no more than it varies between slabs inside the volume (±{noise:.3f})" if noise > 0 else ""
+    bound = SIDE_NOISE_FACTOR * noise
+    # (QA: "differs by 0.046, no more than ... (±0.023)" read as more, not less: the bound is said as compared)
+    why = (f"less than {bound:.3f}, {SIDE_NOISE_FACTOR:g} times the {noise:.3f} it typically changes by from one slab to the "
+           "next inside the volume" if bound > SIDE_MIN_CONTRAST else f"less than {SIDE_MIN_CONTRAST:g}")
     return (f"The separator side along axis {'zyx'[axis]} is ambiguous: the NMC share differs by {contrast:.3f} "
-            f"between the two ends{within}, so '{end}' was assumed and every depth may run the wrong way. "
+            f"between the two ends, {why}; so '{end}' was assumed and every depth may run the wrong way. "
             f"Set the separator side to be sure.")
 
 

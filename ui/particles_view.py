@@ -154,18 +154,24 @@ def depth_line(sample: Sample, analysis: Analysis) -> str | None:
         return (f"depth_frac is empty: this single slice lies across the thickness axis ({name}), so it has no "
                 "depth; for a cross-section of the electrode, choose its in-plane thickness axis on the Samples page "
                 "and analyse it again.")
+    # which end is 0 (QA walk 7: "slices 0–79" read as depth 0 at slice 0, where the separator found was at 79)
+    side = analysis.resolved.separator_side
+    zero = (f" Depth 0 is the separator side: the {'start' if side == 'start' else 'end'} of {name} "
+            f"({'index 0' if side == 'start' else f'index {n - 1}' if n else 'its last index'}), "
+            + ("detected as the end with less NMC." if analysis.requested.separator_side == "auto" else
+               "as set on the Samples page."))
     if not span:
-        return f"depth_frac runs over the imaged volume along {name}."
+        return f"depth_frac runs over the imaged volume along {name}.{zero}"
     step = float((analysis.provenance.get("spacing_um") or sample.spacing)[axis])  # as analysed (downsampled)
     first, last = int(span[0]), int(span[1])
     if n and first == 0 and last == n - 1:
         return (f"depth_frac runs over the electrode along {name}: the whole imaged thickness (no margin beyond "
-                "its surfaces found).")
+                f"its surfaces found).{zero}")
     beyond = first + (n - 1 - last if n else 0)
     return (f"depth_frac runs over the electrode along {name}: slices {first}–{last} ({first * step:.1f}–"
             f"{last * step:.1f} µm), where a slice's NMC share reaches half its plateau; the "
             + (f"{beyond} slices beyond are a margin, not depth." if beyond != 1 else
-               "one slice beyond is a margin, not depth."))
+               "one slice beyond is a margin, not depth.") + zero)
 
 
 def _table(table: pd.DataFrame, keys: _Keys, on_select, csv_name: str) -> None:

@@ -295,9 +295,18 @@ def test_the_table_says_what_depth_runs_over(seeded_ws):
     [line] = [c.value for c in at.caption if c.value.startswith("depth_frac runs over")]
     assert line.startswith(f"depth_frac runs over the electrode along z: slices {first}–{last} "
                            f"({first * s.spacing[0]:.1f}–{last * s.spacing[0]:.1f} µm)")
+    # which end is depth 0 (QA walk 7: "slices 0–79" read as depth 0 at slice 0; the separator was at 79)
+    assert line.endswith(" Depth 0 is the separator side: the start of z (index 0), as set on the Samples page.")
     run_analysis(seeded_ws, s.id, seeded_ws.load_volume(s), replace(a.resolved, depth_from="volume"))
     at.run()
-    assert "depth_frac runs over the imaged volume along z." in [c.value for c in at.caption]
+    assert any(c.value.startswith("depth_frac runs over the imaged volume along z. Depth 0") for c in at.caption)
+    s = seeded_ws.update_sample(s.id, separator_side="auto")
+    auto = run_analysis(seeded_ws, s.id, seeded_ws.load_volume(s))
+    n = auto.provenance["input_shape"][0]
+    want = ("the start of z (index 0)" if auto.resolved.separator_side == "start" else f"the end of z (index {n - 1})")
+    at.run()
+    assert any(c.value.endswith(f"Depth 0 is the separator side: {want}, detected as the end with less NMC.")
+               for c in at.caption)
 
 
 def test_depth_line_of_a_single_slice_across_the_thickness_axis_says_why_depth_is_empty():

@@ -552,6 +552,9 @@ def test_a_crop_without_a_separator_is_said_ambiguous():
     assert metrics.side_of_profile(profile)[1] > 0.06  # above the fixed bound: the old rule kept quiet
     message = metrics.side_warning(profile, 0)
     assert message is not None and "ambiguous" in message and "Set the separator side" in message
+    # the bound is said as compared: "less than 3 x the slab-to-slab change", not "no more than (±...)"
+    noise = metrics.side_noise(profile)
+    assert f"less than {3 * noise:.3f}, 3 times the {noise:.3f} it typically changes by" in message
     with pytest.warns(UserWarning, match="separator side along axis z is ambiguous"):
         particle_table((ph == NMC).astype(np.int32), ph)
     assert metrics.side_warning(profile[:1], 0) is None
