@@ -399,7 +399,7 @@ def _zyx_shape(shape: tuple[int, ...], where: str, axes: str | None = None) -> t
             if letter in "CS" and size > 1:
                 raise InputFileError(f"{where} has {size} channels; convert it to greyscale first")
         keep = [i for i, (a, n) in enumerate(zip(axes, shape)) if n > 1 or a in "YX"]
-        if len(keep) < 2:  # no Y/X letters (odd file): keep the last two axes
+        if len(keep) < 2 and len(shape) >= 2:  # no Y/X letters (odd file): keep the last two axes
             keep = sorted(set(keep) | {len(shape) - 2, len(shape) - 1})
         kept = tuple(shape[i] for i in keep)
         kept_axes = "".join(axes[i] for i in keep)

@@ -205,6 +205,13 @@ def c_npy_1d(d):
     return ["analyze", d / "line.npy"]
 
 
+def c_tiff_1d(d):
+    import tifffile
+
+    tifffile.imwrite(d / "line.tif", np.arange(100, dtype=np.uint16))  # axes "X": once read as 1×100×100
+    return ["analyze", d / "line.tif"]
+
+
 def c_npy_empty(d):
     np.save(d / "none.npy", np.zeros((0, 8, 8), np.uint16))
     return ["analyze", d / "none.npy"]
@@ -530,6 +537,7 @@ CASES: dict[str, tuple] = {
     "NPY: text file named .npy": (c_npy_text, r"text\.npy is not a NumPy \.npy file"),
     "NPY: pickled objects": (c_npy_pickle, r"objects\.npy holds data of dtype object"),
     "NPY: 1D array": (c_npy_1d, r"line\.npy has 1 dimension \(shape"),
+    "TIFF: 1D array": (c_tiff_1d, r"line\.tif has 1 dimension \(shape \(100,\), axes 'X'\); expected a 2D image"),
     "NPY: empty array": (c_npy_empty, r"none\.npy is empty"),
     "NPY: strings": (c_npy_strings, r"words\.npy holds data of dtype <U2"),
     "NPY: FIFO named .npy": (c_npy_fifo, r"pipe\.npy is a named pipe"),
