@@ -64,6 +64,7 @@ def _options(opts: dict, info: dict, phase_map: str | None) -> dict:
 # open on an empty workspace, and kept as it first was for the session: a sample added meanwhile (by a colleague, or
 # the demo electrodes landing) would otherwise re-create the expander collapsed while its form is being filled
 state.init(state.ADD_OPEN, not len(table))
+names = [s.name for s in ws.list_samples()]  # a new sample's name must be another (forms.sample_metadata)
 DEMO_SIZE_RANGE = (16, 320)  # voxels per edge of a demo added here (at 320³ its analysis takes minutes on 2 cores)
 with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon=":material/add:"):
     tab_demo, tab_server, tab_upload = st.tabs(["Demo electrode (SYNTHETIC)", "Server data folder", "Upload"])
@@ -82,8 +83,8 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
             st.error(f"A demo electrode of the dashboard is {DEMO_SIZE_RANGE[0]} to {DEMO_SIZE_RANGE[1]} voxels per "
                      f"edge (its analysis runs on this server), not {int(size)}.")
         st.caption("SYNTHETIC: generated with known ground truth (core.synth), not a measurement.")
-        meta = forms.sample_metadata(("add", "demo", demo), name=f"{demo}", group="SYNTHETIC demo",
-                                     spacing=settings.demo_spacing(demo), axis=0, side="start")
+        meta = forms.sample_metadata(("add", "demo", demo), name=forms.unique_name(demo, names), taken=names,
+                                     group="SYNTHETIC demo", spacing=settings.demo_spacing(demo), axis=0, side="start")
         if st.button("Add demo electrode", key=state.k(state.ADD_SUBMIT, "demo"), type="primary",
                      disabled=meta is None or not size_ok) and meta is not None and size_ok:
             seed = list(DEMO_ELECTRODES).index(demo)
@@ -102,7 +103,8 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
                 # voxel size (QA: /binned kept /full's 0.398 µm, its caption said "read from the file")
                 meta = forms.sample_metadata(
                     ("add", "file", token, *samples_view.dataset_scope(opts)),
-                    name=samples_view.dataset_name(pick.name, opts), group="", spacing=info["spacing"], axis=0,
+                    name=forms.unique_name(samples_view.dataset_name(pick.name, opts), names), taken=names,
+                    group="", spacing=info["spacing"], axis=0,
                     side="auto", spacing_help="The file's voxel size; pre-filled from its metadata where present.",
                     shape=info["shape"])
                 usable, pmap = phase_map_view.already_segmented(pick.path, opts, "file", token)
@@ -132,7 +134,8 @@ with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon
                 samples_view.reject_upload(ws, up, path, str(exc))
             else:
                 meta = forms.sample_metadata(("add", "upload", up.file_id, *samples_view.dataset_scope(opts)),
-                                             name=samples_view.dataset_name(file_browser.sample_name(path), opts),
+                                             name=forms.unique_name(samples_view.dataset_name(
+                                                 file_browser.sample_name(path), opts), names), taken=names,
                                              group="", spacing=info["spacing"], axis=0, side="auto",
                                              spacing_help="The file's voxel size.", shape=info["shape"])
                 usable, pmap = phase_map_view.already_segmented(path, opts, "upload", up.file_id)

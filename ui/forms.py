@@ -101,13 +101,14 @@ def _prefill_spacing(spacing) -> tuple[tuple[float, ...], str]:
 
 
 def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, side: str,
-                    spacing_help: str = "", shape=None) -> SampleMetadata | None:
+                    spacing_help: str = "", shape=None, taken=()) -> SampleMetadata | None:
     """Name, group, voxel size per axis (µm), thickness axis and separator side.
 
     ``scope`` specialises the keys (:data:`ui.state.META_NAME` ...): ``("add", kind, token)`` while adding,
     ``("edit", sample id)`` while editing.  Returns None after a one-sentence error when the voxel size is not
     a number between :data:`SPACING_RANGE_UM` (zero, negative, NaN, absurd).  With the volume's ``shape``, a
-    thickness axis one voxel long (across a single slice) is said under it (:func:`thin_axis_note`).
+    thickness axis one voxel long (across a single slice) is said under it (:func:`thin_axis_note`).  A name in
+    ``taken`` (the other samples') is refused too: the Compare page, its charts and reports name electrodes by name.
     """
     keys = {f: state.k(base, *scope) for f, base in (("name", state.META_NAME), ("group", state.META_GROUP),
                                                       ("axis", state.META_AXIS), ("side", state.META_SIDE))}
@@ -142,12 +143,25 @@ def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, 
     coarse = coarse_voxel_note(spacing)
     if coarse:
         st.warning(coarse)
+    if name.strip() and name.strip() in {str(t).strip() for t in taken}:  # (QA walk 7: two electrodes "calendered")
+        st.error(f"A sample named '{name.strip()}' exists already: give this one another name (the Compare page, "
+                 "its charts and reports tell electrodes apart by their names).")
+        return None
     try:
         return SampleMetadata(name=name, group_label=group, spacing=spacing, axis=int(axis),  # type: ignore[arg-type]
                               separator_side=side)
     except (ValueError, TypeError) as exc:
         st.error(one_sentence(exc))
         return None
+
+
+def unique_name(base: str, taken) -> str:
+    """``base``, or ``"base (2)"``, ``"base (3)"``, ... : the first not in ``taken`` (a new sample's proposed name)."""
+    taken = {str(t).strip() for t in taken}
+    name, i = base, 2
+    while name in taken:
+        name, i = f"{base} ({i})", i + 1
+    return name
 
 
 #: A voxel this big (µm) or bigger is as wide as an NMC particle (5-20 µm across): not a cathode scan's voxel size

@@ -443,6 +443,7 @@ def details_section(ws: Workspace, sample: Sample) -> None:
     sid = sample.id
     with st.expander("Sample details", expanded=False):
         meta = forms.sample_metadata(("edit", sid), name=sample.name, group=sample.group_label,
+                                     taken=[s.name for s in ws.list_samples() if s.id != sid],
                                      spacing=sample.spacing, axis=sample.axis, side=sample.separator_side,
                                      shape=sample.source_options.get("shape"))
         if st.button("Save details", key=state.k(state.EDIT_SAVE, sid), disabled=meta is None) and meta is not None:

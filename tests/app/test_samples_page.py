@@ -1263,3 +1263,28 @@ def test_an_already_segmented_stack_whose_slices_are_shifted_is_said_and_aligned
     err = (off - walk)[8:]  # from the planes that hold particles on
     assert np.abs(err - np.median(err, axis=0)).max() <= 1.5
     assert not [w for w in at.warning if w.value.startswith("The slices are shifted against one another")]
+
+
+def test_a_second_sample_of_the_same_name_is_refused(empty_ws, env):
+    """QA walk 7: two samples could be called "calendered"; the Compare page, its charts and reports tell
+    electrodes apart by name.  A new sample is proposed a free name; a taken one is refused, also on renaming."""
+    vol = (np.arange(4 * 8 * 8) % 7).astype(np.uint16).reshape(4, 8, 8)
+    np.save(env / "data" / "a.npy", vol)
+    first = empty_ws.add_sample("pristine", str(env / "data" / "a.npy"), spacing=0.4)
+    second = empty_ws.add_sample("other", str(env / "data" / "a.npy"), spacing=0.4)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = second.id
+    at.run()
+    no_exception(at)
+    name = at.text_input(key=state.k(state.META_NAME, "add", "demo", "pristine"))
+    assert name.value == "pristine (2)"
+    name.set_value("pristine ").run()
+    said = "A sample named 'pristine' exists already: give this one another name"
+    assert any(e.value.startswith(said) for e in at.error)
+    assert at.button(key=state.k(state.ADD_SUBMIT, "demo")).disabled
+    at.text_input(key=state.k(state.META_NAME, "edit", second.id)).set_value("pristine").run()
+    assert at.button(key=state.k(state.EDIT_SAVE, second.id)).disabled
+    at.text_input(key=state.k(state.META_NAME, "edit", second.id)).set_value("other").run()
+    # only the demo form's name, still taken, is refused now
+    assert [e.value for e in at.error] == [e.value for e in at.error if e.value.startswith(said)] and len(at.error) == 1
+    assert empty_ws.get_sample(first.id).name == "pristine"
