@@ -113,7 +113,20 @@ def test_a_lazily_read_volume_is_read_two_planes_a_pair():
             asked.append(key[0].stop - key[0].start)
             return g[key]
 
-    assert alignment_reading(Planes()) is not None and sum(asked) == 24
+    # 12 neighbouring pairs and 12 pairs ALIGN_GAP planes apart
+    assert alignment_reading(Planes()) is not None and sum(asked) == 48
+
+
+def test_whole_pixel_steps_every_few_planes_are_said():
+    """QA walk 7: a stack stepping 1 pixel every 3 planes in y and every 4 in x (21 and 15 pixels over 64 planes)
+    reads 0 between most neighbours (a median step of 0) and was not said; over ALIGN_GAP planes it adds up."""
+    clean = fib_stack((0.0, 0.0), 5.0)
+    stair = np.stack([np.roll(p, (k // 3, k // 4), axis=(0, 1)) for k, p in enumerate(clean)])
+    r = alignment_reading(stair)
+    assert r["warn"] and r["shift_px"][0] == pytest.approx(1 / 3, abs=0.06)
+    assert r["shift_px"][1] == pytest.approx(1 / 4, abs=0.06)
+    assert "shifted against one another" in alignment_message(r)
+    assert not alignment_reading(clean)["warn"]
 
 
 def test_analyses_and_inspect_say_it(tmp_path, capsys):
