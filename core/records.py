@@ -92,9 +92,9 @@ def check_range(attribute: Attribute) -> None:
     v = attribute.value
     if not lo <= v <= hi or (whole and v != int(v)):
         unit = "" if attribute.unit == "-" else f" {attribute.unit}"
-        what = ("a whole number from 0" if whole else f"from {lo:g}{unit}" if hi == math.inf
+        what = ("a whole number, 0 or more" if whole else f"{lo:g}{unit} or more" if hi == math.inf
                 else f"between {lo:g} and {hi:g}{unit}")
-        raise ValueError(f"{attribute.name} {v:g}{unit} is not possible: it is {what}")
+        raise ValueError(f"{attribute.name} {v:g}{unit} is not possible: it must be {what}")
 
 
 def check_attributes(attributes: Iterable[Attribute] | None, *, ranges: bool = True) -> tuple[Attribute, ...]:

@@ -33,11 +33,11 @@ def test_attribute_record_normalises_and_refuses_bad_values():
 
 def test_preset_attributes_outside_their_physical_range_are_refused_in_one_sentence(tmp_path):
     """A C-rate of -3 C or an SOC of 150 % (QA: both were stored and moved the trend across electrodes)."""
-    for bad, words in [(Attribute("C-rate", -3.0, "C"), "C-rate -3 C is not possible: it is from 0 C"),
-                       (Attribute("soc", 150.0, "%"), "soc 150 % is not possible: it is between 0 and 100 %"),
+    for bad, words in [(Attribute("C-rate", -3.0, "C"), "C-rate -3 C is not possible: it must be 0 C or more"),
+                       (Attribute("soc", 150.0, "%"), "soc 150 % is not possible: it must be between 0 and 100 %"),
                        (Attribute("SOC", -0.1, "%"), "between 0 and 100 %"),
-                       (Attribute("cycles", -1.0, "-"), "cycles -1 is not possible: it is a whole number from 0"),
-                       (Attribute("cycles", 2.5, "-"), "a whole number from 0")]:
+                       (Attribute("cycles", -1.0, "-"), "cycles -1 is not possible: it must be a whole number, 0 or more"),
+                       (Attribute("cycles", 2.5, "-"), "a whole number, 0 or more")]:
         with pytest.raises(ValueError, match=words):
             check_attributes([bad])
     ok = [Attribute("C-rate", 0.0, "C"), Attribute("SOC", 100.0, "%"), Attribute("cycles", 500.0, "-"),
