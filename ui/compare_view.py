@@ -518,7 +518,9 @@ def summary_note(res: compare.Summary) -> str:
     same = " (the same particles as leave out: the summary counts particles)" if res.edge_policy == "miles" else ""
     return (
         f"Detachment = area_pore / (area_pore + area_cbd) per particle (0–1). Particles cut by the volume edge: "
-        f"{EDGE_LABELS[res.edge_policy]}{same}; 'particles used' = those kept, 'with detachment' = those of them with "
+        f"{EDGE_LABELS[res.edge_policy]}{same}; 'particles' = the electrode's particles (those at least the smallest "
+        f"diameter counted, where one is set), 'particles used' = those of them the edge choice keeps, "
+        f"'with detachment' = those of them with "
         f"an open interface (the others have no detachment and are left out). 'share > {res.cut:g}' = share of "
         f"those with detachment above {res.cut:g}. {pct} % intervals. Median CI: percentile bootstrap "
         f"({res.n_boot} resamples, seed {cache.SEED}); IQR = Q3 − Q1; share CI: Wilson score interval.")

@@ -372,6 +372,8 @@ def test_the_compare_report_and_table_use_the_particles_the_page_summarised(fine
     part = html.split("<h2>Summary</h2>", 1)[1].split("<h2>", 1)[0]
     assert f'<p class="note">{html_lib.escape(note)}</p>' in part  # the page's own words, under the table
     assert "Particles cut by the volume edge: leave out" in note
+    # both counts named (QA walk 8: 'particles' fell with the size filter too, and only 'particles used' was said)
+    assert "'particles' = the electrode's particles (those at least the smallest diameter counted" in note
     assert html_lib.escape("Particles cut by the volume edge are left out (the page's choice, 'leave out')") in html
 
     for name in ("comparison-particles.csv", "comparison-particles.parquet"):
