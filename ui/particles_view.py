@@ -138,8 +138,23 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
         line = depth_line(sample, analysis)
         if line:
             st.caption(line)
+        line = origin_line(analysis)
+        if line:
+            st.caption(line)
     with right:
         _slice(ws, sample, ref, table, keys, labels_list, jump_to_selected)
+
+
+def origin_line(analysis: Analysis) -> str | None:
+    """Where the positions of a cropped analysis count from (its region of interest's first voxel in the file),
+    else None (QA walk 7: centroids of a crop from z 20 ran from 0, unsaid)."""
+    snap = (analysis.provenance or {}).get("input") or {}
+    crop = ((snap.get("source_options") or {}).get("read") or {}).get("crop")
+    if not crop:
+        return None
+    first = ", ".join(f"{a} {int(c[0])}" for a, c in zip("zyx", crop))
+    return (f"Positions (centroid_z_um, centroid_y_um, centroid_x_um) and slice indices count from the region of "
+            f"interest's first voxel: voxel ({first}) of the file.")
 
 
 def depth_line(sample: Sample, analysis: Analysis) -> str | None:

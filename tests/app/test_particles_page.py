@@ -449,3 +449,23 @@ def run_analysis_with_side(ws, sample):
     from core.runner import run_analysis
 
     return run_analysis(ws, sample.id, ws.load_volume(sample), presegmented=True)
+
+
+def test_a_cropped_analysis_says_where_its_positions_count_from():
+    """QA walk 7: the centroids of a crop from z 20 ran from 0 µm, and nothing said they count from the crop."""
+    from core.pipeline import AnalysisParams
+    from core.records import Analysis
+    from ui.particles_view import origin_line
+
+    p = AnalysisParams()
+
+    def analysis(prov):
+        return Analysis(id=1, sample_id=1, requested=p, resolved=p, status="done", error=None, created_at=0.0,
+                        updated_at=0.0, owner_pid=None, provenance=prov, phases_path=None, labels_path=None,
+                        table_path=None, n_particles=1)
+
+    crop = {"input": {"source_options": {"read": {"crop": [[20, 220], [0, 200], [5, 205]]}}}}
+    assert origin_line(analysis(crop)) == (
+        "Positions (centroid_z_um, centroid_y_um, centroid_x_um) and slice indices count from the region of "
+        "interest's first voxel: voxel (z 20, y 0, x 5) of the file.")
+    assert origin_line(analysis({"input": {"source_options": {}}})) is None and origin_line(analysis({})) is None
