@@ -19,6 +19,15 @@ def _open(ws, name="cycled-5C"):
     return s, at.run()
 
 
+def _page_of(sample):
+    """The page run on ``sample``, without an exception."""
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = sample.id
+    at.run()
+    no_exception(at)
+    return at
+
+
 def _metric(at, label):
     return next(m.value for m in at.metric if m.label == label)
 
@@ -155,10 +164,7 @@ def test_an_already_segmented_sample_offers_no_greyscale_seeds(empty_ws):
     s = empty_ws.add_sample("seg", str(path), spacing=0.4, source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
     assert s.input.presegmented
     run_analysis(empty_ws, s.id, empty_ws.load_volume(s), presegmented=True)
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[state.SAMPLE_ID] = s.id
-    at.run()
-    no_exception(at)
+    at = _page_of(s)
     assert not [r for r in at.radio if r.key == state.k(state.PART_SEEDING, s.id)]
     # nor the U-Net's instance cue, which reads the greyscale (a job that could only fail before)
     assert not [r for r in at.radio if r.key == state.k(state.PART_METHOD, s.id)]
@@ -184,10 +190,7 @@ def test_isolated_specks_under_the_minimum_volume_are_pointed_out(empty_ws):
     assert len(table) == 4 and isolated_specks(table, 1.0).sum() == 3 and not isolated_specks(table, 0.5).any()
     big = table.loc[~isolated_specks(table, 1.0), "detachment"].iloc[0]
     assert big > 0.1
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[state.SAMPLE_ID] = s.id
-    at.run()
-    no_exception(at)
+    at = _page_of(s)
     [w] = [w.value for w in at.warning if "touch no other particle" in w.value]
     assert w.startswith("3 of 4 particles are smaller than the minimum particle volume (1 µm³, a ball 1.24 µm")
     assert f"is 0.00 with them and {big:.2f} without" in w and "Smallest particle counted* to 1.24 µm" in w
@@ -203,10 +206,7 @@ def test_a_classifier_analysis_says_what_its_phases_do_to_the_detachment(empty_w
 
     s, _ = classifier_sample(empty_ws)
     vol = empty_ws.load_volume(s)
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[state.SAMPLE_ID] = s.id
-    at.run()
-    no_exception(at)
+    at = _page_of(s)
     assert [w for w in at.warning if w.value == CLASSIFIER_DETACHMENT_NOTE]  # a warning: its report carries it
     run_analysis(empty_ws, s.id, vol)
     at.run()
@@ -390,10 +390,7 @@ def test_an_ambiguous_separator_side_is_said_where_the_depth_is_shown(seeded_ws)
     s, a = specks_sample(seeded_ws)  # the same CBD at both ends of z
     said = a.provenance["separator_side_warning"]
     assert s.separator_side == "auto" and "ambiguous" in said
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state[state.SAMPLE_ID] = s.id
-    at.run()
-    no_exception(at)
+    at = _page_of(s)
     [w] = [w.value for w in at.warning if "separator side along axis z is ambiguous" in w.value]
     assert w.endswith("It is set on the Samples page (Separator side); analyse again after setting it.")
     demo, at = _open(seeded_ws)
@@ -424,11 +421,7 @@ def test_a_separator_side_set_after_the_analysis_is_said_instead_of_the_guess(se
     other = "end" if detected == "start" else "start"
 
     def warnings_now():
-        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-        at.session_state[state.SAMPLE_ID] = s.id
-        at.run()
-        no_exception(at)
-        return [w.value for w in at.warning if "separator" in w.value]
+        return [w.value for w in _page_of(s).warning if "separator" in w.value]
 
     assert len(warnings_now()) == 1  # the guess
     s = seeded_ws.update_sample(s.id, separator_side=detected)
