@@ -550,7 +550,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
     if side == "auto":  # detect_separator_side's answer, from the whole profile
         side, contrast = side_of_profile(profile)
         if (ambiguous := side_warning(profile, params.axis)) is not None:
-            warnings.warn(ambiguous, stacklevel=2)
+            warnings.warn(ambiguous, stacklevel=3)  # (the caller of run, as the others here)
     if cracks is not None:
         outside = None
     elif outside is not None:  # the separation's outside_reach of the NMC: that of the labels, not computed twice
