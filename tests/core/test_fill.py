@@ -91,6 +91,20 @@ def test_data_box_holds_no_fill_and_most_of_the_data(grey):
     assert data_box(np.zeros((4, 16, 16), np.uint8), 0) is None
 
 
+def test_data_box_ignores_voxels_of_the_fill_s_value_inside_the_disc(grey):
+    """QA walk 9: a uint16 scan whose noisiest pore voxels clipped to 0, the fill's value, inside the disc: the box
+    shrank around those specks to 7x6 voxels (an 82x82 box fits), and with it went the blur and grey-value readings
+    and the one-click crop."""
+    v = _fov(grey)
+    rng = np.random.default_rng(0)
+    inside = np.argwhere(v[32] > 0)
+    for y, x in inside[rng.choice(len(inside), 40, replace=False)]:
+        v[rng.integers(0, 64), y, x] = 0  # single clipped voxels, none touching the plane's border
+    assert (fill_region(v, 0) != (_fov(grey) == 0)).sum() <= 40  # they are not fill
+    (z0, z1), (y0, y1), (x0, x1) = data_box(v, 0)
+    assert min(y1 - y0, x1 - x0) >= 43 and not fill_region(v, 0)[z0:z1, y0:y1, x0:x1].any()
+
+
 def test_the_fill_is_left_out_of_the_suggested_thresholds():
     """The fill's spike pulled the three-class Otsu that the suggested thresholds start from (bench/RESULTS.md
     fill_effect: at 96×256² the low threshold fell from 17,326 to 9,743 and the median detachment to 0.008).  Left
