@@ -18,6 +18,10 @@ ws, sample = page.sample_page("Segment")
 sid = sample.id
 page.aligned_note(ws, sample)  # before the read: the way out where an alignment no longer fits the file
 ref, vol = page.require_volume(ws, sample)
+refusal = None if sample.input.presegmented else cache.greyscale_refusal(ref)
+if refusal:  # (QA walk 9: a constant volume, or one with 1 % NaN, gave a traceback here)
+    st.error(f"This volume cannot be segmented: {refusal}")
+    st.stop()
 latest = ws.latest_analysis(sid)
 page.fill_note(ws, ref, sample)  # a fill outside the field of view: said, with the crop without it, before a run
 page.alignment_note(ws, ref, sample)  # slices shifted against one another (a FIB-SEM stack not aligned)

@@ -160,6 +160,23 @@ def unflattened_ref(ref: VolumeRef) -> VolumeRef:
     return replace(ref, options=json.dumps(opts, sort_keys=True))
 
 
+@st.cache_data(max_entries=32, show_spinner="Checking the grey values…")
+def greyscale_refusal(ref: VolumeRef) -> str | None:
+    """Why a greyscale held whole cannot be segmented (:func:`core.phases.check_greyscale_nonfinite`: constant, all
+    or too many voxels not finite), in one sentence; None where it can, and for a volume read lazily (a whole scan
+    there is a job's: its run refuses it in the same words)."""
+    from .messages import one_sentence
+
+    vol = volume(ref)
+    if is_lazy(vol):
+        return None
+    try:
+        core_phases.check_greyscale_nonfinite(vol, name="it")  # (said as 'This volume cannot be segmented: it ...')
+    except (ValueError, TypeError) as exc:
+        return one_sentence(exc)
+    return None
+
+
 @st.cache_data(max_entries=32, show_spinner="Comparing neighbouring slices…")
 def alignment(ref: VolumeRef) -> dict | None:
     """:func:`core.phases.alignment_reading` of a sample's volume as read: its greyscale, or the phase codes of an

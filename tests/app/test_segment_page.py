@@ -630,3 +630,23 @@ def test_the_last_run_cancelled_or_failed_is_named_as_an_analysis(seeded_ws):
     seeded_ws.fail_analysis(bad, "No NMC voxels.")
     at.run()
     assert f"The last analysis (analysis {bad}) failed: No NMC voxels." in [w.value for w in at.warning]
+
+
+def test_a_volume_that_cannot_be_segmented_is_said_in_one_sentence(empty_ws):
+    """QA walk 9: a constant volume, or one with 1 % NaN, showed a traceback on this page."""
+    root = empty_ws.root
+    np.save(root / "c.npy", np.full((12, 16, 16), 0.5, np.float32))
+    nan = np.random.default_rng(0).random((12, 16, 16)).astype(np.float32)
+    nan.flat[::50] = np.nan
+    np.save(root / "n.npy", nan)
+    said = {"const": "This volume cannot be segmented: it is constant (every voxel = 0.5): nothing to segment.",
+            "nan": "This volume cannot be segmented: it has 2.0% non-finite voxels (NaN or infinite; at most 0.1% "
+                   "are filled): crop it to the region with data, or give those voxels a grey value before the "
+                   "analysis."}
+    for name in said:
+        s = empty_ws.add_sample(name, str(root / f"{name[0]}.npy"), spacing=0.4)
+        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+        at.session_state[state.SAMPLE_ID] = s.id
+        at.run()
+        no_exception(at)
+        assert [e.value for e in at.error] == [said[name]]
