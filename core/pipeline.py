@@ -75,8 +75,8 @@ from .nn.params import ModelParams
 from .io.downsampling import MAX_DOWNSAMPLE, check_downsample
 from .io.sem import data_bar_message, volume_data_bar
 from .memory import MemoryBudgetError, check_memory, mark_warm
-from .phases import (DOWNSAMPLE_MIN_RADIUS, BlurAssessment, SegmentParams, assess_blur, box_blur_removed,
-                     check_greyscale_nonfinite, nonfinite_fill, segment_detailed, sigma_origin)
+from .phases import (BLUR_EITHER_WAY, DOWNSAMPLE_MIN_RADIUS, BlurAssessment, SegmentParams, assess_blur,
+                     box_blur_removed, check_greyscale_nonfinite, nonfinite_fill, segment_detailed, sigma_origin)
 from .phases.fill import fill_message, fill_reading, fill_region, fov_disc
 from .phases.alignment import alignment_message, alignment_reading
 from .phases.shading import flatten_shading, shading_message, shading_reading
@@ -347,7 +347,7 @@ def _blur_warning(blur: BlurAssessment) -> str:
         sigma += f"; {box_blur_removed(blur.sigma, blur.downsampled):.2f} without the box of the downsampling by " \
                  f"{blur.downsampled}"
     head = (f"The blur ({sigma}) is wider than the partial-volume correction handles (validated at 0.75 voxel), "
-            "so the detachment will be underestimated")
+            f"{BLUR_EITHER_WAY}")
     if blur.factor < 2:
         return head + f", and the volume cannot be downsampled further (at most {MAX_DOWNSAMPLE} in all)."
     return head + (f". Where the particles' median radius is {DOWNSAMPLE_MIN_RADIUS:g} voxels or more, downsample "
@@ -355,7 +355,7 @@ def _blur_warning(blur: BlurAssessment) -> str:
                    f"\"downsample\": {blur.factor} in the input); smaller particles lose more to the downsampling "
                    "than to the blur (on synthetic packings at a blur of 1.2 voxel, radius 10-14 voxels: a median "
                    "detachment error of 0.09-0.22 downsampled, 0.02 at full resolution), so keep their resolution "
-                   "and read thin gaps as a lower bound of the detachment.")
+                   "and read its detachment with that in mind.")
 
 
 def check_nonfinite(volume: np.ndarray) -> int:

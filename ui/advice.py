@@ -7,7 +7,7 @@ shows, and the buttons they point to, are written here.
 from __future__ import annotations
 
 from core.io.downsampling import MAX_DOWNSAMPLE
-from core.phases import DOWNSAMPLE_MIN_RADIUS, BlurAssessment, box_blur_removed
+from core.phases import BLUR_EITHER_WAY, DOWNSAMPLE_MIN_RADIUS, BlurAssessment, box_blur_removed
 
 __all__ = ["DOWNSAMPLE_MIN_RADIUS", "advises_downsampling", "blur_warning", "median_radius_voxels", "seeding_reading"]
 
@@ -53,18 +53,18 @@ def blur_warning(blur: BlurAssessment, median_radius: float | None = None) -> st
     head = (f"The blur (σ = {sigma:.2f} voxel{box}) is wider than the partial-volume correction handles "
             "(validated at 0.75 voxel; on synthetic electrodes at σ ≥ 1 voxel the detachment came out too low by "
             "0.05-0.19 even with the phases refined against the blur, and on another generator's packings at "
-            "σ = 1.2 voxel the electrode's median detachment by 0.21-0.40, within 0.05 once downsampled by 2), so "
-            "the detachment will be underestimated")
+            "σ = 1.2 voxel the electrode's median detachment by 0.21-0.40, within 0.05 once downsampled by 2); "
+            + BLUR_EITHER_WAY.removeprefix("so "))
     f = blur.factor
     if f < 2:
         return head + f", and the volume cannot be downsampled further (at most {MAX_DOWNSAMPLE} in all)."
     if not advises_downsampling(blur, median_radius):
-        return (head + f" where the gaps are thin; but these particles are small on this grid (median radius "
+        return (head + f". These particles are small on this grid, though (median radius "
                 f"{median_radius:.0f} voxels), and downsampling small particles costs more than the blur (on that "
                 "generator's packings of median radius 10 and 14 voxels at σ = 1.2 voxel, downsampled by 2, the median "
                 "detachment came out up to 0.23 too high, against -0.11 to +0.04 at full resolution): keep this "
-                "resolution, and read thin gaps as a lower bound of the detachment.")
-    return (head + f": downsample the volume by {f} before the analysis (in the app: 'Add a copy downsampled by "
+                "resolution, and read its detachment with that in mind.")
+    return (head + f". Downsample the volume by {f} before the analysis (in the app: 'Add a copy downsampled by "
             f"{f}' on the Segment page, or 'Downsample by' on the Samples page; CLI: --downsample {f}).")
 
 

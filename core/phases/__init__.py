@@ -54,6 +54,7 @@ Modules
 """
 
 from .blur import (
+    BLUR_EITHER_WAY,
     DOWNSAMPLE_MIN_RADIUS,
     PV_SIGMA_MAX,
     RESOLVABLE_GAP_SIGMAS,
@@ -101,7 +102,8 @@ __all__ = [
     "crop", "normalize_intensity", "denoise", "suggest_thresholds", "threshold", "phase_references", "READING_GAP",
     "estimate_pv_sigma", "correct_partial_volume", "SIGMA_BOUNDS", "remove_small_islands",
     # blur
-    "DOWNSAMPLE_MIN_RADIUS", "PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "SIGMA_ORIGINS", "BlurAssessment", "BlurKind", "SigmaOrigin",
+    "BLUR_EITHER_WAY", "DOWNSAMPLE_MIN_RADIUS",
+    "PV_SIGMA_MAX", "RESOLVABLE_GAP_SIGMAS", "SIGMA_ORIGINS", "BlurAssessment", "BlurKind", "SigmaOrigin",
     "assess_blur", "box_blur_removed", "resolvable_gap_um", "sigma_origin", "suggested_downsample",
     # preview
     "MAX_ISLAND_DEPTH", "MAX_PREVIEW_PIXELS", "PREVIEW_WINDOW", "PreviewContext", "PreviewGlobals", "grey_sample",

@@ -15,17 +15,20 @@ def warning(sigma, downsampled=1, *, estimated=True):
 def test_blur_warning_beyond_the_validated_blur():
     assert warning(0.75) is None and warning(PV_SIGMA_MAX) is None
     msg = warning(1.3)
-    assert "σ = 1.30 voxel" in msg and "downsample the volume by 2" in msg and "\n" not in msg
-    assert "downsample the volume by 3" in warning(2.0)
+    assert "σ = 1.30 voxel" in msg and "Downsample the volume by 2" in msg and "\n" not in msg
+    # either way (QA walk 9: "underestimated ... a lower bound" of a run 0.21 too high, thin CBD films read as pore)
+    assert "the detachment can be wrong either way: thin pore gaps close up (too low)" in msg
+    assert "underestimated" not in msg and "lower bound" not in msg
+    assert "Downsample the volume by 3" in warning(2.0)
     assert warning(0.93, 2) is None
     msg = warning(1.4, 2)
-    assert "without the box of the downsampling by 2" in msg and "downsample the volume by 2" in msg
+    assert "without the box of the downsampling by 2" in msg and "Downsample the volume by 2" in msg
     assert "cannot be downsampled further (at most 8 in all)" in warning(2.9, 8)
     # at the fit's upper bound the blur was not measured: no downsampling advice
     msg = warning(SIGMA_BOUNDS[1])
     assert "reached its upper bound" in msg and "downsample" not in msg
     # a blur given by the user is taken as measured
-    assert "downsample the volume by 4" in warning(3.0, estimated=False)
+    assert "Downsample the volume by 4" in warning(3.0, estimated=False)
 
 
 @pytest.mark.parametrize("sigma, downsampled", [(1.3, 1), (1.4, 2), (2.9, 8), (SIGMA_BOUNDS[1], 1)])
