@@ -65,7 +65,9 @@ def blur_warning(blur: BlurAssessment, median_radius: float | None = None) -> st
                 "detachment came out up to 0.23 too high, against -0.11 to +0.04 at full resolution): keep this "
                 "resolution, and read its detachment with that in mind.")
     return (head + f". Downsample the volume by {f} before the analysis (in the app: 'Add a copy downsampled by "
-            f"{f}' on the Segment page, or 'Downsample by' on the Samples page; CLI: --downsample {f}).")
+            f"{f}' on the Segment page, or 'Downsample by' on the Samples page; CLI: --downsample {f})"
+            + ("; downsampling by more than 2 was not validated and can overshoot the other way, so compare the "
+               "two analyses" if f > 2 else "") + ".")
 
 
 def refined_subject(refinement: dict) -> str:

@@ -20,6 +20,8 @@ def test_blur_warning_beyond_the_validated_blur():
     assert "the detachment can be wrong either way: thin pore gaps close up (too low)" in msg
     assert "underestimated" not in msg and "lower bound" not in msg
     assert "Downsample the volume by 3" in warning(2.0)
+    # QA walk 9: offered 3, validated at 2 (it read 0.69 against 0.36 from the phases)
+    assert "more than 2 was not validated" in warning(2.0) and "not validated" not in warning(1.3)
     assert warning(0.93, 2) is None
     msg = warning(1.4, 2)
     assert "without the box of the downsampling by 2" in msg and "Downsample the volume by 2" in msg
