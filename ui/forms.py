@@ -322,7 +322,14 @@ def _clean_up_options(sample: Sample, base: SegmentParams) -> tuple[str, float, 
         init(k_size, float(base.denoise_size))
         init(k_pv, bool(base.partial_volume))
         init(k_isl, int(base.min_island))
+        def median_that_filters() -> None:  # (QA walk 9: the Gaussian's 0.7 kept, "rounds to 1 voxel: no filtering")
+            from core.phases.denoise import median_window
+
+            if st.session_state[k_dn] == "median" and median_window(float(st.session_state[k_size])) == 1:
+                st.session_state[k_size] = 1.5
+
         denoise = st.selectbox("Denoising filter", DENOISE_METHODS, key=k_dn, persist_state=PERSIST,
+                               on_change=median_that_filters,
                                help="none is the default: the partial-volume correction reads thin gaps between "
                                     "NMC and CBD from the grey values, and denoising blurs them (on the demo "
                                     "electrodes Gaussian denoising doubled the detachment error or worse). "

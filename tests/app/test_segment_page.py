@@ -81,7 +81,11 @@ def test_suggest_sets_the_otsu_thresholds(seeded_ws):
 
     assert not [w for w in at.slider if w.key == state.k(state.SEG_DENOISE_SIZE, s.id)]  # no size without a filter
     at.selectbox(key=state.k(state.SEG_DENOISE, s.id)).select("median").run()
-    # the default size (0.7, a Gaussian's) is no median window at all: said, with what to choose (it did nothing)
+    # the default size (0.7, a Gaussian's) is no median window at all: median starts at 1.5, a 3-voxel window (QA
+    # walk 9: it kept 0.7, "no filtering"); a size set under it is said, with what to choose
+    assert at.slider(key=state.k(state.SEG_DENOISE_SIZE, s.id)).value == 1.5
+    assert "Median window: 3×3×3 voxels." in [c.value for c in at.caption]
+    at.slider(key=state.k(state.SEG_DENOISE_SIZE, s.id)).set_value(0.7).run()
     assert [w.value for w in at.warning if "median window" in w.value] == [
         "A median window of 0.7 voxels rounds to 1 voxel: no filtering. Choose 1.5 or more (a window of 3 voxels)."]
     at.slider(key=state.k(state.SEG_DENOISE_SIZE, s.id)).set_value(3.0).run()
