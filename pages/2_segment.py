@@ -156,11 +156,13 @@ if latest is not None:
             st.caption(f"{subject[0].upper() + subject[1:]} were then refined against a model of the scan's blur "
                        f"(σ = {refined['blur']:.2f} voxel) and noise: {sum(refined['changes']):,} voxel changes.")
         if seg.partial_volume and seg.pv_sigma:
-            gap = resolvable_gap_um(float(seg.pv_sigma), sample.spacing)
+            # the wider of the two blur readings: the refinement's model of the scan read 1.49 voxel where the
+            # partial-volume fit read 0.62, and the blur warning stayed silent (QA walk 9, a blur of 1.5)
+            sigma = max(float(seg.pv_sigma), float(refined["blur"]) if refined and refined.get("blur") else 0.0)
+            gap = resolvable_gap_um(sigma, sample.spacing)
             st.caption(f"At this blur, gaps between a particle and its CBD narrower than about {gap:.2f} µm "
                        f"({RESOLVABLE_GAP_SIGMAS:g} σ) read increasingly as contact, so detachment comes out too "
                        "low where the gaps are that thin (measured on synthetic electrodes; see the README).")
-            sigma = float(seg.pv_sigma)
             blur = assess_blur(sigma, sample.downsample, origin=latest.pv_sigma_origin or "fitted")
             radius = advice.median_radius_voxels(cache.table(cache.ResultRef.of(ws, latest)), sample.spacing)
             too_blurred = advice.blur_warning(blur, radius)

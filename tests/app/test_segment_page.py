@@ -298,6 +298,13 @@ def test_a_blurred_or_noisy_scan_says_its_phases_were_refined(empty_ws, blur, no
     assert any(f"{what} then refined against a model of the scan's blur (σ = {refined['blur']:.2f} voxel)" in c.value
                for c in at.caption)
     assert any("the phases are then refined against a model of that blur" in c.value for c in at.caption)
+    # the blur warning reads the wider of the two blurs (QA walk 9: the fit's 0.62 kept it silent at 1.49)
+    from core.phases import assess_blur
+
+    sigma = max(float(latest.resolved.segment.pv_sigma), float(refined["blur"]))
+    said = [w.value for w in at.warning if w.value.startswith("The blur (σ = ")]
+    want = f"The blur (σ = {sigma:.2f} voxel"
+    assert [w[:len(want)] for w in said] == ([want] if assess_blur(sigma, 1).kind != "ok" else [])
     at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
