@@ -80,7 +80,9 @@ else:
                "measures each particle. The result is stored in the workspace. Where the blur measured on the scan "
                f"is {AUTO_BLUR} voxel or more, the phases are then refined against a model of that blur and the "
                f"noise (where the blur is less but the noise {AUTO_NOISE:g} of the pore-NMC contrast or more, only "
-               "the NMC surfaces), so surfaces can move from this preview by a voxel or so.")
+               "the NMC surfaces), so the analysis's phases can differ from this preview: surfaces move by a voxel "
+               "or so, and on a strongly blurred scan much of the CBD the thresholds read at the particles' edges "
+               "goes: judge the phases of a blurred scan on the analysis's slices (Particles page), not here.")
 ap = None
 if presegmented:
     ap = AnalysisParams(separation=sep)

@@ -661,3 +661,12 @@ def test_a_volume_that_cannot_be_segmented_is_said_in_one_sentence(empty_ws):
         at.run()
         no_exception(at)
         assert [e.value for e in at.error] == [said[name]]
+
+
+def test_the_threshold_run_says_how_its_phases_can_differ_from_the_preview(seeded_ws):
+    """QA walk 9: at a blur of 1.5 voxel the preview read twice the CBD the refined analysis found on that slice,
+    under a caption promising a voxel or so."""
+    s, at = _open(seeded_ws)
+    assert any("so the analysis's phases can differ from this preview: surfaces move by a voxel or so, and on a "
+               "strongly blurred scan much of the CBD the thresholds read at the particles' edges goes" in c.value
+               for c in at.caption)
