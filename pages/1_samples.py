@@ -16,7 +16,7 @@ table = tables.catalogue_table(ws)
 if len(table):
     st.dataframe(table, placeholder=tables.MISSING, hide_index=True, key=state.SAMPLES_TABLE, width="stretch",
                  column_config={
-        "status": st.column_config.TextColumn("status", width="large"),  # (QA: "before th…" cut the stale note)
+        "status": st.column_config.TextColumn("status", width="medium"),
         "source": st.column_config.TextColumn("source", width="medium",
                                               help="Relative to the data folder; hover a cell for the whole path."),
         "size (voxels)": st.column_config.TextColumn(
