@@ -746,3 +746,27 @@ def test_readme_alignment_figures():
     assert float(q[0]) == worst
     [t512] = [float(r["s"]) for r in mend_timing if r["shape (z×y×x)"] == "512×512×512"]
     assert int(q[1]) == round(t512)
+
+# --- real_geometry_grey: the real calendered geometry read back as a greyscale scan ------------------------------
+
+def test_readme_real_geometry_figures():
+    """The README's ranges of the median-detachment errors by method, the CBD share and the particle counts."""
+    rows = [r for tab in tables(section("real_geometry_grey")) for r in tab]
+    by = lambda method, col: [float(r[col]) for r in rows if r["method"] == method]  # noqa: E731
+    text = readme_text()
+    default = by("threshold (default)", "error")
+    check(quoted(text, rf"reads a median detachment {NUM}–{NUM} too high by the default threshold path", "README"),
+          [min(default), max(default)])
+    check(quoted(text, rf"\(true {NUM} and {NUM};", "README"), by("true phases", "median detachment"))
+    shares = [float(r["pore / CBD / NMC"].split("/")[1]) for r in rows if r["method"] == "threshold (default)"]
+    true_cbd = {round(float(r["pore / CBD / NMC"].split("/")[1]), 3) for r in rows if r["method"] == "true phases"}
+    q = quoted(text, rf"the CBD share drops from {NUM} to {NUM}–{NUM}\)", "README")
+    assert {float(q[0])} == true_cbd
+    check(q[1:], [min(shares), max(shares)])
+    nopv = by("threshold, no partial-volume correction", "error")
+    check(quoted(text, rf"\), {NUM}–{NUM} too low without the correction", "README"), [-max(nopv), -min(nopv)])
+    unet = by("3D U-Net", "error")
+    check(quoted(text, rf"and {NUM}–{NUM} too high by the 3D U-Net", "README"), [min(unet), max(unet)])
+    found = [int(r["particles"]) for r in rows if r["method"] != "true phases"]
+    q = quoted(text, r"The particles are found alike \((\d+)–(\d+) of (\d+) and (\d+)\)", "README")
+    assert [int(v) for v in q] == [min(found), max(found), *map(int, by("true phases", "particles"))]
