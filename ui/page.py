@@ -225,6 +225,10 @@ def _crop_button(ws: Workspace, sample: Sample, box, what: str, key: str) -> Non
     if st.button(f"Crop to {words} (voxels of the file): {what}", key=state.k(key, sample.id)):
         so = dict(sample.source_options)
         ws.update_sample(sample.id, source_options={**so, "read": {**(so.get("read") or {}), "crop": crop}})
+        # the thresholds start again from the cropped volume's own (QA walk 10: they fell to 0 | 0 after the crop
+        # that took a fill away, whose value had pulled them, and the run was refused)
+        for base in (state.SEG_LOW, state.SEG_HIGH):
+            st.session_state.pop(state.k(base, sample.id), None)
         flash("success", f"Cropped to {words}. It applies to the next analysis (Segment page).")
         st.rerun()
 

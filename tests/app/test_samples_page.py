@@ -878,8 +878,13 @@ def test_a_fill_outside_the_field_of_view_is_pointed_out_before_and_after_the_an
     part.run()
     no_exception(part)
     assert [m for m in part.metric if m.label == "touching the volume edge or the fill"]
-    # the button crops the sample to the box: the fill is gone from what the next analysis reads
-    at.button(key=state.k(state.FILL_CROP, s.id)).click().run()
+    # the button crops the sample to the box: the fill is gone from what the next analysis reads; clicked on the
+    # Segment page, the thresholds start again from the cropped volume (QA walk 10: they fell to 0 | 0 there)
+    seg.button(key=state.k(state.FILL_CROP, s.id)).click().run()
+    no_exception(seg)
+    low, high = (seg.slider(key=state.k(b, s.id)).value for b in (state.SEG_LOW, state.SEG_HIGH))
+    assert 0 < low < high and not seg.error
+    at.run()
     no_exception(at)
     s = empty_ws.get_sample(s.id)
     (z0, z1), (y0, y1), (x0, x1) = s.input.crop
