@@ -171,8 +171,11 @@ def depth_line(sample: Sample, analysis: Analysis) -> str | None:
                 "and analyse it again.")
     # which end is 0 (QA walk 7: "slices 0–79" read as depth 0 at slice 0, where the separator found was at 79)
     side = analysis.resolved.separator_side
-    zero = (f" Depth 0 is the separator side: the {'start' if side == 'start' else 'end'} of {name} "
-            f"({'index 0' if side == 'start' else f'index {n - 1}' if n else 'its last index'}), "
+    if span:  # the electrode's face on that side (QA walk 10: "index 219" where depth 0 was at its face, 159)
+        at = f"slice {int(span[0]) if side == 'start' else int(span[1])}"
+    else:
+        at = "index 0" if side == "start" else f"index {n - 1}" if n else "its last index"
+    zero = (f" Depth 0 is the separator side: the {'start' if side == 'start' else 'end'} of {name} ({at}), "
             + ("detected as the end with less NMC." if analysis.requested.separator_side == "auto" else
                "as set on the Samples page."))
     if not span:

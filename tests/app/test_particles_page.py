@@ -296,14 +296,17 @@ def test_the_table_says_what_depth_runs_over(seeded_ws):
     assert line.startswith(f"depth_frac runs over the electrode along z: slices {first}–{last} "
                            f"({first * s.spacing[0]:.1f}–{last * s.spacing[0]:.1f} µm)")
     # which end is depth 0 (QA walk 7: "slices 0–79" read as depth 0 at slice 0; the separator was at 79)
-    assert line.endswith(" Depth 0 is the separator side: the start of z (index 0), as set on the Samples page.")
+    assert line.endswith(f" Depth 0 is the separator side: the start of z (slice {first}), as set on the Samples "
+                         "page.")  # the electrode's face, past the margin (QA walk 10: it named the volume's end)
     run_analysis(seeded_ws, s.id, seeded_ws.load_volume(s), replace(a.resolved, depth_from="volume"))
     at.run()
-    assert any(c.value.startswith("depth_frac runs over the imaged volume along z. Depth 0") for c in at.caption)
+    assert ("depth_frac runs over the imaged volume along z. Depth 0 is the separator side: the start of z (index "
+            "0), as set on the Samples page.") in [c.value for c in at.caption]
     s = seeded_ws.update_sample(s.id, separator_side="auto")
     auto = run_analysis(seeded_ws, s.id, seeded_ws.load_volume(s))
-    n = auto.provenance["input_shape"][0]
-    want = ("the start of z (index 0)" if auto.resolved.separator_side == "start" else f"the end of z (index {n - 1})")
+    span = auto.provenance["depth_extent"]
+    want = (f"the start of z (slice {span[0]})" if auto.resolved.separator_side == "start" else
+            f"the end of z (slice {span[1]})")
     at.run()
     assert any(c.value.endswith(f"Depth 0 is the separator side: {want}, detected as the end with less NMC.")
                for c in at.caption)
