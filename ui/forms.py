@@ -143,7 +143,8 @@ def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, 
     coarse = coarse_voxel_note(spacing)
     if coarse:
         st.warning(coarse)
-    if name.strip() and name.strip() in {str(t).strip() for t in taken}:  # (QA walk 7: two electrodes "calendered")
+    # (QA walk 7: two electrodes "calendered"; walk 10: "Cycled-1C " beside "cycled-1C")
+    if name.strip() and name.strip().casefold() in {str(t).strip().casefold() for t in taken}:
         st.error(f"A sample named '{name.strip()}' exists already: give this one another name (the Compare page, "
                  "its charts and reports tell electrodes apart by their names).")
         return None
@@ -156,10 +157,11 @@ def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, 
 
 
 def unique_name(base: str, taken) -> str:
-    """``base``, or ``"base (2)"``, ``"base (3)"``, ... : the first not in ``taken`` (a new sample's proposed name)."""
-    taken = {str(t).strip() for t in taken}
+    """``base``, or ``"base (2)"``, ``"base (3)"``, ... : the first not in ``taken`` (a new sample's proposed name;
+    names that differ only in case or surrounding spaces are the same)."""
+    taken = {str(t).strip().casefold() for t in taken}
     name, i = base, 2
-    while name in taken:
+    while name.casefold() in taken:
         name, i = f"{base} ({i})", i + 1
     return name
 

@@ -1283,8 +1283,8 @@ def test_a_second_sample_of_the_same_name_is_refused(empty_ws, env):
     no_exception(at)
     name = at.text_input(key=state.k(state.META_NAME, "add", "demo", "pristine"))
     assert name.value == "pristine (2)"
-    name.set_value("pristine ").run()
-    said = "A sample named 'pristine' exists already: give this one another name"
+    name.set_value(" Pristine ").run()  # case and spaces aside, the same name
+    said = "A sample named 'Pristine' exists already: give this one another name"
     assert any(e.value.startswith(said) for e in at.error)
     assert at.button(key=state.k(state.ADD_SUBMIT, "demo")).disabled
     at.text_input(key=state.k(state.META_NAME, "edit", second.id)).set_value("pristine").run()
