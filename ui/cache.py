@@ -275,9 +275,16 @@ def grey_values(ref: VolumeRef) -> np.ndarray:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def histogram(ref: VolumeRef, bins: int = 128) -> tuple[pd.DataFrame, float, float]:
-    """:func:`ui.compute.histogram_of` the volume's :func:`grey_values`."""
-    return compute.histogram_of(grey_values(ref), bins)
+def histogram(ref: VolumeRef, bins: int = 128, exclude: float | None = None) -> tuple[pd.DataFrame, float, float]:
+    """:func:`ui.compute.histogram_of` the volume's :func:`grey_values`; with ``exclude`` (a fill's value), the
+    bars are of the other values (QA walk 9: a fill's spike flattened every other bar), the range of them all."""
+    values = grey_values(ref)
+    table, lo, hi = compute.histogram_of(values, bins)
+    if exclude is not None:
+        kept = values[values != exclude]
+        if kept.size:
+            table = compute.histogram_of(kept, bins)[0]
+    return table, lo, hi
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

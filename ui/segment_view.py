@@ -48,7 +48,9 @@ def method_picker(mparams: ModelParams) -> str:
 
 def grey_values_section(sample: Sample, ref: cache.VolumeRef, latest: Analysis | None) -> forms.SegmentChoice:
     """The threshold and denoising widgets (:func:`ui.forms.segment_params`) over the grey-value histogram."""
-    hist, vmin, vmax = cache.histogram(ref)
+    filled = cache.fill(cache.unflattened_ref(ref))
+    fill_value = None if filled is None else float(filled["value"])
+    hist, vmin, vmax = cache.histogram(ref, exclude=fill_value)
     if ref != cache.unflattened_ref(ref):  # the sliders keep the file's range (a new range would reset them)
         _, vmin, vmax = cache.histogram(cache.unflattened_ref(ref))
     st.subheader("Grey values")
@@ -58,7 +60,9 @@ def grey_values_section(sample: Sample, ref: cache.VolumeRef, latest: Analysis |
              "time, never held whole)" if cache.is_lazy(cache.volume(ref)) else
              "of the volume flattened along z" if ref != cache.unflattened_ref(ref) else "of the raw volume")
     st.caption(f"Histogram of {_sampled_words(ref)} {where}; the thresholds apply to the volume after the chosen "
-               "denoising (none by default).")
+               "denoising (none by default)."
+               + (f" The fill outside the field of view (grey value {fill_value:g}) is left out of the bars."
+                  if fill_value is not None else ""))
     return choice
 
 
