@@ -495,7 +495,7 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
             # (on the real nano-CT slices 47-115 of the 77-195 sections of a classified slice were under 20
             # pixels, 0-14 after, IoU within 0.005; bench/RESULTS.md classifier_islands)
             _remove_small_islands_inplace(phases, seg_params.min_island)
-    no_data = fov = None
+    no_data = fov = box = None
     if fill is not None:  # a fill outside the field of view: no material, whichever end of the grey values it holds
         region = fill_region(volume, fill["value"])
         phases[region] = PORE  # no material there, whatever a classifier or the network made of it
@@ -503,6 +503,10 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         disc = fov_disc(region[region.shape[0] // 2], sp[1:])  # for the Compare page's Miles–Lantuéjoul weights
         fill = {**fill, "as_edge": True, "region_voxels": int(np.count_nonzero(region)), "disc_radius_um": disc}
         no_data = np.packbits(region)  # 1 bit a voxel until the faces are measured
+        # the blur, noise and pure grey values are read where the scan holds data: a fill's sharp edge read as a
+        # narrow blur, and its flat value pulled the pore's grey value (core.phases.data_box; the whole volume
+        # without); from this region, not labelled a second time
+        box = _data_box(volume, fill, region)
         del region
     check_has_nmc(phases)
     thin = slice_axis(phases.shape)
@@ -510,9 +514,6 @@ def _run(volume: np.ndarray, params: AnalysisParams | None, *, spacing, presegme
         warnings.warn(slice_warning(thin, params.axis), stacklevel=3)
     if presegmented:
         grey, shading = volume, None
-    # the blur, noise and pure grey values are read where the scan holds data: a fill's sharp edge read as a
-    # narrow blur, and its flat value pulled the pore's grey value (core.phases.data_box; the whole volume without)
-    box = _data_box(volume, fill)
     refine, blur_read, phases, refined, refine_auto = _refine(grey, phases, params, presegmented=presegmented,
                                                              report=report, downsampled=downsampled, box=box,
                                                              no_data=no_data)
@@ -713,7 +714,7 @@ def _check_memory(volume, params: AnalysisParams, presegmented: bool, downsample
     return fit.needed
 
 
-def _data_box(volume, fill: dict | None) -> tuple[slice, slice, slice] | None:
+def _data_box(volume, fill: dict | None, region=None) -> tuple[slice, slice, slice] | None:
     """Where a scan with a fill outside its field of view holds data: the largest box without the fill
     (:func:`core.phases.data_box`), or None (no fill, or no box of at least 8 voxels a side, as a single slice's
     one)."""
@@ -721,7 +722,7 @@ def _data_box(volume, fill: dict | None) -> tuple[slice, slice, slice] | None:
         return None
     from .phases.fill import data_box
 
-    box = data_box(volume, fill["value"])
+    box = data_box(volume, fill["value"], region=region)
     if box is None:
         return None
     thin = slice_axis(volume.shape)

@@ -109,7 +109,7 @@ def fill_message(reading: dict) -> str:
             "of the field of view. To analyse the region with data alone, crop the volume to it " + crop)
 
 
-def data_box(volume: np.ndarray, value: float) -> list[list[int]] | None:
+def data_box(volume: np.ndarray, value: float, *, region: np.ndarray | None = None) -> list[list[int]] | None:
     """A box of the volume that holds no voxel of the fill ``value``: a crop for it (3 ``[start, stop]``).
 
     The planes at both ends of z that are all (99 % or more) fill are left out; then the columns (y, x) that
@@ -123,6 +123,8 @@ def data_box(volume: np.ndarray, value: float) -> list[list[int]] | None:
     volume : (Z, Y, X) ndarray
     value : float
         The fill (:func:`fill_reading`'s ``value``).
+    region : (Z, Y, X) bool ndarray, optional
+        :func:`fill_region` of the volume where the caller has it (its planes are then not labelled again).
 
     Returns
     -------
@@ -140,6 +142,9 @@ def data_box(volume: np.ndarray, value: float) -> list[list[int]] | None:
     z0, z1 = int(kept[0]), int(kept[-1]) + 1
     dirty = np.zeros(v.shape[1:], bool)
     for z in range(z0, z1):  # the fill of each plane: its voxels of the value reaching the plane's border
+        if region is not None:
+            dirty |= region[z]
+            continue
         plane = np.asarray(v[z]) == value
         if plane.any():  # (a pore voxel inside the disc clipped to the fill's value is not fill: QA walk 9, a
             dirty |= _border_connected(plane, ndi)  # disc of radius 58 cropped to 7x6 voxels around such specks)

@@ -103,6 +103,7 @@ def test_data_box_ignores_voxels_of_the_fill_s_value_inside_the_disc(grey):
     assert (fill_region(v, 0) != (_fov(grey) == 0)).sum() <= 40  # they are not fill
     (z0, z1), (y0, y1), (x0, x1) = data_box(v, 0)
     assert min(y1 - y0, x1 - x0) >= 43 and not fill_region(v, 0)[z0:z1, y0:y1, x0:x1].any()
+    assert data_box(v, 0, region=fill_region(v, 0)) == data_box(v, 0)  # the caller's region: the same box
 
 
 def test_the_fill_is_left_out_of_the_suggested_thresholds():
