@@ -148,6 +148,10 @@ def _current_client():
         return None
 
 
+def _same(x):
+    return x
+
+
 def compute_counting(counted: list, others: list, progress=None, what: str = "chunks"):
     """``dask.compute(counted, others)``, calling ``progress(done / n, message)`` as each of the ``n`` tasks of
     ``counted`` ends (QA: the chunked engine's particles pass sat at one message for 40 s, and a Cancel waited for
@@ -165,7 +169,10 @@ def compute_counting(counted: list, others: list, progress=None, what: str = "ch
     if client is not None:
         from distributed import as_completed
 
-        futures = client.compute(list(counted) + list(others))
+        # each output behind a task of its own, whose key no earlier call shares: a client gives futures of one key
+        # one state, so a call after a stopped one (whose cancelled futures a traceback may still hold) would
+        # otherwise find its futures cancelled (CI: FutureCancelledError "cancelled for reason: unknown")
+        futures = client.compute([dask.delayed(_same, pure=False)(x) for x in list(counted) + list(others)])
         try:
             for done, _ in enumerate(as_completed(futures[:n]), start=1):
                 progress(done / n, f"{done} of {n} {what}")
