@@ -36,7 +36,7 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
         s = ws.add_sample(meta.name or name, source, spacing=spacing, group_label=meta.group_label,
                           axis=meta.axis, separator_side=meta.separator_side, source_options=options)
     except (ValueError, TypeError) as exc:
-        msg = messages.one_sentence(exc)
+        msg = messages.one_sentence(exc, alone=True)
         st.error(msg)
         return msg
     st.session_state[state.PENDING_SAMPLE] = s.id

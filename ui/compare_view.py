@@ -465,7 +465,7 @@ def edge_policy_picker() -> str:
 
 
 def _one_sentence_warning(exc: Exception) -> None:
-    st.warning(messages.one_sentence(exc))
+    st.warning(messages.one_sentence(exc, alone=True))
 
 
 # --------------------------------------------------------------------------- summary

@@ -96,7 +96,7 @@ def file_browser(root) -> Pick | None:
     try:
         real = confine(root_real, here / choice)
     except (ValueError, OSError) as exc:
-        st.error(one_sentence(exc))
+        st.error(one_sentence(exc, alone=True))
         return None
     return Pick(real, sample_name(choice))
 

@@ -152,7 +152,7 @@ def sample_metadata(scope: tuple, *, name: str, group: str, spacing, axis: int, 
         return SampleMetadata(name=name, group_label=group, spacing=spacing, axis=int(axis),  # type: ignore[arg-type]
                               separator_side=side)
     except (ValueError, TypeError) as exc:
-        st.error(one_sentence(exc))
+        st.error(one_sentence(exc, alone=True))
         return None
 
 
@@ -437,7 +437,7 @@ def separation_form(sample: Sample, current: SeparationParams, *,
         params = SeparationParams(fill_cracks=bool(fill), markers=markers, h_um=float(h),
                                   min_distance_um=float(dist), merge_ratio=float(merge), min_volume_um3=float(vol))
     except ValueError as exc:
-        st.error(one_sentence(exc))
+        st.error(one_sentence(exc, alone=True))
         return None, False
     return params, submitted
 

@@ -16,6 +16,7 @@ __all__ = ["display_path", "drop_flash", "flash", "one_sentence", "read_or_stop"
 # a bytes literal, with the "header=" before it: b'root:x:0:0'
 _BYTES = re.compile(r"""[:,]?\s*(?:header\s*=\s*)?\bb(['"]).*?(?<!\\)\1""")
 # the end of a sentence followed by another one ("... data. If you trust ..."); "e.g. 'x'" or "scan.tif" are no end
+_PLAIN_WORD = re.compile(r"[a-z]+(?=[\s,;:]|$)")
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]'\"])[.!?]\s+(?=[A-Z])")
 
 
@@ -59,14 +60,20 @@ def show_flash() -> None:
         st.session_state[state.FLASH] = kept
 
 
-def one_sentence(exc: BaseException) -> str:
-    """An exception as the one sentence shown to users (server paths relative, see :func:`relative_paths`)."""
+def one_sentence(exc: BaseException, *, alone: bool = False) -> str:
+    """An exception as the one sentence shown to users (server paths relative, see :func:`relative_paths`).
+
+    ``alone``: the sentence is shown on its own (not after "... failed: "), so its first letter is put in upper case
+    where its first word is a plain lower-case word (exceptions are raised in lower case, as Python's own; QA walk 7
+    read "a sample needs a non-empty name"); a first word that is a name (``sigma_um``, ``scan.tif``) keeps its case.
+    """
     msg = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, KeyError):
         msg = f"missing key {msg}"
     msg = _BYTES.sub("", msg)  # a file's first bytes (a reader quoting its header) are never shown
     msg = _SENTENCE_END.split(relative_paths(msg), maxsplit=1)[0]  # a library's advice after it is dropped
-    return msg.rstrip(" .") + "."
+    msg = msg.rstrip(" .") + "."
+    return msg[:1].upper() + msg[1:] if alone and _PLAIN_WORD.match(msg) else msg
 
 
 def read_or_stop(read, *args):
@@ -78,5 +85,5 @@ def read_or_stop(read, *args):
     try:
         return read(*args)
     except InputFileError as exc:
-        st.error(one_sentence(exc))
+        st.error(one_sentence(exc, alone=True))
         st.stop()

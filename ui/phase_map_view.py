@@ -263,7 +263,7 @@ def edit_section(ws, sample) -> None:
             try:
                 ws.update_sample(sid, source_options={**sample.source_options, "phase_map": text})
             except (ValueError, TypeError) as exc:
-                st.error(one_sentence(exc))
+                st.error(one_sentence(exc, alone=True))
                 return
             flash("success", f"Saved the phase map `{text}`. It applies to the next analysis (Segment page); the "
                              "analyses made before keep the map they ran with.")

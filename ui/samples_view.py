@@ -397,7 +397,7 @@ def crop_section(ws: Workspace, sample: Sample) -> None:
             try:
                 ws.update_sample(sid, source_options={**so, "read": new_read})
             except (ValueError, TypeError) as exc:
-                st.error(one_sentence(exc))
+                st.error(one_sentence(exc, alone=True))
                 return
             flash("success", "Saved the region of interest. It applies to the next analysis (Segment page); the "
                              "analyses made before keep the region they ran on."
@@ -452,7 +452,7 @@ def details_section(ws: Workspace, sample: Sample) -> None:
                 flash("success", "Saved. Changed voxel size, axis or separator side apply to the next analysis.")
                 st.rerun()
             except (ValueError, TypeError) as exc:
-                st.error(one_sentence(exc))
+                st.error(one_sentence(exc, alone=True))
         st.caption(f"Source: `{display_path(sample.source)}`" if not sample.is_demo else f"Source: `{sample.source}`")
         if sample.downsample > 1:
             st.caption(f"Downsampled by {sample.downsample} when loaded: the voxel size above is the one analysed, "
@@ -565,7 +565,7 @@ def _act(work, done: str) -> None:
     try:
         work()
     except (KeyError, ValueError, TypeError, OSError) as exc:
-        st.error(one_sentence(exc))
+        st.error(one_sentence(exc, alone=True))
         return
     flash("success", done)
     st.rerun()
@@ -670,7 +670,7 @@ def set_attribute(ws: Workspace, sample: Sample, name: str, value: float, unit: 
         at = next((i for i, a in enumerate(sample.attributes) if a.name.casefold() == name.casefold()), len(kept))
         ws.set_attributes(sample.id, kept[:at] + [new] + kept[at:])
     except (ValueError, TypeError) as exc:
-        st.error(one_sentence(exc))
+        st.error(one_sentence(exc, alone=True))
         return
     flash("success", f"Set {new.label} = {new.value:g} for '{sample.name}'.")
     st.rerun()

@@ -157,7 +157,7 @@ def preview_section(sample: Sample, ref: cache.VolumeRef, shape, method: str, pa
         else:
             ph2d = cache.preview_phases(ref, axis, index, params, window)
     except (ValueError, MemoryError) as exc:
-        st.error(one_sentence(exc))
+        st.error(one_sentence(exc, alone=True))
         st.stop()
     outside = _fill_pixels(ref, axis, index, window)
     shown = render.phase_overlay(grey, ph2d, opacity)
@@ -483,7 +483,7 @@ def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbl
     try:
         pv = paint.preview(ref, tuple(float(s) for s in sample.spacing), scribbles, axis, index, CLASSIFIER_PARAMS)
     except (ValueError, MemoryError) as exc:
-        st.error(one_sentence(exc))
+        st.error(one_sentence(exc, alone=True))
         return
     outside = _fill_pixels(ref, axis, index, None)  # the run holds a fill as no material, whatever the guess there
     conf = pv.confidence if outside is None else np.where(outside, np.float32(1), pv.confidence)

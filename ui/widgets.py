@@ -175,7 +175,7 @@ def downsampled_copy_button(ws: Workspace, sample: Sample, shape, factor: int) -
         try:
             copy = ws.add_downsampled_copy(sample.id, factor)
         except (ValueError, TypeError) as exc:
-            st.error(one_sentence(exc))
+            st.error(one_sentence(exc, alone=True))
             return
         st.session_state[state.PENDING_SAMPLE] = copy.id
         flash("success", f"Added sample '{copy.name}' (voxel {'×'.join(f'{v:g}' for v in copy.spacing)} µm). "

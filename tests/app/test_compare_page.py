@@ -179,7 +179,7 @@ def test_edge_policy_changes_the_particles_and_warns_when_too_few_remain(seeded_
     no_exception(at)
     name = min(inner, key=inner.get)
     warnings = [w.value for w in at.warning]
-    assert any(f"electrode '{name}' has {inner[name]} particle" in w and "edge particles excluded" in w
+    assert any(f"Electrode '{name}' has {inner[name]} particle" in w and "edge particles excluded" in w
                for w in warnings), warnings
     assert not [d for d in at.dataframe if "share_above" in d.value.columns]   # no summary: a warning instead
 

@@ -190,7 +190,7 @@ def test_a_corrupt_chunk_of_a_big_sample_is_one_sentence_not_an_exception(empty_
     at.run()
     no_exception(at)
     assert [e.value for e in at.error] == [
-        "could not read bad2.zarr at slices z 400-400: Zstd decompression error: invalid input data."]
+        "Could not read bad2.zarr at slices z 400-400: Zstd decompression error: invalid input data."]
 
 
 def test_the_histogram_caption_says_a_big_sample_is_sampled_by_blocks(big):

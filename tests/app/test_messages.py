@@ -110,3 +110,21 @@ def test_a_job_run_inline_is_said_done_once(empty_ws):
     no_exception(at)
     said = [line for m in at.success for line in m.value.split("  \n")]
     assert said == [f"Analysis 1 done: 7 particles (job #{job.id}). See the Particles page."]
+
+
+
+def test_one_sentence_alone_starts_a_plain_word_in_upper_case_and_leaves_names_as_written():
+    """QA walk 7: "a sample needs a non-empty name" was shown on its own as raised (exceptions are lower case, as
+    Python's); a name that starts the message (a parameter, a file) keeps its case, and after "... failed: " the
+    sentence goes on in lower case."""
+    from ui.messages import one_sentence
+
+    def alone(exc):
+        return one_sentence(exc, alone=True)
+
+    assert alone(ValueError("a sample needs a non-empty name")) == "A sample needs a non-empty name."
+    assert alone(ValueError("the volume holds no finite value.")) == "The volume holds no finite value."
+    assert alone(ValueError("sigma_max_um (1) must be at least 2")) == "sigma_max_um (1) must be at least 2."
+    assert alone(ValueError("scan.tif is empty")) == "scan.tif is empty."
+    assert alone(KeyError("z")) == "Missing key 'z'."
+    assert one_sentence(ValueError("it is constant")) == "it is constant."  # (said after "cannot be segmented: ")
