@@ -174,7 +174,7 @@ def electrode_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
     shown = [n for n in domain if n in present]
     props: dict = {} if shown == domain else {"values": shown}  # the page's other electrodes: not in this legend
     if below:
-        props.update(orient="bottom", direction="vertical", columns=int(below), labelLimit=LABEL_LIMIT)
+        props.update(orient="bottom", direction="horizontal", columns=int(below), labelLimit=LABEL_LIMIT)
     if blank:  # symbols of opacity 0 would be left out of Vega's layout (the plot 8 px higher): nearly 0 instead
         props.update(symbolOpacity=BLANK_OPACITY, labelOpacity=0, titleOpacity=0)
     if not legend:

@@ -112,13 +112,22 @@ def test_the_axis_chart_lists_its_electrodes_in_the_page_order(tables):
     colour = _colour_encodings(charts.electrode_trend(res, "median", order=PAGE).to_dict())[0]
     assert colour["scale"]["domain"] == colour["sort"] == PAGE and "values" not in colour["legend"]  # all of them
     spec = charts.electrode_trend(res, "median", order=PAGE).to_dict()
-    at = sorted((x, y, t) for t, x, y in _legend_label_xy(spec))
-    assert [t for *_, t in at] == PAGE  # the legend in the page's order, column by column
+    at = sorted((round(y), x, t) for t, x, y in _legend_label_xy(spec))
+    assert [t for *_, t in at] == PAGE  # the legend in the page's order, row by row (as the violins' panels run)
     hidden = charts.electrode_trend(res, "share_above", legend=False, order=PAGE)
     for c in _colour_encodings(hidden.to_dict()):  # laid out as the shown one (its room kept), nothing of it seen
         leg = c["legend"]
         assert leg["labelOpacity"] == leg["titleOpacity"] == 0 and leg["symbolOpacity"] < 1e-3
         assert {k: v for k, v in leg.items() if "Opacity" not in k} == colour["legend"]
+
+
+def test_the_violin_legend_reads_row_by_row_in_the_panels_order(tables):
+    """QA walk 10: in three columns the violins' legend was filled column by column (pristine, cycled-5C,
+    nanoct-B-360 along its first row) under panels running pristine, cycled-1C, cycled-5C, ...: now row by row."""
+    dist = compare.distributions(tables, "detachment", weighting="volume", edge_policy="include")
+    at = sorted((round(y), x, t) for t, x, y in _legend_label_xy(charts.distribution(dist, "violin").to_dict()))
+    assert len({y for y, _, _ in at}) == 2  # (5 names in 3 columns: 2 rows)
+    assert [t for *_, t in at] == list(dist.quantiles["electrode"]) == PAGE
 
 
 def test_electrodes_without_the_attribute_keep_the_others_colours_and_leave_the_legend(tables):
