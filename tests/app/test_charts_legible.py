@@ -263,3 +263,14 @@ def _nodes(spec):
     elif isinstance(spec, list):
         for v in spec:
             yield from _nodes(v)
+
+
+@pytest.mark.parametrize("kind", ["histogram", "ecdf", "box"])
+def test_a_long_electrode_name_is_whole_in_the_legend_beside_the_plot(tables, kind):
+    """QA walk 10: Streamlit's theme cuts legend labels at 160 px: "NMC811 cycled 500x at 5C, cale…"."""
+    long = "NMC811 cycled 500x at 5C, calendered 30 % (beamline ID16B)"
+    named = {(long if i == 1 else n): t for i, (n, t) in enumerate(tables.items())}
+    spec = charts.distribution(compare.distributions(named, "detachment", edge_policy="include"), kind).to_dict()
+    drawn = _svg_texts(vlc.vegalite_to_svg(dict(spec, config=charts._merged(STREAMLIT_CONFIG,
+                                                                              spec.get("config", {})))))
+    assert long in drawn, [t for t in drawn if t.endswith("…")]
