@@ -261,7 +261,10 @@ def default_params(ws: Workspace, sample: Sample) -> AnalysisParams:
 def _analyse_all(ws: Workspace, sample_ids: list[int]) -> None:
     # what is analysed or queued is read again at the click: another browser's click a second before queued the
     # same samples (QA: two identical jobs each)
+    from . import cache
+
     busy = {j.sample_id for j in store(ws).list(states=ACTIVE, limit=1000)}
+    refused = []
     for sid in sample_ids:
         try:
             sample = ws.get_sample(sid)
@@ -269,7 +272,20 @@ def _analyse_all(ws: Workspace, sample_ids: list[int]) -> None:
             continue
         if sid in busy or ws.latest_analysis(sid) is not None:
             continue
-        submit(ws, sample, default_params(ws, sample))
+        params = default_params(ws, sample)  # (reads the volume where it is held whole: the check below reuses it)
+        if not sample.input.presegmented:
+            # a volume the Segment page refuses (constant, not finite) is not queued: its job could only fail (QA
+            # walk 10: "Analyse all" queued them, and they stayed offered)
+            try:
+                why = cache.greyscale_refusal(cache.VolumeRef.of(ws, sample))
+            except (OSError, ValueError, TypeError, KeyError, MemoryError):  # unreadable: the job says why
+                why = None
+            if why:
+                refused.append(f"'{sample.name}' ({why.rstrip('.')})")
+                continue
+        submit(ws, sample, params)
+    if refused:
+        flash("warning", f"Not queued, as they cannot be segmented: {'; '.join(refused)}.")
 
 
 def start(ws: Workspace) -> None:

@@ -46,6 +46,40 @@ def test_analyse_all_flattens_a_drifting_scan_as_the_segment_page_proposes(empty
     assert empty_ws.latest_analysis(drift.id).provenance["shading"]["flattened"]
 
 
+def panel_and_messages_script():
+    import streamlit as st
+
+    from ui import cache, jobs, messages
+
+    with st.sidebar:
+        jobs.panel(cache.workspace())
+    messages.show_flash()
+
+
+def test_analyse_all_leaves_out_a_volume_that_cannot_be_segmented_and_says_why(empty_ws, env):
+    """QA walk 10: *Analyse all* queued a constant volume the Segment page refuses; its job could only fail."""
+    import numpy as np
+
+    from core.io import save_tiff
+    from core.synth import demo_electrode
+    from ui import jobs
+
+    save_tiff(env / "data" / "flat.tif", np.full((16, 24, 24), 700, np.uint16), (0.4, 0.4, 0.4))
+    flat = empty_ws.add_sample("flat", str(env / "data" / "flat.tif"), spacing=0.4)
+    save_tiff(env / "data" / "steady.tif", demo_electrode("pristine", rng=2, shape=(48, 48, 48)).greyscale,
+              (0.4, 0.4, 0.4))
+    steady = empty_ws.add_sample("steady", str(env / "data" / "steady.tif"), spacing=0.4)
+    at = AppTest.from_function(panel_and_messages_script, default_timeout=TIMEOUT).run()
+    [button] = [b for b in at.sidebar.button if b.label.startswith("Analyse all")]
+    button.click().run()  # the jobs run inline (DETACH_JOBS=inline) inside the click
+    no_exception(at)
+    assert empty_ws.latest_analysis(steady.id).status == "done"
+    assert empty_ws.latest_analysis(flat.id) is None
+    assert not [j for j in jobs.store(empty_ws).list(limit=50) if j.sample_id == flat.id]
+    [said] = [w.value for w in at.warning if "Not queued" in w.value]
+    assert said.startswith("Not queued, as they cannot be segmented: 'flat' (") and "constant" in said, said
+
+
 def test_a_finished_job_of_a_deleted_sample_says_so_and_offers_no_rerun(seeded_ws):
     """QA: after a sample was deleted the panel still listed its analysis ("... 68 particles") as if it were there."""
     from core.pipeline import AnalysisParams
