@@ -56,6 +56,17 @@ def test_add_and_reopen_persists_samples_and_results(tmp_path, elec):
     assert a2.provenance["n_particles"] == a2.n_particles == len(table)
 
 
+def test_the_last_progress_of_a_run_says_the_results_are_being_saved(tmp_path, elec):
+    """QA walk 9: the pipeline's last word ("done: 12 particles") showed in the jobs panel as "running: done" while
+    the results were still being written."""
+    ws = Workspace(tmp_path / "ws")
+    s = ws.add_sample("cathode A", "demo:pristine", spacing=0.5, separator_side="start",
+                      source_options={"shape": [32, 32, 32], "seed": 0})
+    said = []
+    a = run_analysis(ws, s.id, elec.greyscale, AnalysisParams(), progress=lambda f, m: said.append((f, m)))
+    assert said[-1] == (1.0, f"saving the results ({a.n_particles} particles)")
+
+
 def test_update_sample(tmp_path):
     ws = Workspace(tmp_path)
     s = ws.add_sample("x", "/data/x.tif", spacing=1.0)
