@@ -770,3 +770,21 @@ def test_readme_real_geometry_figures():
     found = [int(r["particles"]) for r in rows if r["method"] != "true phases"]
     q = quoted(text, r"The particles are found alike \((\d+)–(\d+) of (\d+) and (\d+)\)", "README")
     assert [int(v) for v in q] == [min(found), max(found), *map(int, by("true phases", "particles"))]
+
+
+def test_readme_refine_start_figures():
+    """The README's errors of the refinement started from the plain thresholds (real geometry, demos) against the
+    default's on the demos, and how often the energy picks the closer start (bench/refine_start.py)."""
+    rows = [r for tab in tables(section("refine_start")) for r in tab if "from thresholds error" in r]
+    real = [float(r["from thresholds error"]) for r in rows if r["scan"].startswith("real geometry")]
+    demo = [float(r["from thresholds error"]) for r in rows if r["scan"].startswith("demo")]
+    default = [float(r["default error"]) for r in rows if r["scan"].startswith("demo")]
+    assert len(real) == 4 and len(demo) == len(default) == 9
+    text = readme_text()
+    # (the signs are part of the words: a sign that changes fails the pattern)
+    check(quoted(text, rf"the same scans read −{NUM} to \+{NUM} off", "README"), [-min(real), max(real)])
+    check(quoted(text, rf"read as contact \(−{NUM} to −{NUM}, against −{NUM} to \+{NUM} by default\)", "README"),
+          [-min(demo), -max(demo), -min(default), max(default)])
+    picks = [r for r in rows if r.get("energy picks") not in (None, "–")]
+    q = quoted(text, r"it picks the closer one in (\d+) of (\d+) scans", "README")
+    assert [int(v) for v in q] == [sum(r["energy picks"] == r["closer start"] for r in picks), len(picks)]
