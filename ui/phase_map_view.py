@@ -291,9 +291,31 @@ def phases_section(sample, ref, shape) -> None:
         c[0].metric("pore (this slice)", f"{fr['pore']:.1%}")
         c[1].metric("CBD (this slice)", f"{fr['cbd']:.1%}")
         c[2].metric("NMC (this slice)", f"{fr['nmc']:.1%}")
+        doubt = map_doubt(ph2d if (axis, index) == (0, shape[0] // 2) else
+                          np.asarray(read_or_stop(cache.grey_slice, ref, 0, shape[0] // 2)).astype(np.uint8),
+                          shape[0] // 2)
+        if doubt:
+            st.warning(doubt)
     with right:
         st.image(render.upscale(phase_codes_rgb(ph2d), 520), width="stretch",
                  caption=f"slice {render.AXES[axis]} = {index}: phases")
+
+
+def map_doubt(codes2d: np.ndarray, z: int) -> str | None:
+    """One sentence where, on the middle z slice (``codes2d``, phase codes as mapped), pore or CBD forms clearly
+    thicker bodies than the NMC (:func:`core.io.phase_map.thicker_than_nmc`, the add form's warning): QA walk 11
+    kept the add form's proposal despite that warning and got 65,970 "particles" (1,666 with the right map), with
+    no doubt said on any page after."""
+    from core.io.phase_map import thicker_than_nmc
+
+    thicker = thicker_than_nmc(np.asarray(codes2d).astype(np.int8))
+    if not thicker:
+        return None
+    named = " and the ".join("CBD" if c == CBD else "pore" for c in thicker)
+    return (f"On the middle slice (z = {z}) the {named} {'form' if len(thicker) > 1 else 'forms'} thicker, smoother "
+            "bodies than the NMC, but the NMC particles are the thickest phase of a cathode: the phase map may call "
+            "the wrong value NMC. Check it against the slice (Samples page, *Phase map*) before reading the "
+            "particles.")
 
 
 def phase_codes_rgb(codes2d: np.ndarray) -> np.ndarray:

@@ -80,6 +80,26 @@ def real_crop(env):
     return path
 
 
+def test_a_kept_doubtful_map_is_doubted_again_on_the_segment_page(empty_ws, env, real_crop):
+    """QA walk 11: the add form's proposal for the calendered volume (1 CBD, 2 NMC: the value order) was kept despite
+    the form's warning; 65,970 "particles" followed and no page after said a word. The Segment page says it again;
+    with the file's own map it says nothing."""
+    at, token = _open_add_form(env / "data", real_crop.name)
+    proposed = {v: _phase_box(at, token, v).value for v in (0, 1, 2)}
+    _confirm_and_add(at, token, proposed)
+    [s] = empty_ws.list_samples()
+    page = AppTest.from_file(SEGMENT, default_timeout=TIMEOUT)
+    page.session_state[state.SAMPLE_ID] = s.id
+    page.run()
+    no_exception(page)
+    [w] = [w.value for w in page.warning if "thickest phase" in w.value]
+    assert w.startswith(f"On the middle slice (z = {CROP // 2}) the pore and the CBD form thicker, smoother bodies")
+    empty_ws.update_sample(s.id, source_options={**s.source_options, "phase_map": "0=pore,1=nmc,2=cbd"})
+    page.run()
+    no_exception(page)
+    assert not [w for w in page.warning if "thickest phase" in w.value]
+
+
 def test_real_calendered_volume_matches_the_cli(empty_ws, env, real_crop, tmp_path):
     at, token = _open_add_form(env / "data", real_crop.name)
     # proposed: ticked, one row per value with its share, the coloured slice; by value order (0 pore, 1 CBD, 2 NMC)
