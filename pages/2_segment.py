@@ -173,7 +173,9 @@ if latest is not None:
                 if advice.advises_downsampling(blur, radius):
                     widgets.downsampled_copy_button(ws, sample, vol.shape, blur.factor)
 else:
-    st.info("Not analysed yet.")
+    pending = jobs.active_analysis(ws, sid)  # (QA walk 11: "Not analysed yet." while its job ran)
+    st.info("Not analysed yet." if pending is None else
+            f"Not analysed yet: job #{pending.id} is analysing it ({pending.state}; its progress is in the sidebar).")
 failed = ws.latest_analysis(sid, status=None)
 if failed is not None and failed.status == "failed":
     # (QA: "#N" read as the sidebar's job numbers; a Cancel read as a failure)

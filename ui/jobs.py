@@ -170,6 +170,12 @@ def _submit(ws: Workspace, kind: str, spec: dict, *, title: str, what: str) -> J
     return store(ws).get(job.id)
 
 
+def active_analysis(ws: Workspace, sample_id: int) -> Job | None:
+    """The oldest queued or running analysis job of this sample, if any."""
+    mine = [j for j in store(ws).list(states=ACTIVE, limit=1000) if j.kind in ("analysis", "separation") and j.sample_id == sample_id]
+    return min(mine, key=lambda j: j.id) if mine else None
+
+
 def active_sweep(ws: Workspace, analysis_id: int, options) -> Job | None:
     """The queued or running sweep job of this analysis with these options, if any."""
     spec = sweep_spec(0, analysis_id, options)
@@ -343,9 +349,10 @@ def panel(ws: Workspace) -> None:
         elif j.error:
             text += f": {j.error}"
         # (QA: a job already run again, and done or on its way, kept its Re-run: an invitation to run it twice)
-        redone = any(k.rerun_of == j.id and k.state in ("done", "queued", "running") for k in jobs)
-        if redone and j.state != "done":
-            text += " · run again"
+        again = [k.id for k in jobs if k.rerun_of == j.id and k.state in ("done", "queued", "running")]
+        redone = bool(again)
+        if redone and j.state != "done":  # (QA walk 11: "· run again" read as an instruction)
+            text += f" · run again as #{min(again)}"
         if j.state in ("interrupted", "failed", "cancelled") and not gone and not redone:
             c1, c2 = st.columns([3, 2], vertical_alignment="center")
             c1.caption(text)

@@ -111,11 +111,11 @@ def test_a_job_run_again_keeps_no_rerun_and_analyse_all_skips_what_is_queued(see
     js = jobs.store(seeded_ws)
     old = js.create("analysis", {"sample_id": s.id, "params": AnalysisParams().to_dict()}, title="Analysis: x")
     js.cancel(old.id)
-    js.rerun(old.id)  # queued again (not run: the panel only reads the table)
+    new = js.rerun(old.id)  # queued again (not run: the panel only reads the table)
     at = AppTest.from_function(panel_script, default_timeout=TIMEOUT).run()
     no_exception(at)
     [line] = [c.value for c in at.sidebar.caption if f"#{old.id}**" in c.value]
-    assert "cancelled" in line and line.endswith("· run again")
+    assert "cancelled" in line and line.endswith(f"· run again as #{new.id}")  # (QA walk 11: "run again" alone)
     assert not [b for b in at.sidebar.button if b.label == "Re-run"]
     # Analyse all, clicked in a browser that listed a sample before another browser queued it: skipped
     fresh = seeded_ws.add_sample("fresh", "demo:pristine", spacing=0.4, source_options={"shape": [24, 24, 24]})

@@ -161,6 +161,27 @@ def test_unreadable_volume_is_one_sentence(empty_ws, env):
     assert err.startswith("Cannot read the volume of 'gone'") and "missing.tif" in err and "\n" not in err
 
 
+def test_a_sample_whose_analysis_is_queued_says_which_job(empty_ws, env):
+    """QA walk 11: the page said "Not analysed yet." while the sample's job was running."""
+    from core.io import save_tiff
+    from core.pipeline import AnalysisParams
+    from core.synth import demo_electrode
+    from ui import jobs
+
+    save_tiff(env / "data" / "a.tif", demo_electrode("pristine", rng=1, shape=(32, 48, 48)).greyscale, (0.4,) * 3)
+    s = empty_ws.add_sample("a", str(env / "data" / "a.tif"), spacing=0.4)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    assert "Not analysed yet." in [i.value for i in at.info]
+    j = jobs.store(empty_ws).create("analysis", {"sample_id": s.id, "params": AnalysisParams().to_dict()},
+                                    title="Analysis: a", owner="someone")  # queued (by another session)
+    at.run()
+    no_exception(at)
+    assert f"Not analysed yet: job #{j.id} is analysing it (queued; its progress is in the sidebar)." in \
+        [i.value for i in at.info]
+
+
 def test_threshold_moves_reuse_the_preview_context(seeded_ws, monkeypatch):
     """The slab is denoised once per slice; a threshold move only redoes core.phases.preview_from."""
     from core import phases as P
