@@ -10,6 +10,7 @@ context: ``my_module.section(ctx, edge_policy)``.  Statistics come from
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -680,6 +681,17 @@ def _edge_words(edge_policy: str) -> str:
 TRENDS = (("equiv_diameter_um", "quantile", None), ("depth_frac", "fixed", (0.0, 1.0)))
 
 
+def few_bins_words(few: pd.DataFrame, x: str) -> str:
+    """": name lo–hi unit (n=k), ..." for up to four bins of few particles (rows ``electrode``, ``x_lo``, ``x_hi``,
+    ``n`` of a :class:`core.compare.Trend` table) of the measure ``x``; "" for more.  The bins' unit where the
+    measure has one (QA walk 11: "grey_cal 0.494–0.622 (n=0)" for a diameter)."""
+    if len(few) > 4:
+        return ""
+    title = charts.metric_title(x)
+    unit = f" {title[title.rindex('(') + 1:-1]}" if re.search(r"\(µm[²³]?\)$", title) else ""
+    return ": " + ", ".join(f"{r.electrode} {r.x_lo:.3g}–{r.x_hi:.3g}{unit} (n={r.n})" for r in few.itertuples())
+
+
 def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]:
     """Median detachment per bin of size (equal-count bins) and of depth (equal-width bins), CIs and n."""
     state.init(state.CMP_TREND_BINS, 5)
@@ -721,8 +733,7 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
             exports.show(charts.trend_counts(tr, order=order), f"particles per bin of {name}")
         if tr.n_low:
             few = tr.table[tr.table["low_n"]]
-            where = "" if len(few) > 4 else ": " + ", ".join(
-                f"{r.electrode} {r.x_lo:.3g}–{r.x_hi:.3g} (n={r.n})" for r in few.itertuples())
+            where = few_bins_words(few, x)
             exports.warn(f"Detachment against {name}: {tr.n_low} of {len(tr.table)} bins have fewer than "
                          f"{tr.low_n} particles (grey triangles): their medians and intervals are unreliable{where}.")
     drifting = drift_note(ctx)

@@ -144,8 +144,9 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
     order = [t.name for t in found]  # the page's electrodes: their colours, also of those left out below
     found = _whole_volume_only(found, "the contact graph of its particles")
     found = _across_thickness(found)
-    if not found:
-        st.info("No analysed electrode chosen.")
+    if not found:  # (QA walk 11: "No analysed electrode chosen." under two chosen, each left out above)
+        st.info("None of the chosen analyses can be shown here (why is said above)." if order else
+                "No analysed electrode chosen.")
         return
     graphs = {t.name: cache.contact_graph(t.ref, t.params.axis, t.separator_side, t.spacing, int(depth_bins))
               for t in found}
@@ -295,9 +296,11 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
                        f"{t.name}: its particles come from the trained model's cue, which the sweep does not vary."
                        if t.params.particles != "watershed" else
                        f"{t.name}: its phases were given as input, so there are no thresholds to vary.")
+    chosen = bool(found)
     found = _whole_volume_only([t for t in found if opts[t.name] is not None], "the segmentation sweep")
     if not found:
-        st.info("No analysed electrode to sweep.")
+        st.info("None of the chosen analyses can be swept (why is said above)." if chosen else
+                "No analysed electrode to sweep.")
         return
     st.caption(
         f"Each analysis is re-run with one parameter moved by one step: the pore | CBD and CBD | NMC thresholds "

@@ -144,6 +144,22 @@ def test_the_compare_page_shows_a_chunked_analysis_slice_and_refuses_its_whole_v
     assert all(f"Analysis #{a.id} ran chunk by chunk on a 40×40×40-voxel volume" in r for r in refusals)
 
 
+def test_a_compare_page_of_chunked_analyses_only_says_why_its_whole_volume_sections_are_empty(analysed):
+    """QA walk 11: under each refusal it said "No analysed electrode chosen." with an analysed electrode chosen."""
+    from core.runner import run_chunked_analysis
+
+    ws, s, a = analysed
+    [small] = [x for x in ws.list_samples() if x.name == "small"]
+    with dask.config.set(scheduler="sync"):
+        run_chunked_analysis(ws, small.id, chunk_size=CHUNK)  # its latest analysis chunked too
+    at = _open("4_compare.py", s.id)
+    no_exception(at)
+    infos = [i.value for i in at.info]
+    assert "None of the chosen analyses can be shown here (why is said above)." in infos
+    assert "None of the chosen analyses can be swept (why is said above)." in infos
+    assert not [i for i in infos if i.startswith("No analysed electrode")]
+
+
 
 def test_the_3d_page_draws_a_chunked_analysis_from_a_strided_read(analysed, monkeypatch):
     import ui.cache

@@ -497,3 +497,15 @@ def test_tests_between_a_slice_and_a_volume_are_read_as_not_comparable(empty_ws,
     assert len(mixed) == 2 and all(v == NOT_COMPARABLE + "." for v in mixed.values()), readings
     [(pair, reading)] = [(k, v) for k, v in readings.items() if "slice" not in k]
     assert pair.startswith("vol0 (SYNTHETIC) vs vol1") and NOT_COMPARABLE not in reading
+
+
+def test_few_bins_are_named_with_their_unit():
+    """QA walk 11: "grey_cal 0.494–0.622 (n=0)" for bins of the equivalent diameter, without its unit."""
+    import pandas as pd
+
+    from ui.compare_view import few_bins_words
+
+    few = pd.DataFrame({"electrode": ["grey_cal"], "x_lo": [0.4941], "x_hi": [0.6222], "n": [0]})
+    assert few_bins_words(few, "equiv_diameter_um") == ": grey_cal 0.494–0.622 µm (n=0)"
+    assert few_bins_words(few, "depth_frac") == ": grey_cal 0.494–0.622 (n=0)"  # a share: no unit
+    assert few_bins_words(pd.concat([few] * 5), "equiv_diameter_um") == ""  # too many to list
