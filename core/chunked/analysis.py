@@ -516,12 +516,12 @@ def analyze_chunked(spec, params=None, *, out: str | os.PathLike, chunk_size: in
                                        wide_halo=wide_halo,
                                        progress=lambda f, m: report(0.35 + 0.38 * f, f"particles: {m}"))
                 n_particles, beyond, widened = res.n_particles, res.beyond_halo, res.widened
-                report(0.75, f"particles: {n_particles} -> labels.zarr")
+                report(0.75, f"particles: {n_particles} found; writing their labels")
                 write_zarr(res.labels, out / "labels.zarr", spacing=sp, name="labels")
             else:
                 cshape = "×".join(str(-(-n // coarsen)) for n in vol.shape)
                 report(0.35, f"particles: on a grid {coarsen}× coarser ({cshape} voxels of "
-                             f"{'×'.join(f'{s:.4g}' for s in csp)} µm), then chunk by chunk onto the NMC -> labels.zarr")
+                             f"{'×'.join(f'{s:.4g}' for s in csp)} µm), then chunk by chunk onto the NMC")
                 coarse = separate_coarse_chunked(phases_store, sp, params.separation, coarsen, out=out / "labels.zarr",
                                                  scratch=scratch, halo=halo, wide_halo=wide_halo)
                 n_particles, beyond, widened = coarse.n_particles, coarse.beyond_halo, coarse.widened
