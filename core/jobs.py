@@ -261,13 +261,21 @@ class JobStore:
             return cur.rowcount == 1
 
     def mark_cancelled(self, job_id: int) -> None:
-        self._end(job_id, "cancelled", message="cancelled")
+        self._end(job_id, "cancelled", message="cancelled", error=self.get(job_id).error)  # (who asked, kept)
 
-    def cancel(self, job_id: int) -> Job:
-        """Ask a job to stop: a queued one is cancelled at once, a running one at its next progress report."""
+    def cancel(self, job_id: int, *, by: str = "") -> Job:
+        """Ask a job to stop: a queued one is cancelled at once, a running one at its next progress report.
+
+        ``by``: who asked (a dashboard session's name), kept as the job's ``error`` ("at the request of ...") where it
+        is not the job's owner: in a shared workspace any session may cancel any job, and the owner is told who
+        did (QA walk 11: "cancelled on request" with nothing to say another session had asked).
+        """
+        why = f"at the request of {by.strip()}" if by.strip() else None
         with self._tx() as con:
-            con.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state IN ('queued', 'running')",
-                        (int(job_id),))
+            con.execute("UPDATE jobs SET cancel_requested = 1, "
+                        "error = CASE WHEN ? IS NOT NULL AND owner != ? THEN ? ELSE error END "
+                        "WHERE id = ? AND state IN ('queued', 'running')",
+                        (why, by.strip(), why, int(job_id)))
             con.execute("UPDATE jobs SET state = 'cancelled', message = 'cancelled before it started', "
                         "finished_at = ? WHERE id = ? AND state = 'queued'", (time.time(), int(job_id)))
         return self.get(job_id)

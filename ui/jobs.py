@@ -221,7 +221,7 @@ def _line(job: Job) -> str:
 
 
 def _cancel(ws: Workspace, job_id: int) -> None:
-    store(ws).cancel(job_id)
+    store(ws).cancel(job_id, by=owner())
     cancel = getattr(executor(ws), "cancel", None)
     if cancel is not None:
         cancel(job_id)
@@ -333,7 +333,9 @@ def panel(ws: Workspace) -> None:
         c1, c2 = st.columns([3, 2], vertical_alignment="center")
         c1.caption(f"{j.owner} · since {_when(j.started_at or j.created_at)}")
         c2.button("Cancel", key=state.k(state.JOBS_CANCEL, j.id), disabled=j.cancel_requested,
-                  help="A queued job never starts; a running one stops at its next step.",
+                  help="A queued job never starts; a running one stops at its next step."
+                       + ("" if j.owner == owner() else f" It is {j.owner}'s job: they are told that "
+                                                          f"{owner()} asked."),
                   on_click=_cancel, args=(ws, j.id))
     live = {s.id for s in ws.list_samples()}
     for j in recent:
@@ -373,7 +375,8 @@ def panel(ws: Workspace) -> None:
         # each job ended is said (in one box per kind of ending, a line a job); its "queued" message goes
         drop_flash(tuple(f"Job #{j.id} queued:" for j in ended))
         said = {"success": [_done_text(j, with_title=True) for j in ended if j.state == "done"],
-                "warning": [f"Job #{j.id} ({j.title}) cancelled." for j in ended if j.state == "cancelled"],
+                "warning": [f"Job #{j.id} ({j.title}) cancelled" + (f" {j.error}." if j.error else ".")
+                            for j in ended if j.state == "cancelled"],
                 "error": [f"Job #{j.id} ({j.title}) {j.state}" + (f": {j.error}" if j.error else ".")
                           for j in ended if j.state not in ("done", "cancelled")]}
         for kind, lines in said.items():

@@ -81,6 +81,27 @@ def test_jobs_panel_says_each_job_of_this_session_that_ended(empty_ws):
     assert len(at.success) == 1 and len(at.error) == 1
 
 
+def test_a_job_cancelled_by_another_session_says_who_asked(empty_ws):
+    """QA walk 11: session B cancelled session A's running job; A read "cancelled" and nothing of B."""
+    from core.jobs import JobStore
+
+    from core.workspace import DEMO_PREFIX
+
+    sample = empty_ws.add_sample("raw_510", f"{DEMO_PREFIX}pristine", spacing=0.4,
+                                 source_options={"shape": [16, 16, 16], "seed": 0})
+    js = JobStore(empty_ws.root)
+    job = js.create("analysis", {"sample_id": sample.id, "params": {}}, title="analysis of raw_510", owner="Ada")
+    js.start(job.id, pid=1, host="here")
+    js.cancel(job.id, by="session 811b")
+    js.mark_cancelled(job.id)
+    at = AppTest.from_function(panel_script, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert [m.value for m in at.warning] == [f"Job #{job.id} (analysis of raw_510) cancelled at the request of "
+                                             "session 811b."]
+    assert any(f"#{job.id}" in c.value and c.value.endswith(": at the request of session 811b")
+               for c in at.sidebar.caption)  # (the panel's line for it)
+
+
 def announce_script():
     import streamlit as st
 

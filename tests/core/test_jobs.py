@@ -319,3 +319,20 @@ def test_a_cancel_and_a_dropped_dask_task_are_said_as_such():
     assert one_sentence(FutureCancelledError("_count-d1b31ebb", reason="unknown")) == dropped
     assert one_sentence(RuntimeError("cannot schedule new futures after shutdown")) == dropped
     assert one_sentence(KeyboardInterrupt()) == "The run was interrupted (KeyboardInterrupt)."
+
+
+def test_a_cancel_by_another_session_is_kept_with_the_job(tmp_path):
+    """QA walk 11: in a shared workspace another session cancelled a running job, and its owner read only
+    "cancelled on request". Who asked is kept where it is not the owner; the owner's own cancel says nothing more."""
+    store = JobStore(tmp_path)
+    queued = store.create("analysis", {"sample_id": 1, "params": {}}, title="Analysis: a", owner="Ada")
+    assert store.cancel(queued.id, by="session 811b").error == "at the request of session 811b"
+    assert store.get(queued.id).state == "cancelled"
+    running = store.create("analysis", {"sample_id": 1, "params": {}}, title="Analysis: a", owner="Ada")
+    assert store.start(running.id, pid=os.getpid(), host="here")
+    store.cancel(running.id, by="Bob")
+    store.mark_cancelled(running.id)  # (what the worker does at its next progress report)
+    done = store.get(running.id)
+    assert done.state == "cancelled" and done.error == "at the request of Bob"
+    own = store.create("analysis", {"sample_id": 1, "params": {}}, title="Analysis: a", owner="Ada")
+    assert store.cancel(own.id, by="Ada").error is None
