@@ -164,8 +164,8 @@ def electrode_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
     legend).  A group of ``df`` missing from ``order`` is a ``ValueError``.
 
     ``below``: the legend under the plot in that many columns, filled row by row (0: where Vega puts it, beside
-    the plot).  The legend's names are never cut short (:data:`LABEL_LIMIT`).  ``blank``: that legend laid out but not drawn, its room kept
-    empty, so that the plot is as large as that of a chart beside it with the legend."""
+    the plot).  The legend's names are never cut short (:data:`LABEL_LIMIT`).  ``blank``: that legend laid out but
+    not drawn, its room kept empty, so that the plot is as large as that of a chart beside it with the legend."""
     present = list(dict.fromkeys(df[column].tolist()))
     domain = present if order is None else list(dict.fromkeys(order))
     missing = [n for n in present if n not in domain]

@@ -172,7 +172,8 @@ def _submit(ws: Workspace, kind: str, spec: dict, *, title: str, what: str) -> J
 
 def active_analysis(ws: Workspace, sample_id: int) -> Job | None:
     """The oldest queued or running analysis job of this sample, if any."""
-    mine = [j for j in store(ws).list(states=ACTIVE, limit=1000) if j.kind in ("analysis", "separation") and j.sample_id == sample_id]
+    mine = [j for j in store(ws).list(states=ACTIVE, limit=1000)
+            if j.kind in ("analysis", "separation") and j.sample_id == sample_id]
     return min(mine, key=lambda j: j.id) if mine else None
 
 
