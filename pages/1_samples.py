@@ -33,7 +33,10 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
     if factor > 1:
         options = {**options, "downsample": factor}
     try:
-        s = ws.add_sample(meta.name or name, source, spacing=spacing, group_label=meta.group_label,
+        # a name left empty takes the file's, made free as the form's proposal is (QA walk 12: the empty name took
+        # "cal96" a second time)
+        given = meta.name.strip() or forms.unique_name(name, [x.name for x in ws.list_samples()])
+        s = ws.add_sample(given, source, spacing=spacing, group_label=meta.group_label,
                           axis=meta.axis, separator_side=meta.separator_side, source_options=options)
     except (ValueError, TypeError) as exc:
         msg = messages.one_sentence(exc, alone=True)

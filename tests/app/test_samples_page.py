@@ -1301,3 +1301,10 @@ def test_a_second_sample_of_the_same_name_is_refused(empty_ws, env):
     # only the demo form's name, still taken, is refused now
     assert [e.value for e in at.error] == [e.value for e in at.error if e.value.startswith(said)] and len(at.error) == 1
     assert empty_ws.get_sample(first.id).name == "pristine"
+    # a name left empty takes the demo's, made free (QA walk 12: it took a taken name, unchecked)
+    name.set_value("").run()
+    no_exception(at)
+    assert not at.error
+    at.button(key=state.k(state.ADD_SUBMIT, "demo")).click().run()
+    no_exception(at)
+    assert sorted(x.name for x in empty_ws.list_samples()) == ["other", "pristine", "pristine (2)"]
