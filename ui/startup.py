@@ -17,11 +17,26 @@ DEMO_JOB = "Demo analysis"  # the title of the first-start jobs ("Demo analysis:
 MAX_FAILED = 2
 
 
+def _first_demos(ws: Workspace) -> set[int] | None:
+    """The sample ids of the demos the first start added (None: a workspace of before they were kept, whose
+    marker says only "1": every demo counts)."""
+    meta = ws.get_meta(META_KEY)
+    if meta is None or meta == "1":
+        return None
+    return {int(v) for v in meta.split(",") if v.strip()}
+
+
 def _todo(ws: Workspace) -> list:
-    """Demo samples without a finished analysis (and not failing over and over)."""
+    """The first start's demo samples without a finished analysis (and not failing over and over, nor cancelled:
+    QA walk 12: a demo whose analysis a user cancelled was queued again by the next session that opened, and a
+    demo added later on the Samples page was taken for one of the first start's)."""
+    first = _first_demos(ws)
+    cancelled = {j.sample_id for j in jobs.store(ws).list(states=("cancelled",), limit=1000)}
     out = []
     for s in ws.list_samples():
-        if not s.is_demo or ws.latest_analysis(s.id) is not None:
+        if not s.is_demo or ws.latest_analysis(s.id) is not None or s.id in cancelled:
+            continue
+        if first is not None and s.id not in first:
             continue
         if len(ws.list_analyses(s.id, status="failed")) >= MAX_FAILED:
             continue
@@ -51,15 +66,16 @@ def ensure_demos(ws: Workspace) -> None:
             size = settings.demo_size()
             with cache.startup_lock(str(ws.root)):
                 if ws.get_meta(META_KEY) is None:
-                    if not any(s.is_demo for s in ws.list_samples()):
-                        add_demos(ws, size)
-                    ws.set_meta(META_KEY, "1")
+                    added = [] if any(s.is_demo for s in ws.list_samples()) else add_demos(ws, size)
+                    ws.set_meta(META_KEY, ",".join(str(s.id) for s in added) or "1")
                 queued = {j.sample_id for j in jobs.store(ws).list(states=ACTIVE)}
                 for s in _todo(ws):
                     if s.id not in queued:
                         jobs.submit(ws, s, AnalysisParams(), what=DEMO_JOB)
         st.session_state[state.STARTUP_DONE] = True
-    running = [j for j in jobs.store(ws).list(states=ACTIVE) if j.title.startswith(DEMO_JOB + ":")]
+    first = _first_demos(ws)
+    running = [j for j in jobs.store(ws).list(states=ACTIVE) if j.title.startswith(DEMO_JOB + ":")
+               and (first is None or j.sample_id in first)]  # (not a demo added later: "three at 160³" is not it)
     if not running:
         if st.session_state.pop(state.DEMOS_WAITING, False):
             # the Compare page chose its electrodes while only some demos were analysed: choose again, all of them

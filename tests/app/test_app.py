@@ -34,6 +34,30 @@ def test_first_start_analyses_the_demos_once_then_compare(empty_ws, monkeypatch)
     assert len(empty_ws.list_analyses()) == 3
 
 
+def test_a_new_session_leaves_a_later_demo_and_a_cancelled_one_alone(empty_ws, monkeypatch):
+    """QA walk 12: a demo added later on the Samples page (not analysed) was queued by the next session as a
+    first-start demo, under the banner "three SYNTHETIC electrodes at 160³"; a demo whose analysis a user
+    cancelled was queued again by every new session."""
+    from core.jobs import JobStore
+    from core.workspace import DEMO_PREFIX
+
+    monkeypatch.setenv("DETACH_DEMO_SIZE", "32")
+    AppTest.from_file(APP, default_timeout=TIMEOUT).run()  # the first start: three demos, analysed
+    later = empty_ws.add_sample("big", f"{DEMO_PREFIX}pristine", spacing=0.4,
+                                source_options={"shape": [40, 40, 40], "seed": 9})
+    first = empty_ws.list_samples()[0]
+    for a in empty_ws.list_analyses(first.id):
+        empty_ws.delete_analysis(a.id)  # as if its analysis had been cancelled before it finished
+    js = JobStore(empty_ws.root)
+    job = js.create("analysis", {"sample_id": first.id, "params": {}}, title=f"Demo analysis: {first.name}")
+    js.cancel(job.id)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()  # a new session
+    no_exception(at)
+    assert empty_ws.latest_analysis(later.id) is None and empty_ws.latest_analysis(first.id) is None
+    assert max(j.id for j in js.list(limit=100)) == job.id  # nothing queued
+    assert not [i for i in at.info if "Preparing the demo electrodes" in i.value]
+
+
 def test_picker_choice_reaches_the_pages(seeded_ws, monkeypatch):
     monkeypatch.setenv("DETACH_DEMOS", "0")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
