@@ -164,7 +164,8 @@ def electrode_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
     legend).  A group of ``df`` missing from ``order`` is a ``ValueError``.
 
     ``below``: the legend under the plot in that many columns, filled row by row (0: where Vega puts it, beside
-    the plot).  The legend's names are never cut short (:data:`LABEL_LIMIT`).  ``blank``: that legend laid out but
+    the plot).  The legend's names are never cut short: up to :data:`LABEL_LIMIT` px, and where a name is longer
+    than :data:`LONG_NAME` characters the legend goes under the plot, a name a row, without a limit.  ``blank``: that legend laid out but
     not drawn, its room kept empty, so that the plot is as large as that of a chart beside it with the legend."""
     present = list(dict.fromkeys(df[column].tolist()))
     domain = present if order is None else list(dict.fromkeys(order))
@@ -173,8 +174,13 @@ def electrode_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
         raise ValueError(f"order must name every {column} drawn; {missing} missing from {domain}")
     shown = [n for n in domain if n in present]
     props: dict = {} if shown == domain else {"values": shown}  # the page's other electrodes: not in this legend
-    # names never cut short (Streamlit's theme cuts legend labels at 160 px: "NMC811 cycled 500x at 5C, cale…")
-    props["labelLimit"] = LABEL_LIMIT
+    # names never cut short (Streamlit's theme cuts legend labels at 160 px: "NMC811 cycled 500x at 5C, cale…"); a
+    # long one (at the dashboard's 14-px legend font 320 px hold about 40 characters: QA walk 12, a 58-character
+    # name cut) puts the legend under the plot, a name a row, with no limit (Vega's 0)
+    long = max((len(str(n)) for n in shown), default=0) > LONG_NAME
+    props["labelLimit"] = 0 if long else LABEL_LIMIT
+    if long:
+        below = 1
     if below:
         props.update(orient="bottom", direction="horizontal", columns=int(below))
     if blank:  # symbols of opacity 0 would be left out of Vega's layout (the plot 8 px higher): nearly 0 instead
@@ -184,6 +190,9 @@ def electrode_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
 
 
 LOW_N_GREY = "#b0b0b0"
+#: Characters: an electrode name longer than this puts its chart's legend under the plot, a name a row, uncut
+#: (:func:`electrode_colour`).
+LONG_NAME = 30
 
 
 def weight_words(weighting: str, edge_policy: str) -> str:
@@ -203,6 +212,7 @@ def _facet(chart: alt.Chart, order: list[str], columns: int) -> alt.FacetChart:
 
 
 VIOLIN_LEGEND_COLUMNS = 3  # the violins' legend under its panels, in up to this many columns
+VIOLIN_WIDTH = 150  # px, a violin's panel
 
 
 def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet: bool = False,
@@ -278,8 +288,11 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
             y="median:Q", x=alt.X(datum=0),
             tooltip=[alt.Tooltip("electrode:N"), alt.Tooltip("q25:Q", format=".3g"),
                      alt.Tooltip("median:Q", format=".3g"), alt.Tooltip("q75:Q", format=".3g")])
-        return (area + box + med).properties(width=150, height=280).facet(
-            column=alt.Column("electrode:N", sort=order, title=None, header=alt.Header(labelOrient="bottom")))
+        # a panel's name is cut at its panel's width (the legend under them names it whole): a long one ran over its
+        # neighbours' (QA walk 12)
+        return (area + box + med).properties(width=VIOLIN_WIDTH, height=280).facet(
+            column=alt.Column("electrode:N", sort=order, title=None,
+                              header=alt.Header(labelOrient="bottom", labelLimit=VIOLIN_WIDTH)))
     if facet:
         return _facet(chart, order, columns)
     return chart.properties(height=fit_height(300, y_title))

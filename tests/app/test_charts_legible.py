@@ -265,12 +265,17 @@ def _nodes(spec):
             yield from _nodes(v)
 
 
-@pytest.mark.parametrize("kind", ["histogram", "ecdf", "box"])
-def test_a_long_electrode_name_is_whole_in_the_legend_beside_the_plot(tables, kind):
-    """QA walk 10: Streamlit's theme cuts legend labels at 160 px: "NMC811 cycled 500x at 5C, cale…"."""
+@pytest.mark.parametrize("kind", ["histogram", "ecdf", "box", "violin"])
+def test_a_long_electrode_name_is_whole_in_the_legend(tables, kind):
+    """QA walk 10: Streamlit's theme cuts legend labels at 160 px: "NMC811 cycled 500x at 5C, cale…"; walk 12: at its
+    14-px legend font the charts' own 320 px still cut that 58-character name."""
     long = "NMC811 cycled 500x at 5C, calendered 30 % (beamline ID16B)"
     named = {(long if i == 1 else n): t for i, (n, t) in enumerate(tables.items())}
     spec = charts.distribution(compare.distributions(named, "detachment", edge_policy="include"), kind).to_dict()
-    drawn = _svg_texts(vlc.vegalite_to_svg(dict(spec, config=charts._merged(STREAMLIT_CONFIG,
-                                                                              spec.get("config", {})))))
-    assert long in drawn, [t for t in drawn if t.endswith("…")]
+    theme = {**STREAMLIT_CONFIG, "legend": {**STREAMLIT_CONFIG["legend"], "labelFontSize": 14, "titleFontSize": 14}}
+    drawn = _svg_texts(vlc.vegalite_to_svg(dict(spec, config=charts._merged(theme, spec.get("config", {})))))
+    cut = [t for t in drawn if t.endswith("…")]
+    assert long in drawn, cut
+    # (the box's slanted axis labels stop at LABEL_LIMIT, a violin's panel name at its panel's width (walk 12: it ran
+    # over its neighbours'): the legend names it whole)
+    assert not cut or (kind in ("box", "violin") and all(long.startswith(t[:-1]) for t in cut)), cut
