@@ -37,12 +37,21 @@ _TITLES = {
 }
 
 
+_SUFFIX_UNITS = (("_um3", "µm³"), ("_um2", "µm²"), ("_um", "µm"))  # a particle-table column's unit, by its name
+
+
+def metric_unit(column: str) -> str:
+    """The unit of a particle-table column, from its name ("µm" for ``equiv_diameter_um``), or "" (a share, a
+    count, an index)."""
+    return next((unit for suffix, unit in _SUFFIX_UNITS if column.endswith(suffix)), "")
+
+
 def metric_title(column: str) -> str:
     """Axis title with units for a particle-table column."""
     if column in _TITLES:
         return _TITLES[column]
     name = column
-    for suffix, unit in (("_um3", "µm³"), ("_um2", "µm²"), ("_um", "µm")):
+    for suffix, unit in _SUFFIX_UNITS:
         if name.endswith(suffix):
             return f"{name[: -len(suffix)].replace('_', ' ')} ({unit})"
     if name.startswith("frac_"):
@@ -165,8 +174,9 @@ def electrode_colour(df: pd.DataFrame, column: str, *, legend: bool = True,
 
     ``below``: the legend under the plot in that many columns, filled row by row (0: where Vega puts it, beside
     the plot).  The legend's names are never cut short: up to :data:`LABEL_LIMIT` px, and where a name is longer
-    than :data:`LONG_NAME` characters the legend goes under the plot, a name a row, without a limit.  ``blank``: that legend laid out but
-    not drawn, its room kept empty, so that the plot is as large as that of a chart beside it with the legend."""
+    than :data:`LONG_NAME` characters the legend goes under the plot, a name a row, without a limit.  ``blank``:
+    that legend laid out but not drawn, its room kept empty, so that the plot is as large as that of a chart beside
+    it with the legend."""
     present = list(dict.fromkeys(df[column].tolist()))
     domain = present if order is None else list(dict.fromkeys(order))
     missing = [n for n in present if n not in domain]

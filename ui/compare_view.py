@@ -10,7 +10,6 @@ context: ``my_module.section(ctx, edge_policy)``.  Statistics come from
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -687,8 +686,7 @@ def few_bins_words(few: pd.DataFrame, x: str) -> str:
     measure has one (QA walk 11: "grey_cal 0.494–0.622 (n=0)" for a diameter)."""
     if len(few) > 4:
         return ""
-    title = charts.metric_title(x)
-    unit = f" {title[title.rindex('(') + 1:-1]}" if re.search(r"\(µm[²³]?\)$", title) else ""
+    unit = f" {charts.metric_unit(x)}" if charts.metric_unit(x) else ""
     return ": " + ", ".join(f"{r.electrode} {r.x_lo:.3g}–{r.x_hi:.3g}{unit} (n={r.n})" for r in few.itertuples())
 
 
