@@ -8,8 +8,18 @@ The pages call one function each, at their end:
 The byte builders (:func:`chart_svg`, :func:`chart_png`, :func:`table_csv`,
 :func:`table_parquet`, :func:`report_html`, :func:`recipe_json`) do not touch
 streamlit.  Charts are rendered with ``vl-convert-python`` (no browser, no
-network); files that take a moment (images, report) are produced only when
-their button is clicked (``st.download_button(data=callable)``).
+network); files that take a moment (tables, images, report, the recipe's ZIP)
+are made only when asked for (:func:`offer`): a click makes the file, and a
+*Save* button with its bytes takes the button's place.
+
+Why two clicks, not ``st.download_button(data=callable)``: Streamlit 1.67
+keeps the file such a button makes unreferenced and deletes it at the second
+clean-up after it is made, and every script run of every session (the jobs
+panel reruns every 2 s on each open page) ends with one, so the browser's
+request for the file can find it gone (1 of 27 downloads in a QA walk with
+two sessions running jobs; 19 of 20 in a reproduction with pages rerunning
+every 0.1 s). A file given as bytes is referenced by the session that shows
+it until its next full run (0 of 20 in the same reproduction).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from core.report import ReportElectrode, ReportSection, build_report
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, state
+from .confine import file_size_text
 from .tables import analysed_input
 
 if TYPE_CHECKING:  # compare_view imports this module (for show)
@@ -40,6 +51,7 @@ if TYPE_CHECKING:  # compare_view imports this module (for show)
 EXPORT_WIDTH = 640  # px: charts sized "container" in the app get this width in files
 REPORT_SCALE = 2.0  # the report's charts: PNG at twice their CSS size (sharp on a high-density screen and in print)
 _OFFERED = state.EXP_SECTIONS  # the report sections a page run offered (see offer_section)
+_READY = state.EXP_READY  # files made on request (see offer)
 
 
 def _altair_lock() -> threading.Lock:
@@ -268,10 +280,12 @@ def standard_charts(tables: Mapping[str, pd.DataFrame], metric: str = "detachmen
 
 def begin_page() -> None:
     """Start collecting the charts a page shows (see :func:`show`), so its export offers every one of them, and the
-    sections it offers its report (:func:`offer_section`)."""
+    sections it offers its report (:func:`offer_section`); forget the files made on the page's last run
+    (:func:`offer`)."""
     st.session_state[state.EXP_SHOWN] = {}
     st.session_state[_OFFERED] = []
     st.session_state[state.EXP_CAVEATS] = []
+    st.session_state[_READY] = {}  # a full run may have changed what the files would hold: made again on request
 
 
 def offer_section(section: ReportSection) -> None:
@@ -321,53 +335,93 @@ def _recipe_or_reason(ws: Workspace, analyses: Sequence[Analysis], names: Sequen
     return recipe, None
 
 
+def offer(c, label: str, build, *, file_name: str, mime: str, key: str, icon: str | None = None,
+          help: str | None = None) -> None:
+    """A download made on request, in container ``c``: a button that makes the file; once made, a *Save* button with
+    its bytes (primary, its size beside the label) takes the button's place until the page's next full run.
+
+    Parameters
+    ----------
+    c : streamlit container (a column)
+    label : str
+        What the file is ("HTML report", "PNG").
+    build : callable () -> bytes
+        Makes the file; called once, on the click.
+    file_name, mime : str
+        The saved file's name and media type.
+    key : str
+        The button's widget key (the Save button's is ``key + "_save"``); also the file's key in the session's
+        files made (:data:`ui.state.EXP_READY`, emptied by :func:`begin_page`).
+    icon, help : str, optional
+        The button's icon and tooltip.
+
+    Notes
+    -----
+    Inside a fragment (:func:`_buttons`) a click reruns the export section only, so files made before stay offered.
+    See the module's docstring for why a file is not made by the download button itself.
+    """
+    ready = st.session_state.setdefault(_READY, {})
+    slot = c.empty()
+    if key not in ready:
+        if not slot.button(label, key=key, icon=icon, width="stretch",
+                           help=((help + " ") if help else "") + "A click makes the file; a Save button then takes "
+                                                                  "this one's place."):
+            return
+        with c, st.spinner(f"Making {file_name}…"):
+            ready[key] = bytes(build())
+    data = ready[key]
+    slot.download_button(f"{label} · {file_size_text(len(data))}", data, file_name=file_name, mime=mime,
+                         key=f"{key}_save", on_click="ignore", type="primary", icon=":material/download:",
+                         width="stretch", help=f"Save {file_name} (made from the page as it is now).")
+
+
 def _recipe_button(c, recipe, reason: str | None, *, stem: str, key: str) -> None:
     """The recipe download: JSON, or a ZIP with the training strokes when a classifier analysis is in it (a JSON
     alone would point at this server's workspace folder)."""
     if recipe is not None and has_classifier(recipe):
-        c.download_button(
-            "Recipe (ZIP)", lambda: recipe_archive(recipe), file_name=f"{stem}-recipe.zip", mime="application/zip",
-            key=key, on_click="ignore", icon=":material/replay:",
-            help="The recipe with the brush-stroke training pairs of its classifier analyses: "
-                 "python -m core run RECIPE.zip --out DIR (or unzip it and run its recipe.json)")
+        offer(c, "Recipe (ZIP)", lambda: recipe_archive(recipe), file_name=f"{stem}-recipe.zip",
+              mime="application/zip", key=key, icon=":material/replay:",
+              help="The recipe with the brush-stroke training pairs of its classifier analyses: "
+                   "python -m core run RECIPE.zip --out DIR (or unzip it and run its recipe.json).")
         return
     c.download_button(
         "Recipe (JSON)", dumps(recipe).encode("utf-8") if recipe is not None else b"", file_name=f"{stem}-recipe.json",
         mime="application/json", key=key, on_click="ignore", icon=":material/replay:", disabled=recipe is None,
-        help=reason or "Replays these analyses headless: python -m core run RECIPE --out DIR")
+        width="stretch", help=reason or "Replays these analyses headless: python -m core run RECIPE --out DIR")
 
 
+@st.fragment
 def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str, Any], report,
              recipe, recipe_reason: str | None, *, csv: bool, chart_buttons: bool) -> None:
+    """The export buttons (a fragment: making a file reruns this section only, and the files made stay offered)."""
     k = lambda base, *p: state.k(base, where, *p)  # noqa: E731
     buttons = []  # filled left to right, so that no column is left empty before the others
     if csv:
-        buttons.append(lambda c: c.download_button(
-            "Particle table (CSV)", lambda: table_csv(table), file_name=f"{stem}-particles.csv", mime="text/csv",
-            key=k(state.EXP_TABLE_CSV), on_click="ignore", icon=":material/table:"))
-    buttons.append(lambda c: c.download_button(
-        "Particle table (Parquet)", lambda: table_parquet(table), file_name=f"{stem}-particles.parquet",
-        mime="application/vnd.apache.parquet", key=k(state.EXP_TABLE_PARQUET), on_click="ignore",
-        icon=":material/table:"))
-    buttons.append(lambda c: c.download_button(
-        "HTML report", report, file_name=f"{stem}-report.html", mime="text/html", key=k(state.EXP_REPORT),
-        on_click="ignore", icon=":material/description:",
+        buttons.append(lambda c: offer(
+            c, "Particle table (CSV)", lambda: table_csv(table), file_name=f"{stem}-particles.csv", mime="text/csv",
+            key=k(state.EXP_TABLE_CSV), icon=":material/table:"))
+    buttons.append(lambda c: offer(
+        c, "Particle table (Parquet)", lambda: table_parquet(table), file_name=f"{stem}-particles.parquet",
+        mime="application/vnd.apache.parquet", key=k(state.EXP_TABLE_PARQUET), icon=":material/table:"))
+    buttons.append(lambda c: offer(
+        c, "HTML report", report, file_name=f"{stem}-report.html", mime="text/html", key=k(state.EXP_REPORT),
+        icon=":material/description:",
         help="One self-contained file: charts, tables, parameters, versions, input checksums."))
     buttons.append(lambda c: _recipe_button(c, recipe, recipe_reason, stem=stem, key=k(state.EXP_RECIPE)))
+    st.caption("A click makes the file; the blue button that takes its place saves it (until the page changes).")
     for col, button in zip(st.columns(4), buttons):
         button(col)
     if recipe_reason:
         st.caption(f"No recipe: {recipe_reason}")
     if chart_buttons and chart_map:
-        st.caption("Charts as images (rendered offline when clicked):")
+        st.caption("Charts as images (rendered offline when asked for):")
         for i, (title, chart) in enumerate(chart_map.items()):
-            c = st.columns([4, 1, 1], vertical_alignment="center")
+            c = st.columns([4, 1.2, 1.2], vertical_alignment="center")
             c[0].write(title)
-            c[1].download_button("PNG", lambda chart=chart: chart_png(chart), file_name=f"{stem}-{slug(title)}.png",
-                                 mime="image/png", key=k(state.EXP_CHART, i, "png"), on_click="ignore")
-            c[2].download_button("SVG", lambda chart=chart: chart_svg(chart).encode("utf-8"),
-                                 file_name=f"{stem}-{slug(title)}.svg", mime="image/svg+xml",
-                                 key=k(state.EXP_CHART, i, "svg"), on_click="ignore")
+            offer(c[1], "PNG", lambda chart=chart: chart_png(chart), file_name=f"{stem}-{slug(title)}.png",
+                  mime="image/png", key=k(state.EXP_CHART, i, "png"))
+            offer(c[2], "SVG", lambda chart=chart: chart_svg(chart).encode("utf-8"),
+                  file_name=f"{stem}-{slug(title)}.svg", mime="image/svg+xml", key=k(state.EXP_CHART, i, "svg"))
 
 
 def compare_section(ctx: CompareContext, *, edge_policy: str = "include", summary: compare.Summary | None = None,
@@ -490,6 +544,6 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
 
 __all__ = [
     "chart_png", "chart_svg", "compare_section", "edge_sentence", "electrode_name", "electrode_trend_csv",
-    "export_versions", "offer_section", "offered_sections", "particles_section", "recipe_json", "report_html", "report_params",
-    "shown_caveats", "slug", "standard_charts", "table_csv", "table_parquet", "warn",
+    "export_versions", "offer", "offer_section", "offered_sections", "particles_section", "recipe_json", "report_html",
+    "report_params", "shown_caveats", "slug", "standard_charts", "table_csv", "table_parquet", "warn",
 ]

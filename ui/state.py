@@ -28,6 +28,7 @@ UPLOADS_SAVED = "uploads_saved"        # {uploaded file id: path in the workspac
 EXP_SHOWN = "exp_shown_charts"         # charts drawn on the current page run, offered by its Export section
 EXP_SECTIONS = "exp_shown_sections"   # report sections (tests tables) a page run offered (ui.exports.offer_section)
 EXP_CAVEATS = "exp_shown_caveats"     # warnings a page run showed that its report repeats (ui.exports.warn)
+EXP_READY = "exp_ready_files"         # {button key: bytes}: files made on request, kept until the page's next full run
 
 # ---- app.py (shared sidebar)
 SAMPLE_PICKER = "w_sample_picker"

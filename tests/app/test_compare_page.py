@@ -416,24 +416,14 @@ def test_a_cross_section_along_the_thickness_axis_shows_its_plane_with_the_depth
                            "line is depth 0.50 (y = ")
 
 
-def test_an_analysis_made_before_its_sample_s_voxel_size_changed_is_said_and_reported(seeded_ws, monkeypatch):
+def test_an_analysis_made_before_its_sample_s_voxel_size_changed_is_said_and_reported(seeded_ws):
     """QA: "cal" analysed at 0.5 µm, then its voxel size edited to 0.398 µm; Compare showed that analysis beside
     another without a word (the Particles and Samples pages warn). One warning names each such electrode with what
     changed (the Particles page's sentences), and the report carries it as a caveat."""
     import html as html_lib
 
-    from streamlit.runtime.media_file_manager import MediaFileManager
-
     from ui import tables
 
-    files: dict[str, object] = {}
-    add_deferred = MediaFileManager.add_deferred
-
-    def deferred(self, data_callable, mimetype, coordinates, file_name=None, **kw):
-        files[file_name] = data_callable
-        return add_deferred(self, data_callable, mimetype, coordinates, file_name, **kw)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", deferred)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     no_exception(at)
     assert not any("voxel size" in w.value for w in at.warning)  # nothing changed: nothing said
@@ -451,7 +441,9 @@ def test_an_analysis_made_before_its_sample_s_voxel_size_changed_is_said_and_rep
     assert sentence[1:] in said and "Rerun" in said
     others = [s for s in seeded_ws.list_samples() if s.id != cal.id]
     assert not any(f"{s.name} (SYNTHETIC): analysis" in said for s in others)  # only the stale one is named
-    html = files["comparison-report.html"]().decode()
+    report = state.k(state.EXP_REPORT, "compare")
+    at.button(key=report).click().run()  # the report, made as a click makes it
+    html = at.session_state[state.EXP_READY][report].decode()
     plain = said.replace("**", "")  # the report's caveats are plain text
     assert f'<p class="caveat"><strong>Caveat:</strong> {html_lib.escape(plain)}</p>' in html
 

@@ -81,21 +81,27 @@ def test_table_bytes_round_trip_and_are_deterministic(combined):
 
 @pytest.fixture
 def captured(monkeypatch):
-    """Every download's data by file name: deferred callables are called, eager bytes kept."""
+    """Every download's data by file name: the makers of the files made on request (:func:`ui.exports.offer`, called
+    by :func:`_data` as a click calls them; one test clicks for real), and the bytes given with the page."""
     files: dict[str, object] = {}
-    add_deferred, add = MediaFileManager.add_deferred, MediaFileManager.add
+    add, offer = MediaFileManager.add, exports.offer
 
-    def deferred(self, data_callable, mimetype, coordinates, file_name=None, **kw):
-        files[file_name] = data_callable
-        return add_deferred(self, data_callable, mimetype, coordinates, file_name, **kw)
+    def on_request(c, label, build, *, file_name, **kw):
+        files[file_name] = build
+        return offer(c, label, build, file_name=file_name, **kw)
 
     def eager(self, path_or_data, mimetype, coordinates, file_name=None, **kw):
         files[file_name] = path_or_data
         return add(self, path_or_data, mimetype, coordinates, file_name, **kw)
 
-    monkeypatch.setattr(MediaFileManager, "add_deferred", deferred)
     monkeypatch.setattr(MediaFileManager, "add", eager)
+    monkeypatch.setattr(exports, "offer", on_request)
     return files
+
+
+def _offered(at) -> list[str]:
+    """The labels of the export section's buttons that make a file on request, in page order."""
+    return [b.label for b in at.button if b.key and b.key.startswith("w_exp_")]
 
 
 def _data(files, name):
@@ -109,10 +115,11 @@ def test_compare_page_downloads(seeded_ws, captured):
     captured.clear()  # the first run's files: three electrodes, whose C-rates draw the electrode axis' charts too
     at.multiselect(key=state.CMP_SAMPLES).set_value([s.id for s in samples]).run()
     no_exception(at)
-    labels = [b.label for b in at.get("download_button")]
-    assert labels[:4] == ["Particle table (CSV)", "Particle table (Parquet)", "HTML report", "Recipe (JSON)"]
+    labels = _offered(at)
+    assert labels[:3] == ["Particle table (CSV)", "Particle table (Parquet)", "HTML report"]
+    assert [b.label for b in at.get("download_button")] == ["Recipe (JSON)"]  # made with the page: no button to make it
     n_charts = len(chart_specs(at))  # every chart the page shows is offered
-    assert n_charts >= 8 and labels[4:] == ["PNG", "SVG"] * n_charts
+    assert n_charts >= 8 and labels[3:] == ["PNG", "SVG"] * n_charts
     assert not any(b.proto.disabled for b in at.get("download_button"))
     names = [f"{s.name} (SYNTHETIC)" for s in samples]
     tables = {n: seeded_ws.load_table(seeded_ws.latest_analysis(s.id)) for n, s in zip(names, samples)}
@@ -154,6 +161,48 @@ def test_compare_page_downloads(seeded_ws, captured):
     assert "ECDF" in spec_svg
 
 
+def test_streamlit_deletes_a_file_its_deferred_download_made_at_the_second_clean_up():
+    """Why the export section makes its files on request (:func:`ui.exports.offer`) and gives them as bytes: the file
+    a ``download_button(data=callable)`` makes is referenced by no session, and the second orphan clean-up after it is
+    made deletes it (every script run of every session ends with one), so the browser's request can find it gone.
+    A file given as bytes stays while its session references it.  If Streamlit changes this, one click may do again."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    mgr = MediaFileManager(MemoryMediaFileStorage("/media"))
+    placeholder = mgr.add_deferred(lambda: b"made on click", "text/plain", "1.(0.1).0", file_name="a.txt")
+    url = mgr.execute_deferred(placeholder)
+    made = url.rsplit("/", 1)[-1].split(".")[0]
+    eager_url = mgr.add(b"given as bytes", "text/plain", "1.(0.2).0", file_name="b.txt",
+                        is_for_static_download=True)
+    eager = eager_url.rsplit("/", 1)[-1].split(".")[0]
+    mgr.remove_orphaned_files()  # another session's run ends
+    assert mgr.read_file(made) is not None
+    mgr.remove_orphaned_files()  # and another
+    assert mgr.read_file(made) is None and mgr.read_file(eager) is not None
+
+
+def test_a_file_is_made_on_click_and_forgotten_at_the_next_full_run(seeded_ws):
+    """The real click path (no `captured`): the button makes the file, a primary Save button with its size and bytes
+    takes its place; the page's next full run offers the button again."""
+    s = seeded_ws.list_samples()[0]
+    a = seeded_ws.latest_analysis(s.id)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    key = state.k(state.EXP_TABLE_PARQUET, "particles")
+    at.button(key=key).click().run()
+    no_exception(at)
+    assert _offered(at) == ["HTML report"]  # the Parquet button gave its place to the Save button
+    [save] = [b for b in at.get("download_button") if b.proto.label.startswith("Particle table (Parquet) · ")]
+    assert save.proto.type == "primary" and save.proto.label.endswith(" kB")
+    data = at.session_state[state.EXP_READY][key]
+    pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(data)), seeded_ws.load_table(a))
+    assert save.proto.label == f"Particle table (Parquet) · {len(data) / 1e3:.0f} kB"
+    at.run()  # a full run (a widget changed, a job ended): the file may differ now
+    assert _offered(at) == ["Particle table (Parquet)", "HTML report"]
+    assert at.session_state[state.EXP_READY] == {}
+
+
 def test_particles_page_downloads(seeded_ws, captured):
     s = seeded_ws.list_samples()[0]
     a = seeded_ws.latest_analysis(s.id)
@@ -161,9 +210,9 @@ def test_particles_page_downloads(seeded_ws, captured):
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)
-    labels = [b.label for b in at.get("download_button")]
     # the page's own CSV button, then the export section (no second CSV)
-    assert labels == ["Download the table (CSV)", "Particle table (Parquet)", "HTML report", "Recipe (JSON)"]
+    assert [b.label for b in at.get("download_button")] == ["Download the table (CSV)", "Recipe (JSON)"]
+    assert _offered(at) == ["Particle table (Parquet)", "HTML report"]
     stem = f"{s.name}-analysis{a.id}"
     pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(_data(captured, f"{stem}-particles.parquet"))),
                                   seeded_ws.load_table(a))
@@ -255,7 +304,7 @@ def test_a_classifier_analysis_offers_its_recipe_as_a_zip_with_the_training_pair
     at.session_state[state.SAMPLE_ID] = s.id
     at.run()
     no_exception(at)
-    assert [b.label for b in at.get("download_button")][-1] == "Recipe (ZIP)"
+    assert _offered(at)[-1] == "Recipe (ZIP)"
     with zipfile.ZipFile(io.BytesIO(_data(captured, f"{s.name}-analysis{a.id}-recipe.zip"))) as zf:
         names = zf.namelist()
         d = json.loads(zf.read(ARCHIVE_RECIPE))
