@@ -48,7 +48,8 @@ compare_view.slices_section(ctx)
 sections.isolation_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_of=ctx.analysis_of,
                            kept={n: t["label"].to_numpy() for n, t in ctx.tables.items()},
                            min_diameter_um=ctx.min_diameter_um)
-sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_of=ctx.analysis_of)
+sections.uncertainty_section(ws, list(ctx.names), name_of=ctx.names.get, analysis_of=ctx.analysis_of,
+                             edge_policy=edge_policy, min_diameter_um=ctx.min_diameter_um)
 
 # ---- downloads: tables, charts, report, recipe
 exports.compare_section(ctx, edge_policy=edge_policy, summary=summary, metric=metric, axis_trend=axis_trend)

@@ -272,7 +272,8 @@ def sweep_options(target: Target, options: SweepParams) -> SweepParams | None:
 
 
 def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: NameOf | None = None,
-                        options: SweepParams | None = None, analysis_of: AnalysisOf | None = None) -> None:
+                        options: SweepParams | None = None, analysis_of: AnalysisOf | None = None,
+                        edge_policy: str = "include", min_diameter_um: float = 0.0) -> None:
     """Median detachment per electrode with the error bar of the segmentation sweep.
 
     Parameters
@@ -284,6 +285,11 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
         Display name (default: the sample name).
     options : SweepParams, optional
         Steps and variants (default :class:`core.uncertainty.SweepParams`).
+    edge_policy : {"include", "exclude", "miles"}
+        The page's choice for particles cut by the volume edge, and
+    min_diameter_um : float
+        its smallest particle counted: the sweep's medians count every particle of each run, which is said where the
+        page counts fewer (QA: the medians here were read against the summary's).
     """
     options = options or SweepParams()
     found = _section_targets("Segmentation uncertainty", ws, chosen_ids, name_of, analysis_of)
@@ -349,6 +355,14 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
         "threshold step (grey)": spread["threshold_step"],
         "h step (µm)": spread["h_step_um"],
     })
+    unlike = ([f"leave out particles under {min_diameter_um:g} µm"] if min_diameter_um > 0 else []) + (
+        ["leave out the particles cut by the volume edge"] if edge_policy == "exclude" else
+        ["weight the particles cut by the volume edge (Miles–Lantuéjoul)"] if edge_policy == "miles" else [])
+    if unlike:
+        shown = shown.rename(columns={"n particles": "n particles (all)", "median detachment": "median (all)"})
+        st.caption("The sweep's medians count every particle of each run: unlike the summary above, they do not "
+                   f"{' or '.join(unlike)}, so its median and this baseline can differ; the bar says how far the "
+                   "segmentation choices move a median, not where the summary's lies.")
     unswept = shown["max |Δ| thresholds"].isna()  # phases read from the input: no thresholds were varied
     if unswept.all():
         shown = shown.drop(columns=["max |Δ| thresholds", "threshold step (grey)"])

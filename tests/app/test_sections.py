@@ -20,6 +20,8 @@ VARIANTS = ("low+", "h-")  # two variants keep the sweep short
 
 
 def script():
+    import streamlit as st
+
     from core.uncertainty import SweepParams
     from ui import cache, sections
 
@@ -27,11 +29,16 @@ def script():
     ids = [s.id for s in ws.list_samples()]
     sections.isolation_section(ws, ids, name_of=lambda i: f"electrode {i}")
     sections.uncertainty_section(ws, ids, name_of=lambda i: f"electrode {i}",
-                                 options=SweepParams(variants=("low+", "h-")))
+                                 options=SweepParams(variants=("low+", "h-")),
+                                 edge_policy=st.session_state.get("edge", "include"),
+                                 min_diameter_um=st.session_state.get("min_d", 0.0))
 
 
-def run_app():
-    return AppTest.from_function(script, default_timeout=TIMEOUT).run()
+def run_app(**page):
+    at = AppTest.from_function(script, default_timeout=TIMEOUT)
+    for k, v in page.items():
+        at.session_state[k] = v
+    return at.run()
 
 
 def test_isolation_section_matches_core(seeded_ws):
@@ -97,6 +104,17 @@ def test_sweep_runs_on_click_and_is_kept(seeded_ws):
     runs = chart_data(again, 2)
     variants = next(d for d in runs.values() if "variant" in d.columns)
     assert sorted(set(variants["variant"])) == sorted(VARIANTS)
+    assert not any("every particle" in c.value for c in again.caption)
+    # the page leaves out edge particles and fines: the sweep's medians (of every particle) are said to differ
+    for edge, min_d, said in (("exclude", 0.0, "leave out the particles cut by the volume edge"),
+                              ("include", 2.0, "leave out particles under 2 µm"),
+                              ("miles", 1.5, "leave out particles under 1.5 µm or weight the particles cut by the "
+                                             "volume edge (Miles–Lantuéjoul)")):
+        other = run_app(edge=edge, min_d=min_d)
+        no_exception(other)
+        [note] = [c.value for c in other.caption if "every particle" in c.value]
+        assert f"they do not {said}, so" in note, note
+        assert {"n particles (all)", "median (all)"} <= set(other.dataframe[1].value.columns)
 
 
 
