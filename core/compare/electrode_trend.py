@@ -53,7 +53,7 @@ from scipy import stats
 from ._common import (
     EdgePolicy, Rng, _check_confidence, _check_metric, _check_n_boot, _check_policy, _check_tables, _finite_values,
 )
-from .statistics import _boot_medians, _percentile_ci, wilson_ci
+from .statistics import _boot_medians, _percentile_ci, base_seed, sample_rng, wilson_ci
 
 XScale = Literal["linear", "log", "rank"]
 Alternative = Literal["two-sided", "increasing", "decreasing"]
@@ -354,11 +354,12 @@ def electrode_trend(
     names, raw = [names[i] for i in order], raw[order]
     x = {"linear": raw, "log": np.log10(raw) if x_scale == "log" else raw,
          "rank": stats.rankdata(raw)}[x_scale].astype(float)
-    rng = np.random.default_rng(rng)
+    base = base_seed(rng)
+    rng = np.random.default_rng(base)  # the permutation test's
     rows, med_v, share_v = [], [], []
     for name, val, xi in zip(names, raw, x):
         v = _finite_values(tables[name], name, metric, edge_policy, 2)
-        boot = _boot_medians(v, n_boot, rng)
+        boot = _boot_medians(v, n_boot, sample_rng(base, v))  # the summary's resamples of this electrode
         lo, hi = _percentile_ci(boot, confidence)
         se = float(np.std(boot, ddof=1)) if n_boot > 1 else 0.0
         k = int((v > cut).sum())

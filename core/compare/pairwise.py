@@ -13,7 +13,7 @@ from scipy import stats
 from ._common import (
     EdgePolicy, Rng, _check_confidence, _check_metric, _check_n_boot, _check_policy, _check_tables, _finite_values,
 )
-from .statistics import _boot_medians, _percentile_ci, effect_size_label, holm
+from .statistics import _boot_medians, _percentile_ci, base_seed, effect_size_label, holm, sample_rng
 
 
 def _fmt_p(p: float) -> str:
@@ -86,10 +86,12 @@ def pairwise_tests(
         Numeric column to compare.
     edge_policy : {"exclude", "include", "miles"}
     rng : numpy Generator or int seed
-        For the bootstrap: ``n_boot`` medians are drawn per electrode, in
-        input order, and each pair's interval uses the differences of its two
-        electrodes' sets (for two electrodes this is exactly
-        :func:`bootstrap_median_diff_ci` with the same seed).
+        For the bootstrap: ``n_boot`` medians are drawn per electrode, each
+        from its own stream (:func:`~core.compare.statistics.sample_rng`:
+        the seed and its values), and each pair's interval uses the
+        differences of its two electrodes' sets: exactly
+        :func:`bootstrap_median_diff_ci` with the same seed, whatever other
+        electrodes are compared.
     n_boot : int
         Bootstrap resamples per pair.
     alpha : float
@@ -110,10 +112,11 @@ def pairwise_tests(
     confidence = _check_confidence(confidence)
     if not 0 < float(alpha) < 1:
         raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
-    rng = np.random.default_rng(rng)
+    base = base_seed(rng)
     values = {name: _finite_values(t, name, metric, edge_policy, 2) for name, t in tables.items()}
-    # one set of bootstrap medians per electrode (drawn in input order), shared by its pairs
-    boot = {name: _boot_medians(v, n_boot, rng) for name, v in values.items()}
+    # one set of bootstrap medians per electrode, shared by its pairs, from its own stream (the summary's
+    # resamples of it): a pair's interval does not depend on the other electrodes compared
+    boot = {name: _boot_medians(v, n_boot, sample_rng(base, v)) for name, v in values.items()}
     rows = []
     for a, b in combinations(values, 2):
         xa, xb = values[a], values[b]

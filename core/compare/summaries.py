@@ -12,7 +12,7 @@ from ._common import (
     EdgePolicy, Rng, _check_confidence, _check_metric, _check_n_boot, _check_policy, _check_tables, _finite_values,
     _selected,
 )
-from .statistics import bootstrap_median_ci, wilson_ci
+from .statistics import base_seed, bootstrap_median_ci, wilson_ci
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,14 @@ def summary(
     confidence = _check_confidence(confidence)
     if not np.isfinite(float(cut)):
         raise ValueError(f"cut must be a finite number, got {cut!r}")
-    rng = np.random.default_rng(rng)
+    base = base_seed(rng)
     rows = []
     for name, t in tables.items():
         v = _finite_values(t, name, metric, edge_policy, 2)
         sel = _selected(t, name, edge_policy)
         q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75])
-        lo, hi = bootstrap_median_ci(v, n_boot=n_boot, rng=rng, confidence=confidence)
+        # each electrode's own stream: its interval does not depend on the others compared
+        lo, hi = bootstrap_median_ci(v, n_boot=n_boot, rng=base, confidence=confidence)
         k = int((v > cut).sum())
         slo, shi = wilson_ci(k, v.size, confidence=confidence)
         diam = t["equiv_diameter_um"].to_numpy(float)[sel] if "equiv_diameter_um" in t.columns else np.empty(0)

@@ -12,7 +12,7 @@ from ._common import (
     BINNINGS, Binning, EdgePolicy, Rng, _check_confidence, _check_metric, _check_n_boot, _check_policy,
     _check_tables, _policy_words, _selected,
 )
-from .statistics import bootstrap_median_ci
+from .statistics import base_seed, bootstrap_median_ci
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def trend(
     confidence = _check_confidence(confidence)
     if isinstance(low_n, bool) or not isinstance(low_n, (int, np.integer)) or low_n < 0:
         raise ValueError(f"low_n must be an integer >= 0, got {low_n!r}")
-    rng = np.random.default_rng(rng)
+    base = base_seed(rng)
     pairs = {}
     for name, t in tables.items():
         sel = _selected(t, name, edge_policy)
@@ -147,7 +147,7 @@ def trend(
             yk, xk = yv[m], xv[m]
             n = int(yk.size)
             q1, med, q3 = np.quantile(yk, [0.25, 0.5, 0.75]) if n else (np.nan,) * 3
-            lo, hi = bootstrap_median_ci(yk, n_boot=n_boot, rng=rng, confidence=confidence) if n >= 2 \
+            lo, hi = bootstrap_median_ci(yk, n_boot=n_boot, rng=base, confidence=confidence) if n >= 2 \
                 else (np.nan, np.nan)
             rows.append({
                 "electrode": name, "bin": int(k), "x_lo": float(edges[k]), "x_hi": float(edges[k + 1]),

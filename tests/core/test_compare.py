@@ -108,10 +108,38 @@ def test_bootstrap_ci_of_median_difference_covers_a_planted_shift_and_is_seeded(
     # the one in the pairwise table is reproducible from the seed
     tabs = {"a": table(a), "b": table(b)}
     t1 = C.pairwise_tests(tabs, rng=3, n_boot=300).table
-    t2 = C.pairwise_tests(tabs, rng=np.random.default_rng(3), n_boot=300).table
+    t2 = C.pairwise_tests(tabs, rng=3, n_boot=300).table
     pd.testing.assert_frame_equal(t1, t2)
     assert t1["diff_ci_lo"].iloc[0] < 0.4 < t1["diff_ci_hi"].iloc[0]
     assert (t1["diff_ci_lo"].iloc[0], t1["diff_ci_hi"].iloc[0]) == C.bootstrap_median_diff_ci(a, b, n_boot=300, rng=3)
+    # ... and a pair's interval is the same whatever other electrodes are compared, in whatever order
+    c = rng.normal(0.4, 0.1, 300)
+    t3 = C.pairwise_tests({"c": table(c), "a": table(a), "b": table(b)}, rng=3, n_boot=300).table.set_index(
+        ["electrode_a", "electrode_b"])
+    assert tuple(t3.loc[("a", "b"), ["diff_ci_lo", "diff_ci_hi"]]) == (t1["diff_ci_lo"].iloc[0],
+                                                                       t1["diff_ci_hi"].iloc[0])
+
+
+def test_an_electrode_s_intervals_do_not_depend_on_the_others_compared():
+    """QA walk 13: one generator drawn from in turn gave two electrodes with identical particle tables the median
+    intervals 0.340–0.396 and 0.340–0.400, and each changed when a third electrode was added."""
+    rng = np.random.default_rng(5)
+    a = table(rng.uniform(0, 1, 97))
+    others = {"x": table(rng.uniform(0, 1, 300)), "y": table(rng.uniform(0, 1, 50))}
+    cols = ["median_ci_lo", "median_ci_hi"]
+    alone = C.summary({"a": a}, edge_policy="include", rng=0).table.set_index("electrode").loc["a", cols]
+    for tabs in ({"a": a, "b": a.copy()}, {"x": others["x"], "a": a}, {"y": others["y"], "x": others["x"], "a": a}):
+        got = C.summary(tabs, edge_policy="include", rng=0).table.set_index("electrode")
+        assert tuple(got.loc["a", cols]) == tuple(alone), tabs.keys()
+        if "b" in tabs:  # the same particles, the same interval
+            assert tuple(got.loc["b", cols]) == tuple(alone)
+    assert tuple(alone) == C.bootstrap_median_ci(a["detachment"], rng=0)  # the summary's is the function's
+    # the binned trends: an electrode's bins keep their intervals when another electrode joins (same bin edges)
+    t1 = C.trend({"a": a}, "equiv_diameter_um", edge_policy="include", bins=[0, 3, 4.5, 7], rng=0).table
+    t2 = C.trend({"x": others["x"], "a": a}, "equiv_diameter_um", edge_policy="include", bins=[0, 3, 4.5, 7],
+                 rng=0).table
+    pd.testing.assert_frame_equal(t1.reset_index(drop=True),
+                                  t2[t2["electrode"] == "a"].reset_index(drop=True))
 
 
 def test_bootstrap_median_ci_contains_sample_median_and_narrows_with_n():
