@@ -44,6 +44,9 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
         return msg
     st.session_state[state.PENDING_SAMPLE] = s.id
     st.session_state[state.ADD_OPEN] = False  # the form closes on the sample added
+    # and, opened again, proposes a free name (QA walk 13: the name just added was kept and said in red to be taken)
+    for key in [k for k in st.session_state if str(k).startswith(state.k(state.META_NAME, "add", ""))]:
+        del st.session_state[key]
     if s.is_demo:  # analysed with the defaults at once, as the first start's demos are (it waited for a new session)
         from core.pipeline import AnalysisParams
 

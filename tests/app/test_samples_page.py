@@ -1179,6 +1179,10 @@ def test_the_add_form_stays_open_when_a_sample_appears_meanwhile(empty_ws, env):
     at.button(key=state.k(state.ADD_SUBMIT, "demo")).click().run()
     no_exception(at)
     assert len(empty_ws.list_samples()) == 2 and not add_form_open(at)
+    # the form, opened again, proposes a free name rather than say in red that the one just added is taken (QA walk
+    # 13: "A sample named 'pristine-224' exists already" right after it was added)
+    assert not at.error
+    assert at.text_input(key=state.k(state.META_NAME, "add", "demo", "pristine")).value == "pristine (2)"
     # a new session on a workspace with samples: closed
     assert not add_form_open(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run())
 
