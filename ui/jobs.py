@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Sequence
 
 import streamlit as st
 
@@ -317,10 +318,25 @@ def _exists(ws: Workspace, analysis_id: int) -> bool:
     return True
 
 
-@st.fragment(run_every=REFRESH_S)
 def panel(ws: Workspace) -> None:
     """The jobs panel (sidebar of every page): running and queued jobs with progress and Cancel, the last few
-    finished ones with Re-run where they did not complete, and *Analyse all*."""
+    finished ones with Re-run where they did not complete, *Analyse all*, and the jobs of other sessions done since
+    the page was drawn, with a button that draws it again (their results are not on it yet).
+
+    Call it on every full run of a page (the panel itself refreshes every :data:`REFRESH_S` seconds)."""
+    st.session_state[state.JOBS_DRAWN_AT] = time.time()
+    _panel(ws)
+
+
+def others_done_since(jobs: Sequence[Job], drawn_at: float | None, mine: set[int]) -> list[Job]:
+    """The jobs of ``jobs`` done after ``drawn_at`` that this session did not start (its own rerun the page)."""
+    if drawn_at is None:
+        return []
+    return [j for j in jobs if j.state == "done" and j.id not in mine and (j.finished_at or 0) > drawn_at]
+
+
+@st.fragment(run_every=REFRESH_S)
+def _panel(ws: Workspace) -> None:
     js = store(ws)
     js.reconcile()
     jobs = js.list(limit=RECENT + 20)
@@ -362,6 +378,15 @@ def panel(ws: Workspace) -> None:
             c2.button("Re-run", key=state.k(state.JOBS_RERUN, j.id), on_click=_rerun, args=(ws, j.id))
         else:
             st.caption(text)
+    # QA walk 13: another session's sweeps finished and this page (and the report it made) went on without them
+    news = others_done_since(jobs, st.session_state.get(state.JOBS_DRAWN_AT),
+                             set(st.session_state.get(state.JOBS_MINE) or ()))
+    if news:
+        st.info("Done since this page was drawn, not on it yet: "
+                + ", ".join(f"#{j.id} {j.title}" for j in sorted(news, key=lambda j: j.id))
+                + ".")
+        if st.button("Update the page", key=state.JOBS_UPDATE, icon=":material/refresh:"):
+            st.rerun(scope="app")
     todo = [s for s in ws.list_samples() if ws.latest_analysis(s.id) is None
             and not any(j.sample_id == s.id for j in active)]
     st.button(f"Analyse all ({len(todo)} not analysed)", key=state.JOBS_ANALYSE_ALL, disabled=not todo,

@@ -213,3 +213,5 @@ JOBS_MINE = "jobs_mine"                # ids of the jobs this session started an
 JOBS_CANCEL = "w_jobs_cancel"          # + job id
 JOBS_RERUN = "w_jobs_rerun"            # + job id
 JOBS_ANALYSE_ALL = "w_jobs_analyse_all"
+JOBS_DRAWN_AT = "jobs_drawn_at"        # time.time() of the page's last full run (jobs done since: not on it yet)
+JOBS_UPDATE = "w_jobs_update"          # "Update the page" after others' jobs finished

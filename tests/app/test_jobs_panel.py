@@ -202,3 +202,52 @@ def test_a_done_job_whose_analysis_was_deleted_says_so(seeded_ws):
     at.run()
     [line] = [c.value for c in at.sidebar.caption if f"#{j.id}**" in c.value]
     assert line.endswith(f"analysis {aid}: {js.get(j.id).result['n_particles']} particles · analysis deleted since")
+
+
+def fragment_script():
+    """The panel as its own 2-s refresh runs it: without the page's full run (which records when it was drawn)."""
+    import streamlit as st
+
+    from ui import cache, jobs
+
+    with st.sidebar:
+        jobs._panel(cache.workspace())
+
+
+def test_jobs_of_other_sessions_done_since_the_page_was_drawn_are_said_with_a_way_to_update_it(seeded_ws):
+    """QA walk 13: session B's sweeps finished while session A's Compare page stayed as drawn (still "Run the sweep"),
+    and A's report, made after they were done, had no sweep section: nothing said the page was behind."""
+    import time
+
+    from core.pipeline import AnalysisParams
+    from ui import jobs, state
+
+    s = seeded_ws.list_samples()[0]
+    js = jobs.store(seeded_ws)
+
+    def done_job(owner):
+        j = js.create("analysis", {"sample_id": s.id, "params": AnalysisParams().to_dict()},
+                      title=f"Analysis: {s.name} by {owner}", owner=owner)
+        js.start(j.id, pid=1, host="h")
+        js.finish(j.id, {"analysis_id": seeded_ws.latest_analysis(s.id).id, "n_particles": 3}, "done: 3 particles")
+        return js.get(j.id)
+
+    before = done_job("early")
+    drawn = time.time()
+    time.sleep(0.01)
+    other, mine = done_job("session b"), done_job("session a")
+    # this session's own jobs are not said: their end reruns the whole page (the panel's "ended")
+    assert jobs.others_done_since([before, other, mine], drawn, {mine.id}) == [other]
+    assert jobs.others_done_since([other], None, set()) == []  # no page drawn yet: nothing is behind
+    at = AppTest.from_function(fragment_script, default_timeout=TIMEOUT)
+    at.session_state[state.JOBS_DRAWN_AT] = drawn
+    at.run()
+    no_exception(at)
+    [said] = [i.value for i in at.sidebar.info if i.value.startswith("Done since this page was drawn")]
+    assert said.endswith(f": #{other.id} Analysis: {s.name} by session b, #{mine.id} Analysis: {s.name} by session a.")
+    assert f"#{before.id} " not in said
+    assert at.sidebar.button(key=state.JOBS_UPDATE).label == "Update the page"
+    # the page's full run (the panel as app.py calls it) records when it was drawn: nothing is behind it
+    full = AppTest.from_function(panel_script, default_timeout=TIMEOUT).run()
+    no_exception(full)
+    assert not [i for i in full.sidebar.info if i.value.startswith("Done since this page was drawn")]
