@@ -471,20 +471,21 @@ class Opened:
     info: dict = field(default_factory=dict)
 
 
-def _demo_greyscale(inp: DemoInput, cache_dir: Path | None) -> tuple[np.ndarray, tuple[float, float, float]]:
+def _demo_greyscale(inp: DemoInput, cache_dir: Path | None,
+                    progress=None) -> tuple[np.ndarray, tuple[float, float, float]]:
     from .synth import DEMO_ELECTRODES, demo_electrode
 
     if inp.name not in DEMO_ELECTRODES:
         raise InputError(f"unknown demo electrode {inp.name!r}; choose one of {list(DEMO_ELECTRODES)}")
     spacing = tuple(float(s) for s in DEMO_ELECTRODES[inp.name].spacing)
     if cache_dir is None:
-        return demo_electrode(inp.name, rng=int(inp.seed), shape=inp.shape).greyscale, spacing
+        return demo_electrode(inp.name, rng=int(inp.seed), shape=inp.shape, progress=progress).greyscale, spacing
     from ._atomic import write_npy
 
     shp = tuple(int(n) for n in (inp.shape or DEMO_ELECTRODES[inp.name].shape))
     path = Path(cache_dir) / f"demo-{inp.name}-{'x'.join(map(str, shp))}-seed{int(inp.seed)}.npy"
     if not path.exists():
-        write_npy(path, demo_electrode(inp.name, rng=int(inp.seed), shape=shp).greyscale)
+        write_npy(path, demo_electrode(inp.name, rng=int(inp.seed), shape=shp, progress=progress).greyscale)
     return np.load(path, mmap_mode="r"), spacing
 
 
@@ -501,7 +502,8 @@ def read_info(spec: FileInput, metadata: Mapping) -> dict[str, Any]:
     return info
 
 
-def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | None = None) -> Opened:
+def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | None = None,
+               progress=None) -> Opened:
     """Read an input: the demo generator or a file, its phase map, then the downsampling.
 
     Parameters
@@ -512,6 +514,8 @@ def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | 
     cache_dir : path, optional
         Keep a generated demo greyscale there as a memory-mappable ``.npy``
         and reuse it (the workspace's ``cache/``).
+    progress : callable(fraction, message), optional
+        Told the steps of generating a demo electrode (:func:`core.synth.make_electrode`).
 
     Returns
     -------
@@ -526,7 +530,7 @@ def open_input(spec: InputSpec, *, spacing=None, cache_dir: str | os.PathLike | 
     from ._validate import normalize_spacing
 
     if isinstance(spec, DemoInput):
-        data, found = _demo_greyscale(spec, Path(cache_dir) if cache_dir is not None else None)
+        data, found = _demo_greyscale(spec, Path(cache_dir) if cache_dir is not None else None, progress)
         sp = normalize_spacing(spacing) if spacing is not None else found
         info: dict[str, Any] = {"source": input_source(spec), "format": "demo", "spacing_from_metadata": False}
     elif isinstance(spec, FileInput):

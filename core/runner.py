@@ -78,8 +78,9 @@ def run_analysis(
     from .pipeline import AnalysisParams, run
 
     s = sample if isinstance(sample, Sample) else ws.get_sample(sample)
-    if volume is None:
-        volume = open_input(s.input, cache_dir=ws.cache_dir()).volume
+    if volume is None:  # (a demo's generation says its steps: QA walk 13 read "reading the volume" for 2.5 min)
+        volume = open_input(s.input, cache_dir=ws.cache_dir(),
+                            progress=(lambda f, m: progress(0.0, m)) if progress is not None else None).volume
     if presegmented is None:
         presegmented = s.input.presegmented
     params = params or AnalysisParams()

@@ -29,6 +29,7 @@ definitions as an analysis.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import edt as edt_pkg
@@ -416,6 +417,7 @@ def make_electrode(
     *,
     rng: np.random.Generator | int | None = None,
     name: str = "synthetic",
+    progress: Callable[[float, str], None] | None = None,
 ) -> SyntheticElectrode:
     """Generate a synthetic electrode with its ground truth.
 
@@ -429,6 +431,9 @@ def make_electrode(
         Source of randomness; an int seeds ``np.random.default_rng``.
     name : str
         Name carried into the result.
+    progress : callable(fraction, message), optional
+        Told each step (placing the particles, drawing them, the CBD, the detachment gaps, the image, the true
+        table); a 320³ electrode takes about 40 s on 2 cores, and a job is cancelled at its next report.
 
     Returns
     -------
@@ -436,6 +441,10 @@ def make_electrode(
         ``greyscale`` (Z, Y, X) uint16, ``phases`` (Z, Y, X) uint8,
         ``labels`` (Z, Y, X) int32 and the true per-particle ``table``.
     """
+    def step(fraction: float, what: str) -> None:
+        if progress is not None:
+            progress(fraction, f"generating the synthetic electrode: {what}")
+
     params = params or ElectrodeParams()
     imaging = imaging or ImagingParams()
     seed = rng if isinstance(rng, (int, np.integer)) else None
@@ -443,7 +452,9 @@ def make_electrode(
     shape, sp = _validate_params(params)
     size_um = np.asarray(shape) * np.asarray(sp)
 
+    step(0.0, "placing the particles")
     centres, radii = _place_particles(params, size_um, rng)
+    step(0.2, f"drawing {len(radii)} particles")
     labels, cracks = _rasterise(params, shape, sp, centres, radii, rng)
     labels[cracks] = 0
     # relabel 1..n in order of appearance (particles clipped away vanish)
@@ -453,14 +464,19 @@ def make_electrode(
     remap[present] = np.arange(1, len(present) + 1, dtype=np.int32)
     labels = remap[labels]
     nmc = labels > 0
+    step(0.3, "the carbon-binder domain")
     cbd = _make_cbd(params, sp, nmc, cracks, rng)
+    step(0.5, "the detachment gaps")
     cbd, share = _detach(params, shape, sp, labels, nmc, cbd, centres, rng)
     phases = np.full(shape, PORE, np.uint8)
     phases[cbd] = CBD
     phases[nmc] = NMC
+    step(0.85, "the greyscale image (blur and noise)")
     grey = _image(phases, sp, imaging, rng)
+    step(0.95, "its true particle table")
     table = particle_table(labels, phases, sp, axis=0, separator_side="start")
     table["target_detached_share"] = share[table["label"].to_numpy()]
+    step(1.0, "done")
     return SyntheticElectrode(
         name=name, greyscale=grey, phases=phases, labels=labels, spacing=sp, table=table,
         electrode=params, imaging=imaging, seed=seed, extra={"cracks": cracks},
@@ -492,17 +508,19 @@ def check_demo_shape(shape, what: str = "demo shape") -> tuple[int, int, int]:
     return dims  # type: ignore[return-value]
 
 
-def demo_electrode(name: str, *, rng=0, shape: tuple[int, int, int] | None = None) -> SyntheticElectrode:
+def demo_electrode(name: str, *, rng=0, shape: tuple[int, int, int] | None = None,
+                   progress: Callable[[float, str], None] | None = None) -> SyntheticElectrode:
     """One of the built-in demo electrodes (see :data:`DEMO_ELECTRODES`).
 
-    ``shape`` must respect :func:`check_demo_shape` (each side 8..1024, at most 512³ voxels).
+    ``shape`` must respect :func:`check_demo_shape` (each side 8..1024, at most 512³ voxels); ``progress`` is
+    :func:`make_electrode`'s.
     """
     if name not in DEMO_ELECTRODES:
         raise ValueError(f"unknown demo electrode {name!r}; choose one of {list(DEMO_ELECTRODES)}")
     params = DEMO_ELECTRODES[name]
     if shape is not None:
         params = replace(params, shape=check_demo_shape(shape))
-    return make_electrode(params, rng=rng, name=name)
+    return make_electrode(params, rng=rng, name=name, progress=progress)
 
 
 
