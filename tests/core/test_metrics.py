@@ -650,6 +650,11 @@ def test_tiny_particles_have_no_sphericity():
     assert np.isnan(t.loc[1, "sphericity"])
     assert 0.5 < t.loc[2, "sphericity"] <= 1.0
     assert metrics.MIN_VOXELS_FOR_SHAPE == 27
+    # the README's column table says so, with the same number (QA walk 13: only this module's docstring did)
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"empty for a particle of fewer than {metrics.MIN_VOXELS_FOR_SHAPE} voxels" in readme
 
 
 def test_cube_root_is_correctly_rounded_so_tables_replay_on_any_cpu():
