@@ -223,6 +223,14 @@ def _facet(chart: alt.Chart, order: list[str], columns: int) -> alt.FacetChart:
 
 VIOLIN_LEGEND_COLUMNS = 3  # the violins' legend under its panels, in up to this many columns
 VIOLIN_WIDTH = 150  # px, a violin's panel
+VIOLIN_ROW_MAX = 4  # violins side by side at most (about 740 px with the axis), more wrap to rows of even length
+
+
+def violin_columns(n: int) -> int:
+    """Violins per row for ``n`` electrodes: up to :data:`VIOLIN_ROW_MAX`, the rows as even as they can be (6: 3 + 3,
+    5: 3 + 2; QA walk 12: six in one row ran past the page's column)."""
+    rows = max(1, -(-int(n) // VIOLIN_ROW_MAX))
+    return max(1, -(-int(n) // rows))
 
 
 def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet: bool = False,
@@ -301,8 +309,9 @@ def distribution(dist: compare.Distributions, kind: str = "histogram", *, facet:
         # a panel's name is cut at its panel's width (the legend under them names it whole): a long one ran over its
         # neighbours' (QA walk 12)
         return (area + box + med).properties(width=VIOLIN_WIDTH, height=280).facet(
-            column=alt.Column("electrode:N", sort=order, title=None,
-                              header=alt.Header(labelOrient="bottom", labelLimit=VIOLIN_WIDTH)))
+            facet=alt.Facet("electrode:N", sort=order, title=None,
+                            header=alt.Header(labelOrient="bottom", labelLimit=VIOLIN_WIDTH)),
+            columns=violin_columns(len(order)))
     if facet:
         return _facet(chart, order, columns)
     return chart.properties(height=fit_height(300, y_title))

@@ -279,3 +279,16 @@ def test_a_long_electrode_name_is_whole_in_the_legend(tables, kind):
     # (the box's slanted axis labels stop at LABEL_LIMIT, a violin's panel name at its panel's width (walk 12: it ran
     # over its neighbours'): the legend names it whole)
     assert not cut or (kind in ("box", "violin") and all(long.startswith(t[:-1]) for t in cut)), cut
+
+
+def test_many_violins_wrap_to_rows_that_fit_the_page(tables):
+    """QA walk 12: six violins in one row ran past the page's column: up to four a row, the rows as even as can be."""
+    assert [charts.violin_columns(n) for n in range(1, 10)] == [1, 2, 3, 4, 3, 3, 4, 4, 3]
+    six = {f"{n} #{i}": t for i in (1, 2) for n, t in list(tables.items())[:3]}
+    spec = charts.distribution(compare.distributions(six, "detachment", edge_policy="include"), "violin").to_dict()
+    assert spec["columns"] == 3
+    dash = dict(spec, config=charts._merged(STREAMLIT_CONFIG, spec.get("config", {})))
+    width = vlc.vegalite_to_scenegraph(dash)["width"]
+    assert width <= 4 * (charts.VIOLIN_WIDTH + 40) + 80, width  # a 1280-px screen's column holds about 850 px
+    drawn = _svg_texts(vlc.vegalite_to_svg(dash))
+    assert all(n in drawn for n in six)  # each panel named (and the legend whole)
