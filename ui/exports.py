@@ -368,7 +368,13 @@ def offer(c, label: str, build, *, file_name: str, mime: str, key: str, icon: st
                                                                   "this one's place."):
             return
         with c, st.spinner(f"Making {file_name}…"):
-            ready[key] = bytes(build())
+            try:
+                ready[key] = bytes(build())
+            except Exception as exc:  # noqa: BLE001 (the page stays; the file is said not made, and why)
+                from .messages import one_sentence
+
+                slot.error(f"{file_name} could not be made: {one_sentence(exc)}")
+                return
     data = ready[key]
     slot.download_button(f"{label} · {file_size_text(len(data))}", data, file_name=file_name, mime=mime,
                          key=f"{key}_save", on_click="ignore", type="primary", icon=":material/download:",

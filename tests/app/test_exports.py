@@ -203,6 +203,23 @@ def test_a_file_is_made_on_click_and_forgotten_at_the_next_full_run(seeded_ws):
     assert at.session_state[state.EXP_READY] == {}
 
 
+def test_a_file_that_cannot_be_made_is_said_and_the_page_stays(seeded_ws, monkeypatch):
+    s = seeded_ws.list_samples()[0]
+    a = seeded_ws.latest_analysis(s.id)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(exports, "report_html", broken)
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.button(key=state.k(state.EXP_REPORT, "particles")).click().run()
+    no_exception(at)
+    assert f"{s.name}-analysis{a.id}-report.html could not be made: disk full." in [e.value for e in at.error]
+    assert state.k(state.EXP_REPORT, "particles") not in at.session_state[state.EXP_READY]
+
+
 def test_particles_page_downloads(seeded_ws, captured):
     s = seeded_ws.list_samples()[0]
     a = seeded_ws.latest_analysis(s.id)
