@@ -382,9 +382,10 @@ def _panel(ws: Workspace) -> None:
     news = others_done_since(jobs, st.session_state.get(state.JOBS_DRAWN_AT),
                              set(st.session_state.get(state.JOBS_MINE) or ()))
     if news:
-        st.info("Done since this page was drawn, not on it yet: "
+        # (QA walk 14: "not on it yet" read as a promise that updating adds a new sample to Compare's selection)
+        st.info("Done since this page was drawn: "
                 + ", ".join(f"#{j.id} {j.title}" for j in sorted(news, key=lambda j: j.id))
-                + ".")
+                + ". Update the page to show what they changed (a new sample is added to a comparison by hand).")
         if st.button("Update the page", key=state.JOBS_UPDATE, icon=":material/refresh:"):
             st.rerun(scope="app")
     todo = [s for s in ws.list_samples() if ws.latest_analysis(s.id) is None

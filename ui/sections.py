@@ -355,14 +355,14 @@ def uncertainty_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Na
         "threshold step (grey)": spread["threshold_step"],
         "h step (µm)": spread["h_step_um"],
     })
-    unlike = ([f"leave out particles under {min_diameter_um:g} µm"] if min_diameter_um > 0 else []) + (
-        ["leave out the particles cut by the volume edge"] if edge_policy == "exclude" else
-        ["weight the particles cut by the volume edge (Miles–Lantuéjoul)"] if edge_policy == "miles" else [])
+    # (Miles–Lantuéjoul leaves out the same particles as "leave out": the summary counts particles; QA walk 14)
+    unlike = ([f"particles under {min_diameter_um:g} µm"] if min_diameter_um > 0 else []) + (
+        ["the particles cut by the volume edge"] if edge_policy in ("exclude", "miles") else [])
     if unlike:
         shown = shown.rename(columns={"n particles": "n particles (all)", "median detachment": "median (all)"})
         st.caption("The sweep's medians count every particle of each run: unlike the summary above, they do not "
-                   f"{' or '.join(unlike)}, so its median and this baseline can differ; the bar says how far the "
-                   "segmentation choices move a median, not where the summary's lies.")
+                   f"leave out {' or '.join(unlike)}, so its median and this baseline can differ; the bar says how "
+                   "far the segmentation choices move a median, not where the summary's lies.")
     unswept = shown["max |Δ| thresholds"].isna()  # phases read from the input: no thresholds were varied
     if unswept.all():
         shown = shown.drop(columns=["max |Δ| thresholds", "threshold step (grey)"])

@@ -13,7 +13,7 @@ from scipy import stats
 from ._common import (
     EdgePolicy, Rng, _check_confidence, _check_metric, _check_n_boot, _check_policy, _check_tables, _finite_values,
 )
-from .statistics import _boot_medians, _percentile_ci, base_seed, effect_size_label, holm, sample_rng
+from .statistics import _boot_medians, _percentile_ci, base_seed, copy_numbers, effect_size_label, holm, sample_rng
 
 
 def _fmt_p(p: float) -> str:
@@ -115,8 +115,10 @@ def pairwise_tests(
     base = base_seed(rng)
     values = {name: _finite_values(t, name, metric, edge_policy, 2) for name, t in tables.items()}
     # one set of bootstrap medians per electrode, shared by its pairs, from its own stream (the summary's
-    # resamples of it): a pair's interval does not depend on the other electrodes compared
-    boot = {name: _boot_medians(v, n_boot, sample_rng(base, v)) for name, v in values.items()}
+    # resamples of it): a pair's interval does not depend on the other electrodes compared; a second electrode with
+    # the same values gets a stream of its own (one stream for both read their difference as exactly 0)
+    copies = dict(zip(values, copy_numbers(values.values())))
+    boot = {name: _boot_medians(v, n_boot, sample_rng(base, v, copies[name])) for name, v in values.items()}
     rows = []
     for a, b in combinations(values, 2):
         xa, xb = values[a], values[b]

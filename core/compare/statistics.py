@@ -113,15 +113,36 @@ def base_seed(rng: Rng) -> int:
     return int(np.random.default_rng(rng).integers(2**63))
 
 
-def sample_rng(base: int, values: np.ndarray) -> np.random.Generator:
+def _data_key(values: np.ndarray) -> tuple[int, int]:
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    return zlib.crc32(v.tobytes()), int(v.size)
+
+
+def sample_rng(base: int, values: np.ndarray, copy: int = 0) -> np.random.Generator:
     """A generator set by ``base`` and the sample's own values (float64 bytes, in order).
 
     Each electrode (or bin) resamples from its own stream, so its bootstrap interval depends on its particles and the
     seed only: not on which other electrodes are compared, nor on their order (QA walk 13: one generator shared in
     turn gave two electrodes with identical tables the intervals 0.340–0.396 and 0.340–0.400).
+
+    ``copy`` > 0 gives another stream for the same values: for the second (third...) of samples with identical values
+    resampled side by side for a difference, which one stream for both would read as exactly 0 (QA walk 14: two
+    copies of one scan showed a median difference of 0 with the interval 0 to 0).
     """
-    key = zlib.crc32(np.ascontiguousarray(values, dtype=np.float64).tobytes())
-    return np.random.default_rng(np.random.SeedSequence([int(base), key, int(np.asarray(values).size)]))
+    key = list(_data_key(values)) + ([int(copy)] if copy else [])
+    return np.random.default_rng(np.random.SeedSequence([int(base), *key]))
+
+
+def copy_numbers(samples) -> list[int]:
+    """For samples resampled side by side: 0 for each the first time its values occur, 1, 2... for later copies of
+    the same values (the ``copy`` of :func:`sample_rng`)."""
+    seen: dict[tuple[int, int], int] = {}
+    out = []
+    for v in samples:
+        k = _data_key(v)
+        out.append(seen.get(k, 0))
+        seen[k] = seen.get(k, 0) + 1
+    return out
 
 
 def _boot_medians(x: np.ndarray, n_boot: int, rng: np.random.Generator, chunk: int = 2_000_000) -> np.ndarray:
@@ -185,5 +206,6 @@ def bootstrap_median_diff_ci(a, b, *, n_boot: int = 2000, rng: Rng = None,
         raise ValueError(f"a bootstrap interval needs at least 2 finite values per sample, got {a.size} and {b.size}")
     n_boot = _check_n_boot(n_boot)
     base = base_seed(rng)
-    boot = _boot_medians(a, n_boot, sample_rng(base, a)) - _boot_medians(b, n_boot, sample_rng(base, b))
+    ca, cb = copy_numbers([a, b])
+    boot = _boot_medians(a, n_boot, sample_rng(base, a, ca)) - _boot_medians(b, n_boot, sample_rng(base, b, cb))
     return _percentile_ci(boot, _check_confidence(confidence))

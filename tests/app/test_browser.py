@@ -143,20 +143,21 @@ def test_end_to_end_in_chromium(server, tmp_path):
             shot(page, "4_compare.png")
             # Export: files made on request (a click makes the file, a Save button takes the button's place; the
             # section is a fragment, so a file made stays offered when the next is made) arrive as downloads
-            for label, check in (("HTML report", lambda b: b.startswith(b"<!DOCTYPE html>") and b"<script" not in b),
-                                 ("PNG", lambda b: b.startswith(b"\x89PNG\r\n\x1a\n")),
-                                 ("Recipe (JSON)", lambda b: b'"recipe_version": 1' in b)):
-                if label != "Recipe (JSON)":  # (made with the page)
+            for label, saved, check in (
+                    ("HTML report", "Save report · ",
+                     lambda b: b.startswith(b"<!DOCTYPE html>") and b"<script" not in b),
+                    ("PNG", "Save PNG · ", lambda b: b.startswith(b"\x89PNG\r\n\x1a\n")),
+                    ("Recipe (JSON)", "Recipe (JSON)", lambda b: b'"recipe_version": 1' in b)):  # made with the page
+                if saved != label:
                     page.locator("[data-testid='stButton'] button", has_text=label).first.click()
-                    label = f"{label} · "
-                save = page.locator("[data-testid='stDownloadButton'] button", has_text=label).first
+                save = page.locator("[data-testid='stDownloadButton'] button", has_text=saved).first
                 expect(save).to_be_visible(timeout=60_000)
                 with page.expect_download(timeout=60_000) as dl:
                     save.click()
                 assert dl.value.failure() is None, label
                 data = Path(dl.value.path()).read_bytes()
                 assert check(data), (label, data[:80])
-            made = page.locator("[data-testid='stDownloadButton'] button", has_text="HTML report · ")
+            made = page.locator("[data-testid='stDownloadButton'] button", has_text="Save report · ")
             expect(made.first).to_be_visible()
             no_page_exception(page)
 

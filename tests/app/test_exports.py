@@ -193,11 +193,11 @@ def test_a_file_is_made_on_click_and_forgotten_at_the_next_full_run(seeded_ws):
     at.button(key=key).click().run()
     no_exception(at)
     assert _offered(at) == ["HTML report"]  # the Parquet button gave its place to the Save button
-    [save] = [b for b in at.get("download_button") if b.proto.label.startswith("Particle table (Parquet) · ")]
+    [save] = [b for b in at.get("download_button") if b.proto.label.startswith("Save Parquet · ")]
     assert save.proto.type == "primary" and save.proto.label.endswith(" kB")
     data = at.session_state[state.EXP_READY][key]
     pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(data)), seeded_ws.load_table(a))
-    assert save.proto.label == f"Particle table (Parquet) · {len(data) / 1e3:.0f} kB"
+    assert save.proto.label == f"Save Parquet · {len(data) / 1e3:.0f} kB"
     at.run()  # a full run (a widget changed, a job ended): the file may differ now
     assert _offered(at) == ["Particle table (Parquet)", "HTML report"]
     assert at.session_state[state.EXP_READY] == {}

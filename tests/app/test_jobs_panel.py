@@ -244,7 +244,7 @@ def test_jobs_of_other_sessions_done_since_the_page_was_drawn_are_said_with_a_wa
     at.run()
     no_exception(at)
     [said] = [i.value for i in at.sidebar.info if i.value.startswith("Done since this page was drawn")]
-    assert said.endswith(f": #{other.id} Analysis: {s.name} by session b, #{mine.id} Analysis: {s.name} by session a.")
+    assert f": #{other.id} Analysis: {s.name} by session b, #{mine.id} Analysis: {s.name} by session a. Update" in said
     assert f"#{before.id} " not in said
     assert at.sidebar.button(key=state.JOBS_UPDATE).label == "Update the page"
     # the page's full run (the panel as app.py calls it) records when it was drawn: nothing is behind it

@@ -108,8 +108,8 @@ def test_sweep_runs_on_click_and_is_kept(seeded_ws):
     # the page leaves out edge particles and fines: the sweep's medians (of every particle) are said to differ
     for edge, min_d, said in (("exclude", 0.0, "leave out the particles cut by the volume edge"),
                               ("include", 2.0, "leave out particles under 2 µm"),
-                              ("miles", 1.5, "leave out particles under 1.5 µm or weight the particles cut by the "
-                                             "volume edge (Miles–Lantuéjoul)")):
+                              ("miles", 1.5, "leave out particles under 1.5 µm or the particles cut by the volume "
+                                             "edge")):
         other = run_app(edge=edge, min_d=min_d)
         no_exception(other)
         [note] = [c.value for c in other.caption if "every particle" in c.value]

@@ -134,6 +134,12 @@ def test_an_electrode_s_intervals_do_not_depend_on_the_others_compared():
         if "b" in tabs:  # the same particles, the same interval
             assert tuple(got.loc["b", cols]) == tuple(alone)
     assert tuple(alone) == C.bootstrap_median_ci(a["detachment"], rng=0)  # the summary's is the function's
+    # two copies of one scan: the same interval each, but their difference resampled independently (QA walk 14: one
+    # stream for both gave the median difference 0 with the interval 0 to 0)
+    twins = C.pairwise_tests({"a": a, "b": a.copy()}, edge_policy="include", rng=0, n_boot=500).table
+    lo, hi = twins.loc[0, ["diff_ci_lo", "diff_ci_hi"]]
+    assert lo < 0 < hi
+    assert (lo, hi) == C.bootstrap_median_diff_ci(a["detachment"], a["detachment"], n_boot=500, rng=0)
     # the binned trends: an electrode's bins keep their intervals when another electrode joins (same bin edges)
     t1 = C.trend({"a": a}, "equiv_diameter_um", edge_policy="include", bins=[0, 3, 4.5, 7], rng=0).table
     t2 = C.trend({"x": others["x"], "a": a}, "equiv_diameter_um", edge_policy="include", bins=[0, 3, 4.5, 7],
