@@ -155,7 +155,7 @@ def test_chart_kinds(seeded_ws, kind):
         assert spec["layer"][0]["encoding"]["y"]["title"].startswith("detachment index")
         assert [c for c in at.caption if "whiskers: 5–95 %" in c.value]
     else:
-        assert spec["facet"]["column"]["field"] == "electrode"
+        assert spec["facet"]["field"] == "electrode" and spec["columns"] == 3  # (up to 4 a row: ui.charts)
         assert spec["spec"]["layer"][0]["mark"]["type"] == "area"
         d = data[spec["data"]["name"]].dropna(subset=["density"])
         assert (d["lo"] == -d["hi"]).all() and (d["hi"] > 0).all()     # symmetric about the centre line
