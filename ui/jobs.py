@@ -27,6 +27,10 @@ from .messages import drop_flash, flash, one_sentence
 REFRESH_S = 2.0
 #: Finished jobs listed in the panel.
 RECENT = 5
+#: Running and queued jobs listed in the panel (running first, then the oldest queued); the rest are counted.
+ACTIVE_SHOWN = 12
+#: Active jobs read at most (a workspace never holds more queued at once in practice).
+MAX_ACTIVE = 1000
 
 
 class _Holder:
@@ -173,7 +177,7 @@ def _submit(ws: Workspace, kind: str, spec: dict, *, title: str, what: str) -> J
 
 def active_analysis(ws: Workspace, sample_id: int) -> Job | None:
     """The oldest queued or running analysis job of this sample, if any."""
-    mine = [j for j in store(ws).list(states=ACTIVE, limit=1000)
+    mine = [j for j in store(ws).list(states=ACTIVE, limit=MAX_ACTIVE)
             if j.kind in ("analysis", "separation") and j.sample_id == sample_id]
     return min(mine, key=lambda j: j.id) if mine else None
 
@@ -181,7 +185,7 @@ def active_analysis(ws: Workspace, sample_id: int) -> Job | None:
 def active_sweep(ws: Workspace, analysis_id: int, options) -> Job | None:
     """The queued or running sweep job of this analysis with these options, if any."""
     spec = sweep_spec(0, analysis_id, options)
-    for j in store(ws).list(states=ACTIVE):
+    for j in store(ws).list(states=ACTIVE, limit=MAX_ACTIVE):
         if j.kind == "sweep" and j.spec.get("analysis_id") == spec["analysis_id"] \
                 and j.spec.get("options") == spec["options"]:
             return j
@@ -271,7 +275,7 @@ def _analyse_all(ws: Workspace, sample_ids: list[int]) -> None:
     # same samples (QA: two identical jobs each)
     from . import cache
 
-    busy = {j.sample_id for j in store(ws).list(states=ACTIVE, limit=1000)}
+    busy = {j.sample_id for j in store(ws).list(states=ACTIVE, limit=MAX_ACTIVE)}
     refused = []
     for sid in sample_ids:
         try:
@@ -328,6 +332,13 @@ def panel(ws: Workspace) -> None:
     _panel(ws)
 
 
+def _get(js: JobStore, job_id: int) -> Job | None:
+    try:
+        return js.get(job_id)
+    except KeyError:  # (gone with its workspace's history)
+        return None
+
+
 def others_done_since(jobs: Sequence[Job], drawn_at: float | None, mine: set[int]) -> list[Job]:
     """The jobs of ``jobs`` done after ``drawn_at`` that this session did not start (its own rerun the page)."""
     if drawn_at is None:
@@ -340,12 +351,16 @@ def _panel(ws: Workspace) -> None:
     js = store(ws)
     js.reconcile()
     jobs = js.list(limit=RECENT + 20)
-    active = [j for j in jobs if j.active]
+    # every active job, not only those among the newest (an "Analyse all" of 40 samples queued more than the panel
+    # read: it counted 25, and offered the rest as not analysed)
+    active = js.list(states=ACTIVE, limit=MAX_ACTIVE)
     recent = [j for j in jobs if j.state in FINISHED][:RECENT]
     st.markdown(f"**Jobs** ({len(active)} running or queued)" if active else "**Jobs**")
+    active_shown = sorted(active, key=lambda j: (j.state != "running", j.id))[:ACTIVE_SHOWN]
+    hidden = len(active) - len(active_shown)
     # the buttons act in on_click callbacks: they run whole before the fragment's next refresh, which would
     # otherwise stop a click's work midway (the fragment reruns itself every REFRESH_S seconds)
-    for j in active:
+    for j in active_shown:
         st.progress(float(j.progress), text=f"#{j.id} {j.title} · {j.state}: {j.message}")
         c1, c2 = st.columns([3, 2], vertical_alignment="center")
         c1.caption(f"{j.owner} · since {_when(j.started_at or j.created_at)}")
@@ -354,6 +369,8 @@ def _panel(ws: Workspace) -> None:
                        + ("" if j.owner == owner() else f" It is {j.owner}'s job: they are told that "
                                                           f"{owner()} asked."),
                   on_click=_cancel, args=(ws, j.id))
+    if hidden:
+        st.caption(f"… and {hidden} more queued (they run in turn; each can be cancelled once it is listed).")
     live = {s.id for s in ws.list_samples()}
     for j in recent:
         icon = {"done": "✓", "failed": "✗", "cancelled": "⊘", "interrupted": "↯"}[j.state]
@@ -396,7 +413,13 @@ def _panel(ws: Workspace) -> None:
               on_click=_analyse_all, args=(ws, [s.id for s in todo]))
     # a job this session started finished: rerun the page so that it shows the new analysis
     mine = st.session_state.get(state.JOBS_MINE) or set()
-    ended = [j for j in jobs if j.id in mine and not j.active]
+    still = {j.id for j in active}  # (read by id: an old job of this session may be past the newest listed)
+    looked = {i: _get(js, i) for i in sorted(mine - still)}
+    ended = [j for j in looked.values() if j is not None and not j.active]
+    gone = {i for i, j in looked.items() if j is None}
+    if gone:
+        mine = mine - gone
+        st.session_state[state.JOBS_MINE] = mine
     if ended:
         st.session_state[state.JOBS_MINE] = mine - {j.id for j in ended}
         # each job ended is said (in one box per kind of ending, a line a job); its "queued" message goes

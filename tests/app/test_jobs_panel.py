@@ -251,3 +251,33 @@ def test_jobs_of_other_sessions_done_since_the_page_was_drawn_are_said_with_a_wa
     full = AppTest.from_function(panel_script, default_timeout=TIMEOUT).run()
     no_exception(full)
     assert not [i for i in full.sidebar.info if i.value.startswith("Done since this page was drawn")]
+
+
+def test_every_queued_job_counts_however_many_are_newer(seeded_ws):
+    """The panel read only the 25 newest jobs: with more queued, an older queued job's sample was offered again by
+    "Analyse all (1 not analysed)", the header undercounted, and a job of this session older than those never said
+    it had ended (its page was not redrawn)."""
+    from core.pipeline import AnalysisParams
+    from ui import jobs, state
+
+    js = jobs.store(seeded_ws)
+    s = seeded_ws.list_samples()[0]
+    new = seeded_ws.add_sample("late", "demo:pristine", spacing=0.4, source_options={"shape": [16, 16, 16], "seed": 0})
+    spec = lambda sid: {"sample_id": sid, "params": AnalysisParams().to_dict()}  # noqa: E731
+    oldest = js.create("analysis", spec(new.id), title="Analysis: late", owner="b")  # queued, then 30 newer
+    mine_old = js.create("analysis", spec(s.id), title=f"Analysis: {s.name} (mine)", owner="a")
+    for i in range(30):
+        js.create("analysis", spec(s.id), title=f"Analysis: {s.name} #{i}", owner="b")
+    js.start(mine_old.id, pid=1, host="h")
+    js.finish(mine_old.id, {"analysis_id": seeded_ws.latest_analysis(s.id).id, "n_particles": 3}, "done: 3 particles")
+    at = AppTest.from_function(panel_script, default_timeout=TIMEOUT)
+    at.session_state[state.JOBS_MINE] = {mine_old.id}
+    at.run()
+    no_exception(at)
+    assert any(m.value == "**Jobs** (31 running or queued)" for m in at.sidebar.markdown)
+    assert at.sidebar.button(key=state.JOBS_ANALYSE_ALL).label == "Analyse all (0 not analysed)"  # 'late' is queued
+    assert any(c.value.startswith("… and 19 more queued") for c in at.sidebar.caption)
+    assert len(at.sidebar.get("progress")) == jobs.ACTIVE_SHOWN
+    shown = [p.proto.text for p in at.sidebar.get("progress")]
+    assert shown[0].startswith(f"#{oldest.id} Analysis: late")  # the oldest queued first (they run in turn)
+    assert at.session_state[state.JOBS_MINE] == set()  # its end was seen (and the page redrawn)
