@@ -370,7 +370,8 @@ def _panel(ws: Workspace) -> None:
                                                           f"{owner()} asked."),
                   on_click=_cancel, args=(ws, j.id))
     if hidden:
-        st.caption(f"… and {hidden} more queued (they run in turn; each can be cancelled once it is listed).")
+        st.caption(f"… and {hidden} more running or queued (queued ones run in turn; each can be cancelled once it "
+                   "is listed).")
     live = {s.id for s in ws.list_samples()}
     for j in recent:
         icon = {"done": "✓", "failed": "✗", "cancelled": "⊘", "interrupted": "↯"}[j.state]

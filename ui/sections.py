@@ -188,8 +188,17 @@ def isolation_section(ws: Workspace, chosen_ids: Sequence[int], *, name_of: Name
     )
 
 
+def volume_share_text(share: float) -> str:
+    """The label of a "by volume" bar: ``"0.42 % of the volume"``, ``"none of the volume"`` (QA walk 13: two tiny
+    isolated particles drew an empty-looking bar with no label beside the number bar's "2 of 97")."""
+    if not np.isfinite(share):
+        return ""
+    return "none of the volume" if share == 0 else f"{100 * share:.2g} % of the volume"
+
+
 def isolation_chart(summary: pd.DataFrame) -> alt.Chart:
-    """Share of isolated particles per electrode, by number and by volume, labelled with ``k of n``.
+    """Share of isolated particles per electrode, by number and by volume, labelled with ``k of n`` and the share of
+    the particles' volume.
 
     Parameters
     ----------
@@ -201,7 +210,8 @@ def isolation_chart(summary: pd.DataFrame) -> alt.Chart:
         for w, col in zip(WEIGHTINGS, ("share_isolated", "share_isolated_volume")):
             rows.append({"electrode": r["electrode"], "weighting": w, "share": float(r[col]),
                          "n_isolated": int(r["n_isolated"]), "n_particles": int(r["n_particles"]),
-                         "label": f"{int(r['n_isolated'])} of {int(r['n_particles'])}" if w == WEIGHTINGS[0] else ""})
+                         "label": f"{int(r['n_isolated'])} of {int(r['n_particles'])}" if w == WEIGHTINGS[0]
+                         else volume_share_text(float(r[col]))})
     d = pd.DataFrame(rows, columns=["electrode", "weighting", "share", "n_isolated", "n_particles", "label"])
     # one band per (electrode, weighting): a plain nominal axis renders reliably in every Vega-Lite host
     d["row"] = d["electrode"] + " · " + d["weighting"]

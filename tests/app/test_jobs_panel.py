@@ -276,7 +276,7 @@ def test_every_queued_job_counts_however_many_are_newer(seeded_ws):
     no_exception(at)
     assert any(m.value == "**Jobs** (31 running or queued)" for m in at.sidebar.markdown)
     assert at.sidebar.button(key=state.JOBS_ANALYSE_ALL).label == "Analyse all (0 not analysed)"  # 'late' is queued
-    assert any(c.value.startswith("… and 19 more queued") for c in at.sidebar.caption)
+    assert any(c.value.startswith("… and 19 more running or queued") for c in at.sidebar.caption)
     assert len(at.sidebar.get("progress")) == jobs.ACTIVE_SHOWN
     shown = [p.proto.text for p in at.sidebar.get("progress")]
     assert shown[0].startswith(f"#{oldest.id} Analysis: late")  # the oldest queued first (they run in turn)

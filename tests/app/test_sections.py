@@ -63,6 +63,11 @@ def test_isolation_section_matches_core(seeded_ws):
     assert set(bars["weighting"]) == {"by number", "by volume"}
     numbers = bars[bars["weighting"] == "by number"]
     assert numbers["label"].tolist() == [f"{k} of {n}" for k, n in zip(shown["isolated"], shown["n particles"])]
+    volumes = bars[bars["weighting"] == "by volume"]
+    assert volumes["label"].tolist() == [sections.volume_share_text(v) for v in shown["share isolated (volume)"]]
+    assert all(t.endswith("of the volume") for t in volumes["label"])
+    assert [sections.volume_share_text(v) for v in (0.0, 0.0042, 0.25)] == [
+        "none of the volume", "0.42 % of the volume", "25 % of the volume"]
     depth = next(iter(chart_data(at, 1).values()))
     assert set(depth["electrode"]) == set(shown["electrode"])
     assert depth.groupby("electrode")["n_particles"].sum().to_dict() == dict(
