@@ -73,7 +73,9 @@ def test_jobs_survive_the_page_and_a_server_restart(tmp_path):
                     one.screenshot(path=str(shots / "0_segment_failed.png"), full_page=True)
                     raise
                 run.click()
-                expect(one.locator("[data-testid='stAlertContentInfo']", has_text="queued")).to_be_visible()
+                # (its own words: the page's "Not analysed yet: job #1 is analysing it (queued; ...)" may show beside
+                # it, and "queued" alone matched both: a strict-mode failure in a CI run)
+                expect(one.locator("[data-testid='stAlertContentInfo']", has_text="Job #1 queued")).to_be_visible()
                 _wait_sidebar(one, lambda t: "running" in t, 90, "the job running")
                 # move a widget (the page reruns) and switch pages while it runs; then close the tab
                 # .first: while the page reruns Streamlit can show the stale slider beside the new one (strict mode
