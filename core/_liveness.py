@@ -36,13 +36,28 @@ def process_start_time(pid: int) -> float | None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Process ``pid`` exists and has not ended: a zombie (ended, not yet reaped by its parent or by PID 1) is dead.
+
+    A killed server's worker stays a zombie for a moment (about a second here) until PID 1 reaps it, and for good
+    where its parent is alive and never waits for it: counted alive, its ``running`` analysis was left so.
+    """
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError, ValueError):
         return True
-    return True
+    return not _is_zombie(int(pid))
+
+
+def _is_zombie(pid: int) -> bool:
+    """``/proc/PID/stat`` says Z (zombie) or X (dead); False where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    state = stat[stat.rindex(")") + 2:].split(maxsplit=1)[:1] if ")" in stat else []
+    return bool(state) and state[0] in ("Z", "X")
 
 
 _IMPORT_TIME = time.time()

@@ -121,6 +121,32 @@ def stop_server(proc, sig=None) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+    _wait_group_gone(proc.pid)
+
+
+def _wait_group_gone(pgid: int, timeout_s: float = 30.0) -> None:
+    """Wait until no process of group ``pgid`` is left, zombies included (SIGKILL after ``timeout_s / 2``).
+
+    The server exits before its local Dask cluster's worker processes do, and a killed worker stays a zombie until
+    PID 1 reaps it (about a second here): a check of the workspace meanwhile finds its ``running`` analysis owned by
+    a live process and leaves it so.
+    """
+    import os
+    import signal
+    import time
+
+    t0 = time.monotonic()
+    killed = False
+    while time.monotonic() - t0 < timeout_s:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        if not killed and time.monotonic() - t0 > timeout_s / 2:
+            os.killpg(pgid, signal.SIGKILL)
+            killed = True
+        time.sleep(0.1)
+    raise AssertionError(f"processes of the server's group {pgid} still there {timeout_s:.0f} s after it was stopped")
 
 
 def settle(page, timeout=120_000) -> None:

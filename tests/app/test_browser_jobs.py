@@ -130,4 +130,5 @@ def test_jobs_survive_the_page_and_a_server_restart(tmp_path):
 
     done = Workspace(ws.root).list_analyses(status="done")
     assert [a.id for a in done] == [store.get(3).analysis_id]  # the cancelled and the killed runs stored nothing
-    assert all(a.status == "failed" for a in Workspace(ws.root).list_analyses(status=None) if a.id != done[0].id)
+    others = [a for a in Workspace(ws.root).list_analyses(status=None) if a.id != done[0].id]
+    assert all(a.status == "failed" for a in others), [(a.id, a.status, a.error) for a in others]

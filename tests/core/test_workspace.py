@@ -172,6 +172,31 @@ def test_dead_owner_process_is_detected(tmp_path):
     assert Workspace(tmp_path).get_analysis(aid).status == "failed"
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="zombies are read from Linux /proc")
+def test_zombie_owner_process_counts_as_dead(tmp_path):
+    """A killed worker stays a zombie until it is reaped; its run is orphaned meanwhile (it was left running)."""
+    import subprocess
+    import sys
+
+    ws = Workspace(tmp_path)
+    s = ws.add_sample("A", "/x.tif")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with sqlite3.connect(ws.db_path) as con:  # the run began after its owner started
+            aid = ws.begin_analysis(s.id, {})
+            con.execute("UPDATE analyses SET owner_pid = ? WHERE id = ?", (child.pid, aid))
+        assert Workspace(tmp_path).get_analysis(aid).status == "running"  # a live owner: left running
+        child.kill()
+        deadline = time.monotonic() + 10
+        while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":  # not reaped: a zombie
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert Workspace(tmp_path).get_analysis(aid).status == "failed"
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_orphan_artefact_folders_are_removed_on_open(tmp_path):
     ws = Workspace(tmp_path)
     orphan = ws.analysis_dir(999)
