@@ -160,3 +160,38 @@ def test_generating_a_demo_says_its_steps_and_a_job_can_stop_between_them(tmp_pa
     with pytest.raises(Stop):
         run_analysis(ws, s, None, progress=cancel_at_gaps)
     assert not list(ws.cache_dir().glob("demo-*.npy"))  # no half-made volume kept
+
+
+def test_free_places_as_the_check_over_every_sphere():
+    """The k-d tree's neighbours give the same verdict, bit for bit, as the distance to every placed sphere."""
+    from scipy.spatial import cKDTree
+
+    from core.synth import _free
+
+    rng = np.random.default_rng(8)
+    n = 300
+    kept = np.sort(rng.uniform(2.0, 6.0, n))[::-1]
+    centres = rng.uniform(0, 60, (n, 3))
+    for placed, indexed in ((0, 0), (1, 0), (40, 0), (40, 40), (300, 256), (300, 300)):
+        tree = cKDTree(centres[:indexed]) if indexed else None
+        r = float(kept[placed - 1]) if placed else 6.0
+        cand = rng.uniform(0, 60, (200, 3))
+        cand[:20] = centres[:20] + (kept[:20] + r)[:, None] * np.array([1.0, 0, 0])  # exactly touching: free
+        if placed:
+            d = np.linalg.norm(cand[:, None, :] - centres[None, :placed, :], axis=2)
+            want = np.all(d >= kept[None, :placed] + r, axis=1)
+        else:
+            want = np.ones(len(cand), bool)
+        got = _free(cand, r, centres, kept, placed, tree, indexed)
+        np.testing.assert_array_equal(got, want)
+        assert 0 < want.sum() < len(cand) or placed < 40
+
+
+def test_coordinate_sums_are_the_weighted_counts():
+    from core.synth import _coordinate_sums
+
+    labels = np.random.default_rng(2).integers(0, 7, (9, 11, 13)).astype(np.int32)
+    got = _coordinate_sums(labels, 8)
+    for a, coord in enumerate(np.indices(labels.shape, sparse=True)):
+        want = np.bincount(labels.ravel(), weights=np.broadcast_to(coord, labels.shape).ravel(), minlength=9)
+        np.testing.assert_array_equal(got[:, a], want)
