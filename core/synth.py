@@ -488,7 +488,7 @@ def make_electrode(
         Name carried into the result.
     progress : callable(fraction, message), optional
         Told each step (placing the particles, drawing them, the CBD, the detachment gaps, the image, the true
-        table; the fractions are those of a 320³ electrode's time); a 320³ electrode takes about 25 s on 2 cores,
+        table; the fractions are those of a 320³ electrode's time); a 320³ electrode takes 24-28 s on 2 cores,
         and a job is cancelled at its next report.
 
     Returns
