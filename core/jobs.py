@@ -206,6 +206,25 @@ class JobStore:
             con.close()
         return [self._job(r) for r in rows]
 
+    def overview(self, *, newest: int, done_after: float | None = None) -> list[Job]:
+        """In one query, newest first: the ``newest`` newest jobs, every queued or running one, and every job done
+        after ``done_after`` (seconds since the epoch; None: none of those beyond the newest).
+
+        What the dashboard's jobs panel reads every few seconds: its first ``newest`` rows are the table's newest
+        (they are all in the result, and no row of it is newer), the active ones are all there however old (an
+        "Analyse all" of many samples queues more than the newest), and so are the jobs done since a page was drawn.
+        """
+        active = ",".join("?" * len(ACTIVE))
+        sql = (f"SELECT * FROM jobs WHERE id IN (SELECT id FROM jobs ORDER BY id DESC LIMIT ?) OR state IN ({active})"
+               + (" OR (state = 'done' AND finished_at > ?)" if done_after is not None else "") + " ORDER BY id DESC")
+        args = [int(newest), *ACTIVE] + ([float(done_after)] if done_after is not None else [])
+        con = self._connect()
+        try:
+            rows = con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+        return [self._job(r) for r in rows]
+
     # ---------------------------------------------------------------- writing
 
     def create(self, kind: str, spec: dict, *, title: str, owner: str = "", executor: str = "",

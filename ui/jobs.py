@@ -350,10 +350,13 @@ def others_done_since(jobs: Sequence[Job], drawn_at: float | None, mine: set[int
 def _panel(ws: Workspace) -> None:
     js = store(ws)
     js.reconcile()
-    jobs = js.list(limit=RECENT + 20)
-    # every active job, not only those among the newest (an "Analyse all" of 40 samples queued more than the panel
-    # read: it counted 25, and offered the rest as not analysed)
-    active = js.list(states=ACTIVE, limit=MAX_ACTIVE)
+    drawn_at = st.session_state.get(state.JOBS_DRAWN_AT)
+    # one query: the newest jobs, every active one (an "Analyse all" of 40 samples queued more than the panel read:
+    # it counted 25, and offered the rest as not analysed), and every one done since the page was drawn (an older
+    # job of another session, done after 25 newer ones were queued, was not said)
+    seen = js.overview(newest=RECENT + 20, done_after=drawn_at)
+    jobs = seen[:RECENT + 20]
+    active = [j for j in seen if j.active]
     recent = [j for j in jobs if j.state in FINISHED][:RECENT]
     st.markdown(f"**Jobs** ({len(active)} running or queued)" if active else "**Jobs**")
     active_shown = sorted(active, key=lambda j: (j.state != "running", j.id))[:ACTIVE_SHOWN]
@@ -397,8 +400,7 @@ def _panel(ws: Workspace) -> None:
         else:
             st.caption(text)
     # QA walk 13: another session's sweeps finished and this page (and the report it made) went on without them
-    news = others_done_since(jobs, st.session_state.get(state.JOBS_DRAWN_AT),
-                             set(st.session_state.get(state.JOBS_MINE) or ()))
+    news = others_done_since(seen, drawn_at, set(st.session_state.get(state.JOBS_MINE) or ()))
     if news:
         # (QA walk 14: "not on it yet" read as a promise that updating adds a new sample to Compare's selection)
         st.info("Done since this page was drawn: "

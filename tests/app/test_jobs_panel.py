@@ -281,3 +281,38 @@ def test_every_queued_job_counts_however_many_are_newer(seeded_ws):
     shown = [p.proto.text for p in at.sidebar.get("progress")]
     assert shown[0].startswith(f"#{oldest.id} Analysis: late")  # the oldest queued first (they run in turn)
     assert at.session_state[state.JOBS_MINE] == set()  # its end was seen (and the page redrawn)
+
+
+def test_a_job_done_since_the_page_was_drawn_is_said_however_many_are_newer(seeded_ws):
+    """The notice read only the 45 newest jobs: another session's job done after the page was drawn, with more jobs
+    queued after it (an "Analyse all" of a big study: the oldest finish first), was never said."""
+    import time
+
+    from core.pipeline import AnalysisParams
+    from ui import jobs, state
+
+    js = jobs.store(seeded_ws)
+    s = seeded_ws.list_samples()[0]
+    spec = {"sample_id": s.id, "params": AnalysisParams().to_dict()}
+    old_done = js.create("analysis", spec, title="Analysis: done before", owner="b")
+    js.start(old_done.id, pid=1, host="h")
+    js.finish(old_done.id, {"analysis_id": seeded_ws.latest_analysis(s.id).id, "n_particles": 3}, "done: 3 particles")
+    first = js.create("analysis", spec, title="Analysis: first of many", owner="b")
+    for i in range(60):
+        js.create("analysis", spec, title=f"Analysis: {s.name} #{i}", owner="b")
+    drawn = time.time()
+    time.sleep(0.01)
+    js.start(first.id, pid=1, host="h")
+    js.finish(first.id, {"analysis_id": seeded_ws.latest_analysis(s.id).id, "n_particles": 3}, "done: 3 particles")
+    seen = js.overview(newest=jobs.RECENT + 20, done_after=drawn)
+    assert [j.id for j in seen] == sorted((j.id for j in seen), reverse=True)
+    assert first.id in {j.id for j in seen} and old_done.id not in {j.id for j in seen}
+    assert len([j for j in seen if j.active]) == 60
+    assert [j.id for j in js.overview(newest=3)] == [j.id for j in js.list(limit=3)] + [
+        j.id for j in js.list(states=("queued",), limit=100)][3:]
+    at = AppTest.from_function(fragment_script, default_timeout=TIMEOUT)
+    at.session_state[state.JOBS_DRAWN_AT] = drawn
+    at.run()
+    no_exception(at)
+    [said] = [i.value for i in at.sidebar.info if i.value.startswith("Done since this page was drawn")]
+    assert f": #{first.id} Analysis: first of many. Update" in said
