@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Iterator
 
 from .._checks import check_int
@@ -152,13 +153,18 @@ def _same(x):
     return x
 
 
+#: Seconds between two reports of :func:`compute_counting` on a distributed client while no task ends.
+POLL_S = 1.0
+
+
 def compute_counting(counted: list, others: list, progress=None, what: str = "chunks"):
     """``dask.compute(counted, others)``, calling ``progress(done / n, message)`` as each of the ``n`` tasks of
     ``counted`` ends (QA: the chunked engine's particles pass sat at one message for 40 s, and a Cancel waited for
     the whole pass; ``progress`` may raise to stop, and the tasks not yet run are then cancelled).
 
-    On a distributed client the futures are followed as they complete; on dask's local schedulers a
-    :class:`dask.callbacks.Callback` counts the tasks that end.
+    On a distributed client the futures are followed as they complete, and while none does the count is said again
+    every :data:`POLL_S` seconds (a job's cancel raises from ``progress``: it waited for the next chunk's end); on
+    dask's local schedulers a :class:`dask.callbacks.Callback` counts the tasks that end.
     """
     import dask
 
@@ -174,8 +180,19 @@ def compute_counting(counted: list, others: list, progress=None, what: str = "ch
         # otherwise find its futures cancelled (CI: FutureCancelledError "cancelled for reason: unknown")
         futures = client.compute([dask.delayed(_same, pure=False)(x) for x in list(counted) + list(others)])
         try:
-            for done, _ in enumerate(as_completed(futures[:n]), start=1):
-                progress(done / n, f"{done} of {n} {what}")
+            ending, done, said = as_completed(futures[:n]), 0, time.monotonic()
+            while done < n:
+                ended = ending.next_batch(block=False)
+                for _ in ended:
+                    done += 1
+                    progress(done / n, f"{done} of {n} {what}")
+                if ended:
+                    said = time.monotonic()
+                elif time.monotonic() - said >= POLL_S:  # none ended: said again, so that a cancel is seen (QA: a
+                    progress(done / n, f"{done} of {n} {what}")  # cancel waited 3-12 s, a chunk's time)
+                    said = time.monotonic()
+                else:
+                    time.sleep(0.02)
             results = client.gather(futures)
         finally:
             client.cancel([f for f in futures if not f.done()])

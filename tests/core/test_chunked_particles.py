@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import dask
 import dask.array as da
 import numpy as np
@@ -172,6 +174,42 @@ def test_wide_halo_holds_an_elongated_particle_whole(tmp_path):
             separate_chunked(store, 1.0, halo=halo, wide_halo=bad, scratch=tmp_path / f"b{bad}")
 
 
+_RELEASE = threading.Event()
+
+
+def _long_chunk(i):
+    """A chunk that runs until the test lets it go (or 30 s: then it was reported only at its end)."""
+    _RELEASE.wait(30)
+    return i
+
+
+def test_compute_counting_says_the_count_while_a_long_chunk_runs_so_a_cancel_is_seen():
+    """QA: a Cancel of a chunked analysis waited 3-12 s, until its next chunk ended: on a distributed client (a job's)
+    the count is said again every POLL_S seconds while no chunk ends, and a report that raises stops it then."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from core.chunked.cluster import compute_counting
+
+    _RELEASE.clear()
+    said = []
+
+    class Stop(Exception):
+        pass
+
+    def cancel(fraction, message):
+        said.append((fraction, message))
+        raise Stop
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as lc, Client(lc):
+        try:
+            with pytest.raises(Stop):
+                compute_counting([dask.delayed(_long_chunk, pure=False)(1)], [], cancel, "chunks labelled")
+        finally:
+            _RELEASE.set()
+    assert said == [(0.0, "0 of 1 chunks labelled")]  # said (and stopped) while the chunk ran
+
+
 @pytest.mark.parametrize("where", ["local", "distributed"])
 def test_compute_counting_reports_each_chunk_and_stops_when_asked(where):
     """QA: the chunked particles pass said one message for 40 s, and a Cancel waited for the whole pass: each
@@ -188,7 +226,11 @@ def test_compute_counting_reports_each_chunk_and_stops_when_asked(where):
     def run():
         got = compute_counting(counted, others, lambda f, m: said.append((round(f, 3), m)), "chunks labelled")
         assert got == ([i * i for i in range(6)], [1])
-        assert said[-1] == (1.0, "6 of 6 chunks labelled") and len(said) == 6
+        assert said[-1] == (1.0, "6 of 6 chunks labelled")
+        # each chunk's end once (on a distributed client the count is said again while none ends)
+        assert [m for i, (_, m) in enumerate(said) if i == 0 or said[i - 1][1] != m] == [
+            f"{i} of 6 chunks labelled" for i in range(7 - len({m for _, m in said}), 7)]
+        assert {m for _, m in said} >= {f"{i} of 6 chunks labelled" for i in range(1, 7)}
         said.clear()
 
         class Stop(Exception):
