@@ -819,6 +819,13 @@ class Workspace:
             return path
         return save_scribbles(path, scribbles)
 
+    def scribbles_saved_at(self, sample_id: int) -> float | None:
+        """When the strokes in use of a sample were last saved (seconds since the epoch); None when none are kept."""
+        try:
+            return self._scribbles_file(sample_id).stat().st_mtime
+        except OSError:
+            return None
+
     def load_scribbles(self, sample_id: int, shape=None):
         """The :class:`core.scribbles.Scribbles` kept for a sample, or None when nothing is painted.
 

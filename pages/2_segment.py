@@ -33,7 +33,7 @@ if presegmented:  # phases read from the file: no method, no thresholds
     method, params = "threshold", None
     phase_map_view.phases_section(sample, ref, vol.shape)
 else:
-    method = segment_view.method_picker(mparams)
+    method = segment_view.method_picker(mparams, ws, sample, latest)
 if not presegmented and method == "classifier":
     params = None
     scribbles = segment_view.paint_section(ws, sample, ref, vol.shape)

@@ -109,6 +109,9 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
         exports.warn(f"{guessed} It is set on the Samples page (Separator side); analyse again after setting it.")
     if analysis.resolved.method == "classifier" and not analysis.provenance.get("presegmented"):
         exports.warn(CLASSIFIER_DETACHMENT_NOTE)  # the report is read without the page: it carries it
+    loose = advice.almost_loose_warning(table, advice.analysis_method(analysis))
+    if loose:  # (QA walk 15: a median of 0.99 where the expert labels give 0.00, beside a note on the other bias)
+        exports.warn(loose)
     sigma = advice.blur_not_measured(analysis, sample.downsample)
     if sigma is not None:
         exports.warn(advice.unmeasured_blur_note(sigma, float(table["detachment"].median())

@@ -35,10 +35,23 @@ CLASSIFIER_EDGE_NOTE = (
     "pore right up to the particles, and where thresholds read the scan well, compare with a threshold run.")
 
 
-def method_picker(mparams: ModelParams) -> str:
-    """The segmentation method, ``"threshold"``, ``"model"`` or ``"classifier"`` (one choice for all samples);
-    with the model, a line on its weights."""
-    state.init(state.SEG_METHOD, "threshold")
+def first_method(ws: Workspace, sample: Sample, latest: Analysis | None) -> str:
+    """The method a new session's Segment page starts with: the brush strokes where strokes were saved after the
+    sample's latest analysis (or it has none), else that analysis's method, else thresholds (QA walk 15: after a
+    reload the strokes were kept, but the page showed thresholds and the scientist had to pick the method again to
+    find them)."""
+    painted = ws.scribbles_saved_at(sample.id)
+    if painted is not None and (latest is None or painted > latest.created_at):
+        return "classifier"
+    method = latest.resolved.method if latest is not None else None
+    return method if method in METHOD_LABELS else "threshold"
+
+
+def method_picker(mparams: ModelParams, ws: Workspace, sample: Sample, latest: Analysis | None) -> str:
+    """The segmentation method, ``"threshold"``, ``"model"`` or ``"classifier"`` (one choice for all samples; a new
+    session starts with :func:`first_method` of the sample shown); with the model, a line on its weights."""
+    if state.SEG_METHOD not in st.session_state:
+        state.init(state.SEG_METHOD, first_method(ws, sample, latest))
     method = st.radio("Method", tuple(METHOD_LABELS), key=state.SEG_METHOD, horizontal=True,
                       persist_state=state.PERSIST, format_func=METHOD_LABELS.get)
     if method == "model":

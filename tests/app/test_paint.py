@@ -200,6 +200,30 @@ def _painted(ws, s) -> Scribbles:
     return out
 
 
+def test_a_new_session_opens_with_the_strokes_painted_since_the_latest_analysis(seeded_ws):
+    """QA walk 15: after a reload the strokes were kept, but the page showed thresholds and the scientist had to pick
+    the method again to find them."""
+    import os
+
+    s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
+
+    def method():
+        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+        at.session_state[state.SAMPLE_ID] = s.id
+        at.run()
+        no_exception(at)
+        return at.radio(key=state.SEG_METHOD).value
+
+    assert method() == "threshold"  # the latest analysis's, nothing painted
+    path = seeded_ws.save_scribbles(s.id, _painted(seeded_ws, s))
+    assert seeded_ws.scribbles_saved_at(s.id) == os.stat(path).st_mtime
+    assert method() == "classifier"  # painted after it
+    old = seeded_ws.latest_analysis(s.id).created_at - 60
+    os.utime(path, (old, old))  # painted before the latest analysis (by thresholds): its method
+    assert method() == "threshold"
+    assert seeded_ws.scribbles_saved_at(10**6) is None
+
+
 def test_nothing_painted_asks_for_strokes_and_cannot_run(seeded_ws):
     s, at = _open(seeded_ws)
     assert any("Paint at least two of pore, CBD and NMC" in i.value for i in at.info)
