@@ -682,12 +682,14 @@ def isolated_specks(table: pd.DataFrame, min_volume_um3: float) -> np.ndarray:
 MOSTLY_SPECKS = 0.5
 
 
-def specks_reading(table: pd.DataFrame, min_volume_um3: float, *, where: str | None = None
-                   ) -> tuple[str, float] | None:
+def specks_reading(table: pd.DataFrame, min_volume_um3: float, *, where: str | None = None,
+                   single_slice: bool = False) -> tuple[str, float] | None:
     """One sentence on the table's :func:`isolated_specks` where they are at least 5 % of it or move its median
     detachment by 0.02 or more, and that move; None otherwise.  Where they are
     :data:`MOSTLY_SPECKS` of it or more, a second sentence asks which phase is NMC (and, given ``where``, says
-    in brackets where to check it).
+    in brackets where to check it).  ``single_slice``: the table is of a single slice (a 2D image), whose particles
+    are weighed as the balls of their areas' circles (its ``volume_um3`` column is area times the slice's thickness):
+    the minimum is said as the disc it is (QA walk 15: "a ball 1.24 µm across" beside a table of µm³ that disagreed).
 
     Examples
     --------
@@ -708,8 +710,10 @@ def specks_reading(table: pd.DataFrame, min_volume_um3: float, *, where: str | N
     if n < 0.05 * len(table) and shift < 0.02:
         return None
     d = (6 * v / np.pi) ** (1 / 3)
-    text = (f"{n} of {len(table)} particles are smaller than the minimum particle volume ({v:g} µm³, a ball "
-            f"{d:.2f} µm across) and touch no other particle: specks that the separation had no neighbour to merge "
+    size = (f"{v:g} µm³: on a single slice a disc {d:.2f} µm across, whose circle's ball it is" if single_slice
+            else f"{v:g} µm³, a ball {d:.2f} µm across")
+    text = (f"{n} of {len(table)} particles are smaller than the minimum particle volume ({size}) and touch no "
+            "other particle: specks that the separation had no neighbour to merge "
             f"into, so they count as particles. The median detachment is {with_them:.2f} with them and "
             f"{without:.2f} without.")
     if n >= MOSTLY_SPECKS * len(table):

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core.metrics import MOSTLY_SPECKS, isolated_specks, specks_reading
+from core.slices import is_single_slice
 from core.workspace import Analysis, Sample, Workspace
 
 from . import advice, cache, charts, exports, render, state, tables, widgets
@@ -62,7 +63,9 @@ def specks_note(table: pd.DataFrame, analysis: Analysis) -> None:
     v = float(analysis.resolved.separation.min_volume_um3)
     where = ("Samples page, *Phase map*" if analysis.provenance.get("presegmented")
              else "Segment page: the thresholds or the classifier's strokes")
-    found = specks_reading(table, v, where=where)
+    shape = analysis.provenance.get("input_shape")
+    found = specks_reading(table, v, where=where,
+                           single_slice=is_single_slice(shape))
     if found is None:
         return
     text, shift = found
