@@ -26,13 +26,17 @@ CLASSIFIER_PARAMS = ClassifierParams()
 
 
 #: What the classifier does not model (the Segment page says it beside its full analysis): bench/RESULTS.md
-#: classifier_detachment.
+#: classifier_detachment (demo electrodes) and classifier_detachment_real (the real nano-CT slices).
 CLASSIFIER_EDGE_NOTE = (
-    "Unlike the threshold method, the classifier does not model the blur: the blurred edge between a particle and "
-    "pore, whose grey values lie between the two as CBD's do, is easily read as CBD, a shell that hides detachment. "
-    "On the demo electrodes, strokes inside each phase gave a median detachment 0.14-0.43 too low, strokes half "
-    "along the edges between phases (just inside each) 0.09-0.33 too low, where thresholds came within 0.03. Paint "
-    "pore right up to the particles, and where thresholds read the scan well, compare with a threshold run.")
+    "Unlike the threshold method, the classifier does not model the blur: the edge of a particle, whose grey values "
+    "lie between the particle's and its neighbour's, is read as whichever painted phase it resembles. Read as CBD, it "
+    "is a shell that hides detachment: on the demo electrodes, strokes inside each phase gave a median detachment "
+    "0.14-0.43 too low, strokes half along the edges between phases (just inside each) 0.09-0.33 too low, where "
+    "thresholds came within 0.03. Read as pore, it makes the particles look detached: on the real nano-CT slices, a "
+    "classifier of strokes on one slice read the median detachment of a slice of the same acquisition from 0.77 too "
+    "low to 0.82 too high against its expert labels, depending on the slice painted. Paint each phase right up to the "
+    "particles where the scan shows it there, look at the preview's phases along the particle edges, and where "
+    "thresholds read the scan well, compare with a threshold run.")
 
 
 def first_method(ws: Workspace, sample: Sample, latest: Analysis | None) -> str:
@@ -424,9 +428,11 @@ def classify_others_section(ws: Workspace, sample: Sample, volume, scribbles: Sc
              "compares. Each sample chosen is analysed in the background with a classifier trained on the strokes "
              "painted here (a copy of them is kept with it) and with its own separation settings. The classifier "
              "learns the grey values and textures painted here: paint every phase as it looks across the scans "
-             "(on the real nano-CT slices, strokes on one slice reached a mean per-phase IoU of 0.53-0.60 on the "
-             "other slices of its acquisition; bench/RESULTS.md, accuracy_real_classifier), and check each "
-             "sample's phases on its own Segment page.")
+             "(on the real nano-CT slices, simulated strokes on one slice reached a mean per-phase IoU of 0.53-0.60 "
+             "on the other slices of its acquisition, bench/RESULTS.md accuracy_real_classifier, and strokes "
+             "painted by hand less; their median detachment came out from 0.77 too low to 0.82 too high, depending "
+             "on the slice painted, classifier_detachment_real), and check each sample's phases on its own Segment "
+             "page.")
     unlike = unlike_note(sample, [others[i] for i in chosen])
     if unlike:
         st.warning(unlike)

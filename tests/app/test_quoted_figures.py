@@ -531,7 +531,8 @@ def test_classifier_scales_and_one_slice_strokes_as_quoted():
     gains = [float(r["voxels − µm"]) for r in rows if "voxels − µm" in r]
     assert len(gains) == 6
     check(q, (voxels - um_01, min(gains), max(gains)))
-    q = quoted(ui_text(), rf"strokes on one slice reached a mean per-phase IoU of {NUM}-{NUM}", "ui/segment_view.py")
+    q = quoted(ui_text(), rf"simulated strokes on one slice reached a mean per-phase IoU of {NUM}-{NUM}",
+               "ui/segment_view.py")
     inside = [float(r["mean IoU"]) for tab in tables(section("accuracy_real_classifier")) for r in tab
               if r.get("strokes") == "inside" and "pairs" in r]
     assert len(inside) == 3
@@ -788,3 +789,24 @@ def test_readme_refine_start_figures():
     picks = [r for r in rows if r.get("energy picks") not in (None, "–")]
     q = quoted(text, r"it picks the closer one in (\d+) of (\d+) scans", "README")
     assert [int(v) for v in q] == [sum(r["energy picks"] == r["closer start"] for r in picks), len(picks)]
+
+
+# --- classifier_detachment_real (session 51) ------------------------------------------------------------------------
+
+def test_classifier_detachment_on_the_real_slices_as_quoted_in_the_ui():
+    """The Segment page's note and the *Classify other samples* help: how far a classifier of one painted slice read
+    the median detachment of a slice of its acquisition from that of the expert labels, either way."""
+    rows = [r for tab in tables(section("classifier_detachment_real")) for r in tab if "difference (range)" in r
+            and "pairs (painted, classified)" in r]
+    assert {r["acquisition"] for r in rows} == {"A", "B", "D"} and {r["strokes"] for r in rows} == {"inside", "edges"}
+    ends = [float(v) for r in rows for v in r["difference (range)"].split(" to ")]
+    text = ui_text()
+    for pattern in (rf"read the median detachment of a slice of the same acquisition from {NUM} too low to {NUM} too "
+                    r"high against its expert labels",
+                    rf"their median detachment came out from {NUM} too low to {NUM} too high"):
+        check(quoted(text, pattern, "ui/segment_view.py"), (-min(ends), max(ends)))
+    check(quoted(readme_text(), rf"read the median detachment of a slice of the same acquisition from {NUM} too low to "
+                                rf"{NUM} too high against its expert labels", "README.md"), (-min(ends), max(ends)))
+    from ui.advice import ALMOST_LOOSE
+
+    assert f"Where the median detachment is above {ALMOST_LOOSE:g} " in readme_text()
