@@ -341,12 +341,15 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
                        f"{width} voxels wide paints about {px / scale:.0f}). Turn on *Paint at full resolution* "
                        "above to paint finer.")
         if rgba is not None:
-            new = paint.apply_strokes(stored, paint.strokes_from_rgba(
-                rgba, stored.shape if window is None else (r1 - r0, c1 - c0)), window)
+            strokes = paint.strokes_from_rgba(rgba, stored.shape if window is None else (r1 - r0, c1 - c0))
+            new = paint.apply_strokes(stored, strokes, window)
             if not np.array_equal(new, stored):
                 scribbles = scribbles.with_slice(axis, index, new)
                 stored = scribbles.slice(axis, index)
                 _keep(ws, sample, scribbles)
+                if (strokes == UNPAINTED).any():  # an eraser stroke: a fresh canvas, whose slice shows what is left
+                    st.session_state[gen_key] = st.session_state.get(gen_key, 0) + 1  # (QA walk 15: the eraser's
+                    st.rerun()  # white line hid the slice under it until a reload)
         n_here = int((stored != UNPAINTED).sum())
         st.caption(f"{where}: paint a few strokes inside each phase with its brush, then along the edges between "
                    "phases (just inside each phase) and where the preview is magenta; the eraser unpaints. "

@@ -8,10 +8,13 @@ and the full analysis.  Screenshots under the test's tmp folder, copied to /tmp/
 
 from __future__ import annotations
 
+import io
 import shutil
+import time
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage as ndi
 
 from apphelpers import no_page_exception, settle
@@ -38,6 +41,7 @@ def _longest_run(mask: np.ndarray) -> tuple[int, int, int]:
 
 
 def test_paint_strokes_in_chromium(server, tmp_path):
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect, sync_playwright
 
     from core.workspace import Workspace
@@ -140,6 +144,34 @@ def test_paint_strokes_in_chromium(server, tmp_path):
             expect(page.locator("[data-testid='stMetric']", has_text="latest analysis")).to_contain_text(f"#{a.id}")
             no_page_exception(page)
             page.screenshot(path=str(shots / "paint_2_after_run.png"))
+
+            # the eraser over the rest of the NMC stroke (painted before the reload): the slice shows under it, not
+            # the eraser's white line (QA walk 15: it hid the slice until a reload)
+            brush(page, "eraser")
+            mid = (n0 + n1) // 2
+            stroke(page, nmc_row, mid, n1)
+            assert ws.load_scribbles(sample.id).counts()[2] < after[2]
+
+            def white_share() -> float:
+                """Share of the erased stroke's canvas pixels in the eraser's pure white (the slice's noisy greys
+                seldom are)."""
+                canvas = page.locator("canvas").last
+                try:
+                    canvas.scroll_into_view_if_needed(timeout=5_000)
+                    shot = page.screenshot(clip=canvas.bounding_box(timeout=5_000))
+                except PlaywrightError:  # the canvas replaced meanwhile: look again
+                    return 1.0
+                img = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"))
+                sy, sx = img.shape[0] / DEMO_SIZE, img.shape[1] / DEMO_SIZE
+                band = img[int((nmc_row + 0.3) * sy):int((nmc_row + 0.7) * sy), int((mid + 1) * sx):int(n1 * sx)]
+                assert band.size
+                return float((band.min(axis=-1) >= 254).mean())
+
+            t0 = time.monotonic()  # (the fresh canvas comes with the page's second run after the stroke)
+            while (white := white_share()) >= 0.5 and time.monotonic() - t0 < 30:
+                page.wait_for_timeout(500)
+            assert white < 0.5, f"the eraser's stroke hides the slice ({white:.0%} of it pure white)"
+            page.screenshot(path=str(shots / "paint_3_erased.png"))
         finally:
             browser.close()
 
