@@ -259,10 +259,11 @@ def window_note(section, window, spacing, names) -> str:
 
 def scribbles_of(ws: Workspace, sample: Sample, shape) -> Scribbles:
     """The sample's scribbles: this session's, else those kept in the workspace, else none."""
-    key = state.k(state.SCRIBBLES, sample.id)
+    key, aside = state.k(state.SCRIBBLES, sample.id), state.k(state.SCRIBBLES_ASIDE, sample.id)
     shape = tuple(int(n) for n in shape)
     s = st.session_state.get(key)
     if s is None or s.shape != shape:
+        st.session_state.pop(aside, None)
         try:
             s = ws.load_scribbles(sample.id, shape)
             other = ws.load_scribbles(sample.id) if s is None else None
@@ -271,13 +272,16 @@ def scribbles_of(ws: Workspace, sample: Sample, shape) -> Scribbles:
                        "without them.")
             s = other = None
         if other is not None and other.shape != shape:
-            st.info(f"The brush strokes saved for this sample were painted on its volume as read before "
-                    f"({'×'.join(map(str, other.shape))} voxels, before its crop or its slices' alignment changed); "
-                    f"it is read as {'×'.join(map(str, shape))} now. They are kept aside, and come back where it is "
-                    "read so again: paint anew here.")
+            st.session_state[aside] = (
+                f"The brush strokes saved for this sample were painted on its volume as read before "
+                f"({'×'.join(map(str, other.shape))} voxels, before its crop or its slices' alignment changed); "
+                f"it is read as {'×'.join(map(str, shape))} now. They are kept aside, and come back where it is "
+                "read so again: paint anew here.")
         if s is None:
             s = Scribbles.empty(shape)
         st.session_state[key] = s
+    if st.session_state.get(aside) and not s.slices:  # (said on every run until strokes are painted anew, not once)
+        st.info(st.session_state[aside])
     return s
 
 

@@ -110,6 +110,7 @@ SEG_DEPTH_FROM = "w_seg_depth_from"
 DOWNSAMPLED_COPY = "w_downsampled_copy"  # the "add a downsampled copy" button
 # "Train from brush strokes" (ui/paint.py, ui/segment_view.paint_section), + sample id unless said otherwise
 SCRIBBLES = "scribbles"                # plain: the sample's core.scribbles.Scribbles (also kept in the workspace)
+SCRIBBLES_ASIDE = "scribbles_aside"    # plain: the note on its strokes kept aside (painted on the volume read before)
 PAINT_CANVAS_GEN = "paint_canvas_gen"  # plain, + sample id + axis + index: bumped to give that slice a fresh canvas
 PAINT_BRUSH = "w_paint_brush"          # shared by all samples: pore / CBD / NMC / eraser
 PAINT_WIDTH = "w_paint_width"          # shared by all samples: brush width, voxels of the slice

@@ -214,6 +214,18 @@ def fragment_script():
         jobs._panel(cache.workspace())
 
 
+def _done_notice(drawn: float):
+    """(the AppTest, its notice of other sessions' jobs done since ``drawn``, the page's last full run)."""
+    from ui import state
+
+    at = AppTest.from_function(fragment_script, default_timeout=TIMEOUT)
+    at.session_state[state.JOBS_DRAWN_AT] = drawn
+    at.run()
+    no_exception(at)
+    [said] = [i.value for i in at.sidebar.info if i.value.startswith("Done since this page was drawn")]
+    return at, said
+
+
 def test_jobs_of_other_sessions_done_since_the_page_was_drawn_are_said_with_a_way_to_update_it(seeded_ws):
     """QA walk 13: session B's sweeps finished while session A's Compare page stayed as drawn (still "Run the sweep"),
     and A's report, made after they were done, had no sweep section: nothing said the page was behind."""
@@ -239,11 +251,7 @@ def test_jobs_of_other_sessions_done_since_the_page_was_drawn_are_said_with_a_wa
     # this session's own jobs are not said: their end reruns the whole page (the panel's "ended")
     assert jobs.others_done_since([before, other, mine], drawn, {mine.id}) == [other]
     assert jobs.others_done_since([other], None, set()) == []  # no page drawn yet: nothing is behind
-    at = AppTest.from_function(fragment_script, default_timeout=TIMEOUT)
-    at.session_state[state.JOBS_DRAWN_AT] = drawn
-    at.run()
-    no_exception(at)
-    [said] = [i.value for i in at.sidebar.info if i.value.startswith("Done since this page was drawn")]
+    at, said = _done_notice(drawn)
     assert f": #{other.id} Analysis: {s.name} by session b, #{mine.id} Analysis: {s.name} by session a. Update" in said
     assert f"#{before.id} " not in said
     assert at.sidebar.button(key=state.JOBS_UPDATE).label == "Update the page"
@@ -289,7 +297,7 @@ def test_a_job_done_since_the_page_was_drawn_is_said_however_many_are_newer(seed
     import time
 
     from core.pipeline import AnalysisParams
-    from ui import jobs, state
+    from ui import jobs
 
     js = jobs.store(seeded_ws)
     s = seeded_ws.list_samples()[0]
@@ -310,9 +318,5 @@ def test_a_job_done_since_the_page_was_drawn_is_said_however_many_are_newer(seed
     assert len([j for j in seen if j.active]) == 60
     assert [j.id for j in js.overview(newest=3)] == [j.id for j in js.list(limit=3)] + [
         j.id for j in js.list(states=("queued",), limit=100)][3:]
-    at = AppTest.from_function(fragment_script, default_timeout=TIMEOUT)
-    at.session_state[state.JOBS_DRAWN_AT] = drawn
-    at.run()
-    no_exception(at)
-    [said] = [i.value for i in at.sidebar.info if i.value.startswith("Done since this page was drawn")]
+    _, said = _done_notice(drawn)
     assert f": #{first.id} Analysis: first of many. Update" in said
