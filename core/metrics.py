@@ -710,8 +710,8 @@ def specks_reading(table: pd.DataFrame, min_volume_um3: float, *, where: str | N
     if n < 0.05 * len(table) and shift < 0.02:
         return None
     d = (6 * v / np.pi) ** (1 / 3)
-    size = (f"{v:g} µm³: on a single slice a disc {d:.2f} µm across, whose circle's ball it is" if single_slice
-            else f"{v:g} µm³, a ball {d:.2f} µm across")
+    size = (f"{v:g} µm³; on a single slice a particle is weighed as the ball of its area's circle: a disc {d:.2f} µm "
+            "across" if single_slice else f"{v:g} µm³, a ball {d:.2f} µm across")
     text = (f"{n} of {len(table)} particles are smaller than the minimum particle volume ({size}) and touch no "
             "other particle: specks that the separation had no neighbour to merge "
             f"into, so they count as particles. The median detachment is {with_them:.2f} with them and "

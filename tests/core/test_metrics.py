@@ -715,8 +715,8 @@ def test_isolated_specks_and_their_reading():
     assert text.startswith("2 of 5 particles are smaller than the minimum particle volume (1 µm³, a ball 1.24 µm")
     assert "0.50 with them and 0.60 without" in text and shift == pytest.approx(0.1)
     flat = specks_reading(t, 1.0, single_slice=True)[0]  # (QA walk 15: "a ball" beside a slice's table)
-    assert flat.startswith("2 of 5 particles are smaller than the minimum particle volume (1 µm³: on a single slice "
-                           "a disc 1.24 µm across, whose circle's ball it is) and touch no other particle")
+    assert flat.startswith("2 of 5 particles are smaller than the minimum particle volume (1 µm³; on a single slice "
+                           "a particle is weighed as the ball of its area's circle: a disc 1.24 µm across) and touch no other particle")
     assert specks_reading(t, 0.0) is None and specks_reading(t.iloc[:0], 1.0) is None
     many = pd.concat([t.iloc[[0]]] * 40 + [t.iloc[[1]]], ignore_index=True)  # 1 speck in 41, median unmoved
     assert specks_reading(many, 1.0) is None
