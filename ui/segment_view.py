@@ -351,9 +351,9 @@ def paint_section(ws: Workspace, sample: Sample, ref: cache.VolumeRef, shape) ->
                 scribbles = scribbles.with_slice(axis, index, new)
                 stored = scribbles.slice(axis, index)
                 _keep(ws, sample, scribbles)
-                if (strokes == UNPAINTED).any():  # an eraser stroke: a fresh canvas, whose slice shows what is left
-                    st.session_state[gen_key] = st.session_state.get(gen_key, 0) + 1  # (QA walk 15: the eraser's
-                    st.rerun()  # white line hid the slice under it until a reload)
+            if (strokes == UNPAINTED).any():  # an eraser stroke (whether it unpainted anything or not): a fresh
+                st.session_state[gen_key] = st.session_state.get(gen_key, 0) + 1  # canvas, whose slice shows what
+                st.rerun()  # is left (QA walk 15: the eraser's white line hid the slice under it until a reload)
         n_here = int((stored != UNPAINTED).sum())
         st.caption(f"{where}: paint a few strokes inside each phase with its brush, then along the edges between "
                    "phases (just inside each phase) and where the preview is magenta; the eraser unpaints. "
