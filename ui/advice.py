@@ -158,9 +158,8 @@ def almost_loose_share(table) -> tuple[float, float] | None:
         return None
     d = table["detachment"].to_numpy(float)
     d = d[np.isfinite(d)]
-    if d.size < ALMOST_LOOSE_MIN_PARTICLES or float(np.median(d)) <= ALMOST_LOOSE:
-        return None
-    return float(np.median(d)), float(np.mean(d > ALMOST_LOOSE))
+    median = float(np.median(d)) if d.size >= ALMOST_LOOSE_MIN_PARTICLES else 0.0
+    return (median, float(np.mean(d > ALMOST_LOOSE))) if median > ALMOST_LOOSE else None
 
 
 def almost_loose_warning(table, method: str | None, name: str | None = None) -> str | None:
@@ -191,8 +190,8 @@ def almost_loose_warning(table, method: str | None, name: str | None = None) -> 
 
 
 def analysis_method(analysis) -> str:
-    """An analysis's method for :func:`almost_loose_warning`: ``"presegmented"`` where its phases were read from a
-    file, else its resolved method."""
+    """Where an analysis's phases came from: ``"presegmented"`` where they were read from a file, else its resolved
+    method (``"threshold"``, ``"model"``, ``"classifier"``; a classifier's notes apply to its phases only)."""
     if (analysis.provenance or {}).get("presegmented"):
         return "presegmented"
     return analysis.resolved.method

@@ -392,7 +392,7 @@ def classifier_caveat(analyses: dict[str, Analysis]) -> str:
     from .segment_view import CLASSIFIER_EDGE_NOTE
 
     names = [n for n, a in analyses.items()
-             if a.resolved.method == "classifier" and not a.provenance.get("presegmented")]
+             if advice.analysis_method(a) == "classifier"]
     if not names:
         return ""
     return (f"{', '.join(names)} {'has its' if len(names) == 1 else 'have their'} phases from a brush-stroke "

@@ -63,9 +63,7 @@ def specks_note(table: pd.DataFrame, analysis: Analysis) -> None:
     v = float(analysis.resolved.separation.min_volume_um3)
     where = ("Samples page, *Phase map*" if analysis.provenance.get("presegmented")
              else "Segment page: the thresholds or the classifier's strokes")
-    shape = analysis.provenance.get("input_shape")
-    found = specks_reading(table, v, where=where,
-                           single_slice=is_single_slice(shape))
+    found = specks_reading(table, v, where=where, single_slice=is_single_slice(analysis.provenance.get("input_shape")))
     if found is None:
         return
     text, shift = found
@@ -110,9 +108,10 @@ def table_and_slice(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     guessed = cache.side_said(ref) if sample.separator_side == "auto" else None
     if guessed:
         exports.warn(f"{guessed} It is set on the Samples page (Separator side); analyse again after setting it.")
-    if analysis.resolved.method == "classifier" and not analysis.provenance.get("presegmented"):
+    method = advice.analysis_method(analysis)
+    if method == "classifier":
         exports.warn(CLASSIFIER_DETACHMENT_NOTE)  # the report is read without the page: it carries it
-    loose = advice.almost_loose_warning(table, advice.analysis_method(analysis))
+    loose = advice.almost_loose_warning(table, method)
     if loose:  # (QA walk 15: a median of 0.99 where the expert labels give 0.00, beside a note on the other bias)
         exports.warn(loose)
     sigma = advice.blur_not_measured(analysis, sample.downsample)
