@@ -18,6 +18,7 @@ import streamlit as st
 
 from core.particles import SeparationParams
 from core.phases import DENOISE_METHODS, SegmentParams
+from core.slices import is_single_slice
 from core.workspace import Analysis, Sample
 
 from . import cache, compute, state
@@ -428,7 +429,9 @@ def separation_form(sample: Sample, current: SeparationParams, *,
         fill = c2.checkbox("Fill internal cracks before splitting", key=keys["fill"], disabled=cue)
         merge = c1.slider("Merge ratio (contact area / π r² of the smaller fragment; 0 = off)", 0.0, 3.0,
                           key=keys["merge"], step=0.05)
-        vol = c2.number_input("Minimum particle volume (µm³)", 0.0, 1e6, key=keys["vol"], step=0.5,
+        on_slice = is_single_slice(sample.shape)
+        vol = c2.number_input("Minimum particle volume (µm³; on this slice, of the ball of a particle's circle)"
+                              if on_slice else "Minimum particle volume (µm³)", 0.0, 1e6, key=keys["vol"], step=0.5,
                               help="Fragments smaller than this join the neighbour they share most interface with. "
                                    "On a single slice (a 2D image) a fragment is weighed as the ball of the circle "
                                    "of its area: 1 µm³ is a disc about 1.24 µm across.")

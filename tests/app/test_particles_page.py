@@ -340,6 +340,26 @@ def test_the_minimum_volume_says_what_it_is_on_a_single_slice(seeded_ws):
            f"disc about {(6 / math.pi) ** (1 / 3):.2f} µm across." in box.help
 
 
+def test_the_minimum_volume_label_names_the_ball_on_a_single_slice(empty_ws):
+    """QA walk 15: a slice's form asked for "Minimum particle volume (µm³)" beside areas; the label now says what the
+    volume of a particle on a slice is (only the help said it)."""
+    import numpy as np
+
+    from core.runner import run_analysis
+
+    from ui import state
+
+    phases = np.ones((1, 24, 24), np.uint8)
+    phases[0, 6:18, 6:18] = 2
+    path = empty_ws.root / "slice.npy"
+    np.save(path, phases)
+    s = empty_ws.add_sample("slice", str(path), spacing=0.4, shape=(1, 24, 24),
+                            source_options={"phase_map": "0=pore,1=cbd,2=nmc"})
+    run_analysis(empty_ws, s.id, empty_ws.load_volume(s), presegmented=True)
+    box = _page_of(s).number_input(key=state.k(state.PART_MIN_VOL, s.id))
+    assert box.label == "Minimum particle volume (µm³; on this slice, of the ball of a particle's circle)"
+
+
 def test_a_voxel_size_changed_since_the_analysis_is_said_on_the_particles_page(seeded_ws):
     """QA: after the sample's voxel size was edited, the Particles page showed the analysis's µm values unsaid (the
     Samples page warned), and a separation run there measured with the new size on the old phases."""
