@@ -11,6 +11,7 @@ from core.nn.params import ModelParams
 from core.phases import SegmentParams
 from core.phases import preview as phase_preview
 from core.scribbles import Scribbles
+from core.slices import is_single_slice
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, compute, forms, jobs, page, paint, render, state, widgets
@@ -397,6 +398,24 @@ def painted_summary(scribbles: Scribbles) -> str:
     return f"{p} pore, {c} CBD, {n} NMC voxels painted on {k} slice{'' if k == 1 else 's'}"
 
 
+#: Mean per-phase IoU on the real nano-CT slices not painted, acquisitions A / B / D, strokes inside each phase on
+#: one slice and on two (bench/RESULTS.md classifier_detachment_real and classifier_detachment_real_two).
+ONE_SLICE_IOU, TWO_SLICES_IOU = (0.53, 0.55, 0.60), (0.56, 0.57, 0.63)
+
+
+def one_slice_note(scribbles: Scribbles) -> str | None:
+    """Where every stroke lies on one slice of a volume: paint another slice too, with what a second slice gave on the
+    real nano-CT slices; None where strokes lie on several slices, or the sample is a single slice."""
+    if len(scribbles.slices) != 1 or is_single_slice(scribbles.shape):
+        return None
+    (axis, index), = scribbles.slices
+    one, two = (" / ".join(f"{v:.2f}" for v in t) for t in (ONE_SLICE_IOU, TWO_SLICES_IOU))
+    return (f"Every stroke is on one slice ({render.AXES[axis]} = {index}): paint another one too, where "
+            "the scan looks different. On the real nano-CT slices, strokes on two slices classified the slices "
+            f"not painted better than strokes on one (mean per-phase IoU {one} -> {two} for acquisitions A / B / D; "
+            "bench/RESULTS.md classifier_detachment_real_two).")
+
+
 def where_to_paint(low: float, at_edges: float) -> str:
     """The words under the preview that say where to paint next, from :func:`ui.paint.low_confidence_where`."""
     if low == 0:
@@ -502,6 +521,8 @@ def _classifier_preview(sample: Sample, ref: cache.VolumeRef, scribbles: Scribbl
     """The classifier's phases on the painted slice, or on the ``window`` of it the canvas shows."""
     where = f"slice {render.AXES[axis]} = {index}" + ("" if window is None else ", the canvas's window")
     st.caption(painted_summary(scribbles) + ".")
+    if (second := one_slice_note(scribbles)) is not None and enough_painted(scribbles):
+        st.caption(second)
     if not enough_painted(scribbles):
         st.info("Paint at least two of pore, CBD and NMC (a few strokes inside each) to see the phases the "
                 "classifier learns from them.")

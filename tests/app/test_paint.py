@@ -241,6 +241,26 @@ def test_nothing_painted_asks_for_strokes_and_cannot_run(seeded_ws):
     assert any("2304 pore, 0 CBD, 0 NMC voxels painted on 1 slice." == c.value for c in at.caption)
 
 
+def test_strokes_on_one_slice_of_a_volume_ask_for_another_slice(seeded_ws):
+    """Strokes on two slices classified the real slices not painted better than strokes on one
+    (classifier_detachment_real_two): the page says so while every stroke is on one slice of a volume."""
+    s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
+    both = _painted(seeded_ws, s)
+    one = Scribbles(both.shape, {(0, 20): both.slice(0, 20)})
+    seeded_ws.save_scribbles(s.id, one)
+    s, at = _open(seeded_ws)
+    want = segment_view.one_slice_note(one)
+    assert want.startswith("Every stroke is on one slice (z = 20): paint another one too")
+    assert [c.value for c in at.caption].count(want) == 1
+    seeded_ws.save_scribbles(s.id, both)
+    s, at = _open(seeded_ws)
+    assert segment_view.one_slice_note(both) is None
+    assert not [c for c in at.caption if c.value.startswith("Every stroke is on one slice")]
+    # a single 2D slice has no other slice to paint
+    flat = Scribbles((1, 8, 8), {(0, 0): np.zeros((8, 8), np.uint8)})
+    assert segment_view.one_slice_note(flat) is None
+
+
 def test_saved_strokes_preview_then_full_run_with_the_same_phases(seeded_ws):
     s = next(x for x in seeded_ws.list_samples() if x.name == "pristine")
     scr = _painted(seeded_ws, s)

@@ -808,5 +808,22 @@ def test_classifier_detachment_on_the_real_slices_as_quoted_in_the_ui():
     check(quoted(readme_text(), rf"read the median detachment of a slice of the same acquisition from {NUM} too low to "
                                 rf"{NUM} too high against its expert labels", "README.md"), (-min(ends), max(ends)))
     from ui.advice import ALMOST_LOOSE
+    from ui.segment_view import ONE_SLICE_IOU, TWO_SLICES_IOU
+
+    for name, quoted_iou in (("classifier_detachment_real", ONE_SLICE_IOU),
+                             ("classifier_detachment_real_two", TWO_SLICES_IOU)):
+        inside = {r["acquisition"]: float(r["mean IoU"]) for tab in tables(section(name)) for r in tab
+                  if r.get("strokes") == "inside" and "mean IoU" in r and "pairs (painted, classified)" in r}
+        check(tuple(f"{v:.2f}" for v in quoted_iou), tuple(inside[a] for a in "ABD"))
+    text = readme_text()
+    for name, iou, error in (("classifier_detachment_real_two", r"classified the slices not painted with mean per-phase "
+                              rf"IoU {NUM} / {NUM} / {NUM}", rf"mean absolute error was {NUM} / {NUM} / {NUM}"),
+                             ("classifier_detachment_real", rf"one slice\s+{NUM} / {NUM} / {NUM}\), and their median",
+                              rf"\(one slice\s+{NUM} / {NUM} / {NUM}; `bench/RESULTS.md` classifier_detachment_real_two")):
+        rows = {r["acquisition"]: r for tab in tables(section(name)) for r in tab
+                if r.get("strokes") == "inside" and "pairs (painted, classified)" in r}
+        check(quoted(text, iou, "README.md"), tuple(float(rows[a]["mean IoU"]) for a in "ABD"))
+        check(quoted(text, error, "README.md"),
+              tuple(float(rows[a]["difference, absolute (mean)"]) for a in "ABD"))
 
     assert f"Where the median detachment is above {ALMOST_LOOSE:g} " in readme_text()
