@@ -868,6 +868,14 @@ def axis_caveats(analyses: dict[str, Analysis]) -> list[str]:
     return out
 
 
+def scale_reason(attr: str, have: dict[str, Attribute]) -> str:
+    """Why the trend starts on the logarithmic scale (:func:`core.compare.suggested_scale`), in one sentence."""
+    values = ", ".join(f"{v:g}" for v in sorted({a.value for a in have.values()}))
+    return (f"A straight line in the logarithm of {attr}: its values ({values}) lie more evenly on that scale, each "
+            "step a similar factor (read from the values alone, before any detachment is looked at; choose "
+            "'the value' for a line in the value itself).")
+
+
 def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTrend | None:
     """Each electrode's median detachment and share above the cut against a sample attribute, with CIs, the
     nested trend test and its reading in one sentence; the per-electrode table as CSV."""
@@ -878,7 +886,6 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
         return None
     names = list(attrs)
     state.init(state.CMP_AXIS_ATTR, names[0])
-    state.init(state.CMP_AXIS_SCALE, "linear")
     if st.session_state[state.CMP_AXIS_ATTR] not in attrs:
         st.session_state[state.CMP_AXIS_ATTR] = names[0]
 
@@ -889,11 +896,18 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
     c1, c2 = st.columns([2, 3])
     attr = c1.selectbox("Attribute on the x axis", names, key=state.CMP_AXIS_ATTR, format_func=label,
                         persist_state=state.PERSIST)
-    x_scale = c2.radio("The trend is a straight line in", compare.X_SCALES, key=state.CMP_AXIS_SCALE,
+    have = attrs[attr]
+    suggested = compare.suggested_scale([a.value for a in have.values()])
+    scale_key = state.k(state.CMP_AXIS_SCALE, attr)
+    state.init(scale_key, suggested)  # per attribute: a choice made for one is kept when coming back to it
+    x_scale = c2.radio("The trend is a straight line in", compare.X_SCALES, key=scale_key,
                        horizontal=True, format_func=SCALE_LABELS.get, persist_state=state.PERSIST,
                        help="Straight in the value (e.g. cycles 0, 100, 200), in its logarithm (C-rates 0.5, 1, "
-                            "2, 5: each doubling does the same) or in its rank (only the order counts).")
-    have = attrs[attr]
+                            "2, 5: each doubling does the same) or in its rank (only the order counts). It starts "
+                            "at the scale on which the electrodes' values lie the more evenly, read from the values "
+                            "alone, before any detachment is looked at.")
+    if x_scale == suggested == "log":
+        st.caption(scale_reason(attr, have))
     missing = [n for n in ctx.samples if n not in have]
     if missing:
         st.caption(f"Left out (no {attr} given): " + ", ".join(missing) + ".")

@@ -169,7 +169,7 @@ CMP_TREND_LOW_N = "w_cmp_trend_low_n"
 CMP_TREND_POINTS = "w_cmp_trend_points"
 CMP_DEPTH = "w_cmp_depth"
 CMP_AXIS_ATTR = "w_cmp_axis_attr"      # electrodes on an axis: the sample attribute
-CMP_AXIS_SCALE = "w_cmp_axis_scale"    # ... the scale on which the trend is a line (linear / log / rank)
+CMP_AXIS_SCALE = "w_cmp_axis_scale"    # ... + attribute name: the scale of its trend line (linear / log / rank)
 CMP_AXIS_TABLE = "w_cmp_axis_table"
 CMP_AXIS_CSV = "w_cmp_axis_csv"        # download of the per-electrode trend table
 

@@ -46,11 +46,12 @@ from __future__ import annotations
 from ._common import BINNINGS, EDGE_POLICIES, EXTENT_COLUMNS, WEIGHTINGS, Binning, EdgePolicy, Rng, Weighting
 from .electrode_trend import (
     ALTERNATIVES, EXACT_MAX_ELECTRODES, MIN_ELECTRODES, X_SCALES, ElectrodeTrend, TrendTest, electrode_trend,
-    slope_unit, trend_reading,
+    slope_unit, suggested_scale, trend_reading,
 )
 from .pairwise import PairwiseTests, pairwise_tests, reading
 from .statistics import (
-    CLIFF_THRESHOLDS, bootstrap_median_ci, bootstrap_median_diff_ci, cliffs_delta, effect_size_label, holm, wilson_ci,
+    CLIFF_THRESHOLDS, bootstrap_median_ci, bootstrap_median_diff_ci, cliffs_delta, effect_size_label, holm, p_text,
+    wilson_ci,
 )
 from .summaries import Summary, summary
 from .tables import combine, drop_small
@@ -62,11 +63,11 @@ from .weights import MILES_MIN_FREE_SHARE, ParticleWeights, disc_share, miles_we
 
 __all__ = [
     "ALTERNATIVES", "EXACT_MAX_ELECTRODES", "ElectrodeTrend", "MIN_ELECTRODES", "TrendTest", "X_SCALES",
-    "electrode_trend", "slope_unit", "trend_reading",
+    "electrode_trend", "slope_unit", "suggested_scale", "trend_reading",
     "BINNINGS", "CLIFF_THRESHOLDS", "EDGE_POLICIES", "EXTENT_COLUMNS", "MILES_MIN_FREE_SHARE", "QUANTILES",
     "WEIGHTINGS", "Binning", "Distributions", "EdgePolicy", "PairwiseTests", "ParticleWeights", "Rng", "Summary",
     "Trend", "Weighting", "bootstrap_median_ci", "bootstrap_median_diff_ci", "cliffs_delta", "combine",
     "disc_share", "distributions", "drop_small", "effect_size_label", "holm", "miles_weights", "pairwise_tests",
-    "particle_weights", "reading", "summary", "trend", "weighted_density", "weighted_ecdf", "weighted_histogram",
-    "weighted_quantile", "wilson_ci",
+    "p_text", "particle_weights", "reading", "summary", "trend", "weighted_density", "weighted_ecdf",
+    "weighted_histogram", "weighted_quantile", "wilson_ci",
 ]

@@ -53,12 +53,44 @@ from scipy import stats
 from ._common import (
     EdgePolicy, Rng, _check_confidence, _check_metric, _check_n_boot, _check_policy, _check_tables, _finite_values,
 )
-from .statistics import _boot_medians, _percentile_ci, base_seed, sample_rng, wilson_ci
+from .statistics import _boot_medians, _percentile_ci, base_seed, p_text, sample_rng, wilson_ci
 
 XScale = Literal["linear", "log", "rank"]
 Alternative = Literal["two-sided", "increasing", "decreasing"]
 X_SCALES: tuple[str, ...] = ("linear", "log", "rank")
 ALTERNATIVES: tuple[str, ...] = ("two-sided", "increasing", "decreasing")
+
+
+
+def suggested_scale(values) -> str:
+    """The scale on which a trend's axis values lie the more evenly: ``"log"`` where every value is positive and
+    the gaps between their logarithms are more even than between the values (C-rates 0.5, 1, 2, 5: each a doubling
+    or so), else ``"linear"`` (cycles 0, 100, 200; C-rates 1, 2, 3).
+
+    Read from the attribute's values alone, before any detachment is looked at, so that offering it as the default
+    does not choose the scale by the result.
+
+    Parameters
+    ----------
+    values : (k,) array_like of float
+        The electrodes' attribute values (repeats and non-finite values are ignored).
+
+    Returns
+    -------
+    {"linear", "log"}
+        ``"linear"`` with fewer than three distinct finite values (two points lie on a line on any scale).
+    """
+    v = np.unique(np.asarray(values, dtype=float).ravel())
+    v = v[np.isfinite(v)]
+    if v.size < 3 or (v <= 0).any():
+        return "linear"
+
+    def unevenness(x: np.ndarray) -> float:  # coefficient of variation of the gaps
+        gaps = np.diff(x)
+        return float(gaps.std() / gaps.mean())
+
+    return "log" if unevenness(np.log(v)) < unevenness(v) else "linear"
+
 
 #: Up to this many electrodes the permutation test enumerates all k! orderings (8! = 40,320).
 EXACT_MAX_ELECTRODES = 8
@@ -386,10 +418,10 @@ def electrode_trend(
 # --------------------------------------------------------------------------- reading
 
 
-def _fmt_p(p: float) -> str:
+def _fmt_p(p: float, alpha: float = 0.05) -> str:
     if not np.isfinite(p):
         return "p = nan"
-    return "p < 0.001" if p < 0.001 else f"p = {p:#.2g}".rstrip(".")
+    return "p < 0.001" if p < 0.001 else f"p = {p_text(p, alpha)}"
 
 
 def slope_unit(res: ElectrodeTrend) -> str:
@@ -417,7 +449,7 @@ def trend_reading(res: ElectrodeTrend, *, label: str | None = None, alpha: float
     what = f"median {words}" if measure == "median" else f"share of particles with {words} above {res.cut:g}"
     what = what[0].upper() + what[1:]
     pct = round(res.confidence * 100)
-    method = (f"{_fmt_p(t.p)}, random-effects trend of the electrode "
+    method = (f"{_fmt_p(t.p, alpha)}, random-effects trend of the electrode "
               f"{'medians' if measure == 'median' else 'shares'}, t-test on {t.df} df; "
               f"{t.slope:+.3g} {slope_unit(res)}, {pct} % CI {t.slope_ci_lo:+.3g} to {t.slope_ci_hi:+.3g}")
     k = res.n_electrodes

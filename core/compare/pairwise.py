@@ -13,11 +13,13 @@ from scipy import stats
 from ._common import (
     EdgePolicy, Rng, _check_confidence, _check_metric, _check_n_boot, _check_policy, _check_tables, _finite_values,
 )
-from .statistics import _boot_medians, _percentile_ci, base_seed, copy_numbers, effect_size_label, holm, sample_rng
+from .statistics import (
+    _boot_medians, _percentile_ci, base_seed, copy_numbers, effect_size_label, holm, p_text, sample_rng,
+)
 
 
-def _fmt_p(p: float) -> str:
-    return "p=nan" if not np.isfinite(p) else f"p={p:.2g}"
+def _fmt_p(p: float, alpha: float) -> str:
+    return "p=nan" if not np.isfinite(p) else f"p={p_text(p, alpha)}"
 
 
 def reading(a: str, b: str, *, label: str, mwu_p_holm: float, ks_p_holm: float, delta: float,
@@ -25,12 +27,12 @@ def reading(a: str, b: str, *, label: str, mwu_p_holm: float, ks_p_holm: float, 
     """A plain-language sentence for one pair (Holm-adjusted p-values)."""
     if mwu_p_holm <= alpha:
         higher = a if delta > 0 else b
-        return (f"{label} differs ({_fmt_p(mwu_p_holm)}, Mann–Whitney, Holm): higher in {higher}, "
+        return (f"{label} differs ({_fmt_p(mwu_p_holm, alpha)}, Mann–Whitney, Holm): higher in {higher}, "
                 f"{effect_size_label(delta)} effect (Cliff's δ = {delta:+.2f})")
     if ks_p_holm <= alpha:
-        return (f"typical {label} does not differ clearly ({_fmt_p(mwu_p_holm)}), but the distributions differ "
-                f"in shape (KS {_fmt_p(ks_p_holm)}, Holm)")
-    return f"no clear difference in {label} ({_fmt_p(mwu_p_holm)}, Mann–Whitney, Holm)"
+        return (f"typical {label} does not differ clearly ({_fmt_p(mwu_p_holm, alpha)}), but the distributions differ "
+                f"in shape (KS {_fmt_p(ks_p_holm, alpha)}, Holm)")
+    return f"no clear difference in {label} ({_fmt_p(mwu_p_holm, alpha)}, Mann–Whitney, Holm)"
 
 
 @dataclass(frozen=True)

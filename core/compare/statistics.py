@@ -72,6 +72,25 @@ def effect_size_label(delta: float) -> str:
     return "negligible" if d < t1 else "small" if d < t2 else "medium" if d < t3 else "large"
 
 
+def p_text(p: float, alpha: float = 0.05) -> str:
+    """A p-value in two significant digits ("0.34", "0.0012", "2.5e-06"), with more where two would round it onto
+    ``alpha`` and hide on which side it lies ("0.0502" beside a 'no clear' reading, not "0.050"); "nan" when not
+    finite.
+
+    >>> p_text(0.05023), p_text(0.0496), p_text(0.05), p_text(0.342), p_text(2.5e-6)
+    ('0.0502', '0.0496', '0.050', '0.34', '2.5e-06')
+    """
+    p = float(p)
+    if not np.isfinite(p):
+        return "nan"
+    digits = 2
+    text = f"{p:#.{digits}g}".rstrip(".")
+    while p != alpha and float(text) == alpha and digits < 6:
+        digits += 1
+        text = f"{p:#.{digits}g}".rstrip(".")
+    return text
+
+
 def wilson_ci(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion ``k / n``.
 

@@ -136,16 +136,41 @@ def test_compare_page_puts_electrodes_on_the_attribute_axis(seeded_ws):
     back = pd.read_csv(io.BytesIO(electrode_trend_csv(ref)))
     assert list(back["value"]) == [0.0, 1.0, 5.0] and set(back["unit"]) == {"C"}
     # on a log scale the zero C-rate is left out and named (QA: a Python list in an error, and no trend at all)
-    at.radio(key=state.CMP_AXIS_SCALE).set_value("log").run()
+    at.radio(key=state.k(state.CMP_AXIS_SCALE, "C-rate")).set_value("log").run()
     no_exception(at)
     assert not [w for w in at.warning if "log" in w.value]
     assert any(c.value == "Left out of the logarithmic axis (C-rate has no logarithm at 0 or below): pristine "
                "(SYNTHETIC) (0)." for c in at.caption)
     assert any(i.value == "A trend needs at least 3 electrodes with C-rate given above 0; 2 of the chosen electrodes "
                "have it." for i in at.info)
-    at.radio(key=state.CMP_AXIS_SCALE).set_value("rank").run()
+    at.radio(key=state.k(state.CMP_AXIS_SCALE, "C-rate")).set_value("rank").run()
     no_exception(at)
     assert any("per step up the C-rate order" in m.value for m in at.markdown)
+
+
+def test_the_trend_starts_on_the_scale_the_values_lie_evenly_on_and_keeps_a_choice_per_attribute(seeded_ws):
+    """QA walk 16: C-rates 0.5 / 1 / 2 / 5 were put on a straight line in the value by default, which read 'No clear
+    trend' (p = 0.072) where the logarithm, which the help itself named for C-rates, read one (p = 0.011)."""
+    rates = {"pristine": 0.5, "cycled-1C": 1.0, "cycled-5C": 5.0}
+    for s in seeded_ws.list_samples():
+        seeded_ws.set_attributes(s.id, [Attribute("C-rate", rates[s.name], "C"),
+                                        Attribute("cycles", {"pristine": 0, "cycled-1C": 100}.get(s.name, 200), "-")])
+    at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    rate_scale = at.radio(key=state.k(state.CMP_AXIS_SCALE, "C-rate"))
+    assert rate_scale.value == "log"
+    why = ("A straight line in the logarithm of C-rate: its values (0.5, 1, 5) lie more evenly on that scale, each "
+           "step a similar factor")
+    assert any(c.value.startswith(why) for c in at.caption)
+    assert any("per tenfold C-rate" in m.value for m in at.markdown)
+    rate_scale.set_value("rank").run()
+    assert not any(c.value.startswith(why) for c in at.caption)
+    # cycles 0 / 100 / 200: a line in the value; the choice made for the C-rate is kept for it
+    at.selectbox(key=state.CMP_AXIS_ATTR).set_value("cycles").run()
+    no_exception(at)
+    assert at.radio(key=state.k(state.CMP_AXIS_SCALE, "cycles")).value == "linear"
+    at.selectbox(key=state.CMP_AXIS_ATTR).set_value("C-rate").run()
+    assert at.radio(key=state.k(state.CMP_AXIS_SCALE, "C-rate")).value == "rank"
 
 
 def test_the_trend_says_beside_its_reading_when_it_mixes_slices_with_volumes_and_parameters(seeded_ws):

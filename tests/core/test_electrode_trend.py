@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -171,6 +172,41 @@ def test_reading_says_direction_p_and_method():
         assert compare.trend_reading(flat).startswith("No clear trend of median detachment with SOC")
     share = compare.trend_reading(res, measure="share_above")
     assert "share of particles with detachment above 0.5" in share.lower()
+
+
+@pytest.mark.parametrize("values, scale", [
+    ([0.5, 1, 2, 5], "log"),        # C-rates, each step about a doubling (QA walk 16)
+    ([1, 10, 100, 1000], "log"),
+    ([100, 200, 500], "log"),
+    ([0, 100, 200], "linear"),      # a zero has no logarithm
+    ([1, 2, 3], "linear"),          # evenly spaced values
+    ([5, 2], "linear"),             # two points lie on a line on any scale
+    ([1, 1, 2, 2, 5, 5], "log"),    # repeats are one value each
+    ([1, 2, float("nan"), 3], "linear"),
+    ([-1, 1, 2], "linear"),
+])
+def test_the_suggested_scale_is_the_one_the_values_lie_evenly_on(values, scale):
+    assert compare.suggested_scale(values) == scale
+    assert compare.suggested_scale(np.asarray(values)[::-1]) == scale  # the order is not read
+
+
+def test_p_values_are_written_in_two_digits_and_never_rounded_onto_alpha():
+    """QA walk 16: 'No clear trend ... p = 0.050' for p = 0.0502 beside a page that calls p <= 0.05 a finding."""
+    assert [compare.p_text(p) for p in (0.342, 0.0012, 2.5e-6, 6.9e-22, 0.5, 1.0)] == [
+        "0.34", "0.0012", "2.5e-06", "6.9e-22", "0.50", "1.0"]
+    assert compare.p_text(0.05023) == "0.0502" and compare.p_text(0.0496) == "0.0496"
+    assert compare.p_text(0.05) == "0.050"  # on alpha itself: nothing to tell apart
+    assert compare.p_text(0.0104, alpha=0.01) == "0.0104" and compare.p_text(0.0104) == "0.010"
+    assert compare.p_text(float("nan")) == "nan"
+    # in the readings, with their alpha
+    assert compare.reading("a", "b", label="detachment", mwu_p_holm=0.0502, ks_p_holm=0.3, delta=0.1) == (
+        "no clear difference in detachment (p=0.0502, Mann–Whitney, Holm)")
+    tables = _tables([0.40, 0.30, 0.20, 0.10], n=400, spread=0.05)
+    res = compare.electrode_trend(tables, {"e0": 1, "e1": 2, "e2": 3, "e3": 4}, attribute="cycles", unit="-",
+                                  rng=0, n_boot=300)
+    near = replace(res, median_test=replace(res.median_test, p=0.05023))
+    assert "(p = 0.0502, random-effects" in compare.trend_reading(near)
+    assert compare.trend_reading(near).startswith("No clear trend")
 
 
 def test_nesting_a_particle_level_test_finds_trends_that_are_not_there_the_electrode_test_does_not():
