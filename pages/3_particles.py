@@ -21,7 +21,7 @@ if sample.input.presegmented:  # no greyscale for the network to read: the water
     st.caption("Particles by the watershed of the distance transform (crack-aware). The 3D U-Net's instance cue "
                "reads a greyscale scan, and this sample's values are phases.")
 else:
-    state.init(state.k(state.PART_METHOD, sid), current.particles)
+    state.init_from(state.k(state.PART_METHOD, sid), current.particles, latest.id if latest is not None else None)
     how = st.radio("Particles by", ("watershed", "model"), key=state.k(state.PART_METHOD, sid), horizontal=True,
                    persist_state=state.PERSIST,
                    format_func={"watershed": "Watershed of the distance transform (crack-aware)",
@@ -32,7 +32,8 @@ seeding = "phases"
 auto_seen = (latest.provenance.get("seeding_auto") or {}) if latest is not None else {}
 if how == "watershed" and not sample.input.presegmented:
     requested = "auto" if auto_seen or latest is None else current.seeding
-    state.init(state.k(state.PART_SEEDING, sid), requested if requested != "regularised" else "phases")
+    state.init_from(state.k(state.PART_SEEDING, sid), requested if requested != "regularised" else "phases",
+                    latest.id if latest is not None else None)
     seeding = st.radio(
         "Seeds from", ("auto", "phases", "deconvolved"), key=state.k(state.PART_SEEDING, sid), horizontal=True,
         persist_state=state.PERSIST,
@@ -51,7 +52,8 @@ if how == "watershed" and not sample.input.presegmented:
     if auto_seen.get("blur_voxels") is not None:  # (None: not read, e.g. a phase volume)
         st.caption(advice.seeding_reading(auto_seen, latest.provenance.get("phase_refinement"),
                                           latest.resolved.segment.pv_sigma))
-sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model")
+sep, submitted = forms.separation_form(sample, current.separation, cue=how == "model",
+                                       source=latest.id if latest is not None else None)
 # background jobs (ui/jobs.py): the page may rerun or the browser close while they run
 if submitted and sep is not None and how == "model":
     try:  # the cue cannot take every method's phases (a brush-stroke classifier's): one sentence then

@@ -392,23 +392,23 @@ def segment_params(sample: Sample, ref: cache.VolumeRef, vmin: float, vmax: floa
 # --------------------------------------------------------------------------- particles
 
 
-def separation_form(sample: Sample, current: SeparationParams, *,
-                    cue: bool = False) -> tuple[SeparationParams | None, bool]:
+def separation_form(sample: Sample, current: SeparationParams, *, cue: bool = False,
+                    source=None) -> tuple[SeparationParams | None, bool]:
     """SeparationParams in an ``st.form``; returns (params, submitted).
 
     With ``cue`` (particles from the 3D U-Net's instance cue) the watershed's
     seed settings do not apply: they are shown disabled, and a caption says so.
+    ``source``: what ``current`` was read from (the latest analysis's id): the
+    form shows ``current`` again when it changes (:func:`ui.state.init_from`).
     """
     sid = sample.id
     keys = {n: state.k(b, sid) for n, b in (
         ("markers", state.PART_MARKERS), ("h", state.PART_H), ("dist", state.PART_MIN_DIST),
         ("merge", state.PART_MERGE), ("vol", state.PART_MIN_VOL), ("fill", state.PART_FILL))}
-    init(keys["markers"], current.markers)
-    init(keys["h"], float(current.h_um))
-    init(keys["dist"], float(current.min_distance_um))
-    init(keys["merge"], float(current.merge_ratio))
-    init(keys["vol"], float(current.min_volume_um3))
-    init(keys["fill"], bool(current.fill_cracks))
+    for name, value in (("markers", current.markers), ("h", float(current.h_um)),
+                        ("dist", float(current.min_distance_um)), ("merge", float(current.merge_ratio)),
+                        ("vol", float(current.min_volume_um3)), ("fill", bool(current.fill_cracks))):
+        state.init_from(keys[name], value, source)
     if cue:
         st.caption("Particles from the U-Net's instance cue: its own seeds and crack handling apply, so only "
                    "the merge ratio and the minimum volume below are used.")

@@ -208,6 +208,16 @@ def init(key: str, value) -> None:
     if key not in st.session_state:
         st.session_state[key] = value
 
+
+def init_from(key: str, value, source) -> None:
+    """As :func:`init`, and again whenever ``source`` (what ``value`` was read from, e.g. the id of the sample's latest
+    analysis) has changed since: a widget that shows a setting of the latest analysis follows a newer analysis
+    (QA walk 16: after a thresholds analysis ran behind a U-Net one, the Particles page still offered the U-Net).
+    The source is kept under ``key + "_from"``."""
+    if key not in st.session_state or st.session_state.get(f"{key}_from", source) != source:
+        st.session_state[key] = value
+    st.session_state[f"{key}_from"] = source
+
 # background jobs (ui/jobs.py)
 JOBS_OWNER = "w_jobs_owner"            # the name shown on the jobs this browser session starts
 JOBS_MINE = "jobs_mine"                # ids of the jobs this session started and has not yet seen finish

@@ -360,6 +360,30 @@ def test_the_minimum_volume_label_names_the_ball_on_a_single_slice(empty_ws):
     assert box.label == "Minimum particle volume (µm³; on this slice, of the ball of a particle's circle)"
 
 
+def test_the_settings_shown_follow_a_newer_analysis_of_the_sample(seeded_ws):
+    """QA walk 16: after a thresholds analysis ran behind a U-Net one, the Particles page showed the new particles
+    under "Particles by: 3D U-Net" (a rerun would have used it): the method, the seeds and the separation form are
+    read again from the latest analysis whenever it changes (choices made since the latest one are kept)."""
+    from dataclasses import replace
+
+    from core.runner import run_analysis
+
+    s, at = _open(seeded_ws)
+    method, h = state.k(state.PART_METHOD, s.id), state.k(state.PART_H, s.id)
+    assert at.radio(key=method).value == "watershed"
+    before = at.slider(key=h).value
+    at.radio(key=method).set_value("model")  # chosen, not run
+    at.run()
+    assert at.radio(key=method).value == "model"  # kept while the latest analysis is the same
+    latest = seeded_ws.latest_analysis(s.id)
+    newer = replace(latest.resolved, separation=replace(latest.resolved.separation, h_um=before + 0.25))
+    run_analysis(seeded_ws, s.id, seeded_ws.load_volume(s), newer)
+    at.run()
+    no_exception(at)
+    assert at.radio(key=method).value == "watershed"
+    assert at.slider(key=h).value == pytest.approx(before + 0.25)
+
+
 def test_a_voxel_size_changed_since_the_analysis_is_said_on_the_particles_page(seeded_ws):
     """QA: after the sample's voxel size was edited, the Particles page showed the analysis's µm values unsaid (the
     Samples page warned), and a separation run there measured with the new size on the old phases."""
