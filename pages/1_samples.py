@@ -43,7 +43,7 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
         st.error(msg)
         return msg
     st.session_state[state.PENDING_SAMPLE] = s.id
-    st.session_state[state.ADD_OPEN] = False  # the form closes on the sample added
+    st.session_state[state.ADD_CLOSE] = True  # the form closes on the sample added (at the page's next run)
     # and, opened again, proposes a free name (QA walk 13: the name just added was kept and said in red to be taken)
     for key in [k for k in st.session_state if str(k).startswith(state.k(state.META_NAME, "add", ""))]:
         del st.session_state[key]
@@ -67,12 +67,14 @@ def _options(opts: dict, info: dict, phase_map: str | None) -> dict:
     return out
 
 
-# open on an empty workspace, and kept as it first was for the session: a sample added meanwhile (by a colleague, or
-# the demo electrodes landing) would otherwise re-create the expander collapsed while its form is being filled
-state.init(state.ADD_OPEN, not len(table))
+# open on an empty workspace; then as the user leaves it (its key keeps it open while a message above it comes or
+# goes, or a sample is added meanwhile by a colleague or the demo electrodes landing), closed on a sample added here
+state.init(state.ADD_EXPANDER, not len(table))
+if st.session_state.pop(state.ADD_CLOSE, False):
+    st.session_state[state.ADD_EXPANDER] = False
 names = [s.name for s in ws.list_samples()]  # a new sample's name must be another (forms.sample_metadata)
 DEMO_SIZE_RANGE = (16, 320)  # voxels per edge of a demo added here (at 320³ its analysis takes minutes on 2 cores)
-with st.expander("Add a sample", expanded=st.session_state[state.ADD_OPEN], icon=":material/add:"):
+with st.expander("Add a sample", icon=":material/add:", key=state.ADD_EXPANDER, on_change="rerun"):
     tab_demo, tab_server, tab_upload = st.tabs(["Demo electrode (SYNTHETIC)", "Server data folder", "Upload"])
 
     with tab_demo:

@@ -320,7 +320,7 @@ def _clean_up_options(sample: Sample, base: SegmentParams) -> tuple[str, float, 
     sid = sample.id
     k_dn, k_size = state.k(state.SEG_DENOISE, sid), state.k(state.SEG_DENOISE_SIZE, sid)
     k_pv, k_isl = state.k(state.SEG_PV, sid), state.k(state.SEG_MIN_ISLAND, sid)
-    with st.expander("Denoising and clean-up", expanded=False):
+    with st.expander("Denoising and clean-up", expanded=False, key=state.k(state.SEG_CLEANUP_EXPANDER, sample.id)):
         init(k_dn, base.denoise)
         init(k_size, float(base.denoise_size))
         init(k_pv, bool(base.partial_volume))

@@ -235,7 +235,8 @@ def edit_section(ws, sample) -> None:
     if not getattr(spec, "presegmented", False):
         return
     sid = sample.id
-    with st.expander("Phase map (already segmented)", icon=":material/palette:"):
+    with st.expander("Phase map (already segmented)", icon=":material/palette:",
+                     key=state.k(state.SAMPLE_EXPANDER, sid, "phase_map")):
         st.caption(f"Stored: `{spec.phase_map}`. Change a value's phase below and save: the next analysis (Segment "
                    "page) reads the file with the new map.")
         read = dict(sample.source_options.get("read") or {})

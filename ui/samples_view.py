@@ -312,7 +312,8 @@ def crop_picker(path: Path, options: dict, shape, kind: str, token: str,
         The crop (stop excluded, voxels of the file; None for the whole volume), and whether it may be used (an
         empty range may not: the page says why).
     """
-    with st.expander("Region of interest (crop)", icon=":material/crop:", expanded=proposed is not None):
+    with st.expander("Region of interest (crop)", icon=":material/crop:", expanded=proposed is not None,
+                     key=state.k(state.ADD_CROP_EXPANDER, kind, token)):
         st.caption(CROP_HELP)
         # the sliders and the preview (a plane read from the file) only when asked for
         on = state.k(state.ADD_CROP, kind, token, "on")
@@ -374,7 +375,7 @@ def crop_section(ws: Workspace, sample: Sample) -> None:
     aligned = (so.get("read") or {}).get("align") is not None
     title = "Region of interest (crop)" + (" · " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", stored))
                                            if stored else "")
-    with st.expander(title, icon=":material/crop:"):
+    with st.expander(title, icon=":material/crop:", key=state.k(state.SAMPLE_EXPANDER, sid, "crop")):
         st.caption(("Stored: " + ", ".join(f"{a} {p}:{q}" for a, (p, q) in zip("zyx", stored))
                     + " (voxels of the file, stops excluded)." if stored else "Stored: the whole volume.")
                    + " " + CROP_HELP)
@@ -441,7 +442,7 @@ def crop_preview(plane: np.ndarray, ys, xs, phase_map: str | None = None) -> np.
 def details_section(ws: Workspace, sample: Sample) -> None:
     """The sample's metadata, editable, with its source; a warning when the latest analysis used another voxel size."""
     sid = sample.id
-    with st.expander("Sample details", expanded=False):
+    with st.expander("Sample details", expanded=False, key=state.k(state.SAMPLE_EXPANDER, sample.id, "details")):
         meta = forms.sample_metadata(("edit", sid), name=sample.name, group=sample.group_label,
                                      taken=[s.name for s in ws.list_samples() if s.id != sid],
                                      spacing=sample.spacing, axis=sample.axis, side=sample.separator_side,
@@ -519,7 +520,8 @@ def analyses_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) ->
     if not analyses:
         return
     sid = sample.id
-    with st.expander(f"Analyses of this sample ({len(analyses)})", icon=":material/history:"):
+    with st.expander(f"Analyses of this sample ({len(analyses)})", icon=":material/history:",
+                     key=state.k(state.SAMPLE_EXPANDER, sample.id, "analyses")):
         st.dataframe(tables.analyses_table(analyses), placeholder=tables.MISSING, hide_index=True, width="stretch",
                      column_config={"note": st.column_config.TextColumn("note", width="medium")})
         by_id = {a.id: a for a in analyses}
@@ -580,7 +582,8 @@ def delete_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) -> N
     """Delete the sample with its analyses, after a confirmation tick; its queued and running jobs are named there
     and asked to stop before it goes (QA: a job running on a deleted sample failed without saying why)."""
     sid = sample.id
-    with st.expander("Delete this sample", icon=":material/delete:"):
+    with st.expander("Delete this sample", icon=":material/delete:",
+                     key=state.k(state.SAMPLE_EXPANDER, sample.id, "delete")):
         n = len(analyses)
         st.write(f"Deletes **{sample.name}** from the workspace with its {n} analys{'i' if n == 1 else 'e'}s and "
                  f"{'its' if n == 1 else 'their'} files"
@@ -614,7 +617,7 @@ def attributes_section(ws: Workspace, sample: Sample) -> None:
     sid = sample.id
     attrs = sample.attributes
     with st.expander(f"Attributes ({len(attrs)})" if attrs else "Attributes", expanded=False,
-                     icon=":material/straighten:"):
+                     icon=":material/straighten:", key=state.k(state.SAMPLE_EXPANDER, sid, "attributes")):
         if attrs:
             st.dataframe(pd.DataFrame([{"attribute": a.name, "value": a.value, "unit": a.unit} for a in attrs]),
                          hide_index=True, placeholder=tables.MISSING,

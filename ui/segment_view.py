@@ -597,8 +597,8 @@ def analysed_phases_section(ws: Workspace, sample: Sample, latest: Analysis, met
         st.info(f"Analysis #{latest.id} made its phases with {METHOD_WORDS.get(made, made)}; the preview above is of "
                 f"{METHOD_WORDS.get(method, method)}. Its phases are shown below.")
     rref = cache.ResultRef.of(ws, latest)
-    with st.expander(f"Phases of analysis #{latest.id} on a slice", expanded=differs,
-                     icon=":material/layers:"):
+    with st.expander(f"Phases of analysis #{latest.id} on a slice", expanded=differs, icon=":material/layers:",
+                     key=state.k(state.SEG_DONE_EXPANDER, sample.id, latest.id)):
         phases, _ = cache.result_arrays(rref)
         sid = sample.id
         axis, index = widgets.slice_picker(state.k(state.SEG_DONE_AXIS, sid), state.k(state.SEG_DONE_INDEX, sid),

@@ -35,7 +35,13 @@ SAMPLE_PICKER = "w_sample_picker"
 
 # ---- Samples page
 SAMPLES_TABLE = "w_samples_table"
-ADD_OPEN = "add_open"                  # whether the "Add a sample" expander is drawn open (kept for the session)
+ADD_EXPANDER = "w_add_expander"        # the "Add a sample" expander: open or not (open on an empty workspace)
+ADD_CLOSE = "add_close"                # set on a sample added: the expander is closed at the page's next run
+# Expanders have keys: an expander without one is drawn anew, collapsed, when an element above it comes or goes
+# (a message shown once), and a value being typed in it was lost (QA walk 16).
+SAMPLE_EXPANDER = "w_sample_expander"  # + sample id + section ("crop", "details", "analyses", "delete", "attributes",
+#                                        "phase_map") on the Samples page
+ADD_CROP_EXPANDER = "w_add_crop_expander"  # + source kind + file token or upload id: the add form's crop
 ADD_DEMO = "w_add_demo"
 ADD_DEMO_SIZE = "w_add_demo_size"
 ADD_FILE = "w_add_file"                # + folder ("root" at the top) | + "dir" + folder: read a folder as one volume
@@ -103,6 +109,8 @@ SEG_AXIS = "w_seg_axis"                # preview slice orientation
 SEG_INDEX = "w_seg_index"              # + sample id + axis: preview slice index
 SEG_WINDOW = "w_seg_window"            # + sample id + axis + 0/1: centre of the preview window of a large section
 SEG_OPACITY = "w_seg_opacity"          # shared by all samples
+SEG_DONE_EXPANDER = "w_seg_done_expander"  # + sample id + analysis id: the expander of its phases on a slice
+SEG_CLEANUP_EXPANDER = "w_seg_cleanup_expander"  # + sample id: "Denoising and clean-up"
 SEG_DONE_AXIS = "w_seg_done_axis"      # + sample id: slice orientation of the latest analysis's phases
 SEG_DONE_INDEX = "w_seg_done_index"    # + sample id + axis: its slice index
 SEG_RUN = "w_seg_run"
