@@ -602,8 +602,8 @@ def tests_section(ctx: CompareContext, metric: str, edge_policy: str) -> compare
     t = res.table
     cols = tests_columns(res)
     st.markdown("\n".join(f"- **{r.electrode_a} vs {r.electrode_b}**: {r.reading}." for r in t.itertuples()))
-    st.dataframe(t, placeholder=tables.MISSING, hide_index=True, key=state.CMP_TESTS_TABLE, column_order=list(cols),
-                 column_config={
+    st.dataframe(p_values_written(res), placeholder=tables.MISSING, hide_index=True, key=state.CMP_TESTS_TABLE,
+                 column_order=list(cols), column_config={
         c: st.column_config.NumberColumn(label, format=_TEST_FORMATS[c]) if c in _TEST_FORMATS else label
         for c, label in cols.items()})
     note = tests_note(res)
@@ -640,7 +640,18 @@ def mixed_dimensions_marked(res: compare.PairwiseTests, ctx: CompareContext) -> 
 
 
 _TEST_FORMATS = {"n_a": "%d", "n_b": "%d", "median_diff": "%.3g", "diff_ci_lo": "%.3g", "diff_ci_hi": "%.3g",
-                 "mwu_p_holm": "%.2g", "ks_p_holm": "%.2g", "cliffs_delta": "%+.2f"}
+                 "cliffs_delta": "%+.2f"}
+_P_COLUMNS = ("mwu_p_holm", "ks_p_holm")
+
+
+def p_values_written(res: compare.PairwiseTests) -> pd.DataFrame:
+    """The tests table with its p-values written as the readings write them (:func:`core.compare.p_text`), for the
+    page and its report alike (QA walk 16: the table's own number format gave "0.0000025" beside "6.9e-22", and the
+    report "2.2e-09" where the page had "2.2e-9")."""
+    t = res.table.copy()
+    for c in _P_COLUMNS:
+        t[c] = [compare.p_text(v, res.alpha) for v in t[c]]
+    return t
 
 
 def tests_columns(res: compare.PairwiseTests) -> dict[str, str]:
@@ -667,7 +678,7 @@ def tests_note(res: compare.PairwiseTests) -> str:
 def tests_report_section(res: compare.PairwiseTests, note: str) -> ReportSection:
     """The tests as the page shows them, for its report: a reading per pair, the table, how they were made."""
     cols = tests_columns(res)
-    t = res.table
+    t = p_values_written(res)
     return ReportSection(
         title=f"Differences between electrodes: {charts.metric_title(res.metric)}",
         items=[f"{r.electrode_a} vs {r.electrode_b}: {r.reading}." for r in t.itertuples()],
