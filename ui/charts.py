@@ -415,7 +415,7 @@ def trend_counts(tr: compare.Trend, *, order: Sequence[str] | None = None) -> al
 
 
 def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, legend: bool = True,
-                    order: Sequence[str] | None = None) -> alt.LayerChart:
+                    order: Sequence[str] | None = None, title: str | None = None) -> alt.LayerChart:
     """Each electrode's median (``measure="median"``) or share above the cut (``"share_above"``) with its CI
     (bars) against the attribute, and the fitted trend as a dashed line; units on both axes.
 
@@ -433,6 +433,8 @@ def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, leg
         colour it has in the page's other charts (:func:`electrode_scale`), the legend lists the electrodes
         drawn in that order.  None: colours in the table's (attribute) order, which differ from the other
         charts' wherever the attribute order is not the page's.
+    title : str, optional
+        Drawn above the plot (the trend's reading in short: a PNG or SVG of the chart says what it shows).
 
     Returns
     -------
@@ -456,14 +458,35 @@ def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, leg
             alt.Tooltip("n_valid:Q", title="particles"), alt.Tooltip(f"{y}:Q", format=".3f"),
             alt.Tooltip(f"{lo}:Q", format=".3f", title=f"{pct} % CI low"),
             alt.Tooltip(f"{hi}:Q", format=".3f", title=f"{pct} % CI high")]
-    scale = alt.Scale(type="log") if res.x_scale == "log" else alt.Scale(zero=False, nice=True)
-    base = alt.Chart(t).encode(x=alt.X("value:Q", title=x_title, scale=scale), tooltip=tips)
-    line = base.mark_line(strokeDash=[6, 4], color="#555555", strokeWidth=1.5).encode(y=f"{fit}:Q")
-    bars = base.mark_rule(strokeWidth=2.5).encode(y=alt.Y(f"{lo}:Q", title=y_title), y2=f"{hi}:Q", color=colour)
-    dots = base.mark_point(filled=True, size=90).encode(y=f"{y}:Q", color=colour)
-    return alt.layer(line, bars, dots).properties(
+    # the points at the ends of the axis whole (QA walk 16: half cut at its edges), the electrodes' values as ticks on
+    # a logarithmic axis (none fell at 0.5 and 5 C), the dashed fit only where the points and CIs are (on a 0-1
+    # measure, the share's fit on a log scale had run below 0, the axis with it)
+    values = t["value"].to_numpy(float)
+    v0, v1 = float(np.nanmin(values)), float(np.nanmax(values))
+    if res.x_scale == "log":
+        f = (v1 / v0) ** 0.06 if v1 > v0 else 1.5
+        scale = alt.Scale(type="log", domain=[v0 / f, v1 * f], nice=False)
+        axis = alt.Axis(values=sorted(set(values.tolist())), format="~g")
+    else:
+        pad = 0.06 * (v1 - v0) if v1 > v0 else max(abs(v0) * 0.1, 0.5)
+        scale, axis = alt.Scale(domain=[v0 - pad, v1 + pad], nice=False), alt.Axis()
+    ys = t[[lo, hi, y]].to_numpy(float)
+    y0, y1 = float(np.nanmin(ys)), float(np.nanmax(ys))
+    ypad = 0.08 * (y1 - y0) if y1 > y0 else 0.05
+    y_lo, y_hi = y0 - ypad, y1 + ypad
+    if titles[measure].endswith("(0–1)"):
+        y_lo, y_hi = max(y_lo, 0.0), min(y_hi, 1.0)
+    y_scale = alt.Scale(domain=[y_lo, y_hi], nice=False)
+    base = alt.Chart(t).encode(x=alt.X("value:Q", title=x_title, scale=scale, axis=axis), tooltip=tips)
+    line = base.mark_line(strokeDash=[6, 4], color="#555555", strokeWidth=1.5, clip=True).encode(
+        y=alt.Y(f"{fit}:Q", scale=y_scale))
+    bars = base.mark_rule(strokeWidth=2.5).encode(y=alt.Y(f"{lo}:Q", title=y_title, scale=y_scale), y2=f"{hi}:Q",
+                                                  color=colour)
+    dots = base.mark_point(filled=True, size=90).encode(y=alt.Y(f"{y}:Q", scale=y_scale), color=colour)
+    chart = alt.layer(line, bars, dots).properties(
         # one height for both measures (drawn side by side): high enough for either y title
         height=fit_height(300, *titles.values()) + legend_below_px(len(t), SIDE_LEGEND_COLUMNS))
+    return chart if title is None else chart.properties(title=title)
 
 
 def colour_bar(title: str = DETACHMENT_TITLE, vmin: float = DETACHMENT_RANGE[0], vmax: float = DETACHMENT_RANGE[1],

@@ -879,6 +879,15 @@ def axis_caveats(analyses: dict[str, Analysis]) -> list[str]:
     return out
 
 
+def trend_title(res: compare.ElectrodeTrend, measure: str, alpha: float = 0.05) -> str:
+    """A trend chart's title: its reading in short ("rises with C-rate: p = 0.011, 4 electrodes"; the scale is in the
+    x axis's title), so that the chart saved as a file says what it shows (QA walk 16: the PNG had no title and no
+    p)."""
+    t = res.median_test if measure == "median" else res.share_test
+    verdict = (("rises" if t.slope > 0 else "falls") if t.p <= alpha and t.slope != 0 else "no clear trend")
+    return f"{verdict} with {res.attribute}: p = {compare.p_text(t.p, alpha)}, {res.n_electrodes} electrodes"
+
+
 def scale_reason(attr: str, have: dict[str, Attribute]) -> str:
     """Why the trend starts on the logarithmic scale (:func:`core.compare.suggested_scale`), in one sentence."""
     values = ", ".join(f"{v:g}" for v in sorted({a.value for a in have.values()}))
@@ -952,10 +961,11 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
         st.warning(text, icon=":material/warning:")
     c1, c2 = st.columns(2)
     with c1:
-        exports.show(charts.electrode_trend(res, "median", order=list(ctx.tables)), f"median detachment vs {attr}")
+        exports.show(charts.electrode_trend(res, "median", order=list(ctx.tables), title=trend_title(res, "median")),
+                     f"median detachment vs {attr}")
     with c2:
-        exports.show(charts.electrode_trend(res, "share_above", legend=False, order=list(ctx.tables)),
-                     f"share detached vs {attr}")
+        exports.show(charts.electrode_trend(res, "share_above", legend=False, order=list(ctx.tables),
+                                            title=trend_title(res, "share_above")), f"share detached vs {attr}")
     st.markdown(f"{compare.trend_reading(res, label=words, measure='share_above')}.")
     pct = round(res.confidence * 100)
     unit = f" ({res.unit})" if res.unit and res.unit != "-" else ""

@@ -163,6 +163,19 @@ def test_the_trend_starts_on_the_scale_the_values_lie_evenly_on_and_keeps_a_choi
            "step a similar factor")
     assert any(c.value.startswith(why) for c in at.caption)
     assert any("per tenfold C-rate" in m.value for m in at.markdown)
+    # the charts (QA walk 16): the electrodes' values as the log axis's ticks, every point inside the x domain, the
+    # share's axis within 0-1, and the reading in short as the title (a PNG of the chart says what it shows)
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    trend = [sp for sp in specs if "C-rate" in json.dumps(sp.get("layer", [{}])[0].get("encoding", {}).get("x", {}))]
+    assert len(trend) == 2
+    for sp in trend:
+        x = sp["layer"][0]["encoding"]["x"]
+        assert x["axis"]["values"] == [0.5, 1.0, 5.0] and x["scale"]["type"] == "log"
+        assert x["scale"]["domain"][0] < 0.5 and x["scale"]["domain"][1] > 5.0
+        assert "with C-rate: p = " in sp["title"] and sp["title"].endswith(", 3 electrodes")
+        assert x["title"] == "C-rate (C), log scale"
+        lo, hi = sp["layer"][0]["encoding"]["y"]["scale"]["domain"]
+        assert 0.0 <= lo < hi <= 1.0
     rate_scale.set_value("rank").run()
     assert not any(c.value.startswith(why) for c in at.caption)
     # cycles 0 / 100 / 200: a line in the value; the choice made for the C-rate is kept for it
