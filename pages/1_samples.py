@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core.synth import DEMO_DESCRIPTIONS, DEMO_ELECTRODES
+from core.records import Attribute
+from core.synth import DEMO_C_RATES, DEMO_DESCRIPTIONS, DEMO_ELECTRODES
 from ui import (cache, file_browser, forms, jobs, messages, page, phase_map_view, samples_view, settings, startup, state,
                 tables, widgets)
 
@@ -36,8 +37,11 @@ def _add(name: str, source: str, meta: forms.SampleMetadata, options: dict, fact
         # a name left empty takes the file's, made free as the form's proposal is (QA walk 12: the empty name took
         # "cal96" a second time)
         given = meta.name.strip() or forms.unique_name(name, [x.name for x in ws.list_samples()])
+        demo = source.removeprefix("demo:") if source.startswith("demo:") else None
         s = ws.add_sample(given, source, spacing=spacing, group_label=meta.group_label,
-                          axis=meta.axis, separator_side=meta.separator_side, source_options=options)
+                          axis=meta.axis, separator_side=meta.separator_side, source_options=options,
+                          # a demo comes with its C-rate, as on the first start (QA walk 16: added here, it had none)
+                          attributes=[Attribute("C-rate", DEMO_C_RATES[demo], "C")] if demo in DEMO_C_RATES else ())
     except (ValueError, TypeError) as exc:
         msg = messages.one_sentence(exc, alone=True)
         st.error(msg)

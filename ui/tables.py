@@ -159,6 +159,9 @@ def catalogue_table(ws: Workspace):
             size = "×".join(map(str, done.provenance["input_shape"])) + " (as analysed)"
         rows.append({  # the status right after the name: a long source path must not push it off-screen
             "id": s.id, "name": s.name, "status": status, "group": s.group_label,
+            # what Compare puts electrodes on an axis by (QA walk 16: shown only inside each sample's Attributes)
+            "attributes": ", ".join(f"{a.name} {a.value:g}" + (f" {a.unit}" if a.unit and a.unit != "-" else "")
+                                    for a in s.attributes),
             "source": ("SYNTHETIC demo " + s.demo_name) if s.is_demo else display_path(s.source),
             "voxel z×y×x (µm)": "×".join(f"{v:g}" for v in s.spacing),
             "size (voxels)": size,

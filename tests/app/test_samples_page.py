@@ -65,6 +65,7 @@ def test_add_demo_then_view_slices(empty_ws):
     table = _catalogue(at)
     assert list(table["name"]) == ["cycled-1C"]
     assert table["source"][0].startswith("SYNTHETIC")
+    assert table["attributes"][0] == "C-rate 1 C"  # what Compare's axis reads, in the catalogue (QA walk 16)
     assert any("SYNTHETIC" in w.value for w in at.warning)
     assert any("Added sample" in m.value for m in at.success)
     # three orthogonal slices at the centre; move z
