@@ -19,7 +19,7 @@ from core.records import ATTRIBUTE_PRESETS, Attribute
 from core.slices import slice_axis
 from core.workspace import NOTE_MAX, Analysis, Sample, Workspace
 
-from . import cache, forms, pins, render, state, tables
+from . import cache, forms, pins, render, state, tables, widgets
 from .confine import READ_SUFFIXES, VOLUME_SUFFIXES, confine
 from .messages import display_path, flash, one_sentence, read_or_stop
 from .render import AXES
@@ -598,6 +598,8 @@ def delete_section(ws: Workspace, sample: Sample, analyses: list[Analysis]) -> N
             ws.delete_sample(sid)
             st.session_state[state.SAMPLE_ID] = None
             st.session_state[state.PENDING_SAMPLE] = None
+            if widgets.url_sample() == sid:  # not read back as a link to a sample deleted since (QA walk 16)
+                del st.query_params[widgets.URL_SAMPLE]
             flash("success", f"Deleted sample '{sample.name}'."
                   + (f" Asked job{'s' if len(stopped) > 1 else ''} #{', #'.join(map(str, stopped))} to stop."
                      if stopped else ""))
