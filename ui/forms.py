@@ -445,6 +445,15 @@ def separation_form(sample: Sample, current: SeparationParams, *, cue: bool = Fa
     return params, submitted
 
 
+def model_card(params) -> str | None:
+    """The model card (markdown) beside the weights (``MODEL_CARD.md`` in their folder), or None where there is none
+    (weights of the user's own)."""
+    try:
+        return (params.path.parent / "MODEL_CARD.md").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def model_card_line(params) -> str:
     """One line on the model's weights and their measured scores (from the JSON next to them)."""
     import json
@@ -454,8 +463,8 @@ def model_card_line(params) -> str:
         meta = json.loads(meta_path.read_text())
         real = meta["holdout"]
         return (f"Weights `{params.path.name}`: trained on synthetic electrodes and real labelled nano-CT slices; "
-                f"held-out real acquisition {real['acquisition']}: mean phase IoU {real['mean_iou']:.2f}. "
-                "See core/nn/weights/MODEL_CARD.md for what it is good and bad at.")
+                f"held-out real acquisition {real['acquisition']}: mean phase IoU {real['mean_iou']:.2f}"
+                + (". Its model card, below, says what it is good and bad at." if model_card(params) else "."))
     except (OSError, KeyError, ValueError, TypeError):
         return f"Weights `{params.path}`."
 

@@ -61,6 +61,11 @@ def method_picker(mparams: ModelParams, ws: Workspace, sample: Sample, latest: A
                       persist_state=state.PERSIST, format_func=METHOD_LABELS.get)
     if method == "model":
         st.caption(forms.model_card_line(mparams))
+        card = forms.model_card(mparams)
+        if card:  # in the page (QA walk 16: a path into the source tree, which a scientist cannot open)
+            with st.expander("Model card: what the 3D U-Net is good and bad at", icon=":material/description:",
+                             key=state.SEG_MODEL_CARD_EXPANDER):
+                st.markdown(card)
     return method
 
 

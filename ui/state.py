@@ -109,6 +109,7 @@ SEG_AXIS = "w_seg_axis"                # preview slice orientation
 SEG_INDEX = "w_seg_index"              # + sample id + axis: preview slice index
 SEG_WINDOW = "w_seg_window"            # + sample id + axis + 0/1: centre of the preview window of a large section
 SEG_OPACITY = "w_seg_opacity"          # shared by all samples
+SEG_MODEL_CARD_EXPANDER = "w_seg_model_card_expander"  # the 3D U-Net's model card
 SEG_DONE_EXPANDER = "w_seg_done_expander"  # + sample id + analysis id: the expander of its phases on a slice
 SEG_CLEANUP_EXPANDER = "w_seg_cleanup_expander"  # + sample id: "Denoising and clean-up"
 SEG_DONE_AXIS = "w_seg_done_axis"      # + sample id: slice orientation of the latest analysis's phases

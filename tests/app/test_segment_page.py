@@ -134,7 +134,11 @@ def test_model_method_previews_and_runs_the_network(seeded_ws):
     before = seeded_ws.latest_analysis(s.id)
     at.radio(key=state.SEG_METHOD).set_value("model").run()
     no_exception(at)
-    assert any("held-out real acquisition" in c.value for c in at.caption)
+    assert any("held-out real acquisition" in c.value and "Its model card, below, says" in c.value
+               for c in at.caption)
+    # the model card in the page, not a path into the source tree (QA walk 16)
+    [card] = [e for e in at.expander if e.label == "Model card: what the 3D U-Net is good and bad at"]
+    assert any(m.value.startswith("# Model card: `unet3d.pt`") for m in card.markdown)
     # no thresholds to set: the network reads the grey values itself
     assert not [w for w in at.slider if "threshold" in w.label] and any("no thresholds apply" in c.value
                                                                          for c in at.caption)
