@@ -753,8 +753,9 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
     if drifting:
         exports.warn(drifting)
     st.caption(f"Points: median detachment of the particles in each bin, bars: its 95 % "
-               f"bootstrap CI ({cache.N_BOOT // 2} resamples); left: spread (IQR) within each bin, where small "
-               f"particles usually scatter more; right: particles per bin, dashed line = the few-particle threshold. "
+               f"bootstrap CI ({cache.N_BOOT // 2} resamples); left: spread (IQR) within each bin (Jiang et al., "
+               f"Nat. Commun. 11, 2310 (2020) found small particles to scatter more: read it here, it is not "
+               f"tested); right: particles per bin, dashed line = the few-particle threshold. "
                f"Size bins hold about equal numbers of particles of all electrodes together; {_edge_words(edge_policy)}.")
     return out
 
