@@ -63,7 +63,7 @@ from pathlib import Path
 
 from .outputs import check_out, check_recipe_path, staged_output
 from ._validate import SPACING_MAX_UM, SPACING_MIN_UM
-from ._json import json_default
+from ._json import dumps_strict, json_default
 
 EXIT_BAD_INPUT = 2
 
@@ -274,7 +274,7 @@ def _cmd_analyze(args) -> None:
         _write_table(result.table, tmp, "particles")
         save_tiff(tmp / "phases.tif", result.phases, result.spacing)
         save_tiff(tmp / "labels.tif", result.labels, result.spacing)
-        (tmp / "run.json").write_text(json.dumps(record, indent=2, default=json_default))
+        (tmp / "run.json").write_text(dumps_strict(record, indent=2))
         if args.recipe is not None:  # built (and so checked) before the output is put in place
             from .recipe import Recipe, dumps, entry_from_result, write_recipe
 
@@ -406,7 +406,7 @@ def _analyze_chunked(args, spec, params, chunk_size: int, reads) -> None:
             "warnings": _distinct(caught),
         }
         _write_table(res.table, tmp, "particles")
-        (tmp / "run.json").write_text(json.dumps(record, indent=2, default=json_default))
+        (tmp / "run.json").write_text(dumps_strict(record, indent=2))
         if args.recipe is not None:
             from .recipe import Recipe, RecipeEntry, dumps, write_recipe
 
@@ -542,7 +542,7 @@ def _run_recipe(args, archive: Path | None) -> None:
                 "provenance": {**result.provenance, "total_s": time.perf_counter() - t0},
                 "warnings": caught_msgs,
             }
-            (d / "provenance.json").write_text(json.dumps(record, indent=2, default=json_default), encoding="utf-8")
+            (d / "provenance.json").write_text(dumps_strict(record, indent=2), encoding="utf-8")
         report(1.0, f"{n} analys{'i' if n == 1 else 'e'}s replayed")
     if not args.quiet:
         print(f"{n} analys{'i' if n == 1 else 'e'}s -> {args.out}", file=sys.stderr)

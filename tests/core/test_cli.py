@@ -140,6 +140,29 @@ def test_analyze_run_json(analyzed, demo):
     assert isinstance(rec["warnings"], list)
 
 
+def _strict(text: str):
+    """JSON as a strict reader takes it (jq, JavaScript): a bare NaN or Infinity refused."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_run_records_are_strict_json_with_null_for_a_number_that_is_not_finite(analyzed, tmp_path):
+    """QA walk 17: provenance.json held a bare NaN (a slab's pore grey value where the slab has no pore), which jq
+    and JavaScript refuse; a number that is not finite is written as null."""
+    from core._json import dumps_strict
+
+    assert _strict(dumps_strict({"pore": [float("nan"), 1.5, float("inf")], "n": np.int64(3)})) == {
+        "pore": [None, 1.5, None], "n": 3}
+    _strict((analyzed / "run.json").read_text())
+    rec = json.loads((analyzed / "run.json").read_text())
+    rec["provenance"]["shading"] = {"pore": [float("nan"), 2.0]}  # as a scan with an empty slab gives
+    out = tmp_path / "rec"
+    out.mkdir()
+    (out / "run.json").write_text(dumps_strict(rec, indent=2))
+    assert _strict((out / "run.json").read_text())["provenance"]["shading"]["pore"] == [None, 2.0]
+
+
 def test_analyze_with_params_file_reproduces(analyzed, demo, tmp_path, capsys):
     out = tmp_path / "again"
     # run.json itself is a valid --params file ({"params": {...}})
