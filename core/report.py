@@ -71,6 +71,8 @@ class ReportElectrode:
     versions : dict
         Package versions of the run.
     group : str
+    analysis : str
+        Which analysis, worded by the caller ("#3, 2026-12-07 23:34 UTC"); "" leaves the column empty.
     """
 
     name: str
@@ -81,6 +83,7 @@ class ReportElectrode:
     input_checksum: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict)
     group: str = ""
+    analysis: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,6 +233,7 @@ def build_report(
     caveats: Sequence[str] = (),
     sections: Sequence[ReportSection] = (),
     summary_note: str = "",
+    made: str = "",
 ) -> str:
     """Build a self-contained HTML report.
 
@@ -265,6 +269,10 @@ def build_report(
     summary_note : str
         How the summary was made (its intervals, which particles it counts),
         under its table.
+    made : str
+        When the report was made, worded by the caller ("2026-12-07 23:40
+        UTC"), said under the title; "" says nothing (a report built twice
+        from the same inputs is then the same bytes).
 
     Returns
     -------
@@ -281,11 +289,14 @@ def build_report(
     _validate(electrodes, summary, charts, versions, max_rows, caveats, sections)
     if not isinstance(summary_note, str):
         raise TypeError(f"summary_note must be a sentence (str), got {type(summary_note).__name__}")
+    if not isinstance(made, str):
+        raise TypeError(f"made must be a time worded as text (str), got {type(made).__name__}")
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_esc(title)}</h1>",
+        *([f'<p class="note">Made {_esc(made)}.</p>'] if made else []),
         f'<p class="note">{len(electrodes)} electrode{"" if len(electrodes) == 1 else "s"}. Detachment = area_pore / (area_pore + area_cbd) of '
         "each particle's open surface (NaN when the particle has no open interface). Units are in the column "
         "names.</p>",
@@ -381,17 +392,20 @@ def _axis_trend_html(res: "ElectrodeTrend") -> list[str]:
 
 def _inputs_html(electrodes: Sequence[ReportElectrode]) -> list[str]:
     rows = []
+    dated = any(e.analysis for e in electrodes)
     for e in electrodes:
         sp = ", ".join(f"{float(s):g}" for s in e.spacing_um) if e.spacing_um is not None else "–"
         rows.append(
             f'<tr><td class="k">{_esc(e.name)}</td><td class="k">{_esc(e.group)}</td>'
             f'<td class="k">{_esc(e.source)}</td><td>{_esc(sp)}</td><td>{len(e.table)}</td>'
-            f'<td class="k"><code>{_esc(e.input_checksum or "–")}</code></td></tr>'
+            f'<td class="k"><code>{_esc(e.input_checksum or "–")}</code></td>'
+            + (f'<td class="k">{_esc(e.analysis or "–")}</td>' if dated else "") + "</tr>"
         )
     return ["<h2>Inputs</h2>",
             '<table><tr><th class="k">electrode</th><th class="k">group</th><th class="k">source</th>'
             '<th>voxel size z, y, x (µm)</th><th>particles in its table</th>'
-            '<th class="k">input checksum (BLAKE2b-128)</th></tr>'
+            '<th class="k">input checksum (BLAKE2b-128)</th>'
+            + ('<th class="k">analysis</th>' if dated else "") + "</tr>"
             + "".join(rows) + "</table>"]
 
 

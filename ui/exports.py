@@ -24,10 +24,13 @@ it until its next full run (0 of 20 in the same reproduction).
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import altair as alt
@@ -146,12 +149,42 @@ def export_versions() -> dict[str, str]:
     from core.pipeline import versions
 
     out = dict(versions())
+    commit = source_commit()
+    if commit:
+        out["core commit"] = commit
     for pkg in ("altair", "vl-convert-python", "pyarrow", "streamlit"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def source_commit() -> str | None:
+    """The git commit the dashboard's code was checked out at ("3ac0198e12ab", "+ changes" where its files differ
+    from it), or None outside a git checkout: many commits share one package version (QA walk 17: a report named
+    only "core 0.1.0")."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "core", "ui", "pages", "app.py"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + (" + changes" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+
+
+def utc_text(seconds: float) -> str:
+    """"2026-12-07 23:34 UTC": a time of the epoch, as reports write it."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(float(seconds), dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def slug(text: str) -> str:
@@ -194,6 +227,7 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
             name=name, table=tables[name], params=report_params(sample, a), source=sample.source,
             spacing_um=prov.get("spacing_um") or sample.spacing, input_checksum=_greyscale_checksum(ws, a),
             versions=prov.get("versions", {}), group=sample.group_label,
+            analysis=f"#{a.id}, {utc_text(a.updated_at)}",
         ))
     rendered = {t: chart_png(c, scale=REPORT_SCALE) for t, c in (chart_map or {}).items()}
     notes = list(notes)
@@ -201,7 +235,7 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
         notes.append("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
     html = build_report(electrodes, title=title, summary=summary, charts=rendered, versions=export_versions(),
                         recipe=recipe, notes=notes, axis_trend=axis_trend, caveats=caveats, sections=sections,
-                        summary_note=summary_note)
+                        summary_note=summary_note, made=utc_text(time.time()))
     return html.encode("utf-8")
 
 

@@ -235,6 +235,12 @@ def test_particles_page_downloads(seeded_ws, captured):
                                   seeded_ws.load_table(a))
     html = _data(captured, f"{stem}-report.html").decode()
     assert a.provenance["input_checksum"] in html and html.count("<img") == 3
+    # when and by which code (QA walk 17: no date, no analysis number, only "core 0.1.0")
+    from ui.exports import source_commit, utc_text
+
+    assert re.search(r'<p class="note">Made \d{4}-\d\d-\d\d \d\d:\d\d UTC\.</p>', html)
+    assert f'<td class="k">#{a.id}, {utc_text(a.updated_at)}</td>' in html
+    assert source_commit() is None or f"<td class=\"k\">core commit</td><td class=\"k\">{source_commit()}" in html
     d = json.loads(_data(captured, f"{stem}-recipe.json"))
     assert [x["name"] for x in d["analyses"]] == [s.name]
     assert d["analyses"][0]["input_checksum"] == a.provenance["input_checksum"]

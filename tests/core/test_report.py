@@ -138,6 +138,18 @@ def test_report_without_optional_parts():
     assert "No parameters recorded." in html and "download=" not in html and "<img" not in html
     assert "particles shown" not in html  # all rows shown
     assert "<h2>Recipe</h2>" not in html and "<h2>Summary</h2>" not in html
+    assert "Made " not in html and '<th class="k">analysis</th>' not in html  # said only where given
+    assert build_report([e], max_rows=None, embed_csv=False) == html  # the same bytes, built again
+
+
+def test_a_report_says_when_it_was_made_and_which_analysis_each_electrode_is():
+    """QA walk 17: no date or analysis number anywhere in a report or its recipe."""
+    e = ReportElectrode("only", _table(3, 2), analysis="#3, 2026-12-07 23:34 UTC")
+    html = build_report([e], made="2026-12-07 23:40 UTC")
+    assert '<p class="note">Made 2026-12-07 23:40 UTC.</p>' in html
+    assert '<th class="k">analysis</th>' in html and '<td class="k">#3, 2026-12-07 23:34 UTC</td>' in html
+    with pytest.raises(TypeError, match="made must be a time worded as text"):
+        build_report([e], made=1.0)
 
 
 @pytest.mark.parametrize("kwargs, exc, pattern", [
