@@ -10,6 +10,7 @@ context: ``my_module.section(ctx, edge_policy)``.  Statistics come from
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -965,8 +966,9 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
         exports.show(charts.electrode_trend(res, "median", order=list(ctx.tables), title=trend_title(res, "median")),
                      f"median detachment vs {attr}")
     with c2:
-        exports.show(charts.electrode_trend(res, "share_above", legend=False, order=list(ctx.tables),
-                                            title=trend_title(res, "share_above")), f"share detached vs {attr}")
+        share = functools.partial(charts.electrode_trend, res, "share_above", order=list(ctx.tables),
+                                  title=trend_title(res, "share_above"))
+        exports.show(share(legend=False), f"share detached vs {attr}", exported=share(legend=True))
     st.markdown(f"{compare.trend_reading(res, label=words, measure='share_above')}.")
     pct = round(res.confidence * 100)
     unit = f" ({res.unit})" if res.unit and res.unit != "-" else ""

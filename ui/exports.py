@@ -347,11 +347,13 @@ def offered_sections() -> list[ReportSection]:
     return list(st.session_state.get(_OFFERED) or [])
 
 
-def show(chart, title: str, *, width: str = "stretch") -> None:
-    """``st.altair_chart`` that also offers the chart in the page's *Export* section under ``title``."""
+def show(chart, title: str, *, width: str = "stretch", exported=None) -> None:
+    """``st.altair_chart`` that also offers the chart in the page's *Export* section under ``title``; ``exported``:
+    the chart to offer there instead, where the page's leans on its neighbour (a legend left to the chart beside
+    it: on its own in a file, its colours were unexplained, QA walk 17)."""
     st.altair_chart(chart, width=width)
     shown = st.session_state.setdefault(state.EXP_SHOWN, {})
-    shown[title] = chart
+    shown[title] = chart if exported is None else exported
 
 
 def shown_charts() -> dict[str, Any]:

@@ -176,6 +176,13 @@ def test_the_trend_starts_on_the_scale_the_values_lie_evenly_on_and_keeps_a_choi
         assert x["title"] == "C-rate (C), log scale"
         lo, hi = sp["layer"][0]["encoding"]["y"]["scale"]["domain"]
         assert 0.0 <= lo < hi <= 1.0
+    # the share chart leaves its legend to the median chart beside it on the page, not in its file (QA walk 17)
+    from ui.charts import BLANK_OPACITY
+
+    shown = at.session_state[state.EXP_SHOWN]
+    page_share = [sp for sp in trend if "share with" in json.dumps(sp)][0]
+    assert str(BLANK_OPACITY) in json.dumps(page_share) or repr(BLANK_OPACITY) in json.dumps(page_share)
+    assert "1e-06" not in json.dumps(shown["share detached vs C-rate"].to_dict())
     rate_scale.set_value("rank").run()
     assert not any(c.value.startswith(why) for c in at.caption)
     # cycles 0 / 100 / 200: a line in the value; the choice made for the C-rate is kept for it
