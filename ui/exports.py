@@ -287,7 +287,8 @@ def electrode_name(sample: Sample, all_names: Sequence[str]) -> str:
 
 def standard_charts(tables: Mapping[str, pd.DataFrame], metric: str = "detachment", kind: str = "histogram",
                     *, edge_policy: str = "include") -> dict[str, Any]:
-    """The Compare page's charts: a distribution and binned detachment against size and depth.
+    """The Compare page's charts: a distribution and binned detachment against size (bins of equal counts) and depth
+    (bins of equal widths over 0-1), as the page bins them (:data:`ui.compare_view.TRENDS`).
 
     Computed with :mod:`core.compare` (number-weighted, the given edge policy); detachment binned over its whole
     scale, 0–1 (the pooled range of an electrode whose detachments all lie under 0.06 ran the axis 0–0.058); a chart
@@ -303,10 +304,14 @@ def standard_charts(tables: Mapping[str, pd.DataFrame], metric: str = "detachmen
         out[f"distribution of {charts.metric_title(metric)}"] = charts.distribution(dist, kind)
     except ValueError:
         pass
-    for x, title in (("equiv_diameter_um", "detachment vs equivalent diameter"),
-                     ("depth_frac", "detachment vs depth")):
+    from .compare_view import TRENDS  # binned as the Compare page bins them (QA walk 17: the Particles page's report
+    # binned depth by equal counts, the Compare page by equal widths: one electrode, two depth curves)
+
+    titles = {"equiv_diameter_um": "detachment vs equivalent diameter", "depth_frac": "detachment vs depth"}
+    for x, binning, value_range in TRENDS:
         try:
-            out[title] = charts.trend(compare.trend(tables, x, edge_policy=edge_policy, rng=0))
+            out[titles[x]] = charts.trend(compare.trend(tables, x, binning=binning, value_range=value_range,
+                                                        edge_policy=edge_policy, rng=0))
         except ValueError:
             pass
     return out

@@ -501,6 +501,21 @@ def test_a_single_electrode_s_report_charts_keep_detachment_on_0_to_1():
         assert domains and all(d == [0, 1] for d in domains), (title, domains)
 
 
+def test_a_report_s_depth_trend_is_binned_as_the_compare_page_bins_it():
+    """QA walk 17: the Particles page's report binned depth by equal counts (points at 0.08 / 0.31 / 0.52 / 0.81 /
+    0.95), the Compare page by equal widths over 0-1: one electrode, two depth curves in two reports."""
+    rng = np.random.default_rng(0)
+    n = 200
+    table = pd.DataFrame({"detachment": rng.random(n), "equiv_diameter_um": rng.uniform(3, 10, n),
+                          "depth_frac": rng.random(n) ** 3, "touches_edge": np.zeros(n, bool)})
+    made = exports._spec(exports.standard_charts({"B": table})["detachment vs depth"])
+    bins = pd.DataFrame(next(v for v in made["datasets"].values() if v and "x_lo" in v[0]))
+    assert sorted(bins["x_lo"].round(6).unique()) == [0.0, 0.2, 0.4, 0.6, 0.8]
+    size = exports._spec(exports.standard_charts({"B": table})["detachment vs equivalent diameter"])
+    sized = pd.DataFrame(next(v for v in size["datasets"].values() if v and "x_lo" in v[0]))
+    assert sized["n"].max() - sized["n"].min() <= 1  # sizes: bins of equal counts, as on the page
+
+
 def test_under_miles_the_table_downloads_carry_the_weights_the_page_used(fine_ws, captured):  # noqa: F811 (fixture)
     """QA: under Miles–Lantuéjoul the CSV held no weights, so the page's edge-corrected quantiles could not be
     recomputed from it.  Now each row carries ``miles_weight``, and the page's volume-weighted median follows."""
