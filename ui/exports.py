@@ -460,7 +460,9 @@ def _buttons(where: str, stem: str, table: pd.DataFrame, chart_map: Mapping[str,
         help="One self-contained file: charts, tables, parameters, versions, input checksums."))
     buttons.append(lambda c: _recipe_button(c, recipe, recipe_reason, stem=stem, key=k(state.EXP_RECIPE)))
     zipped = recipe is not None and has_classifier(recipe)  # (QA walk 15: the ZIP was said to save at once)
-    st.caption(f"Tables, report{', recipe' if zipped else ''} and images: a click makes the file, and the blue *Save* "
+    made = ["Tables", "report"] + (["recipe"] if zipped else []) + (["images"] if chart_buttons and chart_map else [])
+    made_words = ", ".join(made[:-1]) + " and " + made[-1]  # images only where offered (QA walk 17)
+    st.caption(f"{made_words}: a click makes the file, and the blue *Save* "
                "button that takes its place saves it (until the page changes)."
                + ("" if zipped else " The recipe (JSON) saves at once."))
     for col, button in zip(st.columns(4), buttons):
