@@ -96,6 +96,41 @@ COLUMNS: tuple[str, ...] = (
     "crack_fraction",
 )
 
+#: What each column of :data:`COLUMNS` holds, in one sentence each (reports carry them beside the tables and their
+#: CSV; the README's column list says more).
+COLUMN_MEANINGS: dict[str, str] = {
+    "label": "the particle's id: the value of its voxels in the labels volume",
+    "n_voxels": "its NMC voxels (its internal cracks not counted)",
+    "volume_um3": "its volume with its internal cracks filled (µm³)",
+    "solid_volume_um3": "the volume of its NMC only: n_voxels times the voxel volume (µm³)",
+    "equiv_diameter_um": "the diameter of the ball of volume_um3 (µm)",
+    "surface_area_um2": "the area of its crack-filled surface by marching cubes (µm²); smaller than the sum of the "
+                        "area_* columns, which count the voxel faces' staircase",
+    "sphericity": "π^(1/3) (6 volume_um3)^(2/3) / surface_area_um2; empty for fewer than 27 voxels",
+    "centroid_z_um": "its centroid along z, from the analysed volume's first voxel (µm)",
+    "centroid_y_um": "its centroid along y, from the analysed volume's first voxel (µm)",
+    "centroid_x_um": "its centroid along x, from the analysed volume's first voxel (µm)",
+    "extent_z_um": "the side of its bounding box along z (µm)",
+    "extent_y_um": "the side of its bounding box along y (µm)",
+    "extent_x_um": "the side of its bounding box along x (µm)",
+    "depth_frac": "where it lies through the electrode: 0 at the separator side, 1 at the current collector, of the "
+                  "electrode's own extent (a margin of pore or separator beyond it is not depth) unless the analysis "
+                  "measured over the imaged volume (depth_from)",
+    "touches_edge": "True where a face of the analysed volume cuts it (its size is then truncated)",
+    "area_cbd_um2": "the area of its voxel faces touching CBD (µm²)",
+    "area_pore_um2": "the area of its voxel faces touching pore (µm²)",
+    "area_particle_um2": "the area of its voxel faces touching another particle (µm²)",
+    "area_edge_um2": "the area of its voxel faces on the analysed volume's faces (µm²)",
+    "frac_cbd": "area_cbd_um2 as a share of its total voxel-face area",
+    "frac_pore": "area_pore_um2 as a share of its total voxel-face area",
+    "frac_particle": "area_particle_um2 as a share of its total voxel-face area",
+    "frac_edge": "area_edge_um2 as a share of its total voxel-face area",
+    "detachment": "area_pore_um2 / (area_pore_um2 + area_cbd_um2): 0 wholly on CBD, 1 wholly facing pore; empty (NaN) "
+                  "where it touches neither",
+    "detachment_note": "why detachment is empty; empty where it is a number",
+    "crack_fraction": "its enclosed crack voxels as a share of its crack-filled voxels",
+}
+
 
 def fill_cracks(labels: np.ndarray) -> np.ndarray:
     """Assign to each particle the background regions that it alone encloses.

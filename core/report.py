@@ -462,7 +462,18 @@ def _tables_html(electrodes: Sequence[ReportElectrode], max_rows: int | None, em
             if rest else [])
         parts.append(f'<p class="note">{_esc("; ".join(said))}.</p>' if said else "")
         parts.append(_frame_html(e.table[cols], max_rows))
-    return parts
+    return parts + _columns_html(electrodes)
+
+
+def _columns_html(electrodes: Sequence[ReportElectrode]) -> list[str]:
+    """What each column of the tables (and their CSV) holds (QA walk 17: only the detachment was defined)."""
+    from .metrics import COLUMN_MEANINGS
+
+    present = list(dict.fromkeys(c for e in electrodes for c in e.table.columns))
+    known = [(c, COLUMN_MEANINGS[c]) for c in present if c in COLUMN_MEANINGS]
+    if not known:
+        return []
+    return ["<h3>Columns</h3>", _kv_table(known, ("column", "what it holds"))]
 
 
 def _recipe_html(recipe: Mapping) -> list[str]:

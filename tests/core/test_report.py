@@ -142,6 +142,20 @@ def test_report_without_optional_parts():
     assert build_report([e], max_rows=None, embed_csv=False) == html  # the same bytes, built again
 
 
+def test_a_report_says_what_each_column_of_its_tables_holds():
+    """QA walk 17: only the detachment was defined; volume_um3 against n_voxels, surface_area_um2 against the area
+    columns, depth_frac over the electrode were left to be guessed."""
+    from core.metrics import COLUMN_MEANINGS, COLUMNS
+
+    assert tuple(COLUMN_MEANINGS) == COLUMNS and all(v and v == v.strip() for v in COLUMN_MEANINGS.values())
+    table = _table(3, 2)
+    html = build_report([ReportElectrode("only", table)])
+    section = html.split("<h3>Columns</h3>", 1)[1].split("</table>", 1)[0]
+    for c in table.columns:
+        if c in COLUMN_MEANINGS:
+            assert f'<td class="k">{c}</td><td class="k">{html_lib.escape(COLUMN_MEANINGS[c])}</td>' in section, c
+
+
 def test_a_report_says_when_it_was_made_and_which_analysis_each_electrode_is():
     """QA walk 17: no date or analysis number anywhere in a report or its recipe."""
     e = ReportElectrode("only", _table(3, 2), analysis="#3, 2026-12-07 23:34 UTC")
