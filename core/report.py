@@ -421,8 +421,21 @@ def _by_electrode(corner: str, columns: Mapping[str, Mapping], cell) -> str:
     return f"<table>{head}{body}</table>"
 
 
+#: The units of the parameters whose names do not carry one (``_um``, ``_um3``): a report names them beside the
+#: parameter (QA walk 17: "segment.low 0.31" read without knowing it is a grey value).
+PARAMETER_UNITS: dict[str, str] = {
+    "segment.low": "grey value of the scan", "segment.high": "grey value of the scan",
+    "segment.denoise_size": "voxels (σ, window or patch distance)", "segment.pv_sigma": "voxels",
+    "segment.min_island": "voxels", "separation.merge_ratio": "contact area / π r² of the smaller fragment",
+    "model.tile": "voxels", "model.overlap": "voxels", "model.h": "dynamics of the instance cue, 0-1",
+}
+
+
 def _parameters_html(electrodes: Sequence[ReportElectrode]) -> list[str]:
-    flat = {e.name: dict(_flatten(e.params)) for e in electrodes}
+    def named(key: str) -> str:
+        return f"{key} ({PARAMETER_UNITS[key]})" if key in PARAMETER_UNITS else key
+
+    flat = {e.name: {named(k): v for k, v in _flatten(e.params)} for e in electrodes}
     if not any(flat.values()):
         return ["<h2>Parameters</h2>", '<p class="note">No parameters recorded.</p>']
     return ["<h2>Parameters</h2>", _by_electrode("parameter", flat, lambda d, k: _fmt(d.get(k)))]

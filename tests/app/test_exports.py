@@ -246,6 +246,9 @@ def test_particles_page_downloads(seeded_ws, captured):
     assert d["analyses"][0]["input_checksum"] == a.provenance["input_checksum"]
     # the parameters of the steps that ran: thresholds and seeding, not the network's (it did not run)
     assert "segment.low" in html and "<td class=\"k\">seeding</td>" in html and "model.tile" not in html
+    # units beside the parameters whose names carry none (QA walk 17)
+    assert '<td class="k">segment.low (grey value of the scan)</td>' in html
+    assert '<td class="k">segment.min_island (voxels)</td>' in html and '<td class="k">separation.h_um</td>' in html
 
 
 def test_report_of_an_already_segmented_sample_names_its_phase_map(empty_ws):
