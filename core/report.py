@@ -361,7 +361,7 @@ def _section_html(sec: ReportSection) -> list[str]:
 
 def _axis_trend_html(res: "ElectrodeTrend") -> list[str]:
     """The electrodes-on-an-axis section: readings, per-electrode table, tests, method."""
-    from .compare import ElectrodeTrend, trend_reading
+    from .compare import ElectrodeTrend, trend_file_table, trend_reading
 
     if not isinstance(res, ElectrodeTrend):
         raise TypeError(f"axis_trend must be an ElectrodeTrend (core.compare.electrode_trend), got "
@@ -369,7 +369,7 @@ def _axis_trend_html(res: "ElectrodeTrend") -> list[str]:
     unit = f" ({res.unit})" if res.unit else ""
     m = res.median_test
     table = res.table.rename(columns={"value": f"{res.attribute}{unit}"})
-    csv = table.to_csv(index=False).encode("utf-8")
+    csv = trend_file_table(res).to_csv(index=False).encode("utf-8")  # the page's file (QA walk 17)
     k = res.n_electrodes
     return [
         f"<h2>Electrodes on an axis: {_esc(res.metric)} against {_esc(res.attribute)}{_esc(unit)}</h2>",

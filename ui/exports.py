@@ -193,13 +193,8 @@ def slug(text: str) -> str:
 
 
 def electrode_trend_csv(res: compare.ElectrodeTrend) -> bytes:
-    """The per-electrode trend table as CSV: what was measured against which attribute, one row per electrode."""
-    t = res.table.copy()
-    lead = {"metric": res.metric, "attribute": res.attribute, "unit": res.unit, "x_scale": res.x_scale,
-            "edge_policy": res.edge_policy, "cut": res.cut, "confidence": res.confidence}
-    for i, (k, v) in enumerate(lead.items()):
-        t.insert(1 + i, k, v)
-    return t.to_csv(index=False).encode("utf-8")
+    """The per-electrode trend table as CSV (:func:`core.compare.trend_file_table`: the report's is the same file)."""
+    return compare.trend_file_table(res).to_csv(index=False).encode("utf-8")
 
 
 def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], tables: Mapping[str, pd.DataFrame],

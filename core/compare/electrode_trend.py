@@ -418,6 +418,18 @@ def electrode_trend(
 # --------------------------------------------------------------------------- reading
 
 
+def trend_file_table(res: ElectrodeTrend) -> pd.DataFrame:
+    """The per-electrode table as files carry it (the page's CSV and the report's alike): one row per electrode,
+    with what was measured against which attribute, on which scale, and how (metric, attribute, unit, x_scale,
+    edge_policy, cut, confidence) after the electrode's name."""
+    t = res.table.copy()
+    lead = {"metric": res.metric, "attribute": res.attribute, "unit": res.unit, "x_scale": res.x_scale,
+            "edge_policy": res.edge_policy, "cut": res.cut, "confidence": res.confidence}
+    for i, (k, v) in enumerate(lead.items()):
+        t.insert(1 + i, k, v)
+    return t
+
+
 def _fmt_p(p: float, alpha: float = 0.05) -> str:
     if not np.isfinite(p):
         return "p = nan"

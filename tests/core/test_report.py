@@ -257,6 +257,11 @@ def test_the_axis_tables_have_a_column_per_electrode_and_per_measure():
     heads = [re.findall(r"<th[^>]*>(.*?)</th>", t) for t in re.findall(r"<tr>(<th.*?)</tr>", part)]
     assert heads == [["statistic", "e0", "e1", "e2"], ["statistic", "median", "share_above"]]
     assert "<td class=\"k\">C-rate (C)</td>" in part and "<td class=\"k\">slope</td>" in part
+    # its CSV is the page's file (QA walk 17: two files named trend-C-rate.csv, of 14 and 21 columns)
+    [href] = re.findall(r'download="trend-C-rate.csv" href="data:text/csv;base64,([^"]+)"', part)
+    assert base64.b64decode(href) == compare.trend_file_table(res).to_csv(index=False).encode("utf-8")
+    assert list(compare.trend_file_table(res).columns[:8]) == [
+        "electrode", "metric", "attribute", "unit", "x_scale", "edge_policy", "cut", "confidence"]
 
 
 def test_the_summary_s_note_is_under_its_table_escaped():
