@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +105,29 @@ def start_server(log_path: Path, env_extra: dict, port: int | None = None):
             proc.kill()
             pytest.fail("streamlit did not start:\n" + Path(log_path).read_text()[-3000:])
         time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def served_page(workspace, tmp_path: Path, viewport=(1300, 1000)):
+    """A page of Chromium on a dashboard served (inline jobs, no demos) over ``workspace``, with an empty data
+    folder under ``tmp_path``: yields ``(page, url)``; the browser and the server are stopped on leaving."""
+    from playwright.sync_api import sync_playwright
+
+    from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    proc, url = start_server(tmp_path / "server.log", {
+        "DETACH_WORKSPACE": str(workspace), "DETACH_DATA": str(tmp_path / "data"), "DETACH_DEMOS": "0",
+        "DETACH_JOBS": "inline"})
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+            try:
+                yield browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page(), url
+            finally:
+                browser.close()
+    finally:
+        stop_server(proc)
 
 
 def stop_server(proc, sig=None) -> None:

@@ -10,15 +10,15 @@ import shutil
 
 import pytest
 
-from apphelpers import no_page_exception, settle, start_server, stop_server
-from test_browser import CHROMIUM, CHROMIUM_ARGS
+from apphelpers import no_page_exception, served_page, settle
+from test_browser import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 
 
 def test_a_deep_link_as_the_first_session_shows_its_page(seeded_template, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from core.workspace import Workspace
 
@@ -26,25 +26,13 @@ def test_a_deep_link_as_the_first_session_shows_its_page(seeded_template, tmp_pa
     shutil.copytree(seeded_template, tmp_path / "ws")
     ws = Workspace(tmp_path / "ws")
     c1 = next(s for s in ws.list_samples() if s.name == "cycled-1C")
-    (tmp_path / "data").mkdir()
-    proc, url = start_server(tmp_path / "server.log", {
-        "DETACH_WORKSPACE": str(ws.root), "DETACH_DATA": str(tmp_path / "data"), "DETACH_DEMOS": "0",
-        "DETACH_JOBS": "inline"})
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-            try:
-                page = browser.new_context(viewport={"width": 1300, "height": 1000}).new_page()
-                page.goto(f"{url}/particles?sample={c1.id}")  # the first session of this server process
-                expect(page.locator("h1", has_text="Particles — cycled-1C")).to_be_visible()
-                settle(page)
-                expect(page.get_by_text("Page not found")).to_have_count(0)
-                nav = page.locator("[data-testid='stSidebarNav']")
-                expect(nav.get_by_text("Samples", exact=True)).to_be_visible()  # the dashboard's page list
-                expect(nav.get_by_text("app", exact=True)).to_have_count(0)  # not Streamlit's own
-                expect(page.get_by_text("Cathode particle detachment")).to_be_visible()  # app.py's sidebar
-                no_page_exception(page)
-            finally:
-                browser.close()
-    finally:
-        stop_server(proc)
+    with served_page(ws.root, tmp_path) as (page, url):
+        page.goto(f"{url}/particles?sample={c1.id}")  # the first session of this server process
+        expect(page.locator("h1", has_text="Particles — cycled-1C")).to_be_visible()
+        settle(page)
+        expect(page.get_by_text("Page not found")).to_have_count(0)
+        nav = page.locator("[data-testid='stSidebarNav']")
+        expect(nav.get_by_text("Samples", exact=True)).to_be_visible()  # the dashboard's page list
+        expect(nav.get_by_text("app", exact=True)).to_have_count(0)  # not Streamlit's own
+        expect(page.get_by_text("Cathode particle detachment")).to_be_visible()  # app.py's sidebar
+        no_page_exception(page)

@@ -10,15 +10,15 @@ import shutil
 
 import pytest
 
-from apphelpers import no_page_exception, settle, start_server, stop_server
-from test_browser import CHROMIUM, CHROMIUM_ARGS
+from apphelpers import no_page_exception, served_page, settle
+from test_browser import CHROMIUM
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 
 
 def test_the_attributes_stay_open_while_a_second_value_is_typed_after_the_first_was_set(seeded_template, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from core.workspace import Workspace
 
@@ -27,33 +27,21 @@ def test_the_attributes_stay_open_while_a_second_value_is_typed_after_the_first_
     ws = Workspace(tmp_path / "ws")
     s = next(x for x in ws.list_samples() if x.name == "cycled-5C")
     ws.set_attributes(s.id, [])
-    (tmp_path / "data").mkdir()
-    proc, url = start_server(tmp_path / "server.log", {
-        "DETACH_WORKSPACE": str(ws.root), "DETACH_DATA": str(tmp_path / "data"), "DETACH_DEMOS": "0",
-        "DETACH_JOBS": "inline"})
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
-            try:
-                page = browser.new_context(viewport={"width": 1300, "height": 1400}).new_page()
-                page.goto(f"{url}/samples?sample={s.id}")
-                settle(page)
-                page.get_by_text("Attributes", exact=True).first.click()
-                value = page.get_by_label("Value (C)")
-                expect(value).to_be_visible()
-                value.fill("10")
-                value.press("Enter")
-                settle(page)
-                page.get_by_role("button", name="Set").click()
-                settle(page)
-                expect(page.get_by_text("Set C-rate (C) = 10 for 'cycled-5C'.")).to_be_visible()
-                expect(value).to_be_visible()  # collapsed without the expander's key, the message come above it
-                value.fill("5")
-                page.get_by_role("button", name="Set").click()
-                settle(page)
-                assert [(a.name, a.value) for a in ws.get_sample(s.id).attributes] == [("C-rate", 5.0)]
-                no_page_exception(page)
-            finally:
-                browser.close()
-    finally:
-        stop_server(proc)
+    with served_page(ws.root, tmp_path, viewport=(1300, 1400)) as (page, url):
+        page.goto(f"{url}/samples?sample={s.id}")
+        settle(page)
+        page.get_by_text("Attributes", exact=True).first.click()
+        value = page.get_by_label("Value (C)")
+        expect(value).to_be_visible()
+        value.fill("10")
+        value.press("Enter")
+        settle(page)
+        page.get_by_role("button", name="Set").click()
+        settle(page)
+        expect(page.get_by_text("Set C-rate (C) = 10 for 'cycled-5C'.")).to_be_visible()
+        expect(value).to_be_visible()  # collapsed without the expander's key, the message come above it
+        value.fill("5")
+        page.get_by_role("button", name="Set").click()
+        settle(page)
+        assert [(a.name, a.value) for a in ws.get_sample(s.id).attributes] == [("C-rate", 5.0)]
+        no_page_exception(page)
