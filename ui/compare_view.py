@@ -886,7 +886,7 @@ def trend_title(res: compare.ElectrodeTrend, measure: str, alpha: float = 0.05) 
     x axis's title), so that the chart saved as a file says what it shows (QA walk 16: the PNG had no title and no
     p)."""
     t = res.median_test if measure == "median" else res.share_test
-    verdict = (("rises" if t.slope > 0 else "falls") if t.p <= alpha and t.slope != 0 else "no clear trend")
+    verdict = compare.trend_verdict(t, alpha) or "no clear trend"
     return f"{verdict} with {res.attribute}: p = {compare.p_text(t.p, alpha)}, {res.n_electrodes} electrodes"
 
 

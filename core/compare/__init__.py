@@ -46,7 +46,7 @@ from __future__ import annotations
 from ._common import BINNINGS, EDGE_POLICIES, EXTENT_COLUMNS, WEIGHTINGS, Binning, EdgePolicy, Rng, Weighting
 from .electrode_trend import (
     ALTERNATIVES, EXACT_MAX_ELECTRODES, MIN_ELECTRODES, X_SCALES, ElectrodeTrend, TrendTest, electrode_trend,
-    slope_unit, suggested_scale, trend_file_table, trend_reading,
+    slope_unit, suggested_scale, trend_file_table, trend_reading, trend_verdict,
 )
 from .pairwise import PairwiseTests, pairwise_tests, reading
 from .statistics import (
@@ -64,6 +64,7 @@ from .weights import MILES_MIN_FREE_SHARE, ParticleWeights, disc_share, miles_we
 __all__ = [
     "ALTERNATIVES", "EXACT_MAX_ELECTRODES", "ElectrodeTrend", "MIN_ELECTRODES", "TrendTest", "X_SCALES",
     "electrode_trend", "slope_unit", "suggested_scale", "trend_file_table", "trend_reading",
+    "trend_verdict",
     "BINNINGS", "CLIFF_THRESHOLDS", "EDGE_POLICIES", "EXTENT_COLUMNS", "MILES_MIN_FREE_SHARE", "QUANTILES",
     "WEIGHTINGS", "Binning", "Distributions", "EdgePolicy", "PairwiseTests", "ParticleWeights", "Rng", "Summary",
     "Trend", "Weighting", "bootstrap_median_ci", "bootstrap_median_diff_ci", "cliffs_delta", "combine",

@@ -418,6 +418,14 @@ def electrode_trend(
 # --------------------------------------------------------------------------- reading
 
 
+def trend_verdict(test: TrendTest, alpha: float = 0.05) -> str | None:
+    """``"rises"`` or ``"falls"`` where a trend test's p is at most ``alpha`` and its slope not 0, else None (no
+    clear trend): the one reading of :func:`trend_reading` and of the charts' titles."""
+    if test.p <= alpha and test.slope != 0:
+        return "rises" if test.slope > 0 else "falls"
+    return None
+
+
 def trend_file_table(res: ElectrodeTrend) -> pd.DataFrame:
     """The per-electrode table as files carry it (the page's CSV and the report's alike): one row per electrode,
     with what was measured against which attribute, on which scale, and how (metric, attribute, unit, x_scale,
@@ -465,7 +473,7 @@ def trend_reading(res: ElectrodeTrend, *, label: str | None = None, alpha: float
               f"{'medians' if measure == 'median' else 'shares'}, t-test on {t.df} df; "
               f"{t.slope:+.3g} {slope_unit(res)}, {pct} % CI {t.slope_ci_lo:+.3g} to {t.slope_ci_hi:+.3g}")
     k = res.n_electrodes
-    if t.p <= alpha and t.slope != 0:
-        verb = "rises" if t.slope > 0 else "falls"
+    verb = trend_verdict(t, alpha)
+    if verb is not None:
         return f"{what} {verb} with {res.attribute} across {k} electrodes ({method})"
     return f"No clear trend of {what[0].lower() + what[1:]} with {res.attribute} across {k} electrodes ({method})"
