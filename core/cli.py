@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m core {analyze,segment,demo}``.
+"""Command-line interface: ``python -m core {analyze,run,compare,segment,train-classifier,inspect,demo}``.
 
 The contract (other tools rely on it):
 
@@ -30,7 +30,14 @@ The contract (other tools rely on it):
     ``particles.parquet``, ``provenance.json`` and ``recipe.json`` (that
     analysis alone).  An input whose checksum differs from the recipe's is
     refused unless ``--no-verify``, and so are a classifier's training pairs
-    (retrained from, seeded: the same table) whose SHA-256 differs.
+    (retrained from, seeded: the same table) whose SHA-256 differs.  A recipe
+    that records a comparison (the dashboard's Compare page writes one) also gets
+    ``DIR/comparison/``: what ``compare`` writes, with the recipe's settings.
+``python -m core compare DIR DIR ... --out OUT [--edge include|exclude|miles] [--cut C] [--min-diameter UM] [--metric COL] [--axis NAME [--values V ...] [--unit U]] [--axis-scale linear|log|rank]``
+    the Compare page's statistics of analysis folders (of ``analyze`` or
+    ``run``), headless (:mod:`core.comparison`): ``OUT/summary.csv``,
+    ``tests.csv``, ``trend-NAME.csv`` (with ``--axis``), ``comparison.json``
+    (settings, bootstrap, readings, notes) and ``report.html``.
 ``python -m core demo --out DIR [--overwrite] [--seed N]``
     writes ``DIR/NAME/{greyscale.tif,true_phases.tif,true_labels.tif,true_particles.csv}``
     for each demo electrode.
@@ -448,8 +455,11 @@ def _cmd_run(args) -> None:
 def _run_recipe(args, archive: Path | None) -> None:
     """``run`` of the recipe file ``args.recipe`` (unpacked from ``archive`` where not None: the training pairs it
     holds are copied into ``--out``'s ``recipe-training`` and the recipes written there point at them)."""
+    from .comparison import AnalysisRun, compare_runs
+    from .pipeline import versions
     from .recipe import (
-        Recipe, check_inputs, dumps, entry_to_dict, read_recipe, replay, verify_classifier, version_differences,
+        Recipe, check_inputs, dumps, entry_to_dict, read_recipe, recipe_to_dict, replay, verify_classifier,
+        version_differences,
     )
 
     # the recipe of an earlier run into --out (DIR/recipe.json, inputs absolute) may be replayed into it again
@@ -483,11 +493,17 @@ def _run_recipe(args, archive: Path | None) -> None:
     if args.workers is not None and args.scheduler is not None:
         raise CLIError("--workers sets the size of a local cluster; an existing one (--scheduler) has its own")
     parallel = args.workers is not None or args.scheduler is not None
+    compared = recipe.compare if len(entries) >= 2 else None
+    if recipe.compare is not None and compared is None:
+        print(f"warning: the recipe compares its analyses; --only left {len(entries)}, so no comparison is written",
+              file=sys.stderr)
     with staged_output(args.out, overwrite=args.overwrite, reads=reads) as tmp, \
             _maybe_cluster(parallel, args) as client:
         written = (entries if archive is None else
                    _training_into_out(entries, Path(args.recipe).parent, tmp, Path(args.out)))
-        (tmp / "recipe.json").write_text(dumps(Recipe(tuple(written), recipe.package_version)), encoding="utf-8")
+        whole = Recipe(tuple(written), recipe.package_version, compare=compared)
+        (tmp / "recipe.json").write_text(dumps(whole), encoding="utf-8")
+        runs = []
         done = _replay_parallel(client, entries, not args.no_verify, report) if client is not None else {}
         for i, entry in enumerate(entries):
             def progress(frac, msg, _i=i, _name=entry.name):
@@ -543,9 +559,61 @@ def _run_recipe(args, archive: Path | None) -> None:
                 "warnings": caught_msgs,
             }
             (d / "provenance.json").write_text(dumps_strict(record, indent=2), encoding="utf-8")
+            runs.append(AnalysisRun(entry.name, result.table, entry.group, tuple(entry.attributes), record))
         report(1.0, f"{n} analys{'i' if n == 1 else 'e'}s replayed")
+        if compared is not None:
+            folder = _comparison_folder(entries)
+            report(1.0, f"comparing the {n} analyses as the recipe records ({folder}/)")
+            comp, files = compare_runs(runs, compared, tmp / folder, recipe=recipe_to_dict(whole), made=_utc_now(),
+                                       versions=versions())
+            for note in comp.notes:  # (what the comparison could not compute: said, as the page says it)
+                print(f"note: comparison: {note}", file=sys.stderr)
+            if not args.quiet:
+                print(f"comparison -> {Path(args.out) / folder} ({', '.join(f.name for f in files)})",
+                      file=sys.stderr)
     if not args.quiet:
         print(f"{n} analys{'i' if n == 1 else 'e'}s -> {args.out}", file=sys.stderr)
+
+
+def _comparison_folder(entries) -> str:
+    """The folder of a replay's comparison: ``comparison``, unless an analysis's folder has that name."""
+    taken = {e.folder for e in entries}
+    return next(f for f in ("comparison", *(f"comparison_{i}" for i in range(1, len(taken) + 2))) if f not in taken)
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def _cmd_compare(args) -> None:
+    """``compare DIR DIR ...``: the Compare page's summary, tests and trend of analysis folders, headless."""
+    from .comparison import CompareSettings, ComparisonError, compare_runs, read_analysis_folder
+    from .pipeline import versions
+    from .records import Attribute
+
+    folders = list(args.folders)
+    check_out(args.out, overwrite=args.overwrite, reads=folders)
+    runs = [read_analysis_folder(f) for f in folders]
+    if args.values is not None:
+        if args.axis is None:
+            raise CLIError("--values gives the electrodes' values of an attribute: name it with --axis")
+        if len(args.values) != len(runs):
+            raise CLIError(f"--values needs one value per folder: {len(runs)} folders, {len(args.values)} values")
+        runs = [replace(r, attributes=tuple(a for a in r.attributes if a.name != args.axis)
+                        + (Attribute(args.axis, v, args.unit or ""),)) for r, v in zip(runs, args.values)]
+    elif args.unit is not None:
+        raise CLIError("--unit is the unit of --values; without --values each folder's recipe gives its own")
+    try:
+        settings = CompareSettings(edge_policy=args.edge, cut=args.cut, min_diameter_um=args.min_diameter,
+                                   metric=args.metric, axis=args.axis, axis_scale=args.axis_scale)
+    except ComparisonError as exc:
+        raise CLIError(str(exc)) from None
+    with staged_output(args.out, overwrite=args.overwrite, reads=folders) as tmp:
+        comp, files = compare_runs(runs, settings, tmp, made=_utc_now(), versions=versions())
+    if not args.quiet:
+        for note in comp.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"{len(runs)} electrodes compared -> {args.out} ({', '.join(f.name for f in files)})", file=sys.stderr)
 
 
 def _training_into_out(entries, unpacked: Path, tmp: Path, out: Path) -> list:
@@ -1178,6 +1246,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same on an existing Dask scheduler (its workers must see the inputs and --out)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("compare", help="compare analysed electrodes as the dashboard's Compare page does: summary "
+                                       "with CIs, tests between every pair, a trend along an attribute; headless")
+    c.add_argument("folders", nargs="+", metavar="DIR",
+                   help="output folders of 'analyze', or the analyses' folders of a 'run' (at least two; names, "
+                        "groups and attributes from each folder's recipe.json where it has one, else the folder's "
+                        "name)")
+    add_out(c)
+    c.add_argument("--edge", choices=("include", "exclude", "miles"), default="include",
+                   help="particles cut by the volume edge: include (default; every particle counts), exclude (left "
+                        "out), miles (left out; tests and summary count particles, so the same as exclude here)")
+    c.add_argument("--cut", type=float, default=0.5,
+                   help="detached cut: the summary's and the trend's share of particles with detachment above it "
+                        "(strictly between 0 and 1; default 0.5)")
+    c.add_argument("--min-diameter", type=float, default=0.0, metavar="UM",
+                   help="leave out particles with an equivalent diameter under UM µm (default 0: keep all)")
+    c.add_argument("--metric", default="detachment",
+                   help="the particle-table column the tests between electrodes compare (default detachment)")
+    c.add_argument("--axis", metavar="NAME",
+                   help="put the electrodes on this attribute (e.g. C-rate) and test the trend across them; its "
+                        "values from each folder's recipe, or from --values")
+    c.add_argument("--values", nargs="+", type=float, metavar="V",
+                   help="the --axis attribute's value of each folder, in their order")
+    c.add_argument("--unit", help="the unit of --values (e.g. C)")
+    c.add_argument("--axis-scale", choices=("linear", "log", "rank"),
+                   help="the trend is a straight line in the value, its logarithm or its rank (default: the scale "
+                        "the values lie the more evenly on, as the dashboard starts)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no notes on stderr")
+    c.set_defaults(func=_cmd_compare)
 
     s = sub.add_parser("segment", help="phase segmentation only")
     add_input(s)

@@ -132,6 +132,40 @@ COLUMN_MEANINGS: dict[str, str] = {
 }
 
 
+#: A column's title with its unit, for an axis or a heading (:func:`column_title`); others are read from their names.
+COLUMN_TITLES: dict[str, str] = {
+    "detachment": "detachment index (0–1)",
+    "depth_frac": "depth (0 = separator side, 1 = current collector)",
+    "equiv_diameter_um": "equivalent diameter (µm)",
+    "volume_um3": "volume (µm³)",
+    "solid_volume_um3": "solid volume (µm³)",
+    "surface_area_um2": "surface area (µm²)",
+    "sphericity": "sphericity (–, 1 = sphere)",
+    "crack_fraction": "crack fraction (share of particle volume)",
+    "n_voxels": "size (voxels)",
+    "label": "particle label (id)",
+}
+_SUFFIX_UNITS = (("_um3", "µm³"), ("_um2", "µm²"), ("_um", "µm"))  # a particle-table column's unit, by its name
+
+
+def column_unit(column: str) -> str:
+    """The unit of a particle-table column, from its name ("µm" for ``equiv_diameter_um``), or "" (a share, a
+    count, an index)."""
+    return next((unit for suffix, unit in _SUFFIX_UNITS if column.endswith(suffix)), "")
+
+
+def column_title(column: str) -> str:
+    """A particle-table column's title with its unit ("equivalent diameter (µm)"), for an axis or a heading."""
+    if column in COLUMN_TITLES:
+        return COLUMN_TITLES[column]
+    for suffix, unit in _SUFFIX_UNITS:
+        if column.endswith(suffix):
+            return f"{column[: -len(suffix)].replace('_', ' ')} ({unit})"
+    if column.startswith("frac_"):
+        return f"share of surface facing {column[5:]} (0–1)"
+    return column.replace("_", " ")
+
+
 def fill_cracks(labels: np.ndarray) -> np.ndarray:
     """Assign to each particle the background regions that it alone encloses.
 

@@ -17,8 +17,15 @@ A recipe is a JSON file (schema version :data:`RECIPE_VERSION`)::
           "n_particles": 412,
           "versions": {"core": "0.1.0", "numpy": "2.4.6", ...}
         }
-      ]
+      ],
+      "compare": {"edge_policy": "include", "cut": 0.5, "min_diameter_um": 0.0,
+                  "metric": "detachment", "axis": "C-rate", "axis_scale": "log"}
     }
+
+``compare`` (optional; a recipe of the Compare page has it) records the
+comparison of the analyses, in their order
+(:class:`core.comparison.CompareSettings`): ``python -m core run`` then writes
+the page's summary, tests and trend too, into ``OUT/comparison``.
 
 ``input`` is either a file, ``{"path": ..., "format": ..., "dataset": ...,
 "shape": [z, y, x], "dtype": ..., "byte_order": "<", "offset": 0,
@@ -76,7 +83,7 @@ from .inputs import _check_keys, _int, _str  # the JSON checks of inputs, raisin
 
 RECIPE_VERSION = 1
 
-_TOP_KEYS = ("recipe_version", "package_version", "analyses")
+_TOP_KEYS = ("recipe_version", "package_version", "analyses", "compare")
 _ENTRY_KEYS = ("name", "group", "attributes", "input", "spacing_um", "params", "input_checksum",
                "classifier_checksum", "n_particles", "versions", "chunking")
 _CHECKSUM_RE = re.compile(r"[0-9a-f]{8,128}")
@@ -192,14 +199,26 @@ class Recipe:
     analyses : tuple of RecipeEntry
     package_version : str
         Version of :mod:`core` that wrote the recipe.
+    compare : core.comparison.CompareSettings or None
+        The Compare page's choices where the recipe compares its analyses (in their order): a replay then writes
+        the comparison too (:func:`core.comparison.compare_electrodes`); None: the analyses only.
     """
 
     analyses: tuple[RecipeEntry, ...]
     package_version: str = __version__
+    compare: Any = None
 
     def __post_init__(self):
         object.__setattr__(self, "analyses", tuple(self.analyses))
         _check_names(self.analyses)
+        if self.compare is not None:
+            from .comparison import CompareSettings  # (core.comparison imports this module)
+
+            if not isinstance(self.compare, CompareSettings):
+                raise TypeError(f"compare must be CompareSettings or None, got {type(self.compare).__name__}")
+            if len(self.analyses) < 2:
+                raise RecipeError("the recipe's 'compare' needs at least two analyses to compare, it has "
+                                  f"{len(self.analyses)}")
 
     def entry(self, name: str) -> RecipeEntry:
         for e in self.analyses:
@@ -340,7 +359,15 @@ def _recipe_from_dict(d: Mapping, base_dir: str | os.PathLike | None) -> Recipe:
         raise RecipeError("the recipe's 'analyses' must be a non-empty list")
     base = Path(base_dir).expanduser().resolve() if base_dir is not None else None
     entries = [_entry_from_dict(a, i, base) for i, a in enumerate(analyses)]
-    return Recipe(analyses=tuple(entries), package_version=pkg)
+    settings = None
+    if d.get("compare") is not None:
+        from .comparison import CompareSettings, ComparisonError
+
+        try:
+            settings = CompareSettings.from_dict(d["compare"])
+        except ComparisonError as exc:
+            raise RecipeError(f"the recipe's 'compare': {exc}") from None
+    return Recipe(analyses=tuple(entries), package_version=pkg, compare=settings)
 
 
 def _plain(o):
@@ -397,11 +424,12 @@ def _folder_text(folder: str, relative_to) -> str:
 
 
 def recipe_to_dict(recipe: Recipe, *, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The JSON object of a recipe (inverse of :func:`recipe_from_dict`)."""
+    """The JSON object of a recipe (inverse of :func:`recipe_from_dict`); ``compare`` only where it has one."""
     return {
         "recipe_version": RECIPE_VERSION,
         "package_version": recipe.package_version,
         "analyses": [entry_to_dict(e, relative_to=relative_to) for e in recipe.analyses],
+        **({"compare": recipe.compare.to_dict()} if recipe.compare is not None else {}),
     }
 
 
@@ -606,7 +634,7 @@ def _with_training_beside(recipe: Recipe, path: Path) -> Recipe:
             shutil.rmtree(dest, ignore_errors=True)
             os.replace(tmp, dest)
         entries.append(replace(e, params=replace(e.params, classifier=os.fspath(dest)), classifier_checksum=found))
-    return Recipe(tuple(entries), recipe.package_version)
+    return replace(recipe, analyses=tuple(entries))
 
 
 def _classifier_checksum(entry: RecipeEntry) -> str:
@@ -704,10 +732,11 @@ def entry_from_workspace(ws, analysis, *, name: str | None = None) -> RecipeEntr
     )
 
 
-def recipe_from_workspace(ws, analyses: Sequence, *, names: Sequence[str] | None = None) -> Recipe:
+def recipe_from_workspace(ws, analyses: Sequence, *, names: Sequence[str] | None = None, compare=None) -> Recipe:
     """A recipe of several finished workspace analyses (ids or :class:`~core.workspace.Analysis` rows).
 
-    ``names`` default to the sample names; duplicates get `` #<sample id>``.
+    ``names`` default to the sample names; duplicates get `` #<sample id>``.  ``compare``
+    (:class:`core.comparison.CompareSettings`, optional): the Compare page's choices, replayed with them.
     """
     rows = [ws.get_analysis(int(a)) if isinstance(a, (int, np.integer)) else a for a in analyses]
     if names is None:
@@ -716,7 +745,7 @@ def recipe_from_workspace(ws, analyses: Sequence, *, names: Sequence[str] | None
         names = [display_name(s, plain) for s in samples]
     elif len(names) != len(rows):
         raise ValueError(f"names has {len(names)} entries for {len(rows)} analyses")
-    return Recipe(analyses=tuple(entry_from_workspace(ws, a, name=n) for a, n in zip(rows, names)))
+    return Recipe(analyses=tuple(entry_from_workspace(ws, a, name=n) for a, n in zip(rows, names)), compare=compare)
 
 
 # --------------------------------------------------------------------------- replaying

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import compare
+from core import compare, comparison
 from core import connectivity as core_connectivity
 from core import phases as core_phases
 from core.connectivity import ContactGraph
@@ -429,8 +429,7 @@ def contact_graph(ref: ResultRef, axis: int, separator_side: str, spacing: tuple
 # rerun shows the same intervals.
 
 Electrodes = tuple[tuple[str, ResultRef], ...]
-SEED = 0        # bootstrap seed of the dashboard's statistics
-N_BOOT = 2000   # bootstrap resamples (summary, pairwise); trends use half per bin
+SEED, N_BOOT = comparison.SEED, comparison.N_BOOT  # the bootstrap of the dashboard's statistics (and a headless run's)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 
 from core import compare
+from core.metrics import column_title, column_unit
 
 from .render import DETACHMENT_CMAP, DETACHMENT_RANGE, PHASE_HEX
 
-DETACHMENT_TITLE = "detachment index (0–1)"
+DETACHMENT_TITLE = column_title("detachment")
 GROUP_SCHEME = "tableau10"  # categorical colours of electrodes
 LABEL_LIMIT = 320  # px: an electrode's name ("cycled-5C (SYNTHETIC) · by number") is never cut short
 TICK_SPACING = 80  # px between the labelled ticks of a quantitative x axis in a file (Vega's default: 40)
@@ -23,40 +24,9 @@ _AXIS_OVERHEAD_PX, _TITLE_CHAR_PX, _TOP_LEGEND_PX = 100, 6.2, 40
 # a legend beside the plot starts at its top and is not shrunk: about 16 px a row in Streamlit's 14 px labels (20 here,
 # to spare) plus its title and padding and the chart's (50); whatever runs below the chart's height is cut off
 _LEGEND_ROW_PX, _LEGEND_FRAME_PX = 20, 50
-_TITLES = {
-    "detachment": DETACHMENT_TITLE,
-    "depth_frac": "depth (0 = separator side, 1 = current collector)",
-    "equiv_diameter_um": "equivalent diameter (µm)",
-    "volume_um3": "volume (µm³)",
-    "solid_volume_um3": "solid volume (µm³)",
-    "surface_area_um2": "surface area (µm²)",
-    "sphericity": "sphericity (–, 1 = sphere)",
-    "crack_fraction": "crack fraction (share of particle volume)",
-    "n_voxels": "size (voxels)",
-    "label": "particle label (id)",
-}
-
-
-_SUFFIX_UNITS = (("_um3", "µm³"), ("_um2", "µm²"), ("_um", "µm"))  # a particle-table column's unit, by its name
-
-
-def metric_unit(column: str) -> str:
-    """The unit of a particle-table column, from its name ("µm" for ``equiv_diameter_um``), or "" (a share, a
-    count, an index)."""
-    return next((unit for suffix, unit in _SUFFIX_UNITS if column.endswith(suffix)), "")
-
-
-def metric_title(column: str) -> str:
-    """Axis title with units for a particle-table column."""
-    if column in _TITLES:
-        return _TITLES[column]
-    name = column
-    for suffix, unit in _SUFFIX_UNITS:
-        if name.endswith(suffix):
-            return f"{name[: -len(suffix)].replace('_', ' ')} ({unit})"
-    if name.startswith("frac_"):
-        return f"share of surface facing {name[5:]} (0–1)"
-    return name.replace("_", " ")
+# (the columns' titles and units are the particle table's: core.metrics)
+metric_unit = column_unit
+metric_title = column_title
 
 
 def fit_height(height: int, *y_titles: str, above: int = 0, legend_rows: int = 0) -> int:

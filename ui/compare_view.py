@@ -17,25 +17,21 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import compare
+from core import compare, comparison
+from core.comparison import (  # the page's words are the headless comparison's
+    DEFAULT_CUT, DEFAULT_EDGE, EDGE_LABELS, SCALE_LABELS, edge_words, p_values_written, summary_columns, summary_note,
+    tests_columns, tests_note, tests_report_section,
+)
 from core.jobs import ACTIVE
 from core.records import Attribute
 from core.slices import slice_axis
-from core.report import ReportSection
 from core.workspace import Analysis, Sample, Workspace
 
 from . import advice, cache, charts, exports, jobs, messages, page, render, state, tables
 from . import pins as pins_words
 
-EDGE_LABELS = {
-    "exclude": "leave out",
-    "include": "include",
-    "miles": "Miles–Lantuéjoul weights",
-}
 WEIGHTING_LABELS = {"number": "each particle counts once", "volume": "by particle volume"}
 KIND_LABELS = {"histogram": "histogram", "ecdf": "cumulative (ECDF)", "box": "box", "violin": "violin"}
-DEFAULT_EDGE = "include"
-DEFAULT_CUT = 0.5
 DEFAULT_LOW_N = 10
 
 
@@ -414,6 +410,8 @@ def caveats(analyses: dict[str, Analysis]) -> list[str]:
 #: The page's link keeps the choices that change its numbers (beside ``a``, the analyses): a reload or a colleague
 #: opening it sees the same medians.
 URL_EDGE, URL_MIN_DIAMETER, URL_CUT = "edge", "min_d", "cut"
+#: ... and the measure tested, the attribute on the axis and the scale its trend is a straight line in.
+URL_METRIC, URL_AXIS, URL_SCALE = "measure", "axis", "scale"
 
 
 def _from_url(key: str, name: str, default, parse) -> None:
@@ -499,38 +497,6 @@ def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | 
 _SUMMARY_FORMATS = {"n_particles": "%d", "n_used": "%d", "n_valid": "%d"}
 
 
-def summary_columns(res: compare.Summary) -> dict[str, str]:
-    """The columns of the summary the page and its report show, in order, with their labels (the cut in the
-    share's)."""
-    pct = round(res.confidence * 100)
-    share = f"share > {res.cut:g}"
-    return {"electrode": "electrode", "group": "group", "n_particles": "particles", "n_used": "particles used",
-            "n_valid": "with detachment", "median": "median detachment", "median_ci_lo": f"median: {pct} % CI low",
-            "median_ci_hi": f"median: {pct} % CI high", "q1": "Q1", "q3": "Q3", "iqr": "IQR", "share_above": share,
-            "share_ci_lo": f"{share}: {pct} % CI low", "share_ci_hi": f"{share}: {pct} % CI high",
-            "median_equiv_diameter_um": "median diameter (µm)"}
-
-
-def summary_table(res: compare.Summary) -> pd.DataFrame:
-    """The summary as the page shows it (:func:`summary_columns`), for its report."""
-    cols = summary_columns(res)
-    return res.table[[c for c in cols if c in res.table.columns]].rename(columns=cols)
-
-
-def summary_note(res: compare.Summary) -> str:
-    """How the summary was made, in words (the page's caption and the note under its report's table)."""
-    pct = round(res.confidence * 100)
-    same = " (the same particles as leave out: the summary counts particles)" if res.edge_policy == "miles" else ""
-    return (
-        f"Detachment = area_pore / (area_pore + area_cbd) per particle (0–1). Particles cut by the volume edge: "
-        f"{EDGE_LABELS[res.edge_policy]}{same}; 'particles' = the electrode's particles (those at least the smallest "
-        f"diameter counted, where one is set), 'particles used' = those of them the edge choice keeps, "
-        f"'with detachment' = those of them with "
-        f"an open interface (the others have no detachment and are left out). 'share > {res.cut:g}' = share of "
-        f"those with detachment above {res.cut:g}. {pct} % intervals. Median CI: percentile bootstrap "
-        f"({res.n_boot} resamples, seed {cache.SEED}); IQR = Q3 − Q1; share CI: Wilson score interval.")
-
-
 # --------------------------------------------------------------------------- distributions
 
 
@@ -546,15 +512,16 @@ def numeric_metrics(ctx: CompareContext) -> list[str]:
 def distributions_section(ctx: CompareContext, edge_policy: str) -> str:
     """Histogram / ECDF / box / violin of one metric, number- or volume-weighted; returns the metric."""
     metrics = numeric_metrics(ctx)
-    state.init(state.CMP_METRIC, "detachment")
+    _from_url(state.CMP_METRIC, URL_METRIC, "detachment", str)  # (one no table has: detachment, just below)
     state.init(state.CMP_WEIGHTING, "number")
     state.init(state.CMP_KIND, "histogram")
     state.init(state.CMP_FACET, False)
     if st.session_state[state.CMP_METRIC] not in metrics:
         st.session_state[state.CMP_METRIC] = "detachment" if "detachment" in metrics else metrics[0]
     c1, c2, c3 = st.columns([3, 2, 3])
-    metric = c1.selectbox("Per-particle measure", metrics, key=state.CMP_METRIC, format_func=charts.metric_title,
-                          persist_state=state.PERSIST)
+    metric = _to_url(URL_METRIC, "detachment", c1.selectbox(
+        "Per-particle measure", metrics, key=state.CMP_METRIC, format_func=charts.metric_title,
+        persist_state=state.PERSIST))
     weighting = c2.radio("Weighting", tuple(WEIGHTING_LABELS), key=state.CMP_WEIGHTING,
                          format_func=WEIGHTING_LABELS.get, persist_state=state.PERSIST)
     kind = c3.radio("Show as", tuple(KIND_LABELS), key=state.CMP_KIND, horizontal=True, format_func=KIND_LABELS.get,
@@ -613,83 +580,25 @@ def tests_section(ctx: CompareContext, metric: str, edge_policy: str) -> compare
     return res
 
 
-#: The reading of a pair that sets a single slice against a volume (its numbers stay in the table).
-NOT_COMPARABLE = ("not comparable: a single slice against a volume (diameters of circles against balls, contact "
-                  "shares along outlines against over surfaces), whatever the p-value says")
-
-
 def mixed_dimensions_marked(res: compare.PairwiseTests, ctx: CompareContext) -> compare.PairwiseTests:
-    """``res`` with each pair of a single slice and a volume read as :data:`NOT_COMPARABLE` (QA: "calA vs nanoct300:
-    detachment index differs (p=1.1e-18 ...), large effect" stood under the page's own warning not to compare them,
-    and went so into the report); the cached result itself untouched."""
-    from dataclasses import replace
+    """``res`` with each pair of a single slice and a volume read as :data:`core.comparison.NOT_COMPARABLE`
+    (:func:`core.comparison.mixed_dimensions_marked`); the cached result itself untouched."""
+    return comparison.mixed_dimensions_marked(res, single_slices(ctx))
 
+
+def single_slices(ctx: CompareContext) -> dict[str, bool | None]:
+    """Which compared electrodes are single slices (None: not recorded)."""
     from core.slices import is_single_slice
 
     def flat(name: str) -> bool | None:
         shape = ctx.samples[name][1].provenance.get("input_shape") if name in ctx.samples else None
         return is_single_slice(shape) if shape is not None and len(shape) == 3 else None
 
-    t = res.table
-    mixed = [flat(a) is not None and flat(b) is not None and flat(a) != flat(b)
-             for a, b in zip(t["electrode_a"], t["electrode_b"])]
-    if not any(mixed):
-        return res
-    t = t.copy()
-    t.loc[mixed, "reading"] = NOT_COMPARABLE
-    return replace(res, table=t)
+    return {n: flat(n) for n in ctx.samples}
 
 
 _TEST_FORMATS = {"n_a": "%d", "n_b": "%d", "median_diff": "%.3g", "diff_ci_lo": "%.3g", "diff_ci_hi": "%.3g",
                  "cliffs_delta": "%+.2f"}
-_P_COLUMNS = ("mwu_p_holm", "ks_p_holm")
-
-
-def p_values_written(res: compare.PairwiseTests) -> pd.DataFrame:
-    """The tests table with its p-values written as the readings write them (:func:`core.compare.p_text`), for the
-    page and its report alike (QA walk 16: the table's own number format gave "0.0000025" beside "6.9e-22", and the
-    report "2.2e-09" where the page had "2.2e-9")."""
-    t = res.table.copy()
-    for c in _P_COLUMNS:
-        t[c] = [compare.p_text(v, res.alpha) for v in t[c]]
-    return t
-
-
-def tests_columns(res: compare.PairwiseTests) -> dict[str, str]:
-    """The columns of the tests table the page and its report show, in order, with their labels."""
-    pct = round(res.confidence * 100)
-    return {"electrode_a": "A", "electrode_b": "B", "n_a": "n A", "n_b": "n B", "median_diff": "median A − B",
-            "diff_ci_lo": f"{pct} % CI low", "diff_ci_hi": f"{pct} % CI high",
-            "mwu_p_holm": "Mann–Whitney p (Holm)", "ks_p_holm": "Kolmogorov–Smirnov p (Holm)",
-            "cliffs_delta": "Cliff's δ", "effect": "effect size"}
-
-
-def tests_note(res: compare.PairwiseTests) -> str:
-    """How the tests were made, in words (the page's caption and the report's note)."""
-    n = len(res.table)
-    return (
-        f"Particles are the observations ({_edge_words(res.edge_policy)}). Two-sided Mann–Whitney U (typical value) "
-        f"and two-sample Kolmogorov–Smirnov (any difference in shape); p-values Holm-corrected across the "
-        f"{n} pair{'s' if n != 1 else ''}; 'differs' at p ≤ {res.alpha:g}. Cliff's δ = P(A > B) − "
-        f"P(A < B) (|δ| < 0.15 negligible, < 0.33 small, < 0.47 medium, else large). CI of the median difference: "
-        f"percentile bootstrap ({res.n_boot} resamples, seed {cache.SEED}). Particles of one volume are not fully "
-        "independent (neighbours share CBD), so treat small p-values from one scan per electrode with care.")
-
-
-def tests_report_section(res: compare.PairwiseTests, note: str) -> ReportSection:
-    """The tests as the page shows them, for its report: a reading per pair, the table, how they were made."""
-    cols = tests_columns(res)
-    t = p_values_written(res)
-    return ReportSection(
-        title=f"Differences between electrodes: {charts.metric_title(res.metric)}",
-        items=[f"{r.electrode_a} vs {r.electrode_b}: {r.reading}." for r in t.itertuples()],
-        table=t[list(cols)].rename(columns=cols).reset_index(drop=True), note=note)
-
-
-def _edge_words(edge_policy: str) -> str:
-    return "edge particles included" if edge_policy == "include" else "edge particles left out"
-
-
 # --------------------------------------------------------------------------- trends
 
 
@@ -754,10 +663,10 @@ def trends_section(ctx: CompareContext, edge_policy: str) -> list[compare.Trend]
     if drifting:
         exports.warn(drifting)
     st.caption(f"Points: median detachment of the particles in each bin, bars: its 95 % "
-               f"bootstrap CI ({cache.N_BOOT // 2} resamples); left: spread (IQR) within each bin (Jiang et al., "
+               f"bootstrap CI ({comparison.N_BOOT // 2} resamples); left: spread (IQR) within each bin (Jiang et al., "
                f"Nat. Commun. 11, 2310 (2020) found small particles to scatter more: read it here, it is not "
                f"tested); right: particles per bin, dashed line = the few-particle threshold. "
-               f"Size bins hold about equal numbers of particles of all electrodes together; {_edge_words(edge_policy)}.")
+               f"Size bins hold about equal numbers of particles of all electrodes together; {edge_words(edge_policy)}.")
     return out
 
 
@@ -855,7 +764,6 @@ def depth_line(img: np.ndarray, along: int, index: int) -> np.ndarray:
 # --------------------------------------------------------------------------- electrodes on an axis
 
 
-SCALE_LABELS = {"linear": "the value", "log": "its logarithm", "rank": "its rank (order only)"}
 
 
 def axis_attributes(ctx: CompareContext) -> dict[str, dict[str, Attribute]]:
@@ -907,7 +815,7 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
                 "your own, with its unit) on the **Samples** page under *Attributes*.")
         return None
     names = list(attrs)
-    state.init(state.CMP_AXIS_ATTR, names[0])
+    _from_url(state.CMP_AXIS_ATTR, URL_AXIS, names[0], str)
     if st.session_state[state.CMP_AXIS_ATTR] not in attrs:
         st.session_state[state.CMP_AXIS_ATTR] = names[0]
 
@@ -921,13 +829,17 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
     have = attrs[attr]
     suggested = compare.suggested_scale([a.value for a in have.values()])
     scale_key = state.k(state.CMP_AXIS_SCALE, attr)
-    state.init(scale_key, suggested)  # per attribute: a choice made for one is kept when coming back to it
+    # per attribute: a choice made for one is kept when coming back to it; the link's is the scale of its attribute
+    linked = st.query_params.get(URL_AXIS, names[0]) == attr
+    _from_url(scale_key, URL_SCALE, suggested, lambda v: v if linked and v in compare.X_SCALES else suggested)
+    _to_url(URL_AXIS, names[0], attr)
     x_scale = c2.radio("The trend is a straight line in", compare.X_SCALES, key=scale_key,
                        horizontal=True, format_func=SCALE_LABELS.get, persist_state=state.PERSIST,
                        help="Straight in the value (e.g. cycles 0, 100, 200), in its logarithm (C-rates 0.5, 1, "
                             "2, 5: each doubling does the same) or in its rank (only the order counts). It starts "
                             "at the scale on which the electrodes' values lie the more evenly, read from the values "
                             "alone, before any detachment is looked at.")
+    _to_url(URL_SCALE, suggested, x_scale)
     if x_scale == suggested == "log":
         st.caption(scale_reason(attr, have))
     missing = [n for n in ctx.samples if n not in have]
@@ -938,12 +850,10 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
         st.warning(f"{attr} is given in different units ({', '.join(repr(u) for u in units)}): make them the same "
                    "on the Samples page before putting the electrodes on one axis.")
         return None
-    if x_scale == "log":  # no logarithm of 0 (an uncycled electrode's C-rate): left out and named, not a refusal
-        nonpositive = [n for n, a in have.items() if a.value <= 0]
-        if nonpositive:
-            st.caption(f"Left out of the logarithmic axis ({attr} has no logarithm at 0 or below): "
-                       + ", ".join(f"{n} ({have[n].value:g})" for n in nonpositive) + ".")
-            have = {n: a for n, a in have.items() if a.value > 0}
+    if x_scale == "log":
+        have, left = comparison.on_log_axis(attr, have)
+        if left:
+            st.caption(left)
     if len(have) < compare.MIN_ELECTRODES:
         st.info(f"A trend needs at least {compare.MIN_ELECTRODES} electrodes with {attr} given"
                 + (" above 0" if x_scale == "log" else "") + f"; {len(have)} of the chosen electrodes "
@@ -986,7 +896,7 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
     k = res.n_electrodes
     st.caption(
         f"Bars: {pct} % CIs (median: percentile bootstrap over the electrode's particles, {res.n_boot} resamples, "
-        f"seed {cache.SEED}; share: Wilson); dashed: the fitted trend. **The test counts electrodes, not "
+        f"seed {comparison.SEED}; share: Wilson); dashed: the fitted trend. **The test counts electrodes, not "
         f"particles**: particles of one scan share its history, structure and segmentation, so a particle-level "
         f"test, which counts 1,000 particles of one scan as 1,000 electrodes, takes electrode-to-electrode "
         f"scatter for a trend. Test: random-effects regression of the {k} "
@@ -996,5 +906,5 @@ def axis_section(ctx: CompareContext, edge_policy: str) -> compare.ElectrodeTren
         f"electrode-to-electrode scatter reaches a small p. Distribution-free check, a permutation of the "
         f"electrode labels (Kendall τ = {m.kendall_tau:+.2f}): p = {m.p_perm:.2g}"
         + (f", the smallest it can give with {k} electrodes" if m.p_perm <= m.p_perm_min + 1e-12
-           else f" (its floor with {k} electrodes: {m.p_perm_min:.2g})") + f"; {_edge_words(edge_policy)}.")
+           else f" (its floor with {k} electrodes: {m.p_perm_min:.2g})") + f"; {edge_words(edge_policy)}.")
     return res

@@ -37,7 +37,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core import compare
+from core import compare, comparison
 from core.recipe import (RecipeError, dumps, folder_name, has_classifier, recipe_archive, recipe_from_workspace,
                          recipe_to_dict, root_analysis)
 from core.records import display_name
@@ -361,9 +361,9 @@ def shown_charts() -> dict[str, Any]:
     return dict(st.session_state.get(state.EXP_SHOWN) or {})
 
 
-def _recipe_or_reason(ws: Workspace, analyses: Sequence[Analysis], names: Sequence[str]):
+def _recipe_or_reason(ws: Workspace, analyses: Sequence[Analysis], names: Sequence[str], compare_settings=None):
     try:
-        recipe = recipe_from_workspace(ws, analyses, names=names)
+        recipe = recipe_from_workspace(ws, analyses, names=names, compare=compare_settings)
     except (RecipeError, ValueError, TypeError, KeyError) as exc:
         from .messages import one_sentence
 
@@ -515,7 +515,8 @@ def compare_section(ctx: CompareContext, *, edge_policy: str = "include", summar
     at_edge = {n: len(ctx.tables[n]) - len(t) for n, t in tables.items()}
     if chart_map is None:
         chart_map = shown_charts() or standard_charts(tables, metric, kind, edge_policy=edge_policy)
-    recipe, reason = _recipe_or_reason(ctx.ws, [a for _, _, a in items], [n for n, _, _ in items])
+    settings = compare_settings(ctx, edge_policy, metric)
+    recipe, reason = _recipe_or_reason(ctx.ws, [a for _, _, a in items], [n for n, _, _ in items], settings)
     st.subheader("Export")
     st.caption(f"{len(items)} electrodes: " + ", ".join(n for n, _, _ in items)
                + (f"; particles under {min_d:g} µm left out of the table, charts and report "
@@ -524,15 +525,16 @@ def compare_section(ctx: CompareContext, *, edge_policy: str = "include", summar
                   f"leaves them out of the summary, tests and trends ({sum(at_edge.values())} in all)"
                   if edge_policy != "include" else "")
                + ". The recipe (its JSON, or its ZIP where brush strokes made phases) replays them headless with "
-                 "`python -m core run RECIPE --out DIR`.")
+                 "`python -m core run RECIPE --out DIR`, and with them this comparison (its edge choice, cut, "
+                 "smallest diameter, tested measure and axis) into `DIR/comparison`: the summary, tests and trend as "
+                 "CSV and a report.")
 
     def report() -> bytes:
-        notes = ([f"Particles with an equivalent diameter under {min_d:g} µm are left out of the tables, charts "
-                  "and summary (" + ", ".join(f"{n}: {k}" for n, k in dropped.items()) + ")."] if min_d > 0 else [])
-        notes.append(edge_sentence(edge_policy, {n: (len(t), len(ctx.tables[n])) for n, t in tables.items()}))
+        notes = [n for n in (comparison.min_diameter_sentence(min_d, dropped), comparison.edge_sentence(
+            edge_policy, {n: (len(t), len(ctx.tables[n])) for n, t in tables.items()})) if n]
         return report_html(ctx.ws, items, tables, title="Comparison of electrodes",
-                           summary=compare_view.summary_table(summary) if summary is not None else None,
-                           summary_note=compare_view.summary_note(summary) if summary is not None else "",
+                           summary=comparison.summary_table(summary) if summary is not None else None,
+                           summary_note=comparison.summary_note(summary) if summary is not None else "",
                            chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
                            notes=notes, axis_trend=axis_trend, caveats=caveats, sections=sections)
 
@@ -540,42 +542,34 @@ def compare_section(ctx: CompareContext, *, edge_policy: str = "include", summar
              csv=True, chart_buttons=True)
 
 
-def edge_sentence(edge_policy: str, kept: Mapping[str, tuple[int, int]]) -> str:
-    """What a report says of the particles cut by the volume edge, under its title.
+def compare_settings(ctx: CompareContext, edge_policy: str, metric: str) -> comparison.CompareSettings:
+    """The Compare page's choices as its recipe records them (:class:`core.comparison.CompareSettings`): the edge
+    choice, the cut, the smallest diameter, the measure tested and the attribute on the axis with its scale (as
+    chosen, also where the trend could not be computed: a headless replay then says why, as the page did)."""
+    from . import compare_view  # (compare_view imports this module)
 
-    Parameters
-    ----------
-    edge_policy : {"include", "exclude", "miles"}
-        The page's choice.
-    kept : {electrode: (particles kept, particles before)}
-    """
-    from .compare_view import EDGE_LABELS
-
-    label = EDGE_LABELS[edge_policy]
-    if edge_policy == "include":
-        return (f"Particles cut by the volume edge are included (the page's choice, '{label}'): every particle "
-                "counts; the column touches_edge marks them.")
-    return (f"Particles cut by the volume edge are left out (the page's choice, '{label}'): the summary, tests and "
-            "trends count the rest, and the particle tables (here and in the CSV and Parquet downloads) hold only "
-            "those: " + ", ".join(f"{n} {k} of {m}" for n, (k, m) in kept.items()) + "."
-            + (" The distributions weight them by Miles–Lantuéjoul: column miles_weight (number weighting; times "
-               "volume_um3 for volume weighting)." if edge_policy == "miles" else ""))
+    attrs = compare_view.axis_attributes(ctx)
+    axis = st.session_state.get(state.CMP_AXIS_ATTR)
+    axis = axis if axis in attrs else None
+    scale = st.session_state.get(state.k(state.CMP_AXIS_SCALE, axis)) if axis is not None else None
+    return comparison.CompareSettings(
+        edge_policy=edge_policy, cut=float(st.session_state.get(state.CMP_CUT, comparison.DEFAULT_CUT)),
+        min_diameter_um=float(ctx.min_diameter_um), metric=metric, axis=axis,
+        axis_scale=scale if scale in compare.X_SCALES else None)
 
 
 def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None:
     """The Particles page's downloads for one analysis: table (Parquet; the page has the CSV), report, recipe.
 
-    Its report's summary is the Compare page's (:func:`ui.compare_view.summary_table`, the same labels and note),
+    Its report's summary is the Compare page's (:func:`core.comparison.summary_table`, the same labels and note),
     every particle counted (the page has no edge choice) and the default cut."""
-    from . import compare_view  # (compare_view imports this module)
-
     name = electrode_name(sample, [sample.name])
     ref = cache.ResultRef.of(ws, analysis)
     table = cache.table(ref)
     chart_map = standard_charts({name: table})
     try:
         summary = cache.cmp_summary(cache.Selection(((name, ref),)), ((name, sample.group_label),), "include",
-                                    compare_view.DEFAULT_CUT)
+                                    comparison.DEFAULT_CUT)
     except ValueError:  # fewer than two particles with a detachment
         summary = None
     recipe, reason = _recipe_or_reason(ws, [analysis], [sample.name])
@@ -584,8 +578,8 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
 
     def report() -> bytes:
         return report_html(ws, [(name, sample, analysis)], {name: table}, title=f"{sample.name}: particles",
-                           summary=compare_view.summary_table(summary) if summary is not None else None,
-                           summary_note=compare_view.summary_note(summary) if summary is not None else "",
+                           summary=comparison.summary_table(summary) if summary is not None else None,
+                           summary_note=comparison.summary_note(summary) if summary is not None else "",
                            chart_map=chart_map, recipe=recipe_to_dict(recipe) if recipe is not None else None,
                            caveats=caveats)
 
@@ -594,7 +588,7 @@ def particles_section(ws: Workspace, sample: Sample, analysis: Analysis) -> None
 
 
 __all__ = [
-    "chart_png", "chart_svg", "compare_section", "edge_sentence", "electrode_name", "electrode_trend_csv",
+    "chart_png", "chart_svg", "compare_section", "electrode_name", "electrode_trend_csv",
     "export_versions", "offer", "offer_section", "offered_sections", "particles_section", "recipe_json", "report_html",
     "report_params", "shown_caveats", "slug", "standard_charts", "table_csv", "table_parquet", "warn",
 ]

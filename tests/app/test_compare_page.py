@@ -390,6 +390,35 @@ def test_a_link_keeps_the_choices_that_change_the_numbers(seeded_ws):
     assert bad.radio(key=state.CMP_EDGE).value == "include" and bad.slider(key=state.CMP_CUT).value == 0.5
 
 
+def test_a_link_keeps_the_measure_tested_and_the_axis_with_its_scale(seeded_ws):
+    """The measure tested, the attribute on the axis and its trend's scale change the numbers too (QA walk 16 left:
+    the scale was kept in the session only): in the link where not at their defaults, read back by a fresh page."""
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    no_exception(at)
+    assert not {"measure", "axis", "scale"} & set(at.query_params)  # the defaults: C-rate 0 / 1 / 5 on the value
+    start = at.radio(key=state.k(state.CMP_AXIS_SCALE, "C-rate")).value
+    other = next(s for s in ("rank", "log", "linear") if s != start)
+    at.selectbox(key=state.CMP_METRIC).set_value("sphericity").run()
+    at.radio(key=state.k(state.CMP_AXIS_SCALE, "C-rate")).set_value(other).run()
+    link = {k: at.query_params[k] for k in ("measure", "scale")}
+    assert {k: (v if isinstance(v, str) else "".join(v)) for k, v in link.items()} == {
+        "measure": "sphericity", "scale": other}
+    fresh = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    fresh.query_params["measure"], fresh.query_params["scale"] = "sphericity", other
+    fresh.run()
+    no_exception(fresh)
+    assert fresh.selectbox(key=state.CMP_METRIC).value == "sphericity"
+    assert fresh.radio(key=state.k(state.CMP_AXIS_SCALE, "C-rate")).value == other
+    # a link naming a measure or an attribute the electrodes do not have, or a scale that is none: the defaults
+    bad = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    bad.query_params["measure"], bad.query_params["axis"], bad.query_params["scale"] = "porosity", "SOC", "cubic"
+    bad.run()
+    no_exception(bad)
+    assert bad.selectbox(key=state.CMP_METRIC).value == "detachment"
+    assert bad.selectbox(key=state.CMP_AXIS_ATTR).value == "C-rate"
+    assert bad.radio(key=state.k(state.CMP_AXIS_SCALE, "C-rate")).value == start
+
+
 def test_a_cross_section_along_the_thickness_axis_shows_its_plane_with_the_depth_marked(seeded_ws):
     """QA: a FIB-SEM cross-section (1 × Y × X, thickness along y) showed no image at a depth: its section there is
     a line one voxel tall.  Its whole plane is shown with the depth drawn as a magenta line."""
@@ -474,7 +503,7 @@ def test_tests_between_a_slice_and_a_volume_are_read_as_not_comparable(empty_ws,
     from core.io import save_tiff
     from core.runner import run_analysis
     from core.synth import demo_electrode
-    from ui.compare_view import NOT_COMPARABLE
+    from core.comparison import NOT_COMPARABLE
 
     for i in range(2):
         s = empty_ws.add_sample(f"vol{i}", "demo:pristine", spacing=0.4, source_options={"shape": [32, 32, 32],

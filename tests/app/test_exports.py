@@ -161,6 +161,47 @@ def test_compare_page_downloads(seeded_ws, captured):
     assert "ECDF" in spec_svg
 
 
+def test_compare_recipe_records_the_pages_choices_and_replays_its_numbers(seeded_ws, captured):
+    """The Compare page's recipe carries its edge choice, cut, smallest diameter, tested measure and axis with its
+    scale, and the headless comparison of the same tables with those settings gives the page's summary and trend
+    (``python -m core run`` writes it; QA walk 17 left: the recipe replayed the analyses, not the statistics)."""
+    from core import comparison
+
+    at = AppTest.from_file(page("4_compare.py"), default_timeout=TIMEOUT).run()
+    at.slider(key=state.CMP_CUT).set_value(0.35).run()
+    at.number_input(key=state.CMP_MIN_DIAMETER).set_value(1.5).run()
+    at.selectbox(key=state.CMP_METRIC).set_value("sphericity").run()
+    no_exception(at)
+    recipe = loads(_data(captured, "comparison-recipe.json").decode())
+    scale = at.radio(key=state.k(state.CMP_AXIS_SCALE, "C-rate")).value
+    assert recipe.compare == comparison.CompareSettings(edge_policy="include", cut=0.35, min_diameter_um=1.5,
+                                                        metric="sphericity", axis="C-rate", axis_scale=scale)
+    samples = seeded_ws.list_samples()
+    names = [e.name for e in recipe.analyses]
+    tables = {n: seeded_ws.load_table(seeded_ws.latest_analysis(s.id)) for n, s in zip(names, samples)}
+
+    def headless():
+        return comparison.compare_electrodes(tables, recipe.compare, groups={e.name: e.group for e in recipe.analyses},
+                                             attributes={e.name: e.attributes for e in recipe.analyses})
+
+    res = headless()
+    [shown] = [d.value for d in at.dataframe if "n_used" in d.value.columns and "median_ci_lo" in d.value.columns]
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), res.summary.table, check_dtype=False)
+    [axis] = [d.value for d in at.dataframe if "median_fit" in d.value.columns]
+    pd.testing.assert_frame_equal(axis.reset_index(drop=True), res.axis_trend.table, check_dtype=False)
+    assert res.tests.metric == "sphericity" and len(res.tests.table) == 3
+    # the edge particles left out: the smallest demo keeps none; the page says so, the recipe still records the
+    # axis chosen, and the headless comparison says the same
+    at.radio(key=state.CMP_EDGE).set_value("exclude").run()
+    no_exception(at)
+    recipe = loads(_data(captured, "comparison-recipe.json").decode())
+    assert recipe.compare.edge_policy == "exclude" and recipe.compare.axis == "C-rate"
+    res = headless()
+    assert res.summary is None and res.axis_trend is None
+    warned = [w.value for w in at.warning]
+    assert res.notes[0] == "No summary: " + warned[0]
+
+
 def test_streamlit_deletes_a_file_its_deferred_download_made_at_the_second_clean_up():
     """Why the export section makes its files on request (:func:`ui.exports.offer`) and gives them as bytes: the file
     a ``download_button(data=callable)`` makes is referenced by no session, and the second orphan clean-up after it is
