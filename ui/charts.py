@@ -12,7 +12,7 @@ import pandas as pd
 from core import compare
 from core.metrics import column_title, column_unit
 
-from .render import DETACHMENT_CMAP, DETACHMENT_RANGE, PHASE_HEX
+from .render import DETACHMENT_CMAP, DETACHMENT_RANGE, NAN_COLOUR, PHASE_HEX
 
 DETACHMENT_TITLE = column_title("detachment")
 GROUP_SCHEME = "tableau10"  # categorical colours of electrodes
@@ -461,16 +461,25 @@ def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, leg
 
 def colour_bar(title: str = DETACHMENT_TITLE, vmin: float = DETACHMENT_RANGE[0], vmax: float = DETACHMENT_RANGE[1],
              scheme: str = DETACHMENT_CMAP, *, nan_note: bool = True) -> alt.Chart:
-    """A horizontal colour bar (the same scale as the slice images)."""
+    """A horizontal colour bar (the same scale as the slice images); with ``nan_note`` a grey box beyond its end in
+    the colour of a particle with no open interface (:data:`ui.render.NAN_COLOUR`), named in the title (QA walk 17:
+    "grey = no open interface" showed no grey)."""
     v = np.linspace(vmin, vmax, 101)
     d = pd.DataFrame({"v0": v[:-1], "v1": v[1:], "mid": (v[:-1] + v[1:]) / 2, "bar": "scale"})
+    span = vmax - vmin
+    x_max = vmax + (0.1 * span if nan_note else 0.0)
+    x = alt.X("v0:Q", title=title + ("; grey box: no open interface" if nan_note else ""),
+              scale=alt.Scale(domain=[vmin, x_max], nice=False),
+              axis=alt.Axis(values=[float(t) for t in np.linspace(vmin, vmax, 11)], tickCount=11, grid=False))
     chart = alt.Chart(d).mark_rect().encode(
-        x=alt.X("v0:Q", title=title + ("; grey = no open interface" if nan_note else ""),
-                scale=alt.Scale(domain=[vmin, vmax], nice=False), axis=alt.Axis(tickCount=11, grid=False)),
-        x2="v1:Q",
+        x=x, x2="v1:Q",
         y=alt.Y("bar:N", axis=None),  # one band: the rectangles fill the plot height
         color=alt.Color("mid:Q", scale=alt.Scale(scheme=scheme, domain=[vmin, vmax]), legend=None),
     )
+    if nan_note:
+        box = pd.DataFrame({"v0": [vmax + 0.04 * span], "v1": [x_max], "bar": ["scale"]})
+        chart = alt.layer(chart, alt.Chart(box).mark_rect(color="#%02x%02x%02x" % NAN_COLOUR).encode(
+            x=x, x2="v1:Q", y=alt.Y("bar:N", axis=None)))
     # the height includes the axis and its title (Streamlit sizes charts with autosize "fit")
     return chart.properties(height=100, width="container")
 

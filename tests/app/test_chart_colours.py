@@ -274,3 +274,17 @@ def test_the_spread_and_count_charts_have_the_electrode_legend(tables):
         boxes.append(_plot_box(chart))
     # side by side: plots of one height, of one width but for their y tick labels ("0.25" and "35")
     assert boxes[0][1] == boxes[1][1] and abs(boxes[0][0] - boxes[1][0]) <= 15, boxes
+
+
+def test_the_colour_bar_shows_the_grey_of_no_open_interface():
+    """QA walk 17: the colour bar's title said "grey = no open interface" and showed no grey: a box beyond the scale's
+    end in the colour a particle without a detachment is drawn in (ui.render.NAN_COLOUR), its ticks only 0-1."""
+    from ui.render import NAN_COLOUR
+
+    spec = charts.colour_bar().to_dict()
+    scale, box = spec["layer"]
+    assert box["mark"]["color"] == "#%02x%02x%02x" % NAN_COLOUR
+    assert "grey box: no open interface" in scale["encoding"]["x"]["title"]
+    assert scale["encoding"]["x"]["axis"]["values"][-1] == 1.0 and spec["datasets"][box["data"]["name"]][0]["v0"] > 1.0
+    plain = charts.colour_bar(nan_note=False).to_dict()
+    assert "layer" not in plain and "no open interface" not in plain["encoding"]["x"]["title"]

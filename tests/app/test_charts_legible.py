@@ -140,7 +140,7 @@ def test_file_axes_get_a_tick_per_80_px_and_keep_their_own_settings(crate):
     x = spec["layer"][0]["encoding"]["x"]["axis"]
     assert spec["width"] == exports.EXPORT_WIDTH and x["tickCount"] == exports.EXPORT_WIDTH // charts.TICK_SPACING
     bar = exports._spec(charts.colour_bar())
-    assert bar["encoding"]["x"]["axis"]["tickCount"] == 11  # the chart's own count wins
+    assert bar["layer"][0]["encoding"]["x"]["axis"]["tickCount"] == 11  # the chart's own count wins
     assert bar["config"]["font"] == charts.FILE_FONT and bar["config"]["padding"] >= 10
     # the chart's own config wins over the files' defaults; the spec given is not modified
     own = _spec(charts.colour_bar().configure_legend(labelLimit=50))
