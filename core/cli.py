@@ -455,7 +455,9 @@ def _cmd_run(args) -> None:
 def _run_recipe(args, archive: Path | None) -> None:
     """``run`` of the recipe file ``args.recipe`` (unpacked from ``archive`` where not None: the training pairs it
     holds are copied into ``--out``'s ``recipe-training`` and the recipes written there point at them)."""
-    from .comparison import AnalysisRun, compare_runs
+    import shutil
+
+    from .comparison import AnalysisRun, ComparisonError, compare_runs
     from .pipeline import versions
     from .recipe import (
         Recipe, check_inputs, dumps, entry_to_dict, read_recipe, recipe_to_dict, replay, verify_classifier,
@@ -564,13 +566,18 @@ def _run_recipe(args, archive: Path | None) -> None:
         if compared is not None:
             folder = _comparison_folder(entries)
             report(1.0, f"comparing the {n} analyses as the recipe records ({folder}/)")
-            comp, files = compare_runs(runs, compared, tmp / folder, recipe=recipe_to_dict(whole), made=_utc_now(),
-                                       versions=versions())
-            for note in comp.notes:  # (what the comparison could not compute: said, as the page says it)
-                print(f"note: comparison: {note}", file=sys.stderr)
-            if not args.quiet:
-                print(f"comparison -> {Path(args.out) / folder} ({', '.join(f.name for f in files)})",
-                      file=sys.stderr)
+            try:
+                comp, files = compare_runs(runs, compared, tmp / folder, recipe=recipe_to_dict(whole),
+                                           made=_utc_now(), versions=versions())
+            except ComparisonError as exc:  # the analyses replayed stay: the comparison alone is not written
+                shutil.rmtree(tmp / folder, ignore_errors=True)
+                print(f"warning: the recipe's comparison cannot be made, so none is written: {exc}", file=sys.stderr)
+            else:
+                for note in comp.notes:  # (what the comparison could not compute: said, as the page says it)
+                    print(f"note: comparison: {note}", file=sys.stderr)
+                if not args.quiet:
+                    print(f"comparison -> {Path(args.out) / folder} ({', '.join(f.name for f in files)})",
+                          file=sys.stderr)
     if not args.quiet:
         print(f"{n} analys{'i' if n == 1 else 'e'}s -> {args.out}", file=sys.stderr)
 

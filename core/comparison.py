@@ -563,8 +563,11 @@ def read_analysis_folder(path: str | Path) -> AnalysisRun:
             table = pd.read_parquet(folder / stem) if stem.endswith(".parquet") else pd.read_csv(folder / stem)
             break
     else:
+        subs = sorted(p.name for p in folder.iterdir() if (p / "particles.parquet").is_file()
+                      or (p / "particles.csv").is_file())
+        hint = (f" (the folders of its analyses are: {', '.join(str(folder / n) for n in subs)})" if subs else "")
         raise ComparisonError(f"{folder} holds no particle table (particles.parquet or particles.csv): not the "
-                              "output folder of an analysis")
+                              f"output folder of an analysis{hint}")
     record: dict = {}
     for name in RUN_RECORDS:
         if (folder / name).is_file():

@@ -270,6 +270,9 @@ def test_compare_command_needs_analysis_folders(replayed, tmp_path, capsys):
     assert cli.main(["compare", str(replayed / "R" / "pristine"), str(tmp_path), "--out",
                      str(tmp_path / "X")]) == cli.EXIT_BAD_INPUT
     assert "holds no particle table" in capsys.readouterr().err
+    assert cli.main(["compare", str(replayed / "R"), str(replayed / "R" / "pristine"), "--out",
+                     str(tmp_path / "Z")]) == cli.EXIT_BAD_INPUT  # a run's folder: its analyses' folders named
+    assert f"(the folders of its analyses are: {replayed / 'R' / 'five_C'}, " in capsys.readouterr().err
     assert cli.main(["compare", str(replayed / "R" / "pristine"), str(replayed / "R" / "pristine"), "--out",
                      str(tmp_path / "Y")]) == cli.EXIT_BAD_INPUT
     assert "two electrodes are named 'pristine'" in capsys.readouterr().err
@@ -281,6 +284,21 @@ def test_run_only_one_analysis_writes_no_comparison(replayed, tmp_path, capsys):
     assert "--only left 1, so no comparison is written" in capsys.readouterr().err
     assert not (tmp_path / "O" / "comparison").exists()
     assert rc.read_recipe(tmp_path / "O" / "recipe.json").compare is None
+
+
+def test_a_comparison_that_cannot_be_made_leaves_the_replayed_analyses(replayed, tmp_path, capsys):
+    """A recipe whose comparison tests a measure the tables lack (edited by hand): the analyses are written, the
+    comparison is not, and a warning says why (the whole replay was refused after its analyses had run)."""
+    d = json.loads((replayed / "recipe.json").read_text())
+    d["compare"]["metric"] = "porosity"
+    d["analyses"] = d["analyses"][:2]
+    for a in d["analyses"]:
+        a["input"]["shape"] = [40, 40, 40]
+    (tmp_path / "recipe.json").write_text(json.dumps(d))
+    assert cli.main(["run", str(tmp_path / "recipe.json"), "--out", str(tmp_path / "R"), "-q"]) == 0
+    assert "the recipe's comparison cannot be made, so none is written: metric 'porosity' is not a column" in \
+        capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "R").iterdir()) == ["one_C", "pristine", "recipe.json"]
 
 
 def test_an_analysis_named_comparison_keeps_its_folder(tmp_path):
