@@ -1,10 +1,10 @@
 """3D: particle surfaces coloured by detachment, optionally with the CBD as a translucent surface
-(interactive vtk.js, or a static image)."""
+(interactive vtk.js, or a static image); or one particle, face by face, coloured by what each face touches."""
 
 import streamlit as st
 
 from core.slices import is_single_slice
-from ui import cache, charts, compare_view, forms, page
+from ui import cache, charts, compare_view, forms, page, particle3d_view
 
 page.through_app()  # a first run in Streamlit's pages-folder mode: through app.py (ui.page)
 
@@ -16,6 +16,9 @@ params = page.latest_params(latest)
 if is_single_slice(latest.provenance.get("input_shape")):
     st.info("This sample is a single slice (a 2D image): it has no 3D surfaces to show. Its particles, outlined "
             "and coloured by detachment, are on the Particles page.")
+    st.stop()
+if particle3d_view.show_picker() == "one":
+    particle3d_view.section(ws, sample, latest)
     st.stop()
 view = forms.view3d_params()
 if view is None:

@@ -607,6 +607,47 @@ def view3d(ref: ResultRef, params: View3DParams, axis: int, separator_side: str,
     return out
 
 
+@st.cache_data(max_entries=6, show_spinner="Drawing the particle face by face…")
+def particle3d(ref: ResultRef, label: int, spacing: tuple, interactive: bool, show_cbd: bool,
+               cbd_opacity: float) -> dict:
+    """One particle's surface, face by face, coloured by what each face touches (:func:`core.surface.particle_faces`,
+    :func:`ui.view3d.face_mesh`), and rendered; only the window around it is read (a chunked analysis too).
+
+    Returns
+    -------
+    dict
+        ``html`` / ``png`` / ``error`` as :func:`view3d`; ``areas`` ({kind: µm²} of the faces drawn),
+        ``detachment`` (of the faces drawn), ``n_faces``, ``table`` (the table's ``area_*_um2`` of the particle).
+    """
+    from core.surface import particle_faces, window_around
+
+    from . import view3d as v3
+
+    phases, labels = result_arrays(ref)
+    t = table(ref)
+    row = t.loc[t["label"] == int(label)].iloc[0]
+    window = window_around([row[f"centroid_{a}_um"] for a in "zyx"], [row[f"extent_{a}_um"] for a in "zyx"], spacing,
+                           labels.shape)
+    faces = particle_faces(labels, phases, int(label), spacing, window=window)
+    mesh = v3.face_mesh(faces, origin=v3.round_origin(spacing, window))
+    out = {"html": None, "png": None, "error": None, "areas": faces.areas(), "detachment": faces.detachment,
+           "n_faces": int(len(faces.kind)),
+           "table": {k: float(row[f"area_{k}_um2"]) for k in ("pore", "cbd", "particle", "edge")}}
+    scene = {}
+    if show_cbd:
+        cbd, _ = v3.phase_mesh(phases, spacing, crop=window)
+        if cbd.n_cells:
+            scene = {"cbd": cbd, "cbd_opacity": float(cbd_opacity)}
+    if interactive:
+        try:
+            out["html"] = v3.export_html(mesh, **scene)
+        except RuntimeError as exc:
+            out["error"] = str(exc)
+    if out["html"] is None:
+        out["png"] = v3.screenshot(mesh, **scene)
+    return out
+
+
 @st.cache_data(max_entries=32, show_spinner="Reading the file's metadata…")
 def probe(path: str, options_json: str, mtime: float) -> dict:
     """Shape, dtype and spacing of a volume file (its header only: :func:`core.chunked.open_lazy`; ``mtime`` only

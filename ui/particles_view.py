@@ -247,3 +247,6 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
         if lab2d.size and not (lab2d == chosen).any():
             st.caption(f"Particle {chosen} is not in this slice; pick it again to jump to its centre.")
         st.dataframe(tables.detail_values(row), placeholder=tables.MISSING, width="stretch", height=300, key=keys.row)
+        if not is_single_slice(labels.shape):
+            st.caption(f"Where on its surface particle {chosen} faces pore, CBD or other particles: the **3D** page, "
+                       "*Show: one particle, face by face*.")

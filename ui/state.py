@@ -201,6 +201,8 @@ V3_MAX_TRI = "w_v3_max_tri"
 V3_MODE = "w_v3_mode"
 V3_CBD = "w_v3_cbd"
 V3_CBD_OPACITY = "w_v3_cbd_opacity"
+V3_SHOW = "w_v3_show"              # all particles of a depth range, or one particle face by face
+V3_PARTICLE = "w_v3_particle"      # + sample id: the particle drawn face by face
 
 
 def k(base: str, *parts) -> str:

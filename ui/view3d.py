@@ -176,6 +176,59 @@ def particle_mesh(labels: np.ndarray, spacing, values_by_label: np.ndarray, *, m
     return mesh, MeshInfo(int(mesh.n_cells), n_in, stride, int(np.count_nonzero(drawn)))
 
 
+#: A face's value in a particle's face-by-face mesh (:func:`face_mesh`): 1 facing pore, 0 facing CBD (the ends of
+#: the detachment's colour scale), NaN (its grey) facing another particle or the volume's edge (not in detachment).
+FACE_VALUES = (1.0, 0.0, np.nan, np.nan)
+
+
+def round_origin(spacing, window) -> list[float]:
+    """(x, y, z) µm of a window's first voxel rounded down to the box's tick step over the window's longest side,
+    so that a box from there has round ticks (a particle's box from its window's corner read 1.6, 11.6, 21.6)."""
+    lo = np.asarray(crop_origin(spacing, window), np.float64)
+    span = max(float((w.stop - w.start) * s) for w, s in zip(window, spacing))
+    step = _major_step(span) if span > 0 else 1.0
+    return [float(np.floor(v / step + 1e-9) * step) for v in lo]
+
+
+def face_mesh(faces, origin=(0.0, 0.0, 0.0)):
+    """One particle's surface as its voxel faces (:func:`core.surface.particle_faces`), each a quad coloured as the
+    detachment counts it: cell data ``detachment`` 1 (facing pore), 0 (facing CBD) or NaN (facing another particle
+    or the volume's edge) and ``kind`` (:data:`core.surface.FACE_KINDS` code); coordinates in µm (x, y, z), voxel
+    centres at index × spacing as in :func:`particle_mesh`.  ``origin``: (x, y, z) µm where the box's ticks start
+    (:func:`round_origin` of the window read: the box spans the particle's surroundings, not the whole volume).
+
+    Returns
+    -------
+    mesh : pyvista.PolyData
+    """
+    import pyvista as pv
+
+    sp = np.asarray(faces.spacing, np.float64)
+    n = len(faces.kind)
+    if n == 0:
+        return pv.PolyData()
+    centre = faces.voxel.astype(np.float64)  # (z, y, x) index of each face's voxel
+    corners = np.empty((n, 4, 3), np.float64)
+    unit = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])  # a square's corners, counter-clockwise
+    for a in range(3):
+        on = faces.axis == a
+        if not on.any():
+            continue
+        u, v = [b for b in range(3) if b != a]
+        c = np.repeat(centre[on][:, None, :], 4, axis=1)
+        c[:, :, a] += 0.5 * faces.side[on][:, None]
+        c[:, :, u] += unit[None, :, 0]
+        c[:, :, v] += unit[None, :, 1]
+        corners[on] = c
+    points = (corners * sp).reshape(-1, 3)[:, ::-1]  # (z, y, x) µm -> (x, y, z)
+    cells = np.hstack([np.full((n, 1), 4), np.arange(4 * n).reshape(n, 4)]).ravel()
+    mesh = pv.PolyData(points, faces=cells)
+    mesh.cell_data["detachment"] = np.asarray(FACE_VALUES, np.float64)[faces.kind]
+    mesh.cell_data["kind"] = faces.kind.astype(np.uint8)
+    _remember_origin(mesh, origin)
+    return mesh
+
+
 def phase_mesh(phases: np.ndarray, spacing, code: int = 1, *, max_triangles: int = MAX_TRIANGLES // 3,
                crop: tuple[slice, slice, slice] | None = None):
     """Surface of one phase (default 1 = CBD) as one mesh of at most ``max_triangles`` triangles.

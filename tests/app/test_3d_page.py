@@ -337,3 +337,32 @@ def test_the_box_ticks_start_at_the_volume_origin_on_round_steps_and_never_overl
     # the origin moves with the mesh (a chunked analysis's strided mesh is translated after) and is pickled along
     moved = pickle.loads(pickle.dumps(mesh.translate((1.0, 2.0, 3.0), inplace=False)))
     np.testing.assert_allclose(v3.volume_origin(moved), [1.0, 2.0, z0 + 3.0], atol=1e-6)
+
+
+def test_one_particle_face_by_face_is_the_particles_page_pick(seeded_ws):
+    """Show: one particle, face by face: the particle picked on the Particles page, its faces' shares and
+    detachment those of its table row (the areas the table sums), drawn as a static image or a vtk.js page."""
+    s, at = _open(seeded_ws)
+    a = seeded_ws.latest_analysis(s.id)
+    table = seeded_ws.load_table(a)
+    row = table.loc[table["detachment"].notna()].iloc[len(table) // 3]
+    at.session_state[state.k(state.PART_SELECT, s.id)] = int(row["label"])
+    at.session_state[state.V3_SHOW] = "one"
+    at.session_state[state.V3_MODE] = "image"
+    at.run()
+    no_exception(at)
+    assert at.selectbox(key=state.k(state.V3_PARTICLE, s.id)).value == int(row["label"])
+    assert len(at.image) == 1 and not at.get("iframe")
+    cap = next(c.value for c in at.caption if "voxel faces" in c.value)
+    assert f"Particle {int(row['label'])}: " in cap and f"= {row['detachment']:.3f}." in cap
+    total = row[["area_pore_um2", "area_cbd_um2", "area_particle_um2", "area_edge_um2"]].sum()
+    assert f"facing pore (detached, yellow) {row['area_pore_um2'] / total:.0%}" in cap
+    assert "differ from the particle table" not in cap
+    # another particle, interactive: a vtk.js page of the faces, standalone
+    other = int(table.loc[table["volume_um3"].idxmax(), "label"])
+    at.selectbox(key=state.k(state.V3_PARTICLE, s.id)).set_value(other).run()
+    at.radio(key=state.V3_MODE).set_value("interactive").run()
+    no_exception(at)
+    [frame] = at.get("iframe")
+    _assert_standalone(frame.proto.srcdoc)
+    assert any(f"Particle {other}: " in c.value for c in at.caption)

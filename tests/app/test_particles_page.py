@@ -49,7 +49,7 @@ def test_table_count_and_csv(seeded_ws):
     import json
 
     bar = json.loads(at.get("vega_lite_chart")[0].proto.spec)
-    assert "detachment index" in bar["encoding"]["x"]["title"]
+    assert "detachment index" in bar["layer"][0]["encoding"]["x"]["title"]
 
 
 def test_select_a_particle_shows_its_row_and_jumps_to_it(seeded_ws):
