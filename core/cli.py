@@ -33,7 +33,7 @@ The contract (other tools rely on it):
     (retrained from, seeded: the same table) whose SHA-256 differs.  A recipe
     that records a comparison (the dashboard's Compare page writes one) also gets
     ``DIR/comparison/``: what ``compare`` writes, with the recipe's settings.
-``python -m core compare DIR DIR ... --out OUT [--edge include|exclude|miles] [--cut C] [--min-diameter UM] [--metric COL] [--axis NAME [--values V ...] [--unit U]] [--axis-scale linear|log|rank]``
+``python -m core compare DIR DIR ... --out OUT [--names NAME ...] [--edge include|exclude|miles] [--cut C] [--min-diameter UM] [--metric COL] [--axis NAME [--values V ...] [--unit U]] [--axis-scale linear|log|rank]``
     the Compare page's statistics of analysis folders (of ``analyze`` or
     ``run``), headless (:mod:`core.comparison`): ``OUT/summary.csv``,
     ``tests.csv``, ``trend-NAME.csv`` (with ``--axis``), ``comparison.json``
@@ -458,7 +458,6 @@ def _run_recipe(args, archive: Path | None) -> None:
     import shutil
 
     from .comparison import AnalysisRun, ComparisonError, compare_runs
-    from .pipeline import versions
     from .recipe import (
         Recipe, check_inputs, dumps, entry_to_dict, read_recipe, recipe_to_dict, replay, verify_classifier,
         version_differences,
@@ -568,7 +567,7 @@ def _run_recipe(args, archive: Path | None) -> None:
             report(1.0, f"comparing the {n} analyses as the recipe records ({folder}/)")
             try:
                 comp, files = compare_runs(runs, compared, tmp / folder, recipe=recipe_to_dict(whole),
-                                           made=_utc_now(), versions=versions())
+                                           made=_utc_now(), versions=_report_versions())
             except ComparisonError as exc:  # the analyses replayed stay: the comparison alone is not written
                 shutil.rmtree(tmp / folder, ignore_errors=True)
                 print(f"warning: the recipe's comparison cannot be made, so none is written: {exc}", file=sys.stderr)
@@ -592,15 +591,29 @@ def _utc_now() -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
 
+def _report_versions() -> dict[str, str]:
+    """The versions a headless report names: the analysis packages' and the code's git commit."""
+    from .pipeline import source_commit, versions
+
+    out = dict(versions())
+    commit = source_commit()
+    if commit:
+        out["core commit"] = commit
+    return out
+
+
 def _cmd_compare(args) -> None:
     """``compare DIR DIR ...``: the Compare page's summary, tests and trend of analysis folders, headless."""
     from .comparison import CompareSettings, ComparisonError, compare_runs, read_analysis_folder
-    from .pipeline import versions
     from .records import Attribute
 
     folders = list(args.folders)
     check_out(args.out, overwrite=args.overwrite, reads=folders)
     runs = [read_analysis_folder(f) for f in folders]
+    if args.names is not None:
+        if len(args.names) != len(runs):
+            raise CLIError(f"--names needs one name per folder: {len(runs)} folders, {len(args.names)} names")
+        runs = [replace(r, name=n) for r, n in zip(runs, args.names)]
     if args.values is not None:
         if args.axis is None:
             raise CLIError("--values gives the electrodes' values of an attribute: name it with --axis")
@@ -616,7 +629,7 @@ def _cmd_compare(args) -> None:
     except ComparisonError as exc:
         raise CLIError(str(exc)) from None
     with staged_output(args.out, overwrite=args.overwrite, reads=folders) as tmp:
-        comp, files = compare_runs(runs, settings, tmp, made=_utc_now(), versions=versions())
+        comp, files = compare_runs(runs, settings, tmp, made=_utc_now(), versions=_report_versions())
     if not args.quiet:
         for note in comp.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -1261,6 +1274,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "groups and attributes from each folder's recipe.json where it has one, else the folder's "
                         "name)")
     add_out(c)
+    c.add_argument("--names", nargs="+", metavar="NAME",
+                   help="the electrodes' names, one per folder in their order (default: each folder's recipe's "
+                        "name, else the folder's name; two replays of one recipe need names of their own)")
     c.add_argument("--edge", choices=("include", "exclude", "miles"), default="include",
                    help="particles cut by the volume edge: include (default; every particle counts), exclude (left "
                         "out), miles (left out; tests and summary count particles, so the same as exclude here)")
@@ -1270,7 +1286,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-diameter", type=float, default=0.0, metavar="UM",
                    help="leave out particles with an equivalent diameter under UM µm (default 0: keep all)")
     c.add_argument("--metric", default="detachment",
-                   help="the particle-table column the tests between electrodes compare (default detachment)")
+                   help="the per-particle measure the tests between electrodes compare (default detachment; any "
+                        "measure of the particle table: equiv_diameter_um, sphericity, crack_fraction, frac_pore...)")
     c.add_argument("--axis", metavar="NAME",
                    help="put the electrodes on this attribute (e.g. C-rate) and test the trend across them; its "
                         "values from each folder's recipe, or from --values")

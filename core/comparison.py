@@ -23,10 +23,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import compare
-from .metrics import column_title
+from .metrics import MEASURES, column_title
 from .recipe import folder_name
 from .records import Attribute
-from .report import ReportElectrode, ReportSection, build_report
+from .report import SYNTHETIC_NOTE, ReportElectrode, ReportSection, build_report, shown_params
 
 SEED = 0  # bootstrap seed of every comparison (the dashboard's too)
 N_BOOT = 2000  # bootstrap resamples (summary, pairwise tests, electrodes on an axis); binned trends use half
@@ -92,13 +92,17 @@ class CompareSettings:
             raise ComparisonError(f"cut must lie strictly between 0 and 1 (a detachment), got {self.cut!r}")
         if self.min_diameter_um < 0:
             raise ComparisonError(f"min_diameter_um must be 0 or more (µm), got {self.min_diameter_um!r}")
-        if not isinstance(self.metric, str) or not self.metric.strip():
-            raise ComparisonError(f"metric must name a column of the particle table, got {self.metric!r}")
+        if self.metric not in MEASURES:
+            raise ComparisonError(f"metric must be a measure of the particle table ({', '.join(MEASURES)}), got "
+                                  f"{self.metric!r}")
         if self.axis is not None and (not isinstance(self.axis, str) or not self.axis.strip()):
             raise ComparisonError(f"axis must name a sample attribute (e.g. 'C-rate') or be null, got {self.axis!r}")
         if self.axis_scale is not None and self.axis_scale not in compare.X_SCALES:
             raise ComparisonError(f"axis_scale must be one of {list(compare.X_SCALES)} or null, got "
                                   f"{self.axis_scale!r}")
+        if self.axis_scale is not None and self.axis is None:
+            raise ComparisonError(f"axis_scale {self.axis_scale!r} is the scale of a trend along an attribute: name "
+                                  "the attribute (axis) too")
 
     def to_dict(self) -> dict:
         """The settings as a JSON-ready dict (every key; ``axis`` and ``axis_scale`` may be None)."""
@@ -158,9 +162,13 @@ def used_tables(tables: Mapping[str, pd.DataFrame], edge_policy: str) -> dict[st
             for n, t in tables.items()}
 
 
-def _sentence(exc: Exception) -> str:
+def _clause(exc: Exception) -> str:
+    """An error's sentence after a colon ("No summary: electrode 'a' has ..."): its first word in lower case where it
+    is a plain word (not a name in capitals, "NMC"), one full stop."""
     text = str(exc).strip().rstrip(".")
-    return text[:1].upper() + text[1:] + "."
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text + "."
 
 
 def axis_values(attributes: Mapping[str, Sequence[Attribute]], axis: str) -> dict[str, Attribute]:
@@ -217,14 +225,14 @@ def compare_electrodes(
                                   rng=SEED)
     except ValueError as exc:
         summary = None
-        notes.append("No summary: " + _sentence(exc))
+        notes.append("No summary: " + _clause(exc))
     try:
         tests = compare.pairwise_tests(kept, settings.metric, edge_policy=settings.edge_policy, rng=SEED,
                                        n_boot=N_BOOT, label=metric_label(settings.metric))
         tests = mixed_dimensions_marked(tests, single_slice or {})
     except ValueError as exc:
         tests = None
-        notes.append("No tests between electrodes: " + _sentence(exc))
+        notes.append("No tests between electrodes: " + _clause(exc))
     trend, trend_notes = _axis_trend(kept, settings, attributes or {})
     return Comparison(settings, dict(kept), dict(dropped), summary, tests, trend, tuple(notes + trend_notes))
 
@@ -260,7 +268,7 @@ def _axis_trend(tables: Mapping[str, pd.DataFrame], s: CompareSettings,
                                       cut=s.cut, attribute=s.axis, unit=units[0], x_scale=scale,
                                       edge_policy=s.edge_policy, n_boot=N_BOOT, rng=SEED)
     except ValueError as exc:
-        return None, notes + [f"No trend along {s.axis}: " + _sentence(exc)]
+        return None, notes + [f"No trend along {s.axis}: " + _clause(exc)]
     return res, notes
 
 
@@ -375,33 +383,54 @@ def tests_report_section(res: compare.PairwiseTests, note: str | None = None) ->
         table=t[list(cols)].rename(columns=cols).reset_index(drop=True), note=tests_note(res) if note is None else note)
 
 
-def edge_sentence(edge_policy: str, kept: Mapping[str, tuple[int, int]], *, whose: str = "the page's") -> str:
+def edge_sentence(edge_policy: str, kept: Mapping[str, tuple[int, int]], *, headless: bool = False) -> str:
     """What a report says of the particles cut by the volume edge, under its title.
 
     Parameters
     ----------
     edge_policy : {"include", "exclude", "miles"}
     kept : {electrode: (particles kept, particles before)}
-    whose : str
-        Whose choice it was, in words ("the page's"; "the comparison's" headless).
+    headless : bool
+        The report of a headless comparison (:func:`write_comparison`): the comparison's choice, its own tables
+        (the analyses' particle files keep every particle) and no weighted distributions; else the Compare page's.
     """
     label = EDGE_LABELS[edge_policy]
+    whose = "the comparison's" if headless else "the page's"
     if edge_policy == "include":
         return (f"Particles cut by the volume edge are included ({whose} choice, '{label}'): every particle "
                 "counts; the column touches_edge marks them.")
+    held = ("the particle tables of this report hold only those (the analyses' own particle files keep them all)"
+            if headless else "the particle tables (here and in the CSV and Parquet downloads) hold only those")
+    miles = ""
+    if edge_policy == "miles":
+        miles = (" Miles–Lantuéjoul weights only weight distributions, which the dashboard draws; the summary, "
+                 "tests and trend count particles." if headless else
+                 " The distributions weight them by Miles–Lantuéjoul: column miles_weight (number weighting; times "
+                 "volume_um3 for volume weighting).")
     return (f"Particles cut by the volume edge are left out ({whose} choice, '{label}'): the summary, tests and "
-            "trends count the rest, and the particle tables (here and in the CSV and Parquet downloads) hold only "
-            "those: " + ", ".join(f"{n} {k} of {m}" for n, (k, m) in kept.items()) + "."
-            + (" The distributions weight them by Miles–Lantuéjoul: column miles_weight (number weighting; times "
-               "volume_um3 for volume weighting)." if edge_policy == "miles" else ""))
+            f"trends count the rest, and {held}: " + ", ".join(f"{n} {k} of {m}" for n, (k, m) in kept.items())
+            + "." + miles)
 
 
-def min_diameter_sentence(min_diameter_um: float, dropped: Mapping[str, int]) -> str | None:
+def min_diameter_sentence(min_diameter_um: float, dropped: Mapping[str, int], *, headless: bool = False
+                          ) -> str | None:
     """What a report says of the particles under the smallest diameter counted (None where it is 0)."""
     if min_diameter_um <= 0:
         return None
-    return (f"Particles with an equivalent diameter under {min_diameter_um:g} µm are left out of the tables, charts "
-            "and summary (" + ", ".join(f"{n}: {k}" for n, k in dropped.items()) + ").")
+    what = "the tables, summary, tests and trend" if headless else "the tables, charts and summary"
+    return (f"Particles with an equivalent diameter under {min_diameter_um:g} µm are left out of {what} ("
+            + ", ".join(f"{n}: {k}" for n, k in dropped.items()) + ").")
+
+
+def settings_sentence(s: CompareSettings, scale: str | None = None) -> str:
+    """The comparison's choices in one sentence (its report's first note); ``scale``: the trend's scale as used
+    (the suggested one where the settings leave it open)."""
+    axis = ("no trend along an attribute" if s.axis is None else
+            f"the trend along {s.axis} a straight line in {SCALE_LABELS[scale or s.axis_scale or 'linear']}"
+            + ("" if s.axis_scale else " (as the values suggest)"))
+    return (f"Compared with: particles cut by the volume edge '{EDGE_LABELS[s.edge_policy]}', detached cut "
+            f"{s.cut:g}, smallest equivalent diameter counted {s.min_diameter_um:g} µm, tests between electrodes on "
+            f"{metric_label(s.metric)}, {axis}; bootstrap {N_BOOT} resamples, seed {SEED}.")
 
 
 # --------------------------------------------------------------------------- files
@@ -409,7 +438,8 @@ def min_diameter_sentence(min_diameter_um: float, dropped: Mapping[str, int]) ->
 
 def write_comparison(comp: Comparison, out: str | Path, electrodes: Sequence[ReportElectrode], *,
                      title: str = "Comparison of electrodes", made: str = "", recipe: Mapping | None = None,
-                     caveats: Sequence[str] = (), versions: Mapping[str, str] | None = None) -> list[Path]:
+                     caveats: Sequence[str] = (), versions: Mapping[str, str] | None = None,
+                     extra_notes: Sequence[str] = ()) -> list[Path]:
     """Write a comparison as files into the folder ``out`` (made where missing).
 
     ``summary.csv`` (:attr:`Comparison.summary`'s table), ``tests.csv`` (every pair, p-values as numbers),
@@ -426,6 +456,8 @@ def write_comparison(comp: Comparison, out: str | Path, electrodes: Sequence[Rep
         The electrodes of ``comp``, in its order (their tables are replaced by the particles the statistics count).
     title, made, recipe, caveats, versions
         As :func:`core.report.build_report` takes them.
+    extra_notes : sequence of str
+        More notes under the title (after the comparison's own).
 
     Returns
     -------
@@ -457,7 +489,6 @@ def write_comparison(comp: Comparison, out: str | Path, electrodes: Sequence[Rep
     if comp.axis_trend is not None:
         trend_file = f"trend-{folder_name(s.axis)}.csv"  # the page's download's name
         put(trend_file, compare.trend_file_table(comp.axis_trend).to_csv(index=False))
-    label = metric_label(s.metric)
     record = {
         "settings": s.to_dict(),
         "bootstrap": {"resamples": N_BOOT, "seed": SEED},
@@ -474,11 +505,14 @@ def write_comparison(comp: Comparison, out: str | Path, electrodes: Sequence[Rep
         "notes": list(comp.notes),
     }
     put("comparison.json", dumps_strict(record, indent=2))
-    notes = [n for n in (min_diameter_sentence(s.min_diameter_um, comp.dropped),
-                         edge_sentence(s.edge_policy, {n: (len(used[n]), len(comp.tables[n])) for n in names},
-                                       whose="the comparison's")) if n]
+    scale = comp.axis_trend.x_scale if comp.axis_trend is not None else None
+    notes = [settings_sentence(s, scale)]
+    notes += [n for n in (min_diameter_sentence(s.min_diameter_um, comp.dropped, headless=True),
+                          edge_sentence(s.edge_policy, {n: (len(used[n]), len(comp.tables[n])) for n in names},
+                                        headless=True)) if n]
     notes += list(comp.notes)
-    notes.append(f"Tests between electrodes on {label}; charts are drawn by the dashboard's Compare page, not here.")
+    notes.append("Charts are drawn by the dashboard's Compare page (its recipe replays these numbers), not here.")
+    notes += list(extra_notes)
     report_electrodes = [replace(e, table=used[e.name]) for e in electrodes]
     sections = [tests_report_section(comp.tests)] if comp.tests is not None else []
     html = build_report(report_electrodes, title=title,
@@ -530,7 +564,11 @@ class AnalysisRun:
         prov = self.record.get("provenance") or {}
         inp = self.record.get("input") or {}
         source = inp.get("path") or (f"demo:{inp['demo']}" if inp.get("demo") else "")
-        return ReportElectrode(name=self.name, table=self.table, params=dict(self.record.get("params") or {}),
+        params = shown_params(self.record.get("params") or {})
+        if inp.get("phase_map"):  # the phases were read from the file (as the dashboard's report says it)
+            params.pop("segment", None)
+            params["method"] = f"phases read from the file (phase map {inp['phase_map']})"
+        return ReportElectrode(name=self.name, table=self.table, params=params,
                                source=str(source), spacing_um=prov.get("spacing_um"),
                                input_checksum=prov.get("input_checksum"), versions=prov.get("versions") or {},
                                group=self.group)
@@ -613,16 +651,16 @@ def compare_runs(runs: Sequence[AnalysisRun], settings: CompareSettings, out: st
                        f"{', '.join(vols)} {'a volume' if len(vols) == 1 else 'volumes'}: sizes are diameters of "
                        "circles against balls, contact shares read along outlines against over surfaces; compare "
                        "slices with slices and volumes with volumes.")
+    demo = [SYNTHETIC_NOTE] if any((r.record.get("input") or {}).get("demo") for r in runs) else []
     files = write_comparison(comp, out, [r.report_electrode() for r in runs], recipe=recipe, made=made,
-                             caveats=caveats, versions=versions)
+                             caveats=caveats, versions=versions, extra_notes=demo)
     return comp, files
 
 
 __all__ = [
-    "AnalysisRun", "CompareSettings", "Comparison", "ComparisonError", "DEFAULT_CUT",
-    "DEFAULT_EDGE", "EDGE_LABELS", "N_BOOT", "NOT_COMPARABLE", "RUN_RECORDS", "SCALE_LABELS", "SEED", "axis_values",
-    "compare_electrodes", "compare_runs", "edge_sentence", "edge_words", "metric_label", "min_diameter_sentence",
-    "mixed_dimensions_marked", "on_log_axis", "p_values_written", "read_analysis_folder", "summary_columns",
-    "summary_note", "summary_table", "tests_columns", "tests_note", "tests_report_section", "used_tables",
-    "write_comparison",
+    "AnalysisRun", "CompareSettings", "Comparison", "ComparisonError", "DEFAULT_CUT", "DEFAULT_EDGE", "EDGE_LABELS",
+    "N_BOOT", "NOT_COMPARABLE", "RUN_RECORDS", "SCALE_LABELS", "SEED", "axis_values", "compare_electrodes",
+    "compare_runs", "edge_sentence", "edge_words", "metric_label", "min_diameter_sentence", "mixed_dimensions_marked",
+    "on_log_axis", "p_values_written", "read_analysis_folder", "settings_sentence", "summary_columns", "summary_note",
+    "summary_table", "tests_columns", "tests_note", "tests_report_section", "used_tables", "write_comparison",
 ]

@@ -96,6 +96,10 @@ COLUMNS: tuple[str, ...] = (
     "crack_fraction",
 )
 
+#: The per-particle measures among :data:`COLUMNS`: what a comparison may test between electrodes (the id, the edge
+#: flag and the note left out).
+MEASURES: tuple[str, ...] = tuple(c for c in COLUMNS if c not in ("label", "touches_edge", "detachment_note"))
+
 #: What each column of :data:`COLUMNS` holds, in one sentence each (reports carry them beside the tables and their
 #: CSV; the README's column list says more).
 COLUMN_MEANINGS: dict[str, str] = {

@@ -32,7 +32,15 @@ _OWN_FILES = frozenset({
     "particles.csv", "particles.parquet", "phases.tif", "labels.tif", "run.json", "recipe.json", "provenance.json",
     "greyscale.tif", "true_phases.tif", "true_labels.tif", "true_particles.csv",
     "classifier.json", "pairs.npz",
+    "summary.csv", "tests.csv", "comparison.json", "report.html",  # a comparison's (core.comparison)
 })
+#: A comparison's trend table, named by its attribute (``trend-C-rate.csv``; :func:`core.recipe.folder_name`).
+_TREND_FILE = re.compile(r"trend-[A-Za-z0-9._-]+\.csv")
+
+
+def _own_file(name: str) -> bool:
+    """A file name this tool writes into an output folder."""
+    return name in _OWN_FILES or _TREND_FILE.fullmatch(name) is not None
 
 
 def _under_system_root(path: Path) -> str | None:
@@ -124,13 +132,13 @@ def _foreign_entry(folder: Path) -> str | None:
                 if q.is_symlink() or not q.is_dir():
                     return f"{p.name}/{q.name}"
                 for r in sorted(q.iterdir()):
-                    if r.is_symlink() or not r.is_file() or r.name not in _OWN_FILES:
+                    if r.is_symlink() or not r.is_file() or not _own_file(r.name):
                         return f"{p.name}/{q.name}/{r.name}"
         elif p.is_dir():
             for q in sorted(p.iterdir()):
-                if q.is_symlink() or not q.is_file() or q.name not in _OWN_FILES:
+                if q.is_symlink() or not q.is_file() or not _own_file(q.name):
                     return f"{p.name}/{q.name}"
-        elif not (p.is_file() and (p.name in _OWN_FILES or p.suffix == ".json")):
+        elif not (p.is_file() and (_own_file(p.name) or p.suffix == ".json")):
             return p.name
     return None
 

@@ -51,6 +51,8 @@ chunk.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import platform
 import time
@@ -316,6 +318,27 @@ def checksum(array: np.ndarray) -> str:
     for i in range(0, flat.size, step):
         h.update(memoryview(np.ascontiguousarray(flat[i : i + step])).cast("B"))
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def source_commit() -> str | None:
+    """The git commit this code was checked out at ("3ac0198e12ab", "+ changes" where its files differ from it), or
+    None outside a git checkout: many commits share one package version (QA walk 17: a report named only "core
+    0.1.0").  Read once per process: the code a process runs is the code it imported."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "core", "ui", "pages", "app.py"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + (" + changes" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
 def versions(*, torch: bool = False) -> dict[str, str]:

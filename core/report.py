@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .metrics import column_title
 from .recipe import folder_name
 
 if TYPE_CHECKING:
@@ -359,6 +360,24 @@ def _section_html(sec: ReportSection) -> list[str]:
     return parts
 
 
+#: Particles cut by the volume edge, by the edge policy, in words.
+_EDGE_WORDS = {"include": "included", "exclude": "left out", "miles": "left out (Miles–Lantuéjoul)"}
+#: Said under a report's title where an electrode is a synthetic demo.
+SYNTHETIC_NOTE = "SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements."
+
+
+def shown_params(params: Mapping[str, Any]) -> dict:
+    """The parameters a report shows for an analysis (its resolved ``AnalysisParams.to_dict()``): those of a step
+    that did not run left out (the network's where neither the phases nor the particles came from it), and the
+    seeding and the refinement named also at their defaults (``to_dict`` leaves those out)."""
+    p = dict(params)
+    if p.get("method") != "model" and p.get("particles") != "model":
+        p.pop("model", None)
+    p.setdefault("seeding", "phases")
+    p.setdefault("refine", "off")
+    return p
+
+
 def _axis_trend_html(res: "ElectrodeTrend") -> list[str]:
     """The electrodes-on-an-axis section: readings, per-electrode table, tests, method."""
     from .compare import ElectrodeTrend, trend_file_table, trend_reading
@@ -371,10 +390,12 @@ def _axis_trend_html(res: "ElectrodeTrend") -> list[str]:
     table = res.table.rename(columns={"value": f"{res.attribute}{unit}"})
     csv = trend_file_table(res).to_csv(index=False).encode("utf-8")  # the page's file (QA walk 17)
     k = res.n_electrodes
+    words = column_title(res.metric).split(" (")[0]  # as the page reads it ("detachment index")
+    edge = _EDGE_WORDS.get(res.edge_policy, res.edge_policy)
     return [
         f"<h2>Electrodes on an axis: {_esc(res.metric)} against {_esc(res.attribute)}{_esc(unit)}</h2>",
-        f"<p><strong>{_esc(trend_reading(res))}.</strong></p>",
-        f"<p>{_esc(trend_reading(res, measure='share_above'))}.</p>",
+        f"<p><strong>{_esc(trend_reading(res, label=words))}.</strong></p>",
+        f"<p>{_esc(trend_reading(res, label=words, measure='share_above'))}.</p>",
         _statistics_html(table),
         _download(csv, "text/csv", f"trend-{folder_name(res.attribute)}.csv", "download this table (CSV)"),
         "<h3>Tests</h3>", _statistics_html(res.tests, "measure"),
@@ -384,8 +405,8 @@ def _axis_trend_html(res: "ElectrodeTrend") -> list[str]:
         f"between-electrode variance tau², DerSimonian–Laird), Knapp–Hartung t-test on {m.df} df "
         f"({_esc(res.alternative)}); it assumes the medians scatter normally about a straight line. "
         f"Distribution-free check: exact permutation of the electrode labels with Kendall's tau, p = "
-        f"{m.p_perm:.3g} (smallest possible with {k} electrodes: {m.p_perm_min:.3g}). Edge policy "
-        f"{_esc(res.edge_policy)}; medians' CIs: percentile bootstrap ({res.n_boot} resamples); shares: Wilson; "
+        f"{m.p_perm:.3g} (smallest possible with {k} electrodes: {m.p_perm_min:.3g}). Particles cut by the "
+        f"volume edge {_esc(edge)}; medians' CIs: percentile bootstrap ({res.n_boot} resamples); shares: Wilson; "
         f"share cut {res.cut:g}.</p>",
     ]
 

@@ -21,6 +21,7 @@ TICK_SPACING = 80  # px between the labelled ticks of a quantitative x axis in a
 # Streamlit draws a chart of height H with its axes inside H (autosize "fit"): the plot keeps about H - 90 px and a
 # y title longer than that runs out of the chart; titles are 14 px, at most 6.2 px a character in its font
 _AXIS_OVERHEAD_PX, _TITLE_CHAR_PX, _TOP_LEGEND_PX = 100, 6.2, 40
+_CHART_TITLE_PX = 30  # a chart's own title over its plot (Streamlit's 16 px and its offset)
 # a legend beside the plot starts at its top and is not shrunk: about 16 px a row in Streamlit's 14 px labels (20 here,
 # to spare) plus its title and padding and the chart's (50); whatever runs below the chart's height is cut off
 _LEGEND_ROW_PX, _LEGEND_FRAME_PX = 20, 50
@@ -455,7 +456,9 @@ def electrode_trend(res: compare.ElectrodeTrend, measure: str = "median", *, leg
     dots = base.mark_point(filled=True, size=90).encode(y=alt.Y(f"{y}:Q", scale=y_scale), color=colour)
     chart = alt.layer(line, bars, dots).properties(
         # one height for both measures (drawn side by side): high enough for either y title
-        height=fit_height(300, *titles.values()) + legend_below_px(len(t), SIDE_LEGEND_COLUMNS))
+        # (and its title over the plot: without it the longer y title ran out at the top, QA walk 18)
+        height=fit_height(300, *titles.values(), above=_CHART_TITLE_PX if title else 0)
+        + legend_below_px(len(t), SIDE_LEGEND_COLUMNS))
     return chart if title is None else chart.properties(title=title)
 
 

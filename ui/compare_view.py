@@ -477,7 +477,8 @@ def _one_sentence_warning(exc: Exception) -> None:
 def summary_section(ctx: CompareContext, edge_policy: str) -> compare.Summary | None:
     """Per electrode: n, median detachment with bootstrap CI, IQR and the share above a cut (Wilson CI); returns
     what it showed, for the page's report (:func:`ui.exports.compare_section`)."""
-    _from_url(state.CMP_CUT, URL_CUT, DEFAULT_CUT, lambda v: round(min(0.95, max(0.05, float(v))) / 0.05) * 0.05)
+    _from_url(state.CMP_CUT, URL_CUT, DEFAULT_CUT,  # (rounded twice: 7 * 0.05 is 0.35000000000000003, QA walk 18)
+              lambda v: round(round(min(0.95, max(0.05, float(v))) / 0.05) * 0.05, 2))
     cut = _to_url(URL_CUT, DEFAULT_CUT, st.slider("Detached cut: count particles with detachment above", 0.05, 0.95,
                                                   key=state.CMP_CUT, step=0.05, persist_state=state.PERSIST))
     try:

@@ -24,13 +24,11 @@ it until its next full run (0 of 20 in the same reproduction).
 
 from __future__ import annotations
 
-import functools
 import io
 import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import altair as alt
@@ -40,8 +38,9 @@ import streamlit as st
 from core import compare, comparison
 from core.recipe import (RecipeError, dumps, folder_name, has_classifier, recipe_archive, recipe_from_workspace,
                          recipe_to_dict, root_analysis)
+from core.pipeline import source_commit  # noqa: F401  (re-exported: the reports' commit)
 from core.records import display_name
-from core.report import ReportElectrode, ReportSection, build_report
+from core.report import SYNTHETIC_NOTE, ReportElectrode, ReportSection, build_report, shown_params
 from core.workspace import Analysis, Sample, Workspace
 
 from . import cache, charts, state
@@ -160,26 +159,6 @@ def export_versions() -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def source_commit() -> str | None:
-    """The git commit the dashboard's code was checked out at ("3ac0198e12ab", "+ changes" where its files differ
-    from it), or None outside a git checkout: many commits share one package version (QA walk 17: a report named
-    only "core 0.1.0")."""
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                "core", "ui", "pages", "app.py"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() + (" + changes" if dirty.returncode == 0 and dirty.stdout.strip() else "")
-
-
 def utc_text(seconds: float) -> str:
     """"2026-12-07 23:34 UTC": a time of the epoch, as reports write it."""
     import datetime as dt
@@ -227,7 +206,7 @@ def report_html(ws: Workspace, items: Sequence[tuple[str, Sample, Analysis]], ta
     rendered = {t: chart_png(c, scale=REPORT_SCALE) for t, c in (chart_map or {}).items()}
     notes = list(notes)
     if any(s.is_demo for _, s, _ in items):
-        notes.append("SYNTHETIC demo electrodes are generated with known ground truth; they are not measurements.")
+        notes.append(SYNTHETIC_NOTE)
     html = build_report(electrodes, title=title, summary=summary, charts=rendered, versions=export_versions(),
                         recipe=recipe, notes=notes, axis_trend=axis_trend, caveats=caveats, sections=sections,
                         summary_note=summary_note, made=utc_text(time.time()))
@@ -240,9 +219,7 @@ def report_params(sample: Sample, analysis: Analysis) -> dict:
     sample's values are phases, whose map takes the ``method`` row), and the seeding and refinement named also at
     their defaults (``to_dict`` leaves those out); the phase map, region of interest and slices' alignment are
     those the analysis ran with (:func:`ui.tables.analysed_input`)."""
-    p = analysis.resolved_params
-    if p.get("method") != "model" and p.get("particles") != "model":
-        p.pop("model", None)
+    p = shown_params(analysis.resolved_params)
     inp = analysed_input(sample, analysis)  # the map and region it ran with (the sample may hold others since)
     if inp.presegmented:
         p.pop("segment", None)
@@ -254,8 +231,6 @@ def report_params(sample: Sample, analysis: Analysis) -> dict:
         from core.phases.alignment import aligned_message
 
         p["slices aligned"] = aligned_message(inp.align)
-    p.setdefault("seeding", "phases")
-    p.setdefault("refine", "off")
     return p
 
 
@@ -526,8 +501,8 @@ def compare_section(ctx: CompareContext, *, edge_policy: str = "include", summar
                   if edge_policy != "include" else "")
                + ". The recipe (its JSON, or its ZIP where brush strokes made phases) replays them headless with "
                  "`python -m core run RECIPE --out DIR`, and with them this comparison (its edge choice, cut, "
-                 "smallest diameter, tested measure and axis) into `DIR/comparison`: the summary, tests and trend as "
-                 "CSV and a report.")
+                 "smallest diameter, tested measure, and axis with its scale) into `DIR/comparison`: the summary, "
+                 "tests and trend as CSV and a report.")
 
     def report() -> bytes:
         notes = [n for n in (comparison.min_diameter_sentence(min_d, dropped), comparison.edge_sentence(

@@ -292,3 +292,15 @@ def test_many_violins_wrap_to_rows_that_fit_the_page(tables):
     assert width <= 4 * (charts.VIOLIN_WIDTH + 40) + 80, width  # a 1280-px screen's column holds about 850 px
     drawn = _svg_texts(vlc.vegalite_to_svg(dash))
     assert all(n in drawn for n in six)  # each panel named (and the legend whole)
+
+
+def test_a_trend_chart_with_a_title_keeps_room_for_its_longest_y_title(crate):
+    """QA walk 18: the share chart's title over its plot left its y title (41 characters) too little height: the
+    title ran out at the top.  The title's room is added to what the longest y title needs."""
+    title = "rises with C-rate: p = 0.039, 3 electrodes"
+    legend = charts.legend_below_px(len(crate.table), charts.SIDE_LEGEND_COLUMNS)
+    for measure in ("median", "share_above"):
+        with_title = charts.electrode_trend(crate, measure, legend=False, title=title).to_dict()["height"]
+        plain = charts.electrode_trend(crate, measure, legend=False).to_dict()["height"]
+        y_title = f"share with detachment index > {crate.cut:g} (0–1)"
+        assert with_title - legend >= len(y_title) * 6.2 + 100 + 30 and with_title >= plain + 30

@@ -377,6 +377,10 @@ def test_a_link_keeps_the_choices_that_change_the_numbers(seeded_ws):
     assert at.radio(key=state.CMP_EDGE).value == "exclude"
     assert at.number_input(key=state.CMP_MIN_DIAMETER).value == 1.5
     assert at.slider(key=state.CMP_CUT).value == pytest.approx(0.3)
+    seven = AppTest.from_file(PAGE, default_timeout=TIMEOUT)  # 7 * 0.05 = 0.35000000000000003: read as 0.35
+    seven.query_params["cut"] = "0.35"
+    seven.run()
+    assert seven.slider(key=state.CMP_CUT).value == 0.35
     at.radio(key=state.CMP_EDGE).set_value("miles").run()
     assert list(at.query_params["edge"]) in (["miles"], list("miles"))
     at.radio(key=state.CMP_EDGE).set_value("include").run()  # the default: out of the link

@@ -268,7 +268,9 @@ def test_report_has_the_axis_section():
                                   rng=0, n_boot=200)
     html = build_report([ReportElectrode(n, t) for n, t in tables.items()], axis_trend=res)
     assert "Electrodes on an axis: detachment against SOC (%)" in html
-    assert compare.trend_reading(res).replace("'", "&#x27;") in html
+    # the page's words: "median detachment index rises ..." (QA walk 18: the report read "median detachment")
+    assert compare.trend_reading(res, label="detachment index").replace("'", "&#x27;") in html
+    assert "Particles cut by the volume edge left out;" in html and "Edge policy" not in html
     assert 'download="trend-SOC.csv"' in html and "Knapp–Hartung" in html
     with pytest.raises(TypeError, match="axis_trend must be an ElectrodeTrend"):
         build_report([], axis_trend=res.table)

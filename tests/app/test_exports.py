@@ -199,7 +199,7 @@ def test_compare_recipe_records_the_pages_choices_and_replays_its_numbers(seeded
     res = headless()
     assert res.summary is None and res.axis_trend is None
     warned = [w.value for w in at.warning]
-    assert res.notes[0] == "No summary: " + warned[0]
+    assert res.notes[0] == "No summary: " + warned[0][0].lower() + warned[0][1:]  # (a clause after the colon)
 
 
 def test_streamlit_deletes_a_file_its_deferred_download_made_at_the_second_clean_up():

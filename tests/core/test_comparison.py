@@ -4,6 +4,7 @@ records the Compare page's choices."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,9 +63,12 @@ def test_settings_round_trip_and_defaults():
     ({"cut": float("nan")}, "cut must be a finite number"),
     ({"cut": True}, "cut must be a finite number"),
     ({"min_diameter_um": -1}, "min_diameter_um must be 0 or more"),
-    ({"metric": ""}, "metric must name a column"),
+    ({"metric": ""}, "metric must be a measure of the particle table"),
+    ({"metric": "label"}, r"metric must be a measure of the particle table \(n_voxels, volume_um3"),
+    ({"metric": "touches_edge"}, "metric must be a measure of the particle table"),
+    ({"axis_scale": "log"}, "axis_scale 'log' is the scale of a trend along an attribute: name the attribute"),
     ({"axis": " "}, "axis must name a sample attribute"),
-    ({"axis_scale": "sqrt"}, "axis_scale must be one of"),
+    ({"axis": "C-rate", "axis_scale": "sqrt"}, "axis_scale must be one of"),
 ])
 def test_bad_settings_get_one_sentence(kw, msg):
     with pytest.raises(cmp.ComparisonError, match=msg):
@@ -139,8 +143,8 @@ def test_what_cannot_be_computed_is_said_and_the_rest_kept(three):
     assert res.notes[0].startswith("No summary: ") and "tiny" in res.notes[0]
     with pytest.raises(cmp.ComparisonError, match="at least two electrodes, got 1"):
         cmp.compare_electrodes({"a": three["e0"]})
-    with pytest.raises(cmp.ComparisonError, match="metric 'porosity' is not a column of the particle table of 'e0'"):
-        cmp.compare_electrodes(three, cmp.CompareSettings(metric="porosity"))
+    with pytest.raises(cmp.ComparisonError, match="metric 'sphericity' is not a column of the particle table of 'e0'"):
+        cmp.compare_electrodes(three, cmp.CompareSettings(metric="sphericity"))  # (these tables lack it)
 
 
 def test_a_slice_against_a_volume_is_not_comparable(three):
@@ -168,7 +172,7 @@ def test_written_files(three, tmp_path):
     html = (tmp_path / "c" / "report.html").read_text()
     assert "Differences between electrodes: detachment index (0–1)" in html and "Made now." in html
     assert cmp.edge_sentence("exclude", {n: (len(t), len(three[n])) for n, t in res.used().items()},
-                             whose="the comparison's")[:60] in html
+                             headless=True)[:60] in html
     with pytest.raises(cmp.ComparisonError, match="the report's electrodes must be the comparison's"):
         cmp.write_comparison(res, tmp_path / "d", [r.report_electrode() for r in runs[::-1]])
 
@@ -231,6 +235,18 @@ def test_run_writes_the_recipes_comparison(replayed):
     assert "<h2>Electrodes on an axis: detachment against C-rate (C)</h2>" in html
     assert "<h2>Summary</h2>" in html and "Differences between electrodes" in html
     assert "&quot;compare&quot;: {" in html  # the recipe, embedded, with its comparison
+    # what the page's report says too (QA walk 18): demos are synthetic, the choices in one place, the parameters
+    # as the page lists them (the network's left out where it did not run, the seeding named), the code's commit
+    from core.pipeline import source_commit
+    from core.report import SYNTHETIC_NOTE
+
+    assert SYNTHETIC_NOTE in html
+    assert ("Compared with: particles cut by the volume edge &#x27;leave out&#x27;, detached cut 0.4, smallest "
+            "equivalent diameter counted 0 µm, tests between electrodes on detachment index, the trend along C-rate "
+            "a straight line in its logarithm (as the values suggest)") in html
+    assert ">seeding<" in html and ">model.weights<" not in html
+    assert source_commit() is None or source_commit() in html
+    assert "miles_weight" not in html and "charts and summary" not in html
 
 
 def test_compare_command_on_the_analysis_folders(replayed, tmp_path, capsys):
@@ -254,7 +270,10 @@ def test_compare_command_on_the_analysis_folders(replayed, tmp_path, capsys):
     (["--axis", "C-rate", "--values", "1"], "--values needs one value per folder: 2 folders, 1 values"),
     (["--unit", "C"], "--unit is the unit of --values"),
     (["--cut", "1.5"], "cut must lie strictly between 0 and 1"),
-    (["--metric", "porosity"], "metric 'porosity' is not a column"),
+    (["--metric", "porosity"], "metric must be a measure of the particle table"),
+    (["--metric", "label"], "metric must be a measure of the particle table"),
+    (["--axis-scale", "log"], "axis_scale 'log' is the scale of a trend along an attribute"),
+    (["--names", "a"], "--names needs one name per folder: 2 folders, 1 names"),
 ])
 def test_compare_command_bad_input_one_sentence(replayed, tmp_path, capsys, extra, msg):
     out = replayed / "R"
@@ -286,19 +305,54 @@ def test_run_only_one_analysis_writes_no_comparison(replayed, tmp_path, capsys):
     assert rc.read_recipe(tmp_path / "O" / "recipe.json").compare is None
 
 
-def test_a_comparison_that_cannot_be_made_leaves_the_replayed_analyses(replayed, tmp_path, capsys):
-    """A recipe whose comparison tests a measure the tables lack (edited by hand): the analyses are written, the
-    comparison is not, and a warning says why (the whole replay was refused after its analyses had run)."""
+def test_a_recipe_testing_no_measure_is_refused_before_any_work(replayed, tmp_path, capsys):
+    """QA walk 18: a hand-edited recipe whose comparison tests a column that is no measure ran every analysis first
+    and then wrote nothing: it is refused as it is read."""
     d = json.loads((replayed / "recipe.json").read_text())
     d["compare"]["metric"] = "porosity"
+    (tmp_path / "recipe.json").write_text(json.dumps(d))
+    assert cli.main(["run", str(tmp_path / "recipe.json"), "--out", str(tmp_path / "R"), "-q"]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "the recipe's 'compare': metric must be a measure of the particle table" in err and "[" not in err
+    assert not (tmp_path / "R").exists()
+
+
+def test_a_comparison_that_cannot_be_made_leaves_the_replayed_analyses(replayed, tmp_path, capsys, monkeypatch):
+    """Should the comparison fail after the analyses ran, they are written and a warning says why."""
+    def refuse(*a, **k):
+        raise cmp.ComparisonError("something the comparison refuses")
+
+    monkeypatch.setattr(cmp, "compare_electrodes", refuse)
+    d = json.loads((replayed / "recipe.json").read_text())
     d["analyses"] = d["analyses"][:2]
     for a in d["analyses"]:
         a["input"]["shape"] = [40, 40, 40]
     (tmp_path / "recipe.json").write_text(json.dumps(d))
     assert cli.main(["run", str(tmp_path / "recipe.json"), "--out", str(tmp_path / "R"), "-q"]) == 0
-    assert "the recipe's comparison cannot be made, so none is written: metric 'porosity' is not a column" in \
+    assert "the recipe's comparison cannot be made, so none is written: something the comparison refuses" in \
         capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "R").iterdir()) == ["one_C", "pristine", "recipe.json"]
+
+
+def test_overwrite_replaces_a_comparison_of_this_tool(replayed, tmp_path):
+    """QA walk 18: --overwrite refused the tool's own comparison files (summary.csv, trend-*.csv, report.html...)."""
+    out = replayed / "R"
+    folders = [str(out / "pristine"), str(out / "one_C"), str(out / "five_C")]
+    assert cli.main(["compare", *folders, "--out", str(tmp_path / "C"), "--axis", "C-rate", "-q"]) == 0
+    assert cli.main(["compare", *folders, "--out", str(tmp_path / "C"), "--axis", "C-rate", "-q"]) == \
+        cli.EXIT_BAD_INPUT  # not without --overwrite
+    assert cli.main(["compare", *folders, "--out", str(tmp_path / "C"), "--overwrite", "-q"]) == 0
+    assert not (tmp_path / "C" / "trend-C-rate.csv").exists()  # replaced whole
+    shutil.copytree(out, tmp_path / "R")  # a replay with its comparison/ folder, replayed into again
+    assert cli.main(["run", str(replayed / "recipe.json"), "--out", str(tmp_path / "R"), "--overwrite", "-q"]) == 0
+    assert (tmp_path / "R" / "comparison" / "trend-C-rate.csv").is_file()
+
+
+def test_compare_names_two_replays_of_one_recipe(replayed, tmp_path):
+    out = replayed / "R"
+    assert cli.main(["compare", str(out / "pristine"), str(out / "pristine"), "--names", "first", "second",
+                     "--out", str(tmp_path / "N"), "-q"]) == 0
+    assert pd.read_csv(tmp_path / "N" / "summary.csv")["electrode"].tolist() == ["first", "second"]
 
 
 def test_an_analysis_named_comparison_keeps_its_folder(tmp_path):
