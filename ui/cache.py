@@ -596,14 +596,7 @@ def view3d(ref: ResultRef, params: View3DParams, axis: int, separator_side: str,
     if info.n_triangles == 0:
         out["error"] = "no particle in this depth range"
         return out
-    scene = {"cbd": cbd, "cbd_opacity": float(params.cbd_opacity)} if cbd is not None and cbd.n_cells else {}
-    if params.interactive:
-        try:
-            out["html"] = v3.export_html(mesh, **scene)
-        except RuntimeError as exc:
-            out["error"] = str(exc)
-    if out["html"] is None:
-        out["png"] = v3.screenshot(mesh, **scene)
+    out.update(v3.render(mesh, interactive=params.interactive, cbd=cbd, cbd_opacity=params.cbd_opacity))
     return out
 
 
@@ -630,21 +623,10 @@ def particle3d(ref: ResultRef, label: int, spacing: tuple, interactive: bool, sh
                            labels.shape)
     faces = particle_faces(labels, phases, int(label), spacing, window=window)
     mesh = v3.face_mesh(faces, origin=v3.round_origin(spacing, window))
-    out = {"html": None, "png": None, "error": None, "areas": faces.areas(), "detachment": faces.detachment,
-           "n_faces": int(len(faces.kind)),
+    out = {"areas": faces.areas(), "detachment": faces.detachment, "n_faces": int(len(faces.kind)),
            "table": {k: float(row[f"area_{k}_um2"]) for k in ("pore", "cbd", "particle", "edge")}}
-    scene = {}
-    if show_cbd:
-        cbd, _ = v3.phase_mesh(phases, spacing, crop=window)
-        if cbd.n_cells:
-            scene = {"cbd": cbd, "cbd_opacity": float(cbd_opacity)}
-    if interactive:
-        try:
-            out["html"] = v3.export_html(mesh, **scene)
-        except RuntimeError as exc:
-            out["error"] = str(exc)
-    if out["html"] is None:
-        out["png"] = v3.screenshot(mesh, **scene)
+    cbd = v3.phase_mesh(phases, spacing, crop=window)[0] if show_cbd else None
+    out.update(v3.render(mesh, interactive=interactive, cbd=cbd, cbd_opacity=cbd_opacity))
     return out
 
 

@@ -393,6 +393,22 @@ def screenshot(mesh, *, cbd=None, cbd_opacity: float = CBD_OPACITY, window_size=
         p.close()
 
 
+def render(mesh, *, interactive: bool, cbd=None, cbd_opacity: float = CBD_OPACITY) -> dict:
+    """The view a page shows: the interactive vtk.js page (:func:`export_html`) where asked and it works, else the
+    static image (:func:`screenshot`).  Returns ``{"html": str or None, "png": array or None, "error": why the
+    interactive export failed, or None}``."""
+    scene = {"cbd": cbd, "cbd_opacity": float(cbd_opacity)} if cbd is not None and cbd.n_cells else {}
+    out = {"html": None, "png": None, "error": None}
+    if interactive:
+        try:
+            out["html"] = export_html(mesh, **scene)
+        except RuntimeError as exc:
+            out["error"] = str(exc)
+    if out["html"] is None:
+        out["png"] = screenshot(mesh, **scene)
+    return out
+
+
 def _export_html_file(mesh_path: str, cbd_path: str | None, cbd_opacity: float, out_path: str) -> None:
     """Runs in the child process (``python -m ui.view3d``): read the meshes, write the vtk.js page."""
     import pyvista as pv
