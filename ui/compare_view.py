@@ -502,12 +502,12 @@ _SUMMARY_FORMATS = {"n_particles": "%d", "n_used": "%d", "n_valid": "%d"}
 
 
 def numeric_metrics(ctx: CompareContext) -> list[str]:
-    """Numeric per-particle columns present in every table (label and booleans left out)."""
-    cols = None
-    for t in ctx.tables.values():
-        c = [k for k in t.columns if t[k].dtype.kind in "fiu" and k != "label"]
-        cols = c if cols is None else [k for k in cols if k in c]
-    return cols or []
+    """The per-particle measures (:data:`core.metrics.MEASURES`: the id, the edge flag and the note left out)
+    numeric in every table: what the page may test, and its recipe record (a column of an older table that is no
+    measure would make a recipe no replay reads)."""
+    from core.metrics import MEASURES
+
+    return [k for k in MEASURES if all(k in t.columns and t[k].dtype.kind in "fiu" for t in ctx.tables.values())]
 
 
 def distributions_section(ctx: CompareContext, edge_policy: str) -> str:

@@ -4,6 +4,7 @@ pairwise tests, trends with n per bin, edge policy, slices on one colour scale."
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -537,3 +538,17 @@ def test_few_bins_are_named_with_their_unit():
     assert few_bins_words(few, "equiv_diameter_um") == ": grey_cal 0.494–0.622 µm (n=0)"
     assert few_bins_words(few, "depth_frac") == ": grey_cal 0.494–0.622 (n=0)"  # a share: no unit
     assert few_bins_words(pd.concat([few] * 5), "equiv_diameter_um") == ""  # too many to list
+
+
+def test_the_measures_offered_are_the_particle_tables_measures():
+    """The measure tested goes into the recipe, which reads only the particle table's measures: a numeric column that
+    is no measure (an older table's, the id) is not offered, nor one that is not numeric in every table."""
+    from types import SimpleNamespace as NS
+
+    from ui.compare_view import numeric_metrics
+
+    a = pd.DataFrame({"label": [1, 2], "detachment": [0.1, 0.2], "legacy_score": [1.0, 2.0],
+                      "sphericity": [0.9, 0.8], "touches_edge": [False, True], "equiv_diameter_um": [3.0, 4.0]})
+    b = a.assign(sphericity=["x", "y"])
+    assert numeric_metrics(NS(tables={"a": a})) == ["equiv_diameter_um", "sphericity", "detachment"]
+    assert numeric_metrics(NS(tables={"a": a, "b": b})) == ["equiv_diameter_um", "detachment"]
