@@ -180,6 +180,27 @@ def test_the_3d_page_draws_a_chunked_analysis_from_a_strided_read(analysed, monk
     assert "drawn from the labels read every 2 voxels" in cap
 
 
+def test_one_particle_of_a_chunked_analysis_reads_only_its_window(analysed, reads):
+    """Face by face, a chunked analysis's particle is read through its window of the Zarr stores (never whole), and
+    its faces' shares are its table row's."""
+    ws, s, a = analysed
+    table = ws.load_table(a)
+    row = table.loc[table["detachment"].notna()].sort_values("volume_um3").iloc[-1]
+    at = AppTest.from_file(page("5_3d.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.session_state[state.V3_SHOW] = "one"
+    at.session_state[state.V3_MODE] = "image"
+    at.session_state[state.k(state.V3_PARTICLE, s.id)] = int(row["label"])
+    reads.clear()
+    at.run()
+    no_exception(at)
+    assert len(at.image) == 1
+    cap = next(c.value for c in at.caption if "voxel faces" in c.value)
+    assert f"= {row['detachment']:.3f}." in cap and "differ from the particle table" not in cap
+    whole = int(np.prod(ws.open_labels(a).shape))
+    assert reads and max(reads) < whole  # windows, not the volume
+
+
 def test_a_depth_range_counts_the_particles_centred_in_it():
     import pandas as pd
 
