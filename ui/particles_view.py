@@ -221,10 +221,11 @@ def _slice(ws: Workspace, sample: Sample, ref: cache.ResultRef, table: pd.DataFr
         st.session_state[keys.select] = None
     det_of = dict(zip(labels_list, table["detachment"].to_numpy(float)))
     chosen = st.selectbox(
-        "Particle", labels_list, key=keys.select, on_change=jump_to_selected,
+        "Particle", labels_list, key=keys.select, on_change=jump_to_selected, persist_state=state.PERSIST,
         placeholder="none: pick one here or click a table row",
         format_func=lambda v: f"particle {v} (detachment {det_of[v]:.2f})",
     )
+    st.session_state[state.k(state.PART_PICKED, sample.id)] = chosen  # (kept across pages: the 3D page draws it)
     _, labels = cache.result_arrays(ref)
     axis, index = widgets.slice_picker(keys.axis, keys.index, labels.shape)
     lab2d = cache.label_slice(ref, axis, index)

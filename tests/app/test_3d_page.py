@@ -346,7 +346,7 @@ def test_one_particle_face_by_face_is_the_particles_page_pick(seeded_ws):
     a = seeded_ws.latest_analysis(s.id)
     table = seeded_ws.load_table(a)
     row = table.loc[table["detachment"].notna()].iloc[len(table) // 3]
-    at.session_state[state.k(state.PART_SELECT, s.id)] = int(row["label"])
+    at.session_state[state.k(state.PART_PICKED, s.id)] = int(row["label"])  # as the Particles page leaves it
     at.session_state[state.V3_SHOW] = "one"
     at.session_state[state.V3_MODE] = "image"
     at.run()
@@ -358,6 +358,8 @@ def test_one_particle_face_by_face_is_the_particles_page_pick(seeded_ws):
     total = row[["area_pore_um2", "area_cbd_um2", "area_particle_um2", "area_edge_um2"]].sum()
     assert f"facing pore (detached, yellow) {row['area_pore_um2'] / total:.0%}" in cap
     assert "differ from the particle table" not in cap
+    legend = at.get("html")[0].proto.body
+    assert "#fde725" in legend and "facing pore: detached" in legend and "facing CBD: attached" in legend
     # another particle, interactive: a vtk.js page of the faces, standalone
     other = int(table.loc[table["volume_um3"].idxmax(), "label"])
     at.selectbox(key=state.k(state.V3_PARTICLE, s.id)).set_value(other).run()
@@ -366,3 +368,26 @@ def test_one_particle_face_by_face_is_the_particles_page_pick(seeded_ws):
     [frame] = at.get("iframe")
     _assert_standalone(frame.proto.srcdoc)
     assert any(f"Particle {other}: " in c.value for c in at.caption)
+    # this page's own pick stays while the Particles page's pick is the one it took up; a new pick there wins
+    at.run()
+    assert at.selectbox(key=state.k(state.V3_PARTICLE, s.id)).value == other
+    newer = int(table.loc[table["detachment"].notna()].iloc[0]["label"])
+    at.session_state[state.k(state.PART_PICKED, s.id)] = newer
+    at.run()
+    no_exception(at)
+    assert at.selectbox(key=state.k(state.V3_PARTICLE, s.id)).value == newer
+
+
+def test_the_particles_page_keeps_its_pick_for_the_3d_page(seeded_ws):
+    """QA walk 19: a particle picked on the Particles page never reached the 3D page (its widget's value went with
+    the page): the pick is kept in a plain key, and the selectbox keeps it when the page comes back."""
+    s = next(x for x in seeded_ws.list_samples() if x.name == "cycled-5C")
+    table = seeded_ws.load_table(seeded_ws.latest_analysis(s.id))
+    label = int(table.iloc[len(table) // 2]["label"])
+    at = AppTest.from_file(page("3_particles.py"), default_timeout=TIMEOUT)
+    at.session_state[state.SAMPLE_ID] = s.id
+    at.run()
+    at.selectbox(key=state.k(state.PART_SELECT, s.id)).select(label).run()
+    no_exception(at)
+    assert at.session_state[state.k(state.PART_PICKED, s.id)] == label
+    assert any("the **3D** page" in c.value for c in at.caption)
