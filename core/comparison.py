@@ -283,6 +283,24 @@ def on_log_axis(axis: str, have: Mapping[str, Attribute]) -> tuple[dict[str, Att
             + ", ".join(f"{n} ({have[n].value:g})" for n in nonpositive) + ".")
 
 
+def _join(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def dimensions_sentence(single_slice: Mapping[str, bool | None]) -> str | None:
+    """A sentence where single slices (2D images, :mod:`core.slices`) are compared with volumes, else None
+    (``single_slice``: per electrode, None where unknown): their sizes are circle against ball diameters, and their
+    contact shares are read along outlines against over surfaces."""
+    flat = [name for name, is_flat in single_slice.items() if is_flat]
+    vols = [name for name, is_flat in single_slice.items() if is_flat is False]
+    if not flat or not vols:
+        return None
+    return (f"{_join(flat)} {'is a single slice' if len(flat) == 1 else 'are single slices'} (measured in the "
+            f"plane: sizes are the diameters of circles, contact shares read along outlines), {_join(vols)} "
+            f"{'a volume' if len(vols) == 1 else 'volumes'} (diameters of balls, shares over surfaces): compare "
+            "slices with slices and volumes with volumes.")
+
+
 def mixed_dimensions_marked(res: compare.PairwiseTests, single_slice: Mapping[str, bool | None]
                             ) -> compare.PairwiseTests:
     """``res`` with each pair of a single slice and a volume read as :data:`NOT_COMPARABLE` (QA: "calA vs nanoct300:
@@ -524,8 +542,6 @@ def write_comparison(comp: Comparison, out: str | Path, electrodes: Sequence[Rep
     return written
 
 
-
-
 # --------------------------------------------------------------------------- analysis folders
 
 
@@ -554,10 +570,9 @@ class AnalysisRun:
     @property
     def single_slice(self) -> bool | None:
         """Whether the analysed input was a single slice (None: not recorded)."""
-        from .slices import is_single_slice
+        from .slices import recorded_single_slice
 
-        shape = (self.record.get("provenance") or {}).get("input_shape")
-        return is_single_slice(shape) if shape is not None and len(shape) == 3 else None
+        return recorded_single_slice((self.record.get("provenance") or {}).get("input_shape"))
 
     def report_electrode(self) -> ReportElectrode:
         """The electrode as a report shows it (its inputs, parameters and versions)."""
@@ -643,14 +658,8 @@ def compare_runs(runs: Sequence[AnalysisRun], settings: CompareSettings, out: st
     comp = compare_electrodes({r.name: r.table for r in runs}, settings, groups={r.name: r.group for r in runs},
                               attributes={r.name: r.attributes for r in runs},
                               single_slice={r.name: r.single_slice for r in runs})
-    caveats = []
-    flat = [r.name for r in runs if r.single_slice]
-    vols = [r.name for r in runs if r.single_slice is False]
-    if flat and vols:
-        caveats.append(f"{', '.join(flat)} {'is a single slice' if len(flat) == 1 else 'are single slices'} and "
-                       f"{', '.join(vols)} {'a volume' if len(vols) == 1 else 'volumes'}: sizes are diameters of "
-                       "circles against balls, contact shares read along outlines against over surfaces; compare "
-                       "slices with slices and volumes with volumes.")
+    mixed = dimensions_sentence({r.name: r.single_slice for r in runs})
+    caveats = [mixed] if mixed else []
     demo = [SYNTHETIC_NOTE] if any((r.record.get("input") or {}).get("demo") for r in runs) else []
     files = write_comparison(comp, out, [r.report_electrode() for r in runs], recipe=recipe, made=made,
                              caveats=caveats, versions=versions, extra_notes=demo)
@@ -660,7 +669,8 @@ def compare_runs(runs: Sequence[AnalysisRun], settings: CompareSettings, out: st
 __all__ = [
     "AnalysisRun", "CompareSettings", "Comparison", "ComparisonError", "DEFAULT_CUT", "DEFAULT_EDGE", "EDGE_LABELS",
     "N_BOOT", "NOT_COMPARABLE", "RUN_RECORDS", "SCALE_LABELS", "SEED", "axis_values", "compare_electrodes",
-    "compare_runs", "edge_sentence", "edge_words", "metric_label", "min_diameter_sentence", "mixed_dimensions_marked",
-    "on_log_axis", "p_values_written", "read_analysis_folder", "settings_sentence", "summary_columns", "summary_note",
-    "summary_table", "tests_columns", "tests_note", "tests_report_section", "used_tables", "write_comparison",
+    "compare_runs", "dimensions_sentence", "edge_sentence", "edge_words", "metric_label", "min_diameter_sentence",
+    "mixed_dimensions_marked", "on_log_axis", "p_values_written", "read_analysis_folder", "settings_sentence",
+    "summary_columns", "summary_note", "summary_table", "tests_columns", "tests_note", "tests_report_section",
+    "used_tables", "write_comparison",
 ]

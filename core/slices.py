@@ -56,6 +56,12 @@ def is_single_slice(shape) -> bool:
     return shape is not None and len(shape) == 3 and slice_axis(shape) is not None
 
 
+def recorded_single_slice(shape) -> bool | None:
+    """Whether a recorded ``shape`` (an analysis's ``provenance["input_shape"]``) is a single slice; None where no
+    shape of three axes was recorded (unknown, unlike :func:`is_single_slice`'s False)."""
+    return is_single_slice(shape) if shape is not None and len(shape) == 3 else None
+
+
 def face_structure(flat_axes=()) -> np.ndarray:
     """The 3D face (6-neighbour) structure, with no step along ``flat_axes`` (a single slice's, or any axis too thin
     to erode along: morphology stays in the plane).

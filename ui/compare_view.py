@@ -589,13 +589,9 @@ def mixed_dimensions_marked(res: compare.PairwiseTests, ctx: CompareContext) -> 
 
 def single_slices(ctx: CompareContext) -> dict[str, bool | None]:
     """Which compared electrodes are single slices (None: not recorded)."""
-    from core.slices import is_single_slice
+    from core.slices import recorded_single_slice
 
-    def flat(name: str) -> bool | None:
-        shape = ctx.samples[name][1].provenance.get("input_shape") if name in ctx.samples else None
-        return is_single_slice(shape) if shape is not None and len(shape) == 3 else None
-
-    return {n: flat(n) for n in ctx.samples}
+    return {n: recorded_single_slice(a.provenance.get("input_shape")) for n, (_, a) in ctx.samples.items()}
 
 
 _TEST_FORMATS = {"n_a": "%d", "n_b": "%d", "median_diff": "%.3g", "diff_ci_lo": "%.3g", "diff_ci_hi": "%.3g",

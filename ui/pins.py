@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from core.pipeline import AnalysisParams
 from core.phases.forward import AUTO_NOISE
 from core.seeding import AUTO_BLUR
-from core.slices import is_single_slice
+from core.slices import recorded_single_slice
 from core.records import Analysis
 
 #: The URL's query parameter holding the pinned analyses (``?a=3,7,9``).
@@ -254,16 +254,8 @@ def differences_sentence(diffs: list[ParamDifference]) -> str:
 
 
 def dimensions_sentence(analyses: dict[str, Analysis]) -> str | None:
-    """A sentence where single slices (2D images, :mod:`core.slices`) are compared with volumes, else None: their
-    sizes are circle against ball diameters, and their contact shares are read along outlines against over
-    surfaces."""
-    shapes = {name: a.provenance.get("input_shape") for name, a in analyses.items()}
-    known = {name: is_single_slice(sh) for name, sh in shapes.items() if sh is not None and len(sh) == 3}
-    flat = [name for name, is_flat in known.items() if is_flat]
-    vols = [name for name, is_flat in known.items() if not is_flat]
-    if not flat or not vols:
-        return None
-    return (f"{_join(flat)} {'is a single slice' if len(flat) == 1 else 'are single slices'} (measured in the "
-            f"plane: sizes are the diameters of circles, contact shares read along outlines), {_join(vols)} "
-            f"{'a volume' if len(vols) == 1 else 'volumes'} (diameters of balls, shares over surfaces): compare "
-            "slices with slices and volumes with volumes.")
+    """A sentence where single slices (2D images, :mod:`core.slices`) are compared with volumes, else None
+    (:func:`core.comparison.dimensions_sentence`, the headless comparison's words too)."""
+    from core.comparison import dimensions_sentence as words
+
+    return words({name: recorded_single_slice(a.provenance.get("input_shape")) for name, a in analyses.items()})
